@@ -1,0 +1,28 @@
+# make run: the whole mesh on this machine.  make test: the test suite.
+# Both create .venv and install logmesh into it on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test check bench clean
+
+$(BIN)/logmesh: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,elasticsearch]'
+	touch $(BIN)/logmesh
+
+run: $(BIN)/logmesh
+	$(BIN)/logmesh up
+
+test: $(BIN)/logmesh
+	$(BIN)/python -m pytest -q
+
+check: $(BIN)/logmesh
+	$(BIN)/ruff check logmesh tests bench
+
+bench: $(BIN)/logmesh
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

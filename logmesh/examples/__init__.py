@@ -1,0 +1,1 @@
+"""The chapter's example business services: goods, members and purchases."""

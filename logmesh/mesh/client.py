@@ -1,0 +1,198 @@
+"""A TCP client that keeps its connection: the book's ``tcpClient``, made reliable.
+
+It reconnects with capped exponential backoff (the book retries every 3 s),
+queues packets while disconnected (bounded, oldest dropped and counted) and
+matches replies to requests by ``key`` with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..protocol import encode, reply_key
+from .connection import FramedConnection
+
+log = logging.getLogger("logmesh.mesh.client")
+
+DEFAULT_QUEUE_BYTES = 8 * 1024 * 1024
+
+
+class RequestTimeout(Exception):
+    """No reply with our key arrived in time."""
+
+
+class NotConnected(Exception):
+    """The peer is down and the request cannot wait for it."""
+
+
+class ReconnectingClient:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        name: str = "client",
+        on_packet: Callable[[dict], None] | None = None,
+        on_connect: Callable[[ReconnectingClient], Awaitable[None] | None] | None = None,
+        on_disconnect: Callable[[ReconnectingClient], None] | None = None,
+        backoff_min: float = 0.2,
+        backoff_max: float = 3.0,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        ssl: Any = None,
+    ) -> None:
+        self.host, self.port, self.name = host, port, name
+        self.on_packet = on_packet
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self.max_queue_bytes = max_queue_bytes
+        self.ssl = ssl
+        self.conn: FramedConnection | None = None
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self.dropped = 0
+        self.unmatched_replies = 0
+        self._pending: dict[Any, asyncio.Future[dict]] = {}
+        self._keys = itertools.count(1)
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self.connected = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"client-{self.name}")
+
+    def abort(self) -> None:
+        """Stop reconnecting and drop the connection, without waiting."""
+        self._stopping = True
+        if self.conn is not None:
+            self.conn.close()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def close(self) -> None:
+        self.abort()
+        if self._task is not None:
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._fail_pending(NotConnected(f"{self.name} closed"))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self.backoff_min
+        while not self._stopping:
+            try:
+                _, conn = await loop.create_connection(
+                    lambda: FramedConnection(self._on_packet, name=self.name),
+                    self.host, self.port, ssl=self.ssl,
+                )
+            except (TimeoutError, OSError) as exc:
+                log.debug("%s: cannot reach %s:%s (%s); retrying in %.1fs",
+                          self.name, self.host, self.port, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            delay = self.backoff_min
+            self.conn = conn
+            self.connected.set()
+            self._flush_queue()
+            if self.on_connect is not None:
+                try:
+                    result = self.on_connect(self)
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:
+                    log.exception("%s: on_connect failed", self.name)
+            await conn.closed
+            self.connected.clear()
+            self.conn = None
+            self._fail_pending(NotConnected(f"connection to {self.host}:{self.port} lost"))
+            if self.on_disconnect is not None:
+                self.on_disconnect(self)
+            if not self._stopping:
+                await asyncio.sleep(self.backoff_min)
+
+    # -- sending --------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        return self.conn is not None and self.conn.is_open
+
+    def send(self, packet: Any) -> bool:
+        """Send now, or queue until connected. False when the queue had to drop."""
+        return self.write(encode(packet))
+
+    def write(self, data: bytes) -> bool:
+        if self.conn is not None and self.conn.is_open:
+            self.conn.write(data)
+            return True
+        self._queue.append(data)
+        self._queued_bytes += len(data)
+        ok = True
+        while self._queued_bytes > self.max_queue_bytes and self._queue:
+            self._queued_bytes -= len(self._queue.popleft())
+            self.dropped += 1
+            ok = False
+        return ok
+
+    def _flush_queue(self) -> None:
+        if self._queue and self.conn is not None:
+            self.conn.write(b"".join(self._queue))
+            self._queue.clear()
+            self._queued_bytes = 0
+
+    async def request(self, uri: str, method: str, params: Any = None, *,
+                      timeout: float = 10.0, extra: dict | None = None) -> dict:
+        """Send a request and wait for the reply that carries its key.
+
+        The key goes where the book's gateway puts it (``params.key``) and at
+        the top level, so book and logmesh services both answer it.
+        """
+        if not self.is_connected:
+            raise NotConnected(f"{self.name}: not connected to {self.host}:{self.port}")
+        key = next(self._keys)
+        if params is None:
+            params = {}
+        if isinstance(params, dict):
+            params = {**params, "key": key}
+        packet = {"uri": uri, "method": method, "key": key, "params": params}
+        if extra:
+            packet.update(extra)
+        fut: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        self._pending[key] = fut
+        try:
+            self.conn.write(encode(packet))  # type: ignore[union-attr]
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise RequestTimeout(f"no reply from {self.host}:{self.port} within {timeout}s") from None
+        finally:
+            self._pending.pop(key, None)
+
+    # -- receiving ------------------------------------------------------------
+    def _on_packet(self, conn: FramedConnection, raw: bytes, packet: dict) -> None:
+        key = packet.get("key")
+        fut = self._pending.get(key) if key is not None and not isinstance(key, (dict, list)) else None
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(packet)
+            return
+        if self.on_packet is not None:
+            self.on_packet(packet)
+        elif key is not None:
+            self.unmatched_replies += 1  # unknown key: counted and dropped (book defect 6)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending.clear()
+
+
+__all__ = ["ReconnectingClient", "RequestTimeout", "NotConnected", "reply_key"]

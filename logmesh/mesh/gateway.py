@@ -1,0 +1,146 @@
+"""The HTTP gateway: ``METHOD /path`` -> the services whose urls hold ``METHOD/path``.
+
+JSON or form bodies (and query strings) become ``params``; the correlation
+key goes into ``params.key`` as the book's gateway does (and at the top level
+for logmesh services); each request gets a ``trace.id`` so one request can be
+followed across services in the logs. Round-robin over the nodes that serve
+a route; 404 when none does, 502 when none is reachable, 504 on timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .client import NotConnected, ReconnectingClient, RequestTimeout
+from .registry import RegistryLink
+
+log = logging.getLogger("logmesh.gateway")
+
+TRACE_FIELD = "trace.id"  # extra top-level packet field; book services ignore it
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+class Gateway:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
+                 distributor: tuple[str, int] = ("127.0.0.1", 9000), timeout: float = 10.0,
+                 name: str = "gateway") -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.routes: dict[str, list[tuple[str, int]]] = {}
+        self.clients: dict[tuple[str, int], ReconnectingClient] = {}
+        self._rr: dict[str, itertools.count] = {}
+        self.registry = RegistryLink(*distributor, name=name, node_port=lambda: self.port,
+                                     urls=lambda: [])
+        self.registry.listeners.append(self._on_nodes)
+        self.runner: web.AppRunner | None = None
+        self.stats = {"requests": 0, "no_route": 0, "unreachable": 0, "timeouts": 0}
+
+    # -- nodes ----------------------------------------------------------------
+    def _on_nodes(self, nodes: list[dict]) -> None:
+        routes: dict[str, list[tuple[str, int]]] = {}
+        wanted: set[tuple[str, int]] = set()
+        for node in nodes:
+            urls = node.get("urls") or []
+            if not urls or node.get("name") in ("gateway", "gate"):
+                continue
+            addr = (str(node.get("host") or "127.0.0.1"), int(node.get("port") or 0))
+            wanted.add(addr)
+            for url in urls:
+                routes.setdefault(url, []).append(addr)
+        for addr in wanted - self.clients.keys():
+            client = ReconnectingClient(*addr, name=f"gateway->{addr[0]}:{addr[1]}")
+            client.start()
+            self.clients[addr] = client
+        for addr in self.clients.keys() - wanted:
+            self.clients.pop(addr).abort()
+        self.routes = routes
+
+    # -- HTTP -----------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.stats["requests"] += 1
+        method, path = request.method, request.path
+        if method == "GET" and path == "/distributes":
+            return _json(self.registry.nodes)
+        addrs = self.routes.get(f"{method}{path}")
+        if not addrs:
+            self.stats["no_route"] += 1
+            return _json({"errorcode": 404, "errormessage": f"no service serves {method} {path}"}, 404)
+        try:
+            params = await self._params(request)
+        except ValueError as exc:
+            return _json({"errorcode": 400, "errormessage": str(exc)}, 400)
+        trace_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        counter = self._rr.setdefault(f"{method}{path}", itertools.count())
+        start = next(counter)
+        for i in range(len(addrs)):
+            client = self.clients.get(addrs[(start + i) % len(addrs)])
+            if client is None or not client.is_connected:
+                continue
+            try:
+                reply = await client.request(path, method, params, timeout=self.timeout,
+                                             extra={TRACE_FIELD: trace_id})
+            except RequestTimeout:
+                self.stats["timeouts"] += 1
+                return _json({"errorcode": 504, "errormessage": f"{method} {path} timed out"}, 504)
+            except NotConnected:
+                continue
+            return web.Response(body=orjson.dumps(reply), content_type="application/json",
+                                headers={"X-Request-Id": trace_id})
+        self.stats["unreachable"] += 1
+        return _json({"errorcode": 502, "errormessage": f"no reachable service for {method} {path}"}, 502)
+
+    async def _params(self, request: web.Request) -> dict:
+        params: dict[str, Any] = dict(request.query)
+        if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
+            body = await request.read()
+            if body:
+                ctype = request.content_type
+                if ctype == "application/x-www-form-urlencoded":
+                    params.update(await request.post())
+                else:
+                    try:
+                        data = orjson.loads(body)
+                    except orjson.JSONDecodeError as exc:
+                        raise ValueError(f"body is not JSON: {exc}") from None
+                    if not isinstance(data, dict):
+                        raise ValueError("body must be a JSON object")
+                    params.update(data)
+        return params
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        self.runner = web.AppRunner(self.app(), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("gateway listening on http://%s:%d", self.host, self.port)
+        self.registry.start()
+
+    async def stop(self) -> None:
+        await self.registry.close()
+        for client in list(self.clients.values()):
+            await client.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,157 @@
+"""The service base class: the book's ``tcpServer`` in Python.
+
+A service names itself, listens on a port, registers with the distributor
+and answers request packets by route (``"POST/goods"``). Every request is
+first handed to ``on_request`` -- the log-shipping hook -- before its handler
+runs, as the chapter's ``writeLog`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..protocol import reply_key
+from .connection import FramedConnection
+from .registry import RegistryLink
+
+log = logging.getLogger("logmesh.mesh.service")
+
+Handler = Callable[[Any, dict], Any | Awaitable[Any]]
+RequestHook = Callable[[bytes, dict, "FramedConnection"], None]
+
+
+class HandlerError(Exception):
+    """Raise from a handler to answer with an error code and message."""
+
+    def __init__(self, message: str, errorcode: int = 1) -> None:
+        super().__init__(message)
+        self.errorcode = errorcode
+
+
+def print_request(raw: bytes, packet: dict, conn: FramedConnection) -> None:
+    """The book's behaviour with no logs service known: print the packet."""
+    print(raw.decode("utf-8", "replace"), flush=True)
+
+
+class Service:
+    """A mesh node serving ``routes``; subclass or pass handlers in."""
+
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        routes: dict[str, Handler],
+        *,
+        host: str = "127.0.0.1",
+        distributor: tuple[str, int] | None = ("127.0.0.1", 9000),
+        max_frame_bytes: int = 1024 * 1024,
+    ) -> None:
+        self.name, self.host, self.port = name, host, port
+        self.routes = dict(routes)
+        self.distributor_addr = distributor
+        self.max_frame_bytes = max_frame_bytes
+        self.on_request: RequestHook = print_request
+        self.server: asyncio.AbstractServer | None = None
+        self.registry: RegistryLink | None = None
+        self.node_listeners: list[Callable[[list[dict]], None]] = []
+        self.connections: set[FramedConnection] = set()
+        self.stats = {"requests": 0, "errors": 0, "unknown_routes": 0}
+
+    @property
+    def urls(self) -> list[str]:
+        return list(self.routes)
+
+    # -- lifecycle --------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(self._make_connection, self.host, self.port)
+        self.port = self.server.sockets[0].getsockname()[1]  # --port 0 picks a free one
+        log.info("%s listening on %s:%d", self.name, self.host, self.port)
+        if self.distributor_addr is not None:
+            host, port = self.distributor_addr
+            self.registry = RegistryLink(host, port, name=self.name,
+                                         node_port=lambda: self.port, urls=lambda: self.urls)
+            self.registry.listeners = self.node_listeners  # one list: hooks added later still hear
+            self.registry.start()
+
+    async def stop(self) -> None:
+        # 1. stop accepting; 2. close the registry link (its disconnect is our goodbye);
+        # 3. close open connections.
+        if self.server is not None:
+            self.server.close()
+        if self.registry is not None:
+            await self.registry.close()
+        for conn in list(self.connections):
+            conn.close()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    @property
+    def nodes(self) -> list[dict]:
+        """The distributor's latest list of nodes."""
+        return self.registry.nodes if self.registry is not None else []
+
+    # -- requests -------------------------------------------------------------
+    def _make_connection(self) -> FramedConnection:
+        conn = FramedConnection(self._on_packet, self.connections.discard,
+                                max_frame_bytes=self.max_frame_bytes, name=self.name)
+        self.connections.add(conn)
+        return conn
+
+    def _on_packet(self, conn: FramedConnection, raw: bytes, packet: dict) -> None:
+        self.stats["requests"] += 1
+        try:
+            self.on_request(raw, packet, conn)
+        except Exception:  # shipping must never break serving
+            log.exception("%s: log hook failed", self.name)
+        key = reply_key(packet)
+        route = f"{packet.get('method', '')}{packet.get('uri', '')}"
+        handler = self.routes.get(route)
+        if handler is None:
+            self.stats["unknown_routes"] += 1
+            conn.send(self._error(key, 404, f"unknown route {route!r}; this service serves {self.urls}"))
+            return
+        params = packet.get("params")
+        try:
+            result = handler(params, packet)
+        except Exception as exc:
+            conn.send(self._handler_failed(key, route, exc))
+            return
+        if inspect.isawaitable(result):
+            asyncio.ensure_future(self._finish(conn, key, route, result))
+        else:
+            conn.send(self._ok(key, result))
+
+    async def _finish(self, conn: FramedConnection, key: Any, route: str, pending: Awaitable) -> None:
+        try:
+            result = await pending
+        except Exception as exc:
+            conn.send(self._handler_failed(key, route, exc))
+            return
+        conn.send(self._ok(key, result))
+
+    def _handler_failed(self, key: Any, route: str, exc: Exception) -> dict:
+        self.stats["errors"] += 1
+        if isinstance(exc, HandlerError):
+            return self._error(key, exc.errorcode, str(exc))
+        log.exception("%s: handler for %s failed", self.name, route, exc_info=exc)
+        return self._error(key, 500, "internal error")  # details stay in our own log
+
+    @staticmethod
+    def _ok(key: Any, results: Any) -> dict:
+        return {"key": key, "errorcode": 0, "errormessage": "success", "results": results}
+
+    @staticmethod
+    def _error(key: Any, code: int, message: str) -> dict:
+        return {"key": key, "errorcode": code, "errormessage": message}

@@ -1,0 +1,178 @@
+"""The book's wire protocol: one JSON object per packet, each followed by ``¶``.
+
+Like h11, this module does no I/O: connections feed it bytes and get frames
+back, so the same code serves the mesh, the logs service and the tests.
+
+Facts that shaped it (DESIGN.md §1): the delimiter is the two bytes ``C2 B6``,
+so we split bytes, never decoded text (a read can cut a multi-byte character or
+the delimiter itself); a ``¶`` inside a string must travel escaped as
+``\\u00b6`` or it would split the frame for every receiver, Node ones included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+DELIMITER = "¶".encode()  # b"\xc2\xb6"
+_ESCAPED = b"\\u00b6"
+DEFAULT_MAX_FRAME_BYTES = 1024 * 1024  # frames larger than this are skipped up to the next ¶
+
+
+class ProtocolError(Exception):
+    """A peer sent something we cannot use; the connection may go on."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A frame we could not use: counted, logged by the caller, never fatal."""
+
+    reason: str  # "too_large" | "bad_utf8" | "bad_json" | "not_object"
+    nbytes: int
+    detail: str = ""
+
+
+def encode(packet: Any) -> bytes:
+    """Serialise one packet with its delimiter.
+
+    JSON only ever contains ``¶`` inside strings, so replacing every raw
+    occurrence with its escape is exact and keeps Node receivers alive.
+    """
+    data = orjson.dumps(packet)
+    if DELIMITER in data:
+        data = data.replace(DELIMITER, _ESCAPED)
+    return data + DELIMITER
+
+
+def encode_many(packets: list[Any]) -> bytes:
+    """Serialise packets for one socket write (coalescing is cheaper than many writes)."""
+    return b"".join(encode(p) for p in packets)
+
+
+def escape_frame(raw: bytes) -> bytes:
+    """Make already-encoded JSON safe to send as one frame."""
+    if DELIMITER in raw:
+        raw = raw.replace(DELIMITER, _ESCAPED)
+    return raw + DELIMITER
+
+
+class FrameSplitter:
+    """Incremental splitter: bytes in, complete raw frames out.
+
+    ``bytes.split``/``bytearray.find`` do the scanning in C; a partial frame
+    is kept in a bytearray so a slow peer costs amortised O(n), and the scan
+    restarts one byte before the new data so a delimiter cut across two reads
+    is still found. Frames over ``max_frame_bytes`` are dropped up to the next
+    delimiter and reported as :class:`BadFrame`.
+    """
+
+    __slots__ = ("max_frame_bytes", "_buf", "_skipping", "_skipped")
+
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._buf = bytearray()
+        self._skipping = False  # inside an oversized frame, dropping until the next ¶
+        self._skipped = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an unfinished frame (for flow control and limits)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes | BadFrame]:
+        if self._buf:
+            scan_from = len(self._buf) - 1
+            self._buf += data
+            if self._buf.find(DELIMITER, scan_from) < 0:
+                return self._hold_partial()
+            parts = bytes(self._buf).split(DELIMITER)
+            self._buf.clear()
+        else:
+            if DELIMITER not in data:
+                self._buf += data
+                return self._hold_partial()
+            parts = data.split(DELIMITER)
+        tail = parts.pop()
+        out: list[bytes | BadFrame] = []
+        limit = self.max_frame_bytes
+        if self._skipping:
+            first = parts[0]
+            parts[0] = b""
+            self._skipping = False
+            out.append(BadFrame("too_large", self._skipped + len(first), "frame exceeds max size"))
+            self._skipped = 0
+        for part in parts:
+            if not part:
+                continue  # "¶¶": an empty frame is nothing, never a reason to drop the rest
+            if len(part) > limit:
+                out.append(BadFrame("too_large", len(part), f"frame of {len(part)} bytes exceeds {limit}"))
+                continue
+            out.append(part)
+        if tail:
+            self._buf += tail
+            if len(self._buf) > limit:
+                self._start_skipping()
+        return out
+
+    def _hold_partial(self) -> list[bytes | BadFrame]:
+        if self._skipping or len(self._buf) > self.max_frame_bytes:
+            self._start_skipping()
+        return []
+
+    def _start_skipping(self) -> None:
+        # Keep the last byte: it may be the first half of the delimiter.
+        keep = self._buf[-1:] if self._buf[-1:] == DELIMITER[:1] else b""
+        self._skipped += len(self._buf) - len(keep)
+        self._buf = bytearray(keep)
+        self._skipping = True
+
+
+def parse_frame(raw: bytes) -> dict | BadFrame:
+    """Decode one raw frame into a packet dict, or say why it is unusable."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        msg = str(exc)
+        reason = "bad_utf8" if "UTF-8" in msg or "utf-8" in msg else "bad_json"
+        return BadFrame(reason, len(raw), msg)
+    if not isinstance(obj, dict):
+        return BadFrame("not_object", len(raw), f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+class FrameDecoder:
+    """Splitter plus JSON decoding: bytes in, ``(raw, packet)`` or :class:`BadFrame` out."""
+
+    __slots__ = ("splitter", "errors")
+
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self.splitter = FrameSplitter(max_frame_bytes)
+        self.errors: dict[str, int] = {}
+
+    def feed(self, data: bytes) -> list[tuple[bytes, dict] | BadFrame]:
+        out: list[tuple[bytes, dict] | BadFrame] = []
+        for item in self.splitter.feed(data):
+            if isinstance(item, BadFrame):
+                self._count(item)
+                out.append(item)
+                continue
+            packet = parse_frame(item)
+            if isinstance(packet, BadFrame):
+                self._count(packet)
+                out.append(packet)
+            else:
+                out.append((item, packet))
+        return out
+
+    def _count(self, bad: BadFrame) -> None:
+        self.errors[bad.reason] = self.errors.get(bad.reason, 0) + 1
+
+
+def reply_key(packet: dict) -> Any:
+    """Where the book's gateway keeps its correlation key: ``params.key``, else ``key``."""
+    params = packet.get("params")
+    if isinstance(params, dict) and "key" in params:
+        return params["key"]
+    return packet.get("key")
