@@ -1,0 +1,1 @@
+"""The log-management service: ingest, durable store, query, sinks, web UI."""

@@ -1,0 +1,63 @@
+"""Every on-disk name, format fact and limit of the store, in one place.
+
+A data directory looks like::
+
+    data/
+      segments/
+        w00-0000000000000001.ndjson      events, one JSON object per line (append-only)
+        w00-0000000000000001.idx.json    written when the segment is sealed
+        w00.lock                          held (flock) by the worker writing w00-*
+      parquet/
+        w00-0000000000000001.parquet     a sealed segment compacted (zstd, sorted by time)
+      sinks/<name>.cursor                 a sink's durable position (JSON, replaced atomically)
+      deadletter/<name>.ndjson            events a sink could not deliver, with the reason
+
+Segment files are NDJSON so DuckDB, grep and jq read them as they are. A
+segment is named by its worker and the sequence number of its first event;
+sealed segments are never rewritten in place.
+"""
+
+from __future__ import annotations
+
+import re
+
+SEGMENT_FORMAT_VERSION = 1  # bump when the line format changes; readers check the index's "version"
+
+SEGMENTS_DIR = "segments"
+PARQUET_DIR = "parquet"
+SINKS_DIR = "sinks"
+DEADLETTER_DIR = "deadletter"
+SEGMENT_SUFFIX = ".ndjson"
+INDEX_SUFFIX = ".idx.json"  # {"version", "first_seq", "last_seq", "count", "min_ts", "max_ts", "bytes", "sparse": [[seq, ts, offset], ...]}
+PARQUET_SUFFIX = ".parquet"
+SEGMENT_RE = re.compile(r"^w(\d{2})-(\d{16})\.ndjson$")
+
+MAX_WORKERS = 64  # seq = (per-worker counter << WORKER_BITS) | worker: unique in the store
+WORKER_BITS = 6
+SPARSE_EVERY = 4096  # one [seq, ts, offset] entry in the index per this many events
+
+MAX_EVENT_BYTES = 1024 * 1024  # events larger than this are rejected at ingest and counted
+DEFAULT_MAX_SEGMENT_BYTES = 256 * 1024 * 1024  # a segment is sealed past this size ...
+ROTATE_SECONDS = {"hour": 3600, "day": 86400}  # ... or when the hour (day) of the clock changes
+DEFAULT_FSYNC_INTERVAL = 0.05  # --fsync batch: events are on disk at most this long after arrival
+
+
+def segment_name(worker: int, first_seq: int) -> str:
+    return f"w{worker:02d}-{first_seq:016d}{SEGMENT_SUFFIX}"
+
+
+def index_name(segment: str) -> str:
+    return segment[: -len(SEGMENT_SUFFIX)] + INDEX_SUFFIX
+
+
+def parquet_name(segment: str) -> str:
+    return segment[: -len(SEGMENT_SUFFIX)] + PARQUET_SUFFIX
+
+
+def make_seq(counter: int, worker: int) -> int:
+    return (counter << WORKER_BITS) | worker
+
+
+def split_seq(seq: int) -> tuple[int, int]:
+    """``seq`` -> (counter, worker)."""
+    return seq >> WORKER_BITS, seq & (MAX_WORKERS - 1)
