@@ -70,6 +70,10 @@ class FrameSplitter:
 
     __slots__ = ("max_frame_bytes", "_buf", "_skipping", "_skipped")
 
+    # A partial frame may hold one byte over the limit: the first half of a delimiter cut
+    # across reads, after a frame of exactly max_frame_bytes (which is allowed).
+    _PARTIAL_SLACK = len(DELIMITER) - 1
+
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self.max_frame_bytes = max_frame_bytes
         self._buf = bytearray()
@@ -112,12 +116,12 @@ class FrameSplitter:
             out.append(part)
         if tail:
             self._buf += tail
-            if len(self._buf) > limit:
+            if len(self._buf) > limit + self._PARTIAL_SLACK:
                 self._start_skipping()
         return out
 
     def _hold_partial(self) -> list[bytes | BadFrame]:
-        if self._skipping or len(self._buf) > self.max_frame_bytes:
+        if self._skipping or len(self._buf) > self.max_frame_bytes + self._PARTIAL_SLACK:
             self._start_skipping()
         return []
 
