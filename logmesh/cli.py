@@ -33,6 +33,21 @@ def parse_addr(value: str, default_port: int) -> tuple[str, int]:
         raise click.BadParameter(f"{value!r} is not HOST:PORT (for example 127.0.0.1:9000)") from None
 
 
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(value: str) -> int:
+    """'256MB' -> 256000000; '1GiB' -> 1073741824; plain numbers are bytes."""
+    text = value.strip().upper().replace(" ", "")
+    num = text.rstrip("KMGTIB")
+    unit = text[len(num):]
+    try:
+        return int(float(num) * _SIZE_UNITS[unit])
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"{value!r} is not a size; write e.g. 500MB, 10GB or 1GiB") from None
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -120,17 +135,70 @@ def gateway(host: str, port: int, distributor: str, timeout: float, supervise: b
 @click.option("--port", type=int, default=None, help="TCP port [default: goods 9010, members 9020, purchases 9030].")
 @distributor_option
 @data_dir_option
+@click.option("--ship/--no-ship", default=True, help="Ship every request to the logs service.")
+@click.option("--ship-mode", type=click.Choice(["ack", "book"]), default="ack",
+              help="ack: acknowledged batches (logmesh); book: the chapter's fire-and-forget packets.")
 @supervise_option
 def service(name: str, host: str, port: int | None, distributor: str, data_dir: Path,
-            supervise: bool) -> None:
+            ship: bool, ship_mode: str, supervise: bool) -> None:
     """Run one of the example services (goods, members, purchases)."""
     if supervise:
         supervised(name)
     from .examples.resource import make_service
+    from .shipper import Shipper
 
     svc = make_service(name, data_dir, port=port, host=host,
                        distributor=parse_addr(distributor, 9000))
+    if ship:
+        Shipper(name, mode=ship_mode).attach(svc)
     serve(svc.serve_forever)
+
+
+@cli.command()
+@host_option
+@click.option("--port", default=9040, help="TCP port for book log packets.")
+@click.option("--http-port", default=9041, help="HTTP port: ingest, query API, web UI, /metrics.")
+@data_dir_option
+@distributor_option
+@click.option("--standalone", is_flag=True, help="Do not register with a distributor.")
+@click.option("--fsync", type=click.Choice(["always", "batch", "off"]), default="batch",
+              help="always: fsync every group; batch: at most every --fsync-interval; off: leave it to the OS.")
+@click.option("--fsync-interval", default=0.05, help="Seconds between group commits with --fsync batch.")
+@click.option("--rotate", type=click.Choice(["hour", "day"]), default="hour",
+              help="Start a new segment file every hour or day.")
+@click.option("--max-segment-size", default="256MB", help="Start a new segment past this size.")
+@click.option("--max-packet-size", default="1MiB", help="Larger packets are skipped and counted.")
+@click.option("--text-log", type=click.Path(path_type=Path), default=None,
+              help="Also append the chapter's tab-separated line per packet to this file (rotated).")
+@click.option("--echo", is_flag=True, help="Print the chapter's line for every packet.")
+@click.option("--workers", default=1, help="Ingest processes sharing the ports (SO_REUSEPORT).")
+@click.option("--worker-id", default=None, type=int, hidden=True)
+@supervise_option
+def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str, standalone: bool,
+         fsync: str, fsync_interval: float, rotate: str, max_segment_size: str,
+         max_packet_size: str, text_log: Path | None, echo: bool, workers: int,
+         worker_id: int | None, supervise: bool) -> None:
+    """Run the log-management service: stores every request of every service."""
+    if workers < 1:
+        raise click.BadParameter("--workers must be at least 1")
+    if supervise:
+        argv = [a for a in sys.argv[1:]]
+        specs = [ChildSpec(f"logs-w{i}", logmesh_argv(*argv, "--worker-id", str(i), "--no-supervise"))
+                 for i in range(workers)]
+        sys.exit(Supervisor(specs).run())
+    from .logs.server import LogsConfig, LogsServer
+
+    config = LogsConfig(host=host, port=port, http_port=http_port, data_dir=data_dir,
+                        distributor=None if standalone else parse_addr(distributor, 9000),
+                        worker_id=worker_id or 0, workers=workers, fsync=fsync,
+                        fsync_interval=fsync_interval, rotate=rotate,
+                        max_segment_bytes=parse_size(max_segment_size),
+                        max_frame_bytes=parse_size(max_packet_size), text_log=text_log, echo=echo)
+    try:
+        server = LogsServer(config)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    serve(server.serve_forever)
 
 
 @cli.command()
@@ -154,10 +222,12 @@ def traffic(gateway_url: str, rate: float, count: int, supervise: bool) -> None:
               help="Also send a little example traffic so there is something to see.")
 @click.option("--rate", default=2.0, help="Example traffic, requests per second.")
 def up(host: str, data_dir: Path, with_traffic: bool, rate: float) -> None:
-    """Run the whole mesh: distributor, gateway, example services (and traffic)."""
+    """Run the whole mesh: distributor, gateway, logs service, example services, traffic."""
     common = ["--no-supervise"]
     specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, *common))]
     specs.append(ChildSpec("gateway", logmesh_argv("gateway", "--host", host, *common)))
+    specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),
+                                                *common)))
     for name in ("goods", "members", "purchases"):
         specs.append(ChildSpec(name, logmesh_argv("service", name, "--host", host,
                                                   "--data-dir", str(data_dir), *common)))
@@ -165,6 +235,7 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float) -> None:
         specs.append(ChildSpec("traffic", logmesh_argv("traffic", "--rate", str(rate), *common)))
     click.echo(
         "logmesh is starting:\n"
+        f"  web UI       http://{host}:9041/   (every request of every service)\n"
         f"  gateway      http://{host}:8000   try: curl http://{host}:8000/goods\n"
         f"  distributor  {host}:9000\n"
         "Stop with Ctrl-C.", err=True)

@@ -60,6 +60,7 @@ class Service:
         self.node_listeners: list[Callable[[list[dict]], None]] = []
         self.connections: set[FramedConnection] = set()
         self.stats = {"requests": 0, "errors": 0, "unknown_routes": 0}
+        self.shipper: Any = None  # set by Shipper.attach
 
     @property
     def urls(self) -> list[str]:
@@ -71,6 +72,8 @@ class Service:
         self.server = await loop.create_server(self._make_connection, self.host, self.port)
         self.port = self.server.sockets[0].getsockname()[1]  # --port 0 picks a free one
         log.info("%s listening on %s:%d", self.name, self.host, self.port)
+        if self.shipper is not None:
+            self.shipper.start()
         if self.distributor_addr is not None:
             host, port = self.distributor_addr
             self.registry = RegistryLink(host, port, name=self.name,
@@ -87,6 +90,8 @@ class Service:
             await self.registry.close()
         for conn in list(self.connections):
             conn.close()
+        if self.shipper is not None:
+            await self.shipper.close()  # send (or spool) what is still queued
         if self.server is not None:
             await self.server.wait_closed()
 

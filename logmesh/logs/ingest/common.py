@@ -1,0 +1,188 @@
+"""Shared by every ingest source: typed decoding of log packets into stored lines.
+
+The hot path decodes with msgspec into typed structs (no dict per event),
+keeps the request's ``params`` as the raw JSON bytes it arrived as
+(``msgspec.Raw``: embedded unchanged, never re-encoded) and encodes each
+event straight to the line the store appends.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+# -- what arrives ---------------------------------------------------------------
+
+
+class Envelope(msgspec.Struct):
+    """A packet sent to the logs service; ``params`` is decoded on demand."""
+
+    uri: Any = None
+    method: Any = None
+    key: Any = None
+    params: msgspec.Raw = msgspec.Raw(b"")
+    ack: bool = False
+    service: Any = msgspec.field(default=None, name="service.name")
+    event_id: Any = msgspec.field(default=None, name="event.id")
+    timestamp: Any = msgspec.field(default=None, name="@timestamp")
+
+
+class Request(msgspec.Struct):
+    """The request packet a service received (the log's ``params`` string)."""
+
+    uri: Any = None
+    method: Any = None
+    params: msgspec.Raw = msgspec.Raw(b"")
+    key: Any = None
+    trace_id: Any = msgspec.field(default=None, name="trace.id")
+
+
+class BatchEvent(msgspec.Struct, array_like=True):
+    """One event of a logmesh shipper batch: ``[n, ts_ms, raw_packet, extra]``."""
+
+    n: int
+    ts: int
+    raw: str
+    extra: dict[str, Any] | None = None
+
+
+class Batch(msgspec.Struct):
+    """The opt-in extension: many events, acknowledged once durable."""
+
+    service: str = ""
+    instance: str = ""
+    events: list[BatchEvent] = []
+
+
+# -- what is stored -------------------------------------------------------------
+
+
+class Event(msgspec.Struct, omit_defaults=True):
+    """One stored event; field names are the ECS names of ``logs/event.py``."""
+
+    timestamp: int = msgspec.field(name="@timestamp")
+    received_at: int = 0
+    service_name: str | None = msgspec.field(default=None, name="service.name")
+    service_instance: str | None = msgspec.field(default=None, name="service.instance")
+    source_address: str | None = msgspec.field(default=None, name="source.address")
+    source_port: int | None = msgspec.field(default=None, name="source.port")
+    method: str | None = msgspec.field(default=None, name="http.request.method")
+    path: str | None = msgspec.field(default=None, name="url.path")
+    status: int | None = msgspec.field(default=None, name="http.response.status_code")
+    key: str | None = None
+    level: str | None = msgspec.field(default=None, name="log.level")
+    logger: str | None = msgspec.field(default=None, name="log.logger")
+    message: str | None = None
+    params: msgspec.Raw = msgspec.Raw(b"")
+    stack_trace: str | None = msgspec.field(default=None, name="error.stack_trace")
+    event_id: str | None = msgspec.field(default=None, name="event.id")
+    trace_id: str | None = msgspec.field(default=None, name="trace.id")
+    labels: dict[str, Any] | None = None
+
+
+class _KeyOnly(msgspec.Struct):
+    key: Any = None
+
+
+key_decoder = msgspec.json.Decoder(_KeyOnly)
+envelope_decoder = msgspec.json.Decoder(Envelope)
+request_decoder = msgspec.json.Decoder(Request)
+batch_decoder = msgspec.json.Decoder(Batch)
+str_decoder = msgspec.json.Decoder(str)
+_encode = msgspec.json.Encoder().encode
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def event_line(event: Event) -> tuple[int, bytes]:
+    """``(timestamp, line body)`` as :meth:`SegmentWriter.append_lines` wants it."""
+    return event.timestamp, _encode(event)[1:]
+
+
+@dataclass
+class Routes:
+    """``"METHOD/path"`` -> service name, from the distributor's list.
+
+    The book's services send no name with their logs, and the log
+    connection's port is ephemeral, so the route of the logged request is
+    what identifies the service that received it.
+    """
+
+    by_route: dict[str, str] = field(default_factory=dict)
+
+    def update(self, nodes: list[dict]) -> None:
+        table: dict[str, str] = {}
+        for node in nodes:
+            for url in node.get("urls") or []:
+                if isinstance(url, str) and url != "POST/logs":
+                    table.setdefault(url, str(node.get("name", "")))
+        self.by_route = table
+
+    def service_for(self, method: Any, uri: Any) -> str | None:
+        if isinstance(method, str) and isinstance(uri, str):
+            return self.by_route.get(method + uri)
+        return None
+
+
+def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
+                  instance: str | None, event_id: str | None, source: tuple[str, int] | None,
+                  routes: Routes, extra: dict | None = None) -> Event:
+    """Build the event for one logged request packet ``raw`` (kept verbatim as message)."""
+    try:
+        req = request_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeEncodeError):
+        req = None
+    ev = Event(timestamp=ts, received_at=received_at, message=raw, level="info",
+               service_name=service, service_instance=instance, event_id=event_id)
+    if source is not None:
+        ev.source_address, ev.source_port = source
+    if req is not None:
+        ev.method = _text(req.method)
+        ev.path = _text(req.uri)
+        ev.params = req.params
+        ev.trace_id = _text(req.trace_id)
+        key = req.key
+        if key is None and memoryview(req.params)[:1] == b"{":
+            try:  # the book's gateway keeps the key inside params
+                key = key_decoder.decode(req.params).key
+            except msgspec.DecodeError:
+                key = None
+        ev.key = _text(key)
+        if service is None:
+            ev.service_name = routes.service_for(req.method, req.uri)
+    if extra:
+        apply_extra(ev, extra)
+    return ev
+
+
+_EXTRA_FIELDS = {"log.level": "level", "log.logger": "logger", "message": "message",
+                 "error.stack_trace": "stack_trace", "trace.id": "trace_id",
+                 "http.response.status_code": "status", "service.name": "service_name",
+                 "url.path": "path", "http.request.method": "method"}
+
+
+def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
+    """Known ECS names set their field; anything else goes to ``labels``."""
+    labels = ev.labels
+    for name, value in extra.items():
+        attr = _EXTRA_FIELDS.get(name)
+        if attr is None:
+            if labels is None:
+                labels = {}
+            labels[name] = value
+        elif attr == "status":
+            ev.status = value if isinstance(value, int) else None
+        else:
+            setattr(ev, attr, _text(value))
+    ev.labels = labels

@@ -1,0 +1,80 @@
+"""HTTP ingest: ``POST /api/v1/logs`` with NDJSON or a JSON array, for any program.
+
+Each line is judged alone: a bad line is reported with its number and the
+reason, the good ones are stored; the request fails (400) only when no line
+could be used (VictoriaLogs' rule).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from .common import Event, apply_extra, event_line, now_ms
+
+MAX_ERRORS_REPORTED = 20
+
+
+def parse_timestamp(value: Any) -> int:
+    """Epoch ms from an int/float (ms) or an ISO-8601 string; raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("@timestamp must be epoch milliseconds or ISO-8601")
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            raise ValueError(f"@timestamp {value!r} has no timezone; add Z or +00:00")
+        return int(dt.timestamp() * 1000)
+    raise ValueError("@timestamp must be epoch milliseconds or ISO-8601")
+
+
+def record_event(obj: Any, received: int) -> Event:
+    """One JSON object -> an event; raises ValueError saying what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    obj = dict(obj)
+    ts = parse_timestamp(obj.pop("@timestamp")) if "@timestamp" in obj else received
+    params = obj.pop("params", None)
+    obj.pop("seq", None)  # the store assigns it
+    obj.pop("received_at", None)
+    ev = Event(timestamp=ts, received_at=received, level="info")
+    if params is not None:
+        import msgspec
+
+        ev.params = msgspec.Raw(orjson.dumps(params))
+    apply_extra(ev, obj)
+    if ev.message is None and not obj:
+        raise ValueError("empty event: send at least a message")
+    return ev
+
+
+def parse_body(body: bytes) -> tuple[list[tuple[int, bytes]], list[dict]]:
+    """Body -> (store lines, errors). JSON array or NDJSON, decided by the first byte."""
+    received = now_ms()
+    lines: list[tuple[int, bytes]] = []
+    errors: list[dict] = []
+    stripped = body.lstrip()
+    if stripped[:1] == b"[":
+        try:
+            items = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            return [], [{"line": 1, "error": f"cannot parse JSON array: {exc}"}]
+        numbered: list[tuple[int, Any]] = list(enumerate(items, 1))
+    else:
+        numbered = []
+        for no, line in enumerate(body.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((no, orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                errors.append({"line": no, "error": f"cannot parse line: {exc}"})
+    for no, obj in numbered:
+        try:
+            lines.append(event_line(record_event(obj, received)))
+        except (ValueError, KeyError, TypeError) as exc:
+            errors.append({"line": no, "error": str(exc)})
+    return lines, errors

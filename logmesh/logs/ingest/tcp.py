@@ -1,0 +1,184 @@
+"""Book-protocol ingest: ``¶``-framed log packets over TCP.
+
+Two kinds of packet arrive here:
+
+* the book's ``{"uri":"/logs","method":"POST","key":0,"params":"<raw packet>"}``
+  (from Node or Python services) -- stored, and **never answered**: the
+  book's Node services drop their log connection on any data received;
+* the logmesh extension ``{"uri":"/logs","method":"POST","key":K,"ack":true,
+  "params":{"service":..,"instance":..,"events":[[n, ts, raw, extra], ...]}}``
+  -- answered ``{"key":K,"errorcode":0,"acked":N}`` once the events are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ...protocol import BadFrame, FrameSplitter, encode
+from ..store.segment import SegmentWriter
+from .common import (
+    Routes,
+    batch_decoder,
+    envelope_decoder,
+    event_line,
+    now_ms,
+    request_event,
+    str_decoder,
+)
+from .shippers import ShipperLedger
+
+log = logging.getLogger("logmesh.logs.ingest")
+
+# Stop reading a connection while the store holds this much unwritten data;
+# the store's flusher resumes every paused connection after each write.
+PAUSE_BUFFER_BYTES = 64 * 1024 * 1024
+
+
+class IngestContext:
+    """What every ingest connection of one worker shares."""
+
+    def __init__(self, writer: SegmentWriter, *, max_frame_bytes: int = 1024 * 1024,
+                 routes: Routes | None = None, ledger: ShipperLedger | None = None,
+                 book_lines: Callable[[tuple[str, int], list[bytes]], None] | None = None) -> None:
+        self.writer = writer
+        self.max_frame_bytes = max_frame_bytes
+        self.routes = routes or Routes()
+        self.ledger = ledger or ShipperLedger()
+        self.book_lines = book_lines  # the chapter's log.txt / --echo output, when enabled
+        self.paused: set[asyncio.Transport] = set()
+        self.stats: dict[str, Any] = {"events": 0, "bytes": 0, "connections": 0,
+                                      "connections_total": 0, "duplicates": 0,
+                                      "batches": 0, "bad_frames": {}}
+        writer.on_flush.append(self._resume_all)
+
+    def count_bad(self, reason: str) -> None:
+        bad = self.stats["bad_frames"]
+        bad[reason] = bad.get(reason, 0) + 1
+
+    def _resume_all(self) -> None:
+        if self.paused and self.writer.buffered_bytes < PAUSE_BUFFER_BYTES // 2:
+            for transport in self.paused:
+                if not transport.is_closing():
+                    transport.resume_reading()
+            self.paused.clear()
+
+
+class LogIngestProtocol(asyncio.Protocol):
+    def __init__(self, ctx: IngestContext) -> None:
+        self.ctx = ctx
+        self.splitter = FrameSplitter(ctx.max_frame_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.source: tuple[str, int] = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.source = (str(peer[0]), int(peer[1]))
+        self.ctx.stats["connections"] += 1
+        self.ctx.stats["connections_total"] += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ctx.stats["connections"] -= 1
+        self.ctx.paused.discard(self.transport)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        ctx = self.ctx
+        ctx.stats["bytes"] += len(data)
+        received = now_ms()
+        lines: list[tuple[int, bytes]] = []
+        acks: list[tuple[Any, int]] = []
+        book: list[bytes] = []
+        for raw in self.splitter.feed(data):
+            if isinstance(raw, BadFrame):
+                self._bad(raw.reason, raw.detail)
+                continue
+            try:
+                env = envelope_decoder.decode(raw)
+            except msgspec.DecodeError as exc:
+                self._bad("bad_utf8" if "UTF-8" in str(exc) else "bad_json", str(exc))
+                continue
+            first = memoryview(env.params)[:1].tobytes()
+            try:
+                if first == b'"':
+                    self._book_packet(env, received, lines)
+                    if ctx.book_lines is not None:
+                        book.append(raw)
+                elif first == b"{" and env.ack:
+                    n = self._batch(env, received, lines)
+                    if n >= 0:
+                        acks.append((env.key, n))
+                else:
+                    self._bad("not_a_log", "expected params to be the logged packet text or a batch")
+            except Exception as exc:  # a packet we did not foresee must not end the connection
+                log.exception("ingest %s:%s: cannot store packet", *self.source)
+                self._bad("internal", repr(exc))
+        if lines:
+            ctx.stats["events"] += len(lines)
+            last = ctx.writer.append_lines(lines)
+            for key, count in acks:
+                asyncio.ensure_future(self._ack(key, count, last))
+        else:
+            for key, count in acks:  # all duplicates: already durable, ack at once
+                asyncio.ensure_future(self._ack(key, count, -1))
+        if book and ctx.book_lines is not None:
+            ctx.book_lines(self.source, book)
+        if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
+            self.transport.pause_reading()  # resumed by IngestContext._resume_all after a flush
+            ctx.paused.add(self.transport)
+
+    def _bad(self, reason: str, detail: str) -> None:
+        self.ctx.count_bad(reason)
+        log.warning("ingest %s:%s: dropped bad frame (%s) %s", *self.source, reason, detail[:160])
+
+    def _book_packet(self, env: Any, received: int, lines: list) -> None:
+        try:
+            raw = str_decoder.decode(env.params)
+        except msgspec.DecodeError as exc:
+            self._bad("bad_json", str(exc))
+            return
+        event_id = env.event_id if isinstance(env.event_id, str) else None
+        if event_id is not None and not self.ctx.ledger.add_event_id(event_id, env.service or ""):
+            self.ctx.stats["duplicates"] += 1
+            return
+        ts = env.timestamp if isinstance(env.timestamp, int) else received
+        service = env.service if isinstance(env.service, str) else None
+        lines.append(event_line(request_event(
+            raw, ts=ts, received_at=received, service=service, instance=None,
+            event_id=event_id, source=self.source, routes=self.ctx.routes)))
+
+    def _batch(self, env: Any, received: int, lines: list) -> int:
+        try:
+            batch = batch_decoder.decode(env.params)
+        except msgspec.DecodeError as exc:
+            self._bad("bad_batch", str(exc))
+            if self.transport is not None:
+                self.transport.write(encode({"key": env.key, "errorcode": 400,
+                                             "errormessage": f"bad batch: {exc}"}))
+            return -1
+        ctx = self.ctx
+        ctx.stats["batches"] += 1
+        service = batch.service or None
+        instance = batch.instance
+        routes = ctx.routes
+        add = ctx.ledger.add
+        for ev in batch.events:
+            if instance and not add(instance, ev.n, batch.service, ev.ts):
+                ctx.stats["duplicates"] += 1
+                continue
+            lines.append(event_line(request_event(
+                ev.raw, ts=ev.ts, received_at=received, service=service, instance=instance or None,
+                event_id=f"{instance}:{ev.n}" if instance else None, source=self.source,
+                routes=routes, extra=ev.extra)))
+        return len(batch.events)
+
+    async def _ack(self, key: Any, count: int, seq: int) -> None:
+        if seq >= 0:
+            await self.ctx.writer.durable(seq)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode({"key": key, "errorcode": 0, "acked": count}))

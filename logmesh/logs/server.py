@@ -1,0 +1,186 @@
+"""The ``logs`` service: one worker process of the log-management service.
+
+It registers with the distributor as ``logs`` (port 9040, urls
+``["POST/logs"]``), takes book log packets on TCP, NDJSON on HTTP, and
+appends everything to its own segment stream. ``--workers N`` runs N of
+these on the same ports (SO_REUSEPORT), each with its own stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from ..mesh.registry import RegistryLink
+from .ingest.common import Routes
+from .ingest.http_ndjson import parse_body
+from .ingest.shippers import ShipperLedger
+from .ingest.tcp import IngestContext, LogIngestProtocol
+from .metrics import Exposition
+from .sinks.booklog import BookLog
+from .store import layout
+from .store.segment import SegmentWriter
+
+log = logging.getLogger("logmesh.logs")
+
+
+@dataclass
+class LogsConfig:
+    host: str = "127.0.0.1"
+    port: int = 9040
+    http_port: int = 9041
+    data_dir: Path = Path("data")
+    distributor: tuple[str, int] | None = ("127.0.0.1", 9000)
+    worker_id: int = 0
+    workers: int = 1
+    fsync: str = "batch"
+    fsync_interval: float = layout.DEFAULT_FSYNC_INTERVAL
+    rotate: str = "hour"
+    max_segment_bytes: int = layout.DEFAULT_MAX_SEGMENT_BYTES
+    max_frame_bytes: int = 1024 * 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+    text_log: Path | None = None
+    echo: bool = False
+    extra: dict = field(default_factory=dict)  # options of later features (query, sinks)
+
+
+def json_error(message: str, status: int = 400, **extra: object) -> web.Response:
+    return web.json_response({"ok": False, "error": message, "status": status, **extra}, status=status)
+
+
+class LogsServer:
+    def __init__(self, config: LogsConfig) -> None:
+        self.config = config
+        reuse = config.workers > 1
+        self.reuse_port = reuse
+        self.writer = SegmentWriter(config.data_dir, config.worker_id, fsync=config.fsync,
+                                    fsync_interval=config.fsync_interval, rotate=config.rotate,
+                                    max_segment_bytes=config.max_segment_bytes)
+        self.routes = Routes()
+        self.ledger = ShipperLedger()
+        self.booklog = BookLog(config.text_log, echo=config.echo, rotate=config.rotate) if (
+            config.text_log or config.echo) else None
+        self.ingest = IngestContext(self.writer, max_frame_bytes=config.max_frame_bytes,
+                                    routes=self.routes, ledger=self.ledger,
+                                    book_lines=self.booklog.write if self.booklog else None)
+        self.http_stats = {"requests": 0, "rejected_lines": 0}
+        self.tcp_server: asyncio.AbstractServer | None = None
+        self.runner: web.AppRunner | None = None
+        self.registry: RegistryLink | None = None
+        self.app = self.make_app()
+
+    # -- HTTP -----------------------------------------------------------------
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.max_body_bytes)
+        app["logs"] = self
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_post("/api/v1/logs", self.post_logs)
+        return app
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "worker": self.config.worker_id,
+                                  "durable_seq": self.writer.durable_seq})
+
+    async def post_logs(self, request: web.Request) -> web.Response:
+        self.http_stats["requests"] += 1
+        body = await request.read()
+        lines, errors = parse_body(body)
+        self.http_stats["rejected_lines"] += len(errors)
+        if not lines:
+            return json_error(errors[0]["error"] if errors else "empty body: send NDJSON or a JSON array",
+                              400, accepted=0, rejected=len(errors), errors=errors[:20])
+        last = self.writer.append_lines(lines)
+        self.ingest.stats["events"] += len(lines)
+        await self.writer.durable(last)  # answered once stored: a 200 means it is on disk
+        return web.json_response({"accepted": len(lines), "rejected": len(errors), "errors": errors[:20]})
+
+    def disk_usage(self) -> tuple[int, int]:
+        """(segment files, bytes) of the whole data directory's segments and Parquet files."""
+        files = size = 0
+        for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR):
+            try:
+                with os.scandir(self.config.data_dir / sub) as it:
+                    for entry in it:
+                        if entry.name.endswith((layout.SEGMENT_SUFFIX, layout.PARQUET_SUFFIX)):
+                            files += 1
+                            size += entry.stat().st_size
+            except FileNotFoundError:
+                pass
+        return files, size
+
+    def exposition(self) -> Exposition:
+        ex = Exposition()
+        w = {"worker": str(self.config.worker_id)}
+        s, ws = self.ingest.stats, self.writer.stats
+        ex.add("logmesh_received_events_total", "counter", "Events accepted for storage.", s["events"], w)
+        ex.add("logmesh_received_bytes_total", "counter", "Bytes read from ingest connections.", s["bytes"], w)
+        ex.add_many("logmesh_bad_frames_total", "counter", "Frames dropped as unusable, by reason.",
+                    (({**w, "reason": r}, n) for r, n in s["bad_frames"].items()))
+        ex.add("logmesh_duplicate_events_total", "counter", "Resent events dropped by event.id.",
+               s["duplicates"], w)
+        ex.add("logmesh_discarded_events_total", "counter", "Events rejected at HTTP ingest.",
+               self.http_stats["rejected_lines"], w)
+        ex.add("logmesh_ingest_connections", "gauge", "Open ingest connections.", s["connections"], w)
+        ex.add("logmesh_stored_events_total", "counter", "Events written by this worker.", ws["events"], w)
+        ex.add("logmesh_stored_bytes_total", "counter", "Bytes written by this worker.", ws["bytes"], w)
+        ex.add("logmesh_fsyncs_total", "counter", "fsync calls (one per group).", ws["fsyncs"], w)
+        ex.add("logmesh_fsync_seconds_total", "counter", "Time spent in fsync.", ws["fsync_seconds_total"], w)
+        ex.add("logmesh_fsync_seconds_max", "gauge", "Longest fsync so far.", ws["fsync_seconds_max"], w)
+        ex.add("logmesh_store_write_errors_total", "counter", "Failed segment writes (retried).",
+               ws.get("write_errors", 0), w)
+        files, size = self.disk_usage()
+        ex.add("logmesh_segments", "gauge", "Segment and Parquet files in the data directory.", files)
+        ex.add("logmesh_disk_bytes", "gauge", "Bytes of segments and Parquet files.", size)
+        return ex
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.exposition().render(), content_type="text/plain")
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        self.writer.open()
+        self.writer.start()
+        self.tcp_server = await loop.create_server(lambda: LogIngestProtocol(self.ingest), cfg.host,
+                                                   cfg.port, reuse_port=self.reuse_port or None)
+        cfg.port = self.tcp_server.sockets[0].getsockname()[1]
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, cfg.host, cfg.http_port, reuse_port=self.reuse_port or None)
+        await site.start()
+        cfg.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("logs worker %d: TCP %s:%d, HTTP http://%s:%d, data in %s", cfg.worker_id,
+                 cfg.host, cfg.port, cfg.host, cfg.http_port, cfg.data_dir)
+        if cfg.distributor is not None:  # every worker registers: each needs the route table
+            self.registry = RegistryLink(*cfg.distributor, name="logs", node_port=lambda: cfg.port,
+                                         urls=lambda: ["POST/logs"])
+            self.registry.listeners.append(self.routes.update)
+            self.registry.start()
+
+    async def stop(self) -> None:
+        # 1. stop accepting; 2. leave the registry; 3. flush, fsync and seal the store.
+        if self.tcp_server is not None:
+            self.tcp_server.close()
+        if self.registry is not None:
+            await self.registry.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.writer.close()
+        if self.booklog is not None:
+            self.booklog.close()
+        log.info("logs worker %d stopped; %d event(s) stored", self.config.worker_id,
+                 self.writer.stats["events"])
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,382 @@
+"""Append-only segment files: group commit, rotation, crash recovery.
+
+One writer per worker owns the files ``w<worker>-*.ndjson`` (guarded by an
+flock, so two processes can share a data directory without sharing files).
+Events are appended to an in-memory buffer and written in groups: one
+``write`` and at most one ``fsync`` per group, the fsync running in a thread
+so the event loop keeps reading sockets meanwhile. ``durable(seq)`` resolves
+once the group holding ``seq`` is on disk, which is what acknowledgements
+wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from . import layout
+
+log = logging.getLogger("logmesh.store")
+
+
+@dataclass
+class SegmentIndex:
+    """What a reader needs to skip a segment: written beside it when sealed."""
+
+    first_seq: int
+    last_seq: int = -1
+    count: int = 0
+    min_ts: int = 0
+    max_ts: int = 0
+    bytes: int = 0
+    sparse: list[list[int]] = field(default_factory=list)  # [seq, ts, offset] every SPARSE_EVERY
+
+    def add(self, seq: int, ts: int, offset: int) -> None:
+        if self.count % layout.SPARSE_EVERY == 0:
+            self.sparse.append([seq, ts, offset])
+        if self.count == 0 or ts < self.min_ts:
+            self.min_ts = ts
+        if ts > self.max_ts:
+            self.max_ts = ts
+        self.last_seq = seq
+        self.count += 1
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"version": layout.SEGMENT_FORMAT_VERSION, "first_seq": self.first_seq,
+                             "last_seq": self.last_seq, "count": self.count, "min_ts": self.min_ts,
+                             "max_ts": self.max_ts, "bytes": self.bytes, "sparse": self.sparse})
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so a crash leaves the old or the new file, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def recover_segment(path: Path) -> SegmentIndex:
+    """Cut a torn last record off ``path`` and rebuild its index by scanning it.
+
+    A record is one line; anything after the last newline, or a last line
+    that is not a JSON object with a ``seq``, is a write the crash tore.
+    """
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    first_seq = int(layout.SEGMENT_RE.match(path.name).group(2))  # type: ignore[union-attr]
+    index = SegmentIndex(first_seq)
+    offset = 0
+    good_end = 0
+    while offset < end:
+        nl = data.index(b"\n", offset)
+        try:
+            event = orjson.loads(data[offset:nl])
+            seq, ts = int(event["seq"]), int(event["@timestamp"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning("%s: dropping torn/corrupt record at byte %d and after", path.name, offset)
+            break
+        index.add(seq, ts, offset)
+        offset = good_end = nl + 1
+    if good_end != len(data):
+        log.warning("%s: cut %d torn byte(s) at the end", path.name, len(data) - good_end)
+        with open(path, "r+b") as f:
+            f.truncate(good_end)
+            os.fsync(f.fileno())
+    index.bytes = good_end
+    return index
+
+
+class _WriteFailed(Exception):
+    def __init__(self, cause: OSError, data_offset: int, pending_offset: int) -> None:
+        super().__init__(str(cause))
+        self.data_offset, self.pending_offset = data_offset, pending_offset
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class SegmentWriter:
+    """The single writer of one worker's segment stream."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        worker: int = 0,
+        *,
+        fsync: str = "batch",
+        fsync_interval: float = layout.DEFAULT_FSYNC_INTERVAL,
+        rotate: str = "hour",
+        max_segment_bytes: int = layout.DEFAULT_MAX_SEGMENT_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if fsync not in ("always", "batch", "off"):
+            raise ValueError(f"unknown fsync mode {fsync!r}; use always, batch or off")
+        if rotate not in layout.ROTATE_SECONDS:
+            raise ValueError(f"unknown rotation {rotate!r}; use {' or '.join(layout.ROTATE_SECONDS)}")
+        self.dir = Path(data_dir) / layout.SEGMENTS_DIR
+        self.worker = worker
+        self.fsync_mode = fsync
+        self.fsync_interval = fsync_interval
+        self.rotate_ms = layout.ROTATE_SECONDS[rotate] * 1000
+        self.max_segment_bytes = max_segment_bytes
+        self.clock = clock
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self.path: Path | None = None
+        self.index: SegmentIndex | None = None
+        self._bucket = -1
+        self._counter = 0
+        self._buf = bytearray()
+        self._buf_last_seq = -1
+        self._pending_index: list[tuple[int, int, int]] = []  # (seq, ts, len) not yet written
+        self.written_seq = -1  # last seq handed to the kernel
+        self.durable_seq = -1  # last seq known fsynced (or written, with fsync off)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flush_task: asyncio.Task | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._closing = False
+        self.stats = {"events": 0, "bytes": 0, "fsyncs": 0, "segments_sealed": 0,
+                      "fsync_seconds_total": 0.0, "fsync_seconds_max": 0.0}
+        self.on_seal: list[Callable[[Path, SegmentIndex], None]] = []  # e.g. compaction
+        self.on_flush: list[Callable[[], None]] = []  # e.g. resume paused connections, wake tails
+
+    # -- opening and recovery ------------------------------------------------
+    def open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock_path = self.dir / f"w{self.worker:02d}.lock"
+        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise RuntimeError(
+                f"worker {self.worker} of {self.dir} is in use by another process; "
+                "give each logs instance its own --worker-id or --data-dir") from None
+        last_seq = -1
+        for path in sorted(self.dir.glob(f"w{self.worker:02d}-*{layout.SEGMENT_SUFFIX}")):
+            idx_path = path.with_name(layout.index_name(path.name))
+            if idx_path.exists():
+                info = orjson.loads(idx_path.read_bytes())
+                last_seq = max(last_seq, info["last_seq"])
+                continue
+            index = recover_segment(path)  # unsealed: the previous run ended here, maybe by a crash
+            if index.count == 0:
+                path.unlink()
+                continue
+            write_atomic(idx_path, index.to_json())
+            last_seq = max(last_seq, index.last_seq)
+            log.info("recovered %s: %d events", path.name, index.count)
+        self._counter = layout.split_seq(last_seq)[0] + 1 if last_seq >= 0 else 1
+        self.written_seq = self.durable_seq = last_seq
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buf)
+
+    @property
+    def next_seq(self) -> int:
+        return layout.make_seq(self._counter, self.worker)
+
+    # -- appending -----------------------------------------------------------
+    def append_lines(self, lines: list[tuple[int, bytes]]) -> int:
+        """Append pre-encoded lines ``(timestamp_ms, line_without_seq_prefix)``.
+
+        The ingest hot path encodes events itself and leaves the opening
+        ``{`` off; this adds ``{"seq":N,`` in front so seq needs no re-encode.
+        """
+        buf = self._buf
+        pending = self._pending_index
+        seq = -1
+        for ts, body in lines:
+            seq = layout.make_seq(self._counter, self.worker)
+            self._counter += 1
+            head = b'{"seq":%d,' % seq
+            buf += head
+            buf += body
+            buf += b"\n"
+            pending.append((seq, ts, len(head) + len(body) + 1))
+        if seq >= 0:
+            self._buf_last_seq = seq
+        self.stats["events"] += len(lines)
+        self._kick()
+        return seq
+
+    async def durable(self, seq: int) -> None:
+        """Return once ``seq`` is on disk per the fsync mode."""
+        if seq <= self.durable_seq:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, fut))
+        self._kick(now=True)
+        await fut
+
+    # -- flushing ------------------------------------------------------------
+    def start(self) -> None:
+        if self._lock_fd is None:
+            self.open()
+        self._wakeup = asyncio.Event()
+        self._flush_task = asyncio.get_running_loop().create_task(self._flusher(), name="store-flush")
+
+    def _kick(self, now: bool = False) -> None:
+        if self._wakeup is not None and (now or self.fsync_mode == "always"
+                                         or len(self._buf) >= 1024 * 1024):
+            self._wakeup.set()
+
+    async def _flusher(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self.fsync_interval)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            if not self._buf and not self._waiters:
+                if self._closing:
+                    return
+                continue
+            await self._flush_once(loop)
+            for hook in self.on_flush:
+                hook()
+            if self._closing and not self._buf:
+                return
+
+    async def _flush_once(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._buf:
+            data = bytes(self._buf)
+            pending = self._pending_index
+            last = self._buf_last_seq
+            self._buf.clear()
+            self._pending_index = []
+            try:
+                self._write_group(data, pending)
+            except _WriteFailed as exc:
+                # Disk full or failing: keep the unwritten events buffered, ack nothing, retry.
+                self.stats["write_errors"] = self.stats.get("write_errors", 0) + 1
+                log.error("store write failed (%s); %d event(s) held, retrying in 1s",
+                          exc, len(pending) - exc.pending_offset)
+                self._buf[:0] = data[exc.data_offset:]
+                self._pending_index[:0] = pending[exc.pending_offset:]
+                self.written_seq = pending[exc.pending_offset - 1][0] if exc.pending_offset else self.written_seq
+                await asyncio.sleep(1.0)
+                return
+            self.written_seq = last
+        if self.fsync_mode == "off":
+            self._mark_durable(self.written_seq)
+            return
+        target = self.written_seq
+        if target > self.durable_seq and self._fd is not None:
+            t0 = time.perf_counter()
+            await loop.run_in_executor(None, os.fsync, self._fd)
+            took = time.perf_counter() - t0
+            self.stats["fsyncs"] += 1
+            self.stats["fsync_seconds_total"] += took
+            self.stats["fsync_seconds_max"] = max(self.stats["fsync_seconds_max"], took)
+        self._mark_durable(target)
+
+    def _mark_durable(self, seq: int) -> None:
+        self.durable_seq = max(self.durable_seq, seq)
+        keep = []
+        for s, fut in self._waiters:
+            if s <= self.durable_seq:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((s, fut))
+        self._waiters = keep
+
+    def _write_group(self, data: bytes, pending: list[tuple[int, int, int]]) -> None:
+        """Write one group, rotating first when the clock's hour (day) or the size says so.
+
+        Rotation follows the logs service's own clock, not the events'
+        timestamps: a shipper with a wrong clock cannot pin the stream to one file.
+        """
+        bucket = int(self.clock() * 1000) // self.rotate_ms
+        start = i = 0
+        while i < len(pending):
+            if self._fd is None or bucket != self._bucket or (
+                    self.index is not None and self.index.bytes >= self.max_segment_bytes):
+                self._rotate(pending[i][0], bucket)
+            assert self._fd is not None and self.index is not None
+            j, size = i, 0
+            while j < len(pending):
+                size += pending[j][2]
+                j += 1
+                if self.index.bytes + size >= self.max_segment_bytes:
+                    break
+            try:
+                _write_all(self._fd, memoryview(data)[start:start + size])
+            except OSError as exc:
+                os.ftruncate(self._fd, self.index.bytes)  # never leave half a group behind
+                raise _WriteFailed(exc, start, i) from exc
+            offset = self.index.bytes
+            for s, t, n in pending[i:j]:
+                self.index.add(s, t, offset)
+                offset += n
+            self.index.bytes = offset
+            self.stats["bytes"] += size
+            start += size
+            i = j
+
+    def _rotate(self, first_seq: int, bucket: int) -> None:
+        self._seal()
+        self.path = self.dir / layout.segment_name(self.worker, first_seq)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.index = SegmentIndex(first_seq)
+        self._bucket = bucket
+        log.debug("opened segment %s", self.path.name)
+
+    def _seal(self) -> None:
+        if self._fd is None or self.path is None or self.index is None:
+            return
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        if self.index.count:
+            write_atomic(self.path.with_name(layout.index_name(self.path.name)), self.index.to_json())
+            self.stats["segments_sealed"] += 1
+            for hook in self.on_seal:
+                hook(self.path, self.index)
+        else:
+            self.path.unlink(missing_ok=True)
+        self.durable_seq = max(self.durable_seq, self.written_seq)
+
+    async def close(self) -> None:
+        """Flush and fsync everything, seal the active segment, release the lock."""
+        self._closing = True
+        if self._flush_task is not None:
+            self._wakeup.set()  # type: ignore[union-attr]
+            await self._flush_task
+            self._flush_task = None
+        elif self._buf:
+            self._write_group(bytes(self._buf), self._pending_index)
+            self._buf.clear()
+            self._pending_index = []
+        self._seal()
+        self._mark_durable(self.written_seq)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def active_path(self) -> Path | None:
+        return self.path

@@ -1,0 +1,243 @@
+"""Ship every request a service receives to the ``logs`` service.
+
+The request path only appends ``(n, ts, raw)`` to a deque (well under a
+microsecond, bench/shipper.py); everything else -- encoding, batching,
+sending, waiting for acknowledgements, reconnecting, spooling -- happens in
+a task off that path.
+
+Two modes:
+
+* ``ack`` (default): batches of events ``[n, ts, raw]`` in the logmesh
+  extension packet; a batch stays in flight until the logs service says it is
+  durable, and is resent after a reconnect (the store drops resends by
+  ``event.id``).
+* ``book``: the chapter's packets ``{"uri":"/logs","method":"POST","key":0,
+  "params":"<raw>"}``, fire and forget, printed when no logs service is known
+  -- for a logs service written after the book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import orjson
+
+from .mesh.client import ReconnectingClient
+from .protocol import DELIMITER, encode
+
+log = logging.getLogger("logmesh.shipper")
+
+DEFAULT_MAX_QUEUE = 100_000  # events held in memory; past this the oldest are spooled or dropped
+DEFAULT_BATCH_EVENTS = 2000  # events per batch packet
+DEFAULT_MAX_INFLIGHT = 8  # unacknowledged batches per connection
+WARN_EVERY = 10.0  # seconds between "dropping" warnings
+
+
+class Shipper:
+    def __init__(self, service: str, *, mode: str = "ack", max_queue: int = DEFAULT_MAX_QUEUE,
+                 batch_events: int = DEFAULT_BATCH_EVENTS, max_inflight: int = DEFAULT_MAX_INFLIGHT,
+                 spool: Any = None, logs_addr: tuple[str, int] | None = None) -> None:
+        if mode not in ("ack", "book"):
+            raise ValueError(f"unknown shipping mode {mode!r}; use ack or book")
+        self.service = service
+        self.mode = mode
+        self.instance = f"{service}-{uuid.uuid4().hex[:12]}"  # new per boot: numbers restart at 1
+        self.max_queue = max_queue
+        self.batch_events = batch_events
+        self.max_inflight = max_inflight
+        self.spool = spool
+        self.queue: deque[list] = deque()  # [n, ts_ms, raw_text, extra?]
+        self._n = itertools.count(1)
+        self.inflight: dict[int, list[list]] = {}
+        self._keys = itertools.count(1)
+        self.client: ReconnectingClient | None = None
+        self.logs_nodes: list[tuple[str, int]] = []
+        self._fixed_addr = logs_addr
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._last_warn = 0.0
+        self.stats = {"shipped": 0, "sent": 0, "acked": 0, "dropped": 0, "resent": 0,
+                      "printed": 0, "spooled": 0}
+
+    # -- the request path --------------------------------------------------------
+    def ship(self, raw: bytes, packet: Any = None, conn: Any = None) -> None:
+        """Hand one received request packet to the shipper (the service's hook)."""
+        self.queue.append([next(self._n), time.time_ns() // 1_000_000, raw])
+        self.stats["shipped"] += 1
+        if len(self.queue) > self.max_queue:
+            self._overflow()
+        if self._wake is not None:
+            self._wake.set()
+
+    def ship_record(self, message: str, extra: dict) -> None:
+        """A log record (not a request packet): message plus ECS fields."""
+        self.queue.append([next(self._n), time.time_ns() // 1_000_000, message, extra])
+        self.stats["shipped"] += 1
+        if len(self.queue) > self.max_queue:
+            self._overflow()
+        if self._wake is not None:
+            self._wake.set()
+
+    def _overflow(self) -> None:
+        excess = len(self.queue) - self.max_queue
+        if self.spool is not None:
+            self.stats["spooled"] += self.spool.put([self.queue.popleft() for _ in range(excess)])
+            return
+        for _ in range(excess):
+            self.queue.popleft()
+        self.stats["dropped"] += excess
+        now = time.monotonic()
+        if now - self._last_warn > WARN_EVERY:
+            self._last_warn = now
+            log.warning("%s: log queue full (%d); dropped %d event(s) so far",
+                        self.service, self.max_queue, self.stats["dropped"])
+
+    # -- wiring ------------------------------------------------------------------
+    def attach(self, service: Any) -> None:
+        """Install on a mesh Service: its requests are shipped, its node list followed."""
+        service.on_request = self.ship
+        service.node_listeners.append(self.on_nodes)
+        service.shipper = self  # started and flushed with the service
+
+    def on_nodes(self, nodes: list[dict]) -> None:
+        """Follow the distributor: use a ``logs`` node, move when it goes away."""
+        addrs = [(str(n.get("host") or "127.0.0.1"), int(n.get("port") or 0))
+                 for n in nodes if n.get("name") == "logs"]
+        self.logs_nodes = list(dict.fromkeys(addrs))
+        current = (self.client.host, self.client.port) if self.client else None
+        if current is not None and current in self.logs_nodes:
+            return
+        if self.logs_nodes:
+            self._connect(self.logs_nodes[0])
+
+    def _connect(self, addr: tuple[str, int]) -> None:
+        if self.client is not None:
+            self.client.abort()
+            self._requeue_inflight()
+        log.info("%s: shipping logs to %s:%d", self.service, *addr)
+        self.client = ReconnectingClient(*addr, name=f"{self.service}->logs",
+                                         on_packet=self._on_reply, on_connect=self._on_connect,
+                                         on_disconnect=self._on_disconnect, max_queue_bytes=0)
+        self.client.start()
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="shipper")
+        if self._fixed_addr is not None:
+            self._connect(self._fixed_addr)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued (waiting up to ``timeout`` for acks), then stop."""
+        deadline = time.monotonic() + timeout
+        while (self.queue or self.inflight) and self.client is not None and time.monotonic() < deadline:
+            if self._wake is not None:
+                self._wake.set()
+            await asyncio.sleep(0.02)
+        if self._task is not None:
+            self._task.cancel()
+        if self.client is not None:
+            await self.client.close()
+        if self.spool is not None:
+            self._requeue_inflight()
+            if self.queue:
+                self.stats["spooled"] += self.spool.put(list(self.queue))
+                self.queue.clear()
+            self.spool.close()
+
+    # -- the sending task -----------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self._pump()
+            except Exception:
+                log.exception("%s: shipper error", self.service)
+            await asyncio.sleep(0)  # let more requests arrive: fewer, bigger writes
+
+    def _pump(self) -> None:
+        client = self.client
+        if client is None or not client.is_connected:
+            if self.mode == "book" and client is None and self.queue:
+                self._print_queue()
+            return
+        if self.spool is not None and not self.queue and len(self.inflight) < self.max_inflight:
+            self.queue.extend(self.spool.take(self.batch_events))
+        if self.mode == "book":
+            self._send_book(client)
+            return
+        while self.queue and len(self.inflight) < self.max_inflight:
+            batch = [self.queue.popleft() for _ in range(min(self.batch_events, len(self.queue)))]
+            self._send_batch(client, batch)
+            if not self.queue and self.spool is not None and len(self.inflight) < self.max_inflight:
+                self.queue.extend(self.spool.take(self.batch_events))
+
+    def _send_batch(self, client: ReconnectingClient, batch: list[list]) -> None:
+        key = next(self._keys)
+        self.inflight[key] = batch
+        events = [[e[0], e[1], _text(e[2]), *e[3:]] for e in batch]
+        packet = {"uri": "/logs", "method": "POST", "key": key, "ack": True,
+                  "params": {"service": self.service, "instance": self.instance, "events": events}}
+        client.write(encode(packet))
+        self.stats["sent"] += len(batch)
+
+    def _send_book(self, client: ReconnectingClient) -> None:
+        parts = []
+        while self.queue:
+            n, ts, raw, *extra = self.queue.popleft()
+            parts.append(orjson.dumps({"uri": "/logs", "method": "POST", "key": 0, "params": _text(raw),
+                                       "service.name": self.service,
+                                       "event.id": f"{self.instance}:{n}", "@timestamp": ts}))
+        data = DELIMITER.join(p.replace(DELIMITER, b"\\u00b6") for p in parts) + DELIMITER
+        client.write(data)
+        self.stats["sent"] += len(parts)
+
+    def _print_queue(self) -> None:
+        while self.queue:
+            print(_text(self.queue.popleft()[2]), flush=True)  # the book: no logs service known
+            self.stats["printed"] += 1
+
+    def _on_reply(self, packet: dict) -> None:
+        batch = self.inflight.pop(packet.get("key"), None)  # type: ignore[arg-type]
+        if batch is None:
+            return
+        if packet.get("errorcode") == 0:
+            self.stats["acked"] += len(batch)
+        else:
+            log.error("%s: logs service refused a batch: %s", self.service, packet.get("errormessage"))
+            self.stats["dropped"] += len(batch)
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_connect(self, client: ReconnectingClient) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_disconnect(self, client: ReconnectingClient) -> None:
+        self._requeue_inflight()
+        if len(self.logs_nodes) > 1:  # fail over to the next logs node
+            i = self.logs_nodes.index((client.host, client.port)) if (
+                client.host, client.port) in self.logs_nodes else -1
+            nxt = self.logs_nodes[(i + 1) % len(self.logs_nodes)]
+            asyncio.get_running_loop().call_soon(self._connect, nxt)
+
+    def _requeue_inflight(self) -> None:
+        """Unacknowledged batches go back to the front of the queue, in order."""
+        if not self.inflight:
+            return
+        batches = [self.inflight[k] for k in sorted(self.inflight)]
+        self.inflight.clear()
+        for batch in reversed(batches):
+            self.queue.extendleft(reversed(batch))
+            self.stats["resent"] += len(batch)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
