@@ -136,7 +136,7 @@ class Service:
         if inspect.isawaitable(result):
             asyncio.ensure_future(self._finish(conn, key, route, result))
         else:
-            conn.send(self._ok(key, result))
+            self._send_result(conn, key, route, result)
 
     async def _finish(self, conn: FramedConnection, key: Any, route: str, pending: Awaitable) -> None:
         try:
@@ -144,7 +144,13 @@ class Service:
         except Exception as exc:
             conn.send(self._handler_failed(key, route, exc))
             return
-        conn.send(self._ok(key, result))
+        self._send_result(conn, key, route, result)
+
+    def _send_result(self, conn: FramedConnection, key: Any, route: str, result: Any) -> None:
+        try:
+            conn.send(self._ok(key, result))
+        except TypeError as exc:  # orjson.JSONEncodeError: the result is not JSON
+            conn.send(self._handler_failed(key, route, exc))
 
     def _handler_failed(self, key: Any, route: str, exc: Exception) -> dict:
         self.stats["errors"] += 1

@@ -1,0 +1,116 @@
+"""The distributor (DESIGN.md §1): registration, the list on connect, broadcasts, GET /distributes."""
+
+from __future__ import annotations
+
+from .harness import HOST, Peer, names, wait_until
+
+
+def registration(name: str, port: int, urls: list[str], **extra) -> dict:
+    return {"uri": "/distributes", "method": "POST", "key": 0,
+            "params": {"port": port, "name": name, "urls": urls, **extra}}
+
+
+def is_list(packet: dict) -> bool:
+    return packet.get("uri") == "/distributes" and packet.get("method") == "GET" \
+        and isinstance(packet.get("params"), list)
+
+
+async def test_new_connection_is_sent_the_current_list(mesh):
+    dist = await mesh.start_distributor()
+    first = await Peer.connect(dist.port)
+    assert await first.recv() == {"uri": "/distributes", "method": "GET", "key": 0, "params": []}
+    first.send(registration("goods", 9010, ["POST/goods", "GET/goods"]))
+    await first.recv_until(is_list)  # its own registration's broadcast
+
+    second = await Peer.connect(dist.port)
+    hello = await second.recv()
+    assert is_list(hello) and hello["key"] == 0
+    assert hello["params"] == [{"port": 9010, "name": "goods", "urls": ["POST/goods", "GET/goods"],
+                                "host": HOST}]
+    # to the newcomer alone: the registered node hears nothing of the new connection
+    assert await first.silent_for(0.2) == []
+    await first.close()
+    await second.close()
+
+
+async def test_registration_takes_host_from_the_connection(mesh):
+    dist = await mesh.start_distributor()
+    peer = await Peer.connect(dist.port)
+    await peer.recv()
+    peer.send(registration("members", 9020, ["GET/members"], host="10.6.6.6"))
+    listing = await peer.recv_until(is_list)
+    assert listing["params"] == [{"port": 9020, "name": "members", "urls": ["GET/members"],
+                                  "host": HOST}]
+    assert dist.nodes()[0]["host"] == HOST
+    await peer.close()
+
+
+async def test_every_registration_and_disconnect_is_broadcast_to_registered_nodes(mesh):
+    dist = await mesh.start_distributor()
+    a = await Peer.connect(dist.port)
+    await a.recv()
+    a.send(registration("a", 1001, ["GET/a"]))
+    assert names((await a.recv_until(is_list))["params"]) == ["a"]
+
+    watcher = await Peer.connect(dist.port)  # connected, never registers
+    assert names((await watcher.recv())["params"]) == ["a"]
+
+    b = await Peer.connect(dist.port)
+    assert names((await b.recv())["params"]) == ["a"]
+    b.send(registration("b", 1002, ["GET/b"]))
+    assert names((await a.recv_until(is_list))["params"]) == ["a", "b"]
+    assert names((await b.recv_until(is_list))["params"]) == ["a", "b"]
+
+    await b.close()
+    assert names((await a.recv_until(is_list))["params"]) == ["a"]
+    await wait_until(lambda: names(dist.nodes()) == ["a"], 2.0)
+
+    # broadcasts go to registered nodes only, as in the book
+    assert await watcher.silent_for(0.2) == []
+    await a.close()
+    await watcher.close()
+
+
+async def test_get_distributes_answers_the_asker_alone(mesh):
+    dist = await mesh.start_distributor()
+    a = await Peer.connect(dist.port)
+    await a.recv()
+    a.send(registration("a", 1001, ["GET/a"]))
+    await a.recv_until(is_list)
+
+    asker = await Peer.connect(dist.port)
+    await asker.recv()
+    reply = await asker.request({"uri": "/distributes", "method": "GET", "params": {"key": 42}})
+    assert reply["key"] == 42 and reply["errorcode"] == 0
+    assert names(reply["params"]) == ["a"] and reply["params"][0]["host"] == HOST
+    reply = await asker.request({"uri": "/distributes", "method": "GET", "key": 7})
+    assert reply["key"] == 7 and names(reply["params"]) == ["a"]
+    assert await a.silent_for(0.2) == []
+    await a.close()
+    await asker.close()
+
+
+async def test_bad_input_gets_an_answer_and_the_connection_stays(mesh):
+    dist = await mesh.start_distributor()
+    peer = await Peer.connect(dist.port)
+    await peer.recv()
+    bad = await peer.request({"uri": "/distributes", "method": "POST", "key": 3, "params": {"name": "x"}})
+    assert bad["key"] == 3 and bad["errorcode"] == 400
+    other = await peer.request({"uri": "/goods", "method": "GET", "params": {"key": 4}})
+    assert other["key"] == 4 and other["errorcode"] == 404
+    peer.send_raw(b"garbage\xc2\xb6\xff\xfe\xc2\xb6\xc2\xb6")
+    peer.send(registration("after", 1003, []))
+    assert names((await peer.recv_until(is_list))["params"]) == ["after"]
+    await peer.close()
+
+
+async def test_registered_service_hears_the_list(mesh):
+    await mesh.start_distributor()
+    one = await mesh.start_service("one", {"GET/one": lambda p, pk: 1})
+    await wait_until(lambda: names(one.nodes) == ["one"], 3.0, "one's own registration")
+    two = await mesh.start_service("two", {"GET/two": lambda p, pk: 2})
+    await wait_until(lambda: names(one.nodes) == ["one", "two"], 3.0, "broadcast of two")
+    node = one.nodes[1]
+    assert node == {"port": two.port, "name": "two", "urls": ["GET/two"], "host": HOST}
+    await two.stop()
+    await wait_until(lambda: names(one.nodes) == ["one"], 3.0, "broadcast of two's departure")

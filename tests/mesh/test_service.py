@@ -1,0 +1,138 @@
+"""The service base (the book's tcpServer): routes, reply keys, errors that never kill a connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+from logmesh.mesh.service import HandlerError
+
+from .harness import Peer
+
+
+def echo(params, packet):
+    return {"params": params}
+
+
+async def start(mesh, routes, **kwargs):
+    return await mesh.start_service("svc", routes, register=False, **kwargs)
+
+
+async def test_dispatch_by_method_and_uri(mesh):
+    svc = await start(mesh, {"POST/things": lambda p, pk: "created",
+                             "GET/things": lambda p, pk: ["a", "b"],
+                             "GET/other": lambda p, pk: "other"})
+    peer = await Peer.connect(svc.port)
+    assert (await peer.request({"uri": "/things", "method": "POST", "params": {"key": 1}}))["results"] == "created"
+    assert (await peer.request({"uri": "/things", "method": "GET", "params": {"key": 2}}))["results"] == ["a", "b"]
+    assert (await peer.request({"uri": "/other", "method": "GET", "params": {"key": 3}}))["results"] == "other"
+    assert svc.urls == ["POST/things", "GET/things", "GET/other"]
+    await peer.close()
+
+
+async def test_reply_shape_and_key_from_params_key_else_top_level(mesh):
+    svc = await start(mesh, {"GET/echo": echo})
+    peer = await Peer.connect(svc.port)
+    # the book's gateway: key inside params, none at the top level
+    reply = await peer.request({"uri": "/echo", "method": "GET", "params": {"key": 5, "q": "x"}})
+    assert reply == {"key": 5, "errorcode": 0, "errormessage": "success",
+                     "results": {"params": {"key": 5, "q": "x"}}}
+    # both present: params.key wins (that is where the book's gateway looks)
+    reply = await peer.request({"uri": "/echo", "method": "GET", "key": 9, "params": {"key": 6}})
+    assert reply["key"] == 6
+    # logmesh clients and the distributor style: top-level key
+    reply = await peer.request({"uri": "/echo", "method": "GET", "key": 7, "params": {"q": 1}})
+    assert reply["key"] == 7
+    reply = await peer.request({"uri": "/echo", "method": "GET", "key": "k-8", "params": "text"})
+    assert reply["key"] == "k-8" and reply["results"] == {"params": "text"}
+    await peer.close()
+
+
+async def test_unknown_route_gets_an_error_reply_and_the_connection_stays(mesh):
+    svc = await start(mesh, {"GET/echo": echo})
+    peer = await Peer.connect(svc.port)
+    reply = await peer.request({"uri": "/nope", "method": "GET", "params": {"key": 1}})
+    assert reply["key"] == 1 and reply["errorcode"] == 404
+    assert "GET/nope" in reply["errormessage"]
+    reply = await peer.request({"uri": "/echo", "method": "DELETE", "key": 2})
+    assert reply["key"] == 2 and reply["errorcode"] == 404
+    reply = await peer.request({"uri": "/echo", "method": "GET", "params": {"key": 3}})
+    assert reply["key"] == 3 and reply["errorcode"] == 0
+    assert svc.stats["unknown_routes"] == 2
+    await peer.close()
+
+
+async def test_handler_exception_gets_an_error_reply_without_internals(mesh):
+    def boom(params, packet):
+        raise RuntimeError("secret db password in /etc/app.conf")
+
+    async def aboom(params, packet):
+        await asyncio.sleep(0)
+        raise KeyError("internal-detail")
+
+    def refuse(params, packet):
+        raise HandlerError("name is required", 400)
+
+    svc = await start(mesh, {"GET/boom": boom, "GET/aboom": aboom, "GET/refuse": refuse,
+                             "GET/echo": echo})
+    peer = await Peer.connect(svc.port)
+    for key, uri in ((1, "/boom"), (2, "/aboom")):
+        reply = await peer.request({"uri": uri, "method": "GET", "params": {"key": key}})
+        assert reply == {"key": key, "errorcode": 500, "errormessage": "internal error"}
+    reply = await peer.request({"uri": "/refuse", "method": "GET", "params": {"key": 3}})
+    assert reply == {"key": 3, "errorcode": 400, "errormessage": "name is required"}
+    assert (await peer.request({"uri": "/echo", "method": "GET", "params": {"key": 4}}))["errorcode"] == 0
+    assert svc.stats["errors"] == 3
+    await peer.close()
+
+
+async def test_result_that_cannot_be_sent_gets_an_error_reply(mesh):
+    async def unsendable_async(params, packet):
+        return {1, 2}
+
+    svc = await start(mesh, {"GET/set": lambda p, pk: {1, 2}, "GET/aset": unsendable_async,
+                             "GET/echo": echo})
+    peer = await Peer.connect(svc.port)
+    for key, uri in ((1, "/set"), (2, "/aset")):
+        reply = await peer.request({"uri": uri, "method": "GET", "params": {"key": key}})
+        assert reply == {"key": key, "errorcode": 500, "errormessage": "internal error"}
+    assert (await peer.request({"uri": "/echo", "method": "GET", "params": {"key": 3}}))["errorcode"] == 0
+    await peer.close()
+
+
+async def test_async_handlers_answer_out_of_order_by_key(mesh):
+    async def slow(params, packet):
+        await asyncio.sleep(params["delay"])
+        return params["delay"]
+
+    svc = await start(mesh, {"GET/slow": slow})
+    peer = await Peer.connect(svc.port)
+    peer.send({"uri": "/slow", "method": "GET", "params": {"key": 1, "delay": 0.3}})
+    peer.send({"uri": "/slow", "method": "GET", "params": {"key": 2, "delay": 0.0}})
+    first, second = await peer.recv(), await peer.recv()
+    assert (first["key"], second["key"]) == (2, 1)
+    assert second["results"] == 0.3
+    await peer.close()
+
+
+async def test_request_hook_sees_the_raw_frame_before_the_handler(mesh):
+    seen: list = []
+    svc = await start(mesh, {"GET/echo": lambda p, pk: seen.append("handler")})
+    svc.on_request = lambda raw, packet, conn: seen.append(raw)
+    peer = await Peer.connect(svc.port)
+    peer.send_raw(b'{"uri":"/echo","method":"GET","params":{"key":1,"s":"\\u00b6"}}\xc2\xb6')
+    await peer.recv()
+    assert seen == [b'{"uri":"/echo","method":"GET","params":{"key":1,"s":"\\u00b6"}}', "handler"]
+    await peer.close()
+
+
+async def test_bad_frames_are_dropped_and_counted_and_the_connection_stays(mesh):
+    svc = await start(mesh, {"GET/echo": echo}, max_frame_bytes=200)
+    peer = await Peer.connect(svc.port)
+    peer.send_raw(b"not json\xc2\xb6" + b'{"x": "\xff"}\xc2\xb6' + b"null\xc2\xb6\xc2\xb6"
+                  + b'{"big": "' + b"x" * 500 + b'"}\xc2\xb6')
+    reply = await peer.request({"uri": "/echo", "method": "GET", "params": {"key": 1, "s": "a¶b"}})
+    assert reply["key"] == 1 and reply["results"]["params"]["s"] == "a¶b"
+    [conn] = svc.connections
+    assert conn.bad_frames == 4
+    assert conn.decoder.errors == {"bad_json": 1, "bad_utf8": 1, "not_object": 1, "too_large": 1}
+    await peer.close()
