@@ -185,8 +185,8 @@ class ReconnectingClient:
             return
         if self.on_packet is not None:
             self.on_packet(packet)
-        elif key is not None:
-            self.unmatched_replies += 1  # unknown key: counted and dropped (book defect 6)
+        else:
+            self.unmatched_replies += 1  # unknown or no key: counted and dropped (book defect 6)
 
     def _fail_pending(self, exc: Exception) -> None:
         for fut in self._pending.values():
