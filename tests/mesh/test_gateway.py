@@ -1,0 +1,173 @@
+"""The HTTP gateway over real TCP and HTTP: routing, round robin, params, 404/502/504."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from .harness import HOST, Peer, free_port, gateway_ready, wait_until
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
+
+
+def url(gw, path: str) -> str:
+    return f"http://{HOST}:{gw.port}{path}"
+
+
+async def test_round_robin_across_two_instances(mesh, http):
+    await mesh.start_distributor()
+    a = await mesh.start_service("who", {"GET/who": lambda p, pk: "a"})
+    b = await mesh.start_service("who", {"GET/who": lambda p, pk: "b"})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "GET/who", instances=2)
+    answers = []
+    for _ in range(6):
+        async with http.get(url(gw, "/who")) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+            assert body["errorcode"] == 0
+            answers.append(body["results"])
+    assert sorted(answers) == ["a"] * 3 + ["b"] * 3
+    assert all(x != y for x, y in zip(answers, answers[1:], strict=False))  # alternating
+    assert a.stats["requests"] == b.stats["requests"] == 3
+
+
+async def test_unknown_route_is_a_json_404(mesh, http):
+    await mesh.start_distributor()
+    await mesh.start_service("who", {"GET/who": lambda p, pk: "a"})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "GET/who")
+    for method, path in (("GET", "/nothing"), ("POST", "/who")):
+        async with http.request(method, url(gw, path)) as resp:
+            assert resp.status == 404
+            assert resp.content_type == "application/json"
+            body = await resp.json()
+            assert body["errorcode"] == 404 and path in body["errormessage"]
+
+
+async def test_unreachable_service_is_a_502(mesh, http):
+    await mesh.start_distributor()
+    gw = await mesh.start_gateway()
+    # A node registered under a port nobody listens on: known route, no service behind it.
+    ghost = await Peer.connect(mesh.distributor.port)
+    ghost.send({"uri": "/distributes", "method": "POST", "key": 0,
+                "params": {"port": free_port(), "name": "ghost", "urls": ["GET/ghost"]}})
+    await wait_until(lambda: "GET/ghost" in gw.routes, 3.0, "ghost route")
+    async with http.get(url(gw, "/ghost")) as resp:
+        assert resp.status == 502
+        body = await resp.json()
+        assert body["errorcode"] == 502
+    assert gw.stats["unreachable"] == 1
+    await ghost.close()
+
+
+async def test_slow_service_is_a_504_and_the_gateway_keeps_serving(mesh, http):
+    async def sleepy(params, packet):
+        await asyncio.sleep(float(params.get("s", 3.0)))
+        return "late"
+
+    await mesh.start_distributor()
+    await mesh.start_service("sleepy", {"GET/sleepy": sleepy, "GET/quick": lambda p, pk: "ok"})
+    gw = await mesh.start_gateway(timeout=0.4)
+    await gateway_ready(gw, "GET/sleepy")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with http.get(url(gw, "/sleepy"), params={"s": "2"}) as resp:
+        assert resp.status == 504
+        assert (await resp.json())["errorcode"] == 504
+    assert loop.time() - started < 1.5
+    async with http.get(url(gw, "/quick")) as resp:
+        assert resp.status == 200 and (await resp.json())["results"] == "ok"
+    assert gw.stats["timeouts"] == 1
+
+
+async def test_json_body_form_body_and_query_string_become_params(mesh, http):
+    seen: list[dict] = []
+
+    def echo(params, packet):
+        seen.append(packet)
+        return params
+
+    await mesh.start_distributor()
+    await mesh.start_service("echo", {"POST/echo": echo, "GET/echo": echo, "DELETE/echo": echo,
+                                      "PUT/echo": echo})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "POST/echo")
+
+    async with http.post(url(gw, "/echo"), params={"q": "1"},
+                         json={"name": "pen¶", "n": 2, "tags": ["a"]}) as resp:
+        body = await resp.json()
+    params = body["results"]
+    assert params["name"] == "pen¶" and params["n"] == 2 and params["tags"] == ["a"]
+    assert params["q"] == "1"
+    assert body["key"] == params["key"]  # the book's gateway keeps its key in params.key
+
+    async with http.get(url(gw, "/echo"), params={"id": "7", "name": "한글"}) as resp:
+        params = (await resp.json())["results"]
+    assert params["id"] == "7" and params["name"] == "한글"
+
+    async with http.delete(url(gw, "/echo?id=3")) as resp:
+        assert (await resp.json())["results"]["id"] == "3"
+
+    async with http.put(url(gw, "/echo"), data={"name": "cup", "price": "3"}) as resp:
+        params = (await resp.json())["results"]
+    assert params["name"] == "cup" and params["price"] == "3"
+
+    # the request packet carries the key in params and a trace id, as DESIGN §1/§3 say
+    packet = seen[0]
+    assert packet["uri"] == "/echo" and packet["method"] == "POST"
+    assert isinstance(packet["params"]["key"], int)
+    assert packet.get("trace.id")
+
+
+async def test_bad_body_is_a_400(mesh, http):
+    await mesh.start_distributor()
+    await mesh.start_service("echo", {"POST/echo": lambda p, pk: p})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "POST/echo")
+    for data in (b"{not json", b"[1, 2]"):
+        async with http.post(url(gw, "/echo"), data=data,
+                             headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["errorcode"] == 400
+
+
+async def test_request_id_header_becomes_the_trace_id(mesh, http):
+    seen: list[dict] = []
+    await mesh.start_distributor()
+    await mesh.start_service("echo", {"GET/echo": lambda p, pk: seen.append(pk)})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "GET/echo")
+    async with http.get(url(gw, "/echo"), headers={"X-Request-Id": "req-123"}) as resp:
+        assert resp.headers["X-Request-Id"] == "req-123"
+    assert seen[0]["trace.id"] == "req-123"
+
+
+async def test_gateway_lists_the_nodes(mesh, http):
+    await mesh.start_distributor()
+    svc = await mesh.start_service("who", {"GET/who": lambda p, pk: "a"})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "GET/who")
+    async with http.get(url(gw, "/distributes")) as resp:
+        nodes = await resp.json()
+    assert {"port": svc.port, "name": "who", "urls": ["GET/who"], "host": HOST} in nodes
+    assert any(n["name"] == "gateway" and n["port"] == gw.port for n in nodes)
+
+
+async def test_a_service_that_leaves_is_no_longer_routed(mesh, http):
+    await mesh.start_distributor()
+    a = await mesh.start_service("who", {"GET/who": lambda p, pk: "a"})
+    await mesh.start_service("who", {"GET/who": lambda p, pk: "b"})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "GET/who", instances=2)
+    await a.stop()
+    await wait_until(lambda: len(gw.routes.get("GET/who", [])) == 1, 3.0, "a's departure")
+    for _ in range(4):
+        async with http.get(url(gw, "/who")) as resp:
+            assert (await resp.json())["results"] == "b"
