@@ -138,19 +138,27 @@ def gateway(host: str, port: int, distributor: str, timeout: float, supervise: b
 @click.option("--ship/--no-ship", default=True, help="Ship every request to the logs service.")
 @click.option("--ship-mode", type=click.Choice(["ack", "book"]), default="ack",
               help="ack: acknowledged batches (logmesh); book: the chapter's fire-and-forget packets.")
+@click.option("--spool-dir", type=click.Path(path_type=Path), default=None,
+              help="Spool undelivered logs here [default: DATA_DIR/spool/NAME].")
+@click.option("--spool-max", default="1GB", help="Spool size limit; past it the oldest are dropped.")
+@click.option("--log-queue", default=100_000, help="Log events held in memory before spooling.")
 @supervise_option
 def service(name: str, host: str, port: int | None, distributor: str, data_dir: Path,
-            ship: bool, ship_mode: str, supervise: bool) -> None:
+            ship: bool, ship_mode: str, spool_dir: Path | None, spool_max: str, log_queue: int,
+            supervise: bool) -> None:
     """Run one of the example services (goods, members, purchases)."""
     if supervise:
         supervised(name)
     from .examples.resource import make_service
     from .shipper import Shipper
+    from .spool import Spool
 
     svc = make_service(name, data_dir, port=port, host=host,
                        distributor=parse_addr(distributor, 9000))
     if ship:
-        Shipper(name, mode=ship_mode).attach(svc)
+        spool = Spool(spool_dir or data_dir / "spool" / name, parse_size(spool_max)) \
+            if ship_mode == "ack" else None
+        Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue).attach(svc)
     serve(svc.serve_forever)
 
 

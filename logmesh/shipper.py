@@ -55,6 +55,7 @@ class Shipper:
         self.queue: deque[list] = deque()  # [n, ts_ms, raw_text, extra?]
         self._n = itertools.count(1)
         self.inflight: dict[int, list[list]] = {}
+        self._spool_inflight: deque[list] = deque()  # [key, spool position after it, acked]
         self._keys = itertools.count(1)
         self.client: ReconnectingClient | None = None
         self.logs_nodes: list[tuple[str, int]] = []
@@ -87,7 +88,7 @@ class Shipper:
     def _overflow(self) -> None:
         excess = len(self.queue) - self.max_queue
         if self.spool is not None:
-            self.stats["spooled"] += self.spool.put([self.queue.popleft() for _ in range(excess)])
+            self._spill(excess)
             return
         for _ in range(excess):
             self.queue.popleft()
@@ -135,7 +136,8 @@ class Shipper:
     async def close(self, timeout: float = 5.0) -> None:
         """Send what is queued (waiting up to ``timeout`` for acks), then stop."""
         deadline = time.monotonic() + timeout
-        while (self.queue or self.inflight) and self.client is not None and time.monotonic() < deadline:
+        while (self.queue or self.inflight) and self.client is not None \
+                and self.client.is_connected and time.monotonic() < deadline:
             if self._wake is not None:
                 self._wake.set()
             await asyncio.sleep(0.02)
@@ -162,24 +164,46 @@ class Shipper:
                 log.exception("%s: shipper error", self.service)
             await asyncio.sleep(0)  # let more requests arrive: fewer, bigger writes
 
+    def _spill(self, count: int | None = None) -> None:
+        """Move the oldest ``count`` (default: all) queued events to the disk spool."""
+        n = len(self.queue) if count is None else min(count, len(self.queue))
+        if n and self.spool is not None:
+            inst = self.instance
+            records = []
+            for _ in range(n):
+                e = self.queue.popleft()
+                records.append([inst, e[0], e[1], _text(e[2]), e[3] if len(e) > 3 else None])
+            self.stats["spooled"] += self.spool.put(records)
+
     def _pump(self) -> None:
         client = self.client
-        if client is None or not client.is_connected:
+        connected = client is not None and client.is_connected
+        if not connected:
             if self.mode == "book" and client is None and self.queue:
                 self._print_queue()
+            elif self.spool is not None and self.queue:
+                self._spill()  # unreachable: the disk keeps them across our own restarts
             return
-        if self.spool is not None and not self.queue and len(self.inflight) < self.max_inflight:
-            self.queue.extend(self.spool.take(self.batch_events))
         if self.mode == "book":
             self._send_book(client)
+            return
+        spool = self.spool
+        if spool is not None and (spool.has_pending or self._spool_inflight):
+            self._spill()  # keep order: older spooled events go first, so new ones queue behind
+            while spool.has_pending and len(self.inflight) < self.max_inflight:
+                records, pos = spool.take(self.batch_events)
+                if not records:
+                    break
+                key = self._send_batch(client, [[r[1], r[2], r[3], r[4], r[0]] for r in records])
+                self._spool_inflight.append([key, pos, False])
             return
         while self.queue and len(self.inflight) < self.max_inflight:
             batch = [self.queue.popleft() for _ in range(min(self.batch_events, len(self.queue)))]
             self._send_batch(client, batch)
-            if not self.queue and self.spool is not None and len(self.inflight) < self.max_inflight:
-                self.queue.extend(self.spool.take(self.batch_events))
+        if self.queue and spool is not None and len(self.queue) > self.batch_events * self.max_inflight:
+            self._spill()  # slower than the traffic: let the disk hold the backlog
 
-    def _send_batch(self, client: ReconnectingClient, batch: list[list]) -> None:
+    def _send_batch(self, client: ReconnectingClient, batch: list[list]) -> int:
         key = next(self._keys)
         self.inflight[key] = batch
         events = [[e[0], e[1], _text(e[2]), *e[3:]] for e in batch]
@@ -187,6 +211,7 @@ class Shipper:
                   "params": {"service": self.service, "instance": self.instance, "events": events}}
         client.write(encode(packet))
         self.stats["sent"] += len(batch)
+        return key
 
     def _send_book(self, client: ReconnectingClient) -> None:
         parts = []
@@ -205,7 +230,8 @@ class Shipper:
             self.stats["printed"] += 1
 
     def _on_reply(self, packet: dict) -> None:
-        batch = self.inflight.pop(packet.get("key"), None)  # type: ignore[arg-type]
+        key = packet.get("key")
+        batch = self.inflight.pop(key, None)  # type: ignore[arg-type]
         if batch is None:
             return
         if packet.get("errorcode") == 0:
@@ -213,6 +239,15 @@ class Shipper:
         else:
             log.error("%s: logs service refused a batch: %s", self.service, packet.get("errormessage"))
             self.stats["dropped"] += len(batch)
+        if self._spool_inflight:
+            for entry in self._spool_inflight:
+                if entry[0] == key:
+                    entry[2] = True
+            pos = None
+            while self._spool_inflight and self._spool_inflight[0][2]:
+                pos = self._spool_inflight.popleft()[1]
+            if pos is not None and self.spool is not None:
+                self.spool.commit(pos)  # acknowledged in order: the spool may forget them
         if self._wake is not None:
             self._wake.set()
 
@@ -229,7 +264,13 @@ class Shipper:
             asyncio.get_running_loop().call_soon(self._connect, nxt)
 
     def _requeue_inflight(self) -> None:
-        """Unacknowledged batches go back to the front of the queue, in order."""
+        """Unacknowledged batches go back to the front of the queue (or spool), in order."""
+        if self._spool_inflight:
+            for key, _, _ in self._spool_inflight:
+                self.inflight.pop(key, None)
+            self._spool_inflight.clear()
+            if self.spool is not None:
+                self.spool.rewind()
         if not self.inflight:
             return
         batches = [self.inflight[k] for k in sorted(self.inflight)]

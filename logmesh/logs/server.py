@@ -147,6 +147,10 @@ class LogsServer:
         cfg = self.config
         loop = asyncio.get_running_loop()
         self.writer.open()
+        known = self.ledger.rebuild(cfg.data_dir)
+        if known:
+            log.info("re-read %d event id(s) of %d shipper instance(s) for de-duplication",
+                     known, len(self.ledger.instances))
         self.writer.start()
         self.tcp_server = await loop.create_server(lambda: LogIngestProtocol(self.ingest), cfg.host,
                                                    cfg.port, reuse_port=self.reuse_port or None)

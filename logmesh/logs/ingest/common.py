@@ -41,12 +41,17 @@ class Request(msgspec.Struct):
 
 
 class BatchEvent(msgspec.Struct, array_like=True):
-    """One event of a logmesh shipper batch: ``[n, ts_ms, raw_packet, extra]``."""
+    """One event of a logmesh shipper batch: ``[n, ts_ms, raw_packet, extra, instance]``.
+
+    ``instance`` is set for events replayed from a spool written by an earlier
+    boot of the shipper: they keep the ``event.id`` they were born with.
+    """
 
     n: int
     ts: int
     raw: str
     extra: dict[str, Any] | None = None
+    instance: str | None = None
 
 
 class Batch(msgspec.Struct):

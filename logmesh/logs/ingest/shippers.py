@@ -8,7 +8,13 @@ see that nothing was lost instead of trusting it.
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+DEDUPE_WINDOW_MS = 3600 * 1000  # resends are recognised this long after the first copy
+_EVENT_ID = re.compile(rb'"event\.id":"([^"]+):(\d+)"')
 
 
 @dataclass
@@ -55,6 +61,8 @@ class ShipperLedger:
         led = self.instances.get(instance)
         if led is None:
             led = self.instances[instance] = InstanceLedger(service=service)
+        elif service and not led.service:
+            led.service = service
         if ts > led.last_seen_ms:
             led.last_seen_ms = ts
         return led.add(n)
@@ -64,6 +72,35 @@ class ShipperLedger:
         if not instance or not n.isdigit():
             return True
         return self.add(instance, int(n), service, ts)
+
+    def rebuild(self, data_dir: Path, window_ms: int = DEDUPE_WINDOW_MS) -> int:
+        """Re-learn the numbers already stored, so resends after our restart are dropped.
+
+        Reads the segments of every worker that may hold events of the last
+        ``window_ms``; a resend older than that is not recognised.
+        """
+        from ..store.reader import list_segments
+
+        horizon = int(time.time() * 1000) - window_ms
+        seen = 0
+        for seg in list_segments(data_dir):
+            if seg.index is not None and seg.index["max_ts"] < horizon and \
+                    seg.index.get("max_received", seg.index["max_ts"]) < horizon:
+                continue
+            try:
+                data = seg.path.read_bytes()
+            except FileNotFoundError:
+                continue
+            for m in _EVENT_ID.finditer(data):
+                instance, n = m.group(1).decode(), int(m.group(2))
+                led = self.instances.get(instance)
+                if led is None:
+                    led = self.instances[instance] = InstanceLedger()
+                led.add(n)
+                seen += 1
+        for led in self.instances.values():
+            led.duplicates = 0  # what we re-read is not a duplicate
+        return seen
 
     def summary(self) -> list[dict]:
         return [{"instance": inst, "service": led.service, "received": led.received,

@@ -168,12 +168,13 @@ class LogIngestProtocol(asyncio.Protocol):
         routes = ctx.routes
         add = ctx.ledger.add
         for ev in batch.events:
-            if instance and not add(instance, ev.n, batch.service, ev.ts):
+            inst = ev.instance or instance
+            if inst and not add(inst, ev.n, batch.service, ev.ts):
                 ctx.stats["duplicates"] += 1
                 continue
             lines.append(event_line(request_event(
-                ev.raw, ts=ev.ts, received_at=received, service=service, instance=instance or None,
-                event_id=f"{instance}:{ev.n}" if instance else None, source=self.source,
+                ev.raw, ts=ev.ts, received_at=received, service=service, instance=inst or None,
+                event_id=f"{inst}:{ev.n}" if inst else None, source=self.source,
                 routes=routes, extra=ev.extra)))
         return len(batch.events)
 

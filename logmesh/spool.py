@@ -1,0 +1,196 @@
+"""The shipper's disk spool: events wait here while the logs service can't take them.
+
+Records are NDJSON lines ``[instance, n, ts, raw, extra]`` in files
+``spool-<id>.ndjson``, fsynced as they are written, so a spooled event survives
+a crash of the service that spooled it. They keep the ``event.id``
+(instance + number) they were born with, so the logs service drops a replay
+of what it already stored.
+
+Reading is two-phase: ``take`` hands out records and remembers where they
+ended; ``commit`` (after the logs service acknowledged them) moves the durable
+head, written atomically to ``head.json``, and deletes files read to the end;
+``rewind`` (after a lost connection) goes back to the durable head. When the
+directory would exceed ``max_bytes``, the oldest file is dropped, counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import orjson
+
+log = logging.getLogger("logmesh.spool")
+
+SPOOL_FILE_BYTES = 16 * 1024 * 1024  # a new spool file past this size (drops happen per file)
+HEAD_FILE = "head.json"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Spool:
+    def __init__(self, directory: Path, max_bytes: int = 1024**3, *,
+                 file_bytes: int = SPOOL_FILE_BYTES) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.file_bytes = file_bytes
+        self.dropped = 0
+        head = self._load_head()
+        self._files = sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("spool-*.ndjson"))
+        self._files = [f for f in self._files if f >= head[0]]
+        self.head = head  # durable: (file id, offset) of the first unacknowledged record
+        self.read_pos = head  # next record to take
+        self._out: int | None = None
+        self._out_id = -1  # the file being appended to (none until the first put)
+        self.has_pending = self.pending_bytes() > 0  # cheap check for the shipper's hot loop
+
+    # -- positions -------------------------------------------------------------
+    def _path(self, file_id: int) -> Path:
+        return self.dir / f"spool-{file_id:012d}.ndjson"
+
+    def _load_head(self) -> tuple[int, int]:
+        try:
+            data = orjson.loads((self.dir / HEAD_FILE).read_bytes())
+            return int(data["file"]), int(data["offset"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0, 0
+
+    def _size(self) -> int:
+        total = 0
+        for f in self._files:
+            try:
+                total += self._path(f).stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def __bool__(self) -> bool:
+        return self.pending_bytes() > 0
+
+    def pending_bytes(self) -> int:
+        """Bytes not yet taken (0 when everything spooled is in flight or sent)."""
+        total = 0
+        for f in self._files:
+            if f < self.read_pos[0]:
+                continue
+            try:
+                size = self._path(f).stat().st_size
+            except FileNotFoundError:
+                continue
+            total += size - (self.read_pos[1] if f == self.read_pos[0] else 0)
+        return total
+
+    # -- writing ---------------------------------------------------------------
+    def put(self, records: list[list]) -> int:
+        """Append ``[instance, n, ts, raw, extra]`` records durably; returns how many."""
+        if not records:
+            return 0
+        data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        if self._out is None or os.fstat(self._out).st_size >= self.file_bytes:
+            self._roll()
+        assert self._out is not None
+        os.write(self._out, data)
+        os.fsync(self._out)
+        self.has_pending = True
+        self._enforce_limit()
+        return len(records)
+
+    def _roll(self) -> None:
+        """Start a new file, numbered past every file and past the head."""
+        if self._out is not None:
+            os.close(self._out)
+        self._out_id = max([*self._files, self.head[0]]) + 1
+        self._files.append(self._out_id)
+        self._out = os.open(self._path(self._out_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def _enforce_limit(self) -> None:
+        while self._size() > self.max_bytes and len(self._files) > 1:
+            oldest = self._files.pop(0)
+            path = self._path(oldest)
+            try:
+                with open(path, "rb") as f:
+                    if oldest == self.head[0]:
+                        f.seek(self.head[1])
+                    lost = f.read().count(b"\n")
+            except FileNotFoundError:
+                lost = 0
+            path.unlink(missing_ok=True)
+            self.dropped += lost
+            log.warning("spool over %d bytes: dropped %d oldest event(s) (%d so far)",
+                        self.max_bytes, lost, self.dropped)
+            nxt = (self._files[0], 0)
+            if self.head < nxt:
+                self.head = nxt
+                self._save_head()
+            if self.read_pos < nxt:
+                self.read_pos = nxt
+
+    # -- reading ---------------------------------------------------------------
+    def take(self, limit: int) -> tuple[list[list], tuple[int, int]]:
+        """Up to ``limit`` records from the read position, and the position after them."""
+        out: list[list] = []
+        file_id, offset = self.read_pos
+        for f in self._files:
+            if f < file_id:
+                continue
+            if f > file_id:
+                file_id, offset = f, 0
+            try:
+                with open(self._path(f), "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(4 * 1024 * 1024)
+            except FileNotFoundError:
+                continue
+            end = data.rfind(b"\n") + 1
+            pos = 0
+            for line in data[:end].splitlines(keepends=True):
+                try:
+                    out.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    log.warning("spool: skipping a torn record in %s", self._path(f).name)
+                pos += len(line)
+                if len(out) >= limit:
+                    break
+            offset += pos
+            if len(out) >= limit:
+                break
+        self.read_pos = (file_id, offset)
+        if len(out) < limit:
+            self.has_pending = False
+        return out, self.read_pos
+
+    def commit(self, pos: tuple[int, int]) -> None:
+        """Everything before ``pos`` is acknowledged: move the head, delete finished files."""
+        if pos <= self.head:
+            return
+        self.head = pos
+        self._save_head()
+        for f in list(self._files):
+            if f == self._out_id or f > pos[0]:
+                continue
+            path = self._path(f)
+            if f < pos[0] or pos[1] >= path.stat().st_size:
+                self._files.remove(f)
+                path.unlink(missing_ok=True)
+
+    def rewind(self) -> None:
+        """Forget what was taken but not acknowledged: it will be taken again."""
+        self.read_pos = self.head
+        self.has_pending = self.pending_bytes() > 0
+
+    def _save_head(self) -> None:
+        _write_atomic(self.dir / HEAD_FILE, orjson.dumps({"file": self.head[0], "offset": self.head[1]}))
+
+    def close(self) -> None:
+        if self._out is not None:
+            os.close(self._out)
+            self._out = None
