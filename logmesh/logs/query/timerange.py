@@ -27,15 +27,19 @@ MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: larger epoch val
 MAX_OFFSET_MS = 10_000 * 365 * UNIT_MS["d"]  # relative offsets past ~10000 years are rejected,
 # so every accepted time fits a BIGINT whatever the clock says
 
-_RELATIVE_RE = re.compile(r"now((?:[+-][0-9]+[smhdw])*)")
-_STEP_RE = re.compile(r"([+-])([0-9]+)([smhdw])")
-_DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
+_RELATIVE_RE = re.compile(r"now((?:[+-][0-9]{1,15}[smhdw])*)")
+_STEP_RE = re.compile(r"([+-])([0-9]{1,15})([smhdw])")
+_DURATION_RE = re.compile(r"([0-9]{1,15})([smhdw])")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FORMS = "ISO-8601 (2026-11-25T17:00:00Z), epoch milliseconds or now-15m (units s m h d w)"
 
 
 class TimeRangeError(ValueError):
-    """A ``from``/``to``/duration the API can't read; the message says what is accepted."""
+    """A ``from``/``to``/duration the API can't read; ``hint`` says what to send instead."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(f"{message}: {hint}")
+        self.hint = hint
 
 
 def now_ms(clock: Clock = time.time) -> int:
@@ -52,17 +56,21 @@ def parse_time(text: str, *, clock: Clock = time.time, now: int | None = None) -
             for sign, n, unit in _STEP_RE.findall(m.group(1))
         )
         if abs(offset) > MAX_OFFSET_MS:
-            raise TimeRangeError(f'time "{text}" is too far from now: keep offsets under 10000 years')
+            raise TimeRangeError(
+                f'time "{text}" is too far from now', "keep offsets under 10000 years"
+            )
         return (now_ms(clock) if now is None else now) + offset
     if s.isascii() and s.isdigit():
-        ms = int(s)
+        ms = int(s) if len(s) <= 16 else MAX_EPOCH_MS + 1
         if ms > MAX_EPOCH_MS:
-            raise TimeRangeError(f'epoch milliseconds "{text}" are past the year 9999')
+            raise TimeRangeError(
+                f'epoch milliseconds "{text}" are past the year 9999', f"use {_FORMS}"
+            )
         return ms
     try:
         dt = datetime.fromisoformat(s)
     except ValueError:
-        raise TimeRangeError(f'bad time "{text}": use {_FORMS}') from None
+        raise TimeRangeError(f'bad time "{text}"', f"use {_FORMS}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return (dt - _EPOCH) // timedelta(milliseconds=1)
@@ -77,7 +85,7 @@ def parse_range(
     end = parse_time(to or DEFAULT_TO, now=now)
     if start > end:
         raise TimeRangeError(
-            f'"from" ({from_ or DEFAULT_FROM}) is after "to" ({to or DEFAULT_TO}): swap them'
+            f'"from" ({from_ or DEFAULT_FROM}) is after "to" ({to or DEFAULT_TO})', "swap them"
         )
     return start, end
 
@@ -86,8 +94,10 @@ def parse_duration(text: str) -> int:
     """``"15m"`` -> 900000 (ms): a positive count and one unit of s m h d w."""
     m = _DURATION_RE.fullmatch(text.strip())
     if not m or int(m.group(1)) == 0:
-        raise TimeRangeError(f'bad duration "{text}": use a positive count and a unit, e.g. 1m or 2h')
+        raise TimeRangeError(
+            f'bad duration "{text}"', "use a positive count and a unit, e.g. 1m or 2h"
+        )
     ms = int(m.group(1)) * UNIT_MS[m.group(2)]
     if ms > MAX_OFFSET_MS:
-        raise TimeRangeError(f'duration "{text}" is too long: keep it under 10000 years')
+        raise TimeRangeError(f'duration "{text}" is too long', "keep it under 10000 years")
     return ms
