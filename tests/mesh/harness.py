@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
 from logmesh.mesh.service import Service
@@ -163,3 +165,13 @@ async def gateway_ready(gw: Gateway, route: str, instances: int = 1, timeout: fl
             gw.clients.get(a) is not None and gw.clients[a].is_connected for a in addrs)
 
     await wait_until(ready, timeout, f"gateway route {route} on {instances} node(s)")
+
+
+@pytest.fixture
+async def mesh():
+    """A :class:`Mesh` whose parts are all stopped after the test."""
+    m = Mesh()
+    try:
+        yield m
+    finally:
+        await m.close()

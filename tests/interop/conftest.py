@@ -1,0 +1,1 @@
+from tests.mesh.harness import mesh  # noqa: F401  (the fixture)
