@@ -65,9 +65,10 @@ class Batch(msgspec.Struct):
 # -- what is stored -------------------------------------------------------------
 
 
-class Event(msgspec.Struct, omit_defaults=True):
+class Event(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One stored event; field names are the ECS names of ``logs/event.py``."""
 
+    seq: int = 0  # given by the store's writer
     timestamp: int = msgspec.field(name="@timestamp")
     received_at: int = 0
     service_name: str | None = msgspec.field(default=None, name="service.name")
@@ -97,7 +98,6 @@ envelope_decoder = msgspec.json.Decoder(Envelope)
 request_decoder = msgspec.json.Decoder(Request)
 batch_decoder = msgspec.json.Decoder(Batch)
 str_decoder = msgspec.json.Decoder(str)
-_encode = msgspec.json.Encoder().encode
 
 
 def now_ms() -> int:
@@ -108,11 +108,6 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return str(value)
-
-
-def event_line(event: Event) -> tuple[int, bytes]:
-    """``(timestamp, line body)`` as :meth:`SegmentWriter.append_lines` wants it."""
-    return event.timestamp, _encode(event)[1:]
 
 
 @dataclass
@@ -169,6 +164,70 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
     if extra:
         apply_extra(ev, extra)
     return ev
+
+
+class TypedRequest(msgspec.Struct):
+    """:class:`Request` with the types well-behaved services send (the fast path)."""
+
+    uri: str | None = None
+    method: str | None = None
+    params: msgspec.Raw = msgspec.Raw(b"")
+    key: int | str | None = None
+    trace_id: str | None = msgspec.field(default=None, name="trace.id")
+
+
+_texts_decoder = msgspec.json.Decoder(str)
+_requests_decoder = msgspec.json.Decoder(TypedRequest)
+_keys_decoder = msgspec.json.Decoder(_KeyOnly)
+
+
+def book_events(envs: list, *, received_at: int, source: tuple[str, int],
+                routes: Routes) -> list[Event] | None:
+    """Events for many book packets at once, or None to take them one by one.
+
+    Decoding a read's packets with three ``decode_lines`` calls instead of
+    three calls per packet halves the cost of ingest (bench/ingest.py). It is
+    exact: no decoded text may hold a newline, so each line is one packet,
+    and a packet that is not a well-typed request object sends the whole read
+    down the per-packet path (:func:`request_event`).
+    """
+    try:
+        texts = _texts_decoder.decode_lines(b"\n".join([e.params for e in envs]))
+        if len(texts) != len(envs):
+            return None
+        joined = "\n".join(texts)
+        if joined.count("\n") != len(texts) - 1:
+            return None
+        reqs = _requests_decoder.decode_lines(joined)
+        if len(reqs) != len(texts):
+            return None
+        # The book's gateway keeps the key inside params: one more pass, over those params only
+        # (absent params count as {}; a params that is not an object sends the read the slow way).
+        need = [r.params or b"{}" for r in reqs if r.key is None]
+        keys = _keys_decoder.decode_lines(b"\n".join(need)) if need else []
+        if len(keys) != len(need):
+            return None
+    except (msgspec.DecodeError, UnicodeEncodeError):
+        return None
+    addr, port = source
+    by_route = routes.by_route
+    next_key = iter(keys).__next__
+    out = []
+    append = out.append
+    for env, text, req in zip(envs, texts, reqs, strict=True):
+        key = req.key
+        if key is None:
+            key = next_key().key
+        method, uri = req.method, req.uri
+        ts = env.timestamp
+        service = env.service
+        append(Event(timestamp=ts if type(ts) is int else received_at, received_at=received_at,
+                     message=text, level="info", source_address=addr, source_port=port,
+                     method=method, path=uri, params=req.params, trace_id=req.trace_id,
+                     key=key if key is None or type(key) is str else str(key),
+                     service_name=service if type(service) is str
+                     else by_route.get(f"{method}{uri}")))
+    return out
 
 
 _EXTRA_FIELDS = {"log.level": "level", "log.logger": "logger", "message": "message",

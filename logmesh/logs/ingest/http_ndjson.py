@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .common import Event, apply_extra, event_line, now_ms
+from .common import Event, apply_extra, now_ms
 
 MAX_ERRORS_REPORTED = 20
 
@@ -51,10 +51,10 @@ def record_event(obj: Any, received: int) -> Event:
     return ev
 
 
-def parse_body(body: bytes) -> tuple[list[tuple[int, bytes]], list[dict]]:
-    """Body -> (store lines, errors). JSON array or NDJSON, decided by the first byte."""
+def parse_body(body: bytes) -> tuple[list[Event], list[dict]]:
+    """Body -> (events, errors). JSON array or NDJSON, decided by the first byte."""
     received = now_ms()
-    lines: list[tuple[int, bytes]] = []
+    lines: list[Event] = []
     errors: list[dict] = []
     stripped = body.lstrip()
     if stripped[:1] == b"[":
@@ -74,7 +74,7 @@ def parse_body(body: bytes) -> tuple[list[tuple[int, bytes]], list[dict]]:
                 errors.append({"line": no, "error": f"cannot parse line: {exc}"})
     for no, obj in numbered:
         try:
-            lines.append(event_line(record_event(obj, received)))
+            lines.append(record_event(obj, received))
         except (ValueError, KeyError, TypeError) as exc:
             errors.append({"line": no, "error": str(exc)})
     return lines, errors

@@ -24,8 +24,8 @@ from ..store.segment import SegmentWriter
 from .common import (
     Routes,
     batch_decoder,
+    book_events,
     envelope_decoder,
-    event_line,
     now_ms,
     request_event,
     str_decoder,
@@ -44,7 +44,7 @@ class IngestContext:
 
     def __init__(self, writer: SegmentWriter, *, max_frame_bytes: int = 1024 * 1024,
                  routes: Routes | None = None, ledger: ShipperLedger | None = None,
-                 book_lines: Callable[[tuple[str, int], list[bytes]], None] | None = None) -> None:
+                 book_lines: Callable[[tuple[str, int], list], None] | None = None) -> None:
         self.writer = writer
         self.max_frame_bytes = max_frame_bytes
         self.routes = routes or Routes()
@@ -91,46 +91,69 @@ class LogIngestProtocol(asyncio.Protocol):
         ctx = self.ctx
         ctx.stats["bytes"] += len(data)
         received = now_ms()
-        lines: list[tuple[int, bytes]] = []
+        frames = []
+        for item in self.splitter.feed(data):
+            if isinstance(item, BadFrame):
+                self._bad(item.reason, item.detail)
+            else:
+                frames.append(item)
+        if not frames:
+            return
+        events = self._fast(frames, received)
         acks: list[tuple[Any, int]] = []
-        book: list[bytes] = []
-        for raw in self.splitter.feed(data):
-            if isinstance(raw, BadFrame):
-                self._bad(raw.reason, raw.detail)
-                continue
-            try:
-                env = envelope_decoder.decode(raw)
-            except msgspec.DecodeError as exc:
-                self._bad("bad_utf8" if "UTF-8" in str(exc) else "bad_json", str(exc))
-                continue
-            first = memoryview(env.params)[:1].tobytes()
-            try:
-                if first == b'"':
-                    self._book_packet(env, received, lines)
-                    if ctx.book_lines is not None:
-                        book.append(raw)
-                elif first == b"{" and env.ack:
-                    n = self._batch(env, received, lines)
-                    if n >= 0:
-                        acks.append((env.key, n))
-                else:
-                    self._bad("not_a_log", "expected params to be the logged packet text or a batch")
-            except Exception as exc:  # a packet we did not foresee must not end the connection
-                log.exception("ingest %s:%s: cannot store packet", *self.source)
-                self._bad("internal", repr(exc))
-        if lines:
-            ctx.stats["events"] += len(lines)
-            last = ctx.writer.append_lines(lines)
-            for key, count in acks:
-                asyncio.ensure_future(self._ack(key, count, last))
+        if events is None:
+            events = []
+            for raw in frames:
+                self._packet(raw, received, events, acks)
+        if events:
+            ctx.stats["events"] += len(events)
+            last = ctx.writer.append_events(events)
         else:
-            for key, count in acks:  # all duplicates: already durable, ack at once
-                asyncio.ensure_future(self._ack(key, count, -1))
-        if book and ctx.book_lines is not None:
-            ctx.book_lines(self.source, book)
+            last = -1  # e.g. a batch of resends only: already durable, ack at once
+        for key, count in acks:
+            asyncio.ensure_future(self._ack(key, count, last))
+        if ctx.book_lines is not None and events:
+            ctx.book_lines(self.source, events)
         if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
             self.transport.pause_reading()  # resumed by IngestContext._resume_all after a flush
             ctx.paused.add(self.transport)
+
+    def _fast(self, frames: list[bytes], received: int) -> list | None:
+        """All frames plain book packets? Then decode them together (common.book_events)."""
+        joined = b"\n".join(frames)
+        if joined.count(b"\n") != len(frames) - 1:
+            return None
+        try:
+            envs = envelope_decoder.decode_lines(joined)
+        except msgspec.DecodeError:
+            return None
+        if len(envs) != len(frames):
+            return None
+        for env in envs:
+            if env.event_id is not None or memoryview(env.params)[:1] != b'"':
+                return None
+        return book_events(envs, received_at=received, source=self.source, routes=self.ctx.routes)
+
+    def _packet(self, raw: bytes, received: int, events: list, acks: list) -> None:
+        """One packet on its own: any shape, any error, counted and survived."""
+        try:
+            env = envelope_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            self._bad("bad_utf8" if "UTF-8" in str(exc) else "bad_json", str(exc))
+            return
+        first = memoryview(env.params)[:1].tobytes()
+        try:
+            if first == b'"':
+                self._book_packet(env, received, events)
+            elif first == b"{" and env.ack:
+                n = self._batch(env, received, events)
+                if n >= 0:
+                    acks.append((env.key, n))
+            else:
+                self._bad("not_a_log", "expected params to be the logged packet text or a batch")
+        except Exception as exc:  # a packet we did not foresee must not end the connection
+            log.exception("ingest %s:%s: cannot store packet", *self.source)
+            self._bad("internal", repr(exc))
 
     def _bad(self, reason: str, detail: str) -> None:
         self.ctx.count_bad(reason)
@@ -148,9 +171,9 @@ class LogIngestProtocol(asyncio.Protocol):
             return
         ts = env.timestamp if isinstance(env.timestamp, int) else received
         service = env.service if isinstance(env.service, str) else None
-        lines.append(event_line(request_event(
+        lines.append(request_event(
             raw, ts=ts, received_at=received, service=service, instance=None,
-            event_id=event_id, source=self.source, routes=self.ctx.routes)))
+            event_id=event_id, source=self.source, routes=self.ctx.routes))
 
     def _batch(self, env: Any, received: int, lines: list) -> int:
         try:
@@ -172,10 +195,10 @@ class LogIngestProtocol(asyncio.Protocol):
             if inst and not add(inst, ev.n, batch.service, ev.ts):
                 ctx.stats["duplicates"] += 1
                 continue
-            lines.append(event_line(request_event(
+            lines.append(request_event(
                 ev.raw, ts=ev.ts, received_at=received, service=service, instance=inst or None,
                 event_id=f"{inst}:{ev.n}" if inst else None, source=self.source,
-                routes=routes, extra=ev.extra)))
+                routes=routes, extra=ev.extra))
         return len(batch.events)
 
     async def _ack(self, key: Any, count: int, seq: int) -> None:

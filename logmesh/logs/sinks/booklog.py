@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
+
 
 def book_date(t: time.struct_time) -> str:
     """``new Date().toLocaleDateString()`` in the en-US locale: 11/25/2026."""
@@ -39,10 +41,12 @@ class BookLog:
             self._file_key = key
         return self._file
 
-    def write(self, source: tuple[str, int], packets: list[bytes]) -> None:
+    def write(self, source: tuple[str, int], events: list) -> None:
+        """One line per event: the book's packet around the logged request text."""
         t = time.localtime()
         head = f"{book_date(t)}\t{source[0]}\t{source[1]}\t".encode()
-        data = b"".join(head + p + b"\n" for p in packets)
+        data = b"".join(head + orjson.dumps({"uri": "/logs", "method": "POST", "key": 0,
+                                             "params": ev.message}) + b"\n" for ev in events)
         f = self._target(t)
         if f is not None:
             f.write(data)
