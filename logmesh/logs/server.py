@@ -95,7 +95,7 @@ class LogsServer:
         if not lines:
             return json_error(errors[0]["error"] if errors else "empty body: send NDJSON or a JSON array",
                               400, accepted=0, rejected=len(errors), errors=errors[:20])
-        last = self.writer.append_lines(lines)
+        last = self.writer.append_events(lines)
         self.ingest.stats["events"] += len(lines)
         await self.writer.durable(last)  # answered once stored: a 200 means it is on disk
         return web.json_response({"accepted": len(lines), "rejected": len(errors), "errors": errors[:20]})
