@@ -36,13 +36,15 @@ log = logging.getLogger("logmesh.shipper")
 DEFAULT_MAX_QUEUE = 100_000  # events held in memory; past this the oldest are spooled or dropped
 DEFAULT_BATCH_EVENTS = 2000  # events per batch packet
 DEFAULT_MAX_INFLIGHT = 8  # unacknowledged batches per connection
+DEFAULT_LINGER = 0.01  # seconds a batch waits to fill: one write per 10 ms, not one per request
 WARN_EVERY = 10.0  # seconds between "dropping" warnings
 
 
 class Shipper:
     def __init__(self, service: str, *, mode: str = "ack", max_queue: int = DEFAULT_MAX_QUEUE,
                  batch_events: int = DEFAULT_BATCH_EVENTS, max_inflight: int = DEFAULT_MAX_INFLIGHT,
-                 spool: Any = None, logs_addr: tuple[str, int] | None = None) -> None:
+                 spool: Any = None, logs_addr: tuple[str, int] | None = None,
+                 linger: float = DEFAULT_LINGER) -> None:
         if mode not in ("ack", "book"):
             raise ValueError(f"unknown shipping mode {mode!r}; use ack or book")
         self.service = service
@@ -52,6 +54,7 @@ class Shipper:
         self.batch_events = batch_events
         self.max_inflight = max_inflight
         self.spool = spool
+        self.linger = linger
         self.queue: deque[list] = deque()  # [n, ts_ms, raw_text, extra?]
         self._n = itertools.count(1)
         self.inflight: dict[int, list[list]] = {}
@@ -158,11 +161,12 @@ class Shipper:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if len(self.queue) < self.batch_events:
+                await asyncio.sleep(self.linger)  # let more requests arrive: fewer, bigger writes
             try:
                 self._pump()
             except Exception:
                 log.exception("%s: shipper error", self.service)
-            await asyncio.sleep(0)  # let more requests arrive: fewer, bigger writes
 
     def _spill(self, count: int | None = None) -> None:
         """Move the oldest ``count`` (default: all) queued events to the disk spool."""
