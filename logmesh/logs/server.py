@@ -25,6 +25,7 @@ from .metrics import Exposition
 from .sinks.booklog import BookLog
 from .store import layout
 from .store.segment import SegmentWriter
+from .web.routes import add_routes as add_web_routes
 
 log = logging.getLogger("logmesh.logs")
 
@@ -81,6 +82,7 @@ class LogsServer:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/api/v1/logs", self.post_logs)
+        add_web_routes(app)  # the UI at / and /static/ (logs/web/routes.py)
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
