@@ -17,16 +17,11 @@ import pytest
 
 from logmesh.protocol import BadFrame, FrameDecoder, encode
 
+from .mesh.harness import HOST, free_port
+
 pytestmark = pytest.mark.slow
 
-HOST = "127.0.0.1"
 STARTUP = 10.0  # a cold interpreter on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
