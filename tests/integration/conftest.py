@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import pytest
+
+from .procs import Procs
+
+
+@pytest.fixture
+def procs(tmp_path, request):
+    """Real logmesh processes; all killed at teardown, their logs shown when the test failed."""
+    p = Procs(tmp_path)
+    try:
+        yield p
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            print(p.logs_of_all())
+        p.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep

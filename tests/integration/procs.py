@@ -1,0 +1,190 @@
+"""Real logmesh processes for integration tests: start on free ports, read the port, always kill.
+
+Each process runs ``python -m logmesh ...`` in its own session (process group)
+with stderr going to a file, so a test can wait for the line that carries the
+real port (servers take port 0 and log what they bound) and show the log when
+something fails. ``Procs.close()`` kills every group it started; tests call it
+in ``finally`` (the ``procs`` fixture does).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[2]
+
+# What each server logs once it listens (logmesh/mesh/*.py, logmesh/logs/server.py).
+LISTENING = {
+    "distributor": re.compile(r"distributor listening on [\d.]+:(\d+)"),
+    "gateway": re.compile(r"gateway listening on http://[\d.]+:(\d+)"),
+    "logs": re.compile(r"logs worker (\d+): TCP [\d.]+:(\d+), HTTP http://[\d.]+:(\d+)"),
+}
+
+
+def free_port() -> int:
+    """A port nobody listens on now (for a server that must come back on the same port)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Proc:
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                      stderr=subprocess.STDOUT, env=env, cwd=log_path.parent,
+                                      start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_line(self, pattern: re.Pattern[str] | str, timeout: float = 15.0,
+                  count: int = 1) -> list[re.Match[str]]:
+        """The first ``count`` matches of ``pattern`` in the log (fails early if the process dies)."""
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+
+        def found() -> list[re.Match[str]] | None:
+            matches = list(rx.finditer(self.log_text()))
+            if len(matches) >= count:
+                return matches[:count]
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.popen.returncode} before "
+                                     f"logging {rx.pattern!r}:\n{self.log_text()[-4000:]}")
+            return None
+
+        try:
+            return wait_for(found, timeout, f"{self.name}: {rx.pattern}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- {self.name} log ---\n{self.log_text()[-4000:]}") from None
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)  # the group this Popen created (start_new_session)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill9(self) -> None:
+        """SIGKILL the process itself (a crash: no cleanup runs)."""
+        self.popen.kill()
+        self.popen.wait(5)
+
+    def stop(self, grace: float = 5.0) -> int | None:
+        """SIGTERM the group, SIGKILL it after ``grace`` seconds."""
+        if self.popen.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self.signal_group(signal.SIGKILL)  # children of a supervisor too
+        try:
+            self.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+        return self.popen.returncode
+
+
+class Procs:
+    """Starts logmesh processes in ``workdir``; ``close()`` stops all of them."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: list[Proc] = []
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+        for name in list(self.env):
+            if name.startswith("LOGMESH_"):
+                del self.env[name]  # options come from the test's argv only
+
+    def start(self, name: str, *args: str) -> Proc:
+        argv = [sys.executable, "-m", "logmesh", *args]
+        log_path = self.workdir / f"{name}.{len(self.procs)}.log"
+        proc = Proc(name, argv, log_path, self.env)
+        self.procs.append(proc)
+        return proc
+
+    def start_script(self, name: str, argv: list[str]) -> Proc:
+        log_path = self.workdir / f"{name}.{len(self.procs)}.log"
+        proc = Proc(name, argv, log_path, self.env)
+        self.procs.append(proc)
+        return proc
+
+    # -- the mesh's parts, each on a free port --------------------------------------
+    def distributor(self) -> tuple[Proc, int]:
+        proc = self.start("distributor", "distributor", "--port", "0", "--no-supervise")
+        port = int(proc.wait_line(LISTENING["distributor"])[0].group(1))
+        return proc, port
+
+    def logs(self, data_dir: Path, *extra: str, port: int = 0, http_port: int = 0,
+             distributor: int | None = None, name: str = "logs") -> tuple[Proc, int, int]:
+        args = ["logs", "--port", str(port), "--http-port", str(http_port), "--data-dir", str(data_dir)]
+        args += ["--distributor", f"{HOST}:{distributor}"] if distributor else ["--standalone"]
+        proc = self.start(name, *args, *extra, "--no-supervise")
+        m = proc.wait_line(LISTENING["logs"])[0]
+        return proc, int(m.group(2)), int(m.group(3))
+
+    def service(self, name: str, distributor: int, data_dir: Path, *extra: str) -> tuple[Proc, int]:
+        proc = self.start(name, "service", name, "--port", "0", "--distributor", f"{HOST}:{distributor}",
+                          "--data-dir", str(data_dir), "--no-supervise", *extra)
+        port = int(proc.wait_line(rf"{name} listening on [\d.]+:(\d+)")[0].group(1))
+        return proc, port
+
+    def gateway(self, distributor: int) -> tuple[Proc, int]:
+        proc = self.start("gateway", "gateway", "--port", "0", "--distributor", f"{HOST}:{distributor}",
+                          "--no-supervise")
+        port = int(proc.wait_line(LISTENING["gateway"])[0].group(1))
+        return proc, port
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
+
+    def logs_of_all(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.log_text()[-3000:]}" for p in self.procs)
+
+
+def store_events(data_dir: Path) -> list[dict]:
+    """Every complete line of every segment of ``data_dir`` (what readers see), parsed."""
+    out = []
+    seg_dir = Path(data_dir) / "segments"
+    if not seg_dir.exists():
+        return out
+    for path in sorted(seg_dir.glob("*.ndjson")):
+        data = path.read_bytes()
+        data = data[: data.rfind(b"\n") + 1]
+        out.extend(orjson.loads(line) for line in data.splitlines())
+    return out
