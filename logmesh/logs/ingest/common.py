@@ -207,7 +207,7 @@ def book_events(envs: list, *, received_at: int, source: tuple[str, int],
         keys = _keys_decoder.decode_lines(b"\n".join(need)) if need else []
         if len(keys) != len(need):
             return None
-    except (msgspec.DecodeError, UnicodeEncodeError):
+    except (msgspec.DecodeError, UnicodeError):  # bad UTF-8 in a text: the per-packet path counts it
         return None
     addr, port = source
     by_route = routes.by_route

@@ -109,7 +109,9 @@ class LogIngestProtocol(asyncio.Protocol):
             ctx.stats["events"] += len(events)
             last = ctx.writer.append_events(events)
         else:
-            last = -1  # e.g. a batch of resends only: already durable, ack at once
+            # e.g. a batch of resends only: their first copies may still be in the buffer or
+            # waiting for fsync, so the ack waits for everything appended so far
+            last = ctx.writer.appended_seq
         for key, count in acks:
             asyncio.ensure_future(self._ack(key, count, last))
         if ctx.book_lines is not None and events:
@@ -125,7 +127,7 @@ class LogIngestProtocol(asyncio.Protocol):
             return None
         try:
             envs = envelope_decoder.decode_lines(joined)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad UTF-8
             return None
         if len(envs) != len(frames):
             return None
@@ -138,8 +140,8 @@ class LogIngestProtocol(asyncio.Protocol):
         """One packet on its own: any shape, any error, counted and survived."""
         try:
             env = envelope_decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            self._bad("bad_utf8" if "UTF-8" in str(exc) else "bad_json", str(exc))
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            self._bad(_decode_error_reason(raw, exc), str(exc))
             return
         first = memoryview(env.params)[:1].tobytes()
         try:
@@ -162,8 +164,8 @@ class LogIngestProtocol(asyncio.Protocol):
     def _book_packet(self, env: Any, received: int, lines: list) -> None:
         try:
             raw = str_decoder.decode(env.params)
-        except msgspec.DecodeError as exc:
-            self._bad("bad_json", str(exc))
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            self._bad(_decode_error_reason(env.params, exc), str(exc))
             return
         event_id = env.event_id if isinstance(env.event_id, str) else None
         if event_id is not None and not self.ctx.ledger.add_event_id(event_id, env.service or ""):
@@ -178,8 +180,9 @@ class LogIngestProtocol(asyncio.Protocol):
     def _batch(self, env: Any, received: int, lines: list) -> int:
         try:
             batch = batch_decoder.decode(env.params)
-        except msgspec.DecodeError as exc:
-            self._bad("bad_batch", str(exc))
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # refused, never left unanswered
+            reason = _decode_error_reason(env.params, exc)
+            self._bad("bad_batch" if reason == "bad_json" else reason, str(exc))
             if self.transport is not None:
                 self.transport.write(encode({"key": env.key, "errorcode": 400,
                                              "errormessage": f"bad batch: {exc}"}))
@@ -206,3 +209,14 @@ class LogIngestProtocol(asyncio.Protocol):
             await self.ctx.writer.durable(seq)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(encode({"key": key, "errorcode": 0, "acked": count}))
+
+
+def _decode_error_reason(raw: bytes | memoryview, exc: Exception) -> str:
+    """``bad_utf8`` or ``bad_json``; only on the error path, so checking the bytes is cheap enough."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "bad_utf8"
+    try:
+        bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return "bad_utf8"
+    return "bad_json"

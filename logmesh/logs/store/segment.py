@@ -204,6 +204,11 @@ class SegmentWriter:
         return len(self._buf)
 
     @property
+    def appended_seq(self) -> int:
+        """The last seq handed out by :meth:`append_events` in this run (-1: none yet)."""
+        return self._buf_last_seq
+
+    @property
     def next_seq(self) -> int:
         return layout.make_seq(self._counter, self.worker)
 
