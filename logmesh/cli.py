@@ -118,15 +118,21 @@ def distributor(host: str, port: int, supervise: bool) -> None:
 @click.option("--port", default=8000, help="HTTP port.")
 @distributor_option
 @click.option("--timeout", default=10.0, help="Seconds to wait for a service's reply (then 504).")
+@click.option("--ship/--no-ship", default=True,
+              help="Ship an access log (status, latency) per request to the logs service.")
 @supervise_option
-def gateway(host: str, port: int, distributor: str, timeout: float, supervise: bool) -> None:
+def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
+            supervise: bool) -> None:
     """Run the HTTP gateway that routes requests to services."""
     if supervise:
         supervised("gateway")
     from .mesh.gateway import Gateway
+    from .shipper import Shipper
 
-    serve(lambda: Gateway(host, port, distributor=parse_addr(distributor, 9000),
-                          timeout=timeout).serve_forever())
+    gw = Gateway(host, port, distributor=parse_addr(distributor, 9000), timeout=timeout)
+    if ship:
+        gw.attach_shipper(Shipper("gateway"))
+    serve(gw.serve_forever)
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -41,6 +42,8 @@ class Gateway:
         self.registry = RegistryLink(*distributor, name=name, node_port=lambda: self.port,
                                      urls=lambda: [])
         self.registry.listeners.append(self._on_nodes)
+        self.names: dict[tuple[str, int], str] = {}
+        self.shipper: Any = None  # a Shipper for the gateway's access log (see attach_shipper)
         self.runner: web.AppRunner | None = None
         self.stats = {"requests": 0, "no_route": 0, "unreachable": 0, "timeouts": 0}
 
@@ -48,12 +51,14 @@ class Gateway:
     def _on_nodes(self, nodes: list[dict]) -> None:
         routes: dict[str, list[tuple[str, int]]] = {}
         wanted: set[tuple[str, int]] = set()
+        names: dict[tuple[str, int], str] = {}
         for node in nodes:
             urls = node.get("urls") or []
             if not urls or node.get("name") in ("gateway", "gate"):
                 continue
             addr = (str(node.get("host") or "127.0.0.1"), int(node.get("port") or 0))
             wanted.add(addr)
+            names[addr] = str(node.get("name", ""))
             for url in urls:
                 routes.setdefault(url, []).append(addr)
         for addr in wanted - self.clients.keys():
@@ -63,6 +68,12 @@ class Gateway:
         for addr in self.clients.keys() - wanted:
             self.clients.pop(addr).abort()
         self.routes = routes
+        self.names = names
+
+    def attach_shipper(self, shipper: Any) -> None:
+        """Ship one access-log record per HTTP exchange (status, latency, upstream)."""
+        self.shipper = shipper
+        self.registry.listeners.append(shipper.on_nodes)
 
     # -- HTTP -----------------------------------------------------------------
     def app(self) -> web.Application:
@@ -71,6 +82,22 @@ class Gateway:
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
+        """Route one request, and ship the exchange (status, latency) as an access log."""
+        t0 = time.perf_counter()
+        response = await self._route(request)
+        if self.shipper is not None:
+            status = response.status
+            trace_id = response.headers.get("X-Request-Id")
+            took_ms = round((time.perf_counter() - t0) * 1000, 3)
+            self.shipper.ship_record(
+                f"{request.method} {request.path} {status} {took_ms}ms",
+                {"http.request.method": request.method, "url.path": request.path,
+                 "http.response.status_code": status, "trace.id": trace_id,
+                 "log.level": "error" if status >= 500 else "warning" if status >= 400 else "info",
+                 "event.duration_ms": took_ms, "upstream": response.headers.get("X-Upstream")})
+        return response
+
+    async def _route(self, request: web.Request) -> web.Response:
         self.stats["requests"] += 1
         method, path = request.method, request.path
         if method == "GET" and path == "/distributes":
@@ -87,7 +114,8 @@ class Gateway:
         counter = self._rr.setdefault(f"{method}{path}", itertools.count())
         start = next(counter)
         for i in range(len(addrs)):
-            client = self.clients.get(addrs[(start + i) % len(addrs)])
+            client_addr = addrs[(start + i) % len(addrs)]
+            client = self.clients.get(client_addr)
             if client is None or not client.is_connected:
                 continue
             try:
@@ -99,7 +127,8 @@ class Gateway:
             except NotConnected:
                 continue
             return web.Response(body=orjson.dumps(reply), content_type="application/json",
-                                headers={"X-Request-Id": trace_id})
+                                headers={"X-Request-Id": trace_id,
+                                         "X-Upstream": self.names.get(client_addr, "")})
         self.stats["unreachable"] += 1
         return _json({"errorcode": 502, "errormessage": f"no reachable service for {method} {path}"}, 502)
 
@@ -129,10 +158,14 @@ class Gateway:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("gateway listening on http://%s:%d", self.host, self.port)
+        if self.shipper is not None:
+            self.shipper.start()
         self.registry.start()
 
     async def stop(self) -> None:
         await self.registry.close()
+        if self.shipper is not None:
+            await self.shipper.close()
         for client in list(self.clients.values()):
             await client.close()
         if self.runner is not None:

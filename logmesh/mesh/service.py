@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -131,33 +132,44 @@ class Service:
         try:
             result = handler(params, packet)
         except Exception as exc:
-            conn.send(self._handler_failed(key, route, exc))
+            conn.send(self._handler_failed(key, route, exc, packet))
             return
         if inspect.isawaitable(result):
-            asyncio.ensure_future(self._finish(conn, key, route, result))
+            asyncio.ensure_future(self._finish(conn, key, route, result, packet))
         else:
-            self._send_result(conn, key, route, result)
+            self._send_result(conn, key, route, result, packet)
 
-    async def _finish(self, conn: FramedConnection, key: Any, route: str, pending: Awaitable) -> None:
+    async def _finish(self, conn: FramedConnection, key: Any, route: str, pending: Awaitable,
+                      packet: dict) -> None:
         try:
             result = await pending
         except Exception as exc:
-            conn.send(self._handler_failed(key, route, exc))
+            conn.send(self._handler_failed(key, route, exc, packet))
             return
-        self._send_result(conn, key, route, result)
+        self._send_result(conn, key, route, result, packet)
 
-    def _send_result(self, conn: FramedConnection, key: Any, route: str, result: Any) -> None:
+    def _send_result(self, conn: FramedConnection, key: Any, route: str, result: Any,
+                     packet: dict) -> None:
         try:
             conn.send(self._ok(key, result))
         except TypeError as exc:  # orjson.JSONEncodeError: the result is not JSON
-            conn.send(self._handler_failed(key, route, exc))
+            conn.send(self._handler_failed(key, route, exc, packet))
 
-    def _handler_failed(self, key: Any, route: str, exc: Exception) -> dict:
+    def _handler_failed(self, key: Any, route: str, exc: Exception, packet: dict) -> dict:
         self.stats["errors"] += 1
         if isinstance(exc, HandlerError):
-            return self._error(key, exc.errorcode, str(exc))
-        log.exception("%s: handler for %s failed", self.name, route, exc_info=exc)
-        return self._error(key, 500, "internal error")  # details stay in our own log
+            reply = self._error(key, exc.errorcode, str(exc))
+        else:
+            log.exception("%s: handler for %s failed", self.name, route, exc_info=exc)
+            reply = self._error(key, 500, "internal error")  # details stay in our own log
+        if self.shipper is not None:  # the error goes to the logs too, tied to its request
+            extra = {"log.level": "error", "http.request.method": packet.get("method"),
+                     "url.path": packet.get("uri"), "trace.id": packet.get("trace.id"),
+                     "http.response.status_code": reply["errorcode"]}
+            if not isinstance(exc, HandlerError):
+                extra["error.stack_trace"] = "".join(traceback.format_exception(exc))
+            self.shipper.ship_record(f"{route} failed: {exc}", extra)
+        return reply
 
     @staticmethod
     def _ok(key: Any, results: Any) -> dict:
