@@ -74,7 +74,8 @@ class ReconnectingClient:
         if self.conn is not None:
             self.conn.close()
         if self._task is not None:
-            self._task.cancel()
+            self._task.cancel()  # _run will not get to fail the pending requests: do it here
+        self._fail_pending(NotConnected(f"{self.name} closed"))
 
     async def close(self) -> None:
         self.abort()
@@ -83,7 +84,6 @@ class ReconnectingClient:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._fail_pending(NotConnected(f"{self.name} closed"))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

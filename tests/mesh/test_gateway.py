@@ -196,3 +196,28 @@ async def test_a_service_that_leaves_is_no_longer_routed(mesh, http):
     for _ in range(4):
         async with http.get(url(gw, "/who")) as resp:
             assert (await resp.json())["results"] == "b"
+
+
+async def test_request_in_flight_to_a_node_that_leaves_goes_to_another(mesh, http):
+    def slow(name):
+        async def handler(params, packet):
+            await asyncio.sleep(0.5)
+            return name
+        return handler
+
+    await mesh.start_distributor()
+    a = await mesh.start_service("slow", {"GET/slow": slow("a")})
+    await mesh.start_service("slow", {"GET/slow": slow("b")})
+    gw = await mesh.start_gateway(timeout=5.0)
+    await gateway_ready(gw, "GET/slow", instances=2)
+    assert gw.routes["GET/slow"][0] == (HOST, a.port)  # round robin starts with a
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    pending = asyncio.ensure_future(http.get(url(gw, "/slow")))
+    await wait_until(lambda: a.stats["requests"] == 1, 2.0, "the request to reach a")
+    await a.registry.close()  # a leaves the mesh: the gateway drops its link to a
+    async with await asyncio.wait_for(pending, 4.0) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["results"] == "b"
+    assert loop.time() - started < 2.5  # not left waiting for the 5 s timeout
