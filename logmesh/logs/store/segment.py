@@ -65,6 +65,15 @@ class SegmentIndex:
                              "max_ts": self.max_ts, "bytes": self.bytes, "sparse": self.sparse})
 
 
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (a new or renamed file) durable."""
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so a crash leaves the old or the new file, never half."""
     tmp = path.with_name(path.name + ".tmp")
@@ -102,11 +111,13 @@ def recover_segment(path: Path) -> SegmentIndex:
             break
         index.add(seq, ts, offset)
         offset = good_end = nl + 1
-    if good_end != len(data):
-        log.warning("%s: cut %d torn byte(s) at the end", path.name, len(data) - good_end)
-        with open(path, "r+b") as f:
+    with open(path, "r+b") as f:
+        if good_end != len(data):
+            log.warning("%s: cut %d torn byte(s) at the end", path.name, len(data) - good_end)
             f.truncate(good_end)
-            os.fsync(f.fileno())
+        # After a crash the records may be in the page cache only: sync them before the
+        # ledger counts them as stored (a resend of them is then acked without a copy).
+        os.fsync(f.fileno())
     index.bytes = good_end
     return index
 
@@ -341,7 +352,10 @@ class SegmentWriter:
         while i < len(pending):
             if self._fd is None or bucket != self._bucket or (
                     self.index is not None and self.index.bytes >= self.max_segment_bytes):
-                self._rotate(pending[i][1], bucket)
+                try:
+                    self._rotate(pending[i][1], bucket)
+                except OSError as exc:  # disk full while sealing or creating: retried like a write
+                    raise _WriteFailed(exc, start, i) from exc
             assert self._fd is not None and self.index is not None
             j, size = i, 0
             while j < len(pending):
@@ -367,6 +381,8 @@ class SegmentWriter:
         self._seal()
         self.path = self.dir / layout.segment_name(self.worker, first_seq)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if self.fsync_mode != "off":
+            fsync_dir(self.dir)  # fsync of the file alone does not make its new name durable
         self.index = SegmentIndex(first_seq)
         self._bucket = bucket
         log.debug("opened segment %s", self.path.name)
