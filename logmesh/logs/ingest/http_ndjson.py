@@ -77,4 +77,5 @@ def parse_body(body: bytes) -> tuple[list[Event], list[dict]]:
             lines.append(record_event(obj, received))
         except (ValueError, KeyError, TypeError) as exc:
             errors.append({"line": no, "error": str(exc)})
+    errors.sort(key=lambda e: e["line"])  # parse errors and event errors were found in two passes
     return lines, errors
