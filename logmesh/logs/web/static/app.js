@@ -7,8 +7,8 @@
   const MAX_ROWS = 3000; // rows kept while live; older ones are dropped from view
   const TOP_FIELDS = ["service.name", "log.level", "http.request.method", "url.path",
     "http.response.status_code"]; // opened in the sidebar at first
-  const COLORS = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4",
-    "#ec4899", "#84cc16", "#f97316", "#6366f1", "#14b8a6", "#a855f7"];
+  const COLORS = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#84cc16", "#06b6d4",
+    "#ec4899", "#8b5cf6", "#f97316", "#64748b", "#6366f1", "#a855f7"];
   const QUICK = [["now-5m", "Last 5 minutes"], ["now-15m", "Last 15 minutes"],
     ["now-30m", "Last 30 minutes"], ["now-1h", "Last 1 hour"], ["now-4h", "Last 4 hours"],
     ["now-12h", "Last 12 hours"], ["now-24h", "Last 24 hours"], ["now-7d", "Last 7 days"],
@@ -86,14 +86,12 @@
     return `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
   }
 
-  // -- colours per service: stable within a session, alphabetical at first sight ---------------
-  const colorOf = new Map();
+  // -- colours per service: a hash of the name, so every view and every reload agree ----------
   function color(name) {
-    const key = String(name);
-    if (!colorOf.has(key)) colorOf.set(key, COLORS[colorOf.size % COLORS.length]);
-    return colorOf.get(key);
+    let x = 0x811c9dc5; // FNV-1a
+    for (const c of new TextEncoder().encode(String(name))) x = Math.imul(x ^ c, 0x01000193) >>> 0;
+    return COLORS[x % COLORS.length];
   }
-  const seeColors = (names) => [...names].map(String).sort().forEach(color);
 
   // -- state <-> URL ---------------------------------------------------------------------------
   let state = { ...DEFAULTS };
@@ -227,7 +225,7 @@
   async function loadSearch(signal) {
     const mine = gen;
     $("rows").replaceChildren();
-    table.cursor = null; table.keys.clear(); table.trimmed = false; table.loading = true;
+    table.cursor = null; table.keys.clear(); table.trimmed = false; table.loading = true; table.error = false;
     table.withDate = (toMs(state.to) ?? 0) - (toMs(state.from) ?? 0) > 864e5 ||
       new Date(toMs(state.from) ?? Date.now()).toDateString() !== new Date().toDateString();
     $("results").scrollTop = 0;
@@ -241,7 +239,7 @@
       addRows(r.events || [], "end");
       table.cursor = r.next_cursor || null;
     } catch (e) {
-      if (mine === gen) { handleError(e, "Search"); $("sentence").textContent = ""; }
+      if (mine === gen) { table.error = e.name !== "AbortError"; handleError(e, "Search"); $("sentence").textContent = ""; }
     } finally {
       if (mine === gen) { table.loading = false; renderMore(); }
     }
@@ -266,7 +264,9 @@
     const more = $("more");
     if (text) { more.replaceChildren(h("span", { class: "muted" }, text)); return; }
     const n = table.keys.size;
-    if (table.cursor) {
+    if (table.error && !n) {
+      more.replaceChildren(); // the error is shown at the query or in the banner
+    } else if (table.cursor) {
       more.replaceChildren(h("button", { type: "button", onclick: loadMore }, "Load older events"));
     } else if (n === 0) {
       more.replaceChildren(h("div", { class: "empty" },
@@ -436,7 +436,6 @@
       max = Math.max(max, b.count || 0);
       for (const [k, v] of Object.entries(b.by || {})) totals.set(k, (totals.get(k) || 0) + v);
     }
-    seeColors(totals.keys());
     const order = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a));
     const mag = 10 ** Math.floor(Math.log10(Math.max(max, 1)));
     const top = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((v) => v >= max) || max;
@@ -743,7 +742,6 @@
     }
     if (mine !== gen) return;
     const nodes = (m.nodes || []).filter((n) => n && n.name != null);
-    seeColors(nodes.map((n) => n.name));
     drawMeshGraph(nodes);
     drawMeshTable(nodes, hg);
   }
@@ -755,7 +753,7 @@
     const gws = nodes.filter(isGateway), logs = nodes.filter(isLogs);
     const svcs = nodes.filter((n) => !isGateway(n) && !isLogs(n));
     const rows = Math.max(gws.length, svcs.length, logs.length, 1);
-    const NW = 168, NH = 52, GAP = 18, TOPY = 78;
+    const NW = 200, NH = 52, GAP = 18, TOPY = 78;
     const H = TOPY + rows * (NH + GAP) + 10;
     const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "meshsvg", role: "img", "aria-label": "Services and the flow of requests" });
     const colX = [W * 0.14, W * 0.5, W * 0.86];
