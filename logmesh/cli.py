@@ -187,14 +187,32 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
 @click.option("--echo", is_flag=True, help="Print the chapter's line for every packet.")
 @click.option("--workers", default=1, help="Ingest processes sharing the ports (SO_REUSEPORT).")
 @click.option("--worker-id", default=None, type=int, hidden=True)
+@click.option("--elasticsearch", "es_urls", default=None, metavar="URL[,URL...]",
+              envvar="LOGMESH_ELASTICSEARCH",
+              help="Also forward every stored event to Elasticsearch 8/9 or OpenSearch "
+                   "(docs/elasticsearch.md).")
+@click.option("--es-api-key", default=None, envvar="LOGMESH_ES_API_KEY",
+              help="API key (encoded form); better set LOGMESH_ES_API_KEY than pass it here.")
+@click.option("--es-user", default=None, envvar="LOGMESH_ES_USER", help="User for basic auth.")
+@click.option("--es-password", default=None, envvar="LOGMESH_ES_PASSWORD",
+              help="Password for --es-user; better set LOGMESH_ES_PASSWORD.")
+@click.option("--es-ca-file", type=click.Path(path_type=Path), default=None,
+              help="PEM file of the CA that signed the cluster's certificate (https URLs).")
+@click.option("--es-data-stream", default="logs-logmesh-default",
+              help="Data stream the events go to (an index template is installed for it).")
+@click.option("--es-index", default=None, help="Write to this plain index instead of a data stream.")
+@click.option("--es-template/--es-no-template", default=True,
+              help="Install the index template at start (turn off if an administrator manages it).")
+@click.option("--es-batch-size", default=1000, help="Events per _bulk request.")
 @supervise_option
 def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str, standalone: bool,
          fsync: str, fsync_interval: float, rotate: str, max_segment_size: str,
          max_packet_size: str, text_log: Path | None, echo: bool, workers: int,
-         worker_id: int | None, supervise: bool) -> None:
+         worker_id: int | None, supervise: bool, **es: object) -> None:
     """Run the log-management service: stores every request of every service."""
     if workers < 1:
         raise click.BadParameter("--workers must be at least 1")
+    sinks = _sink_configs(es)  # check the options before starting any process
     if supervise:
         argv = [a for a in sys.argv[1:]]
         specs = [ChildSpec(f"logs-w{i}", logmesh_argv(*argv, "--worker-id", str(i), "--no-supervise"))
@@ -207,12 +225,32 @@ def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str,
                         worker_id=worker_id or 0, workers=workers, fsync=fsync,
                         fsync_interval=fsync_interval, rotate=rotate,
                         max_segment_bytes=parse_size(max_segment_size),
-                        max_frame_bytes=parse_size(max_packet_size), text_log=text_log, echo=echo)
+                        max_frame_bytes=parse_size(max_packet_size), text_log=text_log, echo=echo,
+                        extra={"sinks": sinks})
     try:
         server = LogsServer(config)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     serve(server.serve_forever)
+
+
+def _sink_configs(es: dict) -> dict:
+    """The ``--elasticsearch``/``--es-*`` options -> ``{"elasticsearch": ElasticsearchConfig}``."""
+    if not es.get("es_urls"):
+        return {}
+    from .logs.sinks.elasticsearch.client import check_installed
+    from .logs.sinks.elasticsearch.config import ElasticsearchConfig
+
+    try:
+        check_installed()
+        config = ElasticsearchConfig(
+            urls=str(es["es_urls"]), api_key=es["es_api_key"], username=es["es_user"],  # type: ignore[arg-type]
+            password=es["es_password"], ca_file=es["es_ca_file"],  # type: ignore[arg-type]
+            data_stream=es["es_data_stream"], index=es["es_index"],  # type: ignore[arg-type]
+            install_template=bool(es["es_template"]), batch_events=es["es_batch_size"])  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return {"elasticsearch": config}
 
 
 @cli.command()

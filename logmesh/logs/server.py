@@ -22,6 +22,7 @@ from .ingest.http_ndjson import parse_body
 from .ingest.shippers import ShipperLedger
 from .ingest.tcp import IngestContext, LogIngestProtocol
 from .metrics import Exposition
+from .sinks import load_sink
 from .sinks.booklog import BookLog
 from .store import layout
 from .store.segment import SegmentWriter
@@ -70,6 +71,11 @@ class LogsServer:
                                     routes=self.routes, ledger=self.ledger,
                                     book_lines=self.booklog.write if self.booklog else None)
         self.http_stats = {"requests": 0, "rejected_lines": 0}
+        # Forwarding sinks (extra["sinks"]: name -> config), each over this worker's segments only.
+        self.sinks = [load_sink(name)(sink_cfg, config.data_dir, config.worker_id,
+                                      head_seq=lambda: self.writer.written_seq,
+                                      durable_seq=lambda: self.writer.durable_seq)
+                      for name, sink_cfg in config.extra.get("sinks", {}).items()]
         self.tcp_server: asyncio.AbstractServer | None = None
         self.runner: web.AppRunner | None = None
         self.registry: RegistryLink | None = None
@@ -136,6 +142,8 @@ class LogsServer:
         ex.add("logmesh_fsync_seconds_max", "gauge", "Longest fsync so far.", ws["fsync_seconds_max"], w)
         ex.add("logmesh_store_write_errors_total", "counter", "Failed segment writes (retried).",
                ws.get("write_errors", 0), w)
+        for sink in self.sinks:
+            sink.add_metrics(ex, w)
         files, size = self.disk_usage()
         ex.add("logmesh_segments", "gauge", "Segment and Parquet files in the data directory.", files)
         ex.add("logmesh_disk_bytes", "gauge", "Bytes of segments and Parquet files.", size)
@@ -154,6 +162,9 @@ class LogsServer:
             log.info("re-read %d event id(s) of %d shipper instance(s) for de-duplication",
                      known, len(self.ledger.instances))
         self.writer.start()
+        for sink in self.sinks:  # they read what the writer wrote; ingest never waits for them
+            self.writer.on_flush.append(sink.notify)
+            sink.start()
         self.tcp_server = await loop.create_server(lambda: LogIngestProtocol(self.ingest), cfg.host,
                                                    cfg.port, reuse_port=self.reuse_port or None)
         cfg.port = self.tcp_server.sockets[0].getsockname()[1]
@@ -179,6 +190,8 @@ class LogsServer:
         if self.runner is not None:
             await self.runner.cleanup()
         await self.writer.close()
+        for sink in self.sinks:  # 4. sinks finish the bulk in flight; the rest goes next start
+            await sink.close()
         if self.booklog is not None:
             self.booklog.close()
         log.info("logs worker %d stopped; %d event(s) stored", self.config.worker_id,

@@ -1,0 +1,117 @@
+"""A sink's durable position in the store, and its dead-letter file.
+
+Any sink that forwards stored events elsewhere keeps two files per worker
+(names in logs/store/layout.py)::
+
+    sinks/<name>.cursor         {"segment", "offset", "last_seq", "deadletter_bytes", ...}
+    deadletter/<name>.ndjson    one line per event the destination refused for its content
+
+The commit order makes "exactly once" survive ``kill -9`` at any instant:
+
+1. append the batch's dead letters to the dead-letter file and fsync it;
+2. replace the cursor atomically (write_atomic), recording the new position
+   *and* the dead-letter file's length.
+
+On start, a dead-letter file longer than the cursor says was written by a
+batch whose cursor never landed: it is cut back to that length, and the
+batch (which will be sent again) writes its dead letters again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+
+from ..store import layout
+from ..store.segment import write_atomic
+
+log = logging.getLogger("logmesh.sinks")
+
+CURSOR_VERSION = 1
+CURSOR_SUFFIX = ".cursor"
+DEADLETTER_SUFFIX = ".ndjson"
+
+
+@dataclass
+class Position:
+    segment: str | None = None  # segment file name; None: before the worker's first segment
+    offset: int = 0  # bytes of ``segment`` already delivered
+    last_seq: int = -1  # seq of the last event delivered (or dead-lettered)
+    deadletter_bytes: int = 0  # length of the dead-letter file at this position
+    sent: int = 0  # events delivered so far, over the sink's life (informational)
+    deadlettered: int = 0
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"version": CURSOR_VERSION, **asdict(self)})
+
+
+def cursor_path(data_dir: Path, name: str) -> Path:
+    return Path(data_dir) / layout.SINKS_DIR / f"{name}{CURSOR_SUFFIX}"
+
+
+def deadletter_path(data_dir: Path, name: str) -> Path:
+    return Path(data_dir) / layout.DEADLETTER_DIR / f"{name}{DEADLETTER_SUFFIX}"
+
+
+def load_position(path: Path) -> Position:
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return Position()
+    except (OSError, orjson.JSONDecodeError) as exc:
+        # write_atomic never leaves half a file; this is damage from outside.
+        raise RuntimeError(f"sink cursor {path} is unreadable ({exc}); fix or delete it "
+                           "(deleting resends everything, without duplicates)") from None
+    if raw.get("version") != CURSOR_VERSION:
+        raise RuntimeError(f"sink cursor {path} has version {raw.get('version')}, this logmesh "
+                           f"reads {CURSOR_VERSION}; upgrade logmesh or delete the cursor")
+    fields = Position.__dataclass_fields__
+    return Position(**{k: v for k, v in raw.items() if k in fields})
+
+
+class SinkState:
+    """Cursor + dead-letter file of one sink on one worker. Blocking I/O: call from a thread."""
+
+    def __init__(self, data_dir: Path, name: str) -> None:
+        self.cursor_file = cursor_path(data_dir, name)
+        self.deadletter_file = deadletter_path(data_dir, name)
+        self.position = Position()
+
+    def open(self) -> Position:
+        self.cursor_file.parent.mkdir(parents=True, exist_ok=True)
+        self.deadletter_file.parent.mkdir(parents=True, exist_ok=True)
+        self.position = load_position(self.cursor_file)
+        try:
+            size = self.deadletter_file.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        keep = self.position.deadletter_bytes
+        if size > keep:
+            log.info("%s: cutting %d byte(s) of dead letters from an uncommitted batch "
+                     "(it is sent again)", self.deadletter_file.name, size - keep)
+            with open(self.deadletter_file, "r+b") as f:
+                f.truncate(keep)
+                os.fsync(f.fileno())
+        elif size < keep:  # rotated or removed by someone: count from what is there
+            self.position.deadletter_bytes = size
+        return self.position
+
+    def commit(self, position: Position, deadletters: list[bytes]) -> None:
+        """Dead letters first (fsynced), then the cursor (atomically)."""
+        if deadletters:
+            data = b"".join(line + b"\n" for line in deadletters)
+            fd = os.open(self.deadletter_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            position.deadletter_bytes += len(data)
+        write_atomic(self.cursor_file, position.to_json())
+        self.position = position

@@ -1,0 +1,476 @@
+"""The Elasticsearch sink, top to bottom: store -> batch -> _bulk -> classify -> commit.
+
+One sink runs in each logs worker process and forwards only that worker's
+segments (``wNN-*.ndjson``), so no two workers ever send the same event::
+
+    read      the next whole lines after the cursor, up to what is on disk (durable_seq)
+    encode    each line -> a ``create`` action with _id = seq              (encode.py)
+    send      the client library's async bulk helper                       (client.py)
+    classify  every item: Done / Retry / DeadLetter; a failed request:
+              Retry / Split                                             (retry.py)
+    retry     only the Retry items, with exponential backoff and jitter, forever
+    commit    dead letters (fsynced), then the cursor (atomic)    (sinks/cursor.py)
+
+Ingest never waits for any of this: the sink reads the files the writer
+has already written, on its own task. With the cluster down the backlog is
+simply the store; the sink catches up when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ...metrics import Exposition
+from ...store import layout
+from ...store.reader import read_complete
+from ..cursor import SinkState
+from . import encode
+from .client import (
+    Backend,
+    ElasticsearchBackend,
+    NotElasticsearch,
+    OpenSearchBackend,
+    RequestFailed,
+    check_installed,
+    is_opensearch,
+)
+from .config import ElasticsearchConfig
+from .retry import DeadLetter, Done, Split, backoff, classify, classify_response
+from .template import index_template, template_name
+
+log = logging.getLogger("logmesh.sinks.elasticsearch")
+
+RETRY_LOG_EVERY = 30.0  # seconds between repeated warnings about the same failure
+
+
+class _Stopping(Exception):
+    """close() was called while waiting: leave without committing."""
+
+
+@dataclass
+class Pending:
+    """One event of a batch on its way."""
+
+    seq: int
+    line: bytes  # as stored: what a dead letter records
+    action: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.action["_id"]
+
+
+@dataclass
+class Batch:
+    segment: str
+    end: int  # offset just after the last line taken
+    last_seq: int
+    events: list[Pending] = field(default_factory=list)
+    unreadable: list[tuple[bytes, str]] = field(default_factory=list)  # corrupt stored lines
+    oldest_ms: int | None = None  # received_at of the first event: for lag_seconds
+
+
+def _counter(seq: int) -> int:
+    return layout.split_seq(seq)[0] if seq >= 0 else 0
+
+
+class ElasticsearchSink:
+    kind = "elasticsearch"
+
+    def __init__(self, config: ElasticsearchConfig, data_dir: Path, worker: int = 0, *,
+                 head_seq: Callable[[], int] | None = None,
+                 durable_seq: Callable[[], int] | None = None,
+                 clock: Callable[[], float] = time.time,
+                 rand: Callable[[float, float], float] = random.uniform) -> None:
+        check_installed()  # fail at startup, with the pip command, not at the first event
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.worker = worker
+        self.name = f"{self.kind}-w{worker:02d}"
+        self.head_seq = head_seq  # the writer's last written seq: lag in events
+        self.durable_seq = durable_seq  # never send what a power cut could still take back
+        self.clock, self.rand = clock, rand
+        self.state = SinkState(self.data_dir, self.name)
+        self.stats = {"sent": 0, "retries": 0, "deadlettered": 0, "errors": 0, "requests": 0}
+        self.status = "starting"
+        self._backend: Backend | None = None
+        self._ready = False
+        self._read: tuple[str | None, int] = (None, 0)  # where the next batch starts
+        self._oldest_ms: int | None = None
+        self._task: asyncio.Task | None = None
+        self._wake: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self._closing = False
+        self._last_warning: tuple[str, float] = ("", 0.0)
+
+    # -- lifecycle --------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            position = self.state.open()
+        except (OSError, RuntimeError) as exc:  # a damaged cursor must not stop ingest
+            self.status = f"stopped: {exc}"
+            log.error("%s: not forwarding: %s", self.name, exc)
+            return
+        self._read = (position.segment, position.offset)
+        self._wake, self._stop = asyncio.Event(), asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sink-{self.name}")
+        log.info("%s: forwarding to %s, from %s", self.name, self.config.redacted(),
+                 f"{position.segment}@{position.offset}" if position.segment else "the start")
+
+    def notify(self) -> None:
+        """New events are on disk (the writer's on_flush hook)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def close(self) -> None:
+        # 1. take no new batch; 2. let the bulk in flight finish and commit, up to
+        # shutdown_timeout; 3. cancel what is left (it is sent again next start);
+        # 4. close the client's connections.
+        self._closing = True
+        if self._stop is not None and self._wake is not None:
+            self._stop.set()
+            self._wake.set()
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=self.config.shutdown_timeout)
+            if not done:
+                self._task.cancel()
+                try:
+                    await self._task
+                except (asyncio.CancelledError, Exception):
+                    pass
+            self._task = None
+        if self._backend is not None:
+            await self._backend.close()
+            self._backend = None
+        log.info("%s stopped at %s@%d; %d sent, %d dead-lettered this run", self.name,
+                 self.state.position.segment, self.state.position.offset, self.stats["sent"],
+                 self.stats["deadlettered"])
+
+    # -- the pipeline ------------------------------------------------------------
+    async def _run(self) -> None:
+        attempt = 0
+        batch: Batch | None = None
+        while not self._closing:
+            try:
+                if batch is None:
+                    batch = await self._next_batch()
+                if not self._ready:  # at start, and after losing the cluster: set up first
+                    await self._ensure_ready()
+                if batch is None:
+                    await self._wait_for_events()
+                    continue
+                deadletters = await self._deliver(batch)
+                await self._commit(batch, deadletters)
+                batch = None
+                attempt = 0
+            except _Stopping:
+                return
+            except Exception as exc:  # a bug or a disk error: say so, start over from the cursor
+                log.exception("%s: %s; restarting from the cursor", self.name, exc)
+                self.stats["errors"] += 1
+                batch = None
+                self._read = (self.state.position.segment, self.state.position.offset)
+                self._oldest_ms = None
+                try:
+                    await self._sleep(backoff(attempt, self.config.retry_initial,
+                                              self.config.retry_max, self.rand))
+                except _Stopping:
+                    return
+                attempt += 1
+
+    async def _next_batch(self) -> Batch | None:
+        """The next events after the cursor (read in a thread), or None."""
+        limit = self.durable_seq() if self.durable_seq is not None else None
+        batch, self._read = await asyncio.to_thread(self._read_batch, self._read, limit)
+        if batch is not None:
+            self._oldest_ms = batch.oldest_ms
+        return batch
+
+    async def _wait_for_events(self) -> None:
+        assert self._wake is not None
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    def _segments(self) -> list[tuple[int, str]]:
+        """This worker's segment names as (first_seq, name), oldest first."""
+        try:
+            names = os.listdir(self.data_dir / layout.SEGMENTS_DIR)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            m = layout.SEGMENT_RE.match(name)
+            if m and int(m.group(1)) == self.worker:
+                out.append((int(m.group(2)), name))
+        out.sort()
+        return out
+
+    def _read_batch(self, read: tuple[str | None, int],
+                    limit: int | None) -> tuple[Batch | None, tuple[str | None, int]]:
+        """Blocking (runs in a thread): a batch from ``read`` and the position after it."""
+        seg_dir = self.data_dir / layout.SEGMENTS_DIR
+        segment, offset = read
+        while True:
+            if segment is None or not (seg_dir / segment).exists():
+                later = [(s, n) for s, n in self._segments()
+                         if segment is None or s > int(layout.SEGMENT_RE.match(segment).group(2))]  # type: ignore[union-attr]
+                if not later:
+                    return None, (segment, offset)
+                if segment is not None:
+                    log.warning("%s: segment %s vanished before it was all sent; going on with %s",
+                                self.name, segment, later[0][1])
+                segment, offset = later[0][1], 0
+            path = seg_dir / segment
+            size = path.stat().st_size if path.exists() else 0
+            if offset > size:  # the file was cut back (recovery of a torn write)
+                log.warning("%s: %s is shorter (%d) than the cursor (%d); going on from its end",
+                            self.name, segment, size, offset)
+                offset = size
+            max_bytes = max(self.config.batch_bytes, layout.MAX_EVENT_BYTES + 4096)
+            data, _ = read_complete(path, offset, max_bytes)
+            if data:
+                batch = self._decode(segment, offset, data, limit)
+                if batch is None:  # nothing durable yet
+                    return None, (segment, offset)
+                return batch, (segment, batch.end)
+            sealed = path.with_name(layout.index_name(segment)).exists()
+            if not sealed or offset < path.stat().st_size:
+                return None, (segment, offset)  # the active segment: wait for more
+            first = int(layout.SEGMENT_RE.match(segment).group(2))  # type: ignore[union-attr]
+            later = [(s, n) for s, n in self._segments() if s > first]
+            if not later:
+                return None, (segment, offset)
+            segment, offset = later[0][1], 0
+
+    def _decode(self, segment: str, offset: int, data: bytes, limit: int | None) -> Batch | None:
+        cfg = self.config
+        batch = Batch(segment, offset, -1)
+        pos = offset
+        taken = 0
+        for line in data.splitlines(keepends=True):
+            if batch.events or batch.unreadable:
+                if taken >= cfg.batch_events or pos - offset + len(line) > cfg.batch_bytes:
+                    break
+            raw = line.rstrip(b"\n")
+            try:
+                event = encode.decode_line(raw)
+            except encode.BadLine as exc:
+                batch.unreadable.append((raw, str(exc)))
+            else:
+                seq = event["seq"]
+                if limit is not None and seq > limit:
+                    break  # written but not yet fsynced: wait
+                if batch.oldest_ms is None:
+                    ts = event.get("received_at") or event.get("@timestamp")
+                    batch.oldest_ms = ts if isinstance(ts, int) else None
+                batch.events.append(Pending(seq, raw, encode.action(event, cfg.target)))
+                batch.last_seq = seq
+            taken += 1
+            pos += len(line)
+        if pos == offset:
+            return None
+        batch.end = pos
+        if batch.last_seq < 0:
+            batch.last_seq = self.state.position.last_seq
+        return batch
+
+    async def _deliver(self, batch: Batch) -> list[bytes]:
+        """Send until every event is Done or DeadLetter; returns the dead-letter lines."""
+        deadletters = [self._deadletter_line(raw, 0, f"unreadable stored line: {why}")
+                       for raw, why in batch.unreadable]
+        self.stats["deadlettered"] += len(deadletters)
+        groups = [batch.events] if batch.events else []
+        attempt = 0
+        while groups:
+            group = groups.pop(0)
+            while group:
+                await self._ensure_ready()
+                assert self._backend is not None
+                self.stats["requests"] += 1
+                try:
+                    results = await self._backend.bulk([p.action for p in group])
+                except (RequestFailed, NotElasticsearch) as exc:
+                    if isinstance(exc, NotElasticsearch):
+                        self._ready = False
+                        action: Any = classify_response(0, "the server stopped answering as Elasticsearch")
+                    else:
+                        action = classify_response(exc.status, exc.body)
+                    self.stats["errors"] += 1
+                    if isinstance(action, Split):
+                        if len(group) == 1:
+                            deadletters.append(self._deadletter_line(
+                                group[0].line, exc.status if isinstance(exc, RequestFailed) else 0,
+                                action.reason))
+                            self.stats["deadlettered"] += 1
+                        else:
+                            mid = len(group) // 2
+                            groups[:0] = [group[:mid], group[mid:]]
+                        group = []
+                        continue
+                    if isinstance(exc, RequestFailed) and exc.status == 404:
+                        self._ready = False  # the data stream may be gone: set it up again
+                    self.stats["retries"] += len(group)
+                    await self._sleep(self._retry_delay(attempt, action.reason, len(group)))
+                    attempt += 1
+                    continue
+                by_id = {item.get("_id"): item for item in results}
+                again: list[Pending] = []
+                reason = ""
+                progress = False
+                for p in group:
+                    item = by_id.get(p.id)
+                    status = item.get("status", 0) if item is not None else 0
+                    verdict = classify(status if isinstance(status, int) else 0, item) if item \
+                        else classify(0, {"error": "no result for this document in the answer"})
+                    if isinstance(verdict, Done):
+                        self.stats["sent"] += 1
+                        progress = True
+                    elif isinstance(verdict, DeadLetter):
+                        deadletters.append(self._deadletter_line(p.line, status, verdict.reason,
+                                                                 item.get("error") if item else None))
+                        self.stats["deadlettered"] += 1
+                        progress = True
+                    else:
+                        if status == 404:
+                            self._ready = False
+                        again.append(p)
+                        reason = verdict.reason
+                if again:
+                    # Some items refused with 429 while the rest went in is ordinary
+                    # backpressure: retry them quietly; warn only when nothing got in.
+                    self.stats["retries"] += len(again)
+                    attempt = 0 if progress else attempt + 1
+                    await self._sleep(self._retry_delay(attempt, reason, len(again), quiet=progress))
+                elif self.status != "delivering":
+                    self._recovered()
+                group = again
+        return deadletters
+
+    async def _commit(self, batch: Batch, deadletters: list[bytes]) -> None:
+        pos = self.state.position
+        refused = len(deadletters) - len(batch.unreadable)  # dead letters among batch.events
+        new = replace(pos, segment=batch.segment, offset=batch.end, last_seq=batch.last_seq,
+                      sent=pos.sent + len(batch.events) - refused,
+                      deadlettered=pos.deadlettered + len(deadletters))
+        await asyncio.to_thread(self.state.commit, new, deadletters)
+        self._oldest_ms = None
+
+    # -- connecting --------------------------------------------------------------
+    async def _ensure_ready(self) -> None:
+        """Connect, check the product, install the template, create the target; retried."""
+        attempt = 0
+        cfg = self.config
+        while not self._ready:
+            try:
+                if self._backend is None:
+                    self._backend = ElasticsearchBackend(cfg)
+                try:
+                    info = await self._backend.info()
+                except NotElasticsearch as exc:
+                    if not is_opensearch(exc.body):
+                        raise
+                    log.info("%s: the server is OpenSearch; using opensearch-py", self.name)
+                    await self._backend.close()
+                    self._backend = None
+                    self._backend = OpenSearchBackend(cfg)
+                    info = await self._backend.info()
+                flavor = self._backend.flavor
+                if cfg.install_template:
+                    await self._backend.put_template(template_name(cfg), index_template(cfg, flavor))
+                await self._backend.create_target(cfg.target, cfg.is_data_stream)
+                version = info.get("version", {}).get("number", "?") if isinstance(info, dict) else "?"
+                log.info("%s: connected to %s %s; documents go to %s %s", self.name, flavor,
+                         version, "data stream" if cfg.is_data_stream else "index", cfg.target)
+                self._ready = True
+                self._recovered()
+                return
+            except NotElasticsearch:
+                reason = (f"{cfg.urls[0]} answered, but is neither Elasticsearch nor OpenSearch; "
+                          "check the URL (a proxy in between must pass X-Elastic-Product)")
+            except RequestFailed as exc:
+                reason = "setup: " + classify_response(exc.status, exc.body).reason
+            except ValueError as exc:  # e.g. OpenSearch with an API key: config, not weather
+                reason = str(exc)
+            self.stats["errors"] += 1
+            await self._sleep(self._retry_delay(attempt, reason, 0))
+            attempt += 1
+
+    # -- helpers -----------------------------------------------------------------
+    def _retry_delay(self, attempt: int, reason: str, n: int, quiet: bool = False) -> float:
+        delay = backoff(attempt, self.config.retry_initial, self.config.retry_max, self.rand)
+        if quiet:
+            log.debug("%s: %s; %d event(s) again in %.2fs", self.name, reason, n, delay)
+            return delay
+        self.status = f"retrying: {reason}"
+        now = time.monotonic()
+        last_reason, last_at = self._last_warning
+        if reason != last_reason or now - last_at > RETRY_LOG_EVERY:
+            log.warning("%s: %s; %sretrying in %.1fs (events are kept in the store)", self.name,
+                        reason, f"{n} event(s), " if n else "", delay)
+            self._last_warning = (reason, now)
+        return delay
+
+    def _recovered(self) -> None:
+        if self.status.startswith("retrying"):
+            log.info("%s: delivering again", self.name)
+        self.status = "delivering"
+        self._last_warning = ("", 0.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._stop is not None
+        if self._closing:
+            raise _Stopping
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            return
+        raise _Stopping
+
+    def _deadletter_line(self, raw: bytes, status: int, reason: str, error: Any = None) -> bytes:
+        try:
+            event: Any = orjson.Fragment(raw) if raw[:1] == b"{" else raw.decode("utf-8", "replace")
+            entry = {"at": int(self.clock() * 1000), "sink": self.name, "status": status,
+                     "reason": reason, "error": error, "event": event}
+            return orjson.dumps(entry)
+        except (orjson.JSONEncodeError, TypeError):
+            entry["event"] = raw.decode("utf-8", "replace")
+            return orjson.dumps(entry)
+
+    # -- numbers -----------------------------------------------------------------
+    def lag(self) -> tuple[int, float]:
+        """(events written but not yet delivered, seconds the oldest of them has waited)."""
+        head = self.head_seq() if self.head_seq is not None else -1
+        events = max(0, _counter(head) - _counter(self.state.position.last_seq))
+        if not events or self._oldest_ms is None:
+            return events, 0.0
+        return events, max(0.0, self.clock() - self._oldest_ms / 1000)
+
+    def add_metrics(self, ex: Exposition, labels: dict[str, str]) -> None:
+        w = {**labels, "sink": self.kind}
+        s = self.stats
+        ex.add("logmesh_sink_sent_events_total", "counter",
+               "Events the destination accepted (or already had).", s["sent"], w)
+        ex.add("logmesh_sink_retries_total", "counter",
+               "Events sent again after a retryable failure.", s["retries"], w)
+        ex.add("logmesh_sink_deadlettered_total", "counter",
+               "Events refused for their content, written to the dead-letter file.",
+               s["deadlettered"], w)
+        ex.add("logmesh_sink_errors_total", "counter", "Failed requests, by stage.", s["errors"],
+               {**w, "stage": "sending"})
+        events, seconds = self.lag()
+        ex.add("logmesh_sink_lag_events", "gauge", "Events stored but not yet delivered.", events, w)
+        ex.add("logmesh_sink_lag_seconds", "gauge",
+               "How long the oldest undelivered event has waited.", round(seconds, 3), w)

@@ -1,0 +1,69 @@
+"""The index template the sink installs: an ECS-aligned mapping with a bounded field count.
+
+Built from :data:`logmesh.logs.event.FIELD_TYPES`, the store's own schema, so a
+field added there shows up here. Two rules keep the mapping bounded whatever
+services send:
+
+* ``dynamic: false`` at the root: a field not in the schema stays in
+  ``_source`` but adds no mapping;
+* ``params`` and ``labels`` (anything a service chooses) are one ``flattened``
+  field each (``flat_object`` on OpenSearch): any number of distinct keys
+  costs one mapped field, so ``index.mapping.total_fields.limit`` is never hit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...event import FIELD_TYPES
+from .config import ElasticsearchConfig
+
+TEMPLATE_PRIORITY = 200  # above the built-in "logs" template (100, pattern logs-*-*)
+KEYWORD_IGNORE_ABOVE = 1024  # longer keyword values are kept in _source, not indexed
+FLATTENED_IGNORE_ABOVE = 8191  # a leaf longer than this is not indexed (Lucene's term limit is 32766 bytes)
+FLATTENED_DEPTH_LIMIT = 20  # Elasticsearch's default; deeper params are refused (dead-lettered)
+TIMESTAMP_FORMAT = "epoch_millis||strict_date_optional_time"  # the store keeps epoch ms
+
+
+def _leaf(kind: str, flavor: str) -> dict[str, Any]:
+    if kind == "keyword":
+        return {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}
+    if kind == "date":
+        return {"type": "date", "format": TIMESTAMP_FORMAT}
+    if kind == "object":  # free-form: params, labels
+        if flavor == "opensearch":
+            return {"type": "flat_object"}
+        return {"type": "flattened", "ignore_above": FLATTENED_IGNORE_ABOVE,
+                "depth_limit": FLATTENED_DEPTH_LIMIT}
+    return {"type": kind}  # long, text
+
+
+def mapping_properties(flavor: str = "elasticsearch") -> dict[str, Any]:
+    """``{"service": {"properties": {"name": {...}}}, ...}`` from the dotted schema names."""
+    root: dict[str, Any] = {}
+    for name, kind in FIELD_TYPES.items():
+        parts = name.split(".") if name != "@timestamp" else [name]
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {"properties": {}})["properties"]
+        node[parts[-1]] = _leaf(kind, flavor)
+    return root
+
+
+def template_name(config: ElasticsearchConfig) -> str:
+    return f"logmesh-{config.target}"
+
+
+def index_template(config: ElasticsearchConfig, flavor: str = "elasticsearch") -> dict[str, Any]:
+    """The body of ``PUT _index_template/<template_name>``."""
+    body: dict[str, Any] = {
+        "index_patterns": [config.target],
+        "priority": TEMPLATE_PRIORITY,
+        "template": {
+            "mappings": {"dynamic": False, "properties": mapping_properties(flavor)},
+        },
+        "_meta": {"managed_by": "logmesh", "description": "logmesh logs service events (ECS names)"},
+    }
+    if config.is_data_stream:
+        body["data_stream"] = {}
+    return body

@@ -1,0 +1,344 @@
+"""The Elasticsearch sink against the fake cluster: exactly once, nothing lost, never stuck."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from logmesh.logs.sinks.cursor import Position, SinkState, cursor_path, deadletter_path
+from logmesh.logs.sinks.elasticsearch.config import ElasticsearchConfig
+from logmesh.logs.sinks.elasticsearch.sink import ElasticsearchSink
+from logmesh.logs.store import layout
+
+from .fake_es import FakeElasticsearch, Faults
+from .helpers import Store, event, poison, wait_until
+
+SINK_DIR = Path(__file__).resolve().parents[3] / "logmesh" / "logs" / "sinks" / "elasticsearch"
+
+
+def make_sink(url: str, data_dir: Path, store: Store | None = None, worker: int = 0,
+              **options) -> ElasticsearchSink:
+    config = ElasticsearchConfig(urls=url, retry_initial=0.01, retry_max=0.2, poll_interval=0.05,
+                                 shutdown_timeout=1.0, **options)
+    return ElasticsearchSink(config, data_dir, worker,
+                             head_seq=(lambda: store.last_seq) if store is not None else None)
+
+
+def delivered(sink: ElasticsearchSink, store: Store) -> bool:
+    return sink.state.position.last_seq == store.last_seq
+
+
+def deadletters(data_dir: Path, name: str = "elasticsearch-w00") -> list[dict]:
+    path = deadletter_path(data_dir, name)
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+async def test_installs_template_and_data_stream(tmp_path, fake_es):
+    sink = make_sink(fake_es.url, tmp_path)
+    sink.start()
+    try:
+        await wait_until(lambda: "logs-logmesh-default" in fake_es.data_streams, what="data stream")
+    finally:
+        await sink.close()
+    tpl = fake_es.templates["logmesh-logs-logmesh-default"]
+    assert tpl["index_patterns"] == ["logs-logmesh-default"] and "data_stream" in tpl
+    assert tpl["priority"] > 100  # above the built-in logs-*-* template
+    mappings = tpl["template"]["mappings"]
+    props = mappings["properties"]
+    assert mappings["dynamic"] is False  # unknown fields add no mapping: bounded field count
+    assert props["@timestamp"]["type"] == "date" and "epoch_millis" in props["@timestamp"]["format"]
+    assert props["service"]["properties"]["name"]["type"] == "keyword"
+    assert props["http"]["properties"]["request"]["properties"]["method"]["type"] == "keyword"
+    assert props["url"]["properties"]["path"]["type"] == "keyword"
+    assert props["log"]["properties"]["level"]["type"] == "keyword"
+    assert props["message"]["type"] == "text"
+    assert props["params"]["type"] == "flattened" and props["labels"]["type"] == "flattened"
+
+
+async def test_100k_events_with_faults_arrive_exactly_once(tmp_path):
+    n = 100_000
+    store = Store(tmp_path)
+    poisoned = set()
+    for start in range(0, n, 20_000):  # five sealed segments
+        evs = [poison(i) if i % 997 == 5 else event(i) for i in range(start, start + 20_000)]
+        seqs = store.write(evs)
+        poisoned |= {s for s, e in zip(seqs, evs, strict=True) if "d" in e["params"]}
+    all_seqs = {layout.make_seq(c, 0) for c in range(1, n + 1)}
+    fake = await FakeElasticsearch(faults=Faults(request_503=0.05, request_429=0.03, drop_before=0.03,
+                                                 drop_after=0.05, item_429=0.02)).start()
+    sink = make_sink(fake.url, tmp_path, store)
+    t0 = time.perf_counter()
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store), timeout=25, what="all 100k delivered")
+        took = time.perf_counter() - t0
+    finally:
+        await sink.close()
+        await fake.stop()
+    ids = {int(i) for i in fake.docs}
+    assert ids == all_seqs - poisoned  # every good event, each once (by _id) ...
+    assert set(fake.created.values()) == {1}  # ... and no _id ever created twice
+    assert fake.index_ops == 0  # only `create`: a resend can never overwrite or duplicate
+    assert fake.conflicts > 0  # resends after dropped answers happened, and were harmless
+    dead = deadletters(tmp_path)
+    assert sorted(d["event"]["seq"] for d in dead) == sorted(poisoned)  # each refused one, once
+    assert all(d["status"] == 400 and "maximum depth limit" in d["reason"] for d in dead)
+    assert sink.stats["deadlettered"] == len(poisoned)
+    assert sink.stats["sent"] >= n - len(poisoned) and sink.stats["retries"] > 0
+    assert sink.lag() == (0, 0.0)
+    print(f"\n100k through the sink with faults: {took:.2f}s, {n / took:,.0f} events/s, "
+          f"{fake.bulk_requests} bulk requests, {sink.stats['retries']} retried, "
+          f"{fake.conflicts} resent-and-409")
+
+
+async def test_requests_are_the_client_librarys_own(tmp_path, fake_es):
+    store = Store(tmp_path)
+    store.write([event(i) for i in range(10)])
+    sink = make_sink(fake_es.url, tmp_path, store)
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+    bulk = next(r for r in fake_es.requests if r.path.endswith("/_bulk"))
+    h = {k.lower(): v for k, v in bulk.headers.items()}
+    assert h["user-agent"].startswith("elasticsearch-py/8.19.2 (")
+    assert "h=bp" in h["x-elastic-client-meta"]  # the bulk helper marks its requests
+    assert h["content-type"] == "application/vnd.elasticsearch+x-ndjson; compatible-with=8"
+    lines = bulk.body.splitlines()
+    assert orjson.loads(lines[0]) == {"create": {"_index": "logs-logmesh-default",
+                                                 "_id": str(layout.make_seq(1, 0))}}
+    assert orjson.loads(lines[1])["message"] == "request 0"
+    info = fake_es.requests[0]
+    assert info.method == "GET" and info.path == "/"
+
+
+def test_the_sink_builds_no_http_itself():
+    """Only the client libraries talk HTTP: no HTTP module is imported in the sink package."""
+    banned = {"aiohttp", "http", "urllib", "urllib3", "requests", "httpx", "socket", "asyncio.streams"}
+    for path in SINK_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in banned or name == "urllib.parse", (path.name, name)
+
+
+async def test_cluster_down_then_back_catches_up(tmp_path):
+    fake = FakeElasticsearch()
+    await fake.start()
+    port = fake.port
+    await fake.stop()  # down from the start: connections refused
+    store = Store(tmp_path)
+    seg = store.write([event(i) for i in range(3000)], seal=False)
+    name = store.segments[-1]
+    sink = make_sink(fake.url, tmp_path, store)
+    sink.start()
+    try:
+        await wait_until(lambda: sink.stats["errors"] >= 3, what="failed attempts")
+        more = store.append(name, [event(i) for i in range(3000, 5000)])  # ingest goes on meanwhile
+        assert sink.lag()[0] == 5000 and sink.lag()[1] > 0
+        assert sink.status.startswith("retrying")
+        await fake.start(port=port)  # back
+        await wait_until(lambda: delivered(sink, store), timeout=15, what="catch-up")
+    finally:
+        await sink.close()
+        await fake.stop()
+    assert {int(i) for i in fake.docs} == set(seg) | set(more)
+    assert sink.status == "delivering" and sink.lag() == (0, 0.0)
+
+
+async def test_follows_the_active_segment_and_rotation(tmp_path, fake_es):
+    store = Store(tmp_path)
+    first = store.write([event(i) for i in range(10)], seal=False)
+    active = store.segments[-1]
+    sink = make_sink(fake_es.url, tmp_path, store)
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+        more = store.append(active, [event(i) for i in range(10, 25)])
+        sink.notify()
+        await wait_until(lambda: delivered(sink, store))
+        # the writer rotates: seals the active segment, opens the next one
+        size = (tmp_path / layout.SEGMENTS_DIR / active).stat().st_size
+        store.seal(active, first + more, [event(0)], size)
+        later = store.write([event(i) for i in range(25, 40)], seal=False)
+        await wait_until(lambda: delivered(sink, store), what="the next segment")
+    finally:
+        await sink.close()
+    assert {int(i) for i in fake_es.docs} == set(first + more + later)
+    assert sink.state.position.segment == store.segments[-1]
+
+
+async def test_only_durable_events_are_sent(tmp_path, fake_es):
+    store = Store(tmp_path)
+    seqs = store.write([event(i) for i in range(100)], seal=False)
+    durable = {"seq": seqs[39]}
+    config = ElasticsearchConfig(urls=fake_es.url, retry_initial=0.01, poll_interval=0.05)
+    sink = ElasticsearchSink(config, tmp_path, 0, head_seq=lambda: store.last_seq,
+                             durable_seq=lambda: durable["seq"])
+    sink.start()
+    try:
+        await wait_until(lambda: len(fake_es.docs) == 40)
+        await wait_until(lambda: sink.state.position.last_seq == seqs[39])
+        assert len(fake_es.docs) == 40  # a power cut could still take the rest back
+        durable["seq"] = seqs[-1]
+        sink.notify()
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+    assert len(fake_es.docs) == 100
+
+
+async def test_restart_resumes_from_the_cursor(tmp_path, fake_es):
+    store = Store(tmp_path)
+    store.write([event(i) for i in range(500)])
+    sink = make_sink(fake_es.url, tmp_path, store)
+    sink.start()
+    await wait_until(lambda: delivered(sink, store))
+    await sink.close()
+    bulks = fake_es.bulk_requests
+    cursor = orjson.loads(cursor_path(tmp_path, "elasticsearch-w00").read_bytes())
+    assert cursor["last_seq"] == store.last_seq and cursor["sent"] == 500
+    store.write([event(i) for i in range(500, 520)])
+    sink = make_sink(fake_es.url, tmp_path, store)
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+    assert fake_es.bulk_requests == bulks + 1  # only the new events, one bulk
+    assert fake_es.conflicts == 0 and len(fake_es.docs) == 520
+
+
+def test_uncommitted_dead_letters_are_cut_on_start(tmp_path):
+    state = SinkState(tmp_path, "elasticsearch-w00")
+    state.open()
+    state.commit(Position("w00-x.ndjson", 10, 64), [b'{"n":1}'])
+    committed = state.deadletter_file.stat().st_size
+    with open(state.deadletter_file, "ab") as f:  # a batch wrote these, then kill -9
+        f.write(b'{"n":2}\n{"n":3}\n')
+    again = SinkState(tmp_path, "elasticsearch-w00")
+    pos = again.open()
+    assert again.deadletter_file.read_bytes() == b'{"n":1}\n'
+    assert pos.deadletter_bytes == committed and pos.offset == 10
+
+
+async def test_too_large_requests_are_split_and_a_lone_giant_dead_lettered(tmp_path):
+    fake = await FakeElasticsearch(faults=Faults(max_content_length=60_000)).start()
+    store = Store(tmp_path)
+    evs = [event(i) for i in range(300)]
+    evs[123]["message"] = "x" * 100_000  # larger than any request the cluster takes
+    seqs = store.write(evs)
+    sink = make_sink(fake.url, tmp_path, store)
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+        await fake.stop()
+    assert {int(i) for i in fake.docs} == set(seqs) - {seqs[123]}
+    dead = deadletters(tmp_path)
+    assert [d["event"]["seq"] for d in dead] == [seqs[123]] and dead[0]["status"] == 413
+
+
+async def test_non_object_params_are_wrapped_not_refused(tmp_path, fake_es):
+    store = Store(tmp_path)
+    seqs = store.write([event(0, params="id=7&x=1"), event(1, params=[1, 2]), event(2, labels=5)])
+    sink = make_sink(fake_es.url, tmp_path, store)
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+    assert fake_es.docs[str(seqs[0])]["params"] == {"value": "id=7&x=1"}
+    assert fake_es.docs[str(seqs[1])]["params"] == {"value": [1, 2]}
+    assert fake_es.docs[str(seqs[2])]["labels"] == {"value": 5}
+    assert not deadletters(tmp_path)
+
+
+async def test_opensearch_is_reached_through_opensearch_py(tmp_path):
+    fake = await FakeElasticsearch(flavor="opensearch").start()
+    store = Store(tmp_path)
+    store.write([event(i) for i in range(50)])
+    sink = make_sink(fake.url, tmp_path, store)
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+        await fake.stop()
+    assert len(fake.docs) == 50
+    props = fake.templates["logmesh-logs-logmesh-default"]["template"]["mappings"]["properties"]
+    assert props["params"] == {"type": "flat_object"}
+    bulk = next(r for r in fake.requests if r.path.endswith("/_bulk"))
+    assert bulk.headers["User-Agent"].startswith("opensearch-py/3.2.0")
+
+
+async def test_api_key_is_sent_and_a_bad_one_is_retried_not_dropped(tmp_path):
+    fake = await FakeElasticsearch(api_key="Z29vZDprZXk=").start()
+    store = Store(tmp_path)
+    store.write([event(i) for i in range(20)])
+    sink = make_sink(fake.url, tmp_path, store, api_key="YmFkOmtleQ==")
+    sink.start()
+    try:
+        await wait_until(lambda: sink.stats["errors"] >= 3)
+        assert "unauthorized" in sink.status and not fake.docs
+    finally:
+        await sink.close()
+    sink = make_sink(fake.url, tmp_path, store, api_key="Z29vZDprZXk=")
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+        await fake.stop()
+    assert len(fake.docs) == 20
+
+
+async def test_each_worker_sends_only_its_own_segments(tmp_path, fake_es):
+    stores = [Store(tmp_path, worker=w) for w in range(3)]
+    for w, st in enumerate(stores):
+        st.write([event(i) for i in range(100 * w, 100 * w + 100)])
+    sinks = [make_sink(fake_es.url, tmp_path, st, worker=w) for w, st in enumerate(stores)]
+    for s in sinks:
+        s.start()
+    try:
+        await wait_until(lambda: all(delivered(s, st) for s, st in zip(sinks, stores, strict=True)))
+    finally:
+        for s in sinks:
+            await s.close()
+    assert len(fake_es.docs) == 300 and set(fake_es.created.values()) == {1}
+    assert fake_es.conflicts == 0  # no worker ever sent another worker's event
+    assert sorted(p.name for p in (tmp_path / layout.SINKS_DIR).iterdir()) == [
+        "elasticsearch-w00.cursor", "elasticsearch-w01.cursor", "elasticsearch-w02.cursor"]
+
+
+def test_logmesh_runs_without_the_client_libraries():
+    code = ("import sys, logmesh.cli, logmesh.logs.server, logmesh.logs.sinks.elasticsearch.sink\n"
+            "assert 'elasticsearch' not in sys.modules and 'opensearchpy' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=20)
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"urls": ""}, "at least one URL"),
+    ({"urls": "localhost:9200"}, "not an http(s) URL"),
+    ({"urls": "http://h:9200", "api_key": "k", "username": "u", "password": "p"}, "not both"),
+    ({"urls": "http://h:9200", "data_stream": "Logs"}, "not a valid name"),
+    ({"urls": "http://h:9200", "ca_file": Path("/nonexistent.pem")}, "no such file"),
+])
+def test_config_errors_say_what_to_do(options, words):
+    with pytest.raises(ValueError, match=None) as err:
+        ElasticsearchConfig(**options)
+    assert words in str(err.value)
