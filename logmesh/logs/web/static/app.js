@@ -134,7 +134,7 @@
     for (const [k, v] of Object.entries(params || {})) if (v != null && v !== "") url.searchParams.set(k, v);
     let resp;
     try {
-      resp = await fetch(url, { signal, headers: { Accept: "application/json" } });
+      resp = await fetch(url, { signal, headers: authHeaders({ Accept: "application/json" }) });
     } catch (e) {
       if (e.name === "AbortError") throw e;
       throw new ApiError(0, { error: "cannot reach the logs service; is it running?" }, path);
@@ -146,6 +146,28 @@
   }
   const rangeParams = () => ({ from: state.from, to: state.to });
 
+  // -- a read token, when the logs service asks for one (401) -------------------------------------
+  const TOKEN_KEY = "logmesh.token";
+  function authHeaders(headers) {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+  }
+  function askToken() {
+    const b = $("banner");
+    if (!b.hidden && b.querySelector("form")) return;
+    const input = h("input", { type: "password", placeholder: "read token", "aria-label": "Read token", autocomplete: "off" });
+    b.replaceChildren(h("form", { class: "token", onsubmit: (e) => {
+      e.preventDefault();
+      if (input.value) sessionStorage.setItem(TOKEN_KEY, input.value); else sessionStorage.removeItem(TOKEN_KEY);
+      b.hidden = true;
+      if (live.ctl) { live.ctl.abort(); live.ctl = null; }
+      run(false);
+    } }, h("span", null, "This logs service needs a read token (--token or --read-token). Kept for this tab only: "),
+    input, h("button", { type: "submit" }, "Use")));
+    b.hidden = false;
+    input.focus();
+  }
+
   // -- errors: the query's in place, the rest in a banner -------------------------------------------
   function showBanner(text) {
     const b = $("banner");
@@ -153,7 +175,7 @@
     b.hidden = false;
   }
   function clearErrors() {
-    $("banner").hidden = true;
+    if (!$("banner").querySelector("form")) $("banner").hidden = true;
     $("qerr").hidden = true;
     $("q").classList.remove("invalid");
     $("q").removeAttribute("aria-invalid");
@@ -172,7 +194,9 @@
   }
   function handleError(e, what) {
     if (e.name === "AbortError") return;
-    if (e instanceof ApiError && e.status === 400 && e.body.position != null) {
+    if (e instanceof ApiError && e.status === 401) {
+      askToken();
+    } else if (e instanceof ApiError && e.status === 400 && e.body.position != null) {
       showQueryError(state.q, e.body.error || "cannot parse the query", e.body.position);
     } else if (e instanceof ApiError && e.status === 404 && !e.body.error) {
       showBanner(`${what}: this logs service has no ${e.path} (404); is it an older version?`);
@@ -595,29 +619,65 @@
   $("field-filter").addEventListener("input", renderFields);
 
   // -- live tail --------------------------------------------------------------------------------------------------
-  const live = { es: null, q: null, paused: false, buffer: [], status: "" };
+  // The stream is read with fetch, not EventSource, so it can carry the bearer token and an
+  // error answer (400 for a bad query) can be read; it reconnects by itself.
+  const live = { ctl: null, q: null, paused: false, buffer: [], status: "" };
   function startLive() {
     const want = state.live && state.view === "logs";
-    if (live.es && (!want || live.q !== state.q)) { live.es.close(); live.es = null; }
+    if (live.ctl && (!want || live.q !== state.q)) { live.ctl.abort(); live.ctl = null; }
     if (!want) { live.buffer = []; renderLiveBar(); return; }
-    if (live.es) return;
+    if (live.ctl) return;
     live.q = state.q;
-    live.status = "connecting…";
-    const es = new EventSource(`/api/v1/tail?${new URLSearchParams(state.q ? { q: state.q } : {})}`);
-    live.es = es;
-    es.onopen = () => { live.status = "streaming new events"; renderLiveBar(); };
-    es.onmessage = (m) => {
-      let ev;
-      try { ev = JSON.parse(m.data); } catch { return; }
-      if (!ev || typeof ev !== "object") return;
-      if (live.paused) live.buffer.push(ev); else addLive([ev]);
-      renderLiveBar();
-    };
-    es.onerror = () => {
-      live.status = es.readyState === EventSource.CLOSED
-        ? "stopped: the server refused the stream; toggle Live to retry" : "reconnecting…";
-      renderLiveBar();
-    };
+    live.ctl = new AbortController();
+    tail(live.ctl.signal, `/api/v1/tail?${new URLSearchParams(state.q ? { q: state.q } : {})}`);
+  }
+  const setLiveStatus = (text) => { live.status = text; renderLiveBar(); };
+  async function tail(signal, url) {
+    const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+    let wait = 500;
+    while (!signal.aborted) {
+      setLiveStatus("connecting…");
+      try {
+        const resp = await fetch(url, { signal, headers: authHeaders({ Accept: "text/event-stream" }) });
+        if (!resp.ok) {
+          let body = null;
+          try { body = await resp.json(); } catch { body = null; }
+          if (resp.status === 401) askToken();
+          if (resp.status >= 400 && resp.status < 500) {
+            setLiveStatus(`stopped: ${(body && body.error) || `HTTP ${resp.status}`}`);
+            return;
+          }
+          throw new Error(`HTTP ${resp.status}`);
+        }
+        setLiveStatus("streaming new events");
+        wait = 500;
+        const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value.replace(/\r\n?/g, "\n");
+          let cut;
+          while ((cut = buf.indexOf("\n\n")) >= 0) {
+            const block = buf.slice(0, cut);
+            buf = buf.slice(cut + 2);
+            const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(l[5] === " " ? 6 : 5));
+            if (data.length) onTailData(data.join("\n"));
+          }
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+      }
+      setLiveStatus("reconnecting…");
+      await sleep(wait);
+      wait = Math.min(wait * 2, 5000);
+    }
+  }
+  function onTailData(text) {
+    let ev;
+    try { ev = JSON.parse(text); } catch { return; }
+    if (!ev || typeof ev !== "object" || Array.isArray(ev)) return;
+    if (live.paused) live.buffer.push(ev); else addLive([ev]);
     renderLiveBar();
   }
   function addLive(events) {
