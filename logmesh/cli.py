@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .logs.query import commands as query_commands
 from .supervisor import ChildSpec, Supervisor, logmesh_argv
 
 EXIT_STARTUP_FAILURE = 3
@@ -187,6 +188,15 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
 @click.option("--echo", is_flag=True, help="Print the chapter's line for every packet.")
 @click.option("--workers", default=1, help="Ingest processes sharing the ports (SO_REUSEPORT).")
 @click.option("--worker-id", default=None, type=int, hidden=True)
+@click.option("--retention", default=None, metavar="DURATION",
+              help="Delete sealed segments and Parquet files whose newest event is older than "
+                   "this, e.g. 7d (units s m h d w). The active segment is never touched.")
+@click.option("--max-disk", default=None, metavar="SIZE",
+              help="Delete the oldest sealed segments and Parquet files while the store is "
+                   "larger than this, e.g. 10GB.")
+@click.option("--compact/--no-compact", default=True,
+              help="Worker 0 compacts sealed segments into Parquet files (fast queries, ~6% of "
+                   "the NDJSON size).")
 @click.option("--elasticsearch", "es_urls", default=None, metavar="URL[,URL...]",
               envvar="LOGMESH_ELASTICSEARCH",
               help="Also forward every stored event to Elasticsearch 8/9 or OpenSearch "
@@ -208,10 +218,13 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
 def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str, standalone: bool,
          fsync: str, fsync_interval: float, rotate: str, max_segment_size: str,
          max_packet_size: str, text_log: Path | None, echo: bool, workers: int,
-         worker_id: int | None, supervise: bool, **es: object) -> None:
+         worker_id: int | None, retention: str | None, max_disk: str | None, compact: bool,
+         supervise: bool, **es: object) -> None:
     """Run the log-management service: stores every request of every service."""
     if workers < 1:
         raise click.BadParameter("--workers must be at least 1")
+    retention_ms = _duration_ms(retention, "--retention") if retention else None
+    max_disk_bytes = parse_size(max_disk) if max_disk else None
     sinks = _sink_configs(es)  # check the options before starting any process
     if supervise:
         argv = [a for a in sys.argv[1:]]
@@ -226,12 +239,22 @@ def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str,
                         fsync_interval=fsync_interval, rotate=rotate,
                         max_segment_bytes=parse_size(max_segment_size),
                         max_frame_bytes=parse_size(max_packet_size), text_log=text_log, echo=echo,
+                        retention_ms=retention_ms, max_disk_bytes=max_disk_bytes, compact=compact,
                         extra={"sinks": sinks})
     try:
         server = LogsServer(config)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     serve(server.serve_forever)
+
+
+def _duration_ms(value: str, option: str) -> int:
+    from .logs.query.timerange import TimeRangeError, parse_duration
+
+    try:
+        return parse_duration(value)
+    except TimeRangeError as exc:
+        raise click.BadParameter(f"{option}: {exc}") from None
 
 
 def _sink_configs(es: dict) -> dict:
@@ -292,6 +315,12 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float) -> None:
         f"  distributor  {host}:9000\n"
         "Stop with Ctrl-C.", err=True)
     sys.exit(Supervisor(specs).run())
+
+
+# The query tools talk to a logs service's HTTP API (logs/query/commands.py).
+cli.add_command(query_commands.query)
+cli.add_command(query_commands.tail)
+cli.add_command(query_commands.stats)
 
 
 def main() -> None:

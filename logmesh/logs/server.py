@@ -22,6 +22,7 @@ from .ingest.http_ndjson import parse_body
 from .ingest.shippers import ShipperLedger
 from .ingest.tcp import IngestContext, LogIngestProtocol
 from .metrics import Exposition
+from .query.service import QueryService
 from .sinks import load_sink
 from .sinks.booklog import BookLog
 from .store import layout
@@ -48,6 +49,9 @@ class LogsConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     text_log: Path | None = None
     echo: bool = False
+    retention_ms: int | None = None  # --retention: delete files whose newest event is older
+    max_disk_bytes: int | None = None  # --max-disk: delete the oldest files past this size
+    compact: bool = True  # worker 0 compacts sealed segments to Parquet (query/compact.py)
     extra: dict = field(default_factory=dict)  # options of later features (query, sinks)
 
 
@@ -79,6 +83,7 @@ class LogsServer:
         self.tcp_server: asyncio.AbstractServer | None = None
         self.runner: web.AppRunner | None = None
         self.registry: RegistryLink | None = None
+        self.query = QueryService(self)
         self.app = self.make_app()
 
     # -- HTTP -----------------------------------------------------------------
@@ -88,6 +93,7 @@ class LogsServer:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/api/v1/logs", self.post_logs)
+        self.query.add_routes(app)  # search, histogram, top, tail, ... (query/api.py)
         add_web_routes(app)  # the UI at / and /static/ (logs/web/routes.py)
         return app
 
@@ -147,6 +153,7 @@ class LogsServer:
         files, size = self.disk_usage()
         ex.add("logmesh_segments", "gauge", "Segment and Parquet files in the data directory.", files)
         ex.add("logmesh_disk_bytes", "gauge", "Bytes of segments and Parquet files.", size)
+        self.query.add_metrics(ex, w)
         return ex
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -162,6 +169,7 @@ class LogsServer:
             log.info("re-read %d event id(s) of %d shipper instance(s) for de-duplication",
                      known, len(self.ledger.instances))
         self.writer.start()
+        self.query.start()  # worker 0: compaction and retention in a thread
         for sink in self.sinks:  # they read what the writer wrote; ingest never waits for them
             self.writer.on_flush.append(sink.notify)
             sink.start()
@@ -187,9 +195,11 @@ class LogsServer:
             self.tcp_server.close()
         if self.registry is not None:
             await self.registry.close()
+        await self.query.close_streams()
         if self.runner is not None:
             await self.runner.cleanup()
         await self.writer.close()
+        await self.query.stop()
         for sink in self.sinks:  # 4. sinks finish the bulk in flight; the rest goes next start
             await sink.close()
         if self.booklog is not None:

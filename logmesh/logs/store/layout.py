@@ -9,6 +9,7 @@ A data directory looks like::
         w00.lock                          held (flock) by the worker writing w00-*
       parquet/
         w00-0000000000000001.parquet     a sealed segment compacted (zstd, sorted by time)
+        w00-0000000000000001.blocks.json its row groups' time ranges and message trigrams
       sinks/<name>.cursor                 a sink's durable position (JSON, replaced atomically)
       deadletter/<name>.ndjson            events a sink could not deliver, with the reason
 
@@ -30,6 +31,10 @@ DEADLETTER_DIR = "deadletter"
 SEGMENT_SUFFIX = ".ndjson"
 INDEX_SUFFIX = ".idx.json"  # {"version", "first_seq", "last_seq", "count", "min_ts", "max_ts", "bytes", "sparse": [[seq, ts, offset], ...]}
 PARQUET_SUFFIX = ".parquet"
+BLOCKS_SUFFIX = ".blocks.json"  # beside each .parquet: per row group time range + message trigram bitmap
+TMP_SUFFIX = ".tmp"  # files being written; never read, removed at the next compaction pass
+PARQUET_FORMAT_VERSION = 1  # bump when the Parquet columns or the .blocks.json layout change
+PARQUET_ROW_GROUP_ROWS = 16384  # rows per row group (= index block): small enough to skip by time
 SEGMENT_RE = re.compile(r"^w(\d{2})-(\d{16})\.ndjson$")
 
 MAX_WORKERS = 64  # seq = (per-worker counter << WORKER_BITS) | worker: unique in the store
@@ -52,6 +57,10 @@ def index_name(segment: str) -> str:
 
 def parquet_name(segment: str) -> str:
     return segment[: -len(SEGMENT_SUFFIX)] + PARQUET_SUFFIX
+
+
+def blocks_name(parquet: str) -> str:
+    return parquet[: -len(PARQUET_SUFFIX)] + BLOCKS_SUFFIX
 
 
 def make_seq(counter: int, worker: int) -> int:

@@ -1,0 +1,333 @@
+"""``logmesh query``, ``logmesh tail`` and ``logmesh stats``: the HTTP API from a terminal.
+
+They only talk to the API (docs/api.md), so they work against any logs
+service they can reach. Output is aligned columns, coloured when stdout is a
+terminal; ``--json`` prints one JSON object per line instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import click
+import orjson
+
+DEFAULT_URL = "http://127.0.0.1:9041"
+EXIT_UNREACHABLE = 1
+EXIT_BAD_REQUEST = 2
+PAGE = 10_000  # the API's largest page
+
+url_option = click.option("--url", default=DEFAULT_URL, envvar="LOGMESH_URL",
+                          help="The logs service's HTTP address.")
+token_option = click.option("--token", default=None, envvar=["LOGMESH_READ_TOKEN", "LOGMESH_TOKEN"],
+                            help="A read token, when the service has one (also LOGMESH_READ_TOKEN).")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="One JSON object per line instead of a table.")
+
+
+class APIError(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Client:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _request(self, path: str, params: dict[str, Any], accept: str = "application/json",
+                 timeout: float | None = None):
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None and v != ""})
+        req = urllib.request.Request(f"{self.url}{path}{'?' + query if query else ''}",
+                                     headers={"Accept": accept})
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            return urllib.request.urlopen(req, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as exc:
+            raise self._http_error(exc, params) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise APIError(f"cannot reach the logs service at {self.url} ({reason}); start it with: "
+                           "logmesh logs (or pass --url)", EXIT_UNREACHABLE) from None
+
+    def _http_error(self, exc: urllib.error.HTTPError, params: dict[str, Any]) -> APIError:
+        try:
+            body = orjson.loads(exc.read())
+            message = str(body.get("error") or exc.reason)
+        except (orjson.JSONDecodeError, AttributeError, OSError):
+            body, message = {}, f"HTTP {exc.code} {exc.reason}"
+        pos = body.get("position") if isinstance(body, dict) else None
+        if isinstance(pos, int) and params.get("q"):
+            message += f"\n  {params['q']}\n  {' ' * pos}^"
+        return APIError(message, EXIT_BAD_REQUEST if 400 <= exc.code < 500 else EXIT_UNREACHABLE)
+
+    def get(self, path: str, **params: Any) -> Any:
+        with self._request(path, params) as resp:
+            return orjson.loads(resp.read())
+
+    def stream(self, path: str, **params: Any) -> Iterator[dict]:
+        """The events of a Server-Sent Events stream, as they come."""
+        with self._request(path, params, accept="text/event-stream", timeout=3600) as resp:
+            data: list[bytes] = []
+            for raw in resp:
+                line = raw.rstrip(b"\r\n")
+                if not line:
+                    if data:
+                        try:
+                            yield orjson.loads(b"\n".join(data))
+                        except orjson.JSONDecodeError:
+                            pass
+                        data = []
+                elif line.startswith(b"data:"):
+                    data.append(line[5:].lstrip(b" "))
+
+
+# -- formatting ---------------------------------------------------------------------------------
+
+COLUMNS = [("time", 23), ("service", 12), ("level", 7), ("method", 6), ("path", 24), ("status", 6)]
+LEVEL_COLOURS = {"error": "red", "critical": "red", "fatal": "red", "warning": "yellow", "warn": "yellow",
+                 "debug": "bright_black"}
+
+
+def fmt_time(ms: Any) -> str:
+    if not isinstance(ms, int):
+        return ""
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _cells(ev: dict) -> list[str]:
+    status = ev.get("http.response.status_code")
+    return [fmt_time(ev.get("@timestamp")), str(ev.get("service.name") or ""), str(ev.get("log.level") or ""),
+            str(ev.get("http.request.method") or ""), str(ev.get("url.path") or ""),
+            "" if status is None else str(status)]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _colour(ev: dict, i: int, text: str, colour: bool) -> str:
+    if not colour:
+        return text
+    if i == 0:
+        return click.style(text, dim=True)
+    if i == 2:
+        return click.style(text, fg=LEVEL_COLOURS.get(str(ev.get("log.level") or "").lower()))
+    if i == 5:
+        status = ev.get("http.response.status_code")
+        if isinstance(status, int):
+            return click.style(text, fg="red" if status >= 500 else "yellow" if status >= 400 else "green")
+    if i == 1:
+        return click.style(text, fg="cyan")
+    return text
+
+
+def format_table(events: list[dict], *, colour: bool, width: int | None, header: bool = True) -> list[str]:
+    """Aligned columns: widths fit the rows (capped), the message takes what is left."""
+    rows = [_cells(ev) for ev in events]
+    widths = [max([len(name)] + [len(r[i]) for r in rows]) if rows else len(name)
+              for i, (name, _) in enumerate(COLUMNS)]
+    widths = [min(w, cap) if i else w for i, (w, (_, cap)) in enumerate(zip(widths, COLUMNS, strict=True))]
+    used = sum(widths) + 2 * len(widths)
+    msg_width = max(20, width - used) if width else None
+    out = []
+    if header:
+        head = "  ".join(name.upper().ljust(w) for (name, _), w in zip(COLUMNS, widths, strict=True)) + "  MESSAGE"
+        out.append(click.style(head, bold=True) if colour else head)
+    for ev, cells in zip(events, rows, strict=True):
+        parts = []
+        for i, (text, w) in enumerate(zip(cells, widths, strict=True)):
+            clipped = _clip(text, w)
+            pad = " " * (w - len(clipped))
+            if i == 5:
+                parts.append(pad + _colour(ev, i, clipped, colour))
+            else:
+                parts.append(_colour(ev, i, clipped, colour) + pad)
+        msg = str(ev.get("message") or "").replace("\n", "⏎")
+        parts.append(_clip(msg, msg_width) if msg_width else msg)
+        out.append("  ".join(parts))
+    return out
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def human_span(ms: int) -> str:
+    s = ms // 1000
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    parts = [f"{d}d"] if d else []
+    parts += [f"{h}h"] if h or d else []
+    parts += [f"{m}m", f"{s}s"] if not d else [f"{m}m"]
+    return " ".join(parts)
+
+
+def _tty() -> tuple[bool, int | None]:
+    if sys.stdout.isatty():
+        return True, shutil.get_terminal_size((120, 40)).columns
+    return False, None
+
+
+def _print_events(events: list[dict], as_json: bool, header: bool = True) -> None:
+    if as_json:
+        for ev in events:
+            click.echo(orjson.dumps(ev).decode())
+        return
+    colour, width = _tty()
+    for line in format_table(events, colour=colour, width=width, header=header):
+        click.echo(line, color=colour)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("q", required=False, default="")
+@click.option("--since", default="15m", help="How far back: 15m, 1h, 7d (ignored with --from).")
+@click.option("--from", "from_", default=None, help="Start: ISO-8601, epoch ms or now-1h.")
+@click.option("--to", default=None, help="End (default now).")
+@click.option("-n", "--limit", default=100, help="At most this many events (pages are followed).")
+@click.option("--asc", is_flag=True, help="Oldest first (default: newest first).")
+@json_option
+@click.option("--table", "as_table", is_flag=True, help="Aligned columns (the default).")
+@url_option
+@token_option
+def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc: bool, as_json: bool,
+          as_table: bool, url: str, token: str | None) -> None:
+    """Search the logs: `logmesh query 'service.name:goods AND POST' --since 1h`.
+
+    Q is KQL: `field:value`, bare words (searched in the message), and/or/not,
+    parentheses, `status >= 500`, wildcards `*`.
+    """
+    if as_json and as_table:
+        raise click.UsageError("pick one of --json and --table")
+    if limit < 1:
+        raise click.BadParameter("--limit must be at least 1")
+    client = Client(url, token)
+    start = from_ or f"now-{since}"
+    order = "asc" if asc else "desc"
+    events: list[dict] = []
+    cursor = None
+    took = 0.0
+    sentence = ""
+    while len(events) < limit:
+        r = client.get("/api/v1/search", q=q, **{"from": start}, to=to, limit=min(PAGE, limit - len(events)),
+                       order=order, cursor=cursor)
+        events.extend(r.get("events") or [])
+        took += r.get("took_ms") or 0
+        sentence = (r.get("query") or {}).get("sentence", "")
+        cursor = r.get("next_cursor")
+        if not cursor:
+            break
+    _print_events(events, as_json)
+    if not as_json:
+        more = " (more: raise --limit)" if cursor else ""
+        click.echo(f"{len(events)} event(s){more}, {took:.0f} ms; where {sentence}", err=True)
+
+
+@click.command()
+@click.argument("q", required=False, default="")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new matching events as they arrive.")
+@click.option("-n", "--lines", default=10, help="How many of the newest events to print first.")
+@json_option
+@url_option
+@token_option
+def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str | None) -> None:
+    """Print the newest matching events; with -f, follow new ones like `tail -f`."""
+    if not 0 <= lines <= 1000:
+        raise click.BadParameter("--lines must be from 0 to 1000")
+    client = Client(url, token)
+    if not follow:
+        r = client.get("/api/v1/search", q=q, **{"from": "now-100y"}, to="now+1d", limit=max(lines, 1))
+        _print_events(list(reversed(r.get("events") or []))[-lines:] if lines else [], as_json)
+        return
+    header = True
+    last = lines
+    seen: set[int] = set()
+    while True:
+        try:
+            batch: list[dict] = []
+            for ev in client.stream("/api/v1/tail", q=q, last=last):
+                seq = ev.get("seq")
+                if isinstance(seq, int):
+                    if seq in seen:
+                        continue
+                    seen.add(seq)
+                    if len(seen) > 100_000:
+                        seen.clear()
+                batch.append(ev)
+                _print_events(batch, as_json, header=header)
+                header = False
+                batch = []
+                sys.stdout.flush()
+            last = 0
+        except APIError as exc:
+            if exc.exit_code != EXIT_UNREACHABLE:
+                raise
+            click.echo(f"{exc.message}; retrying in 1s", err=True)
+        except (OSError, ValueError) as exc:  # the stream broke: reconnect, like tail -F
+            click.echo(f"stream ended ({exc}); reconnecting", err=True)
+        time.sleep(1)
+        last = 0
+
+
+@click.command()
+@json_option
+@url_option
+@token_option
+def stats(as_json: bool, url: str, token: str | None) -> None:
+    """What the logs service holds: events, disk use, time span, per-service counts."""
+    r = Client(url, token).get("/api/v1/stats")
+    if as_json:
+        click.echo(orjson.dumps(r).decode())
+        return
+    colour, _ = _tty()
+    bold = (lambda s: click.style(s, bold=True)) if colour else (lambda s: s)
+    lo, hi = r.get("from"), r.get("to")
+    span = f"{fmt_time(lo)} → {fmt_time(hi)} ({human_span(hi - lo)})" if isinstance(lo, int) and isinstance(hi, int) else "-"
+    rows = [("events", f"{r.get('events', 0):,}"),
+            ("disk", f"{human_bytes(r.get('bytes', 0))} in {r.get('segments', 0)} file(s)"),
+            ("time span", span)]
+    if "parquet_events" in r:
+        rows.append(("compacted", f"{r['parquet_events']:,} in {r.get('parquet_files', 0)} Parquet file(s), "
+                                  f"{r.get('live_events', 0):,} in {r.get('live_segments', 0)} live segment(s)"))
+    for k, v in rows:
+        click.echo(f"{bold(k.ljust(10))}  {v}", color=colour)
+    services = r.get("services") or {}
+    if services:
+        click.echo("", color=colour)
+        w = max(len("SERVICE"), *(len(s) for s in services))
+        click.echo(bold(f"{'SERVICE'.ljust(w)}  {'EVENTS':>12}"), color=colour)
+        for name, n in services.items():
+            click.echo(f"{name.ljust(w)}  {n:>12,}", color=colour)
+    shippers = r.get("shippers") or []
+    if shippers:
+        click.echo("", color=colour)
+        w = max(len("INSTANCE"), *(len(str(s.get("instance"))) for s in shippers))
+        click.echo(bold(f"{'INSTANCE'.ljust(w)}  {'RECEIVED':>10}  {'MISSING':>8}  {'DUPLICATES':>10}"),
+                   color=colour)
+        for s in shippers:
+            missing = s.get("missing", 0)
+            miss = f"{missing:>8,}"
+            if colour and missing:
+                miss = click.style(miss, fg="red")
+            click.echo(f"{str(s.get('instance')).ljust(w)}  {s.get('received', 0):>10,}  {miss}  "
+                       f"{s.get('duplicates', 0):>10,}", color=colour)

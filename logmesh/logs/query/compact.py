@@ -1,0 +1,261 @@
+"""Compaction: a sealed NDJSON segment becomes a Parquet file plus its block index.
+
+One pass, per sealed segment (``.idx.json`` beside it) without a Parquet file::
+
+    1. read the segment with the engine's column types, sort by (@timestamp, seq)
+    2. compute each block's (= row group's) time and seq range and message trigrams
+    3. write parquet/<name>.parquet.tmp (zstd, Parquet v2 encodings, 16384-row
+       row groups) and fsync it
+    4. write parquet/<name>.blocks.json atomically (write, fsync, rename)
+    5. rename the .parquet.tmp to .parquet and fsync the directory   <- the commit point
+    6. delete the segment and its index
+
+Readers take a segment's Parquet file as soon as it exists and then ignore the
+segment (engine.py), so an event is never counted twice and never missing: a
+crash before 5 leaves the segment in charge, a crash after it leaves a segment
+that the next pass deletes. A segment is compacted only ``grace`` seconds after
+it was sealed, so live tails have read its last lines from the NDJSON first.
+
+Only worker 0 compacts (for every worker's segments), in a thread with its own
+single-threaded DuckDB: ingest keeps the other core and the event loop.
+Parquet v2 encodings (delta for integers) read 5-6x faster than v1 here:
+sum(@timestamp) over 1M rows 3.2 ms vs 20 ms (bench/query.py's data).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from ..store import layout
+from ..store.reader import SegmentInfo, list_segments
+from ..store.segment import write_atomic
+from . import trigrams
+from .schema import SELECT_LIST, TS, ident, read_ndjson_lenient_sql, read_ndjson_sql, sql_str
+
+log = logging.getLogger("logmesh.logs.compact")
+
+COMPACT_GRACE_SECONDS = 5.0  # a sealed segment waits this long, so tails read its last lines first
+COMPACT_INTERVAL_SECONDS = 10.0  # how often the thread looks for work without being woken
+DAMAGED_SUFFIX = ".damaged"  # a segment with unreadable lines is kept under this name, never deleted
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode_bitmaps(bitmaps: list[int]) -> str:
+    raw = b"".join(b.to_bytes(trigrams.BITMAP_BYTES, "little") for b in bitmaps)
+    return base64.b64encode(zlib.compress(raw, 6)).decode()
+
+
+def decode_bitmaps(text: str, n: int) -> list[int]:
+    raw = zlib.decompress(base64.b64decode(text))
+    size = trigrams.BITMAP_BYTES
+    if len(raw) != n * size:
+        raise ValueError(f"trigram bitmaps: {len(raw)} bytes for {n} blocks")
+    return [int.from_bytes(raw[i * size:(i + 1) * size], "little") for i in range(n)]
+
+
+def new_connection(threads: int = 1, memory_limit: str = "1GB", spill: Path | None = None):
+    config = {"threads": threads, "memory_limit": memory_limit}
+    con = duckdb.connect(":memory:", config=config)
+    if spill is not None:
+        con.execute(f"SET temp_directory = {sql_str(str(spill))}")
+    return con
+
+
+def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_dir: Path,
+                    block_rows: int = layout.PARQUET_ROW_GROUP_ROWS) -> dict:
+    """Steps 1-5 of the module docstring for one segment; returns the block index written."""
+    parquet_dir.mkdir(parents=True, exist_ok=True)
+    name = layout.parquet_name(seg.path.name)
+    final = parquet_dir / name
+    tmp = parquet_dir / (name + layout.TMP_SUFFIX)
+    path = str(seg.path)
+    damaged = False
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE c AS SELECT {SELECT_LIST} FROM {read_ndjson_sql(path)} "
+                    f"ORDER BY {TS}, seq")
+    except duckdb.Error as exc:
+        log.warning("%s: typed read failed (%s); reading value by value", seg.path.name, exc)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE c AS SELECT {SELECT_LIST} FROM "
+                    f"{read_ndjson_lenient_sql(path)} ORDER BY {TS}, seq")
+        damaged = True
+    rows = con.execute("SELECT count(*) FROM c").fetchone()[0]  # type: ignore[index]
+    expected = (seg.index or {}).get("count")
+    if expected is not None and rows != expected:
+        log.error("%s: read %d event(s), its index says %d; the segment is kept as %s%s",
+                  seg.path.name, rows, expected, seg.path.name, DAMAGED_SUFFIX)
+        damaged = True
+    blocks = con.execute(
+        f"SELECT rowid // {block_rows} AS b, min({TS}), max({TS}), count(*), min(seq), max(seq) "
+        "FROM c GROUP BY b ORDER BY b").fetchall()
+    tri = {r[0]: trigrams.bitmap_from_sql(bool(r[1]), bool(r[2]), r[3])
+           for r in con.execute(trigrams.block_sql("c", block_rows)).fetchall()}
+    services = {str(s): n for s, n in con.execute(
+        f"SELECT {ident('service.name')}, count(*) FROM c WHERE {ident('service.name')} IS NOT NULL "
+        "GROUP BY ALL").fetchall()}
+    con.execute(f"COPY c TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
+                f"ROW_GROUP_SIZE {block_rows}, PARQUET_VERSION V2)")
+    con.execute("DROP TABLE c")
+    fsync_path(tmp)
+    index = {
+        "version": layout.PARQUET_FORMAT_VERSION, "segment": seg.path.name, "rows": rows,
+        "min_ts": min((b[1] for b in blocks), default=0), "max_ts": max((b[2] for b in blocks), default=0),
+        "first_seq": min((b[4] for b in blocks), default=0), "last_seq": max((b[5] for b in blocks), default=0),
+        "bytes": tmp.stat().st_size, "block_rows": block_rows, "services": services,
+        "blocks": [[b[1], b[2], b[3], b[4], b[5]] for b in blocks],
+        "trigrams": encode_bitmaps([tri.get(b[0], 0) for b in blocks]),
+    }
+    write_atomic(parquet_dir / layout.blocks_name(name), orjson.dumps(index))
+    os.replace(tmp, final)
+    fsync_path(parquet_dir)
+    if damaged:
+        os.replace(seg.path, seg.path.with_name(seg.path.name + DAMAGED_SUFFIX))
+    return index
+
+
+def remove_segment(seg: SegmentInfo) -> None:
+    seg.path.unlink(missing_ok=True)
+    seg.path.with_name(layout.index_name(seg.path.name)).unlink(missing_ok=True)
+    fsync_path(seg.path.parent)
+
+
+class Compactor:
+    """Worker 0's background thread: compact sealed segments, then apply retention."""
+
+    def __init__(self, data_dir: Path, *, grace: float = COMPACT_GRACE_SECONDS,
+                 interval: float = COMPACT_INTERVAL_SECONDS, clock: Callable[[], float] = time.time,
+                 after_pass: Callable[[], None] | None = None,
+                 block_rows: int = layout.PARQUET_ROW_GROUP_ROWS) -> None:
+        self.data_dir = Path(data_dir)
+        self.parquet_dir = self.data_dir / layout.PARQUET_DIR
+        self.grace = grace
+        self.interval = interval
+        self.clock = clock
+        self.after_pass = after_pass  # e.g. retention
+        self.block_rows = block_rows
+        self.stats = {"segments": 0, "events": 0, "seconds": 0.0, "errors": 0,
+                      "parquet_bytes": 0, "ndjson_bytes": 0}
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failed: dict[str, float] = {}  # segment -> when it last failed (retried later)
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            spill = self.parquet_dir / ".spill"
+            spill.mkdir(parents=True, exist_ok=True)
+            self._con = new_connection(spill=spill)
+        return self._con
+
+    def pending(self) -> list[SegmentInfo]:
+        """Sealed segments without a Parquet file, sealed at least ``grace`` seconds ago."""
+        try:
+            done = set(os.listdir(self.parquet_dir))
+        except FileNotFoundError:
+            done = set()
+        now = self.clock()
+        out = []
+        for seg in list_segments(self.data_dir):
+            if not seg.sealed:
+                continue
+            if layout.parquet_name(seg.path.name) in done:
+                remove_segment(seg)  # compacted before a crash; the Parquet file is in charge
+                continue
+            try:
+                sealed_at = seg.path.with_name(layout.index_name(seg.path.name)).stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if now - sealed_at < self.grace or now - self._failed.get(seg.path.name, 0) < 60:
+                continue
+            out.append(seg)
+        return out
+
+    def clean_tmp(self) -> None:
+        try:
+            names = os.listdir(self.parquet_dir)
+        except FileNotFoundError:
+            return
+        for n in names:
+            if n.endswith(layout.TMP_SUFFIX):
+                (self.parquet_dir / n).unlink(missing_ok=True)
+
+    def run_once(self) -> int:
+        """Compact every pending segment; returns how many were compacted."""
+        self.clean_tmp()
+        done = 0
+        for seg in self.pending():
+            if self._stop.is_set():
+                break
+            t0 = time.perf_counter()
+            try:
+                size = seg.path.stat().st_size
+                index = compact_segment(self.connection(), seg, self.parquet_dir, self.block_rows)
+                remove_segment(seg)
+            except FileNotFoundError:
+                continue  # removed meanwhile (retention)
+            except (duckdb.Error, OSError, ValueError) as exc:
+                self.stats["errors"] += 1
+                self._failed[seg.path.name] = self.clock()
+                log.error("compaction of %s failed (retrying in a minute): %s", seg.path.name, exc)
+                continue
+            took = time.perf_counter() - t0
+            done += 1
+            self.stats["segments"] += 1
+            self.stats["events"] += index["rows"]
+            self.stats["seconds"] += took
+            self.stats["parquet_bytes"] += index["bytes"]
+            self.stats["ndjson_bytes"] += size
+            log.info("compacted %s: %d events, %d -> %d bytes (%.1f%%) in %.2fs", seg.path.name,
+                     index["rows"], size, index["bytes"], 100 * index["bytes"] / max(size, 1), took)
+        return done
+
+    # -- the thread -------------------------------------------------------------------------------
+    def wake(self, *_: object) -> None:
+        """Look for work now (the writer's on_seal hook)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="compactor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                if self.after_pass is not None:
+                    self.after_pass()
+            except Exception:
+                log.exception("compaction pass failed")
+            if self._wake.wait(self.interval) and not self._stop.is_set():
+                self._stop.wait(self.grace + 0.2)  # woken by a seal: let the segment's grace run down
+            self._wake.clear()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._con is not None:
+            try:
+                self._con.close()
+            except duckdb.Error:
+                pass
+            self._con = None

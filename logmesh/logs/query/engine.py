@@ -1,0 +1,832 @@
+"""The query engine: DuckDB over the Parquet files and the live NDJSON segments.
+
+Where an event is read from::
+
+    parquet/<seg>.parquet      every compacted segment (compact.py); its .blocks.json
+                               gives each row group's time range and message trigrams
+    live (in-memory table)     every segment without a Parquet file yet -- the active
+                               ones of every worker and sealed ones awaiting compaction --
+                               loaded incrementally: each refresh reads only the bytes
+                               appended since the last one (whole lines only)
+
+A segment is read from its NDJSON only while its Parquet file does not exist;
+once the file appears (the compactor's commit point) the segment's rows stop
+being queried, so nothing is counted twice. Every process (each ``--workers``
+process answers API requests) keeps its own live table, fed from the files,
+so what one worker writes is seen by all within one refresh (each query and
+every tail poll refreshes; a refresh that finds nothing new costs a listdir
+and a stat per live segment).
+
+Pruning, before DuckDB sees a file:
+
+* by time: a file or block whose [min_ts, max_ts] misses the range is left out;
+* by message trigrams (trigrams.py): a block that cannot hold a required word
+  is left out; the kept blocks become ``@timestamp BETWEEN`` ranges that DuckDB
+  matches against row group statistics, so only those row groups are read.
+
+Searches that want the newest (or oldest) N events scan in time slices from
+that end, each a few times larger than the last, and stop once N are found.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from ..event import FIELD_TYPES
+from ..store import layout
+from ..store.reader import list_segments, read_complete
+from . import kql, trigrams
+from .compact import decode_bitmaps
+from .schema import (
+    COLUMNS,
+    SELECT_LIST,
+    TS,
+    ident,
+    read_ndjson_lenient_sql,
+    read_ndjson_sql,
+    sql_str,
+)
+
+log = logging.getLogger("logmesh.logs.query")
+
+LIVE_CHUNK_BYTES = 64 * 1024 * 1024  # a live segment is loaded at most this much per step
+GONE_GRACE_SECONDS = 30.0  # rows of a compacted segment are dropped from memory this long after
+MAX_PRUNE_RANGES = 200  # more kept block ranges than this are merged (superset: still correct)
+FIRST_SLICE_ROWS = 250_000  # rows in the first time slice of a newest/oldest-N search; x4 each
+MAX_BUCKETS = 10_000  # histogram buckets per answer; a smaller interval is refused
+BY_VALUES = 10  # histogram `by`: the most frequent values; the rest are summed under OTHER
+OTHER = "(other)"
+NONE = "(none)"
+JSON_COLUMNS = {n for n, t in COLUMNS if t == "JSON"}
+NICE_INTERVALS_MS = [1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
+                     900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
+                     86_400_000, 172_800_000, 604_800_000, 2_592_000_000]
+TARGET_BUCKETS = 100
+
+
+class QueryError(ValueError):
+    """A request the engine cannot answer as asked (an HTTP 400); the message says why."""
+
+
+class QueryTimeout(Exception):
+    """A query ran past its deadline and was interrupted (an HTTP 503)."""
+
+
+# -- what the engine knows about the files --------------------------------------------------------
+
+
+@dataclass
+class ParquetFile:
+    path: Path
+    worker: int
+    index: dict
+    _bitmaps: list[int] | None = None
+
+    @property
+    def min_ts(self) -> int:
+        return self.index["min_ts"]
+
+    @property
+    def max_ts(self) -> int:
+        return self.index["max_ts"]
+
+    @property
+    def rows(self) -> int:
+        return self.index["rows"]
+
+    @property
+    def blocks(self) -> list[list[int]]:  # [min_ts, max_ts, rows, min_seq, max_seq]
+        return self.index["blocks"]
+
+    def bitmaps(self) -> list[int] | None:
+        if self._bitmaps is None and "trigrams" in self.index:
+            try:
+                self._bitmaps = decode_bitmaps(self.index["trigrams"], len(self.blocks))
+            except (ValueError, TypeError) as exc:
+                log.warning("%s: unreadable trigrams (%s); scanning it whole", self.path.name, exc)
+                self.index.pop("trigrams", None)
+        return self._bitmaps
+
+
+@dataclass
+class LiveSegment:
+    id: int
+    path: Path
+    worker: int
+    first_seq: int
+    offset: int = 0
+    rows: int = 0
+    min_ts: int | None = None
+    max_ts: int | None = None
+    services: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view: which files and live segments a query reads."""
+
+    parquet: tuple[ParquetFile, ...]
+    live: tuple[LiveSegment, ...]  # copies: safe to read while the engine refreshes
+    gen: int  # the live table's generation: rows loaded by later refreshes have a higher one
+
+    def live_ids(self, start: int | None = None, end: int | None = None) -> list[int]:
+        return [s.id for s in self.live if s.rows and s.min_ts is not None
+                and (start is None or s.max_ts >= start) and (end is None or s.min_ts <= end)]  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A FROM clause over the snapshot, and what it costs."""
+
+    sql: str
+    rows: int  # an estimate: rows in the kept blocks and live segments
+
+
+@dataclass
+class Unit:
+    min_ts: int
+    max_ts: int
+    rows: int
+
+
+# -- cursors -------------------------------------------------------------------------------------
+
+
+def encode_cursor(ts: int, seq: int, order: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([ts, seq, order])).decode().rstrip("=")
+
+
+def decode_cursor(text: str, order: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        ts, seq, o = orjson.loads(raw)
+        if not (isinstance(ts, int) and isinstance(seq, int) and o in ("asc", "desc")):
+            raise ValueError
+        if abs(ts) >= 2**63 or abs(seq) >= 2**63:
+            raise ValueError
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise QueryError("bad cursor: pass next_cursor from the previous page unchanged") from None
+    if o != order:
+        raise QueryError(f"this cursor is for order={o}; pass the same order as the first page")
+    return ts, seq
+
+
+def choose_interval(span_ms: int) -> int:
+    for step in NICE_INTERVALS_MS:
+        if span_ms / step <= TARGET_BUCKETS:
+            return step
+    return NICE_INTERVALS_MS[-1] * max(1, -(-span_ms // (NICE_INTERVALS_MS[-1] * TARGET_BUCKETS)))
+
+
+def field_expr(name: str) -> tuple[str, list[Any], str]:
+    """A field name -> (SQL expression, its parameters, type) for top and histogram ``by``."""
+    if not name or len(name) > 256:
+        raise QueryError("field: give a field name, e.g. service.name or url.path")
+    kind = FIELD_TYPES.get(name)
+    if kind == "object":
+        raise QueryError(f'"{name}" is an object: pick one of its keys, e.g. {name}.id')
+    if kind is not None:
+        return ident(name), [], kind
+    column, _, rest = name.partition(".")
+    if column == "params" and rest:
+        keys = rest.split(".")
+        if "" in keys:
+            raise QueryError(f'empty key in "{name}": write params.a.b')
+        path = "$" + "".join('."' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys)
+        return 'json_extract_string("params", ?)', [path], "keyword"
+    key = rest if column == "labels" and rest else name
+    path = '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return 'json_extract_string("labels", ?)', [path], "keyword"
+
+
+def _merge_ranges(ranges: list[tuple[int, int]], cap: int) -> list[tuple[int, int]]:
+    ranges.sort()
+    out: list[list[int]] = []
+    for a, b in ranges:
+        if out and a <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    while len(out) > cap:  # merge across the smallest gaps: a superset of the kept blocks
+        gaps = sorted(range(len(out) - 1), key=lambda i: out[i + 1][0] - out[i][1])
+        drop = set(gaps[: len(out) - cap])
+        merged: list[list[int]] = []
+        for i, r in enumerate(out):
+            if merged and (i - 1) in drop:
+                merged[-1][1] = r[1]
+            else:
+                merged.append(list(r))
+        out = merged
+    return [(a, b) for a, b in out]
+
+
+def event_dict(names: list[str], row: Iterable[Any]) -> dict:
+    ev: dict[str, Any] = {}
+    for name, value in zip(names, row, strict=False):
+        if value is None:
+            continue
+        if name in JSON_COLUMNS and isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                pass
+        ev[name] = value
+    return ev
+
+
+class Engine:
+    def __init__(self, data_dir: Path, *, threads: int | None = None,
+                 memory_limit: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.data_dir = Path(data_dir)
+        self.seg_dir = self.data_dir / layout.SEGMENTS_DIR
+        self.parquet_dir = self.data_dir / layout.PARQUET_DIR
+        self.clock = clock
+        config: dict[str, Any] = {}
+        if threads:
+            config["threads"] = threads
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        self.con = duckdb.connect(":memory:", config=config)
+        self.con.execute("SET parquet_metadata_cache = true")
+        cols = ", ".join(f"{ident(n)} {t}" for n, t in COLUMNS)
+        self.con.execute(f"CREATE TABLE live ({cols}, _seg INTEGER, _gen BIGINT)")
+        self._tmp = Path(tempfile.mkdtemp(prefix="logmesh-live-"))
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._parquet: dict[str, ParquetFile] = {}
+        self._live: dict[str, LiveSegment] = {}
+        self._gone: dict[int, float] = {}  # live segment id -> when its rows stopped being queried
+        self._next_id = 1
+        self._gen = 0
+        self._snapshot = Snapshot((), (), 0)
+        self._refreshed = 0.0
+        self.counters = {"queries": 0, "query_seconds": 0.0, "live_bytes_loaded": 0, "refreshes": 0}
+
+    def close(self) -> None:
+        try:
+            self.con.close()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self.con.cursor()
+        return cur
+
+    # -- keeping up with the files ------------------------------------------------------------------
+    def refresh(self, max_age: float = 0.0) -> Snapshot:
+        """Load what was appended since the last refresh; ``max_age``: reuse a recent one."""
+        if max_age and time.monotonic() - self._refreshed < max_age:
+            return self._snapshot
+        with self._lock:
+            if max_age and time.monotonic() - self._refreshed < max_age:
+                return self._snapshot
+            self._refresh_locked()
+            self._refreshed = time.monotonic()
+            return self._snapshot
+
+    def _refresh_locked(self) -> None:
+        self.counters["refreshes"] += 1
+        segments = list_segments(self.data_dir)  # segments first, then Parquet files: see compact.py
+        try:
+            names = set(os.listdir(self.parquet_dir))
+        except FileNotFoundError:
+            names = set()
+        parquet = {n for n in names if n.endswith(layout.PARQUET_SUFFIX)}
+        for n in list(self._parquet):
+            if n not in parquet:
+                del self._parquet[n]  # removed by retention
+        for n in sorted(parquet - set(self._parquet)):
+            pf = self._load_parquet(n, names)
+            if pf is not None:
+                self._parquet[n] = pf
+        gen = self._gen + 1
+        loaded = False
+        seen = set()
+        for seg in segments:
+            name = seg.path.name
+            if layout.parquet_name(name) in self._parquet:
+                continue  # compacted: the Parquet file is in charge
+            seen.add(name)
+            live = self._live.get(name)
+            if live is None:
+                live = self._live[name] = LiveSegment(self._next_id, seg.path, seg.worker, seg.first_seq)
+                self._next_id += 1
+            loaded |= self._load_live(live, gen)
+        now = time.monotonic()
+        for name in list(self._live):
+            if name not in seen:
+                self._gone[self._live.pop(name).id] = now
+        for sid, when in list(self._gone.items()):
+            if now - when > GONE_GRACE_SECONDS:
+                self.con.execute("DELETE FROM live WHERE _seg = ?", [sid])
+                del self._gone[sid]
+        if loaded:
+            self._gen = gen
+        self._snapshot = Snapshot(
+            tuple(sorted(self._parquet.values(), key=lambda p: (p.min_ts, p.path.name))),
+            tuple(LiveSegment(s.id, s.path, s.worker, s.first_seq, s.offset, s.rows, s.min_ts,
+                              s.max_ts, dict(s.services)) for s in self._live.values()),
+            self._gen)
+
+    def _load_parquet(self, name: str, names: set[str]) -> ParquetFile | None:
+        path = self.parquet_dir / name
+        m = layout.SEGMENT_RE.match(name[: -len(layout.PARQUET_SUFFIX)] + layout.SEGMENT_SUFFIX)
+        worker = int(m.group(1)) if m else -1
+        blocks_file = layout.blocks_name(name)
+        index = None
+        if blocks_file in names:
+            try:
+                index = orjson.loads((self.parquet_dir / blocks_file).read_bytes())
+                if index.get("version") != layout.PARQUET_FORMAT_VERSION:
+                    index = None
+            except (OSError, orjson.JSONDecodeError):
+                index = None
+        if index is None:  # no index (copied in by hand?): rebuild the ranges from the file
+            try:
+                index = self._index_from_metadata(path)
+            except duckdb.Error as exc:
+                log.warning("%s: cannot read (%s); skipped", name, exc)
+                return None
+        return ParquetFile(path, worker, index)
+
+    def _index_from_metadata(self, path: Path) -> dict:
+        rows = self.cursor().execute(
+            "SELECT row_group_id, any_value(row_group_num_rows), "
+            "min(TRY_CAST(stats_min_value AS BIGINT)) FILTER (WHERE path_in_schema = '@timestamp'), "
+            "max(TRY_CAST(stats_max_value AS BIGINT)) FILTER (WHERE path_in_schema = '@timestamp'), "
+            "min(TRY_CAST(stats_min_value AS BIGINT)) FILTER (WHERE path_in_schema = 'seq'), "
+            "max(TRY_CAST(stats_max_value AS BIGINT)) FILTER (WHERE path_in_schema = 'seq') "
+            f"FROM parquet_metadata({sql_str(str(path))}) GROUP BY row_group_id ORDER BY row_group_id"
+        ).fetchall()
+        blocks = [[r[2] or 0, r[3] or 0, r[1], r[4] or 0, r[5] or 0] for r in rows]
+        return {"rows": sum(b[2] for b in blocks), "min_ts": min((b[0] for b in blocks), default=0),
+                "max_ts": max((b[1] for b in blocks), default=0),
+                "first_seq": min((b[3] for b in blocks), default=0),
+                "last_seq": max((b[4] for b in blocks), default=0), "blocks": blocks, "services": None}
+
+    def _load_live(self, live: LiveSegment, gen: int) -> bool:
+        loaded = False
+        while True:
+            try:
+                size = os.stat(live.path).st_size
+            except FileNotFoundError:
+                return loaded
+            if size < live.offset:  # cut by crash recovery: read it again
+                self.con.execute("DELETE FROM live WHERE _seg = ?", [live.id])
+                live.offset, live.rows, live.min_ts, live.max_ts = 0, 0, None, None
+                live.services.clear()
+            if size == live.offset:
+                return loaded
+            data, nxt = read_complete(live.path, live.offset, LIVE_CHUNK_BYTES)
+            if not data:
+                return loaded
+            self._insert_live(live, data, gen)
+            live.offset = nxt
+            self.counters["live_bytes_loaded"] += len(data)
+            loaded = True
+
+    def _insert_live(self, live: LiveSegment, data: bytes, gen: int) -> None:
+        tmp = self._tmp / f"{live.id}-{gen}.ndjson"
+        tmp.write_bytes(data)
+        try:
+            head = f"INSERT INTO live SELECT {SELECT_LIST}, {live.id}, {gen} FROM "
+            try:
+                self.con.execute(head + read_ndjson_sql(str(tmp)))
+            except duckdb.Error as exc:
+                log.warning("%s: typed read failed (%s); reading value by value", live.path.name, exc)
+                self.con.execute(head + read_ndjson_lenient_sql(str(tmp)))
+        finally:
+            tmp.unlink(missing_ok=True)
+        rows = self.con.execute(
+            f"SELECT {ident('service.name')}, count(*), min({TS}), max({TS}) FROM live "
+            "WHERE _seg = ? AND _gen = ? GROUP BY ALL", [live.id, gen]).fetchall()
+        for svc, n, lo, hi in rows:
+            live.rows += n
+            if svc is not None:
+                live.services[svc] = live.services.get(svc, 0) + n
+            if lo is not None:
+                live.min_ts = lo if live.min_ts is None else min(live.min_ts, lo)
+                live.max_ts = hi if live.max_ts is None else max(live.max_ts, hi)
+
+    # -- building queries --------------------------------------------------------------------------
+    def source(self, snap: Snapshot, start: int, end: int, need: trigrams.Need | None = None,
+               workers: set[int] | None = None, seq: int | None = None) -> Source | None:
+        """The union of the Parquet blocks and live segments that may hold matches in [start, end]."""
+        files: list[str] = []
+        ranges: list[tuple[int, int]] = []
+        pruned = False
+        rows = 0
+        for pf in snap.parquet:
+            if pf.max_ts < start or pf.min_ts > end:
+                continue
+            if workers is not None and pf.worker not in workers:
+                continue
+            if seq is not None and not pf.index["first_seq"] <= seq <= pf.index["last_seq"]:
+                continue
+            bitmaps = pf.bitmaps() if need is not None else None
+            kept = []
+            for i, (lo, hi, n, s0, s1) in enumerate(pf.blocks):
+                if hi < start or lo > end:
+                    continue
+                if seq is not None and not s0 <= seq <= s1:
+                    pruned = True
+                    continue
+                if bitmaps is not None and need is not None and not need.allows(bitmaps[i]):
+                    pruned = True
+                    continue
+                kept.append((lo, hi, n))
+            if not kept:
+                continue
+            files.append(str(pf.path))
+            ranges.extend((lo, hi) for lo, hi, _ in kept)
+            rows += sum(n for _, _, n in kept)
+        parts = []
+        if files:
+            sql = f"SELECT {SELECT_LIST} FROM read_parquet([{', '.join(sql_str(f) for f in files)}])"
+            if pruned:
+                merged = _merge_ranges(ranges, MAX_PRUNE_RANGES)
+                sql += " WHERE " + " OR ".join(f"({TS} BETWEEN {a} AND {b})" for a, b in merged)
+            parts.append(sql)
+        in_range = set(snap.live_ids(start, end))
+        live = [s for s in snap.live if s.id in in_range and (workers is None or s.worker in workers)]
+        if live:
+            ids = ", ".join(str(s.id) for s in live)
+            parts.append(f"SELECT {SELECT_LIST} FROM live WHERE _seg IN ({ids})")
+            rows += sum(s.rows for s in live)
+        if not parts:
+            return None
+        return Source(" UNION ALL ".join(parts), rows)
+
+    def units(self, snap: Snapshot, start: int, end: int, need: trigrams.Need | None) -> list[Unit]:
+        out = []
+        for pf in snap.parquet:
+            if pf.max_ts < start or pf.min_ts > end:
+                continue
+            bitmaps = pf.bitmaps() if need is not None else None
+            for i, (lo, hi, n, _, _) in enumerate(pf.blocks):
+                if hi < start or lo > end:
+                    continue
+                if bitmaps is not None and need is not None and not need.allows(bitmaps[i]):
+                    continue
+                out.append(Unit(lo, hi, n))
+        for s in snap.live:
+            if s.rows and s.min_ts is not None and s.max_ts >= start and s.min_ts <= end:  # type: ignore[operator]
+                out.append(Unit(s.min_ts, s.max_ts, s.rows))  # type: ignore[arg-type]
+        return out
+
+    def with_deadline(self, seconds: float | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` (in this thread) with its DuckDB queries interrupted after ``seconds``."""
+        self._local.deadline = time.monotonic() + seconds if seconds else None
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._local.deadline = None
+
+    def _run(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple]]:
+        t0 = time.perf_counter()
+        cur = self.cursor()
+        deadline = getattr(self._local, "deadline", None)
+        timer = None
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QueryTimeout("the query ran out of time")
+            timer = threading.Timer(left, cur.interrupt)
+            timer.daemon = True
+            timer.start()
+        try:
+            cur.execute(sql, params)
+            names = [d[0] for d in cur.description or []]
+            rows = cur.fetchall()
+        except duckdb.InterruptException:
+            raise QueryTimeout("the query ran out of time") from None
+        except (duckdb.InvalidInputException, duckdb.ConversionException,
+                duckdb.OutOfRangeException) as exc:
+            raise QueryError(f"the query cannot be run on these events: {exc}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.counters["queries"] += 1
+            self.counters["query_seconds"] += time.perf_counter() - t0
+        return names, rows
+
+    @staticmethod
+    def where(node: kql.Node | None, now: int) -> tuple[str, list[Any]]:
+        if node is None:
+            return "TRUE", []
+        return kql.compile_where(node, now=now)
+
+    # -- the API's questions ---------------------------------------------------------------------------
+    def search(self, node: kql.Node | None, start: int, end: int, *, limit: int = 100,
+               order: str = "desc", cursor: str | None = None, now: int | None = None,
+               extra: tuple[str, list[Any]] | None = None) -> tuple[list[dict], str | None]:
+        """The first ``limit`` events by (@timestamp, seq) in ``order``, after ``cursor``."""
+        now = now if now is not None else int(self.clock() * 1000)
+        where, params = self.where(node, now)
+        if extra is not None:
+            where, params = f"({where}) AND ({extra[0]})", params + extra[1]
+        need = trigrams.need(node) if node is not None else None
+        desc = order == "desc"
+        after = decode_cursor(cursor, order) if cursor else None
+        if after is not None:
+            if desc:
+                end = min(end, after[0])
+            else:
+                start = max(start, after[0])
+            op = "<" if desc else ">"
+            where = f"({where}) AND ({TS} {op} ? OR ({TS} = ? AND seq {op} ?))"
+            params = params + [after[0], after[0], after[1]]
+        snap = self.refresh(max_age=0.05)
+        events: list[dict] = []
+        for lo, hi in self._slices(self.units(snap, start, end, need), start, end, desc):
+            src = self.source(snap, lo, hi, need)
+            if src is None:
+                continue
+            want = limit - len(events)
+            direction = "DESC" if desc else "ASC"
+            names, rows = self._run(
+                f"SELECT * FROM ({src.sql}) WHERE {TS} BETWEEN ? AND ? AND ({where}) "
+                f"ORDER BY {TS} {direction}, seq {direction} LIMIT {want}", [lo, hi] + params)
+            events.extend(event_dict(names, r) for r in rows)
+            if len(events) >= limit:
+                break
+        nxt = None
+        if len(events) >= limit and events:
+            last = events[-1]
+            nxt = encode_cursor(last["@timestamp"], last["seq"], order)
+        return events, nxt
+
+    @staticmethod
+    def _slices(units: list[Unit], start: int, end: int, desc: bool) -> list[tuple[int, int]]:
+        """Cut [start, end] into time slices from the wanted end, each ~4x the rows of the last."""
+        if not units:
+            return []
+        out = []
+        budget = FIRST_SLICE_ROWS
+        if desc:
+            units = sorted(units, key=lambda u: -u.max_ts)
+            hi = min(end, max(u.max_ts for u in units))
+            while hi >= start:
+                acc, cut = 0, start
+                for u in units:
+                    if u.min_ts > hi:
+                        continue
+                    acc += u.rows
+                    if acc >= budget:
+                        cut = max(start, min(u.min_ts, hi))
+                        break
+                out.append((cut, hi))
+                hi = cut - 1
+                budget *= 4
+                if not any(u.min_ts <= hi for u in units):
+                    break
+        else:
+            units = sorted(units, key=lambda u: u.min_ts)
+            lo = max(start, min(u.min_ts for u in units))
+            while lo <= end:
+                acc, cut = 0, end
+                for u in units:
+                    if u.max_ts < lo:
+                        continue
+                    acc += u.rows
+                    if acc >= budget:
+                        cut = min(end, max(u.max_ts, lo))
+                        break
+                out.append((lo, cut))
+                lo = cut + 1
+                budget *= 4
+                if not any(u.max_ts >= lo for u in units):
+                    break
+        return out
+
+    def count(self, node: kql.Node | None, start: int, end: int, now: int | None = None) -> int:
+        now = now if now is not None else int(self.clock() * 1000)
+        snap = self.refresh(max_age=0.05)
+        need = trigrams.need(node) if node is not None else None
+        src = self.source(snap, start, end, need)
+        if src is None:
+            return 0
+        where, params = self.where(node, now)
+        _, rows = self._run(f"SELECT count(*) FROM ({src.sql}) WHERE {TS} BETWEEN ? AND ? AND ({where})",
+                            [start, end] + params)
+        return rows[0][0]
+
+    def histogram(self, node: kql.Node | None, start: int, end: int, *, interval: int | None = None,
+                  by: str | None = None, now: int | None = None) -> dict:
+        now = now if now is not None else int(self.clock() * 1000)
+        interval = interval or choose_interval(end - start + 1)
+        first = start // interval * interval
+        nb = (end - first) // interval + 1
+        if nb > MAX_BUCKETS:
+            raise QueryError(f"interval {interval} ms makes {nb} buckets over this range; "
+                             f"at most {MAX_BUCKETS}: pick a larger interval or leave it out")
+        counts = [0] * nb
+        stacks: list[dict[str, int]] | None = [{} for _ in range(nb)] if by else None
+        snap = self.refresh(max_age=0.05)
+        need = trigrams.need(node) if node is not None else None
+        src = self.source(snap, start, end, need)
+        if src is not None:
+            where, params = self.where(node, now)
+            if by:
+                expr, eparams, _ = field_expr(by)
+                _, rows = self._run(
+                    f"SELECT ({TS} - ?) // ? AS k, CAST({expr} AS VARCHAR) AS v, count(*) FROM ({src.sql}) "
+                    f"WHERE {TS} BETWEEN ? AND ? AND ({where}) GROUP BY ALL",
+                    [first, interval] + eparams + [start, end] + params)
+                totals: dict[str, int] = {}
+                for _, v, n in rows:
+                    key = NONE if v is None else v
+                    totals[key] = totals.get(key, 0) + n
+                keep = set(sorted(totals, key=lambda k: (-totals[k], k))[:BY_VALUES])
+                for k, v, n in rows:
+                    key = NONE if v is None else v
+                    key = key if key in keep else OTHER
+                    counts[k] += n
+                    stack = stacks[k]  # type: ignore[index]
+                    stack[key] = stack.get(key, 0) + n
+            else:
+                _, rows = self._run(
+                    f"SELECT ({TS} - ?) // ? AS k, count(*) FROM ({src.sql}) "
+                    f"WHERE {TS} BETWEEN ? AND ? AND ({where}) GROUP BY ALL",
+                    [first, interval, start, end] + params)
+                for k, n in rows:
+                    counts[k] += n
+        buckets = []
+        for i in range(nb):
+            b: dict[str, Any] = {"t": first + i * interval, "count": counts[i]}
+            if stacks is not None:
+                b["by"] = stacks[i]
+            buckets.append(b)
+        return {"interval_ms": interval, "from": start, "to": end, "total": sum(counts),
+                "buckets": buckets}
+
+    def top(self, node: kql.Node | None, start: int, end: int, field_name: str, *, limit: int = 10,
+            now: int | None = None) -> dict:
+        now = now if now is not None else int(self.clock() * 1000)
+        expr, eparams, kind = field_expr(field_name)
+        snap = self.refresh(max_age=0.05)
+        need = trigrams.need(node) if node is not None else None
+        src = self.source(snap, start, end, need)
+        values: list[dict] = []
+        total = 0
+        if src is not None:
+            where, params = self.where(node, now)
+            _, rows = self._run(
+                f"SELECT v, n, sum(n) OVER () AS total FROM (SELECT {expr} AS v, count(*) AS n "
+                f"FROM ({src.sql}) WHERE {TS} BETWEEN ? AND ? AND ({where}) GROUP BY ALL) "
+                f"ORDER BY v IS NULL, n DESC, v LIMIT {limit + 1}",
+                eparams + [start, end] + params)
+            total = int(rows[0][2]) if rows else 0
+            values = [{"value": v, "count": n} for v, n, _ in rows if v is not None][:limit]
+        return {"field": field_name, "type": kind, "total": total, "values": values}
+
+    def fields(self, start: int, end: int) -> list[dict]:
+        out = [{"name": n, "type": t} for n, t in FIELD_TYPES.items()]
+        snap = self.refresh(max_age=0.05)
+        src = self.source(snap, start, end)
+        if src is None:
+            return out
+        sample = (f"SELECT labels, params FROM ({src.sql}) WHERE {TS} BETWEEN ? AND ? "
+                  "AND (labels IS NOT NULL OR params IS NOT NULL) LIMIT 20000")
+        _, rows = self._run(
+            f"SELECT DISTINCT 'labels', unnest(json_keys(labels)) FROM ({sample}) WHERE json_type(labels) = 'OBJECT' "
+            f"UNION SELECT DISTINCT 'params', unnest(json_keys(params)) FROM ({sample}) "
+            "WHERE json_type(params) = 'OBJECT'", [start, end, start, end])
+        known = set(FIELD_TYPES)
+        for column, key in sorted(rows, key=lambda r: (r[0], r[1])):
+            name = f"{column}.{key}"
+            if name not in known:
+                known.add(name)
+                out.append({"name": name, "type": "keyword"})
+        return out
+
+    def event(self, seq: int, context: int = 10, trace_window_ms: int = 86_400_000) -> dict | None:
+        """One event by seq, with ``context`` events of its service before/after and its trace."""
+        snap = self.refresh(max_age=0.05)
+        worker = seq & (layout.MAX_WORKERS - 1)
+        lo, hi = -(2**62), 2**62
+        src = self.source(snap, lo, hi, workers={worker}, seq=seq)
+        if src is None:
+            return None
+        names, rows = self._run(f"SELECT * FROM ({src.sql}) WHERE seq = ? LIMIT 1", [seq])
+        if not rows:
+            return None
+        ev = event_dict(names, rows[0])
+        ts = ev["@timestamp"]
+        svc = ev.get("service.name")
+        same = (f"{ident('service.name')} IS NOT DISTINCT FROM ?", [svc])
+        before: list[dict] = []
+        after: list[dict] = []
+        if context > 0:
+            before, _ = self.search(None, lo, hi, limit=context, order="desc",
+                                    cursor=encode_cursor(ts, seq, "desc"), extra=same)
+            after, _ = self.search(None, lo, hi, limit=context, order="asc",
+                                   cursor=encode_cursor(ts, seq, "asc"), extra=same)
+        trace: list[dict] = []
+        tid = ev.get("trace.id")
+        if tid is not None:
+            trace, _ = self.search(None, ts - trace_window_ms, ts + trace_window_ms, limit=1000,
+                                   order="asc", extra=(f"{ident('trace.id')} = ?", [tid]))
+        return {"event": ev, "before": before[::-1], "after": after, "trace": trace}
+
+    def tail(self, node: kql.Node | None, since_gen: int, now: int | None = None,
+             limit: int = 10_000) -> tuple[list[dict], int]:
+        """Events loaded after generation ``since_gen`` that match; and the generation now."""
+        snap = self.refresh(max_age=0.1)
+        if snap.gen <= since_gen:
+            return [], snap.gen
+        ids = [s.id for s in snap.live]
+        if not ids:
+            return [], snap.gen
+        now = now if now is not None else int(self.clock() * 1000)
+        where, params = self.where(node, now)
+        names, rows = self._run(
+            f"SELECT {SELECT_LIST} FROM live WHERE _gen > ? AND _gen <= ? AND _seg IN "
+            f"({', '.join(map(str, ids))}) AND ({where}) ORDER BY {TS}, seq LIMIT {limit}",
+            [since_gen, snap.gen] + params)
+        return [event_dict(names, r) for r in rows], snap.gen
+
+    def service_counts(self, start: int, end: int) -> dict[str, dict[str, int]]:
+        """Per service over [start, end]: requests and errors (docs/api.md, /mesh)."""
+        snap = self.refresh(max_age=0.05)
+        src = self.source(snap, start, end)
+        if src is None:
+            return {}
+        _, rows = self._run(
+            f"SELECT {ident('service.name')}, count(*) FILTER (WHERE {REQUEST_SQL}), "
+            f"count(*) FILTER (WHERE {ERROR_SQL}), count(*) FROM ({src.sql}) "
+            f"WHERE {TS} BETWEEN ? AND ? GROUP BY ALL", [start, end])
+        return {str(s): {"requests": r, "errors": e, "events": n} for s, r, e, n in rows if s is not None}
+
+    def stats(self) -> dict:
+        snap = self.refresh(max_age=0.05)
+        events = 0
+        services: dict[str, int] = {}
+        lo: int | None = None
+        hi: int | None = None
+        unknown: list[ParquetFile] = []
+        for pf in snap.parquet:
+            events += pf.rows
+            if pf.rows:
+                lo = pf.min_ts if lo is None else min(lo, pf.min_ts)
+                hi = pf.max_ts if hi is None else max(hi, pf.max_ts)
+            if pf.index.get("services") is None:
+                unknown.append(pf)
+            else:
+                for s, n in pf.index["services"].items():
+                    services[s] = services.get(s, 0) + n
+        if unknown:
+            _, rows = self._run(
+                f"SELECT {ident('service.name')}, count(*) FROM read_parquet([{', '.join(sql_str(str(p.path)) for p in unknown)}]) "
+                f"WHERE {ident('service.name')} IS NOT NULL GROUP BY ALL", [])
+            for s, n in rows:
+                services[s] = services.get(s, 0) + n
+        live_events = 0
+        for s in snap.live:
+            live_events += s.rows
+            if s.rows and s.min_ts is not None:
+                lo = s.min_ts if lo is None else min(lo, s.min_ts)
+                hi = s.max_ts if hi is None else max(hi, s.max_ts)  # type: ignore[type-var]
+            for name, n in s.services.items():
+                services[name] = services.get(name, 0) + n
+        files = nbytes = 0
+        for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR):
+            try:
+                with os.scandir(self.data_dir / sub) as it:
+                    for entry in it:
+                        if entry.name.endswith((layout.SEGMENT_SUFFIX, layout.PARQUET_SUFFIX,
+                                                layout.INDEX_SUFFIX, layout.BLOCKS_SUFFIX)):
+                            nbytes += entry.stat().st_size
+                            if entry.name.endswith((layout.SEGMENT_SUFFIX, layout.PARQUET_SUFFIX)):
+                                files += 1
+            except FileNotFoundError:
+                pass
+        return {"events": events + live_events, "bytes": nbytes, "segments": files, "from": lo, "to": hi,
+                "services": dict(sorted(services.items(), key=lambda kv: -kv[1])),
+                "parquet_files": len(snap.parquet), "parquet_events": events,
+                "live_segments": len(snap.live), "live_events": live_events}
+
+
+# What /mesh counts (docs/api.md): a request is an event with a method that is not a service's
+# error record (those repeat a request already logged); an error is a log.level of error or worse,
+# or a status code >= 500.
+_LEVEL = ident("log.level")
+REQUEST_SQL = (f"{ident('http.request.method')} IS NOT NULL AND NOT ({_LEVEL} IS NOT DISTINCT FROM 'error' "
+               f"AND json_extract(labels, '$.\"event.duration_ms\"') IS NULL)")
+ERROR_SQL = (f"lower({_LEVEL}) IN ('error', 'critical', 'fatal', 'alert', 'emergency') "
+             f"OR {ident('http.response.status_code')} >= 500")

@@ -1,0 +1,215 @@
+"""The OpenAPI 3 description served at /api/v1/openapi.json (docs/api.md in machine form).
+
+Hand-written: every parameter's limits here are the ones the handlers check
+(api.py), so a client generated from it, or a fuzzer, gets 400s with a message
+for anything outside them and never a 5xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..event import FIELD_TYPES
+
+_JSON_TYPES = {"long": {"type": "integer"}, "date": {"type": "integer"}, "keyword": {"type": "string"},
+               "text": {"type": "string"}, "object": {}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _q(name: str, description: str, schema: dict, *, required: bool = False,
+       example: Any = None) -> dict:
+    p = {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+    if example is not None:
+        p["example"] = example
+    return p
+
+
+_TIME = {"type": "string", "maxLength": 200}
+Q = _q("q", "KQL query (empty: every event), e.g. `service.name:goods and POST`.",
+       {"type": "string", "maxLength": 10000}, example="service.name:goods")
+FROM = _q("from", "Start of the range: ISO-8601, epoch ms, or now-15m (units s m h d w). "
+          "Default now-15m.", _TIME, example="now-1h")
+TO = _q("to", "End of the range (inclusive), same forms. Default now.", _TIME, example="now")
+BAD = {"description": "A bad parameter; `error` says what to send instead.",
+       "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _ok(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _get(summary: str, params: list[dict], ok: dict, *, extra: dict | None = None,
+         operation_id: str) -> dict:
+    responses = {"200": ok, "400": BAD, **(extra or {})}
+    return {"get": {"summary": summary, "operationId": operation_id, "parameters": params,
+                    "responses": responses}}
+
+
+EVENT = {
+    "type": "object",
+    "description": "An event: flat, ECS dotted names; times are epoch ms.",
+    "properties": {name: {**_JSON_TYPES[kind], "description": kind} for name, kind in FIELD_TYPES.items()},
+    "additionalProperties": True,
+}
+_COUNT = {"type": "integer", "minimum": 0}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "logmesh logs service",
+        "version": "1",
+        "description": "Search, count and follow the events of the logs service (docs/api.md).",
+    },
+    "paths": {
+        "/api/v1/search": _get(
+            "Events matching a query, newest (or oldest) first, a page at a time.",
+            [Q, FROM, TO,
+             _q("limit", "Events per page.", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}),
+             _q("order", "desc: newest first; asc: oldest first.",
+                {"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
+             _q("cursor", "next_cursor of the previous page (same q, from, to, order).",
+                {"type": "string", "maxLength": 1000})],
+            _ok("A page of events.", _ref("SearchResult")), operation_id="search"),
+        "/api/v1/histogram": _get(
+            "Counts of matching events per time interval, optionally stacked by a field.",
+            [Q, FROM, TO,
+             _q("interval", "Bucket width, e.g. 1m, 5m, 1h (chosen from the range when absent). "
+                "At most 10000 buckets.", {"type": "string", "maxLength": 40}, example="1m"),
+             _q("by", "Stack each bucket by this field's 10 most frequent values "
+                "(the rest under `(other)`, missing under `(none)`).",
+                {"type": "string", "maxLength": 256}, example="service.name")],
+            _ok("Buckets from the start of the range.", _ref("Histogram")), operation_id="histogram"),
+        "/api/v1/top": _get(
+            "The most frequent values of a field among matching events (facets).",
+            [_q("field", "A field name: an ECS column, labels.KEY or params.A.B.",
+                {"type": "string", "minLength": 1, "maxLength": 256}, required=True, example="url.path"),
+             Q, FROM, TO,
+             _q("limit", "How many values.", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10})],
+            _ok("Values by count, highest first.", _ref("Top")), operation_id="top"),
+        "/api/v1/fields": _get(
+            "Field names with types: the schema's columns and the labels/params keys seen in the range.",
+            [FROM, TO], _ok("Known fields.", _ref("Fields")), operation_id="fields"),
+        "/api/v1/tail": {"get": {
+            "summary": "Server-Sent Events: each new matching event as `data: <event JSON>` (id: its seq).",
+            "operationId": "tail",
+            "parameters": [
+                Q,
+                _q("last", "First send the newest N matching events (oldest first).",
+                   {"type": "integer", "minimum": 0, "maximum": 1000, "default": 0}),
+                _q("timeout", "End the stream after this many seconds (0: when the client leaves).",
+                   {"type": "integer", "minimum": 0, "maximum": 86400, "default": 0}),
+            ],
+            "responses": {
+                "200": {"description": "An event stream.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                "400": BAD,
+            },
+        }},
+        "/api/v1/events/{seq}": {"get": {
+            "summary": "One event with its context: events of the same service around it, and its trace.",
+            "operationId": "event",
+            "parameters": [
+                {"name": "seq", "in": "path", "required": True, "description": "The event's seq.",
+                 "schema": {"type": "integer", "minimum": 0, "maximum": 9223372036854775807}},
+                _q("context", "Events before and after from the same service.",
+                   {"type": "integer", "minimum": 0, "maximum": 1000, "default": 10}),
+            ],
+            "responses": {
+                "200": _ok("The event, context and trace (each in time order).", _ref("EventContext")),
+                "400": BAD,
+                "404": {"description": "No such event.",
+                        "content": {"application/json": {"schema": _ref("Error")}}},
+            },
+        }},
+        "/api/v1/mesh": _get(
+            "The distributor's node list with request counts, rates and errors from the logs.",
+            [FROM, TO], _ok("Nodes and per-service counts.", _ref("Mesh")), operation_id="mesh"),
+        "/api/v1/stats": {"get": {
+            "summary": "What the store holds: events, disk use, time span, per-service counts, shipper loss.",
+            "operationId": "stats", "parameters": [],
+            "responses": {"200": _ok("Store statistics.", _ref("Stats"))},
+        }},
+        "/api/v1/logs": {"post": {
+            "summary": "Ingest events: NDJSON, or a JSON array of objects.",
+            "operationId": "ingest",
+            "requestBody": {"required": True, "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            }},
+            "responses": {
+                "200": _ok("Stored (on disk) and rejected lines.", _ref("IngestResult")),
+                "400": {"description": "No line could be used.",
+                        "content": {"application/json": {"schema": _ref("Error")}}},
+                "413": {"description": "Body larger than the service's --max-body-size."},
+            },
+        }},
+        "/api/v1/openapi.json": {"get": {
+            "summary": "This description.", "operationId": "openapi", "parameters": [],
+            "responses": {"200": _ok("OpenAPI 3 document.", {"type": "object"})},
+        }},
+        "/healthz": {"get": {
+            "summary": "Liveness.", "operationId": "healthz", "parameters": [],
+            "responses": {"200": _ok("Alive.", {"type": "object", "properties": {"ok": {"type": "boolean"}},
+                                                "required": ["ok"]})},
+        }},
+        "/metrics": {"get": {
+            "summary": "Prometheus text exposition.", "operationId": "metrics", "parameters": [],
+            "responses": {"200": {"description": "Metrics.",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        }},
+    },
+    "components": {"schemas": {
+        "Error": {"type": "object", "required": ["ok", "error", "status"], "properties": {
+            "ok": {"type": "boolean"}, "error": {"type": "string"}, "status": {"type": "integer"},
+            "position": {"type": "integer", "description": "0-based offset of a query syntax error"}}},
+        "Event": EVENT,
+        "SearchResult": {"type": "object", "required": ["events", "next_cursor", "took_ms", "query"],
+                         "properties": {
+                             "events": {"type": "array", "items": _ref("Event")},
+                             "next_cursor": {"type": "string", "nullable": True},
+                             "took_ms": {"type": "number"},
+                             "query": {"type": "object", "required": ["kql", "sentence"], "properties": {
+                                 "kql": {"type": "string"}, "sentence": {"type": "string"}}}}},
+        "Histogram": {"type": "object", "required": ["interval_ms", "from", "to", "total", "buckets"],
+                      "properties": {
+                          "interval_ms": {"type": "integer", "minimum": 1}, "from": {"type": "integer"},
+                          "to": {"type": "integer"}, "total": _COUNT, "took_ms": {"type": "number"},
+                          "buckets": {"type": "array", "items": {
+                              "type": "object", "required": ["t", "count"], "properties": {
+                                  "t": {"type": "integer"}, "count": _COUNT,
+                                  "by": {"type": "object", "additionalProperties": _COUNT}}}}}},
+        "Top": {"type": "object", "required": ["field", "total", "values"], "properties": {
+            "field": {"type": "string"}, "type": {"type": "string"}, "total": _COUNT,
+            "took_ms": {"type": "number"},
+            "values": {"type": "array", "items": {"type": "object", "required": ["value", "count"],
+                                                   "properties": {"value": {}, "count": _COUNT}}}}},
+        "Fields": {"type": "object", "required": ["fields"], "properties": {"fields": {
+            "type": "array", "items": {"type": "object", "required": ["name", "type"], "properties": {
+                "name": {"type": "string"},
+                "type": {"type": "string", "enum": ["keyword", "text", "long", "date", "object"]}}}}}},
+        "EventContext": {"type": "object", "required": ["event", "before", "after", "trace"], "properties": {
+            "event": _ref("Event"), "before": {"type": "array", "items": _ref("Event")},
+            "after": {"type": "array", "items": _ref("Event")},
+            "trace": {"type": "array", "items": _ref("Event")}}},
+        "Mesh": {"type": "object", "required": ["nodes"], "properties": {
+            "nodes": {"type": "array", "items": {"type": "object", "required": [
+                "name", "host", "port", "urls", "requests", "rate_per_s", "errors"], "properties": {
+                "name": {"type": "string"}, "host": {}, "port": {},
+                "urls": {"type": "array"}, "requests": _COUNT, "rate_per_s": {"type": "number"},
+                "errors": _COUNT}}},
+            "services": {"type": "object", "additionalProperties": {"type": "object"}},
+            "from": {"type": "integer"}, "to": {"type": "integer"}}},
+        "Stats": {"type": "object", "required": ["events", "bytes", "segments", "from", "to", "services",
+                                                 "shippers"], "properties": {
+            "events": _COUNT, "bytes": _COUNT, "segments": _COUNT,
+            "from": {"type": "integer", "nullable": True}, "to": {"type": "integer", "nullable": True},
+            "services": {"type": "object", "additionalProperties": _COUNT},
+            "shippers": {"type": "array", "items": {"type": "object"}}}},
+        "IngestResult": {"type": "object", "required": ["accepted", "rejected", "errors"], "properties": {
+            "accepted": _COUNT, "rejected": _COUNT,
+            "errors": {"type": "array", "items": {"type": "object"}}}},
+    }},
+}

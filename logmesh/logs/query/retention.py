@@ -1,0 +1,150 @@
+"""Retention: delete the oldest sealed segments and Parquet files by age or total size.
+
+``--retention 7d``: a file goes once its newest event (``max_ts`` of its index)
+is older than that. ``--max-disk 10GB``: while segments + Parquet files (with
+their indexes) take more than that, the file with the oldest newest event goes.
+The active segment of any worker (no ``.idx.json`` yet) is never touched, so
+the limit can be exceeded by the active segments alone; that is logged.
+
+Runs in worker 0's compaction thread after each pass. Every deletion is
+logged with its reason and counted (``logmesh_retention_deleted_*`` in /metrics).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ..store import layout
+
+log = logging.getLogger("logmesh.logs.retention")
+
+
+@dataclass
+class Victim:
+    """A deletable unit: a sealed segment and its index, or a Parquet file and its blocks."""
+
+    kind: str  # "segment" | "parquet"
+    paths: list[Path]  # the data file first: once it is gone, readers ignore the rest
+    max_ts: int
+    events: int
+    bytes: int
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+class Retention:
+    def __init__(self, data_dir: Path, *, max_age_ms: int | None = None, max_bytes: int | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.data_dir = Path(data_dir)
+        self.max_age_ms = max_age_ms
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.counters = {"files_age": 0, "files_disk": 0, "bytes": 0, "events": 0}
+        self._warned = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.max_age_ms or self.max_bytes)
+
+    def scan(self) -> tuple[list[Victim], int]:
+        """(deletable units, total bytes of everything the limit counts)."""
+        victims: list[Victim] = []
+        total = 0
+        seg_dir = self.data_dir / layout.SEGMENTS_DIR
+        try:
+            names = set(os.listdir(seg_dir))
+        except FileNotFoundError:
+            names = set()
+        for name in sorted(names):
+            if not layout.SEGMENT_RE.match(name):
+                if name.endswith(layout.INDEX_SUFFIX):
+                    total += _size(seg_dir / name)
+                continue
+            size = _size(seg_dir / name)
+            total += size
+            idx = layout.index_name(name)
+            if idx not in names:
+                continue  # active (or not recovered yet): never touched
+            try:
+                info = orjson.loads((seg_dir / idx).read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            victims.append(Victim("segment", [seg_dir / name, seg_dir / idx], int(info.get("max_ts", 0)),
+                                  int(info.get("count", 0)), size + _size(seg_dir / idx)))
+        pq_dir = self.data_dir / layout.PARQUET_DIR
+        try:
+            names = set(os.listdir(pq_dir))
+        except FileNotFoundError:
+            names = set()
+        for name in sorted(names):
+            path = pq_dir / name
+            if name.endswith(layout.BLOCKS_SUFFIX):
+                total += _size(path)
+                continue
+            if not name.endswith(layout.PARQUET_SUFFIX):
+                continue
+            size = _size(path)
+            total += size
+            blocks = pq_dir / layout.blocks_name(name)
+            try:
+                info = orjson.loads(blocks.read_bytes())
+                max_ts, events = int(info["max_ts"]), int(info["rows"])
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                try:  # no index: the file's own time is a fair stand-in for its newest event
+                    max_ts, events = int(path.stat().st_mtime * 1000), 0
+                except FileNotFoundError:
+                    continue
+            victims.append(Victim("parquet", [path, blocks], max_ts, events, size + _size(blocks)))
+        victims.sort(key=lambda v: (v.max_ts, v.paths[0].name))
+        return victims, total
+
+    def run_once(self) -> list[Victim]:
+        """Delete what the limits say; returns what was deleted."""
+        if not self.enabled:
+            return []
+        victims, total = self.scan()
+        now = int(self.clock() * 1000)
+        deleted: list[Victim] = []
+        keep: list[Victim] = []
+        for v in victims:
+            if self.max_age_ms and v.max_ts < now - self.max_age_ms:
+                self._delete(v, "age", f"newest event older than {self.max_age_ms // 1000}s")
+                deleted.append(v)
+                total -= v.bytes
+            else:
+                keep.append(v)
+        if self.max_bytes:
+            for v in keep:
+                if total <= self.max_bytes:
+                    break
+                self._delete(v, "disk", f"store {total} bytes > --max-disk {self.max_bytes}")
+                deleted.append(v)
+                total -= v.bytes
+            if total > self.max_bytes and not self._warned:
+                self._warned = True
+                log.warning("retention: %d bytes on disk exceed --max-disk %d, but only the active "
+                            "segments are left (never deleted)", total, self.max_bytes)
+            elif total <= self.max_bytes:
+                self._warned = False
+        return deleted
+
+    def _delete(self, v: Victim, reason: str, why: str) -> None:
+        for p in v.paths:
+            p.unlink(missing_ok=True)
+        self.counters["files_" + reason] += 1
+        self.counters["bytes"] += v.bytes
+        self.counters["events"] += v.events
+        log.info("retention: deleted %s %s (%d events, %d bytes): %s", v.kind, v.paths[0].name,
+                 v.events, v.bytes, why)

@@ -1,0 +1,50 @@
+"""The query engine's columns: ``event.FIELD_TYPES`` as DuckDB types, and how to read NDJSON.
+
+Times are epoch ms BIGINT; ``params`` and ``labels`` are JSON text. Column
+names are ECS dotted names, so SQL always double-quotes them (``ident``).
+"""
+
+from __future__ import annotations
+
+from ..event import FIELD_TYPES
+
+DUCK_TYPES = {"long": "BIGINT", "date": "BIGINT", "keyword": "VARCHAR", "text": "VARCHAR",
+              "object": "JSON"}
+COLUMNS: list[tuple[str, str]] = [(name, DUCK_TYPES[kind]) for name, kind in FIELD_TYPES.items()]
+TS = '"@timestamp"'
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_str(text: str) -> str:
+    """A SQL string literal (for our own paths; user values are always ``?`` parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+SELECT_LIST = ", ".join(ident(n) for n, _ in COLUMNS)
+
+
+def read_ndjson_sql(path: str) -> str:
+    """A relation over one NDJSON file with the engine's column types.
+
+    Lines whose values do not fit the types make DuckDB fail the whole read;
+    callers then use :func:`read_ndjson_lenient_sql`, which never loses a line.
+    """
+    cols = "{" + ", ".join(f"{sql_str(n)}: {sql_str(t)}" for n, t in COLUMNS) + "}"
+    return (f"read_json({sql_str(path)}, columns={cols}, format='newline_delimited', "
+            "maximum_object_size=16777216)")
+
+
+def read_ndjson_lenient_sql(path: str) -> str:
+    """The same relation read value by value: a value of the wrong type becomes NULL."""
+    exprs = []
+    for name, typ in COLUMNS:
+        path_arg = sql_str('$."' + name.replace('"', '\\"') + '"')
+        if typ == "JSON":
+            exprs.append(f"json_extract(json, {path_arg}) AS {ident(name)}")
+        else:
+            exprs.append(f"TRY_CAST(json_extract_string(json, {path_arg}) AS {typ}) AS {ident(name)}")
+    return (f"(SELECT {', '.join(exprs)} FROM read_ndjson_objects({sql_str(path)}, "
+            "ignore_errors=true, maximum_object_size=16777216) WHERE json IS NOT NULL)")

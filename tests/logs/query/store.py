@@ -1,0 +1,58 @@
+"""Build stores for query tests with the real SegmentWriter (no server, a fake clock)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+from logmesh.logs.ingest.common import Event
+from logmesh.logs.store.segment import SegmentWriter
+
+T0 = 1_795_626_000_000  # 2026-11-25T17:00:00Z
+MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+
+
+class FakeClock:
+    def __init__(self, ms: int = T0) -> None:
+        self.ms = ms
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
+
+def event(ts: int, *, service: str | None = "goods", message: str | None = None,
+          method: str | None = "GET", path: str | None = "/goods", status: int | None = 200,
+          level: str | None = "info", trace: str | None = None, params: Any = None,
+          labels: dict | None = None, **extra: Any) -> Event:
+    ev = Event(timestamp=ts, received_at=ts + 1, service_name=service, method=method, path=path,
+               status=status, level=level, message=message, trace_id=trace, labels=labels)
+    if params is not None:
+        ev.params = msgspec.Raw(orjson.dumps(params))
+    for k, v in extra.items():
+        setattr(ev, k, v)
+    return ev
+
+
+async def write_store(data_dir: Path, batches: list[list[Event]], *, worker: int = 0,
+                      clock: FakeClock | None = None, seal_each: bool = True,
+                      hour_step: int = HOUR) -> SegmentWriter:
+    """Write each batch to its own segment (the clock moves an hour between batches).
+
+    The last segment stays active (not sealed) unless ``seal_each`` and the writer is closed
+    by the caller; returns the open writer.
+    """
+    clock = clock or FakeClock()
+    writer = SegmentWriter(data_dir, worker, fsync="off", clock=clock)
+    writer.open()
+    writer.start()
+    for i, batch in enumerate(batches):
+        if i:
+            clock.ms += hour_step
+        last = writer.append_events(batch)
+        await writer.durable(last)
+    await asyncio.sleep(0)
+    return writer
