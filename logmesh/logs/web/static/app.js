@@ -392,6 +392,10 @@
 
   // -- adding field:value to the query -------------------------------------------------------------------
   function addFilter(field, value, negate, replace) {
+    if (value === null) { // "no value": the field is absent
+      setState({ q: join(replace ? "" : state.q.trim(), negate ? `${field}:*` : `not ${field}:*`), view: "logs", event: "" });
+      return;
+    }
     const pos = `${field}:${kqlValue(value)}`;
     const neg = `not ${pos}`;
     let q = replace ? "" : state.q.trim();
@@ -532,8 +536,10 @@
     svg.addEventListener("pointercancel", () => { startX = null; sel.setAttribute("visibility", "hidden"); });
     // legend: click a service to filter on it
     for (const k of order) {
-      const item = h("button", { type: "button", class: "chip", title: `Show only ${k}`, onclick: () => addFilter("service.name", k, false) },
-        h("i", { class: "dot" }), k, h("span", { class: "muted" }, ` ${fmtNum(totals.get(k))}`));
+      const none = k === "null" || k === ""; // events without a service.name
+      const item = h("button", { type: "button", class: "chip", title: none ? "Show only events without a service" : `Show only ${k}`,
+        onclick: () => addFilter("service.name", none ? null : k, false) },
+      h("i", { class: "dot" }), none ? "(no service)" : k, h("span", { class: "muted" }, ` ${fmtNum(totals.get(k))}`));
       item.querySelector(".dot").style.setProperty("background", color(k));
       legend.append(item);
     }
@@ -609,7 +615,7 @@
       const bar = h("span", { class: "bar" });
       bar.style.setProperty("width", `${pct.toFixed(1)}%`);
       return h("div", { class: "value" },
-        h("button", { type: "button", class: "v", title: `Filter for ${f.name}:${kqlValue(v.value)}`, "data-value": label,
+        h("button", { type: "button", class: "v", title: v.value === null ? `Filter for not ${f.name}:*` : `Filter for ${f.name}:${kqlValue(v.value)}`, "data-value": label,
           onclick: () => addFilter(f.name, v.value, false) }, bar, h("span", { class: "vt" }, label)),
         h("span", { class: "cnt", title: `${pct.toFixed(1)}% of ${fmtNum(total)}` }, fmtNum(v.count)),
         h("button", { type: "button", class: "pm", title: `Filter for ${label}`, "aria-label": `Filter for ${label}`, onclick: () => addFilter(f.name, v.value, false) }, "+"),
