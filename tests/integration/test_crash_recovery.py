@@ -18,8 +18,11 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 
 from .procs import HOST, free_port, store_events, wait_for
+
+pytestmark = pytest.mark.slow  # real processes
 
 SCRIPT = Path(__file__).parent / "scripts" / "ack_shipper.py"
 COUNT = 100_000

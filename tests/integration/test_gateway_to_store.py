@@ -15,8 +15,11 @@ import uuid
 from collections import Counter
 
 import aiohttp
+import pytest
 
 from .procs import HOST, store_events
+
+pytestmark = pytest.mark.slow  # real processes
 
 N_REQUESTS = 1000
 CONCURRENCY = 16

@@ -291,7 +291,7 @@ async def test_rotation_by_day(tmp_path, open_writer):
 
 
 async def test_rotation_by_size(tmp_path, open_writer):
-    w = open_writer(max_segment_bytes=2000)
+    w = open_writer(max_segment_bytes=2000, clock=lambda: T0)  # no hour turns mid-test
     for n in range(1, 41):  # ~150-byte events, one read each
         await append(w, n, 1, size=80)
     segs = list_segments(tmp_path)
@@ -305,7 +305,7 @@ async def test_rotation_by_size(tmp_path, open_writer):
 
 
 async def test_a_big_group_is_split_across_segments_by_size(tmp_path, open_writer):
-    w = open_writer(max_segment_bytes=3000, fsync_interval=5.0)
+    w = open_writer(max_segment_bytes=3000, fsync_interval=5.0, clock=lambda: T0)
     last = 0
     for n in range(1, 101, 5):  # 20 blocks of 5 events, written as one group
         last = w.append_events(events(n, 5, size=40))
