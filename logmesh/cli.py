@@ -214,6 +214,9 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
 @click.option("--es-template/--es-no-template", default=True,
               help="Install the index template at start (turn off if an administrator manages it).")
 @click.option("--es-batch-size", default=1000, help="Events per _bulk request.")
+@click.option("--es-timeout", default=30.0, help="Seconds to wait for one request's answer.")
+@click.option("--es-retry-max", default=60.0,
+              help="Longest wait between retries (they start at 0.5s and double, with jitter).")
 @supervise_option
 def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str, standalone: bool,
          fsync: str, fsync_interval: float, rotate: str, max_segment_size: str,
@@ -270,7 +273,8 @@ def _sink_configs(es: dict) -> dict:
             urls=str(es["es_urls"]), api_key=es["es_api_key"], username=es["es_user"],  # type: ignore[arg-type]
             password=es["es_password"], ca_file=es["es_ca_file"],  # type: ignore[arg-type]
             data_stream=es["es_data_stream"], index=es["es_index"],  # type: ignore[arg-type]
-            install_template=bool(es["es_template"]), batch_events=es["es_batch_size"])  # type: ignore[arg-type]
+            install_template=bool(es["es_template"]), batch_events=es["es_batch_size"],  # type: ignore[arg-type]
+            request_timeout=es["es_timeout"], retry_max=es["es_retry_max"])  # type: ignore[arg-type]
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return {"elasticsearch": config}

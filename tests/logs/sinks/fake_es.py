@@ -81,6 +81,7 @@ class FakeElasticsearch:
         self.bulk_started = asyncio.Event()  # set when a bulk arrives (before answering)
         self.hold: asyncio.Event | None = None  # when set, bulks wait for it after storing
         self.hang = False  # accept requests and never answer
+        self._stopping = asyncio.Event()
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -104,8 +105,12 @@ class FakeElasticsearch:
 
     async def stop(self) -> None:
         """Stop listening and close every connection: the cluster is down."""
+        self._stopping.set()  # hanging handlers end, so cleanup does not wait for them
+        if self.hold is not None:
+            self.hold.set()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._stopping = asyncio.Event()
             self._runner = self._site = None
 
     # -- answers ---------------------------------------------------------------------
@@ -125,7 +130,8 @@ class FakeElasticsearch:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if self.hang:
-            await asyncio.Event().wait()
+            await self._stopping.wait()
+            return web.Response(status=503)
         body = await request.read()
         path = request.path
         seen = Seen(request.method, path, dict(request.headers))
@@ -135,6 +141,8 @@ class FakeElasticsearch:
                                               "credentials for REST request [" + path + "]", 401), 401)
         parts = [p for p in path.split("/") if p]
         method = request.method
+        if parts == ["_fake", "stats"]:  # for tests that run the fake in its own process
+            return self._json(request, self.summary())
         if not parts and method in ("GET", "HEAD"):
             return self._json(request, self._info())
         if parts[-1] == "_bulk" and method in ("POST", "PUT"):
@@ -171,6 +179,10 @@ class FakeElasticsearch:
                                         "index": parts[0]})
         return self._json(request, _error("index_not_found_exception",
                                           f"no such index [{parts[0] if parts else ''}]", 404), 404)
+
+    def summary(self) -> dict[str, Any]:
+        return {"docs": len(self.docs), "created_max": max(self.created.values(), default=0),
+                "conflicts": self.conflicts, "index_ops": self.index_ops, "bulks": self.bulk_requests}
 
     def _info(self) -> dict[str, Any]:
         if self.flavor == "opensearch":
@@ -354,3 +366,16 @@ def _depth(value: Any) -> int:
     if isinstance(value, list):
         return max((_depth(v) for v in value), default=0)
     return 0
+
+
+async def _main(port: int, flavor: str) -> None:
+    fake = await FakeElasticsearch(flavor=flavor).start(port)
+    print(f"fake {flavor} on {fake.url}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # python -m tests.logs.sinks.fake_es [port] [flavor]
+    import sys
+
+    asyncio.run(_main(int(sys.argv[1]) if len(sys.argv) > 1 else 0,
+                      sys.argv[2] if len(sys.argv) > 2 else "elasticsearch"))

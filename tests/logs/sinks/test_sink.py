@@ -342,3 +342,17 @@ def test_config_errors_say_what_to_do(options, words):
     with pytest.raises(ValueError, match=None) as err:
         ElasticsearchConfig(**options)
     assert words in str(err.value)
+
+
+async def test_a_plain_index_instead_of_a_data_stream(tmp_path, fake_es):
+    store = Store(tmp_path)
+    store.write([event(i) for i in range(30)])
+    sink = make_sink(fake_es.url, tmp_path, store, index="logmesh-events")
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+    assert fake_es.indices == {"logmesh-events"} and not fake_es.data_streams
+    assert len(fake_es.docs) == 30
+    assert "data_stream" not in fake_es.templates["logmesh-logmesh-events"]

@@ -6,7 +6,7 @@ or, when that client refuses the server because it is OpenSearch,
 ``AsyncOpenSearch`` and *its* helper. This module only turns their answers
 and exceptions into plain values for retry.py:
 
-* :meth:`Backend.bulk` returns one item object per action (``{"_id",
+* :meth:`Backend.bulk` takes ``(header, document bytes)`` pairs and returns one item object per action (``{"_id",
   "status", "error"?}``), in any order;
 * a request that failed as a whole raises :class:`RequestFailed` with the
   HTTP status (0 when no answer arrived: refused, reset, timed out) and body.
@@ -63,6 +63,14 @@ def quiet_library_logs() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.WARNING)
+
+
+Action = tuple[dict[str, Any], bytes]  # (header, document JSON), as encode.py makes them
+
+
+def _as_is(action: Action) -> Action:
+    """The helpers' expand_action_callback: actions come ready (the document stays bytes)."""
+    return action
 
 
 def _item(result: dict[str, Any]) -> dict[str, Any]:
@@ -133,13 +141,14 @@ class ElasticsearchBackend:
             if not _already_exists(exc):
                 raise
 
-    async def bulk(self, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def bulk(self, actions: list[Action]) -> list[dict[str, Any]]:
         from elasticsearch.helpers import async_streaming_bulk
 
         async def run() -> list[dict[str, Any]]:
             return [_item(result) async for _ok, result in async_streaming_bulk(
                 self.client, actions, chunk_size=len(actions), max_chunk_bytes=MAX_CHUNK_BYTES,
-                raise_on_error=False, raise_on_exception=True, max_retries=0, yield_ok=True)]
+                expand_action_callback=_as_is, raise_on_error=False, raise_on_exception=True,
+                max_retries=0, yield_ok=True)]
 
         return await self._call(run())
 
@@ -198,13 +207,16 @@ class OpenSearchBackend:
             if not _already_exists(exc):
                 raise
 
-    async def bulk(self, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def bulk(self, actions: list[Action]) -> list[dict[str, Any]]:
         from opensearchpy.helpers import async_streaming_bulk
 
-        async def run() -> list[dict[str, Any]]:
+        text = [(header, body.decode("utf-8", "replace")) for header, body in actions]
+
+        async def run() -> list[dict[str, Any]]:  # opensearch-py's chunker measures str, not bytes
             return [_item(result) async for _ok, result in async_streaming_bulk(
-                self.client, actions, chunk_size=len(actions), max_chunk_bytes=MAX_CHUNK_BYTES,
-                raise_on_error=False, raise_on_exception=True, max_retries=0, yield_ok=True)]
+                self.client, text, chunk_size=len(actions), max_chunk_bytes=MAX_CHUNK_BYTES,
+                expand_action_callback=_as_is, raise_on_error=False, raise_on_exception=True,
+                max_retries=0, yield_ok=True)]
 
         return await self._call(run())
 

@@ -18,7 +18,7 @@ DEFAULT_BATCH_BYTES = 5 * 1024 * 1024  # ... or this many bytes of stored lines,
 DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds for one request before it counts as a connection error
 DEFAULT_RETRY_INITIAL = 0.5  # first backoff (seconds); doubles per failed attempt, with jitter
 DEFAULT_RETRY_MAX = 60.0  # backoff cap: with the cluster down, one attempt per minute at most
-DEFAULT_SHUTDOWN_TIMEOUT = 5.0  # on stop, how long an in-flight bulk may take to finish
+DEFAULT_SHUTDOWN_TIMEOUT = 2.0  # on stop, how long an in-flight bulk may take to finish (else resent)
 # Elasticsearch's rules for index and data stream names (lowercase, no \ / * ? " < > | , # : or space)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,254}$")
 
@@ -72,7 +72,9 @@ class ElasticsearchConfig:
         if self.batch_events < 1 or self.batch_bytes < 1:
             raise ValueError("--es-batch-size must be at least 1")
         if self.retry_initial <= 0 or self.retry_max < self.retry_initial:
-            raise ValueError("retry backoff: need 0 < initial <= max")
+            raise ValueError(f"--es-retry-max must be at least {self.retry_initial} (the first wait)")
+        if self.request_timeout <= 0:
+            raise ValueError("--es-timeout must be more than 0 seconds")
 
     @property
     def target(self) -> str:

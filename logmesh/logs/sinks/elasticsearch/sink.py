@@ -63,11 +63,11 @@ class Pending:
 
     seq: int
     line: bytes  # as stored: what a dead letter records
-    action: dict[str, Any]
+    action: tuple[dict[str, Any], bytes]  # (bulk header, document): what the bulk helper sends
 
     @property
     def id(self) -> str:
-        return self.action["_id"]
+        return self.action[0]["create"]["_id"]
 
 
 @dataclass
@@ -105,6 +105,7 @@ class ElasticsearchSink:
         self.status = "starting"
         self._backend: Backend | None = None
         self._ready = False
+        self._setup_attempts = 0
         self._read: tuple[str | None, int] = (None, 0)  # where the next batch starts
         self._oldest_ms: int | None = None
         self._task: asyncio.Task | None = None
@@ -165,7 +166,8 @@ class ElasticsearchSink:
                 if batch is None:
                     batch = await self._next_batch()
                 if not self._ready:  # at start, and after losing the cluster: set up first
-                    await self._ensure_ready()
+                    await self._ensure_ready(once=True)
+                    continue
                 if batch is None:
                     await self._wait_for_events()
                     continue
@@ -218,8 +220,8 @@ class ElasticsearchSink:
         out.sort()
         return out
 
-    def _read_batch(self, read: tuple[str | None, int],
-                    limit: int | None) -> tuple[Batch | None, tuple[str | None, int]]:
+    def _read_batch(self, read: tuple[str | None, int], limit: int | None,
+                    max_events: int | None = None) -> tuple[Batch | None, tuple[str | None, int]]:
         """Blocking (runs in a thread): a batch from ``read`` and the position after it."""
         seg_dir = self.data_dir / layout.SEGMENTS_DIR
         segment, offset = read
@@ -242,7 +244,7 @@ class ElasticsearchSink:
             max_bytes = max(self.config.batch_bytes, layout.MAX_EVENT_BYTES + 4096)
             data, _ = read_complete(path, offset, max_bytes)
             if data:
-                batch = self._decode(segment, offset, data, limit)
+                batch = self._decode(segment, offset, data, limit, max_events)
                 if batch is None:  # nothing durable yet
                     return None, (segment, offset)
                 return batch, (segment, batch.end)
@@ -255,29 +257,29 @@ class ElasticsearchSink:
                 return None, (segment, offset)
             segment, offset = later[0][1], 0
 
-    def _decode(self, segment: str, offset: int, data: bytes, limit: int | None) -> Batch | None:
+    def _decode(self, segment: str, offset: int, data: bytes, limit: int | None,
+                max_events: int | None = None) -> Batch | None:
         cfg = self.config
+        max_events = max_events or cfg.batch_events
         batch = Batch(segment, offset, -1)
         pos = offset
         taken = 0
         for line in data.splitlines(keepends=True):
             if batch.events or batch.unreadable:
-                if taken >= cfg.batch_events or pos - offset + len(line) > cfg.batch_bytes:
+                if taken >= max_events or pos - offset + len(line) > cfg.batch_bytes:
                     break
             raw = line.rstrip(b"\n")
             try:
-                event = encode.decode_line(raw)
+                enc = encode.encode_line(raw, cfg.target)
             except encode.BadLine as exc:
                 batch.unreadable.append((raw, str(exc)))
             else:
-                seq = event["seq"]
-                if limit is not None and seq > limit:
+                if limit is not None and enc.seq > limit:
                     break  # written but not yet fsynced: wait
-                if batch.oldest_ms is None:
-                    ts = event.get("received_at") or event.get("@timestamp")
-                    batch.oldest_ms = ts if isinstance(ts, int) else None
-                batch.events.append(Pending(seq, raw, encode.action(event, cfg.target)))
-                batch.last_seq = seq
+                if not batch.events:
+                    batch.oldest_ms = enc.received_ms
+                batch.events.append(Pending(enc.seq, raw, (enc.header, enc.body)))
+                batch.last_seq = enc.seq
             taken += 1
             pos += len(line)
         if pos == offset:
@@ -369,9 +371,12 @@ class ElasticsearchSink:
         self._oldest_ms = None
 
     # -- connecting --------------------------------------------------------------
-    async def _ensure_ready(self) -> None:
-        """Connect, check the product, install the template, create the target; retried."""
-        attempt = 0
+    async def _ensure_ready(self, once: bool = False) -> None:
+        """Connect, check the product, install the template, create the target; retried.
+
+        ``once``: one attempt (and its backoff), so the caller can read the
+        next batch meanwhile (lag_seconds stays true while the cluster is down).
+        """
         cfg = self.config
         while not self._ready:
             try:
@@ -395,6 +400,7 @@ class ElasticsearchSink:
                 log.info("%s: connected to %s %s; documents go to %s %s", self.name, flavor,
                          version, "data stream" if cfg.is_data_stream else "index", cfg.target)
                 self._ready = True
+                self._setup_attempts = 0
                 self._recovered()
                 return
             except NotElasticsearch:
@@ -405,8 +411,10 @@ class ElasticsearchSink:
             except ValueError as exc:  # e.g. OpenSearch with an API key: config, not weather
                 reason = str(exc)
             self.stats["errors"] += 1
-            await self._sleep(self._retry_delay(attempt, reason, 0))
-            attempt += 1
+            await self._sleep(self._retry_delay(self._setup_attempts, reason, 0))
+            self._setup_attempts += 1
+            if once:
+                return
 
     # -- helpers -----------------------------------------------------------------
     def _retry_delay(self, attempt: int, reason: str, n: int, quiet: bool = False) -> float:
@@ -454,8 +462,14 @@ class ElasticsearchSink:
         """(events written but not yet delivered, seconds the oldest of them has waited)."""
         head = self.head_seq() if self.head_seq is not None else -1
         events = max(0, _counter(head) - _counter(self.state.position.last_seq))
-        if not events or self._oldest_ms is None:
-            return events, 0.0
+        if not events:
+            return 0, 0.0
+        if self._oldest_ms is None:  # no batch in hand (e.g. backing off): look at the next event
+            pos = self.state.position
+            batch, _ = self._read_batch((pos.segment, pos.offset), None, max_events=1)
+            self._oldest_ms = batch.oldest_ms if batch is not None else None
+            if self._oldest_ms is None:
+                return events, 0.0
         return events, max(0.0, self.clock() - self._oldest_ms / 1000)
 
     def add_metrics(self, ex: Exposition, labels: dict[str, str]) -> None:

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Elasticsearch sink throughput: store -> sink -> a fake cluster in its own process.
+
+Writes N events (the shape HTTP ingest stores) into a fresh data directory,
+starts tests/logs/sinks/fake_es.py as a separate process (so its work is not
+counted), runs the sink in this process until the cursor reaches the last
+event, and prints wall time, events/s and this process's CPU per event (the
+cost the sink adds to a logs worker while it catches up)::
+
+    .venv/bin/python bench/es_sink.py --events 200000 [--batch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from logmesh.logs.sinks.elasticsearch.config import ElasticsearchConfig  # noqa: E402
+from logmesh.logs.sinks.elasticsearch.sink import ElasticsearchSink  # noqa: E402
+from tests.logs.sinks.helpers import Store, event  # noqa: E402
+from tests.logs.sinks.procs import fake_process  # noqa: E402
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)  # all threads: the reader thread counts too
+    return r.ru_utime + r.ru_stime
+
+
+async def run(events: int, batch: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="es-sink-bench-"))
+    store = Store(tmp / "data")
+    for start in range(0, events, 50_000):
+        store.write([event(i) for i in range(start, min(events, start + 50_000))])
+    fake = fake_process(tmp / "fake.log")
+    url = await fake.start()
+    try:
+        import elasticsearch  # noqa: F401  (a one-time 0.2-0.7 s import, not per event)
+
+        config = ElasticsearchConfig(urls=url, batch_events=batch, poll_interval=0.05)
+        sink = ElasticsearchSink(config, tmp / "data", 0, head_seq=lambda: store.last_seq)
+        c0, t0 = cpu(), time.perf_counter()
+        sink.start()
+        while sink.state.position.last_seq != store.last_seq:
+            await asyncio.sleep(0.01)
+        wall, used = time.perf_counter() - t0, cpu() - c0
+        await sink.close()
+    finally:
+        await fake.stop()
+    print(f"{events} events, batch {batch}: {wall:.2f}s, {events / wall:,.0f} events/s, "
+          f"sink CPU {used / events * 1e6:.1f} us/event ({used / wall * 100:.0f}% of one core)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=1000)
+    args = ap.parse_args()
+    asyncio.run(run(args.events, args.batch))
+
+
+if __name__ == "__main__":
+    main()
