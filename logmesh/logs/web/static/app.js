@@ -185,7 +185,7 @@
     const box = $("qerr");
     box.replaceChildren(
       h("code", null, query.slice(0, pos), h("mark", null, query.slice(pos, pos + 1) || " "), query.slice(pos + 1)),
-      h("div", { class: "msg" }, `${message} (at character ${pos + 1})`));
+      h("div", { class: "msg" }, /\bposition\b/.test(message) ? message : `${message} (at character ${pos + 1})`));
     box.hidden = false;
     const input = $("q");
     input.classList.add("invalid");
@@ -253,6 +253,7 @@
     table.withDate = (toMs(state.to) ?? 0) - (toMs(state.from) ?? 0) > 864e5 ||
       new Date(toMs(state.from) ?? Date.now()).toDateString() !== new Date().toDateString();
     $("results").scrollTop = 0;
+    $("took").textContent = "";
     renderMore("Loading…");
     try {
       const r = await api("/api/v1/search", { q: state.q, ...rangeParams(), limit: PAGE }, signal);
