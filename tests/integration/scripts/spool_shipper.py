@@ -17,7 +17,7 @@ async def main(port: int, spool_dir: str, n: int) -> None:
     shipper = Shipper("spooltest", spool=Spool(spool_dir), logs_addr=("127.0.0.1", port))
     shipper.start()
     for i in range(n):
-        shipper.ship(('{"uri":"/spool","method":"POST","params":{"i":%d}}' % i).encode())
+        shipper.ship(b'{"uri":"/spool","method":"POST","params":{"i":%d}}' % i)
     while shipper.queue:
         await asyncio.sleep(0.05)
     print(f"spooled {shipper.stats['spooled']} acked {shipper.stats['acked']}", flush=True)
