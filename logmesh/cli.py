@@ -1,21 +1,25 @@
 """``logmesh``: run the mesh, its parts, and the log tools.
 
 Every option has a ``LOGMESH_<NAME>`` environment variable and the book's
-default. Servers bind 127.0.0.1 unless ``--host`` says otherwise.
+default. Servers bind 127.0.0.1 unless ``--host`` says otherwise, and refuse
+any other address without a token (docs/security.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, security
 from .logs.query import commands as query_commands
 from .supervisor import ChildSpec, Supervisor, logmesh_argv
 
@@ -89,6 +93,126 @@ supervise_option = click.option("--supervise/--no-supervise", default=True,
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"),
                                help="Where databases and logs are kept.")
 
+# -- security options (logmesh/security.py, docs/security.md) -------------------------------
+
+_PEM = click.Path(dir_okay=False, path_type=Path)
+
+
+@dataclass
+class SecurityArgs:
+    """The options every server shares, as given on the command line."""
+
+    token: str | None = None
+    token_file: Path | None = None
+    insecure: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    max_connections: int = security.DEFAULT_MAX_CONNECTIONS
+    max_connection_buffer: str = "8MiB"
+    max_buffered: str = "64MiB"
+    header_timeout: float = security.DEFAULT_HEADER_TIMEOUT
+    idle_timeout: float = security.DEFAULT_IDLE_TIMEOUT
+
+    def resolved_token(self) -> str | None:
+        try:
+            token = security.resolve_token(self.token, self.token_file)
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(f"--token-file: {exc}") from None
+        security.warn_if_weak(token)
+        return token
+
+    def tls(self) -> security.TLSOptions:
+        try:
+            return security.TLSOptions(self.tls_cert, self.tls_key, self.tls_ca)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    def limits(self) -> security.Limits:
+        try:
+            return security.Limits(self.max_connections, parse_size(self.max_connection_buffer),
+                                   parse_size(self.max_buffered), self.header_timeout,
+                                   self.idle_timeout)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    def env(self) -> dict[str, str]:
+        """The same settings as environment variables, for child processes (``logmesh up``)."""
+        env = {"LOGMESH_INSECURE": "1"} if self.insecure else {}
+        token = self.resolved_token()
+        if token:
+            env["LOGMESH_TOKEN"] = token  # in the environment, not in every child's argv
+        for name in ("tls_cert", "tls_key", "tls_ca"):
+            value = getattr(self, name)
+            if value is not None:
+                env[f"LOGMESH_{name.upper()}"] = str(Path(value).resolve())
+        return env
+
+
+_TOKEN_OPTIONS = [
+    click.option("--token", default=None, envvar="LOGMESH_TOKEN", show_envvar=True,
+                 help="Shared secret of the mesh: required of every peer that connects (and sent "
+                      "to every server this process connects to). Prefer the environment "
+                      "variable or --token-file to the command line."),
+    click.option("--token-file", type=_PEM, default=None, envvar="LOGMESH_TOKEN_FILE",
+                 help="Read the token from this file."),
+    click.option("--insecure", is_flag=True, envvar="LOGMESH_INSECURE",
+                 help="Allow binding a non-loopback --host without a token (accept the risk)."),
+]
+_TLS_OPTIONS = [
+    click.option("--tls-cert", type=_PEM, default=None, envvar="LOGMESH_TLS_CERT",
+                 help="Serve TLS with this certificate chain (PEM); this process then also "
+                      "connects to others with TLS."),
+    click.option("--tls-key", type=_PEM, default=None, envvar="LOGMESH_TLS_KEY",
+                 help="Private key of --tls-cert (when not inside the certificate file)."),
+    click.option("--tls-ca", type=_PEM, default=None, envvar="LOGMESH_TLS_CA",
+                 help="Connect with TLS and verify servers against this CA bundle (PEM) "
+                      "[default with --tls-cert: the system's CAs]."),
+]
+_LIMIT_OPTIONS = [
+    click.option("--max-connections", default=security.DEFAULT_MAX_CONNECTIONS,
+                 help="Connections per listening port; more are closed at once."),
+    click.option("--max-connection-buffer", default="8MiB",
+                 help="Unsent bytes held for one peer that does not read; past it, it is cut off."),
+    click.option("--max-buffered", default="64MiB",
+                 help="Bytes of unfinished packets held across one port's connections; a "
+                      "connection growing past it is cut off."),
+    click.option("--header-timeout", default=security.DEFAULT_HEADER_TIMEOUT,
+                 help="Seconds to finish a started packet, an HTTP request head or (with a token) "
+                      "the hello; slower peers are cut off."),
+    click.option("--idle-timeout", default=security.DEFAULT_IDLE_TIMEOUT,
+                 help="Close TCP connections silent this long (0: never; mesh links are idle by "
+                      "design)."),
+]
+_SECURITY_KEYS = ("token", "token_file", "insecure", "tls_cert", "tls_key", "tls_ca",
+                  "max_connections", "max_connection_buffer", "max_buffered", "header_timeout",
+                  "idle_timeout")
+
+
+def security_options(*, limits: bool = True) -> Callable[[Callable], Callable]:
+    """Add the token, TLS and limit options; the command receives them as ``sec``."""
+
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            sec = SecurityArgs(**{k: kwargs.pop(k) for k in _SECURITY_KEYS if k in kwargs})
+            return f(*args, sec=sec, **kwargs)
+
+        options = _TOKEN_OPTIONS + _TLS_OPTIONS + (_LIMIT_OPTIONS if limits else [])
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def refuse_exposure(what: str, host: str, *, protected: bool, insecure: bool) -> None:
+    """Check before any process is started (a supervisor would restart a refusal forever)."""
+    try:
+        security.check_exposure(what, host, protected=protected, insecure=insecure)
+    except security.InsecureConfig as exc:
+        raise click.UsageError(str(exc)) from None
+
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="logmesh")
@@ -104,14 +228,19 @@ def cli(verbose: bool) -> None:
 @cli.command()
 @host_option
 @click.option("--port", default=9000, help="TCP port (0 picks a free one).")
+@security_options()
 @supervise_option
-def distributor(host: str, port: int, supervise: bool) -> None:
+def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> None:
     """Run the distributor: the registry every node connects to."""
+    token = sec.resolved_token()
+    refuse_exposure("distributor", host, protected=bool(token), insecure=sec.insecure)
+    tls, limits = sec.tls(), sec.limits()
     if supervise:
         supervised("distributor")
     from .mesh.distributor import Distributor
 
-    serve(lambda: Distributor(host, port).serve_forever())
+    serve(lambda: Distributor(host, port, token=token, tls=tls, limits=limits,
+                              insecure=sec.insecure).serve_forever())
 
 
 @cli.command()
@@ -121,18 +250,25 @@ def distributor(host: str, port: int, supervise: bool) -> None:
 @click.option("--timeout", default=10.0, help="Seconds to wait for a service's reply (then 504).")
 @click.option("--ship/--no-ship", default=True,
               help="Ship an access log (status, latency) per request to the logs service.")
+@click.option("--max-body-size", default="1MiB", help="Larger request bodies are answered 413.")
+@security_options()
 @supervise_option
 def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
-            supervise: bool) -> None:
+            max_body_size: str, supervise: bool, sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
+    token = sec.resolved_token()
+    refuse_exposure("gateway", host, protected=bool(token), insecure=sec.insecure)
+    tls, limits = sec.tls(), sec.limits()
     if supervise:
         supervised("gateway")
     from .mesh.gateway import Gateway
     from .shipper import Shipper
 
-    gw = Gateway(host, port, distributor=parse_addr(distributor, 9000), timeout=timeout)
+    gw = Gateway(host, port, distributor=parse_addr(distributor, 9000), timeout=timeout,
+                 token=token, tls=tls, limits=limits, insecure=sec.insecure,
+                 max_body_bytes=parse_size(max_body_size))
     if ship:
-        gw.attach_shipper(Shipper("gateway"))
+        gw.attach_shipper(Shipper("gateway", token=token, ssl=tls.client_context()))
     serve(gw.serve_forever)
 
 
@@ -149,11 +285,15 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
               help="Spool undelivered logs here [default: DATA_DIR/spool/NAME].")
 @click.option("--spool-max", default="1GB", help="Spool size limit; past it the oldest are dropped.")
 @click.option("--log-queue", default=100_000, help="Log events held in memory before spooling.")
+@security_options()
 @supervise_option
 def service(name: str, host: str, port: int | None, distributor: str, data_dir: Path,
             ship: bool, ship_mode: str, spool_dir: Path | None, spool_max: str, log_queue: int,
-            supervise: bool) -> None:
+            supervise: bool, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
+    token = sec.resolved_token()
+    refuse_exposure(f"{name} service", host, protected=bool(token), insecure=sec.insecure)
+    tls, limits = sec.tls(), sec.limits()
     if supervise:
         supervised(name)
     from .examples.resource import make_service
@@ -161,11 +301,13 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
     from .spool import Spool
 
     svc = make_service(name, data_dir, port=port, host=host,
-                       distributor=parse_addr(distributor, 9000))
+                       distributor=parse_addr(distributor, 9000), token=token, tls=tls,
+                       limits=limits, insecure=sec.insecure)
     if ship:
         spool = Spool(spool_dir or data_dir / "spool" / name, parse_size(spool_max)) \
             if ship_mode == "ack" else None
-        Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue).attach(svc)
+        Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=token,
+                ssl=tls.client_context()).attach(svc)
     serve(svc.serve_forever)
 
 
@@ -217,15 +359,29 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
 @click.option("--es-timeout", default=30.0, help="Seconds to wait for one request's answer.")
 @click.option("--es-retry-max", default=60.0,
               help="Longest wait between retries (they start at 0.5s and double, with jitter).")
+@click.option("--read-token", default=None, envvar="LOGMESH_READ_TOKEN", show_envvar=True,
+              help="Token for the HTTP API's reads and /metrics (--token grants reads too).")
+@click.option("--write-token", default=None, envvar="LOGMESH_WRITE_TOKEN", show_envvar=True,
+              help="Token for shipping: TCP ingest and POST /api/v1/logs (--token grants writes too).")
+@click.option("--max-body-size", default="16MiB", help="Larger HTTP request bodies are answered 413.")
+@click.option("--query-timeout", default=10.0, help="Seconds a query may run (then 503).")
+@click.option("--max-rows", default=10_000, help="Most events one search page returns.")
+@security_options()
 @supervise_option
 def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str, standalone: bool,
          fsync: str, fsync_interval: float, rotate: str, max_segment_size: str,
          max_packet_size: str, text_log: Path | None, echo: bool, workers: int,
          worker_id: int | None, retention: str | None, max_disk: str | None, compact: bool,
-         supervise: bool, **es: object) -> None:
+         read_token: str | None, write_token: str | None, max_body_size: str,
+         query_timeout: float, max_rows: int, supervise: bool, sec: SecurityArgs,
+         **es: object) -> None:
     """Run the log-management service: stores every request of every service."""
     if workers < 1:
         raise click.BadParameter("--workers must be at least 1")
+    token = sec.resolved_token()
+    access = security.Access.from_tokens(token, read_token, write_token)
+    refuse_exposure("logs service", host, protected=access.protected, insecure=sec.insecure)
+    tls, limits = sec.tls(), sec.limits()
     retention_ms = _duration_ms(retention, "--retention") if retention else None
     max_disk_bytes = parse_size(max_disk) if max_disk else None
     sinks = _sink_configs(es)  # check the options before starting any process
@@ -243,6 +399,13 @@ def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str,
                         max_segment_bytes=parse_size(max_segment_size),
                         max_frame_bytes=parse_size(max_packet_size), text_log=text_log, echo=echo,
                         retention_ms=retention_ms, max_disk_bytes=max_disk_bytes, compact=compact,
+                        token=token, read_token=read_token, write_token=write_token,
+                        insecure=sec.insecure, tls_cert=tls.cert, tls_key=tls.key, tls_ca=tls.ca,
+                        max_connections=limits.max_connections,
+                        max_connection_buffer=limits.max_connection_buffer,
+                        max_buffered=limits.max_buffered, header_timeout=limits.header_timeout,
+                        idle_timeout=limits.idle_timeout, max_body_bytes=parse_size(max_body_size),
+                        query_timeout=query_timeout, max_rows=max_rows,
                         extra={"sinks": sinks})
     try:
         server = LogsServer(config)
@@ -300,22 +463,35 @@ def traffic(gateway_url: str, rate: float, count: int, supervise: bool) -> None:
 @click.option("--traffic/--no-traffic", "with_traffic", default=True,
               help="Also send a little example traffic so there is something to see.")
 @click.option("--rate", default=2.0, help="Example traffic, requests per second.")
-def up(host: str, data_dir: Path, with_traffic: bool, rate: float) -> None:
-    """Run the whole mesh: distributor, gateway, logs service, example services, traffic."""
+@security_options(limits=False)
+def up(host: str, data_dir: Path, with_traffic: bool, rate: float, sec: SecurityArgs) -> None:
+    """Run the whole mesh: distributor, gateway, logs service, example services, traffic.
+
+    One --token (or LOGMESH_TOKEN) and one set of TLS options serve every part.
+    """
+    refuse_exposure("mesh", host, protected=bool(sec.resolved_token()), insecure=sec.insecure)
+    sec.tls()  # a bad combination fails here, not in six children
+    env = sec.env()
     common = ["--no-supervise"]
-    specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, *common))]
-    specs.append(ChildSpec("gateway", logmesh_argv("gateway", "--host", host, *common)))
+    specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, *common), env)]
+    specs.append(ChildSpec("gateway", logmesh_argv("gateway", "--host", host, *common), env))
     specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),
-                                                *common)))
+                                                *common), env))
     for name in ("goods", "members", "purchases"):
         specs.append(ChildSpec(name, logmesh_argv("service", name, "--host", host,
-                                                  "--data-dir", str(data_dir), *common)))
+                                                  "--data-dir", str(data_dir), *common), env))
+    http = "https" if sec.tls_cert else "http"
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if with_traffic:
-        specs.append(ChildSpec("traffic", logmesh_argv("traffic", "--rate", str(rate), *common)))
+        traffic_env = {"SSL_CERT_FILE": env["LOGMESH_TLS_CA"]} if "LOGMESH_TLS_CA" in env else {}
+        specs.append(ChildSpec("traffic", logmesh_argv("traffic", "--rate", str(rate), "--gateway",
+                                                       f"{http}://{local}:8000", *common),
+                               traffic_env))
+    auth = " (with the token: Authorization: Bearer ...)" if env.get("LOGMESH_TOKEN") else ""
     click.echo(
         "logmesh is starting:\n"
-        f"  web UI       http://{host}:9041/   (every request of every service)\n"
-        f"  gateway      http://{host}:8000   try: curl http://{host}:8000/goods\n"
+        f"  web UI       {http}://{host}:9041/   (every request of every service){auth}\n"
+        f"  gateway      {http}://{host}:8000   try: curl {http}://{local}:8000/goods\n"
         f"  distributor  {host}:9000\n"
         "Stop with Ctrl-C.", err=True)
     sys.exit(Supervisor(specs).run())

@@ -44,7 +44,10 @@ class Shipper:
     def __init__(self, service: str, *, mode: str = "ack", max_queue: int = DEFAULT_MAX_QUEUE,
                  batch_events: int = DEFAULT_BATCH_EVENTS, max_inflight: int = DEFAULT_MAX_INFLIGHT,
                  spool: Any = None, logs_addr: tuple[str, int] | None = None,
-                 linger: float = DEFAULT_LINGER) -> None:
+                 linger: float = DEFAULT_LINGER, token: str | None = None,
+                 ssl: Any = None) -> None:
+        """``token``: the logs service's write token (sent once per connection, in the hello);
+        ``ssl``: an ``SSLContext`` that verifies the logs service (or True: the system's CAs)."""
         if mode not in ("ack", "book"):
             raise ValueError(f"unknown shipping mode {mode!r}; use ack or book")
         self.service = service
@@ -55,6 +58,8 @@ class Shipper:
         self.max_inflight = max_inflight
         self.spool = spool
         self.linger = linger
+        self.token = token
+        self.ssl = ssl
         self.queue: deque[list] = deque()  # [n, ts_ms, raw_text, extra?]
         self._n = itertools.count(1)
         self.inflight: dict[int, list[list]] = {}
@@ -127,7 +132,8 @@ class Shipper:
         log.info("%s: shipping logs to %s:%d", self.service, *addr)
         self.client = ReconnectingClient(*addr, name=f"{self.service}->logs",
                                          on_packet=self._on_reply, on_connect=self._on_connect,
-                                         on_disconnect=self._on_disconnect, max_queue_bytes=0)
+                                         on_disconnect=self._on_disconnect, max_queue_bytes=0,
+                                         token=self.token, ssl=self.ssl)
         self.client.start()
 
     def start(self) -> None:

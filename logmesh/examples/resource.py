@@ -82,7 +82,9 @@ class ResourceStore:
 
 
 def make_service(name: str, data_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
-                 distributor: tuple[str, int] | None = ("127.0.0.1", 9000)) -> Service:
+                 distributor: tuple[str, int] | None = ("127.0.0.1", 9000),
+                 **security: Any) -> Service:
+    """``security``: the :class:`Service` options ``token``, ``tls``, ``limits``, ``insecure``."""
     if name not in RESOURCES:
         raise KeyError(f"unknown service {name!r}; known: {', '.join(RESOURCES)}")
     res = RESOURCES[name]
@@ -91,4 +93,4 @@ def make_service(name: str, data_dir: Path, *, port: int | None = None, host: st
     return Service(name, res.port if port is None else port,
                    {f"POST{path}": store.insert, f"GET{path}": store.select,
                     f"DELETE{path}": store.delete},
-                   host=host, distributor=distributor)
+                   host=host, distributor=distributor, **security)

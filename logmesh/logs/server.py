@@ -4,6 +4,12 @@ It registers with the distributor as ``logs`` (port 9040, urls
 ``["POST/logs"]``), takes book log packets on TCP, NDJSON on HTTP, and
 appends everything to its own segment stream. ``--workers N`` runs N of
 these on the same ports (SO_REUSEPORT), each with its own stream.
+
+Security (docs/security.md): a write token guards TCP ingest (the hello) and
+``POST`` on the HTTP API, a read token every other ``/api/`` route and
+``/metrics`` (``Authorization: Bearer``); ``--token`` grants both. ``/healthz``,
+the UI's page and assets and the OpenAPI description stay open. Every error
+is JSON; an unexpected exception answers a bare 500 and is logged here.
 """
 
 from __future__ import annotations
@@ -17,6 +23,21 @@ from pathlib import Path
 from aiohttp import web
 
 from ..mesh.registry import RegistryLink
+from ..security import (
+    DEFAULT_LIMITS,
+    Access,
+    ConnectionGuard,
+    Limits,
+    TLSOptions,
+    check_exposure,
+)
+from ..security_http import (
+    BODY_TIMEOUT,
+    GuardedSite,
+    bearer_middleware,
+    error_middleware,
+    runner_kwargs,
+)
 from .ingest.common import Routes
 from .ingest.http_ndjson import parse_body
 from .ingest.shippers import ShipperLedger
@@ -49,10 +70,48 @@ class LogsConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     text_log: Path | None = None
     echo: bool = False
+    # -- security (logmesh/security.py, docs/security.md) --
+    token: str | None = None  # grants read and write; also the mesh token for the distributor
+    read_token: str | None = None  # HTTP API reads and /metrics
+    write_token: str | None = None  # TCP ingest and POST /api/v1/logs
+    insecure: bool = False  # allow a non-loopback bind without tokens
+    tls_cert: Path | None = None  # serve TLS on the TCP and HTTP ports
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # verifies the distributor
+    max_connections: int = DEFAULT_LIMITS.max_connections  # per listener
+    max_connection_buffer: int = DEFAULT_LIMITS.max_connection_buffer  # unsent bytes per peer
+    max_buffered: int = DEFAULT_LIMITS.max_buffered  # partial packets across TCP connections
+    header_timeout: float = DEFAULT_LIMITS.header_timeout
+    idle_timeout: float = DEFAULT_LIMITS.idle_timeout
+    # Query limits, for the query engine (logmesh/logs/query/): a query runs at most
+    # query_timeout seconds (then 503) and returns at most max_rows events per page.
+    query_timeout: float = 10.0
+    max_rows: int = 10_000
     retention_ms: int | None = None  # --retention: delete files whose newest event is older
     max_disk_bytes: int | None = None  # --max-disk: delete the oldest files past this size
     compact: bool = True  # worker 0 compacts sealed segments to Parquet (query/compact.py)
     extra: dict = field(default_factory=dict)  # options of later features (query, sinks)
+
+    @property
+    def access(self) -> Access:
+        return Access.from_tokens(self.token, self.read_token, self.write_token)
+
+    @property
+    def tls(self) -> TLSOptions:
+        return TLSOptions(self.tls_cert, self.tls_key, self.tls_ca)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_connections, self.max_connection_buffer, self.max_buffered,
+                      self.header_timeout, self.idle_timeout)
+
+
+# Routes anyone may call even with tokens set: health, the UI's shell, the API's description.
+OPEN_PATHS = ("/healthz", "/", "/api/v1/openapi.json")
+
+
+def open_path(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith("/static/")
 
 
 def json_error(message: str, status: int = 400, **extra: object) -> web.Response:
@@ -61,7 +120,14 @@ def json_error(message: str, status: int = 400, **extra: object) -> web.Response
 
 class LogsServer:
     def __init__(self, config: LogsConfig) -> None:
+        access = config.access
+        check_exposure("logs service", config.host, protected=access.protected,
+                       insecure=config.insecure)
         self.config = config
+        self.access = access
+        self.tls = config.tls
+        self.limits = config.limits
+        self.guard = ConnectionGuard("logs ingest", self.limits, access.write)
         reuse = config.workers > 1
         self.reuse_port = reuse
         self.writer = SegmentWriter(config.data_dir, config.worker_id, fsync=config.fsync,
@@ -73,7 +139,8 @@ class LogsServer:
             config.text_log or config.echo) else None
         self.ingest = IngestContext(self.writer, max_frame_bytes=config.max_frame_bytes,
                                     routes=self.routes, ledger=self.ledger,
-                                    book_lines=self.booklog.write if self.booklog else None)
+                                    book_lines=self.booklog.write if self.booklog else None,
+                                    guard=self.guard)
         self.http_stats = {"requests": 0, "rejected_lines": 0}
         # Forwarding sinks (extra["sinks"]: name -> config), each over this worker's segments only.
         self.sinks = [load_sink(name)(sink_cfg, config.data_dir, config.worker_id,
@@ -82,13 +149,15 @@ class LogsServer:
                       for name, sink_cfg in config.extra.get("sinks", {}).items()]
         self.tcp_server: asyncio.AbstractServer | None = None
         self.runner: web.AppRunner | None = None
+        self.site: GuardedSite | None = None
         self.registry: RegistryLink | None = None
         self.query = QueryService(self)
         self.app = self.make_app()
 
     # -- HTTP -----------------------------------------------------------------
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.config.max_body_bytes)
+        app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[
+            error_middleware(log), bearer_middleware(self.access, open_paths=open_path)])
         app["logs"] = self
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
@@ -103,7 +172,11 @@ class LogsServer:
 
     async def post_logs(self, request: web.Request) -> web.Response:
         self.http_stats["requests"] += 1
-        body = await request.read()
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold the slot
+                body = await request.read()
+        except TimeoutError:
+            return json_error(f"the body took more than {BODY_TIMEOUT:.0f}s to arrive", 408)
         lines, errors = parse_body(body)
         self.http_stats["rejected_lines"] += len(errors)
         if not lines:
@@ -141,6 +214,12 @@ class LogsServer:
         ex.add("logmesh_discarded_events_total", "counter", "Events rejected at HTTP ingest.",
                self.http_stats["rejected_lines"], w)
         ex.add("logmesh_ingest_connections", "gauge", "Open ingest connections.", s["connections"], w)
+        ex.add_many("logmesh_connection_limits_total", "counter",
+                    "Connections refused or closed by a limit, by reason.",
+                    (({**w, "reason": r}, n) for r, n in self.guard.stats.items()))
+        ex.add("logmesh_http_refused_connections_total", "counter",
+               "HTTP connections closed past --max-connections.",
+               self.site.refused if self.site is not None else 0, w)
         ex.add("logmesh_stored_events_total", "counter", "Events written by this worker.", ws["events"], w)
         ex.add("logmesh_stored_bytes_total", "counter", "Bytes written by this worker.", ws["bytes"], w)
         ex.add("logmesh_fsyncs_total", "counter", "fsync calls (one per group).", ws["fsyncs"], w)
@@ -173,24 +252,36 @@ class LogsServer:
         for sink in self.sinks:  # they read what the writer wrote; ingest never waits for them
             self.writer.on_flush.append(sink.notify)
             sink.start()
-        self.tcp_server = await loop.create_server(lambda: LogIngestProtocol(self.ingest), cfg.host,
-                                                   cfg.port, reuse_port=self.reuse_port or None)
+        server_ssl = self.tls.server_context()
+        self.tcp_server = await loop.create_server(
+            self.guard.factory(lambda: LogIngestProtocol(self.ingest)), cfg.host, cfg.port,
+            reuse_port=self.reuse_port or None, ssl=server_ssl,
+            ssl_handshake_timeout=self.limits.header_timeout if server_ssl else None)
         cfg.port = self.tcp_server.sockets[0].getsockname()[1]
-        self.runner = web.AppRunner(self.app, access_log=None)
+        self.guard.start()
+        self.runner = web.AppRunner(self.app, access_log=None, **runner_kwargs(self.limits))
         await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.host, cfg.http_port, reuse_port=self.reuse_port or None)
-        await site.start()
-        cfg.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        log.info("logs worker %d: TCP %s:%d, HTTP http://%s:%d, data in %s", cfg.worker_id,
-                 cfg.host, cfg.port, cfg.host, cfg.http_port, cfg.data_dir)
+        self.site = GuardedSite(self.runner, cfg.host, cfg.http_port, limits=self.limits,
+                                ssl_context=server_ssl, reuse_port=self.reuse_port or None)
+        await self.site.start()
+        cfg.http_port = self.site.port
+        log.info("logs worker %d: TCP %s:%d, HTTP %s://%s:%d, data in %s", cfg.worker_id,
+                 cfg.host, cfg.port, "https" if server_ssl else "http", cfg.host, cfg.http_port,
+                 cfg.data_dir)
+        if not self.access.write or not self.access.read:
+            log.info("logs worker %d: open mode for %s (no token): fine on loopback", cfg.worker_id,
+                     " and ".join(side for side, t in (("writes", self.access.write),
+                                                       ("reads", self.access.read)) if not t))
         if cfg.distributor is not None:  # every worker registers: each needs the route table
             self.registry = RegistryLink(*cfg.distributor, name="logs", node_port=lambda: cfg.port,
-                                         urls=lambda: ["POST/logs"])
+                                         urls=lambda: ["POST/logs"], token=cfg.token,
+                                         ssl=self.tls.client_context())
             self.registry.listeners.append(self.routes.update)
             self.registry.start()
 
     async def stop(self) -> None:
         # 1. stop accepting; 2. leave the registry; 3. flush, fsync and seal the store.
+        self.guard.close()
         if self.tcp_server is not None:
             self.tcp_server.close()
         if self.registry is not None:

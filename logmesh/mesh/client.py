@@ -3,6 +3,10 @@
 It reconnects with capped exponential backoff (the book retries every 3 s),
 queues packets while disconnected (bounded, oldest dropped and counted) and
 matches replies to requests by ``key`` with a timeout.
+
+With a ``token`` its first packet on every connection is the hello
+(:func:`logmesh.security.hello_packet`); with ``ssl`` (an ``SSLContext`` that
+verifies the server, :func:`logmesh.security.client_context`) it speaks TLS.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl as ssl_module
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol import encode, reply_key
+from ..security import hello_packet
 from .connection import FramedConnection
 
 log = logging.getLogger("logmesh.mesh.client")
@@ -44,6 +50,7 @@ class ReconnectingClient:
         backoff_max: float = 3.0,
         max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
         ssl: Any = None,
+        token: str | None = None,
     ) -> None:
         self.host, self.port, self.name = host, port, name
         self.on_packet = on_packet
@@ -52,6 +59,9 @@ class ReconnectingClient:
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
         self.max_queue_bytes = max_queue_bytes
         self.ssl = ssl
+        self.token = token
+        self.last_error: str | None = None  # why the last connection attempt failed
+        self.refusal: dict | None = None  # the server's error packet, when it refused our token
         self.conn: FramedConnection | None = None
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
@@ -94,13 +104,19 @@ class ReconnectingClient:
                     lambda: FramedConnection(self._on_packet, name=self.name),
                     self.host, self.port, ssl=self.ssl,
                 )
-            except (TimeoutError, OSError) as exc:
+            except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+                self.last_error = str(exc)
+                if isinstance(exc, ssl_module.SSLError):
+                    log.warning("%s: TLS with %s:%s failed (%s); retrying in %.1fs",
+                                self.name, self.host, self.port, exc, delay)
                 log.debug("%s: cannot reach %s:%s (%s); retrying in %.1fs",
                           self.name, self.host, self.port, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
                 continue
             delay = self.backoff_min
+            if self.token:
+                conn.write(encode(hello_packet(self.token)))  # first, before anything queued
             self.conn = conn
             self.connected.set()
             self._flush_queue()
@@ -182,6 +198,11 @@ class ReconnectingClient:
         if fut is not None:
             if not fut.done():
                 fut.set_result(packet)
+            return
+        if packet.get("errorcode") == 401 and key in (0, None):
+            self.refusal = packet  # our token was refused; the server closes the connection
+            log.error("%s: %s:%s refused us: %s", self.name, self.host, self.port,
+                      packet.get("errormessage"))
             return
         if self.on_packet is not None:
             self.on_packet(packet)

@@ -2,6 +2,11 @@
 
 The protocol object stays thin (uvicorn style): ``data_received`` feeds the
 codec and hands each packet on; bad frames are counted values, never fatal.
+
+Server-side connections carry their listener's :class:`~logmesh.security.ConnectionGuard`:
+with a token, the first packet must be a hello (``/auth``) carrying it, checked
+once; a wrong or missing token gets one error packet and the connection is
+closed. Without a token a hello is accepted silently and never answered.
 """
 
 from __future__ import annotations
@@ -11,7 +16,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..protocol import DEFAULT_MAX_FRAME_BYTES, BadFrame, FrameDecoder, encode
+from ..protocol import DEFAULT_MAX_FRAME_BYTES, BadFrame, FrameDecoder, encode, reply_key
+from ..security import (
+    AUTH_URI,
+    HELLO_MAX_BYTES,
+    ConnectionGuard,
+    Guarded,
+    auth_failed_packet,
+    packet_token,
+)
 
 log = logging.getLogger("logmesh.mesh")
 
@@ -21,8 +34,12 @@ PacketHandler = Callable[["FramedConnection", bytes, dict], None]
 WRITE_HIGH_WATER = 4 * 1024 * 1024
 
 
-class FramedConnection(asyncio.Protocol):
-    """A ``¶``-framed JSON connection; callbacks receive each decoded packet."""
+class FramedConnection(Guarded, asyncio.Protocol):
+    """A ``¶``-framed JSON connection; callbacks receive each decoded packet.
+
+    ``guard`` (server side): the listener's limits and tokens; ``on_ready`` runs
+    once the peer may talk (at once in open mode, after a good hello otherwise).
+    """
 
     def __init__(
         self,
@@ -31,6 +48,8 @@ class FramedConnection(asyncio.Protocol):
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         name: str = "conn",
+        guard: ConnectionGuard | None = None,
+        on_ready: Callable[[FramedConnection], None] | None = None,
     ) -> None:
         self.on_packet = on_packet
         self.on_close = on_close
@@ -43,6 +62,10 @@ class FramedConnection(asyncio.Protocol):
         self._writable.set()
         self.bad_frames = 0
         self.state: dict[str, Any] = {}  # owner's per-connection data (e.g. a registration)
+        self.guard = guard
+        self.on_ready = on_ready
+        self.authed = guard is None or not guard.requires_auth
+        self._first = guard is not None  # the first packet may be a hello, handled here
 
     # -- asyncio.Protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,21 +74,71 @@ class FramedConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("", 0)
         self.peer = (str(peer[0]), int(peer[1]))
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        if self.guard is not None:
+            self.guard.opened(self)
+        if self.authed and self.on_ready is not None:
+            self.on_ready(self)
 
     def data_received(self, data: bytes) -> None:
-        for item in self.decoder.feed(data):
+        items = self.decoder.feed(data)
+        for item in items:
             if isinstance(item, BadFrame):
                 self.bad_frames += 1
+                if not self.authed:
+                    self._refuse(None)
+                    return
                 log.warning("%s %s:%s: dropped bad frame (%s, %d bytes) %s",
                             self.name, *self.peer, item.reason, item.nbytes, item.detail[:120])
                 continue
             raw, packet = item
+            if self._first:
+                self._first = False
+                if not self._handshake(packet):
+                    return
+                if packet.get("uri") == AUTH_URI:
+                    continue  # a hello is the connection's business, never the owner's
             try:
                 self.on_packet(self, raw, packet)
             except Exception:  # a handler bug must not take the connection down
                 log.exception("%s: error handling packet from %s:%s", self.name, *self.peer)
+        guard = self.guard
+        if guard is not None:
+            held = self.decoder.splitter.buffered
+            if not self.authed and held > HELLO_MAX_BYTES:
+                self._refuse(None)  # an unauthenticated peer may not make us hold more
+                return
+            guard.track(self, held, bool(items))
+
+    # -- authentication --------------------------------------------------------
+    def token_in(self, packet: dict) -> str | None:
+        """The token a first packet carries: a hello's (subclasses may accept more)."""
+        return packet_token(packet) if packet.get("uri") == AUTH_URI else None
+
+    def _handshake(self, packet: dict) -> bool:
+        """Check the first packet; False when the connection was refused."""
+        if self.authed:
+            return True  # open mode: a hello from a client with a token needs no check
+        token = self.token_in(packet)
+        assert self.guard is not None
+        if not self.guard.check(token):
+            self._refuse(packet, missing=token is None)
+            return False
+        self.authed = True
+        if self.on_ready is not None:
+            self.on_ready(self)
+        return True
+
+    def _refuse(self, packet: dict | None, missing: bool = True) -> None:
+        if self.guard is not None:
+            self.guard.auth_failed(self, missing)
+        if self.transport is not None and not self.transport.is_closing():
+            key = reply_key(packet) if packet is not None else 0
+            self.transport.write(encode(auth_failed_packet(key, missing=missing)))
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.guard is not None:
+            self.guard.closed(self)
         self._writable.set()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -74,9 +147,17 @@ class FramedConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        if self.guard is not None and self.transport is not None:
+            # A server stops reading requests it cannot answer; resume_writing resumes it.
+            # (Never on the client side: both ends paused on each other would deadlock.)
+            self.transport.pause_reading()
+            self.paused = True
 
     def resume_writing(self) -> None:
         self._writable.set()
+        if self.paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self.paused = False
 
     # -- sending ------------------------------------------------------------
     @property

@@ -4,6 +4,11 @@ Nodes register with ``POST /distributes``; ``host`` is taken from the
 connection. Every new connection is sent the list; every registration and
 disconnect is broadcast to all registered nodes. ``GET /distributes``
 answers the asker alone.
+
+With a token, a connection hears nothing (not even the list) until it has
+sent the token: in a hello, or as ``params.token`` of its registration
+(convenient for a Node service written after the book). The token is never
+stored in the list nor broadcast.
 """
 
 from __future__ import annotations
@@ -12,16 +17,23 @@ import asyncio
 import logging
 
 from ..protocol import encode, reply_key
+from ..security import ConnectionGuard, Limits, TLSOptions, check_exposure, packet_token
 from .connection import FramedConnection
 
 log = logging.getLogger("logmesh.distributor")
 
 
 class Distributor:
-    def __init__(self, host: str = "127.0.0.1", port: int = 9000) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 9000, *, token: str | None = None,
+                 tls: TLSOptions | None = None, limits: Limits | None = None,
+                 insecure: bool = False) -> None:
+        check_exposure("distributor", host, protected=bool(token), insecure=insecure)
         self.host, self.port = host, port
         self.connections: list[FramedConnection] = []  # in arrival order
         self.server: asyncio.AbstractServer | None = None
+        self.tls = tls or TLSOptions()
+        self.guard = ConnectionGuard("distributor", limits or Limits(),
+                                     (token.encode(),) if token else ())
 
     def nodes(self) -> list[dict]:
         return [c.state["node"] for c in self.connections if "node" in c.state]
@@ -37,11 +49,17 @@ class Distributor:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._make_connection, self.host, self.port)
+        self.server = await loop.create_server(
+            self.guard.factory(self._make_connection), self.host, self.port,
+            ssl=self.tls.server_context(), ssl_handshake_timeout=self._handshake_timeout())
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("distributor listening on %s:%d", self.host, self.port)
 
+    def _handshake_timeout(self) -> float | None:
+        return self.guard.limits.header_timeout if self.tls.serves else None
+
     async def stop(self) -> None:
+        self.guard.close()
         if self.server is not None:
             self.server.close()
         for conn in list(self.connections):
@@ -57,7 +75,8 @@ class Distributor:
             await self.stop()
 
     def _make_connection(self) -> FramedConnection:
-        conn = _DistributorConnection(self._on_packet, self._on_close, name="distributor")
+        conn = _DistributorConnection(self._on_packet, self._on_close, name="distributor",
+                                      guard=self.guard, on_ready=self._on_open)
         conn.distributor = self
         return conn
 
@@ -102,6 +121,8 @@ class Distributor:
 class _DistributorConnection(FramedConnection):
     distributor: Distributor
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.distributor._on_open(self)
+    def token_in(self, packet: dict) -> str | None:
+        """A hello's token, or the one a registration carries in ``params.token``."""
+        if packet.get("uri") == "/distributes" and packet.get("method") == "POST":
+            return packet_token(packet)
+        return super().token_in(packet)

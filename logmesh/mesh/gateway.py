@@ -5,6 +5,11 @@ key goes into ``params.key`` as the book's gateway does (and at the top level
 for logmesh services); each request gets a ``trace.id`` so one request can be
 followed across services in the logs. Round-robin over the nodes that serve
 a route; 404 when none does, 502 when none is reachable, 504 on timeout.
+
+The gateway is the mesh's front door: its routes are public by design (what a
+route may do is the services' business). With a token it authenticates to the
+distributor and the services, and ``GET /distributes`` (the mesh's topology)
+needs ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..security import Limits, TLSOptions, bearer_token, check_exposure, token_matches
+from ..security_http import GuardedSite, runner_kwargs
 from .client import NotConnected, ReconnectingClient, RequestTimeout
 from .registry import RegistryLink
 
@@ -31,16 +38,40 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+@web.middleware
+async def _internal_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A bug answers 500 without details; the traceback stays in our log."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json({"errorcode": exc.status, "errormessage": exc.reason}, exc.status)
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("gateway: %s %s failed", request.method, request.path)
+        return _json({"errorcode": 500, "errormessage": "internal error"}, 500)
+
+
 class Gateway:
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
                  distributor: tuple[str, int] = ("127.0.0.1", 9000), timeout: float = 10.0,
-                 name: str = "gateway") -> None:
+                 name: str = "gateway", token: str | None = None, tls: TLSOptions | None = None,
+                 limits: Limits | None = None, insecure: bool = False,
+                 max_body_bytes: int = 1024 * 1024) -> None:
+        check_exposure("gateway", host, protected=bool(token), insecure=insecure)
         self.host, self.port, self.timeout = host, port, timeout
+        self.token = token
+        self.tls = tls or TLSOptions()
+        self.limits = limits or Limits()
+        self.max_body_bytes = max_body_bytes
+        self.client_ssl = self.tls.client_context()
         self.routes: dict[str, list[tuple[str, int]]] = {}
         self.clients: dict[tuple[str, int], ReconnectingClient] = {}
         self._rr: dict[str, itertools.count] = {}
         self.registry = RegistryLink(*distributor, name=name, node_port=lambda: self.port,
-                                     urls=lambda: [])
+                                     urls=lambda: [], token=token, ssl=self.client_ssl)
         self.registry.listeners.append(self._on_nodes)
         self.names: dict[tuple[str, int], str] = {}
         self.shipper: Any = None  # a Shipper for the gateway's access log (see attach_shipper)
@@ -62,7 +93,8 @@ class Gateway:
             for url in urls:
                 routes.setdefault(url, []).append(addr)
         for addr in wanted - self.clients.keys():
-            client = ReconnectingClient(*addr, name=f"gateway->{addr[0]}:{addr[1]}")
+            client = ReconnectingClient(*addr, name=f"gateway->{addr[0]}:{addr[1]}",
+                                        token=self.token, ssl=self.client_ssl)
             client.start()
             self.clients[addr] = client
         for addr in self.clients.keys() - wanted:
@@ -77,7 +109,7 @@ class Gateway:
 
     # -- HTTP -----------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=self.max_body_bytes, middlewares=[_internal_errors])
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
@@ -101,6 +133,10 @@ class Gateway:
         self.stats["requests"] += 1
         method, path = request.method, request.path
         if method == "GET" and path == "/distributes":
+            if self.token and not token_matches(bearer_token(request.headers.get("Authorization")),
+                                                (self.token.encode(),)):
+                return _json({"errorcode": 401, "errormessage": "GET /distributes needs "
+                              "'Authorization: Bearer <the mesh token>'"}, 401)
             return _json(self.registry.nodes)
         addrs = self.routes.get(f"{method}{path}")
         if not addrs:
@@ -152,12 +188,14 @@ class Gateway:
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app(), access_log=None)
+        self.runner = web.AppRunner(self.app(), access_log=None, **runner_kwargs(self.limits))
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
+        site = GuardedSite(self.runner, self.host, self.port, limits=self.limits,
+                           ssl_context=self.tls.server_context())
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        log.info("gateway listening on http://%s:%d", self.host, self.port)
+        log.info("gateway listening on %s://%s:%d", "https" if self.tls.serves else "http",
+                 self.host, self.port)
         if self.shipper is not None:
             self.shipper.start()
         self.registry.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from .client import ReconnectingClient
 
@@ -16,14 +17,16 @@ log = logging.getLogger("logmesh.mesh.registry")
 
 class RegistryLink:
     def __init__(self, host: str, port: int, *, name: str, node_port: Callable[[], int],
-                 urls: Callable[[], list[str]]) -> None:
+                 urls: Callable[[], list[str]], token: str | None = None,
+                 ssl: Any = None) -> None:
         self.name = name
         self._node_port = node_port
         self._urls = urls
         self.nodes: list[dict] = []
         self.listeners: list[Callable[[list[dict]], None]] = []
         self.client = ReconnectingClient(host, port, name=f"{name}->distributor",
-                                         on_connect=self._register, on_packet=self._on_packet)
+                                         on_connect=self._register, on_packet=self._on_packet,
+                                         token=token, ssl=ssl)
 
     def start(self) -> None:
         self.client.start()

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol import reply_key
+from ..security import ConnectionGuard, Limits, TLSOptions, check_exposure
 from .connection import FramedConnection
 from .registry import RegistryLink
 
@@ -50,8 +51,16 @@ class Service:
         host: str = "127.0.0.1",
         distributor: tuple[str, int] | None = ("127.0.0.1", 9000),
         max_frame_bytes: int = 1024 * 1024,
+        token: str | None = None,
+        tls: TLSOptions | None = None,
+        limits: Limits | None = None,
+        insecure: bool = False,
     ) -> None:
+        check_exposure(f"{name} service", host, protected=bool(token), insecure=insecure)
         self.name, self.host, self.port = name, host, port
+        self.token = token
+        self.tls = tls or TLSOptions()
+        self.guard = ConnectionGuard(name, limits or Limits(), (token.encode(),) if token else ())
         self.routes = dict(routes)
         self.distributor_addr = distributor
         self.max_frame_bytes = max_frame_bytes
@@ -70,7 +79,10 @@ class Service:
     # -- lifecycle --------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._make_connection, self.host, self.port)
+        self.server = await loop.create_server(
+            self.guard.factory(self._make_connection), self.host, self.port,
+            ssl=self.tls.server_context(),
+            ssl_handshake_timeout=self.guard.limits.header_timeout if self.tls.serves else None)
         self.port = self.server.sockets[0].getsockname()[1]  # --port 0 picks a free one
         log.info("%s listening on %s:%d", self.name, self.host, self.port)
         if self.shipper is not None:
@@ -78,13 +90,15 @@ class Service:
         if self.distributor_addr is not None:
             host, port = self.distributor_addr
             self.registry = RegistryLink(host, port, name=self.name,
-                                         node_port=lambda: self.port, urls=lambda: self.urls)
+                                         node_port=lambda: self.port, urls=lambda: self.urls,
+                                         token=self.token, ssl=self.tls.client_context())
             self.registry.listeners = self.node_listeners  # one list: hooks added later still hear
             self.registry.start()
 
     async def stop(self) -> None:
         # 1. stop accepting; 2. close the registry link (its disconnect is our goodbye);
         # 3. close open connections.
+        self.guard.close()
         if self.server is not None:
             self.server.close()
         if self.registry is not None:
@@ -111,7 +125,8 @@ class Service:
     # -- requests -------------------------------------------------------------
     def _make_connection(self) -> FramedConnection:
         conn = FramedConnection(self._on_packet, self.connections.discard,
-                                max_frame_bytes=self.max_frame_bytes, name=self.name)
+                                max_frame_bytes=self.max_frame_bytes, name=self.name,
+                                guard=self.guard)
         self.connections.add(conn)
         return conn
 

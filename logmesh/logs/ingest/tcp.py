@@ -8,18 +8,33 @@ Two kinds of packet arrive here:
 * the logmesh extension ``{"uri":"/logs","method":"POST","key":K,"ack":true,
   "params":{"service":..,"instance":..,"events":[[n, ts, raw, extra], ...]}}``
   -- answered ``{"key":K,"errorcode":0,"acked":N}`` once the events are durable.
+
+With a write token, the first packet of a connection must be the hello
+``{"uri":"/auth",...,"params":{"token":"..."}}``: checked once, here, before
+the hot path ever sees the connection; a wrong or missing token gets one error
+packet and the connection is closed. Without a token a hello is ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from ...protocol import BadFrame, FrameSplitter, encode
+from ...protocol import DELIMITER, BadFrame, FrameSplitter, encode, parse_frame
+from ...security import (
+    AUTH_URI,
+    HELLO_MAX_BYTES,
+    ConnectionGuard,
+    Guarded,
+    RateLimitedLog,
+    auth_failed_packet,
+    packet_token,
+)
 from ..store.segment import SegmentWriter
 from .common import (
     Routes,
@@ -44,13 +59,16 @@ class IngestContext:
 
     def __init__(self, writer: SegmentWriter, *, max_frame_bytes: int = 1024 * 1024,
                  routes: Routes | None = None, ledger: ShipperLedger | None = None,
-                 book_lines: Callable[[tuple[str, int], list], None] | None = None) -> None:
+                 book_lines: Callable[[tuple[str, int], list], None] | None = None,
+                 guard: ConnectionGuard | None = None) -> None:
         self.writer = writer
+        self.guard = guard or ConnectionGuard("logs ingest")
+        self.warn = RateLimitedLog(log)
         self.max_frame_bytes = max_frame_bytes
         self.routes = routes or Routes()
         self.ledger = ledger or ShipperLedger()
         self.book_lines = book_lines  # the chapter's log.txt / --echo output, when enabled
-        self.paused: set[asyncio.Transport] = set()
+        self.paused: set[LogIngestProtocol] = set()
         self.stats: dict[str, Any] = {"events": 0, "bytes": 0, "connections": 0,
                                       "connections_total": 0, "duplicates": 0,
                                       "batches": 0, "bad_frames": {}}
@@ -62,18 +80,23 @@ class IngestContext:
 
     def _resume_all(self) -> None:
         if self.paused and self.writer.buffered_bytes < PAUSE_BUFFER_BYTES // 2:
-            for transport in self.paused:
-                if not transport.is_closing():
-                    transport.resume_reading()
+            for proto in self.paused:
+                proto.paused = False
+                if proto.partial_since:
+                    proto.partial_since = time.monotonic()  # paused time is not the peer's fault
+                if proto.transport is not None and not proto.transport.is_closing():
+                    proto.transport.resume_reading()
             self.paused.clear()
 
 
-class LogIngestProtocol(asyncio.Protocol):
+class LogIngestProtocol(Guarded, asyncio.Protocol):
     def __init__(self, ctx: IngestContext) -> None:
         self.ctx = ctx
         self.splitter = FrameSplitter(ctx.max_frame_bytes)
         self.transport: asyncio.Transport | None = None
         self.source: tuple[str, int] = ("", 0)
+        self.authed = not ctx.guard.requires_auth
+        self._hello = bytearray()  # the first packet, while a token is awaited
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -82,21 +105,30 @@ class LogIngestProtocol(asyncio.Protocol):
         self.source = (str(peer[0]), int(peer[1]))
         self.ctx.stats["connections"] += 1
         self.ctx.stats["connections_total"] += 1
+        self.ctx.guard.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ctx.stats["connections"] -= 1
-        self.ctx.paused.discard(self.transport)  # type: ignore[arg-type]
+        self.ctx.paused.discard(self)
+        self.ctx.guard.closed(self)
 
     def data_received(self, data: bytes) -> None:
         ctx = self.ctx
         ctx.stats["bytes"] += len(data)
+        if not self.authed:  # once per connection: the hot path below never checks tokens
+            data = self._handshake(data)
+            if not data:
+                return
         received = now_ms()
         frames = []
-        for item in self.splitter.feed(data):
+        items = self.splitter.feed(data)
+        for item in items:
             if isinstance(item, BadFrame):
                 self._bad(item.reason, item.detail)
             else:
                 frames.append(item)
+        if not ctx.guard.track(self, self.splitter.buffered, bool(items)):
+            return  # over the listener's budget for partial packets: aborted
         if not frames:
             return
         events = self._fast(frames, received)
@@ -118,7 +150,35 @@ class LogIngestProtocol(asyncio.Protocol):
             ctx.book_lines(self.source, events)
         if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
             self.transport.pause_reading()  # resumed by IngestContext._resume_all after a flush
-            ctx.paused.add(self.transport)
+            self.paused = True
+            ctx.paused.add(self)
+
+    def _handshake(self, data: bytes) -> bytes:
+        """Collect the first packet; on a good hello return what followed it, else refuse."""
+        self._hello += data
+        end = self._hello.find(DELIMITER)
+        if end < 0:
+            if len(self._hello) > HELLO_MAX_BYTES:
+                self._refuse(None, missing=True)
+            return b""
+        first = parse_frame(bytes(self._hello[:end]))
+        rest = bytes(self._hello[end + len(DELIMITER):])
+        self._hello = bytearray()
+        packet = first if isinstance(first, dict) else None
+        token = packet_token(packet) if packet is not None and packet.get("uri") == AUTH_URI \
+            else None
+        if not self.ctx.guard.check(token):
+            self._refuse(packet, missing=token is None)
+            return b""
+        self.authed = True
+        return rest
+
+    def _refuse(self, packet: dict | None, *, missing: bool) -> None:
+        self.ctx.guard.auth_failed(self, missing)
+        if self.transport is not None and not self.transport.is_closing():
+            key = packet.get("key", 0) if packet is not None else 0
+            self.transport.write(encode(auth_failed_packet(key, missing=missing)))
+            self.transport.close()
 
     def _fast(self, frames: list[bytes], received: int) -> list | None:
         """All frames plain book packets? Then decode them together (common.book_events)."""
@@ -151,6 +211,8 @@ class LogIngestProtocol(asyncio.Protocol):
                 n = self._batch(env, received, events)
                 if n >= 0:
                     acks.append((env.key, n))
+            elif env.uri == AUTH_URI:
+                pass  # a hello to a service without a token: nothing to check, never answered
             else:
                 self._bad("not_a_log", "expected params to be the logged packet text or a batch")
         except Exception as exc:  # a packet we did not foresee must not end the connection
@@ -159,7 +221,8 @@ class LogIngestProtocol(asyncio.Protocol):
 
     def _bad(self, reason: str, detail: str) -> None:
         self.ctx.count_bad(reason)
-        log.warning("ingest %s:%s: dropped bad frame (%s) %s", *self.source, reason, detail[:160])
+        self.ctx.warn.warning("ingest %s:%s: dropped bad frame (%s) %s", *self.source, reason,
+                              detail[:160])
 
     def _book_packet(self, env: Any, received: int, lines: list) -> None:
         try:

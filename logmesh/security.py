@@ -1,0 +1,430 @@
+"""Safe by default: tokens, TLS and limits, shared by every server and client.
+
+The rules (docs/security.md has the threat model):
+
+* Servers bind loopback unless told otherwise; a server that would listen on
+  any other address without a token refuses to start (:func:`check_exposure`)
+  unless ``--insecure`` says the risk is accepted.
+* A token is checked once per connection, in constant time: on the ¶ protocol
+  by a *hello*, the first packet ``{"uri":"/auth","method":"POST","key":0,
+  "params":{"token":"..."}}``, answered only when it fails (an error packet,
+  then close) -- a plain book client in open mode never hears a byte; over
+  HTTP by ``Authorization: Bearer <token>``.
+* TLS is the standard :mod:`ssl` module: a process with ``--tls-cert`` serves
+  TLS, and a process with a certificate or ``--tls-ca`` connects with TLS and
+  verifies the server (a mesh is TLS throughout or not at all).
+* Every listener has a :class:`ConnectionGuard`: at most ``max_connections``
+  connections, a budget of bytes held in partial packets across connections,
+  a cap on unsent bytes per connection, and header/idle timeouts (slowloris).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("logmesh.security")
+
+AUTH_URI = "/auth"  # the hello's uri
+HELLO_MAX_BYTES = 16 * 1024  # an unauthenticated peer may not make us hold more than this
+SWEEP_INTERVAL = 1.0  # seconds between checks of every connection's timers and buffers
+SHORT_TOKEN = 16  # tokens shorter than this get a warning at start-up
+
+MiB = 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 1024  # per listener; past it a new connection is closed at once
+DEFAULT_MAX_CONNECTION_BUFFER = 8 * MiB  # unsent bytes for one peer that does not read
+DEFAULT_MAX_BUFFERED = 64 * MiB  # partial packets held across one listener's connections
+DEFAULT_HEADER_TIMEOUT = 15.0  # seconds to finish a hello, a started packet, an HTTP head
+DEFAULT_IDLE_TIMEOUT = 0.0  # TCP: mesh links are idle by design, so off unless asked for
+DEFAULT_HTTP_IDLE_TIMEOUT = 60.0  # HTTP keep-alive connections that stay silent this long
+
+TOKEN_HELP = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+class InsecureConfig(ValueError):
+    """The configuration would expose a server without protection."""
+
+
+class AuthError(Exception):
+    """A peer sent no token, or a wrong one."""
+
+
+# -- binding --------------------------------------------------------------------
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for addresses only this machine can reach (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    if not host:
+        return False  # "" binds every interface
+    if host.lower() in ("localhost", "ip6-localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name may resolve anywhere: treat it as exposed
+
+
+def check_exposure(what: str, host: str | None, *, protected: bool, insecure: bool) -> None:
+    """Refuse to listen beyond loopback without a token, unless ``--insecure``."""
+    if protected or insecure or is_loopback(host):
+        return
+    raise InsecureConfig(
+        f"refusing to start the {what} on {host or 'every interface'} without a token: anyone who "
+        f"can reach it could use it. Set one with --token (or LOGMESH_TOKEN, or --token-file) on "
+        f"every part of the mesh ({TOKEN_HELP}), bind 127.0.0.1, or pass --insecure to accept "
+        "the risk.")
+
+
+# -- tokens ---------------------------------------------------------------------
+
+
+def read_token_file(path: str | Path) -> str:
+    """The token in ``path`` (surrounding whitespace removed); it must not be empty."""
+    text = Path(path).read_text("utf-8").strip()
+    if not text:
+        raise ValueError(f"token file {path} is empty; put the token in it ({TOKEN_HELP})")
+    return text
+
+
+def resolve_token(token: str | None, token_file: str | Path | None = None) -> str | None:
+    """``--token`` wins over ``--token-file``; an empty string means no token."""
+    if token:
+        return token
+    if token_file:
+        return read_token_file(token_file)
+    return None
+
+
+def warn_if_weak(token: str | None, what: str = "token") -> None:
+    if token is not None and len(token) < SHORT_TOKEN:
+        log.warning("the %s is only %d characters long; use at least %d (%s)", what, len(token),
+                    SHORT_TOKEN, TOKEN_HELP)
+
+
+def _b(value: str | bytes) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def token_matches(given: str | bytes | None, accepted: Iterable[bytes]) -> bool:
+    """Constant-time check of ``given`` against every accepted token (all are compared)."""
+    if given is None or not isinstance(given, (str, bytes)):
+        return False
+    g = _b(given)
+    ok = False
+    for t in accepted:
+        ok |= hmac.compare_digest(g, t)  # no early exit: the time says nothing about which
+    return ok
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may read and who may write; a side with no token is open."""
+
+    read: tuple[bytes, ...] = ()
+    write: tuple[bytes, ...] = ()
+
+    @classmethod
+    def from_tokens(cls, token: str | None = None, read_token: str | None = None,
+                    write_token: str | None = None) -> Access:
+        """``token`` grants both; ``read_token``/``write_token`` one side each."""
+        both = (_b(token),) if token else ()
+        return cls(read=both + ((_b(read_token),) if read_token else ()),
+                   write=both + ((_b(write_token),) if write_token else ()))
+
+    @property
+    def protected(self) -> bool:
+        """Both sides need a token (what exposure beyond loopback requires)."""
+        return bool(self.read) and bool(self.write)
+
+    def may_read(self, token: str | None) -> bool:
+        return not self.read or token_matches(token, self.read)
+
+    def may_write(self, token: str | None) -> bool:
+        return not self.write or token_matches(token, self.write)
+
+
+def hello_packet(token: str) -> dict:
+    """The first packet of a client that has a token."""
+    return {"uri": AUTH_URI, "method": "POST", "key": 0, "params": {"token": token}}
+
+
+def packet_token(packet: Any) -> str | None:
+    """The token a packet carries in ``params.token`` (a hello, or a registration)."""
+    if isinstance(packet, dict):
+        params = packet.get("params")
+        if isinstance(params, dict) and isinstance(params.get("token"), str):
+            return params["token"]
+    return None
+
+
+def auth_failed_packet(key: Any = 0, *, missing: bool) -> dict:
+    why = "no token was sent" if missing else "the token is wrong"
+    return {"key": key if isinstance(key, (int, str)) else 0, "errorcode": 401,
+            "errormessage": (f"authentication required ({why}): send "
+                             '{"uri":"/auth","method":"POST","key":0,"params":{"token":"..."}} '
+                             "as the first packet, with the mesh's token (--token or LOGMESH_TOKEN)")}
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+# -- TLS -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """``cert``/``key``: serve TLS on this process's listeners. ``ca``: the CA bundle that
+    verifies the servers it connects to. A process with a certificate but no ``ca``
+    verifies servers with the system's trust store."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.key is not None and self.cert is None:
+            raise ValueError("--tls-key needs --tls-cert (the certificate chain, PEM)")
+
+    @property
+    def serves(self) -> bool:
+        return self.cert is not None
+
+    @property
+    def connects(self) -> bool:
+        return self.cert is not None or self.ca is not None
+
+    def server_context(self) -> ssl.SSLContext | None:
+        if self.cert is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(self.cert), str(self.key) if self.key else None)
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext | None:
+        if not self.connects:
+            return None
+        return client_context(self.ca)
+
+
+def client_context(ca: str | Path | None = None) -> ssl.SSLContext:
+    """Verify the server (certificate chain and host name) against ``ca`` or the system store."""
+    ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+# -- limits -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-listener limits (``--max-connections`` and friends)."""
+
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connection_buffer: int = DEFAULT_MAX_CONNECTION_BUFFER
+    max_buffered: int = DEFAULT_MAX_BUFFERED
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ValueError("--max-connections must be at least 1")
+        if self.header_timeout <= 0:
+            raise ValueError("--header-timeout must be positive (seconds)")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class RateLimitedLog:
+    """At most ``per_interval`` lines per ``interval`` seconds; then one line counting the rest.
+
+    A flood of bad input must not become a flood of log lines (and the CPU they cost).
+    """
+
+    def __init__(self, logger: logging.Logger, per_interval: int = 20, interval: float = 10.0) -> None:
+        self.logger, self.per_interval, self.interval = logger, per_interval, interval
+        self._window = 0.0
+        self._count = 0
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._window > self.interval:
+            if self._suppressed:
+                self.logger.warning("... %d similar message(s) suppressed in the last %.0fs",
+                                    self._suppressed, self.interval)
+            self._window, self._count, self._suppressed = now, 0, 0
+        self._count += 1
+        if self._count <= self.per_interval:
+            self.logger.warning(msg, *args)
+        else:
+            self._suppressed += 1
+
+
+class Refused(asyncio.Protocol):
+    """What a connection past the limit gets: closed as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class Guarded:
+    """Fields a guarded connection keeps for its :class:`ConnectionGuard` (mixin)."""
+
+    transport: asyncio.Transport | None = None
+    authed = True
+    opened_at = 0.0
+    last_read = 0.0
+    partial_since = 0.0  # when the partial packet we hold was started (0: none held)
+    held = 0  # bytes of that partial packet, counted in the guard's budget
+    paused = False  # reading paused by us (backpressure): its timers do not run
+
+
+@dataclass
+class ConnectionGuard:
+    """One TCP listener's limits and token, enforced per connection.
+
+    Connections report in (``opened``/``track``/``closed``); a sweeper task
+    closes those past a timeout or holding too many unsent bytes.
+    """
+
+    name: str
+    limits: Limits = field(default_factory=Limits)
+    tokens: tuple[bytes, ...] = ()
+    conns: set = field(default_factory=set)
+    buffered: int = 0
+    stats: dict[str, int] = field(default_factory=lambda: {
+        "refused_connections": 0, "auth_failures": 0, "header_timeouts": 0, "idle_timeouts": 0,
+        "buffer_limit": 0, "slow_readers": 0})
+
+    def __post_init__(self) -> None:
+        self._task: asyncio.Task | None = None
+        self.warn = RateLimitedLog(logging.getLogger(f"logmesh.{self.name}"))
+
+    @property
+    def requires_auth(self) -> bool:
+        return bool(self.tokens)
+
+    def check(self, token: str | None) -> bool:
+        return token_matches(token, self.tokens)
+
+    def factory(self, make: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.BaseProtocol]:
+        """Wrap a protocol factory: past ``max_connections``, new connections are closed."""
+
+        def guarded() -> asyncio.BaseProtocol:
+            if len(self.conns) >= self.limits.max_connections:
+                self.stats["refused_connections"] += 1
+                self.warn.warning("%s: %d connections open (--max-connections); closing a new one",
+                                  self.name, len(self.conns))
+                return Refused()
+            return make()
+
+        return guarded
+
+    # -- what connections report ------------------------------------------------------
+    def opened(self, conn: Guarded) -> None:
+        now = time.monotonic()
+        conn.opened_at = conn.last_read = now
+        self.conns.add(conn)
+        if self._task is None:
+            self.start()
+
+    def closed(self, conn: Guarded) -> None:
+        self.conns.discard(conn)
+        self.buffered -= conn.held
+        conn.held = 0
+
+    def track(self, conn: Guarded, held: int, produced: bool) -> bool:
+        """After a read: ``held`` bytes of a partial packet remain; ``produced``: packets completed.
+
+        False (and the connection is aborted) when the listener's budget for partial packets
+        is exhausted and this connection just grew its share.
+        """
+        now = time.monotonic()
+        conn.last_read = now
+        if held:
+            if produced or not conn.partial_since:
+                conn.partial_since = now  # a new packet started in this read
+        else:
+            conn.partial_since = 0.0
+        grew = held - conn.held
+        if grew:
+            self.buffered += grew
+            conn.held = held
+            if grew > 0 and self.buffered > self.limits.max_buffered:
+                self.stats["buffer_limit"] += 1
+                self._close(conn, "holds %d bytes of a partial packet while the listener's budget "
+                            "(--max-buffered %d) is spent", held, self.limits.max_buffered)
+                return False
+        return True
+
+    def auth_failed(self, conn: Guarded, missing: bool) -> None:
+        self.stats["auth_failures"] += 1
+        self.warn.warning("%s: refused %s: %s", self.name, _peer(conn),
+                          "no token" if missing else "wrong token")
+
+    # -- the sweeper ----------------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._task = loop.create_task(self._sweep(), name=f"guard-{self.name}")
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _sweep(self) -> None:
+        lim = self.limits
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = time.monotonic()
+            for conn in list(self.conns):
+                transport = conn.transport
+                if transport is None or transport.is_closing():
+                    continue
+                if transport.get_write_buffer_size() > lim.max_connection_buffer:
+                    self.stats["slow_readers"] += 1
+                    self._close(conn, "does not read its replies (%d bytes unsent, "
+                                "--max-connection-buffer)", transport.get_write_buffer_size())
+                elif not conn.authed and now - conn.opened_at > lim.header_timeout:
+                    self.stats["header_timeouts"] += 1
+                    self._close(conn, "sent no hello within %.0fs (--header-timeout)",
+                                lim.header_timeout)
+                elif conn.partial_since and not conn.paused \
+                        and now - conn.partial_since > lim.header_timeout:
+                    self.stats["header_timeouts"] += 1
+                    self._close(conn, "left a packet unfinished for %.0fs (--header-timeout)",
+                                lim.header_timeout)
+                elif lim.idle_timeout and not conn.paused and now - conn.last_read > lim.idle_timeout:
+                    self.stats["idle_timeouts"] += 1
+                    self._close(conn, "sent nothing for %.0fs (--idle-timeout)", lim.idle_timeout)
+
+    def _close(self, conn: Guarded, why: str, *args: Any) -> None:
+        self.warn.warning("%s: closing %s: " + why, self.name, _peer(conn), *args)
+        if conn.transport is not None:
+            conn.transport.abort()
+
+
+def _peer(conn: Guarded) -> str:
+    peer = conn.transport.get_extra_info("peername") if conn.transport is not None else None
+    return f"{peer[0]}:{peer[1]}" if peer else "a peer"
