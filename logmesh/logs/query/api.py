@@ -140,9 +140,11 @@ class QueryAPI:
                                       "narrow the time range or the query", 503)
                 resp.headers["Retry-After"] = "1"
                 return resp
-            except duckdb.Error as exc:
+            except duckdb.Error:
                 log.exception("query failed: %s %s", request.method, request.path_qs[:500])
-                return error_response(f"the query failed inside the engine: {exc}", 500)
+                # The engine's message can quote SQL and paths: it stays in our log (#9).
+                return error_response("the query failed inside the engine; the details are in "
+                                      "the logs service's own log", 500)
         return run
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
