@@ -46,6 +46,7 @@ from .metrics import Exposition
 from .query.service import QueryService
 from .sinks import load_sink
 from .sinks.booklog import BookLog
+from .sinks.cursor import unsent_by
 from .store import layout
 from .store.segment import SegmentWriter
 from .web.routes import add_routes as add_web_routes
@@ -152,6 +153,8 @@ class LogsServer:
         self.site: GuardedSite | None = None
         self.registry: RegistryLink | None = None
         self.query = QueryService(self)
+        if self.sinks and self.query.compactor is not None:  # keep NDJSON until every sink sent it
+            self.query.compactor.hold = unsent_by(config.data_dir, [s.kind for s in self.sinks])
         self.app = self.make_app()
 
     # -- HTTP -----------------------------------------------------------------

@@ -156,6 +156,9 @@ class Compactor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed: dict[str, float] = {}  # segment -> when it last failed (retried later)
+        # hold(seg) True: a forwarding sink still reads this NDJSON (sinks/cursor.py:unsent_by);
+        # compact it, but delete it only on a later pass, once the sink has sent it.
+        self.hold: Callable[[SegmentInfo], bool] | None = None
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -176,7 +179,7 @@ class Compactor:
             if not seg.sealed:
                 continue
             if layout.parquet_name(seg.path.name) in done:
-                remove_segment(seg)  # compacted before a crash; the Parquet file is in charge
+                self._remove(seg)  # compacted before (a crash, or a sink held it); Parquet is in charge
                 continue
             try:
                 sealed_at = seg.path.with_name(layout.index_name(seg.path.name)).stat().st_mtime
@@ -186,6 +189,10 @@ class Compactor:
                 continue
             out.append(seg)
         return out
+
+    def _remove(self, seg: SegmentInfo) -> None:
+        if self.hold is None or not self.hold(seg):
+            remove_segment(seg)
 
     def clean_tmp(self) -> None:
         try:
@@ -207,7 +214,7 @@ class Compactor:
             try:
                 size = seg.path.stat().st_size
                 index = compact_segment(self.connection(), seg, self.parquet_dir, self.block_rows)
-                remove_segment(seg)
+                self._remove(seg)
             except FileNotFoundError:
                 continue  # removed meanwhile (retention)
             except (duckdb.Error, OSError, ValueError) as exc:

@@ -115,3 +115,44 @@ class SinkState:
             position.deadletter_bytes += len(data)
         write_atomic(self.cursor_file, position.to_json())
         self.position = position
+
+
+def _first_seq(name: str) -> int:
+    m = layout.SEGMENT_RE.match(name)
+    return int(m.group(2)) if m else -1
+
+
+def sent_past(position: Position, segment: str, size: int) -> bool:
+    """Has the sink at ``position`` delivered all ``size`` bytes of sealed ``segment``?"""
+    if position.segment is None:
+        return False
+    if position.segment == segment:
+        return position.offset >= size
+    return _first_seq(position.segment) > _first_seq(segment)
+
+
+def unsent_by(data_dir: Path, kinds: list[str]):
+    """``hold(segment_info) -> bool``: True while a sink of ``kinds`` still has to read it.
+
+    Compaction (query/compact.py) asks before deleting a sealed NDJSON segment,
+    so events reach Elasticsearch even when it was down longer than the
+    compaction grace. Blocking reads of small files: call from the compaction thread.
+    """
+
+    def hold(seg) -> bool:  # seg: store.reader.SegmentInfo
+        size = (seg.index or {}).get("bytes")
+        if size is None:
+            try:
+                size = seg.path.stat().st_size
+            except FileNotFoundError:
+                return False
+        for kind in kinds:
+            try:
+                position = load_position(cursor_path(data_dir, f"{kind}-w{seg.worker:02d}"))
+            except RuntimeError:
+                return True  # a damaged cursor: keep the data until someone looks
+            if not sent_past(position, seg.path.name, size):
+                return True
+        return False
+
+    return hold

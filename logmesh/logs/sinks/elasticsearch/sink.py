@@ -232,8 +232,13 @@ class ElasticsearchSink:
                 if not later:
                     return None, (segment, offset)
                 if segment is not None:
-                    log.warning("%s: segment %s vanished before it was all sent; going on with %s",
-                                self.name, segment, later[0][1])
+                    if (self.data_dir / layout.PARQUET_DIR / layout.parquet_name(segment)).exists():
+                        # compaction deletes a segment only once every sink has sent it
+                        log.info("%s: %s was compacted; going on with %s", self.name, segment,
+                                 later[0][1])
+                    else:
+                        log.warning("%s: segment %s was deleted (retention?) before it was all "
+                                    "sent; going on with %s", self.name, segment, later[0][1])
                 segment, offset = later[0][1], 0
             path = seg_dir / segment
             size = path.stat().st_size if path.exists() else 0
