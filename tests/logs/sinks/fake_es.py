@@ -22,6 +22,7 @@ Everything it got is kept for assertions: documents by ``_id``, how many
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import time
 from collections import Counter
@@ -64,8 +65,11 @@ def _error(kind: str, reason: str, status: int, **extra: Any) -> dict[str, Any]:
 
 class FakeElasticsearch:
     def __init__(self, *, flavor: str = "elasticsearch", seed: int = 7,
-                 faults: Faults | None = None, api_key: str | None = None) -> None:
+                 faults: Faults | None = None, api_key: str | None = None,
+                 basic_auth: tuple[str, str] | None = None, ssl_context: Any = None) -> None:
         self.flavor = flavor
+        self.basic_auth = basic_auth  # when set, requests need this user and password
+        self.ssl_context = ssl_context  # serve https
         self.random = random.Random(seed)
         self.faults = faults or Faults()
         self.api_key = api_key  # when set, requests without it get 401
@@ -90,7 +94,7 @@ class FakeElasticsearch:
     # -- running -------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{HOST}:{self.port}"
 
     async def start(self, port: int | None = None) -> FakeElasticsearch:
         app = web.Application(client_max_size=200 * 1024 * 1024)
@@ -98,7 +102,7 @@ class FakeElasticsearch:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, HOST, self.port if port is None else port,
-                                 reuse_address=True)
+                                 reuse_address=True, ssl_context=self.ssl_context)
         await self._site.start()
         self.port = self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
@@ -139,6 +143,11 @@ class FakeElasticsearch:
         if self.api_key is not None and request.headers.get("Authorization") != f"ApiKey {self.api_key}":
             return self._json(request, _error("security_exception", "missing authentication "
                                               "credentials for REST request [" + path + "]", 401), 401)
+        if self.basic_auth is not None:
+            want = "Basic " + base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            if request.headers.get("Authorization") != want:
+                return self._json(request, _error("security_exception", "unable to authenticate user "
+                                                  f"for REST request [{path}]", 401), 401)
         parts = [p for p in path.split("/") if p]
         method = request.method
         if parts == ["_fake", "stats"]:  # for tests that run the fake in its own process

@@ -63,7 +63,7 @@ class Process:
         try:
             return await asyncio.wait_for(self.proc.wait(), timeout)
         except TimeoutError:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: children (workers) too
             return await self.proc.wait()
 
 

@@ -356,3 +356,49 @@ async def test_a_plain_index_instead_of_a_data_stream(tmp_path, fake_es):
     assert fake_es.indices == {"logmesh-events"} and not fake_es.data_streams
     assert len(fake_es.docs) == 30
     assert "data_stream" not in fake_es.templates["logmesh-logmesh-events"]
+
+
+async def test_https_with_a_ca_file_and_basic_auth(tmp_path):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    fake = await FakeElasticsearch(ssl_context=server_ctx, basic_auth=("logmesh", "s3cret")).start()
+    store = Store(tmp_path / "data")
+    store.write([event(i) for i in range(25)])
+    sink = make_sink(fake.url, tmp_path / "data", store, ca_file=ca_file, username="logmesh",
+                     password="s3cret")
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+        await fake.stop()
+    assert fake.url.startswith("https://") and len(fake.docs) == 25
+
+
+async def test_https_without_the_ca_is_retried_not_dropped(tmp_path):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    fake = await FakeElasticsearch(ssl_context=server_ctx).start()
+    store = Store(tmp_path)
+    store.write([event(i) for i in range(5)])
+    sink = make_sink(fake.url, tmp_path, store)  # the system CAs do not know this one
+    sink.start()
+    try:
+        await wait_until(lambda: sink.stats["errors"] >= 2)
+        assert "no response" in sink.status and not fake.docs
+        assert sink.lag()[0] == 5
+    finally:
+        await sink.close()
+        await fake.stop()
