@@ -48,6 +48,7 @@ class Faults:
     item_429: float = 0.0
     bulk_delay: float = 0.0  # seconds to wait (after storing) before answering a bulk
     max_content_length: int = 0  # when set, larger bulk bodies get 413 with no body, as ES does
+    short_answer: float = 0.0  # an answer whose last item is missing (that document not stored)
 
 
 @dataclass
@@ -249,6 +250,8 @@ class FakeElasticsearch:
                 (op, meta), = header.items()
                 source = orjson.loads(lines[i + 1]) if op != "delete" else None
                 i += 2
+                if i >= len(lines) - 1 and rnd.random() < f.short_answer:
+                    break  # a broken proxy or server: no item for the last document
                 items.append({op: self._one(op, meta, source, path_index)})
         except (orjson.JSONDecodeError, ValueError, IndexError) as exc:
             return self._json(request, _error(

@@ -402,3 +402,17 @@ async def test_https_without_the_ca_is_retried_not_dropped(tmp_path):
     finally:
         await sink.close()
         await fake.stop()
+
+
+async def test_a_document_missing_from_the_answer_is_sent_again(tmp_path):
+    fake = await FakeElasticsearch(faults=Faults(short_answer=0.5)).start()
+    store = Store(tmp_path)
+    seqs = store.write([event(i) for i in range(400)])
+    sink = make_sink(fake.url, tmp_path, store, batch_events=40)
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+        await fake.stop()
+    assert {int(i) for i in fake.docs} == set(seqs) and sink.stats["retries"] > 0

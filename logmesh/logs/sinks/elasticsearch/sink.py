@@ -51,6 +51,7 @@ from .template import index_template, template_name
 log = logging.getLogger("logmesh.sinks.elasticsearch")
 
 RETRY_LOG_EVERY = 30.0  # seconds between repeated warnings about the same failure
+PEEK_BYTES = 64 * 1024  # /metrics reads this much to date the oldest unsent event (0 if it is longer)
 
 
 class _Stopping(Exception):
@@ -221,7 +222,8 @@ class ElasticsearchSink:
         return out
 
     def _read_batch(self, read: tuple[str | None, int], limit: int | None,
-                    max_events: int | None = None) -> tuple[Batch | None, tuple[str | None, int]]:
+                    max_events: int | None = None,
+                    max_bytes: int | None = None) -> tuple[Batch | None, tuple[str | None, int]]:
         """Blocking (runs in a thread): a batch from ``read`` and the position after it."""
         seg_dir = self.data_dir / layout.SEGMENTS_DIR
         segment, offset = read
@@ -246,8 +248,8 @@ class ElasticsearchSink:
                 log.warning("%s: %s is shorter (%d) than the cursor (%d); going on from its end",
                             self.name, segment, size, offset)
                 offset = size
-            max_bytes = max(self.config.batch_bytes, layout.MAX_EVENT_BYTES + 4096)
-            data, _ = read_complete(path, offset, max_bytes)
+            data, _ = read_complete(path, offset, max_bytes or max(
+                self.config.batch_bytes, layout.MAX_EVENT_BYTES + 4096))  # at least one whole event
             if data:
                 batch = self._decode(segment, offset, data, limit, max_events)
                 if batch is None:  # nothing durable yet
@@ -338,16 +340,16 @@ class ElasticsearchSink:
                 reason = ""
                 progress = False
                 for p in group:
-                    item = by_id.get(p.id)
-                    status = item.get("status", 0) if item is not None else 0
-                    verdict = classify(status if isinstance(status, int) else 0, item) if item \
-                        else classify(0, {"error": "no result for this document in the answer"})
+                    item = by_id.get(p.id) or {"error": "no result for this document in the answer"}
+                    status = item.get("status")
+                    status = status if isinstance(status, int) else 0  # 0: retried
+                    verdict = classify(status, item)
                     if isinstance(verdict, Done):
                         self.stats["sent"] += 1
                         progress = True
                     elif isinstance(verdict, DeadLetter):
                         deadletters.append(self._deadletter_line(p.line, status, verdict.reason,
-                                                                 item.get("error") if item else None))
+                                                                 item.get("error")))
                         self.stats["deadlettered"] += 1
                         progress = True
                     else:
@@ -471,7 +473,8 @@ class ElasticsearchSink:
             return 0, 0.0
         if self._oldest_ms is None:  # no batch in hand (e.g. backing off): look at the next event
             pos = self.state.position
-            batch, _ = self._read_batch((pos.segment, pos.offset), None, max_events=1)
+            batch, _ = self._read_batch((pos.segment, pos.offset), None, max_events=1,
+                                        max_bytes=PEEK_BYTES)
             self._oldest_ms = batch.oldest_ms if batch is not None else None
             if self._oldest_ms is None:
                 return events, 0.0
