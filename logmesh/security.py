@@ -354,8 +354,10 @@ class ConnectionGuard:
     def track(self, conn: Guarded, held: int, produced: bool) -> bool:
         """After a read: ``held`` bytes of a partial packet remain; ``produced``: packets completed.
 
-        False (and the connection is aborted) when the listener's budget for partial packets
-        is exhausted and this connection just grew its share.
+        When the listener's partial packets pass ``max_buffered``, the connections holding the
+        *oldest* unfinished packets are cut until a quarter of the budget is free again: a
+        working client finishes its packets quickly, so the stale ones are the attackers'.
+        False when ``conn`` itself was cut.
         """
         now = time.monotonic()
         conn.last_read = now
@@ -369,11 +371,26 @@ class ConnectionGuard:
             self.buffered += grew
             conn.held = held
             if grew > 0 and self.buffered > self.limits.max_buffered:
-                self.stats["buffer_limit"] += 1
-                self._close(conn, "holds %d bytes of a partial packet while the listener's budget "
-                            "(--max-buffered %d) is spent", held, self.limits.max_buffered)
-                return False
+                return conn not in self._shed()
         return True
+
+    def _shed(self) -> list[Guarded]:
+        """Cut the connections with the oldest partial packets until 3/4 of the budget is used."""
+        target = self.limits.max_buffered * 3 // 4
+        holders = sorted((c for c in self.conns if c.held), key=lambda c: c.partial_since)
+        cut = []
+        for victim in holders:
+            if self.buffered <= target:
+                break
+            self.stats["buffer_limit"] += 1
+            self._close(victim, "holds %d bytes of a packet started %.1fs ago while the port's "
+                        "budget for unfinished packets (--max-buffered %d) is spent", victim.held,
+                        time.monotonic() - victim.partial_since, self.limits.max_buffered)
+            self.buffered -= victim.held  # released now: connection_lost comes later
+            victim.held = 0
+            victim.partial_since = 0.0
+            cut.append(victim)
+        return cut
 
     def auth_failed(self, conn: Guarded, missing: bool) -> None:
         self.stats["auth_failures"] += 1
