@@ -45,16 +45,29 @@ async def run(events: int, batch: int) -> None:
 
         config = ElasticsearchConfig(urls=url, batch_events=batch, poll_interval=0.05)
         sink = ElasticsearchSink(config, tmp / "data", 0, head_seq=lambda: store.last_seq)
+        stalls: list[float] = []
+
+        async def probe() -> None:  # how late a 1 ms timer fires: what an ingest request would wait
+            while True:
+                t = time.perf_counter()
+                await asyncio.sleep(0.001)
+                stalls.append(time.perf_counter() - t - 0.001)
+
         c0, t0 = cpu(), time.perf_counter()
         sink.start()
+        prober = asyncio.create_task(probe())
         while sink.state.position.last_seq != store.last_seq:
             await asyncio.sleep(0.01)
         wall, used = time.perf_counter() - t0, cpu() - c0
+        prober.cancel()
         await sink.close()
     finally:
         await fake.stop()
+    stalls.sort()
     print(f"{events} events, batch {batch}: {wall:.2f}s, {events / wall:,.0f} events/s, "
-          f"sink CPU {used / events * 1e6:.1f} us/event ({used / wall * 100:.0f}% of one core)")
+          f"sink CPU {used / events * 1e6:.1f} us/event ({used / wall * 100:.0f}% of one core), "
+          f"event loop stalls p50 {stalls[len(stalls) // 2] * 1e3:.1f} ms, "
+          f"p99 {stalls[int(len(stalls) * 0.99)] * 1e3:.1f} ms, max {stalls[-1] * 1e3:.1f} ms")
 
 
 def main() -> None:

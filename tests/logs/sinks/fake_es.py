@@ -91,6 +91,8 @@ class FakeElasticsearch:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._seq_no = 0
+        self._field_cache: dict[int, tuple[dict[str, dict], set[str]]] = {}
+        self._template_cache: dict[str, dict | None] = {}
 
     # -- running -------------------------------------------------------------------
     @property
@@ -162,6 +164,7 @@ class FakeElasticsearch:
         if parts[0] == "_index_template" and len(parts) == 2:
             if method == "PUT" or method == "POST":
                 self.templates[parts[1]] = orjson.loads(body)
+                self._template_cache.clear()
                 return self._json(request, {"acknowledged": True})
             if method == "GET" and parts[1] in self.templates:
                 return self._json(request, {"index_templates": [
@@ -286,7 +289,9 @@ class FakeElasticsearch:
                 return {**base, "status": 400, "error": {
                     "type": "illegal_argument_exception",
                     "reason": "only write ops with an op_type of create are allowed in data streams"}}
-        template = self._template_for(index)
+        if index not in self._template_cache:
+            self._template_cache[index] = self._template_for(index)
+        template = self._template_cache[index]
         problem = self._check(source or {}, template, doc_id, stream is not None)
         if problem is not None:
             return {**base, "status": 400, "error": problem}
@@ -310,35 +315,52 @@ class FakeElasticsearch:
                     "reason": "[1:2] failed to parse: data stream timestamp field [@timestamp] is missing"}
         if template is None:
             return None
-        props = template.get("template", {}).get("mappings", {}).get("properties", {})
+        leaves, objects = self._fields(template)
         for key, value in source.items():
-            problem = self._check_field(key.split(".") if key != "@timestamp" else [key], value, props, doc_id)
+            problem = self._check_value(key, value, leaves, objects, doc_id)
             if problem is not None:
                 return problem
         return None
 
-    def _check_field(self, path: list[str], value: Any, props: dict, doc_id: str) -> dict | None:
-        node: dict | None = None
-        level = props
-        for i, part in enumerate(path):
-            node = level.get(part)
-            if node is None:
+    def _fields(self, template: dict) -> tuple[dict[str, dict], set[str]]:
+        """The template's mapping as {dotted leaf name: node} and the set of object names."""
+        cached = self._field_cache.get(id(template))
+        if cached is None:
+            leaves: dict[str, dict] = {}
+            objects: set[str] = set()
+
+            def walk(props: dict, prefix: str) -> None:
+                for key, node in props.items():
+                    if "properties" in node:
+                        objects.add(prefix + key)
+                        walk(node["properties"], prefix + key + ".")
+                    else:
+                        leaves[prefix + key] = node
+
+            walk(template.get("template", {}).get("mappings", {}).get("properties", {}), "")
+            cached = self._field_cache[id(template)] = (leaves, objects)
+        return cached
+
+    def _check_value(self, name: str, value: Any, leaves: dict[str, dict], objects: set[str],
+                     doc_id: str) -> dict | None:
+        node = leaves.get(name)
+        if node is None:
+            if name not in objects:
                 return None  # unmapped under dynamic: false: kept in _source, not indexed
-            if "properties" in node and i < len(path) - 1:
-                level = node["properties"]
-        assert node is not None
-        name = ".".join(path)
-        if "properties" in node:
             if not isinstance(value, dict):
                 return {"type": "document_parsing_exception",
                         "reason": f"[1:2] object mapping for [{name}] tried to parse field [{name}] "
                                   "as object, but found a concrete value"}
             for k, v in value.items():
-                problem = self._check_field(k.split("."), v, node["properties"], doc_id)
+                problem = self._check_value(f"{name}.{k}", v, leaves, objects, doc_id)
                 if problem is not None:
                     return problem
             return None
         kind = node.get("type")
+        if kind in ("keyword", "text") and type(value) is str:
+            return None  # the common case first
+        if kind in ("long", "date") and type(value) is int:
+            return None
         preview = str(value)[:40]
 
         def parse_error(cause: str) -> dict:
@@ -348,12 +370,11 @@ class FakeElasticsearch:
                     "caused_by": {"type": "illegal_argument_exception", "reason": cause}}
 
         if kind == "long":
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+            ok = (isinstance(value, float)) or (
                 isinstance(value, str) and value.strip().lstrip("-").isdigit())
             return None if ok else parse_error(f'For input string: "{preview}"')
         if kind == "date":
-            ok = isinstance(value, (int, str)) and not isinstance(value, bool)
-            return None if ok else parse_error(f"failed to parse date field [{preview}]")
+            return None if isinstance(value, str) else parse_error(f"failed to parse date field [{preview}]")
         if kind in ("keyword", "text"):
             scalars = value if isinstance(value, list) else [value]
             ok = all(not isinstance(v, (dict, list)) for v in scalars)
