@@ -87,8 +87,10 @@ class FramedConnection(Guarded, asyncio.Protocol):
                 if not self.authed:
                     self._refuse(None)
                     return
-                log.warning("%s %s:%s: dropped bad frame (%s, %d bytes) %s",
-                            self.name, *self.peer, item.reason, item.nbytes, item.detail[:120])
+                # a server's lines are rate-limited: a flood of bad input is not a flood of lines
+                (self.guard.warn if self.guard is not None else log).warning(
+                    "%s %s:%s: dropped bad frame (%s, %d bytes) %s",
+                    self.name, *self.peer, item.reason, item.nbytes, item.detail[:120])
                 continue
             raw, packet = item
             if self._first:
