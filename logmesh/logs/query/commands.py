@@ -256,7 +256,7 @@ def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str |
         raise click.BadParameter("--lines must be from 0 to 1000")
     client = Client(url, token)
     if not follow:
-        r = client.get("/api/v1/search", q=q, **{"from": "now-100y"}, to="now+1d", limit=max(lines, 1))
+        r = client.get("/api/v1/search", q=q, **{"from": "0"}, to="now+1d", limit=max(lines, 1))
         _print_events(list(reversed(r.get("events") or []))[-lines:] if lines else [], as_json)
         return
     header = True

@@ -151,8 +151,9 @@ class Snapshot:
 class Source:
     """A FROM clause over the snapshot, and what it costs."""
 
-    sql: str
+    sql: str | None  # None: nothing to read (everything was answered from the indexes)
     rows: int  # an estimate: rows in the kept blocks and live segments
+    counted: tuple[tuple[int, int, int], ...] = ()  # (min_ts, max_ts, rows) left to the caller
 
 
 @dataclass
@@ -425,11 +426,23 @@ class Engine:
 
     # -- building queries --------------------------------------------------------------------------
     def source(self, snap: Snapshot, start: int, end: int, need: trigrams.Need | None = None,
-               workers: set[int] | None = None, seq: int | None = None) -> Source | None:
-        """The union of the Parquet blocks and live segments that may hold matches in [start, end]."""
-        files: list[str] = []
-        ranges: list[tuple[int, int]] = []
-        pruned = False
+               workers: set[int] | None = None, seq: int | None = None,
+               from_index: Callable[[int, int], bool] | None = None,
+               live: bool = True) -> Source | None:
+        """Rows of the Parquet blocks and live segments that may match, already cut to [start, end].
+
+        Files wholly inside the range are read without a time filter (reading @timestamp
+        would double the cost of a count: 15 vs 8 ms over 2.5M rows); the others, and
+        those whose blocks were pruned, get their own scan with their own time ranges, so
+        one file's ranges never make DuckDB read another file's row groups.
+
+        ``from_index(min_ts, max_ts)`` True: the caller answers that block from its index
+        (it is returned in ``counted`` instead of read) -- unless a block that is read shares
+        a timestamp with it, since a time range cannot then take one without the other.
+        """
+        whole: list[str] = []
+        parts: list[str] = []
+        counted: list[tuple[int, int, int]] = []
         rows = 0
         for pf in snap.parquet:
             if pf.max_ts < start or pf.min_ts > end:
@@ -439,38 +452,53 @@ class Engine:
             if seq is not None and not pf.index["first_seq"] <= seq <= pf.index["last_seq"]:
                 continue
             bitmaps = pf.bitmaps() if need is not None else None
-            kept = []
+            kept: list[tuple[int, int]] = []
+            indexed: list[tuple[int, int, int]] = []
+            pruned = False
             for i, (lo, hi, n, s0, s1) in enumerate(pf.blocks):
                 if hi < start or lo > end:
                     continue
-                if seq is not None and not s0 <= seq <= s1:
+                if (seq is not None and not s0 <= seq <= s1) or (
+                        bitmaps is not None and need is not None and not need.allows(bitmaps[i])):
                     pruned = True
                     continue
-                if bitmaps is not None and need is not None and not need.allows(bitmaps[i]):
-                    pruned = True
+                if from_index is not None and from_index(lo, hi):
+                    indexed.append((lo, hi, n))
                     continue
-                kept.append((lo, hi, n))
+                kept.append((max(lo, start), min(hi, end)))
+                rows += n
+            changed = bool(indexed and kept)
+            while changed:  # a block read by time range would also read its neighbours' edge rows
+                changed = False
+                for b in list(indexed):
+                    if any(b[0] <= k_hi and b[1] >= k_lo for k_lo, k_hi in kept):
+                        indexed.remove(b)
+                        kept.append((max(b[0], start), min(b[1], end)))
+                        rows += b[2]
+                        changed = True
+            counted.extend(indexed)
+            pruned |= bool(indexed)
             if not kept:
                 continue
-            files.append(str(pf.path))
-            ranges.extend((lo, hi) for lo, hi, _ in kept)
-            rows += sum(n for _, _, n in kept)
-        parts = []
-        if files:
-            sql = f"SELECT {SELECT_LIST} FROM read_parquet([{', '.join(sql_str(f) for f in files)}])"
-            if pruned:
-                merged = _merge_ranges(ranges, MAX_PRUNE_RANGES)
-                sql += " WHERE " + " OR ".join(f"({TS} BETWEEN {a} AND {b})" for a, b in merged)
-            parts.append(sql)
+            path = sql_str(str(pf.path))
+            if not pruned and start <= pf.min_ts and pf.max_ts <= end:
+                whole.append(path)
+                continue
+            ranges = _merge_ranges(kept, MAX_PRUNE_RANGES)
+            cond = " OR ".join(f"({TS} BETWEEN {a} AND {b})" for a, b in ranges)
+            parts.append(f"SELECT {SELECT_LIST} FROM read_parquet({path}) WHERE {cond}")
+        if whole:
+            parts.insert(0, f"SELECT {SELECT_LIST} FROM read_parquet([{', '.join(whole)}])")
         in_range = set(snap.live_ids(start, end))
-        live = [s for s in snap.live if s.id in in_range and (workers is None or s.worker in workers)]
-        if live:
-            ids = ", ".join(str(s.id) for s in live)
-            parts.append(f"SELECT {SELECT_LIST} FROM live WHERE _seg IN ({ids})")
-            rows += sum(s.rows for s in live)
-        if not parts:
+        segs = [s for s in snap.live if live and s.id in in_range and (workers is None or s.worker in workers)]
+        if segs:
+            ids = ", ".join(str(s.id) for s in segs)
+            parts.append(f"SELECT {SELECT_LIST} FROM live WHERE _seg IN ({ids}) "
+                         f"AND {TS} BETWEEN {int(start)} AND {int(end)}")
+            rows += sum(s.rows for s in segs)
+        if not parts and not counted:
             return None
-        return Source(" UNION ALL ".join(parts), rows)
+        return Source(" UNION ALL ".join(parts) if parts else None, rows, tuple(counted))
 
     def units(self, snap: Snapshot, start: int, end: int, need: trigrams.Need | None) -> list[Unit]:
         out = []
@@ -560,8 +588,8 @@ class Engine:
             want = limit - len(events)
             direction = "DESC" if desc else "ASC"
             names, rows = self._run(
-                f"SELECT * FROM ({src.sql}) WHERE {TS} BETWEEN ? AND ? AND ({where}) "
-                f"ORDER BY {TS} {direction}, seq {direction} LIMIT {want}", [lo, hi] + params)
+                f"SELECT * FROM ({src.sql}) WHERE {where} "
+                f"ORDER BY {TS} {direction}, seq {direction} LIMIT {want}", params)
             events.extend(event_dict(names, r) for r in rows)
             if len(events) >= limit:
                 break
@@ -618,17 +646,22 @@ class Engine:
         now = now if now is not None else int(self.clock() * 1000)
         snap = self.refresh(max_age=0.05)
         need = trigrams.need(node) if node is not None else None
-        src = self.source(snap, start, end, need)
+        every = node is None or isinstance(node, kql.MatchAll)
+        src = self.source(snap, start, end, need,
+                          from_index=(lambda lo, hi: start <= lo and hi <= end) if every else None)
         if src is None:
             return 0
-        where, params = self.where(node, now)
-        _, rows = self._run(f"SELECT count(*) FROM ({src.sql}) WHERE {TS} BETWEEN ? AND ? AND ({where})",
-                            [start, end] + params)
-        return rows[0][0]
+        total = sum(n for _, _, n in src.counted)
+        if src.sql is not None:
+            where, params = self.where(node, now)
+            _, rows = self._run(f"SELECT count(*) FROM ({src.sql}) WHERE {where}", params)
+            total += rows[0][0]
+        return total
 
     def histogram(self, node: kql.Node | None, start: int, end: int, *, interval: int | None = None,
                   by: str | None = None, now: int | None = None) -> dict:
         now = now if now is not None else int(self.clock() * 1000)
+        expr, eparams, _ = field_expr(by) if by else ("", [], "")
         interval = interval or choose_interval(end - start + 1)
         first = start // interval * interval
         nb = (end - first) // interval + 1
@@ -639,15 +672,21 @@ class Engine:
         stacks: list[dict[str, int]] | None = [{} for _ in range(nb)] if by else None
         snap = self.refresh(max_age=0.05)
         need = trigrams.need(node) if node is not None else None
-        src = self.source(snap, start, end, need)
-        if src is not None:
+        one_bucket = None
+        if (node is None or isinstance(node, kql.MatchAll)) and not by:
+            # Every event counts: a block wholly inside the range and one bucket is counted
+            # from its index; only the blocks that straddle a bucket edge are read.
+            def one_bucket(lo: int, hi: int) -> bool:
+                return start <= lo and hi <= end and (lo - first) // interval == (hi - first) // interval
+        src = self.source(snap, start, end, need, from_index=one_bucket)
+        for lo, _, n in src.counted if src is not None else ():
+            counts[(lo - first) // interval] += n
+        if src is not None and src.sql is not None:
             where, params = self.where(node, now)
             if by:
-                expr, eparams, _ = field_expr(by)
                 _, rows = self._run(
                     f"SELECT ({TS} - ?) // ? AS k, CAST({expr} AS VARCHAR) AS v, count(*) FROM ({src.sql}) "
-                    f"WHERE {TS} BETWEEN ? AND ? AND ({where}) GROUP BY ALL",
-                    [first, interval] + eparams + [start, end] + params)
+                    f"WHERE {where} GROUP BY ALL", [first, interval] + eparams + params)
                 totals: dict[str, int] = {}
                 for _, v, n in rows:
                     key = NONE if v is None else v
@@ -662,8 +701,7 @@ class Engine:
             else:
                 _, rows = self._run(
                     f"SELECT ({TS} - ?) // ? AS k, count(*) FROM ({src.sql}) "
-                    f"WHERE {TS} BETWEEN ? AND ? AND ({where}) GROUP BY ALL",
-                    [first, interval, start, end] + params)
+                    f"WHERE {where} GROUP BY ALL", [first, interval] + params)
                 for k, n in rows:
                     counts[k] += n
         buckets = []
@@ -688,9 +726,8 @@ class Engine:
             where, params = self.where(node, now)
             _, rows = self._run(
                 f"SELECT v, n, sum(n) OVER () AS total FROM (SELECT {expr} AS v, count(*) AS n "
-                f"FROM ({src.sql}) WHERE {TS} BETWEEN ? AND ? AND ({where}) GROUP BY ALL) "
-                f"ORDER BY v IS NULL, n DESC, v LIMIT {limit + 1}",
-                eparams + [start, end] + params)
+                f"FROM ({src.sql}) WHERE {where} GROUP BY ALL) "
+                f"ORDER BY v IS NULL, n DESC, v LIMIT {limit + 1}", eparams + params)
             total = int(rows[0][2]) if rows else 0
             values = [{"value": v, "count": n} for v, n, _ in rows if v is not None][:limit]
         return {"field": field_name, "type": kind, "total": total, "values": values}
@@ -701,12 +738,12 @@ class Engine:
         src = self.source(snap, start, end)
         if src is None:
             return out
-        sample = (f"SELECT labels, params FROM ({src.sql}) WHERE {TS} BETWEEN ? AND ? "
-                  "AND (labels IS NOT NULL OR params IS NOT NULL) LIMIT 20000")
+        sample = (f"SELECT labels, params FROM ({src.sql}) "
+                  "WHERE labels IS NOT NULL OR params IS NOT NULL LIMIT 20000")
         _, rows = self._run(
             f"SELECT DISTINCT 'labels', unnest(json_keys(labels)) FROM ({sample}) WHERE json_type(labels) = 'OBJECT' "
             f"UNION SELECT DISTINCT 'params', unnest(json_keys(params)) FROM ({sample}) "
-            "WHERE json_type(params) = 'OBJECT'", [start, end, start, end])
+            "WHERE json_type(params) = 'OBJECT'", [])
         known = set(FIELD_TYPES)
         for column, key in sorted(rows, key=lambda r: (r[0], r[1])):
             name = f"{column}.{key}"
@@ -769,8 +806,7 @@ class Engine:
             return {}
         _, rows = self._run(
             f"SELECT {ident('service.name')}, count(*) FILTER (WHERE {REQUEST_SQL}), "
-            f"count(*) FILTER (WHERE {ERROR_SQL}), count(*) FROM ({src.sql}) "
-            f"WHERE {TS} BETWEEN ? AND ? GROUP BY ALL", [start, end])
+            f"count(*) FILTER (WHERE {ERROR_SQL}), count(*) FROM ({src.sql}) GROUP BY ALL", [])
         return {str(s): {"requests": r, "errors": e, "events": n} for s, r, e, n in rows if s is not None}
 
     def stats(self) -> dict:

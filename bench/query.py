@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Query benchmark: 10M realistic events, the engine's latency beside grep over the same NDJSON.
+
+    .venv/bin/python bench/query.py                     # 10,000,000 events in /tmp/logmesh-bench-query
+    .venv/bin/python bench/query.py --events 1000000 --runs 3
+
+1. Generates the events with DuckDB (seconds, not minutes) as the logs service
+   stores them: 2 workers, one NDJSON segment per worker and hour over 24 hours,
+   each with its .idx.json. Per request through the gateway there is a gateway
+   access log (status code, latency, upstream) and the service's request log
+   (the book's raw request frame as message, its params as JSON, key, trace.id);
+   some failed requests log an error record instead (level error, a stack trace
+   for 5xx), ~0.002% of which say "deadlock" -- the rare word. Services:
+   gateway, goods, members, purchases; 7 paths; 200/201/400/404/500/502.
+2. Compacts every segment with compact.py (Parquet + block index) into the store.
+3. Runs each query --runs times on the engine (in process, warm: median) and the
+   nearest grep pipeline once over the NDJSON files (page cache warm), printing
+   both latencies and both answers, then the store's bytes beside the NDJSON's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from logmesh.logs.query import kql  # noqa: E402
+from logmesh.logs.query.compact import compact_segment, new_connection  # noqa: E402
+from logmesh.logs.query.engine import Engine  # noqa: E402
+from logmesh.logs.store import layout  # noqa: E402
+from logmesh.logs.store.reader import list_segments  # noqa: E402
+
+START = 1_795_539_600_000  # 2026-11-24T17:00:00Z
+HOUR = 3_600_000
+RARE = "deadlock"  # ~8 per million events, in error records
+RARER = "segfault"  # ~1 per million
+
+EVENTS_SQL = """
+CREATE OR REPLACE TABLE ev AS
+WITH b AS (
+  SELECT i, (i // 7) % {workers} AS w, ((i + 1) << 6) | ((i // 7) % {workers}) AS seq,
+         {start} + (i * {span} // {n}) + (hash(i, 7) % 40)::BIGINT AS ts,
+         i // 2 AS req, i % 2 = 0 AS gw,
+         hash(i // 2, 1) % 100 AS r_svc, hash(i // 2, 2) % 100 AS r_op, hash(i // 2, 3) % 10000 AS r_st,
+         (hash(i, 4) % 1000000007)::BIGINT AS h4, (hash(i // 2, 5) % 1000000007)::BIGINT AS h5, md5((i // 2)::VARCHAR) AS hx
+  FROM range({lo}, {hi}) t(i)
+), c AS (
+  SELECT *,
+    CASE WHEN r_svc < 45 THEN 'goods' WHEN r_svc < 75 THEN 'members' ELSE 'purchases' END AS svc,
+    CASE WHEN r_op < 30 THEN 'POST' WHEN r_op < 90 THEN 'GET' ELSE 'DELETE' END AS meth,
+    CASE WHEN r_st < 50 THEN 500 WHEN r_st < 70 THEN 502 WHEN r_st < 270 THEN 404
+         WHEN r_st < 370 THEN 400 WHEN r_op < 30 THEN 201 ELSE 200 END AS st,
+    (h5 % 999999 + 1)::BIGINT AS uid, (h5 % 99999 + 1)::BIGINT AS gid, h5 % 10 = 0 AS ko,
+    round((h4 % 80000) / 1000.0 + 0.3, 3) AS took
+  FROM b
+), d AS (
+  SELECT *,
+    CASE WHEN r_op % 7 = 0 THEN '/' || svc || CASE svc WHEN 'goods' THEN '/search' WHEN 'members' THEN '/login'
+                                              ELSE '/history' END
+         WHEN r_op = 99 THEN '/healthz' ELSE '/' || svc END AS path,
+    CASE
+      WHEN svc = 'goods' AND meth = 'GET' THEN '{{"id":"' || gid || '","sort":"' || ['price','name','date','popular'][1 + h5 % 4]
+        || '","page":"' || (1 + h5 % 40) || '","size":"20","category":"' || ['kitchen','living','digital','fashion'][1 + h5 % 4] || '","key":' || req || '}}'
+      WHEN svc = 'goods' THEN '{{"name":"' || CASE WHEN ko THEN '머그컵' ELSE ['lamp','desk','pen','notebook','chair'][1 + h5 % 5] END
+        || '","category":"living","price":' || (h5 % 990 * 100) || ',"description":"' || CASE WHEN ko THEN '도자기 350ml' ELSE 'LED desk lamp, warm white' END
+        || '","key":' || req || '}}'
+      WHEN svc = 'members' AND meth = 'POST' THEN '{{"username":"user' || lpad(uid::VARCHAR, 6, '0') || '","password":"' || hx || '","key":' || req || '}}'
+      WHEN svc = 'members' THEN '{{"username":"user' || lpad(uid::VARCHAR, 6, '0') || '","city":"' || CASE WHEN ko THEN '서울' ELSE ['Seoul','Busan','Incheon','Daegu'][1 + h5 % 4] END
+        || '","fields":"username,email,grade,joined","key":' || req || '}}'
+      WHEN meth = 'POST' THEN '{{"userid":' || uid || ',"goodsid":' || gid || ',"quantity":' || (1 + h5 % 5) || ',"coupon":"C' || (1000 + h5 % 9000) || '","key":' || req || '}}'
+      ELSE '{{"userid":' || uid || ',"from":"2026-' || lpad((1 + h5 % 12)::VARCHAR, 2, '0') || '-' || lpad((1 + h5 % 28)::VARCHAR, 2, '0')
+        || '","status":"' || ['paid','shipped','delivered'][1 + h5 % 3] || '","key":' || req || '}}'
+    END AS params,
+    substr(hx, 1, 16) AS trace
+  FROM c
+)
+SELECT w, seq, ts,
+  '{{"seq":' || seq || ',"@timestamp":' || ts || ',"received_at":' || (ts + 2 + gw::INT) || ',"service.name":"'
+  || CASE WHEN gw THEN 'gateway","service.instance":"gateway-5f0c2a9e71b3' ELSE svc || '","service.instance":"' || svc || '-' || substr(md5(svc), 1, 12) END
+  || '","source.address":"127.0.0.1","source.port":' || (41000 + w) || ',"http.request.method":"' || meth
+  || '","url.path":"' || CASE WHEN gw THEN path ELSE '/' || svc END || '",'
+  || CASE
+  WHEN gw THEN '"http.response.status_code":' || st || ',"log.level":"'
+      || CASE WHEN st >= 500 THEN 'error' WHEN st >= 400 THEN 'warning' ELSE 'info' END
+      || '","message":"' || meth || ' ' || path || ' ' || st || ' ' || took || 'ms","event.id":"gateway-5f0c2a9e71b3:'
+      || (req + 1) || '","trace.id":"' || trace || '","labels":{{"event.duration_ms":' || took || ',"upstream":"' || svc || '"}}}}'
+  WHEN st >= 400 AND h4 % 2 = 0 THEN '"http.response.status_code":' || CASE WHEN st >= 500 THEN 500 ELSE 1 END
+      || ',"log.level":"error","message":"' || meth || '/' || svc || ' failed: ' || CASE
+          WHEN st >= 500 AND h4 % 500 = 0 THEN '{rare} detected while updating ' || svc || ' row ' || gid
+          WHEN st >= 500 AND h4 % 5000 = 2 THEN 'worker ' || (h4 % 8) || ' {rarer} at address 0x7f' || substr(hx, 1, 10)
+          WHEN st >= 500 THEN ['database timeout after 5000 ms', 'connection reset by peer', 'internal error'][1 + h4 % 3]
+          WHEN st = 404 THEN svc || ' ' || gid || ' not found' ELSE 'invalid ' || ['quantity','username','price'][1 + h4 % 3] END
+      || CASE WHEN st >= 500 THEN '","error.stack_trace":"Traceback (most recent call last):\\n  File \\"logmesh/examples/resource.py\\", line 88, in handle\\n    rows = self.db.execute(sql, args)\\nRuntimeError: ' || svc || ' handler failed' ELSE '' END
+      || '","event.id":"' || svc || '-' || substr(md5(svc), 1, 12) || ':' || (req + 1) || '","trace.id":"' || trace || '"}}'
+  ELSE '"key":"' || req || '","log.level":"info","message":"'
+      || replace('{{"uri":"/' || svc || '","method":"' || meth || '","params":' || params || ',"trace.id":"' || trace || '"}}', '"', '\\"')
+      || '","params":' || params || ',"event.id":"' || svc || '-' || substr(md5(svc), 1, 12) || ':' || (req + 1)
+      || '","trace.id":"' || trace || '"}}'
+  END AS line
+FROM d
+"""
+
+
+def generate(raw_dir: Path, n: int, workers: int, hours: int) -> list[Path]:
+    """NDJSON segments (+ .idx.json) in raw_dir/segments, as the logs service writes them."""
+    seg_dir = raw_dir / layout.SEGMENTS_DIR
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    paths = []
+    for hr in range(hours):  # one hour at a time: each worker's segment of that hour
+        lo, hi = n * hr // hours, n * (hr + 1) // hours
+        con.execute(EVENTS_SQL.format(n=n, lo=lo, hi=hi, workers=workers, start=START, span=hours * HOUR,
+                                      hour=HOUR, rare=RARE, rarer=RARER))
+        segs = con.execute("SELECT w, min(seq), max(seq), count(*), min(ts), max(ts), arg_min(ts, seq) "
+                           "FROM ev GROUP BY w ORDER BY w").fetchall()
+        for w, first, last, count, t0, t1, first_ts in segs:
+            path = seg_dir / layout.segment_name(w, first)
+            con.execute(f"COPY (SELECT line FROM ev WHERE w = {w} ORDER BY seq) TO '{path}' "
+                        "(FORMAT csv, HEADER false, DELIMITER '\x01', QUOTE '\x02', ESCAPE '\x02')")
+            idx = {"version": layout.SEGMENT_FORMAT_VERSION, "first_seq": first, "last_seq": last,
+                   "count": count, "min_ts": t0, "max_ts": t1, "bytes": path.stat().st_size,
+                   "sparse": [[first, first_ts, 0]]}
+            path.with_name(layout.index_name(path.name)).write_bytes(orjson.dumps(idx))
+            paths.append(path)
+    con.close()
+    return paths
+
+
+def median_ms(fn, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), result
+
+
+def shell_ms(cmd: str) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=False,
+                         env={**os.environ, "LC_ALL": "C"}).stdout
+    return (time.perf_counter() - t0) * 1000, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--hours", type=int, default=24)
+    ap.add_argument("--runs", type=int, default=5, help="engine runs per query (median)")
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/logmesh-bench-query"))
+    ap.add_argument("--threads", type=int, default=2, help="DuckDB threads for compaction")
+    ap.add_argument("--keep", action="store_true", help="reuse an existing store in --dir")
+    args = ap.parse_args()
+
+    raw, store = args.dir / "raw", args.dir / "store"
+    t0 = time.perf_counter()
+    if not (args.keep and (store / layout.PARQUET_DIR).exists()):
+        shutil.rmtree(args.dir, ignore_errors=True)
+        generate(raw, args.events, args.workers, args.hours)
+        t_gen = time.perf_counter() - t0
+        con = new_connection(threads=args.threads, memory_limit="8GB")
+        t1 = time.perf_counter()
+        for seg in list_segments(raw):
+            compact_segment(con, seg, store / layout.PARQUET_DIR)
+        t_compact = time.perf_counter() - t1
+        con.close()
+        print(f"generated {args.events:,} events in {t_gen:.1f}s, compacted in {t_compact:.1f}s "
+              f"({args.events / t_compact / 1e6:.2f}M events/s, {args.threads} threads)")
+    files = sorted(str(p) for p in (raw / layout.SEGMENTS_DIR).glob("*.ndjson"))
+    by_time = " ".join(sorted(files, key=lambda f: (int(Path(f).name[4:20]) >> 6, f)))  # ~ time order
+    cat = f"cat {' '.join(files)}"
+
+    engine = Engine(store)
+    engine.refresh()
+    lo, hi = START - HOUR, START + (args.hours + 1) * HOUR
+    goods = kql.parse("service.name:goods")
+    rare, rarer = kql.parse(RARE), kql.parse(RARER)
+    queries = [
+        ("count over all", lambda: engine.count(None, lo, hi), f"{cat} | grep -c ''"),
+        ("histogram over all (100 buckets)",
+         lambda: engine.histogram(None, lo, hi)["total"],
+         f"{cat} | grep -o '\"@timestamp\":[0-9]*' | awk -F: '{{b[int($2/{(hi - lo) // 100})]++}} END {{for (k in b) n += b[k]; print n}}'"),
+        ("service.name:goods count", lambda: engine.count(goods, lo, hi),
+         f"{cat} | grep -c '\"service.name\":\"goods\"'"),
+        (f"newest 100 matching {RARER!r}", lambda: len(engine.search(rarer, lo, hi, limit=100)[0]),
+         f"cat {by_time} | grep -i {RARER} | tail -100 | wc -l"),
+        (f"newest 100 matching {RARE!r}", lambda: len(engine.search(rare, lo, hi, limit=100)[0]),
+         f"cat {by_time} | grep -i {RARE} | tail -100 | wc -l"),
+        ("top url.path", lambda: engine.top(None, lo, hi, "url.path")["values"][0],
+         f"{cat} | grep -o '\"url.path\":\"[^\"]*\"' | awk '{{c[$0]++}} END {{for (k in c) print c[k], k}}' | sort -rn | head -1"),
+    ]
+    subprocess.run(["bash", "-c", f"{cat} > /dev/null"], check=False)  # page cache, as for the store
+    print(f"\n{'query':36} {'logmesh ms':>11} {'grep ms':>9}   answers (logmesh | grep)")
+    rows = []
+    for name, fn, cmd in queries:
+        fn()  # warm
+        ms, result = median_ms(fn, args.runs)
+        gms, gout = shell_ms(cmd)
+        rows.append((name, ms, gms))
+        print(f"{name:36} {ms:11.1f} {gms:9.0f}   {str(result)[:60]} | {gout.strip()[:40]}")
+    nd = sum(os.path.getsize(f) for f in files)
+    pq = sum(p.stat().st_size for p in (store / layout.PARQUET_DIR).iterdir()
+             if p.name.endswith((layout.PARQUET_SUFFIX, layout.BLOCKS_SUFFIX)))
+    bl = sum(p.stat().st_size for p in (store / layout.PARQUET_DIR).iterdir()
+             if p.name.endswith(layout.BLOCKS_SUFFIX))
+    print(f"\nNDJSON {nd:,} bytes; store {pq:,} bytes = {100 * pq / nd:.1f}% "
+          f"(of which block indexes {bl:,} bytes = {100 * bl / nd:.2f}%); "
+          f"{len(files)} segments, total run {time.perf_counter() - t0:.0f}s")
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()
