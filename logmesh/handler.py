@@ -42,9 +42,14 @@ class LogHandler(logging.Handler):
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
-        self.shipper.start()
-        ready.set()
+        self._loop.call_soon(self._start, ready)  # Shipper.start needs the loop running
         self._loop.run_forever()
+
+    def _start(self, ready: threading.Event) -> None:
+        try:
+            self.shipper.start()
+        finally:
+            ready.set()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

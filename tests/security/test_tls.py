@@ -107,3 +107,23 @@ async def test_the_whole_mesh_over_tls(mesh, pki, other_pki) -> None:
     await wait_until(lambda: stranger.registry is not None and stranger.registry.client.last_error,
                      what="the stranger's TLS failure")
     assert "stranger" not in [n["name"] for n in dist.nodes()]
+
+
+async def test_the_logging_handler_over_tls_with_a_token(start_logs, pki) -> None:
+    import logging
+
+    from logmesh.handler import LogHandler
+
+    srv = await start_logs(token=TOKEN, tls_cert=pki.cert_file, tls_key=pki.key_file)
+    handler = LogHandler("script", port=srv.config.port, token=TOKEN, ssl=client_context(pki.ca_file))
+    logger = logging.getLogger("tests.security.handler")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("over tls %d", 1)
+        await asyncio.to_thread(handler.flush)
+        await wait_until(lambda: [e["message"] for e in stored(srv.config.data_dir)] == ["over tls 1"],
+                         what="the record stored")
+    finally:
+        logger.removeHandler(handler)
+        await asyncio.to_thread(handler.close)
