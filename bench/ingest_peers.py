@@ -487,6 +487,15 @@ def _make_peer(spec: str, workdir: Path, port: int, a: argparse.Namespace) -> Pe
         return node_peer(workdir, port, fixed=True, name="node-fixed-print")
     if spec == "rsyslog" or spec.startswith("rsyslog:"):
         return rsyslog_peer(workdir, port, spec.partition(":")[2] or rsyslog.DEFAULT_VARIANT)
+    if spec in ("logmesh", "logmesh-w2"):
+        workers = 2 if spec == "logmesh-w2" else 1
+        data = workdir / "data"
+        cmd = [sys.executable, "-m", "logmesh", "logs", "--standalone", "--port", str(port),
+               "--http-port", str(free_port()), "--data-dir", str(data), "--fsync", "batch",
+               "--workers", str(workers)]
+        if workers == 1:
+            cmd.append("--no-supervise")  # a supervisor forks only to restart; one process is fairer
+        return logmesh_peer(cmd, port, data, name=f"logmesh --workers {workers}")
     if spec == "custom":
         subst = {"port": port, "workdir": workdir}
         cmd = [x.format(**subst) for x in shlex.split(a.server_cmd)]
@@ -499,7 +508,8 @@ def _make_peer(spec: str, workdir: Path, port: int, a: argparse.Namespace) -> Pe
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Ingest benchmark of log peers (see module doc).")
     ap.add_argument("--peers", default="node-book,node-fixed,rsyslog,rsyslog:linkedlist-txflush",
-                    help="comma list: node-book, node-book-quiet, node-fixed, node-fixed-print, "
+                    help="comma list: logmesh, logmesh-w2, node-book, node-book-quiet, node-fixed, "
+                         "node-fixed-print, "
                          f"rsyslog[:variant] (variants: {', '.join(rsyslog.VARIANTS)})")
     ap.add_argument("-c", "--connections", default="1,4,16", help="comma list")
     ap.add_argument("-n", "--events", type=int, default=300_000)

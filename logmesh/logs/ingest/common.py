@@ -9,6 +9,7 @@ event straight to the line the store appends.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,14 +183,15 @@ _keys_decoder = msgspec.json.Decoder(_KeyOnly)
 
 
 def book_events(envs: list, *, received_at: int, source: tuple[str, int],
-                routes: Routes) -> list[Event] | None:
+                routes: Routes, reserve: Callable[[int], range]) -> list[Event] | None:
     """Events for many book packets at once, or None to take them one by one.
 
     Decoding a read's packets with three ``decode_lines`` calls instead of
     three calls per packet halves the cost of ingest (bench/ingest.py). It is
     exact: no decoded text may hold a newline, so each line is one packet,
     and a packet that is not a well-typed request object sends the whole read
-    down the per-packet path (:func:`request_event`).
+    down the per-packet path (:func:`request_event`). Events get their seq
+    from ``reserve`` (the store writer's) as they are built.
     """
     try:
         texts = _texts_decoder.decode_lines(b"\n".join([e.params for e in envs]))
@@ -214,14 +216,13 @@ def book_events(envs: list, *, received_at: int, source: tuple[str, int],
     next_key = iter(keys).__next__
     out = []
     append = out.append
-    for env, text, req in zip(envs, texts, reqs, strict=True):
+    for env, text, req, seq in zip(envs, texts, reqs, reserve(len(envs)), strict=True):
         key = req.key
         if key is None:
             key = next_key().key
         method, uri = req.method, req.uri
-        ts = env.timestamp
         service = env.service
-        append(Event(timestamp=ts if type(ts) is int else received_at, received_at=received_at,
+        append(Event(seq=seq, timestamp=received_at, received_at=received_at,
                      message=text, level="info", source_address=addr, source_port=port,
                      method=method, path=uri, params=req.params, trace_id=req.trace_id,
                      key=key if key is None or type(key) is str else str(key),

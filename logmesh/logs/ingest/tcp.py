@@ -131,19 +131,18 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             return  # over the listener's budget for partial packets: aborted
         if not frames:
             return
-        events = self._fast(frames, received)
         acks: list[tuple[Any, int]] = []
-        if events is None:
+        events = self._fast(frames, received)
+        if events is not None:  # seqs given as they were built; all stamped with this read's time
+            last = ctx.writer.append_block(events, received, received)
+        else:
             events = []
             for raw in frames:
                 self._packet(raw, received, events, acks)
-        if events:
-            ctx.stats["events"] += len(events)
-            last = ctx.writer.append_events(events)
-        else:
-            # e.g. a batch of resends only: their first copies may still be in the buffer or
-            # waiting for fsync, so the ack waits for everything appended so far
-            last = ctx.writer.appended_seq
+            # With no new events (e.g. a batch of resends only) the first copies may still be
+            # buffered or waiting for fsync: the ack waits for everything appended so far.
+            last = ctx.writer.append_events(events) if events else ctx.writer.appended_seq
+        ctx.stats["events"] += len(events)
         for key, count in acks:
             asyncio.ensure_future(self._ack(key, count, last))
         if ctx.book_lines is not None and events:
@@ -192,9 +191,11 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         if len(envs) != len(frames):
             return None
         for env in envs:
-            if env.event_id is not None or memoryview(env.params)[:1] != b'"':
+            if env.event_id is not None or env.timestamp is not None \
+                    or memoryview(env.params)[:1] != b'"':
                 return None
-        return book_events(envs, received_at=received, source=self.source, routes=self.ctx.routes)
+        return book_events(envs, received_at=received, source=self.source,
+                           routes=self.ctx.routes, reserve=self.ctx.writer.reserve)
 
     def _packet(self, raw: bytes, received: int, events: list, acks: list) -> None:
         """One packet on its own: any shape, any error, counted and survived."""
