@@ -133,8 +133,8 @@ class ReconnectingClient:
             self._fail_pending(NotConnected(f"connection to {self.host}:{self.port} lost"))
             if self.on_disconnect is not None:
                 self.on_disconnect(self)
-            if not self._stopping:
-                await asyncio.sleep(self.backoff_min)
+            if not self._stopping:  # a refused token will not get better soon: try rarely
+                await asyncio.sleep(self.backoff_max if self.refusal is not None else self.backoff_min)
 
     # -- sending --------------------------------------------------------------
     @property
