@@ -144,3 +144,22 @@ async def test_connections_past_the_limit_are_closed(start_logs) -> None:
     await asyncio.sleep(0.2)
     status, _, _ = await raw_http(srv.config.http_port, get("/healthz"))
     assert status == 200, "room again once the others left"
+
+
+async def test_query_limits_from_the_config(start_logs) -> None:
+    srv = await start_logs(max_rows=5)
+    base = f"http://{HOST}:{srv.config.http_port}/api/v1/search"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base, params={"limit": "6"}) as r:
+            assert r.status == 400 and "limit" in (await r.json())["error"]
+        async with http.get(base, params={"limit": "5"}) as r:
+            assert r.status == 200
+    slow = await start_logs(query_timeout=1e-9, data_dir=srv.config.data_dir.parent / "slow")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"http://{HOST}:{slow.config.http_port}/api/v1/logs",
+                             data=b'{"message":"one"}') as r:
+            assert r.status == 200
+        async with http.get(f"http://{HOST}:{slow.config.http_port}/api/v1/search") as r:
+            assert r.status == 503 and r.headers["Retry-After"]
+            body = await r.json()
+            assert body["ok"] is False and "took longer" in body["error"]
