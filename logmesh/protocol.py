@@ -68,7 +68,7 @@ class FrameSplitter:
     delimiter and reported as :class:`BadFrame`.
     """
 
-    __slots__ = ("max_frame_bytes", "_buf", "_skipping", "_skipped")
+    __slots__ = ("max_frame_bytes", "_buf", "_skipping", "_skipped", "clean")
 
     # A partial frame may hold one byte over the limit: the first half of a delimiter cut
     # across reads, after a frame of exactly max_frame_bytes (which is allowed).
@@ -79,6 +79,7 @@ class FrameSplitter:
         self._buf = bytearray()
         self._skipping = False  # inside an oversized frame, dropping until the next ¶
         self._skipped = 0
+        self.clean = True  # the last feed() returned frames only, no BadFrame
 
     @property
     def buffered(self) -> int:
@@ -99,8 +100,21 @@ class FrameSplitter:
                 return self._hold_partial()
             parts = data.split(DELIMITER)
         tail = parts.pop()
-        out: list[bytes | BadFrame] = []
         limit = self.max_frame_bytes
+        if not self._skipping and parts and b"" not in parts and max(map(len, parts)) <= limit:
+            out: list[bytes | BadFrame] = parts  # the common case, checked in C: no per-frame loop
+        else:
+            out = self._screen(parts, limit)
+        if tail:
+            self._buf += tail
+            if len(self._buf) > limit + self._PARTIAL_SLACK:
+                self._start_skipping()
+        self.clean = out is parts  # every item is a frame: callers may skip their BadFrame check
+        return out
+
+    def _screen(self, parts: list[bytes], limit: int) -> list[bytes | BadFrame]:
+        """Drop empty frames, turn oversized ones (and the end of a skipped one) into BadFrames."""
+        out: list[bytes | BadFrame] = []
         if self._skipping:
             first = parts[0]
             parts[0] = b""
@@ -114,13 +128,10 @@ class FrameSplitter:
                 out.append(BadFrame("too_large", len(part), f"frame of {len(part)} bytes exceeds {limit}"))
                 continue
             out.append(part)
-        if tail:
-            self._buf += tail
-            if len(self._buf) > limit + self._PARTIAL_SLACK:
-                self._start_skipping()
         return out
 
     def _hold_partial(self) -> list[bytes | BadFrame]:
+        self.clean = True
         if self._skipping or len(self._buf) > self.max_frame_bytes + self._PARTIAL_SLACK:
             self._start_skipping()
         return []

@@ -120,13 +120,16 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             if not data:
                 return
         received = now_ms()
-        frames = []
         items = self.splitter.feed(data)
-        for item in items:
-            if isinstance(item, BadFrame):
-                self._bad(item.reason, item.detail)
-            else:
-                frames.append(item)
+        if self.splitter.clean:
+            frames = items
+        else:
+            frames = []
+            for item in items:
+                if isinstance(item, BadFrame):
+                    self._bad(item.reason, item.detail)
+                else:
+                    frames.append(item)
         if not ctx.guard.track(self, self.splitter.buffered, bool(items)):
             return  # over the listener's budget for partial packets: aborted
         if not frames:

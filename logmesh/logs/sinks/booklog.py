@@ -12,12 +12,20 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+import msgspec
 import orjson
 
 
 def book_date(t: time.struct_time) -> str:
     """``new Date().toLocaleDateString()`` in the en-US locale: 11/25/2026."""
     return f"{t.tm_mon}/{t.tm_mday}/{t.tm_year}"
+
+
+def _json_string(message: object) -> bytes:
+    """The message as a JSON string; the ingest fast path already holds it encoded (Raw)."""
+    if isinstance(message, msgspec.Raw):
+        return bytes(message)
+    return orjson.dumps(message)
 
 
 class BookLog:
@@ -45,8 +53,8 @@ class BookLog:
         """One line per event: the book's packet around the logged request text."""
         t = time.localtime()
         head = f"{book_date(t)}\t{source[0]}\t{source[1]}\t".encode()
-        data = b"".join(head + orjson.dumps({"uri": "/logs", "method": "POST", "key": 0,
-                                             "params": ev.message}) + b"\n" for ev in events)
+        data = b"".join(head + b'{"uri":"/logs","method":"POST","key":0,"params":'
+                        + _json_string(ev.message) + b"}\n" for ev in events)
         f = self._target(t)
         if f is not None:
             f.write(data)
