@@ -51,7 +51,7 @@ log = logging.getLogger("logmesh.logs.ingest")
 
 # Stop reading a connection while the store holds this much unwritten data;
 # the store's flusher resumes every paused connection after each write.
-PAUSE_BUFFER_BYTES = 64 * 1024 * 1024
+PAUSE_BUFFER_BYTES = 16 * 1024 * 1024
 
 
 class IngestContext:

@@ -309,10 +309,10 @@ class SegmentWriter:
 
     async def _flush_once(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._buf:
-            data = bytes(self._buf)
+            data = self._buf  # handed over whole, not copied: appends go to a fresh buffer
             pending = self._pending_blocks
             last = self._buf_last_seq
-            self._buf.clear()
+            self._buf = bytearray()
             self._pending_blocks = []
             try:
                 self._write_group(data, pending)
