@@ -47,6 +47,13 @@ log = logging.getLogger("logmesh.logs.compact")
 COMPACT_GRACE_SECONDS = 5.0  # a sealed segment waits this long, so tails read its last lines first
 COMPACT_INTERVAL_SECONDS = 10.0  # how often the thread looks for work without being woken
 DAMAGED_SUFFIX = ".damaged"  # a segment with unreadable lines is kept under this name, never deleted
+# Fields whose values are counted per block in the index (facets, mesh, histograms `by`):
+# a block with more distinct values than SUMMARY_MAX_VALUES stores none and is read instead.
+SUMMARY_FIELDS = ("service.name", "log.level", "http.request.method", "url.path",
+                  "http.response.status_code")
+SUMMARY_MAX_VALUES = 64
+MINUTE_MS = 60_000  # blocks also keep their event count per minute, for histograms ...
+MAX_BLOCK_MINUTES = 1440  # ... unless their events span more than a day (a wrong clock): then read
 
 
 def fsync_path(path: Path) -> None:
@@ -106,6 +113,23 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
         "FROM c GROUP BY b ORDER BY b").fetchall()
     tri = {r[0]: trigrams.bitmap_from_sql(bool(r[1]), bool(r[2]), r[3])
            for r in con.execute(trigrams.block_sql("c", block_rows)).fetchall()}
+    minutes: dict[int, list[int]] = {}
+    wide = {b[0] for b in blocks if b[2] // MINUTE_MS - b[1] // MINUTE_MS > MAX_BLOCK_MINUTES}
+    for b, m, n in con.execute(f"SELECT rowid // {block_rows} AS b, {TS} // {MINUTE_MS} AS m, count(*) "
+                               "FROM c GROUP BY ALL ORDER BY b, m").fetchall():
+        if b in wide:
+            continue
+        entry = minutes.setdefault(b, [m])
+        entry.extend([0] * (m - entry[0] - (len(entry) - 1)))  # minutes without events
+        entry.append(n)
+    values: dict[str, list[dict[str, int] | None]] = {}
+    for f in SUMMARY_FIELDS:
+        per: dict[int, dict[str, int]] = {}
+        for b, v, n in con.execute(f"SELECT rowid // {block_rows} AS b, CAST({ident(f)} AS VARCHAR), "
+                                   f"count(*) FROM c WHERE {ident(f)} IS NOT NULL GROUP BY ALL").fetchall():
+            per.setdefault(b, {})[v] = n
+        values[f] = [per.get(blk[0], {}) if len(per.get(blk[0], {})) <= SUMMARY_MAX_VALUES else None
+                     for blk in blocks]
     services = {str(s): n for s, n in con.execute(
         f"SELECT {ident('service.name')}, count(*) FROM c WHERE {ident('service.name')} IS NOT NULL "
         "GROUP BY ALL").fetchall()}
@@ -120,6 +144,8 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
         "bytes": tmp.stat().st_size, "block_rows": block_rows, "services": services,
         "blocks": [[b[1], b[2], b[3], b[4], b[5]] for b in blocks],
         "trigrams": encode_bitmaps([tri.get(b[0], 0) for b in blocks]),
+        "minutes": [minutes.get(b[0], []) for b in blocks],  # [first minute, count, count, ...]
+        "values": values,  # field -> per block {value: count} (None: too many values)
     }
     write_atomic(parquet_dir / layout.blocks_name(name), orjson.dumps(index))
     os.replace(tmp, final)

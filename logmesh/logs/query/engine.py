@@ -24,6 +24,12 @@ Pruning, before DuckDB sees a file:
   is left out; the kept blocks become ``@timestamp BETWEEN`` ranges that DuckDB
   matches against row group statistics, so only those row groups are read.
 
+Answers from the block index, for blocks wholly inside the range (the others are read):
+counts of every event or of one ``field:value`` on a summarised field
+(compact.SUMMARY_FIELDS), match-all histograms (per-minute counts), histograms
+``by`` and ``top`` of a summarised field. A block is never both counted from its
+index and read: see ``source``.
+
 Searches that want the newest (or oldest) N events scan in time slices from
 that end, each a few times larger than the last, and stop once N are found.
 """
@@ -33,6 +39,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -49,7 +56,7 @@ from ..event import FIELD_TYPES
 from ..store import layout
 from ..store.reader import list_segments, read_complete
 from . import kql, trigrams
-from .compact import decode_bitmaps
+from .compact import MINUTE_MS, SUMMARY_FIELDS, decode_bitmaps
 from .schema import (
     COLUMNS,
     SELECT_LIST,
@@ -111,6 +118,17 @@ class ParquetFile:
     def blocks(self) -> list[list[int]]:  # [min_ts, max_ts, rows, min_seq, max_seq]
         return self.index["blocks"]
 
+    def summary(self, field_name: str, block: int) -> dict[str, int] | None:
+        """{value: count} of ``field_name`` in a block (compact.SUMMARY_FIELDS), None if unknown."""
+        per = (self.index.get("values") or {}).get(field_name)
+        return per[block] if per is not None and block < len(per) else None
+
+    def minutes(self, block: int) -> list[int] | None:
+        """[first minute, count, count, ...] of a block, None if unknown."""
+        per = self.index.get("minutes")
+        m = per[block] if per is not None and block < len(per) else None
+        return m or None
+
     def bitmaps(self) -> list[int] | None:
         if self._bitmaps is None and "trigrams" in self.index:
             try:
@@ -153,7 +171,7 @@ class Source:
 
     sql: str | None  # None: nothing to read (everything was answered from the indexes)
     rows: int  # an estimate: rows in the kept blocks and live segments
-    counted: tuple[tuple[int, int, int], ...] = ()  # (min_ts, max_ts, rows) left to the caller
+    counted: tuple[tuple[ParquetFile, int], ...] = ()  # (file, block) left to the caller
 
 
 @dataclass
@@ -211,6 +229,22 @@ def field_expr(name: str) -> tuple[str, list[Any], str]:
     key = rest if column == "labels" and rest else name
     path = '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return 'json_extract_string("labels", ?)', [path], "keyword"
+
+
+def summary_term(node: kql.Node | None) -> tuple[str, str] | None:
+    """``field:value`` on a summarised field -> (field, value as the index keys it), else None."""
+    if not isinstance(node, kql.Match) or node.field not in SUMMARY_FIELDS:
+        return None
+    if not isinstance(node.value, kql.Literal):
+        return None
+    kind = FIELD_TYPES[node.field]
+    text = node.value.text
+    if kind == "keyword":
+        return node.field, text
+    if kind == "long" and re.fullmatch(r"[+-]?[0-9]{1,19}", text):
+        n = int(text)
+        return (node.field, str(n)) if abs(n) < 2**63 else None
+    return None
 
 
 def _merge_ranges(ranges: list[tuple[int, int]], cap: int) -> list[tuple[int, int]]:
@@ -427,7 +461,7 @@ class Engine:
     # -- building queries --------------------------------------------------------------------------
     def source(self, snap: Snapshot, start: int, end: int, need: trigrams.Need | None = None,
                workers: set[int] | None = None, seq: int | None = None,
-               from_index: Callable[[int, int], bool] | None = None,
+               from_index: Callable[[ParquetFile, int], bool] | None = None,
                live: bool = True) -> Source | None:
         """Rows of the Parquet blocks and live segments that may match, already cut to [start, end].
 
@@ -436,13 +470,13 @@ class Engine:
         those whose blocks were pruned, get their own scan with their own time ranges, so
         one file's ranges never make DuckDB read another file's row groups.
 
-        ``from_index(min_ts, max_ts)`` True: the caller answers that block from its index
+        ``from_index(file, block)`` True: the caller answers that block from its index
         (it is returned in ``counted`` instead of read) -- unless a block that is read shares
         a timestamp with it, since a time range cannot then take one without the other.
         """
         whole: list[str] = []
         parts: list[str] = []
-        counted: list[tuple[int, int, int]] = []
+        counted: list[tuple[ParquetFile, int]] = []
         rows = 0
         for pf in snap.parquet:
             if pf.max_ts < start or pf.min_ts > end:
@@ -453,7 +487,7 @@ class Engine:
                 continue
             bitmaps = pf.bitmaps() if need is not None else None
             kept: list[tuple[int, int]] = []
-            indexed: list[tuple[int, int, int]] = []
+            indexed: list[int] = []
             pruned = False
             for i, (lo, hi, n, s0, s1) in enumerate(pf.blocks):
                 if hi < start or lo > end:
@@ -462,21 +496,22 @@ class Engine:
                         bitmaps is not None and need is not None and not need.allows(bitmaps[i])):
                     pruned = True
                     continue
-                if from_index is not None and from_index(lo, hi):
-                    indexed.append((lo, hi, n))
+                if from_index is not None and from_index(pf, i):
+                    indexed.append(i)
                     continue
                 kept.append((max(lo, start), min(hi, end)))
                 rows += n
             changed = bool(indexed and kept)
             while changed:  # a block read by time range would also read its neighbours' edge rows
                 changed = False
-                for b in list(indexed):
-                    if any(b[0] <= k_hi and b[1] >= k_lo for k_lo, k_hi in kept):
-                        indexed.remove(b)
-                        kept.append((max(b[0], start), min(b[1], end)))
-                        rows += b[2]
+                for i in list(indexed):
+                    lo, hi, n = pf.blocks[i][:3]
+                    if any(lo <= k_hi and hi >= k_lo for k_lo, k_hi in kept):
+                        indexed.remove(i)
+                        kept.append((max(lo, start), min(hi, end)))
+                        rows += n
                         changed = True
-            counted.extend(indexed)
+            counted.extend((pf, i) for i in indexed)
             pruned |= bool(indexed)
             if not kept:
                 continue
@@ -647,11 +682,18 @@ class Engine:
         snap = self.refresh(max_age=0.05)
         need = trigrams.need(node) if node is not None else None
         every = node is None or isinstance(node, kql.MatchAll)
-        src = self.source(snap, start, end, need,
-                          from_index=(lambda lo, hi: start <= lo and hi <= end) if every else None)
+        term = summary_term(node)
+
+        def inside(pf: ParquetFile, i: int) -> bool:
+            lo, hi = pf.blocks[i][:2]
+            return start <= lo and hi <= end and (every or pf.summary(term[0], i) is not None)  # type: ignore[index]
+
+        src = self.source(snap, start, end, need, from_index=inside if every or term else None)
         if src is None:
             return 0
-        total = sum(n for _, _, n in src.counted)
+        total = 0
+        for pf, i in src.counted:
+            total += pf.blocks[i][2] if every else pf.summary(term[0], i).get(term[1], 0)  # type: ignore[union-attr,index]
         if src.sql is not None:
             where, params = self.where(node, now)
             _, rows = self._run(f"SELECT count(*) FROM ({src.sql}) WHERE {where}", params)
@@ -672,21 +714,46 @@ class Engine:
         stacks: list[dict[str, int]] | None = [{} for _ in range(nb)] if by else None
         snap = self.refresh(max_age=0.05)
         need = trigrams.need(node) if node is not None else None
-        one_bucket = None
-        if (node is None or isinstance(node, kql.MatchAll)) and not by:
-            # Every event counts: a block wholly inside the range and one bucket is counted
-            # from its index; only the blocks that straddle a bucket edge are read.
-            def one_bucket(lo: int, hi: int) -> bool:
-                return start <= lo and hi <= end and (lo - first) // interval == (hi - first) // interval
-        src = self.source(snap, start, end, need, from_index=one_bucket)
-        for lo, _, n in src.counted if src is not None else ():
-            counts[(lo - first) // interval] += n
-        if src is not None and src.sql is not None:
+        every = node is None or isinstance(node, kql.MatchAll)
+        by_minute = interval % MINUTE_MS == 0  # then each minute falls in one bucket
+
+        def from_index(pf: ParquetFile, i: int) -> bool:
+            # Every event counts: a block inside the range is counted from its index when it
+            # lies in one bucket (or its per-minute counts can be split); by a field, when it
+            # lies in one bucket and its value counts are known. The rest is read.
+            lo, hi = pf.blocks[i][:2]
+            if not (start <= lo and hi <= end):
+                return False
+            one = (lo - first) // interval == (hi - first) // interval
+            if by:
+                return one and pf.summary(by, i) is not None
+            return one or (by_minute and pf.minutes(i) is not None)
+
+        src = self.source(snap, start, end, need, from_index=from_index if every and (
+            not by or by in SUMMARY_FIELDS) else None)
+        rows: list[tuple[int, str | None, int]] = []
+        for pf, i in src.counted if src is not None else ():
+            lo, hi, n = pf.blocks[i][:3]
+            k = (lo - first) // interval
+            if by:
+                summary = pf.summary(by, i) or {}
+                rows.extend((k, v, c) for v, c in summary.items())
+                if n > sum(summary.values()):
+                    rows.append((k, None, n - sum(summary.values())))
+            elif k == (hi - first) // interval:
+                counts[k] += n
+            else:
+                m0, *per_minute = pf.minutes(i)  # type: ignore[misc]
+                for j, c in enumerate(per_minute):
+                    counts[((m0 + j) * MINUTE_MS - first) // interval] += c
+        if src is not None and (src.sql is not None or rows):
             where, params = self.where(node, now)
             if by:
-                _, rows = self._run(
-                    f"SELECT ({TS} - ?) // ? AS k, CAST({expr} AS VARCHAR) AS v, count(*) FROM ({src.sql}) "
-                    f"WHERE {where} GROUP BY ALL", [first, interval] + eparams + params)
+                if src.sql is not None:
+                    _, got = self._run(
+                        f"SELECT ({TS} - ?) // ? AS k, CAST({expr} AS VARCHAR) AS v, count(*) FROM ({src.sql}) "
+                        f"WHERE {where} GROUP BY ALL", [first, interval] + eparams + params)
+                    rows.extend(got)
                 totals: dict[str, int] = {}
                 for _, v, n in rows:
                     key = NONE if v is None else v
@@ -698,11 +765,11 @@ class Engine:
                     counts[k] += n
                     stack = stacks[k]  # type: ignore[index]
                     stack[key] = stack.get(key, 0) + n
-            else:
-                _, rows = self._run(
+            elif src.sql is not None:
+                _, got = self._run(
                     f"SELECT ({TS} - ?) // ? AS k, count(*) FROM ({src.sql}) "
                     f"WHERE {where} GROUP BY ALL", [first, interval] + params)
-                for k, n in rows:
+                for k, n in got:
                     counts[k] += n
         buckets = []
         for i in range(nb):
@@ -719,17 +786,41 @@ class Engine:
         expr, eparams, kind = field_expr(field_name)
         snap = self.refresh(max_age=0.05)
         need = trigrams.need(node) if node is not None else None
-        src = self.source(snap, start, end, need)
-        values: list[dict] = []
+        every = node is None or isinstance(node, kql.MatchAll)
+
+        def from_index(pf: ParquetFile, i: int) -> bool:
+            lo, hi = pf.blocks[i][:2]
+            return start <= lo and hi <= end and pf.summary(field_name, i) is not None
+
+        src = self.source(snap, start, end, need,
+                          from_index=from_index if every and field_name in SUMMARY_FIELDS else None)
+        counts: dict[Any, int] = {}
         total = 0
-        if src is not None:
+        for pf, i in src.counted if src is not None else ():
+            total += pf.blocks[i][2]
+            for v, c in (pf.summary(field_name, i) or {}).items():
+                key = int(v) if kind == "long" else v
+                counts[key] = counts.get(key, 0) + c
+        if src is not None and src.sql is not None:
             where, params = self.where(node, now)
-            _, rows = self._run(
-                f"SELECT v, n, sum(n) OVER () AS total FROM (SELECT {expr} AS v, count(*) AS n "
-                f"FROM ({src.sql}) WHERE {where} GROUP BY ALL) "
-                f"ORDER BY v IS NULL, n DESC, v LIMIT {limit + 1}", eparams + params)
-            total = int(rows[0][2]) if rows else 0
-            values = [{"value": v, "count": n} for v, n, _ in rows if v is not None][:limit]
+            if counts:  # merged with the index's counts: every value is needed
+                _, rows = self._run(f"SELECT {expr} AS v, count(*) AS n FROM ({src.sql}) WHERE {where} "
+                                    "GROUP BY ALL", eparams + params)
+                for v, n in rows:
+                    total += n
+                    if v is not None:
+                        counts[v] = counts.get(v, 0) + n
+            else:
+                _, rows = self._run(
+                    f"SELECT v, n, sum(n) OVER () AS total FROM (SELECT {expr} AS v, count(*) AS n "
+                    f"FROM ({src.sql}) WHERE {where} GROUP BY ALL) "
+                    f"ORDER BY v IS NULL, n DESC, v LIMIT {limit + 1}", eparams + params)
+                total += int(rows[0][2]) if rows else 0
+                for v, n, _ in rows:
+                    if v is not None:
+                        counts[v] = counts.get(v, 0) + n
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]
+        values = [{"value": v, "count": n} for v, n in ranked]
         return {"field": field_name, "type": kind, "total": total, "values": values}
 
     def fields(self, start: int, end: int) -> list[dict]:

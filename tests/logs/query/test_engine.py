@@ -158,6 +158,31 @@ async def test_histogram_and_top(store):
     engine.close()
 
 
+@pytest.mark.parametrize("by", [None, "http.response.status_code", "url.path"])
+async def test_histograms_from_the_block_index_match_brute_force(store, by):
+    compact_all(store)
+    engine = Engine(store)
+    lo, hi = T0 + 7 * MIN + 123, T0 + 2 * HOUR + 40 * MIN
+    for interval in (MIN, 10 * MIN, 7_000):
+        h = engine.histogram(None, lo, hi, interval=interval, by=by)
+        want: dict[int, int] = {}
+        stacks: dict[int, dict[str, int]] = {}
+        for e in expected(store, lambda e: lo <= e["@timestamp"] <= hi):
+            t = e["@timestamp"] // interval * interval
+            want[t] = want.get(t, 0) + 1
+            if by:
+                v = str(e.get(by)) if e.get(by) is not None else "(none)"
+                stacks.setdefault(t, {})[v] = stacks.setdefault(t, {}).get(v, 0) + 1
+        assert {b["t"]: b["count"] for b in h["buckets"] if b["count"]} == want, interval
+        if by:
+            assert {b["t"]: b["by"] for b in h["buckets"] if b["count"]} == stacks
+    assert engine.count(kql.parse("url.path:/goods"), lo, hi) == len(
+        expected(store, lambda e: lo <= e["@timestamp"] <= hi and e["url.path"] == "/goods"))
+    assert engine.count(kql.parse("http.response.status_code:500"), LO, HI) == len(
+        expected(store, lambda e: e["http.response.status_code"] == 500))
+    engine.close()
+
+
 async def test_fields_event_context_and_trace(store):
     compact_all(store)
     engine = Engine(store)
