@@ -192,3 +192,29 @@ async def test_openapi_describes_every_api_route(api):
             assert op["responses"] and op["operationId"]
             for p in op.get("parameters", []):
                 assert p["in"] in ("query", "path") and "schema" in p, (path, p)
+
+
+async def test_two_workers_see_each_others_events_and_only_worker0_compacts(start_logs, tmp_path):
+    w0 = await start_logs(workers=2, worker_id=0)
+    w1 = await start_logs(workers=2, worker_id=1)
+    assert w0.query.compactor is not None and w1.query.compactor is None
+    b0, b1 = (f"http://{HOST}:{w.config.http_port}" for w in (w0, w1))
+    async with aiohttp.ClientSession() as s:
+        got: list[dict] = []
+
+        async def listen():  # a tail on worker 0 sees what worker 1 stores
+            async with s.get(f"{b0}/api/v1/tail", params={"q": "crossover", "timeout": "5"}) as r:
+                async for line in r.content:
+                    if line.startswith(b"data: "):
+                        got.append(json.loads(line[6:]))
+                        return
+
+        task = asyncio.create_task(listen())
+        await asyncio.sleep(0.3)
+        await post(s, b1, [{"message": "crossover from worker 1"}])
+        await post(s, b0, [{"message": "crossover from worker 0"}])
+        await asyncio.wait_for(task, 5)
+        assert got[0]["seq"] & 63 == 1
+        for base in (b0, b1):
+            r = await get(s, base, "/api/v1/search", q="crossover")
+            assert sorted(e["seq"] & 63 for e in r["events"]) == [0, 1]
