@@ -40,7 +40,15 @@ from ..store import layout
 from ..store.reader import SegmentInfo, list_segments
 from ..store.segment import write_atomic
 from . import trigrams
-from .schema import SELECT_LIST, TS, ident, read_ndjson_lenient_sql, read_ndjson_sql, sql_str
+from .schema import (
+    MESH_SELECT,
+    SELECT_LIST,
+    TS,
+    ident,
+    read_ndjson_lenient_sql,
+    read_ndjson_sql,
+    sql_str,
+)
 
 log = logging.getLogger("logmesh.logs.compact")
 
@@ -130,6 +138,12 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
             per.setdefault(b, {})[v] = n
         values[f] = [per.get(blk[0], {}) if len(per.get(blk[0], {})) <= SUMMARY_MAX_VALUES else None
                      for blk in blocks]
+    mesh: dict[int, dict[str, list[int]]] = {}
+    for b, svc, *c in con.execute(f"SELECT rowid // {block_rows} AS b, {MESH_SELECT} FROM c "
+                                  f"WHERE {ident('service.name')} IS NOT NULL GROUP BY ALL").fetchall():
+        mesh.setdefault(b, {})[svc] = c
+    values["mesh"] = [mesh.get(blk[0], {}) if len(mesh.get(blk[0], {})) <= SUMMARY_MAX_VALUES else None
+                      for blk in blocks]  # service -> [requests, errors, events]: /mesh
     services = {str(s): n for s, n in con.execute(
         f"SELECT {ident('service.name')}, count(*) FROM c WHERE {ident('service.name')} IS NOT NULL "
         "GROUP BY ALL").fetchall()}

@@ -59,6 +59,7 @@ from . import kql, trigrams
 from .compact import MINUTE_MS, SUMMARY_FIELDS, decode_bitmaps
 from .schema import (
     COLUMNS,
+    MESH_SELECT,
     SELECT_LIST,
     TS,
     ident,
@@ -892,13 +893,29 @@ class Engine:
     def service_counts(self, start: int, end: int) -> dict[str, dict[str, int]]:
         """Per service over [start, end]: requests and errors (docs/api.md, /mesh)."""
         snap = self.refresh(max_age=0.05)
-        src = self.source(snap, start, end)
+
+        def from_index(pf: ParquetFile, i: int) -> bool:
+            lo, hi = pf.blocks[i][:2]
+            return start <= lo and hi <= end and pf.summary("mesh", i) is not None
+
+        src = self.source(snap, start, end, from_index=from_index)
         if src is None:
             return {}
-        _, rows = self._run(
-            f"SELECT {ident('service.name')}, count(*) FILTER (WHERE {REQUEST_SQL}), "
-            f"count(*) FILTER (WHERE {ERROR_SQL}), count(*) FROM ({src.sql}) GROUP BY ALL", [])
-        return {str(s): {"requests": r, "errors": e, "events": n} for s, r, e, n in rows if s is not None}
+        out: dict[str, dict[str, int]] = {}
+        rows: list[tuple] = []
+        for pf, i in src.counted:
+            rows.extend((svc, *c) for svc, c in (pf.summary("mesh", i) or {}).items())
+        if src.sql is not None:
+            _, got = self._run(f"SELECT {MESH_SELECT} FROM ({src.sql}) GROUP BY ALL", [])
+            rows.extend(got)
+        for svc, r, e, n in rows:
+            if svc is None:
+                continue
+            c = out.setdefault(str(svc), {"requests": 0, "errors": 0, "events": 0})
+            c["requests"] += r
+            c["errors"] += e
+            c["events"] += n
+        return out
 
     def stats(self) -> dict:
         snap = self.refresh(max_age=0.05)
@@ -947,13 +964,3 @@ class Engine:
                 "services": dict(sorted(services.items(), key=lambda kv: -kv[1])),
                 "parquet_files": len(snap.parquet), "parquet_events": events,
                 "live_segments": len(snap.live), "live_events": live_events}
-
-
-# What /mesh counts (docs/api.md): a request is an event with a method that is not a service's
-# error record (those repeat a request already logged); an error is a log.level of error or worse,
-# or a status code >= 500.
-_LEVEL = ident("log.level")
-REQUEST_SQL = (f"{ident('http.request.method')} IS NOT NULL AND NOT ({_LEVEL} IS NOT DISTINCT FROM 'error' "
-               f"AND json_extract(labels, '$.\"event.duration_ms\"') IS NULL)")
-ERROR_SQL = (f"lower({_LEVEL}) IN ('error', 'critical', 'fatal', 'alert', 'emergency') "
-             f"OR {ident('http.response.status_code')} >= 500")

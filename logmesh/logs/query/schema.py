@@ -48,3 +48,15 @@ def read_ndjson_lenient_sql(path: str) -> str:
             exprs.append(f"TRY_CAST(json_extract_string(json, {path_arg}) AS {typ}) AS {ident(name)}")
     return (f"(SELECT {', '.join(exprs)} FROM read_ndjson_objects({sql_str(path)}, "
             "ignore_errors=true, maximum_object_size=16777216) WHERE json IS NOT NULL)")
+
+
+# What /mesh counts (docs/api.md): a request is an event with a method that is not a service's
+# error record (those repeat a request already logged); an error is a log.level of error or worse,
+# or a status code >= 500. Compaction stores these per block and service (compact.py).
+_LEVEL = ident("log.level")
+REQUEST_SQL = (f"{ident('http.request.method')} IS NOT NULL AND NOT ({_LEVEL} IS NOT DISTINCT FROM 'error' "
+               f"AND json_extract(labels, '$.\"event.duration_ms\"') IS NULL)")
+ERROR_SQL = (f"lower({_LEVEL}) IN ('error', 'critical', 'fatal', 'alert', 'emergency') "
+             f"OR {ident('http.response.status_code')} >= 500")
+MESH_SELECT = (f"{ident('service.name')}, count(*) FILTER (WHERE {REQUEST_SQL}), "
+               f"count(*) FILTER (WHERE {ERROR_SQL}), count(*)")

@@ -183,6 +183,18 @@ async def test_histograms_from_the_block_index_match_brute_force(store, by):
     engine.close()
 
 
+async def test_mesh_counts_from_the_index_equal_a_scan(store):
+    engine = Engine(store)
+    live = engine.service_counts(LO, HI)
+    compact_all(store)
+    engine.refresh()
+    assert engine.service_counts(LO, HI) == live
+    assert engine.service_counts(T0 + 5 * MIN, T0 + 70 * MIN) == Engine(store).service_counts(
+        T0 + 5 * MIN, T0 + 70 * MIN)
+    assert sum(c["events"] for c in live.values()) == 1500 and sum(c["errors"] for c in live.values()) > 0
+    engine.close()
+
+
 async def test_fields_event_context_and_trace(store):
     compact_all(store)
     engine = Engine(store)
