@@ -178,13 +178,52 @@ class Procs:
 
 
 def store_events(data_dir: Path) -> list[dict]:
-    """Every complete line of every segment of ``data_dir`` (what readers see), parsed."""
+    """Every stored event of ``data_dir``, as readers see it: complete segment lines, and the
+    Parquet files compaction made of sealed segments (a segment whose Parquet file exists is
+    left out, as the query engine does). Retried until no file came or went while reading."""
+    data_dir = Path(data_dir)
+    for _ in range(50):
+        before = _store_files(data_dir)
+        events = _read_store(data_dir, before)
+        if _store_files(data_dir) == before:
+            return events
+        time.sleep(0.05)
+    raise AssertionError(f"{data_dir}: the store kept changing while being read")
+
+
+def _store_files(data_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    segs = tuple(sorted(p.name for p in (data_dir / "segments").glob("*.ndjson")))
+    pq = tuple(sorted(p.name for p in (data_dir / "parquet").glob("*.parquet")))
+    return segs, pq
+
+
+def _read_store(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) -> list[dict]:
+    segs, pq = files
+    compacted = {name.removesuffix(".parquet") for name in pq}
     out = []
-    seg_dir = Path(data_dir) / "segments"
-    if not seg_dir.exists():
-        return out
-    for path in sorted(seg_dir.glob("*.ndjson")):
-        data = path.read_bytes()
+    for name in segs:
+        if name.removesuffix(".ndjson") in compacted:
+            continue
+        try:
+            data = (data_dir / "segments" / name).read_bytes()
+        except FileNotFoundError:
+            continue
         data = data[: data.rfind(b"\n") + 1]
         out.extend(orjson.loads(line) for line in data.splitlines())
+    if pq:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            cur = con.execute("SELECT * FROM read_parquet(?)", [[str(data_dir / "parquet" / n) for n in pq]])
+        except duckdb.IOException:
+            return out
+        cols = [d[0] for d in cur.description]
+        for row in cur.fetchall():
+            ev = {c: v for c, v in zip(cols, row, strict=True) if v is not None}
+            for key in ("params", "labels"):
+                if isinstance(ev.get(key), str):
+                    ev[key] = orjson.loads(ev[key])
+            out.append(ev)
+        con.close()
     return out
