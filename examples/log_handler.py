@@ -2,7 +2,7 @@
 
 Start the logs service first (``logmesh logs`` or ``make run``), then:
 
-    .venv/bin/python examples/log_handler.py
+    .venv/bin/python examples/log_handler.py [PORT]
     .venv/bin/logmesh query 'service.name:billing AND log.level:error' --since 5m
 
 Records arrive with their level, logger, message, traceback and extra fields,
@@ -10,10 +10,12 @@ acknowledged by the logs service; with ``spool_dir`` they wait on disk while it 
 """
 
 import logging
+import sys
 
 import logmesh
 
-handler = logmesh.LogHandler("billing", "127.0.0.1", 9040, spool_dir="data/spool/billing")
+port = int(sys.argv[1]) if len(sys.argv) > 1 else 9040  # the logs service's TCP port
+handler = logmesh.LogHandler("billing", "127.0.0.1", port, spool_dir="data/spool/billing")
 log = logging.getLogger("billing.invoices")
 log.addHandler(handler)
 log.setLevel(logging.INFO)
