@@ -54,7 +54,7 @@ import orjson
 
 from ..event import FIELD_TYPES
 from ..store import layout
-from ..store.reader import list_segments, read_complete
+from ..store.reader import SegmentInfo, list_segments, read_complete
 from . import kql, trigrams
 from .compact import MINUTE_MS, SUMMARY_FIELDS, decode_bitmaps
 from .schema import (
@@ -71,6 +71,11 @@ from .schema import (
 log = logging.getLogger("logmesh.logs.query")
 
 LIVE_CHUNK_BYTES = 64 * 1024 * 1024  # a live segment is loaded at most this much per step
+# A sealed segment still waiting for compaction stays in memory this long at most, and only
+# while the live table holds less than LIVE_MAX_BYTES of NDJSON; past either (compaction off
+# or behind) it is read from its file by each query instead: slower, but memory stays bounded.
+LIVE_SEALED_SECONDS = 600.0
+LIVE_MAX_BYTES = 1024 * 1024 * 1024
 GONE_GRACE_SECONDS = 30.0  # rows of a compacted segment are dropped from memory this long after
 MAX_PRUNE_RANGES = 200  # more kept block ranges than this are merged (superset: still correct)
 FIRST_SLICE_ROWS = 250_000  # rows in the first time slice of a newest/oldest-N search; x4 each
@@ -160,6 +165,7 @@ class Snapshot:
     parquet: tuple[ParquetFile, ...]
     live: tuple[LiveSegment, ...]  # copies: safe to read while the engine refreshes
     gen: int  # the live table's generation: rows loaded by later refreshes have a higher one
+    cold: tuple[SegmentInfo, ...] = ()  # sealed, not compacted, read from the file per query
 
     def live_ids(self, start: int | None = None, end: int | None = None) -> list[int]:
         return [s.id for s in self.live if s.rows and s.min_ts is not None
@@ -353,10 +359,15 @@ class Engine:
         gen = self._gen + 1
         loaded = False
         seen = set()
+        cold: list[SegmentInfo] = []
+        wall = time.time()
         for seg in segments:
             name = seg.path.name
             if layout.parquet_name(name) in self._parquet:
                 continue  # compacted: the Parquet file is in charge
+            if seg.sealed and self._is_cold(seg, wall):
+                cold.append(seg)  # its rows, if loaded, go once the grace below has run
+                continue
             seen.add(name)
             live = self._live.get(name)
             if live is None:
@@ -377,7 +388,17 @@ class Engine:
             tuple(sorted(self._parquet.values(), key=lambda p: (p.min_ts, p.path.name))),
             tuple(LiveSegment(s.id, s.path, s.worker, s.first_seq, s.offset, s.rows, s.min_ts,
                               s.max_ts, dict(s.services)) for s in self._live.values()),
-            self._gen)
+            self._gen, tuple(cold))
+
+    def _is_cold(self, seg: SegmentInfo, wall: float) -> bool:
+        try:
+            sealed_at = seg.path.with_name(layout.index_name(seg.path.name)).stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if wall - sealed_at > LIVE_SEALED_SECONDS:
+            return True
+        loaded = sum(s.offset for s in self._live.values())
+        return seg.path.name not in self._live and loaded + int(seg.index.get("bytes", 0)) > LIVE_MAX_BYTES  # type: ignore[union-attr]
 
     def _load_parquet(self, name: str, names: set[str]) -> ParquetFile | None:
         path = self.parquet_dir / name
@@ -525,6 +546,17 @@ class Engine:
             parts.append(f"SELECT {SELECT_LIST} FROM read_parquet({path}) WHERE {cond}")
         if whole:
             parts.insert(0, f"SELECT {SELECT_LIST} FROM read_parquet([{', '.join(whole)}])")
+        for seg in snap.cold:
+            info = seg.index or {}
+            if info.get("max_ts", end) < start or info.get("min_ts", start) > end:
+                continue
+            if workers is not None and seg.worker not in workers:
+                continue
+            if seq is not None and not seg.first_seq <= seq <= info.get("last_seq", seq):
+                continue
+            parts.append(f"SELECT {SELECT_LIST} FROM {read_ndjson_lenient_sql(str(seg.path))} "
+                         f"WHERE {TS} BETWEEN {int(start)} AND {int(end)}")
+            rows += int(info.get("count", 0))
         in_range = set(snap.live_ids(start, end))
         segs = [s for s in snap.live if live and s.id in in_range and (workers is None or s.worker in workers)]
         if segs:
@@ -551,6 +583,11 @@ class Engine:
         for s in snap.live:
             if s.rows and s.min_ts is not None and s.max_ts >= start and s.min_ts <= end:  # type: ignore[operator]
                 out.append(Unit(s.min_ts, s.max_ts, s.rows))  # type: ignore[arg-type]
+        for seg in snap.cold:
+            info = seg.index or {}
+            lo, hi = int(info.get("min_ts", 0)), int(info.get("max_ts", 0))
+            if hi >= start and lo <= end:
+                out.append(Unit(lo, hi, int(info.get("count", 0))))
         return out
 
     def with_deadline(self, seconds: float | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -948,6 +985,20 @@ class Engine:
                 hi = s.max_ts if hi is None else max(hi, s.max_ts)  # type: ignore[type-var]
             for name, n in s.services.items():
                 services[name] = services.get(name, 0) + n
+        cold_events = 0
+        for seg in snap.cold:
+            info = seg.index or {}
+            cold_events += int(info.get("count", 0))
+            if info.get("count"):
+                lo = info["min_ts"] if lo is None else min(lo, info["min_ts"])
+                hi = info["max_ts"] if hi is None else max(hi, info["max_ts"])
+        if snap.cold:
+            src = " UNION ALL ".join(f"SELECT {ident('service.name')} FROM {read_ndjson_lenient_sql(str(seg.path))}"
+                                     for seg in snap.cold)
+            _, rows = self._run(f"SELECT {ident('service.name')}, count(*) FROM ({src}) "
+                                f"WHERE {ident('service.name')} IS NOT NULL GROUP BY ALL", [])
+            for name, n in rows:
+                services[name] = services.get(name, 0) + n
         files = nbytes = 0
         for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR):
             try:
@@ -960,7 +1011,8 @@ class Engine:
                                 files += 1
             except FileNotFoundError:
                 pass
-        return {"events": events + live_events, "bytes": nbytes, "segments": files, "from": lo, "to": hi,
+        return {"events": events + live_events + cold_events, "bytes": nbytes, "segments": files, "from": lo, "to": hi,
                 "services": dict(sorted(services.items(), key=lambda kv: -kv[1])),
                 "parquet_files": len(snap.parquet), "parquet_events": events,
-                "live_segments": len(snap.live), "live_events": live_events}
+                "live_segments": len(snap.live), "live_events": live_events,
+                "cold_segments": len(snap.cold), "cold_events": cold_events}
