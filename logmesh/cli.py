@@ -394,7 +394,7 @@ def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str,
 
     config = LogsConfig(host=host, port=port, http_port=http_port, data_dir=data_dir,
                         distributor=None if standalone else parse_addr(distributor, 9000),
-                        worker_id=worker_id or 0, workers=workers, fsync=fsync,
+                        worker_id=worker_id, workers=workers, fsync=fsync,
                         fsync_interval=fsync_interval, rotate=rotate,
                         max_segment_bytes=parse_size(max_segment_size),
                         max_frame_bytes=parse_size(max_packet_size), text_log=text_log, echo=echo,

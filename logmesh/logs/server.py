@@ -48,7 +48,7 @@ from .sinks import load_sink
 from .sinks.booklog import BookLog
 from .sinks.cursor import unsent_by
 from .store import layout
-from .store.segment import SegmentWriter
+from .store.segment import SegmentWriter, claim_worker
 from .web.routes import add_routes as add_web_routes
 
 log = logging.getLogger("logmesh.logs")
@@ -61,7 +61,7 @@ class LogsConfig:
     http_port: int = 9041
     data_dir: Path = Path("data")
     distributor: tuple[str, int] | None = ("127.0.0.1", 9000)
-    worker_id: int = 0
+    worker_id: int | None = None  # None: the lowest free stream of the data directory
     workers: int = 1
     fsync: str = "batch"
     fsync_interval: float = layout.DEFAULT_FSYNC_INTERVAL
@@ -131,9 +131,11 @@ class LogsServer:
         self.guard = ConnectionGuard("logs ingest", self.limits, access.write)
         reuse = config.workers > 1
         self.reuse_port = reuse
+        # No --worker-id: take the lowest free stream, so instances can share a data directory.
+        config.worker_id, lock_fd = claim_worker(config.data_dir, config.worker_id)
         self.writer = SegmentWriter(config.data_dir, config.worker_id, fsync=config.fsync,
                                     fsync_interval=config.fsync_interval, rotate=config.rotate,
-                                    max_segment_bytes=config.max_segment_bytes)
+                                    max_segment_bytes=config.max_segment_bytes, lock_fd=lock_fd)
         self.routes = Routes()
         self.ledger = ShipperLedger()
         self.booklog = BookLog(config.text_log, echo=config.echo, rotate=config.rotate) if (

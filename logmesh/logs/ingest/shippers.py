@@ -52,16 +52,24 @@ class InstanceLedger:
 
 
 class ShipperLedger:
-    """All instances seen by this process (rebuilt from the store at start)."""
+    """All instances seen by this process (re-read from the store at start)."""
 
     def __init__(self) -> None:
         self.instances: dict[str, InstanceLedger] = {}
+        self.data_dir: Path | None = None  # set by rebuild(): where to look up unknown instances
+        self.window_ms = DEDUPE_WINDOW_MS
 
     def add(self, instance: str, n: int, service: str = "", ts: int = 0) -> bool:
         led = self.instances.get(instance)
         if led is None:
-            led = self.instances[instance] = InstanceLedger(service=service)
-        elif service and not led.service:
+            if n > 1 and self.data_dir is not None:
+                # An instance we never heard of, not at its first event: it failed over from
+                # another logs process (sharing our data directory) or wrote before our start.
+                self._scan(self.data_dir, instance)
+                led = self.instances.get(instance)
+            if led is None:
+                led = self.instances[instance] = InstanceLedger(service=service)
+        if service and not led.service:
             led.service = service
         if ts > led.last_seen_ms:
             led.last_seen_ms = ts
@@ -76,31 +84,58 @@ class ShipperLedger:
     def rebuild(self, data_dir: Path, window_ms: int = DEDUPE_WINDOW_MS) -> int:
         """Re-learn the numbers already stored, so resends after our restart are dropped.
 
-        Reads the segments of every worker that may hold events of the last
-        ``window_ms``; a resend older than that is not recognised.
+        Reads what every worker stored in the last ``window_ms`` (segments and
+        Parquet files); a resend older than that is not recognised.
         """
+        self.data_dir = Path(data_dir)
+        self.window_ms = window_ms
+        seen = self._scan(self.data_dir, None)
+        for led in self.instances.values():
+            led.duplicates = 0  # what we re-read is not a duplicate
+        return seen
+
+    def _scan(self, data_dir: Path, only: str | None) -> int:
+        from ..store import layout
         from ..store.reader import list_segments
 
-        horizon = int(time.time() * 1000) - window_ms
-        seen = 0
+        horizon = int(time.time() * 1000) - self.window_ms
+        pattern = _EVENT_ID if only is None else re.compile(
+            rb'"event\.id":"(' + re.escape(only.encode()) + rb'):(\d+)"')
+        ids: list[tuple[str, int]] = []
         for seg in list_segments(data_dir):
-            if seg.index is not None and seg.index["max_ts"] < horizon and \
-                    seg.index.get("max_received", seg.index["max_ts"]) < horizon:
+            if seg.index is not None and seg.index["max_ts"] < horizon:
                 continue
             try:
                 data = seg.path.read_bytes()
             except FileNotFoundError:
-                continue
-            for m in _EVENT_ID.finditer(data):
-                instance, n = m.group(1).decode(), int(m.group(2))
-                led = self.instances.get(instance)
-                if led is None:
-                    led = self.instances[instance] = InstanceLedger()
-                led.add(n)
-                seen += 1
-        for led in self.instances.values():
-            led.duplicates = 0  # what we re-read is not a duplicate
-        return seen
+                continue  # compacted meanwhile: its Parquet file is read below
+            ids.extend((m.group(1).decode(), int(m.group(2))) for m in pattern.finditer(data))
+        cutoff = time.time() - self.window_ms / 1000
+        parquet = [str(p) for p in (Path(data_dir) / layout.PARQUET_DIR).glob("*" + layout.PARQUET_SUFFIX)
+                   if p.stat().st_mtime >= cutoff]
+        if parquet:
+            import duckdb
+
+            sql = 'SELECT "event.id" FROM read_parquet(?) WHERE "event.id" IS NOT NULL'
+            args: list = [parquet]
+            if only is not None:
+                sql += ' AND starts_with("event.id", ?)'
+                args.append(only + ":")
+            try:
+                rows = duckdb.connect().execute(sql, args).fetchall()
+            except duckdb.Error:
+                rows = []  # a file compacted or removed meanwhile: best effort
+            for (event_id,) in rows:
+                inst, _, n = event_id.rpartition(":")
+                if n.isdigit():
+                    ids.append((inst, int(n)))
+        for instance, n in ids:
+            led = self.instances.get(instance)
+            if led is None:
+                led = self.instances[instance] = InstanceLedger()
+            if not led.add(n):
+                led.duplicates -= 1  # the same event seen twice while compaction moved it
+        return len(ids)
 
     def summary(self) -> list[dict]:
         return [{"instance": inst, "service": led.service, "received": led.received,

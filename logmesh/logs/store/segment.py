@@ -134,6 +134,29 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[n:]
 
 
+def claim_worker(data_dir: Path, wanted: int | None = None) -> tuple[int, int]:
+    """Lock a worker's stream in ``data_dir``: ``wanted``, or the lowest free id.
+
+    Returns ``(worker id, lock fd)``; the flock lives as long as the fd, so a
+    crashed process frees its id. Several ``logmesh logs`` instances can so
+    share one data directory, each writing its own stream.
+    """
+    seg_dir = Path(data_dir) / layout.SEGMENTS_DIR
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    for worker in ([wanted] if wanted is not None else range(layout.MAX_WORKERS)):
+        fd = os.open(seg_dir / f"w{worker:02d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return worker, fd
+    if wanted is not None:
+        raise RuntimeError(f"worker {wanted} of {seg_dir} is in use by another process; "
+                           "give each logs instance its own --worker-id or --data-dir")
+    raise RuntimeError(f"all {layout.MAX_WORKERS} worker streams of {seg_dir} are in use")
+
+
 class SegmentWriter:
     """The single writer of one worker's segment stream."""
 
@@ -147,6 +170,7 @@ class SegmentWriter:
         rotate: str = "hour",
         max_segment_bytes: int = layout.DEFAULT_MAX_SEGMENT_BYTES,
         clock: Callable[[], float] = time.time,
+        lock_fd: int | None = None,
     ) -> None:
         if fsync not in ("always", "batch", "off"):
             raise ValueError(f"unknown fsync mode {fsync!r}; use always, batch or off")
@@ -159,7 +183,7 @@ class SegmentWriter:
         self.rotate_ms = layout.ROTATE_SECONDS[rotate] * 1000
         self.max_segment_bytes = max_segment_bytes
         self.clock = clock
-        self._lock_fd: int | None = None
+        self._lock_fd: int | None = lock_fd  # from claim_worker, or taken by open()
         self._fd: int | None = None
         self.path: Path | None = None
         self.index: SegmentIndex | None = None
@@ -182,17 +206,8 @@ class SegmentWriter:
 
     # -- opening and recovery ------------------------------------------------
     def open(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        lock_path = self.dir / f"w{self.worker:02d}.lock"
-        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise RuntimeError(
-                f"worker {self.worker} of {self.dir} is in use by another process; "
-                "give each logs instance its own --worker-id or --data-dir") from None
+        if self._lock_fd is None:
+            _, self._lock_fd = claim_worker(self.dir.parent, self.worker)
         last_seq = -1
         for path in sorted(self.dir.glob(f"w{self.worker:02d}-*{layout.SEGMENT_SUFFIX}")):
             idx_path = path.with_name(layout.index_name(path.name))
