@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import resource
 import sys
 import tempfile
@@ -33,7 +34,7 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def run(events: int, batch: int) -> None:
+async def run(events: int, batch: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="es-sink-bench-"))
     store = Store(tmp / "data")
     for start in range(0, events, 50_000):
@@ -68,14 +69,21 @@ async def run(events: int, batch: int) -> None:
           f"sink CPU {used / events * 1e6:.1f} us/event ({used / wall * 100:.0f}% of one core), "
           f"event loop stalls p50 {stalls[len(stalls) // 2] * 1e3:.1f} ms, "
           f"p99 {stalls[int(len(stalls) * 0.99)] * 1e3:.1f} ms, max {stalls[-1] * 1e3:.1f} ms")
+    return {"events": events, "batch": batch, "seconds": wall, "events_per_s": events / wall,
+            "sink_cpu_us_per_event": used / events * 1e6,
+            "loop_stall_ms": {"p50": stalls[len(stalls) // 2] * 1e3,
+                              "p99": stalls[int(len(stalls) * 0.99)] * 1e3, "max": stalls[-1] * 1e3}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
-    asyncio.run(run(args.events, args.batch))
+    result = asyncio.run(run(args.events, args.batch))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

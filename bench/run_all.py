@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""``make bench``: run every benchmark, then write docs/benchmarks.md and docs/benchmarks.json.
+
+Each benchmark runs as its own process (one after the other: the machine has
+two cores and every figure is a comparison made inside one run). Its printed
+report goes into the page as it is; its JSON (where it writes one) into
+docs/benchmarks.json, with the machine, the commands and the date.
+
+    .venv/bin/python bench/run_all.py [--quick]     # --quick: smaller runs, for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PY = sys.executable
+
+
+def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
+    """(name, what it shows, argv); every argv writes JSON to OUT/<name>.json."""
+    n_ingest, repeat = ("100000", "1") if quick else ("300000", "3")
+    return [
+        ("ingest", "Ingest side by side: the same ~200-byte book log packets over TCP from one "
+                   "load generator process; events/s to the last event on disk, every event counted.",
+         [PY, "bench/ingest.py", "-n", n_ingest, "--repeat", repeat, "--json", str(OUT / "ingest.json")]),
+        ("shipper", "What shipping costs a service: ns per event on the request path; gateway "
+                    "requests/s and latency with shipping on and off, alternating in one run.",
+         [PY, "bench/shipper.py", "--runs", "1" if quick else "3", "--json", str(OUT / "shipper.json")]),
+        ("query", "Queries over a generated store beside grep over the same events as NDJSON.",
+         [PY, "bench/query.py", *(["--events", "1000000", "--runs", "3"] if quick else []),
+          "--json", str(OUT / "query.json")]),
+        ("es_sink", "The Elasticsearch sink catching up into a fake cluster in its own process.",
+         [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000",
+          "--json", str(OUT / "es_sink.json")]),
+    ]
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
+                          if ln.startswith("MemTotal")))
+    except (OSError, StopIteration, ValueError):
+        mem_kb = 0
+    return {"cpus": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 2**20, 1),
+            "python": platform.python_version(), "kernel": platform.release(),
+            "load_before": os.getloadavg()}
+
+
+def ratios(ingest: dict) -> list[str]:
+    """logmesh beside its peers, per connection count, from the same run."""
+    rows = {(r["name"].split(" (")[0], r["connections"]): r for r in ingest.get("rows", [])}
+    conns = sorted({c for _, c in rows})
+    lines = ["| conns | logmesh w2 / rsyslog (best) | logmesh w2 / rsyslog (Direct, async) "
+             "| logmesh w2 / node (fixed, quiet) | logmesh w1 / node (fixed, quiet) |",
+             "|---:|---:|---:|---:|---:|"]
+
+    def ratio(a: str, b: str, c: int) -> str:
+        ra, rb = rows.get((a, c)), rows.get((b, c))
+        if not ra or not rb or not rb.get("events_per_s"):
+            return "-"
+        return f"{ra['events_per_s'] / rb['events_per_s']:.2f}x"
+
+    for c in conns:
+        lines.append(f"| {c} | {ratio('logmesh --workers 2', 'rsyslog:linkedlist-txflush', c)} "
+                     f"| {ratio('logmesh --workers 2', 'rsyslog', c)} "
+                     f"| {ratio('logmesh --workers 2', 'node-fixed', c)} "
+                     f"| {ratio('logmesh --workers 1', 'node-fixed', c)} |")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the benches)")
+    ap.add_argument("--only", default="", help="comma list of benchmarks to run")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC)
+    t_all = time.monotonic()
+    results: dict = {"date": started.isoformat(timespec="seconds"), "machine": machine(),
+                     "benchmarks": {}}
+    sections: list[str] = []
+    only = {s for s in args.only.split(",") if s}
+    for name, what, argv in steps(args.quick):
+        if only and name not in only:
+            continue
+        cmd = " ".join(Path(a).name if a == PY else a for a in argv).replace(str(ROOT) + "/", "")
+        print(f"== {name}: {cmd}", flush=True)
+        t0 = time.monotonic()
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+        took = time.monotonic() - t0
+        print(proc.stdout[-3000:], flush=True)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr, flush=True)
+        raw_path = OUT / f"{name}.json"
+        raw = json.loads(raw_path.read_text()) if raw_path.exists() else None
+        results["benchmarks"][name] = {"command": f".venv/bin/{cmd}", "seconds": round(took, 1),
+                                       "exit": proc.returncode, "result": raw}
+        body = [f"## {name}", "", what, "", f"Command: `.venv/bin/{cmd}` ({took:.0f} s)", ""]
+        report = proc.stdout.strip()
+        if name == "ingest":
+            body += [report, "", "Ratios from the same run (events/s):", "", *ratios(raw or {})]
+        else:
+            body += ["```", report, "```"]
+        if proc.returncode != 0:
+            body += ["", f"**Failed** (exit {proc.returncode}):", "", "```",
+                     proc.stderr.strip()[-2000:], "```"]
+        sections.append("\n".join(body))
+    m = results["machine"]
+    head = ["# Benchmarks", "",
+            f"Made by `make bench` (bench/run_all.py) on {started:%Y-%m-%d %H:%M} UTC, "
+            f"on {m['cpus']} cores ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB, "
+            f"Python {m['python']}, Linux {m['kernel']}; load average before: "
+            f"{', '.join(f'{x:.2f}' for x in m['load_before'])}.",
+            "These machines are shared and noisy: each figure is a median of several runs "
+            "where the bench says so, and each comparison is made inside one run.",
+            "Raw numbers: docs/benchmarks.json.", ""]
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(head) + "\n" + "\n\n".join(sections) + "\n")
+    (ROOT / "docs" / "benchmarks.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print(f"wrote docs/benchmarks.md and docs/benchmarks.json in {time.monotonic() - t_all:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
