@@ -161,18 +161,25 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/logmesh-bench-query"))
     ap.add_argument("--threads", type=int, default=2, help="DuckDB threads for compaction")
     ap.add_argument("--keep", action="store_true", help="reuse an existing store in --dir")
+    ap.add_argument("--recompact", action="store_true",
+                    help="reuse the generated NDJSON in --dir, compact it again (e.g. with --block-rows)")
+    ap.add_argument("--block-rows", type=int, default=layout.PARQUET_ROW_GROUP_ROWS,
+                    help="rows per Parquet row group / index block")
     args = ap.parse_args()
 
     raw, store = args.dir / "raw", args.dir / "store"
     t0 = time.perf_counter()
     if not (args.keep and (store / layout.PARQUET_DIR).exists()):
-        shutil.rmtree(args.dir, ignore_errors=True)
-        generate(raw, args.events, args.workers, args.hours)
+        if args.recompact:
+            shutil.rmtree(store, ignore_errors=True)
+        else:
+            shutil.rmtree(args.dir, ignore_errors=True)
+            generate(raw, args.events, args.workers, args.hours)
         t_gen = time.perf_counter() - t0
         con = new_connection(threads=args.threads, memory_limit="8GB")
         t1 = time.perf_counter()
         for seg in list_segments(raw):
-            compact_segment(con, seg, store / layout.PARQUET_DIR)
+            compact_segment(con, seg, store / layout.PARQUET_DIR, args.block_rows)
         t_compact = time.perf_counter() - t1
         con.close()
         print(f"generated {args.events:,} events in {t_gen:.1f}s, compacted in {t_compact:.1f}s "
