@@ -165,10 +165,12 @@ def main() -> None:
                     help="reuse the generated NDJSON in --dir, compact it again (e.g. with --block-rows)")
     ap.add_argument("--block-rows", type=int, default=layout.PARQUET_ROW_GROUP_ROWS,
                     help="rows per Parquet row group / index block")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     args = ap.parse_args()
 
     raw, store = args.dir / "raw", args.dir / "store"
     t0 = time.perf_counter()
+    t_gen = t_compact = None
     if not (args.keep and (store / layout.PARQUET_DIR).exists()):
         if args.recompact:
             shutil.rmtree(store, ignore_errors=True)
@@ -224,7 +226,10 @@ def main() -> None:
         fn()  # warm
         ms, result = median_ms(fn, args.runs)
         gms, gout = shell_ms(cmd)
-        rows.append((name, ms, gms))
+        rows.append({"query": name, "logmesh_ms": round(ms, 2), "grep_ms": round(gms),
+                     "logmesh_answer": str(result), "grep_answer": gout.strip()[:200],
+                     "grep": cmd.replace(f"cat {by_time}", "cat <segments in time order>")
+                                .replace(cat, "cat <segments>")})
         print(f"{name:38} {ms:11.1f} {gms:9.0f}   {str(result)[:60]} | {gout.strip()[:40]}")
     nd = sum(os.path.getsize(f) for f in files)
     pq = sum(p.stat().st_size for p in (store / layout.PARQUET_DIR).iterdir()
@@ -235,6 +240,12 @@ def main() -> None:
           f"(of which block indexes {bl:,} bytes = {100 * bl / nd:.2f}%); "
           f"{len(files)} segments, total run {time.perf_counter() - t0:.0f}s")
     engine.close()
+    if args.json is not None:
+        args.json.write_text(orjson.dumps({
+            "events": args.events, "workers": args.workers, "hours": args.hours, "runs": args.runs,
+            "block_rows": args.block_rows, "generate_s": t_gen, "compact_s": t_compact,
+            "queries": rows, "ndjson_bytes": nd, "store_bytes": pq, "index_bytes": bl,
+            "store_percent": round(100 * pq / nd, 2)}, option=orjson.OPT_INDENT_2).decode())
 
 
 if __name__ == "__main__":
