@@ -276,7 +276,12 @@ class QueryAPI:
                     break
                 except TimeoutError:
                     pass
-                events, gen = await self.call(self.engine.tail, node, gen, now=now_ms(self.clock))
+                try:
+                    events, gen = await self.call(self.engine.tail, node, gen, now=now_ms(self.clock))
+                except (QueryError, QueryTimeout, duckdb.Error) as exc:  # the stream is open: say so in it
+                    log.warning("tail stopped: %s", exc)
+                    await resp.write(b"event: error\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n")
+                    break
                 if events:
                     await self._send(resp, events)
                     quiet = time.monotonic()

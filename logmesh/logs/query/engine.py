@@ -323,6 +323,11 @@ class Engine:
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
+    @property
+    def snapshot(self) -> Snapshot:
+        """The last refresh's view (no refresh: for metrics)."""
+        return self._snapshot
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur = getattr(self._local, "cur", None)
         if cur is None:

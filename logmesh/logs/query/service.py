@@ -78,6 +78,14 @@ class QueryService:
         ex.add("logmesh_live_bytes_loaded_total", "counter",
                "NDJSON bytes loaded into the live table (segments not compacted yet).",
                q["live_bytes_loaded"], labels)
+        snap = self.engine.snapshot
+        ex.add("logmesh_live_segments", "gauge", "Segments not compacted yet, held in memory.",
+               len(snap.live), labels)
+        ex.add("logmesh_live_events", "gauge", "Events of those segments.",
+               sum(s.rows for s in snap.live), labels)
+        ex.add("logmesh_cold_segments", "gauge",
+               "Sealed segments waiting for compaction, read from their files per query.",
+               len(snap.cold), labels)
         ex.add("logmesh_tail_streams", "gauge", "Open /api/v1/tail streams.", self.api.tails, labels)
         ex.add("logmesh_api_bad_requests_total", "counter", "Query API requests answered 400.",
                self.api.counters["bad_requests"], labels)
