@@ -116,6 +116,9 @@ def main() -> int:
             body += [report, "", "Ratios from the same run (events/s):", "", *ratios(raw or {})]
         else:
             body += ["```", report, "```"]
+        notes = ROOT / "bench" / "notes" / f"{name}.md"  # the analysis, written by hand
+        if notes.exists():
+            body += ["", notes.read_text().strip()]
         if proc.returncode != 0:
             body += ["", f"**Failed** (exit {proc.returncode}):", "", "```",
                      proc.stderr.strip()[-2000:], "```"]
