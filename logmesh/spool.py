@@ -21,19 +21,12 @@ from pathlib import Path
 
 import orjson
 
+from .fsio import write_atomic
+
 log = logging.getLogger("logmesh.spool")
 
 SPOOL_FILE_BYTES = 16 * 1024 * 1024  # a new spool file past this size (drops happen per file)
 HEAD_FILE = "head.json"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class Spool:
@@ -188,7 +181,7 @@ class Spool:
         self.has_pending = self.pending_bytes() > 0
 
     def _save_head(self) -> None:
-        _write_atomic(self.dir / HEAD_FILE, orjson.dumps({"file": self.head[0], "offset": self.head[1]}))
+        write_atomic(self.dir / HEAD_FILE, orjson.dumps({"file": self.head[0], "offset": self.head[1]}))
 
     def close(self) -> None:
         if self._out is not None:

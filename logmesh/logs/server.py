@@ -22,6 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..lifecycle import Serving
 from ..mesh.registry import RegistryLink
 from ..security import (
     DEFAULT_LIMITS,
@@ -119,7 +120,7 @@ def json_error(message: str, status: int = 400, **extra: object) -> web.Response
     return web.json_response({"ok": False, "error": message, "status": status, **extra}, status=status)
 
 
-class LogsServer:
+class LogsServer(Serving):
     def __init__(self, config: LogsConfig) -> None:
         access = config.access
         check_exposure("logs service", config.host, protected=access.protected,
@@ -303,9 +304,3 @@ class LogsServer:
         log.info("logs worker %d stopped; %d event(s) stored", self.config.worker_id,
                  self.writer.stats["events"])
 
-    async def serve_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..lifecycle import Serving
 from ..protocol import encode, reply_key
 from ..security import ConnectionGuard, Limits, TLSOptions, check_exposure, packet_token
 from .connection import FramedConnection
@@ -23,7 +24,7 @@ from .connection import FramedConnection
 log = logging.getLogger("logmesh.distributor")
 
 
-class Distributor:
+class Distributor(Serving):
     def __init__(self, host: str = "127.0.0.1", port: int = 9000, *, token: str | None = None,
                  tls: TLSOptions | None = None, limits: Limits | None = None,
                  insecure: bool = False) -> None:
@@ -67,12 +68,6 @@ class Distributor:
         if self.server is not None:
             await self.server.wait_closed()
 
-    async def serve_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
 
     def _make_connection(self) -> FramedConnection:
         conn = _DistributorConnection(self._on_packet, self._on_close, name="distributor",

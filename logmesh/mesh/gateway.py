@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..lifecycle import Serving
 from ..security import Limits, TLSOptions, bearer_token, check_exposure, token_matches
 from ..security_http import GuardedSite, runner_kwargs
 from .client import NotConnected, ReconnectingClient, RequestTimeout
@@ -54,7 +55,7 @@ async def _internal_errors(request: web.Request, handler: Any) -> web.StreamResp
         return _json({"errorcode": 500, "errormessage": "internal error"}, 500)
 
 
-class Gateway:
+class Gateway(Serving):
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
                  distributor: tuple[str, int] = ("127.0.0.1", 9000), timeout: float = 10.0,
                  name: str = "gateway", token: str | None = None, tls: TLSOptions | None = None,
@@ -209,9 +210,3 @@ class Gateway:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    async def serve_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..lifecycle import Serving
 from ..protocol import reply_key
 from ..security import ConnectionGuard, Limits, TLSOptions, check_exposure
 from .connection import FramedConnection
@@ -39,7 +40,7 @@ def print_request(raw: bytes, packet: dict, conn: FramedConnection) -> None:
     print(raw.decode("utf-8", "replace"), flush=True)
 
 
-class Service:
+class Service(Serving):
     """A mesh node serving ``routes``; subclass or pass handlers in."""
 
     def __init__(
@@ -110,12 +111,6 @@ class Service:
         if self.server is not None:
             await self.server.wait_closed()
 
-    async def serve_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
 
     @property
     def nodes(self) -> list[dict]:

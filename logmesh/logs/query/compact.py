@@ -36,9 +36,9 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from ...fsio import fsync_path, write_atomic
 from ..store import layout
 from ..store.reader import SegmentInfo, list_segments
-from ..store.segment import write_atomic
 from . import trigrams
 from .schema import (
     MESH_SELECT,
@@ -62,14 +62,6 @@ SUMMARY_FIELDS = ("service.name", "log.level", "http.request.method", "url.path"
 SUMMARY_MAX_VALUES = 64
 MINUTE_MS = 60_000  # blocks also keep their event count per minute, for histograms ...
 MAX_BLOCK_MINUTES = 1440  # ... unless their events span more than a day (a wrong clock): then read
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_bitmaps(bitmaps: list[int]) -> str:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import orjson
 
+from ...fsio import write_atomic
 from ..store import layout
-from ..store.segment import write_atomic
 
 log = logging.getLogger("logmesh.sinks")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import msgspec
 import orjson
 
+from ...fsio import fsync_path, write_atomic
 from . import layout
 
 _encode_lines = msgspec.json.Encoder().encode_lines
@@ -63,30 +64,6 @@ class SegmentIndex:
         return orjson.dumps({"version": layout.SEGMENT_FORMAT_VERSION, "first_seq": self.first_seq,
                              "last_seq": self.last_seq, "count": self.count, "min_ts": self.min_ts,
                              "max_ts": self.max_ts, "bytes": self.bytes, "sparse": self.sparse})
-
-
-def fsync_dir(path: Path) -> None:
-    """Make the entries of directory ``path`` (a new or renamed file) durable."""
-    dir_fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so a crash leaves the old or the new file, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def recover_segment(path: Path) -> SegmentIndex:
@@ -409,7 +386,7 @@ class SegmentWriter:
         self.path = self.dir / layout.segment_name(self.worker, first_seq)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if self.fsync_mode != "off":
-            fsync_dir(self.dir)  # fsync of the file alone does not make its new name durable
+            fsync_path(self.dir)  # fsync of the file alone does not make its new name durable
         self.index = SegmentIndex(first_seq)
         self._bucket = bucket
         log.debug("opened segment %s", self.path.name)
