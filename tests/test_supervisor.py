@@ -11,28 +11,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from logmesh.protocol import BadFrame, FrameDecoder, encode
 
 from .mesh.harness import HOST, free_port
+from .waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 STARTUP = 10.0  # a cold interpreter on a busy 2-core machine
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def children(pid: int) -> list[int]:

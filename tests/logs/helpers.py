@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,9 @@ import orjson
 
 from logmesh.protocol import encode
 
+from ..waiting import wait_until  # noqa: F401  (re-exported for the tests here)
+
 HOST = "127.0.0.1"
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
 
 
 def stored(data_dir: Path, worker: str = "*") -> list[dict]:

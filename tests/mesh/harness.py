@@ -15,6 +15,8 @@ from logmesh.mesh.gateway import Gateway
 from logmesh.mesh.service import Service
 from logmesh.protocol import BadFrame, FrameDecoder, encode
 
+from ..waiting import wait_until  # noqa: F401  (re-exported for the tests here)
+
 HOST = "127.0.0.1"
 
 
@@ -23,18 +25,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
 
 
 class Peer:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +10,8 @@ from typing import Any
 import orjson
 
 from logmesh.logs.store import layout
+
+from ...waiting import wait_until as _wait_until
 
 
 def event(i: int, **extra: Any) -> dict[str, Any]:
@@ -31,14 +31,8 @@ def poison(i: int) -> dict[str, Any]:
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
+    """tests/waiting.py's, with a longer default: a sink waits out backoffs."""
+    return await _wait_until(predicate, timeout, what)
 
 
 @dataclass
