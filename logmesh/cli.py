@@ -90,6 +90,10 @@ distributor_option = click.option("--distributor", "distributor", default="127.0
                                   help="The distributor's HOST:PORT.")
 supervise_option = click.option("--supervise/--no-supervise", default=True,
                                 help="Run under a supervisor that restarts the process when it dies.")
+metrics_port_option = click.option(
+    "--metrics-port", type=int, default=None,
+    help="Serve Prometheus /metrics (requests; the shipper's queued, spooled, sent, acked, "
+         "dropped) on this HTTP port [default: none; logmesh up: the TCP port + 1].")
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"),
                                help="Where databases and logs are kept.")
 
@@ -251,10 +255,12 @@ def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> Non
 @click.option("--ship/--no-ship", default=True,
               help="Ship an access log (status, latency) per request to the logs service.")
 @click.option("--max-body-size", default="1MiB", help="Larger request bodies are answered 413.")
+@metrics_port_option
 @security_options()
 @supervise_option
 def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
-            max_body_size: str, supervise: bool, sec: SecurityArgs) -> None:
+            max_body_size: str, metrics_port: int | None, supervise: bool,
+            sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
     token = sec.resolved_token()
     refuse_exposure("gateway", host, protected=bool(token), insecure=sec.insecure)
@@ -269,6 +275,10 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
                  max_body_bytes=parse_size(max_body_size))
     if ship:
         gw.attach_shipper(Shipper("gateway", token=token, ssl=tls.client_context()))
+    if metrics_port is not None:
+        from .mesh.metrics_http import MetricsEndpoint
+
+        gw.metrics = MetricsEndpoint(host, metrics_port, gw.collect_metrics)
     serve(gw.serve_forever)
 
 
@@ -285,11 +295,12 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
               help="Spool undelivered logs here [default: DATA_DIR/spool/NAME].")
 @click.option("--spool-max", default="1GB", help="Spool size limit; past it the oldest are dropped.")
 @click.option("--log-queue", default=100_000, help="Log events held in memory before spooling.")
+@metrics_port_option
 @security_options()
 @supervise_option
 def service(name: str, host: str, port: int | None, distributor: str, data_dir: Path,
             ship: bool, ship_mode: str, spool_dir: Path | None, spool_max: str, log_queue: int,
-            supervise: bool, sec: SecurityArgs) -> None:
+            metrics_port: int | None, supervise: bool, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
     token = sec.resolved_token()
     refuse_exposure(f"{name} service", host, protected=bool(token), insecure=sec.insecure)
@@ -308,6 +319,10 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
             if ship_mode == "ack" else None
         Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=token,
                 ssl=tls.client_context()).attach(svc)
+    if metrics_port is not None:
+        from .mesh.metrics_http import MetricsEndpoint
+
+        svc.metrics = MetricsEndpoint(host, metrics_port, svc.collect_metrics)
     serve(svc.serve_forever)
 
 
@@ -474,12 +489,14 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, sec: Security
     env = sec.env()
     common = ["--no-supervise"]
     specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, *common), env)]
-    specs.append(ChildSpec("gateway", logmesh_argv("gateway", "--host", host, *common), env))
+    specs.append(ChildSpec("gateway", logmesh_argv("gateway", "--host", host, "--metrics-port", "8001",
+                                                   *common), env))
     specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),
                                                 *common), env))
-    for name in ("goods", "members", "purchases"):
+    for name, metrics_port in (("goods", 9011), ("members", 9021), ("purchases", 9031)):
         specs.append(ChildSpec(name, logmesh_argv("service", name, "--host", host,
-                                                  "--data-dir", str(data_dir), *common), env))
+                                                  "--data-dir", str(data_dir), "--metrics-port",
+                                                  str(metrics_port), *common), env))
     http = "https" if sec.tls_cert else "http"
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if with_traffic:

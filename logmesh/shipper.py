@@ -107,6 +107,28 @@ class Shipper:
             log.warning("%s: log queue full (%d); dropped %d event(s) so far",
                         self.service, self.max_queue, self.stats["dropped"])
 
+    def collect_metrics(self, ex: Any) -> None:
+        """The shipper's counters, for a /metrics page (logmesh.metrics.Exposition)."""
+        labels = {"service": self.service}
+        ex.add("logmesh_shipper_queued_events", "gauge", "Events waiting in memory.",
+               len(self.queue), labels)
+        ex.add("logmesh_shipper_inflight_batches", "gauge", "Batches sent, not yet acknowledged.",
+               len(self.inflight), labels)
+        for key, help_text in (("shipped", "Events handed to the shipper."),
+                               ("sent", "Events written to the logs service (resends included)."),
+                               ("acked", "Events the logs service acknowledged as durable."),
+                               ("spooled", "Events written to the disk spool."),
+                               ("resent", "Events sent again after a lost connection."),
+                               ("dropped", "Events lost: queue full with no spool, or refused."),
+                               ("printed", "Events printed for want of a logs service (book mode).")):
+            ex.add(f"logmesh_shipper_{key}_events_total", "counter", help_text, self.stats[key], labels)
+        if self.spool is not None:
+            ex.add("logmesh_shipper_spool_dropped_events_total", "counter",
+                   "Spooled events dropped, oldest first, when the spool was full.",
+                   self.spool.dropped, labels)
+            ex.add("logmesh_shipper_spool_pending_bytes", "gauge", "Spooled bytes not yet sent.",
+                   self.spool.pending_bytes(), labels)
+
     # -- wiring ------------------------------------------------------------------
     def attach(self, service: Any) -> None:
         """Install on a mesh Service: its requests are shipped, its node list followed."""

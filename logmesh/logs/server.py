@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ..lifecycle import Serving
 from ..mesh.registry import RegistryLink
+from ..metrics import Exposition
 from ..security import (
     DEFAULT_LIMITS,
     Access,
@@ -43,7 +44,6 @@ from .ingest.common import Routes
 from .ingest.http_ndjson import parse_body
 from .ingest.shippers import ShipperLedger
 from .ingest.tcp import IngestContext, LogIngestProtocol
-from .metrics import Exposition
 from .query.service import QueryService
 from .sinks import load_sink
 from .sinks.booklog import BookLog

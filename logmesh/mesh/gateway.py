@@ -76,6 +76,7 @@ class Gateway(Serving):
         self.registry.listeners.append(self._on_nodes)
         self.names: dict[tuple[str, int], str] = {}
         self.shipper: Any = None  # a Shipper for the gateway's access log (see attach_shipper)
+        self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
         self.runner: web.AppRunner | None = None
         self.stats = {"requests": 0, "no_route": 0, "unreachable": 0, "timeouts": 0}
 
@@ -102,6 +103,13 @@ class Gateway(Serving):
             self.clients.pop(addr).abort()
         self.routes = routes
         self.names = names
+
+    def collect_metrics(self, ex: Any) -> None:
+        """Routing counters and the access-log shipper's, for the gateway's /metrics page."""
+        for key, value in self.stats.items():
+            ex.add(f"logmesh_gateway_{key}_total", "counter", f"Gateway requests: {key}.", value)
+        if self.shipper is not None:
+            self.shipper.collect_metrics(ex)
 
     def attach_shipper(self, shipper: Any) -> None:
         """Ship one access-log record per HTTP exchange (status, latency, upstream)."""
@@ -199,12 +207,16 @@ class Gateway(Serving):
                  self.host, self.port)
         if self.shipper is not None:
             self.shipper.start()
+        if self.metrics is not None:
+            await self.metrics.start()
         self.registry.start()
 
     async def stop(self) -> None:
         await self.registry.close()
         if self.shipper is not None:
             await self.shipper.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
         for client in list(self.clients.values()):
             await client.close()
         if self.runner is not None:

@@ -72,6 +72,7 @@ class Service(Serving):
         self.connections: set[FramedConnection] = set()
         self.stats = {"requests": 0, "errors": 0, "unknown_routes": 0}
         self.shipper: Any = None  # set by Shipper.attach
+        self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
 
     @property
     def urls(self) -> list[str]:
@@ -88,6 +89,8 @@ class Service(Serving):
         log.info("%s listening on %s:%d", self.name, self.host, self.port)
         if self.shipper is not None:
             self.shipper.start()
+        if self.metrics is not None:
+            await self.metrics.start()
         if self.distributor_addr is not None:
             host, port = self.distributor_addr
             self.registry = RegistryLink(host, port, name=self.name,
@@ -108,9 +111,23 @@ class Service(Serving):
             conn.close()
         if self.shipper is not None:
             await self.shipper.close()  # send (or spool) what is still queued
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.server is not None:
             await self.server.wait_closed()
 
+
+    def collect_metrics(self, ex: Any) -> None:
+        """This service's counters and its shipper's, for its /metrics page."""
+        labels = {"service": self.name}
+        ex.add("logmesh_service_requests_total", "counter", "Request packets received.",
+               self.stats["requests"], labels)
+        ex.add("logmesh_service_errors_total", "counter", "Requests answered with an error.",
+               self.stats["errors"], labels)
+        ex.add("logmesh_service_unknown_routes_total", "counter", "Requests for a route not served.",
+               self.stats["unknown_routes"], labels)
+        if self.shipper is not None:
+            self.shipper.collect_metrics(ex)
 
     @property
     def nodes(self) -> list[dict]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..metrics import Exposition
+from ...metrics import Exposition
 from .api import QueryAPI
 from .compact import Compactor
 from .engine import Engine

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from ...metrics import Exposition
+from ....metrics import Exposition
 from ...store import layout
 from ...store.reader import read_complete
 from ..cursor import SinkState

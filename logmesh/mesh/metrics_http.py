@@ -1,0 +1,44 @@
+"""``/metrics`` for the mesh's own processes (services, gateway): Prometheus text over HTTP.
+
+The logs service has its HTTP port anyway; services speak only the book's TCP
+protocol, so each gets a small HTTP listener of its own when ``--metrics-port``
+is given, showing its requests and its shipper (queued, spooled, sent, acked,
+dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ..metrics import Exposition
+
+log = logging.getLogger("logmesh.metrics")
+
+
+class MetricsEndpoint:
+    def __init__(self, host: str, port: int, collect: Callable[[Exposition], None]) -> None:
+        self.host, self.port = host, port
+        self.collect = collect
+        self.runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        ex = Exposition()
+        self.collect(ex)
+        return web.Response(text=ex.render(), content_type="text/plain")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("metrics on http://%s:%d/metrics", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
