@@ -7,7 +7,9 @@ them all: SIGTERM first, SIGKILL for any still running after the grace time.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ MAX_BACKOFF = 10.0  # a child that keeps dying young waits at most this long
 STABLE_AFTER = 5.0  # a child that lived this long resets its backoff
 SHUTDOWN_GRACE = 10.0  # seconds between SIGTERM and SIGKILL at shutdown
 POLL = 0.05
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -41,6 +44,19 @@ class _Child:
     history: list[int] = field(default_factory=list)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM us when the supervisor dies, even by SIGKILL.
+
+    Without it a killed supervisor leaves its children running, holding the
+    ports its replacement needs (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def logmesh_argv(*args: str) -> list[str]:
     """The command line that runs ``logmesh ARGS`` with this interpreter."""
     return [sys.executable, "-m", "logmesh", *args]
@@ -52,10 +68,8 @@ class Supervisor:
         self._stop = False
 
     def _spawn(self, child: _Child) -> None:
-        import os
-
         env = {**os.environ, **(child.spec.env or {})}
-        child.proc = subprocess.Popen(child.spec.argv, env=env)
+        child.proc = subprocess.Popen(child.spec.argv, env=env, preexec_fn=_die_with_parent)
         child.started = time.monotonic()
         log.info("started %s (pid %d)", child.spec.name, child.proc.pid)
 

@@ -194,3 +194,13 @@ def test_sigterm_to_a_supervisor_stops_its_children(mesh, procs):
         wait_for(lambda pid=pid: not alive(pid), 3.0, f"child {pid} to exit")
     assert not serves_goods(mesh["goods_port"])
     assert distributor_nodes(mesh["dist_port"]) is None
+
+
+def test_children_stop_when_their_supervisor_is_killed(mesh, procs):
+    """SIGKILL leaves the supervisor no time to clean up: the children must notice by themselves."""
+    sup = mesh["goods"]
+    kid = one_child(sup.pid)
+    os.kill(sup.pid, signal.SIGKILL)
+    sup.wait(5)
+    wait_for(lambda: not alive(kid), 5.0, f"child {kid} to exit after its supervisor died")
+    assert not serves_goods(mesh["goods_port"])

@@ -185,6 +185,8 @@ class SegmentWriter:
     def open(self) -> None:
         if self._lock_fd is None:
             _, self._lock_fd = claim_worker(self.dir.parent, self.worker)
+        for stray in self.dir.glob(f"w{self.worker:02d}-*.tmp"):
+            stray.unlink()  # a write_atomic cut short by a crash; the file it replaces is intact
         last_seq = -1
         for path in sorted(self.dir.glob(f"w{self.worker:02d}-*{layout.SEGMENT_SUFFIX}")):
             idx_path = path.with_name(layout.index_name(path.name))
