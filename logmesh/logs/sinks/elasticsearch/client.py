@@ -78,7 +78,32 @@ def _item(result: dict[str, Any]) -> dict[str, Any]:
     return next(iter(result.values()))
 
 
-class ElasticsearchBackend:
+class _Backend:
+    """What both clients do alike; each subclass maps its library's errors in ``_call``."""
+
+    client: Any
+
+    async def _call(self, coro: Any) -> Any:
+        raise NotImplementedError
+
+    async def put_template(self, name: str, body: dict[str, Any]) -> None:
+        await self._call(self.client.indices.put_index_template(name=name, body=body))
+
+    async def create_target(self, name: str, data_stream: bool) -> None:
+        try:
+            if data_stream:
+                await self._call(self.client.indices.create_data_stream(name=name))
+            else:
+                await self._call(self.client.indices.create(index=name))
+        except RequestFailed as exc:
+            if not _already_exists(exc):
+                raise
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class ElasticsearchBackend(_Backend):
     flavor = "elasticsearch"
 
     def __init__(self, config: ElasticsearchConfig) -> None:
@@ -128,19 +153,6 @@ class ElasticsearchBackend:
     async def info(self) -> dict[str, Any]:
         return (await self._call(self.client.info())).body
 
-    async def put_template(self, name: str, body: dict[str, Any]) -> None:
-        await self._call(self.client.indices.put_index_template(name=name, body=body))
-
-    async def create_target(self, name: str, data_stream: bool) -> None:
-        try:
-            if data_stream:
-                await self._call(self.client.indices.create_data_stream(name=name))
-            else:
-                await self._call(self.client.indices.create(index=name))
-        except RequestFailed as exc:
-            if not _already_exists(exc):
-                raise
-
     async def bulk(self, actions: list[Action]) -> list[dict[str, Any]]:
         from elasticsearch.helpers import async_streaming_bulk
 
@@ -152,11 +164,9 @@ class ElasticsearchBackend:
 
         return await self._call(run())
 
-    async def close(self) -> None:
-        await self.client.close()
 
 
-class OpenSearchBackend:
+class OpenSearchBackend(_Backend):
     flavor = "opensearch"
 
     def __init__(self, config: ElasticsearchConfig) -> None:
@@ -194,19 +204,6 @@ class OpenSearchBackend:
     async def info(self) -> dict[str, Any]:
         return await self._call(self.client.info())
 
-    async def put_template(self, name: str, body: dict[str, Any]) -> None:
-        await self._call(self.client.indices.put_index_template(name=name, body=body))
-
-    async def create_target(self, name: str, data_stream: bool) -> None:
-        try:
-            if data_stream:
-                await self._call(self.client.indices.create_data_stream(name=name))
-            else:
-                await self._call(self.client.indices.create(index=name))
-        except RequestFailed as exc:
-            if not _already_exists(exc):
-                raise
-
     async def bulk(self, actions: list[Action]) -> list[dict[str, Any]]:
         from opensearchpy.helpers import async_streaming_bulk
 
@@ -220,8 +217,6 @@ class OpenSearchBackend:
 
         return await self._call(run())
 
-    async def close(self) -> None:
-        await self.client.close()
 
 
 def _already_exists(exc: RequestFailed) -> bool:
