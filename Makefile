@@ -1,5 +1,6 @@
 # make run: the whole mesh on this machine.  make test: the test suite.
-# Both create .venv and install logmesh into it on first use.
+# make check: lint.  make bench: every benchmark -> docs/benchmarks.md (installs rsyslog, a peer).
+# All create .venv and install logmesh into it on first use.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,6 +23,7 @@ check: $(BIN)/logmesh
 	$(BIN)/ruff check logmesh tests bench
 
 bench: $(BIN)/logmesh
+	@command -v rsyslogd >/dev/null || { apt-get update -qq && apt-get install -y -qq rsyslog >/dev/null; }
 	$(BIN)/python bench/run_all.py
 
 clean:
