@@ -178,9 +178,7 @@ class Shipper:
             await self.client.close()
         if self.spool is not None:
             self._requeue_inflight()
-            if self.queue:
-                self.stats["spooled"] += self.spool.put(list(self.queue))
-                self.queue.clear()
+            self._spill()  # spool records carry their instance: the resend keeps its event.id
             self.spool.close()
 
     # -- the sending task -----------------------------------------------------------
