@@ -343,7 +343,8 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
 @click.option("--text-log", type=click.Path(path_type=Path), default=None,
               help="Also append the chapter's tab-separated line per packet to this file (rotated).")
 @click.option("--echo", is_flag=True, help="Print the chapter's line for every packet.")
-@click.option("--workers", default=1, help="Ingest processes sharing the ports (SO_REUSEPORT).")
+@click.option("--workers", default=1,
+              help="Ingest processes sharing the ports (SO_REUSEPORT; give fixed ports, not 0).")
 @click.option("--worker-id", default=None, type=int, hidden=True)
 @click.option("--retention", default=None, metavar="DURATION",
               help="Delete sealed segments and Parquet files whose newest event is older than "
