@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -124,3 +125,28 @@ def bad_frames(samples: dict, reason: str) -> float:
         if name == "logmesh_bad_frames_total" and ("reason", reason) in labels:
             return value
     return 0.0
+
+
+@contextlib.asynccontextmanager
+async def logs_starter(tmp_path: Path, **defaults: Any):
+    """``start(**overrides)`` for in-process logs services (port 0); all stopped on exit."""
+    from logmesh.logs.server import LogsConfig, LogsServer
+
+    servers: list[LogsServer] = []
+
+    async def start(**overrides: Any) -> LogsServer:
+        options = {"data_dir": tmp_path / "data", "distributor": None, **defaults, **overrides}
+        server = LogsServer(LogsConfig(host=HOST, port=0, http_port=0, **options))
+        await server.start()
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(servers):
+            try:
+                await asyncio.wait_for(server.stop(), 10)
+            except Exception:  # teardown goes on
+                pass
+

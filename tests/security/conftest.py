@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 import trustme
 
-from logmesh.logs.server import LogsConfig, LogsServer
-
-from ..logs.helpers import HOST
+from ..logs.helpers import logs_starter
 from ..mesh.harness import mesh  # noqa: F401  (the fixture)
 
 TOKEN = "test-token-0123456789abcdef"
@@ -18,27 +15,9 @@ WRITE = "write-token-0123456789abcdef"
 
 @pytest.fixture
 async def start_logs(tmp_path):
-    """In-process logs services (port 0, no distributor); all stopped at teardown."""
-    servers: list[LogsServer] = []
-
-    async def start(**overrides) -> LogsServer:
-        overrides.setdefault("data_dir", tmp_path / "data")
-        overrides.setdefault("distributor", None)
-        overrides.setdefault("compact", False)
-        config = LogsConfig(host=HOST, port=0, http_port=0, **overrides)
-        server = LogsServer(config)
-        await server.start()
-        servers.append(server)
-        return server
-
-    try:
+    """In-process logs services (port 0, no distributor, no compaction); all stopped at teardown."""
+    async with logs_starter(tmp_path, compact=False) as start:
         yield start
-    finally:
-        for server in reversed(servers):
-            try:
-                await asyncio.wait_for(server.stop(), 10)
-            except Exception:  # teardown goes on
-                pass
 
 
 class PKI:

@@ -34,6 +34,15 @@ def delivered(sink: ElasticsearchSink, store: Store) -> bool:
     return sink.state.position.last_seq == store.last_seq
 
 
+async def deliver_all(sink: ElasticsearchSink, store: Store) -> None:
+    """Run the sink until it has sent everything in the store, then close it."""
+    sink.start()
+    try:
+        await wait_until(lambda: delivered(sink, store))
+    finally:
+        await sink.close()
+
+
 def deadletters(data_dir: Path, name: str = "elasticsearch-w00") -> list[dict]:
     path = deadletter_path(data_dir, name)
     return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
@@ -101,11 +110,7 @@ async def test_requests_are_the_client_librarys_own(tmp_path, fake_es):
     store = Store(tmp_path)
     store.write([event(i) for i in range(10)])
     sink = make_sink(fake_es.url, tmp_path, store)
-    sink.start()
-    try:
-        await wait_until(lambda: delivered(sink, store))
-    finally:
-        await sink.close()
+    await deliver_all(sink, store)
     bulk = next(r for r in fake_es.requests if r.path.endswith("/_bulk"))
     h = {k.lower(): v for k, v in bulk.headers.items()}
     assert h["user-agent"].startswith("elasticsearch-py/8.19.2 (")
@@ -205,19 +210,13 @@ async def test_restart_resumes_from_the_cursor(tmp_path, fake_es):
     store = Store(tmp_path)
     store.write([event(i) for i in range(500)])
     sink = make_sink(fake_es.url, tmp_path, store)
-    sink.start()
-    await wait_until(lambda: delivered(sink, store))
-    await sink.close()
+    await deliver_all(sink, store)
     bulks = fake_es.bulk_requests
     cursor = orjson.loads(cursor_path(tmp_path, "elasticsearch-w00").read_bytes())
     assert cursor["last_seq"] == store.last_seq and cursor["sent"] == 500
     store.write([event(i) for i in range(500, 520)])
     sink = make_sink(fake_es.url, tmp_path, store)
-    sink.start()
-    try:
-        await wait_until(lambda: delivered(sink, store))
-    finally:
-        await sink.close()
+    await deliver_all(sink, store)
     assert fake_es.bulk_requests == bulks + 1  # only the new events, one bulk
     assert fake_es.conflicts == 0 and len(fake_es.docs) == 520
 
@@ -242,11 +241,9 @@ async def test_too_large_requests_are_split_and_a_lone_giant_dead_lettered(tmp_p
     evs[123]["message"] = "x" * 100_000  # larger than any request the cluster takes
     seqs = store.write(evs)
     sink = make_sink(fake.url, tmp_path, store)
-    sink.start()
     try:
-        await wait_until(lambda: delivered(sink, store))
+        await deliver_all(sink, store)
     finally:
-        await sink.close()
         await fake.stop()
     assert {int(i) for i in fake.docs} == set(seqs) - {seqs[123]}
     dead = deadletters(tmp_path)
@@ -257,11 +254,7 @@ async def test_non_object_params_are_wrapped_not_refused(tmp_path, fake_es):
     store = Store(tmp_path)
     seqs = store.write([event(0, params="id=7&x=1"), event(1, params=[1, 2]), event(2, labels=5)])
     sink = make_sink(fake_es.url, tmp_path, store)
-    sink.start()
-    try:
-        await wait_until(lambda: delivered(sink, store))
-    finally:
-        await sink.close()
+    await deliver_all(sink, store)
     assert fake_es.docs[str(seqs[0])]["params"] == {"value": "id=7&x=1"}
     assert fake_es.docs[str(seqs[1])]["params"] == {"value": [1, 2]}
     assert fake_es.docs[str(seqs[2])]["labels"] == {"value": 5}
@@ -273,11 +266,9 @@ async def test_opensearch_is_reached_through_opensearch_py(tmp_path):
     store = Store(tmp_path)
     store.write([event(i) for i in range(50)])
     sink = make_sink(fake.url, tmp_path, store)
-    sink.start()
     try:
-        await wait_until(lambda: delivered(sink, store))
+        await deliver_all(sink, store)
     finally:
-        await sink.close()
         await fake.stop()
     assert len(fake.docs) == 50
     props = fake.templates["logmesh-logs-logmesh-default"]["template"]["mappings"]["properties"]
@@ -298,11 +289,9 @@ async def test_api_key_is_sent_and_a_bad_one_is_retried_not_dropped(tmp_path):
     finally:
         await sink.close()
     sink = make_sink(fake.url, tmp_path, store, api_key="Z29vZDprZXk=")
-    sink.start()
     try:
-        await wait_until(lambda: delivered(sink, store))
+        await deliver_all(sink, store)
     finally:
-        await sink.close()
         await fake.stop()
     assert len(fake.docs) == 20
 
@@ -348,11 +337,7 @@ async def test_a_plain_index_instead_of_a_data_stream(tmp_path, fake_es):
     store = Store(tmp_path)
     store.write([event(i) for i in range(30)])
     sink = make_sink(fake_es.url, tmp_path, store, index="logmesh-events")
-    sink.start()
-    try:
-        await wait_until(lambda: delivered(sink, store))
-    finally:
-        await sink.close()
+    await deliver_all(sink, store)
     assert fake_es.indices == {"logmesh-events"} and not fake_es.data_streams
     assert len(fake_es.docs) == 30
     assert "data_stream" not in fake_es.templates["logmesh-logmesh-events"]
@@ -373,11 +358,9 @@ async def test_https_with_a_ca_file_and_basic_auth(tmp_path):
     store.write([event(i) for i in range(25)])
     sink = make_sink(fake.url, tmp_path / "data", store, ca_file=ca_file, username="logmesh",
                      password="s3cret")
-    sink.start()
     try:
-        await wait_until(lambda: delivered(sink, store))
+        await deliver_all(sink, store)
     finally:
-        await sink.close()
         await fake.stop()
     assert fake.url.startswith("https://") and len(fake.docs) == 25
 
@@ -409,10 +392,8 @@ async def test_a_document_missing_from_the_answer_is_sent_again(tmp_path):
     store = Store(tmp_path)
     seqs = store.write([event(i) for i in range(400)])
     sink = make_sink(fake.url, tmp_path, store, batch_events=40)
-    sink.start()
     try:
-        await wait_until(lambda: delivered(sink, store))
+        await deliver_all(sink, store)
     finally:
-        await sink.close()
         await fake.stop()
     assert {int(i) for i in fake.docs} == set(seqs) and sink.stats["retries"] > 0
