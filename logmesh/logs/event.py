@@ -33,6 +33,10 @@ labels                     object  any other fields
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 FIELD_TYPES: dict[str, str] = {
     "seq": "long",
     "@timestamp": "date",
@@ -54,3 +58,41 @@ FIELD_TYPES: dict[str, str] = {
     "trace.id": "keyword",
     "labels": "object",
 }
+
+
+def _as_text(value: Any) -> str | None:
+    """A JSON value as DuckDB's ``json_extract_string`` gives it: strings bare, the rest as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def derive_request(event: dict[str, Any]) -> dict[str, Any]:
+    """Fill the logged request's fields from ``message`` where the line holds it unparsed.
+
+    The book's packets are stored with the request packet as ``message`` only
+    (ingest/book_block.py); this is the rule of query/schema.py's
+    ``with_request_fields`` for readers in Python (the Elasticsearch sink).
+    ``event`` is changed in place and returned.
+    """
+    message = event.get("message")
+    if event.get("http.request.method") is not None or event.get("url.path") is not None \
+            or not isinstance(message, str) or not message.startswith("{"):
+        return event
+    try:
+        req = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return event
+    if not isinstance(req, dict):
+        return event
+    params = req.get("params")
+    key = req.get("key")
+    if key is None and isinstance(params, dict):
+        key = params.get("key")  # the book's gateway keeps the key inside params
+    for name, value in (("http.request.method", req.get("method")), ("url.path", req.get("uri")),
+                        ("trace.id", req.get("trace.id")), ("key", key)):
+        if event.get(name) is None and value is not None:
+            event[name] = _as_text(value)
+    if event.get("params") is None and params is not None:
+        event["params"] = params
+    return event

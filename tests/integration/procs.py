@@ -20,6 +20,8 @@ from pathlib import Path
 
 import orjson
 
+from logmesh.logs.event import derive_request
+
 from ..waiting import wait_for  # noqa: F401  (re-exported for the tests here)
 
 HOST = "127.0.0.1"
@@ -198,7 +200,7 @@ def _read_store(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) 
         except FileNotFoundError:
             continue
         data = data[: data.rfind(b"\n") + 1]
-        out.extend(orjson.loads(line) for line in data.splitlines())
+        out.extend(derive_request(orjson.loads(line)) for line in data.splitlines())
     if pq:
         import duckdb
 

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from logmesh.logs.event import derive_request
 from logmesh.protocol import encode
 
 from ..waiting import wait_until  # noqa: F401  (re-exported for the tests here)
@@ -20,12 +21,13 @@ HOST = "127.0.0.1"
 
 
 def stored(data_dir: Path, worker: str = "*") -> list[dict]:
-    """Every complete line of the segments (readers never see a half-written line)."""
+    """Every complete line of the segments (readers never see a half-written line), with the
+    request's fields derived from ``message`` as every reader does."""
     out: list[dict] = []
     for path in sorted((Path(data_dir) / "segments").glob(f"w{worker}-*.ndjson")):
         data = path.read_bytes()
         data = data[: data.rfind(b"\n") + 1]
-        out.extend(orjson.loads(line) for line in data.splitlines())
+        out.extend(derive_request(orjson.loads(line)) for line in data.splitlines())
     return out
 
 

@@ -12,7 +12,6 @@ import time
 
 import orjson
 
-from logmesh.logs.ingest.common import Event
 from logmesh.logs.sinks import booklog
 from logmesh.logs.sinks.booklog import BookLog
 from logmesh.protocol import encode
@@ -62,10 +61,9 @@ def test_text_log_files_rotate_by_the_hour(tmp_path, monkeypatch):
     clock = [time.struct_time((2026, 11, 25, 10, 59, 59, 2, 329, 0))]
     monkeypatch.setattr(booklog.time, "localtime", lambda *a: clock[0])
     log = BookLog(tmp_path / "log.txt", rotate="hour")
-    ev = Event(timestamp=1, message="one")
-    log.write(("127.0.0.1", 5000), [ev])
+    log.write(("127.0.0.1", 5000), ["one"])
     clock[0] = time.struct_time((2026, 11, 25, 11, 0, 0, 2, 329, 0))
-    log.write(("127.0.0.1", 5000), [Event(timestamp=2, message="two")])
+    log.write(("127.0.0.1", 5000), ["two"])
     log.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log-2026112510.txt", "log-2026112511.txt"]
     assert (tmp_path / "log-2026112510.txt").read_text() == (

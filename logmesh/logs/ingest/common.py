@@ -9,7 +9,6 @@ event straight to the line the store appends.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,7 +150,8 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
     if req is not None:
         ev.method = _text(req.method)
         ev.path = _text(req.uri)
-        ev.params = req.params
+        if req.params:  # absent: an empty Raw, which would encode as `"params":}` (a torn line)
+            ev.params = req.params
         ev.trace_id = _text(req.trace_id)
         key = req.key
         if key is None and memoryview(req.params)[:1] == b"{":
@@ -165,72 +165,6 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
     if extra:
         apply_extra(ev, extra)
     return ev
-
-
-class TypedRequest(msgspec.Struct):
-    """:class:`Request` with the types well-behaved services send (the fast path)."""
-
-    uri: str | None = None
-    method: str | None = None
-    params: msgspec.Raw = msgspec.Raw(b"")
-    key: int | str | None = None
-    trace_id: str | None = msgspec.field(default=None, name="trace.id")
-
-
-_texts_decoder = msgspec.json.Decoder(str)
-_requests_decoder = msgspec.json.Decoder(TypedRequest)
-_keys_decoder = msgspec.json.Decoder(_KeyOnly)
-
-
-def book_events(envs: list, *, received_at: int, source: tuple[str, int],
-                routes: Routes, reserve: Callable[[int], range]) -> list[Event] | None:
-    """Events for many book packets at once, or None to take them one by one.
-
-    Decoding a read's packets with three ``decode_lines`` calls instead of
-    three calls per packet halves the cost of ingest (bench/ingest.py). It is
-    exact: no decoded text may hold a newline, so each line is one packet,
-    and a packet that is not a well-typed request object sends the whole read
-    down the per-packet path (:func:`request_event`). Events get their seq
-    from ``reserve`` (the store writer's) as they are built.
-    """
-    try:
-        texts = _texts_decoder.decode_lines(b"\n".join([e.params for e in envs]))
-        if len(texts) != len(envs):
-            return None
-        joined = "\n".join(texts)
-        if joined.count("\n") != len(texts) - 1:
-            return None
-        reqs = _requests_decoder.decode_lines(joined)
-        if len(reqs) != len(texts):
-            return None
-        # The book's gateway keeps the key inside params: one more pass, over those params only
-        # (absent params count as {}; a params that is not an object sends the read the slow way).
-        need = [r.params or b"{}" for r in reqs if r.key is None]
-        keys = _keys_decoder.decode_lines(b"\n".join(need)) if need else []
-        if len(keys) != len(need):
-            return None
-    except (msgspec.DecodeError, UnicodeError):  # bad UTF-8 in a text: the per-packet path counts it
-        return None
-    addr, port = source
-    by_route = routes.by_route
-    next_key = iter(keys).__next__
-    out = []
-    append = out.append
-    for env, req, seq in zip(envs, reqs, reserve(len(envs)), strict=True):
-        key = req.key
-        if key is None:
-            key = next_key().key
-        method, uri = req.method, req.uri
-        service = env.service
-        # message: the frame's own JSON string literal, embedded as it came (msgspec.Raw):
-        # re-escaping the text cost 1 us of the 3 an event took (bench/ingest_peers.py)
-        append(Event(seq=seq, timestamp=received_at, received_at=received_at,
-                     message=env.params, level="info", source_address=addr, source_port=port,
-                     method=method, path=uri, params=req.params, trace_id=req.trace_id,
-                     key=key if key is None or type(key) is str else str(key),
-                     service_name=service if type(service) is str
-                     else by_route.get(f"{method}{uri}")))
-    return out
 
 
 _EXTRA_FIELDS = {"log.level": "level", "log.logger": "logger", "message": "message",

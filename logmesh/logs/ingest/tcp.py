@@ -36,12 +36,13 @@ from ...security import (
     packet_token,
 )
 from ..store.segment import SegmentWriter
+from .book_block import BookBlock, block_head, encode_block, parse_block
 from .common import (
     Routes,
     batch_decoder,
-    book_events,
     envelope_decoder,
     now_ms,
+    request_decoder,
     request_event,
     str_decoder,
 )
@@ -97,6 +98,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         self.source: tuple[str, int] = ("", 0)
         self.authed = not ctx.guard.requires_auth
         self._hello = bytearray()  # the first packet, while a token is awaited
+        self.book_service: str | None = None  # see _book_service
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -134,22 +136,29 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             return  # over the listener's budget for partial packets: aborted
         if not frames:
             return
-        acks: list[tuple[Any, int]] = []
-        events = self._fast(frames, received)
-        if events is not None:  # seqs given as they were built; all stamped with this read's time
-            last = ctx.writer.append_block(events, received, received)
+        block = parse_block(frames)
+        if block is not None:  # the common case: plain book packets, stored without parsing them
+            n = len(block.messages)
+            seqs = ctx.writer.reserve(n)
+            head = block_head(received, self.source, block.service or self._book_service(block))
+            ctx.writer.append_encoded(encode_block(block.messages, seqs, head), seqs[0], seqs[-1],
+                                      n, received, received, received)
+            ctx.stats["events"] += n
+            if ctx.book_lines is not None:
+                ctx.book_lines(self.source, block.messages)
         else:
-            events = []
+            acks: list[tuple[Any, int]] = []
+            events: list = []
             for raw in frames:
                 self._packet(raw, received, events, acks)
             # With no new events (e.g. a batch of resends only) the first copies may still be
             # buffered or waiting for fsync: the ack waits for everything appended so far.
             last = ctx.writer.append_events(events) if events else ctx.writer.appended_seq
-        ctx.stats["events"] += len(events)
-        for key, count in acks:
-            asyncio.ensure_future(self._ack(key, count, last))
-        if ctx.book_lines is not None and events:
-            ctx.book_lines(self.source, events)
+            ctx.stats["events"] += len(events)
+            for key, count in acks:
+                asyncio.ensure_future(self._ack(key, count, last))
+            if ctx.book_lines is not None and events:
+                ctx.book_lines(self.source, [ev.message for ev in events])
         if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
             self.transport.pause_reading()  # resumed by IngestContext._resume_all after a flush
             self.paused = True
@@ -182,23 +191,21 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             self.transport.write(encode(auth_failed_packet(key, missing=missing)))
             self.transport.close()
 
-    def _fast(self, frames: list[bytes], received: int) -> list | None:
-        """All frames plain book packets? Then decode them together (common.book_events)."""
-        joined = b"\n".join(frames)
-        if joined.count(b"\n") != len(frames) - 1:
-            return None
-        try:
-            envs = envelope_decoder.decode_lines(joined)
-        except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad UTF-8
-            return None
-        if len(envs) != len(frames):
-            return None
-        for env in envs:
-            if env.event_id is not None or env.timestamp is not None \
-                    or memoryview(env.params)[:1] != b'"':
+    def _book_service(self, block: BookBlock) -> str | None:
+        """The service a book connection logs for: the route of a request it logged.
+
+        The book's packets name no service, and a log connection belongs to one
+        service process (its ``writeLog`` client), so one packet decoded per
+        connection -- not one per event -- names every event it sends. Until the
+        distributor's routes name it, each read tries again with its first packet.
+        """
+        if self.book_service is None:
+            try:
+                req = request_decoder.decode(str_decoder.decode(block.messages[0]))
+            except (msgspec.DecodeError, UnicodeError):
                 return None
-        return book_events(envs, received_at=received, source=self.source,
-                           routes=self.ctx.routes, reserve=self.ctx.writer.reserve)
+            self.book_service = self.ctx.routes.service_for(req.method, req.uri)
+        return self.book_service
 
     def _packet(self, raw: bytes, received: int, events: list, acks: list) -> None:
         """One packet on its own: any shape, any error, counted and survived."""

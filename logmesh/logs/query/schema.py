@@ -33,8 +33,8 @@ def read_ndjson_sql(path: str) -> str:
     callers then use :func:`read_ndjson_lenient_sql`, which never loses a line.
     """
     cols = "{" + ", ".join(f"{sql_str(n)}: {sql_str(t)}" for n, t in COLUMNS) + "}"
-    return (f"read_json({sql_str(path)}, columns={cols}, format='newline_delimited', "
-            "maximum_object_size=16777216)")
+    return with_request_fields(f"read_json({sql_str(path)}, columns={cols}, "
+                               "format='newline_delimited', maximum_object_size=16777216)")
 
 
 def read_ndjson_lenient_sql(path: str) -> str:
@@ -46,8 +46,31 @@ def read_ndjson_lenient_sql(path: str) -> str:
             exprs.append(f"json_extract(json, {path_arg}) AS {ident(name)}")
         else:
             exprs.append(f"TRY_CAST(json_extract_string(json, {path_arg}) AS {typ}) AS {ident(name)}")
-    return (f"(SELECT {', '.join(exprs)} FROM read_ndjson_objects({sql_str(path)}, "
-            "ignore_errors=true, maximum_object_size=16777216) WHERE json IS NOT NULL)")
+    return with_request_fields(f"(SELECT {', '.join(exprs)} FROM read_ndjson_objects("
+                               f"{sql_str(path)}, ignore_errors=true, "
+                               "maximum_object_size=16777216) WHERE json IS NOT NULL)")
+
+
+# The fields of the logged request packet, for lines that hold it unparsed in ``message``
+# (ingest/book_block.py); event.derive_request is the same rule for Python readers.
+_REQUEST_PATHS = "['$.method', '$.uri', '$.\"trace.id\"', '$.key', '$.params.key']"
+
+
+def with_request_fields(relation: str) -> str:
+    """``relation`` with method, path, trace id, key and params filled from ``message``.
+
+    Only where the line has neither method nor path and ``message`` is a JSON
+    object: one parse per such line, in C, at read and compaction time. The
+    book's gateway keeps the key inside ``params`` (``$.params.key``).
+    """
+    m, p = ident("http.request.method"), ident("url.path")
+    req = (f"CASE WHEN {m} IS NULL AND {p} IS NULL AND starts_with(message, '{{') "
+           f"AND json_valid(message) THEN json_extract_string(message, {_REQUEST_PATHS}) END")
+    return (f"(SELECT * EXCLUDE (_r) REPLACE (coalesce({m}, _r[1]) AS {m}, "
+            f"coalesce({p}, _r[2]) AS {p}, coalesce({ident('trace.id')}, _r[3]) AS {ident('trace.id')}, "
+            "coalesce(key, _r[4], _r[5]) AS key, coalesce(params, CASE WHEN _r IS NOT NULL "
+            "THEN json_extract(message, '$.params') END) AS params) "
+            f"FROM (SELECT *, {req} AS _r FROM {relation}))")
 
 
 # What /mesh counts (docs/api.md): a request is an event with a method that is not a service's

@@ -49,12 +49,12 @@ class BookLog:
             self._file_key = key
         return self._file
 
-    def write(self, source: tuple[str, int], events: list) -> None:
-        """One line per event: the book's packet around the logged request text."""
+    def write(self, source: tuple[str, int], messages: list) -> None:
+        """One line per event: the book's packet around the logged request text (``message``)."""
         t = time.localtime()
         head = f"{book_date(t)}\t{source[0]}\t{source[1]}\t".encode()
         data = b"".join(head + b'{"uri":"/logs","method":"POST","key":0,"params":'
-                        + _json_string(ev.message) + b"}\n" for ev in events)
+                        + _json_string(m) + b"}\n" for m in messages)
         f = self._target(t)
         if f is not None:
             f.write(data)

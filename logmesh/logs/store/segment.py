@@ -251,13 +251,17 @@ class SegmentWriter:
         event its seq as it builds it, which saves a pass over the events.
         Nothing touches the disk here: the flusher writes blocks as one group.
         """
-        blob = _encode_lines(events)
-        first, last = events[0].seq, events[-1].seq
+        return self.append_encoded(_encode_lines(events), events[0].seq, events[-1].seq,
+                                   len(events), min_ts, max_ts, events[0].timestamp)
+
+    def append_encoded(self, blob: bytes, first: int, last: int, count: int, min_ts: int,
+                       max_ts: int, first_ts: int) -> int:
+        """Append ``count`` stored lines already encoded (seqs ``first``..``last`` from
+        :meth:`reserve`, timestamps in [min_ts, max_ts]); returns the last seq."""
         self._buf += blob
-        self._pending_blocks.append((len(blob), first, last, len(events), min_ts, max_ts,
-                                     events[0].timestamp))
+        self._pending_blocks.append((len(blob), first, last, count, min_ts, max_ts, first_ts))
         self._buf_last_seq = last
-        self.stats["events"] += len(events)
+        self.stats["events"] += count
         self._kick()
         return last
 

@@ -21,6 +21,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from ...event import derive_request
+
 FREE_FORM_FIELDS = ("params", "labels")  # mapped flattened / flat_object
 
 
@@ -34,6 +36,9 @@ class _Head(msgspec.Struct):
     timestamp: Any = msgspec.field(default=None, name="@timestamp")
     params: msgspec.Raw = msgspec.Raw(b"")
     labels: msgspec.Raw = msgspec.Raw(b"")
+    method: Any = msgspec.field(default=None, name="http.request.method")
+    path: Any = msgspec.field(default=None, name="url.path")
+    message: msgspec.Raw = msgspec.Raw(b"")
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
@@ -73,7 +78,10 @@ def encode_line(line: bytes, target: str) -> Encoded:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise BadLine(f"not an event object with an integer seq: {exc}") from None
     body = line
-    if not (_fits(head.params) and _fits(head.labels)):
+    if head.method is None and head.path is None and memoryview(head.message)[:2] == b'"{':
+        # a book packet stored unparsed (ingest/book_block.py): send the request's fields too
+        body = orjson.dumps(document(derive_request(orjson.loads(line))))
+    elif not (_fits(head.params) and _fits(head.labels)):
         body = orjson.dumps(document(orjson.loads(line)))
     received = head.received_at if isinstance(head.received_at, int) else head.timestamp
     return Encoded(head.seq, received if isinstance(received, int) else None,

@@ -1,0 +1,127 @@
+"""The ingest hot path for plain book packets (logs/ingest/book_block.py).
+
+A read of nothing but the chapter's log packets is stored without parsing
+the logged requests; readers derive their fields from ``message``. These
+tests pin down which reads take that path, that the lines it writes are the
+events, and that the three places deriving request fields agree: the
+per-packet ingest path (``request_event``), DuckDB (``with_request_fields``)
+and Python readers (``derive_request``).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import msgspec
+import orjson
+import pytest
+
+from logmesh.logs.event import derive_request
+from logmesh.logs.ingest.book_block import block_head, encode_block, parse_block
+from logmesh.logs.ingest.common import Routes, request_event
+from logmesh.logs.query.schema import COLUMNS, SELECT_LIST, read_ndjson_lenient_sql, read_ndjson_sql
+
+from .helpers import RawClient, book_frame, request_text, stored, wait_until
+
+
+def frame(**packet) -> bytes:
+    return orjson.dumps(packet)
+
+
+def book(text: str, **extra) -> bytes:
+    return frame(uri="/logs", method="POST", key=0, params=text, **extra)
+
+
+def test_plain_book_packets_take_the_block_path():
+    texts = [request_text(i) for i in range(3)] + ["상품 로그", "not json", ""]
+    block = parse_block([book(t) for t in texts])
+    assert block is not None and block.service is None
+    assert [orjson.loads(bytes(m)) for m in block.messages] == texts
+    named = parse_block([book("a", **{"service.name": "goods"}), book("b", **{"service.name": "goods"})])
+    assert named is not None and named.service == "goods"
+
+
+@pytest.mark.parametrize("frames", [
+    [book("a"), book("b", **{"event.id": "i:1"})],  # a shipper's number: ledger, per packet
+    [book("a", **{"@timestamp": 5})],
+    [frame(uri="/logs", method="POST", key=1, ack=True, params={"events": []})],
+    [book("a"), frame(uri="/logs", method="POST", key=0, params=42)],  # not a log
+    [frame(uri="/logs", method="POST", key=0)],  # no params at all
+    [book("a", **{"service.name": "goods"}), book("b", **{"service.name": "members"})],
+    [book("a"), b'{"uri":"/logs",\n"method":"POST","key":0,"params":"b"}'],  # a raw newline
+    [book("a"), b'{"uri":"/logs","method":"POST","key":0,"params":"caf\xe9"}'],  # bad UTF-8
+    [b'{"uri":"/logs","method":"POST","key":0,"params":"\\ud800"}'],  # a lone surrogate
+    [book("a"), b"not json"],
+], ids=["event-id", "timestamp", "batch", "params-number", "no-params", "two-services",
+        "newline", "bad-utf8", "lone-surrogate", "garbage"])
+def test_anything_else_takes_the_per_packet_path(frames):
+    assert parse_block(frames) is None
+
+
+def test_encoded_block_is_one_event_per_line():
+    texts = [request_text(i) for i in range(4)] + ['with "quotes" and \\ and ¶']
+    block = parse_block([book(t) for t in texts])
+    assert block is not None
+    seqs = range(64, 64 + 5 * 64, 64)
+    data = encode_block(block.messages, seqs, block_head(1_700_000_000_123, ("127.0.0.1", 4321), "goods"))
+    lines = [orjson.loads(line) for line in data.splitlines()]
+    assert data.endswith(b"}\n") and len(lines) == 5
+    assert [e["seq"] for e in lines] == list(seqs)
+    assert [e["message"] for e in lines] == texts
+    assert lines[0] | {"message": None} == {
+        "seq": 64, "@timestamp": 1_700_000_000_123, "received_at": 1_700_000_000_123,
+        "source.address": "127.0.0.1", "source.port": 4321, "log.level": "info",
+        "service.name": "goods", "message": None}
+
+
+# Request texts whose fields the three derivations must agree on.
+TEXTS = [
+    request_text(7, "t", name="pen"),  # the book's gateway: the key inside params
+    '{"uri":"/members","method":"POST","key":3,"params":{"username":"kim"}}',
+    '{"uri":"/goods","method":"GET","params":{"key":"k-1"}}',
+    '{"uri":"/purchases","method":"DELETE","params":{"id":1,"key":2},"trace.id":"abc"}',
+    '{"uri":"/goods","method":"GET"}',
+    '{"uri":"/goods","method":"GET","params":[1,2],"key":null}',
+    '{"uri":"/상품","method":"GET","params":{"이름":"볼펜","key":5}}',
+    '{"uri":"/goods","method":"GET","params":"text params"}',
+    '{"unrelated":true}',
+    "[1, 2, 3]",
+    "plain text, not a packet",
+    "{not json",
+]
+FIELDS = ("http.request.method", "url.path", "trace.id", "key", "params")
+
+
+def _ingested(text: str) -> dict:
+    """The fields the per-packet path stores for ``text`` (what the block path used to)."""
+    ev = request_event(text, ts=1, received_at=1, service=None, instance=None, event_id=None,
+                       source=None, routes=Routes())
+    return {k: v for k, v in orjson.loads(msgspec.json.encode(ev)).items() if k in FIELDS}
+
+
+def test_every_reader_derives_what_ingest_would_have_stored(tmp_path):
+    lines = [{"seq": i, "@timestamp": 1, "message": t} for i, t in enumerate(TEXTS)]
+    path = tmp_path / "w00-0000000000000000.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in lines))
+    con = duckdb.connect()
+    names = [n for n, _ in COLUMNS]
+    for read in (read_ndjson_sql, read_ndjson_lenient_sql):
+        rows = con.execute(f"SELECT {SELECT_LIST} FROM {read(str(path))} ORDER BY seq").fetchall()
+        for text, row in zip(TEXTS, rows, strict=True):
+            got = {n: v for n, v in zip(names, row, strict=True) if n in FIELDS and v is not None}
+            if "params" in got:
+                got["params"] = orjson.loads(got["params"])
+            assert got == _ingested(text), (read.__name__, text)
+    for text, line in zip(TEXTS, lines, strict=True):
+        derived = derive_request(dict(line))
+        assert {k: v for k, v in derived.items() if k in FIELDS} == _ingested(text), text
+
+
+async def test_a_book_connection_is_named_by_the_route_of_its_requests(start_logs):
+    srv = await start_logs()
+    srv.routes.update([{"name": "goods", "urls": ["GET/goods", "POST/goods"]}])
+    client = await RawClient.connect(srv.config.port)
+    await client.send(b"".join(book_frame(request_text(i, "r")) for i in range(3)))
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 3, what="3 stored events")
+    assert {e.get("service.name") for e in stored(srv.config.data_dir)} == {"goods"}
+    assert all(e["url.path"] == "/goods" for e in stored(srv.config.data_dir))
+    await client.close()
