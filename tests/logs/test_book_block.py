@@ -10,6 +10,8 @@ and Python readers (``derive_request``).
 
 from __future__ import annotations
 
+import asyncio
+
 import duckdb
 import msgspec
 import orjson
@@ -125,3 +127,31 @@ async def test_a_book_connection_is_named_by_the_route_of_its_requests(start_log
     assert {e.get("service.name") for e in stored(srv.config.data_dir)} == {"goods"}
     assert all(e["url.path"] == "/goods" for e in stored(srv.config.data_dir))
     await client.close()
+
+
+async def test_a_packet_with_a_raw_newline_is_stored_all_the_same(start_logs):
+    """Pretty-printed JSON is still one packet; the splitter's newline flag sends it the slow way."""
+    srv = await start_logs()
+    client = await RawClient.connect(srv.config.port)
+    pretty = b'{"uri": "/logs",\n "method": "POST",\n "key": 0,\n "params": "pretty"}\xc2\xb6'
+    texts = [request_text(i, "nl") for i in range(2)]
+    # the newline arrives in the partial frame of one read, its delimiter in the next
+    await client.send(book_frame(texts[0]) + pretty[:20])
+    await asyncio.sleep(0.05)
+    await client.send(pretty[20:] + book_frame(texts[1]))
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 3, what="3 stored events")
+    assert [e["message"] for e in stored(srv.config.data_dir)] == [texts[0], "pretty", texts[1]]
+    await client.close()
+
+
+def test_splitter_says_whether_a_frame_may_hold_a_newline():
+    from logmesh.protocol import FrameSplitter
+
+    s = FrameSplitter()
+    s.feed(b'{"a":1}\xc2\xb6{"b":')
+    assert not s.newline
+    s.feed(b'\n2}\xc2\xb6')
+    assert s.newline
+    s.feed(b'{"c":\n')  # held, no frame out
+    s.feed(b'3}\xc2\xb6')
+    assert s.newline, "a newline in the held partial frame counts too"

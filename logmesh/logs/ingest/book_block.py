@@ -49,11 +49,14 @@ class BookBlock:
     service: str | None  # when the packets named it (all the same)
 
 
-def parse_block(frames: list[bytes]) -> BookBlock | None:
-    """The read's packets if every one is a plain book log packet, else None."""
+def parse_block(frames: list[bytes], newline: bool = True) -> BookBlock | None:
+    """The read's packets if every one is a plain book log packet, else None.
+
+    ``newline`` False: the caller knows no frame holds a raw ``\\n`` (FrameSplitter.newline).
+    """
     n = len(frames)
     joined = b"\n".join(frames)
-    if joined.count(b"\n") != n - 1:  # a frame with a raw newline: one packet per line no more
+    if newline and joined.count(b"\n") != n - 1:  # a raw newline in a frame: not one packet a line
         return None
     try:
         envs = _envelopes(joined)

@@ -136,7 +136,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             return  # over the listener's budget for partial packets: aborted
         if not frames:
             return
-        block = parse_block(frames)
+        block = parse_block(frames, self.splitter.newline)
         if block is not None:  # the common case: plain book packets, stored without parsing them
             n = len(block.messages)
             seqs = ctx.writer.reserve(n)
