@@ -33,6 +33,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("ingest", "Ingest side by side: the same ~200-byte book log packets over TCP from one "
                    "load generator process; events/s to the last event on disk, every event counted.",
          [PY, "bench/ingest.py", "-n", n_ingest, "--repeat", repeat, "--json", str(OUT / "ingest.json")]),
+        ("derive", "What storing book packets unparsed costs later: compaction and the Elasticsearch "
+                   "encoder over the same events, stored as the book-block path writes them and "
+                   "with their fields parsed at ingest.",
+         [PY, "bench/derive.py", "-n", "100000" if quick else "500000", "--json", str(OUT / "derive.json")]),
         ("shipper", "What shipping costs a service: ns per event on the request path; gateway "
                     "requests/s and latency with shipping on and off, alternating in one run.",
          [PY, "bench/shipper.py", "--runs", "1" if quick else "3", "--json", str(OUT / "shipper.json")]),
@@ -114,6 +118,8 @@ def main() -> int:
         report = proc.stdout.strip()
         if name == "ingest":
             body += [report, "", "Ratios from the same run (events/s):", "", *ratios(raw or {})]
+        elif name == "derive":
+            body += [report]
         else:
             body += ["```", report, "```"]
         notes = ROOT / "bench" / "notes" / f"{name}.md"  # the analysis, written by hand

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -41,6 +42,7 @@ class BookEnvelope(msgspec.Struct, forbid_unknown_fields=True):
 
 _envelopes = msgspec.json.Decoder(BookEnvelope).decode_lines
 _texts = msgspec.json.Decoder(str).decode_lines
+_params, _service = attrgetter("params"), attrgetter("service")  # map() with these: no Python loop
 
 
 @dataclass(slots=True)
@@ -62,13 +64,13 @@ def parse_block(frames: list[bytes], newline: bool = True) -> BookBlock | None:
         envs = _envelopes(joined)
         if len(envs) != n:
             return None
-        messages = [e.params for e in envs]
+        messages = list(map(_params, envs))
         # Every params a JSON string with valid UTF-8 and escapes? (Raw skips without checking.)
         if len(_texts(b"\n".join(messages))) != n:
             return None
     except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad UTF-8
         return None
-    services = {e.service for e in envs}
+    services = set(map(_service, envs))
     if len(services) != 1:
         return None
     return BookBlock(messages, services.pop())
