@@ -29,6 +29,11 @@ event.id                   keyword "<instance>:<n>": shipper instance + per-boot
 trace.id                   keyword the gateway's request id, same across services
 labels                     object  any other fields
 =========================  ======  =============================================
+
+The book's packets are stored with the request text in ``message`` only
+(ingest/book_block.py: parsing it cost half of the ingest's CPU); readers
+derive the request's method, path, params, key and trace id from it, in
+DuckDB (query/schema.py) and in Python (:func:`derive_request`), by one rule.
 """
 
 from __future__ import annotations
