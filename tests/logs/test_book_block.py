@@ -155,3 +155,17 @@ def test_splitter_says_whether_a_frame_may_hold_a_newline():
     s.feed(b'{"c":\n')  # held, no frame out
     s.feed(b'3}\xc2\xb6')
     assert s.newline, "a newline in the held partial frame counts too"
+
+
+def test_the_elasticsearch_document_of_a_book_line_has_the_request_fields():
+    from logmesh.logs.sinks.elasticsearch.encode import document, encode_line
+
+    block = parse_block([book(t) for t in TEXTS])
+    assert block is not None
+    data = encode_block(block.messages, range(64, 64 * (len(TEXTS) + 1), 64),
+                        block_head(1_700_000_000_000, ("127.0.0.1", 1), None))
+    for text, line in zip(TEXTS, data.splitlines(), strict=True):
+        body = orjson.loads(encode_line(line, "logs").body)
+        assert body == document(derive_request(orjson.loads(line))), text
+        assert {k: v for k, v in body.items() if k in FIELDS and k != "params"} == {
+            k: v for k, v in _ingested(text).items() if k != "params"}

@@ -38,6 +38,8 @@ class _Head(msgspec.Struct):
     labels: msgspec.Raw = msgspec.Raw(b"")
     method: Any = msgspec.field(default=None, name="http.request.method")
     path: Any = msgspec.field(default=None, name="url.path")
+    key: Any = None
+    trace_id: Any = msgspec.field(default=None, name="trace.id")
     message: msgspec.Raw = msgspec.Raw(b"")
 
 
@@ -80,7 +82,14 @@ def encode_line(line: bytes, target: str) -> Encoded:
     body = line
     if head.method is None and head.path is None and memoryview(head.message)[:2] == b'"{':
         # a book packet stored unparsed (ingest/book_block.py): send the request's fields too
-        body = orjson.dumps(document(derive_request(orjson.loads(line))))
+        if not head.params and head.key is None and head.trace_id is None and _fits(head.labels):
+            # none of them on the line yet: append them, leave the stored bytes as they are
+            fields = derive_request({"message": orjson.loads(memoryview(head.message))})
+            del fields["message"]
+            if fields:
+                body = line[:-1] + b"," + orjson.dumps(document(fields))[1:]
+        else:
+            body = orjson.dumps(document(derive_request(orjson.loads(line))))
     elif not (_fits(head.params) and _fits(head.labels)):
         body = orjson.dumps(document(orjson.loads(line)))
     received = head.received_at if isinstance(head.received_at, int) else head.timestamp
