@@ -151,11 +151,40 @@ class FrameSplitter:
         self._skipping = True
 
 
+# An escaped backslash (skipped whole, so the text after it is not read as an escape), a
+# surrogate pair, or a lone surrogate escape: only the last is replaced.
+_SURROGATE_ESCAPES = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _lone_to_replacement(m: re.Match[bytes]) -> bytes:
+    s = m.group()
+    return s if len(s) in (2, 12) else b"\\ufffd"
+
+
+def replace_lone_surrogates(raw: bytes) -> bytes | None:
+    """``raw`` with each lone UTF-16 surrogate escape (``\\ud800``) made U+FFFD, or None if none.
+
+    Node's ``JSON.stringify`` writes a string holding half a surrogate pair
+    (a cut emoji, say) as such an escape; it is valid JSON syntax but no
+    Unicode text, and orjson and msgspec refuse it. Browsers and Python's
+    ``json`` read it as U+FFFD or keep it; we make it U+FFFD, on the error
+    path only, so a Node service's packet is not lost for half a character.
+    """
+    if b"\\u" not in raw:
+        return None
+    fixed = _SURROGATE_ESCAPES.sub(_lone_to_replacement, raw)
+    return fixed if fixed != raw else None
+
+
 def parse_frame(raw: bytes) -> dict | BadFrame:
     """Decode one raw frame into a packet dict, or say why it is unusable."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        fixed = replace_lone_surrogates(raw) if "surrogate" in str(exc) else None
+        if fixed is not None:
+            return parse_frame(fixed)
         msg = str(exc)
         reason = "bad_utf8" if "UTF-8" in msg or "utf-8" in msg else "bad_json"
         return BadFrame(reason, len(raw), msg)

@@ -305,3 +305,18 @@ def test_bad_frames_are_counted_and_never_cost_a_good_one(items, data):
         assert decoder.splitter.buffered <= limit + 1
     assert summary(chunked_out) == summary(whole_out)
     assert summary(bytewise_out) == summary(whole_out)
+
+
+def test_lone_surrogate_escapes_become_replacement_characters():
+    """Node's JSON.stringify writes half a surrogate pair as an escape; it must not cost the packet."""
+    from logmesh.protocol import replace_lone_surrogates
+
+    assert replace_lone_surrogates(b'{"a":"x\\ud800y"}') == b'{"a":"x\\ufffdy"}'
+    assert replace_lone_surrogates(b'{"a":"\\udc00\\ud83d"}') == b'{"a":"\\ufffd\\ufffd"}'
+    assert replace_lone_surrogates(b'{"a":"\\ud83d\\ude00"}') is None, "a pair is an emoji"
+    assert replace_lone_surrogates(b'{"a":"\\\\ud800"}') is None, "an escaped backslash, then text"
+    assert replace_lone_surrogates(b'{"a":"\\\\\\ud800"}') == b'{"a":"\\\\\\ufffd"}'
+    assert replace_lone_surrogates(b'{"a":"plain"}') is None
+    assert parse_frame(b'{"uri":"/goods","params":{"name":"cut \\ud83d"}}') == {
+        "uri": "/goods", "params": {"name": "cut \ufffd"}}
+    assert isinstance(parse_frame(b'{"a":"\\ud800'), BadFrame), "still bad JSON: refused"

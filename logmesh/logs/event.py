@@ -42,6 +42,8 @@ from typing import Any
 
 import orjson
 
+from ..protocol import replace_lone_surrogates
+
 FIELD_TYPES: dict[str, str] = {
     "seq": "long",
     "@timestamp": "date",
@@ -87,7 +89,13 @@ def derive_request(event: dict[str, Any]) -> dict[str, Any]:
     try:
         req = orjson.loads(message)
     except orjson.JSONDecodeError:
-        return event
+        fixed = replace_lone_surrogates(message.encode())
+        if fixed is None:
+            return event
+        try:
+            req = orjson.loads(fixed)
+        except orjson.JSONDecodeError:
+            return event
     if not isinstance(req, dict):
         return event
     params = req.get("params")

@@ -177,3 +177,26 @@ async def test_node_gateway_reaches_a_python_service(mesh, tmp_path):
                 assert resp.status == 404  # the book's gateway: bare 404
     finally:
         await gate.stop()
+
+
+async def test_half_an_emoji_from_node_reaches_a_python_service(mesh, tmp_path):
+    """JSON.stringify writes a lone surrogate as an escape orjson refuses; it arrives as U+FFFD."""
+    dist = await mesh.start_distributor()
+    goods = make_service("goods", tmp_path, port=0, distributor=mesh.distributor_addr)
+    await mesh.add(goods)
+    await wait_until(lambda: names(dist.nodes()) == ["goods"], 3.0, "goods registration")
+    gate = await NodeProc.start("gate.js", str(dist.port))
+    try:
+        port = (await gate.event("listening"))["port"]
+        await gate.event("connected", lambda d: d["port"] == goods.port)
+        body = json.dumps({"name": "cut \ud83d", "price": 1})  # ensure_ascii: "cut \\ud83d"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            async with http.post(f"http://{HOST}:{port}/goods", data=body,
+                                 headers={"Content-Type": "application/json"}) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["errorcode"] == 0
+            async with http.get(f"http://{HOST}:{port}/goods") as resp:
+                [row] = (await resp.json())["results"]
+        assert row["name"] == "cut \ufffd"
+    finally:
+        await gate.stop()

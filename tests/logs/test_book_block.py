@@ -86,6 +86,8 @@ TEXTS = [
     '{"uri":"/상품","method":"GET","params":{"이름":"볼펜","key":5}}',
     '{"uri":"/goods","method":"GET","params":"text params"}',
     '{"unrelated":true}',
+    '{"uri":"/goods","method":"POST","params":{"name":"cut \\ud83d","key":6}}',  # Node: half an emoji
+    '{"uri":"/goods","method":"POST","params":{"name":"\\ud83d\\ude00 \\\\ud800","key":8}}',
     "[1, 2, 3]",
     "plain text, not a packet",
     "{not json",
@@ -169,3 +171,19 @@ def test_the_elasticsearch_document_of_a_book_line_has_the_request_fields():
         assert body == document(derive_request(orjson.loads(line))), text
         assert {k: v for k, v in body.items() if k in FIELDS and k != "params"} == {
             k: v for k, v in _ingested(text).items() if k != "params"}
+
+
+async def test_lone_surrogates_from_node_are_stored_as_replacement_characters(start_logs):
+    """A cut emoji in the logged text or in the request inside it: stored, with U+FFFD."""
+    srv = await start_logs()
+    client = await RawClient.connect(srv.config.port)
+    outer = b'{"uri":"/logs","method":"POST","key":0,"params":"cut \\ud83d here"}\xc2\xb6'
+    inner = (b'{"uri":"/logs","method":"POST","key":0,"params":"{\\"uri\\":\\"/goods\\",'
+             b'\\"method\\":\\"POST\\",\\"params\\":{\\"name\\":\\"\\\\ud83d\\",\\"key\\":4}}"}\xc2\xb6')
+    await client.send(book_frame(request_text(1, "s")) + outer + inner)
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 3, what="3 stored events")
+    events = stored(srv.config.data_dir)
+    assert events[1]["message"] == "cut \ufffd here"
+    assert events[2]["url.path"] == "/goods" and events[2]["params"] == {"name": "\ufffd", "key": 4}
+    assert events[2]["key"] == "4"
+    await client.close()

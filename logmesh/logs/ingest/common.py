@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from ...protocol import replace_lone_surrogates
+
 # -- what arrives ---------------------------------------------------------------
 
 
@@ -100,6 +102,18 @@ batch_decoder = msgspec.json.Decoder(Batch)
 str_decoder = msgspec.json.Decoder(str)
 
 
+def decode(decoder: msgspec.json.Decoder, data: bytes | str | msgspec.Raw) -> Any:
+    """``decoder.decode(data)``, reading a lone surrogate escape as U+FFFD (protocol.py says why)."""
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        fixed = replace_lone_surrogates(raw)
+        if fixed is None:
+            raise
+        return decoder.decode(fixed)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -140,7 +154,7 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
                   routes: Routes, extra: dict | None = None) -> Event:
     """Build the event for one logged request packet ``raw`` (kept verbatim as message)."""
     try:
-        req = request_decoder.decode(raw)
+        req = decode(request_decoder, raw)
     except (msgspec.DecodeError, UnicodeEncodeError):
         req = None
     ev = Event(timestamp=ts, received_at=received_at, message=raw, level="info",

@@ -40,6 +40,7 @@ from .book_block import BookBlock, block_head, encode_block, parse_block
 from .common import (
     Routes,
     batch_decoder,
+    decode,
     envelope_decoder,
     now_ms,
     request_decoder,
@@ -210,7 +211,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
     def _packet(self, raw: bytes, received: int, events: list, acks: list) -> None:
         """One packet on its own: any shape, any error, counted and survived."""
         try:
-            env = envelope_decoder.decode(raw)
+            env = decode(envelope_decoder, raw)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             self._bad(_decode_error_reason(raw, exc), str(exc))
             return
@@ -237,7 +238,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
 
     def _book_packet(self, env: Any, received: int, lines: list) -> None:
         try:
-            raw = str_decoder.decode(env.params)
+            raw = decode(str_decoder, env.params)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             self._bad(_decode_error_reason(env.params, exc), str(exc))
             return
@@ -253,7 +254,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
 
     def _batch(self, env: Any, received: int, lines: list) -> int:
         try:
-            batch = batch_decoder.decode(env.params)
+            batch = decode(batch_decoder, env.params)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # refused, never left unanswered
             reason = _decode_error_reason(env.params, exc)
             self._bad("bad_batch" if reason == "bad_json" else reason, str(exc))

@@ -54,6 +54,14 @@ def read_ndjson_lenient_sql(path: str) -> str:
 # The fields of the logged request packet, for lines that hold it unparsed in ``message``
 # (ingest/book_block.py); event.derive_request is the same rule for Python readers.
 _REQUEST_PATHS = "['$.method', '$.uri', '$.\"trace.id\"', '$.key', '$.params.key']"
+# protocol.replace_lone_surrogates in SQL, for a message that is no JSON only for them: escaped
+# backslashes and surrogate pairs are set aside (chr 1 and 2 cannot occur raw in JSON), lone
+# surrogate escapes become U+FFFD, and the set-aside parts are put back.
+_LONE_SURROGATES_FIXED = (
+    "replace(replace(regexp_replace(regexp_replace(replace(message, '\\\\', chr(1)), "
+    "'\\\\u([dD][89abAB][0-9a-fA-F]{2})\\\\u([dD][c-fC-F][0-9a-fA-F]{2})', "
+    "chr(2) || '\\1' || chr(2) || '\\2', 'g'), '\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}', '\\\\ufffd', 'g'), "
+    "chr(2), '\\u'), chr(1), '\\\\')")
 
 
 def with_request_fields(relation: str) -> str:
@@ -64,13 +72,14 @@ def with_request_fields(relation: str) -> str:
     book's gateway keeps the key inside ``params`` (``$.params.key``).
     """
     m, p = ident("http.request.method"), ident("url.path")
-    req = (f"CASE WHEN {m} IS NULL AND {p} IS NULL AND starts_with(message, '{{') "
-           f"AND json_valid(message) THEN json_extract_string(message, {_REQUEST_PATHS}) END")
-    return (f"(SELECT * EXCLUDE (_r) REPLACE (coalesce({m}, _r[1]) AS {m}, "
+    packet = (f"CASE WHEN {m} IS NULL AND {p} IS NULL AND starts_with(message, '{{') THEN CASE "
+              f"WHEN json_valid(message) THEN message WHEN json_valid({_LONE_SURROGATES_FIXED}) "
+              f"THEN {_LONE_SURROGATES_FIXED} END END")
+    return (f"(SELECT * EXCLUDE (_j, _r) REPLACE (coalesce({m}, _r[1]) AS {m}, "
             f"coalesce({p}, _r[2]) AS {p}, coalesce({ident('trace.id')}, _r[3]) AS {ident('trace.id')}, "
-            "coalesce(key, _r[4], _r[5]) AS key, coalesce(params, CASE WHEN _r IS NOT NULL "
-            "THEN json_extract(message, '$.params') END) AS params) "
-            f"FROM (SELECT *, {req} AS _r FROM {relation}))")
+            "coalesce(key, _r[4], _r[5]) AS key, coalesce(params, json_extract(_j, '$.params')) AS params) "
+            f"FROM (SELECT *, json_extract_string(_j, {_REQUEST_PATHS}) AS _r "
+            f"FROM (SELECT *, {packet} AS _j FROM {relation})))")
 
 
 # What /mesh counts (docs/api.md): a request is an event with a method that is not a service's
