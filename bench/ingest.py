@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ingest side by side: logmesh's logs service beside the chapter's Node service and rsyslog.
 
-    .venv/bin/python bench/ingest.py [-n 300000] [--repeat 3] [--json bench/out/ingest.json]
+    .venv/bin/python bench/ingest.py [-n 1000000] [--repeat 3] [--json bench/out/ingest.json]
 
 The same stream of ~200-byte book log packets from one load generator process
 (bench/loadgen.py) over 1, 4 and 16 TCP connections, each peer writing to

@@ -492,7 +492,10 @@ def _make_peer(spec: str, workdir: Path, port: int, a: argparse.Namespace) -> Pe
         data = workdir / "data"
         cmd = [sys.executable, "-m", "logmesh", "logs", "--standalone", "--port", str(port),
                "--http-port", str(free_port()), "--data-dir", str(data), "--fsync", "batch",
-               "--workers", str(workers)]
+               "--workers", str(workers),
+               # one segment per run: sealing one starts its compaction to Parquet (for search,
+               # ~7-10 CPU s per million events: bench/derive.py), a background job no peer has
+               "--max-segment-size", "1GB"]
         if workers == 1:
             cmd.append("--no-supervise")  # a supervisor forks only to restart; one process is fairer
         return logmesh_peer(cmd, port, data, name=f"logmesh --workers {workers}")
@@ -513,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"rsyslog[:variant] (variants: {', '.join(rsyslog.VARIANTS)})")
     ap.add_argument("-c", "--connections", default="1,4,16", help="comma list")
     ap.add_argument("-n", "--events", type=int, default=300_000)
+    ap.add_argument("--book-events", type=int, default=300_000,
+                    help="events for the chapter's Node service as written (node-book*): at ~15k/s "
+                         "and losing most of them, it needs no more to show its loss")
     ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is kept")
     ap.add_argument("--server-cmd", help="a custom server; {port} and {workdir} are substituted")
     ap.add_argument("--count-glob", action="append", default=[],
@@ -547,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
                 wd.mkdir(parents=True)
                 try:
                     peer = _make_peer(spec, wd, free_port(), a)
-                    r = measure_peer(peer, c, a.events, verify=not a.no_verify, settle=a.settle,
+                    n = min(a.events, a.book_events) if spec.startswith("node-book") else a.events
+                    r = measure_peer(peer, c, n, verify=not a.no_verify, settle=a.settle,
                                      drain_timeout=a.drain_timeout, rate=a.rate)
                 finally:
                     if not a.keep:
