@@ -487,18 +487,20 @@ def _make_peer(spec: str, workdir: Path, port: int, a: argparse.Namespace) -> Pe
         return node_peer(workdir, port, fixed=True, name="node-fixed-print")
     if spec == "rsyslog" or spec.startswith("rsyslog:"):
         return rsyslog_peer(workdir, port, spec.partition(":")[2] or rsyslog.DEFAULT_VARIANT)
-    if spec in ("logmesh", "logmesh-w2"):
-        workers = 2 if spec == "logmesh-w2" else 1
+    base, _, fsync = spec.partition(":")
+    if base in ("logmesh", "logmesh-w2") and fsync in ("", "batch", "off", "always"):
+        workers = 2 if base == "logmesh-w2" else 1
         data = workdir / "data"
         cmd = [sys.executable, "-m", "logmesh", "logs", "--standalone", "--port", str(port),
-               "--http-port", str(free_port()), "--data-dir", str(data), "--fsync", "batch",
+               "--http-port", str(free_port()), "--data-dir", str(data), "--fsync", fsync or "batch",
                "--workers", str(workers),
                # one segment per run: sealing one starts its compaction to Parquet (for search,
                # ~7-10 CPU s per million events: bench/derive.py), a background job no peer has
                "--max-segment-size", "1GB"]
         if workers == 1:
             cmd.append("--no-supervise")  # a supervisor forks only to restart; one process is fairer
-        return logmesh_peer(cmd, port, data, name=f"logmesh --workers {workers}")
+        return logmesh_peer(cmd, port, data, name=f"logmesh --workers {workers}"
+                            + (f" --fsync {fsync}" if fsync else ""))
     if spec == "custom":
         subst = {"port": port, "workdir": workdir}
         cmd = [x.format(**subst) for x in shlex.split(a.server_cmd)]
@@ -511,7 +513,7 @@ def _make_peer(spec: str, workdir: Path, port: int, a: argparse.Namespace) -> Pe
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Ingest benchmark of log peers (see module doc).")
     ap.add_argument("--peers", default="node-book,node-fixed,rsyslog,rsyslog:linkedlist-txflush",
-                    help="comma list: logmesh, logmesh-w2, node-book, node-book-quiet, node-fixed, "
+                    help="comma list: logmesh[-w2][:batch|off|always] (--fsync), node-book, node-book-quiet, node-fixed, "
                          "node-fixed-print, "
                          f"rsyslog[:variant] (variants: {', '.join(rsyslog.VARIANTS)})")
     ap.add_argument("-c", "--connections", default="1,4,16", help="comma list")
@@ -543,11 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     conns = [int(x) for x in a.connections.split(",")]
     root = Path(a.workdir)
     runs: list[dict] = []
-    rows: list[dict] = []
-    for spec in specs:
-        for c in conns:
-            cell = []
-            for rep in range(a.repeat):
+    cells: dict[tuple[str, int], list[dict]] = {(spec, c): [] for spec in specs for c in conns}
+    # Round by round, every peer once per round: a slow spell of the shared machine then hits
+    # every peer alike, and ratios can be taken within a round (run_all.py does).
+    for rep in range(a.repeat):
+        for spec in specs:
+            for c in conns:
                 wd = root / f"{spec.replace(':', '-')}-c{c}-r{rep}"
                 shutil.rmtree(wd, ignore_errors=True)
                 wd.mkdir(parents=True)
@@ -559,17 +562,20 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     if not a.keep:
                         shutil.rmtree(wd, ignore_errors=True)
+                r["round"] = rep
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 runs.append(r)
-                cell.append(r)
-            if len(cell) == 1:
-                rows.append(cell[0])
-            else:
-                med = dict(min(cell, key=lambda r: abs(
-                    r["events_per_s"] - statistics.median(x["events_per_s"] for x in cell))))
-                med["name"] = f"{med['name']} (median of {len(cell)})"
-                med["events_per_s_best"] = max(x["events_per_s"] for x in cell)
-                rows.append(med)
+                cells[(spec, c)].append(r)
+    rows: list[dict] = []
+    for cell in cells.values():
+        if len(cell) == 1:
+            rows.append(cell[0])
+        else:
+            med = dict(min(cell, key=lambda r: abs(
+                r["events_per_s"] - statistics.median(x["events_per_s"] for x in cell))))
+            med["name"] = f"{med['name']} (median of {len(cell)})"
+            med["events_per_s_best"] = max(x["events_per_s"] for x in cell)
+            rows.append(med)
     print(table(rows))
     if a.json:
         Path(a.json).write_text(json.dumps({"events": a.events, "runs": runs, "rows": rows}, indent=1))

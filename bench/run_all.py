@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -68,18 +69,25 @@ def machine() -> dict:
 
 
 def ratios(ingest: dict) -> list[str]:
-    """logmesh beside its peers, per connection count, from the same run."""
-    rows = {(r["name"].split(" (")[0], r["connections"]): r for r in ingest.get("rows", [])}
-    conns = sorted({c for _, c in rows})
+    """logmesh beside its peers, per connection count: the median of the ratios taken in each
+    round (bench/ingest_peers.py runs every peer once per round), so a slow spell of the shared
+    machine weighs on both sides of a ratio alike."""
+    by_round: dict[tuple[str, int, int], float] = {}
+    for r in ingest.get("runs", []):
+        by_round[(r["name"], r["connections"], r.get("round", 0))] = r["events_per_s"]
+    conns = sorted({c for _, c, _ in by_round})
     lines = ["| conns | logmesh w2 / rsyslog (best) | logmesh w2 / rsyslog (Direct, async) "
              "| logmesh w2 / node (fixed, quiet) | logmesh w1 / node (fixed, quiet) |",
              "|---:|---:|---:|---:|---:|"]
 
     def ratio(a: str, b: str, c: int) -> str:
-        ra, rb = rows.get((a, c)), rows.get((b, c))
-        if not ra or not rb or not rb.get("events_per_s"):
+        per_round = sorted(by_round[(a, c, k)] / by_round[(b, c, k)]
+                           for (name, cc, k) in by_round
+                           if name == a and cc == c and by_round.get((b, c, k)))
+        if not per_round:
             return "-"
-        return f"{ra['events_per_s'] / rb['events_per_s']:.2f}x"
+        return (f"{statistics.median(per_round):.2f}x ({per_round[0]:.2f}-{per_round[-1]:.2f})"
+                if len(per_round) > 1 else f"{per_round[0]:.2f}x")
 
     for c in conns:
         lines.append(f"| {c} | {ratio('logmesh --workers 2', 'rsyslog:linkedlist-txflush', c)} "
@@ -119,7 +127,8 @@ def main() -> int:
         body = [f"## {name}", "", what, "", f"Command: `.venv/bin/{cmd}` ({took:.0f} s)", ""]
         report = proc.stdout.strip()
         if name == "ingest":
-            body += [report, "", "Ratios from the same run (events/s):", "", *ratios(raw or {})]
+            body += [report, "", "Ratios of events/s, each taken within one round of the run "
+                     "(median, and the range over the rounds):", "", *ratios(raw or {})]
         elif name == "derive":
             body += [report]
         else:

@@ -16,6 +16,8 @@ import duckdb
 import msgspec
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from logmesh.logs.event import derive_request
 from logmesh.logs.ingest.book_block import block_head, encode_block, parse_block
@@ -187,3 +189,38 @@ async def test_lone_surrogates_from_node_are_stored_as_replacement_characters(st
     assert events[2]["url.path"] == "/goods" and events[2]["params"] == {"name": "\ufffd", "key": 4}
     assert events[2]["key"] == "4"
     await client.close()
+
+
+# Any text a service may log, and frames that are book packets or nearly so.
+_texts = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(TEXTS)
+
+
+@st.composite
+def _frames(draw):
+    out = []
+    for text in draw(st.lists(_texts, min_size=1, max_size=6)):
+        frame = book(text, **draw(st.sampled_from([{}, {}, {"service.name": "goods"}, {"x": 1}])))
+        if draw(st.integers(0, 5)) == 0:  # damage it: a byte changed, or cut short
+            i = draw(st.integers(0, len(frame) - 1))
+            frame = frame[:i] + bytes([draw(st.integers(0, 255))]) + frame[i + 1:] \
+                if draw(st.booleans()) else frame[:i]
+        out.append(frame)
+    return out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_frames())
+def test_a_block_is_stored_exactly_or_not_at_all(frames):
+    """Whatever the frames, the block path writes one valid line per packet with its text, or
+    declines: a line it wrote wrong would be cut by crash recovery with all after it."""
+    block = parse_block(frames)
+    if block is None:
+        return
+    data = encode_block(block.messages, range(64, 64 * (len(frames) + 1), 64),
+                        block_head(1, ("127.0.0.1", 1), block.service))
+    lines = [orjson.loads(line) for line in data.splitlines()]
+    assert len(lines) == len(frames)
+    for frame, line in zip(frames, lines, strict=True):
+        packet = orjson.loads(frame)
+        assert line["message"] == packet["params"] and line["seq"] % 64 == 0
+        assert set(packet) <= {"uri", "method", "key", "params", "service.name"}
