@@ -8,6 +8,7 @@ with a top-level key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
@@ -140,17 +141,26 @@ async def test_python_gateway_reaches_a_node_service(mesh):
         await node.stop()
 
 
-async def test_node_gateway_reaches_a_python_service(mesh, tmp_path):
+@contextlib.asynccontextmanager
+async def node_gate_to_goods(mesh, tmp_path):
+    """A Python goods service and the book's Node gateway (gate.js), connected to it."""
     dist = await mesh.start_distributor()
     goods = make_service("goods", tmp_path, port=0, distributor=mesh.distributor_addr)
-    seen: list[dict] = []
-    goods.on_request = lambda raw, packet, conn: seen.append(packet)
     await mesh.add(goods)
     await wait_until(lambda: names(dist.nodes()) == ["goods"], 3.0, "goods registration")
     gate = await NodeProc.start("gate.js", str(dist.port))
     try:
         port = (await gate.event("listening"))["port"]
         await gate.event("connected", lambda d: d["port"] == goods.port)
+        yield dist, goods, port
+    finally:
+        await gate.stop()
+
+
+async def test_node_gateway_reaches_a_python_service(mesh, tmp_path):
+    async with node_gate_to_goods(mesh, tmp_path) as (dist, goods, port):
+        seen: list[dict] = []
+        goods.on_request = lambda raw, packet, conn: seen.append(packet)
         assert any(n["name"] == "gate" and n["port"] == port for n in dist.nodes())
         base = f"http://{HOST}:{port}/goods"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
@@ -175,20 +185,11 @@ async def test_node_gateway_reaches_a_python_service(mesh, tmp_path):
                 assert (await resp.json())["results"] == {"deleted": 1}
             async with http.get(f"http://{HOST}:{port}/nothing") as resp:
                 assert resp.status == 404  # the book's gateway: bare 404
-    finally:
-        await gate.stop()
 
 
 async def test_half_an_emoji_from_node_reaches_a_python_service(mesh, tmp_path):
     """JSON.stringify writes a lone surrogate as an escape orjson refuses; it arrives as U+FFFD."""
-    dist = await mesh.start_distributor()
-    goods = make_service("goods", tmp_path, port=0, distributor=mesh.distributor_addr)
-    await mesh.add(goods)
-    await wait_until(lambda: names(dist.nodes()) == ["goods"], 3.0, "goods registration")
-    gate = await NodeProc.start("gate.js", str(dist.port))
-    try:
-        port = (await gate.event("listening"))["port"]
-        await gate.event("connected", lambda d: d["port"] == goods.port)
+    async with node_gate_to_goods(mesh, tmp_path) as (_, _, port):
         body = json.dumps({"name": "cut \ud83d", "price": 1})  # ensure_ascii: "cut \\ud83d"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             async with http.post(f"http://{HOST}:{port}/goods", data=body,
@@ -198,5 +199,3 @@ async def test_half_an_emoji_from_node_reaches_a_python_service(mesh, tmp_path):
             async with http.get(f"http://{HOST}:{port}/goods") as resp:
                 [row] = (await resp.json())["results"]
         assert row["name"] == "cut \ufffd"
-    finally:
-        await gate.stop()
