@@ -9,9 +9,10 @@ import time
 import aiohttp
 import pytest
 
+from logmesh.logs.query.compact import Compactor
 from logmesh.logs.query.openapi import OPENAPI
 
-from ..helpers import HOST
+from ..helpers import HOST, RawClient, book_frame, request_text
 
 
 async def post(session, base, events) -> dict:
@@ -218,3 +219,33 @@ async def test_two_workers_see_each_others_events_and_only_worker0_compacts(star
         for base in (b0, b1):
             r = await get(s, base, "/api/v1/search", q="crossover")
             assert sorted(e["seq"] & 63 for e in r["events"]) == [0, 1]
+
+
+async def test_book_packets_are_searched_by_the_fields_of_the_request_they_logged(start_logs):
+    """Stored unparsed (ingest/book_block.py), found by method, path, key and params: from the
+    live segment, and from Parquet once compacted."""
+    srv = await start_logs()
+    data_dir = srv.config.data_dir
+    client = await RawClient.connect(srv.config.port)
+    await client.send(b"".join(book_frame(request_text(i, "api", sort="price")) for i in range(30)))
+    await client.close()
+
+    async def check(server) -> None:
+        base = f"http://{HOST}:{server.config.http_port}"
+        async with aiohttp.ClientSession() as s:
+            q = 'url.path:/goods and http.request.method:GET and params.sort:price'
+            deadline = time.monotonic() + 5
+            while len((r := await get(s, base, "/api/v1/search", q=q, limit="100"))["events"]) < 30:
+                assert time.monotonic() < deadline, r
+                await asyncio.sleep(0.05)
+            assert len(r["events"]) == 30 and r["events"][0]["params"] == {"key": 29, "sort": "price"}
+            assert [e["key"] for e in (await get(s, base, "/api/v1/search", q="key:7"))["events"]] == ["7"]
+            assert (await get(s, base, "/api/v1/search", q="trace.id:api-3"))["events"][0]["key"] == "3"
+            top = await get(s, base, "/api/v1/top", field="http.request.method")
+            assert top["values"] == [{"value": "GET", "count": 30}]
+
+    await check(srv)  # the live segment, read by DuckDB
+    await srv.stop()
+    assert Compactor(data_dir, grace=0).run_once() == 1
+    assert list((data_dir / "parquet").glob("*.parquet"))
+    await check(await start_logs())  # the Parquet file
