@@ -177,14 +177,24 @@ def replace_lone_surrogates(raw: bytes) -> bytes | None:
     return fixed if fixed != raw else None
 
 
+def loads(raw: bytes | str) -> Any:
+    """``orjson.loads``, reading a lone surrogate escape as U+FFFD (:func:`replace_lone_surrogates`)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+        fixed = replace_lone_surrogates(raw.encode() if isinstance(raw, str) else raw)
+        if fixed is None:
+            raise
+        return orjson.loads(fixed)
+
+
 def parse_frame(raw: bytes) -> dict | BadFrame:
     """Decode one raw frame into a packet dict, or say why it is unusable."""
     try:
-        obj = orjson.loads(raw)
+        obj = loads(raw)
     except orjson.JSONDecodeError as exc:
-        fixed = replace_lone_surrogates(raw) if "surrogate" in str(exc) else None
-        if fixed is not None:
-            return parse_frame(fixed)
         msg = str(exc)
         reason = "bad_utf8" if "UTF-8" in msg or "utf-8" in msg else "bad_json"
         return BadFrame(reason, len(raw), msg)

@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from ..protocol import replace_lone_surrogates
+from ..protocol import loads
 
 FIELD_TYPES: dict[str, str] = {
     "seq": "long",
@@ -87,15 +87,9 @@ def derive_request(event: dict[str, Any]) -> dict[str, Any]:
             or not isinstance(message, str) or not message.startswith("{"):
         return event
     try:
-        req = orjson.loads(message)
+        req = loads(message)
     except orjson.JSONDecodeError:
-        fixed = replace_lone_surrogates(message.encode())
-        if fixed is None:
-            return event
-        try:
-            req = orjson.loads(fixed)
-        except orjson.JSONDecodeError:
-            return event
+        return event
     if not isinstance(req, dict):
         return event
     params = req.get("params")
