@@ -29,6 +29,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from .common import str_decoder
+
 
 class BookEnvelope(msgspec.Struct, forbid_unknown_fields=True):
     """The book's log packet; any field beyond these sends the read the per-packet way."""
@@ -41,7 +43,7 @@ class BookEnvelope(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _envelopes = msgspec.json.Decoder(BookEnvelope).decode_lines
-_texts = msgspec.json.Decoder(str).decode_lines
+_texts = str_decoder.decode_lines
 _params, _service = attrgetter("params"), attrgetter("service")  # map() with these: no Python loop
 
 
