@@ -145,8 +145,9 @@ def scan_numbers(paths: Sequence[str | os.PathLike], events: int, first: int = 0
 
 # ----------------------------------------------------------------- /proc accounting
 
-def _group_pids(pgid: int) -> list[int]:
-    pids = []
+def _group_stats(pgid: int) -> list[tuple[int, list[bytes]]]:
+    """``(pid, /proc/pid/stat fields after the command)`` of each live process of a group."""
+    out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -157,28 +158,21 @@ def _group_pids(pgid: int) -> list[int]:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()
         if int(fields[2]) == pgid:  # fields[0]=state, [1]=ppid, [2]=pgrp
-            pids.append(int(name))
-    return pids
+            out.append((int(name), fields))
+    return out
 
 
 def group_cpu_seconds(pgid: int) -> float:
     """utime+stime+cutime+cstime summed over the live processes of a process group."""
-    ticks = 0
-    for pid in _group_pids(pgid):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    ticks = sum(sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+                for _, fields in _group_stats(pgid))
     return ticks / CLK_TCK
 
 
 def group_hwm_kb(pgid: int) -> int:
     """Sum of VmHWM (peak resident set) over the live processes of a process group."""
     kb = 0
-    for pid in _group_pids(pgid):
+    for pid, _ in _group_stats(pgid):
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
