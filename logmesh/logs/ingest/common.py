@@ -16,6 +16,20 @@ import msgspec
 
 from ...protocol import replace_lone_surrogates
 
+class Rejected(ValueError):
+    """An event that some reader (recovery, DuckDB, compaction, a sink) could not read back.
+
+    Raised per event before anything is acknowledged; ``reason`` is a short
+    snake_case word for counters and replies (``bad_timestamp``, ``bad_number``,
+    ``too_deep``, ...), the message says what to change.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
 # -- what arrives ---------------------------------------------------------------
 
 
