@@ -164,7 +164,7 @@ class Snapshot:
 
     parquet: tuple[ParquetFile, ...]
     live: tuple[LiveSegment, ...]  # copies: safe to read while the engine refreshes
-    gen: int  # the live table's generation: rows loaded by later refreshes have a higher one
+    gen: int  # the live table's generation: rows loaded later have a higher one (one per chunk)
     cold: tuple[SegmentInfo, ...] = ()  # sealed, not compacted, read from the file per query
 
     def live_ids(self, start: int | None = None, end: int | None = None) -> list[int]:
@@ -361,8 +361,6 @@ class Engine:
             pf = self._load_parquet(n, names)
             if pf is not None:
                 self._parquet[n] = pf
-        gen = self._gen + 1
-        loaded = False
         seen = set()
         cold: list[SegmentInfo] = []
         wall = time.time()
@@ -378,7 +376,7 @@ class Engine:
             if live is None:
                 live = self._live[name] = LiveSegment(self._next_id, seg.path, seg.worker, seg.first_seq)
                 self._next_id += 1
-            loaded |= self._load_live(live, gen)
+            self._load_live(live)
         now = time.monotonic()
         for name in list(self._live):
             if name not in seen:
@@ -387,8 +385,6 @@ class Engine:
             if now - when > GONE_GRACE_SECONDS:
                 self.con.execute("DELETE FROM live WHERE _seg = ?", [sid])
                 del self._gone[sid]
-        if loaded:
-            self._gen = gen
         self._snapshot = Snapshot(
             tuple(sorted(self._parquet.values(), key=lambda p: (p.min_ts, p.path.name))),
             tuple(LiveSegment(s.id, s.path, s.worker, s.first_seq, s.offset, s.rows, s.min_ts,
@@ -441,28 +437,30 @@ class Engine:
                 "first_seq": min((b[3] for b in blocks), default=0),
                 "last_seq": max((b[4] for b in blocks), default=0), "blocks": blocks, "services": None}
 
-    def _load_live(self, live: LiveSegment, gen: int) -> bool:
-        loaded = False
+    def _load_live(self, live: LiveSegment) -> None:
         while True:
             try:
                 size = os.stat(live.path).st_size
             except FileNotFoundError:
-                return loaded
+                return
             if size < live.offset:  # cut by crash recovery: read it again
                 self.con.execute("DELETE FROM live WHERE _seg = ?", [live.id])
                 live.offset, live.rows, live.min_ts, live.max_ts = 0, 0, None, None
                 live.services.clear()
             if size == live.offset:
-                return loaded
+                return
             data, nxt = read_complete(live.path, live.offset, LIVE_CHUNK_BYTES)
             if not data:
-                return loaded
-            self._insert_live(live, data, gen)
+                return
+            self._gen += 1  # each chunk its own generation: see _insert_live
+            self._insert_live(live, data, self._gen)
             live.offset = nxt
             self.counters["live_bytes_loaded"] += len(data)
-            loaded = True
 
     def _insert_live(self, live: LiveSegment, data: bytes, gen: int) -> None:
+        """Append one chunk of whole lines; ``gen`` must be new, since the segment's counts
+        are taken from the rows of (segment, gen): a generation shared by two chunks of one
+        refresh counted the first chunk again with the second (issue 14, defect 8)."""
         tmp = self._tmp / f"{live.id}-{gen}.ndjson"
         tmp.write_bytes(data)
         try:
