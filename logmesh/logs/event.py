@@ -67,7 +67,7 @@ FIELD_TYPES: dict[str, str] = {
 }
 
 
-def _as_text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
     """A JSON value as DuckDB's ``json_extract_string`` gives it: strings bare, the rest as JSON."""
     if value is None or isinstance(value, str):
         return value
@@ -99,7 +99,7 @@ def derive_request(event: dict[str, Any]) -> dict[str, Any]:
     for name, value in (("http.request.method", req.get("method")), ("url.path", req.get("uri")),
                         ("trace.id", req.get("trace.id")), ("key", key)):
         if event.get(name) is None and value is not None:
-            event[name] = _as_text(value)
+            event[name] = as_text(value)
     if event.get("params") is None and params is not None:
         event["params"] = params
     return event

@@ -136,7 +136,7 @@ async def test_torn_last_record_is_cut_off_on_open(tmp_path, open_writer, torn):
 def test_recover_segment_of_only_a_torn_record_is_empty(tmp_path):
     path = tmp_path / layout.segment_name(0, 64)
     path.write_bytes(b'{"seq":64,"@timest')
-    index = recover_segment(path)
+    index = recover_segment(path).index
     assert index.count == 0 and path.read_bytes() == b""
 
 
@@ -441,3 +441,124 @@ async def test_disk_full_while_sealing_a_segment_is_retried_too(tmp_path, open_w
     await w2.close()
     assert all(s.sealed for s in list_segments(tmp_path))
     assert numbers(tmp_path) == [1, 2, 3, 4, 5, 6]
+
+
+# -- issue 14: identity, damage, a disk that fills up ---------------------------------
+
+
+async def test_seqs_never_repeat_after_compaction_and_retention_removed_every_segment(tmp_path,
+                                                                                      open_writer):
+    """Defect 1: with every segment compacted away, a restart counted from 1 again.
+
+    The new segment then took an existing Parquet file's name, so queries
+    ignored it and the compactor deleted it as "already compacted".
+    """
+    w = open_writer()
+    first = await append(w, 1, 2)
+    await w.close()
+    seg = list_segments(tmp_path)[0]
+    pq = tmp_path / layout.PARQUET_DIR
+    pq.mkdir()
+    (pq / layout.parquet_name(seg.path.name)).write_bytes(b"PAR1")  # compacted ...
+    (pq / layout.blocks_name(layout.parquet_name(seg.path.name))).write_bytes(
+        orjson.dumps({"last_seq": seg.index["last_seq"]}))
+    seg.path.unlink()  # ... and the segment removed
+    seg.path.with_name(layout.index_name(seg.path.name)).unlink()
+    w2 = open_writer()
+    second = await append(w2, 3, 1)
+    assert second > first and w2.active_path.name != seg.path.name
+    await w2.close()
+    for p in list(pq.iterdir()) + [s.path for s in list_segments(tmp_path)]:
+        p.unlink()  # retention took everything: the high-water file still remembers
+    w3 = open_writer()
+    assert await append(w3, 4, 1) > second
+
+
+def crash(w: SegmentWriter) -> Path:
+    """Leave ``w`` as kill -9 would: no seal, no index; returns the active segment."""
+    seg = w.active_path
+    w._closing = True
+    w._flush_task.cancel()
+    os.close(w._fd)
+    os.close(w._lock_fd)
+    w._lock_fd = None
+    return seg
+
+
+@pytest.mark.parametrize("damage", ["zeros", "infinite-number", "not-json"])
+async def test_recovery_keeps_every_intact_line_after_damage_and_quarantines_the_rest(
+        tmp_path, open_writer, damage):
+    """Defect 3: recovery cut the segment at the first line it could not parse."""
+    w = open_writer()
+    await append(w, 1, 100)
+    seg = crash(w)
+    data = bytearray(seg.read_bytes())
+    starts = [0] + [i + 1 for i, b in enumerate(data) if b == 10][:-1]
+    victim = starts[10]  # the 11th line
+    end = data.index(b"\n", victim)
+    if damage == "zeros":
+        data[victim + 5:victim + 25] = bytes(20)
+    elif damage == "infinite-number":
+        data[victim:end] = data[victim:end - 1] + b',"x":1e999}'
+    else:
+        data[victim:end] = b"x" * (end - victim)
+    seg.write_bytes(bytes(data))
+
+    w2 = open_writer()
+    kept = numbers(tmp_path)
+    assert kept == [n for n in range(1, 101) if n != 11], "every line but the damaged one is kept"
+    assert w2.stats["damaged_lines"] == 1
+    quarantined = list((tmp_path / layout.QUARANTINE_DIR).iterdir())
+    assert len(quarantined) == 1 and b"# offset %d" % victim in quarantined[0].read_bytes()
+    assert segment.quarantined(tmp_path)[0] == 1
+    await append(w2, 101, 1)
+    assert numbers(tmp_path)[-1] == 101
+
+
+async def test_disk_full_writes_what_fits_block_by_block(tmp_path, open_writer, monkeypatch):
+    """Defect 6: a failed write retried the whole backlog as one group, so nothing was
+    written until the free space exceeded all of it."""
+    w = open_writer()
+    real_write = os.write
+    room = [0]
+
+    def write(fd, data):  # a disk with ``room`` bytes left
+        if fd_path(fd).endswith(".ndjson"):
+            if len(data) > room[0]:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            room[0] -= len(data)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    seqs = [w.append_events(events(n * 10 + 1, 10, size=100)) for n in range(3)]  # three blocks
+    one_block = 10 * 250
+    room[0] = one_block  # room for one block: it must be written and acknowledged
+    await asyncio.wait_for(w.durable(seqs[0]), 5)
+    assert numbers(tmp_path) == list(range(1, 11))
+    assert w.failure is not None and "No space" in w.failure
+    room[0] = 10**9
+    await asyncio.wait_for(w.durable(seqs[2]), 5)
+    assert numbers(tmp_path) == list(range(1, 31))
+    assert w.failure is None
+
+
+async def test_a_waiter_that_asks_gets_its_unwritten_block_back_while_the_disk_is_full(
+        tmp_path, open_writer, disk):
+    """An HTTP POST held on a full disk is answered (and not stored) instead of hanging."""
+    w = open_writer()
+    disk.full.set()
+    evs = events(1, 3)
+    last = w.append_events(evs)
+    with pytest.raises(segment.StoreUnavailable, match="No space"):
+        await asyncio.wait_for(w.durable(last, first=evs[0].seq), 5)
+    disk.full.clear()
+    await append(w, 4, 1)
+    assert numbers(tmp_path) == [4], "the withdrawn events are not written later"
+
+
+async def test_close_is_bounded_while_the_disk_stays_full(tmp_path, open_writer, disk):
+    w = open_writer()
+    disk.full.set()
+    w.append_events(events(1, 3))
+    await asyncio.sleep(0.2)
+    await asyncio.wait_for(w.close(timeout=1.5), 5)

@@ -8,13 +8,17 @@ event straight to the line the store appends.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import orjson
 
-from ...protocol import replace_lone_surrogates
+from ...protocol import loads, replace_lone_surrogates
+from ..event import as_text
+
 
 class Rejected(ValueError):
     """An event that some reader (recovery, DuckDB, compaction, a sink) could not read back.
@@ -28,6 +32,61 @@ class Rejected(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+# -- what may be stored ----------------------------------------------------------
+# One rule for every ingest source: a stored line must read back in every reader
+# (recovery and the sinks use orjson, DuckDB reads the segments and Parquet files).
+
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: ISO-8601's, DuckDB's and ES's end
+MAX_DEPTH = 256  # JSON nesting of params and labels; orjson stops at 1024, msgspec near 1000
+# Only JSON that matches this, or holds more brackets than MAX_DEPTH, is parsed to be checked:
+# a number with a 3-digit exponent may be infinite as a double (1e999), which orjson refuses.
+_SUSPECT_NUMBER = re.compile(rb"[0-9][eE][+-]?[0-9]{3}")
+
+
+def check_timestamp(ts: Any) -> int:
+    """``ts`` as epoch ms if it is one every reader takes, else :class:`Rejected`."""
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= MAX_TIMESTAMP_MS:
+        raise Rejected("bad_timestamp", f"@timestamp {str(ts)[:40]} is not epoch milliseconds "
+                                        "between 1970 and 9999")
+    return ts
+
+
+def check_json(raw: bytes) -> None:
+    """Refuse JSON text that orjson (recovery, sinks) would not read back.
+
+    The hot path pays two ``count`` calls and one regex search (C, no
+    parse); only suspicious text is parsed.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH and _SUSPECT_NUMBER.search(raw) is None:
+        return
+    try:
+        value = loads(raw)
+    except orjson.JSONDecodeError as exc:
+        text = str(exc)
+        if "recursion" in text:
+            raise Rejected("too_deep", f"nested deeper than {MAX_DEPTH} levels") from None
+        if "infinity" in text or "number" in text:
+            raise Rejected("bad_number", f"a number out of range: {text[:80]}") from None
+        raise Rejected("bad_json", text[:120]) from None
+    if depth(value) > MAX_DEPTH:
+        raise Rejected("too_deep", f"nested deeper than {MAX_DEPTH} levels")
+
+
+def depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        elif not isinstance(v, list):
+            continue
+        deepest = max(deepest, d)
+        stack.extend((x, d + 1) for x in v)
+    return deepest
 
 
 # -- what arrives ---------------------------------------------------------------
@@ -132,10 +191,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
+_text = as_text  # a non-string value is kept as its JSON text, the way DuckDB reads it
 
 
 @dataclass
@@ -166,7 +222,12 @@ class Routes:
 def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
                   instance: str | None, event_id: str | None, source: tuple[str, int] | None,
                   routes: Routes, extra: dict | None = None) -> Event:
-    """Build the event for one logged request packet ``raw`` (kept verbatim as message)."""
+    """Build the event for one logged request packet ``raw`` (kept verbatim as message).
+
+    Raises :class:`Rejected` for an event no reader could read back (and
+    ``RecursionError`` for a request nested deeper than msgspec goes).
+    """
+    check_timestamp(ts)
     try:
         req = decode(request_decoder, raw)
     except (msgspec.DecodeError, UnicodeEncodeError):
@@ -179,6 +240,7 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
         ev.method = _text(req.method)
         ev.path = _text(req.uri)
         if req.params:  # absent: an empty Raw, which would encode as `"params":}` (a torn line)
+            check_json(req.params)
             ev.params = req.params
         ev.trace_id = _text(req.trace_id)
         key = req.key
@@ -202,16 +264,34 @@ _EXTRA_FIELDS = {"log.level": "level", "log.logger": "logger", "message": "messa
 
 
 def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
-    """Known ECS names set their field; anything else goes to ``labels``."""
+    """Known ECS names set their field; anything else goes to ``labels``.
+
+    A known field with a value of the wrong kind is refused (:class:`Rejected`),
+    not stored as something else: ``service.name`` as an object would become
+    a name nobody searches for.
+    """
     labels = ev.labels
     for name, value in extra.items():
         attr = _EXTRA_FIELDS.get(name)
         if attr is None:
             if labels is None:
                 labels = {}
+            if isinstance(value, (dict, list)) and depth(value) >= MAX_DEPTH:
+                raise Rejected("too_deep", f"{name} is nested deeper than {MAX_DEPTH} levels")
             labels[name] = value
         elif attr == "status":
-            ev.status = value if isinstance(value, int) else None
-        else:
+            ev.status = _status(value)
+        elif attr == "message" or value is None or isinstance(value, (str, int, float)):
             setattr(ev, attr, _text(value))
+        else:
+            raise Rejected("bad_field", f"{name} must be a string, not {type(value).__name__}")
     ev.labels = labels
+
+
+def _status(value: Any) -> int | None:
+    """An HTTP status code from an int or a digit string; anything else is refused."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 999):
+        return value
+    raise Rejected("bad_field", f"http.response.status_code {str(value)[:40]} is not a status code")

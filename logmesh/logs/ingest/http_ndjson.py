@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .common import Event, apply_extra, now_ms
+from .common import MAX_DEPTH, Event, Rejected, apply_extra, check_timestamp, depth, now_ms
 
 MAX_ERRORS_REPORTED = 20
 
@@ -21,20 +21,27 @@ def parse_timestamp(value: Any) -> int:
     """Epoch ms from an int/float (ms) or an ISO-8601 string; raises ValueError."""
     if isinstance(value, bool):
         raise ValueError("@timestamp must be epoch milliseconds or ISO-8601")
-    if isinstance(value, (int, float)):
-        return int(value)
+    if isinstance(value, int):
+        return check_timestamp(value)
+    if isinstance(value, float):  # orjson reads no NaN or infinity; 1e300 is refused by the range
+        return check_timestamp(int(value))
     if isinstance(value, str):
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if dt.tzinfo is None:
             raise ValueError(f"@timestamp {value!r} has no timezone; add Z or +00:00")
-        return int(dt.timestamp() * 1000)
+        return check_timestamp(int(dt.timestamp() * 1000))
     raise ValueError("@timestamp must be epoch milliseconds or ISO-8601")
 
 
-def record_event(obj: Any, received: int) -> Event:
-    """One JSON object -> an event; raises ValueError saying what is wrong."""
+def record_event(obj: Any, received: int, *, deep: bool = True) -> Event:
+    """One JSON object -> an event; raises ValueError saying what is wrong.
+
+    ``deep`` False: the caller knows the object cannot be nested past MAX_DEPTH.
+    """
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if deep and depth(obj) >= MAX_DEPTH:
+        raise Rejected("too_deep", f"the event is nested deeper than {MAX_DEPTH} levels")
     obj = dict(obj)
     ts = parse_timestamp(obj.pop("@timestamp")) if "@timestamp" in obj else received
     params = obj.pop("params", None)
@@ -72,9 +79,10 @@ def parse_body(body: bytes) -> tuple[list[Event], list[dict]]:
                 numbered.append((no, orjson.loads(line)))
             except orjson.JSONDecodeError as exc:
                 errors.append({"line": no, "error": f"cannot parse line: {exc}"})
+    deep = stripped.count(b"[") + stripped.count(b"{") >= MAX_DEPTH  # else no object can be
     for no, obj in numbered:
         try:
-            lines.append(record_event(obj, received))
+            lines.append(record_event(obj, received, deep=deep))
         except (ValueError, KeyError, TypeError) as exc:
             errors.append({"line": no, "error": str(exc)})
     errors.sort(key=lambda e: e["line"])  # parse errors and event errors were found in two passes

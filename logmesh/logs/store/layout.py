@@ -7,9 +7,11 @@ A data directory looks like::
         w00-0000000000000001.ndjson      events, one JSON object per line (append-only)
         w00-0000000000000001.idx.json    written when the segment is sealed
         w00.lock                          held (flock) by the worker writing w00-*
+        w00.seq                           the highest seq w00 ever sealed: seqs never repeat
       parquet/
         w00-0000000000000001.parquet     a sealed segment compacted (zstd, sorted by time)
         w00-0000000000000001.blocks.json its row groups' time ranges and message trigrams
+      quarantine/<file>@<offset>.damaged  bytes recovery could not read (damage, torn writes)
       sinks/<name>.cursor                 a sink's durable position (JSON, replaced atomically)
       deadletter/<name>.ndjson            events a sink could not deliver, with the reason
 
@@ -28,7 +30,10 @@ SEGMENTS_DIR = "segments"
 PARQUET_DIR = "parquet"
 SINKS_DIR = "sinks"
 DEADLETTER_DIR = "deadletter"
+QUARANTINE_DIR = "quarantine"
+QUARANTINE_SUFFIX = ".damaged"
 SEGMENT_SUFFIX = ".ndjson"
+HIGHWATER_SUFFIX = ".seq"  # {"last_seq": N}: outlives every segment and Parquet file of a worker
 INDEX_SUFFIX = ".idx.json"  # {"version", "first_seq", "last_seq", "count", "min_ts", "max_ts", "bytes", "sparse": [[seq, ts, offset], ...]}
 PARQUET_SUFFIX = ".parquet"
 BLOCKS_SUFFIX = ".blocks.json"  # beside each .parquet: per row group time range + message trigram bitmap
@@ -39,12 +44,17 @@ SEGMENT_RE = re.compile(r"^w(\d{2})-(\d{16})\.ndjson$")
 
 MAX_WORKERS = 64  # seq = (per-worker counter << WORKER_BITS) | worker: unique in the store
 WORKER_BITS = 6
+MAX_SEGMENT_EVENTS = 1 << 32  # more than any segment holds (a seq step for a Parquet file without index)
 SPARSE_EVERY = 4096  # one [seq, ts, offset] entry in the index per this many events
 
 MAX_EVENT_BYTES = 1024 * 1024  # events larger than this are rejected at ingest and counted
 DEFAULT_MAX_SEGMENT_BYTES = 256 * 1024 * 1024  # a segment is sealed past this size ...
 ROTATE_SECONDS = {"hour": 3600, "day": 86400}  # ... or when the hour (day) of the clock changes
 DEFAULT_FSYNC_INTERVAL = 0.05  # --fsync batch: events are on disk at most this long after arrival
+
+
+def highwater_name(worker: int) -> str:
+    return f"w{worker:02d}{HIGHWATER_SUFFIX}"
 
 
 def segment_name(worker: int, first_seq: int) -> str:

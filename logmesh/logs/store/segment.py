@@ -25,6 +25,7 @@ import msgspec
 import orjson
 
 from ...fsio import fsync_path, write_atomic
+from ...protocol import loads
 from . import layout
 
 _encode_lines = msgspec.json.Encoder().encode_lines
@@ -67,37 +68,117 @@ class SegmentIndex:
                              "max_ts": self.max_ts, "bytes": self.bytes, "sparse": self.sparse})
 
 
-def recover_segment(path: Path) -> SegmentIndex:
-    """Cut a torn last record off ``path`` and rebuild its index by scanning it.
+@dataclass
+class Recovery:
+    """What recovering one segment found: its index, and what it set aside."""
 
-    A record is one line; anything after the last newline, or a last line
-    that is not a JSON object with a ``seq``, is a write the crash tore.
+    index: SegmentIndex
+    damaged_lines: int = 0  # lines no reader could use, moved to the quarantine directory
+    damaged_bytes: int = 0
+    torn_bytes: int = 0  # a last write the crash cut short (never acknowledged)
+
+
+def _record(line: bytes) -> tuple[int, int] | None:
+    """(seq, @timestamp) of a stored line every reader can read, else None.
+
+    Judged with the readers' parser (orjson, lone surrogates read as U+FFFD),
+    so "damaged" means "no reader could use it", nothing stricter.
+    """
+    try:
+        event = loads(line)
+        seq, ts = event["seq"], event["@timestamp"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if type(seq) is not int or type(ts) is not int:
+        return None
+    return seq, ts
+
+
+def recover_segment(path: Path) -> Recovery:
+    """Make ``path`` hold only whole, readable lines; set the rest aside, never destroy it.
+
+    A crash can tear the last write (bytes after the last newline: never
+    acknowledged, since acks wait for whole groups on disk); a bad disk or a
+    stray write can damage any line. Every intact line is kept, wherever the
+    damage is; damaged lines and torn bytes go to ``quarantine/`` and are
+    counted, and the segment is rewritten without them (write, fsync, rename).
     """
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     first_seq = int(layout.SEGMENT_RE.match(path.name).group(2))  # type: ignore[union-attr]
-    index = SegmentIndex(first_seq)
-    offset = 0
-    good_end = 0
+    result = Recovery(SegmentIndex(first_seq))
+    index = result.index
+    keep: list[bytes] = []
+    bad: list[tuple[int, bytes]] = []
+    offset = out = 0
     while offset < end:
         nl = data.index(b"\n", offset)
-        try:
-            event = orjson.loads(data[offset:nl])
-            seq, ts = int(event["seq"]), int(event["@timestamp"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            log.warning("%s: dropping torn/corrupt record at byte %d and after", path.name, offset)
-            break
-        index.add(seq, ts, offset)
-        offset = good_end = nl + 1
-    with open(path, "r+b") as f:
-        if good_end != len(data):
-            log.warning("%s: cut %d torn byte(s) at the end", path.name, len(data) - good_end)
-            f.truncate(good_end)
-        # After a crash the records may be in the page cache only: sync them before the
-        # ledger counts them as stored (a resend of them is then acked without a copy).
+        line = data[offset:nl + 1]
+        rec = _record(line)
+        if rec is None:
+            bad.append((offset, line))
+            result.damaged_lines += 1
+            result.damaged_bytes += len(line)
+        else:
+            index.add(rec[0], rec[1], out)
+            keep.append(line)
+            out += len(line)
+        offset = nl + 1
+    if end < len(data):
+        bad.append((end, data[end:]))
+        result.torn_bytes = len(data) - end
+    index.bytes = out
+    if bad:
+        quarantine(path, bad)
+        (log.error if result.damaged_lines else log.warning)("%s: %d damaged line(s) (%d bytes) and %d torn byte(s) moved to %s/; "
+                  "%d intact event(s) kept", path.name, result.damaged_lines, result.damaged_bytes,
+                  result.torn_bytes, layout.QUARANTINE_DIR, index.count)
+    if result.damaged_lines:
+        write_atomic(path, b"".join(keep))  # the intact lines, in order, nothing else
+    else:
+        with open(path, "r+b") as f:
+            if end != len(data):
+                f.truncate(end)
+            # After a crash the records may be in the page cache only: sync them before the
+            # ledger counts them as stored (a resend of them is then acked without a copy).
+            os.fsync(f.fileno())
+    return result
+
+
+def quarantine(path: Path, parts: list[tuple[int, bytes]]) -> Path:
+    """Keep bytes no reader can use in ``<data>/quarantine/<file>@<offset>``, for a human."""
+    qdir = path.parent.parent / layout.QUARANTINE_DIR
+    qdir.mkdir(exist_ok=True)
+    target = qdir / f"{path.name}@{parts[0][0]}{layout.QUARANTINE_SUFFIX}"
+    with open(target, "ab") as f:
+        for offset, chunk in parts:
+            f.write(b"# offset %d, %d bytes\n" % (offset, len(chunk)))
+            f.write(chunk if chunk.endswith(b"\n") else chunk + b"\n")
+        f.flush()
         os.fsync(f.fileno())
-    index.bytes = good_end
-    return index
+    fsync_path(qdir)
+    return target
+
+
+def quarantined(data_dir: Path) -> tuple[int, int]:
+    """(files, bytes) in the data directory's quarantine."""
+    files = size = 0
+    try:
+        with os.scandir(Path(data_dir) / layout.QUARANTINE_DIR) as it:
+            for entry in it:
+                files += 1
+                size += entry.stat().st_size
+    except FileNotFoundError:
+        pass
+    return files, size
+
+
+RETRY_SECONDS = 1.0  # a failed write or fsync is retried this often
+CLOSE_TIMEOUT_SECONDS = 10.0  # close() gives a failing disk this long
+
+
+class StoreUnavailable(Exception):
+    """The store cannot write now (disk full or failing); the reason says which."""
 
 
 class _WriteFailed(Exception):
@@ -173,39 +254,92 @@ class SegmentWriter:
         self._pending_blocks: list[tuple[int, int, int, int, int, int, int]] = []
         self.written_seq = -1  # last seq handed to the kernel
         self.durable_seq = -1  # last seq known fsynced (or written, with fsync off)
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[int, asyncio.Future[None], int | None]] = []
+        self.failure: str | None = None  # why the store cannot write now (None: it can)
         self._flush_task: asyncio.Task | None = None
         # One thread does the segment I/O (writes, rotation, fsync), in the order the flusher asks.
         self._io = ThreadPoolExecutor(1, thread_name_prefix="store-io")
         self._wakeup: asyncio.Event | None = None
         self._closing = False
         self.stats = {"events": 0, "bytes": 0, "fsyncs": 0, "segments_sealed": 0,
-                      "fsync_seconds_total": 0.0, "fsync_seconds_max": 0.0}
+                      "fsync_seconds_total": 0.0, "fsync_seconds_max": 0.0, "write_errors": 0,
+                      "damaged_lines": 0, "damaged_bytes": 0, "torn_bytes": 0,
+                      "failures": 0, "withdrawn_events": 0}
+        self._saved_highwater = -1
         self.on_seal: list[Callable[[Path, SegmentIndex], None]] = []  # e.g. compaction
         self.on_flush: list[Callable[[], None]] = []  # e.g. resume paused connections, wake tails
 
     # -- opening and recovery ------------------------------------------------
     def open(self) -> None:
+        """Recover the unsealed segment a previous run left, and find where seqs go on.
+
+        The next seq comes from every durable trace of this worker: its
+        segments, its Parquet files and the high-water file that sealing
+        keeps. Segments alone are not enough: once compaction or retention
+        removed them all, a restart counting from 1 again would reuse a
+        Parquet file's name, and the compactor would delete the new segment
+        as "already compacted" (issue 14).
+        """
         if self._lock_fd is None:
             _, self._lock_fd = claim_worker(self.dir.parent, self.worker)
-        for stray in self.dir.glob(f"w{self.worker:02d}-*.tmp"):
+        for stray in self.dir.glob(f"w{self.worker:02d}[-.]*.tmp"):
             stray.unlink()  # a write_atomic cut short by a crash; the file it replaces is intact
-        last_seq = -1
+        last_seq = self._stored_highwater()
         for path in sorted(self.dir.glob(f"w{self.worker:02d}-*{layout.SEGMENT_SUFFIX}")):
             idx_path = path.with_name(layout.index_name(path.name))
             if idx_path.exists():
-                info = orjson.loads(idx_path.read_bytes())
-                last_seq = max(last_seq, info["last_seq"])
-                continue
-            index = recover_segment(path)  # unsealed: the previous run ended here, maybe by a crash
+                try:
+                    last_seq = max(last_seq, orjson.loads(idx_path.read_bytes())["last_seq"])
+                    continue
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    log.error("%s: unreadable index; recovering the segment", idx_path.name)
+            # unsealed: the previous run ended here, maybe by a crash
+            found = recover_segment(path)
+            for key in ("damaged_lines", "damaged_bytes", "torn_bytes"):
+                self.stats[key] += getattr(found, key)
+            index = found.index
             if index.count == 0:
                 path.unlink()
+                idx_path.unlink(missing_ok=True)
                 continue
             write_atomic(idx_path, index.to_json())
             last_seq = max(last_seq, index.last_seq)
             log.info("recovered %s: %d events", path.name, index.count)
+        last_seq = max(last_seq, self._parquet_highwater())
+        self._save_highwater(last_seq)
         self._counter = layout.split_seq(last_seq)[0] + 1 if last_seq >= 0 else 1
         self.written_seq = self.durable_seq = last_seq
+
+    def _stored_highwater(self) -> int:
+        try:
+            return int(orjson.loads((self.dir / layout.highwater_name(self.worker)).read_bytes())
+                       ["last_seq"])
+        except FileNotFoundError:
+            return -1
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.error("%s: unreadable; the next seq comes from the files alone",
+                      layout.highwater_name(self.worker))
+            return -1
+
+    def _parquet_highwater(self) -> int:
+        """The highest seq in this worker's Parquet files (their block index, else their name)."""
+        last = -1
+        pq_dir = self.dir.parent / layout.PARQUET_DIR
+        for path in pq_dir.glob(f"w{self.worker:02d}-*{layout.PARQUET_SUFFIX}"):
+            try:
+                last = max(last, int(orjson.loads(
+                    (pq_dir / layout.blocks_name(path.name)).read_bytes())["last_seq"]))
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                # No index: the file's name is its first seq; step past a whole segment's worth.
+                first = int(path.name.split("-")[1].split(".")[0])
+                last = max(last, first + (layout.MAX_SEGMENT_EVENTS << layout.WORKER_BITS))
+        return last
+
+    def _save_highwater(self, last_seq: int) -> None:
+        if last_seq > self._saved_highwater:
+            write_atomic(self.dir / layout.highwater_name(self.worker),
+                         orjson.dumps({"last_seq": last_seq}))
+            self._saved_highwater = last_seq
 
     @property
     def buffered_bytes(self) -> int:
@@ -268,13 +402,22 @@ class SegmentWriter:
         self._kick()
         return last
 
-    async def durable(self, seq: int) -> None:
-        """Return once ``seq`` is on disk per the fsync mode."""
+    async def durable(self, seq: int, *, first: int | None = None) -> None:
+        """Return once ``seq`` is on disk per the fsync mode.
+
+        ``first``: the caller appended ``first``..``seq`` as one block and would
+        rather have it back than wait on a failing disk: while the store
+        cannot write, such a block still unwritten is withdrawn and
+        :class:`StoreUnavailable` raised, so the caller can answer an error
+        its client may retry without storing the events twice.
+        """
         if seq <= self.durable_seq:
             return
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((seq, fut))
+        self._waiters.append((seq, fut, first))
         self._kick(now=True)
+        if self.failure is not None:
+            self._withdraw_waiting()
         await fut
 
     # -- flushing ------------------------------------------------------------
@@ -302,11 +445,22 @@ class SegmentWriter:
                 if self._closing:
                     return
                 continue
-            await self._flush_once(loop)
+            try:
+                await self._flush_once(loop)
+            except Exception as exc:  # never die silently: say so, stay unhealthy, retry
+                log.exception("store flush failed; retrying in %.0fs", RETRY_SECONDS)
+                self._fail(f"store flush failed: {exc!r}")
+                await asyncio.sleep(RETRY_SECONDS)
             for hook in self.on_flush:
                 hook()
             if self._closing and not self._buf:
                 return
+
+    def _fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.stats["failures"] += 1
+        self.failure = reason
+        self._withdraw_waiting()
 
     async def _flush_once(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._buf:
@@ -320,17 +474,27 @@ class SegmentWriter:
                 # the loop goes on reading sockets; appends meanwhile go to the fresh buffer.
                 await loop.run_in_executor(self._io, self._write_group, data, pending)
             except _WriteFailed as exc:
-                # Disk full or failing: keep the unwritten events buffered, ack nothing, retry.
-                self.stats["write_errors"] = self.stats.get("write_errors", 0) + 1
-                log.error("store write failed (%s); %d event(s) held, retrying in 1s",
-                          exc, len(pending) - exc.pending_offset)
+                # Disk full or failing: what was written stays (and is synced below); the rest
+                # stays buffered, unacknowledged, and is retried block by block.
+                self.stats["write_errors"] += 1
+                log.error("store write failed (%s); %d block(s) held, retrying in %.0fs",
+                          exc, len(pending) - exc.pending_offset, RETRY_SECONDS)
                 self._buf[:0] = data[exc.data_offset:]
                 self._pending_blocks[:0] = pending[exc.pending_offset:]
                 if exc.pending_offset:
                     self.written_seq = pending[exc.pending_offset - 1][2]
-                await asyncio.sleep(1.0)
+                self._fail(f"store write failed: {exc}")
+                try:
+                    await self._sync(loop)
+                finally:
+                    await asyncio.sleep(RETRY_SECONDS)
                 return
             self.written_seq = last
+        await self._sync(loop)
+        self.failure = None
+
+    async def _sync(self, loop: asyncio.AbstractEventLoop) -> None:
+        """fsync what was written (per the mode) and resolve the waiters it covers."""
         if self.fsync_mode == "off":
             self._mark_durable(self.written_seq)
             return
@@ -347,20 +511,39 @@ class SegmentWriter:
     def _mark_durable(self, seq: int) -> None:
         self.durable_seq = max(self.durable_seq, seq)
         keep = []
-        for s, fut in self._waiters:
+        for s, fut, first in self._waiters:
             if s <= self.durable_seq:
                 if not fut.done():
                     fut.set_result(None)
-            else:
-                keep.append((s, fut))
+            elif not fut.done():
+                keep.append((s, fut, first))
         self._waiters = keep
+
+    def _withdraw_waiting(self) -> None:
+        """Take back the unwritten blocks whose waiters asked for it (see :meth:`durable`)."""
+        for s, fut, first in self._waiters:
+            if first is None or fut.done():
+                continue
+            offset = 0
+            for i, block in enumerate(self._pending_blocks):
+                if block[1] == first and block[2] == s:
+                    del self._buf[offset:offset + block[0]]
+                    del self._pending_blocks[i]
+                    self.stats["events"] -= block[3]
+                    self.stats["withdrawn_events"] += block[3]
+                    fut.set_exception(StoreUnavailable(self.failure or "store unavailable"))
+                    break
+                offset += block[0]
 
     def _write_group(self, data: bytes, pending: list[tuple[int, int, int, int, int, int, int]]) -> None:
         """Write one group of blocks, rotating first when the clock's hour (day) or size says so.
 
         Rotation follows the logs service's own clock, not the events'
         timestamps: a shipper with a wrong clock cannot pin the stream to one
-        file. A block (one read's events) never spans two segments.
+        file. A block (one read's events) never spans two segments. When a
+        write fails, the blocks before the failing one are kept: a full disk
+        takes what fits, block by block, instead of nothing until the whole
+        backlog fits.
         """
         bucket = int(self.clock() * 1000) // self.rotate_ms
         start = i = 0
@@ -369,7 +552,7 @@ class SegmentWriter:
                     self.index is not None and self.index.bytes >= self.max_segment_bytes):
                 try:
                     self._rotate(pending[i][1], bucket)
-                except OSError as exc:  # disk full while sealing or creating: retried like a write
+                except Exception as exc:  # disk full while sealing or creating: retried like a write
                     raise _WriteFailed(exc, start, i) from exc
             assert self._fd is not None and self.index is not None
             j, size = i, 0
@@ -380,17 +563,35 @@ class SegmentWriter:
                     break
             try:
                 _write_all(self._fd, memoryview(data)[start:start + size])
-            except OSError as exc:
-                os.ftruncate(self._fd, self.index.bytes)  # never leave half a group behind
-                raise _WriteFailed(exc, start, i) from exc
-            offset = self.index.bytes
-            for nbytes, first, last, count, min_ts, max_ts, first_ts in pending[i:j]:
-                self.index.add_block(first, last, count, min_ts, max_ts, first_ts, offset)
-                offset += nbytes
-            self.index.bytes = offset
-            self.stats["bytes"] += size
+            except OSError:
+                os.ftruncate(self._fd, self.index.bytes)  # never leave half a block behind
+                self._write_blocks(data, start, pending, i, j)  # raises _WriteFailed
+            self._account(pending[i:j], size)
             start += size
             i = j
+
+    def _write_blocks(self, data: bytes, start: int, pending: list, i: int, j: int) -> None:
+        """After a failed group write: write ``pending[i:j]`` one by one until one fails."""
+        assert self._fd is not None and self.index is not None
+        for k in range(i, j):
+            size = pending[k][0]
+            try:
+                _write_all(self._fd, memoryview(data)[start:start + size])
+            except OSError as exc:
+                os.ftruncate(self._fd, self.index.bytes)
+                raise _WriteFailed(exc, start, k) from exc
+            self._account([pending[k]], size)
+            start += size
+        raise _WriteFailed(OSError("a group write failed, its blocks did not"), start, j)
+
+    def _account(self, blocks: list, size: int) -> None:
+        assert self.index is not None
+        offset = self.index.bytes
+        for nbytes, first, last, count, min_ts, max_ts, first_ts in blocks:
+            self.index.add_block(first, last, count, min_ts, max_ts, first_ts, offset)
+            offset += nbytes
+        self.index.bytes = offset
+        self.stats["bytes"] += size
 
     def _rotate(self, first_seq: int, bucket: int) -> None:
         self._seal()
@@ -403,6 +604,11 @@ class SegmentWriter:
         log.debug("opened segment %s", self.path.name)
 
     def _seal(self) -> None:
+        """fsync and close the active segment, then write its index.
+
+        If writing the index fails (a full disk), the segment stays without
+        one: its events are on disk, and the next open() recovers and seals it.
+        """
         if self._fd is None or self.path is None or self.index is None:
             return
         os.fsync(self._fd)
@@ -410,6 +616,7 @@ class SegmentWriter:
         self._fd = None
         if self.index.count:
             write_atomic(self.path.with_name(layout.index_name(self.path.name)), self.index.to_json())
+            self._save_highwater(self.index.last_seq)  # before compaction or retention can remove it
             self.stats["segments_sealed"] += 1
             for hook in self.on_seal:
                 hook(self.path, self.index)
@@ -417,19 +624,36 @@ class SegmentWriter:
             self.path.unlink(missing_ok=True)
         self.durable_seq = max(self.durable_seq, self.written_seq)
 
-    async def close(self) -> None:
-        """Flush and fsync everything, seal the active segment, release the lock."""
+    async def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Flush and fsync everything, seal the active segment, release the lock.
+
+        Bounded: on a disk that stays full, what cannot be written in
+        ``timeout`` seconds is given up (never acknowledged: acks wait for the
+        disk) and said so, so SIGTERM ends the process in every state.
+        """
         self._closing = True
         if self._flush_task is not None:
             self._wakeup.set()  # type: ignore[union-attr]
-            await self._flush_task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._flush_task), timeout)
+            except TimeoutError:
+                self._flush_task.cancel()
+                log.error("store: closing with %d unwritten byte(s) (never acknowledged): %s",
+                          len(self._buf), self.failure)
             self._flush_task = None
         elif self._buf:
             self._write_group(bytes(self._buf), self._pending_blocks)
             self._buf.clear()
             self._pending_blocks = []
-        self._seal()
+        try:
+            self._seal()
+        except OSError as exc:  # the next start recovers the segment from its lines
+            log.error("store: cannot seal %s on close (%s)", self.path, exc)
         self._mark_durable(self.written_seq)
+        for _, fut, _ in self._waiters:
+            if not fut.done():
+                fut.set_exception(StoreUnavailable("the store closed before writing this"))
+        self._waiters = []
         self._io.shutdown(wait=True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
