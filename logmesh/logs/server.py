@@ -49,10 +49,12 @@ from .sinks import load_sink
 from .sinks.booklog import BookLog
 from .sinks.cursor import unsent_by
 from .store import layout
-from .store.segment import SegmentWriter, claim_worker
+from .store.segment import SegmentWriter, StoreUnavailable, claim_worker, quarantined
 from .web.routes import add_routes as add_web_routes
 
 log = logging.getLogger("logmesh.logs")
+
+STORE_RETRY_AFTER_SECONDS = 5  # Retry-After of a 507: the disk is full or failing
 
 
 @dataclass
@@ -172,9 +174,42 @@ class LogsServer(Serving):
         add_web_routes(app)  # the UI at / and /static/ (logs/web/routes.py)
         return app
 
+    def health(self) -> tuple[list[str], list[str]]:
+        """(problems, warnings): a problem means events cannot be stored now or a part died.
+
+        A sink that cannot reach its cluster is a warning: the events are
+        safe on local disk and go out when it answers again.
+        """
+        problems, warnings = [], []
+        writer = self.writer
+        if writer.failure is not None:
+            problems.append(writer.failure)
+        if writer._flush_task is not None and writer._flush_task.done():
+            problems.append("the store's flusher stopped")
+        compactor = self.query.compactor
+        if compactor is not None:
+            if compactor.started and not compactor.alive:
+                problems.append("the compaction thread stopped")
+            elif compactor.failure is not None:
+                warnings.append(compactor.failure)
+        for sink in self.sinks:
+            if sink._task is not None and sink._task.done():
+                problems.append(f"sink {sink.name} stopped")
+            elif sink.status.startswith("retrying"):
+                warnings.append(f"sink {sink.name}: {sink.status}")
+        return problems, warnings
+
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "worker": self.config.worker_id,
-                                  "durable_seq": self.writer.durable_seq})
+        problems, warnings = self.health()
+        body = {"ok": not problems, "worker": self.config.worker_id,
+                "durable_seq": self.writer.durable_seq, "problems": problems, "warnings": warnings}
+        return web.json_response(body, status=503 if problems else 200)
+
+    def _store_unavailable(self, reason: str) -> web.Response:
+        """507 at once while the disk refuses writes: nothing of the request was stored."""
+        resp = json_error(f"not stored, retry later: {reason}", 507, accepted=0)
+        resp.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
+        return resp
 
     async def post_logs(self, request: web.Request) -> web.Response:
         self.http_stats["requests"] += 1
@@ -188,9 +223,14 @@ class LogsServer(Serving):
         if not lines:
             return json_error(errors[0]["error"] if errors else "empty body: send NDJSON or a JSON array",
                               400, accepted=0, rejected=len(errors), errors=errors[:20])
+        if self.writer.failure is not None:
+            return self._store_unavailable(self.writer.failure)
         last = self.writer.append_events(lines)
+        try:  # answered once stored: a 200 means it is on disk
+            await self.writer.durable(last, first=lines[0].seq)
+        except StoreUnavailable as exc:
+            return self._store_unavailable(str(exc))
         self.ingest.stats["events"] += len(lines)
-        await self.writer.durable(last)  # answered once stored: a 200 means it is on disk
         return web.json_response({"accepted": len(lines), "rejected": len(errors), "errors": errors[:20]})
 
     def disk_usage(self) -> tuple[int, int]:
@@ -232,7 +272,23 @@ class LogsServer(Serving):
         ex.add("logmesh_fsync_seconds_total", "counter", "Time spent in fsync.", ws["fsync_seconds_total"], w)
         ex.add("logmesh_fsync_seconds_max", "gauge", "Longest fsync so far.", ws["fsync_seconds_max"], w)
         ex.add("logmesh_store_write_errors_total", "counter", "Failed segment writes (retried).",
-               ws.get("write_errors", 0), w)
+               ws["write_errors"], w)
+        ex.add("logmesh_store_writable", "gauge", "1 while the store can write, 0 while it fails.",
+               0 if self.writer.failure else 1, w)
+        ex.add("logmesh_store_withdrawn_events_total", "counter",
+               "Events of HTTP requests answered 507 on a failing disk (not stored).",
+               ws["withdrawn_events"], w)
+        ex.add("logmesh_recovered_damaged_lines_total", "counter",
+               "Damaged lines crash recovery moved to the quarantine directory.", ws["damaged_lines"], w)
+        ex.add("logmesh_recovered_damaged_bytes_total", "counter",
+               "Bytes of those lines.", ws["damaged_bytes"], w)
+        ex.add("logmesh_recovered_torn_bytes_total", "counter",
+               "Bytes of a last write a crash cut short (never acknowledged).", ws["torn_bytes"], w)
+        q_files, q_bytes = quarantined(self.config.data_dir)
+        ex.add("logmesh_quarantine_files", "gauge", "Files in the data directory's quarantine/.", q_files)
+        ex.add("logmesh_quarantine_bytes", "gauge", "Bytes in the data directory's quarantine/.", q_bytes)
+        problems, _ = self.health()
+        ex.add("logmesh_healthy", "gauge", "1 when /healthz answers 200.", 0 if problems else 1, w)
         for sink in self.sinks:
             sink.add_metrics(ex, w)
         files, size = self.disk_usage()

@@ -53,12 +53,13 @@ def check_timestamp(ts: Any) -> int:
     return ts
 
 
-def check_json(raw: bytes) -> None:
+def check_json(raw: bytes | msgspec.Raw) -> None:
     """Refuse JSON text that orjson (recovery, sinks) would not read back.
 
-    The hot path pays two ``count`` calls and one regex search (C, no
-    parse); only suspicious text is parsed.
+    The hot path pays a copy, two ``count`` calls and one regex search (C,
+    no parse); only suspicious text is parsed.
     """
+    raw = bytes(raw)
     if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH and _SUSPECT_NUMBER.search(raw) is None:
         return
     try:

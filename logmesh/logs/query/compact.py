@@ -188,6 +188,8 @@ class Compactor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed: dict[str, float] = {}  # segment -> when it last failed (retried later)
+        self.failure: str | None = None  # the last pass's error, for /healthz (None: it went well)
+        self.started = False
         # hold(seg) True: a forwarding sink still reads this NDJSON (sinks/cursor.py:unsent_by);
         # compact it, but delete it only on a later pass, once the sink has sent it.
         self.hold: Callable[[SegmentInfo], bool] | None = None
@@ -239,6 +241,7 @@ class Compactor:
         """Compact every pending segment; returns how many were compacted."""
         self.clean_tmp()
         done = 0
+        failure = None
         for seg in self.pending():
             if self._stop.is_set():
                 break
@@ -252,9 +255,11 @@ class Compactor:
             except (duckdb.Error, OSError, ValueError) as exc:
                 self.stats["errors"] += 1
                 self._failed[seg.path.name] = self.clock()
+                failure = f"compaction of {seg.path.name} failed: {exc}"
                 log.error("compaction of %s failed (retrying in a minute): %s", seg.path.name, exc)
                 continue
             took = time.perf_counter() - t0
+            self._failed.pop(seg.path.name, None)
             done += 1
             self.stats["segments"] += 1
             self.stats["events"] += index["rows"]
@@ -263,6 +268,10 @@ class Compactor:
             self.stats["ndjson_bytes"] += size
             log.info("compacted %s: %d events, %d -> %d bytes (%.1f%%) in %.2fs", seg.path.name,
                      index["rows"], size, index["bytes"], 100 * index["bytes"] / max(size, 1), took)
+        if failure is not None:
+            self.failure = failure
+        elif not self._failed:
+            self.failure = None
         return done
 
     # -- the thread -------------------------------------------------------------------------------
@@ -273,6 +282,11 @@ class Compactor:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="compactor", daemon=True)
         self._thread.start()
+        self.started = True
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -280,13 +294,15 @@ class Compactor:
                 self.run_once()
                 if self.after_pass is not None:
                     self.after_pass()
-            except Exception:
+            except Exception as exc:
                 log.exception("compaction pass failed")
+                self.failure = f"compaction pass failed: {exc!r}"
             if self._wake.wait(self.interval) and not self._stop.is_set():
                 self._stop.wait(self.grace + 0.2)  # woken by a seal: let the segment's grace run down
             self._wake.clear()
 
     def stop(self, timeout: float = 30.0) -> None:
+        self.started = False
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -1,0 +1,103 @@
+"""One rule for what is stored (issue 14): every ingest source refuses, per event and with a
+reason, what some reader (recovery's orjson, DuckDB, the sinks) could not read back."""
+
+from __future__ import annotations
+
+import msgspec
+import orjson
+import pytest
+
+from logmesh.logs.ingest.common import (
+    MAX_DEPTH,
+    Rejected,
+    Routes,
+    apply_extra,
+    check_json,
+    request_event,
+)
+from logmesh.logs.ingest.http_ndjson import parse_body
+
+NOW = 1_764_000_000_000
+
+
+def event(raw: str, ts: int = NOW, extra: dict | None = None):
+    return request_event(raw, ts=ts, received_at=NOW, service="svc", instance=None, event_id=None,
+                         source=("127.0.0.1", 1), routes=Routes(), extra=extra)
+
+
+def stored_line(ev) -> dict:
+    """The line the store would write, read back the way recovery reads it."""
+    return orjson.loads(msgspec.json.encode(ev))
+
+
+def test_a_plain_request_is_stored_with_its_params():
+    ev = event('{"uri":"/goods","method":"GET","params":{"key":3,"q":[1,2.5e10]}}')
+    assert stored_line(ev)["params"] == {"key": 3, "q": [1, 2.5e10]}
+
+
+@pytest.mark.parametrize("ts", [10**20, -1, 253_402_300_800_000])
+def test_timestamps_outside_1970_to_9999_are_refused(ts):
+    with pytest.raises(Rejected) as exc:
+        event('{"uri":"/a"}', ts=ts)
+    assert exc.value.reason == "bad_timestamp"
+
+
+def test_an_infinite_number_in_params_is_refused():
+    with pytest.raises(Rejected) as exc:
+        event('{"uri":"/a","method":"GET","params":{"x":1e999}}')
+    assert exc.value.reason == "bad_number"
+
+
+def test_params_nested_past_the_limit_are_refused_and_just_below_are_kept():
+    deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    with pytest.raises(Rejected) as exc:
+        event('{"uri":"/a","params":{"x":' + deep + "}}")
+    assert exc.value.reason == "too_deep"
+    ok = "[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2)
+    assert stored_line(event('{"uri":"/a","params":' + ok + "}"))["params"]
+
+
+def test_check_json_passes_big_but_finite_numbers():
+    check_json(b'{"a": 1e308, "b": 100000000000000000000, "c": "1e999 in a string"}')
+
+
+@pytest.mark.parametrize(("field", "value", "stored"), [
+    ("http.response.status_code", "500", 500),
+    ("http.response.status_code", 404, 404),
+    ("service.name", "billing", "billing"),
+    ("log.level", 3, "3"),
+])
+def test_known_fields_are_coerced_where_the_meaning_is_clear(field, value, stored):
+    ev = event('{"uri":"/a"}')
+    apply_extra(ev, {field: value})
+    attr = {"http.response.status_code": "status", "service.name": "service_name",
+            "log.level": "level"}[field]
+    assert getattr(ev, attr) == stored
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("service.name", {"a": 1}),
+    ("http.response.status_code", "five hundred"),
+    ("http.response.status_code", 10**20),
+])
+def test_known_fields_of_the_wrong_kind_are_refused_not_stored_as_something_else(field, value):
+    ev = event('{"uri":"/a"}')
+    with pytest.raises(Rejected) as exc:
+        apply_extra(ev, {field: value})
+    assert exc.value.reason == "bad_field"
+
+
+def test_http_ingest_refuses_the_bad_line_and_keeps_the_others():
+    body = b"\n".join([
+        b'{"message":"ok 1"}',
+        b'{"message":"bad ts","@timestamp":1e300}',
+        b'{"message":"bad int ts","@timestamp":100000000000000000000}',
+        b'{"message":"deep","x":' + b"[" * 300 + b"]" * 300 + b"}",
+        b'{"message":"ok 2","service.name":{"a":1}}',
+        b'{"message":"ok 3"}',
+    ])
+    events, errors = parse_body(body)
+    assert [e.message for e in events] == ["ok 1", "ok 3"]
+    assert [e["line"] for e in errors] == [2, 3, 4, 5]
+    for ev in events:
+        stored_line(ev)
