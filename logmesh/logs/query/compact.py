@@ -54,7 +54,6 @@ log = logging.getLogger("logmesh.logs.compact")
 
 COMPACT_GRACE_SECONDS = 5.0  # a sealed segment waits this long, so tails read its last lines first
 COMPACT_INTERVAL_SECONDS = 10.0  # how often the thread looks for work without being woken
-DAMAGED_SUFFIX = ".damaged"  # a segment with unreadable lines is kept under this name, never deleted
 # Fields whose values are counted per block in the index (facets, mesh, histograms `by`):
 # a block with more distinct values than SUMMARY_MAX_VALUES stores none and is read instead.
 SUMMARY_FIELDS = ("service.name", "log.level", "http.request.method", "url.path",
@@ -105,8 +104,8 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     rows = con.execute("SELECT count(*) FROM c").fetchone()[0]  # type: ignore[index]
     expected = (seg.index or {}).get("count")
     if expected is not None and rows != expected:
-        log.error("%s: read %d event(s), its index says %d; the segment is kept as %s%s",
-                  seg.path.name, rows, expected, seg.path.name, DAMAGED_SUFFIX)
+        log.error("%s: read %d event(s), its index says %d; the segment is kept in %s/",
+                  seg.path.name, rows, expected, layout.QUARANTINE_DIR)
         damaged = True
     blocks = con.execute(
         f"SELECT rowid // {block_rows} AS b, min({TS}), max({TS}), count(*), min(seq), max(seq) "
@@ -156,8 +155,11 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     write_atomic(parquet_dir / layout.blocks_name(name), orjson.dumps(index))
     os.replace(tmp, final)
     fsync_path(parquet_dir)
-    if damaged:
-        os.replace(seg.path, seg.path.with_name(seg.path.name + DAMAGED_SUFFIX))
+    if damaged:  # its readable rows are in the Parquet file; the whole original goes aside
+        qdir = seg.path.parent.parent / layout.QUARANTINE_DIR
+        qdir.mkdir(exist_ok=True)
+        os.replace(seg.path, qdir / f"{seg.path.name}@0{layout.QUARANTINE_SUFFIX}")
+        fsync_path(qdir)
     return index
 
 
@@ -188,6 +190,7 @@ class Compactor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed: dict[str, float] = {}  # segment -> when it last failed (retried later)
+        self._conflicts: set[str] = set()  # segments kept beside a Parquet file of their name
         self.failure: str | None = None  # the last pass's error, for /healthz (None: it went well)
         self.started = False
         # hold(seg) True: a forwarding sink still reads this NDJSON (sinks/cursor.py:unsent_by);
@@ -213,7 +216,8 @@ class Compactor:
             if not seg.sealed:
                 continue
             if layout.parquet_name(seg.path.name) in done:
-                self._remove(seg)  # compacted before (a crash, or a sink held it); Parquet is in charge
+                if self._same_events(seg):  # compacted before (a crash, or a sink held it)
+                    self._remove(seg)
                 continue
             try:
                 sealed_at = seg.path.with_name(layout.index_name(seg.path.name)).stat().st_mtime
@@ -223,6 +227,26 @@ class Compactor:
                 continue
             out.append(seg)
         return out
+
+    def _same_events(self, seg: SegmentInfo) -> bool:
+        """Does the Parquet file named like ``seg`` hold ``seg``'s events? Only then may it go.
+
+        A name says which events a file holds only while seqs never repeat; a
+        store written before they were kept unique (issue 14) may hold a newer
+        segment under a compacted one's name. That segment is kept and said so.
+        """
+        blocks = self.parquet_dir / layout.blocks_name(layout.parquet_name(seg.path.name))
+        try:
+            info = orjson.loads(blocks.read_bytes())
+            same = (info["first_seq"], info["last_seq"]) == (seg.index["first_seq"],  # type: ignore[index]
+                                                             seg.index["last_seq"])  # type: ignore[index]
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+            same = False
+        if not same and seg.path.name not in self._conflicts:
+            self._conflicts.add(seg.path.name)
+            log.error("%s: a Parquet file of the same name holds other events; the segment is kept "
+                      "(move it to another data directory to read it)", seg.path.name)
+        return same
 
     def _remove(self, seg: SegmentInfo) -> None:
         if self.hold is None or not self.hold(seg):

@@ -130,9 +130,13 @@ def recover_segment(path: Path) -> Recovery:
     index.bytes = out
     if bad:
         quarantine(path, bad)
-        (log.error if result.damaged_lines else log.warning)("%s: %d damaged line(s) (%d bytes) and %d torn byte(s) moved to %s/; "
-                  "%d intact event(s) kept", path.name, result.damaged_lines, result.damaged_bytes,
-                  result.torn_bytes, layout.QUARANTINE_DIR, index.count)
+    if result.damaged_lines:
+        log.error("%s: %d damaged line(s) (%d bytes) moved to %s/; %d intact event(s) kept",
+                  path.name, result.damaged_lines, result.damaged_bytes, layout.QUARANTINE_DIR,
+                  index.count)
+    if result.torn_bytes:
+        log.warning("%s: cut %d torn byte(s) at the end (a write the crash interrupted, never "
+                    "acknowledged; kept in %s/)", path.name, result.torn_bytes, layout.QUARANTINE_DIR)
     if result.damaged_lines:
         write_atomic(path, b"".join(keep))  # the intact lines, in order, nothing else
     else:
