@@ -562,3 +562,14 @@ async def test_close_is_bounded_while_the_disk_stays_full(tmp_path, open_writer,
     w.append_events(events(1, 3))
     await asyncio.sleep(0.2)
     await asyncio.wait_for(w.close(timeout=1.5), 5)
+
+
+async def test_a_line_with_a_timestamp_no_index_can_hold_is_quarantined_not_fatal(tmp_path, open_writer):
+    """Defect 2's last step: a stored @timestamp past 64 bits made every later start fail."""
+    w = open_writer()
+    await append(w, 1, 3)
+    seg = crash(w)
+    with open(seg, "ab") as f:
+        f.write(b'{"seq":99999,"@timestamp":100000000000000000000,"message":"x"}\n')
+    w2 = open_writer()
+    assert numbers(tmp_path) == [1, 2, 3] and w2.stats["damaged_lines"] == 1

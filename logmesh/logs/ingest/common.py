@@ -18,6 +18,7 @@ import orjson
 
 from ...protocol import loads, replace_lone_surrogates
 from ..event import as_text
+from ..store import layout
 
 
 class Rejected(ValueError):
@@ -38,7 +39,7 @@ class Rejected(ValueError):
 # One rule for every ingest source: a stored line must read back in every reader
 # (recovery and the sinks use orjson, DuckDB reads the segments and Parquet files).
 
-MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: ISO-8601's, DuckDB's and ES's end
+MAX_TIMESTAMP_MS = layout.MAX_TIMESTAMP_MS
 MAX_DEPTH = 256  # JSON nesting of params and labels; orjson stops at 1024, msgspec near 1000
 # Only JSON that matches this, or holds more brackets than MAX_DEPTH, is parsed to be checked:
 # a number with a 3-digit exponent may be infinite as a double (1e999), which orjson refuses.

@@ -47,6 +47,7 @@ WORKER_BITS = 6
 MAX_SEGMENT_EVENTS = 1 << 32  # more than any segment holds (a seq step for a Parquet file without index)
 SPARSE_EVERY = 4096  # one [seq, ts, offset] entry in the index per this many events
 
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: ISO-8601's, DuckDB's and ES's end
 MAX_EVENT_BYTES = 1024 * 1024  # events larger than this are rejected at ingest and counted
 DEFAULT_MAX_SEGMENT_BYTES = 256 * 1024 * 1024  # a segment is sealed past this size ...
 ROTATE_SECONDS = {"hour": 3600, "day": 86400}  # ... or when the hour (day) of the clock changes

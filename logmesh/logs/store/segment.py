@@ -89,7 +89,8 @@ def _record(line: bytes) -> tuple[int, int] | None:
         seq, ts = event["seq"], event["@timestamp"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
-    if type(seq) is not int or type(ts) is not int:
+    if type(seq) is not int or type(ts) is not int or not 0 <= seq < 1 << 63 \
+            or not 0 <= ts <= layout.MAX_TIMESTAMP_MS:  # no index could hold it (issue 14)
         return None
     return seq, ts
 
