@@ -36,6 +36,10 @@ class NotConnected(Exception):
     """The peer is down and the request cannot wait for it."""
 
 
+class BadReply(Exception):
+    """The reply to our key came, but split by a raw ``¶``: it cannot be trusted whole."""
+
+
 class ReconnectingClient:
     def __init__(
         self,
@@ -101,7 +105,8 @@ class ReconnectingClient:
         while not self._stopping:
             try:
                 _, conn = await loop.create_connection(
-                    lambda: FramedConnection(self._on_packet, name=self.name),
+                    lambda: FramedConnection(self._on_packet, name=self.name,
+                                             on_torn=self._on_torn),
                     self.host, self.port, ssl=self.ssl,
                 )
             except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
@@ -209,6 +214,17 @@ class ReconnectingClient:
         else:
             self.unmatched_replies += 1  # unknown or no key: counted and dropped (book defect 6)
 
+    def _on_torn(self, conn: FramedConnection, packet: dict) -> None:
+        """A reply split by a raw ``¶`` (a book service's ``JSON.stringify``): fail its request
+        now rather than at its timeout. Not delivered: a ``¶¶`` in it came back as one ``¶``."""
+        key = packet.get("key")
+        fut = self._pending.get(key) if key is not None and not isinstance(key, (dict, list)) else None
+        if fut is not None and not fut.done():
+            fut.set_exception(BadReply(f"{self.host}:{self.port} sent a reply holding a raw ¶ "
+                                       "(U+00B6), which split it into bad frames"))
+        else:
+            self.unmatched_replies += 1
+
     def _fail_pending(self, exc: Exception) -> None:
         for fut in self._pending.values():
             if not fut.done():
@@ -216,4 +232,4 @@ class ReconnectingClient:
         self._pending.clear()
 
 
-__all__ = ["ReconnectingClient", "RequestTimeout", "NotConnected", "reply_key"]
+__all__ = ["ReconnectingClient", "RequestTimeout", "NotConnected", "BadReply", "reply_key"]

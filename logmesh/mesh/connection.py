@@ -3,6 +3,16 @@
 The protocol object stays thin (uvicorn style): ``data_received`` feeds the
 codec and hands each packet on; bad frames are counted values, never fatal.
 
+A raw ``¶`` inside a JSON string (the book's ``JSON.stringify`` leaves it raw)
+splits one packet into pieces that are each a bad frame. Such a packet would
+get no answer, so its caller waits until it times out or forever (the book's
+gateway has no timeout). :class:`TornFrames` joins consecutive bad pieces
+back with the ``¶`` the splitter took out; when they make one JSON object
+again, ``on_torn`` is told, so a service answers the key with an error at once
+and a client fails the request waiting for it. The packet is reported, never
+served: the splitter drops empty frames, so a string holding ``¶¶`` would come
+back with one ``¶`` missing.
+
 Server-side connections carry their listener's :class:`~logmesh.security.ConnectionGuard`:
 with a token, the first packet must be a hello (``/auth``) carrying it, checked
 once; a wrong or missing token gets one error packet and the connection is
@@ -16,7 +26,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..protocol import DEFAULT_MAX_FRAME_BYTES, BadFrame, FrameDecoder, encode, reply_key
+from ..protocol import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DELIMITER,
+    BadFrame,
+    FrameDecoder,
+    encode,
+    parse_frame,
+    reply_key,
+)
 from ..security import (
     AUTH_URI,
     HELLO_MAX_BYTES,
@@ -29,16 +47,59 @@ from ..security import (
 log = logging.getLogger("logmesh.mesh")
 
 PacketHandler = Callable[["FramedConnection", bytes, dict], None]
+TornHandler = Callable[["FramedConnection", dict], None]
 
 # Stop reading from a peer whose replies we cannot send: the peer resumes us by reading.
 WRITE_HIGH_WATER = 4 * 1024 * 1024
+
+
+class TornFrames:
+    """Joins the pieces of a packet split by raw ``¶`` s; sans-IO, one per connection.
+
+    A packet's first piece starts with ``{``; its last ends with ``}``; only then
+    is the join parsed. A packet of more than ``MAX_PIECES`` pieces or
+    ``max_bytes`` is not joined, so a peer sending junk costs a few parses per
+    frame at most.
+    """
+
+    MAX_PIECES = 16
+
+    __slots__ = ("max_bytes", "_pieces", "_size")
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._pieces: list[bytes] = []
+        self._size = 0
+
+    def bad(self, raw: bytes) -> dict | None:
+        """Take a frame that did not parse; the packet it completes, if any."""
+        if self._pieces and raw.rstrip().endswith(b"}"):
+            packet = parse_frame(DELIMITER.join([*self._pieces, raw]))
+            if isinstance(packet, dict):
+                self.reset()
+                return packet
+        if raw.lstrip().startswith(b"{"):
+            self.reset()  # a new packet starts (or junk: the next piece will tell)
+        elif not self._pieces:
+            return None  # a middle or last piece of nothing we hold
+        self._pieces.append(raw)
+        self._size += len(raw) + len(DELIMITER)
+        if len(self._pieces) >= self.MAX_PIECES or self._size > self.max_bytes:
+            self.reset()
+        return None
+
+    def reset(self) -> None:
+        """A good frame (or too much junk): nothing held belongs to what comes next."""
+        self._pieces.clear()
+        self._size = 0
 
 
 class FramedConnection(Guarded, asyncio.Protocol):
     """A ``¶``-framed JSON connection; callbacks receive each decoded packet.
 
     ``guard`` (server side): the listener's limits and tokens; ``on_ready`` runs
-    once the peer may talk (at once in open mode, after a good hello otherwise).
+    once the peer may talk (at once in open mode, after a good hello otherwise);
+    ``on_torn`` gets each packet that arrived split by raw ``¶`` s (:class:`TornFrames`).
     """
 
     def __init__(
@@ -50,10 +111,14 @@ class FramedConnection(Guarded, asyncio.Protocol):
         name: str = "conn",
         guard: ConnectionGuard | None = None,
         on_ready: Callable[[FramedConnection], None] | None = None,
+        on_torn: TornHandler | None = None,
     ) -> None:
         self.on_packet = on_packet
         self.on_close = on_close
+        self.on_torn = on_torn
         self.decoder = FrameDecoder(max_frame_bytes)
+        self.torn = TornFrames(max_frame_bytes)
+        self.torn_packets = 0
         self.name = name
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
@@ -80,19 +145,28 @@ class FramedConnection(Guarded, asyncio.Protocol):
             self.on_ready(self)
 
     def data_received(self, data: bytes) -> None:
-        items = self.decoder.feed(data)
-        for item in items:
+        # FrameDecoder.feed, unrolled: a frame that does not parse is kept for self.torn
+        decoder = self.decoder
+        frames = decoder.splitter.feed(data)
+        for raw in frames:
+            item = raw if isinstance(raw, BadFrame) else parse_frame(raw)
             if isinstance(item, BadFrame):
+                decoder.errors[item.reason] = decoder.errors.get(item.reason, 0) + 1
                 self.bad_frames += 1
                 if not self.authed:
                     self._refuse(None)
                     return
                 # a server's lines are rate-limited: a flood of bad input is not a flood of lines
-                (self.guard.warn if self.guard is not None else log).warning(
-                    "%s %s:%s: dropped bad frame (%s, %d bytes) %s",
-                    self.name, *self.peer, item.reason, item.nbytes, item.detail[:120])
+                warn = (self.guard.warn if self.guard is not None else log).warning
+                warn("%s %s:%s: dropped bad frame (%s, %d bytes) %s",
+                     self.name, *self.peer, item.reason, item.nbytes, item.detail[:120])
+                if isinstance(raw, bytes):
+                    self._piece(raw, warn)
+                else:
+                    self.torn.reset()  # skipped bytes: what comes next is no continuation
                 continue
-            raw, packet = item
+            self.torn.reset()
+            packet = item
             if self._first:
                 self._first = False
                 if not self._handshake(packet):
@@ -109,7 +183,20 @@ class FramedConnection(Guarded, asyncio.Protocol):
             if not self.authed and held > HELLO_MAX_BYTES:
                 self._refuse(None)  # an unauthenticated peer may not make us hold more
                 return
-            guard.track(self, held, bool(items))
+            guard.track(self, held, bool(frames))
+
+    def _piece(self, raw: bytes, warn: Callable[..., None]) -> None:
+        packet = self.torn.bad(raw)
+        if packet is None:
+            return
+        self.torn_packets += 1
+        warn("%s %s:%s: those pieces were one packet split by a raw ¶ (key %r)",
+             self.name, *self.peer, reply_key(packet))
+        if self.on_torn is not None:
+            try:
+                self.on_torn(self, packet)
+            except Exception:
+                log.exception("%s: error handling a torn packet from %s:%s", self.name, *self.peer)
 
     # -- authentication --------------------------------------------------------
     def token_in(self, packet: dict) -> str | None:

@@ -4,7 +4,8 @@ JSON or form bodies (and query strings) become ``params``; the correlation
 key goes into ``params.key`` as the book's gateway does (and at the top level
 for logmesh services); each request gets a ``trace.id`` so one request can be
 followed across services in the logs. Round-robin over the nodes that serve
-a route; 404 when none does, 502 when none is reachable, 504 on timeout.
+a route; 404 when none does, 502 when none is reachable or its reply cannot
+be read (a book service's raw ``¶`` splits it), 504 on timeout.
 
 The gateway is the mesh's front door: its routes are public by design (what a
 route may do is the services' business). With a token it authenticates to the
@@ -27,7 +28,7 @@ from aiohttp import web
 from ..lifecycle import Serving
 from ..security import Limits, TLSOptions, bearer_token, check_exposure, token_matches
 from ..security_http import GuardedSite, runner_kwargs
-from .client import NotConnected, ReconnectingClient, RequestTimeout
+from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
 from .registry import RegistryLink
 
 log = logging.getLogger("logmesh.gateway")
@@ -78,7 +79,8 @@ class Gateway(Serving):
         self.shipper: Any = None  # a Shipper for the gateway's access log (see attach_shipper)
         self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
         self.runner: web.AppRunner | None = None
-        self.stats = {"requests": 0, "no_route": 0, "unreachable": 0, "timeouts": 0}
+        self.stats = {"requests": 0, "no_route": 0, "unreachable": 0, "timeouts": 0,
+                      "bad_replies": 0}
 
     # -- nodes ----------------------------------------------------------------
     def _on_nodes(self, nodes: list[dict]) -> None:
@@ -169,6 +171,9 @@ class Gateway(Serving):
             except RequestTimeout:
                 self.stats["timeouts"] += 1
                 return _json({"errorcode": 504, "errormessage": f"{method} {path} timed out"}, 504)
+            except BadReply as exc:
+                self.stats["bad_replies"] += 1
+                return _json({"errorcode": 502, "errormessage": str(exc)}, 502)
             except NotConnected:
                 continue
             return web.Response(body=orjson.dumps(reply), content_type="application/json",

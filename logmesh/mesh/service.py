@@ -4,6 +4,13 @@ A service names itself, listens on a port, registers with the distributor
 and answers request packets by route (``"POST/goods"``). Every request is
 first handed to ``on_request`` -- the log-shipping hook -- before its handler
 runs, as the chapter's ``writeLog`` does.
+
+A request without a key (a JSON array body through the book's gateway, whose
+``params.key`` ``JSON.stringify`` drops) is counted and not answered: a reply
+with ``key: null`` kills the book's gateway, and nobody waits for it anyway.
+Its handler does not run either: a write nobody can learn of would only be
+repeated when the caller retries. A request split by a raw ``¶`` is answered
+400 at once (``FramedConnection.on_torn``) instead of never.
 """
 
 from __future__ import annotations
@@ -70,7 +77,8 @@ class Service(Serving):
         self.registry: RegistryLink | None = None
         self.node_listeners: list[Callable[[list[dict]], None]] = []
         self.connections: set[FramedConnection] = set()
-        self.stats = {"requests": 0, "errors": 0, "unknown_routes": 0}
+        self.stats = {"requests": 0, "errors": 0, "unknown_routes": 0, "keyless": 0,
+                      "framing_errors": 0}
         self.shipper: Any = None  # set by Shipper.attach
         self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
 
@@ -126,6 +134,12 @@ class Service(Serving):
                self.stats["errors"], labels)
         ex.add("logmesh_service_unknown_routes_total", "counter", "Requests for a route not served.",
                self.stats["unknown_routes"], labels)
+        ex.add("logmesh_service_keyless_requests_total", "counter",
+               "Requests with no key (params.key or key): not answered, not handled.",
+               self.stats["keyless"], labels)
+        ex.add("logmesh_service_framing_errors_total", "counter",
+               "Requests split by a raw ¶ in their JSON, answered with error 400.",
+               self.stats["framing_errors"], labels)
         if self.shipper is not None:
             self.shipper.collect_metrics(ex)
 
@@ -138,7 +152,7 @@ class Service(Serving):
     def _make_connection(self) -> FramedConnection:
         conn = FramedConnection(self._on_packet, self.connections.discard,
                                 max_frame_bytes=self.max_frame_bytes, name=self.name,
-                                guard=self.guard)
+                                guard=self.guard, on_torn=self._on_torn)
         self.connections.add(conn)
         return conn
 
@@ -150,6 +164,9 @@ class Service(Serving):
             log.exception("%s: log hook failed", self.name)
         key = reply_key(packet)
         route = f"{packet.get('method', '')}{packet.get('uri', '')}"
+        if key is None:
+            self._keyless(conn, route)
+            return
         handler = self.routes.get(route)
         if handler is None:
             self.stats["unknown_routes"] += 1
@@ -165,6 +182,22 @@ class Service(Serving):
             asyncio.ensure_future(self._finish(conn, key, route, result, packet))
         else:
             self._send_result(conn, key, route, result, packet)
+
+    def _keyless(self, conn: FramedConnection, route: str) -> None:
+        self.stats["keyless"] += 1
+        self.guard.warn.warning("%s %s:%s: %s request without a key (params.key or key) "
+                                "dropped: no reply could be matched to it",
+                                self.name, *conn.peer, route)
+
+    def _on_torn(self, conn: FramedConnection, packet: dict) -> None:
+        """A request whose JSON held a raw ``¶``: its caller learns why at once."""
+        key = reply_key(packet)
+        if key is None:
+            self._keyless(conn, f"{packet.get('method', '')}{packet.get('uri', '')}")
+            return
+        self.stats["framing_errors"] += 1
+        conn.send(self._error(key, 400, "the request's JSON held a raw ¶ (U+00B6), which ends a "
+                                        "frame; send it escaped as \\u00b6"))
 
     async def _finish(self, conn: FramedConnection, key: Any, route: str, pending: Awaitable,
                       packet: dict) -> None:

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from logmesh.examples.resource import make_service
+from logmesh.metrics import Exposition
 
 from ..mesh.harness import HOST, gateway_ready, names, wait_until
 
@@ -25,6 +26,13 @@ NODE_DIR = Path(__file__).parent / "node"
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None,
                                 reason="node is not installed: these tests run the book's Node.js code")
+
+
+def metrics_text(part) -> str:
+    """What ``part``'s /metrics page shows (services and the gateway share collect_metrics)."""
+    ex = Exposition()
+    part.collect_metrics(ex)
+    return ex.render()
 
 
 class NodeProc:
@@ -103,7 +111,7 @@ async def test_python_gateway_reaches_a_node_service(mesh):
     node = await NodeProc.start("goods.js", str(dist.port))
     try:
         port = (await node.event("listening"))["port"]
-        gw = await mesh.start_gateway(timeout=1.0)
+        gw = await mesh.start_gateway(timeout=10.0)
         await gateway_ready(gw, "POST/goods")
         assert gw.routes["POST/goods"] == [(HOST, port)]
         base = f"http://{HOST}:{gw.port}/goods"
@@ -129,12 +137,18 @@ async def test_python_gateway_reaches_a_node_service(mesh):
             posted = await node.event("request", lambda d: d["method"] == "POST")
             assert posted["params"]["name"] == "a¶b"
             # ... but the Node service's JSON.stringify sends it back raw, splitting its
-            # own reply (book defect 1): the gateway counts the pieces as bad frames, answers
-            # 504, and the connection goes on serving.
+            # own reply (book defect 1): the gateway counts the pieces as bad frames, fails
+            # that request with 502 at once (not a 504 after its 10 s timeout), counts it,
+            # and the connection goes on serving.
+            started = time.monotonic()
             async with http.get(base) as resp:
-                assert resp.status == 504
+                assert resp.status == 502
+                assert "¶" in (await resp.json())["errormessage"]
+            assert time.monotonic() - started < 2.0
             client = next(iter(gw.clients.values()))
             assert client.conn.decoder.errors.get("bad_json", 0) >= 1
+            assert gw.stats["bad_replies"] == 1
+            assert "logmesh_gateway_bad_replies_total 1" in metrics_text(gw)
             async with http.post(base, json={"name": "cup"}) as resp:
                 assert (await resp.json())["results"] == {"id": 3}
     finally:
@@ -152,13 +166,13 @@ async def node_gate_to_goods(mesh, tmp_path):
     try:
         port = (await gate.event("listening"))["port"]
         await gate.event("connected", lambda d: d["port"] == goods.port)
-        yield dist, goods, port
+        yield dist, goods, port, gate
     finally:
         await gate.stop()
 
 
 async def test_node_gateway_reaches_a_python_service(mesh, tmp_path):
-    async with node_gate_to_goods(mesh, tmp_path) as (dist, goods, port):
+    async with node_gate_to_goods(mesh, tmp_path) as (dist, goods, port, _):
         seen: list[dict] = []
         goods.on_request = lambda raw, packet, conn: seen.append(packet)
         assert any(n["name"] == "gate" and n["port"] == port for n in dist.nodes())
@@ -189,7 +203,7 @@ async def test_node_gateway_reaches_a_python_service(mesh, tmp_path):
 
 async def test_half_an_emoji_from_node_reaches_a_python_service(mesh, tmp_path):
     """JSON.stringify writes a lone surrogate as an escape orjson refuses; it arrives as U+FFFD."""
-    async with node_gate_to_goods(mesh, tmp_path) as (_, _, port):
+    async with node_gate_to_goods(mesh, tmp_path) as (_, _, port, _):
         body = json.dumps({"name": "cut \ud83d", "price": 1})  # ensure_ascii: "cut \\ud83d"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             async with http.post(f"http://{HOST}:{port}/goods", data=body,
@@ -199,3 +213,46 @@ async def test_half_an_emoji_from_node_reaches_a_python_service(mesh, tmp_path):
             async with http.get(f"http://{HOST}:{port}/goods") as resp:
                 [row] = (await resp.json())["results"]
         assert row["name"] == "cut \ufffd"
+
+
+async def test_a_keyless_request_from_the_node_gate_is_counted_not_answered(mesh, tmp_path):
+    """A JSON array body: the gate's params.key is lost in JSON.stringify, so the packet has no
+    key. A reply with key null would kill the gate (book defect 6); the service counts it."""
+    async with node_gate_to_goods(mesh, tmp_path) as (_, goods, port, gate):
+        base = f"http://{HOST}:{port}/goods"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            with pytest.raises(asyncio.TimeoutError):  # nothing can answer it: the gate waits
+                async with http.post(base, json=[{"name": "pen", "price": 1}],
+                                     timeout=aiohttp.ClientTimeout(total=1.0)):
+                    pass
+            await wait_until(lambda: goods.stats["keyless"] == 1, 2.0, "the keyless count")
+            assert gate.proc.returncode is None
+            async with http.post(base, json={"name": "cup", "price": 2}) as resp:
+                reply = await resp.json()
+            assert reply["errorcode"] == 0 and reply["results"] == {"id": 1}  # nothing stored
+        assert gate.proc.returncode is None
+        assert 'logmesh_service_keyless_requests_total{service="goods"} 1' in metrics_text(goods)
+
+
+async def test_a_raw_pilcrow_from_the_node_gate_is_answered_400_at_once(mesh, tmp_path):
+    """JSON.stringify leaves ¶ raw: the gate's request reaches the service in two pieces. The
+    service answers the request's key with 400 when the last piece arrives, and counts it."""
+    async with node_gate_to_goods(mesh, tmp_path) as (_, goods, port, gate):
+        base = f"http://{HOST}:{port}/goods"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            started = time.monotonic()
+            async with http.post(base, json={"name": "a¶b", "price": 1}) as resp:
+                reply = await resp.json()
+            assert time.monotonic() - started < 2.0
+            assert reply["key"] == 0 and reply["errorcode"] == 400
+            assert "¶" in reply["errormessage"] and "\\u00b6" in reply["errormessage"]
+            # a body holding two of them, with the key in the middle (the body's own "key")
+            async with http.post(base, json={"name": "¶", "key": 5, "note": "x¶y"}) as resp:
+                reply = await resp.json()
+            assert reply["key"] == 1 and reply["errorcode"] == 400
+            async with http.post(base, json={"name": "cup", "price": 2}) as resp:
+                reply = await resp.json()
+            assert reply["key"] == 2 and reply["results"] == {"id": 1}
+        assert gate.proc.returncode is None
+        assert goods.stats["framing_errors"] == 2
+        assert 'logmesh_service_framing_errors_total{service="goods"} 2' in metrics_text(goods)

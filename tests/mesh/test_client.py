@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from logmesh.mesh.client import NotConnected, ReconnectingClient, RequestTimeout
+from logmesh.mesh.client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
 from logmesh.protocol import FrameDecoder, encode
 
 from .harness import HOST, free_port, names, wait_until
@@ -192,3 +192,24 @@ async def test_service_registers_again_after_the_distributor_restarts(mesh):
     again = await mesh.start_distributor(port)
     await wait_until(lambda: names(again.nodes()) == ["goods"], 5.0, "registration again")
     assert again.nodes()[0]["port"] == svc.port
+
+
+async def test_a_reply_split_by_a_raw_pilcrow_fails_its_request_at_once(clients):
+    """What the book's services send for a stored ¶: JSON.stringify leaves it raw."""
+    def react(packet, writer):
+        key = packet["key"]
+        writer.write(f'{{"key":{key},"errorcode":0,"results":[{{"name":"a¶b"}}]}}¶'.encode())
+
+    peer = FakePeer(react)
+    port = await peer.start()
+    try:
+        client = clients(port)
+        await connected(client)
+        started = time.monotonic()
+        with pytest.raises(BadReply, match="raw ¶"):
+            await client.request("/goods", "GET", timeout=5.0)
+        assert time.monotonic() - started < 1.0
+        assert client._pending == {} and client.is_connected
+        assert client.conn.decoder.errors == {"bad_json": 2}
+    finally:
+        await peer.stop()

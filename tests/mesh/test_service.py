@@ -136,3 +136,37 @@ async def test_bad_frames_are_dropped_and_counted_and_the_connection_stays(mesh)
     assert conn.bad_frames == 4
     assert conn.decoder.errors == {"bad_json": 1, "bad_utf8": 1, "not_object": 1, "too_large": 1}
     await peer.close()
+
+
+async def test_a_request_without_a_key_is_counted_and_neither_handled_nor_answered(mesh):
+    """A reply with key null kills the book's gateway, and no caller could match it anyway."""
+    handled: list = []
+    svc = await start(mesh, {"POST/things": lambda p, pk: handled.append(p) or "created"})
+    peer = await Peer.connect(svc.port)
+    peer.send({"uri": "/things", "method": "POST", "params": [{"name": "pen"}]})  # gate + array body
+    peer.send({"uri": "/things", "method": "POST", "key": None, "params": {"name": "cup"}})
+    peer.send({"uri": "/nowhere", "method": "GET"})
+    assert await peer.silent_for(0.3) == []
+    assert handled == [] and svc.stats["keyless"] == 3
+    reply = await peer.request({"uri": "/things", "method": "POST", "params": {"key": 0}})
+    assert reply == {"key": 0, "errorcode": 0, "errormessage": "success", "results": "created"}
+    await peer.close()
+
+
+async def test_a_request_split_by_a_raw_pilcrow_is_answered_400_when_its_last_piece_comes(mesh):
+    handled: list = []
+    svc = await start(mesh, {"POST/things": lambda p, pk: handled.append(p) or "created"})
+    peer = await Peer.connect(svc.port)
+    peer.send_raw('{"uri":"/things","method":"POST","params":{"name":"a¶'.encode())
+    assert await peer.silent_for(0.2) == []  # the first piece alone: nothing to answer yet
+    peer.send_raw('b","key":7}}¶'.encode())
+    reply = await peer.recv()
+    assert reply["key"] == 7 and reply["errorcode"] == 400 and "¶" in reply["errormessage"]
+    # without a key it is only counted
+    peer.send_raw('{"uri":"/things","method":"POST","params":["a¶b"]}¶'.encode())
+    assert await peer.silent_for(0.3) == []
+    assert handled == []
+    assert (svc.stats["framing_errors"], svc.stats["keyless"]) == (1, 1)
+    [conn] = svc.connections
+    assert conn.torn_packets == 2 and conn.decoder.errors == {"bad_json": 4}
+    await peer.close()
