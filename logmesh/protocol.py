@@ -36,6 +36,7 @@ class BadFrame:
     reason: str  # "too_large" | "bad_utf8" | "bad_json" | "not_object"
     nbytes: int
     detail: str = ""
+    head: bytes = b""  # too_large: the frame's first bytes, to answer an acked batch by its key
 
 
 def encode(packet: Any) -> bytes:
@@ -69,10 +70,14 @@ class FrameSplitter:
     is kept in a bytearray so a slow peer costs amortised O(n), and the scan
     restarts one byte before the new data so a delimiter cut across two reads
     is still found. Frames over ``max_frame_bytes`` are dropped up to the next
-    delimiter and reported as :class:`BadFrame`.
+    delimiter and reported as :class:`BadFrame`, with their first ``HEAD_BYTES``
+    (where a shipper's batch names its ``key`` and ``ack``: the logs service
+    refuses it by that key instead of leaving it unanswered).
     """
 
-    __slots__ = ("max_frame_bytes", "_buf", "_skipping", "_skipped", "clean", "newline")
+    __slots__ = ("max_frame_bytes", "_buf", "_skipping", "_skipped", "_head", "clean", "newline")
+
+    HEAD_BYTES = 256
 
     # A partial frame may hold one byte over the limit: the first half of a delimiter cut
     # across reads, after a frame of exactly max_frame_bytes (which is allowed).
@@ -83,6 +88,7 @@ class FrameSplitter:
         self._buf = bytearray()
         self._skipping = False  # inside an oversized frame, dropping until the next ¶
         self._skipped = 0
+        self._head = b""  # the first bytes of the frame being skipped
         self.clean = True  # the last feed() returned frames only, no BadFrame
         self.newline = True  # a frame the last feed() returned may hold a raw b"\n"
 
@@ -126,13 +132,15 @@ class FrameSplitter:
             first = parts[0]
             parts[0] = b""
             self._skipping = False
-            out.append(BadFrame("too_large", self._skipped + len(first), "frame exceeds max size"))
-            self._skipped = 0
+            out.append(BadFrame("too_large", self._skipped + len(first), "frame exceeds max size",
+                                self._head))
+            self._skipped, self._head = 0, b""
         for part in parts:
             if not part:
                 continue  # "¶¶": an empty frame is nothing, never a reason to drop the rest
             if len(part) > limit:
-                out.append(BadFrame("too_large", len(part), f"frame of {len(part)} bytes exceeds {limit}"))
+                out.append(BadFrame("too_large", len(part), f"frame of {len(part)} bytes exceeds {limit}",
+                                    part[: self.HEAD_BYTES]))
                 continue
             out.append(part)
         return out
@@ -144,6 +152,8 @@ class FrameSplitter:
         return []
 
     def _start_skipping(self) -> None:
+        if not self._skipping:  # the buffer starts with the frame: keep its head
+            self._head = bytes(self._buf[: self.HEAD_BYTES])
         # Keep the last byte: it may be the first half of the delimiter.
         keep = self._buf[-1:] if self._buf[-1:] == DELIMITER[:1] else b""
         self._skipped += len(self._buf) - len(keep)

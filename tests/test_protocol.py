@@ -320,3 +320,22 @@ def test_lone_surrogate_escapes_become_replacement_characters():
     assert parse_frame(b'{"uri":"/goods","params":{"name":"cut \\ud83d"}}') == {
         "uri": "/goods", "params": {"name": "cut \ufffd"}}
     assert isinstance(parse_frame(b'{"a":"\\ud800'), BadFrame), "still bad JSON: refused"
+
+
+@pytest.mark.parametrize("chunk", [None, 7, 4096], ids=["one-read", "7-byte-reads", "4k-reads"])
+def test_a_skipped_frame_hands_its_first_bytes_to_the_caller(chunk):
+    """The logs service answers a too-large acked batch by the key it finds in the frame's head."""
+    big = encode({"key": 9, "ack": True, "params": {"x": "y" * 10_000}})
+    stream = encode({"n": 1}) + big + encode({"n": 2})
+    s = FrameSplitter(max_frame_bytes=1000)
+    cuts = range(0, len(stream), chunk) if chunk else [0]
+    out = [item for i in cuts for item in s.feed(stream[i : i + (chunk or len(stream))])]
+    bad = [item for item in out if isinstance(item, BadFrame)]
+    assert [b for b in out if not isinstance(b, BadFrame)] == [b'{"n":1}', b'{"n":2}']
+    assert [(b.reason, b.nbytes) for b in bad] == [("too_large", len(big) - len(DELIMITER))]
+    assert bad[0].head == big[: FrameSplitter.HEAD_BYTES]
+    assert s.buffered <= 1001  # the head is kept, never the frame
+
+
+def test_a_frame_within_the_limit_has_no_head():
+    assert FrameDecoder().feed(b"[1]" + DELIMITER)[0].head == b""

@@ -224,3 +224,43 @@ def test_a_block_is_stored_exactly_or_not_at_all(frames):
         packet = orjson.loads(frame)
         assert line["message"] == packet["params"] and line["seq"] % 64 == 0
         assert set(packet) <= {"uri", "method", "key", "params", "service.name"}
+
+
+# -- defect 7 of issue 14: a deeply nested packet costs only itself ------------------------
+
+DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+def test_a_block_too_deep_to_decode_goes_the_per_packet_way():
+    deep = b'{"uri":"/logs","method":"POST","key":0,"params":' + DEEP_OBJECT + b"}"
+    assert parse_block([book("a"), deep, book("b")]) is None
+
+
+@pytest.mark.parametrize("one_read", [False, True], ids=["separate-writes", "one-write"])
+async def test_a_deeply_nested_book_packet_costs_only_itself(start_logs, one_read):
+    from .helpers import bad_frames, metrics
+
+    srv = await start_logs()
+    client = await RawClient.connect(srv.config.port)
+    # object params 100k deep (parse_block), then a first request 1000 deep (the service lookup)
+    deep_params = b'{"uri":"/logs","method":"POST","key":0,"params":' + DEEP_OBJECT + b"}\xc2\xb6"
+    deep_request = book_frame('{"uri":"/goods","method":"GET","params":' + "[" * 1000 + "]" * 1000 + "}")
+    good = [request_text(i, "deep") for i in range(3)]
+    stream = [book_frame(good[0]), deep_params, book_frame(good[1]), deep_request, book_frame(good[2])]
+    if one_read:
+        await client.send(b"".join(stream))
+    else:
+        for part in stream:
+            await client.send(part)
+            await asyncio.sleep(0.02)
+    # Alone in its read the deep request takes the block path, stored unparsed (readers derive
+    # its fields); in one read with the others the per-packet path refuses it as too deep.
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == (3 if one_read else 4),
+                     what="the good packets")
+    messages = [e["message"] for e in stored(srv.config.data_dir)]
+    assert [m for m in messages if m in good] == good, "the packets around the deep ones are stored"
+    assert bad_frames(await metrics(srv.config.http_port), "too_deep") == (2 if one_read else 1)
+    assert await client.read_for(0.2) == b"" and not client.eof, "never answered, never closed"
+    await client.send(book_frame("after"))
+    await wait_until(lambda: stored(srv.config.data_dir)[-1]["message"] == "after", what="after")
+    await client.close()

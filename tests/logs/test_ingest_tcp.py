@@ -149,17 +149,21 @@ async def test_acked_batch_is_answered_once_durable_and_stored_once(start_logs):
 
 
 async def test_bad_batch_is_refused_with_an_error(start_logs):
+    """A batch whose events cannot be read at all gets a 400; a bad event costs only itself
+    (tests/logs/test_batch_refusal.py)."""
     srv = await start_logs()
     client = await RawClient.connect(srv.config.port)
     bad = {"uri": "/logs", "method": "POST", "key": 5, "ack": True,
-           "params": {"service": "goods", "instance": "i", "events": [["not", "a", "batch"]]}}
+           "params": {"service": "goods", "instance": "i", "events": "not a list"}}
     await client.send(encode(bad))
-    # a batch whose event text is not UTF-8: refused the same way, never left unanswered
-    raw = encode(batch_packet(6, "goods-utf", [1])).replace(b"goods-utf-1", b"goods-utf-\xff")
-    await client.send(raw)
-    replies = await client.replies(2)
-    assert [r["key"] for r in replies] == [5, 6]
-    assert all(r["errorcode"] == 400 for r in replies), replies
+    # a batch cut short: not even its envelope decodes, but its key and ack are readable
+    await client.send(encode(batch_packet(6, "goods-cut", [1]))[:-20] + "¶".encode())
+    # events of the wrong shape: rejected one by one, the batch is answered
+    await client.send(encode({**bad, "key": 7, "params": {"events": [["not", "a", "batch"]]}}))
+    replies = await client.replies(3)
+    assert [r["key"] for r in replies] == [5, 6, 7]
+    assert [r["errorcode"] for r in replies] == [400, 400, 0], replies
+    assert replies[2] == {"key": 7, "errorcode": 0, "acked": 0, "rejected": [[0, "bad_event"]]}
     assert stored(srv.config.data_dir) == []
     assert not client.eof
     await client.close()

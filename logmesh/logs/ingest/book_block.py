@@ -15,8 +15,9 @@ half of the ~2.8 µs of CPU an event cost; this path takes ~1.0
 
 Any other read -- an envelope with other fields (``event.id``,
 ``@timestamp``, ``ack``), ``params`` that is not a string, bad UTF-8, a frame
-with a raw newline, different services in one read -- gets None and takes the
-per-packet path, which handles and counts every case.
+with a raw newline, a value nested too deep for msgspec, different services
+in one read -- gets None and takes the per-packet path, which handles and
+counts every case.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def parse_block(frames: list[bytes], newline: bool = True) -> BookBlock | None:
         if len(_texts(b"\n".join(messages))) != n:
             return None
     except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad UTF-8
+        return None
+    except RecursionError:  # a value nested ~1000 deep: the per-packet path counts it as too_deep
         return None
     services = set(map(_service, envs))
     if len(services) != 1:

@@ -9,6 +9,15 @@ Two kinds of packet arrive here:
   "params":{"service":..,"instance":..,"events":[[n, ts, raw, extra], ...]}}``
   -- answered ``{"key":K,"errorcode":0,"acked":N}`` once the events are durable.
 
+Every acked batch is answered, so a shipper never holds it in flight for
+ever: ``acked`` counts the events stored or already stored, and
+``"rejected":[[i, "reason"], ...]`` names by their index in the batch the
+events no reader could read back (``common.Rejected``), nested too deep for
+msgspec, or of the wrong shape; the rest of the batch is stored. A batch over
+``max_frame_bytes`` gets ``errorcode`` 413 (the shipper splits it), one that
+cannot be decoded at all 400; both are found by the ``key`` and ``ack`` in
+the frame's first bytes (:func:`acked_key`).
+
 With a write token, the first packet of a connection must be the hello
 ``{"uri":"/auth",...,"params":{"token":"..."}}``: checked once, here, before
 the hot path ever sees the connection; a wrong or missing token gets one error
@@ -19,11 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import orjson
 
 from ...protocol import DELIMITER, BadFrame, FrameSplitter, encode, parse_frame
 from ...security import (
@@ -38,6 +49,9 @@ from ...security import (
 from ..store.segment import SegmentWriter
 from .book_block import BookBlock, block_head, encode_block, parse_block
 from .common import (
+    Batch,
+    BatchEvent,
+    Rejected,
     Routes,
     batch_decoder,
     decode,
@@ -54,6 +68,36 @@ log = logging.getLogger("logmesh.logs.ingest")
 # Stop reading a connection while the store holds this much unwritten data;
 # the store's flusher resumes every paused connection after each write.
 PAUSE_BUFFER_BYTES = 16 * 1024 * 1024
+
+
+class RawBatch(msgspec.Struct):
+    """A batch whose events are left undecoded: the error path decodes them one by one."""
+
+    service: str = ""
+    instance: str = ""
+    events: list[msgspec.Raw] = []
+
+
+raw_batch_decoder = msgspec.json.Decoder(RawBatch)
+event_decoder = msgspec.json.Decoder(BatchEvent)
+
+# The shipper writes "key" and "ack" before "params"; string contents never match (their quotes
+# are escaped), and neither does anything inside params, which is cut off before the search.
+_HEAD_KEY = re.compile(rb'"key"\s*:\s*(-?\d+|"[^"\\]*")')
+_HEAD_ACK = re.compile(rb'"ack"\s*:\s*true\b')
+
+
+def acked_key(head: bytes) -> Any:
+    """The key of an acked batch from its frame's first bytes, or None if they show none.
+
+    For frames that are never decoded (too large, too deep, not JSON): their
+    sender still gets an answer when it waits for one.
+    """
+    top = head.split(b'"params"', 1)[0]
+    m = _HEAD_KEY.search(top)
+    if m is None or _HEAD_ACK.search(top) is None:
+        return None
+    return orjson.loads(m.group(1))
 
 
 class IngestContext:
@@ -73,12 +117,17 @@ class IngestContext:
         self.paused: set[LogIngestProtocol] = set()
         self.stats: dict[str, Any] = {"events": 0, "bytes": 0, "connections": 0,
                                       "connections_total": 0, "duplicates": 0,
-                                      "batches": 0, "bad_frames": {}}
+                                      "batches": 0, "bad_frames": {}, "rejected": {}}
         writer.on_flush.append(self._resume_all)
 
     def count_bad(self, reason: str) -> None:
         bad = self.stats["bad_frames"]
         bad[reason] = bad.get(reason, 0) + 1
+
+    def count_rejected(self, reason: str) -> None:
+        """An event of an acked batch refused by name in its reply (bad frames are not answered)."""
+        rejected = self.stats["rejected"]
+        rejected[reason] = rejected.get(reason, 0) + 1
 
     def _resume_all(self) -> None:
         if self.paused and self.writer.buffered_bytes < PAUSE_BUFFER_BYTES // 2:
@@ -131,6 +180,9 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             for item in items:
                 if isinstance(item, BadFrame):
                     self._bad(item.reason, item.detail)
+                    if item.reason == "too_large":
+                        self._refuse_frame(item.head, 413, f"batch of {item.nbytes} bytes over "
+                                           f"the limit of {ctx.max_frame_bytes}")
                 else:
                     frames.append(item)
         if not ctx.guard.track(self, self.splitter.buffered, bool(items)):
@@ -148,7 +200,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             if ctx.book_lines is not None:
                 ctx.book_lines(self.source, block.messages)
         else:
-            acks: list[tuple[Any, int]] = []
+            acks: list[tuple[Any, int, list]] = []
             events: list = []
             for raw in frames:
                 self._packet(raw, received, events, acks)
@@ -156,8 +208,8 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             # buffered or waiting for fsync: the ack waits for everything appended so far.
             last = ctx.writer.append_events(events) if events else ctx.writer.appended_seq
             ctx.stats["events"] += len(events)
-            for key, count in acks:
-                asyncio.ensure_future(self._ack(key, count, last))
+            for key, count, rejected in acks:
+                asyncio.ensure_future(self._ack(key, count, last, rejected))
             if ctx.book_lines is not None and events:
                 ctx.book_lines(self.source, [ev.message for ev in events])
         if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
@@ -203,8 +255,8 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         if self.book_service is None:
             try:
                 req = request_decoder.decode(str_decoder.decode(block.messages[0]))
-            except (msgspec.DecodeError, UnicodeError):
-                return None
+            except (msgspec.DecodeError, UnicodeError, RecursionError):  # the block is stored all
+                return None  # the same, with no service name
             self.book_service = self.ctx.routes.service_for(req.method, req.uri)
         return self.book_service
 
@@ -212,17 +264,19 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         """One packet on its own: any shape, any error, counted and survived."""
         try:
             env = decode(envelope_decoder, raw)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            self._bad(_decode_error_reason(raw, exc), str(exc))
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            reason = _decode_error_reason(raw, exc)
+            self._bad(reason, str(exc))
+            self._refuse_frame(raw[:FrameSplitter.HEAD_BYTES], 400, f"bad batch ({reason}): {exc}")
             return
         first = memoryview(env.params)[:1].tobytes()
         try:
             if first == b'"':
                 self._book_packet(env, received, events)
             elif first == b"{" and env.ack:
-                n = self._batch(env, received, events)
-                if n >= 0:
-                    acks.append((env.key, n))
+                answer = self._batch(env, received, events)
+                if answer is not None:
+                    acks.append((env.key, *answer))
             elif env.uri == AUTH_URI:
                 pass  # a hello to a service without a token: nothing to check, never answered
             else:
@@ -230,11 +284,23 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         except Exception as exc:  # a packet we did not foresee must not end the connection
             log.exception("ingest %s:%s: cannot store packet", *self.source)
             self._bad("internal", repr(exc))
+            if first == b"{" and env.ack:  # none of it was stored: _batch adds its events last
+                self._reply(env.key, 500, f"internal error: {exc!r}")
 
     def _bad(self, reason: str, detail: str) -> None:
         self.ctx.count_bad(reason)
         self.ctx.warn.warning("ingest %s:%s: dropped bad frame (%s) %s", *self.source, reason,
                               detail[:160])
+
+    def _refuse_frame(self, head: bytes, code: int, message: str) -> None:
+        """Answer a frame we could not decode if it is an acked batch (a book packet never is)."""
+        key = acked_key(head)
+        if key is not None:
+            self._reply(key, code, message)
+
+    def _reply(self, key: Any, code: int, message: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode({"key": key, "errorcode": code, "errormessage": message}))
 
     def _book_packet(self, env: Any, received: int, lines: list) -> None:
         try:
@@ -243,51 +309,109 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             self._bad(_decode_error_reason(env.params, exc), str(exc))
             return
         event_id = env.event_id if isinstance(env.event_id, str) else None
+        ts = env.timestamp if isinstance(env.timestamp, int) else received
+        service = env.service if isinstance(env.service, str) else None
+        try:
+            ev = request_event(raw, ts=ts, received_at=received, service=service, instance=None,
+                               event_id=event_id, source=self.source, routes=self.ctx.routes)
+        except (Rejected, RecursionError) as exc:  # counted, never answered: a book packet
+            self._bad(*_rejection(exc))
+            return
+        # After request_event: a rejected event is not in the ledger, so its resend is no duplicate.
         if event_id is not None and not self.ctx.ledger.add_event_id(event_id, env.service or ""):
             self.ctx.stats["duplicates"] += 1
             return
-        ts = env.timestamp if isinstance(env.timestamp, int) else received
-        service = env.service if isinstance(env.service, str) else None
-        lines.append(request_event(
-            raw, ts=ts, received_at=received, service=service, instance=None,
-            event_id=event_id, source=self.source, routes=self.ctx.routes))
+        lines.append(ev)
 
-    def _batch(self, env: Any, received: int, lines: list) -> int:
+    def _batch(self, env: Any, received: int, lines: list) -> tuple[int, list] | None:
+        """Store a batch's good events; ``(acked, rejected)`` for its reply, None if refused."""
+        rejected: list[list] = []  # [index in the batch, reason]
+        where = None  # the error path's index of each decoded event in the batch
         try:
             batch = decode(batch_decoder, env.params)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # refused, never left unanswered
-            reason = _decode_error_reason(env.params, exc)
-            self._bad("bad_batch" if reason == "bad_json" else reason, str(exc))
-            if self.transport is not None:
-                self.transport.write(encode({"key": env.key, "errorcode": 400,
-                                             "errormessage": f"bad batch: {exc}"}))
-            return -1
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            batch, where = self._batch_by_event(env, rejected)
+            if batch is None:
+                return None
         ctx = self.ctx
         ctx.stats["batches"] += 1
         service = batch.service or None
         instance = batch.instance
         routes = ctx.routes
-        add = ctx.ledger.add
-        for ev in batch.events:
+        built = []
+        for i, ev in enumerate(batch.events):
             inst = ev.instance or instance
+            try:
+                line = request_event(
+                    ev.raw, ts=ev.ts, received_at=received, service=service, instance=inst or None,
+                    event_id=f"{inst}:{ev.n}" if inst else None, source=self.source,
+                    routes=routes, extra=ev.extra)
+            except (Rejected, RecursionError) as exc:
+                rejected.append([i if where is None else where[i], *_rejection(exc)])
+                continue
+            built.append((inst, ev, line))
+        # The ledger last: what it records as received is stored, so the resend of a rejected
+        # event (or of a batch that failed half-way, answered 500) is no duplicate.
+        add = ctx.ledger.add
+        for inst, ev, line in built:
             if inst and not add(inst, ev.n, batch.service, ev.ts):
                 ctx.stats["duplicates"] += 1
-                continue
-            lines.append(request_event(
-                ev.raw, ts=ev.ts, received_at=received, service=service, instance=inst or None,
-                event_id=f"{inst}:{ev.n}" if inst else None, source=self.source,
-                routes=routes, extra=ev.extra))
-        return len(batch.events)
+            else:
+                lines.append(line)
+        if rejected:
+            rejected.sort()
+            for _, reason, detail in rejected:
+                ctx.count_rejected(reason)
+                ctx.warn.warning("ingest %s:%s: rejected an event of batch %r (%s) %s",
+                                 *self.source, env.key, reason, detail[:160])
+        return len(built), [r[:2] for r in rejected]
 
-    async def _ack(self, key: Any, count: int, seq: int) -> None:
+    def _batch_by_event(self, env: Any, rejected: list) -> tuple[Batch | None, list[int]]:
+        """The error path: decode event by event, so one bad event does not cost the batch.
+
+        Returns the batch of the events that decoded and their indexes in the
+        batch, the others added to ``rejected``; None and a 400 reply when
+        not even the list of events can be read.
+        """
+        try:
+            raw = decode(raw_batch_decoder, env.params)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            reason = _decode_error_reason(env.params, exc)
+            self._bad("bad_batch" if reason == "bad_json" else reason, str(exc))
+            self._reply(env.key, 400, f"bad batch: {exc}")
+            return None, []
+        events, where = [], []
+        for i, data in enumerate(raw.events):
+            try:
+                events.append(decode(event_decoder, data))
+                where.append(i)
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+                reason = _decode_error_reason(data, exc)
+                rejected.append([i, "bad_event" if reason == "bad_json" else reason, str(exc)])
+        return Batch(raw.service, raw.instance, events), where
+
+    async def _ack(self, key: Any, count: int, seq: int, rejected: list) -> None:
         if seq >= 0:
             await self.ctx.writer.durable(seq)
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode({"key": key, "errorcode": 0, "acked": count}))
+            reply = {"key": key, "errorcode": 0, "acked": count}
+            if rejected:
+                reply["rejected"] = rejected
+            self.transport.write(encode(reply))
+
+
+def _rejection(exc: Exception) -> tuple[str, str]:
+    """(reason, detail) of an event refused by ``request_event``."""
+    if isinstance(exc, Rejected):
+        return exc.reason, exc.detail
+    return "too_deep", "nested too deep to decode"
 
 
 def _decode_error_reason(raw: bytes | memoryview, exc: Exception) -> str:
-    """``bad_utf8`` or ``bad_json``; only on the error path, so checking the bytes is cheap enough."""
+    """``bad_utf8``, ``too_deep`` or ``bad_json``; only on the error path, so checking the bytes
+    is cheap enough."""
+    if isinstance(exc, RecursionError):
+        return "too_deep"
     if isinstance(exc, UnicodeDecodeError):
         return "bad_utf8"
     try:
