@@ -21,7 +21,7 @@ import click
 
 from . import __version__, security
 from .logs.query import commands as query_commands
-from .supervisor import ChildSpec, Supervisor, logmesh_argv
+from .supervisor import ChildSpec, Supervisor, busy_port, logmesh_argv
 
 EXIT_STARTUP_FAILURE = 3
 CONTEXT = {"auto_envvar_prefix": "LOGMESH", "help_option_names": ["-h", "--help"],
@@ -473,44 +473,83 @@ def traffic(gateway_url: str, rate: float, count: int, supervise: bool) -> None:
     serve(lambda: run_traffic(gateway_url, rate=rate, count=count))
 
 
+# Every port `logmesh up` binds, before --port-offset (the book's defaults; metrics: port + 1).
+UP_PORTS = {"gateway": 8000, "gateway metrics": 8001, "distributor": 9000, "goods": 9010,
+            "goods metrics": 9011, "members": 9020, "members metrics": 9021, "purchases": 9030,
+            "purchases metrics": 9031, "logs": 9040, "logs HTTP, web UI": 9041}
+
+
+def _free_offset(host: str, offset: int) -> str:
+    """An offset, near ``offset``, at which every port of the mesh is free now (for the hint)."""
+    for step in range(1, 21):
+        candidate = offset + 100 * step
+        ports = [(name, p + candidate) for name, p in UP_PORTS.items()]
+        if all(p < 65536 for _, p in ports) and busy_port(host, ports) is None:
+            return str(candidate)
+    return "N"
+
+
 @cli.command()
 @host_option
 @data_dir_option
 @click.option("--traffic/--no-traffic", "with_traffic", default=True,
               help="Also send a little example traffic so there is something to see.")
 @click.option("--rate", default=2.0, help="Example traffic, requests per second.")
+@click.option("--port-offset", default=0,
+              help="Add this to every port (gateway 8000+N, distributor 9000+N, web UI 9041+N, "
+                   "...), e.g. to run a second mesh beside one.")
 @security_options(limits=False)
-def up(host: str, data_dir: Path, with_traffic: bool, rate: float, sec: SecurityArgs) -> None:
+def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: int,
+       sec: SecurityArgs) -> None:
     """Run the whole mesh: distributor, gateway, logs service, example services, traffic.
 
     One --token (or LOGMESH_TOKEN) and one set of TLS options serve every part.
+    Every port is checked first: when one is taken (another mesh running?) it
+    says which and exits; --port-offset moves them all.
     """
     refuse_exposure("mesh", host, protected=bool(sec.resolved_token()), insecure=sec.insecure)
     sec.tls()  # a bad combination fails here, not in six children
+    port = {name: p + port_offset for name, p in UP_PORTS.items()}
+    if not all(0 < p < 65536 for p in port.values()):
+        raise click.BadParameter("it moves a port out of 1-65535", param_hint="--port-offset")
+    busy = busy_port(host, port.items())
+    if busy is not None:
+        name, taken, why = busy
+        click.echo(f"error: cannot use port {taken} ({name}) on {host}: {why}.\n"
+                   "Is another `logmesh up` running? Stop it (Ctrl-C there), or run this mesh "
+                   f"on other ports: logmesh up --port-offset {_free_offset(host, port_offset)} "
+                   "(every port moves; add --data-dir to keep its data apart).", err=True)
+        sys.exit(EXIT_STARTUP_FAILURE)
     env = sec.env()
-    common = ["--no-supervise"]
-    specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, *common), env)]
-    specs.append(ChildSpec("gateway", logmesh_argv("gateway", "--host", host, "--metrics-port", "8001",
-                                                   *common), env))
-    specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),
-                                                *common), env))
-    for name, metrics_port in (("goods", 9011), ("members", 9021), ("purchases", 9031)):
-        specs.append(ChildSpec(name, logmesh_argv("service", name, "--host", host,
-                                                  "--data-dir", str(data_dir), "--metrics-port",
-                                                  str(metrics_port), *common), env))
-    http = "https" if sec.tls_cert else "http"
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    common = ["--no-supervise"]
+    joined = ["--distributor", f"{local}:{port['distributor']}", *common]
+    specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, "--port",
+                                                   str(port["distributor"]), *common), env)]
+    specs.append(ChildSpec("gateway", logmesh_argv("gateway", "--host", host, "--port",
+                                                   str(port["gateway"]), "--metrics-port",
+                                                   str(port["gateway metrics"]), *joined), env))
+    specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),
+                                                "--port", str(port["logs"]), "--http-port",
+                                                str(port["logs HTTP, web UI"]), *joined), env))
+    for name in ("goods", "members", "purchases"):
+        specs.append(ChildSpec(name, logmesh_argv("service", name, "--host", host,
+                                                  "--data-dir", str(data_dir), "--port",
+                                                  str(port[name]), "--metrics-port",
+                                                  str(port[f"{name} metrics"]), *joined), env))
+    http = "https" if sec.tls_cert else "http"
+    gateway_url = f"{http}://{local}:{port['gateway']}"
     if with_traffic:
         traffic_env = {"SSL_CERT_FILE": env["LOGMESH_TLS_CA"]} if "LOGMESH_TLS_CA" in env else {}
         specs.append(ChildSpec("traffic", logmesh_argv("traffic", "--rate", str(rate), "--gateway",
-                                                       f"{http}://{local}:8000", *common),
-                               traffic_env))
+                                                       gateway_url, *common), traffic_env))
     auth = " (with the token: Authorization: Bearer ...)" if env.get("LOGMESH_TOKEN") else ""
     click.echo(
         "logmesh is starting:\n"
-        f"  web UI       {http}://{host}:9041/   (every request of every service){auth}\n"
-        f"  gateway      {http}://{host}:8000   try: curl {http}://{local}:8000/goods\n"
-        f"  distributor  {host}:9000\n"
+        f"  web UI       {http}://{host}:{port['logs HTTP, web UI']}/   "
+        f"(every request of every service){auth}\n"
+        f"  gateway      {http}://{host}:{port['gateway']}   try: curl {gateway_url}/goods\n"
+        f"  distributor  {host}:{port['distributor']}\n"
         "Stop with Ctrl-C.", err=True)
     sys.exit(Supervisor(specs).run())
 

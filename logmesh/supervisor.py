@@ -11,9 +11,11 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("logmesh.supervisor")
@@ -55,6 +57,23 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def busy_port(host: str, ports: Iterable[tuple[str, int]]) -> tuple[str, int, str] | None:
+    """The first ``(name, port)`` that cannot be bound on ``host`` now, with why; else None.
+
+    A child that cannot bind dies and is restarted for ever, and a child that finds the port
+    of another mesh's part talks to that mesh; so a supervisor of fixed ports checks first.
+    The probe sets SO_REUSEADDR like the servers do: a port in TIME_WAIT is free to them.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for name, port in ports:
+        try:
+            with socket.create_server((host, port), family=family):
+                pass
+        except OSError as exc:
+            return name, port, os.strerror(exc.errno) if exc.errno else str(exc)
+    return None
 
 
 def logmesh_argv(*args: str) -> list[str]:
