@@ -133,12 +133,21 @@ def _colour(ev: dict, i: int, text: str, colour: bool) -> str:
     return text
 
 
-def format_table(events: list[dict], *, colour: bool, width: int | None, header: bool = True) -> list[str]:
-    """Aligned columns: widths fit the rows (capped), the message takes what is left."""
+def format_table(events: list[dict], *, colour: bool, width: int | None, header: bool = True,
+                 fixed: bool = False) -> list[str]:
+    """Aligned columns: widths fit the rows (capped), the message takes what is left.
+
+    ``fixed``: every column at its cap, for rows printed as they come (``tail -f``), whose
+    widths cannot fit rows not seen yet.
+    """
     rows = [_cells(ev) for ev in events]
-    widths = [max([len(name)] + [len(r[i]) for r in rows]) if rows else len(name)
-              for i, (name, _) in enumerate(COLUMNS)]
-    widths = [min(w, cap) if i else w for i, (w, (_, cap)) in enumerate(zip(widths, COLUMNS, strict=True))]
+    if fixed:
+        widths = [cap for _, cap in COLUMNS]
+    else:
+        widths = [max([len(name)] + [len(r[i]) for r in rows]) if rows else len(name)
+                  for i, (name, _) in enumerate(COLUMNS)]
+        widths = [min(w, cap) if i else w
+                  for i, (w, (_, cap)) in enumerate(zip(widths, COLUMNS, strict=True))]
     used = sum(widths) + 2 * len(widths)
     msg_width = max(20, width - used) if width else None
     out = []
@@ -186,13 +195,14 @@ def _tty() -> tuple[bool, int | None]:
     return False, None
 
 
-def _print_events(events: list[dict], as_json: bool, header: bool = True) -> None:
+def _print_events(events: list[dict], as_json: bool, header: bool = True,
+                  fixed: bool = False) -> None:
     if as_json:
         for ev in events:
             click.echo(orjson.dumps(ev).decode())
         return
     colour, width = _tty()
-    for line in format_table(events, colour=colour, width=width, header=header):
+    for line in format_table(events, colour=colour, width=width, header=header, fixed=fixed):
         click.echo(line, color=colour)
 
 
@@ -251,7 +261,10 @@ def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc
 @url_option
 @token_option
 def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str | None) -> None:
-    """Print the newest matching events; with -f, follow new ones like `tail -f`."""
+    """Print the newest matching events; with -f, follow new ones like `tail -f`.
+
+    Ctrl-C is how -f ends, so it exits 0 without a word (not click's "Aborted!" and 1).
+    """
     if not 0 <= lines <= 1000:
         raise click.BadParameter("--lines must be from 0 to 1000")
     client = Client(url, token)
@@ -259,6 +272,13 @@ def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str |
         r = client.get("/api/v1/search", q=q, **{"from": "0"}, to="now+1d", limit=max(lines, 1))
         _print_events(list(reversed(r.get("events") or []))[-lines:] if lines else [], as_json)
         return
+    try:
+        _follow(client, q, lines, as_json)
+    except KeyboardInterrupt:
+        pass
+
+
+def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
     header = True
     last = lines
     seen: set[int] = set()
@@ -274,7 +294,7 @@ def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str |
                     if len(seen) > 100_000:
                         seen.clear()
                 batch.append(ev)
-                _print_events(batch, as_json, header=header)
+                _print_events(batch, as_json, header=header, fixed=True)
                 header = False
                 batch = []
                 sys.stdout.flush()
