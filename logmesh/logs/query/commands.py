@@ -261,10 +261,7 @@ def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc
 @url_option
 @token_option
 def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str | None) -> None:
-    """Print the newest matching events; with -f, follow new ones like `tail -f`.
-
-    Ctrl-C is how -f ends, so it exits 0 without a word (not click's "Aborted!" and 1).
-    """
+    """Print the newest matching events; with -f, follow new ones like `tail -f`."""
     if not 0 <= lines <= 1000:
         raise click.BadParameter("--lines must be from 0 to 1000")
     client = Client(url, token)
@@ -275,7 +272,7 @@ def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str |
     try:
         _follow(client, q, lines, as_json)
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C is how -f ends: exit 0 without a word (click would say "Aborted!", exit 1)
 
 
 def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
