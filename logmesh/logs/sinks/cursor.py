@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,6 +78,7 @@ class SinkState:
     """Cursor + dead-letter file of one sink on one worker. Blocking I/O: call from a thread."""
 
     def __init__(self, data_dir: Path, name: str) -> None:
+        self.segments_dir = Path(data_dir) / layout.SEGMENTS_DIR
         self.cursor_file = cursor_path(data_dir, name)
         self.deadletter_file = deadletter_path(data_dir, name)
         self.position = Position()
@@ -98,6 +100,7 @@ class SinkState:
                 os.fsync(f.fileno())
         elif size < keep:  # rotated or removed by someone: count from what is there
             self.position.deadletter_bytes = size
+        resync(self.position, self.segments_dir)
         return self.position
 
     def commit(self, position: Position, deadletters: list[bytes]) -> None:
@@ -115,6 +118,51 @@ class SinkState:
             position.deadletter_bytes += len(data)
         write_atomic(self.cursor_file, position.to_json())
         self.position = position
+
+
+_SEQ = re.compile(rb'\{"seq":(\d+)')
+
+
+def _seq_of(line: bytes) -> int | None:
+    m = _SEQ.match(line)
+    return int(m.group(1)) if m else None
+
+
+def resync(position: Position, segments_dir: Path) -> Position:
+    """Point ``position`` at the line after ``last_seq`` again, if its segment changed under it.
+
+    Crash recovery rewrites a segment without its damaged lines
+    (store/segment.py), which moves every later line to a lower offset; a
+    cursor kept by offset alone would then skip events or land mid-line. The
+    seq of the last event sent says where to go on; it is checked cheaply
+    (the one line before the offset) and the segment is scanned only when it
+    does not match.
+    """
+    if position.segment is None or position.offset == 0 or position.last_seq < 0:
+        return position
+    path = segments_dir / position.segment
+    try:
+        with open(path, "rb") as f:
+            start = max(0, position.offset - layout.MAX_EVENT_BYTES - 4096)
+            f.seek(start)
+            tail = f.read(position.offset - start)
+    except FileNotFoundError:
+        return position
+    if tail.endswith(b"\n") and len(tail) == position.offset - start:
+        line_start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
+        if _seq_of(tail[line_start:]) == position.last_seq:
+            return position
+    offset = 0
+    with open(path, "rb") as f:
+        for line in f:
+            seq = _seq_of(line)
+            if not line.endswith(b"\n") or (seq is not None and seq > position.last_seq):
+                break
+            offset += len(line)
+    log.warning("%s: moved since the cursor was written (recovery?); going on after seq %d at "
+                "byte %d instead of %d", position.segment, position.last_seq, offset, position.offset)
+    position.offset = offset
+    return position
 
 
 def _first_seq(name: str) -> int:

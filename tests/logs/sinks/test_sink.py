@@ -397,3 +397,23 @@ async def test_a_document_missing_from_the_answer_is_sent_again(tmp_path):
     finally:
         await fake.stop()
     assert {int(i) for i in fake.docs} == set(seqs) and sink.stats["retries"] > 0
+
+
+def test_the_cursor_follows_its_last_seq_when_recovery_rewrote_the_segment(tmp_path):
+    """Recovery drops a damaged line (issue 14): later lines move to lower offsets. A cursor
+    kept by offset alone then skipped events or read from mid-line."""
+    seg_dir = tmp_path / layout.SEGMENTS_DIR
+    seg_dir.mkdir()
+    name = layout.segment_name(0, 64)
+    lines = [orjson.dumps({"seq": 64 * (i + 1), "@timestamp": i, "message": f"m{i}"}) + b"\n"
+             for i in range(100)]
+    (seg_dir / name).write_bytes(b"".join(lines))
+    state = SinkState(tmp_path, "elasticsearch-w00")
+    state.open()
+    sent_to = sum(len(line) for line in lines[:50])
+    state.commit(Position(name, sent_to, 64 * 50), [])
+    assert SinkState(tmp_path, "elasticsearch-w00").open().offset == sent_to, "unchanged: kept"
+
+    (seg_dir / name).write_bytes(b"".join(lines[:10] + lines[11:]))  # line 11 was damaged
+    pos = SinkState(tmp_path, "elasticsearch-w00").open()
+    assert pos.offset == sent_to - len(lines[10]), "the next line to send is the 51st event's"
