@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check bench clean
+.PHONY: run test check bench torture clean
 
 $(BIN)/logmesh: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ check: $(BIN)/logmesh
 bench: $(BIN)/logmesh
 	@command -v rsyslogd >/dev/null || { apt-get update -qq && apt-get install -y -qq rsyslog >/dev/null; }
 	$(BIN)/python bench/run_all.py
+
+# make torture: 10 minutes of crashes, damage and a full disk against real processes, seeds printed.
+torture: $(BIN)/logmesh
+	$(BIN)/python bench/torture.py --seconds 600
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from logmesh.protocol import DELIMITER, encode
@@ -247,11 +248,7 @@ def _scan(data_dir: Path, segs: tuple[str, ...], pq: tuple[str, ...]) -> DiskSca
         except FileNotFoundError:
             continue
         for line in data[: data.rfind(b"\n") + 1].splitlines():
-            try:
-                ok = isinstance(orjson.loads(line), dict)
-            except orjson.JSONDecodeError:
-                ok = False
-            if ok:
+            if _is_object(line):
                 scan.events += 1
             else:
                 scan.bad_lines += 1
@@ -274,6 +271,18 @@ def _scan(data_dir: Path, segs: tuple[str, ...], pq: tuple[str, ...]) -> DiskSca
         finally:
             con.close()
     return scan
+
+
+def _is_object(line: bytes) -> bool:
+    """A JSON object by orjson, or by msgspec (the writer's encoder; it reads 1e999 as inf)."""
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return isinstance(msgspec.json.decode(line), dict)
+    except msgspec.DecodeError:
+        return False
 
 
 def file_markers(path: Path) -> list[tuple[int, int, set[str]]]:

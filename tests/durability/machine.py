@@ -143,10 +143,12 @@ class DurabilityMachine:
         self.retention = False
         self.problems: list[str] = []
         self.steps: list[str] = []
+        self.context = ""  # prefixes the steps a step makes of its own (disk_full's ingest)
         self.svc.start()
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def step(self, text: str) -> None:
+        text = self.context + text
         self.steps.append(text)
         if self.echo is not None:
             self.echo(f"  step {len(self.steps)}: {text}")
@@ -169,7 +171,8 @@ class DurabilityMachine:
         try:
             self.svc.start(*extra)
         except AssertionError as exc:
-            raise ServiceDown(f"the service does not start again: {exc}") from None
+            first, _, log = str(exc).partition("\n")
+            raise ServiceDown(f"the service does not start again: {first}\n...{log[-1500:]}") from None
 
     def stop(self) -> None:
         try:
@@ -362,8 +365,12 @@ class DurabilityMachine:
         assert self.mounted, self.no_tmpfs
         junk = self.data / "junk.fill"
         fill_disk(junk)
-        self.ingest_http(3)
-        self.ingest_tcp(3)
+        self.context = "  disk full: "
+        try:
+            self.ingest_http(3)
+            self.ingest_tcp(3)
+        finally:
+            self.context = ""
         try:
             self.svc.request("GET", "/healthz", timeout=5.0)
         except OSError as exc:
@@ -399,12 +406,18 @@ class DurabilityMachine:
             raise ServiceDown(f"/healthz does not answer: {exc}\n{self.svc.log_tail()}") from None
         time.sleep(0.1)  # the engine reuses a snapshot up to 50 ms old
         found = Counter()
-        for ev in self.svc.search_all(f"dm{self.run}"):
-            found.update(set(_markers(ev.get("message"))))
+        try:
+            for ev in self.svc.search_all(f"dm{self.run}"):
+                found.update(set(_markers(ev.get("message"))))
+        except (AssertionError, OSError) as exc:
+            raise ServiceDown(f"search fails: {str(exc)[:600]}") from None
         disk = scan_disk(self.data)
         stats: dict = {}
         for _ in range(20):  # fire-and-forget packets may still be arriving: let it settle
-            stats = self.svc.stats()
+            try:
+                stats = self.svc.stats()
+            except (AssertionError, OSError) as exc:
+                raise ServiceDown(f"/api/v1/stats fails: {str(exc)[:600]}") from None
             if stats.get("events") == disk.events:
                 break
             time.sleep(0.1)
