@@ -10,7 +10,13 @@ Two modes:
 * ``ack`` (default): batches of events ``[n, ts, raw]`` in the logmesh
   extension packet; a batch stays in flight until the logs service says it is
   durable, and is resent after a reconnect (the store drops resends by
-  ``event.id``).
+  ``event.id``). Every batch must be answered: one over ``batch_bytes`` is
+  sent in halves (the logs service skips a packet over its
+  ``--max-packet-size``), a 413 from the service splits it again, and a batch
+  not answered within ``ack_timeout`` costs the connection, so it is resent
+  on a new one. An event that can never be stored -- not encodable, alone
+  over ``batch_bytes``, or named in a reply's ``rejected`` -- is counted as
+  ``rejected`` and logged, never retried.
 * ``book``: the chapter's packets ``{"uri":"/logs","method":"POST","key":0,
   "params":"<raw>"}``, fire and forget, printed when no logs service is known
   -- for a logs service written after the book.
@@ -30,11 +36,14 @@ import orjson
 
 from .mesh.client import ReconnectingClient
 from .protocol import DELIMITER, encode
+from .security import RateLimitedLog
 
 log = logging.getLogger("logmesh.shipper")
 
 DEFAULT_MAX_QUEUE = 100_000  # events held in memory; past this the oldest are spooled or dropped
 DEFAULT_BATCH_EVENTS = 2000  # events per batch packet
+DEFAULT_BATCH_BYTES = 512 * 1024  # bytes per batch packet: half the logs service's --max-packet-size
+DEFAULT_ACK_TIMEOUT = 30.0  # seconds a batch waits for its answer before it is resent elsewhere
 DEFAULT_MAX_INFLIGHT = 8  # unacknowledged batches per connection
 DEFAULT_LINGER = 0.01  # seconds a batch waits to fill: one write per 10 ms, not one per request
 WARN_EVERY = 10.0  # seconds between "dropping" warnings
@@ -45,16 +54,23 @@ class Shipper:
                  batch_events: int = DEFAULT_BATCH_EVENTS, max_inflight: int = DEFAULT_MAX_INFLIGHT,
                  spool: Any = None, logs_addr: tuple[str, int] | None = None,
                  linger: float = DEFAULT_LINGER, token: str | None = None,
-                 ssl: Any = None) -> None:
+                 ssl: Any = None, batch_bytes: int = DEFAULT_BATCH_BYTES,
+                 ack_timeout: float = DEFAULT_ACK_TIMEOUT) -> None:
         """``token``: the logs service's write token (sent once per connection, in the hello);
-        ``ssl``: an ``SSLContext`` that verifies the logs service (or True: the system's CAs)."""
+        ``ssl``: an ``SSLContext`` that verifies the logs service (or True: the system's CAs);
+        ``batch_bytes``: the most bytes of a batch packet, below the service's
+        ``--max-packet-size``; ``ack_timeout``: seconds before an unanswered batch is resent."""
         if mode not in ("ack", "book"):
             raise ValueError(f"unknown shipping mode {mode!r}; use ack or book")
+        if batch_bytes < 1024 or ack_timeout <= 0:
+            raise ValueError("batch_bytes must be at least 1024 and ack_timeout positive")
         self.service = service
         self.mode = mode
         self.instance = f"{service}-{uuid.uuid4().hex[:12]}"  # new per boot: numbers restart at 1
         self.max_queue = max_queue
         self.batch_events = batch_events
+        self.batch_bytes = batch_bytes
+        self.ack_timeout = ack_timeout
         self.max_inflight = max_inflight
         self.spool = spool
         self.linger = linger
@@ -63,7 +79,9 @@ class Shipper:
         self.queue: deque[list] = deque()  # [n, ts_ms, raw_text, extra?]
         self._n = itertools.count(1)
         self.inflight: dict[int, list[list]] = {}
-        self._spool_inflight: deque[list] = deque()  # [key, spool position after it, acked]
+        self._timers: dict[int, asyncio.TimerHandle] = {}  # key -> its ack timeout
+        # [key, spool position after it (None: not the last batch of a take), answered]
+        self._spool_inflight: deque[list] = deque()
         self._keys = itertools.count(1)
         self.client: ReconnectingClient | None = None
         self.logs_nodes: list[tuple[str, int]] = []
@@ -71,8 +89,9 @@ class Shipper:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._last_warn = 0.0
+        self._warn_rejected = RateLimitedLog(log)
         self.stats = {"shipped": 0, "sent": 0, "acked": 0, "dropped": 0, "resent": 0,
-                      "printed": 0, "spooled": 0}
+                      "printed": 0, "spooled": 0, "rejected": 0}
 
     # -- the request path --------------------------------------------------------
     def ship(self, raw: bytes, packet: Any = None, conn: Any = None) -> None:
@@ -120,6 +139,8 @@ class Shipper:
                                ("spooled", "Events written to the disk spool."),
                                ("resent", "Events sent again after a lost connection."),
                                ("dropped", "Events lost: queue full with no spool, or refused."),
+                               ("rejected", "Events never stored: not encodable, alone over "
+                                            "batch_bytes, or rejected by the logs service."),
                                ("printed", "Events printed for want of a logs service (book mode).")):
             ex.add(f"logmesh_shipper_{key}_events_total", "counter", help_text, self.stats[key], labels)
         if self.spool is not None:
@@ -174,6 +195,7 @@ class Shipper:
             await asyncio.sleep(0.02)
         if self._task is not None:
             self._task.cancel()
+        self._cancel_timers()
         if self.client is not None:
             await self.client.close()
         if self.spool is not None:
@@ -203,7 +225,10 @@ class Shipper:
             for _ in range(n):
                 e = self.queue.popleft()
                 records.append([inst, e[0], e[1], _text(e[2]), e[3] if len(e) > 3 else None])
-            self.stats["spooled"] += self.spool.put(records)
+            try:
+                self.stats["spooled"] += self.spool.put(records)
+            except orjson.JSONEncodeError:  # the error path: spool all but what cannot be encoded
+                self.stats["spooled"] += self.spool.put([r for r in records if self._encodable(r)])
 
     def _pump(self) -> None:
         client = self.client
@@ -224,24 +249,81 @@ class Shipper:
                 records, pos = spool.take(self.batch_events)
                 if not records:
                     break
-                key = self._send_batch(client, [[r[1], r[2], r[3], r[4], r[0]] for r in records])
-                self._spool_inflight.append([key, pos, False])
+                keys = self._send(client, [[r[1], r[2], r[3], r[4], r[0]] for r in records])
+                # The spool may forget a take once all its batches are answered: the last has pos.
+                self._spool_inflight.extend([k, None, False] for k in keys[:-1])
+                self._spool_inflight.append([keys[-1] if keys else None, pos, not keys])
+            self._commit_spool()  # a take whose events were all rejected here
             return
         while self.queue and len(self.inflight) < self.max_inflight:
             batch = [self.queue.popleft() for _ in range(min(self.batch_events, len(self.queue)))]
-            self._send_batch(client, batch)
+            self._send(client, batch)
         if self.queue and spool is not None and len(self.queue) > self.batch_events * self.max_inflight:
             self._spill()  # slower than the traffic: let the disk hold the backlog
 
-    def _send_batch(self, client: ReconnectingClient, batch: list[list]) -> int:
-        key = next(self._keys)
-        self.inflight[key] = batch
-        events = [[e[0], e[1], _text(e[2]), *e[3:]] for e in batch]
-        packet = {"uri": "/logs", "method": "POST", "key": key, "ack": True,
-                  "params": {"service": self.service, "instance": self.instance, "events": events}}
-        client.write(encode(packet))
-        self.stats["sent"] += len(batch)
-        return key
+    def _send(self, client: ReconnectingClient, batch: list[list]) -> list[int]:
+        """Send ``batch`` as one packet or, while a packet is over ``batch_bytes``, in halves.
+
+        One encode per packet, as the common case needs; only a batch over the
+        limit pays for more. An event that cannot be encoded, or alone is over
+        the limit, is rejected here: the logs service would skip or refuse it.
+        """
+        keys: list[int] = []
+        todo = [batch]
+        while todo:
+            part = todo.pop()
+            key = next(self._keys)
+            events = [[e[0], e[1], _text(e[2]), *e[3:]] for e in part]
+            try:
+                data = encode({"uri": "/logs", "method": "POST", "key": key, "ack": True,
+                               "params": {"service": self.service, "instance": self.instance,
+                                          "events": events}})
+            except orjson.JSONEncodeError as exc:
+                data, why = None, f"cannot be encoded ({exc})"
+            else:
+                why = f"{len(data)} bytes, over the batch limit of {self.batch_bytes}"
+            if data is not None and len(data) <= self.batch_bytes:
+                client.write(data)
+                self.inflight[key] = part
+                self._timers[key] = asyncio.get_running_loop().call_later(
+                    self.ack_timeout, self._ack_overdue, key)
+                self.stats["sent"] += len(part)
+                keys.append(key)
+            elif len(part) > 1:
+                half = len(part) // 2
+                todo += [part[half:], part[:half]]  # the first half goes first
+            else:
+                self._reject(1, f"event {part[0][0]}: {why}")
+        return keys
+
+    def _encodable(self, record: list) -> bool:
+        try:
+            orjson.dumps(record)
+        except orjson.JSONEncodeError as exc:
+            self._reject(1, f"event {record[1]}: cannot be encoded ({exc})")
+            return False
+        return True
+
+    def _reject(self, count: int, why: str) -> None:
+        """Events that can never be stored: counted and logged (rate-limited), never retried."""
+        self.stats["rejected"] += count
+        self._warn_rejected.warning("%s: %d log event(s) rejected, not stored (%d so far): %s",
+                                    self.service, count, self.stats["rejected"], why)
+
+    def _ack_overdue(self, key: int) -> None:
+        """No answer in ``ack_timeout``: drop the connection, so every batch in flight is resent
+        on a new one (the store drops what it already has by ``event.id``)."""
+        self._timers.pop(key, None)
+        conn = self.client.conn if self.client is not None else None
+        if key in self.inflight and conn is not None and conn.transport is not None:
+            log.warning("%s: no answer to a batch of %d event(s) in %gs; reconnecting to resend it",
+                        self.service, len(self.inflight[key]), self.ack_timeout)
+            conn.transport.abort()
+
+    def _cancel_timers(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
 
     def _send_book(self, client: ReconnectingClient) -> None:
         parts = []
@@ -264,22 +346,53 @@ class Shipper:
         batch = self.inflight.pop(key, None)  # type: ignore[arg-type]
         if batch is None:
             return
-        if packet.get("errorcode") == 0:
-            self.stats["acked"] += len(batch)
+        timer = self._timers.pop(key, None)  # type: ignore[arg-type]
+        if timer is not None:
+            timer.cancel()
+        code = packet.get("errorcode")
+        halves: list[int] = []
+        if code == 0:
+            rejected = [r for r in packet.get("rejected") or ()
+                        if isinstance(r, list) and r and isinstance(r[0], int) and 0 <= r[0] < len(batch)]
+            self.stats["acked"] += len(batch) - len(rejected)
+            if rejected:
+                self._reject(len(rejected), "the logs service rejected " + ", ".join(
+                    f"event {batch[r[0]][0]} ({r[1] if len(r) > 1 else '?'})" for r in rejected[:10]))
+        elif code == 413 and len(batch) > 1 and self.client is not None:
+            # Over the service's packet limit (lower than our batch_bytes): try it in halves.
+            half = len(batch) // 2
+            halves = self._send(self.client, batch[:half]) + self._send(self.client, batch[half:])
+        elif code == 413:
+            self._reject(1, f"event {batch[0][0]}: {packet.get('errormessage')}")
         else:
             log.error("%s: logs service refused a batch: %s", self.service, packet.get("errormessage"))
             self.stats["dropped"] += len(batch)
         if self._spool_inflight:
-            for entry in self._spool_inflight:
-                if entry[0] == key:
-                    entry[2] = True
-            pos = None
-            while self._spool_inflight and self._spool_inflight[0][2]:
-                pos = self._spool_inflight.popleft()[1]
-            if pos is not None and self.spool is not None:
-                self.spool.commit(pos)  # acknowledged in order: the spool may forget them
+            self._settle_spool(key, halves)  # type: ignore[arg-type]
         if self._wake is not None:
             self._wake.set()
+
+    def _settle_spool(self, key: int, halves: list[int]) -> None:
+        """Mark a spool batch answered, or replaced by the batches it was split into."""
+        for i, entry in enumerate(self._spool_inflight):
+            if entry[0] == key:
+                if halves:
+                    del self._spool_inflight[i]
+                    for j, k in enumerate(halves):
+                        last = j == len(halves) - 1
+                        self._spool_inflight.insert(i + j, [k, entry[1] if last else None, False])
+                else:
+                    entry[2] = True
+                break
+        self._commit_spool()
+
+    def _commit_spool(self) -> None:
+        """Answered in order: the spool may forget everything up to the last answered take."""
+        pos = None
+        while self._spool_inflight and self._spool_inflight[0][2]:
+            pos = self._spool_inflight.popleft()[1] or pos
+        if pos is not None and self.spool is not None:
+            self.spool.commit(pos)
 
     def _on_connect(self, client: ReconnectingClient) -> None:
         if self._wake is not None:
@@ -295,6 +408,7 @@ class Shipper:
 
     def _requeue_inflight(self) -> None:
         """Unacknowledged batches go back to the front of the queue (or spool), in order."""
+        self._cancel_timers()
         if self._spool_inflight:
             for key, _, _ in self._spool_inflight:
                 self.inflight.pop(key, None)

@@ -1,11 +1,30 @@
-"""The shipper's own bookkeeping: what it spools keeps each event's instance and number."""
+"""The shipper's own bookkeeping, and every batch it sends answered (issue 14, defects 4 and 5).
+
+Against a real in-process logs service over TCP: batches are capped in bytes
+below the service's packet limit, a 413 splits a batch, events the service
+rejects (or that could never be sent) are counted as ``rejected`` and logged,
+and a batch nobody answers is resent over a new connection after
+``ack_timeout``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from pathlib import Path
 
+import orjson
+
+from logmesh.metrics import Exposition
+from logmesh.protocol import FrameSplitter, encode
 from logmesh.shipper import Shipper
 from logmesh.spool import Spool
+
+from .logs.helpers import logs_starter, stored
+from .waiting import wait_until
+
+DEEP = "[" * 1000 + "]" * 1000  # msgspec raises RecursionError at ~1000 levels
 
 
 async def test_close_spools_what_is_still_queued_with_its_event_id(tmp_path: Path) -> None:
@@ -18,3 +37,142 @@ async def test_close_spools_what_is_still_queued_with_its_event_id(tmp_path: Pat
     assert [(r[0], r[1]) for r in records] == [(shipper.instance, 1), (shipper.instance, 2)]
     assert records[0][3] == '{"uri":"/a","method":"GET"}' and records[0][4] is None
     assert records[1][3] == "hello" and records[1][4] == {"log.level": "info"}
+
+
+def request(i: int, size: int = 0) -> bytes:
+    return orjson.dumps({"uri": "/goods", "method": "GET", "params": {"key": i, "pad": "p" * size}})
+
+
+async def shipping(shipper: Shipper, port: int) -> Shipper:
+    shipper._fixed_addr = ("127.0.0.1", port)
+    shipper.start()
+    await wait_until(lambda: shipper.client is not None and shipper.client.is_connected,
+                     what="the shipper connected")
+    return shipper
+
+
+def settled(shipper: Shipper, total: int) -> bool:
+    """Every event answered: acknowledged or rejected, none queued or in flight."""
+    s = shipper.stats
+    return not shipper.queue and not shipper.inflight and s["acked"] + s["rejected"] == total
+
+
+def exposed(shipper: Shipper) -> str:
+    ex = Exposition()
+    shipper.collect_metrics(ex)
+    return ex.render()
+
+
+async def test_a_burst_of_big_events_goes_in_batches_under_the_packet_limit(tmp_path: Path) -> None:
+    """6,000 events of ~720 bytes: 2,000 of them would be a 1.4 MB batch, never answered."""
+    async with logs_starter(tmp_path) as start:
+        srv = await start()  # --max-packet-size: 1 MiB
+        shipper = await shipping(Shipper("goods"), srv.config.port)
+        for i in range(6000):
+            shipper.ship(request(i, 640))
+        await wait_until(lambda: settled(shipper, 6000), 15, "every event acked")
+        assert shipper.stats["acked"] == 6000 and shipper.stats["rejected"] == 0
+        assert len(stored(srv.config.data_dir)) == 6000
+        assert srv.ingest.stats["bad_frames"] == {}
+        await shipper.close()
+
+
+async def test_an_event_over_the_batch_limit_alone_is_rejected_here(tmp_path: Path, caplog) -> None:
+    async with logs_starter(tmp_path) as start:
+        srv = await start()
+        shipper = await shipping(Shipper("goods", batch_bytes=4096), srv.config.port)
+        shipper.ship(request(1))
+        shipper.ship(request(2, 10_000))  # alone over 4 KiB: never sent
+        shipper.ship_record("too big for JSON", {"n": 2**70})  # orjson: over 64 bits
+        shipper.ship(request(4))
+        await wait_until(lambda: settled(shipper, 4), 5, "every event answered")
+        assert shipper.stats["acked"] == 2 and shipper.stats["rejected"] == 2
+        assert [e["event.id"].rpartition(":")[2] for e in stored(srv.config.data_dir)] == ["1", "4"]
+        assert 'logmesh_shipper_rejected_events_total{service="goods"} 2' in exposed(shipper)
+        assert "over the batch limit of 4096" in caplog.text
+        assert "cannot be encoded" in caplog.text
+        await shipper.close()
+
+
+async def test_a_batch_the_service_finds_too_large_is_split_in_halves(tmp_path: Path) -> None:
+    async with logs_starter(tmp_path) as start:
+        srv = await start(max_frame_bytes=8192)  # lower than the shipper's batch_bytes
+        shipper = Shipper("goods", batch_bytes=64 * 1024, spool=Spool(tmp_path / "spool"))
+        for i in range(40):  # spooled first (no logs service yet): the spool's batches split too
+            shipper.ship(request(i, 900))
+        shipper._spill()
+        await shipping(shipper, srv.config.port)
+        for i in range(40, 80):
+            shipper.ship(request(i, 900))
+        shipper.ship(request(80, 10_000))  # fits the shipper's limit, not the service's
+        await wait_until(lambda: settled(shipper, 81) and not shipper.spool.has_pending, 10,
+                         "every event answered")
+        assert shipper.stats["acked"] == 80 and shipper.stats["rejected"] == 1
+        assert len(stored(srv.config.data_dir)) == 80
+        assert shipper.spool.head == shipper.spool.read_pos, "the spool committed what was acked"
+        await shipper.close()
+
+
+async def test_events_the_service_rejects_are_counted_and_logged(tmp_path: Path, caplog) -> None:
+    async with logs_starter(tmp_path) as start:
+        srv = await start()
+        shipper = await shipping(Shipper("goods"), srv.config.port)
+        shipper.ship(request(1))
+        shipper.ship_record('{"uri":"/deep","params":' + DEEP + "}", {})
+        shipper.ship(request(3))
+        await wait_until(lambda: settled(shipper, 3), 5, "every event answered")
+        assert shipper.stats["acked"] == 2 and shipper.stats["rejected"] == 1
+        assert "too_deep" in caplog.text
+        await shipper.close()
+
+
+async def test_an_unanswered_batch_is_resent_on_a_new_connection(tmp_path: Path) -> None:
+    """A service that swallows a batch (here: its first connection answers nothing)."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        splitter = FrameSplitter()
+        while data := await reader.read(65536):
+            for frame in splitter.feed(data):
+                packet = orjson.loads(frame)
+                if len(connections) > 1:
+                    writer.write(encode({"key": packet["key"], "errorcode": 0,
+                                         "acked": len(packet["params"]["events"])}))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    shipper = await shipping(Shipper("goods", ack_timeout=0.3), port)
+    t0 = time.monotonic()
+    for i in range(10):
+        shipper.ship(request(i))
+    await wait_until(lambda: settled(shipper, 10), 5, "the resend acked")
+    assert 0.3 <= time.monotonic() - t0 < 3
+    assert len(connections) == 2 and shipper.stats["resent"] == 10
+    await shipper.close()
+    server.close()
+
+
+async def test_log_handler_flush_is_not_held_by_one_bad_record(tmp_path: Path) -> None:
+    from logmesh import LogHandler
+
+    async with logs_starter(tmp_path) as start:
+        srv = await start()
+        handler = LogHandler("billing", "127.0.0.1", srv.config.port)
+        logger = logging.getLogger("test.flush")
+        logger.propagate = False
+        logger.addHandler(handler)
+        try:
+            logger.warning("before")
+            logger.warning('{"params":%s}', DEEP)  # the service cannot decode it: rejected
+            logger.warning("huge number", extra={"n": 2**70})  # cannot be encoded: rejected here
+            logger.warning("after")
+            t0 = time.monotonic()
+            await asyncio.to_thread(handler.flush, 5)
+            assert time.monotonic() - t0 < 3
+            assert handler.shipper.stats["acked"] == 2 and handler.shipper.stats["rejected"] == 2
+            assert [e["message"] for e in stored(srv.config.data_dir)] == ["before", "after"]
+        finally:
+            logger.removeHandler(handler)
+            await asyncio.to_thread(handler.close)
+
