@@ -78,12 +78,14 @@ async def test_events_of_the_wrong_shape_are_rejected_one_by_one(start_logs):
     """The whole-batch decode fails; event by event, the good ones are stored."""
     srv = await start_logs()
     client = await RawClient.connect(srv.config.port)
-    packet = encode(batch(3, [event(1), ["not", "an", "event"], event(3), event(4, "BAD-UTF8")]))
+    deep = '{"uri":"/goods","method":"GET","params":' + DEEP + "}"
+    packet = encode(batch(3, [event(1), ["not", "an", "event"], event(3), event(4, "BAD-UTF8"),
+                              event(5, deep), event(6)]))
     await client.send(packet.replace(b"BAD-UTF8", b"caf\xe9"))
     [reply] = await client.replies(1)
-    assert reply == {"key": 3, "errorcode": 0, "acked": 2,
-                     "rejected": [[1, "bad_event"], [3, "bad_utf8"]]}
-    assert ids(srv.config.data_dir) == ["goods-x:1", "goods-x:3"]
+    assert reply == {"key": 3, "errorcode": 0, "acked": 3,
+                     "rejected": [[1, "bad_event"], [3, "bad_utf8"], [4, "too_deep"]]}
+    assert ids(srv.config.data_dir) == ["goods-x:1", "goods-x:3", "goods-x:6"]
     await client.close()
 
 
@@ -137,3 +139,29 @@ def test_only_a_top_level_key_and_ack_make_an_acked_batch(head):
 def test_acked_key_reads_what_the_shipper_writes():
     assert tcp.acked_key(encode(batch(12, [event(1)]))) == 12
     assert tcp.acked_key(b'{"key": "k-1", "ack": true, "params":') == "k-1"
+
+
+async def test_a_batch_that_fails_half_way_is_answered_and_its_resend_stored(start_logs, monkeypatch):
+    """An error nobody foresaw: a 500, nothing of the batch stored or taken as received."""
+    real = tcp.request_event
+    broken = {"on": True}
+
+    def request_event(raw, **kw):
+        if broken["on"] and "BUG" in raw:
+            raise KeyError("a bug")
+        return real(raw, **kw)
+
+    monkeypatch.setattr(tcp, "request_event", request_event)
+    srv = await start_logs()
+    client = await RawClient.connect(srv.config.port)
+    packet = encode(batch(1, [event(1), event(2, "BUG"), event(3)]))
+    await client.send(packet)
+    [reply] = await client.replies(1)
+    assert reply["key"] == 1 and reply["errorcode"] == 500
+    broken["on"] = False
+    await client.send(packet.replace(b'"key":1', b'"key":2'))
+    replies = await client.replies(2)
+    assert replies[1] == {"key": 2, "errorcode": 0, "acked": 3}
+    assert ids(srv.config.data_dir) == ["goods-x:1", "goods-x:2", "goods-x:3"]
+    assert srv.ingest.stats["duplicates"] == 0
+    await client.close()
