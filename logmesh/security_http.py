@@ -8,29 +8,112 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from .security import DEFAULT_HTTP_IDLE_TIMEOUT, Access, Limits, Refused, bearer_token
+from .security import (
+    DEFAULT_HTTP_IDLE_TIMEOUT,
+    Access,
+    Limits,
+    RateLimitedLog,
+    Refused,
+    bearer_token,
+    raise_nofile_limit,
+)
 
 BODY_TIMEOUT = 60.0  # seconds a request body may take to arrive (slow bodies get 408)
 
 # -- HTTP -------------------------------------------------------------------------
 
 
+class BadRequestLog:
+    """Stands in for aiohttp's server logger on our connections: aiohttp logs each malformed
+    request with a full traceback (11 lines a request, no limit); here one line each, rate
+    limited, and counted in ``stats["bad_requests"]``."""
+
+    def __init__(self, logger: logging.Logger, stats: dict[str, int]) -> None:
+        self.logger, self.stats = logger, stats
+        self.warn = RateLimitedLog(logger)
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.stats["bad_requests"] += 1
+            self.warn.warning(msg + ": %s", *args, _describe(exc_info))
+        else:  # not the client's fault: keep the traceback, but not a flood of them
+            self.warn.warning(msg, *args, exc_info=exc_info or True)
+
+    def debug(self, msg: str, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):  # e.g. TLS or garbage on the HTTP port
+            self.stats["bad_requests"] += 1
+            self.logger.debug(msg + ": %s", *args, _describe(exc_info))
+        else:
+            self.logger.debug(msg, *args, exc_info=exc_info, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.logger, name)
+
+
+def _peer(handler: Any) -> str:
+    peer = handler.peername
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "a peer"
+
+
+def _describe(exc: HttpProcessingError) -> str:
+    return f"{type(exc).__name__}: {exc.message}"[:200]
+
+
 class GuardedSite(web.TCPSite):
-    """A ``TCPSite`` that closes connections past ``max_connections`` (aiohttp has no cap)
-    and bounds the TLS handshake by the header timeout."""
+    """A ``TCPSite`` that caps connections (aiohttp has none), bounds the TLS handshake by
+    the header timeout and logs bad requests in one line (:class:`BadRequestLog`).
+
+    Connections count from the moment asyncio accepts them (``server._connections``
+    moves only in ``connection_made``, after a whole burst was accepted). A full
+    port closes a connection that is not inside a request for the newcomer (one
+    that never sent a complete request head first); only a port full of requests
+    in progress refuses it.
+    """
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  limits: Limits | None = None, **kwargs: Any) -> None:
         super().__init__(runner, host, port, **kwargs)
         self.limits = limits or Limits()
-        self.refused = 0
+        self.stats = {"refused_connections": 0, "evicted": 0, "bad_requests": 0}
+        self.log = BadRequestLog(logging.getLogger("logmesh.http"), self.stats)
+        self._handlers: dict[Any, float] = {}  # every connection's handler: when accepted
+
+    @property
+    def refused(self) -> int:
+        return self.stats["refused_connections"]
+
+    def _make_room(self) -> bool:
+        """Forget closed handlers; if still full, close the oldest connection that never sent
+        a complete request head, else the oldest idle keep-alive one (its client reconnects);
+        False when every connection is inside a request."""
+        now = time.monotonic()
+        grace = self.limits.header_timeout + 1  # a TLS handshake that never finished
+        self._handlers = {h: t for h, t in self._handlers.items() if h._manager is not None
+                          and (h.transport is not None or now - t < grace)}
+        if len(self._handlers) < self.limits.max_connections:
+            return True
+        idle = [h for h in self._handlers if h.transport is not None and (
+            h._request_count == 0 or (h._waiter is not None and not h._waiter.done()))]
+        victim = next((h for h in idle if h._request_count == 0), idle[0] if idle else None)
+        if victim is None:
+            return False
+        self.stats["evicted"] += 1
+        self.log.warn.warning("HTTP: closing %s (%s for %.1fs) to make room: the port is full "
+                              "(--max-connections %d)", _peer(victim),
+                              "idle" if victim._request_count else "no request",
+                              now - self._handlers.pop(victim), self.limits.max_connections)
+        victim.force_close()
+        return True
 
     async def start(self) -> None:
+        raise_nofile_limit()
         await web.BaseSite.start(self)
         loop = asyncio.get_running_loop()
         server = self._runner.server
@@ -38,10 +121,15 @@ class GuardedSite(web.TCPSite):
         limit = self.limits.max_connections
 
         def factory() -> asyncio.BaseProtocol:
-            if len(server._connections) >= limit:
-                self.refused += 1
+            if len(self._handlers) >= limit and not self._make_room():
+                self.stats["refused_connections"] += 1
+                self.log.warn.warning("HTTP: %d connections open, all with a request "
+                                      "(--max-connections); closing a new one", limit)
                 return Refused()
-            return server()
+            handler = server()
+            handler.logger = self.log
+            self._handlers[handler] = time.monotonic()
+            return handler
 
         self._server = await loop.create_server(
             factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,

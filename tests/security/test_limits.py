@@ -19,12 +19,14 @@ KiB = 1024
 async def test_ingest_closes_connections_past_the_limit(start_logs) -> None:
     srv = await start_logs(max_connections=3)
     held = [await RawClient.connect(srv.config.port) for _ in range(3)]
-    await wait_until(lambda: srv.ingest.stats["connections"] == 3, what="3 connections")
+    for i, c in enumerate(held):  # identified: a full port of these refuses a newcomer
+        await c.send(book_frame(request_text(i, "held")))
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 3, what="3 events")
     extra = await RawClient.connect(srv.config.port)
     await extra.read_for(1.0)
     assert extra.eof and srv.guard.stats["refused_connections"] == 1
     await held[0].send(book_frame("still served"))
-    await wait_until(lambda: len(stored(srv.config.data_dir)) == 1, what="the event")
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 4, what="the event")
     for c in held:
         await c.close()
 
@@ -81,7 +83,7 @@ async def test_a_peer_that_never_reads_its_replies_is_cut_off(mesh) -> None:
     hog.writer.transport.set_write_buffer_limits(high=64 * 1024 * 1024)
     sock = hog.writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    packet = orjson.dumps({"uri": "/goods", "method": "GET", "params": {}}) + "¶".encode()
+    packet = orjson.dumps({"uri": "/goods", "method": "GET", "key": 1, "params": {}}) + "¶".encode()
     for _ in range(400):  # ~25 MB of replies asked for; none read
         hog.send_raw(packet)
     await wait_until(lambda: svc.guard.stats["slow_readers"] >= 1, timeout=10,
