@@ -27,7 +27,9 @@ params                     object  the request's ``params`` when it is JSON
 error.stack_trace          text    a traceback, for records with an exception
 event.id                   keyword "<instance>:<n>": shipper instance + per-boot number
 trace.id                   keyword the gateway's request id, same across services
-labels                     object  any other fields
+labels                     object  any other fields; ``logmesh.params_error`` says why a
+                                   logged request's params are in ``message`` only
+                                   (``bad_number``, ``too_deep``: no reader could parse them)
 =========================  ======  =============================================
 
 The book's packets are stored with the request text in ``message`` only

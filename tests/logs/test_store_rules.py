@@ -42,16 +42,20 @@ def test_timestamps_outside_1970_to_9999_are_refused(ts):
     assert exc.value.reason == "bad_timestamp"
 
 
-def test_an_infinite_number_in_params_is_refused():
-    with pytest.raises(Rejected) as exc:
-        event('{"uri":"/a","method":"GET","params":{"x":1e999}}')
-    assert exc.value.reason == "bad_number"
+def test_a_request_with_an_infinite_number_is_kept_as_text_without_parsed_params():
+    raw = '{"uri":"/a","method":"GET","params":{"x":1e999}}'
+    line = stored_line(event(raw))
+    assert line["message"] == raw and "params" not in line
+    assert line["labels"] == {"logmesh.params_error": "bad_number"}
+    assert line["url.path"] == "/a"
 
 
-def test_params_nested_past_the_limit_are_refused_and_just_below_are_kept():
+def test_request_params_nested_past_the_limit_are_kept_as_text_and_just_below_parsed():
     deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    line = stored_line(event('{"uri":"/a","params":{"x":' + deep + "}}"))
+    assert "params" not in line and line["labels"] == {"logmesh.params_error": "too_deep"}
     with pytest.raises(Rejected) as exc:
-        event('{"uri":"/a","params":{"x":' + deep + "}}")
+        check_json(b'{"x":' + deep.encode() + b"}")
     assert exc.value.reason == "too_deep"
     ok = "[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2)
     assert stored_line(event('{"uri":"/a","params":' + ok + "}"))["params"]

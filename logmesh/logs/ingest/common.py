@@ -46,6 +46,9 @@ MAX_DEPTH = 256  # JSON nesting of params and labels; orjson stops at 1024, msgs
 _SUSPECT_NUMBER = re.compile(rb"[0-9][eE][+-]?[0-9]{3}")
 
 
+PARAMS_ERROR_LABEL = "logmesh.params_error"  # why a logged request's params were not stored parsed
+
+
 def check_timestamp(ts: Any) -> int:
     """``ts`` as epoch ms if it is one every reader takes, else :class:`Rejected`."""
     if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= MAX_TIMESTAMP_MS:
@@ -227,7 +230,10 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
     """Build the event for one logged request packet ``raw`` (kept verbatim as message).
 
     Raises :class:`Rejected` for an event no reader could read back (and
-    ``RecursionError`` for a request nested deeper than msgspec goes).
+    ``RecursionError`` for a request nested deeper than msgspec goes). The
+    request text itself is always storable (a JSON string): request params
+    that are not are left out of ``params``, and the label
+    ``logmesh.params_error`` says why, so the book's packets are all kept.
     """
     check_timestamp(ts)
     try:
@@ -242,8 +248,11 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
         ev.method = _text(req.method)
         ev.path = _text(req.uri)
         if req.params:  # absent: an empty Raw, which would encode as `"params":}` (a torn line)
-            check_json(req.params)
-            ev.params = req.params
+            try:
+                check_json(req.params)
+                ev.params = req.params
+            except Rejected as exc:  # the request's text is kept whole in message; only the
+                extra = {**(extra or {}), PARAMS_ERROR_LABEL: exc.reason}  # parsed copy goes
         ev.trace_id = _text(req.trace_id)
         key = req.key
         if key is None and memoryview(req.params)[:1] == b"{":
