@@ -255,6 +255,9 @@ class LogsServer(Serving):
         ex.add("logmesh_received_bytes_total", "counter", "Bytes read from ingest connections.", s["bytes"], w)
         ex.add_many("logmesh_bad_frames_total", "counter", "Frames dropped as unusable, by reason.",
                     (({**w, "reason": r}, n) for r, n in s["bad_frames"].items()))
+        ex.add_many("logmesh_rejected_events_total", "counter",
+                    "Events of acked batches refused before the ack, by reason (named in the reply).",
+                    (({**w, "reason": r}, n) for r, n in s["rejected"].items()))
         ex.add("logmesh_duplicate_events_total", "counter", "Resent events dropped by event.id.",
                s["duplicates"], w)
         ex.add("logmesh_discarded_events_total", "counter", "Events rejected at HTTP ingest.",
