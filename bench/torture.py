@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -126,6 +127,9 @@ def one_run(seed: int, steps: int, deadline: float, totals: Totals, tmpfs: bool)
               + "\n".join(f"       {i + 1}. {s}" for i, s in enumerate(m.steps if m else [])),
               flush=True)
         totals.problems.append(f"run seed {seed}: {text.splitlines()[0]}")
+    except Exception:  # a failure of the harness itself: shown, counted, and the next run goes on
+        print(f"  !! harness error (run seed {seed}):\n{traceback.format_exc()}", flush=True)
+        totals.problems.append(f"run seed {seed}: harness error: {traceback.format_exc().splitlines()[-1]}")
     finally:
         if m is not None:
             if m.problems:  # found by the last step, not checked any more

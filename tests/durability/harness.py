@@ -281,7 +281,7 @@ def _is_object(line: bytes) -> bool:
         pass
     try:
         return isinstance(msgspec.json.decode(line), dict)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return False
 
 

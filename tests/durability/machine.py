@@ -426,7 +426,7 @@ class DurabilityMachine:
             report.problems.append(f"stats counts {stats.get('events')} events, the disk holds "
                                    f"{disk.events} (+{disk.bad_lines} unreadable lines)")
         if disk.bad_files:
-            report.problems.append(f"unreadable Parquet files in the store: {disk.bad_files[:3]}")
+            report.problems.append(f"Parquet files no reader can read, left in the store (not quarantined): {disk.bad_files[:3]}")
         for m, s in self.sent.items():
             n_search, n_disk = found[m], disk.markers[m]
             if s.state == "acked":
@@ -462,17 +462,13 @@ def _markers(message: Any) -> list[str]:
 
 
 def _named_rejections(reply: dict, events: list[list]) -> set[int]:
-    """The event numbers (``n``) a TCP reply names as rejected, whatever shape it uses:
-    a list of numbers, or of objects with ``n`` or ``index`` (0-based)."""
+    """The event numbers (``n``) a TCP reply names as rejected: ``"rejected": [[index in the
+    batch, reason], ...]`` (logs/ingest/tcp.py)."""
     named: set[int] = set()
-    for entry in reply.get("rejected") or reply.get("errors") or []:
-        if isinstance(entry, int):
-            named.add(entry)
-        elif isinstance(entry, dict):
-            if isinstance(entry.get("n"), int):
-                named.add(entry["n"])
-            elif isinstance(entry.get("index"), int) and 0 <= entry["index"] < len(events):
-                named.add(events[entry["index"]][0])
+    for entry in reply.get("rejected") or []:
+        i = entry[0] if isinstance(entry, list) and entry else entry
+        if isinstance(i, int) and 0 <= i < len(events):
+            named.add(events[i][0])
     return named
 
 

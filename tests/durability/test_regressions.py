@@ -19,6 +19,7 @@ import pytest
 from ..waiting import wait_for
 from .harness import (
     MARK_RE,
+    REPLY_TIMEOUT,
     SMALL_SEGMENTS,
     LogsService,
     NoReply,
@@ -163,7 +164,7 @@ def test_3_recovery_keeps_every_line_after_a_line_only_orjson_refuses(service):
     good = ev.new(10_000)
     for i in range(0, len(good), 1000):
         post_acked(svc, good[i:i + 1000])
-    acked = good + ([bad] if reply.get("errorcode") == 0 else [])
+    acked = good + ([bad] if reply.get("errorcode") == 0 and not reply.get("rejected") else [])
     svc.kill9()
     svc.start()
     assert_found_once(svc, ev, good, "after kill -9 and restart")
@@ -218,9 +219,10 @@ def tmpfs(tmp_path):
 
 
 def test_6_disk_full_writes_what_fits_answers_every_post_and_stops_on_sigterm(service, tmpfs: Path):
-    """Disk full; three POSTs of ~1.6 MB are held; 3.1 MB are freed: what fits is written
-    and acked within 20 s, every POST is answered, /healthz answers, SIGTERM ends the process
-    while the disk is still full; after the disk is freed every acked event is there."""
+    """Disk full; three clients POST ~1.6 MB each, retrying on 503/507; 3.1 MB are freed: every
+    POST is answered within REPLY_TIMEOUT, what fits is written and acked within 20 s,
+    /healthz answers, SIGTERM ends the process while the disk is still full; after the disk
+    is freed every acked event is there, once."""
     ev = Events()
     svc = service(data_dir=tmpfs)
     svc.start()
@@ -231,12 +233,22 @@ def test_6_disk_full_writes_what_fits_answers_every_post_and_stops_on_sigterm(se
     fill_disk(rest)
     blocks = [ev.new(800) for _ in range(3)]  # 800 x ~2 KB = ~1.6 MB each
     results: list = [None] * 3
+    acked_at: list[float] = []
 
-    def send(i: int) -> None:
-        try:
-            results[i] = svc.post(lines(blocks[i], pad=2000), timeout=25)
-        except (NoReply, OSError) as exc:
-            results[i] = exc
+    def send(i: int) -> None:  # a client that retries what the service refuses for now
+        deadline = time.monotonic() + 25
+        while True:
+            try:
+                status, body = svc.post(lines(blocks[i], pad=2000), timeout=REPLY_TIMEOUT)
+            except (NoReply, OSError) as exc:
+                results[i] = exc
+                return
+            if status not in (503, 507) or time.monotonic() > deadline:
+                results[i] = (status, body)
+                if status == 200:
+                    acked_at.append(time.monotonic())
+                return
+            time.sleep(0.5)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
     for t in threads:
@@ -244,15 +256,15 @@ def test_6_disk_full_writes_what_fits_answers_every_post_and_stops_on_sigterm(se
         time.sleep(0.3)
     time.sleep(1.0)
     room.unlink()  # 3.1 MB free: one block fits, not all three
-    t0 = time.monotonic()
+    freed = time.monotonic()
     for t in threads:
-        t.join(30)
-    took = time.monotonic() - t0
-    answered = [r for r in results if isinstance(r, tuple)]
-    acked = [blocks[i] for i, r in enumerate(results) if isinstance(r, tuple) and r[0] == 200]
-    assert len(answered) == 3, f"every POST is answered (200, 503 or 507), not {results}"
-    assert acked, f"what fits is written: one ~1.6 MB block into 3.1 MB free ({results})"
-    assert took < 20, f"answered within 20 s of the space coming back, took {took:.1f}s"
+        t.join(40)
+    unanswered = [r for r in results if not isinstance(r, tuple)]
+    assert not unanswered, f"every POST is answered (200, 503 or 507): {results}"
+    acked = [blocks[i] for i, r in enumerate(results) if r[0] == 200]
+    assert acked, "what fits is written: one ~1.6 MB block into 3.1 MB free, " \
+        f"acked within 20 s: {[(r[0], str(r[1])[:120]) for r in results]}"
+    assert min(acked_at) - freed < 20, f"acked {min(acked_at) - freed:.1f}s after the space came back"
     status, _ = svc.request("GET", "/healthz", timeout=5)  # answers (ok, or 503 with a reason)
     assert status in (200, 503), status
     svc.stop()  # fails the test when SIGTERM does not end it in STOP_TIMEOUT s; disk still full
