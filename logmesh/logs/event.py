@@ -29,7 +29,9 @@ event.id                   keyword "<instance>:<n>": shipper instance + per-boot
 trace.id                   keyword the gateway's request id, same across services
 labels                     object  any other fields; ``logmesh.params_error`` says why a
                                    logged request's params are in ``message`` only
-                                   (``bad_number``, ``too_deep``: no reader could parse them)
+                                   (``bad_number``, ``too_deep``: no reader could parse them);
+                                   ``logmesh.replaced: "bad_utf8"``: bytes of the packet that
+                                   were not UTF-8 are stored as U+FFFD
 =========================  ======  =============================================
 
 The book's packets are stored with the request text in ``message`` only

@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from logmesh.metrics import Exposition
 from logmesh.protocol import encode
 
 from .helpers import (
@@ -77,11 +78,9 @@ async def test_escaped_delimiter_and_split_reads(start_logs):
 
 GARBAGE = [
     (b"\xff\xfe\xfd not even text", "bad_utf8"),
-    (b'{"uri":"/logs","method":"POST","key":0,"params":"caf\xe9"}', "bad_utf8"),  # latin-1 in a string
-    (b'{"uri":"/lo\xc3gs","method":"POST","key":0,"params":"x"}', "bad_utf8"),  # cut character
     (b'{"uri":"/logs","method":"POST","key":0,"params":', "bad_json"),
     (b"not json at all", "bad_json"),
-    (b'{"uri":"/logs","method":"POST","key":0,"params":42}', "not_a_log"),
+    (b'["an array, not a packet"]', "bad_json"),
 ]
 
 
@@ -124,6 +123,65 @@ async def test_bad_frames_are_counted_and_the_connection_goes_on(start_logs, one
     await wait_until(lambda: len(stored(data_dir)) == 6, what="a packet on a new connection")
     await client.close()
     await other.close()
+
+
+async def test_a_packet_whose_params_are_not_a_string_is_stored_as_the_logged_request(start_logs):
+    """What the book's gate forwards for an HTTP ``POST /logs``: params an object. The book's
+    logs service stores every packet; so does logmesh, the packet being the logged request."""
+    srv = await start_logs()
+    client = await RawClient.connect(srv.config.port)
+    gate = {"uri": "/logs", "method": "POST", "params": {"msg": "disk full", "key": 3}}
+    number = {"uri": "/logs", "method": "POST", "key": 0, "params": 42}
+    hello = {"uri": "/auth", "method": "POST", "key": 0, "params": {"token": "secret"}}
+    await client.send(encode(gate) + encode(hello) + encode(number) + book_frame(request_text(1)))
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 3, what="3 stored events")
+    first, second, third = stored(srv.config.data_dir)
+    assert first["message"] == encode(gate)[:-2].decode()  # the packet's text, verbatim
+    assert first["url.path"] == "/logs" and first["http.request.method"] == "POST"
+    assert first["params"] == {"msg": "disk full", "key": 3} and first["key"] == "3"
+    assert second["message"] == encode(number)[:-2].decode() and second["params"] == 42
+    assert third["trace.id"] == "t-1"
+    assert all("secret" not in e["message"] for e in stored(srv.config.data_dir)), "a hello is no log"
+    assert await client.read_for(0.3) == b"", "never answered"
+    samples = await metrics(srv.config.http_port)
+    assert samples[("logmesh_received_events_total", frozenset({("worker", "0")}))] == 3
+    assert bad_frames(samples, "not_a_log") == 0
+    await client.close()
+
+
+async def test_bad_utf8_is_kept_replaced_and_marked(start_logs):
+    """Bytes that are not UTF-8 become U+FFFD, as the fixed Node logs service (Buffer.toString)
+    keeps them; the event is labelled and counted. Not JSON even then: a bad frame, as before."""
+    srv = await start_logs()
+    client = await RawClient.connect(srv.config.port)
+    await client.send(b"".join(f + "¶".encode() for f in [
+        b'{"uri":"/logs","method":"POST","key":0,"params":"caf\xe9"}',  # latin-1 in a string
+        b'{"uri":"/lo\xc3gs","method":"POST","key":0,"params":"x"}',  # a cut character
+        b'{"uri":"/logs","method":"POST","key":0,"params":"{\\"uri\\":\\"/goods\\",'
+        b'\\"method\\":\\"GET\\",\\"params\\":{\\"n\\":\\"\xed\xa0\x80\\",\\"key\\":7}}"}',
+        b'{"uri":"/logs","method":"POST","params":{"msg":"\xff","key":8}}',  # an object, as from a gate
+        b"\xff\xfe not even JSON",
+    ]) + book_frame(request_text(9)))
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 5, what="5 stored events")
+    events = stored(srv.config.data_dir)
+    assert [e["message"] for e in events[:2]] == ["caf\ufffd", "x"]
+    assert events[2]["params"] == {"n": "\ufffd" * 3, "key": 7} and events[2]["url.path"] == "/goods"
+    assert events[3]["params"] == {"msg": "\ufffd", "key": 8}
+    assert [e.get("labels") for e in events] == [{"logmesh.replaced": "bad_utf8"}] * 4 + [None]
+    assert await client.read_for(0.3) == b"" and not client.eof
+    # an acked batch is told (400), never stored with its text changed
+    await client.send(b'{"uri":"/lo\xe9gs","method":"POST","key":4,"ack":true,'
+                      b'"params":{"events":[[1,1,"x"]]}}' + "¶".encode())
+    [reply] = await client.replies(1)
+    assert reply["key"] == 4 and reply["errorcode"] == 400
+    samples = await metrics(srv.config.http_port)
+    assert bad_frames(samples, "bad_utf8") == 2  # that one, and the frame that is not JSON either
+    assert srv.ingest.stats["replaced"] == {"bad_utf8": 4}
+    ex = Exposition()
+    srv.ingest.add_metrics(ex, {"worker": "0"})
+    assert 'logmesh_replaced_events_total{reason="bad_utf8",worker="0"} 4' in ex.render()
+    assert len(stored(srv.config.data_dir)) == 5
+    await client.close()
 
 
 async def test_acked_batch_is_answered_once_durable_and_stored_once(start_logs):

@@ -65,6 +65,10 @@ from .shippers import ShipperLedger
 
 log = logging.getLogger("logmesh.logs.ingest")
 
+# Marks an event kept with U+FFFD for bytes that were not UTF-8 (logs/event.py's labels).
+REPLACED_LABEL = "logmesh.replaced"
+REPLACED_BAD_UTF8 = {REPLACED_LABEL: "bad_utf8"}
+
 # Stop reading a connection while the store holds this much unwritten data;
 # the store's flusher resumes every paused connection after each write.
 PAUSE_BUFFER_BYTES = 16 * 1024 * 1024
@@ -117,12 +121,24 @@ class IngestContext:
         self.paused: set[LogIngestProtocol] = set()
         self.stats: dict[str, Any] = {"events": 0, "bytes": 0, "connections": 0,
                                       "connections_total": 0, "duplicates": 0,
-                                      "batches": 0, "bad_frames": {}, "rejected": {}}
+                                      "batches": 0, "bad_frames": {}, "rejected": {},
+                                      "replaced": {}}
         writer.on_flush.append(self._resume_all)
 
     def count_bad(self, reason: str) -> None:
         bad = self.stats["bad_frames"]
         bad[reason] = bad.get(reason, 0) + 1
+
+    def count_replaced(self, reason: str) -> None:
+        """An event stored with its bad bytes replaced (``REPLACED_LABEL`` says which reason)."""
+        replaced = self.stats["replaced"]
+        replaced[reason] = replaced.get(reason, 0) + 1
+
+    def add_metrics(self, ex: Any, labels: dict[str, str]) -> None:
+        """Counters of this module's own (the server's exposition lists the older ones)."""
+        ex.add_many("logmesh_replaced_events_total", "counter",
+                    "Events stored with their bad bytes replaced by U+FFFD, by reason.",
+                    (({**labels, "reason": r}, n) for r, n in self.stats["replaced"].items()))
 
     def count_rejected(self, reason: str) -> None:
         """An event of an acked batch refused by name in its reply (bad frames are not answered)."""
@@ -260,27 +276,36 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             self.book_service = self.ctx.routes.service_for(req.method, req.uri)
         return self.book_service
 
-    def _packet(self, raw: bytes, received: int, events: list, acks: list) -> None:
-        """One packet on its own: any shape, any error, counted and survived."""
+    def _packet(self, raw: bytes, received: int, events: list, acks: list,
+                replaced: bool = False) -> None:
+        """One packet on its own: any shape, any error, counted and survived.
+
+        ``replaced``: ``raw`` is a frame whose bytes were not all UTF-8, with U+FFFD
+        for them (:meth:`_replace_bad_utf8`).
+        """
         try:
             env = decode(envelope_decoder, raw)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            reason = _decode_error_reason(raw, exc)
+            reason = "bad_utf8" if replaced else _decode_error_reason(raw, exc)  # its first fault
+            if reason == "bad_utf8" and not replaced:
+                self._replace_bad_utf8(raw, received, events, acks)
+                return
             self._bad(reason, str(exc))
             self._refuse_frame(raw[:FrameSplitter.HEAD_BYTES], 400, f"bad batch ({reason}): {exc}")
             return
         first = memoryview(env.params)[:1].tobytes()
         try:
-            if first == b'"':
-                self._book_packet(env, received, events)
+            if env.ack and replaced:  # told, by a 400, rather than stored with its text changed
+                self._bad("bad_utf8", "an acked batch whose envelope is not UTF-8")
+                self._refuse_frame(raw[:FrameSplitter.HEAD_BYTES], 400, "bad batch (bad_utf8)")
             elif first == b"{" and env.ack:
                 answer = self._batch(env, received, events)
                 if answer is not None:
                     acks.append((env.key, *answer))
-            elif env.uri == AUTH_URI:
-                pass  # a hello to a service without a token: nothing to check, never answered
+            elif env.uri == AUTH_URI and first != b'"':
+                pass  # a hello to a service without a token: no log (it holds a token), no answer
             else:
-                self._bad("not_a_log", "expected params to be the logged packet text or a batch")
+                self._book_packet(env, raw, received, events, replaced, acks)
         except Exception as exc:  # a packet we did not foresee must not end the connection
             log.exception("ingest %s:%s: cannot store packet", *self.source)
             self._bad("internal", repr(exc))
@@ -302,18 +327,36 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(encode({"key": key, "errorcode": code, "errormessage": message}))
 
-    def _book_packet(self, env: Any, received: int, lines: list) -> None:
+    def _book_packet(self, env: Any, frame: bytes, received: int, lines: list,
+                     replaced: bool, acks: list) -> None:
+        """Store a fire-and-forget packet, as the book's service stores every packet.
+
+        Its ``params`` is, as the chapter sends it, the logged request's text: that
+        text is the event's ``message``. Anything else -- an object, as the book's
+        gate forwards an HTTP ``POST /logs``, a number, nothing -- makes the packet
+        itself the logged request: ``message`` is the packet's text, verbatim, and its
+        ``uri``, ``method``, ``params`` and ``key`` are the event's fields, read as
+        from any logged request (and as DuckDB derives them again from ``message``).
+        """
         try:
-            raw = decode(str_decoder, env.params)
+            if memoryview(env.params)[:1] == b'"':
+                raw = decode(str_decoder, env.params)
+            else:
+                raw = frame.decode()  # Raw params are not checked: they may hold bad UTF-8
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            self._bad(_decode_error_reason(env.params, exc), str(exc))
+            reason = _decode_error_reason(env.params, exc)
+            if reason == "bad_utf8" and not replaced:
+                self._replace_bad_utf8(frame, received, lines, acks)
+                return
+            self._bad(reason, str(exc))
             return
         event_id = env.event_id if isinstance(env.event_id, str) else None
         ts = env.timestamp if isinstance(env.timestamp, int) else received
         service = env.service if isinstance(env.service, str) else None
         try:
             ev = request_event(raw, ts=ts, received_at=received, service=service, instance=None,
-                               event_id=event_id, source=self.source, routes=self.ctx.routes)
+                               event_id=event_id, source=self.source, routes=self.ctx.routes,
+                               extra=REPLACED_BAD_UTF8 if replaced else None)
         except (Rejected, RecursionError) as exc:  # counted, never answered: a book packet
             self._bad(*_rejection(exc))
             return
@@ -322,6 +365,15 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             self.ctx.stats["duplicates"] += 1
             return
         lines.append(ev)
+        if replaced:
+            self.ctx.count_replaced("bad_utf8")
+
+    def _replace_bad_utf8(self, frame: bytes, received: int, lines: list, acks: list) -> None:
+        """The error path of a frame that is not all UTF-8: keep it, as the fixed Node logs
+        service does (``Buffer.toString``: U+FFFD for each maximal invalid sequence, the same
+        rule as Python's ``"replace"``), labelled ``logmesh.replaced: "bad_utf8"``. An acked
+        batch is refused instead: its sender is told, and its text is never changed."""
+        self._packet(frame.decode("utf-8", "replace").encode(), received, lines, acks, replaced=True)
 
     def _batch(self, env: Any, received: int, lines: list) -> tuple[int, list] | None:
         """Store a batch's good events; ``(acked, rejected)`` for its reply, None if refused."""
