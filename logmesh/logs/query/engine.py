@@ -41,6 +41,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -289,9 +290,46 @@ def event_dict(names: list[str], row: Iterable[Any]) -> dict:
     return ev
 
 
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value to ``nice`` (Linux: nice is per thread; elsewhere
+    setpriority would renice the whole process, so nothing is done). Never fails."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+    except OSError:
+        pass
+
+
+def _connect_at_nice(config: dict[str, Any], nice: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose worker threads, started by ``connect``, inherit ``nice``:
+    connected from a short-lived thread at that level."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return duckdb.connect(":memory:", config=config)
+    out: list[Any] = []
+
+    def connect() -> None:
+        lower_priority(nice)
+        try:
+            out.append(duckdb.connect(":memory:", config=config))
+        except BaseException as exc:  # re-raised in the caller's thread
+            out.append(exc)
+
+    t = threading.Thread(target=connect, name="duckdb-connect")
+    t.start()
+    t.join()
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]
+
+
 class Engine:
     def __init__(self, data_dir: Path, *, threads: int | None = None,
-                 memory_limit: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 memory_limit: str | None = None, clock: Callable[[], float] = time.time,
+                 worker_nice: int = 0) -> None:
+        """``worker_nice``: DuckDB's own worker threads run at this nice level (Linux), so the
+        CPU they take from ingest goes back to it first (see :func:`lower_priority`)."""
         self.data_dir = Path(data_dir)
         self.seg_dir = self.data_dir / layout.SEGMENTS_DIR
         self.parquet_dir = self.data_dir / layout.PARQUET_DIR
@@ -301,7 +339,7 @@ class Engine:
             config["threads"] = threads
         if memory_limit:
             config["memory_limit"] = memory_limit
-        self.con = duckdb.connect(":memory:", config=config)
+        self.con = _connect_at_nice(config, worker_nice)
         self.con.execute("SET parquet_metadata_cache = true")
         cols = ", ".join(f"{ident(n)} {t}" for n, t in COLUMNS)
         self.con.execute(f"CREATE TABLE live ({cols}, _seg INTEGER, _gen BIGINT)")
@@ -336,9 +374,21 @@ class Engine:
 
     # -- keeping up with the files ------------------------------------------------------------------
     def refresh(self, max_age: float = 0.0) -> Snapshot:
-        """Load what was appended since the last refresh; ``max_age``: reuse a recent one."""
+        """Load what was appended since the last refresh; ``max_age``: reuse a recent one.
+
+        With ``max_age`` (queries), a refresh already under way in another thread is not
+        waited for: the last finished refresh's snapshot is used. That thread may be a heavy query's,
+        at a low CPU priority (api.py), and under fast ingest a refresh loads megabytes:
+        waiting for it made every normal query as slow as the heavy one (issue 15 #7).
+        """
         if max_age and time.monotonic() - self._refreshed < max_age:
             return self._snapshot
+        if max_age and self._refreshed:
+            if getattr(self._local, "no_load", False):  # with_deadline(load_new=False)
+                return self._snapshot
+            if not self._lock.acquire(blocking=False):
+                return self._snapshot
+            self._lock.release()
         with self._lock:
             if max_age and time.monotonic() - self._refreshed < max_age:
                 return self._snapshot
@@ -593,13 +643,26 @@ class Engine:
                 out.append(Unit(lo, hi, int(info.get("count", 0))))
         return out
 
-    def with_deadline(self, seconds: float | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` (in this thread) with its DuckDB queries interrupted after ``seconds``."""
-        self._local.deadline = time.monotonic() + seconds if seconds else None
+    def with_deadline(self, deadline: float | None, fn: Callable[..., Any], *args: Any,
+                      load_new: bool = True, **kwargs: Any) -> Any:
+        """Run ``fn`` (in this thread) with its DuckDB queries interrupted at ``deadline``.
+
+        ``deadline`` is a ``time.monotonic()`` instant, not a duration: the API sets it when
+        the request arrives, so the time a query waited for this thread counts against it
+        too (issue 15 #7: a 10 s timeout answered after 20.5 s). None: no deadline.
+        ``load_new=False``: ``fn`` reads the last snapshot and never loads new lines itself
+        (a heavy query's low-priority thread must not hold the refresh: the API refreshes
+        for it first, at normal priority), except before the very first refresh.
+        """
+        if deadline is not None and deadline <= time.monotonic():
+            raise QueryTimeout("the query ran out of time before it started")
+        self._local.deadline = deadline
+        self._local.no_load = not load_new
         try:
             return fn(*args, **kwargs)
         finally:
             self._local.deadline = None
+            self._local.no_load = False
 
     def _run(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple]]:
         t0 = time.perf_counter()

@@ -637,6 +637,53 @@ def _flat(cls: type[And] | type[Or], children: list[Node]) -> Node:
     return cls(tuple(flat))
 
 
+# -- cost -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a query costs per event read, known before it runs (the API refuses or queues by it).
+
+    ``terms``: every ``field:value``, word, comparison and ``field:*``. ``scans``: those that
+    read inside a text or a JSON document for every event -- a word or phrase on a text field
+    (``message ILIKE '%v%'``), a pattern with a leading wildcard (``*v``: no prefix to cut
+    on), and any term on a key of ``params`` or ``labels`` (a JSON parse per event). A scan
+    term costs ~30-60 ns per event on DuckDB, an equality ~0.1 ns: 400 scans over 500k
+    events take ~6 s of CPU, 2,500 equalities ~0.1 s.
+    """
+
+    terms: int = 0
+    scans: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.terms + other.terms, self.scans + other.scans)
+
+
+def _leaf_scans(name: str | None, value: Value | None) -> bool:
+    kind = _resolve(name or "message").kind
+    if kind in ("text", "object", "json"):
+        return True
+    return isinstance(value, Pattern) and isinstance(value.parts[0], Wild)
+
+
+def cost(node: Node) -> Cost:
+    """The :class:`Cost` of a parsed query (iterative: trees are at most MAX_DEPTH deep anyway)."""
+    total, stack = Cost(), [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (And, Or)):
+            stack.extend(n.children)
+        elif isinstance(n, Not):
+            stack.append(n.child)
+        elif isinstance(n, Group):
+            stack.append(n.inner)
+        elif isinstance(n, Match):
+            total += Cost(1, int(_leaf_scans(n.field, n.value)))
+        elif isinstance(n, (Exists, Range)):
+            total += Cost(1, int(_leaf_scans(n.field, None)))
+    return total
+
+
 # -- public API -----------------------------------------------------------------------------
 
 

@@ -41,11 +41,46 @@ def _ok(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# Answers of every route that runs a query (api.py's query limits, docs/security.md).
+BUSY = {
+    "429": {"description": "This client already has its most queries running or waiting; "
+                           "`Retry-After` says when to try again.",
+            "content": {"application/json": {"schema": _ref("Error")}}},
+    "503": {"description": "The query ran past --query-timeout (counted from its arrival, waiting "
+                           "for a query thread included) and was stopped; `Retry-After` is set.",
+            "content": {"application/json": {"schema": _ref("Error")}}},
+}
+
+
 def _get(summary: str, params: list[dict], ok: dict, *, extra: dict | None = None,
          operation_id: str) -> dict:
-    responses = {"200": ok, "400": BAD, **(extra or {})}
+    responses = {"200": ok, "400": BAD, **BUSY, **(extra or {})}
     return {"get": {"summary": summary, "operationId": operation_id, "parameters": params,
                     "responses": responses}}
+
+
+def _with_post(ops: dict) -> dict:
+    """The GET operation again as a POST whose JSON body carries the same parameters: for a
+    ``q`` longer than the request line allows (8,190 bytes). It stays a read (read token)."""
+    get = ops["get"]
+    props = {}
+    for p in get["parameters"]:
+        schema = p["schema"]
+        if schema.get("type") == "integer":  # "100" or 100, as in a query string
+            schema = {"oneOf": [schema, {"type": "string", "maxLength": 40}]}
+        props[p["name"]] = {**schema, "description": p["description"]}
+    required = [p["name"] for p in get["parameters"] if p.get("required")]
+    body = {"type": "object", "properties": props, "additionalProperties": True}
+    if required:
+        body["required"] = required
+    post = {"summary": get["summary"] + " (parameters in a JSON body, for long queries; a read: "
+                                        "needs a read token)",
+            "operationId": get["operationId"] + "Post", "parameters": [],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {**get["responses"],
+                          "413": {"description": "A body over 64 KiB.",
+                                  "content": {"application/json": {"schema": _ref("Error")}}}}}
+    return {**ops, "post": post}
 
 
 EVENT = {
@@ -64,7 +99,7 @@ OPENAPI: dict[str, Any] = {
         "description": "Search, count and follow the events of the logs service (docs/api.md).",
     },
     "paths": {
-        "/api/v1/search": _get(
+        "/api/v1/search": _with_post(_get(
             "Events matching a query, newest (or oldest) first, a page at a time.",
             [Q, FROM, TO,
              _q("limit", "Events per page.", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}),
@@ -72,8 +107,8 @@ OPENAPI: dict[str, Any] = {
                 {"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
              _q("cursor", "next_cursor of the previous page (same q, from, to, order).",
                 {"type": "string", "maxLength": 1000})],
-            _ok("A page of events.", _ref("SearchResult")), operation_id="search"),
-        "/api/v1/histogram": _get(
+            _ok("A page of events.", _ref("SearchResult")), operation_id="search")),
+        "/api/v1/histogram": _with_post(_get(
             "Counts of matching events per time interval, optionally stacked by a field.",
             [Q, FROM, TO,
              _q("interval", "Bucket width, e.g. 1m, 5m, 1h (chosen from the range when absent). "
@@ -81,18 +116,18 @@ OPENAPI: dict[str, Any] = {
              _q("by", "Stack each bucket by this field's 10 most frequent values "
                 "(the rest under `(other)`, missing under `(none)`).",
                 {"type": "string", "maxLength": 256}, example="service.name")],
-            _ok("Buckets from the start of the range.", _ref("Histogram")), operation_id="histogram"),
-        "/api/v1/top": _get(
+            _ok("Buckets from the start of the range.", _ref("Histogram")), operation_id="histogram")),
+        "/api/v1/top": _with_post(_get(
             "The most frequent values of a field among matching events (facets).",
             [_q("field", "A field name: an ECS column, labels.KEY or params.A.B.",
                 {"type": "string", "minLength": 1, "maxLength": 256}, required=True, example="url.path"),
              Q, FROM, TO,
              _q("limit", "How many values.", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10})],
-            _ok("Values by count, highest first.", _ref("Top")), operation_id="top"),
+            _ok("Values by count, highest first.", _ref("Top")), operation_id="top")),
         "/api/v1/fields": _get(
             "Field names with types: the schema's columns and the labels/params keys seen in the range.",
             [FROM, TO], _ok("Known fields.", _ref("Fields")), operation_id="fields"),
-        "/api/v1/tail": {"get": {
+        "/api/v1/tail": _with_post({"get": {
             "summary": "Server-Sent Events: each new matching event as `data: <event JSON>` (id: its seq).",
             "operationId": "tail",
             "parameters": [
@@ -105,9 +140,9 @@ OPENAPI: dict[str, Any] = {
             "responses": {
                 "200": {"description": "An event stream.",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                "400": BAD,
+                "400": BAD, **BUSY,
             },
-        }},
+        }}),
         "/api/v1/events/{seq}": {"get": {
             "summary": "One event with its context: events of the same service around it, and its trace.",
             "operationId": "event",
@@ -119,7 +154,7 @@ OPENAPI: dict[str, Any] = {
             ],
             "responses": {
                 "200": _ok("The event, context and trace (each in time order).", _ref("EventContext")),
-                "400": BAD,
+                "400": BAD, **BUSY,
                 "404": {"description": "No such event.",
                         "content": {"application/json": {"schema": _ref("Error")}}},
             },
@@ -130,7 +165,7 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/stats": {"get": {
             "summary": "What the store holds: events, disk use, time span, per-service counts, shipper loss.",
             "operationId": "stats", "parameters": [],
-            "responses": {"200": _ok("Store statistics.", _ref("Stats"))},
+            "responses": {"200": _ok("Store statistics.", _ref("Stats")), **BUSY},
         }},
         "/api/v1/logs": {"post": {
             "summary": "Ingest events: NDJSON, or a JSON array of objects.",
@@ -164,7 +199,10 @@ OPENAPI: dict[str, Any] = {
     "components": {"schemas": {
         "Error": {"type": "object", "required": ["ok", "error", "status"], "properties": {
             "ok": {"type": "boolean"}, "error": {"type": "string"}, "status": {"type": "integer"},
-            "position": {"type": "integer", "description": "0-based offset of a query syntax error"}}},
+            "position": {"type": "integer", "description": "0-based offset of a query syntax error"},
+            "terms": {"type": "integer", "description": "a query refused for its number of terms"},
+            "scans": {"type": "integer",
+                      "description": "a query refused for its terms that search inside every event"}}},
         "Event": EVENT,
         "SearchResult": {"type": "object", "required": ["events", "next_cursor", "took_ms", "query"],
                          "properties": {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ...metrics import Exposition
-from .api import QueryAPI
+from .api import HEAVY_NICE, QueryAPI
 from .compact import Compactor
 from .engine import Engine
 from .retention import Retention
@@ -26,7 +26,7 @@ class QueryService:
     def __init__(self, server: LogsServer) -> None:
         cfg = server.config
         self.server = server
-        self.engine = Engine(cfg.data_dir)
+        self.engine = Engine(cfg.data_dir, worker_nice=HEAVY_NICE)  # below ingest (api.py)
         self.api = QueryAPI(server, self.engine)
         self.retention = Retention(cfg.data_dir, max_age_ms=cfg.retention_ms, max_bytes=cfg.max_disk_bytes)
         self.compactor: Compactor | None = None
