@@ -261,6 +261,7 @@ class SegmentWriter:
         self.durable_seq = -1  # last seq known fsynced (or written, with fsync off)
         self._waiters: list[tuple[int, asyncio.Future[None], int | None]] = []
         self.failure: str | None = None  # why the store cannot write now (None: it can)
+        self._failed_at = 0.0
         self._flush_task: asyncio.Task | None = None
         # One thread does the segment I/O (writes, rotation, fsync), in the order the flusher asks.
         self._io = ThreadPoolExecutor(1, thread_name_prefix="store-io")
@@ -461,10 +462,21 @@ class SegmentWriter:
             if self._closing and not self._buf:
                 return
 
+    @property
+    def refusing(self) -> bool:
+        """Should a writer that can wait be turned away now? (The disk failed a moment ago.)
+
+        Only for RETRY_SECONDS after a failure: then one request is let
+        through to try the disk again, since with nothing buffered nothing
+        else would find out that space came back.
+        """
+        return self.failure is not None and time.monotonic() - self._failed_at < RETRY_SECONDS
+
     def _fail(self, reason: str) -> None:
         if self.failure is None:
             self.stats["failures"] += 1
         self.failure = reason
+        self._failed_at = time.monotonic()
         self._withdraw_waiting()
 
     async def _flush_once(self, loop: asyncio.AbstractEventLoop) -> None:
