@@ -247,6 +247,13 @@ def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> Non
                               insecure=sec.insecure).serve_forever())
 
 
+ship_mode_option = click.option(
+    "--ship-mode", type=click.Choice(["auto", "ack", "book"]), default="auto",
+    help="auto: acknowledged batches, or the chapter's packets if the logs node never answers "
+         "(the book's Node service); ack: acknowledged batches only; book: the chapter's "
+         "fire-and-forget packets.")
+
+
 @cli.command()
 @host_option
 @click.option("--port", default=8000, help="HTTP port.")
@@ -254,11 +261,12 @@ def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> Non
 @click.option("--timeout", default=10.0, help="Seconds to wait for a service's reply (then 504).")
 @click.option("--ship/--no-ship", default=True,
               help="Ship an access log (status, latency) per request to the logs service.")
+@ship_mode_option
 @click.option("--max-body-size", default="1MiB", help="Larger request bodies are answered 413.")
 @metrics_port_option
 @security_options()
 @supervise_option
-def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
+def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool, ship_mode: str,
             max_body_size: str, metrics_port: int | None, supervise: bool,
             sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
@@ -274,7 +282,7 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
                  token=token, tls=tls, limits=limits, insecure=sec.insecure,
                  max_body_bytes=parse_size(max_body_size))
     if ship:
-        gw.attach_shipper(Shipper("gateway", token=token, ssl=tls.client_context()))
+        gw.attach_shipper(Shipper("gateway", mode=ship_mode, token=token, ssl=tls.client_context()))
     if metrics_port is not None:
         from .mesh.metrics_http import MetricsEndpoint
 
@@ -289,8 +297,7 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool,
 @distributor_option
 @data_dir_option
 @click.option("--ship/--no-ship", default=True, help="Ship every request to the logs service.")
-@click.option("--ship-mode", type=click.Choice(["ack", "book"]), default="ack",
-              help="ack: acknowledged batches (logmesh); book: the chapter's fire-and-forget packets.")
+@ship_mode_option
 @click.option("--spool-dir", type=click.Path(path_type=Path), default=None,
               help="Spool undelivered logs here [default: DATA_DIR/spool/NAME].")
 @click.option("--spool-max", default="1GB", help="Spool size limit; past it the oldest are dropped.")
@@ -316,7 +323,7 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
                        limits=limits, insecure=sec.insecure)
     if ship:
         spool = Spool(spool_dir or data_dir / "spool" / name, parse_size(spool_max)) \
-            if ship_mode == "ack" else None
+            if ship_mode != "book" else None
         Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=token,
                 ssl=tls.client_context()).attach(svc)
     if metrics_port is not None:

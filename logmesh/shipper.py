@@ -5,9 +5,18 @@ microsecond, bench/shipper.py); everything else -- encoding, batching,
 sending, waiting for acknowledgements, reconnecting, spooling -- happens in
 a task off that path.
 
-Two modes:
+Three modes:
 
-* ``ack`` (default): batches of events ``[n, ts, raw]`` in the logmesh
+* ``auto`` (default): what ``ack`` does when the logs node answers, what
+  ``book`` does when it does not. Each new connection first sends a probe, an
+  empty acked batch: a logmesh logs service answers it once its store is
+  durable; the book's Node logs service answers nothing, ever (it stores the
+  probe as one line of its log.txt). No answer within ``probe_timeout``, the
+  connection still open: that connection speaks ``book`` packets, said once
+  in the log; an answer that comes later turns acked batches back on. The
+  probe goes first because a batch is never sent into silence: its
+  ``ack_timeout`` would drop the connection and resend it, for ever.
+* ``ack``: batches of events ``[n, ts, raw]`` in the logmesh
   extension packet; a batch stays in flight until the logs service says it is
   durable, and is resent after a reconnect (the store drops resends by
   ``event.id``). Every batch must be answered: one over ``batch_bytes`` is
@@ -18,8 +27,9 @@ Two modes:
   over ``batch_bytes``, or named in a reply's ``rejected`` -- is counted as
   ``rejected`` and logged, never retried.
 * ``book``: the chapter's packets ``{"uri":"/logs","method":"POST","key":0,
-  "params":"<raw>"}``, fire and forget, printed when no logs service is known
-  -- for a logs service written after the book.
+  "params":"<raw>"}`` and nothing else (the book's service writes each packet
+  whole to its log.txt), fire and forget; printed when no logs service is
+  known. Spooled events are sent the same way.
 """
 
 from __future__ import annotations
@@ -45,27 +55,38 @@ DEFAULT_BATCH_EVENTS = 2000  # events per batch packet
 DEFAULT_BATCH_BYTES = 512 * 1024  # bytes per batch packet: half the logs service's --max-packet-size
 DEFAULT_ACK_TIMEOUT = 30.0  # seconds a batch waits for its answer before it is resent elsewhere
 DEFAULT_MAX_INFLIGHT = 8  # unacknowledged batches per connection
+DEFAULT_PROBE_TIMEOUT = 2.0  # seconds a new connection waits for its probe's answer (auto mode)
 DEFAULT_LINGER = 0.01  # seconds a batch waits to fill: one write per 10 ms, not one per request
 WARN_EVERY = 10.0  # seconds between "dropping" warnings
+MODES = ("auto", "ack", "book")
 
 
 class Shipper:
-    def __init__(self, service: str, *, mode: str = "ack", max_queue: int = DEFAULT_MAX_QUEUE,
+    def __init__(self, service: str, *, mode: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
                  batch_events: int = DEFAULT_BATCH_EVENTS, max_inflight: int = DEFAULT_MAX_INFLIGHT,
                  spool: Any = None, logs_addr: tuple[str, int] | None = None,
                  linger: float = DEFAULT_LINGER, token: str | None = None,
                  ssl: Any = None, batch_bytes: int = DEFAULT_BATCH_BYTES,
-                 ack_timeout: float = DEFAULT_ACK_TIMEOUT) -> None:
+                 ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+                 probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> None:
         """``token``: the logs service's write token (sent once per connection, in the hello);
         ``ssl``: an ``SSLContext`` that verifies the logs service (or True: the system's CAs);
         ``batch_bytes``: the most bytes of a batch packet, below the service's
-        ``--max-packet-size``; ``ack_timeout``: seconds before an unanswered batch is resent."""
-        if mode not in ("ack", "book"):
-            raise ValueError(f"unknown shipping mode {mode!r}; use ack or book")
-        if batch_bytes < 1024 or ack_timeout <= 0:
-            raise ValueError("batch_bytes must be at least 1024 and ack_timeout positive")
+        ``--max-packet-size``; ``ack_timeout``: seconds before an unanswered batch is resent;
+        ``probe_timeout``: seconds of silence after which ``auto`` sends book packets."""
+        if mode not in MODES:
+            raise ValueError(f"unknown shipping mode {mode!r}; use {', '.join(MODES)}")
+        if batch_bytes < 1024 or ack_timeout <= 0 or probe_timeout <= 0:
+            raise ValueError("batch_bytes must be at least 1024, ack_timeout and probe_timeout "
+                             "positive")
         self.service = service
         self.mode = mode
+        # How the current connection ships: "ack", "book", or None while auto probes it.
+        self.speaks: str | None = None if mode == "auto" else mode
+        self.probe_timeout = probe_timeout
+        self._probe_key: int | None = None  # the probe of this connection, until answered
+        self._probe_timer: asyncio.TimerHandle | None = None
+        self._told: set[tuple[str, int]] = set()  # logs nodes whose silence was logged
         self.instance = f"{service}-{uuid.uuid4().hex[:12]}"  # new per boot: numbers restart at 1
         self.max_queue = max_queue
         self.batch_events = batch_events
@@ -133,6 +154,12 @@ class Shipper:
                len(self.queue), labels)
         ex.add("logmesh_shipper_inflight_batches", "gauge", "Batches sent, not yet acknowledged.",
                len(self.inflight), labels)
+        now = self.speaks or "unknown"
+        ex.add_many("logmesh_shipper_mode", "gauge",
+                    "1 for how the shipper speaks to its logs node now: ack (acknowledged batches), "
+                    "book (the chapter's packets, fire and forget), unknown (not connected, or "
+                    "probing).", (({**labels, "mode": m}, int(m == now))
+                                  for m in ("ack", "book", "unknown")))
         for key, help_text in (("shipped", "Events handed to the shipper."),
                                ("sent", "Events written to the logs service (resends included)."),
                                ("acked", "Events the logs service acknowledged as durable."),
@@ -172,6 +199,7 @@ class Shipper:
         if self.client is not None:
             self.client.abort()
             self._requeue_inflight()
+            self._forget_probe()
         log.info("%s: shipping logs to %s:%d", self.service, *addr)
         self.client = ReconnectingClient(*addr, name=f"{self.service}->logs",
                                          on_packet=self._on_reply, on_connect=self._on_connect,
@@ -239,7 +267,9 @@ class Shipper:
             elif self.spool is not None and self.queue:
                 self._spill()  # unreachable: the disk keeps them across our own restarts
             return
-        if self.mode == "book":
+        if self.speaks is None:
+            return  # auto: the probe of this connection is not answered yet; events wait
+        if self.speaks == "book":
             self._send_book(client)
             return
         spool = self.spool
@@ -324,17 +354,82 @@ class Shipper:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
+            self._probe_timer = None
 
+    # -- auto: probing a new connection ----------------------------------------------
+    def _probe(self, client: ReconnectingClient) -> None:
+        """Ask the new connection whether it acknowledges: an empty batch, answered at once by
+        a logmesh logs service; the book's service stores it as one line and says nothing."""
+        self.speaks = None
+        self._probe_key = key = next(self._keys)
+        client.write(encode({"uri": "/logs", "method": "POST", "key": key, "ack": True,
+                             "params": {"service": self.service, "instance": self.instance,
+                                        "events": []}}))
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
+        self._probe_timer = asyncio.get_running_loop().call_later(
+            self.probe_timeout, self._probe_unanswered, client, client.conn)
+
+    def _forget_probe(self) -> None:
+        """The connection is gone: auto knows nothing of the next one (its timer is cancelled
+        with the batches' timers)."""
+        if self.mode == "auto":
+            self.speaks = None
+            self._probe_key = None
+
+    def _probe_unanswered(self, client: ReconnectingClient, conn: Any) -> None:
+        self._probe_timer = None
+        if client is not self.client or client.conn is not conn or not client.is_connected:
+            return  # that connection is gone: the next one is probed again
+        self.speaks = "book"
+        addr = (client.host, client.port)
+        if addr not in self._told:
+            self._told.add(addr)
+            log.warning("%s: logs node at %s:%d does not acknowledge (the book's logs service?); "
+                        "shipping book packets, fire and forget", self.service, *addr)
+        if self._wake is not None:
+            self._wake.set()
+
+    def _probe_answered(self) -> None:
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
+            self._probe_timer = None
+        self._probe_key = None
+        if self.speaks == "book" and self.client is not None:
+            log.warning("%s: logs node at %s:%d answered after all; shipping acknowledged "
+                        "batches again", self.service, self.client.host, self.client.port)
+        self.speaks = "ack"
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- book packets ------------------------------------------------------------------
     def _send_book(self, client: ReconnectingClient) -> None:
+        """The queue, and first what waits in the spool, as the chapter's packets: nothing is
+        answered, so the spool forgets what is written at once."""
+        spool = self.spool
+        if spool is not None and spool.has_pending:
+            self._spill()  # keep order: older spooled events go first
+            while spool.has_pending:
+                records, pos = spool.take(self.batch_events)
+                self._write_book(client, [r[3] for r in records])
+                spool.commit(pos)
+        texts = [_text(e[2]) for e in self.queue]
+        self.queue.clear()
+        self._write_book(client, texts)
+
+    def _write_book(self, client: ReconnectingClient, texts: list[str]) -> None:
         parts = []
-        while self.queue:
-            n, ts, raw, *extra = self.queue.popleft()
-            parts.append(orjson.dumps({"uri": "/logs", "method": "POST", "key": 0, "params": _text(raw),
-                                       "service.name": self.service,
-                                       "event.id": f"{self.instance}:{n}", "@timestamp": ts}))
-        data = DELIMITER.join(p.replace(DELIMITER, b"\\u00b6") for p in parts) + DELIMITER
-        client.write(data)
-        self.stats["sent"] += len(parts)
+        for text in texts:
+            try:
+                parts.append(orjson.dumps({"uri": "/logs", "method": "POST", "key": 0,
+                                           "params": text}))
+            except orjson.JSONEncodeError as exc:  # a lone surrogate in a record's message
+                self._reject(1, f"cannot be encoded ({exc})")
+        if parts:
+            client.write(DELIMITER.join(p.replace(DELIMITER, b"\\u00b6") for p in parts) + DELIMITER)
+            self.stats["sent"] += len(parts)
 
     def _print_queue(self) -> None:
         while self.queue:
@@ -343,6 +438,9 @@ class Shipper:
 
     def _on_reply(self, packet: dict) -> None:
         key = packet.get("key")
+        if key == self._probe_key and key is not None:
+            self._probe_answered()
+            return
         batch = self.inflight.pop(key, None)  # type: ignore[arg-type]
         if batch is None:
             return
@@ -395,11 +493,14 @@ class Shipper:
             self.spool.commit(pos)
 
     def _on_connect(self, client: ReconnectingClient) -> None:
+        if self.mode == "auto":
+            self._probe(client)
         if self._wake is not None:
             self._wake.set()
 
     def _on_disconnect(self, client: ReconnectingClient) -> None:
         self._requeue_inflight()
+        self._forget_probe()
         if len(self.logs_nodes) > 1:  # fail over to the next logs node
             i = self.logs_nodes.index((client.host, client.port)) if (
                 client.host, client.port) in self.logs_nodes else -1

@@ -127,7 +127,7 @@ async def test_events_the_service_rejects_are_counted_and_logged(tmp_path: Path,
 
 
 async def test_an_unanswered_batch_is_resent_on_a_new_connection(tmp_path: Path) -> None:
-    """A service that swallows a batch (here: its first connection answers nothing)."""
+    """A service that swallows a batch (here: its first connection answers only the probe)."""
     connections: list[asyncio.StreamWriter] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -136,7 +136,7 @@ async def test_an_unanswered_batch_is_resent_on_a_new_connection(tmp_path: Path)
         while data := await reader.read(65536):
             for frame in splitter.feed(data):
                 packet = orjson.loads(frame)
-                if len(connections) > 1:
+                if len(connections) > 1 or not packet["params"]["events"]:
                     writer.write(encode({"key": packet["key"], "errorcode": 0,
                                          "acked": len(packet["params"]["events"])}))
 
@@ -176,3 +176,132 @@ async def test_log_handler_flush_is_not_held_by_one_bad_record(tmp_path: Path) -
             logger.removeHandler(handler)
             await asyncio.to_thread(handler.close)
 
+
+
+class SilentNode:
+    """A logs node that answers nothing, as the book's Node logs service: what it was sent."""
+
+    def __init__(self) -> None:
+        self.packets: list[list[dict]] = []  # per connection
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got: list[dict] = []
+        self.packets.append(got)
+        splitter = FrameSplitter()
+        while data := await reader.read(65536):
+            got.extend(orjson.loads(frame) for frame in splitter.feed(data))
+
+    def book_params(self) -> list[str]:
+        return [p["params"] for conn in self.packets for p in conn if p.get("key") == 0]
+
+    def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+def book_packet(raw: bytes | str) -> dict:
+    return {"uri": "/logs", "method": "POST", "key": 0,
+            "params": raw.decode() if isinstance(raw, bytes) else raw}
+
+
+async def test_a_logs_node_that_never_answers_gets_the_books_packets(caplog) -> None:
+    """The book's Node logs service answers nothing: after the probe's time the connection
+    speaks the chapter's packets, exactly, fire and forget, said once in the log."""
+    node = SilentNode()
+    port = await node.start()
+    shipper = await shipping(Shipper("goods", probe_timeout=0.3, ack_timeout=0.5), port)
+    assert 'logmesh_shipper_mode{mode="unknown",service="goods"} 1' in exposed(shipper)
+    shipper.ship(request(1))
+    shipper.ship_record("a log record", {"log.level": "info"})
+    await wait_until(lambda: len(node.book_params()) == 2, 3, "the book's packets")
+    shipper.ship(request(3))
+    await wait_until(lambda: len(node.book_params()) == 3, 3, "one more")
+    await asyncio.sleep(0.7)  # past ack_timeout: no batch is waiting for an answer
+    [packets] = node.packets  # one connection, never dropped
+    probe, *rest = packets
+    assert probe["ack"] is True and probe["params"]["events"] == [], "the probe: an empty batch"
+    assert rest == [book_packet(request(1)), book_packet("a log record"), book_packet(request(3))]
+    assert shipper.stats["sent"] == 3 and not shipper.inflight and not shipper.queue
+    said = [r.getMessage() for r in caplog.records if "does not acknowledge" in r.getMessage()]
+    assert said == [f"goods: logs node at 127.0.0.1:{port} does not acknowledge (the book's logs "
+                    "service?); shipping book packets, fire and forget"]
+    text = exposed(shipper)
+    assert 'logmesh_shipper_mode{mode="book",service="goods"} 1' in text
+    assert 'logmesh_shipper_mode{mode="ack",service="goods"} 0' in text
+    await shipper.close()
+    node.close()
+
+
+async def test_spooled_events_go_to_a_silent_node_as_book_packets(tmp_path: Path) -> None:
+    node = SilentNode()
+    port = await node.start()
+    shipper = Shipper("goods", spool=Spool(tmp_path / "spool"), probe_timeout=0.2)
+    for i in range(3):  # no logs node yet: spooled
+        shipper.ship(request(i))
+    shipper._spill()
+    await shipping(shipper, port)
+    shipper.ship(request(3))
+    await wait_until(lambda: len(node.book_params()) == 4, 3, "spooled and new events")
+    assert node.book_params() == [request(i).decode() for i in range(4)]
+    assert not shipper.spool.has_pending and shipper.spool.head == shipper.spool.read_pos
+    await shipper.close()
+    node.close()
+
+
+async def test_a_logmesh_logs_service_answers_the_probe_and_gets_acked_batches(tmp_path: Path) -> None:
+    async with logs_starter(tmp_path) as start:
+        srv = await start()
+        shipper = await shipping(Shipper("goods", probe_timeout=5.0), srv.config.port)
+        t0 = time.monotonic()
+        await wait_until(lambda: shipper.speaks == "ack", 3, "the probe answered")
+        assert time.monotonic() - t0 < 1.0, "an answer, not the probe's timeout"
+        for i in range(5):
+            shipper.ship(request(i))
+        await wait_until(lambda: settled(shipper, 5), 5, "every event acked")
+        assert len(stored(srv.config.data_dir)) == 5, "the probe itself stores nothing"
+        assert 'logmesh_shipper_mode{mode="ack",service="goods"} 1' in exposed(shipper)
+        await shipper.close()
+
+
+async def test_a_late_answer_to_the_probe_turns_acked_batches_back_on() -> None:
+    """A logs service too busy to answer within the probe's time is no book service."""
+    got: list[dict] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        splitter = FrameSplitter()
+        while data := await reader.read(65536):
+            for frame in splitter.feed(data):
+                packet = orjson.loads(frame)
+                got.append(packet)
+                if packet.get("ack"):
+                    await asyncio.sleep(0.5 if not packet["params"]["events"] else 0)
+                    writer.write(encode({"key": packet["key"], "errorcode": 0,
+                                         "acked": len(packet["params"]["events"])}))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    shipper = await shipping(Shipper("goods", probe_timeout=0.1),
+                             server.sockets[0].getsockname()[1])
+    await wait_until(lambda: shipper.speaks == "book", 2, "book packets after the probe's time")
+    shipper.ship(request(1))
+    await wait_until(lambda: shipper.speaks == "ack", 2, "the late answer")
+    shipper.ship(request(2))
+    await wait_until(lambda: shipper.stats["acked"] == 1, 2, "an acked batch")
+    assert [p["key"] == 0 for p in got[1:]] == [True, False]  # request 1 as a book packet
+    await shipper.close()
+    server.close()
+
+
+async def test_ack_mode_never_falls_back() -> None:
+    node = SilentNode()
+    port = await node.start()
+    shipper = await shipping(Shipper("goods", mode="ack", probe_timeout=0.1), port)
+    shipper.ship(request(1))
+    await asyncio.sleep(0.4)
+    assert [p.get("ack") for p in node.packets[0]] == [True] and shipper.inflight
+    await shipper.close()
+    node.close()
