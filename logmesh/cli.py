@@ -210,10 +210,11 @@ def security_options(*, limits: bool = True) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def refuse_exposure(what: str, host: str, *, protected: bool, insecure: bool) -> None:
+def refuse_exposure(what: str, host: str, *, protected: bool, insecure: bool,
+                    tokens: tuple[str | None, ...] = ()) -> None:
     """Check before any process is started (a supervisor would restart a refusal forever)."""
     try:
-        security.check_exposure(what, host, protected=protected, insecure=insecure)
+        security.check_exposure(what, host, protected=protected, insecure=insecure, tokens=tokens)
     except security.InsecureConfig as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -237,7 +238,8 @@ def cli(verbose: bool) -> None:
 def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> None:
     """Run the distributor: the registry every node connects to."""
     token = sec.resolved_token()
-    refuse_exposure("distributor", host, protected=bool(token), insecure=sec.insecure)
+    refuse_exposure("distributor", host, protected=bool(token), insecure=sec.insecure,
+                    tokens=(token,))
     tls, limits = sec.tls(), sec.limits()
     if supervise:
         supervised("distributor")
@@ -271,7 +273,7 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool, 
             sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
     token = sec.resolved_token()
-    refuse_exposure("gateway", host, protected=bool(token), insecure=sec.insecure)
+    refuse_exposure("gateway", host, protected=bool(token), insecure=sec.insecure, tokens=(token,))
     tls, limits = sec.tls(), sec.limits()
     if supervise:
         supervised("gateway")
@@ -310,7 +312,8 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
             metrics_port: int | None, supervise: bool, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
     token = sec.resolved_token()
-    refuse_exposure(f"{name} service", host, protected=bool(token), insecure=sec.insecure)
+    refuse_exposure(f"{name} service", host, protected=bool(token), insecure=sec.insecure,
+                    tokens=(token,))
     tls, limits = sec.tls(), sec.limits()
     if supervise:
         supervised(name)
@@ -403,7 +406,8 @@ def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str,
         raise click.BadParameter("--workers must be at least 1")
     token = sec.resolved_token()
     access = security.Access.from_tokens(token, read_token, write_token)
-    refuse_exposure("logs service", host, protected=access.protected, insecure=sec.insecure)
+    refuse_exposure("logs service", host, protected=access.protected, insecure=sec.insecure,
+                    tokens=(token, read_token, write_token))
     tls, limits = sec.tls(), sec.limits()
     retention_ms = _duration_ms(retention, "--retention") if retention else None
     max_disk_bytes = parse_size(max_disk) if max_disk else None
@@ -514,7 +518,8 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
     Every port is checked first: when one is taken (another mesh running?) it
     says which and exits; --port-offset moves them all.
     """
-    refuse_exposure("mesh", host, protected=bool(sec.resolved_token()), insecure=sec.insecure)
+    token = sec.resolved_token()
+    refuse_exposure("mesh", host, protected=bool(token), insecure=sec.insecure, tokens=(token,))
     sec.tls()  # a bad combination fails here, not in six children
     port = {name: p + port_offset for name, p in UP_PORTS.items()}
     if not all(0 < p < 65536 for p in port.values()):

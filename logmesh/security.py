@@ -77,9 +77,20 @@ def is_loopback(host: str | None) -> bool:
         return False  # a name may resolve anywhere: treat it as exposed
 
 
-def check_exposure(what: str, host: str | None, *, protected: bool, insecure: bool) -> None:
-    """Refuse to listen beyond loopback without a token, unless ``--insecure``."""
-    if protected or insecure or is_loopback(host):
+def check_exposure(what: str, host: str | None, *, protected: bool, insecure: bool,
+                   tokens: Iterable[str | None] = ()) -> None:
+    """Refuse to listen beyond loopback without a token, or with a token shorter than
+    ``SHORT_TOKEN`` (one guessed in a few tries protects nothing), unless ``--insecure``."""
+    if insecure or is_loopback(host):
+        return
+    short = [t for t in tokens if t and len(t) < SHORT_TOKEN]
+    if short:
+        raise InsecureConfig(
+            f"refusing to start the {what} on {host or 'every interface'} with a "
+            f"{len(short[0])}-character token: anyone who can reach it could guess it. Use a "
+            f"token of at least {SHORT_TOKEN} characters ({TOKEN_HELP}), bind 127.0.0.1, or "
+            "pass --insecure to accept the risk.")
+    if protected:
         return
     raise InsecureConfig(
         f"refusing to start the {what} on {host or 'every interface'} without a token: anyone who "

@@ -63,7 +63,8 @@ def _peer(handler: Any) -> str:
 
 
 def _describe(exc: HttpProcessingError) -> str:
-    return f"{type(exc).__name__}: {exc.message}"[:200]
+    """One line: aiohttp's messages point at the bad byte over several lines."""
+    return f"{type(exc).__name__}: {' '.join(str(exc.message).split())}"[:200]
 
 
 class GuardedSite(web.TCPSite):
@@ -157,10 +158,18 @@ def json_error(message: str, status: int = 400, **extra: Any) -> web.Response:
 
 def error_middleware(logger: logging.Logger) -> Any:
     """Errors as JSON; unexpected exceptions become a 500 that says nothing of the internals
-    (the traceback goes to ``logger`` under an id the client is given)."""
+    (the traceback goes to ``logger`` under an id the client is given). A declared body
+    over the app's ``client_max_size`` is answered 413 at once: waiting for a body that
+    will be refused anyway held the connection until the body timeout."""
 
     @web.middleware
     async def errors(request: web.Request, handler: Callable) -> web.StreamResponse:
+        declared = request.content_length
+        if declared is not None and declared > request.client_max_size:
+            resp = json_error(f"the body is {declared} bytes; at most {request.client_max_size} "
+                              "are accepted (--max-body-size)", 413)
+            resp.force_close()
+            return resp
         try:
             resp = await handler(request)
         except web.HTTPException as exc:

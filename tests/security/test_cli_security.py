@@ -90,3 +90,40 @@ def test_a_mesh_of_processes_with_a_token(tmp_path) -> None:
         assert "members" not in dist.log_text().split("node registered")[-1]
     finally:
         procs.close()
+
+
+SHORT = "x"  # a one-character token: guessed at once by anyone who can reach the port
+
+
+@pytest.mark.parametrize("argv", [
+    ["distributor"], ["gateway"], ["service", "goods"], ["up"],
+    ["logs", "--standalone"],
+    ["logs", "--standalone", "--read-token", TOKEN, "--write-token", SHORT],
+], ids=["distributor", "gateway", "service", "up", "logs", "logs-write-token"])
+def test_a_short_token_is_refused_on_an_exposed_bind(tmp_path, monkeypatch, argv) -> None:
+    started = []  # nothing may start (and if the check is missing, nothing blocks the test)
+    monkeypatch.setattr(cli_module, "serve", lambda make: started.append(make))
+
+    class NoSupervisor:
+        def __init__(self, specs) -> None:
+            started.append(specs)
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(cli_module, "Supervisor", NoSupervisor)
+    token = [] if "--write-token" in argv else ["--token", SHORT]
+    extra = {"distributor": ["--port", "0"], "gateway": ["--port", "0"], "up": [],
+             "service": ["--port", "0", "--data-dir", str(tmp_path)],
+             "logs": ["--port", "0", "--http-port", "0", "--data-dir", str(tmp_path)]}[argv[0]]
+    result = CliRunner().invoke(cli, [*argv, "--host", "0.0.0.0", *token, *extra])
+    assert result.exit_code == 2 and not started, result.output
+    assert "at least 16 characters" in result.output and "secrets.token_urlsafe" in result.output
+
+
+def test_a_short_token_is_only_a_warning_on_loopback_or_with_insecure() -> None:
+    from logmesh.security import check_exposure
+
+    check_exposure("x", "127.0.0.1", protected=True, insecure=False, tokens=[SHORT])
+    check_exposure("x", "0.0.0.0", protected=True, insecure=True, tokens=[SHORT])
+    check_exposure("x", "0.0.0.0", protected=True, insecure=False, tokens=[TOKEN, None])
