@@ -93,13 +93,15 @@ class Totals:
         self.duplicated += duplicated
 
 
-def one_run(seed: int, steps: int, deadline: float, totals: Totals, tmpfs: bool) -> None:
+def one_run(seed: int, steps: int, deadline: float, totals: Totals, tmpfs: bool,
+            keep: bool = False) -> None:
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="logmesh-torture-"))
     print(f"run {totals.runs + 1}: --run-seed {seed}", flush=True)
     m: DurabilityMachine | None = None
     last: Report | None = None
     lost = duplicated = 0
+    seen: set[str] = set()  # problems already counted in this run (a damaged file stays damaged)
 
     def found(report: Report) -> None:
         nonlocal lost, duplicated
@@ -108,7 +110,9 @@ def one_run(seed: int, steps: int, deadline: float, totals: Totals, tmpfs: bool)
         if not report.ok:
             print(f"  !! {report.describe()}\n  !! steps so far (run seed {seed}):\n"
                   + "\n".join(f"       {i + 1}. {s}" for i, s in enumerate(m.steps)), flush=True)
-            totals.problems += [f"run seed {seed}: {p}" for p in report.problems]
+            new = [p for p in report.problems if p.split("] ", 1)[-1] not in seen]
+            seen.update(p.split("] ", 1)[-1] for p in report.problems)
+            totals.problems += [f"run seed {seed}: {p}" for p in new]
             totals.problems += [f"run seed {seed}: lost {x}" for x in report.lost[:3]]
             totals.problems += [f"run seed {seed}: duplicated {x}" for x in report.duplicated[:3]]
 
@@ -119,6 +123,9 @@ def one_run(seed: int, steps: int, deadline: float, totals: Totals, tmpfs: bool)
                 break
             random_step(m, rng)
             totals.steps += 1
+            for note in m.notes:
+                print(f"  note: {note}", flush=True)
+            m.notes.clear()
             last = m.check()
             found(last)
     except ServiceDown as exc:
@@ -135,7 +142,10 @@ def one_run(seed: int, steps: int, deadline: float, totals: Totals, tmpfs: bool)
             if m.problems:  # found by the last step, not checked any more
                 totals.problems += [f"run seed {seed}: {p}" for p in m.problems]
             m.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if keep:
+            print(f"  run {totals.runs + 1} kept its data and logs in {workdir}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     totals.add_run(last, lost, duplicated)
     if last is not None:
         print(f"  run {totals.runs}: {last.summary()}", flush=True)
@@ -148,6 +158,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=40, help="steps per data directory (default 40)")
     ap.add_argument("--run-seed", type=int, default=None, help="replay one run (printed as it ran)")
     ap.add_argument("--no-tmpfs", action="store_true", help="no tmpfs data dir, no disk-full steps")
+    ap.add_argument("--keep", action="store_true", help="keep each run's directory (service logs)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"torture: --seed {seed}, {args.seconds:.0f} s, {args.steps} steps per run", flush=True)
@@ -156,10 +167,10 @@ def main() -> int:
     t0 = time.monotonic()
     deadline = t0 + args.seconds
     if args.run_seed is not None:
-        one_run(args.run_seed, args.steps, deadline, totals, not args.no_tmpfs)
+        one_run(args.run_seed, args.steps, deadline, totals, not args.no_tmpfs, args.keep)
     else:
         while time.monotonic() < deadline:
-            one_run(top.randrange(2**32), args.steps, deadline, totals, not args.no_tmpfs)
+            one_run(top.randrange(2**32), args.steps, deadline, totals, not args.no_tmpfs, args.keep)
     for p in totals.problems:
         print(f"problem: {p[:500]}")
     print(f"torture: seed {seed}, {time.monotonic() - t0:.0f} s, {totals.runs} runs, {totals.steps} steps: "
