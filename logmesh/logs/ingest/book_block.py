@@ -40,7 +40,8 @@ class BookEnvelope(msgspec.Struct, forbid_unknown_fields=True):
     method: Any = None
     key: Any = None
     params: msgspec.Raw = msgspec.Raw(b"")
-    service: str | None = msgspec.field(default=None, name="service.name")  # logmesh's book mode
+    # Sent by logmesh shippers in book mode before issue 15 (now they send the book's packet only).
+    service: str | None = msgspec.field(default=None, name="service.name")
 
 
 _envelopes = msgspec.json.Decoder(BookEnvelope).decode_lines
