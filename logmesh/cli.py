@@ -156,8 +156,9 @@ class SecurityArgs:
 _TOKEN_OPTIONS = [
     click.option("--token", default=None, envvar="LOGMESH_TOKEN", show_envvar=True,
                  help="Shared secret of the mesh: required of every peer that connects (and sent "
-                      "to every server this process connects to). Prefer the environment "
-                      "variable or --token-file to the command line."),
+                      "to every server this process connects to); at least 16 characters on a "
+                      "non-loopback --host. Prefer the environment variable or --token-file to "
+                      "the command line."),
     click.option("--token-file", type=_PEM, default=None, envvar="LOGMESH_TOKEN_FILE",
                  help="Read the token from this file."),
     click.option("--insecure", is_flag=True, envvar="LOGMESH_INSECURE",
@@ -175,7 +176,9 @@ _TLS_OPTIONS = [
 ]
 _LIMIT_OPTIONS = [
     click.option("--max-connections", default=security.DEFAULT_MAX_CONNECTIONS,
-                 help="Connections per listening port; more are closed at once."),
+                 help="Connections per listening port. When full, a new connection closes the "
+                      "oldest one that has sent no complete packet (HTTP: is not inside a "
+                      "request); with none such, the new one is closed at once."),
     click.option("--max-connection-buffer", default="8MiB",
                  help="Unsent bytes held for one peer that does not read; past it, it is cut off."),
     click.option("--max-buffered", default="64MiB",
@@ -183,7 +186,8 @@ _LIMIT_OPTIONS = [
                       "connection growing past it is cut off."),
     click.option("--header-timeout", default=security.DEFAULT_HEADER_TIMEOUT,
                  help="Seconds to finish a started packet, an HTTP request head or (with a token) "
-                      "the hello; slower peers are cut off."),
+                      "the hello; slower peers are cut off. While a port is more than half full, "
+                      "connections silent for a third of it are closed."),
     click.option("--idle-timeout", default=security.DEFAULT_IDLE_TIMEOUT,
                  help="Close TCP connections silent this long (0: never; mesh links are idle by "
                       "design)."),
