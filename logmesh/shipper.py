@@ -57,6 +57,7 @@ DEFAULT_ACK_TIMEOUT = 30.0  # seconds a batch waits for its answer before it is 
 DEFAULT_MAX_INFLIGHT = 8  # unacknowledged batches per connection
 DEFAULT_PROBE_TIMEOUT = 2.0  # seconds a new connection waits for its probe's answer (auto mode)
 DEFAULT_LINGER = 0.01  # seconds a batch waits to fill: one write per 10 ms, not one per request
+STORE_RETRY_SECONDS = 2.0  # pause after the logs service answered 503/507 (its disk is full)
 WARN_EVERY = 10.0  # seconds between "dropping" warnings
 MODES = ("auto", "ack", "book")
 
@@ -111,6 +112,7 @@ class Shipper:
         self._task: asyncio.Task | None = None
         self._last_warn = 0.0
         self._warn_rejected = RateLimitedLog(log)
+        self._hold_until = 0.0  # no batches before this (monotonic): the logs service said 507
         self.stats = {"shipped": 0, "sent": 0, "acked": 0, "dropped": 0, "resent": 0,
                       "printed": 0, "spooled": 0, "rejected": 0}
 
@@ -269,6 +271,10 @@ class Shipper:
             return
         if self.speaks is None:
             return  # auto: the probe of this connection is not answered yet; events wait
+        wait = self._hold_until - time.monotonic()
+        if wait > 0:  # the logs service cannot store now (its disk is full): hold, then retry
+            asyncio.get_running_loop().call_later(wait, self._wake_up)
+            return
         if self.speaks == "book":
             self._send_book(client)
             return
@@ -339,6 +345,10 @@ class Shipper:
         self.stats["rejected"] += count
         self._warn_rejected.warning("%s: %d log event(s) rejected, not stored (%d so far): %s",
                                     self.service, count, self.stats["rejected"], why)
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     def _ack_overdue(self, key: int) -> None:
         """No answer in ``ack_timeout``: drop the connection, so every batch in flight is resent
@@ -462,6 +472,18 @@ class Shipper:
             halves = self._send(self.client, batch[:half]) + self._send(self.client, batch[half:])
         elif code == 413:
             self._reject(1, f"event {batch[0][0]}: {packet.get('errormessage')}")
+        elif code in (503, 507):
+            # Not stored, and said so at once: keep the batch in flight and drop the connection,
+            # so it is resent with everything else in flight (the store drops what it has by
+            # event.id), after a pause; meanwhile events wait in memory, then in the spool.
+            self.inflight[key] = batch
+            self._hold_until = time.monotonic() + STORE_RETRY_SECONDS
+            self._warn_rejected.warning("%s: the logs service cannot store now (%s); retrying in %gs",
+                                        self.service, packet.get("errormessage"), STORE_RETRY_SECONDS)
+            conn = self.client.conn if self.client is not None else None
+            if conn is not None and conn.transport is not None:
+                conn.transport.abort()
+            return
         else:
             log.error("%s: logs service refused a batch: %s", self.service, packet.get("errormessage"))
             self.stats["dropped"] += len(batch)

@@ -223,8 +223,8 @@ class LogsServer(Serving):
         if not lines:
             return json_error(errors[0]["error"] if errors else "empty body: send NDJSON or a JSON array",
                               400, accepted=0, rejected=len(errors), errors=errors[:20])
-        if self.writer.refusing:
-            return self._store_unavailable(self.writer.failure or "")
+        if self.writer.failure is not None:
+            return self._store_unavailable(self.writer.failure)
         last = self.writer.append_events(lines)
         try:  # answered once stored: a 200 means it is on disk
             await self.writer.durable(last, first=lines[0].seq)

@@ -298,6 +298,9 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             if env.ack and replaced:  # told, by a 400, rather than stored with its text changed
                 self._bad("bad_utf8", "an acked batch whose envelope is not UTF-8")
                 self._refuse_frame(raw[:FrameSplitter.HEAD_BYTES], 400, "bad batch (bad_utf8)")
+            elif first == b"{" and env.ack and self.ctx.writer.failure is not None:
+                # Told at once, nothing stored: the shipper keeps the batch and sends it again.
+                self._reply(env.key, 507, f"not stored, retry later: {self.ctx.writer.failure}")
             elif first == b"{" and env.ack:
                 answer = self._batch(env, received, events)
                 if answer is not None:

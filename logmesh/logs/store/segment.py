@@ -180,6 +180,7 @@ def quarantined(data_dir: Path) -> tuple[int, int]:
 
 RETRY_SECONDS = 1.0  # a failed write or fsync is retried this often
 CLOSE_TIMEOUT_SECONDS = 10.0  # close() gives a failing disk this long
+ROOM_BYTES = 1024 * 1024  # free space at which a store that failed for want of it tries again
 
 
 class StoreUnavailable(Exception):
@@ -450,6 +451,9 @@ class SegmentWriter:
             if not self._buf and not self._waiters:
                 if self._closing:
                     return
+                if self.failure is not None and self._room_again():
+                    log.info("store: the disk has room again; writing resumes")
+                    self.failure = None
                 continue
             try:
                 await self._flush_once(loop)
@@ -462,15 +466,19 @@ class SegmentWriter:
             if self._closing and not self._buf:
                 return
 
-    @property
-    def refusing(self) -> bool:
-        """Should a writer that can wait be turned away now? (The disk failed a moment ago.)
+    def _room_again(self) -> bool:
+        """With nothing buffered, only this finds out that a full disk has room again.
 
-        Only for RETRY_SECONDS after a failure: then one request is let
-        through to try the disk again, since with nothing buffered nothing
-        else would find out that space came back.
+        Ingest turns writers away while ``failure`` is set (HTTP 507, a 507
+        reply to a batch), so no write would come to try the disk.
         """
-        return self.failure is not None and time.monotonic() - self._failed_at < RETRY_SECONDS
+        if time.monotonic() - self._failed_at < RETRY_SECONDS:
+            return False
+        try:
+            st = os.statvfs(self.dir)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize >= ROOM_BYTES
 
     def _fail(self, reason: str) -> None:
         if self.failure is None:
