@@ -407,16 +407,23 @@ class ConnectionGuard:
         return guarded
 
     def _make_room(self) -> bool:
-        """Close the oldest connection that has not identified itself; False if there is none."""
-        for conn in list(self.silent):
+        """Close the oldest connection that has not identified itself; False if there is none
+        (protocols whose ``connection_made`` has not run yet cannot be closed)."""
+        victim, spoke = None, []
+        for conn in self.silent:
             if self._identified(conn):
-                del self.silent[conn]
+                spoke.append(conn)
             elif conn.transport is not None and not conn.transport.is_closing():
-                self._drop(conn, "evicted", "sent nothing usable in %.1fs and the port is full "
-                           "(--max-connections %d): making room for a new connection",
-                           time.monotonic() - conn.opened_at, self.limits.max_connections)
-                return True
-        return False  # (protocols whose connection_made has not run yet cannot be closed)
+                victim = conn
+                break
+        for conn in spoke:
+            del self.silent[conn]
+        if victim is None:
+            return False
+        self._drop(victim, "evicted", "sent nothing usable in %.1fs and the port is full "
+                   "(--max-connections %d): making room for a new connection",
+                   time.monotonic() - victim.opened_at, self.limits.max_connections)
+        return True
 
     # -- what connections report ------------------------------------------------------
     def opened(self, conn: Guarded) -> None:
