@@ -227,7 +227,7 @@ class LogsServer(Serving):
             return self._store_unavailable(self.writer.failure)
         last = self.writer.append_events(lines)
         try:  # answered once stored: a 200 means it is on disk
-            await self.writer.durable(last, first=lines[0].seq)
+            await self.writer.durable(last, on_failure="withdraw", first=lines[0].seq)
         except StoreUnavailable as exc:
             return self._store_unavailable(str(exc))
         self.ingest.stats["events"] += len(lines)

@@ -264,7 +264,11 @@ async def test_resend_is_not_acked_before_the_first_copy_is_durable(start_logs, 
     await second.close()
 
 
-async def test_disk_full_keeps_events_unacked_until_the_write_succeeds(start_logs, monkeypatch):
+async def test_disk_full_answers_507_at_once_and_a_resend_is_acked_once_written(start_logs,
+                                                                                monkeypatch):
+    """Nothing is acknowledged while the disk fails, but the batch is answered (507) at once
+    instead of held; the events stay buffered, are written when space is back, and the
+    shipper's resend is acknowledged without a second copy (issue 14)."""
     srv = await start_logs()
     real_write = os.write
     failing = threading.Event()
@@ -278,15 +282,19 @@ async def test_disk_full_keeps_events_unacked_until_the_write_succeeds(start_log
     monkeypatch.setattr(os, "write", write)
     client = await RawClient.connect(srv.config.port)
     await client.send(encode(batch_packet(1, "goods-full", range(1, 21))))
-    await wait_until(lambda: srv.writer.stats.get("write_errors", 0) >= 1, what="a failed write")
-    assert await client.read_for(0.5) == b"", "nothing is acknowledged while the disk fails"
+    [reply] = await client.replies(1, timeout=5)
+    assert reply["key"] == 1 and reply["errorcode"] == 507, reply
     assert stored(srv.config.data_dir) == []
     samples = await metrics(srv.config.http_port)
     assert samples[("logmesh_store_write_errors_total", frozenset({("worker", "0")}))] >= 1
+    assert samples[("logmesh_store_writable", frozenset({("worker", "0")}))] == 0
 
-    failing.clear()  # space is back: the held events are written by the retry, then acked
-    [reply] = await client.replies(1, timeout=5)
-    assert reply == {"key": 1, "errorcode": 0, "acked": 20}
+    failing.clear()  # space is back: the held events are written by the retry
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 20, what="the held events written")
+    await wait_until(lambda: srv.writer.failure is None, what="the store writing again")
+    await client.send(encode(batch_packet(2, "goods-full", range(1, 21))))  # the resend
+    reply = (await client.replies(2, timeout=5))[-1]
+    assert reply == {"key": 2, "errorcode": 0, "acked": 20}
     assert [e["event.id"] for e in stored(srv.config.data_dir)] == [f"goods-full:{n}" for n in range(1, 21)]
     await client.close()
 

@@ -550,7 +550,7 @@ async def test_a_waiter_that_asks_gets_its_unwritten_block_back_while_the_disk_i
     evs = events(1, 3)
     last = w.append_events(evs)
     with pytest.raises(segment.StoreUnavailable, match="No space"):
-        await asyncio.wait_for(w.durable(last, first=evs[0].seq), 5)
+        await asyncio.wait_for(w.durable(last, on_failure="withdraw", first=evs[0].seq), 5)
     disk.full.clear()
     await append(w, 4, 1)
     assert numbers(tmp_path) == [4], "the withdrawn events are not written later"

@@ -46,7 +46,7 @@ from ...security import (
     auth_failed_packet,
     packet_token,
 )
-from ..store.segment import SegmentWriter
+from ..store.segment import SegmentWriter, StoreUnavailable
 from .book_block import BookBlock, block_head, encode_block, parse_block
 from .common import (
     Batch,
@@ -447,7 +447,11 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
 
     async def _ack(self, key: Any, count: int, seq: int, rejected: list) -> None:
         if seq >= 0:
-            await self.ctx.writer.durable(seq)
+            try:
+                await self.ctx.writer.durable(seq, on_failure="raise")
+            except StoreUnavailable as exc:  # said at once; the events are written when it can,
+                self._reply(key, 507, f"not stored yet, resend: {exc}")  # the resend dropped
+                return
         if self.transport is not None and not self.transport.is_closing():
             reply = {"key": key, "errorcode": 0, "acked": count}
             if rejected:

@@ -260,7 +260,8 @@ class SegmentWriter:
         self._pending_blocks: list[tuple[int, int, int, int, int, int, int]] = []
         self.written_seq = -1  # last seq handed to the kernel
         self.durable_seq = -1  # last seq known fsynced (or written, with fsync off)
-        self._waiters: list[tuple[int, asyncio.Future[None], int | None]] = []
+        # (seq, future, first seq of a block to withdraw, answer on failure): see durable()
+        self._waiters: list[tuple[int, asyncio.Future[None], int | None, bool]] = []
         self.failure: str | None = None  # why the store cannot write now (None: it can)
         self._failed_at = 0.0
         self._flush_task: asyncio.Task | None = None
@@ -409,22 +410,29 @@ class SegmentWriter:
         self._kick()
         return last
 
-    async def durable(self, seq: int, *, first: int | None = None) -> None:
+    async def durable(self, seq: int, *, on_failure: str = "wait", first: int | None = None) -> None:
         """Return once ``seq`` is on disk per the fsync mode.
 
-        ``first``: the caller appended ``first``..``seq`` as one block and would
-        rather have it back than wait on a failing disk: while the store
-        cannot write, such a block still unwritten is withdrawn and
-        :class:`StoreUnavailable` raised, so the caller can answer an error
-        its client may retry without storing the events twice.
+        While the store cannot write (a full disk), ``on_failure`` says what
+        the caller would rather have than an indefinite wait:
+
+        * ``"wait"``: wait until it is written;
+        * ``"raise"``: :class:`StoreUnavailable` now; the events stay buffered
+          and are written later (a shipper resends, and the store drops the
+          copy by ``event.id``);
+        * ``"withdraw"``: the caller appended ``first``..``seq`` as one block; if
+          it is still unwritten it is taken back and :class:`StoreUnavailable`
+          raised, so a client without event ids (HTTP) may retry it without
+          storing it twice.
         """
         if seq <= self.durable_seq:
             return
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((seq, fut, first))
+        self._waiters.append((seq, fut, first if on_failure == "withdraw" else None,
+                              on_failure != "wait"))
         self._kick(now=True)
         if self.failure is not None:
-            self._withdraw_waiting()
+            self._answer_failed_waiters()
         await fut
 
     # -- flushing ------------------------------------------------------------
@@ -485,7 +493,7 @@ class SegmentWriter:
             self.stats["failures"] += 1
         self.failure = reason
         self._failed_at = time.monotonic()
-        self._withdraw_waiting()
+        self._answer_failed_waiters()
 
     async def _flush_once(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._buf:
@@ -536,29 +544,34 @@ class SegmentWriter:
     def _mark_durable(self, seq: int) -> None:
         self.durable_seq = max(self.durable_seq, seq)
         keep = []
-        for s, fut, first in self._waiters:
-            if s <= self.durable_seq:
+        for waiter in self._waiters:
+            fut = waiter[1]
+            if waiter[0] <= self.durable_seq:
                 if not fut.done():
                     fut.set_result(None)
             elif not fut.done():
-                keep.append((s, fut, first))
+                keep.append(waiter)
         self._waiters = keep
 
-    def _withdraw_waiting(self) -> None:
-        """Take back the unwritten blocks whose waiters asked for it (see :meth:`durable`)."""
-        for s, fut, first in self._waiters:
-            if first is None or fut.done():
+    def _answer_failed_waiters(self) -> None:
+        """Answer the waiters that asked not to wait on a failing disk (see :meth:`durable`)."""
+        reason = self.failure or "store unavailable"
+        for s, fut, first, impatient in self._waiters:
+            if not impatient or fut.done():
                 continue
             offset = 0
-            for i, block in enumerate(self._pending_blocks):
+            for i, block in enumerate(self._pending_blocks if first is not None else ()):
                 if block[1] == first and block[2] == s:
                     del self._buf[offset:offset + block[0]]
                     del self._pending_blocks[i]
                     self.stats["events"] -= block[3]
                     self.stats["withdrawn_events"] += block[3]
-                    fut.set_exception(StoreUnavailable(self.failure or "store unavailable"))
+                    fut.set_exception(StoreUnavailable(reason))
                     break
                 offset += block[0]
+            else:
+                if first is None:
+                    fut.set_exception(StoreUnavailable(reason))
 
     def _write_group(self, data: bytes, pending: list[tuple[int, int, int, int, int, int, int]]) -> None:
         """Write one group of blocks, rotating first when the clock's hour (day) or size says so.
@@ -675,7 +688,7 @@ class SegmentWriter:
         except OSError as exc:  # the next start recovers the segment from its lines
             log.error("store: cannot seal %s on close (%s)", self.path, exc)
         self._mark_durable(self.written_seq)
-        for _, fut, _ in self._waiters:
+        for _, fut, _, _ in self._waiters:
             if not fut.done():
                 fut.set_exception(StoreUnavailable("the store closed before writing this"))
         self._waiters = []
