@@ -270,6 +270,9 @@ class DurabilityMachine:
         if reply.get("key") != self.key:
             self.problem(f"TCP reply for another key: {reply}")
             return
+        if reply.get("errorcode") in (503, 507):
+            return  # not durable yet: buffered events are written when the disk has room, or not
+            # (a shipper resends, and the store drops the copy): all stay "maybe"
         if reply.get("errorcode") != 0:
             self.settle(markers, "refused")  # the whole batch refused: the shipper may resend it
             return
