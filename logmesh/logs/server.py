@@ -266,9 +266,15 @@ class LogsServer(Serving):
         ex.add_many("logmesh_connection_limits_total", "counter",
                     "Connections refused or closed by a limit, by reason.",
                     (({**w, "reason": r}, n) for r, n in self.guard.stats.items()))
+        site = self.site.stats if self.site is not None else {}
         ex.add("logmesh_http_refused_connections_total", "counter",
-               "HTTP connections closed past --max-connections.",
-               self.site.refused if self.site is not None else 0, w)
+               "HTTP connections closed past --max-connections.", site.get("refused_connections", 0), w)
+        ex.add("logmesh_http_evicted_connections_total", "counter",
+               "HTTP connections closed to make room (never sent a request, or idle keep-alive).",
+               site.get("evicted", 0), w)
+        ex.add("logmesh_http_bad_requests_total", "counter",
+               "HTTP requests aiohttp could not parse (answered 400, logged rate-limited).",
+               site.get("bad_requests", 0), w)
         ex.add("logmesh_stored_events_total", "counter", "Events written by this worker.", ws["events"], w)
         ex.add("logmesh_stored_bytes_total", "counter", "Bytes written by this worker.", ws["bytes"], w)
         ex.add("logmesh_fsyncs_total", "counter", "fsync calls (one per group).", ws["fsyncs"], w)
