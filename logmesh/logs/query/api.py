@@ -447,8 +447,15 @@ class QueryAPI:
 
         try:
             if heavy:  # its thread is niced: new lines are loaded here, at the normal priority
-                # (a normal thread is idle: the slots give heavy queries all threads but one)
-                await loop.run_in_executor(self.pool, engine.refresh, 0.05)
+                # (a normal thread is idle: the slots give heavy queries all threads but one),
+                # waited for until the deadline at most (then the job answers 503 at once)
+                pre = loop.run_in_executor(self.pool, engine.refresh, 0.05)
+                pre.add_done_callback(lambda f: f.cancelled() or f.exception())
+                try:
+                    await asyncio.wait_for(asyncio.shield(pre), None if deadline is None
+                                           else max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    pass
             cf = (self.heavy_pool if heavy else self.pool).submit(job)
         except BaseException as exc:  # no job started: the slot goes back now
             self.slots.release(client, heavy)

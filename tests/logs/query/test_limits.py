@@ -209,10 +209,10 @@ async def test_a_normal_query_answers_within_a_second_while_8_heavy_ones_run(sta
                 await s.close()
         for status, took, body, headers in answers:
             assert status in (200, 503), body
-            assert took < timeout + 1.5, f"a heavy query answered after {took:.1f}s (timeout {timeout}s)"
+            assert took < timeout + 2.0, f"a heavy query answered after {took:.1f}s (timeout {timeout}s)"
             if status == 503:
                 assert headers.get("Retry-After") and body["error"], body
-        assert any(a[0] == 503 for a in answers) and took_all < timeout + 2
+        assert any(a[0] == 503 for a in answers) and took_all < timeout + 2.5
         slots = server.query.api.slots
         assert slots.free == api_mod.QUERY_THREADS and not slots.running and not slots.queue
         status, took, _, _ = await timed_get(normal, base, "/api/v1/search", q="service.name:goods")
