@@ -57,6 +57,8 @@ DEFAULT_ACK_TIMEOUT = 30.0  # seconds a batch waits for its answer before it is 
 DEFAULT_MAX_INFLIGHT = 8  # unacknowledged batches per connection
 DEFAULT_PROBE_TIMEOUT = 2.0  # seconds a new connection waits for its probe's answer (auto mode)
 DEFAULT_LINGER = 0.01  # seconds a batch waits to fill: one write per 10 ms, not one per request
+BOOK_BUFFER_BYTES = 4 * 1024 * 1024  # book packets written but not yet taken by the socket
+BOOK_RETRY_SECONDS = 0.05  # then the pump looks again this much later
 STORE_RETRY_SECONDS = 2.0  # pause after the logs service answered 503/507 (its disk is full)
 WARN_EVERY = 10.0  # seconds between "dropping" warnings
 MODES = ("auto", "ack", "book")
@@ -417,17 +419,26 @@ class Shipper:
     # -- book packets ------------------------------------------------------------------
     def _send_book(self, client: ReconnectingClient) -> None:
         """The queue, and first what waits in the spool, as the chapter's packets: nothing is
-        answered, so the spool forgets what is written at once."""
+        answered, so the spool forgets what is written at once. Nothing is answered either
+        to slow us down: past ``BOOK_BUFFER_BYTES`` unsent, events wait (then spill to the
+        spool) and the pump looks again shortly."""
+        transport = client.conn.transport if client.conn is not None else None
+
+        def full() -> bool:
+            return transport is not None and transport.get_write_buffer_size() > BOOK_BUFFER_BYTES
+
         spool = self.spool
         if spool is not None and spool.has_pending:
             self._spill()  # keep order: older spooled events go first
-            while spool.has_pending:
+            while spool.has_pending and not full():
                 records, pos = spool.take(self.batch_events)
                 self._write_book(client, [r[3] for r in records])
                 spool.commit(pos)
-        texts = [_text(e[2]) for e in self.queue]
-        self.queue.clear()
-        self._write_book(client, texts)
+        while self.queue and not full() and not (spool is not None and spool.has_pending):
+            batch = [self.queue.popleft() for _ in range(min(self.batch_events, len(self.queue)))]
+            self._write_book(client, [_text(e[2]) for e in batch])
+        if full() and self._wake is not None:
+            asyncio.get_running_loop().call_later(BOOK_RETRY_SECONDS, self._wake.set)
 
     def _write_book(self, client: ReconnectingClient, texts: list[str]) -> None:
         parts = []

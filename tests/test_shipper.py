@@ -305,3 +305,26 @@ async def test_ack_mode_never_falls_back() -> None:
     assert [p.get("ack") for p in node.packets[0]] == [True] and shipper.inflight
     await shipper.close()
     node.close()
+
+
+async def test_book_packets_wait_for_a_node_that_does_not_read(tmp_path: Path) -> None:
+    """Nothing is answered, so the socket's buffer is the only backpressure: past it, events
+    wait in the queue, then in the spool, instead of piling up in memory unbounded."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # never reads
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    shipper = await shipping(Shipper("goods", mode="book", spool=Spool(tmp_path / "spool"),
+                                     max_queue=2000), server.sockets[0].getsockname()[1])
+    for _ in range(20):
+        for i in range(2000):
+            shipper.ship(request(i, 1000))
+        await asyncio.sleep(0.02)
+    await wait_until(lambda: not shipper.queue or shipper.stats["spooled"], 5, "backpressure")
+    transport = shipper.client.conn.transport
+    assert transport.get_write_buffer_size() < 8 * 1024 * 1024
+    assert shipper.stats["spooled"] > 0 and shipper.stats["dropped"] == 0
+    await shipper.close(timeout=0.1)
+    server.close()
