@@ -258,6 +258,7 @@ class LogsServer(Serving):
         ex.add_many("logmesh_rejected_events_total", "counter",
                     "Events of acked batches refused before the ack, by reason (named in the reply).",
                     (({**w, "reason": r}, n) for r, n in s["rejected"].items()))
+        self.ingest.add_metrics(ex, w)
         ex.add("logmesh_duplicate_events_total", "counter", "Resent events dropped by event.id.",
                s["duplicates"], w)
         ex.add("logmesh_discarded_events_total", "counter", "Events rejected at HTTP ingest.",
