@@ -21,13 +21,14 @@ import logging
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
 
 from ..lifecycle import Serving
 from ..security import Limits, TLSOptions, bearer_token, check_exposure, token_matches
-from ..security_http import GuardedSite, runner_kwargs
+from ..security_http import BODY_TIMEOUT, GuardedSite, runner_kwargs
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
 from .registry import RegistryLink
 
@@ -54,6 +55,27 @@ async def _internal_errors(request: web.Request, handler: Any) -> web.StreamResp
     except Exception:
         log.exception("gateway: %s %s failed", request.method, request.path)
         return _json({"errorcode": 500, "errormessage": "internal error"}, 500)
+
+
+class BodyError(ValueError):
+    """A request body the gateway will not forward; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _body_params(body: bytes, content_type: str) -> dict:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        text = body.decode("utf-8", "replace")
+        if content_type == "application/x-www-form-urlencoded" and "=" in text:
+            return dict(parse_qsl(text, keep_blank_values=True))
+        raise BodyError(400, f"body is neither JSON nor a form (name=value&...): {exc}") from None
+    if not isinstance(data, dict):
+        raise BodyError(400, "body must be a JSON object")
+    return data
 
 
 class Gateway(Serving):
@@ -156,7 +178,8 @@ class Gateway(Serving):
         try:
             params = await self._params(request)
         except ValueError as exc:
-            return _json({"errorcode": 400, "errormessage": str(exc)}, 400)
+            status = exc.status if isinstance(exc, BodyError) else 400
+            return _json({"errorcode": status, "errormessage": str(exc)}, status)
         trace_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         counter = self._rr.setdefault(f"{method}{path}", itertools.count())
         start = next(counter)
@@ -183,21 +206,25 @@ class Gateway(Serving):
         return _json({"errorcode": 502, "errormessage": f"no reachable service for {method} {path}"}, 502)
 
     async def _params(self, request: web.Request) -> dict:
+        """The query string and the body (JSON, or a form) as the request's ``params``.
+
+        A body is judged by what it holds, not only its content type: curl's
+        ``-d '{"name":"pen"}'`` says form-urlencoded, and a text that is
+        neither JSON nor a form is refused instead of becoming a field name.
+        """
         params: dict[str, Any] = dict(request.query)
         if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
-            body = await request.read()
-            if body:
-                ctype = request.content_type
-                if ctype == "application/x-www-form-urlencoded":
-                    params.update(await request.post())
-                else:
-                    try:
-                        data = orjson.loads(body)
-                    except orjson.JSONDecodeError as exc:
-                        raise ValueError(f"body is not JSON: {exc}") from None
-                    if not isinstance(data, dict):
-                        raise ValueError("body must be a JSON object")
-                    params.update(data)
+            declared = request.content_length
+            if declared is not None and declared > request.client_max_size:
+                raise BodyError(413, f"the body is {declared} bytes; at most "
+                                     f"{request.client_max_size} are accepted (--max-body-size)")
+            try:
+                async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold the request
+                    body = await request.read()
+            except TimeoutError:
+                raise BodyError(408, f"the body took more than {BODY_TIMEOUT:.0f}s to arrive") from None
+            if body.strip():
+                params.update(_body_params(body, request.content_type))
         return params
 
     # -- lifecycle ------------------------------------------------------------

@@ -221,3 +221,36 @@ async def test_request_in_flight_to_a_node_that_leaves_goes_to_another(mesh, htt
         assert resp.status == 200
         assert (await resp.json())["results"] == "b"
     assert loop.time() - started < 2.5  # not left waiting for the 5 s timeout
+
+
+async def test_curl_style_bodies_are_read_by_what_they_hold(mesh, http):
+    """curl -d sends form-urlencoded: a JSON text is read as JSON, a form as a form, and a
+    text that is neither is a 400 instead of a field name (issue 15 item 8)."""
+    await mesh.start_distributor()
+    await mesh.start_service("echo", {"POST/echo": lambda p, pk: p})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "POST/echo")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with http.post(url(gw, "/echo"), data=b'{"name":"pen","price":1}', headers=form) as resp:
+        params = (await resp.json())["results"]
+    assert params["name"] == "pen" and params["price"] == 1
+    async with http.post(url(gw, "/echo"), data=b"name=cup&price=3", headers=form) as resp:
+        params = (await resp.json())["results"]
+    assert params["name"] == "cup" and params["price"] == "3"
+    async with http.post(url(gw, "/echo"), data=b"not json at all", headers=form) as resp:
+        assert resp.status == 400 and "neither JSON nor a form" in (await resp.json())["errormessage"]
+
+
+async def test_a_declared_body_over_the_limit_is_a_413_at_once(mesh):
+    """Content-Length: 10**12 and no body held the request without an answer."""
+    await mesh.start_distributor()
+    await mesh.start_service("echo", {"POST/echo": lambda p, pk: p})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "POST/echo")
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 1000000000000\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readline(), 3)
+    assert b" 413 " in head
+    writer.close()
