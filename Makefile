@@ -1,6 +1,7 @@
 # make run: the whole mesh on this machine.  make test: the test suite.
 # make check: lint.  make bench: every benchmark -> docs/benchmarks.md (installs rsyslog, a peer).
-# All create .venv and install logmesh into it on first use.
+# All create .venv and install logmesh into it on first use: run only what the mesh needs,
+# the others also the test, lint and Elasticsearch extras (.venv/.dev).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,24 +11,28 @@ BIN := $(VENV)/bin
 $(BIN)/logmesh: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,elasticsearch]'
+	$(BIN)/pip install -q -e .
 	touch $(BIN)/logmesh
+
+$(VENV)/.dev: $(BIN)/logmesh
+	$(BIN)/pip install -q -e '.[dev,elasticsearch]'
+	touch $(VENV)/.dev
 
 run: $(BIN)/logmesh
 	$(BIN)/logmesh up
 
-test: $(BIN)/logmesh
+test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
-check: $(BIN)/logmesh
+check: $(VENV)/.dev
 	$(BIN)/ruff check logmesh tests bench
 
-bench: $(BIN)/logmesh
+bench: $(VENV)/.dev
 	@command -v rsyslogd >/dev/null || { apt-get update -qq && apt-get install -y -qq rsyslog >/dev/null; }
 	$(BIN)/python bench/run_all.py
 
 # make torture: 10 minutes of crashes, damage and a full disk against real processes, seeds printed.
-torture: $(BIN)/logmesh
+torture: $(VENV)/.dev
 	$(BIN)/python bench/torture.py --seconds 600
 
 clean:
