@@ -208,7 +208,10 @@ def bearer_middleware(access: Access, *, open_paths: Callable[[str], bool]) -> A
         if request.method == "OPTIONS" or open_paths(request.path):
             return await handler(request)
         token = bearer_token(request.headers.get("Authorization"))
-        reading = request.method in ("GET", "HEAD")
+        # A read is GET/HEAD, or a route that says it only reads (a search sent by POST
+        # because its query is longer than a request line).
+        reading = request.method in ("GET", "HEAD") or getattr(
+            request.match_info.route.handler, "reads_only", False)
         if (access.may_read if reading else access.may_write)(token):
             return await handler(request)
         side = "read" if reading else "write"

@@ -95,6 +95,18 @@ class QueryError(ValueError):
     """A request the engine cannot answer as asked (an HTTP 400); the message says why."""
 
 
+class _DamagedFile(Exception):
+    """A Parquet file of the store cannot be read: quarantined, and the query asked again."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
+MAX_DAMAGED_PER_QUERY = 3  # files set aside before a query gives up and says why
+_QUOTED_PARQUET = re.compile(r"""['"]([^'"]+\.parquet)['"]""")
+
+
 class QueryTimeout(Exception):
     """A query ran past its deadline and was interrupted (an HTTP 503)."""
 
@@ -353,7 +365,8 @@ class Engine:
         self._gen = 0
         self._snapshot = Snapshot((), (), 0)
         self._refreshed = 0.0
-        self.counters = {"queries": 0, "query_seconds": 0.0, "live_bytes_loaded": 0, "refreshes": 0}
+        self.counters = {"queries": 0, "query_seconds": 0.0, "live_bytes_loaded": 0, "refreshes": 0,
+                         "damaged_files": 0, "damaged_rows": 0}
 
     def close(self) -> None:
         try:
@@ -659,10 +672,50 @@ class Engine:
         self._local.deadline = deadline
         self._local.no_load = not load_new
         try:
+            for _ in range(MAX_DAMAGED_PER_QUERY):
+                try:
+                    return fn(*args, **kwargs)
+                except _DamagedFile as exc:  # set it aside, then ask again without it
+                    self._quarantine(exc.path)
             return fn(*args, **kwargs)
         finally:
             self._local.deadline = None
             self._local.no_load = False
+
+    def _damaged(self, exc: duckdb.Error) -> Path | None:
+        """The Parquet file of ours that ``exc`` says DuckDB could not read, if it really cannot."""
+        for name in _QUOTED_PARQUET.findall(str(exc)):
+            path = Path(name)
+            if path.parent != self.parquet_dir or not path.exists():
+                continue  # not ours, or removed by retention meanwhile: nothing damaged
+            try:
+                duckdb.connect().execute(f"SELECT count(*) FROM read_parquet({sql_str(str(path))})")
+            except duckdb.Error:
+                return path
+        return None
+
+    def _quarantine(self, path: Path) -> None:
+        """Move an unreadable Parquet file (and its block index) to ``quarantine/``, said and counted.
+
+        A bad disk or a stray write can damage a compacted file as well as a
+        segment; without this one file would fail every query of its time
+        range. Its events are lost to search (the bytes are kept for a human).
+        """
+        qdir = self.data_dir / layout.QUARANTINE_DIR
+        qdir.mkdir(exist_ok=True)
+        with self._lock:
+            pf = self._parquet.pop(path.name, None)
+            rows = pf.rows if pf is not None else 0
+            for p in (path, path.with_name(layout.blocks_name(path.name))):
+                try:
+                    os.replace(p, qdir / f"{p.name}@0{layout.QUARANTINE_SUFFIX}")
+                except FileNotFoundError:
+                    pass
+            self._refreshed = 0.0
+        self.counters["damaged_files"] += 1
+        self.counters["damaged_rows"] += rows
+        log.error("%s cannot be read (damaged); moved to %s/ with its %d event(s)", path.name,
+                  layout.QUARANTINE_DIR, rows)
 
     def _run(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple]]:
         t0 = time.perf_counter()
@@ -683,7 +736,10 @@ class Engine:
         except duckdb.InterruptException:
             raise QueryTimeout("the query ran out of time") from None
         except (duckdb.InvalidInputException, duckdb.ConversionException,
-                duckdb.OutOfRangeException) as exc:
+                duckdb.OutOfRangeException, duckdb.IOException) as exc:
+            damaged = self._damaged(exc)
+            if damaged is not None:
+                raise _DamagedFile(damaged) from None
             raise QueryError(f"the query cannot be run on these events: {exc}") from None
         finally:
             if timer is not None:

@@ -75,6 +75,10 @@ class QueryService:
         ex.add("logmesh_queries_total", "counter", "DuckDB queries run for the API.", q["queries"], labels)
         ex.add("logmesh_query_seconds_total", "counter", "Time spent in DuckDB queries.",
                q["query_seconds"], labels)
+        ex.add("logmesh_damaged_parquet_files_total", "counter",
+               "Parquet files a query found unreadable, moved to quarantine/.", q["damaged_files"], labels)
+        ex.add("logmesh_damaged_parquet_events_total", "counter",
+               "Events of those files (lost to search; the bytes are kept).", q["damaged_rows"], labels)
         ex.add("logmesh_live_bytes_loaded_total", "counter",
                "NDJSON bytes loaded into the live table (segments not compacted yet).",
                q["live_bytes_loaded"], labels)

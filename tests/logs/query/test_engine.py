@@ -290,3 +290,24 @@ async def test_live_segment_over_several_chunks_is_counted_once(tmp_path, monkey
         assert sum(s.rows for s in engine.snapshot.live) == len(on_disk)
     await writer.close()
     engine.close()
+
+
+async def test_a_damaged_parquet_file_is_quarantined_and_the_rest_stays_searchable(store):
+    """Torture found one damaged Parquet footer failing every search (issue 14)."""
+    import orjson
+
+    assert compact_all(store) == 2
+    pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))
+    rows = orjson.loads(pq[0].with_name(layout.blocks_name(pq[0].name)).read_bytes())["rows"]
+    data = bytearray(pq[0].read_bytes())
+    data[-40:] = b"\xff" * 40  # the footer
+    pq[0].write_bytes(bytes(data))
+    engine = Engine(store)
+    found, _ = engine.with_deadline(None, engine.search, None, LO, HI, limit=2000)
+    assert len(found) == 1500 - rows, "every other event is found"
+    assert engine.with_deadline(None, engine.count, None, LO, HI) == 1500 - rows
+    assert len(page_all(engine, "")) == 1500 - rows
+    assert engine.counters["damaged_files"] == 1 and engine.counters["damaged_rows"] == rows
+    assert (store / layout.QUARANTINE_DIR / f"{pq[0].name}@0.damaged").exists()
+    assert not pq[0].exists()
+    engine.close()

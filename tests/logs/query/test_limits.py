@@ -298,9 +298,6 @@ async def test_post_on_a_read_route_needs_a_read_token_never_a_write_token(start
             assert r.status == 200, await r.text()
 
 
-@pytest.mark.xfail(strict=True, reason="bearer_middleware (security_http.py) decides read or write by "
-                   "method: a POST needs a write token. Wanted there: reading = method in (GET, HEAD) or "
-                   "getattr(request.match_info.route.handler, 'reads_only', False)")
 async def test_post_on_a_read_route_takes_a_read_only_token(start_logs):
     server = await start_logs(read_token="r" * 24, write_token="w" * 24)
     async with aiohttp.ClientSession() as s:
