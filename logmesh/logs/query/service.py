@@ -93,3 +93,17 @@ class QueryService:
         ex.add("logmesh_tail_streams", "gauge", "Open /api/v1/tail streams.", self.api.tails, labels)
         ex.add("logmesh_api_bad_requests_total", "counter", "Query API requests answered 400.",
                self.api.counters["bad_requests"], labels)
+        slots = self.api.slots
+        ex.add("logmesh_query_timeouts_total", "counter",
+               "Queries answered 503 past --query-timeout (waiting included).",
+               self.api.counters["timeouts"], labels)
+        ex.add_many("logmesh_query_refused_total", "counter",
+                    "Queries refused with 429 or 503 before they ran, by reason.",
+                    (({**labels, "reason": r}, slots.counters[f"refused_{r}"])
+                     for r in ("client", "waiting")))
+        ex.add("logmesh_query_wait_seconds_total", "counter",
+               "Time queries waited for a query thread.", slots.counters["wait_seconds"], labels)
+        ex.add("logmesh_queries_running", "gauge", "Queries on a query thread now.",
+               slots.threads - slots.free, labels)
+        ex.add("logmesh_queries_waiting", "gauge", "Queries waiting for a query thread.",
+               len(slots.queue), labels)
