@@ -45,6 +45,7 @@ import orjson
 from aiohttp import web
 
 from ...security import bearer_token, token_matches
+from ..store.segment import quarantined
 from . import kql
 from .engine import Engine, QueryError, QueryTimeout, lower_priority
 from .openapi import OPENAPI
@@ -550,6 +551,11 @@ class QueryAPI:
     async def stats(self, request: web.Request) -> web.Response:
         result = await self.call(request, self.engine.stats)
         result["shippers"] = self.server.ledger.summary()
+        files, size = quarantined(self.engine.data_dir)
+        ws = self.server.writer.stats
+        result["quarantine"] = {"files": files, "bytes": size, "damaged_lines": ws["damaged_lines"],
+                                "damaged_parquet_files": self.engine.counters["damaged_files"],
+                                "damaged_parquet_events": self.engine.counters["damaged_rows"]}
         return json_response(result)
 
     async def openapi(self, request: web.Request) -> web.Response:

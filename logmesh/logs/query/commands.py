@@ -326,6 +326,11 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
     if "parquet_events" in r:
         rows.append(("compacted", f"{r['parquet_events']:,} in {r.get('parquet_files', 0)} Parquet file(s), "
                                   f"{r.get('live_events', 0):,} in {r.get('live_segments', 0)} live segment(s)"))
+    q = r.get("quarantine") or {}
+    if q.get("files"):
+        rows.append(("damaged", f"{human_bytes(q.get('bytes', 0))} in {q['files']} file(s) of quarantine/ "
+                                f"({q.get('damaged_lines', 0):,} line(s) recovered around, "
+                                f"{q.get('damaged_parquet_events', 0):,} event(s) in unreadable Parquet)"))
     for k, v in rows:
         click.echo(f"{bold(k.ljust(10))}  {v}", color=colour)
     services = r.get("services") or {}

@@ -245,7 +245,13 @@ OPENAPI: dict[str, Any] = {
             "events": _COUNT, "bytes": _COUNT, "segments": _COUNT,
             "from": {"type": "integer", "nullable": True}, "to": {"type": "integer", "nullable": True},
             "services": {"type": "object", "additionalProperties": _COUNT},
-            "shippers": {"type": "array", "items": {"type": "object"}}}},
+            "shippers": {"type": "array", "items": {"type": "object"}},
+            "quarantine": {"type": "object", "description": "Damaged bytes set aside "
+                           "(docs/durability.md): files and bytes in quarantine/, damaged lines "
+                           "recovery skipped, unreadable Parquet files and their events.",
+                           "properties": {k: _COUNT for k in (
+                               "files", "bytes", "damaged_lines", "damaged_parquet_files",
+                               "damaged_parquet_events")}}}},
         "IngestResult": {"type": "object", "required": ["accepted", "rejected", "errors"], "properties": {
             "accepted": _COUNT, "rejected": _COUNT,
             "errors": {"type": "array", "items": {"type": "object"}}}},

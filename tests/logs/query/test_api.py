@@ -249,3 +249,22 @@ async def test_book_packets_are_searched_by_the_fields_of_the_request_they_logge
     assert Compactor(data_dir, grace=0).run_once() == 1
     assert list((data_dir / "parquet").glob("*.parquet"))
     await check(await start_logs())  # the Parquet file
+
+
+async def test_stats_say_what_recovery_set_aside(start_logs, tmp_path):
+    """Damaged lines are counted in /metrics and in stats (issue 14), not only in a log line."""
+    from logmesh.logs.store import layout
+    from logmesh.logs.store.segment import SegmentWriter
+
+    data = tmp_path / "data"
+    w = SegmentWriter(data)
+    w.open()
+    seg = data / layout.SEGMENTS_DIR / layout.segment_name(0, 64)
+    seg.write_bytes(b'{"seq":64,"@timestamp":1,"message":"ok"}\n\x00\x00 damaged\n'
+                    b'{"seq":128,"@timestamp":2,"message":"ok too"}\n')  # a crash left it unsealed
+    await w.close()
+    server = await start_logs(data_dir=data)
+    async with aiohttp.ClientSession() as s:
+        st = await get(s, f"http://{HOST}:{server.config.http_port}", "/api/v1/stats")
+    assert st["events"] == 2
+    assert st["quarantine"]["files"] == 1 and st["quarantine"]["damaged_lines"] == 1
