@@ -169,6 +169,7 @@ class LiveSegment:
     min_ts: int | None = None
     max_ts: int | None = None
     services: dict[str, int] = field(default_factory=dict)
+    inode: int = 0  # recovery rewrites a damaged segment as a new file: read that one again
 
 
 @dataclass(frozen=True)
@@ -503,9 +504,13 @@ class Engine:
     def _load_live(self, live: LiveSegment) -> None:
         while True:
             try:
-                size = os.stat(live.path).st_size
+                st = os.stat(live.path)
             except FileNotFoundError:
                 return
+            size = st.st_size
+            if live.inode and st.st_ino != live.inode:
+                live.offset = size + 1  # replaced (recovery dropped damaged lines): read it again
+            live.inode = st.st_ino
             if size < live.offset:  # cut by crash recovery: read it again
                 self.con.execute("DELETE FROM live WHERE _seg = ?", [live.id])
                 live.offset, live.rows, live.min_ts, live.max_ts = 0, 0, None, None

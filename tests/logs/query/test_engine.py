@@ -311,3 +311,25 @@ async def test_a_damaged_parquet_file_is_quarantined_and_the_rest_stays_searchab
     assert (store / layout.QUARANTINE_DIR / f"{pq[0].name}@0.damaged").exists()
     assert not pq[0].exists()
     engine.close()
+
+
+def test_a_live_segment_rewritten_by_recovery_is_read_again(tmp_path):
+    """Recovery in another worker's process replaces a damaged segment by its intact lines
+    (a new file, shorter by the damage): a reader that went on from its old offset would
+    skip events or read from mid-line."""
+    import orjson
+
+    from logmesh.fsio import write_atomic
+
+    seg_dir = tmp_path / layout.SEGMENTS_DIR
+    seg_dir.mkdir()
+    seg = seg_dir / layout.segment_name(1, 65)
+    lines = [orjson.dumps({"seq": 65 + 64 * i, "@timestamp": T0 + i, "message": f"m{i}"}) + b"\n"
+             for i in range(30)]
+    seg.write_bytes(b"".join(lines[:20]))
+    engine = Engine(tmp_path)
+    assert engine.count(None, LO, HI) == 20
+    write_atomic(seg, b"".join(lines[:5] + lines[6:30]))  # line 6 dropped, 10 more appended since
+    engine.refresh()
+    assert engine.count(None, LO, HI) == 29
+    engine.close()
