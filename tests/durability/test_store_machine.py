@@ -10,8 +10,8 @@ dir: needs root and ``mount``, else that rule alone is skipped). After every ste
 retention may not have deleted and whose bytes were not overwritten is returned by search
 exactly once; nothing is found twice; ``/api/v1/stats`` counts the events on disk.
 
-Bounded for CI (about 3 minutes on 2 cores): ``DURABILITY_EXAMPLES`` (default 3) runs of
-``DURABILITY_STEPS`` (default 12) steps, no shrinking (each step drives real processes;
+Bounded for CI (about 1.5 minutes on 2 cores when nothing fails; at most ~3): ``DURABILITY_EXAMPLES`` (default 5) runs of
+``DURABILITY_STEPS`` (default 15) steps, no shrinking (each step drives real processes;
 ``DURABILITY_SHRINK=1`` turns it on). ``make torture`` runs the same machine for 10 minutes
 (bench/torture.py). Select with ``-m durability``.
 """
@@ -113,8 +113,8 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("DURABILITY_EXAMPLES", "3")),
-    stateful_step_count=int(os.environ.get("DURABILITY_STEPS", "12")),
+    max_examples=int(os.environ.get("DURABILITY_EXAMPLES", "5")),
+    stateful_step_count=int(os.environ.get("DURABILITY_STEPS", "15")),
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate]
     + ([Phase.shrink] if os.environ.get("DURABILITY_SHRINK") else []),
