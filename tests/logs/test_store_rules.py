@@ -61,8 +61,15 @@ def test_request_params_nested_past_the_limit_are_kept_as_text_and_just_below_pa
     assert stored_line(event('{"uri":"/a","params":' + ok + "}"))["params"]
 
 
+@pytest.mark.parametrize("number", [b"1e999", b"1E+400", b"9" * 400, b"-1e309"])
+def test_check_json_refuses_every_number_a_double_cannot_hold(number):
+    with pytest.raises(Rejected) as exc:
+        check_json(b'{"a":[1,' + number + b"]}")
+    assert exc.value.reason == "bad_number"
+
+
 def test_check_json_passes_big_but_finite_numbers():
-    check_json(b'{"a": 1e308, "b": 100000000000000000000, "c": "1e999 in a string"}')
+    check_json(b'{"a": 1e308, "b": 100000000000000000000, "c": "1e999 in a string", "d": "3e4f"}')
 
 
 @pytest.mark.parametrize(("field", "value", "stored"), [

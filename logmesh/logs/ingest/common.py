@@ -8,7 +8,6 @@ event straight to the line the store appends.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +40,20 @@ class Rejected(ValueError):
 
 MAX_TIMESTAMP_MS = layout.MAX_TIMESTAMP_MS
 MAX_DEPTH = 256  # JSON nesting of params and labels; orjson stops at 1024, msgspec near 1000
-# Only JSON that matches this, or holds more brackets than MAX_DEPTH, is parsed to be checked:
-# a number with a 3-digit exponent may be infinite as a double (1e999), which orjson refuses.
-_SUSPECT_NUMBER = re.compile(rb"[0-9][eE][+-]?[0-9]{3}")
+# check_json's screen, one C pass: digits become "0", e/E "e", brackets "[", all else a space.
+# Only text with "0e" (a number with an exponent, or a hex-like word), a 300-digit run or more
+# than MAX_DEPTH brackets is parsed to be checked: 1e999 is infinite as a double, and orjson refuses it.
+def _screen_table() -> bytes:
+    table = bytearray(b" " * 256)
+    for c in b"0123456789":
+        table[c] = ord("0")
+    table[ord("e")] = table[ord("E")] = ord("e")
+    table[ord("[")] = table[ord("{")] = ord("[")
+    return bytes(table)
+
+
+_SCREEN = _screen_table()
+_LONG_NUMBER = b"0" * 300  # a run of digits this long may be a number past a double's range
 
 
 PARAMS_ERROR_LABEL = "logmesh.params_error"  # why a logged request's params were not stored parsed
@@ -60,11 +70,12 @@ def check_timestamp(ts: Any) -> int:
 def check_json(raw: bytes | msgspec.Raw) -> None:
     """Refuse JSON text that orjson (recovery, sinks) would not read back.
 
-    The hot path pays a copy, two ``count`` calls and one regex search (C,
-    no parse); only suspicious text is parsed.
+    The hot path pays a copy, a ``translate``, a ``count`` and a ``find`` (C,
+    no parse; half a regex search's cost); only suspicious text is parsed.
     """
     raw = bytes(raw)
-    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH and _SUSPECT_NUMBER.search(raw) is None:
+    screened = raw.translate(_SCREEN)
+    if screened.count(b"[") <= MAX_DEPTH and b"0e" not in screened and _LONG_NUMBER not in screened:
         return
     try:
         value = loads(raw)
