@@ -64,7 +64,7 @@ def random_step(m: DurabilityMachine, rng: random.Random) -> None:
     elif action == "restart":
         m.restart()
     elif action == "kill9":
-        m.kill9(torn=rng.random() < 0.5)
+        m.kill9(torn=rng.random() < 0.5, mid_stream=rng.uniform(0.05, 2.0) if rng.random() < 0.5 else 0.0)
     elif action == "compact":
         m.compact(seal_first=rng.random() < 0.5)
     elif action == "retention":

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from logmesh.protocol import encode
 
 from ..waiting import wait_for
 from .harness import (
+    REPLY_TIMEOUT,
     SMALL_SEGMENTS,
     LogsService,
     NoReply,
@@ -303,14 +305,39 @@ class DurabilityMachine:
         self.stop()
         self.start()
 
-    def kill9(self, torn: bool = False) -> None:
-        self.step(f"kill9(torn={torn})  # then start")
+    def kill9(self, torn: bool = False, mid_stream: float = 0.0) -> None:
+        """kill -9, then start. ``mid_stream`` > 0: while acked HTTP batches stream in, that many
+        seconds after the stream began (what was acked before the kill must survive it)."""
+        self.step(f"kill9(torn={torn}, mid_stream={mid_stream:.2f})  # then start")
+        stream = None
+        if mid_stream:
+            stop = threading.Event()
+            stream = threading.Thread(target=self._stream, args=(stop,), daemon=True)
+            stream.start()
+            time.sleep(mid_stream)
         self.svc.kill9()
+        if stream is not None:
+            stop.set()
+            stream.join(REPLY_TIMEOUT + 5)
         if torn:  # what a crash in the middle of a write leaves: half a record at the end
             for seg in active_segments(self.data)[-1:]:
                 with open(seg, "ab") as f:
                     f.write(b'{"seq":1,"@timestamp":17,"message":"torn in the mid')
         self.start()
+
+    def _stream(self, stop: threading.Event) -> None:
+        """Acked HTTP batches of 20, ~50 a second, until ``stop`` or the process is gone."""
+        svc = self.svc
+        while not stop.wait(0.02):
+            markers = [self.mark("http", "plain") for _ in range(20)]
+            try:
+                status, body = svc.post([orjson.dumps({"message": f"{m} streamed"}) for m in markers])
+            except (NoReply, OSError):
+                return  # killed meanwhile: these stay "maybe"
+            if status == 200 and not body.get("errors"):
+                self.settle(markers, "acked")
+            else:
+                return
 
     def compact(self, seal_first: bool = False) -> None:
         """Wait until every sealed segment is compacted to Parquet (a restart seals the active one)."""

@@ -79,9 +79,9 @@ class StoreMachine(RuleBasedStateMachine):
     def restart(self):
         self.m.restart()
 
-    @rule(torn=st.booleans())
-    def kill9(self, torn):
-        self.m.kill9(torn)
+    @rule(torn=st.booleans(), mid_stream=st.one_of(st.just(0.0), st.floats(0.05, 1.0)))
+    def kill9(self, torn, mid_stream):
+        self.m.kill9(torn, mid_stream)
 
     @rule(seal_first=st.booleans())
     def compact(self, seal_first):
