@@ -292,15 +292,18 @@ async def test_live_segment_over_several_chunks_is_counted_once(tmp_path, monkey
     engine.close()
 
 
-async def test_a_damaged_parquet_file_is_quarantined_and_the_rest_stays_searchable(store):
-    """Torture found one damaged Parquet footer failing every search (issue 14)."""
+@pytest.mark.parametrize("where", ["footer", "pages"])
+async def test_a_damaged_parquet_file_is_quarantined_and_the_rest_stays_searchable(store, where):
+    """Torture found one damaged Parquet file (its footer, or a compressed page) failing every
+    search of its time range (issue 14)."""
     import orjson
 
     assert compact_all(store) == 2
     pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))
     rows = orjson.loads(pq[0].with_name(layout.blocks_name(pq[0].name)).read_bytes())["rows"]
     data = bytearray(pq[0].read_bytes())
-    data[-40:] = b"\xff" * 40  # the footer
+    at = len(data) - 40 if where == "footer" else len(data) // 3
+    data[at:at + 40] = b"\xff" * 40
     pq[0].write_bytes(bytes(data))
     engine = Engine(store)
     found, _ = engine.with_deadline(None, engine.search, None, LO, HI, limit=2000)
