@@ -688,14 +688,26 @@ class Engine:
             self._local.no_load = False
 
     def _damaged(self, exc: duckdb.Error) -> Path | None:
-        """The Parquet file of ours that ``exc`` says DuckDB could not read, if it really cannot."""
-        for name in _QUOTED_PARQUET.findall(str(exc)):
-            path = Path(name)
+        """The Parquet file of ours that ``exc`` says DuckDB could not read, if it really cannot.
+
+        Errors in a page name the file; a damaged footer ("TProtocolException: Invalid
+        data") may not, and then every file's footer is read (the error path only).
+        """
+        con = duckdb.connect()
+        named = [Path(n) for n in _QUOTED_PARQUET.findall(str(exc))]
+        for path in named:
             if path.parent != self.parquet_dir or not path.exists():
                 continue  # not ours, or removed by retention meanwhile: nothing damaged
             try:  # every column of every row group decompressed, not only the footer read
-                duckdb.connect().execute("SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "
-                                         f"read_parquet({sql_str(str(path))})").fetchall()
+                con.execute("SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "
+                            f"read_parquet({sql_str(str(path))})").fetchall()
+            except duckdb.Error:
+                return path
+        if named:
+            return None
+        for path in sorted(self.parquet_dir.glob("*" + layout.PARQUET_SUFFIX)):
+            try:
+                con.execute(f"SELECT count(*) FROM parquet_metadata({sql_str(str(path))})").fetchall()
             except duckdb.Error:
                 return path
         return None
@@ -747,6 +759,11 @@ class Engine:
             if damaged is not None:
                 raise _DamagedFile(damaged) from None
             raise QueryError(f"the query cannot be run on these events: {exc}") from None
+        except duckdb.Error as exc:  # e.g. a damaged footer: "TProtocolException: Invalid data"
+            damaged = self._damaged(exc)
+            if damaged is not None:
+                raise _DamagedFile(damaged) from None
+            raise
         finally:
             if timer is not None:
                 timer.cancel()

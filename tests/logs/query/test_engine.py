@@ -336,3 +336,18 @@ def test_a_live_segment_rewritten_by_recovery_is_read_again(tmp_path):
     engine.refresh()
     assert engine.count(None, LO, HI) == 29
     engine.close()
+
+
+async def test_a_damaged_footer_is_found_when_the_error_does_not_name_the_file(store):
+    """DuckDB's "TProtocolException: Invalid data" cuts the path short in its LINE context."""
+    import duckdb
+
+    assert compact_all(store) == 2
+    pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))
+    data = bytearray(pq[1].read_bytes())
+    data[-60:-8] = b"\x00" * 52
+    pq[1].write_bytes(bytes(data))
+    engine = Engine(store)
+    error = duckdb.Error("TProtocolException: Invalid data\n\nLINE 1: ... FROM read_parquet(['/x/w00-00...")
+    assert engine._damaged(error) == pq[1]
+    engine.close()
