@@ -345,7 +345,7 @@ async def test_a_damaged_footer_is_found_when_the_error_does_not_name_the_file(s
     assert compact_all(store) == 2
     pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))
     data = bytearray(pq[1].read_bytes())
-    data[-60:-8] = b"\x00" * 52
+    data[-60:-8] = b"\xff" * 52
     pq[1].write_bytes(bytes(data))
     engine = Engine(store)
     error = duckdb.Error("TProtocolException: Invalid data\n\nLINE 1: ... FROM read_parquet(['/x/w00-00...")
