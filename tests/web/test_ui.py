@@ -186,6 +186,20 @@ def test_the_histogram_has_bars_stacked_by_service(mesh, page):
     expect(page.locator("#legend .chip")).not_to_have_count(0)
 
 
+def test_the_legend_chip_of_events_without_a_service_filters_on_them(mesh, page):
+    """The API sends "(none)"; the legend looked for "null", so the click filtered on nothing."""
+    from playwright.sync_api import expect
+
+    status, _ = http("POST", f"{mesh.ui}/api/v1/logs", [{"message": "orphan line, no service"}])
+    assert status == 200
+    page.goto(mesh.ui + "/")
+    chip = page.locator("#legend .chip", has_text="(no service)")
+    expect(chip).to_be_visible()
+    chip.click()
+    expect(page.locator("#q")).to_have_value("not service.name:*")
+    expect(page.locator("#rows")).to_contain_text("orphan line, no service")
+
+
 def test_dragging_across_the_histogram_zooms_the_range(mesh, page):
     from playwright.sync_api import expect
 

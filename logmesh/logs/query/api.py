@@ -47,7 +47,7 @@ from aiohttp import web
 from ...security import bearer_token, token_matches
 from ..store.segment import quarantined
 from . import kql
-from .engine import Engine, QueryError, QueryTimeout, lower_priority
+from .engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_priority
 from .openapi import OPENAPI
 from .timerange import TimeRangeError, now_ms, parse_duration, parse_range
 
@@ -495,6 +495,8 @@ class QueryAPI:
         by = _params(request).get("by") or None
         result = await self.call(request, self.engine.histogram, node, start, end, interval=interval, by=by,
                                  now=now_ms(self.clock))
+        if by is not None:  # named here so a client never hard-codes them
+            result["sentinels"] = {"none": NONE, "other": OTHER}
         result["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         return json_response(result)
 

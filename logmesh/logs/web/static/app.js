@@ -535,11 +535,17 @@
       setState({ from: new Date(Math.floor(from)).toISOString(), to: new Date(Math.ceil(to)).toISOString(), live: false });
     });
     svg.addEventListener("pointercancel", () => { startX = null; sel.setAttribute("visibility", "hidden"); });
-    // legend: click a service to filter on it
+    // legend: click a service to filter on it; the API names its two sentinels
+    const sentinels = (hist && hist.sentinels) || {};
+    const named = order.filter((k) => k !== sentinels.none && k !== sentinels.other);
     for (const k of order) {
-      const none = k === "null" || k === ""; // events without a service.name
-      const item = h("button", { type: "button", class: "chip", title: none ? "Show only events without a service" : `Show only ${k}`,
-        onclick: () => addFilter("service.name", none ? null : k, false) },
+      const none = k === sentinels.none; // events without a service.name
+      const other = k === sentinels.other; // the services past the ten most frequent
+      const title = none ? "Show only events without a service" : other ? "Show only the other services" : `Show only ${k}`;
+      const onclick = other
+        ? () => setState({ q: named.reduce((q, n) => join(q, `not service.name:${kqlValue(n)}`), state.q.trim()), view: "logs", event: "" })
+        : () => addFilter("service.name", none ? null : k, false);
+      const item = h("button", { type: "button", class: "chip", title, onclick },
       h("i", { class: "dot" }), none ? "(no service)" : k, h("span", { class: "muted" }, ` ${fmtNum(totals.get(k))}`));
       item.querySelector(".dot").style.setProperty("background", color(k));
       legend.append(item);
