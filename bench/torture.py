@@ -117,7 +117,8 @@ def one_run(seed: int, steps: int, deadline: float, totals: Totals, tmpfs: bool,
             totals.problems += [f"run seed {seed}: duplicated {x}" for x in report.duplicated[:3]]
 
     try:
-        m = DurabilityMachine(workdir, tmpfs=tmpfs, echo=lambda text: print(text, flush=True))
+        m = DurabilityMachine(workdir, tmpfs=tmpfs, echo=lambda text: print(text, flush=True),
+                              evidence=keep)
         for _ in range(steps):
             if time.monotonic() > deadline:
                 break
@@ -158,7 +159,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=40, help="steps per data directory (default 40)")
     ap.add_argument("--run-seed", type=int, default=None, help="replay one run (printed as it ran)")
     ap.add_argument("--no-tmpfs", action="store_true", help="no tmpfs data dir, no disk-full steps")
-    ap.add_argument("--keep", action="store_true", help="keep each run's directory (service logs)")
+    ap.add_argument("--keep", action="store_true", help="keep each run's directory: service logs, and a copy of the data dir at each loss")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"torture: --seed {seed}, {args.seconds:.0f} s, {args.steps} steps per run", flush=True)

@@ -124,11 +124,13 @@ class Report:
 
 
 class DurabilityMachine:
-    def __init__(self, workdir: Path, *, tmpfs: bool = True, echo: Any = None) -> None:
+    def __init__(self, workdir: Path, *, tmpfs: bool = True, echo: Any = None,
+                 evidence: bool = False) -> None:
         self.workdir = Path(workdir)
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
         self.echo = echo  # print-like: each step as it runs (torture)
+        self.evidence = evidence  # copy the data dir beside the logs when an event is lost
         self.mounted = False
         self.no_tmpfs = "not asked for" if not tmpfs else tmpfs_unavailable()
         if self.no_tmpfs is None:
@@ -492,6 +494,12 @@ class DurabilityMachine:
                 s.duplicated = True
                 report.duplicated.append(f"{m} ({s.how}, {s.kind}, {s.state}: search {n_search}, "
                                          f"disk {n_disk})")
+        if self.evidence and (report.lost or report.duplicated):
+            where = self.workdir / f"evidence-step{len(self.steps)}"
+            shutil.copytree(self.data, where, ignore=shutil.ignore_patterns("*.fill"),
+                            dirs_exist_ok=True)
+            (where / "report.txt").write_text(report.describe() + "\n" + "\n".join(
+                f"lost {m}" for m in report.lost) + "\n")
         return report
 
 
