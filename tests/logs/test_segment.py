@@ -27,7 +27,16 @@ from logmesh.logs.store import layout, segment
 from logmesh.logs.store.reader import list_segments
 from logmesh.logs.store.segment import SegmentWriter, recover_segment
 
+from ..waiting import wait_until
+
 T0 = datetime(2026, 11, 25, 10, 59, 58, tzinfo=UTC).timestamp()
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """A failed write is retried every 50 ms here, not every second: the tests wait for the
+    retries they need (wait_until), so the interval only sets how long that takes."""
+    monkeypatch.setattr(segment, "RETRY_SECONDS", 0.05)
 
 
 def events(start: int, count: int, size: int = 0) -> list[Event]:
@@ -182,8 +191,11 @@ async def test_durable_resolves_only_after_fsync(tmp_path, open_writer, monkeypa
     gate = threading.Event()
     synced: list[int] = []
 
+    entered = threading.Event()
+
     def fsync(fd):
         if fd_path(fd).endswith(".ndjson"):
+            entered.set()
             gate.wait(10)
             synced.append(fd)
         return real_fsync(fd)
@@ -193,7 +205,9 @@ async def test_durable_resolves_only_after_fsync(tmp_path, open_writer, monkeypa
     seq = w.append_events(events(1, 3))
     waiter = asyncio.ensure_future(w.durable(seq))
     try:
-        await asyncio.sleep(0.3)
+        await wait_until(entered.is_set, 5, "the flusher's fsync")
+        for _ in range(5):
+            await asyncio.sleep(0)  # turns of the loop for an answer that would come too early
         assert w.written_seq == seq, "written to the kernel already"
         assert not waiter.done(), "durable() must wait for the fsync"
         assert w.durable_seq < seq
@@ -216,8 +230,7 @@ async def test_fsync_off_resolves_when_written(tmp_path, open_writer, monkeypatc
 async def test_fsync_batch_writes_within_the_interval_without_waiters(tmp_path, open_writer):
     w = open_writer(fsync_interval=0.05)
     w.append_events(events(1, 2))  # nobody waits: the flusher's interval writes it anyway
-    await asyncio.sleep(0.5)
-    assert numbers(tmp_path) == [1, 2]
+    await wait_until(lambda: numbers(tmp_path) == [1, 2], 0.5, "the interval's write")
 
 
 async def test_a_new_segment_file_is_made_durable_with_its_directory(tmp_path, open_writer, monkeypatch):
@@ -391,7 +404,7 @@ async def test_disk_full_keeps_events_buffered_unacked_and_retries(tmp_path, ope
     disk.full.set()
     seq = w.append_events(events(6, 20, size=50))
     waiter = asyncio.ensure_future(w.durable(seq))
-    await asyncio.sleep(1.3)  # a failed write and at least one retry
+    await wait_until(lambda: w.stats["write_errors"] >= 2, 5, "a failed write and a retry")
     assert not waiter.done(), "nothing may be acknowledged while the write fails"
     assert w.stats["write_errors"] >= 1
     assert w.buffered_bytes > 0, "the events stay buffered"
@@ -560,8 +573,9 @@ async def test_close_is_bounded_while_the_disk_stays_full(tmp_path, open_writer,
     w = open_writer()
     disk.full.set()
     w.append_events(events(1, 3))
-    await asyncio.sleep(0.2)
-    await asyncio.wait_for(w.close(timeout=1.5), 5)
+    await wait_until(lambda: w.stats["write_errors"] >= 1, 5, "the first failed write")
+    await asyncio.wait_for(w.close(timeout=0.5), 5)
+    assert w.buffered_bytes > 0, "given up, never written (nor acknowledged)"
 
 
 async def test_a_line_with_a_timestamp_no_index_can_hold_is_quarantined_not_fatal(tmp_path, open_writer):

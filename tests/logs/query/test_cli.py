@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from logmesh.cli import cli
 from logmesh.logs.query.commands import format_table
 
-from ..helpers import HOST
+from ..helpers import HOST, wait_until
 
 
 @pytest.fixture
-async def url(start_logs):
+async def served(start_logs):
+    """A logs service holding 12 events, and its base URL."""
     server = await start_logs()
     base = f"http://{HOST}:{server.config.http_port}"
     events = [{"message": f"order {i} placed" if i % 2 else f"POST /goods {i}", "service.name": ["goods", "members"][i % 2],
@@ -28,7 +29,12 @@ async def url(start_logs):
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{base}/api/v1/logs", data="\n".join(json.dumps(e) for e in events)) as r:
             assert r.status == 200
-    return base
+    return server, base
+
+
+@pytest.fixture
+def url(served):
+    return served[1]
 
 
 async def run(*args: str):
@@ -69,13 +75,16 @@ async def test_stats_and_tail(url):
     assert [json.loads(line)["log.level"] for line in r.stdout.splitlines()] == ["error"]
 
 
-async def test_tail_follow_prints_new_events(url):
+async def test_tail_follow_prints_new_events(served):
+    server, url = served
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "logmesh", "tail", "-f", "-n", "0", "--json", "shipped", "--url", url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     try:
-        await asyncio.sleep(1.5)  # the interpreter starts and the stream opens
+        await wait_until(lambda: server.query.api.tails or proc.returncode is not None, 15,
+                         "the interpreter started and the stream opened")
+        assert proc.returncode is None, (await proc.stderr.read()).decode()  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as s:
             await s.post(f"{url}/api/v1/logs", data=json.dumps({"message": "order shipped"}))
         line = await asyncio.wait_for(proc.stdout.readline(), 10)  # type: ignore[union-attr]
