@@ -8,13 +8,42 @@ see that nothing was lost instead of trusting it.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 DEDUPE_WINDOW_MS = 3600 * 1000  # resends are recognised this long after the first copy
-_EVENT_ID = re.compile(rb'"event\.id":"([^"]+):(\d+)"')
+_HAS_EVENT_ID = b'"event.id":"'
+
+
+class _IdOnly(msgspec.Struct):
+    event_id: str | None = msgspec.field(default=None, name="event.id")
+
+
+_ids = msgspec.json.Decoder(_IdOnly)
+
+
+def _event_ids(data: bytes) -> list[str]:
+    """The top-level ``event.id`` of each stored line (never a key inside params or labels).
+
+    One msgspec call for the whole segment, in C; a file with a damaged line
+    is read line by line instead.
+    """
+    if _HAS_EVENT_ID not in data:
+        return []
+    data = data[:data.rfind(b"\n") + 1]
+    try:
+        events = _ids.decode_lines(data)
+    except (msgspec.DecodeError, RecursionError):
+        events = []
+        for line in data.splitlines():
+            try:
+                events.append(_ids.decode(line))
+            except (msgspec.DecodeError, RecursionError):
+                continue
+    return [e.event_id for e in events if e.event_id]
 
 
 @dataclass
@@ -98,19 +127,19 @@ class ShipperLedger:
         from ..store import layout
         from ..store.reader import list_segments
 
-        horizon = int(time.time() * 1000) - self.window_ms
-        pattern = _EVENT_ID if only is None else re.compile(
-            rb'"event\.id":"(' + re.escape(only.encode()) + rb'):(\d+)"')
+        cutoff = time.time() - self.window_ms / 1000
         ids: list[tuple[str, int]] = []
         for seg in list_segments(data_dir):
-            if seg.index is not None and seg.index["max_ts"] < horizon:
-                continue
             try:
+                if seg.path.stat().st_mtime < cutoff:  # by when it was stored, not event time:
+                    continue  # old events arrive late (a drained spool, a clock behind)
                 data = seg.path.read_bytes()
             except FileNotFoundError:
                 continue  # compacted meanwhile: its Parquet file is read below
-            ids.extend((m.group(1).decode(), int(m.group(2))) for m in pattern.finditer(data))
-        cutoff = time.time() - self.window_ms / 1000
+            for event_id in _event_ids(data):
+                inst, _, n = event_id.rpartition(":")
+                if n.isdigit() and (only is None or inst == only):
+                    ids.append((inst, int(n)))
         parquet = [str(p) for p in (Path(data_dir) / layout.PARQUET_DIR).glob("*" + layout.PARQUET_SUFFIX)
                    if p.stat().st_mtime >= cutoff]
         if parquet:
