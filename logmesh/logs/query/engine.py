@@ -103,7 +103,12 @@ class _DamagedFile(Exception):
         self.path = path
 
 
-MAX_DAMAGED_PER_QUERY = 3  # files set aside before a query gives up and says why
+class _FileGone(Exception):
+    """A file the query's snapshot named was removed meanwhile: refresh and ask again."""
+
+
+MAX_DAMAGED_PER_QUERY = 3  # files set aside (or found gone) before a query gives up and says why
+_QUOTED_PATH = re.compile(r"""['"]([^'"]+\.(?:parquet|ndjson))['"]""")
 _QUOTED_PARQUET = re.compile(r"""['"]([^'"]+\.parquet)['"]""")
 
 
@@ -441,6 +446,13 @@ class Engine:
                 live = self._live[name] = LiveSegment(self._next_id, seg.path, seg.worker, seg.first_seq)
                 self._next_id += 1
             self._load_live(live)
+            if not seg.path.exists():  # compacted while we looked: its Parquet file is in charge
+                pq_name = layout.parquet_name(name)
+                if (self.parquet_dir / pq_name).exists() and pq_name not in self._parquet:
+                    pf = self._load_parquet(pq_name, set(os.listdir(self.parquet_dir)))
+                    if pf is not None:
+                        self._parquet[pq_name] = pf
+                        seen.discard(name)
         now = time.monotonic()
         for name in list(self._live):
             if name not in seen:
@@ -682,10 +694,22 @@ class Engine:
                     return fn(*args, **kwargs)
                 except _DamagedFile as exc:  # set it aside, then ask again without it
                     self._quarantine(exc.path)
+                except _FileGone:  # compacted or deleted by retention under the query
+                    with self._lock:
+                        self._refreshed = 0.0
+                    self.refresh()
             return fn(*args, **kwargs)
         finally:
             self._local.deadline = None
             self._local.no_load = False
+
+    def _gone_file(self, exc: duckdb.Error) -> bool:
+        """Did the query name a file of ours that compaction or retention removed meanwhile?"""
+        text = str(exc)
+        if "No files found" not in text and "No such file" not in text:
+            return False
+        return any(self.data_dir in Path(n).parents and not Path(n).exists()
+                   for n in _QUOTED_PATH.findall(text))
 
     def _damaged(self, exc: duckdb.Error) -> Path | None:
         """The Parquet file of ours that ``exc`` says DuckDB could not read, if it really cannot.
@@ -755,6 +779,8 @@ class Engine:
             raise QueryTimeout("the query ran out of time") from None
         except (duckdb.InvalidInputException, duckdb.ConversionException,
                 duckdb.OutOfRangeException, duckdb.IOException) as exc:
+            if self._gone_file(exc):
+                raise _FileGone(str(exc)) from None
             damaged = self._damaged(exc)
             if damaged is not None:
                 raise _DamagedFile(damaged) from None

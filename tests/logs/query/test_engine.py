@@ -351,3 +351,37 @@ async def test_a_damaged_footer_is_found_when_the_error_does_not_name_the_file(s
     error = duckdb.Error("TProtocolException: Invalid data\n\nLINE 1: ... FROM read_parquet(['/x/w00-00...")
     assert engine._damaged(error) == pq[1]
     engine.close()
+
+
+async def test_a_parquet_file_retention_deletes_under_a_query_is_not_an_error(store):
+    """Torture: retention removed a file between the snapshot and the query: a 400."""
+    assert compact_all(store) == 2
+    engine = Engine(store)
+    engine.refresh()
+    victim = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))[0]
+    victim.unlink()
+    found, _ = engine.with_deadline(None, engine.search, None, LO, HI, limit=2000)
+    assert 0 < len(found) < 1500
+    engine.close()
+
+
+async def test_a_segment_compacted_while_the_engine_refreshes_is_read_from_its_parquet(store,
+                                                                                    monkeypatch):
+    """Torture: listed as a segment, compacted before it was loaded: the snapshot held neither."""
+    from logmesh.logs.query import compact
+
+    engine = Engine(store)
+    real = Engine._load_live
+    sealed = {s.path.name: s for s in list_segments(store) if s.sealed}
+
+    def compact_first(self, live):
+        seg = sealed.pop(live.path.name, None)
+        if seg is not None:  # the compactor wins the race for this one
+            compact.compact_segment(new_connection(), seg, store / layout.PARQUET_DIR)
+            compact.remove_segment(seg)
+        return real(self, live)
+
+    monkeypatch.setattr(Engine, "_load_live", compact_first)
+    monkeypatch.setattr(engine_mod, "LIVE_SEALED_SECONDS", 10**9)  # every sealed one is live
+    assert engine.count(None, LO, HI) == 1500
+    engine.close()
