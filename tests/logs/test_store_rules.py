@@ -112,3 +112,10 @@ def test_http_ingest_refuses_the_bad_line_and_keeps_the_others():
     assert [e["line"] for e in errors] == [2, 3, 4, 5]
     for ev in events:
         stored_line(ev)
+
+
+def test_labels_sent_as_labels_are_the_labels_not_a_label_named_labels():
+    """{"labels":{"m":"x1"}} was stored as labels.labels.m, so labels.m:x1 found nothing."""
+    events, errors = parse_body(b'{"message":"x","labels":{"m":"x1"},"team":"core"}')
+    assert not errors
+    assert stored_line(events[0])["labels"] == {"m": "x1", "team": "core"}

@@ -300,7 +300,10 @@ def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
                 labels = {}
             if isinstance(value, (dict, list)) and depth(value) >= MAX_DEPTH:
                 raise Rejected("too_deep", f"{name} is nested deeper than {MAX_DEPTH} levels")
-            labels[name] = value
+            if name == "labels" and isinstance(value, dict):
+                labels.update(value)  # the stored field itself, not a label named "labels"
+            else:
+                labels[name] = value
         elif attr == "status":
             ev.status = _status(value)
         elif attr == "message" or value is None or isinstance(value, (str, int, float)):
