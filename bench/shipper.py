@@ -25,7 +25,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from logmesh.shipper import Shipper  # noqa: E402
+from logmesh.shipping.shipper import Shipper  # noqa: E402
 
 RAW = (b'{"uri":"/goods","method":"GET","key":17,"params":{"id":"42","key":17},'
        b'"trace.id":"0f8e5b3c2a1d4e6f8a9b0c1d2e3f4a5b"}')

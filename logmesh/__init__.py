@@ -7,7 +7,7 @@ __all__ = ["LogHandler", "__version__"]
 
 def __getattr__(name: str):  # lazy: `import logmesh` stays cheap for the CLI
     if name == "LogHandler":
-        from .handler import LogHandler
+        from .shipping.handler import LogHandler
 
         return LogHandler
     raise AttributeError(name)

@@ -282,7 +282,7 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool, 
     if supervise:
         supervised("gateway")
     from .mesh.gateway import Gateway
-    from .shipper import Shipper
+    from .shipping.shipper import Shipper
 
     gw = Gateway(host, port, distributor=parse_addr(distributor, 9000), timeout=timeout,
                  token=token, tls=tls, limits=limits, insecure=sec.insecure,
@@ -322,8 +322,8 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
     if supervise:
         supervised(name)
     from .examples.resource import make_service
-    from .shipper import Shipper
-    from .spool import Spool
+    from .shipping.shipper import Shipper
+    from .shipping.spool import Spool
 
     svc = make_service(name, data_dir, port=port, host=host,
                        distributor=parse_addr(distributor, 9000), token=token, tls=tls,
@@ -483,7 +483,7 @@ def traffic(gateway_url: str, rate: float, count: int, supervise: bool) -> None:
     """Send example requests to goods, members and purchases through the gateway."""
     if supervise:
         supervised("traffic")
-    from .traffic import run_traffic
+    from .examples.traffic import run_traffic
 
     serve(lambda: run_traffic(gateway_url, rate=rate, count=count))
 

@@ -18,8 +18,8 @@ import orjson
 
 from logmesh.metrics import Exposition
 from logmesh.protocol import FrameSplitter, encode
-from logmesh.shipper import Shipper
-from logmesh.spool import Spool
+from logmesh.shipping.shipper import Shipper
+from logmesh.shipping.spool import Spool
 
 from .logs.helpers import logs_starter, stored
 from .waiting import wait_until

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from logmesh.shipper import Shipper
+from logmesh.shipping.shipper import Shipper
 
 from .logs.helpers import logs_starter, stored
 from .waiting import wait_until

@@ -1,4 +1,4 @@
-"""The shipper's disk spool (logmesh/spool.py) on its own: put, take, commit, rewind, reopen.
+"""The shipper's disk spool (logmesh/shipping/spool.py) on its own: put, take, commit, rewind, reopen.
 
 What it promises: a record put and not committed is taken again after a
 rewind or a reopen, in order, and a committed one never again; a torn last
@@ -27,7 +27,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from logmesh.spool import HEAD_FILE, Spool
+from logmesh.shipping.spool import HEAD_FILE, Spool
 
 
 def records(start: int, count: int, size: int = 0, extra: bool = True) -> list[list]:

@@ -18,8 +18,8 @@ import pytest
 
 from logmesh.examples.resource import make_service
 from logmesh.mesh.gateway import Gateway
-from logmesh.shipper import Shipper
-from logmesh.spool import Spool
+from logmesh.shipping.shipper import Shipper
+from logmesh.shipping.spool import Spool
 
 from ..logs.helpers import logs_starter, stored
 from ..mesh.harness import HOST, gateway_ready, names, wait_until

@@ -6,7 +6,7 @@ import aiohttp
 
 from logmesh.mesh.metrics_http import MetricsEndpoint
 from logmesh.mesh.service import Service
-from logmesh.shipper import Shipper
+from logmesh.shipping.shipper import Shipper
 
 
 async def test_service_metrics_show_the_shipper() -> None:

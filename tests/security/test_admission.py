@@ -18,7 +18,7 @@ import logging
 
 from logmesh.protocol import encode
 from logmesh.security import hello_packet
-from logmesh.shipper import Shipper
+from logmesh.shipping.shipper import Shipper
 
 from ..logs.helpers import HOST, RawClient, book_frame, request_text, stored, wait_until
 from .conftest import TOKEN

@@ -23,7 +23,7 @@ from collections import Counter
 import aiohttp
 import pytest
 
-from logmesh.shipper import Shipper
+from logmesh.shipping.shipper import Shipper
 
 from ..integration.procs import HOST, Procs, store_events
 from ..logs.helpers import request_text

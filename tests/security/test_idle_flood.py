@@ -17,7 +17,7 @@ import time
 import aiohttp
 import pytest
 
-from logmesh.shipper import Shipper
+from logmesh.shipping.shipper import Shipper
 
 from ..integration.procs import HOST, Procs
 from ..logs.helpers import metrics, request_text

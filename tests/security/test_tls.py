@@ -15,7 +15,7 @@ import pytest
 from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
 from logmesh.security import TLSOptions, client_context
-from logmesh.shipper import Shipper
+from logmesh.shipping.shipper import Shipper
 
 from ..logs.helpers import HOST, book_frame, request_text, stored
 from ..mesh.harness import gateway_ready, wait_until
@@ -112,7 +112,7 @@ async def test_the_whole_mesh_over_tls(mesh, pki, other_pki) -> None:
 async def test_the_logging_handler_over_tls_with_a_token(start_logs, pki) -> None:
     import logging
 
-    from logmesh.handler import LogHandler
+    from logmesh.shipping.handler import LogHandler
 
     srv = await start_logs(token=TOKEN, tls_cert=pki.cert_file, tls_key=pki.key_file)
     handler = LogHandler("script", port=srv.config.port, token=TOKEN, ssl=client_context(pki.ca_file))

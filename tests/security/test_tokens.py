@@ -19,7 +19,7 @@ from logmesh.mesh.client import ReconnectingClient
 from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
 from logmesh.security import hello_packet, token_matches
-from logmesh.shipper import Shipper
+from logmesh.shipping.shipper import Shipper
 
 from ..logs.helpers import HOST, RawClient, bad_frames, book_frame, metrics, request_text, stored
 from ..mesh.harness import Peer, gateway_ready, wait_until

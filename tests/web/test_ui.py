@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from logmesh.traffic import run_traffic
+from logmesh.examples.traffic import run_traffic
 from tests.integration.procs import HOST, Procs, wait_for
 
 CHROMIUM = "/usr/bin/chromium"

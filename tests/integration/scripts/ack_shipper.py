@@ -17,7 +17,7 @@ import time
 
 import orjson
 
-from logmesh.shipper import Shipper
+from logmesh.shipping.shipper import Shipper
 
 
 class TrackingShipper(Shipper):

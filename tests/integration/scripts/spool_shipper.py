@@ -9,8 +9,8 @@ running (so a test can kill -9 it); with N=0 it only replays the spool.
 import asyncio
 import sys
 
-from logmesh.shipper import Shipper
-from logmesh.spool import Spool
+from logmesh.shipping.shipper import Shipper
+from logmesh.shipping.spool import Spool
 
 
 async def main(port: int, spool_dir: str, n: int) -> None:

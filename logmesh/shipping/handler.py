@@ -1,6 +1,6 @@
 """``logmesh.LogHandler``: any Python program's ``logging`` records to the logs service.
 
-It runs a :class:`~logmesh.shipper.Shipper` on an event loop in a daemon
+It runs a :class:`~logmesh.shipping.shipper.Shipper` on an event loop in a daemon
 thread, so a plain synchronous script ships through the same acknowledged,
 spooling path as the mesh's services. ``emit`` only hands the record over.
 """

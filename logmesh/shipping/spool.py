@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from .fsio import write_atomic
+from ..fsio import write_atomic
 
 log = logging.getLogger("logmesh.spool")
 
