@@ -176,10 +176,6 @@ def test_a_damaged_line_in_the_middle_is_skipped_and_the_rest_read(spool_dir):
     s2.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Spool.pending_bytes() counts a torn tail that take() can never hand out, and commit() keeps "
-    "the file while those bytes follow the head: after a crash mid-put the pending gauge stays "
-    "above 0 (and bool(spool) True) until a later file is committed past"))
 def test_a_torn_tail_is_not_pending_once_everything_before_it_is_committed(spool_dir):
     s = Spool(spool_dir)
     s.put(records(1, 3))
@@ -277,11 +273,6 @@ def test_the_file_being_written_is_never_dropped(spool_dir):
 BIG = 4 * 1024 * 1024  # take() reads at most this much of a file per call (spool.py)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Spool.take() reads at most 4 MiB of a file per call and then moves on to the next file at "
-    "offset 0, skipping the rest of the first; committing the returned position deletes the "
-    "skipped records without counting them (a 16 MiB spool file of >2 KB events with the "
-    "shipper's 2000-event takes loses them)"))
 def test_a_take_never_skips_records_of_a_file_larger_than_one_read(spool_dir):
     s = Spool(spool_dir, file_bytes=BIG + 512 * 1024)
     size = 2000
@@ -304,19 +295,17 @@ def test_a_take_never_skips_records_of_a_file_larger_than_one_read(spool_dir):
     s.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Spool.take() clears has_pending whenever it returns fewer than `limit` records, also when "
-    "it stopped at its 4 MiB read size with more to read: the shipper's loop then stops taking "
-    "until the next put or rewind"))
 def test_has_pending_stays_set_while_a_large_file_has_more_to_read(spool_dir):
     s = Spool(spool_dir)
     n = 1
     while s.pending_bytes() < BIG + 256 * 1024:
         s.put(records(n, 500, 2000))
         n += 500
-    got, _ = s.take(10_000)
-    assert len(got) < n - 1 and s.pending_bytes() > 0
+    got, _ = s.take(2100)  # past the first 4 MiB read, not to the end
+    assert len(got) == 2100 and s.pending_bytes() > 0
     assert s.has_pending, "records remain to be taken"
+    got, _ = s.take(10_000)
+    assert len(got) == n - 1 - 2100 and not s.has_pending
     s.close()
 
 

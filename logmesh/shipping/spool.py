@@ -27,6 +27,7 @@ log = logging.getLogger("logmesh.spool")
 
 SPOOL_FILE_BYTES = 16 * 1024 * 1024  # a new spool file past this size (drops happen per file)
 HEAD_FILE = "head.json"
+TAKE_READ_BYTES = 4 * 1024 * 1024  # take() reads a file this much at a time
 
 
 class Spool:
@@ -44,9 +45,34 @@ class Spool:
         self.read_pos = head  # next record to take
         self._out: int | None = None
         self._out_id = -1  # the file being appended to (none until the first put)
+        self._cut_torn_tails()
         self.has_pending = self.pending_bytes() > 0  # cheap check for the shipper's hot loop
 
     # -- positions -------------------------------------------------------------
+    def _cut_torn_tails(self) -> None:
+        """Cut a record a crash tore in the middle of put(): put() never returned for it,
+        and take() could never hand it out, but it counted as pending for ever."""
+        for f in self._files:
+            path = self._path(f)
+            try:
+                with open(path, "r+b") as fh:
+                    size = fh.seek(0, os.SEEK_END)
+                    if size == 0:
+                        continue
+                    fh.seek(size - 1)
+                    if fh.read(1) == b"\n":
+                        continue
+                    back = min(size, TAKE_READ_BYTES)
+                    fh.seek(size - back)
+                    tail = fh.read(back)
+                    cut = size - back + tail.rfind(b"\n") + 1
+                    log.warning("spool: cutting %d torn byte(s) at the end of %s", size - cut,
+                                path.name)
+                    fh.truncate(cut)
+                    os.fsync(fh.fileno())
+            except FileNotFoundError:
+                continue
+
     def _path(self, file_id: int) -> Path:
         return self.dir / f"spool-{file_id:012d}.ndjson"
 
@@ -129,37 +155,50 @@ class Spool:
 
     # -- reading ---------------------------------------------------------------
     def take(self, limit: int) -> tuple[list[list], tuple[int, int]]:
-        """Up to ``limit`` records from the read position, and the position after them."""
+        """Up to ``limit`` records from the read position, and the position after them.
+
+        A file is read in chunks of TAKE_READ_BYTES, and the next file only
+        once this one is read to its end: going on to the next file after one
+        chunk skipped the rest of a big file, and committing the position
+        then deleted those records uncounted.
+        """
         out: list[list] = []
         file_id, offset = self.read_pos
-        for f in self._files:
-            if f < file_id:
-                continue
-            if f > file_id:
-                file_id, offset = f, 0
-            try:
-                with open(self._path(f), "rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read(4 * 1024 * 1024)
-            except FileNotFoundError:
-                continue
+        files = [f for f in self._files if f >= file_id]
+        i = 0
+        while i < len(files) and len(out) < limit:
+            if files[i] > file_id:
+                file_id, offset = files[i], 0
+            data = self._read_chunk(file_id, offset)
             end = data.rfind(b"\n") + 1
             pos = 0
             for line in data[:end].splitlines(keepends=True):
                 try:
                     out.append(orjson.loads(line))
                 except orjson.JSONDecodeError:
-                    log.warning("spool: skipping a torn record in %s", self._path(f).name)
+                    log.warning("spool: skipping a damaged record in %s", self._path(file_id).name)
                 pos += len(line)
                 if len(out) >= limit:
                     break
             offset += pos
-            if len(out) >= limit:
-                break
+            if len(out) < limit and len(data) < TAKE_READ_BYTES:
+                i += 1  # this file is read to its end (a torn tail is never a record)
         self.read_pos = (file_id, offset)
-        if len(out) < limit:
-            self.has_pending = False
+        self.has_pending = self.pending_bytes() > 0
         return out, self.read_pos
+
+    def _read_chunk(self, file_id: int, offset: int) -> bytes:
+        """Whole lines from ``offset``: TAKE_READ_BYTES, or one line if it is longer."""
+        try:
+            with open(self._path(file_id), "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(TAKE_READ_BYTES)
+                if b"\n" not in data and len(data) == TAKE_READ_BYTES:
+                    fh.seek(offset)
+                    data = fh.readline()
+        except FileNotFoundError:
+            return b""
+        return data
 
     def commit(self, pos: tuple[int, int]) -> None:
         """Everything before ``pos`` is acknowledged: move the head, delete finished files."""
