@@ -37,9 +37,9 @@ from loadgen import _request_frame  # noqa: E402
 
 from logmesh.logs.ingest.book_block import block_head, encode_block  # noqa: E402
 from logmesh.logs.ingest.common import Routes, request_event  # noqa: E402
-from logmesh.logs.query.compact import compact_segment, new_connection  # noqa: E402
 from logmesh.logs.sinks.elasticsearch.encode import encode_line  # noqa: E402
 from logmesh.logs.store import layout  # noqa: E402
+from logmesh.logs.store.compact import compact_segment, new_connection  # noqa: E402
 from logmesh.logs.store.reader import SegmentInfo  # noqa: E402
 
 BLOCK = 300  # events per read, about what a 64 KB read holds

@@ -35,9 +35,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logmesh.logs.query import kql  # noqa: E402
-from logmesh.logs.query.compact import compact_segment, new_connection  # noqa: E402
 from logmesh.logs.query.engine import Engine  # noqa: E402
 from logmesh.logs.store import layout  # noqa: E402
+from logmesh.logs.store.compact import compact_segment, new_connection  # noqa: E402
 from logmesh.logs.store.reader import list_segments  # noqa: E402
 
 START = 1_795_539_600_000  # 2026-11-24T17:00:00Z

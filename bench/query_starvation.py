@@ -65,7 +65,7 @@ def build_store(base: Path, events: int) -> Path:
     if (store / "parquet").exists():
         return store
     query = _load("query")
-    from logmesh.logs.query.compact import compact_segment, new_connection
+    from logmesh.logs.store.compact import compact_segment, new_connection
     from logmesh.logs.store.reader import list_segments
 
     shutil.rmtree(base, ignore_errors=True)
@@ -210,7 +210,7 @@ def main() -> None:
     rng_params = {"from": str(query.START - query.HOUR), "to": str(query.START + 26 * query.HOUR)}
     results = []
     for terms in args.terms:
-        # Nine-digit numbers: digits-only runs keep every block (trigrams.py), and match nothing.
+        # Nine-digit numbers: digits-only runs keep every block (store/trigrams.py), and match nothing.
         heavy_q = " or ".join(f"*{917263548 + 7919 * i}" for i in range(terms))
         data = args.dir / "run"
         shutil.rmtree(data, ignore_errors=True)

@@ -42,7 +42,7 @@ from ..security_http import (
 )
 from .ingest.common import Routes
 from .ingest.http_ndjson import parse_body
-from .ingest.shippers import ShipperLedger
+from .ingest.ledger import ShipperLedger
 from .ingest.tcp import IngestContext, LogIngestProtocol
 from .query.service import QueryService
 from .sinks import load_sink
@@ -93,7 +93,7 @@ class LogsConfig:
     max_rows: int = 10_000
     retention_ms: int | None = None  # --retention: delete files whose newest event is older
     max_disk_bytes: int | None = None  # --max-disk: delete the oldest files past this size
-    compact: bool = True  # worker 0 compacts sealed segments to Parquet (query/compact.py)
+    compact: bool = True  # worker 0 compacts sealed segments to Parquet (store/compact.py)
     extra: dict = field(default_factory=dict)  # options of later features (query, sinks)
 
     @property

@@ -1,4 +1,4 @@
-"""The loss ledger (logmesh/logs/ingest/shippers.py) on its own.
+"""The loss ledger (logmesh/logs/ingest/ledger.py) on its own.
 
 Per shipping instance, from the event numbers alone: how many were received,
 which are missing, which were resent (dropped as duplicates); and after a
@@ -14,9 +14,9 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logmesh.logs.ingest.shippers import DEDUPE_WINDOW_MS, InstanceLedger, ShipperLedger
-from logmesh.logs.query.compact import Compactor
+from logmesh.logs.ingest.ledger import DEDUPE_WINDOW_MS, InstanceLedger, ShipperLedger
 from logmesh.logs.store import layout
+from logmesh.logs.store.compact import Compactor
 from logmesh.logs.store.reader import list_segments
 
 from .query.store import HOUR, FakeClock, event, write_store

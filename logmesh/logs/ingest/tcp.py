@@ -61,7 +61,7 @@ from .common import (
     request_event,
     str_decoder,
 )
-from .shippers import ShipperLedger
+from .ledger import ShipperLedger
 
 log = logging.getLogger("logmesh.logs.ingest")
 

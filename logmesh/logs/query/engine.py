@@ -2,7 +2,7 @@
 
 Where an event is read from::
 
-    parquet/<seg>.parquet      every compacted segment (compact.py); its .blocks.json
+    parquet/<seg>.parquet      every compacted segment (store/compact.py); its .blocks.json
                                gives each row group's time range and message trigrams
     live (in-memory table)     every segment without a Parquet file yet -- the active
                                ones of every worker and sealed ones awaiting compaction --
@@ -20,7 +20,7 @@ and a stat per live segment).
 Pruning, before DuckDB sees a file:
 
 * by time: a file or block whose [min_ts, max_ts] misses the range is left out;
-* by message trigrams (trigrams.py): a block that cannot hold a required word
+* by message trigrams (store/trigrams.py): a block that cannot hold a required word
   is left out; the kept blocks become ``@timestamp BETWEEN`` ranges that DuckDB
   matches against row group statistics, so only those row groups are read.
 
@@ -54,10 +54,10 @@ import duckdb
 import orjson
 
 from ..event import FIELD_TYPES
-from ..store import layout
+from ..store import layout, trigrams
+from ..store.compact import MINUTE_MS, SUMMARY_FIELDS, decode_bitmaps
 from ..store.reader import SegmentInfo, list_segments, read_complete
-from . import kql, trigrams
-from .compact import MINUTE_MS, SUMMARY_FIELDS, decode_bitmaps
+from . import kql
 from .schema import (
     COLUMNS,
     MESH_SELECT,
@@ -417,7 +417,7 @@ class Engine:
 
     def _refresh_locked(self) -> None:
         self.counters["refreshes"] += 1
-        segments = list_segments(self.data_dir)  # segments first, then Parquet files: see compact.py
+        segments = list_segments(self.data_dir)  # segments first, then Parquet files: see store/compact.py
         try:
             names = set(os.listdir(self.parquet_dir))
         except FileNotFoundError:

@@ -84,7 +84,7 @@ def with_request_fields(relation: str) -> str:
 
 # What /mesh counts (docs/api.md): a request is an event with a method that is not a service's
 # error record (those repeat a request already logged); an error is a log.level of error or worse,
-# or a status code >= 500. Compaction stores these per block and service (compact.py).
+# or a status code >= 500. Compaction stores these per block and service (store/compact.py).
 _LEVEL = ident("log.level")
 REQUEST_SQL = (f"{ident('http.request.method')} IS NOT NULL AND NOT ({_LEVEL} IS NOT DISTINCT FROM 'error' "
                f"AND json_extract(labels, '$.\"event.duration_ms\"') IS NULL)")

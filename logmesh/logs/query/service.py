@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ...metrics import Exposition
+from ..store.compact import Compactor
+from ..store.retention import Retention
 from .api import HEAVY_NICE, QueryAPI
-from .compact import Compactor
 from .engine import Engine
-from .retention import Retention
 
 if TYPE_CHECKING:
     from ..server import LogsServer

@@ -182,7 +182,7 @@ def sent_past(position: Position, segment: str, size: int) -> bool:
 def unsent_by(data_dir: Path, kinds: list[str]):
     """``hold(segment_info) -> bool``: True while a sink of ``kinds`` still has to read it.
 
-    Compaction (query/compact.py) asks before deleting a sealed NDJSON segment,
+    Compaction (store/compact.py) asks before deleting a sealed NDJSON segment,
     so events reach Elasticsearch even when it was down longer than the
     compaction grace. Blocking reads of small files: call from the compaction thread.
     """

@@ -9,8 +9,8 @@ import time
 import aiohttp
 import pytest
 
-from logmesh.logs.query.compact import Compactor
 from logmesh.logs.query.openapi import OPENAPI
+from logmesh.logs.store.compact import Compactor
 
 from ..helpers import HOST, RawClient, book_frame, request_text, wait_until
 

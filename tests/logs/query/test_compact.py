@@ -1,4 +1,4 @@
-"""Compaction (logmesh/logs/query/compact.py) on its own, over segments the real SegmentWriter wrote.
+"""Compaction (logmesh/logs/store/compact.py) on its own, over segments the real SegmentWriter wrote.
 
 A sealed segment becomes one Parquet file sorted by (@timestamp, seq), with a
 block index whose blocks are the file's row groups; the segment goes only
@@ -21,8 +21,8 @@ import duckdb
 import orjson
 import pytest
 
-from logmesh.logs.query import compact, trigrams
-from logmesh.logs.query.compact import (
+from logmesh.logs.store import compact, layout, trigrams
+from logmesh.logs.store.compact import (
     MINUTE_MS,
     SUMMARY_MAX_VALUES,
     Compactor,
@@ -30,7 +30,6 @@ from logmesh.logs.query.compact import (
     decode_bitmaps,
     new_connection,
 )
-from logmesh.logs.store import layout
 from logmesh.logs.store.reader import SegmentInfo, list_segments
 
 from .store import DAY, MIN, T0, FakeClock, event, write_store

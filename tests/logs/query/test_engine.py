@@ -9,9 +9,9 @@ import pytest
 
 from logmesh.logs.query import engine as engine_mod
 from logmesh.logs.query import kql
-from logmesh.logs.query.compact import Compactor, compact_segment, new_connection
 from logmesh.logs.query.engine import Engine, QueryError, choose_interval
 from logmesh.logs.store import layout
+from logmesh.logs.store.compact import Compactor, compact_segment, new_connection
 from logmesh.logs.store.reader import list_segments
 
 from ..helpers import stored
@@ -251,7 +251,7 @@ async def test_trigram_pruning_skips_blocks(tmp_path):
     compact_all(tmp_path)
     engine = Engine(tmp_path)
     snap = engine.refresh()
-    from logmesh.logs.query import trigrams
+    from logmesh.logs.store import trigrams
 
     need = trigrams.need(kql.parse("zyzzyva"))
     src = engine.source(snap, LO, HI, need)
@@ -368,7 +368,7 @@ async def test_a_parquet_file_retention_deletes_under_a_query_is_not_an_error(st
 async def test_a_segment_compacted_while_the_engine_refreshes_is_read_from_its_parquet(store,
                                                                                     monkeypatch):
     """Torture: listed as a segment, compacted before it was loaded: the snapshot held neither."""
-    from logmesh.logs.query import compact
+    from logmesh.logs.store import compact
 
     engine = Engine(store)
     real = Engine._load_live

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from logmesh.logs.query.compact import Compactor
 from logmesh.logs.query.engine import Engine
-from logmesh.logs.query.retention import Retention
 from logmesh.logs.store import layout
+from logmesh.logs.store.compact import Compactor
+from logmesh.logs.store.retention import Retention
 
 from .store import DAY, HOUR, T0, FakeClock, event, write_store
 

@@ -6,7 +6,8 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logmesh.logs.query import kql, trigrams
+from logmesh.logs.query import kql
+from logmesh.logs.store import trigrams
 
 TEXT = st.text(alphabet=st.sampled_from("abcdeXYZ019 -_:/\"'.é한K"), max_size=40)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from logmesh.logs.query.compact import Compactor
 from logmesh.logs.sinks.cursor import Position, SinkState, sent_past, unsent_by
 from logmesh.logs.store import layout
+from logmesh.logs.store.compact import Compactor
 
 from .helpers import Store, event
 

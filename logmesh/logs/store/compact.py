@@ -37,10 +37,7 @@ import duckdb
 import orjson
 
 from ...fsio import fsync_path, write_atomic
-from ..store import layout
-from ..store.reader import SegmentInfo, list_segments
-from . import trigrams
-from .schema import (
+from ..query.schema import (
     MESH_SELECT,
     SELECT_LIST,
     TS,
@@ -49,6 +46,8 @@ from .schema import (
     read_ndjson_sql,
     sql_str,
 )
+from . import layout, trigrams
+from .reader import SegmentInfo, list_segments
 
 log = logging.getLogger("logmesh.logs.compact")
 

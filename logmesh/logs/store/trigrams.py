@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import kql
+from ..query import kql
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 NCODES = 37 ** 3  # codes are (a*37 + b)*37 + c with a, b, c in 1..36 (instr() of each char)

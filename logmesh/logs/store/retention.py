@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from ..store import layout
+from . import layout
 
 log = logging.getLogger("logmesh.logs.retention")
 

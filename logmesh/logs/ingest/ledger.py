@@ -1,4 +1,4 @@
-"""Loss accounting and de-duplication per shipping instance, from ``event.id``.
+"""The loss ledger: loss accounting and de-duplication per shipping instance, from ``event.id``.
 
 Each logmesh shipper numbers its events 1, 2, 3, ... per boot; the instance
 id changes on every boot. From the numbers alone the logs service knows, per
