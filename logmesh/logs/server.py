@@ -40,6 +40,7 @@ from ..security_http import (
     error_middleware,
     runner_kwargs,
 )
+from .http.query_api import HEAVY_NICE, QueryAPI
 from .ingest.common import Routes
 from .ingest.http_ndjson import parse_body
 from .ingest.ledger import ShipperLedger
@@ -157,20 +158,30 @@ class LogsServer(Serving):
         self.runner: web.AppRunner | None = None
         self.site: GuardedSite | None = None
         self.registry: RegistryLink | None = None
-        self.query = QueryService(self)
-        if self.sinks and self.query.compactor is not None:  # keep NDJSON until every sink sent it
-            self.query.compactor.hold = unsent_by(config.data_dir, [s.kind for s in self.sinks])
+        # The query side, given what it reads: the engine below ingest's CPU priority
+        # (http/query_api.py), one compactor per data directory (worker 0's), which keeps
+        # NDJSON until every sink sent it.
+        self.query = QueryService(
+            config.data_dir, worker_nice=HEAVY_NICE, compact=config.worker_id == 0 and config.compact,
+            retention_ms=config.retention_ms, max_disk_bytes=config.max_disk_bytes,
+            hold=unsent_by(config.data_dir, [s.kind for s in self.sinks]) if self.sinks else None)
+        self.api = QueryAPI(self.query.engine, access=access, writer_stats=lambda: self.writer.stats,
+                            ledger_summary=self.ledger.summary, mesh_nodes=self.mesh_nodes,
+                            query_timeout=config.query_timeout, max_rows=config.max_rows)
         self.app = self.make_app()
+
+    def mesh_nodes(self) -> list[dict]:
+        """The nodes the distributor last announced (none before it answers)."""
+        return self.registry.nodes if self.registry is not None else []
 
     # -- HTTP -----------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[
             error_middleware(log), bearer_middleware(self.access, open_paths=open_path)])
-        app["logs"] = self
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/api/v1/logs", self.post_logs)
-        self.query.add_routes(app)  # search, histogram, top, tail, ... (query/api.py)
+        self.api.add_routes(app)  # search, histogram, top, tail, ... (http/query_api.py)
         add_web_routes(app)  # the UI at / and /static/ (logs/web/routes.py)
         return app
 
@@ -305,6 +316,7 @@ class LogsServer(Serving):
         ex.add("logmesh_segments", "gauge", "Segment and Parquet files in the data directory.", files)
         ex.add("logmesh_disk_bytes", "gauge", "Bytes of segments and Parquet files.", size)
         self.query.add_metrics(ex, w)
+        self.api.add_metrics(ex, w)
         return ex
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -320,7 +332,7 @@ class LogsServer(Serving):
             log.info("re-read %d event id(s) of %d shipper instance(s) for de-duplication",
                      known, len(self.ledger.instances))
         self.writer.start()
-        self.query.start()  # worker 0: compaction and retention in a thread
+        self.query.start(self.writer.on_seal)  # worker 0: compaction and retention in a thread
         for sink in self.sinks:  # they read what the writer wrote; ingest never waits for them
             self.writer.on_flush.append(sink.notify)
             sink.start()
@@ -358,7 +370,7 @@ class LogsServer(Serving):
             self.tcp_server.close()
         if self.registry is not None:
             await self.registry.close()
-        await self.query.close_streams()
+        await self.api.close()  # end live tails
         if self.runner is not None:
             await self.runner.cleanup()
         await self.writer.close()

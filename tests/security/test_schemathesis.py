@@ -4,7 +4,7 @@ A real ``logmesh logs`` process, with a token; schemathesis generates requests
 for every operation of ``/api/v1/openapi.json`` and the test fails on any 5xx.
 Its strategies are driven by hypothesis directly: schemathesis's pytest plugin
 (``from_fixture``) reads a private attribute pytest 9 no longer has.
-(The description is the query engine's, logs/query/openapi.py. Once the
+(The description is the query engine's, logs/http/openapi.py. Once the
 server has started, a description that cannot be fetched -- a 404, a refused
 connection, a body that is not an OpenAPI 3 document -- fails the test: it
 never skips, so a broken endpoint cannot pass CI unnoticed.)

@@ -397,7 +397,7 @@ class Engine:
 
         With ``max_age`` (queries), a refresh already under way in another thread is not
         waited for: the last finished refresh's snapshot is used. That thread may be a heavy query's,
-        at a low CPU priority (api.py), and under fast ingest a refresh loads megabytes:
+        at a low CPU priority (http/query_api.py), and under fast ingest a refresh loads megabytes:
         waiting for it made every normal query as slow as the heavy one (issue 15 #7).
         """
         if max_age and time.monotonic() - self._refreshed < max_age:

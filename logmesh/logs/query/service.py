@@ -1,49 +1,41 @@
-"""The query side of one logs process: engine + API routes, and on worker 0 the
-compaction/retention thread; plus their counters for /metrics.
+"""The engine of one logs process and, on worker 0, the store's compaction/retention
+thread; plus their counters for /metrics.
 
-Kept apart from server.py so the server only calls ``add_routes``, ``start``,
-``close_streams``, ``stop`` and ``add_metrics``.
+Built by logs/server.py from what it hands in (the data directory and options, the
+sinks' ``hold``); the server hands the engine to the HTTP handlers (logs/http/).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
-
-from aiohttp import web
+from collections.abc import Callable
+from pathlib import Path
 
 from ...metrics import Exposition
 from ..store.compact import Compactor
+from ..store.reader import SegmentInfo
 from ..store.retention import Retention
-from .api import HEAVY_NICE, QueryAPI
 from .engine import Engine
-
-if TYPE_CHECKING:
-    from ..server import LogsServer
 
 
 class QueryService:
-    def __init__(self, server: LogsServer) -> None:
-        cfg = server.config
-        self.server = server
-        self.engine = Engine(cfg.data_dir, worker_nice=HEAVY_NICE)  # below ingest (api.py)
-        self.api = QueryAPI(server, self.engine)
-        self.retention = Retention(cfg.data_dir, max_age_ms=cfg.retention_ms, max_bytes=cfg.max_disk_bytes)
+    def __init__(self, data_dir: Path, *, worker_nice: int, compact: bool,
+                 retention_ms: int | None, max_disk_bytes: int | None,
+                 hold: Callable[[SegmentInfo], bool] | None = None) -> None:
+        """``compact``: run the compaction thread (one per data directory: worker 0's);
+        ``hold(segment)``: keep a sealed segment's NDJSON while it is True (sinks/cursor.py)."""
+        self.engine = Engine(data_dir, worker_nice=worker_nice)
+        self.retention = Retention(data_dir, max_age_ms=retention_ms, max_bytes=max_disk_bytes)
         self.compactor: Compactor | None = None
-        if cfg.worker_id == 0 and cfg.compact:  # one compactor per data directory: worker 0's
-            self.compactor = Compactor(cfg.data_dir, after_pass=self.retention.run_once)
+        if compact:
+            self.compactor = Compactor(data_dir, after_pass=self.retention.run_once)
+            self.compactor.hold = hold
 
-    def add_routes(self, app: web.Application) -> None:
-        self.api.add_routes(app)
-
-    def start(self) -> None:
+    def start(self, on_seal: list[Callable[[], None]]) -> None:
+        """Start compacting; ``on_seal``: the writer's callbacks on sealing a segment."""
         if self.compactor is not None:
-            self.server.writer.on_seal.append(self.compactor.wake)
+            on_seal.append(self.compactor.wake)
             self.compactor.start()
-
-    async def close_streams(self) -> None:
-        """End live tails, so the HTTP server's shutdown does not wait on them."""
-        await self.api.close()
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -90,20 +82,3 @@ class QueryService:
         ex.add("logmesh_cold_segments", "gauge",
                "Sealed segments waiting for compaction, read from their files per query.",
                len(snap.cold), labels)
-        ex.add("logmesh_tail_streams", "gauge", "Open /api/v1/tail streams.", self.api.tails, labels)
-        ex.add("logmesh_api_bad_requests_total", "counter", "Query API requests answered 400.",
-               self.api.counters["bad_requests"], labels)
-        slots = self.api.slots
-        ex.add("logmesh_query_timeouts_total", "counter",
-               "Queries answered 503 past --query-timeout (waiting included).",
-               self.api.counters["timeouts"], labels)
-        ex.add_many("logmesh_query_refused_total", "counter",
-                    "Queries refused with 429 or 503 before they ran, by reason.",
-                    (({**labels, "reason": r}, slots.counters[f"refused_{r}"])
-                     for r in ("client", "waiting")))
-        ex.add("logmesh_query_wait_seconds_total", "counter",
-               "Time queries waited for a query thread.", slots.counters["wait_seconds"], labels)
-        ex.add("logmesh_queries_running", "gauge", "Queries on a query thread now.",
-               slots.threads - slots.free, labels)
-        ex.add("logmesh_queries_waiting", "gauge", "Queries waiting for a query thread.",
-               len(slots.queue), labels)

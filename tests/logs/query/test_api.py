@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from logmesh.logs.query.openapi import OPENAPI
+from logmesh.logs.http.openapi import OPENAPI
 from logmesh.logs.store.compact import Compactor
 
 from ..helpers import HOST, RawClient, book_frame, request_text, wait_until
@@ -136,7 +136,7 @@ async def test_tail_streams_new_matching_events(api):
                         return
 
     task = asyncio.create_task(listen())
-    await wait_until(lambda: server.query.api.tails == 1 and got, 5, "the tail connected")
+    await wait_until(lambda: server.api.tails == 1 and got, 5, "the tail connected")
     t0 = time.monotonic()
     await post(s, base, [{"message": "new tailme 1"}, {"message": "other"}, {"message": "new tailme 2"}])
     await asyncio.wait_for(task, 5)
@@ -211,7 +211,7 @@ async def test_two_workers_see_each_others_events_and_only_worker0_compacts(star
                         return
 
         task = asyncio.create_task(listen())
-        await wait_until(lambda: w0.query.api.tails == 1, 5, "the tail connected")
+        await wait_until(lambda: w0.api.tails == 1, 5, "the tail connected")
         await post(s, b1, [{"message": "crossover from worker 1"}])
         await post(s, b0, [{"message": "crossover from worker 0"}])
         await asyncio.wait_for(task, 5)

@@ -82,7 +82,7 @@ async def test_tail_follow_prints_new_events(served):
         sys.executable, "-m", "logmesh", "tail", "-f", "-n", "0", "--json", "shipped", "--url", url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     try:
-        await wait_until(lambda: server.query.api.tails or proc.returncode is not None, 15,
+        await wait_until(lambda: server.api.tails or proc.returncode is not None, 15,
                          "the interpreter started and the stream opened")
         assert proc.returncode is None, (await proc.stderr.read()).decode()  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as s:

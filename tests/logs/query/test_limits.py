@@ -12,9 +12,9 @@ import aiohttp
 import duckdb
 import pytest
 
-from logmesh.logs.query import api as api_mod
+from logmesh.logs.http import query_api as api_mod
+from logmesh.logs.http.query_api import Busy, QuerySlots
 from logmesh.logs.query import kql
-from logmesh.logs.query.api import Busy, QuerySlots
 from logmesh.logs.query.engine import Engine, QueryTimeout
 from logmesh.logs.query.schema import COLUMNS, ident
 from logmesh.logs.store import layout
@@ -213,7 +213,7 @@ async def test_a_normal_query_answers_within_a_second_while_8_heavy_ones_run(sta
             if status == 503:
                 assert headers.get("Retry-After") and body["error"], body
         assert any(a[0] == 503 for a in answers) and took_all < timeout + 2.5
-        slots = server.query.api.slots
+        slots = server.api.slots
         assert slots.free == api_mod.QUERY_THREADS and not slots.running and not slots.queue
         status, took, _, _ = await timed_get(normal, base, "/api/v1/search", q="service.name:goods")
         assert status == 200 and took < 1.0
@@ -227,7 +227,7 @@ async def test_one_client_runs_two_queries_at_once_and_is_refused_past_eight(sta
         heavy = [asyncio.ensure_future(timed_get(greedy, base, "/api/v1/search", q=wild_or(20)))
                  for _ in range(api_mod.CLIENT_QUERIES)]
         await asyncio.sleep(0.3)
-        assert server.query.api.slots.running == {"address 127.0.0.3": api_mod.CLIENT_THREADS}
+        assert server.api.slots.running == {"address 127.0.0.3": api_mod.CLIENT_THREADS}
         status, _, body, headers = await timed_get(greedy, base, "/api/v1/search", q="error")
         assert status == 429 and headers["Retry-After"] == "1", body
         assert "queries running or waiting" in body["error"]
@@ -326,7 +326,7 @@ async def test_a_query_does_not_wait_for_a_refresh_under_way_in_another_thread(t
 
 
 async def test_openapi_describes_every_method_of_every_query_route(start_logs):
-    from logmesh.logs.query.openapi import OPENAPI
+    from logmesh.logs.http.openapi import OPENAPI
 
     server = await start_logs()
     routes = {(r.method.lower(), r.resource.canonical) for r in server.app.router.routes()

@@ -38,21 +38,19 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import orjson
 from aiohttp import web
 
-from ...security import bearer_token, token_matches
+from ...metrics import Exposition
+from ...security import Access, bearer_token, token_matches
+from ..query import kql
+from ..query.engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_priority
+from ..query.timerange import TimeRangeError, now_ms, parse_duration, parse_range
 from ..store.segment import quarantined
-from . import kql
-from .engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_priority
 from .openapi import OPENAPI
-from .timerange import TimeRangeError, now_ms, parse_duration, parse_range
-
-if TYPE_CHECKING:
-    from ..server import LogsServer
 
 log = logging.getLogger("logmesh.logs.api")
 
@@ -65,8 +63,8 @@ MAX_TAIL_LAST = 1_000
 TAIL_POLL_SECONDS = 0.2  # a tail looks for new events this often (an event shows within ~0.3 s)
 TAIL_KEEPALIVE_SECONDS = 15.0  # an SSE comment this often, so proxies keep the stream open
 QUERY_THREADS = 4
-# Query limits (module docstring). The two per-client numbers are read from the config's
-# query_client_threads / query_client_queries when it has them.
+# Query limits (module docstring). The two per-client numbers are QueryAPI's client_threads and
+# client_queries.
 CLIENT_THREADS = 2  # queries of one client running at once; the web UI sends 3-4 together
 CLIENT_QUERIES = 8  # queries of one client running or waiting; past it 429
 MAX_QUERY_TERMS = 1_000  # kql.cost().terms past this: 400
@@ -315,11 +313,25 @@ class QuerySlots:
 
 
 class QueryAPI:
-    """Routes /api/v1/* queries of one logs process onto its engine."""
+    """Routes /api/v1/* queries of one logs process onto its engine.
 
-    def __init__(self, server: LogsServer, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
-        self.server = server
+    It is handed what it reads, by logs/server.py: the engine, the service's
+    ``access`` (tokens), and callables for the writer's counters, the loss
+    ledger's summary and the mesh's nodes (known once the registry answers).
+    """
+
+    def __init__(self, engine: Engine, *, access: Access,
+                 writer_stats: Callable[[], Mapping[str, int]],
+                 ledger_summary: Callable[[], list[dict]],
+                 mesh_nodes: Callable[[], list[dict]],
+                 query_timeout: float | None = None, max_rows: int = MAX_SEARCH_LIMIT,
+                 client_threads: int = CLIENT_THREADS, client_queries: int = CLIENT_QUERIES,
+                 clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
+        self.access = access
+        self.writer_stats = writer_stats
+        self.ledger_summary = ledger_summary
+        self.mesh_nodes = mesh_nodes
         self.clock = clock
         # Slots (below) hand out at most QUERY_THREADS jobs, heavy ones at most QUERY_THREADS - 1:
         # neither pool ever queues.
@@ -329,12 +341,10 @@ class QueryAPI:
         self.closing = asyncio.Event()
         self.tails = 0
         self.counters = {"requests": 0, "bad_requests": 0, "tails_total": 0, "timeouts": 0}
-        cfg = server.config
-        self.timeout = float(getattr(cfg, "query_timeout", 0) or 0) or None  # seconds, then 503
-        self.max_rows = int(getattr(cfg, "max_rows", 0) or MAX_SEARCH_LIMIT)  # events per page
-        self.slots = QuerySlots(QUERY_THREADS,
-                                int(getattr(cfg, "query_client_threads", 0) or CLIENT_THREADS),
-                                int(getattr(cfg, "query_client_queries", 0) or CLIENT_QUERIES))
+        self.timeout = float(query_timeout or 0) or None  # seconds, then 503
+        self.max_rows = int(max_rows or MAX_SEARCH_LIMIT)  # events per page
+        self.slots = QuerySlots(QUERY_THREADS, int(client_threads or CLIENT_THREADS),
+                                int(client_queries or CLIENT_QUERIES))
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -389,8 +399,8 @@ class QueryAPI:
     def read_token_refused(self, request: web.Request) -> web.Response | None:
         """A POST on a read route needs a read token, whatever the method-based middleware let
         through (it lets a write token pass for POST): a shipper's token must not read logs."""
-        access = getattr(self.server, "access", None)
-        if access is None or not access.read:
+        access = self.access
+        if not access.read:
             return None
         token = bearer_token(request.headers.get("Authorization"))
         if access.may_read(token):
@@ -406,8 +416,8 @@ class QueryAPI:
     def client_of(self, request: web.Request) -> str:
         """Who a query counts against: the read token it carries when the service checks
         tokens (a client cannot make up more of those), else the peer's address."""
-        access = getattr(self.server, "access", None)
-        if access is not None and access.read:
+        access = self.access
+        if access.read:
             token = bearer_token(request.headers.get("Authorization"))
             if token is not None and token_matches(token, access.read):
                 return "token " + hashlib.sha256(token.encode()).hexdigest()[:16]
@@ -535,9 +545,8 @@ class QueryAPI:
         start, end = _range(request, self.clock)
         counts = await self.call(request, self.engine.service_counts, start, end)
         seconds = max((end - start) / 1000, 0.001)
-        registry = self.server.registry
         nodes = []
-        for node in (registry.nodes if registry is not None else []):
+        for node in self.mesh_nodes():
             name = str(node.get("name", ""))
             c = counts.get(name, {})
             urls = node.get("urls")
@@ -552,9 +561,9 @@ class QueryAPI:
 
     async def stats(self, request: web.Request) -> web.Response:
         result = await self.call(request, self.engine.stats)
-        result["shippers"] = self.server.ledger.summary()
+        result["shippers"] = self.ledger_summary()
         files, size = quarantined(self.engine.data_dir)
-        ws = self.server.writer.stats
+        ws = self.writer_stats()
         result["quarantine"] = {"files": files, "bytes": size, "damaged_lines": ws["damaged_lines"],
                                 "damaged_parquet_files": self.engine.counters["damaged_files"],
                                 "damaged_parquet_events": self.engine.counters["damaged_rows"]}
@@ -625,7 +634,27 @@ class QueryAPI:
             out += b"\n\n"
         await resp.write(bytes(out))
 
+    def add_metrics(self, ex: Exposition, labels: dict[str, str]) -> None:
+        ex.add("logmesh_tail_streams", "gauge", "Open /api/v1/tail streams.", self.tails, labels)
+        ex.add("logmesh_api_bad_requests_total", "counter", "Query API requests answered 400.",
+               self.counters["bad_requests"], labels)
+        slots = self.slots
+        ex.add("logmesh_query_timeouts_total", "counter",
+               "Queries answered 503 past --query-timeout (waiting included).",
+               self.counters["timeouts"], labels)
+        ex.add_many("logmesh_query_refused_total", "counter",
+                    "Queries refused with 429 or 503 before they ran, by reason.",
+                    (({**labels, "reason": r}, slots.counters[f"refused_{r}"])
+                     for r in ("client", "waiting")))
+        ex.add("logmesh_query_wait_seconds_total", "counter",
+               "Time queries waited for a query thread.", slots.counters["wait_seconds"], labels)
+        ex.add("logmesh_queries_running", "gauge", "Queries on a query thread now.",
+               slots.threads - slots.free, labels)
+        ex.add("logmesh_queries_waiting", "gauge", "Queries waiting for a query thread.",
+               len(slots.queue), labels)
+
     async def close(self) -> None:
+        """End live tails, so the HTTP server's shutdown does not wait on them."""
         self.closing.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.heavy_pool.shutdown(wait=False, cancel_futures=True)
