@@ -19,8 +19,7 @@ from typing import Any
 
 import click
 
-from . import __version__, security
-from .logs.query import commands as query_commands
+from . import __version__, cli_client, security
 from .supervisor import ChildSpec, Supervisor, busy_port, logmesh_argv
 
 EXIT_STARTUP_FAILURE = 3
@@ -570,10 +569,10 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
     sys.exit(Supervisor(specs).run())
 
 
-# The query tools talk to a logs service's HTTP API (logs/query/commands.py).
-cli.add_command(query_commands.query)
-cli.add_command(query_commands.tail)
-cli.add_command(query_commands.stats)
+# The query tools talk to a logs service's HTTP API (cli_client.py).
+cli.add_command(cli_client.query)
+cli.add_command(cli_client.tail)
+cli.add_command(cli_client.stats)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from logmesh.cli import cli
-from logmesh.logs.query.commands import format_table
+from logmesh.cli_client import format_table
 
 from ..helpers import HOST, wait_until
 

@@ -1,8 +1,9 @@
-"""``logmesh query``, ``logmesh tail`` and ``logmesh stats``: the HTTP API from a terminal.
+"""``logmesh query``, ``logmesh tail`` and ``logmesh stats``: the logs HTTP API from a terminal.
 
 They only talk to the API (docs/api.md), so they work against any logs
 service they can reach. Output is aligned columns, coloured when stdout is a
-terminal; ``--json`` prints one JSON object per line instead.
+terminal; ``--json`` prints one JSON object per line instead. cli.py adds them
+to ``logmesh``.
 """
 
 from __future__ import annotations
