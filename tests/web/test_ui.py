@@ -192,9 +192,11 @@ def test_the_legend_chip_of_events_without_a_service_filters_on_them(mesh, page)
 
     status, _ = http("POST", f"{mesh.ui}/api/v1/logs", [{"message": "orphan line, no service"}])
     assert status == 200
+    wait_for(lambda: "(none)" in str(http("GET", f"{mesh.ui}/api/v1/histogram?by=service.name")[1]),
+             10, "the event in the histogram")  # searchable within seconds, not at once
     page.goto(mesh.ui + "/")
     chip = page.locator("#legend .chip", has_text="(no service)")
-    expect(chip).to_be_visible()
+    expect(chip).to_be_visible(timeout=15_000)
     chip.click()
     expect(page.locator("#q")).to_have_value("not service.name:*")
     expect(page.locator("#rows")).to_contain_text("orphan line, no service")

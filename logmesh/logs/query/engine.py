@@ -103,6 +103,9 @@ class _DamagedFile(Exception):
         self.path = path
 
 
+REFRESH_WAIT_SECONDS = 0.5  # a query waits this long for another thread's refresh, then goes on
+
+
 class _FileGone(Exception):
     """A file the query's snapshot named was removed meanwhile: refresh and ask again."""
 
@@ -395,8 +398,10 @@ class Engine:
     def refresh(self, max_age: float = 0.0) -> Snapshot:
         """Load what was appended since the last refresh; ``max_age``: reuse a recent one.
 
-        With ``max_age`` (queries), a refresh already under way in another thread is not
-        waited for: the last finished refresh's snapshot is used. That thread may be a heavy query's,
+        With ``max_age`` (queries), a refresh already under way in another thread is
+        waited for at most REFRESH_WAIT_SECONDS (a page's queries arrive together, and one
+        that skipped the wait missed the event just acknowledged); then the last finished
+        refresh's snapshot is used. That thread may be a heavy query's,
         at a low CPU priority (http/query_api.py), and under fast ingest a refresh loads megabytes:
         waiting for it made every normal query as slow as the heavy one (issue 15 #7).
         """
@@ -405,7 +410,7 @@ class Engine:
         if max_age and self._refreshed:
             if getattr(self._local, "no_load", False):  # with_deadline(load_new=False)
                 return self._snapshot
-            if not self._lock.acquire(blocking=False):
+            if not self._lock.acquire(timeout=REFRESH_WAIT_SECONDS):
                 return self._snapshot
             self._lock.release()
         with self._lock:
