@@ -37,6 +37,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -193,7 +194,7 @@ def phase(name: str, http_port: int, seconds: float, rng_params: dict, heavy: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="events in the store")
-    ap.add_argument("--dir", type=Path, default=Path("/tmp/logmesh-bench-starvation"))
+    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "logmesh-bench-starvation")
     ap.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
     ap.add_argument("--heavy", type=int, default=8, help="heavy clients")
     ap.add_argument("--terms", type=int, nargs="+", default=[64, 400],
