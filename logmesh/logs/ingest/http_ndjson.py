@@ -12,7 +12,16 @@ from typing import Any
 
 import orjson
 
-from .common import MAX_DEPTH, Event, Rejected, apply_extra, check_timestamp, depth, now_ms
+from .common import (
+    MAX_DEPTH,
+    MAX_TIMESTAMP_MS,
+    Event,
+    Rejected,
+    apply_extra,
+    check_timestamp,
+    depth,
+    now_ms,
+)
 
 MAX_ERRORS_REPORTED = 20
 
@@ -23,7 +32,10 @@ def parse_timestamp(value: Any) -> int:
         raise ValueError("@timestamp must be epoch milliseconds or ISO-8601")
     if isinstance(value, int):
         return check_timestamp(value)
-    if isinstance(value, float):  # orjson reads no NaN or infinity; 1e300 is refused by the range
+    if isinstance(value, float):  # orjson reads no NaN or infinity
+        if not 0 <= value <= MAX_TIMESTAMP_MS:
+            raise Rejected("bad_timestamp", f"@timestamp {value!r} is not epoch milliseconds "
+                                            "between 1970 and 9999")
         return check_timestamp(int(value))
     if isinstance(value, str):
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
