@@ -1,9 +1,11 @@
 """The package's layout, checked from the source (ast; nothing is imported).
 
-docs/architecture.md says which room may import which. Two rules are checked
-here: no import cycle between modules of ``logmesh/``, and nothing under
+docs/architecture.md says which room may import which. Three rules are
+checked here: no import cycle between modules of ``logmesh/``, nothing under
 ``logmesh/logs/`` imports ``logmesh.logs.server``, the one module that wires
-the log service's parts together.
+the log service's parts together, and nothing under ``logmesh/logs/store/``
+imports the read path or the servers above it (``logs.query``, ``logs.http``,
+``logs.server``): the store owns the data directory and its formats.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "logmesh"
 SERVER = "logmesh.logs.server"
+STORE = "logmesh.logs.store"
+ABOVE_THE_STORE = ("logmesh.logs.query", "logmesh.logs.http", SERVER)
+
+
+def within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
 
 
 def module_name(path: Path) -> str:
@@ -107,3 +115,14 @@ def test_nothing_under_logs_imports_the_server():
                        if name.startswith("logmesh.logs.") and name != SERVER and SERVER in deps)
     assert not offenders, (f"{', '.join(offenders)} import {SERVER}; hand them what they need "
                            "from logs/server.py instead (docs/architecture.md)")
+
+
+def test_the_store_imports_nothing_above_it():
+    edges = graph()
+    assert "logmesh.logs.store.columns" in edges["logmesh.logs.store.compact"]  # the walk sees the store
+    assert within("logmesh.logs.query.kql", "logmesh.logs.query") and not within("logmesh.logs.queryx", "logmesh.logs.query")
+    offenders = sorted(f"{name} -> {dep}" for name, deps in edges.items() if within(name, STORE)
+                       for dep in deps if any(within(dep, up) for up in ABOVE_THE_STORE))
+    assert not offenders, (f"{', '.join(offenders)}: logs/store/ may not import logs/query/, "
+                           "logs/http/ or logs/server.py; move what it needs into the store "
+                           "(docs/architecture.md)")

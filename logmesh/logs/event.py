@@ -37,7 +37,7 @@ labels                     object  any other fields; ``logmesh.params_error`` sa
 The book's packets are stored with the request text in ``message`` only
 (ingest/book_block.py: parsing it cost half of the ingest's CPU); readers
 derive the request's method, path, params, key and trace id from it, in
-DuckDB (query/schema.py) and in Python (:func:`derive_request`), by one rule.
+DuckDB (store/columns.py) and in Python (:func:`derive_request`), by one rule.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def derive_request(event: dict[str, Any]) -> dict[str, Any]:
     """Fill the logged request's fields from ``message`` where the line holds it unparsed.
 
     The book's packets are stored with the request packet as ``message`` only
-    (ingest/book_block.py); this is the rule of query/schema.py's
+    (ingest/book_block.py); this is the rule of store/columns.py's
     ``with_request_fields`` for readers in Python (the Elasticsearch sink).
     ``event`` is changed in place and returned.
     """

@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 from logmesh.logs.event import derive_request
 from logmesh.logs.ingest.book_block import block_head, encode_block, parse_block
 from logmesh.logs.ingest.common import Routes, request_event
-from logmesh.logs.query.schema import COLUMNS, SELECT_LIST, read_ndjson_lenient_sql, read_ndjson_sql
+from logmesh.logs.store.columns import (
+    COLUMNS,
+    SELECT_LIST,
+    read_ndjson_lenient_sql,
+    read_ndjson_sql,
+)
 
 from .helpers import RawClient, book_frame, request_text, stored, wait_until
 

@@ -8,7 +8,7 @@ envelopes, then their ``params`` strings: JSON syntax, UTF-8, escapes, lone
 surrogates) and builds the stored lines by joining bytes. The ``params``
 string literal is stored unchanged as ``message``; the fields of the logged
 request (method, path, params, key, trace id) are not parsed here at all:
-readers derive them from ``message`` (``query/schema.py`` in DuckDB,
+readers derive them from ``message`` (``store/columns.py`` in DuckDB,
 :func:`logmesh.logs.event.derive_request` in Python). Parsing them here was
 half of the ~2.8 µs of CPU an event cost; this path takes ~1.0
 (bench/notes/ingest.md).

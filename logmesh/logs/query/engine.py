@@ -55,10 +55,7 @@ import orjson
 
 from ..event import FIELD_TYPES
 from ..store import layout, trigrams
-from ..store.compact import MINUTE_MS, SUMMARY_FIELDS, decode_bitmaps
-from ..store.reader import SegmentInfo, list_segments, read_complete
-from . import kql
-from .schema import (
+from ..store.columns import (
     COLUMNS,
     MESH_SELECT,
     SELECT_LIST,
@@ -68,6 +65,9 @@ from .schema import (
     read_ndjson_sql,
     sql_str,
 )
+from ..store.compact import MINUTE_MS, SUMMARY_FIELDS, decode_bitmaps
+from ..store.reader import SegmentInfo, list_segments, read_complete
+from . import kql, trigram_need
 
 log = logging.getLogger("logmesh.logs.query")
 
@@ -817,7 +817,7 @@ class Engine:
         where, params = self.where(node, now)
         if extra is not None:
             where, params = f"({where}) AND ({extra[0]})", params + extra[1]
-        need = trigrams.need(node) if node is not None else None
+        need = trigram_need.need(node) if node is not None else None
         desc = order == "desc"
         after = decode_cursor(cursor, order) if cursor else None
         if after is not None:
@@ -894,7 +894,7 @@ class Engine:
     def count(self, node: kql.Node | None, start: int, end: int, now: int | None = None) -> int:
         now = now if now is not None else int(self.clock() * 1000)
         snap = self.refresh(max_age=0.05)
-        need = trigrams.need(node) if node is not None else None
+        need = trigram_need.need(node) if node is not None else None
         every = node is None or isinstance(node, kql.MatchAll)
         term = summary_term(node)
 
@@ -927,7 +927,7 @@ class Engine:
         counts = [0] * nb
         stacks: list[dict[str, int]] | None = [{} for _ in range(nb)] if by else None
         snap = self.refresh(max_age=0.05)
-        need = trigrams.need(node) if node is not None else None
+        need = trigram_need.need(node) if node is not None else None
         every = node is None or isinstance(node, kql.MatchAll)
         by_minute = interval % MINUTE_MS == 0  # then each minute falls in one bucket
 
@@ -999,7 +999,7 @@ class Engine:
         now = now if now is not None else int(self.clock() * 1000)
         expr, eparams, kind = field_expr(field_name)
         snap = self.refresh(max_age=0.05)
-        need = trigrams.need(node) if node is not None else None
+        need = trigram_need.need(node) if node is not None else None
         every = node is None or isinstance(node, kql.MatchAll)
 
         def from_index(pf: ParquetFile, i: int) -> bool:

@@ -37,7 +37,8 @@ import duckdb
 import orjson
 
 from ...fsio import fsync_path, write_atomic
-from ..query.schema import (
+from . import layout, trigrams
+from .columns import (
     MESH_SELECT,
     SELECT_LIST,
     TS,
@@ -46,7 +47,6 @@ from ..query.schema import (
     read_ndjson_sql,
     sql_str,
 )
-from . import layout, trigrams
 from .reader import SegmentInfo, list_segments
 
 log = logging.getLogger("logmesh.logs.compact")

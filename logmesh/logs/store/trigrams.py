@@ -12,7 +12,8 @@ wrong: ``lock`` is in ``deadlock``. Trigrams are sound for substrings:
   bitmap over the 37**3 possible codes (6.3 KB before compression).
 * A query keeps a block only if the block has every trigram of every run of
   every word the query requires (``and``: all children, ``or``: any child,
-  ``not``: no constraint).
+  ``not``: no constraint). Which words a KQL tree requires is the query side's
+  to say (query/trigram_need.py); this module holds the format and :class:`Need`.
 
 Random ids would fill every block with all digit and hex trigrams and cost the
 most to compute, so a block holding a digits-only token just gets all 1,000
@@ -28,8 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-from ..query import kql
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 NCODES = 37 ** 3  # codes are (a*37 + b)*37 + c with a, b, c in 1..36 (instr() of each char)
@@ -93,7 +92,7 @@ def bitmap_from_sql(has_digits: bool, has_hex: bool, bits: str | None) -> int:
     return value
 
 
-# -- the query side -----------------------------------------------------------------------------
+# -- what a block must hold: words to masks (query/trigram_need.py walks the KQL tree) --
 
 
 def runs(text: str) -> list[str]:
@@ -135,32 +134,3 @@ class Need:
         if self.op == "and":
             return all(c.allows(bitmap) for c in self.children)
         return any(c.allows(bitmap) for c in self.children)
-
-
-def _literal_parts(value: object) -> list[str]:
-    if isinstance(value, kql.Literal):
-        return [value.text]
-    if isinstance(value, kql.Pattern):
-        return [p for p in value.parts if isinstance(p, str)]
-    return []
-
-
-def need(node: kql.Node, field: str | None = None) -> Need | None:
-    """The trigram constraint of a KQL tree on ``message`` (None: every block may match)."""
-    if isinstance(node, kql.Match):
-        name = node.field if node.field is not None else field
-        if name not in (None, "message"):
-            return None
-        mask = word_mask(_literal_parts(node.value))
-        return Need("mask", mask) if mask else None
-    if isinstance(node, kql.Group):
-        return need(node.inner, node.field)
-    if isinstance(node, kql.And):
-        kids = tuple(n for n in (need(c, field) for c in node.children) if n is not None)
-        return Need("and", children=kids) if kids else None
-    if isinstance(node, kql.Or):
-        kids = tuple(need(c, field) for c in node.children)
-        if any(k is None for k in kids):
-            return None
-        return Need("or", children=kids)  # type: ignore[arg-type]
-    return None  # not, ranges, exists, match-all: no constraint

@@ -251,9 +251,9 @@ async def test_trigram_pruning_skips_blocks(tmp_path):
     compact_all(tmp_path)
     engine = Engine(tmp_path)
     snap = engine.refresh()
-    from logmesh.logs.store import trigrams
+    from logmesh.logs.query import trigram_need
 
-    need = trigrams.need(kql.parse("zyzzyva"))
+    need = trigram_need.need(kql.parse("zyzzyva"))
     src = engine.source(snap, LO, HI, need)
     assert src is not None and src.rows == 40_000 - 2 * layout.PARQUET_ROW_GROUP_ROWS  # 1 block of 3
     assert [e["message"] for e in engine.search(kql.parse("ZYZZYVA"), LO, HI)[0]] == ["a rare zyzzyva appears"]

@@ -16,8 +16,8 @@ from logmesh.logs.http import query_api as api_mod
 from logmesh.logs.http.query_api import Busy, QuerySlots
 from logmesh.logs.query import kql
 from logmesh.logs.query.engine import Engine, QueryTimeout
-from logmesh.logs.query.schema import COLUMNS, ident
 from logmesh.logs.store import layout
+from logmesh.logs.store.columns import COLUMNS, ident
 
 from ..helpers import HOST
 

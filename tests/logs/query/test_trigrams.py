@@ -6,7 +6,7 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logmesh.logs.query import kql
+from logmesh.logs.query import kql, trigram_need
 from logmesh.logs.store import trigrams
 
 TEXT = st.text(alphabet=st.sampled_from("abcdeXYZ019 -_:/\"'.é한K"), max_size=40)
@@ -31,7 +31,7 @@ def test_a_substring_of_a_message_is_allowed(messages, pick, lo, size):
             node = kql.parse(q if q.startswith('"') else kql.Literal(q).to_kql())
         except kql.KQLSyntaxError:
             continue
-        need = trigrams.need(node)
+        need = trigram_need.need(node)
         hit = con.execute("SELECT count(*) FROM m WHERE message ILIKE ? ESCAPE '\\'",
                           ["%" + q.strip('"').replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"]
                           ).fetchone()[0]
@@ -42,16 +42,16 @@ def test_a_substring_of_a_message_is_allowed(messages, pick, lo, size):
 def test_absent_word_is_pruned_and_ids_set_their_masks():
     con = duckdb.connect()
     bm = bitmap(con, ["GET /goods 200 12ms", 'password "0123456789abcdef0123456789abcdef"', "key 98765"])
-    assert trigrams.need(kql.parse("goods")).allows(bm)
-    assert not trigrams.need(kql.parse("deadlock")).allows(bm)
-    assert trigrams.need(kql.parse("4242")).allows(bm)  # every digit trigram: a number was seen
-    assert trigrams.need(kql.parse("beef")).allows(bm)  # every hex trigram: a long hex id was seen
-    assert not trigrams.need(kql.parse("goods and deadlock")).allows(bm)
-    assert trigrams.need(kql.parse("goods or deadlock")).allows(bm)
-    assert trigrams.need(kql.parse("not deadlock")) is None
-    assert trigrams.need(kql.parse("service.name:deadlock")) is None  # only message is indexed
-    assert not trigrams.need(kql.parse("message:dead*lock")).allows(bm)
-    assert trigrams.need(kql.parse("ab")) is None  # shorter than a trigram: no constraint
+    assert trigram_need.need(kql.parse("goods")).allows(bm)
+    assert not trigram_need.need(kql.parse("deadlock")).allows(bm)
+    assert trigram_need.need(kql.parse("4242")).allows(bm)  # every digit trigram: a number was seen
+    assert trigram_need.need(kql.parse("beef")).allows(bm)  # every hex trigram: a long hex id was seen
+    assert not trigram_need.need(kql.parse("goods and deadlock")).allows(bm)
+    assert trigram_need.need(kql.parse("goods or deadlock")).allows(bm)
+    assert trigram_need.need(kql.parse("not deadlock")) is None
+    assert trigram_need.need(kql.parse("service.name:deadlock")) is None  # only message is indexed
+    assert not trigram_need.need(kql.parse("message:dead*lock")).allows(bm)
+    assert trigram_need.need(kql.parse("ab")) is None  # shorter than a trigram: no constraint
 
 
 def test_runs_split_on_anything_but_ascii_letters_and_digits():

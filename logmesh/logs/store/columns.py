@@ -1,4 +1,4 @@
-"""The query engine's columns: ``event.FIELD_TYPES`` as DuckDB types, and how to read NDJSON.
+"""The store's columns: ``event.FIELD_TYPES`` as DuckDB types, and how to read NDJSON.
 
 Times are epoch ms BIGINT; ``params`` and ``labels`` are JSON text. Column
 names are ECS dotted names, so SQL always double-quotes them (``ident``).
