@@ -35,7 +35,7 @@ import orjson
 
 from logmesh.protocol import DELIMITER, encode
 
-from ..integration.procs import HOST, Proc, Procs
+from ..integration.procs import HOST, Proc, Procs, read_store_still
 from ..waiting import wait_for
 
 STOP_TIMEOUT = 15.0  # SIGTERM must end the process within this, in every state
@@ -217,27 +217,14 @@ class DiskScan:
     bad_files: list[str] = field(default_factory=list)  # Parquet files DuckDB cannot read
 
 
-def _files(data_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    segs = tuple(sorted(p.name for p in (data_dir / "segments").glob("*.ndjson")))
-    pq = tuple(sorted(p.name for p in (data_dir / "parquet").glob("*.parquet")))
-    return segs, pq
-
-
 def scan_disk(data_dir: Path) -> DiskScan:
     """What the store holds, as readers see it: a segment whose Parquet file exists is left out
-    (engine.py's rule), a segment's bytes after its last newline are not an event yet.
-    Retried until no file came or went while reading."""
-    data_dir = Path(data_dir)
-    for _ in range(100):
-        before = _files(data_dir)
-        scan = _scan(data_dir, *before)
-        if _files(data_dir) == before:
-            return scan
-        time.sleep(0.05)
-    raise AssertionError(f"{data_dir}: the store kept changing while being read")
+    (engine.py's rule), a segment's bytes after its last newline are not an event yet."""
+    return read_store_still(Path(data_dir), _scan, tries=100)
 
 
-def _scan(data_dir: Path, segs: tuple[str, ...], pq: tuple[str, ...]) -> DiskScan:
+def _scan(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) -> DiskScan:
+    segs, pq = files
     scan = DiskScan()
     compacted = {n.removesuffix(".parquet") for n in pq}
     for name in segs:

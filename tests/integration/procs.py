@@ -16,7 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -171,13 +173,18 @@ class Procs:
 def store_events(data_dir: Path) -> list[dict]:
     """Every stored event of ``data_dir``, as readers see it: complete segment lines, and the
     Parquet files compaction made of sealed segments (a segment whose Parquet file exists is
-    left out, as the query engine does). Retried until no file came or went while reading."""
-    data_dir = Path(data_dir)
-    for _ in range(50):
+    left out, as the query engine does)."""
+    return read_store_still(Path(data_dir), _read_store)
+
+
+def read_store_still(data_dir: Path, read: Callable[[Path, tuple], Any], tries: int = 50) -> Any:
+    """``read(data_dir, (segments, parquet files))``, retried until no file came or went
+    while reading (compaction and retention work under a live service)."""
+    for _ in range(tries):
         before = _store_files(data_dir)
-        events = _read_store(data_dir, before)
+        result = read(data_dir, before)
         if _store_files(data_dir) == before:
-            return events
+            return result
         time.sleep(0.05)
     raise AssertionError(f"{data_dir}: the store kept changing while being read")
 
