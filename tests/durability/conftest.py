@@ -29,10 +29,3 @@ def service(tmp_path, request):
             if failed is not None and failed.failed:
                 print(svc.log_tail())
             svc.close()
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    rep = yield
-    setattr(item, f"rep_{rep.when}", rep)
-    return rep

@@ -16,10 +16,3 @@ def procs(tmp_path, request):
         if failed is not None and failed.failed:
             print(p.logs_of_all())
         p.close()
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    rep = yield
-    setattr(item, f"rep_{rep.when}", rep)
-    return rep

@@ -1,0 +1,13 @@
+"""Shared by every test package: each test's report on its item (``item.rep_call``), so
+fixtures that start real processes print their logs only when the test failed."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
