@@ -6,9 +6,9 @@ The rules (docs/security.md has the threat model):
   any other address without a token refuses to start (:func:`check_exposure`)
   unless ``--insecure`` says the risk is accepted.
 * A token is checked once per connection, in constant time: on the ¶ protocol
-  by a *hello*, the first packet ``{"uri":"/auth","method":"POST","key":0,
-  "params":{"token":"..."}}``, answered only when it fails (an error packet,
-  then close) -- a plain book client in open mode never hears a byte; over
+  by a *hello* (``logmesh/hello.py``), the first packet, answered only when
+  it fails (an error packet, then close) -- a plain book client in open mode
+  never hears a byte; over
   HTTP by ``Authorization: Bearer <token>``.
 * TLS is the standard :mod:`ssl` module: a process with ``--tls-cert`` serves
   TLS, and a process with a certificate or ``--tls-ca`` connects with TLS and
@@ -38,8 +38,6 @@ from typing import Any
 
 log = logging.getLogger("logmesh.security")
 
-AUTH_URI = "/auth"  # the hello's uri
-HELLO_MAX_BYTES = 16 * 1024  # an unauthenticated peer may not make us hold more than this
 SWEEP_INTERVAL = 1.0  # seconds between checks of every connection's timers and buffers
 SHORT_TOKEN = 16  # tokens shorter than this get a warning at start-up
 
@@ -165,28 +163,6 @@ class Access:
 
     def may_write(self, token: str | None) -> bool:
         return not self.write or token_matches(token, self.write)
-
-
-def hello_packet(token: str) -> dict:
-    """The first packet of a client that has a token."""
-    return {"uri": AUTH_URI, "method": "POST", "key": 0, "params": {"token": token}}
-
-
-def packet_token(packet: Any) -> str | None:
-    """The token a packet carries in ``params.token`` (a hello, or a registration)."""
-    if isinstance(packet, dict):
-        params = packet.get("params")
-        if isinstance(params, dict) and isinstance(params.get("token"), str):
-            return params["token"]
-    return None
-
-
-def auth_failed_packet(key: Any = 0, *, missing: bool) -> dict:
-    why = "no token was sent" if missing else "the token is wrong"
-    return {"key": key if isinstance(key, (int, str)) else 0, "errorcode": 401,
-            "errormessage": (f"authentication required ({why}): send "
-                             '{"uri":"/auth","method":"POST","key":0,"params":{"token":"..."}} '
-                             "as the first packet, with the mesh's token (--token or LOGMESH_TOKEN)")}
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -5,7 +5,7 @@ queues packets while disconnected (bounded, oldest dropped and counted) and
 matches replies to requests by ``key`` with a timeout.
 
 With a ``token`` its first packet on every connection is the hello
-(:func:`logmesh.security.hello_packet`); with ``ssl`` (an ``SSLContext`` that
+(:func:`logmesh.hello.hello_packet`); with ``ssl`` (an ``SSLContext`` that
 verifies the server, :func:`logmesh.security.client_context`) it speaks TLS.
 """
 
@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..hello import hello_packet
 from ..protocol import encode, reply_key
-from ..security import hello_packet
 from .connection import FramedConnection
 
 log = logging.getLogger("logmesh.mesh.client")

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..hello import HELLO_MAX_BYTES, Verdict, hello_token, is_hello, judge, refused
 from ..protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     DELIMITER,
@@ -36,12 +37,8 @@ from ..protocol import (
     reply_key,
 )
 from ..security import (
-    AUTH_URI,
-    HELLO_MAX_BYTES,
     ConnectionGuard,
     Guarded,
-    auth_failed_packet,
-    packet_token,
 )
 
 log = logging.getLogger("logmesh.mesh")
@@ -154,7 +151,7 @@ class FramedConnection(Guarded, asyncio.Protocol):
                 decoder.errors[item.reason] = decoder.errors.get(item.reason, 0) + 1
                 self.bad_frames += 1
                 if not self.authed:
-                    self._refuse(None)
+                    self._refuse(refused(None, missing=True))
                     return
                 # a server's lines are rate-limited: a flood of bad input is not a flood of lines
                 warn = (self.guard.warn if self.guard is not None else log).warning
@@ -171,7 +168,7 @@ class FramedConnection(Guarded, asyncio.Protocol):
                 self._first = False
                 if not self._handshake(packet):
                     return
-                if packet.get("uri") == AUTH_URI:
+                if is_hello(packet):
                     continue  # a hello is the connection's business, never the owner's
             try:
                 self.on_packet(self, raw, packet)
@@ -181,7 +178,7 @@ class FramedConnection(Guarded, asyncio.Protocol):
         if guard is not None:
             held = self.decoder.splitter.buffered
             if not self.authed and held > HELLO_MAX_BYTES:
-                self._refuse(None)  # an unauthenticated peer may not make us hold more
+                self._refuse(refused(None, missing=True))  # an unidentified peer may not make us hold more
                 return
             guard.track(self, held, bool(frames))
 
@@ -201,28 +198,27 @@ class FramedConnection(Guarded, asyncio.Protocol):
     # -- authentication --------------------------------------------------------
     def token_in(self, packet: dict) -> str | None:
         """The token a first packet carries: a hello's (subclasses may accept more)."""
-        return packet_token(packet) if packet.get("uri") == AUTH_URI else None
+        return hello_token(packet)
 
     def _handshake(self, packet: dict) -> bool:
-        """Check the first packet; False when the connection was refused."""
+        """Check the first packet (logmesh/hello.py); False when the connection was refused."""
         if self.authed:
             return True  # open mode: a hello from a client with a token needs no check
-        token = self.token_in(packet)
         assert self.guard is not None
-        if not self.guard.check(token):
-            self._refuse(packet, missing=token is None)
+        verdict = judge(packet, self.guard.check, self.token_in)
+        if not verdict.ok:
+            self._refuse(verdict)
             return False
         self.authed = True
         if self.on_ready is not None:
             self.on_ready(self)
         return True
 
-    def _refuse(self, packet: dict | None, missing: bool = True) -> None:
+    def _refuse(self, verdict: Verdict) -> None:
         if self.guard is not None:
-            self.guard.auth_failed(self, missing)
+            self.guard.auth_failed(self, verdict.missing)
         if self.transport is not None and not self.transport.is_closing():
-            key = reply_key(packet) if packet is not None else 0
-            self.transport.write(encode(auth_failed_packet(key, missing=missing)))
+            self.transport.write(verdict.reply)
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:

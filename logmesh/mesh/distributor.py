@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..hello import packet_token
 from ..lifecycle import Serving
 from ..protocol import encode, reply_key
-from ..security import ConnectionGuard, Limits, TLSOptions, check_exposure, packet_token
+from ..security import ConnectionGuard, Limits, TLSOptions, check_exposure
 from .connection import FramedConnection
 
 log = logging.getLogger("logmesh.distributor")

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from logmesh.hello import hello_packet
 from logmesh.protocol import encode
-from logmesh.security import hello_packet
 from logmesh.shipping.shipper import Shipper
 
 from ..logs.helpers import HOST, RawClient, book_frame, request_text, stored, wait_until

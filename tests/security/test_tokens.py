@@ -15,10 +15,11 @@ import aiohttp
 import orjson
 import pytest
 
+from logmesh.hello import hello_packet
 from logmesh.mesh.client import ReconnectingClient
 from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
-from logmesh.security import hello_packet, token_matches
+from logmesh.security import token_matches
 from logmesh.shipping.shipper import Shipper
 
 from ..logs.helpers import HOST, RawClient, bad_frames, book_frame, metrics, request_text, stored

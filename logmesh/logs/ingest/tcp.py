@@ -36,15 +36,12 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...protocol import DELIMITER, BadFrame, FrameSplitter, encode, parse_frame
+from ...hello import AUTH_URI, FirstPacket, OverLimit, Verdict, judge, refused
+from ...protocol import BadFrame, FrameSplitter, encode
 from ...security import (
-    AUTH_URI,
-    HELLO_MAX_BYTES,
     ConnectionGuard,
     Guarded,
     RateLimitedLog,
-    auth_failed_packet,
-    packet_token,
 )
 from ..store.segment import SegmentWriter, StoreUnavailable
 from .book_block import BookBlock, block_head, encode_block, parse_block
@@ -163,7 +160,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.source: tuple[str, int] = ("", 0)
         self.authed = not ctx.guard.requires_auth
-        self._hello = bytearray()  # the first packet, while a token is awaited
+        self._hello = FirstPacket()  # the first packet, while a token is awaited
         self.book_service: str | None = None  # see _book_service
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -234,30 +231,27 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             ctx.paused.add(self)
 
     def _handshake(self, data: bytes) -> bytes:
-        """Collect the first packet; on a good hello return what followed it, else refuse."""
-        self._hello += data
-        end = self._hello.find(DELIMITER)
-        if end < 0:
-            if len(self._hello) > HELLO_MAX_BYTES:
-                self._refuse(None, missing=True)
+        """Collect the first packet (logmesh/hello.py); on a good hello return what followed
+        it, else refuse."""
+        try:
+            first = self._hello.feed(data)
+        except OverLimit:
+            self._refuse(refused(None, missing=True))
             return b""
-        first = parse_frame(bytes(self._hello[:end]))
-        rest = bytes(self._hello[end + len(DELIMITER):])
-        self._hello = bytearray()
-        packet = first if isinstance(first, dict) else None
-        token = packet_token(packet) if packet is not None and packet.get("uri") == AUTH_URI \
-            else None
-        if not self.ctx.guard.check(token):
-            self._refuse(packet, missing=token is None)
+        if first is None:
+            return b""
+        packet, rest = first
+        verdict = judge(packet, self.ctx.guard.check)
+        if not verdict.ok:
+            self._refuse(verdict)
             return b""
         self.authed = True
         return rest
 
-    def _refuse(self, packet: dict | None, *, missing: bool) -> None:
-        self.ctx.guard.auth_failed(self, missing)
+    def _refuse(self, verdict: Verdict) -> None:
+        self.ctx.guard.auth_failed(self, verdict.missing)
         if self.transport is not None and not self.transport.is_closing():
-            key = packet.get("key", 0) if packet is not None else 0
-            self.transport.write(encode(auth_failed_packet(key, missing=missing)))
+            self.transport.write(verdict.reply)
             self.transport.close()
 
     def _book_service(self, block: BookBlock) -> str | None:
