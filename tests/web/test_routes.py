@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from aiohttp import web
@@ -11,6 +12,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from logmesh.logs.web.routes import STATIC_DIR, add_routes, resolve_static
 
 PAGE_BUDGET = 300 * 1024  # everything a first load fetches (issue #6: "under 300 KB")
+MODULES = sorted(p.name for p in STATIC_DIR.glob("*.js"))  # the UI's ES modules; app.js the entry
+IMPORT = re.compile(r'^\s*import\s*"([^"]+)"|^\s*(?:import|export)\b[^;"]*?\bfrom\s*"([^"]+)"', re.M)
+
+
+def imports_of(name: str) -> list[str]:
+    """The specifiers of a module's static imports (and re-exports); it has no dynamic import()."""
+    js = (STATIC_DIR / name).read_text()
+    assert "import(" not in js, name
+    return [a or b for a, b in IMPORT.findall(js)]
 
 
 @pytest.fixture
@@ -40,8 +50,25 @@ def test_resolve_static_refuses_everything_outside_static(name):
 
 
 def test_resolve_static_finds_the_assets():
-    for name in ("index.html", "app.js", "app.css"):
+    assert "app.js" in MODULES and len(MODULES) > 1
+    for name in ("index.html", "app.css", *MODULES):
         assert resolve_static(name) == STATIC_DIR / name
+
+
+def test_the_modules_import_only_each_other_and_all_are_used():
+    """Relative "./x.js" imports only (no bare names, nothing from elsewhere), each a served file,
+    and every module reachable from app.js: no dead file ships."""
+    seen, todo = set(), ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for spec in imports_of(name):
+            assert re.fullmatch(r"\./[a-z][a-z0-9-]*\.js", spec), f"{name} imports {spec!r}"
+            assert resolve_static(spec[2:]) is not None, f"{name} imports {spec}, which is not served"
+            todo.append(spec[2:])
+    assert seen == set(MODULES)
 
 
 async def test_index_and_assets_are_served_with_types_and_policy(client):
@@ -52,10 +79,15 @@ async def test_index_and_assets_are_served_with_types_and_policy(client):
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "/api/v1/search" in resp.headers["Link"]
     page = await resp.text()
-    assert '<script src="/static/app.js"' in page
-    for name, ctype in (("app.js", "text/javascript"), ("app.css", "text/css")):
+    assert '<script type="module" src="/static/app.js"></script>' in page
+    assert len(re.findall(r"<script\b", page)) == 1  # no inline script: the CSP would refuse it
+    for name, ctype in (("app.css", "text/css"), *((m, "text/javascript") for m in MODULES)):
         resp = await client.get(f"/static/{name}")
-        assert resp.status == 200 and resp.content_type == ctype
+        # a module is refused by the browser unless its type is JavaScript (nosniff)
+        assert resp.status == 200 and resp.content_type == ctype, name
+        assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["ETag"], name
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"], name
+        assert resp.headers["X-Content-Type-Options"] == "nosniff", name
 
 
 async def test_etag_revalidation_answers_304(client):
@@ -76,14 +108,15 @@ async def test_traversal_is_refused_over_http(client, target):
 async def test_page_weight_is_under_budget(client):
     """index.html + everything it links (no fonts, no CDN: nothing else is fetched)."""
     total = 0
-    for path in ("/", "/static/app.js", "/static/app.css"):
+    for path in ("/", "/static/app.css", *(f"/static/{m}" for m in MODULES)):
         total += len(await (await client.get(path)).read())
     assert total < PAGE_BUDGET, f"page weight {total} bytes"
     page = (STATIC_DIR / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # nothing from the internet
 
 
-def test_assets_never_put_data_into_html():
-    js = (STATIC_DIR / "app.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+@pytest.mark.parametrize("name", MODULES)
+def test_assets_never_put_data_into_html(name):
+    js = (STATIC_DIR / name).read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in js, sink

@@ -1,8 +1,13 @@
 """The web UI's routes: the page at ``/`` and its assets at ``/static/``.
 
-The page is plain HTML + JS + CSS shipped in ``static/`` (package data, no
-build step, nothing fetched from the internet) and calls only the public
-``/api/v1/`` API, so everything it shows can be had as JSON too.
+The page is plain HTML + CSS + native ES modules shipped in ``static/``
+(package data, no build step, nothing fetched from the internet): the page
+loads ``app.js`` as ``<script type="module">`` and it imports the other
+modules, one job each (docs/architecture.md). Every ``.js`` is served as
+``text/javascript``; with ``nosniff`` a browser refuses a module of any other
+type. The page calls only the public ``/api/v1/`` API, so everything it shows
+can be had as JSON too. (``static/package.json`` only tells node, which runs
+the modules' tests, that they are modules.)
 
 Log content is untrusted: the page renders it with ``textContent`` only, and
 the Content-Security-Policy below forbids inline and foreign scripts, so a
@@ -68,7 +73,7 @@ async def index(request: web.Request) -> web.Response:
 async def static(request: web.Request) -> web.Response:
     path = resolve_static(request.match_info["name"])
     if path is None:
-        raise web.HTTPNotFound(text="not found: the UI's files are under /static/ (app.js, app.css)")
+        raise web.HTTPNotFound(text="not found: the UI's files are under /static/ (app.js and its modules, app.css)")
     # no-cache + ETag: revalidated on every load, so an upgrade never mixes old and new assets.
     return _file_response(request, path, "no-cache")
 

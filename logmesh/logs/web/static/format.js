@@ -1,0 +1,50 @@
+// Numbers, rates, log levels, service colours and JSON as the page shows them. Pure.
+
+export const COLORS = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#84cc16", "#06b6d4",
+  "#ec4899", "#8b5cf6", "#f97316", "#64748b", "#6366f1", "#a855f7"];
+
+/** 12345 -> "12,345"; anything but a number -> "–". */
+export const fmtNum = (n) => (typeof n === "number" ? n.toLocaleString("en-US") : "–");
+
+/** "12 events", "1 event". */
+export const counted = (n, noun) => `${fmtNum(n)} ${noun}${n === 1 ? "" : "s"}`;
+
+/** Requests per second as a person reads them: "42/s", "0.5/s", "1.2/min". */
+export function fmtRate(r) {
+  if (typeof r !== "number") return "–";
+  return r >= 10 ? `${r.toFixed(0)}/s` : r >= 0.1 ? `${r.toFixed(1)}/s` : r > 0 ? `${(r * 60).toFixed(1)}/min` : "0/s";
+}
+
+/** The CSS class of a log.level: lv-erro, lv-warn, lv-crit, ... and lv-info for the rest. */
+export function levelClass(level) {
+  const l = String(level || "").toLowerCase();
+  return /^(error|err|critical|fatal|warn|warning|debug)$/.test(l) ? `lv-${l.slice(0, 4)}` : "lv-info";
+}
+
+/** A service's colour: a hash (FNV-1a) of its name, so every view and every reload agree. */
+export function color(name) {
+  let x = 0x811c9dc5;
+  for (const c of new TextEncoder().encode(String(name))) x = Math.imul(x ^ c, 0x01000193) >>> 0;
+  return COLORS[x % COLORS.length];
+}
+
+/**
+ * JSON.stringify(obj, null, 2) cut into [class, text] pieces for light colouring: "k" a key,
+ * "s" a string, "b" true/false/null, "n" a number, null the rest. Joined, the texts are the JSON.
+ */
+export function jsonTokens(obj) {
+  const text = JSON.stringify(obj, null, 2);
+  const out = [];
+  const re = /("(?:\\.|[^"\\])*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
+  let last = 0;
+  let m;
+  while ((m = re.exec(text))) {
+    if (m.index > last) out.push([null, text.slice(last, m.index)]);
+    if (m[1]) { out.push([m[2] ? "k" : "s", m[1]]); if (m[2]) out.push([null, m[2]]); }
+    else if (m[3]) out.push(["b", m[3]]);
+    else out.push(["n", m[4]]);
+    last = re.lastIndex;
+  }
+  out.push([null, text.slice(last)]);
+  return out;
+}

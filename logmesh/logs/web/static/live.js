@@ -1,0 +1,125 @@
+// The live tail: new matching events streamed into the top of the table, paused while the
+// reader scrolls away. Read with fetch, not EventSource, so it carries the bearer token and an
+// error answer (400 for a bad query) can be read; it reconnects by itself.
+
+import { setState } from "./actions.js";
+import { authHeaders } from "./api.js";
+import { $, h } from "./dom.js";
+import { askToken } from "./errors.js";
+import { addRows, loadMore, renderMore, table } from "./events.js";
+import { fmtNum } from "./format.js";
+import { reloadSoon } from "./histogram.js";
+import { feed } from "./sse.js";
+import { DEFAULTS, state } from "./state.js";
+
+const FIRST_WAIT_MS = 500; // before reconnecting; doubled per failure up to MAX_WAIT_MS
+const MAX_WAIT_MS = 5000;
+const AWAY_PX = 40; // scrolled further from the top than this: paused
+const NEAR_END_PX = 400; // this close to the end of the rows: load older ones
+
+const live = { ctl: null, q: null, paused: false, buffer: [], status: "" };
+
+/** Stream when the state asks for it (and only its query), else stop. */
+export function startLive() {
+  const want = state.live && state.view === "logs";
+  if (live.ctl && (!want || live.q !== state.q)) stopLive();
+  if (!want) { live.buffer = []; renderLiveBar(); return; }
+  if (live.ctl) return;
+  live.q = state.q;
+  live.ctl = new AbortController();
+  tail(live.ctl.signal, `/api/v1/tail?${new URLSearchParams(state.q ? { q: state.q } : {})}`);
+}
+
+export function stopLive() {
+  if (live.ctl) { live.ctl.abort(); live.ctl = null; }
+}
+
+/** The Live button, the scrolling that pauses the tail (and pages older rows in). */
+export function initLive() {
+  $("results").addEventListener("scroll", onScroll, { passive: true });
+  $("live").addEventListener("click", () => {
+    const on = !state.live;
+    const changes = { live: on };
+    if (on && state.to !== "now") Object.assign(changes, { from: DEFAULTS.from, to: "now" }); // live means "up to now"
+    setState(changes, false);
+  });
+}
+
+const setLiveStatus = (text) => { live.status = text; renderLiveBar(); };
+
+async function tail(signal, url) {
+  const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+  let wait = FIRST_WAIT_MS;
+  while (!signal.aborted) {
+    setLiveStatus("connecting…");
+    try {
+      const resp = await fetch(url, { signal, headers: authHeaders({ Accept: "text/event-stream" }) });
+      if (!resp.ok) {
+        let body = null;
+        try { body = await resp.json(); } catch { body = null; }
+        if (resp.status === 401) askToken();
+        if (resp.status >= 400 && resp.status < 500) {
+          setLiveStatus(`stopped: ${(body && body.error) || `HTTP ${resp.status}`}`);
+          return;
+        }
+        throw new Error(`HTTP ${resp.status}`);
+      }
+      setLiveStatus("streaming new events");
+      wait = FIRST_WAIT_MS;
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const got = feed(buf, value);
+        buf = got.rest;
+        for (const data of got.data) onTailData(data);
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+    }
+    setLiveStatus("reconnecting…");
+    await sleep(wait);
+    wait = Math.min(wait * 2, MAX_WAIT_MS);
+  }
+}
+
+function onTailData(text) {
+  let ev;
+  try { ev = JSON.parse(text); } catch { return; }
+  if (!ev || typeof ev !== "object" || Array.isArray(ev)) return;
+  if (live.paused) live.buffer.push(ev); else addLive([ev]);
+  renderLiveBar();
+}
+
+function addLive(events) {
+  // newest first: the stream delivers oldest first, so prepend in reverse
+  const added = addRows([...events].reverse(), "start");
+  if (added) {
+    if (!table.cursor && !table.trimmed) renderMore();
+    reloadSoon();
+  }
+}
+
+function renderLiveBar() {
+  const bar = $("livebar");
+  if (!state.live || state.view !== "logs") { bar.hidden = true; return; }
+  bar.hidden = false;
+  bar.classList.toggle("paused", live.paused);
+  if (live.paused) {
+    bar.replaceChildren(h("span", null, h("i", { class: "pulse off" }), `Live tail paused while you scroll · ${fmtNum(live.buffer.length)} new`),
+      h("button", { type: "button", onclick: () => { $("results").scrollTop = 0; } }, "Back to the newest"));
+  } else {
+    bar.replaceChildren(h("span", null, h("i", { class: "pulse" }), `Live tail: ${live.status}`));
+  }
+}
+
+function onScroll() {
+  const res = $("results");
+  const away = res.scrollTop > AWAY_PX;
+  if (res.scrollHeight - res.scrollTop - res.clientHeight < NEAR_END_PX) loadMore();
+  if (away === live.paused) return;
+  live.paused = away;
+  if (!away && live.buffer.length) { const buf = live.buffer; live.buffer = []; addLive(buf); }
+  renderLiveBar();
+}

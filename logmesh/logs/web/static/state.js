@@ -1,0 +1,52 @@
+// The page's state (view, query, range, live, open event) and its URL: every state is a link.
+// parseState and urlFor are pure; the rest read and write the one state of this page.
+
+import { DEFAULT_RANGE } from "./time.js";
+
+export const DEFAULTS = { view: "logs", q: "", from: DEFAULT_RANGE.from, to: DEFAULT_RANGE.to, live: false, event: "" };
+
+/** The state the page shows; app.js's run() loads what it says. */
+export const state = { ...DEFAULTS };
+
+/** The search now running: its number (answers of an older one are dropped) and its AbortController. */
+export const current = { gen: 0, ctl: null };
+
+/** A state from a URL's query string ("?q=...&from=..."); what it leaves out is the default. */
+export function parseState(search) {
+  const p = new URLSearchParams(search);
+  return {
+    view: p.get("view") === "mesh" ? "mesh" : "logs",
+    q: p.get("q") || "",
+    from: p.get("from") || DEFAULTS.from,
+    to: p.get("to") || DEFAULTS.to,
+    live: p.get("live") === "1",
+    event: p.get("event") || "",
+  };
+}
+
+/** The URL (path and query string) of a state: defaults left out, from and to together. */
+export function urlFor(st, pathname) {
+  const p = new URLSearchParams();
+  if (st.view !== "logs") p.set("view", st.view);
+  if (st.q) p.set("q", st.q);
+  if (st.from !== DEFAULTS.from || st.to !== DEFAULTS.to) { p.set("from", st.from); p.set("to", st.to); }
+  if (st.live) p.set("live", "1");
+  if (st.event) p.set("event", st.event);
+  const qs = p.toString();
+  return pathname + (qs ? `?${qs}` : "");
+}
+
+export function readURL() {
+  Object.assign(state, parseState(location.search));
+}
+
+/** The address bar to the state: a new history entry when push, else in place. */
+export function writeURL(push) {
+  const url = urlFor(state, location.pathname);
+  if (url !== location.pathname + location.search) history[push ? "pushState" : "replaceState"](null, "", url);
+}
+
+/** A full link that opens event seq over this query and range (not live). */
+export function shareLink(seq) {
+  return new URL(urlFor({ ...state, live: false, event: String(seq) }, location.pathname), location.href).href;
+}
