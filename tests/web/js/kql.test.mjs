@@ -1,0 +1,134 @@
+// kql.js: values quoted as query/kql.py's parser reads them back, filters added, flipped and
+// not repeated, and where a parse error points.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { errorSpot, joinTerm, kqlValue, withFilter, withoutValues } from "../../../logmesh/logs/web/static/kql.js";
+
+describe("kqlValue", () => {
+  test("numbers and booleans bare", () => {
+    assert.equal(kqlValue(500), "500");
+    assert.equal(kqlValue(-1.5), "-1.5");
+    assert.equal(kqlValue(0), "0");
+    assert.equal(kqlValue(true), "true");
+    assert.equal(kqlValue(false), "false");
+  });
+  test("strings as quoted phrases: spaces, wildcards and KQL syntax stay literal", () => {
+    assert.equal(kqlValue("goods"), '"goods"');
+    assert.equal(kqlValue("a b  c"), '"a b  c"');
+    assert.equal(kqlValue("*"), '"*"');
+    assert.equal(kqlValue("/api/*/x?y"), '"/api/*/x?y"');
+    assert.equal(kqlValue("a:(b or c)"), '"a:(b or c)"');
+    assert.equal(kqlValue("not"), '"not"');
+    assert.equal(kqlValue("500"), '"500"'); // a keyword that looks like a number stays a string
+    assert.equal(kqlValue(""), '""');
+  });
+  test("quotes and backslashes escaped (as query/kql.py's _quote)", () => {
+    assert.equal(kqlValue('say "hi"'), String.raw`"say \"hi\""`);
+    assert.equal(kqlValue(String.raw`C:\temp\x`), String.raw`"C:\\temp\\x"`);
+    assert.equal(kqlValue("\\"), String.raw`"\\"`);
+    assert.equal(kqlValue('\\"'), String.raw`"\\\""`); // backslash then quote: both escaped, in order
+    assert.equal(kqlValue('"'), String.raw`"\""`);
+  });
+  test("unicode and control characters pass through unchanged", () => {
+    assert.equal(kqlValue("café ☕ 日本"), '"café ☕ 日本"');
+    assert.equal(kqlValue("😀 émoji"), '"😀 émoji"');
+    assert.equal(kqlValue("line1\nline2\ttab"), '"line1\nline2\ttab"');
+  });
+  test("anything else as its text", () => {
+    assert.equal(kqlValue(null), '"null"');
+    assert.equal(kqlValue(12n), '"12"');
+  });
+});
+
+describe("joinTerm", () => {
+  test("and, with the query in parentheses when it has an or", () => {
+    assert.equal(joinTerm("", "a:1"), "a:1");
+    assert.equal(joinTerm("a:1", "b:2"), "a:1 and b:2");
+    assert.equal(joinTerm("a:1 or a:2", "b:2"), "(a:1 or a:2) and b:2");
+    assert.equal(joinTerm("a:1 OR a:2", "b:2"), "(a:1 OR a:2) and b:2");
+    assert.equal(joinTerm("color:red", "b:2"), "color:red and b:2"); // "or" inside a word is no or
+    assert.equal(joinTerm('m:"this or that"', "b:2"), '(m:"this or that") and b:2'); // harmless
+  });
+});
+
+describe("withFilter", () => {
+  test("adds field:value to the query", () => {
+    assert.equal(withFilter("", "service.name", "goods"), 'service.name:"goods"');
+    assert.equal(withFilter("  level:error  ", "service.name", "goods"), 'level:error and service.name:"goods"');
+    assert.equal(withFilter("", "http.response.status_code", 500), "http.response.status_code:500");
+    assert.equal(withFilter("a:1 or a:2", "b", "x"), '(a:1 or a:2) and b:"x"');
+  });
+  test("values that need quoting", () => {
+    assert.equal(withFilter("", "url.path", '/a "b" \\c *'), String.raw`url.path:"/a \"b\" \\c *"`);
+    assert.equal(withFilter("", "labels.城市", "東京 駅"), 'labels.城市:"東京 駅"');
+  });
+  test("a term the query has already is no change (null)", () => {
+    assert.equal(withFilter('service.name:"goods"', "service.name", "goods"), null);
+    assert.equal(withFilter('not service.name:"goods"', "service.name", "goods", true), null);
+  });
+  test("a quoted value is no substring of a longer one", () => {
+    assert.equal(withFilter('service.name:"goods-2"', "service.name", "goods"),
+      'service.name:"goods-2" and service.name:"goods"');
+  });
+  test("the opposite term is flipped, not added", () => {
+    assert.equal(withFilter('service.name:"goods" and x:1', "service.name", "goods", true), 'not service.name:"goods" and x:1');
+    assert.equal(withFilter('not service.name:"goods" and x:1', "service.name", "goods"), 'service.name:"goods" and x:1');
+  });
+  test("negate adds not field:value", () => {
+    assert.equal(withFilter("x:1", "log.level", "debug", true), 'x:1 and not log.level:"debug"');
+  });
+  test("replace starts from an empty query", () => {
+    assert.equal(withFilter('a:1 and trace.id:"t1"', "trace.id", "t2", false, true), 'trace.id:"t2"');
+    assert.equal(withFilter('trace.id:"t2"', "trace.id", "t2", false, true), 'trace.id:"t2"');
+  });
+  test("value null: events without the field, or (negated) with it", () => {
+    assert.equal(withFilter("", "service.name", null), "not service.name:*");
+    assert.equal(withFilter("x:1", "service.name", null, true), "x:1 and service.name:*");
+    assert.equal(withFilter("x:1", "service.name", null, false, true), "not service.name:*");
+  });
+  test("a number is no prefix of a longer one", { todo: "a bare number matches inside a longer one: 500 is found in 5000" }, () => {
+    assert.equal(withFilter("http.response.status_code:5000", "http.response.status_code", 500),
+      "http.response.status_code:5000 and http.response.status_code:500");
+  });
+});
+
+describe("withoutValues", () => {
+  test("not field:value for each value: 'the rest'", () => {
+    assert.equal(withoutValues("", "service.name", ["goods", 'we "quote"']),
+      String.raw`not service.name:"goods" and not service.name:"we \"quote\""`);
+    assert.equal(withoutValues(" level:error ", "service.name", ["a"]), 'level:error and not service.name:"a"');
+    assert.equal(withoutValues("level:error", "service.name", []), "level:error");
+  });
+  test("an or in the query stays grouped", () => {
+    assert.equal(withoutValues("a:1 or a:2", "s", ["x"]), '(a:1 or a:2) and not s:"x"');
+  });
+});
+
+describe("errorSpot", () => {
+  test("the character at the position marked, the position added to the message", () => {
+    assert.deepEqual(errorSpot("a:1 and", "expected a term", 7),
+      { pos: 7, before: "a:1 and", at: " ", after: "", message: "expected a term (at character 8)" });
+    assert.deepEqual(errorSpot("a:(b", "unclosed (", 2),
+      { pos: 2, before: "a:", at: "(", after: "b", message: "unclosed ( (at character 3)" });
+  });
+  test("a message that names its position is kept", () => {
+    assert.equal(errorSpot("a:(", 'expected a term after "(" at position 3', 3).message,
+      'expected a term after "(" at position 3');
+  });
+  test("positions out of the query, or no number, are clamped", () => {
+    assert.equal(errorSpot("abc", "x", 99).pos, 3);
+    assert.equal(errorSpot("abc", "x", -5).pos, 0);
+    assert.equal(errorSpot("abc", "x", "nope").pos, 0);
+    assert.equal(errorSpot("abc", "x", null).pos, 0);
+    assert.equal(errorSpot("", "empty", 0).at, " ");
+  });
+  test("unicode before the error", () => {
+    assert.equal(errorSpot("city:東京 and (", "expected a term", 13).pos, 13);
+    assert.equal(errorSpot("city:東京 and (", "expected a term", 12).at, "(");
+  });
+  test("positions count characters as the server does", { todo: "the API counts code points, JS slices UTF-16 units: off by one per emoji" }, () => {
+    // query/kql.py says "at position 9" for 'f:😀 and (': the end, past the "("
+    assert.equal(errorSpot("f:😀 and (", "expected a term", 9).at, " ");
+  });
+});
