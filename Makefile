@@ -21,7 +21,9 @@ $(VENV)/.dev: $(BIN)/logmesh
 run: $(BIN)/logmesh
 	$(BIN)/logmesh up
 
+# The web UI's pure modules first (node's own runner, no npm), then pytest.
 test: $(VENV)/.dev
+	node --test tests/web/js/*.test.mjs
 	$(BIN)/python -m pytest -q
 
 check: $(VENV)/.dev
