@@ -124,12 +124,11 @@ class ShipperLedger:
         return seen
 
     def _scan(self, data_dir: Path, only: str | None) -> int:
-        from ..store import layout
-        from ..store.reader import list_segments
+        from ..store import catalogue
 
         cutoff = time.time() - self.window_ms / 1000
         ids: list[tuple[str, int]] = []
-        for seg in list_segments(data_dir):
+        for seg in catalogue.list_segments(data_dir):
             try:
                 if seg.path.stat().st_mtime < cutoff:  # by when it was stored, not event time:
                     continue  # old events arrive late (a drained spool, a clock behind)
@@ -140,8 +139,8 @@ class ShipperLedger:
                 inst, _, n = event_id.rpartition(":")
                 if n.isdigit() and (only is None or inst == only):
                     ids.append((inst, int(n)))
-        parquet = [str(p) for p in (Path(data_dir) / layout.PARQUET_DIR).glob("*" + layout.PARQUET_SUFFIX)
-                   if p.stat().st_mtime >= cutoff]
+        parquet = [str(pq.path) for pq in catalogue.parquet_files(data_dir)
+                   if pq.path.stat().st_mtime >= cutoff]
         if parquet:
             import duckdb
 

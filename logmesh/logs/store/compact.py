@@ -37,7 +37,8 @@ import duckdb
 import orjson
 
 from ...fsio import fsync_path, write_atomic
-from . import layout, trigrams
+from . import catalogue, layout, trigrams
+from .catalogue import SegmentInfo, list_segments
 from .columns import (
     MESH_SELECT,
     SELECT_LIST,
@@ -47,7 +48,6 @@ from .columns import (
     read_ndjson_sql,
     sql_str,
 )
-from .reader import SegmentInfo, list_segments
 
 log = logging.getLogger("logmesh.logs.compact")
 
@@ -155,10 +155,7 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     os.replace(tmp, final)
     fsync_path(parquet_dir)
     if damaged:  # its readable rows are in the Parquet file; the whole original goes aside
-        qdir = seg.path.parent.parent / layout.QUARANTINE_DIR
-        qdir.mkdir(exist_ok=True)
-        os.replace(seg.path, qdir / f"{seg.path.name}@0{layout.QUARANTINE_SUFFIX}")
-        fsync_path(qdir)
+        fsync_path(catalogue.set_aside(seg.path).parent)
     return index
 
 
@@ -205,10 +202,7 @@ class Compactor:
 
     def pending(self) -> list[SegmentInfo]:
         """Sealed segments without a Parquet file, sealed at least ``grace`` seconds ago."""
-        try:
-            done = set(os.listdir(self.parquet_dir))
-        except FileNotFoundError:
-            done = set()
+        done = catalogue.parquet_names(self.data_dir)
         now = self.clock()
         out = []
         for seg in list_segments(self.data_dir):
@@ -252,13 +246,8 @@ class Compactor:
             remove_segment(seg)
 
     def clean_tmp(self) -> None:
-        try:
-            names = os.listdir(self.parquet_dir)
-        except FileNotFoundError:
-            return
-        for n in names:
-            if n.endswith(layout.TMP_SUFFIX):
-                (self.parquet_dir / n).unlink(missing_ok=True)
+        for path in catalogue.tmp_files(self.data_dir, layout.PARQUET_DIR):
+            path.unlink(missing_ok=True)
 
     def run_once(self) -> int:
         """Compact every pending segment; returns how many were compacted."""

@@ -41,6 +41,7 @@ TMP_SUFFIX = ".tmp"  # files being written; never read, removed at the next comp
 PARQUET_FORMAT_VERSION = 1  # bump when the Parquet columns or the .blocks.json layout change
 PARQUET_ROW_GROUP_ROWS = 16384  # rows per row group (= index block): small enough to skip by time
 SEGMENT_RE = re.compile(r"^w(\d{2})-(\d{16})\.ndjson$")
+_STEM_RE = re.compile(r"^w(\d{2})-(\d{16})$")  # a segment's or Parquet file's name, less its suffix
 
 MAX_WORKERS = 64  # seq = (per-worker counter << WORKER_BITS) | worker: unique in the store
 WORKER_BITS = 6
@@ -72,6 +73,12 @@ def parquet_name(segment: str) -> str:
 
 def blocks_name(parquet: str) -> str:
     return parquet[: -len(PARQUET_SUFFIX)] + BLOCKS_SUFFIX
+
+
+def parse_name(name: str, suffix: str = SEGMENT_SUFFIX) -> tuple[int, int] | None:
+    """(worker, first seq) of ``w<worker>-<first seq><suffix>``; None for any other name."""
+    m = _STEM_RE.match(name[: -len(suffix)]) if name.endswith(suffix) else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def make_seq(counter: int, worker: int) -> int:

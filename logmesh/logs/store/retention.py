@@ -13,7 +13,6 @@ logged with its reason and counted (``logmesh_retention_deleted_*`` in /metrics)
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from . import layout
+from . import catalogue, layout
 
 log = logging.getLogger("logmesh.logs.retention")
 
@@ -61,43 +60,15 @@ class Retention:
     def scan(self) -> tuple[list[Victim], int]:
         """(deletable units, total bytes of everything the limit counts)."""
         victims: list[Victim] = []
-        total = 0
-        seg_dir = self.data_dir / layout.SEGMENTS_DIR
-        try:
-            names = set(os.listdir(seg_dir))
-        except FileNotFoundError:
-            names = set()
-        for name in sorted(names):
-            if not layout.SEGMENT_RE.match(name):
-                if name.endswith(layout.INDEX_SUFFIX):
-                    total += _size(seg_dir / name)
-                continue
-            size = _size(seg_dir / name)
-            total += size
-            idx = layout.index_name(name)
-            if idx not in names:
-                continue  # active (or not recovered yet): never touched
-            try:
-                info = orjson.loads((seg_dir / idx).read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                continue
-            victims.append(Victim("segment", [seg_dir / name, seg_dir / idx], int(info.get("max_ts", 0)),
-                                  int(info.get("count", 0)), size + _size(seg_dir / idx)))
-        pq_dir = self.data_dir / layout.PARQUET_DIR
-        try:
-            names = set(os.listdir(pq_dir))
-        except FileNotFoundError:
-            names = set()
-        for name in sorted(names):
-            path = pq_dir / name
-            if name.endswith(layout.BLOCKS_SUFFIX):
-                total += _size(path)
-                continue
-            if not name.endswith(layout.PARQUET_SUFFIX):
-                continue
-            size = _size(path)
-            total += size
-            blocks = pq_dir / layout.blocks_name(name)
+        for seg in catalogue.list_segments(self.data_dir):
+            if seg.index is None:
+                continue  # active (or not recovered yet, or its index unreadable): never touched
+            idx = seg.path.with_name(layout.index_name(seg.path.name))
+            victims.append(Victim("segment", [seg.path, idx], int(seg.index.get("max_ts", 0)),
+                                  int(seg.index.get("count", 0)), _size(seg.path) + _size(idx)))
+        for pq in catalogue.parquet_files(self.data_dir):
+            path = pq.path
+            blocks = path.with_name(layout.blocks_name(path.name))
             try:
                 info = orjson.loads(blocks.read_bytes())
                 max_ts, events = int(info["max_ts"]), int(info["rows"])
@@ -106,9 +77,9 @@ class Retention:
                     max_ts, events = int(path.stat().st_mtime * 1000), 0
                 except FileNotFoundError:
                     continue
-            victims.append(Victim("parquet", [path, blocks], max_ts, events, size + _size(blocks)))
+            victims.append(Victim("parquet", [path, blocks], max_ts, events, _size(path) + _size(blocks)))
         victims.sort(key=lambda v: (v.max_ts, v.paths[0].name))
-        return victims, total
+        return victims, catalogue.usage(self.data_dir).bytes
 
     def run_once(self) -> list[Victim]:
         """Delete what the limits say; returns what was deleted."""

@@ -26,7 +26,10 @@ import orjson
 
 from ...fsio import fsync_path, write_atomic
 from ...protocol import loads
-from . import layout
+from . import catalogue, layout
+
+# quarantined() moved to the catalogue; server.py and http/query_api.py still import it here.
+from .catalogue import quarantined as quarantined
 
 _encode_lines = msgspec.json.Encoder().encode_lines
 
@@ -165,19 +168,6 @@ def quarantine(path: Path, parts: list[tuple[int, bytes]]) -> Path:
     return target
 
 
-def quarantined(data_dir: Path) -> tuple[int, int]:
-    """(files, bytes) in the data directory's quarantine."""
-    files = size = 0
-    try:
-        with os.scandir(Path(data_dir) / layout.QUARANTINE_DIR) as it:
-            for entry in it:
-                files += 1
-                size += entry.stat().st_size
-    except FileNotFoundError:
-        pass
-    return files, size
-
-
 RETRY_SECONDS = 1.0  # a failed write or fsync is retried this often
 CLOSE_TIMEOUT_SECONDS = 10.0  # close() gives a failing disk this long
 ROOM_BYTES = 1024 * 1024  # free space at which a store that failed for want of it tries again
@@ -290,10 +280,12 @@ class SegmentWriter:
         """
         if self._lock_fd is None:
             _, self._lock_fd = claim_worker(self.dir.parent, self.worker)
-        for stray in self.dir.glob(f"w{self.worker:02d}[-.]*.tmp"):
+        data_dir = self.dir.parent
+        for stray in catalogue.tmp_files(data_dir, layout.SEGMENTS_DIR, self.worker):
             stray.unlink()  # a write_atomic cut short by a crash; the file it replaces is intact
         last_seq = self._stored_highwater()
-        for path in sorted(self.dir.glob(f"w{self.worker:02d}-*{layout.SEGMENT_SUFFIX}")):
+        for seg in catalogue.segment_files(data_dir, self.worker):
+            path = seg.path
             idx_path = path.with_name(layout.index_name(path.name))
             if idx_path.exists():
                 try:
@@ -332,15 +324,13 @@ class SegmentWriter:
     def _parquet_highwater(self) -> int:
         """The highest seq in this worker's Parquet files (their block index, else their name)."""
         last = -1
-        pq_dir = self.dir.parent / layout.PARQUET_DIR
-        for path in pq_dir.glob(f"w{self.worker:02d}-*{layout.PARQUET_SUFFIX}"):
+        for pq in catalogue.parquet_files(self.dir.parent, self.worker):
             try:
                 last = max(last, int(orjson.loads(
-                    (pq_dir / layout.blocks_name(path.name)).read_bytes())["last_seq"]))
+                    pq.path.with_name(layout.blocks_name(pq.path.name)).read_bytes())["last_seq"]))
             except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 # No index: the file's name is its first seq; step past a whole segment's worth.
-                first = int(path.name.split("-")[1].split(".")[0])
-                last = max(last, first + (layout.MAX_SEGMENT_EVENTS << layout.WORKER_BITS))
+                last = max(last, pq.first_seq + (layout.MAX_SEGMENT_EVENTS << layout.WORKER_BITS))
         return last
 
     def _save_highwater(self, last_seq: int) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from typing import Any
 import orjson
 
 from ....metrics import Exposition
-from ...store import layout
+from ...store import catalogue, layout
 from ...store.reader import read_complete
 from ..cursor import SinkState
 from . import encode
@@ -209,17 +208,7 @@ class ElasticsearchSink:
 
     def _segments(self) -> list[tuple[int, str]]:
         """This worker's segment names as (first_seq, name), oldest first."""
-        try:
-            names = os.listdir(self.data_dir / layout.SEGMENTS_DIR)
-        except FileNotFoundError:
-            return []
-        out = []
-        for name in names:
-            m = layout.SEGMENT_RE.match(name)
-            if m and int(m.group(1)) == self.worker:
-                out.append((int(m.group(2)), name))
-        out.sort()
-        return out
+        return [(f.first_seq, f.path.name) for f in catalogue.segment_files(self.data_dir, self.worker)]
 
     def _read_batch(self, read: tuple[str | None, int], limit: int | None,
                     max_events: int | None = None,
