@@ -71,6 +71,22 @@ def test_the_modules_import_only_each_other_and_all_are_used():
     assert seen == set(MODULES)
 
 
+def test_the_modules_import_no_cycle():
+    """Views reach app.js's search through actions.js, not by importing app.js back."""
+    deps = {m: [spec[2:] for spec in imports_of(m)] for m in MODULES}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, "import cycle: " + " -> ".join((*path[path.index(name):], name))
+        if name not in done:
+            for dep in deps[name]:
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for m in MODULES:
+        visit(m, ())
+
+
 async def test_index_and_assets_are_served_with_types_and_policy(client):
     resp = await client.get("/")
     assert resp.status == 200

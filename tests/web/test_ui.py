@@ -125,6 +125,29 @@ def services_shown(pg) -> list[str]:
     return [t.strip() for t in pg.locator("#rows tr.ev td.svc").all_inner_texts()]
 
 
+def test_the_page_loads_as_es_modules_without_console_errors(mesh, page):
+    """app.js and every module it imports arrive as JavaScript and run under the page's CSP:
+    a module served with another type, or refused by script-src, is only a console error."""
+    from playwright.sync_api import expect
+
+    from logmesh.logs.web.routes import STATIC_DIR
+
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    scripts: dict[str, str] = {}
+    page.on("response", lambda r: scripts.__setitem__(r.url.rsplit("/", 1)[-1], r.headers.get("content-type", ""))
+            if r.request.resource_type == "script" else None)
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#rows tr.ev").first).to_be_visible()
+    expect(page.locator("#histogram svg g.bucket").first).to_be_attached()
+    expect(page.locator('li[data-field="service.name"] .value').first).to_be_visible()
+    page.locator("#tab-mesh").click()
+    expect(page.locator("#mesh-rows tr.node-row").first).to_be_visible()
+    assert set(scripts) == {p.name for p in STATIC_DIR.glob("*.js")}, scripts
+    assert all(ctype.startswith("text/javascript") for ctype in scripts.values()), scripts
+    assert console == []
+
+
 def test_rows_appear_newest_first(mesh, page):
     from playwright.sync_api import expect
 
