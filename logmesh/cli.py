@@ -139,6 +139,18 @@ class SecurityArgs:
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
 
+    def config(self, what: str, host: str, *, read_token: str | None = None,
+               write_token: str | None = None) -> security.ServerSecurity:
+        """The one security object a server takes, checked before any process starts (a
+        supervisor would restart a refusal forever)."""
+        try:
+            sec = security.ServerSecurity(self.resolved_token(), self.insecure, self.tls(),
+                                          self.limits(), read_token, write_token)
+            sec.check_exposure(what, host)
+        except security.InsecureConfig as exc:
+            raise click.UsageError(str(exc)) from None
+        return sec
+
     def env(self) -> dict[str, str]:
         """The same settings as environment variables, for child processes (``logmesh up``)."""
         env = {"LOGMESH_INSECURE": "1"} if self.insecure else {}
@@ -213,15 +225,6 @@ def security_options(*, limits: bool = True) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def refuse_exposure(what: str, host: str, *, protected: bool, insecure: bool,
-                    tokens: tuple[str | None, ...] = ()) -> None:
-    """Check before any process is started (a supervisor would restart a refusal forever)."""
-    try:
-        security.check_exposure(what, host, protected=protected, insecure=insecure, tokens=tokens)
-    except security.InsecureConfig as exc:
-        raise click.UsageError(str(exc)) from None
-
-
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="logmesh")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -240,16 +243,12 @@ def cli(verbose: bool) -> None:
 @supervise_option
 def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> None:
     """Run the distributor: the registry every node connects to."""
-    token = sec.resolved_token()
-    refuse_exposure("distributor", host, protected=bool(token), insecure=sec.insecure,
-                    tokens=(token,))
-    tls, limits = sec.tls(), sec.limits()
+    config = sec.config("distributor", host)
     if supervise:
         supervised("distributor")
     from .mesh.distributor import Distributor
 
-    serve(lambda: Distributor(host, port, token=token, tls=tls, limits=limits,
-                              insecure=sec.insecure).serve_forever())
+    serve(lambda: Distributor(host, port, security=config).serve_forever())
 
 
 ship_mode_option = click.option(
@@ -275,19 +274,18 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool, 
             max_body_size: str, metrics_port: int | None, supervise: bool,
             sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
-    token = sec.resolved_token()
-    refuse_exposure("gateway", host, protected=bool(token), insecure=sec.insecure, tokens=(token,))
-    tls, limits = sec.tls(), sec.limits()
+    config = sec.config("gateway", host)
     if supervise:
         supervised("gateway")
     from .mesh.gateway import Gateway
     from .shipping.shipper import Shipper
 
     gw = Gateway(host, port, distributor=parse_addr(distributor, 9000), timeout=timeout,
-                 token=token, tls=tls, limits=limits, insecure=sec.insecure,
+                 security=config,
                  max_body_bytes=parse_size(max_body_size))
     if ship:
-        gw.attach_shipper(Shipper("gateway", mode=ship_mode, token=token, ssl=tls.client_context()))
+        gw.attach_shipper(Shipper("gateway", mode=ship_mode, token=config.token,
+                                  ssl=config.tls.client_context()))
     if metrics_port is not None:
         from .mesh.metrics_http import MetricsEndpoint
 
@@ -314,10 +312,7 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
             ship: bool, ship_mode: str, spool_dir: Path | None, spool_max: str, log_queue: int,
             metrics_port: int | None, supervise: bool, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
-    token = sec.resolved_token()
-    refuse_exposure(f"{name} service", host, protected=bool(token), insecure=sec.insecure,
-                    tokens=(token,))
-    tls, limits = sec.tls(), sec.limits()
+    config = sec.config(f"{name} service", host)
     if supervise:
         supervised(name)
     from .examples.resource import make_service
@@ -325,13 +320,12 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
     from .shipping.spool import Spool
 
     svc = make_service(name, data_dir, port=port, host=host,
-                       distributor=parse_addr(distributor, 9000), token=token, tls=tls,
-                       limits=limits, insecure=sec.insecure)
+                       distributor=parse_addr(distributor, 9000), security=config)
     if ship:
         spool = Spool(spool_dir or data_dir / "spool" / name, parse_size(spool_max)) \
             if ship_mode != "book" else None
-        Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=token,
-                ssl=tls.client_context()).attach(svc)
+        Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=config.token,
+                ssl=config.tls.client_context()).attach(svc)
     if metrics_port is not None:
         from .mesh.metrics_http import MetricsEndpoint
 
@@ -407,11 +401,7 @@ def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str,
     """Run the log-management service: stores every request of every service."""
     if workers < 1:
         raise click.BadParameter("--workers must be at least 1")
-    token = sec.resolved_token()
-    access = security.Access.from_tokens(token, read_token, write_token)
-    refuse_exposure("logs service", host, protected=access.protected, insecure=sec.insecure,
-                    tokens=(token, read_token, write_token))
-    tls, limits = sec.tls(), sec.limits()
+    protection = sec.config("logs service", host, read_token=read_token, write_token=write_token)
     retention_ms = _duration_ms(retention, "--retention") if retention else None
     max_disk_bytes = parse_size(max_disk) if max_disk else None
     sinks = _sink_configs(es)  # check the options before starting any process
@@ -429,12 +419,7 @@ def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str,
                         max_segment_bytes=parse_size(max_segment_size),
                         max_frame_bytes=parse_size(max_packet_size), text_log=text_log, echo=echo,
                         retention_ms=retention_ms, max_disk_bytes=max_disk_bytes, compact=compact,
-                        token=token, read_token=read_token, write_token=write_token,
-                        insecure=sec.insecure, tls_cert=tls.cert, tls_key=tls.key, tls_ca=tls.ca,
-                        max_connections=limits.max_connections,
-                        max_connection_buffer=limits.max_connection_buffer,
-                        max_buffered=limits.max_buffered, header_timeout=limits.header_timeout,
-                        idle_timeout=limits.idle_timeout, max_body_bytes=parse_size(max_body_size),
+                        security=protection, max_body_bytes=parse_size(max_body_size),
                         query_timeout=query_timeout, max_rows=max_rows,
                         extra={"sinks": sinks})
     try:
@@ -521,9 +506,7 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
     Every port is checked first: when one is taken (another mesh running?) it
     says which and exits; --port-offset moves them all.
     """
-    token = sec.resolved_token()
-    refuse_exposure("mesh", host, protected=bool(token), insecure=sec.insecure, tokens=(token,))
-    sec.tls()  # a bad combination fails here, not in six children
+    sec.config("mesh", host)  # a refusal or a bad TLS combination fails here, not in six children
     port = {name: p + port_offset for name, p in UP_PORTS.items()}
     if not all(0 < p < 65536 for p in port.values()):
         raise click.BadParameter("it moves a port out of 1-65535", param_hint="--port-offset")

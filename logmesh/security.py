@@ -251,6 +251,41 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+@dataclass(frozen=True)
+class ServerSecurity:
+    """One server's protection, built once from its options and handed to it whole.
+
+    Every server of the mesh (distributor, gateway, services, logs) takes this
+    one object, so the token, TLS and limit options mean the same everywhere
+    and are read in one place (``cli.py``'s ``SecurityArgs``). The logs service
+    alone splits the token into ``read_token``/``write_token`` sides.
+    """
+
+    token: str | None = None  # the mesh's token: required of peers, sent to servers
+    insecure: bool = False  # allow a non-loopback bind without a token
+    tls: TLSOptions = field(default_factory=TLSOptions)
+    limits: Limits = DEFAULT_LIMITS
+    read_token: str | None = None  # logs service: HTTP reads and /metrics
+    write_token: str | None = None  # logs service: TCP ingest and POST /api/v1/logs
+
+    @property
+    def access(self) -> Access:
+        return Access.from_tokens(self.token, self.read_token, self.write_token)
+
+    @property
+    def guard_tokens(self) -> tuple[bytes, ...]:
+        """The tokens a ¶ listener of the mesh accepts in a hello."""
+        return (self.token.encode(),) if self.token else ()
+
+    def check_exposure(self, what: str, host: str | None) -> None:
+        """:func:`check_exposure` with this server's tokens (raises :class:`InsecureConfig`)."""
+        check_exposure(what, host, protected=self.access.protected, insecure=self.insecure,
+                       tokens=(self.token, self.read_token, self.write_token))
+
+
+OPEN_MODE = ServerSecurity()  # no token, no TLS, default limits: fine on loopback only
+
+
 class RateLimitedLog:
     """At most ``per_interval`` lines per ``interval`` seconds; then one line counting the rest.
 

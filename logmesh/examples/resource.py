@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..mesh.service import HandlerError, Service
+from ..security import OPEN_MODE, ServerSecurity
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,7 @@ class ResourceStore:
 
 def make_service(name: str, data_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
                  distributor: tuple[str, int] | None = ("127.0.0.1", 9000),
-                 **security: Any) -> Service:
-    """``security``: the :class:`Service` options ``token``, ``tls``, ``limits``, ``insecure``."""
+                 security: ServerSecurity = OPEN_MODE) -> Service:
     if name not in RESOURCES:
         raise KeyError(f"unknown service {name!r}; known: {', '.join(RESOURCES)}")
     res = RESOURCES[name]
@@ -93,4 +93,4 @@ def make_service(name: str, data_dir: Path, *, port: int | None = None, host: st
     return Service(name, res.port if port is None else port,
                    {f"POST{path}": store.insert, f"GET{path}": store.select,
                     f"DELETE{path}": store.delete},
-                   host=host, distributor=distributor, **security)
+                   host=host, distributor=distributor, security=security)

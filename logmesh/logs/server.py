@@ -25,14 +25,7 @@ from aiohttp import web
 from ..lifecycle import Serving
 from ..mesh.registry import RegistryLink
 from ..metrics import Exposition
-from ..security import (
-    DEFAULT_LIMITS,
-    Access,
-    ConnectionGuard,
-    Limits,
-    TLSOptions,
-    check_exposure,
-)
+from ..security import ConnectionGuard, ServerSecurity
 from ..security_http import (
     BODY_TIMEOUT,
     GuardedSite,
@@ -75,19 +68,9 @@ class LogsConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     text_log: Path | None = None
     echo: bool = False
-    # -- security (logmesh/security.py, docs/security.md) --
-    token: str | None = None  # grants read and write; also the mesh token for the distributor
-    read_token: str | None = None  # HTTP API reads and /metrics
-    write_token: str | None = None  # TCP ingest and POST /api/v1/logs
-    insecure: bool = False  # allow a non-loopback bind without tokens
-    tls_cert: Path | None = None  # serve TLS on the TCP and HTTP ports
-    tls_key: Path | None = None
-    tls_ca: Path | None = None  # verifies the distributor
-    max_connections: int = DEFAULT_LIMITS.max_connections  # per listener
-    max_connection_buffer: int = DEFAULT_LIMITS.max_connection_buffer  # unsent bytes per peer
-    max_buffered: int = DEFAULT_LIMITS.max_buffered  # partial packets across TCP connections
-    header_timeout: float = DEFAULT_LIMITS.header_timeout
-    idle_timeout: float = DEFAULT_LIMITS.idle_timeout
+    # Tokens (``token`` grants read and write and is the mesh's token for the distributor),
+    # TLS on the TCP and HTTP ports, connection limits: logmesh/security.py, docs/security.md.
+    security: ServerSecurity = field(default_factory=ServerSecurity)
     # Query limits, for the query engine (logmesh/logs/query/): a query runs at most
     # query_timeout seconds (then 503) and returns at most max_rows events per page.
     query_timeout: float = 10.0
@@ -96,19 +79,6 @@ class LogsConfig:
     max_disk_bytes: int | None = None  # --max-disk: delete the oldest files past this size
     compact: bool = True  # worker 0 compacts sealed segments to Parquet (store/compact.py)
     extra: dict = field(default_factory=dict)  # options of later features (query, sinks)
-
-    @property
-    def access(self) -> Access:
-        return Access.from_tokens(self.token, self.read_token, self.write_token)
-
-    @property
-    def tls(self) -> TLSOptions:
-        return TLSOptions(self.tls_cert, self.tls_key, self.tls_ca)
-
-    @property
-    def limits(self) -> Limits:
-        return Limits(self.max_connections, self.max_connection_buffer, self.max_buffered,
-                      self.header_timeout, self.idle_timeout)
 
 
 # Routes anyone may call even with tokens set: health, the UI's shell, the API's description.
@@ -125,13 +95,11 @@ def json_error(message: str, status: int = 400, **extra: object) -> web.Response
 
 class LogsServer(Serving):
     def __init__(self, config: LogsConfig) -> None:
-        access = config.access
-        check_exposure("logs service", config.host, protected=access.protected,
-                       insecure=config.insecure)
+        config.security.check_exposure("logs service", config.host)
         self.config = config
-        self.access = access
-        self.tls = config.tls
-        self.limits = config.limits
+        self.access = access = config.security.access
+        self.tls = config.security.tls
+        self.limits = config.security.limits
         self.guard = ConnectionGuard("logs ingest", self.limits, access.write)
         reuse = config.workers > 1
         self.reuse_port = reuse
@@ -358,7 +326,7 @@ class LogsServer(Serving):
                                                        ("reads", self.access.read)) if not t))
         if cfg.distributor is not None:  # every worker registers: each needs the route table
             self.registry = RegistryLink(*cfg.distributor, name="logs", node_port=lambda: cfg.port,
-                                         urls=lambda: ["POST/logs"], token=cfg.token,
+                                         urls=lambda: ["POST/logs"], token=cfg.security.token,
                                          ssl=self.tls.client_context())
             self.registry.listeners.append(self.routes.update)
             self.registry.start()

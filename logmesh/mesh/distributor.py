@@ -19,23 +19,21 @@ import logging
 from ..hello import packet_token
 from ..lifecycle import Serving
 from ..protocol import encode, reply_key
-from ..security import ConnectionGuard, Limits, TLSOptions, check_exposure
+from ..security import OPEN_MODE, ConnectionGuard, ServerSecurity
 from .connection import FramedConnection
 
 log = logging.getLogger("logmesh.distributor")
 
 
 class Distributor(Serving):
-    def __init__(self, host: str = "127.0.0.1", port: int = 9000, *, token: str | None = None,
-                 tls: TLSOptions | None = None, limits: Limits | None = None,
-                 insecure: bool = False) -> None:
-        check_exposure("distributor", host, protected=bool(token), insecure=insecure)
+    def __init__(self, host: str = "127.0.0.1", port: int = 9000, *,
+                 security: ServerSecurity = OPEN_MODE) -> None:
+        security.check_exposure("distributor", host)
         self.host, self.port = host, port
         self.connections: list[FramedConnection] = []  # in arrival order
         self.server: asyncio.AbstractServer | None = None
-        self.tls = tls or TLSOptions()
-        self.guard = ConnectionGuard("distributor", limits or Limits(),
-                                     (token.encode(),) if token else ())
+        self.tls = security.tls
+        self.guard = ConnectionGuard("distributor", security.limits, security.guard_tokens)
 
     def nodes(self) -> list[dict]:
         return [c.state["node"] for c in self.connections if "node" in c.state]

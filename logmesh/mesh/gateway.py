@@ -27,7 +27,7 @@ import orjson
 from aiohttp import web
 
 from ..lifecycle import Serving
-from ..security import Limits, TLSOptions, bearer_token, check_exposure, token_matches
+from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
 from ..security_http import BODY_TIMEOUT, GuardedSite, runner_kwargs
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
 from .registry import RegistryLink
@@ -81,14 +81,13 @@ def _body_params(body: bytes, content_type: str) -> dict:
 class Gateway(Serving):
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
                  distributor: tuple[str, int] = ("127.0.0.1", 9000), timeout: float = 10.0,
-                 name: str = "gateway", token: str | None = None, tls: TLSOptions | None = None,
-                 limits: Limits | None = None, insecure: bool = False,
+                 name: str = "gateway", security: ServerSecurity = OPEN_MODE,
                  max_body_bytes: int = 1024 * 1024) -> None:
-        check_exposure("gateway", host, protected=bool(token), insecure=insecure)
+        security.check_exposure("gateway", host)
         self.host, self.port, self.timeout = host, port, timeout
-        self.token = token
-        self.tls = tls or TLSOptions()
-        self.limits = limits or Limits()
+        self.token = token = security.token
+        self.tls = security.tls
+        self.limits = security.limits
         self.max_body_bytes = max_body_bytes
         self.client_ssl = self.tls.client_context()
         self.routes: dict[str, list[tuple[str, int]]] = {}

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..lifecycle import Serving
 from ..protocol import reply_key
-from ..security import ConnectionGuard, Limits, TLSOptions, check_exposure
+from ..security import OPEN_MODE, ConnectionGuard, ServerSecurity
 from .connection import FramedConnection
 from .registry import RegistryLink
 
@@ -59,16 +59,13 @@ class Service(Serving):
         host: str = "127.0.0.1",
         distributor: tuple[str, int] | None = ("127.0.0.1", 9000),
         max_frame_bytes: int = 1024 * 1024,
-        token: str | None = None,
-        tls: TLSOptions | None = None,
-        limits: Limits | None = None,
-        insecure: bool = False,
+        security: ServerSecurity = OPEN_MODE,
     ) -> None:
-        check_exposure(f"{name} service", host, protected=bool(token), insecure=insecure)
+        security.check_exposure(f"{name} service", host)
         self.name, self.host, self.port = name, host, port
-        self.token = token
-        self.tls = tls or TLSOptions()
-        self.guard = ConnectionGuard(name, limits or Limits(), (token.encode(),) if token else ())
+        self.token = security.token
+        self.tls = security.tls
+        self.guard = ConnectionGuard(name, security.limits, security.guard_tokens)
         self.routes = dict(routes)
         self.distributor_addr = distributor
         self.max_frame_bytes = max_frame_bytes

@@ -18,6 +18,7 @@ import logging
 
 from logmesh.hello import hello_packet
 from logmesh.protocol import encode
+from logmesh.security import Limits, ServerSecurity
 from logmesh.shipping.shipper import Shipper
 
 from ..logs.helpers import HOST, RawClient, book_frame, request_text, stored, wait_until
@@ -38,7 +39,7 @@ async def _close(clients: list[RawClient]) -> None:
 
 
 async def test_a_burst_cannot_pass_the_cap_on_tcp(start_logs) -> None:
-    srv = await start_logs(max_connections=10)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(max_connections=10)))
     clients = await _burst(srv.config.port, 50)
     still_open = await _open_after(clients, 1.0)
     assert still_open <= 10, f"{still_open} of 50 connections kept past --max-connections 10"
@@ -48,7 +49,7 @@ async def test_a_burst_cannot_pass_the_cap_on_tcp(start_logs) -> None:
 
 
 async def test_a_burst_cannot_pass_the_cap_on_http(start_logs) -> None:
-    srv = await start_logs(max_connections=10)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(max_connections=10)))
     clients = await _burst(srv.config.http_port, 50)
     still_open = await _open_after(clients, 1.0)
     assert still_open <= 10, f"{still_open} of 50 connections kept past --max-connections 10"
@@ -59,7 +60,7 @@ async def test_a_burst_cannot_pass_the_cap_on_http(start_logs) -> None:
 
 async def test_a_full_port_closes_its_oldest_silent_connection_for_a_shipper(
         start_logs, caplog) -> None:
-    srv = await start_logs(max_connections=4)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(max_connections=4)))
     silent = []
     for _ in range(4):  # one by one, so the first is the oldest
         silent.append(await RawClient.connect(srv.config.port))
@@ -80,7 +81,7 @@ async def test_a_full_port_closes_its_oldest_silent_connection_for_a_shipper(
 
 
 async def test_a_hello_identifies_a_connection(start_logs) -> None:
-    srv = await start_logs(token=TOKEN, max_connections=3)
+    srv = await start_logs(security=ServerSecurity(token=TOKEN, limits=Limits(max_connections=3)))
     shipper = await RawClient.connect(srv.config.port)
     await shipper.send(encode(hello_packet(TOKEN)))  # and nothing yet to ship
     await asyncio.sleep(0.2)
@@ -94,7 +95,7 @@ async def test_a_hello_identifies_a_connection(start_logs) -> None:
 
 async def test_a_full_http_port_closes_its_oldest_silent_connection_for_a_request(
         start_logs, caplog) -> None:
-    srv = await start_logs(max_connections=4)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(max_connections=4)))
     silent = [await RawClient.connect(srv.config.http_port) for _ in range(4)]
     await asyncio.sleep(0.2)
     newcomer = await RawClient.connect(srv.config.http_port)  # one try: no client retries
@@ -108,7 +109,7 @@ async def test_a_full_http_port_closes_its_oldest_silent_connection_for_a_reques
 
 
 async def test_idle_keep_alive_connections_make_room_too(start_logs) -> None:
-    srv = await start_logs(max_connections=4)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(max_connections=4)))
     idle = [await RawClient.connect(srv.config.http_port) for _ in range(4)]
     for c in idle:  # one request each, then silent on a kept-alive connection
         await c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -123,7 +124,8 @@ async def test_idle_keep_alive_connections_make_room_too(start_logs) -> None:
 
 
 async def test_silent_connections_time_out_only_while_the_port_fills(start_logs) -> None:
-    srv = await start_logs(max_connections=4, header_timeout=3.0)  # a silent one: 1 s
+    srv = await start_logs(
+        security=ServerSecurity(limits=Limits(max_connections=4, header_timeout=3.0)))  # a silent one: 1 s
     lone = await RawClient.connect(srv.config.port)
     await lone.read_for(2.5)
     assert not lone.eof, "a quiet book client keeps its log connection while there is room"

@@ -10,7 +10,14 @@ from logmesh.logs.server import LogsConfig, LogsServer
 from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
 from logmesh.mesh.service import Service
-from logmesh.security import InsecureConfig, Limits, TLSOptions, check_exposure, is_loopback
+from logmesh.security import (
+    InsecureConfig,
+    Limits,
+    ServerSecurity,
+    TLSOptions,
+    check_exposure,
+    is_loopback,
+)
 
 from .conftest import READ, TOKEN, WRITE
 
@@ -56,12 +63,14 @@ def test_servers_refuse_exposure_without_a_token(make, tmp_path) -> None:
 def test_logs_exposed_needs_both_sides_protected(tmp_path) -> None:
     base = {"host": "0.0.0.0", "data_dir": tmp_path}
     with pytest.raises(InsecureConfig):
-        LogsServer(LogsConfig(write_token=WRITE, **base))  # reads would be open to the network
+        LogsServer(LogsConfig(**base,
+            security=ServerSecurity(write_token=WRITE)))  # reads would be open to the network
     with pytest.raises(InsecureConfig):
-        LogsServer(LogsConfig(read_token=READ, **base))
-    assert LogsServer(LogsConfig(read_token=READ, write_token=WRITE, **base)).access.protected
-    assert LogsServer(LogsConfig(token=TOKEN, **base)).access.protected
-    assert LogsServer(LogsConfig(insecure=True, **base)).access.read == ()
+        LogsServer(LogsConfig(**base, security=ServerSecurity(read_token=READ)))
+    assert LogsServer(LogsConfig(**base,
+        security=ServerSecurity(read_token=READ, write_token=WRITE))).access.protected
+    assert LogsServer(LogsConfig(**base, security=ServerSecurity(token=TOKEN))).access.protected
+    assert LogsServer(LogsConfig(**base, security=ServerSecurity(insecure=True))).access.read == ()
 
 
 @pytest.mark.parametrize("argv", [

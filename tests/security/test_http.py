@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from logmesh.logs.server import LogsConfig, LogsServer
+from logmesh.security import Limits, ServerSecurity
 
 from ..logs.helpers import HOST
 from .conftest import TOKEN
@@ -94,7 +95,8 @@ async def test_a_body_over_the_limit_is_a_json_413(start_logs) -> None:
 
 async def test_an_unexpected_exception_is_a_bare_500(tmp_path, caplog) -> None:
     server = LogsServer(LogsConfig(host=HOST, port=0, http_port=0, distributor=None,
-                                   data_dir=tmp_path, compact=False, token=TOKEN))
+                                   data_dir=tmp_path, compact=False,
+                                       security=ServerSecurity(token=TOKEN)))
 
     async def boom(request):
         raise RuntimeError(f"{SECRET} at /etc/shadow")
@@ -119,7 +121,7 @@ async def test_an_unexpected_exception_is_a_bare_500(tmp_path, caplog) -> None:
 
 
 async def test_a_slow_request_head_is_cut_off(start_logs) -> None:
-    srv = await start_logs(header_timeout=1.0)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(header_timeout=1.0)))
     reader, writer = await asyncio.open_connection(HOST, srv.config.http_port)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # ... and the rest never comes
     await writer.drain()
@@ -129,7 +131,7 @@ async def test_a_slow_request_head_is_cut_off(start_logs) -> None:
 
 
 async def test_connections_past_the_limit_are_closed(start_logs) -> None:
-    srv = await start_logs(max_connections=5)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(max_connections=5)))
     held = [await asyncio.open_connection(HOST, srv.config.http_port) for _ in range(5)]
     for _, w in held:  # inside a request (its body still on the way): never closed for room
         w.write(b"POST /api/v1/logs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")

@@ -8,7 +8,7 @@ import socket
 
 import orjson
 
-from logmesh.security import Limits
+from logmesh.security import Limits, ServerSecurity
 
 from ..logs.helpers import RawClient, book_frame, request_text, stored, wait_until
 from ..mesh.harness import Peer
@@ -17,7 +17,7 @@ KiB = 1024
 
 
 async def test_ingest_closes_connections_past_the_limit(start_logs) -> None:
-    srv = await start_logs(max_connections=3)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(max_connections=3)))
     held = [await RawClient.connect(srv.config.port) for _ in range(3)]
     for i, c in enumerate(held):  # identified: a full port of these refuses a newcomer
         await c.send(book_frame(request_text(i, "held")))
@@ -32,7 +32,7 @@ async def test_ingest_closes_connections_past_the_limit(start_logs) -> None:
 
 
 async def test_the_oldest_unfinished_packet_is_cut_when_the_budget_is_spent(start_logs) -> None:
-    srv = await start_logs(max_buffered=256 * KiB)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(max_buffered=256 * KiB)))
     stale = await RawClient.connect(srv.config.port)
     await stale.send(b'{"uri":"/logs","params":"' + b"x" * (200 * KiB))  # and never finishes
     await wait_until(lambda: srv.guard.buffered >= 200 * KiB, what="the stale partial held")
@@ -50,7 +50,7 @@ async def test_the_oldest_unfinished_packet_is_cut_when_the_budget_is_spent(star
 
 
 async def test_a_packet_left_unfinished_is_cut_but_an_idle_link_is_not(start_logs) -> None:
-    srv = await start_logs(header_timeout=1.0)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(header_timeout=1.0)))
     slow = await RawClient.connect(srv.config.port)
     idle = await RawClient.connect(srv.config.port)
     await idle.send(book_frame(request_text(1, "idle")))  # then nothing: a quiet service
@@ -69,7 +69,7 @@ async def test_a_packet_left_unfinished_is_cut_but_an_idle_link_is_not(start_log
 
 
 async def test_idle_timeout_when_asked_for(start_logs) -> None:
-    srv = await start_logs(idle_timeout=1.0)
+    srv = await start_logs(security=ServerSecurity(limits=Limits(idle_timeout=1.0)))
     idle = await RawClient.connect(srv.config.port)
     await idle.read_for(3.5)
     assert idle.eof and srv.guard.stats["idle_timeouts"] == 1
@@ -78,7 +78,7 @@ async def test_idle_timeout_when_asked_for(start_logs) -> None:
 async def test_a_peer_that_never_reads_its_replies_is_cut_off(mesh) -> None:
     big = "z" * (64 * KiB)
     svc = await mesh.start_service("goods", {"GET/goods": lambda p, pk: big}, register=False,
-                                   limits=Limits(max_connection_buffer=512 * KiB))
+                                   security=ServerSecurity(limits=Limits(max_connection_buffer=512 * KiB)))
     hog = await Peer.connect(svc.port)
     hog.writer.transport.set_write_buffer_limits(high=64 * 1024 * 1024)
     sock = hog.writer.get_extra_info("socket")

@@ -14,7 +14,7 @@ import pytest
 
 from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
-from logmesh.security import TLSOptions, client_context
+from logmesh.security import ServerSecurity, TLSOptions, client_context
 from logmesh.shipping.shipper import Shipper
 
 from ..logs.helpers import HOST, book_frame, request_text, stored
@@ -27,7 +27,8 @@ def server_tls(pki: PKI) -> TLSOptions:
 
 
 async def test_shipping_over_tls_with_a_token(start_logs, pki) -> None:
-    srv = await start_logs(token=TOKEN, tls_cert=pki.cert_file, tls_key=pki.key_file)
+    srv = await start_logs(
+        security=ServerSecurity(token=TOKEN, tls=TLSOptions(cert=pki.cert_file, key=pki.key_file)))
     shipper = Shipper("goods", logs_addr=(HOST, srv.config.port), token=TOKEN,
                       ssl=client_context(pki.ca_file))
     shipper.start()
@@ -41,7 +42,7 @@ async def test_shipping_over_tls_with_a_token(start_logs, pki) -> None:
 
 
 async def test_a_client_with_the_wrong_ca_is_refused(start_logs, pki, other_pki) -> None:
-    srv = await start_logs(tls_cert=pki.cert_file, tls_key=pki.key_file)
+    srv = await start_logs(security=ServerSecurity(tls=TLSOptions(cert=pki.cert_file, key=pki.key_file)))
     with pytest.raises(ssl.SSLCertVerificationError):
         await asyncio.open_connection(HOST, srv.config.port, ssl=client_context(other_pki.ca_file))
     # The shipper keeps trying, never sends, and says why in its log.
@@ -59,7 +60,7 @@ async def test_a_client_with_the_wrong_ca_is_refused(start_logs, pki, other_pki)
 
 
 async def test_plain_tcp_to_a_tls_port_stores_nothing(start_logs, pki) -> None:
-    srv = await start_logs(tls_cert=pki.cert_file, tls_key=pki.key_file)
+    srv = await start_logs(security=ServerSecurity(tls=TLSOptions(cert=pki.cert_file, key=pki.key_file)))
     reader, writer = await asyncio.open_connection(HOST, srv.config.port)
     writer.write(book_frame(request_text(1, "plain")))
     await writer.drain()
@@ -73,7 +74,8 @@ async def test_plain_tcp_to_a_tls_port_stores_nothing(start_logs, pki) -> None:
 
 
 async def test_the_http_api_over_tls(start_logs, pki, other_pki) -> None:
-    srv = await start_logs(token=TOKEN, tls_cert=pki.cert_file, tls_key=pki.key_file)
+    srv = await start_logs(
+        security=ServerSecurity(token=TOKEN, tls=TLSOptions(cert=pki.cert_file, key=pki.key_file)))
     url = f"https://{HOST}:{srv.config.http_port}/api/v1/stats"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with aiohttp.ClientSession() as http:
@@ -89,12 +91,14 @@ async def test_the_http_api_over_tls(start_logs, pki, other_pki) -> None:
 
 async def test_the_whole_mesh_over_tls(mesh, pki, other_pki) -> None:
     tls = server_tls(pki)
-    dist = Distributor(HOST, 0, token=TOKEN, tls=tls)
+    dist = Distributor(HOST, 0, security=ServerSecurity(token=TOKEN, tls=tls))
     await dist.start()
     mesh.stoppers.append(dist.stop)
     mesh.distributor = dist
-    await mesh.start_service("goods", {"GET/goods": lambda p, pk: ["over tls"]}, token=TOKEN, tls=tls)
-    gw = Gateway(HOST, 0, distributor=mesh.distributor_addr, token=TOKEN, tls=tls)
+    await mesh.start_service("goods", {"GET/goods": lambda p, pk: ["over tls"]},
+        security=ServerSecurity(token=TOKEN, tls=tls))
+    gw = Gateway(HOST, 0, distributor=mesh.distributor_addr,
+        security=ServerSecurity(token=TOKEN, tls=tls))
     await gw.start()
     mesh.stoppers.append(gw.stop)
     await gateway_ready(gw, "GET/goods")
@@ -102,8 +106,8 @@ async def test_the_whole_mesh_over_tls(mesh, pki, other_pki) -> None:
         async with http.get(f"https://{HOST}:{gw.port}/goods", ssl=client_context(pki.ca_file)) as r:
             assert r.status == 200 and (await r.json())["results"] == ["over tls"]
     # A node that trusts another CA cannot even reach the registry.
-    stranger = await mesh.start_service("stranger", {}, token=TOKEN,
-                                        tls=TLSOptions(ca=other_pki.ca_file))
+    stranger = await mesh.start_service("stranger", {},
+        security=ServerSecurity(token=TOKEN, tls=TLSOptions(ca=other_pki.ca_file)))
     await wait_until(lambda: stranger.registry is not None and stranger.registry.client.last_error,
                      what="the stranger's TLS failure")
     assert "stranger" not in [n["name"] for n in dist.nodes()]
@@ -114,7 +118,8 @@ async def test_the_logging_handler_over_tls_with_a_token(start_logs, pki) -> Non
 
     from logmesh.shipping.handler import LogHandler
 
-    srv = await start_logs(token=TOKEN, tls_cert=pki.cert_file, tls_key=pki.key_file)
+    srv = await start_logs(
+        security=ServerSecurity(token=TOKEN, tls=TLSOptions(cert=pki.cert_file, key=pki.key_file)))
     handler = LogHandler("script", port=srv.config.port, token=TOKEN, ssl=client_context(pki.ca_file))
     logger = logging.getLogger("tests.security.handler")
     logger.addHandler(handler)

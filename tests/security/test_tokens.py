@@ -19,7 +19,7 @@ from logmesh.hello import hello_packet
 from logmesh.mesh.client import ReconnectingClient
 from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
-from logmesh.security import token_matches
+from logmesh.security import Limits, ServerSecurity, token_matches
 from logmesh.shipping.shipper import Shipper
 
 from ..logs.helpers import HOST, RawClient, bad_frames, book_frame, metrics, request_text, stored
@@ -61,7 +61,7 @@ def test_token_matches_is_exact() -> None:
     pytest.param(lambda: {"uri": "/distributes", "method": "GET", "key": 3}, id="list-no-token"),
 ])
 async def test_distributor_refuses_without_the_token(first) -> None:
-    dist = Distributor(HOST, 0, token=TOKEN)
+    dist = Distributor(HOST, 0, security=ServerSecurity(token=TOKEN))
     await dist.start()
     try:
         peer = await Peer.connect(dist.port)
@@ -75,7 +75,7 @@ async def test_distributor_refuses_without_the_token(first) -> None:
 
 
 async def test_distributor_accepts_a_hello_or_a_token_in_the_registration() -> None:
-    dist = Distributor(HOST, 0, token=TOKEN)
+    dist = Distributor(HOST, 0, security=ServerSecurity(token=TOKEN))
     await dist.start()
     try:
         a = await Peer.connect(dist.port)
@@ -101,7 +101,7 @@ async def test_distributor_accepts_a_hello_or_a_token_in_the_registration() -> N
 
 async def test_a_service_refuses_requests_without_the_token(mesh) -> None:
     svc = await mesh.start_service("goods", {"GET/goods": lambda p, pk: [1]}, register=False,
-                                   token=TOKEN)
+        security=ServerSecurity(token=TOKEN))
     peer = await Peer.connect(svc.port)
     peer.send({"uri": "/goods", "method": "GET", "params": {"key": 7}})
     assert (await refused(peer))["key"] == 7
@@ -125,12 +125,13 @@ async def test_a_service_without_a_token_ignores_a_hello(mesh) -> None:
 
 
 async def test_the_mesh_works_with_one_token_and_not_with_another(mesh) -> None:
-    dist = Distributor(HOST, 0, token=TOKEN)
+    dist = Distributor(HOST, 0, security=ServerSecurity(token=TOKEN))
     await dist.start()
     mesh.stoppers.append(dist.stop)
     mesh.distributor = dist
-    await mesh.start_service("goods", {"GET/goods": lambda p, pk: ["ok"]}, token=TOKEN)
-    gw = Gateway(HOST, 0, distributor=mesh.distributor_addr, token=TOKEN)
+    await mesh.start_service("goods", {"GET/goods": lambda p, pk: ["ok"]},
+        security=ServerSecurity(token=TOKEN))
+    gw = Gateway(HOST, 0, distributor=mesh.distributor_addr, security=ServerSecurity(token=TOKEN))
     await gw.start()
     mesh.stoppers.append(gw.stop)
     await gateway_ready(gw, "GET/goods")
@@ -143,14 +144,15 @@ async def test_the_mesh_works_with_one_token_and_not_with_another(mesh) -> None:
                             headers={"Authorization": f"Bearer {TOKEN}"}) as r:
             assert r.status == 200 and {n["name"] for n in await r.json()} >= {"goods"}
     # A node with the wrong token never registers.
-    intruder = await mesh.start_service("evil", {"GET/goods": lambda p, pk: ["pwned"]}, token=WRONG)
+    intruder = await mesh.start_service("evil", {"GET/goods": lambda p, pk: ["pwned"]},
+        security=ServerSecurity(token=WRONG))
     await asyncio.sleep(0.5)
     assert "evil" not in [n["name"] for n in dist.nodes()]
     assert intruder.registry is not None and intruder.registry.client.refusal is not None
 
 
 async def test_a_client_with_a_wrong_token_learns_why(mesh) -> None:
-    svc = await mesh.start_service("goods", {}, register=False, token=TOKEN)
+    svc = await mesh.start_service("goods", {}, register=False, security=ServerSecurity(token=TOKEN))
     client = ReconnectingClient(HOST, svc.port, token=WRONG, backoff_min=5.0)
     client.start()
     try:
@@ -170,7 +172,7 @@ async def test_a_client_with_a_wrong_token_learns_why(mesh) -> None:
     pytest.param({"uri": "/auth", "method": "POST", "key": 0, "params": {}}, id="hello-no-token"),
 ])
 async def test_ingest_refuses_without_a_write_token(start_logs, first) -> None:
-    srv = await start_logs(read_token=READ, write_token=WRITE)
+    srv = await start_logs(security=ServerSecurity(read_token=READ, write_token=WRITE))
     client = await RawClient.connect(srv.config.port)
     data = book_frame(request_text(1, "intruder"))
     if first is not None:
@@ -185,7 +187,7 @@ async def test_ingest_refuses_without_a_write_token(start_logs, first) -> None:
 
 
 async def test_ingest_takes_the_hello_once_then_never_answers(start_logs) -> None:
-    srv = await start_logs(token=TOKEN)
+    srv = await start_logs(security=ServerSecurity(token=TOKEN))
     client = await RawClient.connect(srv.config.port)
     texts = [request_text(i, "ok") for i in range(3)]
     hello = orjson.dumps(hello_packet(TOKEN)) + "¶".encode()
@@ -208,7 +210,7 @@ async def test_ingest_in_open_mode_ignores_a_hello(start_logs) -> None:
 
 
 async def test_ingest_closes_a_connection_that_sends_no_hello(start_logs) -> None:
-    srv = await start_logs(token=TOKEN, header_timeout=1.0)
+    srv = await start_logs(security=ServerSecurity(token=TOKEN, limits=Limits(header_timeout=1.0)))
     client = await RawClient.connect(srv.config.port)
     await client.read_for(3.5)
     assert client.eof, "no hello within --header-timeout: closed"
@@ -216,7 +218,7 @@ async def test_ingest_closes_a_connection_that_sends_no_hello(start_logs) -> Non
 
 
 async def test_the_shipper_ships_with_the_token_and_not_without(start_logs) -> None:
-    srv = await start_logs(token=TOKEN)
+    srv = await start_logs(security=ServerSecurity(token=TOKEN))
     good = Shipper("goods", logs_addr=(HOST, srv.config.port), token=TOKEN)
     bad = Shipper("members", logs_addr=(HOST, srv.config.port), token=WRONG)
     for s in (good, bad):
@@ -253,7 +255,7 @@ async def _status(method: str, url: str, token: str | None, **kw) -> tuple[int, 
     (None, 401, 401), (WRONG, 401, 401), (READ, 200, 403), (WRITE, 403, 200), (TOKEN, 200, 200),
 ])
 async def test_http_api_read_and_write_tokens(start_logs, token, read, write) -> None:
-    srv = await start_logs(token=TOKEN, read_token=READ, write_token=WRITE)
+    srv = await start_logs(security=ServerSecurity(token=TOKEN, read_token=READ, write_token=WRITE))
     base = f"http://{HOST}:{srv.config.http_port}"
     line = orjson.dumps({"message": "hi", "service.name": "t"})
     for path in ("/api/v1/search", "/api/v1/stats", "/api/v1/fields", "/metrics"):
@@ -270,7 +272,7 @@ async def test_http_api_read_and_write_tokens(start_logs, token, read, write) ->
 
 
 async def test_health_ui_and_api_description_stay_open(start_logs) -> None:
-    srv = await start_logs(token=TOKEN)
+    srv = await start_logs(security=ServerSecurity(token=TOKEN))
     base = f"http://{HOST}:{srv.config.http_port}"
     for path in ("/healthz", "/", "/static/app.js", "/api/v1/openapi.json"):
         status, _ = await _status("GET", base + path, None)

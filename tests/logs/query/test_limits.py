@@ -18,6 +18,7 @@ from logmesh.logs.query import kql
 from logmesh.logs.query.engine import Engine, QueryTimeout
 from logmesh.logs.store import layout
 from logmesh.logs.store.columns import COLUMNS, ident
+from logmesh.security import ServerSecurity
 
 from ..helpers import HOST
 
@@ -279,7 +280,7 @@ async def test_a_query_longer_than_the_request_line_is_sent_in_a_post_body(start
 
 
 async def test_post_on_a_read_route_needs_a_read_token_never_a_write_token(start_logs):
-    server = await start_logs(read_token="r" * 24, write_token="w" * 24)
+    server = await start_logs(security=ServerSecurity(read_token="r" * 24, write_token="w" * 24))
     base = f"http://{HOST}:{server.config.http_port}"
     async with aiohttp.ClientSession() as s:
         async def post(token):
@@ -291,7 +292,8 @@ async def test_post_on_a_read_route_needs_a_read_token_never_a_write_token(start
         assert status == 403 and "read token" in body["error"], body
         status, body = await post(None)
         assert status == 401, body
-    both = await start_logs(token="b" * 24, data_dir=server.config.data_dir.parent / "both")
+    both = await start_logs(data_dir=server.config.data_dir.parent / "both",
+        security=ServerSecurity(token="b" * 24))
     async with aiohttp.ClientSession() as s:
         async with s.post(f"http://{HOST}:{both.config.http_port}/api/v1/search", json={"q": "x"},
                           headers={"Authorization": "Bearer " + "b" * 24}) as r:
@@ -299,7 +301,7 @@ async def test_post_on_a_read_route_needs_a_read_token_never_a_write_token(start
 
 
 async def test_post_on_a_read_route_takes_a_read_only_token(start_logs):
-    server = await start_logs(read_token="r" * 24, write_token="w" * 24)
+    server = await start_logs(security=ServerSecurity(read_token="r" * 24, write_token="w" * 24))
     async with aiohttp.ClientSession() as s:
         async with s.post(f"http://{HOST}:{server.config.http_port}/api/v1/search", json={"q": "x"},
                           headers={"Authorization": "Bearer " + "r" * 24}) as r:
