@@ -33,8 +33,14 @@ What a term matches depends on the field's type in ``event.FIELD_TYPES``:
     labels.k, other names  the same on "labels", with the rest of the name as one key
 
 User text never becomes SQL text: values and JSON paths are ``?`` parameters,
-and column names come only from ``FIELD_TYPES``. ``not x`` compiles to
-``(x) IS NOT TRUE``, so events without the field match ``not f:v`` as in Kibana.
+and column names come only from ``FIELD_TYPES`` (a name becomes a column or a
+JSON path in fields.py, as it does for the API's ``top`` and ``by``). ``not x``
+compiles to ``(x) IS NOT TRUE``, so events without the field match ``not f:v``
+as in Kibana.
+
+Past 500 lines on purpose: the grammar, the tree it builds and the tree's SQL
+and sentences change together (a new operator touches the lexer, the parser and
+a node), and the tree's classes are the module's public names (kql.Match, ...).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from logmesh.logs.event import FIELD_TYPES
+from logmesh.logs.query.fields import resolve
 from logmesh.logs.query.timerange import Clock, TimeRangeError, now_ms, parse_time
 
 KEYWORDS = ("and", "or", "not")
@@ -129,7 +135,7 @@ class Pattern:
 Value = Literal | Pattern
 
 
-# -- fields -> SQL expressions ----------------------------------------------------------------
+# -- SQL ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -142,52 +148,6 @@ class SQLContext:
     def param(self, value: Any) -> str:
         self.params.append(value)
         return "?"
-
-
-def _ident(column: str) -> str:
-    if column not in FIELD_TYPES:  # the whitelist: nothing else is ever written as SQL
-        raise AssertionError(f"not a column: {column!r}")
-    return '"' + column.replace('"', '""') + '"'
-
-
-def _json_path(keys: list[str]) -> str:
-    return "$" + "".join("." + _quote(k) for k in keys)
-
-
-@dataclass(frozen=True)
-class _Column:
-    kind: str  # a FIELD_TYPES type, or "json" for a key inside params/labels
-    column: str
-    path: str | None = None
-
-    def sql(self, ctx: SQLContext) -> str:
-        if self.path is None:
-            return _ident(self.column)
-        return f"json_extract_string({_ident(self.column)}, {ctx.param(self.path)})"
-
-    def text_sql(self, ctx: SQLContext) -> str:
-        return (
-            self.sql(ctx)
-            if self.kind in ("keyword", "text", "json")
-            else f"CAST({self.sql(ctx)} AS VARCHAR)"
-        )
-
-
-def _resolve(name: str) -> _Column:
-    """A field name -> where it lives. Raises ValueError for names that can't be a field."""
-    if name in FIELD_TYPES:
-        return _Column(FIELD_TYPES[name], name)
-    column, _, rest = name.partition(".")
-    if column == "params" and rest:
-        keys = rest.split(".")
-        if "" in keys:
-            raise ValueError(f'empty key in "{name}": write params.a.b')
-        return _Column("json", "params", _json_path(keys))
-    if column == "labels" and rest:
-        return _Column("json", "labels", _json_path([rest]))
-    if name in ("params.", "labels."):
-        raise ValueError(f'expected a key after "{name}"')
-    return _Column("json", "labels", _json_path([name]))
 
 
 def _time(value: Literal, now: int) -> int:
@@ -252,25 +212,25 @@ class Match(Node):
         return f"{_escape_word(self.field)}:{self.value.to_kql()}"
 
     def to_sql(self, ctx: SQLContext) -> str:
-        col, v = _resolve(self.field or "message"), self.value
+        col, v = resolve(self.field or "message"), self.value
         if isinstance(v, Pattern):
             if col.kind in ("text", "object"):
-                return f"{col.text_sql(ctx)} ILIKE {ctx.param('%' + v.like() + '%')} ESCAPE '\\'"
-            return f"{col.text_sql(ctx)} LIKE {ctx.param(v.like())} ESCAPE '\\'"
+                return f"{col.text_sql(ctx.param)} ILIKE {ctx.param('%' + v.like() + '%')} ESCAPE '\\'"
+            return f"{col.text_sql(ctx.param)} LIKE {ctx.param(v.like())} ESCAPE '\\'"
         if col.kind in ("text", "object"):
-            return f"{col.text_sql(ctx)} ILIKE {ctx.param('%' + _like_escape(v.text) + '%')} ESCAPE '\\'"
+            return f"{col.text_sql(ctx.param)} ILIKE {ctx.param('%' + _like_escape(v.text) + '%')} ESCAPE '\\'"
         if col.kind == "long":
-            return f"{col.sql(ctx)} = {ctx.param(_number(v.text))}"
+            return f"{col.sql(ctx.param)} = {ctx.param(_number(v.text))}"
         if col.kind == "date":
-            return f"{col.sql(ctx)} = {ctx.param(_time(v, ctx.now_ms))}"
+            return f"{col.sql(ctx.param)} = {ctx.param(_time(v, ctx.now_ms))}"
         n = _number(v.text) if col.kind == "json" else None
         if n is not None:  # "500" in the JSON text, or 500 / 500.0 as a number
-            return f"({col.sql(ctx)} = {ctx.param(v.text)} OR TRY_CAST({col.sql(ctx)} AS DOUBLE) = {ctx.param(n)})"
-        return f"{col.sql(ctx)} = {ctx.param(v.text)}"
+            return f"({col.sql(ctx.param)} = {ctx.param(v.text)} OR TRY_CAST({col.sql(ctx.param)} AS DOUBLE) = {ctx.param(n)})"
+        return f"{col.sql(ctx.param)} = {ctx.param(v.text)}"
 
     def sentence(self) -> str:
         name, v = self.field or "message", self.value
-        kind = _resolve(name).kind
+        kind = resolve(name).kind
         if isinstance(v, Pattern):
             return f"{name} matches {_quote(v.to_kql())}"
         if kind in ("text", "object"):
@@ -290,7 +250,7 @@ class Exists(Node):
         return "*" if values_only else f"{_escape_word(self.field)}:*"
 
     def to_sql(self, ctx: SQLContext) -> str:
-        return f"{_resolve(self.field).sql(ctx)} IS NOT NULL"
+        return f"{resolve(self.field).sql(ctx.param)} IS NOT NULL"
 
     def sentence(self) -> str:
         return f"{self.field} exists"
@@ -308,18 +268,18 @@ class Range(Node):
         return f"{_escape_word(self.field)} {self.op} {self.value.to_kql()}"
 
     def to_sql(self, ctx: SQLContext) -> str:
-        col, text = _resolve(self.field), self.value.text
+        col, text = resolve(self.field), self.value.text
         if col.kind == "date":
-            return f"{col.sql(ctx)} {self.op} {ctx.param(_time(self.value, ctx.now_ms))}"
+            return f"{col.sql(ctx.param)} {self.op} {ctx.param(_time(self.value, ctx.now_ms))}"
         if col.kind == "long":
-            return f"{col.sql(ctx)} {self.op} {ctx.param(_number(text))}"
+            return f"{col.sql(ctx.param)} {self.op} {ctx.param(_number(text))}"
         n = _number(text) if col.kind == "json" else None
         if n is not None:
-            return f"TRY_CAST({col.sql(ctx)} AS DOUBLE) {self.op} {ctx.param(n)}"
-        return f"{col.sql(ctx)} {self.op} {ctx.param(text)}"  # strings compare as strings
+            return f"TRY_CAST({col.sql(ctx.param)} AS DOUBLE) {self.op} {ctx.param(n)}"
+        return f"{col.sql(ctx.param)} {self.op} {ctx.param(text)}"  # strings compare as strings
 
     def sentence(self) -> str:
-        kind = _resolve(self.field).kind
+        kind = resolve(self.field).kind
         numeric = kind in ("long", "date") or (
             kind == "json" and _number(self.value.text) is not None
         )
@@ -581,7 +541,7 @@ class _Parser:
             raise self.error("wildcards are not allowed in field names", ftok)
         name = ftok.value.text  # type: ignore[union-attr]
         try:
-            col = _resolve(name)
+            col = resolve(name)
         except ValueError as e:
             raise self.error(str(e), ftok) from None
         tok = self.peek()
@@ -615,7 +575,7 @@ class _Parser:
         if isinstance(value, Pattern) and all(p is Wild.STAR for p in value.parts):
             return MatchAll() if name is None else Exists(name)
         if name is not None and isinstance(value, Literal):
-            self.check_value(_resolve(name).kind, name, value, tok)
+            self.check_value(resolve(name).kind, name, value, tok)
         return Match(name, value)  # type: ignore[arg-type]
 
     def check_value(self, kind: str, name: str, value: Literal, tok: _Token) -> None:
@@ -660,7 +620,7 @@ class Cost:
 
 
 def _leaf_scans(name: str | None, value: Value | None) -> bool:
-    kind = _resolve(name or "message").kind
+    kind = resolve(name or "message").kind
     if kind in ("text", "object", "json"):
         return True
     return isinstance(value, Pattern) and isinstance(value.parts[0], Wild)

@@ -11,7 +11,7 @@ One pass, per sealed segment (``.idx.json`` beside it) without a Parquet file::
     6. delete the segment and its index
 
 Readers take a segment's Parquet file as soon as it exists and then ignore the
-segment (engine.py), so an event is never counted twice and never missing: a
+segment (query/view.py), so an event is never counted twice and never missing: a
 crash before 5 leaves the segment in charge, a crash after it leaves a segment
 that the next pass deletes. A segment is compacted only ``grace`` seconds after
 it was sealed, so live tails have read its last lines from the NDJSON first.

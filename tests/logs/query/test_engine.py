@@ -7,12 +7,11 @@ import random
 
 import pytest
 
-from logmesh.logs.query import engine as engine_mod
-from logmesh.logs.query import kql
-from logmesh.logs.query.engine import Engine, QueryError, choose_interval
+from logmesh.logs.query import kql, plan, view
+from logmesh.logs.query.engine import Engine, QueryError
 from logmesh.logs.store import layout
+from logmesh.logs.store.catalogue import list_segments
 from logmesh.logs.store.compact import Compactor, compact_segment, new_connection
-from logmesh.logs.store.reader import list_segments
 
 from ..helpers import stored
 from .store import HOUR, MIN, T0, event, write_store
@@ -117,7 +116,7 @@ async def test_queries_match_brute_force(store, mode, monkeypatch):
     if mode == "compacted":
         compact_all(store)
     if mode == "cold":
-        monkeypatch.setattr(engine_mod, "LIVE_SEALED_SECONDS", -1.0)
+        monkeypatch.setattr(view, "LIVE_SEALED_SECONDS", -1.0)
     engine = Engine(store)
     snap = engine.refresh()
     assert len(snap.cold) == (2 if mode == "cold" else 0) and engine.stats()["events"] == 1500
@@ -151,7 +150,7 @@ async def test_histogram_and_top(store):
     assert [b["count"] for b in h["buckets"]] == [500, 500, 500]
     assert sum(sum(b["by"].values()) for b in h["buckets"]) == 1500
     auto = engine.histogram(kql.parse("deadlock"), T0, T0 + 3 * HOUR)
-    assert auto["interval_ms"] == choose_interval(3 * HOUR + 1) and auto["total"] == 18
+    assert auto["interval_ms"] == plan.choose_interval(3 * HOUR + 1) and auto["total"] == 18
     assert len(auto["buckets"]) <= 101
     top = engine.top(None, LO, HI, "url.path", limit=2)
     assert top["total"] == 1500 and len(top["values"]) == 2
@@ -254,7 +253,7 @@ async def test_trigram_pruning_skips_blocks(tmp_path):
     from logmesh.logs.query import trigram_need
 
     need = trigram_need.need(kql.parse("zyzzyva"))
-    src = engine.source(snap, LO, HI, need)
+    src = plan.source(snap, LO, HI, need)
     assert src is not None and src.rows == 40_000 - 2 * layout.PARQUET_ROW_GROUP_ROWS  # 1 block of 3
     assert [e["message"] for e in engine.search(kql.parse("ZYZZYVA"), LO, HI)[0]] == ["a rare zyzzyva appears"]
     assert engine.count(kql.parse("zyzz*va"), LO, HI) == 1
@@ -266,7 +265,7 @@ async def test_live_segment_over_several_chunks_is_counted_once(tmp_path, monkey
     """Issue 14 defect 8: a live segment loaded in several chunks by one refresh had each
     chunk's rows counted again by the next chunk's (stats said 1,241,957 of 600,000 lines).
     Every answer must equal the lines on disk after every refresh, however they were loaded."""
-    monkeypatch.setattr(engine_mod, "LIVE_CHUNK_BYTES", 4096)  # ~15 lines a chunk
+    monkeypatch.setattr(view, "LIVE_CHUNK_BYTES", 4096)  # ~15 lines a chunk
     writer = await write_store(tmp_path, [[event(T0, message="first")]])
     engine = Engine(tmp_path)
     n = 0
@@ -349,7 +348,7 @@ async def test_a_damaged_footer_is_found_when_the_error_does_not_name_the_file(s
     pq[1].write_bytes(bytes(data))
     engine = Engine(store)
     error = duckdb.Error("TProtocolException: Invalid data\n\nLINE 1: ... FROM read_parquet(['/x/w00-00...")
-    assert engine._damaged(error) == pq[1]
+    assert engine.db.damaged(error) == pq[1]
     engine.close()
 
 
@@ -371,7 +370,7 @@ async def test_a_segment_compacted_while_the_engine_refreshes_is_read_from_its_p
     from logmesh.logs.store import compact
 
     engine = Engine(store)
-    real = Engine._load_live
+    real = view.StoreView._load_live
     sealed = {s.path.name: s for s in list_segments(store) if s.sealed}
 
     def compact_first(self, live):
@@ -381,7 +380,7 @@ async def test_a_segment_compacted_while_the_engine_refreshes_is_read_from_its_p
             compact.remove_segment(seg)
         return real(self, live)
 
-    monkeypatch.setattr(Engine, "_load_live", compact_first)
-    monkeypatch.setattr(engine_mod, "LIVE_SEALED_SECONDS", 10**9)  # every sealed one is live
+    monkeypatch.setattr(view.StoreView, "_load_live", compact_first)
+    monkeypatch.setattr(view, "LIVE_SEALED_SECONDS", 10**9)  # every sealed one is live
     assert engine.count(None, LO, HI) == 1500
     engine.close()

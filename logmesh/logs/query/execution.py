@@ -1,0 +1,191 @@
+"""Running the engine's SQL on DuckDB: the connection, a cursor per thread, deadlines.
+
+A query's deadline is a ``threading.Timer`` that interrupts the thread's own
+cursor, so one query running out of time never stops another thread's. An
+error that names a file of the store is told apart from a bad query: a file
+removed under the query (compaction, retention) is :class:`FileGone`, one that
+cannot be read is :class:`DamagedFile`; the engine handles both and asks again
+(``Engine.with_deadline``).
+
+DuckDB's own worker threads can run at a lower CPU priority than ingest
+(``connect_at_nice``): on Linux a thread's nice value is inherited by the
+threads it starts, so the connection is made from a short-lived thread at that
+level.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from ..store import catalogue, layout
+from ..store.columns import COLUMNS, sql_str
+from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
+
+JSON_COLUMNS = {n for n, t in COLUMNS if t == "JSON"}
+_QUOTED_PATH = re.compile(r"""['"]([^'"]+\.(?:parquet|ndjson))['"]""")
+_QUOTED_PARQUET = re.compile(r"""['"]([^'"]+\.parquet)['"]""")
+
+
+def event_dict(names: list[str], row: Iterable[Any]) -> dict:
+    """A result row as the API's event: no nulls, params and labels as objects."""
+    ev: dict[str, Any] = {}
+    for name, value in zip(names, row, strict=False):
+        if value is None:
+            continue
+        if name in JSON_COLUMNS and isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                pass
+        ev[name] = value
+    return ev
+
+
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value to ``nice`` (Linux: nice is per thread; elsewhere
+    setpriority would renice the whole process, so nothing is done). Never fails."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+    except OSError:
+        pass
+
+
+def connect_at_nice(config: dict[str, Any], nice: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose worker threads, started by ``connect``, inherit ``nice``:
+    connected from a short-lived thread at that level."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return duckdb.connect(":memory:", config=config)
+    out: list[Any] = []
+
+    def connect() -> None:
+        lower_priority(nice)
+        try:
+            out.append(duckdb.connect(":memory:", config=config))
+        except BaseException as exc:  # re-raised in the caller's thread
+            out.append(exc)
+
+    t = threading.Thread(target=connect, name="duckdb-connect")
+    t.start()
+    t.join()
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]
+
+
+class DuckDB:
+    """The engine's in-memory database (its live table lives there too) and how its
+    queries run; ``counters`` is the engine's, for /metrics."""
+
+    def __init__(self, data_dir: Path, config: dict[str, Any], nice: int,
+                 counters: dict[str, Any]) -> None:
+        self.data_dir = Path(data_dir)
+        self.parquet_dir = self.data_dir / layout.PARQUET_DIR
+        self.counters = counters
+        self.con = connect_at_nice(config, nice)
+        self.con.execute("SET parquet_metadata_cache = true")
+        self._local = threading.local()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self.con.cursor()
+        return cur
+
+    @contextmanager
+    def deadline(self, deadline: float | None) -> Iterator[None]:
+        """This thread's queries are interrupted at ``deadline`` (``time.monotonic()``) inside."""
+        self._local.deadline = deadline
+        try:
+            yield
+        finally:
+            self._local.deadline = None
+
+    def run(self, sql: str, params: list[Any]) -> tuple[list[str], list[tuple]]:
+        """(column names, rows); QueryTimeout past this thread's deadline, QueryError for SQL
+        these events cannot answer, FileGone or DamagedFile for a file of the store."""
+        t0 = time.perf_counter()
+        cur = self.cursor()
+        deadline = getattr(self._local, "deadline", None)
+        timer = None
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QueryTimeout("the query ran out of time")
+            timer = threading.Timer(left, cur.interrupt)
+            timer.daemon = True
+            timer.start()
+        try:
+            cur.execute(sql, params)
+            names = [d[0] for d in cur.description or []]
+            rows = cur.fetchall()
+        except duckdb.InterruptException:
+            raise QueryTimeout("the query ran out of time") from None
+        except (duckdb.InvalidInputException, duckdb.ConversionException,
+                duckdb.OutOfRangeException, duckdb.IOException) as exc:
+            if self.gone_file(exc):
+                raise FileGone(str(exc)) from None
+            damaged = self.damaged(exc)
+            if damaged is not None:
+                raise DamagedFile(damaged) from None
+            raise QueryError(f"the query cannot be run on these events: {exc}") from None
+        except duckdb.Error as exc:  # e.g. a damaged footer: "TProtocolException: Invalid data"
+            damaged = self.damaged(exc)
+            if damaged is not None:
+                raise DamagedFile(damaged) from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.counters["queries"] += 1
+            self.counters["query_seconds"] += time.perf_counter() - t0
+        return names, rows
+
+    def gone_file(self, exc: duckdb.Error) -> bool:
+        """Did the query name a file of ours that compaction or retention removed meanwhile?"""
+        text = str(exc)
+        if "No files found" not in text and "No such file" not in text:
+            return False
+        return any(self.data_dir in Path(n).parents and not Path(n).exists()
+                   for n in _QUOTED_PATH.findall(text))
+
+    def damaged(self, exc: duckdb.Error) -> Path | None:
+        """The Parquet file of ours that ``exc`` says DuckDB could not read, if it really cannot.
+
+        Errors in a page name the file; a damaged footer ("TProtocolException: Invalid
+        data") may not, and then every file's footer is read (the error path only).
+        """
+        con = duckdb.connect()
+        named = [Path(n) for n in _QUOTED_PARQUET.findall(str(exc))]
+        for path in named:
+            if path.parent != self.parquet_dir or not path.exists():
+                continue  # not ours, or removed by retention meanwhile: nothing damaged
+            try:  # every column of every row group decompressed, not only the footer read
+                con.execute("SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "
+                            f"read_parquet({sql_str(str(path))})").fetchall()
+            except duckdb.Error:
+                return path
+        if named:
+            return None
+        for path in (f.path for f in catalogue.parquet_files(self.data_dir)):
+            try:
+                con.execute(f"SELECT count(*) FROM parquet_metadata({sql_str(str(path))})").fetchall()
+            except duckdb.Error:
+                return path
+        return None

@@ -1,0 +1,106 @@
+"""A Parquet file as the read path sees it: its block index, read once.
+
+Compaction (compact.py) writes the index beside each file (``.blocks.json``):
+per block (= row group) its time and seq range, message trigrams, per-minute
+counts and value counts. Queries prune and count with it without opening the
+file. A file whose index is missing or of another format version (copied in by
+hand, or from an older logmesh) is still read: its ranges are rebuilt from the
+Parquet footer's row-group statistics, and it is never pruned by trigrams nor
+counted from an index.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from . import layout
+from .columns import sql_str
+from .compact import decode_bitmaps
+
+log = logging.getLogger("logmesh.logs.query")  # said while a query refreshes: the query's logger
+
+
+@dataclass
+class ParquetFile:
+    path: Path
+    worker: int  # -1: a name layout.py cannot parse
+    index: dict
+    _bitmaps: list[int] | None = None
+
+    @property
+    def min_ts(self) -> int:
+        return self.index["min_ts"]
+
+    @property
+    def max_ts(self) -> int:
+        return self.index["max_ts"]
+
+    @property
+    def rows(self) -> int:
+        return self.index["rows"]
+
+    @property
+    def blocks(self) -> list[list[int]]:  # [min_ts, max_ts, rows, min_seq, max_seq]
+        return self.index["blocks"]
+
+    def summary(self, field_name: str, block: int) -> dict[str, int] | None:
+        """{value: count} of ``field_name`` in a block (compact.SUMMARY_FIELDS), None if unknown."""
+        per = (self.index.get("values") or {}).get(field_name)
+        return per[block] if per is not None and block < len(per) else None
+
+    def minutes(self, block: int) -> list[int] | None:
+        """[first minute, count, count, ...] of a block, None if unknown."""
+        per = self.index.get("minutes")
+        m = per[block] if per is not None and block < len(per) else None
+        return m or None
+
+    def bitmaps(self) -> list[int] | None:
+        if self._bitmaps is None and "trigrams" in self.index:
+            try:
+                self._bitmaps = decode_bitmaps(self.index["trigrams"], len(self.blocks))
+            except (ValueError, TypeError) as exc:
+                log.warning("%s: unreadable trigrams (%s); scanning it whole", self.path.name, exc)
+                self.index.pop("trigrams", None)
+        return self._bitmaps
+
+
+def open_parquet(path: Path, con: duckdb.DuckDBPyConnection) -> ParquetFile | None:
+    """The file and its index; ``con`` reads the footer when there is no usable index.
+    None (said in the log) when the file cannot be read at all."""
+    parsed = layout.parse_name(path.name, layout.PARQUET_SUFFIX)
+    index = None
+    try:
+        index = orjson.loads(path.with_name(layout.blocks_name(path.name)).read_bytes())
+        if index.get("version") != layout.PARQUET_FORMAT_VERSION:
+            index = None
+    except (OSError, orjson.JSONDecodeError):
+        index = None
+    if index is None:
+        try:
+            index = index_from_metadata(con, path)
+        except duckdb.Error as exc:
+            log.warning("%s: cannot read (%s); skipped", path.name, exc)
+            return None
+    return ParquetFile(path, parsed[0] if parsed is not None else -1, index)
+
+
+def index_from_metadata(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
+    """A block index without trigrams, minutes or value counts, from the row groups' statistics."""
+    rows = con.execute(
+        "SELECT row_group_id, any_value(row_group_num_rows), "
+        "min(TRY_CAST(stats_min_value AS BIGINT)) FILTER (WHERE path_in_schema = '@timestamp'), "
+        "max(TRY_CAST(stats_max_value AS BIGINT)) FILTER (WHERE path_in_schema = '@timestamp'), "
+        "min(TRY_CAST(stats_min_value AS BIGINT)) FILTER (WHERE path_in_schema = 'seq'), "
+        "max(TRY_CAST(stats_max_value AS BIGINT)) FILTER (WHERE path_in_schema = 'seq') "
+        f"FROM parquet_metadata({sql_str(str(path))}) GROUP BY row_group_id ORDER BY row_group_id"
+    ).fetchall()
+    blocks = [[r[2] or 0, r[3] or 0, r[1], r[4] or 0, r[5] or 0] for r in rows]
+    return {"rows": sum(b[2] for b in blocks), "min_ts": min((b[0] for b in blocks), default=0),
+            "max_ts": max((b[1] for b in blocks), default=0),
+            "first_seq": min((b[3] for b in blocks), default=0),
+            "last_seq": max((b[4] for b in blocks), default=0), "blocks": blocks, "services": None}
