@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...metrics import Exposition
+from ..store.catalogue import SegmentInfo
 from ..store.compact import Compactor
-from ..store.reader import SegmentInfo
 from ..store.retention import Retention
 from .engine import Engine
 
