@@ -64,6 +64,8 @@ describe("tickTimes", () => {
     assert.deepEqual(fmt(tickTimes(t0, t0 + 15 * MIN, 5 * MIN)), ["14:05", "14:10", "14:15"]);
     assert.deepEqual(fmt(tickTimes(t0 + 2 * MIN, t0 + 12 * MIN, 5 * MIN)), ["14:05", "14:10", "14:15"]);
     assert.deepEqual(tickTimes(t0, t0 + MIN, 5 * MIN), []);
+    assert.deepEqual(tickTimes(t0, NaN, DAY), []);
+    assert.deepEqual(tickTimes(t0 + DAY, t0, DAY), []);
   });
   test("hour ticks on the local hour, also in a half-hour zone", () => {
     zone("Asia/Kolkata"); // UTC+5:30
@@ -85,11 +87,56 @@ describe("tickTimes", () => {
     const ts = tickTimes(change - 10 * MIN, change + 10 * MIN, 5 * MIN);
     assert.deepEqual(ts.map((t) => tickLabel(t, 5 * MIN)), ["01:50", "01:55", "03:00", "03:05", "03:10"]);
   });
-  test("day ticks at local midnight over a DST change", { todo: "ticks keep the offset at the range's start: after the change they sit at 23:00 or 01:00, and autumn shows a date twice" }, () => {
-    zone("Europe/Berlin");
+  const local = (ts) => ts.map((t) => { const d = new Date(t); return `${d.getDate()} ${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`; });
+  test("day ticks at local midnight over a DST change, each day once (autumn)", () => {
+    zone("Europe/Berlin"); // 26 Oct 2025 03:00 CEST -> 02:00 CET: a 25-hour day
     const ts = tickTimes(Date.UTC(2025, 9, 24, 12), Date.UTC(2025, 9, 28, 12), DAY);
     assert.deepEqual(ts.map((t) => tickLabel(t, DAY)), ["Oct 25", "Oct 26", "Oct 27", "Oct 28"]);
     assert.ok(ts.every((t) => new Date(t).getHours() === 0));
+    assert.equal(ts[2] - ts[1], 25 * HOUR);
+  });
+  test("day ticks at local midnight over a DST change (spring)", () => {
+    zone("America/New_York"); // 9 Mar 2025 02:00 EST -> 03:00 EDT: a 23-hour day
+    const ts = tickTimes(Date.UTC(2025, 2, 7, 12), Date.UTC(2025, 2, 12, 12), DAY);
+    assert.deepEqual(ts.map((t) => tickLabel(t, DAY)), ["Mar 8", "Mar 9", "Mar 10", "Mar 11", "Mar 12"]);
+    assert.deepEqual(local(ts), ["8 00:00", "9 00:00", "10 00:00", "11 00:00", "12 00:00"]);
+    assert.equal(ts[2] - ts[1], 23 * HOUR);
+  });
+  test("a day without a midnight gets its tick at its first instant", () => {
+    zone("America/Santiago"); // 7 Sep 2025 00:00 -> 01:00: the day starts at 01:00
+    const ts = tickTimes(Date.UTC(2025, 8, 5, 12), Date.UTC(2025, 8, 9, 12), DAY);
+    assert.deepEqual(ts.map((t) => tickLabel(t, DAY)), ["Sep 6", "Sep 7", "Sep 8", "Sep 9"]);
+    assert.deepEqual(local(ts), ["6 00:00", "7 01:00", "8 00:00", "9 00:00"]);
+  });
+  test("2- and 7-day ticks keep their days across DST changes", () => {
+    zone("Europe/Berlin");
+    const week = tickTimes(Date.UTC(2025, 2, 1), Date.UTC(2025, 10, 30), 7 * DAY);
+    assert.equal(week.length, 39);
+    assert.ok(week.every((t) => new Date(t).getHours() === 0 && new Date(t).getDay() === 4), "Thursdays, 00:00");
+    const two = tickTimes(Date.UTC(2025, 9, 20), Date.UTC(2025, 10, 3), 2 * DAY);
+    assert.deepEqual(two.map((t) => tickLabel(t, 2 * DAY)), ["Oct 21", "Oct 23", "Oct 25", "Oct 27", "Oct 29", "Oct 31", "Nov 2"]);
+    assert.ok(two.every((t) => new Date(t).getHours() === 0));
+    zone("UTC"); // the same days as before, where no clock changes
+    assert.deepEqual(tickTimes(Date.UTC(2025, 9, 20), Date.UTC(2025, 10, 3), 2 * DAY).map((t) => tickLabel(t, 2 * DAY)),
+      ["Oct 21", "Oct 23", "Oct 25", "Oct 27", "Oct 29", "Oct 31", "Nov 2"]);
+  });
+  test("hour ticks on the local clock's multiples of the step across DST changes", () => {
+    zone("Europe/Berlin");
+    const spring = tickTimes(Date.UTC(2025, 2, 29, 12), Date.UTC(2025, 2, 31, 0), 6 * HOUR);
+    assert.deepEqual(local(spring), ["29 18:00", "30 00:00", "30 06:00", "30 12:00", "30 18:00", "31 00:00"]);
+    const autumn = tickTimes(Date.UTC(2025, 9, 25, 12), Date.UTC(2025, 9, 27, 0), 6 * HOUR);
+    assert.deepEqual(local(autumn), ["25 18:00", "26 00:00", "26 06:00", "26 12:00", "26 18:00", "27 00:00"]);
+    assert.deepEqual(autumn.map((t) => tickLabel(t, 6 * HOUR)), ["18:00", "Oct 26", "06:00", "12:00", "18:00", "Oct 27"]);
+  });
+  test("hour ticks over a DST change: each clock hour once", () => {
+    zone("Europe/Berlin");
+    const spring = tickTimes(Date.UTC(2025, 2, 29, 23), Date.UTC(2025, 2, 30, 3), HOUR);
+    assert.deepEqual(local(spring), ["30 00:00", "30 01:00", "30 03:00", "30 04:00", "30 05:00"]);
+    const autumn = tickTimes(Date.UTC(2025, 9, 25, 22), Date.UTC(2025, 9, 26, 3), HOUR);
+    const labels = autumn.map((t) => tickLabel(t, HOUR));
+    assert.deepEqual(labels, [...new Set(labels)]);
+    assert.deepEqual(labels.slice(0, 4), ["Oct 26", "01:00", "02:00", "03:00"]);
+    for (let i = 1; i < autumn.length; i++) assert.ok(autumn[i] > autumn[i - 1]);
   });
 });
 

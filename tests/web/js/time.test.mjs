@@ -195,6 +195,11 @@ describe("tickLabel", () => {
     zone("America/New_York");
     assert.equal(tickLabel(Date.UTC(2025, 2, 6, 5), 36e5), "Mar 6");
   });
+  test("at hour steps, the date where a day starts that has no midnight", () => {
+    zone("America/Santiago"); // 7 Sep 2025 00:00 -> 01:00
+    assert.equal(tickLabel(Date.UTC(2025, 8, 7, 4), 36e5), "Sep 7"); // 01:00, the day's first instant
+    assert.equal(tickLabel(Date.UTC(2025, 8, 7, 5), 36e5), "02:00");
+  });
 });
 
 describe("zoomOut", () => {

@@ -64,10 +64,14 @@ export function needsDate(from, to, now = Date.now()) {
     new Date(toMs(from, now) ?? now).toDateString() !== new Date(now).toDateString();
 }
 
-/** A histogram axis label: the date at day steps (or a local midnight at hour steps), else the time. */
+/**
+ * A histogram axis label: the date at day steps (or at the start of a local day at hour steps:
+ * 00:00, or 01:00 on a day whose clock skips midnight), else the time.
+ */
 export function tickLabel(ms, step) {
   const d = new Date(ms);
-  if (step >= DAY_MS || (d.getHours() === 0 && d.getMinutes() === 0 && step >= 36e5)) return `${MONTHS[d.getMonth()]} ${d.getDate()}`;
+  const dayStart = new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime() === ms;
+  if (step >= DAY_MS || (dayStart && step >= 36e5)) return `${MONTHS[d.getMonth()]} ${d.getDate()}`;
   return step < 6e4 ? `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
