@@ -247,3 +247,40 @@ def reply_key(packet: dict) -> Any:
     if isinstance(params, dict) and "key" in params:
         return params["key"]
     return packet.get("key")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of the distributor's list, as every reader of it needs it."""
+
+    name: str
+    host: str
+    port: int
+    urls: tuple[str, ...]
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return self.host, self.port
+
+
+def parse_nodes(items: Any) -> list[Node]:
+    """The distributor's list, read once for the gateway, the shippers and the logs service.
+
+    It is whatever JSON the distributor relays (the book's Node distributor
+    checks nothing), so an entry without a usable port is left out here rather
+    than raising in each reader; a missing host is this machine, as in the book.
+    """
+    nodes: list[Node] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        port = item.get("port")
+        if isinstance(port, str) and port.isdigit():
+            port = int(port)
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            continue
+        urls = item.get("urls")
+        nodes.append(Node(name=str(item.get("name") or ""), host=str(item.get("host") or "127.0.0.1"),
+                          port=port, urls=tuple(u for u in urls if isinstance(u, str))
+                          if isinstance(urls, list) else ()))
+    return nodes

@@ -25,6 +25,7 @@ from aiohttp import web
 from ..lifecycle import Serving
 from ..mesh.registry import RegistryLink
 from ..metrics import Exposition
+from ..protocol import Node
 from ..security import ConnectionGuard, ServerSecurity
 from ..security_http import (
     BODY_TIMEOUT,
@@ -138,9 +139,9 @@ class LogsServer(Serving):
                             query_timeout=config.query_timeout, max_rows=config.max_rows)
         self.app = self.make_app()
 
-    def mesh_nodes(self) -> list[dict]:
+    def mesh_nodes(self) -> list[Node]:
         """The nodes the distributor last announced (none before it answers)."""
-        return self.registry.nodes if self.registry is not None else []
+        return self.registry.parsed if self.registry is not None else []
 
     # -- HTTP -----------------------------------------------------------------
     def make_app(self) -> web.Application:

@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from ..lifecycle import Serving
+from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
 from ..security_http import BODY_TIMEOUT, GuardedSite, runner_kwargs
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
@@ -104,19 +105,17 @@ class Gateway(Serving):
                       "bad_replies": 0}
 
     # -- nodes ----------------------------------------------------------------
-    def _on_nodes(self, nodes: list[dict]) -> None:
+    def _on_nodes(self, nodes: list[Node]) -> None:
         routes: dict[str, list[tuple[str, int]]] = {}
         wanted: set[tuple[str, int]] = set()
         names: dict[tuple[str, int], str] = {}
         for node in nodes:
-            urls = node.get("urls") or []
-            if not urls or node.get("name") in ("gateway", "gate"):
+            if not node.urls or node.name in ("gateway", "gate"):
                 continue
-            addr = (str(node.get("host") or "127.0.0.1"), int(node.get("port") or 0))
-            wanted.add(addr)
-            names[addr] = str(node.get("name", ""))
-            for url in urls:
-                routes.setdefault(url, []).append(addr)
+            wanted.add(node.addr)
+            names[node.addr] = node.name
+            for url in node.urls:
+                routes.setdefault(url, []).append(node.addr)
         for addr in wanted - self.clients.keys():
             client = ReconnectingClient(*addr, name=f"gateway->{addr[0]}:{addr[1]}",
                                         token=self.token, ssl=self.client_ssl)

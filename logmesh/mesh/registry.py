@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..protocol import Node, parse_nodes
 from .client import ReconnectingClient
 
 log = logging.getLogger("logmesh.mesh.registry")
@@ -22,8 +23,9 @@ class RegistryLink:
         self.name = name
         self._node_port = node_port
         self._urls = urls
-        self.nodes: list[dict] = []
-        self.listeners: list[Callable[[list[dict]], None]] = []
+        self.nodes: list[dict] = []  # as the distributor sent them (GET /distributes relays them)
+        self.parsed: list[Node] = []
+        self.listeners: list[Callable[[list[Node]], None]] = []
         self.client = ReconnectingClient(host, port, name=f"{name}->distributor",
                                          on_connect=self._register, on_packet=self._on_packet,
                                          token=token, ssl=ssl)
@@ -45,8 +47,9 @@ class RegistryLink:
     def _on_packet(self, packet: dict) -> None:
         if packet.get("uri") == "/distributes" and isinstance(packet.get("params"), list):
             self.nodes = [n for n in packet["params"] if isinstance(n, dict)]
+            self.parsed = parse_nodes(self.nodes)
             for listener in self.listeners:
                 try:
-                    listener(self.nodes)
+                    listener(self.parsed)
                 except Exception:
                     log.exception("%s: node listener failed", self.name)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..lifecycle import Serving
-from ..protocol import reply_key
+from ..protocol import Node, reply_key
 from ..security import OPEN_MODE, ConnectionGuard, ServerSecurity
 from .connection import FramedConnection
 from .registry import RegistryLink
@@ -72,7 +72,7 @@ class Service(Serving):
         self.on_request: RequestHook = print_request
         self.server: asyncio.AbstractServer | None = None
         self.registry: RegistryLink | None = None
-        self.node_listeners: list[Callable[[list[dict]], None]] = []
+        self.node_listeners: list[Callable[[list[Node]], None]] = []
         self.connections: set[FramedConnection] = set()
         self.stats = {"requests": 0, "errors": 0, "unknown_routes": 0, "keyless": 0,
                       "framing_errors": 0}

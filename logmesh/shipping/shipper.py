@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 
 from ..mesh.client import ReconnectingClient
-from ..protocol import DELIMITER, encode
+from ..protocol import DELIMITER, Node, encode
 from ..security import RateLimitedLog
 
 log = logging.getLogger("logmesh.shipper")
@@ -188,11 +188,9 @@ class Shipper:
         service.node_listeners.append(self.on_nodes)
         service.shipper = self  # started and flushed with the service
 
-    def on_nodes(self, nodes: list[dict]) -> None:
+    def on_nodes(self, nodes: list[Node]) -> None:
         """Follow the distributor: use a ``logs`` node, move when it goes away."""
-        addrs = [(str(n.get("host") or "127.0.0.1"), int(n.get("port") or 0))
-                 for n in nodes if n.get("name") == "logs"]
-        self.logs_nodes = list(dict.fromkeys(addrs))
+        self.logs_nodes = list(dict.fromkeys(n.addr for n in nodes if n.name == "logs"))
         current = (self.client.host, self.client.port) if self.client else None
         if current is not None and current in self.logs_nodes:
             return

@@ -45,6 +45,7 @@ import orjson
 from aiohttp import web
 
 from ...metrics import Exposition
+from ...protocol import Node
 from ...security import Access, bearer_token, token_matches
 from ..query import kql
 from ..query.engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_priority
@@ -323,7 +324,7 @@ class QueryAPI:
     def __init__(self, engine: Engine, *, access: Access,
                  writer_stats: Callable[[], Mapping[str, int]],
                  ledger_summary: Callable[[], list[dict]],
-                 mesh_nodes: Callable[[], list[dict]],
+                 mesh_nodes: Callable[[], list[Node]],
                  query_timeout: float | None = None, max_rows: int = MAX_SEARCH_LIMIT,
                  client_threads: int = CLIENT_THREADS, client_queries: int = CLIENT_QUERIES,
                  clock: Callable[[], float] = time.time) -> None:
@@ -547,11 +548,9 @@ class QueryAPI:
         seconds = max((end - start) / 1000, 0.001)
         nodes = []
         for node in self.mesh_nodes():
-            name = str(node.get("name", ""))
-            c = counts.get(name, {})
-            urls = node.get("urls")
-            nodes.append({"name": name, "host": node.get("host"), "port": node.get("port"),
-                          "urls": urls if isinstance(urls, list) else [],
+            c = counts.get(node.name, {})
+            nodes.append({"name": node.name, "host": node.host, "port": node.port,
+                          "urls": list(node.urls),
                           "requests": c.get("requests", 0),
                           "rate_per_s": round(c.get("requests", 0) / seconds, 3),
                           "errors": c.get("errors", 0)})

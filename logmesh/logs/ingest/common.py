@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...protocol import loads, replace_lone_surrogates
+from ...protocol import Node, loads, replace_lone_surrogates
 from ..event import as_text
 from ..store import layout
 
@@ -221,12 +221,12 @@ class Routes:
 
     by_route: dict[str, str] = field(default_factory=dict)
 
-    def update(self, nodes: list[dict]) -> None:
+    def update(self, nodes: list[Node]) -> None:
         table: dict[str, str] = {}
         for node in nodes:
-            for url in node.get("urls") or []:
-                if isinstance(url, str) and url != "POST/logs":
-                    table.setdefault(url, str(node.get("name", "")))
+            for url in node.urls:
+                if url != "POST/logs":
+                    table.setdefault(url, node.name)
         self.by_route = table
 
     def service_for(self, method: Any, uri: Any) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 
 from logmesh.logs.http.openapi import OPENAPI
 from logmesh.logs.store.compact import Compactor
+from logmesh.protocol import parse_nodes
 
 from ..helpers import HOST, RawClient, book_frame, request_text, wait_until
 
@@ -159,8 +160,8 @@ async def test_mesh_counts_per_registered_service(api):
     server, base, s = api
 
     class Registry:
-        nodes = [{"name": "goods", "host": "127.0.0.1", "port": 9010, "urls": ["GET/goods"]},
-                 {"name": "gateway", "host": "127.0.0.1", "port": 8000, "urls": []}]
+        parsed = parse_nodes([{"name": "goods", "host": "127.0.0.1", "port": 9010, "urls": ["GET/goods"]},
+                              {"name": "gateway", "host": "127.0.0.1", "port": 8000, "urls": []}])
 
     server.registry = Registry()  # type: ignore[assignment]
     await post(s, base, [
