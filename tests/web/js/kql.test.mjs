@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { errorSpot, joinTerm, kqlValue, withFilter, withoutValues } from "../../../logmesh/logs/web/static/kql.js";
+import { errorSpot, joinTerm, kqlValue, lex, withFilter, withoutValues } from "../../../logmesh/logs/web/static/kql.js";
 
 describe("kqlValue", () => {
   test("numbers and booleans bare", () => {
@@ -52,6 +52,33 @@ describe("joinTerm", () => {
   });
 });
 
+describe("lex", () => {
+  const kinds = (q) => lex(q).map((t) => `${t.kind}:${t.text}`);
+  test("tokens as query/kql.py's _lex reads them", () => {
+    assert.deepEqual(kinds('not a.b:"x y" AND (c >= 5 or d<1)'),
+      ["NOT:not", "WORD:a.b", "COLON::", "PHRASE:x y", "AND:AND", "LPAREN:(", "WORD:c", "CMP:>=", "WORD:5",
+        "OR:or", "WORD:d", "CMP:<", "WORD:1", "RPAREN:)"]);
+  });
+  test("escapes undone; an escaped keyword is a word; wildcards noted", () => {
+    assert.deepEqual(kinds(String.raw`my\ field\::\"v\\ \not "a\"b"`),
+      ["WORD:my field:", "COLON::", 'WORD:"v\\', "WORD:not", 'PHRASE:a"b']);
+    assert.deepEqual(lex(String.raw`a*b x\*`).map((t) => t.wild), [true, false]);
+  });
+  test("words split where Python's isspace() says, not JS's \\s", () => {
+    assert.deepEqual(kinds("a\u2003b\x1fc\x85d"), ["WORD:a", "WORD:b", "WORD:c", "WORD:d"]);
+    assert.deepEqual(kinds("a\ufeffb"), ["WORD:a\ufeffb"]);
+  });
+  test("positions in UTF-16 units of the query", () => {
+    const [, , v, and] = lex("f:😀 and");
+    assert.deepEqual([v.pos, v.end, and.pos], [2, 4, 5]);
+  });
+  test("null for what the lexer refuses", () => {
+    assert.equal(lex('a:"open'), null);
+    assert.equal(lex(String.raw`a:"x\"`), null);
+    assert.equal(lex("a\\"), null);
+  });
+});
+
 describe("withFilter", () => {
   test("adds field:value to the query", () => {
     assert.equal(withFilter("", "service.name", "goods"), 'service.name:"goods"');
@@ -87,9 +114,37 @@ describe("withFilter", () => {
     assert.equal(withFilter("x:1", "service.name", null, true), "x:1 and service.name:*");
     assert.equal(withFilter("x:1", "service.name", null, false, true), "not service.name:*");
   });
-  test("a number is no prefix of a longer one", { todo: "a bare number matches inside a longer one: 500 is found in 5000" }, () => {
+  test("a number is no prefix of a longer one", () => {
     assert.equal(withFilter("http.response.status_code:5000", "http.response.status_code", 500),
       "http.response.status_code:5000 and http.response.status_code:500");
+    assert.equal(withFilter("not http.response.status_code:5000", "http.response.status_code", 500, true),
+      "not http.response.status_code:5000 and not http.response.status_code:500");
+    assert.equal(withFilter("http.response.status_code:5000", "http.response.status_code", 500, true),
+      "http.response.status_code:5000 and not http.response.status_code:500");
+    assert.equal(withFilter("x:15", "x", 5), "x:15 and x:5");
+    assert.equal(withFilter("x:-5", "x", 5), "x:-5 and x:5");
+  });
+  test("a field is no suffix of a longer one", () => {
+    assert.equal(withFilter("http.response.status_code:500", "status_code", 500),
+      "http.response.status_code:500 and status_code:500");
+    assert.equal(withFilter("not labels.x:1", "x", 1), "not labels.x:1 and x:1");
+  });
+  test("a term inside a quoted phrase is no term", () => {
+    assert.equal(withFilter('message:"see x:1 here"', "x", 1), 'message:"see x:1 here" and x:1');
+    assert.equal(withFilter('message:"not x:1"', "x", 1, true), 'message:"not x:1" and not x:1');
+  });
+  test("whole terms are found however they are written", () => {
+    assert.equal(withFilter("(x:1 or y:2) and z:3", "x", 1), null);
+    assert.equal(withFilter("z:3 and (not x:1)", "x", 1), "z:3 and (x:1)");
+    assert.equal(withFilter("NOT   x:1 and z:3", "x", 1), "x:1 and z:3");
+    assert.equal(withFilter("x:1", "x", 1, true), "not x:1");
+    assert.equal(withFilter("service.name:goods", "service.name", "goods"), null); // bare or quoted: the same term
+    assert.equal(withFilter('x:"500"', "x", 500), null);
+    assert.equal(withFilter("x:50*", "x", "50*"), 'x:50* and x:"50*"'); // a pattern is another term
+    assert.equal(withFilter("x:1 and y:1", "y", 1, true), "x:1 and not y:1");
+  });
+  test("a query the lexer refuses gets the term added", () => {
+    assert.equal(withFilter('m:"open', "x", 1), 'm:"open and x:1');
   });
 });
 
