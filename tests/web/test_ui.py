@@ -182,6 +182,11 @@ def test_a_parse_error_is_shown_in_place(mesh, page):
     expect(page.locator("#qerr")).to_be_visible()
     expect(page.locator("#qerr mark")).to_have_count(1)
     expect(page.locator("#q")).to_have_attribute("aria-invalid", "true")
+    # the API counts code points, JS strings UTF-16 units: the mark lands on the same character
+    page.fill("#q", "😀😀 x) and y")  # 'unexpected ")" at position 4'
+    page.press("#q", "Enter")
+    expect(page.locator("#qerr mark")).to_have_text(")")
+    expect(page.locator("#qerr code")).to_have_text("😀😀 x) and y")
 
 
 def test_clicking_a_field_value_filters(mesh, page):

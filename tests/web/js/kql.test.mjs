@@ -182,8 +182,19 @@ describe("errorSpot", () => {
     assert.equal(errorSpot("city:東京 and (", "expected a term", 13).pos, 13);
     assert.equal(errorSpot("city:東京 and (", "expected a term", 12).at, "(");
   });
-  test("positions count characters as the server does", { todo: "the API counts code points, JS slices UTF-16 units: off by one per emoji" }, () => {
+  test("positions count characters as the server does", () => {
     // query/kql.py says "at position 9" for 'f:😀 and (': the end, past the "("
     assert.equal(errorSpot("f:😀 and (", "expected a term", 9).at, " ");
+    assert.deepEqual(errorSpot("f:😀 and (", "expected a term", 8),
+      { pos: 9, before: "f:😀 and ", at: "(", after: "", message: "expected a term (at character 9)" });
+    // 'f:😀😀 x:(': position 8, the end; '😀 a:"x': position 4, the phrase's quote
+    assert.deepEqual(errorSpot("f:😀😀 x:(", "expected a value", 8).pos, 10);
+    assert.equal(errorSpot('😀 a:"x', "expected a closing quote", 4).at, '"');
+  });
+  test("an astral character at the position is marked whole", () => {
+    assert.deepEqual(errorSpot("f:😀 x", "bad", 2),
+      { pos: 2, before: "f:", at: "😀", after: " x", message: "bad (at character 3)" });
+    assert.equal(errorSpot("𝔘𝔫𝔦", "x", 99).pos, 6); // clamped to the end, in UTF-16 units
+    assert.equal(errorSpot("𝔘𝔫𝔦", "x", 2).at, "𝔦");
   });
 });

@@ -32,7 +32,7 @@ export function showQueryError(query, message, position) {
   const input = $("q");
   input.classList.add("invalid");
   input.setAttribute("aria-invalid", "true");
-  if (document.activeElement === input) input.setSelectionRange(spot.pos, Math.min(spot.pos + 1, query.length));
+  if (document.activeElement === input) input.setSelectionRange(spot.pos, Math.min(spot.pos + spot.at.length, query.length));
 }
 
 /** Show what went wrong with `what` (e.g. "Search"); an aborted request is no error. */

@@ -108,14 +108,19 @@ export function withoutValues(q, field, values) {
 /**
  * Where the API's parse error points: the query cut around the character at `position` (clamped
  * into the query) and the message, with the position added unless it already names one.
+ * The API counts characters (code points, as Python's str does) and JS strings count UTF-16
+ * units, so position is converted: pos is the UTF-16 index (for setSelectionRange) and `at` the
+ * whole character there, an emoji's two units together.
  */
 export function errorSpot(query, message, position) {
-  const pos = Math.max(0, Math.min(Number(position) || 0, query.length));
+  const chars = Array.from(query);
+  const n = Math.max(0, Math.min(Math.trunc(Number(position)) || 0, chars.length));
+  const before = chars.slice(0, n).join("");
   return {
-    pos,
-    before: query.slice(0, pos),
-    at: query.slice(pos, pos + 1) || " ",
-    after: query.slice(pos + 1),
-    message: /\bposition\b/.test(message) ? message : `${message} (at character ${pos + 1})`,
+    pos: before.length,
+    before,
+    at: chars[n] || " ",
+    after: chars.slice(n + 1).join(""),
+    message: /\bposition\b/.test(message) ? message : `${message} (at character ${n + 1})`,
   };
 }
