@@ -1,5 +1,6 @@
 // format.js: numbers, rates, levels, service colours and the JSON view's pieces.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
 import { COLORS, color, counted, fmtNum, fmtRate, jsonTokens, levelClass } from "../../../logmesh/logs/web/static/format.js";
@@ -28,11 +29,27 @@ describe("levelClass", () => {
   test("a class per level the stylesheet colours, any case", () => {
     const cases = [["ERROR", "lv-erro"], ["error", "lv-erro"], ["Warn", "lv-warn"], ["warning", "lv-warn"],
       ["critical", "lv-crit"], ["fatal", "lv-fata"], ["debug", "lv-debu"], ["info", "lv-info"],
-      ["trace", "lv-info"], ["", "lv-info"], [null, "lv-info"], [undefined, "lv-info"], ["errors", "lv-info"]];
+      ["", "lv-info"], [null, "lv-info"], [undefined, "lv-info"], ["errors", "lv-info"]];
     for (const [level, cls] of cases) assert.equal(levelClass(level), cls, String(level));
   });
-  test("err is styled as error", { todo: "err becomes lv-err, which app.css has no rule for" }, () => {
+  test("err is styled as error", () => {
     assert.equal(levelClass("err"), "lv-erro");
+  });
+  test("syslog's, log4j's and Go's names for the levels get the same classes", () => {
+    const cases = [["err", "lv-erro"], ["ERR", "lv-erro"], ["eror", "lv-erro"], ["crit", "lv-crit"],
+      ["alert", "lv-crit"], ["emerg", "lv-fata"], ["emergency", "lv-fata"], ["panic", "lv-fata"],
+      ["wrn", "lv-warn"], ["notice", "lv-info"], ["informational", "lv-info"], ["dbg", "lv-debu"],
+      ["trace", "lv-debu"], ["TRACE", "lv-debu"], ["trc", "lv-debu"], ["verbose", "lv-debu"], [" warn ", "lv-warn"]];
+    for (const [level, cls] of cases) assert.equal(levelClass(level), cls, String(level));
+  });
+  test("every class it gives has a rule in app.css", () => {
+    const css = readFileSync(new URL("../../../logmesh/logs/web/static/app.css", import.meta.url), "utf8");
+    const levels = ["error", "err", "eror", "critical", "crit", "alert", "fatal", "emerg", "emergency", "panic",
+      "warn", "warning", "wrn", "info", "notice", "informational", "debug", "dbg", "trace", "trc", "verbose", "x"];
+    for (const level of levels) {
+      const cls = levelClass(level);
+      assert.match(css, new RegExp(`\\.${cls}\\b[^{]*\\{`), `${level} -> ${cls}`);
+    }
   });
 });
 

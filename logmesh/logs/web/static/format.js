@@ -15,10 +15,19 @@ export function fmtRate(r) {
   return r >= 10 ? `${r.toFixed(0)}/s` : r >= 0.1 ? `${r.toFixed(1)}/s` : r > 0 ? `${(r * 60).toFixed(1)}/min` : "0/s";
 }
 
-/** The CSS class of a log.level: lv-erro, lv-warn, lv-crit, ... and lv-info for the rest. */
+// log.level's names in the wild (syslog, log4j, Go, Python, ...) onto the classes app.css styles.
+const LEVEL_CLASS = {
+  error: "lv-erro", err: "lv-erro", eror: "lv-erro",
+  critical: "lv-crit", crit: "lv-crit", alert: "lv-crit",
+  fatal: "lv-fata", emerg: "lv-fata", emergency: "lv-fata", panic: "lv-fata",
+  warn: "lv-warn", warning: "lv-warn", wrn: "lv-warn",
+  debug: "lv-debu", dbg: "lv-debu", trace: "lv-debu", trc: "lv-debu", verbose: "lv-debu",
+};
+
+/** The CSS class of a log.level: lv-erro, lv-crit, lv-fata, lv-warn, lv-debu, and lv-info for the rest. */
 export function levelClass(level) {
-  const l = String(level || "").toLowerCase();
-  return /^(error|err|critical|fatal|warn|warning|debug)$/.test(l) ? `lv-${l.slice(0, 4)}` : "lv-info";
+  const l = String(level ?? "").trim().toLowerCase();
+  return Object.hasOwn(LEVEL_CLASS, l) ? LEVEL_CLASS[l] : "lv-info";
 }
 
 /** A service's colour: a hash (FNV-1a) of its name, so every view and every reload agree. */
