@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -150,10 +151,16 @@ def runner_kwargs(limits: Limits) -> dict:
             "max_line_size": 8190, "max_field_size": 8190, "max_headers": 128}
 
 
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    """JSON with orjson: several times faster than ``web.json_response`` on search pages."""
+    return web.Response(body=orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), status=status,
+                        content_type="application/json")
+
+
 def json_error(message: str, status: int = 400, **extra: Any) -> web.Response:
-    """The one error shape of the HTTP API: ``{"ok": false, "error", "status"}``."""
-    return web.json_response({"ok": False, "error": message, "status": status, **extra},
-                             status=status)
+    """The one error shape of every HTTP answer logmesh makes: ``{"ok": false, "error",
+    "status"}``, plus what a caller can act on (``retry_after``, ``position``, ...)."""
+    return json_response({"ok": False, "error": message, "status": status, **extra}, status)
 
 
 def error_middleware(logger: logging.Logger) -> Any:

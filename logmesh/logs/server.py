@@ -32,6 +32,7 @@ from ..security_http import (
     GuardedSite,
     bearer_middleware,
     error_middleware,
+    json_error,
     runner_kwargs,
 )
 from .http.query_api import HEAVY_NICE, QueryAPI
@@ -88,10 +89,6 @@ OPEN_PATHS = ("/healthz", "/", "/api/v1/openapi.json")
 
 def open_path(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith("/static/")
-
-
-def json_error(message: str, status: int = 400, **extra: object) -> web.Response:
-    return web.json_response({"ok": False, "error": message, "status": status, **extra}, status=status)
 
 
 class LogsServer(Serving):

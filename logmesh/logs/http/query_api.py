@@ -47,6 +47,7 @@ from aiohttp import web
 from ...metrics import Exposition
 from ...protocol import Node
 from ...security import Access, bearer_token, token_matches
+from ...security_http import json_error, json_response
 from ..query import kql
 from ..query.engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_priority
 from ..query.timerange import TimeRangeError, now_ms, parse_duration, parse_range
@@ -83,15 +84,6 @@ class BadRequest(Exception):
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.message, self.extra = message, extra
-
-
-def json_response(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), status=status,
-                        content_type="application/json")
-
-
-def error_response(message: str, status: int = 400, **extra: Any) -> web.Response:
-    return json_response({"ok": False, "error": message, "status": status, **extra}, status)
 
 
 # Per request: the parameters (from the URL or a POST's JSON body), whether the query is heavy
@@ -371,20 +363,20 @@ class QueryAPI:
                 return await handler(request)
             except BadRequest as exc:
                 self.counters["bad_requests"] += 1
-                return error_response(exc.message, 400, **exc.extra)
+                return json_error(exc.message, 400, **exc.extra)
             except QueryError as exc:
                 self.counters["bad_requests"] += 1
-                return error_response(str(exc), 400)
+                return json_error(str(exc), 400)
             except PayloadTooLarge:
-                return error_response(f"the body is over {MAX_QUERY_BODY_BYTES} bytes: send only the "
+                return json_error(f"the body is over {MAX_QUERY_BODY_BYTES} bytes: send only the "
                                       "parameters, as a JSON object", 413)
             except Busy as exc:
-                resp = error_response(exc.message, exc.status)
+                resp = json_error(exc.message, exc.status)
                 resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
                 return resp
             except QueryTimeout:
                 self.counters["timeouts"] += 1
-                resp = error_response(f"the query took longer than {self.timeout:g}s (--query-timeout, "
+                resp = json_error(f"the query took longer than {self.timeout:g}s (--query-timeout, "
                                       "counted from its arrival) and was stopped: narrow the time "
                                       "range or the query", 503)
                 resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -392,7 +384,7 @@ class QueryAPI:
             except duckdb.Error:
                 log.exception("query failed: %s %s", request.method, request.path_qs[:500])
                 # The engine's message can quote SQL and paths: it stays in our log (#9).
-                return error_response("the query failed inside the engine; the details are in "
+                return json_error("the query failed inside the engine; the details are in "
                                       "the logs service's own log", 500)
         run.reads_only = post  # type: ignore[attr-defined]  # for an auth middleware: a POST that only reads
         return run
@@ -407,9 +399,9 @@ class QueryAPI:
         if access.may_read(token):
             return None
         if token is not None:
-            return error_response("this token may not read; use a read token (--read-token or "
+            return json_error("this token may not read; use a read token (--read-token or "
                                   "--token): POST here only carries a long query", 403)
-        resp = error_response("authentication required (no token was sent): send 'Authorization: "
+        resp = json_error("authentication required (no token was sent): send 'Authorization: "
                               "Bearer <token>' with a read token (--token or --read-token)", 401)
         resp.headers["WWW-Authenticate"] = 'Bearer realm="logmesh"'
         return resp
@@ -539,7 +531,7 @@ class QueryAPI:
         context = _int(request, "context", 10, 0, MAX_CONTEXT)
         result = await self.call(request, self.engine.event, seq, context)
         if result is None:
-            return error_response(f"no event with seq {seq} (never stored, or removed by retention)", 404)
+            return json_error(f"no event with seq {seq} (never stored, or removed by retention)", 404)
         return json_response(result)
 
     async def mesh(self, request: web.Request) -> web.Response:
