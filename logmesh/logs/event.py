@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
 from ..protocol import loads
@@ -107,3 +108,28 @@ def derive_request(event: dict[str, Any]) -> dict[str, Any]:
     if event.get("params") is None and params is not None:
         event["params"] = params
     return event
+
+
+class Event(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One stored event as ingest builds it; msgspec encodes it to the stored line with the
+    ECS names of the table above (``seq`` is filled in by the store's writer)."""
+
+    seq: int = 0  # given by the store's writer
+    timestamp: int = msgspec.field(name="@timestamp")
+    received_at: int = 0
+    service_name: str | None = msgspec.field(default=None, name="service.name")
+    service_instance: str | None = msgspec.field(default=None, name="service.instance")
+    source_address: str | None = msgspec.field(default=None, name="source.address")
+    source_port: int | None = msgspec.field(default=None, name="source.port")
+    method: str | None = msgspec.field(default=None, name="http.request.method")
+    path: str | None = msgspec.field(default=None, name="url.path")
+    status: int | None = msgspec.field(default=None, name="http.response.status_code")
+    key: str | None = None
+    level: str | None = msgspec.field(default=None, name="log.level")
+    logger: str | None = msgspec.field(default=None, name="log.logger")
+    message: str | msgspec.Raw | None = None  # Raw: a JSON string literal, embedded unchanged
+    params: msgspec.Raw = msgspec.Raw(b"")
+    stack_trace: str | None = msgspec.field(default=None, name="error.stack_trace")
+    event_id: str | None = msgspec.field(default=None, name="event.id")
+    trace_id: str | None = msgspec.field(default=None, name="trace.id")
+    labels: dict[str, Any] | None = None

@@ -28,6 +28,7 @@ from logmesh.logs.store.columns import (
     read_ndjson_lenient_sql,
     read_ndjson_sql,
 )
+from logmesh.protocol import parse_nodes
 
 from .helpers import RawClient, book_frame, request_text, stored, wait_until
 
@@ -129,7 +130,7 @@ def test_every_reader_derives_what_ingest_would_have_stored(tmp_path):
 
 async def test_a_book_connection_is_named_by_the_route_of_its_requests(start_logs):
     srv = await start_logs()
-    srv.routes.update([{"name": "goods", "urls": ["GET/goods", "POST/goods"]}])
+    srv.routes.update(parse_nodes([{"name": "goods", "port": 9010, "urls": ["GET/goods", "POST/goods"]}]))
     client = await RawClient.connect(srv.config.port)
     await client.send(b"".join(book_frame(request_text(i, "r")) for i in range(3)))
     await wait_until(lambda: len(stored(srv.config.data_dir)) == 3, what="3 stored events")

@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logmesh.logs.ingest.common import Event
+from logmesh.logs.event import Event
 from logmesh.logs.store import layout, segment
 from logmesh.logs.store.reader import list_segments
 from logmesh.logs.store.segment import SegmentWriter, recover_segment

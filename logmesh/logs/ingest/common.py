@@ -16,7 +16,7 @@ import msgspec
 import orjson
 
 from ...protocol import Node, loads, replace_lone_surrogates
-from ..event import as_text
+from ..event import Event, as_text
 from ..store import layout
 
 
@@ -151,33 +151,6 @@ class Batch(msgspec.Struct):
     service: str = ""
     instance: str = ""
     events: list[BatchEvent] = []
-
-
-# -- what is stored -------------------------------------------------------------
-
-
-class Event(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """One stored event; field names are the ECS names of ``logs/event.py``."""
-
-    seq: int = 0  # given by the store's writer
-    timestamp: int = msgspec.field(name="@timestamp")
-    received_at: int = 0
-    service_name: str | None = msgspec.field(default=None, name="service.name")
-    service_instance: str | None = msgspec.field(default=None, name="service.instance")
-    source_address: str | None = msgspec.field(default=None, name="source.address")
-    source_port: int | None = msgspec.field(default=None, name="source.port")
-    method: str | None = msgspec.field(default=None, name="http.request.method")
-    path: str | None = msgspec.field(default=None, name="url.path")
-    status: int | None = msgspec.field(default=None, name="http.response.status_code")
-    key: str | None = None
-    level: str | None = msgspec.field(default=None, name="log.level")
-    logger: str | None = msgspec.field(default=None, name="log.logger")
-    message: str | msgspec.Raw | None = None  # Raw: a JSON string literal, embedded unchanged
-    params: msgspec.Raw = msgspec.Raw(b"")
-    stack_trace: str | None = msgspec.field(default=None, name="error.stack_trace")
-    event_id: str | None = msgspec.field(default=None, name="event.id")
-    trace_id: str | None = msgspec.field(default=None, name="trace.id")
-    labels: dict[str, Any] | None = None
 
 
 class _KeyOnly(msgspec.Struct):

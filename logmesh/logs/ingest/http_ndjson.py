@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
+from ..event import Event
 from .common import (
     MAX_DEPTH,
     MAX_TIMESTAMP_MS,
-    Event,
     Rejected,
     apply_extra,
     check_timestamp,

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from logmesh.logs.ingest.common import Event
+from logmesh.logs.event import Event
 from logmesh.logs.store.segment import SegmentWriter
 
 T0 = 1_795_626_000_000  # 2026-11-25T17:00:00Z
