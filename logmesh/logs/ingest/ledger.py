@@ -33,12 +33,12 @@ def _event_ids(data: bytes) -> list[str]:
     """
     if _HAS_EVENT_ID not in data:
         return []
-    data = data[:data.rfind(b"\n") + 1]
+    whole = memoryview(data)[:data.rfind(b"\n") + 1]  # a torn last line is no event: not copied
     try:
-        events = _ids.decode_lines(data)
+        events = _ids.decode_lines(whole)
     except (msgspec.DecodeError, RecursionError):
         events = []
-        for line in data.splitlines():
+        for line in data[:len(whole)].splitlines():
             try:
                 events.append(_ids.decode(line))
             except (msgspec.DecodeError, RecursionError):
