@@ -204,6 +204,28 @@ def test_clicking_a_field_value_filters(mesh, page):
     expect(page.locator("#q")).to_have_value(re.compile(r'^service\.name:"members" and not http\.request\.method:'))
 
 
+def test_a_filter_on_a_field_name_with_spaces_colons_quotes_and_backslashes(mesh, page):
+    """The name goes into the query escaped as the parser reads it (kql.py's _escape_word):
+    a bare word with a backslash before each space, colon, quote and backslash."""
+    from playwright.sync_api import expect
+
+    key = 'odd key: "q" \\x'
+    probe = f"odd-{uuid.uuid4().hex[:8]}"
+    status, body = http("POST", f"{mesh.ui}/api/v1/logs",
+                        [{"message": f"{probe} message", "service.name": "odd", "labels": {key: probe}}])
+    assert status == 200 and body["accepted"] == 1, body
+    wait_for(lambda: mesh.search(f'"{probe}"'), 10, "the event in /api/v1/search")
+    page.goto(mesh.ui + "/")
+    page.locator("#field-filter").fill("odd key")
+    field = page.locator(f"li.field[data-field={json.dumps('labels.' + key)}]")
+    field.locator("button.fname").click()
+    field.locator(f'button.v[data-value="{probe}"]').click()
+    expect(page.locator("#q")).to_have_value(rf'labels.odd\ key\:\ \"q\"\ \\x:"{probe}"')
+    expect(page.locator("#qerr")).to_be_hidden()
+    expect(page.locator("#rows tr.ev")).to_have_count(1)
+    expect(page.locator("#rows tr.ev td.msg")).to_have_text(f"{probe} message")
+
+
 def test_the_histogram_has_bars_stacked_by_service(mesh, page):
     from playwright.sync_api import expect
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { errorSpot, joinTerm, kqlValue, lex, withFilter, withoutValues } from "../../../logmesh/logs/web/static/kql.js";
+import { errorSpot, joinTerm, kqlField, kqlValue, lex, withFilter, withoutValues } from "../../../logmesh/logs/web/static/kql.js";
 
 describe("kqlValue", () => {
   test("numbers and booleans bare", () => {
@@ -38,6 +38,36 @@ describe("kqlValue", () => {
   test("anything else as its text", () => {
     assert.equal(kqlValue(null), '"null"');
     assert.equal(kqlValue(12n), '"12"');
+  });
+});
+
+describe("kqlField", () => {
+  test("a plain name as it is", () => {
+    assert.equal(kqlField("service.name"), "service.name");
+    assert.equal(kqlField("labels.城市"), "labels.城市");
+    assert.equal(kqlField("labels.a-b_c/d@e"), "labels.a-b_c/d@e");
+  });
+  test("spaces, colons, quotes, backslashes and the rest of \\():<>\"*? escaped with a backslash (kql.py's _escape_word)", () => {
+    assert.equal(kqlField("labels.my key"), String.raw`labels.my\ key`);
+    assert.equal(kqlField("labels.a:b"), String.raw`labels.a\:b`);
+    assert.equal(kqlField('labels.say "hi"'), String.raw`labels.say\ \"hi\"`);
+    assert.equal(kqlField(String.raw`labels.C:\temp`), String.raw`labels.C\:\\temp`);
+    assert.equal(kqlField("labels.f(x) <= y*?"), String.raw`labels.f\(x\)\ \<=\ y\*\?`);
+    assert.equal(kqlField("labels.tab\there"), "labels.tab\\\there");
+    assert.equal(kqlField("labels.a\u3000b"), "labels.a\\\u3000b"); // what Python's isspace() says
+  });
+  test("a name that is a keyword is escaped, so it is no and/or/not", () => {
+    assert.equal(kqlField("not"), String.raw`\not`);
+    assert.equal(kqlField("OR"), String.raw`\OR`);
+    assert.equal(kqlField("notes"), "notes");
+  });
+  test("lexed back, the escaped name is one word: the name", () => {
+    for (const name of ["labels.my key", 'labels.a:"b" \\c', "and", "labels.f(x)*", "labels.😀 x", "labels. lead"]) {
+      const tokens = lex(`${kqlField(name)}:1`);
+      assert.deepEqual(tokens.map((t) => t.kind), ["WORD", "COLON", "WORD"], name);
+      assert.equal(tokens[0].text, name);
+      assert.equal(tokens[0].wild, false);
+    }
   });
 });
 
@@ -145,6 +175,26 @@ describe("withFilter", () => {
   });
   test("a query the lexer refuses gets the term added", () => {
     assert.equal(withFilter('m:"open', "x", 1), 'm:"open and x:1');
+  });
+});
+
+describe("field names that need escaping", () => {
+  const odd = 'labels.my key: "q" \\x';
+  const esc = String.raw`labels.my\ key\:\ \"q\"\ \\x`;
+  test("withFilter escapes the name, and finds the term again", () => {
+    assert.equal(withFilter("", odd, "v"), `${esc}:"v"`);
+    assert.equal(withFilter("a:1", odd, 5, true), `a:1 and not ${esc}:5`);
+    assert.equal(withFilter(`${esc}:"v"`, odd, "v"), null);
+    assert.equal(withFilter(`${esc}:"v"`, odd, "v", true), `not ${esc}:"v"`);
+    assert.equal(withFilter(`not ${esc}:"v"`, odd, "v"), `${esc}:"v"`);
+  });
+  test("a missing field, and a keyword as a name", () => {
+    assert.equal(withFilter("", odd, null), `not ${esc}:*`);
+    assert.equal(withFilter("", odd, null, true), `${esc}:*`);
+    assert.equal(withFilter("", "not", "x"), String.raw`\not:"x"`);
+  });
+  test("withoutValues escapes the name", () => {
+    assert.equal(withoutValues("", "labels.a b", ["x", "y"]), String.raw`not labels.a\ b:"x" and not labels.a\ b:"y"`);
   });
 });
 

@@ -4,7 +4,7 @@ import { addFilter } from "./actions.js";
 import { api } from "./api.js";
 import { $, h } from "./dom.js";
 import { fmtNum } from "./format.js";
-import { kqlValue } from "./kql.js";
+import { kqlField, kqlValue } from "./kql.js";
 import { current, state } from "./state.js";
 
 const TOP_FIELDS = ["service.name", "log.level", "http.request.method", "url.path",
@@ -87,7 +87,7 @@ async function loadTop(f, box) {
     const bar = h("span", { class: "bar" });
     bar.style.setProperty("width", `${pct.toFixed(1)}%`);
     return h("div", { class: "value" },
-      h("button", { type: "button", class: "v", title: v.value === null ? `Filter for not ${f.name}:*` : `Filter for ${f.name}:${kqlValue(v.value)}`, "data-value": label,
+      h("button", { type: "button", class: "v", title: v.value === null ? `Filter for not ${kqlField(f.name)}:*` : `Filter for ${kqlField(f.name)}:${kqlValue(v.value)}`, "data-value": label,
         onclick: () => addFilter(f.name, v.value, false) }, bar, h("span", { class: "vt" }, label)),
       h("span", { class: "cnt", title: `${pct.toFixed(1)}% of ${fmtNum(total)}` }, fmtNum(v.count)),
       h("button", { type: "button", class: "pm", title: `Filter for ${label}`, "aria-label": `Filter for ${label}`, onclick: () => addFilter(f.name, v.value, false) }, "+"),

@@ -1,7 +1,12 @@
 // Values into KQL queries: quoting, adding and negating field:value terms (found as whole terms by
 // a lexer that reads the query as query/kql.py's does), where a parse error is.
-// Pure. The quoting is query/kql.py's _quote: "..." with \ and " escaped, so * ? ( ) : and
-// spaces inside a value are literal (a quoted phrase has no wildcards).
+// Pure. Values are quoted as query/kql.py's _quote does: "..." with \ and " escaped, so * ? ( ) :
+// and spaces inside a value are literal (a quoted phrase has no wildcards). Field names are
+// escaped as its _escape_word does (a field name is a bare word: it cannot be quoted).
+
+// Python's str.isspace(), which query/kql.py's lexer splits words on (JS's \s differs a little).
+const SPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+const KEYWORDS = ["and", "or", "not"];
 
 /** A value as KQL: numbers and booleans bare, anything else a quoted phrase. */
 export function kqlValue(v) {
@@ -9,15 +14,22 @@ export function kqlValue(v) {
   return `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
 
+/**
+ * A field name as KQL: one bare word that lexes back to the name (query/kql.py's _escape_word;
+ * the parser takes no quoted phrase as a field name). A backslash before each of \():<>"*? and
+ * whitespace, and before a name that is a keyword (and, or, not).
+ */
+export function kqlField(name) {
+  const s = String(name);
+  const escaped = s.replace(/[\\():<>"*?]/g, "\\$&").replace(new RegExp(SPACE.source, "g"), "\\$&");
+  return (KEYWORDS.includes(s.toLowerCase()) ? "\\" : "") + escaped;
+}
+
 /** q and term joined by "and"; a q with an "or" in parentheses first, so the term binds to all of it. */
 export function joinTerm(q, term) {
   if (!q) return term;
   return /\bor\b/i.test(q) ? `(${q}) and ${term}` : `${q} and ${term}`;
 }
-
-// Python's str.isspace(), which query/kql.py's lexer splits words on (JS's \s differs a little).
-const SPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
-const KEYWORDS = ["and", "or", "not"];
 
 /**
  * The query's tokens as query/kql.py's _lex reads them: { kind, pos, end, text, wild } with kind
@@ -90,8 +102,9 @@ function findTerm(tokens, field, value) {
  */
 export function withFilter(q, field, value, negate = false, replace = false) {
   const base = replace ? "" : q.trim();
-  if (value === null) return joinTerm(base, negate ? `${field}:*` : `not ${field}:*`);
-  const pos = `${field}:${kqlValue(value)}`;
+  const name = kqlField(field);
+  if (value === null) return joinTerm(base, negate ? `${name}:*` : `not ${name}:*`);
+  const pos = `${name}:${kqlValue(value)}`;
   const tokens = lex(base);
   const found = tokens && findTerm(tokens, field, value);
   if (!found) return joinTerm(base, negate ? `not ${pos}` : pos);
@@ -102,7 +115,7 @@ export function withFilter(q, field, value, negate = false, replace = false) {
 
 /** The query with "not field:value" added for each of values: "everything else". */
 export function withoutValues(q, field, values) {
-  return values.reduce((acc, v) => joinTerm(acc, `not ${field}:${kqlValue(v)}`), q.trim());
+  return values.reduce((acc, v) => joinTerm(acc, `not ${kqlField(field)}:${kqlValue(v)}`), q.trim());
 }
 
 /**
