@@ -135,7 +135,9 @@ def test_the_page_loads_as_es_modules_without_console_errors(mesh, page):
     console: list[str] = []
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
     scripts: dict[str, str] = {}
-    page.on("response", lambda r: scripts.__setitem__(r.url.rsplit("/", 1)[-1], r.headers.get("content-type", ""))
+    fetched: list[str] = []  # each once: a modulepreload the import does not reuse would fetch twice
+    page.on("response", lambda r: (fetched.append(name := r.url.rsplit("/", 1)[-1]),
+                                   scripts.__setitem__(name, r.headers.get("content-type", "")))
             if r.request.resource_type == "script" else None)
     page.goto(mesh.ui + "/")
     expect(page.locator("#rows tr.ev").first).to_be_visible()
@@ -144,6 +146,7 @@ def test_the_page_loads_as_es_modules_without_console_errors(mesh, page):
     page.locator("#tab-mesh").click()
     expect(page.locator("#mesh-rows tr.node-row").first).to_be_visible()
     assert set(scripts) == {p.name for p in STATIC_DIR.glob("*.js")}, scripts
+    assert sorted(fetched) == sorted(set(fetched)), fetched
     assert all(ctype.startswith("text/javascript") for ctype in scripts.values()), scripts
     assert console == []
 
