@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from . import __version__, cli_client, security
+from .logs.store.layout import MAX_WORKERS
 from .supervisor import ChildSpec, Supervisor, busy_port, logmesh_argv
 
 EXIT_STARTUP_FAILURE = 3
@@ -35,6 +36,57 @@ def parse_addr(value: str, default_port: int) -> tuple[str, int]:
         return host, int(port)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not HOST:PORT (for example 127.0.0.1:9000)") from None
+
+
+# Option types: a command receives values as its server's config takes them (bytes, milliseconds,
+# (host, port)), and a bad one is a usage error naming the option, before any process starts.
+
+
+class Size(click.ParamType):
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        return value if isinstance(value, int) else parse_size(str(value))
+
+
+class Duration(click.ParamType):
+    """A duration in milliseconds (``7d``, ``90m``, ``30s``)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        from .logs.query.timerange import TimeRangeError, parse_duration
+
+        try:
+            return parse_duration(str(value))
+        except TimeRangeError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Address(click.ParamType):
+    name = "host:port"
+
+    def __init__(self, default_port: int) -> None:
+        self.default_port = default_port
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, int]:
+        return value if isinstance(value, tuple) else parse_addr(str(value), self.default_port)
+
+
+SIZE, DURATION = Size(), Duration()
+
+
+def config_option(flag: str, field: str, **kwargs: Any) -> Callable[[Callable], Callable]:
+    """An option that sets the server config's ``field``, keeping the environment variable
+    of its flag (``LOGMESH_<COMMAND>_<OPTION>``, docs in the README) though its name differs."""
+
+    def decorate(f: Callable) -> Callable:
+        envvar = f"LOGMESH_{f.__name__.upper()}_{flag.lstrip('-').upper().replace('-', '_')}"
+        return click.option(flag, field, envvar=envvar, **kwargs)(f)
+
+    return decorate
 
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -86,6 +138,7 @@ def supervised(name: str) -> None:
 host_option = click.option("--host", default="127.0.0.1",
                            help="Address to bind; anything but loopback exposes the mesh.")
 distributor_option = click.option("--distributor", "distributor", default="127.0.0.1:9000",
+                                  type=Address(9000),
                                   help="The distributor's HOST:PORT.")
 supervise_option = click.option("--supervise/--no-supervise", default=True,
                                 help="Run under a supervisor that restarts the process when it dies.")
@@ -112,8 +165,8 @@ class SecurityArgs:
     tls_key: Path | None = None
     tls_ca: Path | None = None
     max_connections: int = security.DEFAULT_MAX_CONNECTIONS
-    max_connection_buffer: str = "8MiB"
-    max_buffered: str = "64MiB"
+    max_connection_buffer: int = security.DEFAULT_MAX_CONNECTION_BUFFER
+    max_buffered: int = security.DEFAULT_MAX_BUFFERED
     header_timeout: float = security.DEFAULT_HEADER_TIMEOUT
     idle_timeout: float = security.DEFAULT_IDLE_TIMEOUT
 
@@ -133,8 +186,8 @@ class SecurityArgs:
 
     def limits(self) -> security.Limits:
         try:
-            return security.Limits(self.max_connections, parse_size(self.max_connection_buffer),
-                                   parse_size(self.max_buffered), self.header_timeout,
+            return security.Limits(self.max_connections, self.max_connection_buffer,
+                                   self.max_buffered, self.header_timeout,
                                    self.idle_timeout)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
@@ -190,9 +243,9 @@ _LIMIT_OPTIONS = [
                  help="Connections per listening port. When full, a new connection closes the "
                       "oldest one that has sent no complete packet (HTTP: is not inside a "
                       "request); with none such, the new one is closed at once."),
-    click.option("--max-connection-buffer", default="8MiB",
+    click.option("--max-connection-buffer", type=SIZE, default="8MiB",
                  help="Unsent bytes held for one peer that does not read; past it, it is cut off."),
-    click.option("--max-buffered", default="64MiB",
+    click.option("--max-buffered", type=SIZE, default="64MiB",
                  help="Bytes of unfinished packets held across one port's connections; a "
                       "connection growing past it is cut off."),
     click.option("--header-timeout", default=security.DEFAULT_HEADER_TIMEOUT,
@@ -266,12 +319,13 @@ ship_mode_option = click.option(
 @click.option("--ship/--no-ship", default=True,
               help="Ship an access log (status, latency) per request to the logs service.")
 @ship_mode_option
-@click.option("--max-body-size", default="1MiB", help="Larger request bodies are answered 413.")
+@click.option("--max-body-size", type=SIZE, default="1MiB",
+              help="Larger request bodies are answered 413.")
 @metrics_port_option
 @security_options()
 @supervise_option
-def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool, ship_mode: str,
-            max_body_size: str, metrics_port: int | None, supervise: bool,
+def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, ship: bool,
+            ship_mode: str, max_body_size: int, metrics_port: int | None, supervise: bool,
             sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
     config = sec.config("gateway", host)
@@ -280,9 +334,9 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool, 
     from .mesh.gateway import Gateway
     from .shipping.shipper import Shipper
 
-    gw = Gateway(host, port, distributor=parse_addr(distributor, 9000), timeout=timeout,
+    gw = Gateway(host, port, distributor=distributor, timeout=timeout,
                  security=config,
-                 max_body_bytes=parse_size(max_body_size))
+                 max_body_bytes=max_body_size)
     if ship:
         gw.attach_shipper(Shipper("gateway", mode=ship_mode, token=config.token,
                                   ssl=config.tls.client_context()))
@@ -303,13 +357,14 @@ def gateway(host: str, port: int, distributor: str, timeout: float, ship: bool, 
 @ship_mode_option
 @click.option("--spool-dir", type=click.Path(path_type=Path), default=None,
               help="Spool undelivered logs here [default: DATA_DIR/spool/NAME].")
-@click.option("--spool-max", default="1GB", help="Spool size limit; past it the oldest are dropped.")
+@click.option("--spool-max", type=SIZE, default="1GB",
+              help="Spool size limit; past it the oldest are dropped.")
 @click.option("--log-queue", default=100_000, help="Log events held in memory before spooling.")
 @metrics_port_option
 @security_options()
 @supervise_option
-def service(name: str, host: str, port: int | None, distributor: str, data_dir: Path,
-            ship: bool, ship_mode: str, spool_dir: Path | None, spool_max: str, log_queue: int,
+def service(name: str, host: str, port: int | None, distributor: tuple[str, int], data_dir: Path,
+            ship: bool, ship_mode: str, spool_dir: Path | None, spool_max: int, log_queue: int,
             metrics_port: int | None, supervise: bool, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
     config = sec.config(f"{name} service", host)
@@ -320,9 +375,9 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
     from .shipping.spool import Spool
 
     svc = make_service(name, data_dir, port=port, host=host,
-                       distributor=parse_addr(distributor, 9000), security=config)
+                       distributor=distributor, security=config)
     if ship:
-        spool = Spool(spool_dir or data_dir / "spool" / name, parse_size(spool_max)) \
+        spool = Spool(spool_dir or data_dir / "spool" / name, spool_max) \
             if ship_mode != "book" else None
         Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=config.token,
                 ssl=config.tls.client_context()).attach(svc)
@@ -345,18 +400,20 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
 @click.option("--fsync-interval", default=0.05, help="Seconds between group commits with --fsync batch.")
 @click.option("--rotate", type=click.Choice(["hour", "day"]), default="hour",
               help="Start a new segment file every hour or day.")
-@click.option("--max-segment-size", default="256MB", help="Start a new segment past this size.")
-@click.option("--max-packet-size", default="1MiB", help="Larger packets are skipped and counted.")
+@config_option("--max-segment-size", "max_segment_bytes", type=SIZE, default="256MB",
+               help="Start a new segment past this size.")
+@config_option("--max-packet-size", "max_frame_bytes", type=SIZE, default="1MiB",
+               help="Larger packets are skipped and counted.")
 @click.option("--text-log", type=click.Path(path_type=Path), default=None,
               help="Also append the chapter's tab-separated line per packet to this file (rotated).")
 @click.option("--echo", is_flag=True, help="Print the chapter's line for every packet.")
-@click.option("--workers", default=1,
+@click.option("--workers", default=1, type=click.IntRange(1, MAX_WORKERS),
               help="Ingest processes sharing the ports (SO_REUSEPORT; give fixed ports, not 0).")
 @click.option("--worker-id", default=None, type=int, hidden=True)
-@click.option("--retention", default=None, metavar="DURATION",
+@config_option("--retention", "retention_ms", type=DURATION, default=None, metavar="DURATION",
               help="Delete sealed segments and Parquet files whose newest event is older than "
                    "this, e.g. 7d (units s m h d w). The active segment is never touched.")
-@click.option("--max-disk", default=None, metavar="SIZE",
+@config_option("--max-disk", "max_disk_bytes", type=SIZE, default=None, metavar="SIZE",
               help="Delete the oldest sealed segments and Parquet files while the store is "
                    "larger than this, e.g. 10GB.")
 @click.option("--compact/--no-compact", default=True,
@@ -386,56 +443,35 @@ def service(name: str, host: str, port: int | None, distributor: str, data_dir: 
               help="Token for the HTTP API's reads and /metrics (--token grants reads too).")
 @click.option("--write-token", default=None, envvar="LOGMESH_WRITE_TOKEN", show_envvar=True,
               help="Token for shipping: TCP ingest and POST /api/v1/logs (--token grants writes too).")
-@click.option("--max-body-size", default="16MiB", help="Larger HTTP request bodies are answered 413.")
+@config_option("--max-body-size", "max_body_bytes", type=SIZE, default="16MiB",
+               help="Larger HTTP request bodies are answered 413.")
 @click.option("--query-timeout", default=10.0, help="Seconds a query may run (then 503).")
 @click.option("--max-rows", default=10_000, help="Most events one search page returns.")
 @security_options()
 @supervise_option
-def logs(host: str, port: int, http_port: int, data_dir: Path, distributor: str, standalone: bool,
-         fsync: str, fsync_interval: float, rotate: str, max_segment_size: str,
-         max_packet_size: str, text_log: Path | None, echo: bool, workers: int,
-         worker_id: int | None, retention: str | None, max_disk: str | None, compact: bool,
-         read_token: str | None, write_token: str | None, max_body_size: str,
-         query_timeout: float, max_rows: int, supervise: bool, sec: SecurityArgs,
-         **es: object) -> None:
+def logs(standalone: bool, read_token: str | None, write_token: str | None, supervise: bool,
+         sec: SecurityArgs, **options: Any) -> None:
     """Run the log-management service: stores every request of every service."""
-    if workers < 1:
-        raise click.BadParameter("--workers must be at least 1")
-    protection = sec.config("logs service", host, read_token=read_token, write_token=write_token)
-    retention_ms = _duration_ms(retention, "--retention") if retention else None
-    max_disk_bytes = parse_size(max_disk) if max_disk else None
+    es = {name: options.pop(name) for name in list(options) if name.startswith("es_")}
+    protection = sec.config("logs service", options["host"], read_token=read_token,
+                            write_token=write_token)
     sinks = _sink_configs(es)  # check the options before starting any process
     if supervise:
         argv = [a for a in sys.argv[1:]]
         specs = [ChildSpec(f"logs-w{i}", logmesh_argv(*argv, "--worker-id", str(i), "--no-supervise"))
-                 for i in range(workers)]
+                 for i in range(options["workers"])]
         sys.exit(Supervisor(specs).run())
     from .logs.server import LogsConfig, LogsServer
 
-    config = LogsConfig(host=host, port=port, http_port=http_port, data_dir=data_dir,
-                        distributor=None if standalone else parse_addr(distributor, 9000),
-                        worker_id=worker_id, workers=workers, fsync=fsync,
-                        fsync_interval=fsync_interval, rotate=rotate,
-                        max_segment_bytes=parse_size(max_segment_size),
-                        max_frame_bytes=parse_size(max_packet_size), text_log=text_log, echo=echo,
-                        retention_ms=retention_ms, max_disk_bytes=max_disk_bytes, compact=compact,
-                        security=protection, max_body_bytes=parse_size(max_body_size),
-                        query_timeout=query_timeout, max_rows=max_rows,
-                        extra={"sinks": sinks})
+    if standalone:
+        options["distributor"] = None
+    # Every other option is named for the LogsConfig field it sets (config_option).
+    config = LogsConfig(**options, security=protection, extra={"sinks": sinks})
     try:
         server = LogsServer(config)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     serve(server.serve_forever)
-
-
-def _duration_ms(value: str, option: str) -> int:
-    from .logs.query.timerange import TimeRangeError, parse_duration
-
-    try:
-        return parse_duration(value)
-    except TimeRangeError as exc:
-        raise click.BadParameter(f"{option}: {exc}") from None
 
 
 def _sink_configs(es: dict) -> dict:
