@@ -1,47 +1,340 @@
-"""Prometheus text exposition of the logs service's counters.
+"""Metrics through prometheus-client: counters, gauges and histograms, one registry per server.
 
-One place renders every counter so ``/metrics``, the stats API and the web
-UI read the same numbers (docs/metrics.md lists them).
+A server makes one :class:`Metrics` and creates its counters, gauges and
+histograms through it (prometheus-client's own classes, bound to that
+registry); the code counts on them, and whatever shows a number -- ``/metrics``,
+the stats API, the tests -- reads them back (:func:`value`), so there is one
+count, not a counter and a copy. docs/metrics.md lists every metric.
+
+Two kinds of number do not live in metric objects:
+
+* counts kept by code that keeps its own (the store's writer, the connection
+  guard, the query side) and gauges computed from state (health, queue
+  lengths): handed over in an :class:`Exposition` (``ex.add(name, kind, help,
+  value, labels)``) and :meth:`Metrics.publish`-ed, which sets them as they are
+  now;
+* numbers of the whole data directory (disk usage): added to the scrape's
+  own :class:`Exposition` by whichever process answers it.
+
+**Multiprocess mode** (``logmesh logs --workers N``): the workers share the
+HTTP port, so a scrape reaches one of them. Given a directory, a
+:class:`Metrics` keeps its values in memory-mapped files there, in
+prometheus-client's multiprocess format (one file per process and metric type);
+any worker's ``/metrics`` merges every file with ``MultiProcessCollector``.
+Counters of a process add up with its siblings' of the same labels; gauges
+use ``livesum`` (a process's files go when it stops: ``mark_process_dead``);
+files of processes no longer running are deleted when a process starts. The
+directory is chosen per registry, not by ``PROMETHEUS_MULTIPROC_DIR``: one
+Python process (the tests) may run several servers, each with its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    values,
+)
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "Exposition", "Metrics", "value"]
+
+# No ``*_created`` series: a counter's start time is not something logmesh's pages list.
+disable_created_metrics()
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Request latencies from 0.1 ms (a cached answer) to 10 s (a query at its time limit).
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                   0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+GAUGE_MODE = "livesum"  # multiprocess: the live processes' values of a label set, added up
 
 
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
-    return "{" + inner + "}"
+def value(metric: Any) -> float:
+    """The current value of a counter or gauge (a child, if it has labels).
+
+    prometheus-client has no public getter; every read in logmesh goes through here.
+    """
+    return metric._value.get()
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def number(x: float) -> int | float:
+    """``3.0`` -> ``3``: counts read back from metrics, for JSON and comparisons."""
+    return int(x) if x == int(x) else x
+
+
+# -- multiprocess values -----------------------------------------------------------------
+
+_idents = itertools.count()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner(path: Path) -> str:
+    """The process identity a multiprocess file belongs to: ``counter_1234.db`` -> ``1234``."""
+    return path.stem.rsplit("_", 1)[-1]
+
+
+def clean_stale(directory: Path, own: str) -> list[Path]:
+    """Delete the files of processes no longer running (and any left with our identity).
+
+    A restarted worker's counters start again from zero, as they would in one
+    process: Prometheus reads that as a counter reset.
+    """
+    gone = []
+    for path in directory.glob("*.db"):
+        owner = _owner(path)
+        pid = owner.split("x", 1)[0]
+        if owner == own or not pid.isdigit() or not _alive(int(pid)):
+            try:
+                path.unlink()
+                gone.append(path)
+            except FileNotFoundError:
+                pass
+    return gone
+
+
+def _file_value_class(directory: str, ident: str) -> tuple[type, Any]:
+    """A prometheus-client value class writing to ``directory``'s files for process ``ident``.
+
+    What ``prometheus_client.values.MultiProcessValue`` does, with the directory
+    and the identity given instead of read from the environment and the pid.
+    """
+    lock = threading.Lock()
+    files: dict[str, MmapedDict] = {}
+    closed = False
+
+    class FileValue:
+        _multiprocess = True
+
+        def __init__(self, typ: str, metric_name: str, name: str, labelnames: Any,
+                     labelvalues: Any, help_text: str, multiprocess_mode: str = "",
+                     **kwargs: Any) -> None:
+            prefix = f"{typ}_{multiprocess_mode}" if typ == "gauge" else typ
+            self._key = mmap_key(metric_name, name, labelnames, labelvalues, help_text)
+            self._value = 0.0
+            with lock:
+                self._file = files.get(prefix)
+                if self._file is None and not closed:
+                    self._file = files[prefix] = MmapedDict(
+                        os.path.join(directory, f"{prefix}_{ident}.db"))
+                if self._file is not None:
+                    self._value = self._file.read_value(self._key)[0]
+
+        def inc(self, amount: float) -> None:
+            with lock:
+                self._value += amount
+                if not closed:
+                    self._file.write_value(self._key, self._value, 0.0)
+
+        def set(self, value: float, timestamp: float | None = None) -> None:
+            with lock:
+                self._value = value
+                if not closed:
+                    self._file.write_value(self._key, value, timestamp or 0.0)
+
+        def get(self) -> float:
+            return self._value
+
+        def set_exemplar(self, exemplar: Any) -> None:
+            pass
+
+        def get_exemplar(self) -> None:
+            return None
+
+    def close() -> None:
+        nonlocal closed
+        with lock:
+            closed = True  # values still count in memory; the files are let go
+            for f in files.values():
+                f.close()
+            files.clear()
+
+    return FileValue, close
+
+
+_SWAP = threading.Lock()
+
+
+def _bound(base: type, value_class: type) -> type:
+    """``base`` (Counter, Gauge, Histogram) whose values are ``value_class``'s.
+
+    prometheus-client picks the value class from a module global when a metric
+    (or a labelled child) is made; it is swapped for that moment, under a lock.
+    """
+    def _metric_init(self: Any) -> None:
+        with _SWAP:
+            saved = values.ValueClass
+            values.ValueClass = value_class
+            try:
+                base._metric_init(self)
+            finally:
+                values.ValueClass = saved
+
+    return type(base.__name__, (base,), {"_metric_init": _metric_init})
+
+
+# -- the registry --------------------------------------------------------------------------
+
+class Metrics:
+    """The metric objects of one server, and what its ``/metrics`` shows.
+
+    ``directory``: multiprocess mode, with the files of every process sharing it.
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.directory = Path(directory) if directory is not None else None
+        self._published: list[Metric] = []
+        self._mirrored: dict[tuple, Any] = {}
+        self._close_files: Any = None
+        self.ident = ""
+        self._classes: dict[type, type] = {Counter: Counter, Gauge: Gauge, Histogram: Histogram}
+        if self.directory is not None:
+            n = next(_idents)
+            self.ident = str(os.getpid()) + (f"x{n}" if n else "")
+            self.directory.mkdir(parents=True, exist_ok=True)
+            clean_stale(self.directory, self.ident)
+            self._value_class, self._close_files = _file_value_class(str(self.directory), self.ident)
+            self._classes = {k: _bound(k, self._value_class) for k in self._classes}
+
+    @property
+    def multiprocess(self) -> bool:
+        return self.directory is not None
+
+    def counter(self, name: str, help_text: str, labels: Iterable[str] = ()) -> Counter:
+        """``name`` with or without ``_total``: it is shown with it."""
+        return self._classes[Counter](name, help_text, tuple(labels), registry=self.registry)
+
+    def gauge(self, name: str, help_text: str, labels: Iterable[str] = ()) -> Gauge:
+        return self._classes[Gauge](name, help_text, tuple(labels), registry=self.registry,
+                                    multiprocess_mode=GAUGE_MODE)
+
+    def histogram(self, name: str, help_text: str, labels: Iterable[str] = (),
+                  buckets: Iterable[float] = LATENCY_BUCKETS) -> Histogram:
+        return self._classes[Histogram](name, help_text, tuple(labels), registry=self.registry,
+                                        buckets=tuple(buckets))
+
+    def publish(self, ex: Exposition) -> None:
+        """Show ``ex``'s numbers (kept elsewhere, or computed now) until the next publish.
+
+        In multiprocess mode they are written to this process's files, so every
+        sibling's scrape sees them too.
+        """
+        if self.directory is None:
+            self._published = ex.families()
+            return
+        for name, kind, help_text, labels, val in ex.samples():
+            key = (name, kind, tuple(sorted(labels.items())))
+            v = self._mirrored.get(key)
+            if v is None:
+                family = name[: -len("_total")] if kind == "counter" else name
+                names = tuple(sorted(labels))
+                v = self._mirrored[key] = self._value_class(
+                    kind, family, name, names, tuple(labels[k] for k in names), help_text,
+                    multiprocess_mode=GAUGE_MODE)
+            v.set(float(val))
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family: this registry's metrics and what was published; in multiprocess
+        mode those of every process sharing the directory."""
+        if self.directory is None:
+            yield from self.registry.collect()
+            yield from self._published
+            return
+        for attempt in range(3):
+            try:  # a starting sibling may delete a dead process's file between glob and read
+                merged = list(MultiProcessCollector(None, path=str(self.directory)).collect())
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        yield from merged
+
+    def close(self) -> None:
+        """This process stops: its gauges go from the merged view (its counters stay)."""
+        if self.directory is not None and self._close_files is not None:
+            self._close_files()
+            self._close_files = None
+            mark_process_dead(self.ident, str(self.directory))
+
+
+# -- one scrape ----------------------------------------------------------------------------
+
+_INTEGRAL = re.compile(r"^([^#\n][^\n]* -?\d+)\.0$", re.M)
 
 
 class Exposition:
-    """Collects samples then renders them, each metric with its HELP and TYPE once."""
+    """Numbers by name (``add``), and whole :class:`Metrics` (``include``), rendered together.
+
+    ``add`` is for numbers that do not live in metric objects (module docstring);
+    one name is one family, with the same label names on every sample.
+    """
 
     def __init__(self) -> None:
-        self._metrics: dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]] = {}
+        self._added: dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]] = {}
+        self._included: list[Metrics] = []
 
     def add(self, name: str, kind: str, help_text: str, value: float,
             labels: dict[str, str] | None = None) -> None:
-        entry = self._metrics.setdefault(name, (kind, help_text, []))
-        entry[2].append((labels or {}, value))
+        entry = self._added.setdefault(name, (kind, help_text, []))
+        entry[2].append(({k: str(v) for k, v in (labels or {}).items()}, value))
 
     def add_many(self, name: str, kind: str, help_text: str,
                  samples: Iterable[tuple[dict[str, str], float]]) -> None:
-        for labels, value in samples:
-            self.add(name, kind, help_text, value, labels)
+        for labels, val in samples:
+            self.add(name, kind, help_text, val, labels)
+
+    def include(self, metrics: Metrics) -> None:
+        self._included.append(metrics)
+
+    def samples(self) -> Iterator[tuple[str, str, str, dict[str, str], float]]:
+        """``(name, kind, help, labels, value)`` of every added sample."""
+        for name, (kind, help_text, samples) in self._added.items():
+            for labels, val in samples:
+                yield name, kind, help_text, labels, val
+
+    def families(self) -> list[Metric]:
+        out: list[Metric] = []
+        for name, (kind, help_text, samples) in self._added.items():
+            names = sorted(samples[0][0])
+            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            family = cls(name, help_text, labels=names)
+            for labels, val in samples:
+                family.add_metric([labels[k] for k in names], float(val))
+            out.append(family)
+        return out
+
+    def collect(self) -> Iterator[Metric]:
+        for metrics in self._included:
+            yield from metrics.collect()
+        yield from self.families()
 
     def render(self) -> str:
-        out: list[str] = []
-        for name, (kind, help_text, samples) in self._metrics.items():
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                out.append(f"{name}{_labels(labels)} {value:g}" if isinstance(value, float)
-                           else f"{name}{_labels(labels)} {value}")
-        return "\n".join(out) + "\n"
+        """Prometheus text format (prometheus-client's ``generate_latest``), whole numbers
+        without ``.0`` as the Go and Node clients print them."""
+        return _INTEGRAL.sub(r"\1", generate_latest(self).decode())  # type: ignore[arg-type]

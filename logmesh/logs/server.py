@@ -17,14 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from ..lifecycle import Serving
 from ..mesh.registry import RegistryLink
-from ..metrics import Exposition
+from ..metrics import CONTENT_TYPE, Exposition, Metrics, number, value
 from ..protocol import Node
 from ..security import ConnectionGuard, ServerSecurity
 from ..security_http import (
@@ -51,6 +53,11 @@ from .web.routes import add_routes as add_web_routes
 log = logging.getLogger("logmesh.logs")
 
 STORE_RETRY_AFTER_SECONDS = 5  # Retry-After of a 507: the disk is full or failing
+# --workers N: under the data directory, the workers' metric files (logmesh/metrics.py), so
+# any worker's /metrics shows them all; each worker publishes the numbers it does not count
+# in metrics (the writer's, the guards', the query side's, gauges of now) this often.
+METRICS_DIR = "metrics"
+PUBLISH_SECONDS = 1.0
 
 
 @dataclass
@@ -103,6 +110,8 @@ class LogsServer(Serving):
         self.reuse_port = reuse
         # No --worker-id: take the lowest free stream, so instances can share a data directory.
         config.worker_id, lock_fd = claim_worker(config.data_dir, config.worker_id)
+        self.prom = Metrics(config.data_dir / METRICS_DIR if config.workers > 1 else None)
+        worker = str(config.worker_id)
         self.writer = SegmentWriter(config.data_dir, config.worker_id, fsync=config.fsync,
                                     fsync_interval=config.fsync_interval, rotate=config.rotate,
                                     max_segment_bytes=config.max_segment_bytes, lock_fd=lock_fd)
@@ -113,12 +122,20 @@ class LogsServer(Serving):
         self.ingest = IngestContext(self.writer, max_frame_bytes=config.max_frame_bytes,
                                     routes=self.routes, ledger=self.ledger,
                                     book_lines=self.booklog.write if self.booklog else None,
-                                    guard=self.guard)
-        self.http_stats = {"requests": 0, "rejected_lines": 0}
+                                    guard=self.guard, metrics=self.prom, worker=worker)
+        self.http_requests = 0
+        self.discarded = self.prom.counter("logmesh_discarded_events_total",
+                                           "Events rejected at HTTP ingest.", ["worker"]).labels(worker)
+        self.request_seconds = self.prom.histogram(
+            "logmesh_request_duration_seconds", "HTTP requests by route and status: seconds "
+            "until the answer (a tail: until it ends).", ["route", "status"])
+        self._timers: dict[tuple[str, int], object] = {}
+        self._publisher: asyncio.Task | None = None
         # Forwarding sinks (extra["sinks"]: name -> config), each over this worker's segments only.
         self.sinks = [load_sink(name)(sink_cfg, config.data_dir, config.worker_id,
                                       head_seq=lambda: self.writer.written_seq,
-                                      durable_seq=lambda: self.writer.durable_seq)
+                                      durable_seq=lambda: self.writer.durable_seq,
+                                      metrics=self.prom)
                       for name, sink_cfg in config.extra.get("sinks", {}).items()]
         self.tcp_server: asyncio.AbstractServer | None = None
         self.runner: web.AppRunner | None = None
@@ -133,7 +150,8 @@ class LogsServer(Serving):
             hold=unsent_by(config.data_dir, [s.kind for s in self.sinks]) if self.sinks else None)
         self.api = QueryAPI(self.query.engine, access=access, writer_stats=lambda: self.writer.stats,
                             ledger_summary=self.ledger.summary, mesh_nodes=self.mesh_nodes,
-                            query_timeout=config.query_timeout, max_rows=config.max_rows)
+                            query_timeout=config.query_timeout, max_rows=config.max_rows,
+                            metrics=self.prom, worker=worker)
         self.app = self.make_app()
 
     def mesh_nodes(self) -> list[Node]:
@@ -143,13 +161,37 @@ class LogsServer(Serving):
     # -- HTTP -----------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[
-            error_middleware(log), bearer_middleware(self.access, open_paths=open_path)])
+            self.timed, error_middleware(log), bearer_middleware(self.access, open_paths=open_path)])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/api/v1/logs", self.post_logs)
         self.api.add_routes(app)  # search, histogram, top, tail, ... (http/query_api.py)
         add_web_routes(app)  # the UI at / and /static/ (logs/web/routes.py)
         return app
+
+    @web.middleware
+    async def timed(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """``logmesh_request_duration_seconds{route,status}``: one observation per request."""
+        t0 = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            resource = request.match_info.route.resource
+            route = f"{request.method} {resource.canonical}" if resource is not None else "other"
+            timer = self._timers.get((route, status))
+            if timer is None:
+                timer = self._timers[(route, status)] = self.request_seconds.labels(route, str(status))
+            timer.observe(time.perf_counter() - t0)  # type: ignore[attr-defined]
+
+    @property
+    def http_stats(self) -> dict[str, int]:
+        return {"requests": self.http_requests, "rejected_lines": number(value(self.discarded))}
 
     def health(self) -> tuple[list[str], list[str]]:
         """(problems, warnings): a problem means events cannot be stored now or a part died.
@@ -189,14 +231,15 @@ class LogsServer(Serving):
         return resp
 
     async def post_logs(self, request: web.Request) -> web.Response:
-        self.http_stats["requests"] += 1
+        self.http_requests += 1
         try:
             async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold the slot
                 body = await request.read()
         except TimeoutError:
             return json_error(f"the body took more than {BODY_TIMEOUT:.0f}s to arrive", 408)
         lines, errors = parse_body(body)
-        self.http_stats["rejected_lines"] += len(errors)
+        if errors:
+            self.discarded.inc(len(errors))
         if not lines:
             return json_error(errors[0]["error"] if errors else "empty body: send NDJSON or a JSON array",
                               400, accepted=0, rejected=len(errors), errors=errors[:20])
@@ -207,7 +250,7 @@ class LogsServer(Serving):
             await self.writer.durable(last, on_failure="withdraw", first=lines[0].seq)
         except StoreUnavailable as exc:
             return self._store_unavailable(str(exc))
-        self.ingest.stats["events"] += len(lines)
+        self.ingest.events.inc(len(lines))
         return web.json_response({"accepted": len(lines), "rejected": len(errors), "errors": errors[:20]})
 
     def disk_usage(self) -> tuple[int, int]:
@@ -224,23 +267,12 @@ class LogsServer(Serving):
                 pass
         return files, size
 
-    def exposition(self) -> Exposition:
+    def published(self) -> Exposition:
+        """This worker's numbers not counted in its metrics: kept by the store's writer, the
+        connection guards and the query side, or computed from state now."""
         ex = Exposition()
         w = {"worker": str(self.config.worker_id)}
-        s, ws = self.ingest.stats, self.writer.stats
-        ex.add("logmesh_received_events_total", "counter", "Events accepted for storage.", s["events"], w)
-        ex.add("logmesh_received_bytes_total", "counter", "Bytes read from ingest connections.", s["bytes"], w)
-        ex.add_many("logmesh_bad_frames_total", "counter", "Frames dropped as unusable, by reason.",
-                    (({**w, "reason": r}, n) for r, n in s["bad_frames"].items()))
-        ex.add_many("logmesh_rejected_events_total", "counter",
-                    "Events of acked batches refused before the ack, by reason (named in the reply).",
-                    (({**w, "reason": r}, n) for r, n in s["rejected"].items()))
-        self.ingest.add_metrics(ex, w)
-        ex.add("logmesh_duplicate_events_total", "counter", "Resent events dropped by event.id.",
-               s["duplicates"], w)
-        ex.add("logmesh_discarded_events_total", "counter", "Events rejected at HTTP ingest.",
-               self.http_stats["rejected_lines"], w)
-        ex.add("logmesh_ingest_connections", "gauge", "Open ingest connections.", s["connections"], w)
+        ws = self.writer.stats
         ex.add_many("logmesh_connection_limits_total", "counter",
                     "Connections refused or closed by a limit, by reason.",
                     (({**w, "reason": r}, n) for r, n in self.guard.stats.items()))
@@ -271,22 +303,42 @@ class LogsServer(Serving):
                "Bytes of those lines.", ws["damaged_bytes"], w)
         ex.add("logmesh_recovered_torn_bytes_total", "counter",
                "Bytes of a last write a crash cut short (never acknowledged).", ws["torn_bytes"], w)
-        q_files, q_bytes = quarantined(self.config.data_dir)
-        ex.add("logmesh_quarantine_files", "gauge", "Files in the data directory's quarantine/.", q_files)
-        ex.add("logmesh_quarantine_bytes", "gauge", "Bytes in the data directory's quarantine/.", q_bytes)
         problems, _ = self.health()
         ex.add("logmesh_healthy", "gauge", "1 when /healthz answers 200.", 0 if problems else 1, w)
         for sink in self.sinks:
             sink.add_metrics(ex, w)
-        files, size = self.disk_usage()
-        ex.add("logmesh_segments", "gauge", "Segment and Parquet files in the data directory.", files)
-        ex.add("logmesh_disk_bytes", "gauge", "Bytes of segments and Parquet files.", size)
         self.query.add_metrics(ex, w)
         self.api.add_metrics(ex, w)
         return ex
 
+    def publish(self) -> None:
+        self.prom.publish(self.published())
+
+    async def _publish_every(self, seconds: float) -> None:
+        """--workers N: a sibling's scrape reads this worker's files, not this worker."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                self.publish()
+            except Exception:
+                log.exception("publishing metrics failed")
+
+    def exposition(self) -> Exposition:
+        """What /metrics shows: every worker's metrics, and the data directory's numbers."""
+        self.publish()
+        ex = Exposition()
+        ex.include(self.prom)
+        q_files, q_bytes = quarantined(self.config.data_dir)
+        ex.add("logmesh_quarantine_files", "gauge", "Files in the data directory's quarantine/.", q_files)
+        ex.add("logmesh_quarantine_bytes", "gauge", "Bytes in the data directory's quarantine/.", q_bytes)
+        files, size = self.disk_usage()
+        ex.add("logmesh_segments", "gauge", "Segment and Parquet files in the data directory.", files)
+        ex.add("logmesh_disk_bytes", "gauge", "Bytes of segments and Parquet files.", size)
+        return ex
+
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.exposition().render(), content_type="text/plain")
+        return web.Response(body=self.exposition().render().encode(),
+                            headers={"Content-Type": CONTENT_TYPE})
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
@@ -298,6 +350,8 @@ class LogsServer(Serving):
             log.info("re-read %d event id(s) of %d shipper instance(s) for de-duplication",
                      known, len(self.ledger.instances))
         self.writer.start()
+        if self.prom.multiprocess:
+            self._publisher = asyncio.ensure_future(self._publish_every(PUBLISH_SECONDS))
         self.query.start(self.writer.on_seal)  # worker 0: compaction and retention in a thread
         for sink in self.sinks:  # they read what the writer wrote; ingest never waits for them
             self.writer.on_flush.append(sink.notify)
@@ -345,6 +399,10 @@ class LogsServer(Serving):
             await sink.close()
         if self.booklog is not None:
             self.booklog.close()
+        if self._publisher is not None:
+            self._publisher.cancel()
+        self.publish()  # the last numbers stay in the files for the siblings' scrapes
+        self.prom.close()
         log.info("logs worker %d stopped; %d event(s) stored", self.config.worker_id,
                  self.writer.stats["events"])
 

@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from ..lifecycle import Serving
+from ..metrics import Metrics, number, value
 from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
 from ..security_http import BODY_TIMEOUT, GuardedSite, runner_kwargs
@@ -56,6 +57,16 @@ async def _internal_errors(request: web.Request, handler: Any) -> web.StreamResp
     except Exception:
         log.exception("gateway: %s %s failed", request.method, request.path)
         return _json({"errorcode": 500, "errormessage": "internal error"}, 500)
+
+
+# (key, help) of the gateway's counters: logmesh_gateway_<key>_total.
+GATEWAY_COUNTERS = (
+    ("requests", "Gateway requests."),
+    ("no_route", "Gateway requests no service serves (answered 404)."),
+    ("unreachable", "Gateway requests with no reachable service (answered 502)."),
+    ("timeouts", "Gateway requests the service did not answer in time (answered 504)."),
+    ("bad_replies", "Gateway requests whose reply could not be read (answered 502)."),
+)
 
 
 class BodyError(ValueError):
@@ -101,8 +112,14 @@ class Gateway(Serving):
         self.shipper: Any = None  # a Shipper for the gateway's access log (see attach_shipper)
         self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
         self.runner: web.AppRunner | None = None
-        self.stats = {"requests": 0, "no_route": 0, "unreachable": 0, "timeouts": 0,
-                      "bad_replies": 0}
+        # Counted in prometheus-client metrics (docs/metrics.md), shown on --metrics-port.
+        self.prom = Metrics()
+        self._counters = {key: self.prom.counter(f"logmesh_gateway_{key}_total", help_text)
+                          for key, help_text in GATEWAY_COUNTERS}
+        self.request_seconds = self.prom.histogram(
+            "logmesh_request_duration_seconds", "HTTP requests by route and status: seconds "
+            "until the answer.", ["route", "status"])
+        self._timers: dict[tuple[str, int], Any] = {}
 
     # -- nodes ----------------------------------------------------------------
     def _on_nodes(self, nodes: list[Node]) -> None:
@@ -126,12 +143,26 @@ class Gateway(Serving):
         self.routes = routes
         self.names = names
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """The counts, read from the metrics."""
+        return {key: number(value(c)) for key, c in self._counters.items()}
+
     def collect_metrics(self, ex: Any) -> None:
-        """Routing counters and the access-log shipper's, for the gateway's /metrics page."""
-        for key, value in self.stats.items():
-            ex.add(f"logmesh_gateway_{key}_total", "counter", f"Gateway requests: {key}.", value)
+        """Routing metrics and the access-log shipper's, for the gateway's /metrics page
+        (a logmesh.metrics.Exposition)."""
+        ex.include(self.prom)
         if self.shipper is not None:
             self.shipper.collect_metrics(ex)
+
+    def _timed(self, request: web.Request, status: int, seconds: float) -> None:
+        method, path = request.method, request.path
+        known = (method == "GET" and path == "/distributes") or f"{method}{path}" in self.routes
+        key = (f"{method} {path}" if known else "other", status)
+        timer = self._timers.get(key)
+        if timer is None:
+            timer = self._timers[key] = self.request_seconds.labels(key[0], str(status))
+        timer.observe(seconds)
 
     def attach_shipper(self, shipper: Any) -> None:
         """Ship one access-log record per HTTP exchange (status, latency, upstream)."""
@@ -147,7 +178,12 @@ class Gateway(Serving):
     async def handle(self, request: web.Request) -> web.Response:
         """Route one request, and ship the exchange (status, latency) as an access log."""
         t0 = time.perf_counter()
-        response = await self._route(request)
+        try:
+            response = await self._route(request)
+        except Exception:  # answered 500 by _internal_errors
+            self._timed(request, 500, time.perf_counter() - t0)
+            raise
+        self._timed(request, response.status, time.perf_counter() - t0)
         if self.shipper is not None:
             status = response.status
             trace_id = response.headers.get("X-Request-Id")
@@ -161,7 +197,7 @@ class Gateway(Serving):
         return response
 
     async def _route(self, request: web.Request) -> web.Response:
-        self.stats["requests"] += 1
+        self._counters["requests"].inc()
         method, path = request.method, request.path
         if method == "GET" and path == "/distributes":
             if self.token and not token_matches(bearer_token(request.headers.get("Authorization")),
@@ -171,7 +207,7 @@ class Gateway(Serving):
             return _json(self.registry.nodes)
         addrs = self.routes.get(f"{method}{path}")
         if not addrs:
-            self.stats["no_route"] += 1
+            self._counters["no_route"].inc()
             return _json({"errorcode": 404, "errormessage": f"no service serves {method} {path}"}, 404)
         try:
             params = await self._params(request)
@@ -190,17 +226,17 @@ class Gateway(Serving):
                 reply = await client.request(path, method, params, timeout=self.timeout,
                                              extra={TRACE_FIELD: trace_id})
             except RequestTimeout:
-                self.stats["timeouts"] += 1
+                self._counters["timeouts"].inc()
                 return _json({"errorcode": 504, "errormessage": f"{method} {path} timed out"}, 504)
             except BadReply as exc:
-                self.stats["bad_replies"] += 1
+                self._counters["bad_replies"].inc()
                 return _json({"errorcode": 502, "errormessage": str(exc)}, 502)
             except NotConnected:
                 continue
             return web.Response(body=orjson.dumps(reply), content_type="application/json",
                                 headers={"X-Request-Id": trace_id,
                                          "X-Upstream": self.names.get(client_addr, "")})
-        self.stats["unreachable"] += 1
+        self._counters["unreachable"].inc()
         return _json({"errorcode": 502, "errormessage": f"no reachable service for {method} {path}"}, 502)
 
     async def _params(self, request: web.Request) -> dict:

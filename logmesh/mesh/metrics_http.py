@@ -2,8 +2,10 @@
 
 The logs service has its HTTP port anyway; services speak only the book's TCP
 protocol, so each gets a small HTTP listener of its own when ``--metrics-port``
-is given, showing its requests and its shipper (queued, spooled, sent, acked,
-dropped).
+is given, showing its requests (counters, and latency per route) and its
+shipper (queued, spooled, sent, acked, dropped). ``collect(ex)`` fills a
+``logmesh.metrics.Exposition``: the part's prometheus-client registry and the
+shipper's numbers; prometheus-client renders it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ..metrics import Exposition
+from ..metrics import CONTENT_TYPE, Exposition
 
 log = logging.getLogger("logmesh.metrics")
 
@@ -27,7 +29,7 @@ class MetricsEndpoint:
     async def handle(self, request: web.Request) -> web.Response:
         ex = Exposition()
         self.collect(ex)
-        return web.Response(text=ex.render(), content_type="text/plain")
+        return web.Response(body=ex.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
     async def start(self) -> None:
         app = web.Application()

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..lifecycle import Serving
+from ..metrics import Metrics, number, value
 from ..protocol import Node, reply_key
 from ..security import OPEN_MODE, ConnectionGuard, ServerSecurity
 from .connection import FramedConnection
@@ -32,6 +34,18 @@ log = logging.getLogger("logmesh.mesh.service")
 
 Handler = Callable[[Any, dict], Any | Awaitable[Any]]
 RequestHook = Callable[[bytes, dict, "FramedConnection"], None]
+
+
+# (stats key, metric, help) of a service's counters, labelled ``service``.
+SERVICE_COUNTERS = (
+    ("requests", "logmesh_service_requests_total", "Request packets received."),
+    ("errors", "logmesh_service_errors_total", "Requests answered with an error."),
+    ("unknown_routes", "logmesh_service_unknown_routes_total", "Requests for a route not served."),
+    ("keyless", "logmesh_service_keyless_requests_total",
+     "Requests with no key (params.key or key): not answered, not handled."),
+    ("framing_errors", "logmesh_service_framing_errors_total",
+     "Requests split by a raw ¶ in their JSON, answered with error 400."),
+)
 
 
 class HandlerError(Exception):
@@ -74,8 +88,14 @@ class Service(Serving):
         self.registry: RegistryLink | None = None
         self.node_listeners: list[Callable[[list[Node]], None]] = []
         self.connections: set[FramedConnection] = set()
-        self.stats = {"requests": 0, "errors": 0, "unknown_routes": 0, "keyless": 0,
-                      "framing_errors": 0}
+        # Counted in prometheus-client metrics (docs/metrics.md), shown on --metrics-port.
+        self.prom = Metrics()
+        self._counters = {key: self.prom.counter(metric, help_text, ["service"]).labels(name)
+                          for key, metric, help_text in SERVICE_COUNTERS}
+        self.request_seconds = self.prom.histogram(
+            "logmesh_request_duration_seconds", "Requests by route and reply errorcode (0: "
+            "success): seconds from the request packet to its reply.", ["service", "route", "status"])
+        self._timers: dict[tuple[str, int], Any] = {}
         self.shipper: Any = None  # set by Shipper.attach
         self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
 
@@ -122,21 +142,15 @@ class Service(Serving):
             await self.server.wait_closed()
 
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """The counts, read from the metrics."""
+        return {key: number(value(c)) for key, c in self._counters.items()}
+
     def collect_metrics(self, ex: Any) -> None:
-        """This service's counters and its shipper's, for its /metrics page."""
-        labels = {"service": self.name}
-        ex.add("logmesh_service_requests_total", "counter", "Request packets received.",
-               self.stats["requests"], labels)
-        ex.add("logmesh_service_errors_total", "counter", "Requests answered with an error.",
-               self.stats["errors"], labels)
-        ex.add("logmesh_service_unknown_routes_total", "counter", "Requests for a route not served.",
-               self.stats["unknown_routes"], labels)
-        ex.add("logmesh_service_keyless_requests_total", "counter",
-               "Requests with no key (params.key or key): not answered, not handled.",
-               self.stats["keyless"], labels)
-        ex.add("logmesh_service_framing_errors_total", "counter",
-               "Requests split by a raw ¶ in their JSON, answered with error 400.",
-               self.stats["framing_errors"], labels)
+        """This service's metrics and its shipper's, for its /metrics page
+        (a logmesh.metrics.Exposition)."""
+        ex.include(self.prom)
         if self.shipper is not None:
             self.shipper.collect_metrics(ex)
 
@@ -153,8 +167,18 @@ class Service(Serving):
         self.connections.add(conn)
         return conn
 
+    def _replied(self, conn: FramedConnection, reply: dict, route: str, t0: float) -> None:
+        """Send a reply and time its request (``route`` is one this service serves, or other)."""
+        conn.send(reply)
+        key = (route if route in self.routes else "other", reply.get("errorcode", 0))
+        timer = self._timers.get(key)
+        if timer is None:
+            timer = self._timers[key] = self.request_seconds.labels(self.name, key[0], str(key[1]))
+        timer.observe(time.perf_counter() - t0)
+
     def _on_packet(self, conn: FramedConnection, raw: bytes, packet: dict) -> None:
-        self.stats["requests"] += 1
+        t0 = time.perf_counter()
+        self._counters["requests"].inc()
         try:
             self.on_request(raw, packet, conn)
         except Exception:  # shipping must never break serving
@@ -166,22 +190,23 @@ class Service(Serving):
             return
         handler = self.routes.get(route)
         if handler is None:
-            self.stats["unknown_routes"] += 1
-            conn.send(self._error(key, 404, f"unknown route {route!r}; this service serves {self.urls}"))
+            self._counters["unknown_routes"].inc()
+            self._replied(conn, self._error(key, 404, f"unknown route {route!r}; this service "
+                                                      f"serves {self.urls}"), route, t0)
             return
         params = packet.get("params")
         try:
             result = handler(params, packet)
         except Exception as exc:
-            conn.send(self._handler_failed(key, route, exc, packet))
+            self._replied(conn, self._handler_failed(key, route, exc, packet), route, t0)
             return
         if inspect.isawaitable(result):
-            asyncio.ensure_future(self._finish(conn, key, route, result, packet))
+            asyncio.ensure_future(self._finish(conn, key, route, result, packet, t0))
         else:
-            self._send_result(conn, key, route, result, packet)
+            self._send_result(conn, key, route, result, packet, t0)
 
     def _keyless(self, conn: FramedConnection, route: str) -> None:
-        self.stats["keyless"] += 1
+        self._counters["keyless"].inc()
         self.guard.warn.warning("%s %s:%s: %s request without a key (params.key or key) "
                                 "dropped: no reply could be matched to it",
                                 self.name, *conn.peer, route)
@@ -192,28 +217,29 @@ class Service(Serving):
         if key is None:
             self._keyless(conn, f"{packet.get('method', '')}{packet.get('uri', '')}")
             return
-        self.stats["framing_errors"] += 1
-        conn.send(self._error(key, 400, "the request's JSON held a raw ¶ (U+00B6), which ends a "
-                                        "frame; send it escaped as \\u00b6"))
+        self._counters["framing_errors"].inc()
+        self._replied(conn, self._error(key, 400, "the request's JSON held a raw ¶ (U+00B6), "
+                                                  "which ends a frame; send it escaped as \\u00b6"),
+                      f"{packet.get('method', '')}{packet.get('uri', '')}", time.perf_counter())
 
     async def _finish(self, conn: FramedConnection, key: Any, route: str, pending: Awaitable,
-                      packet: dict) -> None:
+                      packet: dict, t0: float) -> None:
         try:
             result = await pending
         except Exception as exc:
-            conn.send(self._handler_failed(key, route, exc, packet))
+            self._replied(conn, self._handler_failed(key, route, exc, packet), route, t0)
             return
-        self._send_result(conn, key, route, result, packet)
+        self._send_result(conn, key, route, result, packet, t0)
 
     def _send_result(self, conn: FramedConnection, key: Any, route: str, result: Any,
-                     packet: dict) -> None:
+                     packet: dict, t0: float) -> None:
         try:
-            conn.send(self._ok(key, result))
+            self._replied(conn, self._ok(key, result), route, t0)
         except TypeError as exc:  # orjson.JSONEncodeError: the result is not JSON
-            conn.send(self._handler_failed(key, route, exc, packet))
+            self._replied(conn, self._handler_failed(key, route, exc, packet), route, t0)
 
     def _handler_failed(self, key: Any, route: str, exc: Exception, packet: dict) -> dict:
-        self.stats["errors"] += 1
+        self._counters["errors"].inc()
         if isinstance(exc, HandlerError):
             reply = self._error(key, exc.errorcode, str(exc))
         else:

@@ -152,7 +152,11 @@ class Shipper:
                         self.service, self.max_queue, self.stats["dropped"])
 
     def collect_metrics(self, ex: Any) -> None:
-        """The shipper's counters, for a /metrics page (logmesh.metrics.Exposition)."""
+        """The shipper's numbers, for a /metrics page (a logmesh.metrics.Exposition).
+
+        Read from ``stats`` when the page is asked for, not counted in prometheus-client
+        counters: ``ship`` runs on every request of the service (a dict increment, not a
+        counter's lock), and a shipper is in one process, so nothing needs merging."""
         labels = {"service": self.service}
         ex.add("logmesh_shipper_queued_events", "gauge", "Events waiting in memory.",
                len(self.queue), labels)

@@ -44,7 +44,8 @@ import duckdb
 import orjson
 from aiohttp import web
 
-from ...metrics import Exposition
+from ... import metrics as prom
+from ...metrics import Exposition, Metrics, number
 from ...protocol import Node
 from ...security import Access, bearer_token, token_matches
 from ...security_http import json_error, json_response
@@ -222,12 +223,35 @@ class QuerySlots:
     running: dict[str, int] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     queue: list[_Waiter] = field(default_factory=list)
-    counters: dict[str, float] = field(default_factory=lambda: {
-        "refused_client": 0, "refused_waiting": 0, "wait_seconds": 0.0})
+    metrics: Metrics | None = None  # where its counters live (a registry of its own if None)
+    worker: str = "0"
 
     def __post_init__(self) -> None:
         self.free = self.threads
         self.heavy_max = max(1, self.threads - 1)
+        m = self.metrics or Metrics()
+        refused = m.counter("logmesh_query_refused_total",
+                            "Queries refused with 429 or 503 before they ran, by reason.",
+                            ["worker", "reason"])
+        self.refused_client = refused.labels(self.worker, "client")
+        self.refused_waiting = refused.labels(self.worker, "waiting")
+        self.wait_seconds = m.counter("logmesh_query_wait_seconds_total",
+                                      "Time queries waited for a query thread.",
+                                      ["worker"]).labels(self.worker)
+
+    @property
+    def counters(self) -> dict[str, float]:
+        """The counts, read from the metrics."""
+        return {"refused_client": number(prom.value(self.refused_client)),
+                "refused_waiting": number(prom.value(self.refused_waiting)),
+                "wait_seconds": prom.value(self.wait_seconds)}
+
+    def add_metrics(self, ex: Exposition, labels: dict[str, str]) -> None:
+        """The gauges of now (published, not counted)."""
+        ex.add("logmesh_queries_running", "gauge", "Queries on a query thread now.",
+               self.threads - self.free, labels)
+        ex.add("logmesh_queries_waiting", "gauge", "Queries waiting for a query thread.",
+               len(self.queue), labels)
 
     def _may_run(self, client: str, heavy: bool) -> bool:
         return (self.free > 0 and self.running.get(client, 0) < self.per_client
@@ -263,7 +287,7 @@ class QuerySlots:
         """Count a query of ``client`` in flight, or refuse it (429) past its limit."""
         n = self.in_flight.get(client, 0)
         if n >= self.max_per_client:
-            self.counters["refused_client"] += 1
+            self.refused_client.inc()
             raise Busy(f"this client already has {n} queries running or waiting, the most one "
                        "client may have: wait for their answers, then send more", 429)
         self.in_flight[client] = n + 1
@@ -297,12 +321,12 @@ class QuerySlots:
                     self.queue.remove(w)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            self.counters["refused_waiting"] += 1
+            self.refused_waiting.inc()
             raise Busy(f"every query thread stayed busy for {time.monotonic() - t0:.1f}s, this "
                        "query's whole time limit (--query-timeout): retry in a moment, or narrow "
                        "the query or the time range", 503) from None
         finally:
-            self.counters["wait_seconds"] += time.monotonic() - t0
+            self.wait_seconds.inc(time.monotonic() - t0)
 
 
 class QueryAPI:
@@ -319,7 +343,9 @@ class QueryAPI:
                  mesh_nodes: Callable[[], list[Node]],
                  query_timeout: float | None = None, max_rows: int = MAX_SEARCH_LIMIT,
                  client_threads: int = CLIENT_THREADS, client_queries: int = CLIENT_QUERIES,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
+                 worker: str = "0") -> None:
+        """``metrics``: the registry its counters go to (the server's); ``worker``: their label."""
         self.engine = engine
         self.access = access
         self.writer_stats = writer_stats
@@ -332,12 +358,20 @@ class QueryAPI:
         self.heavy_pool = ThreadPoolExecutor(max(1, QUERY_THREADS - 1), thread_name_prefix="query-heavy",
                                              initializer=lower_priority, initargs=(HEAVY_NICE,))
         self.closing = asyncio.Event()
-        self.tails = 0
-        self.counters = {"requests": 0, "bad_requests": 0, "tails_total": 0, "timeouts": 0}
+        m = metrics or Metrics()
+        self.tail_streams = m.gauge("logmesh_tail_streams", "Open /api/v1/tail streams.",
+                                    ["worker"]).labels(worker)
+        self.bad_requests = m.counter("logmesh_api_bad_requests_total",
+                                      "Query API requests answered 400.", ["worker"]).labels(worker)
+        self.timeouts = m.counter("logmesh_query_timeouts_total",
+                                  "Queries answered 503 past --query-timeout (waiting included).",
+                                  ["worker"]).labels(worker)
+        self.requests = 0
+        self.tails_total = 0
         self.timeout = float(query_timeout or 0) or None  # seconds, then 503
         self.max_rows = int(max_rows or MAX_SEARCH_LIMIT)  # events per page
         self.slots = QuerySlots(QUERY_THREADS, int(client_threads or CLIENT_THREADS),
-                                int(client_queries or CLIENT_QUERIES))
+                                int(client_queries or CLIENT_QUERIES), metrics=m, worker=worker)
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -353,7 +387,7 @@ class QueryAPI:
 
     def wrap(self, handler: Callable[[web.Request], Any], *, post: bool = False) -> Callable[[web.Request], Any]:
         async def run(request: web.Request) -> web.StreamResponse:
-            self.counters["requests"] += 1
+            self.requests += 1
             try:
                 if post:
                     refused = self.read_token_refused(request)
@@ -362,10 +396,10 @@ class QueryAPI:
                     request[PARAMS] = await _read_post_params(request)
                 return await handler(request)
             except BadRequest as exc:
-                self.counters["bad_requests"] += 1
+                self.bad_requests.inc()
                 return json_error(exc.message, 400, **exc.extra)
             except QueryError as exc:
-                self.counters["bad_requests"] += 1
+                self.bad_requests.inc()
                 return json_error(str(exc), 400)
             except PayloadTooLarge:
                 return json_error(f"the body is over {MAX_QUERY_BODY_BYTES} bytes: send only the "
@@ -375,7 +409,7 @@ class QueryAPI:
                 resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
                 return resp
             except QueryTimeout:
-                self.counters["timeouts"] += 1
+                self.timeouts.inc()
                 resp = json_error(f"the query took longer than {self.timeout:g}s (--query-timeout, "
                                       "counted from its arrival) and was stopped: narrow the time "
                                       "range or the query", 503)
@@ -577,8 +611,8 @@ class QueryAPI:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         await resp.prepare(request)
-        self.tails += 1
-        self.counters["tails_total"] += 1
+        self.tail_streams.inc()
+        self.tails_total += 1
         deadline = time.monotonic() + timeout if timeout else None
         try:
             await resp.write(b"retry: 1000\n\n")
@@ -611,7 +645,7 @@ class QueryAPI:
         except ConnectionError:  # the client went away
             pass
         finally:
-            self.tails -= 1
+            self.tail_streams.dec()
         return resp
 
     @staticmethod
@@ -625,24 +659,20 @@ class QueryAPI:
             out += b"\n\n"
         await resp.write(bytes(out))
 
+    @property
+    def tails(self) -> int:
+        """Open tail streams."""
+        return int(prom.value(self.tail_streams))
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The counts (``bad_requests`` and ``timeouts`` read from the metrics)."""
+        return {"requests": self.requests, "bad_requests": number(prom.value(self.bad_requests)),
+                "tails_total": self.tails_total, "timeouts": number(prom.value(self.timeouts))}
+
     def add_metrics(self, ex: Exposition, labels: dict[str, str]) -> None:
-        ex.add("logmesh_tail_streams", "gauge", "Open /api/v1/tail streams.", self.tails, labels)
-        ex.add("logmesh_api_bad_requests_total", "counter", "Query API requests answered 400.",
-               self.counters["bad_requests"], labels)
-        slots = self.slots
-        ex.add("logmesh_query_timeouts_total", "counter",
-               "Queries answered 503 past --query-timeout (waiting included).",
-               self.counters["timeouts"], labels)
-        ex.add_many("logmesh_query_refused_total", "counter",
-                    "Queries refused with 429 or 503 before they ran, by reason.",
-                    (({**labels, "reason": r}, slots.counters[f"refused_{r}"])
-                     for r in ("client", "waiting")))
-        ex.add("logmesh_query_wait_seconds_total", "counter",
-               "Time queries waited for a query thread.", slots.counters["wait_seconds"], labels)
-        ex.add("logmesh_queries_running", "gauge", "Queries on a query thread now.",
-               slots.threads - slots.free, labels)
-        ex.add("logmesh_queries_waiting", "gauge", "Queries waiting for a query thread.",
-               len(slots.queue), labels)
+        """The gauges computed now (the counters are in the registry it was given)."""
+        self.slots.add_metrics(ex, labels)
 
     async def close(self) -> None:
         """End live tails, so the HTTP server's shutdown does not wait on them."""

@@ -37,6 +37,7 @@ import msgspec
 import orjson
 
 from ...hello import AUTH_URI, FirstPacket, OverLimit, Verdict, judge, refused
+from ...metrics import Metrics, number, value
 from ...protocol import BadFrame, FrameSplitter, encode
 from ...security import (
     ConnectionGuard,
@@ -107,7 +108,8 @@ class IngestContext:
     def __init__(self, writer: SegmentWriter, *, max_frame_bytes: int = 1024 * 1024,
                  routes: Routes | None = None, ledger: ShipperLedger | None = None,
                  book_lines: Callable[[tuple[str, int], list], None] | None = None,
-                 guard: ConnectionGuard | None = None) -> None:
+                 guard: ConnectionGuard | None = None, metrics: Metrics | None = None,
+                 worker: str = "0") -> None:
         self.writer = writer
         self.guard = guard or ConnectionGuard("logs ingest")
         self.warn = RateLimitedLog(log)
@@ -116,31 +118,65 @@ class IngestContext:
         self.ledger = ledger or ShipperLedger()
         self.book_lines = book_lines  # the chapter's log.txt / --echo output, when enabled
         self.paused: set[LogIngestProtocol] = set()
-        self.stats: dict[str, Any] = {"events": 0, "bytes": 0, "connections": 0,
-                                      "connections_total": 0, "duplicates": 0,
-                                      "batches": 0, "bad_frames": {}, "rejected": {},
-                                      "replaced": {}}
+        # The counts live in metrics (docs/metrics.md), counted per read or batch, never per
+        # event; ``stats`` reads them back.
+        self.metrics = m = metrics or Metrics()
+        w = (worker,)
+        self.events = m.counter("logmesh_received_events_total",
+                                "Events accepted for storage (TCP and HTTP).", ["worker"]).labels(*w)
+        self.bytes = m.counter("logmesh_received_bytes_total",
+                               "Bytes read from ingest connections.", ["worker"]).labels(*w)
+        self.duplicates = m.counter("logmesh_duplicate_events_total",
+                                    "Resent events dropped by event.id.", ["worker"]).labels(*w)
+        self.connections = m.gauge("logmesh_ingest_connections", "Open ingest connections.",
+                                   ["worker"]).labels(*w)
+        self._by_reason = {
+            "bad_frames": (m.counter("logmesh_bad_frames_total",
+                                     "Frames dropped as unusable, by reason.", ["worker", "reason"]), {}),
+            "rejected": (m.counter("logmesh_rejected_events_total",
+                                   "Events of acked batches refused before the ack, by reason "
+                                   "(named in the reply).", ["worker", "reason"]), {}),
+            "replaced": (m.counter("logmesh_replaced_events_total",
+                                   "Events stored with their bad bytes replaced by U+FFFD, by reason.",
+                                   ["worker", "reason"]), {}),
+        }
+        self.worker = worker
+        self.connections_total = 0
+        self.batches = 0
         writer.on_flush.append(self._resume_all)
 
+    def _reason(self, kind: str, reason: str) -> Any:
+        family, children = self._by_reason[kind]
+        child = children.get(reason)
+        if child is None:
+            child = children[reason] = family.labels(self.worker, reason)
+        return child
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The counts as numbers, read from the metrics (for tests and reports)."""
+        return {"events": number(value(self.events)), "bytes": number(value(self.bytes)),
+                "connections": number(value(self.connections)),
+                "connections_total": self.connections_total,
+                "duplicates": number(value(self.duplicates)), "batches": self.batches,
+                **{kind: {r: number(value(c)) for r, c in children.items()}
+                   for kind, (_, children) in self._by_reason.items()}}
+
+    def add_metrics(self, ex: Any, labels: dict[str, str]) -> None:
+        """Show these counters in ``ex`` (a logmesh.metrics.Exposition): they are in the
+        registry they were made in, so that is what is shown."""
+        ex.include(self.metrics)
+
     def count_bad(self, reason: str) -> None:
-        bad = self.stats["bad_frames"]
-        bad[reason] = bad.get(reason, 0) + 1
+        self._reason("bad_frames", reason).inc()
 
     def count_replaced(self, reason: str) -> None:
         """An event stored with its bad bytes replaced (``REPLACED_LABEL`` says which reason)."""
-        replaced = self.stats["replaced"]
-        replaced[reason] = replaced.get(reason, 0) + 1
-
-    def add_metrics(self, ex: Any, labels: dict[str, str]) -> None:
-        """Counters of this module's own (the server's exposition lists the older ones)."""
-        ex.add_many("logmesh_replaced_events_total", "counter",
-                    "Events stored with their bad bytes replaced by U+FFFD, by reason.",
-                    (({**labels, "reason": r}, n) for r, n in self.stats["replaced"].items()))
+        self._reason("replaced", reason).inc()
 
     def count_rejected(self, reason: str) -> None:
         """An event of an acked batch refused by name in its reply (bad frames are not answered)."""
-        rejected = self.stats["rejected"]
-        rejected[reason] = rejected.get(reason, 0) + 1
+        self._reason("rejected", reason).inc()
 
     def _resume_all(self) -> None:
         if self.paused and self.writer.buffered_bytes < PAUSE_BUFFER_BYTES // 2:
@@ -168,18 +204,18 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername") or ("", 0)
         self.source = (str(peer[0]), int(peer[1]))
-        self.ctx.stats["connections"] += 1
-        self.ctx.stats["connections_total"] += 1
+        self.ctx.connections.inc()
+        self.ctx.connections_total += 1
         self.ctx.guard.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.ctx.stats["connections"] -= 1
+        self.ctx.connections.dec()
         self.ctx.paused.discard(self)
         self.ctx.guard.closed(self)
 
     def data_received(self, data: bytes) -> None:
         ctx = self.ctx
-        ctx.stats["bytes"] += len(data)
+        ctx.bytes.inc(len(data))
         if not self.authed:  # once per connection: the hot path below never checks tokens
             data = self._handshake(data)
             if not data:
@@ -209,7 +245,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             head = block_head(received, self.source, block.service or self._book_service(block))
             ctx.writer.append_encoded(encode_block(block.messages, seqs, head), seqs[0], seqs[-1],
                                       n, received, received, received)
-            ctx.stats["events"] += n
+            ctx.events.inc(n)
             if ctx.book_lines is not None:
                 ctx.book_lines(self.source, block.messages)
         else:
@@ -220,7 +256,8 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             # With no new events (e.g. a batch of resends only) the first copies may still be
             # buffered or waiting for fsync: the ack waits for everything appended so far.
             last = ctx.writer.append_events(events) if events else ctx.writer.appended_seq
-            ctx.stats["events"] += len(events)
+            if events:
+                ctx.events.inc(len(events))
             for key, count, rejected in acks:
                 asyncio.ensure_future(self._ack(key, count, last, rejected))
             if ctx.book_lines is not None and events:
@@ -359,7 +396,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             return
         # After request_event: a rejected event is not in the ledger, so its resend is no duplicate.
         if event_id is not None and not self.ctx.ledger.add_event_id(event_id, env.service or ""):
-            self.ctx.stats["duplicates"] += 1
+            self.ctx.duplicates.inc()
             return
         lines.append(ev)
         if replaced:
@@ -383,7 +420,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             if batch is None:
                 return None
         ctx = self.ctx
-        ctx.stats["batches"] += 1
+        ctx.batches += 1
         service = batch.service or None
         instance = batch.instance
         routes = ctx.routes
@@ -402,11 +439,13 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         # The ledger last: what it records as received is stored, so the resend of a rejected
         # event (or of a batch that failed half-way, answered 500) is no duplicate.
         add = ctx.ledger.add
+        before = len(lines)
         for inst, ev, line in built:
-            if inst and not add(inst, ev.n, batch.service, ev.ts):
-                ctx.stats["duplicates"] += 1
-            else:
+            if not inst or add(inst, ev.n, batch.service, ev.ts):
                 lines.append(line)
+        duplicates = len(built) - (len(lines) - before)
+        if duplicates:  # counted once per batch, not per event
+            ctx.duplicates.inc(duplicates)
         if rejected:
             rejected.sort()
             for _, reason, detail in rejected:

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from ....metrics import Exposition
+from ....metrics import Exposition, Metrics, number, value
 from ...store import catalogue, layout
 from ...store.reader import read_complete
 from ..cursor import SinkState
@@ -91,7 +91,9 @@ class ElasticsearchSink:
                  head_seq: Callable[[], int] | None = None,
                  durable_seq: Callable[[], int] | None = None,
                  clock: Callable[[], float] = time.time,
-                 rand: Callable[[float, float], float] = random.uniform) -> None:
+                 rand: Callable[[float, float], float] = random.uniform,
+                 metrics: Metrics | None = None) -> None:
+        """``metrics``: the registry its counters go to (the logs server's)."""
         check_installed()  # fail at startup, with the pip command, not at the first event
         self.config = config
         self.data_dir = Path(data_dir)
@@ -101,7 +103,21 @@ class ElasticsearchSink:
         self.durable_seq = durable_seq  # never send what a power cut could still take back
         self.clock, self.rand = clock, rand
         self.state = SinkState(self.data_dir, self.name)
-        self.stats = {"sent": 0, "retries": 0, "deadlettered": 0, "errors": 0, "requests": 0}
+        # Counted in metrics (docs/metrics.md) once per request or batch; ``stats`` reads them.
+        m = metrics or Metrics()
+        w = (str(worker), self.kind)
+        self.sent = m.counter("logmesh_sink_sent_events_total",
+                              "Events the destination accepted (or already had).",
+                              ["worker", "sink"]).labels(*w)
+        self.retries = m.counter("logmesh_sink_retries_total",
+                                 "Events sent again after a retryable failure.",
+                                 ["worker", "sink"]).labels(*w)
+        self.deadlettered = m.counter("logmesh_sink_deadlettered_total",
+                                      "Events refused for their content, written to the "
+                                      "dead-letter file.", ["worker", "sink"]).labels(*w)
+        self.errors = m.counter("logmesh_sink_errors_total", "Failed requests, by stage.",
+                                ["worker", "sink", "stage"]).labels(*w, "sending")
+        self.requests = 0
         self.status = "starting"
         self._backend: Backend | None = None
         self._ready = False
@@ -154,8 +170,8 @@ class ElasticsearchSink:
             await self._backend.close()
             self._backend = None
         log.info("%s stopped at %s@%d; %d sent, %d dead-lettered this run", self.name,
-                 self.state.position.segment, self.state.position.offset, self.stats["sent"],
-                 self.stats["deadlettered"])
+                 self.state.position.segment, self.state.position.offset, value(self.sent),
+                 value(self.deadlettered))
 
     # -- the pipeline ------------------------------------------------------------
     async def _run(self) -> None:
@@ -179,7 +195,7 @@ class ElasticsearchSink:
                 return
             except Exception as exc:  # a bug or a disk error: say so, start over from the cursor
                 log.exception("%s: %s; restarting from the cursor", self.name, exc)
-                self.stats["errors"] += 1
+                self.errors.inc()
                 batch = None
                 self._read = (self.state.position.segment, self.state.position.offset)
                 self._oldest_ms = None
@@ -289,7 +305,8 @@ class ElasticsearchSink:
         """Send until every event is Done or DeadLetter; returns the dead-letter lines."""
         deadletters = [self._deadletter_line(raw, 0, f"unreadable stored line: {why}")
                        for raw, why in batch.unreadable]
-        self.stats["deadlettered"] += len(deadletters)
+        if deadletters:
+            self.deadlettered.inc(len(deadletters))
         groups = [batch.events] if batch.events else []
         attempt = 0
         while groups:
@@ -297,7 +314,7 @@ class ElasticsearchSink:
             while group:
                 await self._ensure_ready()
                 assert self._backend is not None
-                self.stats["requests"] += 1
+                self.requests += 1
                 try:
                     results = await self._backend.bulk([p.action for p in group])
                 except (RequestFailed, NotElasticsearch) as exc:
@@ -306,13 +323,13 @@ class ElasticsearchSink:
                         action: Any = classify_response(0, "the server stopped answering as Elasticsearch")
                     else:
                         action = classify_response(exc.status, exc.body)
-                    self.stats["errors"] += 1
+                    self.errors.inc()
                     if isinstance(action, Split):
                         if len(group) == 1:
                             deadletters.append(self._deadletter_line(
                                 group[0].line, exc.status if isinstance(exc, RequestFailed) else 0,
                                 action.reason))
-                            self.stats["deadlettered"] += 1
+                            self.deadlettered.inc()
                         else:
                             mid = len(group) // 2
                             groups[:0] = [group[:mid], group[mid:]]
@@ -320,7 +337,7 @@ class ElasticsearchSink:
                         continue
                     if isinstance(exc, RequestFailed) and exc.status == 404:
                         self._ready = False  # the data stream may be gone: set it up again
-                    self.stats["retries"] += len(group)
+                    self.retries.inc(len(group))
                     await self._sleep(self._retry_delay(attempt, action.reason, len(group)))
                     attempt += 1
                     continue
@@ -328,28 +345,33 @@ class ElasticsearchSink:
                 again: list[Pending] = []
                 reason = ""
                 progress = False
+                sent = refused = 0  # counted once per answer, not per event
                 for p in group:
                     item = by_id.get(p.id) or {"error": "no result for this document in the answer"}
                     status = item.get("status")
                     status = status if isinstance(status, int) else 0  # 0: retried
                     verdict = classify(status, item)
                     if isinstance(verdict, Done):
-                        self.stats["sent"] += 1
+                        sent += 1
                         progress = True
                     elif isinstance(verdict, DeadLetter):
                         deadletters.append(self._deadletter_line(p.line, status, verdict.reason,
                                                                  item.get("error")))
-                        self.stats["deadlettered"] += 1
+                        refused += 1
                         progress = True
                     else:
                         if status == 404:
                             self._ready = False
                         again.append(p)
                         reason = verdict.reason
+                if sent:
+                    self.sent.inc(sent)
+                if refused:
+                    self.deadlettered.inc(refused)
                 if again:
                     # Some items refused with 429 while the rest went in is ordinary
                     # backpressure: retry them quietly; warn only when nothing got in.
-                    self.stats["retries"] += len(again)
+                    self.retries.inc(len(again))
                     attempt = 0 if progress else attempt + 1
                     await self._sleep(self._retry_delay(attempt, reason, len(again), quiet=progress))
                 elif self.status != "delivering":
@@ -406,7 +428,7 @@ class ElasticsearchSink:
                 reason = "setup: " + classify_response(exc.status, exc.body).reason
             except ValueError as exc:  # e.g. OpenSearch with an API key: config, not weather
                 reason = str(exc)
-            self.stats["errors"] += 1
+            self.errors.inc()
             await self._sleep(self._retry_delay(self._setup_attempts, reason, 0))
             self._setup_attempts += 1
             if once:
@@ -469,18 +491,16 @@ class ElasticsearchSink:
                 return events, 0.0
         return events, max(0.0, self.clock() - self._oldest_ms / 1000)
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """The counts, read from the metrics."""
+        return {"sent": number(value(self.sent)), "retries": number(value(self.retries)),
+                "deadlettered": number(value(self.deadlettered)),
+                "errors": number(value(self.errors)), "requests": self.requests}
+
     def add_metrics(self, ex: Exposition, labels: dict[str, str]) -> None:
+        """The lag, as of now (published; the counters are in the registry it was given)."""
         w = {**labels, "sink": self.kind}
-        s = self.stats
-        ex.add("logmesh_sink_sent_events_total", "counter",
-               "Events the destination accepted (or already had).", s["sent"], w)
-        ex.add("logmesh_sink_retries_total", "counter",
-               "Events sent again after a retryable failure.", s["retries"], w)
-        ex.add("logmesh_sink_deadlettered_total", "counter",
-               "Events refused for their content, written to the dead-letter file.",
-               s["deadlettered"], w)
-        ex.add("logmesh_sink_errors_total", "counter", "Failed requests, by stage.", s["errors"],
-               {**w, "stage": "sending"})
         events, seconds = self.lag()
         ex.add("logmesh_sink_lag_events", "gauge", "Events stored but not yet delivered.", events, w)
         ex.add("logmesh_sink_lag_seconds", "gauge",
