@@ -203,7 +203,7 @@ class LogsServer(Serving):
         writer = self.writer
         if writer.failure is not None:
             problems.append(writer.failure)
-        if writer._flush_task is not None and writer._flush_task.done():
+        if writer.stopped:
             problems.append("the store's flusher stopped")
         compactor = self.query.compactor
         if compactor is not None:
@@ -212,7 +212,7 @@ class LogsServer(Serving):
             elif compactor.failure is not None:
                 warnings.append(compactor.failure)
         for sink in self.sinks:
-            if sink._task is not None and sink._task.done():
+            if sink.stopped:
                 problems.append(f"sink {sink.name} stopped")
             elif sink.status.startswith("retrying"):
                 warnings.append(f"sink {sink.name}: {sink.status}")

@@ -444,7 +444,7 @@ async def test_disk_full_while_sealing_a_segment_is_retried_too(tmp_path, open_w
     seq = w.append_events(events(3, 2))
     await asyncio.wait_for(w.durable(seq), 5)  # the retry writes them to a new segment
     assert w.stats["write_errors"] >= 1
-    assert not w._flush_task.done(), "the flusher died: nothing would ever be written again"
+    assert not w.stopped, "the flusher died: nothing would ever be written again"
     assert w.active_path != old_segment
     full.clear()
     await append(w, 5, 1)

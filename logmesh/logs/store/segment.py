@@ -426,6 +426,11 @@ class SegmentWriter:
         await fut
 
     # -- flushing ------------------------------------------------------------
+    @property
+    def stopped(self) -> bool:
+        """The flusher ended by itself: nothing appended is made durable any more (/healthz)."""
+        return self._flush_task is not None and self._flush_task.done()
+
     def start(self) -> None:
         if self._lock_fd is None:
             self.open()

@@ -131,6 +131,11 @@ class ElasticsearchSink:
         self._last_warning: tuple[str, float] = ("", 0.0)
 
     # -- lifecycle --------------------------------------------------------------
+    @property
+    def stopped(self) -> bool:
+        """The sink's task ended by itself (it runs until close): /healthz reports it."""
+        return self._task is not None and self._task.done()
+
     def start(self) -> None:
         try:
             position = self.state.open()
