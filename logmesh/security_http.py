@@ -16,15 +16,8 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .security import (
-    DEFAULT_HTTP_IDLE_TIMEOUT,
-    Access,
-    Limits,
-    RateLimitedLog,
-    Refused,
-    bearer_token,
-    raise_nofile_limit,
-)
+from .guard import RateLimitedLog, Refused, raise_nofile_limit
+from .security import DEFAULT_HTTP_IDLE_TIMEOUT, Access, Limits, bearer_token
 
 BODY_TIMEOUT = 60.0  # seconds a request body may take to arrive (slow bodies get 408)
 

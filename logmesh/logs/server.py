@@ -24,11 +24,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ..guard import ConnectionGuard
 from ..lifecycle import Serving
 from ..mesh.registry import RegistryLink
 from ..metrics import CONTENT_TYPE, Exposition, Metrics, number, value
 from ..protocol import Node
-from ..security import ConnectionGuard, ServerSecurity
+from ..security import ServerSecurity
 from ..security_http import (
     BODY_TIMEOUT,
     GuardedSite,

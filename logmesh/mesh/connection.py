@@ -13,7 +13,7 @@ and a client fails the request waiting for it. The packet is reported, never
 served: the splitter drops empty frames, so a string holding ``¶¶`` would come
 back with one ``¶`` missing.
 
-Server-side connections carry their listener's :class:`~logmesh.security.ConnectionGuard`:
+Server-side connections carry their listener's :class:`~logmesh.guard.ConnectionGuard`:
 with a token, the first packet must be a hello (``/auth``) carrying it, checked
 once; a wrong or missing token gets one error packet and the connection is
 closed. Without a token a hello is accepted silently and never answered.
@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..guard import ConnectionGuard, Guarded
 from ..hello import HELLO_MAX_BYTES, Verdict, hello_token, is_hello, judge, refused
 from ..protocol import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -35,10 +36,6 @@ from ..protocol import (
     encode,
     parse_frame,
     reply_key,
-)
-from ..security import (
-    ConnectionGuard,
-    Guarded,
 )
 
 log = logging.getLogger("logmesh.mesh")

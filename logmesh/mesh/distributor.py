@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..guard import ConnectionGuard
 from ..hello import packet_token
 from ..lifecycle import Serving
 from ..protocol import encode, reply_key
-from ..security import OPEN_MODE, ConnectionGuard, ServerSecurity
+from ..security import OPEN_MODE, ServerSecurity
 from .connection import FramedConnection
 
 log = logging.getLogger("logmesh.distributor")

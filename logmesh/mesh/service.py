@@ -23,10 +23,11 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..guard import ConnectionGuard
 from ..lifecycle import Serving
 from ..metrics import Metrics, number, value
 from ..protocol import Node, reply_key
-from ..security import OPEN_MODE, ConnectionGuard, ServerSecurity
+from ..security import OPEN_MODE, ServerSecurity
 from .connection import FramedConnection
 from .registry import RegistryLink
 

@@ -44,9 +44,9 @@ from typing import Any
 
 import orjson
 
+from ..guard import RateLimitedLog
 from ..mesh.client import ReconnectingClient
 from ..protocol import DELIMITER, Node, encode
-from ..security import RateLimitedLog
 
 log = logging.getLogger("logmesh.shipper")
 

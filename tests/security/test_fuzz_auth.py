@@ -14,11 +14,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logmesh.guard import ConnectionGuard
 from logmesh.hello import HELLO_MAX_BYTES, hello_packet
 from logmesh.logs.ingest.tcp import LogIngestProtocol
 from logmesh.mesh.connection import FramedConnection
 from logmesh.protocol import FrameDecoder, encode
-from logmesh.security import ConnectionGuard
 
 TOKEN = "fuzz-token-0123456789"
 GOOD_HELLO = encode(hello_packet(TOKEN))

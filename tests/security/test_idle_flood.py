@@ -65,7 +65,7 @@ def test_an_idle_flood_leaves_room_for_a_shipper_and_a_query(tmp_path, reconnect
         pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {want}")
     procs = Procs(tmp_path)
     try:
-        # The server raises its own soft limit to the hard one (security.raise_nofile_limit);
+        # The server raises its own soft limit to the hard one (guard.raise_nofile_limit);
         # lower ours first so the child does not merely inherit a raised one.
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
         try:

@@ -36,14 +36,10 @@ from typing import Any
 import msgspec
 import orjson
 
+from ...guard import ConnectionGuard, Guarded, RateLimitedLog
 from ...hello import AUTH_URI, FirstPacket, OverLimit, Verdict, judge, refused
 from ...metrics import Metrics, number, value
 from ...protocol import BadFrame, FrameSplitter, encode
-from ...security import (
-    ConnectionGuard,
-    Guarded,
-    RateLimitedLog,
-)
 from ..store.segment import SegmentWriter, StoreUnavailable
 from .book_block import BookBlock, block_head, encode_block, parse_block
 from .common import (
