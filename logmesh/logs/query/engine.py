@@ -8,7 +8,8 @@ The engine is put together from the read path's modules, one job each:
                    which blocks are answered from their index instead
     execution.py   DuckDB: the connection, a cursor per thread, deadlines, file errors
     fields.py      field names -> SQL (shared with the KQL compiler, kql.py)
-    cursors.py     page cursors;  errors.py: what a query fails with
+    cursors.py     page cursors
+    errors.py      what a query fails with
 
 This module keeps the questions (search, count, histogram, top, fields, event,
 tail, service counts, stats), how a snapshot is shared between threads

@@ -259,42 +259,27 @@ def units(snap: Snapshot, start: int, end: int, need: trigrams.Need | None) -> l
 
 def slices(units: list[Unit], start: int, end: int, desc: bool) -> list[tuple[int, int]]:
     """Cut [start, end] into time slices from the wanted end, each ~4x the rows of the last."""
+    if not desc:  # oldest first is newest first on negated times: the same cuts, mirrored
+        mirrored = [Unit(-u.max_ts, -u.min_ts, u.rows) for u in units]
+        return [(-hi, -lo) for lo, hi in slices(mirrored, -end, -start, True)]
     if not units:
         return []
     out = []
     budget = FIRST_SLICE_ROWS
-    if desc:
-        units = sorted(units, key=lambda u: -u.max_ts)
-        hi = min(end, max(u.max_ts for u in units))
-        while hi >= start:
-            acc, cut = 0, start
-            for u in units:
-                if u.min_ts > hi:
-                    continue
-                acc += u.rows
-                if acc >= budget:
-                    cut = max(start, min(u.min_ts, hi))
-                    break
-            out.append((cut, hi))
-            hi = cut - 1
-            budget *= 4
-            if not any(u.min_ts <= hi for u in units):
+    units = sorted(units, key=lambda u: -u.max_ts)
+    hi = min(end, max(u.max_ts for u in units))
+    while hi >= start:
+        acc, cut = 0, start
+        for u in units:
+            if u.min_ts > hi:
+                continue
+            acc += u.rows
+            if acc >= budget:
+                cut = max(start, min(u.min_ts, hi))
                 break
-    else:
-        units = sorted(units, key=lambda u: u.min_ts)
-        lo = max(start, min(u.min_ts for u in units))
-        while lo <= end:
-            acc, cut = 0, end
-            for u in units:
-                if u.max_ts < lo:
-                    continue
-                acc += u.rows
-                if acc >= budget:
-                    cut = min(end, max(u.max_ts, lo))
-                    break
-            out.append((lo, cut))
-            lo = cut + 1
-            budget *= 4
-            if not any(u.max_ts >= lo for u in units):
-                break
+        out.append((cut, hi))
+        hi = cut - 1
+        budget *= 4
+        if not any(u.min_ts <= hi for u in units):
+            break
     return out
