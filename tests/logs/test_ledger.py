@@ -241,3 +241,14 @@ async def test_a_resend_of_old_events_stored_just_before_a_restart_is_recognised
     ledger = ShipperLedger()
     ledger.rebuild(tmp_path)
     assert not ledger.add("spooled", 2), "stored seconds ago: the resend is a duplicate"
+
+
+def test_a_parquet_file_removed_while_the_ledger_is_rebuilt_is_skipped(tmp_path, monkeypatch):
+    """Retention or a sibling's compaction may delete a file between the listing and its read:
+    a worker starting then must not fail to start."""
+    from logmesh.logs.store import catalogue
+
+    (tmp_path / layout.PARQUET_DIR).mkdir(parents=True)
+    gone = catalogue.DataFile(tmp_path / layout.PARQUET_DIR / "w00-0000000000000001.parquet", 0, 1)
+    monkeypatch.setattr(catalogue, "parquet_files", lambda data_dir, worker=None: [gone])
+    assert ShipperLedger().rebuild(tmp_path) == 0

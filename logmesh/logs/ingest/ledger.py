@@ -46,6 +46,15 @@ def _event_ids(data: bytes) -> list[str]:
     return [e.event_id for e in events if e.event_id]
 
 
+def _mtime(path: Path) -> float:
+    """When ``path`` was written; 0 for a file gone since it was listed (retention, a
+    sibling's compaction): nothing to read in it."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 @dataclass
 class InstanceLedger:
     service: str = ""
@@ -140,7 +149,7 @@ class ShipperLedger:
                 if n.isdigit() and (only is None or inst == only):
                     ids.append((inst, int(n)))
         parquet = [str(pq.path) for pq in catalogue.parquet_files(data_dir)
-                   if pq.path.stat().st_mtime >= cutoff]
+                   if _mtime(pq.path) >= cutoff]
         if parquet:
             import duckdb
 
