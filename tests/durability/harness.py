@@ -219,7 +219,7 @@ class DiskScan:
 
 def scan_disk(data_dir: Path) -> DiskScan:
     """What the store holds, as readers see it: a segment whose Parquet file exists is left out
-    (engine.py's rule), a segment's bytes after its last newline are not an event yet."""
+    (store/reader.read_complete's rule), a segment's bytes after its last newline are not an event yet."""
     return read_store_still(Path(data_dir), _scan, tries=100)
 
 
