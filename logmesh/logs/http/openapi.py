@@ -1,8 +1,8 @@
 """The OpenAPI 3 description served at /api/v1/openapi.json (docs/api.md in machine form).
 
 Hand-written: every parameter's limits here are the ones the handlers check
-(query_api.py), so a client generated from it, or a fuzzer, gets 400s with a message
-for anything outside them and never a 5xx.
+(query_api.py, params.py, tail.py), so a client generated from it, or a fuzzer, gets
+400s with a message for anything outside them and never a 5xx.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _ok(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-# Answers of every route that runs a query (query_api.py's query limits, docs/security.md).
+# Answers of every route that runs a query (the query limits of slots.py, docs/security.md).
 BUSY = {
     "429": {"description": "This client already has its most queries running or waiting; "
                            "`Retry-After` says when to try again.",

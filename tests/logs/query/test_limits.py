@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from logmesh.logs.http import query_api as api_mod
-from logmesh.logs.http.query_api import Busy, QuerySlots
+from logmesh.logs.http.params import MAX_QUERY_CHARS
+from logmesh.logs.http.slots import CLIENT_QUERIES, CLIENT_THREADS, Busy, QuerySlots
 from logmesh.logs.query import kql
 from logmesh.logs.query.engine import Engine, QueryTimeout
 from logmesh.logs.store import layout
@@ -226,9 +227,9 @@ async def test_one_client_runs_two_queries_at_once_and_is_refused_past_eight(sta
     base = f"http://{HOST}:{server.config.http_port}"
     async with client("127.0.0.3") as greedy, client("127.0.0.2") as other:
         heavy = [asyncio.ensure_future(timed_get(greedy, base, "/api/v1/search", q=wild_or(20)))
-                 for _ in range(api_mod.CLIENT_QUERIES)]
+                 for _ in range(CLIENT_QUERIES)]
         await asyncio.sleep(0.3)
-        assert server.api.slots.running == {"address 127.0.0.3": api_mod.CLIENT_THREADS}
+        assert server.api.slots.running == {"address 127.0.0.3": CLIENT_THREADS}
         status, _, body, headers = await timed_get(greedy, base, "/api/v1/search", q="error")
         assert status == 429 and headers["Retry-After"] == "1", body
         assert "queries running or waiting" in body["error"]
@@ -251,7 +252,7 @@ async def test_a_query_longer_than_the_request_line_is_sent_in_a_post_body(start
                 for i in range(20)]) as r:
             assert r.status == 200
         q = "trace.id:(" + " or ".join(ids) + ")"
-        assert 8_190 < len(q) <= api_mod.MAX_QUERY_CHARS
+        assert 8_190 < len(q) <= MAX_QUERY_CHARS
         async with s.get(f"{base}/api/v1/search", params={"q": q}) as r:
             assert r.status in (400, 414)  # the request line is too long for the HTTP parser
         async with s.post(f"{base}/api/v1/search", json={"q": q, "limit": 5, "order": "asc",

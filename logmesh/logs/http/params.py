@@ -1,0 +1,135 @@
+"""The query API's parameters: read from the URL or from a POST's JSON body, checked, and
+turned into what the engine takes. A bad one raises :class:`BadRequest`, whose message
+says what to send instead (http/query_api.py answers it 400).
+
+``q`` is also refused up front when it would cost too much to run (kql.cost: too many
+terms, or too many that scan every event), and marked heavy past HEAVY_SCAN_TERMS scans,
+for the admission (http/slots.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..query import kql
+from ..query.timerange import TimeRangeError, parse_range
+
+MAX_QUERY_CHARS = 10_000  # longer q is refused (400)
+MAX_QUERY_BODY_BYTES = 64 * 1024  # a POST's JSON parameters: q (<= 40 KB of UTF-8) and the rest
+MAX_QUERY_TERMS = 1_000  # kql.cost().terms past this: 400
+MAX_SCAN_TERMS = 64  # kql.cost().scans past this: 400 (64 scans over 1M events ~ 4 s of a core)
+HEAVY_SCAN_TERMS = 8  # more scans than this: a heavy query (at most QUERY_THREADS - 1 of them run)
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message, self.extra = message, extra
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+# Per request: the parameters (from the URL or a POST's JSON body), whether the query is heavy
+# (kql.cost), and its deadline (time.monotonic(); set by its first engine call).
+PARAMS = web.RequestKey("logmesh.params", dict)
+HEAVY = web.RequestKey("logmesh.heavy", bool)
+DEADLINE = web.RequestKey("logmesh.deadline", float)
+
+
+def parameters(request: web.Request) -> Mapping[str, str]:
+    """The request's parameters: a POST's (read_post_params), else the URL's."""
+    return request.get(PARAMS, request.query)
+
+
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = parameters(request).get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number from {lo} to {hi}, got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name} must be from {lo} to {hi}, got {value}")
+    return value
+
+
+def query_param(request: web.Request) -> kql.Node:
+    """``q`` parsed, and refused up front when it would cost too much to run (see kql.Cost)."""
+    text = parameters(request).get("q", "")
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadRequest(f"q is {len(text)} characters long; at most {MAX_QUERY_CHARS}")
+    try:
+        node = kql.parse(text)
+    except kql.KQLSyntaxError as exc:
+        raise BadRequest(f"bad query: {exc.message}", position=exc.position) from None
+    cost = kql.cost(node)
+    if cost.terms > MAX_QUERY_TERMS:
+        raise BadRequest(f"the query has {cost.terms} terms; at most {MAX_QUERY_TERMS}: "
+                         "split it into several queries", terms=cost.terms)
+    if cost.scans > MAX_SCAN_TERMS:
+        raise BadRequest(
+            f"the query has {cost.scans} terms that search inside every event's text or JSON "
+            f"(words, phrases, *leading wildcards, params./labels. keys); at most {MAX_SCAN_TERMS}, "
+            "as each is read for every event in the range: use exact field:value terms "
+            "(e.g. service.name:goods, url.path:/goods*) or split the query", scans=cost.scans)
+    request[HEAVY] = cost.scans > HEAVY_SCAN_TERMS
+    return node
+
+
+def range_param(request: web.Request, clock: Callable[[], float]) -> tuple[int, int]:
+    params = parameters(request)
+    try:
+        return parse_range(params.get("from") or None, params.get("to") or None, clock=clock)
+    except TimeRangeError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def order_param(request: web.Request) -> str:
+    order = parameters(request).get("order") or "desc"
+    if order not in ("asc", "desc"):
+        raise BadRequest(f"order must be desc (newest first) or asc, got {order[:40]!r}")
+    return order
+
+
+async def read_post_params(request: web.Request) -> dict[str, str]:
+    """A POST's JSON object of parameters, as the strings a query string would carry.
+
+    The URL's own parameters are read too; the body's win. Numbers become their text,
+    null and absent are the same; nested values are refused.
+    """
+    if request.content_length is not None and request.content_length > MAX_QUERY_BODY_BYTES:
+        raise PayloadTooLarge()
+    body = bytearray()
+    while chunk := await request.content.read(65536):
+        body += chunk
+        if len(body) > MAX_QUERY_BODY_BYTES:
+            raise PayloadTooLarge()
+    params = dict(request.query)
+    if not body.strip():
+        return params
+    try:
+        obj = orjson.loads(bytes(body))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body must be a JSON object of parameters, e.g. "
+                         f'{{"q": "service.name:goods", "from": "now-1h"}}: {exc}') from None
+    if not isinstance(obj, dict):
+        raise BadRequest('the body must be a JSON object of parameters, e.g. {"q": "error"}')
+    for name, value in obj.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise BadRequest(f"{name[:40]!r} must be a string or a number, got {type(value).__name__}")
+        params[name] = value if isinstance(value, str) else str(value)
+    return params
+
+
+def describe(node: kql.Node) -> dict:
+    """The query as the answer repeats it: its KQL ("" for everything) and a sentence."""
+    return {"kql": "" if isinstance(node, kql.MatchAll) else node.to_kql(), "sentence": node.sentence()}
