@@ -141,12 +141,12 @@ class DuckDB:
                 duckdb.OutOfRangeException, duckdb.IOException) as exc:
             if self.gone_file(exc):
                 raise FileGone(str(exc)) from None
-            damaged = self.damaged(exc)
+            damaged = self.damaged(exc, sql)
             if damaged is not None:
                 raise DamagedFile(damaged) from None
             raise QueryError(f"the query cannot be run on these events: {exc}") from None
         except duckdb.Error as exc:  # e.g. a damaged footer: "TProtocolException: Invalid data"
-            damaged = self.damaged(exc)
+            damaged = self.damaged(exc, sql)
             if damaged is not None:
                 raise DamagedFile(damaged) from None
             raise
@@ -165,27 +165,33 @@ class DuckDB:
         return any(self.data_dir in Path(n).parents and not Path(n).exists()
                    for n in _QUOTED_PATH.findall(text))
 
-    def damaged(self, exc: duckdb.Error) -> Path | None:
+    def damaged(self, exc: duckdb.Error, sql: str = "") -> Path | None:
         """The Parquet file of ours that ``exc`` says DuckDB could not read, if it really cannot.
 
-        Errors in a page name the file; a damaged footer ("TProtocolException: Invalid
-        data") may not, and then every file's footer is read (the error path only).
+        Errors in a page usually name the file. A damaged footer ("TProtocolException:
+        Invalid data") or page header ("don't know what type: ") may not: then every
+        file's footer is read, and every page of the files ``sql`` read is decompressed
+        (the error path only; the file found is quarantined, so it costs this once).
         """
         con = duckdb.connect()
         named = [Path(n) for n in _QUOTED_PARQUET.findall(str(exc))]
-        for path in named:
-            if path.parent != self.parquet_dir or not path.exists():
-                continue  # not ours, or removed by retention meanwhile: nothing damaged
-            try:  # every column of every row group decompressed, not only the footer read
-                con.execute("SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "
-                            f"read_parquet({sql_str(str(path))})").fetchall()
-            except duckdb.Error:
-                return path
         if named:
-            return None
+            return next((p for p in named if self._unreadable(con, p)), None)
         for path in (f.path for f in catalogue.parquet_files(self.data_dir)):
             try:
                 con.execute(f"SELECT count(*) FROM parquet_metadata({sql_str(str(path))})").fetchall()
             except duckdb.Error:
                 return path
-        return None
+        read = dict.fromkeys(Path(n) for n in _QUOTED_PARQUET.findall(sql))
+        return next((p for p in read if self._unreadable(con, p)), None)
+
+    def _unreadable(self, con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+        """Does any page of this file of ours fail to decompress or decode?"""
+        if path.parent != self.parquet_dir or not path.exists():
+            return False  # not ours, or removed by retention meanwhile: nothing damaged
+        try:  # every column of every row group decompressed, not only the footer read
+            con.execute("SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "
+                        f"read_parquet({sql_str(str(path))})").fetchall()
+        except duckdb.Error:
+            return True
+        return False

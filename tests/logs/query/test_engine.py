@@ -315,6 +315,23 @@ async def test_a_damaged_parquet_file_is_quarantined_and_the_rest_stays_searchab
     engine.close()
 
 
+async def test_a_damaged_page_header_is_found_when_the_error_names_no_file(store):
+    """Torture: bytes near a Parquet file's start overwritten (a page header) made DuckDB
+    raise a bare "don't know what type" naming no file, with an intact footer: every search
+    of its range answered 500 until the file was found and quarantined."""
+    assert compact_all(store) == 2
+    pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))
+    data = bytearray(pq[0].read_bytes())
+    data[60:1126] = (b"}{\n" * 400)[:1066]
+    pq[0].write_bytes(bytes(data))
+    engine = Engine(store)
+    found, _ = engine.with_deadline(None, engine.search, None, LO, HI, limit=2000)
+    assert 0 < len(found) < 1500
+    assert engine.counters["damaged_files"] == 1
+    assert not pq[0].exists()
+    engine.close()
+
+
 def test_a_live_segment_rewritten_by_recovery_is_read_again(tmp_path):
     """Recovery in another worker's process replaces a damaged segment by its intact lines
     (a new file, shorter by the damage): a reader that went on from its old offset would
