@@ -27,11 +27,12 @@ import orjson
 from aiohttp import web
 
 from ..lifecycle import Serving
-from ..metrics import Metrics, number, value
+from ..metrics import Metrics
 from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
 from ..security_http import BODY_TIMEOUT, GuardedSite, runner_kwargs
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
+from .metrics_http import CountedPart
 from .registry import RegistryLink
 
 log = logging.getLogger("logmesh.gateway")
@@ -90,7 +91,7 @@ def _body_params(body: bytes, content_type: str) -> dict:
     return data
 
 
-class Gateway(Serving):
+class Gateway(CountedPart, Serving):
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
                  distributor: tuple[str, int] = ("127.0.0.1", 9000), timeout: float = 10.0,
                  name: str = "gateway", security: ServerSecurity = OPEN_MODE,
@@ -142,18 +143,6 @@ class Gateway(Serving):
             self.clients.pop(addr).abort()
         self.routes = routes
         self.names = names
-
-    @property
-    def stats(self) -> dict[str, int]:
-        """The counts, read from the metrics."""
-        return {key: number(value(c)) for key, c in self._counters.items()}
-
-    def collect_metrics(self, ex: Any) -> None:
-        """Routing metrics and the access-log shipper's, for the gateway's /metrics page
-        (a logmesh.metrics.Exposition)."""
-        ex.include(self.prom)
-        if self.shipper is not None:
-            self.shipper.collect_metrics(ex)
 
     def _timed(self, request: web.Request, status: int, seconds: float) -> None:
         method, path = request.method, request.path

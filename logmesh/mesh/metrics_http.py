@@ -12,12 +12,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
-from ..metrics import CONTENT_TYPE, Exposition
+from ..metrics import CONTENT_TYPE, Exposition, Metrics, number, value
 
 log = logging.getLogger("logmesh.metrics")
+
+
+class CountedPart:
+    """What the gateway and the services share about their numbers: their counters, by key,
+    in ``self.prom``, plus the access-log shipper's when one is attached."""
+
+    prom: Metrics
+    _counters: dict[str, Any]
+    shipper: Any = None
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """The counts, read from the metrics."""
+        return {key: number(value(c)) for key, c in self._counters.items()}
+
+    def collect_metrics(self, ex: Exposition) -> None:
+        """This part's metrics and its shipper's, for its /metrics page."""
+        ex.include(self.prom)
+        if self.shipper is not None:
+            self.shipper.collect_metrics(ex)
 
 
 class MetricsEndpoint:

@@ -25,10 +25,11 @@ from typing import Any
 
 from ..guard import ConnectionGuard
 from ..lifecycle import Serving
-from ..metrics import Metrics, number, value
+from ..metrics import Metrics
 from ..protocol import Node, reply_key
 from ..security import OPEN_MODE, ServerSecurity
 from .connection import FramedConnection
+from .metrics_http import CountedPart
 from .registry import RegistryLink
 
 log = logging.getLogger("logmesh.mesh.service")
@@ -62,7 +63,7 @@ def print_request(raw: bytes, packet: dict, conn: FramedConnection) -> None:
     print(raw.decode("utf-8", "replace"), flush=True)
 
 
-class Service(Serving):
+class Service(CountedPart, Serving):
     """A mesh node serving ``routes``; subclass or pass handlers in."""
 
     def __init__(
@@ -142,18 +143,6 @@ class Service(Serving):
         if self.server is not None:
             await self.server.wait_closed()
 
-
-    @property
-    def stats(self) -> dict[str, int]:
-        """The counts, read from the metrics."""
-        return {key: number(value(c)) for key, c in self._counters.items()}
-
-    def collect_metrics(self, ex: Any) -> None:
-        """This service's metrics and its shipper's, for its /metrics page
-        (a logmesh.metrics.Exposition)."""
-        ex.include(self.prom)
-        if self.shipper is not None:
-            self.shipper.collect_metrics(ex)
 
     @property
     def nodes(self) -> list[dict]:
