@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +46,9 @@ from .query.service import QueryService
 from .sinks import load_sink
 from .sinks.booklog import BookLog
 from .sinks.cursor import unsent_by
-from .store import layout
-from .store.segment import SegmentWriter, StoreUnavailable, claim_worker, quarantined
+from .store import catalogue, layout
+from .store.segment import SegmentWriter, StoreUnavailable
+from .store.streams import claim_worker
 from .web.routes import add_routes as add_web_routes
 
 log = logging.getLogger("logmesh.logs")
@@ -254,20 +254,6 @@ class LogsServer(Serving):
         self.ingest.events.inc(len(lines))
         return web.json_response({"accepted": len(lines), "rejected": len(errors), "errors": errors[:20]})
 
-    def disk_usage(self) -> tuple[int, int]:
-        """(segment files, bytes) of the whole data directory's segments and Parquet files."""
-        files = size = 0
-        for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR):
-            try:
-                with os.scandir(self.config.data_dir / sub) as it:
-                    for entry in it:
-                        if entry.name.endswith((layout.SEGMENT_SUFFIX, layout.PARQUET_SUFFIX)):
-                            files += 1
-                            size += entry.stat().st_size
-            except FileNotFoundError:
-                pass
-        return files, size
-
     def published(self) -> Exposition:
         """This worker's numbers not counted in its metrics: kept by the store's writer, the
         connection guards and the query side, or computed from state now."""
@@ -329,12 +315,12 @@ class LogsServer(Serving):
         self.publish()
         ex = Exposition()
         ex.include(self.prom)
-        q_files, q_bytes = quarantined(self.config.data_dir)
+        q_files, q_bytes = catalogue.quarantined(self.config.data_dir)
         ex.add("logmesh_quarantine_files", "gauge", "Files in the data directory's quarantine/.", q_files)
         ex.add("logmesh_quarantine_bytes", "gauge", "Bytes in the data directory's quarantine/.", q_bytes)
-        files, size = self.disk_usage()
-        ex.add("logmesh_segments", "gauge", "Segment and Parquet files in the data directory.", files)
-        ex.add("logmesh_disk_bytes", "gauge", "Bytes of segments and Parquet files.", size)
+        disk = catalogue.usage(self.config.data_dir)  # the files the store reads, not their indexes
+        ex.add("logmesh_segments", "gauge", "Segment and Parquet files in the data directory.", disk.files)
+        ex.add("logmesh_disk_bytes", "gauge", "Bytes of segments and Parquet files.", disk.data_bytes)
         return ex
 
     async def metrics(self, request: web.Request) -> web.Response:

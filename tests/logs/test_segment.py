@@ -23,9 +23,10 @@ import orjson
 import pytest
 
 from logmesh.logs.event import Event
-from logmesh.logs.store import layout, segment
+from logmesh.logs.store import catalogue, layout, segment
 from logmesh.logs.store.reader import list_segments
-from logmesh.logs.store.segment import SegmentWriter, recover_segment
+from logmesh.logs.store.recovery import recover_segment
+from logmesh.logs.store.segment import SegmentWriter
 
 from ..waiting import wait_until
 
@@ -523,7 +524,7 @@ async def test_recovery_keeps_every_intact_line_after_damage_and_quarantines_the
     assert w2.stats["damaged_lines"] == 1
     quarantined = list((tmp_path / layout.QUARANTINE_DIR).iterdir())
     assert len(quarantined) == 1 and b"# offset %d" % victim in quarantined[0].read_bytes()
-    assert segment.quarantined(tmp_path)[0] == 1
+    assert catalogue.quarantined(tmp_path)[0] == 1
     await append(w2, 101, 1)
     assert numbers(tmp_path)[-1] == 101
 

@@ -1,4 +1,4 @@
-"""Append-only segment files: group commit, rotation, crash recovery.
+"""Append-only segment files: group commit, fsync, rotation and sealing.
 
 One writer per worker owns the files ``w<worker>-*.ndjson`` (guarded by an
 flock, so two processes can share a data directory without sharing files).
@@ -6,167 +6,33 @@ Events are appended to an in-memory buffer and written in groups: one
 ``write`` and at most one ``fsync`` per group, both in the writer's own I/O
 thread so the event loop keeps reading sockets meanwhile. ``durable(seq)`` resolves
 once the group holding ``seq`` is on disk, which is what acknowledgements
-wait for.
+wait for. While the disk fails (full, or an I/O error) the writer keeps what
+it could not write, says so (``failure``) and retries. Opening a stream first
+recovers what a previous run left (store/recovery.py); the stream's lock and the
+high-water mark of its seqs are store/streams.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-import orjson
 
 from ...fsio import fsync_path, write_atomic
-from ...protocol import loads
-from . import catalogue, layout
-
-# quarantined() moved to the catalogue; server.py and http/query_api.py still import it here.
-from .catalogue import quarantined as quarantined
+from . import layout
+from .recovery import recover_stream
+from .segment_index import SegmentIndex
+from .streams import claim_worker, save_highwater
 
 _encode_lines = msgspec.json.Encoder().encode_lines
 
 log = logging.getLogger("logmesh.store")
-
-
-@dataclass
-class SegmentIndex:
-    """What a reader needs to skip a segment: written beside it when sealed."""
-
-    first_seq: int
-    last_seq: int = -1
-    count: int = 0
-    min_ts: int = 0
-    max_ts: int = 0
-    bytes: int = 0
-    sparse: list[list[int]] = field(default_factory=list)  # [seq, ts, offset] about every SPARSE_EVERY
-    next_sparse: int = 0  # event count at which the next sparse entry is due
-
-    def add(self, seq: int, ts: int, offset: int) -> None:
-        self.add_block(seq, seq, 1, ts, ts, ts, offset)
-
-    def add_block(self, first: int, last: int, count: int, min_ts: int, max_ts: int,
-                  first_ts: int, offset: int) -> None:
-        """Account ``count`` events starting at byte ``offset``; sparse entries fall on block starts."""
-        if self.count >= self.next_sparse:
-            self.sparse.append([first, first_ts, offset])
-            self.next_sparse = self.count + layout.SPARSE_EVERY
-        if self.count == 0 or min_ts < self.min_ts:
-            self.min_ts = min_ts
-        if max_ts > self.max_ts:
-            self.max_ts = max_ts
-        self.last_seq = last
-        self.count += count
-
-    def to_json(self) -> bytes:
-        return orjson.dumps({"version": layout.SEGMENT_FORMAT_VERSION, "first_seq": self.first_seq,
-                             "last_seq": self.last_seq, "count": self.count, "min_ts": self.min_ts,
-                             "max_ts": self.max_ts, "bytes": self.bytes, "sparse": self.sparse})
-
-
-@dataclass
-class Recovery:
-    """What recovering one segment found: its index, and what it set aside."""
-
-    index: SegmentIndex
-    damaged_lines: int = 0  # lines no reader could use, moved to the quarantine directory
-    damaged_bytes: int = 0
-    torn_bytes: int = 0  # a last write the crash cut short (never acknowledged)
-
-
-def _record(line: bytes) -> tuple[int, int] | None:
-    """(seq, @timestamp) of a stored line every reader can read, else None.
-
-    Judged with the readers' parser (orjson, lone surrogates read as U+FFFD),
-    so "damaged" means "no reader could use it", nothing stricter.
-    """
-    try:
-        event = loads(line)
-        seq, ts = event["seq"], event["@timestamp"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
-    if type(seq) is not int or type(ts) is not int or not 0 <= seq < 1 << 63 \
-            or not 0 <= ts <= layout.MAX_TIMESTAMP_MS:  # no index could hold it (issue 14)
-        return None
-    return seq, ts
-
-
-def recover_segment(path: Path) -> Recovery:
-    """Make ``path`` hold only whole, readable lines; set the rest aside, never destroy it.
-
-    A crash can tear the last write (bytes after the last newline: never
-    acknowledged, since acks wait for whole groups on disk); a bad disk or a
-    stray write can damage any line. Every intact line is kept, wherever the
-    damage is; damaged lines and torn bytes go to ``quarantine/`` and are
-    counted, and the segment is rewritten without them (write, fsync, rename).
-    """
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    first_seq = int(layout.SEGMENT_RE.match(path.name).group(2))  # type: ignore[union-attr]
-    result = Recovery(SegmentIndex(first_seq))
-    index = result.index
-    keep: list[bytes] = []
-    bad: list[tuple[int, bytes]] = []
-    offset = out = 0
-    while offset < end:
-        nl = data.index(b"\n", offset)
-        line = data[offset:nl + 1]
-        rec = _record(line)
-        if rec is None:
-            bad.append((offset, line))
-            result.damaged_lines += 1
-            result.damaged_bytes += len(line)
-        else:
-            index.add(rec[0], rec[1], out)
-            keep.append(line)
-            out += len(line)
-        offset = nl + 1
-    if end < len(data):
-        bad.append((end, data[end:]))
-        result.torn_bytes = len(data) - end
-    index.bytes = out
-    if bad:
-        quarantine(path, bad)
-    if result.damaged_lines:
-        log.error("%s: %d damaged line(s) (%d bytes) moved to %s/; %d intact event(s) kept",
-                  path.name, result.damaged_lines, result.damaged_bytes, layout.QUARANTINE_DIR,
-                  index.count)
-    if result.torn_bytes:
-        log.warning("%s: cut %d torn byte(s) at the end (a write the crash interrupted, never "
-                    "acknowledged; kept in %s/)", path.name, result.torn_bytes, layout.QUARANTINE_DIR)
-    if result.damaged_lines:
-        write_atomic(path, b"".join(keep))  # the intact lines, in order, nothing else
-    else:
-        with open(path, "r+b") as f:
-            if end != len(data):
-                f.truncate(end)
-            # After a crash the records may be in the page cache only: sync them before the
-            # ledger counts them as stored (a resend of them is then acked without a copy).
-            os.fsync(f.fileno())
-    return result
-
-
-def quarantine(path: Path, parts: list[tuple[int, bytes]]) -> Path:
-    """Keep bytes no reader can use in ``<data>/quarantine/<file>@<offset>``, for a human."""
-    qdir = path.parent.parent / layout.QUARANTINE_DIR
-    qdir.mkdir(exist_ok=True)
-    target = qdir / f"{path.name}@{parts[0][0]}{layout.QUARANTINE_SUFFIX}"
-    with open(target, "ab") as f:
-        for offset, chunk in parts:
-            f.write(b"# offset %d, %d bytes\n" % (offset, len(chunk)))
-            f.write(chunk if chunk.endswith(b"\n") else chunk + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    fsync_path(qdir)
-    return target
-
 
 RETRY_SECONDS = 1.0  # a failed write or fsync is retried this often
 CLOSE_TIMEOUT_SECONDS = 10.0  # close() gives a failing disk this long
@@ -187,29 +53,6 @@ def _write_all(fd: int, view: memoryview) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def claim_worker(data_dir: Path, wanted: int | None = None) -> tuple[int, int]:
-    """Lock a worker's stream in ``data_dir``: ``wanted``, or the lowest free id.
-
-    Returns ``(worker id, lock fd)``; the flock lives as long as the fd, so a
-    crashed process frees its id. Several ``logmesh logs`` instances can so
-    share one data directory, each writing its own stream.
-    """
-    seg_dir = Path(data_dir) / layout.SEGMENTS_DIR
-    seg_dir.mkdir(parents=True, exist_ok=True)
-    for worker in ([wanted] if wanted is not None else range(layout.MAX_WORKERS)):
-        fd = os.open(seg_dir / f"w{worker:02d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return worker, fd
-    if wanted is not None:
-        raise RuntimeError(f"worker {wanted} of {seg_dir} is in use by another process; "
-                           "give each logs instance its own --worker-id or --data-dir")
-    raise RuntimeError(f"all {layout.MAX_WORKERS} worker streams of {seg_dir} are in use")
 
 
 class SegmentWriter:
@@ -269,74 +112,21 @@ class SegmentWriter:
 
     # -- opening and recovery ------------------------------------------------
     def open(self) -> None:
-        """Recover the unsealed segment a previous run left, and find where seqs go on.
-
-        The next seq comes from every durable trace of this worker: its
-        segments, its Parquet files and the high-water file that sealing
-        keeps. Segments alone are not enough: once compaction or retention
-        removed them all, a restart counting from 1 again would reuse a
-        Parquet file's name, and the compactor would delete the new segment
-        as "already compacted" (issue 14).
-        """
+        """Recover the unsealed segment a previous run left, and find where seqs go on
+        (store/recovery.py: from every durable trace of this worker, not its segments alone)."""
         if self._lock_fd is None:
             _, self._lock_fd = claim_worker(self.dir.parent, self.worker)
-        data_dir = self.dir.parent
-        for stray in catalogue.tmp_files(data_dir, layout.SEGMENTS_DIR, self.worker):
-            stray.unlink()  # a write_atomic cut short by a crash; the file it replaces is intact
-        last_seq = self._stored_highwater()
-        for seg in catalogue.segment_files(data_dir, self.worker):
-            path = seg.path
-            idx_path = path.with_name(layout.index_name(path.name))
-            if idx_path.exists():
-                try:
-                    last_seq = max(last_seq, orjson.loads(idx_path.read_bytes())["last_seq"])
-                    continue
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    log.error("%s: unreadable index; recovering the segment", idx_path.name)
-            # unsealed: the previous run ended here, maybe by a crash
-            found = recover_segment(path)
-            for key in ("damaged_lines", "damaged_bytes", "torn_bytes"):
-                self.stats[key] += getattr(found, key)
-            index = found.index
-            if index.count == 0:
-                path.unlink()
-                idx_path.unlink(missing_ok=True)
-                continue
-            write_atomic(idx_path, index.to_json())
-            last_seq = max(last_seq, index.last_seq)
-            log.info("recovered %s: %d events", path.name, index.count)
-        last_seq = max(last_seq, self._parquet_highwater())
+        found = recover_stream(self.dir.parent, self.worker)
+        for key in ("damaged_lines", "damaged_bytes", "torn_bytes"):
+            self.stats[key] += getattr(found, key)
+        last_seq = found.last_seq
         self._save_highwater(last_seq)
         self._counter = layout.split_seq(last_seq)[0] + 1 if last_seq >= 0 else 1
         self.written_seq = self.durable_seq = last_seq
 
-    def _stored_highwater(self) -> int:
-        try:
-            return int(orjson.loads((self.dir / layout.highwater_name(self.worker)).read_bytes())
-                       ["last_seq"])
-        except FileNotFoundError:
-            return -1
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            log.error("%s: unreadable; the next seq comes from the files alone",
-                      layout.highwater_name(self.worker))
-            return -1
-
-    def _parquet_highwater(self) -> int:
-        """The highest seq in this worker's Parquet files (their block index, else their name)."""
-        last = -1
-        for pq in catalogue.parquet_files(self.dir.parent, self.worker):
-            try:
-                last = max(last, int(orjson.loads(
-                    pq.path.with_name(layout.blocks_name(pq.path.name)).read_bytes())["last_seq"]))
-            except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                # No index: the file's name is its first seq; step past a whole segment's worth.
-                last = max(last, pq.first_seq + (layout.MAX_SEGMENT_EVENTS << layout.WORKER_BITS))
-        return last
-
     def _save_highwater(self, last_seq: int) -> None:
         if last_seq > self._saved_highwater:
-            write_atomic(self.dir / layout.highwater_name(self.worker),
-                         orjson.dumps({"last_seq": last_seq}))
+            save_highwater(self.dir.parent, self.worker, last_seq)
             self._saved_highwater = last_seq
 
     @property

@@ -1,0 +1,172 @@
+"""Crash recovery of a worker's segment stream: what a previous run left, made readable.
+
+At start (SegmentWriter.open) each worker recovers its segments that have no index: the
+one a crash (or a full disk while sealing) left unsealed. Every line is judged on its own
+with the readers' parser; intact lines are kept, wherever the damage is, and damaged
+lines and a torn last write go to ``quarantine/``, never destroyed (docs/durability.md).
+It also finds where the stream's seqs go on, from every durable trace of the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ...fsio import fsync_path, write_atomic
+from ...protocol import loads
+from . import catalogue, layout
+from .segment_index import SegmentIndex
+from .streams import parquet_highwater, stored_highwater
+
+log = logging.getLogger("logmesh.store")
+
+
+@dataclass
+class Recovery:
+    """What recovering one segment found: its index, and what it set aside."""
+
+    index: SegmentIndex
+    damaged_lines: int = 0  # lines no reader could use, moved to the quarantine directory
+    damaged_bytes: int = 0
+    torn_bytes: int = 0  # a last write the crash cut short (never acknowledged)
+
+
+def _record(line: bytes) -> tuple[int, int] | None:
+    """(seq, @timestamp) of a stored line every reader can read, else None.
+
+    Judged with the readers' parser (orjson, lone surrogates read as U+FFFD),
+    so "damaged" means "no reader could use it", nothing stricter.
+    """
+    try:
+        event = loads(line)
+        seq, ts = event["seq"], event["@timestamp"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if type(seq) is not int or type(ts) is not int or not 0 <= seq < 1 << 63 \
+            or not 0 <= ts <= layout.MAX_TIMESTAMP_MS:  # no index could hold it (issue 14)
+        return None
+    return seq, ts
+
+
+def recover_segment(path: Path) -> Recovery:
+    """Make ``path`` hold only whole, readable lines; set the rest aside, never destroy it.
+
+    A crash can tear the last write (bytes after the last newline: never
+    acknowledged, since acks wait for whole groups on disk); a bad disk or a
+    stray write can damage any line. Every intact line is kept, wherever the
+    damage is; damaged lines and torn bytes go to ``quarantine/`` and are
+    counted, and the segment is rewritten without them (write, fsync, rename).
+    """
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    first_seq = int(layout.SEGMENT_RE.match(path.name).group(2))  # type: ignore[union-attr]
+    result = Recovery(SegmentIndex(first_seq))
+    index = result.index
+    keep: list[bytes] = []
+    bad: list[tuple[int, bytes]] = []
+    offset = out = 0
+    while offset < end:
+        nl = data.index(b"\n", offset)
+        line = data[offset:nl + 1]
+        rec = _record(line)
+        if rec is None:
+            bad.append((offset, line))
+            result.damaged_lines += 1
+            result.damaged_bytes += len(line)
+        else:
+            index.add(rec[0], rec[1], out)
+            keep.append(line)
+            out += len(line)
+        offset = nl + 1
+    if end < len(data):
+        bad.append((end, data[end:]))
+        result.torn_bytes = len(data) - end
+    index.bytes = out
+    if bad:
+        quarantine(path, bad)
+    if result.damaged_lines:
+        log.error("%s: %d damaged line(s) (%d bytes) moved to %s/; %d intact event(s) kept",
+                  path.name, result.damaged_lines, result.damaged_bytes, layout.QUARANTINE_DIR,
+                  index.count)
+    if result.torn_bytes:
+        log.warning("%s: cut %d torn byte(s) at the end (a write the crash interrupted, never "
+                    "acknowledged; kept in %s/)", path.name, result.torn_bytes, layout.QUARANTINE_DIR)
+    if result.damaged_lines:
+        write_atomic(path, b"".join(keep))  # the intact lines, in order, nothing else
+    else:
+        with open(path, "r+b") as f:
+            if end != len(data):
+                f.truncate(end)
+            # After a crash the records may be in the page cache only: sync them before the
+            # ledger counts them as stored (a resend of them is then acked without a copy).
+            os.fsync(f.fileno())
+    return result
+
+
+def quarantine(path: Path, parts: list[tuple[int, bytes]]) -> Path:
+    """Keep bytes no reader can use in ``<data>/quarantine/<file>@<offset>``, for a human."""
+    qdir = path.parent.parent / layout.QUARANTINE_DIR
+    qdir.mkdir(exist_ok=True)
+    target = qdir / f"{path.name}@{parts[0][0]}{layout.QUARANTINE_SUFFIX}"
+    with open(target, "ab") as f:
+        for offset, chunk in parts:
+            f.write(b"# offset %d, %d bytes\n" % (offset, len(chunk)))
+            f.write(chunk if chunk.endswith(b"\n") else chunk + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_path(qdir)
+    return target
+
+
+@dataclass
+class StreamRecovery:
+    """What opening one worker's stream found: the last seq it ever used, and what recovery
+    set aside (summed over its segments)."""
+
+    last_seq: int = -1
+    damaged_lines: int = 0
+    damaged_bytes: int = 0
+    torn_bytes: int = 0
+
+
+def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
+    """Recover the unsealed segments a previous run of ``worker`` left, and find where its
+    seqs go on.
+
+    The last seq comes from every durable trace of this worker: its segments, its
+    Parquet files and the high-water file that sealing keeps. Segments alone are not
+    enough: once compaction or retention removed them all, a restart counting from 1
+    again would reuse a Parquet file's name, and the compactor would delete the new
+    segment as "already compacted" (issue 14). The caller holds the worker's lock.
+    """
+    data_dir = Path(data_dir)
+    for stray in catalogue.tmp_files(data_dir, layout.SEGMENTS_DIR, worker):
+        stray.unlink()  # a write_atomic cut short by a crash; the file it replaces is intact
+    result = StreamRecovery(stored_highwater(data_dir, worker))
+    for seg in catalogue.segment_files(data_dir, worker):
+        path = seg.path
+        idx_path = path.with_name(layout.index_name(path.name))
+        if idx_path.exists():
+            try:
+                result.last_seq = max(result.last_seq, orjson.loads(idx_path.read_bytes())["last_seq"])
+                continue
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                log.error("%s: unreadable index; recovering the segment", idx_path.name)
+        # unsealed: the previous run ended here, maybe by a crash
+        found = recover_segment(path)
+        for key in ("damaged_lines", "damaged_bytes", "torn_bytes"):
+            setattr(result, key, getattr(result, key) + getattr(found, key))
+        index = found.index
+        if index.count == 0:
+            path.unlink()
+            idx_path.unlink(missing_ok=True)
+            continue
+        write_atomic(idx_path, index.to_json())
+        result.last_seq = max(result.last_seq, index.last_seq)
+        log.info("recovered %s: %d events", path.name, index.count)
+    result.last_seq = max(result.last_seq, parquet_highwater(data_dir, worker))
+    return result

@@ -1,0 +1,79 @@
+"""A worker's segment stream in a shared data directory: the lock that makes it one
+writer's (``segments/wNN.lock``), and the high-water mark that keeps its seqs from ever
+repeating (``segments/wNN.seq``, with the Parquet files' own).
+
+Several ``logmesh logs`` processes (``--workers N``, or instances sharing a
+``--data-dir``) each claim a worker id here; the writer of that id saves the
+high-water mark each time it seals a segment, and recovery (store/recovery.py) reads
+it back at the next start, when compaction or retention may have removed every
+segment (issue 14).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+
+import orjson
+
+from ...fsio import write_atomic
+from . import catalogue, layout
+
+log = logging.getLogger("logmesh.store")
+
+
+def claim_worker(data_dir: Path, wanted: int | None = None) -> tuple[int, int]:
+    """Lock a worker's stream in ``data_dir``: ``wanted``, or the lowest free id.
+
+    Returns ``(worker id, lock fd)``; the flock lives as long as the fd, so a
+    crashed process frees its id. Several ``logmesh logs`` instances can so
+    share one data directory, each writing its own stream.
+    """
+    seg_dir = Path(data_dir) / layout.SEGMENTS_DIR
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    for worker in ([wanted] if wanted is not None else range(layout.MAX_WORKERS)):
+        fd = os.open(seg_dir / f"w{worker:02d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return worker, fd
+    if wanted is not None:
+        raise RuntimeError(f"worker {wanted} of {seg_dir} is in use by another process; "
+                           "give each logs instance its own --worker-id or --data-dir")
+    raise RuntimeError(f"all {layout.MAX_WORKERS} worker streams of {seg_dir} are in use")
+
+
+def save_highwater(data_dir: Path, worker: int, last_seq: int) -> None:
+    """Write ``last_seq`` as ``worker``'s high-water mark (atomically)."""
+    write_atomic(Path(data_dir) / layout.SEGMENTS_DIR / layout.highwater_name(worker),
+                 orjson.dumps({"last_seq": last_seq}))
+
+
+def stored_highwater(data_dir: Path, worker: int) -> int:
+    """The last seq in ``worker``'s high-water file (-1: none, or unreadable)."""
+    name = layout.highwater_name(worker)
+    try:
+        return int(orjson.loads((Path(data_dir) / layout.SEGMENTS_DIR / name).read_bytes())
+                   ["last_seq"])
+    except FileNotFoundError:
+        return -1
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        log.error("%s: unreadable; the next seq comes from the files alone", name)
+        return -1
+
+
+def parquet_highwater(data_dir: Path, worker: int) -> int:
+    """The highest seq in ``worker``'s Parquet files (their block index, else their name)."""
+    last = -1
+    for pq in catalogue.parquet_files(data_dir, worker):
+        try:
+            last = max(last, int(orjson.loads(
+                pq.path.with_name(layout.blocks_name(pq.path.name)).read_bytes())["last_seq"]))
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            # No index: the file's name is its first seq; step past a whole segment's worth.
+            last = max(last, pq.first_seq + (layout.MAX_SEGMENT_EVENTS << layout.WORKER_BITS))
+    return last
