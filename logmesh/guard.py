@@ -7,6 +7,10 @@ packet, no good hello) makes room for a newcomer, so a flood of silent sockets
 cannot lock shippers out; a budget of bytes held in partial packets across
 connections, a cap on unsent bytes per connection, and header/idle timeouts
 (slowloris). The limits themselves are :class:`logmesh.security.Limits`.
+
+Every connection refused or cut is counted in ``logmesh_connection_limits_total{reason}``,
+a prometheus-client counter of the server's :class:`logmesh.metrics.Metrics` (or of a
+registry of the guard's own when none is given).
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .metrics import Metrics, number, value
 from .security import Limits, token_matches
 
 log = logging.getLogger("logmesh.security")
 
 SWEEP_INTERVAL = 1.0  # seconds between checks of every connection's timers and buffers
+# The reasons of logmesh_connection_limits_total: a connection refused or closed by a limit.
+LIMIT_REASONS = ("refused_connections", "evicted", "auth_failures", "header_timeouts",
+                 "identify_timeouts", "idle_timeouts", "buffer_limit", "slow_readers")
 
 
 class RateLimitedLog:
@@ -105,6 +113,9 @@ class ConnectionGuard:
     closes those past a timeout or holding too many unsent bytes. ``silent``
     holds the connections not yet identified, oldest first: the ones a full
     port closes for a newcomer, and times out while more than half full.
+
+    ``metrics``: the registry its counter goes to (the server's; one of its own if None),
+    with ``labels`` on every sample (``{"worker": "0"}``, ``{"service": "goods"}``).
     """
 
     name: str
@@ -113,13 +124,22 @@ class ConnectionGuard:
     conns: set = field(default_factory=set)
     silent: dict = field(default_factory=dict)  # not yet identified, oldest first
     buffered: int = 0
-    stats: dict[str, int] = field(default_factory=lambda: {
-        "refused_connections": 0, "evicted": 0, "auth_failures": 0, "header_timeouts": 0,
-        "identify_timeouts": 0, "idle_timeouts": 0, "buffer_limit": 0, "slow_readers": 0})
+    metrics: Metrics | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._task: asyncio.Task | None = None
         self.warn = RateLimitedLog(logging.getLogger(f"logmesh.{self.name}"))
+        limits = (self.metrics or Metrics()).counter(
+            "logmesh_connection_limits_total", "Connections refused or closed by a limit, by reason.",
+            [*self.labels, "reason"])
+        self._limited = {reason: limits.labels(*self.labels.values(), reason)
+                         for reason in LIMIT_REASONS}
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Connections refused or cut, by reason: read from the metric."""
+        return {reason: int(number(value(c))) for reason, c in self._limited.items()}
 
     @property
     def requires_auth(self) -> bool:
@@ -144,7 +164,7 @@ class ConnectionGuard:
 
         def guarded() -> asyncio.BaseProtocol:
             if len(self.conns) >= self.limits.max_connections and not self._make_room():
-                self.stats["refused_connections"] += 1
+                self._limited["refused_connections"].inc()
                 self.warn.warning("%s: %d connections open, all identified (--max-connections); "
                                   "closing a new one", self.name, len(self.conns))
                 return Refused()
@@ -235,7 +255,7 @@ class ConnectionGuard:
         return cut
 
     def auth_failed(self, conn: Guarded, missing: bool) -> None:
-        self.stats["auth_failures"] += 1
+        self._limited["auth_failures"].inc()
         self.warn.warning("%s: refused %s: %s", self.name, _peer(conn),
                           "no token" if missing else "wrong token")
 
@@ -298,7 +318,7 @@ class ConnectionGuard:
     def _drop(self, conn: Guarded, reason: str, why: str, *args: Any) -> None:
         """Close ``conn`` for ``reason`` (counted, logged) and free its slot and bytes now:
         ``connection_lost`` comes later."""
-        self.stats[reason] += 1
+        self._limited[reason].inc()
         self.warn.warning("%s: closing %s: " + why, self.name, _peer(conn), *args)
         self.closed(conn)
         if conn.transport is not None:

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .guard import RateLimitedLog, Refused, raise_nofile_limit
+from .metrics import Metrics, number, value
 from .security import DEFAULT_HTTP_IDLE_TIMEOUT, Access, Limits, bearer_token
 
 BODY_TIMEOUT = 60.0  # seconds a request body may take to arrive (slow bodies get 408)
@@ -24,25 +25,57 @@ BODY_TIMEOUT = 60.0  # seconds a request body may take to arrive (slow bodies ge
 # -- HTTP -------------------------------------------------------------------------
 
 
+class HttpCounters:
+    """A :class:`GuardedSite`'s counts, prometheus-client counters in ``metrics`` (the
+    server's; a registry of their own if None) with ``labels`` on every sample: connections
+    refused past ``--max-connections``, closed to make room, requests aiohttp could not parse.
+
+    Made with the server, not with its site (made at start), so ``/metrics`` lists them
+    from the first scrape.
+    """
+
+    def __init__(self, metrics: Metrics | None = None, labels: dict[str, str] | None = None) -> None:
+        m = metrics or Metrics()
+        labels = labels or {}
+
+        def counter(name: str, help_text: str) -> Any:
+            c = m.counter(name, help_text, list(labels))
+            return c.labels(*labels.values()) if labels else c
+
+        self.refused = counter("logmesh_http_refused_connections_total",
+                               "HTTP connections closed past --max-connections.")
+        self.evicted = counter("logmesh_http_evicted_connections_total", "HTTP connections closed "
+                               "to make room (never sent a request, or idle keep-alive).")
+        self.bad_requests = counter("logmesh_http_bad_requests_total", "HTTP requests aiohttp "
+                                    "could not parse (answered 400, logged rate-limited).")
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """The counts, read from the metrics."""
+        return {"refused_connections": int(number(value(self.refused))),
+                "evicted": int(number(value(self.evicted))),
+                "bad_requests": int(number(value(self.bad_requests)))}
+
+
 class BadRequestLog:
     """Stands in for aiohttp's server logger on our connections: aiohttp logs each malformed
     request with a full traceback (11 lines a request, no limit); here one line each, rate
-    limited, and counted in ``stats["bad_requests"]``."""
+    limited, and counted in ``bad_requests`` (a counter)."""
 
-    def __init__(self, logger: logging.Logger, stats: dict[str, int]) -> None:
-        self.logger, self.stats = logger, stats
+    def __init__(self, logger: logging.Logger, bad_requests: Any) -> None:
+        self.logger, self.bad_requests = logger, bad_requests
         self.warn = RateLimitedLog(logger)
 
     def exception(self, msg: str, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
         if isinstance(exc_info, HttpProcessingError):
-            self.stats["bad_requests"] += 1
+            self.bad_requests.inc()
             self.warn.warning(msg + ": %s", *args, _describe(exc_info))
         else:  # not the client's fault: keep the traceback, but not a flood of them
             self.warn.warning(msg, *args, exc_info=exc_info or True)
 
     def debug(self, msg: str, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
         if isinstance(exc_info, HttpProcessingError):  # e.g. TLS or garbage on the HTTP port
-            self.stats["bad_requests"] += 1
+            self.bad_requests.inc()
             self.logger.debug(msg + ": %s", *args, _describe(exc_info))
         else:
             self.logger.debug(msg, *args, exc_info=exc_info, **kwargs)
@@ -69,16 +102,21 @@ class GuardedSite(web.TCPSite):
     moves only in ``connection_made``, after a whole burst was accepted). A full
     port closes a connection that is not inside a request for the newcomer (one
     that never sent a complete request head first); only a port full of requests
-    in progress refuses it.
+    in progress refuses it. ``counters``: where it counts (:class:`HttpCounters`).
     """
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
-                 limits: Limits | None = None, **kwargs: Any) -> None:
+                 limits: Limits | None = None, counters: HttpCounters | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(runner, host, port, **kwargs)
         self.limits = limits or Limits()
-        self.stats = {"refused_connections": 0, "evicted": 0, "bad_requests": 0}
-        self.log = BadRequestLog(logging.getLogger("logmesh.http"), self.stats)
+        self.counters = counters or HttpCounters()
+        self.log = BadRequestLog(logging.getLogger("logmesh.http"), self.counters.bad_requests)
         self._handlers: dict[Any, float] = {}  # every connection's handler: when accepted
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return self.counters.stats
 
     @property
     def refused(self) -> int:
@@ -99,7 +137,7 @@ class GuardedSite(web.TCPSite):
         victim = next((h for h in idle if h._request_count == 0), idle[0] if idle else None)
         if victim is None:
             return False
-        self.stats["evicted"] += 1
+        self.counters.evicted.inc()
         self.log.warn.warning("HTTP: closing %s (%s for %.1fs) to make room: the port is full "
                               "(--max-connections %d)", _peer(victim),
                               "idle" if victim._request_count else "no request",
@@ -117,7 +155,7 @@ class GuardedSite(web.TCPSite):
 
         def factory() -> asyncio.BaseProtocol:
             if len(self._handlers) >= limit and not self._make_room():
-                self.stats["refused_connections"] += 1
+                self.counters.refused.inc()
                 self.log.warn.warning("HTTP: %d connections open, all with a request "
                                       "(--max-connections); closing a new one", limit)
                 return Refused()

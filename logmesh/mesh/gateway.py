@@ -30,7 +30,7 @@ from ..lifecycle import Serving
 from ..metrics import Metrics
 from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
-from ..security_http import BODY_TIMEOUT, GuardedSite, runner_kwargs
+from ..security_http import BODY_TIMEOUT, GuardedSite, HttpCounters, runner_kwargs
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
 from .metrics_http import CountedPart
 from .registry import RegistryLink
@@ -255,7 +255,7 @@ class Gateway(CountedPart, Serving):
         self.runner = web.AppRunner(self.app(), access_log=None, **runner_kwargs(self.limits))
         await self.runner.setup()
         site = GuardedSite(self.runner, self.host, self.port, limits=self.limits,
-                           ssl_context=self.tls.server_context())
+                           counters=HttpCounters(self.prom), ssl_context=self.tls.server_context())
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("gateway listening on %s://%s:%d", "https" if self.tls.serves else "http",

@@ -81,7 +81,6 @@ class Service(CountedPart, Serving):
         self.name, self.host, self.port = name, host, port
         self.token = security.token
         self.tls = security.tls
-        self.guard = ConnectionGuard(name, security.limits, security.guard_tokens)
         self.routes = dict(routes)
         self.distributor_addr = distributor
         self.max_frame_bytes = max_frame_bytes
@@ -92,6 +91,8 @@ class Service(CountedPart, Serving):
         self.connections: set[FramedConnection] = set()
         # Counted in prometheus-client metrics (docs/metrics.md), shown on --metrics-port.
         self.prom = Metrics()
+        self.guard = ConnectionGuard(name, security.limits, security.guard_tokens, metrics=self.prom,
+                                     labels={"service": name})
         self._counters = {key: self.prom.counter(metric, help_text, ["service"]).labels(name)
                           for key, metric, help_text in SERVICE_COUNTERS}
         self.request_seconds = self.prom.histogram(
