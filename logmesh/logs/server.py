@@ -32,6 +32,7 @@ from ..security import ServerSecurity
 from ..security_http import (
     BODY_TIMEOUT,
     GuardedSite,
+    HttpCounters,
     bearer_middleware,
     error_middleware,
     json_error,
@@ -56,7 +57,7 @@ log = logging.getLogger("logmesh.logs")
 STORE_RETRY_AFTER_SECONDS = 5  # Retry-After of a 507: the disk is full or failing
 # --workers N: under the data directory, the workers' metric files (logmesh/metrics.py), so
 # any worker's /metrics shows them all; each worker publishes the numbers it does not count
-# in metrics (the writer's, the guards', the query side's, gauges of now) this often.
+# in metrics (the store's writer's, gauges of now) this often.
 METRICS_DIR = "metrics"
 PUBLISH_SECONDS = 1.0
 
@@ -106,13 +107,15 @@ class LogsServer(Serving):
         self.access = access = config.security.access
         self.tls = config.security.tls
         self.limits = config.security.limits
-        self.guard = ConnectionGuard("logs ingest", self.limits, access.write)
         reuse = config.workers > 1
         self.reuse_port = reuse
         # No --worker-id: take the lowest free stream, so instances can share a data directory.
         config.worker_id, lock_fd = claim_worker(config.data_dir, config.worker_id)
         self.prom = Metrics(config.data_dir / METRICS_DIR if config.workers > 1 else None)
         worker = str(config.worker_id)
+        self.guard = ConnectionGuard("logs ingest", self.limits, access.write, metrics=self.prom,
+                                     labels={"worker": worker})
+        self.http_counters = HttpCounters(self.prom, {"worker": worker})  # the site's, made at start
         self.writer = SegmentWriter(config.data_dir, config.worker_id, fsync=config.fsync,
                                     fsync_interval=config.fsync_interval, rotate=config.rotate,
                                     max_segment_bytes=config.max_segment_bytes, lock_fd=lock_fd)
@@ -144,11 +147,12 @@ class LogsServer(Serving):
         self.registry: RegistryLink | None = None
         # The query side, given what it reads: the engine below ingest's CPU priority
         # (http/query_api.py), one compactor per data directory (worker 0's), which keeps
-        # NDJSON until every sink sent it.
+        # NDJSON until every sink sent it; and where they count.
         self.query = QueryService(
             config.data_dir, worker_nice=HEAVY_NICE, compact=config.worker_id == 0 and config.compact,
             retention_ms=config.retention_ms, max_disk_bytes=config.max_disk_bytes,
-            hold=unsent_by(config.data_dir, [s.kind for s in self.sinks]) if self.sinks else None)
+            hold=unsent_by(config.data_dir, [s.kind for s in self.sinks]) if self.sinks else None,
+            metrics=self.prom, worker=worker)
         self.api = QueryAPI(self.query.engine, access=access, writer_stats=lambda: self.writer.stats,
                             ledger_summary=self.ledger.summary, mesh_nodes=self.mesh_nodes,
                             query_timeout=config.query_timeout, max_rows=config.max_rows,
@@ -255,23 +259,11 @@ class LogsServer(Serving):
         return web.json_response({"accepted": len(lines), "rejected": len(errors), "errors": errors[:20]})
 
     def published(self) -> Exposition:
-        """This worker's numbers not counted in its metrics: kept by the store's writer, the
-        connection guards and the query side, or computed from state now."""
+        """This worker's numbers not counted in its metrics: kept by the store's writer, or
+        computed from state now."""
         ex = Exposition()
         w = {"worker": str(self.config.worker_id)}
         ws = self.writer.stats
-        ex.add_many("logmesh_connection_limits_total", "counter",
-                    "Connections refused or closed by a limit, by reason.",
-                    (({**w, "reason": r}, n) for r, n in self.guard.stats.items()))
-        site = self.site.stats if self.site is not None else {}
-        ex.add("logmesh_http_refused_connections_total", "counter",
-               "HTTP connections closed past --max-connections.", site.get("refused_connections", 0), w)
-        ex.add("logmesh_http_evicted_connections_total", "counter",
-               "HTTP connections closed to make room (never sent a request, or idle keep-alive).",
-               site.get("evicted", 0), w)
-        ex.add("logmesh_http_bad_requests_total", "counter",
-               "HTTP requests aiohttp could not parse (answered 400, logged rate-limited).",
-               site.get("bad_requests", 0), w)
         ex.add("logmesh_stored_events_total", "counter", "Events written by this worker.", ws["events"], w)
         ex.add("logmesh_stored_bytes_total", "counter", "Bytes written by this worker.", ws["bytes"], w)
         ex.add("logmesh_fsyncs_total", "counter", "fsync calls (one per group).", ws["fsyncs"], w)
@@ -353,7 +345,8 @@ class LogsServer(Serving):
         self.runner = web.AppRunner(self.app, access_log=None, **runner_kwargs(self.limits))
         await self.runner.setup()
         self.site = GuardedSite(self.runner, cfg.host, cfg.http_port, limits=self.limits,
-                                ssl_context=server_ssl, reuse_port=self.reuse_port or None)
+                                counters=self.http_counters, ssl_context=server_ssl,
+                                reuse_port=self.reuse_port or None)
         await self.site.start()
         cfg.http_port = self.site.port
         log.info("logs worker %d: TCP %s:%d, HTTP %s://%s:%d, data in %s", cfg.worker_id,

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ...metrics import Metrics
 from ..event import FIELD_TYPES
 from ..store import catalogue, layout
 from ..store.blocks import ParquetFile
@@ -34,7 +35,7 @@ from ..store.compact import MINUTE_MS, SUMMARY_FIELDS
 from . import kql, plan, trigram_need
 from .cursors import decode_cursor, encode_cursor
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
-from .execution import DuckDB, event_dict, lower_priority
+from .execution import DuckDB, QueryCounters, event_dict, lower_priority
 from .fields import field_expr
 from .plan import Snapshot
 from .view import StoreView
@@ -56,9 +57,11 @@ NONE = "(none)"
 class Engine:
     def __init__(self, data_dir: Path, *, threads: int | None = None,
                  memory_limit: str | None = None, clock: Callable[[], float] = time.time,
-                 worker_nice: int = 0) -> None:
+                 worker_nice: int = 0, metrics: Metrics | None = None, worker: str = "0") -> None:
         """``worker_nice``: DuckDB's own worker threads run at this nice level (Linux), so the
-        CPU they take from ingest goes back to it first (see :func:`lower_priority`)."""
+        CPU they take from ingest goes back to it first (see :func:`lower_priority`).
+        ``metrics``: the registry its counters go to (the server's; one of its own if None),
+        labelled ``worker``."""
         self.data_dir = Path(data_dir)
         self.clock = clock
         config: dict[str, Any] = {}
@@ -66,10 +69,9 @@ class Engine:
             config["threads"] = threads
         if memory_limit:
             config["memory_limit"] = memory_limit
-        self.counters = {"queries": 0, "query_seconds": 0.0, "live_bytes_loaded": 0, "refreshes": 0,
-                         "damaged_files": 0, "damaged_rows": 0}
-        self.db = DuckDB(self.data_dir, config, worker_nice, self.counters)
-        self.view = StoreView(self.data_dir, self.db, self.counters)
+        self.query_counters = QueryCounters.make(metrics, worker)
+        self.db = DuckDB(self.data_dir, config, worker_nice, self.query_counters)
+        self.view = StoreView(self.data_dir, self.db, self.query_counters)
         self._lock = threading.Lock()  # one refresh at a time; held while a file is set aside
         self._local = threading.local()
         self._refreshed = 0.0
@@ -79,6 +81,12 @@ class Engine:
             self.db.close()
         finally:
             self.view.close()
+
+    @property
+    def counters(self) -> dict[str, int | float]:
+        """Queries, their seconds, live bytes loaded, damaged files and their events: read
+        from the metrics (the stats API shows the damaged ones)."""
+        return self.query_counters.read()
 
     @property
     def snapshot(self) -> Snapshot:
@@ -156,8 +164,8 @@ class Engine:
                 except FileNotFoundError:
                     pass
             self._refreshed = 0.0
-        self.counters["damaged_files"] += 1
-        self.counters["damaged_rows"] += rows
+        self.query_counters.damaged_files.inc()
+        self.query_counters.damaged_rows.inc(rows)
         log.error("%s cannot be read (damaged); moved to %s/ with its %d event(s)", path.name,
                   layout.QUARANTINE_DIR, rows)
 

@@ -11,6 +11,10 @@ DuckDB's own worker threads can run at a lower CPU priority than ingest
 (``connect_at_nice``): on Linux a thread's nice value is inherited by the
 threads it starts, so the connection is made from a short-lived thread at that
 level.
+
+The engine's counters (:class:`QueryCounters`) are prometheus-client counters of the
+server's registry: queries and their time are counted here, the rest by the engine
+and its view.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
 
+from ... import metrics as prom
+from ...metrics import Metrics, number
 from ..store import catalogue, layout
 from ..store.columns import COLUMNS, sql_str
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
@@ -35,6 +42,42 @@ from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
 JSON_COLUMNS = {n for n, t in COLUMNS if t == "JSON"}
 _QUOTED_PATH = re.compile(r"""['"]([^'"]+\.(?:parquet|ndjson))['"]""")
 _QUOTED_PARQUET = re.compile(r"""['"]([^'"]+\.parquet)['"]""")
+
+
+@dataclass(frozen=True)
+class QueryCounters:
+    """The engine's counters (docs/metrics.md), each labelled with its worker."""
+
+    queries: Any
+    seconds: Any
+    damaged_files: Any
+    damaged_rows: Any
+    live_bytes: Any
+
+    @classmethod
+    def make(cls, metrics: Metrics | None, worker: str) -> QueryCounters:
+        """In ``metrics`` (the server's; a registry of their own if None)."""
+        m = metrics or Metrics()
+
+        def counter(name: str, help_text: str) -> Any:
+            return m.counter(name, help_text, ["worker"]).labels(worker)
+
+        return cls(
+            queries=counter("logmesh_queries_total", "DuckDB queries run for the API."),
+            seconds=counter("logmesh_query_seconds_total", "Time spent in DuckDB queries."),
+            damaged_files=counter("logmesh_damaged_parquet_files_total",
+                                  "Parquet files a query found unreadable, moved to quarantine/."),
+            damaged_rows=counter("logmesh_damaged_parquet_events_total",
+                                 "Events of those files (lost to search; the bytes are kept)."),
+            live_bytes=counter("logmesh_live_bytes_loaded_total",
+                               "NDJSON bytes loaded into the live table (segments not compacted yet)."))
+
+    def read(self) -> dict[str, int | float]:
+        """The counts, read from the metrics."""
+        return {"queries": number(prom.value(self.queries)), "query_seconds": prom.value(self.seconds),
+                "live_bytes_loaded": number(prom.value(self.live_bytes)),
+                "damaged_files": number(prom.value(self.damaged_files)),
+                "damaged_rows": number(prom.value(self.damaged_rows))}
 
 
 def event_dict(names: list[str], row: Iterable[Any]) -> dict:
@@ -88,10 +131,10 @@ def connect_at_nice(config: dict[str, Any], nice: int) -> duckdb.DuckDBPyConnect
 
 class DuckDB:
     """The engine's in-memory database (its live table lives there too) and how its
-    queries run; ``counters`` is the engine's, for /metrics."""
+    queries run; ``counters``: the engine's."""
 
     def __init__(self, data_dir: Path, config: dict[str, Any], nice: int,
-                 counters: dict[str, Any]) -> None:
+                 counters: QueryCounters) -> None:
         self.data_dir = Path(data_dir)
         self.parquet_dir = self.data_dir / layout.PARQUET_DIR
         self.counters = counters
@@ -153,8 +196,8 @@ class DuckDB:
         finally:
             if timer is not None:
                 timer.cancel()
-            self.counters["queries"] += 1
-            self.counters["query_seconds"] += time.perf_counter() - t0
+            self.counters.queries.inc()
+            self.counters.seconds.inc(time.perf_counter() - t0)
         return names, rows
 
     def gone_file(self, exc: duckdb.Error) -> bool:

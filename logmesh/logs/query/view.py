@@ -28,7 +28,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -44,7 +43,7 @@ from ..store.columns import (
     read_ndjson_sql,
 )
 from ..store.reader import read_complete
-from .execution import DuckDB
+from .execution import DuckDB, QueryCounters
 from .plan import LiveSegment, Snapshot
 
 log = logging.getLogger("logmesh.logs.query")
@@ -61,12 +60,12 @@ GONE_GRACE_SECONDS = 30.0  # rows of a compacted segment are dropped from memory
 class StoreView:
     """What one engine has read of the store; :meth:`refresh` catches up with the files."""
 
-    def __init__(self, data_dir: Path, db: DuckDB, counters: dict[str, Any]) -> None:
+    def __init__(self, data_dir: Path, db: DuckDB, counters: QueryCounters) -> None:
         self.data_dir = Path(data_dir)
         self.parquet_dir = self.data_dir / layout.PARQUET_DIR
         self.db = db
         self.con = db.con
-        self.counters = counters  # the engine's: refreshes, live_bytes_loaded
+        self.counters = counters  # the engine's: bytes loaded into the live table
         cols = ", ".join(f"{ident(n)} {t}" for n, t in COLUMNS)
         self.con.execute(f"CREATE TABLE live ({cols}, _seg INTEGER, _gen BIGINT)")
         self._tmp = Path(tempfile.mkdtemp(prefix="logmesh-live-"))
@@ -91,7 +90,6 @@ class StoreView:
 
     def refresh(self) -> Snapshot:
         """Load what was appended since the last refresh; the caller holds the engine's lock."""
-        self.counters["refreshes"] += 1
         # segments first, then Parquet files: see store/compact.py
         segments = catalogue.list_segments(self.data_dir)
         parquet = catalogue.parquet_names(self.data_dir)
@@ -172,7 +170,7 @@ class StoreView:
             self._gen += 1  # each chunk its own generation: see _insert_live
             self._insert_live(live, data, self._gen)
             live.offset = nxt
-            self.counters["live_bytes_loaded"] += len(data)
+            self.counters.live_bytes.inc(len(data))
 
     def _insert_live(self, live: LiveSegment, data: bytes, gen: int) -> None:
         """Append one chunk of whole lines; ``gen`` must be new, since the segment's counts

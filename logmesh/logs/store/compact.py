@@ -17,7 +17,9 @@ that the next pass deletes. A segment is compacted only ``grace`` seconds after
 it was sealed, so live tails have read its last lines from the NDJSON first.
 
 Only worker 0 compacts (for every worker's segments), in a thread with its own
-single-threaded DuckDB: ingest keeps the other core and the event loop.
+single-threaded DuckDB: ingest keeps the other core and the event loop. It counts in
+prometheus-client counters of the server's registry (``logmesh_compacted_*``,
+``logmesh_compaction_*``), which are thread-safe.
 Parquet v2 encodings (delta for integers) read 5-6x faster than v1 here:
 sum(@timestamp) over 1M rows 3.2 ms vs 20 ms (bench/query.py's data).
 """
@@ -32,11 +34,13 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
 
 from ...fsio import fsync_path, write_atomic
+from ...metrics import Metrics, number, value
 from . import catalogue, layout, trigrams
 from .catalogue import SegmentInfo, list_segments
 from .columns import (
@@ -171,7 +175,10 @@ class Compactor:
     def __init__(self, data_dir: Path, *, grace: float = COMPACT_GRACE_SECONDS,
                  interval: float = COMPACT_INTERVAL_SECONDS, clock: Callable[[], float] = time.time,
                  after_pass: Callable[[], None] | None = None,
-                 block_rows: int = layout.PARQUET_ROW_GROUP_ROWS) -> None:
+                 block_rows: int = layout.PARQUET_ROW_GROUP_ROWS,
+                 metrics: Metrics | None = None, worker: str = "0") -> None:
+        """``metrics``: the registry its counters go to (the server's; one of its own if
+        None), labelled ``worker``."""
         self.data_dir = Path(data_dir)
         self.parquet_dir = self.data_dir / layout.PARQUET_DIR
         self.grace = grace
@@ -179,8 +186,17 @@ class Compactor:
         self.clock = clock
         self.after_pass = after_pass  # e.g. retention
         self.block_rows = block_rows
-        self.stats = {"segments": 0, "events": 0, "seconds": 0.0, "errors": 0,
-                      "parquet_bytes": 0, "ndjson_bytes": 0}
+        m = metrics or Metrics()
+
+        def counter(name: str, help_text: str) -> Any:
+            return m.counter(name, help_text, ["worker"]).labels(worker)
+
+        self.segments = counter("logmesh_compacted_segments_total", "Segments compacted to Parquet.")
+        self.events = counter("logmesh_compacted_events_total", "Events compacted to Parquet.")
+        self.seconds = counter("logmesh_compaction_seconds_total", "Time spent compacting.")
+        self.errors = counter("logmesh_compaction_errors_total", "Failed compactions (retried).")
+        self.parquet_bytes = 0  # bytes this compactor wrote and read (not metrics; in stats)
+        self.ndjson_bytes = 0
         self._con: duckdb.DuckDBPyConnection | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -192,6 +208,13 @@ class Compactor:
         # hold(seg) True: a forwarding sink still reads this NDJSON (sinks/cursor.py:unsent_by);
         # compact it, but delete it only on a later pass, once the sink has sent it.
         self.hold: Callable[[SegmentInfo], bool] | None = None
+
+    @property
+    def stats(self) -> dict[str, int | float]:
+        """The counts: read from the metrics, with the bytes written and read."""
+        return {"segments": number(value(self.segments)), "events": number(value(self.events)),
+                "seconds": value(self.seconds), "errors": number(value(self.errors)),
+                "parquet_bytes": self.parquet_bytes, "ndjson_bytes": self.ndjson_bytes}
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -265,7 +288,7 @@ class Compactor:
             except FileNotFoundError:
                 continue  # removed meanwhile (retention)
             except (duckdb.Error, OSError, ValueError) as exc:
-                self.stats["errors"] += 1
+                self.errors.inc()
                 self._failed[seg.path.name] = self.clock()
                 failure = f"compaction of {seg.path.name} failed: {exc}"
                 log.error("compaction of %s failed (retrying in a minute): %s", seg.path.name, exc)
@@ -273,11 +296,11 @@ class Compactor:
             took = time.perf_counter() - t0
             self._failed.pop(seg.path.name, None)
             done += 1
-            self.stats["segments"] += 1
-            self.stats["events"] += index["rows"]
-            self.stats["seconds"] += took
-            self.stats["parquet_bytes"] += index["bytes"]
-            self.stats["ndjson_bytes"] += size
+            self.segments.inc()
+            self.events.inc(index["rows"])
+            self.seconds.inc(took)
+            self.parquet_bytes += index["bytes"]
+            self.ndjson_bytes += size
             log.info("compacted %s: %d events, %d -> %d bytes (%.1f%%) in %.2fs", seg.path.name,
                      index["rows"], size, index["bytes"], 100 * index["bytes"] / max(size, 1), took)
         if failure is not None:

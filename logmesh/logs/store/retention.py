@@ -7,7 +7,8 @@ The active segment of any worker (no ``.idx.json`` yet) is never touched, so
 the limit can be exceeded by the active segments alone; that is logged.
 
 Runs in worker 0's compaction thread after each pass. Every deletion is
-logged with its reason and counted (``logmesh_retention_deleted_*`` in /metrics).
+logged with its reason and counted (``logmesh_retention_deleted_*`` in /metrics:
+prometheus-client counters of the server's registry).
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from ...metrics import Metrics, number, value
 from . import catalogue, layout
 
 log = logging.getLogger("logmesh.logs.retention")
+
+REASONS = ("age", "disk")  # why a file went: --retention, --max-disk
 
 
 @dataclass
@@ -45,13 +50,35 @@ def _size(path: Path) -> int:
 
 class Retention:
     def __init__(self, data_dir: Path, *, max_age_ms: int | None = None, max_bytes: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
+                 worker: str = "0") -> None:
+        """``metrics``: the registry its counters go to (the server's; one of its own if
+        None), labelled ``worker``."""
         self.data_dir = Path(data_dir)
         self.max_age_ms = max_age_ms
         self.max_bytes = max_bytes
         self.clock = clock
-        self.counters = {"files_age": 0, "files_disk": 0, "bytes": 0, "events": 0}
+        m = metrics or Metrics()
+        files = m.counter("logmesh_retention_deleted_files_total",
+                          "Segment and Parquet files deleted by retention, by reason (age, disk).",
+                          ["worker", "reason"])
+        self.deleted_files = {reason: files.labels(worker, reason) for reason in REASONS}
+
+        def counter(name: str, help_text: str) -> Any:
+            return m.counter(name, help_text, ["worker"]).labels(worker)
+
+        self.deleted_bytes = counter("logmesh_retention_deleted_bytes_total", "Bytes deleted by retention.")
+        self.deleted_events = counter("logmesh_retention_deleted_events_total",
+                                      "Events deleted by retention.")
         self._warned = False
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Files deleted by reason (``files_age``, ``files_disk``), their bytes and events:
+        read from the metrics."""
+        return {**{f"files_{r}": int(number(value(c))) for r, c in self.deleted_files.items()},
+                "bytes": int(number(value(self.deleted_bytes))),
+                "events": int(number(value(self.deleted_events)))}
 
     @property
     def enabled(self) -> bool:
@@ -114,8 +141,8 @@ class Retention:
     def _delete(self, v: Victim, reason: str, why: str) -> None:
         for p in v.paths:
             p.unlink(missing_ok=True)
-        self.counters["files_" + reason] += 1
-        self.counters["bytes"] += v.bytes
-        self.counters["events"] += v.events
+        self.deleted_files[reason].inc()
+        self.deleted_bytes.inc(v.bytes)
+        self.deleted_events.inc(v.events)
         log.info("retention: deleted %s %s (%d events, %d bytes): %s", v.kind, v.paths[0].name,
                  v.events, v.bytes, why)
