@@ -108,16 +108,21 @@ ship_mode_option = click.option(
 @distributor_option
 @click.option("--timeout", default=10.0, help="Seconds to wait for a service's reply (then 504).")
 @click.option("--ship/--no-ship", default=True,
-              help="Ship an access log (status, latency) per request to the logs service.")
+              help="Ship an access log (status, errorcode, latency, upstream, trace id) per "
+                   "request to the logs service.")
 @ship_mode_option
 @click.option("--max-body-size", type=SIZE, default="1MiB",
               help="Larger request bodies are answered 413.")
+@click.option("--status-from-errorcode/--always-200", default=True,
+              help="Answer a service's reply with the HTTP status its errorcode maps to (0: 200, "
+                   "400-599: that status, any other: 500), or with 200 whatever it says, as the "
+                   "chapter's gateway does.")
 @metrics_port_option
 @security_options()
 @supervise_option
 def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, ship: bool,
-            ship_mode: str, max_body_size: int, metrics_port: int | None, supervise: bool,
-            sec: SecurityArgs) -> None:
+            ship_mode: str, max_body_size: int, status_from_errorcode: bool,
+            metrics_port: int | None, supervise: bool, sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
     config = sec.config("gateway", host)
     if supervise:
@@ -127,7 +132,7 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
 
     gw = Gateway(host, port, distributor=distributor, timeout=timeout,
                  security=config,
-                 max_body_bytes=max_body_size)
+                 max_body_bytes=max_body_size, status_from_errorcode=status_from_errorcode)
     if ship:
         gw.attach_shipper(Shipper("gateway", mode=ship_mode, token=config.token,
                                   ssl=config.tls.client_context()))

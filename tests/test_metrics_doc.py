@@ -78,6 +78,7 @@ async def pages(tmp_path: Path) -> list[str]:
     gw = Gateway("127.0.0.1", 0, distributor=("127.0.0.1", 9))
     gw.attach_shipper(Shipper("gateway", logs_addr=("127.0.0.1", 9)))
     gw.request_seconds.labels("GET /goods", "200").observe(0.001)
+    gw.upstream_errors.labels("goods", "400").inc()
     for part in (svc, gw):
         ex = Exposition()
         part.collect_metrics(ex)

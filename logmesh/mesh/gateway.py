@@ -2,10 +2,23 @@
 
 JSON or form bodies (and query strings) become ``params``; the correlation
 key goes into ``params.key`` as the book's gateway does (and at the top level
-for logmesh services); each request gets a ``trace.id`` so one request can be
-followed across services in the logs. Round-robin over the nodes that serve
-a route; 404 when none does, 502 when none is reachable or its reply cannot
-be read (a book service's raw ``¶`` splits it), 504 on timeout.
+for logmesh services); each request gets a ``trace.id`` (``X-Request-Id``, on
+every answer) so one request can be followed across services in the logs.
+Round-robin over the nodes that serve a route.
+
+What the HTTP status says (README.md has the table):
+a service's reply is answered with the status its ``errorcode`` maps to (0 ->
+200, 400-599 -> that status, any other code -> 500; ``status_from_errorcode=False``
+keeps the chapter's 200 for every reply), its body the reply as it came. The
+gateway's own answers: 404 when no service ever served the route, 503 when
+services served it but no instance is up (none listed, or none connected),
+502 when the reply cannot be read (a book service's raw ``¶`` splits it) or
+the connection was lost before it came, 504 when it did not come in time.
+
+Each exchange is one access-log record (when a shipper is attached): status,
+the answer's ``errorcode``, duration, the upstream that answered or failed to
+(its name and host:port: in the log, never in the answer to the client), and
+the trace id; ``log.level`` follows the outcome.
 
 The gateway is the mesh's front door: its routes are public by design (what a
 route may do is the services' business). With a token it authenticates to the
@@ -20,6 +33,7 @@ import itertools
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -63,11 +77,45 @@ async def _internal_errors(request: web.Request, handler: Any) -> web.StreamResp
 # (key, help) of the gateway's counters: logmesh_gateway_<key>_total.
 GATEWAY_COUNTERS = (
     ("requests", "Gateway requests."),
-    ("no_route", "Gateway requests no service serves (answered 404)."),
-    ("unreachable", "Gateway requests with no reachable service (answered 502)."),
+    ("no_route", "Gateway requests for a route no service ever served (answered 404)."),
+    ("no_instance", "Gateway requests for a route served before, with no instance up now "
+                    "(answered 503)."),
+    ("unreachable", "Gateway requests whose service's connection was lost before it "
+                    "answered (answered 502)."),
     ("timeouts", "Gateway requests the service did not answer in time (answered 504)."),
     ("bad_replies", "Gateway requests whose reply could not be read (answered 502)."),
 )
+
+
+def status_for(errorcode: Any) -> int:
+    """The HTTP status a reply's ``errorcode`` stands for: 0 (or none) 200, 400-599 itself,
+    anything else 500 (the book's services answer 1 for their errors)."""
+    if isinstance(errorcode, float) and errorcode.is_integer():
+        errorcode = int(errorcode)
+    if errorcode is None or errorcode is False or (type(errorcode) is int and errorcode == 0):
+        return 200
+    if type(errorcode) is int and 400 <= errorcode <= 599:
+        return errorcode
+    return 500
+
+
+def _label_value(value: Any) -> Any:
+    """An errorcode as a stored label: a number or string as it is, anything else as short text."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text[:100]
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What one HTTP request came to: for its access log, its answer's headers and the metrics."""
+
+    trace_id: str
+    errorcode: Any = None  # the answer's errorcode: the service's reply's, or the gateway's own
+    outcome: int | None = None  # the status the outcome stands for (under always-200 too)
+    upstream: str | None = None  # the service that answered, or failed to
+    address: str | None = None  # its host:port
 
 
 class BodyError(ValueError):
@@ -95,15 +143,21 @@ class Gateway(CountedPart, Serving):
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
                  distributor: tuple[str, int] = ("127.0.0.1", 9000), timeout: float = 10.0,
                  name: str = "gateway", security: ServerSecurity = OPEN_MODE,
-                 max_body_bytes: int = 1024 * 1024) -> None:
+                 max_body_bytes: int = 1024 * 1024, status_from_errorcode: bool = True) -> None:
+        """``status_from_errorcode``: answer a reply with the status its errorcode maps to
+        (False: 200 for every reply, as the chapter's gateway does)."""
         security.check_exposure("gateway", host)
         self.host, self.port, self.timeout = host, port, timeout
+        self.status_from_errorcode = status_from_errorcode
         self.token = token = security.token
         self.tls = security.tls
         self.limits = security.limits
         self.max_body_bytes = max_body_bytes
         self.client_ssl = self.tls.client_context()
         self.routes: dict[str, list[tuple[str, int]]] = {}
+        # Every route the distributor ever listed since start -> the service that served it
+        # last: such a route with no instance is a 503, not a 404.
+        self.served: dict[str, str] = {}
         self.clients: dict[tuple[str, int], ReconnectingClient] = {}
         self._rr: dict[str, itertools.count] = {}
         self.registry = RegistryLink(*distributor, name=name, node_port=lambda: self.port,
@@ -120,6 +174,10 @@ class Gateway(CountedPart, Serving):
         self.request_seconds = self.prom.histogram(
             "logmesh_request_duration_seconds", "HTTP requests by route and status: seconds "
             "until the answer.", ["route", "status"])
+        self.upstream_errors = self.prom.counter(
+            "logmesh_gateway_upstream_errors_total", "Gateway answers charged to a service, by "
+            "the service and the status of the outcome: its reply's errorcode, 502, 504.",
+            ["upstream", "status"])
         self._timers: dict[tuple[str, int], Any] = {}
 
     # -- nodes ----------------------------------------------------------------
@@ -134,6 +192,7 @@ class Gateway(CountedPart, Serving):
             names[node.addr] = node.name
             for url in node.urls:
                 routes.setdefault(url, []).append(node.addr)
+                self.served[url] = node.name
         for addr in wanted - self.clients.keys():
             client = ReconnectingClient(*addr, name=f"gateway->{addr[0]}:{addr[1]}",
                                         token=self.token, ssl=self.client_ssl)
@@ -146,7 +205,7 @@ class Gateway(CountedPart, Serving):
 
     def _timed(self, request: web.Request, status: int, seconds: float) -> None:
         method, path = request.method, request.path
-        known = (method == "GET" and path == "/distributes") or f"{method}{path}" in self.routes
+        known = (method == "GET" and path == "/distributes") or f"{method}{path}" in self.served
         key = (f"{method} {path}" if known else "other", status)
         timer = self._timers.get(key)
         if timer is None:
@@ -165,68 +224,112 @@ class Gateway(CountedPart, Serving):
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
-        """Route one request, and ship the exchange (status, latency) as an access log."""
+        """Route one request; time it and ship its access log by its final status."""
         t0 = time.perf_counter()
+        ex = Exchange(request.headers.get("X-Request-Id") or uuid.uuid4().hex)
         try:
-            response = await self._route(request)
-        except Exception:  # answered 500 by _internal_errors
-            self._timed(request, 500, time.perf_counter() - t0)
+            response = await self._route(request, ex)
+        except web.HTTPException as exc:  # aiohttp's own, e.g. 413 for a chunked body too big
+            if exc.status < 400:
+                raise
+            response = self._error(ex, exc.status, exc.reason)
+        except (asyncio.CancelledError, ConnectionError):
             raise
-        self._timed(request, response.status, time.perf_counter() - t0)
-        if self.shipper is not None:
-            status = response.status
-            trace_id = response.headers.get("X-Request-Id")
-            took_ms = round((time.perf_counter() - t0) * 1000, 3)
-            self.shipper.ship_record(
-                f"{request.method} {request.path} {status} {took_ms}ms",
-                {"http.request.method": request.method, "url.path": request.path,
-                 "http.response.status_code": status, "trace.id": trace_id,
-                 "log.level": "error" if status >= 500 else "warning" if status >= 400 else "info",
-                 "event.duration_ms": took_ms, "upstream": response.headers.get("X-Upstream")})
+        except Exception:  # a bug: 500 without details, the traceback in our log
+            log.exception("gateway: %s %s failed", request.method, request.path)
+            response = self._error(ex, 500, "internal error")
+        response.headers["X-Request-Id"] = ex.trace_id
+        seconds = time.perf_counter() - t0
+        self._timed(request, response.status, seconds)
+        self._account(request, response.status, ex, seconds)
         return response
 
-    async def _route(self, request: web.Request) -> web.Response:
+    def _account(self, request: web.Request, status: int, ex: Exchange, seconds: float) -> None:
+        """Charge an error to its upstream, and ship the access log of the exchange."""
+        outcome = ex.outcome if ex.outcome is not None else status
+        if ex.upstream is not None and outcome >= 400:
+            self.upstream_errors.labels(ex.upstream, str(outcome)).inc()
+        if self.shipper is None:
+            return
+        took_ms = round(seconds * 1000, 3)
+        extra: dict[str, Any] = {
+            "http.request.method": request.method, "url.path": request.path,
+            "http.response.status_code": status, "trace.id": ex.trace_id,
+            "log.level": "error" if outcome >= 500 else "warning" if outcome >= 400 else "info",
+            "event.duration_ms": took_ms}
+        if ex.errorcode is not None:
+            extra["errorcode"] = _label_value(ex.errorcode)
+        if ex.upstream is not None:
+            extra["upstream"], extra["upstream.address"] = ex.upstream, ex.address
+        self.shipper.ship_record(f"{request.method} {request.path} {status} {took_ms}ms", extra)
+
+    @staticmethod
+    def _error(ex: Exchange, status: int, message: str) -> web.Response:
+        """One of the gateway's own answers (the book's JSON error shape)."""
+        ex.errorcode = ex.outcome = status
+        return _json({"errorcode": status, "errormessage": message}, status)
+
+    async def _route(self, request: web.Request, ex: Exchange) -> web.Response:
         self._counters["requests"].inc()
         method, path = request.method, request.path
         if method == "GET" and path == "/distributes":
             if self.token and not token_matches(bearer_token(request.headers.get("Authorization")),
                                                 (self.token.encode(),)):
-                return _json({"errorcode": 401, "errormessage": "GET /distributes needs "
-                              "'Authorization: Bearer <the mesh token>'"}, 401)
+                return self._error(ex, 401, "GET /distributes needs "
+                                   "'Authorization: Bearer <the mesh token>'")
             return _json(self.registry.nodes)
-        addrs = self.routes.get(f"{method}{path}")
-        if not addrs:
-            self._counters["no_route"].inc()
-            return _json({"errorcode": 404, "errormessage": f"no service serves {method} {path}"}, 404)
+        route = f"{method}{path}"
+        addrs = self.routes.get(route, [])
+        live = [a for a in addrs if (c := self.clients.get(a)) is not None and c.is_connected]
+        if not live:
+            return self._no_instance(ex, method, path)
         try:
             params = await self._params(request)
         except ValueError as exc:
-            status = exc.status if isinstance(exc, BodyError) else 400
-            return _json({"errorcode": status, "errormessage": str(exc)}, status)
-        trace_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        counter = self._rr.setdefault(f"{method}{path}", itertools.count())
+            return self._error(ex, exc.status if isinstance(exc, BodyError) else 400, str(exc))
+        counter = self._rr.setdefault(route, itertools.count())
         start = next(counter)
         for i in range(len(addrs)):
             client_addr = addrs[(start + i) % len(addrs)]
             client = self.clients.get(client_addr)
             if client is None or not client.is_connected:
                 continue
+            ex.upstream = self.names.get(client_addr) or self.served.get(route, "?")
+            ex.address = f"{client_addr[0]}:{client_addr[1]}"
             try:
                 reply = await client.request(path, method, params, timeout=self.timeout,
-                                             extra={TRACE_FIELD: trace_id})
+                                             extra={TRACE_FIELD: ex.trace_id})
             except RequestTimeout:
                 self._counters["timeouts"].inc()
-                return _json({"errorcode": 504, "errormessage": f"{method} {path} timed out"}, 504)
+                return self._error(ex, 504, f"{method} {path} timed out: {ex.upstream} did "
+                                   f"not answer within {self.timeout:g}s")
             except BadReply as exc:
                 self._counters["bad_replies"].inc()
-                return _json({"errorcode": 502, "errormessage": str(exc)}, 502)
+                return self._error(ex, 502, str(exc))
             except NotConnected:
-                continue
-            return web.Response(body=orjson.dumps(reply), content_type="application/json",
-                                headers={"X-Request-Id": trace_id,
-                                         "X-Upstream": self.names.get(client_addr, "")})
+                continue  # lost while waiting: the next instance, if any
+            return self._reply(ex, reply)
+        if ex.upstream is None:  # every connection went between the check and the loop
+            return self._no_instance(ex, method, path)
         self._counters["unreachable"].inc()
-        return _json({"errorcode": 502, "errormessage": f"no reachable service for {method} {path}"}, 502)
+        return self._error(ex, 502, f"{method} {path}: the connection to {ex.upstream} was "
+                           "lost before it answered")
+
+    def _no_instance(self, ex: Exchange, method: str, path: str) -> web.Response:
+        service = self.served.get(f"{method}{path}")
+        if service is None:
+            self._counters["no_route"].inc()
+            return self._error(ex, 404, f"no service serves {method} {path}")
+        self._counters["no_instance"].inc()
+        return self._error(ex, 503, f"{method} {path}: no instance of {service} is up")
+
+    def _reply(self, ex: Exchange, reply: dict) -> web.Response:
+        """A service's reply, as it came; its status from its errorcode (or 200, the book's)."""
+        ex.errorcode = reply.get("errorcode")
+        ex.outcome = status_for(ex.errorcode)
+        return web.Response(body=orjson.dumps(reply), content_type="application/json",
+                            status=ex.outcome if self.status_from_errorcode else 200,
+                            headers={"X-Upstream": ex.upstream or ""})
 
     async def _params(self, request: web.Request) -> dict:
         """The query string and the body (JSON, or a form) as the request's ``params``.

@@ -1,4 +1,4 @@
-"""The HTTP gateway over real TCP and HTTP: routing, round robin, params, 404/502/504."""
+"""The HTTP gateway over real TCP and HTTP: routing, round robin, params, 404/503/504."""
 
 from __future__ import annotations
 
@@ -52,19 +52,19 @@ async def test_unknown_route_is_a_json_404(mesh, http):
             assert body["errorcode"] == 404 and path in body["errormessage"]
 
 
-async def test_unreachable_service_is_a_502(mesh, http):
+async def test_a_listed_instance_nobody_can_reach_is_a_503(mesh, http):
     await mesh.start_distributor()
     gw = await mesh.start_gateway()
-    # A node registered under a port nobody listens on: known route, no service behind it.
+    # A node registered under a port nobody listens on: known route, no instance up behind it.
     ghost = await Peer.connect(mesh.distributor.port)
     ghost.send({"uri": "/distributes", "method": "POST", "key": 0,
                 "params": {"port": free_port(), "name": "ghost", "urls": ["GET/ghost"]}})
     await wait_until(lambda: "GET/ghost" in gw.routes, 3.0, "ghost route")
     async with http.get(url(gw, "/ghost")) as resp:
-        assert resp.status == 502
+        assert resp.status == 503
         body = await resp.json()
-        assert body["errorcode"] == 502
-    assert gw.stats["unreachable"] == 1
+        assert body["errorcode"] == 503
+    assert gw.stats["no_instance"] == 1
     await ghost.close()
 
 
