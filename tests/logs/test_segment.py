@@ -1,6 +1,6 @@
 """SegmentWriter: group commit, rotation, sealing, crash recovery and disk failures.
 
-The store's promises (logmesh/logs/store/segment.py, layout.py): one write and
+The store's promises (logmesh/logs/store/segment.py, recovery.py, layout.py): one write and
 at most one fsync per group; ``durable(seq)`` resolves only after the fsync
 that covers ``seq``; a new segment per clock hour (or day) and past the size
 limit; sealed segments get ``.idx.json`` and are never written again; a torn
