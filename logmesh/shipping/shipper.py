@@ -30,6 +30,11 @@ Three modes:
   "params":"<raw>"}`` and nothing else (the book's service writes each packet
   whole to its log.txt), fire and forget; printed when no logs service is
   known. Spooled events are sent the same way.
+
+Past 500 lines on purpose: the queue, the batches in flight, the spool and the
+probe are one state machine over one connection (a reconnect requeues the
+batches in flight, a probe's answer switches the mode the pump sends in, an
+ack settles the spool); split, each part would reach into the others' state.
 """
 
 from __future__ import annotations
