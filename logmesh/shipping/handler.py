@@ -27,12 +27,18 @@ class LogHandler(logging.Handler):
 
     def __init__(self, service: str, host: str = "127.0.0.1", port: int = 9040, *,
                  spool_dir: str | Path | None = None, spool_max: int = 1024**3,
-                 level: int = logging.NOTSET, token: str | None = None, ssl: Any = None) -> None:
+                 level: int = logging.NOTSET, token: str | None = None, ssl: Any = None,
+                 node: tuple[str, int] | None = None) -> None:
         """``token``: the logs service's write token; ``ssl``: an ``SSLContext`` that verifies
-        the service (``logmesh.security.client_context(cafile)``), or True for the system's CAs."""
+        the service (``logmesh.security.client_context(cafile)``), or True for the system's CAs;
+        ``node``: the ``(host, port)`` this program registered with the distributor, if it did
+        (the logs service then shows its records and health under that node; without one it
+        is listed as ``unregistered``). Like every shipper it sends a heartbeat when it has
+        been quiet for a few seconds, so a quiet program is not taken for a dead one."""
         super().__init__(level)
         spool = Spool(Path(spool_dir), spool_max) if spool_dir is not None else None
-        self.shipper = Shipper(service, logs_addr=(host, port), spool=spool, token=token, ssl=ssl)
+        self.shipper = Shipper(service, logs_addr=(host, port), spool=spool, token=token, ssl=ssl,
+                               node=node)
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True,

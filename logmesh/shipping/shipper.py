@@ -26,6 +26,12 @@ Three modes:
   on a new one. An event that can never be stored -- not encodable, alone
   over ``batch_bytes``, or named in a reply's ``rejected`` -- is counted as
   ``rejected`` and logged, never retried.
+* heartbeats: a shipper that speaks ``ack`` and has written nothing for
+  ``HEARTBEAT_SECONDS`` sends the probe's packet again, an empty acked batch, so the
+  logs service tells a quiet service from a dead or frozen one (logs/health.py).
+  Every batch names the node the shipper serves (``node: [host, port]``, the
+  service it is attached to) and its heartbeat interval; older logs services
+  ignore both.
 * ``book``: the chapter's packets ``{"uri":"/logs","method":"POST","key":0,
   "params":"<raw>"}`` and nothing else (the book's service writes each packet
   whole to its log.txt), fire and forget; printed when no logs service is
@@ -45,6 +51,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -64,6 +71,7 @@ DEFAULT_PROBE_TIMEOUT = 2.0  # seconds a new connection waits for its probe's an
 DEFAULT_LINGER = 0.01  # seconds a batch waits to fill: one write per 10 ms, not one per request
 BOOK_BUFFER_BYTES = 4 * 1024 * 1024  # book packets written but not yet taken by the socket
 BOOK_RETRY_SECONDS = 0.05  # then the pump looks again this much later
+HEARTBEAT_SECONDS = 5.0  # quiet this long (nothing written), an acked shipper sends a heartbeat
 STORE_RETRY_SECONDS = 2.0  # pause after the logs service answered 503/507 (its disk is full)
 WARN_EVERY = 10.0  # seconds between "dropping" warnings
 MODES = ("auto", "ack", "book")
@@ -76,17 +84,22 @@ class Shipper:
                  linger: float = DEFAULT_LINGER, token: str | None = None,
                  ssl: Any = None, batch_bytes: int = DEFAULT_BATCH_BYTES,
                  ack_timeout: float = DEFAULT_ACK_TIMEOUT,
-                 probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> None:
+                 probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+                 node: tuple[str, int] | Callable[[], tuple[str, int] | None] | None = None,
+                 heartbeat: float = HEARTBEAT_SECONDS) -> None:
         """``token``: the logs service's write token (sent once per connection, in the hello);
         ``ssl``: an ``SSLContext`` that verifies the logs service (or True: the system's CAs);
         ``batch_bytes``: the most bytes of a batch packet, below the service's
         ``--max-packet-size``; ``ack_timeout``: seconds before an unanswered batch is resent;
-        ``probe_timeout``: seconds of silence after which ``auto`` sends book packets."""
+        ``probe_timeout``: seconds of silence after which ``auto`` sends book packets;
+        ``node``: the ``(host, port)`` of the mesh node this shipper serves, or a callable giving
+        it at start (``attach`` sets it to the service's); ``heartbeat``: seconds of quiet
+        before an empty batch says the shipper is alive."""
         if mode not in MODES:
             raise ValueError(f"unknown shipping mode {mode!r}; use {', '.join(MODES)}")
-        if batch_bytes < 1024 or ack_timeout <= 0 or probe_timeout <= 0:
-            raise ValueError("batch_bytes must be at least 1024, ack_timeout and probe_timeout "
-                             "positive")
+        if batch_bytes < 1024 or ack_timeout <= 0 or probe_timeout <= 0 or heartbeat <= 0:
+            raise ValueError("batch_bytes must be at least 1024, ack_timeout, probe_timeout and "
+                             "heartbeat positive")
         self.service = service
         self.mode = mode
         # How the current connection ships: "ack", "book", or None while auto probes it.
@@ -120,6 +133,14 @@ class Shipper:
         self._last_warn = 0.0
         self._warn_rejected = RateLimitedLog(log)
         self._hold_until = 0.0  # no batches before this (monotonic): the logs service said 507
+        self._node_of = node  # resolved at start: a service knows its port once it listens
+        self.heartbeat = heartbeat
+        self.heartbeats = 0  # heartbeats sent
+        self._last_write = 0.0  # monotonic time of the last packet written to the logs node
+        self._beat: asyncio.Task | None = None
+        # Every batch's params but its events; the node is added at start.
+        self._head: dict[str, Any] = {"service": service, "instance": self.instance,
+                                      "heartbeat": heartbeat}
         self.stats = {"shipped": 0, "sent": 0, "acked": 0, "dropped": 0, "resent": 0,
                       "printed": 0, "spooled": 0, "rejected": 0}
 
@@ -196,6 +217,8 @@ class Shipper:
         service.on_request = self.ship
         service.node_listeners.append(self.on_nodes)
         service.shipper = self  # started and flushed with the service
+        if self._node_of is None:
+            self._node_of = lambda: (service.host, service.port)
 
     def on_nodes(self, nodes: list[Node]) -> None:
         """Follow the distributor: use a ``logs`` node, move when it goes away."""
@@ -219,8 +242,13 @@ class Shipper:
         self.client.start()
 
     def start(self) -> None:
+        node = self._node_of() if callable(self._node_of) else self._node_of
+        if node is not None:
+            self._head["node"] = [str(node[0]), int(node[1])]
         self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="shipper")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="shipper")
+        self._beat = loop.create_task(self._heartbeats(), name="shipper-heartbeat")
         if self._fixed_addr is not None:
             self._connect(self._fixed_addr)
 
@@ -232,8 +260,9 @@ class Shipper:
             if self._wake is not None:
                 self._wake.set()
             await asyncio.sleep(0.02)
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._beat):
+            if task is not None:
+                task.cancel()
         self._cancel_timers()
         if self.client is not None:
             await self.client.close()
@@ -321,14 +350,14 @@ class Shipper:
             events = [[e[0], e[1], _text(e[2]), *e[3:]] for e in part]
             try:
                 data = encode({"uri": "/logs", "method": "POST", "key": key, "ack": True,
-                               "params": {"service": self.service, "instance": self.instance,
-                                          "events": events}})
+                               "params": {**self._head, "events": events}})
             except orjson.JSONEncodeError as exc:
                 data, why = None, f"cannot be encoded ({exc})"
             else:
                 why = f"{len(data)} bytes, over the batch limit of {self.batch_bytes}"
             if data is not None and len(data) <= self.batch_bytes:
                 client.write(data)
+                self._last_write = time.monotonic()
                 self.inflight[key] = part
                 self._timers[key] = asyncio.get_running_loop().call_later(
                     self.ack_timeout, self._ack_overdue, key)
@@ -382,14 +411,34 @@ class Shipper:
         """Ask the new connection whether it acknowledges: an empty batch, answered at once by
         a logmesh logs service; the book's service stores it as one line and says nothing."""
         self.speaks = None
-        self._probe_key = key = next(self._keys)
-        client.write(encode({"uri": "/logs", "method": "POST", "key": key, "ack": True,
-                             "params": {"service": self.service, "instance": self.instance,
-                                        "events": []}}))
+        self._probe_key = self._write_empty_batch(client)
         if self._probe_timer is not None:
             self._probe_timer.cancel()
         self._probe_timer = asyncio.get_running_loop().call_later(
             self.probe_timeout, self._probe_unanswered, client, client.conn)
+
+    def _write_empty_batch(self, client: ReconnectingClient) -> int:
+        """The probe, and the heartbeat: an empty acked batch; returns its key."""
+        key = next(self._keys)
+        client.write(encode({"uri": "/logs", "method": "POST", "key": key, "ack": True,
+                             "params": {**self._head, "events": []}}))
+        self._last_write = time.monotonic()
+        return key
+
+    async def _heartbeats(self) -> None:
+        """After ``heartbeat`` seconds with nothing written, an empty batch (speaking ``ack``
+        only: the book's logs service would store each one). Its answer is ignored."""
+        while True:
+            wait = self._last_write + self.heartbeat - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            client = self.client
+            if client is not None and client.is_connected and self.speaks == "ack":
+                self._write_empty_batch(client)
+                self.heartbeats += 1
+            else:
+                self._last_write = time.monotonic()  # look again a heartbeat later
 
     def _forget_probe(self) -> None:
         """The connection is gone: auto knows nothing of the next one (its timer is cancelled
@@ -457,6 +506,7 @@ class Shipper:
                 self._reject(1, f"cannot be encoded ({exc})")
         if parts:
             client.write(DELIMITER.join(p.replace(DELIMITER, b"\\u00b6") for p in parts) + DELIMITER)
+            self._last_write = time.monotonic()
             self.stats["sent"] += len(parts)
 
     def _print_queue(self) -> None:

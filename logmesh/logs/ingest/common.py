@@ -146,11 +146,20 @@ class BatchEvent(msgspec.Struct, array_like=True):
 
 
 class Batch(msgspec.Struct):
-    """The opt-in extension: many events, acknowledged once durable."""
+    """The opt-in extension: many events, acknowledged once durable.
+
+    ``node``: ``[host, port]`` of the mesh node the shipper serves (the service it is attached
+    to), so the logs service can tell which registered node an instance is (logs/health.py);
+    ``heartbeat``: the seconds of quiet after which the shipper sends an empty batch, so
+    quiet is told apart from dead. Both are absent from older shippers' batches: any value
+    here is read by the ledger, which keeps only a well-formed one.
+    """
 
     service: str = ""
     instance: str = ""
     events: list[BatchEvent] = []
+    node: Any = None
+    heartbeat: Any = None
 
 
 class _KeyOnly(msgspec.Struct):

@@ -4,6 +4,11 @@ Each logmesh shipper numbers its events 1, 2, 3, ... per boot; the instance
 id changes on every boot. From the numbers alone the logs service knows, per
 instance, what it received, what is missing and what was resent: a user can
 see that nothing was lost instead of trusting it.
+
+It also keeps what the health of an instance is judged by (logs/health.py): when the
+logs service last heard from it (a batch, or the empty batch a shipper sends as its
+heartbeat when it has nothing to ship), the node it serves, its open connections and
+when the last one closed, and how many of its events were errors.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from pathlib import Path
 import msgspec
 
 DEDUPE_WINDOW_MS = 3600 * 1000  # resends are recognised this long after the first copy
+MAX_HEARTBEAT_SECONDS = 3600.0  # a batch's heartbeat interval above this is not believed
+# What /mesh counts as an error (store/columns.py's ERROR_SQL): these levels, or a status >= 500.
+ERROR_LEVELS = frozenset({"error", "critical", "fatal", "alert", "emergency"})
 _HAS_EVENT_ID = b'"event.id":"'
 
 
@@ -46,6 +54,21 @@ def _event_ids(data: bytes) -> list[str]:
     return [e.event_id for e in events if e.event_id]
 
 
+def is_error(level: str | None, status: int | None) -> bool:
+    """An event /mesh counts as an error."""
+    return (level is not None and level.lower() in ERROR_LEVELS) or (status is not None and status >= 500)
+
+
+def node_address(value: object) -> tuple[str, int] | None:
+    """A batch's ``node``, ``[host, port]``, if it is one (anything else: None)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        host, port = value
+        if isinstance(host, str) and len(host) <= 255 and isinstance(port, int) \
+                and not isinstance(port, bool) and 0 < port < 65536:
+            return host, port
+    return None
+
+
 def _mtime(path: Path) -> float:
     """When ``path`` was written; 0 for a file gone since it was listed (retention, a
     sibling's compaction): nothing to read in it."""
@@ -62,7 +85,17 @@ class InstanceLedger:
     duplicates: int = 0
     watermark: int = 0  # every n <= watermark has been received
     above: set[int] = field(default_factory=set)  # received numbers > watermark
-    last_seen_ms: int = 0
+    last_seen_ms: int = 0  # its newest event's time, or when it was last heard, the later
+    # Its health (logs/health.py), from batches and heartbeats this process received; an
+    # instance only re-read from the store at start has heard_ms 0.
+    errors: int = 0  # stored events that were errors (is_error)
+    node: tuple[str, int] | None = None  # the node it serves, as its batches say
+    source: str = ""  # the host its connection comes from
+    first_seen_ms: int = 0  # when this process first heard from it
+    heard_ms: int = 0  # when this process last heard from it (a batch or a heartbeat)
+    heartbeat_s: float = 0.0  # its promise: a heartbeat after this many quiet seconds (0: none)
+    connections: int = 0  # open connections it ships over
+    dropped_ms: int = 0  # when the last of them closed
 
     @property
     def highest(self) -> int:
@@ -99,10 +132,10 @@ class ShipperLedger:
 
     def add(self, instance: str, n: int, service: str = "", ts: int = 0) -> bool:
         led = self.instances.get(instance)
-        if led is None:
+        if led is None or not led.received:  # unknown, or only heard (a heartbeat, a probe)
             if n > 1 and self.data_dir is not None:
-                # An instance we never heard of, not at its first event: it failed over from
-                # another logs process (sharing our data directory) or wrote before our start.
+                # An instance whose numbers we never saw, not at its first event: it failed over
+                # from another logs process (sharing our data directory) or wrote before our start.
                 self._scan(self.data_dir, instance)
                 led = self.instances.get(instance)
             if led is None:
@@ -112,6 +145,52 @@ class ShipperLedger:
         if ts > led.last_seen_ms:
             led.last_seen_ms = ts
         return led.add(n)
+
+    def heard(self, instance: str, service: str, node: object, heartbeat: object, source: str,
+              now_ms: int, *, errors: int = 0, opened: bool = False) -> None:
+        """A batch (or a heartbeat: an empty one) from ``instance``, received at ``now_ms``:
+        records it as heard without counting events. ``node`` and ``heartbeat`` are the batch's
+        fields as sent (kept when well-formed); ``errors``: its stored events that were
+        errors; ``opened``: the first batch of a connection."""
+        led = self.instances.get(instance)
+        if led is None:
+            led = self.instances[instance] = InstanceLedger(service=service)
+        if service and not led.service:
+            led.service = service
+        if not led.first_seen_ms:
+            led.first_seen_ms = now_ms
+        if now_ms > led.heard_ms:
+            led.heard_ms = now_ms
+        if now_ms > led.last_seen_ms:
+            led.last_seen_ms = now_ms
+        addr = node_address(node)
+        if addr is not None:
+            led.node = addr
+        if isinstance(heartbeat, (int, float)) and not isinstance(heartbeat, bool) \
+                and 0 < heartbeat <= MAX_HEARTBEAT_SECONDS:
+            led.heartbeat_s = float(heartbeat)
+        led.source = source
+        led.errors += errors
+        if opened:
+            led.connections += 1
+
+    def closed(self, instance: str, now_ms: int) -> None:
+        """A connection that carried ``instance``'s batches closed."""
+        led = self.instances.get(instance)
+        if led is not None and led.connections > 0:
+            led.connections -= 1
+            if not led.connections:
+                led.dropped_ms = now_ms
+
+    def health(self) -> list[dict]:
+        """What logs/health.py judges each instance heard by this process by (JSON-ready)."""
+        return [{"instance": inst, "service": led.service,
+                 "node": list(led.node) if led.node else None, "source": led.source,
+                 "first_seen_ms": led.first_seen_ms, "heard_ms": led.heard_ms,
+                 "last_seen_ms": led.last_seen_ms, "heartbeat_s": led.heartbeat_s,
+                 "connections": led.connections, "dropped_ms": led.dropped_ms,
+                 "events": led.received, "errors": led.errors, "missing": led.missing}
+                for inst, led in self.instances.items() if led.heard_ms]
 
     def add_event_id(self, event_id: str, service: str = "", ts: int = 0) -> bool:
         instance, _, n = event_id.rpartition(":")

@@ -55,7 +55,7 @@ from .common import (
     request_event,
     str_decoder,
 )
-from .ledger import ShipperLedger
+from .ledger import ShipperLedger, is_error
 
 log = logging.getLogger("logmesh.logs.ingest")
 
@@ -74,6 +74,8 @@ class RawBatch(msgspec.Struct):
     service: str = ""
     instance: str = ""
     events: list[msgspec.Raw] = []
+    node: Any = None
+    heartbeat: Any = None
 
 
 raw_batch_decoder = msgspec.json.Decoder(RawBatch)
@@ -194,6 +196,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         self.authed = not ctx.guard.requires_auth
         self._hello = FirstPacket()  # the first packet, while a token is awaited
         self.book_service: str | None = None  # see _book_service
+        self.shippers: set[str] = set()  # the instances whose batches came over this connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -205,6 +208,10 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         self.ctx.guard.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.shippers:
+            dropped = now_ms()
+            for instance in self.shippers:
+                self.ctx.ledger.closed(instance, dropped)
         self.ctx.connections.dec()
         self.ctx.paused.discard(self)
         self.ctx.guard.closed(self)
@@ -436,9 +443,18 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
         # event (or of a batch that failed half-way, answered 500) is no duplicate.
         add = ctx.ledger.add
         before = len(lines)
+        errors = 0
         for inst, ev, line in built:
             if not inst or add(inst, ev.n, batch.service, ev.ts):
                 lines.append(line)
+                if inst == instance and is_error(line.level, line.status):
+                    errors += 1
+        if instance:  # heard, even with no events (a heartbeat): logs/health.py
+            opened = instance not in self.shippers
+            if opened:
+                self.shippers.add(instance)
+            ctx.ledger.heard(instance, batch.service, batch.node, batch.heartbeat, self.source[0],
+                             received, errors=errors, opened=opened)
         duplicates = len(built) - (len(lines) - before)
         if duplicates:  # counted once per batch, not per event
             ctx.duplicates.inc(duplicates)
@@ -472,7 +488,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
                 reason = _decode_error_reason(data, exc)
                 rejected.append([i, "bad_event" if reason == "bad_json" else reason, str(exc)])
-        return Batch(raw.service, raw.instance, events), where
+        return Batch(raw.service, raw.instance, events, raw.node, raw.heartbeat), where
 
     async def _ack(self, key: Any, count: int, seq: int, rejected: list) -> None:
         if seq >= 0:
