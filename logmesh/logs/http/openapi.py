@@ -90,6 +90,43 @@ EVENT = {
     "additionalProperties": True,
 }
 _COUNT = {"type": "integer", "minimum": 0}
+_MS = {"type": "integer", "nullable": True}
+
+# GET /api/v1/mesh's instances (logs/health.py): a process, as a node of the distributor's list
+# and/or a shipping instance; docs/api.md says the rules of its states.
+INSTANCE = {
+    "type": "object",
+    "required": ["name", "instance", "instances", "address", "host", "port", "registered", "state",
+                 "reason", "since_ms", "last_seen_ms", "first_seen_ms", "restarts", "events",
+                 "errors", "missing", "heartbeat", "timeouts"],
+    "properties": {
+        "name": {"type": "string", "description": "The service's name (the node's, or the shipper's)."},
+        "instance": {"type": "string", "nullable": True,
+                     "description": "The newest shipping instance id (service.instance); null for a "
+                                    "node with no logmesh shipper (the book's services)."},
+        "instances": {"type": "array", "items": {"type": "string"},
+                      "description": "Every instance id seen on this address, oldest first."},
+        "address": {"type": "string", "nullable": True,
+                    "description": "host:port of the node; null for an unregistered instance."},
+        "host": {"type": "string", "nullable": True}, "port": {"type": "integer", "nullable": True},
+        "registered": {"type": "boolean", "description": "In the distributor's list now."},
+        "state": {"type": "string", "enum": ["up", "slow", "silent", "down", "unregistered"]},
+        "reason": {"type": "string", "description": "Why it is in that state (empty when up)."},
+        "since_ms": {"type": "integer", "description": "When it entered the state (epoch ms), as "
+                                                     "this logs service saw it."},
+        "last_seen_ms": {**_MS, "description": "Its newest event or heartbeat (epoch ms)."},
+        "first_seen_ms": {**_MS, "description": "When its newest instance was first heard (its "
+                                                "start), else when the node was first listed."},
+        "restarts": {**_COUNT, "description": "New instance ids on the same address."},
+        "events": {**_COUNT, "description": "Events its instances shipped (this logs service's ledger)."},
+        "errors": {**_COUNT, "description": "Of them, errors: log.level error or worse, status >= 500."},
+        "missing": {**_COUNT, "description": "Events the loss ledger found missing."},
+        "heartbeat": {"type": "boolean", "description": "Its shipper sends heartbeats: it can be "
+                                                       "told silent."},
+        "timeouts": {**_COUNT, "description": "Gateway timeouts (504) charged to its address in the "
+                                              "last minute, none answered since."},
+    },
+}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -160,8 +197,10 @@ OPENAPI: dict[str, Any] = {
             },
         }},
         "/api/v1/mesh": _get(
-            "The distributor's node list with request counts, rates and errors from the logs.",
-            [FROM, TO], _ok("Nodes and per-service counts.", _ref("Mesh")), operation_id="mesh"),
+            "The distributor's node list with request counts, rates and errors from the logs, "
+            "and the health of every instance now (`instances`; not limited by from/to).",
+            [FROM, TO], _ok("Nodes, per-service counts and instances.", _ref("Mesh")),
+            operation_id="mesh"),
         "/api/v1/stats": {"get": {
             "summary": "What the store holds: events, disk use, time span, per-service counts, shipper loss.",
             "operationId": "stats", "parameters": [],
@@ -232,14 +271,16 @@ OPENAPI: dict[str, Any] = {
             "event": _ref("Event"), "before": {"type": "array", "items": _ref("Event")},
             "after": {"type": "array", "items": _ref("Event")},
             "trace": {"type": "array", "items": _ref("Event")}}},
-        "Mesh": {"type": "object", "required": ["nodes"], "properties": {
+        "Mesh": {"type": "object", "required": ["nodes", "instances"], "properties": {
             "nodes": {"type": "array", "items": {"type": "object", "required": [
                 "name", "host", "port", "urls", "requests", "rate_per_s", "errors"], "properties": {
                 "name": {"type": "string"}, "host": {}, "port": {},
                 "urls": {"type": "array"}, "requests": _COUNT, "rate_per_s": {"type": "number"},
                 "errors": _COUNT}}},
             "services": {"type": "object", "additionalProperties": {"type": "object"}},
+            "instances": {"type": "array", "items": _ref("Instance")},
             "from": {"type": "integer"}, "to": {"type": "integer"}}},
+        "Instance": INSTANCE,
         "Stats": {"type": "object", "required": ["events", "bytes", "segments", "from", "to", "services",
                                                  "shippers"], "properties": {
             "events": _COUNT, "bytes": _COUNT, "segments": _COUNT,

@@ -76,13 +76,15 @@ class QueryAPI:
 
     It is handed what it reads, by logs/server.py: the engine, the service's
     ``access`` (tokens), and callables for the writer's counters, the loss
-    ledger's summary and the mesh's nodes (known once the registry answers).
+    ledger's summary, the mesh's nodes (known once the registry answers) and the health of
+    its instances (logs/health_monitor.py's table).
     """
 
     def __init__(self, engine: Engine, *, access: Access,
                  writer_stats: Callable[[], Mapping[str, int]],
                  ledger_summary: Callable[[], list[dict]],
                  mesh_nodes: Callable[[], list[Node]],
+                 mesh_instances: Callable[[], list[dict]] = list,
                  query_timeout: float | None = None, max_rows: int = MAX_SEARCH_LIMIT,
                  client_threads: int = CLIENT_THREADS, client_queries: int = CLIENT_QUERIES,
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
@@ -93,6 +95,7 @@ class QueryAPI:
         self.writer_stats = writer_stats
         self.ledger_summary = ledger_summary
         self.mesh_nodes = mesh_nodes
+        self.mesh_instances = mesh_instances  # health per instance (logs/health.py), now
         self.clock = clock
         # Slots (http/slots.py) hand out at most QUERY_THREADS jobs, heavy ones at most
         # QUERY_THREADS - 1: neither pool ever queues.
@@ -322,7 +325,8 @@ class QueryAPI:
                           "errors": c.get("errors", 0)})
         services = {name: {**c, "rate_per_s": round(c["requests"] / seconds, 3)}
                     for name, c in sorted(counts.items())}
-        return json_response({"nodes": nodes, "services": services, "from": start, "to": end})
+        return json_response({"nodes": nodes, "services": services, "instances": self.mesh_instances(),
+                              "from": start, "to": end})
 
     async def stats(self, request: web.Request) -> web.Response:
         result = await self.call(request, self.engine.stats)

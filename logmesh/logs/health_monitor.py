@@ -1,0 +1,211 @@
+"""Health per instance, kept current: the loop that feeds logs/health.py and stores its changes.
+
+Once a second it gives the tracker the distributor's list, what the loss ledger heard from
+every shipping instance and the gateway's unanswered timeouts per address, and turns each
+change of state into an event stored through the store's writer (``labels.event.kind:
+state``; docs/api.md). It never waits on ingest: the events are appended to the writer's
+buffer like HTTP ingest's, and never awaited.
+
+With ``--workers N`` each worker writes what its ledger heard to ``health/wNN.json`` in the
+data directory every second (a shipper's connection lands on one worker) and reads its
+siblings' files, so every worker judges every instance; only worker 0 asks the store for the
+gateway's timeouts (shared in its file) and stores state changes, so each is stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .event import Event
+from .health import DOWN, SILENT, SLOW, SLOW_WINDOW_MS, Change, HealthTracker, merge
+from .query import kql
+
+log = logging.getLogger("logmesh.logs.health")
+
+HEALTH_DIR = "health"  # under the data directory, with --workers N: each worker's wNN.json
+TICK_SECONDS = 1.0
+TIMEOUTS_EVERY_SECONDS = 5.0  # how often worker 0 asks the store for the gateway's timeouts
+TIMEOUTS_DEADLINE_SECONDS = 5.0
+SHARED_STALE_MS = 10_000  # a sibling's file older than this is a dead worker's: not read
+STATE_LOGGER = "logmesh.health"
+# The gateway's access log of an answer charged to a service (mesh/gateway.py): its status and
+# the address it called (labels.upstream.address, "host:port").
+TIMEOUTS_QUERY = "http.response.status_code:504 and labels.upstream.address:*"
+_LEVELS = {DOWN: "warning", SILENT: "warning", SLOW: "warning"}  # else info; never an error:
+# /mesh counts errors of requests, and a state change is none
+
+
+def gateway_timeouts(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
+                     deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> dict[str, int]:
+    """``"host:port"`` -> the gateway's timeouts (504) charged to that address in the last
+    ``window_ms``, for each address whose newest access log in that window is one of them
+    (one answered since: it is not slow any more). Runs DuckDB: call it in a thread."""
+    deadline = time.monotonic() + deadline_s
+    start = now - window_ms
+    top = engine.with_deadline(deadline, engine.top, kql.parse(TIMEOUTS_QUERY), start, now,
+                               "labels.upstream.address", limit=100, now=now)
+    out: dict[str, int] = {}
+    for v in top["values"]:
+        addr = str(v["value"])
+        quoted = addr.replace("\\", "\\\\").replace('"', '\\"')
+        newest, _ = engine.with_deadline(deadline, engine.search,
+                                         kql.parse(f'labels.upstream.address:"{quoted}"'), start, now,
+                                         limit=1, order="desc", now=now)
+        if newest and newest[0].get("http.response.status_code") == 504:
+            out[addr] = int(v["count"])
+    return out
+
+
+def state_event(change: Change, now: int) -> Event:
+    """The stored event of one change: ``labels`` carry ``event.kind: state``, the state, the
+    one before, why, and the node's address."""
+    row = change.row
+    state = row["state"]
+    where = f" {row['address']}" if row["address"] else ""
+    if change.previous is None:
+        what = f"{row['name']}{where} is {state}"
+    elif change.restarted and change.previous == state:
+        what = f"{row['name']}{where} restarted (instance {row['instance']}), {state}"
+    else:
+        what = f"{row['name']}{where} is {state} (was {change.previous})"
+    if row["reason"]:
+        what += f": {row['reason']}"
+    labels: dict[str, Any] = {"event.kind": "state", "state": state,
+                              "state.previous": change.previous, "state.reason": row["reason"],
+                              "restarts": row["restarts"]}
+    if row["address"]:
+        labels["node.address"] = row["address"]
+    if change.restarted:
+        labels["restarted"] = True
+    return Event(timestamp=now, received_at=now, message=what, level=_LEVELS.get(state, "info"),
+                 logger=STATE_LOGGER, service_name=row["name"], service_instance=row["instance"],
+                 labels=labels)
+
+
+class HealthMonitor:
+    """One worker's loop. ``heard``: its ledger's ``health()``; ``nodes``: the distributor's
+    list now; ``writer``: the store's writer (worker 0 only, else None: no events stored);
+    ``engine``: the query engine (worker 0 asks it for the gateway's timeouts); ``shared``:
+    the directory of the workers' files (``--workers N``), None for one worker."""
+
+    def __init__(self, *, heard: Callable[[], list[dict]], nodes: Callable[[], list[Any]],
+                 worker: int = 0, writer: Any = None, engine: Any = None,
+                 shared: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.heard = heard
+        self.nodes = nodes
+        self.worker = worker
+        self.writer = writer
+        self.engine = engine
+        self.shared = shared
+        self.clock = clock
+        self.tracker = HealthTracker()
+        self.timeouts: dict[str, int] = {}
+        self.stored = 0  # state events appended
+        self._tasks: list[asyncio.Task] = []
+
+    def now(self) -> int:
+        return int(self.clock() * 1000)
+
+    def instances(self) -> list[dict]:
+        """The table as of the last tick (``GET /api/v1/mesh``'s ``instances``)."""
+        return self.tracker.table
+
+    # -- one tick ---------------------------------------------------------------------------
+    def tick(self, now: int | None = None) -> list[Change]:
+        now = self.now() if now is None else now
+        mine = self.heard()
+        views: list[Any] = [mine]
+        if self.shared is not None:
+            self._share(mine, now)
+            views += self._siblings(now)
+        self.tracker.observe_nodes(self.nodes(), now)
+        changes = self.tracker.update(merge(views), self.timeouts, now)
+        if changes and self.writer is not None:
+            self._store(changes, now)
+        return changes
+
+    def _store(self, changes: list[Change], now: int) -> None:
+        if self.writer.failure is not None:  # the disk refuses writes: said by /healthz already
+            return
+        events = [state_event(c, now) for c in changes]
+        self.writer.append_events(events)
+        self.stored += len(events)
+        for ev in events:
+            if ev.level == "warning":
+                log.warning("%s", ev.message)
+
+    def _share(self, mine: list[dict], now: int) -> None:
+        assert self.shared is not None
+        body: dict[str, Any] = {"worker": self.worker, "written_ms": now, "instances": mine}
+        if self.engine is not None:
+            body["timeouts"] = self.timeouts
+        path = self.shared / f"w{self.worker:02d}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            self.shared.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(orjson.dumps(body))
+            os.replace(tmp, path)  # no fsync: it is rewritten every second, and read only live
+        except OSError as exc:
+            log.debug("cannot share health: %s", exc)
+
+    def _siblings(self, now: int) -> list[list[dict]]:
+        assert self.shared is not None
+        views = []
+        try:
+            paths = sorted(self.shared.glob("w*.json"))
+        except OSError:
+            return []
+        for path in paths:
+            if path.name == f"w{self.worker:02d}.json":
+                continue
+            try:
+                body = orjson.loads(path.read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            if not isinstance(body, dict) or now - int(body.get("written_ms") or 0) > SHARED_STALE_MS:
+                continue
+            views.append([d for d in body.get("instances") or () if isinstance(d, dict)])
+            if self.engine is None and isinstance(body.get("timeouts"), dict):
+                self.timeouts = {str(k): int(v) for k, v in body["timeouts"].items()}
+        return views
+
+    # -- the loops ------------------------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._ticks(), name="health"))
+        if self.engine is not None:
+            self._tasks.append(loop.create_task(self._ask_timeouts(), name="health-timeouts"))
+
+    async def _ticks(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("health tick failed")
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def _ask_timeouts(self) -> None:
+        while True:
+            await asyncio.sleep(TIMEOUTS_EVERY_SECONDS)
+            try:
+                self.timeouts = await asyncio.to_thread(gateway_timeouts, self.engine, self.now())
+            except Exception as exc:  # a query timing out or a file gone: the next try
+                log.debug("the gateway's timeouts could not be read: %r", exc)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
