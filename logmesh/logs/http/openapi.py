@@ -37,6 +37,10 @@ BAD = {"description": "A bad parameter; `error` says what to send instead.",
        "content": {"application/json": {"schema": _ref("Error")}}}
 
 
+LIMIT_ROUTES = _q("limit", "Routes (the busiest) per answer; the rest are counted in "
+                  "`routes_left_off`.", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
+
+
 def _ok(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -81,6 +85,19 @@ def _with_post(ops: dict) -> dict:
                           "413": {"description": "A body over 64 KiB.",
                                   "content": {"application/json": {"schema": _ref("Error")}}}}}
     return {**ops, "post": post}
+
+
+# GET /api/v1/routes: what it says of a route or a service (query/red.py)
+_RED = ["requests", "rate_per_s", "errors", "server_errors", "error_rate", "p50_ms", "p95_ms", "p99_ms"]
+_RED_PROPS: dict[str, Any] = {
+    "requests": {"type": "integer", "minimum": 0}, "rate_per_s": {"type": "number", "minimum": 0},
+    "errors": {"type": "integer", "minimum": 0, "description": "Status >= 400."},
+    "server_errors": {"type": "integer", "minimum": 0, "description": "Status >= 500."},
+    "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+    **{f"p{p}_ms": {"type": "number", "nullable": True,
+                    "description": f"The {p}th percentile of labels.event.duration_ms (null: no "
+                                   "request with a duration)."} for p in (50, 95, 99)},
+}
 
 
 EVENT = {
@@ -161,6 +178,19 @@ OPENAPI: dict[str, Any] = {
              Q, FROM, TO,
              _q("limit", "How many values.", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10})],
             _ok("Values by count, highest first.", _ref("Top")), operation_id="top")),
+        "/api/v1/routes": _with_post(_get(
+            "RED per route and per service from the gateway's access logs: requests, rate, errors "
+            "(status >= 400), server errors (>= 500), p50/p95/p99 duration; per service also the "
+            "requests its own logs show.",
+            [Q, FROM, TO, LIMIT_ROUTES],
+            _ok("Routes, busiest first, and services.", _ref("Routes")), operation_id="routes")),
+        "/api/v1/routes/series": _with_post(_get(
+            "Per route and time bucket: requests, errors, server errors and p95 duration (sparklines).",
+            [Q, FROM, TO, LIMIT_ROUTES,
+             _q("interval", "Bucket width, e.g. 1m (chosen from the range when absent). "
+                "At most 10000 buckets.", {"type": "string", "maxLength": 40}, example="1m")],
+            _ok("Buckets from the start of the range, and per route one value per bucket.",
+                _ref("RouteSeries")), operation_id="routeSeries")),
         "/api/v1/fields": _get(
             "Field names with types: the schema's columns and the labels/params keys seen in the range.",
             [FROM, TO], _ok("Known fields.", _ref("Fields")), operation_id="fields"),
@@ -263,6 +293,44 @@ OPENAPI: dict[str, Any] = {
             "took_ms": {"type": "number"},
             "values": {"type": "array", "items": {"type": "object", "required": ["value", "count"],
                                                    "properties": {"value": {}, "count": _COUNT}}}}},
+        "Routes": {"type": "object", "required": ["from", "to", "seconds", "routes", "routes_left_off",
+                                                  "services"], "properties": {
+            "from": {"type": "integer"}, "to": {"type": "integer"}, "seconds": {"type": "number"},
+            "routes": {"type": "array", "items": _ref("RouteRED")},
+            "routes_left_off": {**_COUNT, "description": "Routes past `limit`, not listed."},
+            "services": {"type": "object", "additionalProperties": _ref("ServiceRED"),
+                         "description": "By service: its requests from the gateway's view "
+                                        "(labels.upstream) and `logged_requests`, from its own logs."},
+            "took_ms": {"type": "number"}}},
+        "RouteRED": {"type": "object", "required": ["route", "method", "path", "upstream", *_RED],
+                     "properties": {
+                         "route": {"type": "string", "description": "METHOD /path"},
+                         "method": {"type": "string", "nullable": True},
+                         "path": {"type": "string", "nullable": True},
+                         "upstream": {"type": "string", "nullable": True,
+                                      "description": "The service that answered most of its requests; "
+                                                     "null when only the gateway answered (404, 503)."},
+                         **_RED_PROPS}},
+        "ServiceRED": {"type": "object", "required": [*_RED, "logged_requests"],
+                       "properties": {**_RED_PROPS, "logged_requests": _COUNT}},
+        "RouteSeries": {"type": "object", "required": ["interval_ms", "from", "to", "buckets", "routes",
+                                                       "routes_left_off"], "properties": {
+            "interval_ms": {"type": "integer", "minimum": 1}, "from": {"type": "integer"},
+            "to": {"type": "integer"}, "took_ms": {"type": "number"}, "routes_left_off": _COUNT,
+            "buckets": {"type": "array", "items": {"type": "integer"},
+                        "description": "Each bucket's start (epoch ms)."},
+            "routes": {"type": "array", "items": {
+                "type": "object",
+                "required": ["route", "method", "path", "upstream", "requests_total", "requests", "errors",
+                             "server_errors", "p95_ms"],
+                "properties": {
+                    "route": {"type": "string"}, "method": {"type": "string", "nullable": True},
+                    "path": {"type": "string", "nullable": True},
+                    "upstream": {"type": "string", "nullable": True}, "requests_total": _COUNT,
+                    "requests": {"type": "array", "items": _COUNT},
+                    "errors": {"type": "array", "items": _COUNT},
+                    "server_errors": {"type": "array", "items": _COUNT},
+                    "p95_ms": {"type": "array", "items": {"type": "number", "nullable": True}}}}}}},
         "Fields": {"type": "object", "required": ["fields"], "properties": {"fields": {
             "type": "array", "items": {"type": "object", "required": ["name", "type"], "properties": {
                 "name": {"type": "string"},

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from ..query import kql
-from ..query.timerange import TimeRangeError, parse_range
+from ..query.timerange import TimeRangeError, parse_duration, parse_range
 
 MAX_QUERY_CHARS = 10_000  # longer q is refused (400)
 MAX_QUERY_BODY_BYTES = 64 * 1024  # a POST's JSON parameters: q (<= 40 KB of UTF-8) and the rest
@@ -87,6 +87,17 @@ def range_param(request: web.Request, clock: Callable[[], float]) -> tuple[int, 
     params = parameters(request)
     try:
         return parse_range(params.get("from") or None, params.get("to") or None, clock=clock)
+    except TimeRangeError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def interval_param(request: web.Request) -> int | None:
+    """``interval`` (e.g. 1m) in ms; None when absent (the engine chooses from the range)."""
+    raw = parameters(request).get("interval")
+    if not raw:
+        return None
+    try:
+        return parse_duration(raw)
     except TimeRangeError as exc:
         raise BadRequest(str(exc)) from None
 

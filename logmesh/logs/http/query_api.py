@@ -1,11 +1,11 @@
 """The query API's handlers (docs/api.md): /api/v1/search, histogram, top, fields, tail,
-events/{seq}, mesh, stats and openapi.json.
+events/{seq}, mesh, routes (and routes/series), stats and openapi.json.
 
 Each handler reads and checks its parameters (http/params.py: a bad one is a 400 whose
 message says what to send instead), then runs the engine in a thread pool so DuckDB
 never blocks the event loop that also takes ingest.
 
-Search, histogram, top and tail also take ``POST`` with the same parameters as a
+Search, histogram, top, tail and routes also take ``POST`` with the same parameters as a
 JSON object in the body: a query up to MAX_QUERY_CHARS (http/params.py) does not fit
 the request line (aiohttp stops at 8,190 bytes). They stay reads: the body is never
 stored, and the handler itself requires a read token (``read_token_refused``),
@@ -35,8 +35,9 @@ from ...metrics import Exposition, Metrics, number
 from ...protocol import Node
 from ...security import Access, bearer_token, token_matches
 from ...security_http import json_error, json_response
+from ..query import red
 from ..query.engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_priority
-from ..query.timerange import TimeRangeError, now_ms, parse_duration
+from ..query.timerange import now_ms
 from ..store.catalogue import quarantined
 from .openapi import OPENAPI
 from .params import (
@@ -48,6 +49,7 @@ from .params import (
     PayloadTooLarge,
     describe,
     int_param,
+    interval_param,
     order_param,
     parameters,
     query_param,
@@ -119,7 +121,8 @@ class QueryAPI:
     def add_routes(self, app: web.Application) -> None:
         r = app.router
         for path, handler in (("/api/v1/search", self.search), ("/api/v1/histogram", self.histogram),
-                              ("/api/v1/top", self.top), ("/api/v1/tail", self.live_tail.handle)):
+                              ("/api/v1/top", self.top), ("/api/v1/tail", self.live_tail.handle),
+                              ("/api/v1/routes", self.routes), ("/api/v1/routes/series", self.route_series)):
             r.add_get(path, self.wrap(handler))
             r.add_post(path, self.wrap(handler, post=True))
         r.add_get("/api/v1/fields", self.wrap(self.fields))
@@ -265,13 +268,7 @@ class QueryAPI:
         t0 = time.perf_counter()
         node = query_param(request)
         start, end = range_param(request, self.clock)
-        interval = None
-        raw = parameters(request).get("interval")
-        if raw:
-            try:
-                interval = parse_duration(raw)
-            except TimeRangeError as exc:
-                raise BadRequest(str(exc)) from None
+        interval = interval_param(request)
         by = parameters(request).get("by") or None
         result = await self.call(request, self.engine.histogram, node, start, end, interval=interval, by=by,
                                  now=now_ms(self.clock))
@@ -290,6 +287,29 @@ class QueryAPI:
         limit = int_param(request, "limit", 10, 1, MAX_TOP_LIMIT)
         result = await self.call(request, self.engine.top, node, start, end, field_name, limit=limit,
                                  now=now_ms(self.clock))
+        result["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        return json_response(result)
+
+    async def routes(self, request: web.Request) -> web.Response:
+        """RED per route and per service (query/red.py)."""
+        t0 = time.perf_counter()
+        node = query_param(request)
+        start, end = range_param(request, self.clock)
+        limit = int_param(request, "limit", 100, 1, red.MAX_ROUTES)
+        result = await self.call(request, red.routes, self.engine, node, start, end, limit=limit,
+                                 now=now_ms(self.clock))
+        result["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        return json_response(result)
+
+    async def route_series(self, request: web.Request) -> web.Response:
+        """Per route and time bucket: requests, errors, p95 (query/red.py)."""
+        t0 = time.perf_counter()
+        node = query_param(request)
+        start, end = range_param(request, self.clock)
+        limit = int_param(request, "limit", 100, 1, red.MAX_ROUTES)
+        interval = interval_param(request)
+        result = await self.call(request, red.series, self.engine, node, start, end, interval=interval,
+                                 limit=limit, now=now_ms(self.clock))
         result["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         return json_response(result)
 
