@@ -313,7 +313,10 @@ def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
 @token_option
 def stats(as_json: bool, url: str, token: str | None) -> None:
     """What the logs service holds: events, disk use, time span, per-service counts."""
-    r = Client(url, token).get("/api/v1/stats")
+    client = Client(url, token)
+    r = client.get("/api/v1/stats")
+    # and every instance of the mesh with its state (docs/api.md, "mesh, instances")
+    r["instances"] = client.get("/api/v1/mesh", **{"from": "now-1m"}).get("instances") or []
     if as_json:
         click.echo(orjson.dumps(r).decode())
         return
@@ -354,3 +357,51 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
                 miss = click.style(miss, fg="red")
             click.echo(f"{str(s.get('instance')).ljust(w)}  {s.get('received', 0):>10,}  {miss}  "
                        f"{s.get('duplicates', 0):>10,}", color=colour)
+    if r["instances"]:
+        click.echo("", color=colour)
+        for line in format_instances(r["instances"], colour=colour, now_ms=int(time.time() * 1000)):
+            click.echo(line, color=colour)
+
+
+STATE_COLOURS = {"up": "green", "slow": "yellow", "silent": "yellow", "down": "red",
+                 "unregistered": "cyan"}
+INSTANCE_COLUMNS = ("SERVICE", "ADDRESS", "STATE", "SINCE", "LAST SEEN", "RESTARTS", "EVENTS",
+                    "ERRORS", "MISSING", "INSTANCE")
+
+
+def _age(now_ms: int, ms: Any) -> str:
+    """How long ago ``ms`` was, shortly: 4s, 12m, 3h, 2d; ``-`` for none."""
+    if not isinstance(ms, int):
+        return "-"
+    s = max(0, now_ms - ms) // 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def format_instances(rows: list[dict], *, colour: bool, now_ms: int) -> list[str]:
+    """``/api/v1/mesh``'s instances as aligned columns: a state, how long it has held and when
+    the instance was last heard, as ages."""
+    cells = [[str(i.get("name") or ""), str(i.get("address") or "-"), str(i.get("state") or ""),
+              _age(now_ms, i.get("since_ms")), _age(now_ms, i.get("last_seen_ms")),
+              f"{i.get('restarts', 0):,}", f"{i.get('events', 0):,}", f"{i.get('errors', 0):,}",
+              f"{i.get('missing', 0):,}", str(i.get("instance") or "-")] for i in rows]
+    widths = [max([len(h)] + [len(c[k]) for c in cells]) for k, h in enumerate(INSTANCE_COLUMNS)]
+    right = {5, 6, 7, 8}
+
+    def line(values: list[str], state: str | None = None) -> str:
+        parts = []
+        for k, (v, w) in enumerate(zip(values, widths, strict=True)):
+            text = v.rjust(w) if k in right else v.ljust(w)
+            if colour and k == 2 and state is not None:
+                text = click.style(text, fg=STATE_COLOURS.get(state))
+            if colour and k == 8 and v != "0":
+                text = click.style(text, fg="red")
+            parts.append(text)
+        return "  ".join(parts).rstrip()
+
+    head = line(list(INSTANCE_COLUMNS))
+    out = [click.style(head, bold=True) if colour else head]
+    out += [line(c, c[2]) for c in cells]
+    return out

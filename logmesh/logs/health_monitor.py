@@ -159,6 +159,7 @@ class HealthMonitor:
     def _siblings(self, now: int) -> list[list[dict]]:
         assert self.shared is not None
         views = []
+        timeouts: dict[str, int] = {}  # worker 0's, when its file is fresh
         try:
             paths = sorted(self.shared.glob("w*.json"))
         except OSError:
@@ -173,8 +174,10 @@ class HealthMonitor:
             if not isinstance(body, dict) or now - int(body.get("written_ms") or 0) > SHARED_STALE_MS:
                 continue
             views.append([d for d in body.get("instances") or () if isinstance(d, dict)])
-            if self.engine is None and isinstance(body.get("timeouts"), dict):
-                self.timeouts = {str(k): int(v) for k, v in body["timeouts"].items()}
+            if isinstance(body.get("timeouts"), dict):
+                timeouts = {str(k): int(v) for k, v in body["timeouts"].items()}
+        if self.engine is None:
+            self.timeouts = timeouts
         return views
 
     # -- the loops ------------------------------------------------------------------------------
