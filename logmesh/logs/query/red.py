@@ -19,9 +19,11 @@ Errors are statuses >= 400 (``server_errors``: >= 500); percentiles are exact
 (``quantile_cont``) over the requests that carry a duration.
 
 Each question is one DuckDB pass over the range, planned as the engine plans its other
-questions (plan.source: Parquet files and blocks by time, the live table, cold segments).
-The block index cannot answer it (it keeps no durations), so a day of a busy mesh
-reads that day's ``labels`` column: docs/benchmarks.md has what that costs.
+questions (plan.source: Parquet files and blocks by time, the live table, cold segments);
+without a query, the services' own counts are /mesh's (Engine.service_counts, from the
+block index where it can) and the pass reads the access logs only. The block index keeps
+no durations, so a day of a busy mesh reads that day's access logs' ``labels``:
+docs/benchmarks.md has what that costs (seconds, not the 100 ms the other questions take).
 """
 
 from __future__ import annotations
