@@ -61,6 +61,7 @@ class LiveSegment:
     max_ts: int | None = None
     services: dict[str, int] = field(default_factory=dict)
     inode: int = 0  # recovery rewrites a damaged segment as a new file: read that one again
+    last_line: bytes = b""  # the last line loaded, ending at offset: still there, or read again
 
 
 @dataclass(frozen=True)

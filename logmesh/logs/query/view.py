@@ -7,7 +7,9 @@ Where an event is read from::
     live (in-memory table)     every segment without a Parquet file yet -- the active
                                ones of every worker and sealed ones awaiting compaction --
                                loaded incrementally: each refresh reads only the bytes
-                               appended since the last one (whole lines only)
+                               appended since the last one (whole lines only), after
+                               checking that the last line it loaded is still there (a
+                               segment cut or replaced since is read again from its start)
     cold                       a sealed segment kept out of memory (LIVE_SEALED_SECONDS,
                                LIVE_MAX_BYTES): read from its file by each query
 
@@ -55,6 +57,7 @@ LIVE_CHUNK_BYTES = 64 * 1024 * 1024  # a live segment is loaded at most this muc
 LIVE_SEALED_SECONDS = 600.0
 LIVE_MAX_BYTES = 1024 * 1024 * 1024
 GONE_GRACE_SECONDS = 30.0  # rows of a compacted segment are dropped from memory this long after
+MAX_LAST_LINE = 64 * 1024  # of the last line loaded, this much is kept to check it is still there
 
 
 class StoreView:
@@ -159,18 +162,34 @@ class StoreView:
                 live.offset = size + 1  # replaced (recovery dropped damaged lines): read it again
             live.inode = st.st_ino
             if size < live.offset:  # cut by crash recovery: read it again
-                self.con.execute("DELETE FROM live WHERE _seg = ?", [live.id])
-                live.offset, live.rows, live.min_ts, live.max_ts = 0, 0, None, None
-                live.services.clear()
+                self._forget_rows(live)
             if size == live.offset:
                 return
-            data, nxt = read_complete(live.path, live.offset, LIVE_CHUNK_BYTES)
+            # Read from the start of the last line loaded: if another line is there now, the
+            # file was cut and written again in place since (the same inode, as long or longer:
+            # a failed group write retried with other lines), and what was loaded is not its
+            # content any more, nor is the old offset a line's start.
+            back = len(live.last_line)
+            data, nxt = read_complete(live.path, live.offset - back, LIVE_CHUNK_BYTES + back)
+            if data[:back] != live.last_line:
+                log.warning("%s: rewritten in place since it was loaded; reading it again",
+                            live.path.name)
+                self._forget_rows(live)
+                continue
+            data = data[back:]
             if not data:
                 return
             self._gen += 1  # each chunk its own generation: see _insert_live
             self._insert_live(live, data, self._gen)
             live.offset = nxt
+            live.last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1:][-MAX_LAST_LINE:]
             self.counters.live_bytes.inc(len(data))
+
+    def _forget_rows(self, live: LiveSegment) -> None:
+        """Drop what was loaded of a segment: it is read again from its start."""
+        self.con.execute("DELETE FROM live WHERE _seg = ?", [live.id])
+        live.offset, live.rows, live.min_ts, live.max_ts, live.last_line = 0, 0, None, None, b""
+        live.services.clear()
 
     def _insert_live(self, live: LiveSegment, data: bytes, gen: int) -> None:
         """Append one chunk of whole lines; ``gen`` must be new, since the segment's counts
