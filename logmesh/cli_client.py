@@ -207,6 +207,12 @@ def _print_events(events: list[dict], as_json: bool, header: bool = True,
         click.echo(line, color=colour)
 
 
+def _warn(answer: dict) -> None:
+    """The answer's warnings (e.g. a field no event has), on stderr, whatever the output."""
+    for text in answer.get("warnings") or ():
+        click.echo(f"warning: {text}", err=True)
+
+
 # -- commands -----------------------------------------------------------------------------------
 
 
@@ -223,10 +229,13 @@ def _print_events(events: list[dict], as_json: bool, header: bool = True,
 @token_option
 def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc: bool, as_json: bool,
           as_table: bool, url: str, token: str | None) -> None:
-    """Search the logs: `logmesh query 'service.name:goods AND POST' --since 1h`.
+    """Search the logs: `logmesh query 'service.name:goods' --since 1h`.
 
-    Q is KQL: `field:value`, bare words (searched in the message), and/or/not,
-    parentheses, `status >= 500`, wildcards `*`.
+    Q is KQL: a field's value (`http.request.method:POST`), bare words (searched in the
+    message), and/or/not, parentheses, comparisons (`http.response.status_code >= 500`),
+    wildcards (`url.path:/goods*`). A name that is no column is a key of labels
+    (`labels.upstream:goods`, or `upstream:goods`); one that no event in the range
+    has is warned about on stderr.
     """
     if as_json and as_table:
         raise click.UsageError("pick one of --json and --table")
@@ -242,6 +251,8 @@ def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc
     while len(events) < limit:
         r = client.get("/api/v1/search", q=q, **{"from": start}, to=to, limit=min(PAGE, limit - len(events)),
                        order=order, cursor=cursor)
+        if cursor is None:
+            _warn(r)
         events.extend(r.get("events") or [])
         took += r.get("took_ms") or 0
         sentence = (r.get("query") or {}).get("sentence", "")

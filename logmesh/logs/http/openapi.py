@@ -100,6 +100,12 @@ _RED_PROPS: dict[str, Any] = {
 }
 
 
+WARNINGS = {"type": "array", "items": {"type": "string"},
+            "description": "What may make the answer other than meant, e.g. a field no event in "
+                           "the range has (`field statuss is unknown: ...; did you mean "
+                           "http.response.status_code?`); empty when nothing."}
+
+
 EVENT = {
     "type": "object",
     "description": "An event: flat, ECS dotted names; times are epoch ms.",
@@ -273,22 +279,25 @@ OPENAPI: dict[str, Any] = {
             "scans": {"type": "integer",
                       "description": "a query refused for its terms that search inside every event"}}},
         "Event": EVENT,
-        "SearchResult": {"type": "object", "required": ["events", "next_cursor", "took_ms", "query"],
+        "SearchResult": {"type": "object", "required": ["events", "next_cursor", "took_ms", "query", "warnings"],
                          "properties": {
+                             "warnings": WARNINGS,
                              "events": {"type": "array", "items": _ref("Event")},
                              "next_cursor": {"type": "string", "nullable": True},
                              "took_ms": {"type": "number"},
                              "query": {"type": "object", "required": ["kql", "sentence"], "properties": {
                                  "kql": {"type": "string"}, "sentence": {"type": "string"}}}}},
-        "Histogram": {"type": "object", "required": ["interval_ms", "from", "to", "total", "buckets"],
+        "Histogram": {"type": "object", "required": ["interval_ms", "from", "to", "total", "buckets", "warnings"],
                       "properties": {
+                          "warnings": WARNINGS,
                           "interval_ms": {"type": "integer", "minimum": 1}, "from": {"type": "integer"},
                           "to": {"type": "integer"}, "total": _COUNT, "took_ms": {"type": "number"},
                           "buckets": {"type": "array", "items": {
                               "type": "object", "required": ["t", "count"], "properties": {
                                   "t": {"type": "integer"}, "count": _COUNT,
                                   "by": {"type": "object", "additionalProperties": _COUNT}}}}}},
-        "Top": {"type": "object", "required": ["field", "total", "values"], "properties": {
+        "Top": {"type": "object", "required": ["field", "total", "values", "warnings"], "properties": {
+            "warnings": WARNINGS,
             "field": {"type": "string"}, "type": {"type": "string"}, "total": _COUNT,
             "took_ms": {"type": "number"},
             "values": {"type": "array", "items": {"type": "object", "required": ["value", "count"],

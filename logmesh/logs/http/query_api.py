@@ -37,6 +37,7 @@ from ...security import Access, bearer_token, token_matches
 from ...security_http import json_error, json_response
 from ..query import red
 from ..query.engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_priority
+from ..query.field_check import FieldCheck
 from ..query.timerange import now_ms
 from ..store.catalogue import quarantined
 from .openapi import OPENAPI
@@ -93,6 +94,7 @@ class QueryAPI:
                  worker: str = "0") -> None:
         """``metrics``: the registry its counters go to (the server's); ``worker``: their label."""
         self.engine = engine
+        self.field_check = FieldCheck(engine)  # warnings about fields no event has
         self.access = access
         self.writer_stats = writer_stats
         self.ledger_summary = ledger_summary
@@ -258,11 +260,12 @@ class QueryAPI:
         order = order_param(request)
         cursor = parameters(request).get("cursor") or None
         now = now_ms(self.clock)
-        events, nxt = await self.call(request, self.engine.search, node, start, end, limit=limit,
-                                      order=order, cursor=cursor, now=now)
+        (events, nxt), warnings = await self.call(
+            request, self.checked, node, start, end, None, self.engine.search, node, start, end,
+            limit=limit, order=order, cursor=cursor, now=now)
         return json_response({"events": events, "next_cursor": nxt,
                               "took_ms": round((time.perf_counter() - t0) * 1000, 1),
-                              "query": describe(node)})
+                              "query": describe(node), "warnings": warnings})
 
     async def histogram(self, request: web.Request) -> web.Response:
         t0 = time.perf_counter()
@@ -270,8 +273,10 @@ class QueryAPI:
         start, end = range_param(request, self.clock)
         interval = interval_param(request)
         by = parameters(request).get("by") or None
-        result = await self.call(request, self.engine.histogram, node, start, end, interval=interval, by=by,
-                                 now=now_ms(self.clock))
+        result, warnings = await self.call(request, self.checked, node, start, end, by,
+                                           self.engine.histogram, node, start, end, interval=interval,
+                                           by=by, now=now_ms(self.clock))
+        result["warnings"] = warnings
         if by is not None:  # named here so a client never hard-codes them
             result["sentinels"] = {"none": NONE, "other": OTHER}
         result["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -285,10 +290,18 @@ class QueryAPI:
         node = query_param(request)
         start, end = range_param(request, self.clock)
         limit = int_param(request, "limit", 10, 1, MAX_TOP_LIMIT)
-        result = await self.call(request, self.engine.top, node, start, end, field_name, limit=limit,
-                                 now=now_ms(self.clock))
+        result, warnings = await self.call(request, self.checked, node, start, end, field_name,
+                                           self.engine.top, node, start, end, field_name, limit=limit,
+                                           now=now_ms(self.clock))
+        result["warnings"] = warnings
         result["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         return json_response(result)
+
+    def checked(self, node: Any, start: int, end: int, field_name: str | None,
+                fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
+        """``fn``'s answer, and the warnings about the fields ``node`` (and ``field_name``, a
+        top's field or a histogram's by) names that no event in the range has (one thread)."""
+        return fn(*args, **kwargs), self.field_check.warnings(node, start, end, also=(field_name,))
 
     async def routes(self, request: web.Request) -> web.Response:
         """RED per route and per service (query/red.py)."""
