@@ -192,6 +192,26 @@ def test_a_parse_error_is_shown_in_place(mesh, page):
     expect(page.locator("#qerr code")).to_have_text("😀😀 x) and y")
 
 
+def test_a_field_no_event_has_is_a_notice_as_text(mesh, page):
+    """Issue 17 item 5: the API's warning shows above the results; the field's name is the
+    user's text, so markup in it stays text."""
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    page.fill("#q", "statuss >= 500")
+    page.press("#q", "Enter")
+    expect(page.locator("#qwarn")).to_be_visible()
+    expect(page.locator("#qwarn")).to_have_text(
+        "field statuss is unknown: no event in the range has it; did you mean http.response.status_code?")
+    page.fill("#q", r"\<b\>x\<\/b\>:1")
+    page.press("#q", "Enter")
+    expect(page.locator("#qwarn")).to_contain_text("field <b>x</b> is unknown")
+    expect(page.locator("#qwarn b")).to_have_count(0)
+    page.fill("#q", "service.name:goods")
+    page.press("#q", "Enter")
+    expect(page.locator("#qwarn")).to_be_hidden()
+
+
 def test_clicking_a_field_value_filters(mesh, page):
     from playwright.sync_api import expect
 

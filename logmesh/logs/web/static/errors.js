@@ -16,9 +16,19 @@ export function showBanner(text) {
 /** Hide the errors of the last search (a token form stays until it is answered). */
 export function clearErrors() {
   if (!$("banner").querySelector("form")) $("banner").hidden = true;
+  $("qwarn").hidden = true;
   $("qerr").hidden = true;
   $("q").classList.remove("invalid");
   $("q").removeAttribute("aria-invalid");
+}
+
+/** The search's warnings (e.g. a field no event has) in the notice above the results, as
+ *  text (the field's name is the user's, never HTML); none: the notice hides. */
+export function showWarnings(warnings) {
+  const box = $("qwarn");
+  const list = Array.isArray(warnings) ? warnings.filter((w) => typeof w === "string") : [];
+  box.replaceChildren(...list.map((w) => h("div", null, w)));
+  box.hidden = list.length === 0;
 }
 
 /** The query with the character at position marked, and the message. */

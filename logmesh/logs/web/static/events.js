@@ -4,7 +4,7 @@ import { addFilter, setState } from "./actions.js";
 import { api } from "./api.js";
 import { openEvent } from "./drawer.js";
 import { $, h, jsonView } from "./dom.js";
-import { handleError } from "./errors.js";
+import { handleError, showWarnings } from "./errors.js";
 import { color, counted, levelClass } from "./format.js";
 import { current, shareLink, state } from "./state.js";
 import { fmtTime, needsDate } from "./time.js";
@@ -33,6 +33,7 @@ export async function loadSearch(signal) {
     const sentence = r.query && r.query.sentence;
     $("sentence").textContent = state.q && sentence ? `where ${sentence}` : "";
     $("took").textContent = typeof r.took_ms === "number" ? `${r.took_ms} ms` : "";
+    showWarnings(r.warnings);
     addRows(r.events || [], "end");
     table.cursor = r.next_cursor || null;
   } catch (e) {
