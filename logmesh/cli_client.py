@@ -339,8 +339,12 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
             ("disk", f"{human_bytes(r.get('bytes', 0))} in {r.get('segments', 0)} file(s)"),
             ("time span", span)]
     if "parquet_events" in r:
-        rows.append(("compacted", f"{r['parquet_events']:,} in {r.get('parquet_files', 0)} Parquet file(s), "
-                                  f"{r.get('live_events', 0):,} in {r.get('live_segments', 0)} live segment(s)"))
+        parts = (f"{r['parquet_events']:,} in {r.get('parquet_files', 0)} Parquet file(s), "
+                 f"{r.get('live_events', 0):,} in {r.get('live_segments', 0)} live segment(s)")
+        if r.get("cold_segments"):  # sealed long ago, read from their files until compacted
+            parts += (f", {r.get('cold_events', 0):,} in {r['cold_segments']} sealed segment(s) "
+                      "waiting for compaction")
+        rows.append(("compacted", parts))
     q = r.get("quarantine") or {}
     if q.get("files"):
         rows.append(("damaged", f"{human_bytes(q.get('bytes', 0))} in {q['files']} file(s) of quarantine/ "
