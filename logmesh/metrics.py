@@ -6,13 +6,14 @@ registry); the code counts on them, and whatever shows a number -- ``/metrics``,
 the stats API, the tests -- reads them back (:func:`value`), so there is one
 count, not a counter and a copy. docs/metrics.md lists every metric.
 
-Two kinds of number do not live in metric objects:
+Some numbers do not live in metric objects; they are handed over in an
+:class:`Exposition` (``ex.add(name, kind, help, value, labels)``):
 
-* counts kept by code that keeps its own (the store's writer, the connection
-  guard, the query side) and gauges computed from state (health, queue
-  lengths): handed over in an :class:`Exposition` (``ex.add(name, kind, help,
-  value, labels)``) and :meth:`Metrics.publish`-ed, which sets them as they are
-  now;
+* gauges computed from state (the logs service's health and writability, queue
+  lengths, live segments, a sink's lag): :meth:`Metrics.publish`-ed, which sets
+  them as they are now;
+* a shipper's counts (a dict it keeps on every request of its service, one process
+  only): added to its service's or gateway's page when it is asked for;
 * numbers of the whole data directory (disk usage): added to the scrape's
   own :class:`Exposition` by whichever process answers it.
 
@@ -21,9 +22,10 @@ HTTP port, so a scrape reaches one of them. Given a directory, a
 :class:`Metrics` keeps its values in memory-mapped files there, in
 prometheus-client's multiprocess format (one file per process and metric type);
 any worker's ``/metrics`` merges every file with ``MultiProcessCollector``.
-Counters of a process add up with its siblings' of the same labels; gauges
-use ``livesum`` (a process's files go when it stops: ``mark_process_dead``);
-files of processes no longer running are deleted when a process starts. The
+Counters of a process add up with its siblings' of the same labels; gauges of
+now use ``livesum`` (a process's files go when it stops: ``mark_process_dead``),
+a maximum so far ``max`` (kept after its process stops, like a counter); files
+of processes no longer running are deleted when a process starts. The
 directory is chosen per registry, not by ``PROMETHEUS_MULTIPROC_DIR``: one
 Python process (the tests) may run several servers, each with its own.
 """
@@ -230,9 +232,13 @@ class Metrics:
         """``name`` with or without ``_total``: it is shown with it."""
         return self._classes[Counter](name, help_text, tuple(labels), registry=self.registry)
 
-    def gauge(self, name: str, help_text: str, labels: Iterable[str] = ()) -> Gauge:
+    def gauge(self, name: str, help_text: str, labels: Iterable[str] = (),
+              mode: str = GAUGE_MODE) -> Gauge:
+        """``mode``: how multiprocess mode merges the processes' values of one label set
+        (prometheus-client's ``multiprocess_mode``): ``livesum`` for a gauge of now, ``max``
+        for a maximum so far (kept, like a counter, after its process stops)."""
         return self._classes[Gauge](name, help_text, tuple(labels), registry=self.registry,
-                                    multiprocess_mode=GAUGE_MODE)
+                                    multiprocess_mode=mode)
 
     def histogram(self, name: str, help_text: str, labels: Iterable[str] = (),
                   buckets: Iterable[float] = LATENCY_BUCKETS) -> Histogram:

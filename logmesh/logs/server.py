@@ -56,8 +56,8 @@ log = logging.getLogger("logmesh.logs")
 
 STORE_RETRY_AFTER_SECONDS = 5  # Retry-After of a 507: the disk is full or failing
 # --workers N: under the data directory, the workers' metric files (logmesh/metrics.py), so
-# any worker's /metrics shows them all; each worker publishes the numbers it does not count
-# in metrics (the store's writer's, gauges of now) this often.
+# any worker's /metrics shows them all; counters are written as they count, and each worker
+# publishes its gauges computed from state (health, queue lengths, ...) this often.
 METRICS_DIR = "metrics"
 PUBLISH_SECONDS = 1.0
 
@@ -118,7 +118,8 @@ class LogsServer(Serving):
         self.http_counters = HttpCounters(self.prom, {"worker": worker})  # the site's, made at start
         self.writer = SegmentWriter(config.data_dir, config.worker_id, fsync=config.fsync,
                                     fsync_interval=config.fsync_interval, rotate=config.rotate,
-                                    max_segment_bytes=config.max_segment_bytes, lock_fd=lock_fd)
+                                    max_segment_bytes=config.max_segment_bytes, lock_fd=lock_fd,
+                                    metrics=self.prom)
         self.routes = Routes()
         self.ledger = ShipperLedger()
         self.booklog = BookLog(config.text_log, echo=config.echo, rotate=config.rotate) if (
@@ -259,29 +260,11 @@ class LogsServer(Serving):
         return web.json_response({"accepted": len(lines), "rejected": len(errors), "errors": errors[:20]})
 
     def published(self) -> Exposition:
-        """This worker's numbers not counted in its metrics: kept by the store's writer, or
-        computed from state now."""
+        """This worker's gauges computed from state now (its counts are in its metrics)."""
         ex = Exposition()
         w = {"worker": str(self.config.worker_id)}
-        ws = self.writer.stats
-        ex.add("logmesh_stored_events_total", "counter", "Events written by this worker.", ws["events"], w)
-        ex.add("logmesh_stored_bytes_total", "counter", "Bytes written by this worker.", ws["bytes"], w)
-        ex.add("logmesh_fsyncs_total", "counter", "fsync calls (one per group).", ws["fsyncs"], w)
-        ex.add("logmesh_fsync_seconds_total", "counter", "Time spent in fsync.", ws["fsync_seconds_total"], w)
-        ex.add("logmesh_fsync_seconds_max", "gauge", "Longest fsync so far.", ws["fsync_seconds_max"], w)
-        ex.add("logmesh_store_write_errors_total", "counter", "Failed segment writes (retried).",
-               ws["write_errors"], w)
         ex.add("logmesh_store_writable", "gauge", "1 while the store can write, 0 while it fails.",
                0 if self.writer.failure else 1, w)
-        ex.add("logmesh_store_withdrawn_events_total", "counter",
-               "Events of HTTP requests answered 507 on a failing disk (not stored).",
-               ws["withdrawn_events"], w)
-        ex.add("logmesh_recovered_damaged_lines_total", "counter",
-               "Damaged lines crash recovery moved to the quarantine directory.", ws["damaged_lines"], w)
-        ex.add("logmesh_recovered_damaged_bytes_total", "counter",
-               "Bytes of those lines.", ws["damaged_bytes"], w)
-        ex.add("logmesh_recovered_torn_bytes_total", "counter",
-               "Bytes of a last write a crash cut short (never acknowledged).", ws["torn_bytes"], w)
         problems, _ = self.health()
         ex.add("logmesh_healthy", "gauge", "1 when /healthz answers 200.", 0 if problems else 1, w)
         for sink in self.sinks:
@@ -329,7 +312,8 @@ class LogsServer(Serving):
             log.info("re-read %d event id(s) of %d shipper instance(s) for de-duplication",
                      known, len(self.ledger.instances))
         self.writer.start()
-        if self.prom.multiprocess:
+        if self.prom.multiprocess:  # the gauges of now: on the siblings' pages from the start
+            self.publish()
             self._publisher = asyncio.ensure_future(self._publish_every(PUBLISH_SECONDS))
         self.query.start(self.writer.on_seal)  # worker 0: compaction and retention in a thread
         for sink in self.sinks:  # they read what the writer wrote; ingest never waits for them

@@ -1,11 +1,12 @@
 """``--workers N``: what one worker counts is on a sibling's ``/metrics`` at once (issue 16).
 
-The connection guards, the HTTP site, the query engine, compaction and retention kept
-their own dicts, which each worker wrote to the shared metric files only once a second
-(and at its own scrapes): a sibling's scrape showed them up to a second late, or not at
-all before the first write. They count in prometheus-client counters of the worker's
-registry now, written to its files as they count. Two workers in one process, as
-tests/test_metrics.py runs two registries; neither is started, so nothing publishes.
+The connection guards, the HTTP site, the query engine, compaction, retention and the
+store's segment writer kept their own dicts, which each worker wrote to the shared metric
+files only once a second (and at its own scrapes): a sibling's scrape showed them up to a
+second late, or not at all before the first write. They count in prometheus-client
+counters of the worker's registry now, written to its files as they count. Two workers in
+one process, as tests/test_metrics.py runs two registries; neither is started, so nothing
+publishes.
 """
 
 from __future__ import annotations
@@ -77,5 +78,43 @@ async def test_a_workers_counts_are_on_its_siblings_page_at_once(tmp_path: Path)
         assert deleted["bytes"] == sample(page1, "logmesh_retention_deleted_bytes_total", worker="0") > 0
     finally:
         for w in (w0, w1):
+            w.query.engine.close()
+            w.prom.close()
+
+
+async def test_a_workers_stored_events_are_on_its_siblings_page_at_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    w0 = worker(data, 0)
+    w1 = worker(data, 1)
+    try:
+        # Worker 1's writer stores three requests' events (fsync per group), as ingest does.
+        w1.writer.open()
+        w1.writer.start()
+        for n in (5, 7, 11):
+            await w1.writer.durable(w1.writer.append_events([event(T0 + i) for i in range(n)]))
+        stats = w1.writer.stats
+        assert stats["events"] == 23 and stats["bytes"] > 0 and stats["fsyncs"] >= 1
+
+        page0 = w0.exposition().render()  # worker 0 answers the scrape; worker 1 never published
+        assert sample(page0, "logmesh_stored_events_total", worker="1") == 23
+        assert sample(page0, "logmesh_stored_events_total", worker="0") == 0
+        assert sample(page0, "logmesh_stored_bytes_total", worker="1") == stats["bytes"]
+        assert sample(page0, "logmesh_fsyncs_total", worker="1") == stats["fsyncs"]
+        assert sample(page0, "logmesh_fsync_seconds_total", worker="1") == stats["fsync_seconds_total"]
+        assert "# TYPE logmesh_fsync_seconds_max gauge" in page0
+        assert sample(page0, "logmesh_fsync_seconds_max", worker="1") == stats["fsync_seconds_max"] > 0
+        assert sample(page0, "logmesh_store_write_errors_total", worker="1") == 0
+        assert sample(page0, "logmesh_store_withdrawn_events_total", worker="1") == 0
+        assert sample(page0, "logmesh_recovered_torn_bytes_total", worker="1") == 0
+
+        # A stopped worker's maximum stays on the page, as its counters do (a gauge of now goes).
+        await w1.writer.close()
+        w1.prom.close()
+        page0 = w0.exposition().render()
+        assert sample(page0, "logmesh_stored_events_total", worker="1") == 23
+        assert sample(page0, "logmesh_fsync_seconds_max", worker="1") == stats["fsync_seconds_max"]
+    finally:
+        for w in (w0, w1):
+            await w.writer.close()
             w.query.engine.close()
             w.prom.close()

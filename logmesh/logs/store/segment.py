@@ -10,6 +10,10 @@ wait for. While the disk fails (full, or an I/O error) the writer keeps what
 it could not write, says so (``failure``) and retries. Opening a stream first
 recovers what a previous run left (store/recovery.py); the stream's lock and the
 high-water mark of its seqs are store/streams.py.
+
+It counts in prometheus-client counters of the server's registry, labelled ``worker``
+(``logmesh_stored_*``, ``logmesh_fsync*``, ``logmesh_store_*``, ``logmesh_recovered_*``):
+once per group written and per fsync, never per event; ``stats`` reads them back.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from ...fsio import fsync_path, write_atomic
+from ...metrics import Metrics, number, value
 from . import layout
 from .recovery import recover_stream
 from .segment_index import SegmentIndex
@@ -69,7 +75,10 @@ class SegmentWriter:
         max_segment_bytes: int = layout.DEFAULT_MAX_SEGMENT_BYTES,
         clock: Callable[[], float] = time.time,
         lock_fd: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``metrics``: the registry its counters go to (the server's; one of its own if
+        None), labelled ``worker``."""
         if fsync not in ("always", "batch", "off"):
             raise ValueError(f"unknown fsync mode {fsync!r}; use always, batch or off")
         if rotate not in layout.ROTATE_SECONDS:
@@ -102,10 +111,30 @@ class SegmentWriter:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="store-io")
         self._wakeup: asyncio.Event | None = None
         self._closing = False
-        self.stats = {"events": 0, "bytes": 0, "fsyncs": 0, "segments_sealed": 0,
-                      "fsync_seconds_total": 0.0, "fsync_seconds_max": 0.0, "write_errors": 0,
-                      "damaged_lines": 0, "damaged_bytes": 0, "torn_bytes": 0,
-                      "failures": 0, "withdrawn_events": 0}
+        m = metrics or Metrics()
+        w = str(worker)
+
+        def counter(name: str, help_text: str) -> Any:
+            return m.counter(name, help_text, ["worker"]).labels(w)
+
+        self.stored_events = counter("logmesh_stored_events_total", "Events written by this worker.")
+        self.stored_bytes = counter("logmesh_stored_bytes_total", "Bytes written by this worker.")
+        self.fsyncs = counter("logmesh_fsyncs_total", "fsync calls (one per group).")
+        self.fsync_seconds = counter("logmesh_fsync_seconds_total", "Time spent in fsync.")
+        # The longest so far: under --workers the largest of the worker's processes' values.
+        self.fsync_seconds_max = m.gauge("logmesh_fsync_seconds_max", "Longest fsync so far.",
+                                         ["worker"], mode="max").labels(w)
+        self.write_errors = counter("logmesh_store_write_errors_total", "Failed segment writes (retried).")
+        self.withdrawn_events = counter(
+            "logmesh_store_withdrawn_events_total",
+            "Events of HTTP requests answered 507 on a failing disk (not stored).")
+        self.damaged_lines = counter("logmesh_recovered_damaged_lines_total",
+                                     "Damaged lines crash recovery moved to the quarantine directory.")
+        self.damaged_bytes = counter("logmesh_recovered_damaged_bytes_total", "Bytes of those lines.")
+        self.torn_bytes = counter("logmesh_recovered_torn_bytes_total",
+                                  "Bytes of a last write a crash cut short (never acknowledged).")
+        self.segments_sealed = 0  # not metrics; in stats
+        self.failures = 0
         self._saved_highwater = -1
         self.on_seal: list[Callable[[Path, SegmentIndex], None]] = []  # e.g. compaction
         self.on_flush: list[Callable[[], None]] = []  # e.g. resume paused connections, wake tails
@@ -117,8 +146,9 @@ class SegmentWriter:
         if self._lock_fd is None:
             _, self._lock_fd = claim_worker(self.dir.parent, self.worker)
         found = recover_stream(self.dir.parent, self.worker)
-        for key in ("damaged_lines", "damaged_bytes", "torn_bytes"):
-            self.stats[key] += getattr(found, key)
+        self.damaged_lines.inc(found.damaged_lines)
+        self.damaged_bytes.inc(found.damaged_bytes)
+        self.torn_bytes.inc(found.torn_bytes)
         last_seq = found.last_seq
         self._save_highwater(last_seq)
         self._counter = layout.split_seq(last_seq)[0] + 1 if last_seq >= 0 else 1
@@ -128,6 +158,21 @@ class SegmentWriter:
         if last_seq > self._saved_highwater:
             save_highwater(self.dir.parent, self.worker, last_seq)
             self._saved_highwater = last_seq
+
+    @property
+    def stats(self) -> dict[str, int | float]:
+        """The counts (events and bytes written, not buffered): read from the metrics, with
+        the segments sealed and the times the store started failing."""
+        return {"events": number(value(self.stored_events)),
+                "bytes": number(value(self.stored_bytes)),
+                "fsyncs": number(value(self.fsyncs)), "segments_sealed": self.segments_sealed,
+                "fsync_seconds_total": value(self.fsync_seconds),
+                "fsync_seconds_max": value(self.fsync_seconds_max),
+                "write_errors": number(value(self.write_errors)),
+                "damaged_lines": number(value(self.damaged_lines)),
+                "damaged_bytes": number(value(self.damaged_bytes)),
+                "torn_bytes": number(value(self.torn_bytes)), "failures": self.failures,
+                "withdrawn_events": number(value(self.withdrawn_events))}
 
     @property
     def buffered_bytes(self) -> int:
@@ -186,7 +231,6 @@ class SegmentWriter:
         self._buf += blob
         self._pending_blocks.append((len(blob), first, last, count, min_ts, max_ts, first_ts))
         self._buf_last_seq = last
-        self.stats["events"] += count
         self._kick()
         return last
 
@@ -275,7 +319,7 @@ class SegmentWriter:
 
     def _fail(self, reason: str) -> None:
         if self.failure is None:
-            self.stats["failures"] += 1
+            self.failures += 1
         self.failure = reason
         self._failed_at = time.monotonic()
         self._answer_failed_waiters()
@@ -294,7 +338,7 @@ class SegmentWriter:
             except _WriteFailed as exc:
                 # Disk full or failing: what was written stays (and is synced below); the rest
                 # stays buffered, unacknowledged, and is retried block by block.
-                self.stats["write_errors"] += 1
+                self.write_errors.inc()
                 log.error("store write failed (%s); %d block(s) held, retrying in %.0fs",
                           exc, len(pending) - exc.pending_offset, RETRY_SECONDS)
                 self._buf[:0] = data[exc.data_offset:]
@@ -321,9 +365,10 @@ class SegmentWriter:
             t0 = time.perf_counter()
             await loop.run_in_executor(self._io, os.fsync, self._fd)
             took = time.perf_counter() - t0
-            self.stats["fsyncs"] += 1
-            self.stats["fsync_seconds_total"] += took
-            self.stats["fsync_seconds_max"] = max(self.stats["fsync_seconds_max"], took)
+            self.fsyncs.inc()
+            self.fsync_seconds.inc(took)
+            if took > value(self.fsync_seconds_max):
+                self.fsync_seconds_max.set(took)
         self._mark_durable(target)
 
     def _mark_durable(self, seq: int) -> None:
@@ -349,8 +394,7 @@ class SegmentWriter:
                 if block[1] == first and block[2] == s:
                     del self._buf[offset:offset + block[0]]
                     del self._pending_blocks[i]
-                    self.stats["events"] -= block[3]
-                    self.stats["withdrawn_events"] += block[3]
+                    self.withdrawn_events.inc(block[3])
                     fut.set_exception(StoreUnavailable(reason))
                     break
                 offset += block[0]
@@ -410,11 +454,14 @@ class SegmentWriter:
     def _account(self, blocks: list, size: int) -> None:
         assert self.index is not None
         offset = self.index.bytes
+        events = 0
         for nbytes, first, last, count, min_ts, max_ts, first_ts in blocks:
             self.index.add_block(first, last, count, min_ts, max_ts, first_ts, offset)
             offset += nbytes
+            events += count
         self.index.bytes = offset
-        self.stats["bytes"] += size
+        self.stored_events.inc(events)  # in the I/O thread: prometheus-client's values lock
+        self.stored_bytes.inc(size)
 
     def _rotate(self, first_seq: int, bucket: int) -> None:
         self._seal()
@@ -440,7 +487,7 @@ class SegmentWriter:
         if self.index.count:
             write_atomic(self.path.with_name(layout.index_name(self.path.name)), self.index.to_json())
             self._save_highwater(self.index.last_seq)  # before compaction or retention can remove it
-            self.stats["segments_sealed"] += 1
+            self.segments_sealed += 1
             for hook in self.on_seal:
                 hook(self.path, self.index)
         else:
