@@ -44,13 +44,25 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def serve(make: Callable[[], Awaitable[object]]) -> None:
-    """Run an async server until SIGTERM/SIGINT, then let it stop cleanly."""
+    """Run an async server until SIGTERM/SIGINT, then let it stop cleanly.
+
+    Only the first signal stops it: a supervisor forwards SIGTERM to each worker and a
+    ``kill`` of the process group reaches it too, and a second cancel would cut the
+    stop short (the store's last flush and seal, the metrics' last publish).
+    """
 
     async def main() -> None:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            for sig in (signal.SIGTERM, signal.SIGINT):  # ignored until the process ends: one
+                loop.remove_signal_handler(sig)  # after the loop closed would kill it mid-exit
+                signal.signal(sig, signal.SIG_IGN)
+            task.cancel()  # type: ignore[union-attr]
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+            loop.add_signal_handler(sig, stop)
         try:
             await make()
         except asyncio.CancelledError:
