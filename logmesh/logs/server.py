@@ -38,6 +38,7 @@ from ..security_http import (
     json_error,
     runner_kwargs,
 )
+from .health_monitor import HEALTH_DIR, HealthMonitor
 from .http.query_api import HEAVY_NICE, QueryAPI
 from .ingest.common import Routes
 from .ingest.http_ndjson import parse_body
@@ -154,8 +155,17 @@ class LogsServer(Serving):
             retention_ms=config.retention_ms, max_disk_bytes=config.max_disk_bytes,
             hold=unsent_by(config.data_dir, [s.kind for s in self.sinks]) if self.sinks else None,
             metrics=self.prom, worker=worker)
+        # Health per instance (logs/health.py): every worker judges; worker 0 asks the store for
+        # the gateway's timeouts and, in a mesh, stores the changes of state.
+        first = config.worker_id == 0
+        self.instance_health = HealthMonitor(
+            heard=self.ledger.health, nodes=self.mesh_nodes, worker=config.worker_id,
+            writer=self.writer if first and config.distributor is not None else None,
+            engine=self.query.engine if first else None,
+            shared=config.data_dir / HEALTH_DIR if config.workers > 1 else None)
         self.api = QueryAPI(self.query.engine, access=access, writer_stats=lambda: self.writer.stats,
                             ledger_summary=self.ledger.summary, mesh_nodes=self.mesh_nodes,
+                            mesh_instances=self.instance_health.instances,
                             query_timeout=config.query_timeout, max_rows=config.max_rows,
                             metrics=self.prom, worker=worker)
         self.app = self.make_app()
@@ -346,6 +356,7 @@ class LogsServer(Serving):
                                          ssl=self.tls.client_context())
             self.registry.listeners.append(self.routes.update)
             self.registry.start()
+        self.instance_health.start()
 
     async def stop(self) -> None:
         # 1. stop accepting; 2. leave the registry; 3. flush, fsync and seal the store.
@@ -354,6 +365,7 @@ class LogsServer(Serving):
             self.tcp_server.close()
         if self.registry is not None:
             await self.registry.close()
+        await self.instance_health.close()
         await self.api.close()  # end live tails
         if self.runner is not None:
             await self.runner.cleanup()

@@ -1,0 +1,238 @@
+"""Health per instance from what ingest hears (issue 17 item 2): a batch's node address and
+heartbeat reach the loss ledger, a heartbeat is heard without counting an event, a closed
+connection is remembered; the monitor stores each change of state as a searchable event, reads
+the gateway's timeouts from the store, and GET /api/v1/mesh lists the instances."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+from click.testing import CliRunner
+
+from logmesh.cli import cli
+from logmesh.logs.health import SILENT, UNREGISTERED, UP
+from logmesh.logs.health_monitor import HealthMonitor, gateway_timeouts
+from logmesh.logs.http.openapi import OPENAPI
+from logmesh.logs.ingest.ledger import ShipperLedger
+from logmesh.protocol import Node, encode
+from logmesh.shipping.shipper import Shipper
+
+from .helpers import HOST, RawClient, request_text, stored, wait_until
+from .query.store import FakeClock, event, write_store
+
+
+def batch(key: int, events: list, **params) -> bytes:
+    return encode({"uri": "/logs", "method": "POST", "key": key, "ack": True,
+                   "params": {"service": "goods", "instance": "goods-1", "events": events, **params}})
+
+
+async def test_a_batch_names_its_node_and_a_heartbeat_is_heard_without_an_event(start_logs):
+    server = await start_logs()
+    client = await RawClient.connect(server.config.port)
+    t0 = int(time.time() * 1000)
+    error = [2, t0, "GET/goods failed", {"log.level": "error"}]
+    await client.send(batch(1, [[1, t0, request_text(1)], error], node=["127.0.0.1", 9010],
+                            heartbeat=5))
+    await client.replies(1)
+    led = server.ledger.instances["goods-1"]
+    assert (led.node, led.heartbeat_s, led.received, led.errors, led.connections) == \
+        (("127.0.0.1", 9010), 5.0, 2, 1, 1)
+    assert led.source == "127.0.0.1" and t0 <= led.first_seen_ms <= led.heard_ms
+    first_heard = led.heard_ms
+    await asyncio.sleep(0.02)
+    await client.send(batch(2, []))  # a heartbeat: the probe's empty batch; an older shipper's shape
+    await client.replies(2)
+    assert led.heard_ms > first_heard and led.last_seen_ms == led.heard_ms
+    assert (led.received, led.node, led.connections) == (2, ("127.0.0.1", 9010), 1), \
+        "no event counted; what it said before is kept"
+    assert len(stored(server.config.data_dir)) == 2
+    await client.close()
+    await wait_until(lambda: led.connections == 0, 2, "the closed connection seen")
+    assert led.dropped_ms >= led.heard_ms
+    [seen] = server.ledger.health()
+    assert seen["instance"] == "goods-1" and seen["node"] == ["127.0.0.1", 9010]
+
+
+async def test_a_bad_node_is_ignored_and_the_batch_stored(start_logs):
+    server = await start_logs()
+    client = await RawClient.connect(server.config.port)
+    t0 = int(time.time() * 1000)
+    for key, node in enumerate((["h", "9010"], ["h", 70000], {"host": "h"}, ["h", True], "h:1"), 1):
+        await client.send(batch(key, [[key, t0, request_text(key)]], node=node, heartbeat="often"))
+    replies = await client.replies(5)
+    assert all(r["errorcode"] == 0 and r["acked"] == 1 for r in replies)
+    led = server.ledger.instances["goods-1"]
+    assert (led.node, led.heartbeat_s, led.received) == (None, 0.0, 5)
+    await client.close()
+
+
+def test_an_instance_first_heard_by_its_heartbeat_still_learns_its_stored_numbers(tmp_path):
+    """Failed over to this process: its heartbeat came before its next batch. The numbers it
+    stored through another process are read from the store all the same, so resends are
+    dropped."""
+    t = int(time.time() * 1000) - 60_000
+
+    async def write() -> None:
+        writer = await write_store(tmp_path, [[event(t + n, event_id=f"goods-1:{n}") for n in (1, 2, 3)]],
+                                   clock=FakeClock(t))
+        await writer.close()
+
+    asyncio.run(write())
+    ledger = ShipperLedger()
+    ledger.data_dir = tmp_path
+    ledger.heard("goods-1", "goods", ["127.0.0.1", 9010], 5, "127.0.0.1", t + 10, opened=True)
+    assert not ledger.add("goods-1", 3, "goods", t + 20), "a resend of a stored event"
+    assert ledger.add("goods-1", 4, "goods", t + 20)
+    assert ledger.instances["goods-1"].received == 4
+
+
+class Nodes:
+    def __init__(self, *nodes: Node) -> None:
+        self.nodes = list(nodes)
+
+    def __call__(self) -> list[Node]:
+        return self.nodes
+
+
+async def test_state_changes_are_stored_as_events_queries_can_filter_on(start_logs):
+    server = await start_logs()
+    nodes = Nodes(Node("goods", "127.0.0.1", 9010, ("GET/goods",)))
+    monitor = HealthMonitor(heard=server.ledger.health, nodes=nodes, writer=server.writer)
+    client = await RawClient.connect(server.config.port)
+    await client.send(batch(1, [], node=["127.0.0.1", 9010], heartbeat=5))
+    await client.replies(1)
+    heard = server.ledger.instances["goods-1"].heard_ms
+    [change] = monitor.tick(heard)
+    assert (change.previous, change.row["state"], change.row["instance"]) == (None, UP, "goods-1")
+    assert monitor.tick(heard + 14_000) == []
+    [change] = monitor.tick(heard + 15_000)
+    assert (change.previous, change.row["state"]) == (UP, SILENT)
+    last = server.writer.appended_seq
+    await server.writer.durable(last)
+    states = [e for e in stored(server.config.data_dir) if (e.get("labels") or {}).get("event.kind") == "state"]
+    assert [e["labels"]["state"] for e in states] == [UP, SILENT]
+    silent = states[1]
+    assert silent["service.name"] == "goods" and silent["service.instance"] == "goods-1"
+    assert silent["log.level"] == "warning" and silent["log.logger"] == "logmesh.health"
+    assert silent["labels"]["state.previous"] == UP and silent["labels"]["node.address"] == "127.0.0.1:9010"
+    assert silent["message"].startswith("goods 127.0.0.1:9010 is silent (was up): no event and no heartbeat")
+    assert silent["@timestamp"] == heard + 15_000
+    base = f"http://{HOST}:{server.config.http_port}"
+    async with aiohttp.ClientSession() as s:
+        params = {"q": "labels.event.kind:state and labels.state:silent", "from": "0", "to": "now+1d"}
+        async with s.get(f"{base}/api/v1/search", params=params) as r:
+            found = (await r.json())["events"]
+    assert [e["seq"] for e in found] == [silent["seq"]]
+    await client.close()
+
+
+async def test_the_mesh_api_lists_every_instance(start_logs, tmp_path: Path):
+    server = await start_logs()
+    nodes = Nodes(Node("goods", "127.0.0.1", 9010, ("GET/goods",)),
+                  Node("logs", "127.0.0.1", server.config.port, ("POST/logs",)))
+    await server.instance_health.close()  # its loop judges at the real time; this test ticks it itself
+    server.instance_health.nodes = nodes
+    shipper = Shipper("goods", logs_addr=(HOST, server.config.port), node=("127.0.0.1", 9010))
+    script = Shipper("billing", logs_addr=(HOST, server.config.port))  # a plain program
+    shipper.start()
+    script.start()
+    try:
+        shipper.ship(encode({"uri": "/goods", "method": "GET", "key": 1})[:-2])
+        await wait_until(lambda: "goods" in {s.service for s in server.ledger.instances.values()}
+                         and len(server.ledger.instances) == 2, 5, "both shippers heard")
+        script_first = server.ledger.instances[script.instance].first_seen_ms
+        server.instance_health.tick(script_first + 5_000)  # past the wait for its node in the list
+        base = f"http://{HOST}:{server.config.http_port}"
+        async with aiohttp.ClientSession() as s, s.get(f"{base}/api/v1/mesh") as r:
+            body = await r.json()
+        assert {"nodes", "services", "instances", "from", "to"} <= set(body)
+        rows = {(i["name"], i["address"]): i for i in body["instances"]}
+        goods = rows[("goods", "127.0.0.1:9010")]
+        schema = OPENAPI["components"]["schemas"]["Instance"]
+        assert all(set(row) == set(schema["required"]) == set(schema["properties"])
+                   for row in body["instances"])
+        assert goods["state"] == UP and goods["instance"] == shipper.instance and goods["registered"]
+        assert goods["heartbeat"] and goods["restarts"] == 0 and goods["missing"] == 0
+        assert goods["first_seen_ms"] <= goods["last_seen_ms"] and goods["since_ms"] > 0
+        assert rows[("logs", f"127.0.0.1:{server.config.port}")]["state"] == UP
+        billing = rows[("billing", None)]
+        assert billing["state"] == UNREGISTERED and billing["instance"] == script.instance
+        assert billing["registered"] is False and billing["host"] is None
+        # logmesh stats prints them, one line each
+        out = await asyncio.to_thread(CliRunner().invoke, cli, ["stats", "--url", base])
+        assert out.exit_code == 0, out.output
+        table = out.stdout.splitlines()
+        head = next(i for i, line in enumerate(table) if line.startswith("SERVICE  ") and "STATE" in line)
+        assert table[head].split()[:3] == ["SERVICE", "ADDRESS", "STATE"]
+        lines = {line.split()[0]: line.split() for line in table[head + 1:]}
+        assert lines["goods"][1:3] == ["127.0.0.1:9010", "up"] and lines["goods"][-1] == shipper.instance
+        assert lines["billing"][1:3] == ["-", "unregistered"]
+        out = await asyncio.to_thread(CliRunner().invoke, cli, ["stats", "--json", "--url", base])
+        assert len(orjson.loads(out.stdout)["instances"]) == 3
+    finally:
+        await shipper.close()
+        await script.close()
+
+
+async def test_the_gateways_unanswered_timeouts_per_address(start_logs):
+    server = await start_logs()
+    now = int(time.time() * 1000)
+
+    def access(ts: int, status: int, address: str) -> dict:
+        return {"@timestamp": ts, "service.name": "gateway", "http.request.method": "GET",
+                "url.path": "/goods", "http.response.status_code": status,
+                "message": f"GET /goods {status}", "labels": {"upstream": "goods", "upstream.address": address}}
+
+    lines = [access(now - 50_000, 200, "127.0.0.1:9010"), access(now - 20_000, 504, "127.0.0.1:9010"),
+             access(now - 10_000, 504, "127.0.0.1:9010"),  # frozen: the newest is a timeout
+             access(now - 30_000, 504, "127.0.0.1:9020"), access(now - 5_000, 200, "127.0.0.1:9020"),
+             access(now - 90_000, 504, "127.0.0.1:9030")]  # answered since / over a minute ago
+    base = f"http://{HOST}:{server.config.http_port}"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/api/v1/logs", json=lines) as r:
+            assert r.status == 200, await r.text()
+    got = await asyncio.to_thread(gateway_timeouts, server.query.engine, now)
+    assert got == {"127.0.0.1:9010": 2}
+
+
+class Writer:
+    """What the monitor needs of the store's writer."""
+
+    failure = None
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def append_events(self, events: list) -> int:
+        self.events += events
+        return len(self.events)
+
+
+def test_workers_judge_every_instance_and_only_worker_0_stores_a_change(tmp_path: Path):
+    """--workers 2: goods ships over a connection that landed on worker 1."""
+    t = 1_000_000_000
+    shared = tmp_path / "health"
+    ledger0, ledger1 = ShipperLedger(), ShipperLedger()
+    ledger1.heard("goods-1", "goods", ["127.0.0.1", 9010], 5, "127.0.0.1", t, opened=True)
+    nodes = Nodes(Node("goods", "127.0.0.1", 9010, ("GET/goods",)))
+    writer0 = Writer()
+    w0 = HealthMonitor(heard=ledger0.health, nodes=nodes, worker=0, writer=writer0, engine=object(),
+                       shared=shared)
+    w1 = HealthMonitor(heard=ledger1.health, nodes=nodes, worker=1, shared=shared)
+    w0.timeouts = {"127.0.0.1:9010": 2}  # what worker 0 read from the store
+    [change] = w1.tick(t)
+    assert (change.row["instance"], change.row["state"]) == ("goods-1", "up")
+    [change] = w0.tick(t)
+    assert (change.row["instance"], change.row["state"]) == ("goods-1", "slow")
+    assert [ev.labels["state"] for ev in writer0.events] == ["slow"]
+    w1.tick(t + 1000)
+    [row] = w1.instances()
+    assert (row["instance"], row["state"], row["timeouts"]) == ("goods-1", "slow", 2), \
+        "worker 1 judges with worker 0's timeouts"
+    # worker 1 stops writing (it died): its file goes stale and is no longer read
+    assert w0.tick(t + 12_000) == []
+    assert w0.instances()[0]["instance"] is None
