@@ -194,7 +194,7 @@ OPENAPI: dict[str, Any] = {
             "Per route and time bucket: requests, errors, server errors and p95 duration (sparklines).",
             [Q, FROM, TO, LIMIT_ROUTES,
              _q("interval", "Bucket width, e.g. 1m (chosen from the range when absent). "
-                "At most 10000 buckets.", {"type": "string", "maxLength": 40}, example="1m")],
+                "At most 1000 buckets.", {"type": "string", "maxLength": 40}, example="1m")],
             _ok("Buckets from the start of the range, and per route one value per bucket.",
                 _ref("RouteSeries")), operation_id="routeSeries")),
         "/api/v1/fields": _get(

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 GATEWAY = "gateway"  # the gateway's shipper's service name (cli.py)
 MAX_ROUTES = 1_000  # routes per answer at most (?limit=)
-MAX_SERIES_BUCKETS = 10_000
+MAX_SERIES_BUCKETS = 1_000  # buckets of a series (sparklines need no more; x routes x 4 arrays)
 
 _SVC, _METHOD, _PATH, _STATUS = (ident(n) for n in ("service.name", "http.request.method", "url.path",
                                                      "http.response.status_code"))
