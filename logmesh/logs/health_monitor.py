@@ -25,12 +25,13 @@ from typing import Any
 import orjson
 
 from .event import Event
-from .health import DOWN, SILENT, SLOW, SLOW_WINDOW_MS, Change, HealthTracker, merge
+from .health import DOWN, SILENT, SLOW, SLOW_WINDOW_MS, UP, Change, HealthTracker, merge
 from .query import kql
 
 log = logging.getLogger("logmesh.logs.health")
 
-HEALTH_DIR = "health"  # under the data directory, with --workers N: each worker's wNN.json
+BASELINE_MS = 10_000  # rows found up this soon after the first tick are not stored as news
+
 TICK_SECONDS = 1.0
 TIMEOUTS_EVERY_SECONDS = 5.0  # how often worker 0 asks the store for the gateway's timeouts
 TIMEOUTS_DEADLINE_SECONDS = 5.0
@@ -109,6 +110,8 @@ class HealthMonitor:
         self.tracker = HealthTracker()
         self.timeouts: dict[str, int] = {}
         self.stored = 0  # state events appended
+        self.started: int | None = None  # the first tick: rows found up until BASELINE_MS are
+        # the mesh as it was when this service started, not news (no burst of "up" per start)
         self._tasks: list[asyncio.Task] = []
 
     def now(self) -> int:
@@ -121,6 +124,8 @@ class HealthMonitor:
     # -- one tick ---------------------------------------------------------------------------
     def tick(self, now: int | None = None) -> list[Change]:
         now = self.now() if now is None else now
+        if self.started is None:
+            self.started = now
         mine = self.heard()
         views: list[Any] = [mine]
         if self.shared is not None:
@@ -135,7 +140,11 @@ class HealthMonitor:
     def _store(self, changes: list[Change], now: int) -> None:
         if self.writer.failure is not None:  # the disk refuses writes: said by /healthz already
             return
-        events = [state_event(c, now) for c in changes]
+        baseline = self.started is not None and now - self.started < BASELINE_MS
+        events = [state_event(c, now) for c in changes
+                  if not (baseline and c.previous is None and c.row["state"] == UP)]
+        if not events:
+            return
         self.writer.append_events(events)
         self.stored += len(events)
         for ev in events:

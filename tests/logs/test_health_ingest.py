@@ -20,9 +20,8 @@ from logmesh.logs.http.openapi import OPENAPI
 from logmesh.logs.ingest.ledger import ShipperLedger
 from logmesh.protocol import Node, encode
 from logmesh.shipping.shipper import Shipper
-
-from .helpers import HOST, RawClient, request_text, stored, wait_until
-from .query.store import FakeClock, event, write_store
+from tests.support.logs import HOST, RawClient, request_text, stored, wait_until
+from tests.support.store import FakeClock, event, write_store
 
 
 def batch(key: int, events: list, **params) -> bytes:
@@ -108,14 +107,15 @@ async def test_state_changes_are_stored_as_events_queries_can_filter_on(start_lo
     heard = server.ledger.instances["goods-1"].heard_ms
     [change] = monitor.tick(heard)
     assert (change.previous, change.row["state"], change.row["instance"]) == (None, UP, "goods-1")
+    assert monitor.stored == 0, "the mesh found at start is the baseline, not news"
     assert monitor.tick(heard + 14_000) == []
     [change] = monitor.tick(heard + 15_000)
     assert (change.previous, change.row["state"]) == (UP, SILENT)
     last = server.writer.appended_seq
     await server.writer.durable(last)
     states = [e for e in stored(server.config.data_dir) if (e.get("labels") or {}).get("event.kind") == "state"]
-    assert [e["labels"]["state"] for e in states] == [UP, SILENT]
-    silent = states[1]
+    assert [e["labels"]["state"] for e in states] == [SILENT]
+    silent = states[0]
     assert silent["service.name"] == "goods" and silent["service.instance"] == "goods-1"
     assert silent["log.level"] == "warning" and silent["log.logger"] == "logmesh.health"
     assert silent["labels"]["state.previous"] == UP and silent["labels"]["node.address"] == "127.0.0.1:9010"
@@ -236,3 +236,21 @@ def test_workers_judge_every_instance_and_only_worker_0_stores_a_change(tmp_path
     # worker 1 stops writing (it died): its file goes stale and is no longer read
     assert w0.tick(t + 12_000) == []
     assert w0.instances()[0]["instance"] is None
+
+
+def test_the_mesh_found_at_start_is_not_stored_but_a_node_that_comes_later_is():
+    """Every start of the logs service stored an "up" event per node (the interop test of the
+    book's gate found them beside the one packet it sent): the first BASELINE_MS of rows found
+    up are the baseline; a node listed after that is news."""
+    from logmesh.logs.health_monitor import BASELINE_MS
+
+    t = 1_800_000_000_000
+    nodes = Nodes(Node("goods", "127.0.0.1", 9010, ("GET/goods",)))
+    writer = Writer()
+    monitor = HealthMonitor(heard=lambda: [], nodes=nodes, writer=writer)
+    assert [c.row["state"] for c in monitor.tick(t)] == [UP]
+    assert writer.events == []
+    nodes.nodes.append(Node("members", "127.0.0.1", 9020, ("GET/members",)))
+    [change] = monitor.tick(t + BASELINE_MS)
+    assert (change.row["name"], change.row["state"]) == ("members", UP)
+    assert [(ev.service_name, ev.labels["state"]) for ev in writer.events] == [("members", UP)]
