@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.logs import logs_starter
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     rep = yield
     setattr(item, f"rep_{rep.when}", rep)
     return rep
+
+
+@pytest.fixture
+async def start_logs(tmp_path):
+    """Start in-process logs services (port 0, no distributor); all stopped at teardown."""
+    async with logs_starter(tmp_path) as start:
+        yield start

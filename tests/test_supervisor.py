@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from logmesh.protocol import BadFrame, FrameDecoder, encode
-
-from .mesh.harness import HOST, free_port
-from .waiting import wait_for
+from tests.support.mesh import HOST, free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

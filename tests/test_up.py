@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .test_supervisor import distributor_nodes, serves_goods
-from .waiting import wait_for
+from tests.support.waiting import wait_for
+from tests.test_supervisor import distributor_nodes, serves_goods
 
 HOST = "127.0.0.1"
 # Every port `logmesh up` binds, at offset 0 (README: gateway 8000 and its metrics, distributor,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import LogsService
+from tests.durability.harness import LogsService
 
 
 def pytest_configure(config):

@@ -11,7 +11,7 @@ way the durability tests talk to it.
   found by search (``q=dm<run>``) and, independently, in the data directory's bytes
   (:func:`scan_disk`: complete segment lines, and the Parquet files compaction made).
 
-The processes come from tests/integration/procs.py, so they are the ones every other
+The processes come from tests/support/procs.py, so they are the ones every other
 integration test starts.
 """
 
@@ -34,9 +34,8 @@ import msgspec
 import orjson
 
 from logmesh.protocol import DELIMITER, encode
-
-from ..integration.procs import HOST, Proc, Procs, read_store_still
-from ..waiting import wait_for
+from tests.support.procs import HOST, Proc, Procs, read_store_still
+from tests.support.waiting import wait_for
 
 STOP_TIMEOUT = 15.0  # SIGTERM must end the process within this, in every state
 REPLY_TIMEOUT = 10.0  # an acked ingest must be answered (ack or refusal) within this

@@ -37,9 +37,7 @@ from typing import Any
 import orjson
 
 from logmesh.protocol import encode
-
-from ..waiting import wait_for
-from .harness import (
+from tests.durability.harness import (
     REPLY_TIMEOUT,
     SMALL_SEGMENTS,
     LogsService,
@@ -54,6 +52,7 @@ from .harness import (
     request_text,
     scan_disk,
 )
+from tests.support.waiting import wait_for
 
 DAY_MS = 86_400_000
 OLD_MS = 30 * DAY_MS  # "old" events are this old: past RETENTION
@@ -507,7 +506,7 @@ HOSTILE_ALL = set(HOSTILE_HTTP) | set(HOSTILE_TCP) | set(HOSTILE_BOOK)
 
 
 def _markers(message: Any) -> list[str]:
-    from .harness import MARK_RE
+    from tests.durability.harness import MARK_RE
 
     return MARK_RE.findall(message) if isinstance(message, str) else []
 

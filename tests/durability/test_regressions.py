@@ -16,8 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ..waiting import wait_for
-from .harness import (
+from tests.durability.harness import (
     MARK_RE,
     REPLY_TIMEOUT,
     SMALL_SEGMENTS,
@@ -31,7 +30,14 @@ from .harness import (
     request_text,
     scan_disk,
 )
-from .machine import TMPFS_BYTES, fill_disk, hostile_book_frame, tcp_packet, tmpfs_unavailable
+from tests.durability.machine import (
+    TMPFS_BYTES,
+    fill_disk,
+    hostile_book_frame,
+    tcp_packet,
+    tmpfs_unavailable,
+)
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.durability, pytest.mark.slow]
 

@@ -34,7 +34,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from .machine import (
+from tests.durability.machine import (
     DAMAGE_FILLS,
     HOSTILE_BOOK,
     HOSTILE_HTTP,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .procs import Procs
+from tests.support.procs import Procs
 
 
 @pytest.fixture

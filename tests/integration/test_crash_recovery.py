@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .procs import HOST, free_port, store_events, wait_for
+from tests.support.procs import HOST, free_port, store_events, wait_for
 
 pytestmark = pytest.mark.slow  # real processes
 

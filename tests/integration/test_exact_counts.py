@@ -25,8 +25,7 @@ import orjson
 import pytest
 
 from logmesh.protocol import encode
-
-from .procs import HOST, read_store_still, wait_for
+from tests.support.procs import HOST, read_store_still, wait_for
 
 pytestmark = pytest.mark.slow  # real processes
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .procs import LISTENING, store_events, wait_for
-from .test_chaos import _traffic
+from tests.integration.test_chaos import _traffic
+from tests.support.procs import LISTENING, store_events, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from .procs import HOST, wait_for
+from tests.support.procs import HOST, wait_for
 
 pytestmark = pytest.mark.slow  # real processes
 

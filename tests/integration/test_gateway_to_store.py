@@ -17,7 +17,7 @@ from collections import Counter
 import aiohttp
 import pytest
 
-from .procs import HOST, store_events
+from tests.support.procs import HOST, store_events
 
 pytestmark = pytest.mark.slow  # real processes
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from .procs import HOST, ROOT, wait_for
+from tests.support.procs import HOST, ROOT, wait_for
 
 
 def _search(http_port: int, q: str) -> list[dict]:

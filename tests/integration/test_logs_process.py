@@ -17,8 +17,7 @@ import uuid
 import orjson
 
 from logmesh.protocol import encode
-
-from .procs import HOST, free_port, store_events, wait_for
+from tests.support.procs import HOST, free_port, store_events, wait_for
 
 DELIM = "¶".encode()
 

@@ -15,8 +15,7 @@ import uuid
 import orjson
 
 from logmesh.protocol import encode
-
-from .procs import HOST, free_port, wait_for
+from tests.support.procs import HOST, free_port, wait_for
 
 
 def book_frame(tag: str, i: int) -> bytes:

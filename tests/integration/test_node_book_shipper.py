@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .procs import HOST, store_events
+from tests.support.procs import HOST, store_events
 
 SCRIPT = Path(__file__).parent / "node" / "book_log_writer.js"
 NODE = shutil.which("node")

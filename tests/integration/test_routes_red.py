@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 import pytest
 
-from .procs import HOST, wait_for
+from tests.support.procs import HOST, wait_for
 
 pytestmark = pytest.mark.slow  # real processes
 

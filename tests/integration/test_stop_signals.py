@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.procs import Procs
+from tests.support.procs import Procs
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.02, 0.05, 0.1])

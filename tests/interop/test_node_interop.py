@@ -19,8 +19,7 @@ import pytest
 
 from logmesh.examples.resource import make_service
 from logmesh.metrics import Exposition
-
-from ..mesh.harness import HOST, gateway_ready, names, wait_until
+from tests.support.mesh import HOST, gateway_ready, names, wait_until
 
 NODE_DIR = Path(__file__).parent / "node"
 

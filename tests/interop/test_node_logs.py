@@ -20,10 +20,9 @@ from logmesh.examples.resource import make_service
 from logmesh.mesh.gateway import Gateway
 from logmesh.shipping.shipper import Shipper
 from logmesh.shipping.spool import Spool
-
-from ..logs.helpers import logs_starter, stored
-from ..mesh.harness import HOST, gateway_ready, names, wait_until
-from .test_node_interop import NodeProc, metrics_text
+from tests.interop.test_node_interop import NodeProc, metrics_text
+from tests.support.logs import logs_starter, stored
+from tests.support.mesh import HOST, gateway_ready, names, wait_until
 
 DELIM = "¶".encode()
 

@@ -20,9 +20,8 @@ from aiohttp.http_exceptions import BadHttpMessage
 from logmesh.guard import Guarded
 from logmesh.logs.server import LogsConfig, LogsServer
 from logmesh.security_http import BadRequestLog
-
-from .helpers import HOST
-from .query.store import HOUR, T0, event, write_store
+from tests.support.logs import HOST
+from tests.support.store import HOUR, T0, event, write_store
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

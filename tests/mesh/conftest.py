@@ -1,1 +1,1 @@
-from .harness import mesh  # noqa: F401  (the fixture)
+from tests.support.mesh import mesh  # noqa: F401  (the fixture)

@@ -9,8 +9,7 @@ import pytest
 
 from logmesh.mesh.client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
 from logmesh.protocol import FrameDecoder, encode
-
-from .harness import HOST, free_port, names, wait_until
+from tests.support.mesh import HOST, free_port, names, wait_until
 
 
 class FakePeer:

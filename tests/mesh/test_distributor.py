@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .harness import HOST, Peer, names, wait_until
+from tests.support.mesh import HOST, Peer, names, wait_until
 
 
 def registration(name: str, port: int, urls: list[str], **extra) -> dict:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from logmesh.examples.resource import make_service
-
-from .harness import HOST, gateway_ready
+from tests.support.mesh import HOST, gateway_ready
 
 
 async def test_goods_crud_through_the_gateway(mesh, tmp_path):

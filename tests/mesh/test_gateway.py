@@ -8,7 +8,7 @@ import random
 import aiohttp
 import pytest
 
-from .harness import HOST, Peer, free_port, gateway_ready, wait_until
+from tests.support.mesh import HOST, Peer, free_port, gateway_ready, wait_until
 
 
 @pytest.fixture

@@ -24,8 +24,7 @@ from logmesh.mesh.gateway import Gateway
 from logmesh.mesh.service import HandlerError
 from logmesh.metrics import Exposition
 from logmesh.protocol import FrameDecoder, encode
-
-from .harness import HOST, Peer, gateway_ready, wait_until
+from tests.support.mesh import HOST, Peer, gateway_ready, wait_until
 
 
 class CapturedShipper:

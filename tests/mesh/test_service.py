@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from logmesh.mesh.service import HandlerError
-
-from .harness import Peer
+from tests.support.mesh import Peer
 
 
 def echo(params, packet):

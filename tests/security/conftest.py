@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from ..logs.helpers import logs_starter
-from ..mesh.harness import mesh  # noqa: F401  (the fixture)
+from tests.support.logs import logs_starter
+from tests.support.mesh import mesh  # noqa: F401  (the fixture)
 
 TOKEN = "test-token-0123456789abcdef"
 READ = "read-token-0123456789abcdef"

@@ -20,9 +20,8 @@ from logmesh.hello import hello_packet
 from logmesh.protocol import encode
 from logmesh.security import Limits, ServerSecurity
 from logmesh.shipping.shipper import Shipper
-
-from ..logs.helpers import HOST, RawClient, book_frame, request_text, stored, wait_until
-from .conftest import TOKEN
+from tests.security.conftest import TOKEN
+from tests.support.logs import HOST, RawClient, book_frame, request_text, stored, wait_until
 
 
 async def _burst(port: int, n: int) -> list[RawClient]:

@@ -15,8 +15,8 @@ import time
 
 import orjson
 
-from ..logs.helpers import HOST
-from .test_http import raw_http
+from tests.security.test_http import raw_http
+from tests.support.logs import HOST
 
 BAD = [
     b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",

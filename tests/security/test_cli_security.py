@@ -11,9 +11,8 @@ from click.testing import CliRunner
 
 import logmesh.cli as cli_module
 from logmesh.cli import cli
-
-from ..integration.procs import HOST, LISTENING, Procs, store_events, wait_for
-from .conftest import TOKEN
+from tests.security.conftest import TOKEN
+from tests.support.procs import HOST, LISTENING, Procs, store_events, wait_for
 
 
 def test_up_gives_every_part_the_token_in_the_environment(monkeypatch, pki) -> None:

@@ -18,8 +18,7 @@ from logmesh.security import (
     check_exposure,
     is_loopback,
 )
-
-from .conftest import READ, TOKEN, WRITE
+from tests.security.conftest import READ, TOKEN, WRITE
 
 SERVERS = ["distributor", "gateway", "logs", "service", "up"]
 

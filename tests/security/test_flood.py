@@ -24,9 +24,8 @@ import aiohttp
 import pytest
 
 from logmesh.shipping.shipper import Shipper
-
-from ..integration.procs import HOST, Procs, store_events
-from ..logs.helpers import request_text
+from tests.support.logs import request_text
+from tests.support.procs import HOST, Procs, store_events
 
 pytestmark = pytest.mark.slow
 

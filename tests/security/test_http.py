@@ -16,9 +16,8 @@ import pytest
 
 from logmesh.logs.server import LogsConfig, LogsServer
 from logmesh.security import Limits, ServerSecurity
-
-from ..logs.helpers import HOST
-from .conftest import TOKEN
+from tests.security.conftest import TOKEN
+from tests.support.logs import HOST
 
 SECRET = "s3cr3t-internal-detail"
 

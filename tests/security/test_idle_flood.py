@@ -18,9 +18,8 @@ import aiohttp
 import pytest
 
 from logmesh.shipping.shipper import Shipper
-
-from ..integration.procs import HOST, Procs
-from ..logs.helpers import metrics, request_text
+from tests.support.logs import metrics, request_text
+from tests.support.procs import HOST, Procs
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 import pytest
 
-from ..logs.helpers import HOST, wait_until
+from tests.support.logs import HOST, wait_until
 
 CANARY_TEXT = "CANARY-7f3a9c-do-not-leak"
 # What a leak would look like: DuckDB's error classes, the engine's own SQL, a traceback, a file.

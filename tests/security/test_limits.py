@@ -9,9 +9,8 @@ import socket
 import orjson
 
 from logmesh.security import Limits, ServerSecurity
-
-from ..logs.helpers import RawClient, book_frame, request_text, stored, wait_until
-from ..mesh.harness import Peer
+from tests.support.logs import RawClient, book_frame, request_text, stored, wait_until
+from tests.support.mesh import Peer
 
 KiB = 1024
 

@@ -24,8 +24,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from ..integration.procs import HOST, Procs
-from .conftest import TOKEN
+from tests.security.conftest import TOKEN
+from tests.support.procs import HOST, Procs
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = 40  # per operation; the whole run stays well under a minute

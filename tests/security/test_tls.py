@@ -16,10 +16,9 @@ from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
 from logmesh.security import ServerSecurity, TLSOptions, client_context
 from logmesh.shipping.shipper import Shipper
-
-from ..logs.helpers import HOST, book_frame, request_text, stored
-from ..mesh.harness import gateway_ready, wait_until
-from .conftest import PKI, TOKEN
+from tests.security.conftest import PKI, TOKEN
+from tests.support.logs import HOST, book_frame, request_text, stored
+from tests.support.mesh import gateway_ready, wait_until
 
 
 def server_tls(pki: PKI) -> TLSOptions:

@@ -21,10 +21,17 @@ from logmesh.mesh.distributor import Distributor
 from logmesh.mesh.gateway import Gateway
 from logmesh.security import Limits, ServerSecurity, token_matches
 from logmesh.shipping.shipper import Shipper
-
-from ..logs.helpers import HOST, RawClient, bad_frames, book_frame, metrics, request_text, stored
-from ..mesh.harness import Peer, gateway_ready, wait_until
-from .conftest import READ, TOKEN, WRITE
+from tests.security.conftest import READ, TOKEN, WRITE
+from tests.support.logs import (
+    HOST,
+    RawClient,
+    bad_frames,
+    book_frame,
+    metrics,
+    request_text,
+    stored,
+)
+from tests.support.mesh import Peer, gateway_ready, wait_until
 
 WRONG = "not-the-token-at-all-0000000000"
 

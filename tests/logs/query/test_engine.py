@@ -12,9 +12,8 @@ from logmesh.logs.query.engine import Engine, QueryError
 from logmesh.logs.store import layout
 from logmesh.logs.store.catalogue import list_segments
 from logmesh.logs.store.compact import Compactor, compact_segment, new_connection
-
-from ..helpers import stored
-from .store import HOUR, MIN, T0, event, write_store
+from tests.support.logs import stored
+from tests.support.store import HOUR, MIN, T0, event, write_store
 
 LO, HI = T0 - HOUR, T0 + 10 * HOUR
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]

@@ -8,9 +8,8 @@ import pytest
 from logmesh.logs.query import kql
 from logmesh.logs.query.engine import Engine
 from logmesh.logs.query.field_check import FieldCheck, named_fields, suggest
-
-from ..helpers import HOST
-from .store import HOUR, T0, event, write_store
+from tests.support.logs import HOST
+from tests.support.store import HOUR, T0, event, write_store
 
 LO, HI = T0 - HOUR, T0 + HOUR
 

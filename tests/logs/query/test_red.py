@@ -17,9 +17,8 @@ import pytest
 from logmesh.logs.query import kql, red, view
 from logmesh.logs.query.engine import Engine, QueryError
 from logmesh.logs.store.compact import Compactor
-
-from ..helpers import HOST
-from .store import HOUR, MIN, T0, event, write_store
+from tests.support.logs import HOST
+from tests.support.store import HOUR, MIN, T0, event, write_store
 
 LO, HI = T0 - HOUR, T0 + 4 * HOUR
 

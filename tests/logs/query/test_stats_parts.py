@@ -16,8 +16,7 @@ from click.testing import CliRunner
 
 from logmesh.cli import cli
 from logmesh.logs.query import view
-
-from ..helpers import HOST
+from tests.support.logs import HOST
 
 
 async def post(base: str, n: int, tag: str) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .fake_es import FakeElasticsearch
+from tests.logs.sinks.fake_es import FakeElasticsearch
 
 
 @pytest.fixture

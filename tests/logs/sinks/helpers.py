@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 
 from logmesh.logs.store import layout
-
-from ...waiting import wait_until as _wait_until
+from tests.support.waiting import wait_until as _wait_until
 
 
 def event(i: int, **extra: Any) -> dict[str, Any]:
@@ -31,7 +30,7 @@ def poison(i: int) -> dict[str, Any]:
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """tests/waiting.py's, with a longer default: a sink waits out backoffs."""
+    """tests/support/waiting.py's, with a longer default: a sink waits out backoffs."""
     return await _wait_until(predicate, timeout, what)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from logmesh.logs.sinks.cursor import Position, SinkState, sent_past, unsent_by
 from logmesh.logs.store import layout
 from logmesh.logs.store.compact import Compactor
-
-from .helpers import Store, event
+from tests.logs.sinks.helpers import Store, event
 
 
 def test_sent_past():

@@ -14,9 +14,9 @@ import time
 import aiohttp
 import orjson
 
-from .fake_es import HOST, FakeElasticsearch
-from .helpers import wait_until
-from .procs import logs_process, metric
+from tests.logs.sinks.fake_es import HOST, FakeElasticsearch
+from tests.logs.sinks.helpers import wait_until
+from tests.logs.sinks.procs import logs_process, metric
 
 REQUESTS = 40
 PER_REQUEST = 500

@@ -9,10 +9,9 @@ import aiohttp
 import orjson
 
 from logmesh.logs.sinks.cursor import deadletter_path
-
-from .fake_es import FakeElasticsearch, Faults
-from .helpers import wait_until
-from .procs import logs_process, stored_events
+from tests.logs.sinks.fake_es import FakeElasticsearch, Faults
+from tests.logs.sinks.helpers import wait_until
+from tests.logs.sinks.procs import logs_process, stored_events
 
 
 def deep(levels: int = 25) -> dict:

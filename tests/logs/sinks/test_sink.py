@@ -15,9 +15,8 @@ from logmesh.logs.sinks.cursor import Position, SinkState, cursor_path, deadlett
 from logmesh.logs.sinks.elasticsearch.config import ElasticsearchConfig
 from logmesh.logs.sinks.elasticsearch.sink import ElasticsearchSink
 from logmesh.logs.store import layout
-
-from .fake_es import FakeElasticsearch, Faults
-from .helpers import Store, event, poison, wait_until
+from tests.logs.sinks.fake_es import FakeElasticsearch, Faults
+from tests.logs.sinks.helpers import Store, event, poison, wait_until
 
 SINK_DIR = Path(__file__).resolve().parents[3] / "logmesh" / "logs" / "sinks" / "elasticsearch"
 

@@ -10,10 +10,9 @@ import aiohttp
 import orjson
 
 from logmesh.logs.sinks.cursor import cursor_path
-
-from .fake_es import HOST, FakeElasticsearch
-from .helpers import wait_until
-from .procs import LOGS_LISTENING, Process, logs_process
+from tests.logs.sinks.fake_es import HOST, FakeElasticsearch
+from tests.logs.sinks.helpers import wait_until
+from tests.logs.sinks.procs import LOGS_LISTENING, Process, logs_process
 
 
 def free_port() -> int:

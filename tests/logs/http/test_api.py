@@ -1,0 +1,270 @@
+"""The query API on a real logs service (port 0): answers, 400s, SSE tail, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+import pytest
+
+from logmesh.logs.http.openapi import OPENAPI
+from logmesh.logs.store.compact import Compactor
+from logmesh.protocol import parse_nodes
+from tests.support.logs import HOST, RawClient, book_frame, request_text, wait_until
+
+
+async def post(session, base, events) -> dict:
+    body = "\n".join(json.dumps(e) for e in events)
+    async with session.post(f"{base}/api/v1/logs", data=body) as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
+async def get(session, base, path, status=200, **params):
+    async with session.get(f"{base}{path}", params=params) as r:
+        body = await r.json()
+        assert r.status == status, body
+        return body
+
+
+@pytest.fixture
+async def api(start_logs):
+    server = await start_logs()
+    base = f"http://{HOST}:{server.config.http_port}"
+    async with aiohttp.ClientSession() as session:
+        yield server, base, session
+
+
+async def test_event_is_searchable_within_a_second(api):
+    server, base, s = api
+    for i in range(5):
+        t0 = time.monotonic()
+        await post(s, base, [{"message": f"needle{i} arrived", "service.name": "goods"}])
+        found = []
+        while not found and time.monotonic() - t0 < 1.0:
+            found = (await get(s, base, "/api/v1/search", q=f"needle{i}"))["events"]
+        assert found and found[0]["message"] == f"needle{i} arrived"
+        assert time.monotonic() - t0 < 1.0
+
+
+async def test_search_histogram_top_fields_stats(api):
+    server, base, s = api
+    await post(s, base, [{"message": f"m{i} alpha" if i % 2 else f"m{i}", "service.name": ["goods", "members"][i % 2],
+                          "http.response.status_code": 500 if i % 5 == 0 else 200, "trace.id": f"t{i % 3}",
+                          "http.request.method": "GET", "url.path": f"/p{i % 4}"} for i in range(40)])
+    r = await get(s, base, "/api/v1/search", q="alpha", limit="7")
+    assert len(r["events"]) == 7 and r["next_cursor"] and r["query"] == {"kql": "alpha", "sentence": 'message contains "alpha"'}
+    seqs = [e["seq"] for e in r["events"]]
+    while r["next_cursor"]:
+        r = await get(s, base, "/api/v1/search", q="alpha", limit="7", cursor=r["next_cursor"])
+        seqs += [e["seq"] for e in r["events"]]
+    assert len(seqs) == len(set(seqs)) == 20 and seqs == sorted(seqs, reverse=True)
+    asc = await get(s, base, "/api/v1/search", order="asc", limit="1000")
+    assert [e["seq"] for e in asc["events"]] == sorted(e["seq"] for e in asc["events"]) and len(asc["events"]) == 40
+    h = await get(s, base, "/api/v1/histogram", by="service.name", **{"from": "now-1h"})
+    assert h["total"] == 40 and sum(b["count"] for b in h["buckets"]) == 40
+    assert sum(b["by"].get("goods", 0) for b in h["buckets"]) == 20
+    assert (await get(s, base, "/api/v1/histogram", interval="1m"))["interval_ms"] == 60_000
+    t = await get(s, base, "/api/v1/top", field="url.path", limit="2")
+    assert t["total"] == 40 and [v["count"] for v in t["values"]] == [10, 10]
+    f = await get(s, base, "/api/v1/fields")
+    assert {"name": "service.name", "type": "keyword"} in f["fields"]
+    st = await get(s, base, "/api/v1/stats")
+    assert st["events"] == 40 and st["services"] == {"goods": 20, "members": 20} and st["bytes"] > 0
+    assert isinstance(st["shippers"], list) and st["from"] <= st["to"]
+
+
+async def test_event_context_and_trace(api):
+    server, base, s = api
+    await post(s, base, [{"message": f"e{i}", "service.name": "goods" if i % 2 else "members",
+                          "trace.id": "tr-a" if i < 3 else None, "@timestamp": 1_795_626_000_000 + i}
+                         for i in range(10)])
+    all_ = (await get(s, base, "/api/v1/search", order="asc", **{"from": "0"}))["events"]
+    mid = all_[5]
+    r = await get(s, base, f"/api/v1/events/{mid['seq']}", context="2")
+    assert r["event"]["seq"] == mid["seq"]
+    same = [e for e in all_ if e.get("service.name") == mid.get("service.name")]
+    i = same.index(mid)
+    assert r["before"] == same[i - 2:i] and r["after"] == same[i + 1:i + 3]
+    first = await get(s, base, f"/api/v1/events/{all_[0]['seq']}")
+    assert [e["message"] for e in first["trace"]] == ["e0", "e1", "e2"]
+    await get(s, base, "/api/v1/events/123456789", 404)
+    await get(s, base, "/api/v1/events/abc", 400)
+
+
+@pytest.mark.parametrize("path,params", [
+    ("/api/v1/search", {"q": "a:("}),
+    ("/api/v1/search", {"limit": "0"}),
+    ("/api/v1/search", {"limit": "ten"}),
+    ("/api/v1/search", {"order": "up"}),
+    ("/api/v1/search", {"cursor": "garbage!"}),
+    ("/api/v1/search", {"from": "yesterday"}),
+    ("/api/v1/search", {"from": "now", "to": "now-1h"}),
+    ("/api/v1/histogram", {"interval": "0m"}),
+    ("/api/v1/histogram", {"interval": "1s", "from": "now-1y"}),
+    ("/api/v1/histogram", {"by": "params"}),
+    ("/api/v1/top", {}),
+    ("/api/v1/top", {"field": "labels", "limit": "5"}),
+    ("/api/v1/top", {"field": "url.path", "limit": "100000"}),
+    ("/api/v1/events/-1", {}),
+    ("/api/v1/events/1", {"context": "-3"}),
+    ("/api/v1/tail", {"q": "("}),
+    ("/api/v1/mesh", {"from": "soon"}),
+])
+async def test_bad_parameters_are_400_with_a_message(api, path, params):
+    server, base, s = api
+    r = await get(s, base, path, 400, **params)
+    assert r["ok"] is False and r["status"] == 400 and len(r["error"]) > 10
+    if params.get("q") == "a:(":
+        assert r["position"] == 3
+
+
+async def test_tail_streams_new_matching_events(api):
+    server, base, s = api
+    await post(s, base, [{"message": "old tailme"}])
+    got: list[dict] = []
+
+    async def listen():
+        async with s.get(f"{base}/api/v1/tail", params={"q": "tailme", "last": "1", "timeout": "5"}) as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+            async for line in r.content:
+                if line.startswith(b"data: "):
+                    got.append(json.loads(line[6:]))
+                    if len(got) == 3:
+                        return
+
+    task = asyncio.create_task(listen())
+    await wait_until(lambda: server.api.tails == 1 and got, 5, "the tail connected")
+    t0 = time.monotonic()
+    await post(s, base, [{"message": "new tailme 1"}, {"message": "other"}, {"message": "new tailme 2"}])
+    await asyncio.wait_for(task, 5)
+    assert [e["message"] for e in got] == ["old tailme", "new tailme 1", "new tailme 2"]
+    assert time.monotonic() - t0 < 1.0
+
+
+async def test_tails_end_when_the_server_stops(start_logs):
+    server = await start_logs()
+    base = f"http://{HOST}:{server.config.http_port}"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/api/v1/tail") as r:
+            assert r.status == 200
+            t0 = time.monotonic()
+            await asyncio.wait_for(server.stop(), 10)
+            assert time.monotonic() - t0 < 5
+
+
+async def test_mesh_counts_per_registered_service(api):
+    server, base, s = api
+
+    class Registry:
+        parsed = parse_nodes([{"name": "goods", "host": "127.0.0.1", "port": 9010, "urls": ["GET/goods"]},
+                              {"name": "gateway", "host": "127.0.0.1", "port": 8000, "urls": []}])
+
+    server.registry = Registry()  # type: ignore[assignment]
+    await post(s, base, [
+        {"service.name": "goods", "http.request.method": "GET", "url.path": "/goods", "message": "req"},
+        {"service.name": "goods", "http.request.method": "GET", "url.path": "/goods", "message": "req"},
+        {"service.name": "goods", "http.request.method": "GET", "log.level": "error",
+         "http.response.status_code": 500, "message": "GET/goods failed: boom"},
+        {"service.name": "gateway", "http.request.method": "GET", "http.response.status_code": 502,
+         "log.level": "error", "event.duration_ms": 3.1, "message": "GET /goods 502 3.1ms"},
+    ])
+    m = await get(s, base, "/api/v1/mesh", **{"from": "now-1h"})
+    nodes = {n["name"]: n for n in m["nodes"]}
+    assert nodes["goods"]["requests"] == 2 and nodes["goods"]["errors"] == 1
+    assert nodes["gateway"]["requests"] == 1 and nodes["gateway"]["errors"] == 1
+    assert nodes["goods"]["rate_per_s"] == pytest.approx(2 / 3600, abs=1e-3)
+    server.registry = None
+
+
+async def test_openapi_describes_every_api_route(api):
+    server, base, s = api
+    doc = await get(s, base, "/api/v1/openapi.json")
+    assert doc == json.loads(json.dumps(OPENAPI)) and doc["openapi"].startswith("3.")
+    routes = {r.resource.canonical for r in server.app.router.routes()
+              if r.resource is not None and r.resource.canonical.startswith(("/api/", "/healthz", "/metrics"))}
+    assert routes <= set(doc["paths"]), routes - set(doc["paths"])
+    refs = json.dumps(doc).count('"$ref"')
+    assert refs and all(f"#/components/schemas/{n}" for n in doc["components"]["schemas"])
+    for path, ops in doc["paths"].items():
+        for op in ops.values():
+            assert op["responses"] and op["operationId"]
+            for p in op.get("parameters", []):
+                assert p["in"] in ("query", "path") and "schema" in p, (path, p)
+
+
+async def test_two_workers_see_each_others_events_and_only_worker0_compacts(start_logs, tmp_path):
+    w0 = await start_logs(workers=2, worker_id=0)
+    w1 = await start_logs(workers=2, worker_id=1)
+    assert w0.query.compactor is not None and w1.query.compactor is None
+    b0, b1 = (f"http://{HOST}:{w.config.http_port}" for w in (w0, w1))
+    async with aiohttp.ClientSession() as s:
+        got: list[dict] = []
+
+        async def listen():  # a tail on worker 0 sees what worker 1 stores
+            async with s.get(f"{b0}/api/v1/tail", params={"q": "crossover", "timeout": "5"}) as r:
+                async for line in r.content:
+                    if line.startswith(b"data: "):
+                        got.append(json.loads(line[6:]))
+                        return
+
+        task = asyncio.create_task(listen())
+        await wait_until(lambda: w0.api.tails == 1, 5, "the tail connected")
+        await post(s, b1, [{"message": "crossover from worker 1"}])
+        await post(s, b0, [{"message": "crossover from worker 0"}])
+        await asyncio.wait_for(task, 5)
+        assert got[0]["seq"] & 63 == 1
+        for base in (b0, b1):
+            r = await get(s, base, "/api/v1/search", q="crossover")
+            assert sorted(e["seq"] & 63 for e in r["events"]) == [0, 1]
+
+
+async def test_book_packets_are_searched_by_the_fields_of_the_request_they_logged(start_logs):
+    """Stored unparsed (ingest/book_block.py), found by method, path, key and params: from the
+    live segment, and from Parquet once compacted."""
+    srv = await start_logs()
+    data_dir = srv.config.data_dir
+    client = await RawClient.connect(srv.config.port)
+    await client.send(b"".join(book_frame(request_text(i, "api", sort="price")) for i in range(30)))
+    await client.close()
+
+    async def check(server) -> None:
+        base = f"http://{HOST}:{server.config.http_port}"
+        async with aiohttp.ClientSession() as s:
+            q = 'url.path:/goods and http.request.method:GET and params.sort:price'
+            deadline = time.monotonic() + 5
+            while len((r := await get(s, base, "/api/v1/search", q=q, limit="100"))["events"]) < 30:
+                assert time.monotonic() < deadline, r
+                await asyncio.sleep(0.05)
+            assert len(r["events"]) == 30 and r["events"][0]["params"] == {"key": 29, "sort": "price"}
+            assert [e["key"] for e in (await get(s, base, "/api/v1/search", q="key:7"))["events"]] == ["7"]
+            assert (await get(s, base, "/api/v1/search", q="trace.id:api-3"))["events"][0]["key"] == "3"
+            top = await get(s, base, "/api/v1/top", field="http.request.method")
+            assert top["values"] == [{"value": "GET", "count": 30}]
+
+    await check(srv)  # the live segment, read by DuckDB
+    await srv.stop()
+    assert Compactor(data_dir, grace=0).run_once() == 1
+    assert list((data_dir / "parquet").glob("*.parquet"))
+    await check(await start_logs())  # the Parquet file
+
+
+async def test_stats_say_what_recovery_set_aside(start_logs, tmp_path):
+    """Damaged lines are counted in /metrics and in stats (issue 14), not only in a log line."""
+    from logmesh.logs.store import layout
+    from logmesh.logs.store.segment import SegmentWriter
+
+    data = tmp_path / "data"
+    w = SegmentWriter(data)
+    w.open()
+    seg = data / layout.SEGMENTS_DIR / layout.segment_name(0, 64)
+    seg.write_bytes(b'{"seq":64,"@timestamp":1,"message":"ok"}\n\x00\x00 damaged\n'
+                    b'{"seq":128,"@timestamp":2,"message":"ok too"}\n')  # a crash left it unsealed
+    await w.close()
+    server = await start_logs(data_dir=data)
+    async with aiohttp.ClientSession() as s:
+        st = await get(s, f"http://{HOST}:{server.config.http_port}", "/api/v1/stats")
+    assert st["events"] == 2
+    assert st["quarantine"]["files"] == 1 and st["quarantine"]["damaged_lines"] == 1

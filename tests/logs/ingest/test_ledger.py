@@ -1,0 +1,253 @@
+"""The loss ledger (logmesh/logs/ingest/ledger.py) on its own.
+
+Per shipping instance, from the event numbers alone: how many were received,
+which are missing, which were resent (dropped as duplicates); and after a
+restart, the numbers already in the store (segments and Parquet files of the
+dedupe window) are learned again, so a resend is still stored once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logmesh.logs.ingest.ledger import DEDUPE_WINDOW_MS, InstanceLedger, ShipperLedger
+from logmesh.logs.store import layout
+from logmesh.logs.store.compact import Compactor
+from logmesh.logs.store.reader import list_segments
+from tests.support.store import HOUR, FakeClock, event, write_store
+
+# -- one instance: against a set of numbers -------------------------------------------------
+
+
+def check_against(led: InstanceLedger, seen: set[int], duplicates: int) -> None:
+    watermark = 0
+    while watermark + 1 in seen:
+        watermark += 1
+    highest = max(seen, default=0)
+    assert led.received == len(seen)
+    assert led.duplicates == duplicates
+    assert led.watermark == watermark
+    assert led.above == {n for n in seen if n > watermark}
+    assert led.highest == highest
+    assert led.missing == highest - len(seen) == len(set(range(1, highest + 1)) - seen)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 60), max_size=120))
+def test_instance_ledger_is_a_set_of_numbers(numbers):
+    led = InstanceLedger()
+    seen: set[int] = set()
+    duplicates = 0
+    for n in numbers:
+        new = n not in seen
+        assert led.add(n) is new, f"{n} {'new' if new else 'a resend'}"
+        seen.add(n)
+        duplicates += not new
+        check_against(led, seen, duplicates)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.permutations(list(range(1, 41))))
+def test_every_order_of_the_same_numbers_ends_with_nothing_above_the_watermark(order):
+    led = InstanceLedger()
+    for n in order:
+        assert led.add(n)
+    assert led.watermark == 40 and led.above == set() and led.missing == 0
+
+
+def test_missing_numbers_are_counted_until_they_arrive():
+    led = InstanceLedger()
+    for n in (1, 2, 5, 9):
+        led.add(n)
+    assert (led.watermark, led.highest, led.missing) == (2, 9, 5)
+    assert not led.add(5) and led.duplicates == 1
+    for n in (3, 4):
+        led.add(n)
+    assert (led.watermark, led.above, led.missing) == (5, {9}, 3)
+    for n in (6, 7, 8):
+        led.add(n)
+    assert (led.watermark, led.above, led.missing, led.received) == (9, set(), 0, 9)
+
+
+# -- many instances ---------------------------------------------------------------------------
+
+
+def test_instances_are_counted_apart_with_their_service_and_last_time():
+    ledger = ShipperLedger()
+    assert ledger.add("a", 1, "goods", ts=10)
+    assert ledger.add("b", 1, "members", ts=5)
+    assert ledger.add("a", 3, ts=30)
+    assert not ledger.add("a", 1, ts=20)  # a resend: counted, and never moves the time back
+    assert ledger.summary() == [
+        {"instance": "a", "service": "goods", "received": 2, "highest": 3, "missing": 1,
+         "duplicates": 1, "last_seen_ms": 30},
+        {"instance": "b", "service": "members", "received": 1, "highest": 1, "missing": 0,
+         "duplicates": 0, "last_seen_ms": 5},
+    ]
+
+
+def test_an_instance_seen_first_without_a_service_takes_the_first_one_named():
+    ledger = ShipperLedger()
+    ledger.add("a", 1)
+    ledger.add("a", 2, "goods")
+    ledger.add("a", 3, "members")
+    assert ledger.instances["a"].service == "goods"
+
+
+def test_event_ids_are_split_at_the_last_colon():
+    ledger = ShipperLedger()
+    assert ledger.add_event_id("host:4242:7", "goods")
+    assert ledger.instances["host:4242"].above == {7}
+    assert not ledger.add_event_id("host:4242:7")
+    for foreign in ("no-number", "x:", ":5", "x:5a", "x:-1", ""):
+        assert ledger.add_event_id(foreign), f"{foreign!r} is no shipper's id: always stored"
+        assert ledger.add_event_id(foreign)
+    assert set(ledger.instances) == {"host:4242"}
+
+
+# -- after a restart: the store is read again ---------------------------------------------------
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def ids(instance: str, numbers, ts: int) -> list:
+    return [event(ts + i, event_id=f"{instance}:{n}", message=f"{instance} {n}")
+            for i, n in enumerate(numbers)]
+
+
+async def test_rebuild_learns_the_numbers_of_sealed_and_active_segments(tmp_path):
+    t = now_ms() - 60_000
+    clock = FakeClock(t)
+    writer = await write_store(tmp_path, [ids("a", [1, 2, 3], t), ids("b", [1, 2, 4], t),
+                                          ids("a", [4, 5], t)], clock=clock)
+    try:
+        segs = list_segments(tmp_path)
+        assert [s.sealed for s in segs] == [True, True, False]  # the last one is being written
+        ledger = ShipperLedger()
+        assert ledger.rebuild(tmp_path) == 8
+        a, b = ledger.instances["a"], ledger.instances["b"]
+        assert (a.received, a.watermark, a.missing, a.duplicates) == (5, 5, 0, 0)
+        assert (b.received, b.watermark, b.above, b.missing, b.duplicates) == (3, 2, {4}, 1, 0)
+        assert not ledger.add("a", 3), "a resend after the restart is recognised"
+        assert not ledger.add("b", 4)
+        assert ledger.add("b", 3) and ledger.add("a", 6)
+        assert ledger.instances["b"].missing == 0
+    finally:
+        await writer.close()
+
+
+async def test_rebuild_reads_parquet_files_and_a_segment_compacted_twice_counts_once(tmp_path):
+    t = now_ms() - 60_000
+    writer = await write_store(tmp_path, [ids("a", [1, 2, 3], t), ids("a", [4, 5], t)],
+                               clock=FakeClock(t))
+    await writer.close()
+    seg = list_segments(tmp_path)[0]
+    kept = seg.path.read_bytes(), seg.path.with_name(layout.index_name(seg.path.name)).read_bytes()
+    assert Compactor(tmp_path, grace=0).run_once() == 2
+    assert not list_segments(tmp_path)
+    # a crash between the Parquet file's rename and the segment's removal: both are there
+    seg.path.write_bytes(kept[0])
+    seg.path.with_name(layout.index_name(seg.path.name)).write_bytes(kept[1])
+
+    ledger = ShipperLedger()
+    assert ledger.rebuild(tmp_path) == 8
+    a = ledger.instances["a"]
+    assert (a.received, a.watermark, a.duplicates) == (5, 5, 0)
+    assert not ledger.add("a", 2) and ledger.instances["a"].duplicates == 1
+
+
+async def test_rebuild_reads_parquet_files_written_within_the_window_only(tmp_path):
+    t = now_ms() - 60_000
+    writer = await write_store(tmp_path, [ids("aged", [1, 2], t), ids("recent", [1, 2], t)],
+                               clock=FakeClock(t))
+    await writer.close()
+    aged = layout.parquet_name(list_segments(tmp_path)[0].path.name)
+    assert Compactor(tmp_path, grace=0).run_once() == 2
+    before = (t - DEDUPE_WINDOW_MS - HOUR) / 1000
+    os.utime(tmp_path / layout.PARQUET_DIR / aged, (before, before))  # written before the window
+    ledger = ShipperLedger()
+    assert ledger.rebuild(tmp_path) == 2
+    assert set(ledger.instances) == {"recent"}
+
+
+async def test_rebuild_window_applies_to_segments_by_when_they_were_stored(tmp_path):
+    t = now_ms()
+    writer = await write_store(tmp_path, [ids("old", [1, 2], t - 60_000), ids("new", [1, 2], t - 60_000)],
+                               clock=FakeClock(t))
+    await writer.close()
+    first = list_segments(tmp_path)[0].path
+    stored = time.time() - 2 * HOUR / 1000
+    os.utime(first, (stored, stored))  # written two hours ago
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path, window_ms=HOUR)
+    assert set(ledger.instances) == {"new"}
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path, window_ms=3 * HOUR)
+    assert set(ledger.instances) == {"old", "new"}
+
+
+async def test_an_unknown_instance_is_looked_up_in_the_store_it_shares(tmp_path):
+    """An instance first seen past its first event failed over from another logs process that
+    writes to the same data directory: what that one stored is looked up before counting."""
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path)  # an empty store
+    t = now_ms() - 60_000
+    other = await write_store(tmp_path, [ids("moved", [1, 2, 3], t)], worker=1, clock=FakeClock(t))
+    try:
+        assert not ledger.add("moved", 2, "goods"), "stored by the other process: a resend"
+        led = ledger.instances["moved"]
+        assert (led.received, led.watermark, led.duplicates, led.service) == (3, 3, 1, "goods")
+        assert ledger.add("moved", 4)
+        assert ledger.add("fresh", 1) and ledger.instances["fresh"].received == 1
+    finally:
+        await other.close()
+
+
+async def test_rebuild_learns_only_event_ids_not_fields_that_look_like_them_in_parquet(tmp_path):
+    t = now_ms() - 60_000
+    lookalike = event(t, message="forwarded", params={"event.id": "a:2"}, labels={"event.id": "a:3"})
+    writer = await write_store(tmp_path, [[*ids("a", [1], t), lookalike]], clock=FakeClock(t))
+    await writer.close()
+    assert Compactor(tmp_path, grace=0).run_once() == 1
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path)
+    assert ledger.instances["a"].received == 1
+
+
+async def test_rebuild_learns_only_event_ids_not_fields_that_look_like_them_in_segments(tmp_path):
+    t = now_ms() - 60_000
+    lookalike = event(t, message="forwarded", params={"event.id": "a:2"}, labels={"event.id": "a:3"})
+    writer = await write_store(tmp_path, [[*ids("a", [1], t), lookalike]], clock=FakeClock(t))
+    await writer.close()
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path)
+    assert ledger.instances["a"].received == 1
+    assert ledger.add("a", 2), "event a:2 was never stored: it must not be dropped"
+
+
+async def test_a_resend_of_old_events_stored_just_before_a_restart_is_recognised(tmp_path):
+    t = now_ms()
+    spooled_long_ago = t - DEDUPE_WINDOW_MS - 2 * HOUR  # stored now, born three hours ago
+    writer = await write_store(tmp_path, [ids("spooled", [1, 2, 3], spooled_long_ago)],
+                               clock=FakeClock(t))
+    await writer.close()  # the restart (a crash is recovered and sealed the same way)
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path)
+    assert not ledger.add("spooled", 2), "stored seconds ago: the resend is a duplicate"
+
+
+def test_a_parquet_file_removed_while_the_ledger_is_rebuilt_is_skipped(tmp_path, monkeypatch):
+    """Retention or a sibling's compaction may delete a file between the listing and its read:
+    a worker starting then must not fail to start."""
+    from logmesh.logs.store import catalogue
+
+    (tmp_path / layout.PARQUET_DIR).mkdir(parents=True)
+    gone = catalogue.DataFile(tmp_path / layout.PARQUET_DIR / "w00-0000000000000001.parquet", 0, 1)
+    monkeypatch.setattr(catalogue, "parquet_files", lambda data_dir, worker=None: [gone])
+    assert ShipperLedger().rebuild(tmp_path) == 0

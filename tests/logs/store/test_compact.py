@@ -1,0 +1,353 @@
+"""Compaction (logmesh/logs/store/compact.py) on its own, over segments the real SegmentWriter wrote.
+
+A sealed segment becomes one Parquet file sorted by (@timestamp, seq), with a
+block index whose blocks are the file's row groups; the segment goes only
+after the rename that commits the Parquet file, and only when that file holds
+its events. A crash before the rename leaves a ``.tmp`` the next pass removes;
+a segment with lines no reader can use is compacted from what can be read and
+kept whole in quarantine/.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from logmesh.logs.store import compact, layout, trigrams
+from logmesh.logs.store.compact import (
+    MINUTE_MS,
+    SUMMARY_MAX_VALUES,
+    Compactor,
+    compact_segment,
+    decode_bitmaps,
+    new_connection,
+)
+from logmesh.logs.store.reader import SegmentInfo, list_segments
+from tests.support.store import DAY, MIN, T0, FakeClock, event, write_store
+
+BLOCK = 2048  # DuckDB's row groups come in multiples of its vector size (2048 rows)
+
+
+def parquet_rows(path: Path) -> list[dict]:
+    con = duckdb.connect()
+    try:
+        cur = con.execute(f"SELECT * FROM read_parquet('{path}')")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def row_groups(path: Path) -> list[int]:
+    return [n for _, n in duckdb.sql(
+        f"SELECT row_group_id, any_value(row_group_num_rows) FROM parquet_metadata('{path}') "
+        "GROUP BY ALL ORDER BY 1").fetchall()]
+
+
+def segment_lines(seg: SegmentInfo) -> list[dict]:
+    return [orjson.loads(line) for line in seg.path.read_bytes().splitlines()]
+
+
+def sealed(data_dir: Path) -> list[SegmentInfo]:
+    return [s for s in list_segments(data_dir) if s.sealed]
+
+
+def parquet_files(data_dir: Path) -> list[str]:
+    """The files of parquet/ (the compactor's DuckDB spills into a directory there)."""
+    return sorted(p.name for p in (data_dir / layout.PARQUET_DIR).glob("*") if p.is_file())
+
+
+# -- one segment ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def big_segment(tmp_path) -> SegmentInfo:
+    """5,000 events in one sealed segment, their timestamps shuffled over 50 minutes; the
+    latest 30 say "quokka", so only the last block can hold that word."""
+    rnd = random.Random(7)
+    stamps = sorted(rnd.sample(range(T0, T0 + 50 * MIN), 5000))
+    evs = []
+    for i, ts in enumerate(stamps):
+        word = "quokka" if i >= 4970 else ("deadlock" if i % 7 == 0 else "served")
+        evs.append(event(ts, service=("goods", "members", "purchases")[i % 3],
+                         level="error" if i % 11 == 0 else "info",
+                         status=500 if i % 13 == 0 else 200, path=f"/p{i % 5}",
+                         message=f"request {word} {i}"))
+    rnd.shuffle(evs)  # stored in arrival order, not in time order
+    writer = await write_store(tmp_path, [evs])
+    await writer.close()
+    (seg,) = list_segments(tmp_path)
+    assert seg.sealed and seg.index["count"] == 5000
+    return seg
+
+
+def test_a_segment_becomes_parquet_sorted_by_time_then_seq(big_segment, tmp_path):
+    stored = segment_lines(big_segment)
+    pq_dir = tmp_path / layout.PARQUET_DIR
+    index = compact_segment(new_connection(), big_segment, pq_dir, block_rows=BLOCK)
+    final = pq_dir / layout.parquet_name(big_segment.path.name)
+    assert parquet_files(tmp_path) == sorted([final.name, layout.blocks_name(final.name)]), "no .tmp"
+    assert big_segment.path.exists(), "compact_segment never deletes: the Compactor does, after it"
+
+    rows = parquet_rows(final)
+    keys = [(r["@timestamp"], r["seq"]) for r in rows]
+    assert keys == sorted((e["@timestamp"], e["seq"]) for e in stored)
+    assert keys != [(e["@timestamp"], e["seq"]) for e in stored], "the segment was not in order"
+    by_seq = {r["seq"]: r for r in rows}
+    for e in stored[:50]:
+        r = by_seq[e["seq"]]
+        assert (r["message"], r["service.name"], r["http.response.status_code"], r["url.path"]) == (
+            e["message"], e["service.name"], e["http.response.status_code"], e["url.path"])
+
+    assert index == orjson.loads((pq_dir / layout.blocks_name(final.name)).read_bytes())
+    assert index["version"] == layout.PARQUET_FORMAT_VERSION
+    assert index["segment"] == big_segment.path.name and index["rows"] == 5000
+    assert index["block_rows"] == BLOCK and index["bytes"] == final.stat().st_size
+    for key in ("min_ts", "max_ts", "first_seq", "last_seq"):
+        assert index[key] == big_segment.index[key], key
+    assert index["services"] == dict(Counter(e["service.name"] for e in stored))
+
+
+def test_the_block_index_describes_each_row_group(big_segment, tmp_path):
+    pq_dir = tmp_path / layout.PARQUET_DIR
+    index = compact_segment(new_connection(), big_segment, pq_dir, block_rows=BLOCK)
+    final = pq_dir / layout.parquet_name(big_segment.path.name)
+    rows = parquet_rows(final)
+    chunks = [rows[i:i + BLOCK] for i in range(0, len(rows), BLOCK)]
+    assert row_groups(final) == [len(c) for c in chunks] == [b[2] for b in index["blocks"]]
+
+    for i, (block, chunk) in enumerate(zip(index["blocks"], chunks, strict=True)):
+        ts = [r["@timestamp"] for r in chunk]
+        seqs = [r["seq"] for r in chunk]
+        assert block == [min(ts), max(ts), len(chunk), min(seqs), max(seqs)]
+        per_minute = Counter(t // MINUTE_MS for t in ts)
+        first = min(per_minute)
+        assert index["minutes"][i] == [first] + [per_minute.get(m, 0)
+                                                 for m in range(first, max(per_minute) + 1)]
+        for field in ("service.name", "log.level", "url.path", "http.request.method"):
+            assert index["values"][field][i] == dict(Counter(r[field] for r in chunk)), field
+        assert index["values"]["http.response.status_code"][i] == dict(
+            Counter(str(r["http.response.status_code"]) for r in chunk))
+        mesh = {}
+        for svc in {r["service.name"] for r in chunk}:
+            mine = [r for r in chunk if r["service.name"] == svc]
+            mesh[svc] = [sum(r["log.level"] != "error" for r in mine),
+                         sum(r["log.level"] == "error" or r["http.response.status_code"] >= 500
+                             for r in mine), len(mine)]
+        assert index["values"]["mesh"][i] == mesh
+
+    bitmaps = decode_bitmaps(index["trigrams"], len(index["blocks"]))
+    need = trigrams.word_mask(["quokka"])
+    assert [bitmap & need == need for bitmap in bitmaps] == [False, False, True]
+    deadlock = trigrams.word_mask(["Deadlock"])
+    assert all(bitmap & deadlock == deadlock for bitmap in bitmaps)
+
+
+async def test_a_block_spanning_more_than_a_day_keeps_no_minutes(tmp_path):
+    writer = await write_store(tmp_path, [[event(T0), event(T0 + 2 * DAY)], [event(T0)]])
+    await writer.close()
+    one, _ = list_segments(tmp_path)
+    index = compact_segment(new_connection(), one, tmp_path / layout.PARQUET_DIR)
+    assert index["minutes"] == [[]], "a wrong clock must not make a list of 2,880 minutes"
+    assert index["blocks"][0][:3] == [T0, T0 + 2 * DAY, 2]
+
+
+async def test_a_block_with_too_many_values_of_a_field_stores_none_for_it(tmp_path):
+    many = SUMMARY_MAX_VALUES + 1
+    writer = await write_store(tmp_path, [[event(T0 + i, path=f"/item/{i}") for i in range(many)]])
+    await writer.close()
+    (seg,) = list_segments(tmp_path)
+    index = compact_segment(new_connection(), seg, tmp_path / layout.PARQUET_DIR)
+    assert index["values"]["url.path"] == [None], "read the block instead of a huge summary"
+    assert index["values"]["service.name"] == [{"goods": many}]
+
+
+# -- the Compactor's passes ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def three_segments(tmp_path) -> Path:
+    """Two sealed segments of 3 and 4 events, and an active one of 2 (still being written)."""
+    clock = FakeClock(T0)
+    writer = await write_store(tmp_path, [[event(T0 + i, message=f"first {i}") for i in range(3)],
+                                          [event(T0 + i, message=f"second {i}") for i in range(4)],
+                                          [event(T0, message="live"), event(T0 + 1)]], clock=clock)
+    yield tmp_path
+    await writer.close()
+
+
+def later(seconds: float):
+    return lambda: time.time() + seconds
+
+
+async def test_run_once_compacts_sealed_segments_after_their_grace_and_removes_them(three_segments):
+    data = three_segments
+    first, second = sealed(data)
+    ndjson = first.path.stat().st_size + second.path.stat().st_size
+    assert Compactor(data, grace=30).run_once() == 0, "sealed moments ago: tails still read it"
+
+    c = Compactor(data, grace=30, clock=later(31))
+    assert c.run_once() == 2
+    assert [s.sealed for s in list_segments(data)] == [False], "the active segment stays"
+    assert not first.path.exists() and not first.path.with_name(
+        layout.index_name(first.path.name)).exists()
+    names = parquet_files(data)
+    assert names == sorted(n for s in (first, second) for n in (
+        layout.parquet_name(s.path.name), layout.blocks_name(layout.parquet_name(s.path.name))))
+    messages = [r["message"] for n in names if n.endswith(layout.PARQUET_SUFFIX)
+                for r in parquet_rows(data / layout.PARQUET_DIR / n)]
+    assert sorted(messages) == sorted([f"first {i}" for i in range(3)] + [f"second {i}" for i in range(4)])
+    assert c.stats["segments"] == 2 and c.stats["events"] == 7 and c.stats["errors"] == 0
+    assert c.stats["ndjson_bytes"] == ndjson
+    assert c.stats["parquet_bytes"] == sum((data / layout.PARQUET_DIR / n).stat().st_size
+                                           for n in names if n.endswith(layout.PARQUET_SUFFIX))
+    assert c.failure is None
+    assert c.run_once() == 0, "nothing left to do"
+    c.stop()
+
+
+class Crash(BaseException):
+    """The process dies here (no except clause of the compactor catches it)."""
+
+
+async def test_a_crash_before_the_rename_leaves_a_tmp_that_the_next_pass_removes(three_segments,
+                                                                                monkeypatch):
+    data = three_segments
+    first, second = sealed(data)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(src).endswith(layout.PARQUET_SUFFIX + layout.TMP_SUFFIX):
+            raise Crash
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(Crash):
+        Compactor(data, grace=0).run_once()
+    monkeypatch.setattr(os, "replace", real_replace)
+
+    tmp = layout.parquet_name(first.path.name) + layout.TMP_SUFFIX
+    assert tmp in parquet_files(data)
+    assert not [n for n in parquet_files(data) if n.endswith(layout.PARQUET_SUFFIX)], \
+        "no Parquet file before the commit point"
+    assert first.path.exists() and second.path.exists(), "the segments are still in charge"
+
+    restarted = Compactor(data, grace=0)
+    restarted.clean_tmp()
+    assert tmp not in parquet_files(data)
+    (data / layout.PARQUET_DIR / tmp).write_bytes(b"half a Parquet file")
+    assert restarted.run_once() == 2  # run_once cleans up first, too
+    assert not [n for n in parquet_files(data) if n.endswith(layout.TMP_SUFFIX)]
+    assert not first.path.exists() and not second.path.exists()
+    pq = data / layout.PARQUET_DIR / layout.parquet_name(first.path.name)
+    assert [r["message"] for r in parquet_rows(pq)] == [f"first {i}" for i in range(3)]
+    restarted.stop()
+
+
+async def test_a_crash_after_the_rename_leaves_a_segment_the_next_pass_removes(three_segments):
+    data = three_segments
+    first, _ = sealed(data)
+    compact_segment(new_connection(), first, data / layout.PARQUET_DIR)  # no remove_segment
+    c = Compactor(data, grace=0)
+    assert c.run_once() == 1, "only the other one is compacted"
+    assert not first.path.exists(), "the first one's Parquet file holds its events: it goes"
+    assert not c._conflicts
+    c.stop()
+
+
+@pytest.mark.parametrize("damage", ["not-json", "wrong-type"])
+async def test_a_damaged_segment_is_compacted_from_what_reads_and_kept_in_quarantine(tmp_path, damage):
+    writer = await write_store(tmp_path, [[event(T0 + i, message=f"m{i}") for i in range(10)]])
+    await writer.close()
+    (seg,) = list_segments(tmp_path)
+    lines = seg.path.read_bytes().splitlines(keepends=True)
+    if damage == "not-json":
+        lines[4] = b"\x00" * (len(lines[4]) - 1) + b"\n"  # a bad block on the disk
+    else:
+        lines[4] = lines[4].replace(b'"http.response.status_code":200', b'"http.response.status_code":"OK!"')
+    original = b"".join(lines)
+    seg.path.write_bytes(original)
+
+    c = Compactor(tmp_path, grace=0)
+    assert c.run_once() == 1
+    assert not list_segments(tmp_path), "the segment and its index left segments/"
+    q = tmp_path / layout.QUARANTINE_DIR / f"{seg.path.name}@0{layout.QUARANTINE_SUFFIX}"
+    assert q.read_bytes() == original, "the whole original, for a human"
+    rows = parquet_rows(tmp_path / layout.PARQUET_DIR / layout.parquet_name(seg.path.name))
+    if damage == "not-json":
+        assert [r["message"] for r in rows] == [f"m{i}" for i in range(10) if i != 4]
+    else:  # every line reads; the value that fits no type is left out
+        assert [r["message"] for r in rows] == [f"m{i}" for i in range(10)]
+        assert rows[4]["http.response.status_code"] is None
+        assert [r["http.response.status_code"] for r in rows[5:]] == [200] * 5
+    assert c.stats["events"] == len(rows) and c.failure is None
+    c.stop()
+
+
+async def test_a_segment_named_like_a_parquet_file_of_other_events_is_kept(tmp_path, caplog):
+    """Compactor._same_events: a store from before seqs were unique (issue 14) can hold a new
+    segment under a compacted one's name; deleting it as "already compacted" would lose it."""
+    writer = await write_store(tmp_path, [[event(T0 + i, message=f"old {i}") for i in range(3)]])
+    await writer.close()
+    (seg,) = list_segments(tmp_path)
+    assert Compactor(tmp_path, grace=0).run_once() == 1
+    pq = tmp_path / layout.PARQUET_DIR / layout.parquet_name(seg.path.name)
+    pq_bytes = pq.read_bytes()
+
+    seqs = [seg.first_seq + (i << layout.WORKER_BITS) for i in range(5)]  # same name, more seqs
+    seg.path.write_bytes(b"".join(orjson.dumps({"seq": s, "@timestamp": T0 + 10 + i, "message": f"new {i}"})
+                                  + b"\n" for i, s in enumerate(seqs)))
+    index = {**seg.index, "count": 5, "last_seq": seqs[-1]}
+    seg.path.with_name(layout.index_name(seg.path.name)).write_bytes(orjson.dumps(index))
+
+    c = Compactor(tmp_path, grace=0)
+    with caplog.at_level(logging.ERROR, logger="logmesh.logs.compact"):
+        assert c.run_once() == 0 and c.run_once() == 0
+    assert seg.path.exists(), "the segment of other events is kept"
+    assert pq.read_bytes() == pq_bytes, "and the Parquet file is left as it was"
+    said = [r for r in caplog.records if "holds other events" in r.getMessage()]
+    assert len(said) == 1, "said once, not on every pass"
+    c.stop()
+
+
+async def test_a_parquet_file_without_its_block_index_does_not_let_the_segment_go(tmp_path):
+    writer = await write_store(tmp_path, [[event(T0, message="only copy")]])
+    await writer.close()
+    (seg,) = list_segments(tmp_path)
+    compact_segment(new_connection(), seg, tmp_path / layout.PARQUET_DIR)
+    pq_name = layout.parquet_name(seg.path.name)
+    (tmp_path / layout.PARQUET_DIR / layout.blocks_name(pq_name)).unlink()  # copied in by hand?
+    c = Compactor(tmp_path, grace=0)
+    assert c.run_once() == 0
+    assert seg.path.exists(), "nothing says the Parquet file holds these events"
+    c.stop()
+
+
+async def test_a_failed_compaction_is_counted_said_and_retried_a_minute_later(three_segments,
+                                                                             monkeypatch):
+    data = three_segments
+    now = [time.time() + 10]
+    real = compact.compact_segment
+
+    def failing(con, seg, *args, **kwargs):
+        raise duckdb.IOException("disk on fire")
+
+    monkeypatch.setattr(compact, "compact_segment", failing)
+    c = Compactor(data, grace=0, clock=lambda: now[0])
+    assert c.run_once() == 0
+    assert c.stats["errors"] == 2 and "disk on fire" in c.failure
+    monkeypatch.setattr(compact, "compact_segment", real)
+    assert c.run_once() == 0 and c.stats["errors"] == 2, "not again within the minute"
+    assert c.failure is not None
+    now[0] += 61
+    assert c.run_once() == 2 and c.failure is None
+    assert len(sealed(data)) == 0
+    c.stop()

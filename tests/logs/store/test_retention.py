@@ -1,0 +1,92 @@
+"""Retention with a fake clock: exactly the expired files go, never an active segment."""
+
+from __future__ import annotations
+
+import os
+
+from logmesh.logs.query.engine import Engine
+from logmesh.logs.store import layout
+from logmesh.logs.store.compact import Compactor
+from logmesh.logs.store.retention import Retention
+from tests.support.store import DAY, HOUR, T0, FakeClock, event, write_store
+
+
+def names(d) -> set[str]:
+    out = set()
+    for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR):
+        p = d / sub
+        if p.exists():
+            out |= {f"{sub}/{n}" for n in os.listdir(p) if n.endswith((".ndjson", ".parquet", ".json"))}
+    return out
+
+
+async def make(tmp_path, hours: int = 5):
+    """One segment per hour (events stamped at that hour); the last stays active."""
+    clock = FakeClock()
+    batches = [[event(T0 + h * HOUR + i, message=f"h{h} e{i}") for i in range(50)] for h in range(hours)]
+    writer = await write_store(tmp_path, batches, clock=clock)
+    return writer, clock
+
+
+async def test_age_deletes_exactly_the_expired_files(tmp_path):
+    writer, clock = await make(tmp_path)
+    Compactor(tmp_path, grace=0).run_once()  # hours 0, 1, 2, 3 -> Parquet; hour 4 active
+    segs = sorted(p.name for p in (tmp_path / "segments").glob("*.ndjson"))
+    assert len(segs) == 1 and len(list((tmp_path / "parquet").glob("*.parquet"))) == 4
+    before = names(tmp_path)
+    # Retention 1 day at T0 + 1h30m + 1 day: hours 0 and 1 have only older events; hour 2 does not.
+    now = T0 + HOUR + HOUR // 2 + DAY
+    ret = Retention(tmp_path, max_age_ms=DAY, clock=lambda: now / 1000)
+    gone = ret.run_once()
+    assert sorted(v.paths[0].name for v in gone) == sorted(
+        p for p in (n.split("/")[1] for n in before) if p.endswith(".parquet"))[:2]
+    assert ret.counters["files_age"] == 2 and ret.counters["events"] == 100
+    assert names(tmp_path) == before - {f"parquet/{p}" for v in gone for p in (v.paths[0].name, v.paths[1].name)}
+    # Far in the future: every sealed file goes, the active segment stays.
+    far = Retention(tmp_path, max_age_ms=HOUR, clock=lambda: (T0 + 100 * DAY) / 1000)
+    far.run_once()
+    assert names(tmp_path) == {f"segments/{segs[0]}"}
+    engine = Engine(tmp_path)
+    assert engine.count(None, T0 - DAY, T0 + DAY) == 50  # the active hour, still searchable
+    engine.close()
+    await writer.close()
+
+
+async def test_max_disk_deletes_oldest_first_and_never_the_active_segment(tmp_path):
+    writer, clock = await make(tmp_path)
+    sealed = sorted(p for p in (tmp_path / "segments").glob("*.ndjson")
+                    if p.with_name(layout.index_name(p.name)).exists())
+    active = writer.active_path
+    assert active is not None and active not in sealed and len(sealed) == 4
+    size = {p: p.stat().st_size + p.with_name(layout.index_name(p.name)).stat().st_size for p in sealed}
+    total = sum(size.values()) + active.stat().st_size
+    ret = Retention(tmp_path, max_bytes=total - 1, clock=clock)
+    gone = ret.run_once()
+    assert [v.paths[0] for v in gone] == sealed[:1]  # the oldest, and only it
+    assert ret.counters["files_disk"] == 1
+    ret2 = Retention(tmp_path, max_bytes=1, clock=clock)
+    ret2.run_once()
+    assert active.exists() and not any(p.exists() for p in sealed)
+    assert ret2.run_once() == []  # nothing left that may go; the active segment is over the limit alone
+    await writer.close()
+
+
+async def test_retention_and_compaction_run_in_the_worker0_thread(tmp_path):
+    """The server wires them: --retention removes expired files and /metrics counts them."""
+    from logmesh.logs.server import LogsConfig, LogsServer
+    from tests.support.logs import HOST
+
+    writer, _ = await make(tmp_path, hours=3)
+    await writer.close()  # a previous run: every segment sealed, stamped ~2026-11-25
+    server = LogsServer(LogsConfig(host=HOST, port=0, http_port=0, distributor=None, data_dir=tmp_path,
+                                   retention_ms=HOUR))
+    assert server.query.compactor is not None
+    server.query.compactor.grace = 0
+    server.query.compactor.run_once()
+    server.query.retention.clock = lambda: (T0 + DAY) / 1000
+    gone = server.query.retention.run_once()
+    assert len(gone) == 3 and not list((tmp_path / "parquet").glob("*.parquet"))
+    text = server.exposition().render()
+    assert 'logmesh_retention_deleted_files_total{reason="age",worker="0"} 3' in text
+    assert 'logmesh_compacted_segments_total{worker="0"} 3' in text
+    server.query.engine.close()

@@ -1,0 +1,401 @@
+"""The web UI in a real browser: Debian's chromium driven by Playwright, against a real mesh.
+
+One mesh per module (distributor, logs, goods/members/purchases, gateway, each
+``python -m logmesh ... --no-supervise`` on a free port), example traffic sent
+through the gateway, then each test opens the page in a fresh browser context.
+Skipped when /usr/bin/chromium is missing (``apt-get install chromium``).
+
+``LOGMESH_UI_SCREENSHOT=docs/screenshot.png`` makes ``test_screenshot`` keep its picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from logmesh.examples.traffic import run_traffic
+from tests.support.procs import HOST, Procs, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SERVICES = ("goods", "members", "purchases")
+TRAFFIC = 60  # requests sent through the gateway before the tests
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} is missing: apt-get install chromium"),
+]
+
+
+def http(method: str, url: str, body: object = None, timeout: float = 5.0) -> tuple[int, object]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw
+
+
+@dataclass
+class Mesh:
+    ui: str  # the logs service's HTTP root, where the UI is
+    gateway: str
+
+    def search(self, q: str = "", limit: int = 1000) -> list[dict]:
+        query = urllib.parse.urlencode({"q": q, "limit": limit, "from": "now-1h"})
+        status, body = http("GET", f"{self.ui}/api/v1/search?{query}")
+        return body["events"] if status == 200 and isinstance(body, dict) else []
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory) -> Iterator[Mesh]:
+    workdir = tmp_path_factory.mktemp("ui-mesh")
+    data = workdir / "data"
+    procs = Procs(workdir)
+    try:
+        _, dport = procs.distributor()
+        _, _, http_port = procs.logs(data, distributor=dport)
+        for name in SERVICES:
+            procs.service(name, dport, data)
+        _, gport = procs.gateway(dport)
+        m = Mesh(ui=f"http://{HOST}:{http_port}", gateway=f"http://{HOST}:{gport}")
+        for name in SERVICES:  # the gateway knows every route
+            wait_for(lambda n=name: http("GET", f"{m.gateway}/{n}?id=1")[0] == 200, 15, f"route /{name}")
+        asyncio.run(run_traffic(m.gateway, rate=0, count=TRAFFIC, seed=6))
+        wait_for(lambda: len(m.search()) >= TRAFFIC // 2, 15, "the traffic's events in /api/v1/search")
+        yield m
+    except BaseException:
+        print(procs.logs_of_all())
+        raise
+    finally:
+        procs.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page; JS errors and dialogs fail the test at teardown."""
+    context = browser.new_context(viewport={"width": 1400, "height": 860})
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert not pg.errors, f"JavaScript errors: {pg.errors}"
+    assert not pg.dialogs, f"dialogs opened: {pg.dialogs}"
+
+
+def services_shown(pg) -> list[str]:
+    return [t.strip() for t in pg.locator("#rows tr.ev td.svc").all_inner_texts()]
+
+
+def test_the_page_loads_as_es_modules_without_console_errors(mesh, page):
+    """app.js and every module it imports arrive as JavaScript and run under the page's CSP:
+    a module served with another type, or refused by script-src, is only a console error."""
+    from playwright.sync_api import expect
+
+    from logmesh.logs.web.routes import STATIC_DIR
+
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    scripts: dict[str, str] = {}
+    fetched: list[str] = []  # each once: a modulepreload the import does not reuse would fetch twice
+    page.on("response", lambda r: (fetched.append(name := r.url.rsplit("/", 1)[-1]),
+                                   scripts.__setitem__(name, r.headers.get("content-type", "")))
+            if r.request.resource_type == "script" else None)
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#rows tr.ev").first).to_be_visible()
+    expect(page.locator("#histogram svg g.bucket").first).to_be_attached()
+    expect(page.locator('li[data-field="service.name"] .value').first).to_be_visible()
+    page.locator("#tab-mesh").click()
+    expect(page.locator("#mesh-rows tr.node-row").first).to_be_visible()
+    assert set(scripts) == {p.name for p in STATIC_DIR.glob("*.js")}, scripts
+    assert sorted(fetched) == sorted(set(fetched)), fetched
+    assert all(ctype.startswith("text/javascript") for ctype in scripts.values()), scripts
+    assert console == []
+
+
+def test_rows_appear_newest_first(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#rows tr.ev").first).to_be_visible()
+    assert set(services_shown(page)) & set(SERVICES)
+    times = page.locator("#rows tr.ev td.t").all_inner_texts()
+    assert times == sorted(times, reverse=True)  # HH:MM:SS.mmm of one day: text order is time order
+    expect(page.locator("#count")).to_contain_text("events")
+
+
+def test_a_query_narrows_the_rows_and_lives_in_the_url(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#rows tr.ev").first).to_be_visible()
+    page.fill("#q", "service.name:goods")
+    page.press("#q", "Enter")
+    expect(page).to_have_url(re.compile(r"q=service\.name%3Agoods"))
+    wait_for(lambda: (s := services_shown(page)) and set(s) == {"goods"}, 10, "only goods rows")
+    page.reload()  # the state is in the URL: a reload (or a shared link) shows the same view
+    expect(page.locator("#q")).to_have_value("service.name:goods")
+    wait_for(lambda: (s := services_shown(page)) and set(s) == {"goods"}, 10, "only goods rows after reload")
+
+
+def test_a_parse_error_is_shown_in_place(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    page.fill("#q", "service.name:(goods or")
+    page.press("#q", "Enter")
+    expect(page.locator("#qerr")).to_be_visible()
+    expect(page.locator("#qerr mark")).to_have_count(1)
+    expect(page.locator("#q")).to_have_attribute("aria-invalid", "true")
+    # the API counts code points, JS strings UTF-16 units: the mark lands on the same character
+    page.fill("#q", "😀😀 x) and y")  # 'unexpected ")" at position 4'
+    page.press("#q", "Enter")
+    expect(page.locator("#qerr mark")).to_have_text(")")
+    expect(page.locator("#qerr code")).to_have_text("😀😀 x) and y")
+
+
+def test_a_field_no_event_has_is_a_notice_as_text(mesh, page):
+    """Issue 17 item 5: the API's warning shows above the results; the field's name is the
+    user's text, so markup in it stays text."""
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    page.fill("#q", "statuss >= 500")
+    page.press("#q", "Enter")
+    expect(page.locator("#qwarn")).to_be_visible()
+    expect(page.locator("#qwarn")).to_have_text(
+        "field statuss is unknown: no event in the range has it; did you mean http.response.status_code?")
+    page.fill("#q", r"\<b\>x\<\/b\>:1")
+    page.press("#q", "Enter")
+    expect(page.locator("#qwarn")).to_contain_text("field <b>x</b> is unknown")
+    expect(page.locator("#qwarn b")).to_have_count(0)
+    page.fill("#q", "service.name:goods")
+    page.press("#q", "Enter")
+    expect(page.locator("#qwarn")).to_be_hidden()
+
+
+def test_clicking_a_field_value_filters(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    value = page.locator('li[data-field="service.name"] button.v[data-value="members"]')
+    expect(value).to_be_visible()
+    value.click()
+    expect(page.locator("#q")).to_have_value('service.name:"members"')
+    wait_for(lambda: (s := services_shown(page)) and set(s) == {"members"}, 10, "only members rows")
+    # and its negation, from the same list
+    page.locator('li[data-field="http.request.method"] .value').first.hover()
+    page.locator('li[data-field="http.request.method"] button.pm[aria-label^="Filter out"]').first.click()
+    expect(page.locator("#q")).to_have_value(re.compile(r'^service\.name:"members" and not http\.request\.method:'))
+
+
+def test_a_filter_on_a_field_name_with_spaces_colons_quotes_and_backslashes(mesh, page):
+    """The name goes into the query escaped as the parser reads it (kql.py's _escape_word):
+    a bare word with a backslash before each space, colon, quote and backslash."""
+    from playwright.sync_api import expect
+
+    key = 'odd key: "q" \\x'
+    probe = f"odd-{uuid.uuid4().hex[:8]}"
+    status, body = http("POST", f"{mesh.ui}/api/v1/logs",
+                        [{"message": f"{probe} message", "service.name": "odd", "labels": {key: probe}}])
+    assert status == 200 and body["accepted"] == 1, body
+    wait_for(lambda: mesh.search(f'"{probe}"'), 10, "the event in /api/v1/search")
+    page.goto(mesh.ui + "/")
+    page.locator("#field-filter").fill("odd key")
+    field = page.locator(f"li.field[data-field={json.dumps('labels.' + key)}]")
+    field.locator("button.fname").click()
+    field.locator(f'button.v[data-value="{probe}"]').click()
+    expect(page.locator("#q")).to_have_value(rf'labels.odd\ key\:\ \"q\"\ \\x:"{probe}"')
+    expect(page.locator("#qerr")).to_be_hidden()
+    expect(page.locator("#rows tr.ev")).to_have_count(1)
+    expect(page.locator("#rows tr.ev td.msg")).to_have_text(f"{probe} message")
+
+
+def test_the_histogram_has_bars_stacked_by_service(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#histogram svg g.bucket rect").first).to_be_attached()
+    fills = set(page.locator("#histogram svg g.bucket rect").evaluate_all("rs => rs.map(r => r.getAttribute('fill'))"))
+    assert len(fills) >= 2  # several services, several colours
+    expect(page.locator("#legend .chip")).not_to_have_count(0)
+
+
+def test_the_legend_chip_of_events_without_a_service_filters_on_them(mesh, page):
+    """The API sends "(none)"; the legend looked for "null", so the click filtered on nothing."""
+    from playwright.sync_api import expect
+
+    status, _ = http("POST", f"{mesh.ui}/api/v1/logs", [{"message": "orphan line, no service"}])
+    assert status == 200
+    wait_for(lambda: "(none)" in str(http("GET", f"{mesh.ui}/api/v1/histogram?by=service.name")[1]),
+             10, "the event in the histogram")  # searchable within seconds, not at once
+    page.goto(mesh.ui + "/")
+    chip = page.locator("#legend .chip", has_text="(no service)")
+    expect(chip).to_be_visible(timeout=15_000)
+    chip.click()
+    expect(page.locator("#q")).to_have_value("not service.name:*")
+    expect(page.locator("#rows")).to_contain_text("orphan line, no service")
+
+
+def test_dragging_across_the_histogram_zooms_the_range(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#histogram svg g.bucket rect").first).to_be_attached()
+    box = page.locator("#histogram svg").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=5)
+    page.mouse.up()
+    expect(page).to_have_url(re.compile(r"from=\d{4}-.*&to=\d{4}-"))
+    expect(page.locator("#range-btn")).to_contain_text("→")
+
+
+def test_a_new_request_shows_up_in_live_tail_within_2s(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#rows tr.ev").first).to_be_visible()
+    page.click("#live")
+    expect(page.locator("#livebar")).to_contain_text("streaming")
+    marker = f"tail-{uuid.uuid4().hex[:8]}"
+    sent = time.monotonic()
+    status, _ = http("POST", f"{mesh.gateway}/goods", {"name": marker, "price": 1})
+    assert status == 200
+    expect(page.locator("#rows tr.ev", has_text=marker)).to_be_visible(timeout=2_000)
+    assert time.monotonic() - sent < 2.5
+    newest = page.locator("#rows tr.ev").all_inner_texts()[:5]  # at the top, near its access log
+    assert any(marker in text for text in newest), newest
+
+
+def test_live_tail_pauses_when_scrolled_away(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/?live=1")
+    expect(page.locator("#livebar")).to_contain_text("streaming")
+    page.evaluate("document.getElementById('results').scrollTop = 10000")
+    page.evaluate("document.getElementById('results').dispatchEvent(new Event('scroll'))")
+    if page.evaluate("document.getElementById('results').scrollTop") > 40:  # enough rows to scroll
+        expect(page.locator("#livebar")).to_contain_text("paused")
+        marker = f"paused-{uuid.uuid4().hex[:8]}"
+        http("POST", f"{mesh.gateway}/members", {"username": marker})
+        expect(page.locator("#livebar")).to_contain_text(re.compile(r"· [1-9][0-9]* new"), timeout=3_000)
+        assert page.locator("#rows tr.ev", has_text=marker).count() == 0  # held back while away
+        page.click("#livebar button")
+        expect(page.locator("#rows tr.ev", has_text=marker)).to_be_visible()
+
+
+def test_an_event_shows_its_context_trace_and_a_shareable_link(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/?q=" + urllib.parse.quote("service.name:goods"))
+    row = page.locator("#rows tr.ev").first
+    expect(row).to_be_visible()
+    row.click()
+    detail = page.locator("#rows tr.detail pre.json")
+    expect(detail).to_contain_text('"service.name": "goods"')
+    page.locator("#rows tr.detail button", has_text="Context & trace").click()
+    drawer = page.locator("#drawer")
+    expect(drawer).to_be_visible()
+    expect(drawer.locator("table.mini tr.here").first).to_be_visible()
+    expect(page).to_have_url(re.compile(r"[?&]event=\d+"))
+    link = drawer.locator(".share input").input_value()
+    seq = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["event"][0]
+    other = page.context.new_page()
+    other.goto(link)  # the shared link opens the same event
+    expect(other.locator("#drawer .dhead")).to_contain_text(f"Event {seq}")
+    other.close()
+
+
+def test_the_mesh_view_lists_the_services_and_filters_on_click(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    page.click("#tab-mesh")
+    expect(page).to_have_url(re.compile(r"view=mesh"))
+    rows = page.locator("#mesh-rows tr.node-row")
+    for name in (*SERVICES, "logs"):
+        expect(page.locator(f'#mesh-rows tr.node-row[data-name="{name}"]')).to_be_visible()
+    expect(page.locator('#mesh-rows tr[data-name="goods"] td.num').first).not_to_have_text("0")
+    assert rows.count() >= len(SERVICES) + 1
+    expect(page.locator("#mesh-graph svg g.node.svc")).to_have_count(len(SERVICES))
+    page.locator('#mesh-rows tr[data-name="purchases"] button.link').click()
+    expect(page.locator("#q")).to_have_value('service.name:"purchases"')
+    wait_for(lambda: (s := services_shown(page)) and set(s) == {"purchases"}, 10, "only purchases rows")
+
+
+def test_log_content_is_text_never_html(mesh, page):
+    from playwright.sync_api import expect
+
+    payload = "<img src=x onerror=alert(1)>"
+    probe = f"xss-{uuid.uuid4().hex[:8]}"
+    status, body = http("POST", f"{mesh.ui}/api/v1/logs",
+                        [{"message": payload, "service.name": probe, "log.level": "<b>bold</b>",
+                          "url.path": "<script>alert(2)</script>"}])
+    assert status == 200 and body["accepted"] == 1, body
+    page.goto(mesh.ui + "/?q=" + urllib.parse.quote(f'service.name:"{probe}"'))
+    row = page.locator("#rows tr.ev").first
+    expect(row.locator("td.msg")).to_have_text(payload)
+    expect(row.locator("td.u")).to_have_text("<script>alert(2)</script>")
+    row.click()  # the pretty JSON, then the drawer: still text
+    expect(page.locator("#rows tr.detail pre.json")).to_contain_text(payload)
+    page.locator("#rows tr.detail button", has_text="Context & trace").click()
+    expect(page.locator("#drawer table.mini td.msg").first).to_have_text(payload)
+    page.locator("#field-filter").fill("service.name")
+    expect(page.locator(f'li[data-field="service.name"] button.v[data-value="{probe}"]')).to_be_visible()
+    page.wait_for_timeout(500)  # an onerror would have fired by now
+    assert page.locator("img, #rows script, #rows b").count() == 0
+    assert page.dialogs == []  # type: ignore[attr-defined]
+
+
+def test_screenshot(mesh, page, tmp_path):
+    """The README's picture; kept only when LOGMESH_UI_SCREENSHOT names a path."""
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#histogram svg g.bucket rect").first).to_be_attached()
+    expect(page.locator('li[data-field="url.path"] .value').first).to_be_visible()
+    page.locator("#rows tr.ev").nth(2).click()
+    page.wait_for_timeout(300)
+    target = Path(os.environ.get("LOGMESH_UI_SCREENSHOT") or tmp_path / "ui.png")
+    page.screenshot(path=str(target))
+    assert target.stat().st_size > 20_000  # not blank
