@@ -23,7 +23,7 @@ run: $(BIN)/logmesh
 
 # The web UI's pure modules first (node's own runner, no npm), then pytest.
 test: $(VENV)/.dev
-	node --test tests/web/js/*.test.mjs
+	node --test tests/logs/web/js/*.test.mjs
 	$(BIN)/python -m pytest -q
 
 check: $(VENV)/.dev

@@ -38,7 +38,7 @@ from ..security_http import (
     json_error,
     runner_kwargs,
 )
-from .health_monitor import HEALTH_DIR, HealthMonitor
+from .health_monitor import HealthMonitor
 from .http.query_api import HEAVY_NICE, QueryAPI
 from .ingest.common import Routes
 from .ingest.http_ndjson import parse_body
@@ -59,7 +59,6 @@ STORE_RETRY_AFTER_SECONDS = 5  # Retry-After of a 507: the disk is full or faili
 # --workers N: under the data directory, the workers' metric files (logmesh/metrics.py), so
 # any worker's /metrics shows them all; counters are written as they count, and each worker
 # publishes its gauges computed from state (health, queue lengths, ...) this often.
-METRICS_DIR = "metrics"
 PUBLISH_SECONDS = 1.0
 
 
@@ -112,7 +111,7 @@ class LogsServer(Serving):
         self.reuse_port = reuse
         # No --worker-id: take the lowest free stream, so instances can share a data directory.
         config.worker_id, lock_fd = claim_worker(config.data_dir, config.worker_id)
-        self.prom = Metrics(config.data_dir / METRICS_DIR if config.workers > 1 else None)
+        self.prom = Metrics(config.data_dir / layout.METRICS_DIR if config.workers > 1 else None)
         worker = str(config.worker_id)
         self.guard = ConnectionGuard("logs ingest", self.limits, access.write, metrics=self.prom,
                                      labels={"worker": worker})
@@ -162,7 +161,7 @@ class LogsServer(Serving):
             heard=self.ledger.health, nodes=self.mesh_nodes, worker=config.worker_id,
             writer=self.writer if first and config.distributor is not None else None,
             engine=self.query.engine if first else None,
-            shared=config.data_dir / HEALTH_DIR if config.workers > 1 else None)
+            shared=config.data_dir / layout.HEALTH_DIR if config.workers > 1 else None)
         self.api = QueryAPI(self.query.engine, access=access, writer_stats=lambda: self.writer.stats,
                             ledger_summary=self.ledger.summary, mesh_nodes=self.mesh_nodes,
                             mesh_instances=self.instance_health.instances,

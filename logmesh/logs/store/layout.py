@@ -14,6 +14,8 @@ A data directory looks like::
       quarantine/<file>@<offset>.damaged  bytes recovery could not read (damage, torn writes)
       sinks/<name>.cursor                 a sink's durable position (JSON, replaced atomically)
       deadletter/<name>.ndjson            events a sink could not deliver, with the reason
+      metrics/                            --workers N: the workers' prometheus-client files
+      health/wNN.json                     --workers N: what each worker heard of the mesh
 
 Segment files are NDJSON so DuckDB, grep and jq read them as they are. A
 segment is named by its worker and the sequence number of its first event;
@@ -31,6 +33,8 @@ PARQUET_DIR = "parquet"
 SINKS_DIR = "sinks"
 DEADLETTER_DIR = "deadletter"
 QUARANTINE_DIR = "quarantine"
+METRICS_DIR = "metrics"  # logs/server.py: one registry's files per worker (multiprocess mode)
+HEALTH_DIR = "health"  # logs/health_monitor.py: what each worker heard, shared once a second
 QUARANTINE_SUFFIX = ".damaged"
 SEGMENT_SUFFIX = ".ndjson"
 HIGHWATER_SUFFIX = ".seq"  # {"last_seq": N}: outlives every segment and Parquet file of a worker
