@@ -60,6 +60,7 @@ def http(method: str, url: str, body: object = None, timeout: float = 5.0) -> tu
 class Mesh:
     ui: str  # the logs service's HTTP root, where the UI is
     gateway: str
+    tcp: int  # the logs service's TCP (shipping) port
 
     def search(self, q: str = "", limit: int = 1000) -> list[dict]:
         query = urllib.parse.urlencode({"q": q, "limit": limit, "from": "now-1h"})
@@ -74,11 +75,11 @@ def mesh(tmp_path_factory) -> Iterator[Mesh]:
     procs = Procs(workdir)
     try:
         _, dport = procs.distributor()
-        _, _, http_port = procs.logs(data, distributor=dport)
+        _, tcp_port, http_port = procs.logs(data, distributor=dport)
         for name in SERVICES:
             procs.service(name, dport, data)
         _, gport = procs.gateway(dport)
-        m = Mesh(ui=f"http://{HOST}:{http_port}", gateway=f"http://{HOST}:{gport}")
+        m = Mesh(ui=f"http://{HOST}:{http_port}", gateway=f"http://{HOST}:{gport}", tcp=tcp_port)
         for name in SERVICES:  # the gateway knows every route
             wait_for(lambda n=name: http("GET", f"{m.gateway}/{n}?id=1")[0] == 200, 15, f"route /{name}")
         asyncio.run(run_traffic(m.gateway, rate=0, count=TRAFFIC, seed=6))
@@ -361,6 +362,119 @@ def test_the_mesh_view_lists_the_services_and_filters_on_click(mesh, page):
     page.locator('#mesh-rows tr[data-name="purchases"] button.link').click()
     expect(page.locator("#q")).to_have_value('service.name:"purchases"')
     wait_for(lambda: (s := services_shown(page)) and set(s) == {"purchases"}, 10, "only purchases rows")
+
+
+def test_the_mesh_view_shows_every_instance_with_its_state_in_words(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/?view=mesh")
+    for name in (*SERVICES, "gateway"):
+        row = page.locator(f'#inst-rows tr.inst-row[data-name="{name}"]').first
+        expect(row).to_be_visible()
+        expect(row.locator(".state")).to_have_text("up")
+        expect(row.locator(".state")).to_have_class(re.compile(r"\bst-up\b"))
+        expect(row.locator("td").nth(4)).to_have_text(re.compile(r"^(just now|\d+ s ago|\d+ min ago)$"))
+        expect(row.locator("td").nth(1)).to_have_text(re.compile(r"^[\d.]+:\d+$"))
+    # every instance of the API is a row, in the same state
+    status, body = http("GET", f"{mesh.ui}/api/v1/mesh")
+    assert status == 200
+    assert page.locator("#inst-rows tr.inst-row").count() == len(body["instances"])
+    goods = next(i for i in body["instances"] if i["name"] == "goods")
+    row = page.locator('#inst-rows tr.inst-row[data-name="goods"]')
+    expect(row.locator("td").nth(6)).to_have_text(f"{goods['events']:,}" if goods["events"] else "0")
+    expect(row.locator("td").nth(9)).to_have_text(str(goods["instance"])[:8])
+
+
+def test_an_unregistered_shipper_with_a_hostile_name_is_a_row_of_text(mesh, page):
+    """A program using LogHandler, registered nowhere: an unregistered row; its name (an XSS
+    payload) is text in the table, never HTML."""
+    import logging
+
+    from playwright.sync_api import expect
+
+    from logmesh.shipping.handler import LogHandler
+
+    name = f"<img src=x onerror=alert(1)>{uuid.uuid4().hex[:6]}"
+    handler = LogHandler(name, HOST, mesh.tcp)
+    log = logging.getLogger(f"ui-test-{uuid.uuid4().hex}")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        log.warning("a line from a program the distributor does not know")
+        wait_for(lambda: any(i["name"] == name for i in http("GET", f"{mesh.ui}/api/v1/mesh")[1]["instances"]),
+                 15, "the shipper in /api/v1/mesh instances")
+        page.goto(mesh.ui + "/?view=mesh")
+        row = page.locator("#inst-rows tr.inst-row", has_text=name)
+        expect(row).to_have_count(1)
+        expect(row.locator(".state")).to_have_text("unregistered")
+        expect(row.locator(".state")).to_have_class(re.compile(r"\bst-unregistered\b"))
+        expect(row.locator("button.link")).to_have_text(name)
+        page.wait_for_timeout(300)
+        assert page.locator("#view-mesh img").count() == 0
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def test_the_route_table_shows_red_per_route_and_a_click_shows_its_logs(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/?view=mesh")
+    row = page.locator('#route-rows tr.route-row[data-route="GET /goods"]')
+    expect(row).to_be_visible()
+    cells = row.locator("td")
+    expect(cells.nth(1)).to_have_text("goods")
+    assert int(cells.nth(2).inner_text().replace(",", "")) > 0
+    expect(cells.nth(3)).to_have_text(re.compile(r"/(s|min)$"))
+    expect(cells.nth(4)).to_have_text(re.compile(r"%$"))
+    for i in (5, 6, 7):
+        expect(cells.nth(i)).to_have_text(re.compile(r"^[\d.,]+ ms$"))
+    expect(cells.nth(8).locator("svg.spark polyline")).to_have_count(1)
+    row.click()
+    expect(page).not_to_have_url(re.compile(r"view=mesh"))
+    expect(page.locator("#q")).to_have_value(
+        'service.name:gateway and url.path:"/goods" and http.request.method:"GET"')
+    wait_for(lambda: (s := services_shown(page)) and set(s) == {"gateway"}, 10, "only gateway rows")
+
+
+def test_a_hostile_route_path_is_text(mesh, page):
+    from playwright.sync_api import expect
+
+    path = f"/<img src=x onerror=alert(3)>{uuid.uuid4().hex[:6]}"
+    now = int(time.time() * 1000)
+    status, body = http("POST", f"{mesh.ui}/api/v1/logs", [
+        {"@timestamp": now, "service.name": "gateway", "http.request.method": "GET", "url.path": path,
+         "http.response.status_code": 500, "labels": {"upstream": "<b>up</b>", "event.duration_ms": 7.5},
+         "message": "access"}])
+    assert status == 200 and body["accepted"] == 1, body
+    route = f"GET {path}"
+    wait_for(lambda: any(r["route"] == route for r in http("GET", f"{mesh.ui}/api/v1/routes?limit=1000")[1]["routes"]),
+             10, "the route in /api/v1/routes")
+    page.goto(mesh.ui + "/?view=mesh")
+    row = page.locator("#route-rows tr.route-row", has_text=path)
+    expect(row).to_have_count(1)
+    expect(row.locator("td").first).to_have_text(route)
+    expect(row.locator("td").nth(1)).to_have_text("<b>up</b>")
+    expect(row.locator("td").nth(4)).to_have_text("100%")
+    page.wait_for_timeout(300)
+    assert page.locator("#view-mesh img, #view-mesh b").count() == 0
+
+
+def test_the_stack_by_select_changes_the_legend_and_lives_in_the_url(mesh, page):
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#stack-by")).to_have_value("service.name")
+    expect(page.locator("#legend .chip", has_text="goods").first).to_be_visible()
+    page.select_option("#stack-by", "http.request.method")
+    expect(page).to_have_url(re.compile(r"by=http\.request\.method"))
+    expect(page.locator("#legend .chip", has_text="GET").first).to_be_visible()
+    expect(page.locator("#legend .chip", has_text="purchases")).to_have_count(0)
+    page.reload()
+    expect(page.locator("#stack-by")).to_have_value("http.request.method")
+    expect(page.locator("#legend .chip", has_text="GET").first).to_be_visible()
+    page.locator("#legend .chip", has_text="POST").first.click()
+    expect(page.locator("#q")).to_have_value('http.request.method:"POST"')
 
 
 def test_log_content_is_text_never_html(mesh, page):

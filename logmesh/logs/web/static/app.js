@@ -9,7 +9,7 @@ import { closeDrawer, openEvent } from "./drawer.js";
 import { clearErrors } from "./errors.js";
 import { loadMore, loadSearch, toggleRow } from "./events.js";
 import { initFields, loadFields } from "./fields.js";
-import { initHistogram, loadHistogram } from "./histogram.js";
+import { initHistogram, loadHistogram, syncStackBy } from "./histogram.js";
 import { initLive, startLive, stopLive } from "./live.js";
 import { loadMesh } from "./mesh.js";
 import { initRangePicker, openRange } from "./range.js";
@@ -45,6 +45,7 @@ function syncControls() {
   }
   $("live").setAttribute("aria-pressed", String(state.live));
   $("live").hidden = state.view !== "logs";
+  syncStackBy();
   document.title = state.q ? `${state.q} · logmesh` : "logmesh";
 }
 

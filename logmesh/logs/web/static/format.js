@@ -57,3 +57,43 @@ export function jsonTokens(obj) {
   out.push([null, text.slice(last)]);
   return out;
 }
+
+/** How long ago epoch ms `t` was at `now`: "just now", "3 s ago", "4 min ago", "2 h ago", "5 d ago"; "–" when unknown. */
+export function fmtAgo(t, now) {
+  if (typeof t !== "number" || !Number.isFinite(t) || t <= 0) return "–";
+  const s = Math.floor((now - t) / 1000);
+  if (s < 1) return "just now";
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+/** Milliseconds of a duration: "0.8 ms", "12 ms", "1,234 ms"; "–" when null. */
+export function fmtMs(x) {
+  if (typeof x !== "number" || !Number.isFinite(x)) return "–";
+  return x < 10 ? `${x.toFixed(1)} ms` : `${Math.round(x).toLocaleString("en-US")} ms`;
+}
+
+/** A ratio as a percentage: 0 -> "0%", 0.0123 -> "1.2%", 0.5 -> "50%"; "–" when not a number. */
+export function fmtPct(r) {
+  if (typeof r !== "number" || !Number.isFinite(r)) return "–";
+  const p = r * 100;
+  return p === 0 ? "0%" : p < 10 ? `${p.toFixed(1)}%` : `${Math.round(p)}%`;
+}
+
+// an instance's health state (docs/api.md, mesh `instances`) onto the classes app.css colours
+const STATES = ["up", "slow", "silent", "down", "unregistered"];
+
+/** The CSS class of an instance's state: st-up, st-slow, st-silent, st-down, st-unregistered, st-unknown. */
+export function stateClass(st) {
+  const v = String(st ?? "").toLowerCase();
+  return `st-${STATES.includes(v) ? v : "unknown"}`;
+}
+
+/** The first 8 characters of an instance id (all of it when shorter); "–" when none. */
+export function shortId(id) {
+  if (id == null || id === "") return "–";
+  const v = String(id);
+  return v.length > 8 ? v.slice(0, 8) : v;
+}

@@ -1,4 +1,5 @@
-// The histogram: events over time stacked by service, its legend, drag (or click a bar) to zoom.
+// The histogram: events over time stacked by a keyword field (state.by, service.name unless the
+// "stack by" select says another), its legend, drag (or click a bar) to zoom.
 
 import { addFilter, setState } from "./actions.js";
 import { api } from "./api.js";
@@ -11,7 +12,9 @@ import { bucketParts, legendEntries, stackTotals } from "./series.js";
 import { current, state } from "./state.js";
 import { coveringRange, fmtTime, tickLabel } from "./time.js";
 
-const BY = "service.name"; // the field the bars are stacked by
+/** The fields the "stack by" select offers; a `by` from the URL that is not here is added to it. */
+export const STACK_FIELDS = ["service.name", "log.level", "http.response.status_code", "http.request.method",
+  "url.path", "labels.state", "labels.upstream", "service.instance"];
 const HEIGHT = 132;
 const M = { left: 44, right: 8, top: 10, bottom: 22 }; // margins around the plot
 const LIVE_RELOAD_MS = 3000; // while live, new rows redraw the histogram this long after the last
@@ -23,9 +26,10 @@ let reloadTimer = null;
 export async function loadHistogram(signal) {
   const mine = current.gen;
   try {
-    const r = await api("/api/v1/histogram", { q: state.q, from: state.from, to: state.to, by: BY }, signal);
+    const by = state.by;
+    const r = await api("/api/v1/histogram", { q: state.q, from: state.from, to: state.to, by: state.by }, signal);
     if (mine !== current.gen) return;
-    hist = r;
+    hist = { ...r, by_field: by };
     const total = r.total ?? (r.buckets || []).reduce((a, b) => a + (b.count || 0), 0);
     $("count").textContent = counted(total, "event");
     drawHistogram();
@@ -40,9 +44,18 @@ export function reloadSoon() {
   reloadTimer = setTimeout(() => { if (state.live && current.ctl) loadHistogram(current.ctl.signal); }, LIVE_RELOAD_MS);
 }
 
-/** Redraw at the box's width whenever it changes. */
+/** Redraw at the box's width whenever it changes; the "stack by" select sets state.by. */
 export function initHistogram() {
   new ResizeObserver(() => requestAnimationFrame(drawHistogram)).observe($("histogram"));
+  $("stack-by").addEventListener("change", (e) => setState({ by: e.target.value }));
+}
+
+/** The select to state.by (an unknown field gets its own option). */
+export function syncStackBy() {
+  const sel = $("stack-by");
+  const fields = STACK_FIELDS.includes(state.by) ? STACK_FIELDS : [...STACK_FIELDS, state.by];
+  if (sel.options.length !== fields.length) sel.replaceChildren(...fields.map((f) => h("option", { value: f }, f)));
+  if (sel.value !== state.by) sel.value = state.by;
 }
 
 function drawHistogram() {
@@ -129,8 +142,9 @@ function drawHistogram() {
     setState({ ...coveringRange(from, to), live: false });
   });
   svg.addEventListener("pointercancel", () => { startX = null; sel.setAttribute("visibility", "hidden"); });
-  // legend: click a service to filter on it; the API names its sentinels (no service, the rest)
-  const { entries, named } = legendEntries(order, hist.sentinels);
+  // legend: click a value to filter on it; the API names its sentinels (no value, the rest)
+  const BY = hist.by_field || state.by;
+  const { entries, named } = legendEntries(order, hist.sentinels, BY);
   for (const { key, kind, label, title } of entries) {
     const onclick = kind === "other"
       ? () => setState({ q: withoutValues(state.q, BY, named), view: "logs", event: "" })

@@ -1,11 +1,14 @@
 // The mesh view: the services registered at the distributor as a graph and a table, with their
-// requests, errors and a sparkline from the logs over the range. A click shows a service's logs.
+// requests, errors and a sparkline from the logs over the range; the health of every instance
+// now (/api/v1/mesh `instances`); RED per route of the gateway over the range (/api/v1/routes,
+// sparklines from /api/v1/routes/series). A click shows a service's, or a route's, logs.
 
-import { addFilter } from "./actions.js";
+import { addFilter, setState } from "./actions.js";
 import { api } from "./api.js";
 import { $, h, s } from "./dom.js";
 import { handleError } from "./errors.js";
-import { color, fmtNum, fmtRate } from "./format.js";
+import { color, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, shortId, stateClass } from "./format.js";
+import { kqlValue } from "./kql.js";
 import { sparkPoints } from "./series.js";
 import { current, state } from "./state.js";
 import { rangeLabel } from "./time.js";
@@ -15,19 +18,105 @@ export async function loadMesh(signal) {
   const mine = current.gen;
   const range = { from: state.from, to: state.to };
   $("mesh-range").textContent = rangeLabel(state.from, state.to).replace(/^Last/, "the last");
-  let m, hg = null;
+  let m, hg = null, rt = null, rs = null;
+  const orNull = (e) => { if (e.name === "AbortError") throw e; return null; };
+  const routesFailed = [];
   try {
-    [m, hg] = await Promise.all([
+    [m, hg, rt, rs] = await Promise.all([
       api("/api/v1/mesh", range, signal),
-      api("/api/v1/histogram", { ...range, by: "service.name" }, signal).catch((e) => { if (e.name === "AbortError") throw e; return null; })]);
+      api("/api/v1/histogram", { ...range, by: "service.name" }, signal).catch(orNull),
+      api("/api/v1/routes", range, signal).catch((e) => { if (e.name === "AbortError") throw e; routesFailed.push(e); return null; }),
+      api("/api/v1/routes/series", range, signal).catch(orNull)]);
   } catch (e) {
-    if (mine === current.gen) { handleError(e, "Mesh"); $("mesh-graph").replaceChildren(); $("mesh-rows").replaceChildren(); }
+    if (mine === current.gen) {
+      handleError(e, "Mesh");
+      for (const id of ["mesh-graph", "mesh-rows", "inst-rows", "route-rows"]) $(id).replaceChildren();
+    }
     return;
   }
   if (mine !== current.gen) return;
+  if (routesFailed.length) handleError(routesFailed[0], "Routes");
   const nodes = (m.nodes || []).filter((n) => n && n.name != null);
   drawMeshGraph(nodes);
   drawMeshTable(nodes, hg);
+  drawInstances((m.instances || []).filter((i) => i && typeof i === "object"), Date.now());
+  drawRoutes(rt, rs);
+}
+
+const td = (cls, ...kids) => h("td", cls ? { class: cls } : null, ...kids);
+
+/** One row per instance: its health now. */
+function drawInstances(list, now) {
+  const body = $("inst-rows");
+  body.replaceChildren();
+  if (!list.length) {
+    body.append(h("tr", null, h("td", { colspan: "10", class: "muted" }, "No instance is known yet.")));
+    return;
+  }
+  const order = { down: 0, silent: 1, slow: 2, unregistered: 3, up: 4 };
+  const rank = (i) => order[i.state] ?? 5;
+  for (const i of list.slice().sort((a, b) => rank(a) - rank(b) || String(a.name).localeCompare(String(b.name)) || String(a.address).localeCompare(String(b.address)))) {
+    const name = i.name == null ? "?" : String(i.name);
+    const addr = i.address ?? (i.host != null ? `${i.host}:${i.port ?? "?"}` : null);
+    const state = String(i.state ?? "unknown");
+    const stateEl = h("span", { class: `state ${stateClass(state)}`, title: i.reason == null ? state : String(i.reason) }, state);
+    const nameEl = h("button", { type: "button", class: "link", title: `Show the logs of ${name}`, onclick: () => addFilter("service.name", name, false, true) },
+      h("i", { class: "dot" }), name);
+    nameEl.querySelector(".dot").style.setProperty("background", color(name));
+    const ids = Array.isArray(i.instances) ? i.instances.map(String).join("\n") : "";
+    body.append(h("tr", { class: `inst-row ${stateClass(state)}`, "data-name": name, "data-state": state },
+      td(null, nameEl),
+      td("mono", addr == null ? h("span", { class: "muted" }, "none") : String(addr)),
+      td(null, stateEl),
+      h("td", { title: typeof i.since_ms === "number" ? new Date(i.since_ms).toISOString() : null }, fmtAgo(i.since_ms, now)),
+      h("td", { title: typeof i.last_seen_ms === "number" ? new Date(i.last_seen_ms).toISOString() : null }, fmtAgo(i.last_seen_ms, now)),
+      td("num", fmtNum(i.restarts)),
+      td("num", fmtNum(i.events)),
+      td(`num${i.errors > 0 ? " bad" : ""}`, fmtNum(i.errors)),
+      td(`num${i.missing > 0 ? " bad" : ""}`, fmtNum(i.missing)),
+      h("td", { class: "mono", title: ids || (i.instance == null ? null : String(i.instance)) }, shortId(i.instance))));
+  }
+}
+
+const routeQuery = (r) => `service.name:gateway and url.path:${kqlValue(String(r.path ?? ""))} and http.request.method:${kqlValue(String(r.method ?? ""))}`;
+
+function routeSpark(series) {
+  const W = 120, H = 24;
+  const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "spark" });
+  const vals = series && Array.isArray(series.requests) ? series.requests.map((v) => (typeof v === "number" ? v : 0)) : [];
+  if (!vals.length) return svg;
+  svg.append(s("polyline", { points: sparkPoints(vals, W, H), fill: "none", stroke: "#3b82f6", "stroke-width": 1.5 }),
+    s("title", null, `${fmtNum(vals.reduce((a, b) => a + b, 0))} requests over the range`));
+  return svg;
+}
+
+/** RED per route of the gateway over the range, busiest first. */
+function drawRoutes(rt, rs) {
+  const body = $("route-rows");
+  body.replaceChildren();
+  const routes = ((rt && rt.routes) || []).filter((r) => r && typeof r === "object");
+  $("routes-left").textContent = rt && rt.routes_left_off > 0 ? `${fmtNum(rt.routes_left_off)} more routes not shown.` : "";
+  if (!routes.length) {
+    body.append(h("tr", null, h("td", { colspan: "9", class: "muted" }, rt ? "No request went through the gateway over the range." : "The routes could not be read.")));
+    return;
+  }
+  const series = new Map(((rs && rs.routes) || []).filter((x) => x && x.route != null).map((x) => [String(x.route), x]));
+  for (const r of routes) {
+    const route = String(r.route ?? `${r.method} ${r.path}`);
+    const open = () => setState({ q: routeQuery(r), view: "logs", event: "" });
+    const up = r.upstream == null ? h("span", { class: "muted" }, "none") : String(r.upstream);
+    body.append(h("tr", { class: "route-row", "data-route": route, tabindex: "0", title: `Show the gateway's logs of ${route}`,
+      onclick: open, onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } } },
+    td("mono", h("span", { class: "route" }, route)),
+    td(null, up),
+    td("num", fmtNum(r.requests)),
+    td("num", fmtRate(r.rate_per_s)),
+    td(`num${r.errors > 0 ? " bad" : ""}`, fmtPct(r.error_rate)),
+    td("num", fmtMs(r.p50_ms)),
+    td("num", fmtMs(r.p95_ms)),
+    td("num", fmtMs(r.p99_ms)),
+    td(null, routeSpark(series.get(route)))));
+  }
 }
 
 const isGateway = (n) => /gateway/i.test(n.name);

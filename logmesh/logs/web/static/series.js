@@ -23,19 +23,21 @@ export function bucketParts(bucket, order) {
 /**
  * The legend's entries for the values in order, by the API's sentinels ({none, other}; absent
  * when the answer has none): kind "none" (events without the field), "other" (the values past
- * the most frequent ones) or "value"; and `named`, the plain values.
+ * the most frequent ones) or "value"; and `named`, the plain values. field: the stack-by field the labels name.
  */
-export function legendEntries(order, sentinels) {
+export function legendEntries(order, sentinels, field = "service.name") {
   const sn = sentinels || {};
+  const svc = field === "service.name";
   const kindOf = (k) => (k === sn.none ? "none" : k === sn.other ? "other" : "value");
   const entries = order.map((k) => {
     const kind = kindOf(k);
     return {
       key: k,
       kind,
-      label: kind === "none" ? "(no service)" : k,
-      title: kind === "none" ? "Show only events without a service"
-        : kind === "other" ? "Show only the other services" : `Show only ${k}`,
+      label: kind === "none" ? (svc ? "(no service)" : `(no ${field})`) : k,
+      title: kind === "none" ? (svc ? "Show only events without a service" : `Show only events without ${field}`)
+        : kind === "other" ? (svc ? "Show only the other services" : `Show only the other values of ${field}`)
+          : `Show only ${k}`,
     };
   });
   return { entries, named: entries.filter((e) => e.kind === "value").map((e) => e.key) };

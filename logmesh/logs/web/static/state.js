@@ -1,9 +1,11 @@
-// The page's state (view, query, range, live, open event) and its URL: every state is a link.
+// The page's state (view, query, range, live, open event, the histogram's stack-by field) and its URL: every state is a link.
 // parseState and urlFor are pure; the rest read and write the one state of this page.
 
 import { DEFAULT_RANGE } from "./time.js";
 
-export const DEFAULTS = { view: "logs", q: "", from: DEFAULT_RANGE.from, to: DEFAULT_RANGE.to, live: false, event: "" };
+export const DEFAULT_BY = "service.name"; // the field the histogram stacks by
+
+export const DEFAULTS = { view: "logs", q: "", from: DEFAULT_RANGE.from, to: DEFAULT_RANGE.to, live: false, event: "", by: DEFAULT_BY };
 
 /** The state the page shows; app.js's run() loads what it says. */
 export const state = { ...DEFAULTS };
@@ -21,6 +23,7 @@ export function parseState(search) {
     to: p.get("to") || DEFAULTS.to,
     live: p.get("live") === "1",
     event: p.get("event") || "",
+    by: (p.get("by") || "").trim() || DEFAULTS.by,
   };
 }
 
@@ -32,6 +35,7 @@ export function urlFor(st, pathname) {
   if (st.from !== DEFAULTS.from || st.to !== DEFAULTS.to) { p.set("from", st.from); p.set("to", st.to); }
   if (st.live) p.set("live", "1");
   if (st.event) p.set("event", st.event);
+  if (st.by && st.by !== DEFAULTS.by) p.set("by", st.by);
   const qs = p.toString();
   return pathname + (qs ? `?${qs}` : "");
 }

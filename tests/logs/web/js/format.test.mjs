@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { COLORS, color, counted, fmtNum, fmtRate, jsonTokens, levelClass } from "../../../../logmesh/logs/web/static/format.js";
+import { COLORS, color, counted, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, jsonTokens, levelClass, shortId, stateClass } from "../../../../logmesh/logs/web/static/format.js";
 
 describe("numbers", () => {
   test("fmtNum: thousands separated, no number a dash", () => {
@@ -83,5 +83,51 @@ describe("jsonTokens", () => {
   test("a string holding a key, a number or an escaped quote is one string", () => {
     const kinds = jsonTokens({ m: 'x": 5, "true' }).filter(([c]) => c);
     assert.deepEqual(kinds, [["k", '"m"'], ["s", String.raw`"x\": 5, \"true"`]]);
+  });
+});
+
+describe("fmtAgo", () => {
+  const now = 1_700_000_000_000;
+  test("seconds, minutes, hours, days ago", () => {
+    assert.equal(fmtAgo(now - 3000, now), "3 s ago");
+    assert.equal(fmtAgo(now - 59_999, now), "59 s ago");
+    assert.equal(fmtAgo(now - 60_000, now), "1 min ago");
+    assert.equal(fmtAgo(now - 3_599_000, now), "59 min ago");
+    assert.equal(fmtAgo(now - 7_200_000, now), "2 h ago");
+    assert.equal(fmtAgo(now - 3 * 86_400_000, now), "3 d ago");
+  });
+  test("now, the future (a clock ahead) and unknown", () => {
+    assert.equal(fmtAgo(now - 400, now), "just now");
+    assert.equal(fmtAgo(now + 5000, now), "just now");
+    for (const v of [null, undefined, 0, "123", NaN]) assert.equal(fmtAgo(v, now), "–");
+  });
+});
+
+describe("fmtMs and fmtPct", () => {
+  test("durations", () => {
+    assert.equal(fmtMs(0.84), "0.8 ms");
+    assert.equal(fmtMs(12.4), "12 ms");
+    assert.equal(fmtMs(1234.5), "1,235 ms");
+    assert.equal(fmtMs(null), "–");
+  });
+  test("error rates", () => {
+    assert.equal(fmtPct(0), "0%");
+    assert.equal(fmtPct(0.0123), "1.2%");
+    assert.equal(fmtPct(0.5), "50%");
+    assert.equal(fmtPct(1), "100%");
+    assert.equal(fmtPct(null), "–");
+  });
+});
+
+describe("stateClass and shortId", () => {
+  test("the five states, anything else unknown", () => {
+    assert.deepEqual(["up", "slow", "silent", "down", "unregistered", "UP"].map(stateClass),
+      ["st-up", "st-slow", "st-silent", "st-down", "st-unregistered", "st-up"]);
+    for (const v of [null, "", "up x", "<b>", "__proto__"]) assert.equal(stateClass(v), "st-unknown");
+  });
+  test("an instance id's first 8 characters", () => {
+    assert.equal(shortId("0123456789abcdef"), "01234567");
+    assert.equal(shortId("abc"), "abc");
+    assert.equal(shortId(null), "–");
   });
 });

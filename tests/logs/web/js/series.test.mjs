@@ -36,6 +36,12 @@ describe("bucketParts", () => {
 });
 
 describe("legendEntries", () => {
+  test("another stack-by field names itself in the sentinels' labels", () => {
+    const { entries } = legendEntries(["200", "(none)", "(other)"], SENTINELS, "http.response.status_code");
+    assert.deepEqual(entries.map((e) => e.label), ["200", "(no http.response.status_code)", "(other)"]);
+    assert.deepEqual(entries.map((e) => e.title), ["Show only 200", "Show only events without http.response.status_code",
+      "Show only the other values of http.response.status_code"]);
+  });
   test("the API's sentinels become 'no service' and 'the others'", () => {
     const { entries, named } = legendEntries(["goods", "(other)", "(none)", "members"], SENTINELS);
     assert.deepEqual(entries.map((e) => [e.key, e.kind, e.label]), [

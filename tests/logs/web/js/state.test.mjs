@@ -8,11 +8,16 @@ describe("parseState", () => {
   test("an empty query string is the defaults", () => {
     assert.deepEqual(parseState(""), DEFAULTS);
     assert.deepEqual(parseState("?"), DEFAULTS);
-    assert.deepEqual(DEFAULTS, { view: "logs", q: "", from: "now-15m", to: "now", live: false, event: "" });
+    assert.deepEqual(DEFAULTS, { view: "logs", q: "", from: "now-15m", to: "now", live: false, event: "", by: "service.name" });
   });
   test("every part", () => {
-    assert.deepEqual(parseState("?view=mesh&q=service.name%3A%22goods%22&from=now-1h&to=now-5m&live=1&event=42"),
-      { view: "mesh", q: 'service.name:"goods"', from: "now-1h", to: "now-5m", live: true, event: "42" });
+    assert.deepEqual(parseState("?view=mesh&q=service.name%3A%22goods%22&from=now-1h&to=now-5m&live=1&event=42&by=log.level"),
+      { view: "mesh", q: 'service.name:"goods"', from: "now-1h", to: "now-5m", live: true, event: "42", by: "log.level" });
+  });
+  test("the stack-by field: service.name when absent or blank", () => {
+    assert.equal(parseState("?by=").by, "service.name");
+    assert.equal(parseState("?by=%20%20").by, "service.name");
+    assert.equal(parseState("?by=http.response.status_code").by, "http.response.status_code");
   });
   test("unknown views are the logs; live only as 1", () => {
     assert.equal(parseState("?view=admin").view, "logs");
@@ -22,6 +27,12 @@ describe("parseState", () => {
 });
 
 describe("urlFor", () => {
+  test("by only when it is not service.name, and it reads back", () => {
+    assert.equal(urlFor({ ...DEFAULTS, by: "service.name" }, "/"), "/");
+    const url = urlFor({ ...DEFAULTS, by: "labels.state" }, "/");
+    assert.equal(url, "/?by=labels.state");
+    assert.equal(parseState(url.slice(1)).by, "labels.state");
+  });
   test("the defaults are the bare path", () => {
     assert.equal(urlFor(DEFAULTS, "/"), "/");
   });
@@ -33,9 +44,9 @@ describe("urlFor", () => {
   test("round trip, quotes, backslashes, * and unicode included", () => {
     const states = [
       { view: "logs", q: 'message:"a \\"b\\" *" and not labels.城市:"東京 😀"', from: "2025-03-30T00:30:00.000Z",
-        to: "2025-03-30T01:30:00.000Z", live: false, event: "" },
-      { view: "mesh", q: "", from: "now-7d", to: "now", live: false, event: "" },
-      { view: "logs", q: "a & b=c # d", from: "now-15m", to: "now", live: true, event: "9007199254740993" },
+        to: "2025-03-30T01:30:00.000Z", live: false, event: "", by: "service.name" },
+      { view: "mesh", q: "", from: "now-7d", to: "now", live: false, event: "", by: "labels.城市" },
+      { view: "logs", q: "a & b=c # d", from: "now-15m", to: "now", live: true, event: "9007199254740993", by: "log.level" },
     ];
     for (const st of states) {
       const url = urlFor(st, "/");
