@@ -236,12 +236,7 @@ class Engine:
                   by: str | None = None, now: int | None = None) -> dict:
         now = now if now is not None else int(self.clock() * 1000)
         expr, eparams, _ = field_expr(by) if by else ("", [], "")
-        interval = interval or plan.choose_interval(end - start + 1)
-        first = start // interval * interval
-        nb = (end - first) // interval + 1
-        if nb > MAX_BUCKETS:
-            raise QueryError(f"interval {interval} ms makes {nb} buckets over this range; "
-                             f"at most {MAX_BUCKETS}: pick a larger interval or leave it out")
+        interval, first, nb = plan.buckets(start, end, interval, MAX_BUCKETS)
         counts = [0] * nb
         stacks: list[dict[str, int]] | None = [{} for _ in range(nb)] if by else None
         snap = self.refresh(max_age=0.05)

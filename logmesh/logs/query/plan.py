@@ -37,6 +37,7 @@ from ..store.catalogue import SegmentInfo
 from ..store.columns import SELECT_LIST, TS, read_ndjson_lenient_sql, sql_str
 from ..store.compact import SUMMARY_FIELDS
 from . import kql
+from .errors import QueryError
 
 MAX_PRUNE_RANGES = 200  # more kept block ranges than this are merged (superset: still correct)
 FIRST_SLICE_ROWS = 250_000  # rows in the first time slice of a newest/oldest-N search; x4 each
@@ -108,6 +109,18 @@ def choose_interval(span_ms: int) -> int:
         if span_ms / step <= TARGET_BUCKETS:
             return step
     return NICE_INTERVALS_MS[-1] * max(1, -(-span_ms // (NICE_INTERVALS_MS[-1] * TARGET_BUCKETS)))
+
+
+def buckets(start: int, end: int, interval: int | None, most: int) -> tuple[int, int, int]:
+    """``(interval, first bucket's start, bucket count)`` of a time series over [start, end];
+    the interval chosen when not given. Raises QueryError past ``most`` buckets."""
+    interval = interval or choose_interval(end - start + 1)
+    first = start // interval * interval
+    nb = (end - first) // interval + 1
+    if nb > most:
+        raise QueryError(f"interval {interval} ms makes {nb} buckets over this range; at most "
+                         f"{most}: pick a larger interval or leave it out")
+    return interval, first, nb
 
 
 def summary_term(node: kql.Node | None) -> tuple[str, str] | None:

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..store.columns import REQUEST_SQL, TS, ident
 from . import kql, plan
-from .errors import QueryError
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -116,12 +115,7 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
 def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
            interval: int | None = None, limit: int = 100, now: int) -> dict[str, Any]:
     """Per route and time bucket: requests, errors, server errors and p95 (sparklines)."""
-    interval = interval or plan.choose_interval(end - start + 1)
-    first = start // interval * interval
-    nb = (end - first) // interval + 1
-    if nb > MAX_SERIES_BUCKETS:
-        raise QueryError(f"interval {interval} ms makes {nb} buckets over this range; at most "
-                         f"{MAX_SERIES_BUCKETS}: pick a larger interval or leave it out")
+    interval, first, nb = plan.buckets(start, end, interval, MAX_SERIES_BUCKETS)
     snap = engine.refresh(max_age=0.05)
     src = plan.source(snap, start, end)
     rows: list[tuple] = []
