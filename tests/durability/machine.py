@@ -454,7 +454,7 @@ class DurabilityMachine:
             for ev in self.svc.search_all(f"dm{self.run}"):
                 found.update(set(_markers(ev.get("message"))))
         except (AssertionError, OSError) as exc:
-            raise ServiceDown(f"search fails: {str(exc)[:600]}") from None
+            raise ServiceDown(f"search fails: {str(exc)[:600]}\n{self.svc.log_tail()}") from None
         disk = scan_disk(self.data)
         stats: dict = {}
         for _ in range(20):  # fire-and-forget packets may still be arriving: let it settle
