@@ -36,7 +36,7 @@ import orjson
 from ... import metrics as prom
 from ...metrics import Metrics, number
 from ..store import catalogue, layout
-from ..store.columns import COLUMNS, sql_str
+from ..store.columns import COLUMNS, SELECT_LIST, sql_str
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
 
 JSON_COLUMNS = {n for n, t in COLUMNS if t == "JSON"}
@@ -193,6 +193,15 @@ class DuckDB:
             if damaged is not None:
                 raise DamagedFile(damaged) from None
             raise
+        except UnicodeDecodeError as exc:
+            # DuckDB's message quoted bytes of a file that are not UTF-8 (a damaged column name
+            # in a Parquet footer: "Candidate bindings: ..."), and its binding could not decode
+            # it: an error about the files this query read, never a bare 500.
+            text = exc.object.decode("utf-8", "replace") if isinstance(exc.object, bytes) else str(exc)
+            damaged = self.damaged(text, sql)
+            if damaged is not None:
+                raise DamagedFile(damaged) from None
+            raise QueryError(f"the query cannot be run on these events: {text}") from None
         finally:
             if timer is not None:
                 timer.cancel()
@@ -208,33 +217,38 @@ class DuckDB:
         return any(self.data_dir in Path(n).parents and not Path(n).exists()
                    for n in _QUOTED_PATH.findall(text))
 
-    def damaged(self, exc: duckdb.Error, sql: str = "") -> Path | None:
-        """The Parquet file of ours that ``exc`` says DuckDB could not read, if it really cannot.
+    def damaged(self, exc: duckdb.Error | str, sql: str = "") -> Path | None:
+        """The Parquet file of ours that ``exc`` (an error or its text) says DuckDB could not
+        read, if it really cannot.
 
         Errors in a page usually name the file. A damaged footer ("TProtocolException:
-        Invalid data") or page header ("don't know what type: ") may not: then every
-        file's footer is read, and every page of the files ``sql`` read is decompressed
-        (the error path only; the file found is quarantined, so it costs this once).
+        Invalid data") or page header ("don't know what type: ") may not, nor a column name
+        damaged in a footer (a binder error, which may name none or only some of the files):
+        then every file's footer is read, and every file ``sql`` read is read whole, each
+        column of ours by its name (the error path only; the file found is quarantined, so it
+        costs this once).
         """
         con = duckdb.connect()
         named = [Path(n) for n in _QUOTED_PARQUET.findall(str(exc))]
-        if named:
-            return next((p for p in named if self._unreadable(con, p)), None)
+        found = next((p for p in named if self._unreadable(con, p)), None)
+        if found is not None:
+            return found
         for path in (f.path for f in catalogue.parquet_files(self.data_dir)):
             try:
                 con.execute(f"SELECT count(*) FROM parquet_metadata({sql_str(str(path))})").fetchall()
-            except duckdb.Error:
+            except (duckdb.Error, UnicodeDecodeError):
                 return path
-        read = dict.fromkeys(Path(n) for n in _QUOTED_PARQUET.findall(sql))
+        read = dict.fromkeys(Path(n) for n in _QUOTED_PARQUET.findall(sql) if Path(n) not in named)
         return next((p for p in read if self._unreadable(con, p)), None)
 
     def _unreadable(self, con: duckdb.DuckDBPyConnection, path: Path) -> bool:
-        """Does any page of this file of ours fail to decompress or decode?"""
+        """Does any page of this file of ours fail to decompress or decode, or does its footer
+        lack a column of ours (a damaged name)?"""
         if path.parent != self.parquet_dir or not path.exists():
             return False  # not ours, or removed by retention meanwhile: nothing damaged
-        try:  # every column of every row group decompressed, not only the footer read
+        try:  # every column of ours of every row group decompressed, not only the footer read
             con.execute("SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "
-                        f"read_parquet({sql_str(str(path))})").fetchall()
-        except duckdb.Error:
+                        f"(SELECT {SELECT_LIST} FROM read_parquet({sql_str(str(path))}))").fetchall()
+        except (duckdb.Error, UnicodeDecodeError):
             return True
         return False

@@ -482,3 +482,31 @@ async def test_one_byte_that_is_not_utf8_in_a_segment_is_no_error(store, monkeyp
     found, _ = engine.with_deadline(None, engine.search, None, LO, HI, limit=2000)
     assert 0 < len(found) <= 1500
     engine.close()
+
+
+def damage_column_name(path, name: bytes) -> None:
+    """Overwrite one byte of ``name`` in the footer's schema (not the data pages) with 0xff."""
+    data = bytearray(path.read_bytes())
+    footer = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    at = data.index(name, footer)
+    data[at + 2] = 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("name", [b"message", b"seq"])
+async def test_a_column_name_damaged_in_a_parquet_footer_is_set_aside(store, which, name):
+    """The durability machine's 500: 0xff over a column name in a Parquet footer. DuckDB's binder
+    error ("Candidate bindings: ...") or schema-mismatch error quoted the damaged name and its
+    Python binding raised UnicodeDecodeError instead of a duckdb.Error; the search answered 500.
+    The file is quarantined and the search answers with every other event."""
+    assert compact_all(store) == 2
+    pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))
+    damage_column_name(pq[which], name)
+    engine = Engine(store)
+    found, _ = engine.with_deadline(None, engine.search, None, LO, HI, limit=2000)
+    assert len(found) == 1000, "the other Parquet file's events and the active segment's"
+    assert not pq[which].exists() and pq[1 - which].exists()
+    assert list((store / layout.QUARANTINE_DIR).iterdir())
+    assert engine.with_deadline(None, engine.count, None, LO, HI) == 1000
+    engine.close()
