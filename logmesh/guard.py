@@ -29,6 +29,11 @@ from .security import Limits, token_matches
 log = logging.getLogger("logmesh.security")
 
 SWEEP_INTERVAL = 1.0  # seconds between checks of every connection's timers and buffers
+# The listen backlog of every port (the kernel caps it at net.core.somaxconn). asyncio's
+# default of 100 overflowed under a reconnecting flood of 1,024 sockets: the kernel dropped
+# the SYNs past it, and a shipper's connect waited for its SYN to be sent again, 1 s later.
+# Accepted, a connection meets the guard, which makes room or closes it at once.
+LISTEN_BACKLOG = 4096
 # The reasons of logmesh_connection_limits_total: a connection refused or closed by a limit.
 LIMIT_REASONS = ("refused_connections", "evicted", "auth_failures", "header_timeouts",
                  "identify_timeouts", "idle_timeouts", "buffer_limit", "slow_readers")

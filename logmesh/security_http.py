@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .guard import RateLimitedLog, Refused, raise_nofile_limit
+from .guard import LISTEN_BACKLOG, RateLimitedLog, Refused, raise_nofile_limit
 from .metrics import Metrics, number, value
 from .security import DEFAULT_HTTP_IDLE_TIMEOUT, Access, Limits, bearer_token
 
@@ -108,7 +108,7 @@ class GuardedSite(web.TCPSite):
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  limits: Limits | None = None, counters: HttpCounters | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(runner, host, port, **kwargs)
+        super().__init__(runner, host, port, backlog=LISTEN_BACKLOG, **kwargs)
         self.limits = limits or Limits()
         self.counters = counters or HttpCounters()
         self.log = BadRequestLog(logging.getLogger("logmesh.http"), self.counters.bad_requests)

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..guard import ConnectionGuard
+from ..guard import LISTEN_BACKLOG, ConnectionGuard
 from ..lifecycle import Serving
 from ..mesh.registry import RegistryLink
 from ..metrics import CONTENT_TYPE, Exposition, Metrics, number, value
@@ -331,7 +331,7 @@ class LogsServer(Serving):
         server_ssl = self.tls.server_context()
         self.tcp_server = await loop.create_server(
             self.guard.factory(lambda: LogIngestProtocol(self.ingest)), cfg.host, cfg.port,
-            reuse_port=self.reuse_port or None, ssl=server_ssl,
+            reuse_port=self.reuse_port or None, ssl=server_ssl, backlog=LISTEN_BACKLOG,
             ssl_handshake_timeout=self.limits.header_timeout if server_ssl else None)
         cfg.port = self.tcp_server.sockets[0].getsockname()[1]
         self.guard.start()

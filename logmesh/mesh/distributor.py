@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..guard import ConnectionGuard
+from ..guard import LISTEN_BACKLOG, ConnectionGuard
 from ..hello import packet_token
 from ..lifecycle import Serving
 from ..protocol import encode, reply_key
@@ -52,7 +52,8 @@ class Distributor(Serving):
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             self.guard.factory(self._make_connection), self.host, self.port,
-            ssl=self.tls.server_context(), ssl_handshake_timeout=self._handshake_timeout())
+            ssl=self.tls.server_context(), backlog=LISTEN_BACKLOG,
+            ssl_handshake_timeout=self._handshake_timeout())
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("distributor listening on %s:%d", self.host, self.port)
 

@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..guard import ConnectionGuard
+from ..guard import LISTEN_BACKLOG, ConnectionGuard
 from ..lifecycle import Serving
 from ..metrics import Metrics
 from ..protocol import Node, reply_key
@@ -111,7 +111,7 @@ class Service(CountedPart, Serving):
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             self.guard.factory(self._make_connection), self.host, self.port,
-            ssl=self.tls.server_context(),
+            ssl=self.tls.server_context(), backlog=LISTEN_BACKLOG,
             ssl_handshake_timeout=self.guard.limits.header_timeout if self.tls.serves else None)
         self.port = self.server.sockets[0].getsockname()[1]  # --port 0 picks a free one
         log.info("%s listening on %s:%d", self.name, self.host, self.port)
