@@ -34,7 +34,7 @@ import msgspec
 import orjson
 
 from logmesh.protocol import DELIMITER, encode
-from tests.support.procs import HOST, Proc, Procs, read_store_still
+from tests.support.procs import HOST, Proc, Procs, read_store_still, uncompacted_lines
 from tests.support.waiting import wait_for
 
 STOP_TIMEOUT = 15.0  # SIGTERM must end the process within this, in every state
@@ -223,17 +223,10 @@ def scan_disk(data_dir: Path) -> DiskScan:
 
 
 def _scan(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) -> DiskScan:
-    segs, pq = files
+    _, pq = files
     scan = DiskScan()
-    compacted = {n.removesuffix(".parquet") for n in pq}
-    for name in segs:
-        if name.removesuffix(".ndjson") in compacted:
-            continue
-        try:
-            data = (data_dir / "segments" / name).read_bytes()
-        except FileNotFoundError:
-            continue
-        for line in data[: data.rfind(b"\n") + 1].splitlines():
+    for data in uncompacted_lines(data_dir, files):
+        for line in data.splitlines():
             if _is_object(line):
                 scan.events += 1
             else:

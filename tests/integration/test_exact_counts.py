@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from logmesh.protocol import encode
-from tests.support.procs import HOST, read_store_still, wait_for
+from tests.support.procs import HOST, read_store_still, uncompacted_lines, wait_for
 
 pytestmark = pytest.mark.slow  # real processes
 
@@ -39,17 +39,8 @@ def on_disk(data_dir: Path) -> dict[str, int]:
     """The store as readers see it: lines of the segments without a Parquet file, Parquet rows."""
 
     def read(data_dir: Path, files: tuple) -> dict[str, int]:
-        segs, pq = files
-        compacted = {n.removesuffix(".parquet") for n in pq}
-        lines = 0
-        for name in segs:
-            if name.removesuffix(".ndjson") in compacted:
-                continue
-            try:
-                data = (data_dir / "segments" / name).read_bytes()
-            except FileNotFoundError:
-                continue
-            lines += data[: data.rfind(b"\n") + 1].count(b"\n")
+        _, pq = files
+        lines = sum(data.count(b"\n") for data in uncompacted_lines(data_dir, files))
         rows = 0
         if pq:
             con = duckdb.connect()

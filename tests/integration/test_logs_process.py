@@ -17,7 +17,7 @@ import uuid
 import orjson
 
 from logmesh.protocol import encode
-from tests.support.procs import HOST, free_port, store_events, wait_for
+from tests.support.procs import HOST, free_port, store_events, tagged_per_stream, wait_for
 
 DELIM = "¶".encode()
 
@@ -95,11 +95,7 @@ def test_two_workers_share_the_port_each_with_its_own_stream(procs, tmp_path):
     sent = 0
 
     def streams() -> dict[str, int]:
-        out: dict[str, int] = {}
-        for path in (data / "segments").glob("w*-*.ndjson"):
-            n = sum(1 for line in path.read_bytes().splitlines() if tag.encode() in line)
-            out[path.name[:3]] = out.get(path.name[:3], 0) + n
-        return out
+        return tagged_per_stream(data, tag)
 
     # new connections land on either worker (the kernel hashes them); a few dozen reach both
     for _ in range(8):

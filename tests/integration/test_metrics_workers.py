@@ -15,7 +15,7 @@ import uuid
 import orjson
 
 from logmesh.protocol import encode
-from tests.support.procs import HOST, free_port, wait_for
+from tests.support.procs import HOST, free_port, tagged_per_stream, wait_for
 
 
 def book_frame(tag: str, i: int) -> bytes:
@@ -48,11 +48,7 @@ def test_any_worker_shows_every_workers_counters(procs, tmp_path):
     sent = 0
 
     def stored_by_stream() -> dict[str, int]:
-        out: dict[str, int] = {}
-        for path in (data / "segments").glob("w*-*.ndjson"):
-            n = sum(1 for line in path.read_bytes().splitlines() if tag.encode() in line)
-            out[path.name[:3]] = out.get(path.name[:3], 0) + n
-        return out
+        return tagged_per_stream(data, tag)
 
     # Connections land on either worker as the kernel hashes them: send until both stored some.
     for _ in range(10):

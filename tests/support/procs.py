@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,18 +194,34 @@ def _store_files(data_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return segs, pq
 
 
-def _read_store(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) -> list[dict]:
+def uncompacted_lines(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[bytes]:
+    """Each segment without a Parquet file of its name, as its complete lines' bytes (what
+    the engine reads of it: bytes after the last newline are no event yet)."""
     segs, pq = files
     compacted = {name.removesuffix(".parquet") for name in pq}
-    out = []
     for name in segs:
         if name.removesuffix(".ndjson") in compacted:
             continue
         try:
             data = (data_dir / "segments" / name).read_bytes()
         except FileNotFoundError:
-            continue
-        data = data[: data.rfind(b"\n") + 1]
+            continue  # compacted meanwhile: read_store_still reads again
+        yield data[: data.rfind(b"\n") + 1]
+
+
+def tagged_per_stream(data_dir: Path, tag: str) -> dict[str, int]:
+    """Lines holding ``tag`` in each worker's segments (``w00``, ``w01``, ...)."""
+    out: dict[str, int] = {}
+    for path in (data_dir / "segments").glob("w*-*.ndjson"):
+        n = sum(1 for line in path.read_bytes().splitlines() if tag.encode() in line)
+        out[path.name[:3]] = out.get(path.name[:3], 0) + n
+    return out
+
+
+def _read_store(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) -> list[dict]:
+    _, pq = files
+    out = []
+    for data in uncompacted_lines(data_dir, files):
         out.extend(derive_request(orjson.loads(line)) for line in data.splitlines())
     if pq:
         import duckdb
