@@ -267,6 +267,35 @@ _EXTRA_FIELDS = {"log.level": "level", "log.logger": "logger", "message": "messa
                  "url.path": "path", "http.request.method": "method"}
 
 
+# ECS objects a sender may nest (``{"service": {"name": ...}}``) instead of dotting their names.
+ECS_OBJECTS = frozenset({"service", "http", "url", "log", "trace", "span", "error", "event",
+                         "source", "host", "client", "user_agent"})
+
+
+def flatten_ecs(obj: dict[str, Any]) -> dict[str, Any]:
+    """Nested ECS objects -> their dotted names, so ``{"service": {"name": "x"}}`` is stored as
+    ``service.name``, not as a label named ``service``; other objects (``user``) stay labels.
+
+    ``obj`` is returned unchanged (no copy) when it nests none of :data:`ECS_OBJECTS`.
+    """
+    if not any(k in ECS_OBJECTS and isinstance(v, dict) for k, v in obj.items()):
+        return obj
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key in ECS_OBJECTS and isinstance(value, dict):
+            stack = [(key, value)]
+            while stack:
+                prefix, inner = stack.pop()
+                for k, v in inner.items():
+                    if isinstance(v, dict) and v:
+                        stack.append((f"{prefix}.{k}", v))
+                    else:
+                        flat[f"{prefix}.{k}"] = v
+        else:
+            flat[key] = value
+    return flat
+
+
 def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
     """Known ECS names set their field; anything else goes to ``labels``.
 

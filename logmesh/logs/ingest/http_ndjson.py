@@ -20,6 +20,7 @@ from .common import (
     apply_extra,
     check_timestamp,
     depth,
+    flatten_ecs,
     now_ms,
 )
 
@@ -52,9 +53,11 @@ def record_event(obj: Any, received: int, *, deep: bool = True) -> Event:
     """
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    original = obj
     if deep and depth(obj) >= MAX_DEPTH:
         raise Rejected("too_deep", f"the event is nested deeper than {MAX_DEPTH} levels")
-    obj = dict(obj)
+    obj = flatten_ecs(obj)
+    obj = dict(obj) if obj is original else obj
     ts = parse_timestamp(obj.pop("@timestamp")) if "@timestamp" in obj else received
     params = obj.pop("params", None)
     obj.pop("seq", None)  # the store assigns it

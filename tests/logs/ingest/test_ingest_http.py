@@ -85,3 +85,20 @@ async def test_rejected_lines_are_counted_in_metrics(start_logs):
             text = await resp.text()
     assert 'logmesh_discarded_events_total{worker="0"} 2' in text
     assert 'logmesh_stored_events_total{worker="0"} 1' in text
+
+
+async def test_nested_ecs_objects_map_onto_their_dotted_names(start_logs):
+    """{"service": {"name": ...}} is service.name, not a label named "service" (issue 19)."""
+    srv = await start_logs()
+    line = {"message": "nested", "labels": {"team": "pay"}, "service": {"name": "billing"},
+            "http": {"request": {"method": "PUT"}, "response": {"status_code": 503}},
+            "url": {"path": "/charge"}, "log": {"level": "error", "logger": "app.pay"},
+            "trace": {"id": "t-9"}, "span": {"id": "s-1"}, "user": {"id": 7}}
+    status, answer = await post(srv, orjson.dumps(line))
+    assert status == 200 and answer["accepted"] == 1, answer
+    [event] = stored(srv.config.data_dir)
+    assert event["service.name"] == "billing" and event["http.request.method"] == "PUT"
+    assert event["http.response.status_code"] == 503 and event["url.path"] == "/charge"
+    assert event["log.level"] == "error" and event["log.logger"] == "app.pay"
+    assert event["trace.id"] == "t-9"
+    assert event["labels"] == {"team": "pay", "span.id": "s-1", "user": {"id": 7}}
