@@ -1,0 +1,269 @@
+"""The mesh's request path beside the chapter's Node mesh: wrk through each gateway to goods.
+
+    .venv/bin/python bench/mesh.py [--rounds 3] [--seconds 10] [--json out.json]
+
+Each round starts every mesh afresh, one after the other (the order alternates by round):
+a logmesh distributor and logs service, then goods and a gateway, which are logmesh's
+(``logmesh service goods``, ``logmesh gateway``, shipping on; ``logmesh-noship``: both with
+``--no-ship``) or the chapter's Node ``goods.js`` and ``gate.js`` from tests/interop/node with
+their console printing off (bench/node_quiet.js), whose goods ships its packets to the same
+logs service as the chapter's ``writeLog`` does. Three rows are posted, then wrk (Debian's)
+drives ``GET /goods`` and ``POST /goods`` at each connection count for --seconds each.
+
+Per cell: requests/s, p50 and p99 (wrk --latency), non-2xx answers and socket errors, CPU
+per request of the mesh's request path (utime+stime of gateway and goods, shipping included,
+from /proc), the logs service's CPU per request beside it, and the peak RSS (VmHWM) of gateway
+plus goods. The table gives the median over rounds and, for each logmesh mesh, the median
+(and range) of its ratio to the Node mesh taken within each round: the machine is shared,
+and a slow spell weighs on both sides of a ratio alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from ingest_peers import free_port, group_cpu_seconds, group_hwm_kb  # noqa: E402
+
+NODE_DIR = ROOT / "tests" / "interop" / "node"
+POST_BODY = '{"name":"pen","category":"office","price":1.5}'
+MESHES = ("logmesh", "logmesh-noship", "node")
+
+
+@dataclass
+class Mesh:
+    kind: str
+    url: str
+    parts: dict[str, subprocess.Popen]  # name -> process (own session: pgid == pid)
+    peaks: dict[str, int] = field(default_factory=dict)
+
+    def cpu(self, *names: str) -> float:
+        return sum(group_cpu_seconds(self.parts[n].pid) for n in names if n in self.parts)
+
+    def sample_rss(self) -> None:
+        for name, proc in self.parts.items():
+            self.peaks[name] = max(self.peaks.get(name, 0), group_hwm_kb(proc.pid))
+
+    def stop(self) -> None:
+        for proc in reversed(self.parts.values()):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.parts.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _spawn(argv: list[str], **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, cwd=ROOT, **kw)
+
+
+def _logmesh(*args: str, **kw) -> subprocess.Popen:
+    return _spawn([sys.executable, "-m", "logmesh", *args, "--no-supervise"],
+                  stdout=kw.pop("stdout", subprocess.DEVNULL), **kw)
+
+
+def _node(script: str, *args: str) -> tuple[subprocess.Popen, int]:
+    proc = _spawn([shutil.which("node") or "node", "-r", str(HERE / "node_quiet.js"),
+                   str(NODE_DIR / script), *args], stdout=subprocess.PIPE)
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    return proc, int(json.loads(line)["data"]["port"])
+
+
+def _http(method: str, url: str, body: str | None = None) -> int:
+    req = urllib.request.Request(url, method=method, data=body.encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as r:
+            r.read()
+            return r.status
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def start_mesh(kind: str, tmp: Path, workers: int) -> Mesh:
+    d, lp, hp, gp, sp = (free_port() for _ in range(5))
+    dist = f"127.0.0.1:{d}"
+    parts = {"distributor": _logmesh("distributor", "--port", str(d)),
+             "logs": _logmesh("logs", "--port", str(lp), "--http-port", str(hp),
+                              "--distributor", dist, "--data-dir", str(tmp / "logs"))}
+    time.sleep(0.5)  # the logs node registered first, as in `logmesh up`
+    if kind == "node":
+        parts["goods"], _ = _node("goods.js", str(d))
+        parts["gateway"], gp = _node("gate.js", str(d))
+    else:
+        ship = "--ship" if kind == "logmesh" else "--no-ship"
+        more = ["--workers", str(workers)] if workers > 1 else []
+        parts["goods"] = _logmesh("service", "goods", "--port", str(sp), "--distributor", dist,
+                                  "--data-dir", str(tmp / "goods"), ship, *more)
+        parts["gateway"] = _logmesh("gateway", "--port", str(gp), "--distributor", dist, ship,
+                                    *more)
+    mesh = Mesh(kind, f"http://127.0.0.1:{gp}/goods", parts)
+    deadline = time.monotonic() + 30
+    while _http("GET", mesh.url) != 200:
+        if time.monotonic() > deadline:
+            mesh.stop()
+            raise TimeoutError(f"{kind}: GET /goods not routed within 30 s")
+        time.sleep(0.2)
+    time.sleep(1.0)  # every part has heard of every other (the logs node included)
+    for _ in range(3):
+        _http("POST", mesh.url, POST_BODY)
+    return mesh
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if m is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(out: str) -> dict:
+    """requests, seconds, rps, p50/p99 (ms), non-2xx, socket errors from wrk --latency."""
+    m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if m is None:
+        raise ValueError(f"wrk printed no request count:\n{out}")
+    seconds = float(m.group(2)) * (60 if m.group(3) == "m" else 1)
+    pct = dict(re.findall(r"^\s+(50|99)\.000%\s+(\S+)$", out, re.M)) or \
+        dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests": int(m.group(1)), "seconds": seconds,
+            "rps": int(m.group(1)) / seconds, "p50_ms": _ms(pct["50"]), "p99_ms": _ms(pct["99"]),
+            "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0}
+
+
+def cell(mesh: Mesh, method: str, conns: int, seconds: float, script: Path) -> dict:
+    before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"))
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
+    if method == "POST":
+        argv += ["-s", str(script)]
+    out = subprocess.run([*argv, mesh.url], capture_output=True, text=True, check=True).stdout
+    after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"))
+    mesh.sample_rss()
+    r = parse_wrk(out)
+    n = max(r["requests"], 1)
+    r.update(mesh=mesh.kind, method=method, connections=conns,
+             cpu_us_per_req=(after[0] - before[0]) / n * 1e6,
+             logs_cpu_us_per_req=(after[1] - before[1]) / n * 1e6)
+    return r
+
+
+def summarise(runs: list[dict], meshes: list[str]) -> list[str]:
+    keys = sorted({(r["method"], r["connections"]) for r in runs}, key=lambda k: (k[0] != "GET", k[1]))
+    by = {(r["mesh"], r["method"], r["connections"], r["round"]): r for r in runs}
+    rounds = sorted({r["round"] for r in runs})
+
+    def med(mesh: str, k: tuple[str, int], field_: str) -> float | None:
+        vals = [by[(mesh, *k, i)][field_] for i in rounds if (mesh, *k, i) in by]
+        return statistics.median(vals) if vals else None
+
+    def ratio(mesh: str, k: tuple[str, int]) -> str:
+        per = sorted(by[(mesh, *k, i)]["rps"] / by[("node", *k, i)]["rps"] for i in rounds
+                     if (mesh, *k, i) in by and ("node", *k, i) in by)
+        if not per:
+            return "-"
+        return f"{statistics.median(per):.2f}x" + (f" ({per[0]:.2f}-{per[-1]:.2f})" if len(per) > 1 else "")
+
+    head = "| cell | " + " | ".join(f"{m} req/s, p50/p99 ms" for m in meshes) + " | " + \
+        " | ".join(f"{m} / node" for m in meshes if m != "node") + " | " + \
+        " | ".join(f"{m} CPU µs/req (logs)" for m in meshes) + " |"
+    lines = [head, "|" + "---|" * (1 + len(meshes) * 2 + sum(m != "node" for m in meshes))]
+    for k in keys:
+        row = [f"{k[0]} {k[1]} conns"]
+        for m in meshes:
+            rps = med(m, k, "rps")
+            row.append("-" if rps is None else
+                       f"{rps:,.0f}, {med(m, k, 'p50_ms'):.2f}/{med(m, k, 'p99_ms'):.2f}")
+        row += [ratio(m, k) for m in meshes if m != "node"]
+        for m in meshes:
+            cpu = med(m, k, "cpu_us_per_req")
+            row.append("-" if cpu is None else f"{cpu:.0f} ({med(m, k, 'logs_cpu_us_per_req'):.0f})")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each wrk cell")
+    ap.add_argument("--connections", default="16,64")
+    ap.add_argument("--methods", default="GET,POST")
+    ap.add_argument("--meshes", default=",".join(MESHES))
+    ap.add_argument("--workers", type=int, default=1, help="logmesh gateway and goods --workers")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None or shutil.which("node") is None:
+        print("needs wrk and node (make bench installs wrk)", file=sys.stderr)
+        return 2
+    meshes = args.meshes.split(",")
+    conns = [int(c) for c in args.connections.split(",")]
+    methods = args.methods.split(",")
+    runs: list[dict] = []
+    rss: dict[str, list[dict]] = {m: [] for m in meshes}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(f"wrk.method = 'POST'\nwrk.body = '{POST_BODY}'\n"
+                          "wrk.headers['Content-Type'] = 'application/json'\n")
+        for rnd in range(args.rounds):
+            order = meshes if rnd % 2 == 0 else list(reversed(meshes))
+            for kind in order:
+                mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}", args.workers)
+                try:
+                    for method in methods:  # GET first: POST grows the table GET answers
+                        for c in conns:
+                            r = cell(mesh, method, c, args.seconds, script)
+                            r["round"] = rnd
+                            runs.append(r)
+                            print(f"round {rnd} {kind:15} {method:4} {c:3} conns: {r['rps']:8.0f} "
+                                  f"req/s p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms, "
+                                  f"{r['cpu_us_per_req']:.0f} µs CPU/req, non-2xx "
+                                  f"{r['non_2xx']}, errors {r['socket_errors']}", flush=True)
+                finally:
+                    mesh.sample_rss()
+                    rss[kind].append(dict(mesh.peaks))
+                    mesh.stop()
+    print()
+    print(f"wrk -t1 --latency, {args.seconds:.0f} s per cell, median of {args.rounds} round(s); "
+          "ratios of req/s taken within each round (median, range); CPU: gateway + goods "
+          "(shipping included) per request, the logs service's in brackets:")
+    print()
+    for line in summarise(runs, meshes):
+        print(line)
+    print()
+    for kind in meshes:
+        peak = {n: max(p.get(n, 0) for p in rss[kind]) / 1024 for n in ("gateway", "goods")}
+        print(f"peak RSS {kind}: gateway {peak['gateway']:.0f} MB, goods {peak['goods']:.0f} MB")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": runs, "rss_kb": rss,
+                                         "table": summarise(runs, meshes)}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
