@@ -162,6 +162,9 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
 @distributor_option
 @data_dir_option
 @click.option("--ship/--no-ship", default=True, help="Ship every request to the logs service.")
+@click.option("--print-requests", is_flag=True,
+              help="With --no-ship: print every request packet to stdout, as the book's service "
+                   "does with no logs service.")
 @ship_mode_option
 @click.option("--spool-dir", type=click.Path(path_type=Path), default=None,
               help="Spool undelivered logs here [default: DATA_DIR/spool/NAME].")
@@ -172,7 +175,7 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
 @security_options()
 @supervise_option
 def service(name: str, host: str, port: int | None, distributor: tuple[str, int], data_dir: Path,
-            ship: bool, ship_mode: str, spool_dir: Path | None, spool_max: int, log_queue: int,
+            ship: bool, print_requests: bool, ship_mode: str, spool_dir: Path | None, spool_max: int, log_queue: int,
             metrics_port: int | None, supervise: bool, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
     config = sec.config(f"{name} service", host)
@@ -189,6 +192,10 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
             if ship_mode != "book" else None
         Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=config.token,
                 ssl=config.tls.client_context()).attach(svc)
+    elif print_requests:
+        from .mesh.service import print_request
+
+        svc.on_request = print_request
     if metrics_port is not None:
         from .mesh.metrics_http import MetricsEndpoint
 

@@ -59,7 +59,9 @@ class HandlerError(Exception):
 
 
 def print_request(raw: bytes, packet: dict, conn: FramedConnection) -> None:
-    """The book's behaviour with no logs service known: print the packet."""
+    """The book's behaviour with no logs service known: print the packet (opt-in,
+    ``logmesh service --no-ship --print-requests``: a write per request costs a busy service
+    more than its handler)."""
     print(raw.decode("utf-8", "replace"), flush=True)
 
 
@@ -84,7 +86,7 @@ class Service(CountedPart, Serving):
         self.routes = dict(routes)
         self.distributor_addr = distributor
         self.max_frame_bytes = max_frame_bytes
-        self.on_request: RequestHook = print_request
+        self.on_request: RequestHook | None = None  # the shipper's ship, or print_request
         self.server: asyncio.AbstractServer | None = None
         self.registry: RegistryLink | None = None
         self.node_listeners: list[Callable[[list[Node]], None]] = []
@@ -170,10 +172,12 @@ class Service(CountedPart, Serving):
     def _on_packet(self, conn: FramedConnection, raw: bytes, packet: dict) -> None:
         t0 = time.perf_counter()
         self._counters["requests"].inc()
-        try:
-            self.on_request(raw, packet, conn)
-        except Exception:  # shipping must never break serving
-            log.exception("%s: log hook failed", self.name)
+        hook = self.on_request
+        if hook is not None:
+            try:
+                hook(raw, packet, conn)
+            except Exception:  # shipping must never break serving
+                log.exception("%s: log hook failed", self.name)
         key = reply_key(packet)
         route = f"{packet.get('method', '')}{packet.get('uri', '')}"
         if key is None:
