@@ -106,6 +106,59 @@ WARNINGS = {"type": "array", "items": {"type": "string"},
                            "http.response.status_code?`); empty when nothing."}
 
 
+_SAVED_BODY = {"type": "object", "required": ["name"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200}, "q": {"type": "string", "maxLength": 10000},
+    "from": _TIME, "to": _TIME, "by": {"type": "string", "maxLength": 256},
+    "columns": {"type": "array", "maxItems": 50, "items": {"type": "string", "minLength": 1, "maxLength": 256}}}}
+_NEEDS_WRITE = {"401": {"description": "No token; a change needs a write token.",
+                        "content": {"application/json": {"schema": _ref("Error")}}},
+                "403": {"description": "A read-only token; a change needs a write token.",
+                        "content": {"application/json": {"schema": _ref("Error")}}}}
+# http/saved_searches.py and http/export.py
+SAVED_AND_EXPORT = {
+    "/api/v1/saved-searches": {
+        "get": {"summary": "The saved searches of this data directory (shared by everyone who uses "
+                           "the service), by name.", "operationId": "savedSearches", "parameters": [],
+                "responses": {"200": _ok("Saved searches.", {"type": "object", "required": ["saved_searches"],
+                                         "properties": {"saved_searches": {"type": "array",
+                                                                           "items": _ref("SavedSearch")}}})}},
+        "post": {"summary": "Save a search: a name, its query, range, columns and stack-by field (a "
+                            "name that exists is replaced, keeping its id). Needs a write token.",
+                 "operationId": "saveSearch", "parameters": [],
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": _SAVED_BODY}}},
+                 "responses": {"200": _ok("Replaced.", {"type": "object"}), "201": _ok("Saved.", {"type": "object"}),
+                               "400": BAD, **_NEEDS_WRITE,
+                               "413": {"description": "A body over 64 KiB.",
+                                       "content": {"application/json": {"schema": _ref("Error")}}}}}},
+    "/api/v1/saved-searches/{id}": {"delete": {
+        "summary": "Delete a saved search. Needs a write token.", "operationId": "deleteSavedSearch",
+        "parameters": [{"name": "id", "in": "path", "required": True, "description": "Its id.",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64}}],
+        "responses": {"200": _ok("Deleted.", {"type": "object"}), "400": BAD, **_NEEDS_WRITE,
+                      "404": {"description": "No saved search with this id.",
+                              "content": {"application/json": {"schema": _ref("Error")}}}}}},
+    "/api/v1/export": {"get": {
+        "summary": "The events of a search as a file (NDJSON or CSV), streamed, newest first; CSV "
+                   "cells that start like a spreadsheet formula get a leading '.",
+        "operationId": "export",
+        "parameters": [Q, FROM, TO,
+                       _q("limit", "At most this many events.",
+                          {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 10000}),
+                       _q("order", "desc: newest first; asc: oldest first.",
+                          {"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
+                       _q("format", "ndjson (one event per line) or csv.",
+                          {"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"}),
+                       _q("columns", "CSV only: field names separated by commas (default @timestamp, "
+                          "service.name, log.level, method, path, status, trace.id, message).",
+                          {"type": "string", "maxLength": 10000}, example="@timestamp,service.name,message"),
+                       _q("filename", "The download's name, kept to letters, digits and . - _.",
+                          {"type": "string", "maxLength": 200})],
+        "responses": {"200": {"description": "The events, as an attachment.", "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}}},
+            "400": BAD, **BUSY}}},
+}
+
+
 EVENT = {
     "type": "object",
     "description": "An event: flat, ECS dotted names; times are epoch ms.",
@@ -198,8 +251,10 @@ OPENAPI: dict[str, Any] = {
             _ok("Buckets from the start of the range, and per route one value per bucket.",
                 _ref("RouteSeries")), operation_id="routeSeries")),
         "/api/v1/fields": _get(
-            "Field names with types: the schema's columns and the labels/params keys seen in the range.",
-            [FROM, TO], _ok("Known fields.", _ref("Fields")), operation_id="fields"),
+            "Field names with types: the schema's columns and the labels/params keys seen in the "
+            "range among the events q matches (up to 20,000 of them).",
+            [Q, FROM, TO], _ok("Known fields.", _ref("Fields")), operation_id="fields"),
+        **SAVED_AND_EXPORT,
         "/api/v1/tail": _with_post({"get": {
             "summary": "Server-Sent Events: each new matching event as `data: <event JSON>` (id: its seq).",
             "operationId": "tail",
@@ -340,6 +395,9 @@ OPENAPI: dict[str, Any] = {
                     "errors": {"type": "array", "items": _COUNT},
                     "server_errors": {"type": "array", "items": _COUNT},
                     "p95_ms": {"type": "array", "items": {"type": "number", "nullable": True}}}}}}},
+        "SavedSearch": {"type": "object", "required": ["id", "name", "q", "from", "to", "columns"],
+                        "properties": {**_SAVED_BODY["properties"], "id": {"type": "string"},
+                                       "created_at": {"type": "integer"}, "updated_at": {"type": "integer"}}},
         "Fields": {"type": "object", "required": ["fields"], "properties": {"fields": {
             "type": "array", "items": {"type": "object", "required": ["name", "type"], "properties": {
                 "name": {"type": "string"},

@@ -1,5 +1,6 @@
 """The query API's handlers (docs/api.md): /api/v1/search, histogram, top, fields, tail,
-events/{seq}, mesh, routes (and routes/series), stats and openapi.json.
+events/{seq}, mesh, routes (and routes/series), stats and openapi.json; it registers
+export (http/export.py) and saved-searches (http/saved_searches.py) too.
 
 Each handler reads and checks its parameters (http/params.py: a bad one is a 400 whose
 message says what to send instead), then runs the engine in a thread pool so DuckDB
@@ -40,6 +41,7 @@ from ..query.engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_
 from ..query.field_check import FieldCheck
 from ..query.timerange import now_ms
 from ..store.catalogue import quarantined
+from .export import Export
 from .openapi import OPENAPI
 from .params import (
     DEADLINE,
@@ -57,6 +59,7 @@ from .params import (
     range_param,
     read_post_params,
 )
+from .saved_searches import SavedSearchAPI
 from .slots import CLIENT_QUERIES, CLIENT_THREADS, Busy, QuerySlots
 from .tail import LiveTail
 
@@ -132,6 +135,12 @@ class QueryAPI:
         r.add_get("/api/v1/mesh", self.wrap(self.mesh))
         r.add_get("/api/v1/stats", self.wrap(self.stats))
         r.add_get("/api/v1/openapi.json", self.openapi)
+        # the web UI's saved searches (GET reads; POST and DELETE need a write token) and export
+        saved = SavedSearchAPI(self.engine.data_dir, self.clock)
+        r.add_get("/api/v1/saved-searches", self.wrap(saved.list))
+        r.add_post("/api/v1/saved-searches", self.wrap(saved.save))
+        r.add_delete("/api/v1/saved-searches/{id}", self.wrap(saved.delete))
+        r.add_get("/api/v1/export", self.wrap(Export(self, self.clock).handle))
 
     def wrap(self, handler: Callable[[web.Request], Any], *, post: bool = False) -> Callable[[web.Request], Any]:
         async def run(request: web.Request) -> web.StreamResponse:
@@ -327,8 +336,10 @@ class QueryAPI:
         return json_response(result)
 
     async def fields(self, request: web.Request) -> web.Response:
+        node = query_param(request)  # the labels/params keys of the events it matches
         start, end = range_param(request, self.clock)
-        return json_response({"fields": await self.call(request, self.engine.fields, start, end)})
+        return json_response({"fields": await self.call(request, self.engine.fields, start, end,
+                                                        node, now_ms(self.clock))})
 
     async def event(self, request: web.Request) -> web.Response:
         raw = request.match_info["seq"]

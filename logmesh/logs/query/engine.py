@@ -350,18 +350,23 @@ class Engine:
         values = [{"value": v, "count": n} for v, n in ranked]
         return {"field": field_name, "type": kind, "total": total, "values": values}
 
-    def fields(self, start: int, end: int) -> list[dict]:
+    def fields(self, start: int, end: int, node: kql.Node | None = None,
+               now: int | None = None) -> list[dict]:
+        """The columns, and the labels/params keys of (up to 20,000 of) the events ``node``
+        matches in the range: a key only some service logs shows when the query names it."""
         out = [{"name": n, "type": t} for n, t in FIELD_TYPES.items()]
+        now = now if now is not None else int(self.clock() * 1000)
+        where, params = plan.where(node, now)
         snap = self.refresh(max_age=0.05)
-        src = plan.source(snap, start, end)
-        if src is None:
+        src = plan.source(snap, start, end, trigram_need.need(node) if node is not None else None)
+        if src is None or src.sql is None:
             return out
         sample = (f"SELECT labels, params FROM ({src.sql}) "
-                  "WHERE labels IS NOT NULL OR params IS NOT NULL LIMIT 20000")
+                  f"WHERE ({where}) AND (labels IS NOT NULL OR params IS NOT NULL) LIMIT 20000")
         _, rows = self.db.run(
             f"SELECT DISTINCT 'labels', unnest(json_keys(labels)) FROM ({sample}) WHERE json_type(labels) = 'OBJECT' "
             f"UNION SELECT DISTINCT 'params', unnest(json_keys(params)) FROM ({sample}) "
-            "WHERE json_type(params) = 'OBJECT'", [])
+            "WHERE json_type(params) = 'OBJECT'", params + params)
         known = set(FIELD_TYPES)
         for column, key in sorted(rows, key=lambda r: (r[0], r[1])):
             name = f"{column}.{key}"

@@ -16,6 +16,7 @@ A data directory looks like::
       deadletter/<name>.ndjson            events a sink could not deliver, with the reason
       metrics/                            --workers N: the workers' prometheus-client files
       health/wNN.json                     --workers N: what each worker heard of the mesh
+      saved-searches.json                 the web UI's saved searches (http/saved_searches.py)
 
 Segment files are NDJSON so DuckDB, grep and jq read them as they are. A
 segment is named by its worker and the sequence number of its first event;
@@ -35,6 +36,7 @@ DEADLETTER_DIR = "deadletter"
 QUARANTINE_DIR = "quarantine"
 METRICS_DIR = "metrics"  # logs/server.py: one registry's files per worker (multiprocess mode)
 HEALTH_DIR = "health"  # logs/health_monitor.py: what each worker heard, shared once a second
+SAVED_SEARCHES_FILE = "saved-searches.json"  # http/saved_searches.py: replaced atomically, under a lock
 QUARANTINE_SUFFIX = ".damaged"
 SEGMENT_SUFFIX = ".ndjson"
 HIGHWATER_SUFFIX = ".seq"  # {"last_seq": N}: outlives every segment and Parquet file of a worker

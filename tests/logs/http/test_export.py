@@ -1,0 +1,87 @@
+"""GET /api/v1/export (http/export.py) on a real logs service: NDJSON and CSV of a search,
+the limit kept across pages, CSV cells defused against formula injection, a safe file name."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import aiohttp
+import pytest
+
+from logmesh.logs.http import export
+from tests.support.logs import HOST
+
+T0 = 1_795_626_000_000
+
+
+@pytest.fixture
+async def api(start_logs):
+    server = await start_logs()
+    async with aiohttp.ClientSession(f"http://{HOST}:{server.config.http_port}") as session:
+        events = [{"@timestamp": T0 + i, "service.name": "goods" if i % 2 else "members",
+                   "message": f"line {i}", "params": {"id": i, "nested": {"k": "v"}},
+                   "http.response.status_code": 200} for i in range(30)]
+        events.append({"@timestamp": T0 + 100, "service.name": "goods",
+                       "message": "=HYPERLINK(\"http://x\")", "log.level": "+1", "url.path": "-2",
+                       "trace.id": "@SUM(A1)", "labels": {"cmd": "\tx", "n": -5}, "http.response.status_code": 500})
+        async with session.post("/api/v1/logs", data="\n".join(json.dumps(e) for e in events)) as r:
+            assert r.status == 200 and (await r.json())["accepted"] == 31
+        yield server, session
+
+
+async def get(s, status=200, **params):
+    async with s.get("/api/v1/export", params={"from": str(T0 - 1), "to": str(T0 + 1000), **params}) as r:
+        body = await r.read()
+        assert r.status == status, body
+        return r, body
+
+
+async def test_ndjson_is_every_matching_event_newest_first(api, monkeypatch):
+    _, s = api
+    monkeypatch.setattr(export, "PAGE_ROWS", 7)  # several pages, the limit cut inside one
+    r, body = await get(s, q="service.name:goods")
+    lines = [json.loads(x) for x in body.splitlines()]
+    assert len(lines) == 16 and lines[0]["@timestamp"] == T0 + 100
+    assert [e["@timestamp"] for e in lines] == sorted((e["@timestamp"] for e in lines), reverse=True)
+    assert r.headers["Content-Type"].startswith("application/x-ndjson")
+    _, body = await get(s, limit="10")
+    assert len(body.splitlines()) == 10
+    _, body = await get(s, limit="10", order="asc")
+    assert json.loads(body.splitlines()[0])["message"] == "line 0"
+
+
+async def test_csv_has_the_columns_and_defuses_formulas(api):
+    _, s = api
+    r, body = await get(s, format="csv", q="service.name:goods", limit="2",
+                        columns="@timestamp,message,log.level,url.path,trace.id,labels.cmd,labels.n,"
+                                "params.nested,=evil")
+    assert r.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    assert rows[0] == ["@timestamp", "message", "log.level", "url.path", "trace.id", "labels.cmd", "labels.n",
+                       "params.nested", "'=evil"]
+    assert rows[1] == ["2026-11-25T17:00:00.100Z", "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)",
+                       "'\tx", "-5", "", ""]
+    assert rows[2][1] == "line 29" and rows[2][7] == '{"k":"v"}'
+    assert len(rows) == 3
+
+
+async def test_the_file_name_is_kept_safe(api):
+    _, s = api
+    r, _ = await get(s, filename='<img src=x onerror=alert(1)>".csv', format="csv")
+    assert r.headers["Content-Disposition"] == 'attachment; filename="img-src-x-onerror-alert-1.csv"'
+    r, _ = await get(s, filename="../../etc/passwd")
+    assert r.headers["Content-Disposition"] == 'attachment; filename="etc-passwd.ndjson"'
+    r, _ = await get(s)
+    assert r.headers["Content-Disposition"].startswith('attachment; filename="logmesh-2')
+
+
+@pytest.mark.parametrize("params,says", [
+    ({"format": "xlsx"}, "format must be"), ({"q": "a:("}, "bad query"), ({"limit": "0"}, "limit"),
+    ({"format": "csv", "columns": ","}, "columns must be"), ({"from": "soon"}, "soon"),
+])
+async def test_bad_parameters_are_400_before_any_byte(api, params, says):
+    _, s = api
+    _, body = await get(s, 400, **params)
+    assert says in json.loads(body)["error"]
