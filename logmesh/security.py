@@ -19,6 +19,7 @@ The rules (docs/security.md has the threat model):
 
 from __future__ import annotations
 
+import base64
 import hmac
 import ipaddress
 import logging
@@ -156,13 +157,25 @@ class Access:
 
 
 def bearer_token(header: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header."""
+    """The token of an ``Authorization`` header: ``Bearer <token>``, or the forms log shippers
+    made for Elasticsearch and Loki can send: ``Basic`` with the token as the password (any
+    user name) and ``ApiKey base64(<id>:<token>)`` (docs/ingest.md)."""
     if not header:
         return None
     scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    scheme, value = scheme.lower(), value.strip()
+    if not value:
         return None
-    return value.strip()
+    if scheme == "bearer":
+        return value
+    if scheme in ("basic", "apikey"):
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        _, colon, secret = decoded.partition(":")
+        return secret if colon and secret else None
+    return None
 
 
 # -- TLS -----------------------------------------------------------------------

@@ -42,6 +42,7 @@ from .health_monitor import HealthMonitor
 from .http.query_api import HEAVY_NICE, QueryAPI
 from .ingest.common import Routes
 from .ingest.http_ndjson import parse_body
+from .ingest.http_routes import HttpSources, es_root
 from .ingest.ledger import ShipperLedger
 from .ingest.tcp import IngestContext, LogIngestProtocol
 from .query.service import QueryService
@@ -128,6 +129,8 @@ class LogsServer(Serving):
                                     routes=self.routes, ledger=self.ledger,
                                     book_lines=self.booklog.write if self.booklog else None,
                                     guard=self.guard, metrics=self.prom, worker=worker)
+        self.http_sources = HttpSources(self.writer, received=self.ingest.events, metrics=self.prom,
+                                        worker=worker)  # OTLP, Elasticsearch bulk, Loki push
         self.http_requests = 0
         self.discarded = self.prom.counter("logmesh_discarded_events_total",
                                            "Events rejected at HTTP ingest.", ["worker"]).labels(worker)
@@ -176,10 +179,12 @@ class LogsServer(Serving):
     # -- HTTP -----------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[
-            self.timed, error_middleware(log), bearer_middleware(self.access, open_paths=open_path)])
+            self.timed, error_middleware(log), bearer_middleware(self.access, open_paths=open_path),
+            es_root])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/api/v1/logs", self.post_logs)
+        self.http_sources.add_routes(app)
         self.api.add_routes(app)  # search, histogram, top, tail, ... (http/query_api.py)
         add_web_routes(app)  # the UI at / and /static/ (logs/web/routes.py)
         return app

@@ -1,0 +1,152 @@
+"""The Elasticsearch bulk API (``POST /_bulk``, ``/{index}/_bulk``) and the probes shippers make.
+
+Sans-I/O: a bulk body in, events and one answer item per action out. An
+``index`` or ``create`` action's document is an event, read by the NDJSON
+rules (``http_ndjson.record_event``: ``@timestamp``, ECS names dotted or
+nested, anything else a label); the action's index is kept as the label
+``es.index``. Each item is judged alone, as Elasticsearch does: a document
+that cannot be used is answered with its own error status (400) and the rest
+stored. ``update`` and ``delete`` are refused per item (the store keeps
+events, it does not edit them). A broken action line is an item of its own,
+and the line after it, its document, goes with it.
+
+The answer is Elasticsearch's bulk response: ``took``, ``errors`` and one item
+per action in order, with ``_id`` the stored event's ``seq``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..event import Event
+from .common import Rejected
+from .http_ndjson import record_event
+
+VERSION = "8.17.0"  # what GET / claims: the official clients and shippers accept 8.x
+INDEX_LABEL = "es.index"
+_DOC_ACTIONS = ("index", "create")
+_ALL_ACTIONS = ("index", "create", "update", "delete")
+
+
+@dataclass
+class BulkParse:
+    events: list[Event] = field(default_factory=list)
+    # One per action, in order: (action, index, event position or None, status, error)
+    items: list[tuple[str, str | None, int | None, int, dict | None]] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> items refused
+
+    def refuse(self, action: str, index: str | None, reason: str, kind: str, detail: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.items.append((action, index, None, 400, {"type": kind, "reason": detail[:500]}))
+
+
+def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkParse:
+    """The bulk body's actions -> events and items (see the module's docstring)."""
+    out = BulkParse()
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    i, n = 0, len(lines)
+    while i < n:
+        try:
+            action_line = orjson.loads(lines[i])
+        except orjson.JSONDecodeError as exc:
+            out.refuse("index", default_index, "bad_action", "x_content_parse_exception",
+                       f"line {i + 1}: cannot parse the action: {exc}")
+            i += 2  # its document goes with it
+            continue
+        if not isinstance(action_line, dict) or len(action_line) != 1:
+            out.refuse("index", default_index, "bad_action", "illegal_argument_exception",
+                       f"line {i + 1}: an action is an object with one key ({', '.join(_ALL_ACTIONS)})")
+            i += 2
+            continue
+        [(action, meta)] = action_line.items()
+        meta = meta if isinstance(meta, dict) else {}
+        index = meta.get("_index", default_index)
+        index = index if isinstance(index, str) else default_index
+        if action not in _ALL_ACTIONS:
+            out.refuse(str(action)[:40], index, "bad_action", "illegal_argument_exception",
+                       f"line {i + 1}: unknown action {str(action)[:40]!r}")
+            i += 2
+            continue
+        if action == "delete":
+            out.refuse(action, index, "unsupported_action", "illegal_argument_exception",
+                       "logmesh stores events and does not delete them one by one")
+            i += 1
+            continue
+        if i + 1 >= n:
+            out.refuse(action, index, "bad_document", "action_request_validation_exception",
+                       f"line {i + 1}: the action has no document line after it")
+            break
+        doc_line = lines[i + 1]
+        i += 2
+        if action == "update":
+            out.refuse(action, index, "unsupported_action", "illegal_argument_exception",
+                       "logmesh stores events and does not update them")
+            continue
+        try:
+            ev = record_event(orjson.loads(doc_line), received)
+        except orjson.JSONDecodeError as exc:
+            out.refuse(action, index, "bad_document", "document_parsing_exception",
+                       f"line {i}: cannot parse the document: {exc}")
+            continue
+        except Rejected as exc:
+            out.refuse(action, index, exc.reason, "document_parsing_exception", str(exc))
+            continue
+        except (ValueError, KeyError, TypeError) as exc:
+            out.refuse(action, index, "bad_document", "document_parsing_exception", str(exc))
+            continue
+        if index is not None:
+            labels = ev.labels if ev.labels is not None else {}
+            labels.setdefault(INDEX_LABEL, index)
+            ev.labels = labels
+        out.items.append((action, index, len(out.events), 201, None))
+        out.events.append(ev)
+    return out
+
+
+def bulk_response(parsed: BulkParse, took_ms: int) -> bytes:
+    """Elasticsearch's bulk answer, an item per action (``_id`` is the stored event's seq)."""
+    events = parsed.events
+    items: list[dict[str, Any]] = []
+    for action, index, pos, status, error in parsed.items:
+        if pos is not None:
+            seq = events[pos].seq
+            items.append({action: {"_index": index, "_id": str(seq), "_version": 1,
+                                   "result": "created", "status": status, "_seq_no": seq,
+                                   "_primary_term": 1,
+                                   "_shards": {"total": 1, "successful": 1, "failed": 0}}})
+        else:
+            items.append({action: {"_index": index, "_id": None, "status": status, "error": error}})
+    return orjson.dumps({"took": took_ms, "errors": any(p is None for _, _, p, _, _ in parsed.items),
+                         "items": items})
+
+
+def error_body(status: int, kind: str, reason: str) -> bytes:
+    """Elasticsearch's error shape for a request refused as a whole."""
+    cause = {"type": kind, "reason": reason}
+    return orjson.dumps({"error": {"root_cause": [cause], **cause}, "status": status})
+
+
+def info(cluster: str = "logmesh") -> dict[str, Any]:
+    """``GET /``: enough of Elasticsearch's answer that clients and shippers take it."""
+    return {"name": cluster, "cluster_name": cluster, "cluster_uuid": "logmesh",
+            "version": {"number": VERSION, "build_flavor": "default", "build_type": "docker",
+                        "build_hash": "logmesh", "build_date": "2026-01-01T00:00:00.000Z",
+                        "build_snapshot": False, "lucene_version": "9.12.0",
+                        "minimum_wire_compatibility_version": "7.17.0",
+                        "minimum_index_compatibility_version": "7.0.0"},
+            "tagline": "You Know, for Search"}
+
+
+def license_body() -> dict[str, Any]:
+    return {"license": {"status": "active", "uid": "logmesh", "type": "basic",
+                        "issue_date_in_millis": 0, "max_nodes": 1000,
+                        "issued_to": "logmesh", "issuer": "logmesh", "start_date_in_millis": -1}}
+
+
+def nodes_body(cluster: str = "logmesh") -> dict[str, Any]:
+    return {"_nodes": {"total": 1, "successful": 1, "failed": 0}, "cluster_name": cluster,
+            "nodes": {"logmesh": {"name": cluster, "version": VERSION, "roles": ["data", "ingest"],
+                                  "http": {"publish_address": "127.0.0.1:9041"}}}}

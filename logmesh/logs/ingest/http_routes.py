@@ -1,0 +1,226 @@
+"""The foreign HTTP ingest protocols on the logs service's HTTP port: OTLP, Elasticsearch, Loki.
+
+Each handler reads the body (gzip is undone by aiohttp, within
+``--max-body-size``), hands it to its sans-I/O parser (``otlp.py``,
+``es_bulk.py``, ``loki.py``), stores the good events as ``POST /api/v1/logs``
+does -- one block, answered only once durable by the ``--fsync`` policy,
+withdrawn if the disk refuses it, so a client's retry stores nothing twice --
+and answers in the protocol's own form. Whatever is refused is counted in
+``logmesh_ingest_rejected_total{protocol,reason}``. The write token is the
+bearer middleware's (Bearer, or Basic/ApiKey carrying it: ``security.bearer_token``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from ...security_http import BODY_TIMEOUT
+from ..event import Event
+from ..store.segment import SegmentWriter, StoreUnavailable
+from . import es_bulk, loki, otlp
+from .common import now_ms
+
+RETRY_AFTER_SECONDS = 5
+PROTOBUF = "application/x-protobuf"
+ES_HEADERS = {"X-Elastic-Product": "Elasticsearch"}  # the official clients check it on every 2xx
+
+
+class BodyTimeout(Exception):
+    pass
+
+
+def _rpc_status(code: int, message: str) -> bytes:
+    """A ``google.rpc.Status`` (code, message) in protobuf, OTLP's error body."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+    text = message.encode()
+    return b"\x08" + varint(code) + b"\x12" + varint(len(text)) + text
+
+
+class HttpSources:
+    """``POST /v1/logs``, ``POST /_bulk`` (+ ``/{index}/_bulk`` and the probes), ``POST
+    /loki/api/v1/push``, storing through ``writer``; ``received`` counts the events stored."""
+
+    def __init__(self, writer: SegmentWriter, *, received: Any, metrics: Any, worker: str) -> None:
+        self.writer = writer
+        self.received = received
+        self.worker = worker
+        self._rejected = metrics.counter(
+            "logmesh_ingest_rejected_total", "Events, items or requests refused at OTLP, "
+            "Elasticsearch bulk and Loki ingest, by protocol and reason.",
+            ["worker", "protocol", "reason"])
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_post("/v1/logs", self.otlp_logs)
+        r.add_post("/loki/api/v1/push", self.loki_push)
+        r.add_post("/_bulk", self.es_bulk)
+        r.add_put("/_bulk", self.es_bulk)
+        r.add_post("/{index}/_bulk", self.es_bulk)
+        r.add_put("/{index}/_bulk", self.es_bulk)
+        r.add_get("/_license", self.es_static(es_bulk.license_body))
+        r.add_get("/_xpack", self.es_static(lambda: {"features": {}, "license": es_bulk.license_body()["license"]}))
+        r.add_get("/_nodes", self.es_static(es_bulk.nodes_body))
+        r.add_get("/_nodes/{what:.*}", self.es_static(es_bulk.nodes_body))
+        r.add_get("/_cluster/health", self.es_static(lambda: {"cluster_name": "logmesh", "status": "green"}))
+        for kind in ("_index_template", "_template", "_ilm/policy", "_ingest/pipeline"):
+            r.add_get(f"/{kind}/{{name}}", self.es_template)  # HEAD too: aiohttp adds it for GET
+            r.add_put(f"/{kind}/{{name}}", self.es_static(lambda: {"acknowledged": True}))
+
+    # -- shared -------------------------------------------------------------------
+    def count(self, protocol: str, reasons: dict[str, int]) -> None:
+        for reason, n in reasons.items():
+            child = self._children.get((protocol, reason))
+            if child is None:
+                child = self._children[(protocol, reason)] = self._rejected.labels(
+                    self.worker, protocol, reason)
+            child.inc(n)
+
+    async def read_body(self, request: web.Request) -> bytes:
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold the slot
+                return await request.read()
+        except TimeoutError:
+            raise BodyTimeout(f"the body took more than {BODY_TIMEOUT:.0f}s to arrive") from None
+
+    async def store(self, events: Sequence[Event]) -> str | None:
+        """Append ``events`` as one block and wait until durable; the reason it failed, or None."""
+        if not events:
+            return None
+        if self.writer.failure is not None:
+            return self.writer.failure
+        events = list(events)
+        last = self.writer.append_events(events)
+        try:  # answered once stored: a success means it is on disk
+            await self.writer.durable(last, on_failure="withdraw", first=events[0].seq)
+        except StoreUnavailable as exc:
+            return str(exc)
+        self.received.inc(len(events))
+        return None
+
+    # -- OTLP ---------------------------------------------------------------------
+    async def otlp_logs(self, request: web.Request) -> web.Response:
+        protobuf = request.content_type != "application/json"
+        ctype = PROTOBUF if protobuf else "application/json"
+
+        def error(status: int, code: int, message: str) -> web.Response:
+            body = _rpc_status(code, message) if protobuf else \
+                otlp.orjson.dumps({"code": code, "message": message})
+            return web.Response(status=status, body=body, content_type=ctype)
+
+        try:
+            body = await self.read_body(request)
+        except BodyTimeout as exc:
+            self.count("otlp", {"body_timeout": 1})
+            return error(408, 4, str(exc))
+        if request.content_type not in (PROTOBUF, "application/json", "application/protobuf"):
+            self.count("otlp", {"bad_content_type": 1})
+            return error(415, 3, f"Content-Type {request.content_type!r}: send {PROTOBUF} or "
+                                 "application/json")
+        try:
+            parsed = (otlp.parse_protobuf if protobuf else otlp.parse_json)(body, now_ms())
+        except otlp.BadRequest as exc:
+            self.count("otlp", {exc.reason: 1})
+            return error(400, 3, str(exc))  # 3: INVALID_ARGUMENT
+        self.count("otlp", parsed.rejected)
+        failure = await self.store(parsed.events)
+        if failure is not None:
+            resp = error(503, 14, f"not stored, retry later: {failure}")  # 14: UNAVAILABLE
+            resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return resp
+        return web.Response(body=otlp.response_body(parsed, protobuf), content_type=ctype)
+
+    # -- Elasticsearch ------------------------------------------------------------
+    def es_json(self, obj: Any, status: int = 200) -> web.Response:
+        return web.Response(body=es_bulk.orjson.dumps(obj), status=status,
+                            content_type="application/json", headers=ES_HEADERS)
+
+    def es_static(self, make: Callable[[], Any]) -> Callable:
+        async def handler(request: web.Request) -> web.Response:
+            return self.es_json(make())
+        return handler
+
+    async def es_template(self, request: web.Request) -> web.Response:
+        """Every template and policy "exists", so a shipper does not try to install its own."""
+        name = request.match_info["name"]
+        return self.es_json({"index_templates": [{"name": name, "index_template": {
+            "index_patterns": [f"{name}*"], "template": {}}}], name: {}})
+
+    async def es_bulk(self, request: web.Request) -> web.Response:
+        t0 = time.perf_counter()
+
+        def error(status: int, kind: str, reason: str) -> web.Response:
+            return web.Response(body=es_bulk.error_body(status, kind, reason), status=status,
+                                content_type="application/json", headers=ES_HEADERS)
+
+        try:
+            body = await self.read_body(request)
+        except BodyTimeout as exc:
+            self.count("elasticsearch", {"body_timeout": 1})
+            return error(408, "timeout_exception", str(exc))
+        parsed = es_bulk.parse_bulk(body, request.match_info.get("index"), now_ms())
+        self.count("elasticsearch", parsed.rejected)
+        if not parsed.items:
+            self.count("elasticsearch", {"empty_body": 1})
+            return error(400, "action_request_validation_exception",
+                         "Validation Failed: 1: no requests added;")
+        failure = await self.store(parsed.events)
+        if failure is not None:
+            resp = error(503, "unavailable_shards_exception", f"not stored, retry later: {failure}")
+            resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return resp
+        took = int((time.perf_counter() - t0) * 1000)
+        return web.Response(body=es_bulk.bulk_response(parsed, took), content_type="application/json",
+                            headers=ES_HEADERS)
+
+    # -- Loki ---------------------------------------------------------------------
+    async def loki_push(self, request: web.Request) -> web.Response:
+        def error(status: int, text: str) -> web.Response:
+            return web.Response(status=status, text=text + "\n")
+
+        try:
+            body = await self.read_body(request)
+        except BodyTimeout as exc:
+            self.count("loki", {"body_timeout": 1})
+            return error(408, str(exc))
+        try:
+            if request.content_type == "application/json":
+                parsed = loki.parse_json(body, now_ms())
+            else:  # Loki's default: snappy-compressed protobuf
+                parsed = loki.parse_protobuf(body, now_ms(), request.client_max_size)
+        except loki.BadPush as exc:
+            self.count("loki", {exc.reason: 1})
+            return error(400, str(exc))
+        self.count("loki", parsed.rejected)
+        failure = await self.store(parsed.events)
+        if failure is not None:
+            resp = error(503, f"not stored, retry later: {failure}")
+            resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return resp
+        if parsed.rejected:  # Loki's rule: the good entries are stored, the push answered 400
+            refused = sum(parsed.rejected.values())
+            return error(400, f"{refused} entries refused, {len(parsed.events)} stored; "
+                              f"first: {parsed.first_error}")
+        return web.Response(status=204)
+
+
+@web.middleware
+async def es_root(request: web.Request, handler: Any) -> web.StreamResponse:
+    """``GET /`` is the web UI for a browser and Elasticsearch's info for a shipper's probe
+    (which asks for JSON or for anything: it never sends ``text/html``)."""
+    if request.path == "/" and request.method in ("GET", "HEAD") and \
+            "text/html" not in request.headers.get("Accept", ""):
+        return web.Response(body=es_bulk.orjson.dumps(es_bulk.info()), content_type="application/json",
+                            headers=ES_HEADERS)
+    return await handler(request)

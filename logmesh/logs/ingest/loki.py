@@ -1,0 +1,202 @@
+"""Loki push (``POST /loki/api/v1/push``): JSON, or snappy-compressed protobuf -> events.
+
+Sans-I/O. The protobuf messages are Loki's ``push.proto`` (PushRequest,
+StreamAdapter, EntryAdapter, LabelPairAdapter), built here from a descriptor
+with the protobuf library: the wire format is all a client sees, and no
+package on PyPI ships Loki's generated classes. ``google.protobuf.Timestamp``
+is declared as a message of the same two fields (same wire form), which keeps
+the file free of imports.
+
+Mapping (docs/ingest.md): the line is ``message``; the stream's labels and an
+entry's structured metadata are labels, except ``service.name``, taken from
+the first of ``service_name``, ``service``, ``app``, ``job`` (the names Loki
+and its agents use), and ``log.level`` from ``level`` (or ``detected_level``,
+``severity``). A line whose timestamp is 0 is stamped when received.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import cramjam
+import orjson
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+
+from ..event import Event
+from .common import MAX_TIMESTAMP_MS, Rejected
+
+SERVICE_LABELS = ("service_name", "service", "app", "job")
+LEVEL_LABELS = ("level", "detected_level", "severity")
+
+
+class BadPush(Exception):
+    """The body as a whole cannot be read: nothing is stored. ``reason`` is the counter's."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _build_messages() -> dict[str, Any]:
+    f = descriptor_pb2.FileDescriptorProto(name="logmesh_loki_push.proto", package="logproto",
+                                           syntax="proto3")
+    T = descriptor_pb2.FieldDescriptorProto
+
+    def message(name: str, *fields: tuple[str, int, int, str | None, bool]) -> None:
+        m = f.message_type.add(name=name)
+        for fname, number, ftype, type_name, repeated in fields:
+            fd = m.field.add(name=fname, number=number, type=ftype,
+                             label=T.LABEL_REPEATED if repeated else T.LABEL_OPTIONAL)
+            if type_name:
+                fd.type_name = type_name
+
+    message("Timestamp", ("seconds", 1, T.TYPE_INT64, None, False), ("nanos", 2, T.TYPE_INT32, None, False))
+    message("LabelPairAdapter", ("name", 1, T.TYPE_STRING, None, False),
+            ("value", 2, T.TYPE_STRING, None, False))
+    message("EntryAdapter", ("timestamp", 1, T.TYPE_MESSAGE, ".logproto.Timestamp", False),
+            ("line", 2, T.TYPE_STRING, None, False),
+            ("structuredMetadata", 3, T.TYPE_MESSAGE, ".logproto.LabelPairAdapter", True))
+    message("StreamAdapter", ("labels", 1, T.TYPE_STRING, None, False),
+            ("entries", 2, T.TYPE_MESSAGE, ".logproto.EntryAdapter", True),
+            ("hash", 3, T.TYPE_UINT64, None, False))
+    message("PushRequest", ("streams", 1, T.TYPE_MESSAGE, ".logproto.StreamAdapter", True))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(f)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"logproto.{name}"))
+            for name in ("PushRequest", "StreamAdapter", "EntryAdapter", "LabelPairAdapter",
+                         "Timestamp")}
+
+
+MESSAGES = _build_messages()
+PushRequest = MESSAGES["PushRequest"]
+
+# A Prometheus label set: {name="value", ...}, values with \" \\ \n escapes.
+_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def _unescape(m: re.Match) -> str:
+    return "\n" if m.group(1) == "n" else m.group(1)
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``{app="web", env="prod"}`` -> a dict; raises :class:`BadPush` for anything else."""
+    inner = text.strip()
+    if not (inner.startswith("{") and inner.endswith("}")):
+        raise BadPush("bad_labels", f"labels {text[:80]!r} are not {{name=\"value\", ...}}")
+    inner = inner[1:-1].strip()
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(inner):
+        m = _LABEL.match(inner, pos)
+        if m is None:
+            raise BadPush("bad_labels", f"labels {text[:80]!r} are not {{name=\"value\", ...}}")
+        value = m.group(2)
+        out[m.group(1)] = _ESCAPE.sub(_unescape, value) if "\\" in value else value
+        pos = m.end()
+    return out
+
+
+@dataclass
+class Stream:
+    """What a stream's events share: made once per stream, not per line."""
+
+    service: str | None
+    level: str
+    labels: dict[str, Any] | None
+
+
+def stream_of(labels: dict[str, Any]) -> Stream:
+    labels = dict(labels)
+    service = next((labels.pop(k) for k in SERVICE_LABELS if isinstance(labels.get(k), str)), None)
+    level = next((labels.pop(k) for k in LEVEL_LABELS if isinstance(labels.get(k), str)), "info")
+    return Stream(service, level.lower(), labels or None)
+
+
+@dataclass
+class Parsed:
+    events: list[Event] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)
+    first_error: str = ""
+
+    def refuse(self, reason: str, detail: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.first_error = self.first_error or detail
+
+
+def _event(stream: Stream, ns: int, line: str, received: int, metadata: dict | None) -> Event:
+    ts = ns // 1_000_000 if ns else received
+    if not 0 <= ts <= MAX_TIMESTAMP_MS:
+        raise Rejected("bad_timestamp", f"timestamp {ns} ns is not between 1970 and 9999")
+    labels = stream.labels
+    if metadata:
+        labels = {**(labels or {}), **metadata}
+    return Event(timestamp=ts, received_at=received, level=stream.level, message=line,
+                 service_name=stream.service, labels=labels)
+
+
+def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
+    """A snappy-compressed PushRequest -> events; :class:`BadPush` if it is not one."""
+    try:
+        size = cramjam.snappy.decompress_raw_len(body)
+        if size > max_bytes:
+            raise BadPush("too_large", f"the push is {size} bytes uncompressed; at most "
+                                       f"{max_bytes} are accepted (--max-body-size)")
+        raw = bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as exc:
+        raise BadPush("bad_snappy", f"cannot decompress the snappy body: {exc}") from None
+    req = PushRequest()
+    try:
+        req.ParseFromString(raw)
+    except DecodeError as exc:
+        raise BadPush("bad_protobuf", f"cannot parse PushRequest: {exc}") from None
+    out = Parsed()
+    for s in req.streams:
+        stream = stream_of(parse_labels(s.labels))
+        for e in s.entries:
+            meta = {p.name: p.value for p in e.structuredMetadata} or None
+            try:
+                ns = e.timestamp.seconds * 1_000_000_000 + e.timestamp.nanos
+                out.events.append(_event(stream, ns, e.line, received, meta))
+            except Rejected as exc:
+                out.refuse(exc.reason, str(exc))
+    return out
+
+
+def parse_json(body: bytes, received: int) -> Parsed:
+    """Loki's JSON push, ``{"streams": [{"stream": {..}, "values": [[ns, line, meta?]]}]}``."""
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadPush("bad_json", f"cannot parse JSON: {exc}") from None
+    streams = req.get("streams") if isinstance(req, dict) else None
+    if not isinstance(streams, list):
+        raise BadPush("bad_json", 'expected {"streams": [...]}')
+    out = Parsed()
+    for s in streams:
+        labels = s.get("stream") if isinstance(s, dict) else None
+        values = s.get("values") if isinstance(s, dict) else None
+        if not isinstance(labels, dict) or not isinstance(values, list) or not all(
+                isinstance(x, str) for x in labels.values()):
+            out.refuse("bad_stream", 'a stream is {"stream": {name: "value"}, "values": [...]}')
+            continue
+        stream = stream_of(labels)
+        for v in values:
+            try:
+                if not (isinstance(v, list) and 2 <= len(v) <= 3 and isinstance(v[1], str)):
+                    raise Rejected("bad_entry", "an entry is [\"<unix ns>\", \"<line>\", {metadata}?]")
+                meta = v[2] if len(v) == 3 else None
+                if meta is not None and not (isinstance(meta, dict) and all(
+                        isinstance(x, str) for x in meta.values())):
+                    raise Rejected("bad_entry", "structured metadata is {name: \"value\"}")
+                out.events.append(_event(stream, int(v[0]), v[1], received, meta))
+            except Rejected as exc:
+                out.refuse(exc.reason, str(exc))
+            except (ValueError, TypeError):
+                out.refuse("bad_timestamp", f"timestamp {str(v[0])[:40]!r} is not unix nanoseconds")
+    return out

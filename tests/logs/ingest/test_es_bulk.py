@@ -1,0 +1,91 @@
+"""The Elasticsearch bulk API and its probes on the logs service (issue 19)."""
+
+from __future__ import annotations
+
+import base64
+
+import aiohttp
+import orjson
+
+from tests.support.logs import HOST, metrics, stored
+
+
+async def call(srv, method: str, path: str, body: bytes | None = None, **headers) -> tuple[int, dict, dict]:
+    url = f"http://{HOST}:{srv.config.http_port}{path}"
+    async with aiohttp.ClientSession() as s, s.request(method, url, data=body, headers={
+            "Content-Type": "application/x-ndjson", **headers}) as resp:
+        raw = await resp.read()
+        return resp.status, (orjson.loads(raw) if raw else {}), dict(resp.headers)
+
+
+def ndjson(*objs) -> bytes:
+    return b"".join((o if isinstance(o, bytes) else orjson.dumps(o)) + b"\n" for o in objs)
+
+
+async def test_a_broken_line_in_the_middle_is_its_own_error_and_the_rest_is_stored(start_logs):
+    srv = await start_logs()
+    body = ndjson({"index": {"_index": "app-logs"}},
+                  {"@timestamp": "2026-11-25T17:00:00.5Z", "message": "first",
+                   "log": {"level": "warn"}, "service": {"name": "nginx"}, "host": {"name": "web-1"}},
+                  {"create": {}}, b'{"message": "torn',
+                  {"create": {"_index": "other"}}, {"message": "third", "status": 7},
+                  {"delete": {"_id": "x"}},
+                  {"update": {"_id": "y"}}, {"doc": {"a": 1}})
+    status, answer, headers = await call(srv, "POST", "/app-logs/_bulk", body)
+    assert status == 200 and headers["X-Elastic-Product"] == "Elasticsearch"
+    assert answer["errors"] is True
+    ops = [next(iter(item)) for item in answer["items"]]
+    assert ops == ["index", "create", "create", "delete", "update"]
+    statuses = [next(iter(item.values()))["status"] for item in answer["items"]]
+    assert statuses == [201, 400, 201, 400, 400]
+    broken = answer["items"][1]["create"]
+    assert broken["error"]["type"] == "document_parsing_exception" and broken["_index"] == "app-logs"
+    first, third = stored(srv.config.data_dir)
+    assert answer["items"][0]["index"]["_id"] == str(first["seq"])
+    assert first["message"] == "first" and first["@timestamp"] == 1795626000500
+    assert first["log.level"] == "warn" and first["service.name"] == "nginx"
+    assert first["labels"] == {"host.name": "web-1", "es.index": "app-logs"}
+    assert third["labels"] == {"status": 7, "es.index": "other"}
+    samples = await metrics(srv.config.http_port)
+    by_reason = {dict(labels)["reason"]: v for (name, labels), v in samples.items()
+                 if name == "logmesh_ingest_rejected_total" and ("protocol", "elasticsearch") in labels}
+    assert by_reason == {"bad_document": 1, "unsupported_action": 2}
+
+
+async def test_probes_answer_as_elasticsearch(start_logs):
+    srv = await start_logs()
+    status, info, headers = await call(srv, "GET", "/", Accept="application/json")
+    assert status == 200 and info["version"]["number"].startswith("8.")
+    assert headers["X-Elastic-Product"] == "Elasticsearch"
+    assert (await call(srv, "GET", "/_license"))[1]["license"]["status"] == "active"
+    assert (await call(srv, "GET", "/_nodes/http"))[0] == 200
+    assert (await call(srv, "HEAD", "/_index_template/filebeat-8"))[0] == 200
+    assert (await call(srv, "PUT", "/_index_template/filebeat-8", b"{}"))[1] == {"acknowledged": True}
+    async with aiohttp.ClientSession() as s, s.get(f"http://{HOST}:{srv.config.http_port}/",
+                                                   headers={"Accept": "text/html,*/*"}) as resp:
+        assert resp.content_type == "text/html"  # a browser still gets the web UI
+
+
+async def test_empty_and_unreadable_bodies(start_logs):
+    srv = await start_logs()
+    status, answer, _ = await call(srv, "POST", "/_bulk", b"\n\n")
+    assert status == 400 and answer["error"]["type"] == "action_request_validation_exception"
+    status, answer, _ = await call(srv, "POST", "/_bulk", ndjson(b"{not json", {"message": "x"}))
+    assert status == 200 and answer["errors"] and answer["items"][0]["index"]["status"] == 400
+    assert stored(srv.config.data_dir) == []
+
+
+async def test_basic_and_api_key_carry_the_write_token(start_logs):
+    from logmesh.security import ServerSecurity
+
+    token = "w" * 24
+    srv = await start_logs(security=ServerSecurity(write_token=token))
+    body = ndjson({"index": {}}, {"message": "m"})
+    assert (await call(srv, "POST", "/_bulk", body))[0] == 401
+    basic = base64.b64encode(f"elastic:{token}".encode()).decode()
+    assert (await call(srv, "POST", "/_bulk", body, Authorization=f"Basic {basic}"))[0] == 200
+    api_key = base64.b64encode(f"logmesh:{token}".encode()).decode()
+    assert (await call(srv, "POST", "/_bulk", body, Authorization=f"ApiKey {api_key}"))[0] == 200
+    wrong = base64.b64encode(b"elastic:nope").decode()
+    assert (await call(srv, "POST", "/_bulk", body, Authorization=f"Basic {wrong}"))[0] == 403  # reads are open here
+    assert len(stored(srv.config.data_dir)) == 2
