@@ -222,6 +222,12 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @click.option("--text-log", type=click.Path(path_type=Path), default=None,
               help="Also append the chapter's tab-separated line per packet to this file (rotated).")
 @click.option("--echo", is_flag=True, help="Print the chapter's line for every packet.")
+@click.option("--syslog-port", type=int, default=None,
+              help="Take syslog (RFC 5424/3164) on this TCP and UDP port [default: off].")
+@click.option("--forward-port", type=int, default=None,
+              help="Take Fluent's forward protocol (Fluentd, Fluent Bit) on this port [default: off].")
+@click.option("--jsonl-port", type=int, default=None,
+              help="Take JSON lines over TCP (Vector, Logstash) on this port [default: off].")
 @click.option("--workers", default=1, type=click.IntRange(1, MAX_WORKERS),
               help="Ingest processes sharing the ports (SO_REUSEPORT; give fixed ports, not 0).")
 @click.option("--worker-id", default=None, type=int, hidden=True)

@@ -41,9 +41,11 @@ from ..security_http import (
 from .health_monitor import HealthMonitor
 from .http.query_api import HEAVY_NICE, QueryAPI
 from .ingest.common import Routes
+from .ingest.counting import ProtocolCounters
 from .ingest.http_ndjson import parse_body
 from .ingest.http_routes import HttpSources, es_root
 from .ingest.ledger import ShipperLedger
+from .ingest.sockets import SocketListeners, SocketPorts
 from .ingest.tcp import IngestContext, LogIngestProtocol
 from .query.service import QueryService
 from .sinks import load_sink
@@ -90,6 +92,10 @@ class LogsConfig:
     retention_ms: int | None = None  # --retention: delete files whose newest event is older
     max_disk_bytes: int | None = None  # --max-disk: delete the oldest files past this size
     compact: bool = True  # worker 0 compacts sealed segments to Parquet (store/compact.py)
+    # The optional socket ports (ingest/sockets.py): None is off, 0 picks a free port.
+    syslog_port: int | None = None
+    forward_port: int | None = None
+    jsonl_port: int | None = None
     extra: dict = field(default_factory=dict)  # options of later features (query, sinks)
 
 
@@ -131,6 +137,10 @@ class LogsServer(Serving):
                                     guard=self.guard, metrics=self.prom, worker=worker)
         self.http_sources = HttpSources(self.writer, received=self.ingest.events, metrics=self.prom,
                                         worker=worker)  # OTLP, Elasticsearch bulk, Loki push
+        self.socket_ports = SocketPorts(config.syslog_port, config.forward_port, config.jsonl_port)
+        self.socket_ports.check_exposure(config.host, config.security.insecure)
+        self.protocol_counters = ProtocolCounters(self.prom, worker, rejected=self.http_sources.count)
+        self.listeners: SocketListeners | None = None
         self.http_requests = 0
         self.discarded = self.prom.counter("logmesh_discarded_events_total",
                                            "Events rejected at HTTP ingest.", ["worker"]).labels(worker)
@@ -339,6 +349,13 @@ class LogsServer(Serving):
             reuse_port=self.reuse_port or None, ssl=server_ssl, backlog=LISTEN_BACKLOG,
             ssl_handshake_timeout=self.limits.header_timeout if server_ssl else None)
         cfg.port = self.tcp_server.sockets[0].getsockname()[1]
+        if self.socket_ports.any:  # syslog, Fluent forward, JSON lines (ingest/sockets.py)
+            self.listeners = SocketListeners(self.ingest, self.protocol_counters, self.socket_ports,
+                                             host=cfg.host, reuse_port=self.reuse_port,
+                                             limits=self.limits, ssl_context=server_ssl)
+            await self.listeners.start()
+            log.info("logs worker %d: %s", cfg.worker_id, ", ".join(
+                f"{name} {cfg.host}:{port}" for name, port in self.listeners.bound.items()))
         self.guard.start()
         self.runner = web.AppRunner(self.app, access_log=None, **runner_kwargs(self.limits))
         await self.runner.setup()
@@ -367,6 +384,8 @@ class LogsServer(Serving):
         self.guard.close()
         if self.tcp_server is not None:
             self.tcp_server.close()
+        if self.listeners is not None:
+            self.listeners.close()
         if self.registry is not None:
             await self.registry.close()
         await self.instance_health.close()

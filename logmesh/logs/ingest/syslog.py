@@ -1,0 +1,207 @@
+"""Syslog messages (RFC 5424 and RFC 3164) to events, no I/O.
+
+What is stored (docs/ingest.md has the table): the priority as ECS's
+``log.syslog.priority``, ``log.syslog.facility.code``/``.name`` and
+``log.syslog.severity.code``/``.name`` labels and as ``log.level``; HOSTNAME
+as ``host.name``; APP-NAME (RFC 3164: the TAG) as ``service.name``; PROCID,
+MSGID and the structured data (``{SD-ID: {PARAM: value}}``) as
+``log.syslog.procid``, ``log.syslog.msgid`` and
+``log.syslog.structured_data``; MSG as ``message``. The TIMESTAMP is
+``@timestamp`` (RFC 3164's has no year and no zone: the server's local time,
+in the year that puts it nearest to now, as rsyslog reads it); a message
+without one gets the time it was received.
+
+Structured data that does not parse stays in ``message``, whole. A line that is not syslog at all (no ``<PRI>``) is still stored, whole, as
+``message`` with the time received: a plain ``nc`` or a misconfigured
+sender's lines are not lost. A line of bytes that are not UTF-8 is stored with
+U+FFFD for them and the label ``logmesh.replaced: "bad_utf8"``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ..event import Event
+from .common import Rejected, check_timestamp
+
+FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+              "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
+              "local2", "local3", "local4", "local5", "local6", "local7")
+SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "informational",
+              "debug")
+# log.level: the names the rest of logmesh uses (error and warning count as errors, ledger.py).
+LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
+NIL = "-"
+BOM = "\ufeff"
+REPLACED = "logmesh.replaced"
+
+# One priority's labels, made once: 192 dicts, copied per event (a dict copy is cheaper than
+# four inserts).
+_PRI_LABELS = [{"log.syslog.priority": p,
+                "log.syslog.facility.code": p >> 3, "log.syslog.facility.name": FACILITIES[p >> 3],
+                "log.syslog.severity.code": p & 7, "log.syslog.severity.name": SEVERITIES[p & 7]}
+               for p in range(192)]
+
+_TAG = re.compile(r"([^\s:\[\]]{1,64})(?:\[([^\]\s]{1,32})\])?:(?: |$)")
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                                       "Sep", "Oct", "Nov", "Dec"), 1)}
+_BSD_TIME = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) ")
+_SD_ELEMENT = re.compile(r'\[([^\s\]="]{1,32})((?: [^\s\]="]{1,32}="(?:[^"\\]|\\.)*")*) ?\]')
+_SD_PARAM = re.compile(r' ([^\s\]="]{1,32})="((?:[^"\\]|\\.)*)"')
+_SD_UNESCAPE = re.compile(r'\\([\\"\]])')
+
+
+class SyslogDecoder:
+    """Lines -> events; keeps the small caches that make timestamps cheap."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch s, as if UTC
+        self._zones: dict[str, int] = {}  # "+02:00" -> offset in s
+
+    def event(self, line: bytes, received: int, source: tuple[str, int] | None) -> Event:
+        """One message -> its event; :class:`Rejected` when it cannot be stored."""
+        try:
+            text = line.decode()
+            replaced = False
+        except UnicodeDecodeError:
+            text = line.decode("utf-8", "replace")
+            replaced = True
+        ev = self._parse(text, received)
+        if source is not None:
+            ev.source_address, ev.source_port = source
+        if replaced:
+            if ev.labels is None:
+                ev.labels = {}
+            ev.labels[REPLACED] = "bad_utf8"
+        return ev
+
+    def _parse(self, text: str, received: int) -> Event:
+        gt = text.find(">", 1, 5) if text[:1] == "<" else -1
+        pri_text = text[1:gt] if gt > 0 else ""
+        if not pri_text.isdigit() or int(pri_text) >= 192:
+            return Event(timestamp=received, received_at=received, message=text)  # not syslog
+        pri = int(pri_text)
+        labels = _PRI_LABELS[pri].copy()
+        if text[gt + 1:gt + 3] == "1 ":
+            return self._rfc5424(text[gt + 3:], pri, labels, received)
+        return self._rfc3164(text[gt + 1:], pri, labels, received)
+
+    def _rfc5424(self, rest: str, pri: int, labels: dict[str, Any], received: int) -> Event:
+        parts = rest.split(" ", 5)
+        if len(parts) < 5:
+            raise Rejected("bad_syslog", "an RFC 5424 header with fewer than 6 fields")
+        ts_text, host, app, procid, msgid = parts[:5]
+        tail = parts[5] if len(parts) > 5 else ""
+        ts = received if ts_text == NIL else self.rfc3339_ms(ts_text)
+        if host != NIL:
+            labels["host.name"] = host
+        if procid != NIL:
+            labels["log.syslog.procid"] = procid
+        if msgid != NIL:
+            labels["log.syslog.msgid"] = msgid
+        if tail[:1] == "[":
+            sd, after = _structured_data(tail)
+            if sd is not None:  # else the bad structured data stays in message
+                labels["log.syslog.structured_data"] = sd
+                tail = after
+        elif tail[:1] == NIL:
+            tail = tail[2:]
+        if tail[:1] == BOM:
+            tail = tail[1:]
+        return Event(timestamp=ts, received_at=received, message=tail, level=LEVELS[pri & 7],
+                     service_name=None if app == NIL else app, labels=labels)
+
+    def _rfc3164(self, rest: str, pri: int, labels: dict[str, Any], received: int) -> Event:
+        ts = received
+        m = _BSD_TIME.match(rest)
+        if m is not None and m.group(1) in _MONTHS:
+            ts = _bsd_ms(m, received)
+            rest = rest[m.end():]
+            host, sep, after = rest.partition(" ")
+            if sep and not host.endswith(":"):  # "host tag: msg"; "tag: msg" names no host
+                labels["host.name"] = host
+                rest = after
+        app = None
+        t = _TAG.match(rest)
+        if t is not None:
+            app = t.group(1)
+            if t.group(2):
+                labels["log.syslog.procid"] = t.group(2)
+            rest = rest[t.end():]
+        return Event(timestamp=ts, received_at=received, message=rest, level=LEVELS[pri & 7],
+                     service_name=app, labels=labels)
+
+    def rfc3339_ms(self, ts: str) -> int:
+        """``2003-10-11T22:14:15.003Z`` or ``...+02:00`` -> epoch ms; cached by second and zone."""
+        base = self._seconds.get(ts[:19])
+        if base is None:
+            try:
+                dt = datetime.fromisoformat(ts[:19])
+            except ValueError:
+                raise Rejected("bad_timestamp", f"not an RFC 3339 timestamp: {ts[:40]!r}") from None
+            if len(self._seconds) > 4096:
+                self._seconds.clear()
+            base = self._seconds[ts[:19]] = int(dt.replace(tzinfo=UTC).timestamp())
+        rest = ts[19:]
+        ms = 0
+        if rest[:1] == ".":
+            i = 1
+            while i < len(rest) and rest[i].isdigit():
+                i += 1
+            frac = rest[1:i]
+            if not frac:
+                raise Rejected("bad_timestamp", f"not an RFC 3339 timestamp: {ts[:40]!r}")
+            ms = int((frac + "00")[:3])
+            rest = rest[i:]
+        offset = self._zones.get(rest)
+        if offset is None:
+            offset = self._zone(rest, ts)
+        return check_timestamp((base - offset) * 1000 + ms)
+
+    def _zone(self, zone: str, ts: str) -> int:
+        if zone in ("Z", "z"):
+            offset = 0
+        elif len(zone) == 6 and zone[0] in "+-" and zone[3] == ":" and zone[1:3].isdigit() \
+                and zone[4:].isdigit():
+            offset = (int(zone[1:3]) * 3600 + int(zone[4:]) * 60) * (1 if zone[0] == "+" else -1)
+        else:
+            raise Rejected("bad_timestamp", f"an RFC 3339 timestamp needs a zone: {ts[:40]!r}")
+        self._zones[zone] = offset
+        return offset
+
+
+def _bsd_ms(m: re.Match[str], received: int) -> int:
+    """RFC 3164's ``Mmm dd hh:mm:ss``, in local time, in the year nearest to ``received``."""
+    now = datetime.fromtimestamp(received / 1000)
+    month, day = _MONTHS[m.group(1)], int(m.group(2))
+    best = None
+    for year in (now.year - 1, now.year, now.year + 1):
+        try:
+            dt = datetime(year, month, day, int(m.group(3)), int(m.group(4)), int(m.group(5)))
+        except ValueError:  # Feb 29 of another year, 25:00, ...
+            continue
+        if best is None or abs(dt - now) < abs(best - now):
+            best = dt
+    if best is None:
+        raise Rejected("bad_timestamp", f"not a date: {m.group(0).strip()!r}")
+    return check_timestamp(int(time.mktime(best.timetuple())) * 1000)
+
+
+def _structured_data(tail: str) -> tuple[dict[str, dict[str, str]] | None, str]:
+    """``[id p="v"][id2 ...] MSG`` -> ({id: {p: v}}, MSG); (None, tail) when it is malformed."""
+    sd: dict[str, dict[str, str]] = {}
+    pos = 0
+    while tail[pos:pos + 1] == "[":
+        m = _SD_ELEMENT.match(tail, pos)
+        if m is None:
+            return None, tail
+        params = sd.setdefault(m.group(1), {})
+        for name, val in _SD_PARAM.findall(m.group(2)):
+            params[name] = _SD_UNESCAPE.sub(r"\1", val) if "\\" in val else val
+        pos = m.end()
+    rest = tail[pos:]
+    return sd, rest[1:] if rest[:1] == " " else rest
+
