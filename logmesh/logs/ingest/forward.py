@@ -47,13 +47,14 @@ PROTOCOL = "forward"
 EVENT_TIME = 0  # msgpack extension type of Fluent's EventTime
 
 
-class EventTime(float):
-    """Epoch seconds with their fraction, from the EventTime extension."""
+class EventTime(int):
+    """Epoch milliseconds, from the EventTime extension (seconds, nanoseconds)."""
 
 
 def _ext(code: int, data: bytes) -> Any:
     if code == EVENT_TIME and len(data) == 8:
-        return EventTime(int.from_bytes(data[:4], "big") + int.from_bytes(data[4:], "big") / 1e9)
+        return EventTime(int.from_bytes(data[:4], "big") * 1000
+                         + int.from_bytes(data[4:], "big") // 1_000_000)
     return msgpack.ExtType(code, data)
 
 
@@ -125,7 +126,7 @@ class Message:
             if "service.name" not in obj and isinstance(obj.get("service"), str):
                 obj["service.name"] = obj.pop("service")
             if "@timestamp" not in obj and isinstance(ts, (int, float)) and not isinstance(ts, bool):
-                obj["@timestamp"] = int(ts * 1000)
+                obj["@timestamp"] = int(ts) if isinstance(ts, EventTime) else int(ts * 1000)
             ev = record_event(obj, received)
         except Rejected as exc:
             self.errors.append((exc.reason, exc.detail))

@@ -45,10 +45,15 @@ _PRI_LABELS = [{"log.syslog.priority": p,
                 "log.syslog.severity.code": p & 7, "log.syslog.severity.name": SEVERITIES[p & 7]}
                for p in range(192)]
 
+# RFC 3164's TAG: after a full header (time, host) it ends at ":", "[" or a space, as rsyslog
+# reads it (its forward formats send an RFC 5424 APP-NAME with no colon); with no header only
+# "tag:" or "tag[pid]:" is one (Python's SysLogHandler ident), so a bare "error: x" stays whole.
 _TAG = re.compile(r"([^\s:\[\]]{1,64})(?:\[([^\]\s]{1,32})\])?:(?: |$)")
+_HEADED_TAG = re.compile(r"([^\s:\[\]]{1,64})(?:\[([^\]\s]{1,32})\])?:?(?: |$)")
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
                                        "Sep", "Oct", "Nov", "Dec"), 1)}
 _BSD_TIME = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) ")
+_RFC3339_HEAD = re.compile(r"\d{4}-\d\d-\d\dT\S+ ")  # rsyslog's RSYSLOG_ForwardFormat
 _SD_ELEMENT = re.compile(r'\[([^\s\]="]{1,32})((?: [^\s\]="]{1,32}="(?:[^"\\]|\\.)*")*) ?\]')
 _SD_PARAM = re.compile(r' ([^\s\]="]{1,32})="((?:[^"\\]|\\.)*)"')
 _SD_UNESCAPE = re.compile(r'\\([\\"\]])')
@@ -63,6 +68,8 @@ class SyslogDecoder:
 
     def event(self, line: bytes, received: int, source: tuple[str, int] | None) -> Event:
         """One message -> its event; :class:`Rejected` when it cannot be stored."""
+        if line[-1:] == b"\n":  # an octet-counted frame may end with one (rsyslog's templates)
+            line = line.rstrip(b"\r\n")
         try:
             text = line.decode()
             replaced = False
@@ -116,16 +123,19 @@ class SyslogDecoder:
 
     def _rfc3164(self, rest: str, pri: int, labels: dict[str, Any], received: int) -> Event:
         ts = received
+        tag = _TAG
         m = _BSD_TIME.match(rest)
-        if m is not None and m.group(1) in _MONTHS:
-            ts = _bsd_ms(m, received)
-            rest = rest[m.end():]
+        iso = _RFC3339_HEAD.match(rest) if m is None else None
+        if (m is not None and m.group(1) in _MONTHS) or iso is not None:
+            ts = _bsd_ms(m, received) if iso is None else self.rfc3339_ms(iso.group(0)[:-1])
+            rest = rest[(m or iso).end():]  # type: ignore[union-attr]
             host, sep, after = rest.partition(" ")
             if sep and not host.endswith(":"):  # "host tag: msg"; "tag: msg" names no host
                 labels["host.name"] = host
                 rest = after
+                tag = _HEADED_TAG
         app = None
-        t = _TAG.match(rest)
+        t = tag.match(rest)
         if t is not None:
             app = t.group(1)
             if t.group(2):

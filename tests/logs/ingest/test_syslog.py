@@ -1,0 +1,120 @@
+"""syslog.py: RFC 5424 and RFC 3164 messages to events, as the field table of docs/ingest.md says."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+
+from logmesh.logs.ingest.common import Rejected
+from logmesh.logs.ingest.syslog import SyslogDecoder
+
+NOW = 1_795_970_000_000  # 2026-11-29T16:33:20Z
+
+
+def decode(line: bytes, received: int = NOW) -> dict:
+    import msgspec
+
+    ev = SyslogDecoder().event(line, received, ("10.0.0.1", 514))
+    return msgspec.json.decode(msgspec.json.encode(ev))
+
+
+def test_rfc5424_all_fields():
+    e = decode(b'<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 42 ID47 '
+               b'[exampleSDID@32473 iut="3" eventSource="Appli\\"cation"][x@1 a="\\]"] '
+               b'\xef\xbb\xbfAn application event log entry...')
+    assert e["@timestamp"] == 1065910455003 and e["received_at"] == NOW
+    assert e["service.name"] == "evntslog" and e["log.level"] == "notice"
+    assert e["message"] == "An application event log entry..."
+    assert e["source.address"] == "10.0.0.1" and e["source.port"] == 514
+    assert e["labels"] == {
+        "log.syslog.priority": 165, "log.syslog.facility.code": 20,
+        "log.syslog.facility.name": "local4", "log.syslog.severity.code": 5,
+        "log.syslog.severity.name": "notice", "host.name": "mymachine.example.com",
+        "log.syslog.procid": "42", "log.syslog.msgid": "ID47",
+        "log.syslog.structured_data": {"exampleSDID@32473": {"iut": "3", "eventSource": 'Appli"cation'},
+                                       "x@1": {"a": "]"}}}
+
+
+@pytest.mark.parametrize(("ts", "ms"), [
+    ("1985-04-12T23:20:50.52Z", 482196050520),
+    ("1985-04-12T19:20:50.52-04:00", 482196050520),
+    ("2003-08-24T05:14:15.000003-07:00", 1061727255000),
+    ("2026-11-29T16:45:01+01:00", 1795967101000),
+])
+def test_rfc5424_timestamps(ts, ms):
+    assert decode(b"<13>1 %s h a - - - m" % ts.encode())["@timestamp"] == ms
+
+
+@pytest.mark.parametrize("ts", ["2003-10-11T22:14:15", "yesterday", "2003-13-11T22:14:15Z",
+                                "2003-10-11T22:14:15.Z"])
+def test_rfc5424_bad_timestamp_is_rejected(ts):
+    with pytest.raises(Rejected) as exc:
+        decode(b"<13>1 %s h a - - - m" % ts.encode())
+    assert exc.value.reason == "bad_timestamp"
+
+
+def test_rfc5424_nil_fields_and_no_message():
+    e = decode(b"<13>1 - - - - - -")
+    assert e["@timestamp"] == NOW and "service.name" not in e and e["message"] == ""
+    assert set(e["labels"]) == {"log.syslog.priority", "log.syslog.facility.code",
+                                "log.syslog.facility.name", "log.syslog.severity.code",
+                                "log.syslog.severity.name"}
+
+
+def test_rfc5424_bad_structured_data_stays_in_message():
+    e = decode(b"<13>1 - h a - - [unclosed x")
+    assert e["message"] == "[unclosed x" and "log.syslog.structured_data" not in e["labels"]
+
+
+def test_rfc3164_with_header():
+    e = decode(b"<34>Oct 11 22:14:15 mymachine su[99]: 'su root' failed on /dev/pts/8")
+    local = datetime(2026, 10, 11, 22, 14, 15)
+    assert e["@timestamp"] == int(time.mktime(local.timetuple())) * 1000
+    assert e["service.name"] == "su" and e["log.level"] == "critical"
+    assert e["labels"]["host.name"] == "mymachine" and e["labels"]["log.syslog.procid"] == "99"
+    assert e["labels"]["log.syslog.facility.name"] == "auth"
+    assert e["message"] == "'su root' failed on /dev/pts/8"
+
+
+def test_rfc3164_december_read_in_january_is_last_year():
+    jan = int(time.mktime(datetime(2027, 1, 1, 0, 5).timetuple())) * 1000
+    e = decode(b"<13>Dec 31 23:59:00 h t: m", received=jan)
+    assert e["@timestamp"] == int(time.mktime(datetime(2026, 12, 31, 23, 59).timetuple())) * 1000
+
+
+def test_python_syslog_handler_shape():
+    """logging.handlers.SysLogHandler sends ``<PRI>[ident]message``, no header."""
+    e = decode(b"<12>worker: disk almost full")
+    assert e["service.name"] == "worker" and e["message"] == "disk almost full"
+    assert e["log.level"] == "warning" and "host.name" not in e["labels"]
+    e = decode(b"<11>plain message: with a colon later")
+    assert "service.name" not in e and e["message"] == "plain message: with a colon later"
+
+
+def test_not_syslog_is_stored_whole():
+    for line in (b"hello", b"<999>x", b"<abc>x", b"<>"):
+        e = decode(line)
+        assert e["message"] == line.decode() and e["@timestamp"] == NOW and "labels" not in e
+
+
+def test_bad_utf8_is_replaced_and_labelled():
+    e = decode(b"<14>app: caf\xe9")
+    assert e["message"] == "caf\ufffd" and e["labels"]["logmesh.replaced"] == "bad_utf8"
+
+
+def test_rsyslog_forward_formats():
+    """RSYSLOG_ForwardFormat (an RFC 3339 time in a 3164 header) and the traditional format
+    of a message rsyslog got as RFC 5424 (its TAG is the APP-NAME, no colon)."""
+    e = decode(b"<29>2026-11-29T16:35:33.477558+00:00 vm relayed relayed message 1")
+    assert e["@timestamp"] == 1795970133477 and e["service.name"] == "relayed"
+    assert e["message"] == "relayed message 1" and e["labels"]["host.name"] == "vm"
+    e = decode(b"<29>Nov 29 16:35:33 vm relayed[12] relayed message 0")
+    assert e["service.name"] == "relayed" and e["message"] == "relayed message 0"
+    assert e["labels"]["log.syslog.procid"] == "12"
+
+
+def test_octet_counted_frame_with_a_trailing_newline():
+    e = decode(b"<13>1 - h app - - - message\n")
+    assert e["message"] == "message"
