@@ -67,6 +67,8 @@ async def pages(tmp_path: Path) -> list[str]:
     logs.ingest.count_bad("bad_json")  # label sets appear with their first sample
     logs.ingest.count_rejected("bad_timestamp")
     logs.ingest.count_replaced("bad_utf8")
+    logs.protocol_counters.events("syslog", 1)
+    logs.protocol_counters.error("syslog", "too_large")
     logs.request_seconds.labels("GET /metrics", "200").observe(0.001)
     out = [logs.exposition().render()]
     logs.query.engine.close()

@@ -24,10 +24,10 @@ async def logmesh_query(server, q: str, *extra: str) -> list[dict]:
 
 
 async def ingest_errors(server, protocol: str) -> dict[str, float]:
-    """``logmesh_ingest_errors_total{protocol=...}`` by reason, from /metrics."""
+    """``logmesh_ingest_rejected_total{protocol=...}`` by reason, from /metrics."""
     out: dict[str, float] = {}
     for (name, labels), value in (await metrics(server.config.http_port)).items():
-        if name == "logmesh_ingest_errors_total" and ("protocol", protocol) in labels:
+        if name == "logmesh_ingest_rejected_total" and ("protocol", protocol) in labels:
             out[dict(labels)["reason"]] = value
     return out
 
