@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 
 from ..event import Event
-from .common import Rejected
-from .http_ndjson import record_event
+from .common import MAX_DEPTH, Rejected
+from .http_ndjson import FlatEvent, flat_events, record_event
 
 VERSION = "8.17.0"  # what GET / claims: the official clients and shippers accept 8.x
 INDEX_LABEL = "es.index"
@@ -33,7 +33,9 @@ _ALL_ACTIONS = ("index", "create", "update", "delete")
 
 @dataclass
 class BulkParse:
-    events: list[Event] = field(default_factory=list)
+    events: list[Event | FlatEvent] = field(default_factory=list)
+    # Every action the same index/create (the shippers' usual body): (action, index), and no items
+    uniform: tuple[str, str | None] | None = None
     # One per action, in order: (action, index, event position or None, status, error)
     items: list[tuple[str, str | None, int | None, int, dict | None]] = field(default_factory=list)
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> items refused
@@ -43,10 +45,40 @@ class BulkParse:
         self.items.append((action, index, None, 400, {"type": kind, "reason": detail[:500]}))
 
 
+def _uniform(lines: list[bytes], default_index: str | None, received: int) -> BulkParse | None:
+    """The fast path: one action line repeated before flat documents (http_ndjson.flat_events)."""
+    if not lines or len(lines) % 2 or len(set(lines[0::2])) != 1:
+        return None
+    try:
+        action_line = orjson.loads(lines[0])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(action_line, dict) or len(action_line) != 1:
+        return None
+    [(action, meta)] = action_line.items()
+    if action not in _DOC_ACTIONS or not isinstance(meta, dict):
+        return None
+    index = meta.get("_index", default_index)
+    if not isinstance(index, str | None):
+        return None
+    events = flat_events(b"\n".join(lines[1::2]), received)
+    if events is None:
+        return None
+    labels = {INDEX_LABEL: index} if index is not None else None
+    for ev in events:
+        ev.labels = labels  # one dict for all: nothing changes it, the encoder only reads it
+    return BulkParse(events=events, uniform=(action, index))
+
+
 def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkParse:
     """The bulk body's actions -> events and items (see the module's docstring)."""
+    lines = body.rstrip(b"\n").split(b"\n")
+    if b"\n\n" not in body:  # no blank line: the fast path may pair the lines by position
+        fast = _uniform(lines, default_index, received)
+        if fast is not None:
+            return fast
+    lines = [line for line in lines if line.strip()]
     out = BulkParse()
-    lines = [line for line in body.split(b"\n") if line.strip()]
     i, n = 0, len(lines)
     while i < n:
         try:
@@ -86,7 +118,8 @@ def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkPar
                        "logmesh stores events and does not update them")
             continue
         try:
-            ev = record_event(orjson.loads(doc_line), received)
+            ev = record_event(orjson.loads(doc_line), received,
+                              deep=doc_line.count(b"{") + doc_line.count(b"[") >= MAX_DEPTH)
         except orjson.JSONDecodeError as exc:
             out.refuse(action, index, "bad_document", "document_parsing_exception",
                        f"line {i}: cannot parse the document: {exc}")
@@ -109,6 +142,13 @@ def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkPar
 def bulk_response(parsed: BulkParse, took_ms: int) -> bytes:
     """Elasticsearch's bulk answer, an item per action (``_id`` is the stored event's seq)."""
     events = parsed.events
+    if parsed.uniform is not None:  # every item alike: bytes from one template, no dicts
+        action, index = parsed.uniform
+        head = b'{"%s":{"_index":%s,"_id":"' % (action.encode(), orjson.dumps(index))
+        tail = (b'","_version":1,"result":"created","status":201,"_seq_no":%d,"_primary_term":1,'
+                b'"_shards":{"total":1,"successful":1,"failed":0}}}')
+        items = [head + b"%d" % ev.seq + tail % ev.seq for ev in events]
+        return b'{"took":%d,"errors":false,"items":[%s]}' % (took_ms, b",".join(items))
     items: list[dict[str, Any]] = []
     for action, index, pos, status, error in parsed.items:
         if pos is not None:

@@ -171,7 +171,7 @@ class HttpSources:
             return error(408, "timeout_exception", str(exc))
         parsed = es_bulk.parse_bulk(body, request.match_info.get("index"), now_ms())
         self.count("elasticsearch", parsed.rejected)
-        if not parsed.items:
+        if not parsed.items and parsed.uniform is None:
             self.count("elasticsearch", {"empty_body": 1})
             return error(400, "action_request_validation_exception",
                          "Validation Failed: 1: no requests added;")

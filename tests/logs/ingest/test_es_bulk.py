@@ -89,3 +89,18 @@ async def test_basic_and_api_key_carry_the_write_token(start_logs):
     wrong = base64.b64encode(b"elastic:nope").decode()
     assert (await call(srv, "POST", "/_bulk", body, Authorization=f"Basic {wrong}"))[0] == 403  # reads are open here
     assert len(stored(srv.config.data_dir)) == 2
+
+
+async def test_a_uniform_body_of_flat_documents_is_answered_item_by_item(start_logs):
+    """The fast path (one repeated action, flat documents) answers as the per-item path does."""
+    srv = await start_logs()
+    docs = [{"message": f"m{i}", "service.name": "vec", "@timestamp": 1795626000000 + i} for i in range(3)]
+    body = ndjson(*[x for d in docs for x in ({"create": {"_index": "vector-1"}}, d)])
+    status, answer, _ = await call(srv, "POST", "/_bulk", body)
+    assert status == 200 and answer["errors"] is False
+    events = stored(srv.config.data_dir)
+    assert [item["create"]["_id"] for item in answer["items"]] == [str(e["seq"]) for e in events]
+    assert all(item["create"]["status"] == 201 and item["create"]["_index"] == "vector-1"
+               for item in answer["items"])
+    assert [e["message"] for e in events] == ["m0", "m1", "m2"]
+    assert all(e["labels"] == {"es.index": "vector-1"} and e["service.name"] == "vec" for e in events)

@@ -119,3 +119,29 @@ def test_labels_sent_as_labels_are_the_labels_not_a_label_named_labels():
     events, errors = parse_body(b'{"message":"x","labels":{"m":"x1"},"team":"core"}')
     assert not errors
     assert stored_line(events[0])["labels"] == {"m": "x1", "team": "core"}
+
+
+def test_flat_documents_store_the_same_line_by_either_path():
+    """NDJSON of flat documents is decoded in one C pass (http_ndjson.flat_events); each stored
+    line must be what the per-document path (record_event) makes of the same document."""
+    from logmesh.logs.ingest.http_ndjson import flat_events, record_event
+
+    docs = [{"message": "a", "@timestamp": 1795626000123, "service.name": "s", "log.level": "warn",
+             "http.response.status_code": 503, "url.path": "/p", "http.request.method": "GET",
+             "trace.id": "t", "log.logger": "l", "error.stack_trace": "tb", "seq": 9, "received_at": 1},
+            {"message": "b", "@timestamp": "2026-11-25T17:00:00.5Z"},
+            {"message": "c ¶ 끝"}]
+    body = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"
+    fast = flat_events(body, 1795626009999)
+    assert fast is not None
+    slow = [record_event(d, 1795626009999) for d in docs]
+    def lines(events):  # as stored, but for the seq, which the writer gives
+        return [{k: v for k, v in orjson.loads(msgspec.json.encode(e)).items() if k != "seq"}
+                for e in events]
+
+    assert lines(fast) == lines(slow)
+    # anything else takes the per-document path: a label, a nested object, a float time, no message
+    for other in ({"message": "x", "team": "core"}, {"message": "x", "service": {"name": "s"}},
+                  {"message": "x", "@timestamp": 1.5}, {"log.level": "info"},
+                  {"message": "x", "http.response.status_code": 1000}, {"message": 7}):
+        assert flat_events(orjson.dumps(other), 1) is None, other

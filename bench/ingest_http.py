@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""HTTP ingest per protocol beside the book TCP path, in one run (issue 19).
+
+    .venv/bin/python bench/ingest_http.py [-n 1000000] [--repeat 3] [--json bench/out/ingest_http.json]
+
+One logs worker (``logs --standalone --fsync batch``), a fresh data directory
+per measurement. The HTTP protocols each get the same ~200-byte events (the
+book's request frames, as bench/loadgen.py makes them, as the message, with
+a service name and a level) in bodies of ``--body-bytes`` posted by
+``--posts`` concurrent connections, each post answered once durable; the
+book TCP path is bench/ingest_peers.py's ``measure`` with the load generator
+over as many connections. Rounds alternate the protocols (the machine is
+shared: ratios within a round mean more than absolute figures).
+
+events/s = events stored / (first byte sent .. last answer); CPU s/M = the
+server's CPU seconds (its process group, from /proc) per million events.
+Every answer's count is checked, then the lines on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import cramjam  # noqa: E402
+import orjson  # noqa: E402
+from ingest_peers import (  # noqa: E402
+    LineCounter,
+    free_port,
+    group_cpu_seconds,
+    logmesh_peer,
+    measure_peer,
+    start_server,
+    stop_peer,
+)
+from loadgen import _request_frame  # noqa: E402
+
+PROTOCOLS = ("book-tcp", "ndjson", "es-bulk", "es-bulk-nested", "otlp-protobuf", "otlp-json", "loki-protobuf",
+             "loki-json")
+SERVICES = ("goods", "members", "purchases")
+
+
+def frames(n: int, seed: int) -> list[tuple[int, str, str]]:
+    """(epoch ns, service, message) for ``n`` events: ~200 bytes as each protocol frames them."""
+    rng = random.Random(seed)
+    t0 = time.time_ns()
+    return [(t0 + i * 1000, SERVICES[i % 3], _request_frame(rng, i)) for i in range(n)]
+
+
+def body_ndjson(evs: list) -> bytes:
+    return b"".join(orjson.dumps({"@timestamp": ns // 1_000_000, "service.name": svc,
+                                  "log.level": "info", "message": msg}) + b"\n" for ns, svc, msg in evs)
+
+
+def body_es(evs: list) -> bytes:
+    """What Vector, Fluent Bit or a program sends: flat documents under one repeated action."""
+    return b"".join(b'{"create":{"_index":"bench"}}\n' + orjson.dumps(
+        {"@timestamp": ns // 1_000_000, "service.name": svc, "log.level": "info",
+         "message": msg}) + b"\n" for ns, svc, msg in evs)
+
+
+def body_es_nested(evs: list) -> bytes:
+    """What Filebeat sends: ISO timestamps and nested ECS objects (the per-document path)."""
+    return b"".join(b'{"create":{"_index":"bench"}}\n' + orjson.dumps(
+        {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".000Z",
+         "service": {"name": svc}, "log": {"level": "info"}, "host": {"name": "web-1"},
+         "message": msg}) + b"\n" for ns, svc, msg in evs)
+
+
+def _otlp_groups(evs: list) -> dict[str, list]:
+    groups: dict[str, list] = {}
+    for e in evs:
+        groups.setdefault(e[1], []).append(e)
+    return groups
+
+
+def body_otlp_protobuf(evs: list) -> bytes:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+    req = ExportLogsServiceRequest()
+    for svc, group in _otlp_groups(evs).items():
+        rl = req.resource_logs.add()
+        rl.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=svc)))
+        sl = rl.scope_logs.add()
+        sl.scope.name = "bench"
+        sl.log_records.extend(LogRecord(time_unix_nano=ns, severity_number=9, severity_text="INFO",
+                                        body=AnyValue(string_value=msg)) for ns, _, msg in group)
+    return req.SerializeToString()
+
+
+def body_otlp_json(evs: list) -> bytes:
+    return orjson.dumps({"resourceLogs": [
+        {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
+         "scopeLogs": [{"scope": {"name": "bench"}, "logRecords": [
+             {"timeUnixNano": str(ns), "severityNumber": 9, "severityText": "INFO",
+              "body": {"stringValue": msg}} for ns, _, msg in group]}]}
+        for svc, group in _otlp_groups(evs).items()]})
+
+
+def body_loki_protobuf(evs: list) -> bytes:
+    from logmesh.logs.ingest.loki import MESSAGES
+
+    req = MESSAGES["PushRequest"]()
+    for svc, group in _otlp_groups(evs).items():
+        stream = req.streams.add(labels=f'{{service_name="{svc}", level="info"}}')
+        for ns, _, msg in group:
+            entry = stream.entries.add(line=msg)
+            entry.timestamp.seconds, entry.timestamp.nanos = divmod(ns, 1_000_000_000)
+    return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
+
+
+def body_loki_json(evs: list) -> bytes:
+    return orjson.dumps({"streams": [
+        {"stream": {"service_name": svc, "level": "info"},
+         "values": [[str(ns), msg] for ns, _, msg in group]}
+        for svc, group in _otlp_groups(evs).items()]})
+
+
+# protocol -> (path, content type, body builder, answer check: (status, body) -> events taken)
+HTTP = {
+    "ndjson": ("/api/v1/logs", "application/x-ndjson", body_ndjson,
+               lambda s, b: orjson.loads(b)["accepted"] if s == 200 else 0),
+    "es-bulk": ("/_bulk", "application/x-ndjson", body_es,
+                lambda s, b: sum(1 for i in orjson.loads(b)["items"] if i["create"]["status"] == 201)
+                if s == 200 else 0),
+    "es-bulk-nested": ("/_bulk", "application/x-ndjson", body_es_nested,
+                       lambda s, b: sum(1 for i in orjson.loads(b)["items"]
+                                        if i["create"]["status"] == 201) if s == 200 else 0),
+    "otlp-protobuf": ("/v1/logs", "application/x-protobuf", body_otlp_protobuf, None),
+    "otlp-json": ("/v1/logs", "application/json", body_otlp_json, None),
+    "loki-protobuf": ("/loki/api/v1/push", "application/x-protobuf", body_loki_protobuf, None),
+    "loki-json": ("/loki/api/v1/push", "application/json", body_loki_json, None),
+}
+
+
+def logs_cmd(port: int, http_port: int, data: Path, max_body: int) -> list[str]:
+    return [sys.executable, "-m", "logmesh", "logs", "--standalone", "--port", str(port),
+            "--http-port", str(http_port), "--data-dir", str(data), "--fsync", "batch",
+            "--max-body-size", str(max_body), "--no-supervise"]
+
+
+def run_http(proto: str, bodies: list[tuple[bytes, int]], posts: int, events: int, workdir: Path) -> dict:
+    path, ctype, _, check = HTTP[proto]
+    port, http_port = free_port(), free_port()
+    data = workdir / proto
+    max_body = 256 << 20  # snappy bodies grow when unpacked; the limit is not what is measured
+    proc = start_server(logs_cmd(port, http_port, data, max_body), http_port,
+                        stderr=workdir / f"{proto}.stderr")
+    try:
+        cpu0 = group_cpu_seconds(proc.pid)
+        per_conn = [bodies[i::posts] for i in range(posts)]
+        taken = [0] * posts
+        failures: list[str] = []
+
+        def post_all(i: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=300)
+            for body, n in per_conn[i]:
+                conn.request("POST", path, body, {"Content-Type": ctype})
+                resp = conn.getresponse()
+                answer = resp.read()
+                got = check(resp.status, answer) if check else (n if resp.status in (200, 204) else 0)
+                if got != n:
+                    failures.append(f"{resp.status} {answer[:200]!r}")
+                taken[i] += got
+            conn.close()
+
+        threads = [threading.Thread(target=post_all, args=(i,)) for i in range(posts)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        secs = time.perf_counter() - t0
+        cpu = group_cpu_seconds(proc.pid) - cpu0
+    finally:
+        stop_peer(proc)
+    on_disk = LineCounter(data / "segments" / "*.ndjson")()
+    stored = sum(taken)
+    return {"name": proto, "connections": posts, "events": events, "sent": events,
+            "on_disk_after_stop": on_disk, "events_per_s": round(stored / secs), "seconds": round(secs, 3),
+            "cpu_s_per_M": round(cpu / (stored / 1e6), 2) if stored else None,
+            "failures": failures[:3], "lost": events - on_disk}
+
+
+def run_book(posts: int, events: int, workdir: Path) -> dict:
+    port = free_port()
+    data = workdir / "book-tcp"
+    peer = logmesh_peer(logs_cmd(port, free_port(), data, 16 << 20), port, data, name="book-tcp")
+    r = measure_peer(peer, posts, events, verify=False)
+    return {k: r.get(k) for k in ("name", "connections", "events", "sent", "on_disk_after_stop",
+                                  "events_per_s", "seconds", "cpu_s_per_M", "lost")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", "--events", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--posts", type=int, default=4, help="concurrent connections (and TCP ones)")
+    ap.add_argument("--body-bytes", type=int, default=8 << 20)
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS))
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    protocols = a.protocols.split(",")
+    evs = frames(a.events, seed=1)
+    bodies: dict[str, list[tuple[bytes, int]]] = {}
+    for proto in protocols:
+        if proto == "book-tcp":
+            continue
+        build = HTTP[proto][2]
+        per = max(1, a.body_bytes // max(1, len(build(evs[:200])) // 200))
+        bodies[proto] = [(build(evs[i:i + per]), len(evs[i:i + per])) for i in range(0, a.events, per)]
+    rows: dict[str, list[dict]] = {p: [] for p in protocols}
+    with tempfile.TemporaryDirectory(prefix="ingest_http.") as tmp:
+        for r in range(a.repeat):
+            for proto in protocols:  # alternating: every protocol once per round
+                workdir = Path(tmp) / f"r{r}"
+                workdir.mkdir(exist_ok=True)
+                res = run_book(a.posts, a.events, workdir) if proto == "book-tcp" else \
+                    run_http(proto, bodies[proto], a.posts, a.events, workdir)
+                res["round"] = r
+                rows[proto].append(res)
+                print(f"round {r} {proto:14} {res['events_per_s']:>9,} ev/s  "
+                      f"CPU {res['cpu_s_per_M']} s/M  on disk {res['on_disk_after_stop']}", flush=True)
+    book = statistics.median(x["events_per_s"] for x in rows.get("book-tcp", [])) \
+        if rows.get("book-tcp") else None
+    print(f"\nmedian of {a.repeat} rounds, {a.events:,} events, {a.posts} connections, bodies of "
+          f"~{a.body_bytes >> 20} MB, one worker, --fsync batch:\n")
+    print("| protocol | events/s | CPU s per M events | x book TCP | all on disk |")
+    print("|---|---:|---:|---:|---|")
+    summary = {}
+    for proto, rs in rows.items():
+        eps = statistics.median(x["events_per_s"] for x in rs)
+        cpu = statistics.median(x["cpu_s_per_M"] or 0 for x in rs)
+        ok = all(x["on_disk_after_stop"] == a.events for x in rs)
+        summary[proto] = {"events_per_s": eps, "cpu_s_per_M": cpu, "all_on_disk": ok}
+        ratio = f"{eps / book:.2f}" if book else "-"
+        print(f"| {proto} | {eps:,.0f} | {cpu:.2f} | {ratio} | {'yes' if ok else 'NO'} |")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"summary": summary, "rounds": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
