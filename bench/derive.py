@@ -85,7 +85,7 @@ def measure(name: str, data: bytes, n: int, workdir: Path, threads: int) -> dict
     rows = data.splitlines()
     c0 = time.process_time()
     for line in rows:
-        encode_line(line, "logs-logmesh-default")
+        encode_line(line)
     es_cpu = time.process_time() - c0
     return {"lines": name, "events": n, "compact_cpu_s_per_M": round(compact_cpu / n * 1e6, 3),
             "compact_wall_s": round(compact_wall, 3), "compact_events_per_s": round(n / compact_wall),

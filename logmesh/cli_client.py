@@ -372,6 +372,18 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
                 miss = click.style(miss, fg="red")
             click.echo(f"{str(s.get('instance')).ljust(w)}  {s.get('received', 0):>10,}  {miss}  "
                        f"{s.get('duplicates', 0):>10,}", color=colour)
+    sinks = r.get("sinks") or []
+    if sinks:  # how far each forwarding sink is behind the store (docs/elasticsearch.md)
+        click.echo("", color=colour)
+        click.echo(bold(f"{'SINK':<18}  {'BEHIND':>10}  {'SECONDS':>9}  {'SENT':>12}  {'DEAD':>6}"),
+                   color=colour)
+        for s in sinks:
+            name = f"{s.get('sink')}-w{int(s.get('worker') or 0):02d}"
+            behind = f"{s.get('lag_events', 0):>10,}"
+            if colour and s.get("lag_seconds", 0) >= 60:
+                behind = click.style(behind, fg="yellow")
+            click.echo(f"{name:<18}  {behind}  {s.get('lag_seconds', 0):>9.1f}  {s.get('sent', 0):>12,}  "
+                       f"{s.get('deadlettered', 0):>6,}", color=colour)
     if r["instances"]:
         click.echo("", color=colour)
         for line in format_instances(r["instances"], colour=colour, now_ms=int(time.time() * 1000)):

@@ -51,6 +51,7 @@ from .query.service import QueryService
 from .sinks import load_sink
 from .sinks.booklog import BookLog
 from .sinks.cursor import unsent_by
+from .sinks.report import sink_rows
 from .store import catalogue, layout
 from .store.segment import SegmentWriter, StoreUnavailable
 from .store.streams import claim_worker
@@ -177,10 +178,17 @@ class LogsServer(Serving):
             shared=config.data_dir / layout.HEALTH_DIR if config.workers > 1 else None)
         self.api = QueryAPI(self.query.engine, access=access, writer_stats=lambda: self.writer.stats,
                             ledger_summary=self.ledger.summary, mesh_nodes=self.mesh_nodes,
-                            mesh_instances=self.instance_health.instances,
+                            mesh_instances=self.instance_health.instances, sinks=self.sink_rows,
                             query_timeout=config.query_timeout, max_rows=config.max_rows,
                             metrics=self.prom, worker=worker)
         self.app = self.make_app()
+
+    def sink_rows(self) -> list[dict]:
+        """Every worker's sinks: lag and counts (sinks/report.py), this worker's as of now."""
+        if not self.sinks:
+            return []
+        self.publish()
+        return sink_rows(self.prom)
 
     def mesh_nodes(self) -> list[Node]:
         """The nodes the distributor last announced (none before it answers)."""

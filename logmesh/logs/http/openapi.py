@@ -414,14 +414,22 @@ OPENAPI: dict[str, Any] = {
                 "errors": _COUNT}}},
             "services": {"type": "object", "additionalProperties": {"type": "object"}},
             "instances": {"type": "array", "items": _ref("Instance")},
+            "sinks": {"type": "array", "items": _ref("Sink")},
             "from": {"type": "integer"}, "to": {"type": "integer"}}},
         "Instance": INSTANCE,
+        "Sink": {"type": "object", "description": "A forwarding sink of one worker "
+                 "(docs/elasticsearch.md): how far behind the store it is, and its counts.",
+                 "required": ["sink", "worker", "lag_events", "lag_seconds"], "properties": {
+                     "sink": {"type": "string"}, "worker": {"type": "integer"},
+                     "lag_events": _COUNT, "lag_seconds": {"type": "number"},
+                     **{k: _COUNT for k in ("sent", "deadlettered", "retries", "errors")}}},
         "Stats": {"type": "object", "required": ["events", "bytes", "segments", "from", "to", "services",
                                                  "shippers"], "properties": {
             "events": _COUNT, "bytes": _COUNT, "segments": _COUNT,
             "from": {"type": "integer", "nullable": True}, "to": {"type": "integer", "nullable": True},
             "services": {"type": "object", "additionalProperties": _COUNT},
             "shippers": {"type": "array", "items": {"type": "object"}},
+            "sinks": {"type": "array", "items": _ref("Sink")},
             "quarantine": {"type": "object", "description": "Damaged bytes set aside "
                            "(docs/durability.md): files and bytes in quarantine/, damaged lines "
                            "recovery skipped, unreadable Parquet files and their events.",

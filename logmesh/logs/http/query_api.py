@@ -91,6 +91,7 @@ class QueryAPI:
                  ledger_summary: Callable[[], list[dict]],
                  mesh_nodes: Callable[[], list[Node]],
                  mesh_instances: Callable[[], list[dict]] = list,
+                 sinks: Callable[[], list[dict]] = list,
                  query_timeout: float | None = None, max_rows: int = MAX_SEARCH_LIMIT,
                  client_threads: int = CLIENT_THREADS, client_queries: int = CLIENT_QUERIES,
                  clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
@@ -103,6 +104,7 @@ class QueryAPI:
         self.ledger_summary = ledger_summary
         self.mesh_nodes = mesh_nodes
         self.mesh_instances = mesh_instances  # health per instance (logs/health.py), now
+        self.sinks = sinks  # each forwarding sink's lag and counts (sinks/report.py)
         self.clock = clock
         # Slots (http/slots.py) hand out at most QUERY_THREADS jobs, heavy ones at most
         # QUERY_THREADS - 1: neither pool ever queues.
@@ -370,11 +372,12 @@ class QueryAPI:
         services = {name: {**c, "rate_per_s": round(c["requests"] / seconds, 3)}
                     for name, c in sorted(counts.items())}
         return json_response({"nodes": nodes, "services": services, "instances": self.mesh_instances(),
-                              "from": start, "to": end})
+                              "sinks": self.sinks(), "from": start, "to": end})
 
     async def stats(self, request: web.Request) -> web.Response:
         result = await self.call(request, self.engine.stats)
         result["shippers"] = self.ledger_summary()
+        result["sinks"] = self.sinks()
         files, size = quarantined(self.engine.data_dir)
         ws = self.writer_stats()
         result["quarantine"] = {"files": files, "bytes": size, "damaged_lines": ws["damaged_lines"],

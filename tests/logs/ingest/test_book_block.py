@@ -174,7 +174,7 @@ def test_the_elasticsearch_document_of_a_book_line_has_the_request_fields():
     data = encode_block(block.messages, range(64, 64 * (len(TEXTS) + 1), 64),
                         block_head(1_700_000_000_000, ("127.0.0.1", 1), None))
     for text, line in zip(TEXTS, data.splitlines(), strict=True):
-        body = orjson.loads(encode_line(line, "logs").body)
+        body = orjson.loads(encode_line(line).body)
         assert body == document(derive_request(orjson.loads(line))), text
         assert {k: v for k, v in body.items() if k in FIELDS and k != "params"} == {
             k: v for k, v in _ingested(text).items() if k != "params"}

@@ -113,12 +113,14 @@ async def test_requests_are_the_client_librarys_own(tmp_path, fake_es):
     bulk = next(r for r in fake_es.requests if r.path.endswith("/_bulk"))
     h = {k.lower(): v for k, v in bulk.headers.items()}
     assert h["user-agent"].startswith("elasticsearch-py/8.19.2 (")
-    assert "h=bp" in h["x-elastic-client-meta"]  # the bulk helper marks its requests
+    assert h["x-elastic-client-meta"].startswith("es=8.19.2,")  # the client's bulk API
     assert h["content-type"] == "application/vnd.elasticsearch+x-ndjson; compatible-with=8"
+    assert bulk.path == "/logs-logmesh-default/_bulk"  # the target in the path, not in each action
+    assert h["content-encoding"] == "gzip" and fake_es.gzipped_bulks == 1
     lines = bulk.body.splitlines()
-    assert orjson.loads(lines[0]) == {"create": {"_index": "logs-logmesh-default",
-                                                 "_id": str(layout.make_seq(1, 0))}}
+    assert orjson.loads(lines[0]) == {"create": {"_id": str(layout.make_seq(1, 0))}}
     assert orjson.loads(lines[1])["message"] == "request 0"
+    assert len(lines) == 20 and bulk.body.endswith(b"\n")
     info = fake_es.requests[0]
     assert info.method == "GET" and info.path == "/"
 

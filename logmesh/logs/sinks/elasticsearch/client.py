@@ -1,15 +1,22 @@
 """The two client libraries behind one small interface; imported only when a sink starts.
 
 Everything on the wire is the libraries' own: ``AsyncElasticsearch`` (8.x:
-it talks to Elasticsearch 8 and 9) and its ``async_streaming_bulk`` helper,
-or, when that client refuses the server because it is OpenSearch,
-``AsyncOpenSearch`` and *its* helper. This module only turns their answers
-and exceptions into plain values for retry.py:
+it talks to Elasticsearch 8 and 9) and its ``bulk`` API, or, when that
+client refuses the server because it is OpenSearch, ``AsyncOpenSearch``'s
+transport. This module only turns their answers and exceptions into plain
+values for retry.py:
 
-* :meth:`Backend.bulk` takes ``(header, document bytes)`` pairs and returns one item object per action (``{"_id",
-  "status", "error"?}``), in any order;
+* :meth:`Backend.bulk` takes a ready ``_bulk`` body (bytes: encode.py builds
+  it from the stored lines, gzipped when the cluster takes that) and returns
+  the answer's ``errors`` flag and its items (``{"_id", "status", "error"?}``)
+  in the order of the actions, as Elasticsearch answers. ``filter_path``
+  keeps the answer to those fields: a few bytes per document to read back
+  instead of ~200;
 * a request that failed as a whole raises :class:`RequestFailed` with the
   HTTP status (0 when no answer arrived: refused, reset, timed out) and body.
+
+Neither library's bulk helper is used: it serializes every action again in
+Python, which was most of the sink's CPU (bench/notes/es_sink.md).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ log = logging.getLogger("logmesh.sinks.elasticsearch")
 
 INSTALL_HINT = ("the Elasticsearch sink needs the client libraries; install them with: "
                 "pip install 'logmesh[elasticsearch]'")
-MAX_CHUNK_BYTES = 100 * 1024 * 1024  # http.max_content_length's default; batches stay far below
+BULK_FILTER = "errors,items.*._id,items.*.status,items.*.error"  # what the sink reads of an answer
 
 
 class RequestFailed(Exception):
@@ -65,17 +72,30 @@ def quiet_library_logs() -> None:
             logger.setLevel(logging.WARNING)
 
 
-Action = tuple[dict[str, Any], bytes]  # (header, document JSON), as encode.py makes them
+class BulkAnswer:
+    """A ``_bulk`` answer: whether any item failed, how many items, and each on demand
+    (``{"_id", "status", ...}``): an answer without errors is not looked at item by item."""
 
+    __slots__ = ("errors", "_items")
 
-def _as_is(action: Action) -> Action:
-    """The helpers' expand_action_callback: actions come ready (the document stays bytes)."""
-    return action
+    def __init__(self, body: Any) -> None:
+        items = body.get("items", []) if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise RequestFailed(200, f"unreadable bulk answer: {str(body)[:200]}")
+        self.errors = body.get("errors") is not False
+        self._items = items
 
+    def __len__(self) -> int:
+        return len(self._items)
 
-def _item(result: dict[str, Any]) -> dict[str, Any]:
-    """``{"create": {...}}`` -> ``{...}``."""
-    return next(iter(result.values()))
+    def item(self, i: int) -> dict[str, Any]:
+        """``{"create": {...}}`` -> ``{...}``."""
+        it = self._items[i]
+        return next(iter(it.values())) if isinstance(it, dict) and it else {}
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return [self.item(i) for i in range(len(self._items))]
 
 
 class _Backend:
@@ -119,9 +139,10 @@ class ElasticsearchBackend(_Backend):
         try:
             from elasticsearch.serializer import OrjsonSerializer
 
-            options["serializer"] = OrjsonSerializer()  # orjson is a logmesh dependency anyway
+            options["serializers"] = {"application/json": OrjsonSerializer(),  # orjson: a dependency anyway
+                                      "application/x-ndjson": _body_as_is()}
         except ImportError:
-            pass
+            options["serializers"] = {"application/x-ndjson": _body_as_is()}
         if config.api_key:
             options["api_key"] = config.api_key
         elif config.username:
@@ -134,6 +155,7 @@ class ElasticsearchBackend(_Backend):
         self.config = config
         quiet_library_logs()
         self.client = AsyncElasticsearch(config.urls, **options)
+        self._gzip_client = self.client.options(headers={"content-encoding": "gzip"})
 
     async def _call(self, coro: Any) -> Any:
         from elastic_transport import TransportError
@@ -153,17 +175,11 @@ class ElasticsearchBackend(_Backend):
     async def info(self) -> dict[str, Any]:
         return (await self._call(self.client.info())).body
 
-    async def bulk(self, actions: list[Action]) -> list[dict[str, Any]]:
-        from elasticsearch.helpers import async_streaming_bulk
-
-        async def run() -> list[dict[str, Any]]:
-            return [_item(result) async for _ok, result in async_streaming_bulk(
-                self.client, actions, chunk_size=len(actions), max_chunk_bytes=MAX_CHUNK_BYTES,
-                expand_action_callback=_as_is, raise_on_error=False, raise_on_exception=True,
-                max_retries=0, yield_ok=True)]
-
-        return await self._call(run())
-
+    async def bulk(self, target: str, body: bytes, gzipped: bool = False) -> BulkAnswer:
+        client = self._gzip_client if gzipped else self.client
+        answer = await self._call(client.bulk(operations=body, index=target,  # type: ignore[arg-type]
+                                              filter_path=BULK_FILTER))
+        return BulkAnswer(answer.body)
 
 
 class OpenSearchBackend(_Backend):
@@ -204,19 +220,28 @@ class OpenSearchBackend(_Backend):
     async def info(self) -> dict[str, Any]:
         return await self._call(self.client.info())
 
-    async def bulk(self, actions: list[Action]) -> list[dict[str, Any]]:
-        from opensearchpy.helpers import async_streaming_bulk
+    async def bulk(self, target: str, body: bytes, gzipped: bool = False) -> BulkAnswer:
+        # The transport, not client.bulk: that one appends a newline to a body not ending in one,
+        # which would damage a gzipped body; its serializer passes bytes through.
+        headers = {"content-type": "application/x-ndjson"}
+        if gzipped:
+            headers["content-encoding"] = "gzip"
+        answer = await self._call(self.client.transport.perform_request(
+            "POST", f"/{target}/_bulk", params={"filter_path": BULK_FILTER}, body=body,
+            headers=headers))
+        return BulkAnswer(answer)
 
-        text = [(header, body.decode("utf-8", "replace")) for header, body in actions]
 
-        async def run() -> list[dict[str, Any]]:  # opensearch-py's chunker measures str, not bytes
-            return [_item(result) async for _ok, result in async_streaming_bulk(
-                self.client, text, chunk_size=len(actions), max_chunk_bytes=MAX_CHUNK_BYTES,
-                expand_action_callback=_as_is, raise_on_error=False, raise_on_exception=True,
-                max_retries=0, yield_ok=True)]
+def _body_as_is() -> Any:
+    """A serializer that sends a ready ``_bulk`` body (bytes) as it is: no copy, and no
+    newline added to a gzipped one (the library's NDJSON serializer would)."""
+    from elasticsearch.serializer import NdjsonSerializer
 
-        return await self._call(run())
+    class BodyAsIs(NdjsonSerializer):
+        def dumps(self, data: Any) -> bytes:
+            return data if isinstance(data, bytes) else super().dumps(data)
 
+    return BodyAsIs()
 
 
 def _already_exists(exc: RequestFailed) -> bool:

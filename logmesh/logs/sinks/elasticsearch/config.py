@@ -18,6 +18,7 @@ DEFAULT_BATCH_BYTES = 5 * 1024 * 1024  # ... or this many bytes of stored lines,
 DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds for one request before it counts as a connection error
 DEFAULT_RETRY_INITIAL = 0.5  # first backoff (seconds); doubles per failed attempt, with jitter
 DEFAULT_RETRY_MAX = 60.0  # backoff cap: with the cluster down, one attempt per minute at most
+DEFAULT_MAX_IN_FLIGHT = 4  # _bulk requests at once; a 429 halves it, each success adds one back
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0  # on stop, how long an in-flight bulk may take to finish (else resent)
 # Elasticsearch's rules for index and data stream names (lowercase, no \ / * ? " < > | , # : or space)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,254}$")
@@ -45,6 +46,8 @@ class ElasticsearchConfig:
     retry_initial: float = DEFAULT_RETRY_INITIAL
     retry_max: float = DEFAULT_RETRY_MAX
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    compress: bool = True  # gzip the _bulk bodies (off by itself when the cluster refuses them)
     poll_interval: float = 1.0  # look for new events this often even without a wake-up
     extra_client_options: dict = field(default_factory=dict)  # passed to the client as is
 
@@ -71,6 +74,8 @@ class ElasticsearchConfig:
                              "the CA that signed the cluster's certificate")
         if self.batch_events < 1 or self.batch_bytes < 1:
             raise ValueError("--es-batch-size must be at least 1")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         if self.retry_initial <= 0 or self.retry_max < self.retry_initial:
             raise ValueError(f"--es-retry-max must be at least {self.retry_initial} (the first wait)")
         if self.request_timeout <= 0:

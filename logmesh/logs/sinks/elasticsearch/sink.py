@@ -3,13 +3,18 @@
 One sink runs in each logs worker process and forwards only that worker's
 segments (``wNN-*.ndjson``), so no two workers ever send the same event::
 
-    read      the next whole lines after the cursor, up to what is on disk (durable_seq)
-    encode    each line -> a ``create`` action with _id = seq              (encode.py)
-    send      the client library's async bulk helper                       (client.py)
+    read      the next whole lines after the last batch, up to what is on disk
+              (durable_seq), and their _bulk body, with _id = seq     (reader.py, encode.py)
+    send      the body, gzipped when the cluster takes it, through the client
+              library's bulk API; up to max_in_flight bulks at once  (client.py)
     classify  every item: Done / Retry / DeadLetter; a failed request:
               Retry / Split                                             (retry.py)
-    retry     only the Retry items, with exponential backoff and jitter, forever
-    commit    dead letters (fsynced), then the cursor (atomic)    (sinks/cursor.py)
+    retry     only the Retry items, with exponential backoff and jitter, forever;
+              a 429 halves the bulks in flight, each success adds one back
+    commit    in store order, over the batches whose every event is Done or
+              dead-lettered: dead letters (fsynced), then the cursor (atomic)
+              (sinks/cursor.py). A batch that finished before an earlier one
+              waits for it, so the cursor never passes an event still in flight.
 
 Ingest never waits for any of this: the sink reads the files the writer
 has already written, on its own task. With the cluster down the backlog is
@@ -22,20 +27,21 @@ import asyncio
 import logging
 import random
 import time
+import zlib
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ....metrics import Exposition, Metrics, number, value
-from ...store import catalogue, layout
-from ...store.reader import read_complete
+from ...store import layout
 from ..cursor import SinkState
-from . import encode
 from .client import (
     Backend,
+    BulkAnswer,
     ElasticsearchBackend,
     NotElasticsearch,
     OpenSearchBackend,
@@ -44,13 +50,17 @@ from .client import (
     is_opensearch,
 )
 from .config import ElasticsearchConfig
+from .encode import Block
+from .reader import Batch, SegmentReader
 from .retry import DeadLetter, Done, Split, backoff, classify, classify_response
 from .template import index_template, template_name
 
 log = logging.getLogger("logmesh.sinks.elasticsearch")
 
 RETRY_LOG_EVERY = 30.0  # seconds between repeated warnings about the same failure
-PEEK_BYTES = 64 * 1024  # /metrics reads this much to date the oldest unsent event (0 if it is longer)
+GZIP_LEVEL = 1  # zlib's fastest: ~5x smaller NDJSON for ~1 us of CPU per event (bench/notes/es_sink.md)
+GZIP_MIN_BYTES = 1024  # smaller bodies go as they are
+GZIP_REFUSED = (400, 415)  # what a cluster (or a proxy) that cannot read a gzipped body answers
 
 
 class _Stopping(Exception):
@@ -58,30 +68,19 @@ class _Stopping(Exception):
 
 
 @dataclass
-class Pending:
-    """One event of a batch on its way."""
-
-    seq: int
-    line: bytes  # as stored: what a dead letter records
-    action: tuple[dict[str, Any], bytes]  # (bulk header, document): what the bulk helper sends
-
-    @property
-    def id(self) -> str:
-        return self.action[0]["create"]["_id"]
-
-
-@dataclass
-class Batch:
-    segment: str
-    end: int  # offset just after the last line taken
-    last_seq: int
-    events: list[Pending] = field(default_factory=list)
-    unreadable: list[tuple[bytes, str]] = field(default_factory=list)  # corrupt stored lines
-    oldest_ms: int | None = None  # received_at of the first event: for lag_seconds
+class InFlight:
+    batch: Batch
+    task: asyncio.Task  # -> the dead-letter lines once every event is Done or DeadLetter
 
 
 def _counter(seq: int) -> int:
     return layout.split_seq(seq)[0] if seq >= 0 else 0
+
+
+def gzip_body(body: bytes) -> bytes:
+    """A gzip member (what Content-Encoding: gzip means); zlib releases the GIL meanwhile."""
+    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return z.compress(body) + z.flush()
 
 
 class ElasticsearchSink:
@@ -103,6 +102,7 @@ class ElasticsearchSink:
         self.durable_seq = durable_seq  # never send what a power cut could still take back
         self.clock, self.rand = clock, rand
         self.state = SinkState(self.data_dir, self.name)
+        self.reader = SegmentReader(self.data_dir, worker, self.name, config.batch_bytes)
         # Counted in metrics (docs/metrics.md) once per request or batch; ``stats`` reads them.
         m = metrics or Metrics()
         w = (str(worker), self.kind)
@@ -119,11 +119,15 @@ class ElasticsearchSink:
                                 ["worker", "sink", "stage"]).labels(*w, "sending")
         self.requests = 0
         self.status = "starting"
+        self.gzip = config.compress  # off for good once the cluster refuses a gzipped body
+        self.window = config.max_in_flight  # bulks in flight now: halved by a 429, +1 per success
         self._backend: Backend | None = None
         self._ready = False
+        self._setup = asyncio.Lock()
         self._setup_attempts = 0
         self._read: tuple[str | None, int] = (None, 0)  # where the next batch starts
-        self._oldest_ms: int | None = None
+        self._inflight: deque[InFlight] = deque()  # in store order
+        self._peek: Batch | None = None  # read while the cluster is unready: for lag_seconds
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
@@ -150,12 +154,12 @@ class ElasticsearchSink:
                  f"{position.segment}@{position.offset}" if position.segment else "the start")
 
     def notify(self) -> None:
-        """New events are on disk (the writer's on_flush hook)."""
+        """New events are on disk (the writer's on_flush hook), or a bulk finished."""
         if self._wake is not None:
             self._wake.set()
 
     async def close(self) -> None:
-        # 1. take no new batch; 2. let the bulk in flight finish and commit, up to
+        # 1. take no new batch; 2. let the bulks in flight finish and commit, up to
         # shutdown_timeout; 3. cancel what is left (it is sent again next start);
         # 4. close the client's connections.
         self._closing = True
@@ -171,6 +175,7 @@ class ElasticsearchSink:
                 except (asyncio.CancelledError, Exception):
                     pass
             self._task = None
+        self._abandon()
         if self._backend is not None:
             await self._backend.close()
             self._backend = None
@@ -181,42 +186,49 @@ class ElasticsearchSink:
     # -- the pipeline ------------------------------------------------------------
     async def _run(self) -> None:
         attempt = 0
-        batch: Batch | None = None
         while not self._closing:
             try:
-                if batch is None:
-                    batch = await self._next_batch()
-                if not self._ready:  # at start, and after losing the cluster: set up first
-                    await self._ensure_ready(once=True)
-                    continue
-                if batch is None:
-                    await self._wait_for_events()
-                    continue
-                deadletters = await self._deliver(batch)
-                await self._commit(batch, deadletters)
-                batch = None
+                await self._pump()
                 attempt = 0
             except _Stopping:
-                return
+                break
             except Exception as exc:  # a bug or a disk error: say so, start over from the cursor
                 log.exception("%s: %s; restarting from the cursor", self.name, exc)
                 self.errors.inc()
-                batch = None
-                self._read = (self.state.position.segment, self.state.position.offset)
-                self._oldest_ms = None
+                self._abandon()
                 try:
                     await self._sleep(backoff(attempt, self.config.retry_initial,
                                               self.config.retry_max, self.rand))
                 except _Stopping:
                     return
                 attempt += 1
+        await self._drain()
+
+    async def _pump(self) -> None:
+        """Keep up to ``window`` bulks in flight; commit each finished prefix."""
+        assert self._wake is not None
+        while not self._closing:
+            self._wake.clear()  # anything after this (new events, a finished bulk) wakes the wait
+            await self._commit_done()
+            if not self._ready and not self._inflight:
+                if self._peek is None:  # read on while the cluster is away: lag stays true
+                    self._peek = await self._next_batch()
+                await self._ensure_ready(once=True)  # at start, and after losing the cluster
+                continue
+            if self._ready and len(self._inflight) < self.window:
+                batch, self._peek = self._peek or await self._next_batch(), None
+                if batch is not None:
+                    task = asyncio.get_running_loop().create_task(self._deliver(batch))
+                    task.add_done_callback(lambda _: self.notify())
+                    self._inflight.append(InFlight(batch, task))
+                    continue
+            await self._wait_for_events()
 
     async def _next_batch(self) -> Batch | None:
-        """The next events after the cursor (read in a thread), or None."""
+        """The next events after the last batch taken (read in a thread), or None."""
         limit = self.durable_seq() if self.durable_seq is not None else None
-        batch, self._read = await asyncio.to_thread(self._read_batch, self._read, limit)
-        if batch is not None:
-            self._oldest_ms = batch.oldest_ms
+        batch, self._read = await asyncio.to_thread(self.reader.read, self._read, limit,
+                                                    self.config.batch_events)
         return batch
 
     async def _wait_for_events(self) -> None:
@@ -225,104 +237,70 @@ class ElasticsearchSink:
             await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
         except TimeoutError:
             pass
-        self._wake.clear()
 
-    def _segments(self) -> list[tuple[int, str]]:
-        """This worker's segment names as (first_seq, name), oldest first."""
-        return [(f.first_seq, f.path.name) for f in catalogue.segment_files(self.data_dir, self.worker)]
+    async def _commit_done(self) -> None:
+        """Commit the batches at the front that are all Done or dead-lettered, in one go."""
+        done: list[InFlight] = []
+        for f in self._inflight:
+            if not f.task.done():
+                break
+            if f.task.cancelled() or isinstance(f.task.exception(), _Stopping):
+                break
+            if f.task.exception() is not None:
+                raise f.task.exception()  # type: ignore[misc]  # a bug: start over from the cursor
+            done.append(f)
+        if not done:
+            return
+        for _ in done:
+            self._inflight.popleft()
+        await self._commit([f.batch for f in done], [line for f in done for line in f.task.result()])
 
-    def _read_batch(self, read: tuple[str | None, int], limit: int | None,
-                    max_events: int | None = None,
-                    max_bytes: int | None = None) -> tuple[Batch | None, tuple[str | None, int]]:
-        """Blocking (runs in a thread): a batch from ``read`` and the position after it."""
-        seg_dir = self.data_dir / layout.SEGMENTS_DIR
-        segment, offset = read
-        while True:
-            if segment is None or not (seg_dir / segment).exists():
-                later = [(s, n) for s, n in self._segments()
-                         if segment is None or s > int(layout.SEGMENT_RE.match(segment).group(2))]  # type: ignore[union-attr]
-                if not later:
-                    return None, (segment, offset)
-                if segment is not None:
-                    if (self.data_dir / layout.PARQUET_DIR / layout.parquet_name(segment)).exists():
-                        # compaction deletes a segment only once every sink has sent it
-                        log.info("%s: %s was compacted; going on with %s", self.name, segment,
-                                 later[0][1])
-                    else:
-                        log.warning("%s: segment %s was deleted (retention?) before it was all "
-                                    "sent; going on with %s", self.name, segment, later[0][1])
-                segment, offset = later[0][1], 0
-            path = seg_dir / segment
-            size = path.stat().st_size if path.exists() else 0
-            if offset > size:  # the file was cut back (recovery of a torn write)
-                log.warning("%s: %s is shorter (%d) than the cursor (%d); going on from its end",
-                            self.name, segment, size, offset)
-                offset = size
-            data, _ = read_complete(path, offset, max_bytes or max(
-                self.config.batch_bytes, layout.MAX_EVENT_BYTES + 4096))  # at least one whole event
-            if data:
-                batch = self._decode(segment, offset, data, limit, max_events)
-                if batch is None:  # nothing durable yet
-                    return None, (segment, offset)
-                return batch, (segment, batch.end)
-            sealed = path.with_name(layout.index_name(segment)).exists()
-            if not sealed or offset < path.stat().st_size:
-                return None, (segment, offset)  # the active segment: wait for more
-            first = int(layout.SEGMENT_RE.match(segment).group(2))  # type: ignore[union-attr]
-            later = [(s, n) for s, n in self._segments() if s > first]
-            if not later:
-                return None, (segment, offset)
-            segment, offset = later[0][1], 0
-
-    def _decode(self, segment: str, offset: int, data: bytes, limit: int | None,
-                max_events: int | None = None) -> Batch | None:
-        cfg = self.config
-        max_events = max_events or cfg.batch_events
-        batch = Batch(segment, offset, -1)
-        pos = offset
-        taken = 0
-        for line in data.splitlines(keepends=True):
-            if batch.events or batch.unreadable:
-                if taken >= max_events or pos - offset + len(line) > cfg.batch_bytes:
-                    break
-            raw = line.rstrip(b"\n")
+    async def _drain(self) -> None:
+        """Stopping: let the bulks in flight end (close() bounds the wait), commit what they did."""
+        if self._inflight:
+            await asyncio.wait([f.task for f in self._inflight])
             try:
-                enc = encode.encode_line(raw, cfg.target)
-            except encode.BadLine as exc:
-                batch.unreadable.append((raw, str(exc)))
-            else:
-                if limit is not None and enc.seq > limit:
-                    break  # written but not yet fsynced: wait
-                if not batch.events:
-                    batch.oldest_ms = enc.received_ms
-                batch.events.append(Pending(enc.seq, raw, (enc.header, enc.body)))
-                batch.last_seq = enc.seq
-            taken += 1
-            pos += len(line)
-        if pos == offset:
-            return None
-        batch.end = pos
-        if batch.last_seq < 0:
-            batch.last_seq = self.state.position.last_seq
-        return batch
+                await self._commit_done()
+            except Exception:  # noqa: S110  (sent again next start)
+                pass
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """Forget the batches in flight: they are read again from the cursor."""
+        for f in self._inflight:
+            f.task.cancel()
+        self._inflight.clear()
+        self._peek = None
+        self._read = (self.state.position.segment, self.state.position.offset)
 
     async def _deliver(self, batch: Batch) -> list[bytes]:
         """Send until every event is Done or DeadLetter; returns the dead-letter lines."""
+        block = batch.block
         deadletters = [self._deadletter_line(raw, 0, f"unreadable stored line: {why}")
-                       for raw, why in batch.unreadable]
+                       for raw, why in block.unreadable]
         if deadletters:
             self.deadlettered.inc(len(deadletters))
-        groups = [batch.events] if batch.events else []
+        groups = [list(range(len(block.seqs)))] if block.seqs else []
         attempt = 0
         while groups:
             group = groups.pop(0)
             while group:
                 await self._ensure_ready()
                 assert self._backend is not None
+                body = block.body if len(group) == len(block.seqs) else block.subset_body(group)
+                gz = self.gzip and len(body) >= GZIP_MIN_BYTES
+                if gz:
+                    body = await asyncio.to_thread(gzip_body, body)
                 self.requests += 1
                 try:
-                    results = await self._backend.bulk([p.action for p in group])
+                    answer = await self._backend.bulk(self.config.target, body, gz)
                 except (RequestFailed, NotElasticsearch) as exc:
+                    status = exc.status if isinstance(exc, RequestFailed) else 0
+                    if gz and status in GZIP_REFUSED and self.gzip:
+                        self.gzip = False
+                        log.warning("%s: the cluster refused a gzipped body (%s); sending "
+                                    "uncompressed from now on", self.name, str(exc)[:200])
+                        continue
                     if isinstance(exc, NotElasticsearch):
                         self._ready = False
                         action: Any = classify_response(0, "the server stopped answering as Elasticsearch")
@@ -332,66 +310,93 @@ class ElasticsearchSink:
                     if isinstance(action, Split):
                         if len(group) == 1:
                             deadletters.append(self._deadletter_line(
-                                group[0].line, exc.status if isinstance(exc, RequestFailed) else 0,
-                                action.reason))
+                                block.lines[group[0]], status, action.reason))
                             self.deadlettered.inc()
                         else:
                             mid = len(group) // 2
                             groups[:0] = [group[:mid], group[mid:]]
                         group = []
                         continue
-                    if isinstance(exc, RequestFailed) and exc.status == 404:
+                    if status == 404:
                         self._ready = False  # the data stream may be gone: set it up again
+                    elif status == 429:
+                        self._narrow()
                     self.retries.inc(len(group))
                     await self._sleep(self._retry_delay(attempt, action.reason, len(group)))
                     attempt += 1
                     continue
-                by_id = {item.get("_id"): item for item in results}
-                again: list[Pending] = []
-                reason = ""
-                progress = False
-                sent = refused = 0  # counted once per answer, not per event
-                for p in group:
-                    item = by_id.get(p.id) or {"error": "no result for this document in the answer"}
-                    status = item.get("status")
-                    status = status if isinstance(status, int) else 0  # 0: retried
-                    verdict = classify(status, item)
-                    if isinstance(verdict, Done):
-                        sent += 1
-                        progress = True
-                    elif isinstance(verdict, DeadLetter):
-                        deadletters.append(self._deadletter_line(p.line, status, verdict.reason,
-                                                                 item.get("error")))
-                        refused += 1
-                        progress = True
-                    else:
-                        if status == 404:
-                            self._ready = False
-                        again.append(p)
-                        reason = verdict.reason
-                if sent:
-                    self.sent.inc(sent)
-                if refused:
-                    self.deadlettered.inc(refused)
-                if again:
+                group, progress, reason = self._sort_items(block, group, answer, deadletters)
+                if group:
                     # Some items refused with 429 while the rest went in is ordinary
                     # backpressure: retry them quietly; warn only when nothing got in.
-                    self.retries.inc(len(again))
+                    self.retries.inc(len(group))
                     attempt = 0 if progress else attempt + 1
-                    await self._sleep(self._retry_delay(attempt, reason, len(again), quiet=progress))
-                elif self.status != "delivering":
-                    self._recovered()
-                group = again
+                    await self._sleep(self._retry_delay(attempt, reason, len(group), quiet=progress))
+                else:
+                    self.window = min(self.config.max_in_flight, self.window + 1)
+                    if self.status != "delivering":
+                        self._recovered()
         return deadletters
 
-    async def _commit(self, batch: Batch, deadletters: list[bytes]) -> None:
+    def _sort_items(self, block: Block, group: list[int], answer: BulkAnswer,
+                    deadletters: list[bytes]) -> tuple[list[int], bool, str]:
+        """Count what went in, dead-letter what was refused; returns (to retry, progress, why)."""
+        seqs = block.seqs
+        if not answer.errors and len(answer) == len(group) and \
+                answer.item(0).get("_id") == str(seqs[group[0]]) and \
+                answer.item(-1).get("_id") == str(seqs[group[-1]]):
+            self.sent.inc(len(group))  # the common answer: every item in, nothing to look at
+            return [], True, ""
+        items = answer.items
+        if len(items) == len(group) and all(it.get("_id") == str(seqs[i]) for it, i in zip(items, group, strict=True)):
+            paired = list(zip(group, items, strict=True))
+        else:  # an answer short of items or out of order: by _id; a missing one is sent again
+            by_id = {it.get("_id"): it for it in items}
+            missing = {"error": "no result for this document in the answer"}
+            paired = [(i, by_id.get(str(seqs[i]), missing)) for i in group]
+        again: list[int] = []
+        reason = ""
+        sent = refused = 0  # counted once per answer, not per event
+        for i, item in paired:
+            status = item.get("status")
+            status = status if isinstance(status, int) else 0  # 0: retried
+            verdict = classify(status, item)
+            if isinstance(verdict, Done):
+                sent += 1
+            elif isinstance(verdict, DeadLetter):
+                deadletters.append(self._deadletter_line(block.lines[i], status, verdict.reason,
+                                                         item.get("error")))
+                refused += 1
+            else:
+                if status == 404:
+                    self._ready = False
+                elif status == 429:
+                    self._narrow()
+                again.append(i)
+                reason = verdict.reason
+        if sent:
+            self.sent.inc(sent)
+        if refused:
+            self.deadlettered.inc(refused)
+        return again, bool(sent or refused), reason
+
+    def _narrow(self) -> None:
+        """A 429: the cluster is overloaded; fewer bulks in flight until it takes them again."""
+        if self.window > 1:
+            self.window = max(1, self.window // 2)
+            log.debug("%s: 429; %d bulk(s) in flight at most", self.name, self.window)
+
+    async def _commit(self, batches: list[Batch], deadletters: list[bytes]) -> None:
         pos = self.state.position
-        refused = len(deadletters) - len(batch.unreadable)  # dead letters among batch.events
-        new = replace(pos, segment=batch.segment, offset=batch.end, last_seq=batch.last_seq,
-                      sent=pos.sent + len(batch.events) - refused,
+        last = batches[-1]
+        events = sum(b.events for b in batches)
+        unreadable = sum(len(b.block.unreadable) for b in batches)
+        refused = len(deadletters) - unreadable  # dead letters among the events
+        last_seq = next((b.block.seqs[-1] for b in reversed(batches) if b.block.seqs), pos.last_seq)
+        new = replace(pos, segment=last.segment, offset=last.end, last_seq=last_seq,
+                      sent=pos.sent + events - refused,
                       deadlettered=pos.deadlettered + len(deadletters))
         await asyncio.to_thread(self.state.commit, new, deadletters)
-        self._oldest_ms = None
 
     # -- connecting --------------------------------------------------------------
     async def _ensure_ready(self, once: bool = False) -> None:
@@ -401,6 +406,12 @@ class ElasticsearchSink:
         next batch meanwhile (lag_seconds stays true while the cluster is down).
         """
         cfg = self.config
+        if self._ready:
+            return
+        async with self._setup:  # bulks in flight all need it: one of them sets up
+            await self._set_up(cfg, once)
+
+    async def _set_up(self, cfg: ElasticsearchConfig, once: bool) -> None:
         while not self._ready:
             try:
                 if self._backend is None:
@@ -487,14 +498,14 @@ class ElasticsearchSink:
         events = max(0, _counter(head) - _counter(self.state.position.last_seq))
         if not events:
             return 0, 0.0
-        if self._oldest_ms is None:  # no batch in hand (e.g. backing off): look at the next event
+        oldest = self._inflight[0].batch if self._inflight else self._peek
+        if oldest is None:  # no batch in hand (e.g. waiting to read): look at the next event
             pos = self.state.position
-            batch, _ = self._read_batch((pos.segment, pos.offset), None, max_events=1,
-                                        max_bytes=PEEK_BYTES)
-            self._oldest_ms = batch.oldest_ms if batch is not None else None
-            if self._oldest_ms is None:
-                return events, 0.0
-        return events, max(0.0, self.clock() - self._oldest_ms / 1000)
+            oldest, _ = self.reader.read((pos.segment, pos.offset), None, 1)
+        received = oldest.block.received_ms if oldest is not None else None
+        if received is None:
+            return events, 0.0
+        return events, max(0.0, self.clock() - received / 1000)
 
     @property
     def stats(self) -> dict[str, int]:

@@ -40,7 +40,22 @@ export async function loadMesh(signal) {
   drawMeshGraph(nodes);
   drawMeshTable(nodes, hg);
   drawInstances((m.instances || []).filter((i) => i && typeof i === "object"), Date.now());
+  drawSinks(Array.isArray(m.sinks) ? m.sinks : []);
   drawRoutes(rt, rs);
+}
+
+/** How far each forwarding sink (Elasticsearch) is behind the store: a line under the heading. */
+function drawSinks(list) {
+  let p = $("mesh-sinks");
+  if (!p) {
+    p = h("p", { id: "mesh-sinks" });
+    document.querySelector("#view-mesh .mesh-head")?.append(p);
+  }
+  p.replaceChildren(...list.flatMap((k, n) => [n ? " · " : "Forwarding: ",
+    h("span", { class: k.lag_events > 0 ? "sink-behind" : "muted", "data-sink": `${k.sink}-w${k.worker}` },
+      `${k.sink} (worker ${k.worker}) ` + (k.lag_events > 0
+        ? `${fmtNum(k.lag_events)} events, ${Number(k.lag_seconds || 0).toFixed(1)} s behind` : "up to date"))]));
+  p.hidden = !list.length;
 }
 
 const td = (cls, ...kids) => h("td", cls ? { class: cls } : null, ...kids);
