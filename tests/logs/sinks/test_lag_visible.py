@@ -1,0 +1,78 @@
+"""How far a sink is behind, where an operator looks: /api/v1/stats, /api/v1/mesh, ``logmesh stats``."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import aiohttp
+import orjson
+
+from tests.logs.sinks.fake_es import FakeElasticsearch
+from tests.logs.sinks.procs import ROOT, logs_process, metric
+
+
+async def get(http: aiohttp.ClientSession, url: str) -> dict:
+    async with http.get(url) as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+async def poll(check, what: str, timeout: float = 10.0):
+    """tests/support/waiting.py's wait_until, for a check that awaits (an HTTP request)."""
+    for _ in range(int(timeout / 0.05)):
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def logmesh_stats(url: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "logmesh", "stats", "--url", url], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+async def test_lag_in_stats_mesh_and_the_cli(tmp_path):
+    fake = await FakeElasticsearch().start()
+    fake.hold = asyncio.Event()  # the cluster takes the first bulk and does not answer yet
+    proc = logs_process(tmp_path / "data", fake.url, tmp_path / "logs.log")
+    try:
+        url = await proc.start()
+        async with aiohttp.ClientSession() as http:
+            body = b"\n".join(orjson.dumps({"message": f"m {i}", "service.name": "goods"}) for i in range(500))
+            async with http.post(f"{url}/api/v1/logs", data=body) as resp:
+                assert resp.status == 200
+            await asyncio.sleep(0.3)  # the event waits at least this long
+
+            async def behind() -> list[dict]:
+                rows = (await get(http, f"{url}/api/v1/stats"))["sinks"]
+                return rows if rows and rows[0]["lag_events"] == 500 else []
+
+            row = (await poll(behind, "the sink's lag to show 500 events"))[0]
+            assert row["sink"] == "elasticsearch" and row["worker"] == 0
+            assert row["lag_seconds"] >= 0.3 and row["sent"] == 0
+            assert (await get(http, f"{url}/api/v1/mesh"))["sinks"][0]["lag_events"] == 500
+            async with http.get(f"{url}/metrics") as resp:
+                assert metric(await resp.text(), "logmesh_sink_lag_events") == 500
+            text = await asyncio.to_thread(logmesh_stats, url)
+            line = next(ln for ln in text.splitlines() if ln.startswith("elasticsearch-w00"))
+            assert line.split()[1] == "500", text  # BEHIND
+
+            fake.hold.set()  # the cluster answers: the sink catches up, the lag goes to 0
+            fake.hold = None
+
+            async def caught_up() -> bool:
+                rows = (await get(http, f"{url}/api/v1/stats"))["sinks"]
+                return rows[0]["lag_events"] == 0 and rows[0]["sent"] == 500
+
+            await poll(caught_up, "the lag to go to 0")
+            text = await asyncio.to_thread(logmesh_stats, url)
+            line = next(ln for ln in text.splitlines() if ln.startswith("elasticsearch-w00"))
+            assert line.split()[1:4] == ["0", "0.0", "500"], text
+    finally:
+        await proc.stop()
+        await fake.stop()
