@@ -54,16 +54,21 @@ def safe_filename(raw: str | None, fmt: str, now: float) -> str:
 
 
 def field_value(ev: dict, name: str) -> Any:
-    """A column's value: the event's field, or a key inside params/labels (``params.a.b``)."""
+    """A column's value: the event's field, or a key inside params/labels (``labels.event.duration_ms``
+    as one key when there is one, else ``params.a.b`` by the path)."""
     if name in ev:
         return ev[name]
     head, _, rest = name.partition(".")
     value: Any = ev.get(head)
-    for part in rest.split(".") if rest else ():
+    if not rest or not isinstance(value, dict):
+        return None
+    if rest in value:
+        return value[rest]
+    for part in rest.split("."):
         if not isinstance(value, dict):
             return None
         value = value.get(part)
-    return value if rest else None
+    return value
 
 
 def csv_cell(name: str, value: Any) -> str | int | float:

@@ -25,7 +25,7 @@ async def api(start_logs):
                    "http.response.status_code": 200} for i in range(30)]
         events.append({"@timestamp": T0 + 100, "service.name": "goods",
                        "message": "=HYPERLINK(\"http://x\")", "log.level": "+1", "url.path": "-2",
-                       "trace.id": "@SUM(A1)", "labels": {"cmd": "\tx", "n": -5}, "http.response.status_code": 500})
+                       "trace.id": "@SUM(A1)", "labels": {"cmd": "\tx", "n.m": -5}, "http.response.status_code": 500})
         async with session.post("/api/v1/logs", data="\n".join(json.dumps(e) for e in events)) as r:
             assert r.status == 200 and (await r.json())["accepted"] == 31
         yield server, session
@@ -55,11 +55,11 @@ async def test_ndjson_is_every_matching_event_newest_first(api, monkeypatch):
 async def test_csv_has_the_columns_and_defuses_formulas(api):
     _, s = api
     r, body = await get(s, format="csv", q="service.name:goods", limit="2",
-                        columns="@timestamp,message,log.level,url.path,trace.id,labels.cmd,labels.n,"
+                        columns="@timestamp,message,log.level,url.path,trace.id,labels.cmd,labels.n.m,"
                                 "params.nested,=evil")
     assert r.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(body.decode())))
-    assert rows[0] == ["@timestamp", "message", "log.level", "url.path", "trace.id", "labels.cmd", "labels.n",
+    assert rows[0] == ["@timestamp", "message", "log.level", "url.path", "trace.id", "labels.cmd", "labels.n.m",
                        "params.nested", "'=evil"]
     assert rows[1] == ["2026-11-25T17:00:00.100Z", "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)",
                        "'\tx", "-5", "", ""]

@@ -332,8 +332,8 @@ def test_an_event_shows_its_context_trace_and_a_shareable_link(mesh, page):
     row = page.locator("#rows tr.ev").first
     expect(row).to_be_visible()
     row.click()
-    detail = page.locator("#rows tr.detail pre.json")
-    expect(detail).to_contain_text('"service.name": "goods"')
+    expect(page.locator('#rows tr.detail .fieldtab tr[data-field="service.name"] td.fval')).to_have_text("goods")
+    expect(page.locator("#rows tr.detail pre.raw")).to_contain_text('"service.name":"goods"')
     page.locator("#rows tr.detail button", has_text="Context & trace").click()
     drawer = page.locator("#drawer")
     expect(drawer).to_be_visible()

@@ -4,6 +4,7 @@
 // nodes only, never as HTML.
 
 import { runner, setState } from "./actions.js";
+import { initAssist, noteQuery } from "./assist.js";
 import { $ } from "./dom.js";
 import { closeDrawer, openEvent } from "./drawer.js";
 import { clearErrors } from "./errors.js";
@@ -13,12 +14,16 @@ import { initHistogram, loadHistogram, syncStackBy } from "./histogram.js";
 import { initLive, startLive, stopLive } from "./live.js";
 import { loadMesh } from "./mesh.js";
 import { initRangePicker, openRange } from "./range.js";
+import { initSaved } from "./saved.js";
 import { current, readURL, state, writeURL } from "./state.js";
-import { rangeLabel } from "./time.js";
+import { rangeLabel, tz } from "./time.js";
+
+const AWAY_PX = 40; // auto-refresh waits while the reader is scrolled down or has a row open
 
 /** Search for the state: URL and controls first, then every panel of its view (older answers dropped). */
 function run(push = false) {
   writeURL(push);
+  lastRun = Date.now();
   syncControls();
   if (current.ctl) current.ctl.abort();
   current.ctl = new AbortController();
@@ -38,7 +43,11 @@ function run(push = false) {
 function syncControls() {
   const q = $("q");
   if (q.value !== state.q) q.value = state.q;
+  tz.utc = state.utc;
   $("range-btn").textContent = rangeLabel(state.from, state.to);
+  $("refresh").value = String(state.refresh);
+  $("tz").textContent = state.utc ? "UTC" : "Local";
+  $("tz").setAttribute("aria-pressed", String(state.utc));
   for (const view of ["logs", "mesh"]) {
     $(`tab-${view}`).setAttribute("aria-selected", String(state.view === view));
     $(`view-${view}`).hidden = state.view !== view;
@@ -49,6 +58,7 @@ function syncControls() {
   document.title = state.q ? `${state.q} · logmesh` : "logmesh";
 }
 
+let lastRun = 0;
 runner.run = run;
 runner.restart = () => { stopLive(); run(false); };
 
@@ -56,9 +66,12 @@ initHistogram();
 initFields();
 initLive();
 initRangePicker();
+initAssist();
+initSaved();
 
 $("search").addEventListener("submit", (e) => {
   e.preventDefault();
+  noteQuery($("q").value);
   setState({ q: $("q").value.trim(), event: "", view: state.view === "mesh" ? "logs" : state.view });
 });
 $("q").addEventListener("input", () => { $("qerr").hidden = true; $("q").classList.remove("invalid"); });
@@ -72,14 +85,36 @@ $("rows").addEventListener("keydown", (e) => {
   const tr = e.target.closest("tr.ev");
   if (tr && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); toggleRow(tr); }
 });
+/** j/k: the focus to the next/previous row (Enter opens it). */
+function moveRow(delta) {
+  const rows = [...$("rows").querySelectorAll("tr.ev")];
+  if (!rows.length) return;
+  const i = rows.indexOf(document.activeElement.closest ? document.activeElement.closest("tr.ev") : null);
+  const next = rows[i < 0 ? 0 : Math.max(0, Math.min(rows.length - 1, i + delta))];
+  next.focus();
+  next.scrollIntoView({ block: "nearest" });
+}
+
 document.addEventListener("keydown", (e) => {
-  const typing = e.target.closest && e.target.closest("input, textarea");
+  const typing = e.target.closest && e.target.closest("input, textarea, select");
   if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); $("q").select(); }
+  if ((e.key === "j" || e.key === "k") && !typing && !e.ctrlKey && !e.metaKey && !e.altKey && state.view === "logs") moveRow(e.key === "j" ? 1 : -1);
   if (e.key === "Escape") { if (!$("range-pop").hidden) openRange(false); else if (!$("drawer").hidden) closeDrawer(); }
 });
 new IntersectionObserver((entries) => { if (entries.some((en) => en.isIntersecting)) loadMore(); },
   { root: $("results"), rootMargin: "300px" }).observe($("more"));
 window.addEventListener("popstate", () => { readURL(); run(false); });
+function showFields(open) {
+  $("sidebar").classList.toggle("shown", open);
+  $("fields-open").setAttribute("aria-expanded", String(open));
+}
+$("fields-open").addEventListener("click", () => showFields(!$("sidebar").classList.contains("shown")));
+$("fields-close").addEventListener("click", () => showFields(false));
+setInterval(() => { // auto-refresh: the same search again, unless live, hidden, or the reader is busy with the rows
+  if (!state.refresh || state.live || state.view !== "logs" || document.hidden || Date.now() - lastRun < state.refresh * 1000) return;
+  if ($("results").scrollTop > AWAY_PX || $("rows").querySelector("tr.detail") || !$("suggest").hidden) return;
+  run(false);
+}, 1000);
 
 readURL();
 run(false);

@@ -1,9 +1,11 @@
-// The results table: a page of events per search, older pages as it scrolls, a row's JSON on click.
+// The results table: a page of events per search, older pages as it scrolls; the columns the
+// state names (chosen, moved, sorted from their headers); a row's fields and stored line on click.
 
 import { addFilter, setState } from "./actions.js";
 import { api } from "./api.js";
+import { asText, cellClass, colLabel, compareBy, fieldValue, flatFields, moveCol, nextSort, parseSort, readableMessage, textLines, toggleCol } from "./columns.js";
 import { openEvent } from "./drawer.js";
-import { $, h, jsonView } from "./dom.js";
+import { $, h } from "./dom.js";
 import { handleError, showWarnings } from "./errors.js";
 import { color, counted, levelClass } from "./format.js";
 import { current, shareLink, state } from "./state.js";
@@ -12,11 +14,12 @@ import { fmtTime, needsDate } from "./time.js";
 const PAGE = 100; // events per search page
 const MAX_ROWS = 3000; // rows kept while live; older ones are dropped from view
 const MAX_MESSAGE = 500; // characters of a message shown in its cell
+const MULTI = new Set(["message", "error.stack_trace"]); // shown as lines when expanded
 
 /** The rows shown: the next page's cursor, the keys of the rows (no duplicates), whether live dropped some. */
 export const table = { cursor: null, loading: false, keys: new Set(), trimmed: false, withDate: false, error: false };
 const keyOf = (ev) => (ev.seq != null ? `s${ev.seq}` : ev["event.id"] ? `e${ev["event.id"]}` : null);
-const rangeParams = () => ({ from: state.from, to: state.to });
+const rangeParams = () => ({ from: state.from, to: state.to, order: state.sort === "@timestamp" ? "asc" : null });
 
 /** The first page of the search for state (newest first), replacing the rows. */
 export async function loadSearch(signal) {
@@ -24,6 +27,7 @@ export async function loadSearch(signal) {
   $("rows").replaceChildren();
   table.cursor = null; table.keys.clear(); table.trimmed = false; table.loading = true; table.error = false;
   table.withDate = needsDate(state.from, state.to);
+  renderHead();
   $("results").scrollTop = 0;
   $("took").textContent = "";
   renderMore("Loading…");
@@ -85,21 +89,42 @@ export function renderMore(text) {
   }
 }
 
-function cell(cls, text, title) {
-  return h("td", { class: cls, title: title || null }, text == null ? "" : String(text));
+/** The header: per column its name (a click sorts), and buttons to move it or take it out. */
+export function renderHead() {
+  const sort = parseSort(state.sort);
+  const cols = state.cols;
+  // the time column as wide as its text: it is never cut ("Nov 29 08:53:07.042" for long ranges)
+  $("cols").replaceChildren(...cols.map((c) => {
+    const col = h("col", { class: `c-${cellClass(c)}` });
+    if (c === "@timestamp") col.style.setProperty("width", `${table.withDate ? 22 : 15}ch`);
+    return col;
+  }));
+  $("head").replaceChildren(h("tr", null, cols.map((c, i) => h("th", { "data-col": c, "aria-sort": sort.field === c ? (sort.desc ? "descending" : "ascending") : null },
+    h("button", { type: "button", class: "sort", title: `Sort by ${c}`, onclick: () => setState({ sort: nextSort(state.sort, c) }) },
+      colLabel(c), sort.field === c ? (sort.desc ? " ▼" : " ▲") : ""),
+    h("span", { class: "colbtns" },
+      i > 0 ? h("button", { type: "button", title: "Move left", "aria-label": `Move ${c} left`, onclick: () => setState({ cols: moveCol(cols, c, -1) }) }, "‹") : null,
+      i < cols.length - 1 ? h("button", { type: "button", title: "Move right", "aria-label": `Move ${c} right`, onclick: () => setState({ cols: moveCol(cols, c, 1) }) }, "›") : null,
+      cols.length > 1 ? h("button", { type: "button", title: "Remove column", "aria-label": `Remove column ${c}`, onclick: () => setState({ cols: toggleCol(cols, c) }) }, "×") : null)))));
+}
+
+function cellFor(ev, c) {
+  const v = fieldValue(ev, c);
+  const cls = cellClass(c);
+  if (c === "@timestamp") return h("td", { class: cls }, fmtTime(v, table.withDate));
+  if (c === "service.name" && v != null) {
+    const dot = h("i", { class: "dot" });
+    dot.style.setProperty("background", color(v));
+    return h("td", { class: cls }, h("span", { class: "chip" }, dot, String(v)));
+  }
+  if (c === "log.level" && v != null) return h("td", { class: cls }, h("span", { class: `level ${levelClass(v)}` }, String(v)));
+  const text = c === "message" ? readableMessage(ev) : asText(v);
+  return h("td", { class: cls, title: c === "url.path" ? text : null }, text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text);
 }
 
 function eventRow(ev, fresh) {
-  const svc = ev["service.name"];
-  const msg = ev.message == null ? "" : String(ev.message);
-  const tr = h("tr", { class: `ev${fresh ? " fresh" : ""}`, tabindex: "0", "aria-expanded": "false" },
-    cell("t", fmtTime(ev["@timestamp"], table.withDate)),
-    h("td", { class: "svc" }, svc == null ? "" : h("span", { class: "chip" }, h("i", { class: "dot" }), String(svc))),
-    cell("m", ev["http.request.method"]),
-    cell("u", ev["url.path"], ev["url.path"]),
-    h("td", { class: "lv" }, ev["log.level"] == null ? "" : h("span", { class: `level ${levelClass(ev["log.level"])}` }, String(ev["log.level"]))),
-    cell("msg", msg.length > MAX_MESSAGE ? `${msg.slice(0, MAX_MESSAGE)}…` : msg));
-  if (svc != null) tr.querySelector(".dot").style.setProperty("background", color(svc));
+  const lv = ev["log.level"] == null ? "" : ` row-${levelClass(ev["log.level"]).slice(3)}`; // tinted by level
+  const tr = h("tr", { class: `ev${lv}${fresh ? " fresh" : ""}`, tabindex: "0", "aria-expanded": "false" }, state.cols.map((c) => cellFor(ev, c)));
   tr._ev = ev;
   return tr;
 }
@@ -117,7 +142,22 @@ export function addRows(events, where) {
   const body = $("rows");
   if (where === "start") body.prepend(frag); else body.append(frag);
   if (where === "start" && body.children.length > MAX_ROWS) trimRows();
+  sortRows();
   return added;
+}
+
+/** Rows sorted by a column other than time: the loaded rows only (the API pages by time). */
+function sortRows() {
+  const { field, desc } = parseSort(state.sort);
+  if (field === "@timestamp") return;
+  const body = $("rows");
+  const rows = [...body.querySelectorAll("tr.ev")];
+  rows.sort((a, b) => compareBy(field, desc)(a._ev, b._ev));
+  for (const tr of rows) {
+    const next = tr.nextElementSibling;
+    body.append(tr);
+    if (next && next.classList.contains("detail")) body.append(next);
+  }
 }
 
 function trimRows() {
@@ -131,7 +171,7 @@ function trimRows() {
   renderMore();
 }
 
-/** Open or close a row's detail: actions and the event's JSON. */
+/** Open or close a row's detail: actions, each field with filter for / out, column, copy, and the stored line. */
 export function toggleRow(tr) {
   const next = tr.nextElementSibling;
   if (next && next.classList.contains("detail")) {
@@ -148,7 +188,30 @@ export function toggleRow(tr) {
   if (ev["trace.id"] != null) {
     actions.append(h("button", { type: "button", onclick: () => addFilter("trace.id", ev["trace.id"], false, true) }, "Filter this trace"));
   }
-  const detail = h("tr", { class: "detail" }, h("td", { colspan: "6" }, actions, jsonView(ev)));
+  const detail = h("tr", { class: "detail" }, h("td", { colspan: String(state.cols.length) }, actions, fieldTable(ev),
+    h("div", { class: "rawhead muted" }, "Stored line"), h("pre", { class: "json raw" }, JSON.stringify(ev))));
   tr.after(detail);
   tr.setAttribute("aria-expanded", "true"); tr.classList.add("open");
+}
+
+async function copy(btn, text) {
+  try { await navigator.clipboard.writeText(text); btn.textContent = "copied"; } catch { btn.textContent = "copy failed"; }
+}
+
+function fieldTable(ev) {
+  return h("table", { class: "fieldtab" }, h("tbody", null, flatFields(ev).map(([k, v]) => {
+    const text = asText(v);
+    const lines = MULTI.has(k) ? textLines(text) : [text];
+    const simple = v == null || typeof v !== "object";
+    const shown = state.cols.includes(k);
+    return h("tr", { "data-field": k },
+      h("th", null, k),
+      h("td", { class: "fbtns" },
+        simple ? h("button", { type: "button", title: `Filter for ${k}`, "aria-label": `Filter for ${k}`, onclick: () => addFilter(k, v, false) }, "+") : null,
+        simple ? h("button", { type: "button", title: `Filter out ${k}`, "aria-label": `Filter out ${k}`, onclick: () => addFilter(k, v, true) }, "−") : null,
+        h("button", { type: "button", title: shown ? "Remove the column" : "Add as a column", "aria-label": `${shown ? "Remove" : "Add"} column ${k}`,
+          onclick: () => setState({ cols: toggleCol(state.cols, k) }) }, shown ? "▥−" : "▥+"),
+        h("button", { type: "button", title: "Copy the value", "aria-label": `Copy ${k}`, onclick: (e) => copy(e.currentTarget, text) }, "⧉")),
+      h("td", { class: "fval" }, lines.length > 1 ? h("pre", { class: "lines" }, lines.map((l) => h("div", null, l))) : text));
+  })));
 }

@@ -1,8 +1,10 @@
-// The field sidebar: the fields of the range, the top values of the open ones, +/- to filter.
+// The field sidebar: the fields of the query's events in the range, the top values of the open
+// ones (more on request), +/- to filter, a button to show a field as a column.
 
-import { addFilter } from "./actions.js";
+import { addFilter, setState } from "./actions.js";
 import { api } from "./api.js";
 import { $, h } from "./dom.js";
+import { toggleCol } from "./columns.js";
 import { fmtNum } from "./format.js";
 import { kqlField, kqlValue } from "./kql.js";
 import { current, state } from "./state.js";
@@ -10,17 +12,19 @@ import { current, state } from "./state.js";
 const TOP_FIELDS = ["service.name", "log.level", "http.request.method", "url.path",
   "http.response.status_code"]; // listed first, and open at first
 const TOP_VALUES = 5;
+const MORE_VALUES = 50; // "more values"
 const TYPE_BADGE = { keyword: "k", text: "t", long: "#", date: "d", object: "{}" };
 
 const openFields = new Set(TOP_FIELDS);
-let fieldList = [];
+export let fieldList = []; // the query help reads it too
+const more = new Set(); // fields showing MORE_VALUES values
 const topCache = new Map(); // "gen|field" -> answer, so re-rendering the list doesn't refetch
 
 /** The fields of the range (/api/v1/fields), then the list. */
 export async function loadFields(signal) {
   const mine = current.gen;
   try {
-    const r = await api("/api/v1/fields", { from: state.from, to: state.to }, signal);
+    const r = await api("/api/v1/fields", { q: state.q, from: state.from, to: state.to }, signal);
     if (mine !== current.gen) return;
     fieldList = (r.fields || []).filter((f) => f && f.name);
   } catch (e) {
@@ -50,6 +54,8 @@ function renderFields() {
       h("button", { type: "button", class: "fname", "aria-expanded": String(open),
         onclick: () => { if (openFields.has(f.name)) openFields.delete(f.name); else openFields.add(f.name); renderFields(); } },
       h("span", { class: "caret" }), h("span", { class: "name" }, f.name), h("span", { class: `type t-${f.type}` }, TYPE_BADGE[f.type] || "?")),
+      h("button", { type: "button", class: `addcol${state.cols.includes(f.name) ? " on" : ""}`, title: "Show as a column", "aria-label": `Column ${f.name}`,
+        "aria-pressed": String(state.cols.includes(f.name)), onclick: () => setState({ cols: toggleCol(state.cols, f.name) }) }, "▥"),
       values);
     list.append(li);
     if (open) loadTop(f, values);
@@ -63,19 +69,20 @@ async function loadTop(f, box) {
       ? "Full text: search its words, e.g. message:error" : `No top values for ${f.type} fields.`));
     return;
   }
-  const key = `${current.gen}|${f.name}`;
+  const limit = more.has(f.name) ? MORE_VALUES : TOP_VALUES;
+  const key = `${current.gen}|${f.name}|${limit}`;
   const mine = current.gen;
   box.replaceChildren(h("div", { class: "muted hint" }, "…"));
   let r = topCache.get(key);
   if (!r) {
     try {
-      r = await api("/api/v1/top", { field: f.name, q: state.q, from: state.from, to: state.to, limit: TOP_VALUES }, current.ctl.signal);
+      r = await api("/api/v1/top", { field: f.name, q: state.q, from: state.from, to: state.to, limit }, current.ctl.signal);
     } catch (e) {
       if (e.name !== "AbortError" && mine === current.gen) box.replaceChildren(h("div", { class: "muted hint" }, e.status === 400 && e.body.position != null ? "" : e.message));
       return;
     }
     if (mine !== current.gen) return;
-    topCache.clear(); // keep one run's answers only
+    for (const k of topCache.keys()) if (!k.startsWith(`${current.gen}|`)) topCache.delete(k); // this run's answers only
     topCache.set(key, r);
   }
   const vals = r.values || [];
@@ -93,4 +100,8 @@ async function loadTop(f, box) {
       h("button", { type: "button", class: "pm", title: `Filter for ${label}`, "aria-label": `Filter for ${label}`, onclick: () => addFilter(f.name, v.value, false) }, "+"),
       h("button", { type: "button", class: "pm", title: `Filter out ${label}`, "aria-label": `Filter out ${label}`, onclick: () => addFilter(f.name, v.value, true) }, "−"));
   }));
+  if (vals.length >= limit || limit > TOP_VALUES) {
+    box.append(h("button", { type: "button", class: "morev", onclick: () => { if (more.has(f.name)) more.delete(f.name); else more.add(f.name); loadTop(f, box); } },
+      limit > TOP_VALUES ? "Fewer values" : "More values"));
+  }
 }

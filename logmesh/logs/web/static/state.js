@@ -1,11 +1,16 @@
-// The page's state (view, query, range, live, open event, the histogram's stack-by field) and its URL: every state is a link.
+// The page's state (view, query, range, live, open event, the histogram's stack-by field, the
+// table's columns and sort, auto-refresh, UTC or local time) and its URL: every state is a link.
 // parseState and urlFor are pure; the rest read and write the one state of this page.
 
+import { colsParam, parseCols } from "./columns.js";
 import { DEFAULT_RANGE } from "./time.js";
 
 export const DEFAULT_BY = "service.name"; // the field the histogram stacks by
 
-export const DEFAULTS = { view: "logs", q: "", from: DEFAULT_RANGE.from, to: DEFAULT_RANGE.to, live: false, event: "", by: DEFAULT_BY };
+export const REFRESH = [0, 5, 15, 60]; // auto-refresh choices, seconds (0: off)
+
+export const DEFAULTS = { view: "logs", q: "", from: DEFAULT_RANGE.from, to: DEFAULT_RANGE.to, live: false, event: "", by: DEFAULT_BY,
+  cols: parseCols(""), sort: "", refresh: 0, utc: false };
 
 /** The state the page shows; app.js's run() loads what it says. */
 export const state = { ...DEFAULTS };
@@ -24,6 +29,10 @@ export function parseState(search) {
     live: p.get("live") === "1",
     event: p.get("event") || "",
     by: (p.get("by") || "").trim() || DEFAULTS.by,
+    cols: parseCols(p.get("cols")),
+    sort: p.get("sort") || "",
+    refresh: REFRESH.includes(Number(p.get("refresh"))) ? Number(p.get("refresh")) : 0,
+    utc: p.get("tz") === "utc",
   };
 }
 
@@ -36,6 +45,10 @@ export function urlFor(st, pathname) {
   if (st.live) p.set("live", "1");
   if (st.event) p.set("event", st.event);
   if (st.by && st.by !== DEFAULTS.by) p.set("by", st.by);
+  if (st.cols && colsParam(st.cols)) p.set("cols", colsParam(st.cols));
+  if (st.sort) p.set("sort", st.sort);
+  if (st.refresh) p.set("refresh", String(st.refresh));
+  if (st.utc) p.set("tz", "utc");
   const qs = p.toString();
   return pathname + (qs ? `?${qs}` : "");
 }

@@ -15,12 +15,45 @@ const LONGEST_ZOOM_MS = 365 * DAY_MS; // zooming out stops at a year back
 export const pad = (n, w = 2) => String(n).padStart(w, "0");
 const iso = (ms) => new Date(ms).toISOString();
 
-/** "14:03:07.042", or "Mar 05 14:03:07.042" withDate; a value that is no number as text. */
-export function fmtTime(ms, withDate) {
-  if (typeof ms !== "number") return String(ms ?? "");
+/** The zone times are shown in: UTC, or the browser's local time (the page's UTC/local toggle sets it). */
+export const tz = { utc: false };
+
+/** [year, month (0-11), day, hours, minutes, seconds, ms] of ms in UTC or local time. */
+function parts(ms, utc) {
   const d = new Date(ms);
-  const t = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
-  return withDate ? `${MONTHS[d.getMonth()]} ${pad(d.getDate())} ${t}` : t;
+  return utc ? [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()]
+    : [d.getFullYear(), d.getMonth(), d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()];
+}
+
+/** "14:03:07.042", or "Mar 05 14:03:07.042" withDate; a value that is no number as text. */
+export function fmtTime(ms, withDate, utc = tz.utc) {
+  if (typeof ms !== "number") return String(ms ?? "");
+  const [, mo, d, h, mi, sec, milli] = parts(ms, utc);
+  const t = `${pad(h)}:${pad(mi)}:${pad(sec)}.${pad(milli, 3)}`;
+  return withDate ? `${MONTHS[mo]} ${pad(d)} ${t}` : t;
+}
+
+/**
+ * A typed time as the API takes it: "now", "now-2h", epoch ms as they are; a date
+ * ("2026-11-29", "2026-11-29 08:00", "2026-11-29T08:00:05.250", a zone optional) as ISO 8601,
+ * read in UTC or local time when it names no zone; null when it is none of these.
+ */
+export function parseTyped(text, utc = tz.utc) {
+  const t = String(text ?? "").trim();
+  if (/^now(-\d+[smhdw])?$/.test(t) || /^\d+$/.test(t)) return t;
+  const m = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?))?\s*(Z|[+-]\d{2}:?\d{2})?$/i.exec(t);
+  if (!m) return null;
+  const ms = Date.parse(`${m[1]}T${m[2] || "00:00"}${m[3] || (utc ? "Z" : "")}`);
+  return Number.isNaN(ms) ? null : iso(ms);
+}
+
+/** {from, to} of two typed times, or {error} saying which cannot be read or that they are swapped. */
+export function typedRange(fromText, toText, now = Date.now(), utc = tz.utc) {
+  const from = parseTyped(fromText, utc), to = parseTyped(toText || "now", utc);
+  if (from == null) return { error: `cannot read "${fromText}": use now-2h, 2026-11-29 08:00 or an ISO date` };
+  if (to == null) return { error: `cannot read "${toText}": use now, now-5m, 2026-11-29 09:00 or an ISO date` };
+  if (toMs(from, now) >= toMs(to, now)) return { error: "the start must be before the end" };
+  return { from, to };
 }
 
 /** The value of an <input type=datetime-local> for ms: local time to the second. */
@@ -68,11 +101,11 @@ export function needsDate(from, to, now = Date.now()) {
  * A histogram axis label: the date at day steps (or at the start of a local day at hour steps:
  * 00:00, or 01:00 on a day whose clock skips midnight), else the time.
  */
-export function tickLabel(ms, step) {
-  const d = new Date(ms);
-  const dayStart = new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime() === ms;
-  if (step >= DAY_MS || (dayStart && step >= 36e5)) return `${MONTHS[d.getMonth()]} ${d.getDate()}`;
-  return step < 6e4 ? `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+export function tickLabel(ms, step, utc = tz.utc) {
+  const [y, mo, d, h, mi, sec] = parts(ms, utc);
+  const dayStart = (utc ? Date.UTC(y, mo, d) : new Date(y, mo, d).getTime()) === ms;
+  if (step >= DAY_MS || (dayStart && step >= 36e5)) return `${MONTHS[mo]} ${d}`;
+  return step < 6e4 ? `${pad(h)}:${pad(mi)}:${pad(sec)}` : `${pad(h)}:${pad(mi)}`;
 }
 
 /** ms as the shortest "now-N<unit>" that says it exactly (seconds rounded). */

@@ -250,3 +250,36 @@ describe("small range helpers", () => {
     assert.deepEqual(around(NOW, 6e4), { from: "2025-03-05T14:19:00.000Z", to: "2025-03-05T14:21:00.000Z" });
   });
 });
+
+describe("UTC or local, and typed times", async () => {
+  const { fmtTime, parseTyped, typedRange, tickLabel } = await import("../../../../logmesh/logs/web/static/time.js");
+  test("fmtTime in UTC", () => {
+    assert.equal(fmtTime(Date.UTC(2026, 10, 29, 8, 5, 7, 42), true, true), "Nov 29 08:05:07.042");
+    assert.equal(fmtTime(Date.UTC(2026, 10, 29, 23, 0), false, true), "23:00:00.000");
+  });
+  test("tick labels in UTC: the date at the start of a UTC day", () => {
+    assert.equal(tickLabel(Date.UTC(2026, 10, 29), 36e5, true), "Nov 29");
+    assert.equal(tickLabel(Date.UTC(2026, 10, 29, 3), 36e5, true), "03:00");
+  });
+  test("relative times and epoch ms as they are", () => {
+    assert.equal(parseTyped(" now-2h "), "now-2h");
+    assert.equal(parseTyped("now"), "now");
+    assert.equal(parseTyped("1795626000000"), "1795626000000");
+  });
+  test("dates: UTC when asked or named, else local", () => {
+    assert.equal(parseTyped("2026-11-29 08:00", true), "2026-11-29T08:00:00.000Z");
+    assert.equal(parseTyped("2026-11-29", true), "2026-11-29T00:00:00.000Z");
+    assert.equal(parseTyped("2026-11-29T08:00:05.250+02:00", false), "2026-11-29T06:00:05.250Z");
+    assert.equal(parseTyped("2026-11-29 08:00", false), new Date(2026, 10, 29, 8).toISOString());
+  });
+  test("what is no time is null", () => {
+    for (const t of ["yesterday", "now-2", "now+1h", "2026-13-45", "", "<b>"]) assert.equal(parseTyped(t, true), null, t);
+  });
+  test("ranges: both read, start before end", () => {
+    assert.deepEqual(typedRange("now-2h", ""), { from: "now-2h", to: "now" });
+    assert.deepEqual(typedRange("2026-11-29 08:00", "2026-11-29 09:00", Date.now(), true),
+      { from: "2026-11-29T08:00:00.000Z", to: "2026-11-29T09:00:00.000Z" });
+    assert.match(typedRange("soon", "now").error, /cannot read "soon"/);
+    assert.match(typedRange("now", "now-1h").error, /before the end/);
+  });
+});
