@@ -99,7 +99,10 @@ document.addEventListener("keydown", (e) => {
   const typing = e.target.closest && e.target.closest("input, textarea, select");
   if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); $("q").select(); }
   if ((e.key === "j" || e.key === "k") && !typing && !e.ctrlKey && !e.metaKey && !e.altKey && state.view === "logs") moveRow(e.key === "j" ? 1 : -1);
-  if (e.key === "Escape") { if (!$("range-pop").hidden) openRange(false); else if (!$("drawer").hidden) closeDrawer(); }
+  if (e.key === "Escape") {
+    for (const p of document.querySelectorAll(".tool .pop")) p.hidden = true;
+    if (!$("range-pop").hidden) openRange(false); else if (!$("drawer").hidden) closeDrawer();
+  }
 });
 new IntersectionObserver((entries) => { if (entries.some((en) => en.isIntersecting)) loadMore(); },
   { root: $("results"), rootMargin: "300px" }).observe($("more"));

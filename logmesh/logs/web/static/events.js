@@ -15,6 +15,7 @@ const PAGE = 100; // events per search page
 const MAX_ROWS = 3000; // rows kept while live; older ones are dropped from view
 const MAX_MESSAGE = 500; // characters of a message shown in its cell
 const MULTI = new Set(["message", "error.stack_trace"]); // shown as lines when expanded
+const DATES = new Set(["@timestamp", "received_at"]); // epoch ms, shown as a time too
 
 /** The rows shown: the next page's cursor, the keys of the rows (no duplicates), whether live dropped some. */
 export const table = { cursor: null, loading: false, keys: new Set(), trimmed: false, withDate: false, error: false };
@@ -211,7 +212,8 @@ function fieldTable(ev) {
         simple ? h("button", { type: "button", title: `Filter out ${k}`, "aria-label": `Filter out ${k}`, onclick: () => addFilter(k, v, true) }, "−") : null,
         h("button", { type: "button", title: shown ? "Remove the column" : "Add as a column", "aria-label": `${shown ? "Remove" : "Add"} column ${k}`,
           onclick: () => setState({ cols: toggleCol(state.cols, k) }) }, shown ? "▥−" : "▥+"),
-        h("button", { type: "button", title: "Copy the value", "aria-label": `Copy ${k}`, onclick: (e) => copy(e.currentTarget, text) }, "⧉")),
-      h("td", { class: "fval" }, lines.length > 1 ? h("pre", { class: "lines" }, lines.map((l) => h("div", null, l))) : text));
+        h("button", { type: "button", title: "Copy the value", "aria-label": `Copy ${k}`, onclick: (e) => copy(e.currentTarget, text) }, "copy")),
+      h("td", { class: "fval" }, lines.length > 1 ? h("pre", { class: "lines" }, lines.map((l) => h("div", null, l))) : text,
+        DATES.has(k) && typeof v === "number" ? h("span", { class: "muted" }, ` ${fmtTime(v, true)}`) : null));
   })));
 }
