@@ -159,6 +159,25 @@ SAVED_AND_EXPORT = {
 }
 
 
+_ES_BULK = {  # POST /_bulk and /{index}/_bulk (ingest/es_bulk.py)
+    "summary": "Elasticsearch bulk API: index/create actions become events; an answer item per "
+               "action. A write token (Bearer, Basic with the token as password, or ApiKey).",
+    "operationId": "esBulk",
+    "requestBody": {"required": True, "content": {
+        "application/x-ndjson": {"schema": {"type": "string"}},
+        # Elasticsearch takes its NDJSON under this type too, as do these endpoints
+        "application/json": {"schema": {"type": "string"}}}},
+    "responses": {
+        "200": _ok("Stored (on disk): Elasticsearch's bulk response, a status per item.",
+                   {"type": "object", "required": ["took", "errors", "items"], "properties": {
+                       "took": {"type": "integer"}, "errors": {"type": "boolean"},
+                       "items": {"type": "array", "items": {"type": "object"}}}}),
+        "400": {"description": "No action in the body (Elasticsearch's error form)."},
+        "413": {"description": "Body larger than --max-body-size."},
+        "503": {"description": "The store cannot write now; retry after Retry-After."},
+    },
+}
+
 EVENT = {
     "type": "object",
     "description": "An event: flat, ECS dotted names; times are epoch ms.",
@@ -309,6 +328,47 @@ OPENAPI: dict[str, Any] = {
                 "400": {"description": "No line could be used.",
                         "content": {"application/json": {"schema": _ref("Error")}}},
                 "413": {"description": "Body larger than the service's --max-body-size."},
+            },
+        }},
+        # Foreign ingest protocols (docs/ingest.md): each answers in its own protocol's form.
+        "/v1/logs": {"post": {
+            "summary": "OpenTelemetry logs (OTLP/HTTP): ExportLogsServiceRequest as protobuf or JSON; "
+                       "gzip with Content-Encoding. A write token.",
+            "operationId": "otlpLogs",
+            "requestBody": {"required": True, "content": {
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object"}},
+            }},
+            "responses": {
+                "200": {"description": "Stored (on disk): ExportLogsServiceResponse, with "
+                                       "partial_success when records were refused.",
+                        "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                                    "application/json": {"schema": {"type": "object"}}}},
+                "400": {"description": "Not an ExportLogsServiceRequest: a google.rpc.Status."},
+                "413": {"description": "Body larger than --max-body-size."},
+                "415": {"description": "Neither protobuf nor JSON."},
+                "503": {"description": "The store cannot write now; retry after Retry-After."},
+            },
+        }},
+        "/_bulk": {"post": _ES_BULK},
+        "/{index}/_bulk": {"post": {**_ES_BULK, "operationId": "esBulkIndex", "parameters": [
+            {"name": "index", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "The index of actions that name none (kept as the label es.index)."}]}},
+        "/loki/api/v1/push": {"post": {
+            "summary": "Loki push: snappy-compressed PushRequest protobuf, or its JSON form. "
+                       "A write token.",
+            "operationId": "lokiPush",
+            "requestBody": {"required": True, "content": {
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "streams": {"type": "array", "items": {"type": "object"}}}}},
+            }},
+            "responses": {
+                "204": {"description": "Every entry stored (on disk)."},
+                "400": {"description": "The push, or some of its entries, refused (text/plain; "
+                                       "the good entries are stored)."},
+                "413": {"description": "Body larger than --max-body-size."},
+                "503": {"description": "The store cannot write now; retry after Retry-After."},
             },
         }},
         "/api/v1/openapi.json": {"get": {
