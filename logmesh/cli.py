@@ -43,8 +43,11 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
-def serve(make: Callable[[], Awaitable[object]]) -> None:
+def serve(make: Callable[[], Awaitable[object]], *, fast_loop: bool = False) -> None:
     """Run an async server until SIGTERM/SIGINT, then let it stop cleanly.
+
+    ``fast_loop``: on uvloop's event loop (the mesh's request path: gateway, services,
+    distributor; bench/notes/mesh.md says what it bought).
 
     Only the first signal stops it: a supervisor forwards SIGTERM to each worker and a
     ``kill`` of the process group reaches it too, and a second cancel would cut the
@@ -68,8 +71,14 @@ def serve(make: Callable[[], Awaitable[object]]) -> None:
         except asyncio.CancelledError:
             pass
 
+    factory = None
+    if fast_loop:
+        import uvloop
+
+        factory = uvloop.new_event_loop
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main())
     except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_STARTUP_FAILURE)
@@ -104,7 +113,7 @@ def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> Non
         supervised("distributor")
     from .mesh.distributor import Distributor
 
-    serve(lambda: Distributor(host, port, security=config).serve_forever())
+    serve(lambda: Distributor(host, port, security=config).serve_forever(), fast_loop=True)
 
 
 ship_mode_option = click.option(
@@ -152,7 +161,7 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
         from .mesh.metrics_http import MetricsEndpoint
 
         gw.metrics = MetricsEndpoint(host, metrics_port, gw.collect_metrics)
-    serve(gw.serve_forever)
+    serve(gw.serve_forever, fast_loop=True)
 
 
 @cli.command()
@@ -171,12 +180,17 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
 @click.option("--spool-max", type=SIZE, default="1GB",
               help="Spool size limit; past it the oldest are dropped.")
 @click.option("--log-queue", default=100_000, help="Log events held in memory before spooling.")
+@click.option("--db-sync", type=click.Choice(["normal", "full"]), default="normal",
+              help="SQLite's synchronous for the grouped commits: normal: a write is answered once "
+                   "it is in the WAL file (it survives the service's crash, not a power cut); "
+                   "full: once the WAL is fsynced too (one fsync per group of writes).")
 @metrics_port_option
 @security_options()
 @supervise_option
 def service(name: str, host: str, port: int | None, distributor: tuple[str, int], data_dir: Path,
-            ship: bool, print_requests: bool, ship_mode: str, spool_dir: Path | None, spool_max: int, log_queue: int,
-            metrics_port: int | None, supervise: bool, sec: SecurityArgs) -> None:
+            ship: bool, print_requests: bool, ship_mode: str, spool_dir: Path | None,
+            spool_max: int, log_queue: int, db_sync: str, metrics_port: int | None,
+            supervise: bool, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
     config = sec.config(f"{name} service", host)
     if supervise:
@@ -186,7 +200,7 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
     from .shipping.spool import Spool
 
     svc = make_service(name, data_dir, port=port, host=host,
-                       distributor=distributor, security=config)
+                       distributor=distributor, security=config, sync=db_sync)
     if ship:
         spool = Spool(spool_dir or data_dir / "spool" / name, spool_max) \
             if ship_mode != "book" else None
@@ -200,7 +214,7 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
         from .mesh.metrics_http import MetricsEndpoint
 
         svc.metrics = MetricsEndpoint(host, metrics_port, svc.collect_metrics)
-    serve(svc.serve_forever)
+    serve(svc.serve_forever, fast_loop=True)
 
 
 @cli.command()

@@ -186,14 +186,16 @@ class ReconnectingClient:
         packet = {"uri": uri, "method": method, "key": key, "params": params}
         if extra:
             packet.update(extra)
-        fut: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict] = loop.create_future()
         self._pending[key] = fut
+        # A timer on the future itself, without wait_for's wrapping (the gateway's hot path).
+        timer = loop.call_later(timeout, _expire, fut, self.host, self.port, timeout)
         try:
             self.conn.write(encode(packet))  # type: ignore[union-attr]
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            raise RequestTimeout(f"no reply from {self.host}:{self.port} within {timeout}s") from None
+            return await fut
         finally:
+            timer.cancel()
             self._pending.pop(key, None)
 
     # -- receiving ------------------------------------------------------------
@@ -230,6 +232,11 @@ class ReconnectingClient:
             if not fut.done():
                 fut.set_exception(exc)
         self._pending.clear()
+
+
+def _expire(fut: asyncio.Future, host: str, port: int, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(RequestTimeout(f"no reply from {host}:{port} within {timeout}s"))
 
 
 __all__ = ["ReconnectingClient", "RequestTimeout", "NotConnected", "BadReply", "reply_key"]

@@ -103,6 +103,7 @@ class Service(CountedPart, Serving):
         self._timers: dict[tuple[str, int], Any] = {}
         self.shipper: Any = None  # set by Shipper.attach
         self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
+        self.on_stop: list[Callable[[], None]] = []  # run last in stop() (a store's close)
 
     @property
     def urls(self) -> list[str]:
@@ -145,6 +146,8 @@ class Service(CountedPart, Serving):
             await self.metrics.stop()
         if self.server is not None:
             await self.server.wait_closed()
+        for hook in self.on_stop:
+            hook()
 
 
     @property
@@ -195,7 +198,10 @@ class Service(CountedPart, Serving):
         except Exception as exc:
             self._replied(conn, self._handler_failed(key, route, exc, packet), route, t0)
             return
-        if inspect.isawaitable(result):
+        if isinstance(result, asyncio.Future):  # answered from its callback: no task per request
+            result.add_done_callback(
+                lambda fut: self._settled(conn, key, route, fut, packet, t0))
+        elif inspect.isawaitable(result):
             asyncio.ensure_future(self._finish(conn, key, route, result, packet, t0))
         else:
             self._send_result(conn, key, route, result, packet, t0)
@@ -216,6 +222,15 @@ class Service(CountedPart, Serving):
         self._replied(conn, self._error(key, 400, "the request's JSON held a raw ¶ (U+00B6), "
                                                   "which ends a frame; send it escaped as \\u00b6"),
                       f"{packet.get('method', '')}{packet.get('uri', '')}", time.perf_counter())
+
+    def _settled(self, conn: FramedConnection, key: Any, route: str, fut: asyncio.Future,
+                 packet: dict, t0: float) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if fut.cancelled() or exc is not None:
+            failure = exc if isinstance(exc, Exception) else RuntimeError("the handler was cancelled")
+            self._replied(conn, self._handler_failed(key, route, failure, packet), route, t0)
+            return
+        self._send_result(conn, key, route, fut.result(), packet, t0)
 
     async def _finish(self, conn: FramedConnection, key: Any, route: str, pending: Awaitable,
                       packet: dict, t0: float) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import aiohttp
+import asyncio
 
-from logmesh.examples.resource import make_service
-from tests.support.mesh import HOST, gateway_ready
+import aiohttp
+import pytest
+
+from logmesh.examples.resource import RESOURCES, ResourceStore, make_service
+from logmesh.mesh.service import HandlerError
+from tests.support.mesh import HOST, Peer, gateway_ready
+from tests.support.procs import Procs
 
 
 async def test_goods_crud_through_the_gateway(mesh, tmp_path):
@@ -66,3 +71,61 @@ async def test_all_three_services_behind_one_gateway(mesh, tmp_path):
             async with http.get(f"{base}/{name}") as resp:
                 [row] = (await resp.json())["results"]
             assert {k: row[k] for k in body} == body
+
+
+# -- grouped commits ------------------------------------------------------------------------------
+
+async def test_writes_of_one_turn_share_one_commit_and_are_answered_after_it(tmp_path):
+    """Each POST used to commit (and fsync) on its own inside the event loop; now the writes of
+    one turn of the loop are one transaction, and none is answered before its commit."""
+    store = ResourceStore(RESOURCES["goods"], tmp_path / "goods.db")
+    try:
+        pending = [store.insert({"name": f"pen {i}"}, {}) for i in range(10)]
+        assert not any(f.done() for f in pending)  # not answered: not committed yet
+        assert store.select({}, {}) == []  # and not visible to a read either
+        results = await asyncio.gather(*pending)
+        assert store.commits == 1
+        assert [r["id"] for r in results] == list(range(1, 11))
+        assert [r["name"] for r in store.select({}, {})] == [f"pen {i}" for i in range(10)]
+        deleted = await store.delete({"id": 3}, {})
+        assert deleted == {"deleted": 1} and store.commits == 2
+    finally:
+        store.close()
+
+
+async def test_a_bad_write_fails_alone_and_the_group_is_committed(tmp_path):
+    store = ResourceStore(RESOURCES["goods"], tmp_path / "goods.db")
+    try:
+        good = store.insert({"name": "pen"}, {})
+        with pytest.raises(HandlerError, match="cannot store goods"):
+            store._write("INSERT INTO goods (id, name) VALUES (1, 'clash')", [])  # id 1 is taken
+        later = store.insert({"name": "cup"}, {})
+        assert [r["id"] for r in await asyncio.gather(good, later)] == [1, 2]
+        assert [r["name"] for r in store.select({}, {})] == ["pen", "cup"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("sync", ["normal", "full"])
+async def test_an_answered_post_survives_the_service_being_killed(tmp_path, sync):
+    procs = Procs(tmp_path)
+    try:
+        _, dist = procs.distributor()
+        proc, port = procs.service("goods", dist, tmp_path / "data", "--no-ship", "--db-sync", sync)
+        peer = await Peer.connect(port)
+        replies = []
+        for i in range(20):
+            peer.send({"uri": "/goods", "method": "POST", "key": i, "params": {"name": f"n{i}",
+                                                                              "key": i}})
+        for _ in range(20):
+            replies.append(await peer.recv(5.0))
+        assert all(r["errorcode"] == 0 for r in replies)
+        proc.kill9()
+        proc, port = procs.service("goods", dist, tmp_path / "data", "--no-ship")
+        peer = await Peer.connect(port)
+        rows = (await peer.request({"uri": "/goods", "method": "GET", "key": 1,
+                                    "params": {"key": 1}}, 5.0))["results"]
+        assert sorted(r["name"] for r in rows) == sorted(f"n{i}" for i in range(20))
+        await peer.close()
+    finally:
+        procs.close()

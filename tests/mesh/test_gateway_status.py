@@ -233,7 +233,7 @@ async def test_replies_of_any_shape_from_a_raw_service(mesh, http):
 
 def test_the_gateway_command_takes_the_option_and_its_environment_variable(monkeypatch):
     made: list[Gateway] = []
-    monkeypatch.setattr(cli_module, "serve", lambda make: made.append(make.__self__))
+    monkeypatch.setattr(cli_module, "serve", lambda make, **kw: made.append(make.__self__))
     runner = CliRunner()
     for args, env, expected in ((["--no-ship"], {}, True),
                                 (["--no-ship", "--always-200"], {}, False),
