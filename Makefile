@@ -1,5 +1,5 @@
 # make run: the whole mesh on this machine.  make test: the test suite.
-# make check: lint.  make bench: every benchmark -> docs/benchmarks.md (installs rsyslog, a peer).
+# make check: lint.  make bench: every benchmark -> docs/benchmarks.md (installs rsyslog, a peer, and wrk).
 # All create .venv and install logmesh into it on first use: run only what the mesh needs,
 # the others also the test, lint and Elasticsearch extras (.venv/.dev).
 PY ?= python3
@@ -31,6 +31,7 @@ check: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	@command -v rsyslogd >/dev/null || { apt-get update -qq && apt-get install -y -qq rsyslog >/dev/null; }
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python bench/run_all.py
 
 # make torture: 10 minutes of crashes, damage and a full disk against real processes, seeds printed.

@@ -43,6 +43,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("shipper", "What shipping costs a service: ns per event on the request path; gateway "
                     "requests/s and latency with shipping on and off, alternating in one run.",
          [PY, "bench/shipper.py", "--runs", "1" if quick else "3", "--json", str(OUT / "shipper.json")]),
+        ("mesh", "The mesh's request path beside the chapter's Node mesh: wrk through each "
+                 "gateway to goods, GET and POST at 16 and 64 connections, rounds alternating.",
+         [PY, "bench/mesh.py", "--rounds", "1" if quick else "3", "--seconds", "3" if quick else "10",
+          "--json", str(OUT / "mesh.json")]),
         ("query", "Queries over a generated store beside grep over the same events as NDJSON.",
          [PY, "bench/query.py", *(["--events", "1000000", "--runs", "3"] if quick else []),
           "--json", str(OUT / "query.json")]),
