@@ -4,7 +4,8 @@
 
 Each round starts every mesh afresh, one after the other (the order alternates by round):
 a logmesh distributor and logs service, then goods and a gateway, which are logmesh's
-(``logmesh service goods``, ``logmesh gateway``, shipping on; ``logmesh-noship``: both with
+(``logmesh service goods``, ``logmesh gateway``, shipping on; ``logmesh-w2``: the gateway with
+``--workers 2``, as ``logmesh up`` runs it on two cores; ``logmesh-noship``: both with
 ``--no-ship``) or the chapter's Node ``goods.js`` and ``gate.js`` from tests/interop/node with
 their console printing off (bench/node_quiet.js), whose goods ships its packets to the same
 logs service as the chapter's ``writeLog`` does. Three rows are posted, then wrk (Debian's)
@@ -44,7 +45,7 @@ from ingest_peers import free_port, group_cpu_seconds, group_hwm_kb  # noqa: E40
 
 NODE_DIR = ROOT / "tests" / "interop" / "node"
 POST_BODY = '{"name":"pen","category":"office","price":1.5}'
-MESHES = ("logmesh", "logmesh-noship", "node")
+MESHES = ("logmesh", "logmesh-w2", "logmesh-noship", "node")
 
 
 @dataclass
@@ -79,9 +80,11 @@ def _spawn(argv: list[str], **kw) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, env=env, cwd=ROOT, **kw)
 
 
-def _logmesh(*args: str, **kw) -> subprocess.Popen:
-    return _spawn([sys.executable, "-m", "logmesh", *args, "--no-supervise"],
-                  stdout=kw.pop("stdout", subprocess.DEVNULL), **kw)
+def _logmesh(*args: str, supervise: bool = False) -> subprocess.Popen:
+    """``supervise``: under its own supervisor (--workers starts the workers there); the
+    process group is the supervisor and its workers."""
+    return _spawn([sys.executable, "-m", "logmesh", *args,
+                   "--supervise" if supervise else "--no-supervise"], stdout=subprocess.DEVNULL)
 
 
 def _node(script: str, *args: str) -> tuple[subprocess.Popen, int]:
@@ -102,7 +105,7 @@ def _http(method: str, url: str, body: str | None = None) -> int:
         return 0
 
 
-def start_mesh(kind: str, tmp: Path, workers: int) -> Mesh:
+def start_mesh(kind: str, tmp: Path) -> Mesh:
     d, lp, hp, gp, sp = (free_port() for _ in range(5))
     dist = f"127.0.0.1:{d}"
     parts = {"distributor": _logmesh("distributor", "--port", str(d)),
@@ -113,12 +116,12 @@ def start_mesh(kind: str, tmp: Path, workers: int) -> Mesh:
         parts["goods"], _ = _node("goods.js", str(d))
         parts["gateway"], gp = _node("gate.js", str(d))
     else:
-        ship = "--ship" if kind == "logmesh" else "--no-ship"
-        more = ["--workers", str(workers)] if workers > 1 else []
+        ship = "--no-ship" if kind == "logmesh-noship" else "--ship"
+        workers = kind == "logmesh-w2"  # the gateway's two workers, as `logmesh up` runs it
         parts["goods"] = _logmesh("service", "goods", "--port", str(sp), "--distributor", dist,
-                                  "--data-dir", str(tmp / "goods"), ship, *more)
+                                  "--data-dir", str(tmp / "goods"), ship)
         parts["gateway"] = _logmesh("gateway", "--port", str(gp), "--distributor", dist, ship,
-                                    *more)
+                                    *(["--workers", "2"] if workers else []), supervise=workers)
     mesh = Mesh(kind, f"http://127.0.0.1:{gp}/goods", parts)
     deadline = time.monotonic() + 30
     while _http("GET", mesh.url) != 200:
@@ -215,7 +218,6 @@ def main() -> int:
     ap.add_argument("--connections", default="16,64")
     ap.add_argument("--methods", default="GET,POST")
     ap.add_argument("--meshes", default=",".join(MESHES))
-    ap.add_argument("--workers", type=int, default=1, help="logmesh gateway and goods --workers")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if shutil.which("wrk") is None or shutil.which("node") is None:
@@ -233,7 +235,7 @@ def main() -> int:
         for rnd in range(args.rounds):
             order = meshes if rnd % 2 == 0 else list(reversed(meshes))
             for kind in order:
-                mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}", args.workers)
+                mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}")
                 try:
                     for method in methods:  # GET first: POST grows the table GET answers
                         for c in conns:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,33 @@ def supervised(name: str) -> None:
     sys.exit(Supervisor([ChildSpec(name, argv)]).run())
 
 
+# --workers of the mesh's parts (gateway, services): the book's `cluster`.
+mesh_workers_option = click.option(
+    "--workers", default=1, type=click.IntRange(1, MAX_WORKERS),
+    help="Processes sharing the port (SO_REUSEPORT), like the book's cluster; any worker's "
+         "/metrics shows every worker's requests.")
+worker_id_option = click.option("--worker-id", default=0, type=int, hidden=True)
+metrics_dir_option = click.option("--metrics-dir", type=click.Path(path_type=Path), default=None,
+                                  hidden=True, help="Where the workers' metrics files meet.")
+
+
+def run_workers(name: str, workers: int, metrics_dir: Path | None) -> None:
+    """Re-run this command as ``workers`` supervised children sharing its ports, whose metrics
+    meet in ``metrics_dir`` (a temporary directory, removed at the end, unless given)."""
+    owned = metrics_dir is None
+    directory = Path(tempfile.mkdtemp(prefix=f"logmesh-{name}-metrics-")) if owned else metrics_dir
+    specs = [ChildSpec(f"{name}-w{i}", logmesh_argv(*sys.argv[1:], "--worker-id", str(i),
+                                                    "--metrics-dir", str(directory),
+                                                    "--no-supervise"))
+             for i in range(workers)]
+    try:
+        code = Supervisor(specs).run()
+    finally:
+        if owned:
+            shutil.rmtree(directory, ignore_errors=True)
+    sys.exit(code)
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="logmesh")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -139,28 +169,35 @@ ship_mode_option = click.option(
                    "400-599: that status, any other: 500), or with 200 whatever it says, as the "
                    "chapter's gateway does.")
 @metrics_port_option
+@mesh_workers_option
+@worker_id_option
+@metrics_dir_option
 @security_options()
 @supervise_option
 def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, ship: bool,
             ship_mode: str, max_body_size: int, status_from_errorcode: bool,
-            metrics_port: int | None, supervise: bool, sec: SecurityArgs) -> None:
+            metrics_port: int | None, workers: int, worker_id: int, metrics_dir: Path | None,
+            supervise: bool, sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
     config = sec.config("gateway", host)
     if supervise:
+        if workers > 1:
+            run_workers("gateway", workers, metrics_dir)
         supervised("gateway")
     from .mesh.gateway import Gateway
     from .shipping.shipper import Shipper
 
     gw = Gateway(host, port, distributor=distributor, timeout=timeout,
                  security=config,
-                 max_body_bytes=max_body_size, status_from_errorcode=status_from_errorcode)
+                 max_body_bytes=max_body_size, status_from_errorcode=status_from_errorcode,
+                 reuse_port=workers > 1, metrics_dir=metrics_dir if workers > 1 else None)
     if ship:
         gw.attach_shipper(Shipper("gateway", mode=ship_mode, token=config.token,
                                   ssl=config.tls.client_context()))
     if metrics_port is not None:
         from .mesh.metrics_http import MetricsEndpoint
 
-        gw.metrics = MetricsEndpoint(host, metrics_port, gw.collect_metrics)
+        gw.metrics = MetricsEndpoint(host, metrics_port, gw.collect_metrics, reuse_port=workers > 1)
     serve(gw.serve_forever, fast_loop=True)
 
 
@@ -185,25 +222,33 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
                    "it is in the WAL file (it survives the service's crash, not a power cut); "
                    "full: once the WAL is fsynced too (one fsync per group of writes).")
 @metrics_port_option
+@mesh_workers_option
+@worker_id_option
+@metrics_dir_option
 @security_options()
 @supervise_option
 def service(name: str, host: str, port: int | None, distributor: tuple[str, int], data_dir: Path,
             ship: bool, print_requests: bool, ship_mode: str, spool_dir: Path | None,
-            spool_max: int, log_queue: int, db_sync: str, metrics_port: int | None,
-            supervise: bool, sec: SecurityArgs) -> None:
+            spool_max: int, log_queue: int, db_sync: str, metrics_port: int | None, workers: int,
+            worker_id: int, metrics_dir: Path | None, supervise: bool, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
     config = sec.config(f"{name} service", host)
     if supervise:
+        if workers > 1:
+            run_workers(name, workers, metrics_dir)
         supervised(name)
     from .examples.resource import make_service
     from .shipping.shipper import Shipper
     from .shipping.spool import Spool
 
-    svc = make_service(name, data_dir, port=port, host=host,
-                       distributor=distributor, security=config, sync=db_sync)
+    svc = make_service(name, data_dir, port=port, host=host, distributor=distributor,
+                       security=config, sync=db_sync, reuse_port=workers > 1,
+                       metrics_dir=metrics_dir if workers > 1 else None)
     if ship:
-        spool = Spool(spool_dir or data_dir / "spool" / name, spool_max) \
-            if ship_mode != "book" else None
+        spool_at = spool_dir or data_dir / "spool" / name
+        if workers > 1:
+            spool_at = spool_at / f"w{worker_id}"  # one spool per worker: each its own files
+        spool = Spool(spool_at, spool_max) if ship_mode != "book" else None
         Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=config.token,
                 ssl=config.tls.client_context()).attach(svc)
     elif print_requests:
@@ -213,7 +258,7 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
     if metrics_port is not None:
         from .mesh.metrics_http import MetricsEndpoint
 
-        svc.metrics = MetricsEndpoint(host, metrics_port, svc.collect_metrics)
+        svc.metrics = MetricsEndpoint(host, metrics_port, svc.collect_metrics, reuse_port=workers > 1)
     serve(svc.serve_forever, fast_loop=True)
 
 
@@ -395,9 +440,17 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
     joined = ["--distributor", f"{local}:{port['distributor']}", *common]
     specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, "--port",
                                                    str(port["distributor"]), *common), env)]
-    specs.append(ChildSpec("gateway", logmesh_argv("gateway", "--host", host, "--port",
-                                                   str(port["gateway"]), "--metrics-port",
-                                                   str(port["gateway metrics"]), *joined), env))
+    # Two gateway workers on two cores or more: every request of every service passes the
+    # gateway, and one process is what bounds the mesh (bench/notes/mesh.md); a service's
+    # share is smaller and stays one process.
+    gw_workers = 2 if (os.cpu_count() or 1) >= 2 else 1
+    for i in range(gw_workers):
+        workers = ["--workers", str(gw_workers), "--worker-id", str(i), "--metrics-dir",
+                   str(data_dir / "gateway-metrics")] if gw_workers > 1 else []
+        specs.append(ChildSpec(f"gateway-w{i}" if gw_workers > 1 else "gateway",
+                               logmesh_argv("gateway", "--host", host, "--port",
+                                            str(port["gateway"]), "--metrics-port",
+                                            str(port["gateway metrics"]), *workers, *joined), env))
     specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),
                                                 "--port", str(port["logs"]), "--http-port",
                                                 str(port["logs HTTP, web UI"]), *joined), env))

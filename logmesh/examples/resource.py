@@ -138,7 +138,8 @@ class ResourceStore:
 
 def make_service(name: str, data_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
                  distributor: tuple[str, int] | None = ("127.0.0.1", 9000),
-                 security: ServerSecurity = OPEN_MODE, sync: str = "normal") -> Service:
+                 security: ServerSecurity = OPEN_MODE, sync: str = "normal",
+                 reuse_port: bool = False, metrics_dir: Path | None = None) -> Service:
     if name not in RESOURCES:
         raise KeyError(f"unknown service {name!r}; known: {', '.join(RESOURCES)}")
     res = RESOURCES[name]
@@ -147,6 +148,7 @@ def make_service(name: str, data_dir: Path, *, port: int | None = None, host: st
     svc = Service(name, res.port if port is None else port,
                   {f"POST{path}": store.insert, f"GET{path}": store.select,
                    f"DELETE{path}": store.delete},
-                  host=host, distributor=distributor, security=security)
+                  host=host, distributor=distributor, security=security, reuse_port=reuse_port,
+                  metrics_dir=metrics_dir)
     svc.on_stop.append(store.close)
     return svc

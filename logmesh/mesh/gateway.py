@@ -34,6 +34,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -149,11 +150,15 @@ class Gateway(CountedPart, Serving):
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
                  distributor: tuple[str, int] = ("127.0.0.1", 9000), timeout: float = 10.0,
                  name: str = "gateway", security: ServerSecurity = OPEN_MODE,
-                 max_body_bytes: int = 1024 * 1024, status_from_errorcode: bool = True) -> None:
+                 max_body_bytes: int = 1024 * 1024, status_from_errorcode: bool = True,
+                 reuse_port: bool = False, metrics_dir: Path | None = None) -> None:
         """``status_from_errorcode``: answer a reply with the status its errorcode maps to
-        (False: 200 for every reply, as the chapter's gateway does)."""
+        (False: 200 for every reply, as the chapter's gateway does). ``reuse_port``: one of
+        several workers sharing the port (SO_REUSEPORT, ``--workers``), whose metrics are
+        shared through the files in ``metrics_dir`` (any worker's /metrics shows them all)."""
         security.check_exposure("gateway", host)
         self.host, self.port, self.timeout = host, port, timeout
+        self.reuse_port = reuse_port
         self.status_from_errorcode = status_from_errorcode
         self.token = token = security.token
         self.tls = security.tls
@@ -174,7 +179,7 @@ class Gateway(CountedPart, Serving):
         self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
         self.runner: web.AppRunner | None = None
         # Counted in prometheus-client metrics (docs/metrics.md), shown on --metrics-port.
-        self.prom = Metrics()
+        self.prom = Metrics(metrics_dir)
         self._counters = {key: self.prom.counter(f"logmesh_gateway_{key}_total", help_text)
                           for key, help_text in GATEWAY_COUNTERS}
         self.request_seconds = self.prom.histogram(
@@ -364,7 +369,8 @@ class Gateway(CountedPart, Serving):
         self.runner = web.AppRunner(self.app(), access_log=None, **runner_kwargs(self.limits))
         await self.runner.setup()
         site = GuardedSite(self.runner, self.host, self.port, limits=self.limits,
-                           counters=HttpCounters(self.prom), ssl_context=self.tls.server_context())
+                           counters=HttpCounters(self.prom), ssl_context=self.tls.server_context(),
+                           reuse_port=self.reuse_port or None)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("gateway listening on %s://%s:%d", "https" if self.tls.serves else "http",
@@ -385,4 +391,5 @@ class Gateway(CountedPart, Serving):
             await client.close()
         if self.runner is not None:
             await self.runner.cleanup()
+        self.prom.close()
 

@@ -42,8 +42,11 @@ class CountedPart:
 
 
 class MetricsEndpoint:
-    def __init__(self, host: str, port: int, collect: Callable[[Exposition], None]) -> None:
+    def __init__(self, host: str, port: int, collect: Callable[[Exposition], None], *,
+                 reuse_port: bool = False) -> None:
+        """``reuse_port``: every worker of a part serves the port (their metrics are shared)."""
         self.host, self.port = host, port
+        self.reuse_port = reuse_port
         self.collect = collect
         self.runner: web.AppRunner | None = None
 
@@ -57,7 +60,7 @@ class MetricsEndpoint:
         app.router.add_get("/metrics", self.handle)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
+        site = web.TCPSite(self.runner, self.host, self.port, reuse_port=self.reuse_port or None)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("metrics on http://%s:%d/metrics", self.host, self.port)

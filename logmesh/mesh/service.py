@@ -21,6 +21,7 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from ..guard import LISTEN_BACKLOG, ConnectionGuard
@@ -78,8 +79,13 @@ class Service(CountedPart, Serving):
         distributor: tuple[str, int] | None = ("127.0.0.1", 9000),
         max_frame_bytes: int = 1024 * 1024,
         security: ServerSecurity = OPEN_MODE,
+        reuse_port: bool = False,
+        metrics_dir: Path | None = None,
     ) -> None:
+        """``reuse_port``: one of several workers sharing the port (SO_REUSEPORT,
+        ``--workers``), whose metrics are shared through the files in ``metrics_dir``."""
         security.check_exposure(f"{name} service", host)
+        self.reuse_port = reuse_port
         self.name, self.host, self.port = name, host, port
         self.token = security.token
         self.tls = security.tls
@@ -92,7 +98,7 @@ class Service(CountedPart, Serving):
         self.node_listeners: list[Callable[[list[Node]], None]] = []
         self.connections: set[FramedConnection] = set()
         # Counted in prometheus-client metrics (docs/metrics.md), shown on --metrics-port.
-        self.prom = Metrics()
+        self.prom = Metrics(metrics_dir)
         self.guard = ConnectionGuard(name, security.limits, security.guard_tokens, metrics=self.prom,
                                      labels={"service": name})
         self._counters = {key: self.prom.counter(metric, help_text, ["service"]).labels(name)
@@ -114,7 +120,7 @@ class Service(CountedPart, Serving):
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             self.guard.factory(self._make_connection), self.host, self.port,
-            ssl=self.tls.server_context(), backlog=LISTEN_BACKLOG,
+            ssl=self.tls.server_context(), backlog=LISTEN_BACKLOG, reuse_port=self.reuse_port or None,
             ssl_handshake_timeout=self.guard.limits.header_timeout if self.tls.serves else None)
         self.port = self.server.sockets[0].getsockname()[1]  # --port 0 picks a free one
         log.info("%s listening on %s:%d", self.name, self.host, self.port)
@@ -148,6 +154,7 @@ class Service(CountedPart, Serving):
             await self.server.wait_closed()
         for hook in self.on_stop:
             hook()
+        self.prom.close()
 
 
     @property

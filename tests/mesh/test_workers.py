@@ -1,0 +1,77 @@
+"""``--workers N`` for the gateway and the services: processes sharing one port (SO_REUSEPORT)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.request
+
+import pytest
+
+from tests.support.mesh import Peer
+from tests.support.procs import HOST, Procs, free_port, wait_for
+
+
+@pytest.fixture
+def procs(tmp_path):
+    p = Procs(tmp_path)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+async def _registered(dist: int) -> list[dict]:
+    peer = await Peer.connect(dist)
+    try:
+        reply = await peer.request({"uri": "/distributes", "method": "GET", "key": 1})
+        return reply["params"]
+    finally:
+        await peer.close()
+
+
+def _get(url: str) -> int:
+    """One request on a connection of its own (the kernel picks a worker per connection)."""
+    with urllib.request.urlopen(url, timeout=5) as r:
+        r.read()
+        return r.status
+
+
+def _requests_total(metrics_port: int) -> float:
+    with urllib.request.urlopen(f"http://{HOST}:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return float(re.search(r"^logmesh_gateway_requests_total (\S+)$", text, re.M).group(1))
+
+
+async def test_gateway_and_goods_workers_share_their_ports_and_their_metrics(procs, tmp_path):
+    _, dist = procs.distributor()
+    goods_port, port, metrics = free_port(), free_port(), free_port()
+    procs.start("goods", "service", "goods", "--port", str(goods_port), "--distributor",
+                f"{HOST}:{dist}", "--data-dir", str(tmp_path / "data"), "--no-ship",
+                "--workers", "2")
+    gw = procs.start("gateway", "gateway", "--port", str(port), "--distributor", f"{HOST}:{dist}",
+                     "--no-ship", "--workers", "2", "--metrics-port", str(metrics))
+    gw.wait_line(r"gateway listening on http://[\d.]+:\d+", count=2)
+
+    async def both_registered() -> bool:
+        nodes = await _registered(dist)
+        return sorted(n["name"] for n in nodes) == ["gateway", "gateway", "goods", "goods"]
+
+    for _ in range(100):  # the distributor answers at once; wait_for takes no coroutine
+        if await both_registered():
+            break
+        await asyncio.sleep(0.1)
+    assert await both_registered(), await _registered(dist)
+    url = f"http://{HOST}:{port}/goods"
+    wait_for(lambda: _try(url) or None, 15.0, "GET /goods routed")
+    before = _requests_total(metrics)
+    assert all(_get(url) == 200 for _ in range(60))
+    # any worker's /metrics counts every worker's requests: the total moved by exactly 60
+    assert {_requests_total(metrics) - before for _ in range(6)} == {60}
+
+
+def _try(url: str) -> bool:
+    try:
+        return _get(url) == 200
+    except OSError:
+        return False
