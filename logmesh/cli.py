@@ -447,7 +447,7 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
     for i in range(gw_workers):
         workers = ["--workers", str(gw_workers), "--worker-id", str(i), "--metrics-dir",
                    str(data_dir / "gateway-metrics")] if gw_workers > 1 else []
-        specs.append(ChildSpec(f"gateway-w{i}" if gw_workers > 1 else "gateway",
+        specs.append(ChildSpec(f"gateway-w{i}" if i else "gateway",
                                logmesh_argv("gateway", "--host", host, "--port",
                                             str(port["gateway"]), "--metrics-port",
                                             str(port["gateway metrics"]), *workers, *joined), env))
