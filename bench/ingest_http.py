@@ -3,8 +3,10 @@
 
     .venv/bin/python bench/ingest_http.py [-n 1000000] [--repeat 3] [--json bench/out/ingest_http.json]
 
-One logs worker (``logs --standalone --fsync batch``), a fresh data directory
-per measurement. The HTTP protocols each get the same ~200-byte events (the
+One logs worker (``logs --standalone --fsync batch --no-compact``: a 256 MB
+segment sealed mid-run would be compacted to Parquet in the same process and
+its CPU counted against whichever protocol wrote more bytes), a fresh data
+directory per measurement. The HTTP protocols each get the same ~200-byte events (the
 book's request frames, as bench/loadgen.py makes them, as the message, with
 a service name and a level) in bodies of ``--body-bytes`` posted by
 ``--posts`` concurrent connections, each post answered once durable; the
@@ -150,7 +152,7 @@ HTTP = {
 def logs_cmd(port: int, http_port: int, data: Path, max_body: int) -> list[str]:
     return [sys.executable, "-m", "logmesh", "logs", "--standalone", "--port", str(port),
             "--http-port", str(http_port), "--data-dir", str(data), "--fsync", "batch",
-            "--max-body-size", str(max_body), "--no-supervise"]
+            "--max-body-size", str(max_body), "--no-compact", "--no-supervise"]
 
 
 def run_http(proto: str, bodies: list[tuple[bytes, int]], posts: int, events: int, workdir: Path) -> dict:

@@ -141,6 +141,7 @@ class LogsServer(Serving):
         self.socket_ports = SocketPorts(config.syslog_port, config.forward_port, config.jsonl_port)
         self.socket_ports.check_exposure(config.host, config.security.insecure)
         self.protocol_counters = ProtocolCounters(self.prom, worker, rejected=self.http_sources.count)
+        self.http_sources.stored = self.protocol_counters.events  # by protocol, as the sockets'
         self.listeners: SocketListeners | None = None
         self.http_requests = 0
         self.discarded = self.prom.counter("logmesh_discarded_events_total",

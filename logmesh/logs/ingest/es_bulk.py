@@ -61,13 +61,50 @@ def _uniform(lines: list[bytes], default_index: str | None, received: int) -> Bu
     index = meta.get("_index", default_index)
     if not isinstance(index, str | None):
         return None
-    events = flat_events(b"\n".join(lines[1::2]), received)
-    if events is None:
-        return None
+    docs = lines[1::2]
     labels = {INDEX_LABEL: index} if index is not None else None
-    for ev in events:
-        ev.labels = labels  # one dict for all: nothing changes it, the encoder only reads it
-    return BulkParse(events=events, uniform=(action, index))
+    events = flat_events(b"\n".join(docs), received)
+    if events is not None:
+        for ev in events:
+            ev.labels = labels  # one dict for all: nothing changes it, the encoder only reads it
+        return BulkParse(events=events, uniform=(action, index))
+    out = BulkParse()  # documents of any shape, read one at a time, under the one action
+    for i, doc_line in enumerate(docs):
+        try:
+            ev = _document(doc_line, received, index)
+        except _Refused as exc:
+            out.refuse(action, index, exc.reason, exc.kind, f"line {2 * i + 2}: {exc}")
+            continue
+        out.items.append((action, index, len(out.events), 201, None))
+        out.events.append(ev)
+    if len(out.events) == len(docs):
+        out.items, out.uniform = [], (action, index)
+    return out
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.kind = reason, kind
+
+
+def _document(doc_line: bytes, received: int, index: str | None) -> Event:
+    """One document -> its event (NDJSON's rules), or :class:`_Refused` saying why not."""
+    try:
+        ev = record_event(orjson.loads(doc_line), received,
+                          deep=doc_line.count(b"{") + doc_line.count(b"[") >= MAX_DEPTH)
+    except orjson.JSONDecodeError as exc:
+        raise _Refused("bad_document", "document_parsing_exception",
+                       f"cannot parse the document: {exc}") from None
+    except Rejected as exc:
+        raise _Refused(exc.reason, "document_parsing_exception", str(exc)) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _Refused("bad_document", "document_parsing_exception", str(exc)) from None
+    if index is not None:
+        labels = ev.labels if ev.labels is not None else {}
+        labels.setdefault(INDEX_LABEL, index)
+        ev.labels = labels
+    return ev
 
 
 def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkParse:
@@ -118,22 +155,10 @@ def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkPar
                        "logmesh stores events and does not update them")
             continue
         try:
-            ev = record_event(orjson.loads(doc_line), received,
-                              deep=doc_line.count(b"{") + doc_line.count(b"[") >= MAX_DEPTH)
-        except orjson.JSONDecodeError as exc:
-            out.refuse(action, index, "bad_document", "document_parsing_exception",
-                       f"line {i}: cannot parse the document: {exc}")
+            ev = _document(doc_line, received, index)
+        except _Refused as exc:
+            out.refuse(action, index, exc.reason, exc.kind, f"line {i}: {exc}")
             continue
-        except Rejected as exc:
-            out.refuse(action, index, exc.reason, "document_parsing_exception", str(exc))
-            continue
-        except (ValueError, KeyError, TypeError) as exc:
-            out.refuse(action, index, "bad_document", "document_parsing_exception", str(exc))
-            continue
-        if index is not None:
-            labels = ev.labels if ev.labels is not None else {}
-            labels.setdefault(INDEX_LABEL, index)
-            ev.labels = labels
         out.items.append((action, index, len(out.events), 201, None))
         out.events.append(ev)
     return out

@@ -60,6 +60,8 @@ class HttpSources:
             "Elasticsearch bulk and Loki ingest, by protocol and reason.",
             ["worker", "protocol", "reason"])
         self._children: dict[tuple[str, str], Any] = {}
+        # (protocol, n): events stored, by protocol (counting.ProtocolCounters.events, set by the server)
+        self.stored: Callable[[str, int], None] = lambda protocol, n: None
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -94,7 +96,7 @@ class HttpSources:
         except TimeoutError:
             raise BodyTimeout(f"the body took more than {BODY_TIMEOUT:.0f}s to arrive") from None
 
-    async def store(self, events: Sequence[Event]) -> str | None:
+    async def store(self, protocol: str, events: Sequence[Event]) -> str | None:
         """Append ``events`` as one block and wait until durable; the reason it failed, or None."""
         if not events:
             return None
@@ -107,6 +109,7 @@ class HttpSources:
         except StoreUnavailable as exc:
             return str(exc)
         self.received.inc(len(events))
+        self.stored(protocol, len(events))
         return None
 
     # -- OTLP ---------------------------------------------------------------------
@@ -134,7 +137,7 @@ class HttpSources:
             self.count("otlp", {exc.reason: 1})
             return error(400, 3, str(exc))  # 3: INVALID_ARGUMENT
         self.count("otlp", parsed.rejected)
-        failure = await self.store(parsed.events)
+        failure = await self.store("otlp", parsed.events)
         if failure is not None:
             resp = error(503, 14, f"not stored, retry later: {failure}")  # 14: UNAVAILABLE
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -175,7 +178,7 @@ class HttpSources:
             self.count("elasticsearch", {"empty_body": 1})
             return error(400, "action_request_validation_exception",
                          "Validation Failed: 1: no requests added;")
-        failure = await self.store(parsed.events)
+        failure = await self.store("elasticsearch", parsed.events)
         if failure is not None:
             resp = error(503, "unavailable_shards_exception", f"not stored, retry later: {failure}")
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -203,7 +206,7 @@ class HttpSources:
             self.count("loki", {exc.reason: 1})
             return error(400, str(exc))
         self.count("loki", parsed.rejected)
-        failure = await self.store(parsed.events)
+        failure = await self.store("loki", parsed.events)
         if failure is not None:
             resp = error(503, f"not stored, retry later: {failure}")
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -67,27 +67,40 @@ def level_of(text: str, number: int) -> str | None:
     return None
 
 
-def _event(received: int, *, time_ns: int, observed_ns: int, level: str | None, body: Any,
-           attrs: dict[str, Any], trace_id: str, span_id: str, resource: dict[str, Any],
-           logger: str | None) -> Event:
+@dataclass
+class _Resource:
+    """What every record of one resource shares, read once per resource, not per record."""
+
+    service: Any = None
+    instance: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)  # the other attributes: labels
+
+    @classmethod
+    def of(cls, attrs: dict[str, Any]) -> _Resource:
+        service, instance = attrs.get("service.name"), attrs.get("service.instance.id")
+        return cls(service if service is None or isinstance(service, str) else as_text(service),
+                   instance if instance is None or isinstance(instance, str) else as_text(instance),
+                   {k: v for k, v in attrs.items() if k not in _RESOURCE_FIELDS})
+
+
+def _event(received: int, res: _Resource, logger: str | None, *, time_ns: int, observed_ns: int,
+           level: str | None, body: Any, attrs: dict[str, Any] | None, trace_id: str,
+           span_id: str) -> Event:
     ns = time_ns or observed_ns
     ts = check_timestamp(ns // 1_000_000) if ns else received
     ev = Event(timestamp=ts, received_at=received, level=level or "info", logger=logger or None,
                message=body if body is None or isinstance(body, str) else as_text(body),
-               service_name=resource.get("service.name"),
-               service_instance=resource.get("service.instance.id"),
-               trace_id=trace_id or None)
-    extra = {k: v for k, v in resource.items() if k not in _RESOURCE_FIELDS}
-    for name, value in attrs.items():
-        extra[_RENAMED.get(name, name)] = value
-    if span_id:
-        extra["span.id"] = span_id
-    if extra:
+               service_name=res.service, service_instance=res.instance, trace_id=trace_id or None)
+    if attrs or span_id or res.extra:  # most records of most exporters have none of these
+        extra = dict(res.extra)
+        if attrs:
+            for name, value in attrs.items():
+                extra[_RENAMED.get(name, name)] = value
+        if span_id:
+            extra["span.id"] = span_id
         if depth(extra) > MAX_DEPTH:
             raise Rejected("too_deep", f"attributes nested deeper than {MAX_DEPTH} levels")
         apply_extra(ev, extra)
-    if ev.service_name is not None and not isinstance(ev.service_name, str):
-        ev.service_name = as_text(ev.service_name)
     return ev
 
 
@@ -119,18 +132,25 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
     except DecodeError as exc:
         raise BadRequest("bad_protobuf", f"cannot parse ExportLogsServiceRequest: {exc}") from None
     out = Parsed()
+    levels: dict[tuple[str, int], str | None] = {}
     for rl in req.resource_logs:
-        resource = _pb_attrs(rl.resource.attributes)
+        res = _Resource.of(_pb_attrs(rl.resource.attributes))
         for sl in rl.scope_logs:
             logger = sl.scope.name
             for rec in sl.log_records:
+                key = (rec.severity_text, rec.severity_number)
+                level = levels.get(key)
+                if level is None:
+                    level = levels[key] = level_of(*key)
+                body = rec.body
+                kind = body.WhichOneof("value")
                 try:
-                    body_value = _pb_value(rec.body) if rec.HasField("body") else None
                     out.events.append(_event(
-                        received, time_ns=rec.time_unix_nano, observed_ns=rec.observed_time_unix_nano,
-                        level=level_of(rec.severity_text, rec.severity_number), body=body_value,
-                        attrs=_pb_attrs(rec.attributes), trace_id=rec.trace_id.hex(),
-                        span_id=rec.span_id.hex(), resource=resource, logger=logger))
+                        received, res, logger, time_ns=rec.time_unix_nano,
+                        observed_ns=rec.observed_time_unix_nano, level=level,
+                        body=body.string_value if kind == "string_value" else _pb_value(body),
+                        attrs=_pb_attrs(rec.attributes) if len(rec.attributes) else None,
+                        trace_id=rec.trace_id.hex(), span_id=rec.span_id.hex()))
                 except Rejected as exc:
                     out.refuse(exc)
     return out
@@ -181,7 +201,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
     out = Parsed()
     for rl in _list(req.get("resourceLogs")):
         try:
-            resource = _json_attrs(((rl.get("resource") or {}).get("attributes")) or [])
+            res = _Resource.of(_json_attrs(((rl.get("resource") or {}).get("attributes")) or []))
         except (Rejected, AttributeError, TypeError) as exc:
             raise BadRequest("bad_json", f"resource: {exc}") from None
         for sl in _list(rl.get("scopeLogs")):
@@ -190,14 +210,15 @@ def parse_json(body: bytes, received: int) -> Parsed:
                 try:
                     if not isinstance(rec, dict):
                         raise Rejected("bad_field", "a log record must be an object")
+                    attrs = rec.get("attributes")
                     out.events.append(_event(
-                        received, time_ns=int(rec.get("timeUnixNano") or 0),
+                        received, res, logger if isinstance(logger, str) else None,
+                        time_ns=int(rec.get("timeUnixNano") or 0),
                         observed_ns=int(rec.get("observedTimeUnixNano") or 0),
                         level=level_of(rec.get("severityText") or "", int(rec.get("severityNumber") or 0)),
-                        body=_json_value(rec.get("body")), attrs=_json_attrs(rec.get("attributes") or []),
+                        body=_json_value(rec.get("body")), attrs=_json_attrs(attrs) if attrs else None,
                         trace_id=_hex_id(rec.get("traceId"), 32, "traceId"),
-                        span_id=_hex_id(rec.get("spanId"), 16, "spanId"), resource=resource,
-                        logger=logger if isinstance(logger, str) else None))
+                        span_id=_hex_id(rec.get("spanId"), 16, "spanId")))
                 except Rejected as exc:
                     out.refuse(exc)
                 except (ValueError, TypeError, AttributeError, KeyError) as exc:

@@ -104,3 +104,19 @@ async def test_a_uniform_body_of_flat_documents_is_answered_item_by_item(start_l
                for item in answer["items"])
     assert [e["message"] for e in events] == ["m0", "m1", "m2"]
     assert all(e["labels"] == {"es.index": "vector-1"} and e["service.name"] == "vec" for e in events)
+
+
+async def test_one_repeated_action_with_a_broken_document_in_the_middle(start_logs):
+    """Filebeat's shape (one action, nested documents) with a torn document: its item is a 400."""
+    srv = await start_logs()
+    action = {"create": {"_index": "filebeat-8"}}
+    body = ndjson(action, {"message": "a", "host": {"name": "h"}}, action, b'{"message": "to',
+                  action, {"message": "c", "log": {"level": "error"}})
+    status, answer, _ = await call(srv, "POST", "/_bulk", body)
+    assert status == 200 and answer["errors"] is True
+    assert [i["create"]["status"] for i in answer["items"]] == [201, 400, 201]
+    assert "line 4" in answer["items"][1]["create"]["error"]["reason"]
+    a, c = stored(srv.config.data_dir)
+    assert [answer["items"][0]["create"]["_id"], answer["items"][2]["create"]["_id"]] == \
+        [str(a["seq"]), str(c["seq"])]
+    assert a["labels"] == {"host.name": "h", "es.index": "filebeat-8"} and c["log.level"] == "error"

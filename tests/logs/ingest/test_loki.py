@@ -77,6 +77,8 @@ async def test_bad_pushes_are_refused_counted_and_the_service_goes_on(start_logs
     by_reason = {dict(labels)["reason"]: v for (name, labels), v in samples.items()
                  if name == "logmesh_ingest_rejected_total" and ("protocol", "loki") in labels}
     assert by_reason == {"bad_protobuf": 1, "bad_snappy": 1, "bad_labels": 1, "bad_timestamp": 1}
+    assert samples[("logmesh_ingest_events_total",
+                    frozenset({("worker", "0"), ("protocol", "loki")}))] == 4
 
 
 def test_label_sets():
