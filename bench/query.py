@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logmesh.logs.query import kql, red  # noqa: E402
 from logmesh.logs.query.engine import Engine  # noqa: E402
-from logmesh.logs.store import layout  # noqa: E402
+from logmesh.logs.store import layout, red_summary  # noqa: E402
 from logmesh.logs.store.compact import compact_segment, new_connection  # noqa: E402
 from logmesh.logs.store.reader import list_segments  # noqa: E402
 
@@ -139,7 +139,36 @@ def generate(raw_dir: Path, n: int, workers: int, hours: int) -> list[Path]:
 def busiest(answer: dict) -> str:
     """The busiest route of a /routes answer, as the table shows it."""
     r = answer["routes"][0]
-    return f"{r['route']} {r['requests']} p95 {r['p95_ms']} ms"
+    return f"{r['route']} {r['requests']} p95 {r['p95_ms']} ms ({answer['percentiles']})"
+
+
+def series_total(answer: dict) -> str:
+    """A /routes/series answer's requests, summed, and how its percentiles were made."""
+    return f"{sum(sum(r['requests']) for r in answer['routes'])} ({answer['percentiles']})"
+
+
+def red_pairs(engine: Engine, lo: int, hi: int, rounds: int) -> None:
+    """Summaries against the exact pass in alternating rounds (the machine is shared: only a
+    pair's ratio means much), and the estimates' largest error against the exact percentiles."""
+    for name, fn in (("routes", red.routes), ("series", red.series)):
+        est_ms, ex_ms = [], []
+        for _ in range(rounds):
+            for exact, out in ((False, est_ms), (True, ex_ms)):
+                t0 = time.perf_counter()
+                fn(engine, None, lo, hi, now=hi, exact=exact)
+                out.append((time.perf_counter() - t0) * 1000)
+        ratios = sorted(x / e for e, x in zip(est_ms, ex_ms, strict=True))
+        print(f"paired {name}: summaries median {statistics.median(est_ms):.1f} ms, exact pass "
+              f"{statistics.median(ex_ms):.1f} ms, exact/summaries per round {ratios[0]:.0f}-{ratios[-1]:.0f}x "
+              f"(median {statistics.median(ratios):.0f}x, {rounds} rounds)")
+    est, ex = (red.routes(engine, None, lo, hi, now=hi, exact=e) for e in (False, True))
+    worst = max(abs(a[k] - b[k]) / b[k] for a, b in zip(est["routes"] + list(est["services"].values()),
+                                                      ex["routes"] + list(ex["services"].values()), strict=True)
+                for k in ("p50_ms", "p95_ms", "p99_ms") if b[k])
+    same = all((a["requests"], a["errors"], a["server_errors"]) == (b["requests"], b["errors"], b["server_errors"])
+               for a, b in zip(est["routes"], ex["routes"], strict=True))
+    print(f"routes: counts {'the same' if same else 'DIFFERENT'} in both; percentiles' largest relative "
+          f"error {100 * worst:.2f}% (bound {100 * red_summary.ERROR_BOUND:.2f}%)")
 
 
 def median_ms(fn, runs: int) -> tuple[float, object]:
@@ -205,6 +234,9 @@ def main() -> None:
     status5xx = kql.parse("http.response.status_code >= 500")
     goods_err = kql.parse("service.name:goods and log.level:error")
     members = kql.parse("service.name:members")
+    grep_route = (f"{cat} | grep '\"service.name\":\"gateway\"' | grep -o '\"http.request.method\":\"[A-Z]*\",\"url.path\":\"[^\"]*\"' "
+                  "| sort | uniq -c | sort -rn | head -1")
+    grep_gateway = f"{cat} | grep -c '\"service.name\":\"gateway\"'"
     queries = [
         ("count over all", lambda: engine.count(None, lo, hi), f"{cat} | grep -c ''"),
         ("histogram over all (100 buckets)",
@@ -225,13 +257,16 @@ def main() -> None:
          f"{cat} | grep '\"service.name\":\"goods\"' | grep -c '\"log.level\":\"error\"'"),
         ("scan: top url.path of members", lambda: engine.top(members, lo, hi, "url.path")["values"][0],
          f"{cat} | grep '\"service.name\":\"members\"' | grep -o '\"url.path\":\"[^\"]*\"' | awk '{{c[$0]++}} END {{for (k in c) print c[k], k}}' | sort -rn | head -1"),
-        # RED per route (query/red.py): one pass over the day, the access logs' labels parsed;
-        # grep can only count the busiest route's requests (no errors, no percentiles)
-        ("scan: routes RED over the day", lambda: busiest(red.routes(engine, None, lo, hi, now=hi)),
-         f"{cat} | grep '\"service.name\":\"gateway\"' | grep -o '\"http.request.method\":\"[A-Z]*\",\"url.path\":\"[^\"]*\"' | sort | uniq -c | sort -rn | head -1"),
-        ("scan: routes series (100 buckets)",
-         lambda: sum(sum(r["requests"]) for r in red.series(engine, None, lo, hi, now=hi)["routes"]),
-         f"{cat} | grep -c '\"service.name\":\"gateway\"'"),
+        # RED per route (query/red.py): from the compaction's summaries (+ the range's edges read),
+        # and the exact pass over the day's access logs (their labels parsed) as its peer; grep
+        # can only count the busiest route's requests (no errors, no percentiles)
+        ("routes RED over the day", lambda: busiest(red.routes(engine, None, lo, hi, now=hi)), grep_route),
+        ("scan: routes RED, exact pass",
+         lambda: busiest(red.routes(engine, None, lo, hi, now=hi, exact=True)), grep_route),
+        ("routes series (100 buckets)", lambda: series_total(red.series(engine, None, lo, hi, now=hi)),
+         grep_gateway),
+        ("scan: routes series, exact pass",
+         lambda: series_total(red.series(engine, None, lo, hi, now=hi, exact=True)), grep_gateway),
     ]
     if args.only:
         queries = [q for q in queries if args.only in q[0]]
@@ -247,13 +282,18 @@ def main() -> None:
                      "grep": cmd.replace(f"cat {by_time}", "cat <segments in time order>")
                                 .replace(cat, "cat <segments>")})
         print(f"{name:38} {ms:11.1f} {gms:9.0f}   {str(result)[:60]} | {gout.strip()[:40]}")
+    if any("routes" in q[0] for q in queries):
+        red_pairs(engine, lo, hi, args.runs)
     nd = sum(os.path.getsize(f) for f in files)
     pq = sum(p.stat().st_size for p in (store / layout.PARQUET_DIR).iterdir()
-             if p.name.endswith((layout.PARQUET_SUFFIX, layout.BLOCKS_SUFFIX)))
+             if p.name.endswith((layout.PARQUET_SUFFIX, layout.BLOCKS_SUFFIX, layout.RED_SUFFIX)))
     bl = sum(p.stat().st_size for p in (store / layout.PARQUET_DIR).iterdir()
              if p.name.endswith(layout.BLOCKS_SUFFIX))
+    rs = sum(p.stat().st_size for p in (store / layout.PARQUET_DIR).iterdir()
+             if p.name.endswith(layout.RED_SUFFIX))
     print(f"\nNDJSON {nd:,} bytes; store {pq:,} bytes = {100 * pq / nd:.1f}% "
-          f"(of which block indexes {bl:,} bytes = {100 * bl / nd:.2f}%); "
+          f"(of which block indexes {bl:,} bytes = {100 * bl / nd:.2f}%, RED summaries {rs:,} bytes "
+          f"= {100 * rs / nd:.2f}%); "
           f"{len(files)} segments, total run {time.perf_counter() - t0:.0f}s")
     engine.close()
     if args.json is not None:

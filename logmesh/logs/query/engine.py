@@ -28,7 +28,7 @@ from typing import Any
 
 from ...metrics import Metrics
 from ..event import FIELD_TYPES
-from ..store import catalogue, layout
+from ..store import catalogue, layout, red_summary
 from ..store.blocks import ParquetFile
 from ..store.columns import MESH_SELECT, SELECT_LIST, TS, ident, read_ndjson_lenient_sql, sql_str
 from ..store.compact import MINUTE_MS, SUMMARY_FIELDS
@@ -158,7 +158,7 @@ class Engine:
         with self._lock:
             pf = self.view.forget(path.name)
             rows = pf.rows if pf is not None else 0
-            for p in (path, path.with_name(layout.blocks_name(path.name))):
+            for p in (path, path.with_name(layout.blocks_name(path.name)), red_summary.red_path(path)):
                 try:
                     catalogue.set_aside(p)
                 except FileNotFoundError:

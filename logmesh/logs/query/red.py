@@ -12,38 +12,57 @@ Read from what the mesh logs about each request:
                                  status, no duration
 
 A route is ``METHOD /path`` as the gateway was asked it; its ``upstream`` is the service
-that answered most of its requests (none for a route only the gateway itself answered: a
-404, a 503 with no instance up). A service's numbers from the gateway's view are its
-requests by ``labels.upstream``; ``logged_requests`` counts its own request logs.
-Errors are statuses >= 400 (``server_errors``: >= 500); percentiles are exact
-(``quantile_cont``) over the requests that carry a duration.
+that answered most of its requests (ties: the first by name; none for a route only the
+gateway itself answered: a 404, a 503 with no instance up). A service's numbers from the
+gateway's view are its requests by ``labels.upstream``; ``logged_requests`` counts its own
+request logs. Errors are statuses >= 400 (``server_errors``: >= 500).
 
-Each question is one DuckDB pass over the range, planned as the engine plans its other
-questions (plan.source: Parquet files and blocks by time, the live table, cold segments);
-without a query, the services' own counts are /mesh's (Engine.service_counts, from the
-block index where it can) and the pass reads the access logs only. The block index keeps
-no durations, so a day of a busy mesh reads that day's access logs' ``labels``:
-docs/benchmarks.md has what that costs (seconds, not the 100 ms the other questions take).
+Two ways to an answer, the same counts either way:
+
+* from summaries (without a query): compaction counted each Parquet file's access logs per
+  block, minute, route, upstream and duration bucket (store/red_summary.py). The blocks
+  wholly inside the range are answered from those rows, the rest (the range's edges, live
+  and cold segments, files compacted before summaries) is read and counted the same way,
+  and both are added up. Percentiles are then estimates from the merged duration buckets,
+  within red_summary.ERROR_BOUND (~1%) of the exact ones. The series needs an interval of
+  whole minutes for it (a summary row is a minute).
+* the exact pass: one DuckDB pass over the range, planned as the engine plans its other
+  questions (plan.source), with exact percentiles (``quantile_cont``). Taken for a query
+  (KQL) the summaries cannot answer, when no block of the range is summarized, when a
+  duration no bucket holds is read, or when ``exact=True`` (the benchmark's peer).
+
+Without a query the services' own counts are /mesh's (Engine.service_counts, from the
+block index where it can), so only access logs are read. docs/benchmarks.md has what each
+way costs over a day of 10M events.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
-from ..store.columns import REQUEST_SQL, TS, ident
+import duckdb
+
+from ..store import red_summary
+from ..store.blocks import ParquetFile
+from ..store.columns import REQUEST_SQL, TS, ident, sql_str
+from ..store.compact import MINUTE_MS
 from . import kql, plan
+from .errors import DamagedFile, FileGone, QueryError
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-GATEWAY = "gateway"  # the gateway's shipper's service name (cli.py)
+log = logging.getLogger("logmesh.logs.query")
+
+GATEWAY = red_summary.GATEWAY  # the gateway's shipper's service name (cli.py)
 MAX_ROUTES = 1_000  # routes per answer at most (?limit=)
 MAX_SERIES_BUCKETS = 1_000  # buckets of a series (sparklines need no more; x routes x 4 arrays)
 
 _SVC, _METHOD, _PATH, _STATUS = (ident(n) for n in ("service.name", "http.request.method", "url.path",
                                                      "http.response.status_code"))
-# one JSON parse per access log for both labels (a list of paths: ~2x faster than two calls)
-_LABELS = """json_extract_string(labels, ['$."upstream"', '$."event.duration_ms"'])"""
+_LABELS = red_summary.LABELS
+_QS = (0.5, 0.95, 0.99)
 
 
 def _rates(n: int, errors: int, server_errors: int, seconds: float) -> dict[str, Any]:
@@ -60,35 +79,109 @@ def _route_name(method: str | None, path: str | None) -> str:
     return f"{method or '-'} {path or '-'}"
 
 
+def _summary_rows(snap: plan.Snapshot, start: int, end: int) -> tuple[str, list[ParquetFile]] | None:
+    """The summary rows over [start, end] (red_summary.rows_sql's columns less ``b``): the
+    summarized blocks wholly inside it from their .red files, the rest counted from its
+    events; and the files whose .red it reads. None when no block of the range is summarized."""
+    skips: dict[str, set[int] | None] = {}
+
+    def from_index(pf: ParquetFile, i: int) -> bool:
+        lo, hi = pf.blocks[i][:2]
+        if not (start <= lo and hi <= end):
+            return False
+        if pf.path.name not in skips:
+            skips[pf.path.name] = red_summary.usable(pf.index, pf.path)
+        skip = skips[pf.path.name]
+        return skip is not None and i not in skip
+
+    src = plan.source(snap, start, end, from_index=from_index)
+    if src is None or not src.counted:
+        return None
+    per_file: dict[str, tuple[ParquetFile, list[int]]] = {}
+    for pf, i in src.counted:
+        per_file.setdefault(pf.path.name, (pf, []))[1].append(i)
+    cols = "minute, m, p, up, d, n, e4, e5"
+    whole, parts = [], []
+    for pf, blocks in per_file.values():
+        path = sql_str(str(red_summary.red_path(pf.path)))
+        if len(blocks) == len(pf.blocks):
+            whole.append(path)
+        else:
+            ranges = plan.merge_ranges([(b, b) for b in blocks], plan.MAX_PRUNE_RANGES)
+            cond = " OR ".join(f"(b BETWEEN {a} AND {z})" for a, z in ranges)
+            parts.append(f"SELECT {cols} FROM read_parquet({path}) WHERE {cond}")
+    if whole:
+        parts.insert(0, f"SELECT {cols} FROM read_parquet([{', '.join(whole)}])")
+    if src.sql is not None:
+        parts.append(f"SELECT {cols} FROM ({red_summary.rows_sql(f'({src.sql})')})")
+    return " UNION ALL ".join(parts), [pf for pf, _ in per_file.values()]
+
+
+def _from_summaries(engine: Engine, snap: plan.Snapshot, start: int, end: int, k: str,
+                    qs: tuple[float, ...], params: list[Any]) -> list[tuple] | None:
+    """Per route (tag 0: k, m, p), per upstream (tag 1: k, up) and per route and upstream
+    (tag 2: requests only) from the summary rows, with ``k`` the time bucket's SQL over
+    ``minute``: rows of (tag, k, m, p, up, n, e4, e5, n with a duration, a BAD duration
+    read, then per q two buckets). None: the exact pass must answer (nothing summarized,
+    a duration no bucket holds, a .red that cannot be read)."""
+    found = _summary_rows(snap, start, end)
+    if found is None:
+        return None
+    rows_sql, files = found
+    nq = 2 * len(qs)
+    stats = red_summary.stats_sql
+    sql = (f"WITH r AS MATERIALIZED (SELECT {k} AS k, m, p, up, d, sum(n) AS n, sum(e4) AS e4, "
+           f"sum(e5) AS e5 FROM ({rows_sql}) GROUP BY ALL) "
+           f"SELECT 0, k, m, p, NULL, * EXCLUDE (k, m, p) FROM ({stats('r', 'k, m, p', qs)}) "
+           f"UNION ALL SELECT 1, k, NULL, NULL, up, * EXCLUDE (k, up) FROM "
+           f"({stats('(SELECT * FROM r WHERE up IS NOT NULL)', 'k, up', qs)}) "
+           f"UNION ALL SELECT 2, NULL, m, p, up, sum(n), 0, 0, 0, false, {', '.join(['NULL'] * nq)} "
+           "FROM r WHERE d IS NULL AND up IS NOT NULL GROUP BY ALL")
+    try:
+        _, rows = engine.db.run(sql, params)
+    except (QueryError, DamagedFile, duckdb.Error):  # plain duckdb.Error: a damaged footer
+        _set_aside_unreadable(engine, files)
+        return None
+    if any(r[9] for r in rows):
+        return None
+    return rows
+
+
+def _set_aside_unreadable(engine: Engine, files: list[ParquetFile]) -> None:
+    """A question over summaries failed: the files whose .red cannot be read are answered by
+    reading their events from now on (said in the log); the exact pass answers this one."""
+    for pf in files:
+        path = red_summary.red_path(pf.path)
+        try:
+            engine.db.run(f"SELECT sum(n), max(d), max(minute), max(b), count(m), count(p), count(up) "
+                          f"FROM read_parquet({sql_str(str(path))})", [])
+        except (QueryError, DamagedFile, FileGone, duckdb.Error) as exc:
+            log.warning("%s: its RED summary cannot be read (%s); its events are read instead", path.name, exc)
+            pf.index.pop("red", None)
+
+
+def _how(summed: list[tuple] | None) -> str:
+    """What the answer's percentiles are: ``exact``, or ``estimated`` from summaries (within
+    red_summary.ERROR_BOUND of the exact ones; docs/api.md)."""
+    return "exact" if summed is None else "estimated"
+
+
+def _pick_upstream(counts: dict[str, int]) -> str | None:
+    """The service that answered most of a route's requests (ties: the first by name)."""
+    return min(counts, key=lambda u: (-counts[u], u)) if counts else None
+
+
+def _ms_from(q_buckets: tuple, total: int, qs: tuple[float, ...]) -> list[float | None]:
+    return [red_summary.percentile(q, total, q_buckets[2 * j], q_buckets[2 * j + 1]) for j, q in enumerate(qs)]
+
+
 def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit: int = 100,
-           now: int) -> dict[str, Any]:
-    """Per route and per service over [start, end]: requests, rate, errors, p50/p95/p99."""
+           now: int, exact: bool = False) -> dict[str, Any]:
+    """Per route and per service over [start, end]: requests, rate, errors, p50/p95/p99.
+    ``exact``: the exact pass even where summaries could answer (the benchmark's peer)."""
     seconds = max((end - start + 1) / 1000, 0.001)
     every = node is None or isinstance(node, kql.MatchAll)
     snap = engine.refresh(max_age=0.05)
-    src = plan.source(snap, start, end)
-    rows: list[tuple] = []
-    if src is not None and src.sql is not None:
-        where, params = plan.where(node, now)
-        # Grouping sets: routes and upstreams over the access logs, services over their own
-        # request logs; the other combinations (a service's log by route, ...) are dropped.
-        # Without a query the services' own counts are /mesh's, from the block index where it
-        # can (a third of the time of this pass over a day): only access logs are read here.
-        logs = f"{_SVC} = '{GATEWAY}'" if every else f"{_SVC} = '{GATEWAY}' OR ({REQUEST_SQL})"
-        sets = "(gw, m, p), (gw, up)" if every else "(gw, m, p), (gw, up), (gw, svc)"
-        _, rows = engine.db.run(
-            f"SELECT GROUPING(m, p) = 0 AS by_route, GROUPING(up) = 0 AS by_upstream, gw, m, p, up, "
-            f"{'NULL' if every else 'svc'}, "
-            "count(*), count(*) FILTER (WHERE st >= 400), count(*) FILTER (WHERE st >= 500), "
-            "quantile_cont(ms, [0.5, 0.95, 0.99]), mode(up) "
-            f"FROM (SELECT svc, svc = '{GATEWAY}' AS gw, m, p, st, j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
-            f"FROM (SELECT {_SVC} AS svc, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
-            f"CASE WHEN {_SVC} = '{GATEWAY}' THEN {_LABELS} END AS j FROM ({src.sql}) "
-            f"WHERE ({where}) AND ({logs}))) GROUP BY GROUPING SETS ({sets})", params)
-    if every and src is not None:
-        rows.extend((False, False, False, None, None, None, svc, c["requests"], 0, 0, None, None)
-                    for svc, c in engine.service_counts(start, end).items()
-                    if svc != GATEWAY and c["requests"])
     found: list[dict[str, Any]] = []
     services: dict[str, dict[str, Any]] = {}
 
@@ -98,36 +191,91 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
             s = services[name] = {**_rates(0, 0, 0, seconds), **_ms(None), "logged_requests": 0}
         return s
 
-    for by_route, by_upstream, gw, m, p, up, svc, n, e4, e5, q, upstream in rows:
-        if by_route and gw:
-            found.append({"route": _route_name(m, p), "method": m, "path": p, "upstream": upstream,
-                          **_rates(n, e4, e5, seconds), **_ms(q)})
-        elif by_upstream and gw and up is not None:
-            service(up).update({**_rates(n, e4, e5, seconds), **_ms(q)})
-        elif not by_route and not by_upstream and not gw and svc is not None:
-            service(svc)["logged_requests"] = n
+    summed = _from_summaries(engine, snap, start, end, "0", _QS, []) if every and not exact else None
+    src = plan.source(snap, start, end)
+    ups: dict[tuple, dict[str, int]] = {}
+    if summed is not None:
+        for tag, _, m, p, up, n, e4, e5, nd, _, *qb in summed:
+            if tag == 2:
+                ups.setdefault((m, p), {})[up] = int(n)
+                continue
+            q = _ms_from(tuple(qb), int(nd or 0), _QS)
+            if tag == 0:
+                found.append({"route": _route_name(m, p), "method": m, "path": p,
+                              **_rates(int(n), int(e4), int(e5), seconds), **_ms(q)})
+            else:
+                service(up).update({**_rates(int(n), int(e4), int(e5), seconds), **_ms(q)})
+    elif src is not None and src.sql is not None:
+        where, params = plan.where(node, now)
+        # Grouping sets: routes, routes by upstream and upstreams over the access logs, services
+        # over their own request logs; the other combinations (a service's log by route, ...)
+        # are dropped. Without a query the services' own counts are /mesh's, from the block
+        # index where it can (a third of the time of this pass over a day): only access logs
+        # are read here.
+        logs = f"{_SVC} = '{GATEWAY}'" if every else f"{_SVC} = '{GATEWAY}' OR ({REQUEST_SQL})"
+        sets = "(gw, m, p), (gw, m, p, up), (gw, up)" + ("" if every else ", (gw, svc)")
+        _, rows = engine.db.run(
+            f"SELECT GROUPING(m, p) = 0 AS by_route, GROUPING(up) = 0 AS by_upstream, gw, m, p, up, "
+            f"{'NULL' if every else 'svc'}, "
+            "count(*), count(*) FILTER (WHERE st >= 400), count(*) FILTER (WHERE st >= 500), "
+            "quantile_cont(ms, [0.5, 0.95, 0.99]) "
+            f"FROM (SELECT svc, svc = '{GATEWAY}' AS gw, m, p, st, j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
+            f"FROM (SELECT {_SVC} AS svc, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
+            f"CASE WHEN {_SVC} = '{GATEWAY}' THEN {_LABELS} END AS j FROM ({src.sql}) "
+            f"WHERE ({where}) AND ({logs}))) GROUP BY GROUPING SETS ({sets})", params)
+        for by_route, by_upstream, gw, m, p, up, svc, n, e4, e5, q in rows:
+            if by_route and by_upstream and gw:
+                if up is not None:
+                    ups.setdefault((m, p), {})[up] = n
+            elif by_route and gw:
+                found.append({"route": _route_name(m, p), "method": m, "path": p,
+                              **_rates(n, e4, e5, seconds), **_ms(q)})
+            elif by_upstream and gw and up is not None:
+                service(up).update({**_rates(n, e4, e5, seconds), **_ms(q)})
+            elif not by_route and not by_upstream and not gw and svc is not None:
+                service(svc)["logged_requests"] = n
+    if every and src is not None:
+        for svc, c in engine.service_counts(start, end).items():
+            if svc != GATEWAY and c["requests"]:
+                service(svc)["logged_requests"] = c["requests"]
+    for r in found:
+        r["upstream"] = _pick_upstream(ups.get((r["method"], r["path"]), {}))
     found.sort(key=lambda r: (-r["requests"], r["route"]))
     return {"from": start, "to": end, "seconds": round(seconds, 3), "routes": found[:limit],
             "routes_left_off": max(0, len(found) - limit),
-            "services": dict(sorted(services.items()))}
+            "services": dict(sorted(services.items())), "percentiles": _how(summed)}
 
 
 def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
-           interval: int | None = None, limit: int = 100, now: int) -> dict[str, Any]:
-    """Per route and time bucket: requests, errors, server errors and p95 (sparklines)."""
+           interval: int | None = None, limit: int = 100, now: int, exact: bool = False) -> dict[str, Any]:
+    """Per route and time bucket: requests, errors, server errors and p95 (sparklines).
+    ``exact``: the exact pass even where summaries could answer (the benchmark's peer)."""
     interval, first, nb = plan.buckets(start, end, interval, MAX_SERIES_BUCKETS)
     snap = engine.refresh(max_age=0.05)
-    src = plan.source(snap, start, end)
+    every = node is None or isinstance(node, kql.MatchAll)
+    summed = None
+    if every and not exact and interval % MINUTE_MS == 0:  # then a summary's minute is in one bucket
+        summed = _from_summaries(engine, snap, start, end, f"(minute * {MINUTE_MS} - ?) // ?", (0.95,),
+                                 [first, interval])
     rows: list[tuple] = []
-    if src is not None and src.sql is not None:
-        where, params = plan.where(node, now)
-        _, rows = engine.db.run(
-            "SELECT GROUPING(k) = 0, k, m, p, count(*), count(*) FILTER (WHERE st >= 400), "
-            "count(*) FILTER (WHERE st >= 500), quantile_cont(ms, 0.95), up, count(up) "
-            f"FROM (SELECT ({TS} - ?) // ? AS k, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
-            "j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
-            f"FROM (SELECT *, {_LABELS} AS j FROM ({src.sql}) WHERE ({where}) AND {_SVC} = '{GATEWAY}')) "
-            "GROUP BY GROUPING SETS ((k, m, p), (m, p, up))", [first, interval] + params)
+    if summed is not None:
+        for tag, k, m, p, up, n, e4, e5, nd, _, *qb in summed:
+            if tag == 0:
+                rows.append((True, k, m, p, int(n), int(e4), int(e5),
+                             _ms_from(tuple(qb), int(nd or 0), (0.95,))[0], None, None))
+            elif tag == 2:
+                rows.append((False, None, m, p, None, None, None, None, up, int(n)))
+    else:
+        src = plan.source(snap, start, end)
+        if src is not None and src.sql is not None:
+            where, params = plan.where(node, now)
+            _, rows = engine.db.run(
+                "SELECT GROUPING(k) = 0, k, m, p, count(*), count(*) FILTER (WHERE st >= 400), "
+                "count(*) FILTER (WHERE st >= 500), quantile_cont(ms, 0.95), up, count(up) "
+                f"FROM (SELECT ({TS} - ?) // ? AS k, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
+                "j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
+                f"FROM (SELECT *, {_LABELS} AS j FROM ({src.sql}) WHERE ({where}) AND {_SVC} = '{GATEWAY}')) "
+                "GROUP BY GROUPING SETS ((k, m, p), (m, p, up))", [first, interval] + params)
     by_route: dict[tuple, dict[str, Any]] = {}
     ups: dict[tuple, dict[str, int]] = {}
     for by_bucket, k, m, p, n, e4, e5, p95, up, n_up in rows:
@@ -145,9 +293,9 @@ def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
         r["p95_ms"][k] = None if p95 is None else round(p95, 3)
     found = sorted(by_route.values(), key=lambda r: (-r["total"], r["route"]))
     for r in found:
-        counts = ups.get((r["method"], r["path"]), {})
-        r["upstream"] = min(counts, key=lambda u: (-counts[u], u)) if counts else None
+        r["upstream"] = _pick_upstream(ups.get((r["method"], r["path"]), {}))
         r["requests_total"] = r.pop("total")
     return {"interval_ms": interval, "from": start, "to": end,
             "buckets": [first + i * interval for i in range(nb)],
-            "routes": found[:limit], "routes_left_off": max(0, len(found) - limit)}
+            "routes": found[:limit], "routes_left_off": max(0, len(found) - limit),
+            "percentiles": _how(summed)}

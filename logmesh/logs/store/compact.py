@@ -6,6 +6,7 @@ One pass, per sealed segment (``.idx.json`` beside it) without a Parquet file::
     2. compute each block's (= row group's) time and seq range and message trigrams
     3. write parquet/<name>.parquet.tmp (zstd, Parquet v2 encodings, 16384-row
        row groups) and fsync it
+    3b. write parquet/<name>.red (red_summary.py) and fsync it
     4. write parquet/<name>.blocks.json atomically (write, fsync, rename)
     5. rename the .parquet.tmp to .parquet and fsync the directory   <- the commit point
     6. delete the segment and its index
@@ -41,7 +42,7 @@ import orjson
 
 from ...fsio import fsync_path, write_atomic
 from ...metrics import Metrics, number, value
-from . import catalogue, layout, trigrams
+from . import catalogue, layout, red_summary, trigrams
 from .catalogue import SegmentInfo, list_segments
 from .columns import (
     MESH_SELECT,
@@ -141,6 +142,7 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     services = {str(s): n for s, n in con.execute(
         f"SELECT {ident('service.name')}, count(*) FROM c WHERE {ident('service.name')} IS NOT NULL "
         "GROUP BY ALL").fetchall()}
+    red = red_summary.write(con, "c", block_rows, final)  # before the index that names it
     con.execute(f"COPY c TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
                 f"ROW_GROUP_SIZE {block_rows}, PARQUET_VERSION V2)")
     con.execute("DROP TABLE c")
@@ -154,6 +156,7 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
         "trigrams": encode_bitmaps([tri.get(b[0], 0) for b in blocks]),
         "minutes": [minutes.get(b[0], []) for b in blocks],  # [first minute, count, count, ...]
         "values": values,  # field -> per block {value: count} (None: too many values)
+        "red": red,  # the .red file's version and the blocks it does not summarize
     }
     write_atomic(parquet_dir / layout.blocks_name(name), orjson.dumps(index))
     os.replace(tmp, final)

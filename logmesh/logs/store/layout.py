@@ -11,6 +11,7 @@ A data directory looks like::
       parquet/
         w00-0000000000000001.parquet     a sealed segment compacted (zstd, sorted by time)
         w00-0000000000000001.blocks.json its row groups' time ranges and message trigrams
+        w00-0000000000000001.red         its access logs per route, minute and duration bucket
       quarantine/<file>@<offset>.damaged  bytes recovery could not read (damage, torn writes)
       sinks/<name>.cursor                 a sink's durable position (JSON, replaced atomically)
       deadletter/<name>.ndjson            events a sink could not deliver, with the reason
@@ -43,6 +44,7 @@ HIGHWATER_SUFFIX = ".seq"  # {"last_seq": N}: outlives every segment and Parquet
 INDEX_SUFFIX = ".idx.json"  # {"version", "first_seq", "last_seq", "count", "min_ts", "max_ts", "bytes", "sparse": [[seq, ts, offset], ...]}
 PARQUET_SUFFIX = ".parquet"
 BLOCKS_SUFFIX = ".blocks.json"  # beside each .parquet: per row group time range + message trigram bitmap
+RED_SUFFIX = ".red"  # beside each .parquet: its access logs' RED summary (Parquet; red_summary.py)
 TMP_SUFFIX = ".tmp"  # files being written; never read, removed at the next compaction pass
 PARQUET_FORMAT_VERSION = 1  # bump when the Parquet columns or the .blocks.json layout change
 PARQUET_ROW_GROUP_ROWS = 16384  # rows per row group (= index block): small enough to skip by time

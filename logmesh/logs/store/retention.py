@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ...metrics import Metrics, number, value
-from . import catalogue, layout
+from . import catalogue, layout, red_summary
 
 log = logging.getLogger("logmesh.logs.retention")
 
@@ -104,7 +104,9 @@ class Retention:
                     max_ts, events = int(path.stat().st_mtime * 1000), 0
                 except FileNotFoundError:
                     continue
-            victims.append(Victim("parquet", [path, blocks], max_ts, events, _size(path) + _size(blocks)))
+            red = red_summary.red_path(path)
+            victims.append(Victim("parquet", [path, blocks, red], max_ts, events,
+                                  _size(path) + _size(blocks) + _size(red)))
         victims.sort(key=lambda v: (v.max_ts, v.paths[0].name))
         return victims, catalogue.usage(self.data_dir).bytes
 

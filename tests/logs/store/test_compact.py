@@ -21,7 +21,7 @@ import duckdb
 import orjson
 import pytest
 
-from logmesh.logs.store import compact, layout, trigrams
+from logmesh.logs.store import compact, layout, red_summary, trigrams
 from logmesh.logs.store.compact import (
     MINUTE_MS,
     SUMMARY_MAX_VALUES,
@@ -94,7 +94,8 @@ def test_a_segment_becomes_parquet_sorted_by_time_then_seq(big_segment, tmp_path
     pq_dir = tmp_path / layout.PARQUET_DIR
     index = compact_segment(new_connection(), big_segment, pq_dir, block_rows=BLOCK)
     final = pq_dir / layout.parquet_name(big_segment.path.name)
-    assert parquet_files(tmp_path) == sorted([final.name, layout.blocks_name(final.name)]), "no .tmp"
+    assert parquet_files(tmp_path) == sorted([final.name, layout.blocks_name(final.name),
+                                              red_summary.red_path(final).name]), "no .tmp"
     assert big_segment.path.exists(), "compact_segment never deletes: the Compactor does, after it"
 
     rows = parquet_rows(final)
@@ -201,7 +202,8 @@ async def test_run_once_compacts_sealed_segments_after_their_grace_and_removes_t
         layout.index_name(first.path.name)).exists()
     names = parquet_files(data)
     assert names == sorted(n for s in (first, second) for n in (
-        layout.parquet_name(s.path.name), layout.blocks_name(layout.parquet_name(s.path.name))))
+        layout.parquet_name(s.path.name), layout.blocks_name(layout.parquet_name(s.path.name)),
+        red_summary.red_path(data / layout.parquet_name(s.path.name)).name))
     messages = [r["message"] for n in names if n.endswith(layout.PARQUET_SUFFIX)
                 for r in parquet_rows(data / layout.PARQUET_DIR / n)]
     assert sorted(messages) == sorted([f"first {i}" for i in range(3)] + [f"second {i}" for i in range(4)])
