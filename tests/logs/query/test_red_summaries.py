@@ -54,8 +54,8 @@ def build(data_dir: Path, hours: list[list[tuple]], block_rows: int) -> None:
 
 
 def near(est: float, exact: float) -> bool:
-    """Within the bound, plus the answer's rounding to 0.001 ms."""
-    return abs(est - exact) <= red_summary.ERROR_BOUND * abs(exact) + 0.0006
+    """Within the bound, plus both answers' rounding to 0.001 ms."""
+    return abs(est - exact) <= red_summary.ERROR_BOUND * abs(exact) + 0.00101
 
 
 def same_routes(est: dict, ex: dict) -> None:
