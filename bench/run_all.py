@@ -53,6 +53,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("es_sink", "The Elasticsearch sink catching up into a fake cluster in its own process.",
          [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000",
           "--json", str(OUT / "es_sink.json")]),
+        ("ui", "The web UI in Debian's chromium: a click on Search to the rows painted, 1 h range, "
+               "beside a fetch of the same API page from the same page (paired, alternating).",
+         [PY, "bench/ui.py", "--events", "100000" if quick else "600000", "--rounds", "2" if quick else "6",
+          "--json", str(OUT / "ui.json")]),
     ]
 
 

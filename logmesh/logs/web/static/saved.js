@@ -62,6 +62,7 @@ async function download(e) {
   e.preventDefault();
   const a = e.currentTarget;
   const resp = await fetch(a.href, { headers: authHeaders({}) });
+  if (!resp.ok) { $("curl").value = `Export: HTTP ${resp.status}`; return; }
   const url = URL.createObjectURL(await resp.blob());
   const tmp = h("a", { href: url, download: a.getAttribute("download") });
   tmp.click();

@@ -1,8 +1,6 @@
 // The API calls behind the screen as links and commands: the export's URL and file name, and
 // "copy as curl" of the search. Pure.
 
-import { colsParam } from "./columns.js";
-
 export const EXPORT_LIMIT = 10000; // events in an export from the page
 
 /** A download name from free text (a saved search's name or the query): letters, digits, . - _ only. */
@@ -23,7 +21,7 @@ export function searchParams(st, extra) {
 /** /api/v1/export?... for the screen's query, range and (for CSV) columns, as a path. */
 export function exportURL(st, fmt, name) {
   return `/api/v1/export?${searchParams(st, { format: fmt, limit: EXPORT_LIMIT, order: st.sort === "@timestamp" ? "asc" : "",
-    columns: fmt === "csv" ? (colsParam(st.cols) || st.cols.join(",")) : "", filename: exportName(name || st.q, fmt) })}`;
+    columns: fmt === "csv" ? st.cols.join(",") : "", filename: exportName(name || st.q, fmt) })}`;
 }
 
 /** text as one shell word in single quotes. */
