@@ -328,6 +328,8 @@ class FakeElasticsearch:
         self.requests: list[Seen] = []
         self.bulk_requests = 0
         self.bulk_started = asyncio.Event()  # set when a bulk arrives (before answering)
+        self.delays: dict[int, float] = {}  # bulk number (1, 2, ...) -> seconds its answer waits
+        self.in_flight = self.max_in_flight = 0  # bulks being answered now, and at most
         self.hold: asyncio.Event | None = None  # when set, bulks wait for it after storing
         self.hang = False  # accept requests and never answer
         self._stopping = asyncio.Event()
@@ -472,7 +474,17 @@ class FakeElasticsearch:
 
     async def _bulk(self, request: web.Request, body: bytes, path_index: str | None,
                     seen: Seen) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._bulk_answer(request, body, path_index, seen)
+        finally:
+            self.in_flight -= 1
+
+    async def _bulk_answer(self, request: web.Request, body: bytes, path_index: str | None,
+                           seen: Seen) -> web.StreamResponse:
         self.bulk_requests += 1
+        number = self.bulk_requests
         self.bulk_started.set()
         f, rnd = self.faults, self.random
         if rnd.random() < f.drop_before:
@@ -511,8 +523,12 @@ class FakeElasticsearch:
         items = self._items(ops, item_fields(spec))
         if rnd.random() < f.drop_after:
             return await self._drop(request)
-        if f.bulk_delay:
-            await asyncio.sleep(f.bulk_delay)
+        delay = f.bulk_delay + self.delays.get(number, 0.0)
+        if delay:  # cut short by stop(), so a test's cleanup does not wait for it
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            except TimeoutError:
+                pass
         if self.hold is not None:
             await self.hold.wait()
         errors = any("error" in next(iter(it.values())) for it in items)

@@ -19,7 +19,7 @@ from .encode import Block, encode_block
 
 log = logging.getLogger("logmesh.sinks.elasticsearch")
 
-MIN_READ = 64 * 1024  # the first read of a batch, before the lines' size is known
+GUESS_LINE_BYTES = 512  # before the lines' size is known: what the first read expects of each
 
 
 @dataclass
@@ -50,9 +50,8 @@ class SegmentReader:
     def _read_size(self, max_events: int) -> int:
         """Enough bytes for ``max_events`` lines of the mean length seen, within batch_bytes:
         reading 5 MB to send 300 kB cost more than the send."""
-        if not self._line_bytes:
-            return min(self.batch_bytes, MIN_READ)
-        return int(min(self.batch_bytes, max(4096, self._line_bytes * max_events * 1.1)))
+        line = self._line_bytes * 1.1 or GUESS_LINE_BYTES
+        return int(min(self.batch_bytes, max(4096, line * max_events)))
 
     def read(self, read: tuple[str | None, int], limit: int | None,
              max_events: int) -> tuple[Batch | None, tuple[str | None, int]]:
