@@ -1,13 +1,27 @@
 #!/usr/bin/env python3
 """Elasticsearch sink throughput: store -> sink -> a fake cluster in its own process.
 
-Writes N events (the shape HTTP ingest stores) into a fresh data directory,
-starts tests/logs/sinks/fake_es.py as a separate process (so its work is not
-counted), runs the sink in this process until the cursor reaches the last
-event, and prints wall time, events/s and this process's CPU per event (the
-cost the sink adds to a logs worker while it catches up)::
+One run writes N events (the shape HTTP ingest stores, or ``--shape book``:
+book packets stored unparsed, whose request fields the sink derives) into a
+fresh data directory, starts tests/logs/sinks/fake_es.py as a separate
+process (so its work is not counted), runs the sink in this process until the
+cursor reaches the last event, and prints wall time, events/s, this process's
+CPU per event (the cost the sink adds to a logs worker while it catches up),
+the fake's CPU per event, and how late a 1 ms timer fires meanwhile::
 
-    .venv/bin/python bench/es_sink.py --events 200000 [--batch 1000]
+    .venv/bin/python bench/es_sink.py --events 200000 [--batch 1000] [--shape book]
+
+``--baseline REF --rounds 3`` runs this tree's sink and REF's (exported with
+``git archive``, its own bench script, fake and sink) in alternating rounds,
+each in a fresh process, and prints the medians and their ratios: the machine
+may be shared, so only figures from the same run are compared.
+
+``--exactly-once N`` is the fault run: N events (1 in 1000 refused by the
+mapping), a fake that answers 429 and 503, drops connections before and
+after storing, and rejects items with 429, and the sink in a child process
+killed with SIGKILL every 0.3-1.5 s and started again until it finishes.
+Then every good event must be in the fake exactly once and every refused one
+in the dead-letter file exactly once.
 """
 
 from __future__ import annotations
@@ -15,30 +29,65 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
+import random
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from logmesh.logs.sinks.elasticsearch.config import ElasticsearchConfig  # noqa: E402
+from logmesh.logs.sinks.cursor import deadletter_path  # noqa: E402
+from logmesh.logs.sinks.elasticsearch.config import DEFAULT_BATCH_EVENTS, ElasticsearchConfig  # noqa: E402
 from logmesh.logs.sinks.elasticsearch.sink import ElasticsearchSink  # noqa: E402
-from tests.logs.sinks.helpers import Store, event  # noqa: E402
+from logmesh.logs.store import layout  # noqa: E402
+from tests.logs.sinks.helpers import Store, event, poison  # noqa: E402
 from tests.logs.sinks.procs import fake_process  # noqa: E402
+
+BASELINE = "5287388"  # main before issue 21: the bulk helper, one bulk at a time, no gzip
+FAULTS = {"request_503": 0.02, "request_429": 0.02, "drop_before": 0.02, "drop_after": 0.03,
+          "item_429": 0.01}
 
 
 def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)  # all threads: the reader thread counts too
+    r = resource.getrusage(resource.RUSAGE_SELF)  # all threads: the reader and gzip threads count too
     return r.ru_utime + r.ru_stime
 
 
-async def run(events: int, batch: int) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="es-sink-bench-"))
-    store = Store(tmp / "data")
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of another process (the fake), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def book_event(i: int) -> dict:
+    """A book packet as ingest/book_block.py stores it: the request only as ``message`` text."""
+    packet = {"uri": f"/goods/{i % 50}", "method": "GET", "key": f"k{i % 7}",
+              "params": {"id": i, f"key{i % 997}": "v"}}
+    now = 1_760_000_000_000 + i
+    return {"@timestamp": now, "received_at": now, "source.address": "127.0.0.1", "source.port": 40000,
+            "log.level": "info", "service.name": ("goods", "members", "purchases")[i % 3],
+            "message": json.dumps(packet, separators=(",", ":"))}
+
+
+def write_store(data_dir: Path, events: int, shape: str, poison_every: int = 0) -> Store:
+    store = Store(data_dir)
+    make = book_event if shape == "book" else event
     for start in range(0, events, 50_000):
-        store.write([event(i) for i in range(start, min(events, start + 50_000))])
+        store.write([poison(i) if poison_every and i % poison_every == 5 else make(i)
+                     for i in range(start, min(events, start + 50_000))])
+    return store
+
+
+async def run(events: int, batch: int, shape: str) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="es-sink-bench-"))
+    store = write_store(tmp / "data", events, shape)
     fake = fake_process(tmp / "fake.log")
     url = await fake.start()
     try:
@@ -54,34 +103,165 @@ async def run(events: int, batch: int) -> dict:
                 await asyncio.sleep(0.001)
                 stalls.append(time.perf_counter() - t - 0.001)
 
-        c0, t0 = cpu(), time.perf_counter()
+        assert fake.proc is not None
+        c0, f0, t0 = cpu(), proc_cpu(fake.proc.pid), time.perf_counter()
         sink.start()
         prober = asyncio.create_task(probe())
         while sink.state.position.last_seq != store.last_seq:
             await asyncio.sleep(0.01)
-        wall, used = time.perf_counter() - t0, cpu() - c0
+        wall, used, fake_used = time.perf_counter() - t0, cpu() - c0, proc_cpu(fake.proc.pid) - f0
         prober.cancel()
         await sink.close()
     finally:
         await fake.stop()
     stalls.sort()
-    print(f"{events} events, batch {batch}: {wall:.2f}s, {events / wall:,.0f} events/s, "
+    p = {"p50": stalls[len(stalls) // 2] * 1e3, "p99": stalls[int(len(stalls) * 0.99)] * 1e3,
+         "max": stalls[-1] * 1e3}
+    print(f"{events} events ({shape}), batch {batch}: {wall:.2f}s, {events / wall:,.0f} events/s, "
           f"sink CPU {used / events * 1e6:.1f} us/event ({used / wall * 100:.0f}% of one core), "
-          f"event loop stalls p50 {stalls[len(stalls) // 2] * 1e3:.1f} ms, "
-          f"p99 {stalls[int(len(stalls) * 0.99)] * 1e3:.1f} ms, max {stalls[-1] * 1e3:.1f} ms")
-    return {"events": events, "batch": batch, "seconds": wall, "events_per_s": events / wall,
-            "sink_cpu_us_per_event": used / events * 1e6,
-            "loop_stall_ms": {"p50": stalls[len(stalls) // 2] * 1e3,
-                              "p99": stalls[int(len(stalls) * 0.99)] * 1e3, "max": stalls[-1] * 1e3}}
+          f"fake CPU {fake_used / events * 1e6:.1f} us/event, event loop stalls p50 {p['p50']:.1f} ms, "
+          f"p99 {p['p99']:.1f} ms, max {p['max']:.1f} ms", flush=True)
+    return {"events": events, "batch": batch, "shape": shape, "seconds": wall,
+            "events_per_s": events / wall, "sink_cpu_us_per_event": used / events * 1e6,
+            "fake_cpu_us_per_event": fake_used / events * 1e6, "loop_stall_ms": p}
+
+
+# -- paired rounds against another commit --------------------------------------------------
+
+def one_round(tree: Path, events: int, batch: int, shape: str | None) -> dict:
+    """One run in a fresh process, with ``tree``'s bench script, sink and fake."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        argv = [sys.executable, "bench/es_sink.py", "--events", str(events), "--batch", str(batch),
+                "--json", out.name] + (["--shape", shape] if shape else [])
+        subprocess.run(argv, cwd=tree, check=True, env={**os.environ, "PYTHONPATH": str(tree)})
+        return json.loads(Path(out.name).read_text())
+
+
+def compare(ref: str, rounds: int, events: int, batch: int, base_batch: int) -> dict:
+    old_tree = Path(tempfile.mkdtemp(prefix="es-sink-baseline-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+    runs: dict[str, list[dict]] = {"new": [], "old": [], "new_book": []}
+    for r in range(rounds):  # alternating, so a busy minute on a shared machine hits both
+        order = [("new", ROOT, batch, "http"), ("old", old_tree, base_batch, None),
+                 ("new_book", ROOT, batch, "book")]
+        for name, tree, b, shape in (order if r % 2 == 0 else order[::-1]):
+            print(f"round {r + 1}, {name} ({ref if name == 'old' else 'this tree'}): ", end="", flush=True)
+            runs[name].append(one_round(tree, events, b, shape))
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(x[key] if key != "p99" else x["loop_stall_ms"]["p99"] for x in runs[name])
+
+    summary = {name: {k: med(name, k) for k in ("events_per_s", "sink_cpu_us_per_event", "p99")}
+               for name in runs}
+    for name in runs:
+        summary[name]["fake_cpu_us_per_event"] = statistics.median(
+            x.get("fake_cpu_us_per_event", float("nan")) for x in runs[name])
+    print(f"\nmedians of {rounds} rounds, {events} events each (old: {ref}, batch {base_batch}; "
+          f"new: batch {batch}):")
+    print(f"{'':28}{'events/s':>10}  {'sink us/event':>13}  {'fake us/event':>13}  {'loop p99 ms':>11}")
+    for name, label in (("old", f"old ({ref}, http events)"), ("new", "new (http events)"),
+                        ("new_book", "new (book packets)")):
+        s = summary[name]
+        print(f"{label:28}{s['events_per_s']:>10,.0f}  {s['sink_cpu_us_per_event']:>13.1f}  "
+              f"{s['fake_cpu_us_per_event']:>13.1f}  {s['p99']:>11.1f}")
+    print(f"new/old: {summary['new']['events_per_s'] / summary['old']['events_per_s']:.1f}x events/s, "
+          f"{summary['old']['sink_cpu_us_per_event'] / summary['new']['sink_cpu_us_per_event']:.1f}x "
+          "less sink CPU per event")
+    return {"rounds": rounds, "baseline": ref, "summary": summary, "runs": runs}
+
+
+# -- exactly once, with faults and kill -9 -------------------------------------------------
+
+async def child(data_dir: Path, url: str, batch: int, last_seq: int) -> None:
+    """The sink alone, as a logs worker runs it, until everything is sent (or SIGKILL)."""
+    logging.getLogger("logmesh").setLevel(logging.ERROR)  # its retry warnings: expected here
+    config = ElasticsearchConfig(urls=url, batch_events=batch, poll_interval=0.05,
+                                 retry_initial=0.01, retry_max=0.2)
+    sink = ElasticsearchSink(config, data_dir, 0, head_seq=lambda: last_seq)
+    sink.start()
+    while sink.state.position.last_seq != last_seq:
+        await asyncio.sleep(0.02)
+    await sink.close()
+
+
+async def exactly_once(events: int, batch: int, kills: int) -> dict:
+    import aiohttp
+
+    tmp = Path(tempfile.mkdtemp(prefix="es-sink-once-"))
+    data = tmp / "data"
+    t0 = time.perf_counter()
+    store = write_store(data, events, "http", poison_every=1000)
+    seqs = [layout.make_seq(c, 0) for c in range(1, store.counter)]
+    bad = {seqs[i] for i in range(events) if i % 1000 == 5}
+    good_sum = sum(seqs) - sum(bad)
+    print(f"wrote {events} events in {time.perf_counter() - t0:.1f}s; {len(bad)} will be refused",
+          flush=True)
+    fake = fake_process(tmp / "fake.log", faults=FAULTS)
+    url = await fake.start()
+    rnd = random.Random(21)
+    killed = 0
+    t0 = time.perf_counter()
+    try:
+        while True:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(Path(__file__)), "--child", str(data), url, str(batch),
+                str(store.last_seq), cwd=ROOT)
+            try:
+                await asyncio.wait_for(proc.wait(), rnd.uniform(0.3, 1.5) if killed < kills else 600)
+            except TimeoutError:
+                proc.kill()  # SIGKILL, mid-bulk or wherever it is
+                await proc.wait()
+                killed += 1
+                continue
+            if proc.returncode != 0:
+                raise SystemExit(f"the sink process failed ({proc.returncode})")
+            break
+        took = time.perf_counter() - t0
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/_fake/stats") as resp:
+                stats = await resp.json()
+    finally:
+        await fake.stop()
+    dead_path = deadletter_path(data, "elasticsearch-w00")
+    dead = [json.loads(line)["event"]["seq"] for line in dead_path.read_bytes().splitlines()]
+    ok = (stats["docs"] == events - len(bad) and stats["id_sum"] == good_sum
+          and stats["created_max"] == 1 and stats["index_ops"] == 0
+          and sorted(dead) == sorted(bad))
+    print(f"{events} events through {killed} kill -9 of the sink and faults {FAULTS}: {took:.1f}s; "
+          f"in the fake {stats['docs']} (expected {events - len(bad)}), each created at most "
+          f"{stats['created_max']} time(s), {stats['conflicts']} resends answered 409, "
+          f"{stats['bulks']} bulks; dead letters {len(dead)} (expected {len(bad)}, "
+          f"{len(set(dead))} distinct): {'EXACTLY ONCE' if ok else 'FAILED'}", flush=True)
+    if not ok:
+        raise SystemExit(1)
+    return {"events": events, "kills": killed, "seconds": took, "faults": FAULTS, **stats,
+            "deadlettered": len(dead), "exactly_once": ok}
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        data, url, batch, last = sys.argv[2:6]
+        asyncio.run(child(Path(data), url, int(batch), int(last)))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000)
-    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=DEFAULT_BATCH_EVENTS)
+    ap.add_argument("--shape", choices=("http", "book"), default="http")
+    ap.add_argument("--baseline", default=None, help=f"compare with this commit (e.g. {BASELINE})")
+    ap.add_argument("--baseline-batch", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--exactly-once", type=int, default=0, metavar="N",
+                    help="the fault run with kill -9 over N events instead")
+    ap.add_argument("--kills", type=int, default=8)
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
-    result = asyncio.run(run(args.events, args.batch))
+    if args.exactly_once:
+        result = asyncio.run(exactly_once(args.exactly_once, args.batch, args.kills))
+    elif args.baseline:
+        result = compare(args.baseline, args.rounds, args.events, args.batch, args.baseline_batch)
+    else:
+        result = asyncio.run(run(args.events, args.batch, args.shape))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

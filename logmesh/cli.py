@@ -315,7 +315,7 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @click.option("--es-index", default=None, help="Write to this plain index instead of a data stream.")
 @click.option("--es-template/--es-no-template", default=True,
               help="Install the index template at start (turn off if an administrator manages it).")
-@click.option("--es-batch-size", default=1000, help="Events per _bulk request.")
+@click.option("--es-batch-size", default=5000, help="Events per _bulk request.")
 @click.option("--es-timeout", default=30.0, help="Seconds to wait for one request's answer.")
 @click.option("--es-retry-max", default=60.0,
               help="Longest wait between retries (they start at 0.5s and double, with jitter).")

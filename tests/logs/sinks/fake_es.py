@@ -443,7 +443,8 @@ class FakeElasticsearch:
     def summary(self) -> dict[str, Any]:
         return {"docs": len(self.docs), "created_max": max(self.created.values(), default=0),
                 "conflicts": self.conflicts, "index_ops": self.index_ops, "bulks": self.bulk_requests,
-                "gzipped_bulks": self.gzipped_bulks}
+                "gzipped_bulks": self.gzipped_bulks,
+                "id_sum": sum(map(int, filter(str.isdigit, self.docs)))}  # with docs: which ones
 
     def _info(self) -> dict[str, Any]:
         if self.flavor == "opensearch":
@@ -739,14 +740,15 @@ def _depth(value: Any) -> int:
     return 0
 
 
-async def _main(port: int, flavor: str) -> None:
-    fake = await FakeElasticsearch(flavor=flavor).start(port)
+async def _main(port: int, flavor: str, faults: Faults) -> None:
+    fake = await FakeElasticsearch(flavor=flavor, faults=faults).start(port)
     print(f"fake {flavor} on {fake.url}", flush=True)
     await asyncio.Event().wait()
 
 
-if __name__ == "__main__":  # python -m tests.logs.sinks.fake_es [port] [flavor]
+if __name__ == "__main__":  # python -m tests.logs.sinks.fake_es [port] [flavor] [faults as JSON]
     import sys
 
     asyncio.run(_main(int(sys.argv[1]) if len(sys.argv) > 1 else 0,
-                      sys.argv[2] if len(sys.argv) > 2 else "elasticsearch"))
+                      sys.argv[2] if len(sys.argv) > 2 else "elasticsearch",
+                      Faults(**orjson.loads(sys.argv[3])) if len(sys.argv) > 3 else Faults()))

@@ -83,9 +83,10 @@ def metric(text: str, name: str) -> float:
     return float(m.group(1))
 
 
-def fake_process(log_path: Path, flavor: str = "elasticsearch") -> Process:
-    return Process([sys.executable, "-m", "tests.logs.sinks.fake_es", "0", flavor], log_path,
-                   FAKE_LISTENING)
+def fake_process(log_path: Path, flavor: str = "elasticsearch", faults: dict | None = None) -> Process:
+    """``faults``: fake_es.Faults' fields."""
+    return Process([sys.executable, "-m", "tests.logs.sinks.fake_es", "0", flavor,
+                    orjson.dumps(faults or {}).decode()], log_path, FAKE_LISTENING)
 
 
 def stored_events(data_dir: Path) -> dict[int, dict[str, Any]]:

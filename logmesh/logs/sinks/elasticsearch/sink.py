@@ -127,6 +127,7 @@ class ElasticsearchSink:
         self._setup_attempts = 0
         self._read: tuple[str | None, int] = (None, 0)  # where the next batch starts
         self._inflight: deque[InFlight] = deque()  # in store order
+        self._committing: asyncio.Task | None = None  # the last commit started
         self._peek: Batch | None = None  # read while the cluster is unready: for lag_seconds
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
@@ -195,6 +196,10 @@ class ElasticsearchSink:
             except Exception as exc:  # a bug or a disk error: say so, start over from the cursor
                 log.exception("%s: %s; restarting from the cursor", self.name, exc)
                 self.errors.inc()
+                try:
+                    await self._committed()  # the cursor as it lands, before reading from it
+                except Exception:  # noqa: S110  (that one failed too: the cursor is where it was)
+                    pass
                 self._abandon()
                 try:
                     await self._sleep(backoff(attempt, self.config.retry_initial,
@@ -209,6 +214,7 @@ class ElasticsearchSink:
         assert self._wake is not None
         while not self._closing:
             self._wake.clear()  # anything after this (new events, a finished bulk) wakes the wait
+            self._check_commits()
             await self._commit_done()
             if not self._ready and not self._inflight:
                 if self._peek is None:  # read on while the cluster is away: lag stays true
@@ -253,16 +259,39 @@ class ElasticsearchSink:
             return
         for _ in done:
             self._inflight.popleft()
-        await self._commit([f.batch for f in done], [line for f in done for line in f.task.result()])
+        # In its own task, after the one before: the next bulks go out while this one fsyncs.
+        self._committing = asyncio.get_running_loop().create_task(self._commit_after(
+            self._committing, [f.batch for f in done], [line for f in done for line in f.task.result()]))
+        self._committing.add_done_callback(lambda _: self.notify())
+
+    async def _commit_after(self, before: asyncio.Task | None, batches: list[Batch],
+                            deadletters: list[bytes]) -> None:
+        if before is not None:
+            await before  # its failure is this one's: the run starts over from the cursor
+        await self._commit(batches, deadletters)
+
+    def _check_commits(self) -> None:
+        """A commit that failed (a disk error) stops the pipeline: it starts over from the cursor."""
+        c = self._committing
+        if c is not None and c.done() and not c.cancelled() and c.exception() is not None:
+            self._committing = None
+            raise c.exception()  # type: ignore[misc]
+
+    async def _committed(self) -> None:
+        """Wait for the commits under way."""
+        if self._committing is not None:
+            await asyncio.wait({self._committing})
+            self._check_commits()
 
     async def _drain(self) -> None:
         """Stopping: let the bulks in flight end (close() bounds the wait), commit what they did."""
-        if self._inflight:
-            await asyncio.wait([f.task for f in self._inflight])
-            try:
+        try:
+            if self._inflight:
+                await asyncio.wait([f.task for f in self._inflight])
                 await self._commit_done()
-            except Exception:  # noqa: S110  (sent again next start)
-                pass
+            await self._committed()
+        except Exception:  # noqa: S110  (sent again next start)
+            pass
         self._abandon()
 
     def _abandon(self) -> None:
