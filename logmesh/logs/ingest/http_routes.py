@@ -204,7 +204,7 @@ class HttpSources:
                 parsed = loki.parse_protobuf(body, now_ms(), request.client_max_size)
         except loki.BadPush as exc:
             self.count("loki", {exc.reason: 1})
-            return error(400, str(exc))
+            return error(413 if exc.reason == "too_large" else 400, str(exc))
         self.count("loki", parsed.rejected)
         failure = await self.store("loki", parsed.events)
         if failure is not None:

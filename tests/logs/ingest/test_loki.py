@@ -84,3 +84,12 @@ async def test_bad_pushes_are_refused_counted_and_the_service_goes_on(start_logs
 def test_label_sets():
     assert parse_labels('{a="1",b="x\\\\y"}') == {"a": "1", "b": "x\\y"}
     assert parse_labels("{}") == {}
+
+
+async def test_a_snappy_body_is_capped_by_its_declared_length_before_unpacking(start_logs):
+    srv = await start_logs(max_body_bytes=1 << 20)
+    body = protobuf_push('{app="x"}', (NS, "y" * (2 << 20), {}))
+    assert len(body) < 1 << 20
+    status, text = await push(srv, body, "application/x-protobuf")
+    assert status == 413 and "--max-body-size" in text
+    assert stored(srv.config.data_dir) == []

@@ -127,3 +127,14 @@ async def test_write_token_is_required(start_logs):
     assert status == 401
     status, _, _ = await post(srv, payload, "application/x-protobuf", Authorization="Bearer " + "w" * 24)
     assert status == 200 and len(stored(srv.config.data_dir)) == 1
+
+
+async def test_a_gzip_body_is_capped_once_unpacked(start_logs):
+    """--max-body-size holds for what the body unpacks to, not its compressed size."""
+    srv = await start_logs(max_body_bytes=1 << 20)
+    packed = gzip.compress(b" " * (4 << 20))  # 4 MiB of JSON whitespace in ~4 KiB
+    assert len(packed) < 1 << 16
+    status, _, _ = await post(srv, packed, "application/json", **{"Content-Encoding": "gzip"})
+    assert status == 413
+    status, _, _ = await post(srv, request(record("x")).SerializeToString(), "application/x-protobuf")
+    assert status == 200
