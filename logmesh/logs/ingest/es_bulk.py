@@ -44,6 +44,17 @@ class BulkParse:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         self.items.append((action, index, None, 400, {"type": kind, "reason": detail[:500]}))
 
+    def document(self, action: str, index: str | None, doc_line: bytes, received: int,
+                 line_no: int) -> None:
+        """One document: its event and a 201 item, or the item's error."""
+        try:
+            ev = _document(doc_line, received, index)
+        except _Refused as exc:
+            self.refuse(action, index, exc.reason, exc.kind, f"line {line_no}: {exc}")
+            return
+        self.items.append((action, index, len(self.events), 201, None))
+        self.events.append(ev)
+
 
 def _uniform(lines: list[bytes], default_index: str | None, received: int) -> BulkParse | None:
     """The fast path: one action line repeated before flat documents (http_ndjson.flat_events)."""
@@ -70,13 +81,7 @@ def _uniform(lines: list[bytes], default_index: str | None, received: int) -> Bu
         return BulkParse(events=events, uniform=(action, index))
     out = BulkParse()  # documents of any shape, read one at a time, under the one action
     for i, doc_line in enumerate(docs):
-        try:
-            ev = _document(doc_line, received, index)
-        except _Refused as exc:
-            out.refuse(action, index, exc.reason, exc.kind, f"line {2 * i + 2}: {exc}")
-            continue
-        out.items.append((action, index, len(out.events), 201, None))
-        out.events.append(ev)
+        out.document(action, index, doc_line, received, 2 * i + 2)
     if len(out.events) == len(docs):
         out.items, out.uniform = [], (action, index)
     return out
@@ -154,13 +159,7 @@ def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkPar
             out.refuse(action, index, "unsupported_action", "illegal_argument_exception",
                        "logmesh stores events and does not update them")
             continue
-        try:
-            ev = _document(doc_line, received, index)
-        except _Refused as exc:
-            out.refuse(action, index, exc.reason, exc.kind, f"line {i}: {exc}")
-            continue
-        out.items.append((action, index, len(out.events), 201, None))
-        out.events.append(ev)
+        out.document(action, index, doc_line, received, i)
     return out
 
 
