@@ -36,6 +36,11 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("ingest", "Ingest side by side: the same ~200-byte book log packets over TCP from one "
                    "load generator process; events/s to the last event on disk, every event counted.",
          [PY, "bench/ingest.py", "-n", n_ingest, "--repeat", repeat, "--json", str(OUT / "ingest.json")]),
+        ("ingest_http", "HTTP ingest per protocol (NDJSON, Elasticsearch bulk, OTLP, Loki) beside "
+                        "the book TCP path in the same run: ~200-byte events in 8 MB bodies over "
+                        "4 connections into one worker, --fsync batch; events/s and CPU per million.",
+         [PY, "bench/ingest_http.py", "-n", "200000" if quick else "1000000", "--repeat", repeat,
+          "--json", str(OUT / "ingest_http.json")]),
         ("derive", "What storing book packets unparsed costs later: compaction and the Elasticsearch "
                    "encoder over the same events, stored as the book-block path writes them and "
                    "with their fields parsed at ingest.",
