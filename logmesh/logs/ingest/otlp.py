@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.logs.v1 import logs_pb2
 
 from ..event import Event, as_text
 from .common import MAX_DEPTH, Rejected, apply_extra, check_timestamp, depth
@@ -215,7 +216,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
                         received, res, logger if isinstance(logger, str) else None,
                         time_ns=int(rec.get("timeUnixNano") or 0),
                         observed_ns=int(rec.get("observedTimeUnixNano") or 0),
-                        level=level_of(rec.get("severityText") or "", int(rec.get("severityNumber") or 0)),
+                        level=level_of(rec.get("severityText") or "", _severity(rec.get("severityNumber"))),
                         body=_json_value(rec.get("body")), attrs=_json_attrs(attrs) if attrs else None,
                         trace_id=_hex_id(rec.get("traceId"), 32, "traceId"),
                         span_id=_hex_id(rec.get("spanId"), 16, "spanId")))
@@ -224,6 +225,16 @@ def parse_json(body: bytes, received: int) -> Parsed:
                 except (ValueError, TypeError, AttributeError, KeyError) as exc:
                     out.refuse(Rejected("bad_field", str(exc)[:200]))
     return out
+
+
+def _severity(value: Any) -> int:
+    """A severityNumber as OTLP JSON may write it: a number, or the enum's name."""
+    if isinstance(value, str) and value.startswith("SEVERITY_NUMBER_"):
+        try:
+            return logs_pb2.SeverityNumber.Value(value)
+        except ValueError:
+            raise Rejected("bad_field", f"severityNumber {value[:40]!r} is no severity") from None
+    return int(value or 0)
 
 
 def _list(value: Any) -> list:

@@ -75,7 +75,8 @@ async def test_json_and_gzip(start_logs):
              "traceId": TRACE.hex(), "spanId": SPAN.hex(),
              "attributes": [{"key": "tags", "value": {"arrayValue": {"values": [
                  {"stringValue": "x"}, {"doubleValue": 1.5}]}}}]},
-            {"observedTimeUnixNano": "1795626000500000000", "body": {"stringValue": "second"}}]}]}]}
+            {"observedTimeUnixNano": "1795626000500000000", "body": {"stringValue": "second"},
+             "severityNumber": "SEVERITY_NUMBER_INFO"}]}]}]}
     status, body, ctype = await post(srv, gzip.compress(orjson.dumps(doc)), "application/json",
                                      **{"Content-Encoding": "gzip"})
     assert status == 200 and ctype == "application/json" and orjson.loads(body) == {}
