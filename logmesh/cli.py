@@ -316,6 +316,10 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @click.option("--es-template/--es-no-template", default=True,
               help="Install the index template at start (turn off if an administrator manages it).")
 @click.option("--es-batch-size", default=5000, help="Events per _bulk request.")
+@click.option("--es-retention", default="30d", metavar="DURATION|off",
+              callback=lambda ctx, p, v: None if v == "off" else DURATION.convert(v, p, ctx),
+              help="Elasticsearch deletes events this long after their index rolled over (the ILM "
+                   "policy installed with the template; off: keep them).")
 @click.option("--es-timeout", default=30.0, help="Seconds to wait for one request's answer.")
 @click.option("--es-retry-max", default=60.0,
               help="Longest wait between retries (they start at 0.5s and double, with jitter).")
@@ -368,7 +372,8 @@ def _sink_configs(es: dict) -> dict:
             password=es["es_password"], ca_file=es["es_ca_file"],  # type: ignore[arg-type]
             data_stream=es["es_data_stream"], index=es["es_index"],  # type: ignore[arg-type]
             install_template=bool(es["es_template"]), batch_events=es["es_batch_size"],  # type: ignore[arg-type]
-            request_timeout=es["es_timeout"], retry_max=es["es_retry_max"])  # type: ignore[arg-type]
+            request_timeout=es["es_timeout"], retry_max=es["es_retry_max"],  # type: ignore[arg-type]
+            retention_ms=es["es_retention"])  # type: ignore[arg-type]
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return {"elasticsearch": config}

@@ -319,6 +319,7 @@ class FakeElasticsearch:
         self.faults = faults or Faults()
         self.api_key = api_key  # when set, requests without it get 401
         self.templates: dict[str, dict] = {}
+        self.policies: dict[str, dict] = {}  # ILM, by name
         self.data_streams: dict[str, dict] = {}
         self.indices: set[str] = set()
         self.docs = Docs()  # _id -> _source
@@ -416,6 +417,17 @@ class FakeElasticsearch:
             if method == "GET" and parts[1] in self.templates:
                 return self._json(request, {"index_templates": [
                     {"name": parts[1], "index_template": self.templates[parts[1]]}]})
+        if parts[:2] == ["_ilm", "policy"] and len(parts) == 3 and method == "PUT":
+            if self.flavor != "elasticsearch":
+                return self._json(request, _error("invalid_index_name_exception",
+                                                  "Invalid index name [_ilm], must not start with '_'.",
+                                                  400), 400)
+            policy = orjson.loads(body).get("policy")
+            if not isinstance(policy, dict) or not isinstance(policy.get("phases"), dict):
+                return self._json(request, _error("x_content_parse_exception",
+                                                  "[1:2] [put_lifecycle_request] failed to parse", 400), 400)
+            self.policies[parts[2]] = policy
+            return self._json(request, {"acknowledged": True})
         if parts[0] == "_data_stream" and len(parts) == 2:
             name = parts[1]
             if method == "PUT":

@@ -67,6 +67,32 @@ async def test_installs_template_and_data_stream(tmp_path, fake_es):
     assert props["log"]["properties"]["level"]["type"] == "keyword"
     assert props["message"]["type"] == "text"
     assert props["params"]["type"] == "flattened" and props["labels"]["type"] == "flattened"
+    # the ILM policy, installed first, named by the template: daily rollover, deleted 30 days on
+    assert tpl["template"]["settings"] == {"index.lifecycle.name": "logmesh-logs-logmesh-default"}
+    phases = fake_es.policies["logmesh-logs-logmesh-default"]["phases"]
+    assert phases["hot"]["actions"]["rollover"] == {"max_age": "1d", "max_primary_shard_size": "50gb"}
+    assert phases["delete"] == {"min_age": "30d", "actions": {"delete": {}}}
+    paths = [r.path for r in fake_es.requests]
+    assert paths.index("/_ilm/policy/logmesh-logs-logmesh-default") < paths.index(
+        "/_index_template/logmesh-logs-logmesh-default")
+
+
+@pytest.mark.parametrize(("flavor", "options"), [
+    ("elasticsearch", {"retention_ms": None}),  # --es-retention off
+    ("elasticsearch", {"index": "logmesh-events"}),  # rollover needs a data stream
+    ("opensearch", {}),  # ISM, not ILM: documented, not installed
+])
+async def test_no_ilm_policy_where_it_does_not_apply(tmp_path, flavor, options):
+    fake = await FakeElasticsearch(flavor=flavor).start()
+    store = Store(tmp_path)
+    store.write([event(i) for i in range(5)])
+    sink = make_sink(fake.url, tmp_path, store, **options)
+    try:
+        await deliver_all(sink, store)
+    finally:
+        await fake.stop()
+    assert not fake.policies and len(fake.docs) == 5
+    assert all("settings" not in t["template"] for t in fake.templates.values())
 
 
 async def test_100k_events_with_faults_arrive_exactly_once(tmp_path):
@@ -327,11 +353,23 @@ def test_logmesh_runs_without_the_client_libraries():
     ({"urls": "http://h:9200", "api_key": "k", "username": "u", "password": "p"}, "not both"),
     ({"urls": "http://h:9200", "data_stream": "Logs"}, "not a valid name"),
     ({"urls": "http://h:9200", "ca_file": Path("/nonexistent.pem")}, "no such file"),
+    ({"urls": "http://h:9200", "retention_ms": 5000}, "--es-retention must be at least 1m"),
 ])
 def test_config_errors_say_what_to_do(options, words):
     with pytest.raises(ValueError, match=None) as err:
         ElasticsearchConfig(**options)
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize(("value", "words"), [("5s", "at least 1m"), ("forever", "bad duration")])
+def test_es_retention_on_the_command_line(tmp_path, value, words):
+    from click.testing import CliRunner
+
+    from logmesh.cli import cli
+
+    result = CliRunner().invoke(cli, ["logs", "--data-dir", str(tmp_path), "--elasticsearch",
+                                      "http://127.0.0.1:1", "--es-retention", value])
+    assert result.exit_code != 0 and words in result.output
 
 
 async def test_a_plain_index_instead_of_a_data_stream(tmp_path, fake_es):

@@ -106,6 +106,10 @@ class _Backend:
     async def _call(self, coro: Any) -> Any:
         raise NotImplementedError
 
+    async def put_policy(self, name: str, body: dict[str, Any]) -> None:
+        """An ILM policy (Elasticsearch only)."""
+        await self._call(self.client.ilm.put_lifecycle(name=name, policy=body["policy"]))
+
     async def put_template(self, name: str, body: dict[str, Any]) -> None:
         await self._call(self.client.indices.put_index_template(name=name, body=body))
 

@@ -18,6 +18,7 @@ DEFAULT_BATCH_BYTES = 5 * 1024 * 1024  # ... or this many bytes of stored lines,
 DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds for one request before it counts as a connection error
 DEFAULT_RETRY_INITIAL = 0.5  # first backoff (seconds); doubles per failed attempt, with jitter
 DEFAULT_RETRY_MAX = 60.0  # backoff cap: with the cluster down, one attempt per minute at most
+DEFAULT_RETENTION_MS = 30 * 86_400_000  # the ILM policy deletes an index this long after its rollover
 DEFAULT_MAX_IN_FLIGHT = 4  # _bulk requests at once; a 429 halves it, each success adds one back
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0  # on stop, how long an in-flight bulk may take to finish (else resent)
 # Elasticsearch's rules for index and data stream names (lowercase, no \ / * ? " < > | , # : or space)
@@ -40,6 +41,7 @@ class ElasticsearchConfig:
     data_stream: str = DEFAULT_DATA_STREAM
     index: str | None = None  # a plain index instead of a data stream
     install_template: bool = True
+    retention_ms: int | None = DEFAULT_RETENTION_MS  # None: no ILM policy (keep everything)
     batch_events: int = DEFAULT_BATCH_EVENTS
     batch_bytes: int = DEFAULT_BATCH_BYTES
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
@@ -74,6 +76,8 @@ class ElasticsearchConfig:
                              "the CA that signed the cluster's certificate")
         if self.batch_events < 1 or self.batch_bytes < 1:
             raise ValueError("--es-batch-size must be at least 1")
+        if self.retention_ms is not None and self.retention_ms < 60_000:
+            raise ValueError("--es-retention must be at least 1m (or off to keep everything)")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         if self.retry_initial <= 0 or self.retry_max < self.retry_initial:

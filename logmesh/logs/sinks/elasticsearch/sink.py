@@ -53,7 +53,7 @@ from .config import ElasticsearchConfig
 from .encode import Block
 from .reader import Batch, SegmentReader
 from .retry import DeadLetter, Done, Split, backoff, classify, classify_response
-from .template import index_template, template_name
+from .template import has_policy, index_template, lifecycle_policy, policy_name, template_name
 
 log = logging.getLogger("logmesh.sinks.elasticsearch")
 
@@ -457,6 +457,8 @@ class ElasticsearchSink:
                     info = await self._backend.info()
                 flavor = self._backend.flavor
                 if cfg.install_template:
+                    if has_policy(cfg, flavor):  # before the template that names it
+                        await self._backend.put_policy(policy_name(cfg), lifecycle_policy(cfg))
                     await self._backend.put_template(template_name(cfg), index_template(cfg, flavor))
                 await self._backend.create_target(cfg.target, cfg.is_data_stream)
                 version = info.get("version", {}).get("number", "?") if isinstance(info, dict) else "?"

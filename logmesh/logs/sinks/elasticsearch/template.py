@@ -9,6 +9,11 @@ services send:
 * ``params`` and ``labels`` (anything a service chooses) are one ``flattened``
   field each (``flat_object`` on OpenSearch): any number of distinct keys
   costs one mapped field, so ``index.mapping.total_fields.limit`` is never hit.
+
+On Elasticsearch, a data stream's template also names an ILM policy,
+:func:`lifecycle_policy`, installed just before it: roll the backing index
+over daily or at 50 GB a primary shard, delete it ``--es-retention`` after.
+OpenSearch has ISM instead (docs/elasticsearch.md shows the policy).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ KEYWORD_IGNORE_ABOVE = 1024  # longer keyword values are kept in _source, not in
 FLATTENED_IGNORE_ABOVE = 8191  # a leaf longer than this is not indexed (Lucene's term limit is 32766 bytes)
 FLATTENED_DEPTH_LIMIT = 20  # Elasticsearch's default; deeper params are refused (dead-lettered)
 TIMESTAMP_FORMAT = "epoch_millis||strict_date_optional_time"  # the store keeps epoch ms
+ROLLOVER = {"max_age": "1d", "max_primary_shard_size": "50gb"}  # Elastic's advice: shards under 50 GB
 
 
 def _leaf(kind: str, flavor: str) -> dict[str, Any]:
@@ -54,6 +60,35 @@ def template_name(config: ElasticsearchConfig) -> str:
     return f"logmesh-{config.target}"
 
 
+def policy_name(config: ElasticsearchConfig) -> str:
+    return f"logmesh-{config.target}"
+
+
+def has_policy(config: ElasticsearchConfig, flavor: str) -> bool:
+    """ILM: Elasticsearch, a data stream (rollover needs one) and a retention."""
+    return flavor == "elasticsearch" and config.is_data_stream and config.retention_ms is not None
+
+
+def time_value(ms: int) -> str:
+    """Milliseconds as Elasticsearch's time units: 2592000000 -> ``30d``."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def lifecycle_policy(config: ElasticsearchConfig) -> dict[str, Any]:
+    """The body of ``PUT _ilm/policy/<policy_name>``: roll over, then delete after the retention."""
+    assert config.retention_ms is not None
+    return {"policy": {
+        "_meta": {"managed_by": "logmesh", "description": "logmesh events: daily rollover, "
+                  f"deleted {time_value(config.retention_ms)} later"},
+        "phases": {
+            "hot": {"min_age": "0ms", "actions": {"rollover": dict(ROLLOVER)}},
+            "delete": {"min_age": time_value(config.retention_ms), "actions": {"delete": {}}},
+        }}}
+
+
 def index_template(config: ElasticsearchConfig, flavor: str = "elasticsearch") -> dict[str, Any]:
     """The body of ``PUT _index_template/<template_name>``."""
     body: dict[str, Any] = {
@@ -66,4 +101,6 @@ def index_template(config: ElasticsearchConfig, flavor: str = "elasticsearch") -
     }
     if config.is_data_stream:
         body["data_stream"] = {}
+    if has_policy(config, flavor):
+        body["template"]["settings"] = {"index.lifecycle.name": policy_name(config)}
     return body
