@@ -109,12 +109,8 @@ def order_param(request: web.Request) -> str:
     return order
 
 
-async def read_post_params(request: web.Request) -> dict[str, str]:
-    """A POST's JSON object of parameters, as the strings a query string would carry.
-
-    The URL's own parameters are read too; the body's win. Numbers become their text,
-    null and absent are the same; nested values are refused.
-    """
+async def read_small_body(request: web.Request) -> bytes:
+    """The body, at most MAX_QUERY_BODY_BYTES (else PayloadTooLarge, a 413), as it arrives."""
     if request.content_length is not None and request.content_length > MAX_QUERY_BODY_BYTES:
         raise PayloadTooLarge()
     body = bytearray()
@@ -122,11 +118,21 @@ async def read_post_params(request: web.Request) -> dict[str, str]:
         body += chunk
         if len(body) > MAX_QUERY_BODY_BYTES:
             raise PayloadTooLarge()
+    return bytes(body)
+
+
+async def read_post_params(request: web.Request) -> dict[str, str]:
+    """A POST's JSON object of parameters, as the strings a query string would carry.
+
+    The URL's own parameters are read too; the body's win. Numbers become their text,
+    null and absent are the same; nested values are refused.
+    """
+    body = await read_small_body(request)
     params = dict(request.query)
     if not body.strip():
         return params
     try:
-        obj = orjson.loads(bytes(body))
+        obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body must be a JSON object of parameters, e.g. "
                          f'{{"q": "service.name:goods", "from": "now-1h"}}: {exc}') from None

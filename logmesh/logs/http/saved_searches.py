@@ -31,7 +31,7 @@ from ...security_http import json_error, json_response
 from ..query import kql
 from ..query.timerange import TimeRangeError, parse_range
 from ..store.layout import SAVED_SEARCHES_FILE
-from .params import MAX_QUERY_BODY_BYTES, MAX_QUERY_CHARS, BadRequest, PayloadTooLarge
+from .params import MAX_QUERY_CHARS, BadRequest, read_small_body
 
 MAX_SAVED = 1_000  # searches per data directory
 MAX_NAME = 200  # characters of a name
@@ -146,15 +146,9 @@ class SavedSearches:
 
 async def read_json_body(request: web.Request) -> Any:
     """The request's body as JSON, at most MAX_QUERY_BODY_BYTES (then PayloadTooLarge)."""
-    if request.content_length is not None and request.content_length > MAX_QUERY_BODY_BYTES:
-        raise PayloadTooLarge()
-    body = bytearray()
-    while chunk := await request.content.read(65536):
-        body += chunk
-        if len(body) > MAX_QUERY_BODY_BYTES:
-            raise PayloadTooLarge()
+    body = await read_small_body(request)
     try:
-        return orjson.loads(bytes(body))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body must be JSON: {exc}") from None
 

@@ -252,8 +252,7 @@ def test_export_as_csv_and_ndjson_and_copy_as_curl(mesh, page):
     with page.expect_download() as dl:
         page.locator("#export-csv").click()
     download = dl.value
-    assert download.suggested_filename == "img-src-x-onerror-alert-1-.csv-.csv" or \
-        re.fullmatch(r"[A-Za-z0-9._-]+\.csv", download.suggested_filename), download.suggested_filename
+    assert download.suggested_filename == "img-src-x-onerror-alert-1.csv"
     rows = list(csv.reader(io.StringIO(Path(download.path()).read_text())))
     assert rows[0] == ["service.name", "message", "params.price"]
     assert rows[1] == [probe, "'=HYPERLINK(\"http://evil\")", ""]  # defused, newest first

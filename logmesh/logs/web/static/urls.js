@@ -5,7 +5,7 @@ export const EXPORT_LIMIT = 10000; // events in an export from the page
 
 /** A download name from free text (a saved search's name or the query): letters, digits, . - _ only. */
 export function exportName(text, fmt) {
-  const stem = String(text || "").replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[.-]+|[.-]+$/g, "").slice(0, 80);
+  const stem = String(text || "").trim().replace(/\.(csv|ndjson)$/i, "").replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[.-]+|[.-]+$/g, "").slice(0, 80);
   return `${stem || "logmesh-export"}.${fmt}`;
 }
 

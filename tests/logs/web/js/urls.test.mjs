@@ -12,6 +12,7 @@ describe("export", () => {
     assert.equal(exportName('<img src=x onerror=alert(1)>"', "csv"), "img-src-x-onerror-alert-1.csv");
     assert.equal(exportName("../../etc/passwd", "ndjson"), "etc-passwd.ndjson");
     assert.equal(exportName("", "csv"), "logmesh-export.csv");
+    assert.equal(exportName('<b>"x.CSV', "csv"), "b-x.csv");
   });
   test("the URL carries the query, range, format, columns and name", () => {
     const u = new URL(exportURL({ ...st, cols: ["message", "params.id"] }, "csv", "my errors"), "http://x");
