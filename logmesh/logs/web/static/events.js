@@ -101,7 +101,7 @@ export function renderHead() {
     return col;
   }));
   $("head").replaceChildren(h("tr", null, cols.map((c, i) => h("th", { "data-col": c, "aria-sort": sort.field === c ? (sort.desc ? "descending" : "ascending") : null },
-    h("button", { type: "button", class: "sort", title: `Sort by ${c}`, onclick: () => setState({ sort: nextSort(state.sort, c) }) },
+    h("button", { type: "button", class: "sort", title: c === "@timestamp" ? "Newest or oldest first" : `Sort the loaded rows by ${c}`, onclick: () => setState({ sort: nextSort(state.sort, c) }) },
       colLabel(c), sort.field === c ? (sort.desc ? " ▼" : " ▲") : ""),
     h("span", { class: "colbtns" },
       i > 0 ? h("button", { type: "button", title: "Move left", "aria-label": `Move ${c} left`, onclick: () => setState({ cols: moveCol(cols, c, -1) }) }, "‹") : null,
