@@ -327,7 +327,8 @@ def measure(start_server_cmd: Sequence[str], port: int, count_on_disk_fn: Callab
             verify_paths: Callable[[], list[str]] | None = None,
             ready_timeout: float = 20.0, loadgen_timeout: float = 120.0,
             settle: float = 2.0, drain_timeout: float = 120.0, poll: float = 0.01,
-            batch_bytes: int = 0, rate: float = 0.0, seed: int = 1, name: str = "") -> dict:
+            batch_bytes: int = 0, rate: float = 0.0, seed: int = 1, name: str = "",
+            loadgen_args: Sequence[str] = ()) -> dict:
     """Start the server, load it, wait for the disk, stop it; return the measurement.
 
     ``start_server_cmd``: argv of a server that listens on ``127.0.0.1:port``
@@ -361,6 +362,7 @@ def measure(start_server_cmd: Sequence[str], port: int, count_on_disk_fn: Callab
         lg_cmd += ["--lines"] if lines else []
         lg_cmd += ["--batch-bytes", str(batch_bytes)] if batch_bytes else []
         lg_cmd += ["--rate", str(rate)] if rate else []
+        lg_cmd += list(loadgen_args)  # e.g. --syslog (bench/ingest_sockets.py)
         lg = subprocess.Popen(lg_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         lg_deadline = time.monotonic() + loadgen_timeout + 60  # + payload building
         last = base_count

@@ -18,7 +18,9 @@ batch by batch); without it every connection sends as fast as the server
 drains its socket (saturation).
 
 ``--lines`` sends the same packets terminated by ``\\n`` instead of ``¶`` (for
-rsyslog and other line-oriented receivers).
+rsyslog and other line-oriented receivers). ``--syslog`` sends RFC 5424 syslog
+lines instead (LF-framed, RFC 6587), the request frame as MSG after a header
+like rsyslog's (``<134>1 <RFC 3339 time> web-3 goods 1042 - - ``), ~200 bytes too.
 
 All payloads are built before the clock starts; then every connection (one
 thread each: ``sendall`` releases the GIL, so one process moves several GB/s
@@ -126,15 +128,23 @@ def event_bytes(rng: random.Random, n: int, lines: bool = False) -> bytes:
     return packet.encode() + (b"\n" if lines else DELIM)
 
 
+def syslog_bytes(rng: random.Random, n: int) -> bytes:
+    """One RFC 5424 syslog line carrying request frame ``n`` as its message."""
+    frame = _request_frame(rng, n)
+    app = frame[9:frame.index('"', 9)].strip("/")  # the frame starts {"uri":"/goods",...
+    return (f"<134>1 2026-11-29T16:{n // 60000 % 60:02d}:{n // 1000 % 60:02d}.{n % 1000:03d}Z "
+            f"web-{n % 8} {app} {1000 + n % 64} - - {frame}\n").encode()
+
+
 def build_batches(first: int, count: int, *, lines: bool, batch_bytes: int,
-                  seed: int) -> list[tuple[bytes, int]]:
+                  seed: int, syslog: bool = False) -> list[tuple[bytes, int]]:
     """Events first..first+count-1 as (bytes, number of events) batches."""
     rng = random.Random(seed * 1_000_003 + first)
     batches: list[tuple[bytes, int]] = []
     cur: list[bytes] = []
     size = 0
     for n in range(first, first + count):
-        b = event_bytes(rng, n, lines)
+        b = syslog_bytes(rng, n) if syslog else event_bytes(rng, n, lines)
         cur.append(b)
         size += len(b)
         if size >= batch_bytes:
@@ -260,6 +270,7 @@ class _Conn(threading.Thread):
 
 
 def run(host: str, port: int, connections: int, events: int, *, lines: bool = False,
+        syslog: bool = False,
         first: int = 0, batch_bytes: int = 64 * 1024, seed: int = 1,
         connect_timeout: float = 10.0, reconnect_timeout: float = 10.0,
         timeout: float = 600.0, rate: float = 0.0, stall_timeout: float = 5.0) -> dict:
@@ -270,7 +281,8 @@ def run(host: str, port: int, connections: int, events: int, *, lines: bool = Fa
     start = first
     for k in range(connections):
         cnt = share + (1 if k < extra else 0)
-        plans.append(build_batches(start, cnt, lines=lines, batch_bytes=batch_bytes, seed=seed))
+        plans.append(build_batches(start, cnt, lines=lines, batch_bytes=batch_bytes, seed=seed,
+                                   syslog=syslog))
         start += cnt
     total_bytes = sum(len(b) for p in plans for b, _ in p)
     build_s = time.monotonic() - t0
@@ -327,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-c", "--connections", type=int, default=16)
     ap.add_argument("-n", "--events", type=int, default=300_000)
     ap.add_argument("--lines", action="store_true", help="terminate packets with \\n, not ¶")
+    ap.add_argument("--syslog", action="store_true", help="RFC 5424 syslog lines, not book packets")
     ap.add_argument("--first", type=int, default=0, help="number of the first event")
     ap.add_argument("--batch-bytes", type=int, default=0,
                     help="bytes handed to each sendall, whole events (default 64 KiB, 4 KiB with --rate)")
@@ -345,10 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     batch_bytes = a.batch_bytes or (4096 if a.rate else 64 * 1024)
     if a.dump:
         for data, _ in build_batches(a.first, a.events, lines=a.lines,
-                                     batch_bytes=batch_bytes, seed=a.seed):
+                                     batch_bytes=batch_bytes, seed=a.seed, syslog=a.syslog):
             sys.stdout.buffer.write(data)
         return 0
-    res = run(a.host, a.port, a.connections, a.events, lines=a.lines, first=a.first,
+    res = run(a.host, a.port, a.connections, a.events, lines=a.lines, syslog=a.syslog, first=a.first,
               batch_bytes=batch_bytes, seed=a.seed, connect_timeout=a.connect_timeout,
               reconnect_timeout=a.reconnect_timeout, timeout=a.timeout, rate=a.rate,
               stall_timeout=a.stall_timeout)

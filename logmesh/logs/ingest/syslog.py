@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..event import Event
-from .common import Rejected, check_timestamp
+from .common import MAX_TIMESTAMP_MS, Rejected, check_timestamp
 
 FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
               "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
@@ -57,6 +57,8 @@ _RFC3339_HEAD = re.compile(r"\d{4}-\d\d-\d\dT\S+ ")  # rsyslog's RSYSLOG_Forward
 _SD_ELEMENT = re.compile(r'\[([^\s\]="]{1,32})((?: [^\s\]="]{1,32}="(?:[^"\\]|\\.)*")*) ?\]')
 _SD_PARAM = re.compile(r' ([^\s\]="]{1,32})="((?:[^"\\]|\\.)*)"')
 _SD_UNESCAPE = re.compile(r'\\([\\"\]])')
+_TAIL = re.compile(r"(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)")
+CACHE_SIZE = 100_000  # entries per timestamp cache before it starts again
 
 
 class SyslogDecoder:
@@ -64,7 +66,7 @@ class SyslogDecoder:
 
     def __init__(self) -> None:
         self._seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch s, as if UTC
-        self._zones: dict[str, int] = {}  # "+02:00" -> offset in s
+        self._tails: dict[str, tuple[int, int]] = {}  # ".003Z" -> (3, 0); "+02:00" -> (0, 7200)
 
     def event(self, line: bytes, received: int, source: tuple[str, int] | None) -> Event:
         """One message -> its event; :class:`Rejected` when it cannot be stored."""
@@ -145,42 +147,50 @@ class SyslogDecoder:
                      service_name=app, labels=labels)
 
     def rfc3339_ms(self, ts: str) -> int:
-        """``2003-10-11T22:14:15.003Z`` or ``...+02:00`` -> epoch ms; cached by second and zone."""
+        """``2003-10-11T22:14:15.003Z`` or ``...+02:00`` -> epoch ms.
+
+        Cached by second (``ts[:19]``) and by what follows it (fraction and zone,
+        at most a few thousand kinds a second): parsed each time it cost 1.4 µs
+        of the ~4 an event took; two dict lookups cost 0.1.
+        """
         base = self._seconds.get(ts[:19])
         if base is None:
-            try:
-                dt = datetime.fromisoformat(ts[:19])
-            except ValueError:
-                raise Rejected("bad_timestamp", f"not an RFC 3339 timestamp: {ts[:40]!r}") from None
-            if len(self._seconds) > 4096:
-                self._seconds.clear()
-            base = self._seconds[ts[:19]] = int(dt.replace(tzinfo=UTC).timestamp())
-        rest = ts[19:]
-        ms = 0
-        if rest[:1] == ".":
-            i = 1
-            while i < len(rest) and rest[i].isdigit():
-                i += 1
-            frac = rest[1:i]
-            if not frac:
-                raise Rejected("bad_timestamp", f"not an RFC 3339 timestamp: {ts[:40]!r}")
-            ms = int((frac + "00")[:3])
-            rest = rest[i:]
-        offset = self._zones.get(rest)
-        if offset is None:
-            offset = self._zone(rest, ts)
-        return check_timestamp((base - offset) * 1000 + ms)
+            base = self._second(ts)
+        tail = self._tails.get(ts[19:])
+        if tail is None:
+            tail = self._tail(ts)
+        ms = (base - tail[1]) * 1000 + tail[0]
+        if not 0 <= ms <= MAX_TIMESTAMP_MS:
+            check_timestamp(ms)  # raises, saying why
+        return ms
 
-    def _zone(self, zone: str, ts: str) -> int:
+    def _second(self, ts: str) -> int:
+        try:
+            dt = datetime.fromisoformat(ts[:19])
+        except ValueError:
+            raise Rejected("bad_timestamp", f"not an RFC 3339 timestamp: {ts[:40]!r}") from None
+        if len(self._seconds) > CACHE_SIZE:
+            self._seconds.clear()
+        base = self._seconds[ts[:19]] = int(dt.replace(tzinfo=UTC).timestamp())
+        return base
+
+    def _tail(self, ts: str) -> tuple[int, int]:
+        """(milliseconds, zone offset in s) of ``ts[19:]``: ``.003Z``, ``+02:00``, ..."""
+        rest = ts[19:]
+        m = _TAIL.fullmatch(rest)
+        if m is None:
+            raise Rejected("bad_timestamp", f"not an RFC 3339 timestamp (fraction and zone): "
+                                            f"{ts[:40]!r}")
+        frac, zone = m.groups()
+        ms = int((frac + "00")[:3]) if frac else 0
         if zone in ("Z", "z"):
             offset = 0
-        elif len(zone) == 6 and zone[0] in "+-" and zone[3] == ":" and zone[1:3].isdigit() \
-                and zone[4:].isdigit():
-            offset = (int(zone[1:3]) * 3600 + int(zone[4:]) * 60) * (1 if zone[0] == "+" else -1)
         else:
-            raise Rejected("bad_timestamp", f"an RFC 3339 timestamp needs a zone: {ts[:40]!r}")
-        self._zones[zone] = offset
-        return offset
+            offset = (int(zone[1:3]) * 3600 + int(zone[4:]) * 60) * (1 if zone[0] == "+" else -1)
+        if len(self._tails) > CACHE_SIZE:
+            self._tails.clear()
+        tail = self._tails[rest] = (ms, offset)
+        return tail
 
 
 def _bsd_ms(m: re.Match[str], received: int) -> int:
