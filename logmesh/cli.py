@@ -289,6 +289,9 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
               help="Take JSON lines over TCP (Vector, Logstash) on this port [default: off].")
 @click.option("--workers", default=1, type=click.IntRange(1, MAX_WORKERS),
               help="Ingest processes sharing the ports (SO_REUSEPORT; give fixed ports, not 0).")
+@click.option("--balance/--no-balance", default=True,
+              help="With --workers: a worker holding more ingest connections than another hands "
+                   "it each new one (else the kernel's SO_REUSEPORT hash alone places them).")
 @click.option("--worker-id", default=None, type=int, hidden=True)
 @config_option("--retention", "retention_ms", type=DURATION, default=None, metavar="DURATION",
               help="Delete sealed segments and Parquet files whose newest event is older than "

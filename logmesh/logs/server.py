@@ -40,6 +40,7 @@ from ..security_http import (
 )
 from .health_monitor import HealthMonitor
 from .http.query_api import HEAVY_NICE, QueryAPI
+from .ingest.balance import BalancedServer
 from .ingest.common import Routes
 from .ingest.counting import ProtocolCounters
 from .ingest.http_ndjson import parse_body
@@ -97,6 +98,7 @@ class LogsConfig:
     syslog_port: int | None = None
     forward_port: int | None = None
     jsonl_port: int | None = None
+    balance: bool = True  # --workers N: hand new connections to the least loaded worker
     extra: dict = field(default_factory=dict)  # options of later features (query, sinks)
 
 
@@ -157,7 +159,7 @@ class LogsServer(Serving):
                                       durable_seq=lambda: self.writer.durable_seq,
                                       metrics=self.prom)
                       for name, sink_cfg in config.extra.get("sinks", {}).items()]
-        self.tcp_server: asyncio.AbstractServer | None = None
+        self.tcp_server: asyncio.AbstractServer | BalancedServer | None = None
         self.runner: web.AppRunner | None = None
         self.site: GuardedSite | None = None
         self.registry: RegistryLink | None = None
@@ -353,10 +355,19 @@ class LogsServer(Serving):
             self.writer.on_flush.append(sink.notify)
             sink.start()
         server_ssl = self.tls.server_context()
-        self.tcp_server = await loop.create_server(
-            self.guard.factory(lambda: LogIngestProtocol(self.ingest)), cfg.host, cfg.port,
-            reuse_port=self.reuse_port or None, ssl=server_ssl, backlog=LISTEN_BACKLOG,
-            ssl_handshake_timeout=self.limits.header_timeout if server_ssl else None)
+        factory = self.guard.factory(lambda: LogIngestProtocol(self.ingest))
+        if self.reuse_port and cfg.balance:  # --workers N: connections evened out (balance.py)
+            self.tcp_server = BalancedServer(
+                factory, cfg.host, cfg.port, data_dir=cfg.data_dir, worker=cfg.worker_id,
+                workers=cfg.workers, load=lambda: len(self.guard.conns), backlog=LISTEN_BACKLOG,
+                ssl_context=server_ssl,
+                ssl_handshake_timeout=self.limits.header_timeout if server_ssl else None)
+            await self.tcp_server.start()
+        else:
+            self.tcp_server = await loop.create_server(
+                factory, cfg.host, cfg.port, reuse_port=self.reuse_port or None, ssl=server_ssl,
+                backlog=LISTEN_BACKLOG,
+                ssl_handshake_timeout=self.limits.header_timeout if server_ssl else None)
         cfg.port = self.tcp_server.sockets[0].getsockname()[1]
         if self.socket_ports.any:  # syslog, Fluent forward, JSON lines (ingest/sockets.py)
             self.listeners = SocketListeners(self.ingest, self.protocol_counters, self.socket_ports,
