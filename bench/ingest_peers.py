@@ -328,7 +328,7 @@ def measure(start_server_cmd: Sequence[str], port: int, count_on_disk_fn: Callab
             ready_timeout: float = 20.0, loadgen_timeout: float = 120.0,
             settle: float = 2.0, drain_timeout: float = 120.0, poll: float = 0.01,
             batch_bytes: int = 0, rate: float = 0.0, seed: int = 1, name: str = "",
-            loadgen_args: Sequence[str] = ()) -> dict:
+            loadgen_args: Sequence[str] = (), warmup: float = 0.0) -> dict:
     """Start the server, load it, wait for the disk, stop it; return the measurement.
 
     ``start_server_cmd``: argv of a server that listens on ``127.0.0.1:port``
@@ -349,6 +349,7 @@ def measure(start_server_cmd: Sequence[str], port: int, count_on_disk_fn: Callab
     result: dict = {"name": name, "connections": connections, "events": events}
     proc = start_server(start_server_cmd, port, cwd=cwd, env=env, stdout=server_stdout,
                         ready_timeout=ready_timeout)
+    time.sleep(warmup)  # e.g. until every worker of a --workers server listens, not only the first
     lg = None
     try:
         pgid = proc.pid

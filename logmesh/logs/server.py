@@ -338,9 +338,26 @@ class LogsServer(Serving):
                             headers={"Content-Type": CONTENT_TYPE})
 
     # -- lifecycle ------------------------------------------------------------
+    async def serve_tcp(self, make: Any, port: int,
+                        server_ssl: Any) -> asyncio.AbstractServer | BalancedServer:
+        """One TCP ingest port behind the guard; with --workers N, shared by the workers and,
+        unless --no-balance, its connections evened out across them (ingest/balance.py)."""
+        cfg = self.config
+        factory = self.guard.factory(make)
+        timeout = self.limits.header_timeout if server_ssl else None
+        if self.reuse_port and cfg.balance:
+            server = BalancedServer(factory, cfg.host, port, data_dir=cfg.data_dir,
+                                    worker=cfg.worker_id or 0, workers=cfg.workers,
+                                    load=lambda: len(self.guard.conns), backlog=LISTEN_BACKLOG,
+                                    ssl_context=server_ssl, ssl_handshake_timeout=timeout)
+            await server.start()
+            return server
+        return await asyncio.get_running_loop().create_server(
+            factory, cfg.host, port, reuse_port=self.reuse_port or None, ssl=server_ssl,
+            backlog=LISTEN_BACKLOG, ssl_handshake_timeout=timeout)
+
     async def start(self) -> None:
         cfg = self.config
-        loop = asyncio.get_running_loop()
         self.writer.open()
         known = self.ledger.rebuild(cfg.data_dir)
         if known:
@@ -355,24 +372,14 @@ class LogsServer(Serving):
             self.writer.on_flush.append(sink.notify)
             sink.start()
         server_ssl = self.tls.server_context()
-        factory = self.guard.factory(lambda: LogIngestProtocol(self.ingest))
-        if self.reuse_port and cfg.balance:  # --workers N: connections evened out (balance.py)
-            self.tcp_server = BalancedServer(
-                factory, cfg.host, cfg.port, data_dir=cfg.data_dir, worker=cfg.worker_id,
-                workers=cfg.workers, load=lambda: len(self.guard.conns), backlog=LISTEN_BACKLOG,
-                ssl_context=server_ssl,
-                ssl_handshake_timeout=self.limits.header_timeout if server_ssl else None)
-            await self.tcp_server.start()
-        else:
-            self.tcp_server = await loop.create_server(
-                factory, cfg.host, cfg.port, reuse_port=self.reuse_port or None, ssl=server_ssl,
-                backlog=LISTEN_BACKLOG,
-                ssl_handshake_timeout=self.limits.header_timeout if server_ssl else None)
+        self.tcp_server = await self.serve_tcp(lambda: LogIngestProtocol(self.ingest), cfg.port,
+                                               server_ssl)
         cfg.port = self.tcp_server.sockets[0].getsockname()[1]
         if self.socket_ports.any:  # syslog, Fluent forward, JSON lines (ingest/sockets.py)
             self.listeners = SocketListeners(self.ingest, self.protocol_counters, self.socket_ports,
                                              host=cfg.host, reuse_port=self.reuse_port,
-                                             limits=self.limits, ssl_context=server_ssl)
+                                             serve_tcp=lambda make, port: self.serve_tcp(
+                                                 make, port, server_ssl))
             await self.listeners.start()
             log.info("logs worker %d: %s", cfg.worker_id, ", ".join(
                 f"{name} {cfg.host}:{port}" for name, port in self.listeners.bound.items()))

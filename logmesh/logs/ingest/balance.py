@@ -14,11 +14,15 @@ The load of a worker is its open ingest connections (``len(guard.conns)``:
 the book port and the socket ports together), published in one 8-byte slot
 per worker of the data directory's ``balance/connections`` file (each
 worker writes only its own slot) at every change it sees and ten times a
-second. A sibling that does not answer (stopped, restarting) is skipped for a
-second and the connection is served here: balancing never refuses or delays
-one. A connection is served whole by one worker, so its events go to that
-worker's stream, and a shipper's resends are recognised by the ledger as
-with SO_REUSEPORT alone.
+second; a worker reads its siblings' slots at each accept, plus what it handed
+them since its last refresh. A sibling that is not there (not started yet,
+stopped, restarting) refuses the socket at once and the connection is served
+here; one whose queue is full is skipped for a second: balancing never
+refuses or delays a connection. A worker binds its hand-off socket before it
+listens, so one the kernel can give connections can always be handed them.
+A connection is served whole by one worker, so its events go to that worker's
+stream, and a shipper's resends are recognised by the ledger as with
+SO_REUSEPORT alone.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ log = logging.getLogger("logmesh.logs.ingest")
 BALANCE_DIR = "balance"  # under the data directory
 LOADS_FILE = "connections"  # MAX_WORKERS little-endian int64 slots
 REFRESH_SECONDS = 0.1  # how often a worker publishes its load and re-reads its siblings'
-DEAD_SECONDS = 1.0  # a sibling that refused a socket is not offered another for this long
+DEAD_SECONDS = 1.0  # a sibling whose queue was full is not offered another for this long
 ACCEPTS_PER_WAKEUP = 64
 
 
@@ -97,7 +101,8 @@ class BalancedServer:
         self.sockets: list[socket.socket] = []
         self.loads = Loads(self.data_dir)
         self.handoff: socket.socket | None = None
-        self.view: dict[int, int] = {}  # siblings' loads as last read, plus what we sent since
+        self.siblings = [w for w in range(workers) if w != worker]
+        self.pending: dict[int, int] = {}  # handed to a sibling since the last refresh
         self.dead: dict[int, float] = {}  # sibling -> until when it is skipped
         self.handed = 0  # connections passed to a sibling
         self.taken = 0  # connections a sibling passed here
@@ -113,17 +118,25 @@ class BalancedServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(addr)
+        self.port = sock.getsockname()[1]
+        # Reachable by the siblings before the kernel can give this worker a connection:
+        # a worker that accepts can always be handed one.
+        handoff = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            handoff.bind(handoff_address(self.data_dir, self.port, self.worker))
+            handoff.setblocking(False)
+            self.handoff = handoff
+        except OSError as exc:  # serve what the kernel gives us; balancing is an optimisation
+            handoff.close()
+            log.warning("port %d: no connection balancing for worker %d: %s", self.port,
+                        self.worker, exc)
         sock.listen(self.backlog)
         sock.setblocking(False)
         self.sockets = [sock]
-        self.port = sock.getsockname()[1]
-        handoff = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        handoff.bind(handoff_address(self.data_dir, self.port, self.worker))
-        handoff.setblocking(False)
-        self.handoff = handoff
         self.loads.set(self.worker, self.mine())
         loop.add_reader(sock.fileno(), self._accept)
-        loop.add_reader(handoff.fileno(), self._receive)
+        if self.handoff is not None:
+            loop.add_reader(self.handoff.fileno(), self._receive)
         self._refresher = loop.create_task(self._refresh())
 
     def close(self) -> None:
@@ -148,7 +161,7 @@ class BalancedServer:
 
     def _read_loads(self) -> None:
         self.loads.set(self.worker, self.mine())
-        self.view = {w: self.loads.get(w) for w in range(self.workers) if w != self.worker}
+        self.pending.clear()  # by now the siblings have published what we handed them
 
     def mine(self) -> int:
         """This worker's connections, with those still being set up (TLS handshakes, and
@@ -157,9 +170,12 @@ class BalancedServer:
 
     def target(self, now: float) -> int | None:
         """The sibling to hand a new connection to, or None to serve it here."""
+        if self.handoff is None:
+            return None
         mine = self.mine()
         best, fewest = None, mine
-        for w, n in self.view.items():
+        for w in self.siblings:  # read fresh at each accept: a sibling publishes as it serves
+            n = self.loads.get(w) + self.pending.get(w, 0)
             if n < fewest and self.dead.get(w, 0.0) <= now:
                 best, fewest = w, n
         return best
@@ -189,12 +205,14 @@ class BalancedServer:
                                           array.array("i", [conn.fileno()]))], 0,
                                  handoff_address(self.data_dir, self.port, worker))
         except OSError as exc:
-            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.EAGAIN, errno.ENOBUFS):
+            if exc.errno == errno.ECONNREFUSED:  # not started yet, or stopped: it takes none
+                return False  # from the kernel either, and trying again costs one syscall
+            if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):  # a full queue: busy, skip it
                 log.warning("port %d: could not hand a connection to worker %d: %s", self.port,
                             worker, exc)
             self.dead[worker] = time.monotonic() + DEAD_SECONDS
             return False
-        self.view[worker] = self.view.get(worker, 0) + 1  # until it publishes its own count
+        self.pending[worker] = self.pending.get(worker, 0) + 1  # until it publishes its count
         self.handed += 1
         return True
 

@@ -3,7 +3,8 @@
 Each is off unless its ``--*-port`` is given, binds the service's host, and
 shares the book port's parts (:class:`IngestContext`): the store's writer and
 its backpressure, the connection guard (``--max-connections`` and friends count
-every ingest port of a worker together), TLS on TCP when the service has it,
+every ingest port of a worker together), TLS on TCP when the service has it and
+the balancing of connections across ``--workers`` (the server's ``serve_tcp``),
 ``--max-packet-size`` as the longest line or message. None of these
 protocols carries a token, so with a token set they are refused on a
 non-loopback host unless ``--insecure`` (docs/ingest.md). What a port
@@ -16,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...guard import LISTEN_BACKLOG, Guarded
-from ...security import Limits, check_exposure
+from ...guard import Guarded
+from ...security import check_exposure
 from ..event import Event
 from .common import Rejected, now_ms
 from .counting import ProtocolCounters
@@ -35,6 +35,9 @@ from .tcp import PAUSE_BUFFER_BYTES, IngestContext
 log = logging.getLogger("logmesh.logs.ingest")
 
 Decode = Callable[[bytes, int, "tuple[str, int] | None"], Event]
+# The server's way to open a TCP ingest port behind its guard (TLS, --workers balancing):
+# (protocol factory, port) -> a server with .sockets and .close().
+ServeTcp = Callable[[Callable[[], asyncio.BaseProtocol], int], Awaitable[Any]]
 
 
 @dataclass
@@ -175,20 +178,15 @@ class SocketListeners:
     """The optional ports of one worker: started and closed with it."""
 
     def __init__(self, ctx: IngestContext, counters: ProtocolCounters, ports: SocketPorts, *,
-                 host: str, reuse_port: bool, limits: Limits,
-                 ssl_context: ssl.SSLContext | None) -> None:
+                 host: str, reuse_port: bool, serve_tcp: ServeTcp) -> None:
         self.ctx, self.counters, self.ports, self.host = ctx, counters, ports, host
-        self.reuse_port, self.limits, self.ssl = reuse_port, limits, ssl_context
-        self.servers: list[asyncio.AbstractServer] = []
+        self.reuse_port, self.serve_tcp = reuse_port, serve_tcp
+        self.servers: list[Any] = []
         self.udp: asyncio.DatagramTransport | None = None
         self.bound: dict[str, int] = {}  # "syslog", "forward", "jsonl" -> the port it got
 
     async def _serve(self, make: Callable[[], asyncio.BaseProtocol], port: int) -> int:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            self.ctx.guard.factory(make), self.host, port, reuse_port=self.reuse_port or None,
-            ssl=self.ssl, backlog=LISTEN_BACKLOG,
-            ssl_handshake_timeout=self.limits.header_timeout if self.ssl else None)
+        server = await self.serve_tcp(make, port)
         self.servers.append(server)
         return server.sockets[0].getsockname()[1]
 

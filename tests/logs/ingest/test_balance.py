@@ -62,7 +62,7 @@ async def test_connections_are_split_evenly_and_events_stored_once(start_worker)
 async def test_a_missing_sibling_is_skipped(start_worker):
     port = free_port()
     w0 = await start_worker(0, port)  # worker 1 never started
-    w0.tcp_server.view[1] = 0  # its slot says idle: the hand-off is tried, refused, skipped
+    w0.tcp_server.loads.set(1, 0)  # its slot says idle: the hand-off is tried, refused, skipped
     clients = [await RawClient.connect(port) for _ in range(3)]
     for i, c in enumerate(clients):
         await c.send(book_frame(request_text(i, "alone")))
