@@ -55,6 +55,14 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("query", "Queries over a generated store beside grep over the same events as NDJSON.",
          [PY, "bench/query.py", *(["--events", "1000000", "--runs", "3"] if quick else []),
           "--json", str(OUT / "query.json")]),
+        ("ingest_sockets", "Syslog over TCP (RFC 5424 lines, --syslog-port) beside the book's TCP "
+                           "path, one worker, fsync batch, alternating rounds.",
+         [PY, "bench/ingest_sockets.py", "-n", n_ingest, "--rounds", repeat,
+          "--json", str(OUT / "ingest_sockets.json")]),
+        ("balance", "--workers 2 over 4 connections with and without connection balancing, "
+                    "alternating rounds: events/s and each worker's share.",
+         [PY, "bench/balance.py", "-n", n_ingest, "--rounds", "2" if quick else "6",
+          "--json", str(OUT / "balance.json")]),
         ("es_sink", "The Elasticsearch sink catching up into a fake cluster in its own process.",
          [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000",
           "--json", str(OUT / "es_sink.json")]),

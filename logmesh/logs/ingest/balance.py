@@ -47,20 +47,28 @@ from ..store import layout
 log = logging.getLogger("logmesh.logs.ingest")
 
 BALANCE_DIR = "balance"  # under the data directory
-LOADS_FILE = "connections"  # MAX_WORKERS little-endian int64 slots
+LOADS_FILE = "connections"  # a row of int64 slots per worker: its load, then what it took from each
 REFRESH_SECONDS = 0.1  # how often a worker publishes its load and re-reads its siblings'
 DEAD_SECONDS = 1.0  # a sibling whose queue was full is not offered another for this long
 ACCEPTS_PER_WAKEUP = 64
 
 
 class Loads:
-    """The workers' connection counts in a shared, memory-mapped file (no locks: one writer
-    per slot)."""
+    """The workers' connection counts in a shared, memory-mapped file (no locks: each worker
+    writes only its own row).
+
+    Row ``w``: slot 0 is ``w``'s open connections, slot ``1 + v`` how many connections ``w``
+    has taken from ``v`` since it started. A sender counts what it handed each sibling, so
+    what is still on the way is the difference: counted once, neither lost nor doubled while
+    the sibling takes it.
+    """
+
+    ROW = layout.MAX_WORKERS + 1
 
     def __init__(self, data_dir: Path) -> None:
         directory = Path(data_dir) / BALANCE_DIR
         directory.mkdir(parents=True, exist_ok=True)
-        size = layout.MAX_WORKERS * 8
+        size = layout.MAX_WORKERS * self.ROW * 8
         fd = os.open(directory / LOADS_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if os.fstat(fd).st_size < size:
@@ -70,10 +78,21 @@ class Loads:
             os.close(fd)
 
     def set(self, worker: int, n: int) -> None:
-        struct.pack_into("<q", self._map, worker * 8, n)
+        struct.pack_into("<q", self._map, worker * self.ROW * 8, n)
 
     def get(self, worker: int) -> int:
-        return struct.unpack_from("<q", self._map, worker * 8)[0]
+        return struct.unpack_from("<q", self._map, worker * self.ROW * 8)[0]
+
+    def set_taken(self, worker: int, sender: int, n: int) -> None:
+        struct.pack_into("<q", self._map, (worker * self.ROW + 1 + sender) * 8, n)
+
+    def taken(self, worker: int, sender: int) -> int:
+        return struct.unpack_from("<q", self._map, (worker * self.ROW + 1 + sender) * 8)[0]
+
+    def reset(self, worker: int) -> None:
+        """A worker starting: its row from zero (a sibling's count of what it sent restarts
+        with the sibling, and ``in_flight`` is never taken below zero)."""
+        self._map[worker * self.ROW * 8:(worker + 1) * self.ROW * 8] = bytes(self.ROW * 8)
 
     def close(self) -> None:
         self._map.close()
@@ -102,7 +121,8 @@ class BalancedServer:
         self.loads = Loads(self.data_dir)
         self.handoff: socket.socket | None = None
         self.siblings = [w for w in range(workers) if w != worker]
-        self.pending: dict[int, int] = {}  # handed to a sibling since the last refresh
+        self.sent: dict[int, int] = {}  # connections handed to each sibling since we started
+        self.took: dict[int, int] = {}  # connections each sibling handed us since we started
         self.dead: dict[int, float] = {}  # sibling -> until when it is skipped
         self.handed = 0  # connections passed to a sibling
         self.taken = 0  # connections a sibling passed here
@@ -133,6 +153,7 @@ class BalancedServer:
         sock.listen(self.backlog)
         sock.setblocking(False)
         self.sockets = [sock]
+        self.loads.reset(self.worker)
         self.loads.set(self.worker, self.mine())
         loop.add_reader(sock.fileno(), self._accept)
         if self.handoff is not None:
@@ -161,7 +182,6 @@ class BalancedServer:
 
     def _read_loads(self) -> None:
         self.loads.set(self.worker, self.mine())
-        self.pending.clear()  # by now the siblings have published what we handed them
 
     def mine(self) -> int:
         """This worker's connections, with those still being set up (TLS handshakes, and
@@ -175,7 +195,7 @@ class BalancedServer:
         mine = self.mine()
         best, fewest = None, mine
         for w in self.siblings:  # read fresh at each accept: a sibling publishes as it serves
-            n = self.loads.get(w) + self.pending.get(w, 0)
+            n = self.loads.get(w) + max(0, self.sent.get(w, 0) - self.loads.taken(w, self.worker))
             if n < fewest and self.dead.get(w, 0.0) <= now:
                 best, fewest = w, n
         return best
@@ -191,6 +211,8 @@ class BalancedServer:
             except OSError as exc:  # EMFILE and the like: the guard's log says more
                 log.warning("port %d: accept failed: %s", self.port, exc)
                 return
+            if self.handoff is not None:
+                self._receive()  # what a sibling handed us is ours: counted before we decide
             w = self.target(time.monotonic())
             if w is not None and self._send(conn, w):
                 conn.close()
@@ -212,7 +234,7 @@ class BalancedServer:
                             worker, exc)
             self.dead[worker] = time.monotonic() + DEAD_SECONDS
             return False
-        self.pending[worker] = self.pending.get(worker, 0) + 1  # until it publishes its count
+        self.sent[worker] = self.sent.get(worker, 0) + 1
         self.handed += 1
         return True
 
@@ -220,15 +242,19 @@ class BalancedServer:
         assert self.handoff is not None
         for _ in range(ACCEPTS_PER_WAKEUP):
             try:
-                _, fds, _, _ = socket.recv_fds(self.handoff, 16, 8)
+                _, fds, _, addr = socket.recv_fds(self.handoff, 16, 8)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 log.warning("port %d: could not take a handed connection: %s", self.port, exc)
                 return
+            sender = _sender(addr)
             for fd in fds:
                 self.taken += 1
-                self._serve(socket.socket(fileno=fd))
+                self._serve(socket.socket(fileno=fd))  # publishes our load first: then ...
+                if sender is not None:  # ... that it is no longer on the way (never undercounted)
+                    self.took[sender] = self.took.get(sender, 0) + 1
+                    self.loads.set_taken(self.worker, sender, self.took[sender])
 
     def _serve(self, conn: socket.socket) -> None:
         conn.setblocking(False)
@@ -245,6 +271,16 @@ class BalancedServer:
 
     def _served(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
+        self.loads.set(self.worker, self.mine())
         if not task.cancelled() and task.exception() is not None:
             log.debug("port %d: a connection ended before it was served: %s", self.port,
                       task.exception())
+
+
+def _sender(addr: Any) -> int | None:
+    """The worker that sent a datagram, from its bound address (``...-wNN``)."""
+    if isinstance(addr, bytes) and addr[-4:-2] == b"-w" and addr[-2:].isdigit():
+        return int(addr[-2:])
+    if isinstance(addr, str) and addr[-4:-2] == "-w" and addr[-2:].isdigit():
+        return int(addr[-2:])
+    return None

@@ -79,3 +79,26 @@ async def test_no_balance_leaves_placement_to_the_kernel(start_worker):
     assert not hasattr(w0.tcp_server, "handed")  # asyncio's own server
     for c in clients:
         await c.close()
+
+
+async def test_a_burst_of_connections_splits_evenly(tmp_path):
+    """Four connections opened at once, as a load generator or a restarted fleet opens them:
+    a connection on its way to a sibling is counted once (the hand-off race split them 3:1)."""
+    for trial in range(6):
+        port = free_port()
+        workers = [LogsServer(LogsConfig(host=HOST, port=port, http_port=0, distributor=None,
+                                         data_dir=tmp_path / f"data{trial}", workers=2, worker_id=n))
+                   for n in range(2)]
+        for w in workers:
+            await w.start()
+        try:
+            conns = await asyncio.gather(*(asyncio.open_connection(HOST, port) for _ in range(4)))
+            await wait_until(lambda ws=workers: sum(len(w.guard.conns) for w in ws) == 4,
+                             what="4 served")
+            await asyncio.sleep(0.2)  # any hand-off still on its way lands
+            assert [len(w.guard.conns) for w in workers] == [2, 2], trial
+            for _, writer in conns:
+                writer.close()
+        finally:
+            for w in workers:
+                await asyncio.wait_for(w.stop(), 10)
