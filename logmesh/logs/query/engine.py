@@ -32,7 +32,7 @@ from ..store import catalogue, layout, red_summary
 from ..store.blocks import ParquetFile
 from ..store.columns import MESH_SELECT, SELECT_LIST, TS, ident, read_ndjson_lenient_sql, sql_str
 from ..store.compact import MINUTE_MS, SUMMARY_FIELDS
-from . import kql, plan, trigram_need
+from . import kql, plan, token_need
 from .cursors import decode_cursor, encode_cursor
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
 from .execution import DuckDB, QueryCounters, event_dict, lower_priority
@@ -178,7 +178,7 @@ class Engine:
         where, params = plan.where(node, now)
         if extra is not None:
             where, params = f"({where}) AND ({extra[0]})", params + extra[1]
-        need = trigram_need.need(node) if node is not None else None
+        need = token_need.need(node) if node is not None else None
         desc = order == "desc"
         after = decode_cursor(cursor, order) if cursor else None
         if after is not None:
@@ -212,7 +212,7 @@ class Engine:
     def count(self, node: kql.Node | None, start: int, end: int, now: int | None = None) -> int:
         now = now if now is not None else int(self.clock() * 1000)
         snap = self.refresh(max_age=0.05)
-        need = trigram_need.need(node) if node is not None else None
+        need = token_need.need(node) if node is not None else None
         every = node is None or isinstance(node, kql.MatchAll)
         term = plan.summary_term(node)
 
@@ -240,7 +240,7 @@ class Engine:
         counts = [0] * nb
         stacks: list[dict[str, int]] | None = [{} for _ in range(nb)] if by else None
         snap = self.refresh(max_age=0.05)
-        need = trigram_need.need(node) if node is not None else None
+        need = token_need.need(node) if node is not None else None
         every = node is None or isinstance(node, kql.MatchAll)
         by_minute = interval % MINUTE_MS == 0  # then each minute falls in one bucket
 
@@ -312,7 +312,7 @@ class Engine:
         now = now if now is not None else int(self.clock() * 1000)
         expr, eparams, kind = field_expr(field_name)
         snap = self.refresh(max_age=0.05)
-        need = trigram_need.need(node) if node is not None else None
+        need = token_need.need(node) if node is not None else None
         every = node is None or isinstance(node, kql.MatchAll)
 
         def from_index(pf: ParquetFile, i: int) -> bool:

@@ -3,7 +3,7 @@ prints itself back (``to_kql``), compiles to parameterised DuckDB SQL
 (``to_sql``) and describes itself for the UI (``sentence``).
 
     parse('service.name:goods and error').sentence()
-        -> 'service.name is "goods" and message contains "error"'
+        -> 'service.name is "goods" and message has the word "error"'
     compile_where(parse("http.response.status_code >= 500"))
         -> ('"http.response.status_code" >= ?', [500])
 
@@ -20,8 +20,11 @@ Grammar (keywords and/or/not are case-insensitive; precedence not > and > or)::
 
 What a term matches depends on the field's type in ``event.FIELD_TYPES``:
 
-    bare word / "phrase"   message contains it (case-insensitive)
-    text     f:v           f contains v (case-insensitive); f:v* anywhere in f
+    bare word / "phrase"   message has its words, whole and in order, in any case of
+                           A-Z (store/tokens.py: lock does not find deadlock); a value
+                           without any word character ("--") is a substring
+    text     f:v           the same on f; f:v* a word of f starts with v, f:*v one ends
+                           with v, f:*v* v anywhere (only this form reads every event)
     keyword  f:v           f equals v exactly; f:v* is a LIKE pattern over the whole value
     long     f:500         numeric equality; f:5* matches the decimal text
     date     f:v           v is ISO-8601, epoch ms or now-15m (quote ISO times: they contain ":")
@@ -53,6 +56,7 @@ from typing import Any
 
 from logmesh.logs.query.fields import resolve
 from logmesh.logs.query.timerange import Clock, TimeRangeError, now_ms, parse_time
+from logmesh.logs.store import tokens
 
 KEYWORDS = ("and", "or", "not")
 # parentheses + "not" nested deeper than this are refused (Python recursion, DuckDB expression depth)
@@ -60,6 +64,9 @@ MAX_DEPTH = 64
 _SPECIAL = '\\():<>"*?'  # characters a bare word must escape to mean themselves
 _NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _INT64_MAX = 2**63 - 1
+# How words match (store/tokens.py), said where a query could not be read.
+WORDS_HINT = ('a word or "phrase" matches whole words, any case (lock does not find deadlock); '
+              "lock* words starting with lock; *lock* lock anywhere")
 
 
 class KQLSyntaxError(ValueError):
@@ -154,6 +161,26 @@ def _time(value: Literal, now: int) -> int:
     return parse_time(value.text, now=now)
 
 
+def _token_sql(expr: str, v: Value, ctx: SQLContext) -> str:
+    """A text field's match (store/tokens.py): a word or phrase is whole tokens, a pattern is
+    anchored at token boundaries where it has no wildcard; a value without any token is a
+    substring. The ILIKE on the longest literal text is only a quick first cut."""
+    if isinstance(v, Pattern):
+        parts = [tokens.STAR if p is Wild.STAR else tokens.ONE if p is Wild.ONE else p for p in v.parts]
+        regex = tokens.pattern_regex(parts)
+        cut = max((p for p in v.parts if isinstance(p, str)), key=len, default="")
+    else:
+        words = tokens.tokens(v.text)
+        if not words:
+            return f"{expr} ILIKE {ctx.param('%' + _like_escape(v.text) + '%')} ESCAPE '\\'"
+        regex = tokens.phrase_regex(words)
+        cut = max(words, key=len)
+    if not cut:
+        return f"regexp_matches({expr}, {ctx.param(regex)})"
+    return (f"({expr} ILIKE {ctx.param('%' + _like_escape(cut) + '%')} ESCAPE '\\' "
+            f"AND regexp_matches({expr}, {ctx.param(regex)}))")
+
+
 # -- nodes ----------------------------------------------------------------------------------
 
 _OR, _AND, _NOT, _ATOM = 1, 2, 3, 4  # precedence when printing
@@ -213,11 +240,13 @@ class Match(Node):
 
     def to_sql(self, ctx: SQLContext) -> str:
         col, v = resolve(self.field or "message"), self.value
+        if col.kind == "text":
+            return _token_sql(col.text_sql(ctx.param), v, ctx)
         if isinstance(v, Pattern):
-            if col.kind in ("text", "object"):
+            if col.kind == "object":
                 return f"{col.text_sql(ctx.param)} ILIKE {ctx.param('%' + v.like() + '%')} ESCAPE '\\'"
             return f"{col.text_sql(ctx.param)} LIKE {ctx.param(v.like())} ESCAPE '\\'"
-        if col.kind in ("text", "object"):
+        if col.kind == "object":
             return f"{col.text_sql(ctx.param)} ILIKE {ctx.param('%' + _like_escape(v.text) + '%')} ESCAPE '\\'"
         if col.kind == "long":
             return f"{col.sql(ctx.param)} = {ctx.param(_number(v.text))}"
@@ -233,6 +262,9 @@ class Match(Node):
         kind = resolve(name).kind
         if isinstance(v, Pattern):
             return f"{name} matches {_quote(v.to_kql())}"
+        if kind == "text" and tokens.tokens(v.text):
+            words = len(tokens.tokens(v.text)) > 1
+            return f"{name} has the word{'s' if words else ''} {_quote(v.text)}"
         if kind in ("text", "object"):
             return f"{name} contains {_quote(v.text)}"
         if kind in ("long", "date"):
@@ -524,7 +556,7 @@ class _Parser:
             return self.match(group, tok)
         what = "a value" if group else "a term"
         after = f' after "{self.tokens[self.i - 1].text}"' if self.i else ""
-        raise self.error(f"expected {what}{after}", tok, found=True)
+        raise self.error(f"expected {what}{after}", tok, found=True, hint=WORDS_HINT)
 
     def close(self, lparen: _Token) -> None:
         tok = self.peek()
@@ -554,7 +586,7 @@ class _Parser:
             self.depth -= 1
             return Group(name, inner)
         if tok.kind not in ("WORD", "PHRASE"):
-            raise self.error(f'expected a value after "{after}"', tok, found=True)
+            raise self.error(f'expected a value after "{after}"', tok, found=True, hint=WORDS_HINT)
         self.take()
         if op.kind == "COLON":
             return self.match(name, tok)

@@ -7,8 +7,8 @@ the choices are table-tested (tests/logs/query/test_plan.py).
 Pruning, before DuckDB sees a file:
 
 * by time: a file or block whose [min_ts, max_ts] misses the range is left out;
-* by message trigrams (store/trigrams.py): a block that cannot hold a required word
-  is left out; the kept blocks become ``@timestamp BETWEEN`` ranges that DuckDB
+* by message tokens (store/tokens.py): a block whose Bloom filter lacks a required
+  word (or a prefix's first characters) is left out; the kept blocks become ``@timestamp BETWEEN`` ranges that DuckDB
   matches against row group statistics, so only those row groups are read.
 
 Answers from the block index, for blocks wholly inside the range (the others are read):
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..event import FIELD_TYPES
-from ..store import trigrams
+from ..store import tokens
 from ..store.blocks import ParquetFile
 from ..store.catalogue import SegmentInfo
 from ..store.columns import SELECT_LIST, TS, read_ndjson_lenient_sql, sql_str
@@ -160,7 +160,15 @@ def merge_ranges(ranges: list[tuple[int, int]], cap: int) -> list[tuple[int, int
     return [(a, b) for a, b in out]
 
 
-def source(snap: Snapshot, start: int, end: int, need: trigrams.Need | None = None,
+def may_match(pf: ParquetFile, block: int, need: tokens.Need | None) -> bool:
+    """Can the block hold what ``need`` requires? True when its file has no filters."""
+    if need is None:
+        return True
+    has = pf.key_test(block)
+    return has is None or need.allows(has)
+
+
+def source(snap: Snapshot, start: int, end: int, need: tokens.Need | None = None,
            workers: set[int] | None = None, seq: int | None = None,
            from_index: Callable[[ParquetFile, int], bool] | None = None,
            live: bool = True) -> Source | None:
@@ -186,15 +194,13 @@ def source(snap: Snapshot, start: int, end: int, need: trigrams.Need | None = No
             continue
         if seq is not None and not pf.index["first_seq"] <= seq <= pf.index["last_seq"]:
             continue
-        bitmaps = pf.bitmaps() if need is not None else None
         kept: list[tuple[int, int]] = []
         indexed: list[int] = []
         pruned = False
         for i, (lo, hi, n, s0, s1) in enumerate(pf.blocks):
             if hi < start or lo > end:
                 continue
-            if (seq is not None and not s0 <= seq <= s1) or (
-                    bitmaps is not None and need is not None and not need.allows(bitmaps[i])):
+            if (seq is not None and not s0 <= seq <= s1) or not may_match(pf, i, need):
                 pruned = True
                 continue
             if from_index is not None and from_index(pf, i):
@@ -248,16 +254,15 @@ def source(snap: Snapshot, start: int, end: int, need: trigrams.Need | None = No
     return Source(" UNION ALL ".join(parts) if parts else None, rows, tuple(counted))
 
 
-def units(snap: Snapshot, start: int, end: int, need: trigrams.Need | None) -> list[Unit]:
+def units(snap: Snapshot, start: int, end: int, need: tokens.Need | None) -> list[Unit]:
     out = []
     for pf in snap.parquet:
         if pf.max_ts < start or pf.min_ts > end:
             continue
-        bitmaps = pf.bitmaps() if need is not None else None
         for i, (lo, hi, n, _, _) in enumerate(pf.blocks):
             if hi < start or lo > end:
                 continue
-            if bitmaps is not None and need is not None and not need.allows(bitmaps[i]):
+            if not may_match(pf, i, need):
                 continue
             out.append(Unit(lo, hi, n))
     for s in snap.live:

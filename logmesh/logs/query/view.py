@@ -3,7 +3,7 @@
 Where an event is read from::
 
     parquet/<seg>.parquet      every compacted segment (store/compact.py); its .blocks.json
-                               gives each row group's time range and message trigrams
+                               gives each row group's time range and message token filter
     live (in-memory table)     every segment without a Parquet file yet -- the active
                                ones of every worker and sealed ones awaiting compaction --
                                loaded incrementally: each refresh reads only the bytes

@@ -1,26 +1,29 @@
 """A Parquet file as the read path sees it: its block index, read once.
 
 Compaction (compact.py) writes the index beside each file (``.blocks.json``):
-per block (= row group) its time and seq range, message trigrams, per-minute
-counts and value counts. Queries prune and count with it without opening the
-file. A file whose index is missing or of another format version (copied in by
-hand, or from an older logmesh) is still read: its ranges are rebuilt from the
-Parquet footer's row-group statistics, and it is never pruned by trigrams nor
-counted from an index.
+per block (= row group) its time and seq range, a Bloom filter of its message
+tokens (tokens.py; the first format kept message trigrams instead, still read:
+trigrams.py), per-minute counts and value counts. Queries prune and count with
+it without opening the file. A file whose index is missing or of a format
+version this one does not know (copied in by hand, or from another logmesh) is
+still read: its ranges are rebuilt from the Parquet footer's row-group
+statistics, and it is never pruned by tokens nor counted from an index.
 """
 
 from __future__ import annotations
 
+import binascii
 import logging
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import orjson
 
-from . import layout
+from . import layout, tokens, trigrams
 from .columns import sql_str
-from .compact import decode_bitmaps
 
 log = logging.getLogger("logmesh.logs.query")  # said while a query refreshes: the query's logger
 
@@ -30,7 +33,7 @@ class ParquetFile:
     path: Path
     worker: int  # -1: a name layout.py cannot parse
     index: dict
-    _bitmaps: list[int] | None = None
+    _filters: tokens.Blooms | list[int] | bool | None = None  # False: none usable
 
     @property
     def min_ts(self) -> int:
@@ -59,14 +62,28 @@ class ParquetFile:
         m = per[block] if per is not None and block < len(per) else None
         return m or None
 
-    def bitmaps(self) -> list[int] | None:
-        if self._bitmaps is None and "trigrams" in self.index:
-            try:
-                self._bitmaps = decode_bitmaps(self.index["trigrams"], len(self.blocks))
-            except (ValueError, TypeError) as exc:
-                log.warning("%s: unreadable trigrams (%s); scanning it whole", self.path.name, exc)
-                self.index.pop("trigrams", None)
-        return self._bitmaps
+    def key_test(self, block: int) -> Callable[[str], bool] | None:
+        """``has(key)`` for a block: may it hold this index key (tokens.py)? None when the file
+        has no usable filters (then none of its blocks is pruned)."""
+        if self._filters is None:
+            self._filters = self._load_filters()
+        filters = self._filters
+        if isinstance(filters, tokens.Blooms):
+            return lambda key: filters.has(block, key)
+        if isinstance(filters, list):  # an old file's trigram bitmaps: sound for tokens too
+            bitmap = filters[block]
+            return lambda key: trigrams.has_key(bitmap, key)
+        return None
+
+    def _load_filters(self) -> tokens.Blooms | list[int] | bool:
+        try:
+            if "tokens" in self.index:
+                return tokens.Blooms.decode(self.index["tokens"], len(self.blocks))
+            if "trigrams" in self.index:
+                return trigrams.decode_bitmaps(self.index["trigrams"], len(self.blocks))
+        except (ValueError, TypeError, KeyError, AttributeError, zlib.error, binascii.Error) as exc:
+            log.warning("%s: unreadable token filters (%s); scanning it whole", self.path.name, exc)
+        return False
 
 
 def open_parquet(path: Path, con: duckdb.DuckDBPyConnection) -> ParquetFile | None:
@@ -76,7 +93,7 @@ def open_parquet(path: Path, con: duckdb.DuckDBPyConnection) -> ParquetFile | No
     index = None
     try:
         index = orjson.loads(path.with_name(layout.blocks_name(path.name)).read_bytes())
-        if index.get("version") != layout.PARQUET_FORMAT_VERSION:
+        if index.get("version") not in layout.READABLE_PARQUET_VERSIONS:
             index = None
     except (OSError, orjson.JSONDecodeError):
         index = None

@@ -3,7 +3,8 @@
 One pass, per sealed segment (``.idx.json`` beside it) without a Parquet file::
 
     1. read the segment with the engine's column types, sort by (@timestamp, seq)
-    2. compute each block's (= row group's) time and seq range and message trigrams
+    2. compute each block's (= row group's) time and seq range and a Bloom filter of
+       its message tokens (tokens.py)
     3. write parquet/<name>.parquet.tmp (zstd, Parquet v2 encodings, 16384-row
        row groups) and fsync it
     3b. write parquet/<name>.red (red_summary.py) and fsync it
@@ -27,12 +28,10 @@ sum(@timestamp) over 1M rows 3.2 ms vs 20 ms (bench/query.py's data).
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import orjson
 
 from ...fsio import fsync_path, write_atomic
 from ...metrics import Metrics, number, value
-from . import catalogue, layout, red_summary, trigrams
+from . import catalogue, layout, red_summary, tokens
 from .catalogue import SegmentInfo, list_segments
 from .columns import (
     MESH_SELECT,
@@ -65,19 +64,6 @@ SUMMARY_FIELDS = ("service.name", "log.level", "http.request.method", "url.path"
 SUMMARY_MAX_VALUES = 64
 MINUTE_MS = 60_000  # blocks also keep their event count per minute, for histograms ...
 MAX_BLOCK_MINUTES = 1440  # ... unless their events span more than a day (a wrong clock): then read
-
-
-def encode_bitmaps(bitmaps: list[int]) -> str:
-    raw = b"".join(b.to_bytes(trigrams.BITMAP_BYTES, "little") for b in bitmaps)
-    return base64.b64encode(zlib.compress(raw, 6)).decode()
-
-
-def decode_bitmaps(text: str, n: int) -> list[int]:
-    raw = zlib.decompress(base64.b64decode(text))
-    size = trigrams.BITMAP_BYTES
-    if len(raw) != n * size:
-        raise ValueError(f"trigram bitmaps: {len(raw)} bytes for {n} blocks")
-    return [int.from_bytes(raw[i * size:(i + 1) * size], "little") for i in range(n)]
 
 
 def new_connection(threads: int = 1, memory_limit: str = "1GB", spill: Path | None = None):
@@ -114,8 +100,7 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     blocks = con.execute(
         f"SELECT rowid // {block_rows} AS b, min({TS}), max({TS}), count(*), min(seq), max(seq) "
         "FROM c GROUP BY b ORDER BY b").fetchall()
-    tri = {r[0]: trigrams.bitmap_from_sql(bool(r[1]), bool(r[2]), r[3])
-           for r in con.execute(trigrams.block_sql("c", block_rows)).fetchall()}
+    blooms = tokens.build_blooms(con, "c", "message", block_rows, len(blocks))
     minutes: dict[int, list[int]] = {}
     wide = {b[0] for b in blocks if b[2] // MINUTE_MS - b[1] // MINUTE_MS > MAX_BLOCK_MINUTES}
     for b, m, n in con.execute(f"SELECT rowid // {block_rows} AS b, {TS} // {MINUTE_MS} AS m, count(*) "
@@ -153,7 +138,7 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
         "first_seq": min((b[4] for b in blocks), default=0), "last_seq": max((b[5] for b in blocks), default=0),
         "bytes": tmp.stat().st_size, "block_rows": block_rows, "services": services,
         "blocks": [[b[1], b[2], b[3], b[4], b[5]] for b in blocks],
-        "trigrams": encode_bitmaps([tri.get(b[0], 0) for b in blocks]),
+        "tokens": blooms.encode(),  # per block a Bloom filter of message tokens (tokens.py)
         "minutes": [minutes.get(b[0], []) for b in blocks],  # [first minute, count, count, ...]
         "values": values,  # field -> per block {value: count} (None: too many values)
         "red": red,  # the .red file's version and the blocks it does not summarize

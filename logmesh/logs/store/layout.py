@@ -10,7 +10,7 @@ A data directory looks like::
         w00.seq                           the highest seq w00 ever sealed: seqs never repeat
       parquet/
         w00-0000000000000001.parquet     a sealed segment compacted (zstd, sorted by time)
-        w00-0000000000000001.blocks.json its row groups' time ranges and message trigrams
+        w00-0000000000000001.blocks.json its row groups' time ranges and message token filters
         w00-0000000000000001.red         its access logs per route, minute and duration bucket
       quarantine/<file>@<offset>.damaged  bytes recovery could not read (damage, torn writes)
       sinks/<name>.cursor                 a sink's durable position (JSON, replaced atomically)
@@ -43,10 +43,13 @@ SEGMENT_SUFFIX = ".ndjson"
 HIGHWATER_SUFFIX = ".seq"  # {"last_seq": N}: outlives every segment and Parquet file of a worker
 INDEX_SUFFIX = ".idx.json"  # {"version", "first_seq", "last_seq", "count", "min_ts", "max_ts", "bytes", "sparse": [[seq, ts, offset], ...]}
 PARQUET_SUFFIX = ".parquet"
-BLOCKS_SUFFIX = ".blocks.json"  # beside each .parquet: per row group time range + message trigram bitmap
+BLOCKS_SUFFIX = ".blocks.json"  # beside each .parquet: per row group time range + message token filter
 RED_SUFFIX = ".red"  # beside each .parquet: its access logs' RED summary (Parquet; red_summary.py)
 TMP_SUFFIX = ".tmp"  # files being written; never read, removed at the next compaction pass
-PARQUET_FORMAT_VERSION = 1  # bump when the Parquet columns or the .blocks.json layout change
+PARQUET_FORMAT_VERSION = 2  # bump when the Parquet columns or the .blocks.json layout change
+# Block indexes still read: 1 held message trigrams (store/trigrams.py), sound for whole-token
+# matches too, so its blocks are still pruned by them; 2 holds token Bloom filters (tokens.py).
+READABLE_PARQUET_VERSIONS = (1, 2)
 PARQUET_ROW_GROUP_ROWS = 16384  # rows per row group (= index block): small enough to skip by time
 SEGMENT_RE = re.compile(r"^w(\d{2})-(\d{16})\.ndjson$")
 _STEM_RE = re.compile(r"^w(\d{2})-(\d{16})$")  # a segment's or Parquet file's name, less its suffix

@@ -55,7 +55,7 @@ async def test_search_histogram_top_fields_stats(api):
                           "http.response.status_code": 500 if i % 5 == 0 else 200, "trace.id": f"t{i % 3}",
                           "http.request.method": "GET", "url.path": f"/p{i % 4}"} for i in range(40)])
     r = await get(s, base, "/api/v1/search", q="alpha", limit="7")
-    assert len(r["events"]) == 7 and r["next_cursor"] and r["query"] == {"kql": "alpha", "sentence": 'message contains "alpha"'}
+    assert len(r["events"]) == 7 and r["next_cursor"] and r["query"] == {"kql": "alpha", "sentence": 'message has the word "alpha"'}
     seqs = [e["seq"] for e in r["events"]]
     while r["next_cursor"]:
         r = await get(s, base, "/api/v1/search", q="alpha", limit="7", cursor=r["next_cursor"])

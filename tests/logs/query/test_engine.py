@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from logmesh.logs.query import kql, plan, view
+from logmesh.logs.query import kql, plan, token_need, view
 from logmesh.logs.query.engine import Engine, QueryError
-from logmesh.logs.store import layout
+from logmesh.logs.store import layout, tokens
 from logmesh.logs.store.catalogue import list_segments
 from logmesh.logs.store.compact import Compactor, compact_segment, new_connection
 from tests.support.logs import stored
@@ -108,6 +108,11 @@ async def test_segment_and_its_parquet_never_both_counted(store):
     engine.close()
 
 
+def words(e: dict) -> list[str]:
+    """The message's tokens, by the plain Python reference (store/tokens.py)."""
+    return tokens.tokens(e.get("message") or "")
+
+
 @pytest.mark.parametrize("mode", ["live", "cold", "compacted"])
 async def test_queries_match_brute_force(store, mode, monkeypatch):
     """live: every segment in memory; cold: sealed ones read from their files (compaction
@@ -122,12 +127,14 @@ async def test_queries_match_brute_force(store, mode, monkeypatch):
     cases = {
         "service.name:goods": lambda e: e.get("service.name") == "goods",
         "http.response.status_code >= 500": lambda e: e.get("http.response.status_code", 0) >= 500,
-        "alpha and not bravo": lambda e: "alpha" in e["message"] and "bravo" not in e["message"],
-        "charl* or ech": lambda e: "charl" in e["message"] or "ech" in e["message"],
+        "alpha and not bravo": lambda e: "alpha" in words(e) and "bravo" not in words(e),
+        "charl* or ech": lambda e: any(w.startswith("charl") for w in words(e)) or "ech" in words(e),
+        "*harli* or *ech": lambda e: "harli" in e["message"].lower()
+        or any(w.endswith("ech") for w in words(e)),
         "params.k:v": lambda e: isinstance(e.get("params"), dict) and e["params"].get("k") == "v",
         "upstream:members": lambda e: (e.get("labels") or {}).get("upstream") == "members",
         '"deadlock" and service.name:(goods or members)':
-            lambda e: "deadlock" in e["message"] and e["service.name"] in ("goods", "members"),
+            lambda e: "deadlock" in words(e) and e["service.name"] in ("goods", "members"),
     }
     for q, pred in cases.items():
         want = expected(store, pred)
@@ -240,7 +247,7 @@ async def test_live_events_seen_by_next_refresh(tmp_path):
     engine.close()
 
 
-async def test_trigram_pruning_skips_blocks(tmp_path):
+async def test_token_filters_skip_blocks(tmp_path):
     """Only the row groups that can hold the word are read, and the answer is still exact."""
     rows = [event(T0 + i, message=f"ordinary message {i}") for i in range(40_000)]
     rows[33_333].message = "a rare zyzzyva appears"
@@ -249,13 +256,14 @@ async def test_trigram_pruning_skips_blocks(tmp_path):
     compact_all(tmp_path)
     engine = Engine(tmp_path)
     snap = engine.refresh()
-    from logmesh.logs.query import trigram_need
-
-    need = trigram_need.need(kql.parse("zyzzyva"))
+    need = token_need.need(kql.parse("zyzzyva"))
     src = plan.source(snap, LO, HI, need)
     assert src is not None and src.rows == 40_000 - 2 * layout.PARQUET_ROW_GROUP_ROWS  # 1 block of 3
     assert [e["message"] for e in engine.search(kql.parse("ZYZZYVA"), LO, HI)[0]] == ["a rare zyzzyva appears"]
     assert engine.count(kql.parse("zyzz*va"), LO, HI) == 1
+    assert engine.count(kql.parse("zyzz*"), LO, HI) == 1
+    assert plan.source(snap, LO, HI, token_need.need(kql.parse("zyzz*"))).rows == src.rows  # a prefix key
+    assert engine.count(kql.parse("zyzzyv"), LO, HI) == 0  # not a whole word of it
     assert engine.count(kql.parse("not zyzzyva"), LO, HI) == 40_000
     engine.close()
 

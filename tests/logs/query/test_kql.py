@@ -32,6 +32,7 @@ from logmesh.logs.query.kql import (
     compile_where,
     parse,
 )
+from logmesh.logs.store.tokens import STAR, pattern_regex, phrase_regex
 
 NOW = 1_795_626_000_000  # 2026-11-25T17:00:00Z
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -110,9 +111,10 @@ def test_the_tree():
     ("text", "want"),
     [
         ("", "all events"),
-        ("service.name:goods and error", 'service.name is "goods" and message contains "error"'),
-        ('"time out"', 'message contains "time out"'),
-        ("error.stack_trace:Timeout", 'error.stack_trace contains "Timeout"'),
+        ("service.name:goods and error", 'service.name is "goods" and message has the word "error"'),
+        ('"time out"', 'message has the words "time out"'),
+        ("error.stack_trace:Timeout", 'error.stack_trace has the word "Timeout"'),
+        ('"--"', 'message contains "--"'),  # no word in it: a substring
         ("http.response.status_code >= 500", "http.response.status_code >= 500"),
         ("http.response.status_code:404", "http.response.status_code = 404"),
         ("@timestamp > now-1h", "@timestamp > now-1h"),
@@ -121,17 +123,17 @@ def test_the_tree():
         ("trace.id:*", "trace.id exists"),
         ("params.user:ann", 'params.user is "ann"'),
         ("params.amount > 10", "params.amount > 10"),
-        ("a and b or c", '(message contains "a" and message contains "b") or message contains "c"'),
+        ("a and b or c", '(message has the word "a" and message has the word "b") or message has the word "c"'),
         (
             "a and (b or c)",
-            'message contains "a" and (message contains "b" or message contains "c")',
+            'message has the word "a" and (message has the word "b" or message has the word "c")',
         ),
-        ("not (a or b)", 'not (message contains "a" or message contains "b")'),
+        ("not (a or b)", 'not (message has the word "a" or message has the word "b")'),
         (
             "svc:(x or y) and z",
-            '(svc is "x" or svc is "y") and message contains "z"',
+            '(svc is "x" or svc is "y") and message has the word "z"',
         ),
-        ('message:"say \\"hi\\""', 'message contains "say \\"hi\\""'),
+        ('message:"say \\"hi\\""', 'message has the words "say \\"hi\\""'),
     ],
 )
 def test_sentence(text, want):
@@ -140,13 +142,19 @@ def test_sentence(text, want):
 
 # -- compile ------------------------------------------------------------------------------
 
+# a word or phrase on message: a quick ILIKE on its longest word, then the token regex
+WORD = "(\"message\" ILIKE ? ESCAPE '\\' AND regexp_matches(\"message\", ?))"
+
 
 @pytest.mark.parametrize(
     ("text", "sql", "params"),
     [
         ("", "TRUE", []),
-        ("error", "\"message\" ILIKE ? ESCAPE '\\'", ["%error%"]),
-        ("50%_off", "\"message\" ILIKE ? ESCAPE '\\'", ["%50\\%\\_off%"]),
+        ("error", WORD, ["%error%", phrase_regex(["error"])]),
+        ("50%_off", WORD, ["%\\_off%", phrase_regex(["50", "_off"])]),  # a phrase of two words
+        ("lock*", "regexp_matches(\"message\", ?)".join(["(\"message\" ILIKE ? ESCAPE '\\' AND ", ")"]),
+         ["%lock%", pattern_regex(["lock", STAR])]),
+        ('"--"', "\"message\" ILIKE ? ESCAPE '\\'", ["%--%"]),  # no word: a substring
         ("service.name:goods", '"service.name" = ?', ["goods"]),
         ("service.name:g?o*", "\"service.name\" LIKE ? ESCAPE '\\'", ["g_o%"]),
         ("http.response.status_code:500", '"http.response.status_code" = ?', [500]),
@@ -176,13 +184,13 @@ def test_sentence(text, want):
         ("host.name:*", 'json_extract_string("labels", ?) IS NOT NULL', ['$."host.name"']),
         (
             "a and not b",
-            "(\"message\" ILIKE ? ESCAPE '\\') AND ((\"message\" ILIKE ? ESCAPE '\\') IS NOT TRUE)",
-            ["%a%", "%b%"],
+            f"({WORD}) AND (({WORD}) IS NOT TRUE)",
+            ["%a%", phrase_regex(["a"]), "%b%", phrase_regex(["b"])],
         ),
         (
             "a or b",
-            "(\"message\" ILIKE ? ESCAPE '\\') OR (\"message\" ILIKE ? ESCAPE '\\')",
-            ["%a%", "%b%"],
+            f"({WORD}) OR ({WORD})",
+            ["%a%", phrase_regex(["a"]), "%b%", phrase_regex(["b"])],
         ),
     ],
 )
@@ -377,7 +385,8 @@ def search(db, text: str) -> set[int]:
         ("pay*ent acc?pted", {3}),
         ("50%", {3}),  # % and _ are text, not LIKE wildcards
         ("%", {3, 10}),
-        ("_", {4, 8}),
+        ("_", set()),  # _ is a token character: no event has the token "_"
+        ("*_*", {4, 8}),
         ("a_b", {8}),
         (r"\*", {11}),
         ("message:*", ALL - {12}),
@@ -392,8 +401,9 @@ def search(db, text: str) -> set[int]:
         ("NOT service.name:goods AND NOT service.name:pay", {5, 6, 7, 8, 9}),
         ("service.name:*", ALL - {9}),
         ("not service.name:*", {9}),
-        ("service.name:pay declined", {4}),
-        ("service.name:pay and (declined or refund)", {4, 11}),
+        ("service.name:pay declined", set()),  # a whole word: payment_declined is one token
+        ("service.name:pay card", {4}),
+        ("service.name:pay and (card or refund)", {4, 11}),
         ("service.name:gateway and log.level:error or service.name:users", {6, 7, 8}),
         ("service.name:gateway and (log.level:error or service.name:users)", {6}),
         ("log.level:error or http.response.status_code >= 500", {2, 6, 11}),
@@ -459,8 +469,8 @@ def test_search(db, text, want):
         ('"\'; DROP TABLE events; --"', set()),
         ("--", {11}),
         ("; --", {11}),
-        ("/* ok */", {1, 11}),  # "/", "ok" and "/" anywhere in the message
-        ('"/* ok */"', {11}),
+        ("/* ok */", {11}),  # "/" at a word's start, the word "ok", "/" at a word's end
+        ('"/* ok */"', {1, 11}),  # a phrase is its words: "ok" (1 says "OK")
         ("read_csv('/etc/passwd')", set()),
         ("read_csv\\('/etc/passwd'\\)", set()),
         ('service.name:"x\' OR 1=1 --"', set()),

@@ -15,22 +15,22 @@ from logmesh.logs.query import kql, plan
 from logmesh.logs.query.plan import LiveSegment, Snapshot, Unit
 from logmesh.logs.store.blocks import ParquetFile
 from logmesh.logs.store.catalogue import SegmentInfo
-from logmesh.logs.store.trigrams import Need, word_mask
+from logmesh.logs.store.tokens import Blooms, Need
 
-DEADLOCK = word_mask(["deadlock"])
+DEADLOCK = Need("keys", ("deadlock",))
 
 
-def pq(name: str, blocks: list[list[int]], worker: int = 0, bitmaps: list[int] | None = None,
+def pq(name: str, blocks: list[list[int]], worker: int = 0, filters: Blooms | None = None,
        **index) -> ParquetFile:
     """A Parquet file of [min_ts, max_ts, rows, first_seq, last_seq] blocks."""
     return ParquetFile(Path("/d/parquet") / name, worker, {
         "min_ts": min(b[0] for b in blocks), "max_ts": max(b[1] for b in blocks),
         "rows": sum(b[2] for b in blocks), "first_seq": min(b[3] for b in blocks),
-        "last_seq": max(b[4] for b in blocks), "blocks": blocks, **index}, bitmaps)
+        "last_seq": max(b[4] for b in blocks), "blocks": blocks, **index}, filters or False)
 
 
 A = pq("a.parquet", [[100, 199, 10, 0, 9], [200, 299, 10, 10, 19], [300, 399, 10, 20, 29]],
-       bitmaps=[0, DEADLOCK, 0])
+       filters=Blooms.of([{"goods"}, {"deadlock", "*dead"}, set()]))
 B = pq("b.parquet", [[400, 499, 5, 30, 34]], worker=1)
 COLD = SegmentInfo(Path("/d/segments/c.ndjson"), 2, 40,
                    {"min_ts": 500, "max_ts": 599, "count": 7, "last_seq": 46})
@@ -91,8 +91,8 @@ def inside(start: int, end: int):
     (0, 10**6, {"seq": 15}, ([("parquet", ("a.parquet",), ((200, 299),)),
                               ("live", "1", 0, 10**6)], 14, ())),
     (0, 10**6, {"seq": 45}, ([("cold", "c.ndjson", 0, 10**6), ("live", "1", 0, 10**6)], 11, ())),
-    # trigrams: blocks that cannot hold "deadlock" are pruned; files without bitmaps are kept
-    (0, 10**6, {"need": Need("mask", DEADLOCK)},
+    # tokens: blocks that cannot hold "deadlock" are pruned; files without filters are kept
+    (0, 10**6, {"need": DEADLOCK},
      ([("parquet", ("a.parquet",), ((200, 299),)), ("whole", ("b.parquet",)),
        ("cold", "c.ndjson", 0, 10**6), ("live", "1", 0, 10**6)], 26, ())),
     # live=False: the live table is left out
@@ -137,7 +137,7 @@ def test_units_are_the_blocks_and_segments_a_search_may_read():
     assert plan.units(SNAP, 250, 650, None) == [
         Unit(200, 299, 10), Unit(300, 399, 10), Unit(400, 499, 5), Unit(600, 699, 4),
         Unit(500, 599, 7)]
-    assert plan.units(SNAP, 0, 10**6, Need("mask", DEADLOCK)) == [
+    assert plan.units(SNAP, 0, 10**6, DEADLOCK) == [
         Unit(200, 299, 10), Unit(400, 499, 5), Unit(600, 699, 4), Unit(500, 599, 7)]
 
 

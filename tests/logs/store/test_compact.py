@@ -21,13 +21,12 @@ import duckdb
 import orjson
 import pytest
 
-from logmesh.logs.store import compact, layout, red_summary, trigrams
+from logmesh.logs.store import compact, layout, red_summary, tokens
 from logmesh.logs.store.compact import (
     MINUTE_MS,
     SUMMARY_MAX_VALUES,
     Compactor,
     compact_segment,
-    decode_bitmaps,
     new_connection,
 )
 from logmesh.logs.store.reader import SegmentInfo, list_segments
@@ -145,11 +144,9 @@ def test_the_block_index_describes_each_row_group(big_segment, tmp_path):
                              for r in mine), len(mine)]
         assert index["values"]["mesh"][i] == mesh
 
-    bitmaps = decode_bitmaps(index["trigrams"], len(index["blocks"]))
-    need = trigrams.word_mask(["quokka"])
-    assert [bitmap & need == need for bitmap in bitmaps] == [False, False, True]
-    deadlock = trigrams.word_mask(["Deadlock"])
-    assert all(bitmap & deadlock == deadlock for bitmap in bitmaps)
+    blooms = tokens.Blooms.decode(index["tokens"], len(index["blocks"]))
+    assert [blooms.has(i, "quokka") for i in range(3)] == [False, False, True]
+    assert all(blooms.has(i, "deadlock") for i in range(3))
 
 
 async def test_a_block_spanning_more_than_a_day_keeps_no_minutes(tmp_path):

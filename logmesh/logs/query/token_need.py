@@ -1,32 +1,34 @@
-"""The trigrams a KQL query needs in a block (a :class:`~logmesh.logs.store.trigrams.Need`).
+"""The index keys a KQL query needs in a block (a :class:`~logmesh.logs.store.tokens.Need`).
 
-The block index's format, and what a word's trigrams are, belong to the store
-(store/trigrams.py); which words a query requires in ``message`` is the query
+What a token is, and the block index's format, belong to the store
+(store/tokens.py); which words a query requires in ``message`` is the query
 language's, so it is here, and the store never sees a KQL tree.
 """
 
 from __future__ import annotations
 
-from ..store.trigrams import Need, word_mask
+from ..store import tokens
+from ..store.tokens import Need
 from . import kql
 
 
-def _literal_parts(value: object) -> list[str]:
+def _keys(value: object) -> list[str]:
     if isinstance(value, kql.Literal):
-        return [value.text]
+        return tokens.word_keys(tokens.tokens(value.text))
     if isinstance(value, kql.Pattern):
-        return [p for p in value.parts if isinstance(p, str)]
+        return tokens.pattern_keys([tokens.STAR if p is kql.Wild.STAR else tokens.ONE
+                                    if p is kql.Wild.ONE else p for p in value.parts])
     return []
 
 
 def need(node: kql.Node, field: str | None = None) -> Need | None:
-    """The trigram constraint of a KQL tree on ``message`` (None: every block may match)."""
+    """The keys a KQL tree requires in ``message`` (None: every block may match)."""
     if isinstance(node, kql.Match):
         name = node.field if node.field is not None else field
         if name not in (None, "message"):
             return None
-        mask = word_mask(_literal_parts(node.value))
-        return Need("mask", mask) if mask else None
+        keys = _keys(node.value)
+        return Need("keys", tuple(keys)) if keys else None
     if isinstance(node, kql.Group):
         return need(node.inner, node.field)
     if isinstance(node, kql.And):

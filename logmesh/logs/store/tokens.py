@@ -1,0 +1,257 @@
+"""What a token is, once, for the index build (SQL), the query's SQL and Python.
+
+A bare word or phrase matches whole tokens, as Kibana's match on a text field and
+VictoriaLogs' word filter do: ``lock`` does not find ``deadlock``.
+
+* A token is a maximal run of *token characters*: ASCII letters, digits and ``_``,
+  and every character outside ASCII (so ``서울`` and ``café`` are tokens). Every
+  other ASCII character (spaces, punctuation, control characters) separates tokens.
+* Tokens compare with ASCII letters folded to lower case; other characters compare
+  as written (``Café`` finds ``CAFé``, not ``CAFÉ``).
+
+No Unicode table is involved on purpose: the index is built by DuckDB (RE2) and
+queried from Python, and the two must never disagree about where a token ends, on
+any version of either (a character one side took for a letter and the other for a
+separator would hide a match).
+
+The block index (compact.py) keeps, per block, a Bloom filter of *keys*: each
+token's folded text and, for prefix queries (``lock*``), ``*`` + its first
+PREFIX characters. Tokens that nearly every event has its own of (all digits, or
+hex of HEX_TOKEN_MIN characters or more: ids, keys, hashes) are left out, and a
+query for one of them is simply not pruned. Key hashes are MD5 (DuckDB's
+``md5_number_lower/upper``), a standard function, so filters one DuckDB built
+answer a Python of any version.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import duckdb
+
+TOKEN_CHARS_RE2 = "0-9A-Za-z_\\x{80}-\\x{10FFFF}"  # inside [...], as DuckDB's RE2 reads it
+SEP_RE2 = f"[^{TOKEN_CHARS_RE2}]"
+_TOKEN_RE = re.compile("[0-9A-Za-z_\u0080-\U0010ffff]+")
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_FOLD = str.maketrans(_UPPER, _UPPER.lower())
+PREFIX = 4  # prefix keys hold a token's first PREFIX characters
+HEX_TOKEN_MIN = 16
+_UNINDEXED = re.compile(f"[0-9]+|[0-9a-f]{{{HEX_TOKEN_MIN},}}")
+BITS_PER_KEY = 10  # Bloom filter: ~1% false positives with K hashes
+K = 6
+
+
+def fold(text: str) -> str:
+    """ASCII letters to lower case; nothing else changes (the tokens' case rule)."""
+    return text.translate(_FOLD)
+
+
+def tokens(text: str) -> list[str]:
+    """The folded tokens of ``text``, in order: the reference every other form must agree with."""
+    return _TOKEN_RE.findall(fold(text))
+
+
+def is_token_char(ch: str) -> bool:
+    return ch == "_" or not ch.isascii() or ch.isalnum()
+
+
+def indexed(token: str) -> bool:
+    """Is this folded token in the block index? (All digits or long hex are not.)"""
+    return _UNINDEXED.fullmatch(token) is None
+
+
+# -- SQL a query matches with ---------------------------------------------------------------------
+
+
+def _literal_re2(text: str) -> str:
+    """``text`` as RE2, matching its ASCII letters in either case."""
+    out = []
+    for ch in text:
+        if ch in _UPPER or ch in _UPPER.lower():
+            out.append(f"[{ch.lower()}{ch.upper()}]")
+        elif ch.isascii() and not ch.isalnum():
+            out.append(f"\\x{{{ord(ch):x}}}")  # every ASCII punctuation mark escaped
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def phrase_regex(words: list[str]) -> str:
+    """RE2 for "these tokens, one after the other": each whole, only separators between."""
+    body = f"{SEP_RE2}+".join(_literal_re2(w) for w in words)
+    return f"(?s)(?:^|{SEP_RE2}){body}(?:{SEP_RE2}|$)"
+
+
+class Wildcard:
+    """A pattern's ``*`` (STAR) or ``?`` (ONE) among its literal parts."""
+
+    def __init__(self, regex: str) -> None:
+        self.regex = regex
+
+
+STAR = Wildcard(".*")
+ONE = Wildcard(".")
+
+
+def pattern_regex(parts: Iterable[str | Wildcard]) -> str:
+    """RE2 for a pattern: ``*`` any run of characters, ``?`` one, the rest literal text.
+
+    An end without a wildcard is at a token boundary: ``lock*`` is a token that starts
+    with ``lock``, ``*lock`` one that ends with it, ``*lock*`` ``lock`` anywhere.
+    """
+    parts = list(parts)
+    body = "".join(p.regex if isinstance(p, Wildcard) else _literal_re2(p) for p in parts)
+    head = "" if parts and parts[0] is STAR else f"(?:^|{SEP_RE2})"
+    tail = "" if parts and parts[-1] is STAR else f"(?:{SEP_RE2}|$)"
+    return f"(?s){head}{body}{tail}"
+
+
+# -- what a block must hold -----------------------------------------------------------------------
+
+
+def word_keys(words: list[str]) -> list[str]:
+    """The index keys a block must hold for a phrase of these folded tokens to be in it."""
+    return [w for w in words if indexed(w)]
+
+
+def prefix_key(prefix: str) -> str | None:
+    """The key a block must hold for a token starting with ``prefix`` (folded, all token
+    characters); None when the index cannot tell (too short, or an unindexed token's start)."""
+    if len(prefix) < PREFIX:
+        return None
+    head = prefix[:PREFIX]
+    if re.fullmatch("[0-9a-f]+", head):  # could begin a number or a hex id: not indexed
+        return None
+    return "*" + head
+
+
+def pattern_keys(parts: list[str | Wildcard]) -> list[str]:
+    """The keys a block must hold for a pattern (as :func:`pattern_regex` reads it) to match
+    in it: the tokens its literal text holds whole, and the prefix of a token it starts."""
+    keys: list[str] = []
+    last = len(parts) - 1
+    for j, part in enumerate(parts):
+        if isinstance(part, Wildcard):
+            continue
+        text = fold(part)
+        for mt in _TOKEN_RE.finditer(text):
+            starts = mt.start() > 0 or j == 0  # a separator before it, or the token-start anchor
+            ends = mt.end() < len(text) or j == last
+            if starts and ends and indexed(mt.group()):
+                keys.append(mt.group())
+            elif starts and not ends and parts[j + 1] is STAR:
+                key = prefix_key(mt.group())
+                if key is not None:
+                    keys.append(key)
+    return keys
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a block must hold for a query to match in it: keys, under and/or."""
+
+    op: str  # "keys" | "and" | "or"
+    keys: tuple[str, ...] = ()
+    children: tuple[Need, ...] = ()
+
+    def allows(self, has: Callable[[str], bool]) -> bool:
+        """``has(key)``: may the block hold this key? (A Bloom filter, or old trigrams.)"""
+        if self.op == "keys":
+            return all(has(k) for k in self.keys)
+        if self.op == "and":
+            return all(c.allows(has) for c in self.children)
+        return any(c.allows(has) for c in self.children)
+
+
+# -- the Bloom filters ----------------------------------------------------------------------------
+
+
+def _hashes(key: str) -> tuple[int, int]:
+    """What DuckDB's (md5_number_upper(key), md5_number_lower(key) | 1) are."""
+    d = hashlib.md5(key.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:], "little") | 1
+
+
+def positions(key: str, m: int) -> list[int]:
+    h1, h2 = _hashes(key)
+    return [((h1 + i * h2) & 0xFFFF_FFFF_FFFF_FFFF) % m for i in range(K)]
+
+
+@dataclass
+class Blooms:
+    """One file's per-block Bloom filters, ``m`` bits each."""
+
+    m: int
+    raw: bytes  # block i is raw[i * m // 8:(i + 1) * m // 8]; bit p is byte p >> 3, bit p & 7
+
+    def has(self, block: int, key: str) -> bool:
+        base = block * (self.m // 8)
+        raw = self.raw
+        return all(raw[base + (p >> 3)] >> (p & 7) & 1 for p in positions(key, self.m))
+
+    @classmethod
+    def of(cls, keys: list[set[str]]) -> Blooms:
+        """The filters of blocks holding these keys, built in Python: what :func:`build_blooms`
+        gives for them (the tests hold one against the other)."""
+        m = max(64, -(-max((len(k) for k in keys), default=0) * BITS_PER_KEY // 64) * 64)
+        raw = bytearray(len(keys) * m // 8)
+        for i, block in enumerate(keys):
+            for key in block:
+                for p in positions(key, m):
+                    raw[i * m // 8 + (p >> 3)] |= 1 << (p & 7)
+        return cls(m, bytes(raw))
+
+    def encode(self) -> dict:
+        return {"m": self.m, "k": K, "bits": base64.b64encode(zlib.compress(self.raw, 6)).decode()}
+
+    @classmethod
+    def decode(cls, doc: dict, blocks: int) -> Blooms:
+        if doc.get("k") != K:
+            raise ValueError(f"token filters with k={doc.get('k')}, this version uses {K}")
+        m = int(doc["m"])
+        raw = zlib.decompress(base64.b64decode(doc["bits"]))
+        if m <= 0 or m % 64 or len(raw) != blocks * m // 8:
+            raise ValueError(f"token filters: {len(raw)} bytes for {blocks} blocks of {m} bits")
+        return cls(m, raw)
+
+
+def build_blooms(con: duckdb.DuckDBPyConnection, table: str, column: str, block_rows: int,
+                 nblocks: int) -> Blooms:
+    """The filters of ``column`` of ``table`` (whose ``rowid`` keeps the file's row order),
+    computed in DuckDB: tokens found case-sensitively, distinct per block, then folded
+    (fewer to fold than occurrences), keyed and hashed."""
+    low = _UPPER.lower()
+    unindexed = _UNINDEXED.pattern
+    con.execute(f"""
+CREATE OR REPLACE TEMP TABLE _keys AS
+WITH raw AS (
+  SELECT DISTINCT rowid // {block_rows} AS blk,
+         unnest(regexp_extract_all({column}, '[{TOKEN_CHARS_RE2}]+')) AS t
+  FROM {table} WHERE {column} IS NOT NULL
+), f AS (
+  SELECT DISTINCT blk, translate(t, '{_UPPER}', '{low}') AS t FROM raw
+), k AS (
+  SELECT blk, t AS key FROM f WHERE NOT regexp_full_match(t, '{unindexed}')
+  UNION
+  SELECT blk, '*' || left(t, {PREFIX}) FROM f
+  WHERE length(t) >= {PREFIX} AND NOT regexp_full_match(t, '{unindexed}')
+)
+SELECT blk, md5_number_upper(key) AS h1, md5_number_lower(key) | 1 AS h2 FROM k""")
+    most = con.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM _keys GROUP BY blk)").fetchone()[0]  # type: ignore[index]
+    m = max(64, -(-(most or 0) * BITS_PER_KEY // 64) * 64)
+    rows = con.execute(f"""
+SELECT blk, bitstring_agg(p, 0, {m - 1})::VARCHAR FROM (
+  SELECT blk, CAST(((h1::HUGEINT + i * h2::HUGEINT) % 18446744073709551616) % {m} AS BIGINT) AS p
+  FROM _keys, range({K}) r(i)
+) GROUP BY blk""").fetchall()
+    con.execute("DROP TABLE _keys")
+    size = m // 8
+    raw = bytearray(nblocks * size)
+    for blk, bits in rows:
+        raw[blk * size:(blk + 1) * size] = int(bits[::-1], 2).to_bytes(size, "little")
+    return Blooms(m, bytes(raw))
