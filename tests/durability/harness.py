@@ -8,7 +8,7 @@ way the durability tests talk to it.
   ``{"key":K,"errorcode":0,"acked":N}``, logs/ingest/tcp.py) and the book's packets (fire and
   forget).
 * Every event a test sends carries a unique marker ``dm<run>n<i>`` in its message, so it is
-  found by search (``q=dm<run>``) and, independently, in the data directory's bytes
+  found by search (``q=dm<run>*``: a prefix of the marker word) and, independently, in the data directory's bytes
   (:func:`scan_disk`: complete segment lines, and the Parquet files compaction made).
 
 The processes come from tests/support/procs.py, so they are the ones every other

@@ -451,7 +451,7 @@ class DurabilityMachine:
         time.sleep(0.1)  # the engine reuses a snapshot up to 50 ms old
         found = Counter()
         try:
-            for ev in self.svc.search_all(f"dm{self.run}"):
+            for ev in self.svc.search_all(f"dm{self.run}*"):
                 found.update(set(_markers(ev.get("message"))))
         except (AssertionError, OSError) as exc:
             raise ServiceDown(f"search fails: {str(exc)[:600]}\n{self.svc.log_tail()}") from None

@@ -2,7 +2,7 @@
 real ``logmesh logs --standalone --no-supervise`` on its own data directory.
 
 Every event carries a unique marker (harness.MARK_RE) in its message; "found" means
-returned by search (``q=dm<run>``, any time) and counted on disk by reading the data
+returned by search (``q=dm<run>*``, any time) and counted on disk by reading the data
 directory's segment lines and Parquet files.
 """
 
@@ -58,7 +58,7 @@ class Events:
 
     def found(self, svc: LogsService) -> Counter:
         found: Counter = Counter()
-        for ev in svc.search_all(f"dm{self.run}"):
+        for ev in svc.search_all(f"dm{self.run}*"):
             found.update(set(MARK_RE.findall(ev.get("message") or "")))
         return found
 
