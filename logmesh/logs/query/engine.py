@@ -70,17 +70,42 @@ class Engine:
         if memory_limit:
             config["memory_limit"] = memory_limit
         self.query_counters = QueryCounters.make(metrics, worker)
-        self.db = DuckDB(self.data_dir, config, worker_nice, self.query_counters)
-        self.view = StoreView(self.data_dir, self.db, self.query_counters)
+        self._config, self._nice = config, worker_nice
+        self._db: DuckDB | None = None  # opened by the first question: an idle worker holds none
+        self._view: StoreView | None = None
+        self._opening = threading.Lock()
         self._lock = threading.Lock()  # one refresh at a time; held while a file is set aside
         self._local = threading.local()
         self._refreshed = 0.0
 
+    @property
+    def db(self) -> DuckDB:
+        """The in-memory DuckDB, opened on first use: ~24 MB a worker that is never asked
+        anything does not hold (issue 18)."""
+        if self._db is None:
+            self._open()
+        return self._db  # type: ignore[return-value]
+
+    @property
+    def view(self) -> StoreView:
+        if self._db is None:
+            self._open()
+        return self._view  # type: ignore[return-value]
+
+    def _open(self) -> None:
+        with self._opening:
+            if self._db is None:
+                db = DuckDB(self.data_dir, self._config, self._nice, self.query_counters)
+                self._view = StoreView(self.data_dir, db, self.query_counters)
+                self._db = db  # last: a thread that sees it sees the view too
+
     def close(self) -> None:
+        if self._db is None:
+            return
         try:
-            self.db.close()
+            self._db.close()
         finally:
-            self.view.close()
+            self._view.close()  # type: ignore[union-attr]
 
     @property
     def counters(self) -> dict[str, int | float]:
@@ -90,8 +115,8 @@ class Engine:
 
     @property
     def snapshot(self) -> Snapshot:
-        """The last refresh's view (no refresh: for metrics)."""
-        return self.view.snapshot
+        """The last refresh's view (no refresh, and nothing opened: for metrics)."""
+        return self._view.snapshot if self._view is not None else Snapshot((), (), 0)
 
     # -- sharing one view between threads -----------------------------------------------------------
     def refresh(self, max_age: float = 0.0) -> Snapshot:
