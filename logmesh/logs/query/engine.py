@@ -383,7 +383,7 @@ class Engine:
         now = now if now is not None else int(self.clock() * 1000)
         where, params = plan.where(node, now)
         snap = self.refresh(max_age=0.05)
-        src = plan.source(snap, start, end, trigram_need.need(node) if node is not None else None)
+        src = plan.source(snap, start, end, token_need.need(node) if node is not None else None)
         if src is None or src.sql is None:
             return out
         sample = (f"SELECT labels, params FROM ({src.sql}) "
