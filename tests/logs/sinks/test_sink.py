@@ -67,6 +67,9 @@ async def test_installs_template_and_data_stream(tmp_path, fake_es):
     assert props["log"]["properties"]["level"]["type"] == "keyword"
     assert props["message"]["type"] == "text"
     assert props["params"]["type"] == "flattened" and props["labels"]["type"] == "flattened"
+    # what the mesh's dashboards aggregate that is no field of its own (docs/kibana)
+    assert set(mappings["runtime"]) == {"route", "event.duration_ms", "upstream"}
+    assert mappings["runtime"]["event.duration_ms"]["type"] == "double"
     # the ILM policy, installed first, named by the template: daily rollover, deleted 30 days on
     assert tpl["template"]["settings"] == {"index.lifecycle.name": "logmesh-logs-logmesh-default"}
     phases = fake_es.policies["logmesh-logs-logmesh-default"]["phases"]
@@ -300,6 +303,7 @@ async def test_opensearch_is_reached_through_opensearch_py(tmp_path):
     assert len(fake.docs) == 50
     props = fake.templates["logmesh-logs-logmesh-default"]["template"]["mappings"]["properties"]
     assert props["params"] == {"type": "flat_object"}
+    assert "runtime" not in fake.templates["logmesh-logs-logmesh-default"]["template"]["mappings"]
     bulk = next(r for r in fake.requests if r.path.endswith("/_bulk"))
     assert bulk.headers["User-Agent"].startswith("opensearch-py/3.2.0")
 

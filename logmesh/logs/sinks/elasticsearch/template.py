@@ -10,6 +10,14 @@ services send:
   field each (``flat_object`` on OpenSearch): any number of distinct keys
   costs one mapped field, so ``index.mapping.total_fields.limit`` is never hit.
 
+The mesh's dashboards (docs/kibana/) need three values that are not fields
+of their own: the route (``METHOD /path``), the gateway's duration and the
+upstream that answered (both in ``labels``, which is flattened: keyword
+values, no percentiles). On Elasticsearch they are runtime fields of the
+mapping, computed when a query asks for them (:data:`RUNTIME_FIELDS`);
+OpenSearch has no runtime fields, so its dashboards' index pattern carries
+the same scripts as scripted fields (:data:`SCRIPTED_FIELDS`).
+
 On Elasticsearch, a data stream's template also names an ILM policy,
 :func:`lifecycle_policy`, installed just before it: roll the backing index
 over daily or at 50 GB a primary shard, delete it ``--es-retention`` after.
@@ -28,6 +36,21 @@ KEYWORD_IGNORE_ABOVE = 1024  # longer keyword values are kept in _source, not in
 FLATTENED_IGNORE_ABOVE = 8191  # a leaf longer than this is not indexed (Lucene's term limit is 32766 bytes)
 FLATTENED_DEPTH_LIMIT = 20  # Elasticsearch's default; deeper params are refused (dead-lettered)
 TIMESTAMP_FORMAT = "epoch_millis||strict_date_optional_time"  # the store keeps epoch ms
+# Painless, emitting a value (runtime fields) or returning it (OpenSearch scripted fields).
+_ROUTE = ("if (doc['http.request.method'].size() > 0 && doc['url.path'].size() > 0) "
+          "{{ {out}(doc['http.request.method'].value + ' ' + doc['url.path'].value); }}")
+_DURATION = ("def l = params['_source']['labels']; if (l instanceof Map) {{ def v = l['event.duration_ms']; "
+             "if (v == null && l['event'] instanceof Map) {{ v = l['event']['duration_ms']; }} "
+             "if (v instanceof Number) {{ {out}(((Number) v).doubleValue()); }} }}")
+_UPSTREAM = ("def l = params['_source']['labels']; "
+             "if (l instanceof Map && l['upstream'] instanceof String) {{ {out}((String) l['upstream']); }}")
+_DERIVED = {"route": ("keyword", _ROUTE), "event.duration_ms": ("double", _DURATION),
+            "upstream": ("keyword", _UPSTREAM)}
+RUNTIME_FIELDS = {name: {"type": kind, "script": {"source": src.format(out="emit")}}
+                  for name, (kind, src) in _DERIVED.items()}
+SCRIPTED_FIELDS = {name: ("number" if kind == "double" else "string",
+                          src.format(out="return") + " return null;")
+                   for name, (kind, src) in _DERIVED.items()}
 ROLLOVER = {"max_age": "1d", "max_primary_shard_size": "50gb"}  # Elastic's advice: shards under 50 GB
 
 
@@ -99,6 +122,8 @@ def index_template(config: ElasticsearchConfig, flavor: str = "elasticsearch") -
         },
         "_meta": {"managed_by": "logmesh", "description": "logmesh logs service events (ECS names)"},
     }
+    if flavor == "elasticsearch":
+        body["template"]["mappings"]["runtime"] = RUNTIME_FIELDS
     if config.is_data_stream:
         body["data_stream"] = {}
     if has_policy(config, flavor):
