@@ -87,6 +87,48 @@ def test_lines_that_need_more_than_their_bytes_are_encoded_one_by_one():
     assert orjson.loads(block.subset_body([1, 4]).split(b"\n")[3])["labels"] == {"value": [1, 2]}
 
 
+def book_lines(packets: list) -> bytes:
+    """Stored lines exactly as ingest/book_block.py writes a read of book packets."""
+    from logmesh.logs.ingest.book_block import block_head
+    from logmesh.logs.ingest.book_block import encode_block as store_block
+
+    messages = [orjson.dumps(orjson.dumps(p).decode() if not isinstance(p, str) else p) for p in packets]
+    return store_block(messages, range(64, 64 * (len(packets) + 1), 64),
+                       block_head(1_760_000_000_000, ("127.0.0.1", 5000), "goods"))
+
+
+def test_book_packets_get_their_request_fields_in_one_pass(monkeypatch):
+    from logmesh.logs.sinks.elasticsearch import encode
+
+    data = book_lines([
+        {"uri": "/goods", "method": "GET", "key": "k1", "params": {"id": 3}, "trace.id": "t9"},
+        {"uri": "/goods/7", "method": "PUT", "params": {"key": "k7", "price": 2.5}},  # key in params
+        {"uri": "/members", "method": "GET", "key": 12, "params": None},  # key not text; no params
+        {"method": "DELETE"},
+        "{not a json object",  # starts like one: stays as it is stored
+    ][:4])
+    monkeypatch.setattr(encode, "_encode_lines", None)  # the per-line path is not taken
+    block = encode_block(data)
+    monkeypatch.undo()
+    assert block is not None and block.body == line_by_line(data)
+    docs = [orjson.loads(block.docs[i]) for i in range(4)]
+    assert docs[0]["url.path"] == "/goods" and docs[0]["key"] == "k1" and docs[0]["trace.id"] == "t9"
+    assert docs[1]["key"] == "k7" and docs[1]["params"] == {"key": "k7", "price": 2.5}
+    assert docs[2]["key"] == "12" and "params" not in docs[2]
+    assert docs[3] == {**orjson.loads(block.lines[3]), "http.request.method": "DELETE"}
+
+
+@pytest.mark.parametrize("packet", [
+    {"uri": "/x", "params": "id=7"},  # params not an object: wrapped, one by one
+    "{not a json object",
+    '{"uri": "/spaced",\n "method": "GET"}',  # a newline in the packet's text
+])
+def test_book_packets_the_batch_cannot_read_go_one_by_one(packet):
+    data = book_lines([{"uri": "/a", "method": "GET"}, packet])
+    block = encode_block(data)
+    assert block is not None and block.body == line_by_line(data)
+
+
 def test_a_block_stops_at_the_limit_and_at_max_events():
     data = stored(*({"message": f"m{i}"} for i in range(10)))
     cut = encode_block(data, limit=4)

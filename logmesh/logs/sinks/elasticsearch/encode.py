@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...event import derive_request
+from ...event import as_text, derive_request
 
 FREE_FORM_FIELDS = ("params", "labels")  # mapped flattened / flat_object
 SEQ_KEY = b'{"seq":'  # how every stored line begins
@@ -109,15 +109,79 @@ def received_ms(line: bytes) -> int | None:
     return received if isinstance(received, int) else None
 
 
-def _plain(data: bytes) -> bool:
-    """Every line of ``data`` goes as it is stored (counted in C over the whole block)."""
-    if BOOK_MESSAGE in data:
-        return False
+def _free_form_fit(data: bytes) -> bool:
+    """Every params and labels in ``data`` is an object or null (counted in C over the block)."""
     for key in FREE_FORM_KEYS:
         n = data.count(key)
         if n and n != data.count(key + b"{") and n != data.count(key + b"{") + data.count(key + b"null"):
             return False
     return True
+
+
+class _Request(msgspec.Struct):
+    """What derive_request reads of a book packet's request; any other type: the per-line path."""
+
+    method: str | None = None
+    uri: str | None = None
+    key: Any = None
+    params: dict | None = None  # not an object: wrapped as {"value": ...}, one by one
+    trace_id: str | None = msgspec.field(default=None, name="trace.id")
+
+
+class _Derived(msgspec.Struct, omit_defaults=True):
+    """The fields derive_request adds, in its order (so both paths write the same bytes)."""
+
+    method: str | None = msgspec.field(default=None, name="http.request.method")
+    path: str | None = msgspec.field(default=None, name="url.path")
+    trace_id: str | None = msgspec.field(default=None, name="trace.id")
+    key: str | None = None
+    params: Any = msgspec.UNSET  # an object, or left out
+
+
+_texts = msgspec.json.Decoder(str).decode_lines
+_requests = msgspec.json.Decoder(_Request).decode_lines
+_encode_derived = msgspec.json.Encoder().encode_lines
+# Top-level fields that change what derive_request does with a line: such lines go one by one.
+_DERIVE_SKIPS = (b'"http.request.method":', b'"url.path":', b'"params":', b'"key":', b'"trace.id":',
+                 b'"labels":')
+
+
+def _book_docs(lines: list[bytes]) -> dict[int, bytes] | None:
+    """The documents of the book packets stored unparsed among ``lines``, their request's
+    fields derived in three msgspec passes over all of them (the message texts, the requests,
+    the derived fields), as ingest/book_block.py stored them; None: take the per-line path."""
+    which = [i for i, line in enumerate(lines) if BOOK_MESSAGE in line]
+    if not which:
+        return {}
+    book = [lines[i] for i in which]
+    starts = [line.find(BOOK_MESSAGE) + 10 for line in book]
+    if not all(line.endswith(b'"}') for line in book):
+        return None  # the message is not the last field: book_block.py did not write this line
+    heads = b"\n".join([line[:at] for line, at in zip(book, starts, strict=True)])  # all but messages
+    if any(key in heads for key in _DERIVE_SKIPS):
+        return None
+    try:
+        texts = _texts(b"\n".join([line[at:-1] for line, at in zip(book, starts, strict=True)]))
+        text = "\n".join(texts)
+        if len(texts) != len(book) or text.count("\n") != len(book) - 1:
+            return None
+        requests = _requests(text)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeEncodeError):
+        return None
+    derived = []
+    unset = msgspec.UNSET
+    for r in requests:
+        key, params = r.key, r.params
+        if key is None and params:
+            key = params.get("key")  # the book's gateway keeps the key inside params
+        if key is not None and key.__class__ is not str:
+            key = as_text(key)
+        derived.append(_Derived(r.method, r.uri, r.trace_id, key, unset if params is None else params))
+    docs = {}
+    for i, line, extra in zip(which, book, _encode_derived(derived).split(b"\n"), strict=False):
+        if extra != b"{}":
+            docs[i] = line[:-1] + b"," + extra[1:]
+    return docs
 
 
 def encode_block(data: bytes, limit: int | None = None, max_events: int | None = None) -> Block | None:
@@ -129,7 +193,8 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
         del lines[max_events:]
         data = data[:sum(map(len, lines)) + len(lines)]
     n = len(lines)
-    if not n or not data.startswith(SEQ_KEY) or data.count(b"\n" + SEQ_KEY) != n - 1 or not _plain(data):
+    if not n or not data.startswith(SEQ_KEY) or data.count(b"\n" + SEQ_KEY) != n - 1 \
+            or not _free_form_fit(data):
         return _encode_lines(lines, limit)
     ids = [line[7:line.find(b",", 7)] for line in lines]  # the digits after {"seq":
     if not all(ids) or not b"".join(ids).isdigit():
@@ -140,16 +205,21 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
         if n == 0:
             return None
         del lines[n:], seqs[n:], ids[n:]
-    # {"create":{"_id":"S"}}\n<line>\n for each, joined in one C call (as book_block.py does)
+    docs = _book_docs(lines) if BOOK_MESSAGE in data else {}
+    if docs is None:
+        return _encode_lines(lines, limit)
+    # {"create":{"_id":"S"}}\n<document>\n for each, joined in one C call (as book_block.py does)
     parts: list[bytes] = [b""] * (4 * n)
     parts[0::4] = repeat(b'\n{"create":{"_id":"', n)  # each line's newline comes before the next action
     parts[0] = b'{"create":{"_id":"'
     parts[1::4] = ids
     parts[2::4] = repeat(b'"}}\n', n)
     parts[3::4] = lines
+    for i, doc in docs.items():
+        parts[4 * i + 3] = doc
     parts.append(b"\n")
-    body = b"".join(parts)
-    return Block(seqs, lines, body, sum(map(len, lines)) + n, received_ms=received_ms(lines[0]))
+    return Block(seqs, lines, b"".join(parts), sum(map(len, lines)) + n, docs=docs,
+                 received_ms=received_ms(lines[0]))
 
 
 def _encode_lines(lines: list[bytes], limit: int | None) -> Block | None:
