@@ -151,8 +151,9 @@ def parse_wrk(out: str) -> dict:
     if m is None:
         raise ValueError(f"wrk printed no request count:\n{out}")
     seconds = float(m.group(2)) * (60 if m.group(3) == "m" else 1)
-    pct = dict(re.findall(r"^\s+(50|99)\.000%\s+(\S+)$", out, re.M)) or \
-        dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s*(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.M))
+    if "50" not in pct or "99" not in pct:
+        raise ValueError(f"wrk printed no 50%/99% latency:\n{out}")
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"requests": int(m.group(1)), "seconds": seconds,

@@ -448,10 +448,11 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
     joined = ["--distributor", f"{local}:{port['distributor']}", *common]
     specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, "--port",
                                                    str(port["distributor"]), *common), env)]
-    # Two gateway workers on two cores or more: every request of every service passes the
-    # gateway, and one process is what bounds the mesh (bench/notes/mesh.md); a service's
-    # share is smaller and stays one process.
-    gw_workers = 2 if (os.cpu_count() or 1) >= 2 else 1
+    # A gateway worker per two cores (at most 4): every request of every service passes the
+    # gateway, but on two cores the services and the logs service want the second one, and
+    # two workers there cost ~1.7x the CPU per request for no more requests/s
+    # (bench/notes/mesh.md). A service's share is smaller and stays one process.
+    gw_workers = min(4, max(1, (os.cpu_count() or 1) // 2))
     for i in range(gw_workers):
         workers = ["--workers", str(gw_workers), "--worker-id", str(i), "--metrics-dir",
                    str(data_dir / "gateway-metrics")] if gw_workers > 1 else []

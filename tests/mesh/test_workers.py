@@ -7,7 +7,9 @@ import re
 import urllib.request
 
 import pytest
+from click.testing import CliRunner
 
+from logmesh import cli as cli_module
 from tests.support.mesh import Peer
 from tests.support.procs import HOST, Procs, free_port, wait_for
 
@@ -75,3 +77,32 @@ def _try(url: str) -> bool:
         return _get(url) == 200
     except OSError:
         return False
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 1), (4, 2), (64, 4)])
+def test_up_runs_a_gateway_worker_per_two_cores(monkeypatch, tmp_path, cores, workers):
+    seen: list = []
+
+    class Recorder:  # the specs `up` hands its supervisor, which is not run
+        def __init__(self, specs) -> None:
+            seen.extend(specs)
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(cli_module, "Supervisor", Recorder)
+    monkeypatch.setattr(cli_module, "busy_port", lambda host, ports: None)
+    monkeypatch.setattr(cli_module.os, "cpu_count", lambda: cores)
+    result = CliRunner().invoke(cli_module.cli, ["up", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    gateways = [s for s in seen if s.argv[3] == "gateway"]  # python -m logmesh gateway ...
+    assert [s.name for s in gateways] == ["gateway"] + [f"gateway-w{i}" for i in range(1, workers)]
+    for i, spec in enumerate(gateways):
+        argv = spec.argv
+        assert argv[argv.index("--port") + 1] == "8000"
+        if workers == 1:
+            assert "--workers" not in argv
+        else:
+            assert argv[argv.index("--workers") + 1] == str(workers)
+            assert argv[argv.index("--worker-id") + 1] == str(i)
+            assert argv[argv.index("--metrics-dir") + 1] == str(tmp_path / "gateway-metrics")
