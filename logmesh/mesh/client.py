@@ -71,7 +71,7 @@ class ReconnectingClient:
         self._queued_bytes = 0
         self.dropped = 0
         self.unmatched_replies = 0
-        self._pending: dict[Any, asyncio.Future[dict]] = {}
+        self._pending: dict[Any, asyncio.Future[tuple[dict, bytes]]] = {}
         self._keys = itertools.count(1)
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -176,6 +176,12 @@ class ReconnectingClient:
         The key goes where the book's gateway puts it (``params.key``) and at
         the top level, so book and logmesh services both answer it.
         """
+        return (await self.exchange(uri, method, params, timeout=timeout, extra=extra))[0]
+
+    async def exchange(self, uri: str, method: str, params: Any = None, *,
+                       timeout: float = 10.0, extra: dict | None = None) -> tuple[dict, bytes]:
+        """:meth:`request`, answering the reply and its frame's bytes (the gateway sends them
+        on as they are)."""
         if not self.is_connected:
             raise NotConnected(f"{self.name}: not connected to {self.host}:{self.port}")
         key = next(self._keys)
@@ -187,7 +193,7 @@ class ReconnectingClient:
         if extra:
             packet.update(extra)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[dict] = loop.create_future()
+        fut: asyncio.Future[tuple[dict, bytes]] = loop.create_future()
         self._pending[key] = fut
         # A timer on the future itself, without wait_for's wrapping (the gateway's hot path).
         timer = loop.call_later(timeout, _expire, fut, self.host, self.port, timeout)
@@ -204,7 +210,7 @@ class ReconnectingClient:
         fut = self._pending.get(key) if key is not None and not isinstance(key, (dict, list)) else None
         if fut is not None:
             if not fut.done():
-                fut.set_result(packet)
+                fut.set_result((packet, raw))
             return
         if packet.get("errorcode") == 401 and key in (0, None):
             self.refusal = packet  # our token was refused; the server closes the connection

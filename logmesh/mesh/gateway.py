@@ -65,22 +65,6 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-@web.middleware
-async def _internal_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """A bug answers 500 without details; the traceback stays in our log."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _json({"errorcode": exc.status, "errormessage": exc.reason}, exc.status)
-    except (asyncio.CancelledError, ConnectionError):
-        raise
-    except Exception:
-        log.exception("gateway: %s %s failed", request.method, request.path)
-        return _json({"errorcode": 500, "errormessage": "internal error"}, 500)
-
-
 # (key, help) of the gateway's counters: logmesh_gateway_<key>_total.
 GATEWAY_COUNTERS = (
     ("requests", "Gateway requests."),
@@ -230,7 +214,9 @@ class Gateway(CountedPart, Serving):
 
     # -- HTTP -----------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes, middlewares=[_internal_errors])
+        # No middleware: handle() answers its own errors, and aiohttp wraps every request in
+        # two more coroutines when an application has any.
+        app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
@@ -251,8 +237,11 @@ class Gateway(CountedPart, Serving):
             response = self._error(ex, 500, "internal error")
         response.headers["X-Request-Id"] = ex.trace_id
         seconds = time.perf_counter() - t0
-        self._timed(request, response.status, seconds)
-        self._account(request, response.status, ex, seconds)
+        try:
+            self._timed(request, response.status, seconds)
+            self._account(request, response.status, ex, seconds)
+        except Exception:  # a bug in the bookkeeping must not cost the client its answer
+            log.exception("gateway: accounting %s %s failed", request.method, request.path)
         return response
 
     def _account(self, request: web.Request, status: int, ex: Exchange, seconds: float) -> None:
@@ -308,8 +297,8 @@ class Gateway(CountedPart, Serving):
             ex.upstream = self.names.get(client_addr) or self.served.get(route, "?")
             ex.address = f"{client_addr[0]}:{client_addr[1]}"
             try:
-                reply = await client.request(path, method, params, timeout=self.timeout,
-                                             extra={TRACE_FIELD: ex.trace_id})
+                reply, raw = await client.exchange(path, method, params, timeout=self.timeout,
+                                                   extra={TRACE_FIELD: ex.trace_id})
             except RequestTimeout:
                 self._counters["timeouts"].inc()
                 return self._error(ex, 504, f"{method} {path} timed out: {ex.upstream} did "
@@ -319,7 +308,7 @@ class Gateway(CountedPart, Serving):
                 return self._error(ex, 502, str(exc))
             except NotConnected:
                 continue  # lost while waiting: the next instance, if any
-            return self._reply(ex, reply)
+            return self._reply(ex, reply, raw)
         if ex.upstream is None:  # every connection went between the check and the loop
             return self._no_instance(ex, method, path)
         self._counters["unreachable"].inc()
@@ -334,11 +323,12 @@ class Gateway(CountedPart, Serving):
         self._counters["no_instance"].inc()
         return self._error(ex, 503, f"{method} {path}: no instance of {service} is up")
 
-    def _reply(self, ex: Exchange, reply: dict) -> web.Response:
-        """A service's reply, as it came; its status from its errorcode (or 200, the book's)."""
+    def _reply(self, ex: Exchange, reply: dict, raw: bytes) -> web.Response:
+        """A service's reply, its bytes as they came (decoded once, never encoded again); its
+        status from its errorcode (or 200, the book's)."""
         ex.errorcode = reply.get("errorcode")
         ex.outcome = status_for(ex.errorcode)
-        return web.Response(body=orjson.dumps(reply), content_type="application/json",
+        return web.Response(body=raw, content_type="application/json",
                             status=ex.outcome if self.status_from_errorcode else 200,
                             headers={"X-Upstream": ex.upstream or ""})
 
