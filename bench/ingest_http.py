@@ -155,12 +155,14 @@ def logs_cmd(port: int, http_port: int, data: Path, max_body: int) -> list[str]:
             "--max-body-size", str(max_body), "--no-compact", "--no-supervise"]
 
 
-def run_http(proto: str, bodies: list[tuple[bytes, int]], posts: int, events: int, workdir: Path) -> dict:
+def run_http(proto: str, bodies: list[tuple[bytes, int]], posts: int, events: int, workdir: Path,
+             code: Path | None = None) -> dict:
     path, ctype, _, check = HTTP[proto]
+    workdir.mkdir(parents=True, exist_ok=True)
     port, http_port = free_port(), free_port()
     data = workdir / proto
     max_body = 256 << 20  # snappy bodies grow when unpacked; the limit is not what is measured
-    proc = start_server(logs_cmd(port, http_port, data, max_body), http_port,
+    proc = start_server(logs_cmd(port, http_port, data, max_body), http_port, cwd=code,
                         stderr=workdir / f"{proto}.stderr")
     try:
         cpu0 = group_cpu_seconds(proc.pid)
@@ -215,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--body-bytes", type=int, default=8 << 20)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--code", type=Path, action="append", default=[],
+                    help="run the HTTP protocols' servers from this checkout (python -m logmesh "
+                         "in it) instead of this one; given twice, the rounds alternate the two "
+                         "(a before/after pairing); the book TCP path runs from this checkout")
     a = ap.parse_args(argv)
     protocols = a.protocols.split(",")
     evs = frames(a.events, seed=1)
@@ -225,18 +231,22 @@ def main(argv: list[str] | None = None) -> int:
         build = HTTP[proto][2]
         per = max(1, a.body_bytes // max(1, len(build(evs[:200])) // 200))
         bodies[proto] = [(build(evs[i:i + per]), len(evs[i:i + per])) for i in range(0, a.events, per)]
-    rows: dict[str, list[dict]] = {p: [] for p in protocols}
+    rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="ingest_http.") as tmp:
         for r in range(a.repeat):
             for proto in protocols:  # alternating: every protocol once per round
                 workdir = Path(tmp) / f"r{r}"
                 workdir.mkdir(exist_ok=True)
-                res = run_book(a.posts, a.events, workdir) if proto == "book-tcp" else \
-                    run_http(proto, bodies[proto], a.posts, a.events, workdir)
-                res["round"] = r
-                rows[proto].append(res)
-                print(f"round {r} {proto:14} {res['events_per_s']:>9,} ev/s  "
-                      f"CPU {res['cpu_s_per_M']} s/M  on disk {res['on_disk_after_stop']}", flush=True)
+                for code in a.code or [None]:
+                    name = proto if len(a.code) < 2 else f"{proto}@{code.name}"
+                    res = run_book(a.posts, a.events, workdir) if proto == "book-tcp" else \
+                        run_http(proto, bodies[proto], a.posts, a.events, workdir / name, code)
+                    res["round"], res["name"] = r, name
+                    rows.setdefault(name, []).append(res)
+                    print(f"round {r} {name:14} {res['events_per_s']:>9,} ev/s  "
+                          f"CPU {res['cpu_s_per_M']} s/M  on disk {res['on_disk_after_stop']}", flush=True)
+                    if proto == "book-tcp":
+                        break
     book = statistics.median(x["events_per_s"] for x in rows.get("book-tcp", [])) \
         if rows.get("book-tcp") else None
     print(f"\nmedian of {a.repeat} rounds, {a.events:,} events, {a.posts} connections, bodies of "
