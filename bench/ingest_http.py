@@ -49,7 +49,7 @@ from ingest_peers import (  # noqa: E402
 )
 from loadgen import _request_frame  # noqa: E402
 
-PROTOCOLS = ("book-tcp", "ndjson", "es-bulk", "es-bulk-nested", "otlp-protobuf", "otlp-json", "loki-protobuf",
+PROTOCOLS = ("book-tcp", "ndjson", "es-bulk", "es-bulk-beats", "es-bulk-nested", "otlp-protobuf", "otlp-json", "loki-protobuf",
              "loki-json")
 SERVICES = ("goods", "members", "purchases")
 
@@ -139,6 +139,9 @@ HTTP = {
     "es-bulk": ("/_bulk", "application/x-ndjson", body_es,
                 lambda s, b: sum(1 for i in orjson.loads(b)["items"] if i["create"]["status"] == 201)
                 if s == 200 else 0),
+    "es-bulk-beats": ("/_bulk?filter_path=errors,items.*.error,items.*.status", "application/x-ndjson",
+                      body_es, lambda s, b: sum(1 for i in orjson.loads(b)["items"]
+                                                if i["create"]["status"] == 201) if s == 200 else 0),
     "es-bulk-nested": ("/_bulk", "application/x-ndjson", body_es_nested,
                        lambda s, b: sum(1 for i in orjson.loads(b)["items"]
                                         if i["create"]["status"] == 201) if s == 200 else 0),

@@ -17,6 +17,7 @@ per action in order, with ``_id`` the stored event's ``seq``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -163,28 +164,56 @@ def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkPar
     return out
 
 
-def bulk_response(parsed: BulkParse, took_ms: int) -> bytes:
-    """Elasticsearch's bulk answer, an item per action (``_id`` is the stored event's seq)."""
+def _item_keys(filter_path: str | None) -> tuple[set[str], set[str] | None]:
+    """``filter_path`` (what Beats send: ``errors,items.*.error,items.*.status``) -> the top-level
+    keys and the keys of an item kept (None: all of them)."""
+    top: set[str] = set()
+    keys: set[str] | None = set()
+    for path in (filter_path or "took,errors,items").split(","):
+        parts = path.strip().split(".")
+        top.add(parts[0])
+        if parts[0] == "items" and keys is not None:
+            if len(parts) < 3 or parts[2] == "*":
+                keys = None
+            else:
+                keys.add(parts[2])
+    return top, keys
+
+
+def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = None) -> bytes:
+    """Elasticsearch's bulk answer, an item per action (``_id`` is the stored event's seq),
+    cut to ``filter_path``'s fields as Elasticsearch does (a few common forms of it)."""
     events = parsed.events
+    top, keys = _item_keys(filter_path)
+    head_of = {"took": b'"took":%d' % took_ms,
+               "errors": b'"errors":%s' % (b"false" if parsed.uniform is not None else
+                                           orjson.dumps(any(p is None for _, _, p, _, _ in parsed.items)))}
+    heads = [head_of[k] for k in ("took", "errors") if k in top]
+    if "items" not in top:
+        return b"{" + b",".join(heads) + b"}"
     if parsed.uniform is not None:  # every item alike: bytes from one template, no dicts
         action, index = parsed.uniform
-        head = b'{"%s":{"_index":%s,"_id":"' % (action.encode(), orjson.dumps(index))
-        tail = (b'","_version":1,"result":"created","status":201,"_seq_no":%d,"_primary_term":1,'
-                b'"_shards":{"total":1,"successful":1,"failed":0}}}')
-        items = [head + b"%d" % ev.seq + tail % ev.seq for ev in events]
-        return b'{"took":%d,"errors":false,"items":[%s]}' % (took_ms, b",".join(items))
+        if keys is not None and "_id" not in keys and "_seq_no" not in keys:  # the same bytes each
+            item = orjson.dumps({action: {k: v for k, v in (("_index", index), ("status", 201),
+                                                            ("result", "created")) if k in keys}})
+            joined = b",".join(repeat(item, len(events)))
+        else:
+            head = b'{"%s":{"_index":%s,"_id":"' % (action.encode(), orjson.dumps(index))
+            tail = (b'","_version":1,"result":"created","status":201,"_seq_no":%d,"_primary_term":1,'
+                    b'"_shards":{"total":1,"successful":1,"failed":0}}}')
+            joined = b",".join([head + b"%d" % ev.seq + tail % ev.seq for ev in events])
+        return b"{" + b",".join([*heads, b'"items":[' + joined + b"]"]) + b"}"
     items: list[dict[str, Any]] = []
     for action, index, pos, status, error in parsed.items:
         if pos is not None:
             seq = events[pos].seq
-            items.append({action: {"_index": index, "_id": str(seq), "_version": 1,
-                                   "result": "created", "status": status, "_seq_no": seq,
-                                   "_primary_term": 1,
-                                   "_shards": {"total": 1, "successful": 1, "failed": 0}}})
+            item = {"_index": index, "_id": str(seq), "_version": 1, "result": "created",
+                    "status": status, "_seq_no": seq, "_primary_term": 1,
+                    "_shards": {"total": 1, "successful": 1, "failed": 0}}
         else:
-            items.append({action: {"_index": index, "_id": None, "status": status, "error": error}})
-    return orjson.dumps({"took": took_ms, "errors": any(p is None for _, _, p, _, _ in parsed.items),
-                         "items": items})
+            item = {"_index": index, "_id": None, "status": status, "error": error}
+        items.append({action: item if keys is None else {k: v for k, v in item.items() if k in keys}})
+    return b"{" + b",".join([*heads, b'"items":' + orjson.dumps(items)]) + b"}"
 
 
 def error_body(status: int, kind: str, reason: str) -> bytes:

@@ -184,7 +184,8 @@ class HttpSources:
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return resp
         took = int((time.perf_counter() - t0) * 1000)
-        return web.Response(body=es_bulk.bulk_response(parsed, took), content_type="application/json",
+        return web.Response(body=es_bulk.bulk_response(parsed, took, request.query.get("filter_path")),
+                            content_type="application/json",
                             headers=ES_HEADERS)
 
     # -- Loki ---------------------------------------------------------------------

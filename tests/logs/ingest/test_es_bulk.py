@@ -120,3 +120,20 @@ async def test_one_repeated_action_with_a_broken_document_in_the_middle(start_lo
     assert [answer["items"][0]["create"]["_id"], answer["items"][2]["create"]["_id"]] == \
         [str(a["seq"]), str(c["seq"])]
     assert a["labels"] == {"host.name": "h", "es.index": "filebeat-8"} and c["log.level"] == "error"
+
+
+async def test_filter_path_cuts_the_answer_as_beats_ask(start_logs):
+    srv = await start_logs()
+    fp = "?filter_path=errors,items.*.error,items.*.status"
+    uniform = ndjson({"create": {}}, {"message": "a"}, {"create": {}}, {"message": "b"})
+    status, answer, _ = await call(srv, "POST", "/_bulk" + fp, uniform)
+    assert status == 200
+    assert answer == {"errors": False, "items": [{"create": {"status": 201}}] * 2}
+    mixed = ndjson({"create": {}}, {"message": "a"}, {"index": {}}, b"{torn")
+    status, answer, _ = await call(srv, "POST", "/_bulk" + fp, mixed)
+    assert answer["errors"] is True and set(answer) == {"errors", "items"}
+    assert answer["items"][0] == {"create": {"status": 201}}
+    assert set(answer["items"][1]["index"]) == {"status", "error"}
+    status, answer, _ = await call(srv, "POST", "/_bulk?filter_path=took", uniform)
+    assert set(answer) == {"took"}
+    assert len(stored(srv.config.data_dir)) == 5
