@@ -58,7 +58,7 @@ class FlatEvent(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown
 _flat_lines = msgspec.json.Decoder(FlatEvent).decode_lines
 
 
-def flat_events(docs: bytes, received: int) -> list[FlatEvent] | None:
+def flat_events(docs: bytes | memoryview, received: int) -> list[FlatEvent] | None:
     """Every line of ``docs`` as a :class:`FlatEvent`, or None if any line does not fit one.
 
     What the per-document path would refuse (a document without a message, a bad
