@@ -139,7 +139,10 @@ def one_round(tree: Path, events: int, batch: int, shape: str | None) -> dict:
 
 def compare(ref: str, rounds: int, events: int, batch: int, base_batch: int) -> dict:
     old_tree = Path(tempfile.mkdtemp(prefix="es-sink-baseline-"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True)
+    if archive.returncode != 0:  # a shallow clone, or no git: say so, do not fake a comparison
+        raise SystemExit(f"--baseline {ref}: not in this clone ({archive.stderr.decode().strip()}); "
+                         "fetch the history or run without --baseline")
     subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
     runs: dict[str, list[dict]] = {"new": [], "old": [], "new_book": []}
     for r in range(rounds):  # alternating, so a busy minute on a shared machine hits both

@@ -63,9 +63,14 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                     "alternating rounds: events/s and each worker's share.",
          [PY, "bench/balance.py", "-n", n_ingest, "--rounds", "2" if quick else "6",
           "--json", str(OUT / "balance.json")]),
-        ("es_sink", "The Elasticsearch sink catching up into a fake cluster in its own process.",
-         [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000",
-          "--json", str(OUT / "es_sink.json")]),
+        ("es_sink", "The Elasticsearch sink catching up into a fake cluster in its own process, "
+                    "beside the sink of main before issue 21 (paired, alternating rounds).",
+         [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000", "--baseline", "5287388",
+          "--rounds", "1" if quick else "3", "--json", str(OUT / "es_sink.json")]),
+        ("es_sink_exactly_once", "The sink through faults (429, 503, dropped connections) and "
+                                 "kill -9 of its process: every event once in the fake cluster.",
+         [PY, "bench/es_sink.py", "--exactly-once", "100000" if quick else "1000000",
+          "--json", str(OUT / "es_sink_exactly_once.json")]),
         ("ui", "The web UI in Debian's chromium: a click on Search to the rows painted, 1 h range, "
                "beside a fetch of the same API page from the same page (paired, alternating).",
          [PY, "bench/ui.py", "--events", "100000" if quick else "600000", "--rounds", "2" if quick else "6",

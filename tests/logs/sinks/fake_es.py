@@ -30,18 +30,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-import re
 import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from itertools import repeat
-from operator import attrgetter
 from typing import Any
 
 import msgspec
 import orjson
 from aiohttp import web
+
+from tests.logs.sinks.fake_bulk import (
+    CONTENT_TYPES,
+    REJECTED,
+    SHARDS,
+    BulkFormatError,
+    Creates,
+    Docs,
+    Op,
+    bulk_ops,
+    cut,
+    doc_type,
+    filter_path,
+    item_fields,
+    look_closer,
+    one_conflict,
+)
 
 HOST = "127.0.0.1"
 ES_VERSION = "8.19.2"
@@ -60,236 +74,6 @@ class Faults:
     bulk_delay: float = 0.0  # seconds to wait (after storing) before answering a bulk
     max_content_length: int = 0  # when set, larger bulk bodies get 413 with no body, as ES does
     short_answer: float = 0.0  # an answer whose last item is missing (that document not stored)
-
-
-CONTENT_TYPES = {"application/json", "application/x-ndjson", "application/vnd.elasticsearch+json",
-                 "application/vnd.elasticsearch+x-ndjson"}
-META_KEYS = {"_index", "_id", "routing", "pipeline", "require_alias", "require_data_stream",
-             "if_seq_no", "if_primary_term", "version", "version_type", "dynamic_templates",
-             "retry_on_conflict", "_source", "list_executed_pipelines"}
-OPS = ("index", "create", "update", "delete")
-MAX_ID_BYTES = 512
-SIMPLE_ACTION = re.compile(rb'\{"(create|index)":\{"_id":"([^"\\]{1,512})"\}\}')  # parsed without JSON
-SHARDS = {"total": 2, "successful": 1, "failed": 0}
-REJECTED = {"status": 429, "error": {
-    "type": "es_rejected_execution_exception",
-    "reason": "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
-              "replica_bytes=0, all_bytes=0, coordinating_operation_bytes=108, "
-              "max_coordinating_and_primary_bytes=107374182]"}}
-
-
-class BulkFormatError(Exception):
-    """A request Elasticsearch refuses as a whole (400), before any document."""
-
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-
-
-class Creates:
-    """A body of nothing but ``{"create":{"_id":"..."}}`` actions (the sink's): parsed in C."""
-
-    __slots__ = ("index", "ids", "sources")
-
-    def __init__(self, index: str, ids: list[str], sources: list[bytes]) -> None:
-        self.index, self.ids, self.sources = index, ids, sources
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def pop(self) -> None:
-        self.ids.pop()
-        self.sources.pop()
-
-    def ops(self) -> list[Op]:
-        return [Op("create", {"_id": i}, self.index, i, s) for i, s in zip(self.ids, self.sources, strict=True)]
-
-
-class Op:
-    __slots__ = ("op", "meta", "index", "id", "source")
-
-    def __init__(self, op: str, meta: dict, index: str, doc_id: str | None, source: bytes | None) -> None:
-        self.op, self.meta, self.index, self.id, self.source = op, meta, index, doc_id, source
-
-
-def _invalid(reason: str) -> BulkFormatError:
-    return BulkFormatError("action_request_validation_exception", f"Validation Failed: 1: {reason};")
-
-
-CREATE_HEAD, CREATE_TAIL = b'{"create":{"_id":"', b'"}}'
-
-
-def _creates(lines: list[bytes], path_index: str | None) -> Creates | None:
-    """The whole body as simple creates, checked with bytes operations over all lines at once."""
-    actions, sources = lines[0::2], lines[1::2]
-    if not path_index or len(actions) != len(sources) or \
-            not all(map(bytes.startswith, actions, repeat(CREATE_HEAD))) or \
-            not all(map(bytes.endswith, actions, repeat(CREATE_TAIL))):
-        return None
-    ids = [a[18:-3] for a in actions]
-    joined = b"".join(ids)
-    if b'"' in joined or b"\\" in joined or min(map(len, ids)) < 1 or max(map(len, ids)) > MAX_ID_BYTES \
-            or min(map(len, sources)) < 1:
-        return None
-    try:
-        return Creates(path_index, joined.decode() and [i.decode() for i in ids], sources)
-    except UnicodeDecodeError:
-        return None
-
-
-def bulk_ops(body: bytes, path_index: str | None) -> list[Op] | Creates:
-    """The ops of a ``_bulk`` body, or BulkFormatError with what Elasticsearch says."""
-    if not body:
-        raise BulkFormatError("parse_exception", "request body is required")
-    if not body.endswith(b"\n"):
-        raise BulkFormatError("illegal_argument_exception",
-                              "The bulk request must be terminated by a newline [\\n]")
-    lines = body.split(b"\n")
-    lines.pop()
-    creates = _creates(lines, path_index)
-    if creates is not None:
-        return creates
-    ops: list[Op] = []
-    i, n = 0, len(lines)
-    simple = SIMPLE_ACTION.fullmatch
-    while i < n:
-        line = lines[i]
-        m = simple(line)
-        if m is not None:  # the sink's own action lines: no JSON parse needed
-            op, doc_id = m.group(1).decode(), m.group(2).decode()
-            meta: dict[str, Any] = {"_id": doc_id}
-        else:
-            op, meta = _action(line, i + 1)
-            raw_id = meta.get("_id")
-            if raw_id is not None and not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
-                raise BulkFormatError("illegal_argument_exception", f"Malformed action/metadata line "
-                                      f"[{i + 1}], expected a simple value for field [_id] but found "
-                                      f"[{type(raw_id).__name__}]")
-            doc_id = None if raw_id is None else str(raw_id)
-            if doc_id is not None and not doc_id:
-                raise _invalid("if _id is specified it must not be empty")
-            if doc_id is not None and len(doc_id.encode()) > MAX_ID_BYTES:
-                raise _invalid(f"id [{doc_id}] is too long, must be no longer than 512 bytes but was: "
-                               f"{len(doc_id.encode())}")
-        index = meta.get("_index") or path_index
-        if not index:
-            raise _invalid("index is missing")
-        if op == "delete":
-            ops.append(Op(op, meta, index, doc_id, None))
-            i += 1
-            continue
-        if i + 1 >= n:
-            raise _invalid(f"no document after the action line [{i + 1}]")
-        ops.append(Op(op, meta, index, doc_id, lines[i + 1]))
-        i += 2
-    if not ops:
-        raise _invalid("no requests added")
-    return ops
-
-
-def _action(line: bytes, number: int) -> tuple[str, dict]:
-    try:
-        header = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        raise BulkFormatError("illegal_argument_exception", f"Malformed action/metadata line "
-                              f"[{number}], expected START_OBJECT or END_OBJECT but found "
-                              f"[{line[:20]!r}]") from None
-    if not isinstance(header, dict) or len(header) != 1:
-        raise BulkFormatError("illegal_argument_exception", f"Malformed action/metadata line "
-                              f"[{number}], expected one field, the action")
-    (op, meta), = header.items()
-    if op not in OPS:
-        raise BulkFormatError("illegal_argument_exception", f"Malformed action/metadata line "
-                              f"[{number}], expected field [create], [delete], [index] or [update] "
-                              f"but found [{op}]")
-    if not isinstance(meta, dict):
-        raise BulkFormatError("illegal_argument_exception", f"Malformed action/metadata line "
-                              f"[{number}], expected START_OBJECT but found [{type(meta).__name__}]")
-    for key in meta:
-        if key not in META_KEYS:
-            raise BulkFormatError("illegal_argument_exception", f"Action/metadata line [{number}] "
-                                  f"contains an unknown parameter [{key}]")
-    return op, meta
-
-
-def item_fields(spec: str | None) -> set[str] | None:
-    """The item fields ``filter_path`` keeps (``items.*.<field>``); None: all of them."""
-    if not spec:
-        return None
-    paths = {p.strip() for p in spec.split(",")}
-    if "items" in paths:
-        return None
-    return {p[len("items.*."):] for p in paths if p.startswith("items.*.")}
-
-
-def filter_path(answer: dict[str, Any], spec: str | None) -> dict[str, Any]:
-    """Elasticsearch's ``filter_path`` for the bulk answer: ``errors``, ``took``, ``items``
-    and ``items.*.<field>`` (the items are already cut to those fields: :func:`item_fields`)."""
-    if not spec:
-        return answer
-    paths = {p.strip() for p in spec.split(",")}
-    out = {k: answer[k] for k in ("errors", "took") if k in paths}
-    if "items" in paths or any(p.startswith("items.*.") for p in paths):
-        out["items"] = answer["items"]
-    return out
-
-
-def _cut(item: dict[str, Any], fields: set[str] | None) -> dict[str, Any]:
-    return item if fields is None else {k: v for k, v in item.items() if k in fields}
-
-
-def _conflict(doc_id: str, backing: str) -> dict[str, Any]:
-    return {"status": 409, "error": {
-        "type": "version_conflict_engine_exception",
-        "reason": f"[{doc_id}]: version conflict, document already exists (current version [1])",
-        "index_uuid": "aBcDeFgHiJkLmNoPqRsTuV", "shard": "0", "index": backing}}
-
-
-_KIND_TYPES: dict[str, Any] = {"keyword": str | None, "text": str | None, "long": int | None,
-                               "date": int | str | None}
-_FLAT = ("flattened", "flat_object")
-
-
-def _doc_type(leaves: dict[str, dict], objects: set[str], data_stream: bool) -> type:
-    """A msgspec type that takes exactly the documents that need no closer look: every mapped
-    leaf of its plain JSON type (or null), free-form fields as raw JSON (checked after), and
-    no object written nested (``{"service": {...}}``): those go the per-document way."""
-    fields: list[tuple] = []
-    for n, (name, node) in enumerate(sorted(leaves.items())):
-        kind = node.get("type", "")
-        if kind in _FLAT:
-            fields.append((f"flat_{n}", msgspec.Raw, msgspec.field(default=msgspec.Raw(b"{}"), name=name)))
-        elif name == "@timestamp" and data_stream:
-            fields.append((f"f{n}", int | str, msgspec.field(name=name)))
-        else:
-            fields.append((f"f{n}", _KIND_TYPES.get(kind, Any), msgspec.field(default=None, name=name)))
-    for n, name in enumerate(sorted(objects)):
-        fields.append((f"o{n}", None, msgspec.field(default=None, name=name)))
-    depth = min((node.get("depth_limit", 20) for node in leaves.values() if node.get("type") in _FLAT),
-                default=20)
-    flat = tuple(f[0] for f in fields if f[0].startswith("flat_"))
-    return msgspec.defstruct("Doc", fields, kw_only=True, namespace={"depth_limit": depth,
-                                                                     "flat_fields": flat})
-
-
-def _look_closer(docs: list[Any], doc_type: Any) -> bool:
-    """A free-form field that is not an object, or may nest deeper than its limit (counted
-    as brackets, anywhere in it: never too few): those documents go the per-document way."""
-    for name in doc_type.flat_fields:
-        raws = list(map(bytes, map(attrgetter(name), docs)))
-        if not all(map(bytes.startswith, raws, repeat((b"{", b"null")))):
-            return True
-        if max(map(bytes.count, raws, repeat(b"{"))) + max(map(bytes.count, raws, repeat(b"["))) \
-                > doc_type.depth_limit:
-            return True
-    return False
-
-
-class Docs(dict):
-    """``_id`` -> the document as sent (bytes); read back as a dict."""
-
-    def __getitem__(self, key: str) -> dict[str, Any]:
-        return orjson.loads(super().__getitem__(key))
 
 
 @dataclass
@@ -560,16 +344,16 @@ class FakeElasticsearch:
             return []
         if isinstance(ops, Creates):
             stream = self.data_streams.get(ops.index)
-            decode, doc_type = self._fast_types(ops.index, stream is not None)
+            decode, kind = self._fast_types(ops.index, stream is not None)
             if decode is not None:
                 try:
                     docs = decode(b"\n".join(ops.sources))
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     docs = None
-                if docs is not None and len(docs) == len(ops) and not _look_closer(docs, doc_type):
+                if docs is not None and len(docs) == len(ops) and not look_closer(docs, kind):
                     return self._create_all(ops, self._backing(ops.index, stream), fields)
             ops = ops.ops()
-        return [{op.op: _cut(self._one(op.op, op.meta, op.source, op.index, n), fields)}
+        return [{op.op: cut(self._one(op.op, op.meta, op.source, op.index, n), fields)}
                 for n, op in enumerate(ops)]
 
     def _create_all(self, ops: Creates, backing: str, fields: set[str] | None) -> list[dict[str, Any]]:
@@ -581,11 +365,11 @@ class FakeElasticsearch:
         fresh: list[str] = []
         for doc_id, source in zip(ops.ids, ops.sources, strict=True):
             if item_429 and self.random.random() < item_429:
-                items.append({"create": _cut({"_index": backing, "_id": doc_id, **REJECTED}, fields)})
+                items.append({"create": cut({"_index": backing, "_id": doc_id, **REJECTED}, fields)})
             elif doc_id in docs:
                 self.conflicts += 1
-                items.append({"create": _cut({"_index": backing, "_id": doc_id,
-                                              **_conflict(doc_id, backing)}, fields)})
+                items.append({"create": cut({"_index": backing, "_id": doc_id,
+                                              **one_conflict(doc_id, backing)}, fields)})
             else:
                 docs[doc_id] = source
                 fresh.append(doc_id)
@@ -593,7 +377,7 @@ class FakeElasticsearch:
                     items.append({"create": {"_id": doc_id, "status": 201}})
                 else:
                     self._seq_no += 1
-                    items.append({"create": _cut({
+                    items.append({"create": cut({
                         "_index": backing, "_id": doc_id, "_version": 1, "result": "created",
                         "_shards": SHARDS, "_seq_no": self._seq_no, "_primary_term": 1,
                         "status": 201}, fields)})
@@ -615,8 +399,8 @@ class FakeElasticsearch:
             return None, None
         key = (id(template), data_stream)
         if key not in self._decoders:
-            doc_type = _doc_type(*self._fields(template), data_stream)
-            self._decoders[key] = (msgspec.json.Decoder(doc_type).decode_lines, doc_type)
+            kind = doc_type(*self._fields(template), data_stream)
+            self._decoders[key] = (msgspec.json.Decoder(kind).decode_lines, kind)
         return self._decoders[key]
 
     def _one(self, op: str, meta: dict, source_line: bytes | None, index: str, n: int) -> dict[str, Any]:
@@ -652,7 +436,7 @@ class FakeElasticsearch:
             return {**base, "status": 400, "error": problem}
         if op == "create" and doc_id in self.docs:
             self.conflicts += 1
-            return {**base, **_conflict(doc_id, backing)}
+            return {**base, **one_conflict(doc_id, backing)}
         self.docs[doc_id] = source_line or b"{}"
         self.created[doc_id] += 1
         self._seq_no += 1

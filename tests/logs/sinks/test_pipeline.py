@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from logmesh.logs.sinks.cursor import SinkState
-from tests.logs.sinks.fake_es import BulkFormatError, Creates, FakeElasticsearch, bulk_ops
+from tests.logs.sinks.fake_bulk import BulkFormatError, Creates, bulk_ops
+from tests.logs.sinks.fake_es import FakeElasticsearch
 from tests.logs.sinks.helpers import Store, event, wait_until
 from tests.logs.sinks.test_sink import deadletters, deliver_all, delivered, make_sink
 

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 
 @dataclass(frozen=True)
 class Done:
@@ -121,3 +123,17 @@ def backoff(attempt: int, initial: float, cap: float,
     """
     step = min(cap, initial * (2 ** min(attempt, 32)))
     return step / 2 + rand(0.0, step / 2)
+
+
+def deadletter_line(sink: str, at_ms: int, raw: bytes, status: int, reason: str,
+                    error: Any = None) -> bytes:
+    """One line of the dead-letter file: when, which sink, the answer, and the stored event
+    (as JSON when it is, else as text)."""
+    event: Any = orjson.Fragment(raw) if raw[:1] == b"{" else raw.decode("utf-8", "replace")
+    entry = {"at": at_ms, "sink": sink, "status": status, "reason": reason, "error": error,
+             "event": event}
+    try:
+        return orjson.dumps(entry)
+    except (orjson.JSONEncodeError, TypeError):
+        entry["event"] = raw.decode("utf-8", "replace")
+        return orjson.dumps(entry)

@@ -27,14 +27,11 @@ import asyncio
 import logging
 import random
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from ....metrics import Exposition, Metrics, number, value
 from ...store import layout
@@ -44,21 +41,18 @@ from .client import (
     BulkAnswer,
     ElasticsearchBackend,
     NotElasticsearch,
-    OpenSearchBackend,
     RequestFailed,
     check_installed,
-    is_opensearch,
 )
 from .config import ElasticsearchConfig
-from .encode import Block
+from .encode import Block, gzip_body
 from .reader import Batch, SegmentReader
-from .retry import DeadLetter, Done, Split, backoff, classify, classify_response
-from .template import has_policy, index_template, lifecycle_policy, policy_name, template_name
+from .retry import DeadLetter, Done, Split, backoff, classify, classify_response, deadletter_line
+from .setup import identify, install
 
 log = logging.getLogger("logmesh.sinks.elasticsearch")
 
 RETRY_LOG_EVERY = 30.0  # seconds between repeated warnings about the same failure
-GZIP_LEVEL = 1  # zlib's fastest: ~5x smaller NDJSON for ~1 us of CPU per event (bench/notes/es_sink.md)
 GZIP_MIN_BYTES = 1024  # smaller bodies go as they are
 GZIP_REFUSED = (400, 415)  # what a cluster (or a proxy) that cannot read a gzipped body answers
 
@@ -75,12 +69,6 @@ class InFlight:
 
 def _counter(seq: int) -> int:
     return layout.split_seq(seq)[0] if seq >= 0 else 0
-
-
-def gzip_body(body: bytes) -> bytes:
-    """A gzip member (what Content-Encoding: gzip means); zlib releases the GIL meanwhile."""
-    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    return z.compress(body) + z.flush()
 
 
 class ElasticsearchSink:
@@ -445,25 +433,10 @@ class ElasticsearchSink:
             try:
                 if self._backend is None:
                     self._backend = ElasticsearchBackend(cfg)
-                try:
-                    info = await self._backend.info()
-                except NotElasticsearch as exc:
-                    if not is_opensearch(exc.body):
-                        raise
-                    log.info("%s: the server is OpenSearch; using opensearch-py", self.name)
-                    await self._backend.close()
-                    self._backend = None
-                    self._backend = OpenSearchBackend(cfg)
-                    info = await self._backend.info()
-                flavor = self._backend.flavor
-                if cfg.install_template:
-                    if has_policy(cfg, flavor):  # before the template that names it
-                        await self._backend.put_policy(policy_name(cfg), lifecycle_policy(cfg))
-                    await self._backend.put_template(template_name(cfg), index_template(cfg, flavor))
-                await self._backend.create_target(cfg.target, cfg.is_data_stream)
-                version = info.get("version", {}).get("number", "?") if isinstance(info, dict) else "?"
-                log.info("%s: connected to %s %s; documents go to %s %s", self.name, flavor,
-                         version, "data stream" if cfg.is_data_stream else "index", cfg.target)
+                info = None
+                while info is None:  # a second pass when the server turned out to be OpenSearch
+                    self._backend, info = await identify(cfg, self._backend, self.name)
+                await install(cfg, self._backend, info, self.name)
                 self._ready = True
                 self._setup_attempts = 0
                 self._recovered()
@@ -513,14 +486,7 @@ class ElasticsearchSink:
         raise _Stopping
 
     def _deadletter_line(self, raw: bytes, status: int, reason: str, error: Any = None) -> bytes:
-        try:
-            event: Any = orjson.Fragment(raw) if raw[:1] == b"{" else raw.decode("utf-8", "replace")
-            entry = {"at": int(self.clock() * 1000), "sink": self.name, "status": status,
-                     "reason": reason, "error": error, "event": event}
-            return orjson.dumps(entry)
-        except (orjson.JSONEncodeError, TypeError):
-            entry["event"] = raw.decode("utf-8", "replace")
-            return orjson.dumps(entry)
+        return deadletter_line(self.name, int(self.clock() * 1000), raw, status, reason, error)
 
     # -- numbers -----------------------------------------------------------------
     def lag(self) -> tuple[int, float]:
