@@ -118,6 +118,15 @@ def test_book_packets_get_their_request_fields_in_one_pass(monkeypatch):
     assert docs[3] == {**orjson.loads(block.lines[3]), "http.request.method": "DELETE"}
 
 
+def test_book_packets_past_one_pass_keep_their_places():
+    packets = [{"uri": f"/goods/{i}", "method": "GET"} if i % 3 else {"message": i} for i in range(2500)]
+    data = book_lines(packets)
+    block = encode_block(data)
+    assert block is not None and block.body == line_by_line(data)
+    assert sorted(block.docs) == [i for i in range(2500) if i % 3]
+    assert orjson.loads(block.docs[2222])["url.path"] == "/goods/2222"
+
+
 @pytest.mark.parametrize("packet", [
     {"uri": "/x", "params": "id=7"},  # params not an object: wrapped, one by one
     "{not a json object",
