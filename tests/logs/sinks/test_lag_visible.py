@@ -11,6 +11,7 @@ import orjson
 
 from tests.logs.sinks.fake_es import FakeElasticsearch
 from tests.logs.sinks.procs import ROOT, logs_process, metric
+from tests.logs.web.conftest import BROWSER, CHROMIUM, CHROMIUM_ARGS
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> dict:
@@ -73,6 +74,44 @@ async def test_lag_in_stats_mesh_and_the_cli(tmp_path):
             text = await asyncio.to_thread(logmesh_stats, url)
             line = next(ln for ln in text.splitlines() if ln.startswith("elasticsearch-w00"))
             assert line.split()[1:4] == ["0", "0.0", "500"], text
+    finally:
+        await proc.stop()
+        await fake.stop()
+
+
+@BROWSER[0]  # marked and skipped without chromium like the web UI's tests
+@BROWSER[1]
+async def test_lag_in_the_mesh_view(tmp_path):
+    from playwright.async_api import async_playwright, expect
+
+    fake = await FakeElasticsearch().start()
+    fake.hold = asyncio.Event()
+    proc = logs_process(tmp_path / "data", fake.url, tmp_path / "logs.log")
+    try:
+        url = await proc.start()
+        async with aiohttp.ClientSession() as http:
+            body = b"\n".join(orjson.dumps({"message": f"m {i}", "service.name": "goods"}) for i in range(300))
+            async with http.post(f"{url}/api/v1/logs", data=body) as resp:
+                assert resp.status == 200
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                await page.goto(f"{url}/?view=mesh")
+                line = page.locator('#mesh-sinks [data-sink="elasticsearch-w0"]')
+                await expect(line).to_contain_text("300 events", timeout=10_000)
+                await expect(line).to_contain_text("s behind")
+                fake.hold.set()  # the cluster answers
+                fake.hold = None
+                await asyncio.sleep(1.0)
+                await page.reload()
+                await expect(page.locator('#mesh-sinks [data-sink="elasticsearch-w0"]')).to_contain_text(
+                    "up to date", timeout=10_000)
+                assert not errors, errors
+            finally:
+                await browser.close()
     finally:
         await proc.stop()
         await fake.stop()
