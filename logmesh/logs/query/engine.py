@@ -142,7 +142,11 @@ class Engine:
                 return self.view.snapshot
             snap = self.view.refresh()
             self._refreshed = time.monotonic()
-            return snap
+            unopened, self.view.unopened = self.view.unopened, []
+        for path in unopened:
+            if self.db.unreadable(path):
+                self._quarantine(path)
+        return snap
 
     def with_deadline(self, deadline: float | None, fn: Callable[..., Any], *args: Any,
                       load_new: bool = True, **kwargs: Any) -> Any:

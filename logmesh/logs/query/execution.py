@@ -230,7 +230,7 @@ class DuckDB:
         """
         con = duckdb.connect()
         named = [Path(n) for n in _QUOTED_PARQUET.findall(str(exc))]
-        found = next((p for p in named if self._unreadable(con, p)), None)
+        found = next((p for p in named if self.unreadable(p, con)), None)
         if found is not None:
             return found
         for path in (f.path for f in catalogue.parquet_files(self.data_dir)):
@@ -239,13 +239,14 @@ class DuckDB:
             except (duckdb.Error, UnicodeDecodeError):
                 return path
         read = dict.fromkeys(Path(n) for n in _QUOTED_PARQUET.findall(sql) if Path(n) not in named)
-        return next((p for p in read if self._unreadable(con, p)), None)
+        return next((p for p in read if self.unreadable(p, con)), None)
 
-    def _unreadable(self, con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    def unreadable(self, path: Path, con: duckdb.DuckDBPyConnection | None = None) -> bool:
         """Does any page of this file of ours fail to decompress or decode, or does its footer
         lack a column of ours (a damaged name)?"""
         if path.parent != self.parquet_dir or not path.exists():
             return False  # not ours, or removed by retention meanwhile: nothing damaged
+        con = con or duckdb.connect()
         try:  # every column of ours of every row group decompressed, not only the footer read
             con.execute("SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "
                         f"(SELECT {SELECT_LIST} FROM read_parquet({sql_str(str(path))}))").fetchall()

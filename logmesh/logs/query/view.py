@@ -67,6 +67,9 @@ class StoreView:
         self.data_dir = Path(data_dir)
         self.parquet_dir = self.data_dir / layout.PARQUET_DIR
         self.db = db
+        # Parquet files whose footer could not be read: the engine sets the damaged ones
+        # aside (engine.refresh), else they were skipped at every refresh, never counted
+        self.unopened: list[Path] = []
         self.con = db.con
         self.counters = counters  # the engine's: bytes loaded into the live table
         cols = ", ".join(f"{ident(n)} {t}" for n, t in COLUMNS)
@@ -103,6 +106,8 @@ class StoreView:
             pf = open_parquet(self.parquet_dir / n, self.db.cursor())
             if pf is not None:
                 self._parquet[n] = pf
+            else:
+                self.unopened.append(self.parquet_dir / n)
         seen = set()
         cold: list[SegmentInfo] = []
         wall = time.time()
