@@ -10,7 +10,6 @@ import pytest
 from logmesh.examples.resource import RESOURCES, ResourceStore, make_service
 from logmesh.mesh.service import HandlerError
 from tests.support.mesh import HOST, Peer, gateway_ready
-from tests.support.procs import Procs
 
 
 async def test_goods_crud_through_the_gateway(mesh, tmp_path):
@@ -107,25 +106,21 @@ async def test_a_bad_write_fails_alone_and_the_group_is_committed(tmp_path):
 
 
 @pytest.mark.parametrize("sync", ["normal", "full"])
-async def test_an_answered_post_survives_the_service_being_killed(tmp_path, sync):
-    procs = Procs(tmp_path)
-    try:
-        _, dist = procs.distributor()
-        proc, port = procs.service("goods", dist, tmp_path / "data", "--no-ship", "--db-sync", sync)
-        peer = await Peer.connect(port)
-        replies = []
-        for i in range(20):
-            peer.send({"uri": "/goods", "method": "POST", "key": i, "params": {"name": f"n{i}",
-                                                                              "key": i}})
-        for _ in range(20):
-            replies.append(await peer.recv(5.0))
-        assert all(r["errorcode"] == 0 for r in replies)
-        proc.kill9()
-        proc, port = procs.service("goods", dist, tmp_path / "data", "--no-ship")
-        peer = await Peer.connect(port)
-        rows = (await peer.request({"uri": "/goods", "method": "GET", "key": 1,
-                                    "params": {"key": 1}}, 5.0))["results"]
-        assert sorted(r["name"] for r in rows) == sorted(f"n{i}" for i in range(20))
-        await peer.close()
-    finally:
-        procs.close()
+async def test_an_answered_post_survives_the_service_being_killed(procs, tmp_path, sync):
+    _, dist = procs.distributor()
+    proc, port = procs.service("goods", dist, tmp_path / "data", "--no-ship", "--db-sync", sync)
+    peer = await Peer.connect(port)
+    replies = []
+    for i in range(20):
+        peer.send({"uri": "/goods", "method": "POST", "key": i, "params": {"name": f"n{i}",
+                                                                          "key": i}})
+    for _ in range(20):
+        replies.append(await peer.recv(5.0))
+    assert all(r["errorcode"] == 0 for r in replies)
+    proc.kill9()
+    proc, port = procs.service("goods", dist, tmp_path / "data", "--no-ship")
+    peer = await Peer.connect(port)
+    rows = (await peer.request({"uri": "/goods", "method": "GET", "key": 1,
+                                "params": {"key": 1}}, 5.0))["results"]
+    assert sorted(r["name"] for r in rows) == sorted(f"n{i}" for i in range(20))
+    await peer.close()

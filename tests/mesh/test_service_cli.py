@@ -5,16 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.mesh import Peer
-from tests.support.procs import Procs
-
-
-@pytest.fixture
-def procs(tmp_path):
-    p = Procs(tmp_path)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 async def _post_one(port: int, marker: str) -> dict:

@@ -11,16 +11,7 @@ from click.testing import CliRunner
 
 from logmesh import cli as cli_module
 from tests.support.mesh import Peer
-from tests.support.procs import HOST, Procs, free_port, wait_for
-
-
-@pytest.fixture
-def procs(tmp_path):
-    p = Procs(tmp_path)
-    try:
-        yield p
-    finally:
-        p.close()
+from tests.support.procs import HOST, free_port, wait_for
 
 
 async def _registered(dist: int) -> list[dict]:
