@@ -20,12 +20,13 @@ request logs. Errors are statuses >= 400 (``server_errors``: >= 500).
 Two ways to an answer, the same counts either way:
 
 * from summaries (without a query): compaction counted each Parquet file's access logs per
-  block, minute, route, upstream and duration bucket (store/red_summary.py). The blocks
-  wholly inside the range are answered from those rows, the rest (the range's edges, live
-  and cold segments, files compacted before summaries) is read and counted the same way,
-  and both are added up. Percentiles are then estimates from the merged duration buckets,
-  within red_summary.ERROR_BOUND (~1%) of the exact ones. The series needs an interval of
-  whole minutes for it (a summary row is a minute).
+  15-minute window, route, upstream and duration bucket (store/red_summary.py). The windows
+  whose blocks all lie inside the range are answered from those rows; the rest (the range's
+  edges up to their windows' ends, live and cold segments, files without a summary) is read
+  and counted the same way, and both are added up. Percentiles are then estimates from the
+  merged duration buckets, within red_summary.ERROR_BOUND (~1%) of the exact ones. The series
+  needs an interval of whole windows for it (15 minutes and its multiples: a day's 100
+  buckets are 15 minutes each).
 * the exact pass: one DuckDB pass over the range, planned as the engine plans its other
   questions (plan.source), with exact percentiles (``quantile_cont``). Taken for a query
   (KQL) the summaries cannot answer, when no block of the range is summarized, when a
@@ -46,7 +47,6 @@ import duckdb
 from ..store import red_summary
 from ..store.blocks import ParquetFile
 from ..store.columns import REQUEST_SQL, TS, ident, sql_str
-from ..store.compact import MINUTE_MS
 from . import kql, plan
 from .errors import DamagedFile, FileGone, QueryError
 
@@ -79,51 +79,70 @@ def _route_name(method: str | None, path: str | None) -> str:
     return f"{method or '-'} {path or '-'}"
 
 
-def _summary_rows(snap: plan.Snapshot, start: int, end: int) -> tuple[str, list[ParquetFile]] | None:
-    """The summary rows over [start, end] (red_summary.rows_sql's columns less ``b``): the
-    summarized blocks wholly inside it from their .red files, the rest counted from its
-    events; and the files whose .red it reads. None when no block of the range is summarized."""
-    skips: dict[str, set[int] | None] = {}
+def _windows(pf: ParquetFile, i: int) -> range:
+    lo, hi = pf.blocks[i][:2]
+    return range(lo // red_summary.WINDOW_MS, hi // red_summary.WINDOW_MS + 1)
 
-    def from_index(pf: ParquetFile, i: int) -> bool:
-        lo, hi = pf.blocks[i][:2]
-        if not (start <= lo and hi <= end):
-            return False
-        if pf.path.name not in skips:
-            skips[pf.path.name] = red_summary.usable(pf.index, pf.path)
-        skip = skips[pf.path.name]
-        return skip is not None and i not in skip
 
-    src = plan.source(snap, start, end, from_index=from_index)
-    if src is None or not src.counted:
-        return None
-    per_file: dict[str, tuple[ParquetFile, list[int]]] = {}
-    for pf, i in src.counted:
-        per_file.setdefault(pf.path.name, (pf, []))[1].append(i)
-    cols = "minute, m, p, up, d, n, e4, e5"
-    whole, parts = [], []
-    for pf, blocks in per_file.values():
-        path = sql_str(str(red_summary.red_path(pf.path)))
-        if len(blocks) == len(pf.blocks):
-            whole.append(path)
+def _answerable(pf: ParquetFile, start: int, end: int, not_counted: set[int]) -> set[int]:
+    """The blocks of ``pf`` its summary answers over [start, end]: inside the range, and
+    every window they touch free of blocks that are read (outside the range, or in
+    ``not_counted``) and of durations no bucket holds."""
+    skip = red_summary.usable(pf.index, pf.path)
+    if skip is None:
+        return set()
+    spoiled = set(skip)
+    inside = set()
+    for i, (lo, hi, *_) in enumerate(pf.blocks):
+        if start <= lo and hi <= end and i not in not_counted:
+            inside.add(i)
         else:
-            ranges = plan.merge_ranges([(b, b) for b in blocks], plan.MAX_PRUNE_RANGES)
-            cond = " OR ".join(f"(b BETWEEN {a} AND {z})" for a, z in ranges)
-            parts.append(f"SELECT {cols} FROM read_parquet({path}) WHERE {cond}")
-    if whole:
-        parts.insert(0, f"SELECT {cols} FROM read_parquet([{', '.join(whole)}])")
+            spoiled.update(_windows(pf, i))
+    return {i for i in inside if not spoiled.intersection(_windows(pf, i))}
+
+
+def _summary_rows(snap: plan.Snapshot, start: int, end: int) -> tuple[str, list[ParquetFile]] | None:
+    """The summary rows over [start, end] (red_summary.rows_sql's columns): the windows
+    summarized and wholly answerable from their .red files, the rest counted from its
+    events; and the files whose .red it reads. None when no window of the range answers."""
+    not_counted: dict[str, set[int]] = {}
+    while True:
+        ok = {pf.path.name: _answerable(pf, start, end, not_counted.get(pf.path.name, set()))
+              for pf in snap.parquet if pf.max_ts >= start and pf.min_ts <= end}
+        src = plan.source(snap, start, end, from_index=lambda pf, i: i in ok.get(pf.path.name, ()))  # noqa: B023
+        if src is None or not src.counted:
+            return None
+        counted: dict[str, tuple[ParquetFile, set[int]]] = {}
+        for pf, i in src.counted:
+            counted.setdefault(pf.path.name, (pf, set()))[1].add(i)
+        # plan.source reads a block that shares a timestamp with a block it reads: then the
+        # windows of that block are no longer whole, and their other blocks are read too
+        dropped = {name: ok[name] - counted[name][1] if name in counted else ok[name] for name in ok}
+        dropped = {name: blocks for name, blocks in dropped.items() if blocks}
+        if not dropped:
+            break
+        for name, blocks in dropped.items():
+            not_counted.setdefault(name, set()).update(blocks)
+    cols = "w, m, p, up, d, n, e4, e5"
+    parts = []
+    for pf, blocks in counted.values():
+        windows = sorted({w for i in blocks for w in _windows(pf, i)})
+        ranges = plan.merge_ranges([(w, w) for w in windows], plan.MAX_PRUNE_RANGES)
+        cond = " OR ".join(f"(w BETWEEN {a} AND {z})" for a, z in ranges)
+        parts.append(f"SELECT {cols} FROM read_parquet({sql_str(str(red_summary.red_path(pf.path)))}) "
+                     f"WHERE {cond}")
     if src.sql is not None:
         parts.append(f"SELECT {cols} FROM ({red_summary.rows_sql(f'({src.sql})')})")
-    return " UNION ALL ".join(parts), [pf for pf, _ in per_file.values()]
+    return " UNION ALL ".join(parts), [pf for pf, _ in counted.values()]
 
 
 def _from_summaries(engine: Engine, snap: plan.Snapshot, start: int, end: int, k: str,
-                    qs: tuple[float, ...], params: list[Any]) -> list[tuple] | None:
-    """Per route (tag 0: k, m, p), per upstream (tag 1: k, up) and per route and upstream
-    (tag 2: requests only) from the summary rows, with ``k`` the time bucket's SQL over
-    ``minute``: rows of (tag, k, m, p, up, n, e4, e5, n with a duration, a BAD duration
-    read, then per q two buckets). None: the exact pass must answer (nothing summarized,
-    a duration no bucket holds, a .red that cannot be read)."""
+                    qs: tuple[float, ...], params: list[Any], services: bool) -> list[tuple] | None:
+    """Per route (tag 0: k, m, p), per upstream (tag 1: k, up; if ``services``) and per
+    route and upstream (tag 2: requests only) from the summary rows, with ``k`` the time
+    bucket's SQL over the window ``w``: rows of (tag, k, m, p, up, n, e4, e5, n with a
+    duration, a BAD duration read, then per q two buckets). None: the exact pass must
+    answer (nothing summarized, a duration no bucket holds, a .red that cannot be read)."""
     found = _summary_rows(snap, start, end)
     if found is None:
         return None
@@ -133,9 +152,9 @@ def _from_summaries(engine: Engine, snap: plan.Snapshot, start: int, end: int, k
     sql = (f"WITH r AS MATERIALIZED (SELECT {k} AS k, m, p, up, d, sum(n) AS n, sum(e4) AS e4, "
            f"sum(e5) AS e5 FROM ({rows_sql}) GROUP BY ALL) "
            f"SELECT 0, k, m, p, NULL, * EXCLUDE (k, m, p) FROM ({stats('r', 'k, m, p', qs)}) "
-           f"UNION ALL SELECT 1, k, NULL, NULL, up, * EXCLUDE (k, up) FROM "
-           f"({stats('(SELECT * FROM r WHERE up IS NOT NULL)', 'k, up', qs)}) "
-           f"UNION ALL SELECT 2, NULL, m, p, up, sum(n), 0, 0, 0, false, {', '.join(['NULL'] * nq)} "
+           + (f"UNION ALL SELECT 1, k, NULL, NULL, up, * EXCLUDE (k, up) FROM "
+              f"({stats('(SELECT * FROM r WHERE up IS NOT NULL)', 'k, up', qs)}) " if services else "")
+           + f"UNION ALL SELECT 2, NULL, m, p, up, sum(n), 0, 0, 0, false, {', '.join(['NULL'] * nq)} "
            "FROM r WHERE d IS NULL AND up IS NOT NULL GROUP BY ALL")
     try:
         _, rows = engine.db.run(sql, params)
@@ -153,7 +172,7 @@ def _set_aside_unreadable(engine: Engine, files: list[ParquetFile]) -> None:
     for pf in files:
         path = red_summary.red_path(pf.path)
         try:
-            engine.db.run(f"SELECT sum(n), max(d), max(minute), max(b), count(m), count(p), count(up) "
+            engine.db.run(f"SELECT sum(n), sum(e4), sum(e5), max(d), max(w), count(m), count(p), count(up) "
                           f"FROM read_parquet({sql_str(str(path))})", [])
         except (QueryError, DamagedFile, FileGone, duckdb.Error) as exc:
             log.warning("%s: its RED summary cannot be read (%s); its events are read instead", path.name, exc)
@@ -191,7 +210,7 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
             s = services[name] = {**_rates(0, 0, 0, seconds), **_ms(None), "logged_requests": 0}
         return s
 
-    summed = _from_summaries(engine, snap, start, end, "0", _QS, []) if every and not exact else None
+    summed = _from_summaries(engine, snap, start, end, "0", _QS, [], True) if every and not exact else None
     src = plan.source(snap, start, end)
     ups: dict[tuple, dict[str, int]] = {}
     if summed is not None:
@@ -254,9 +273,9 @@ def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
     snap = engine.refresh(max_age=0.05)
     every = node is None or isinstance(node, kql.MatchAll)
     summed = None
-    if every and not exact and interval % MINUTE_MS == 0:  # then a summary's minute is in one bucket
-        summed = _from_summaries(engine, snap, start, end, f"(minute * {MINUTE_MS} - ?) // ?", (0.95,),
-                                 [first, interval])
+    if every and not exact and interval % red_summary.WINDOW_MS == 0:  # a window is in one bucket
+        summed = _from_summaries(engine, snap, start, end, f"(w * {red_summary.WINDOW_MS} - ?) // ?", (0.95,),
+                                 [first, interval], False)
     rows: list[tuple] = []
     if summed is not None:
         for tag, k, m, p, up, n, e4, e5, nd, _, *qb in summed:

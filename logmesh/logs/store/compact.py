@@ -127,7 +127,7 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     services = {str(s): n for s, n in con.execute(
         f"SELECT {ident('service.name')}, count(*) FROM c WHERE {ident('service.name')} IS NOT NULL "
         "GROUP BY ALL").fetchall()}
-    red = red_summary.write(con, "c", block_rows, final)  # before the index that names it
+    red = red_summary.write(con, "c", final)  # before the index that names it
     con.execute(f"COPY c TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
                 f"ROW_GROUP_SIZE {block_rows}, PARQUET_VERSION V2)")
     con.execute("DROP TABLE c")

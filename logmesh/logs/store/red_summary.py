@@ -3,21 +3,28 @@
 Why: RED per route over a day (query/red.py) read every access log's ``labels`` JSON
 for its upstream and duration, 1.3-1.7 s over 10M events; what it needs of them fits
 in a few hundred thousand small rows. Compaction writes those rows beside the Parquet
-file (``<name>.red``, Parquet too), and the query reads them for the blocks wholly
+file (``<name>.red``, Parquet too), and the query reads them for the windows wholly
 inside its range instead of the events.
 
-A row is one of (``b`` the block, ``minute`` = @timestamp // 60000, ``m``/``p`` the
+A row is one of (``w`` the 15-minute window, @timestamp // WINDOW_MS; ``m``/``p`` the
 route's method and path, ``up`` the upstream)::
 
     d NULL       n requests, e4 of them with status >= 400, e5 with status >= 500
     d = bucket   n requests whose ``labels.event.duration_ms`` falls in that bucket
+
+Windows, not blocks: a block of 16,384 events holds ~8,000 access logs spread over some
+20 routes and ~280 duration buckets, so per block (or minute) the rows were as many as
+the events (2.8M for 5M access logs); per file and 15 minutes they are ~600k over a day,
+and a query of a day reads them in tens of ms. A window answers a question only when
+every block of the file that holds events of that window is answered with it
+(query/red.py); the others are read.
 
 Duration buckets are logarithmic, GAMMA wide (bucket d holds [GAMMA^d, GAMMA^(d+1))),
 and a bucket stands for the value whose relative distance to both of its ends is the
 same, so any duration is known within ``ERROR_BOUND`` (~1%) of its value; percentiles
 interpolated between two such values keep that bound. A duration of 0 is its own
 bucket (ZERO); one the buckets cannot hold (negative, NaN, infinite or absurd) is BAD:
-a block holding one is listed in the index's ``skip`` and read, never summarized, and
+a window holding one is listed in the index's ``skip`` and read, never summarized, and
 a read part holding one makes the question fall back to the exact pass.
 
 Counts merge by addition, so any set of blocks, and rows made the same way from events
@@ -39,14 +46,14 @@ from ...fsio import fsync_path
 from . import layout
 from .columns import TS, ident, sql_str
 
-VERSION = 1  # of the .red file's rows; an index naming another version is not used
+VERSION = 2  # of the .red file's rows; an index naming another version is not used
 GATEWAY = "gateway"  # the gateway's shipper's service name (cli.py): its access logs
 GAMMA = 1.02  # a duration bucket's width: each bucket's upper end is GAMMA x its lower end
 ERROR_BOUND = (GAMMA - 1) / (GAMMA + 1)  # the largest relative error of a bucket's value
 ZERO = -(1 << 30)  # the bucket of a duration of exactly 0
-BAD = 1 << 30  # the bucket of a duration no bucket holds: its block is never summarized
+BAD = 1 << 30  # the bucket of a duration no bucket holds: its window is never summarized
 MAX_MS = 1e15  # longer than this (31,000 years) is damage, not a duration
-MINUTE_MS = 60_000
+WINDOW_MS = 900_000  # a summary row's time: 15 minutes (a day's series has 15-minute buckets)
 
 _SVC, _METHOD, _PATH, _STATUS = (ident(n) for n in ("service.name", "http.request.method", "url.path",
                                                      "http.response.status_code"))
@@ -68,43 +75,44 @@ def value(d: int) -> float:
     return 2 * GAMMA ** (d + 1) / (1 + GAMMA)
 
 
-def rows_sql(source: str, block: str | None = None, where: str = "TRUE") -> str:
+def rows_sql(source: str, where: str = "TRUE") -> str:
     """The summary rows of the access logs in ``source`` (a relation with the store's
-    columns): ``b`` from the ``block`` expression (0 if None), minute, m, p, up, d, n, e4, e5."""
-    b = block or "0"
+    columns): w, m, p, up, d, n, e4, e5."""
     return (
-        f"WITH g AS (SELECT b, minute, m, p, up, {_BUCKET} AS d, count(*) AS n, "
+        f"WITH g AS (SELECT w, m, p, up, {_BUCKET} AS d, count(*) AS n, "
         "count(*) FILTER (WHERE st >= 400) AS e4, count(*) FILTER (WHERE st >= 500) AS e5 "
-        "FROM (SELECT b, minute, m, p, st, j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
-        f"FROM (SELECT {b} AS b, {TS} // {MINUTE_MS} AS minute, {_METHOD} AS m, {_PATH} AS p, "
+        "FROM (SELECT w, m, p, st, j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
+        f"FROM (SELECT {TS} // {WINDOW_MS} AS w, {_METHOD} AS m, {_PATH} AS p, "
         f"{_STATUS} AS st, {LABELS} AS j FROM {source} WHERE ({where}) AND {_SVC} = '{GATEWAY}')) "
         "GROUP BY ALL) "
-        "SELECT b, minute, m, p, up, CAST(NULL AS INTEGER) AS d, sum(n)::BIGINT AS n, sum(e4)::BIGINT AS e4, "
-        "sum(e5)::BIGINT AS e5 FROM g GROUP BY b, minute, m, p, up "
-        "UNION ALL SELECT b, minute, m, p, up, d, n, 0, 0 FROM g WHERE d IS NOT NULL")
+        "SELECT w, m, p, up, CAST(NULL AS INTEGER) AS d, sum(n)::BIGINT AS n, sum(e4)::BIGINT AS e4, "
+        "sum(e5)::BIGINT AS e5 FROM g GROUP BY w, m, p, up "
+        "UNION ALL SELECT w, m, p, up, d, n, 0, 0 FROM g WHERE d IS NOT NULL")
 
 
-def write(con: duckdb.DuckDBPyConnection, table: str, block_rows: int, parquet: Path) -> dict:
-    """Write the summary of ``table`` (compaction's sorted events; block = rowid //
-    block_rows) beside ``parquet``, fsynced; returns what the block index keeps of it."""
+def write(con: duckdb.DuckDBPyConnection, table: str, parquet: Path) -> dict:
+    """Write the summary of ``table`` (compaction's events) beside ``parquet``, fsynced;
+    returns what the block index keeps of it."""
     path = red_path(parquet)
     tmp = path.with_name(path.name + layout.TMP_SUFFIX)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE red_rows AS {rows_sql(table, f'rowid // {block_rows}')}")
-    skip = sorted(r[0] for r in con.execute(f"SELECT DISTINCT b FROM red_rows WHERE d = {BAD}").fetchall())
-    con.execute(f"COPY (SELECT * FROM red_rows WHERE b NOT IN (SELECT b FROM red_rows WHERE d = {BAD}) "
-                f"ORDER BY b, m, p, up, minute, d NULLS FIRST) TO {sql_str(str(tmp))} "
+    con.execute(f"CREATE OR REPLACE TEMP TABLE red_rows AS {rows_sql(table)}")
+    skip = sorted(r[0] for r in con.execute(f"SELECT DISTINCT w FROM red_rows WHERE d = {BAD}").fetchall())
+    con.execute(f"COPY (SELECT * FROM red_rows WHERE w NOT IN (SELECT w FROM red_rows WHERE d = {BAD}) "
+                f"ORDER BY w, m, p, up, d NULLS FIRST) TO {sql_str(str(tmp))} "
                 "(FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION V2)")
     con.execute("DROP TABLE red_rows")
     fsync_path(tmp)
     tmp.replace(path)  # the directory is fsynced with the Parquet file's rename, the commit point
-    return {"version": VERSION, "skip": skip}
+    return {"version": VERSION, "window_ms": WINDOW_MS, "skip": skip}
 
 
 def usable(index: dict, parquet: Path) -> set[int] | None:
-    """The blocks of a file its summary cannot answer, or None when it has no usable summary
-    (a file compacted before summaries, or its .red gone: then every block is read)."""
+    """The windows of a file its summary cannot answer, or None when it has no usable summary
+    (a file compacted before summaries, or with other windows, or its .red gone: then every
+    block is read)."""
     red = index.get("red")
-    if not isinstance(red, dict) or red.get("version") != VERSION or not red_path(parquet).exists():
+    if (not isinstance(red, dict) or red.get("version") != VERSION or red.get("window_ms") != WINDOW_MS
+            or not red_path(parquet).exists()):
         return None
     return set(red.get("skip") or ())
 

@@ -78,7 +78,7 @@ def same_routes(est: dict, ex: dict) -> None:
        block_rows=st.sampled_from([4, 16, 1000]),
        lo=st.one_of(st.just(-HOUR), st.integers(-HOUR, 3 * HOUR)),
        span=st.one_of(st.just(5 * HOUR), st.integers(1, 4 * HOUR)),
-       interval=st.sampled_from([MIN, 5 * MIN, 30 * MIN]))
+       interval=st.sampled_from([MIN, 15 * MIN, 30 * MIN, HOUR]))
 def test_summaries_merged_over_any_blocks_match_the_exact_pass(tmp_path_factory, hours, bad, block_rows,
                                                                lo, span, interval):
     if bad is not None and bad[0] < len(hours) and bad[1] < len(hours[bad[0]]):
@@ -123,9 +123,11 @@ async def test_whole_files_are_answered_from_summaries_and_old_files_are_read(tm
         # a query (KQL) the summaries cannot answer: the exact pass
         q = red.routes(engine, kql.parse("url.path:/goods"), start, end, now=end)
         assert q["percentiles"] == "exact" and {r["path"] for r in q["routes"]} == {"/goods"}
-        # a series of seconds cannot use minute rows: the exact pass
+        # a series of seconds (or minutes) cannot use 15-minute windows: the exact pass
         s = red.series(engine, None, T0, T0 + 10 * MIN, interval=1000, now=end)
         assert s["percentiles"] == "exact"
+        s = red.series(engine, None, start, end, interval=15 * MIN, now=end)
+        assert s["percentiles"] == "estimated"
     finally:
         engine.close()
     # a store compacted before summaries (no .red, no "red" in its index): read, same answer
