@@ -88,6 +88,8 @@ def _with_post(ops: dict) -> dict:
 
 
 # GET /api/v1/routes: what it says of a route or a service (query/red.py)
+_PERCENTILES = {"type": "string", "enum": ["exact", "estimated"],
+                "description": "exact, or estimated from RED summaries within 1% of the exact values."}
 _RED = ["requests", "rate_per_s", "errors", "server_errors", "error_rate", "p50_ms", "p95_ms", "p99_ms"]
 _RED_PROPS: dict[str, Any] = {
     "requests": {"type": "integer", "minimum": 0}, "rate_per_s": {"type": "number", "minimum": 0},
@@ -425,7 +427,7 @@ OPENAPI: dict[str, Any] = {
             "services": {"type": "object", "additionalProperties": _ref("ServiceRED"),
                          "description": "By service: its requests from the gateway's view "
                                         "(labels.upstream) and `logged_requests`, from its own logs."},
-            "took_ms": {"type": "number"}}},
+            "percentiles": _PERCENTILES, "took_ms": {"type": "number"}}},
         "RouteRED": {"type": "object", "required": ["route", "method", "path", "upstream", *_RED],
                      "properties": {
                          "route": {"type": "string", "description": "METHOD /path"},
@@ -441,7 +443,7 @@ OPENAPI: dict[str, Any] = {
                                                        "routes_left_off"], "properties": {
             "interval_ms": {"type": "integer", "minimum": 1}, "from": {"type": "integer"},
             "to": {"type": "integer"}, "took_ms": {"type": "number"}, "routes_left_off": _COUNT,
-            "buckets": {"type": "array", "items": {"type": "integer"},
+            "percentiles": _PERCENTILES, "buckets": {"type": "array", "items": {"type": "integer"},
                         "description": "Each bucket's start (epoch ms)."},
             "routes": {"type": "array", "items": {
                 "type": "object",
