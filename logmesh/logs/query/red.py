@@ -101,10 +101,12 @@ def _answerable(pf: ParquetFile, start: int, end: int, not_counted: set[int]) ->
     return {i for i in inside if not spoiled.intersection(_windows(pf, i))}
 
 
-def _summary_rows(snap: plan.Snapshot, start: int, end: int) -> tuple[str, list[ParquetFile]] | None:
+def _summary_rows(snap: plan.Snapshot, start: int, end: int,
+                  series: bool) -> tuple[str, list[ParquetFile]] | None:
     """The summary rows over [start, end] (red_summary.rows_sql's columns): the windows
-    summarized and wholly answerable from their .red files, the rest counted from its
-    events; and the files whose .red it reads. None when no window of the range answers."""
+    summarized and wholly answerable from their .red files (a file's own rows when it is
+    all answered, unless for a ``series``), the rest counted from its events; and the files
+    whose .red it reads. None when no window of the range answers."""
     not_counted: dict[str, set[int]] = {}
     while True:
         ok = {pf.path.name: _answerable(pf, start, end, not_counted.get(pf.path.name, set()))
@@ -129,6 +131,8 @@ def _summary_rows(snap: plan.Snapshot, start: int, end: int) -> tuple[str, list[
         windows = sorted({w for i in blocks for w in _windows(pf, i)})
         ranges = plan.merge_ranges([(w, w) for w in windows], plan.MAX_PRUNE_RANGES)
         cond = " OR ".join(f"(w BETWEEN {a} AND {z})" for a, z in ranges)
+        if not series and len(blocks) == len(pf.blocks):
+            cond = "w IS NULL"
         parts.append(f"SELECT {cols} FROM read_parquet({sql_str(str(red_summary.red_path(pf.path)))}) "
                      f"WHERE {cond}")
     if src.sql is not None:
@@ -137,25 +141,32 @@ def _summary_rows(snap: plan.Snapshot, start: int, end: int) -> tuple[str, list[
 
 
 def _from_summaries(engine: Engine, snap: plan.Snapshot, start: int, end: int, k: str,
-                    qs: tuple[float, ...], params: list[Any], services: bool) -> list[tuple] | None:
-    """Per route (tag 0: k, m, p), per upstream (tag 1: k, up; if ``services``) and per
-    route and upstream (tag 2: requests only) from the summary rows, with ``k`` the time
-    bucket's SQL over the window ``w``: rows of (tag, k, m, p, up, n, e4, e5, n with a
-    duration, a BAD duration read, then per q two buckets). None: the exact pass must
-    answer (nothing summarized, a duration no bucket holds, a .red that cannot be read)."""
-    found = _summary_rows(snap, start, end)
+                    qs: tuple[float, ...], params: list[Any], series: bool) -> list[tuple] | None:
+    """Per route (tag 0: k, m, p), per upstream (tag 1: k, up; not for a ``series``) and
+    per route and upstream (tag 2: requests only) from the summary rows, with ``k`` the
+    time bucket's SQL over the window ``w``: rows of (tag, k, m, p, up, n, e4, e5, n with a
+    duration, a BAD duration read, then per q two buckets; a series' SERIES_WIDTH wide).
+    None: the exact pass must answer (nothing summarized, a duration no bucket holds, a
+    .red that cannot be read)."""
+    found = _summary_rows(snap, start, end, series)
     if found is None:
         return None
     rows_sql, files = found
     nq = 2 * len(qs)
     stats = red_summary.stats_sql
-    sql = (f"WITH r AS MATERIALIZED (SELECT {k} AS k, m, p, up, d, sum(n) AS n, sum(e4) AS e4, "
-           f"sum(e5) AS e5 FROM ({rows_sql}) GROUP BY ALL) "
-           f"SELECT 0, k, m, p, NULL, * EXCLUDE (k, m, p) FROM ({stats('r', 'k, m, p', qs)}) "
-           + (f"UNION ALL SELECT 1, k, NULL, NULL, up, * EXCLUDE (k, up) FROM "
-              f"({stats('(SELECT * FROM r WHERE up IS NOT NULL)', 'k, up', qs)}) " if services else "")
-           + f"UNION ALL SELECT 2, NULL, m, p, up, sum(n), 0, 0, 0, false, {', '.join(['NULL'] * nq)} "
+    ups = (f"SELECT 2, NULL, m, p, up, sum(n), 0, 0, 0, false, {', '.join(['NULL'] * nq)} "
            "FROM r WHERE d IS NULL AND up IS NOT NULL GROUP BY ALL")
+    if series:  # ~600k rows a day, and as many after merging: read twice, not kept
+        d = red_summary.coarse(red_summary.SERIES_WIDTH)
+        sql = (f"WITH r AS ({rows_sql}) SELECT 0, k, m, p, NULL, * EXCLUDE (k, m, p) FROM "
+               f"({stats(f'(SELECT {k} AS k, m, p, {d} AS d, n, e4, e5 FROM r)', 'k, m, p', qs)}) "
+               f"UNION ALL {ups}")
+    else:  # merged over the range first: a few thousand rows
+        sql = (f"WITH r AS MATERIALIZED (SELECT {k} AS k, m, p, up, d, sum(n) AS n, sum(e4) AS e4, "
+               f"sum(e5) AS e5 FROM ({rows_sql}) GROUP BY ALL) "
+               f"SELECT 0, k, m, p, NULL, * EXCLUDE (k, m, p) FROM ({stats('r', 'k, m, p', qs)}) "
+               f"UNION ALL SELECT 1, k, NULL, NULL, up, * EXCLUDE (k, up) FROM "
+               f"({stats('(SELECT * FROM r WHERE up IS NOT NULL)', 'k, up', qs)}) UNION ALL {ups}")
     try:
         _, rows = engine.db.run(sql, params)
     except (QueryError, DamagedFile, duckdb.Error):  # plain duckdb.Error: a damaged footer
@@ -210,7 +221,7 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
             s = services[name] = {**_rates(0, 0, 0, seconds), **_ms(None), "logged_requests": 0}
         return s
 
-    summed = _from_summaries(engine, snap, start, end, "0", _QS, [], True) if every and not exact else None
+    summed = _from_summaries(engine, snap, start, end, "0", _QS, [], False) if every and not exact else None
     src = plan.source(snap, start, end)
     ups: dict[tuple, dict[str, int]] = {}
     if summed is not None:
@@ -275,13 +286,13 @@ def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
     summed = None
     if every and not exact and interval % red_summary.WINDOW_MS == 0:  # a window is in one bucket
         summed = _from_summaries(engine, snap, start, end, f"(w * {red_summary.WINDOW_MS} - ?) // ?", (0.95,),
-                                 [first, interval], False)
+                                 [first, interval], True)
     rows: list[tuple] = []
     if summed is not None:
         for tag, k, m, p, up, n, e4, e5, nd, _, *qb in summed:
             if tag == 0:
-                rows.append((True, k, m, p, int(n), int(e4), int(e5),
-                             _ms_from(tuple(qb), int(nd or 0), (0.95,))[0], None, None))
+                p95 = red_summary.percentile(0.95, int(nd or 0), qb[0], qb[1], red_summary.SERIES_WIDTH)
+                rows.append((True, k, m, p, int(n), int(e4), int(e5), p95, None, None))
             elif tag == 2:
                 rows.append((False, None, m, p, None, None, None, None, up, int(n)))
     else:

@@ -194,7 +194,7 @@ async def test_series_per_route_and_bucket(store, compacted):
                 assert (x["requests"][k], x["errors"][k], x["server_errors"][k]) == (
                     w["requests"], w["errors"], w["server_errors"]), (x["route"], k)
                 want_p95 = quantile_cont(w["ms"], 0.95) if w["ms"] else None
-                rel = red_summary.ERROR_BOUND if compacted else 0.0
+                rel = red_summary.SERIES_ERROR_BOUND if compacted else 0.0
                 assert x["p95_ms"][k] == (None if want_p95 is None else near(want_p95, rel))
             assert x["requests_total"] == sum(x["requests"])
         assert [x["upstream"] for x in s["routes"]] == ["goods", "members", None]
