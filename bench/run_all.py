@@ -55,6 +55,9 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("query", "Queries over a generated store beside grep over the same events as NDJSON.",
          [PY, "bench/query.py", *(["--events", "1000000", "--runs", "3"] if quick else []),
           "--json", str(OUT / "query.json")]),
+        ("red_cost", "What the RED summary adds to compaction: one of query's segments compacted "
+                     "with and without it, alternating.",
+         [PY, "bench/red_summary_cost.py", "--rounds", "1" if quick else "3", "--json", str(OUT / "red_cost.json")]),
         ("ingest_sockets", "Syslog over TCP (RFC 5424 lines, --syslog-port) beside the book's TCP "
                            "path, one worker, fsync batch, alternating rounds.",
          [PY, "bench/ingest_sockets.py", "-n", n_ingest, "--rounds", repeat,

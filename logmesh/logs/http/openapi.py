@@ -89,7 +89,8 @@ def _with_post(ops: dict) -> dict:
 
 # GET /api/v1/routes: what it says of a route or a service (query/red.py)
 _PERCENTILES = {"type": "string", "enum": ["exact", "estimated"],
-                "description": "exact, or estimated from RED summaries within 1% of the exact values."}
+                "description": "exact, or estimated from RED summaries: within 1% of the exact "
+                               "values (a series' p95 within 4%)."}
 _RED = ["requests", "rate_per_s", "errors", "server_errors", "error_rate", "p50_ms", "p95_ms", "p99_ms"]
 _RED_PROPS: dict[str, Any] = {
     "requests": {"type": "integer", "minimum": 0}, "rate_per_s": {"type": "number", "minimum": 0},
