@@ -35,6 +35,10 @@ from .tcp import PAUSE_BUFFER_BYTES, IngestContext
 log = logging.getLogger("logmesh.logs.ingest")
 
 Decode = Callable[[bytes, int, "tuple[str, int] | None"], Event]
+# A read's lines encoded as stored lines at once, or None (syslog.SyslogDecoder.encode_block):
+# (lines, received, source, the writer's reserve) -> (blob, seqs, timestamps) | None.
+EncodeBlock = Callable[[list[bytes], int, "tuple[str, int]", Callable[[int], range]],
+                       "tuple[bytes, range, list[int]] | None"]
 # The server's way to open a TCP ingest port behind its guard (TLS, --workers balancing):
 # (protocol factory, port) -> a server with .sockets and .close().
 ServeTcp = Callable[[Callable[[], asyncio.BaseProtocol], int], Awaitable[Any]]
@@ -68,8 +72,9 @@ class LineIngestProtocol(Guarded, asyncio.Protocol):
     authed = True  # no hello: these protocols carry no token
 
     def __init__(self, ctx: IngestContext, counters: ProtocolCounters, protocol: str,
-                 decode: Decode, *, octet_counting: bool) -> None:
+                 decode: Decode, *, octet_counting: bool, block: EncodeBlock | None = None) -> None:
         self.ctx, self.counters, self.protocol, self.decode = ctx, counters, protocol, decode
+        self.block = block  # the hot path, tried first on every read
         self.splitter = LineSplitter(ctx.max_frame_bytes, octet_counting=octet_counting)
         self.transport: asyncio.Transport | None = None
         self.source: tuple[str, int] = ("", 0)
@@ -96,12 +101,27 @@ class LineIngestProtocol(Guarded, asyncio.Protocol):
             self._bad(err.reason, err.detail)
         if not ctx.guard.track(self, self.splitter.buffered, bool(lines)):
             return  # over the listener's budget for partial lines: aborted
-        if lines:
+        if lines and not self._store_block(lines):
             store(ctx, self.counters, self.protocol, self.decode, lines, self.source, self._bad)
         if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
             self.transport.pause_reading()  # resumed by IngestContext._resume_all after a flush
             self.paused = True
             ctx.paused.add(self)
+
+    def _store_block(self, lines: list[bytes]) -> bool:
+        """The read stored by the hot path, if it takes it (all lines of its one shape)."""
+        if self.block is None:
+            return False
+        writer = self.ctx.writer
+        got = self.block(lines, now_ms(), self.source, writer.reserve)
+        if got is None:
+            return False
+        blob, seqs, stamps = got
+        writer.append_encoded(blob, seqs[0], seqs[-1], len(seqs), min(stamps), max(stamps),
+                              stamps[0])
+        self.ctx.events.inc(len(seqs))
+        self.counters.events(self.protocol, len(seqs))
+        return True
 
     def _bad(self, reason: str, detail: str) -> None:
         self.counters.error(self.protocol, reason)
@@ -195,7 +215,8 @@ class SocketListeners:
         if ports.syslog is not None:
             decoder = SyslogDecoder()
             port = await self._serve(lambda: LineIngestProtocol(
-                ctx, counters, "syslog", decoder.event, octet_counting=True), ports.syslog)
+                ctx, counters, "syslog", decoder.event, octet_counting=True,
+                block=decoder.encode_block), ports.syslog)
             loop = asyncio.get_running_loop()
             self.udp, _ = await loop.create_datagram_endpoint(
                 lambda: SyslogDatagramProtocol(ctx, counters, decoder.event),

@@ -118,3 +118,47 @@ def test_rsyslog_forward_formats():
 def test_octet_counted_frame_with_a_trailing_newline():
     e = decode(b"<13>1 - h app - - - message\n")
     assert e["message"] == "message"
+
+
+# -- encode_block: the hot path must store exactly what the per-line path stores -----------
+
+PLAIN = [b"<134>1 2026-11-29T16:00:00.123Z web-1 goods 1001 - - GET /goods \"q\" \\ caf\xc3\xa9",
+         b"<11>1 2026-11-29T17:00:00+02:00 - - - - -",
+         b"<191>1 2026-11-29T16:00:00.5Z host app - ID7 - x",
+         b"<0>1 2026-11-29T16:00:00Z h a 12 m - ",
+         b"<134>1 2026-11-29T16:00:00.123456Z web-1 goods 1001 - - second line of web-1"]
+
+
+def block(lines: list[bytes]):
+    return SyslogDecoder().encode_block(lines, NOW, ("10.0.0.1", 514), lambda n: range(1, 1 + n))
+
+
+def test_encode_block_stores_what_the_per_line_path_stores():
+    import msgspec
+    import orjson
+
+    got = block(PLAIN)
+    assert got is not None
+    blob, seqs, stamps = got
+    fast = [orjson.loads(line) for line in blob.splitlines()]
+    slow = [msgspec.json.decode(msgspec.json.encode(SyslogDecoder().event(line, NOW, ("10.0.0.1", 514))))
+            for line in PLAIN]
+    for f, s, seq in zip(fast, slow, seqs, strict=True):
+        s["seq"] = seq
+        assert f == s
+    assert stamps == [e["@timestamp"] for e in slow]
+
+
+@pytest.mark.parametrize("odd", [
+    b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",  # RFC 3164
+    b'<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="b"] with structured data',
+    b"<13>1 - h app - - - no timestamp",
+    b"<13>1 2026-13-45T99:00:00Z h app - - - bad time",
+    b"<999>1 2026-11-29T16:00:00Z h app - - - PRI out of range",
+    b"<13>1 2026-11-29T16:00:00Z h app - - - caf\xe9",  # not UTF-8
+    b"<13>1 2026-11-29T16:00:00Z h app - - - \xef\xbb\xbfBOM",
+    b"<13>1 2026-11-29T16:00:00Z h app - - - two\nlines",  # an octet-counted frame may hold one
+    b"plain text",
+])
+def test_encode_block_leaves_any_other_read_to_the_per_line_path(odd):
+    assert block([PLAIN[0], odd]) is None
