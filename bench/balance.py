@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         shares = ", ".join(f"{r['larger_share_pct']} %" for r in rs)
         print(f"| `{mode}` | {rates} | "
               f"{statistics.median(r['events_per_s'] for r in rs):,.0f} | "
-              f"{statistics.median(r['cpu_s_per_M'] or 0 for r in rs)} | {shares} | "
+              f"{statistics.median(r['cpu_s_per_M'] or 0 for r in rs):.2f} | {shares} | "
               f"{sum(r['lost'] for r in rs)} | {sum(r.get('duplicates') or 0 for r in rs)} |")
     ratios = [b["events_per_s"] / n["events_per_s"] for b, n in zip(
         [r for r in runs if r["name"] == MODES[0]], [r for r in runs if r["name"] == MODES[1]],

@@ -46,3 +46,35 @@ def test_a_tokenless_port_beyond_loopback_needs_insecure(tmp_path, option) -> No
                         security=ServerSecurity(token=TOKEN), **{option: 0})
     with pytest.raises(InsecureConfig, match="carries no token"):
         LogsServer(config)
+
+
+async def test_balanced_workers_take_tls_connections(tmp_path, pki: PKI) -> None:
+    """--workers 2 with TLS: a connection handed to the sibling before its handshake is
+    served there whole (the handshake, then its events in that worker's stream)."""
+    import contextlib
+
+    from tests.support.logs import book_frame, request_text
+    from tests.support.procs import free_port
+
+    port = free_port()
+    tls = TLSOptions(cert=pki.cert_file, key=pki.key_file)
+    workers = [LogsServer(LogsConfig(host=HOST, port=port, http_port=0, distributor=None,
+                                     data_dir=tmp_path / "data", workers=2, worker_id=n,
+                                     security=ServerSecurity(tls=tls))) for n in range(2)]
+    for w in workers:
+        await w.start()
+    try:
+        conns = await asyncio.gather(*(asyncio.open_connection(HOST, port, ssl=client_context(pki.ca_file))
+                                       for _ in range(4)))
+        for i, (_, writer) in enumerate(conns):
+            writer.write(b"".join(book_frame(request_text(i * 10 + k, "tls")) for k in range(10)))
+            await writer.drain()
+        await wait_until(lambda: len(stored(tmp_path / "data")) == 40, what="40 events over TLS")
+        assert [len(w.guard.conns) for w in workers] == [2, 2]
+        assert {len(stored(tmp_path / "data", s)) for s in ("00", "01")} == {20}
+        for _, writer in conns:
+            writer.close()
+    finally:
+        for w in workers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(w.stop(), 10)
