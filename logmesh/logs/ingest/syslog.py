@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import repeat
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any
 
 import orjson
@@ -64,10 +64,12 @@ _SD_PARAM = re.compile(r' ([^\s\]="]{1,32})="((?:[^"\\]|\\.)*)"')
 _SD_UNESCAPE = re.compile(r'\\([\\"\]])')
 _TAIL = re.compile(r"(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)")
 CACHE_SIZE = 100_000  # entries per cache before it starts again
-# encode_block's lines: RFC 5424 with no structured data (PRI, TIMESTAMP, "HOST APP PROCID MSGID", MSG)
-_FAST = re.compile(r"^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) (\S+ \S+ \S+ \S+) -(?: |$)(.*)$",
+# encode_block's lines: RFC 5424 with no structured data.
+# encode_block's columns: PRI, the second, its fraction and zone, "HOST APP PROCID MSGID", MSG.
+_FAST = re.compile(r"^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\S*) (\S+ \S+ \S+ \S+) -(?: |$)(.*)$",
                    re.M)
-_MESSAGE = itemgetter(3)
+_COL0, _COL1, _COL2, _COL3, _COL4 = map(itemgetter, range(5))
+_SAMPLE_SECOND = "1970-01-01T00:00:00"  # _tail reads what follows the second of a timestamp
 
 
 class SyslogDecoder:
@@ -76,7 +78,11 @@ class SyslogDecoder:
     def __init__(self) -> None:
         self._seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch s, as if UTC
         self._tails: dict[str, tuple[int, int]] = {}  # ".003Z" -> (3, 0); "+02:00" -> (0, 7200)
-        self._heads: dict[str, tuple[bytes, bytes]] = {}  # "PRI HOST APP PROCID MSGID" -> _head
+        # encode_block's: a second -> its epoch ms; fraction+zone -> ms less the offset; (PRI,
+        # "HOST APP PROCID MSGID") -> the stored line's parts before and after its message
+        self._second_ms: dict[str, int] = {}
+        self._tail_ms: dict[str, int] = {}
+        self._heads: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
     def event(self, line: bytes, received: int, source: tuple[str, int] | None) -> Event:
         """One message -> its event; :class:`Rejected` when it cannot be stored."""
@@ -115,12 +121,7 @@ class SyslogDecoder:
         ts_text, host, app, procid, msgid = parts[:5]
         tail = parts[5] if len(parts) > 5 else ""
         ts = received if ts_text == NIL else self.rfc3339_ms(ts_text)
-        if host != NIL:
-            labels["host.name"] = host
-        if procid != NIL:
-            labels["log.syslog.procid"] = procid
-        if msgid != NIL:
-            labels["log.syslog.msgid"] = msgid
+        _header_labels(labels, host, procid, msgid)
         if tail[:1] == "[":
             sd, after = _structured_data(tail)
             if sd is not None:  # else the bad structured data stays in message
@@ -209,10 +210,12 @@ class SyslogDecoder:
         valid UTF-8 and a good timestamp (what rsyslog, logger and most libraries send);
         None for any other read, which :meth:`event` takes line by line.
 
-        One regex pass over the read (C), the header of each distinct sender made once
-        (``_head``, cached), the messages escaped by ``map(orjson.dumps)`` and the lines
-        joined in one call, as ingest/book_block.py does for the book's packets: the
-        per-line path built an Event and a labels dict per line (bench/ingest_sockets.py).
+        No Python runs per line: one regex pass over the read gives its columns, and
+        ``map`` over dicts (C) turns them into the parts of the stored lines: each
+        second's and each fraction+zone's milliseconds, each sender's header (service,
+        level, labels) are made once, for the distinct values of a read, and cached. The
+        messages are escaped by ``map(orjson.dumps)``, the lines joined in one call, as
+        ingest/book_block.py does for the book's packets (bench/ingest_sockets.py).
         ``reserve`` is called only once the read is known to fit; returns (blob, seqs,
         timestamps).
         """
@@ -224,22 +227,22 @@ class SyslogDecoder:
         if "\r" in text or BOM in text or text.count("\n") != n - 1:  # trimmed or dropped by
             return None  # the per-line path; a newline inside a line (an octet-counted frame)
         rows = _FAST.findall(text)
-        if len(rows) != n:  # a line of another shape, or one holding a newline
+        if len(rows) != n:  # a line of another shape
             return None
-        heads, ts_ms = self._heads, self.rfc3339_ms
-        firsts: list[bytes] = []
-        lasts: list[bytes] = []
-        stamps: list[int] = []
+        seconds, tails = list(map(_COL1, rows)), list(map(_COL2, rows))
+        keys = list(zip(map(_COL0, rows), map(_COL3, rows), strict=True))
         try:
-            for pri, ts, hdr, _ in rows:
-                head = heads.get(pri + " " + hdr)
-                if head is None:
-                    head = self._head(pri, hdr)
-                firsts.append(head[0])
-                lasts.append(head[1])
-                stamps.append(ts_ms(ts))
-        except Rejected:
-            return None
+            stamps = self._stamps(seconds, tails)
+            heads = list(map(self._heads.__getitem__, keys))
+        except KeyError:  # a value not seen yet: made for the read's distinct values, then again
+            try:
+                self._learn(seconds, tails, keys)
+            except Rejected:
+                return None
+            stamps = self._stamps(seconds, tails)
+            heads = list(map(self._heads.__getitem__, keys))
+        if min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
+            return None  # the per-line path says why
         seqs = reserve(n)
         common = (b',"received_at":%d,"source.address":%s,"source.port":%d' %
                   (received, orjson.dumps(source[0]), source[1]))
@@ -249,10 +252,29 @@ class SyslogDecoder:
         parts[2::8] = repeat(b',"@timestamp":', n)
         parts[3::8] = str(stamps)[1:-1].encode().split(b", ")
         parts[4::8] = repeat(common, n)
-        parts[5::8] = firsts
-        parts[6::8] = map(orjson.dumps, map(_MESSAGE, rows))
-        parts[7::8] = lasts
+        parts[5::8] = map(_COL0, heads)
+        parts[6::8] = map(orjson.dumps, map(_COL4, rows))
+        parts[7::8] = map(_COL1, heads)
         return b"".join(parts), seqs, stamps
+
+    def _stamps(self, seconds: list[str], tails: list[str]) -> list[int]:
+        """Epoch ms of each line: its second's ms plus its fraction's less its zone's (KeyError
+        for one not cached)."""
+        return list(map(add, map(self._second_ms.__getitem__, seconds),
+                        map(self._tail_ms.__getitem__, tails)))
+
+    def _learn(self, seconds: list[str], tails: list[str], keys: list[tuple[str, str]]) -> None:
+        """Cache what a read holds that is not cached yet (Rejected for a value that is bad)."""
+        for caches in (self._second_ms, self._tail_ms, self._heads):
+            if len(caches) > CACHE_SIZE:
+                caches.clear()
+        for sec in set(seconds).difference(self._second_ms):
+            self._second_ms[sec] = self._second(sec) * 1000
+        for tail in set(tails).difference(self._tail_ms):
+            ms, offset = self._tail(_SAMPLE_SECOND + tail)
+            self._tail_ms[tail] = ms - offset * 1000
+        for key in set(keys).difference(self._heads):
+            self._heads[key] = self._head(*key)
 
     def _head(self, pri_text: str, hdr: str) -> tuple[bytes, bytes]:
         """What lines of one PRI, HOSTNAME, APP-NAME, PROCID and MSGID share: the part before
@@ -261,20 +283,21 @@ class SyslogDecoder:
         if pri >= 192:
             raise Rejected("bad_syslog", "PRI over 191")  # the per-line path stores it whole
         host, app, procid, msgid = hdr.split(" ")
-        labels = _PRI_LABELS[pri].copy()
-        if host != NIL:
-            labels["host.name"] = host
-        if procid != NIL:
-            labels["log.syslog.procid"] = procid
-        if msgid != NIL:
-            labels["log.syslog.msgid"] = msgid
+        labels = _header_labels(_PRI_LABELS[pri].copy(), host, procid, msgid)
         svc = b',"service.name":' + orjson.dumps(app) if app != NIL else b""
-        head = (svc + b',"log.level":"' + LEVELS[pri & 7].encode() + b'","message":',
+        return (svc + b',"log.level":"' + LEVELS[pri & 7].encode() + b'","message":',
                 b',"labels":' + orjson.dumps(labels) + b"}\n")
-        if len(self._heads) > CACHE_SIZE:
-            self._heads.clear()
-        self._heads[pri_text + " " + hdr] = head
-        return head
+
+
+def _header_labels(labels: dict[str, Any], host: str, procid: str, msgid: str) -> dict[str, Any]:
+    """An RFC 5424 header's HOSTNAME, PROCID and MSGID as labels; NIL ones left out."""
+    if host != NIL:
+        labels["host.name"] = host
+    if procid != NIL:
+        labels["log.syslog.procid"] = procid
+    if msgid != NIL:
+        labels["log.syslog.msgid"] = msgid
+    return labels
 
 
 def _bsd_ms(m: re.Match[str], received: int) -> int:
