@@ -35,13 +35,13 @@ from typing import Any
 import msgpack
 import orjson
 
-from ...guard import Guarded
 from ..event import Event
 from ..store.segment import StoreUnavailable
 from .common import Rejected, now_ms
+from .connection import IngestConnection
 from .counting import ProtocolCounters
 from .http_ndjson import record_event
-from .tcp import PAUSE_BUFFER_BYTES, IngestContext
+from .tcp import IngestContext
 
 PROTOCOL = "forward"
 EVENT_TIME = 0  # msgpack extension type of Fluent's EventTime
@@ -139,30 +139,15 @@ class Message:
         self.events.append(ev)
 
 
-class ForwardProtocol(Guarded, asyncio.Protocol):
-    authed = True  # the shared-key handshake is not supported: no token
+class ForwardProtocol(IngestConnection):
+    """A forward connection; the shared-key handshake is not supported (no token)."""
 
     def __init__(self, ctx: IngestContext, counters: ProtocolCounters) -> None:
-        self.ctx, self.counters = ctx, counters
+        super().__init__(ctx)
+        self.counters = counters
         self.unpacker = unpacker(ctx.max_frame_bytes)
-        self.transport: asyncio.Transport | None = None
-        self.source: tuple[str, int] = ("", 0)
         self.fed = 0  # bytes fed to the unpacker: minus its tell(), the partial message held
         self.broken = False  # bytes that are not msgpack came: nothing after them is read
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername") or ("", 0)
-        self.source = (str(peer[0]), int(peer[1]))
-        self.ctx.connections.inc()
-        self.ctx.connections_total += 1
-        self.ctx.guard.opened(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.ctx.connections.dec()
-        self.ctx.paused.discard(self)
-        self.ctx.guard.closed(self)
 
     def data_received(self, data: bytes) -> None:
         ctx = self.ctx
@@ -207,10 +192,7 @@ class ForwardProtocol(Guarded, asyncio.Protocol):
             return
         if chunks:
             asyncio.ensure_future(self._ack(chunks, last))
-        if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
-            self.transport.pause_reading()
-            self.paused = True
-            ctx.paused.add(self)
+        self.pause_if_behind()
 
     async def _ack(self, chunks: list[str], seq: int, close: bool = False) -> None:
         transport = self.transport

@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...guard import Guarded
 from ...security import check_exposure
 from ..event import Event
 from .common import Rejected, now_ms
+from .connection import IngestConnection
 from .counting import ProtocolCounters
 from .forward import ForwardProtocol
 from .jsonlines import line_event
@@ -65,33 +65,16 @@ class SocketPorts:
                                protected=False, insecure=insecure)
 
 
-class LineIngestProtocol(Guarded, asyncio.Protocol):
+class LineIngestProtocol(IngestConnection):
     """A TCP connection of lines (syslog, JSON lines): framed by lines.py, each line decoded
     alone, the read's good events appended as one block."""
 
-    authed = True  # no hello: these protocols carry no token
-
     def __init__(self, ctx: IngestContext, counters: ProtocolCounters, protocol: str,
                  decode: Decode, *, octet_counting: bool, block: EncodeBlock | None = None) -> None:
-        self.ctx, self.counters, self.protocol, self.decode = ctx, counters, protocol, decode
+        super().__init__(ctx)
+        self.counters, self.protocol, self.decode = counters, protocol, decode
         self.block = block  # the hot path, tried first on every read
         self.splitter = LineSplitter(ctx.max_frame_bytes, octet_counting=octet_counting)
-        self.transport: asyncio.Transport | None = None
-        self.source: tuple[str, int] = ("", 0)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername") or ("", 0)
-        self.source = (str(peer[0]), int(peer[1]))
-        self.ctx.connections.inc()
-        self.ctx.connections_total += 1
-        self.ctx.guard.opened(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.ctx.connections.dec()
-        self.ctx.paused.discard(self)
-        self.ctx.guard.closed(self)
 
     def data_received(self, data: bytes) -> None:
         ctx = self.ctx
@@ -103,10 +86,7 @@ class LineIngestProtocol(Guarded, asyncio.Protocol):
             return  # over the listener's budget for partial lines: aborted
         if lines and not self._store_block(lines):
             store(ctx, self.counters, self.protocol, self.decode, lines, self.source, self._bad)
-        if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
-            self.transport.pause_reading()  # resumed by IngestContext._resume_all after a flush
-            self.paused = True
-            ctx.paused.add(self)
+        self.pause_if_behind()
 
     def _store_block(self, lines: list[bytes]) -> bool:
         """The read stored by the hot path, if it takes it (all lines of its one shape)."""
