@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
+import msgspec
 import orjson
 
 from ..event import Event
@@ -82,13 +83,14 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
     index = meta.get("_index", default_index)
     if not isinstance(index, str | None):
         return None
-    labels = {INDEX_LABEL: index} if index is not None else None
     # Every document flat: no action line can be one (an action has a key no flat document
     # has), so in a well-formed body the lines left are exactly those after each action.
     events = flat_events(memoryview(body.replace(marker, b"\n"))[first + 1:], received)
     if events is not None and len(events) == pairs:
-        for ev in events:
-            ev.labels = labels  # one dict for all: nothing changes it, the encoder only reads it
+        if index is not None:
+            labels = msgspec.Raw(orjson.dumps({INDEX_LABEL: index}))
+            for ev in events:
+                ev.labels = labels  # one Raw for all: the encoder copies its bytes into each line
         return BulkParse(events=events, uniform=(action, index))
     lines = body.rstrip(b"\n").split(b"\n")  # documents of any shape: paired by position
     if len(set(lines[0::2])) != 1:

@@ -36,8 +36,8 @@ class FlatEvent(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown
     Bodies whose documents all fit are decoded by one ``decode_lines`` call (C) and stored as
     these structs, which encode to the same line an :class:`Event` would; any other body takes
     the per-document path. ``seq`` and ``received_at`` are read only to be overwritten, as
-    :func:`record_event` drops them; ``labels`` is set by callers (es_bulk's index), and a
-    document that sends it goes the per-document way.
+    :func:`record_event` drops them; ``labels`` is set by callers (es_bulk's index, as JSON
+    text), and a document that sends it goes the per-document way.
     """
 
     seq: int = 0
@@ -52,7 +52,10 @@ class FlatEvent(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown
     message: str | None = None
     stack_trace: str | None = msgspec.field(default=None, name="error.stack_trace")
     trace_id: str | None = msgspec.field(default=None, name="trace.id")
-    labels: Any = None
+    # Raw, not a dict: a struct holding no container stays out of the garbage collector's
+    # lists, and a body's 30,000 tracked structs made every collection slower (ES bulk cost
+    # twice the CPU of NDJSON per event until this); absent, it is omitted like Event.params
+    labels: msgspec.Raw = msgspec.Raw(b"")
 
 
 _flat_lines = msgspec.json.Decoder(FlatEvent).decode_lines
@@ -78,7 +81,7 @@ def flat_events(docs: bytes | memoryview, received: int) -> list[FlatEvent] | No
                 ev.timestamp = parse_timestamp(ts)
             except ValueError:
                 return None
-        if ev.message is None or ev.labels is not None:
+        if ev.message is None or ev.labels:
             return None
         if ev.level is None:
             ev.level = "info"

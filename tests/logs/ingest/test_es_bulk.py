@@ -137,3 +137,14 @@ async def test_filter_path_cuts_the_answer_as_beats_ask(start_logs):
     status, answer, _ = await call(srv, "POST", "/_bulk?filter_path=took", uniform)
     assert set(answer) == {"took"}
     assert len(stored(srv.config.data_dir)) == 5
+
+
+async def test_a_large_answer_arrives_whole(start_logs):
+    """An answer over 256 KiB is written in pieces (http_routes.write_in_pieces)."""
+    srv = await start_logs()
+    body = ndjson(*[x for i in range(3000) for x in ({"index": {"_index": "big"}}, {"message": f"m{i}"})])
+    status, answer, headers = await call(srv, "POST", "/_bulk", body)
+    assert status == 200 and headers["X-Elastic-Product"] == "Elasticsearch"
+    assert int(headers["Content-Length"]) > 256 * 1024
+    assert len(answer["items"]) == 3000 and not answer["errors"]
+    assert [i["index"]["_id"] for i in answer["items"]] == [str(e["seq"]) for e in stored(srv.config.data_dir)]
