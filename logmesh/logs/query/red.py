@@ -126,17 +126,23 @@ def _summary_rows(snap: plan.Snapshot, start: int, end: int,
         for name, blocks in dropped.items():
             not_counted.setdefault(name, set()).update(blocks)
     cols = "w, m, p, up, d, n, e4, e5"
-    parts = []
+    scale = red_summary.SERIES_WIDTH if series else 1
+    parts, whole = [], []
     for pf, blocks in counted.values():
+        path = sql_str(str(red_summary.red_path(pf.path)))
+        if len(blocks) == len(pf.blocks):  # all of it: read with the others (one scan of a list
+            whole.append(path)              # of files takes a third of the time of one per file)
+            continue
         windows = sorted({w for i in blocks for w in _windows(pf, i)})
         ranges = plan.merge_ranges([(w, w) for w in windows], plan.MAX_PRUNE_RANGES)
         cond = " OR ".join(f"(w BETWEEN {a} AND {z})" for a, z in ranges)
-        if not series and len(blocks) == len(pf.blocks):
-            cond = "w IS NULL"
-        parts.append(f"SELECT {cols} FROM read_parquet({sql_str(str(red_summary.red_path(pf.path)))}) "
-                     f"WHERE {cond}")
+        parts.append(f"SELECT {cols} FROM read_parquet({path}) WHERE s = {scale} AND ({cond})")
+    if whole:
+        parts.insert(0, f"SELECT {cols} FROM read_parquet([{', '.join(whole)}]) "
+                        + (f"WHERE s = {scale} AND w IS NOT NULL" if series else "WHERE w IS NULL"))
     if src.sql is not None:
-        parts.append(f"SELECT {cols} FROM ({red_summary.rows_sql(f'({src.sql})')})")
+        d = red_summary.coarse(scale) if series else "d"
+        parts.append(f"SELECT w, m, p, up, {d} AS d, n, e4, e5 FROM ({red_summary.rows_sql(f'({src.sql})')})")
     return " UNION ALL ".join(parts), [pf for pf, _ in counted.values()]
 
 
@@ -156,10 +162,9 @@ def _from_summaries(engine: Engine, snap: plan.Snapshot, start: int, end: int, k
     stats = red_summary.stats_sql
     ups = (f"SELECT 2, NULL, m, p, up, sum(n), 0, 0, 0, false, {', '.join(['NULL'] * nq)} "
            "FROM r WHERE d IS NULL AND up IS NOT NULL GROUP BY ALL")
-    if series:  # ~600k rows a day, and as many after merging: read twice, not kept
-        d = red_summary.coarse(red_summary.SERIES_WIDTH)
+    if series:  # ~250k rows a day, and as many after merging: read twice, not kept
         sql = (f"WITH r AS ({rows_sql}) SELECT 0, k, m, p, NULL, * EXCLUDE (k, m, p) FROM "
-               f"({stats(f'(SELECT {k} AS k, m, p, {d} AS d, n, e4, e5 FROM r)', 'k, m, p', qs)}) "
+               f"({stats(f'(SELECT {k} AS k, m, p, d, n, e4, e5 FROM r)', 'k, m, p', qs)}) "
                f"UNION ALL {ups}")
     else:  # merged over the range first: a few thousand rows
         sql = (f"WITH r AS MATERIALIZED (SELECT {k} AS k, m, p, up, d, sum(n) AS n, sum(e4) AS e4, "

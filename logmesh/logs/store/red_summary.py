@@ -12,7 +12,9 @@ route's method and path, ``up`` the upstream)::
     d NULL       n requests, e4 of them with status >= 400, e5 with status >= 500
     d = bucket   n requests whose ``labels.event.duration_ms`` falls in that bucket
 
-Rows with ``w`` NULL are the whole file's (~200k a day instead of ~600k), for the files
+Each window's rows are there twice: with these buckets (``s`` = 1) and with SERIES_WIDTH of
+them merged into one (``s`` = SERIES_WIDTH), which the series reads. Rows with ``w`` NULL are
+the whole file's (~200k a day instead of ~600k), for the files
 a range holds whole. Windows, not blocks: a block of 16,384 events holds ~8,000 access logs spread over some
 20 routes and ~280 duration buckets, so per block (or minute) the rows were as many as
 the events (2.8M for 5M access logs); per file and 15 minutes they are ~600k over a day,
@@ -47,7 +49,7 @@ from ...fsio import fsync_path
 from . import layout
 from .columns import TS, ident, sql_str
 
-VERSION = 3  # of the .red file's rows; an index naming another version is not used
+VERSION = 4  # of the .red file's rows; an index naming another version is not used
 GATEWAY = "gateway"  # the gateway's shipper's service name (cli.py): its access logs
 GAMMA = 1.02  # a duration bucket's width: each bucket's upper end is GAMMA x its lower end
 ERROR_BOUND = (GAMMA - 1) / (GAMMA + 1)  # the largest relative error of a bucket's value
@@ -108,16 +110,21 @@ def write(con: duckdb.DuckDBPyConnection, table: str, parquet: Path) -> dict:
     tmp = path.with_name(path.name + layout.TMP_SUFFIX)
     con.execute(f"CREATE OR REPLACE TEMP TABLE red_rows AS {rows_sql(table)}")
     skip = sorted(r[0] for r in con.execute(f"SELECT DISTINCT w FROM red_rows WHERE d = {BAD}").fetchall())
-    # and the whole file's rows (w NULL), for a range that holds all of it, unless a window is skipped
+    # s = 1: 2% buckets; s = SERIES_WIDTH: the series' wider ones (the same windows, ~40% of the rows);
+    # w NULL: the whole file's, for a range that holds all of it, unless a window is skipped
     whole = "" if skip else ("UNION ALL SELECT NULL, m, p, up, d, sum(n)::BIGINT, sum(e4)::BIGINT, "
-                             "sum(e5)::BIGINT FROM red_rows GROUP BY ALL")
-    con.execute(f"COPY (SELECT * FROM red_rows WHERE w NOT IN (SELECT w FROM red_rows WHERE d = {BAD}) "
-                f"{whole} ORDER BY w NULLS FIRST, m, p, up, d NULLS FIRST) TO {sql_str(str(tmp))} "
+                             "sum(e5)::BIGINT, 1 FROM red_rows GROUP BY ALL")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE red_ok AS SELECT * FROM red_rows "
+                f"WHERE w NOT IN (SELECT w FROM red_rows WHERE d = {BAD})")
+    con.execute(f"COPY (SELECT *, 1 AS s FROM red_ok UNION ALL SELECT w, m, p, up, {coarse(SERIES_WIDTH)}, "
+                f"sum(n)::BIGINT, sum(e4)::BIGINT, sum(e5)::BIGINT, {SERIES_WIDTH} FROM red_ok GROUP BY ALL "
+                f"{whole} ORDER BY s, w NULLS FIRST, m, p, up, d NULLS FIRST) TO {sql_str(str(tmp))} "
                 "(FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION V2)")
     con.execute("DROP TABLE red_rows")
+    con.execute("DROP TABLE red_ok")
     fsync_path(tmp)
     tmp.replace(path)  # the directory is fsynced with the Parquet file's rename, the commit point
-    return {"version": VERSION, "window_ms": WINDOW_MS, "skip": skip}
+    return {"version": VERSION, "window_ms": WINDOW_MS, "series_width": SERIES_WIDTH, "skip": skip}
 
 
 def usable(index: dict, parquet: Path) -> set[int] | None:
@@ -126,7 +133,7 @@ def usable(index: dict, parquet: Path) -> set[int] | None:
     block is read)."""
     red = index.get("red")
     if (not isinstance(red, dict) or red.get("version") != VERSION or red.get("window_ms") != WINDOW_MS
-            or not red_path(parquet).exists()):
+            or red.get("series_width") != SERIES_WIDTH or not red_path(parquet).exists()):
         return None
     return set(red.get("skip") or ())
 
