@@ -104,6 +104,7 @@ export function initAssist() {
   q.addEventListener("input", suggest);
   q.addEventListener("focus", suggest);
   q.addEventListener("blur", close);
+  document.addEventListener("fields", () => { if (document.activeElement === q) suggest(); }); // typed before they came
   q.addEventListener("keydown", (e) => {
     if ($("suggest").hidden) return;
     if (e.key === "ArrowDown" || e.key === "ArrowUp") { e.preventDefault(); mark(e.key === "ArrowDown" ? 1 : -1); }

@@ -27,6 +27,7 @@ export async function loadFields(signal) {
     const r = await api("/api/v1/fields", { q: state.q, from: state.from, to: state.to }, signal);
     if (mine !== current.gen) return;
     fieldList = (r.fields || []).filter((f) => f && f.name);
+    document.dispatchEvent(new Event("fields")); // the query help suggests from them (assist.js)
   } catch (e) {
     if (mine !== current.gen || e.name === "AbortError") return;
     fieldList = [];
