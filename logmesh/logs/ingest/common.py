@@ -276,24 +276,29 @@ def flatten_ecs(obj: dict[str, Any]) -> dict[str, Any]:
     """Nested ECS objects -> their dotted names, so ``{"service": {"name": "x"}}`` is stored as
     ``service.name``, not as a label named ``service``; other objects (``user``) stay labels.
 
-    ``obj`` is returned unchanged (no copy) when it nests none of :data:`ECS_OBJECTS`.
+    ``obj`` is returned unchanged (no copy) when it nests none of :data:`ECS_OBJECTS`. Callers
+    refuse documents nested past MAX_DEPTH first, which bounds the recursion.
     """
-    if not any(k in ECS_OBJECTS and isinstance(v, dict) for k, v in obj.items()):
+    for key, value in obj.items():
+        if value.__class__ is dict and key in ECS_OBJECTS:
+            break
+    else:
         return obj
     flat: dict[str, Any] = {}
     for key, value in obj.items():
-        if key in ECS_OBJECTS and isinstance(value, dict):
-            stack = [(key, value)]
-            while stack:
-                prefix, inner = stack.pop()
-                for k, v in inner.items():
-                    if isinstance(v, dict) and v:
-                        stack.append((f"{prefix}.{k}", v))
-                    else:
-                        flat[f"{prefix}.{k}"] = v
+        if value.__class__ is dict and key in ECS_OBJECTS:
+            _flatten_into(flat, key, value)
         else:
             flat[key] = value
     return flat
+
+
+def _flatten_into(flat: dict[str, Any], prefix: str, obj: dict[str, Any]) -> None:
+    for key, value in obj.items():
+        if value.__class__ is dict and value:
+            _flatten_into(flat, f"{prefix}.{key}", value)
+        else:
+            flat[f"{prefix}.{key}"] = value
 
 
 def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
