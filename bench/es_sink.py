@@ -86,7 +86,11 @@ def write_store(data_dir: Path, events: int, shape: str, poison_every: int = 0) 
 
 
 async def run(events: int, batch: int, shape: str) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="es-sink-bench-"))
+    with tempfile.TemporaryDirectory(prefix="es-sink-bench-") as tmp:
+        return await _run(Path(tmp), events, batch, shape)
+
+
+async def _run(tmp: Path, events: int, batch: int, shape: str) -> dict:
     store = write_store(tmp / "data", events, shape)
     fake = fake_process(tmp / "fake.log")
     url = await fake.start()
@@ -138,7 +142,11 @@ def one_round(tree: Path, events: int, batch: int, shape: str | None) -> dict:
 
 
 def compare(ref: str, rounds: int, events: int, batch: int, base_batch: int) -> dict:
-    old_tree = Path(tempfile.mkdtemp(prefix="es-sink-baseline-"))
+    with tempfile.TemporaryDirectory(prefix="es-sink-baseline-") as tree:
+        return _compare(Path(tree), ref, rounds, events, batch, base_batch)
+
+
+def _compare(old_tree: Path, ref: str, rounds: int, events: int, batch: int, base_batch: int) -> dict:
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True)
     if archive.returncode != 0:  # a shallow clone, or no git: say so, do not fake a comparison
         raise SystemExit(f"--baseline {ref}: not in this clone ({archive.stderr.decode().strip()}); "
@@ -189,9 +197,13 @@ async def child(data_dir: Path, url: str, batch: int, last_seq: int) -> None:
 
 
 async def exactly_once(events: int, batch: int, kills: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="es-sink-once-") as tmp:
+        return await _exactly_once(Path(tmp), events, batch, kills)
+
+
+async def _exactly_once(tmp: Path, events: int, batch: int, kills: int) -> dict:
     import aiohttp
 
-    tmp = Path(tempfile.mkdtemp(prefix="es-sink-once-"))
     data = tmp / "data"
     t0 = time.perf_counter()
     store = write_store(data, events, "http", poison_every=1000)
