@@ -126,6 +126,20 @@ def ratios(ingest: dict) -> list[str]:
     return lines
 
 
+def merge_sections(page: str, fresh: list[str]) -> list[str]:
+    """The page's sections with the fresh ones in their place: a section made by a step
+    (heading ``## <step>``) is replaced, a new one goes at the end, and every other section
+    stays: the steps not run this time (``--only``) and the analyses written by hand
+    (their headings say more than a step's name). It rewrote the whole page."""
+    def heading(section: str) -> str:
+        return section.split("\n", 1)[0].strip()
+
+    old = ["## " + part for part in ("\n" + page).split("\n## ")[1:]]
+    by_heading = {heading(s): s for s in fresh}
+    out = [by_heading.pop(heading(s), s.rstrip()) for s in old]
+    return out + [s for s in fresh if heading(s) in by_heading]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the benches)")
@@ -177,10 +191,17 @@ def main() -> int:
             f"{', '.join(f'{x:.2f}' for x in m['load_before'])}.",
             "These machines are shared and noisy: each figure is a median of several runs "
             "where the bench says so, and each comparison is made inside one run.",
+            "Sections a run did not make again (`--only`, analyses written by hand) keep "
+            "their earlier figures; each names its command.",
             "Raw numbers: docs/benchmarks.json.", ""]
-    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(head) + "\n" + "\n\n".join(sections) + "\n")
+    page = ROOT / "docs" / "benchmarks.md"
+    kept = merge_sections(page.read_text() if page.exists() else "", sections)
+    page.write_text("\n".join(head) + "\n" + "\n\n".join(kept) + "\n")
+    raw_page = ROOT / "docs" / "benchmarks.json"
+    earlier = json.loads(raw_page.read_text()).get("benchmarks", {}) if raw_page.exists() else {}
+    results["benchmarks"] = {**earlier, **results["benchmarks"]}  # as the page: steps not run stay
     raw_json = json.dumps(results, indent=1, default=str).replace(str(ROOT) + "/", "")  # no host paths
-    (ROOT / "docs" / "benchmarks.json").write_text(raw_json + "\n")
+    raw_page.write_text(raw_json + "\n")
     print(f"wrote docs/benchmarks.md and docs/benchmarks.json in {time.monotonic() - t_all:.0f} s")
     return 0
 
