@@ -46,7 +46,6 @@ from ..store import layout
 
 log = logging.getLogger("logmesh.logs.ingest")
 
-BALANCE_DIR = "balance"  # under the data directory
 LOADS_FILE = "connections"  # a row of int64 slots per worker: its load, then what it took from each
 REFRESH_SECONDS = 0.1  # how often a worker publishes its load and re-reads its siblings'
 DEAD_SECONDS = 1.0  # a sibling whose queue was full is not offered another for this long
@@ -66,7 +65,7 @@ class Loads:
     ROW = layout.MAX_WORKERS + 1
 
     def __init__(self, data_dir: Path) -> None:
-        directory = Path(data_dir) / BALANCE_DIR
+        directory = Path(data_dir) / layout.BALANCE_DIR
         directory.mkdir(parents=True, exist_ok=True)
         size = layout.MAX_WORKERS * self.ROW * 8
         fd = os.open(directory / LOADS_FILE, os.O_RDWR | os.O_CREAT, 0o644)

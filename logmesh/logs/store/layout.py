@@ -37,6 +37,7 @@ DEADLETTER_DIR = "deadletter"
 QUARANTINE_DIR = "quarantine"
 METRICS_DIR = "metrics"  # logs/server.py: one registry's files per worker (multiprocess mode)
 HEALTH_DIR = "health"  # logs/health_monitor.py: what each worker heard, shared once a second
+BALANCE_DIR = "balance"  # logs/ingest/balance.py: each worker's open ingest connections (--workers)
 SAVED_SEARCHES_FILE = "saved-searches.json"  # http/saved_searches.py: replaced atomically, under a lock
 QUARANTINE_SUFFIX = ".damaged"
 SEGMENT_SUFFIX = ".ndjson"
