@@ -117,5 +117,6 @@ async def test_ingest_speed_with_the_cluster_down_hanging_and_catching_up(tmp_pa
     # (2x, not 1x: this runs on shared 2-core machines; measured ratios are 0.8-1.3.)
     assert statistics.median(results["down"]) < 2 * base + 0.005
     assert statistics.median(results["hanging"]) < 2 * base + 0.005
-    # Catching up shares the worker's CPU; it must not stall a request.
-    assert max(results["catching up"]) < 1.0
+    # Catching up shares the worker's CPU; it must not stall a request (a stalled one waits
+    # for the whole backlog; 1 s failed at 1.01 and 1.75 s on a machine loaded to 15).
+    assert max(results["catching up"]) < 3.0
