@@ -134,7 +134,7 @@ def _summary_rows(snap: plan.Snapshot, start: int, end: int,
             whole.append(path)              # of files takes a third of the time of one per file)
             continue
         windows = sorted({w for i in blocks for w in _windows(pf, i)})
-        ranges = plan.merge_ranges([(w, w) for w in windows], plan.MAX_PRUNE_RANGES)
+        ranges = plan.merge_ranges([(w, w) for w in windows], len(windows))  # exact: never a superset
         cond = " OR ".join(f"(w BETWEEN {a} AND {z})" for a, z in ranges)
         parts.append(f"SELECT {cols} FROM read_parquet({path}) WHERE s = {scale} AND ({cond})")
     if whole:
