@@ -167,4 +167,3 @@ async def test_retention_deletes_a_files_summary_with_it(tmp_path):
     assert len(list(pq.glob(f"*{layout.RED_SUFFIX}"))) == 2
     Retention(tmp_path, max_age_ms=1, clock=lambda: (T0 + 10 * HOUR) / 1000).run_once()
     assert list(pq.glob(f"*{layout.RED_SUFFIX}")) == [] and list(pq.glob("*.parquet")) == []
-
