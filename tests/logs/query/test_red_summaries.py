@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from logmesh.logs.query import kql, red
 from logmesh.logs.query.engine import Engine
-from logmesh.logs.store import layout, red_summary
+from logmesh.logs.store import compact, layout, red_summary
 from logmesh.logs.store.compact import Compactor
 from logmesh.logs.store.retention import Retention
 from tests.support.store import HOUR, MIN, T0, event, write_store
@@ -167,3 +167,38 @@ async def test_retention_deletes_a_files_summary_with_it(tmp_path):
     assert len(list(pq.glob(f"*{layout.RED_SUFFIX}"))) == 2
     Retention(tmp_path, max_age_ms=1, clock=lambda: (T0 + 10 * HOUR) / 1000).run_once()
     assert list(pq.glob(f"*{layout.RED_SUFFIX}")) == [] and list(pq.glob("*.parquet")) == []
+
+
+async def test_a_crash_before_the_commit_point_leaves_its_summary_unread(tmp_path, monkeypatch):
+    """Compaction dies after writing a segment's .red and block index, before the Parquet
+    file's rename (the commit point): the segment still answers, its .red is not read (no
+    event counted twice), and the next pass writes both again."""
+    hours = [[(i * 1000, i % len(ROUTES), 200, 3.0 + i) for i in range(100)] for _ in range(2)]
+    batches = [[access(T0 + h * HOUR + off, r, s, ms) for off, r, s, ms in evs] for h, evs in enumerate(hours)]
+    writer = await write_store(tmp_path, batches)
+    await writer.close()
+    replace = compact.os.replace
+    died: list[str] = []
+
+    def crash_once(src, dst):
+        if str(dst).endswith(layout.PARQUET_SUFFIX) and not died:
+            died.append(str(dst))
+            raise OSError("killed before the rename")
+        return replace(src, dst)
+
+    monkeypatch.setattr(compact.os, "replace", crash_once)
+    assert await asyncio.to_thread(Compactor(tmp_path, grace=0).run_once) == 1
+    pq = tmp_path / layout.PARQUET_DIR
+    assert len(list(pq.glob(f"*{layout.RED_SUFFIX}"))) == 2 and len(list(pq.glob("*.parquet"))) == 1
+    start, end = T0 - HOUR, T0 + 3 * HOUR
+    for _ in range(2):
+        engine = Engine(tmp_path)
+        try:
+            est = red.routes(engine, None, start, end, now=end)
+            assert est["percentiles"] == "estimated"
+            assert sum(r["requests"] for r in est["routes"]) == 200
+            same_routes(est, red.routes(engine, None, start, end, now=end, exact=True))
+        finally:
+            engine.close()
+        assert await asyncio.to_thread(Compactor(tmp_path, grace=0).run_once) in (0, 1)
+    assert len(list(pq.glob("*.parquet"))) == 2
