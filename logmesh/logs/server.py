@@ -42,12 +42,13 @@ from .health_monitor import HealthMonitor
 from .http.query_api import HEAVY_NICE, QueryAPI
 from .ingest.balance import BalancedServer
 from .ingest.common import Routes
+from .ingest.context import IngestContext
 from .ingest.counting import ProtocolCounters
 from .ingest.http_ndjson import parse_body
 from .ingest.http_routes import HttpSources, es_root
 from .ingest.ledger import ShipperLedger
 from .ingest.sockets import SocketListeners, SocketPorts
-from .ingest.tcp import IngestContext, LogIngestProtocol
+from .ingest.tcp import LogIngestProtocol
 from .query.service import QueryService
 from .sinks import load_sink
 from .sinks.booklog import BookLog

@@ -1,13 +1,13 @@
-"""What every connection of the socket ports (syslog, JSON lines, Fluent forward) does alike:
-report to the connection guard and the ingest counters, and stop reading while the store is
-behind (the book port's own protocol, tcp.py, does the same with its shippers' bookkeeping)."""
+"""What every ingest connection (the book port's, tcp.py; syslog, JSON lines and Fluent
+forward's, sockets.py and forward.py) does alike: report to the connection guard and the
+ingest counters, and stop reading while the store is behind."""
 
 from __future__ import annotations
 
 import asyncio
 
 from ...guard import Guarded
-from .tcp import PAUSE_BUFFER_BYTES, IngestContext
+from .context import PAUSE_BUFFER_BYTES, IngestContext
 
 
 class IngestConnection(Guarded, asyncio.Protocol):

@@ -39,9 +39,9 @@ from ..event import Event
 from ..store.segment import StoreUnavailable
 from .common import Rejected, now_ms
 from .connection import IngestConnection
+from .context import IngestContext
 from .counting import ProtocolCounters
 from .http_ndjson import record_event
-from .tcp import IngestContext
 
 PROTOCOL = "forward"
 EVENT_TIME = 0  # msgpack extension type of Fluent's EventTime

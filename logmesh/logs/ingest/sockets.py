@@ -25,12 +25,12 @@ from ...security import check_exposure
 from ..event import Event
 from .common import Rejected, now_ms
 from .connection import IngestConnection
+from .context import PAUSE_BUFFER_BYTES, IngestContext
 from .counting import ProtocolCounters
 from .forward import ForwardProtocol
 from .jsonlines import line_event
 from .lines import LineSplitter
 from .syslog import SyslogDecoder
-from .tcp import PAUSE_BUFFER_BYTES, IngestContext
 
 log = logging.getLogger("logmesh.logs.ingest")
 

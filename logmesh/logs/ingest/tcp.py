@@ -29,24 +29,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import orjson
 
-from ...guard import ConnectionGuard, Guarded, RateLimitedLog
 from ...hello import AUTH_URI, FirstPacket, OverLimit, Verdict, judge, refused
-from ...metrics import Metrics, number, value
 from ...protocol import BadFrame, FrameSplitter, encode
-from ..store.segment import SegmentWriter, StoreUnavailable
+from ..store.segment import StoreUnavailable
 from .book_block import BookBlock, block_head, encode_block, parse_block
 from .common import (
     Batch,
     BatchEvent,
     Rejected,
-    Routes,
     batch_decoder,
     decode,
     envelope_decoder,
@@ -55,18 +50,15 @@ from .common import (
     request_event,
     str_decoder,
 )
-from .ledger import ShipperLedger, is_error
+from .connection import IngestConnection
+from .context import IngestContext
+from .ledger import is_error
 
 log = logging.getLogger("logmesh.logs.ingest")
 
 # Marks an event kept with U+FFFD for bytes that were not UTF-8 (logs/event.py's labels).
 REPLACED_LABEL = "logmesh.replaced"
 REPLACED_BAD_UTF8 = {REPLACED_LABEL: "bad_utf8"}
-
-# Stop reading a connection while the store holds this much unwritten data;
-# the store's flusher resumes every paused connection after each write.
-PAUSE_BUFFER_BYTES = 16 * 1024 * 1024
-
 
 class RawBatch(msgspec.Struct):
     """A batch whose events are left undecoded: the error path decodes them one by one."""
@@ -100,121 +92,21 @@ def acked_key(head: bytes) -> Any:
     return orjson.loads(m.group(1))
 
 
-class IngestContext:
-    """What every ingest connection of one worker shares."""
-
-    def __init__(self, writer: SegmentWriter, *, max_frame_bytes: int = 1024 * 1024,
-                 routes: Routes | None = None, ledger: ShipperLedger | None = None,
-                 book_lines: Callable[[tuple[str, int], list], None] | None = None,
-                 guard: ConnectionGuard | None = None, metrics: Metrics | None = None,
-                 worker: str = "0") -> None:
-        self.writer = writer
-        self.guard = guard or ConnectionGuard("logs ingest")
-        self.warn = RateLimitedLog(log)
-        self.max_frame_bytes = max_frame_bytes
-        self.routes = routes or Routes()
-        self.ledger = ledger or ShipperLedger()
-        self.book_lines = book_lines  # the chapter's log.txt / --echo output, when enabled
-        self.paused: set[LogIngestProtocol] = set()
-        # The counts live in metrics (docs/metrics.md), counted per read or batch, never per
-        # event; ``stats`` reads them back.
-        self.metrics = m = metrics or Metrics()
-        w = (worker,)
-        self.events = m.counter("logmesh_received_events_total",
-                                "Events accepted for storage (TCP and HTTP).", ["worker"]).labels(*w)
-        self.bytes = m.counter("logmesh_received_bytes_total",
-                               "Bytes read from ingest connections.", ["worker"]).labels(*w)
-        self.duplicates = m.counter("logmesh_duplicate_events_total",
-                                    "Resent events dropped by event.id.", ["worker"]).labels(*w)
-        self.connections = m.gauge("logmesh_ingest_connections", "Open ingest connections.",
-                                   ["worker"]).labels(*w)
-        self._by_reason = {
-            "bad_frames": (m.counter("logmesh_bad_frames_total",
-                                     "Frames dropped as unusable, by reason.", ["worker", "reason"]), {}),
-            "rejected": (m.counter("logmesh_rejected_events_total",
-                                   "Events of acked batches refused before the ack, by reason "
-                                   "(named in the reply).", ["worker", "reason"]), {}),
-            "replaced": (m.counter("logmesh_replaced_events_total",
-                                   "Events stored with their bad bytes replaced by U+FFFD, by reason.",
-                                   ["worker", "reason"]), {}),
-        }
-        self.worker = worker
-        self.connections_total = 0
-        self.batches = 0
-        writer.on_flush.append(self._resume_all)
-
-    def _reason(self, kind: str, reason: str) -> Any:
-        family, children = self._by_reason[kind]
-        child = children.get(reason)
-        if child is None:
-            child = children[reason] = family.labels(self.worker, reason)
-        return child
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        """The counts as numbers, read from the metrics (for tests and reports)."""
-        return {"events": number(value(self.events)), "bytes": number(value(self.bytes)),
-                "connections": number(value(self.connections)),
-                "connections_total": self.connections_total,
-                "duplicates": number(value(self.duplicates)), "batches": self.batches,
-                **{kind: {r: number(value(c)) for r, c in children.items()}
-                   for kind, (_, children) in self._by_reason.items()}}
-
-    def add_metrics(self, ex: Any, labels: dict[str, str]) -> None:
-        """Show these counters in ``ex`` (a logmesh.metrics.Exposition): they are in the
-        registry they were made in, so that is what is shown."""
-        ex.include(self.metrics)
-
-    def count_bad(self, reason: str) -> None:
-        self._reason("bad_frames", reason).inc()
-
-    def count_replaced(self, reason: str) -> None:
-        """An event stored with its bad bytes replaced (``REPLACED_LABEL`` says which reason)."""
-        self._reason("replaced", reason).inc()
-
-    def count_rejected(self, reason: str) -> None:
-        """An event of an acked batch refused by name in its reply (bad frames are not answered)."""
-        self._reason("rejected", reason).inc()
-
-    def _resume_all(self) -> None:
-        if self.paused and self.writer.buffered_bytes < PAUSE_BUFFER_BYTES // 2:
-            for proto in self.paused:
-                proto.paused = False
-                if proto.partial_since:
-                    proto.partial_since = time.monotonic()  # paused time is not the peer's fault
-                if proto.transport is not None and not proto.transport.is_closing():
-                    proto.transport.resume_reading()
-            self.paused.clear()
-
-
-class LogIngestProtocol(Guarded, asyncio.Protocol):
+class LogIngestProtocol(IngestConnection):
     def __init__(self, ctx: IngestContext) -> None:
-        self.ctx = ctx
+        super().__init__(ctx)
         self.splitter = FrameSplitter(ctx.max_frame_bytes)
-        self.transport: asyncio.Transport | None = None
-        self.source: tuple[str, int] = ("", 0)
         self.authed = not ctx.guard.requires_auth
         self._hello = FirstPacket()  # the first packet, while a token is awaited
         self.book_service: str | None = None  # see _book_service
         self.shippers: set[str] = set()  # the instances whose batches came over this connection
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername") or ("", 0)
-        self.source = (str(peer[0]), int(peer[1]))
-        self.ctx.connections.inc()
-        self.ctx.connections_total += 1
-        self.ctx.guard.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.shippers:
             dropped = now_ms()
             for instance in self.shippers:
                 self.ctx.ledger.closed(instance, dropped)
-        self.ctx.connections.dec()
-        self.ctx.paused.discard(self)
-        self.ctx.guard.closed(self)
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         ctx = self.ctx
@@ -265,10 +157,7 @@ class LogIngestProtocol(Guarded, asyncio.Protocol):
                 asyncio.ensure_future(self._ack(key, count, last, rejected))
             if ctx.book_lines is not None and events:
                 ctx.book_lines(self.source, [ev.message for ev in events])
-        if ctx.writer.buffered_bytes > PAUSE_BUFFER_BYTES and self.transport is not None:
-            self.transport.pause_reading()  # resumed by IngestContext._resume_all after a flush
-            self.paused = True
-            ctx.paused.add(self)
+        self.pause_if_behind()
 
     def _handshake(self, data: bytes) -> bytes:
         """Collect the first packet (logmesh/hello.py); on a good hello return what followed
