@@ -14,14 +14,20 @@ PYTHONPATH to measure that one beside this one (paired, alternating rounds).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from logmesh.logs.store import layout
-from logmesh.logs.store.compact import compact_segment, new_connection
-from logmesh.logs.store.reader import list_segments
+# this tree, after any tree put first on PYTHONPATH (to measure that one)
+_AFTER = len([p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+sys.path.insert(1 + _AFTER, str(Path(__file__).resolve().parent.parent))
+
+from logmesh.logs.store import layout  # noqa: E402
+from logmesh.logs.store.compact import compact_segment, new_connection  # noqa: E402
+from logmesh.logs.store.reader import list_segments  # noqa: E402
 
 
 def main() -> None:

@@ -182,6 +182,8 @@ class Compactor:
         self.segments = counter("logmesh_compacted_segments_total", "Segments compacted to Parquet.")
         self.events = counter("logmesh_compacted_events_total", "Events compacted to Parquet.")
         self.seconds = counter("logmesh_compaction_seconds_total", "Time spent compacting.")
+        self.cpu_seconds = counter("logmesh_compaction_cpu_seconds_total",
+                                   "CPU time of the compacting thread (its DuckDB runs in it).")
         self.errors = counter("logmesh_compaction_errors_total", "Failed compactions (retried).")
         self.parquet_bytes = 0  # bytes this compactor wrote and read (not metrics; in stats)
         self.ndjson_bytes = 0
@@ -268,7 +270,7 @@ class Compactor:
         for seg in self.pending():
             if self._stop.is_set():
                 break
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.thread_time()
             try:
                 size = seg.path.stat().st_size
                 index = compact_segment(self.connection(), seg, self.parquet_dir, self.block_rows)
@@ -282,6 +284,7 @@ class Compactor:
                 log.error("compaction of %s failed (retrying in a minute): %s", seg.path.name, exc)
                 continue
             took = time.perf_counter() - t0
+            self.cpu_seconds.inc(time.thread_time() - cpu0)
             self._failed.pop(seg.path.name, None)
             done += 1
             self.segments.inc()
