@@ -66,6 +66,11 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                     "alternating rounds: events/s and each worker's share.",
          [PY, "bench/balance.py", "-n", n_ingest, "--rounds", "2" if quick else "6",
           "--json", str(OUT / "balance.json")]),
+        ("sustained", "--workers 2 with compaction on, paced book packets over 16 connections: "
+                      "the rate held, the compaction backlog over time, CPU per million events for "
+                      "ingest and for compaction, time from arrival to the block index.",
+         [PY, "bench/sustained.py", "--seconds", "15" if quick else "60",
+          "--json", str(OUT / "sustained.json")]),
         ("es_sink", "The Elasticsearch sink catching up into a fake cluster in its own process, "
                     "beside the sink of main before issue 21 (paired, alternating rounds).",
          [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000", "--baseline", "5287388",
