@@ -537,3 +537,10 @@ def test_fuzz_any_text(db, text):
 @given(KQLISH)
 def test_fuzz_kql_like_text(db, text):
     check_any_text(db, text)
+
+
+@pytest.mark.parametrize("text", ["service.name:", "a and", "url.path:(goods or"])
+def test_errors_where_a_value_is_missing_say_how_words_match(text):
+    with pytest.raises(KQLSyntaxError) as err:
+        parse(text)
+    assert "lock does not find deadlock" in err.value.message and "*lock*" in err.value.message
