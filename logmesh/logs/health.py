@@ -15,7 +15,10 @@ The rules (docs/api.md, "mesh"), worst first:
   ``SILENT_AFTER_MS`` (or three of its heartbeat intervals, if longer), its connection open:
   a process that is frozen (``kill -STOP``), or stuck;
 * ``slow``: the gateway's last answer charged to its address in the last minute was a
-  timeout (504), and there were some (the gateway's access log, read from the store);
+  timeout (504), and there were some; or, over the last minute, its median latency on a
+  route is ``SLOW_FACTOR`` times that route's norm (its median over the hour before, all
+  instances) and ``SLOW_MIN_EXTRA_MS`` above it, over ``SLOW_MIN_REQUESTS`` requests at
+  least (:func:`latency_outliers`; both from the gateway's access log, read from the store);
 * ``up``: listed, and none of the above; a node with no logmesh shipper (the book's Node
   services, the logs service itself) cannot be told silent from idle: it is up while listed;
 * ``unregistered``: a shipping instance that no node of the list is, alive (it may also be
@@ -39,7 +42,12 @@ SILENT_AFTER_MS = 15_000  # no event and no heartbeat this long: silent (shipper
 DOWN_AFTER_MS = 5_000  # off the list, or its connection closed, this long: down
 LINK_GRACE_MS = 5_000  # a new instance naming no listed node waits this long for the list
 FORGET_AFTER_MS = 600_000  # a row down this long leaves the table
-SLOW_WINDOW_MS = 60_000  # the gateway's timeouts are counted over this window
+SLOW_WINDOW_MS = 60_000  # the gateway's timeouts and an instance's latency: over this window
+NORM_WINDOW_MS = 3_600_000  # a route's norm: its median over this window before the last one
+SLOW_FACTOR = 5.0  # an instance's median this many times its route's norm is slow ...
+SLOW_MIN_EXTRA_MS = 50.0  # ... and this much above it (a 1 ms route at 5 ms is not news)
+SLOW_MIN_REQUESTS = 5  # requests of the instance on the route in the window, at least
+NORM_MIN_REQUESTS = 20  # requests behind a route's norm, at least
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")  # a service bound to every address names one of these
 
 
@@ -146,9 +154,35 @@ def _silent(seen: Seen, now: int) -> bool:
         now - seen.heard_ms >= silent_after_ms(seen)
 
 
-def node_verdict(node: Listed, current: Seen | None, timeouts: int, now: int) -> Verdict:
+def latency_outliers(recent: Mapping[str, Iterable[tuple[str, int, float | None]]],
+                     norm: Mapping[str, tuple[int, float | None]]) -> dict[str, str]:
+    """``"host:port"`` -> why it is slow, for each address whose median latency on a route is
+    far above that route's norm. ``recent``: per address, (route, requests, p50 ms) over the
+    last window; ``norm``: per route, (requests, p50 ms) over the window before it."""
+    out: dict[str, str] = {}
+    for address, per_route in recent.items():
+        worst: tuple[float, str] | None = None
+        for route, n, p50 in per_route:
+            base = norm.get(route)
+            if p50 is None or n < SLOW_MIN_REQUESTS or base is None or base[1] is None \
+                    or base[0] < NORM_MIN_REQUESTS:
+                continue
+            usual = max(base[1], 0.001)
+            if p50 >= SLOW_FACTOR * usual and p50 - usual >= SLOW_MIN_EXTRA_MS:
+                ratio = p50 / usual
+                if worst is None or ratio > worst[0]:
+                    worst = (ratio, f"{route}: median {p50:.0f} ms over {n} request(s) in the "
+                                    f"last minute, {ratio:.0f}x its usual {usual:.0f} ms")
+        if worst is not None:
+            out[address] = worst[1]
+    return out
+
+
+def node_verdict(node: Listed, current: Seen | None, timeouts: int, now: int,
+                 latency: str | None = None) -> Verdict:
     """The state of a (once) listed node whose newest shipping instance is ``current`` (None:
-    none known), charged ``timeouts`` gateway timeouts not answered since (0: none)."""
+    none known), charged ``timeouts`` gateway timeouts not answered since (0: none);
+    ``latency``: why its latency is far above its routes' norm (None: it is not)."""
     if not node.listed and now - node.left_ms >= DOWN_AFTER_MS:
         return Verdict(DOWN, f"left the distributor's list {_ago(now, node.left_ms)} ago")
     if current is not None:
@@ -160,6 +194,8 @@ def node_verdict(node: Listed, current: Seen | None, timeouts: int, now: int) ->
     if timeouts > 0:
         return Verdict(SLOW, f"{timeouts} gateway timeout(s) in the last minute, the last answer "
                              "charged to it among them")
+    if latency:
+        return Verdict(SLOW, latency)
     return Verdict(UP)
 
 
@@ -250,16 +286,19 @@ class Row:
 
 
 def rows(nodes: Iterable[Listed], seen: Iterable[Seen], timeouts: Mapping[str, int],
-         now: int) -> list[Row]:
+         now: int, latency: Mapping[str, str] | None = None) -> list[Row]:
     """Every row and its state at ``now``. ``timeouts``: ``"host:port"`` -> gateway timeouts
-    not answered since (:func:`logmesh.logs.health_monitor.gateway_timeouts`)."""
+    not answered since (:func:`logmesh.logs.health_monitor.gateway_timeouts`); ``latency``:
+    ``"host:port"`` -> why it is slow (:func:`latency_outliers`)."""
+    latency = latency or {}
     nodes = list(nodes)
     linked, unlinked = link(nodes, seen)
     out: list[Row] = []
     for n in nodes:
         mine = sorted(linked.get(n.key, ()), key=lambda s: (s.first_seen_ms, s.instance))
         t = timeouts.get(n.address, 0)
-        out.append(Row(n.key, n.name, node_verdict(n, mine[-1] if mine else None, t, now),
+        out.append(Row(n.key, n.name, node_verdict(n, mine[-1] if mine else None, t, now,
+                                                   latency.get(n.address)),
                        n.host, n.port, n.listed, mine, n.first_listed_ms, t))
     for s in unlinked:
         if now - s.first_seen_ms < LINK_GRACE_MS and s.connections:
@@ -310,11 +349,12 @@ class HealthTracker:
             elif now - mem.left_ms >= FORGET_AFTER_MS:
                 del self.nodes[key]
 
-    def update(self, seen: Iterable[Seen], timeouts: Mapping[str, int], now: int) -> list[Change]:
+    def update(self, seen: Iterable[Seen], timeouts: Mapping[str, int], now: int,
+               latency: Mapping[str, str] | None = None) -> list[Change]:
         changes: list[Change] = []
         table: list[dict[str, Any]] = []
         states: dict[tuple, tuple[str, int, str | None]] = {}
-        for row in rows(self.nodes.values(), seen, timeouts, now):
+        for row in rows(self.nodes.values(), seen, timeouts, now, latency):
             state = row.verdict.state
             cur = row.current.instance if row.current else None
             old = self._states.get(row.key)

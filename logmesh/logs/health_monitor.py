@@ -25,8 +25,19 @@ from typing import Any
 import orjson
 
 from .event import Event
-from .health import DOWN, SILENT, SLOW, SLOW_WINDOW_MS, UP, Change, HealthTracker, merge
-from .query import kql
+from .health import (
+    DOWN,
+    NORM_WINDOW_MS,
+    SILENT,
+    SLOW,
+    SLOW_WINDOW_MS,
+    UP,
+    Change,
+    HealthTracker,
+    latency_outliers,
+    merge,
+)
+from .query import kql, red
 
 log = logging.getLogger("logmesh.logs.health")
 
@@ -40,6 +51,8 @@ STATE_LOGGER = "logmesh.health"
 # The gateway's access log of an answer charged to a service (mesh/gateway.py): its status and
 # the address it called (labels.upstream.address, "host:port").
 TIMEOUTS_QUERY = "http.response.status_code:504 and labels.upstream.address:*"
+ANSWERED_QUERY = "service.name:gateway and labels.upstream.address:*"
+MAX_LATENCY_ADDRESSES = 50  # addresses whose latency is judged per round, the busiest first
 _LEVELS = {DOWN: "warning", SILENT: "warning", SLOW: "warning"}  # else info; never an error:
 # /mesh counts errors of requests, and a state change is none
 
@@ -56,13 +69,43 @@ def gateway_timeouts(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
     out: dict[str, int] = {}
     for v in top["values"]:
         addr = str(v["value"])
-        quoted = addr.replace("\\", "\\\\").replace('"', '\\"')
         newest, _ = engine.with_deadline(deadline, engine.search,
-                                         kql.parse(f'labels.upstream.address:"{quoted}"'), start, now,
+                                         kql.parse(f"labels.upstream.address:{_quoted(addr)}"), start, now,
                                          limit=1, order="desc", now=now)
         if newest and newest[0].get("http.response.status_code") == 504:
             out[addr] = int(v["count"])
     return out
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def gateway_latency(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
+                    norm_ms: int = NORM_WINDOW_MS,
+                    deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> dict[str, str]:
+    """``"host:port"`` -> why it is slow, for each address the gateway called in the last
+    ``window_ms`` whose median latency on a route is far above that route's norm (its median
+    over the ``norm_ms`` before, every instance: health.latency_outliers). Runs DuckDB: call
+    it in a thread. The norm comes from the RED summaries where they answer (query/red.py);
+    each address's minute is one exact pass over that minute."""
+    deadline = time.monotonic() + deadline_s
+    start = now - window_ms
+    base = engine.with_deadline(deadline, red.routes, engine, None, start - norm_ms, start - 1,
+                                limit=red.MAX_ROUTES, now=now)
+    norm = {r["route"]: (r["requests"], r["p50_ms"]) for r in base["routes"]}
+    if not norm:
+        return {}
+    top = engine.with_deadline(deadline, engine.top, kql.parse(ANSWERED_QUERY), start, now,
+                               "labels.upstream.address", limit=MAX_LATENCY_ADDRESSES, now=now)
+    recent: dict[str, list[tuple[str, int, float | None]]] = {}
+    for v in top["values"]:
+        addr = str(v["value"])
+        mine = engine.with_deadline(deadline, red.routes, engine,
+                                    kql.parse(f"labels.upstream.address:{_quoted(addr)}"),
+                                    start, now, limit=red.MAX_ROUTES, now=now)
+        recent[addr] = [(r["route"], r["requests"], r["p50_ms"]) for r in mine["routes"]]
+    return latency_outliers(recent, norm)
 
 
 def state_event(change: Change, now: int) -> Event:
@@ -109,6 +152,7 @@ class HealthMonitor:
         self.clock = clock
         self.tracker = HealthTracker()
         self.timeouts: dict[str, int] = {}
+        self.latency: dict[str, str] = {}  # address -> why its latency is far above the norm
         self.stored = 0  # state events appended
         self.started: int | None = None  # the first tick: rows found up until BASELINE_MS are
         # the mesh as it was when this service started, not news (no burst of "up" per start)
@@ -132,7 +176,7 @@ class HealthMonitor:
             self._share(mine, now)
             views += self._siblings(now)
         self.tracker.observe_nodes(self.nodes(), now)
-        changes = self.tracker.update(merge(views), self.timeouts, now)
+        changes = self.tracker.update(merge(views), self.timeouts, now, self.latency)
         if changes and self.writer is not None:
             self._store(changes, now)
         return changes
@@ -156,6 +200,7 @@ class HealthMonitor:
         body: dict[str, Any] = {"worker": self.worker, "written_ms": now, "instances": mine}
         if self.engine is not None:
             body["timeouts"] = self.timeouts
+            body["latency"] = self.latency
         path = self.shared / f"w{self.worker:02d}.json"
         tmp = path.with_name(path.name + ".tmp")
         try:
@@ -169,6 +214,7 @@ class HealthMonitor:
         assert self.shared is not None
         views = []
         timeouts: dict[str, int] = {}  # worker 0's, when its file is fresh
+        latency: dict[str, str] = {}
         try:
             paths = sorted(self.shared.glob("w*.json"))
         except OSError:
@@ -185,8 +231,11 @@ class HealthMonitor:
             views.append([d for d in body.get("instances") or () if isinstance(d, dict)])
             if isinstance(body.get("timeouts"), dict):
                 timeouts = {str(k): int(v) for k, v in body["timeouts"].items()}
+            if isinstance(body.get("latency"), dict):
+                latency = {str(k): str(v) for k, v in body["latency"].items()}
         if self.engine is None:
             self.timeouts = timeouts
+            self.latency = latency
         return views
 
     # -- the loops ------------------------------------------------------------------------------
@@ -211,6 +260,10 @@ class HealthMonitor:
                 self.timeouts = await asyncio.to_thread(gateway_timeouts, self.engine, self.now())
             except Exception as exc:  # a query timing out or a file gone: the next try
                 log.debug("the gateway's timeouts could not be read: %r", exc)
+            try:
+                self.latency = await asyncio.to_thread(gateway_latency, self.engine, self.now())
+            except Exception as exc:
+                log.debug("the gateway's latencies could not be read: %r", exc)
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -20,7 +20,9 @@ from logmesh.logs.health import (
     HealthTracker,
     Listed,
     Seen,
+    Verdict,
     instance_verdict,
+    latency_outliers,
     link,
     merge,
     node_verdict,
@@ -238,3 +240,33 @@ def test_slow_comes_from_the_gateways_timeouts_by_address():
     clock += S
     [change] = tracker.update([replace(seen, heard_ms=clock.now)], {}, clock.now)
     assert change.row["state"] == UP
+
+
+NORM = {"GET /goods": (600, 12.0), "POST /goods": (10, 15.0), "GET /members": (300, 0.4)}
+
+
+@pytest.mark.parametrize("recent, want", [
+    # 10x its route's usual median, 108 ms above it, over 8 requests: slow
+    ({"a:1": [("GET /goods", 8, 120.0)]}, {"a:1"}),
+    # as usual, or above it but under 5x / under 50 ms more: not news
+    ({"a:1": [("GET /goods", 8, 14.0)], "b:2": [("GET /goods", 9, 59.0)]}, set()),
+    ({"a:1": [("GET /members", 50, 40.0)]}, set()),  # 100x a tiny norm, only 40 ms more
+    # too few requests of its own, or too few behind the norm, or no norm or no duration
+    ({"a:1": [("GET /goods", 4, 900.0)]}, set()),
+    ({"a:1": [("POST /goods", 40, 900.0)]}, set()),
+    ({"a:1": [("DELETE /goods", 40, 900.0), ("GET /goods", 40, None)]}, set()),
+    # one slow route among normal ones is enough
+    ({"a:1": [("GET /members", 30, 0.5), ("GET /goods", 30, 400.0)]}, {"a:1"}),
+])
+def test_latency_far_above_the_routes_norm_is_slow(recent, want):
+    got = latency_outliers(recent, NORM)
+    assert set(got) == want
+    for reason in got.values():
+        assert "GET /goods" in reason and "usual 12 ms" in reason
+
+
+def test_a_node_whose_latency_is_far_above_the_norm_is_slow_and_says_why():
+    why = "GET /goods: median 120 ms over 8 request(s) in the last minute, 10x its usual 12 ms"
+    assert node_verdict(GOODS, None, 0, T, why) == Verdict(SLOW, why)
+    assert node_verdict(GOODS, None, 0, T, None).state == UP
+    assert node_verdict(replace(GOODS, listed=False, left_ms=T - 60 * S), None, 0, T, why).state == DOWN

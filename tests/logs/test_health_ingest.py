@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from logmesh.cli import cli
 from logmesh.logs.health import SILENT, UNREGISTERED, UP
-from logmesh.logs.health_monitor import HealthMonitor, gateway_timeouts
+from logmesh.logs.health_monitor import HealthMonitor, gateway_latency, gateway_timeouts
 from logmesh.logs.http.openapi import OPENAPI
 from logmesh.logs.ingest.ledger import ShipperLedger
 from logmesh.protocol import Node, encode
@@ -197,6 +197,33 @@ async def test_the_gateways_unanswered_timeouts_per_address(start_logs):
             assert r.status == 200, await r.text()
     got = await asyncio.to_thread(gateway_timeouts, server.query.engine, now)
     assert got == {"127.0.0.1:9010": 2}
+
+
+async def test_an_address_far_slower_than_its_routes_norm_is_found(start_logs):
+    """Issue 17: ``slow`` from latency far above the route's norm, not only from timeouts:
+    GET /goods answers in ~10 ms over the hour; in the last minute one goods instance takes
+    ~250 ms (stuck on a lock, a full GC), another ~11 ms; members stays as it was."""
+    server = await start_logs()
+    now = int(time.time() * 1000)
+
+    def access(ts: int, ms: float, address: str, path: str = "/goods") -> dict:
+        return {"@timestamp": ts, "service.name": "gateway", "http.request.method": "GET",
+                "url.path": path, "http.response.status_code": 200, "message": f"GET {path} 200",
+                "labels": {"upstream": path[1:], "upstream.address": address, "event.duration_ms": ms}}
+
+    lines = [access(now - 3_000_000 + i * 60_000, 9.0 + i % 3, "127.0.0.1:9010") for i in range(40)]
+    lines += [access(now - 3_000_000 + i * 60_000, 2.0, "127.0.0.1:9020", "/members") for i in range(40)]
+    lines += [access(now - 50_000 + i * 4_000, 240.0 + i, "127.0.0.1:9010") for i in range(10)]
+    lines += [access(now - 50_000 + i * 4_000, 11.0, "127.0.0.1:9011") for i in range(10)]
+    lines += [access(now - 50_000 + i * 4_000, 2.5, "127.0.0.1:9020", "/members") for i in range(10)]
+    base = f"http://{HOST}:{server.config.http_port}"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/api/v1/logs", json=lines) as r:
+            assert r.status == 200, await r.text()
+    got = await asyncio.to_thread(gateway_latency, server.query.engine, now)
+    assert list(got) == ["127.0.0.1:9010"]
+    assert got["127.0.0.1:9010"].startswith("GET /goods: median 2")
+    assert "its usual 10 ms" in got["127.0.0.1:9010"]
 
 
 class Writer:
