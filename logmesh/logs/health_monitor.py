@@ -46,6 +46,7 @@ BASELINE_MS = 10_000  # rows found up this soon after the first tick are not sto
 TICK_SECONDS = 1.0
 TIMEOUTS_EVERY_SECONDS = 5.0  # how often worker 0 asks the store for the gateway's timeouts
 TIMEOUTS_DEADLINE_SECONDS = 5.0
+NORMS_EVERY_SECONDS = 60.0  # how often worker 0 asks for the routes' latency norms (an hour's)
 SHARED_STALE_MS = 10_000  # a sibling's file older than this is a dead worker's: not read
 STATE_LOGGER = "logmesh.health"
 # The gateway's access log of an answer charged to a service (mesh/gateway.py): its status and
@@ -81,21 +82,29 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def gateway_latency(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
-                    norm_ms: int = NORM_WINDOW_MS,
+def route_norms(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
+                norm_ms: int = NORM_WINDOW_MS,
+                deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> dict[str, tuple[int, float | None]]:
+    """Per route, (requests, median ms) over the ``norm_ms`` before the last ``window_ms``,
+    every instance: what :func:`gateway_latency` compares with. From the RED summaries where
+    they answer (query/red.py); it changes slowly, so the monitor asks once a minute."""
+    start = now - window_ms
+    base = engine.with_deadline(time.monotonic() + deadline_s, red.routes, engine, None,
+                                start - norm_ms, start - 1, limit=red.MAX_ROUTES, now=now)
+    return {r["route"]: (r["requests"], r["p50_ms"]) for r in base["routes"]}
+
+
+def gateway_latency(engine: Any, now: int, norm: dict[str, tuple[int, float | None]],
+                    window_ms: int = SLOW_WINDOW_MS,
                     deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> dict[str, str]:
     """``"host:port"`` -> why it is slow, for each address the gateway called in the last
-    ``window_ms`` whose median latency on a route is far above that route's norm (its median
-    over the ``norm_ms`` before, every instance: health.latency_outliers). Runs DuckDB: call
-    it in a thread. The norm comes from the RED summaries where they answer (query/red.py);
-    each address's minute is one exact pass over that minute."""
-    deadline = time.monotonic() + deadline_s
-    start = now - window_ms
-    base = engine.with_deadline(deadline, red.routes, engine, None, start - norm_ms, start - 1,
-                                limit=red.MAX_ROUTES, now=now)
-    norm = {r["route"]: (r["requests"], r["p50_ms"]) for r in base["routes"]}
+    ``window_ms`` whose median latency on a route is far above that route's ``norm``
+    (:func:`route_norms`; the rule is health.latency_outliers). Runs DuckDB: call it in a
+    thread; each address's minute is one exact pass over that minute."""
     if not norm:
         return {}
+    deadline = time.monotonic() + deadline_s
+    start = now - window_ms
     top = engine.with_deadline(deadline, engine.top, kql.parse(ANSWERED_QUERY), start, now,
                                "labels.upstream.address", limit=MAX_LATENCY_ADDRESSES, now=now)
     recent: dict[str, list[tuple[str, int, float | None]]] = {}
@@ -153,6 +162,8 @@ class HealthMonitor:
         self.tracker = HealthTracker()
         self.timeouts: dict[str, int] = {}
         self.latency: dict[str, str] = {}  # address -> why its latency is far above the norm
+        self._norms: dict[str, tuple[int, float | None]] = {}
+        self._norms_at = float("-inf")  # time.monotonic() of the last route_norms
         self.stored = 0  # state events appended
         self.started: int | None = None  # the first tick: rows found up until BASELINE_MS are
         # the mesh as it was when this service started, not news (no burst of "up" per start)
@@ -261,7 +272,11 @@ class HealthMonitor:
             except Exception as exc:  # a query timing out or a file gone: the next try
                 log.debug("the gateway's timeouts could not be read: %r", exc)
             try:
-                self.latency = await asyncio.to_thread(gateway_latency, self.engine, self.now())
+                if time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
+                    self._norms = await asyncio.to_thread(route_norms, self.engine, self.now())
+                    self._norms_at = time.monotonic()
+                self.latency = await asyncio.to_thread(gateway_latency, self.engine, self.now(),
+                                                       self._norms)
             except Exception as exc:
                 log.debug("the gateway's latencies could not be read: %r", exc)
 

@@ -15,7 +15,12 @@ from click.testing import CliRunner
 
 from logmesh.cli import cli
 from logmesh.logs.health import SILENT, UNREGISTERED, UP
-from logmesh.logs.health_monitor import HealthMonitor, gateway_latency, gateway_timeouts
+from logmesh.logs.health_monitor import (
+    HealthMonitor,
+    gateway_latency,
+    gateway_timeouts,
+    route_norms,
+)
 from logmesh.logs.http.openapi import OPENAPI
 from logmesh.logs.ingest.ledger import ShipperLedger
 from logmesh.protocol import Node, encode
@@ -220,7 +225,9 @@ async def test_an_address_far_slower_than_its_routes_norm_is_found(start_logs):
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{base}/api/v1/logs", json=lines) as r:
             assert r.status == 200, await r.text()
-    got = await asyncio.to_thread(gateway_latency, server.query.engine, now)
+    norms = await asyncio.to_thread(route_norms, server.query.engine, now)
+    assert norms == {"GET /goods": (40, 10.0), "GET /members": (40, 2.0)}
+    got = await asyncio.to_thread(gateway_latency, server.query.engine, now, norms)
     assert list(got) == ["127.0.0.1:9010"]
     assert got["127.0.0.1:9010"].startswith("GET /goods: median 2")
     assert "its usual 10 ms" in got["127.0.0.1:9010"]
