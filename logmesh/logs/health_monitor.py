@@ -52,8 +52,6 @@ STATE_LOGGER = "logmesh.health"
 # The gateway's access log of an answer charged to a service (mesh/gateway.py): its status and
 # the address it called (labels.upstream.address, "host:port").
 TIMEOUTS_QUERY = "http.response.status_code:504 and labels.upstream.address:*"
-ANSWERED_QUERY = "service.name:gateway and labels.upstream.address:*"
-MAX_LATENCY_ADDRESSES = 50  # addresses whose latency is judged per round, the busiest first
 _LEVELS = {DOWN: "warning", SILENT: "warning", SLOW: "warning"}  # else info; never an error:
 # /mesh counts errors of requests, and a state change is none
 
@@ -99,21 +97,14 @@ def gateway_latency(engine: Any, now: int, norm: dict[str, tuple[int, float | No
                     deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> dict[str, str]:
     """``"host:port"`` -> why it is slow, for each address the gateway called in the last
     ``window_ms`` whose median latency on a route is far above that route's ``norm``
-    (:func:`route_norms`; the rule is health.latency_outliers). Runs DuckDB: call it in a
-    thread; each address's minute is one exact pass over that minute."""
+    (:func:`route_norms`; the rule is health.latency_outliers). Runs DuckDB (one pass over
+    the window): call it in a thread."""
     if not norm:
         return {}
-    deadline = time.monotonic() + deadline_s
-    start = now - window_ms
-    top = engine.with_deadline(deadline, engine.top, kql.parse(ANSWERED_QUERY), start, now,
-                               "labels.upstream.address", limit=MAX_LATENCY_ADDRESSES, now=now)
     recent: dict[str, list[tuple[str, int, float | None]]] = {}
-    for v in top["values"]:
-        addr = str(v["value"])
-        mine = engine.with_deadline(deadline, red.routes, engine,
-                                    kql.parse(f"labels.upstream.address:{_quoted(addr)}"),
-                                    start, now, limit=red.MAX_ROUTES, now=now)
-        recent[addr] = [(r["route"], r["requests"], r["p50_ms"]) for r in mine["routes"]]
+    for addr, route, n, p50 in engine.with_deadline(time.monotonic() + deadline_s, red.by_address,
+                                                    engine, now - window_ms, now):
+        recent.setdefault(addr, []).append((route, n, p50))
     return latency_outliers(recent, norm)
 
 

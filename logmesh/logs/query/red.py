@@ -62,6 +62,7 @@ MAX_SERIES_BUCKETS = 1_000  # buckets of a series (sparklines need no more; x ro
 _SVC, _METHOD, _PATH, _STATUS = (ident(n) for n in ("service.name", "http.request.method", "url.path",
                                                      "http.response.status_code"))
 _LABELS = red_summary.LABELS
+_ADDRESS_LABELS = """json_extract_string(labels, ['$."upstream.address"', '$."event.duration_ms"'])"""
 _QS = (0.5, 0.95, 0.99)
 
 
@@ -279,6 +280,21 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
     return {"from": start, "to": end, "seconds": round(seconds, 3), "routes": found[:limit],
             "routes_left_off": max(0, len(found) - limit),
             "services": dict(sorted(services.items())), "percentiles": _how(summed)}
+
+
+def by_address(engine: Engine, start: int, end: int) -> list[tuple[str, str, int, float | None]]:
+    """(upstream address, route, requests, median ms) of the gateway's access logs over
+    [start, end]: one exact pass for every address (the health monitor's latency rule,
+    logs/health.py; per address, a pass each cost as many passes as addresses)."""
+    src = plan.source(engine.refresh(max_age=0.05), start, end)
+    if src is None or src.sql is None:
+        return []
+    _, rows = engine.db.run(
+        f"SELECT j[1], m, p, count(*), quantile_cont(TRY_CAST(j[2] AS DOUBLE), 0.5) "
+        f"FROM (SELECT {_METHOD} AS m, {_PATH} AS p, {_ADDRESS_LABELS} AS j FROM ({src.sql}) "
+        f"WHERE {_SVC} = '{GATEWAY}') WHERE j[1] IS NOT NULL GROUP BY ALL", [])
+    return [(a, _route_name(m, p), int(n), None if q is None else round(q, 3))
+            for a, m, p, n, q in rows]
 
 
 def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
