@@ -126,7 +126,7 @@ def _free_form_fit(data: bytes) -> bool:
     return True
 
 
-class _Request(msgspec.Struct):
+class _Request(msgspec.Struct, gc=False):
     """What derive_request reads of a book packet's request; any other type: the per-line path."""
 
     method: str | None = None
@@ -136,7 +136,7 @@ class _Request(msgspec.Struct):
     trace_id: str | None = msgspec.field(default=None, name="trace.id")
 
 
-class _Derived(msgspec.Struct, omit_defaults=True):
+class _Derived(msgspec.Struct, omit_defaults=True, gc=False):
     """The fields derive_request adds, in its order (so both paths write the same bytes)."""
 
     method: str | None = msgspec.field(default=None, name="http.request.method")
