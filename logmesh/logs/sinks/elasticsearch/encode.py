@@ -26,6 +26,7 @@ one by one through :func:`encode_line`. Python's ``re`` over the block was
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ SEQ_KEY = b'{"seq":'  # how every stored line begins
 # in params) costs the per-line path, nothing else.
 FREE_FORM_KEYS = (b'"params":', b'"labels":')
 BOOK_MESSAGE = b'"message":"{'
+# Bytes of stored lines encoded per step on the event loop (encode_stepwise): ~0.15 ms of
+# HTTP-shaped events, ~1.3 ms of book packets (bench/notes/es_sink.md, "loop stalls").
+STEP_BYTES = 64 * 1024
+GZIP_STEP = 128 * 1024  # bytes of body deflated per step on the loop: ~0.3 ms
 GZIP_LEVEL = 1  # zlib's fastest: ~9x smaller NDJSON for ~0.5 us of CPU per event (bench/notes/es_sink.md)
 
 
@@ -103,9 +108,23 @@ class Block:
 
 
 def gzip_body(body: bytes) -> bytes:
-    """A gzip member (what Content-Encoding: gzip means); zlib releases the GIL meanwhile."""
+    """A gzip member (what Content-Encoding: gzip means)."""
     z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
     return z.compress(body) + z.flush()
+
+
+async def gzip_stepwise(body: bytes) -> bytes:
+    """:func:`gzip_body` on the event loop, GZIP_STEP bytes of input at a time. In a thread
+    it was a third runnable thread on two cores (the loop, the cluster, deflate): the loop
+    waited for a core, ~4 ms at p50 with book packets (bench/notes/es_sink.md)."""
+    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    view = memoryview(body)
+    parts = []
+    for at in range(0, len(body), GZIP_STEP):
+        parts.append(z.compress(view[at:at + GZIP_STEP]))
+        await asyncio.sleep(0)
+    parts.append(z.flush())
+    return b"".join(parts)
 
 
 def received_ms(line: bytes) -> int | None:
@@ -241,6 +260,49 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
     parts.append(b"\n")
     return Block(seqs, lines, b"".join(parts), sum(map(len, lines)) + n, docs=docs,
                  received_ms=received_ms(lines[0]))
+
+
+async def encode_stepwise(data: bytes, limit: int | None = None,
+                          max_events: int | None = None) -> Block | None:
+    """:func:`encode_block` on the event loop, a step of ~STEP_BYTES at a time, yielding
+    between steps. In a thread the same work (~20 ms of GIL per 5000 book packets) made the
+    loop wait up to a switch interval (5 ms) for the GIL after each of its own system calls,
+    20-35 ms per iteration at p99; here nothing competes for the GIL and the loop's other
+    callbacks run between steps."""
+    blocks: list[Block] = []
+    taken = start = 0
+    while start < len(data) and (max_events is None or taken < max_events):
+        cut = data.find(b"\n", start + STEP_BYTES) + 1 or len(data)
+        piece = data[start:cut]
+        block = encode_block(piece, limit, None if max_events is None else max_events - taken)
+        if block is None:  # nothing more durable yet
+            break
+        blocks.append(block)
+        taken += len(block.seqs) + len(block.unreadable)
+        if block.end < len(piece):  # cut short by limit or max_events
+            break
+        start = cut
+        if start < len(data):
+            await asyncio.sleep(0)
+    return join_blocks(blocks)
+
+
+def join_blocks(blocks: list[Block]) -> Block | None:
+    """Consecutive blocks -> one (their bodies joined: one request)."""
+    if len(blocks) <= 1:
+        return blocks[0] if blocks else None
+    out = Block([], [], b"", 0, received_ms=next((b.received_ms for b in blocks if b.seqs), None))
+    bodies = []
+    for b in blocks:
+        base = len(out.seqs)
+        out.docs.update({base + i: doc for i, doc in b.docs.items()} if base else b.docs)
+        out.seqs += b.seqs
+        out.lines += b.lines
+        out.unreadable += b.unreadable
+        out.end += b.end
+        bodies.append(b.body)
+    out.body = b"".join(bodies)
+    return out
 
 
 def _encode_lines(lines: list[bytes], limit: int | None) -> Block | None:

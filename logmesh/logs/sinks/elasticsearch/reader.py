@@ -1,10 +1,10 @@
 """Which stored lines the sink sends next: this worker's segments, in order, after a position.
 
-Blocking file I/O (the sink calls :meth:`SegmentReader.read` in a thread),
-and the encoding of what it read (encode.py): a :class:`Batch` is ready to
-send. It follows the writer: the active segment as it grows, the next one
-after rotation, a segment compacted away or deleted by retention (logged),
-a segment cut back by crash recovery.
+Blocking file I/O (the sink calls :meth:`SegmentReader.take` in a thread, then
+encodes what it read on its loop, stepwise: encode.py), and the :class:`Batch`
+made of that, ready to send. It follows the writer: the active segment as it
+grows, the next one after rotation, a segment compacted away or deleted by
+retention (logged), a segment cut back by crash recovery.
 """
 
 from __future__ import annotations
@@ -55,14 +55,30 @@ class SegmentReader:
 
     def read(self, read: tuple[str | None, int], limit: int | None,
              max_events: int) -> tuple[Batch | None, tuple[str | None, int]]:
-        """A batch from ``read`` (events up to seq ``limit``) and the position after it."""
+        """A batch from ``read`` (events up to seq ``limit``) and the position after it,
+        encoded here (lag's one-event peek; the sink encodes on its loop, stepwise)."""
+        segment, offset, data = self.take(read, max_events)
+        block = encode_block(data, limit, max_events) if data else None
+        if block is None or segment is None:  # nothing (durable) yet
+            return None, (segment, offset)
+        batch = self.batch(segment, offset, block)
+        return batch, (segment, batch.end)
+
+    def batch(self, segment: str, offset: int, block: Block) -> Batch:
+        """The batch of ``block``, encoded from the bytes :meth:`take` read at ``offset``."""
+        taken = len(block.seqs) + len(block.unreadable)
+        self._line_bytes = block.end / taken if taken else self._line_bytes
+        return Batch(segment, offset + block.end, block)
+
+    def take(self, read: tuple[str | None, int], max_events: int) -> tuple[str | None, int, bytes]:
+        """(segment, offset, whole lines from there): the next bytes after ``read`` (b"": none)."""
         seg_dir = self.data_dir / layout.SEGMENTS_DIR
         segment, offset = read
         while True:
             if segment is None or not (seg_dir / segment).exists():
                 later = self._segments() if segment is None else self._later(segment)
                 if not later:
-                    return None, (segment, offset)
+                    return segment, offset, b""
                 if segment is not None:
                     if (self.data_dir / layout.PARQUET_DIR / layout.parquet_name(segment)).exists():
                         # compaction deletes a segment only once every sink has sent it
@@ -83,16 +99,11 @@ class SegmentReader:
                 data, _ = read_complete(path, offset, max(self.batch_bytes,
                                                           layout.MAX_EVENT_BYTES + 4096))
             if data:
-                block = encode_block(data, limit, max_events)
-                if block is None:  # nothing durable yet
-                    return None, (segment, offset)
-                taken = len(block.seqs) + len(block.unreadable)
-                self._line_bytes = block.end / taken if taken else self._line_bytes
-                return Batch(segment, offset + block.end, block), (segment, offset + block.end)
+                return segment, offset, data
             sealed = path.with_name(layout.index_name(segment)).exists()
             if not sealed or offset < path.stat().st_size:
-                return None, (segment, offset)  # the active segment: wait for more
+                return segment, offset, b""  # the active segment: wait for more
             later = self._later(segment)
             if not later:
-                return None, (segment, offset)
+                return segment, offset, b""
             segment, offset = later[0][1], 0

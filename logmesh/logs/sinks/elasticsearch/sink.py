@@ -45,7 +45,7 @@ from .client import (
     check_installed,
 )
 from .config import ElasticsearchConfig
-from .encode import Block, gzip_body
+from .encode import Block, encode_stepwise, gzip_stepwise
 from .reader import Batch, SegmentReader
 from .retry import DeadLetter, Done, Split, backoff, classify, classify_response, deadletter_line
 from .setup import identify, install
@@ -219,10 +219,17 @@ class ElasticsearchSink:
             await self._wait_for_events()
 
     async def _next_batch(self) -> Batch | None:
-        """The next events after the last batch taken (read in a thread), or None."""
+        """The next events after the last batch taken (read in a thread, encoded stepwise
+        on the loop: encode_stepwise says why), or None."""
         limit = self.durable_seq() if self.durable_seq is not None else None
-        batch, self._read = await asyncio.to_thread(self.reader.read, self._read, limit,
-                                                    self.config.batch_events)
+        segment, offset, data = await asyncio.to_thread(self.reader.take, self._read,
+                                                        self.config.batch_events)
+        block = await encode_stepwise(data, limit, self.config.batch_events) if data else None
+        if block is None or segment is None:  # nothing (durable) yet
+            self._read = (segment, offset)
+            return None
+        batch = self.reader.batch(segment, offset, block)
+        self._read = (segment, batch.end)
         return batch
 
     async def _wait_for_events(self) -> None:
@@ -307,7 +314,7 @@ class ElasticsearchSink:
                 body = block.body if len(group) == len(block.seqs) else block.subset_body(group)
                 gz = self.gzip and len(body) >= GZIP_MIN_BYTES
                 if gz:
-                    body = await asyncio.to_thread(gzip_body, body)
+                    body = await gzip_stepwise(body)
                 self.requests += 1
                 try:
                     answer = await self._backend.bulk(self.config.target, body, gz)
