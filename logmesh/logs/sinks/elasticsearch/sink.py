@@ -3,10 +3,12 @@
 One sink runs in each logs worker process and forwards only that worker's
 segments (``wNN-*.ndjson``), so no two workers ever send the same event::
 
-    read      the next whole lines after the last batch, up to what is on disk
-              (durable_seq), and their _bulk body, with _id = seq     (reader.py, encode.py)
-    send      the body, gzipped when the cluster takes it, through the client
-              library's bulk API; up to max_in_flight bulks at once  (client.py)
+    read      the next whole lines after the last batch (in a thread), up to what is
+              on disk (durable_seq), and their _bulk body, with _id = seq, encoded on
+              the loop in ~1 ms steps                                 (reader.py, encode.py)
+    send      the body, gzipped (on the loop, in steps) when the cluster takes it,
+              through the client library's bulk API; up to max_in_flight bulks at
+              once                                                      (client.py)
     classify  every item: Done / Retry / DeadLetter; a failed request:
               Retry / Split                                             (retry.py)
     retry     only the Retry items, with exponential backoff and jitter, forever;
