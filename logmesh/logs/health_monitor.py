@@ -37,7 +37,7 @@ from .health import (
     latency_outliers,
     merge,
 )
-from .query import kql, red
+from .query import red
 
 log = logging.getLogger("logmesh.logs.health")
 
@@ -49,35 +49,29 @@ TIMEOUTS_DEADLINE_SECONDS = 5.0
 NORMS_EVERY_SECONDS = 60.0  # how often worker 0 asks for the routes' latency norms (an hour's)
 SHARED_STALE_MS = 10_000  # a sibling's file older than this is a dead worker's: not read
 STATE_LOGGER = "logmesh.health"
-# The gateway's access log of an answer charged to a service (mesh/gateway.py): its status and
-# the address it called (labels.upstream.address, "host:port").
-TIMEOUTS_QUERY = "http.response.status_code:504 and labels.upstream.address:*"
 _LEVELS = {DOWN: "warning", SILENT: "warning", SLOW: "warning"}  # else info; never an error:
 # /mesh counts errors of requests, and a state change is none
 
 
-def gateway_timeouts(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
-                     deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> dict[str, int]:
-    """``"host:port"`` -> the gateway's timeouts (504) charged to that address in the last
-    ``window_ms``, for each address whose newest access log in that window is one of them
-    (one answered since: it is not slow any more). Runs DuckDB: call it in a thread."""
-    deadline = time.monotonic() + deadline_s
-    start = now - window_ms
-    top = engine.with_deadline(deadline, engine.top, kql.parse(TIMEOUTS_QUERY), start, now,
-                               "labels.upstream.address", limit=100, now=now)
-    out: dict[str, int] = {}
-    for v in top["values"]:
-        addr = str(v["value"])
-        newest, _ = engine.with_deadline(deadline, engine.search,
-                                         kql.parse(f"labels.upstream.address:{_quoted(addr)}"), start, now,
-                                         limit=1, order="desc", now=now)
-        if newest and newest[0].get("http.response.status_code") == 504:
-            out[addr] = int(v["count"])
-    return out
+def gateway_answers(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
+                    deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> list[red.AddressRoute]:
+    """The gateway's answers of the last ``window_ms`` per upstream address and route, in one
+    pass, for both rules below. Runs DuckDB: call it in a thread."""
+    return engine.with_deadline(time.monotonic() + deadline_s, red.by_address, engine,
+                                now - window_ms, now)
 
 
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def gateway_timeouts(answers: list[red.AddressRoute]) -> dict[str, int]:
+    """``"host:port"`` -> the gateway's timeouts (504) charged to that address in the window
+    of ``answers``, for each address whose newest answer in it is one of them (one answered
+    since: it is not slow any more)."""
+    count: dict[str, int] = {}
+    newest: dict[str, tuple[int, int | None]] = {}
+    for r in answers:
+        count[r.address] = count.get(r.address, 0) + r.timeouts
+        if r.address not in newest or r.newest_ms > newest[r.address][0]:
+            newest[r.address] = (r.newest_ms, r.newest_status)
+    return {a: n for a, n in count.items() if n and newest[a][1] == 504}
 
 
 def route_norms(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
@@ -92,20 +86,15 @@ def route_norms(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
     return {r["route"]: (r["requests"], r["p50_ms"]) for r in base["routes"]}
 
 
-def gateway_latency(engine: Any, now: int, norm: dict[str, tuple[int, float | None]],
-                    window_ms: int = SLOW_WINDOW_MS,
-                    deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> dict[str, str]:
-    """``"host:port"`` -> why it is slow, for each address the gateway called in the last
-    ``window_ms`` whose median latency on a route is far above that route's ``norm``
-    (:func:`route_norms`; the rule is health.latency_outliers). Runs DuckDB (one pass over
-    the window): call it in a thread."""
-    if not norm:
-        return {}
+def gateway_latency(answers: list[red.AddressRoute],
+                    norm: dict[str, tuple[int, float | None]]) -> dict[str, str]:
+    """``"host:port"`` -> why it is slow, for each address of ``answers`` whose median latency
+    on a route is far above that route's ``norm`` (:func:`route_norms`; the rule is
+    health.latency_outliers)."""
     recent: dict[str, list[tuple[str, int, float | None]]] = {}
-    for addr, route, n, p50 in engine.with_deadline(time.monotonic() + deadline_s, red.by_address,
-                                                    engine, now - window_ms, now):
-        recent.setdefault(addr, []).append((route, n, p50))
-    return latency_outliers(recent, norm)
+    for r in answers:
+        recent.setdefault(r.address, []).append((r.route, r.requests, r.p50_ms))
+    return latency_outliers(recent, norm) if norm else {}
 
 
 def state_event(change: Change, now: int) -> Event:
@@ -258,18 +247,15 @@ class HealthMonitor:
     async def _ask_timeouts(self) -> None:
         while True:
             await asyncio.sleep(TIMEOUTS_EVERY_SECONDS)
-            try:
-                self.timeouts = await asyncio.to_thread(gateway_timeouts, self.engine, self.now())
-            except Exception as exc:  # a query timing out or a file gone: the next try
-                log.debug("the gateway's timeouts could not be read: %r", exc)
-            try:
+            try:  # a query timing out or a file gone: the next try
+                answers = await asyncio.to_thread(gateway_answers, self.engine, self.now())
+                self.timeouts = gateway_timeouts(answers)
                 if time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
                     self._norms = await asyncio.to_thread(route_norms, self.engine, self.now())
                     self._norms_at = time.monotonic()
-                self.latency = await asyncio.to_thread(gateway_latency, self.engine, self.now(),
-                                                       self._norms)
+                self.latency = gateway_latency(answers, self._norms)
             except Exception as exc:
-                log.debug("the gateway's latencies could not be read: %r", exc)
+                log.debug("the gateway's answers could not be read: %r", exc)
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -17,6 +17,7 @@ from logmesh.cli import cli
 from logmesh.logs.health import SILENT, UNREGISTERED, UP
 from logmesh.logs.health_monitor import (
     HealthMonitor,
+    gateway_answers,
     gateway_latency,
     gateway_timeouts,
     route_norms,
@@ -200,7 +201,7 @@ async def test_the_gateways_unanswered_timeouts_per_address(start_logs):
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{base}/api/v1/logs", json=lines) as r:
             assert r.status == 200, await r.text()
-    got = await asyncio.to_thread(gateway_timeouts, server.query.engine, now)
+    got = gateway_timeouts(await asyncio.to_thread(gateway_answers, server.query.engine, now))
     assert got == {"127.0.0.1:9010": 2}
 
 
@@ -227,7 +228,7 @@ async def test_an_address_far_slower_than_its_routes_norm_is_found(start_logs):
             assert r.status == 200, await r.text()
     norms = await asyncio.to_thread(route_norms, server.query.engine, now)
     assert norms == {"GET /goods": (40, 10.0), "GET /members": (40, 2.0)}
-    got = await asyncio.to_thread(gateway_latency, server.query.engine, now, norms)
+    got = gateway_latency(await asyncio.to_thread(gateway_answers, server.query.engine, now), norms)
     assert list(got) == ["127.0.0.1:9010"]
     assert got["127.0.0.1:9010"].startswith("GET /goods: median 2")
     assert "its usual 10 ms" in got["127.0.0.1:9010"]

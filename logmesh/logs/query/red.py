@@ -40,7 +40,7 @@ way costs over a day of 10M events.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 
@@ -282,19 +282,33 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
             "services": dict(sorted(services.items())), "percentiles": _how(summed)}
 
 
-def by_address(engine: Engine, start: int, end: int) -> list[tuple[str, str, int, float | None]]:
-    """(upstream address, route, requests, median ms) of the gateway's access logs over
-    [start, end]: one exact pass for every address (the health monitor's latency rule,
-    logs/health.py; per address, a pass each cost as many passes as addresses)."""
+class AddressRoute(NamedTuple):
+    """The gateway's answers charged to one upstream address on one route (:func:`by_address`)."""
+
+    address: str
+    route: str
+    requests: int
+    p50_ms: float | None
+    timeouts: int  # answered 504: the upstream did not answer in time
+    newest_ms: int  # the newest answer's time, and its status
+    newest_status: int | None
+
+
+def by_address(engine: Engine, start: int, end: int) -> list[AddressRoute]:
+    """Per upstream address and route, the gateway's access logs over [start, end]: one exact
+    pass that both of the health monitor's rules read (logs/health_monitor.py: timeouts and
+    latency). A pass per address cost as many passes as addresses."""
     src = plan.source(engine.refresh(max_age=0.05), start, end)
     if src is None or src.sql is None:
         return []
     _, rows = engine.db.run(
-        f"SELECT j[1], m, p, count(*), quantile_cont(TRY_CAST(j[2] AS DOUBLE), 0.5) "
-        f"FROM (SELECT {_METHOD} AS m, {_PATH} AS p, {_ADDRESS_LABELS} AS j FROM ({src.sql}) "
-        f"WHERE {_SVC} = '{GATEWAY}') WHERE j[1] IS NOT NULL GROUP BY ALL", [])
-    return [(a, _route_name(m, p), int(n), None if q is None else round(q, 3))
-            for a, m, p, n, q in rows]
+        f"SELECT j[1], m, p, count(*), quantile_cont(TRY_CAST(j[2] AS DOUBLE), 0.5), "
+        f"count(*) FILTER (WHERE st = 504), max(ts), arg_max(st, ts) "
+        f"FROM (SELECT {TS} AS ts, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
+        f"{_ADDRESS_LABELS} AS j FROM ({src.sql}) WHERE {_SVC} = '{GATEWAY}') "
+        f"WHERE j[1] IS NOT NULL GROUP BY ALL", [])
+    return [AddressRoute(a, _route_name(m, p), int(n), None if q is None else round(q, 3),
+                         int(t), int(newest), st) for a, m, p, n, q, t, newest, st in rows]
 
 
 def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
