@@ -153,6 +153,7 @@ class HttpSources:
     def es_static(self, make: Callable[[], Any]) -> Callable:
         async def handler(request: web.Request) -> web.Response:
             return self.es_json(make())
+        handler.shipper_probe = True  # type: ignore[attr-defined]  # security_http.bearer_middleware
         return handler
 
     async def es_template(self, request: web.Request) -> web.Response:
@@ -160,6 +161,8 @@ class HttpSources:
         name = request.match_info["name"]
         return self.es_json({"index_templates": [{"name": name, "index_template": {
             "index_patterns": [f"{name}*"], "template": {}}}], name: {}})
+
+    es_template.shipper_probe = True  # type: ignore[attr-defined]
 
     async def es_bulk(self, request: web.Request) -> web.StreamResponse:
         t0 = time.perf_counter()

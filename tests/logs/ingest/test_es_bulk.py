@@ -91,6 +91,25 @@ async def test_basic_and_api_key_carry_the_write_token(start_logs):
     assert len(stored(srv.config.data_dir)) == 2
 
 
+async def test_a_shippers_write_token_passes_the_probes_when_tokens_are_separate(start_logs):
+    """Filebeat and Logstash probe `_license`, `_nodes` and templates before they send: with
+    separate read and write tokens a shipper holds only the write token, and must not be
+    refused there (the probes answer constants, no stored data)."""
+    from logmesh.security import ServerSecurity
+
+    write, read = "w" * 24, "r" * 24
+    srv = await start_logs(security=ServerSecurity(write_token=write, read_token=read))
+    auth = {"Authorization": f"Bearer {write}"}
+    for method, path in [("GET", "/_license"), ("GET", "/_nodes/http"), ("GET", "/_xpack"),
+                         ("HEAD", "/_index_template/filebeat-8"), ("GET", "/_ilm/policy/filebeat"),
+                         ("PUT", "/_index_template/filebeat-8")]:
+        assert (await call(srv, method, path, b"{}" if method == "PUT" else None, **auth))[0] == 200, path
+        assert (await call(srv, method, path, b"{}" if method == "PUT" else None))[0] == 401, path
+    # the read token still opens them, and the write token still opens no data
+    assert (await call(srv, "GET", "/_license", Authorization=f"Bearer {read}"))[0] == 200
+    assert (await call(srv, "GET", "/api/v1/search?q=*", **auth))[0] == 403
+
+
 async def test_a_uniform_body_of_flat_documents_is_answered_item_by_item(start_logs):
     """The fast path (one repeated action, flat documents) answers as the per-item path does."""
     srv = await start_logs()
