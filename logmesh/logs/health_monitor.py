@@ -38,6 +38,7 @@ from .health import (
     merge,
 )
 from .query import red
+from .store import catalogue
 
 log = logging.getLogger("logmesh.logs.health")
 
@@ -46,6 +47,9 @@ BASELINE_MS = 10_000  # rows found up this soon after the first tick are not sto
 TICK_SECONDS = 1.0
 TIMEOUTS_EVERY_SECONDS = 5.0  # how often worker 0 asks the store for the gateway's timeouts
 TIMEOUTS_DEADLINE_SECONDS = 5.0
+# No segment written for this long: no answer of the gateway in its last SLOW_WINDOW_MS either
+# (the window, and 60 s for clocks ahead of ours), so the store is not asked (written_since)
+QUIET_AFTER_SECONDS = SLOW_WINDOW_MS / 1000 + 60.0
 NORMS_EVERY_SECONDS = 60.0  # how often worker 0 asks for the routes' latency norms (an hour's)
 SHARED_STALE_MS = 10_000  # a sibling's file older than this is a dead worker's: not read
 STATE_LOGGER = "logmesh.health"
@@ -59,6 +63,21 @@ def gateway_answers(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
     pass, for both rules below. Runs DuckDB: call it in a thread."""
     return engine.with_deadline(time.monotonic() + deadline_s, red.by_address, engine,
                                 now - window_ms, now)
+
+
+def written_since(data_dir: Path, wall: float) -> bool:
+    """Was any segment or Parquet file written at or after ``wall`` (``time.time()``)? When
+    none was, no event arrived since (a Parquet file is written after its segment's events
+    arrived), and the store is not read: an idle worker 0 then never opens DuckDB (~40 MB;
+    issue 18). Events whose @timestamp lies ahead of their arrival by more than the slack of
+    QUIET_AFTER_SECONDS (a gateway's clock far ahead of ours) are missed."""
+    for f in catalogue.segment_files(data_dir) + catalogue.parquet_files(data_dir):
+        try:
+            if f.path.stat().st_mtime >= wall:
+                return True
+        except FileNotFoundError:  # a segment compacted meanwhile: its Parquet file, listed
+            continue  # after it, is newer; a file removed by retention held old events
+    return False
 
 
 def gateway_timeouts(answers: list[red.AddressRoute]) -> dict[str, int]:
@@ -248,9 +267,11 @@ class HealthMonitor:
         while True:
             await asyncio.sleep(TIMEOUTS_EVERY_SECONDS)
             try:  # a query timing out or a file gone: the next try
-                answers = await asyncio.to_thread(gateway_answers, self.engine, self.now())
+                answers = []
+                if written_since(self.engine.data_dir, time.time() - QUIET_AFTER_SECONDS):
+                    answers = await asyncio.to_thread(gateway_answers, self.engine, self.now())
                 self.timeouts = gateway_timeouts(answers)
-                if time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
+                if answers and time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
                     self._norms = await asyncio.to_thread(route_norms, self.engine, self.now())
                     self._norms_at = time.monotonic()
                 self.latency = gateway_latency(answers, self._norms)

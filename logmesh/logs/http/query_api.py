@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import duckdb
 from aiohttp import web
 
 from ... import metrics as prom
@@ -41,6 +40,7 @@ from ..query.engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_
 from ..query.field_check import FieldCheck
 from ..query.timerange import now_ms
 from ..store.catalogue import quarantined
+from ..store.duck import duckdb
 from .export import Export
 from .openapi import OPENAPI
 from .params import (

@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import duckdb
 import orjson
 from aiohttp import web
 
@@ -23,6 +22,7 @@ from ... import metrics as prom
 from ...metrics import Metrics
 from ..query.engine import Engine, QueryError, QueryTimeout
 from ..query.timerange import now_ms
+from ..store.duck import duckdb
 from .params import DEADLINE, int_param, query_param
 from .slots import Busy
 

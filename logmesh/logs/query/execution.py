@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
 from ... import metrics as prom
 from ...metrics import Metrics, number
 from ..store import catalogue, layout
 from ..store.columns import COLUMNS, SELECT_LIST, sql_str
+from ..store.duck import duckdb
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
 
 JSON_COLUMNS = {n for n, t in COLUMNS if t == "JSON"}

@@ -42,11 +42,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import duckdb
-
 from ..store import red_summary
 from ..store.blocks import ParquetFile
 from ..store.columns import REQUEST_SQL, TS, ident, sql_str
+from ..store.duck import duckdb
 from . import kql, plan
 from .errors import DamagedFile, FileGone, QueryError
 

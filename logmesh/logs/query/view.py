@@ -31,8 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 from ..store import catalogue, layout
 from ..store.blocks import ParquetFile, open_parquet
 from ..store.catalogue import SegmentInfo
@@ -44,6 +42,7 @@ from ..store.columns import (
     read_ndjson_lenient_sql,
     read_ndjson_sql,
 )
+from ..store.duck import duckdb
 from ..store.reader import read_complete
 from .execution import DuckDB, QueryCounters
 from .plan import LiveSegment, Snapshot

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import orjson
 
 from . import layout, tokens, trigrams
 from .columns import sql_str
+from .duck import duckdb
 
 log = logging.getLogger("logmesh.logs.query")  # said while a query refreshes: the query's logger
 

@@ -36,7 +36,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
 from ...fsio import fsync_path, write_atomic
@@ -52,6 +51,7 @@ from .columns import (
     read_ndjson_sql,
     sql_str,
 )
+from .duck import duckdb
 
 log = logging.getLogger("logmesh.logs.compact")
 

@@ -43,11 +43,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import duckdb
-
 from ...fsio import fsync_path
 from . import layout
 from .columns import TS, ident, sql_str
+from .duck import duckdb
 
 VERSION = 4  # of the .red file's rows; an index naming another version is not used
 GATEWAY = "gateway"  # the gateway's shipper's service name (cli.py): its access logs

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import duckdb
+from .duck import duckdb
 
 TOKEN_CHARS_RE2 = "0-9A-Za-z_\\x{80}-\\x{10FFFF}"  # inside [...], as DuckDB's RE2 reads it
 SEP_RE2 = f"[^{TOKEN_CHARS_RE2}]"
