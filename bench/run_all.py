@@ -79,6 +79,11 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                                  "kill -9 of its process: every event once in the fake cluster.",
          [PY, "bench/es_sink.py", "--exactly-once", "100000" if quick else "1000000",
           "--json", str(OUT / "es_sink_exactly_once.json")]),
+        ("idle_memory", "Resident memory of idle `logmesh logs --workers 2` workers (an empty data "
+                        "directory, and a store written an hour before) beside the code before issue "
+                        "18's lazy DuckDB, alternating rounds.",
+         [PY, "bench/idle_memory.py", "--rounds", "1" if quick else "3", "--baseline", "9951cc1",
+          "--json", str(OUT / "idle_memory.json")]),
         ("ui", "The web UI in Debian's chromium: a click on Search to the rows painted, 1 h range, "
                "beside a fetch of the same API page from the same page (paired, alternating).",
          [PY, "bench/ui.py", "--events", "100000" if quick else "600000", "--rounds", "2" if quick else "6",
