@@ -33,20 +33,21 @@ import itertools
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from aiohttp import web
 
 from ..lifecycle import Serving
 from ..metrics import Metrics
 from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
-from ..security_http import BODY_TIMEOUT, GuardedSite, HttpCounters, runner_kwargs
+from ..security_http import BODY_TIMEOUT, HttpCounters
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
+from .http_server import HttpSite
 from .metrics_http import CountedPart
 from .registry import RegistryLink
 
@@ -61,8 +62,37 @@ def new_trace_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+@dataclass(slots=True)
+class HttpRequest:
+    """What the gateway reads of an HTTP request (from its ASGI scope); ``receive`` gives its
+    body."""
+
+    method: str
+    path: str
+    query: bytes
+    headers: dict[str, str]  # lower-case names; the first of a repeated header
+    receive: Callable[[], Awaitable[dict]]
+
+
+@dataclass(slots=True)
+class Answer:
+    """An HTTP answer: always JSON, ``upstream`` the service that gave its body."""
+
+    status: int
+    body: bytes
+    upstream: str | None = None
+
+
+class ClientGone(Exception):
+    """The client went away before its request's body arrived: nobody to answer."""
+
+
+_CONTENT_TYPE = (b"content-type", b"application/json")
+_CLOSE = (b"connection", b"close")
+
+
+def _json(data: Any, status: int = 200) -> Answer:
+    return Answer(status, orjson.dumps(data))
 
 
 # (key, help) of the gateway's counters: logmesh_gateway_<key>_total.
@@ -161,9 +191,10 @@ class Gateway(CountedPart, Serving):
         self.names: dict[tuple[str, int], str] = {}
         self.shipper: Any = None  # a Shipper for the gateway's access log (see attach_shipper)
         self.metrics: Any = None  # a MetricsEndpoint, when --metrics-port is given
-        self.runner: web.AppRunner | None = None
+        self.site: HttpSite | None = None
         # Counted in prometheus-client metrics (docs/metrics.md), shown on --metrics-port.
         self.prom = Metrics(metrics_dir)
+        self.http_counters = HttpCounters(self.prom)
         self._counters = {key: self.prom.counter(f"logmesh_gateway_{key}_total", help_text)
                           for key, help_text in GATEWAY_COUNTERS}
         self.request_seconds = self.prom.histogram(
@@ -198,7 +229,7 @@ class Gateway(CountedPart, Serving):
         self.routes = routes
         self.names = names
 
-    def _timed(self, request: web.Request, status: int, seconds: float) -> None:
+    def _timed(self, request: HttpRequest, status: int, seconds: float) -> None:
         method, path = request.method, request.path
         known = (method == "GET" and path == "/distributes") or f"{method}{path}" in self.served
         key = (f"{method} {path}" if known else "other", status)
@@ -213,38 +244,50 @@ class Gateway(CountedPart, Serving):
         self.registry.listeners.append(shipper.on_nodes)
 
     # -- HTTP -----------------------------------------------------------------
-    def app(self) -> web.Application:
-        # No middleware: handle() answers its own errors, and aiohttp wraps every request in
-        # two more coroutines when an application has any.
-        app = web.Application(client_max_size=self.max_body_bytes)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
+    async def asgi(self, scope: dict, receive: Callable[[], Awaitable[dict]],
+                   send: Callable[[dict], Awaitable[None]]) -> None:
+        """The ASGI app :class:`HttpSite` serves: every answer is JSON with ``X-Request-Id``."""
+        if scope["type"] != "http":
+            return
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        request = HttpRequest(scope["method"], scope["path"], scope["query_string"], headers,
+                              receive)
+        trace_id = headers.get("x-request-id") or new_trace_id()
+        try:
+            answer = await self.handle(request, trace_id)
+        except ClientGone:
+            return
+        head = [_CONTENT_TYPE, (b"content-length", b"%d" % len(answer.body)),
+                (b"x-request-id", trace_id.encode("latin-1"))]
+        if answer.upstream is not None:
+            head.append((b"x-upstream", answer.upstream.encode()))
+        if answer.status in (408, 413):  # a body we did not read: the connection cannot go on
+            head.append(_CLOSE)
+        await send({"type": "http.response.start", "status": answer.status, "headers": head})
+        await send({"type": "http.response.body", "body": answer.body})
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: HttpRequest, trace_id: str) -> Answer:
         """Route one request; time it and ship its access log by its final status."""
         t0 = time.perf_counter()
-        ex = Exchange(request.headers.get("X-Request-Id") or new_trace_id())
+        ex = Exchange(trace_id)
         try:
-            response = await self._route(request, ex)
-        except web.HTTPException as exc:  # aiohttp's own, e.g. 413 for a chunked body too big
-            if exc.status < 400:
-                raise
-            response = self._error(ex, exc.status, exc.reason)
-        except (asyncio.CancelledError, ConnectionError):
+            answer = await self._route(request, ex)
+        except (asyncio.CancelledError, ConnectionError, ClientGone):
             raise
         except Exception:  # a bug: 500 without details, the traceback in our log
             log.exception("gateway: %s %s failed", request.method, request.path)
-            response = self._error(ex, 500, "internal error")
-        response.headers["X-Request-Id"] = ex.trace_id
+            answer = self._error(ex, 500, "internal error")
         seconds = time.perf_counter() - t0
         try:
-            self._timed(request, response.status, seconds)
-            self._account(request, response.status, ex, seconds)
+            self._timed(request, answer.status, seconds)
+            self._account(request, answer.status, ex, seconds)
         except Exception:  # a bug in the bookkeeping must not cost the client its answer
             log.exception("gateway: accounting %s %s failed", request.method, request.path)
-        return response
+        return answer
 
-    def _account(self, request: web.Request, status: int, ex: Exchange, seconds: float) -> None:
+    def _account(self, request: HttpRequest, status: int, ex: Exchange, seconds: float) -> None:
         """Charge an error to its upstream, and ship the access log of the exchange."""
         outcome = ex.outcome if ex.outcome is not None else status
         if ex.upstream is not None and outcome >= 400:
@@ -264,16 +307,16 @@ class Gateway(CountedPart, Serving):
         self.shipper.ship_record(f"{request.method} {request.path} {status} {took_ms}ms", extra)
 
     @staticmethod
-    def _error(ex: Exchange, status: int, message: str) -> web.Response:
+    def _error(ex: Exchange, status: int, message: str) -> Answer:
         """One of the gateway's own answers (the book's JSON error shape)."""
         ex.errorcode = ex.outcome = status
         return _json({"errorcode": status, "errormessage": message}, status)
 
-    async def _route(self, request: web.Request, ex: Exchange) -> web.Response:
+    async def _route(self, request: HttpRequest, ex: Exchange) -> Answer:
         self._counters["requests"].inc()
         method, path = request.method, request.path
         if method == "GET" and path == "/distributes":
-            if self.token and not token_matches(bearer_token(request.headers.get("Authorization")),
+            if self.token and not token_matches(bearer_token(request.headers.get("authorization")),
                                                 (self.token.encode(),)):
                 return self._error(ex, 401, "GET /distributes needs "
                                    "'Authorization: Bearer <the mesh token>'")
@@ -315,7 +358,7 @@ class Gateway(CountedPart, Serving):
         return self._error(ex, 502, f"{method} {path}: the connection to {ex.upstream} was "
                            "lost before it answered")
 
-    def _no_instance(self, ex: Exchange, method: str, path: str) -> web.Response:
+    def _no_instance(self, ex: Exchange, method: str, path: str) -> Answer:
         service = self.served.get(f"{method}{path}")
         if service is None:
             self._counters["no_route"].inc()
@@ -323,46 +366,64 @@ class Gateway(CountedPart, Serving):
         self._counters["no_instance"].inc()
         return self._error(ex, 503, f"{method} {path}: no instance of {service} is up")
 
-    def _reply(self, ex: Exchange, reply: dict, raw: bytes) -> web.Response:
+    def _reply(self, ex: Exchange, reply: dict, raw: bytes) -> Answer:
         """A service's reply, its bytes as they came (decoded once, never encoded again); its
         status from its errorcode (or 200, the book's)."""
         ex.errorcode = reply.get("errorcode")
         ex.outcome = status_for(ex.errorcode)
-        return web.Response(body=raw, content_type="application/json",
-                            status=ex.outcome if self.status_from_errorcode else 200,
-                            headers={"X-Upstream": ex.upstream or ""})
+        return Answer(ex.outcome if self.status_from_errorcode else 200, raw, ex.upstream or "")
 
-    async def _params(self, request: web.Request) -> dict:
+    async def _params(self, request: HttpRequest) -> dict:
         """The query string and the body (JSON, or a form) as the request's ``params``.
 
         A body is judged by what it holds, not only its content type: curl's
         ``-d '{"name":"pen"}'`` says form-urlencoded, and a text that is
         neither JSON nor a form is refused instead of becoming a field name.
         """
-        params: dict[str, Any] = dict(request.query)
-        if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
-            declared = request.content_length
-            if declared is not None and declared > request.client_max_size:
+        params: dict[str, Any] = {}
+        if request.query:
+            for name, value in parse_qsl(request.query.decode("latin-1"), keep_blank_values=True):
+                params.setdefault(name, value)  # the first of a repeated name, as aiohttp's
+        if request.method in ("POST", "PUT", "PATCH"):
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise BodyError(413, f"the body is {declared} bytes; at most "
-                                     f"{request.client_max_size} are accepted (--max-body-size)")
+                                     f"{self.max_body_bytes} are accepted (--max-body-size)")
             try:
                 async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold the request
-                    body = await request.read()
+                    body = await self._body(request)
             except TimeoutError:
                 raise BodyError(408, f"the body took more than {BODY_TIMEOUT:.0f}s to arrive") from None
             if body.strip():
-                params.update(_body_params(body, request.content_type))
+                content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                params.update(_body_params(body, content_type))
         return params
+
+    async def _body(self, request: HttpRequest) -> bytes:
+        """The whole body, or a 413 as soon as it grows past ``max_body_bytes`` (a chunked
+        body declares no length)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise BodyError(413, f"the body is over {self.max_body_bytes} bytes, the most "
+                                     "accepted (--max-body-size)")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app(), access_log=None, **runner_kwargs(self.limits))
-        await self.runner.setup()
-        site = GuardedSite(self.runner, self.host, self.port, limits=self.limits,
-                           counters=HttpCounters(self.prom), ssl_context=self.tls.server_context(),
-                           reuse_port=self.reuse_port or None)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.site = HttpSite(self.asgi, self.host, self.port, limits=self.limits,
+                             counters=self.http_counters, ssl_context=self.tls.server_context(),
+                             reuse_port=self.reuse_port)
+        await self.site.start()
+        self.port = self.site.port
         log.info("gateway listening on %s://%s:%d", "https" if self.tls.serves else "http",
                  self.host, self.port)
         if self.shipper is not None:
@@ -372,6 +433,8 @@ class Gateway(CountedPart, Serving):
         self.registry.start()
 
     async def stop(self) -> None:
+        if self.site is not None:  # first: the requests in progress are answered and logged
+            await self.site.stop()
         await self.registry.close()
         if self.shipper is not None:
             await self.shipper.close()
@@ -379,7 +442,5 @@ class Gateway(CountedPart, Serving):
             await self.metrics.stop()
         for client in list(self.clients.values()):
             await client.close()
-        if self.runner is not None:
-            await self.runner.cleanup()
         self.prom.close()
 
