@@ -27,7 +27,6 @@ one by one through :func:`encode_line`. Python's ``re`` over the block was
 from __future__ import annotations
 
 import asyncio
-import zlib
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -36,7 +35,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...event import as_text, derive_request
+from ...event import derive_request
+from .book_docs import BOOK_MESSAGE, book_docs
 
 FREE_FORM_FIELDS = ("params", "labels")  # mapped flattened / flat_object
 SEQ_KEY = b'{"seq":'  # how every stored line begins
@@ -45,12 +45,13 @@ SEQ_KEY = b'{"seq":'  # how every stored line begins
 # values are escaped, so these counts cannot miss a line; a false alarm (the same key nested
 # in params) costs the per-line path, nothing else.
 FREE_FORM_KEYS = (b'"params":', b'"labels":')
-BOOK_MESSAGE = b'"message":"{'
 # Bytes of stored lines encoded per step on the event loop (encode_stepwise): ~0.15 ms of
 # HTTP-shaped events, ~1.3 ms of book packets (bench/notes/es_sink.md, "loop stalls").
 STEP_BYTES = 64 * 1024
-GZIP_STEP = 128 * 1024  # bytes of body deflated per step on the loop: ~0.3 ms
-GZIP_LEVEL = 1  # zlib's fastest: ~9x smaller NDJSON for ~0.5 us of CPU per event (bench/notes/es_sink.md)
+GZIP_STEP = 128 * 1024  # bytes of body deflated per step on the loop: ~0.06 ms
+# ISA-L's deflate (python-isal), level 1: ~10x smaller NDJSON for ~0.2 us of CPU per book
+# packet, where zlib's fastest level took ~0.9 for the same ratio (bench/notes/es_sink.md)
+GZIP_LEVEL = 1
 
 
 class BadLine(ValueError):
@@ -107,17 +108,19 @@ class Block:
         return b"".join(action(seqs[i]) + docs.get(i, lines[i]) + b"\n" for i in indexes)
 
 
-def gzip_body(body: bytes) -> bytes:
-    """A gzip member (what Content-Encoding: gzip means)."""
-    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    return z.compress(body) + z.flush()
+def _compressor() -> Any:
+    """A gzip compressor (what Content-Encoding: gzip means). isal comes with the
+    ``[elasticsearch]`` extra, like the client libraries: imported when a sink runs."""
+    from isal import isal_zlib
+
+    return isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)
 
 
 async def gzip_stepwise(body: bytes) -> bytes:
-    """:func:`gzip_body` on the event loop, GZIP_STEP bytes of input at a time. In a thread
+    """A gzip member of ``body``, made on the event loop GZIP_STEP bytes at a time. In a thread
     it was a third runnable thread on two cores (the loop, the cluster, deflate): the loop
     waited for a core, ~4 ms at p50 with book packets (bench/notes/es_sink.md)."""
-    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    z = _compressor()
     view = memoryview(body)
     parts = []
     for at in range(0, len(body), GZIP_STEP):
@@ -145,85 +148,6 @@ def _free_form_fit(data: bytes) -> bool:
     return True
 
 
-class _Request(msgspec.Struct, gc=False):
-    """What derive_request reads of a book packet's request; any other type: the per-line path."""
-
-    method: str | None = None
-    uri: str | None = None
-    key: Any = None
-    params: dict | None = None  # not an object: wrapped as {"value": ...}, one by one
-    trace_id: str | None = msgspec.field(default=None, name="trace.id")
-
-
-class _Derived(msgspec.Struct, omit_defaults=True, gc=False):
-    """The fields derive_request adds, in its order (so both paths write the same bytes)."""
-
-    method: str | None = msgspec.field(default=None, name="http.request.method")
-    path: str | None = msgspec.field(default=None, name="url.path")
-    trace_id: str | None = msgspec.field(default=None, name="trace.id")
-    key: str | None = None
-    params: Any = msgspec.UNSET  # an object, or left out
-
-
-_texts = msgspec.json.Decoder(str).decode_lines
-_requests = msgspec.json.Decoder(_Request).decode_lines
-_encode_derived = msgspec.json.Encoder().encode_lines
-DERIVE_PASS = 1000  # book packets per msgspec pass
-# Top-level fields that change what derive_request does with a line: such lines go one by one.
-_DERIVE_SKIPS = (b'"http.request.method":', b'"url.path":', b'"params":', b'"key":', b'"trace.id":',
-                 b'"labels":')
-
-
-def _book_docs(lines: list[bytes]) -> dict[int, bytes] | None:
-    """The documents of the book packets stored unparsed among ``lines``, their request's
-    fields derived in three msgspec passes over all of them (the message texts, the requests,
-    the derived fields), as ingest/book_block.py stored them; None: take the per-line path."""
-    which = [i for i, line in enumerate(lines) if BOOK_MESSAGE in line]
-    if not which:
-        return {}
-    book = [lines[i] for i in which]
-    starts = [line.find(BOOK_MESSAGE) + 10 for line in book]
-    if not all(line.endswith(b'"}') for line in book):
-        return None  # the message is not the last field: book_block.py did not write this line
-    heads = b"\n".join([line[:at] for line, at in zip(book, starts, strict=True)])  # all but messages
-    if any(key in heads for key in _DERIVE_SKIPS):
-        return None
-    docs: dict[int, bytes] = {}
-    for at in range(0, len(book), DERIVE_PASS):  # shorter C calls: the event loop waits less for the GIL
-        derived = _derive(book[at:at + DERIVE_PASS], starts[at:at + DERIVE_PASS])
-        if derived is None:
-            return None
-        for j, doc in derived.items():
-            docs[which[at + j]] = doc
-    return docs
-
-
-def _derive(book: list[bytes], starts: list[int]) -> dict[int, bytes] | None:
-    """One pass of :func:`_book_docs`: {index in ``book``: document}, or None."""
-    try:
-        texts = _texts(b"\n".join([line[at:-1] for line, at in zip(book, starts, strict=True)]))
-        text = "\n".join(texts)
-        if len(texts) != len(book) or text.count("\n") != len(book) - 1:
-            return None
-        requests = _requests(text)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeEncodeError):
-        return None
-    derived = []
-    unset = msgspec.UNSET
-    for r in requests:
-        key, params = r.key, r.params
-        if key is None and params:
-            key = params.get("key")  # the book's gateway keeps the key inside params
-        if key is not None and key.__class__ is not str:
-            key = as_text(key)
-        derived.append(_Derived(r.method, r.uri, r.trace_id, key, unset if params is None else params))
-    docs = {}
-    for i, (line, extra) in enumerate(zip(book, _encode_derived(derived).split(b"\n"), strict=False)):
-        if extra != b"{}":
-            docs[i] = line[:-1] + b"," + extra[1:]
-    return docs
-
-
 def encode_block(data: bytes, limit: int | None = None, max_events: int | None = None) -> Block | None:
     """Whole stored lines (each ending in \\n) -> the block of up to ``max_events`` events
     with seq <= ``limit`` (None: nothing to take yet)."""
@@ -233,8 +157,10 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
         del lines[max_events:]
         data = data[:sum(map(len, lines)) + len(lines)]
     n = len(lines)
+    book = data.count(BOOK_MESSAGE)
+    all_book = book == n  # then so is any prefix of the lines, and book_docs refuses free-form fields
     if not n or not data.startswith(SEQ_KEY) or data.count(b"\n" + SEQ_KEY) != n - 1 \
-            or not _free_form_fit(data):
+            or not (all_book or _free_form_fit(data)):
         return _encode_lines(lines, limit)
     ids = [line[7:line.find(b",", 7)] for line in lines]  # the digits after {"seq":
     if not all(ids) or not b"".join(ids).isdigit():
@@ -245,18 +171,29 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
         if n == 0:
             return None
         del lines[n:], seqs[n:], ids[n:]
-    docs = _book_docs(lines) if BOOK_MESSAGE in data else {}
-    if docs is None:
-        return _encode_lines(lines, limit)
+    docs: dict[int, bytes] = {}
+    redo: list[int] = []
+    if book:
+        found = book_docs(lines, all_book)
+        if found is None:
+            return _encode_lines(lines, limit)
+        docs, redo = found
+        for i in redo:  # a float or a long integer: as orjson writes it
+            body = encode_line(lines[i]).body
+            if body is not lines[i]:
+                docs[i] = body
     # {"create":{"_id":"S"}}\n<document>\n for each, joined in one C call (as book_block.py does)
     parts: list[bytes] = [b""] * (4 * n)
     parts[0::4] = repeat(b'\n{"create":{"_id":"', n)  # each line's newline comes before the next action
     parts[0] = b'{"create":{"_id":"'
     parts[1::4] = ids
     parts[2::4] = repeat(b'"}}\n', n)
-    parts[3::4] = lines
-    for i, doc in docs.items():
-        parts[4 * i + 3] = doc
+    if len(docs) == n and not redo:
+        parts[3::4] = docs.values()  # every line a book packet: their documents, in order
+    else:
+        parts[3::4] = lines
+        for i, doc in docs.items():
+            parts[4 * i + 3] = doc
     parts.append(b"\n")
     return Block(seqs, lines, b"".join(parts), sum(map(len, lines)) + n, docs=docs,
                  received_ms=received_ms(lines[0]))
