@@ -284,12 +284,29 @@ def document(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _dumps(value: Any) -> bytes:
+    """orjson's JSON, or msgspec's where orjson stops (nested past 254 levels: ingest lets
+    params reach 256, and a book packet's request is not limited): the cluster refuses
+    what it cannot map, one item in the dead letters; it must not stop the sink."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return msgspec.json.encode(value)
+
+
 def encode_line(line: bytes) -> Encoded:
     """One stored line (without its newline) -> its bulk action; raises BadLine."""
     try:
         head = _decode_head(line)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise BadLine(f"not an event object with an integer seq: {exc}") from None
+    try:
+        return _encode_head(line, head)
+    except (orjson.JSONDecodeError, RecursionError) as exc:  # nested ~1000 levels or more
+        raise BadLine(f"nested too deep to send: {exc}") from None
+
+
+def _encode_head(line: bytes, head: _Head) -> Encoded:
     body = line
     if head.method is None and head.path is None and memoryview(head.message)[:2] == b'"{':
         # a book packet stored unparsed (ingest/book_block.py): send the request's fields too
@@ -298,10 +315,10 @@ def encode_line(line: bytes) -> Encoded:
             fields = derive_request({"message": orjson.loads(memoryview(head.message))})
             del fields["message"]
             if fields:
-                body = line[:-1] + b"," + orjson.dumps(document(fields))[1:]
+                body = line[:-1] + b"," + _dumps(document(fields))[1:]
         else:
-            body = orjson.dumps(document(derive_request(orjson.loads(line))))
+            body = _dumps(document(derive_request(orjson.loads(line))))
     elif not (_fits(head.params) and _fits(head.labels)):
-        body = orjson.dumps(document(orjson.loads(line)))
+        body = _dumps(document(orjson.loads(line)))
     received = head.received_at if isinstance(head.received_at, int) else head.timestamp
     return Encoded(head.seq, received if isinstance(received, int) else None, body)
