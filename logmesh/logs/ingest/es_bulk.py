@@ -25,7 +25,7 @@ import orjson
 
 from ..event import Event
 from .common import MAX_DEPTH, Rejected
-from .http_ndjson import FlatEvent, flat_events, record_event
+from .http_ndjson import FlatEvent, ecs_events, flat_events, record_event
 
 VERSION = "8.17.0"  # what GET / claims: the official clients and shippers accept 8.x
 INDEX_LABEL = "es.index"
@@ -60,10 +60,9 @@ class BulkParse:
 
 def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse | None:
     """The fast path: one action line repeated before every document, found with a count and
-    a replace (C) instead of a split into lines; flat documents then decode in one call
-    (http_ndjson.flat_events). None: any other body (the general loop reads it)."""
-    if b"\n\n" in body:  # a blank line: lines cannot be paired by position
-        return None
+    a replace (C) instead of a split into lines; documents that are flat, or nested ECS
+    objects of the known shape, then decode in one call (http_ndjson.flat_events,
+    ecs_events). None: any other body (the general loop reads it)."""
     first = body.find(b"\n")
     if first <= 0:
         return None
@@ -83,23 +82,29 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
     index = meta.get("_index", default_index)
     if not isinstance(index, str | None):
         return None
-    # Every document flat: no action line can be one (an action has a key no flat document
-    # has), so in a well-formed body the lines left are exactly those after each action.
-    events = flat_events(memoryview(body.replace(marker, b"\n"))[first + 1:], received)
+    # No action line can decode as a document (an action has a key no document has), so in a
+    # well-formed body the lines left are exactly those after each action. Blank lines are
+    # skipped by decode_lines: a body with any has fewer documents than pairs, and goes on.
+    docs = memoryview(body.replace(marker, b"\n"))[first + 1:]
+    labels = None if index is None else {INDEX_LABEL: index}
+    events = flat_events(docs, received)
+    if events is not None and labels is not None:
+        raw = msgspec.Raw(orjson.dumps(labels))
+        for ev in events:
+            ev.labels = raw  # one Raw for all: the encoder copies its bytes into each line
+    if events is None:
+        events = ecs_events(docs, received, labels)
     if events is not None and len(events) == pairs:
-        if index is not None:
-            labels = msgspec.Raw(orjson.dumps({INDEX_LABEL: index}))
-            for ev in events:
-                ev.labels = labels  # one Raw for all: the encoder copies its bytes into each line
         return BulkParse(events=events, uniform=(action, index))
+    if b"\n\n" in body:  # a blank line: lines cannot be paired by position
+        return None
     lines = body.rstrip(b"\n").split(b"\n")  # documents of any shape: paired by position
     if len(set(lines[0::2])) != 1:
         return None
-    docs = lines[1::2]
     out = BulkParse()  # read one at a time, under the one action
-    for i, doc_line in enumerate(docs):
+    for i, doc_line in enumerate(lines[1::2]):
         out.document(action, index, doc_line, received, 2 * i + 2)
-    if len(out.events) == len(docs):
+    if len(out.events) == pairs:
         out.items, out.uniform = [], (action, index)
     return out
 
@@ -212,10 +217,11 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
                                                             ("result", "created")) if k in keys}})
             joined = b",".join(repeat(item, len(events)))
         else:
-            head = b'{"%s":{"_index":%s,"_id":"' % (action.encode(), orjson.dumps(index))
-            tail = (b'","_version":1,"result":"created","status":201,"_seq_no":%d,"_primary_term":1,'
-                    b'"_shards":{"total":1,"successful":1,"failed":0}}}')
-            joined = b",".join([head + b"%d" % ev.seq + tail % ev.seq for ev in events])
+            item = b'{"%s":{"_index":%s,"_id":"' % (action.encode(), orjson.dumps(index)) + \
+                (b'%d","_version":1,"result":"created","status":201,"_seq_no":%d,"_primary_term":1,'
+                 b'"_shards":{"total":1,"successful":1,"failed":0}}}')
+            seqs = [ev.seq for ev in events]
+            joined = b",".join(map(item.__mod__, zip(seqs, seqs)))  # formatted in C, no loop here
         return b"{" + b",".join([*heads, b'"items":[' + joined + b"]"]) + b"}"
     items: list[dict[str, Any]] = []
     for action, index, pos, status, error in parsed.items:

@@ -88,6 +88,118 @@ def flat_events(docs: bytes | memoryview, received: int) -> list[FlatEvent] | No
     return events
 
 
+# -- nested ECS documents (Filebeat's shape) in one C pass -----------------------------------
+# Each object takes exactly the leaves record_event maps onto a column; a null where
+# record_event would store something else, an empty inner object (a label there), a number
+# where it wants text or any other leaf makes the document fail to decode, so its body
+# takes the per-document path, which knows every rule. Absent objects are these defaults.
+
+
+class _Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str | None = None
+
+
+class _Log(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    level: str = "info"  # record_event's default; a null (no level) is not a str: refused here
+    logger: str | None = None
+
+
+class _Url(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    path: str | None = None
+
+
+class _Trace(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str | None = None
+
+
+class _Error(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    stack_trace: str | None = None
+
+
+class _Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    method: str | None  # required: {"request": {}} is a label "http.request" for record_event
+
+
+class _Response(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    status_code: _Status | None
+
+
+class _Http(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    request: _Request = _Request(None)
+    response: _Response = _Response(None)
+
+
+class EcsDocument(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """A document of nested ECS objects (``{"service": {"name": ...}, "log": {"level": ...},
+    "host": {...}}``, as Filebeat sends) whose leaves all map onto columns, but for ``host``:
+    its JSON is kept as sent and made into labels once per distinct value in a body."""
+
+    timestamp: _Millis | datetime = msgspec.field(default=None, name="@timestamp")  # type: ignore[assignment]
+    message: str
+    service: _Service = _Service()
+    log: _Log = _Log()
+    http: _Http = _Http()
+    url: _Url = _Url()
+    trace: _Trace = _Trace()
+    error: _Error = _Error()
+    host: msgspec.Raw = msgspec.Raw(b"")
+
+
+_ecs_lines = msgspec.json.Decoder(EcsDocument).decode_lines
+
+
+def ecs_events(docs: bytes | memoryview, received: int,
+               labels: dict[str, Any] | None = None) -> list[FlatEvent] | None:
+    """Every line of ``docs`` as an :class:`EcsDocument`, stored as the :class:`FlatEvent`
+    record_event's line equals; ``labels`` are added to each (es_bulk's index). None if any
+    line does not fit, or would be refused: the per-document path then says why, by line."""
+    try:
+        decoded = _ecs_lines(docs)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    by_host: dict[bytes, msgspec.Raw] = {}
+    last_host, tags = None, msgspec.Raw(b"")
+    out: list[FlatEvent] = []
+    append = out.append
+    try:
+        for d in decoded:
+            ts = d.timestamp
+            if ts is None:
+                ts = received
+            elif ts.__class__ is not int:  # a datetime, parsed by msgspec (RFC 3339)
+                if ts.tzinfo is None:
+                    return None
+                ts = int(ts.timestamp() * 1000)  # parse_timestamp's arithmetic
+                if not 0 <= ts <= MAX_TIMESTAMP_MS:
+                    return None
+            host = d.host
+            if host != last_host:  # a body's documents mostly come from one host
+                key = bytes(host)
+                tags = by_host.get(key)
+                if tags is None:
+                    tags = by_host[key] = _labels(key, labels)
+                last_host = host
+            http, lg = d.http, d.log
+            append(FlatEvent(timestamp=ts, received_at=received, service_name=d.service.name,
+                             method=http.request.method, path=d.url.path,
+                             status=http.response.status_code, level=lg.level, logger=lg.logger,
+                             message=d.message, stack_trace=d.error.stack_trace,
+                             trace_id=d.trace.id, labels=tags))
+    except (ValueError, TypeError):  # a host no reader could store (Rejected: too deep)
+        return None
+    return out
+
+
+def _labels(host: bytes, extra: dict[str, Any] | None) -> msgspec.Raw:
+    """The labels record_event makes of a ``host`` value (its leaves dotted), then ``extra``."""
+    tags: dict[str, Any] = {}
+    if host:
+        tags = record_event({"host": orjson.loads(host), "message": ""}, 0).labels or {}
+    for name, value in (extra or {}).items():
+        tags.setdefault(name, value)
+    return msgspec.Raw(orjson.dumps(tags)) if tags else msgspec.Raw(b"")
+
+
 def parse_timestamp(value: Any) -> int:
     """Epoch ms from an int/float (ms) or an ISO-8601 string; raises ValueError."""
     if isinstance(value, bool):
@@ -141,6 +253,8 @@ def parse_body(body: bytes) -> tuple[list[Event | FlatEvent], list[dict]]:
     stripped = body.lstrip()
     if stripped[:1] == b"{":
         fast = flat_events(body, received)
+        if fast is None:
+            fast = ecs_events(body, received)
         if fast is not None:
             return fast, []
     lines: list[Event] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import aiohttp
+import msgspec
 import orjson
 
 from tests.support.logs import HOST, metrics, stored
@@ -167,3 +168,42 @@ async def test_a_large_answer_arrives_whole(start_logs):
     assert int(headers["Content-Length"]) > 256 * 1024
     assert len(answer["items"]) == 3000 and not answer["errors"]
     assert [i["index"]["_id"] for i in answer["items"]] == [str(e["seq"]) for e in stored(srv.config.data_dir)]
+
+
+def test_a_filebeat_body_takes_one_pass_and_stores_what_the_per_document_path_would():
+    """One repeated action before nested ECS documents: decoded in one C pass (uniform, no
+    items), each event as es_bulk's per-document path makes it; the answer's items, from one
+    byte template, are what the per-item answer says of the same events."""
+    from logmesh.logs.ingest import es_bulk
+
+    action = {"create": {"_index": "filebeat-8"}}
+    docs = [{"@timestamp": f"2026-11-25T17:00:0{i}.5Z", "message": f"m{i}", "service": {"name": "nginx"},
+             "log": {"level": "warn"}, "host": {"name": f"web-{i % 2}"}} for i in range(5)]
+    body = ndjson(*[x for d in docs for x in (action, d)])
+    fast = es_bulk.parse_bulk(body, None, 1795626009999)
+    assert fast.uniform == ("create", "filebeat-8") and not fast.items and not fast.rejected
+    slow = es_bulk.BulkParse()
+    for i, d in enumerate(docs):
+        slow.document("create", "filebeat-8", orjson.dumps(d), 1795626009999, 2 * i + 2)
+    for parsed in (fast, slow):
+        for seq, ev in enumerate(parsed.events, 1000):
+            ev.seq = seq * 4
+    assert [orjson.loads(msgspec.json.encode(e)) for e in fast.events] == \
+        [orjson.loads(msgspec.json.encode(e)) for e in slow.events]
+    assert orjson.loads(es_bulk.bulk_response(fast, 3)) == orjson.loads(es_bulk.bulk_response(slow, 3))
+    assert orjson.loads(es_bulk.bulk_response(fast, 3, "errors,items.*.error,items.*.status")) == \
+        {"errors": False, "items": [{"create": {"status": 201}}] * 5}
+
+
+def test_blank_lines_in_a_uniform_body_are_skipped_not_paired_wrongly():
+    """The fast path pairs lines by position after dropping the actions; a blank line must
+    not shift a document onto the wrong action or lose one."""
+    from logmesh.logs.ingest import es_bulk
+
+    a = b'{"index":{"_index":"x"}}'
+    body = a + b"\n" + b'{"message":"m1"}\n\n' + a + b"\n" + b'{"message":"m2"}\n'
+    parsed = es_bulk.parse_bulk(body, None, 1795626009999)
+    assert [e.message for e in parsed.events] == ["m1", "m2"]
+    assert [item[3] for item in parsed.items] in ([], [201, 201])
+    missing = a + b"\n\n" + a + b"\n" + b'{"message":"m2"}\n'  # the first action has no document
+    assert es_bulk._uniform(missing, None, 1795626009999) is None  # the general loop reads it

@@ -145,3 +145,43 @@ def test_flat_documents_store_the_same_line_by_either_path():
                   {"message": "x", "@timestamp": 1.5}, {"log.level": "info"},
                   {"message": "x", "http.response.status_code": 1000}, {"message": 7}):
         assert flat_events(orjson.dumps(other), 1) is None, other
+
+
+def test_nested_ecs_documents_store_the_same_line_by_either_path():
+    """Filebeat's nested ECS documents are decoded in one C pass (http_ndjson.ecs_events); each
+    stored line must be what record_event makes of the same document, and any document whose
+    line would differ (a null, an empty inner object, an unknown leaf) must take its path."""
+    from logmesh.logs.ingest.http_ndjson import ecs_events, record_event
+
+    docs = [{"@timestamp": "2026-11-25T17:00:00.5Z", "message": "a", "service": {"name": "s"},
+             "log": {"level": "warn", "logger": "l"}, "host": {"name": "web-1", "os": {"family": "x"}},
+             "http": {"request": {"method": "GET"}, "response": {"status_code": 503}},
+             "url": {"path": "/p"}, "trace": {"id": "t"}, "error": {"stack_trace": "tb"}},
+            {"@timestamp": "2026-11-25T18:00:00.123456789+01:00", "message": "b", "host": "h"},
+            {"@timestamp": 1795626000123, "message": "c ¶ 끝", "service": {}, "host": {"name": "web-1"}},
+            {"message": "d", "host": None, "log": {}},
+            {"message": "e", "http": {"response": {"status_code": None}}}]
+    body = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"
+    fast = ecs_events(body, 1795626009999, {"es.index": "filebeat"})
+    assert fast is not None
+    slow = [record_event(d, 1795626009999) for d in docs]
+    for ev in slow:
+        ev.labels = {**(ev.labels or {}), "es.index": "filebeat"}
+
+    def lines(events):  # as stored, but for the seq, which the writer gives
+        return [{k: v for k, v in orjson.loads(msgspec.json.encode(e)).items() if k != "seq"}
+                for e in events]
+
+    assert lines(fast) == lines(slow)
+    assert lines(fast)[0]["labels"] == {"host.name": "web-1", "host.os.family": "x", "es.index": "filebeat"}
+    assert ecs_events(b'{"message": "x", "service": {"name": "s"}}', 1)[0].labels == msgspec.Raw(b"")
+    for other in ({"message": "x", "log": {"level": None}}, {"message": "x", "http": {"request": {}}},
+                  {"message": "x", "service": None}, {"message": "x", "service": {"version": "1"}},
+                  {"message": "x", "@timestamp": "2026-11-25T17:00:00"}, {"message": "x", "@timestamp": None},
+                  {"message": "x", "@timestamp": "0001-01-01T00:00:00Z"}, {"message": 7},
+                  {"service": {"name": "s"}}, {"message": "x", "url": {"path": 7}},
+                  {"message": "x", "http": {"response": {"status_code": "200"}}},
+                  {"message": "x", "host": {"a": [[[[0]]]] * 1}, "team": "core"}):
+        assert ecs_events(orjson.dumps(other), 1) is None, other
+    deep = b'{"message": "x", "host": ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}"
+    assert ecs_events(deep, 1) is None  # too deep to store: the per-document path refuses it
