@@ -221,7 +221,7 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
                 (b'%d","_version":1,"result":"created","status":201,"_seq_no":%d,"_primary_term":1,'
                  b'"_shards":{"total":1,"successful":1,"failed":0}}}')
             seqs = [ev.seq for ev in events]
-            joined = b",".join(map(item.__mod__, zip(seqs, seqs)))  # formatted in C, no loop here
+            joined = b",".join(map(item.__mod__, zip(seqs, seqs, strict=True)))  # formatted in C
         return b"{" + b",".join([*heads, b'"items":[' + joined + b"]"]) + b"}"
     items: list[dict[str, Any]] = []
     for action, index, pos, status, error in parsed.items:
