@@ -214,7 +214,10 @@ def parse_timestamp(value: Any) -> int:
                                             "between 1970 and 9999")
         return check_timestamp(int(value))
     if isinstance(value, str):
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:  # RFC 3339 as msgspec reads it (ecs_events): digits past the microsecond rounded
+            dt = msgspec.convert(value, datetime)
+        except msgspec.ValidationError:  # the rest of ISO 8601
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if dt.tzinfo is None:
             raise ValueError(f"@timestamp {value!r} has no timezone; add Z or +00:00")
         return check_timestamp(int(dt.timestamp() * 1000))

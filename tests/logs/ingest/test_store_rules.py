@@ -160,7 +160,8 @@ def test_nested_ecs_documents_store_the_same_line_by_either_path():
             {"@timestamp": "2026-11-25T18:00:00.123456789+01:00", "message": "b", "host": "h"},
             {"@timestamp": 1795626000123, "message": "c ¶ 끝", "service": {}, "host": {"name": "web-1"}},
             {"message": "d", "host": None, "log": {}},
-            {"message": "e", "http": {"response": {"status_code": None}}}]
+            {"message": "e", "http": {"response": {"status_code": None}}},
+            {"@timestamp": "2026-11-25T17:00:00.9999996Z", "message": "f"}]  # rounded alike
     body = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"
     fast = ecs_events(body, 1795626009999, {"es.index": "filebeat"})
     assert fast is not None
