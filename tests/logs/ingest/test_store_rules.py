@@ -130,7 +130,7 @@ def test_flat_documents_store_the_same_line_by_either_path():
              "http.response.status_code": 503, "url.path": "/p", "http.request.method": "GET",
              "trace.id": "t", "log.logger": "l", "error.stack_trace": "tb", "seq": 9, "received_at": 1},
             {"message": "b", "@timestamp": "2026-11-25T17:00:00.5Z"},
-            {"message": "c ¶ 끝"}]
+            {"message": "c ¶ 끝"}, {"message": "d", "@timestamp": "2026-11-25T18:00:00.9999996+01:00"}]
     body = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"
     fast = flat_events(body, 1795626009999)
     assert fast is not None
@@ -143,7 +143,9 @@ def test_flat_documents_store_the_same_line_by_either_path():
     # anything else takes the per-document path: a label, a nested object, a float time, no message
     for other in ({"message": "x", "team": "core"}, {"message": "x", "service": {"name": "s"}},
                   {"message": "x", "@timestamp": 1.5}, {"log.level": "info"},
-                  {"message": "x", "http.response.status_code": 1000}, {"message": 7}):
+                  {"message": "x", "http.response.status_code": 1000}, {"message": 7},
+                  {"message": "x", "@timestamp": None}, {"message": "x", "@timestamp": "2026-11-25T17:00:00"},
+                  {"message": "x", "@timestamp": "0001-01-01T00:00:00Z"}):
         assert flat_events(orjson.dumps(other), 1) is None, other
 
 
