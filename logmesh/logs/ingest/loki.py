@@ -18,15 +18,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import cramjam
+import msgspec
 import orjson
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from ..event import Event
-from .common import MAX_TIMESTAMP_MS, Rejected
+from .common import MAX_TIMESTAMP_MS, Rejected, str_decoder
+from .line_block import LineBlock, ints_as_json, texts_as_json
+
+_encode = msgspec.json.encode
+_str_lines = str_decoder.decode_lines  # JSON literals -> strs: checks each is a string, UTF-8, escapes
 
 SERVICE_LABELS = ("service_name", "service", "app", "job")
 LEVEL_LABELS = ("level", "detected_level", "severity")
@@ -63,15 +69,29 @@ def _build_messages() -> dict[str, Any]:
             ("entries", 2, T.TYPE_MESSAGE, ".logproto.EntryAdapter", True),
             ("hash", 3, T.TYPE_UINT64, None, False))
     message("PushRequest", ("streams", 1, T.TYPE_MESSAGE, ".logproto.StreamAdapter", True))
+    # The same wire format read as columns (otlp_columns.py explains the trick): a stream's
+    # ``entries`` as ONE message whose fields are repeated, so that one parse leaves every
+    # entry's seconds, nanos and line as lists, with no object per entry; ``CountedStream``
+    # gives the number of entries the lists must have.
+    message("Stamps", ("seconds", 1, T.TYPE_INT64, None, True), ("nanos", 2, T.TYPE_INT32, None, True))
+    message("Entries", ("timestamp", 1, T.TYPE_MESSAGE, ".logproto.Stamps", False),
+            ("line", 2, T.TYPE_STRING, None, True),
+            ("structuredMetadata", 3, T.TYPE_BYTES, None, True))
+    message("ColumnStream", ("entries", 2, T.TYPE_MESSAGE, ".logproto.Entries", False))
+    message("ColumnPush", ("streams", 1, T.TYPE_MESSAGE, ".logproto.ColumnStream", True))
+    message("CountedStream", ("labels", 1, T.TYPE_STRING, None, False),
+            ("entries", 2, T.TYPE_BYTES, None, True))
+    message("CountedPush", ("streams", 1, T.TYPE_MESSAGE, ".logproto.CountedStream", True))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(f)
     return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"logproto.{name}"))
             for name in ("PushRequest", "StreamAdapter", "EntryAdapter", "LabelPairAdapter",
-                         "Timestamp")}
+                         "Timestamp", "ColumnPush", "CountedPush")}
 
 
 MESSAGES = _build_messages()
 PushRequest = MESSAGES["PushRequest"]
+_ColumnPush, _CountedPush = MESSAGES["ColumnPush"], MESSAGES["CountedPush"]
 
 # A Prometheus label set: {name="value", ...}, values with \" \\ \n escapes.
 _LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
@@ -120,7 +140,7 @@ def stream_of(labels: dict[str, Any]) -> Stream:
 
 @dataclass
 class Parsed:
-    events: list[Event] = field(default_factory=list)
+    block: LineBlock = field(default_factory=LineBlock)  # the stored lines, seqs to be given
     rejected: dict[str, int] = field(default_factory=dict)
     first_error: str = ""
 
@@ -140,8 +160,34 @@ def _event(stream: Stream, ns: int, line: str, received: int, metadata: dict | N
                  service_name=stream.service, labels=labels)
 
 
+def _run(out: Parsed, stream: Stream, received: int, stamps: list[int], messages: list) -> bool:
+    """A stream's entries as one template run; False if a timestamp needs the per-entry path."""
+    if min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
+        return False
+    svc = b',"service.name":' + _encode(stream.service) if stream.service is not None else b""
+    labels = b',"labels":' + _encode(stream.labels) if stream.labels else b""
+    out.block.add_run(stamps, [b',"@timestamp":', ints_as_json(stamps),
+                               b',"received_at":%d%s,"log.level":%s,"message":' % (
+                                   received, svc, _encode(stream.level)),
+                               messages, labels + b"}\n"])
+    return True
+
+
+def _parse(cls: Any, raw: bytes) -> Any:
+    try:
+        return cls.FromString(raw)
+    except DecodeError as exc:  # e.g. a line that is not UTF-8, which only this view reads
+        raise BadPush("bad_protobuf", f"cannot parse PushRequest: {exc}") from None
+
+
 def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
-    """A snappy-compressed PushRequest -> events; :class:`BadPush` if it is not one."""
+    """A snappy-compressed PushRequest -> stored lines; :class:`BadPush` if it is not one.
+
+    Each stream's labels are read once; its entries' seconds, nanos and lines come as lists
+    from one parse of the column view, the lines JSON-encoded in one call, and the stored
+    lines are joined from templates (line_block.py). A stream with structured metadata, an
+    empty line, a timestamp of 0 or out of range takes the per-entry path.
+    """
     try:
         size = cramjam.snappy.decompress_raw_len(body)
         if size > max_bytes:
@@ -150,26 +196,89 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
         raw = bytes(cramjam.snappy.decompress_raw(body))
     except cramjam.DecompressionError as exc:
         raise BadPush("bad_snappy", f"cannot decompress the snappy body: {exc}") from None
-    req = PushRequest()
-    try:
-        req.ParseFromString(raw)
-    except DecodeError as exc:
-        raise BadPush("bad_protobuf", f"cannot parse PushRequest: {exc}") from None
+    counted = _parse(_CountedPush, raw)
     out = Parsed()
-    for s in req.streams:
+    columns = full = None  # the other views of the body, parsed once a stream needs them
+    for i, s in enumerate(counted.streams):
         stream = stream_of(parse_labels(s.labels))
-        for e in s.entries:
+        n = len(s.entries)
+        if not n:
+            continue
+        if columns is None:
+            columns = _parse(_ColumnPush, raw)
+        entries = columns.streams[i].entries
+        secs, nanos = entries.timestamp.seconds, entries.timestamp.nanos
+        # every entry with its seconds (never 0: no entry at 0 ns, stamped when received), its
+        # nanos (or none has any), its line and no metadata: one template run
+        if len(secs) == n and len(nanos) in (0, n) and len(entries.line) == n and \
+                not entries.structuredMetadata and (not nanos or min(nanos) >= 0) and _run(
+                    out, stream, received, [x * 1000 for x in secs] if not nanos else
+                    [x * 1000 + y // 1_000_000 for x, y in zip(secs, nanos, strict=True)],
+                    texts_as_json(list(entries.line))):
+            continue
+        if full is None:
+            full = _parse(PushRequest, raw)
+        events = []
+        for e in full.streams[i].entries:
             meta = {p.name: p.value for p in e.structuredMetadata} or None
             try:
                 ns = e.timestamp.seconds * 1_000_000_000 + e.timestamp.nanos
-                out.events.append(_event(stream, ns, e.line, received, meta))
+                events.append(_event(stream, ns, e.line, received, meta))
             except Rejected as exc:
                 out.refuse(exc.reason, str(exc))
+        out.block.add_events(events)
     return out
 
 
+class _JsonPush(msgspec.Struct):
+    streams: list[msgspec.Raw]
+
+
+class _JsonStream(msgspec.Struct, gc=False):
+    """A stream whose entries are all ``[ns, line]``; any other shape: the per-entry path."""
+
+    stream: dict[str, str]
+    values: list[tuple[str, msgspec.Raw]]  # the line as its JSON literal, stored as it came
+
+
+_json_push = msgspec.json.Decoder(_JsonPush).decode
+_json_stream = msgspec.json.Decoder(_JsonStream).decode
+_first, _second = itemgetter(0), itemgetter(1)
+
+
 def parse_json(body: bytes, received: int) -> Parsed:
-    """Loki's JSON push, ``{"streams": [{"stream": {..}, "values": [[ns, line, meta?]]}]}``."""
+    """Loki's JSON push, ``{"streams": [{"stream": {..}, "values": [[ns, line, meta?]]}]}``.
+
+    A stream of ``[ns, line]`` entries is decoded by msgspec (C) and its lines stored as the
+    JSON literals they came as (checked as strings in one pass); any other stream is read
+    by orjson, an entry at a time.
+    """
+    try:
+        streams = _json_push(body).streams
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return _parse_json_slow(body, received)
+    out = Parsed()
+    for raw in streams:
+        try:
+            s = _json_stream(raw)
+            if not s.values:
+                continue
+            stamps_ns = list(map(int, map(_first, s.values)))
+            lines = list(map(_second, s.values))
+            if 0 not in stamps_ns and len(_str_lines(b"\n".join(lines))) == len(lines) and _run(
+                    out, stream_of(s.stream), received, [ns // 1_000_000 for ns in stamps_ns], lines):
+                continue
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
+            pass  # the per-entry path says what is wrong, entry by entry
+        try:
+            doc = orjson.loads(memoryview(raw))
+        except orjson.JSONDecodeError as exc:  # e.g. a lone surrogate: the whole push is refused
+            raise BadPush("bad_json", f"cannot parse JSON: {exc}") from None
+        _json_stream_slow(out, doc, received)
+    return out
+
+
+def _parse_json_slow(body: bytes, received: int) -> Parsed:
     try:
         req = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -179,24 +288,30 @@ def parse_json(body: bytes, received: int) -> Parsed:
         raise BadPush("bad_json", 'expected {"streams": [...]}')
     out = Parsed()
     for s in streams:
-        labels = s.get("stream") if isinstance(s, dict) else None
-        values = s.get("values") if isinstance(s, dict) else None
-        if not isinstance(labels, dict) or not isinstance(values, list) or not all(
-                isinstance(x, str) for x in labels.values()):
-            out.refuse("bad_stream", 'a stream is {"stream": {name: "value"}, "values": [...]}')
-            continue
-        stream = stream_of(labels)
-        for v in values:
-            try:
-                if not (isinstance(v, list) and 2 <= len(v) <= 3 and isinstance(v[1], str)):
-                    raise Rejected("bad_entry", "an entry is [\"<unix ns>\", \"<line>\", {metadata}?]")
-                meta = v[2] if len(v) == 3 else None
-                if meta is not None and not (isinstance(meta, dict) and all(
-                        isinstance(x, str) for x in meta.values())):
-                    raise Rejected("bad_entry", "structured metadata is {name: \"value\"}")
-                out.events.append(_event(stream, int(v[0]), v[1], received, meta))
-            except Rejected as exc:
-                out.refuse(exc.reason, str(exc))
-            except (ValueError, TypeError):
-                out.refuse("bad_timestamp", f"timestamp {str(v[0])[:40]!r} is not unix nanoseconds")
+        _json_stream_slow(out, s, received)
     return out
+
+
+def _json_stream_slow(out: Parsed, s: Any, received: int) -> None:
+    labels = s.get("stream") if isinstance(s, dict) else None
+    values = s.get("values") if isinstance(s, dict) else None
+    if not isinstance(labels, dict) or not isinstance(values, list) or not all(
+            isinstance(x, str) for x in labels.values()):
+        out.refuse("bad_stream", 'a stream is {"stream": {name: "value"}, "values": [...]}')
+        return
+    stream = stream_of(labels)
+    events = []
+    for v in values:
+        try:
+            if not (isinstance(v, list) and 2 <= len(v) <= 3 and isinstance(v[1], str)):
+                raise Rejected("bad_entry", "an entry is [\"<unix ns>\", \"<line>\", {metadata}?]")
+            meta = v[2] if len(v) == 3 else None
+            if meta is not None and not (isinstance(meta, dict) and all(
+                    isinstance(x, str) for x in meta.values())):
+                raise Rejected("bad_entry", "structured metadata is {name: \"value\"}")
+            events.append(_event(stream, int(v[0]), v[1], received, meta))
+        except Rejected as exc:
+            out.refuse(exc.reason, str(exc))
+        except (ValueError, TypeError):
+            out.refuse("bad_timestamp", f"timestamp {str(v[0])[:40]!r} is not unix nanoseconds")
+    out.block.add_events(events)

@@ -20,19 +20,34 @@ but an attribute with a known ECS name sets that field
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
+import msgspec
 import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from ..event import Event, as_text
-from .common import MAX_DEPTH, Rejected, apply_extra, check_timestamp, depth
+from . import otlp_columns
+from .common import (
+    MAX_DEPTH,
+    MAX_TIMESTAMP_MS,
+    Rejected,
+    apply_extra,
+    check_timestamp,
+    depth,
+    str_decoder,
+)
+from .line_block import Column, LineBlock, ints_as_json, texts_as_json
 
 ExportLogsServiceRequest = logs_service_pb2.ExportLogsServiceRequest
 ExportLogsServiceResponse = logs_service_pb2.ExportLogsServiceResponse
+_encode = msgspec.json.encode
 
 # severityNumber ranges of the OTel data model, 1-4 TRACE ... 21-24 FATAL.
 _LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
@@ -51,7 +66,7 @@ class BadRequest(Exception):
 
 @dataclass
 class Parsed:
-    events: list[Event] = field(default_factory=list)
+    block: LineBlock = field(default_factory=LineBlock)  # the stored lines, seqs to be given
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> records refused
     first_error: str = ""
 
@@ -82,6 +97,64 @@ class _Resource:
         return cls(service if service is None or isinstance(service, str) else as_text(service),
                    instance if instance is None or isinstance(instance, str) else as_text(instance),
                    {k: v for k, v in attrs.items() if k not in _RESOURCE_FIELDS})
+
+    def head(self, received: int) -> bytes:
+        """``received_at``, the service and the instance, as every line of the resource has them."""
+        return b',"received_at":%d%s%s' % (
+            received, b"" if self.service is None else b',"service.name":' + _encode(self.service),
+            b"" if self.instance is None else b',"service.instance":' + _encode(self.instance))
+
+    def labels(self) -> bytes | None:
+        """The resource's other attributes as the ``labels`` object's JSON text (b"{}": none), or
+        None when one of them is an ECS name (it sets a field), too deep, or ``span.id``: then
+        the records take the per-record path, where ``apply_extra`` is the rule."""
+        if not self.extra:
+            return b"{}"
+        ev = Event(timestamp=0)
+        try:
+            apply_extra(ev, self.extra)
+        except Rejected:
+            return None
+        if ev.labels is None or list(ev.labels) != list(self.extra) or "span.id" in ev.labels \
+                or "labels" in ev.labels or depth(ev.labels) > MAX_DEPTH or ev != Event(
+                    timestamp=0, labels=ev.labels):
+            return None
+        return _encode(ev.labels)
+
+
+def add_run(out: Parsed, res: _Resource, logger: str | None, received: int, stamps: list[int],
+            levels: Column, messages: list, trace_ids: list[bytes] | None,
+            span_ids: list[bytes] | None) -> bool:
+    """One scope's records as a template run (line_block.py); False, and nothing added, if
+    the resource's attributes or a timestamp need the per-record path. ``levels``: the
+    ``log.level`` piece, one for all or one per record; ids in lower-case hex, or None."""
+    labels = res.labels()
+    if labels is None or min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
+        return False
+    columns: list[Column] = [b',"@timestamp":', ints_as_json(stamps), res.head(received), levels,
+                             b',"log.logger":' + _encode(logger) if logger else b"",
+                             b',"message":', messages]
+    if trace_ids is not None:
+        columns += [b',"trace.id":"', trace_ids, b'"']
+    if span_ids is not None:
+        columns += [b',"labels":' + labels[:-1] + (b',"span.id":"' if len(labels) > 2 else
+                                                   b'"span.id":"'), span_ids, b'"}}\n']
+    else:
+        columns.append(b',"labels":' + labels + b"}\n" if len(labels) > 2 else b"}\n")
+    out.block.add_run(stamps, columns)
+    return True
+
+
+def level_pieces(keys: list, level: Callable[[Any], str | None]) -> Column | None:
+    """The ``log.level`` piece of each record from its severity ``keys`` (``level`` of a key;
+    None: info), made once per distinct key; None if a key is no severity (Rejected)."""
+    try:
+        table = {k: b',"log.level":' + _encode(level(k) or "info") for k in set(keys)}
+    except Rejected:
+        return None
+    if len(table) == 1:
+        return table.popitem()[1]
+    return list(map(table.__getitem__, keys))
 
 
 def _event(received: int, res: _Resource, logger: str | None, *, time_ns: int, observed_ns: int,
@@ -126,35 +199,74 @@ def _pb_attrs(kvs: Any) -> dict[str, Any]:
 
 
 def parse_protobuf(body: bytes, received: int) -> Parsed:
-    """An ``ExportLogsServiceRequest`` -> events; raises :class:`BadRequest` if it is not one."""
+    """An ``ExportLogsServiceRequest`` -> stored lines; raises :class:`BadRequest` if it is not one.
+
+    The generated classes parse the body (so what they refuse is refused) and give the
+    resources, scopes and record counts; each scope's records are read as columns from a
+    second parse (otlp_columns.py) and stored from templates. A scope the columns do not
+    cover (attributes, a body that is not a string, ids on some records only) is walked
+    a record at a time.
+    """
     req = ExportLogsServiceRequest()
     try:
         req.ParseFromString(body)
     except DecodeError as exc:
         raise BadRequest("bad_protobuf", f"cannot parse ExportLogsServiceRequest: {exc}") from None
     out = Parsed()
+    columns = None  # the column view, parsed once a scope has records
     levels: dict[tuple[str, int], str | None] = {}
-    for rl in req.resource_logs:
+    for i, rl in enumerate(req.resource_logs):
         res = _Resource.of(_pb_attrs(rl.resource.attributes))
-        for sl in rl.scope_logs:
+        for j, sl in enumerate(rl.scope_logs):
+            n = len(sl.log_records)
+            if not n:
+                continue
             logger = sl.scope.name
+            if columns is None:
+                columns = otlp_columns.parse(body)
+            recs = columns.resource_logs[i].scope_logs[j].log_records
+            if _pb_run(out, res, logger, received, n, recs):
+                continue
+            events = []
             for rec in sl.log_records:
                 key = (rec.severity_text, rec.severity_number)
                 level = levels.get(key)
                 if level is None:
                     level = levels[key] = level_of(*key)
-                body = rec.body
-                kind = body.WhichOneof("value")
+                body_value = rec.body
+                kind = body_value.WhichOneof("value")
                 try:
-                    out.events.append(_event(
+                    events.append(_event(
                         received, res, logger, time_ns=rec.time_unix_nano,
                         observed_ns=rec.observed_time_unix_nano, level=level,
-                        body=body.string_value if kind == "string_value" else _pb_value(body),
+                        body=body_value.string_value if kind == "string_value" else _pb_value(body_value),
                         attrs=_pb_attrs(rec.attributes) if len(rec.attributes) else None,
                         trace_id=rec.trace_id.hex(), span_id=rec.span_id.hex()))
                 except Rejected as exc:
                     out.refuse(exc)
+            out.block.add_events(events)
     return out
+
+
+def _pb_run(out: Parsed, res: _Resource, logger: str, received: int, n: int, recs: Any) -> bool:
+    """A scope's ``n`` records from their columns as one template run, if they fit one."""
+    if not otlp_columns.plain_bodies(recs, n):
+        return False
+    times = otlp_columns.stamps(recs, n)
+    texts, numbers = recs.severity_text, recs.severity_number
+    if len(texts) == n:
+        levels = level_pieces(list(texts), str.lower)
+    elif not texts and len(numbers) in (0, n):
+        levels = level_pieces(list(numbers), lambda num: level_of("", num)) if numbers else \
+            b',"log.level":"info"'
+    else:
+        return False
+    traces, spans = otlp_columns.hex_ids(recs.trace_id, n), otlp_columns.hex_ids(recs.span_id, n)
+    if times is None or levels is None or traces is False or spans is False:
+        return False
+    stamps = [ns // 1_000_000 for ns in times] if times else [received] * n
+    return add_run(out, res, logger, received, stamps, levels,
+                   texts_as_json(list(recs.body.string_value)), traces, spans)
 
 
 # -- JSON -----------------------------------------------------------------------
@@ -191,8 +303,113 @@ def _hex_id(value: Any, size: int, name: str) -> str:
     return value.lower()
 
 
+class _JsonBody(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    stringValue: msgspec.Raw = msgspec.Raw(b"")  # the JSON literal, stored as it came
+
+
+class _JsonRecord(msgspec.Struct, gc=False):
+    timeUnixNano: int | str = 0
+    observedTimeUnixNano: int | str = 0
+    severityNumber: int | str = 0
+    severityText: str = ""
+    body: _JsonBody | None = None
+    attributes: list[msgspec.Raw] = []
+    traceId: str = ""
+    spanId: str = ""
+
+
+class _JsonScopeLogs(msgspec.Struct, gc=False):
+    scope: msgspec.Raw = msgspec.Raw(b"null")
+    logRecords: list[_JsonRecord] = []
+
+
+class _JsonResourceLogs(msgspec.Struct, gc=False):
+    resource: msgspec.Raw = msgspec.Raw(b"null")
+    scopeLogs: list[_JsonScopeLogs] = []
+
+
+class _JsonRequest(msgspec.Struct):
+    """The usual shape of OTLP JSON, decoded by msgspec (C); any other body (a body of another
+    kind, a null, a wrong type) is read by orjson and walked a record at a time."""
+
+    resourceLogs: list[_JsonResourceLogs] = []
+
+
+_json_request = msgspec.json.Decoder(_JsonRequest).decode
+_str_lines = str_decoder.decode_lines  # JSON literals -> strs: each a string, UTF-8, escapes
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_time, _observed, _body = attrgetter("timeUnixNano"), attrgetter("observedTimeUnixNano"), attrgetter("body")
+_severities, _attributes = attrgetter("severityText", "severityNumber"), attrgetter("attributes")
+_trace, _span, _string = attrgetter("traceId"), attrgetter("spanId"), attrgetter("stringValue")
+
+
 def parse_json(body: bytes, received: int) -> Parsed:
-    """OTLP JSON (protobuf's JSON mapping, ids in hex) -> events."""
+    """OTLP JSON (protobuf's JSON mapping, ids in hex) -> stored lines.
+
+    Scopes of string bodies without attributes are stored from templates, their bodies as
+    the JSON literals they came as; any other scope is walked a record at a time (orjson).
+    """
+    try:
+        req = _json_request(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return _parse_json_slow(body, received)
+    out = Parsed()
+    slow = None  # the body read by orjson, once a scope needs it
+    for i, rl in enumerate(req.resourceLogs):
+        res = _json_resource(orjson.loads(memoryview(rl.resource)))
+        for j, sl in enumerate(rl.scopeLogs):
+            scope = orjson.loads(memoryview(sl.scope))
+            logger = scope.get("name") if isinstance(scope, dict) else None
+            logger = logger if isinstance(logger, str) else None
+            if not sl.logRecords or _json_run(out, res, logger, received, sl.logRecords):
+                continue
+            if slow is None:
+                slow = orjson.loads(body)
+            _json_records(out, res, logger, received, slow["resourceLogs"][i]["scopeLogs"][j]["logRecords"])
+    return out
+
+
+def _json_run(out: Parsed, res: _Resource, logger: str | None, received: int, recs: list) -> bool:
+    """A scope's records as one template run, if they fit one (else False, nothing added)."""
+    n = len(recs)
+    bodies = list(map(_body, recs))
+    if None in bodies or any(map(_attributes, recs)):
+        return False
+    messages = list(map(_string, bodies))
+    if not min(map(len, messages)) or len(_str_lines(b"\n".join(messages))) != n:
+        return False  # a body without stringValue, or one that is no string
+    try:
+        times = list(map(int, map(_time, recs)))
+        if 0 in times:  # int(""): ValueError, and the per-record path says so
+            times = [t or o for t, o in zip(times, map(int, map(_observed, recs)), strict=True)]
+    except ValueError:
+        return False
+    stamps = [t // 1_000_000 if t else received for t in times]
+    levels = level_pieces(list(map(_severities, recs)), lambda k: level_of(k[0], _severity(k[1])))
+    traces, spans = _json_ids(list(map(_trace, recs)), 32), _json_ids(list(map(_span, recs)), 16)
+    if levels is None or traces is False or spans is False:
+        return False
+    return add_run(out, res, logger, received, stamps, levels, messages, traces, spans)
+
+
+def _json_ids(ids: list[str], size: int) -> list[bytes] | None | bool:
+    """Hex ids in lower case; None if no record has one; False if some have none or a bad one."""
+    if not any(ids):
+        return None
+    joined = "\n".join(ids)
+    if len(joined) != len(ids) * (size + 1) - 1 or not _HEX.fullmatch(joined.replace("\n", "")):
+        return False
+    return joined.lower().encode().split(b"\n")
+
+
+def _json_resource(resource: Any) -> _Resource:
+    try:
+        return _Resource.of(_json_attrs(((resource or {}).get("attributes")) or []))
+    except (Rejected, AttributeError, TypeError) as exc:
+        raise BadRequest("bad_json", f"resource: {exc}") from None
+
+
+def _parse_json_slow(body: bytes, received: int) -> Parsed:
     try:
         req = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -201,30 +418,33 @@ def parse_json(body: bytes, received: int) -> Parsed:
         raise BadRequest("bad_json", "expected an ExportLogsServiceRequest object")
     out = Parsed()
     for rl in _list(req.get("resourceLogs")):
-        try:
-            res = _Resource.of(_json_attrs(((rl.get("resource") or {}).get("attributes")) or []))
-        except (Rejected, AttributeError, TypeError) as exc:
-            raise BadRequest("bad_json", f"resource: {exc}") from None
+        res = _json_resource(rl.get("resource"))
         for sl in _list(rl.get("scopeLogs")):
             logger = (sl.get("scope") or {}).get("name") if isinstance(sl, dict) else None
-            for rec in _list(sl.get("logRecords") if isinstance(sl, dict) else None):
-                try:
-                    if not isinstance(rec, dict):
-                        raise Rejected("bad_field", "a log record must be an object")
-                    attrs = rec.get("attributes")
-                    out.events.append(_event(
-                        received, res, logger if isinstance(logger, str) else None,
-                        time_ns=int(rec.get("timeUnixNano") or 0),
-                        observed_ns=int(rec.get("observedTimeUnixNano") or 0),
-                        level=level_of(rec.get("severityText") or "", _severity(rec.get("severityNumber"))),
-                        body=_json_value(rec.get("body")), attrs=_json_attrs(attrs) if attrs else None,
-                        trace_id=_hex_id(rec.get("traceId"), 32, "traceId"),
-                        span_id=_hex_id(rec.get("spanId"), 16, "spanId")))
-                except Rejected as exc:
-                    out.refuse(exc)
-                except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                    out.refuse(Rejected("bad_field", str(exc)[:200]))
+            _json_records(out, res, logger if isinstance(logger, str) else None, received,
+                          sl.get("logRecords") if isinstance(sl, dict) else None)
     return out
+
+
+def _json_records(out: Parsed, res: _Resource, logger: str | None, received: int, recs: Any) -> None:
+    events = []
+    for rec in _list(recs):
+        try:
+            if not isinstance(rec, dict):
+                raise Rejected("bad_field", "a log record must be an object")
+            attrs = rec.get("attributes")
+            events.append(_event(
+                received, res, logger, time_ns=int(rec.get("timeUnixNano") or 0),
+                observed_ns=int(rec.get("observedTimeUnixNano") or 0),
+                level=level_of(rec.get("severityText") or "", _severity(rec.get("severityNumber"))),
+                body=_json_value(rec.get("body")), attrs=_json_attrs(attrs) if attrs else None,
+                trace_id=_hex_id(rec.get("traceId"), 32, "traceId"),
+                span_id=_hex_id(rec.get("spanId"), 16, "spanId")))
+        except Rejected as exc:
+            out.refuse(exc)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            out.refuse(Rejected("bad_field", str(exc)[:200]))
+    out.block.add_events(events)
 
 
 def _severity(value: Any) -> int:

@@ -1,0 +1,113 @@
+"""OTLP records stored from templates (otlp_columns.py, line_block.py) give the very lines
+the per-record path gives (issue 19): every mapping is checked by running both on one body."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from logmesh.logs.ingest import otlp
+
+RECEIVED = 1795626999000
+NS = 1795626000123456789
+TRACE, SPAN = bytes.fromhex("5B8EFFF798038103D269B633813FC60C"), bytes.fromhex("eee19b7ec3c1b174")
+TEXTS = ["plain", 'a "quoted" {json}', "tab\there\nnewline \\ back", "caf\u00e9 \u2603 \U0001f600", ""]
+
+
+def lines(parsed: otlp.Parsed) -> list[dict]:
+    return [orjson.loads(x) for x in parsed.block.encode(range(1, parsed.block.count + 1)).splitlines()]
+
+
+def kv(key: str, **value) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(**value))
+
+
+def pb_body(*scopes: list[LogRecord], resource: list[KeyValue] | None = None,
+            logger: str = "app") -> bytes:
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.extend(resource if resource is not None else [
+        kv("service.name", string_value="shop"), kv("service.instance.id", int_value=7),
+        kv("env", string_value="prod"), kv("team", kvlist_value={"values": [kv("a", bool_value=True)]})])
+    for records in scopes:
+        sl = rl.scope_logs.add()
+        sl.scope.name = logger
+        sl.log_records.extend(records)
+    return req.SerializeToString()
+
+
+def rec(i: int, **kw) -> LogRecord:
+    args = {"time_unix_nano": NS + i * 1_000_000, "severity_text": "Warn",
+            "body": AnyValue(string_value=TEXTS[i % len(TEXTS)])}
+    args.update(kw)
+    return LogRecord(**{k: v for k, v in args.items() if v is not None})
+
+
+PB_CASES = {
+    "plain": [[rec(i) for i in range(10)]],
+    "ids on every record": [[rec(i, trace_id=TRACE, span_id=SPAN) for i in range(6)]],
+    "ids on some": [[rec(0, trace_id=TRACE), rec(1)]],
+    "severity numbers": [[rec(i, severity_text=None, severity_number=n)
+                          for i, n in enumerate([1, 5, 9, 13, 17, 21, 24, 25])]],
+    "no severity": [[rec(i, severity_text=None) for i in range(3)]],
+    "observed time only": [[rec(i, time_unix_nano=None, observed_time_unix_nano=NS + i) for i in range(3)]],
+    "no time": [[rec(i, time_unix_nano=None) for i in range(3)]],
+    "a time past 9999": [[rec(0), rec(1, time_unix_nano=2**64 - 1)]],
+    "attributes": [[rec(0, attributes=[kv("http.response.status_code", int_value=502),
+                                       kv("exception.stacktrace", string_value="tb")]), rec(1)]],
+    "a body that is no string": [[rec(0, body=AnyValue(int_value=5)), rec(1)]],
+    "no body": [[rec(0, body=None)]],
+    "two scopes, one plain": [[rec(0), rec(1)], [rec(2, attributes=[kv("k", string_value="v")])], [rec(3)]],
+}
+
+
+@pytest.mark.parametrize("scopes", PB_CASES.values(), ids=PB_CASES.keys())
+@pytest.mark.parametrize("resource", ["default", "none", "ECS-named"])
+def test_protobuf_templates_store_what_the_per_record_path_stores(monkeypatch, scopes, resource):
+    attrs = {"default": None, "none": [], "ECS-named": [
+        kv("service.name", string_value="x"), kv("log.level", string_value="error")]}[resource]
+    body = pb_body(*scopes, resource=attrs)
+    fast = otlp.parse_protobuf(body, RECEIVED)
+    monkeypatch.setattr(otlp, "_pb_run", lambda *a: False)
+    slow = otlp.parse_protobuf(body, RECEIVED)
+    assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
+    assert fast.block.count == slow.block.count and fast.block.count > 0
+
+
+def test_templates_are_used_for_plain_scopes(monkeypatch):
+    """The comparison above is not of one path with itself: plain scopes take the templates."""
+    parsed = otlp.parse_protobuf(pb_body(PB_CASES["plain"][0]), RECEIVED)
+    assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"]
+    doc = orjson.loads(otlp_json_body(PB_CASES["plain"][0]))
+    assert [type(p).__name__ for p in otlp.parse_json(orjson.dumps(doc), RECEIVED).block.parts] == ["_Run"]
+
+
+def otlp_json_body(records: list[LogRecord], **record_fields) -> bytes:
+    from google.protobuf.json_format import MessageToDict
+
+    doc = MessageToDict(ExportLogsServiceRequest.FromString(pb_body(records)))
+    for rl in doc["resourceLogs"]:
+        for sl in rl["scopeLogs"]:
+            for r in sl["logRecords"]:  # OTLP JSON writes ids in hex, not base64
+                for name in ("traceId", "spanId"):
+                    if name in r:
+                        r[name] = __import__("base64").b64decode(r[name]).hex()
+                r.update(record_fields)
+    return orjson.dumps(doc)
+
+
+JSON_CASES = {name: scopes[0] for name, scopes in PB_CASES.items() if len(scopes) == 1}
+
+
+@pytest.mark.parametrize("records", JSON_CASES.values(), ids=JSON_CASES.keys())
+@pytest.mark.parametrize("extra", [{}, {"traceId": TRACE.hex().upper(), "spanId": SPAN.hex()},
+                                   {"traceId": "nothex" * 5 + "zz"}, {"severityNumber": "SEVERITY_NUMBER_ERROR"},
+                                   {"severityNumber": "SEVERITY_NUMBER_NOPE"}, {"timeUnixNano": "0"},
+                                   {"timeUnixNano": "soon"}, {"attributes": []}, {"flags": 1}])
+def test_json_templates_store_what_the_per_record_path_stores(records, extra):
+    body = otlp_json_body(records, **extra)
+    fast, slow = otlp.parse_json(body, RECEIVED), otlp._parse_json_slow(body, RECEIVED)
+    assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
