@@ -313,7 +313,7 @@ class _JsonRecord(msgspec.Struct, gc=False):
     severityNumber: int | str = 0
     severityText: str = ""
     body: _JsonBody | None = None
-    attributes: list[msgspec.Raw] = []
+    attributes: tuple[msgspec.Raw, ...] = ()  # a tuple: absent or empty, no object per record
     traceId: str = ""
     spanId: str = ""
 
@@ -339,7 +339,8 @@ _json_request = msgspec.json.Decoder(_JsonRequest).decode
 _str_lines = str_decoder.decode_lines  # JSON literals -> strs: each a string, UTF-8, escapes
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _time, _observed, _body = attrgetter("timeUnixNano"), attrgetter("observedTimeUnixNano"), attrgetter("body")
-_severities, _attributes = attrgetter("severityText", "severityNumber"), attrgetter("attributes")
+_severity_text, _severity_number = attrgetter("severityText"), attrgetter("severityNumber")
+_attributes = attrgetter("attributes")
 _trace, _span, _string = attrgetter("traceId"), attrgetter("spanId"), attrgetter("stringValue")
 
 
@@ -385,7 +386,17 @@ def _json_run(out: Parsed, res: _Resource, logger: str | None, received: int, re
     except ValueError:
         return False
     stamps = [t // 1_000_000 if t else received for t in times]
-    levels = level_pieces(list(map(_severities, recs)), lambda k: level_of(k[0], _severity(k[1])))
+    texts, numbers = list(map(_severity_text, recs)), list(map(_severity_number, recs))
+    try:
+        for number in set(numbers):  # a name that is no severity refuses its record
+            _severity(number)
+    except (Rejected, ValueError, TypeError):
+        return False
+    if "" not in texts:  # the text is the level
+        levels = level_pieces(texts, str.lower)
+    else:
+        levels = level_pieces(list(zip(texts, numbers, strict=True)),
+                              lambda k: level_of(k[0], _severity(k[1])))
     traces, spans = _json_ids(list(map(_trace, recs)), 32), _json_ids(list(map(_span, recs)), 16)
     if levels is None or traces is False or spans is False:
         return False
