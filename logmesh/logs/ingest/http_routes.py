@@ -22,7 +22,7 @@ from aiohttp import web
 from ...security_http import BODY_TIMEOUT
 from ..event import Event
 from ..store.segment import SegmentWriter, StoreUnavailable
-from . import es_bulk, loki, otlp
+from . import es_bulk, loki, otlp, otlp_json
 from .common import now_ms
 from .line_block import LineBlock
 
@@ -151,7 +151,7 @@ class HttpSources:
             return error(415, 3, f"Content-Type {request.content_type!r}: send {PROTOBUF} or "
                                  "application/json")
         try:
-            parsed = (otlp.parse_protobuf if protobuf else otlp.parse_json)(body, now_ms())
+            parsed = (otlp.parse_protobuf if protobuf else otlp_json.parse_json)(body, now_ms())
         except otlp.BadRequest as exc:
             self.count("otlp", {exc.reason: 1})
             return error(400, 3, str(exc))  # 3: INVALID_ARGUMENT

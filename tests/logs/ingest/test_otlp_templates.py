@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from logmesh.logs.ingest import otlp
+from logmesh.logs.ingest import otlp, otlp_json
 
 RECEIVED = 1795626999000
 NS = 1795626000123456789
@@ -82,7 +82,7 @@ def test_templates_are_used_for_plain_scopes(monkeypatch):
     parsed = otlp.parse_protobuf(pb_body(PB_CASES["plain"][0]), RECEIVED)
     assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"]
     doc = orjson.loads(otlp_json_body(PB_CASES["plain"][0]))
-    assert [type(p).__name__ for p in otlp.parse_json(orjson.dumps(doc), RECEIVED).block.parts] == ["_Run"]
+    assert [type(p).__name__ for p in otlp_json.parse_json(orjson.dumps(doc), RECEIVED).block.parts] == ["_Run"]
 
 
 def otlp_json_body(records: list[LogRecord], **record_fields) -> bytes:
@@ -109,5 +109,5 @@ JSON_CASES = {name: scopes[0] for name, scopes in PB_CASES.items() if len(scopes
                                    {"timeUnixNano": "soon"}, {"attributes": []}, {"flags": 1}])
 def test_json_templates_store_what_the_per_record_path_stores(records, extra):
     body = otlp_json_body(records, **extra)
-    fast, slow = otlp.parse_json(body, RECEIVED), otlp._parse_json_slow(body, RECEIVED)
+    fast, slow = otlp_json.parse_json(body, RECEIVED), otlp_json._parse_json_slow(body, RECEIVED)
     assert lines(fast) == lines(slow) and fast.rejected == slow.rejected

@@ -1,0 +1,222 @@
+"""OTLP JSON (``POST /v1/logs`` with ``application/json``) -> stored lines, mapped as otlp.py maps.
+
+The usual shape (string bodies, no record attributes) is decoded by msgspec
+into structs (C) and stored from templates (``otlp.add_run``), each body as
+the JSON literal it came as, checked in one pass; any other scope, or a body
+msgspec's structs do not fit, is read by orjson and walked a record at a
+time. OTLP JSON writes trace and span ids as hex, not as protobuf JSON's
+base64.
+"""
+
+from __future__ import annotations
+
+import re
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+import orjson
+from opentelemetry.proto.logs.v1 import logs_pb2
+
+from .common import Rejected, str_decoder
+from .otlp import BadRequest, Parsed, Resource, add_run, level_of, level_pieces, otlp_event
+
+
+def _json_value(v: Any) -> Any:
+    if not isinstance(v, dict):
+        return v
+    for kind, inner in v.items():
+        if kind == "stringValue" or kind == "boolValue" or kind == "doubleValue":
+            return inner
+        if kind == "intValue":
+            return int(inner)  # int64 is a string in OTLP JSON
+        if kind == "kvlistValue":
+            return _json_attrs((inner or {}).get("values") or [])
+        if kind == "arrayValue":
+            return [_json_value(x) for x in (inner or {}).get("values") or []]
+        if kind == "bytesValue":
+            return inner
+    return None
+
+
+def _json_attrs(kvs: Any) -> dict[str, Any]:
+    if not isinstance(kvs, list):
+        raise Rejected("bad_field", "attributes must be a list of {key, value}")
+    return {kv["key"]: _json_value(kv.get("value")) for kv in kvs if isinstance(kv, dict) and "key" in kv}
+
+
+def _hex_id(value: Any, size: int, name: str) -> str:
+    if not value:
+        return ""
+    if not isinstance(value, str) or len(value) != size or not all(c in "0123456789abcdefABCDEF" for c in value):
+        raise Rejected("bad_field", f"{name} must be {size} hex digits")
+    return value.lower()
+
+
+class _JsonBody(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    stringValue: msgspec.Raw = msgspec.Raw(b"")  # the JSON literal, stored as it came
+
+
+class _JsonRecord(msgspec.Struct, gc=False):
+    timeUnixNano: int | str = 0
+    observedTimeUnixNano: int | str = 0
+    severityNumber: int | str = 0
+    severityText: str = ""
+    body: _JsonBody | None = None
+    attributes: tuple[msgspec.Raw, ...] = ()  # a tuple: absent or empty, no object per record
+    traceId: str = ""
+    spanId: str = ""
+
+
+class _JsonScopeLogs(msgspec.Struct, gc=False):
+    scope: msgspec.Raw = msgspec.Raw(b"null")
+    logRecords: list[_JsonRecord] = []
+
+
+class _JsonResourceLogs(msgspec.Struct, gc=False):
+    resource: msgspec.Raw = msgspec.Raw(b"null")
+    scopeLogs: list[_JsonScopeLogs] = []
+
+
+class _JsonRequest(msgspec.Struct):
+    """The usual shape of OTLP JSON, decoded by msgspec (C); any other body (a body of another
+    kind, a null, a wrong type) is read by orjson and walked a record at a time."""
+
+    resourceLogs: list[_JsonResourceLogs] = []
+
+
+_json_request = msgspec.json.Decoder(_JsonRequest).decode
+_str_lines = str_decoder.decode_lines  # JSON literals -> strs: each a string, UTF-8, escapes
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_time, _observed, _body = attrgetter("timeUnixNano"), attrgetter("observedTimeUnixNano"), attrgetter("body")
+_severity_text, _severity_number = attrgetter("severityText"), attrgetter("severityNumber")
+_attributes = attrgetter("attributes")
+_trace, _span, _string = attrgetter("traceId"), attrgetter("spanId"), attrgetter("stringValue")
+
+
+def parse_json(body: bytes, received: int) -> Parsed:
+    """OTLP JSON (protobuf's JSON mapping, ids in hex) -> stored lines.
+
+    Scopes of string bodies without attributes are stored from templates, their bodies as
+    the JSON literals they came as; any other scope is walked a record at a time (orjson).
+    """
+    try:
+        req = _json_request(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return _parse_json_slow(body, received)
+    out = Parsed()
+    slow = None  # the body read by orjson, once a scope needs it
+    for i, rl in enumerate(req.resourceLogs):
+        res = _json_resource(orjson.loads(memoryview(rl.resource)))
+        for j, sl in enumerate(rl.scopeLogs):
+            scope = orjson.loads(memoryview(sl.scope))
+            logger = scope.get("name") if isinstance(scope, dict) else None
+            logger = logger if isinstance(logger, str) else None
+            if not sl.logRecords or _json_run(out, res, logger, received, sl.logRecords):
+                continue
+            if slow is None:
+                slow = orjson.loads(body)
+            _json_records(out, res, logger, received, slow["resourceLogs"][i]["scopeLogs"][j]["logRecords"])
+    return out
+
+
+def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, recs: list) -> bool:
+    """A scope's records as one template run, if they fit one (else False, nothing added)."""
+    n = len(recs)
+    bodies = list(map(_body, recs))
+    if None in bodies or any(map(_attributes, recs)):
+        return False
+    messages = list(map(_string, bodies))
+    if not min(map(len, messages)) or len(_str_lines(b"\n".join(messages))) != n:
+        return False  # a body without stringValue, or one that is no string
+    try:
+        times = list(map(int, map(_time, recs)))
+        if 0 in times:  # int(""): ValueError, and the per-record path says so
+            times = [t or o for t, o in zip(times, map(int, map(_observed, recs)), strict=True)]
+    except ValueError:
+        return False
+    stamps = [t // 1_000_000 if t else received for t in times]
+    texts, numbers = list(map(_severity_text, recs)), list(map(_severity_number, recs))
+    try:
+        for number in set(numbers):  # a name that is no severity refuses its record
+            _severity(number)
+    except (Rejected, ValueError, TypeError):
+        return False
+    if "" not in texts:  # the text is the level
+        levels = level_pieces(texts, str.lower)
+    else:
+        levels = level_pieces(list(zip(texts, numbers, strict=True)),
+                              lambda k: level_of(k[0], _severity(k[1])))
+    traces, spans = _json_ids(list(map(_trace, recs)), 32), _json_ids(list(map(_span, recs)), 16)
+    if levels is None or traces is False or spans is False:
+        return False
+    return add_run(out, res, logger, received, stamps, levels, messages, traces, spans)
+
+
+def _json_ids(ids: list[str], size: int) -> list[bytes] | None | bool:
+    """Hex ids in lower case; None if no record has one; False if some have none or a bad one."""
+    if not any(ids):
+        return None
+    joined = "\n".join(ids)
+    if len(joined) != len(ids) * (size + 1) - 1 or not _HEX.fullmatch(joined.replace("\n", "")):
+        return False
+    return joined.lower().encode().split(b"\n")
+
+
+def _json_resource(resource: Any) -> Resource:
+    try:
+        return Resource.of(_json_attrs(((resource or {}).get("attributes")) or []))
+    except (Rejected, AttributeError, TypeError) as exc:
+        raise BadRequest("bad_json", f"resource: {exc}") from None
+
+
+def _parse_json_slow(body: bytes, received: int) -> Parsed:
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
+    if not isinstance(req, dict):
+        raise BadRequest("bad_json", "expected an ExportLogsServiceRequest object")
+    out = Parsed()
+    for rl in _list(req.get("resourceLogs")):
+        res = _json_resource(rl.get("resource"))
+        for sl in _list(rl.get("scopeLogs")):
+            logger = (sl.get("scope") or {}).get("name") if isinstance(sl, dict) else None
+            _json_records(out, res, logger if isinstance(logger, str) else None, received,
+                          sl.get("logRecords") if isinstance(sl, dict) else None)
+    return out
+
+
+def _json_records(out: Parsed, res: Resource, logger: str | None, received: int, recs: Any) -> None:
+    events = []
+    for rec in _list(recs):
+        try:
+            if not isinstance(rec, dict):
+                raise Rejected("bad_field", "a log record must be an object")
+            attrs = rec.get("attributes")
+            events.append(otlp_event(
+                received, res, logger, time_ns=int(rec.get("timeUnixNano") or 0),
+                observed_ns=int(rec.get("observedTimeUnixNano") or 0),
+                level=level_of(rec.get("severityText") or "", _severity(rec.get("severityNumber"))),
+                body=_json_value(rec.get("body")), attrs=_json_attrs(attrs) if attrs else None,
+                trace_id=_hex_id(rec.get("traceId"), 32, "traceId"),
+                span_id=_hex_id(rec.get("spanId"), 16, "spanId")))
+        except Rejected as exc:
+            out.refuse(exc)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            out.refuse(Rejected("bad_field", str(exc)[:200]))
+    out.block.add_events(events)
+
+
+def _severity(value: Any) -> int:
+    """A severityNumber as OTLP JSON may write it: a number, or the enum's name."""
+    if isinstance(value, str) and value.startswith("SEVERITY_NUMBER_"):
+        try:
+            return logs_pb2.SeverityNumber.Value(value)
+        except ValueError:
+            raise Rejected("bad_field", f"severityNumber {value[:40]!r} is no severity") from None
+    return int(value or 0)
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
