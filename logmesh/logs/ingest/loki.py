@@ -230,10 +230,6 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
     return out
 
 
-class _JsonPush(msgspec.Struct):
-    streams: list[msgspec.Raw]
-
-
 class _JsonStream(msgspec.Struct, gc=False):
     """A stream whose entries are all ``[ns, line]``; any other shape: the per-entry path."""
 
@@ -241,7 +237,16 @@ class _JsonStream(msgspec.Struct, gc=False):
     values: list[tuple[str, msgspec.Raw]]  # the line as its JSON literal, stored as it came
 
 
+class _JsonPush(msgspec.Struct):
+    streams: list[_JsonStream]
+
+
+class _JsonPushRaw(msgspec.Struct):
+    streams: list[msgspec.Raw]
+
+
 _json_push = msgspec.json.Decoder(_JsonPush).decode
+_json_push_raw = msgspec.json.Decoder(_JsonPushRaw).decode
 _json_stream = msgspec.json.Decoder(_JsonStream).decode
 _first, _second = itemgetter(0), itemgetter(1)
 
@@ -249,18 +254,21 @@ _first, _second = itemgetter(0), itemgetter(1)
 def parse_json(body: bytes, received: int) -> Parsed:
     """Loki's JSON push, ``{"streams": [{"stream": {..}, "values": [[ns, line, meta?]]}]}``.
 
-    A stream of ``[ns, line]`` entries is decoded by msgspec (C) and its lines stored as the
-    JSON literals they came as (checked as strings in one pass); any other stream is read
-    by orjson, an entry at a time.
+    A stream of ``[ns, line]`` entries is decoded by msgspec (C; the whole push in one pass
+    when every stream is one) and its lines stored as the JSON literals they came as
+    (checked as strings in one pass); any other stream is read by orjson, an entry at a time.
     """
     try:
-        streams = _json_push(body).streams
+        streams: list = _json_push(body).streams
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return _parse_json_slow(body, received)
+        try:  # a stream of another shape: the others still decoded by msgspec, one by one
+            streams = _json_push_raw(body).streams
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return _parse_json_slow(body, received)
     out = Parsed()
     for raw in streams:
         try:
-            s = _json_stream(raw)
+            s = raw if raw.__class__ is _JsonStream else _json_stream(raw)
             if not s.values:
                 continue
             stamps_ns = list(map(int, map(_first, s.values)))
@@ -271,7 +279,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
             pass  # the per-entry path says what is wrong, entry by entry
         try:
-            doc = orjson.loads(memoryview(raw))
+            doc = orjson.loads(memoryview(raw) if raw.__class__ is msgspec.Raw else msgspec.json.encode(raw))
         except orjson.JSONDecodeError as exc:  # e.g. a lone surrogate: the whole push is refused
             raise BadPush("bad_json", f"cannot parse JSON: {exc}") from None
         _json_stream_slow(out, doc, received)
