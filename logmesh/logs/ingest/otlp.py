@@ -34,14 +34,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 from ..event import Event, as_text
 from . import otlp_columns
-from .common import (
-    MAX_DEPTH,
-    MAX_TIMESTAMP_MS,
-    Rejected,
-    apply_extra,
-    check_timestamp,
-    depth,
-)
+from .common import MAX_DEPTH, MAX_TIMESTAMP_MS, Rejected, apply_extra, check_timestamp, depth
 from .line_block import Column, LineBlock, ints_as_json, texts_as_json
 
 ExportLogsServiceRequest = logs_service_pb2.ExportLogsServiceRequest
