@@ -2,6 +2,7 @@
 """Syslog over TCP beside the book's TCP path, in one run: events/s and CPU per million.
 
     .venv/bin/python bench/ingest_sockets.py [-n 1000000] [--rounds 3] [-c 1,4] [--json out.json]
+        [--code TREE --code TREE2] [--paths book,syslog]
 
 One ``logmesh logs`` worker (``--fsync batch``, ``--no-supervise``) per
 measurement, fed by bench/loadgen.py as a separate process: ~200-byte book
@@ -11,6 +12,13 @@ alternate the two (book first in even rounds, syslog first in odd ones) so
 that the load of a shared machine falls on both alike; the report gives each
 cell's median and the median of the per-round ratios syslog/book. Every
 event is counted on disk by its number (bench/ingest_peers.py's ``measure``).
+
+``--code`` runs the server from another checkout (``python -m logmesh`` with
+that tree as its working directory); given twice, every cell runs under both
+trees in the same round, in alternating order, and the report adds the median
+of the per-round CPU ratios of the second tree to the first (a before/after
+pairing: ``git archive main | tar -x -C /tmp/base`` then ``--code /tmp/base
+--code .``).
 """
 
 from __future__ import annotations
@@ -40,14 +48,21 @@ def command(path: str, port: int, data: Path) -> list[str]:
     return [*cmd, "--port", str(free_port()), "--syslog-port", str(port)]
 
 
-def one(path: str, connections: int, events: int, workdir: Path) -> dict:
+def one(path: str, connections: int, events: int, workdir: Path, code: Path | None) -> dict:
     data = workdir / "data"
     port = free_port()
     counter = LineCounter(data / "segments" / "*.ndjson")
-    r = measure(command(path, port, data), port, counter, connections, events,
-                verify_paths=counter.paths, name=path,
-                loadgen_args=["--syslog"] if path == "syslog" else [])
-    return r
+    return measure(command(path, port, data), port, counter, connections, events,
+                   verify_paths=counter.paths, name=path, cwd=code,
+                   loadgen_args=["--syslog"] if path == "syslog" else [])
+
+
+def _median_ratio(tops: list[dict], bottoms: list[dict], key: str) -> float | None:
+    """Median over rounds of top[key] / bottom[key] (runs paired by round)."""
+    by_round = {r["round"]: r for r in bottoms}
+    ratios = [t[key] / by_round[t["round"]][key] for t in tops
+              if t["round"] in by_round and t[key] and by_round[t["round"]][key]]
+    return round(statistics.median(ratios), 2) if ratios else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,45 +70,63 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--events", type=int, default=1_000_000)
     ap.add_argument("-c", "--connections", default="1,4", help="comma list")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--paths", default=",".join(PATHS), help="comma list of book, syslog")
+    ap.add_argument("--code", type=Path, action="append", default=[],
+                    help="run the server from this checkout; given twice, both in every round "
+                         "(alternating), for a before/after pairing")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     conns = [int(c) for c in a.connections.split(",")]
+    paths = tuple(p for p in PATHS if p in a.paths.split(","))
+    codes: list[Path | None] = [c.resolve() for c in a.code] or [None]
+    label = {c: ("" if len(codes) < 2 else f"@{c.name}") for c in codes}  # type: ignore[union-attr]
     runs: list[dict] = []
     for rnd in range(a.rounds):
-        order = PATHS if rnd % 2 == 0 else PATHS[::-1]
+        order = paths if rnd % 2 == 0 else paths[::-1]
+        trees = codes if rnd % 2 == 0 else codes[::-1]
         for c in conns:
             for path in order:
-                with tempfile.TemporaryDirectory(prefix=f"logmesh-sock-{path}-") as tmp:
-                    r = one(path, c, a.events, Path(tmp))
-                r["round"] = rnd
-                runs.append(r)
-                print(f"round {rnd} {path:6} c={c}: {r['events_per_s']:,} events/s, "
-                      f"{r['cpu_s_per_M']} CPU s/M, on disk {r['on_disk_after_stop']:,}/{r['sent']:,}, "
-                      f"dups {r.get('duplicates')}", file=sys.stderr, flush=True)
+                for code in trees:
+                    with tempfile.TemporaryDirectory(prefix=f"logmesh-sock-{path}-") as tmp:
+                        r = one(path, c, a.events, Path(tmp), code)
+                    r["round"], r["path"], r["name"] = rnd, path, path + label[code]
+                    runs.append(r)
+                    print(f"round {rnd} {r['name']:14} c={c}: {r['events_per_s']:,} events/s, "
+                          f"{r['cpu_s_per_M']} CPU s/M, on disk {r['on_disk_after_stop']:,}/"
+                          f"{r['sent']:,}, dups {r.get('duplicates')}", file=sys.stderr, flush=True)
     rows = []
     for c in conns:
-        cell = {p: [r for r in runs if r["name"] == p and r["connections"] == c] for p in PATHS}
-        ratios = [s["events_per_s"] / b["events_per_s"]
-                  for b, s in zip(cell["book"], cell["syslog"], strict=True) if b["events_per_s"]]
-        for p in PATHS:
-            rs = cell[p]
-            rows.append({
-                "path": p, "connections": c,
-                "events_per_s": round(statistics.median(r["events_per_s"] for r in rs)),
-                "events_per_s_all": [r["events_per_s"] for r in rs],
-                "cpu_s_per_M": round(statistics.median(r["cpu_s_per_M"] or 0 for r in rs), 2),
-                "mean_event_bytes": rs[0]["mean_event_bytes"],
-                "lost": sum(r["lost"] for r in rs),
-                "duplicates": sum(r.get("duplicates") or 0 for r in rs),
-                "syslog_over_book": round(statistics.median(ratios), 2) if p == "syslog" and ratios else None,
-            })
-    print("| path | conns | events/s (median) | runs | CPU s per M | bytes/event | lost | dups | syslog/book (median of rounds) |")
-    print("|---|--:|--:|---|--:|--:|--:|--:|--:|")
+        for code in codes:
+            cell = {p: [r for r in runs if r["name"] == p + label[code] and r["connections"] == c]
+                    for p in paths}
+            for p in paths:
+                rs = cell[p]
+                rows.append({
+                    "path": p + label[code], "connections": c,
+                    "events_per_s": round(statistics.median(r["events_per_s"] for r in rs)),
+                    "events_per_s_all": [r["events_per_s"] for r in rs],
+                    "cpu_s_per_M": round(statistics.median(r["cpu_s_per_M"] or 0 for r in rs), 2),
+                    "cpu_s_per_M_all": [r["cpu_s_per_M"] for r in rs],
+                    "mean_event_bytes": rs[0]["mean_event_bytes"],
+                    "lost": sum(r["lost"] for r in rs),
+                    "duplicates": sum(r.get("duplicates") or 0 for r in rs),
+                    "syslog_over_book": _median_ratio(rs, cell["book"], "events_per_s")
+                    if p == "syslog" and "book" in cell else None,
+                    "cpu_over_first_tree": _median_ratio(
+                        rs, [r for r in runs if r["name"] == p + label[codes[0]]
+                             and r["connections"] == c], "cpu_s_per_M")
+                    if code is not codes[0] else None,
+                })
+    print("| path | conns | events/s (median) | runs | CPU s per M (median) | runs | bytes/event "
+          "| lost | dups | syslog/book events/s | CPU / first tree's |")
+    print("|---|--:|--:|---|--:|---|--:|--:|--:|--:|--:|")
     for r in rows:
         print(f"| {r['path']} | {r['connections']} | {r['events_per_s']:,} | "
               f"{', '.join(f'{x:,}' for x in r['events_per_s_all'])} | {r['cpu_s_per_M']} | "
+              f"{', '.join(str(x) for x in r['cpu_s_per_M_all'])} | "
               f"{r['mean_event_bytes']} | {r['lost']} | {r['duplicates']} | "
-              f"{'' if r['syslog_over_book'] is None else r['syslog_over_book']} |")
+              f"{'' if r['syslog_over_book'] is None else r['syslog_over_book']} | "
+              f"{'' if r['cpu_over_first_tree'] is None else r['cpu_over_first_tree']} |")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"rows": rows, "runs": runs}, indent=1))

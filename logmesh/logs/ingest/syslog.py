@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import repeat
-from operator import add, itemgetter
+from operator import add, getitem, itemgetter, sub
 from typing import Any
 
 import orjson
@@ -64,12 +64,24 @@ _SD_PARAM = re.compile(r' ([^\s\]="]{1,32})="((?:[^"\\]|\\.)*)"')
 _SD_UNESCAPE = re.compile(r'\\([\\"\]])')
 _TAIL = re.compile(r"(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)")
 CACHE_SIZE = 100_000  # entries per cache before it starts again
-# encode_block's lines: RFC 5424 with no structured data.
-# encode_block's columns: PRI, the second, its fraction and zone, "HOST APP PROCID MSGID", MSG.
-_FAST = re.compile(r"^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\S*) (\S+ \S+ \S+ \S+) -(?: |$)(.*)$",
-                   re.M)
-_COL0, _COL1, _COL2, _COL3, _COL4 = map(itemgetter, range(5))
+
+# -- encode_block's reads: RFC 5424 lines with no structured data, escaped as one JSON string --
+# The lines are joined by SEP (JSON leaves it unescaped; a read with one in a line goes the
+# per-line way), the whole read JSON-escaped by one orjson call, and _HEADER split out of it
+# by one re.split: a flat list, per line PRI, second, fraction (or None), zone,
+# "HOST APP PROCID MSGID" and the escaped MSG (what lies between one header and the next),
+# with no tuple or match object per line. The header's fields are split on spaces alone, as
+# the per-line path splits them; one that needed escaping is refused when first seen (_head).
+SEP = b"\x7f"
+_HEADER = re.compile(rb"\x7f<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:(\.\d{1,3})\d{0,6})?"
+                     rb"([Zz]|[+-]\d\d:\d\d) ([^ ]+ [^ ]+ [^ ]+ [^ ]+) -"
+                     rb"(?: (?:\xef\xbb\xbf)?|(?=[\x7f\"]))")  # "- " and one BOM, or "-" at the end
+_STRIDE = 6  # re.split's items per line: _HEADER's 5 groups and the text after it
+# A fraction's first 1-3 digits -> its milliseconds (the rest is below a millisecond).
+_FRACTION_MS: dict[bytes | None, int] = {None: 0, **{
+    b".%0*d" % (k, v): int((f"{v:0{k}d}" + "00")[:3]) for k in (1, 2, 3) for v in range(10 ** k)}}
 _SAMPLE_SECOND = "1970-01-01T00:00:00"  # _tail reads what follows the second of a timestamp
+_BEFORE, _AFTER = itemgetter(0), itemgetter(1)  # a head's parts
 
 
 class SyslogDecoder:
@@ -78,11 +90,11 @@ class SyslogDecoder:
     def __init__(self) -> None:
         self._seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch s, as if UTC
         self._tails: dict[str, tuple[int, int]] = {}  # ".003Z" -> (3, 0); "+02:00" -> (0, 7200)
-        # encode_block's: a second -> its epoch ms; fraction+zone -> ms less the offset; (PRI,
-        # "HOST APP PROCID MSGID") -> the stored line's parts before and after its message
-        self._second_ms: dict[str, int] = {}
-        self._tail_ms: dict[str, int] = {}
-        self._heads: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+        # encode_block's: a second -> its epoch ms; a zone -> its offset in ms; PRI -> "HOST APP
+        # PROCID MSGID" -> the stored line's parts before and after its message
+        self._second_ms: dict[bytes, int] = {}
+        self._zone_ms: dict[bytes, int] = {}
+        self._heads: dict[bytes, dict[bytes, tuple[bytes, bytes]]] = {}
 
     def event(self, line: bytes, received: int, source: tuple[str, int] | None) -> Event:
         """One message -> its event; :class:`Rejected` when it cannot be stored."""
@@ -106,7 +118,7 @@ class SyslogDecoder:
     def _parse(self, text: str, received: int) -> Event:
         gt = text.find(">", 1, 5) if text[:1] == "<" else -1
         pri_text = text[1:gt] if gt > 0 else ""
-        if not pri_text.isdigit() or int(pri_text) >= 192:
+        if not (pri_text.isascii() and pri_text.isdigit()) or int(pri_text) >= 192:
             return Event(timestamp=received, received_at=received, message=text)  # not syslog
         pri = int(pri_text)
         labels = _PRI_LABELS[pri].copy()
@@ -210,37 +222,46 @@ class SyslogDecoder:
         valid UTF-8 and a good timestamp (what rsyslog, logger and most libraries send);
         None for any other read, which :meth:`event` takes line by line.
 
-        No Python runs per line: one regex pass over the read gives its columns, and
-        ``map`` over dicts (C) turns them into the parts of the stored lines: each
-        second's and each fraction+zone's milliseconds, each sender's header (service,
-        level, labels) are made once, for the distinct values of a read, and cached. The
-        messages are escaped by ``map(orjson.dumps)``, the lines joined in one call, as
-        ingest/book_block.py does for the book's packets (bench/ingest_sockets.py).
+        No Python runs per line: one orjson call escapes the whole read, one ``re.split``
+        gives its columns (see _HEADER), and ``map`` over dicts (C) turns them into the parts
+        of the stored lines: each second's and each zone's milliseconds and each sender's
+        header (service, level, labels) are made once, for the distinct values of a read,
+        and cached; the lines are joined in one call, as ingest/book_block.py does for the
+        book's packets. Per event that is ~1.2 µs where a regex ``findall`` with a tuple per
+        line and an ``orjson.dumps`` per message took ~2.3 (bench/ingest_sockets.py).
         ``reserve`` is called only once the read is known to fit; returns (blob, seqs,
         timestamps).
         """
         n = len(lines)
+        blob = SEP + SEP.join(lines)
+        if blob.count(SEP) != n:  # a line holding SEP itself
+            return None
+        if b"\n" in blob:  # octet-counted frames: rsyslog's end with a newline, which event() trims
+            blob = blob.replace(b"\n" + SEP, SEP)
+            if blob[-1:] == b"\n":
+                blob = blob[:-1]
+            if b"\n" + SEP in blob or b"\r" + SEP in blob or blob[-1:] in (b"\r", b"\n"):
+                return None  # more than one line end to trim: event() does it
         try:
-            text = b"\n".join(lines).decode()
+            text = blob.decode()
         except UnicodeDecodeError:
             return None
-        if "\r" in text or BOM in text or text.count("\n") != n - 1:  # trimmed or dropped by
-            return None  # the per-line path; a newline inside a line (an octet-counted frame)
-        rows = _FAST.findall(text)
-        if len(rows) != n:  # a line of another shape
+        cols = _HEADER.split(orjson.dumps(text))
+        if len(cols) != 1 + _STRIDE * n:  # a line of another shape: no header where it starts
             return None
-        seconds, tails = list(map(_COL1, rows)), list(map(_COL2, rows))
-        keys = list(zip(map(_COL0, rows), map(_COL3, rows), strict=True))
+        cols[-1] = cols[-1][:-1]  # orjson's closing quote
         try:
-            stamps = self._stamps(seconds, tails)
-            heads = list(map(self._heads.__getitem__, keys))
+            stamps = self._stamps(cols)
+            heads = list(map(getitem, map(self._heads.__getitem__, cols[1::_STRIDE]),
+                             cols[5::_STRIDE]))
         except KeyError:  # a value not seen yet: made for the read's distinct values, then again
             try:
-                self._learn(seconds, tails, keys)
+                self._learn(cols)
             except Rejected:
                 return None
-            stamps = self._stamps(seconds, tails)
-            heads = list(map(self._heads.__getitem__, keys))
+            stamps = self._stamps(cols)
+            heads = list(map(getitem, map(self._heads.__getitem__, cols[1::_STRIDE]),
+                             cols[5::_STRIDE]))
         if min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
             return None  # the per-line path says why
         seqs = reserve(n)
@@ -252,41 +273,46 @@ class SyslogDecoder:
         parts[2::8] = repeat(b',"@timestamp":', n)
         parts[3::8] = str(stamps)[1:-1].encode().split(b", ")
         parts[4::8] = repeat(common, n)
-        parts[5::8] = map(_COL0, heads)
-        parts[6::8] = map(orjson.dumps, map(_COL4, rows))
-        parts[7::8] = map(_COL1, heads)
+        parts[5::8] = map(_BEFORE, heads)
+        parts[6::8] = cols[6::_STRIDE]
+        parts[7::8] = map(_AFTER, heads)
         return b"".join(parts), seqs, stamps
 
-    def _stamps(self, seconds: list[str], tails: list[str]) -> list[int]:
+    def _stamps(self, cols: list[Any]) -> list[int]:
         """Epoch ms of each line: its second's ms plus its fraction's less its zone's (KeyError
         for one not cached)."""
-        return list(map(add, map(self._second_ms.__getitem__, seconds),
-                        map(self._tail_ms.__getitem__, tails)))
+        return list(map(sub, map(add, map(self._second_ms.__getitem__, cols[2::_STRIDE]),
+                                 map(_FRACTION_MS.__getitem__, cols[3::_STRIDE])),
+                        map(self._zone_ms.__getitem__, cols[4::_STRIDE])))
 
-    def _learn(self, seconds: list[str], tails: list[str], keys: list[tuple[str, str]]) -> None:
+    def _learn(self, cols: list[Any]) -> None:
         """Cache what a read holds that is not cached yet (Rejected for a value that is bad)."""
-        for caches in (self._second_ms, self._tail_ms, self._heads):
-            if len(caches) > CACHE_SIZE:
-                caches.clear()
-        for sec in set(seconds).difference(self._second_ms):
-            self._second_ms[sec] = self._second(sec) * 1000
-        for tail in set(tails).difference(self._tail_ms):
-            ms, offset = self._tail(_SAMPLE_SECOND + tail)
-            self._tail_ms[tail] = ms - offset * 1000
-        for key in set(keys).difference(self._heads):
-            self._heads[key] = self._head(*key)
+        if len(self._second_ms) > CACHE_SIZE:
+            self._second_ms.clear()
+        for sec in set(cols[2::_STRIDE]).difference(self._second_ms):
+            self._second_ms[sec] = self._second(sec.decode()) * 1000
+        for zone in set(cols[4::_STRIDE]).difference(self._zone_ms):  # Z, z, +hh:mm: a few
+            self._zone_ms[zone] = self._tail(_SAMPLE_SECOND + zone.decode())[1] * 1000
+        for pri, hdr in set(zip(cols[1::_STRIDE], cols[5::_STRIDE], strict=True)):
+            heads = self._heads.setdefault(pri, {})
+            if len(heads) > CACHE_SIZE:
+                heads.clear()
+            if hdr not in heads:
+                heads[hdr] = self._head(pri, hdr)
 
-    def _head(self, pri_text: str, hdr: str) -> tuple[bytes, bytes]:
+    def _head(self, pri_text: bytes, hdr: bytes) -> tuple[bytes, bytes]:
         """What lines of one PRI, HOSTNAME, APP-NAME, PROCID and MSGID share: the part before
         ``message`` (service, level) and the part after it (labels, the line's end)."""
         pri = int(pri_text)
         if pri >= 192:
             raise Rejected("bad_syslog", "PRI over 191")  # the per-line path stores it whole
-        host, app, procid, msgid = hdr.split(" ")
+        if b"\\" in hdr:  # escaped by orjson: a quote, backslash or control character in it
+            raise Rejected("bad_syslog", "a header field the per-line path reads")
+        host, app, procid, msgid = hdr.decode().split(" ")
         labels = _header_labels(_PRI_LABELS[pri].copy(), host, procid, msgid)
         svc = b',"service.name":' + orjson.dumps(app) if app != NIL else b""
-        return (svc + b',"log.level":"' + LEVELS[pri & 7].encode() + b'","message":',
-                b',"labels":' + orjson.dumps(labels) + b"}\n")
+        return (svc + b',"log.level":"' + LEVELS[pri & 7].encode() + b'","message":"',
+                b'","labels":' + orjson.dumps(labels) + b"}\n")
 
 
 def _header_labels(labels: dict[str, Any], host: str, procid: str, msgid: str) -> dict[str, Any]:

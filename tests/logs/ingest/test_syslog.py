@@ -6,6 +6,8 @@ import time
 from datetime import datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from logmesh.logs.ingest.common import Rejected
 from logmesh.logs.ingest.syslog import SyslogDecoder
@@ -99,6 +101,12 @@ def test_not_syslog_is_stored_whole():
         assert e["message"] == line.decode() and e["@timestamp"] == NOW and "labels" not in e
 
 
+def test_a_pri_of_digits_int_cannot_read_is_not_syslog():
+    # "¹" is a digit to str.isdigit but not to int(): it raised ValueError out of the port
+    e = decode("<¹>1 2026-11-29T16:00:00Z h app - - - x".encode())
+    assert e["message"] == "<¹>1 2026-11-29T16:00:00Z h app - - - x" and "labels" not in e
+
+
 def test_bad_utf8_is_replaced_and_labelled():
     e = decode(b"<14>app: caf\xe9")
     assert e["message"] == "caf\ufffd" and e["labels"]["logmesh.replaced"] == "bad_utf8"
@@ -126,27 +134,49 @@ PLAIN = [b"<134>1 2026-11-29T16:00:00.123Z web-1 goods 1001 - - GET /goods \"q\"
          b"<11>1 2026-11-29T17:00:00+02:00 - - - - -",
          b"<191>1 2026-11-29T16:00:00.5Z host app - ID7 - x",
          b"<0>1 2026-11-29T16:00:00Z h a 12 m - ",
-         b"<134>1 2026-11-29T16:00:00.123456Z web-1 goods 1001 - - second line of web-1"]
+         b"<134>1 2026-11-29T16:00:00.123456Z web-1 goods 1001 - - second line of web-1",
+         b"<13>1 2026-11-29T16:00:00Z h app - - - \xef\xbb\xbfBOM",  # one BOM is not MSG
+         b"<13>1 2026-11-29T16:00:00Z h app - - - two\nlines",  # an octet-counted frame may hold one
+         b"<13>1 2026-11-29T16:00:00.999999999-03:30 h app - - - ends with a newline\n",  # rsyslog's
+         b"<13>1 2026-11-29T16:00:00z h\xc3\xa9 app - - - tab\there, NUL\x00, ESC\x1b, DEL, \xe2\x80\xa8"]
 
 
-def block(lines: list[bytes]):
-    return SyslogDecoder().encode_block(lines, NOW, ("10.0.0.1", 514), lambda n: range(1, 1 + n))
+def block(lines: list[bytes], decoder: SyslogDecoder | None = None):
+    return (decoder or SyslogDecoder()).encode_block(lines, NOW, ("10.0.0.1", 514),
+                                                     lambda n: range(1, 1 + n))
+
+
+def per_line(lines: list[bytes]) -> list[dict]:
+    """What the per-line path stores for ``lines``, as encode_block's lines would read back."""
+    import msgspec
+
+    out = []
+    for seq, line in enumerate(lines, 1):
+        event = msgspec.json.decode(msgspec.json.encode(
+            SyslogDecoder().event(line, NOW, ("10.0.0.1", 514))))
+        out.append({"seq": seq, **event})
+    return out
+
+
+def same_as_per_line(lines: list[bytes], decoder: SyslogDecoder | None = None) -> bool:
+    """encode_block stored ``lines`` as the per-line path does (True), or left them to it."""
+    import orjson
+
+    got = block(lines, decoder)
+    if got is None:
+        return False
+    blob, seqs, stamps = got
+    assert blob.endswith(b"}\n") and blob.count(b"\n") == len(lines)
+    slow = per_line(lines)
+    assert [orjson.loads(line) for line in blob.splitlines()] == slow
+    assert list(seqs) == [e["seq"] for e in slow] and stamps == [e["@timestamp"] for e in slow]
+    return True
 
 
 def test_encode_block_stores_what_the_per_line_path_stores():
-    import msgspec
-    import orjson
-
-    got = block(PLAIN)
-    assert got is not None
-    blob, seqs, stamps = got
-    fast = [orjson.loads(line) for line in blob.splitlines()]
-    slow = [msgspec.json.decode(msgspec.json.encode(SyslogDecoder().event(line, NOW, ("10.0.0.1", 514))))
-            for line in PLAIN]
-    for f, s, seq in zip(fast, slow, seqs, strict=True):
-        s["seq"] = seq
-        assert f == s
-    assert stamps == [e["@timestamp"] for e in slow]
+    decoder = SyslogDecoder()
+    assert same_as_per_line(PLAIN, decoder)
+    assert same_as_per_line(PLAIN[::-1], decoder)  # again, from the caches
 
 
 @pytest.mark.parametrize("odd", [
@@ -154,11 +184,73 @@ def test_encode_block_stores_what_the_per_line_path_stores():
     b'<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="b"] with structured data',
     b"<13>1 - h app - - - no timestamp",
     b"<13>1 2026-13-45T99:00:00Z h app - - - bad time",
+    b"<13>1 2026-11-29T16:00:00.1234567890Z h app - - - ten digits of fraction",
+    b"<13>1 2026-11-29T16:00:00.123.5Z h app - - - two fractions",
     b"<999>1 2026-11-29T16:00:00Z h app - - - PRI out of range",
     b"<13>1 2026-11-29T16:00:00Z h app - - - caf\xe9",  # not UTF-8
-    b"<13>1 2026-11-29T16:00:00Z h app - - - \xef\xbb\xbfBOM",
-    b"<13>1 2026-11-29T16:00:00Z h app - - - two\nlines",  # an octet-counted frame may hold one
+    b"<13>1 2026-11-29T16:00:00Z h\"q app - - - a quote in a header field",
+    b"<13>1 2026-11-29T16:00:00Z h app - - - \x7f the separator",
+    b"<13>1 2026-11-29T16:00:00Z h app - - - two line ends\r\n",
+    b"<13>1 2026-11-29T16:00:00Z h  app - - - an empty field",
     b"plain text",
 ])
 def test_encode_block_leaves_any_other_read_to_the_per_line_path(odd):
     assert block([PLAIN[0], odd]) is None
+    assert block([odd, PLAIN[0]]) is None
+
+
+# Random lines: the hot path takes every plain one and stores what the per-line path stores;
+# any line at all (a bad PRI, timestamp or field, raw bytes) is stored alike or left to it.
+_FIELD = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF, exclude_characters='"\\\x7f'),
+                 min_size=1, max_size=12)
+_ODD_FIELD = st.one_of(_FIELD, st.just("-"), st.text(max_size=6))
+_TEXT = st.text(max_size=60).map(str.encode)
+_MESSAGE = _TEXT | st.binary(max_size=40)
+_ZONE = st.sampled_from(["Z", "z", "+00:00", "-03:30", "+14:00", "+05:45"])
+
+
+@st.composite
+def _timestamp(draw, odd: bool = False) -> str:
+    when = draw(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30)))
+    digits = draw(st.integers(0, 11 if odd else 9))
+    frac = "." + "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=digits,
+                                       max_size=digits))) if digits else ""
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + frac + draw(_ZONE)
+
+
+@st.composite
+def _plain_line(draw) -> bytes:
+    pri = draw(st.integers(0, 191))
+    host, app, procid, msgid = (draw(_FIELD | st.just("-")) for _ in range(4))
+    head = f"<{pri}>1 {draw(_timestamp())} {host} {app} {procid} {msgid} -".encode()
+    msg = draw(_TEXT).replace(b"\x7f", b"").rstrip(b"\r\n")
+    bom = draw(st.sampled_from([b"", b"\xef\xbb\xbf"]))
+    end = draw(st.sampled_from([b"", b"\n"]))
+    return head + (b" " + bom + msg if msg or bom or draw(st.booleans()) else b"") + end
+
+
+@st.composite
+def _any_line(draw) -> bytes:
+    pri = draw(st.integers(0, 999).map(str) | st.text(max_size=4))
+    fields = " ".join(draw(_ODD_FIELD) for _ in range(4))
+    ts = draw(_timestamp(odd=True) | st.text(max_size=30))
+    sd = draw(st.sampled_from(["-", "-x", '[a b="c"]', ""]))
+    line = f"<{pri}>1 {ts} {fields} {sd}".encode() + draw(_MESSAGE)
+    return line + draw(st.sampled_from([b"", b"\n", b"\r", b"\r\n", b"\x7f", b"\n\n"]))
+
+
+@given(st.lists(_plain_line(), min_size=1, max_size=8))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_encode_block_takes_plain_lines_as_the_per_line_path_stores_them(lines):
+    assert same_as_per_line(lines)
+
+
+@given(st.lists(_plain_line() | _any_line(), min_size=1, max_size=6))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_encode_block_stores_any_lines_alike_or_leaves_them(lines):
+    try:
+        per_line(lines)
+    except Rejected:  # the per-line path refuses one: encode_block must not have stored it
+        assert block(lines) is None
+        return
+    same_as_per_line(lines)
