@@ -177,6 +177,9 @@ def test_encode_block_stores_what_the_per_line_path_stores():
     decoder = SyslogDecoder()
     assert same_as_per_line(PLAIN, decoder)
     assert same_as_per_line(PLAIN[::-1], decoder)  # again, from the caches
+    # nothing to escape (plain text, ASCII or not): stored as it came, checked for UTF-8 only
+    assert same_as_per_line([PLAIN[2], PLAIN[4], "<13>1 2026-11-29T16:00:00Z h a - - - café".encode()])
+    assert block([PLAIN[2], b"<13>1 2026-11-29T16:00:00Z h a - - - caf\xe9"]) is None
 
 
 @pytest.mark.parametrize("odd", [
