@@ -204,7 +204,7 @@ class Gateway(CountedPart, Serving):
             "logmesh_gateway_upstream_errors_total", "Gateway answers charged to a service, by "
             "the service and the status of the outcome: its reply's errorcode, 502, 504.",
             ["upstream", "status"])
-        self._timers: dict[tuple[str, int], Any] = {}
+        self._timers: dict[tuple[str, str, int], Any] = {}  # (method, path, status) -> histogram
 
     # -- nodes ----------------------------------------------------------------
     def _on_nodes(self, nodes: list[Node]) -> None:
@@ -230,12 +230,15 @@ class Gateway(CountedPart, Serving):
         self.names = names
 
     def _timed(self, request: HttpRequest, status: int, seconds: float) -> None:
-        method, path = request.method, request.path
-        known = (method == "GET" and path == "/distributes") or f"{method}{path}" in self.served
-        key = (f"{method} {path}" if known else "other", status)
+        key = (request.method, request.path, status)
         timer = self._timers.get(key)
         if timer is None:
-            timer = self._timers[key] = self.request_seconds.labels(key[0], str(status))
+            method, path = request.method, request.path
+            known = (method == "GET" and path == "/distributes") or f"{method}{path}" in self.served
+            timer = self.request_seconds.labels(f"{method} {path}" if known else "other",
+                                                str(status))
+            if known:  # a route once served stays known; any path may come as "other"
+                self._timers[key] = timer
         timer.observe(seconds)
 
     def attach_shipper(self, shipper: Any) -> None:

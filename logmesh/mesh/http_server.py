@@ -105,7 +105,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.logger = site.log  # type: ignore[assignment]
         self.requests = 0  # request heads completed on this connection
         self.gone = False
-        self._head_timer: asyncio.TimerHandle | None = None
+        # When the request head now awaited began (None: none awaited): the site's sweep closes
+        # the connection past the header timeout. A sweep, not a timer per request.
+        self.head_since: float | None = None
         self._headers = 0
 
     @property
@@ -115,34 +117,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
-        self._arm_head_timer()
+        self.head_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
-        self._disarm_head_timer()
+        self.head_since = None
         self.site.forget(self)
         super().connection_lost(exc)
-
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(self.site.limits.header_timeout, self._head_late)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_late(self) -> None:
-        """No complete request head in time (slowloris): the connection goes."""
-        self._head_timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._headers = 0
         if self.requests:  # a keep-alive connection's next request: its head has a deadline too
-            self._arm_head_timer()
+            self.head_since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > MAX_LINE_BYTES:
@@ -156,13 +143,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._disarm_head_timer()
+        self.head_since = None
         self.requests += 1
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
         self.site.counters.bad_requests.inc()  # uvicorn has logged it (rate limited: _Log)
-        self._disarm_head_timer()
+        self.head_since = None
         super().send_400_response(msg)
 
 
@@ -186,12 +173,22 @@ class HttpSite:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: asyncio.AbstractServer | None = None
         self._protocols: dict[GuardedHttpProtocol, float] = {}  # -> when accepted
-        self._date: asyncio.TimerHandle | None = None
+        self._tick: asyncio.TimerHandle | None = None
 
-    def _tick_date(self) -> None:
+    def _sweep(self) -> None:
+        """Every second at most: the Date header, and connections whose request head is late
+        (slowloris) closed."""
         self.state.default_headers = [(b"date", formatdate(usegmt=True).encode())]
         assert self.loop is not None
-        self._date = self.loop.call_later(1.0, self._tick_date)
+        timeout = self.limits.header_timeout
+        late = self.loop.time() - timeout
+        for protocol in self._protocols:
+            since = protocol.head_since
+            if since is not None and since < late and protocol.transport is not None \
+                    and not protocol.transport.is_closing():
+                protocol.head_since = None
+                protocol.transport.close()
+        self._tick = self.loop.call_later(min(1.0, timeout / 2), self._sweep)
 
     def forget(self, protocol: GuardedHttpProtocol) -> None:
         self._protocols.pop(protocol, None)
@@ -231,7 +228,7 @@ class HttpSite:
     async def start(self) -> None:
         raise_nofile_limit()
         self.loop = asyncio.get_running_loop()
-        self._tick_date()
+        self._sweep()
         self.server = await self.loop.create_server(
             self._accept, self.host, self.port, ssl=self.ssl_context, backlog=LISTEN_BACKLOG,
             reuse_port=self.reuse_port or None,
@@ -241,8 +238,8 @@ class HttpSite:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop listening, close idle connections, let requests in progress be answered (up to
         ``grace`` seconds), then close what is left."""
-        if self._date is not None:
-            self._date.cancel()
+        if self._tick is not None:
+            self._tick.cancel()
         if self.server is None:
             return
         self.server.close()
