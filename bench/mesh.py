@@ -13,7 +13,8 @@ drives ``GET /goods`` and ``POST /goods`` at each connection count for --seconds
 
 Per cell: requests/s, p50 and p99 (wrk --latency), non-2xx answers and socket errors, CPU
 per request of the mesh's request path (utime+stime of gateway and goods, shipping included,
-from /proc), the logs service's CPU per request beside it, and the peak RSS (VmHWM) of gateway
+from /proc; the gateway's share in the per-cell lines), the logs service's CPU per request
+beside it, and the peak RSS (VmHWM) of gateway
 plus goods. The table gives the median over rounds and, for each logmesh mesh, the median
 (and range) of its ratio to the Node mesh taken within each round: the machine is shared,
 and a slow spell weighs on both sides of a ratio alike.
@@ -163,18 +164,19 @@ def parse_wrk(out: str) -> dict:
 
 
 def cell(mesh: Mesh, method: str, conns: int, seconds: float, script: Path) -> dict:
-    before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"))
+    before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
     if method == "POST":
         argv += ["-s", str(script)]
     out = subprocess.run([*argv, mesh.url], capture_output=True, text=True, check=True).stdout
-    after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"))
+    after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
     mesh.sample_rss()
     r = parse_wrk(out)
     n = max(r["requests"], 1)
     r.update(mesh=mesh.kind, method=method, connections=conns,
              cpu_us_per_req=(after[0] - before[0]) / n * 1e6,
-             logs_cpu_us_per_req=(after[1] - before[1]) / n * 1e6)
+             logs_cpu_us_per_req=(after[1] - before[1]) / n * 1e6,
+             gateway_cpu_us_per_req=(after[2] - before[2]) / n * 1e6)
     return r
 
 
@@ -245,7 +247,9 @@ def main() -> int:
                             runs.append(r)
                             print(f"round {rnd} {kind:15} {method:4} {c:3} conns: {r['rps']:8.0f} "
                                   f"req/s p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms, "
-                                  f"{r['cpu_us_per_req']:.0f} µs CPU/req, non-2xx "
+                                  f"{r['cpu_us_per_req']:.0f} µs CPU/req (gateway "
+                                  f"{r['gateway_cpu_us_per_req']:.0f}, logs "
+                                  f"{r['logs_cpu_us_per_req']:.0f}), non-2xx "
                                   f"{r['non_2xx']}, errors {r['socket_errors']}", flush=True)
                 finally:
                     mesh.sample_rss()
