@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError
 
 from ..event import Event
 from .common import MAX_TIMESTAMP_MS, Rejected, str_decoder
-from .line_block import LineBlock, ints_as_json, texts_as_json
+from .line_block import LineBlock
 
 _encode = msgspec.json.encode
 _str_lines = str_decoder.decode_lines  # JSON literals -> strs: checks each is a string, UTF-8, escapes
@@ -161,15 +161,13 @@ def _event(stream: Stream, ns: int, line: str, received: int, metadata: dict | N
 
 
 def _run(out: Parsed, stream: Stream, received: int, stamps: list[int], messages: list) -> bool:
-    """A stream's entries as one template run; False if a timestamp needs the per-entry path."""
+    """A stream's entries as one run (line_block.py); False if a timestamp needs the
+    per-entry path."""
     if min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
         return False
-    svc = b',"service.name":' + _encode(stream.service) if stream.service is not None else b""
-    labels = b',"labels":' + _encode(stream.labels) if stream.labels else b""
-    out.block.add_run(stamps, [b',"@timestamp":', ints_as_json(stamps),
-                               b',"received_at":%d%s,"log.level":%s,"message":' % (
-                                   received, svc, _encode(stream.level)),
-                               messages, labels + b"}\n"])
+    out.block.add_run(stamps, received_at=received, service_name=stream.service,
+                      level=stream.level, message=messages,
+                      labels=msgspec.Raw(_encode(stream.labels)) if stream.labels else None)
     return True
 
 
@@ -214,7 +212,7 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
                 not entries.structuredMetadata and (not nanos or min(nanos) >= 0) and _run(
                     out, stream, received, [x * 1000 for x in secs] if not nanos else
                     [x * 1000 + y // 1_000_000 for x, y in zip(secs, nanos, strict=True)],
-                    texts_as_json(list(entries.line))):
+                    list(entries.line)):
             continue
         if full is None:
             full = _parse(PushRequest, raw)

@@ -35,7 +35,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from ..event import Event, as_text
 from . import otlp_columns
 from .common import MAX_DEPTH, MAX_TIMESTAMP_MS, Rejected, apply_extra, check_timestamp, depth
-from .line_block import Column, LineBlock, ints_as_json, texts_as_json
+from .line_block import LineBlock
 
 ExportLogsServiceRequest = logs_service_pb2.ExportLogsServiceRequest
 ExportLogsServiceResponse = logs_service_pb2.ExportLogsServiceResponse
@@ -90,18 +90,12 @@ class Resource:
                    instance if instance is None or isinstance(instance, str) else as_text(instance),
                    {k: v for k, v in attrs.items() if k not in _RESOURCE_FIELDS})
 
-    def head(self, received: int) -> bytes:
-        """``received_at``, the service and the instance, as every line of the resource has them."""
-        return b',"received_at":%d%s%s' % (
-            received, b"" if self.service is None else b',"service.name":' + _encode(self.service),
-            b"" if self.instance is None else b',"service.instance":' + _encode(self.instance))
-
-    def labels(self) -> bytes | None:
-        """The resource's other attributes as the ``labels`` object's JSON text (b"{}": none), or
-        None when one of them is an ECS name (it sets a field), too deep, or ``span.id``: then
-        the records take the per-record path, where ``apply_extra`` is the rule."""
+    def labels(self) -> dict[str, Any] | None:
+        """The resource's other attributes as every record's labels ({}: none), or None when
+        one of them is an ECS name (it sets a field), too deep, or ``span.id``: then the
+        records take the per-record path, where ``apply_extra`` is the rule."""
         if not self.extra:
-            return b"{}"
+            return {}
         ev = Event(timestamp=0)
         try:
             apply_extra(ev, self.extra)
@@ -111,37 +105,34 @@ class Resource:
                 or "labels" in ev.labels or depth(ev.labels) > MAX_DEPTH or ev != Event(
                     timestamp=0, labels=ev.labels):
             return None
-        return _encode(ev.labels)
+        return ev.labels
 
 
 def add_run(out: Parsed, res: Resource, logger: str | None, received: int, stamps: list[int],
-            levels: Column, messages: list, trace_ids: list[bytes] | None,
-            span_ids: list[bytes] | None) -> bool:
-    """One scope's records as a template run (line_block.py); False, and nothing added, if
-    the resource's attributes or a timestamp need the per-record path. ``levels``: the
-    ``log.level`` piece, one for all or one per record; ids in lower-case hex, or None."""
+            levels: str | list[str], messages: list, trace_ids: list[str] | None,
+            span_ids: list[str] | None) -> bool:
+    """One scope's records as a run (line_block.py); False, and nothing added, if the
+    resource's attributes or a timestamp need the per-record path. ``levels``: one for all
+    or one per record; ids in lower-case hex, or None."""
     labels = res.labels()
     if labels is None or min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
         return False
-    columns: list[Column] = [b',"@timestamp":', ints_as_json(stamps), res.head(received), levels,
-                             b',"log.logger":' + _encode(logger) if logger else b"",
-                             b',"message":', messages]
-    if trace_ids is not None:
-        columns += [b',"trace.id":"', trace_ids, b'"']
-    if span_ids is not None:
-        columns += [b',"labels":' + labels[:-1] + (b',"span.id":"' if len(labels) > 2 else
-                                                   b'"span.id":"'), span_ids, b'"}}\n']
+    if span_ids is not None:  # {...the resource's, "span.id": id}, as the JSON text Event makes
+        head = _encode({**labels, "span.id": ""})[:-2]  # ends with "span.id":"
+        label_col: Any = list(map(msgspec.Raw, [head + s.encode() + b'"}' for s in span_ids]))
     else:
-        columns.append(b',"labels":' + labels + b"}\n" if len(labels) > 2 else b"}\n")
-    out.block.add_run(stamps, columns)
+        label_col = msgspec.Raw(_encode(labels)) if labels else None
+    out.block.add_run(stamps, received_at=received, service_name=res.service,
+                      service_instance=res.instance, level=levels, logger=logger or None,
+                      message=messages, trace_id=trace_ids, labels=label_col)
     return True
 
 
-def level_pieces(keys: list, level: Callable[[Any], str | None]) -> Column | None:
-    """The ``log.level`` piece of each record from its severity ``keys`` (``level`` of a key;
-    None: info), made once per distinct key; None if a key is no severity (Rejected)."""
+def level_pieces(keys: list, level: Callable[[Any], str | None]) -> str | list[str] | None:
+    """The ``log.level`` of each record from its severity ``keys`` (``level`` of a key; None:
+    info), worked out once per distinct key; None if a key is no severity (Rejected)."""
     try:
-        table = {k: b',"log.level":' + _encode(level(k) or "info") for k in set(keys)}
+        table = {k: level(k) or "info" for k in set(keys)}
     except Rejected:
         return None
     if len(table) == 1:
@@ -249,16 +240,15 @@ def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs
     if len(texts) == n:
         levels = level_pieces(list(texts), str.lower)
     elif not texts and len(numbers) in (0, n):
-        levels = level_pieces(list(numbers), lambda num: level_of("", num)) if numbers else \
-            b',"log.level":"info"'
+        levels = level_pieces(list(numbers), lambda num: level_of("", num)) if numbers else "info"
     else:
         return False
     traces, spans = otlp_columns.hex_ids(recs.trace_id, n), otlp_columns.hex_ids(recs.span_id, n)
     if times is None or levels is None or traces is False or spans is False:
         return False
     stamps = [ns // 1_000_000 for ns in times] if times else [received] * n
-    return add_run(out, res, logger, received, stamps, levels,
-                   texts_as_json(list(recs.body.string_value)), traces, spans)
+    return add_run(out, res, logger, received, stamps, levels, list(recs.body.string_value),
+                   traces, spans)
 
 
 def response_body(parsed: Parsed, protobuf: bool) -> bytes:

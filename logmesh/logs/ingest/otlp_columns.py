@@ -21,7 +21,6 @@ The declared types are the ones of opentelemetry-proto's ``logs.proto``
 
 from __future__ import annotations
 
-import binascii
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -63,7 +62,6 @@ def _build() -> Any:
 
 
 _Request = _build()
-_hexlify = binascii.hexlify
 
 
 def parse(body: bytes) -> Any:
@@ -93,8 +91,8 @@ def stamps(recs: Any, n: int) -> list[int] | None:
     return None if observed else []
 
 
-def hex_ids(ids: Any, n: int) -> list[bytes] | None | bool:
+def hex_ids(ids: Any, n: int) -> list[str] | None | bool:
     """Each record's id in lower-case hex; None if no record has one; False if some have."""
     if len(ids) == n:
-        return list(map(_hexlify, ids))
+        return list(map(bytes.hex, ids))
     return None if not ids else False

@@ -153,14 +153,14 @@ def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, rec
     return add_run(out, res, logger, received, stamps, levels, messages, traces, spans)
 
 
-def _json_ids(ids: list[str], size: int) -> list[bytes] | None | bool:
+def _json_ids(ids: list[str], size: int) -> list[str] | None | bool:
     """Hex ids in lower case; None if no record has one; False if some have none or a bad one."""
     if not any(ids):
         return None
     joined = "\n".join(ids)
     if len(joined) != len(ids) * (size + 1) - 1 or not _HEX.fullmatch(joined.replace("\n", "")):
         return False
-    return joined.lower().encode().split(b"\n")
+    return joined.lower().split("\n")
 
 
 def _json_resource(resource: Any) -> Resource:
