@@ -28,11 +28,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from ..event import Event
-from .common import MAX_TIMESTAMP_MS, Rejected, str_decoder
-from .line_block import LineBlock
+from .common import MAX_TIMESTAMP_MS, Rejected
+from .line_block import LineBlock, json_strings
 
 _encode = msgspec.json.encode
-_str_lines = str_decoder.decode_lines  # JSON literals -> strs: checks each is a string, UTF-8, escapes
 
 SERVICE_LABELS = ("service_name", "service", "app", "job")
 LEVEL_LABELS = ("level", "detected_level", "severity")
@@ -271,7 +270,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
                 continue
             stamps_ns = list(map(int, map(_first, s.values)))
             lines = list(map(_second, s.values))
-            if 0 not in stamps_ns and len(_str_lines(b"\n".join(lines))) == len(lines) and _run(
+            if 0 not in stamps_ns and json_strings(lines) and _run(
                     out, stream_of(s.stream), received, [ns // 1_000_000 for ns in stamps_ns], lines):
                 continue
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):

@@ -18,7 +18,8 @@ import msgspec
 import orjson
 from opentelemetry.proto.logs.v1 import logs_pb2
 
-from .common import Rejected, str_decoder
+from .common import Rejected
+from .line_block import json_strings
 from .otlp import BadRequest, Parsed, Resource, add_run, level_of, level_pieces, otlp_event
 
 
@@ -86,7 +87,6 @@ class _JsonRequest(msgspec.Struct):
 
 
 _json_request = msgspec.json.Decoder(_JsonRequest).decode
-_str_lines = str_decoder.decode_lines  # JSON literals -> strs: each a string, UTF-8, escapes
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _time, _observed, _body = attrgetter("timeUnixNano"), attrgetter("observedTimeUnixNano"), attrgetter("body")
 _severity_text, _severity_number = attrgetter("severityText"), attrgetter("severityNumber")
@@ -115,19 +115,21 @@ def parse_json(body: bytes, received: int) -> Parsed:
             if not sl.logRecords or _json_run(out, res, logger, received, sl.logRecords):
                 continue
             if slow is None:
-                slow = orjson.loads(body)
+                try:
+                    slow = orjson.loads(body)
+                except orjson.JSONDecodeError as exc:  # bad UTF-8 in a body: refused whole
+                    raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
             _json_records(out, res, logger, received, slow["resourceLogs"][i]["scopeLogs"][j]["logRecords"])
     return out
 
 
 def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, recs: list) -> bool:
     """A scope's records as one template run, if they fit one (else False, nothing added)."""
-    n = len(recs)
     bodies = list(map(_body, recs))
     if None in bodies or any(map(_attributes, recs)):
         return False
     messages = list(map(_string, bodies))
-    if not min(map(len, messages)) or len(_str_lines(b"\n".join(messages))) != n:
+    if not min(map(len, messages)) or not json_strings(messages):
         return False  # a body without stringValue, or one that is no string
     try:
         times = list(map(int, map(_time, recs)))

@@ -97,3 +97,20 @@ def test_json_templates_store_what_the_per_entry_path_stores(values, labels):
         return
     fast = loki.parse_json(body, RECEIVED)
     assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
+
+
+@pytest.mark.parametrize("line", [b'"bad \xff\xfe utf-8"', b'"a bad \\x escape"', b'"a raw\ttab"',
+                                  b'{"an": "object"}', b'[\n"x"]', b'"ok \xc3\xa9"', b"null"])
+def test_a_line_is_stored_only_as_a_json_string_in_utf8(line):
+    """msgspec's Raw skip checks escapes and control characters, not UTF-8 or the kind."""
+    body = b'{"streams": [{"stream": {"app": "a"}, "values": [["%d", "fine"], ["%d", %s]]}]}' % (
+        NS, NS, line)
+    try:
+        slow = loki._parse_json_slow(body, RECEIVED)
+    except loki.BadPush as exc:
+        with pytest.raises(loki.BadPush) as fast_exc:
+            loki.parse_json(body, RECEIVED)
+        assert fast_exc.value.reason == exc.reason
+        return
+    fast = loki.parse_json(body, RECEIVED)
+    assert lines(fast) == lines(slow) and fast.rejected == slow.rejected

@@ -111,3 +111,20 @@ def test_json_templates_store_what_the_per_record_path_stores(records, extra):
     body = otlp_json_body(records, **extra)
     fast, slow = otlp_json.parse_json(body, RECEIVED), otlp_json._parse_json_slow(body, RECEIVED)
     assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
+
+
+@pytest.mark.parametrize("value", [b'"bad \xff\xfe utf-8"', b'"a bad \\x escape"', b'"a raw\ttab"',
+                                   b'{"an": "object"}', b'[\n"x"]', b'"ok \xc3\xa9"', b"5"])
+def test_a_body_is_stored_only_as_a_json_string_in_utf8(value):
+    """msgspec's Raw skip checks escapes and control characters, not UTF-8 or the kind."""
+    body = (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "fine"}}, '
+            b'{"body": {"stringValue": %s}}]}]}]}' % value)
+    try:
+        slow = otlp_json._parse_json_slow(body, RECEIVED)
+    except otlp.BadRequest as exc:
+        with pytest.raises(otlp.BadRequest) as fast_exc:
+            otlp_json.parse_json(body, RECEIVED)
+        assert fast_exc.value.reason == exc.reason
+        return
+    fast = otlp_json.parse_json(body, RECEIVED)
+    assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
