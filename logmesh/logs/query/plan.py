@@ -39,7 +39,7 @@ from ..store.compact import SUMMARY_FIELDS
 from . import kql
 from .errors import QueryError
 
-MAX_PRUNE_RANGES = 200  # more kept block ranges than this are merged (superset: still correct)
+MAX_PRUNE_RANGES = 200  # more kept block ranges than this are merged (a superset: see source)
 FIRST_SLICE_ROWS = 250_000  # rows in the first time slice of a newest/oldest-N search; x4 each
 NICE_INTERVALS_MS = [1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
                      900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
@@ -140,6 +140,9 @@ def summary_term(node: kql.Node | None) -> tuple[str, str] | None:
 
 
 def merge_ranges(ranges: list[tuple[int, int]], cap: int) -> list[tuple[int, int]]:
+    """``ranges`` joined where they touch, then across the smallest gaps until at most ``cap``
+    are left: past the cap a superset, which also covers what lies in the gaps (source()
+    reads the blocks there rather than count them from their index). Sorts ``ranges``."""
     ranges.sort()
     out: list[list[int]] = []
     for a, b in ranges:
@@ -208,16 +211,22 @@ def source(snap: Snapshot, start: int, end: int, need: tokens.Need | None = None
                 continue
             kept.append((max(lo, start), min(hi, end)))
             rows += n
+        # A block read by time range would also read its neighbours' edge rows, and ranges
+        # merged past MAX_PRUNE_RANGES whole blocks between them: a block counted from its
+        # index that a range read reaches is read instead, never both.
+        ranges = merge_ranges(list(kept), MAX_PRUNE_RANGES)
         changed = bool(indexed and kept)
-        while changed:  # a block read by time range would also read its neighbours' edge rows
+        while changed:
             changed = False
             for i in list(indexed):
                 lo, hi, n = pf.blocks[i][:3]
-                if any(lo <= k_hi and hi >= k_lo for k_lo, k_hi in kept):
+                if any(lo <= r_hi and hi >= r_lo for r_lo, r_hi in ranges):
                     indexed.remove(i)
                     kept.append((max(lo, start), min(hi, end)))
                     rows += n
                     changed = True
+            if changed:
+                ranges = merge_ranges(list(kept), MAX_PRUNE_RANGES)
         counted.extend((pf, i) for i in indexed)
         pruned |= bool(indexed)
         if not kept:
@@ -226,7 +235,6 @@ def source(snap: Snapshot, start: int, end: int, need: tokens.Need | None = None
         if not pruned and start <= pf.min_ts and pf.max_ts <= end:
             whole.append(path)
             continue
-        ranges = merge_ranges(kept, MAX_PRUNE_RANGES)
         cond = " OR ".join(f"({TS} BETWEEN {a} AND {b})" for a, b in ranges)
         parts.append(f"SELECT {SELECT_LIST} FROM read_parquet({path}) WHERE {cond}")
     if whole:
