@@ -184,6 +184,9 @@ class Engine:
         segment; without this one file would fail every query of its time
         range. Its events are lost to search (the bytes are kept for a human).
         """
+        if path.name.endswith(layout.RED_SUFFIX):
+            self._set_aside_summary(path)
+            return
         with self._lock:
             pf = self.view.forget(path.name)
             rows = pf.rows if pf is not None else 0
@@ -197,6 +200,22 @@ class Engine:
         self.query_counters.damaged_rows.inc(rows)
         log.error("%s cannot be read (damaged); moved to %s/ with its %d event(s)", path.name,
                   layout.QUARANTINE_DIR, rows)
+
+    def _set_aside_summary(self, path: Path) -> None:
+        """A RED summary (``.red``) that cannot be read goes to ``quarantine/`` alone: its
+        Parquet file's events are all there, and RED questions read them instead."""
+        parquet = path.name[: -len(layout.RED_SUFFIX)] + layout.PARQUET_SUFFIX
+        with self._lock:
+            pf = next((p for p in self.view.snapshot.parquet if p.path.name == parquet), None)
+            if pf is not None:
+                pf.index.pop("red", None)
+            try:
+                catalogue.set_aside(path)
+            except FileNotFoundError:
+                pass
+        self.query_counters.damaged_files.inc()
+        log.error("%s cannot be read (damaged); moved to %s/, no event lost: RED questions read "
+                  "the events of %s instead", path.name, layout.QUARANTINE_DIR, parquet)
 
     # -- the API's questions ---------------------------------------------------------------------------
     def search(self, node: kql.Node | None, start: int, end: int, *, limit: int = 100,

@@ -40,8 +40,10 @@ from ..store.duck import duckdb
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
 
 JSON_COLUMNS = {n for n, t in COLUMNS if t == "JSON"}
-_QUOTED_PATH = re.compile(r"""['"]([^'"]+\.(?:parquet|ndjson))['"]""")
-_QUOTED_PARQUET = re.compile(r"""['"]([^'"]+\.parquet)['"]""")
+# The files of the store DuckDB reads: segments, Parquet files and their RED summaries (.red,
+# Parquet too); a block index (.blocks.json) is read by store/blocks.py, never by DuckDB.
+_QUOTED_PATH = re.compile(r"""['"]([^'"]+\.(?:parquet|ndjson|red))['"]""")
+_QUOTED_PARQUET = re.compile(r"""['"]([^'"]+\.(?:parquet|red))['"]""")
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ class DuckDB:
                    for n in _QUOTED_PATH.findall(text))
 
     def damaged(self, exc: duckdb.Error | str, sql: str = "") -> Path | None:
-        """The Parquet file of ours that ``exc`` (an error or its text) says DuckDB could not
+        """The Parquet file (or RED summary) of ours that ``exc`` (an error or its text) says DuckDB could not
         read, if it really cannot.
 
         Errors in a page usually name the file. A damaged footer ("TProtocolException:
@@ -247,9 +249,11 @@ class DuckDB:
         if path.parent != self.parquet_dir or not path.exists():
             return False  # not ours, or removed by retention meanwhile: nothing damaged
         con = con or duckdb.connect()
+        # a RED summary has columns of its own (store/red_summary.py): every one of them is read
+        columns = "*" if path.name.endswith(layout.RED_SUFFIX) else SELECT_LIST
         try:  # every column of ours of every row group decompressed, not only the footer read
             con.execute("SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "
-                        f"(SELECT {SELECT_LIST} FROM read_parquet({sql_str(str(path))}))").fetchall()
+                        f"(SELECT {columns} FROM read_parquet({sql_str(str(path))}))").fetchall()
         except (duckdb.Error, UnicodeDecodeError):
             return True
         return False

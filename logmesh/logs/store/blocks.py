@@ -93,7 +93,7 @@ def open_parquet(path: Path, con: duckdb.DuckDBPyConnection) -> ParquetFile | No
     index = None
     try:
         index = orjson.loads(path.with_name(layout.blocks_name(path.name)).read_bytes())
-        if index.get("version") not in layout.READABLE_PARQUET_VERSIONS:
+        if not well_formed(index):
             index = None
     except (OSError, orjson.JSONDecodeError):
         index = None
@@ -104,6 +104,19 @@ def open_parquet(path: Path, con: duckdb.DuckDBPyConnection) -> ParquetFile | No
             log.warning("%s: cannot read (%s); skipped", path.name, exc)
             return None
     return ParquetFile(path, parsed[0] if parsed is not None else -1, index)
+
+
+def well_formed(index: object) -> bool:
+    """Is this a block index of a known version with what every query reads of it (the
+    ranges of the file and of each block)? A damaged one that still parses as JSON failed
+    every query of its range (issue 18); it is not used, as a missing one."""
+    if not isinstance(index, dict) or index.get("version") not in layout.READABLE_PARQUET_VERSIONS:
+        return False
+    if not all(type(index.get(k)) is int for k in ("rows", "min_ts", "max_ts", "first_seq", "last_seq")):
+        return False
+    blocks = index.get("blocks")
+    return isinstance(blocks, list) and all(
+        isinstance(b, list) and len(b) == 5 and all(type(v) is int for v in b) for b in blocks)
 
 
 def index_from_metadata(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
