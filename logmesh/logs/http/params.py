@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..query import kql
+from ..query import kql, token_need
 from ..query.timerange import TimeRangeError, parse_duration, parse_range
 
 MAX_QUERY_CHARS = 10_000  # longer q is refused (400)
@@ -69,7 +69,7 @@ def query_param(request: web.Request) -> kql.Node:
         node = kql.parse(text)
     except kql.KQLSyntaxError as exc:
         raise BadRequest(f"bad query: {exc.message}", position=exc.position) from None
-    cost = kql.cost(node)
+    cost = kql.cost(node, token_need.need)  # words the block index narrows are no full scans
     if cost.terms > MAX_QUERY_TERMS:
         raise BadRequest(f"the query has {cost.terms} terms; at most {MAX_QUERY_TERMS}: "
                          "split it into several queries", terms=cost.terms)

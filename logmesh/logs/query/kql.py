@@ -51,6 +51,7 @@ from __future__ import annotations
 import enum
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -641,14 +642,17 @@ class Cost:
     (``message ILIKE '%v%'``), a pattern with a leading wildcard (``*v``: no prefix to cut
     on), and any term on a key of ``params`` or ``labels`` (a JSON parse per event). A scan
     term costs ~30-60 ns per event on DuckDB, an equality ~0.1 ns: 400 scans over 500k
-    events take ~6 s of CPU, 2,500 equalities ~0.1 s.
+    events take ~6 s of CPU, 2,500 equalities ~0.1 s. ``indexed``: scan terms read only in
+    the blocks the token index keeps (a word every match requires, and what is asked together
+    with it; see :func:`cost`), not counted in ``scans``.
     """
 
     terms: int = 0
     scans: int = 0
+    indexed: int = 0
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.terms + other.terms, self.scans + other.scans)
+        return Cost(self.terms + other.terms, self.scans + other.scans, self.indexed + other.indexed)
 
 
 def _leaf_scans(name: str | None, value: Value | None) -> bool:
@@ -658,21 +662,34 @@ def _leaf_scans(name: str | None, value: Value | None) -> bool:
     return isinstance(value, Pattern) and isinstance(value.parts[0], Wild)
 
 
-def cost(node: Node) -> Cost:
-    """The :class:`Cost` of a parsed query (iterative: trees are at most MAX_DEPTH deep anyway)."""
-    total, stack = Cost(), [node]
+_CONJ, _INDEXED, _OTHER = range(3)  # where a node of the tree is, for cost()
+
+
+def cost(node: Node, narrows: Callable[[Node], object | None] | None = None) -> Cost:
+    """The :class:`Cost` of a parsed query (iterative: trees are at most MAX_DEPTH deep anyway).
+
+    ``narrows(subtree)`` (query/token_need.need): not None when the block index skips the
+    blocks that cannot match ``subtree``. Asked of the query and of each part every match
+    requires (below ANDs only); the scan terms of a subtree it narrows are ``indexed``: they
+    are read in the blocks holding its words, not in every event. Without it every scan
+    term is counted as a full scan.
+    """
+    total, stack = Cost(), [(node, _CONJ)]
     while stack:
-        n = stack.pop()
+        n, where = stack.pop()
+        if where == _CONJ and narrows is not None and narrows(n) is not None:
+            where = _INDEXED
+        inner = _CONJ if where == _CONJ and isinstance(n, (And, Group)) else (
+            _INDEXED if where == _INDEXED else _OTHER)
         if isinstance(n, (And, Or)):
-            stack.extend(n.children)
+            stack.extend((c, inner) for c in n.children)
         elif isinstance(n, Not):
-            stack.append(n.child)
+            stack.append((n.child, _INDEXED if where == _INDEXED else _OTHER))
         elif isinstance(n, Group):
-            stack.append(n.inner)
-        elif isinstance(n, Match):
-            total += Cost(1, int(_leaf_scans(n.field, n.value)))
-        elif isinstance(n, (Exists, Range)):
-            total += Cost(1, int(_leaf_scans(n.field, None)))
+            stack.append((n.inner, inner))
+        elif isinstance(n, (Match, Exists, Range)):
+            scans = int(_leaf_scans(n.field, n.value if isinstance(n, Match) else None))
+            total += Cost(1, 0, scans) if where == _INDEXED else Cost(1, scans)
     return total
 
 

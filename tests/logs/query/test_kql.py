@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logmesh.logs.event import FIELD_TYPES
+from logmesh.logs.query import kql, token_need
 from logmesh.logs.query.kql import (
     And,
     Exists,
@@ -544,3 +545,23 @@ def test_errors_where_a_value_is_missing_say_how_words_match(text):
     with pytest.raises(KQLSyntaxError) as err:
         parse(text)
     assert "lock does not find deadlock" in err.value.message and "*lock*" in err.value.message
+
+
+@pytest.mark.parametrize("q, terms, scans, indexed", [
+    ("deadlock", 1, 0, 1),  # the block index keeps only the blocks whose filter holds it
+    ('"connection reset"', 1, 0, 1),
+    ("lock*", 1, 0, 1),  # a prefix: its first characters are keys
+    ("*lock*", 1, 1, 0),  # a substring: every event
+    ("deadlock and params.id:3", 2, 0, 2),  # both read only where deadlock may be
+    ("deadlock or params.id:3", 2, 2, 0),  # the index cannot skip for params: every event
+    ("(deadlock or segfault) and service.name:goods", 3, 0, 2),
+    ("not deadlock", 1, 1, 0),
+    ("message:(a or b) and trace.id:x", 3, 0, 2),
+    ("service.name:goods", 1, 0, 0),
+    ("1234567", 1, 1, 0),  # numbers are not in the index
+])
+def test_cost_counts_words_the_token_index_narrows_apart_from_full_scans(q, terms, scans, indexed):
+    """Issue 18 item 3: a required word is looked up in the block index first, so it costs
+    where blocks hold it, not a pass over every event (what ``scans`` limits)."""
+    assert kql.cost(kql.parse(q), token_need.need) == kql.Cost(terms, scans, indexed)
+    assert kql.cost(kql.parse(q)) == kql.Cost(terms, scans + indexed)  # no index: all scans
