@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -86,21 +87,48 @@ def write_store(data_dir: Path, events: int, shape: str, poison_every: int = 0) 
     return store
 
 
-async def run(events: int, batch: int, shape: str) -> dict:
+class FullCollections:
+    """The oldest generation's collections while the sink runs: how many, and their pauses."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self.by_generation = [0, 0, 0]
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        self.by_generation[info["generation"]] += phase == "start"
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._t) * 1e3)
+
+    def summary(self) -> dict:
+        return {"count": len(self.pauses), "total_ms": sum(self.pauses), "max_ms": max(self.pauses, default=0.0),
+                "by_generation": self.by_generation}
+
+
+async def run(events: int, batch: int, shape: str, freeze: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="es-sink-bench-") as tmp:
-        return await _run(Path(tmp), events, batch, shape)
+        return await _run(Path(tmp), events, batch, shape, freeze)
 
 
-async def _run(tmp: Path, events: int, batch: int, shape: str) -> dict:
+async def _run(tmp: Path, events: int, batch: int, shape: str, freeze: bool = False) -> dict:
     store = write_store(tmp / "data", events, shape)
     fake = fake_process(tmp / "fake.log")
     url = await fake.start()
+    full = FullCollections()
     try:
         import elasticsearch  # noqa: F401  (a one-time 0.2-0.7 s import, not per event)
 
         config = ElasticsearchConfig(urls=url, batch_events=batch, poll_interval=0.05)
         sink = ElasticsearchSink(config, tmp / "data", 0, head_seq=lambda: store.last_seq)
         stalls: list[float] = []
+        if freeze:  # what the logs server does once it has started (--gc-freeze: measured with it)
+            gc.collect()
+            gc.freeze()
+        gc.callbacks.append(full)
 
         async def probe() -> None:  # how late a 1 ms timer fires: what an ingest request would wait
             while True:
@@ -118,6 +146,8 @@ async def _run(tmp: Path, events: int, batch: int, shape: str) -> dict:
         prober.cancel()
         await sink.close()
     finally:
+        if full in gc.callbacks:
+            gc.callbacks.remove(full)
         await fake.stop()
     stalls.sort()
     p = {"p50": stalls[len(stalls) // 2] * 1e3, "p99": stalls[int(len(stalls) * 0.99)] * 1e3,
@@ -125,10 +155,14 @@ async def _run(tmp: Path, events: int, batch: int, shape: str) -> dict:
     print(f"{events} events ({shape}), batch {batch}: {wall:.2f}s, {events / wall:,.0f} events/s, "
           f"sink CPU {used / events * 1e6:.1f} us/event ({used / wall * 100:.0f}% of one core), "
           f"fake CPU {fake_used / events * 1e6:.1f} us/event, event loop stalls p50 {p['p50']:.1f} ms, "
-          f"p99 {p['p99']:.1f} ms, max {p['max']:.1f} ms", flush=True)
+          f"p99 {p['p99']:.1f} ms, max {p['max']:.1f} ms; full collections {len(full.pauses)} "
+          f"({sum(full.pauses):.0f} ms, max {max(full.pauses, default=0):.0f} ms; by generation "
+          f"{full.by_generation})"
+          f"{' after gc.freeze()' if freeze else ''}", flush=True)
     return {"events": events, "batch": batch, "shape": shape, "seconds": wall,
             "events_per_s": events / wall, "sink_cpu_us_per_event": used / events * 1e6,
-            "fake_cpu_us_per_event": fake_used / events * 1e6, "loop_stall_ms": p}
+            "fake_cpu_us_per_event": fake_used / events * 1e6, "loop_stall_ms": p,
+            "full_collections": full.summary(), "gc_freeze": freeze}
 
 
 # -- paired rounds against another commit --------------------------------------------------
@@ -280,6 +314,8 @@ def main() -> None:
     ap.add_argument("--exactly-once", type=int, default=0, metavar="N",
                     help="the fault run with kill -9 over N events instead")
     ap.add_argument("--kills", type=int, default=8)
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="gc.freeze() before the sink starts, as the logs server does after startup")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
     if args.exactly_once:
@@ -287,7 +323,7 @@ def main() -> None:
     elif args.baseline:
         result = compare(args.baseline, args.rounds, args.events, args.batch, args.baseline_batch)
     else:
-        result = asyncio.run(run(args.events, args.batch, args.shape))
+        result = asyncio.run(run(args.events, args.batch, args.shape, args.gc_freeze))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

@@ -232,7 +232,7 @@ def join_blocks(blocks: list[Block]) -> Block | None:
     bodies = []
     for b in blocks:
         base = len(out.seqs)
-        out.docs.update({base + i: doc for i, doc in b.docs.items()} if base else b.docs)
+        out.docs.update(zip(map(base.__add__, b.docs), b.docs.values(), strict=True))  # no Python per doc
         out.seqs += b.seqs
         out.lines += b.lines
         out.unreadable += b.unreadable
