@@ -48,6 +48,7 @@ from logmesh.logs.sinks.cursor import deadletter_path  # noqa: E402
 from logmesh.logs.sinks.elasticsearch.config import DEFAULT_BATCH_EVENTS, ElasticsearchConfig  # noqa: E402
 from logmesh.logs.sinks.elasticsearch.sink import ElasticsearchSink  # noqa: E402
 from logmesh.logs.store import layout  # noqa: E402
+from logmesh.metrics import value  # noqa: E402
 from tests.logs.sinks.helpers import Store, event, poison  # noqa: E402
 from tests.logs.sinks.procs import fake_process  # noqa: E402
 
@@ -109,12 +110,12 @@ class FullCollections:
                 "by_generation": self.by_generation}
 
 
-async def run(events: int, batch: int, shape: str, freeze: bool = False) -> dict:
+async def run(events: int, batch: int, shape: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="es-sink-bench-") as tmp:
-        return await _run(Path(tmp), events, batch, shape, freeze)
+        return await _run(Path(tmp), events, batch, shape)
 
 
-async def _run(tmp: Path, events: int, batch: int, shape: str, freeze: bool = False) -> dict:
+async def _run(tmp: Path, events: int, batch: int, shape: str) -> dict:
     store = write_store(tmp / "data", events, shape)
     fake = fake_process(tmp / "fake.log")
     url = await fake.start()
@@ -125,9 +126,6 @@ async def _run(tmp: Path, events: int, batch: int, shape: str, freeze: bool = Fa
         config = ElasticsearchConfig(urls=url, batch_events=batch, poll_interval=0.05)
         sink = ElasticsearchSink(config, tmp / "data", 0, head_seq=lambda: store.last_seq)
         stalls: list[float] = []
-        if freeze:  # what the logs server does once it has started (--gc-freeze: measured with it)
-            gc.collect()
-            gc.freeze()
         gc.callbacks.append(full)
 
         async def probe() -> None:  # how late a 1 ms timer fires: what an ingest request would wait
@@ -157,12 +155,11 @@ async def _run(tmp: Path, events: int, batch: int, shape: str, freeze: bool = Fa
           f"fake CPU {fake_used / events * 1e6:.1f} us/event, event loop stalls p50 {p['p50']:.1f} ms, "
           f"p99 {p['p99']:.1f} ms, max {p['max']:.1f} ms; full collections {len(full.pauses)} "
           f"({sum(full.pauses):.0f} ms, max {max(full.pauses, default=0):.0f} ms; by generation "
-          f"{full.by_generation})"
-          f"{' after gc.freeze()' if freeze else ''}", flush=True)
+          f"{full.by_generation})", flush=True)
     return {"events": events, "batch": batch, "shape": shape, "seconds": wall,
             "events_per_s": events / wall, "sink_cpu_us_per_event": used / events * 1e6,
             "fake_cpu_us_per_event": fake_used / events * 1e6, "loop_stall_ms": p,
-            "full_collections": full.summary(), "gc_freeze": freeze}
+            "full_collections": full.summary()}
 
 
 # -- paired rounds against another commit --------------------------------------------------
@@ -225,6 +222,83 @@ def _compare(old_tree: Path, ref: str, rounds: int, events: int, batch: int, bas
         print(f"book packets new/old: {n['events_per_s'] / o['events_per_s']:.2f}x events/s, loop p99 "
               f"{o['p99']:.1f} -> {n['p99']:.1f} ms")
     return {"rounds": rounds, "baseline": ref, "summary": summary, "runs": runs}
+
+
+# -- a logs server's full collections, with and without gc.freeze() --------------------------
+
+async def server_run(events: int, freeze: bool) -> dict:
+    """A logs server in this process (book TCP ingest, the sink into the fake) while the
+    loadgen sends ``events`` book packets over 4 connections: its full collections, their
+    pauses and the 1 ms timer, until the sink has sent them all."""
+    from logmesh.logs.server import LogsConfig, LogsServer, freeze_startup_heap
+
+    with tempfile.TemporaryDirectory(prefix="es-sink-server-") as tmp:
+        fake = fake_process(Path(tmp) / "fake.log")
+        url = await fake.start()
+        full = FullCollections()
+        server = LogsServer(LogsConfig(host="127.0.0.1", port=0, http_port=0, data_dir=Path(tmp) / "data",
+                                       distributor=None, extra={"sinks": {"elasticsearch": ElasticsearchConfig(
+                                           urls=url, poll_interval=0.05)}}))
+        await server.start()
+        try:
+            if freeze:  # what LogsServer.serve_forever does once the server has started
+                freeze_startup_heap()
+            stalls: list[float] = []
+
+            async def probe() -> None:
+                while True:
+                    t = time.perf_counter()
+                    await asyncio.sleep(0.001)
+                    stalls.append(time.perf_counter() - t - 0.001)
+
+            gc.callbacks.append(full)
+            prober = asyncio.create_task(probe())
+            t0, c0 = time.perf_counter(), cpu()
+            load = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(server.config.port),
+                "-c", "4", "-n", str(events), stdout=subprocess.DEVNULL, cwd=ROOT)
+            await load.wait()
+            sink = server.sinks[0]
+            while value(sink.sent) < events:
+                await asyncio.sleep(0.02)
+            wall, used = time.perf_counter() - t0, cpu() - c0
+            prober.cancel()
+        finally:
+            if full in gc.callbacks:
+                gc.callbacks.remove(full)
+            try:
+                await server.stop()
+            except Exception as exc:  # noqa: BLE001  (the figures are taken; say it, go on)
+                print(f"server.stop() failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            await fake.stop()
+    stalls.sort()
+    p99 = stalls[int(len(stalls) * 0.99)] * 1e3
+    print(f"server, {events} book packets in and out{' after gc.freeze()' if freeze else ''}: "
+          f"{wall:.2f}s, CPU {used / events * 1e6:.1f} us/event, full collections {len(full.pauses)} "
+          f"({sum(full.pauses):.0f} ms, max {max(full.pauses, default=0):.0f} ms), by generation "
+          f"{full.by_generation}, loop p99 {p99:.1f} ms, tracked objects {len(gc.get_objects())}, "
+          f"frozen {gc.get_freeze_count()}", flush=True)
+    return {"events": events, "gc_freeze": freeze, "seconds": wall, "cpu_us_per_event": used / events * 1e6,
+            "full_collections": full.summary(), "loop_p99_ms": p99}
+
+
+def server_compare(events: int, rounds: int) -> dict:
+    """Fresh processes, with and without gc.freeze() in turn; the medians."""
+    runs: dict[str, list[dict]] = {"plain": [], "frozen": []}
+    for r in range(rounds):
+        for name in (("plain", "frozen") if r % 2 == 0 else ("frozen", "plain")):
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                subprocess.run([sys.executable, "bench/es_sink.py", "--server", str(events), "--json", out.name]
+                               + (["--gc-freeze"] if name == "frozen" else []), cwd=ROOT, check=True)
+                runs[name].append(json.loads(Path(out.name).read_text()))
+    summary = {name: {"full_collections": statistics.median(x["full_collections"]["count"] for x in xs),
+                      "full_ms": statistics.median(x["full_collections"]["total_ms"] for x in xs),
+                      "full_max_ms": statistics.median(x["full_collections"]["max_ms"] for x in xs),
+                      "loop_p99_ms": statistics.median(x["loop_p99_ms"] for x in xs),
+                      "cpu_us_per_event": statistics.median(x["cpu_us_per_event"] for x in xs)}
+               for name, xs in runs.items()}
+    print(f"\nmedians of {rounds} rounds, {events} book packets each: {json.dumps(summary)}")
+    return {"rounds": rounds, "summary": summary, "runs": runs}
 
 
 # -- exactly once, with faults and kill -9 -------------------------------------------------
@@ -314,16 +388,22 @@ def main() -> None:
     ap.add_argument("--exactly-once", type=int, default=0, metavar="N",
                     help="the fault run with kill -9 over N events instead")
     ap.add_argument("--kills", type=int, default=8)
+    ap.add_argument("--server", type=int, default=0, metavar="N",
+                    help="a logs server with the sink, N book packets in: its full collections")
     ap.add_argument("--gc-freeze", action="store_true",
-                    help="gc.freeze() before the sink starts, as the logs server does after startup")
+                    help="with --server: gc.freeze() once the server has started, as `logmesh logs` does")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
-    if args.exactly_once:
+    if args.server and (args.gc_freeze or args.json):
+        result = asyncio.run(server_run(args.server, args.gc_freeze))
+    elif args.server:
+        result = server_compare(args.server, args.rounds)
+    elif args.exactly_once:
         result = asyncio.run(exactly_once(args.exactly_once, args.batch, args.kills))
     elif args.baseline:
         result = compare(args.baseline, args.rounds, args.events, args.batch, args.baseline_batch)
     else:
-        result = asyncio.run(run(args.events, args.batch, args.shape, args.gc_freeze))
+        result = asyncio.run(run(args.events, args.batch, args.shape))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

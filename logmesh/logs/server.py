@@ -15,6 +15,7 @@ is JSON; an unexpected exception answers a bare 500 and is logged here.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -109,6 +110,15 @@ OPEN_PATHS = ("/healthz", "/", "/api/v1/openapi.json")
 
 def open_path(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith("/static/")
+
+
+def freeze_startup_heap() -> None:
+    """Startup's ~80k objects (modules, DuckDB, the app) out of the collector's sight: each
+    full collection walked them all, 130-330 ms of the event loop on the shared machine with
+    book packets in and out to Elasticsearch; frozen, most runs had none (bench/es_sink.py
+    --server, bench/notes/es_sink.md). The real process only: tests start many servers in one."""
+    gc.collect()
+    gc.freeze()
 
 
 class LogsServer(Serving):
@@ -406,6 +416,15 @@ class LogsServer(Serving):
             self.registry.listeners.append(self.routes.update)
             self.registry.start()
         self.instance_health.start()
+
+    async def serve_forever(self) -> None:
+        """Serving's, with the heap of startup frozen once it has started."""
+        await self.start()
+        freeze_startup_heap()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         # 1. stop accepting; 2. leave the registry; 3. flush, fsync and seal the store.
