@@ -66,9 +66,7 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
     if first <= 0:
         return None
     marker = b"\n" + body[:first] + b"\n"  # no copy of the body: large copies cost page faults
-    pairs, odd = divmod(body.count(b"\n") + (not body.endswith(b"\n")), 2)
-    if odd or body.count(marker) + 1 != pairs:  # not the same action before each document
-        return None
+    actions = body.count(marker) + 1
     try:
         action_line = orjson.loads(body[:first])
     except orjson.JSONDecodeError:
@@ -81,9 +79,9 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
     index = meta.get("_index", default_index)
     if not isinstance(index, str | None):
         return None
-    # No action line can decode as a document (an action has a key no document has), so in a
-    # well-formed body the lines left are exactly those after each action. Blank lines are
-    # skipped by decode_lines: a body with any has fewer documents than pairs, and goes on.
+    # No action line can decode as a document (an action has a key no document has), and
+    # decode_lines skips blank lines: as many documents as actions is a well-formed body
+    # (an action without its document and a document without its action, both, would pass).
     docs = memoryview(body.replace(marker, b"\n"))[first + 1:]
     labels = None if index is None else {INDEX_LABEL: index}
     events = flat_events(docs, received)
@@ -93,12 +91,13 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
             ev.labels = raw  # one Raw for all: the encoder copies its bytes into each line
     if events is None:
         events = ecs_events(docs, received, labels)
-    if events is not None and len(events) == pairs:
+    if events is not None and len(events) == actions:
         return BulkParse(events=events, uniform=(action, index))
     if b"\n\n" in body:  # a blank line: lines cannot be paired by position
         return None
     lines = body.rstrip(b"\n").split(b"\n")  # documents of any shape: paired by position
-    if len(set(lines[0::2])) != 1:
+    pairs, odd = divmod(len(lines), 2)
+    if odd or actions != pairs or len(set(lines[0::2])) != 1:
         return None
     out = BulkParse()  # read one at a time, under the one action
     for i, doc_line in enumerate(lines[1::2]):
