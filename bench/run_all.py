@@ -41,6 +41,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                         "4 connections into one worker, --fsync batch; events/s and CPU per million.",
          [PY, "bench/ingest_http.py", "-n", "200000" if quick else "1000000", "--repeat", repeat,
           "--json", str(OUT / "ingest_http.json")]),
+        ("ingest_cpu", "The HTTP bulk paths' own work (parse, encode as stored, answer) for NDJSON "
+                       "and Elasticsearch bulk, in one process: CPU per million events.",
+         [PY, "bench/ingest_cpu.py", "-n", "100000" if quick else "400000", "--repeat", "2" if quick else "5",
+          "--json", str(OUT / "ingest_cpu.json")]),
         ("derive", "What storing book packets unparsed costs later: compaction and the Elasticsearch "
                    "encoder over the same events, stored as the book-block path writes them and "
                    "with their fields parsed at ingest.",
