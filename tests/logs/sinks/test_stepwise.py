@@ -73,3 +73,29 @@ def test_a_bulk_answer_reads_the_same_as_structs_and_as_dicts():
 ])
 def test_other_answers_are_read_as_any_json(raw):
     assert loads_answer(raw) == orjson.loads(raw)
+
+
+def test_an_answer_without_errors_is_checked_on_its_bytes_and_reads_the_same():
+    items = [{"create": {"_id": str(i), "status": 201}} for i in (10, 11, 12)]
+    raw = orjson.dumps({"errors": False, "took": 3, "items": items})
+    fast, plain = BulkAnswer(loads_answer(raw)), BulkAnswer(orjson.loads(raw))
+    assert fast._raw is not None and fast._items is None  # the items not read
+    assert fast.accepted(3, "10", "12") and plain.accepted(3, "10", "12")
+    assert fast._items is None
+    for n, first, last in ((2, "10", "12"), (3, "11", "12"), (3, "10", "11"), (3, "1", "12")):
+        assert not fast.accepted(n, first, last) and not plain.accepted(n, first, last)
+    assert (fast.errors, len(fast), fast.items) == (plain.errors, len(plain), plain.items)
+
+
+@pytest.mark.parametrize("items", [
+    [{"create": {"_id": "12", "status": 201}}, {"create": {"_id": "11", "status": 201}},
+     {"create": {"_id": "10", "status": 201}}],  # out of order: not the common answer
+    [{"create": {"status": 201, "_id": "10"}}, {"create": {"_id": "{1}", "status": 201}},
+     {"create": {"_id": "12", "status": 200}}],  # other key order, braces in an id
+])
+def test_an_answer_the_bytes_cannot_vouch_for_is_read_item_by_item(items):
+    raw = orjson.dumps({"errors": False, "items": items})
+    fast, plain = BulkAnswer(loads_answer(raw)), BulkAnswer(orjson.loads(raw))
+    want = plain.accepted(3, "10", "12")
+    assert fast.accepted(3, "10", "12") == want and want == (items[0]["create"]["_id"] == "10")
+    assert fast.items == plain.items

@@ -102,17 +102,29 @@ class _Answer(msgspec.Struct, gc=False, forbid_unknown_fields=True):
     took: Any = None
 
 
+class _Accepted(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """An answer without errors: its items kept as bytes until someone asks for one."""
+
+    errors: bool
+    items: msgspec.Raw
+    took: Any = None
+
+
 _decode_answer = msgspec.json.Decoder(_Answer).decode
+_decode_accepted = msgspec.json.Decoder(_Accepted).decode
+_decode_items = msgspec.json.Decoder(list[_Item]).decode
 
 
 def loads_answer(data: bytes) -> Any:
     """A JSON answer; a ``_bulk`` one (it starts with ``errors`` under filter_path) as
     structs the garbage collector does not track. As dicts, the 10,000 of a 5000-item
     answer, alive while the collector ran, were promoted to its oldest generation: a full
-    collection every few bulks, 30-50 ms of the event loop each (bench/notes/es_sink.md)."""
+    collection every few bulks, 30-50 ms of the event loop each (bench/notes/es_sink.md).
+    Without errors, the items stay bytes: BulkAnswer.accepted checks them with bytes
+    operations, ~4x cheaper than reading 5000 items."""
     if data[:10] == b'{"errors":':
         try:
-            return _decode_answer(data)
+            return _decode_accepted(data) if data[10:16] == b"false," else _decode_answer(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             pass  # not the shape filter_path gives: read it as any answer
     return orjson.loads(data)
@@ -122,9 +134,13 @@ class BulkAnswer:
     """A ``_bulk`` answer: whether any item failed, how many items, and each on demand
     (``{"_id", "status", ...}``): an answer without errors is not looked at item by item."""
 
-    __slots__ = ("errors", "_items")
+    __slots__ = ("errors", "_items", "_raw")
 
     def __init__(self, body: Any) -> None:
+        self._raw: bytes | None = None
+        if isinstance(body, _Accepted):
+            self.errors, self._raw, self._items = body.errors, bytes(body.items), None
+            return
         if isinstance(body, _Answer):
             self.errors, self._items = body.errors, body.items
             return
@@ -134,12 +150,33 @@ class BulkAnswer:
         self.errors = body.get("errors") is not False
         self._items = items
 
+    def _read(self) -> list[Any]:
+        if self._items is None:
+            self._items = _decode_items(self._raw)
+        return self._items
+
+    def accepted(self, n: int, first_id: str, last_id: str) -> bool:
+        """No errors, ``n`` items, the first and last ours: the common answer, whole.
+        On the bytes of the items when they are still bytes: each item has one ``_id`` key
+        (filter_path keeps ``_id``, ``status`` and ``error``, and a string holds no
+        unescaped quote), the first item's ends at the first ``}``, the last's starts at
+        the last ``{``; anything else reads the items and answers from them."""
+        if self.errors:
+            return False
+        raw = self._raw
+        if raw is not None:
+            head, tail = raw[:raw.find(b"}") + 1], raw[raw.rfind(b"{"):]
+            if raw.count(b'"_id":') == n and b'"_id":"%s"' % first_id.encode() in head \
+                    and b'"_id":"%s"' % last_id.encode() in tail:
+                return True
+        return len(self) == n and self.item(0).get("_id") == first_id and self.item(-1).get("_id") == last_id
+
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._read())
 
     def item(self, i: int) -> dict[str, Any]:
         """``{"create": {...}}`` -> ``{...}``."""
-        it = self._items[i]
+        it = self._read()[i]
         if isinstance(it, _Item):
             result = it.create or it.index or it.update or it.delete
             return result.as_dict() if result is not None else {}
@@ -147,7 +184,7 @@ class BulkAnswer:
 
     @property
     def items(self) -> list[dict[str, Any]]:
-        return [self.item(i) for i in range(len(self._items))]
+        return [self.item(i) for i in range(len(self))]
 
 
 class _Backend:

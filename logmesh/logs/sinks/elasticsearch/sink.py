@@ -368,9 +368,7 @@ class ElasticsearchSink:
                     deadletters: list[bytes]) -> tuple[list[int], bool, str]:
         """Count what went in, dead-letter what was refused; returns (to retry, progress, why)."""
         seqs = block.seqs
-        if not answer.errors and len(answer) == len(group) and \
-                answer.item(0).get("_id") == str(seqs[group[0]]) and \
-                answer.item(-1).get("_id") == str(seqs[group[-1]]):
+        if answer.accepted(len(group), str(seqs[group[0]]), str(seqs[group[-1]])):
             self.sent.inc(len(group))  # the common answer: every item in, nothing to look at
             return [], True, ""
         items = answer.items
