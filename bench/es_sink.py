@@ -288,7 +288,8 @@ def server_compare(events: int, rounds: int) -> dict:
     for r in range(rounds):
         for name in (("plain", "frozen") if r % 2 == 0 else ("frozen", "plain")):
             with tempfile.NamedTemporaryFile(suffix=".json") as out:
-                subprocess.run([sys.executable, "bench/es_sink.py", "--server", str(events), "--json", out.name]
+                subprocess.run([sys.executable, "bench/es_sink.py", "--server", str(events), "--once",
+                                "--json", out.name]
                                + (["--gc-freeze"] if name == "frozen" else []), cwd=ROOT, check=True)
                 runs[name].append(json.loads(Path(out.name).read_text()))
     summary = {name: {"full_collections": statistics.median(x["full_collections"]["count"] for x in xs),
@@ -390,11 +391,12 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=8)
     ap.add_argument("--server", type=int, default=0, metavar="N",
                     help="a logs server with the sink, N book packets in: its full collections")
+    ap.add_argument("--once", action="store_true", help="with --server: one run, not the paired rounds")
     ap.add_argument("--gc-freeze", action="store_true",
                     help="with --server: gc.freeze() once the server has started, as `logmesh logs` does")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
-    if args.server and (args.gc_freeze or args.json):
+    if args.server and args.once:
         result = asyncio.run(server_run(args.server, args.gc_freeze))
     elif args.server:
         result = server_compare(args.server, args.rounds)

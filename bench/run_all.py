@@ -79,6 +79,14 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                     "beside the sink of main before issue 21 (paired, alternating rounds).",
          [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000", "--baseline", "5287388",
           "--rounds", "1" if quick else "3", "--json", str(OUT / "es_sink.json")]),
+        ("es_sink_book", "The sink beside itself before the book-packet work of issue 21 (173f4ca: "
+                         "derived in passes with Python per event, zlib's gzip), both shapes, paired.",
+         [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000", "--baseline", "173f4ca",
+          "--baseline-batch", "5000", "--rounds", "1" if quick else "3", "--json", str(OUT / "es_sink_book.json")]),
+        ("es_sink_gc", "A logs server with the sink, book packets in and out: its full collections "
+                       "with and without the gc.freeze() it does once started, alternating.",
+         [PY, "bench/es_sink.py", "--server", "20000" if quick else "100000", "--rounds", "1" if quick else "3",
+          "--json", str(OUT / "es_sink_gc.json")]),
         ("es_sink_exactly_once", "The sink through faults (429, 503, dropped connections) and "
                                  "kill -9 of its process: every event once in the fake cluster.",
          [PY, "bench/es_sink.py", "--exactly-once", "100000" if quick else "1000000",
