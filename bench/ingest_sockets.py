@@ -19,6 +19,11 @@ trees in the same round, in alternating order, and the report adds the median
 of the per-round CPU ratios of the second tree to the first (a before/after
 pairing: ``git archive main | tar -x -C /tmp/base`` then ``--code /tmp/base
 --code .``).
+
+``--micro`` measures the syslog hot path alone instead: ``SyslogDecoder.encode_block``
+over the same reads (loadgen's syslog lines in 64 KiB reads, split by lines.py), CPU
+microseconds per event, in a fresh process per tree and round (alternating), without the
+socket, the writer or the query view's threads that the server's figure includes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -57,6 +63,37 @@ def one(path: str, connections: int, events: int, workdir: Path, code: Path | No
                    loadgen_args=["--syslog"] if path == "syslog" else [])
 
 
+# One process per tree: its own logmesh (the working directory comes first on sys.path).
+MICRO = """
+import sys, time
+sys.path.insert(1, {bench!r})
+from loadgen import build_batches
+from logmesh.logs.ingest.lines import LineSplitter
+from logmesh.logs.ingest.syslog import SyslogDecoder
+splitter = LineSplitter(1 << 20)
+reads = [splitter.feed(b)[0] for b, _ in build_batches(0, {events}, lines=True,
+                                                        batch_bytes=64 * 1024, seed=1, syslog=True)]
+decoder, seq = SyslogDecoder(), [0]
+def reserve(n):
+    seq[0] += n
+    return range(seq[0] - n, seq[0])
+best = None
+for _ in range(3):
+    t = time.process_time()
+    for lines in reads:
+        assert decoder.encode_block(lines, 1795968000000, ("127.0.0.1", 40000), reserve)
+    best = min(best or 1e9, time.process_time() - t)
+print(best / {events} * 1e6)
+"""
+
+
+def micro(code: Path | None, events: int) -> float:
+    """encode_block's CPU µs per event in ``code``'s tree (the best of 3 passes)."""
+    out = subprocess.run([sys.executable, "-c", MICRO.format(bench=str(HERE), events=events)],
+                         cwd=code, capture_output=True, text=True, check=True).stdout
+    return float(out)
+
+
 def _median_ratio(tops: list[dict], bottoms: list[dict], key: str) -> float | None:
     """Median over rounds of top[key] / bottom[key] (runs paired by round)."""
     by_round = {r["round"]: r for r in bottoms}
@@ -74,12 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--code", type=Path, action="append", default=[],
                     help="run the server from this checkout; given twice, both in every round "
                          "(alternating), for a before/after pairing")
+    ap.add_argument("--micro", action="store_true",
+                    help="encode_block alone, in process (CPU µs per event), not the server")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     conns = [int(c) for c in a.connections.split(",")]
     paths = tuple(p for p in PATHS if p in a.paths.split(","))
     codes: list[Path | None] = [c.resolve() for c in a.code] or [None]
     label = {c: ("" if len(codes) < 2 else f"@{c.name}") for c in codes}  # type: ignore[union-attr]
+    if a.micro:
+        return report_micro(codes, label, a.rounds, min(a.events, 300_000), a.json)
     runs: list[dict] = []
     for rnd in range(a.rounds):
         order = paths if rnd % 2 == 0 else paths[::-1]
@@ -130,6 +171,27 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"rows": rows, "runs": runs}, indent=1))
+    return 0
+
+
+def report_micro(codes: list[Path | None], label: dict, rounds: int, events: int,
+                 out: Path | None) -> int:
+    got: dict[Path | None, list[float]] = {c: [] for c in codes}
+    for rnd in range(rounds):
+        for code in codes if rnd % 2 == 0 else codes[::-1]:
+            got[code].append(micro(code, events))
+            print(f"round {rnd} encode_block{label[code]}: {got[code][-1]:.3f} CPU µs/event",
+                  file=sys.stderr, flush=True)
+    print("| tree | CPU µs per event (median) | runs | / first tree's (median of rounds) |")
+    print("|---|--:|---|--:|")
+    first = got[codes[0]]
+    for code in codes:
+        ratio = statistics.median(x / f for x, f in zip(got[code], first, strict=True))
+        print(f"| encode_block{label[code]} | {statistics.median(got[code]):.3f} | "
+              f"{', '.join(f'{x:.3f}' for x in got[code])} | {ratio:.2f} |")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({str(c): v for c, v in got.items()}, indent=1))
     return 0
 
 

@@ -263,12 +263,11 @@ class SyslogDecoder:
         cols[-1] = cols[-1][:-1]  # the string's closing quote
         try:
             heads = self._heads_of(cols)
-        except KeyError:  # a value not seen yet: made for the read's distinct values, then again
+        except KeyError:  # a value not seen yet: made for the read's distinct values
             try:
-                self._learn(cols)
+                heads = self._learn(cols)
             except Rejected:
                 return None
-            heads = self._heads_of(cols)
         stamps = list(map(sub, map(add, map(self._second_ms.__getitem__, cols[1::_STRIDE]),
                                    map(_FRACTION_MS.__getitem__, cols[2::_STRIDE])),
                           map(_ZONE_MS, heads)))
@@ -294,8 +293,9 @@ class SyslogDecoder:
         return list(map(getitem, map(self._second_heads.__getitem__, cols[1::_STRIDE]),
                         cols[3::_STRIDE]))
 
-    def _learn(self, cols: list[Any]) -> None:
-        """Cache what a read holds that is not cached yet (Rejected for a value that is bad)."""
+    def _learn(self, cols: list[Any]) -> list[tuple[bytes, bytes, int]]:
+        """Cache what a read holds that is not cached yet (Rejected for a value that is bad);
+        returns its heads."""
         if len(self._second_ms) > CACHE_SIZE:
             self._second_ms.clear()
             self._second_heads.clear()
@@ -304,12 +304,17 @@ class SyslogDecoder:
             heads = self._heads.setdefault(pri, {})
             self._second_ms[key] = self._second(second.decode()) * 1000
             self._second_heads[key] = heads
+        try:  # most often a new second of senders already known: nothing more to make
+            return self._heads_of(cols)
+        except KeyError:
+            pass
         for key, zone_hdr in set(zip(cols[1::_STRIDE], cols[3::_STRIDE], strict=True)):
             heads = self._second_heads[key]
             if len(heads) > CACHE_SIZE:
                 heads.clear()
             if zone_hdr not in heads:
                 heads[zone_hdr] = self._head(key.partition(_PRI_END)[0], zone_hdr)
+        return self._heads_of(cols)
 
     def _head(self, pri_text: bytes, zone_hdr: bytes) -> tuple[bytes, bytes, int]:
         """What lines of one PRI, zone, HOSTNAME, APP-NAME, PROCID and MSGID share: the part

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 from click.testing import CliRunner
 
 from logmesh.cli import cli
 from tests.support.logs import HOST, metrics
+from tests.support.waiting import wait_for
 
 
 async def logmesh_query(server, q: str, *extra: str) -> list[dict]:
@@ -37,3 +39,16 @@ async def ingest_events(server, protocol: str) -> float:
         if name == "logmesh_ingest_events_total" and ("protocol", protocol) in labels:
             return value
     return 0.0
+
+
+async def wait_listening(port: int, what: str, timeout: float = 15) -> None:
+    """Until something accepts TCP connections on ``port`` (a relay we started: rsyslogd,
+    syslog-ng)."""
+    def listening() -> bool:
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    await asyncio.to_thread(wait_for, listening, timeout, what)

@@ -14,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.logs.ingest.sockets_support import ingest_errors, ingest_events, logmesh_query
+from tests.logs.ingest.sockets_support import (
+    ingest_errors,
+    ingest_events,
+    logmesh_query,
+    wait_listening,
+)
 from tests.support.logs import HOST, RawClient, stored, wait_until
-from tests.support.procs import Procs, free_port, wait_for
+from tests.support.procs import Procs, free_port
 
 
 @pytest.fixture
@@ -139,15 +144,7 @@ async def test_rsyslog_omfwd_relays_into_logmesh(syslog, tmp_path):
     procs = Procs(tmp_path)
     try:
         procs.start_script("rsyslogd", [rsyslogd, "-n", "-f", str(conf), "-i", str(work / "pid")])
-
-        def listening() -> bool:
-            try:
-                socket.create_connection((HOST, inport), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
-        await asyncio.to_thread(wait_for, listening, 15, "rsyslogd listening")
+        await wait_listening(inport, "rsyslogd listening")
         for i in range(3):
             await logger("--tcp", "-P", str(inport), "--rfc5424", "-t", "relayed",
                          "-p", "daemon.notice", f"relayed message {i}")

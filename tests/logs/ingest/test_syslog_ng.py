@@ -9,7 +9,6 @@ one on PATH is used first. Skipped only when neither is there.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import time
@@ -17,9 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.logs.ingest.sockets_support import ingest_errors, ingest_events, logmesh_query
+from tests.logs.ingest.sockets_support import (
+    ingest_errors,
+    ingest_events,
+    logmesh_query,
+    wait_listening,
+)
 from tests.support.logs import HOST, stored, wait_until
-from tests.support.procs import ROOT, Procs, free_port, wait_for
+from tests.support.procs import ROOT, Procs, free_port
 
 UNPACKED = ROOT / ".cache" / "syslog-ng"  # where .ci/run puts it (dpkg-deb -x)
 
@@ -70,15 +74,7 @@ async def test_syslog_ng_relays_into_logmesh(syslog, tmp_path):
     procs = Procs(tmp_path)
     try:
         sng = procs.start_script("syslog-ng", argv)
-
-        def listening() -> bool:
-            try:
-                socket.create_connection((HOST, inport), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
-        await asyncio.to_thread(wait_for, listening, 15, "syslog-ng listening")
+        await wait_listening(inport, "syslog-ng listening")
         sent_at = time.time()
         stamp = time.strftime("%b %d %H:%M:%S", time.localtime(sent_at)).replace(" 0", "  ", 1)
         lines = [f'<165>{stamp} web-3 billing[42]: invoice {i} "paid" in café №{i}\n'
