@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -54,13 +55,67 @@ def command(path: str, port: int, data: Path) -> list[str]:
     return [*cmd, "--port", str(free_port()), "--syslog-port", str(port)]
 
 
+class ThreadCpu:
+    """The server's CPU seconds by thread, sampled at each of ``measure``'s polls: the event
+    loop's thread (the main one: reading, decoding, appending) apart from all the others (the
+    writer's, the query view's DuckDB threads loading the live segment). The server is found by
+    its data directory in /proc/*/cmdline (Linux)."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = str(data).encode()
+        self.pid: int | None = None
+        self.first: tuple[float, float] | None = None
+        self.last: tuple[float, float] | None = None
+
+    def sample(self) -> None:
+        if self.pid is None:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if self.data in cmd and b"logmesh" in cmd:
+                    self.pid = int(pid)
+                    break
+            else:
+                return
+        main = other = 0.0
+        try:
+            for tid in os.listdir(f"/proc/{self.pid}/task"):
+                stat = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                secs = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                if int(tid) == self.pid:
+                    main += secs
+                else:
+                    other += secs
+        except OSError:  # a thread gone between the listing and its stat, or the server
+            return
+        self.first = self.first or (main, other)
+        self.last = (main, other)
+
+    def per_million(self, events: int) -> tuple[float | None, float | None]:
+        if not (self.first and self.last and events):
+            return None, None
+        return tuple(round((b - a) / events * 1e6, 2)  # type: ignore[return-value]
+                     for a, b in zip(self.first, self.last, strict=True))
+
+
 def one(path: str, connections: int, events: int, workdir: Path, code: Path | None) -> dict:
     data = workdir / "data"
     port = free_port()
     counter = LineCounter(data / "segments" / "*.ndjson")
-    return measure(command(path, port, data), port, counter, connections, events,
-                   verify_paths=counter.paths, name=path, cwd=code,
-                   loadgen_args=["--syslog"] if path == "syslog" else [])
+    threads = ThreadCpu(data)
+
+    def count() -> int:  # measure() polls this from before the load to its end
+        threads.sample()
+        return counter()
+
+    r = measure(command(path, port, data), port, count, connections, events,
+                verify_paths=counter.paths, name=path, cwd=code,
+                loadgen_args=["--syslog"] if path == "syslog" else [])
+    r["main_cpu_s_per_M"], r["other_cpu_s_per_M"] = threads.per_million(r["on_disk_after_stop"])
+    return r
 
 
 # One process per tree: its own logmesh (the working directory comes first on sys.path).
@@ -133,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                     r["round"], r["path"], r["name"] = rnd, path, path + label[code]
                     runs.append(r)
                     print(f"round {rnd} {r['name']:14} c={c}: {r['events_per_s']:,} events/s, "
-                          f"{r['cpu_s_per_M']} CPU s/M, on disk {r['on_disk_after_stop']:,}/"
+                          f"{r['cpu_s_per_M']} CPU s/M (event loop's thread "
+                          f"{r['main_cpu_s_per_M']}, others {r['other_cpu_s_per_M']}), on disk {r['on_disk_after_stop']:,}/"
                           f"{r['sent']:,}, dups {r.get('duplicates')}", file=sys.stderr, flush=True)
     rows = []
     for c in conns:
@@ -148,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                     "events_per_s_all": [r["events_per_s"] for r in rs],
                     "cpu_s_per_M": round(statistics.median(r["cpu_s_per_M"] or 0 for r in rs), 2),
                     "cpu_s_per_M_all": [r["cpu_s_per_M"] for r in rs],
+                    "main_cpu_s_per_M": statistics.median(r["main_cpu_s_per_M"] or 0 for r in rs),
+                    "main_cpu_s_per_M_all": [r["main_cpu_s_per_M"] for r in rs],
                     "mean_event_bytes": rs[0]["mean_event_bytes"],
                     "lost": sum(r["lost"] for r in rs),
                     "duplicates": sum(r.get("duplicates") or 0 for r in rs),
@@ -158,13 +216,15 @@ def main(argv: list[str] | None = None) -> int:
                              and r["connections"] == c], "cpu_s_per_M")
                     if code is not codes[0] else None,
                 })
-    print("| path | conns | events/s (median) | runs | CPU s per M (median) | runs | bytes/event "
-          "| lost | dups | syslog/book events/s | CPU / first tree's |")
-    print("|---|--:|--:|---|--:|---|--:|--:|--:|--:|--:|")
+    print("| path | conns | events/s (median) | runs | CPU s per M (median) | runs | event loop's "
+          "thread's CPU s per M (median) | runs | bytes/event | lost | dups | syslog/book "
+          "events/s | CPU / first tree's |")
+    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|")
     for r in rows:
         print(f"| {r['path']} | {r['connections']} | {r['events_per_s']:,} | "
               f"{', '.join(f'{x:,}' for x in r['events_per_s_all'])} | {r['cpu_s_per_M']} | "
-              f"{', '.join(str(x) for x in r['cpu_s_per_M_all'])} | "
+              f"{', '.join(str(x) for x in r['cpu_s_per_M_all'])} | {r['main_cpu_s_per_M']} | "
+              f"{', '.join(str(x) for x in r['main_cpu_s_per_M_all'])} | "
               f"{r['mean_event_bytes']} | {r['lost']} | {r['duplicates']} | "
               f"{'' if r['syslog_over_book'] is None else r['syslog_over_book']} | "
               f"{'' if r['cpu_over_first_tree'] is None else r['cpu_over_first_tree']} |")
