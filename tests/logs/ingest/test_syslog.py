@@ -182,6 +182,15 @@ def test_encode_block_stores_what_the_per_line_path_stores():
     assert block([PLAIN[2], b"<13>1 2026-11-29T16:00:00Z h a - - - caf\xe9"]) is None
 
 
+def test_encode_block_with_a_percent_in_the_source_address():
+    # the read's lines are one bytes % template: a link-local address's "%eth0" is not a format
+    import orjson
+
+    blob, _, _ = SyslogDecoder().encode_block(PLAIN[:2], NOW, ("fe80::1%eth0", 514),
+                                              lambda n: range(1, 1 + n))
+    assert [orjson.loads(line)["source.address"] for line in blob.splitlines()] == ["fe80::1%eth0"] * 2
+
+
 @pytest.mark.parametrize("odd", [
     b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",  # RFC 3164
     b'<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="b"] with structured data',
