@@ -20,8 +20,10 @@ and the action line is the seq between two constant pieces. Whether any line
 needs more than its bytes is counted over the whole block (a top-level key
 is written compactly by the encoder that stored it); only then do lines go
 one by one through :func:`encode_line`. Python's ``re`` over the block was
-4x slower than this (bench/notes/es_sink.md). The actions carry no
-``_index``: the request goes to ``/<target>/_bulk``.
+4x slower than this (bench/notes/es_sink.md). The documents of book packets
+stored unparsed, with their request's fields, come from book_docs.py, a few
+msgspec calls per block. The actions carry no ``_index``: the request goes to
+``/<target>/_bulk``.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ SEQ_KEY = b'{"seq":'  # how every stored line begins
 # values are escaped, so these counts cannot miss a line; a false alarm (the same key nested
 # in params) costs the per-line path, nothing else.
 FREE_FORM_KEYS = (b'"params":', b'"labels":')
-# Bytes of stored lines encoded per step on the event loop (encode_stepwise): ~0.15 ms of
-# HTTP-shaped events, ~1.3 ms of book packets (bench/notes/es_sink.md, "loop stalls").
+# Bytes of stored lines encoded per step on the event loop (encode_stepwise): ~0.25 ms of
+# HTTP-shaped events, ~0.5 ms of book packets on the shared machine (bench/notes/es_sink.md).
 STEP_BYTES = 64 * 1024
 GZIP_STEP = 128 * 1024  # bytes of body deflated per step on the loop: ~0.06 ms
 # ISA-L's deflate (python-isal), level 1: ~10x smaller NDJSON for ~0.2 us of CPU per book
