@@ -164,9 +164,12 @@ class HttpSite:
         self.limits, self.counters = limits, counters
         self.ssl_context, self.reuse_port = ssl_context, reuse_port
         self.log = _Log(log)
+        # No websockets (an Upgrade is answered as plain HTTP), no proxy headers trusted, no
+        # logging setup of uvicorn's own: the gateway logs through logmesh's loggers.
         self.config = uvicorn.Config(
-            app, http="httptools", interface="asgi3", lifespan="off", proxy_headers=False, access_log=False,
-            log_config=None, server_header=False, date_header=False,
+            app, http="httptools", ws="none", interface="asgi3", lifespan="off",
+            proxy_headers=False, access_log=False, log_config=None, server_header=False,
+            date_header=False,
             timeout_keep_alive=min(limits.header_timeout, DEFAULT_HTTP_IDLE_TIMEOUT))  # type: ignore[arg-type]
         self.config.load()
         self.state = ServerState()

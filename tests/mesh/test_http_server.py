@@ -64,6 +64,14 @@ async def test_an_answer_is_served_with_a_date(serve):
     assert b"\r\ndate: " in answer.lower()
 
 
+async def test_a_websocket_upgrade_is_answered_as_plain_http(serve):
+    site = await serve()
+    answer = await get(site, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                             b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"ok")
+
+
 async def test_a_head_that_never_completes_is_closed_at_the_header_timeout(serve):
     site = await serve(header_timeout=0.5)
     reader, writer = await asyncio.open_connection(HOST, site.port)
