@@ -32,8 +32,12 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .duck import duckdb
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TOKEN_CHARS_RE2 = "0-9A-Za-z_\\x{80}-\\x{10FFFF}"  # inside [...], as DuckDB's RE2 reads it
 SEP_RE2 = f"[^{TOKEN_CHARS_RE2}]"
@@ -239,41 +243,88 @@ class Blooms:
         return cls(m, raw)
 
 
+# Token bytes: ASCII letters folded to lower case, every other ASCII byte that is no token
+# character made a space, bytes >= 0x80 (UTF-8 of characters outside ASCII) kept: splitting
+# the result at ASCII whitespace cuts UTF-8 text into exactly the tokens :func:`tokens` finds.
+_TOKEN_BYTES = bytes(b + 32 if 65 <= b <= 90 else b if b >= 128 or chr(b).isalnum() or b == 95 else 32
+                     for b in range(256))
+
+
+def block_tokens(con: duckdb.DuckDBPyConnection, table: str, column: str, block_rows: int) -> Any:
+    """An Arrow table (blk, tok) of each block's distinct folded tokens, ASCII or not.
+
+    Why not SQL: DuckDB's ``regexp_extract_all`` + ``unnest`` + a hash aggregate over every
+    token cost ~2.5 CPU s per million events. Here each block's text is one string (DuckDB's
+    ``string_agg``), its bytes are mapped by one ``bytes.translate`` (offsets unchanged:
+    one byte for one), and Arrow splits it at ASCII whitespace and keeps the distinct
+    tokens: ~1 s (docs/benchmarks.md, "Compaction cost"). pyarrow is imported here, not at
+    start: only the worker that compacts pays for it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    batches = con.sql(f"SELECT rowid // {block_rows} AS b, string_agg({column}, ' ') AS s FROM {table} "
+                      "GROUP BY b ORDER BY b").to_arrow_table().to_batches()
+    parts, blks = [], []
+    for batch in batches:
+        text = batch.column(1)
+        if not pa.types.is_string(text.type):
+            text = text.cast(pa.string())
+        validity, offsets, data = text.buffers()
+        folded = pa.Array.from_buffers(pa.string(), len(text), [validity, offsets, pa.py_buffer(
+            (data.to_pybytes() if data is not None else b"").translate(_TOKEN_BYTES))],
+            text.null_count, text.offset)
+        lists = pc.ascii_split_whitespace(folded)
+        for blk, words in zip(batch.column(0).to_pylist(), lists, strict=True):
+            if words.values is None:  # the block has no text
+                continue
+            toks = pc.unique(words.values)
+            parts.append(toks)
+            blks.append(pa.nulls(len(toks), pa.int32()).fill_null(blk))
+    if not parts:
+        return pa.table({"blk": pa.array([], pa.int32()), "tok": pa.array([], pa.string())})
+    return pa.table({"blk": pa.concat_arrays(blks), "tok": pa.concat_arrays(parts)})
+
+
 def build_blooms(con: duckdb.DuckDBPyConnection, table: str, column: str, block_rows: int,
                  nblocks: int) -> Blooms:
-    """The filters of ``column`` of ``table`` (whose ``rowid`` keeps the file's row order),
-    computed in DuckDB in one pass over the text: the tokens of ``lower(text)``, distinct per
-    block, then keyed and hashed.
+    """The filters of ``column`` of ``table`` (whose ``rowid`` keeps the file's row order).
 
-    ``lower`` is DuckDB's (Unicode): on a token of ASCII characters it is the tokens' fold,
-    and it never moves a token's boundaries (no letter lowers to a separator), so every
-    ASCII-only key a query asks for is exact; keys with other characters are never asked
-    for (:func:`key_for`). It is 10x cheaper than folding A-Z alone with ``translate``.
+    Each block's distinct tokens come from :func:`block_tokens`; DuckDB keeps those a query
+    may ask for, keys and hashes them (``hash()``, as :func:`key_hash`); numpy sets the bits.
+    Kept: ASCII-only tokens that are not numbers or long hex ids (:func:`indexed`), and ``*``
+    + the first PREFIX characters of a token whose first PREFIX are ASCII and not all hex
+    digits (:func:`prefix_key`): exactly the keys :meth:`Blooms.of` is given in the tests.
+    A token with a character outside ASCII is never asked for whole (Python and DuckDB could
+    lower it apart), so it is left out: ``strlen`` (bytes) equals ``length`` (characters)
+    only for ASCII text.
     """
+    con.register("_toks", block_tokens(con, table, column, block_rows))
     unindexed = _UNINDEXED.pattern
-    con.execute(f"""
-CREATE OR REPLACE TEMP TABLE _keys AS
+    import numpy as np  # here, not at start: only the worker that compacts pays for it
+
+    keys = con.execute(f"""
 WITH t AS (
-  SELECT DISTINCT rowid // {block_rows} AS blk,
-         unnest(regexp_extract_all(lower({column}), '[{TOKEN_CHARS_RE2}]+')) AS t
-  FROM {table} WHERE {column} IS NOT NULL
+  SELECT blk, tok AS t FROM _toks WHERE tok <> '' AND NOT regexp_full_match(tok, '{unindexed}')
 ), k AS (
-  SELECT blk, t AS key FROM t WHERE NOT regexp_full_match(t, '{unindexed}')
+  SELECT blk, t AS key FROM t WHERE strlen(t) = length(t)
   UNION
-  SELECT blk, '*' || left(t, {PREFIX}) FROM t
-  WHERE length(t) >= {PREFIX} AND NOT regexp_full_match(t, '{unindexed}')
+  SELECT blk, '*' || left(t, {PREFIX}) FROM t WHERE length(t) >= {PREFIX} AND strlen(left(t, {PREFIX})) = {PREFIX}
+    AND NOT regexp_full_match(left(t, {PREFIX}), '[0-9a-f]+')
 )
-SELECT blk, hash(key) & 4294967295 AS h1, (hash(key) >> 32) | 1 AS h2 FROM k""")
-    most = con.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM _keys GROUP BY blk)").fetchone()[0]  # type: ignore[index]
-    m = max(64, -(-(most or 0) * BITS_PER_KEY // 64) * 64)
-    rows = con.execute(f"""
-SELECT blk, bitstring_agg(p, 0, {m - 1})::VARCHAR FROM (
-  SELECT blk, (h1 + i * h2) % {m} AS p FROM (SELECT blk, h1 % {m} AS h1, h2 % {m} AS h2 FROM _keys),
-  range({K}) r(i)
-) GROUP BY blk""").fetchall()
-    con.execute("DROP TABLE _keys")
-    size = m // 8
-    raw = bytearray(nblocks * size)
-    for blk, bits in rows:
-        raw[blk * size:(blk + 1) * size] = int(bits[::-1], 2).to_bytes(size, "little")
-    return Blooms(m, bytes(raw))
+SELECT blk, hash(key) AS h FROM k""").fetchnumpy()
+    con.unregister("_toks")
+    return filters_of(keys["blk"].astype(np.int64), keys["h"].astype(np.uint64), nblocks)
+
+
+def filters_of(blk: np.ndarray, h: np.ndarray, nblocks: int) -> Blooms:
+    """The filters of ``nblocks`` blocks from their distinct keys' hashes (block, hash):
+    ``m`` bits each for the most keys a block has, K bits a key set in numpy."""
+    import numpy as np
+    counts = np.bincount(blk, minlength=nblocks) if len(blk) else np.zeros(nblocks, dtype=np.int64)
+    m = max(64, -(-int(counts.max(initial=0)) * BITS_PER_KEY // 64) * 64)
+    um = np.uint64(m)
+    h1, h2 = (h & np.uint64(0xFFFF_FFFF)) % um, ((h >> np.uint64(32)) | np.uint64(1)) % um
+    pos = (h1[:, None] + np.arange(K, dtype=np.uint64)[None, :] * h2[:, None]) % um
+    bits = np.zeros((nblocks, m), dtype=bool)
+    bits[np.repeat(blk, K), pos.ravel().astype(np.int64)] = True
+    return Blooms(m, np.packbits(bits, axis=1, bitorder="little").tobytes())

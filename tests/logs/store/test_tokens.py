@@ -202,3 +202,26 @@ def test_filters_round_trip_and_refuse_damage():
             tokens.Blooms.decode(bad, 2)
     with pytest.raises(ValueError):
         tokens.Blooms.decode(doc, 3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(blocks=st.lists(st.lists(st.one_of(st.none(), TEXT), min_size=1, max_size=5), min_size=1, max_size=4))
+def test_filters_hold_exactly_the_keys_a_query_may_ask(blocks):
+    """Compaction's filters (tokens found in Arrow, hashed in DuckDB, bits set in numpy) are
+    bit for bit the filters of the reference keys, block by block; NULL messages add none."""
+    con = duckdb.connect()
+    rows = 8
+    messages = [m for blk in blocks for m in blk + [None] * (rows - len(blk))]
+    con.execute("CREATE TEMP TABLE m (message VARCHAR)")
+    con.executemany("INSERT INTO m VALUES (?)", [(m,) for m in messages])
+    built = tokens.build_blooms(con, "m", "message", rows, len(blocks))
+    want = tokens.Blooms.of([python_keys([m for m in blk if m is not None]) for blk in blocks])
+    assert (built.m, built.raw) == (want.m, want.raw)
+
+
+def test_filters_of_a_table_without_text():
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE m AS SELECT NULL::VARCHAR AS message FROM range(3)")
+    assert tokens.build_blooms(con, "m", "message", 2, 2) == tokens.Blooms(64, bytes(16))
+    con.execute("CREATE OR REPLACE TEMP TABLE m (message VARCHAR)")
+    assert tokens.build_blooms(con, "m", "message", 2, 0) == tokens.Blooms(64, b"")
