@@ -86,8 +86,10 @@ def with_request_fields(relation: str) -> str:
 # error record (those repeat a request already logged); an error is a log.level of error or worse,
 # or a status code >= 500. Compaction stores these per block and service (store/compact.py).
 _LEVEL = ident("log.level")
-REQUEST_SQL = (f"{ident('http.request.method')} IS NOT NULL AND NOT ({_LEVEL} IS NOT DISTINCT FROM 'error' "
-               f"AND json_extract(labels, '$.\"event.duration_ms\"') IS NULL)")
+# (labels' JSON is read only for error records: CASE evaluates its THEN for those rows alone,
+# where NOT (a AND b) parsed every request's labels; 0.1-0.2 CPU s per million at compaction)
+REQUEST_SQL = (f"{ident('http.request.method')} IS NOT NULL AND CASE WHEN {_LEVEL} IS NOT DISTINCT FROM 'error' "
+               f"THEN json_extract(labels, '$.\"event.duration_ms\"') IS NOT NULL ELSE true END")
 ERROR_SQL = (f"lower({_LEVEL}) IN ('error', 'critical', 'fatal', 'alert', 'emergency') "
              f"OR {ident('http.response.status_code')} >= 500")
 MESH_SELECT = (f"{ident('service.name')}, count(*) FILTER (WHERE {REQUEST_SQL}), "
