@@ -9,7 +9,8 @@ lines when a query runs) and, on a shared machine, its noise. This runs only the
 differs by protocol, with the same bodies (bench/ingest_http.py's builders, ~8 MB each):
 parsing the body into events (``http_ndjson.parse_body``, ``es_bulk.parse_bulk``), encoding
 them as the store's lines (the segment writer's ``encode_lines``, a seq each) and building
-the answer (``es_bulk.bulk_response``: the clients' full answer, or Beats' ``filter_path``).
+the answer (``es_bulk.bulk_response``: the clients' full answer, or Beats' ``filter_path``); besides
+bench/ingest_http.py's bodies, ``es-bulk-filebeat``: documents as Filebeat 8 sends them.
 Each round runs every checkout once, in turn, in a fresh process (``python`` in that checkout,
 so its ``logmesh`` is imported); the figure is the median of the rounds' process CPU seconds
 per million events.
@@ -23,16 +24,33 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import orjson
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from ingest_http import body_es, body_es_nested, body_ndjson, frames  # noqa: E402
 
+
+def body_filebeat(evs: list) -> bytes:
+    """What Filebeat 8 sends by default: its agent, ecs, input and host objects, the file
+    and the offset of each line, beside the message."""
+    return b"".join(b'{"create":{"_index":"filebeat-8"}}\n' + orjson.dumps(
+        {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".000Z",
+         "agent": {"name": "web-1", "type": "filebeat", "version": "8.17.0",
+                   "id": "5f2c0d4e-7a1b-4c3d-9e8f-0a1b2c3d4e5f"},
+         "ecs": {"version": "8.0.0"}, "input": {"type": "filestream"},
+         "host": {"name": "web-1", "hostname": "web-1", "architecture": "x86_64"},
+         "log": {"offset": i * 240, "file": {"path": f"/var/log/{svc}.log"}},
+         "message": msg}) + b"\n" for i, (ns, svc, msg) in enumerate(evs))
+
+
 PROTOCOLS = {"ndjson": (body_ndjson, None), "es-bulk": (body_es, ""),
              "es-bulk-beats": (body_es, "errors,items.*.error,items.*.status"),
-             "es-bulk-nested": (body_es_nested, "")}
+             "es-bulk-nested": (body_es_nested, ""), "es-bulk-filebeat": (body_filebeat, "")}
 
 # Run in the checkout measured: the bodies from a file, one JSON line of seconds out.
 CHILD = r"""

@@ -108,6 +108,10 @@ class _Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class _Log(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     level: str = "info"  # record_event's default; a null (no level) is not a str: refused here
     logger: str | None = None
+    # labels, as Filebeat sends them: log.file.* (kept as sent) and log.offset (absent: None;
+    # a null is not an int, refused here)
+    file: msgspec.Raw = msgspec.Raw(b"")
+    offset: int = None  # type: ignore[assignment]
 
 
 class _Url(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -137,8 +141,9 @@ class _Http(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class EcsDocument(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A document of nested ECS objects (``{"service": {"name": ...}, "log": {"level": ...},
-    "host": {...}}``, as Filebeat sends) whose leaves all map onto columns, but for ``host``:
-    its JSON is kept as sent and made into labels once per distinct value in a body."""
+    "host": {...}}``, as Filebeat sends) whose leaves all map onto columns, but for the
+    objects Filebeat adds (``host``, ``agent``, ``ecs``, ``input``, ``log.file``): their JSON
+    is kept as sent and made into labels once per distinct value in a body."""
 
     timestamp: _Millis | datetime = msgspec.field(default=None, name="@timestamp")  # type: ignore[assignment]
     message: str
@@ -149,6 +154,9 @@ class EcsDocument(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=F
     trace: _Trace = _Trace()
     error: _Error = _Error()
     host: msgspec.Raw = msgspec.Raw(b"")
+    agent: msgspec.Raw = msgspec.Raw(b"")
+    ecs: msgspec.Raw = msgspec.Raw(b"")
+    input: msgspec.Raw = msgspec.Raw(b"")
 
 
 _ecs_lines = msgspec.json.Decoder(EcsDocument).decode_lines
@@ -163,8 +171,10 @@ def ecs_events(docs: bytes | memoryview, received: int,
         decoded = _ecs_lines(docs)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
-    by_host: dict[bytes, msgspec.Raw] = {}
-    last_host, tags = None, msgspec.Raw(b"")
+    by_parts: dict[tuple[bytes, ...], bytes] = {}
+    last_parts: tuple | None = None
+    tags = msgspec.Raw(b"")
+    after = b""  # what follows log.offset in the labels: ",<the others>}"
     out: list[FlatEvent] = []
     append = out.append
     try:
@@ -178,31 +188,42 @@ def ecs_events(docs: bytes | memoryview, received: int,
                 ts = int(ts.timestamp() * 1000)  # parse_timestamp's arithmetic
                 if not 0 <= ts <= MAX_TIMESTAMP_MS:
                     return None
-            host = d.host
-            if host != last_host:  # a body's documents mostly come from one host
-                key = bytes(host)
-                tags = by_host.get(key)
-                if tags is None:
-                    tags = by_host[key] = _labels(key, labels)
-                last_host = host
-            http, lg = d.http, d.log
+            lg = d.log
+            parts = (d.host, d.agent, d.ecs, d.input, lg.file)
+            if parts != last_parts:  # a body's documents mostly come from one host and file
+                key = tuple(map(bytes, parts))
+                members = by_parts.get(key)
+                if members is None:
+                    members = by_parts[key] = _label_members(key, labels)
+                tags = msgspec.Raw(b"{%s}" % members if members else b"")
+                after = b",%s}" % members if members else b"}"
+                last_parts = parts
+            http = d.http
             # positional (FlatEvent's field order): keywords cost twice as much here
             append(FlatEvent(0, ts, received, d.service.name, http.request.method, d.url.path,
                              http.response.status_code, lg.level, lg.logger, d.message,
-                             d.error.stack_trace, d.trace.id, tags))
-    except (ValueError, TypeError):  # a host no reader could store (Rejected: too deep)
+                             d.error.stack_trace, d.trace.id,
+                             tags if lg.offset is None else
+                             msgspec.Raw(b'{"log.offset":%d%s' % (lg.offset, after))))
+    except (ValueError, TypeError):  # a label no reader could store (Rejected: too deep)
         return None
     return out
 
 
-def _labels(host: bytes, extra: dict[str, Any] | None) -> msgspec.Raw:
-    """The labels record_event makes of a ``host`` value (its leaves dotted), then ``extra``."""
-    tags: dict[str, Any] = {}
-    if host:
-        tags = record_event({"host": orjson.loads(host), "message": ""}, 0).labels or {}
+def _label_members(parts: tuple[bytes, ...], extra: dict[str, Any] | None) -> bytes:
+    """The labels record_event makes of these objects as sent (``host``, ``agent``, ``ecs``,
+    ``input``, ``log.file``), then ``extra``, as JSON object members (no braces)."""
+    host, agent, ecs, input_, file = parts
+    doc: dict[str, Any] = {"message": ""}
+    for name, raw in (("host", host), ("agent", agent), ("ecs", ecs), ("input", input_)):
+        if raw:
+            doc[name] = orjson.loads(raw)
+    if file:
+        doc["log"] = {"file": orjson.loads(file)}
+    tags = record_event(doc, 0).labels or {}
     for name, value in (extra or {}).items():
         tags.setdefault(name, value)
-    return msgspec.Raw(orjson.dumps(tags)) if tags else msgspec.Raw(b"")
+    return orjson.dumps(tags)[1:-1] if tags else b""
 
 
 def parse_timestamp(value: Any) -> int:

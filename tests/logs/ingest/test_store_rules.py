@@ -163,7 +163,14 @@ def test_nested_ecs_documents_store_the_same_line_by_either_path():
             {"@timestamp": 1795626000123, "message": "c ¶ 끝", "service": {}, "host": {"name": "web-1"}},
             {"message": "d", "host": None, "log": {}},
             {"message": "e", "http": {"response": {"status_code": None}}},
-            {"@timestamp": "2026-11-25T17:00:00.9999996Z", "message": "f"}]  # rounded alike
+            {"@timestamp": "2026-11-25T17:00:00.9999996Z", "message": "f"},  # rounded alike
+            *[{"@timestamp": "2026-11-25T17:00:01.250Z", "message": f"GET /{i} 200",  # Filebeat's own
+               "agent": {"name": "web-1", "type": "filebeat", "version": "8.17.0"},
+               "ecs": {"version": "8.0.0"}, "input": {"type": "filestream"},
+               "host": {"name": "web-1", "ip": ["10.0.0.1"]},
+               "log": {"offset": 1000 * i, "file": {"path": f"/var/log/{i % 2}.log"}}}
+              for i in range(3)],
+            {"message": "g", "log": {"file": {}, "offset": 0}}, {"message": "h", "agent": "x"}]
     body = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"
     fast = ecs_events(body, 1795626009999, {"es.index": "filebeat"})
     assert fast is not None
@@ -177,6 +184,10 @@ def test_nested_ecs_documents_store_the_same_line_by_either_path():
 
     assert lines(fast) == lines(slow)
     assert lines(fast)[0]["labels"] == {"host.name": "web-1", "host.os.family": "x", "es.index": "filebeat"}
+    assert lines(fast)[7]["labels"] == {
+        "agent": {"name": "web-1", "type": "filebeat", "version": "8.17.0"}, "ecs": {"version": "8.0.0"},
+        "input": {"type": "filestream"}, "host.name": "web-1", "host.ip": ["10.0.0.1"],
+        "log.offset": 1000, "log.file.path": "/var/log/1.log", "es.index": "filebeat"}
     assert ecs_events(b'{"message": "x", "service": {"name": "s"}}', 1)[0].labels == msgspec.Raw(b"")
     for other in ({"message": "x", "log": {"level": None}}, {"message": "x", "http": {"request": {}}},
                   {"message": "x", "service": None}, {"message": "x", "service": {"version": "1"}},
@@ -184,7 +195,9 @@ def test_nested_ecs_documents_store_the_same_line_by_either_path():
                   {"message": "x", "@timestamp": "0001-01-01T00:00:00Z"}, {"message": 7},
                   {"service": {"name": "s"}}, {"message": "x", "url": {"path": 7}},
                   {"message": "x", "http": {"response": {"status_code": "200"}}},
-                  {"message": "x", "host": {"a": [[[[0]]]] * 1}, "team": "core"}):
+                  {"message": "x", "host": {"a": [[[[0]]]] * 1}, "team": "core"},
+                  {"message": "x", "log": {"offset": None}}, {"message": "x", "log": {"offset": 1.5}},
+                  {"message": "x", "log": {"file": {"path": "p"}, "flags": ["x"]}}):
         assert ecs_events(orjson.dumps(other), 1) is None, other
     deep = b'{"message": "x", "host": ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}"
     assert ecs_events(deep, 1) is None  # too deep to store: the per-document path refuses it
