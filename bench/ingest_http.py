@@ -104,6 +104,30 @@ def body_otlp_protobuf(evs: list) -> bytes:
     return req.SerializeToString()
 
 
+def body_otlp_protobuf_sdk(evs: list) -> bytes:
+    """What the OpenTelemetry Python SDK's logging bridge sends: code.* attributes on every
+    record and the trace and span ids of the span it was logged in (the per-record path)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+    req = ExportLogsServiceRequest()
+    for svc, group in _otlp_groups(evs).items():
+        rl = req.resource_logs.add()
+        rl.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=svc)))
+        sl = rl.scope_logs.add()
+        sl.scope.name = "bench"
+        sl.log_records.extend(LogRecord(
+            time_unix_nano=ns, observed_time_unix_nano=ns, severity_number=9, severity_text="INFO",
+            body=AnyValue(string_value=msg), trace_id=(ns % 2**64).to_bytes(16, "big"),
+            span_id=(ns % 2**64).to_bytes(8, "big"), flags=1, attributes=[
+                KeyValue(key="code.filepath", value=AnyValue(string_value=f"/srv/{svc}/app.py")),
+                KeyValue(key="code.function", value=AnyValue(string_value="handle")),
+                KeyValue(key="code.lineno", value=AnyValue(int_value=42))])
+            for ns, _, msg in group)
+    return req.SerializeToString()
+
+
 def body_otlp_json(evs: list) -> bytes:
     return orjson.dumps({"resourceLogs": [
         {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
@@ -146,6 +170,7 @@ HTTP = {
                        lambda s, b: sum(1 for i in orjson.loads(b)["items"]
                                         if i["create"]["status"] == 201) if s == 200 else 0),
     "otlp-protobuf": ("/v1/logs", "application/x-protobuf", body_otlp_protobuf, None),
+    "otlp-protobuf-sdk": ("/v1/logs", "application/x-protobuf", body_otlp_protobuf_sdk, None),
     "otlp-json": ("/v1/logs", "application/json", body_otlp_json, None),
     "loki-protobuf": ("/loki/api/v1/push", "application/x-protobuf", body_loki_protobuf, None),
     "loki-json": ("/loki/api/v1/push", "application/json", body_loki_json, None),
@@ -218,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--posts", type=int, default=4, help="concurrent connections (and TCP ones)")
     ap.add_argument("--body-bytes", type=int, default=8 << 20)
-    ap.add_argument("--protocols", default=",".join(PROTOCOLS))
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS),
+                    help="of PROTOCOLS and otlp-protobuf-sdk (records as the OTel Python SDK "
+                         "sends them: attributes, ids; not run by default)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--code", type=Path, action="append", default=[],
                     help="run the HTTP protocols' servers from this checkout (python -m logmesh "

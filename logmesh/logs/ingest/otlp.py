@@ -155,7 +155,8 @@ def otlp_event(received: int, res: Resource, logger: str | None, *, time_ns: int
                 extra[_RENAMED.get(name, name)] = value
         if span_id:
             extra["span.id"] = span_id
-        if depth(extra) > MAX_DEPTH:
+        kinds = set(map(type, extra.values()))  # walked only when a value nests (a third of
+        if (dict in kinds or list in kinds) and depth(extra) > MAX_DEPTH:  # the SDK's cost)
             raise Rejected("too_deep", f"attributes nested deeper than {MAX_DEPTH} levels")
         apply_extra(ev, extra)
     return ev

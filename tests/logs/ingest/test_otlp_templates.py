@@ -128,3 +128,4 @@ def test_a_body_is_stored_only_as_a_json_string_in_utf8(value):
         return
     fast = otlp_json.parse_json(body, RECEIVED)
     assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
+
