@@ -115,7 +115,7 @@ class HttpSources:
         return None
 
     async def store_block(self, protocol: str, block: LineBlock) -> str | None:
-        """:meth:`store` for lines built from templates (line_block.py): seqs given here."""
+        """:meth:`store` for a body's lines as columns (line_block.py): seqs given here."""
         if not block.count:
             return None
         if self.writer.failure is not None:

@@ -1,4 +1,4 @@
-"""Loki push (``POST /loki/api/v1/push``): JSON, or snappy-compressed protobuf -> events.
+"""Loki push (``POST /loki/api/v1/push``): JSON, or snappy-compressed protobuf -> stored lines.
 
 Sans-I/O. The protobuf messages are Loki's ``push.proto`` (PushRequest,
 StreamAdapter, EntryAdapter, LabelPairAdapter), built here from a descriptor
@@ -182,7 +182,7 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
 
     Each stream's labels are read once; its entries' seconds, nanos and lines come as lists
     from one parse of the column view, the lines JSON-encoded in one call, and the stored
-    lines are joined from templates (line_block.py). A stream with structured metadata, an
+    lines are encoded as one run (line_block.py). A stream with structured metadata, an
     empty line, a timestamp of 0 or out of range takes the per-entry path.
     """
     try:
@@ -206,7 +206,7 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
         entries = columns.streams[i].entries
         secs, nanos = entries.timestamp.seconds, entries.timestamp.nanos
         # every entry with its seconds (never 0: no entry at 0 ns, stamped when received), its
-        # nanos (or none has any), its line and no metadata: one template run
+        # nanos (or none has any), its line and no metadata: one run
         if len(secs) == n and len(nanos) in (0, n) and len(entries.line) == n and \
                 not entries.structuredMetadata and (not nanos or min(nanos) >= 0) and _run(
                     out, stream, received, [x * 1000 for x in secs] if not nanos else

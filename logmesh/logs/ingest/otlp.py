@@ -4,7 +4,7 @@
 Sans-I/O: a body in, the stored lines (line_block.py, seqs given when stored)
 and the refused records out. Both encodings walk one shape (resource, scope,
 record) into one of two builders, so a field maps the same way whichever the
-exporter sends: :func:`add_run`, a scope's records as byte templates, for
+exporter sends: :func:`add_run`, a scope's records as columns (one run), for
 the usual scope (string bodies, no record attributes, the same fields set on
 every record), and :func:`otlp_event`, an Event per record, for any other.
 The protobuf is parsed by the ``opentelemetry-proto`` package's generated
@@ -187,7 +187,7 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
 
     The generated classes parse the body (so what they refuse is refused) and give the
     resources, scopes and record counts; each scope's records are read as columns from a
-    second parse (otlp_columns.py) and stored from templates. A scope the columns do not
+    second parse (otlp_columns.py) and stored as one run. A scope the columns do not
     cover (attributes, a body that is not a string, ids on some records only) is walked
     a record at a time.
     """
@@ -233,7 +233,7 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
 
 
 def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs: Any) -> bool:
-    """A scope's ``n`` records from their columns as one template run, if they fit one."""
+    """A scope's ``n`` records from their columns as one run, if they fit one."""
     if not otlp_columns.plain_bodies(recs, n):
         return False
     times = otlp_columns.stamps(recs, n)

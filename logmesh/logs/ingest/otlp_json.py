@@ -1,7 +1,7 @@
 """OTLP JSON (``POST /v1/logs`` with ``application/json``) -> stored lines, mapped as otlp.py maps.
 
 The usual shape (string bodies, no record attributes) is decoded by msgspec
-into structs (C) and stored from templates (``otlp.add_run``), each body as
+into structs (C) and stored as runs (``otlp.add_run``), each body as
 the JSON literal it came as, checked in one pass; any other scope, or a body
 msgspec's structs do not fit, is read by orjson and walked a record at a
 time. OTLP JSON writes trace and span ids as hex, not as protobuf JSON's
@@ -97,7 +97,7 @@ _trace, _span, _string = attrgetter("traceId"), attrgetter("spanId"), attrgetter
 def parse_json(body: bytes, received: int) -> Parsed:
     """OTLP JSON (protobuf's JSON mapping, ids in hex) -> stored lines.
 
-    Scopes of string bodies without attributes are stored from templates, their bodies as
+    Scopes of string bodies without attributes are stored as runs, their bodies as
     the JSON literals they came as; any other scope is walked a record at a time (orjson).
     """
     try:
@@ -124,7 +124,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
 
 
 def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, recs: list) -> bool:
-    """A scope's records as one template run, if they fit one (else False, nothing added)."""
+    """A scope's records as one run, if they fit one (else False, nothing added)."""
     bodies = list(map(_body, recs))
     if None in bodies or any(map(_attributes, recs)):
         return False

@@ -1,4 +1,4 @@
-"""Loki entries stored from templates (line_block.py, the column view of the protobuf, msgspec
+"""Loki entries stored as runs (line_block.py, the column view of the protobuf, msgspec
 for JSON) give the very lines the per-entry path gives (issue 19): both run on one body."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ PB_CASES = {
 
 @pytest.mark.parametrize("streams", PB_CASES.values(), ids=PB_CASES.keys())
 @pytest.mark.parametrize("labels", LABELS)
-def test_protobuf_templates_store_what_the_per_entry_path_stores(monkeypatch, streams, labels):
+def test_protobuf_runs_store_what_the_per_entry_path_stores(monkeypatch, streams, labels):
     body = protobuf(*[(labels, e) for e in streams])
     fast = loki.parse_protobuf(body, RECEIVED, 1 << 30)
     monkeypatch.setattr(loki, "_run", lambda *a: False)
@@ -59,7 +59,7 @@ def test_protobuf_templates_store_what_the_per_entry_path_stores(monkeypatch, st
     assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
 
 
-def test_plain_streams_take_the_templates():
+def test_plain_streams_are_stored_as_runs():
     """The comparison above is not of one path with itself."""
     parsed = loki.parse_protobuf(protobuf(('{app="a"}', entries(5))), RECEIVED, 1 << 30)
     assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"]
@@ -84,7 +84,7 @@ JSON_VALUES = {
 
 @pytest.mark.parametrize("values", JSON_VALUES.values(), ids=JSON_VALUES.keys())
 @pytest.mark.parametrize("labels", ['{"app": "shop", "level": "WARN"}', "{}", '{"n": 1}'])
-def test_json_templates_store_what_the_per_entry_path_stores(values, labels):
+def test_json_runs_store_what_the_per_entry_path_stores(values, labels):
     values = values if isinstance(values, str) else orjson.dumps(values).decode()
     body = ('{"streams": [{"stream": ' + labels + ', "values": ' + values + '}, '
             '{"stream": {"job": "j"}, "values": [["' + str(NS) + '", "b"]]}]}').encode()

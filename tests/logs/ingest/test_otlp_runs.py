@@ -1,4 +1,4 @@
-"""OTLP records stored from templates (otlp_columns.py, line_block.py) give the very lines
+"""OTLP records stored as runs (otlp_columns.py, line_block.py) give the very lines
 the per-record path gives (issue 19): every mapping is checked by running both on one body."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ PB_CASES = {
 
 @pytest.mark.parametrize("scopes", PB_CASES.values(), ids=PB_CASES.keys())
 @pytest.mark.parametrize("resource", ["default", "none", "ECS-named"])
-def test_protobuf_templates_store_what_the_per_record_path_stores(monkeypatch, scopes, resource):
+def test_protobuf_runs_store_what_the_per_record_path_stores(monkeypatch, scopes, resource):
     attrs = {"default": None, "none": [], "ECS-named": [
         kv("service.name", string_value="x"), kv("log.level", string_value="error")]}[resource]
     body = pb_body(*scopes, resource=attrs)
@@ -77,8 +77,8 @@ def test_protobuf_templates_store_what_the_per_record_path_stores(monkeypatch, s
     assert fast.block.count == slow.block.count and fast.block.count > 0
 
 
-def test_templates_are_used_for_plain_scopes(monkeypatch):
-    """The comparison above is not of one path with itself: plain scopes take the templates."""
+def test_plain_scopes_are_stored_as_runs():
+    """The comparison above is not of one path with itself: plain scopes take a run."""
     parsed = otlp.parse_protobuf(pb_body(PB_CASES["plain"][0]), RECEIVED)
     assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"]
     doc = orjson.loads(otlp_json_body(PB_CASES["plain"][0]))
@@ -107,7 +107,7 @@ JSON_CASES = {name: scopes[0] for name, scopes in PB_CASES.items() if len(scopes
                                    {"traceId": "nothex" * 5 + "zz"}, {"severityNumber": "SEVERITY_NUMBER_ERROR"},
                                    {"severityNumber": "SEVERITY_NUMBER_NOPE"}, {"timeUnixNano": "0"},
                                    {"timeUnixNano": "soon"}, {"attributes": []}, {"flags": 1}])
-def test_json_templates_store_what_the_per_record_path_stores(records, extra):
+def test_json_runs_store_what_the_per_record_path_stores(records, extra):
     body = otlp_json_body(records, **extra)
     fast, slow = otlp_json.parse_json(body, RECEIVED), otlp_json._parse_json_slow(body, RECEIVED)
     assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
