@@ -207,9 +207,9 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
                 continue
             logger = sl.scope.name
             if columns is None:
-                columns = otlp_columns.parse(body)
-            recs = columns.resource_logs[i].scope_logs[j].log_records
-            if _pb_run(out, res, logger, received, n, recs):
+                columns = otlp_columns.parse(body) or False
+            if columns and _pb_run(out, res, logger, received, n,
+                                   columns.resource_logs[i].scope_logs[j].log_records):
                 continue
             events = []
             for rec in sl.log_records:

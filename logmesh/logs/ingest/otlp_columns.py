@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 
 def _build() -> Any:
@@ -64,9 +65,14 @@ def _build() -> Any:
 _Request = _build()
 
 
-def parse(body: bytes) -> Any:
-    """The column view of a body the generated classes parsed already (so it parses)."""
-    return _Request.FromString(body)
+def parse(body: bytes) -> Any | None:
+    """The column view of a body the generated classes parsed already; None, should it not
+    parse as this view (no known body does: the types are the same), and then every scope
+    is walked a record at a time."""
+    try:
+        return _Request.FromString(body)
+    except DecodeError:
+        return None
 
 
 def plain_bodies(recs: Any, n: int) -> bool:
