@@ -34,7 +34,7 @@ class Line(msgspec.Struct, omit_defaults=True, gc=False):
     """A stored line of a run: the fields of :class:`~logmesh.logs.event.Event` the foreign
     protocols set, in its order and with its names, so both encode alike; positional, so
     that ``map`` makes a run's lines. ``message`` may be a JSON literal as it came (Raw),
-    ``labels`` the labels object's JSON text."""
+    ``labels`` a dict or the labels object's JSON text."""
 
     seq: int
     timestamp: int = msgspec.field(name="@timestamp")
@@ -45,7 +45,7 @@ class Line(msgspec.Struct, omit_defaults=True, gc=False):
     logger: str | None = msgspec.field(default=None, name="log.logger")
     message: str | msgspec.Raw | None = None
     trace_id: str | None = msgspec.field(default=None, name="trace.id")
-    labels: msgspec.Raw | None = None
+    labels: Any = None  # a dict, or the labels object's JSON text (Raw)
 
 
 _NOT_A_STRING = re.compile(rb'\n[^"]')  # in raws joined by newlines: a value that starts otherwise

@@ -25,6 +25,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -110,14 +112,19 @@ class Resource:
 
 def add_run(out: Parsed, res: Resource, logger: str | None, received: int, stamps: list[int],
             levels: str | list[str], messages: list, trace_ids: list[str] | None,
-            span_ids: list[str] | None) -> bool:
+            span_ids: list[str] | None, attrs: tuple[list[str], list[list]] = ([], [])) -> bool:
     """One scope's records as a run (line_block.py); False, and nothing added, if the
-    resource's attributes or a timestamp need the per-record path. ``levels``: one for all
-    or one per record; ids in lower-case hex, or None."""
+    resource's attributes, the records' or a timestamp need the per-record path.
+    ``levels``: one for all or one per record; ids in lower-case hex, or None; ``attrs``:
+    the records' attribute keys and a list of values per key (otlp_columns.attributes)."""
     labels = res.labels()
     if labels is None or min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
         return False
-    if span_ids is not None:  # {...the resource's, "span.id": id}, as the JSON text Event makes
+    if attrs[0]:
+        label_col = _attribute_labels(labels, *attrs, span_ids)
+        if label_col is None:
+            return False
+    elif span_ids is not None:  # {...the resource's, "span.id": id}, as the JSON text Event makes
         head = _encode({**labels, "span.id": ""})[:-2]  # ends with "span.id":"
         label_col: Any = list(map(msgspec.Raw, [head + s.encode() + b'"}' for s in span_ids]))
     else:
@@ -126,6 +133,28 @@ def add_run(out: Parsed, res: Resource, logger: str | None, received: int, stamp
                       service_instance=res.instance, level=levels, logger=logger or None,
                       message=messages, trace_id=trace_ids, labels=label_col)
     return True
+
+
+def _attribute_labels(labels: dict[str, Any], keys: list[str], values: list[list],
+                      span_ids: list[str] | None) -> list[dict[str, Any]] | None:
+    """Each record's labels: the resource's, its attributes (renamed as :func:`otlp_event`
+    renames them), its ``span.id``, made by ``map`` (C); None when a key would set a field
+    (an ECS name: ``apply_extra`` is the rule, on the per-record path) or meets another."""
+    names = [_RENAMED.get(key, key) for key in keys]
+    ev = Event(timestamp=0)
+    try:
+        apply_extra(ev, dict.fromkeys(names, ""))
+    except Rejected:
+        return None
+    if ev != Event(timestamp=0, labels=ev.labels) or list(ev.labels or ()) != names or \
+            "span.id" in names or "labels" in names or not labels.keys().isdisjoint(names):
+        return None
+    columns: list[Any] = [*map(repeat, labels.values()), *values]
+    names = [*labels, *names]
+    if span_ids is not None:
+        columns.append(span_ids)
+        names.append("span.id")
+    return list(map(dict, map(zip, repeat(names), zip(*columns, strict=False))))  # repeat()s: endless
 
 
 def level_pieces(keys: list, level: Callable[[Any], str | None]) -> str | list[str] | None:
@@ -198,6 +227,7 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
         raise BadRequest("bad_protobuf", f"cannot parse ExportLogsServiceRequest: {exc}") from None
     out = Parsed()
     columns = None  # the column view, parsed once a scope has records
+    kinds = _Kinds(body)
     levels: dict[tuple[str, int], str | None] = {}
     for i, rl in enumerate(req.resource_logs):
         res = Resource.of(_pb_attrs(rl.resource.attributes))
@@ -209,7 +239,8 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
             if columns is None:
                 columns = otlp_columns.parse(body) or False
             if columns and _pb_run(out, res, logger, received, n,
-                                   columns.resource_logs[i].scope_logs[j].log_records):
+                                   columns.resource_logs[i].scope_logs[j].log_records,
+                                   partial(kinds.values, i, j)):
                 continue
             events = []
             for rec in sl.log_records:
@@ -232,9 +263,27 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
     return out
 
 
-def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs: Any) -> bool:
+class _Kinds:
+    """The kinds view of a body (otlp_columns.attributes), parsed the first time it is asked."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.view = body, None
+
+    def values(self, i: int, j: int) -> list[bytes] | None:
+        if self.view is None:
+            self.view = otlp_columns.parse_kinds(self.body) or False
+        if not self.view:
+            return None
+        return list(self.view.resource_logs[i].scope_logs[j].log_records.attributes.value)
+
+
+def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs: Any,
+            kinds: Callable[[], list[bytes] | None]) -> bool:
     """A scope's ``n`` records from their columns as one run, if they fit one."""
     if not otlp_columns.plain_bodies(recs, n):
+        return False
+    attrs = otlp_columns.attributes(recs, n, kinds)
+    if attrs is None:
         return False
     times = otlp_columns.stamps(recs, n)
     texts, numbers = recs.severity_text, recs.severity_number
@@ -249,7 +298,7 @@ def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs
         return False
     stamps = [ns // 1_000_000 for ns in times] if times else [received] * n
     return add_run(out, res, logger, received, stamps, levels, list(recs.body.string_value),
-                   traces, spans)
+                   traces, spans, attrs)
 
 
 def response_body(parsed: Parsed, protobuf: bool) -> bytes:

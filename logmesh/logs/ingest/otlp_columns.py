@@ -21,6 +21,8 @@ The declared types are the ones of opentelemetry-proto's ``logs.proto``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -48,21 +50,33 @@ def _build() -> Any:
             ("int_value", 3, T.TYPE_INT64, None), ("double_value", 4, T.TYPE_DOUBLE, None),
             ("array_value", 5, T.TYPE_BYTES, None), ("kvlist_value", 6, T.TYPE_BYTES, None),
             ("bytes_value", 7, T.TYPE_BYTES, None))
+    # A scope's attributes, every record's in order: their keys, and their values by kind.
+    message("Attributes", ("key", 1, T.TYPE_STRING, None), ("value", 2, T.TYPE_MESSAGE, "Bodies"))
     message("Records", ("time_unix_nano", 1, T.TYPE_FIXED64, None),
             ("severity_number", 2, T.TYPE_INT32, None), ("severity_text", 3, T.TYPE_STRING, None),
-            ("body", 5, T.TYPE_MESSAGE, "Bodies"), ("attributes", 6, T.TYPE_BYTES, None),
+            ("body", 5, T.TYPE_MESSAGE, "Bodies"), ("attributes", 6, T.TYPE_MESSAGE, "Attributes"),
             ("trace_id", 9, T.TYPE_BYTES, None), ("span_id", 10, T.TYPE_BYTES, None),
             ("observed_time_unix_nano", 11, T.TYPE_FIXED64, None),
             ("event_name", 12, T.TYPE_STRING, None))
     message("ScopeLogs", ("log_records", 2, T.TYPE_MESSAGE, "Records"))
     message("ResourceLogs", ("scope_logs", 2, T.TYPE_MESSAGE, "ScopeLogs"))
     message("Request", ("resource_logs", 1, T.TYPE_MESSAGE, "ResourceLogs"))
+    # The kinds view: each attribute's value as its bytes, whose first byte is the kind's tag.
+    message("KindAttributes", ("value", 2, T.TYPE_BYTES, None))
+    message("KindRecords", ("attributes", 6, T.TYPE_MESSAGE, "KindAttributes"))
+    message("KindScopeLogs", ("log_records", 2, T.TYPE_MESSAGE, "KindRecords"))
+    message("KindResourceLogs", ("scope_logs", 2, T.TYPE_MESSAGE, "KindScopeLogs"))
+    message("KindRequest", ("resource_logs", 1, T.TYPE_MESSAGE, "KindResourceLogs"))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(f)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("logmesh.otlp.Request"))
+    return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"logmesh.otlp.{name}"))
+                 for name in ("Request", "KindRequest"))
 
 
-_Request = _build()
+_Request, _KindRequest = _build()
+# AnyValue's tags (field number << 3 | wire type) of the kinds a label takes as it is.
+_SCALARS = {0x0A: "string_value", 0x10: "bool_value", 0x18: "int_value", 0x21: "double_value"}
+_first_byte = itemgetter(0)
 
 
 def parse(body: bytes) -> Any | None:
@@ -76,11 +90,55 @@ def parse(body: bytes) -> Any | None:
 
 
 def plain_bodies(recs: Any, n: int) -> bool:
-    """Every one of the ``n`` records has a string body (possibly empty) and no attributes."""
+    """Every one of the ``n`` records has a string body (possibly empty)."""
     b = recs.body
-    return len(b.string_value) == n and not (recs.attributes or b.bool_value or b.int_value or
-                                             b.double_value or b.array_value or b.kvlist_value or
-                                             b.bytes_value)
+    return len(b.string_value) == n and not (b.bool_value or b.int_value or b.double_value or
+                                             b.array_value or b.kvlist_value or b.bytes_value)
+
+
+def attributes(recs: Any, n: int, kinds: Callable[[], Any]) -> tuple[list[str], list[list]] | None:
+    """The ``n`` records' attributes as (their keys, a list of values per key), if every record
+    has the same keys in the same order with a value of the same scalar kind per key; ``([],
+    [])`` if none has any; None otherwise (the per-record path).
+
+    OTLP requires a record's keys to be unique, so when the scope's keys are the first
+    record's ``k`` keys ``n`` times over, no record can have more than ``k`` (it would repeat
+    one) and so each has exactly those: the lists split by position. The kinds are checked
+    the same way on the values' first bytes, from the kinds view (``kinds()``, parsed once
+    a body has attributes). A body that breaks the rule (a key twice in a record) could have
+    its values shifted between its own records.
+    """
+    attrs = recs.attributes
+    keys = list(attrs.key)
+    if not keys:
+        return [], []
+    k, rest = divmod(len(keys), n)
+    pattern = keys[:k]
+    if rest or not k or len(set(pattern)) != k or keys != pattern * n:
+        return None
+    values = kinds()
+    if values is None or len(values) != len(keys) or not min(map(len, values)):
+        return None
+    tags = bytes(map(_first_byte, values))
+    shape = tags[:k]
+    if tags != shape * n or not set(shape) <= _SCALARS.keys():
+        return None
+    by_kind = {tag: list(getattr(attrs.value, _SCALARS[tag])) for tag in set(shape)}
+    if any(len(by_kind[tag]) != shape.count(tag) * n for tag in by_kind):
+        return None
+    columns, seen = [], dict.fromkeys(by_kind, 0)
+    for tag in shape:  # the j-th key's values: every (count of its kind)-th value of its kind
+        columns.append(by_kind[tag][seen[tag]::shape.count(tag)])
+        seen[tag] += 1
+    return pattern, columns
+
+
+def parse_kinds(body: bytes) -> Any | None:
+    """The kinds view of a body (see :func:`attributes`); None should it not parse."""
+    try:
+        return _KindRequest.FromString(body)
+    except DecodeError:
+        return None
 
 
 def stamps(recs: Any, n: int) -> list[int] | None:

@@ -60,6 +60,24 @@ PB_CASES = {
                                        kv("exception.stacktrace", string_value="tb")]), rec(1)]],
     "a body that is no string": [[rec(0, body=AnyValue(int_value=5)), rec(1)]],
     "no body": [[rec(0, body=None)]],
+    "attributes as the SDK sends them": [[rec(i, trace_id=TRACE, span_id=SPAN, attributes=[
+        kv("code.filepath", string_value=f"/app/{i}.py"), kv("code.lineno", int_value=i),
+        kv("ok", bool_value=i % 2 == 0), kv("ratio", double_value=i / 3),
+        kv("exception.message", string_value="renamed")]) for i in range(5)]],
+    "attributes, no ids": [[rec(i, attributes=[kv("a", string_value=str(i)), kv("b", int_value=-i)])
+                            for i in range(4)]],
+    "attributes of another kind on one record": [[
+        rec(0, attributes=[kv("a", string_value="x"), kv("b", int_value=1)]),
+        rec(1, attributes=[kv("a", int_value=2), kv("b", string_value="y")])]],
+    "attributes in another order": [[rec(0, attributes=[kv("a", string_value="x"), kv("b", int_value=1)]),
+                                     rec(1, attributes=[kv("b", int_value=2), kv("a", string_value="y")])]],
+    "attributes on some records": [[rec(0, attributes=[kv("a", string_value="x")]), rec(1), rec(2)]],
+    "an attribute that sets a field": [[rec(i, attributes=[kv("exception.stacktrace", string_value="tb")])
+                                        for i in range(2)]],
+    "an attribute named as the resource's": [[rec(i, attributes=[kv("env", string_value="dev")])
+                                              for i in range(2)]],
+    "a nested attribute": [[rec(i, attributes=[kv("m", kvlist_value={"values": [kv("x", int_value=1)]})])
+                            for i in range(2)]],
     "two scopes, one plain": [[rec(0), rec(1)], [rec(2, attributes=[kv("k", string_value="v")])], [rec(3)]],
 }
 
@@ -79,8 +97,12 @@ def test_protobuf_runs_store_what_the_per_record_path_stores(monkeypatch, scopes
 
 def test_plain_scopes_are_stored_as_runs():
     """The comparison above is not of one path with itself: plain scopes take a run."""
-    parsed = otlp.parse_protobuf(pb_body(PB_CASES["plain"][0]), RECEIVED)
-    assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"]
+    for case in ("plain", "attributes as the SDK sends them", "attributes, no ids"):
+        parsed = otlp.parse_protobuf(pb_body(PB_CASES[case][0]), RECEIVED)
+        assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"], case
+    parsed = otlp.parse_protobuf(pb_body(PB_CASES["attributes of another kind on one record"][0]),
+                                 RECEIVED)
+    assert [type(p).__name__ for p in parsed.block.parts] == ["list"]
     doc = orjson.loads(otlp_json_body(PB_CASES["plain"][0]))
     assert [type(p).__name__ for p in otlp_json.parse_json(orjson.dumps(doc), RECEIVED).block.parts] == ["_Run"]
 
