@@ -111,11 +111,12 @@ class Resource:
 
 
 def add_run(out: Parsed, res: Resource, logger: str | None, received: int, stamps: list[int],
-            levels: str | list[str], messages: list, trace_ids: list[str] | None,
-            span_ids: list[str] | None, attrs: tuple[list[str], list[list]] = ([], [])) -> bool:
+            levels: str | list[str], messages: list, trace_ids: list[str | None] | None,
+            span_ids: list[str | None] | None, attrs: tuple[list[str], list[list]] = ([], [])) -> bool:
     """One scope's records as a run (line_block.py); False, and nothing added, if the
     resource's attributes, the records' or a timestamp need the per-record path.
-    ``levels``: one for all or one per record; ids in lower-case hex, or None; ``attrs``:
+    ``levels``: one for all or one per record; ids in lower-case hex (None: a record without
+    one), or None (no record has one); ``attrs``:
     the records' attribute keys and a list of values per key (otlp_columns.attributes)."""
     labels = res.labels()
     if labels is None or min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
@@ -126,7 +127,9 @@ def add_run(out: Parsed, res: Resource, logger: str | None, received: int, stamp
             return False
     elif span_ids is not None:  # {...the resource's, "span.id": id}, as the JSON text Event makes
         head = _encode({**labels, "span.id": ""})[:-2]  # ends with "span.id":"
-        label_col: Any = list(map(msgspec.Raw, [head + s.encode() + b'"}' for s in span_ids]))
+        plain = msgspec.Raw(_encode(labels)) if labels else None  # a record without a span
+        label_col: Any = [msgspec.Raw(head + s.encode() + b'"}') if s is not None else plain
+                          for s in span_ids]
     else:
         label_col = msgspec.Raw(_encode(labels)) if labels else None
     out.block.add_run(stamps, received_at=received, service_name=res.service,
@@ -136,7 +139,7 @@ def add_run(out: Parsed, res: Resource, logger: str | None, received: int, stamp
 
 
 def _attribute_labels(labels: dict[str, Any], keys: list[str], values: list[list],
-                      span_ids: list[str] | None) -> list[dict[str, Any]] | None:
+                      span_ids: list[str | None] | None) -> list[dict[str, Any]] | None:
     """Each record's labels: the resource's, its attributes (renamed as :func:`otlp_event`
     renames them), its ``span.id``, made by ``map`` (C); None when a key would set a field
     (an ECS name: ``apply_extra`` is the rule, on the per-record path) or meets another."""
@@ -154,7 +157,12 @@ def _attribute_labels(labels: dict[str, Any], keys: list[str], values: list[list
     if span_ids is not None:
         columns.append(span_ids)
         names.append("span.id")
-    return list(map(dict, map(zip, repeat(names), zip(*columns, strict=False))))  # repeat()s: endless
+    rows = list(map(dict, map(zip, repeat(names), zip(*columns, strict=False))))  # repeat()s: endless
+    if span_ids is not None and None in span_ids:  # records without a span have no span.id
+        for row in rows:
+            if row["span.id"] is None:
+                del row["span.id"]
+    return rows
 
 
 def level_pieces(keys: list, level: Callable[[Any], str | None]) -> str | list[str] | None:
@@ -227,7 +235,7 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
         raise BadRequest("bad_protobuf", f"cannot parse ExportLogsServiceRequest: {exc}") from None
     out = Parsed()
     columns = None  # the column view, parsed once a scope has records
-    kinds = _Kinds(body)
+    views = _Views(body)
     levels: dict[tuple[str, int], str | None] = {}
     for i, rl in enumerate(req.resource_logs):
         res = Resource.of(_pb_attrs(rl.resource.attributes))
@@ -239,8 +247,7 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
             if columns is None:
                 columns = otlp_columns.parse(body) or False
             if columns and _pb_run(out, res, logger, received, n,
-                                   columns.resource_logs[i].scope_logs[j].log_records,
-                                   partial(kinds.values, i, j)):
+                                   columns.resource_logs[i].scope_logs[j].log_records, views, i, j):
                 continue
             events = []
             for rec in sl.log_records:
@@ -263,26 +270,35 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
     return out
 
 
-class _Kinds:
-    """The kinds view of a body (otlp_columns.attributes), parsed the first time it is asked."""
+class _Views:
+    """The other views of a body (otlp_columns.py), each parsed the first time it is asked."""
 
     def __init__(self, body: bytes) -> None:
-        self.body, self.view = body, None
+        self.body = body
+        self.views: dict[bool, Any] = {}
 
-    def values(self, i: int, j: int) -> list[bytes] | None:
-        if self.view is None:
-            self.view = otlp_columns.parse_kinds(self.body) or False
-        if not self.view:
-            return None
-        return list(self.view.resource_logs[i].scope_logs[j].log_records.attributes.value)
+    def _view(self, kinds: bool) -> Any:
+        view = self.views.get(kinds)
+        if view is None:
+            view = self.views[kinds] = otlp_columns.parse_view(self.body, kinds) or False
+        return view
+
+    def kinds(self, i: int, j: int) -> list[bytes] | None:
+        view = self._view(True)
+        return list(view.resource_logs[i].scope_logs[j].log_records.attributes.value) if view else None
+
+    def records(self, i: int, j: int) -> list[bytes] | None:
+        view = self._view(False)
+        return list(view.resource_logs[i].scope_logs[j].log_records) if view else None
 
 
 def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs: Any,
-            kinds: Callable[[], list[bytes] | None]) -> bool:
-    """A scope's ``n`` records from their columns as one run, if they fit one."""
+            views: _Views, i: int, j: int) -> bool:
+    """Scope ``j`` of resource ``i``: its ``n`` records from their columns as one run, if
+    they fit one."""
     if not otlp_columns.plain_bodies(recs, n):
         return False
-    attrs = otlp_columns.attributes(recs, n, kinds)
+    attrs = otlp_columns.attributes(recs, n, partial(views.kinds, i, j))
     if attrs is None:
         return False
     times = otlp_columns.stamps(recs, n)
@@ -293,7 +309,9 @@ def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs
         levels = level_pieces(list(numbers), lambda num: level_of("", num)) if numbers else "info"
     else:
         return False
-    traces, spans = otlp_columns.hex_ids(recs.trace_id, n), otlp_columns.hex_ids(recs.span_id, n)
+    records = partial(views.records, i, j)
+    traces = otlp_columns.hex_ids(recs.trace_id, n, otlp_columns.TRACE_ID, records)
+    spans = otlp_columns.hex_ids(recs.span_id, n, otlp_columns.SPAN_ID, records)
     if times is None or levels is None or traces is False or spans is False:
         return False
     stamps = [ns // 1_000_000 for ns in times] if times else [received] * n

@@ -22,6 +22,7 @@ The declared types are the ones of opentelemetry-proto's ``logs.proto``
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -67,13 +68,20 @@ def _build() -> Any:
     message("KindScopeLogs", ("log_records", 2, T.TYPE_MESSAGE, "KindRecords"))
     message("KindResourceLogs", ("scope_logs", 2, T.TYPE_MESSAGE, "KindScopeLogs"))
     message("KindRequest", ("resource_logs", 1, T.TYPE_MESSAGE, "KindResourceLogs"))
+    # The records view: each record as its bytes, to tell which records hold an id.
+    message("RecordScopeLogs", ("log_records", 2, T.TYPE_BYTES, None))
+    message("RecordResourceLogs", ("scope_logs", 2, T.TYPE_MESSAGE, "RecordScopeLogs"))
+    message("RecordRequest", ("resource_logs", 1, T.TYPE_MESSAGE, "RecordResourceLogs"))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(f)
     return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"logmesh.otlp.{name}"))
-                 for name in ("Request", "KindRequest"))
+                 for name in ("Request", "KindRequest", "RecordRequest"))
 
 
-_Request, _KindRequest = _build()
+_Request, _KindRequest, _RecordRequest = _build()
+# An id field's tag and length as a record's bytes hold it: trace_id (field 9) of 16 bytes,
+# span_id (field 10) of 8.
+TRACE_ID, SPAN_ID = b"\x4a\x10", b"\x52\x08"
 # AnyValue's tags (field number << 3 | wire type) of the kinds a label takes as it is.
 _SCALARS = {0x0A: "string_value", 0x10: "bool_value", 0x18: "int_value", 0x21: "double_value"}
 _first_byte = itemgetter(0)
@@ -133,14 +141,6 @@ def attributes(recs: Any, n: int, kinds: Callable[[], Any]) -> tuple[list[str], 
     return pattern, columns
 
 
-def parse_kinds(body: bytes) -> Any | None:
-    """The kinds view of a body (see :func:`attributes`); None should it not parse."""
-    try:
-        return _KindRequest.FromString(body)
-    except DecodeError:
-        return None
-
-
 def stamps(recs: Any, n: int) -> list[int] | None:
     """Each record's time in ns (its observed time where it has none); [] if no record has
     either (stamped when received); None if only some records have them."""
@@ -155,8 +155,36 @@ def stamps(recs: Any, n: int) -> list[int] | None:
     return None if observed else []
 
 
-def hex_ids(ids: Any, n: int) -> list[str] | None | bool:
-    """Each record's id in lower-case hex; None if no record has one; False if some have."""
+def hex_ids(ids: Any, n: int, marker: bytes,
+            records: Callable[[], list[bytes] | None]) -> list[str | None] | None | bool:
+    """Each record's id in lower-case hex (None for a record without one); None if no record
+    has one; False if that cannot be told.
+
+    When some records have an id, which ones is read from the records' bytes (``records()``,
+    the records view): a record holding its id holds ``marker`` (the field's tag and the
+    id's length); a record without one may hold those two bytes too (in its body), so the
+    records holding them must be exactly as many as the ids, and then they are the ones.
+    """
     if len(ids) == n:
         return list(map(bytes.hex, ids))
-    return None if not ids else False
+    if not ids:
+        return None
+    if set(map(len, ids)) != {marker[1]}:
+        return False
+    raws = records()
+    if raws is None or len(raws) != n:
+        return False
+    holds = list(map(bytes.__contains__, raws, repeat(marker)))
+    if holds.count(True) != len(ids):
+        return False
+    hexes = iter(map(bytes.hex, ids))
+    return [next(hexes) if held else None for held in holds]
+
+
+def parse_view(body: bytes, kinds: bool) -> Any | None:
+    """The kinds view (``kinds``: see :func:`attributes`) or the records view of a body;
+    None should it not parse."""
+    try:
+        return (_KindRequest if kinds else _RecordRequest).FromString(body)
+    except DecodeError:
+        return None

@@ -155,14 +155,20 @@ def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, rec
     return add_run(out, res, logger, received, stamps, levels, messages, traces, spans)
 
 
-def _json_ids(ids: list[str], size: int) -> list[str] | None | bool:
-    """Hex ids in lower case; None if no record has one; False if some have none or a bad one."""
+def _json_ids(ids: list[str], size: int) -> list[str | None] | None | bool:
+    """Hex ids in lower case (None for a record without one); None if no record has one;
+    False if one is no id of ``size`` hex digits."""
     if not any(ids):
         return None
-    joined = "\n".join(ids)
-    if len(joined) != len(ids) * (size + 1) - 1 or not _HEX.fullmatch(joined.replace("\n", "")):
+    present = ids if all(ids) else [x for x in ids if x]
+    joined = "\n".join(present)
+    if len(joined) != len(present) * (size + 1) - 1 or not _HEX.fullmatch(joined.replace("\n", "")):
         return False
-    return joined.lower().split("\n")
+    lowered = joined.lower().split("\n")
+    if present is ids:
+        return lowered
+    it = iter(lowered)
+    return [next(it) if x else None for x in ids]
 
 
 def _json_resource(resource: Any) -> Resource:

@@ -49,7 +49,14 @@ def rec(i: int, **kw) -> LogRecord:
 PB_CASES = {
     "plain": [[rec(i) for i in range(10)]],
     "ids on every record": [[rec(i, trace_id=TRACE, span_id=SPAN) for i in range(6)]],
-    "ids on some": [[rec(0, trace_id=TRACE), rec(1)]],
+    "ids on some": [[rec(0, trace_id=TRACE), rec(1), rec(2, span_id=SPAN), rec(3, trace_id=TRACE, span_id=SPAN)]],
+    "an id's bytes in a body without one": [[rec(0, trace_id=TRACE), rec(1, body=AnyValue(
+        string_value="J\x10 R\x08"))]],
+    "an id's bytes in a body with one": [[rec(0, trace_id=TRACE, span_id=SPAN, body=AnyValue(
+        string_value="J\x10 R\x08")), rec(1)]],
+    "an id of another length": [[rec(0, trace_id=TRACE[:8]), rec(1)]],
+    "the SDK, some records in a span": [[rec(i, trace_id=TRACE if i % 3 else None, span_id=SPAN if i % 3 else None,
+                                             attributes=[kv("code.lineno", int_value=i)]) for i in range(7)]],
     "severity numbers": [[rec(i, severity_text=None, severity_number=n)
                           for i, n in enumerate([1, 5, 9, 13, 17, 21, 24, 25])]],
     "no severity": [[rec(i, severity_text=None) for i in range(3)]],
@@ -97,12 +104,13 @@ def test_protobuf_runs_store_what_the_per_record_path_stores(monkeypatch, scopes
 
 def test_plain_scopes_are_stored_as_runs():
     """The comparison above is not of one path with itself: plain scopes take a run."""
-    for case in ("plain", "attributes as the SDK sends them", "attributes, no ids"):
+    for case in ("plain", "attributes as the SDK sends them", "attributes, no ids", "ids on some",
+                 "the SDK, some records in a span", "an id's bytes in a body with one"):
         parsed = otlp.parse_protobuf(pb_body(PB_CASES[case][0]), RECEIVED)
         assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"], case
-    parsed = otlp.parse_protobuf(pb_body(PB_CASES["attributes of another kind on one record"][0]),
-                                 RECEIVED)
-    assert [type(p).__name__ for p in parsed.block.parts] == ["list"]
+    for case in ("attributes of another kind on one record", "an id's bytes in a body without one"):
+        parsed = otlp.parse_protobuf(pb_body(PB_CASES[case][0]), RECEIVED)
+        assert [type(p).__name__ for p in parsed.block.parts] == ["list"], case
     doc = orjson.loads(otlp_json_body(PB_CASES["plain"][0]))
     assert [type(p).__name__ for p in otlp_json.parse_json(orjson.dumps(doc), RECEIVED).block.parts] == ["_Run"]
 
