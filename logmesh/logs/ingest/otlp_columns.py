@@ -12,9 +12,13 @@ no object per record.
 A field a record leaves out (proto3 writes no zeros or empty strings) makes
 that list shorter than the scope's record count, which the generated classes
 give; the caller then walks the scope a record at a time. So a list is used
-only when it has every record's value (or none has one). Encoders write each
-field of a record once; one that wrote a field twice in one record and left
-it out of another could shift that field's values between its own records.
+only when it has every record's value (or none has one), but for two cases
+told from two more views of the same bytes: trace and span ids on some
+records (the records view: which records' bytes hold the id field,
+:func:`hex_ids`) and attributes (the kinds view: one key pattern with one
+scalar kind per key, :func:`attributes`). Encoders write each field of a
+record once; one that wrote a field twice in one record and left it out of
+another could shift that field's values between its own records.
 The declared types are the ones of opentelemetry-proto's ``logs.proto``
 (same wire types), so upb checks the same UTF-8 the generated classes check.
 """
