@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -88,43 +89,32 @@ def _otlp_groups(evs: list) -> dict[str, list]:
     return groups
 
 
-def body_otlp_protobuf(evs: list) -> bytes:
+def body_otlp_protobuf(evs: list, sdk: bool = False) -> bytes:
+    """``sdk``: records as the OpenTelemetry Python SDK's logging bridge sends them, code.*
+    attributes on every record and the trace and span ids of the span it was logged in."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-    req = ExportLogsServiceRequest()
-    for svc, group in _otlp_groups(evs).items():
-        rl = req.resource_logs.add()
-        rl.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=svc)))
-        sl = rl.scope_logs.add()
-        sl.scope.name = "bench"
-        sl.log_records.extend(LogRecord(time_unix_nano=ns, severity_number=9, severity_text="INFO",
-                                        body=AnyValue(string_value=msg)) for ns, _, msg in group)
-    return req.SerializeToString()
-
-
-def body_otlp_protobuf_sdk(evs: list) -> bytes:
-    """What the OpenTelemetry Python SDK's logging bridge sends: code.* attributes on every
-    record and the trace and span ids of the span it was logged in (the per-record path)."""
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
-
-    req = ExportLogsServiceRequest()
-    for svc, group in _otlp_groups(evs).items():
-        rl = req.resource_logs.add()
-        rl.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=svc)))
-        sl = rl.scope_logs.add()
-        sl.scope.name = "bench"
-        sl.log_records.extend(LogRecord(
+    def record(ns: int, svc: str, msg: str) -> LogRecord:
+        if not sdk:
+            return LogRecord(time_unix_nano=ns, severity_number=9, severity_text="INFO",
+                             body=AnyValue(string_value=msg))
+        return LogRecord(
             time_unix_nano=ns, observed_time_unix_nano=ns, severity_number=9, severity_text="INFO",
             body=AnyValue(string_value=msg), trace_id=(ns % 2**64).to_bytes(16, "big"),
             span_id=(ns % 2**64).to_bytes(8, "big"), flags=1, attributes=[
                 KeyValue(key="code.filepath", value=AnyValue(string_value=f"/srv/{svc}/app.py")),
                 KeyValue(key="code.function", value=AnyValue(string_value="handle")),
                 KeyValue(key="code.lineno", value=AnyValue(int_value=42))])
-            for ns, _, msg in group)
+
+    req = ExportLogsServiceRequest()
+    for svc, group in _otlp_groups(evs).items():
+        rl = req.resource_logs.add()
+        rl.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=svc)))
+        sl = rl.scope_logs.add()
+        sl.scope.name = "bench"
+        sl.log_records.extend(record(ns, svc, msg) for ns, svc, msg in group)
     return req.SerializeToString()
 
 
@@ -170,7 +160,8 @@ HTTP = {
                        lambda s, b: sum(1 for i in orjson.loads(b)["items"]
                                         if i["create"]["status"] == 201) if s == 200 else 0),
     "otlp-protobuf": ("/v1/logs", "application/x-protobuf", body_otlp_protobuf, None),
-    "otlp-protobuf-sdk": ("/v1/logs", "application/x-protobuf", body_otlp_protobuf_sdk, None),
+    "otlp-protobuf-sdk": ("/v1/logs", "application/x-protobuf", partial(body_otlp_protobuf, sdk=True),
+                          None),
     "otlp-json": ("/v1/logs", "application/json", body_otlp_json, None),
     "loki-protobuf": ("/loki/api/v1/push", "application/x-protobuf", body_loki_protobuf, None),
     "loki-json": ("/loki/api/v1/push", "application/json", body_loki_json, None),

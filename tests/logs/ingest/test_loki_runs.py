@@ -9,13 +9,12 @@ import pytest
 
 from logmesh.logs.ingest import loki
 
+from .runs_support import assert_stores_alike, lines
+
 RECEIVED = 1795626999000
 NS = 1795626000123456789
 LINES = ["plain", 'a "quoted" {json}', "tab\there\nnewline \\ back", "caf\u00e9 \u2603 \U0001f600"]
 
-
-def lines(parsed: loki.Parsed) -> list[dict]:
-    return [orjson.loads(x) for x in parsed.block.encode(range(1, parsed.block.count + 1)).splitlines()]
 
 
 def protobuf(*streams: tuple[str, list[tuple[int, int, str, dict]]]) -> bytes:
@@ -88,15 +87,8 @@ def test_json_runs_store_what_the_per_entry_path_stores(values, labels):
     values = values if isinstance(values, str) else orjson.dumps(values).decode()
     body = ('{"streams": [{"stream": ' + labels + ', "values": ' + values + '}, '
             '{"stream": {"job": "j"}, "values": [["' + str(NS) + '", "b"]]}]}').encode()
-    try:
-        slow = loki._parse_json_slow(body, RECEIVED)
-    except loki.BadPush as exc:
-        with pytest.raises(loki.BadPush) as fast_exc:
-            loki.parse_json(body, RECEIVED)
-        assert fast_exc.value.reason == exc.reason
-        return
-    fast = loki.parse_json(body, RECEIVED)
-    assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
+    assert_stores_alike(lambda b: loki.parse_json(b, RECEIVED), lambda b: loki._parse_json_slow(b, RECEIVED),
+                        body, loki.BadPush)
 
 
 @pytest.mark.parametrize("line", [b'"bad \xff\xfe utf-8"', b'"a bad \\x escape"', b'"a raw\ttab"',
@@ -105,12 +97,5 @@ def test_a_line_is_stored_only_as_a_json_string_in_utf8(line):
     """msgspec's Raw skip checks escapes and control characters, not UTF-8 or the kind."""
     body = b'{"streams": [{"stream": {"app": "a"}, "values": [["%d", "fine"], ["%d", %s]]}]}' % (
         NS, NS, line)
-    try:
-        slow = loki._parse_json_slow(body, RECEIVED)
-    except loki.BadPush as exc:
-        with pytest.raises(loki.BadPush) as fast_exc:
-            loki.parse_json(body, RECEIVED)
-        assert fast_exc.value.reason == exc.reason
-        return
-    fast = loki.parse_json(body, RECEIVED)
-    assert lines(fast) == lines(slow) and fast.rejected == slow.rejected
+    assert_stores_alike(lambda b: loki.parse_json(b, RECEIVED), lambda b: loki._parse_json_slow(b, RECEIVED),
+                        body, loki.BadPush)
