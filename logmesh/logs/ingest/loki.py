@@ -170,6 +170,24 @@ def _run(out: Parsed, stream: Stream, received: int, stamps: list[int], messages
     return True
 
 
+def _spread_nanos(raws: list[bytes], secs: list[int], nanos: list[int]) -> list[int] | None:
+    """Each entry's nanos (0 where it has none), when only some entries have them (a client
+    with ms timestamps: one in a thousand is a whole second); None if that cannot be told.
+
+    An entry's bytes begin with its timestamp, ``0x0A``, the timestamp's length: 6 for
+    seconds alone when they take a 5-byte varint (2^28 to 2^35: the years 1978 to 3058),
+    more with nanos. The entries with a longer timestamp must be as many as the nanos.
+    """
+    if min(secs) < 1 << 28 or max(secs) >= 1 << 35 or \
+            bytes(map(_first, raws)) != b"\x0a" * len(raws):
+        return None
+    longer = [length != 6 for length in map(_second, raws)]
+    if longer.count(True) != len(nanos):
+        return None
+    it = iter(nanos)
+    return [next(it) if has else 0 for has in longer]
+
+
 def _parse(cls: Any, raw: bytes) -> Any:
     try:
         return cls.FromString(raw)
@@ -204,11 +222,14 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
         if columns is None:
             columns = _parse(_ColumnPush, raw)
         entries = columns.streams[i].entries
-        secs, nanos = entries.timestamp.seconds, entries.timestamp.nanos
+        secs, nanos = list(entries.timestamp.seconds), list(entries.timestamp.nanos)
+        if len(secs) == n and 0 < len(nanos) < n:  # nanos of 0 are not written: which entries?
+            nanos = _spread_nanos(list(s.entries), secs, nanos)
         # every entry with its seconds (never 0: no entry at 0 ns, stamped when received), its
         # nanos (or none has any), its line and no metadata: one run
-        if len(secs) == n and len(nanos) in (0, n) and len(entries.line) == n and \
-                not entries.structuredMetadata and (not nanos or min(nanos) >= 0) and _run(
+        if len(secs) == n and nanos is not None and len(nanos) in (0, n) and \
+                len(entries.line) == n and not entries.structuredMetadata and \
+                (not nanos or min(nanos) >= 0) and _run(
                     out, stream, received, [x * 1000 for x in secs] if not nanos else
                     [x * 1000 + y // 1_000_000 for x, y in zip(secs, nanos, strict=True)],
                     list(entries.line)):

@@ -38,7 +38,8 @@ LABELS = ['{app="shop", level="WARN", env="prod"}', '{}', '{job="cron", note="a 
 PB_CASES = {
     "plain": [entries(8)],
     "whole seconds": [entries(3, nanos=0)],
-    "some whole seconds": [entries(2) + entries(2, nanos=0)],
+    "some whole seconds": [entries(2) + entries(2, nanos=0) + entries(1)],
+    "seconds before 1978": [entries(1, seconds=5, nanos=1) + entries(1, seconds=6, nanos=0)],
     "at 0 ns": [entries(2, seconds=0, nanos=0)],
     "negative": [entries(2, seconds=-5)],
     "past 9999": [entries(2, seconds=2**62)],
@@ -60,8 +61,9 @@ def test_protobuf_runs_store_what_the_per_entry_path_stores(monkeypatch, streams
 
 def test_plain_streams_are_stored_as_runs():
     """The comparison above is not of one path with itself."""
-    parsed = loki.parse_protobuf(protobuf(('{app="a"}', entries(5))), RECEIVED, 1 << 30)
-    assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"]
+    for case in (entries(5), PB_CASES["some whole seconds"][0]):
+        parsed = loki.parse_protobuf(protobuf(('{app="a"}', case)), RECEIVED, 1 << 30)
+        assert [type(p).__name__ for p in parsed.block.parts] == ["_Run"]
     doc = {"streams": [{"stream": {"app": "a"}, "values": [[str(NS), "x"]]}]}
     assert [type(p).__name__ for p in loki.parse_json(orjson.dumps(doc), RECEIVED).block.parts] == ["_Run"]
 
