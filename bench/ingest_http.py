@@ -50,7 +50,7 @@ from ingest_peers import (  # noqa: E402
 )
 from loadgen import _request_frame  # noqa: E402
 
-PROTOCOLS = ("book-tcp", "ndjson", "es-bulk", "es-bulk-beats", "es-bulk-nested", "otlp-protobuf", "otlp-json", "loki-protobuf",
+PROTOCOLS = ("book-tcp", "ndjson", "es-bulk", "es-bulk-beats", "es-bulk-nested", "otlp-protobuf", "otlp-protobuf-sdk", "otlp-json", "loki-protobuf",
              "loki-json")
 SERVICES = ("goods", "members", "purchases")
 
@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=4, help="concurrent connections (and TCP ones)")
     ap.add_argument("--body-bytes", type=int, default=8 << 20)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS),
-                    help="of PROTOCOLS and otlp-protobuf-sdk (records as the OTel Python SDK "
-                         "sends them: attributes, ids; not run by default)")
+                    help="a comma-separated subset of: " + ",".join(PROTOCOLS) + " (otlp-protobuf-sdk: "
+                         "records as the OTel Python SDK sends them, attributes and ids)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--code", type=Path, action="append", default=[],
                     help="run the HTTP protocols' servers from this checkout (python -m logmesh "
