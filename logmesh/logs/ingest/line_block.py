@@ -104,6 +104,9 @@ class LineBlock:
         unknown = set(columns) - set(COLUMNS)
         if unknown:
             raise TypeError(f"no such column: {sorted(unknown)}")
+        short = [name for name, col in columns.items() if col.__class__ is list and len(col) != n]
+        if short:  # map() would stop at the shortest: lines lost, yet counted and acknowledged
+            raise ValueError(f"columns {short} do not have {n} values")
         self._stamps(min(stamps), max(stamps), stamps[0])
         self.parts.append(_Run([stamps, *(columns.get(name) for name in COLUMNS)], n))
         self.count += n

@@ -151,3 +151,11 @@ def test_a_body_is_stored_only_as_a_json_string_in_utf8(value):
     assert_stores_alike(lambda b: otlp_json.parse_json(b, RECEIVED),
                         lambda b: otlp_json._parse_json_slow(b, RECEIVED), body, otlp.BadRequest)
 
+
+
+def test_a_column_of_another_length_is_refused_not_cut():
+    """map() stops at its shortest input: a short column would store fewer lines than counted."""
+    from logmesh.logs.ingest.line_block import LineBlock
+
+    with pytest.raises(ValueError, match="message"):
+        LineBlock().add_run([1, 2, 3], received_at=5, message=["a", "b"])
