@@ -64,27 +64,26 @@ _SD_UNESCAPE = re.compile(r'\\([\\"\]])')
 _TAIL = re.compile(r"(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)")
 CACHE_SIZE = 100_000  # entries per cache before it starts again
 
-# -- encode_block's reads: RFC 5424 lines with no structured data, escaped as one JSON string --
-# The lines are joined by SEP (JSON leaves it unescaped; a read with one in a line goes the
-# per-line way), the whole read JSON-escaped by one orjson call (none when it needs none), and
-# _HEADER split out of it by one re.split: a flat list, per line "PRI>1 SECOND", the fraction's
-# first digits (or None), "ZONE HOST APP PROCID MSGID" and the escaped MSG (what lies between
-# one header and the next), with no tuple or match object per line; PRI rides with the second
-# and the zone with the sender's fields, as each group costs a bytes object a line. The
-# header's fields are split on spaces alone, as the per-line path splits them; one that
+# -- encode_block's reads: RFC 5424 lines with no structured data, escaped as one JSON array --
+# The read's lines are decoded and JSON-escaped by one orjson call over the list ["", *lines]
+# (each line a str of its own: one non-ASCII line does not make the whole read's text wide),
+# and _HEADER split out of that text by one re.split: a flat list, per line "PRI>1 SECOND",
+# the fraction's first digits (or None), "ZONE HOST APP PROCID MSGID" and the escaped MSG
+# (what lies between one header and the next string's quotes), with no tuple or match
+# object per line; PRI rides with the second and the zone with the sender's fields, as each
+# group costs a bytes object a line. '","<' stands in JSON text only where a string ends and
+# the next begins with "<" (within a string a quote is escaped), so every match starts a line.
+# The header's fields are split on spaces alone, as the per-line path splits them; one that
 # needed escaping is refused when first seen (_head).
-SEP = b"\x7f"
-_HEADER = re.compile(rb"\x7f<(\d{1,3}>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:(\.\d{1,3})\d{0,6})?"
+_HEADER = re.compile(rb'","<(\d{1,3}>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:(\.\d{1,3})\d{0,6})?'
                      rb"((?:[Zz]|[+-]\d\d:\d\d) [^ ]+ [^ ]+ [^ ]+ [^ ]+) -"
-                     rb"(?: (?:\xef\xbb\xbf)?|(?=[\x7f\"]))")  # "- " and one BOM, or "-" at the end
+                     rb'(?: (?:\xef\xbb\xbf)?|(?="))')  # "- " and one BOM, or "-" at the end
 _STRIDE = 4  # re.split's items per line: _HEADER's 3 groups and the text after it
 _PRI_END = b">1 "
 # A fraction's first 1-3 digits -> its milliseconds (the rest is below a millisecond).
 _FRACTION_MS: dict[bytes | None, int] = {None: 0, **{
     b".%0*d" % (k, v): int((f"{v:0{k}d}" + "00")[:3]) for k in (1, 2, 3) for v in range(10 ** k)}}
-# What JSON escapes in a string (and SEP): a read with none of these is its own escaped text.
-_NEEDS_ESCAPE = bytes(range(0x20)) + b'"\\'
-_KEEP = bytes(c for c in range(256) if c not in _NEEDS_ESCAPE)
+SEP = b"\x7f"  # joins a read's lines to trim their newlines in one replace (_escaped)
 _SAMPLE_SECOND = "1970-01-01T00:00:00"  # _tail reads what follows the second of a timestamp
 _BEFORE, _AFTER, _ZONE_MS = map(itemgetter, range(3))  # a head's parts
 
@@ -239,28 +238,13 @@ class SyslogDecoder:
         timestamps).
         """
         n = len(lines)
-        blob = SEP + SEP.join(lines)
-        if blob.count(SEP) != n:  # a line holding SEP itself
-            return None
-        if b"\n" in blob:  # octet-counted frames: rsyslog's end with a newline, which event() trims
-            blob = blob.replace(b"\n" + SEP, SEP)
-            if blob[-1:] == b"\n":
-                blob = blob[:-1]
-            if b"\n" + SEP in blob or b"\r" + SEP in blob or blob[-1:] in (b"\r", b"\n"):
-                return None  # more than one line end to trim: event() does it
-        try:
-            if b'"' in blob or b"\\" in blob or blob.translate(None, _KEEP):
-                escaped = orjson.dumps(blob.decode())
-            else:  # plain text (most syslog): only checked for UTF-8, not escaped
-                if not blob.isascii():
-                    blob.decode()
-                escaped = b'"' + blob + b'"'
-        except UnicodeDecodeError:
+        escaped = _escaped(lines)
+        if escaped is None:
             return None
         cols = _HEADER.split(escaped)
         if len(cols) != 1 + _STRIDE * n:  # a line of another shape: no header where it starts
             return None
-        cols[-1] = cols[-1][:-1]  # the string's closing quote
+        cols[-1] = cols[-1][:-2]  # the last string's closing quote and the array's "]"
         try:
             heads = self._heads_of(cols)
         except KeyError:  # a value not seen yet: made for the read's distinct values
@@ -331,6 +315,28 @@ class SyslogDecoder:
         return (svc + b',"log.level":"' + LEVELS[pri & 7].encode() + b'","message":"',
                 b'","labels":' + orjson.dumps(labels) + b"}\n",
                 self._tail(_SAMPLE_SECOND + zone)[1] * 1000)
+
+
+def _escaped(lines: list[bytes]) -> bytes | None:
+    """``["", *lines]`` as JSON text, each line's newline trimmed as :meth:`SyslogDecoder.event`
+    trims it; None for a read it must take (bad UTF-8, more than a newline to trim)."""
+    try:
+        texts = list(map(bytes.decode, lines))
+    except UnicodeDecodeError:
+        return None
+    texts.insert(0, "")
+    escaped = orjson.dumps(texts)
+    if b'\\n"' not in escaped:  # no line ends with a newline (nor with a backslash and an n)
+        return escaped
+    blob = SEP.join(lines)  # octet-counted frames (rsyslog's, syslog-ng's) end with a newline
+    if blob.count(SEP) != len(lines) - 1:  # a line holding SEP itself
+        return None
+    if b"\r\n" + SEP in blob or b"\n\n" + SEP in blob or blob.endswith((b"\r\n", b"\n\n")):
+        return None  # more than one line end to trim: event() does it
+    blob = blob.replace(b"\n" + SEP, SEP).removesuffix(b"\n")
+    texts = blob.decode().split("\x7f")
+    texts.insert(0, "")
+    return orjson.dumps(texts)
 
 
 def _header_labels(labels: dict[str, Any], host: str, procid: str, msgid: str) -> dict[str, Any]:

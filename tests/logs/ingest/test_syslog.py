@@ -138,7 +138,10 @@ PLAIN = [b"<134>1 2026-11-29T16:00:00.123Z web-1 goods 1001 - - GET /goods \"q\"
          b"<13>1 2026-11-29T16:00:00Z h app - - - \xef\xbb\xbfBOM",  # one BOM is not MSG
          b"<13>1 2026-11-29T16:00:00Z h app - - - two\nlines",  # an octet-counted frame may hold one
          b"<13>1 2026-11-29T16:00:00.999999999-03:30 h app - - - ends with a newline\n",  # rsyslog's
-         b"<13>1 2026-11-29T16:00:00z h\xc3\xa9 app - - - tab\there, NUL\x00, ESC\x1b, DEL, \xe2\x80\xa8"]
+         b"<13>1 2026-11-29T16:00:00z h\xc3\xa9 app - - - tab\there, NUL\x00, ESC\x1b, \xe2\x80\xa8",
+         b'<13>1 2026-11-29T16:00:00Z h app - - - ","<13>1 2026-11-29T16:00:00Z h app - - - not a line',
+         b"<13>1 2026-11-29T16:00:00Z h app - - - ends with a CR\r",  # kept, as event() keeps it
+         b"<13>1 2026-11-29T16:00:00Z h app - - - a backslash and an n at the end \\n"]
 
 
 def block(lines: list[bytes], decoder: SyslogDecoder | None = None):
@@ -177,9 +180,12 @@ def test_encode_block_stores_what_the_per_line_path_stores():
     decoder = SyslogDecoder()
     assert same_as_per_line(PLAIN, decoder)
     assert same_as_per_line(PLAIN[::-1], decoder)  # again, from the caches
-    # nothing to escape (plain text, ASCII or not): stored as it came, checked for UTF-8 only
+    # nothing to escape (plain text, ASCII or not)
     assert same_as_per_line([PLAIN[2], PLAIN[4], "<13>1 2026-11-29T16:00:00Z h a - - - café".encode()])
     assert block([PLAIN[2], b"<13>1 2026-11-29T16:00:00Z h a - - - caf\xe9"]) is None
+    # DEL is no JSON escape; but it joins lines to trim their newlines, so with those it is left
+    assert same_as_per_line([PLAIN[0], b"<13>1 2026-11-29T16:00:00Z h a - - - DEL \x7f"])
+    assert block([PLAIN[7], b"<13>1 2026-11-29T16:00:00Z h a - - - DEL \x7f"]) is None
 
 
 def test_encode_block_with_a_percent_in_the_source_address():
@@ -201,7 +207,6 @@ def test_encode_block_with_a_percent_in_the_source_address():
     b"<999>1 2026-11-29T16:00:00Z h app - - - PRI out of range",
     b"<13>1 2026-11-29T16:00:00Z h app - - - caf\xe9",  # not UTF-8
     b"<13>1 2026-11-29T16:00:00Z h\"q app - - - a quote in a header field",
-    b"<13>1 2026-11-29T16:00:00Z h app - - - \x7f the separator",
     b"<13>1 2026-11-29T16:00:00Z h app - - - two line ends\r\n",
     b"<13>1 2026-11-29T16:00:00Z h  app - - - an empty field",
     b"plain text",
