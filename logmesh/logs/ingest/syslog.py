@@ -320,21 +320,25 @@ class SyslogDecoder:
 def _escaped(lines: list[bytes]) -> bytes | None:
     """``["", *lines]`` as JSON text, each line's newline trimmed as :meth:`SyslogDecoder.event`
     trims it; None for a read it must take (bad UTF-8, more than a newline to trim)."""
-    try:
-        texts = list(map(bytes.decode, lines))
-    except UnicodeDecodeError:
-        return None
-    texts.insert(0, "")
-    escaped = orjson.dumps(texts)
-    if b'\\n"' not in escaped:  # no line ends with a newline (nor with a backslash and an n)
-        return escaped
-    blob = SEP.join(lines)  # octet-counted frames (rsyslog's, syslog-ng's) end with a newline
+    if lines[0][-1:] != b"\n":  # else octet-counted frames ending with one (rsyslog, syslog-ng)
+        try:
+            texts = list(map(bytes.decode, lines))
+        except UnicodeDecodeError:
+            return None
+        texts.insert(0, "")
+        escaped = orjson.dumps(texts)
+        if b'\\n"' not in escaped:  # no line ends with a newline (nor with a backslash and an n)
+            return escaped
+    blob = SEP.join(lines)
     if blob.count(SEP) != len(lines) - 1:  # a line holding SEP itself
         return None
     if b"\r\n" + SEP in blob or b"\n\n" + SEP in blob or blob.endswith((b"\r\n", b"\n\n")):
         return None  # more than one line end to trim: event() does it
     blob = blob.replace(b"\n" + SEP, SEP).removesuffix(b"\n")
-    texts = blob.decode().split("\x7f")
+    try:
+        texts = blob.decode().split("\x7f")
+    except UnicodeDecodeError:
+        return None
     texts.insert(0, "")
     return orjson.dumps(texts)
 
