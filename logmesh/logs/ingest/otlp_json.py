@@ -161,10 +161,9 @@ def _json_ids(ids: list[str], size: int) -> list[str | None] | None | bool:
     if not any(ids):
         return None
     present = ids if all(ids) else [x for x in ids if x]
-    joined = "\n".join(present)
-    if len(joined) != len(present) * (size + 1) - 1 or not _HEX.fullmatch(joined.replace("\n", "")):
+    if set(map(len, present)) != {size} or not _HEX.fullmatch("".join(present)):
         return False
-    lowered = joined.lower().split("\n")
+    lowered = "\n".join(present).lower().split("\n")  # hex holds no newline
     if present is ids:
         return lowered
     it = iter(lowered)

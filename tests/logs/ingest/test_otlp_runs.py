@@ -133,7 +133,8 @@ JSON_CASES = {name: scopes[0] for name, scopes in PB_CASES.items() if len(scopes
 
 @pytest.mark.parametrize("records", JSON_CASES.values(), ids=JSON_CASES.keys())
 @pytest.mark.parametrize("extra", [{}, {"traceId": TRACE.hex().upper(), "spanId": SPAN.hex()},
-                                   {"traceId": "nothex" * 5 + "zz"}, {"severityNumber": "SEVERITY_NUMBER_ERROR"},
+                                   {"traceId": "nothex" * 5 + "zz"}, {"traceId": "ab" * 8 + "\n" + "c" * 15},
+                                   {"severityNumber": "SEVERITY_NUMBER_ERROR"},
                                    {"severityNumber": "SEVERITY_NUMBER_NOPE"}, {"timeUnixNano": "0"},
                                    {"timeUnixNano": "soon"}, {"attributes": []}, {"flags": 1}])
 def test_json_runs_store_what_the_per_record_path_stores(records, extra):
