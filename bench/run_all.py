@@ -62,6 +62,11 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("red_cost", "What the RED summary adds to compaction: one of query's segments compacted "
                      "with and without it, alternating.",
          [PY, "bench/red_summary_cost.py", "--rounds", "1" if quick else "3", "--json", str(OUT / "red_cost.json")]),
+        ("compact_cost", "Compaction's CPU per million events (one DuckDB thread), query-like and "
+                         "book-packet segments, beside main before issue 18's compaction work (9951cc1), "
+                         "alternating rounds.",
+         [PY, "bench/compact_cost.py", "--rounds", "1" if quick else "3", "--baseline", "9951cc1",
+          "--json", str(OUT / "compact_cost.json")]),
         ("ingest_sockets", "Syslog over TCP (RFC 5424 lines, --syslog-port) beside the book's TCP "
                            "path, one worker, fsync batch, alternating rounds.",
          [PY, "bench/ingest_sockets.py", "-n", n_ingest, "--rounds", repeat,
