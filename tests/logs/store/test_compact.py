@@ -350,3 +350,44 @@ async def test_a_failed_compaction_is_counted_said_and_retried_a_minute_later(th
     assert c.run_once() == 2 and c.failure is None
     assert len(sealed(data)) == 0
     c.stop()
+
+
+# -- a segment already in order is not sorted again ---------------------------------------------
+
+
+@pytest.mark.parametrize("disorder", ["none", "late"])
+async def test_a_segment_in_order_is_read_as_it_comes_and_checked(tmp_path, disorder):
+    """Lines written as they arrived come in (@timestamp, seq) order: compaction reads them
+    without sorting (its guess from the first lines), but checks every line and sorts after all
+    when the guess was wrong (``late``: only lines past the guess's sample are out of order)."""
+    n = 3000
+    evs = [event(T0 + i * 10, message=f"request served {i} " + "x" * 120) for i in range(n)]
+    if disorder == "late":
+        evs[n - 10:] = evs[n - 10:][::-1]
+    writer = await write_store(tmp_path, [evs])
+    await writer.close()
+    (seg,) = list_segments(tmp_path)
+    head = seg.path.read_bytes()[:compact.ORDER_SAMPLE_BYTES]
+    assert head.count(b"\n") < n - 10, "the disorder must lie past the sample"
+    assert compact.in_order(str(seg.path))
+    stored = segment_lines(seg)
+    compact_segment(new_connection(), seg, tmp_path / layout.PARQUET_DIR, block_rows=BLOCK)
+    rows = parquet_rows(tmp_path / layout.PARQUET_DIR / layout.parquet_name(seg.path.name))
+    keys = [(r["@timestamp"], r["seq"]) for r in rows]
+    assert keys == sorted((e["@timestamp"], e["seq"]) for e in stored)
+    assert (keys == [(e["@timestamp"], e["seq"]) for e in stored]) == (disorder == "none")
+
+
+def test_the_order_guess(tmp_path):
+    def guess(lines: list[bytes]) -> bool:
+        path = tmp_path / "seg.ndjson"
+        path.write_bytes(b"".join(line + b"\n" for line in lines))
+        return compact.in_order(str(path))
+
+    assert guess([b'{"seq":64,"@timestamp":5}', b'{"seq":128,"@timestamp":5}', b'{"seq":192,"@timestamp":6}'])
+    assert not guess([b'{"seq":64,"@timestamp":6}', b'{"seq":128,"@timestamp":5}'])
+    assert not guess([b'{"seq":128,"@timestamp":5}', b'{"seq":64,"@timestamp":5}'])
+    assert not guess([b'{"seq":64}', b'{"seq":128,"@timestamp":5}'])  # no time: ask ORDER BY
+    assert not guess([b'{"seq":64,"@timestamp":"5"}'])
+    assert not guess([b'not json'])
+    assert not compact.in_order(str(tmp_path / "missing.ndjson"))
