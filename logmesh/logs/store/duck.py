@@ -23,7 +23,7 @@ _loading = threading.Lock()
 
 class _Lazy(ModuleType):
     def __getattr__(self, name: str) -> Any:  # only called for names not copied in yet
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("__") and name.endswith("__") and not loaded():
             raise AttributeError(name)  # introspection (copy, pickle, doctest): no import
         with _loading:
             real = importlib.import_module("duckdb")
