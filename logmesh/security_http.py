@@ -28,7 +28,8 @@ BODY_TIMEOUT = 60.0  # seconds a request body may take to arrive (slow bodies ge
 class HttpCounters:
     """A :class:`GuardedSite`'s counts, prometheus-client counters in ``metrics`` (the
     server's; a registry of their own if None) with ``labels`` on every sample: connections
-    refused past ``--max-connections``, closed to make room, requests aiohttp could not parse.
+    refused past ``--max-connections``, closed to make room, requests the HTTP parser refused
+    (aiohttp's on the logs service, httptools' on the gateway).
 
     Made with the server, not with its site (made at start), so ``/metrics`` lists them
     from the first scrape.
@@ -46,8 +47,8 @@ class HttpCounters:
                                "HTTP connections closed past --max-connections.")
         self.evicted = counter("logmesh_http_evicted_connections_total", "HTTP connections closed "
                                "to make room (never sent a request, or idle keep-alive).")
-        self.bad_requests = counter("logmesh_http_bad_requests_total", "HTTP requests aiohttp "
-                                    "could not parse (answered 400, logged rate-limited).")
+        self.bad_requests = counter("logmesh_http_bad_requests_total", "HTTP requests the "
+                                    "server could not parse (answered 400, logged rate-limited).")
 
     @property
     def stats(self) -> dict[str, int]:
