@@ -224,16 +224,18 @@ class SyslogDecoder:
     def encode_block(self, lines: list[bytes], received: int, source: tuple[str, int],
                      reserve: Callable[[int], range]) -> tuple[bytes, range, list[int]] | None:
         """The stored lines of a read whose every line is RFC 5424 with no structured data,
-        valid UTF-8 and a good timestamp (what rsyslog, logger and most libraries send);
+        valid UTF-8 and a good timestamp (what rsyslog and syslog-ng forward, and most libraries
+        send; logger adds structured data);
         None for any other read, which :meth:`event` takes line by line.
 
         No Python runs per line: one orjson call escapes the whole read, one ``re.split``
         gives its columns (see _HEADER), and ``map`` over dicts (C) turns them into the parts
         of the stored lines: each second's and each zone's milliseconds and each sender's
         header (service, level, labels) are made once, for the distinct values of a read,
-        and cached; the lines are joined in one call, as ingest/book_block.py does for the
-        book's packets. Per event that is ~1.2 µs where a regex ``findall`` with a tuple per
-        line and an ``orjson.dumps`` per message took ~2.3 (bench/ingest_sockets.py).
+        and cached; the stored lines come from one ``bytes %`` over the read. That costs 0.79x
+        the CPU of a regex ``findall`` with a tuple per line, an ``orjson.dumps`` per message
+        and a join of 8 parts a line (1.42 vs 1.78 µs an event on the shared machine,
+        ``bench/ingest_sockets.py --micro``; docs/benchmarks.md).
         ``reserve`` is called only once the read is known to fit; returns (blob, seqs,
         timestamps).
         """
