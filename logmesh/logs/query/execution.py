@@ -19,6 +19,7 @@ and its view.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -38,6 +39,9 @@ from ..store import catalogue, layout
 from ..store.columns import COLUMNS, SELECT_LIST, sql_str
 from ..store.duck import duckdb
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
+
+log = logging.getLogger("logmesh.logs.query")
+CLOSE_WAIT_SECONDS = 5.0  # how long close waits for interrupted queries to let go
 
 JSON_COLUMNS = {n for n, t in COLUMNS if t == "JSON"}
 # The files of the store DuckDB reads: segments, Parquet files and their RED summaries (.red,
@@ -143,14 +147,37 @@ class DuckDB:
         self.con = connect_at_nice(config, nice)
         self.con.execute("SET parquet_metadata_cache = true")
         self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []  # every thread's, for close
+        self._cursors_lock = threading.Lock()
 
     def close(self) -> None:
-        self.con.close()
+        """Interrupt the queries still running (a health check's, a search's) and close.
+        DuckDB refuses to close a connection busy with a query; that refusal used to end the
+        server's stop half way, before its sinks and metrics were closed."""
+        with self._cursors_lock:
+            cursors = list(self._cursors)
+        for cur in cursors:
+            cur.interrupt()
+        end = time.monotonic() + CLOSE_WAIT_SECONDS
+        while True:
+            try:
+                for cur in cursors:
+                    cur.close()
+                self.con.close()
+                return
+            except duckdb.ResourceInUseException:
+                if time.monotonic() >= end:
+                    log.warning("a query did not stop within %.0f s of being interrupted; the "
+                                "database is left to the process's exit", CLOSE_WAIT_SECONDS)
+                    return
+                time.sleep(0.02)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur = getattr(self._local, "cur", None)
         if cur is None:
             cur = self._local.cur = self.con.cursor()
+            with self._cursors_lock:
+                self._cursors.append(cur)
         return cur
 
     @contextmanager

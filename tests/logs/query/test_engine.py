@@ -543,3 +543,32 @@ async def test_a_damaged_parquet_file_with_a_damaged_block_index_is_quarantined(
     assert not pq[0].exists() and not blocks.exists()
     assert (store / layout.QUARANTINE_DIR / f"{pq[0].name}@0.damaged").exists()
     engine.close()
+
+
+def test_close_interrupts_a_running_query_instead_of_raising(tmp_path):
+    """A server stopping while a health check's query runs: DuckDB refused to close a busy
+    connection (ResourceInUseException) and the server's stop ended half way."""
+    import threading
+    import time
+
+    from logmesh.logs.query.errors import QueryTimeout
+
+    engine = Engine(tmp_path)
+    db = engine.db
+    out: list = []
+
+    def long_query() -> None:
+        try:
+            out.append(db.run("SELECT sum(i) FROM range(50000000000) t(i)", []))
+        except BaseException as exc:  # noqa: BLE001 - what the thread ended with is the point
+            out.append(exc)
+
+    t = threading.Thread(target=long_query)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not db._cursors and time.monotonic() < deadline:  # the query has its cursor
+        time.sleep(0.01)
+    time.sleep(0.2)
+    engine.close()
+    t.join(10)
+    assert not t.is_alive() and len(out) == 1 and isinstance(out[0], QueryTimeout), out
