@@ -28,6 +28,7 @@ from .http_ndjson import FlatEvent, ecs_events, flat_events, record_event
 
 VERSION = "8.17.0"  # what GET / claims: the official clients and shippers accept 8.x
 INDEX_LABEL = "es.index"
+ANSWER_INDEX = "logs"  # an item's `_index` when the request named none (ES never answers null)
 _DOC_ACTIONS = ("index", "create")
 _ALL_ACTIONS = ("index", "create", "update", "delete")
 
@@ -210,6 +211,7 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
         return b"{" + b",".join(heads) + b"}"
     if parsed.uniform is not None:  # every item alike: bytes from one template, no dicts
         action, index = parsed.uniform
+        index = index or ANSWER_INDEX
         if keys is not None and "_id" not in keys and "_seq_no" not in keys:  # the same bytes each
             item = orjson.dumps({action: {k: v for k, v in (("_index", index), ("status", 201),
                                                             ("result", "created")) if k in keys}})
@@ -226,7 +228,8 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
         parts[-1] += b"]}"
         return b",".join(parts)
     items: list[dict[str, Any]] = []
-    for action, index, pos, status, error in parsed.items:
+    for action, named, pos, status, error in parsed.items:
+        index = named or ANSWER_INDEX
         if pos is not None:
             seq = events[pos].seq
             item = {"_index": index, "_id": str(seq), "_version": 1, "result": "created",

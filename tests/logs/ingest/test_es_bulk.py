@@ -111,6 +111,18 @@ async def test_a_shippers_write_token_passes_the_probes_when_tokens_are_separate
     assert (await call(srv, "GET", "/api/v1/search?q=*", **auth))[0] == 403
 
 
+async def test_items_name_an_index_when_the_request_named_none(start_logs):
+    """Elasticsearch never answers an item with a null `_index`; clients that decode it into a
+    string (Rust's serde, Go's structs) fail on null. `logs` is named, and no label is added."""
+    srv = await start_logs()
+    for body in (ndjson({"create": {}}, {"message": "a"}, {"create": {}}, {"message": "b"}),
+                 ndjson({"create": {}}, {"message": "c"}, {"index": {}}, b"{torn")):
+        status, answer, _ = await call(srv, "POST", "/_bulk", body)
+        assert status == 200
+        assert [next(iter(i.values()))["_index"] for i in answer["items"]] == ["logs", "logs"]
+    assert all("labels" not in e for e in stored(srv.config.data_dir))
+
+
 async def test_a_uniform_body_of_flat_documents_is_answered_item_by_item(start_logs):
     """The fast path (one repeated action, flat documents) answers as the per-item path does."""
     srv = await start_logs()
