@@ -8,10 +8,10 @@ is declared as a message of the same two fields (same wire form), which keeps
 the file free of imports.
 
 Mapping (docs/ingest.md): the line is ``message``; the stream's labels and an
-entry's structured metadata are labels, except ``service.name``, taken from
+entry's structured metadata are labels; ``service.name`` is taken from
 the first of ``service_name``, ``service``, ``app``, ``job`` (the names Loki
-and its agents use), and ``log.level`` from ``level`` (or ``detected_level``,
-``severity``). A line whose timestamp is 0 is stamped when received.
+and its agents use; all but ``service_name`` stay labels too), and ``log.level``
+from ``level`` (or ``detected_level``, ``severity``). A line whose timestamp is 0 is stamped when received.
 """
 
 from __future__ import annotations
@@ -132,7 +132,10 @@ class Stream:
 
 def stream_of(labels: dict[str, Any]) -> Stream:
     labels = dict(labels)
-    service = next((labels.pop(k) for k in SERVICE_LABELS if isinstance(labels.get(k), str)), None)
+    # `service_name` is Loki's own name for service.name and goes; `service`, `app` and `job`
+    # also name other things and stay labels: Loki's users select streams by them (job:cron)
+    name = next((k for k in SERVICE_LABELS if isinstance(labels.get(k), str)), None)
+    service = None if name is None else labels.pop(name) if name == "service_name" else labels[name]
     level = next((labels.pop(k) for k in LEVEL_LABELS if isinstance(labels.get(k), str)), "info")
     return Stream(service, level.lower(), labels or None)
 

@@ -39,8 +39,10 @@ async def test_json_push_labels_and_service_name(start_logs):
     assert status == 204, text
     a, b, c = stored(srv.config.data_dir)
     assert a["message"] == "backup failed" and a["@timestamp"] == 1795626000123
-    assert a["service.name"] == "cron" and a["log.level"] == "error" and a["labels"] == {"host": "db-1"}
-    assert b["labels"] == {"host": "db-1", "try": "2"} and b["@timestamp"] == 1795626000124
+    assert a["service.name"] == "cron" and a["log.level"] == "error"
+    # `job` names the service and stays a label: Loki's users select streams by it (job:cron)
+    assert a["labels"] == {"job": "cron", "host": "db-1"}
+    assert b["labels"] == {"job": "cron", "host": "db-1", "try": "2"} and b["@timestamp"] == 1795626000124
     assert c["service.name"] == "api" and c["labels"] == {"app": "ignored-for-service"}
     assert c["@timestamp"] == c["received_at"]
 
@@ -53,7 +55,7 @@ async def test_snappy_protobuf_push(start_logs):
     assert status == 204, text
     first, second = stored(srv.config.data_dir)
     assert first["service.name"] == "shop" and first["message"] == "GET /cart 200"
-    assert first["labels"] == {"env": "prod", "note": 'a "quoted" word'}
+    assert first["labels"] == {"app": "shop", "env": "prod", "note": 'a "quoted" word'}
     assert second["labels"]["trace_id"] == "t1"
 
 
