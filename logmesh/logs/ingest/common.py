@@ -217,6 +217,10 @@ class Routes:
         return None
 
 
+# The first characters a JSON object may have (JSON's whitespace before its "{").
+_OBJECT_STARTS = frozenset("{ \t\r\n")
+
+
 def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
                   instance: str | None, event_id: str | None, source: tuple[str, int] | None,
                   routes: Routes, extra: dict | None = None) -> Event:
@@ -229,10 +233,15 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
     ``logmesh.params_error`` says why, so the book's packets are all kept.
     """
     check_timestamp(ts)
-    try:
-        req = decode(request_decoder, raw)
-    except (msgspec.DecodeError, UnicodeEncodeError):
-        req = None
+    req = None
+    # Only a JSON object decodes as a request: text such as the gateway's access-log line
+    # ("GET /goods 200 1ms", half the events of a mesh) skips a DecodeError raised and caught
+    # (1.1 of its 3.4 µs). JSON may start with whitespace, so that is still tried.
+    if raw[:1] in _OBJECT_STARTS:
+        try:
+            req = decode(request_decoder, raw)
+        except (msgspec.DecodeError, UnicodeEncodeError):
+            req = None
     ev = Event(timestamp=ts, received_at=received_at, message=raw, level="info",
                service_name=service, service_instance=instance, event_id=event_id)
     if source is not None:
