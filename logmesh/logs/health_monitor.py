@@ -267,16 +267,25 @@ class HealthMonitor:
         while True:
             await asyncio.sleep(TIMEOUTS_EVERY_SECONDS)
             try:  # a query timing out or a file gone: the next try
-                answers = []
-                if written_since(self.engine.data_dir, time.time() - QUIET_AFTER_SECONDS):
-                    answers = await asyncio.to_thread(gateway_answers, self.engine, self.now())
-                self.timeouts = gateway_timeouts(answers)
-                if answers and time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
-                    self._norms = await asyncio.to_thread(route_norms, self.engine, self.now())
-                    self._norms_at = time.monotonic()
-                self.latency = gateway_latency(answers, self._norms)
+                await self.ask_gateway()
             except Exception as exc:
                 log.debug("the gateway's answers could not be read: %r", exc)
+
+    async def ask_gateway(self) -> None:
+        """Read the gateway's last minute from the store: its timeouts and latencies per
+        address. Only a node the distributor listed is judged by them (health.rows), so with
+        none known the store is not asked: the question loads every event stored since the last
+        one into DuckDB's live table, which cost a service taking syslog, OTLP or bulk posts
+        without a mesh about as much CPU as its ingest (issue 22's profile)."""
+        answers: list[red.AddressRoute] = []
+        if self.tracker.nodes and written_since(self.engine.data_dir,
+                                                time.time() - QUIET_AFTER_SECONDS):
+            answers = await asyncio.to_thread(gateway_answers, self.engine, self.now())
+        self.timeouts = gateway_timeouts(answers)
+        if answers and time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
+            self._norms = await asyncio.to_thread(route_norms, self.engine, self.now())
+            self._norms_at = time.monotonic()
+        self.latency = gateway_latency(answers, self._norms)
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -289,3 +289,30 @@ def test_the_mesh_found_at_start_is_not_stored_but_a_node_that_comes_later_is():
     [change] = monitor.tick(t + BASELINE_MS)
     assert (change.row["name"], change.row["state"]) == ("members", UP)
     assert [(ev.service_name, ev.labels["state"]) for ev in writer.events] == [("members", UP)]
+
+
+async def test_the_gateways_answers_are_read_only_when_a_listed_node_can_use_them(tmp_path: Path):
+    """Reading the gateway's minute loads every new event into DuckDB: a logs service taking
+    syslog or bulk posts with no mesh paid about as much CPU for it as for its ingest, to
+    judge no node. With no node listed the store is not asked (DuckDB stays closed); with one,
+    it is, and a gateway timeout in the store marks the node's address."""
+    from logmesh.logs.query.engine import Engine
+
+    now = int(time.time() * 1000)
+    access = event(now - 2_000, service="gateway", status=504,
+                   labels={"upstream": "goods", "upstream.address": "127.0.0.1:9010",
+                           "event.duration_ms": 5000.0})
+    writer = await write_store(tmp_path, [[access]], seal_each=False)
+    await writer.close()
+    engine = Engine(tmp_path)
+    nodes = Nodes()
+    monitor = HealthMonitor(heard=lambda: [], nodes=nodes, engine=engine)
+    monitor.tick(now)
+    await monitor.ask_gateway()
+    assert engine._db is None and monitor.timeouts == {}
+    nodes.nodes.append(Node("goods", "127.0.0.1", 9010, ("GET/goods",)))
+    monitor.tick(now)
+    await monitor.ask_gateway()
+    assert engine._db is not None
+    assert monitor.timeouts == {"127.0.0.1:9010": 1}
+    engine.close()

@@ -17,6 +17,7 @@ from logmesh.logs import health_monitor
 from logmesh.logs.health_monitor import written_since
 from logmesh.logs.store import layout
 from logmesh.logs.store.compact import Compactor
+from logmesh.protocol import Node
 from tests.support.logs import HOST
 from tests.support.store import FakeClock, event, write_store
 from tests.support.waiting import wait_until
@@ -85,6 +86,10 @@ async def test_an_idle_worker_0_opens_no_duckdb_until_events_arrive(start_logs, 
     monkeypatch.setattr(health_monitor, "TIMEOUTS_EVERY_SECONDS", 0.05)
     monkeypatch.setattr(health_monitor, "written_since", counted)
     server = await start_logs(data_dir=data)
+    # the distributor lists a node the gateway's answers could judge (with none, the store is
+    # never asked: test_health_ingest)
+    listed = [Node("goods", "127.0.0.1", 9010, ("GET/goods",))]
+    server.instance_health.nodes = lambda: listed
     await wait_until(lambda: len(asks) >= 5, timeout=10)
     assert not any(asks)
     assert server.query.engine._db is None
