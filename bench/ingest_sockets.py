@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                     "events_per_s_all": [r["events_per_s"] for r in rs],
                     "cpu_s_per_M": round(statistics.median(r["cpu_s_per_M"] or 0 for r in rs), 2),
                     "cpu_s_per_M_all": [r["cpu_s_per_M"] for r in rs],
-                    "main_cpu_s_per_M": statistics.median(r["main_cpu_s_per_M"] or 0 for r in rs),
+                    "main_cpu_s_per_M": round(statistics.median(r["main_cpu_s_per_M"] or 0 for r in rs), 2),
                     "main_cpu_s_per_M_all": [r["main_cpu_s_per_M"] for r in rs],
                     "mean_event_bytes": rs[0]["mean_event_bytes"],
                     "lost": sum(r["lost"] for r in rs),
