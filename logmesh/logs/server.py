@@ -46,7 +46,7 @@ from .ingest.common import Routes
 from .ingest.context import IngestContext
 from .ingest.counting import ProtocolCounters
 from .ingest.http_ndjson import parse_body
-from .ingest.http_routes import HttpSources, es_root
+from .ingest.http_routes import HttpSources, es_root, read_whole
 from .ingest.ledger import ShipperLedger
 from .ingest.sockets import SocketListeners, SocketPorts
 from .ingest.tcp import LogIngestProtocol
@@ -286,7 +286,7 @@ class LogsServer(Serving):
         self.http_requests += 1
         try:
             async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold the slot
-                body = await request.read()
+                body = await read_whole(request)
         except TimeoutError:
             return json_error(f"the body took more than {BODY_TIMEOUT:.0f}s to arrive", 408)
         lines, errors = parse_body(body)

@@ -30,7 +30,7 @@ _Status = Annotated[int, msgspec.Meta(ge=0, le=999)]
 _Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMESTAMP_MS)]
 
 
-class FlatEvent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+class FlatEvent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, gc=False):
     """A document of the ECS names :func:`record_event` maps onto columns, and nothing else.
 
     Positional (no ``kw_only``): :func:`ecs_events` builds one per document, and keyword

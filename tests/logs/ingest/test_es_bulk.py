@@ -219,3 +219,22 @@ def test_blank_lines_in_a_uniform_body_are_skipped_not_paired_wrongly():
     assert [item[3] for item in parsed.items] in ([], [201, 201])
     missing = a + b"\n\n" + a + b"\n" + b'{"message":"m2"}\n'  # the first action has no document
     assert es_bulk._uniform(missing, None, 1795626009999) is None  # the general loop reads it
+
+
+async def test_a_chunked_body_over_the_limit_is_a_413_and_the_next_is_stored(start_logs):
+    """http_routes.read_whole reads the body itself (one copy, not aiohttp's two): it keeps
+    --max-body-size for a body with no Content-Length, and stores nothing of the refused one."""
+    srv = await start_logs(max_body_bytes=1 << 20)
+    line = ndjson({"create": {}}, {"message": "x" * 200})
+
+    async def pieces():
+        for _ in range((2 << 20) // len(line)):
+            yield line
+
+    url = f"http://{HOST}:{srv.config.http_port}/_bulk"
+    async with aiohttp.ClientSession() as s, s.post(url, data=pieces(), headers={
+            "Content-Type": "application/x-ndjson"}) as resp:
+        assert resp.status == 413
+    status, answer, _ = await call(srv, "POST", "/_bulk", ndjson({"create": {}}, {"message": "kept"}))
+    assert status == 200 and answer["items"][0]["create"]["status"] == 201
+    assert [e["message"] for e in stored(srv.config.data_dir)] == ["kept"]
