@@ -55,6 +55,12 @@ class _WriteFailed(Exception):
         self.data_offset, self.pending_offset = data_offset, pending_offset
 
 
+# A block at least this large, appended to an empty buffer, becomes the buffer without a copy
+# (a bulk body's MBs of lines: copying them into the bytearray cost ~3% of an HTTP bulk
+# path's CPU, bench/ingest_http.py); small blocks (the TCP path's) are copied as before.
+_TAKE_WHOLE_BYTES = 64 * 1024
+
+
 def _write_all(fd: int, view: memoryview) -> None:
     while view:
         n = os.write(fd, view)
@@ -96,7 +102,7 @@ class SegmentWriter:
         self.index: SegmentIndex | None = None
         self._bucket = -1
         self._counter = 0
-        self._buf = bytearray()
+        self._buf: bytearray | bytes = bytearray()
         self._buf_last_seq = -1
         # blocks in _buf not yet written: (bytes, first_seq, last_seq, count, min_ts, max_ts, first_ts)
         self._pending_blocks: list[tuple[int, int, int, int, int, int, int]] = []
@@ -224,11 +230,20 @@ class SegmentWriter:
         return self.append_encoded(_encode_lines(events), events[0].seq, events[-1].seq,
                                    len(events), min_ts, max_ts, events[0].timestamp)
 
+    def _mutable_buf(self) -> bytearray:
+        """The buffer, made a bytearray if it holds one block taken whole (append_encoded)."""
+        if self._buf.__class__ is not bytearray:
+            self._buf = bytearray(self._buf)
+        return self._buf  # type: ignore[return-value]
+
     def append_encoded(self, blob: bytes, first: int, last: int, count: int, min_ts: int,
                        max_ts: int, first_ts: int) -> int:
         """Append ``count`` stored lines already encoded (seqs ``first``..``last`` from
         :meth:`reserve`, timestamps in [min_ts, max_ts]); returns the last seq."""
-        self._buf += blob
+        if not self._buf and len(blob) >= _TAKE_WHOLE_BYTES and blob.__class__ is bytes:
+            self._buf = blob  # immutable, so taken as it is; a second append makes it a bytearray
+        else:
+            self._mutable_buf().extend(blob)
         self._pending_blocks.append((len(blob), first, last, count, min_ts, max_ts, first_ts))
         self._buf_last_seq = last
         self._kick()
@@ -341,7 +356,7 @@ class SegmentWriter:
                 self.write_errors.inc()
                 log.error("store write failed (%s); %d block(s) held, retrying in %.0fs",
                           exc, len(pending) - exc.pending_offset, RETRY_SECONDS)
-                self._buf[:0] = data[exc.data_offset:]
+                self._mutable_buf()[:0] = data[exc.data_offset:]
                 self._pending_blocks[:0] = pending[exc.pending_offset:]
                 if exc.pending_offset:
                     self.written_seq = pending[exc.pending_offset - 1][2]
@@ -392,7 +407,7 @@ class SegmentWriter:
             offset = 0
             for i, block in enumerate(self._pending_blocks if first is not None else ()):
                 if block[1] == first and block[2] == s:
-                    del self._buf[offset:offset + block[0]]
+                    del self._mutable_buf()[offset:offset + block[0]]
                     del self._pending_blocks[i]
                     self.withdrawn_events.inc(block[3])
                     fut.set_exception(StoreUnavailable(reason))
@@ -513,7 +528,7 @@ class SegmentWriter:
             self._flush_task = None
         elif self._buf:
             self._write_group(bytes(self._buf), self._pending_blocks)
-            self._buf.clear()
+            self._buf = bytearray()
             self._pending_blocks = []
         try:
             self._seal()
