@@ -105,6 +105,35 @@ async def test_oversize_line_is_counted_and_the_connection_survives(start_logs):
     await client.close()
 
 
+
+async def test_interleaved_connections_keep_their_own_lines(syslog):
+    """Halves of lines sent in turn on three connections, and one write of ~250 KiB (several
+    reads), each come out whole, as their own connection's: each connection's partial line
+    stays its own (lines.LineSplitter per connection) whatever the reads' sizes."""
+    clients = [await RawClient.connect(port(syslog)) for _ in range(3)]
+    want = []
+    for i in range(4):
+        lines = [b"<14>1 2026-11-29T10:00:%02dZ h%d app - - - conn %d line %d\n" % (i, c, c, i)
+                 for c in range(len(clients))]
+        want += [line[line.index(b"conn"):-1].decode() for line in lines]
+        for client, line in zip(clients, lines, strict=True):
+            await client.send(line[:20])
+        for client, line in zip(clients, lines, strict=True):
+            await client.send(line[20:])
+    big = b"".join(b"<14>1 2026-11-29T10:01:00Z h0 app - - - big %05d %s\n" % (k, b"x" * 200)
+                   for k in range(1000))  # ~250 KiB in one write: several reads
+    await clients[0].send(big)
+    await wait_until(lambda: len(stored(syslog.config.data_dir)) == len(want) + 1000,
+                     what="every line")
+    events = stored(syslog.config.data_dir)
+    small = [e for e in events if e["message"].startswith("conn")]
+    assert sorted(e["message"] for e in small) == sorted(want)
+    assert all(e["labels"]["host.name"] == "h" + e["message"].split()[1] for e in small)
+    assert [e["message"][:9] for e in events if e["message"].startswith("big")] == [
+        f"big {k:05d}" for k in range(1000)]
+    for client in clients:
+        await client.close()
+
 async def test_bad_timestamp_is_counted_and_its_neighbours_stored(syslog):
     client = await RawClient.connect(port(syslog))
     await client.send(b"<14>1 2026-13-45T99:00:00Z h app - - - bad time\n"
