@@ -54,8 +54,11 @@ def _hex_id(value: Any, size: int, name: str) -> str:
     return value.lower()
 
 
-class _JsonBody(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+class _JsonBody(msgspec.Struct, gc=False, forbid_unknown_fields=True, frozen=True):
     stringValue: msgspec.Raw = msgspec.Raw(b"")  # the JSON literal, stored as it came
+
+
+_NO_BODY = _JsonBody()  # a record without a body: its empty stringValue sends it per record
 
 
 class _JsonRecord(msgspec.Struct, gc=False):
@@ -63,7 +66,7 @@ class _JsonRecord(msgspec.Struct, gc=False):
     observedTimeUnixNano: int | str = 0
     severityNumber: int | str = 0
     severityText: str = ""
-    body: _JsonBody | None = None
+    body: _JsonBody | None = _NO_BODY  # None: "body": null
     attributes: tuple[msgspec.Raw, ...] = ()  # a tuple: absent or empty, no object per record
     traceId: str = ""
     spanId: str = ""
@@ -87,6 +90,7 @@ class _JsonRequest(msgspec.Struct):
 
 
 _json_request = msgspec.json.Decoder(_JsonRequest).decode
+_int_array = msgspec.json.Decoder(list[int]).decode
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _time, _observed, _body = attrgetter("timeUnixNano"), attrgetter("observedTimeUnixNano"), attrgetter("body")
 _severity_text, _severity_number = attrgetter("severityText"), attrgetter("severityNumber")
@@ -125,16 +129,18 @@ def parse_json(body: bytes, received: int) -> Parsed:
 
 def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, recs: list) -> bool:
     """A scope's records as one run, if they fit one (else False, nothing added)."""
-    bodies = list(map(_body, recs))
-    if None in bodies or any(map(_attributes, recs)):
+    if any(map(_attributes, recs)):
         return False
-    messages = list(map(_string, bodies))
+    try:
+        messages = list(map(_string, map(_body, recs)))
+    except AttributeError:  # "body": null
+        return False
     if not min(map(len, messages)) or not json_strings(messages):
         return False  # a body without stringValue, or one that is no string
     try:
-        times = list(map(int, map(_time, recs)))
+        times = _ints(list(map(_time, recs)))
         if 0 in times:  # int(""): ValueError, and the per-record path says so
-            times = [t or o for t, o in zip(times, map(int, map(_observed, recs)), strict=True)]
+            times = [t or o for t, o in zip(times, _ints(list(map(_observed, recs))), strict=True)]
     except ValueError:
         return False
     stamps = [t // 1_000_000 if t else received for t in times]
@@ -153,6 +159,20 @@ def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, rec
     if levels is None or traces is False or spans is False:
         return False
     return add_run(out, res, logger, received, stamps, levels, messages, traces, spans)
+
+
+def _ints(values: list[int | str]) -> list[int]:
+    """``int()`` of each value (a number, or the string of digits OTLP JSON writes an int64
+    as), the strings read as one JSON array by msgspec (C); ValueError as ``int()`` raises.
+
+    The strings joined by commas give exactly ``len(values)`` numbers only when no string
+    holds a comma, so then each number is one string's; anything else (an int among them,
+    a sign or space msgspec reads otherwise) is left to ``int()``."""
+    try:
+        ints = _int_array(("[" + ",".join(values) + "]").encode())  # type: ignore[arg-type]
+    except (TypeError, msgspec.DecodeError):
+        return list(map(int, values))
+    return ints if len(ints) == len(values) else list(map(int, values))
 
 
 def _json_ids(ids: list[str], size: int) -> list[str | None] | None | bool:

@@ -136,7 +136,12 @@ JSON_CASES = {name: scopes[0] for name, scopes in PB_CASES.items() if len(scopes
                                    {"traceId": "nothex" * 5 + "zz"}, {"traceId": "ab" * 8 + "\n" + "c" * 15},
                                    {"severityNumber": "SEVERITY_NUMBER_ERROR"},
                                    {"severityNumber": "SEVERITY_NUMBER_NOPE"}, {"timeUnixNano": "0"},
-                                   {"timeUnixNano": "soon"}, {"attributes": []}, {"flags": 1}])
+                                   {"timeUnixNano": "soon"}, {"attributes": []}, {"flags": 1},
+                                   # int64s read as one array (otlp_json._ints): as int() reads each
+                                   {"timeUnixNano": NS}, {"timeUnixNano": "1,2"}, {"timeUnixNano": "-1"},
+                                   {"timeUnixNano": " 1795626000123456789 "}, {"timeUnixNano": "1e18"},
+                                   {"timeUnixNano": "0", "observedTimeUnixNano": str(NS)},
+                                   {"body": None}, {"body": {}}])
 def test_json_runs_store_what_the_per_record_path_stores(records, extra):
     body = otlp_json_body(records, **extra)
     fast, slow = otlp_json.parse_json(body, RECEIVED), otlp_json._parse_json_slow(body, RECEIVED)
@@ -144,7 +149,9 @@ def test_json_runs_store_what_the_per_record_path_stores(records, extra):
 
 
 @pytest.mark.parametrize("value", [b'"bad \xff\xfe utf-8"', b'"a bad \\x escape"', b'"a raw\ttab"',
-                                   b'{"an": "object"}', b'[\n"x"]', b'"ok \xc3\xa9"', b"5"])
+                                   b'{"an": "object"}', b'[\n"x"]', b'"ok \xc3\xa9"', b"5",
+                                   b'"cut short \xe3\x81"', b'"\xed\xa0\x80 a surrogate"',
+                                   b'"\xc0\xaf overlong"', b'"\xeb\xb3\xbc\xed\x8e\x9c"'])
 def test_a_body_is_stored_only_as_a_json_string_in_utf8(value):
     """msgspec's Raw skip checks escapes and control characters, not UTF-8 or the kind."""
     body = (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "fine"}}, '
