@@ -169,7 +169,7 @@ def _ints(values: list[int | str]) -> list[int]:
     holds a comma, so then each number is one string's; anything else (an int among them,
     a sign or space msgspec reads otherwise) is left to ``int()``."""
     try:
-        ints = _int_array(("[" + ",".join(values) + "]").encode())  # type: ignore[arg-type]
+        ints = _int_array("[" + ",".join(values) + "]")  # type: ignore[arg-type]
     except (TypeError, msgspec.DecodeError):
         return list(map(int, values))
     return ints if len(ints) == len(values) else list(map(int, values))
