@@ -72,9 +72,10 @@ async def test_tail_follow_aligns_columns_and_ends_quietly_on_ctrl_c(start_logs)
             assert row[:end].endswith(str(ev["http.response.status_code"])), (header, row)
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        code = await asyncio.wait_for(proc.wait(), 10)
-        err = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
-        assert code == 0, err
+        # read both pipes while it ends: a child blocked on a full pipe would never exit
+        _, err_bytes = await asyncio.wait_for(proc.communicate(), 20)
+        err = err_bytes.decode()
+        assert proc.returncode == 0, err
         assert "Aborted" not in err and "Traceback" not in err, err
     finally:
         if proc.returncode is None:
