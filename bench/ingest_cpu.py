@@ -7,7 +7,8 @@ What bench/ingest_http.py measures end to end (a server, its sockets and disk) a
 what every protocol shares (reading the body, the group commit, the query view's load of new
 lines when a query runs) and, on a shared machine, its noise. This runs only the work that
 differs by protocol, with the same bodies (bench/ingest_http.py's builders, ~8 MB each):
-parsing the body into events (``http_ndjson.parse_body``, ``es_bulk.parse_bulk``), encoding
+parsing the body into events (``http_ndjson.parse_body``, ``es_bulk.parse_bulk``; OTLP JSON's
+``otlp_json.parse_json`` into a LineBlock, encoded as it is stored), encoding
 them as the store's lines (the segment writer's ``encode_lines``, a seq each) and building
 the answer (``es_bulk.bulk_response``: the clients' full answer, or Beats' ``filter_path``); besides
 bench/ingest_http.py's bodies, ``es-bulk-filebeat``: documents as Filebeat 8 sends them.
@@ -32,7 +33,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ingest_http import body_es, body_es_nested, body_ndjson, frames  # noqa: E402
+from ingest_http import body_es, body_es_nested, body_ndjson, body_otlp_json, frames  # noqa: E402
 
 
 def body_filebeat(evs: list) -> bytes:
@@ -50,19 +51,27 @@ def body_filebeat(evs: list) -> bytes:
 
 PROTOCOLS = {"ndjson": (body_ndjson, None), "es-bulk": (body_es, ""),
              "es-bulk-beats": (body_es, "errors,items.*.error,items.*.status"),
-             "es-bulk-nested": (body_es_nested, ""), "es-bulk-filebeat": (body_filebeat, "")}
+             "es-bulk-nested": (body_es_nested, ""), "es-bulk-filebeat": (body_filebeat, ""),
+             "otlp-json": (body_otlp_json, "otlp")}  # otlp: otlp_json.parse_json, its LineBlock encoded
 
 # Run in the checkout measured: the bodies from a file, one JSON line of seconds out.
 CHILD = r"""
 import json, sys, time
 import msgspec
-from logmesh.logs.ingest import es_bulk, http_ndjson
+from logmesh.logs.ingest import es_bulk, http_ndjson, otlp_json
 bodies, filter_path = json.load(open(sys.argv[1])), sys.argv[2]
 encode_lines = msgspec.json.Encoder().encode_lines
 seq, spent, events = 0, 0.0, 0
 for path in bodies:
     body = open(path, "rb").read()
     t0 = time.process_time()
+    if filter_path == "otlp":
+        block = otlp_json.parse_json(body, 1795626000000).block
+        block.encode(range(seq, seq + block.count))
+        seq += block.count
+        spent += time.process_time() - t0
+        events += block.count
+        continue
     if filter_path == "-":
         got, errors = http_ndjson.parse_body(body)
         parsed = None
