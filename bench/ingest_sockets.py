@@ -24,6 +24,8 @@ pairing: ``git archive main | tar -x -C /tmp/base`` then ``--code /tmp/base
 over the same reads (loadgen's syslog lines in 64 KiB reads, split by lines.py), CPU
 microseconds per event, in a fresh process per tree and round (alternating), without the
 socket, the writer or the query view's threads that the server's figure includes.
+``--micro --sd`` puts logger's structured data (``[timeQuality ...]``) in every line; a
+read encode_block leaves goes through the per-line path, as the server takes it.
 """
 
 from __future__ import annotations
@@ -125,26 +127,43 @@ sys.path.insert(1, {bench!r})
 from loadgen import build_batches
 from logmesh.logs.ingest.lines import LineSplitter
 from logmesh.logs.ingest.syslog import SyslogDecoder
+from logmesh.logs.store.segment import _encode_lines
+SD = {sd!r}  # logger's structured data in every line (--sd), or none
 splitter = LineSplitter(1 << 20)
-reads = [splitter.feed(b)[0] for b, _ in build_batches(0, {events}, lines=True,
-                                                        batch_bytes=64 * 1024, seed=1, syslog=True)]
-decoder, seq = SyslogDecoder(), [0]
+reads = [[line.replace(b" - - ", b" - " + SD + b" ", 1) if SD else line
+          for line in splitter.feed(b)[0]]
+         for b, _ in build_batches(0, {events}, lines=True, batch_bytes=64 * 1024, seed=1,
+                                   syslog=True)]
+decoder, seq, source = SyslogDecoder(), [0], ("127.0.0.1", 40000)
 def reserve(n):
     seq[0] += n
     return range(seq[0] - n, seq[0])
+def per_line(lines):  # what the server does with a read encode_block leaves (sockets.store)
+    events = [decoder.event(line, 1795968000000, source) for line in lines]
+    for e, s in zip(events, reserve(len(events))):
+        e.seq = s
+    return _encode_lines(events)
 best = None
 for _ in range(3):
     t = time.process_time()
     for lines in reads:
-        assert decoder.encode_block(lines, 1795968000000, ("127.0.0.1", 40000), reserve)
+        got = decoder.encode_block(lines, 1795968000000, source, reserve)
+        assert got or SD, "a plain read left to the per-line path"
+        got or per_line(lines)
     best = min(best or 1e9, time.process_time() - t)
 print(best / {events} * 1e6)
 """
 
 
-def micro(code: Path | None, events: int) -> float:
-    """encode_block's CPU µs per event in ``code``'s tree (the best of 3 passes)."""
-    out = subprocess.run([sys.executable, "-c", MICRO.format(bench=str(HERE), events=events)],
+# util-linux logger's default structured data (--sd)
+LOGGER_SD = b'[timeQuality tzKnown="1" isSynced="1" syncAccuracy="12345"]'
+
+
+def micro(code: Path | None, events: int, sd: bytes = b"") -> float:
+    """encode_block's CPU µs per event in ``code``'s tree (the best of 3 passes); with ``sd``
+    in the lines, a read it leaves is timed through the per-line path, as the server takes it."""
+    out = subprocess.run([sys.executable, "-c", MICRO.format(bench=str(HERE), events=events,
+                                                             sd=sd)],
                          cwd=code, capture_output=True, text=True, check=True).stdout
     return float(out)
 
@@ -168,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(alternating), for a before/after pairing")
     ap.add_argument("--micro", action="store_true",
                     help="encode_block alone, in process (CPU µs per event), not the server")
+    ap.add_argument("--sd", action="store_true",
+                    help="with --micro: logger's structured data in every line")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     conns = [int(c) for c in a.connections.split(",")]
@@ -175,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     codes: list[Path | None] = [c.resolve() for c in a.code] or [None]
     label = {c: ("" if len(codes) < 2 else f"@{c.name}") for c in codes}  # type: ignore[union-attr]
     if a.micro:
-        return report_micro(codes, label, a.rounds, min(a.events, 300_000), a.json)
+        return report_micro(codes, label, a.rounds, min(a.events, 300_000), a.json,
+                            LOGGER_SD if a.sd else b"")
     runs: list[dict] = []
     for rnd in range(a.rounds):
         order = paths if rnd % 2 == 0 else paths[::-1]
@@ -235,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_micro(codes: list[Path | None], label: dict, rounds: int, events: int,
-                 out: Path | None) -> int:
+                 out: Path | None, sd: bytes = b"") -> int:
     got: dict[Path | None, list[float]] = {c: [] for c in codes}
     for rnd in range(rounds):
         for code in codes if rnd % 2 == 0 else codes[::-1]:
-            got[code].append(micro(code, events))
+            got[code].append(micro(code, events, sd))
             print(f"round {rnd} encode_block{label[code]}: {got[code][-1]:.3f} CPU µs/event",
                   file=sys.stderr, flush=True)
     print("| tree | CPU µs per event (median) | runs | / first tree's (median of rounds) |")

@@ -68,16 +68,22 @@ CACHE_SIZE = 100_000  # entries per cache before it starts again
 # The read's lines are decoded and JSON-escaped by one orjson call over the list ["", *lines]
 # (each line a str of its own: one non-ASCII line does not make the whole read's text wide),
 # and _HEADER split out of that text by one re.split: a flat list, per line "PRI>1 SECOND",
-# the fraction's first digits (or None), "ZONE HOST APP PROCID MSGID" and the escaped MSG
+# the fraction's first digits (or None), "ZONE HOST APP PROCID MSGID SD" and the escaped MSG
 # (what lies between one header and the next string's quotes), with no tuple or match
 # object per line; PRI rides with the second and the zone with the sender's fields, as each
 # group costs a bytes object a line. '","<' stands in JSON text only where a string ends and
 # the next begins with "<" (within a string a quote is escaped), so every match starts a line.
 # The header's fields are split on spaces alone, as the per-line path splits them; one that
 # needed escaping is refused when first seen (_head).
+# Structured data rides in the sender's fields (logger's constant [timeQuality ...] makes one
+# head a sender), in JSON text, where its quotes are \": only the plain kind, whose names are
+# printable ASCII and whose values hold no quote, backslash or "]", each read by the per-line
+# path's _structured_data when its head is made; any other is left to the per-line path.
+_SD_NAME = rb"[\x21\x23-\x3c\x3e-\x5b\x5e-\x7e]{1,32}"
+_PLAIN_SD = (rb"(?:\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb'=\\"[^"\\\]]*\\")* ?\])+')
 _HEADER = re.compile(rb'","<(\d{1,3}>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:(\.\d{1,3})\d{0,6})?'
-                     rb"((?:[Zz]|[+-]\d\d:\d\d) [^ ]+ [^ ]+ [^ ]+ [^ ]+) -"
-                     rb'(?: (?:\xef\xbb\xbf)?|(?="))')  # "- " and one BOM, or "-" at the end
+                     rb"((?:[Zz]|[+-]\d\d:\d\d) [^ ]+ [^ ]+ [^ ]+ [^ ]+ (?:-|" + _PLAIN_SD + rb"))"
+                     rb'(?: (?:\xef\xbb\xbf)?|(?="))')  # " " and one BOM, or the end
 _STRIDE = 4  # re.split's items per line: _HEADER's 3 groups and the text after it
 _PRI_END = b">1 "
 # A fraction's first 1-3 digits -> its milliseconds (the rest is below a millisecond).
@@ -223,9 +229,9 @@ class SyslogDecoder:
     # -- the hot path: a read of plain RFC 5424 lines, encoded without event objects ----------
     def encode_block(self, lines: list[bytes], received: int, source: tuple[str, int],
                      reserve: Callable[[int], range]) -> tuple[bytes, range, list[int]] | None:
-        """The stored lines of a read whose every line is RFC 5424 with no structured data,
-        valid UTF-8 and a good timestamp (what rsyslog and syslog-ng forward, and most libraries
-        send; logger adds structured data);
+        """The stored lines of a read whose every line is RFC 5424 with no structured data or
+        plain structured data (see _PLAIN_SD), valid UTF-8 and a good timestamp (what rsyslog
+        and syslog-ng forward, logger sends, and most libraries send);
         None for any other read, which :meth:`event` takes line by line.
 
         No Python runs per line: one orjson call escapes the whole read, one ``re.split``
@@ -303,16 +309,22 @@ class SyslogDecoder:
         return self._heads_of(cols)
 
     def _head(self, pri_text: bytes, zone_hdr: bytes) -> tuple[bytes, bytes, int]:
-        """What lines of one PRI, zone, HOSTNAME, APP-NAME, PROCID and MSGID share: the part
-        before ``message`` (service, level), the part after it (labels, the line's end) and the
-        zone's offset in ms."""
+        """What lines of one PRI, zone, HOSTNAME, APP-NAME, PROCID, MSGID and structured data
+        share: the part before ``message`` (service, level), the part after it (labels, the
+        line's end) and the zone's offset in ms."""
         pri = int(pri_text)
         if pri >= 192:
             raise Rejected("bad_syslog", "PRI over 191")  # the per-line path stores it whole
-        if b"\\" in zone_hdr:  # escaped by orjson: a quote, backslash or control character in it
-            raise Rejected("bad_syslog", "a header field the per-line path reads")
-        zone, host, app, procid, msgid = zone_hdr.decode().split(" ")
+        text = zone_hdr.decode()
+        zone, host, app, procid, msgid, sd_text = text.split(" ", 5)
+        if "\\" in text[:len(text) - len(sd_text)]:  # escaped by orjson: a quote, backslash
+            raise Rejected("bad_syslog", "a header field the per-line path reads")  # or control
         labels = _header_labels(_PRI_LABELS[pri].copy(), host, procid, msgid)
+        if sd_text != NIL:
+            sd, rest = _structured_data(sd_text.replace('\\"', '"'))
+            if sd is None or rest:
+                raise Rejected("bad_syslog", "structured data the per-line path reads")
+            labels["log.syslog.structured_data"] = sd
         svc = b',"service.name":' + orjson.dumps(app) if app != NIL else b""
         return (svc + b',"log.level":"' + LEVELS[pri & 7].encode() + b'","message":"',
                 b'","labels":' + orjson.dumps(labels) + b"}\n",

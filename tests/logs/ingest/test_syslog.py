@@ -188,6 +188,20 @@ def test_encode_block_stores_what_the_per_line_path_stores():
     assert block([PLAIN[7], b"<13>1 2026-11-29T16:00:00Z h a - - - DEL \x7f"]) is None
 
 
+def test_encode_block_takes_plain_structured_data():
+    # logger's default, and ids, values of any text but a quote, backslash or "]"
+    decoder = SyslogDecoder()
+    lines = [b'<13>1 2026-11-29T16:00:00.1Z h app 7 - [timeQuality tzKnown="1" isSynced="0"] hi',
+             b'<13>1 2026-11-29T16:00:00.2Z h app 7 - [timeQuality tzKnown="1" isSynced="0"] yo',
+             b'<13>1 2026-11-29T16:00:00Z h app - - [a@1 x="caf\xc3\xa9 (1)" y=""][b][a@1 z="2"]',
+             b'<13>1 2026-11-29T16:00:00Z h app - - [a] \xef\xbb\xbf[not sd] "q"',
+             PLAIN[0]]
+    assert same_as_per_line(lines, decoder)
+    assert same_as_per_line(lines[::-1], decoder)  # from the caches
+    sd = per_line(lines)[2]["labels"]["log.syslog.structured_data"]
+    assert sd == {"a@1": {"x": "caf\u00e9 (1)", "y": "", "z": "2"}, "b": {}}
+
+
 def test_encode_block_with_a_percent_in_the_source_address():
     # the read's lines are one bytes % template: a link-local address's "%eth0" is not a format
     import orjson
@@ -199,7 +213,10 @@ def test_encode_block_with_a_percent_in_the_source_address():
 
 @pytest.mark.parametrize("odd", [
     b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",  # RFC 3164
-    b'<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="b"] with structured data',
+    b'<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="b]"] a "]" in a value',
+    b'<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="\\"b"] an escape in a value',
+    b'<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="b"]no space after it',
+    b'<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x\xe2\x80\x83y a="b"] a wide space in a name',
     b"<13>1 - h app - - - no timestamp",
     b"<13>1 2026-13-45T99:00:00Z h app - - - bad time",
     b"<13>1 2026-11-29T16:00:00.1234567890Z h app - - - ten digits of fraction",
@@ -235,11 +252,37 @@ def _timestamp(draw, odd: bool = False) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S") + frac + draw(_ZONE)
 
 
+_SD_NAME = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=' ="]\\'),
+                   min_size=1, max_size=8)
+
+
+@st.composite
+def _plain_sd(draw) -> str:
+    """Structured data encode_block takes: values with no quote, backslash or "]"."""
+    value = st.text(st.characters(exclude_characters='"\\]', exclude_categories=["Cs", "Cc"]),
+                    max_size=8)
+    return "".join("[" + draw(_SD_NAME) + "".join(f' {draw(_SD_NAME)}="{draw(value)}"'
+                                                  for _ in range(draw(st.integers(0, 3)))) + "]"
+                   for _ in range(draw(st.integers(1, 3))))
+
+
+@st.composite
+def _any_sd(draw) -> str:
+    """Any structured data, well formed or not: escapes, "]" in values, odd names."""
+    name = st.text(max_size=5)
+    value = st.text(st.sampled_from('ab]"\\ \u2003é'), max_size=6)
+    return "".join("[" + draw(name) + "".join(f' {draw(name)}="{draw(value)}"'
+                                              for _ in range(draw(st.integers(0, 2)))) +
+                   draw(st.sampled_from(["]", " ]", ""]))
+                   for _ in range(draw(st.integers(1, 2))))
+
+
 @st.composite
 def _plain_line(draw) -> bytes:
     pri = draw(st.integers(0, 191))
     host, app, procid, msgid = (draw(_FIELD | st.just("-")) for _ in range(4))
-    head = f"<{pri}>1 {draw(_timestamp())} {host} {app} {procid} {msgid} -".encode()
+    sd = draw(st.just("-") | _plain_sd())
+    head = f"<{pri}>1 {draw(_timestamp())} {host} {app} {procid} {msgid} {sd}".encode()
     msg = draw(_TEXT).replace(b"\x7f", b"").rstrip(b"\r\n")
     bom = draw(st.sampled_from([b"", b"\xef\xbb\xbf"]))
     end = draw(st.sampled_from([b"", b"\n"]))
@@ -251,7 +294,7 @@ def _any_line(draw) -> bytes:
     pri = draw(st.integers(0, 999).map(str) | st.text(max_size=4))
     fields = " ".join(draw(_ODD_FIELD) for _ in range(4))
     ts = draw(_timestamp(odd=True) | st.text(max_size=30))
-    sd = draw(st.sampled_from(["-", "-x", '[a b="c"]', ""]))
+    sd = draw(st.sampled_from(["-", "-x", '[a b="c"]', ""]) | _plain_sd() | _any_sd())
     line = f"<{pri}>1 {ts} {fields} {sd}".encode() + draw(_MESSAGE)
     return line + draw(st.sampled_from([b"", b"\n", b"\r", b"\r\n", b"\x7f", b"\n\n"]))
 
