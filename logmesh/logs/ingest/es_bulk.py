@@ -59,15 +59,14 @@ class BulkParse:
 
 
 def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse | None:
-    """The fast path: one action line repeated before every document, found with a count and
-    a replace (C) instead of a split into lines; documents that are flat, or nested ECS
+    """The fast path: one action line repeated before every document, found and counted by
+    one replace (C) instead of a split into lines; documents that are flat, or nested ECS
     objects of the known shape, then decode in one call (http_ndjson.flat_events,
     ecs_events). None: any other body (the general loop reads it)."""
     first = body.find(b"\n")
     if first <= 0:
         return None
     marker = b"\n" + body[:first] + b"\n"  # no copy of the body: large copies cost page faults
-    actions = body.count(marker) + 1
     try:
         action_line = orjson.loads(body[:first])
     except orjson.JSONDecodeError:
@@ -83,7 +82,11 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
     # No action line can decode as a document (an action has a key no document has), and
     # decode_lines skips blank lines: as many documents as actions is a well-formed body
     # (an action without its document and a document without its action, both, would pass).
-    docs = memoryview(body.replace(marker, b"\n"))[first + 1:]
+    joined = body.replace(marker, b"\n")
+    # each action line after the first took len(marker) - 1 bytes out: the count of them
+    # without a second pass over the body (body.count cost a quarter of the replace)
+    actions = (len(body) - len(joined)) // (len(marker) - 1) + 1
+    docs = memoryview(joined)[first + 1:]
     labels = None if index is None else {INDEX_LABEL: index}
     events = flat_events(docs, received)
     if events is not None and labels is not None:
