@@ -63,6 +63,8 @@ _SD_PARAM = re.compile(r' ([^\s\]="]{1,32})="((?:[^"\\]|\\.)*)"')
 _SD_UNESCAPE = re.compile(r'\\([\\"\]])')
 _TAIL = re.compile(r"(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)")
 CACHE_SIZE = 100_000  # entries per cache before it starts again
+SD_CACHE_SIZE = 10_000  # heads with structured data made before encode_block's caches restart
+SD_NEW_PER_READ = 16  # new kinds of structured data a read may bring (or a quarter of its lines)
 
 # -- encode_block's reads: RFC 5424 lines with no structured data, escaped as one JSON array --
 # The read's lines are decoded and JSON-escaped by one orjson call over the list ["", *lines]
@@ -106,6 +108,7 @@ class SyslogDecoder:
         self._second_ms: dict[bytes, int] = {}
         self._second_heads: dict[bytes, dict[bytes, tuple[bytes, bytes, int]]] = {}
         self._heads: dict[bytes, dict[bytes, tuple[bytes, bytes, int]]] = {}
+        self._sd_heads = 0  # heads with structured data made since the caches last restarted
 
     def event(self, line: bytes, received: int, source: tuple[str, int] | None) -> Event:
         """One message -> its event; :class:`Rejected` when it cannot be stored."""
@@ -300,12 +303,25 @@ class SyslogDecoder:
             return self._heads_of(cols)
         except KeyError:
             pass
-        for key, zone_hdr in set(zip(cols[1::_STRIDE], cols[3::_STRIDE], strict=True)):
+        new = [(key, zone_hdr) for key, zone_hdr in set(zip(cols[1::_STRIDE], cols[3::_STRIDE],
+                                                             strict=True))
+               if zone_hdr not in self._second_heads[key]]
+        sds = [zone_hdr.split(b" ", 5)[5] for _, zone_hdr in new if zone_hdr[-2:] != b" -"]
+        with_sd = len(sds)
+        if len(set(sds)) > max(SD_NEW_PER_READ, len(cols) // (_STRIDE * 4)):
+            # structured data that changes from line to line (an id in each): a head a line
+            # would cost more than the per-line path and hold memory for nothing
+            raise Rejected("bad_syslog", "structured data that varies: the per-line path")
+        self._sd_heads += with_sd
+        if self._sd_heads > SD_CACHE_SIZE:  # heads with structured data: each ~0.6 KB
+            self._sd_heads = with_sd
+            for heads in self._heads.values():
+                heads.clear()
+        for key, zone_hdr in new:
             heads = self._second_heads[key]
             if len(heads) > CACHE_SIZE:
                 heads.clear()
-            if zone_hdr not in heads:
-                heads[zone_hdr] = self._head(key.partition(_PRI_END)[0], zone_hdr)
+            heads[zone_hdr] = self._head(key.partition(_PRI_END)[0], zone_hdr)
         return self._heads_of(cols)
 
     def _head(self, pri_text: bytes, zone_hdr: bytes) -> tuple[bytes, bytes, int]:

@@ -202,6 +202,28 @@ def test_encode_block_takes_plain_structured_data():
     assert sd == {"a@1": {"x": "caf\u00e9 (1)", "y": "", "z": "2"}, "b": {}}
 
 
+def test_structured_data_that_varies_is_left_to_the_per_line_path():
+    # an id in every line's structured data: a head a line would cost more than the per-line
+    # path and fill the caches; a few distinct ones in a read are cached
+    decoder = SyslogDecoder()
+    varied = [b'<13>1 2026-11-29T16:00:00Z h app - - [req@1 id="%d"] m' % i for i in range(40)]
+    assert block(varied, decoder) is None
+    assert decoder._sd_heads == 0
+    assert same_as_per_line(varied[:8] * 5, decoder) and decoder._sd_heads == 8
+
+
+def test_the_caches_restart_after_many_heads_with_structured_data(monkeypatch):
+    from logmesh.logs.ingest import syslog
+
+    monkeypatch.setattr(syslog, "SD_CACHE_SIZE", 10)
+    decoder = SyslogDecoder()
+    lines = [b'<13>1 2026-11-29T16:00:00Z h app - - [req@1 id="%d"] m' % i for i in range(24)]
+    for start in (0, 8, 16, 0):
+        assert same_as_per_line(lines[start:start + 8], decoder)
+        assert decoder._sd_heads <= 10 + 8
+    assert same_as_per_line([PLAIN[0], lines[3]], decoder)
+
+
 def test_encode_block_with_a_percent_in_the_source_address():
     # the read's lines are one bytes % template: a link-local address's "%eth0" is not a format
     import orjson
