@@ -55,7 +55,10 @@ async def test_tail_follow_aligns_columns_and_ends_quietly_on_ctrl_c(start_logs)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "logmesh", "tail", "-f", "-n", "5", "--url", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        # a terminal's Ctrl-C reaches a process whose SIGINT is not ignored, whatever the
+        # process running the tests was left with
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines = await read_lines(proc.stdout, 1 + len(EVENTS))  # type: ignore[arg-type]
         await asyncio.sleep(0.5)
