@@ -66,6 +66,14 @@ def compact_all(data_dir) -> int:
     return Compactor(data_dir, grace=0).run_once()
 
 
+def damage(pq, where: str) -> None:
+    """40 bytes of 0xff over a Parquet file's footer, or over a compressed page a third in."""
+    data = bytearray(pq.read_bytes())
+    at = len(data) - 40 if where == "footer" else len(data) // 3
+    data[at:at + 40] = b"\xff" * 40
+    pq.write_bytes(bytes(data))
+
+
 async def test_search_live_then_parquet_same_answers(store):
     engine = Engine(store)
     live = page_all(engine, "deadlock")
@@ -307,10 +315,7 @@ async def test_a_damaged_parquet_file_is_quarantined_and_the_rest_stays_searchab
     assert compact_all(store) == 2
     pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))
     rows = orjson.loads(pq[0].with_name(layout.blocks_name(pq[0].name)).read_bytes())["rows"]
-    data = bytearray(pq[0].read_bytes())
-    at = len(data) - 40 if where == "footer" else len(data) // 3
-    data[at:at + 40] = b"\xff" * 40
-    pq[0].write_bytes(bytes(data))
+    damage(pq[0], where)
     engine = Engine(store)
     found, _ = engine.with_deadline(None, engine.search, None, LO, HI, limit=2000)
     assert len(found) == 1500 - rows, "every other event is found"
@@ -532,10 +537,7 @@ async def test_a_damaged_parquet_file_with_a_damaged_block_index_is_quarantined(
     blocks = pq[0].with_name(layout.blocks_name(pq[0].name))
     rows = orjson.loads(blocks.read_bytes())["rows"]
     blocks.write_bytes(b"\x00" * 64)
-    data = bytearray(pq[0].read_bytes())
-    at = len(data) - 40 if where == "footer" else len(data) // 3
-    data[at:at + 40] = b"\xff" * 40
-    pq[0].write_bytes(bytes(data))
+    damage(pq[0], where)
     engine = Engine(store)
     found, _ = engine.with_deadline(None, engine.search, None, LO, HI, limit=2000)
     assert len(found) == 1500 - rows, "every other event is found"
