@@ -18,6 +18,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,7 @@ class LogsServer(Serving):
         lines, errors = parse_body(body)
         if errors:
             self.discarded.inc(len(errors))
+            self.http_sources.count("ndjson", Counter(e["reason"] for e in errors))
         if not lines:
             return json_error(errors[0]["error"] if errors else "empty body: send NDJSON or a JSON array",
                               400, accepted=0, rejected=len(errors), errors=errors[:20])

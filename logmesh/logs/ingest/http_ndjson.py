@@ -229,7 +229,7 @@ def _label_members(parts: tuple[bytes, ...], extra: dict[str, Any] | None) -> by
 def parse_timestamp(value: Any) -> int:
     """Epoch ms from an int/float (ms) or an ISO-8601 string; raises ValueError."""
     if isinstance(value, bool):
-        raise ValueError("@timestamp must be epoch milliseconds or ISO-8601")
+        raise Rejected("bad_timestamp", "@timestamp must be epoch milliseconds or ISO-8601")
     if isinstance(value, int):
         return check_timestamp(value)
     if isinstance(value, float):  # orjson reads no NaN or infinity
@@ -241,11 +241,15 @@ def parse_timestamp(value: Any) -> int:
         try:  # RFC 3339 as msgspec reads it (ecs_events): digits past the microsecond rounded
             dt = msgspec.convert(value, datetime)
         except msgspec.ValidationError:  # the rest of ISO 8601
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            try:
+                dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as exc:  # "99999-01-01", "year 0 is out of range", "yesterday"
+                raise Rejected("bad_timestamp", f"@timestamp {value[:40]!r} is no ISO-8601 date "
+                                                f"between 1970 and 9999 ({exc})") from None
         if dt.tzinfo is None:
-            raise ValueError(f"@timestamp {value!r} has no timezone; add Z or +00:00")
+            raise Rejected("bad_timestamp", f"@timestamp {value[:40]!r} has no timezone; add Z or +00:00")
         return check_timestamp(int(dt.timestamp() * 1000))
-    raise ValueError("@timestamp must be epoch milliseconds or ISO-8601")
+    raise Rejected("bad_timestamp", "@timestamp must be epoch milliseconds or ISO-8601")
 
 
 def record_event(obj: Any, received: int, *, deep: bool = True) -> Event:
@@ -292,7 +296,7 @@ def parse_body(body: bytes) -> tuple[list[Event | FlatEvent], list[dict]]:
         try:
             items = orjson.loads(stripped)
         except orjson.JSONDecodeError as exc:
-            return [], [{"line": 1, "error": f"cannot parse JSON array: {exc}"}]
+            return [], [{"line": 1, "error": f"cannot parse JSON array: {exc}", "reason": "bad_json"}]
         deep = stripped.count(b"[") + stripped.count(b"{") >= MAX_DEPTH  # else no object can be
         numbered: list[tuple[int, Any, bool]] = [(no, item, deep) for no, item in enumerate(items, 1)]
     else:
@@ -304,11 +308,11 @@ def parse_body(body: bytes) -> tuple[list[Event | FlatEvent], list[dict]]:
                 numbered.append((no, orjson.loads(line),
                                  line.count(b"[") + line.count(b"{") >= MAX_DEPTH))
             except orjson.JSONDecodeError as exc:
-                errors.append({"line": no, "error": f"cannot parse line: {exc}"})
+                errors.append({"line": no, "error": f"cannot parse line: {exc}", "reason": "bad_json"})
     for no, obj, deep in numbered:
         try:
             lines.append(record_event(obj, received, deep=deep))
-        except (ValueError, KeyError, TypeError) as exc:
-            errors.append({"line": no, "error": str(exc)})
+        except (ValueError, KeyError, TypeError) as exc:  # reason: the counters' word (common.Rejected)
+            errors.append({"line": no, "error": str(exc), "reason": getattr(exc, "reason", "bad_event")})
     errors.sort(key=lambda e: e["line"])  # parse errors and event errors were found in two passes
     return lines, errors

@@ -78,8 +78,8 @@ class HttpSources:
         self.received = received
         self.worker = worker
         self._rejected = metrics.counter(
-            "logmesh_ingest_rejected_total", "Events, items or requests refused at OTLP, "
-            "Elasticsearch bulk and Loki ingest, by protocol and reason.",
+            "logmesh_ingest_rejected_total", "Events, items or requests refused at ingest "
+            "(NDJSON, OTLP, Elasticsearch bulk, Loki, the socket ports), by protocol and reason.",
             ["worker", "protocol", "reason"])
         self._children: dict[tuple[str, str], Any] = {}
         # (protocol, n): events stored, by protocol (counting.ProtocolCounters.events, set by the server)

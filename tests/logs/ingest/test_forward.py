@@ -133,7 +133,7 @@ async def test_bad_entries_are_counted_the_others_stored(forward):
     await client.send(msgpack.packb(message) + msgpack.packb({"not": "a message"}))
     assert await answer(client) == {"ack": "mixed"}
     assert [e["message"] for e in stored(forward.config.data_dir)] == ["good 1", "good 2"]
-    assert await ingest_errors(forward, "forward") == {"bad_entry": 1, "bad_record": 1,
+    assert await ingest_errors(forward, "forward") == {"bad_entry": 1, "bad_timestamp": 1,
                                                         "bad_message": 1}
     await client.close()
 

@@ -57,7 +57,7 @@ async def test_json_array_body(start_logs):
     status, answer = await post(srv, orjson.dumps(items), "application/json")
     assert status == 200, answer
     assert answer["accepted"] == 5 and answer["rejected"] == 1
-    assert answer["errors"] == [{"line": 3, "error": "expected a JSON object, got str"}]
+    assert answer["errors"] == [{"line": 3, "error": "expected a JSON object, got str", "reason": "bad_event"}]
     assert [e["message"] for e in stored(srv.config.data_dir)] == [f"m{i}" for i in range(5)]
 
 
@@ -102,3 +102,23 @@ async def test_nested_ecs_objects_map_onto_their_dotted_names(start_logs):
     assert event["log.level"] == "error" and event["log.logger"] == "app.pay"
     assert event["trace.id"] == "t-9"
     assert event["labels"] == {"team": "pay", "span.id": "s-1", "user": {"id": 7}}
+
+
+async def test_rejected_lines_are_counted_by_reason(start_logs):
+    """NDJSON's refusals are counted by reason beside the other protocols' (issue 19), and
+    every reason is in the answer: an ISO date out of range is a bad_timestamp too."""
+    srv = await start_logs()
+    body = (b'{"message":"ok"}\nbad\n{"message":"x","@timestamp":"99999-01-01T00:00:00Z"}\n'
+            b'{"message":"x","@timestamp":"yesterday"}\n{"message":"x","@timestamp":-5}\n'
+            b'{"message":"x","log.level":["a"]}\n[]\n')
+    status, answer = await post(srv, body)
+    assert status == 200 and answer["accepted"] == 1
+    assert [e["reason"] for e in answer["errors"]] == [
+        "bad_json", "bad_timestamp", "bad_timestamp", "bad_timestamp", "bad_field", "bad_event"]
+    assert all(e["error"].startswith(e["reason"] + ": ") for e in answer["errors"][1:5])
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://{HOST}:{srv.config.http_port}/metrics") as resp:
+            text = await resp.text()
+    for reason, n in (("bad_json", 1), ("bad_timestamp", 3), ("bad_field", 1), ("bad_event", 1)):
+        assert (f'logmesh_ingest_rejected_total{{protocol="ndjson",reason="{reason}",worker="0"}} {n}'
+                in text), reason

@@ -45,7 +45,7 @@ async def test_bad_lines_are_counted_by_reason_and_the_connection_goes_on(start_
     await client.send(b'{"message": "three"}\n')
     await wait_until(lambda: len(stored(srv.config.data_dir)) == 3, what="a later line")
     assert [e["message"] for e in stored(srv.config.data_dir)] == ["one", "two", "three"]
-    assert await ingest_errors(srv, "jsonl") == {"bad_json": 1, "not_object": 1, "bad_event": 1,
+    assert await ingest_errors(srv, "jsonl") == {"bad_json": 1, "not_object": 1, "bad_timestamp": 1,
                                                  "too_large": 1}
     assert not client.eof
     await client.close()
