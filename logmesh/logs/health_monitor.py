@@ -10,6 +10,12 @@ With ``--workers N`` each worker writes what its ledger heard to ``health/wNN.js
 data directory every second (a shipper's connection lands on one worker) and reads its
 siblings' files, so every worker judges every instance; only worker 0 asks the store for the
 gateway's timeouts (shared in its file) and stores state changes, so each is stored once.
+
+With one worker the gateway's answers come from counts kept as the store takes the events
+(logs/gateway_counts.py), not from a DuckDB query: that query loaded every new event into
+DuckDB's live table, 30-40% of the service's CPU per request in a mesh (issue 22). DuckDB still
+answers what the counts cannot know: the store's last hour from before this process started,
+and every question with ``--workers N`` (each worker's writer sees only its own events).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 import orjson
 
 from .event import Event
+from .gateway_counts import GatewayCounts
 from .health import (
     DOWN,
     NORM_WINDOW_MS,
@@ -78,6 +85,21 @@ def written_since(data_dir: Path, wall: float) -> bool:
         except FileNotFoundError:  # a segment compacted meanwhile: its Parquet file, listed
             continue  # after it, is newer; a file removed by retention held old events
     return False
+
+
+def counts_from(data_dir: Path, started_ms: int, window_ms: int = SLOW_WINDOW_MS,
+                norm_ms: int = NORM_WINDOW_MS) -> int:
+    """The oldest time from which counts begun at ``started_ms`` hold every answer: when the
+    store was written in the last minute (and a slack), ``started_ms``; when it was quiet for
+    that long, the window before it (nothing of it is stored, clocks within the slack); when it
+    was quiet for the hour too, that hour as well."""
+    wall = started_ms / 1000
+    slack = QUIET_AFTER_SECONDS - window_ms / 1000
+    if not written_since(data_dir, wall - (window_ms + norm_ms) / 1000 - slack):
+        return started_ms - window_ms - norm_ms
+    if not written_since(data_dir, wall - window_ms / 1000 - slack):
+        return started_ms - window_ms
+    return started_ms
 
 
 def gateway_timeouts(answers: list[red.AddressRoute]) -> dict[str, int]:
@@ -146,11 +168,13 @@ class HealthMonitor:
     """One worker's loop. ``heard``: its ledger's ``health()``; ``nodes``: the distributor's
     list now; ``writer``: the store's writer (worker 0 only, else None: no events stored);
     ``engine``: the query engine (worker 0 asks it for the gateway's timeouts); ``shared``:
-    the directory of the workers' files (``--workers N``), None for one worker."""
+    the directory of the workers' files (``--workers N``), None for one worker; ``counts``:
+    the gateway's answers counted as the store took them (one worker), None: DuckDB answers."""
 
     def __init__(self, *, heard: Callable[[], list[dict]], nodes: Callable[[], list[Any]],
                  worker: int = 0, writer: Any = None, engine: Any = None,
-                 shared: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+                 shared: Path | None = None, clock: Callable[[], float] = time.time,
+                 counts: GatewayCounts | None = None) -> None:
         self.heard = heard
         self.nodes = nodes
         self.worker = worker
@@ -158,6 +182,9 @@ class HealthMonitor:
         self.engine = engine
         self.shared = shared
         self.clock = clock
+        self.counts = counts
+        self.counts_from = (counts_from(engine.data_dir, counts.started_ms)
+                            if counts is not None and engine is not None else None)
         self.tracker = HealthTracker()
         self.timeouts: dict[str, int] = {}
         self.latency: dict[str, str] = {}  # address -> why its latency is far above the norm
@@ -272,18 +299,27 @@ class HealthMonitor:
                 log.debug("the gateway's answers could not be read: %r", exc)
 
     async def ask_gateway(self) -> None:
-        """Read the gateway's last minute from the store: its timeouts and latencies per
-        address. Only a node the distributor listed is judged by them (health.rows), so with
-        none known the store is not asked: the question loads every event stored since the last
-        one into DuckDB's live table, which cost a service taking syslog, OTLP or bulk posts
-        without a mesh about as much CPU as its ingest (issue 22's profile)."""
+        """Read the gateway's last minute: its timeouts and latencies per address, from the
+        counts where they cover it, else from the store. Only a node the distributor listed is
+        judged by them (health.rows), so with none known nothing is asked: the store's question
+        loads every event stored since the last one into DuckDB's live table, which cost a
+        service taking syslog, OTLP or bulk posts without a mesh about as much CPU as its ingest
+        (issue 22's profile)."""
         answers: list[red.AddressRoute] = []
-        if self.tracker.nodes and written_since(self.engine.data_dir,
-                                                time.time() - QUIET_AFTER_SECONDS):
-            answers = await asyncio.to_thread(gateway_answers, self.engine, self.now())
+        now = self.now()
+        counted = self.counts is not None and self.counts_from is not None
+        if not self.tracker.nodes:
+            pass
+        elif counted and self.counts.covers(now - SLOW_WINDOW_MS, self.counts_from):
+            answers = self.counts.by_address(now)
+        elif written_since(self.engine.data_dir, time.time() - QUIET_AFTER_SECONDS):
+            answers = await asyncio.to_thread(gateway_answers, self.engine, now)
         self.timeouts = gateway_timeouts(answers)
         if answers and time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
-            self._norms = await asyncio.to_thread(route_norms, self.engine, self.now())
+            if counted and self.counts.covers(now - SLOW_WINDOW_MS - NORM_WINDOW_MS, self.counts_from):
+                self._norms = self.counts.route_norms(now)
+            else:
+                self._norms = await asyncio.to_thread(route_norms, self.engine, now)
             self._norms_at = time.monotonic()
         self.latency = gateway_latency(answers, self._norms)
 

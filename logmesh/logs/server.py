@@ -40,6 +40,8 @@ from ..security_http import (
     json_error,
     runner_kwargs,
 )
+from .gateway_counts import GatewayCounts
+from .health import NORM_WINDOW_MS, SLOW_WINDOW_MS
 from .health_monitor import HealthMonitor
 from .http.query_api import HEAVY_NICE, QueryAPI
 from .ingest.balance import BalancedServer
@@ -186,7 +188,11 @@ class LogsServer(Serving):
         # Health per instance (logs/health.py): every worker judges; worker 0 asks the store for
         # the gateway's timeouts and, in a mesh, stores the changes of state.
         first = config.worker_id == 0
-        self.instance_health = HealthMonitor(
+        counts = None  # the gateway's answers counted as stored (logs/gateway_counts.py)
+        if first and config.workers == 1:  # a worker's writer sees only its own events
+            counts = GatewayCounts(SLOW_WINDOW_MS, NORM_WINDOW_MS)
+            self.writer.observer = counts.add
+        self.instance_health = HealthMonitor(counts=counts,
             heard=self.ledger.health, nodes=self.mesh_nodes, worker=config.worker_id,
             writer=self.writer if first and config.distributor is not None else None,
             engine=self.query.engine if first else None,

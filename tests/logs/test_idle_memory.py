@@ -71,27 +71,29 @@ async def test_an_idle_worker_0_opens_no_duckdb_until_events_arrive(start_logs, 
                                                                     monkeypatch):
     """Worker 0 with compaction on and the health monitor asking every 50 ms, over a store
     written an hour ago: neither the engine nor the compactor opens DuckDB. Once the gateway's
-    answers arrive the monitor reads them (its timeouts are found as before)."""
+    answers arrive the monitor reads them from its counts (logs/gateway_counts.py), and asks
+    the store only for the routes' norms over the hour before, which the counts did not see."""
     data = tmp_path / "data"
     writer = await write_store(data, [[event(FakeClock().ms)], [event(FakeClock().ms + 1)]])
     await writer.close()
     Compactor(data, grace=0).run_once()
     age(data, 3600)
-    asks: list[bool] = []
-
-    def counted(data_dir: Path, wall: float) -> bool:
-        asks.append(written_since(data_dir, wall))
-        return asks[-1]
-
     monkeypatch.setattr(health_monitor, "TIMEOUTS_EVERY_SECONDS", 0.05)
-    monkeypatch.setattr(health_monitor, "written_since", counted)
     server = await start_logs(data_dir=data)
-    # the distributor lists a node the gateway's answers could judge (with none, the store is
-    # never asked: test_health_ingest)
+    counts = server.instance_health.counts
+    asks: list[int] = []
+    by_address = counts.by_address
+
+    def counted(now: int) -> list:
+        asks.append(now)
+        return by_address(now)
+
+    counts.by_address = counted
+    # the distributor lists a node the gateway's answers could judge (with none, nothing is
+    # asked: test_health_ingest)
     listed = [Node("goods", "127.0.0.1", 9010, ("GET/goods",))]
     server.instance_health.nodes = lambda: listed
     await wait_until(lambda: len(asks) >= 5, timeout=10)
-    assert not any(asks)
     assert server.query.engine._db is None
     assert server.query.compactor is not None and server.query.compactor._con is None
 
@@ -103,5 +105,6 @@ async def test_an_idle_worker_0_opens_no_duckdb_until_events_arrive(start_logs, 
         async with s.post(f"http://{HOST}:{server.config.http_port}/api/v1/logs", json=[access]) as r:
             assert r.status == 200, await r.text()
     await wait_until(lambda: server.instance_health.timeouts == {"127.0.0.1:9010": 1}, timeout=10)
-    assert server.query.engine._db is not None
+    await wait_until(lambda: server.query.engine._db is not None, timeout=10,
+                     what="the norms asked of the store: it holds the hour before the start")
 

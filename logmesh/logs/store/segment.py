@@ -96,6 +96,9 @@ class SegmentWriter:
         self.rotate_ms = layout.ROTATE_SECONDS[rotate] * 1000
         self.max_segment_bytes = max_segment_bytes
         self.clock = clock
+        # Shown every block of Event structs taken (not pre-encoded ones): the health monitor's
+        # counts of the gateway's answers (logs/gateway_counts.py), kept without a query
+        self.observer: Callable[[list], None] | None = None
         self._lock_fd: int | None = lock_fd  # from claim_worker, or taken by open()
         self._fd: int | None = None
         self.path: Path | None = None
@@ -227,6 +230,8 @@ class SegmentWriter:
         event its seq as it builds it, which saves a pass over the events.
         Nothing touches the disk here: the flusher writes blocks as one group.
         """
+        if self.observer is not None:
+            self.observer(events)
         return self.append_encoded(_encode_lines(events), events[0].seq, events[-1].seq,
                                    len(events), min_ts, max_ts, events[0].timestamp)
 

@@ -1,0 +1,223 @@
+"""The gateway's answers counted as the store takes them: what the health monitor asks of the
+last minute (per upstream address and route) and of the hour before it (per route), without a
+DuckDB query.
+
+The monitor used to ask DuckDB every 5 s (query/red.py ``by_address``) and once a minute
+(``routes``); each question first loads every event written since the last one into DuckDB's
+live table, which was 30-40% of the logs service's CPU per request in a mesh under traffic
+(issue 22, docs/benchmarks.md). Here the store's writer shows each block of events it takes
+to :meth:`GatewayCounts.add`, which keeps, for the gateway's access logs only:
+
+* per second of ``@timestamp``, per (address, route): requests, timeouts (504), the newest
+  answer's time and status, and every duration (an array of doubles: 8 bytes a request) for
+  an exact median, as ``quantile_cont`` gives it;
+* per minute, per route: requests and a count per duration bucket of the RED summaries
+  (store/red_summary.py: the same buckets, the same estimate within ``ERROR_BOUND``) for the
+  route's norm.
+
+Windows are whole seconds (the last minute) and whole minutes (the hour before): at most a
+second of the minute's oldest edge is left out, which no rule of health.py can notice.
+
+What it cannot know is what the store held before this process started: the monitor asks
+DuckDB as before until the counts cover its window (:meth:`covers`), at once when the store
+was quiet long enough at start (:func:`health_monitor.counts_from`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from array import array
+from typing import Any
+
+from .query.red import AddressRoute
+from .store import red_summary
+
+GATEWAY = red_summary.GATEWAY
+MAX_KEYS = 10_000  # (address, route) pairs in a second, routes in a minute: more is not a mesh
+# the gateway serves but a flood; counting stops (overflowed) and DuckDB answers again
+
+
+class _Answers:
+    """One second's answers charged to one (address, route)."""
+
+    __slots__ = ("requests", "timeouts", "newest_ms", "newest_status", "ms")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.timeouts = 0
+        self.newest_ms = -1
+        self.newest_status: int | None = None
+        self.ms = array("d")
+
+
+def _duration(value: Any) -> float | None:
+    """``labels.event.duration_ms`` as ``TRY_CAST(... AS DOUBLE)`` reads it: a number or a
+    numeric string; anything else (absent, a bool, text) is no duration."""
+    if value.__class__ is float or value.__class__ is int:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _bucket(ms: float) -> int:
+    """red_summary's duration bucket of ``ms`` (its ``_BUCKET`` SQL)."""
+    if ms == 0:
+        return red_summary.ZERO
+    if 0 < ms <= red_summary.MAX_MS:
+        return math.floor(math.log(ms) / math.log(red_summary.GAMMA))
+    return red_summary.BAD
+
+
+def _median(ms: list[array]) -> float | None:
+    """``quantile_cont(ms, 0.5)`` over the arrays, rounded as red.by_address rounds it."""
+    n = sum(len(a) for a in ms)
+    if not n:
+        return None
+    import numpy as np  # here: only a monitor with gateway traffic pays for it (idle memory)
+
+    values = np.frombuffer(b"".join(a.tobytes() for a in ms), dtype=np.float64)
+    lo, hi = (n - 1) // 2, n // 2
+    part = np.partition(values, [lo, hi])
+    a, b = float(part[lo]), float(part[hi])
+    return round(a + 0.5 * (b - a) if lo != hi else a, 3)
+
+
+class GatewayCounts:
+    """The gateway's answers of the last ``window_ms`` and the ``norm_ms`` before it, counted
+    from the events the store takes; ``started_ms``: when counting began."""
+
+    def __init__(self, window_ms: int, norm_ms: int, started_ms: int | None = None) -> None:
+        self.window_ms = window_ms
+        self.norm_ms = norm_ms
+        self.started_ms = int(time.time() * 1000) if started_ms is None else started_ms
+        self.seconds: dict[int, dict[tuple[str, str], _Answers]] = {}
+        self.minutes: dict[int, dict[str, list]] = {}  # route -> [requests, {bucket: n}]
+        self.overflowed = False
+
+    # -- the store's side --------------------------------------------------------------------
+    def add(self, events: list) -> None:
+        """Count the gateway's access logs among ``events`` (a block the store took)."""
+        for ev in events:
+            if ev.service_name == GATEWAY:
+                self._add(ev)
+
+    def _add(self, ev: Any) -> None:
+        ts = ev.timestamp
+        route = f"{ev.method or '-'} {ev.path or '-'}"
+        labels = ev.labels or {}
+        ms = _duration(labels.get("event.duration_ms"))
+        minute = ts // 60_000
+        per_route = self.minutes.get(minute)
+        if per_route is None:
+            per_route = self.minutes[minute] = {}
+            self._forget(int(time.time() * 1000))
+        r = per_route.get(route)
+        if r is None:
+            if len(per_route) >= MAX_KEYS:
+                self.overflowed = True
+                return
+            r = per_route[route] = [0, {}]
+        r[0] += 1
+        if ms is not None:
+            d = _bucket(ms)
+            r[1][d] = r[1].get(d, 0) + 1
+        address = labels.get("upstream.address")
+        if address is None:
+            return
+        if not isinstance(address, str):  # json_extract_string: a value's JSON text
+            address = str(address).lower() if isinstance(address, bool) else str(address)
+        second = ts // 1000
+        per_key = self.seconds.get(second)
+        if per_key is None:
+            per_key = self.seconds[second] = {}
+        a = per_key.get((address, route))
+        if a is None:
+            if len(per_key) >= MAX_KEYS:
+                self.overflowed = True
+                return
+            a = per_key[(address, route)] = _Answers()
+        a.requests += 1
+        if ev.status == 504:
+            a.timeouts += 1
+        if ts >= a.newest_ms:  # a tie: the one stored last
+            a.newest_ms, a.newest_status = ts, ev.status
+        if ms is not None:
+            a.ms.append(ms)
+
+    def _forget(self, now: int) -> None:
+        """Drop what no window reaches any more (the hour and a minute before ``now``)."""
+        oldest = now - self.window_ms - self.norm_ms - 60_000
+        for second in [s for s in self.seconds if s * 1000 < now - self.window_ms - 2_000]:
+            del self.seconds[second]
+        for minute in [m for m in self.minutes if (m + 1) * 60_000 <= oldest]:
+            del self.minutes[minute]
+
+    # -- the monitor's side ------------------------------------------------------------------
+    def covers(self, start: int, since_ms: int) -> bool:
+        """May [start, now] be answered from the counts? Only if they began by ``start``, or
+        the store held nothing of the range then (``since_ms``: from when the counts are
+        whole, see health_monitor.counts_from), and nothing overflowed."""
+        return not self.overflowed and start >= since_ms
+
+    def by_address(self, now: int) -> list[AddressRoute]:
+        """red.by_address over the whole seconds of [now - window_ms, now]."""
+        self._forget(now)
+        first, last = -(-(now - self.window_ms) // 1000), now // 1000
+        merged: dict[tuple[str, str], list] = {}
+        for second, per_key in self.seconds.items():
+            if not first <= second <= last:
+                continue
+            for key, a in per_key.items():
+                m = merged.get(key)
+                if m is None:
+                    m = merged[key] = [0, 0, -1, None, []]
+                m[0] += a.requests
+                m[1] += a.timeouts
+                if a.newest_ms >= m[2]:
+                    m[2], m[3] = a.newest_ms, a.newest_status
+                if a.ms:
+                    m[4].append(a.ms)
+        return [AddressRoute(address, route, n, _median(ms), t, newest, status)
+                for (address, route), (n, t, newest, status, ms) in merged.items()]
+
+    def route_norms(self, now: int) -> dict[str, tuple[int, float | None]]:
+        """health_monitor.route_norms over the whole minutes of the ``norm_ms`` before the
+        last ``window_ms``: per route, requests and the estimated median (red_summary's)."""
+        end = now - self.window_ms - 1
+        first, last = -(-(end - self.norm_ms) // 60_000), (end + 1) // 60_000 - 1
+        merged: dict[str, list] = {}
+        for minute, per_route in self.minutes.items():
+            if not first <= minute <= last:
+                continue
+            for route, (n, buckets) in per_route.items():
+                m = merged.setdefault(route, [0, {}])
+                m[0] += n
+                for d, k in buckets.items():
+                    m[1][d] = m[1].get(d, 0) + k
+        return {route: (n, _estimated_median(buckets)) for route, (n, buckets) in merged.items()}
+
+
+def _estimated_median(buckets: dict[int, int]) -> float | None:
+    """red_summary.percentile's median over merged duration buckets (None with a duration no
+    bucket holds, as the summaries then leave it to an exact pass)."""
+    if red_summary.BAD in buckets:
+        return None
+    total = sum(buckets.values())
+    if not total:
+        return None
+    r = 0.5 * (total - 1)
+    ranks = (math.floor(r), math.ceil(r))
+    found: list[int | None] = [None, None]
+    cum = 0
+    for d in sorted(buckets):
+        cum += buckets[d]
+        for i, rank in enumerate(ranks):
+            if found[i] is None and cum > rank:
+                found[i] = d
+    q = red_summary.percentile(0.5, total, found[0], found[1])
+    return None if q is None else round(q, 3)

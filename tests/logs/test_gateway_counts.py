@@ -1,0 +1,144 @@
+"""The health monitor's view of the gateway (issue 22): counted as the store takes the access
+logs (logs/gateway_counts.py) instead of a DuckDB query every 5 s, with the same answers."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+from logmesh.logs.gateway_counts import MAX_KEYS, GatewayCounts
+from logmesh.logs.health import NORM_WINDOW_MS, SLOW_WINDOW_MS
+from logmesh.logs.health_monitor import (
+    HealthMonitor,
+    counts_from,
+    gateway_answers,
+    route_norms,
+)
+from logmesh.logs.query.engine import Engine
+from logmesh.logs.store import red_summary
+from logmesh.protocol import Node, encode
+from tests.support.logs import RawClient
+from tests.support.store import event, write_store
+
+ADDRESSES = ("127.0.0.1:9010", "127.0.0.1:9011", "127.0.0.1:9020")
+ROUTES = (("GET", "/goods"), ("POST", "/goods"), ("GET", "/members"))
+
+
+def access(ts: int, rng: random.Random) -> object:
+    """One of the gateway's access logs, as ingest stores it (mesh/gateway.py's fields)."""
+    method, path = rng.choice(ROUTES)
+    status = rng.choice((200, 200, 200, 404, 500, 504))
+    labels: dict = {"upstream": path[1:]}
+    if rng.random() < 0.9:  # the gateway's own answers (a 404 of no route) name no address
+        labels["upstream.address"] = rng.choice(ADDRESSES)
+    if rng.random() < 0.95:
+        labels["event.duration_ms"] = rng.choice((round(rng.uniform(0.2, 40), 3), 1, 0.0, "2.5"))
+    return event(ts, service="gateway", method=method, path=path, status=status, labels=labels)
+
+
+def mesh_events(now: int, n: int, seed: int = 7) -> list:
+    """``n`` access logs over the last minute and the hour before, plus goods' own request
+    logs (not the gateway's: never counted), timestamps distinct."""
+    rng = random.Random(seed)
+    recent = rng.sample(range(now - SLOW_WINDOW_MS + 1_000, now - 1_000), n // 2)
+    older = rng.sample(range(now - SLOW_WINDOW_MS - NORM_WINDOW_MS + 60_000,
+                             now - SLOW_WINDOW_MS - 120_000), n // 2)
+    events = [access(ts, rng) for ts in sorted(recent + older)]
+    events += [event(ts + 1, labels={"upstream.address": ADDRESSES[0]}) for ts in recent[:50]]
+    return events
+
+
+async def test_the_counts_answer_what_the_store_answers(tmp_path: Path):
+    now = int(time.time() * 1000)
+    events = mesh_events(now, 4_000)
+    counts = GatewayCounts(SLOW_WINDOW_MS, NORM_WINDOW_MS)
+    counts.add(events)
+    writer = await write_store(tmp_path, [events], seal_each=False)
+    await writer.close()
+    engine = Engine(tmp_path)
+    try:
+        stored = sorted(gateway_answers(engine, now))
+        norms = route_norms(engine, now)
+    finally:
+        engine.close()
+    assert len(stored) == len(ADDRESSES) * len(ROUTES)
+    assert sum(r.timeouts for r in stored) > 0
+    assert sorted(counts.by_address(now)) == stored
+    mine = counts.route_norms(now)
+    assert {r: n for r, (n, _) in mine.items()} == {r: n for r, (n, _) in norms.items()}
+    for route, (_, p50) in norms.items():  # summaries' estimate, or exact: within the bound
+        assert abs(mine[route][1] - p50) <= red_summary.ERROR_BOUND * p50 + 0.001, route
+
+
+def test_old_seconds_and_minutes_are_forgotten_and_a_flood_gives_the_question_back():
+    now = int(time.time() * 1000)
+    counts = GatewayCounts(SLOW_WINDOW_MS, NORM_WINDOW_MS)
+    counts.add(mesh_events(now, 400))
+    assert counts.by_address(now)
+    later = now + SLOW_WINDOW_MS + NORM_WINDOW_MS + 180_000
+    assert counts.by_address(later) == [] and counts.route_norms(later) == {}
+    assert counts.seconds == {} and counts.minutes == {}
+    assert counts.covers(now, now)
+    flood = [event(now, service="gateway", path=f"/{i}", labels={"upstream.address": ADDRESSES[0]})
+             for i in range(MAX_KEYS + 1)]
+    counts.add(flood)
+    assert counts.overflowed and not counts.covers(now, now)
+
+
+async def test_counts_are_whole_from_a_quiet_store_at_once_else_from_the_start(tmp_path: Path):
+    now = int(time.time() * 1000)
+    assert counts_from(tmp_path, now) == now - SLOW_WINDOW_MS - NORM_WINDOW_MS
+    writer = await write_store(tmp_path, [[event(now - 5_000, service="gateway")]], seal_each=False)
+    await writer.close()
+    assert counts_from(tmp_path, now) == now, "events of the last minute are in the store"
+
+
+class Nodes:
+    def __init__(self, *nodes: Node) -> None:
+        self.nodes = list(nodes)
+
+    def __call__(self) -> list[Node]:
+        return self.nodes
+
+
+async def test_the_monitor_judges_from_the_counts_without_opening_duckdb(tmp_path: Path):
+    now = int(time.time() * 1000)
+    counts = GatewayCounts(SLOW_WINDOW_MS, NORM_WINDOW_MS, started_ms=now - 10_000)
+    timeout = event(now - 2_000, service="gateway", status=504,
+                    labels={"upstream": "goods", "upstream.address": "127.0.0.1:9010",
+                            "event.duration_ms": 5000.0})
+    counts.add([timeout])
+    engine = Engine(tmp_path)
+    nodes = Nodes(Node("goods", "127.0.0.1", 9010, ("GET/goods",)))
+    monitor = HealthMonitor(heard=lambda: [], nodes=nodes, engine=engine, counts=counts)
+    monitor.tick(now)
+    await monitor.ask_gateway()
+    assert monitor.timeouts == {"127.0.0.1:9010": 1}
+    assert engine._db is None, "no DuckDB query: the counts answered"
+    engine.close()
+
+
+async def test_the_servers_counts_see_what_a_shipper_stored(start_logs):
+    """The store's writer shows the counts every event it takes: the gateway's access logs
+    shipped in acked batches are counted as they are stored, and answer as the store does."""
+    server = await start_logs()
+    counts = server.instance_health.counts
+    assert counts is not None and server.writer.observer == counts.add
+    now = int(time.time() * 1000)
+    rng = random.Random(3)
+    shipped = []
+    for i, ts in enumerate(sorted(rng.sample(range(now - 50_000, now - 1_000), 300))):
+        ev = access(ts, rng)
+        extra = {"http.request.method": ev.method, "url.path": ev.path,
+                 "http.response.status_code": ev.status, **ev.labels}
+        shipped.append([i + 1, ts, f"{ev.method} {ev.path} {ev.status}", extra])
+    client = await RawClient.connect(server.config.port)
+    await client.send(encode({"uri": "/logs", "method": "POST", "key": 1, "ack": True,
+                              "params": {"service": "gateway", "instance": "gateway-1",
+                                         "events": shipped}}))
+    await client.replies(1)
+    await client.close()
+    stored = sorted(gateway_answers(server.query.engine, now))
+    assert len(stored) == len(ADDRESSES) * len(ROUTES)
+    assert sorted(counts.by_address(now)) == stored
