@@ -163,12 +163,28 @@ def parse_wrk(out: str) -> dict:
             "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0}
 
 
-def cell(mesh: Mesh, method: str, conns: int, seconds: float, script: Path) -> dict:
+def _profile(mesh: Mesh, seconds: float, where: Path, name: str) -> list[subprocess.Popen]:
+    """py-spy on each Python part of ``mesh`` for the middle of a cell: one collapsed-stack
+    file a part (``<name>-<part>.txt``; flamegraph.pl or speedscope read them)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    where.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([spy, "record", "-r", "250", "--nonblocking", "-f", "raw",
+                              "-d", str(max(1, int(seconds) - 2)), "-p", str(proc.pid),
+                              "-o", str(where / f"{name}-{part}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for part, proc in mesh.parts.items() if mesh.kind != "node" and part != "distributor"]
+
+
+def cell(mesh: Mesh, method: str, conns: int, seconds: float, script: Path,
+         profile: Path | None = None) -> dict:
     before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
     if method == "POST":
         argv += ["-s", str(script)]
+    spies = _profile(mesh, seconds, profile, f"{mesh.kind}-{method}-{conns}") if profile else []
     out = subprocess.run([*argv, mesh.url], capture_output=True, text=True, check=True).stdout
+    for spy in spies:
+        spy.wait()
     after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
     mesh.sample_rss()
     r = parse_wrk(out)
@@ -222,6 +238,8 @@ def main() -> int:
     ap.add_argument("--methods", default="GET,POST")
     ap.add_argument("--meshes", default=",".join(MESHES))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                    help="py-spy each logmesh part during each cell (its CPU counts in the cell)")
     args = ap.parse_args()
     if shutil.which("wrk") is None or shutil.which("node") is None:
         print("needs wrk and node (make bench installs wrk)", file=sys.stderr)
@@ -242,7 +260,7 @@ def main() -> int:
                 try:
                     for method in methods:  # GET first: POST grows the table GET answers
                         for c in conns:
-                            r = cell(mesh, method, c, args.seconds, script)
+                            r = cell(mesh, method, c, args.seconds, script, args.profile)
                             r["round"] = rnd
                             runs.append(r)
                             print(f"round {rnd} {kind:15} {method:4} {c:3} conns: {r['rps']:8.0f} "
