@@ -225,6 +225,9 @@ class HttpSources:
             resp = error(503, "unavailable_shards_exception", f"not stored, retry later: {failure}")
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return resp
+        if parsed.uniform is not None and parsed.events:  # one block: consecutive seqs of one reserve
+            first, last, n = parsed.events[0].seq, parsed.events[-1].seq, len(parsed.events)
+            parsed.seqs = range(first, last + 1, (last - first) // (n - 1) if n > 1 else 1)
         took = int((time.perf_counter() - t0) * 1000)
         answer = es_bulk.bulk_response(parsed, took, request.query.get("filter_path"))
         if len(answer) <= WRITE_PIECE:
