@@ -30,6 +30,9 @@ import time
 from array import array
 from typing import Any
 
+import msgspec
+import orjson
+
 from .query.red import AddressRoute
 from .store import red_summary
 
@@ -110,6 +113,8 @@ class GatewayCounts:
         ts = ev.timestamp
         route = f"{ev.method or '-'} {ev.path or '-'}"
         labels = ev.labels or {}
+        if labels.__class__ is msgspec.Raw:  # the HTTP bulk paths' structs keep the labels' JSON text
+            labels = orjson.loads(memoryview(labels))
         ms = _duration(labels.get("event.duration_ms"))
         minute = ts // 60_000
         per_route = self.minutes.get(minute)

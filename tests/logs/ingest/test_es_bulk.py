@@ -238,3 +238,20 @@ async def test_a_chunked_body_over_the_limit_is_a_413_and_the_next_is_stored(sta
     status, answer, _ = await call(srv, "POST", "/_bulk", ndjson({"create": {}}, {"message": "kept"}))
     assert status == 200 and answer["items"][0]["create"]["status"] == 201
     assert [e["message"] for e in stored(srv.config.data_dir)] == ["kept"]
+
+
+async def test_documents_of_the_gateways_service_name_are_stored(start_logs):
+    """The health monitor's counts (gateway_counts.py) see every block the store takes, and
+    read the gateway's access logs' labels: a bulk body's documents keep theirs as JSON text
+    (``msgspec.Raw``), which they read as a dict, so such a body was answered 500 and nothing
+    stored."""
+    srv = await start_logs()
+    doc = {"@timestamp": 1795626000000, "service.name": "gateway", "message": "GET /goods 200"}
+    nested = {"@timestamp": "2026-11-25T17:00:00Z", "service": {"name": "gateway"},
+              "host": {"name": "h"}, "message": "GET /goods 200"}  # Filebeat's shape
+    for body in (ndjson({"create": {"_index": "gw"}}, doc), ndjson({"create": {"_index": "gw"}}, nested)):
+        status, answer, _ = await call(srv, "POST", "/_bulk", body)
+        assert status == 200 and answer["items"][0]["create"]["status"] == 201
+    found = stored(srv.config.data_dir)
+    assert [e["labels"]["es.index"] for e in found] == ["gw", "gw"]
+    assert {e["service.name"] for e in found} == {"gateway"}
