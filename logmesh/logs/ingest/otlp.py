@@ -224,9 +224,9 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
 
     The generated classes parse the body (so what they refuse is refused) and give the
     resources, scopes and record counts; each scope's records are read as columns from a
-    second parse (otlp_columns.py) and stored as one run. A scope the columns do not
-    cover (attributes, a body that is not a string, ids on some records only) is walked
-    a record at a time.
+    parse of what they write back (otlp_columns.py) and stored as one run. A scope the
+    columns do not cover (a body that is not a string, attributes or fields on some records
+    only...) is walked a record at a time.
     """
     req = ExportLogsServiceRequest()
     try:
@@ -234,8 +234,7 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
     except DecodeError as exc:
         raise BadRequest("bad_protobuf", f"cannot parse ExportLogsServiceRequest: {exc}") from None
     out = Parsed()
-    columns = None  # the column view, parsed once a scope has records
-    views = _Views(body)
+    columns = views = None  # the column view and the others, parsed once a scope has records
     levels: dict[tuple[str, int], str | None] = {}
     for i, rl in enumerate(req.resource_logs):
         res = Resource.of(_pb_attrs(rl.resource.attributes))
@@ -245,7 +244,8 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
                 continue
             logger = sl.scope.name
             if columns is None:
-                columns = otlp_columns.parse(body) or False
+                canonical = otlp_columns.canonical(req)
+                columns, views = otlp_columns.parse(canonical) or False, _Views(canonical)
             if columns and _pb_run(out, res, logger, received, n,
                                    columns.resource_logs[i].scope_logs[j].log_records, views, i, j):
                 continue
@@ -298,7 +298,8 @@ def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs
     they fit one."""
     if not otlp_columns.plain_bodies(recs, n):
         return False
-    attrs = otlp_columns.attributes(recs, n, partial(views.kinds, i, j))
+    records = partial(views.records, i, j)
+    attrs = otlp_columns.attributes(recs, n, partial(views.kinds, i, j), records)
     if attrs is None:
         return False
     times = otlp_columns.stamps(recs, n)
@@ -309,7 +310,6 @@ def _pb_run(out: Parsed, res: Resource, logger: str, received: int, n: int, recs
         levels = level_pieces(list(numbers), lambda num: level_of("", num)) if numbers else "info"
     else:
         return False
-    records = partial(views.records, i, j)
     traces = otlp_columns.hex_ids(recs.trace_id, n, otlp_columns.TRACE_ID, records)
     spans = otlp_columns.hex_ids(recs.span_id, n, otlp_columns.SPAN_ID, records)
     if times is None or levels is None or traces is False or spans is False:
