@@ -169,6 +169,8 @@ def level_pieces(keys: list, level: Callable[[Any], str | None]) -> str | list[s
     """The ``log.level`` of each record from its severity ``keys`` (``level`` of a key; None:
     info), worked out once per distinct key; None if a key is no severity (Rejected)."""
     try:
+        if keys.count(keys[0]) == len(keys):  # the usual body: one severity (no set's hashing)
+            return level(keys[0]) or "info"
         table = {k: level(k) or "info" for k in set(keys)}
     except Rejected:
         return None

@@ -129,14 +129,16 @@ def attributes(recs: Any, n: int, kinds: Callable[[], Any],
     has the same keys in the same order with a value of the same scalar kind per key; ``([],
     [])`` if none has any; None otherwise (the per-record path).
 
-    When the scope's keys are the first record's ``k`` distinct keys ``n`` times over, and
-    no record holds a key twice, each record has exactly those keys (one with more than
-    ``k`` would repeat one): the lists split by position. OTLP requires a record's keys to
-    be unique, but a body that breaks the rule would have its values shifted between its
-    own records, so each record's bytes (the records view, ``records()``) must hold each
-    key's encoding once (a value holding those bytes too sends the scope to the per-record
-    path, which is only slower). The kinds are checked the same way on the values' first
-    bytes, from the kinds view (``kinds()``, parsed once a body has attributes).
+    When the scope's keys are the first record's ``k`` distinct keys ``n`` times over and
+    each record has the first and the last of them once, each record has exactly those
+    keys: the lists split by position. (The records, in order, split the keys into runs;
+    one that starts at a first key and holds one last key ends there, and so the next
+    starts at a first key.) OTLP requires a record's keys to be unique, but a body that
+    breaks the rule would have its values shifted between its own records, so this is
+    checked on the records' bytes (the records view, ``records()``): each must hold the
+    two keys' encodings once (a value holding those bytes too sends the scope to the
+    per-record path, which is only slower). The kinds are checked the same way on the
+    values' first bytes, from the kinds view (``kinds()``, parsed once a body has attributes).
     """
     attrs = recs.attributes
     keys = list(attrs.key)
@@ -148,7 +150,7 @@ def attributes(recs: Any, n: int, kinds: Callable[[], Any],
         return None
     raws = records()
     if raws is None or len(raws) != n or not all(
-            set(map(bytes.count, raws, repeat(_key_field(key)))) == {1} for key in pattern):
+            set(map(bytes.count, raws, repeat(_key_field(key)))) == {1} for key in {pattern[0], pattern[-1]}):
         return None
     values = kinds()
     if values is None or len(values) != len(keys) or not min(map(len, values)):

@@ -11,7 +11,8 @@ base64.
 from __future__ import annotations
 
 import re
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, floordiv
 from typing import Any
 
 import msgspec
@@ -135,15 +136,16 @@ def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, rec
         messages = list(map(_string, map(_body, recs)))
     except AttributeError:  # "body": null
         return False
-    if not min(map(len, messages)) or not json_strings(messages):
-        return False  # a body without stringValue, or one that is no string
+    if not json_strings(messages):
+        return False  # a body without stringValue (an empty Raw), or one that is no string
     try:
         times = _ints(list(map(_time, recs)))
         if 0 in times:  # int(""): ValueError, and the per-record path says so
             times = [t or o for t, o in zip(times, _ints(list(map(_observed, recs))), strict=True)]
     except ValueError:
         return False
-    stamps = [t // 1_000_000 if t else received for t in times]
+    stamps = list(map(floordiv, times, repeat(1_000_000))) if 0 not in times else \
+        [t // 1_000_000 if t else received for t in times]
     texts, numbers = list(map(_severity_text, recs)), list(map(_severity_number, recs))
     try:
         for number in set(numbers):  # a name that is no severity refuses its record
