@@ -23,7 +23,9 @@ pairing: ``git archive main | tar -x -C /tmp/base`` then ``--code /tmp/base
 ``--micro`` measures the syslog hot path alone instead: ``SyslogDecoder.encode_block``
 over the same reads (loadgen's syslog lines in 64 KiB reads, split by lines.py), CPU
 microseconds per event, in a fresh process per tree and round (alternating), without the
-socket, the writer or the query view's threads that the server's figure includes.
+socket, the writer or the query view's threads that the server's figure includes; cut into
+parts as the server cuts a read (sockets.BLOCK_LINES, where the tree has it). ``--read-kib 256``:
+reads of the size a loaded server takes (asyncio's 256 KiB).
 ``--micro --sd`` puts logger's structured data (``[timeQuality ...]``) in every line; a
 read encode_block leaves goes through the per-line path, as the server takes it.
 """
@@ -128,11 +130,15 @@ from loadgen import build_batches
 from logmesh.logs.ingest.lines import LineSplitter
 from logmesh.logs.ingest.syslog import SyslogDecoder
 from logmesh.logs.store.segment import _encode_lines
+try:  # the server cuts a read into parts of this many lines for encode_block (sockets.py)
+    from logmesh.logs.ingest.sockets import BLOCK_LINES
+except ImportError:  # a tree from before: the whole read at once
+    BLOCK_LINES = 1 << 30
 SD = {sd!r}  # logger's structured data in every line (--sd), or none
 splitter = LineSplitter(1 << 20)
 reads = [[line.replace(b" - - ", b" - " + SD + b" ", 1) if SD else line
           for line in splitter.feed(b)[0]]
-         for b, _ in build_batches(0, {events}, lines=True, batch_bytes=64 * 1024, seed=1,
+         for b, _ in build_batches(0, {events}, lines=True, batch_bytes={read_kib} * 1024, seed=1,
                                    syslog=True)]
 decoder, seq, source = SyslogDecoder(), [0], ("127.0.0.1", 40000)
 def reserve(n):
@@ -146,10 +152,12 @@ def per_line(lines):  # what the server does with a read encode_block leaves (so
 best = None
 for _ in range(3):
     t = time.process_time()
-    for lines in reads:
-        got = decoder.encode_block(lines, 1795968000000, source, reserve)
-        assert got or SD, "a plain read left to the per-line path"
-        got or per_line(lines)
+    for read in reads:
+        for i in range(0, len(read), BLOCK_LINES):
+            lines = read[i:i + BLOCK_LINES]
+            got = decoder.encode_block(lines, 1795968000000, source, reserve)
+            assert got or SD, "a plain read left to the per-line path"
+            got or per_line(lines)
     best = min(best or 1e9, time.process_time() - t)
 print(best / {events} * 1e6)
 """
@@ -159,11 +167,11 @@ print(best / {events} * 1e6)
 LOGGER_SD = b'[timeQuality tzKnown="1" isSynced="1" syncAccuracy="12345"]'
 
 
-def micro(code: Path | None, events: int, sd: bytes = b"") -> float:
+def micro(code: Path | None, events: int, sd: bytes = b"", read_kib: int = 64) -> float:
     """encode_block's CPU µs per event in ``code``'s tree (the best of 3 passes); with ``sd``
     in the lines, a read it leaves is timed through the per-line path, as the server takes it."""
     out = subprocess.run([sys.executable, "-c", MICRO.format(bench=str(HERE), events=events,
-                                                             sd=sd)],
+                                                             sd=sd, read_kib=read_kib)],
                          cwd=code, capture_output=True, text=True, check=True).stdout
     return float(out)
 
@@ -189,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="encode_block alone, in process (CPU µs per event), not the server")
     ap.add_argument("--sd", action="store_true",
                     help="with --micro: logger's structured data in every line")
+    ap.add_argument("--read-kib", type=int, default=64,
+                    help="with --micro: the size of a read (a loaded server reads 256 KiB)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     conns = [int(c) for c in a.connections.split(",")]
@@ -197,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     label = {c: ("" if len(codes) < 2 else f"@{c.name}") for c in codes}  # type: ignore[union-attr]
     if a.micro:
         return report_micro(codes, label, a.rounds, min(a.events, 300_000), a.json,
-                            LOGGER_SD if a.sd else b"")
+                            LOGGER_SD if a.sd else b"", a.read_kib)
     runs: list[dict] = []
     for rnd in range(a.rounds):
         order = paths if rnd % 2 == 0 else paths[::-1]
@@ -257,11 +267,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_micro(codes: list[Path | None], label: dict, rounds: int, events: int,
-                 out: Path | None, sd: bytes = b"") -> int:
+                 out: Path | None, sd: bytes = b"", read_kib: int = 64) -> int:
     got: dict[Path | None, list[float]] = {c: [] for c in codes}
     for rnd in range(rounds):
         for code in codes if rnd % 2 == 0 else codes[::-1]:
-            got[code].append(micro(code, events, sd))
+            got[code].append(micro(code, events, sd, read_kib))
             print(f"round {rnd} encode_block{label[code]}: {got[code][-1]:.3f} CPU µs/event",
                   file=sys.stderr, flush=True)
     print("| tree | CPU µs per event (median) | runs | / first tree's (median of rounds) |")

@@ -134,6 +134,24 @@ async def test_interleaved_connections_keep_their_own_lines(syslog):
     for client in clients:
         await client.close()
 
+async def test_a_read_of_many_lines_is_stored_in_order_part_by_part(syslog):
+    """A read of more than sockets.BLOCK_LINES lines goes to the hot path in parts: a part with
+    an RFC 3164 line takes the per-line path, one with a bad timestamp loses that line alone
+    (counted), and every other line is stored once, in the order sent."""
+    lines = [b"<14>1 2026-11-29T10:00:00.%03dZ h app - - - n %04d" % (k % 1000, k)
+             for k in range(1000)]
+    lines[300] = b"<14>Nov 29 10:00:00 h app: n 0300"  # RFC 3164: its part goes line by line
+    lines[700] = b"<14>1 2026-13-45T99:00:00Z h app - - - n 0700"  # refused
+    client = await RawClient.connect(port(syslog))
+    await client.send(b"\n".join(lines) + b"\n")  # ~50 KiB: most often one read
+    await wait_until(lambda: len(stored(syslog.config.data_dir)) == 999, what="999 lines")
+    events = sorted(stored(syslog.config.data_dir), key=lambda e: e["seq"])
+    assert [e["message"] for e in events] == [f"n {k:04d}" for k in range(1000) if k != 700]
+    assert [e["service.name"] for e in events] == ["app"] * 999
+    assert await ingest_errors(syslog, "syslog") == {"bad_timestamp": 1}
+    await client.close()
+
+
 async def test_bad_timestamp_is_counted_and_its_neighbours_stored(syslog):
     client = await RawClient.connect(port(syslog))
     await client.send(b"<14>1 2026-13-45T99:00:00Z h app - - - bad time\n"
