@@ -250,47 +250,59 @@ _TOKEN_BYTES = bytes(b + 32 if 65 <= b <= 90 else b if b >= 128 or chr(b).isalnu
                      for b in range(256))
 
 
-def block_tokens(con: duckdb.DuckDBPyConnection, table: str, column: str, block_rows: int) -> Any:
-    """An Arrow table (blk, tok) of each block's distinct folded tokens, ASCII or not.
+def block_texts(messages: Any, block_rows: int) -> Any:
+    """One string per block of ``block_rows`` rows: its messages joined by spaces (NULLs
+    as empty strings, which add no token). An Arrow list view over the column and one
+    ``binary_join`` in C++: what DuckDB's ``string_agg`` per block did, without a pass
+    of SQL over a table (compaction's events are an Arrow table now: compact.py)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
+    if not pa.types.is_string(text.type):  # DuckDB gives string; a segment's text is < 2 GB
+        text = text.cast(pa.string())
+    if text.null_count:
+        text = pc.fill_null(text, "")
+    n = len(text)
+    lists = pa.ListArray.from_arrays(pa.array([*range(0, n, block_rows), n] if n else [0], pa.int32()), text)
+    return pc.binary_join(lists, " ")
+
+
+def block_tokens(messages: Any, block_rows: int) -> Any:
+    """An Arrow table (blk, tok) of each block's distinct folded tokens, ASCII or not
+    (``messages``: the file's message column, Arrow, in the file's row order).
 
     Why not SQL: DuckDB's ``regexp_extract_all`` + ``unnest`` + a hash aggregate over every
-    token cost ~2.5 CPU s per million events. Here each block's text is one string (DuckDB's
-    ``string_agg``), its bytes are mapped by one ``bytes.translate`` (offsets unchanged:
+    token cost ~2.5 CPU s per million events. Here each block's text is one string
+    (:func:`block_texts`), its bytes are mapped by one ``bytes.translate`` (offsets unchanged:
     one byte for one), and Arrow splits it at ASCII whitespace and keeps the distinct
     tokens: ~1 s (docs/benchmarks.md, "Compaction cost"). pyarrow is imported here, not at
     start: only the worker that compacts pays for it."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    batches = con.sql(f"SELECT rowid // {block_rows} AS b, string_agg({column}, ' ') AS s FROM {table} "
-                      "GROUP BY b ORDER BY b").to_arrow_table().to_batches()
+    text = block_texts(messages, block_rows)
+    validity, offsets, data = text.buffers()
+    folded = pa.Array.from_buffers(text.type, len(text), [validity, offsets, pa.py_buffer(
+        (data.to_pybytes() if data is not None else b"").translate(_TOKEN_BYTES))],
+        text.null_count, text.offset)
     parts, blks = [], []
-    for batch in batches:
-        text = batch.column(1)
-        if not pa.types.is_string(text.type):
-            text = text.cast(pa.string())
-        validity, offsets, data = text.buffers()
-        folded = pa.Array.from_buffers(pa.string(), len(text), [validity, offsets, pa.py_buffer(
-            (data.to_pybytes() if data is not None else b"").translate(_TOKEN_BYTES))],
-            text.null_count, text.offset)
-        lists = pc.ascii_split_whitespace(folded)
-        for blk, words in zip(batch.column(0).to_pylist(), lists, strict=True):
-            if words.values is None:  # the block has no text
-                continue
-            toks = pc.unique(words.values)
-            parts.append(toks)
-            blks.append(pa.nulls(len(toks), pa.int32()).fill_null(blk))
+    for blk, words in enumerate(pc.ascii_split_whitespace(folded)):
+        if words.values is None:  # the block has no text
+            continue
+        toks = pc.unique(words.values)
+        parts.append(toks)
+        blks.append(pa.nulls(len(toks), pa.int32()).fill_null(blk))
     if not parts:
         return pa.table({"blk": pa.array([], pa.int32()), "tok": pa.array([], pa.string())})
     return pa.table({"blk": pa.concat_arrays(blks), "tok": pa.concat_arrays(parts)})
 
 
-def build_blooms(con: duckdb.DuckDBPyConnection, table: str, column: str, block_rows: int,
-                 nblocks: int) -> Blooms:
-    """The filters of ``column`` of ``table`` (whose ``rowid`` keeps the file's row order).
+def build_blooms(con: duckdb.DuckDBPyConnection, messages: Any, block_rows: int, nblocks: int) -> Blooms:
+    """The filters of a file's ``messages`` (an Arrow column in the file's row order).
 
-    Each block's distinct tokens come from :func:`block_tokens`; DuckDB keeps those a query
-    may ask for, keys and hashes them (``hash()``, as :func:`key_hash`); numpy sets the bits.
+    Each block's distinct tokens come from :func:`block_tokens`; DuckDB (``con``) keeps those a
+    query may ask for, keys and hashes them (``hash()``, as :func:`key_hash`); numpy sets the bits.
     Kept: ASCII-only tokens that are not numbers or long hex ids (:func:`indexed`), and ``*``
     + the first PREFIX characters of a token whose first PREFIX are ASCII and not all hex
     digits (:func:`prefix_key`): exactly the keys :meth:`Blooms.of` is given in the tests.
@@ -298,7 +310,7 @@ def build_blooms(con: duckdb.DuckDBPyConnection, table: str, column: str, block_
     lower it apart), so it is left out: ``strlen`` (bytes) equals ``length`` (characters)
     only for ASCII text.
     """
-    con.register("_toks", block_tokens(con, table, column, block_rows))
+    con.register("_toks", block_tokens(messages, block_rows))
     unindexed = _UNINDEXED.pattern
     import numpy as np  # here, not at start: only the worker that compacts pays for it
 

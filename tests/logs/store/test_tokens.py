@@ -77,6 +77,12 @@ def load(con: duckdb.DuckDBPyConnection, messages: list[str]) -> None:
     con.executemany("INSERT INTO m VALUES (?, ?)", list(enumerate(messages)))
 
 
+def built(con: duckdb.DuckDBPyConnection, block_rows: int, nblocks: int) -> tokens.Blooms:
+    """The filters compaction builds of table m's messages (an Arrow column in row order)."""
+    column = con.sql("SELECT message FROM m ORDER BY rowid").to_arrow_table().column(0)
+    return tokens.build_blooms(con, column, block_rows, nblocks)
+
+
 def python_keys(messages: list[str]) -> set[str]:
     """The keys of these messages a query may ask the index for: its ASCII-only tokens
     (not numbers or long hex) and their first characters (prefix queries)."""
@@ -109,7 +115,7 @@ def test_sql_and_index_agree_with_the_reference(messages, pick, lo, size, form, 
     want = [reference(form, msg, word) for msg in messages]
     assert sql_hits(con, node) == want, (messages, form, word)
     # the filter of a block holding these messages, as compaction builds it in DuckDB
-    blooms = tokens.build_blooms(con, "m", "message", 1_000_000, 1)
+    blooms = built(con, 1_000_000, 1)
     assert all(blooms.has(0, k) for k in python_keys(messages))  # every key a query may ask
     need = token_need.need(node)
     if any(want):
@@ -129,7 +135,7 @@ def test_a_phrase_of_a_messages_tokens_is_found(messages, pick, first, count):
     load(con, messages)
     node = kql.parse(kql.Literal(phrase, quoted=True).to_kql())
     assert sql_hits(con, node)[pick % len(messages)]
-    blooms = tokens.build_blooms(con, "m", "message", 1_000_000, 1)
+    blooms = built(con, 1_000_000, 1)
     need = token_need.need(node)
     assert need is None or need.allows(lambda k: blooms.has(0, k))
 
@@ -180,7 +186,7 @@ def test_keys_a_query_needs():
 def test_filters_prune_absent_words_and_keep_ids_unindexed():
     con = duckdb.connect()
     load(con, ["GET /goods 200 12ms", 'password "0123456789abcdef0123456789abcdef"', "key 98765"])
-    blooms = tokens.build_blooms(con, "m", "message", 1_000_000, 1)
+    blooms = built(con, 1_000_000, 1)
 
     def allows(q: str) -> bool:
         need = token_need.need(kql.parse(q))
@@ -214,14 +220,14 @@ def test_filters_hold_exactly_the_keys_a_query_may_ask(blocks):
     messages = [m for blk in blocks for m in blk + [None] * (rows - len(blk))]
     con.execute("CREATE TEMP TABLE m (message VARCHAR)")
     con.executemany("INSERT INTO m VALUES (?)", [(m,) for m in messages])
-    built = tokens.build_blooms(con, "m", "message", rows, len(blocks))
+    got = built(con, rows, len(blocks))
     want = tokens.Blooms.of([python_keys([m for m in blk if m is not None]) for blk in blocks])
-    assert (built.m, built.raw) == (want.m, want.raw)
+    assert (got.m, got.raw) == (want.m, want.raw)
 
 
 def test_filters_of_a_table_without_text():
     con = duckdb.connect()
     con.execute("CREATE TEMP TABLE m AS SELECT NULL::VARCHAR AS message FROM range(3)")
-    assert tokens.build_blooms(con, "m", "message", 2, 2) == tokens.Blooms(64, bytes(16))
+    assert built(con, 2, 2) == tokens.Blooms(64, bytes(16))
     con.execute("CREATE OR REPLACE TEMP TABLE m (message VARCHAR)")
-    assert tokens.build_blooms(con, "m", "message", 2, 0) == tokens.Blooms(64, b"")
+    assert built(con, 2, 0) == tokens.Blooms(64, b"")
