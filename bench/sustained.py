@@ -2,6 +2,7 @@
 """Sustained ingest with compaction on: the rate held, the compaction backlog over time.
 
     .venv/bin/python bench/sustained.py [--seconds 60] [--rate 300000] [-c 16] [--json out.json]
+        [--code <checkout> ...] [--rounds 1]
 
 One ``logmesh logs --workers 2 --fsync batch`` (compaction on, as deployed;
 64 MB segments so compaction has work all along), fed ~200-byte book packets
@@ -16,6 +17,10 @@ waited from its arrival to its block index (for each sample, the time until
 the compacted count reached the stored count of that sample). At the end the
 events stored are set beside those the load generator sent, and those compacted
 beside those stored (both equal when nothing was lost or counted twice).
+
+``--code`` (repeatable) runs the server from other checkouts too (e.g. main's, made with
+``git worktree add --detach``), one run each per round, alternating which goes first; the
+last lines set their figures side by side. The machine is shared: compare within a round.
 """
 
 from __future__ import annotations
@@ -78,14 +83,14 @@ class Sender(threading.Thread):
         sock.close()
 
 
-def run(a: argparse.Namespace, workdir: Path) -> dict:
+def run(a: argparse.Namespace, workdir: Path, code: Path) -> dict:
     data = workdir / "data"
     port, http_port = free_port(), free_port()
     cmd = [sys.executable, "-m", "logmesh", "logs", "--standalone", "--workers", "2",
            "--port", str(port), "--http-port", str(http_port), "--data-dir", str(data),
            "--fsync", "batch", "--max-segment-size", a.segment_size]
     pool = list(build_batches(0, POOL_EVENTS, lines=False, batch_bytes=16 * 1024, seed=1, syslog=False))
-    proc = start_server(cmd, port)
+    proc = start_server(cmd, port, cwd=code, env={"PYTHONPATH": str(code)})
     time.sleep(3.0)  # both workers listening
     samples: list[dict] = []
     try:
@@ -172,13 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segment-size", default="64MB")
     ap.add_argument("--drain", type=float, default=120.0, help="seconds to wait for the backlog after the load")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--code", type=Path, action="append", default=None,
+                    help="a checkout to run the server from (repeatable; default this tree)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each --code, alternating the order")
     a = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="logmesh-sustained-") as tmp:
-        r = run(a, Path(tmp))
-    out = report(r, a)
+    codes = [c.resolve() for c in (a.code or [HERE.parent])]
+    outs: list[tuple[int, Path, dict]] = []
+    for r in range(a.rounds):
+        for code in (codes if r % 2 == 0 else codes[::-1]):
+            print(f"\n== round {r + 1}: {code}", flush=True)
+            with tempfile.TemporaryDirectory(prefix="logmesh-sustained-") as tmp:
+                outs.append((r + 1, code, report(run(a, Path(tmp), code), a)))
+    if len(outs) > 1:
+        print("\nround  code                               events/s  backlog at end  ingest CPU s/M  "
+              "compaction CPU s/M  arrival to index (median, max)")
+        for r, code, out in outs:
+            lag = out["arrival_to_index_s"]
+            print(f"{r:5}  {str(code)[-32:]:32} {out['rate_during_load']:>10,} {out['backlog_at_end']:>15,} "
+                  f"{out['ingest_cpu_s_per_M']:>15} {out['compaction_cpu_s_per_M']:>19}  {lag['median']}, {lag['max']}")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(out, indent=1))
+        a.json.write_text(json.dumps([{"round": r, "code": str(c), **o} for r, c, o in outs]
+                                     if len(outs) > 1 else outs[0][2], indent=1))
     return 0
 
 

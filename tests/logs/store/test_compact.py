@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from logmesh.logs.store import compact, layout, red_summary, tokens
+from logmesh.logs.store.columns import COLUMNS, SELECT_LIST, read_ndjson_sql
 from logmesh.logs.store.compact import (
     MINUTE_MS,
     SUMMARY_MAX_VALUES,
@@ -32,7 +33,7 @@ from logmesh.logs.store.compact import (
 from logmesh.logs.store.reader import SegmentInfo, list_segments
 from tests.support.store import DAY, MIN, T0, FakeClock, event, write_store
 
-BLOCK = 2048  # DuckDB's row groups come in multiples of its vector size (2048 rows)
+BLOCK = 2048  # rows a block (row group) in these tests
 
 
 def parquet_rows(path: Path) -> list[dict]:
@@ -114,6 +115,22 @@ def test_a_segment_becomes_parquet_sorted_by_time_then_seq(big_segment, tmp_path
     for key in ("min_ts", "max_ts", "first_seq", "last_seq"):
         assert index[key] == big_segment.index[key], key
     assert index["services"] == dict(Counter(e["service.name"] for e in stored))
+
+
+def test_the_file_holds_what_duckdb_reads_of_the_segment_with_the_stores_types(big_segment, tmp_path):
+    """pyarrow writes the file (compact.write_parquet): every value and every column's type
+    (params and labels JSON) as a DuckDB read of the NDJSON gives them, so files written
+    before (by DuckDB's COPY) and after answer alike."""
+    pq_dir = tmp_path / layout.PARQUET_DIR
+    compact_segment(new_connection(), big_segment, pq_dir, block_rows=1000)
+    final = pq_dir / layout.parquet_name(big_segment.path.name)
+    con = duckdb.connect()
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{final}')").fetchall()
+    assert [(name, kind) for name, kind, *_ in described] == COLUMNS
+    want = con.execute(f"SELECT {SELECT_LIST} FROM {read_ndjson_sql(str(big_segment.path))} "
+                       "ORDER BY \"@timestamp\", seq").fetchall()
+    assert con.execute(f"SELECT * FROM read_parquet('{final}')").fetchall() == want
+    assert row_groups(final) == [1000] * 5  # a row group a block, of any size
 
 
 def test_the_block_index_describes_each_row_group(big_segment, tmp_path):
