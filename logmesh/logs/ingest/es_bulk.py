@@ -91,11 +91,7 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
     actions = (len(body) - len(joined)) // (len(marker) - 1) + 1
     docs = memoryview(joined)[first + 1:]
     labels = None if index is None else {INDEX_LABEL: index}
-    events = flat_events(docs, received)
-    if events is not None and labels is not None:
-        raw = msgspec.Raw(orjson.dumps(labels))
-        for ev in events:
-            ev.labels = raw  # one Raw for all: the encoder copies its bytes into each line
+    events = flat_events(docs, received, None if labels is None else msgspec.Raw(orjson.dumps(labels)))
     if events is None:
         events = ecs_events(docs, received, labels)
     if events is not None and len(events) == actions:

@@ -72,8 +72,10 @@ _message = attrgetter("message")
 
 
 
-def flat_events(docs: bytes | memoryview, received: int) -> list[FlatEvent] | None:
-    """Every line of ``docs`` as a :class:`FlatEvent`, or None if any line does not fit one.
+def flat_events(docs: bytes | memoryview, received: int,
+                labels: msgspec.Raw | None = None) -> list[FlatEvent] | None:
+    """Every line of ``docs`` as a :class:`FlatEvent`, or None if any line does not fit one;
+    ``labels`` (a labels object's JSON text: es_bulk's index) given to each, in the same pass.
 
     What the per-document path would refuse (a document without a message, a bad
     timestamp) also gives None, so that path reports it with its line number.
@@ -101,6 +103,8 @@ def flat_events(docs: bytes | memoryview, received: int) -> list[FlatEvent] | No
                 return None
         if ev.labels:
             return None
+        if labels is not None:
+            ev.labels = labels  # one Raw for all: the encoder copies its bytes into each line
         if ev.level is None:
             ev.level = "info"
     return events
