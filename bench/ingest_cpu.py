@@ -8,7 +8,8 @@ what every protocol shares (reading the body, the group commit, the query view's
 lines when a query runs) and, on a shared machine, its noise. This runs only the work that
 differs by protocol, with the same bodies (bench/ingest_http.py's builders, ~8 MB each):
 parsing the body into events (``http_ndjson.parse_body``, ``es_bulk.parse_bulk``; OTLP JSON's
-``otlp_json.parse_json`` into a LineBlock, encoded as it is stored), encoding
+``otlp_json.parse_json`` and OTLP protobuf's ``otlp.parse_protobuf`` into a LineBlock, encoded
+as it is stored), encoding
 them as the store's lines (the segment writer's ``encode_lines``, a seq each) and building
 the answer (``es_bulk.bulk_response``: the clients' full answer, or Beats' ``filter_path``); besides
 bench/ingest_http.py's bodies, ``es-bulk-filebeat``: documents as Filebeat 8 sends them.
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -33,7 +35,14 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ingest_http import body_es, body_es_nested, body_ndjson, body_otlp_json, frames  # noqa: E402
+from ingest_http import (  # noqa: E402
+    body_es,
+    body_es_nested,
+    body_ndjson,
+    body_otlp_json,
+    body_otlp_protobuf,
+    frames,
+)
 
 
 def body_filebeat(evs: list) -> bytes:
@@ -52,21 +61,24 @@ def body_filebeat(evs: list) -> bytes:
 PROTOCOLS = {"ndjson": (body_ndjson, None), "es-bulk": (body_es, ""),
              "es-bulk-beats": (body_es, "errors,items.*.error,items.*.status"),
              "es-bulk-nested": (body_es_nested, ""), "es-bulk-filebeat": (body_filebeat, ""),
-             "otlp-json": (body_otlp_json, "otlp")}  # otlp: otlp_json.parse_json, its LineBlock encoded
+             "otlp-json": (body_otlp_json, "otlp"),  # otlp: otlp_json.parse_json, its LineBlock encoded
+             "otlp-protobuf": (body_otlp_protobuf, "otlp-pb"),  # otlp-pb: otlp.parse_protobuf, the same
+             "otlp-protobuf-sdk": (partial(body_otlp_protobuf, sdk=True), "otlp-pb")}
 
 # Run in the checkout measured: the bodies from a file, one JSON line of seconds out.
 CHILD = r"""
 import json, sys, time
 import msgspec
-from logmesh.logs.ingest import es_bulk, http_ndjson, otlp_json
+from logmesh.logs.ingest import es_bulk, http_ndjson, otlp, otlp_json
 bodies, filter_path = json.load(open(sys.argv[1])), sys.argv[2]
 encode_lines = msgspec.json.Encoder().encode_lines
 seq, spent, events = 0, 0.0, 0
 for path in bodies:
     body = open(path, "rb").read()
     t0 = time.process_time()
-    if filter_path == "otlp":
-        block = otlp_json.parse_json(body, 1795626000000).block
+    if filter_path in ("otlp", "otlp-pb"):
+        parse = otlp_json.parse_json if filter_path == "otlp" else otlp.parse_protobuf
+        block = parse(body, 1795626000000).block
         block.encode(range(seq, seq + block.count))
         seq += block.count
         spent += time.process_time() - t0
