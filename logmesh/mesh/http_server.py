@@ -12,7 +12,9 @@ What this adds to uvicorn's protocol: the cap (a full port closes a connection t
 never sent a request, else an idle keep-alive one, else refuses the newcomer), a request
 head must arrive within ``--header-timeout`` and stay within aiohttp's old sizes, bad
 requests are counted and logged rate-limited, an answer's head and body go out in one
-send (uvicorn writes them apart: two syscalls a request), and a Date header.
+send (uvicorn writes them apart: two syscalls a request), and a Date header. The idle
+keep-alive connection's timeout is kept by the site's sweep too, not by a timer that uvicorn
+starts and cancels per request (~3 µs of the gateway's request path on uvloop).
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # When the request head now awaited began (None: none awaited): the site's sweep closes
         # the connection past the header timeout. A sweep, not a timer per request.
         self.head_since: float | None = None
+        self.idle_since: float | None = None  # answered, no new request begun: keep-alive
         self._headers = 0
 
     @property
@@ -127,6 +130,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.idle_since = None
         self._headers = 0
         if self.requests:  # a keep-alive connection's next request: its head has a deadline too
             self.head_since = self.loop.time()
@@ -146,6 +150,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.head_since = None
         self.requests += 1
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the keep-alive timeout left to the site's sweep (``idle_since``)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.idle_since = self.loop.time()
 
     def send_400_response(self, msg: str) -> None:
         self.site.counters.bad_requests.inc()  # uvicorn has logged it (rate limited: _Log)
@@ -184,14 +201,16 @@ class HttpSite:
         self.state.default_headers = [(b"date", formatdate(usegmt=True).encode())]
         assert self.loop is not None
         timeout = self.limits.header_timeout
-        late = self.loop.time() - timeout
+        now = self.loop.time()
+        late, idle = now - timeout, now - self.config.timeout_keep_alive
         for protocol in self._protocols:
-            since = protocol.head_since
-            if since is not None and since < late and protocol.transport is not None \
-                    and not protocol.transport.is_closing():
-                protocol.head_since = None
+            head, kept = protocol.head_since, protocol.idle_since
+            if ((head is not None and head < late) or (kept is not None and kept < idle)) \
+                    and protocol.transport is not None and not protocol.transport.is_closing():
+                protocol.head_since = protocol.idle_since = None
                 protocol.transport.close()
-        self._tick = self.loop.call_later(min(1.0, timeout / 2), self._sweep)
+        self._tick = self.loop.call_later(min(1.0, timeout / 2, self.config.timeout_keep_alive / 2),
+                                          self._sweep)
 
     def forget(self, protocol: GuardedHttpProtocol) -> None:
         self._protocols.pop(protocol, None)

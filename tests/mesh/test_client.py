@@ -123,6 +123,28 @@ async def test_request_times_out_when_no_reply_comes(clients):
         await peer.stop()
 
 
+async def test_requests_with_different_timeouts_each_fail_at_their_own(clients):
+    """One sweep fails every request past its deadline (no timer per request): a long
+    timeout asked first does not hold back a short one asked after it."""
+    peer = FakePeer()  # accepts, never answers
+    port = await peer.start()
+    try:
+        client = clients(port)
+        await connected(client)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        slow = asyncio.ensure_future(client.request("/slow", "GET", timeout=30))
+        with pytest.raises(RequestTimeout, match="within 0.2s"):
+            await client.request("/slow", "GET", timeout=0.2)
+        assert 0.15 < loop.time() - started < 1.0
+        assert not slow.done() and len(client._pending) == 1
+        slow.cancel()
+        await asyncio.sleep(0)
+        assert client._pending == {}
+    finally:
+        await peer.stop()
+
+
 async def test_replies_with_unknown_or_no_key_are_counted_not_fatal(clients):
     def react(packet, writer):
         key = packet["params"]["key"]

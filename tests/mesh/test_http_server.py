@@ -90,6 +90,27 @@ async def test_a_keep_alive_connection_s_next_head_has_the_deadline_too(serve):
     writer.close()
 
 
+async def test_an_idle_keep_alive_connection_is_closed_by_the_sweep_and_a_busy_one_kept(serve):
+    """The keep-alive timeout is the site's sweep's (no timer per request): an answered
+    connection with no new request is closed after it; one that keeps asking is not."""
+    site = await serve(header_timeout=0.6)
+    assert site.config.timeout_keep_alive == 0.6
+    idle_r, idle_w = await asyncio.open_connection(HOST, site.port)
+    busy_r, busy_w = await asyncio.open_connection(HOST, site.port)
+    for writer in (idle_w, busy_w):
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    for reader in (idle_r, busy_r):
+        assert (await asyncio.wait_for(reader.read(4096), 3)).endswith(b"ok")
+    t0 = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - t0 < 1.5:  # past the timeout: busy asks on
+        busy_w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(busy_r.read(4096), 3)).endswith(b"ok")
+        await asyncio.sleep(0.1)
+    assert await closed_by_peer(idle_r, 0.1), "idle for over 0.6 s: closed"
+    for writer in (idle_w, busy_w):
+        writer.close()
+
+
 @pytest.mark.parametrize("head", [
     b"NOT HTTP AT ALL\r\n\r\n",
     b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
