@@ -205,7 +205,9 @@ class Service(CountedPart, Serving):
         except Exception as exc:
             self._replied(conn, self._handler_failed(key, route, exc, packet), route, t0)
             return
-        if isinstance(result, asyncio.Future):  # answered from its callback: no task per request
+        if result.__class__ is list or result.__class__ is dict:  # a plain answer: no checks
+            self._send_result(conn, key, route, result, packet, t0)
+        elif isinstance(result, asyncio.Future):  # answered from its callback: no task per request
             result.add_done_callback(
                 lambda fut: self._settled(conn, key, route, fut, packet, t0))
         elif inspect.isawaitable(result):

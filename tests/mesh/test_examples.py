@@ -92,6 +92,27 @@ async def test_writes_of_one_turn_share_one_commit_and_are_answered_after_it(tmp
         store.close()
 
 
+async def test_a_get_of_every_row_sees_each_commit_of_any_worker(tmp_path):
+    """A GET of the whole table is answered from the rows read last until a commit of any
+    connection (this store's, or another worker's on the same file) changes SQLite's
+    data_version."""
+    path = tmp_path / "goods.db"
+    one, two = ResourceStore(RESOURCES["goods"], path), ResourceStore(RESOURCES["goods"], path)
+    try:
+        await one.insert({"name": "pen"}, {})
+        first = one.select({}, {})
+        assert [r["name"] for r in first] == ["pen"]
+        assert one.select({}, {}) is first, "nothing committed since: the same rows"
+        await two.insert({"name": "cup"}, {})  # another worker's commit
+        assert [r["name"] for r in one.select({}, {})] == ["pen", "cup"]
+        await one.delete({"id": 1}, {})
+        assert [r["name"] for r in one.select({}, {})] == ["cup"]
+        assert [r["name"] for r in two.select({"id": 2}, {})] == ["cup"]
+    finally:
+        one.close()
+        two.close()
+
+
 async def test_a_bad_write_fails_alone_and_the_group_is_committed(tmp_path):
     store = ResourceStore(RESOURCES["goods"], tmp_path / "goods.db")
     try:
