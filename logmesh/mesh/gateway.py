@@ -47,7 +47,7 @@ from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
 from ..security_http import BODY_TIMEOUT, HttpCounters
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
-from .http_server import HttpSite
+from .http_server import HttpSite, body_complete
 from .metrics_http import CountedPart
 from .registry import RegistryLink
 
@@ -72,6 +72,7 @@ class HttpRequest:
     query: bytes
     headers: dict[str, str]  # lower-case names; the first of a repeated header
     receive: Callable[[], Awaitable[dict]]
+    body_complete: bool = False  # all of the body had arrived when the request was routed
 
 
 @dataclass(slots=True)
@@ -256,7 +257,7 @@ class Gateway(CountedPart, Serving):
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         request = HttpRequest(scope["method"], scope["path"], scope["query_string"], headers,
-                              receive)
+                              receive, body_complete(scope))
         trace_id = headers.get("x-request-id") or new_trace_id()
         try:
             answer = await self.handle(request, trace_id)
@@ -392,11 +393,15 @@ class Gateway(CountedPart, Serving):
             if declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise BodyError(413, f"the body is {declared} bytes; at most "
                                      f"{self.max_body_bytes} are accepted (--max-body-size)")
-            try:
-                async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold the request
-                    body = await self._body(request)
-            except TimeoutError:
-                raise BodyError(408, f"the body took more than {BODY_TIMEOUT:.0f}s to arrive") from None
+            if request.body_complete:  # nothing to wait for: no timer
+                body = await self._body(request)
+            else:
+                try:
+                    async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold it
+                        body = await self._body(request)
+                except TimeoutError:
+                    raise BodyError(408, f"the body took more than {BODY_TIMEOUT:.0f}s to "
+                                         "arrive") from None
             if body.strip():
                 content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
                 params.update(_body_params(body, content_type))

@@ -39,8 +39,16 @@ log = logging.getLogger("logmesh.http")
 Asgi = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]],
                 Awaitable[None]]
 
+CYCLE = "logmesh.cycle"  # the scope's key for the request's uvicorn cycle (see body_complete)
 MAX_LINE_BYTES = 8190  # the request line and each header, as aiohttp's server allowed
 MAX_HEADERS = 128
+
+
+def body_complete(scope: dict) -> bool:
+    """Has the whole body of the request of ``scope`` arrived? Then reading it cannot wait,
+    and the gateway reads it without a deadline (asyncio.timeout: a timer per request)."""
+    cycle = scope.get(CYCLE)
+    return cycle is not None and not cycle.more_body
 
 
 class HeadTooLarge(Exception):
@@ -150,6 +158,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.head_since = None
         self.requests += 1
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.scope is self.scope:  # its task has not run yet
+            self.scope[CYCLE] = self.cycle  # type: ignore[literal-required]
 
     def on_response_complete(self) -> None:
         """uvicorn's, with the keep-alive timeout left to the site's sweep (``idle_since``)."""

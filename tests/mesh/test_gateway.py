@@ -254,3 +254,38 @@ async def test_a_declared_body_over_the_limit_is_a_413_at_once(mesh):
     head = await asyncio.wait_for(reader.readline(), 3)
     assert b" 413 " in head
     writer.close()
+
+
+async def test_a_body_that_stops_coming_is_a_408_and_a_whole_one_needs_no_timer(mesh, monkeypatch):
+    """A body that arrived whole with its head is read without a deadline (no timer per
+    request); one that stops half-way is still answered 408 at the body's deadline."""
+    from logmesh.mesh import gateway as gateway_module
+
+    monkeypatch.setattr(gateway_module, "BODY_TIMEOUT", 0.3)
+    timers: list[float] = []
+    real_timeout = asyncio.timeout
+
+    def counted(delay):
+        timers.append(delay)
+        return real_timeout(delay)
+
+    monkeypatch.setattr(gateway_module.asyncio, "timeout", counted)
+    await mesh.start_distributor()
+    await mesh.start_service("echo", {"POST/echo": lambda p, pk: p})
+    gw = await mesh.start_gateway()
+    await gateway_ready(gw, "POST/echo")
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    body = b'{"name": "pen"}'
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    assert b" 200 " in head.split(b"\r\n")[0] and timers == []
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    assert b'"name":"pen"' in await reader.readexactly(length)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{\"name\":")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readline(), 3)
+    assert b" 408 " in head and timers == [0.3]
+    writer.close()
