@@ -9,8 +9,10 @@ live table, which was 30-40% of the logs service's CPU per request in a mesh und
 to :meth:`GatewayCounts.add`, which keeps, for the gateway's access logs only:
 
 * per second of ``@timestamp``, per (address, route): requests, timeouts (504), the newest
-  answer's time and status, and every duration (an array of doubles: 8 bytes a request) for
-  an exact median, as ``quantile_cont`` gives it;
+  answer's time and status, and a count per distinct duration (the gateway's are rounded to
+  the microsecond: a few hundred values a second) for an exact median, as ``quantile_cont``
+  gives it, without sorting every request's duration nor importing numpy (~0.15 s of CPU and
+  ~20 MB at the first question);
 * per minute, per route: requests and a count per duration bucket of the RED summaries
   (store/red_summary.py: the same buckets, the same estimate within ``ERROR_BOUND``) for the
   route's norm.
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import math
 import time
-from array import array
 from typing import Any
 
 import msgspec
@@ -51,7 +52,7 @@ class _Answers:
         self.timeouts = 0
         self.newest_ms = -1
         self.newest_status: int | None = None
-        self.ms = array("d")
+        self.ms: dict[float, int] = {}  # duration -> requests that took it
 
 
 def _duration(value: Any) -> float | None:
@@ -76,17 +77,26 @@ def _bucket(ms: float) -> int:
     return red_summary.BAD
 
 
-def _median(ms: list[array]) -> float | None:
-    """``quantile_cont(ms, 0.5)`` over the arrays, rounded as red.by_address rounds it."""
-    n = sum(len(a) for a in ms)
+def _median(counts: list[dict[float, int]]) -> float | None:
+    """``quantile_cont(ms, 0.5)`` over the durations counted, rounded as red.by_address
+    rounds it."""
+    merged: dict[float, int] = {}
+    for c in counts:
+        for ms, k in c.items():
+            merged[ms] = merged.get(ms, 0) + k
+    n = sum(merged.values())
     if not n:
         return None
-    import numpy as np  # here: only a monitor with gateway traffic pays for it (idle memory)
-
-    values = np.frombuffer(b"".join(a.tobytes() for a in ms), dtype=np.float64)
     lo, hi = (n - 1) // 2, n // 2
-    part = np.partition(values, [lo, hi])
-    a, b = float(part[lo]), float(part[hi])
+    found: list[float] = []
+    seen = 0
+    for ms in sorted(merged):
+        seen += merged[ms]
+        while len(found) < 2 and seen > (lo, hi)[len(found)]:
+            found.append(ms)
+        if len(found) == 2:
+            break
+    a, b = found
     return round(a + 0.5 * (b - a) if lo != hi else a, 3)
 
 
@@ -152,7 +162,7 @@ class GatewayCounts:
         if ts >= a.newest_ms:  # a tie: the one stored last
             a.newest_ms, a.newest_status = ts, ev.status
         if ms is not None:
-            a.ms.append(ms)
+            a.ms[ms] = a.ms.get(ms, 0) + 1
 
     def _forget(self, now: int) -> None:
         """Drop what no window reaches any more (the hour and a minute before ``now``)."""
