@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             lists[proto].write_text(json.dumps(paths))
         for r in range(a.repeat):
             for proto in lists:
-                for code in codes:  # alternating: each checkout once per protocol per round
+                for code in codes[::-1] if r % 2 else codes:  # each once per round, in turn first
                     fp = PROTOCOLS[proto][1]
                     out = subprocess.run([sys.executable, "-c", CHILD, str(lists[proto]),
                                           "-" if fp is None else fp], cwd=code, check=True,

@@ -153,9 +153,12 @@ def attributes(recs: Any, n: int, kinds: Callable[[], Any],
             set(map(bytes.count, raws, repeat(_key_field(key)))) == {1} for key in {pattern[0], pattern[-1]}):
         return None
     values = kinds()
-    if values is None or len(values) != len(keys) or not min(map(len, values)):
+    if values is None or len(values) != len(keys):
         return None
-    tags = bytes(map(_first_byte, values))
+    try:
+        tags = bytes(map(_first_byte, values))
+    except IndexError:  # a value with no kind
+        return None
     shape = tags[:k]
     if tags != shape * n or not set(shape) <= _SCALARS.keys():
         return None
