@@ -71,7 +71,7 @@ def _build_messages() -> dict[str, Any]:
     # The same wire format read as columns (otlp_columns.py explains the trick): a stream's
     # ``entries`` as ONE message whose fields are repeated, so that one parse leaves every
     # entry's seconds, nanos and line as lists, with no object per entry; ``CountedStream``
-    # gives the number of entries the lists must have.
+    # gives each entry's bytes (which entries have nanos).
     message("Stamps", ("seconds", 1, T.TYPE_INT64, None, True), ("nanos", 2, T.TYPE_INT32, None, True))
     message("Entries", ("timestamp", 1, T.TYPE_MESSAGE, ".logproto.Stamps", False),
             ("line", 2, T.TYPE_STRING, None, True),
@@ -194,7 +194,7 @@ def _spread_nanos(raws: list[bytes], secs: list[int], nanos: list[int]) -> list[
 def _parse(cls: Any, raw: bytes) -> Any:
     try:
         return cls.FromString(raw)
-    except DecodeError as exc:  # e.g. a line that is not UTF-8, which only this view reads
+    except DecodeError as exc:  # e.g. a line that is not UTF-8
         raise BadPush("bad_protobuf", f"cannot parse PushRequest: {exc}") from None
 
 
@@ -205,6 +205,11 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
     from one parse of the column view, the lines JSON-encoded in one call, and the stored
     lines are encoded as one run (line_block.py). A stream with structured metadata, an
     empty line, a timestamp of 0 or out of range takes the per-entry path.
+
+    The column view is parsed not from the body but from what the messages parsed from it
+    write back (each field of an entry once, the last of those written twice, no zeros):
+    from the body, an entry with its line twice and one with none would have had the second
+    line stored on the other (otlp_columns.py says more). ~0.3 µs an entry.
     """
     try:
         size = cramjam.snappy.decompress_raw_len(body)
@@ -214,20 +219,23 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
         raw = bytes(cramjam.snappy.decompress_raw(body))
     except cramjam.DecompressionError as exc:
         raise BadPush("bad_snappy", f"cannot decompress the snappy body: {exc}") from None
-    counted = _parse(_CountedPush, raw)
+    full = _parse(PushRequest, raw)
     out = Parsed()
-    columns = full = None  # the other views of the body, parsed once a stream needs them
-    for i, s in enumerate(counted.streams):
+    columns = counted = None  # the other views, parsed once a stream needs them
+    for i, s in enumerate(full.streams):
         stream = stream_of(parse_labels(s.labels))
         n = len(s.entries)
         if not n:
             continue
-        if columns is None:
-            columns = _parse(_ColumnPush, raw)
+        if columns is None:  # from what the messages write back: see parse_protobuf's doc
+            canonical = full.SerializeToString()
+            columns = _parse(_ColumnPush, canonical)
         entries = columns.streams[i].entries
         secs, nanos = list(entries.timestamp.seconds), list(entries.timestamp.nanos)
         if len(secs) == n and 0 < len(nanos) < n:  # nanos of 0 are not written: which entries?
-            nanos = _spread_nanos(list(s.entries), secs, nanos)
+            if counted is None:
+                counted = _parse(_CountedPush, canonical)
+            nanos = _spread_nanos(list(counted.streams[i].entries), secs, nanos)
         # every entry with its seconds (never 0: no entry at 0 ns, stamped when received), its
         # nanos (or none has any), its line and no metadata: one run
         if len(secs) == n and nanos is not None and len(nanos) in (0, n) and \
@@ -237,10 +245,8 @@ def parse_protobuf(body: bytes, received: int, max_bytes: int) -> Parsed:
                     [x * 1000 + y // 1_000_000 for x, y in zip(secs, nanos, strict=True)],
                     list(entries.line)):
             continue
-        if full is None:
-            full = _parse(PushRequest, raw)
         events = []
-        for e in full.streams[i].entries:
+        for e in s.entries:
             meta = {p.name: p.value for p in e.structuredMetadata} or None
             try:
                 ns = e.timestamp.seconds * 1_000_000_000 + e.timestamp.nanos

@@ -5,36 +5,16 @@ the last of a scalar written twice wins) stores, never a value moved to another 
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logmesh.logs.ingest import otlp
 
-from .runs_support import assert_stores_alike, lines
+from .runs_support import assert_stores_alike, field, lines
 
 RECEIVED = 1795626999000
 NS = 1795626000123456789
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def field(number: int, value: int | bytes, fixed: bool = False) -> bytes:
-    """One occurrence of a field: a varint, a fixed64 (``fixed``) or a length-delimited value."""
-    if isinstance(value, bytes):
-        return varint(number << 3 | 2) + varint(len(value)) + value
-    if fixed:
-        return varint(number << 3 | 1) + struct.pack("<Q", value)
-    return varint(number << 3) + varint(value)
 
 
 def string_value(text: str) -> bytes:
