@@ -39,11 +39,6 @@ Decode = Callable[[bytes, int, "tuple[str, int] | None"], Event]
 # (lines, received, source, the writer's reserve) -> (blob, seqs, timestamps) | None.
 EncodeBlock = Callable[[list[bytes], int, "tuple[str, int]", Callable[[int], range]],
                        "tuple[bytes, range, list[int]] | None"]
-# The hot path's lines at a time: a loaded server reads 256 KiB (~1,400 syslog lines) at once,
-# and encode_block over that many cost 1.25x what it costs over 256 lines at a time, each part
-# stored as its own block (its columns, escaped text and stored lines then stay in the L2
-# cache; bench/ingest_sockets.py --micro --read-kib 256, docs/benchmarks.md).
-BLOCK_LINES = 256
 # The server's way to open a TCP ingest port behind its guard (TLS, --workers balancing):
 # (protocol factory, port) -> a server with .sockets and .close().
 ServeTcp = Callable[[Callable[[], asyncio.BaseProtocol], int], Awaitable[Any]]
@@ -89,15 +84,8 @@ class LineIngestProtocol(IngestConnection):
             self._bad(err.reason, err.detail)
         if not ctx.guard.track(self, self.splitter.buffered, bool(lines)):
             return  # over the listener's budget for partial lines: aborted
-        if self.block is None or len(lines) <= BLOCK_LINES:
-            if lines and not self._store_block(lines):
-                store(ctx, self.counters, self.protocol, self.decode, lines, self.source, self._bad)
-        else:
-            for i in range(0, len(lines), BLOCK_LINES):
-                part = lines[i:i + BLOCK_LINES]
-                if not self._store_block(part):
-                    store(ctx, self.counters, self.protocol, self.decode, part, self.source,
-                          self._bad)
+        if lines and not self._store_block(lines):
+            store(ctx, self.counters, self.protocol, self.decode, lines, self.source, self._bad)
         self.pause_if_behind()
 
     def _store_block(self, lines: list[bytes]) -> bool:

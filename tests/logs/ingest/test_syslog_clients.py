@@ -134,13 +134,13 @@ async def test_interleaved_connections_keep_their_own_lines(syslog):
     for client in clients:
         await client.close()
 
-async def test_a_read_of_many_lines_is_stored_in_order_part_by_part(syslog):
-    """A read of more than sockets.BLOCK_LINES lines goes to the hot path in parts: a part with
-    an RFC 3164 line takes the per-line path, one with a bad timestamp loses that line alone
-    (counted), and every other line is stored once, in the order sent."""
+async def test_a_read_of_many_lines_with_odd_ones_is_stored_in_order(syslog):
+    """A write of 1,000 lines, one RFC 3164 (its read takes the per-line path) and one with a
+    bad timestamp (that line alone refused, counted): every other line stored once, in the
+    order sent."""
     lines = [b"<14>1 2026-11-29T10:00:00.%03dZ h app - - - n %04d" % (k % 1000, k)
              for k in range(1000)]
-    lines[300] = b"<14>Nov 29 10:00:00 h app: n 0300"  # RFC 3164: its part goes line by line
+    lines[300] = b"<14>Nov 29 10:00:00 h app: n 0300"  # RFC 3164: its read goes line by line
     lines[700] = b"<14>1 2026-13-45T99:00:00Z h app - - - n 0700"  # refused
     client = await RawClient.connect(port(syslog))
     await client.send(b"\n".join(lines) + b"\n")  # ~50 KiB: most often one read
