@@ -231,3 +231,17 @@ def test_filters_of_a_table_without_text():
     assert built(con, 2, 2) == tokens.Blooms(64, bytes(16))
     con.execute("CREATE OR REPLACE TEMP TABLE m (message VARCHAR)")
     assert built(con, 2, 0) == tokens.Blooms(64, b"")
+
+
+def test_filters_of_a_column_in_several_chunks_are_those_of_one():
+    """DuckDB hands a segment's column over in chunks that blocks straddle; the filters do not
+    depend on where the chunks end."""
+    import pyarrow as pa
+
+    messages = [f"word{i % 7} GET /goods/{i} user_{i % 3}" if i % 5 else None for i in range(40)]
+    whole = tokens.build_blooms(duckdb.connect(), pa.array(messages, pa.string()), 16, 3)
+    chunked = pa.chunked_array([pa.array(messages[:10], pa.string()), pa.array(messages[10:27], pa.string()),
+                                pa.array(messages[27:], pa.string())])
+    assert tokens.build_blooms(duckdb.connect(), chunked, 16, 3) == whole
+    want = tokens.Blooms.of([python_keys([m for m in messages[b:b + 16] if m is not None]) for b in (0, 16, 32)])
+    assert (whole.m, whole.raw) == (want.m, want.raw)
