@@ -295,7 +295,10 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
             seqs = parsed.seqs if parsed.seqs is not None else [ev.seq for ev in events]
             if len(seqs) >= _NUMBERED_FROM:
                 head = b"{" + b"".join(h + b"," for h in heads) + b'"items":['
-                return numbered_rows(head, item.split(b"%d"), seqs, b",", b"]}")
+                try:
+                    return numbered_rows(head, item.split(b"%d"), seqs, b",", b"]}")
+                except ValueError:  # seqs not ascending (not one block): one `%` per item
+                    pass
             parts = list(map(item.__mod__, zip(seqs, seqs, strict=True))) or [b""]  # in C
         # the answer is MBs: one join makes it, where concatenating the head and the tail
         # onto the joined items copied it five times more (fresh pages each, page faults)

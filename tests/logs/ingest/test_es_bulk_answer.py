@@ -61,3 +61,8 @@ def test_a_uniform_answer_from_the_stored_seqs_is_the_one_read_from_the_events()
     assert answer["took"] == 7 and answer["errors"] is False
     assert [i["create"]["_id"] for i in answer["items"]] == [str(s) for s in seqs]
     assert {i["create"]["_seq_no"] - int(i["create"]["_id"]) for i in answer["items"]} == {0}
+    for ev, seq in zip(parsed.events, reversed(seqs), strict=True):  # not one block's order
+        ev.seq = seq
+    parsed.seqs = None
+    assert [i["create"]["_id"] for i in orjson.loads(es_bulk.bulk_response(parsed, 7))["items"]] == \
+        [str(s) for s in reversed(seqs)]
