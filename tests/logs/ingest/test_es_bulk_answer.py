@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logmesh.logs.ingest import es_bulk
@@ -18,6 +18,7 @@ def by_percent(head: bytes, numbers, tail: bytes) -> bytes:
     return head + b",".join(ITEM % (n, n) for n in numbers) + tail
 
 
+@settings(deadline=None)  # the first example imports numpy: 0.1-1 s on a loaded machine
 @given(start=st.integers(0, 2**62), step=st.integers(1, 1 << 20), count=st.integers(1, 300))
 def test_rows_are_the_template_with_each_number(start: int, step: int, count: int):
     numbers = range(start, start + step * count, step)
