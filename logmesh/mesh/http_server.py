@@ -101,6 +101,9 @@ class CoalescingTransport:
         self.flush()
         self.transport.close()
 
+    def is_closing(self) -> bool:  # asked several times a request: not through __getattr__
+        return self.transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
 
