@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -140,6 +141,7 @@ def main() -> int:
     ap.add_argument("--methods", default="GET,POST")
     ap.add_argument("--code", type=Path, default=None, help="a checkout whose logmesh to run, "
                     "alternating by round with this one's")
+    ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child's single run
     args = ap.parse_args()
     if args.one:
@@ -170,6 +172,10 @@ def main() -> int:
                                            strict=True)]
             print(f"  {method}: this / other within each round: "
                   + ", ".join(f"{p:.2f}" for p in pairs))
+    if args.json:
+        args.json.write_text(json.dumps({"requests": args.requests, "connections": args.connections,
+                                         "us_per_request": {f"{n} {m}": v for (n, m), v in results.items()}},
+                                        indent=1))
     return 0
 
 
