@@ -27,6 +27,7 @@ was quiet long enough at start (:func:`health_monitor.counts_from`).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -37,9 +38,13 @@ import orjson
 from .query.red import AddressRoute
 from .store import red_summary
 
+log = logging.getLogger("logmesh.logs.health")
+
 GATEWAY = red_summary.GATEWAY
-MAX_KEYS = 10_000  # (address, route) pairs in a second, routes in a minute: more is not a mesh
-# the gateway serves but a flood; counting stops (overflowed) and DuckDB answers again
+MAX_KEYS = 1_000  # (address, route) pairs in a second, routes in a minute (red.MAX_ROUTES): more
+# is no mesh the gateway serves but a flood (a scanner's random paths, each a 404 route); what
+# does not fit is not counted, and DuckDB answers until what was lost is out of the windows
+SKEW_MS = 60_000  # an event lost now may carry a @timestamp this far ahead of our clock
 
 
 class _Answers:
@@ -110,14 +115,20 @@ class GatewayCounts:
         self.started_ms = int(time.time() * 1000) if started_ms is None else started_ms
         self.seconds: dict[int, dict[tuple[str, str], _Answers]] = {}
         self.minutes: dict[int, dict[str, list]] = {}  # route -> [requests, {bucket: n}]
-        self.overflowed = False
+        # when (our clock, ms) an answer, or a route's request, was last left uncounted
+        self.lost_answers_ms: int | None = None
+        self.lost_norms_ms: int | None = None
 
     # -- the store's side --------------------------------------------------------------------
     def add(self, events: list) -> None:
         """Count the gateway's access logs among ``events`` (a block the store took)."""
         for ev in events:
             if ev.service_name == GATEWAY:
-                self._add(ev)
+                try:
+                    self._add(ev)
+                except Exception:  # never the store's problem: DuckDB answers meanwhile
+                    log.exception("gateway counts: an access log could not be counted")
+                    self.lost_answers_ms = self.lost_norms_ms = int(time.time() * 1000)
 
     def _add(self, ev: Any) -> None:
         ts = ev.timestamp
@@ -132,15 +143,15 @@ class GatewayCounts:
             per_route = self.minutes[minute] = {}
             self._forget(int(time.time() * 1000))
         r = per_route.get(route)
-        if r is None:
-            if len(per_route) >= MAX_KEYS:
-                self.overflowed = True
-                return
-            r = per_route[route] = [0, {}]
-        r[0] += 1
-        if ms is not None:
-            d = _bucket(ms)
-            r[1][d] = r[1].get(d, 0) + 1
+        if r is None and len(per_route) >= MAX_KEYS:
+            self.lost_norms_ms = int(time.time() * 1000)
+        else:
+            if r is None:
+                r = per_route[route] = [0, {}]
+            r[0] += 1
+            if ms is not None:
+                d = _bucket(ms)
+                r[1][d] = r[1].get(d, 0) + 1
         address = labels.get("upstream.address")
         if address is None:
             return
@@ -153,7 +164,7 @@ class GatewayCounts:
         a = per_key.get((address, route))
         if a is None:
             if len(per_key) >= MAX_KEYS:
-                self.overflowed = True
+                self.lost_answers_ms = int(time.time() * 1000)
                 return
             a = per_key[(address, route)] = _Answers()
         a.requests += 1
@@ -173,11 +184,13 @@ class GatewayCounts:
             del self.minutes[minute]
 
     # -- the monitor's side ------------------------------------------------------------------
-    def covers(self, start: int, since_ms: int) -> bool:
-        """May [start, now] be answered from the counts? Only if they began by ``start``, or
-        the store held nothing of the range then (``since_ms``: from when the counts are
-        whole, see health_monitor.counts_from), and nothing overflowed."""
-        return not self.overflowed and start >= since_ms
+    def covers(self, start: int, since_ms: int, norms: bool = False) -> bool:
+        """May [start, now] be answered from the counts (the minute's answers, or with
+        ``norms`` the routes' norms)? Only if they began by ``start``, or the store held nothing
+        of the range then (``since_ms``: from when the counts are whole, see
+        health_monitor.counts_from), and nothing left uncounted can lie in it."""
+        lost = self.lost_norms_ms if norms else self.lost_answers_ms
+        return start >= since_ms and (lost is None or start > lost + SKEW_MS)
 
     def by_address(self, now: int) -> list[AddressRoute]:
         """red.by_address over the whole seconds of [now - window_ms, now]."""

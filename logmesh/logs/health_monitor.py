@@ -316,7 +316,8 @@ class HealthMonitor:
             answers = await asyncio.to_thread(gateway_answers, self.engine, now)
         self.timeouts = gateway_timeouts(answers)
         if answers and time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
-            if counted and self.counts.covers(now - SLOW_WINDOW_MS - NORM_WINDOW_MS, self.counts_from):
+            if counted and self.counts.covers(now - SLOW_WINDOW_MS - NORM_WINDOW_MS, self.counts_from,
+                                                  norms=True):
                 self._norms = self.counts.route_norms(now)
             else:
                 self._norms = await asyncio.to_thread(route_norms, self.engine, now)

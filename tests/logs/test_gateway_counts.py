@@ -80,10 +80,30 @@ def test_old_seconds_and_minutes_are_forgotten_and_a_flood_gives_the_question_ba
     assert counts.by_address(later) == [] and counts.route_norms(later) == {}
     assert counts.seconds == {} and counts.minutes == {}
     assert counts.covers(now, now)
+    # a scanner's random paths: each its own route; the minute's routes fill up, the norms
+    # go back to the store until what was not counted is out of their window
+    scan = [event(now, service="gateway", path=f"/{i}", status=404) for i in range(MAX_KEYS + 1)]
+    counts.add(scan)
+    assert counts.covers(now, now) and not counts.covers(now, now, norms=True)
+    assert counts.covers(counts.lost_norms_ms + 60_001, now, norms=True)
+    # more answered (address, route) pairs in one second than fit: the same for the answers
     flood = [event(now, service="gateway", path=f"/{i}", labels={"upstream.address": ADDRESSES[0]})
              for i in range(MAX_KEYS + 1)]
     counts.add(flood)
-    assert counts.overflowed and not counts.covers(now, now)
+    assert not counts.covers(now, now)
+    assert counts.covers(counts.lost_answers_ms + 60_001, now)
+
+
+def test_an_event_the_counts_cannot_read_is_stored_all_the_same_and_the_store_answers():
+    """The counts run inside the store's append: an access log they cannot count must not
+    cost its block (a bulk body answered 500 once, labels as JSON text); the store answers
+    while it is in the window."""
+    now = int(time.time() * 1000)
+    counts = GatewayCounts(SLOW_WINDOW_MS, NORM_WINDOW_MS)
+    odd = event(now, service="gateway", labels={"upstream.address": "x", "event.duration_ms": 1})
+    odd.timestamp = None  # nothing ingest makes: any fault inside the counting
+    counts.add([odd, *mesh_events(now, 10)])
+    assert not counts.covers(now, now) and not counts.covers(now, now, norms=True)
 
 
 async def test_counts_are_whole_from_a_quiet_store_at_once_else_from_the_start(tmp_path: Path):
