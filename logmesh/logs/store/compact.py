@@ -221,8 +221,10 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     con.register("c", table.append_column(BLOCK, [np.arange(rows, dtype=np.int64) // block_rows]))
     try:
         blocks, values, minutes, services, red = summaries(con, final)
-        blooms = tokens.build_blooms(con, table.column("message"), block_rows, len(blocks))
-        posted = postings.build(con, table.column("message"))
+        cut = tokens.cut(table.column("message"))  # the tokens, cut once for both indexes
+        blooms = tokens.build_blooms(con, cut, block_rows, len(blocks))
+        posted = postings.build(con, cut)
+        del cut
     finally:
         con.unregister("c")
     write_parquet(table, tmp, block_rows)
