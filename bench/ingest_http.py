@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             for proto in protocols:  # alternating: every protocol once per round
                 workdir = Path(tmp) / f"r{r}"
                 workdir.mkdir(exist_ok=True)
-                for code in a.code or [None]:
+                codes = a.code or [None]  # the checkouts in turn, each first in every other round
+                for code in codes[r % len(codes):] + codes[:r % len(codes)]:
                     name = proto if len(a.code) < 2 else f"{proto}@{code.name}"
                     res = run_book(a.posts, a.events, workdir) if proto == "book-tcp" else \
                         run_http(proto, bodies[proto], a.posts, a.events, workdir / name, code)
