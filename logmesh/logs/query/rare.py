@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 NAMES = [name for name, _ in COLUMNS]
-SMALL_DICTIONARY = 4096  # compressed bytes of a column chunk's dictionary page read as a dictionary
 
 
 def rows_for(pf: ParquetFile, need: Need) -> np.ndarray | None:
@@ -106,13 +105,11 @@ def fetch(pf: ParquetFile, rows: list[int]) -> pa.Table:
         groups.setdefault(g, []).append(r - starts[g])
     parts = []
     for g, at in groups.items():
-        # columns written with a small dictionary (service names, levels, paths) are read as
-        # dictionaries: ~2 ms less a row group than 16,384 strings each. Not a large one (a
-        # message column pyarrow wrote with one: 2.1 ms that way against 1.4), nor one with
-        # pages of another encoding (pyarrow refuses those: DELTA_LENGTH_BYTE_ARRAY)
+        # text columns written with a dictionary are read as one (~2 ms less a row group than
+        # 16,384 strings each); pyarrow refuses that for a column written otherwise, so per group
         chunks = [md.row_group(g).column(j) for j in range(md.num_columns)]
         coded = [c.path_in_schema for c in chunks if c.physical_type == "BYTE_ARRAY" and c.path_in_schema in NAMES
-                 and c.has_dictionary_page and c.data_page_offset - c.dictionary_page_offset < SMALL_DICTIONARY
+                 and {"RLE_DICTIONARY", "PLAIN_DICTIONARY"} & set(c.encodings)
                  and not any(e.startswith("DELTA") for e in c.encodings)]
         try:
             table = pq.ParquetFile(pf.path, metadata=md, read_dictionary=coded,
