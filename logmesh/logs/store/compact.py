@@ -221,10 +221,8 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     con.register("c", table.append_column(BLOCK, [np.arange(rows, dtype=np.int64) // block_rows]))
     try:
         blocks, values, minutes, services, red = summaries(con, final)
-        cut = tokens.cut(table.column("message"))  # the tokens, cut once for both indexes
-        blooms = tokens.build_blooms(con, cut, block_rows, len(blocks))
-        posted = postings.build(con, cut)
-        del cut
+        blooms = tokens.build_blooms(con, table.column("message"), block_rows, len(blocks))
+        posted = postings.build(con, table.column("message"))
     finally:
         con.unregister("c")
     write_parquet(table, tmp, block_rows)

@@ -61,22 +61,33 @@ def short_hash(h: Any) -> Any:
 
 
 def build(con: duckdb.DuckDBPyConnection, messages: Any) -> dict:
-    """The postings of a file's ``messages`` (an Arrow column in the file's row order, or its
-    tokens.Cut, shared with the block filters), as the block index keeps them. Tokens are cut
-    by tokens.cut (one ``bytes.translate``, Arrow's whitespace split and dictionary
-    encoding); DuckDB (``con``) hashes the tokens a query may ask for, as the filters' keys are
+    """The postings of a file's ``messages`` (an Arrow column in the file's row order), as the
+    block index keeps them. Tokens are cut as tokens.block_tokens cuts them (one
+    ``bytes.translate`` and Arrow's whitespace split), counted with Arrow's dictionary
+    encoding; DuckDB (``con``) hashes the tokens a query may ask for, as the filters' keys are
     hashed. pyarrow is imported here: only the worker that compacts pays for it."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    c = messages if isinstance(messages, tokens.Cut) else tokens.cut(messages)  # cut once: compact.py
-    if len(c.idx) == 0:
+    text = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
+    if not pa.types.is_string(text.type):
+        text = text.cast(pa.string())
+    validity, offsets, data = text.buffers()
+    folded = pa.Array.from_buffers(pa.string(), len(text), [validity, offsets, pa.py_buffer(
+        (data.to_pybytes() if data is not None else b"").translate(tokens._TOKEN_BYTES))],
+        text.null_count, text.offset)
+    lists = pc.ascii_split_whitespace(folded)
+    words = lists.flatten()
+    if len(words) == 0:
         empty = np.zeros(0, np.uint32)
         return {"version": VERSION, "bits": HASH_BITS, "probe": tokens.key_hash(tokens.PROBE),
                 "hashes": _pack(empty), "counts": _pack(empty), "rows": _pack(empty),
                 "frequent": _pack(empty)}
-    parent, idx, distinct = c.row, c.idx, c.distinct
+    parent = pc.list_parent_indices(lists).to_numpy()
+    enc = pc.dictionary_encode(words)
+    idx = enc.indices.to_numpy()
+    distinct = enc.dictionary
     counts = np.bincount(idx, minlength=len(distinct))
     # the tokens a query may ask for: ASCII, not a number nor a long hex id (tokens.indexed)
     unindexed = pc.or_(pc.match_substring_regex(distinct, f"^(?:{tokens._UNINDEXED.pattern}|)$"),

@@ -252,84 +252,82 @@ _TOKEN_BYTES = bytes(b + 32 if 65 <= b <= 90 else b if b >= 128 or chr(b).isalnu
                      for b in range(256))
 
 
-@dataclass
-class Cut:
-    """A file's message tokens, cut once for the block filters and the row postings
-    (postings.py): every token of every row, folded, as an index into ``distinct``."""
-
-    distinct: Any  # pyarrow string array: the file's distinct folded tokens (maybe "")
-    idx: np.ndarray  # a token occurrence's index into ``distinct``, in row order
-    row: np.ndarray  # the row of each occurrence (non-decreasing)
-
-
-def cut(messages: Any) -> Cut:
-    """The tokens of ``messages`` (an Arrow column in the file's row order), as :func:`tokens`
-    finds them. Why so: the bytes mapped by one ``bytes.translate`` (ASCII letters folded,
-    every other ASCII non-token byte a space; offsets unchanged, one byte for one), Arrow
-    splits each row at ASCII whitespace and dictionary-encodes the tokens, all in C++: DuckDB's
-    ``regexp_extract_all`` + ``unnest`` + a hash aggregate cost ~2.5 CPU s per million events.
-    pyarrow is imported here, not at start: only the worker that compacts pays for it."""
+def block_texts(messages: Any, block_rows: int) -> Any:
+    """One string per block of ``block_rows`` rows: its messages joined by spaces (NULLs
+    as empty strings, which add no token). An Arrow list view over the column and one
+    ``binary_join`` in C++: what DuckDB's ``string_agg`` per block did, without a pass
+    of SQL over a table (compaction's events are an Arrow table now: compact.py)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     text = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
     if not pa.types.is_string(text.type):  # DuckDB gives string; a segment's text is < 2 GB
         text = text.cast(pa.string())
+    if text.null_count:
+        text = pc.fill_null(text, "")
+    n = len(text)
+    lists = pa.ListArray.from_arrays(pa.array([*range(0, n, block_rows), n] if n else [0], pa.int32()), text)
+    return pc.binary_join(lists, " ")
+
+
+def block_tokens(messages: Any, block_rows: int) -> Any:
+    """An Arrow table (blk, tok) of each block's distinct folded tokens, ASCII or not
+    (``messages``: the file's message column, Arrow, in the file's row order).
+
+    Why not SQL: DuckDB's ``regexp_extract_all`` + ``unnest`` + a hash aggregate over every
+    token cost ~2.5 CPU s per million events. Here each block's text is one string
+    (:func:`block_texts`), its bytes are mapped by one ``bytes.translate`` (offsets unchanged:
+    one byte for one), and Arrow splits it at ASCII whitespace and keeps the distinct
+    tokens: ~1 s (docs/benchmarks.md, "Compaction cost"). pyarrow is imported here, not at
+    start: only the worker that compacts pays for it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = block_texts(messages, block_rows)
     validity, offsets, data = text.buffers()
-    folded = pa.Array.from_buffers(pa.string(), len(text), [validity, offsets, pa.py_buffer(
+    folded = pa.Array.from_buffers(text.type, len(text), [validity, offsets, pa.py_buffer(
         (data.to_pybytes() if data is not None else b"").translate(_TOKEN_BYTES))],
         text.null_count, text.offset)
-    lists = pc.ascii_split_whitespace(folded)
-    enc = pc.dictionary_encode(lists.flatten())
-    return Cut(enc.dictionary, enc.indices.to_numpy(), pc.list_parent_indices(lists).to_numpy())
+    parts, blks = [], []
+    for blk, words in enumerate(pc.ascii_split_whitespace(folded)):
+        if words.values is None:  # the block has no text
+            continue
+        toks = pc.unique(words.values)
+        parts.append(toks)
+        blks.append(pa.nulls(len(toks), pa.int32()).fill_null(blk))
+    if not parts:
+        return pa.table({"blk": pa.array([], pa.int32()), "tok": pa.array([], pa.string())})
+    return pa.table({"blk": pa.concat_arrays(blks), "tok": pa.concat_arrays(parts)})
 
 
 def build_blooms(con: duckdb.DuckDBPyConnection, messages: Any, block_rows: int, nblocks: int) -> Blooms:
-    """The filters of a file's ``messages`` (an Arrow column in the file's row order, or its
-    :class:`Cut`, shared with the postings).
+    """The filters of a file's ``messages`` (an Arrow column in the file's row order).
 
-    DuckDB (``con``) keys and hashes each distinct token of the file once (``hash()``, as
-    :func:`key_hash`); numpy finds each block's distinct tokens (a mark per distinct token)
-    and sets the bits. Kept: ASCII-only tokens that are not numbers or long hex ids
-    (:func:`indexed`), and ``*`` + the first PREFIX characters of a token whose first PREFIX
-    are ASCII and not all hex digits (:func:`prefix_key`): exactly the keys :meth:`Blooms.of`
-    is given in the tests. A token with a character outside ASCII is never asked for whole
-    (Python and DuckDB could lower it apart), so it is left out: ``strlen`` (bytes) equals
-    ``length`` (characters) only for ASCII text.
+    Each block's distinct tokens come from :func:`block_tokens`; DuckDB (``con``) keeps those a
+    query may ask for, keys and hashes them (``hash()``, as :func:`key_hash`); numpy sets the bits.
+    Kept: ASCII-only tokens that are not numbers or long hex ids (:func:`indexed`), and ``*``
+    + the first PREFIX characters of a token whose first PREFIX are ASCII and not all hex
+    digits (:func:`prefix_key`): exactly the keys :meth:`Blooms.of` is given in the tests.
+    A token with a character outside ASCII is never asked for whole (Python and DuckDB could
+    lower it apart), so it is left out: ``strlen`` (bytes) equals ``length`` (characters)
+    only for ASCII text.
     """
+    con.register("_toks", block_tokens(messages, block_rows))
+    unindexed = _UNINDEXED.pattern
     import numpy as np  # here, not at start: only the worker that compacts pays for it
-    import pyarrow as pa
 
-    c = messages if isinstance(messages, Cut) else cut(messages)
-    nd = len(c.distinct)
-    con.register("_toks", pa.table({"i": pa.array(np.arange(nd, dtype=np.int64)), "t": c.distinct}))
-    try:
-        keys = con.execute(f"""
-SELECT i, ok AND strlen(t) = length(t) AS tok_ok, hash(t) AS tok_h,
-  ok AND length(t) >= {PREFIX} AND strlen(left(t, {PREFIX})) = {PREFIX}
-    AND NOT regexp_full_match(left(t, {PREFIX}), '[0-9a-f]+') AS pre_ok, hash('*' || left(t, {PREFIX})) AS pre_h
-FROM (SELECT i, t, t <> '' AND NOT regexp_full_match(t, '{_UNINDEXED.pattern}') AS ok FROM _toks)""").fetchnumpy()
-    finally:
-        con.unregister("_toks")
-    tok_ok, tok_h = np.zeros(nd, bool), np.zeros(nd, np.uint64)
-    pre_ok, pre_h = np.zeros(nd, bool), np.zeros(nd, np.uint64)
-    i = keys["i"].astype(np.int64)
-    tok_ok[i], tok_h[i] = keys["tok_ok"], keys["tok_h"]
-    pre_ok[i], pre_h[i] = keys["pre_ok"], keys["pre_h"]
-    bounds = np.searchsorted(c.row, np.arange(nblocks + 1, dtype=np.int64) * block_rows)
-    blks, hashes = [], []
-    seen = np.zeros(nd, bool)
-    for b in range(nblocks):
-        ids = c.idx[bounds[b]:bounds[b + 1]]
-        seen[ids] = True
-        u = np.flatnonzero(seen)
-        seen[u] = False
-        h = np.concatenate([tok_h[u[tok_ok[u]]], np.unique(pre_h[u[pre_ok[u]]])])
-        blks.append(np.full(len(h), b, np.int64))
-        hashes.append(h)
-    if not blks:
-        return filters_of(np.zeros(0, np.int64), np.zeros(0, np.uint64), nblocks)
-    return filters_of(np.concatenate(blks), np.concatenate(hashes), nblocks)
+    keys = con.execute(f"""
+WITH t AS (
+  SELECT blk, tok AS t FROM _toks WHERE tok <> '' AND NOT regexp_full_match(tok, '{unindexed}')
+), k AS (
+  SELECT blk, t AS key FROM t WHERE strlen(t) = length(t)
+  UNION
+  SELECT blk, '*' || left(t, {PREFIX}) FROM t WHERE length(t) >= {PREFIX} AND strlen(left(t, {PREFIX})) = {PREFIX}
+    AND NOT regexp_full_match(left(t, {PREFIX}), '[0-9a-f]+')
+)
+SELECT blk, hash(key) AS h FROM k""").fetchnumpy()
+    con.unregister("_toks")
+    return filters_of(keys["blk"].astype(np.int64), keys["h"].astype(np.uint64), nblocks)
 
 
 def filters_of(blk: np.ndarray, h: np.ndarray, nblocks: int) -> Blooms:
