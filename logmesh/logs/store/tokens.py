@@ -47,10 +47,8 @@ _FOLD = str.maketrans(_UPPER, _UPPER.lower())
 PREFIX = 4  # prefix keys hold a token's first PREFIX characters
 HEX_TOKEN_MIN = 16
 _UNINDEXED = re.compile(f"[0-9]+|[0-9a-f]{{{HEX_TOKEN_MIN},}}")
-BITS_PER_KEY = 10  # Bloom filter: ~1% false positives with K hashes. Was 16 (~0.06%) while a rare
-# word's blocks came from the filters alone (at 10 bits, 9 blocks read of 624 for a word in 4
-# events, where trigrams read 4-5); a word rare in a file is told by its row postings now
-# (postings.py), so the filters serve frequent words and prefixes, and their bytes pay for those
+BITS_PER_KEY = 16  # Bloom filter: ~0.06% false positives with K hashes (10 bits: ~1%, and
+# 9 blocks read of 624 for a word in 4 events, where trigrams read 4-5)
 K = 8
 
 
