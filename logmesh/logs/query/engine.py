@@ -19,7 +19,6 @@ file (:meth:`Engine.with_deadline`).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -33,7 +32,7 @@ from ..store import catalogue, layout, red_summary
 from ..store.blocks import ParquetFile
 from ..store.columns import MESH_SELECT, SELECT_LIST, TS, ident, read_ndjson_lenient_sql, sql_str
 from ..store.compact import MINUTE_MS, SUMMARY_FIELDS
-from . import kql, plan, rare, token_need
+from . import kql, plan, token_need
 from .cursors import decode_cursor, encode_cursor
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
 from .execution import DuckDB, QueryCounters, event_dict, lower_priority
@@ -240,59 +239,23 @@ class Engine:
             params = params + [after[0], after[0], after[1]]
         snap = self.refresh(max_age=0.05)
         events: list[dict] = []
-        posted, rest = rare.split(snap.parquet, start, end, need) if need is not None else ([], [])
-        if posted:  # files whose row postings name the rows: read those alone (query/rare.py)
-            events = self._posted(posted, where, params, start, end, desc, limit)
-            snap = dataclasses.replace(snap, parquet=tuple(rest))
-        found = len(events)
         for lo, hi in plan.slices(plan.units(snap, start, end, need), start, end, desc):
             src = plan.source(snap, lo, hi, need)
             if src is None:
                 continue
-            want = limit - (len(events) - found)
+            want = limit - len(events)
             direction = "DESC" if desc else "ASC"
             names, rows = self.db.run(
                 f"SELECT * FROM ({src.sql}) WHERE {where} "
                 f"ORDER BY {TS} {direction}, seq {direction} LIMIT {want}", params)
             events.extend(event_dict(names, r) for r in rows)
-            if len(events) - found >= limit:
+            if len(events) >= limit:
                 break
-        if posted and len(events) > found:
-            events.sort(key=lambda e: (e["@timestamp"], e["seq"]), reverse=desc)
-            del events[limit:]
         nxt = None
         if len(events) >= limit and events:
             last = events[-1]
             nxt = encode_cursor(last["@timestamp"], last["seq"], order)
         return events, nxt
-
-    def _posted(self, posted: list[tuple[ParquetFile, list[int]]], where: str, params: list[Any],
-                start: int, end: int, desc: bool, limit: int) -> list[dict]:
-        """The first ``limit`` events matching ``where`` among the rows the postings named."""
-        tables = []
-        for pf, rows in posted:
-            if not rows:
-                continue
-            try:
-                tables.append(rare.fetch(pf, rows))
-            except FileNotFoundError as exc:
-                raise FileGone(str(exc)) from None
-            except (OSError, ValueError) as exc:  # pyarrow's errors are OSErrors and ValueErrors
-                if self.db.unreadable(pf.path):
-                    raise DamagedFile(pf.path) from None
-                raise QueryError(f"the query cannot be run on these events: {exc}") from None
-        if not tables:
-            return []
-        import pyarrow as pa  # the rows' columns, as rare.fetch read them
-        direction = "DESC" if desc else "ASC"
-        json = ", ".join(f"CAST({ident(n)} AS JSON) AS {ident(n)}" for n, t in FIELD_TYPES.items()
-                         if t == "object")
-        names, rows = self.db.run_on(
-            "_posted_rows", pa.concat_tables(tables, promote_options="permissive"),
-            f"SELECT * FROM (SELECT * REPLACE ({json}) FROM _posted_rows) WHERE {TS} BETWEEN ? AND ? "
-            f"AND ({where}) ORDER BY {TS} {direction}, seq {direction} LIMIT {limit}",
-            [start, end, *params])
-        return [event_dict(names, r) for r in rows]
 
     def count(self, node: kql.Node | None, start: int, end: int, now: int | None = None) -> int:
         now = now if now is not None else int(self.clock() * 1000)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from . import layout, postings, tokens, trigrams
+from . import layout, tokens, trigrams
 from .columns import sql_str
 from .duck import duckdb
 
@@ -34,8 +34,6 @@ class ParquetFile:
     worker: int  # -1: a name layout.py cannot parse
     index: dict
     _filters: tokens.Blooms | list[int] | bool | None = None  # False: none usable
-    _postings: postings.Postings | bool | None = None  # False: none usable
-    arrow_metadata: object = None  # its Parquet footer as pyarrow read it (query/rare.py)
 
     @property
     def min_ts(self) -> int:
@@ -70,44 +68,12 @@ class ParquetFile:
         if self._filters is None:
             self._filters = self._load_filters()
         filters = self._filters
-        posted = self.postings()
-        if posted is not None:  # a token rare in the file (or absent) is in the rows it names
-            first = self.first_row(block)
-            bloom = self._bloom_test(block, filters)
-
-            def has(key: str) -> bool:
-                rows = posted.rows_of(key) if not key.startswith("*") else postings.UNKNOWN
-                if rows is postings.UNKNOWN:
-                    return bloom is None or bloom(key)
-                return bool(((rows >= first) & (rows < first + self.blocks[block][2])).any())
-            return has
-        return self._bloom_test(block, filters)
-
-    def _bloom_test(self, block: int, filters: tokens.Blooms | list[int] | bool) -> Callable[[str], bool] | None:
         if isinstance(filters, tokens.Blooms):
             return lambda key: filters.has(block, key)
         if isinstance(filters, list):  # an old file's trigram bitmaps: sound for tokens too
             bitmap = filters[block]
             return lambda key: trigrams.has_key(bitmap, key)
         return None
-
-    def first_row(self, block: int) -> int:
-        """The file's row number of the block's first row."""
-        return sum(b[2] for b in self.blocks[:block])
-
-    def postings(self) -> postings.Postings | None:
-        """The rows of the tokens rare in the file (store/postings.py); None without them."""
-        if self._postings is None:
-            self._postings = False
-            doc = self.index.get("postings")
-            if doc is not None:
-                try:
-                    self._postings = postings.Postings.decode(doc)
-                    if len(self._postings.rows) and int(self._postings.rows.max()) >= self.rows:
-                        raise ValueError(f"a row past the file's {self.rows}")
-                except (ValueError, TypeError, KeyError, AttributeError, zlib.error, binascii.Error) as exc:
-                    log.warning("%s: unreadable row postings (%s); not used", self.path.name, exc)
-        return self._postings or None
 
     def _load_filters(self) -> tokens.Blooms | list[int] | bool:
         try:

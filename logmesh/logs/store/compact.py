@@ -6,8 +6,7 @@ One pass, per sealed segment (``.idx.json`` beside it) without a Parquet file::
        table sorted by (@timestamp, seq) (not sorted again when it is in order already:
        in_order, read_sorted)
     2. from that table: each block's (= row group's) time and seq range, counts and a
-       Bloom filter of its message tokens (tokens.py), the rows of the tokens rare in
-       the file (postings.py); write parquet/<name>.red
+       Bloom filter of its message tokens (tokens.py); write parquet/<name>.red
        (red_summary.py) and fsync it
     3. write parquet/<name>.parquet.tmp (pyarrow: zstd level 1, Parquet v2 pages, 16384-row
        row groups) and fsync it
@@ -43,7 +42,7 @@ import orjson
 
 from ...fsio import fsync_path, write_atomic
 from ...metrics import Metrics, number, value
-from . import catalogue, layout, postings, red_summary, tokens
+from . import catalogue, layout, red_summary, tokens
 from .catalogue import SegmentInfo, list_segments
 from .columns import (
     COLUMNS,
@@ -222,7 +221,6 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     try:
         blocks, values, minutes, services, red = summaries(con, final)
         blooms = tokens.build_blooms(con, table.column("message"), block_rows, len(blocks))
-        posted = postings.build(con, table.column("message"))
     finally:
         con.unregister("c")
     write_parquet(table, tmp, block_rows)
@@ -234,7 +232,6 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
         "bytes": tmp.stat().st_size, "block_rows": block_rows, "services": services,
         "blocks": [[b[1], b[2], b[3], b[4], b[5]] for b in blocks],
         "tokens": blooms.encode(),  # per block a Bloom filter of message tokens (tokens.py)
-        "postings": posted,  # the rows of the tokens rare in the file (postings.py)
         "minutes": [minutes.get(b[0], []) for b in blocks],  # [first minute, count, count, ...]
         "values": values,  # field -> per block {value: count} (None: too many values)
         "red": red,  # the .red file's version and the blocks it does not summarize
