@@ -84,12 +84,14 @@ def test_old_seconds_and_minutes_are_forgotten_and_a_flood_gives_the_question_ba
     # go back to the store until what was not counted is out of their window
     scan = [event(now, service="gateway", path=f"/{i}", status=404) for i in range(MAX_KEYS + 1)]
     counts.add(scan)
+    assert len(counts.minutes[now // 60_000]) == MAX_KEYS  # not a minute forgotten before
     assert counts.covers(now, now) and not counts.covers(now, now, norms=True)
     assert counts.covers(counts.lost_norms_ms + 60_001, now, norms=True)
     # more answered (address, route) pairs in one second than fit: the same for the answers
     flood = [event(now, service="gateway", path=f"/{i}", labels={"upstream.address": ADDRESSES[0]})
              for i in range(MAX_KEYS + 1)]
     counts.add(flood)
+    assert len(counts.seconds[now // 1000]) == MAX_KEYS
     assert not counts.covers(now, now)
     assert counts.covers(counts.lost_answers_ms + 60_001, now)
 

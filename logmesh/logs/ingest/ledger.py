@@ -146,6 +146,26 @@ class ShipperLedger:
             led.last_seen_ms = ts
         return led.add(n)
 
+    def add_run(self, instance: str, ns: list[int], service: str = "", ts: int = 0) -> bool:
+        """Record ``ns`` at once when they are exactly the numbers after ``instance``'s
+        watermark, in order, with none received above it: a shipper's usual batch, all new.
+        False (nothing recorded) for any other shape, which :meth:`add` then takes one number
+        at a time; the same ledger either way, ~0.4 µs less an event this way. ``ts``: the
+        run's newest event time."""
+        led = self.instances.get(instance)
+        if led is None or not led.received or led.above or not ns:
+            return False  # first heard (add() may scan the store), or numbers out of order
+        first = led.watermark + 1
+        if ns[0] != first or ns != list(range(first, first + len(ns))):
+            return False
+        led.watermark = ns[-1]
+        led.received += len(ns)
+        if service and not led.service:
+            led.service = service
+        if ts > led.last_seen_ms:
+            led.last_seen_ms = ts
+        return True
+
     def heard(self, instance: str, service: str, node: object, heartbeat: object, source: str,
               now_ms: int, *, errors: int = 0, opened: bool = False) -> None:
         """A batch (or a heartbeat: an empty one) from ``instance``, received at ``now_ms``:

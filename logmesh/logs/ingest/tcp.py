@@ -330,14 +330,20 @@ class LogIngestProtocol(IngestConnection):
             built.append((inst, ev, line))
         # The ledger last: what it records as received is stored, so the resend of a rejected
         # event (or of a batch that failed half-way, answered 500) is no duplicate.
-        add = ctx.ledger.add
         before = len(lines)
         errors = 0
-        for inst, ev, line in built:
-            if not inst or add(inst, ev.n, batch.service, ev.ts):
+        if instance and self._add_run(instance, built, batch.service):  # all new, in a row
+            for _, _, line in built:
                 lines.append(line)
-                if inst == instance and is_error(line.level, line.status):
+                if is_error(line.level, line.status):
                     errors += 1
+        else:
+            add = ctx.ledger.add
+            for inst, ev, line in built:
+                if not inst or add(inst, ev.n, batch.service, ev.ts):
+                    lines.append(line)
+                    if inst == instance and is_error(line.level, line.status):
+                        errors += 1
         if instance:  # heard, even with no events (a heartbeat): logs/health.py
             opened = instance not in self.shippers
             if opened:
@@ -354,6 +360,19 @@ class LogIngestProtocol(IngestConnection):
                 ctx.warn.warning("ingest %s:%s: rejected an event of batch %r (%s) %s",
                                  *self.source, env.key, reason, detail[:160])
         return len(built), [r[:2] for r in rejected]
+
+    def _add_run(self, instance: str, built: list, service: str) -> bool:
+        """The ledger's one-call path (``ShipperLedger.add_run``) for a batch whose events are
+        all ``instance``'s; False, nothing recorded, when it does not apply."""
+        ns = []
+        ts = 0
+        for inst, ev, _ in built:
+            if inst != instance:
+                return False
+            ns.append(ev.n)
+            if ev.ts > ts:
+                ts = ev.ts
+        return self.ctx.ledger.add_run(instance, ns, service, ts)
 
     def _batch_by_event(self, env: Any, rejected: list) -> tuple[Batch | None, list[int]]:
         """The error path: decode event by event, so one bad event does not cost the batch.

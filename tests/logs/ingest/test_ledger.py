@@ -90,6 +90,42 @@ def test_instances_are_counted_apart_with_their_service_and_last_time():
     ]
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 40), max_size=12), max_size=10))
+def test_a_run_recorded_at_once_leaves_the_ledger_adding_each_number_would(batches):
+    """tcp.py takes a batch whose numbers follow the watermark in one add_run call; any
+    other batch (a gap, a resend, numbers above the watermark) is refused whole, unrecorded,
+    and added number by number: the same ledger and answers either way."""
+    one, run = ShipperLedger(), ShipperLedger()
+    for k, ns in enumerate(batches):
+        ts = 100 + k
+        kept = [one.add("a", n, "goods", ts) for n in ns]
+        before = run.summary()
+        if run.add_run("a", ns, "goods", ts):
+            assert all(kept)
+        else:
+            assert run.summary() == before  # refused: nothing recorded
+            assert [run.add("a", n, "goods", ts) for n in ns] == kept
+        assert run.summary() == one.summary()
+        assert {i: led.above for i, led in run.instances.items()} == \
+            {i: led.above for i, led in one.instances.items()}
+
+
+def test_a_run_is_taken_whole_only_when_it_follows_the_watermark():
+    ledger = ShipperLedger()
+    assert not ledger.add_run("a", [1, 2, 3])  # never heard: add() (it may scan the store)
+    ledger.add("a", 1, "goods", ts=10)
+    assert ledger.add_run("a", [2, 3, 4], ts=40)
+    assert ledger.instances["a"].watermark == 4 and ledger.instances["a"].received == 4
+    assert ledger.instances["a"].last_seen_ms == 40
+    assert not ledger.add_run("a", [4, 5])  # a resend among them
+    assert not ledger.add_run("a", [6, 7])  # a gap
+    assert not ledger.add_run("a", [5, 5])  # the same number twice
+    ledger.add("a", 7)
+    assert not ledger.add_run("a", [5, 6])  # numbers above the watermark: add() joins them
+    assert ledger.instances["a"].received == 5
+
+
 def test_an_instance_seen_first_without_a_service_takes_the_first_one_named():
     ledger = ShipperLedger()
     ledger.add("a", 1)

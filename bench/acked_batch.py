@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""The logs service's CPU per event of a mesh's acked batches, in one process, paired across checkouts.
+
+    .venv/bin/python bench/acked_batch.py [--batches 300] [--rounds 5] [--code <before> --code <after>]
+
+bench/mesh.py's logs figure (~17-23 µs per request) holds the sockets, the group commit, the
+store's flusher and the machine's noise; this runs only what an acked batch costs ingest in
+Python: ``LogIngestProtocol._batch`` (the batch's decode, ``request_event`` per event, the
+ledger's dedup by event.id) and the health monitor's ``GatewayCounts.add`` (the store's
+observer), on batches shaped as the mesh ships them: the gateway's access logs (text and
+the gateway's ECS fields) and goods' request packets, 175 events a batch. Each round runs
+every checkout once, in turn, in a fresh process (``python`` in that checkout, so its
+``logmesh`` is imported); the figure is the best of three passes in a round, the report the
+median of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import json, sys, time
+import orjson
+from logmesh.logs.gateway_counts import GatewayCounts
+from logmesh.logs.ingest.common import envelope_decoder
+from logmesh.logs.ingest.context import IngestContext
+from logmesh.logs.ingest.tcp import LogIngestProtocol
+
+K, N = 175, int(sys.argv[1])
+ts = int(time.time() * 1000)
+
+def batch(service, instance, first):
+    evs = []
+    for i in range(K):
+        if service == "gateway":  # mesh/gateway.py's access log
+            ms = round(0.3 + (i % 50) / 37, 3)
+            evs.append([first + i, ts + i, f"GET /goods 200 {ms}ms",
+                        {"http.request.method": "GET", "url.path": "/goods",
+                         "http.response.status_code": 200, "trace.id": f"{i:032x}",
+                         "log.level": "info", "event.duration_ms": ms, "upstream": "goods",
+                         "upstream.address": "127.0.0.1:9010"}])
+        else:  # a service's request packet
+            evs.append([first + i, ts + i, '{"uri":"/goods","method":"GET","key":%d,'
+                        '"params":{},"trace_id":"%032x"}' % (i, i)])
+    return envelope_decoder.decode(orjson.dumps(
+        {"uri": "/logs", "method": "POST", "key": first, "ack": True,
+         "params": {"service": service, "instance": instance, "events": evs}}))
+
+class Writer:  # _batch never writes: data_received appends what it returns
+    on_flush: list = []
+
+best = None
+for _ in range(3):
+    envs = [(batch("gateway", "gw-1", 1 + j * K), batch("goods", "goods-1", 1 + j * K))
+            for j in range(N)]
+    proto = LogIngestProtocol(IngestContext(Writer()))
+    proto.source = ("127.0.0.1", 5000)
+    counts = GatewayCounts(60_000, 3_600_000)
+    spent = [0.0, 0.0]
+    for gateway, goods in envs:
+        lines = []
+        t0 = time.process_time()
+        proto._batch(gateway, ts, lines)
+        proto._batch(goods, ts, lines)
+        t1 = time.process_time()
+        counts.add(lines)
+        spent[0] += t1 - t0
+        spent[1] += time.process_time() - t1
+    assert len(lines) == 2 * K and proto.ctx.ledger.instances["gw-1"].watermark == N * K
+    if best is None or sum(spent) < sum(best):
+        best = spent
+print(json.dumps({"batch": best[0], "counts": best[1], "events": 2 * N * K}))
+"""
+
+
+def run(code: Path, batches: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(batches)], cwd=code,
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batches", type=int, default=300, help="pairs of batches (gateway, goods) a pass")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--code", type=Path, action="append", default=[],
+                    help="a checkout to measure (repeat; default: this one)")
+    args = ap.parse_args(argv)
+    codes = args.code or [Path(__file__).resolve().parent.parent]
+    per: dict[Path, list[dict]] = {c: [] for c in codes}
+    for rnd in range(args.rounds):
+        for code in codes if rnd % 2 == 0 else list(reversed(codes)):
+            r = run(code, args.batches)
+            per[code].append(r)
+            print(f"round {rnd} {code}: {1e6 * r['batch'] / r['events']:.2f} µs/event in _batch, "
+                  f"{1e6 * r['counts'] / r['events']:.2f} in the gateway counts", flush=True)
+    print()
+    for code, rs in per.items():
+        b = statistics.median(1e6 * r["batch"] / r["events"] for r in rs)
+        c = statistics.median(1e6 * r["counts"] / r["events"] for r in rs)
+        t = statistics.median(2e6 * (r["batch"] + r["counts"]) / r["events"] for r in rs)
+        print(f"{code}: median µs per event: _batch {b:.2f}, gateway counts {c:.2f}; "
+              f"per request (2 events) {t:.2f}")
+    if len(codes) == 2:
+        ratios = [(b["batch"] + b["counts"]) / (a["batch"] + a["counts"])
+                  for a, b in zip(per[codes[0]], per[codes[1]], strict=True)]
+        print(f"second / first per round: {', '.join(f'{x:.2f}' for x in ratios)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
