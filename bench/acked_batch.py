@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--code", type=Path, action="append", default=[],
                     help="a checkout to measure (repeat; default: this one)")
+    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     codes = args.code or [Path(__file__).resolve().parent.parent]
     per: dict[Path, list[dict]] = {c: [] for c in codes}
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         ratios = [(b["batch"] + b["counts"]) / (a["batch"] + a["counts"])
                   for a, b in zip(per[codes[0]], per[codes[1]], strict=True)]
         print(f"second / first per round: {', '.join(f'{x:.2f}' for x in ratios)}")
+    if args.json:
+        args.json.write_text(json.dumps({str(c): rs for c, rs in per.items()}, indent=1))
     return 0
 
 

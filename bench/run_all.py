@@ -61,6 +61,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
          [PY, "bench/gateway_path.py", "--requests", "20000" if quick else "100000",
           "--rounds", "1" if quick else "3",
           "--json", str(OUT / "gateway_path.json")]),
+        ("acked_batch", "The logs service's CPU per event of the mesh's acked batches in one "
+                        "process: the batch, request_event, the ledger and the gateway counts.",
+         [PY, "bench/acked_batch.py", "--batches", "100" if quick else "300",
+          "--rounds", "1" if quick else "5", "--json", str(OUT / "acked_batch.json")]),
         ("query", "Queries over a generated store beside grep over the same events as NDJSON.",
          [PY, "bench/query.py", *(["--events", "1000000", "--runs", "3"] if quick else []),
           "--json", str(OUT / "query.json")]),
