@@ -32,6 +32,7 @@ async def test_a_full_disk_gets_a_507_at_once_and_the_shipper_resends_later(
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: write(fd, b"".join(bufs)))  # the store's
     caplog.set_level(logging.WARNING, "logmesh.shipper")
     async with logs_starter(tmp_path) as start:
         srv = await start()

@@ -50,21 +50,32 @@ class StoreUnavailable(Exception):
 
 
 class _WriteFailed(Exception):
-    def __init__(self, cause: OSError, data_offset: int, pending_offset: int) -> None:
+    def __init__(self, cause: OSError, pending_offset: int) -> None:
         super().__init__(str(cause))
-        self.data_offset, self.pending_offset = data_offset, pending_offset
+        self.pending_offset = pending_offset  # the first block not written
 
 
-# A block at least this large, appended to an empty buffer, becomes the buffer without a copy
-# (a bulk body's MBs of lines: copying them into the bytearray cost ~3% of an HTTP bulk
-# path's CPU, bench/ingest_http.py); small blocks (the TCP path's) are copied as before.
-_TAKE_WHOLE_BYTES = 64 * 1024
+# The most buffers one writev takes (the kernel's IOV_MAX; 1024 on Linux)
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 
 
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+def _write_all(fd: int, chunks: list) -> None:
+    """Write the blocks one after another with ``writev``, none of them copied or joined:
+    a bulk body's MBs of lines go to the kernel as they were encoded."""
+    i = 0
+    while i < len(chunks):
+        batch = chunks[i:i + _IOV_MAX]
+        n = os.writev(fd, batch)
+        for chunk in batch:
+            if n < len(chunk):
+                break
+            n -= len(chunk)
+            i += 1
+        else:
+            continue
+        if n:  # a short write ended inside this block: its rest is written next
+            chunks = [memoryview(chunks[i])[n:], *chunks[i + 1:]]
+            i = 0
 
 
 class SegmentWriter:
@@ -105,9 +116,12 @@ class SegmentWriter:
         self.index: SegmentIndex | None = None
         self._bucket = -1
         self._counter = 0
-        self._buf: bytearray | bytes = bytearray()
+        # the blocks appended and not yet written, as they were encoded (never copied or
+        # joined: the writer thread hands them to writev), and their total size
+        self._buf: list[bytes] = []
+        self._buf_bytes = 0
         self._buf_last_seq = -1
-        # blocks in _buf not yet written: (bytes, first_seq, last_seq, count, min_ts, max_ts, first_ts)
+        # what each block of _buf holds: (bytes, first_seq, last_seq, count, min_ts, max_ts, first_ts)
         self._pending_blocks: list[tuple[int, int, int, int, int, int, int]] = []
         self.written_seq = -1  # last seq handed to the kernel
         self.durable_seq = -1  # last seq known fsynced (or written, with fsync off)
@@ -185,7 +199,7 @@ class SegmentWriter:
 
     @property
     def buffered_bytes(self) -> int:
-        return len(self._buf)
+        return self._buf_bytes
 
     @property
     def appended_seq(self) -> int:
@@ -235,20 +249,14 @@ class SegmentWriter:
         return self.append_encoded(_encode_lines(events), events[0].seq, events[-1].seq,
                                    len(events), min_ts, max_ts, events[0].timestamp)
 
-    def _mutable_buf(self) -> bytearray:
-        """The buffer, made a bytearray if it holds one block taken whole (append_encoded)."""
-        if self._buf.__class__ is not bytearray:
-            self._buf = bytearray(self._buf)
-        return self._buf  # type: ignore[return-value]
-
     def append_encoded(self, blob: bytes, first: int, last: int, count: int, min_ts: int,
                        max_ts: int, first_ts: int) -> int:
         """Append ``count`` stored lines already encoded (seqs ``first``..``last`` from
         :meth:`reserve`, timestamps in [min_ts, max_ts]); returns the last seq."""
-        if not self._buf and len(blob) >= _TAKE_WHOLE_BYTES and blob.__class__ is bytes:
-            self._buf = blob  # immutable, so taken as it is; a second append makes it a bytearray
-        else:
-            self._mutable_buf().extend(blob)
+        if blob.__class__ is not bytes:
+            blob = bytes(blob)  # kept until written: a caller's bytearray could change meanwhile
+        self._buf.append(blob)
+        self._buf_bytes += len(blob)
         self._pending_blocks.append((len(blob), first, last, count, min_ts, max_ts, first_ts))
         self._buf_last_seq = last
         self._kick()
@@ -293,7 +301,7 @@ class SegmentWriter:
 
     def _kick(self, now: bool = False) -> None:
         if self._wakeup is not None and (now or self.fsync_mode == "always"
-                                         or len(self._buf) >= 1024 * 1024):
+                                         or self._buf_bytes >= 1024 * 1024):
             self._wakeup.set()
 
     async def _flusher(self) -> None:
@@ -346,10 +354,11 @@ class SegmentWriter:
 
     async def _flush_once(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._buf:
-            data = self._buf  # handed over whole, not copied: appends go to a fresh buffer
+            data = self._buf  # handed over whole, not copied: appends go to a fresh list
             pending = self._pending_blocks
             last = self._buf_last_seq
-            self._buf = bytearray()
+            self._buf = []
+            self._buf_bytes = 0
             self._pending_blocks = []
             try:
                 # In the writer's thread: the kernel copies the group (~0.5 us an event) while
@@ -361,7 +370,9 @@ class SegmentWriter:
                 self.write_errors.inc()
                 log.error("store write failed (%s); %d block(s) held, retrying in %.0fs",
                           exc, len(pending) - exc.pending_offset, RETRY_SECONDS)
-                self._mutable_buf()[:0] = data[exc.data_offset:]
+                held = data[exc.pending_offset:]
+                self._buf[:0] = held
+                self._buf_bytes += sum(map(len, held))
                 self._pending_blocks[:0] = pending[exc.pending_offset:]
                 if exc.pending_offset:
                     self.written_seq = pending[exc.pending_offset - 1][2]
@@ -409,20 +420,19 @@ class SegmentWriter:
         for s, fut, first, impatient in self._waiters:
             if not impatient or fut.done():
                 continue
-            offset = 0
             for i, block in enumerate(self._pending_blocks if first is not None else ()):
                 if block[1] == first and block[2] == s:
-                    del self._mutable_buf()[offset:offset + block[0]]
+                    del self._buf[i]
+                    self._buf_bytes -= block[0]
                     del self._pending_blocks[i]
                     self.withdrawn_events.inc(block[3])
                     fut.set_exception(StoreUnavailable(reason))
                     break
-                offset += block[0]
             else:
                 if first is None:
                     fut.set_exception(StoreUnavailable(reason))
 
-    def _write_group(self, data: bytes, pending: list[tuple[int, int, int, int, int, int, int]]) -> None:
+    def _write_group(self, data: list[bytes], pending: list[tuple[int, int, int, int, int, int, int]]) -> None:
         """Write one group of blocks, rotating first when the clock's hour (day) or size says so.
 
         Rotation follows the logs service's own clock, not the events'
@@ -430,17 +440,17 @@ class SegmentWriter:
         file. A block (one read's events) never spans two segments. When a
         write fails, the blocks before the failing one are kept: a full disk
         takes what fits, block by block, instead of nothing until the whole
-        backlog fits.
+        backlog fits. ``data`` holds the blocks, one for each of ``pending``.
         """
         bucket = int(self.clock() * 1000) // self.rotate_ms
-        start = i = 0
+        i = 0
         while i < len(pending):
             if self._fd is None or bucket != self._bucket or (
                     self.index is not None and self.index.bytes >= self.max_segment_bytes):
                 try:
                     self._rotate(pending[i][1], bucket)
                 except Exception as exc:  # disk full while sealing or creating: retried like a write
-                    raise _WriteFailed(exc, start, i) from exc
+                    raise _WriteFailed(exc, i) from exc
             assert self._fd is not None and self.index is not None
             j, size = i, 0
             while j < len(pending):
@@ -449,27 +459,25 @@ class SegmentWriter:
                 if self.index.bytes + size >= self.max_segment_bytes:
                     break
             try:
-                _write_all(self._fd, memoryview(data)[start:start + size])
+                _write_all(self._fd, data[i:j])
             except OSError:
                 os.ftruncate(self._fd, self.index.bytes)  # never leave half a block behind
-                self._write_blocks(data, start, pending, i, j)  # raises _WriteFailed
+                self._write_blocks(data, pending, i, j)  # raises _WriteFailed
             self._account(pending[i:j], size)
-            start += size
             i = j
 
-    def _write_blocks(self, data: bytes, start: int, pending: list, i: int, j: int) -> None:
+    def _write_blocks(self, data: list[bytes], pending: list, i: int, j: int) -> None:
         """After a failed group write: write ``pending[i:j]`` one by one until one fails."""
         assert self._fd is not None and self.index is not None
         for k in range(i, j):
             size = pending[k][0]
             try:
-                _write_all(self._fd, memoryview(data)[start:start + size])
+                _write_all(self._fd, data[k:k + 1])
             except OSError as exc:
                 os.ftruncate(self._fd, self.index.bytes)
-                raise _WriteFailed(exc, start, k) from exc
+                raise _WriteFailed(exc, k) from exc
             self._account([pending[k]], size)
-            start += size
-        raise _WriteFailed(OSError("a group write failed, its blocks did not"), start, j)
+        raise _WriteFailed(OSError("a group write failed, its blocks did not"), j)
 
     def _account(self, blocks: list, size: int) -> None:
         assert self.index is not None
@@ -529,11 +537,12 @@ class SegmentWriter:
             except TimeoutError:
                 self._flush_task.cancel()
                 log.error("store: closing with %d unwritten byte(s) (never acknowledged): %s",
-                          len(self._buf), self.failure)
+                          self._buf_bytes, self.failure)
             self._flush_task = None
         elif self._buf:
-            self._write_group(bytes(self._buf), self._pending_blocks)
-            self._buf = bytearray()
+            self._write_group(self._buf, self._pending_blocks)
+            self._buf = []
+            self._buf_bytes = 0
             self._pending_blocks = []
         try:
             self._seal()

@@ -279,6 +279,7 @@ async def test_disk_full_answers_507_at_once_and_a_resend_is_acked_once_written(
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: write(fd, b"".join(bufs)))  # the store's
     client = await RawClient.connect(srv.config.port)
     await client.send(encode(batch_packet(1, "goods-full", range(1, 21))))
     [reply] = await client.replies(1, timeout=5)

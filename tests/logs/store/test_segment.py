@@ -177,6 +177,7 @@ async def test_group_commit_one_write_and_one_fsync_for_many_appends(tmp_path, o
         return real_fsync(fd)
 
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: write(fd, b"".join(bufs)))  # the writer's
     monkeypatch.setattr(os, "fsync", fsync)
     w = open_writer(fsync_interval=5.0)
     seqs = [w.append_events(events(n, 1)) for n in range(1, 501)]  # 500 reads' worth
@@ -372,7 +373,7 @@ async def test_sealed_segments_are_never_written_again(tmp_path, open_writer):
 
 @pytest.fixture
 def disk(monkeypatch):
-    """os.write on segment files fails with ENOSPC while ``disk.full`` is set.
+    """os.write (and os.writev) on segment files fails with ENOSPC while ``disk.full`` is set.
 
     ``disk.partial`` makes the first failing call write half its data first,
     as a real disk running out in the middle of a write does.
@@ -393,6 +394,8 @@ def disk(monkeypatch):
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
+    # the writer writes its blocks with writev: one call, the same bytes, a short count on half
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: write(fd, b"".join(bufs)))
     return Disk
 
 
@@ -543,6 +546,7 @@ async def test_disk_full_writes_what_fits_block_by_block(tmp_path, open_writer, 
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: write(fd, b"".join(bufs)))  # the store's
     seqs = [w.append_events(events(n * 10 + 1, 10, size=100)) for n in range(3)]  # three blocks
     one_block = 10 * 250
     room[0] = one_block  # room for one block: it must be written and acknowledged
