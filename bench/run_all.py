@@ -45,6 +45,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                        "and Elasticsearch bulk, in one process: CPU per million events.",
          [PY, "bench/ingest_cpu.py", "-n", "100000" if quick else "400000", "--repeat", "2" if quick else "5",
           "--json", str(OUT / "ingest_cpu.json")]),
+        ("segment_write", "The segment writer alone: CPU per million events to take ~7 MB blocks "
+                          "of stored lines, 4 in flight, and write them with group commit.",
+         [PY, "bench/segment_write.py", "-n", "2000000" if quick else "10000000", "--rounds", repeat,
+          "--json", str(OUT / "segment_write.json")]),
         ("derive", "What storing book packets unparsed costs later: compaction and the Elasticsearch "
                    "encoder over the same events, stored as the book-block path writes them and "
                    "with their fields parsed at ingest.",

@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--block-events", type=int, default=30_000, help="events a block (a body)")
     ap.add_argument("--line-bytes", type=int, default=230)
     ap.add_argument("--conns", type=int, default=4, help="blocks in flight")
+    ap.add_argument("--json", type=Path, help="write the figures here too")
     args = ap.parse_args()
     codes = [c.resolve() for c in (args.code or [Path(".")])]
     cpu: dict[Path, list[float]] = {c: [] for c in codes}
@@ -87,6 +88,9 @@ def main() -> None:
         a, b = codes
         ratios = [x / y for x, y in zip(cpu[b], cpu[a], strict=True)]
         print(f"  {b.name} / {a.name} per round: {', '.join(f'{x:.2f}' for x in ratios)}")
+    if args.json:
+        args.json.write_text(json.dumps({c.name: {"cpu_s_per_million": statistics.median(cpu[c]),
+                                                  "rounds": cpu[c]} for c in codes}, indent=1))
 
 
 if __name__ == "__main__":
