@@ -227,10 +227,10 @@ def _scan(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) -> Dis
     scan = DiskScan()
     for data in uncompacted_lines(data_dir, files):
         for line in data.splitlines():
-            if _is_object(line):
-                scan.events += 1
-            else:
+            if not _is_object(line):  # damage: no event, and its remains may read as another's marker
                 scan.bad_lines += 1
+                continue
+            scan.events += 1
             scan.markers.update(set(MARK_RE.findall(line.decode("utf-8", "replace"))))
     if pq:
         import duckdb
