@@ -300,8 +300,8 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
               help="Delete the oldest sealed segments and Parquet files while the store is "
                    "larger than this, e.g. 10GB.")
 @click.option("--compact/--no-compact", default=True,
-              help="Worker 0 compacts sealed segments into Parquet files (fast queries, ~6% of "
-                   "the NDJSON size).")
+              help="Worker 0 compacts sealed segments into Parquet files (fast queries; with their indexes "
+                   "7-12% of the NDJSON size, docs/benchmarks.md).")
 @click.option("--elasticsearch", "es_urls", default=None, metavar="URL[,URL...]",
               envvar="LOGMESH_ELASTICSEARCH",
               help="Also forward every stored event to Elasticsearch 8/9 or OpenSearch "
