@@ -103,20 +103,29 @@ def _median(counts: list[dict[float, int]]) -> float | None:
     for c in counts:
         for ms, k in c.items():
             merged[ms] = merged.get(ms, 0) + k
-    n = sum(merged.values())
+    found = _at_median_ranks(merged)
+    if found is None:
+        return None
+    a, b = found
+    return round(a + 0.5 * (b - a), 3)
+
+
+def _at_median_ranks(counts: dict) -> tuple[Any, Any] | None:
+    """The values at ranks floor and ceil of (n - 1) / 2 of ``counts`` (value -> how many),
+    in sorted order: what a median interpolates between; None when nothing is counted."""
+    n = sum(counts.values())
     if not n:
         return None
-    lo, hi = (n - 1) // 2, n // 2
-    found: list[float] = []
+    ranks = ((n - 1) // 2, n // 2)
+    found: list = []
     seen = 0
-    for ms in sorted(merged):
-        seen += merged[ms]
-        while len(found) < 2 and seen > (lo, hi)[len(found)]:
-            found.append(ms)
+    for value in sorted(counts):
+        seen += counts[value]
+        while len(found) < 2 and seen > ranks[len(found)]:
+            found.append(value)
         if len(found) == 2:
             break
-    a, b = found
-    return round(a + 0.5 * (b - a) if lo != hi else a, 3)
+    return found[0], found[1]
 
 
 class GatewayCounts:
@@ -263,17 +272,8 @@ def _estimated_median(buckets: dict[int, int]) -> float | None:
     bucket holds, as the summaries then leave it to an exact pass)."""
     if red_summary.BAD in buckets:
         return None
-    total = sum(buckets.values())
-    if not total:
+    found = _at_median_ranks(buckets)
+    if found is None:
         return None
-    r = 0.5 * (total - 1)
-    ranks = (math.floor(r), math.ceil(r))
-    found: list[int | None] = [None, None]
-    cum = 0
-    for d in sorted(buckets):
-        cum += buckets[d]
-        for i, rank in enumerate(ranks):
-            if found[i] is None and cum > rank:
-                found[i] = d
-    q = red_summary.percentile(0.5, total, found[0], found[1])
+    q = red_summary.percentile(0.5, sum(buckets.values()), found[0], found[1])
     return None if q is None else round(q, 3)
