@@ -7,7 +7,7 @@
 The mesh benchmark (bench/mesh.py) times whole processes on a shared 2-core machine, where
 CPU per request moves by 20-40% with the load of others (fewer requests per turn of the
 loop, more wakeups): too coarse for a change of a few µs. Here the gateway's real HTTP
-protocol (http_server.GuardedHttpProtocol, uvicorn's httptools parser) is fed the bytes of
+protocol (http_protocol.HttpProtocol on httptools' parser) is fed the bytes of
 ``GET /goods`` (or ``POST``) on ``--connections`` keep-alive connections whose transports are
 objects in memory; its real client (mesh/client.py) writes each request to a connection whose
 transport answers it on the next turn of the loop as goods would (its key, three rows), and
@@ -99,7 +99,10 @@ async def run(requests: int, connections: int, method: str) -> float:
     conn.connection_made(MemoryTransport(goods, addr))
     client.conn = conn
     gw.clients[addr] = client
-    site = HttpSite(gw.asgi, "127.0.0.1", 0, limits=gw.limits, counters=gw.http_counters)
+    # The gateway's handler: its own HTTP protocol's (serve_http), or the ASGI app of the trees
+    # that served it with uvicorn's protocol (before branch gateway4), for --code pairings
+    handler = getattr(gw, "serve_http", None) or gw.asgi
+    site = HttpSite(handler, "127.0.0.1", 0, limits=gw.limits, counters=gw.http_counters)
     site.loop = loop
     body = b'{"name":"pen","category":"office","price":1.5}'
     head = (b"GET /goods HTTP/1.1\r\nHost: x\r\n\r\n" if method == "GET" else

@@ -31,6 +31,9 @@ SWEEP_SECONDS = 0.1  # how often requests past their deadline are failed (at mos
 # call_later and cancel were ~3 µs of the gateway's request path)
 
 
+OnReply = Callable[[tuple[dict, bytes] | None, Exception | None], None]
+
+
 class RequestTimeout(Exception):
     """No reply with our key arrived in time."""
 
@@ -74,8 +77,8 @@ class ReconnectingClient:
         self._queued_bytes = 0
         self.dropped = 0
         self.unmatched_replies = 0
-        # key -> (the reply's future, its deadline on the loop's clock, its timeout)
-        self._pending: dict[Any, tuple[asyncio.Future[tuple[dict, bytes]], float, float]] = {}
+        # key -> (the reply's callback, its deadline on the loop's clock, its timeout)
+        self._pending: dict[Any, tuple[OnReply, float, float]] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._sweep_every = SWEEP_SECONDS
         self._keys = itertools.count(1)
@@ -188,7 +191,30 @@ class ReconnectingClient:
                        timeout: float = 10.0, extra: dict | None = None) -> tuple[dict, bytes]:
         """:meth:`request`, answering the reply and its frame's bytes (the gateway sends them
         on as they are)."""
-        if not self.is_connected:
+        fut: asyncio.Future[tuple[dict, bytes]] = asyncio.get_running_loop().create_future()
+
+        def settle(reply: tuple[dict, bytes] | None, exc: Exception | None) -> None:
+            if not fut.done():
+                if exc is not None:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(reply)  # type: ignore[arg-type]
+
+        key = self.call(uri, method, params, settle, timeout=timeout, extra=extra)
+        try:
+            return await fut
+        finally:
+            self._pending.pop(key, None)
+
+    def call(self, uri: str, method: str, params: Any, on_reply: OnReply, *,
+             timeout: float = 10.0, extra: dict | None = None) -> int:
+        """Send a request; ``on_reply((reply, its frame's bytes), None)`` or ``on_reply(None,
+        exc)`` (RequestTimeout, NotConnected, BadReply) is called once, from the loop, never
+        from inside this call. No task, future or timer per request (the gateway's hot path):
+        the reply's callback is called from the connection's read, a sweep fails what is past
+        its deadline. Answers the request's key; NotConnected is raised when not connected."""
+        conn = self.conn
+        if conn is None or not conn.is_open:
             raise NotConnected(f"{self.name}: not connected to {self.host}:{self.port}")
         key = next(self._keys)
         if params is None:
@@ -199,17 +225,11 @@ class ReconnectingClient:
         if extra:
             packet.update(extra)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[dict, bytes]] = loop.create_future()
-        # No wait_for's wrapping nor a timer per request (the gateway's hot path): a sweep
-        # fails what is past its deadline
-        self._pending[key] = (fut, loop.time() + timeout, timeout)
+        self._pending[key] = (on_reply, loop.time() + timeout, timeout)
         if self._sweep is None or timeout < 4 * self._sweep_every:
             self._arm(loop, timeout)
-        try:
-            self.conn.write(encode(packet))  # type: ignore[union-attr]
-            return await fut
-        finally:
-            self._pending.pop(key, None)
+        conn.write(encode(packet))
+        return key
 
     def _arm(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         every = min(SWEEP_SECONDS, timeout / 4)
@@ -227,19 +247,18 @@ class ReconnectingClient:
             self._sweep_every = SWEEP_SECONDS
             return
         now = asyncio.get_running_loop().time()
-        for fut, deadline, timeout in self._pending.values():
-            if deadline <= now and not fut.done():
-                fut.set_exception(RequestTimeout(f"no reply from {self.host}:{self.port} "
-                                                 f"within {timeout}s"))
+        late = [(key, timeout) for key, (_, deadline, timeout) in self._pending.items()
+                if deadline <= now]
+        for key, timeout in late:
+            self._settle(key, None, RequestTimeout(f"no reply from {self.host}:{self.port} "
+                                                   f"within {timeout}s"))
         self._sweep = asyncio.get_running_loop().call_later(self._sweep_every, self._expire)
 
     # -- receiving ------------------------------------------------------------
     def _on_packet(self, conn: FramedConnection, raw: bytes, packet: dict) -> None:
         key = packet.get("key")
-        waiting = self._pending.get(key) if key is not None and not isinstance(key, (dict, list)) else None
-        if waiting is not None:
-            if not waiting[0].done():
-                waiting[0].set_result((packet, raw))
+        if key is not None and not isinstance(key, (dict, list)) and key in self._pending:
+            self._settle(key, (packet, raw), None)
             return
         if packet.get("errorcode") == 401 and key in (0, None):
             self.refusal = packet  # our token was refused; the server closes the connection
@@ -255,18 +274,25 @@ class ReconnectingClient:
         """A reply split by a raw ``¶`` (a book service's ``JSON.stringify``): fail its request
         now rather than at its timeout. Not delivered: a ``¶¶`` in it came back as one ``¶``."""
         key = packet.get("key")
-        waiting = self._pending.get(key) if key is not None and not isinstance(key, (dict, list)) else None
-        if waiting is not None and not waiting[0].done():
-            waiting[0].set_exception(BadReply(f"{self.host}:{self.port} sent a reply holding a raw ¶ "
-                                       "(U+00B6), which split it into bad frames"))
+        if key is not None and not isinstance(key, (dict, list)) and key in self._pending:
+            self._settle(key, None, BadReply(f"{self.host}:{self.port} sent a reply holding a "
+                                             "raw ¶ (U+00B6), which split it into bad frames"))
         else:
             self.unmatched_replies += 1
 
+    def _settle(self, key: Any, reply: tuple[dict, bytes] | None, exc: Exception | None) -> None:
+        """The request of ``key`` is done: its callback, once (a bug in it is logged, not raised
+        into the connection's read)."""
+        on_reply = self._pending.pop(key)[0]
+        try:
+            on_reply(reply, exc)
+        except Exception:
+            log.exception("%s: a reply's callback failed", self.name)
+
     def _fail_pending(self, exc: Exception) -> None:
-        for fut, _, _ in self._pending.values():
-            if not fut.done():
-                fut.set_exception(exc)
-        self._pending.clear()
+        for key in list(self._pending):
+            if key in self._pending:
+                self._settle(key, None, exc)
 
 
 __all__ = ["ReconnectingClient", "RequestTimeout", "NotConnected", "BadReply", "reply_key"]

@@ -28,12 +28,10 @@ needs ``Authorization: Bearer <token>``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,8 @@ from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
 from ..security_http import BODY_TIMEOUT, HttpCounters
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
-from .http_server import HttpSite, body_complete
+from .http_protocol import HttpRequest, Respond, Response
+from .http_server import HttpSite
 from .metrics_http import CountedPart
 from .registry import RegistryLink
 
@@ -63,19 +62,6 @@ def new_trace_id() -> str:
 
 
 @dataclass(slots=True)
-class HttpRequest:
-    """What the gateway reads of an HTTP request (from its ASGI scope); ``receive`` gives its
-    body."""
-
-    method: str
-    path: str
-    query: bytes
-    headers: dict[str, str]  # lower-case names; the first of a repeated header
-    receive: Callable[[], Awaitable[dict]]
-    body_complete: bool = False  # all of the body had arrived when the request was routed
-
-
-@dataclass(slots=True)
 class Answer:
     """An HTTP answer: always JSON, ``upstream`` the service that gave its body."""
 
@@ -84,12 +70,7 @@ class Answer:
     upstream: str | None = None
 
 
-class ClientGone(Exception):
-    """The client went away before its request's body arrived: nobody to answer."""
-
-
 _CONTENT_TYPE = (b"content-type", b"application/json")
-_CLOSE = (b"connection", b"close")
 
 
 def _json(data: Any, status: int = 200) -> Answer:
@@ -131,13 +112,28 @@ def _label_value(value: Any) -> Any:
 
 @dataclass(slots=True)
 class Exchange:
-    """What one HTTP request came to: for its access log, its answer's headers and the metrics."""
+    """One HTTP request on its way: what it came to (for its access log, its answer's headers
+    and the metrics) and where it is (the instances tried), so that a service's reply callback
+    can answer it: no task or coroutine per request."""
 
+    gateway: Gateway
+    request: HttpRequest
+    respond: Respond
     trace_id: str
+    t0: float
     errorcode: Any = None  # the answer's errorcode: the service's reply's, or the gateway's own
     outcome: int | None = None  # the status the outcome stands for (under always-200 too)
     upstream: str | None = None  # the service that answered, or failed to
     address: str | None = None  # its host:port
+    route: str = ""
+    addrs: list[tuple[str, int]] | None = None  # the route's instances
+    start: int = 0  # the round-robin's first of them
+    tried: int = 0  # how many of them were tried
+    params: dict | None = None
+
+    def replied(self, reply: tuple[dict, bytes] | None, exc: Exception | None) -> None:
+        """The client's callback: the service's reply, or why there is none."""
+        self.gateway._replied(self, reply, exc)
 
 
 class BodyError(ValueError):
@@ -248,48 +244,33 @@ class Gateway(CountedPart, Serving):
         self.registry.listeners.append(shipper.on_nodes)
 
     # -- HTTP -----------------------------------------------------------------
-    async def asgi(self, scope: dict, receive: Callable[[], Awaitable[dict]],
-                   send: Callable[[dict], Awaitable[None]]) -> None:
-        """The ASGI app :class:`HttpSite` serves: every answer is JSON with ``X-Request-Id``."""
-        if scope["type"] != "http":
-            return
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        request = HttpRequest(scope["method"], scope["path"], scope["query_string"], headers,
-                              receive, body_complete(scope))
-        trace_id = headers.get("x-request-id") or new_trace_id()
+    def serve_http(self, request: HttpRequest, respond: Respond) -> None:
+        """The handler :class:`HttpSite` calls for each request: answered now (the gateway's
+        own answers) or from the service's reply callback. Every answer is JSON with
+        ``X-Request-Id``."""
+        trace_id = request.headers.get("x-request-id") or new_trace_id()
+        ex = Exchange(self, request, respond, trace_id, time.perf_counter())
         try:
-            answer = await self.handle(request, trace_id)
-        except ClientGone:
-            return
-        head = [_CONTENT_TYPE, (b"content-length", b"%d" % len(answer.body)),
-                (b"x-request-id", trace_id.encode("latin-1"))]
-        if answer.upstream is not None:
-            head.append((b"x-upstream", answer.upstream.encode()))
-        if answer.status in (408, 413):  # a body we did not read: the connection cannot go on
-            head.append(_CLOSE)
-        await send({"type": "http.response.start", "status": answer.status, "headers": head})
-        await send({"type": "http.response.body", "body": answer.body})
-
-    async def handle(self, request: HttpRequest, trace_id: str) -> Answer:
-        """Route one request; time it and ship its access log by its final status."""
-        t0 = time.perf_counter()
-        ex = Exchange(trace_id)
-        try:
-            answer = await self._route(request, ex)
-        except (asyncio.CancelledError, ConnectionError, ClientGone):
-            raise
+            answer = self._route(request, ex)
         except Exception:  # a bug: 500 without details, the traceback in our log
             log.exception("gateway: %s %s failed", request.method, request.path)
             answer = self._error(ex, 500, "internal error")
-        seconds = time.perf_counter() - t0
+        if answer is not None:
+            self._finish(ex, answer)
+
+    def _finish(self, ex: Exchange, answer: Answer) -> None:
+        """Time the exchange, ship its access log by its final status, answer it."""
+        request = ex.request
+        seconds = time.perf_counter() - ex.t0
         try:
             self._timed(request, answer.status, seconds)
             self._account(request, answer.status, ex, seconds)
         except Exception:  # a bug in the bookkeeping must not cost the client its answer
             log.exception("gateway: accounting %s %s failed", request.method, request.path)
-        return answer
+        head = [_CONTENT_TYPE, (b"x-request-id", ex.trace_id.encode("latin-1"))]
+        if answer.upstream is not None:
+            head.append((b"x-upstream", answer.upstream.encode()))
+        ex.respond(Response(answer.status, answer.body, head))
 
     def _account(self, request: HttpRequest, status: int, ex: Exchange, seconds: float) -> None:
         """Charge an error to its upstream, and ship the access log of the exchange."""
@@ -316,7 +297,9 @@ class Gateway(CountedPart, Serving):
         ex.errorcode = ex.outcome = status
         return _json({"errorcode": status, "errormessage": message}, status)
 
-    async def _route(self, request: HttpRequest, ex: Exchange) -> Answer:
+    def _route(self, request: HttpRequest, ex: Exchange) -> Answer | None:
+        """The gateway's own answer, or None: the request went to a service, whose reply's
+        callback answers it."""
         self._counters["requests"].inc()
         method, path = request.method, request.path
         if method == "GET" and path == "/distributes":
@@ -331,36 +314,61 @@ class Gateway(CountedPart, Serving):
         if not live:
             return self._no_instance(ex, method, path)
         try:
-            params = await self._params(request)
+            ex.params = self._params(request)
         except ValueError as exc:
             return self._error(ex, exc.status if isinstance(exc, BodyError) else 400, str(exc))
         counter = self._rr.setdefault(route, itertools.count())
-        start = next(counter)
-        for i in range(len(addrs)):
-            client_addr = addrs[(start + i) % len(addrs)]
+        ex.route, ex.addrs, ex.start = route, addrs, next(counter)
+        return self._forward(ex)
+
+    def _forward(self, ex: Exchange) -> Answer | None:
+        """Send the request to the route's next instance that is connected (None: sent), or the
+        answer when none is left."""
+        addrs, request = ex.addrs, ex.request
+        assert addrs is not None
+        method, path = request.method, request.path
+        while ex.tried < len(addrs):
+            client_addr = addrs[(ex.start + ex.tried) % len(addrs)]
+            ex.tried += 1
             client = self.clients.get(client_addr)
             if client is None or not client.is_connected:
                 continue
-            ex.upstream = self.names.get(client_addr) or self.served.get(route, "?")
+            ex.upstream = self.names.get(client_addr) or self.served.get(ex.route, "?")
             ex.address = f"{client_addr[0]}:{client_addr[1]}"
             try:
-                reply, raw = await client.exchange(path, method, params, timeout=self.timeout,
-                                                   extra={TRACE_FIELD: ex.trace_id})
-            except RequestTimeout:
-                self._counters["timeouts"].inc()
-                return self._error(ex, 504, f"{method} {path} timed out: {ex.upstream} did "
-                                   f"not answer within {self.timeout:g}s")
-            except BadReply as exc:
-                self._counters["bad_replies"].inc()
-                return self._error(ex, 502, str(exc))
+                client.call(path, method, ex.params, ex.replied, timeout=self.timeout,
+                            extra={TRACE_FIELD: ex.trace_id})
             except NotConnected:
-                continue  # lost while waiting: the next instance, if any
-            return self._reply(ex, reply, raw)
+                continue
+            return None
         if ex.upstream is None:  # every connection went between the check and the loop
             return self._no_instance(ex, method, path)
         self._counters["unreachable"].inc()
         return self._error(ex, 502, f"{method} {path}: the connection to {ex.upstream} was "
                            "lost before it answered")
+
+    def _replied(self, ex: Exchange, reply: tuple[dict, bytes] | None,
+                 exc: Exception | None) -> None:
+        method, path = ex.request.method, ex.request.path
+        try:
+            if reply is not None:
+                answer: Answer | None = self._reply(ex, *reply)
+            elif isinstance(exc, NotConnected):  # lost while waiting: the next instance, if any
+                answer = self._forward(ex)
+            elif isinstance(exc, RequestTimeout):
+                self._counters["timeouts"].inc()
+                answer = self._error(ex, 504, f"{method} {path} timed out: {ex.upstream} did "
+                                     f"not answer within {self.timeout:g}s")
+            elif isinstance(exc, BadReply):
+                self._counters["bad_replies"].inc()
+                answer = self._error(ex, 502, str(exc))
+            else:
+                raise exc or RuntimeError("no reply and no error")
+        except Exception:  # a bug: 500 without details, the traceback in our log
+            log.exception("gateway: %s %s failed", method, path)
+            answer = self._error(ex, 500, "internal error")
+        if answer is not None:
+            self._finish(ex, answer)
 
     def _no_instance(self, ex: Exchange, method: str, path: str) -> Answer:
         service = self.served.get(f"{method}{path}")
@@ -377,59 +385,30 @@ class Gateway(CountedPart, Serving):
         ex.outcome = status_for(ex.errorcode)
         return Answer(ex.outcome if self.status_from_errorcode else 200, raw, ex.upstream or "")
 
-    async def _params(self, request: HttpRequest) -> dict:
+    def _params(self, request: HttpRequest) -> dict:
         """The query string and the body (JSON, or a form) as the request's ``params``.
 
         A body is judged by what it holds, not only its content type: curl's
         ``-d '{"name":"pen"}'`` says form-urlencoded, and a text that is
         neither JSON nor a form is refused instead of becoming a field name.
         """
+        if request.problem is not None:  # too big or too slow: not read (HttpSite)
+            raise BodyError(*request.problem)
         params: dict[str, Any] = {}
         if request.query:
             for name, value in parse_qsl(request.query.decode("latin-1"), keep_blank_values=True):
                 params.setdefault(name, value)  # the first of a repeated name, as aiohttp's
-        if request.method in ("POST", "PUT", "PATCH"):
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise BodyError(413, f"the body is {declared} bytes; at most "
-                                     f"{self.max_body_bytes} are accepted (--max-body-size)")
-            if request.body_complete:  # nothing to wait for: no timer
-                body = await self._body(request)
-            else:
-                try:
-                    async with asyncio.timeout(BODY_TIMEOUT):  # a slow body must not hold it
-                        body = await self._body(request)
-                except TimeoutError:
-                    raise BodyError(408, f"the body took more than {BODY_TIMEOUT:.0f}s to "
-                                         "arrive") from None
-            if body.strip():
-                content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-                params.update(_body_params(body, content_type))
+        if request.method in ("POST", "PUT", "PATCH") and request.body.strip():
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            params.update(_body_params(request.body, content_type))
         return params
-
-    async def _body(self, request: HttpRequest) -> bytes:
-        """The whole body, or a 413 as soon as it grows past ``max_body_bytes`` (a chunked
-        body declares no length)."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise BodyError(413, f"the body is over {self.max_body_bytes} bytes, the most "
-                                     "accepted (--max-body-size)")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
-        self.site = HttpSite(self.asgi, self.host, self.port, limits=self.limits,
+        self.site = HttpSite(self.serve_http, self.host, self.port, limits=self.limits,
                              counters=self.http_counters, ssl_context=self.tls.server_context(),
-                             reuse_port=self.reuse_port)
+                             reuse_port=self.reuse_port, max_body=self.max_body_bytes,
+                             body_timeout=BODY_TIMEOUT)
         await self.site.start()
         self.port = self.site.port
         log.info("gateway listening on %s://%s:%d", "https" if self.tls.serves else "http",

@@ -1,6 +1,7 @@
-"""The gateway's HTTP server (uvicorn's protocol behind our guard): the limits aiohttp's
-site had, kept: the connection cap and its eviction, the head's deadline and sizes, bad
-requests counted, requests in progress answered on stop; one send per answer."""
+"""The gateway's HTTP server (our httptools protocol behind the site's guard): the limits
+aiohttp's site had, kept: the connection cap and its eviction, the head's deadline and sizes,
+bad requests counted, requests in progress answered on stop. HTTP/1.1 itself:
+test_http_protocol.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import asyncio
 
 import pytest
 
-from logmesh.mesh.http_server import CoalescingTransport, HttpSite
+from logmesh.mesh.http_protocol import Response
+from logmesh.mesh.http_server import HttpSite
 from logmesh.security import Limits
 from logmesh.security_http import HttpCounters
 from tests.support.waiting import wait_until
@@ -19,22 +21,24 @@ HOST = "127.0.0.1"
 def app(release: asyncio.Event | None = None):
     """Answers ``ok`` (after ``release`` when given: a request held in progress)."""
 
-    async def asgi(scope, receive, send):
-        if release is not None:
-            await release.wait()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"2")]})
-        await send({"type": "http.response.body", "body": b"ok"})
+    def handler(request, respond):
+        if release is None:
+            respond(Response(200, b"ok", []))
+        else:
+            asyncio.get_running_loop().create_task(release.wait()).add_done_callback(
+                lambda _: respond(Response(200, b"ok", [])))
 
-    return asgi
+    return handler
 
 
 @pytest.fixture
 async def serve():
     sites: list[HttpSite] = []
 
-    async def start(asgi=None, **limits) -> HttpSite:
-        site = HttpSite(asgi or app(), HOST, 0, limits=Limits(**limits), counters=HttpCounters())
+    async def start(handler=None, *, max_body: int = 1024 * 1024, body_timeout: float = 60,
+                    **limits) -> HttpSite:
+        site = HttpSite(handler or app(), HOST, 0, limits=Limits(**limits),
+                        counters=HttpCounters(), max_body=max_body, body_timeout=body_timeout)
         await site.start()
         sites.append(site)
         return site
@@ -94,7 +98,7 @@ async def test_an_idle_keep_alive_connection_is_closed_by_the_sweep_and_a_busy_o
     """The keep-alive timeout is the site's sweep's (no timer per request): an answered
     connection with no new request is closed after it; one that keeps asking is not."""
     site = await serve(header_timeout=0.6)
-    assert site.config.timeout_keep_alive == 0.6
+    assert site.keep_alive_timeout == 0.6
     idle_r, idle_w = await asyncio.open_connection(HOST, site.port)
     busy_r, busy_w = await asyncio.open_connection(HOST, site.port)
     for writer in (idle_w, busy_w):
@@ -143,7 +147,7 @@ async def test_a_port_full_of_requests_in_progress_refuses_a_newcomer(serve):
         reader, writer = await asyncio.open_connection(HOST, site.port)
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         busy.append((reader, writer))
-    await wait_until(lambda: len(site.state.tasks) == 2)
+    await wait_until(lambda: site.in_progress() == 2)
     reader, writer = await asyncio.open_connection(HOST, site.port)
     assert await closed_by_peer(reader)
     assert site.counters.stats["refused_connections"] == 1
@@ -160,7 +164,7 @@ async def test_stop_answers_the_requests_in_progress_and_closes_idle_connections
     idle_reader, idle_writer = await asyncio.open_connection(HOST, site.port)
     reader, writer = await asyncio.open_connection(HOST, site.port)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    await wait_until(lambda: len(site.state.tasks) == 1)
+    await wait_until(lambda: site.in_progress() == 1)
     stopping = asyncio.create_task(site.stop(grace=3))
     await asyncio.sleep(0.1)
     assert await closed_by_peer(idle_reader)
@@ -172,27 +176,3 @@ async def test_stop_answers_the_requests_in_progress_and_closes_idle_connections
         await asyncio.open_connection(HOST, site.port)
     for w in (idle_writer, writer):
         w.close()
-
-
-class Recorder(asyncio.Transport):
-    """A transport that records what it is given to send."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[bytes] = []
-
-    def write(self, data) -> None:
-        self.sent.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return False
-
-
-async def test_the_writes_of_one_turn_go_out_in_one_send():
-    recorder = Recorder()
-    transport = CoalescingTransport(recorder, asyncio.get_running_loop())
-    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
-    transport.write(b"body")
-    assert recorder.sent == []
-    await asyncio.sleep(0)
-    assert recorder.sent == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
