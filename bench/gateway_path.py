@@ -13,7 +13,7 @@ objects in memory; its real client (mesh/client.py) writes each request to a con
 transport answers it on the next turn of the loop as goods would (its key, three rows), and
 the access log goes to a real Shipper's queue (not sent). Each answer read makes that
 connection send its next request. No syscall is on the path: what is measured is what the
-gateway's own code, uvicorn's and the loop's cost per request, the part a change of the
+gateway's own code, its HTTP protocol's and the loop's cost per request, the part a change of the
 gateway's Python can move.
 """
 

@@ -61,7 +61,7 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
          [PY, "bench/mesh.py", "--rounds", "1" if quick else "3", "--seconds", "3" if quick else "10",
           "--json", str(OUT / "mesh.json")]),
         ("gateway_path", "The gateway's request path in one process without sockets: CPU per "
-                         "request of uvicorn's protocol, the route, the client and the access log.",
+                         "request of its HTTP protocol, the route, the client and the access log.",
          [PY, "bench/gateway_path.py", "--requests", "20000" if quick else "100000",
           "--rounds", "1" if quick else "3",
           "--json", str(OUT / "gateway_path.json")]),

@@ -199,6 +199,8 @@ class HttpProtocol(asyncio.Protocol):
         self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
+        if self.broken:  # the rest of a read after a 413: not requests of ours any more
+            return
         parser = self.parser
         self.head_since = None
         self.requests += 1
@@ -256,6 +258,8 @@ class HttpProtocol(asyncio.Protocol):
         try:
             request = self._request(body, problem)
         except httptools.HttpParserInvalidURLError:
+            self.site.counters.bad_requests.inc()
+            slot.close = True
             slot.respond(Response(400, b"Invalid URL", [(b"content-type", b"text/plain")]))
             return
         self.handler(request, slot.respond)
@@ -278,6 +282,8 @@ class HttpProtocol(asyncio.Protocol):
         """A bad or oversize head: 400 after the answers owed, then close."""
         self.broken = True
         self.head_since = self.body_since = None
+        if self._slot is not None:  # a request cut by the bad bytes: it will not be answered
+            self.slots.remove(self._slot)
         self.site.counters.bad_requests.inc()
         self.site.log.warning("HTTP: %s from %s", message, self.client)
         slot = _Slot(self, True, False, False)

@@ -271,3 +271,30 @@ async def test_curl_reuses_the_connection_and_sends_a_body_after_100_continue(se
     assert out == b"GET /one GET /two POST /three payload"
     assert err.count(b"Re-using existing connection") + err.count(b"Reusing existing") >= 2
     assert b"HTTP/1.1 100 Continue" in err
+
+
+async def test_bad_bytes_after_pipelined_requests_answer_them_then_400(serve):
+    """A chunked body whose framing breaks: the requests before it are answered in order, then
+    the 400, then the connection closes; nothing after the bad bytes is read as a request."""
+    echo = Echo()
+    site = await serve(echo)
+    reader, writer = await connect(site)
+    writer.write(b"GET /first?delay=0.1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"POST /cut HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+                 b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_answer(reader))[2] == b"GET /first "
+    rest = await asyncio.wait_for(reader.read(), 5)
+    assert rest.startswith(b"HTTP/1.1 400 ") and b"/after" not in rest
+    assert [r.path for r in echo.requests] == ["/first"]
+    assert site.counters.stats["bad_requests"] == 1
+    writer.close()
+
+
+async def test_an_absolute_form_url_is_read_as_its_path_and_query(serve):
+    echo = Echo()
+    site = await serve(echo)
+    reader, writer = await connect(site)
+    writer.write(b"GET http://x:8000/goods?id=3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_answer(reader))[2] == b"GET /goods "
+    assert echo.requests[0].query == b"id=3"
+    writer.close()
