@@ -301,31 +301,72 @@ def block_tokens(messages: Any, block_rows: int) -> Any:
 def build_blooms(con: duckdb.DuckDBPyConnection, messages: Any, block_rows: int, nblocks: int) -> Blooms:
     """The filters of a file's ``messages`` (an Arrow column in the file's row order).
 
-    Each block's distinct tokens come from :func:`block_tokens`; DuckDB (``con``) keeps those a
-    query may ask for, keys and hashes them (``hash()``, as :func:`key_hash`); numpy sets the bits.
-    Kept: ASCII-only tokens that are not numbers or long hex ids (:func:`indexed`), and ``*``
-    + the first PREFIX characters of a token whose first PREFIX are ASCII and not all hex
-    digits (:func:`prefix_key`): exactly the keys :meth:`Blooms.of` is given in the tests.
-    A token with a character outside ASCII is never asked for whole (Python and DuckDB could
-    lower it apart), so it is left out: ``strlen`` (bytes) equals ``length`` (characters)
-    only for ASCII text.
+    Each block's distinct tokens come from :func:`block_tokens`; :func:`block_keys` keeps those
+    a query may ask for and each block's distinct prefix keys; DuckDB (``con``) hashes them
+    (``hash()``, as :func:`key_hash`); numpy sets the bits. Exactly the keys :meth:`Blooms.of`
+    is given in the tests.
     """
-    con.register("_toks", block_tokens(messages, block_rows))
-    unindexed = _UNINDEXED.pattern
+    blk, keys = block_keys(block_tokens(messages, block_rows))
+    import pyarrow as pa
+
+    con.register("_keys", pa.table({"k": keys}))
+    try:
+        h = con.execute("SELECT hash(k) AS h FROM _keys").fetchnumpy()["h"]
+    finally:
+        con.unregister("_keys")
     import numpy as np  # here, not at start: only the worker that compacts pays for it
 
-    keys = con.execute(f"""
-WITH t AS (
-  SELECT blk, tok AS t FROM _toks WHERE tok <> '' AND NOT regexp_full_match(tok, '{unindexed}')
-), k AS (
-  SELECT blk, t AS key FROM t WHERE strlen(t) = length(t)
-  UNION
-  SELECT blk, '*' || left(t, {PREFIX}) FROM t WHERE length(t) >= {PREFIX} AND strlen(left(t, {PREFIX})) = {PREFIX}
-    AND NOT regexp_full_match(left(t, {PREFIX}), '[0-9a-f]+')
-)
-SELECT blk, hash(key) AS h FROM k""").fetchnumpy()
-    con.unregister("_toks")
-    return filters_of(keys["blk"].astype(np.int64), keys["h"].astype(np.uint64), nblocks)
+    return filters_of(blk, np.asarray(h, dtype=np.uint64), nblocks)
+
+
+_HEX = bytes(1 if chr(b) in "0123456789abcdef" else 0 for b in range(256))
+
+
+def block_keys(toks: Any) -> tuple[np.ndarray, Any]:
+    """The keys (block, key) of a table of each block's distinct tokens (:func:`block_tokens`):
+    ASCII-only tokens that are not numbers or long hex ids (:func:`indexed`), and ``*`` + the
+    first PREFIX characters of a token whose first PREFIX are ASCII and not all hex digits
+    (:func:`prefix_key`), once a block. A token with a character outside ASCII is never asked
+    for whole (Python and DuckDB could lower it apart), so it is left out; its prefix key is
+    kept when its first PREFIX bytes are ASCII (then they are its first PREFIX characters).
+
+    Arrow's string kernels and numpy over the tokens' bytes, not SQL: DuckDB's
+    ``regexp_full_match`` over each block's ~2M distinct tokens a million events cost
+    0.3 CPU s, this ~0.1 (docs/benchmarks.md, "Compaction, fourth cut"). A prefix key is
+    its 4 bytes in a uint32, so a block's distinct ones are one ``np.unique`` of integers."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    tok = toks.column("tok").combine_chunks()
+    blk = toks.column("blk").to_numpy().astype(np.int64)
+    if not len(tok):
+        return blk, tok
+    nbytes = pc.binary_length(tok).to_numpy(zero_copy_only=False)
+    number = pc.ascii_is_decimal(tok).to_numpy(zero_copy_only=False)
+    long = np.flatnonzero(nbytes >= HEX_TOKEN_MIN)  # few: a regex for those alone
+    if len(long):
+        hexes = pc.match_substring_regex(tok.take(pa.array(long)), f"^[0-9a-f]{{{HEX_TOKEN_MIN},}}$")
+        number[long[hexes.to_numpy(zero_copy_only=False)]] = True
+    kept = (nbytes > 0) & ~number  # tokens a query may ask for, whole or by their start
+    whole = kept & pc.string_is_ascii(tok).to_numpy(zero_copy_only=False)
+    # prefix keys: the first PREFIX bytes of each kept token of at least PREFIX bytes
+    offsets = np.frombuffer(tok.buffers()[1], dtype=np.int32, count=len(tok) + 1, offset=4 * tok.offset)
+    data = np.frombuffer(tok.buffers()[2] or b"", dtype=np.uint8)
+    cand = np.flatnonzero(kept & (nbytes >= PREFIX))
+    head = data[offsets[cand][:, None] + np.arange(PREFIX)]  # (tokens, PREFIX) bytes
+    hexlut = np.frombuffer(_HEX, dtype=np.uint8).astype(bool)
+    ok = (head < 128).all(axis=1) & ~hexlut[head].all(axis=1)
+    packed = np.ascontiguousarray(head[ok]).view("<u4").ravel().astype(np.uint64)  # PREFIX (4) bytes
+    pairs = np.unique((blk[cand[ok]].astype(np.uint64) << np.uint64(32)) | packed)
+    star = np.empty((len(pairs), PREFIX + 1), dtype=np.uint8)
+    star[:, 0] = ord("*")
+    star[:, 1:] = (pairs & np.uint64(0xFFFF_FFFF)).astype("<u4").view(np.uint8).reshape(-1, PREFIX)
+    prefixes = pa.Array.from_buffers(pa.string(), len(pairs), [None, pa.py_buffer(
+        np.arange(0, (len(pairs) + 1) * (PREFIX + 1), PREFIX + 1, dtype=np.int32)), pa.py_buffer(star)])
+    wholes = np.flatnonzero(whole)
+    keys = pa.concat_arrays([tok.take(pa.array(wholes)), prefixes])
+    return np.concatenate([blk[wholes], (pairs >> np.uint64(32)).astype(np.int64)]), keys
 
 
 def filters_of(blk: np.ndarray, h: np.ndarray, nblocks: int) -> Blooms:

@@ -245,3 +245,22 @@ def test_filters_of_a_column_in_several_chunks_are_those_of_one():
     assert tokens.build_blooms(duckdb.connect(), chunked, 16, 3) == whole
     want = tokens.Blooms.of([python_keys([m for m in messages[b:b + 16] if m is not None]) for b in (0, 16, 32)])
     assert (whole.m, whole.raw) == (want.m, want.raw)
+
+
+def test_prefix_keys_are_each_blocks_own():
+    """Each block holds the prefix keys of its own tokens only, once each, whatever the
+    other blocks hold (the keys are found for all blocks at once: tokens.block_keys)."""
+    import pyarrow as pa
+
+    blocks = [["GET /goods lockdown", "deadlock café", None, "user1234 USERS"],
+              ["zebra Zebras 12345", "0123456789abcdef0123 abcdefgh", "ab ÄÖÜx über", "deadline"],
+              [None, None, None, None],
+              ["members mem_ber", "Ünter gööds", "xyzzy_1 xyzz", "face fact"]]
+    messages = [m for blk in blocks for m in blk]
+    got = tokens.build_blooms(duckdb.connect(), pa.array(messages, pa.string()), 4, len(blocks))
+    want = tokens.Blooms.of([python_keys([m for m in blk if m is not None]) for blk in blocks])
+    assert (got.m, got.raw) == (want.m, want.raw)
+    for b, blk in enumerate(blocks):  # and no key of another block's (beyond false positives)
+        others = set().union(*(python_keys([m for m in o if m]) for o in blocks if o is not blk))
+        own = python_keys([m for m in blk if m])
+        assert not any(got.has(b, k) for k in others - own)
