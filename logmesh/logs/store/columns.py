@@ -26,15 +26,16 @@ def sql_str(text: str) -> str:
 SELECT_LIST = ", ".join(ident(n) for n, _ in COLUMNS)
 
 
-def read_ndjson_sql(path: str) -> str:
+def read_ndjson_sql(path: str, trust_json: bool = False) -> str:
     """A relation over one NDJSON file with the engine's column types.
 
     Lines whose values do not fit the types make DuckDB fail the whole read;
     callers then use :func:`read_ndjson_lenient_sql`, which never loses a line.
+    ``trust_json``: see :func:`with_request_fields`.
     """
     cols = "{" + ", ".join(f"{sql_str(n)}: {sql_str(t)}" for n, t in COLUMNS) + "}"
     return with_request_fields(f"read_json({sql_str(path)}, columns={cols}, "
-                               "format='newline_delimited', maximum_object_size=16777216)")
+                               "format='newline_delimited', maximum_object_size=16777216)", trust_json)
 
 
 def read_ndjson_lenient_sql(path: str) -> str:
@@ -64,17 +65,21 @@ _LONE_SURROGATES_FIXED = (
     "chr(2), '\\u'), chr(1), '\\\\')")
 
 
-def with_request_fields(relation: str) -> str:
+def with_request_fields(relation: str, trust_json: bool = False) -> str:
     """``relation`` with method, path, trace id, key and params filled from ``message``.
 
     Only where the line has neither method nor path and ``message`` is a JSON
     object: one parse per such line, in C, at read and compaction time. The
     book's gateway keeps the key inside ``params`` (``$.params.key``).
+    ``trust_json``: every such ``message`` starting with ``{`` is taken for valid JSON
+    without ``json_valid``: the read then fails (duckdb.Error) at one that is not, and
+    the caller reads again without trust. The same rows when it succeeds, for 0.1-0.3
+    CPU s per million book packets less (compact.py).
     """
     m, p = ident("http.request.method"), ident("url.path")
-    packet = (f"CASE WHEN {m} IS NULL AND {p} IS NULL AND starts_with(message, '{{') THEN CASE "
-              f"WHEN json_valid(message) THEN message WHEN json_valid({_LONE_SURROGATES_FIXED}) "
-              f"THEN {_LONE_SURROGATES_FIXED} END END")
+    packet = (f"CASE WHEN {m} IS NULL AND {p} IS NULL AND starts_with(message, '{{') THEN " + (
+        "message END" if trust_json else f"CASE WHEN json_valid(message) THEN message WHEN "
+        f"json_valid({_LONE_SURROGATES_FIXED}) THEN {_LONE_SURROGATES_FIXED} END END"))
     return (f"(SELECT * EXCLUDE (_j, _r) REPLACE (coalesce({m}, _r[1]) AS {m}, "
             f"coalesce({p}, _r[2]) AS {p}, coalesce({ident('trace.id')}, _r[3]) AS {ident('trace.id')}, "
             "coalesce(key, _r[4], _r[5]) AS key, coalesce(params, json_extract(_j, '$.params')) AS params) "

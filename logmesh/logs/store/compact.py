@@ -2,7 +2,8 @@
 
 One pass, per sealed segment (``.idx.json`` beside it) without a Parquet file::
 
-    1. read the segment with the engine's column types (DuckDB's read_json) into an Arrow
+    1. read the segment with the engine's column types (DuckDB's read_json; messages taken
+       for JSON unchecked first: columns.with_request_fields) into an Arrow
        table sorted by (@timestamp, seq) (not sorted again when it is in order already:
        in_order, read_sorted)
     2. from that table: each block's (= row group's) time and seq range, counts and a
@@ -222,8 +223,12 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     tmp = parquet_dir / (name + layout.TMP_SUFFIX)
     path = str(seg.path)
     damaged = False
+    guess = in_order(path)
     try:
-        table = read_sorted(con, read_ndjson_sql(path), in_order(path))
+        try:  # messages taken for JSON unchecked; one that is not fails the read (columns.py)
+            table = read_sorted(con, read_ndjson_sql(path, trust_json=True), guess)
+        except duckdb.Error:
+            table = read_sorted(con, read_ndjson_sql(path), guess)
     except duckdb.Error as exc:
         log.warning("%s: typed read failed (%s); reading value by value", seg.path.name, exc)
         table = read_sorted(con, read_ndjson_lenient_sql(path), False)

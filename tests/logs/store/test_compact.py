@@ -408,3 +408,49 @@ def test_the_order_guess(tmp_path):
     assert not guess([b'{"seq":64,"@timestamp":"5"}'])
     assert not guess([b'not json'])
     assert not compact.in_order(str(tmp_path / "missing.ndjson"))
+
+
+PACKETS = ['{"uri":"/goods","method":"GET","params":{"id":"7","key":1}}',
+           '{"uri":"/members","method":"POST","key":3,"params":{"username":"kim"},"trace.id":"ab"}',
+           '{"uri":"/상품","method":"GET","params":{"이름":"볼펜","key":5}}', '{"unrelated":true}', "{}",
+           "plain text", '{"uri":"/goods","method":"POST","params":{"name":"\\ud83d\\ude00","key":6}}']
+NOT_JSON = ['{"uri":"/goods","method":"POST","params":{"name":"cut \\ud83d","key":6}}',  # half an emoji
+            "{not json", '{"uri":"/goods","method":"GET"} trailing', '{"uri":"/goods"']
+
+
+def packet_segment(data_dir: Path, texts: list[str]) -> SegmentInfo:
+    """A sealed segment of book packets as book ingest stores them (the request in message)."""
+    seg_dir = data_dir / layout.SEGMENTS_DIR
+    seg_dir.mkdir(parents=True)
+    path = seg_dir / layout.segment_name(0, 64)
+    path.write_bytes(b"".join(orjson.dumps({"seq": 64 * (i + 1), "@timestamp": T0 + i, "received_at": T0 + i,
+                                            "log.level": "info", "message": t}) + b"\n"
+                              for i, t in enumerate(texts)))
+    path.with_name(layout.index_name(path.name)).write_bytes(orjson.dumps({
+        "version": layout.SEGMENT_FORMAT_VERSION, "first_seq": 64, "last_seq": 64 * len(texts),
+        "count": len(texts), "min_ts": T0, "max_ts": T0 + len(texts), "bytes": path.stat().st_size,
+        "sparse": [[64, T0, 0]]}))
+    return sealed(data_dir)[0]
+
+
+@pytest.mark.parametrize("texts", [PACKETS] + [PACKETS[:3] + [t] + PACKETS[3:] for t in NOT_JSON],
+                         ids=["json", "lone-surrogate", "not-json", "trailing", "cut"])
+def test_messages_taken_for_json_unchecked_give_what_the_checked_read_gives(tmp_path, texts):
+    """Compaction reads messages as JSON without json_valid first (columns.with_request_fields'
+    trust_json); one that is no JSON fails that read and the checked read is taken: the file
+    holds the checked read's values either way, and nothing is set aside as damaged."""
+    seg = packet_segment(tmp_path, texts)
+    con = duckdb.connect()
+    want = con.execute(f"SELECT {SELECT_LIST} FROM {read_ndjson_sql(str(seg.path))} ORDER BY seq").fetchall()
+    trusting = f"SELECT {SELECT_LIST} FROM {read_ndjson_sql(str(seg.path), trust_json=True)} ORDER BY seq"
+    if texts is PACKETS:
+        assert con.execute(trusting).fetchall() == want
+    else:
+        with pytest.raises(duckdb.Error):
+            con.execute(trusting).fetchall()
+    index = compact_segment(new_connection(), seg, tmp_path / layout.PARQUET_DIR)
+    final = tmp_path / layout.PARQUET_DIR / layout.parquet_name(seg.path.name)
+    assert index["rows"] == len(texts)
+    assert con.execute(f"SELECT * FROM read_parquet('{final}') ORDER BY seq").fetchall() == want
+    assert sum(r[COLUMNS.index(("url.path", "VARCHAR"))] is not None for r in want) == 4 + (NOT_JSON[0] in texts)
+    assert not (tmp_path / layout.QUARANTINE_DIR).exists()
