@@ -62,14 +62,15 @@ def command(path: str, port: int, data: Path) -> list[str]:
 class ThreadCpu:
     """The server's CPU seconds by thread, sampled at each of ``measure``'s polls: the event
     loop's thread (the main one: reading, decoding, appending) apart from all the others (the
-    writer's, the query view's DuckDB threads loading the live segment). The server is found by
-    its data directory in /proc/*/cmdline (Linux)."""
+    writer's, the query view's DuckDB threads loading the live segment); and its minor page
+    faults (a buffer malloc hands back to the kernel and maps again: malloc_tuning.py). The
+    server is found by its data directory in /proc/*/cmdline (Linux)."""
 
     def __init__(self, data: Path) -> None:
         self.data = str(data).encode()
         self.pid: int | None = None
-        self.first: tuple[float, float] | None = None
-        self.last: tuple[float, float] | None = None
+        self.first: tuple[float, float, float] | None = None
+        self.last: tuple[float, float, float] | None = None
 
     def sample(self) -> None:
         if self.pid is None:
@@ -85,6 +86,8 @@ class ThreadCpu:
                 return
         main = other = 0.0
         try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+            faults = float(stat[stat.rindex(")") + 2:].split()[7])
             for tid in os.listdir(f"/proc/{self.pid}/task"):
                 stat = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
                 fields = stat[stat.rindex(")") + 2:].split()
@@ -95,12 +98,13 @@ class ThreadCpu:
                     other += secs
         except OSError:  # a thread gone between the listing and its stat, or the server
             return
-        self.first = self.first or (main, other)
-        self.last = (main, other)
+        self.first = self.first or (main, other, faults)
+        self.last = (main, other, faults)
 
-    def per_million(self, events: int) -> tuple[float | None, float | None]:
+    def per_million(self, events: int) -> tuple[float | None, float | None, float | None]:
+        """(event loop's CPU s, the other threads' CPU s, minor page faults) per M events."""
         if not (self.first and self.last and events):
-            return None, None
+            return None, None, None
         return tuple(round((b - a) / events * 1e6, 2)  # type: ignore[return-value]
                      for a, b in zip(self.first, self.last, strict=True))
 
@@ -118,7 +122,8 @@ def one(path: str, connections: int, events: int, workdir: Path, code: Path | No
     r = measure(command(path, port, data), port, count, connections, events,
                 verify_paths=counter.paths, name=path, cwd=code,
                 loadgen_args=["--syslog"] if path == "syslog" else [])
-    r["main_cpu_s_per_M"], r["other_cpu_s_per_M"] = threads.per_million(r["on_disk_after_stop"])
+    r["main_cpu_s_per_M"], r["other_cpu_s_per_M"], r["faults_per_M"] = threads.per_million(
+        r["on_disk_after_stop"])
     return r
 
 
@@ -217,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(r)
                     print(f"round {rnd} {r['name']:14} c={c}: {r['events_per_s']:,} events/s, "
                           f"{r['cpu_s_per_M']} CPU s/M (event loop's thread "
-                          f"{r['main_cpu_s_per_M']}, others {r['other_cpu_s_per_M']}), on disk {r['on_disk_after_stop']:,}/"
+                          f"{r['main_cpu_s_per_M']}, others {r['other_cpu_s_per_M']}; page faults per M "
+                          f"{r['faults_per_M'] or 0:,.0f}), on disk {r['on_disk_after_stop']:,}/"
                           f"{r['sent']:,}, dups {r.get('duplicates')}", file=sys.stderr, flush=True)
     rows = []
     for c in conns:
@@ -234,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cpu_s_per_M_all": [r["cpu_s_per_M"] for r in rs],
                     "main_cpu_s_per_M": round(statistics.median(r["main_cpu_s_per_M"] or 0 for r in rs), 2),
                     "main_cpu_s_per_M_all": [r["main_cpu_s_per_M"] for r in rs],
+                    "faults_per_M": round(statistics.median(r["faults_per_M"] or 0 for r in rs)),
                     "mean_event_bytes": rs[0]["mean_event_bytes"],
                     "lost": sum(r["lost"] for r in rs),
                     "duplicates": sum(r.get("duplicates") or 0 for r in rs),
@@ -243,19 +250,24 @@ def main(argv: list[str] | None = None) -> int:
                         rs, [r for r in runs if r["name"] == p + label[codes[0]]
                              and r["connections"] == c], "cpu_s_per_M")
                     if code is not codes[0] else None,
+                    "main_cpu_over_first_tree": _median_ratio(
+                        rs, [r for r in runs if r["name"] == p + label[codes[0]]
+                             and r["connections"] == c], "main_cpu_s_per_M")
+                    if code is not codes[0] else None,
                 })
     print("| path | conns | events/s (median) | runs | CPU s per M (median) | runs | event loop's "
-          "thread's CPU s per M (median) | runs | bytes/event | lost | dups | syslog/book "
-          "events/s | CPU / first tree's |")
-    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|")
+          "thread's CPU s per M (median) | runs | page faults per M (median) | bytes/event | lost | dups | syslog/book "
+          "events/s | CPU / first tree's | event loop's CPU / first tree's |")
+    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|")
     for r in rows:
         print(f"| {r['path']} | {r['connections']} | {r['events_per_s']:,} | "
               f"{', '.join(f'{x:,}' for x in r['events_per_s_all'])} | {r['cpu_s_per_M']} | "
               f"{', '.join(str(x) for x in r['cpu_s_per_M_all'])} | {r['main_cpu_s_per_M']} | "
-              f"{', '.join(str(x) for x in r['main_cpu_s_per_M_all'])} | "
+              f"{', '.join(str(x) for x in r['main_cpu_s_per_M_all'])} | {r['faults_per_M']:,} | "
               f"{r['mean_event_bytes']} | {r['lost']} | {r['duplicates']} | "
               f"{'' if r['syslog_over_book'] is None else r['syslog_over_book']} | "
-              f"{'' if r['cpu_over_first_tree'] is None else r['cpu_over_first_tree']} |")
+              f"{'' if r['cpu_over_first_tree'] is None else r['cpu_over_first_tree']} | "
+              f"{'' if r['main_cpu_over_first_tree'] is None else r['main_cpu_over_first_tree']} |")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"rows": rows, "runs": runs}, indent=1))

@@ -53,6 +53,7 @@ from .ingest.http_routes import HttpSources, es_root, read_whole
 from .ingest.ledger import ShipperLedger
 from .ingest.sockets import SocketListeners, SocketPorts
 from .ingest.tcp import LogIngestProtocol
+from .malloc_tuning import keep_freed_heap
 from .query.service import QueryService
 from .sinks import load_sink
 from .sinks.booklog import BookLog
@@ -426,7 +427,9 @@ class LogsServer(Serving):
         self.instance_health.start()
 
     async def serve_forever(self) -> None:
-        """Serving's, with the heap of startup frozen once it has started."""
+        """Serving's, with the heap of startup frozen once it has started and malloc told to
+        keep the buffers ingest frees (malloc_tuning.py)."""
+        keep_freed_heap()
         await self.start()
         freeze_startup_heap()
         try:
