@@ -24,7 +24,8 @@ pairing: ``git archive main | tar -x -C /tmp/base`` then ``--code /tmp/base
 over the same reads (loadgen's syslog lines in 64 KiB reads, split by lines.py), CPU
 microseconds per event, in a fresh process per tree and round (alternating), without the
 socket, the writer or the query view's threads that the server's figure includes; each read
-split by lines.py in the timed loop, as the server splits it. ``--read-kib 256``: reads of the
+split by lines.py in the timed loop, as the server splits it; malloc tuned as the tree's
+server tunes it (logs/malloc_tuning.py, where the tree has it). ``--read-kib 256``: reads of the
 size a loaded server takes (asyncio's 256 KiB; the default is 64).
 ``--micro --sd`` puts logger's structured data (``[timeQuality ...]``) in every line; a
 read encode_block leaves goes through the per-line path, as the server takes it.
@@ -62,15 +63,17 @@ def command(path: str, port: int, data: Path) -> list[str]:
 class ThreadCpu:
     """The server's CPU seconds by thread, sampled at each of ``measure``'s polls: the event
     loop's thread (the main one: reading, decoding, appending) apart from all the others (the
-    writer's, the query view's DuckDB threads loading the live segment); and its minor page
-    faults (a buffer malloc hands back to the kernel and maps again: malloc_tuning.py). The
-    server is found by its data directory in /proc/*/cmdline (Linux)."""
+    writer's, the query view's DuckDB threads loading the live segment); its minor page
+    faults (a buffer malloc hands back to the kernel and maps again: malloc_tuning.py); and
+    the time the event loop's thread was ready to run but waited for a core (schedstat's run
+    delay: the loadgen's senders, the writer and everyone else on the machine ahead of it).
+    The server is found by its data directory in /proc/*/cmdline (Linux)."""
 
     def __init__(self, data: Path) -> None:
         self.data = str(data).encode()
         self.pid: int | None = None
-        self.first: tuple[float, float, float] | None = None
-        self.last: tuple[float, float, float] | None = None
+        self.first: tuple[float, ...] | None = None
+        self.last: tuple[float, ...] | None = None
 
     def sample(self) -> None:
         if self.pid is None:
@@ -88,6 +91,8 @@ class ThreadCpu:
         try:
             stat = Path(f"/proc/{self.pid}/stat").read_text()
             faults = float(stat[stat.rindex(")") + 2:].split()[7])
+            waited = int(Path(f"/proc/{self.pid}/task/{self.pid}/schedstat").read_text()
+                         .split()[1]) / 1e9
             for tid in os.listdir(f"/proc/{self.pid}/task"):
                 stat = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
                 fields = stat[stat.rindex(")") + 2:].split()
@@ -98,13 +103,14 @@ class ThreadCpu:
                     other += secs
         except OSError:  # a thread gone between the listing and its stat, or the server
             return
-        self.first = self.first or (main, other, faults)
-        self.last = (main, other, faults)
+        self.first = self.first or (main, other, faults, waited)
+        self.last = (main, other, faults, waited)
 
-    def per_million(self, events: int) -> tuple[float | None, float | None, float | None]:
-        """(event loop's CPU s, the other threads' CPU s, minor page faults) per M events."""
+    def per_million(self, events: int) -> tuple[float | None, ...]:
+        """(event loop's CPU s, the other threads' CPU s, minor page faults, the event loop's
+        wait for a core in s) per M events."""
         if not (self.first and self.last and events):
-            return None, None, None
+            return None, None, None, None
         return tuple(round((b - a) / events * 1e6, 2)  # type: ignore[return-value]
                      for a, b in zip(self.first, self.last, strict=True))
 
@@ -122,8 +128,8 @@ def one(path: str, connections: int, events: int, workdir: Path, code: Path | No
     r = measure(command(path, port, data), port, count, connections, events,
                 verify_paths=counter.paths, name=path, cwd=code,
                 loadgen_args=["--syslog"] if path == "syslog" else [])
-    r["main_cpu_s_per_M"], r["other_cpu_s_per_M"], r["faults_per_M"] = threads.per_million(
-        r["on_disk_after_stop"])
+    (r["main_cpu_s_per_M"], r["other_cpu_s_per_M"], r["faults_per_M"],
+     r["main_wait_s_per_M"]) = threads.per_million(r["on_disk_after_stop"])
     return r
 
 
@@ -135,6 +141,11 @@ from loadgen import build_batches
 from logmesh.logs.ingest.lines import LineSplitter
 from logmesh.logs.ingest.syslog import SyslogDecoder
 from logmesh.logs.store.segment import _encode_lines
+try:  # malloc's thresholds as the server sets them at start (logs/server.py), where it does
+    from logmesh.logs.malloc_tuning import keep_freed_heap
+    keep_freed_heap()
+except ImportError:
+    pass
 SD = {sd!r}  # logger's structured data in every line (--sd), or none
 # the reads as bytes: split in the timed loop, so that their lines are fresh in the cache, as
 # the server has them (lines split up front and read back cold made large reads look 1.3x dearer)
@@ -223,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"round {rnd} {r['name']:14} c={c}: {r['events_per_s']:,} events/s, "
                           f"{r['cpu_s_per_M']} CPU s/M (event loop's thread "
                           f"{r['main_cpu_s_per_M']}, others {r['other_cpu_s_per_M']}; page faults per M "
-                          f"{r['faults_per_M'] or 0:,.0f}), on disk {r['on_disk_after_stop']:,}/"
+                          f"{r['faults_per_M'] or 0:,.0f}; the loop waited for a core "
+                          f"{r['main_wait_s_per_M']} s/M), on disk {r['on_disk_after_stop']:,}/"
                           f"{r['sent']:,}, dups {r.get('duplicates')}", file=sys.stderr, flush=True)
     rows = []
     for c in conns:
@@ -241,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                     "main_cpu_s_per_M": round(statistics.median(r["main_cpu_s_per_M"] or 0 for r in rs), 2),
                     "main_cpu_s_per_M_all": [r["main_cpu_s_per_M"] for r in rs],
                     "faults_per_M": round(statistics.median(r["faults_per_M"] or 0 for r in rs)),
+                    "main_wait_s_per_M": round(statistics.median(r["main_wait_s_per_M"] or 0
+                                                                 for r in rs), 2),
                     "mean_event_bytes": rs[0]["mean_event_bytes"],
                     "lost": sum(r["lost"] for r in rs),
                     "duplicates": sum(r.get("duplicates") or 0 for r in rs),
@@ -256,14 +270,15 @@ def main(argv: list[str] | None = None) -> int:
                     if code is not codes[0] else None,
                 })
     print("| path | conns | events/s (median) | runs | CPU s per M (median) | runs | event loop's "
-          "thread's CPU s per M (median) | runs | page faults per M (median) | bytes/event | lost | dups | syslog/book "
+          "thread's CPU s per M (median) | runs | page faults per M (median) | loop's wait for a core, s per M (median) | bytes/event | lost | dups | syslog/book "
           "events/s | CPU / first tree's | event loop's CPU / first tree's |")
-    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in rows:
         print(f"| {r['path']} | {r['connections']} | {r['events_per_s']:,} | "
               f"{', '.join(f'{x:,}' for x in r['events_per_s_all'])} | {r['cpu_s_per_M']} | "
               f"{', '.join(str(x) for x in r['cpu_s_per_M_all'])} | {r['main_cpu_s_per_M']} | "
               f"{', '.join(str(x) for x in r['main_cpu_s_per_M_all'])} | {r['faults_per_M']:,} | "
+              f"{r['main_wait_s_per_M']} | "
               f"{r['mean_event_bytes']} | {r['lost']} | {r['duplicates']} | "
               f"{'' if r['syslog_over_book'] is None else r['syslog_over_book']} | "
               f"{'' if r['cpu_over_first_tree'] is None else r['cpu_over_first_tree']} | "
