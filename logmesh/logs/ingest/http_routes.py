@@ -234,7 +234,7 @@ class HttpSources:
             return web.Response(body=answer, content_type="application/json", headers=ES_HEADERS)
         return await self.write_in_pieces(request, answer)
 
-    async def write_in_pieces(self, request: web.Request, answer: bytes) -> web.StreamResponse:
+    async def write_in_pieces(self, request: web.Request, answer: bytes | bytearray) -> web.StreamResponse:
         """A large answer (an item per document: ~150 bytes each, MBs per body) written a
         piece at a time, each after the last has drained. Handed to asyncio whole, it sat in
         the transport's buffer, which Python 3.11 shifts down after every partial send: that
