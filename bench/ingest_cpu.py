@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from ingest_http import (  # noqa: E402
     body_es,
+    body_es_ids,
     body_es_nested,
     body_ndjson,
     body_otlp_json,
@@ -60,7 +61,7 @@ def body_filebeat(evs: list) -> bytes:
 
 PROTOCOLS = {"ndjson": (body_ndjson, None), "es-bulk": (body_es, ""),
              "es-bulk-beats": (body_es, "errors,items.*.error,items.*.status"),
-             "es-bulk-nested": (body_es_nested, ""), "es-bulk-filebeat": (body_filebeat, ""),
+             "es-bulk-nested": (body_es_nested, ""), "es-bulk-ids": (body_es_ids, ""), "es-bulk-filebeat": (body_filebeat, ""),
              "otlp-json": (body_otlp_json, "otlp"),  # otlp: otlp_json.parse_json, its LineBlock encoded
              "otlp-protobuf": (body_otlp_protobuf, "otlp-pb"),  # otlp-pb: otlp.parse_protobuf, the same
              "otlp-protobuf-sdk": (partial(body_otlp_protobuf, sdk=True), "otlp-pb")}

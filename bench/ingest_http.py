@@ -51,7 +51,7 @@ from ingest_peers import (  # noqa: E402
 )
 from loadgen import _request_frame  # noqa: E402
 
-PROTOCOLS = ("book-tcp", "ndjson", "es-bulk", "es-bulk-beats", "es-bulk-nested", "otlp-protobuf", "otlp-protobuf-sdk", "otlp-json", "loki-protobuf",
+PROTOCOLS = ("book-tcp", "ndjson", "es-bulk", "es-bulk-beats", "es-bulk-nested", "es-bulk-ids", "otlp-protobuf", "otlp-protobuf-sdk", "otlp-json", "loki-protobuf",
              "loki-json")
 SERVICES = ("goods", "members", "purchases")
 
@@ -73,6 +73,14 @@ def body_es(evs: list) -> bytes:
     return b"".join(b'{"create":{"_index":"bench"}}\n' + orjson.dumps(
         {"@timestamp": ns // 1_000_000, "service.name": svc, "log.level": "info",
          "message": msg}) + b"\n" for ns, svc, msg in evs)
+
+
+def body_es_ids(evs: list) -> bytes:
+    """The official clients' bulk helper with an ``_id`` per document (also Fluent Bit's
+    ``Generate_ID``, Logstash's ``document_id``): an action line each, all different."""
+    return b"".join(b'{"index":{"_index":"bench","_id":"%d-%d"}}\n' % (ns, i) + orjson.dumps(
+        {"@timestamp": ns // 1_000_000, "service.name": svc, "log.level": "info",
+         "message": msg}) + b"\n" for i, (ns, svc, msg) in enumerate(evs))
 
 
 def body_es_nested(evs: list) -> bytes:
@@ -167,7 +175,8 @@ def es_parsed(status: int, body: bytes) -> int:
     if status != 200:
         return 0
     doc = orjson.loads(body)
-    return 0 if doc["errors"] else sum(1 for i in doc["items"] if i["create"]["status"] == 201)
+    return 0 if doc["errors"] else sum(1 for i in doc["items"] for item in i.values()
+                                       if item["status"] == 201)
 
 
 # protocol -> (path, content type, body builder, answer check: (status, body) -> events taken)
@@ -178,6 +187,7 @@ HTTP = {
     "es-bulk-beats": ("/_bulk?filter_path=errors,items.*.error,items.*.status", "application/x-ndjson",
                       body_es, es_created),
     "es-bulk-nested": ("/_bulk", "application/x-ndjson", body_es_nested, es_created),
+    "es-bulk-ids": ("/_bulk", "application/x-ndjson", body_es_ids, es_created),
     "otlp-protobuf": ("/v1/logs", "application/x-protobuf", body_otlp_protobuf, None),
     "otlp-protobuf-sdk": ("/v1/logs", "application/x-protobuf", partial(body_otlp_protobuf, sdk=True),
                           None),

@@ -89,7 +89,14 @@ def test_elasticsearch_bulk_helper(logs):
                {"_index": "shop-logs", "_source": {"message": "good b", "service.name": "es-bad"}}]
     ok, errors = helpers.bulk(es, actions, raise_on_error=False)
     assert ok == 2 and len(errors) == 1 and errors[0]["index"]["status"] == 400
+    # documents with an _id: an action line each (es_bulk's one pass for differing actions)
+    with_ids = [{"_index": "shop-ids", "_id": f"ship-{i}", "_source": {
+        "message": f"parcel {i} left", "service.name": "es-ids"}} for i in range(40)]
+    assert helpers.bulk(es, with_ids, chunk_size=40) == (40, [])
     es.close()
+    found = query(procs, http_port, "service.name:es-ids")
+    assert sorted(e["message"] for e in found) == sorted(f"parcel {i} left" for i in range(40))
+    assert {e["labels"]["es.index"] for e in found} == {"shop-ids"}
     found = query(procs, http_port, "service.name:es-shop and order >= 0")  # 250 > the default 100
     assert len(found) == 100 and all(e["labels"]["es.index"] == "shop-logs" for e in found)
     assert len(query(procs, http_port, '"order 249 shipped"')) == 1

@@ -17,6 +17,7 @@ per action in order, with ``_id`` the stored event's ``seq``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -79,9 +80,10 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
     [(action, meta)] = action_line.items()
     if action not in _DOC_ACTIONS or not isinstance(meta, dict):
         return None
-    index = meta.get("_index", default_index)
+    index = meta.get("_index")
     if not isinstance(index, str | None):
         return None
+    index = default_index if index is None else index  # a null `_index` too, as the loop reads it
     # No action line can decode as a document (an action has a key no document has), and
     # decode_lines skips blank lines: as many documents as actions is a well-formed body
     # (an action without its document and a document without its action, both, would pass).
@@ -98,16 +100,70 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
         return BulkParse(events=events, uniform=(action, index))
     if b"\n\n" in body:  # a blank line: lines cannot be paired by position
         return None
-    lines = body.rstrip(b"\n").split(b"\n")  # documents of any shape: paired by position
+    lines = body.split(b"\n")  # paired by position (no rstrip: it copied the body)
+    if not lines[-1]:  # the newline that ends the last document (one at most: no blank line)
+        lines.pop()
     pairs, odd = divmod(len(lines), 2)
-    if odd or actions != pairs or len(set(lines[0::2])) != 1:
+    if odd:
         return None
-    out = BulkParse()  # read one at a time, under the one action
+    if actions != pairs or len(set(lines[0::2])) != 1:  # the action lines differ: by `_id`?
+        same = _same_action(lines[0::2], default_index)
+        if same is None:
+            return None
+        action, index = same
+        docs = b"\n".join(lines[1::2])
+        events = flat_events(docs, received, None if index is None else
+                             msgspec.Raw(orjson.dumps({INDEX_LABEL: index})))
+        if events is None:
+            events = ecs_events(docs, received, None if index is None else {INDEX_LABEL: index})
+        if events is not None and len(events) == pairs:
+            return BulkParse(events=events, uniform=same)
+    out = BulkParse()  # documents of any shape, read one at a time, under the one action
     for i, doc_line in enumerate(lines[1::2]):
         out.document(action, index, doc_line, received, 2 * i + 2)
     if len(out.events) == pairs:
         out.items, out.uniform = [], (action, index)
     return out
+
+
+class _Meta(msgspec.Struct, frozen=True, gc=False):
+    """An action's metadata as the general loop reads it: ``_index`` (null: the request's
+    index); ``_id``, ``routing``, ``pipeline`` and the rest skipped."""
+
+    index: str | None = msgspec.field(default=None, name="_index")
+
+
+class _Action(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    index: _Meta | msgspec.UnsetType = msgspec.UNSET
+    create: _Meta | msgspec.UnsetType = msgspec.UNSET
+
+
+_action_lines = msgspec.json.Decoder(_Action).decode_lines
+_index_of = attrgetter("index")
+
+
+def _same_action(lines: list[bytes], default_index: str | None) -> tuple[str, str | None] | None:
+    """(action, index) when every one of ``lines`` is the same ``index`` or ``create`` action
+    on one index, whatever else each names: what the official clients' bulk helper sends for
+    documents with an ``_id``, and Fluent Bit (``Generate_ID``), Logstash (``document_id``)
+    and Vector (``id_key``). One C pass; the general loop read such a body a line at a time,
+    4-5x slower. None: anything else (that loop says what is wrong)."""
+    try:
+        actions = _action_lines(b"\n".join(lines))
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if len(actions) != len(lines):  # a blank line among them, which decode_lines skips
+        return None
+    name, other = ("index", "create") if actions[0].index is not msgspec.UNSET else ("create", "index")
+    metas = list(map(attrgetter(name), actions))
+    if msgspec.UNSET in metas or \
+            list(map(attrgetter(other), actions)).count(msgspec.UNSET) != len(actions):
+        return None  # an action of the other kind, of both, or of none
+    indexes = set(map(_index_of, metas))
+    if len(indexes) != 1:
+        return None
+    [index] = indexes
+    return name, default_index if index is None else index
 
 
 class _Refused(Exception):
@@ -138,8 +194,11 @@ def _document(doc_line: bytes, received: int, index: str | None) -> Event:
 def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkParse:
     """The bulk body's actions -> events and items (see the module's docstring)."""
     fast = _uniform(body, default_index, received)
-    if fast is not None:
-        return fast
+    return fast if fast is not None else _line_by_line(body, default_index, received)
+
+
+def _line_by_line(body: bytes, default_index: str | None, received: int) -> BulkParse:
+    """The general loop: each action read and judged alone, its document with it."""
     lines = [line for line in body.split(b"\n") if line.strip()]
     out = BulkParse()
     i, n = 0, len(lines)
