@@ -113,6 +113,25 @@ async def test_a_get_of_every_row_sees_each_commit_of_any_worker(tmp_path):
         two.close()
 
 
+async def test_the_gets_of_one_turn_ask_sqlite_s_data_version_once(tmp_path):
+    """data_version is a statement per GET otherwise; a turn's GETs share it, the next turn
+    asks again and sees another worker's commit."""
+    path = tmp_path / "goods.db"
+    one, two = ResourceStore(RESOURCES["goods"], path), ResourceStore(RESOURCES["goods"], path)
+    asked: list[str] = []
+    one.db.set_trace_callback(lambda sql: asked.append(sql) if "data_version" in sql else None)
+    try:
+        await one.insert({"name": "pen"}, {})
+        for _ in range(10):
+            assert [r["name"] for r in one.select({}, {})] == ["pen"]
+        assert len(asked) == 1
+        await two.insert({"name": "cup"}, {})  # another worker's commit, in a later turn
+        assert [r["name"] for r in one.select({}, {})] == ["pen", "cup"] and len(asked) == 2
+    finally:
+        one.close()
+        two.close()
+
+
 async def test_a_bad_write_fails_alone_and_the_group_is_committed(tmp_path):
     store = ResourceStore(RESOURCES["goods"], tmp_path / "goods.db")
     try:
