@@ -46,7 +46,7 @@ def batch(service, instance, first):
                          "upstream.address": "127.0.0.1:9010"}])
         else:  # a service's request packet
             evs.append([first + i, ts + i, '{"uri":"/goods","method":"GET","key":%d,'
-                        '"params":{},"trace_id":"%032x"}' % (i, i)])
+                        '"params":{},"trace.id":"%032x"}' % (i, i)])
     return envelope_decoder.decode(orjson.dumps(
         {"uri": "/logs", "method": "POST", "key": first, "ack": True,
          "params": {"service": service, "instance": instance, "events": evs}}))

@@ -164,7 +164,15 @@ class GatewayCounts:
         labels = ev.labels or {}
         if labels.__class__ is msgspec.Raw:  # the HTTP bulk paths' structs keep the labels' JSON text
             labels = orjson.loads(memoryview(labels))
-        ms = _duration(labels.get("event.duration_ms"))
+        if labels.__class__ is dict:
+            duration, address = labels.get("event.duration_ms"), labels.get("upstream.address")
+        else:  # an acked batch's access log (ingest/shipped.py's AccessLabels): attributes
+            duration, address = labels.duration, labels.address
+            if duration is msgspec.UNSET:
+                duration = None
+            if address is msgspec.UNSET:
+                address = None
+        ms = _duration(duration)
         minute = ts // 60_000
         if minute == self._minute:  # most events fall in the minute (and second) of the last
             per_route = self._per_route
@@ -184,7 +192,6 @@ class GatewayCounts:
             if ms is not None:
                 d = _bucket(ms)
                 r[1][d] = r[1].get(d, 0) + 1
-        address = labels.get("upstream.address")
         if address is None:
             return
         if not isinstance(address, str):  # json_extract_string: a value's JSON text

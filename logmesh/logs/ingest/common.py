@@ -90,6 +90,21 @@ def check_json(raw: bytes | msgspec.Raw) -> None:
         raise Rejected("too_deep", f"nested deeper than {MAX_DEPTH} levels")
 
 
+def check_json_all(raws: list[bytes | msgspec.Raw]) -> None:
+    """:func:`check_json` of each of ``raws``, screened together (joined by a space, which the
+    screen reads as nothing): only when the whole is suspect is each one checked, and when only
+    its brackets are, only those long enough to hold more than MAX_DEPTH of them."""
+    screened = b" ".join(raws).translate(_SCREEN)
+    if b"0e" in screened or _LONG_NUMBER in screened:
+        suspects = raws
+    elif screened.count(b"[") > MAX_DEPTH:
+        suspects = [raw for raw in raws if len(raw) > MAX_DEPTH]
+    else:
+        return
+    for raw in suspects:
+        check_json(raw)
+
+
 def depth(value: Any) -> int:
     """Nesting depth of a parsed JSON value, without recursion."""
     deepest = 0
@@ -256,18 +271,23 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
             except Rejected as exc:  # the request's text is kept whole in message; only the
                 extra = {**(extra or {}), PARAMS_ERROR_LABEL: exc.reason}  # parsed copy goes
         ev.trace_id = _text(req.trace_id)
-        key = req.key
-        if key is None and memoryview(req.params)[:1] == b"{":
-            try:  # the book's gateway keeps the key inside params
-                key = key_decoder.decode(req.params).key
-            except msgspec.DecodeError:
-                key = None
-        ev.key = _text(key)
+        ev.key = _text(request_key(req))
         if service is None:
             ev.service_name = routes.service_for(req.method, req.uri)
     if extra:
         apply_extra(ev, extra)
     return ev
+
+
+def request_key(req: Request) -> Any:
+    """A logged request's key: its own, else the one the book's gateway keeps inside params."""
+    key = req.key
+    if key is None and memoryview(req.params)[:1] == b"{":
+        try:
+            key = key_decoder.decode(req.params).key
+        except msgspec.DecodeError:
+            key = None
+    return key
 
 
 _EXTRA_FIELDS = {"log.level": "level", "log.logger": "logger", "message": "message",

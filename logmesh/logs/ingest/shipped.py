@@ -1,0 +1,198 @@
+"""A shipper's acked batch to stored lines with few calls, for the two shapes a mesh ships.
+
+A mesh's shippers send two kinds of event, half each: the gateway's access log
+(text such as ``GET /goods 200 1.2ms`` with its ECS fields in ``extra``,
+mesh/gateway.py) and the services' request packets (a JSON object, no
+``extra``). :func:`~logmesh.logs.ingest.common.request_event` builds each
+event field by field: a dict decoded per ``extra``, the packet decoded on
+its own, each ECS field checked and set through ``apply_extra``: ~2.3-3 µs an
+event, against ~1-2 for bulk ingest (bench/acked_batch.py, docs/benchmarks.md).
+
+Here the whole batch is one msgspec decode into typed structs (the gateway's
+fields and types are the struct's: a field of another name or kind fails the
+decode), a batch of request packets one more ``decode_lines`` of their texts
+and one screen of their params (``check_json``'s), and each event one
+positional :class:`ShippedLine` (the stored line, encoded by the store in the
+block's one ``encode_lines`` call like an :class:`~logmesh.logs.event.Event`).
+Anything else -- another shape of ``extra``, a replayed event (its own
+``instance``), a timestamp out of range, a batch mixing both kinds, params a
+reader could not read back, a packet that is not one JSON object -- gets None,
+and the batch takes ``request_event`` per event, which handles, rejects and
+labels every case. Both ways store the same lines (tests/logs/ingest/test_shipped.py);
+the labels of an access log are in the gateway's order (``event.duration_ms``,
+``errorcode``, ``upstream``, ``upstream.address``) whatever order they came in.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from ..event import as_text
+from .common import (
+    _OBJECT_STARTS,
+    MAX_TIMESTAMP_MS,
+    Rejected,
+    Routes,
+    check_json_all,
+    request_decoder,
+    request_key,
+)
+
+Status = Annotated[int, Meta(ge=0, le=999)]
+Scalar = str | int | float | bool | None  # a label value of the gateway's kinds (JSON null kept)
+
+
+class AccessFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The ``extra`` of the gateway's access log (mesh/gateway.py ``_account``): its ECS fields,
+    typed as ``apply_extra`` stores them, and its labels; any other field fails the decode."""
+
+    method: str | None = msgspec.field(default=None, name="http.request.method")
+    path: str | None = msgspec.field(default=None, name="url.path")
+    status: Status | None = msgspec.field(default=None, name="http.response.status_code")
+    trace_id: str | None = msgspec.field(default=None, name="trace.id")
+    level: str | None = msgspec.field(default="info", name="log.level")
+    duration: Scalar | UnsetType = msgspec.field(default=UNSET, name="event.duration_ms")
+    errorcode: Scalar | UnsetType = UNSET
+    upstream: Scalar | UnsetType = UNSET
+    address: Scalar | UnsetType = msgspec.field(default=UNSET, name="upstream.address")
+
+
+class AccessLabels(msgspec.Struct, gc=False):
+    """An access log's ``labels``; UNSET ones are left out of the line (logs/gateway_counts.py
+    reads ``duration`` and ``address`` of it where it reads a labels dict's names)."""
+
+    duration: Scalar | UnsetType = msgspec.field(default=UNSET, name="event.duration_ms")
+    errorcode: Scalar | UnsetType = UNSET
+    upstream: Scalar | UnsetType = UNSET
+    address: Scalar | UnsetType = msgspec.field(default=UNSET, name="upstream.address")
+
+
+_NO_LABELS = AccessLabels()
+
+
+class ShippedEvent(msgspec.Struct, array_like=True, gc=False):
+    """``[n, ts_ms, raw, extra]`` of common.BatchEvent; an ``instance`` (a replayed event) fails."""
+
+    n: int
+    ts: Annotated[int, Meta(ge=0, le=MAX_TIMESTAMP_MS)]
+    raw: str
+    extra: AccessFields | None = None
+    instance: None = None
+
+
+class ShippedBatch(msgspec.Struct, gc=False):
+    service: str = ""
+    instance: str = ""
+    events: list[ShippedEvent] = []
+    node: Any = None
+    heartbeat: Any = None
+
+
+EMPTY = msgspec.Raw(b"")  # no params: the default, left out of the line
+
+
+class ShippedLine(msgspec.Struct, omit_defaults=True, gc=False):
+    """A stored line: :class:`~logmesh.logs.event.Event`'s fields, names and order, positional
+    so each event is one call (the store encodes and observes it as it does an Event)."""
+
+    seq: int
+    timestamp: int = msgspec.field(name="@timestamp")
+    received_at: int = 0
+    service_name: str | None = msgspec.field(default=None, name="service.name")
+    service_instance: str | None = msgspec.field(default=None, name="service.instance")
+    source_address: str | None = msgspec.field(default=None, name="source.address")
+    source_port: int | None = msgspec.field(default=None, name="source.port")
+    method: str | None = msgspec.field(default=None, name="http.request.method")
+    path: str | None = msgspec.field(default=None, name="url.path")
+    status: int | None = msgspec.field(default=None, name="http.response.status_code")
+    key: str | None = None
+    level: str | None = msgspec.field(default=None, name="log.level")
+    logger: str | None = msgspec.field(default=None, name="log.logger")
+    message: str | None = None
+    params: msgspec.Raw = EMPTY
+    stack_trace: str | None = msgspec.field(default=None, name="error.stack_trace")
+    event_id: str | None = msgspec.field(default=None, name="event.id")
+    trace_id: str | None = msgspec.field(default=None, name="trace.id")
+    labels: AccessLabels | None = None
+
+
+_batch_decoder = msgspec.json.Decoder(ShippedBatch)
+_requests = request_decoder.decode_lines
+
+
+def shipped_lines(params: bytes | msgspec.Raw, received: int, source: tuple[str, int],
+                  routes: Routes) -> tuple[ShippedBatch, list[ShippedLine]] | None:
+    """The batch (``params`` of an acked envelope) and its stored lines, one per event in order,
+    if it is a whole batch of one shape this path takes (its own instance's events, all access
+    logs or all request packets); else None: the caller takes the per-event path."""
+    try:
+        batch = _batch_decoder.decode(params)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    events = batch.events
+    if not events or not batch.instance:
+        return None
+    if events[0].extra is not None:
+        lines = _access_logs(batch, received, source)
+    else:
+        lines = _request_packets(batch, received, source, routes)
+    return None if lines is None else (batch, lines)
+
+
+def _access_logs(batch: ShippedBatch, received: int,
+                 source: tuple[str, int]) -> list[ShippedLine] | None:
+    instance, service = batch.instance, batch.service or None
+    address, port = source
+    prefix = instance + ":"
+    lines = []
+    for ev in batch.events:
+        x = ev.extra
+        raw = ev.raw
+        if x is None or raw[:1] in _OBJECT_STARTS:  # a packet: request_event decodes it
+            return None
+        labels = AccessLabels(x.duration, x.errorcode, x.upstream, x.address)
+        lines.append(ShippedLine(
+            0, ev.ts, received, service, instance, address, port, x.method, x.path, x.status,
+            None, x.level, None, raw, EMPTY, None, prefix + str(ev.n), x.trace_id,
+            None if labels == _NO_LABELS else labels))
+    return lines
+
+
+def _request_packets(batch: ShippedBatch, received: int, source: tuple[str, int],
+                     routes: Routes) -> list[ShippedLine] | None:
+    events = batch.events
+    raws = [ev.raw for ev in events if ev.extra is None]
+    if len(raws) != len(events):
+        return None
+    joined = "\n".join(raws)
+    if joined.count("\n") != len(raws) - 1 or any(r[:1] != "{" for r in raws):
+        return None  # a raw newline inside a packet, or text: one by one
+    try:
+        reqs = _requests(joined)
+        check_json_all([req.params for req in reqs if req.params])
+    except (msgspec.DecodeError, UnicodeError, RecursionError, Rejected):
+        return None  # request_event keeps it as text, or labels the params it leaves out
+    if len(reqs) != len(raws):
+        return None
+    instance, service = batch.instance, batch.service or None
+    address, port = source
+    prefix = instance + ":"
+    lines = []
+    for ev, req in zip(events, reqs, strict=True):
+        method, uri, trace_id = req.method, req.uri, req.trace_id
+        key = request_key(req)
+        lines.append(ShippedLine(
+            0, ev.ts, received,
+            service if service is not None else routes.service_for(method, uri),
+            instance, address, port,
+            method if method is None or method.__class__ is str else as_text(method),
+            uri if uri is None or uri.__class__ is str else as_text(uri),
+            None,
+            key if key is None or key.__class__ is str else as_text(key),
+            "info", None, ev.raw, req.params or EMPTY, None, prefix + str(ev.n),
+            trace_id if trace_id is None or trace_id.__class__ is str else as_text(trace_id),
+            None))
+    return lines
