@@ -361,9 +361,11 @@ class SegmentWriter:
             self._buf_bytes = 0
             self._pending_blocks = []
             try:
-                # In the writer's thread: the kernel copies the group (~0.5 us an event) while
-                # the loop goes on reading sockets; appends meanwhile go to the fresh buffer.
-                await loop.run_in_executor(self._io, self._write_group, data, pending)
+                # In the writer's thread, one hop for the write and its fsync: the kernel copies
+                # the group (~0.5 us an event) and syncs it while the loop goes on reading
+                # sockets; appends meanwhile go to the fresh buffer.
+                took = await loop.run_in_executor(self._io, self._write_and_sync, data, pending,
+                                                  last)
             except _WriteFailed as exc:
                 # Disk full or failing: what was written stays (and is synced below); the rest
                 # stays buffered, unacknowledged, and is retried block by block.
@@ -382,9 +384,35 @@ class SegmentWriter:
                 finally:
                     await asyncio.sleep(RETRY_SECONDS)
                 return
-            self.written_seq = last
-        await self._sync(loop)
+            if took is not None:
+                self._count_fsync(took)
+            self._mark_durable(last)
+        else:  # nothing new: what a waiter asks for may be written and not yet synced
+            await self._sync(loop)
         self.failure = None
+
+    def _write_and_sync(self, data: list[bytes], pending: list, last: int) -> float | None:
+        """In the I/O thread: write a group, then fsync it per the mode; the seconds the fsync
+        took (None: none). One hop a group, not one for the write and one for the fsync: each
+        costs a submit, a thread wake-up and the loop's self-pipe wake-up."""
+        self._write_group(data, pending)
+        self.written_seq = last  # handed to the kernel (a sink's lag reads it meanwhile)
+        if self.fsync_mode == "off" or self._fd is None:
+            return None
+        return self._fsync()
+
+    def _fsync(self) -> float:
+        """In the I/O thread: fsync the active segment; the seconds it took."""
+        assert self._fd is not None
+        t0 = time.perf_counter()
+        os.fsync(self._fd)
+        return time.perf_counter() - t0
+
+    def _count_fsync(self, took: float) -> None:
+        self.fsyncs.inc()
+        self.fsync_seconds.inc(took)
+        if took > value(self.fsync_seconds_max):
+            self.fsync_seconds_max.set(took)
 
     async def _sync(self, loop: asyncio.AbstractEventLoop) -> None:
         """fsync what was written (per the mode) and resolve the waiters it covers."""
@@ -393,13 +421,7 @@ class SegmentWriter:
             return
         target = self.written_seq
         if target > self.durable_seq and self._fd is not None:
-            t0 = time.perf_counter()
-            await loop.run_in_executor(self._io, os.fsync, self._fd)
-            took = time.perf_counter() - t0
-            self.fsyncs.inc()
-            self.fsync_seconds.inc(took)
-            if took > value(self.fsync_seconds_max):
-                self.fsync_seconds_max.set(took)
+            self._count_fsync(await loop.run_in_executor(self._io, self._fsync))
         self._mark_durable(target)
 
     def _mark_durable(self, seq: int) -> None:

@@ -187,6 +187,44 @@ async def test_group_commit_one_write_and_one_fsync_for_many_appends(tmp_path, o
     assert numbers(tmp_path) == list(range(1, 501))
 
 
+async def test_a_group_is_written_and_synced_in_one_hop_of_the_io_thread(tmp_path, open_writer):
+    """Each hop to the I/O thread costs a submit, a thread wake-up and the loop's self-pipe
+    wake-up: a group's write and its fsync share one."""
+    w = open_writer(fsync_interval=5.0)
+    submitted: list = []
+    submit = w._io.submit
+    w._io.submit = lambda fn, *args: (submitted.append(fn), submit(fn, *args))[1]
+    for n in (1, 4, 7):
+        await asyncio.wait_for(w.durable(w.append_events(events(n, 3))), 5)
+    assert len(submitted) == 3, submitted
+    assert w.stats["fsyncs"] == 3
+    assert numbers(tmp_path) == list(range(1, 10))
+
+
+async def test_a_failed_fsync_holds_the_ack_until_an_fsync_succeeds(tmp_path, open_writer,
+                                                                    monkeypatch):
+    real_fsync = os.fsync
+    failing = threading.Event()
+    failing.set()
+
+    def fsync(fd):
+        if failing.is_set() and fd_path(fd).endswith(".ndjson"):
+            raise OSError(errno.EIO, "I/O error")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    w = open_writer()
+    seq = w.append_events(events(1, 3))
+    waiter = asyncio.ensure_future(w.durable(seq))
+    await wait_until(lambda: w.failure is not None, 5, "the failed fsync said")
+    assert w.written_seq == seq, "written to the kernel, not synced"
+    assert not waiter.done() and w.durable_seq < seq
+    failing.clear()
+    await asyncio.wait_for(waiter, 5)
+    assert w.durable_seq >= seq and w.failure is None
+    assert numbers(tmp_path) == [1, 2, 3]
+
+
 async def test_durable_resolves_only_after_fsync(tmp_path, open_writer, monkeypatch):
     real_fsync = os.fsync
     gate = threading.Event()
