@@ -30,6 +30,7 @@ import asyncio
 import logging
 import re
 from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -61,6 +62,9 @@ log = logging.getLogger("logmesh.logs.ingest")
 # Marks an event kept with U+FFFD for bytes that were not UTF-8 (logs/event.py's labels).
 REPLACED_LABEL = "logmesh.replaced"
 REPLACED_BAD_UTF8 = {REPLACED_LABEL: "bad_utf8"}
+
+_N, _TS, _LEVEL, _STATUS = (attrgetter(name) for name in ("n", "ts", "level", "status"))
+
 
 class RawBatch(msgspec.Struct):
     """A batch whose events are left undecoded: the error path decodes them one by one."""
@@ -312,7 +316,12 @@ class LogIngestProtocol(IngestConnection):
             batch, made = fast
             ctx.batches += 1
             instance = batch.instance
-            built = list(zip(repeat(instance), batch.events, made))
+            evs = batch.events
+            if ctx.ledger.add_run(instance, list(map(_N, evs)), batch.service, max(map(_TS, evs))):
+                lines += made  # all new, in a row: the ledger's one call, as _add_run's
+                errors = sum(map(is_error, map(_LEVEL, made), map(_STATUS, made)))
+                return self._heard(env, batch, received, errors, len(made), 0, rejected)
+            built = list(zip(repeat(instance), evs, made))
         else:
             batch, built = self._build(env, received, rejected)
             if batch is None:
@@ -334,13 +343,21 @@ class LogIngestProtocol(IngestConnection):
                     lines.append(line)
                     if inst == instance and is_error(line.level, line.status):
                         errors += 1
+        return self._heard(env, batch, received, errors, len(built),
+                           len(built) - (len(lines) - before), rejected)
+
+    def _heard(self, env: Any, batch: Any, received: int, errors: int, taken: int,
+               duplicates: int, rejected: list) -> tuple[int, list]:
+        """A batch's bookkeeping once its lines are in: the ledger hears its shipper, the
+        duplicates and rejections are counted; ``(acked, rejected)`` for its reply."""
+        ctx = self.ctx
+        instance = batch.instance
         if instance:  # heard, even with no events (a heartbeat): logs/health.py
             opened = instance not in self.shippers
             if opened:
                 self.shippers.add(instance)
             ctx.ledger.heard(instance, batch.service, batch.node, batch.heartbeat, self.source[0],
                              received, errors=errors, opened=opened)
-        duplicates = len(built) - (len(lines) - before)
         if duplicates:  # counted once per batch, not per event
             ctx.duplicates.inc(duplicates)
         if rejected:
@@ -349,7 +366,7 @@ class LogIngestProtocol(IngestConnection):
                 ctx.count_rejected(reason)
                 ctx.warn.warning("ingest %s:%s: rejected an event of batch %r (%s) %s",
                                  *self.source, env.key, reason, detail[:160])
-        return len(built), [r[:2] for r in rejected]
+        return taken, [r[:2] for r in rejected]
 
     def _build(self, env: Any, received: int, rejected: list) -> tuple[Batch | None, list]:
         """The per-event path: the batch decoded as it may come, each event built by
