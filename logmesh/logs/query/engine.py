@@ -19,6 +19,7 @@ file (:meth:`Engine.with_deadline`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ from ..store import catalogue, layout, red_summary
 from ..store.blocks import ParquetFile
 from ..store.columns import MESH_SELECT, SELECT_LIST, TS, ident, read_ndjson_lenient_sql, sql_str
 from ..store.compact import MINUTE_MS, SUMMARY_FIELDS
-from . import kql, plan, token_need
+from . import kql, plan, rare, token_need
 from .cursors import decode_cursor, encode_cursor
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
 from .execution import DuckDB, QueryCounters, event_dict, lower_priority
@@ -239,18 +240,27 @@ class Engine:
             params = params + [after[0], after[0], after[1]]
         snap = self.refresh(max_age=0.05)
         events: list[dict] = []
+        picked = rare.search(self.db, snap.parquet, need, where, params, start, end, desc, limit) \
+            if need is not None else None
+        if picked is not None:  # a rare word's row groups, read by pyarrow (query/rare.py)
+            events, rest = picked
+            snap = dataclasses.replace(snap, parquet=tuple(rest))
+        found = len(events)
         for lo, hi in plan.slices(plan.units(snap, start, end, need), start, end, desc):
             src = plan.source(snap, lo, hi, need)
             if src is None:
                 continue
-            want = limit - len(events)
+            want = limit - (len(events) - found)
             direction = "DESC" if desc else "ASC"
             names, rows = self.db.run(
                 f"SELECT * FROM ({src.sql}) WHERE {where} "
                 f"ORDER BY {TS} {direction}, seq {direction} LIMIT {want}", params)
             events.extend(event_dict(names, r) for r in rows)
-            if len(events) >= limit:
+            if len(events) - found >= limit:
                 break
+        if found and len(events) > found:  # both paths answered: merged in order
+            events.sort(key=lambda e: (e["@timestamp"], e["seq"]), reverse=desc)
+            del events[limit:]
         nxt = None
         if len(events) >= limit and events:
             last = events[-1]

@@ -238,6 +238,15 @@ class DuckDB:
             self.counters.seconds.inc(time.perf_counter() - t0)
         return names, rows
 
+    def run_on(self, name: str, table: Any, sql: str, params: list[Any]) -> tuple[list[str], list[tuple]]:
+        """:meth:`run` with an Arrow ``table`` readable as ``name`` (on this thread's cursor only)."""
+        cur = self.cursor()
+        cur.register(name, table)
+        try:
+            return self.run(sql, params)
+        finally:
+            cur.unregister(name)
+
     def gone_file(self, exc: duckdb.Error) -> bool:
         """Did the query name a file of ours that compaction or retention removed meanwhile?"""
         text = str(exc)

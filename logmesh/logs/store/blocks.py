@@ -18,12 +18,16 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from . import layout, tokens, trigrams
 from .columns import sql_str
 from .duck import duckdb
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("logmesh.logs.query")  # said while a query refreshes: the query's logger
 
@@ -34,6 +38,7 @@ class ParquetFile:
     worker: int  # -1: a name layout.py cannot parse
     index: dict
     _filters: tokens.Blooms | list[int] | bool | None = None  # False: none usable
+    arrow_metadata: object = None  # its Parquet footer as pyarrow read it (query/rare.py)
 
     @property
     def min_ts(self) -> int:
@@ -74,6 +79,21 @@ class ParquetFile:
             bitmap = filters[block]
             return lambda key: trigrams.has_key(bitmap, key)
         return None
+
+    def key_mask(self, key: str) -> np.ndarray | None:
+        """Per block, may it hold this index key? (numpy, all blocks at once: a file of
+        small blocks has hundreds.) None when the file has no token Bloom filters."""
+        if self._filters is None:
+            self._filters = self._load_filters()
+        filters = self._filters
+        if not isinstance(filters, tokens.Blooms):
+            return None
+        import numpy as np
+        bits = np.frombuffer(filters.raw, dtype=np.uint8).reshape(-1, filters.m // 8)
+        out = np.ones(len(bits), dtype=bool)
+        for p in tokens.positions(key, filters.m):
+            out &= (bits[:, p >> 3] >> (p & 7)) & 1 == 1
+        return out
 
     def _load_filters(self) -> tokens.Blooms | list[int] | bool:
         try:

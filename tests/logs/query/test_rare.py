@@ -1,0 +1,126 @@
+"""A rare word's search through pyarrow (query/rare.py) answers as the usual path does."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from logmesh.logs.query import kql, rare
+from logmesh.logs.query.engine import Engine
+from logmesh.logs.store import layout
+from logmesh.logs.store.catalogue import list_segments
+from logmesh.logs.store.compact import compact_segment, new_connection, remove_segment
+from tests.support.logs import stored
+from tests.support.store import HOUR, T0, event, write_store
+
+LO, HI = T0 - HOUR, T0 + 10 * HOUR
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo"]
+QUERIES = ["deadlock", "segfault", "deadlock or segfault", "deadlock and service.name:goods",
+           "dead*", '"segfault at"', "alpha and deadlock", "nothinghere"]
+
+
+def batch(hour: int, n: int, seed: int) -> list:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        words = " ".join(rng.choice(WORDS) for _ in range(3))
+        rare_word = " DeadLock!" if rng.random() < 0.03 else " segfault at 0x7f" if rng.random() < 0.01 else ""
+        out.append(event(T0 + hour * HOUR + i * 50 + (i % 7), service=rng.choice(["goods", "members"]),
+                         message=f"{words} {i}{rare_word}", params={"id": i} if i % 2 else None,
+                         labels={"upstream": "goods"} if i % 3 == 0 else None))
+    return out
+
+
+@pytest.fixture
+async def store(tmp_path):
+    """Four segments of 400 events: three compacted with blocks (= row groups) of 16, 64 and
+    the default 16,384 rows (an older store's files), the last one live."""
+    writer = await write_store(tmp_path, [batch(h, 400, h) for h in range(4)])
+    EVERY[tmp_path] = {e["seq"]: e for e in stored(tmp_path)}
+    con = new_connection()
+    for seg, rows in zip([s for s in list_segments(tmp_path) if s.sealed], [16, 64, layout.PARQUET_ROW_GROUP_ROWS],
+                         strict=True):
+        compact_segment(con, seg, tmp_path / layout.PARQUET_DIR, rows)
+        remove_segment(seg)
+    con.close()
+    yield tmp_path
+    await writer.close()
+    EVERY.pop(tmp_path)
+
+
+EVERY: dict = {}  # data dir -> {seq: event}, read before compaction
+
+
+def answers(engine: Engine, q: str, order: str, limit: int) -> list[tuple[int, dict]]:
+    out, cursor = [], None
+    while True:
+        events, cursor = engine.search(kql.parse(q), LO, HI, limit=limit, order=order, cursor=cursor)
+        out.extend((e["seq"], e) for e in events)
+        if cursor is None:
+            return out
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+@pytest.mark.parametrize("wave_rows", [8, rare.FIRST_WAVE_ROWS])
+async def test_the_same_answers_as_the_usual_path(store, monkeypatch, order, wave_rows):
+    """Row groups of three sizes in one store and a live segment, pages of 7 and of 1000,
+    newest or oldest first, small waves (stopping early) or one: every answer, field for
+    field, is the usual path's (DuckDB over every kept block) and the brute force's."""
+    engine = Engine(store)
+    every = EVERY[store]
+    monkeypatch.setattr(rare, "FIRST_WAVE_ROWS", wave_rows)
+    for q in QUERIES:
+        for limit in (7, 1000):
+            got = answers(engine, q, order, limit)
+            with monkeypatch.context() as m:
+                m.setattr(rare, "MAX_ROWS", -1)  # every file to the usual path
+                usual = answers(engine, q, order, limit)
+            assert got == usual, (q, limit)
+            assert all(every[s] == e for s, e in got), q
+    assert any(len(answers(engine, q, order, 1000)) > 20 for q in QUERIES)
+    engine.close()
+
+
+async def test_the_rare_path_reads_only_files_whose_blocks_are_row_groups(store, monkeypatch):
+    """A file whose block index does not line up with its row groups (a hand-made index) is
+    left to the usual path, and the answers stay whole."""
+    engine = Engine(store)
+    want = answers(engine, "deadlock", "desc", 1000)
+    blocks = sorted((store / layout.PARQUET_DIR).glob(f"*{layout.BLOCKS_SUFFIX}"))[0]
+    index = orjson.loads(blocks.read_bytes())
+    index["blocks"] = [[*b[:2], b[2], *b[3:]] for b in index["blocks"]][:-1]  # one block short
+    index["blocks"][-1][1] = index["max_ts"]
+    index["blocks"][-1][2] += 16
+    index["tokens"] = None
+    blocks.write_bytes(orjson.dumps(index))
+    read: list[str] = []
+    real = rare.read_groups
+    monkeypatch.setattr(rare, "read_groups", lambda pf, ix, need: read.append(pf.path.name) or real(pf, ix, need))
+    engine.close()
+    engine = Engine(store)
+    assert answers(engine, "deadlock", "desc", 1000) == want
+    assert read and layout.parquet_name(blocks.name[: -len(layout.BLOCKS_SUFFIX)] + ".ndjson") not in read
+    engine.close()
+
+
+async def test_a_damaged_file_read_by_the_rare_path_is_set_aside(store):
+    engine = Engine(store)
+    pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))[0]
+    rows = orjson.loads(pq.with_name(layout.blocks_name(pq.name)).read_bytes())["rows"]
+    want = [s for s, _ in answers(engine, "deadlock", "desc", 1000) if not T0 <= every_ts(store, s) < T0 + HOUR]
+    data = bytearray(pq.read_bytes())
+    data[8:len(data) // 2] = b"\xff" * (len(data) // 2 - 8)  # its pages; the footer whole
+    pq.write_bytes(bytes(data))
+    engine.close()
+    engine = Engine(store)
+    found, _ = engine.with_deadline(None, engine.search, kql.parse("deadlock"), LO, HI, limit=1000)
+    assert [e["seq"] for e in found] == want
+    assert engine.counters["damaged_files"] == 1 and engine.counters["damaged_rows"] == rows
+    assert not pq.exists()
+    engine.close()
+
+
+def every_ts(store, seq: int) -> int:
+    return EVERY[store][seq]["@timestamp"]
