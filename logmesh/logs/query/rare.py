@@ -42,6 +42,7 @@ MAX_ROWS = 2_000_000  # kept rows past this: the usual path (it stops early for 
 FIRST_WAVE_ROWS = 250_000  # as plan.FIRST_SLICE_ROWS: rows of the first wave, x4 each
 READ_THREADS = 2  # row groups decoded at once (the machine's cores; pyarrow releases the GIL)
 GROUPS_PER_TASK = 4  # row groups of one file read by one call
+SMALL_DICTIONARY = 4096  # compressed bytes of a column chunk's dictionary page read as a dictionary
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -162,12 +163,34 @@ def lines_up(pf: ParquetFile) -> bool:
         md.row_group(i).num_rows == b[2] for i, b in enumerate(pf.blocks))
 
 
+def small_dictionaries(md: Any, indexes: list[int]) -> list[str]:
+    """The string columns whose pages are all in a small dictionary in these row groups
+    (service names, levels, paths): read as dictionaries, ~30% less CPU a row group."""
+    out = []
+    for j in range(md.num_columns):
+        chunks = [md.row_group(g).column(j) for g in indexes]
+        if all(c.physical_type == "BYTE_ARRAY" and c.has_dictionary_page
+               and c.data_page_offset - c.dictionary_page_offset < SMALL_DICTIONARY
+               and not any(e.startswith("DELTA") for e in c.encodings) for c in chunks):
+            out.append(chunks[0].path_in_schema)
+    return [n for n in out if n in NAMES and n != "message"]  # message: matched as strings
+
+
 def read_groups(pf: ParquetFile, indexes: list[int], need: Need) -> pa.Table:
     """These row groups of the file, every column, cut to the rows :func:`required` keeps."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
-    reader = pq.ParquetFile(pf.path, metadata=footer(pf), arrow_extensions_enabled=False)
-    table = reader.read_row_groups(indexes, columns=NAMES, use_threads=False)
-    return table.filter(required(need, table.column("message")))
+    md = footer(pf)
+    try:
+        table = pq.ParquetFile(pf.path, metadata=md, arrow_extensions_enabled=False,
+                               read_dictionary=small_dictionaries(md, indexes)).read_row_groups(
+            indexes, columns=NAMES, use_threads=False)
+    except pa.ArrowNotImplementedError:  # a page pyarrow cannot keep as a dictionary after all
+        table = pq.ParquetFile(pf.path, metadata=md, arrow_extensions_enabled=False).read_row_groups(
+            indexes, columns=NAMES, use_threads=False)
+    table = table.filter(required(need, table.column("message")))
+    cols = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.table(cols, names=table.column_names)  # DuckDB reads each column as the store's type
 
 
 def pool() -> ThreadPoolExecutor:
