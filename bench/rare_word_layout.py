@@ -27,6 +27,8 @@ from pathlib import Path
 START = 1_795_539_600_000  # bench/query.py's
 DAY = 24 * 3_600_000
 WORDS = ("segfault", "deadlock", "deadlock and service.name:goods")
+SCANS = ("histogram:http.response.status_code >= 500", "count:service.name:goods and log.level:error",
+         "top:service.name:members")  # bench/query.py's scans (--scans)
 
 PROBE = r"""
 import json, statistics, sys, time
@@ -36,25 +38,35 @@ from logmesh.logs.query.engine import Engine
 store, runs, start, end = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 words = json.loads(sys.argv[5])
 eng = Engine(store, threads=2)
+def ask(w):
+    kind, _, q = w.partition(":") if w.startswith(("count:", "histogram:", "top:")) else ("search", "", w)
+    node = kql.parse(q)
+    if kind == "count":
+        return eng.count(node, start, end), []
+    if kind == "histogram":
+        return eng.histogram(node, start, end)["total"], []
+    if kind == "top":
+        return eng.top(node, start, end, "url.path")["values"][0]["count"], []
+    events, _ = eng.search(node, start, end, limit=100)
+    return len(events), [[e["@timestamp"], e["seq"]] for e in events]
 out = {}
 for w in words:
-    node = kql.parse(w)
-    events, _ = eng.search(node, start, end, limit=100)
+    hits, keys = ask(w)
     wall, cpu = [], []
     for _ in range(runs):
         t, c = time.perf_counter(), time.process_time()
-        eng.search(node, start, end, limit=100)
+        ask(w)
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     out[w] = {"ms": 1000 * statistics.median(wall), "cpu_ms": 1000 * statistics.median(cpu),
-              "hits": len(events), "keys": [[e["@timestamp"], e["seq"]] for e in events]}
+              "hits": hits, "keys": keys}
 print(json.dumps(out))
 """
 
 
-def probe(code: Path, store: Path, runs: int) -> dict:
+def probe(code: Path, store: Path, runs: int, words: tuple[str, ...]) -> dict:
     proc = subprocess.run([sys.executable, "-c", PROBE, str(store), str(runs), str(START),
-                           str(START + DAY), json.dumps(WORDS)], check=True, capture_output=True,
+                           str(START + DAY), json.dumps(words)], check=True, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(code)}, cwd=code)
     return json.loads(proc.stdout)
 
@@ -66,23 +78,25 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent)
     ap.add_argument("--dir", type=Path, required=True, help="this code's store's --dir")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--scans", action="store_true", help="also bench/query.py's three scans")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     base_store, store = args.base_dir / "store", args.dir / "store"
+    words = WORDS + SCANS if args.scans else WORDS
     sides = {"base": (args.base_code, base_store), "this": (args.code, store)}
     results: dict[str, list[dict]] = {"base": [], "this": []}
     print(f"{'round':<6}{'word':<34}{'base ms':>9}{'this ms':>9}{'base cpu':>10}{'this cpu':>10}"
           f"{'ratio':>7}  hits, same")
     for r in range(args.rounds):
         order = ["base", "this"] if r % 2 == 0 else ["this", "base"]
-        got = {side: probe(*sides[side], args.runs) for side in order}
+        got = {side: probe(*sides[side], args.runs, words) for side in order}
         for side in results:
             results[side].append(got[side])
-        for w in WORDS:
+        for w in words:
             b, t = got["base"][w], got["this"][w]
             print(f"{r + 1:<6}{w:<34}{b['ms']:>9.1f}{t['ms']:>9.1f}{b['cpu_ms']:>10.1f}{t['cpu_ms']:>10.1f}"
-                  f"{b['ms'] / t['ms']:>6.1f}x  {t['hits']}, {b['keys'] == t['keys']}")
-    for w in WORDS:
+                  f"{b['ms'] / t['ms']:>6.1f}x  {t['hits']}, {b['keys'] == t['keys'] and b['hits'] == t['hits']}")
+    for w in words:
         ratios = [b[w]["ms"] / t[w]["ms"] for b, t in zip(results["base"], results["this"], strict=True)]
         med = {s: statistics.median(x[w]["ms"] for x in results[s]) for s in results}
         cpu = {s: statistics.median(x[w]["cpu_ms"] for x in results[s]) for s in results}

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 NAMES = [name for name, _ in COLUMNS]
+MAX_GROUP_ROWS = 8192  # files with larger row groups take the usual path: DuckDB decodes a hit's
+# 16,384-row group for less than pyarrow (it skips the other columns' vectors without a match)
 MAX_ROWS = 2_000_000  # kept rows past this: the usual path (it stops early for a frequent word)
 FIRST_WAVE_ROWS = 250_000  # as plan.FIRST_SLICE_ROWS: rows of the first wave, x4 each
 READ_THREADS = 2  # row groups decoded at once (the machine's cores; pyarrow releases the GIL)
@@ -100,9 +102,12 @@ def kept(db: DuckDB, files: tuple[ParquetFile, ...], start: int, end: int,
     for pf in files:
         if pf.max_ts < start or pf.min_ts > end:
             continue
-        mask = block_mask(pf, need) if pf.index.get("block_rows") else None
+        if not 0 < pf.index.get("block_rows", 0) <= MAX_GROUP_ROWS:
+            rest.append(pf)  # large row groups (DuckDB decodes less of them), or an unknown size
+            continue
+        mask = block_mask(pf, need)
         if mask is None:
-            rest.append(pf)  # no filters, or blocks that may not be its row groups
+            rest.append(pf)  # no usable filters
             continue
         blocks = np.asarray(pf.blocks, dtype=np.int64).reshape(-1, 5)
         sel = np.flatnonzero(mask & (blocks[:, 1] >= start) & (blocks[:, 0] <= end))
