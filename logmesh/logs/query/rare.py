@@ -1,19 +1,22 @@
-"""Newest (or oldest) N events for a word the token index finds in few blocks.
+"""Newest (or oldest) N events for a word the token index finds in few blocks of small row groups.
 
 The usual path (engine.search) hands DuckDB one statement of a ``read_parquet`` per
-file with the kept blocks as ``@timestamp`` ranges. For a rare word that is a few
-blocks in many files, and DuckDB pays per file and per row group it opens (the
-footer's row groups checked, every column's reader set up), then decodes ``message``
-of each row group to run the query's regex before the other columns of a hit.
+file with the kept blocks as ``@timestamp`` ranges. DuckDB pays per file and per row
+group it opens (the footer's row groups checked, every column's reader set up) and
+decodes ``message`` of each kept row group to run the query's regex; for 16,384-row
+groups that is still the cheaper reader (it skips the other columns' vectors that hold
+no hit), but for small row groups its per-group cost dominates.
 
-Here the kept blocks of the files whose blocks are their row groups (every file
-compaction wrote; an old or hand-copied file whose index does not line up takes
-the usual path) are read by pyarrow, each row group whole (no reader here decodes
-less than a column chunk: docs/benchmarks.md, "Rare word, fourth pass"), two at a
-time in threads (pyarrow lets go of the GIL), footers read once per file. Each
-group's rows are cut at once to those whose ``message`` holds the query's required
-words as substrings (a superset of the token match: the Bloom filters' own rule,
-per row), and DuckDB runs the query's full WHERE over what is left: a few rows.
+Here the kept blocks of files whose blocks are their row groups and hold at most
+MAX_GROUP_ROWS rows (compacted with a smaller ``block_rows``: bench/query.py
+``--block-rows``; files of the default size, old or hand-copied ones and files whose
+index does not line up take the usual path) are read by pyarrow, each row group whole
+(no reader here decodes less than a column chunk: docs/benchmarks.md, "Rare word,
+fourth pass"), in tasks run READ_THREADS at a time (pyarrow lets go of the GIL), footers
+read once per file. Each task's rows are cut at once to those whose ``message`` holds the
+query's required words as substrings in any case (a superset of the token match: the
+Bloom filters' own rule, per row), and DuckDB runs the query's full WHERE over what is
+left: a few rows.
 
 Groups are read newest first in waves (FIRST_WAVE_ROWS, then 4x each) and the search
 stops once the N-th event found is newer than every group not read yet.
