@@ -124,3 +124,18 @@ async def test_a_damaged_file_read_by_the_rare_path_is_set_aside(store):
 
 def every_ts(store, seq: int) -> int:
     return EVERY[store][seq]["@timestamp"]
+
+
+async def test_key_mask_is_the_blocks_own_test(store):
+    """blocks.ParquetFile.key_mask (numpy, every block at once) says what key_test says, block
+    by block, for keys present, absent and prefixes."""
+    engine = Engine(store)
+    files = engine.refresh().parquet
+    assert {len(pf.blocks) for pf in files} >= {25, 7, 1}
+    keys = ["deadlock", "segfault", "alpha", "nothinghere", "*dead", "*zzzz", "0x7f"]
+    for pf in files:
+        for key in keys:
+            mask = pf.key_mask(key)
+            assert mask is not None and mask.tolist() == [pf.key_test(i)(key) for i in range(len(pf.blocks))], key
+        assert any(pf.key_mask("deadlock")) and not all(pf.key_mask("deadlock")) or len(pf.blocks) < 7
+    engine.close()
