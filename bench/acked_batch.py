@@ -12,6 +12,12 @@ the gateway's ECS fields) and goods' request packets, 175 events a batch. Each r
 every checkout once, in turn, in a fresh process (``python`` in that checkout, so its
 ``logmesh`` is imported); the figure is the best of three passes in a round, the report the
 median of the rounds.
+
+``--whole`` measures instead what a pair of batches (gateway, goods) costs from the frame's bytes
+to its ack: ``data_received`` (framing, the envelope, ``_batch``), the store's writer and
+flusher (its I/O thread included: ``process_time`` counts every thread) and the ack, acks
+awaited per pair as the shippers wait, with ``--fsync off`` and ``batch``; ``--events`` per
+batch (the mesh's ~60-175) separates the cost per batch from the cost per event.
 """
 
 from __future__ import annotations
@@ -78,10 +84,94 @@ print(json.dumps({"batch": best[0], "counts": best[1], "events": 2 * N * K}))
 """
 
 
-def run(code: Path, batches: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(batches)], cwd=code,
+WHOLE = r"""
+import asyncio, json, sys, tempfile, time
+from logmesh.protocol import encode
+from logmesh.logs.ingest.context import IngestContext
+from logmesh.logs.ingest.tcp import LogIngestProtocol
+from logmesh.logs.store.segment import SegmentWriter
+
+N, K = int(sys.argv[1]), int(sys.argv[2])
+ts = int(time.time() * 1000)
+
+def frame(service, first, key):
+    evs = []
+    for i in range(K):
+        if service == "gateway":
+            ms = round(0.3 + (i % 50) / 37, 3)
+            evs.append([first + i, ts + i, f"GET /goods 200 {ms}ms",
+                        {"http.request.method": "GET", "url.path": "/goods",
+                         "http.response.status_code": 200, "trace.id": f"{i:032x}",
+                         "log.level": "info", "event.duration_ms": ms, "upstream": "goods",
+                         "upstream.address": "127.0.0.1:9010"}])
+        else:
+            evs.append([first + i, ts + i, '{"uri":"/goods","method":"GET","key":%d,'
+                        '"params":{},"trace.id":"%032x"}' % (i, i)])
+    return encode({"uri": "/logs", "method": "POST", "key": key, "ack": True,
+                   "params": {"service": service, "instance": service + "-1",
+                              "node": ["127.0.0.1", 9000], "heartbeat": 5, "events": evs}})
+
+class Transport(asyncio.Transport):  # takes the acks
+    def __init__(self):
+        super().__init__()
+        self.waiter = None
+    def write(self, data):
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(data)
+    def is_closing(self):
+        return False
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 5000) if name == "peername" else default
+    def close(self):
+        pass
+
+async def measure(fsync):
+    writer = SegmentWriter(tempfile.mkdtemp(), fsync=fsync)
+    writer.start()
+    ctx = IngestContext(writer)
+    loop = asyncio.get_running_loop()
+    conns = []
+    for service in ("gateway", "goods"):
+        proto, t = LogIngestProtocol(ctx), Transport()
+        proto.connection_made(t)
+        conns.append((proto, t, [frame(service, 1 + j * K, j) for j in range(N)]))
+    c0 = time.process_time()
+    for j in range(N):
+        for proto, t, frames in conns:
+            t.waiter = loop.create_future()
+            proto.data_received(frames[j])
+        for proto, t, _ in conns:
+            assert b'"errorcode":0' in await t.waiter
+    spent = time.process_time() - c0
+    await writer.close()
+    return spent
+
+print(json.dumps({f: asyncio.run(measure(f)) for f in ("off", "batch")}))
+"""
+
+
+def run(code: Path, batches: int, events: int | None = None) -> dict:
+    argv = [CHILD, str(batches)] if events is None else [WHOLE, str(batches), str(events)]
+    out = subprocess.run([sys.executable, "-c", *argv], cwd=code,
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
+
+
+def whole(codes: list[Path], rounds: int, batches: int, events: int) -> dict:
+    """``--whole``: µs per request (a pair of events) from the frame to its ack, per fsync mode."""
+    per: dict[Path, list[dict]] = {c: [] for c in codes}
+    for rnd in range(rounds):
+        for code in codes if rnd % 2 == 0 else list(reversed(codes)):
+            r = {f: 1e6 * v / (batches * events) for f, v in run(code, batches, events).items()}
+            per[code].append(r)
+            print(f"round {rnd} {code}: µs per request, frame to ack, {events} events a batch: "
+                  f"fsync off {r['off']:.2f}, batch {r['batch']:.2f}", flush=True)
+    print()
+    for code, rs in per.items():
+        print(f"{code}: median µs per request: fsync off "
+              f"{statistics.median(r['off'] for r in rs):.2f}, batch "
+              f"{statistics.median(r['batch'] for r in rs):.2f}")
+    return {str(c): rs for c, rs in per.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--code", type=Path, action="append", default=[],
                     help="a checkout to measure (repeat; default: this one)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--whole", action="store_true",
+                    help="from the frame's bytes to its ack, through the store (see above)")
+    ap.add_argument("--events", type=int, default=175, help="events a batch, with --whole")
     args = ap.parse_args(argv)
     codes = args.code or [Path(__file__).resolve().parent.parent]
+    if args.whole:
+        result = whole(codes, args.rounds, args.batches, args.events)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+        return 0
     per: dict[Path, list[dict]] = {c: [] for c in codes}
     for rnd in range(args.rounds):
         for code in codes if rnd % 2 == 0 else list(reversed(codes)):
