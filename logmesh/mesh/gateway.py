@@ -309,9 +309,13 @@ class Gateway(CountedPart, Serving):
                                    "'Authorization: Bearer <the mesh token>'")
             return _json(self.registry.nodes)
         route = f"{method}{path}"
-        addrs = self.routes.get(route, [])
-        live = [a for a in addrs if (c := self.clients.get(a)) is not None and c.is_connected]
-        if not live:
+        addrs = self.routes.get(route) or []
+        clients = self.clients
+        for addr in addrs:
+            client = clients.get(addr)
+            if client is not None and client.is_connected:
+                break
+        else:
             return self._no_instance(ex, method, path)
         try:
             ex.params = self._params(request)

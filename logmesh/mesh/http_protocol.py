@@ -358,6 +358,5 @@ class HttpProtocol(asyncio.Protocol):
         if not self.slots and self._slot is None:
             self.transport.close()
             return
-        self.broken = True
-        if self.slots:
+        if self.slots:  # the requests begun are answered (a body on its way still comes)
             self.slots[-1].close = True

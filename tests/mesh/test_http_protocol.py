@@ -298,3 +298,18 @@ async def test_an_absolute_form_url_is_read_as_its_path_and_query(serve):
     assert (await read_answer(reader))[2] == b"GET /goods "
     assert echo.requests[0].query == b"id=3"
     writer.close()
+
+
+async def test_stop_lets_a_body_on_its_way_finish_and_answers_it(serve):
+    echo = Echo()
+    site = await serve(echo)
+    reader, writer = await connect(site)
+    writer.write(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+    await wait_until(lambda: site.in_progress() == 1)
+    stopping = asyncio.create_task(site.stop(grace=3))
+    await asyncio.sleep(0.1)
+    writer.write(b"def")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    assert answer.endswith(b"POST /p abcdef") and b"connection: close\r\n" in answer
+    await stopping
+    writer.close()
