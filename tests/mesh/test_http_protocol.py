@@ -11,8 +11,6 @@ import pytest
 
 from logmesh.mesh.http_protocol import MAX_PIPELINED, Response
 from logmesh.mesh.http_server import HttpSite
-from logmesh.security import Limits
-from logmesh.security_http import HttpCounters
 from tests.support.waiting import wait_until
 
 HOST = "127.0.0.1"
@@ -43,19 +41,9 @@ class Echo:
 
 
 @pytest.fixture
-async def serve():
-    sites: list[HttpSite] = []
-
-    async def start(handler=None, **options) -> HttpSite:
-        site = HttpSite(handler or Echo(), HOST, 0, limits=Limits(), counters=HttpCounters(),
-                        **options)
-        await site.start()
-        sites.append(site)
-        return site
-
-    yield start
-    for site in sites:
-        await site.stop(grace=0.1)
+def serve(http_site):
+    """The site (tests/mesh/conftest.py) with this module's handler unless one is given."""
+    return lambda handler=None, **options: http_site(handler or Echo(), **options)
 
 
 async def read_answer(reader: asyncio.StreamReader, head_only: bool = False) -> tuple[bytes, dict, bytes]:

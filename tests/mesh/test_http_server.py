@@ -11,8 +11,6 @@ import pytest
 
 from logmesh.mesh.http_protocol import Response
 from logmesh.mesh.http_server import HttpSite
-from logmesh.security import Limits
-from logmesh.security_http import HttpCounters
 from tests.support.waiting import wait_until
 
 HOST = "127.0.0.1"
@@ -32,20 +30,9 @@ def app(release: asyncio.Event | None = None):
 
 
 @pytest.fixture
-async def serve():
-    sites: list[HttpSite] = []
-
-    async def start(handler=None, *, max_body: int = 1024 * 1024, body_timeout: float = 60,
-                    **limits) -> HttpSite:
-        site = HttpSite(handler or app(), HOST, 0, limits=Limits(**limits),
-                        counters=HttpCounters(), max_body=max_body, body_timeout=body_timeout)
-        await site.start()
-        sites.append(site)
-        return site
-
-    yield start
-    for site in sites:
-        await site.stop(grace=0.1)
+def serve(http_site):
+    """The site (tests/mesh/conftest.py) with this module's handler unless one is given."""
+    return lambda handler=None, **options: http_site(handler or app(), **options)
 
 
 async def get(site: HttpSite, head: bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") -> bytes:
