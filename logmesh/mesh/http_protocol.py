@@ -26,13 +26,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
-
-if TYPE_CHECKING:
-    from .http_server import HttpSite
 
 MAX_LINE_BYTES = 8190  # the request line and each header, as aiohttp's server allowed
 MAX_HEADERS = 128
@@ -79,6 +76,20 @@ def _status_line(status: int) -> bytes:
     return line
 
 
+class Site(Protocol):
+    """What a connection needs of its site (http_server.HttpSite)."""
+
+    handler: Handler
+    loop: asyncio.AbstractEventLoop
+    max_body: int
+    stopping: bool
+    date_header: bytes  # b"date: ...\r\n", or b""
+    counters: Any  # security_http.HttpCounters
+    log: Any  # a rate-limited logger
+
+    def forget(self, protocol: HttpProtocol) -> None: ...
+
+
 class HeadTooLarge(Exception):
     """Raised inside httptools' callbacks: answered 400, connection closed."""
 
@@ -106,7 +117,7 @@ class _Slot:
 class HttpProtocol(asyncio.Protocol):
     """One connection; ``site`` keeps the cap, the sweep, the Date and the handler."""
 
-    def __init__(self, site: HttpSite) -> None:
+    def __init__(self, site: Site) -> None:
         self.site = site
         self.handler = site.handler
         self.loop = site.loop
