@@ -69,6 +69,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                         "process: the batch, request_event, the ledger and the gateway counts.",
          [PY, "bench/acked_batch.py", "--batches", "100" if quick else "300",
           "--rounds", "1" if quick else "5", "--json", str(OUT / "acked_batch.json")]),
+        ("acked_whole", "The same batches from the frame's bytes to the ack through the store "
+                        "(fsync off and batch, 60 events a batch): the cost per batch and fsync.",
+         [PY, "bench/acked_batch.py", "--whole", "--events", "60", "--batches", "50" if quick else "100",
+          "--rounds", "1" if quick else "3", "--json", str(OUT / "acked_whole.json")]),
         ("query", "Queries over a generated store beside grep over the same events as NDJSON.",
          [PY, "bench/query.py", *(["--events", "1000000", "--runs", "3"] if quick else []),
           "--json", str(OUT / "query.json")]),
