@@ -16,7 +16,8 @@ shared: ratios within a round mean more than absolute figures).
 
 events/s = events stored / (first byte sent .. last answer); CPU s/M = the
 server's CPU seconds (its process group, from /proc) per million events; client CPU s/M =
-this process's (the posting threads': send, read the answer, check it), on the same cores.
+this process's (the posting threads': send, read the answer, check it), on the same cores;
+page faults per M = the server's minor faults (/proc) per million events.
 Every answer's count is checked, then the lines on disk.
 """
 
@@ -203,6 +204,13 @@ def logs_cmd(port: int, http_port: int, data: Path, max_body: int) -> list[str]:
             "--max-body-size", str(max_body), "--no-compact", "--no-supervise"]
 
 
+def minor_faults(pid: int) -> int:
+    """The server's minor page faults so far (/proc: all its threads), each a few µs in a VM:
+    a buffer malloc maps afresh is faulted in page by page (logs/malloc_tuning.py)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[7])
+
+
 def run_http(proto: str, bodies: list[tuple[bytes, int]], posts: int, events: int, workdir: Path,
              code: Path | None = None) -> dict:
     path, ctype, _, check = HTTP[proto]
@@ -213,7 +221,7 @@ def run_http(proto: str, bodies: list[tuple[bytes, int]], posts: int, events: in
     proc = start_server(logs_cmd(port, http_port, data, max_body), http_port, cwd=code,
                         stderr=workdir / f"{proto}.stderr")
     try:
-        cpu0 = group_cpu_seconds(proc.pid)
+        cpu0, faults0 = group_cpu_seconds(proc.pid), minor_faults(proc.pid)
         per_conn = [bodies[i::posts] for i in range(posts)]
         taken = [0] * posts
         failures: list[str] = []
@@ -242,6 +250,7 @@ def run_http(proto: str, bodies: list[tuple[bytes, int]], posts: int, events: in
         secs = time.perf_counter() - t0
         client = time.process_time() - client0  # this process's threads: the client's CPU
         cpu = group_cpu_seconds(proc.pid) - cpu0
+        faults = minor_faults(proc.pid) - faults0
         for status, answer, got in firsts:  # after the clock: 4 parses of 5.6 MB took 0.1 s/M
             if es_parsed(status, answer) != got:
                 failures.append(f"the byte count ({got}) is not the parsed one: {answer[:200]!r}")
@@ -253,6 +262,7 @@ def run_http(proto: str, bodies: list[tuple[bytes, int]], posts: int, events: in
             "on_disk_after_stop": on_disk, "events_per_s": round(stored / secs), "seconds": round(secs, 3),
             "cpu_s_per_M": round(cpu / (stored / 1e6), 2) if stored else None,
             "client_cpu_s_per_M": round(client / (stored / 1e6), 2) if stored else None,
+            "faults_per_M": round(faults / (stored / 1e6)) if stored else None,
             "failures": failures[:3], "lost": events - on_disk}
 
 
@@ -303,25 +313,29 @@ def main(argv: list[str] | None = None) -> int:
                     res["round"], res["name"] = r, name
                     rows.setdefault(name, []).append(res)
                     print(f"round {r} {name:14} {res['events_per_s']:>9,} ev/s  "
-                          f"CPU {res['cpu_s_per_M']} s/M  client {res.get('client_cpu_s_per_M', '-')} s/M  on disk {res['on_disk_after_stop']}", flush=True)
+                          f"CPU {res['cpu_s_per_M']} s/M  client {res.get('client_cpu_s_per_M', '-')} s/M  "
+                          f"faults/M {res.get('faults_per_M', '-')}  on disk {res['on_disk_after_stop']}", flush=True)
                     if proto == "book-tcp":
                         break
     book = statistics.median(x["events_per_s"] for x in rows.get("book-tcp", [])) \
         if rows.get("book-tcp") else None
     print(f"\nmedian of {a.repeat} rounds, {a.events:,} events, {a.posts} connections, bodies of "
           f"~{a.body_bytes >> 20} MB, one worker, --fsync batch:\n")
-    print("| protocol | events/s | CPU s per M events | client CPU s/M | x book TCP | all on disk |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| protocol | events/s | CPU s per M events | client CPU s/M | page faults per M | x book TCP "
+          "| all on disk |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     summary = {}
     for proto, rs in rows.items():
         eps = statistics.median(x["events_per_s"] for x in rs)
         cpu = statistics.median(x["cpu_s_per_M"] or 0 for x in rs)
         clients = [x["client_cpu_s_per_M"] for x in rs if x.get("client_cpu_s_per_M") is not None]
         client = f"{statistics.median(clients):.2f}" if clients else "-"  # the book path's: loadgen's
+        faults = [x["faults_per_M"] for x in rs if x.get("faults_per_M") is not None]
+        fault = f"{statistics.median(faults):,.0f}" if faults else "-"
         ok = all(x["on_disk_after_stop"] == a.events for x in rs)
         summary[proto] = {"events_per_s": eps, "cpu_s_per_M": cpu, "all_on_disk": ok}
         ratio = f"{eps / book:.2f}" if book else "-"
-        print(f"| {proto} | {eps:,.0f} | {cpu:.2f} | {client} | {ratio} | {'yes' if ok else 'NO'} |")
+        print(f"| {proto} | {eps:,.0f} | {cpu:.2f} | {client} | {fault} | {ratio} | {'yes' if ok else 'NO'} |")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"summary": summary, "rounds": rows}, indent=1))
