@@ -29,18 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHILD = r"""
-import json, sys, time
-import orjson
-from logmesh.logs.gateway_counts import GatewayCounts
-from logmesh.logs.ingest.common import envelope_decoder
-from logmesh.logs.ingest.context import IngestContext
-from logmesh.logs.ingest.tcp import LogIngestProtocol
-
-K, N = 175, int(sys.argv[1])
-ts = int(time.time() * 1000)
-
-def batch(service, instance, first):
+EVENTS = r"""
+def events(service, first, K, ts):  # K events of a batch as the mesh ships them
     evs = []
     for i in range(K):
         if service == "gateway":  # mesh/gateway.py's access log
@@ -53,9 +43,25 @@ def batch(service, instance, first):
         else:  # a service's request packet
             evs.append([first + i, ts + i, '{"uri":"/goods","method":"GET","key":%d,'
                         '"params":{},"trace.id":"%032x"}' % (i, i)])
+    return evs
+"""
+
+CHILD = EVENTS + r"""
+import json, sys, time
+import orjson
+from logmesh.logs.gateway_counts import GatewayCounts
+from logmesh.logs.ingest.common import envelope_decoder
+from logmesh.logs.ingest.context import IngestContext
+from logmesh.logs.ingest.tcp import LogIngestProtocol
+
+K, N = 175, int(sys.argv[1])
+ts = int(time.time() * 1000)
+
+def batch(service, instance, first):
     return envelope_decoder.decode(orjson.dumps(
         {"uri": "/logs", "method": "POST", "key": first, "ack": True,
-         "params": {"service": service, "instance": instance, "events": evs}}))
+         "params": {"service": service, "instance": instance,
+                    "events": events(service, first, K, ts)}}))
 
 class Writer:  # _batch never writes: data_received appends what it returns
     on_flush: list = []
@@ -84,7 +90,7 @@ print(json.dumps({"batch": best[0], "counts": best[1], "events": 2 * N * K}))
 """
 
 
-WHOLE = r"""
+WHOLE = EVENTS + r"""
 import asyncio, json, sys, tempfile, time
 from logmesh.protocol import encode
 from logmesh.logs.ingest.context import IngestContext
@@ -95,21 +101,10 @@ N, K = int(sys.argv[1]), int(sys.argv[2])
 ts = int(time.time() * 1000)
 
 def frame(service, first, key):
-    evs = []
-    for i in range(K):
-        if service == "gateway":
-            ms = round(0.3 + (i % 50) / 37, 3)
-            evs.append([first + i, ts + i, f"GET /goods 200 {ms}ms",
-                        {"http.request.method": "GET", "url.path": "/goods",
-                         "http.response.status_code": 200, "trace.id": f"{i:032x}",
-                         "log.level": "info", "event.duration_ms": ms, "upstream": "goods",
-                         "upstream.address": "127.0.0.1:9010"}])
-        else:
-            evs.append([first + i, ts + i, '{"uri":"/goods","method":"GET","key":%d,'
-                        '"params":{},"trace.id":"%032x"}' % (i, i)])
     return encode({"uri": "/logs", "method": "POST", "key": key, "ack": True,
                    "params": {"service": service, "instance": service + "-1",
-                              "node": ["127.0.0.1", 9000], "heartbeat": 5, "events": evs}})
+                              "node": ["127.0.0.1", 9000], "heartbeat": 5,
+                              "events": events(service, first, K, ts)}})
 
 class Transport(asyncio.Transport):  # takes the acks
     def __init__(self):
