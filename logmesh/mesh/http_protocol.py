@@ -22,6 +22,7 @@ each part tested with real sockets (tests/mesh/test_http_protocol.py):
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
+
+log = logging.getLogger("logmesh.http")
 
 MAX_LINE_BYTES = 8190  # the request line and each header, as aiohttp's server allowed
 MAX_HEADERS = 128
@@ -273,7 +276,11 @@ class HttpProtocol(asyncio.Protocol):
             slot.close = True
             slot.respond(Response(400, b"Invalid URL", [(b"content-type", b"text/plain")]))
             return
-        self.handler(request, slot.respond)
+        try:
+            self.handler(request, slot.respond)
+        except Exception:  # a bug of the handler's: this request's 500, the others go on
+            log.exception("HTTP: the handler failed on %s %s", request.method, request.path)
+            slot.respond(Response(500, b"internal error", [(b"content-type", b"text/plain")]))
 
     def _refuse(self, status: int, message: str) -> None:
         """A body that will not be read (too big, too slow): the handler answers it with

@@ -301,3 +301,17 @@ async def test_stop_lets_a_body_on_its_way_finish_and_answers_it(serve):
     assert answer.endswith(b"POST /p abcdef") and b"connection: close\r\n" in answer
     await stopping
     writer.close()
+
+
+async def test_a_handler_that_raises_costs_its_request_a_500_and_nothing_else(serve):
+    def handler(request, respond):
+        if request.path == "/bug":
+            raise RuntimeError("a bug")
+        respond(Response(200, b"fine", []))
+
+    site = await serve(handler)
+    reader, writer = await connect(site)
+    writer.write(b"GET /bug HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_answer(reader))[0] == b"HTTP/1.1 500 Internal Server Error"
+    assert (await read_answer(reader))[2] == b"fine"
+    writer.close()
