@@ -77,3 +77,44 @@ def test_files_of_processes_gone_are_deleted_at_start(tmp_path: Path) -> None:
     assert clean_stale(tmp_path, "someone else") == []  # our own live files stay
     assert "logmesh_test_total 1\n" in page(m)
     m.close()
+
+
+def test_request_path_counts_render_as_prometheus_clients_own() -> None:
+    """The plain counters and histograms of a request path show the very page that
+    prometheus-client's Counter and Histogram show for the same counts."""
+    plain, prom = Metrics(), Metrics()
+    for counter, histogram in ((plain.request_counter, plain.request_histogram),
+                               (prom.counter, prom.histogram)):
+        requests = counter("logmesh_test_requests_total", "Requests.", ["service"]).labels("goods")
+        bare = counter("logmesh_test_unlabelled_total", "No labels.")
+        unused = counter("logmesh_test_unused_total", "Never counted.", ["service"])
+        timer = histogram("logmesh_test_seconds", "Seconds.", ["route", "status"])
+        requests.inc()
+        requests.inc(4)
+        bare.inc()
+        unused.labels("members")
+        # on a bound, between bounds, under the first, over the last, and the same again
+        for seconds in (0.0001, 0.0003, 0.00005, 12.0, 0.0003, 1.0, 0.0025000001):
+            timer.labels("POST /goods", "0").observe(seconds)
+        timer.labels("GET /goods", "404").observe(0.02)
+        assert value(requests) == 5 and value(bare) == 1
+    shown = page(plain)
+    assert shown == page(prom)
+    assert 'logmesh_test_seconds_bucket{le="0.0001",route="POST /goods",status="0"} 2\n' in shown
+    assert 'logmesh_test_seconds_bucket{le="+Inf",route="POST /goods",status="0"} 7\n' in shown
+    assert 'logmesh_test_requests_total{service="goods"} 5\n' in shown
+    assert 'logmesh_test_unused_total{service="members"} 0\n' in shown
+
+
+def test_request_path_counts_use_the_shared_files_in_multiprocess_mode(tmp_path: Path) -> None:
+    a, b = Metrics(tmp_path), Metrics(tmp_path)
+    try:
+        a.request_counter("logmesh_test_requests_total", "Requests.", ["service"]).labels("g").inc(2)
+        b.request_counter("logmesh_test_requests_total", "Requests.", ["service"]).labels("g").inc(3)
+        a.request_histogram("logmesh_test_seconds", "Seconds.", ["route"]).labels("x").observe(0.001)
+        text = page(b)
+        assert 'logmesh_test_requests_total{service="g"} 5\n' in text
+        assert 'logmesh_test_seconds_count{route="x"} 1\n' in text
+    finally:
+        a.close()
+        b.close()

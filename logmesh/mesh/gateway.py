@@ -192,9 +192,10 @@ class Gateway(CountedPart, Serving):
         # Counted in prometheus-client metrics (docs/metrics.md), shown on --metrics-port.
         self.prom = Metrics(metrics_dir)
         self.http_counters = HttpCounters(self.prom)
-        self._counters = {key: self.prom.counter(f"logmesh_gateway_{key}_total", help_text)
+        # counted on every request: plain numbers, read into /metrics at scrape time
+        self._counters = {key: self.prom.request_counter(f"logmesh_gateway_{key}_total", help_text)
                           for key, help_text in GATEWAY_COUNTERS}
-        self.request_seconds = self.prom.histogram(
+        self.request_seconds = self.prom.request_histogram(
             "logmesh_request_duration_seconds", "HTTP requests by route and status: seconds "
             "until the answer.", ["route", "status"])
         self.upstream_errors = self.prom.counter(

@@ -101,9 +101,10 @@ class Service(CountedPart, Serving):
         self.prom = Metrics(metrics_dir)
         self.guard = ConnectionGuard(name, security.limits, security.guard_tokens, metrics=self.prom,
                                      labels={"service": name})
-        self._counters = {key: self.prom.counter(metric, help_text, ["service"]).labels(name)
+        # counted on every request: plain numbers, read into /metrics at scrape time
+        self._counters = {key: self.prom.request_counter(metric, help_text, ["service"]).labels(name)
                           for key, metric, help_text in SERVICE_COUNTERS}
-        self.request_seconds = self.prom.histogram(
+        self.request_seconds = self.prom.request_histogram(
             "logmesh_request_duration_seconds", "Requests by route and reply errorcode (0: "
             "success): seconds from the request packet to its reply.", ["service", "route", "status"])
         self._timers: dict[tuple[str, int], Any] = {}
