@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..mesh.service import HandlerError, Service
+from ..mesh.service import HandlerError, Later, Service
 from ..security import OPEN_MODE, ServerSecurity
 
 
@@ -64,7 +64,10 @@ class ResourceStore:
                             "created_at TEXT DEFAULT CURRENT_TIMESTAMP)")
         self.db = sqlite3.connect(path, isolation_level=None)  # reads: committed rows only
         self.db.row_factory = sqlite3.Row
-        self._group: list[tuple[asyncio.Future, Any]] = []  # written, waiting for the commit
+        self._group: list[tuple[Later, Any]] = []  # written, waiting for the commit
+        self._columns = tuple(resource.fields)
+        self._insert_sql = (f"INSERT INTO {resource.name} ({', '.join(self._columns)}) "
+                            f"VALUES ({', '.join('?' for _ in self._columns)})")
         self.commits = 0  # groups committed (a test reads how writes were grouped)
         self._all: tuple[int, list[dict]] | None = None  # (data_version, every row) of a GET
         self._version: int | None = None  # data_version as read in this turn of the loop
@@ -80,10 +83,10 @@ class ResourceStore:
         except sqlite3.Error as exc:  # this statement is undone; the group goes on
             raise HandlerError(f"cannot store {self.resource.name}: {exc}", 400) from None
 
-    def _later(self, result: Any) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
-        self._group.append((fut, result))
-        return fut
+    def _later(self, result: Any) -> Later:
+        later = Later()
+        self._group.append((later, result))
+        return later
 
     def _commit(self) -> None:
         group, self._group = self._group, []
@@ -92,15 +95,13 @@ class ResourceStore:
         except sqlite3.Error as exc:
             if self.writer.in_transaction:
                 self.writer.execute("ROLLBACK")
-            for fut, _ in group:  # none of them was stored: each caller learns it
-                if not fut.done():
-                    fut.set_exception(HandlerError(f"cannot store {self.resource.name}: {exc}", 500))
+            for later, _ in group:  # none of them was stored: each caller learns it
+                later.settle(error=HandlerError(f"cannot store {self.resource.name}: {exc}", 500))
             return
         self.commits += 1
         self._version = None  # our own commit changed it
-        for fut, result in group:
-            if not fut.done():
-                fut.set_result(result)
+        for later, result in group:  # answered now, in the commit's turn
+            later.settle(result)
 
     def close(self) -> None:
         if self.writer.in_transaction:
@@ -108,16 +109,13 @@ class ResourceStore:
         self.writer.close()
         self.db.close()
 
-    def insert(self, params: Any, packet: dict) -> asyncio.Future:
+    def insert(self, params: Any, packet: dict) -> Later:
         params = params if isinstance(params, dict) else {}
         missing = [f for f in self.resource.required if params.get(f) in (None, "")]
         if missing:
             raise HandlerError(f"missing field(s): {', '.join(missing)}", 400)
-        values = {c: params.get(c) for c in self.resource.fields}
-        cols = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        cur = self._write(f"INSERT INTO {self.resource.name} ({cols}) VALUES ({marks})",
-                          [self._scalar(v) for v in values.values()])
+        scalar = self._scalar
+        cur = self._write(self._insert_sql, [scalar(params.get(c)) for c in self._columns])
         return self._later({"id": cur.lastrowid})
 
     def select(self, params: Any, packet: dict) -> list[dict]:
@@ -140,7 +138,7 @@ class ResourceStore:
     def _forget_version(self) -> None:
         self._version = None
 
-    def delete(self, params: Any, packet: dict) -> asyncio.Future:
+    def delete(self, params: Any, packet: dict) -> Later:
         params = params if isinstance(params, dict) else {}
         if params.get("id") in (None, ""):
             raise HandlerError("DELETE needs an id", 400)

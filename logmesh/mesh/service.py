@@ -59,6 +59,53 @@ class HandlerError(Exception):
         self.errorcode = errorcode
 
 
+class Later:
+    """A handler's result that comes later, from a callback (a store's group commit): the
+    service answers in ``settle``'s own call, with no Future, done-callback, loop handle or
+    closure per request (the Future's ``set_result`` answered a turn later, through
+    ``call_soon``). Awaitable, for callers outside a service (the tests)."""
+
+    __slots__ = ("_service", "_request", "_outcome", "_waiter")
+
+    def __init__(self) -> None:
+        self._service: Service | None = None
+        self._request: tuple | None = None
+        self._outcome: tuple[Any, BaseException | None] | None = None
+        self._waiter: asyncio.Future | None = None
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        """Give the result (or ``error``, answered as a handler's failure); once."""
+        if self._outcome is not None:
+            return
+        self._outcome = (result, error)
+        if self._service is not None:
+            self._service._answer_later(self, *self._request)  # type: ignore[misc]
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(result)
+
+    def done(self) -> bool:
+        return self._outcome is not None
+
+    def _bind(self, service: Service, request: tuple) -> None:
+        self._service, self._request = service, request
+        if self._outcome is not None:  # settled before the service took it
+            service._answer_later(self, *request)
+
+    def __await__(self) -> Any:
+        if self._outcome is None:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            return (yield from self._waiter.__await__())
+        result, error = self._outcome
+        if error is not None:
+            raise error
+        return result
+
+
 def print_request(raw: bytes, packet: dict, conn: FramedConnection) -> None:
     """The book's behaviour with no logs service known: print the packet (opt-in,
     ``logmesh service --no-ship --print-requests``: a write per request costs a busy service
@@ -208,6 +255,8 @@ class Service(CountedPart, Serving):
             return
         if result.__class__ is list or result.__class__ is dict:  # a plain answer: no checks
             self._send_result(conn, key, route, result, packet, t0)
+        elif result.__class__ is Later:  # answered from its settle
+            result._bind(self, (conn, key, route, packet, t0))
         elif isinstance(result, asyncio.Future):  # answered from its callback: no task per request
             result.add_done_callback(
                 lambda fut: self._settled(conn, key, route, fut, packet, t0))
@@ -241,6 +290,20 @@ class Service(CountedPart, Serving):
             self._replied(conn, self._handler_failed(key, route, failure, packet), route, t0)
             return
         self._send_result(conn, key, route, fut.result(), packet, t0)
+
+    def _answer_later(self, later: Later, conn: FramedConnection, key: Any, route: str,
+                      packet: dict, t0: float) -> None:
+        """Answer a :class:`Later`; a failure here is logged, as a Future's callback's would be,
+        and never reaches the code that settled it (a store answering a whole group)."""
+        result, error = later._outcome  # type: ignore[misc]
+        try:
+            if error is not None:
+                failure = error if isinstance(error, Exception) else RuntimeError(str(error))
+                self._replied(conn, self._handler_failed(key, route, failure, packet), route, t0)
+            else:
+                self._send_result(conn, key, route, result, packet, t0)
+        except Exception:
+            log.exception("%s: answering %s failed", self.name, route)
 
     async def _finish(self, conn: FramedConnection, key: Any, route: str, pending: Awaitable,
                       packet: dict, t0: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from logmesh.mesh.service import HandlerError
+from logmesh.mesh.service import HandlerError, Later
 from tests.support.mesh import Peer
 
 
@@ -168,4 +168,47 @@ async def test_a_request_split_by_a_raw_pilcrow_is_answered_400_when_its_last_pi
     assert (svc.stats["framing_errors"], svc.stats["keyless"]) == (1, 1)
     [conn] = svc.connections
     assert conn.torn_packets == 2 and conn.decoder.errors == {"bad_json": 4}
+    await peer.close()
+
+
+async def test_a_later_result_is_answered_in_the_call_that_settles_it(mesh):
+    """A handler may return a Later (a store's group commit settles it): the reply is written
+    in ``settle``'s own call (a Future's result reached the reply a turn later, through
+    call_soon); an error settles as a handler's failure; one settled before the service took it
+    is answered at once."""
+    held: list[Later] = []
+
+    def later(params, packet):
+        held.append(Later())
+        return held[-1]
+
+    def at_once(params, packet):
+        done = Later()
+        done.settle({"now": True})
+        return done
+
+    svc = await start(mesh, {"POST/later": later, "GET/now": at_once})
+    peer = await Peer.connect(svc.port)
+    for key in (1, 2, 3):
+        peer.send({"uri": "/later", "method": "POST", "params": {"key": key}})
+    for _ in range(100):
+        if len(held) == 3:
+            break
+        await asyncio.sleep(0.01)
+    [conn] = svc.connections
+    sent: list[bytes] = []
+    write = conn.write
+    conn.write = lambda data: (sent.append(data), write(data))  # type: ignore[method-assign]
+    held[0].settle({"id": 1})
+    assert len(sent) == 1, "written in settle's own call"
+    held[1].settle(error=HandlerError("cannot store", 500))
+    held[2].settle({"id": 3})
+    held[2].settle({"id": 99})  # once
+    replies = {r["key"]: r for r in [await peer.recv(5.0) for _ in range(3)]}
+    assert replies[1]["results"] == {"id": 1}
+    assert replies[2]["errorcode"] == 500 and replies[2]["errormessage"] == "cannot store"
+    assert replies[3]["results"] == {"id": 3}
+    assert (await peer.request({"uri": "/now", "method": "GET", "params": {"key": 4}}))["results"] == {"now": True}
+    assert svc.stats["errors"] == 1
+    assert await held[0] == {"id": 1}  # awaitable outside a service too
     await peer.close()
