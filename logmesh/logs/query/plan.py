@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..event import FIELD_TYPES
 from ..store import tokens
@@ -38,6 +38,9 @@ from ..store.columns import SELECT_LIST, TS, read_ndjson_lenient_sql, sql_str
 from ..store.compact import SUMMARY_FIELDS
 from . import kql
 from .errors import QueryError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_PRUNE_RANGES = 200  # more kept block ranges than this are merged (a superset: see source)
 FIRST_SLICE_ROWS = 250_000  # rows in the first time slice of a newest/oldest-N search; x4 each
@@ -163,6 +166,46 @@ def merge_ranges(ranges: list[tuple[int, int]], cap: int) -> list[tuple[int, int
     return [(a, b) for a, b in out]
 
 
+def block_mask(pf: ParquetFile, need: tokens.Need) -> np.ndarray | None:
+    """Per block of ``pf``: may it hold what ``need`` requires? All blocks at once (numpy: a
+    file of small blocks has hundreds, ~1 µs each this way against ~10 in :func:`may_match`).
+    None: the file has no token Bloom filters."""
+    def walk(n: tokens.Need) -> np.ndarray | None:
+        if n.op == "keys":
+            out = None
+            for key in n.keys:
+                has = pf.key_mask(key)
+                if has is None:
+                    return None
+                out = has if out is None else out & has
+            return out
+        parts = [walk(c) for c in n.children]
+        if n.op == "and":
+            known = [p for p in parts if p is not None]
+            if not known:
+                return None
+            out = known[0]
+            for p in known[1:]:
+                out = out & p
+            return out
+        if any(p is None for p in parts):
+            return None
+        out = parts[0]
+        for p in parts[1:]:
+            out = out | p  # type: ignore[operator]
+        return out
+
+    return walk(need)
+
+
+def allowed(pf: ParquetFile, need: tokens.Need | None) -> list[bool] | None:
+    """Per block, :func:`may_match`, for all blocks of the file at once; None: every block."""
+    if need is None:
+        return None
+    mask = block_mask(pf, need)
+    return mask.tolist() if mask is not None else [may_match(pf, i, need) for i in range(len(pf.blocks))]
+
+
 def may_match(pf: ParquetFile, block: int, need: tokens.Need | None) -> bool:
     """Can the block hold what ``need`` requires? True when its file has no filters."""
     if need is None:
@@ -200,10 +243,11 @@ def source(snap: Snapshot, start: int, end: int, need: tokens.Need | None = None
         kept: list[tuple[int, int]] = []
         indexed: list[int] = []
         pruned = False
+        ok = allowed(pf, need)
         for i, (lo, hi, n, s0, s1) in enumerate(pf.blocks):
             if hi < start or lo > end:
                 continue
-            if (seq is not None and not s0 <= seq <= s1) or not may_match(pf, i, need):
+            if (seq is not None and not s0 <= seq <= s1) or (ok is not None and not ok[i]):
                 pruned = True
                 continue
             if from_index is not None and from_index(pf, i):
@@ -267,10 +311,11 @@ def units(snap: Snapshot, start: int, end: int, need: tokens.Need | None) -> lis
     for pf in snap.parquet:
         if pf.max_ts < start or pf.min_ts > end:
             continue
+        ok = allowed(pf, need)
         for i, (lo, hi, n, _, _) in enumerate(pf.blocks):
             if hi < start or lo > end:
                 continue
-            if not may_match(pf, i, need):
+            if ok is not None and not ok[i]:
                 continue
             out.append(Unit(lo, hi, n))
     for s in snap.live:

@@ -35,9 +35,9 @@ from ..store.columns import COLUMNS, TS, ident
 from ..store.tokens import Need
 from .errors import DamagedFile, FileGone, QueryError
 from .execution import DuckDB, event_dict
+from .plan import block_mask
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
 NAMES = [name for name, _ in COLUMNS]
@@ -62,36 +62,6 @@ class Group:
     min_ts: int
     max_ts: int
     rows: int
-
-
-def block_mask(pf: ParquetFile, need: Need) -> np.ndarray | None:
-    """Per block of ``pf``: may it hold what ``need`` requires? None: no usable filters."""
-    def walk(n: Need) -> np.ndarray | None:
-        if n.op == "keys":
-            out = None
-            for key in n.keys:
-                has = pf.key_mask(key)
-                if has is None:
-                    return None
-                out = has if out is None else out & has
-            return out
-        parts = [walk(c) for c in n.children]
-        if n.op == "and":
-            known = [p for p in parts if p is not None]
-            if not known:
-                return None
-            out = known[0]
-            for p in known[1:]:
-                out = out & p
-            return out
-        if any(p is None for p in parts):
-            return None
-        out = parts[0]
-        for p in parts[1:]:
-            out = out | p  # type: ignore[operator]
-        return out
-
-    return walk(need)
 
 
 def kept(db: DuckDB, files: tuple[ParquetFile, ...], start: int, end: int,
