@@ -299,6 +299,12 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @config_option("--max-disk", "max_disk_bytes", type=SIZE, default=None, metavar="SIZE",
               help="Delete the oldest sealed segments and Parquet files while the store is "
                    "larger than this, e.g. 10GB.")
+@config_option("--block-rows", "block_rows", type=click.IntRange(1024, 65536), default=16384,
+               show_default=True, metavar="N",
+               help="Rows per Parquet row group and index block of compacted files. Smaller "
+                    "finds a rare word faster and makes scans slower (4096: a rare word ~3x less "
+                    "CPU, scans ~2.5x more; docs/benchmarks.md, 'Rare word, fourth pass'). "
+                    "Files already written keep theirs.")
 @click.option("--compact/--no-compact", default=True,
               help="Worker 0 compacts sealed segments into Parquet files (fast queries; with their indexes "
                    "7-12% of the NDJSON size, docs/benchmarks.md).")

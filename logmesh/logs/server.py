@@ -100,6 +100,7 @@ class LogsConfig:
     retention_ms: int | None = None  # --retention: delete files whose newest event is older
     max_disk_bytes: int | None = None  # --max-disk: delete the oldest files past this size
     compact: bool = True  # worker 0 compacts sealed segments to Parquet (store/compact.py)
+    block_rows: int = layout.PARQUET_ROW_GROUP_ROWS  # --block-rows: rows per row group and index block
     # The optional socket ports (ingest/sockets.py): None is off, 0 picks a free port.
     syslog_port: int | None = None
     forward_port: int | None = None
@@ -183,7 +184,7 @@ class LogsServer(Serving):
         # NDJSON until every sink sent it; and where they count.
         self.query = QueryService(
             config.data_dir, worker_nice=HEAVY_NICE, compact=config.worker_id == 0 and config.compact,
-            retention_ms=config.retention_ms, max_disk_bytes=config.max_disk_bytes,
+            block_rows=config.block_rows, retention_ms=config.retention_ms, max_disk_bytes=config.max_disk_bytes,
             hold=unsent_by(config.data_dir, [s.kind for s in self.sinks]) if self.sinks else None,
             metrics=self.prom, worker=worker)
         # Health per instance (logs/health.py): every worker judges; worker 0 asks the store for

@@ -8,7 +8,8 @@ groups that is still the cheaper reader (it skips the other columns' vectors tha
 no hit), but for small row groups its per-group cost dominates.
 
 Here the kept blocks of files whose blocks are their row groups and hold at most
-MAX_GROUP_ROWS rows (compacted with a smaller ``block_rows``: bench/query.py
+MAX_GROUP_ROWS rows (compacted with a smaller ``block_rows``: the logs service's
+``--block-rows``, bench/query.py
 ``--block-rows``; files of the default size, old or hand-copied ones and files whose
 index does not line up take the usual path) are read by pyarrow, each row group whole
 (no reader here decodes less than a column chunk: docs/benchmarks.md, "Rare word,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...metrics import Exposition, Metrics
+from ..store import layout
 from ..store.catalogue import SegmentInfo
 from ..store.compact import Compactor
 from ..store.retention import Retention
@@ -23,8 +24,10 @@ class QueryService:
     def __init__(self, data_dir: Path, *, worker_nice: int, compact: bool,
                  retention_ms: int | None, max_disk_bytes: int | None,
                  hold: Callable[[SegmentInfo], bool] | None = None,
-                 metrics: Metrics | None = None, worker: str = "0") -> None:
-        """``compact``: run the compaction thread (one per data directory: worker 0's);
+                 metrics: Metrics | None = None, worker: str = "0",
+                 block_rows: int = layout.PARQUET_ROW_GROUP_ROWS) -> None:
+        """``compact``: run the compaction thread (one per data directory: worker 0's), which
+        writes row groups (= index blocks) of ``block_rows`` rows;
         ``hold(segment)``: keep a sealed segment's NDJSON while it is True (sinks/cursor.py);
         ``metrics``: the registry the parts count in, labelled ``worker``."""
         self.engine = Engine(data_dir, worker_nice=worker_nice, metrics=metrics, worker=worker)
@@ -33,7 +36,7 @@ class QueryService:
         self.compactor: Compactor | None = None
         if compact:
             self.compactor = Compactor(data_dir, after_pass=self.retention.run_once,
-                                       metrics=metrics, worker=worker)
+                                       block_rows=block_rows, metrics=metrics, worker=worker)
             self.compactor.hold = hold
 
     def start(self, on_seal: list[Callable[[], None]]) -> None:
