@@ -6,6 +6,12 @@ registry); the code counts on them, and whatever shows a number -- ``/metrics``,
 the stats API, the tests -- reads them back (:func:`value`), so there is one
 count, not a counter and a copy. docs/metrics.md lists every metric.
 
+The counters and latency histograms a mesh part touches on every request
+(:meth:`Metrics.request_counter`, :meth:`Metrics.request_histogram`) are plain
+numbers read into prometheus-client's families at scrape time: the same
+samples, for ~0.1 µs an increment and ~0.3 µs an observation instead of
+~0.7 and ~1.6 (prometheus-client takes a lock for each value it changes).
+
 Some numbers do not live in metric objects; they are handed over in an
 :class:`Exposition` (``ex.add(name, kind, help, value, labels)``):
 

@@ -5,8 +5,10 @@ needs no server, and SQLite's own locking lets supervised restarts reopen it.
 
 Writes are committed in groups: every POST and DELETE of one turn of the event
 loop runs in one transaction, committed at the end of the turn, and each is
-answered only once that commit returned. With ``sync="normal"`` (WAL,
-``synchronous=NORMAL``) a commit is in the WAL file when it is answered: it
+answered only once that commit returned, from the commit's own call (a
+``service.Later`` each, not a Future whose callback answered a turn later).
+With ``sync="normal"`` (WAL, ``synchronous=NORMAL``) a commit is in the WAL
+file when it is answered: it
 survives the service crashing or being killed, not the machine losing power
 (the checkpoint syncs it later); ``sync="full"`` fsyncs the WAL at each commit,
 one fsync per group instead of per request. Reads use a connection of their
