@@ -65,6 +65,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
          [PY, "bench/gateway_path.py", "--requests", "20000" if quick else "100000",
           "--rounds", "1" if quick else "3",
           "--json", str(OUT / "gateway_path.json")]),
+        ("goods_path", "goods' POST path in one process without sockets: CPU per POST from "
+                       "the packet to its reply, 8 a grouped commit to a WAL file.",
+         [PY, "bench/goods_path.py", "--requests", "4000" if quick else "12000",
+          "--rounds", "1" if quick else "3", "--json", str(OUT / "goods_path.json")]),
         ("acked_batch", "The logs service's CPU per event of the mesh's acked batches in one "
                         "process: the batch, request_event, the ledger and the gateway counts.",
          [PY, "bench/acked_batch.py", "--batches", "100" if quick else "300",

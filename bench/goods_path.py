@@ -1,0 +1,121 @@
+"""goods' write path in one process, without sockets: CPU per POST from the request packet to
+its reply, grouped commits included.
+
+    .venv/bin/python bench/goods_path.py [--group 8] [--requests 12000] [--rounds 3]
+    .venv/bin/python bench/goods_path.py --code <another checkout>   # the same, its code
+
+bench/mesh.py times whole processes on a shared 2-core machine, where goods' CPU per POST
+(25-50 µs) moves by more than the few µs a change of its Python is worth. Here the real
+service (``examples.resource.make_service``: the Service's dispatch and metrics, the store's
+INSERT, its grouped COMMIT to a WAL file on disk with ``synchronous=NORMAL``, the reply's
+encoding) is handed ``--group`` POST packets a turn of the loop, as goods reads them from the
+gateway, and each reply is encoded to a connection object in memory; the loop turns until every
+reply of the turn was written. ``--group 1`` is a commit per POST, the cost of a group apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class MemoryConnection:
+    """What the service asks of a FramedConnection to answer: ``send`` (encoded, counted)."""
+
+    peer = ("127.0.0.1", 40000)
+
+    def __init__(self) -> None:
+        from logmesh.protocol import encode
+
+        self.encode = encode
+        self.replies = 0
+
+    def send(self, packet: dict) -> None:
+        self.encode(packet)
+        self.replies += 1
+
+    def write(self, data: bytes) -> None:
+        self.replies += 1
+
+
+async def run(group: int, requests: int) -> float:
+    from logmesh.examples.resource import make_service
+    from logmesh.protocol import encode
+
+    with tempfile.TemporaryDirectory() as data:
+        svc = make_service("goods", Path(data), port=0, distributor=None)
+        conn = MemoryConnection()
+        packets = [{"uri": "/goods", "method": "POST", "key": i, "trace.id": f"{i:016x}",
+                    "params": {"name": f"pen {i}", "category": "office", "price": 1.5,
+                               "description": "blue ink", "key": i}} for i in range(group)]
+        frames = [(encode(p), p) for p in packets]
+
+        async def turn() -> None:
+            expected = conn.replies + group
+            for raw, packet in frames:
+                svc._on_packet(conn, raw, packet)  # type: ignore[arg-type]
+            while conn.replies < expected:
+                await asyncio.sleep(0)
+
+        for _ in range(max(1, 200 // group)):  # warm: statements prepared, pages cached
+            await turn()
+        turns = max(1, requests // group)
+        t0 = time.process_time()
+        for _ in range(turns):
+            await turn()
+        spent = time.process_time() - t0
+        for hook in svc.on_stop:
+            hook()
+        svc.prom.close()
+    return spent / (turns * group) * 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--group", type=int, default=8, help="POSTs a turn of the loop (one commit)")
+    ap.add_argument("--requests", type=int, default=12_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--code", type=Path, default=None, help="a checkout whose logmesh to run, "
+                    "alternating by round with this one's")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child's single run
+    args = ap.parse_args()
+    if args.one:
+        import uvloop
+
+        print(uvloop.run(run(args.group, args.requests)))
+        return 0
+    trees = [("this", ROOT)] + ([("other", args.code.resolve())] if args.code else [])
+    spent: dict[str, list[float]] = {name: [] for name, _ in trees}
+    for rnd in range(args.rounds):
+        for name, tree in trees if rnd % 2 == 0 else trees[::-1]:
+            out = subprocess.run([sys.executable, __file__, "--one", "--group", str(args.group),
+                                  "--requests", str(args.requests)],
+                                 env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
+                                 capture_output=True, text=True, check=True)
+            spent[name].append(float(out.stdout.split()[-1]))
+            print(f"round {rnd} {name:5} {spent[name][-1]:6.2f} µs CPU a POST", flush=True)
+    print(f"\n{args.requests} POSTs, {args.group} a commit, median of {args.rounds} round(s):")
+    for name, v in spent.items():
+        print(f"  {name:5} {statistics.median(v):6.2f} µs ({min(v):.2f}-{max(v):.2f})")
+    if args.code:
+        print("  this / other within each round: "
+              + ", ".join(f"{a / b:.2f}" for a, b in zip(spent["this"], spent["other"], strict=True)))
+    if args.json:
+        args.json.write_text(json.dumps({"requests": args.requests, "group": args.group,
+                                         "us_per_post": spent}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
