@@ -190,3 +190,15 @@ def _batches(draw: Any) -> list:
 @given(_batches())
 def test_both_paths_store_the_same_lines(envs: list) -> None:
     _same_everywhere(envs)
+
+
+def test_a_shipped_line_has_the_fields_of_an_event_in_its_order():
+    """ShippedLine repeats Event's fields to be positional: the same stored names, the same
+    order (a field added to Event and not here would be missing from shipped events' lines)."""
+    from logmesh.logs.event import Event
+    from logmesh.logs.ingest.shipped import ShippedLine
+
+    def names(struct: type) -> list[tuple[str, str]]:
+        return [(f.name, f.encode_name) for f in msgspec.structs.fields(struct)]
+
+    assert names(ShippedLine) == names(Event)
