@@ -239,6 +239,11 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
         log.error("%s: read %d event(s), its index says %d; the segment is kept in %s/",
                   seg.path.name, rows, expected, layout.QUARANTINE_DIR)
         damaged = True
+    if rows == 0:  # nothing readable, nothing to write: an empty file's index has no block, so
+        # no query ever reads it and damage to it later would go unseen (durability machine)
+        if damaged:
+            fsync_path(catalogue.set_aside(seg.path).parent)
+        return {"rows": 0, "bytes": 0}
     import numpy as np  # the compacting worker's, as tokens.py's
 
     con.register("c", table.append_column(BLOCK, [np.arange(rows, dtype=np.int64) // block_rows]))

@@ -308,6 +308,26 @@ async def test_a_damaged_segment_is_compacted_from_what_reads_and_kept_in_quaran
     c.stop()
 
 
+async def test_a_segment_with_no_readable_line_leaves_no_parquet_file(tmp_path):
+    """Its only line damaged: nothing to keep in Parquet. An empty file was written, never read
+    by a query (its index has no block), so damage to it later went unseen and it stayed in
+    the store, unreadable (the durability machine found it)."""
+    writer = await write_store(tmp_path, [[event(T0, message="only")]])
+    await writer.close()
+    (seg,) = list_segments(tmp_path)
+    original = seg.path.read_bytes()
+    seg.path.write_bytes(b"\x00" * (len(original) - 1) + b"\n")
+    c = Compactor(tmp_path, grace=0)
+    assert c.run_once() == 1
+    assert not list_segments(tmp_path)
+    stem = layout.parquet_name(seg.path.name).rsplit(".", 1)[0]
+    assert not list((tmp_path / layout.PARQUET_DIR).glob(f"{stem}.*")), "no Parquet file, no index"
+    q = tmp_path / layout.QUARANTINE_DIR / f"{seg.path.name}@0{layout.QUARANTINE_SUFFIX}"
+    assert q.exists(), "the damaged original is kept for a human"
+    assert c.stats["events"] == 0 and c.failure is None
+    c.stop()
+
+
 async def test_a_segment_named_like_a_parquet_file_of_other_events_is_kept(tmp_path, caplog):
     """Compactor._same_events: a store from before seqs were unique (issue 14) can hold a new
     segment under a compacted one's name; deleting it as "already compacted" would lose it."""
