@@ -1,11 +1,11 @@
 """Issue 17, item 3, with real processes: /api/v1/routes against what the clients measured.
 
 distributor, logs, the gateway and a ``timed`` service (scripts/timed_service.py) whose
-handler sleeps as long as each request asks (70% 100 ms, 30% 300 ms: long enough that what a
-loaded machine adds on the client's side alone, 5 ms on a 30 ms p50 in CI, stays inside the
-10%) and fails when asked (500 or 400), each a process. N requests go through the gateway from 8 concurrent clients;
+handler sleeps as long as each request asks (70% 100 ms, 30% 300 ms) and fails when asked
+(500 or 400), each a process. N requests go through the gateway from 8 concurrent clients;
 the logs service's RED answer must count every request exactly, errors and server errors
-as the clients saw them, and p50/p95/p99 within 10% of the clients' own figures.
+as the clients saw them, and p50/p95/p99 between the sleeps asked for and the clients' own
+figures (what a loaded machine adds falls on the clients' side only).
 """
 
 from __future__ import annotations
@@ -117,9 +117,14 @@ def test_routes_count_every_request_and_time_it_as_the_clients_did(procs, tmp_pa
         assert route["server_errors"] == sum(s >= 500 for s, _ in mine), name
         assert route["error_rate"] == round(route["errors"] / len(mine), 4)
         if name == "GET /timed":
-            for key, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+            # Each request's time at the gateway lies inside the time its client saw, so each
+            # order statistic of the one is at most the other's (up to the ~1% of the duration
+            # buckets), and not far under the sleep asked for (an event loop's timer may fire
+            # early by its cached clock's staleness). A within-10% check against the clients
+            # failed on a loaded machine, whose delays fall on the clients' side only.
+            for key, q, slept in (("p50_ms", 0.5, 100), ("p95_ms", 0.95, 300), ("p99_ms", 0.99, 300)):
                 client = quantile_cont([ms for _, ms in mine], q)
-                assert route[key] == pytest.approx(client, rel=0.10), (key, route[key], client)
+                assert slept * 0.9 <= route[key] <= client * 1.01 + 0.5, (key, route[key], client)
     assert routes["DELETE /timed"]["errors"] == N_DELETE  # a 400 counts as an error
     assert routes["GET /timed"]["server_errors"] == N // 10 > 0
     timed = r["services"]["timed"]
