@@ -68,25 +68,49 @@ class ThreadCpu:
     faults (a buffer malloc hands back to the kernel and maps again: malloc_tuning.py); and
     the time the event loop's thread was ready to run but waited for a core (schedstat's run
     delay: the loadgen's senders, the writer and everyone else on the machine ahead of it).
-    The server is found by its data directory in /proc/*/cmdline (Linux)."""
+    The server is found by its data directory in /proc/*/cmdline (Linux).
 
-    def __init__(self, data: Path) -> None:
+    Also the load generator's sending CPU (its process's CPU less its main thread's: the
+    sender threads start after the main thread has built the payload, and a finished thread's
+    CPU stays in the process's), which shares the 2 cores with the server: what the HTTP bench
+    prints as its client's CPU."""
+
+    def __init__(self, data: Path, port: int) -> None:
         self.data = str(data).encode()
+        self.loadgen = b"loadgen.py\0--port\0%d\0" % port
         self.pid: int | None = None
+        self.lg_pid: int | None = None
+        self.lg_cpu: float | None = None
         self.first: tuple[float, ...] | None = None
         self.last: tuple[float, ...] | None = None
 
+    def _find(self, needle: bytes) -> int | None:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if needle in cmd:
+                return int(pid)
+        return None
+
+    def _sample_loadgen(self) -> None:
+        if self.lg_pid is None:
+            self.lg_pid = self._find(self.loadgen)
+            if self.lg_pid is None:
+                return
+        try:
+            total = _cpu_of(Path(f"/proc/{self.lg_pid}/stat").read_text())
+            main = _cpu_of(Path(f"/proc/{self.lg_pid}/task/{self.lg_pid}/stat").read_text())
+        except OSError:  # finished (and reaped): its last sample stands
+            return
+        self.lg_cpu = total - main
+
     def sample(self) -> None:
+        self._sample_loadgen()
         if self.pid is None:
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if self.data in cmd and b"logmesh" in cmd:
-                    self.pid = int(pid)
-                    break
-            else:
+            self.pid = self._find(self.data)
+            if self.pid is None:
                 return
         main = other = 0.0
         try:
@@ -95,9 +119,7 @@ class ThreadCpu:
             waited = int(Path(f"/proc/{self.pid}/task/{self.pid}/schedstat").read_text()
                          .split()[1]) / 1e9
             for tid in os.listdir(f"/proc/{self.pid}/task"):
-                stat = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()
-                secs = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                secs = _cpu_of(Path(f"/proc/{self.pid}/task/{tid}/stat").read_text())
                 if int(tid) == self.pid:
                     main += secs
                 else:
@@ -116,11 +138,17 @@ class ThreadCpu:
                      for a, b in zip(self.first, self.last, strict=True))
 
 
+def _cpu_of(stat: str) -> float:
+    """utime + stime in seconds of a /proc/.../stat text."""
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one(path: str, connections: int, events: int, workdir: Path, code: Path | None) -> dict:
     data = workdir / "data"
     port = free_port()
     counter = LineCounter(data / "segments" / "*.ndjson")
-    threads = ThreadCpu(data)
+    threads = ThreadCpu(data, port)
 
     def count() -> int:  # measure() polls this from before the load to its end
         threads.sample()
@@ -131,6 +159,8 @@ def one(path: str, connections: int, events: int, workdir: Path, code: Path | No
                 loadgen_args=["--syslog"] if path == "syslog" else [])
     (r["main_cpu_s_per_M"], r["other_cpu_s_per_M"], r["faults_per_M"],
      r["main_wait_s_per_M"]) = threads.per_million(r["on_disk_after_stop"])
+    r["loadgen_cpu_s_per_M"] = (round(threads.lg_cpu / r["on_disk_after_stop"] * 1e6, 2)
+                                if threads.lg_cpu is not None and r["on_disk_after_stop"] else None)
     return r
 
 
@@ -234,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(r)
                     print(f"round {rnd} {r['name']:14} c={c}: {r['events_per_s']:,} events/s, "
                           f"{r['cpu_s_per_M']} CPU s/M (event loop's thread "
-                          f"{r['main_cpu_s_per_M']}, others {r['other_cpu_s_per_M']}; page faults per M "
+                          f"{r['main_cpu_s_per_M']}, others {r['other_cpu_s_per_M']}; loadgen's senders "
+                          f"{r['loadgen_cpu_s_per_M']} s/M; page faults per M "
                           f"{r['faults_per_M'] or 0:,.0f}; the loop waited for a core "
                           f"{r['main_wait_s_per_M']} s/M), on disk {r['on_disk_after_stop']:,}/"
                           f"{r['sent']:,}, dups {r.get('duplicates')}", file=sys.stderr, flush=True)
@@ -253,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                     "cpu_s_per_M_all": [r["cpu_s_per_M"] for r in rs],
                     "main_cpu_s_per_M": round(statistics.median(r["main_cpu_s_per_M"] or 0 for r in rs), 2),
                     "main_cpu_s_per_M_all": [r["main_cpu_s_per_M"] for r in rs],
+                    "other_cpu_s_per_M": round(statistics.median(r["other_cpu_s_per_M"] or 0
+                                                                 for r in rs), 2),
+                    "loadgen_cpu_s_per_M": round(statistics.median(r["loadgen_cpu_s_per_M"] or 0
+                                                                   for r in rs), 2),
                     "faults_per_M": round(statistics.median(r["faults_per_M"] or 0 for r in rs)),
                     "main_wait_s_per_M": round(statistics.median(r["main_wait_s_per_M"] or 0
                                                                  for r in rs), 2),
@@ -271,14 +306,15 @@ def main(argv: list[str] | None = None) -> int:
                     if code is not codes[0] else None,
                 })
     print("| path | conns | events/s (median) | runs | CPU s per M (median) | runs | event loop's "
-          "thread's CPU s per M (median) | runs | page faults per M (median) | loop's wait for a core, s per M (median) | bytes/event | lost | dups | syslog/book "
+          "thread's CPU s per M (median) | runs | other threads' CPU s per M (median) | loadgen's senders' CPU s per M (median) | page faults per M (median) | loop's wait for a core, s per M (median) | bytes/event | lost | dups | syslog/book "
           "events/s | CPU / first tree's | event loop's CPU / first tree's |")
-    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in rows:
         print(f"| {r['path']} | {r['connections']} | {r['events_per_s']:,} | "
               f"{', '.join(f'{x:,}' for x in r['events_per_s_all'])} | {r['cpu_s_per_M']} | "
               f"{', '.join(str(x) for x in r['cpu_s_per_M_all'])} | {r['main_cpu_s_per_M']} | "
-              f"{', '.join(str(x) for x in r['main_cpu_s_per_M_all'])} | {r['faults_per_M']:,} | "
+              f"{', '.join(str(x) for x in r['main_cpu_s_per_M_all'])} | {r['other_cpu_s_per_M']} | "
+              f"{r['loadgen_cpu_s_per_M']} | {r['faults_per_M']:,} | "
               f"{r['main_wait_s_per_M']} | "
               f"{r['mean_event_bytes']} | {r['lost']} | {r['duplicates']} | "
               f"{'' if r['syslog_over_book'] is None else r['syslog_over_book']} | "
