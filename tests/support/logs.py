@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from logmesh.logs.event import derive_request
+from logmesh.logs.event import derive_request, derive_syslog_labels
 from logmesh.protocol import encode
 from tests.support.waiting import wait_until  # noqa: F401  (re-exported for the tests here)
 
@@ -21,13 +21,21 @@ HOST = "127.0.0.1"
 
 def stored(data_dir: Path, worker: str = "*") -> list[dict]:
     """Every complete line of the segments (readers never see a half-written line), with the
-    request's fields derived from ``message`` as every reader does."""
+    request's fields derived from ``message`` and syslog's facility and severity labels from
+    its priority, as every reader does."""
     out: list[dict] = []
     for path in sorted((Path(data_dir) / "segments").glob(f"w{worker}-*.ndjson")):
         data = path.read_bytes()
         data = data[: data.rfind(b"\n") + 1]
-        out.extend(derive_request(orjson.loads(line)) for line in data.splitlines())
+        out.extend(map(_as_read, data.splitlines()))
     return out
+
+
+def _as_read(line: bytes) -> dict:
+    ev = derive_request(orjson.loads(line))
+    if "labels" in ev:
+        ev["labels"] = derive_syslog_labels(ev["labels"])
+    return ev
 
 
 def book_packet(log: str) -> dict:

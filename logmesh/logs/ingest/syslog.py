@@ -1,8 +1,10 @@
 """Syslog messages (RFC 5424 and RFC 3164) to events, no I/O.
 
 What is stored (docs/ingest.md has the table): the priority as ECS's
-``log.syslog.priority``, ``log.syslog.facility.code``/``.name`` and
-``log.syslog.severity.code``/``.name`` labels and as ``log.level``; HOSTNAME
+``log.syslog.priority`` label and as ``log.level`` (the labels
+``log.syslog.facility.code``/``.name`` and ``log.syslog.severity.code``/``.name``
+follow from it: readers derive them, event.derive_syslog_labels, and the stored
+line is ~125 bytes shorter); HOSTNAME
 as ``host.name``; APP-NAME (RFC 3164: the TAG) as ``service.name``; PROCID,
 MSGID and the structured data (``{SD-ID: {PARAM: value}}``) as
 ``log.syslog.procid``, ``log.syslog.msgid`` and
@@ -28,26 +30,18 @@ from typing import Any
 
 import orjson
 
-from ..event import Event
+from ..event import SYSLOG_PRIORITY, Event
 from .common import MAX_TIMESTAMP_MS, Rejected, check_timestamp
 
-FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-              "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
-              "local2", "local3", "local4", "local5", "local6", "local7")
-SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "informational",
-              "debug")
 # log.level: the names the rest of logmesh uses (error and warning count as errors, ledger.py).
 LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 NIL = "-"
 BOM = "\ufeff"
 REPLACED = "logmesh.replaced"
 
-# One priority's labels, made once: 192 dicts, copied per event (a dict copy is cheaper than
-# four inserts).
-_PRI_LABELS = [{"log.syslog.priority": p,
-                "log.syslog.facility.code": p >> 3, "log.syslog.facility.name": FACILITIES[p >> 3],
-                "log.syslog.severity.code": p & 7, "log.syslog.severity.name": SEVERITIES[p & 7]}
-               for p in range(192)]
+# One priority's labels, made once, copied per event: the priority alone, first (the facility
+# and severity labels are derived from it where lines are read: event.derive_syslog_labels).
+_PRI_LABELS = [{SYSLOG_PRIORITY: p} for p in range(192)]
 
 # RFC 3164's TAG: after a full header (time, host) it ends at ":", "[" or a space, as rsyslog
 # reads it (its forward formats send an RFC 5424 APP-NAME with no colon); with no header only

@@ -6,7 +6,15 @@ names are ECS dotted names, so SQL always double-quotes them (``ident``).
 
 from __future__ import annotations
 
-from ..event import FIELD_TYPES
+import re
+
+from ..event import (
+    FIELD_TYPES,
+    SYSLOG_FACILITIES,
+    SYSLOG_FACILITY_CODE,
+    SYSLOG_PRIORITY,
+    SYSLOG_SEVERITIES,
+)
 
 DUCK_TYPES = {"long": "BIGINT", "date": "BIGINT", "keyword": "VARCHAR", "text": "VARCHAR",
               "object": "JSON"}
@@ -34,8 +42,9 @@ def read_ndjson_sql(path: str, trust_json: bool = False) -> str:
     ``trust_json``: see :func:`with_request_fields`.
     """
     cols = "{" + ", ".join(f"{sql_str(n)}: {sql_str(t)}" for n, t in COLUMNS) + "}"
-    return with_request_fields(f"read_json({sql_str(path)}, columns={cols}, "
-                               "format='newline_delimited', maximum_object_size=16777216)", trust_json)
+    return with_request_fields(with_syslog_labels(
+        f"read_json({sql_str(path)}, columns={cols}, format='newline_delimited', "
+        "maximum_object_size=16777216)"), trust_json)
 
 
 def read_ndjson_lenient_sql(path: str) -> str:
@@ -47,9 +56,40 @@ def read_ndjson_lenient_sql(path: str) -> str:
             exprs.append(f"json_extract(json, {path_arg}) AS {ident(name)}")
         else:
             exprs.append(f"TRY_CAST(json_extract_string(json, {path_arg}) AS {typ}) AS {ident(name)}")
-    return with_request_fields(f"(SELECT {', '.join(exprs)} FROM read_ndjson_objects("
-                               f"{sql_str(path)}, ignore_errors=true, "
-                               "maximum_object_size=16777216) WHERE json IS NOT NULL)")
+    return with_request_fields(with_syslog_labels(
+        f"(SELECT {', '.join(exprs)} FROM read_ndjson_objects({sql_str(path)}, "
+        "ignore_errors=true, maximum_object_size=16777216) WHERE json IS NOT NULL)"))
+
+
+# event.derive_syslog_labels in SQL: labels (as DuckDB writes JSON: compact) that begin with
+# {"log.syslog.priority":P, P an integer 0-191, not followed by "log.syslog.facility.code"
+# (a line stored before the four were left out), get the facility and severity labels put
+# back after P. A prefix test for every row; the regex and the concatenation for syslog's alone.
+_PRI_HEAD = '{"' + SYSLOG_PRIORITY + '":'
+_FACILITY_HEAD = ',"' + SYSLOG_FACILITY_CODE + '":'
+_PRI_DIGITS = ("nullif(regexp_extract(labels, " + sql_str("^" + re.escape(_PRI_HEAD) +
+                                                       "([0-9]{1,3})[,}]") + ", 1), '')")
+_REST = f"substr(labels, {len(_PRI_HEAD) + 1} + length(_sp))"
+_FACILITY = "_sp::INTEGER // 8"
+_SEVERITY = "_sp::INTEGER % 8"
+_DERIVED = " || ".join((
+    sql_str(_PRI_HEAD), "_sp", sql_str(_FACILITY_HEAD), _FACILITY,
+    sql_str(',"log.syslog.facility.name":"'),
+    "[" + ", ".join(map(sql_str, SYSLOG_FACILITIES)) + f"][{_FACILITY} + 1]",
+    sql_str('","log.syslog.severity.code":'), _SEVERITY,
+    sql_str(',"log.syslog.severity.name":"'),
+    "[" + ", ".join(map(sql_str, SYSLOG_SEVERITIES)) + f"][{_SEVERITY} + 1]",
+    sql_str('"'), _REST))
+
+
+def with_syslog_labels(relation: str) -> str:
+    """``relation`` with syslog's facility and severity labels derived from its priority,
+    where the stored line left them out (event.py says why; event.derive_syslog_labels is
+    the same rule for Python readers)."""
+    return (f"(SELECT * EXCLUDE (_sp) REPLACE (CASE WHEN _sp::INTEGER < 192 AND NOT "
+            f"starts_with({_REST}, {sql_str(_FACILITY_HEAD)}) THEN ({_DERIVED})::JSON "
+            f"ELSE labels END AS labels) FROM (SELECT *, CASE WHEN starts_with(labels, "
+            f"{sql_str(_PRI_HEAD)}) THEN {_PRI_DIGITS} END AS _sp FROM {relation}))")
 
 
 # The fields of the logged request packet, for lines that hold it unparsed in ``message``

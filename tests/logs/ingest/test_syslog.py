@@ -9,17 +9,36 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from logmesh.logs.event import derive_syslog_labels
 from logmesh.logs.ingest.common import Rejected
 from logmesh.logs.ingest.syslog import SyslogDecoder
 
 NOW = 1_795_970_000_000  # 2026-11-29T16:33:20Z
 
 
-def decode(line: bytes, received: int = NOW) -> dict:
+def stored(line: bytes, received: int = NOW) -> dict:
+    """The event as its stored line holds it."""
     import msgspec
 
     ev = SyslogDecoder().event(line, received, ("10.0.0.1", 514))
     return msgspec.json.decode(msgspec.json.encode(ev))
+
+
+def decode(line: bytes, received: int = NOW) -> dict:
+    """The event as readers see it: the facility and severity labels derived from the
+    priority (event.derive_syslog_labels; store/columns.py in SQL)."""
+    e = stored(line, received)
+    if "labels" in e:
+        e["labels"] = derive_syslog_labels(e["labels"])
+    return e
+
+
+def test_only_the_priority_is_stored_of_what_it_implies():
+    e = stored(b"<165>1 2003-10-11T22:14:15.003Z h app 42 - - x")
+    assert list(e["labels"]) == ["log.syslog.priority", "host.name", "log.syslog.procid"]
+    assert e["labels"]["log.syslog.priority"] == 165 and e["log.level"] == "notice"
+    assert list(stored(b"<34>Oct 11 22:14:15 mymachine su[99]: x")["labels"]) == [
+        "log.syslog.priority", "host.name", "log.syslog.procid"]
 
 
 def test_rfc5424_all_fields():
@@ -172,6 +191,8 @@ def same_as_per_line(lines: list[bytes], decoder: SyslogDecoder | None = None) -
     assert blob.endswith(b"}\n") and blob.count(b"\n") == len(lines)
     slow = per_line(lines)
     assert [orjson.loads(line) for line in blob.splitlines()] == slow
+    # the priority first in labels, as readers' rule wants it to derive the rest from it
+    assert all(b'"labels":{"log.syslog.priority":' in line for line in blob.splitlines())
     assert list(seqs) == [e["seq"] for e in slow] and stamps == [e["@timestamp"] for e in slow]
     return True
 

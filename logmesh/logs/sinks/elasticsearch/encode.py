@@ -10,7 +10,11 @@ rest:
   resend after a crash answers 409 instead of making a duplicate;
 * whether ``params`` / ``labels`` are JSON objects: a ``flattened`` field
   takes only objects, so the rare line where a service logged a string or a
-  list there is re-encoded with it wrapped as ``{"value": ...}``.
+  list there is re-encoded with it wrapped as ``{"value": ...}``;
+* whether ``labels`` begin with a syslog priority stored without the
+  facility and severity labels it implies: those lines are re-encoded with
+  them put back (event.derive_syslog_labels), so that a document reads as
+  the query API reads the event.
 
 :func:`encode_block` does this for a whole batch the way ingest builds
 stored lines (ingest/book_block.py): bytes operations in C over the whole
@@ -37,7 +41,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...event import derive_request
+from ...event import SYSLOG_PRIORITY, derive_request, derive_syslog_labels
 from .book_docs import BOOK_MESSAGE, book_docs
 
 FREE_FORM_FIELDS = ("params", "labels")  # mapped flattened / flat_object
@@ -47,6 +51,9 @@ SEQ_KEY = b'{"seq":'  # how every stored line begins
 # values are escaped, so these counts cannot miss a line; a false alarm (the same key nested
 # in params) costs the per-line path, nothing else.
 FREE_FORM_KEYS = (b'"params":', b'"labels":')
+# Labels that may lack what their syslog priority implies (a false alarm: the per-line path).
+SYSLOG_HEAD = b'{"' + SYSLOG_PRIORITY.encode() + b'":'
+SYSLOG_LABELS = b'"labels":' + SYSLOG_HEAD
 # Bytes of stored lines encoded per step on the event loop (encode_stepwise): ~0.25 ms of
 # HTTP-shaped events, ~0.5 ms of book packets on the shared machine (bench/notes/es_sink.md).
 STEP_BYTES = 64 * 1024
@@ -162,7 +169,7 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
     book = data.count(BOOK_MESSAGE)
     all_book = book == n  # then so is any prefix of the lines, and book_docs refuses free-form fields
     if not n or not data.startswith(SEQ_KEY) or data.count(b"\n" + SEQ_KEY) != n - 1 \
-            or not (all_book or _free_form_fit(data)):
+            or not (all_book or _free_form_fit(data)) or SYSLOG_LABELS in data:
         return _encode_lines(lines, limit)
     ids = [line[7:line.find(b",", 7)] for line in lines]  # the digits after {"seq":
     if not all(ids) or not b"".join(ids).isdigit():
@@ -278,7 +285,11 @@ def _fits(raw: msgspec.Raw) -> bool:
 
 
 def document(event: dict[str, Any]) -> dict[str, Any]:
-    """The ``_source`` for one stored event whose free-form fields need wrapping."""
+    """The ``_source`` for one stored event whose free-form fields need wrapping, or whose
+    syslog labels need what their priority implies."""
+    labels = event.get("labels")
+    if labels.__class__ is dict:
+        event["labels"] = derive_syslog_labels(labels)
     for name in FREE_FORM_FIELDS:
         value = event.get(name)
         if value is not None and not isinstance(value, dict):
@@ -310,9 +321,11 @@ def encode_line(line: bytes) -> Encoded:
 
 def _encode_head(line: bytes, head: _Head) -> Encoded:
     body = line
+    syslog = memoryview(head.labels)[:len(SYSLOG_HEAD)] == SYSLOG_HEAD
     if head.method is None and head.path is None and memoryview(head.message)[:2] == b'"{':
         # a book packet stored unparsed (ingest/book_block.py): send the request's fields too
-        if not head.params and head.key is None and head.trace_id is None and _fits(head.labels):
+        if not head.params and head.key is None and head.trace_id is None and _fits(head.labels) \
+                and not syslog:
             # none of them on the line yet: append them, leave the stored bytes as they are
             fields = derive_request({"message": orjson.loads(memoryview(head.message))})
             del fields["message"]
@@ -320,7 +333,7 @@ def _encode_head(line: bytes, head: _Head) -> Encoded:
                 body = line[:-1] + b"," + _dumps(document(fields))[1:]
         else:
             body = _dumps(document(derive_request(orjson.loads(line))))
-    elif not (_fits(head.params) and _fits(head.labels)):
+    elif syslog or not (_fits(head.params) and _fits(head.labels)):
         body = _dumps(document(orjson.loads(line)))
     received = head.received_at if isinstance(head.received_at, int) else head.timestamp
     return Encoded(head.seq, received if isinstance(received, int) else None, body)
