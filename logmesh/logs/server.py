@@ -15,7 +15,6 @@ is JSON; an unexpected exception answers a bare 500 and is logged here.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from ..guard import LISTEN_BACKLOG, ConnectionGuard
-from ..lifecycle import Serving
+from ..lifecycle import Serving, freeze_startup_heap
 from ..mesh.registry import RegistryLink
 from ..metrics import CONTENT_TYPE, Exposition, Metrics, number, value
 from ..protocol import Node
@@ -115,15 +114,6 @@ OPEN_PATHS = ("/healthz", "/", "/api/v1/openapi.json")
 
 def open_path(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith("/static/")
-
-
-def freeze_startup_heap() -> None:
-    """Startup's ~80k objects (modules, DuckDB, the app) out of the collector's sight: each
-    full collection walked them all, 130-330 ms of the event loop on the shared machine with
-    book packets in and out to Elasticsearch; frozen, most runs had none (bench/es_sink.py
-    --server, bench/notes/es_sink.md). The real process only: tests start many servers in one."""
-    gc.collect()
-    gc.freeze()
 
 
 class LogsServer(Serving):

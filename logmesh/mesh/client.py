@@ -224,7 +224,7 @@ class ReconnectingClient:
         packet = {"uri": uri, "method": method, "key": key, "params": params}
         if extra:
             packet.update(extra)
-        loop = asyncio.get_running_loop()
+        loop = conn.loop  # not asyncio.get_running_loop(): a getpid() syscall on CPython 3.11
         self._pending[key] = (on_reply, loop.time() + timeout, timeout)
         if self._sweep is None or timeout < 4 * self._sweep_every:
             self._arm(loop, timeout)

@@ -118,7 +118,10 @@ class FramedConnection(Guarded, asyncio.Protocol):
         self.name = name
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # the loop, kept: asyncio.get_running_loop() is a getpid() syscall on CPython 3.11, and
+        # write() schedules its flush once a turn (strace: one getpid per gateway request)
+        self.loop = loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = loop.create_future()
         self._writable = asyncio.Event()
         self._writable.set()
         self.bad_frames = 0
@@ -267,7 +270,7 @@ class FramedConnection(Guarded, asyncio.Protocol):
             self.flush()
         elif not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Hand what was written to the transport now."""
