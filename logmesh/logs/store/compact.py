@@ -140,13 +140,15 @@ def read_sorted(con: duckdb.DuckDBPyConnection, relation: str, guess_in_order: b
         con.unregister("_unsorted")
 
 
-def write_parquet(table: Any, path: Path, block_rows: int) -> None:
+def write_parquet(table: Any, path: Path, block_rows: int, *, page_rows: int = 0) -> None:
     """``table`` as the store's Parquet file, fsynced: a row group a block, zstd level 1,
     Parquet v2 pages, delta encodings for the times and seqs (read 5-6x faster than plain),
     PLAIN for the columns of ids and JSON and for messages that do not repeat (nearly a value
     a row: their dictionaries only grow), DELTA_BYTE_ARRAY for keys, dictionaries for the rest; ``params`` and ``labels`` keep Parquet's JSON type, as DuckDB
     wrote them. pyarrow's writer, not DuckDB's COPY: 0.3-0.35 CPU s per million events less
-    and the files 5-7% smaller (docs/benchmarks.md, "Compaction, third cut")."""
+    and the files 5-7% smaller (docs/benchmarks.md, "Compaction, third cut"). ``page_rows``: pages
+    of at most that many rows and a page index (bench/rare_word_pages.py measures a page reader on
+    them; compaction writes pyarrow's default pages: "Rare word, fifth pass")."""
     import pyarrow as pa
     import pyarrow.parquet as papq
 
@@ -163,7 +165,8 @@ def write_parquet(table: Any, path: Path, block_rows: int) -> None:
         encodings["message"] = "PLAIN"
     papq.write_table(table, str(path), row_group_size=block_rows, compression="zstd",
                      compression_level=ZSTD_LEVEL, data_page_version="2.0", column_encoding=encodings,
-                     use_dictionary=[n for n in table.column_names if n not in encodings])
+                     use_dictionary=[n for n in table.column_names if n not in encodings],
+                     **({"max_rows_per_page": page_rows, "write_page_index": True} if page_rows else {}))
     fsync_path(path)
 
 

@@ -474,3 +474,23 @@ def test_messages_taken_for_json_unchecked_give_what_the_checked_read_gives(tmp_
     assert con.execute(f"SELECT * FROM read_parquet('{final}') ORDER BY seq").fetchall() == want
     assert sum(r[COLUMNS.index(("url.path", "VARCHAR"))] is not None for r in want) == 4 + (NOT_JSON[0] in texts)
     assert not (tmp_path / layout.QUARANTINE_DIR).exists()
+
+
+def test_bounded_pages_keep_every_value_and_add_a_page_index(big_segment, tmp_path):
+    """write_parquet(page_rows=N), which bench/rare_word_pages.py measures a page reader on:
+    the same values as the default write, and an offset index for every column chunk (the
+    default write has none)."""
+    import pyarrow.parquet as pq
+    con = duckdb.connect()
+    table = con.sql(f"SELECT {SELECT_LIST} FROM {read_ndjson_sql(str(big_segment.path))} "
+                    "ORDER BY \"@timestamp\", seq").to_arrow_table()
+    default, paged = tmp_path / "default.parquet", tmp_path / "paged.parquet"
+    compact.write_parquet(table, default, 1000)
+    compact.write_parquet(table, paged, 1000, page_rows=100)
+    read = "SELECT * FROM read_parquet('{}')"
+    assert con.execute(read.format(paged)).fetchall() == con.execute(read.format(default)).fetchall()
+    for path, indexed in ((default, False), (paged, True)):
+        md = pq.read_metadata(path)
+        assert md.num_row_groups == 5
+        assert {md.row_group(g).column(c).has_offset_index for g in range(md.num_row_groups)
+                for c in range(md.num_columns)} == {indexed}
