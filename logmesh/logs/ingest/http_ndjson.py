@@ -30,6 +30,9 @@ from .line_block import json_strings
 MAX_ERRORS_REPORTED = 20
 _Status = Annotated[int, msgspec.Meta(ge=0, le=999)]
 _Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMESTAMP_MS)]
+# FlatEvent's "no labels": omit_defaults omits a field whose value *is* its default object, and
+# another Raw(b"") would be written as `"labels":}`, a line no reader can parse
+NO_LABELS = msgspec.Raw(b"")
 
 
 class FlatEvent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, gc=False):
@@ -63,8 +66,8 @@ class FlatEvent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, 
     trace_id: str | None = msgspec.field(default=None, name="trace.id")
     # Raw, not a dict: a struct holding no container stays out of the garbage collector's
     # lists, and a body's 30,000 tracked structs made every collection slower (ES bulk cost
-    # twice the CPU of NDJSON per event until this); absent, it is omitted like Event.params
-    labels: msgspec.Raw = msgspec.Raw(b"")
+    # twice the CPU of NDJSON per event until this); absent (NO_LABELS itself), it is omitted
+    labels: msgspec.Raw = NO_LABELS
 
 
 _flat_lines = msgspec.json.Decoder(FlatEvent).decode_lines
@@ -189,7 +192,7 @@ def ecs_events(docs: bytes | memoryview, received: int,
         return None
     by_parts: dict[tuple[bytes, ...], bytes] = {}
     last_parts: tuple | None = None
-    tags = msgspec.Raw(b"")
+    tags = NO_LABELS
     after = b""  # what follows log.offset in the labels: ",<the others>}"
     out: list[FlatEvent] = []
     append = out.append
@@ -211,7 +214,7 @@ def ecs_events(docs: bytes | memoryview, received: int,
                 members = by_parts.get(key)
                 if members is None:
                     members = by_parts[key] = _label_members(key, labels)
-                tags = msgspec.Raw(b"{%s}" % members if members else b"")
+                tags = msgspec.Raw(b"{%s}" % members) if members else NO_LABELS
                 after = b",%s}" % members if members else b"}"
                 last_parts = parts
             http = d.http
