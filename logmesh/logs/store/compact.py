@@ -61,6 +61,7 @@ log = logging.getLogger("logmesh.logs.compact")
 
 COMPACT_GRACE_SECONDS = 5.0  # a sealed segment waits this long, so tails read its last lines first
 COMPACT_INTERVAL_SECONDS = 10.0  # how often the thread looks for work without being woken
+RETRY_SECONDS = 60.0  # a segment whose compaction failed is tried again this much later
 # Fields whose values are counted per block in the index (facets, mesh, histograms `by`):
 # a block with more distinct values than SUMMARY_MAX_VALUES stores none and is read instead.
 SUMMARY_FIELDS = ("service.name", "log.level", "http.request.method", "url.path",
@@ -339,9 +340,24 @@ class Compactor:
         return self._con
 
     def pending(self) -> list[SegmentInfo]:
-        """Sealed segments without a Parquet file, sealed at least ``grace`` seconds ago."""
-        done = catalogue.parquet_names(self.data_dir)
+        """Sealed segments without a Parquet file, sealed at least ``grace`` seconds ago (and
+        not failed in the last RETRY_SECONDS), the longest sealed first, whichever worker's."""
         now = self.clock()
+        return [seg for due, seg in sorted(self._waiting(), key=lambda d: (d[0], d[1].path.name))
+                if due <= now]
+
+    def next_delay(self) -> float:
+        """Seconds until the next sealed segment may be compacted (0: one may now), at most
+        ``interval``: the thread sleeps this long, so that a backlog is compacted without a
+        pause and a segment sealed meanwhile is taken as its grace runs out."""
+        due = min((d for d, _ in self._waiting()), default=None)
+        return self.interval if due is None else min(self.interval, max(0.0, due - self.clock()))
+
+    def _waiting(self) -> list[tuple[float, SegmentInfo]]:
+        """(when it may be compacted, segment) for each sealed segment without a Parquet file;
+        deletes those whose Parquet file holds their events (compacted before a crash, or
+        held by a sink until now)."""
+        done = catalogue.parquet_names(self.data_dir)
         out = []
         for seg in list_segments(self.data_dir):
             if not seg.sealed:
@@ -354,9 +370,8 @@ class Compactor:
                 sealed_at = seg.path.with_name(layout.index_name(seg.path.name)).stat().st_mtime
             except FileNotFoundError:
                 continue
-            if now - sealed_at < self.grace or now - self._failed.get(seg.path.name, 0) < 60:
-                continue
-            out.append(seg)
+            out.append((max(sealed_at + self.grace, self._failed.get(seg.path.name, -RETRY_SECONDS)
+                            + RETRY_SECONDS), seg))
         return out
 
     def _same_events(self, seg: SegmentInfo) -> bool:
@@ -440,16 +455,24 @@ class Compactor:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        """Passes one after the other while segments are due, else a sleep until the next one
+        is (or a seal wakes it: the new segment's grace is then counted). Sleeping the grace
+        after every wake, as before, left the thread idle ~5 s after each pass during a
+        backlog, since some segment always sealed during the pass (bench/sustained.py:
+        docs/benchmarks.md, "Compaction, fifth cut")."""
         while not self._stop.is_set():
+            done = 0
             try:
-                self.run_once()
+                done = self.run_once()
                 if self.after_pass is not None:
                     self.after_pass()
+                delay = self.next_delay()
             except Exception as exc:
                 log.exception("compaction pass failed")
                 self.failure = f"compaction pass failed: {exc!r}"
-            if self._wake.wait(self.interval) and not self._stop.is_set():
-                self._stop.wait(self.grace + 0.2)  # woken by a seal: let the segment's grace run down
+                delay = self.interval
+            if delay > 0 or not done:  # a due segment that was not compacted: not in a spin
+                self._wake.wait(max(delay, 0.0 if done else 1.0))
             self._wake.clear()
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -230,6 +230,44 @@ async def test_run_once_compacts_sealed_segments_after_their_grace_and_removes_t
     c.stop()
 
 
+def sealed_at(seg: SegmentInfo) -> float:
+    return seg.path.with_name(layout.index_name(seg.path.name)).stat().st_mtime
+
+
+async def test_the_thread_sleeps_until_the_next_segment_is_due_not_a_grace_after_each_pass(
+        three_segments, monkeypatch):
+    """During a backlog some segment always seals while a pass runs: sleeping the whole grace
+    after that wake left the thread idle ~5 s a pass. It sleeps until the next is due."""
+    data = three_segments
+    first, second = sealed(data)
+    now = [min(sealed_at(first), sealed_at(second)) + 10]
+    c = Compactor(data, grace=30, interval=600, clock=lambda: now[0])
+    assert c.pending() == []
+    assert c.next_delay() == pytest.approx(20, abs=0.01), "the first sealed is due 30 s after its seal"
+    now[0] += 25
+    assert c.next_delay() == 0 and len(c.pending()) == 2, "due: no sleep before the next pass"
+    monkeypatch.setattr(compact, "compact_segment", lambda *a, **k: (_ for _ in ()).throw(
+        duckdb.IOException("disk on fire")))
+    assert c.run_once() == 0
+    assert c.next_delay() == pytest.approx(compact.RETRY_SECONDS, abs=0.01), "failed: retried a minute later"
+    monkeypatch.undo()
+    now[0] += compact.RETRY_SECONDS
+    assert c.run_once() == 2
+    assert c.next_delay() == 600, "nothing sealed left: the interval (or a seal's wake)"
+    c.stop()
+
+
+async def test_pending_segments_come_longest_sealed_first_whichever_worker(three_segments):
+    data = three_segments
+    first, second = sealed(data)
+    t = time.time() - 100
+    os.utime(first.path.with_name(layout.index_name(first.path.name)), (t + 1, t + 1))
+    os.utime(second.path.with_name(layout.index_name(second.path.name)), (t, t))
+    c = Compactor(data, grace=5)
+    assert [s.path.name for s in c.pending()] == [second.path.name, first.path.name]
+    c.stop()
+
+
 class Crash(BaseException):
     """The process dies here (no except clause of the compactor catches it)."""
 
