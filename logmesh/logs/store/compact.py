@@ -179,12 +179,13 @@ def repeats(column: Any) -> bool:
     return pc.count_distinct(sample).as_py() * 2 < len(sample)
 
 
-def summaries(con: duckdb.DuckDBPyConnection, final: Path) -> tuple:
+def summaries(con: duckdb.DuckDBPyConnection, final: Path, empty: frozenset[str] = frozenset()) -> tuple:
     """What the block index keeps of view ``c`` (the file's rows, each with its block in
     column BLOCK) beside the token filters: the blocks' ranges, per-minute counts, value
     counts, the /mesh counts and the services; and the RED summary, written beside ``final``
     (red_summary.py) before the index that names it. Returns (blocks, values, minutes,
-    services, red)."""
+    services, red). ``empty``: columns NULL in every row, whose statements would find
+    nothing (book packets have no service.name or status code): not run."""
     b = ident(BLOCK)
     blocks = con.execute(f"SELECT {b} AS b, min({TS}), max({TS}), count(*), min(seq), max(seq) "
                          "FROM c GROUP BY b ORDER BY b").fetchall()
@@ -200,18 +201,19 @@ def summaries(con: duckdb.DuckDBPyConnection, final: Path) -> tuple:
     values: dict[str, list[dict[str, int] | None]] = {}
     for f in SUMMARY_FIELDS:
         per: dict[int, dict[str, int]] = {}
-        for blk, v, n in con.execute(f"SELECT {b} AS b, CAST({ident(f)} AS VARCHAR), count(*) "
+        for blk, v, n in [] if f in empty else con.execute(f"SELECT {b} AS b, CAST({ident(f)} AS VARCHAR), count(*) "
                                      f"FROM c WHERE {ident(f)} IS NOT NULL GROUP BY ALL").fetchall():
             per.setdefault(blk, {})[v] = n
         values[f] = [per.get(blk[0], {}) if len(per.get(blk[0], {})) <= SUMMARY_MAX_VALUES else None
                      for blk in blocks]
     mesh: dict[int, dict[str, list[int]]] = {}
-    for blk, svc, *counts in con.execute(f"SELECT {b} AS b, {MESH_SELECT} FROM c "
+    no_service = "service.name" in empty
+    for blk, svc, *counts in [] if no_service else con.execute(f"SELECT {b} AS b, {MESH_SELECT} FROM c "
                                          f"WHERE {ident('service.name')} IS NOT NULL GROUP BY ALL").fetchall():
         mesh.setdefault(blk, {})[svc] = counts
     values["mesh"] = [mesh.get(blk[0], {}) if len(mesh.get(blk[0], {})) <= SUMMARY_MAX_VALUES else None
                       for blk in blocks]  # service -> [requests, errors, events]: /mesh
-    services = {str(svc): n for svc, n in con.execute(
+    services = {} if no_service else {str(svc): n for svc, n in con.execute(
         f"SELECT {ident('service.name')}, count(*) FROM c WHERE {ident('service.name')} IS NOT NULL "
         "GROUP BY ALL").fetchall()}
     red = red_summary.write(con, "c", final)  # before the index that names it
@@ -252,7 +254,8 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
 
     con.register("c", table.append_column(BLOCK, [np.arange(rows, dtype=np.int64) // block_rows]))
     try:
-        blocks, values, minutes, services, red = summaries(con, final)
+        empty = frozenset(n for n in (*SUMMARY_FIELDS, "service.name") if table.column(n).null_count == rows)
+        blocks, values, minutes, services, red = summaries(con, final, empty)
         blooms = tokens.build_blooms(con, table.column("message"), block_rows, len(blocks))
     finally:
         con.unregister("c")

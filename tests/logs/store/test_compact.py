@@ -230,6 +230,29 @@ async def test_run_once_compacts_sealed_segments_after_their_grace_and_removes_t
     c.stop()
 
 
+@pytest.mark.parametrize("missing", [("service.name", "http.response.status_code"), ("log.level",)])
+async def test_statements_of_columns_null_in_every_row_are_skipped_for_the_same_index(tmp_path, missing):
+    """Book packets carry no service.name or status code: their summaries' statements would
+    find nothing, so they are not run; the index is what running them gives."""
+    none = {"service.name": "service", "http.response.status_code": "status", "log.level": "level"}
+    evs = [event(T0 + i * 50, message=f"m {i}", path=f"/p{i % 3}", **{none[f]: None for f in missing})
+           for i in range(5000)]
+    writer = await write_store(tmp_path / "data", [evs])
+    await writer.close()
+    (seg,) = list_segments(tmp_path / "data")
+    con = new_connection()
+    table = compact.read_sorted(con, read_ndjson_sql(str(seg.path)), False)
+    import numpy as np
+    con.register("c", table.append_column(compact.BLOCK, [np.arange(len(table)) // BLOCK]))
+    full = compact.summaries(con, tmp_path / "a.parquet")
+    skipped = compact.summaries(con, tmp_path / "b.parquet", frozenset(missing))
+    assert skipped == full
+    assert all(v == {} for f in missing if f in compact.SUMMARY_FIELDS for v in full[1][f])
+    index = compact_segment(con, seg, tmp_path / "parquet", BLOCK)
+    assert (index["values"], index["services"]) == (full[1], full[3])
+    con.close()
+
+
 def sealed_at(seg: SegmentInfo) -> float:
     return seg.path.with_name(layout.index_name(seg.path.name)).stat().st_mtime
 
