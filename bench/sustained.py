@@ -96,6 +96,7 @@ def run(a: argparse.Namespace, workdir: Path, code: Path) -> dict:
     try:
         pgid = proc.pid
         cpu0, m0, t0 = group_cpu_seconds(pgid), metrics(http_port), time.monotonic()
+        own0 = time.process_time()  # this process: the senders (and the sampling)
         senders = [Sender(port, pool[k::a.connections], a.rate / a.connections, t0 + a.seconds)
                    for k in range(a.connections)]
         for x in senders:
@@ -110,7 +111,10 @@ def run(a: argparse.Namespace, workdir: Path, code: Path) -> dict:
             s = {"t": round(now, 1), "stored": int(stored), "compacted": int(compacted),
                  "backlog": int(stored - compacted), "cpu_s": round(group_cpu_seconds(pgid) - cpu0, 2),
                  "compaction_cpu_s": round(m.get("logmesh_compaction_cpu_seconds_total", 0)
-                                           - m0.get("logmesh_compaction_cpu_seconds_total", 0), 2)}
+                                           - m0.get("logmesh_compaction_cpu_seconds_total", 0), 2),
+                 "compaction_s": round(m.get("logmesh_compaction_seconds_total", 0)
+                                       - m0.get("logmesh_compaction_seconds_total", 0), 2),
+                 "loadgen_cpu_s": round(time.process_time() - own0, 2)}
             samples.append(s)
             print(f"t={s['t']:6.1f}s stored {s['stored']:>11,} compacted {s['compacted']:>11,} "
                   f"backlog {s['backlog']:>10,}  CPU {s['cpu_s']:.1f}s (compaction {s['compaction_cpu_s']:.1f}s)",
@@ -146,6 +150,10 @@ def report(r: dict, a: argparse.Namespace) -> dict:
         "drained_at_s": fin["t"] if fin["backlog"] <= 0 else None,
         "ingest_cpu_s_per_M": round(ingest_cpu / max(last["stored"], 1) * 1e6, 2),
         "compaction_cpu_s_per_M": round(fin["compaction_cpu_s"] / max(fin["compacted"], 1) * 1e6, 2),
+        # the compacting thread's share of the load's wall time spent in compactions (the rest it
+        # slept or waited for the next due segment), and the cores the load generator took
+        "compaction_busy_during_load": round(last.get("compaction_s", 0) / max(last["t"], 1e-9), 2),
+        "loadgen_cores": round(last.get("loadgen_cpu_s", 0) / max(last["t"], 1e-9), 2),
         "arrival_to_index_s": {"median": sorted(lags)[len(lags) // 2] if lags else None,
                                "max": max(lags) if lags else None, "samples": len(lags)},
         "samples": samples,
@@ -160,6 +168,8 @@ def report(r: dict, a: argparse.Namespace) -> dict:
              f"not drained {a.drain:.0f}s after the load"))
     print(f"CPU per million events: ingest {out['ingest_cpu_s_per_M']} s, compaction "
           f"{out['compaction_cpu_s_per_M']} s (of the events compacted)")
+    print(f"during the load: the compacting thread compacted {out['compaction_busy_during_load']:.0%} of the "
+          f"time, the load generator took {out['loadgen_cores']} of a core")
     lag = out["arrival_to_index_s"]
     print(f"arrival to block index: median {lag['median']} s, max {lag['max']} s "
           f"({lag['samples']} samples whose events were all compacted)")
