@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import math
 import zlib
 from typing import Any
 
@@ -126,12 +127,14 @@ class Message:
             if "service.name" not in obj and isinstance(obj.get("service"), str):
                 obj["service.name"] = obj.pop("service")
             if "@timestamp" not in obj and isinstance(ts, (int, float)) and not isinstance(ts, bool):
+                if isinstance(ts, float) and not math.isfinite(ts):  # msgpack carries IEEE doubles
+                    raise Rejected("bad_timestamp", f"time {ts!r} is not a time")
                 obj["@timestamp"] = int(ts) if isinstance(ts, EventTime) else int(ts * 1000)
             ev = record_event(obj, received)
         except Rejected as exc:
             self.errors.append((exc.reason, exc.detail))
             return
-        except (ValueError, KeyError, TypeError, orjson.JSONEncodeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, orjson.JSONEncodeError) as exc:
             self.errors.append(("bad_record", str(exc)[:120]))
             return
         if ev.service_name is None:
