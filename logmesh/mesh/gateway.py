@@ -57,8 +57,9 @@ TRACE_FIELD = "trace.id"  # extra top-level packet field; book services ignore i
 
 def new_trace_id() -> str:
     """32 hex digits, as uuid4().hex gave, without its getrandom syscall per request (a
-    trace id needs to be unique, not unguessable)."""
-    return f"{random.getrandbits(128):032x}"
+    trace id needs to be unique, not unguessable); ``to_bytes().hex()`` is ~0.5 µs less than
+    formatting the int with ``032x``, the same digits."""
+    return random.getrandbits(128).to_bytes(16, "big").hex()
 
 
 @dataclass(slots=True)

@@ -174,6 +174,14 @@ async def test_request_id_header_becomes_the_trace_id(mesh, http):
     assert seen[0]["trace.id"] == "req-123"
 
 
+def test_a_new_trace_id_is_32_lowercase_hex_digits_zero_padded(monkeypatch):
+    from logmesh.mesh import gateway
+
+    for bits in (0, 1, 0xABC, (1 << 128) - 1, random.getrandbits(128)):
+        monkeypatch.setattr(gateway.random, "getrandbits", lambda n, b=bits: b)
+        assert gateway.new_trace_id() == f"{bits:032x}"
+
+
 async def test_gateway_lists_the_nodes(mesh, http):
     await mesh.start_distributor()
     svc = await mesh.start_service("who", {"GET/who": lambda p, pk: "a"})
