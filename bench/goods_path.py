@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class MemoryConnection:
-    """What the service asks of a FramedConnection to answer: ``send`` (encoded, counted)."""
+    """What the service asks of a FramedConnection to answer: ``send`` (encoded, counted), and
+    ``flush`` (a group's replies sent at the end of its commit: nothing to do in memory)."""
 
     peer = ("127.0.0.1", 40000)
 
@@ -46,6 +47,9 @@ class MemoryConnection:
 
     def write(self, data: bytes) -> None:
         self.replies += 1
+
+    def flush(self) -> None:
+        pass
 
 
 async def run(group: int, requests: int) -> float:

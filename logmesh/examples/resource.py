@@ -6,7 +6,8 @@ needs no server, and SQLite's own locking lets supervised restarts reopen it.
 Writes are committed in groups: every POST and DELETE of one turn of the event
 loop runs in one transaction, committed at the end of the turn, and each is
 answered only once that commit returned, from the commit's own call (a
-``service.Later`` each, not a Future whose callback answered a turn later).
+``service.Later`` each, not a Future whose callback answered a turn later), the group's
+replies sent in that call too (``service.settle_group``), not at the end of the next turn.
 With ``sync="normal"`` (WAL, ``synchronous=NORMAL``) a commit is in the WAL
 file when it is answered: it
 survives the service crashing or being killed, not the machine losing power
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..mesh.service import HandlerError, Later, Service
+from ..mesh.service import HandlerError, Later, Service, settle_group
 from ..security import OPEN_MODE, ServerSecurity
 
 
@@ -97,13 +98,12 @@ class ResourceStore:
         except sqlite3.Error as exc:
             if self.writer.in_transaction:
                 self.writer.execute("ROLLBACK")
-            for later, _ in group:  # none of them was stored: each caller learns it
-                later.settle(error=HandlerError(f"cannot store {self.resource.name}: {exc}", 500))
+            # none of them was stored: each caller learns it
+            settle_group(group, HandlerError(f"cannot store {self.resource.name}: {exc}", 500))
             return
         self.commits += 1
         self._version = None  # our own commit changed it
-        for later, result in group:  # answered now, in the commit's turn
-            later.settle(result)
+        settle_group(group)  # answered now, the replies sent in the commit's turn
 
     def close(self) -> None:
         if self.writer.in_transaction:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from logmesh.mesh.service import HandlerError, Later
+from logmesh.mesh.service import HandlerError, Later, settle_group
 from tests.support.mesh import Peer
 
 
@@ -211,4 +211,49 @@ async def test_a_later_result_is_answered_in_the_call_that_settles_it(mesh):
     assert (await peer.request({"uri": "/now", "method": "GET", "params": {"key": 4}}))["results"] == {"now": True}
     assert svc.stats["errors"] == 1
     assert await held[0] == {"id": 1}  # awaitable outside a service too
+    await peer.close()
+
+
+class RecordingTransport:
+    """The connection's transport, its writes recorded."""
+
+    def __init__(self, real) -> None:
+        self.real, self.writes = real, []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.real.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
+async def test_a_group_s_replies_leave_in_one_write_before_settle_group_returns(mesh):
+    """A store's commit settles its group with settle_group: the group's replies reach the
+    transport in that call, one write per connection, not at the end of the loop's next turn
+    (a commit runs from call_soon; a write waits for the end of the turn it is made in)."""
+    held: list[Later] = []
+
+    def later(params, packet):
+        held.append(Later())
+        return held[-1]
+
+    svc = await start(mesh, {"POST/later": later})
+    peer = await Peer.connect(svc.port)
+    for key in (1, 2, 3, 4, 5):
+        peer.send({"uri": "/later", "method": "POST", "params": {"key": key}})
+    for _ in range(500):
+        if len(held) == 5:
+            break
+        await asyncio.sleep(0.01)
+    [conn] = svc.connections
+    recording = conn.transport = RecordingTransport(conn.transport)
+    settle_group([(held[0], {"id": 1}), (held[1], {"id": 2}), (held[2], {"id": 3})])
+    assert len(recording.writes) == 1 and recording.writes[0].count("¶".encode()) == 3
+    settle_group([(held[3], None), (held[4], None)], HandlerError("cannot store goods", 500))
+    assert len(recording.writes) == 2 and recording.writes[1].count("¶".encode()) == 2
+    replies = {r["key"]: r for r in [await peer.recv(5.0) for _ in range(5)]}
+    assert [replies[k]["results"] for k in (1, 2, 3)] == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert all(replies[k]["errorcode"] == 500 and replies[k]["errormessage"] == "cannot store goods"
+               for k in (4, 5))
     await peer.close()
