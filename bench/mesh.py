@@ -55,6 +55,17 @@ class Mesh:
     url: str
     parts: dict[str, subprocess.Popen]  # name -> process (own session: pgid == pid)
     peaks: dict[str, int] = field(default_factory=dict)
+    logs_metrics: str = ""  # the logs service's /metrics: its fsyncs per cell
+
+    def logs_fsyncs(self) -> float:
+        """The logs service's fsyncs so far (one per group commit; 0 if it does not answer)."""
+        try:
+            with urllib.request.urlopen(self.logs_metrics, timeout=2) as r:
+                text = r.read().decode()
+        except (urllib.error.URLError, OSError, ValueError):
+            return 0.0
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("logmesh_fsyncs_total"))
 
     def cpu(self, *names: str) -> float:
         return sum(group_cpu_seconds(self.parts[n].pid) for n in names if n in self.parts)
@@ -123,7 +134,8 @@ def start_mesh(kind: str, tmp: Path) -> Mesh:
                                   "--data-dir", str(tmp / "goods"), ship)
         parts["gateway"] = _logmesh("gateway", "--port", str(gp), "--distributor", dist, ship,
                                     *(["--workers", "2"] if workers else []), supervise=workers)
-    mesh = Mesh(kind, f"http://127.0.0.1:{gp}/goods", parts)
+    mesh = Mesh(kind, f"http://127.0.0.1:{gp}/goods", parts,
+                 logs_metrics=f"http://127.0.0.1:{hp}/metrics")
     deadline = time.monotonic() + 30
     while _http("GET", mesh.url) != 200:
         if time.monotonic() > deadline:
@@ -178,6 +190,7 @@ def _profile(mesh: Mesh, seconds: float, where: Path, name: str) -> list[subproc
 def cell(mesh: Mesh, method: str, conns: int, seconds: float, script: Path,
          profile: Path | None = None) -> dict:
     before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
+    fsyncs = mesh.logs_fsyncs()
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
     if method == "POST":
         argv += ["-s", str(script)]
@@ -186,13 +199,15 @@ def cell(mesh: Mesh, method: str, conns: int, seconds: float, script: Path,
     for spy in spies:
         spy.wait()
     after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
+    fsyncs = mesh.logs_fsyncs() - fsyncs
     mesh.sample_rss()
     r = parse_wrk(out)
     n = max(r["requests"], 1)
     r.update(mesh=mesh.kind, method=method, connections=conns,
              cpu_us_per_req=(after[0] - before[0]) / n * 1e6,
              logs_cpu_us_per_req=(after[1] - before[1]) / n * 1e6,
-             gateway_cpu_us_per_req=(after[2] - before[2]) / n * 1e6)
+             gateway_cpu_us_per_req=(after[2] - before[2]) / n * 1e6,
+             logs_fsyncs_per_s=fsyncs / seconds)
     return r
 
 
@@ -267,7 +282,8 @@ def main() -> int:
                                   f"req/s p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms, "
                                   f"{r['cpu_us_per_req']:.0f} µs CPU/req (gateway "
                                   f"{r['gateway_cpu_us_per_req']:.0f}, logs "
-                                  f"{r['logs_cpu_us_per_req']:.0f}), non-2xx "
+                                  f"{r['logs_cpu_us_per_req']:.0f}, its fsyncs/s "
+                                  f"{r['logs_fsyncs_per_s']:.0f}), non-2xx "
                                   f"{r['non_2xx']}, errors {r['socket_errors']}", flush=True)
                 finally:
                     mesh.sample_rss()

@@ -76,6 +76,29 @@ async def test_a_burst_of_big_events_goes_in_batches_under_the_packet_limit(tmp_
         await shipper.close()
 
 
+async def test_a_batch_keeps_every_text_as_shipped_pilcrows_and_bad_bytes_included(
+        tmp_path: Path) -> None:
+    """The batch is encoded from the queued events as they are (a packet's bytes turned into
+    text by the encoder): a ``¶`` travels escaped, ``ö`` (whose UTF-8 ends in the ``¶``'s second
+    byte) unescaped, a packet's bad bytes as U+FFFD, each event whole and in order."""
+    async with logs_starter(tmp_path) as start:
+        srv = await start()
+        shipper = await shipping(Shipper("goods"), srv.config.port)
+        shipper.ship(b'{"uri":"/goods","method":"GET","params":{"name":"\xc2\xb6 pen"}}')
+        shipper.ship_record("r\u00f6d \u00b6 GET", {"log.level": "info", "url.path": "/\u00b6"})
+        shipper.ship(b'{"uri":"/goods","method":"GET","params":{"name":"caf\xe9"}}')
+        shipper.ship(b'{"uri":"/goods","method":"GET","params":{"name":"\xc3\xb6l"}}')
+        await wait_until(lambda: settled(shipper, 4), 10, "every event acked")
+        assert shipper.stats["acked"] == 4 and shipper.stats["rejected"] == 0
+        lines = stored(srv.config.data_dir)
+        assert [e["event.id"].rpartition(":")[2] for e in lines] == ["1", "2", "3", "4"]
+        assert orjson.loads(lines[0]["message"])["params"]["name"] == "\u00b6 pen"
+        assert lines[1]["message"] == "r\u00f6d \u00b6 GET" and lines[1]["url.path"] == "/\u00b6"
+        assert lines[2]["message"] == '{"uri":"/goods","method":"GET","params":{"name":"caf\ufffd"}}'
+        assert orjson.loads(lines[3]["message"])["params"]["name"] == "\u00f6l"
+        await shipper.close()
+
+
 async def test_an_event_over_the_batch_limit_alone_is_rejected_here(tmp_path: Path, caplog) -> None:
     async with logs_starter(tmp_path) as start:
         srv = await start()

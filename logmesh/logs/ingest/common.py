@@ -8,6 +8,7 @@ event straight to the line the store appends.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,7 +205,18 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-_text = as_text  # a non-string value is kept as its JSON text, the way DuckDB reads it
+def json_text(value: Any) -> str | None:
+    """A request's field as stored: strings bare, any other value as its JSON text, the way
+    DuckDB reads it (``event.as_text``). msgspec decodes an integer of any size; orjson writes
+    none over 64 bits, and that TypeError would have failed the whole connection's read (a
+    shipper resending the batch for ever): such a value is written by the standard library."""
+    try:
+        return as_text(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+_text = json_text
 
 
 @dataclass

@@ -30,13 +30,13 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ..event import as_text
 from .common import (
     _OBJECT_STARTS,
     MAX_TIMESTAMP_MS,
     Rejected,
     Routes,
     check_json_all,
+    json_text,
     request_decoder,
     request_key,
 )
@@ -120,6 +120,8 @@ class ShippedLine(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 _batch_decoder = msgspec.json.Decoder(ShippedBatch)
+# A key that is an int orjson can write is its decimal text: json_text's answer, without its call.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _requests = request_decoder.decode_lines
 
 
@@ -188,11 +190,12 @@ def _request_packets(batch: ShippedBatch, received: int, source: tuple[str, int]
             0, ev.ts, received,
             service if service is not None else routes.service_for(method, uri),
             instance, address, port,
-            method if method is None or method.__class__ is str else as_text(method),
-            uri if uri is None or uri.__class__ is str else as_text(uri),
+            method if method is None or method.__class__ is str else json_text(method),
+            uri if uri is None or uri.__class__ is str else json_text(uri),
             None,
-            key if key is None or key.__class__ is str else as_text(key),
+            key if key is None or key.__class__ is str else str(key)
+            if key.__class__ is int and _INT_MIN <= key <= _INT_MAX else json_text(key),
             "info", None, ev.raw, req.params or EMPTY, None, prefix + str(ev.n),
-            trace_id if trace_id is None or trace_id.__class__ is str else as_text(trace_id),
+            trace_id if trace_id is None or trace_id.__class__ is str else json_text(trace_id),
             None))
     return lines

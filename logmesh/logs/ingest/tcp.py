@@ -319,7 +319,9 @@ class LogIngestProtocol(IngestConnection):
             evs = batch.events
             if ctx.ledger.add_run(instance, list(map(_N, evs)), batch.service, max(map(_TS, evs))):
                 lines += made  # all new, in a row: the ledger's one call, as _add_run's
-                errors = sum(map(is_error, map(_LEVEL, made), map(_STATUS, made)))
+                # request packets are stored "info" with no status: none is an error
+                errors = 0 if evs[0].extra is None else \
+                    sum(map(is_error, map(_LEVEL, made), map(_STATUS, made)))
                 return self._heard(env, batch, received, errors, len(made), 0, rejected)
             built = list(zip(repeat(instance), evs, made))
         else:
