@@ -56,6 +56,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("shipper", "What shipping costs a service: ns per event on the request path; gateway "
                     "requests/s and latency with shipping on and off, alternating in one run.",
          [PY, "bench/shipper.py", "--runs", "1" if quick else "3", "--json", str(OUT / "shipper.json")]),
+        ("shipper_batch", "The shipper's CPU per event in a service, hand-over to ack, on the "
+                          "mesh's two shapes (the gateway's access log, goods' packets).",
+         [PY, "bench/shipper_batch.py", "--events", "50000" if quick else "200000",
+          "--rounds", "1" if quick else "4", "--json", str(OUT / "shipper_batch.json")]),
         ("mesh", "The mesh's request path beside the chapter's Node mesh: wrk through each "
                  "gateway to goods, GET and POST at 16 and 64 connections, rounds alternating.",
          [PY, "bench/mesh.py", "--rounds", "1" if quick else "3", "--seconds", "3" if quick else "10",

@@ -287,7 +287,8 @@ class Shipper:
                 # the linger on the wall clock: every shipper of a host sends at the same
                 # instants, so their batches reach the logs service together (one wake-up,
                 # often one group commit) instead of scattered over the linger.
-                await asyncio.sleep(self.linger - time.time() % self.linger)
+                linger = self.linger
+                await asyncio.sleep(linger - time.time() % linger if linger > 0 else 0)
             try:
                 self._pump()
             except Exception:

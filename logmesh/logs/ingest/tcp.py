@@ -63,6 +63,10 @@ log = logging.getLogger("logmesh.logs.ingest")
 REPLACED_LABEL = "logmesh.replaced"
 REPLACED_BAD_UTF8 = {REPLACED_LABEL: "bad_utf8"}
 
+# Seconds an acked batch waits before it asks the store for its fsync: the other batches that
+# arrive meanwhile share the group (one write, one fsync). The ack still follows the fsync.
+GROUP_WINDOW = 0.005
+
 _N, _TS, _LEVEL, _STATUS = (attrgetter(name) for name in ("n", "ts", "level", "status"))
 
 
@@ -439,8 +443,14 @@ class LogIngestProtocol(IngestConnection):
 
     async def _ack(self, key: Any, count: int, seq: int, rejected: list) -> None:
         if seq >= 0:
+            writer = self.ctx.writer
+            if seq > writer.durable_seq and getattr(writer, "fsync_mode", None) == "batch":
+                # Asking at once would start a group, and an fsync, for this batch alone: the
+                # shippers of a host send on the same ticks of the wall clock (shipping/shipper.py),
+                # so the others' batches of this tick join the group if it waits a moment.
+                await asyncio.sleep(GROUP_WINDOW)
             try:
-                await self.ctx.writer.durable(seq, on_failure="raise")
+                await writer.durable(seq, on_failure="raise")
             except StoreUnavailable as exc:  # said at once; the events are written when it can,
                 self._reply(key, 507, f"not stored yet, resend: {exc}")  # the resend dropped
                 return
