@@ -159,6 +159,10 @@ def one(path: str, connections: int, events: int, workdir: Path, code: Path | No
                 loadgen_args=["--syslog"] if path == "syslog" else [])
     (r["main_cpu_s_per_M"], r["other_cpu_s_per_M"], r["faults_per_M"],
      r["main_wait_s_per_M"]) = threads.per_million(r["on_disk_after_stop"])
+    # what the writer writes per event (the disk's bandwidth bounds a worker: syslog stored more)
+    r["stored_bytes_per_event"] = (round(sum(Path(p).stat().st_size for p in counter.paths())
+                                         / r["on_disk_after_stop"], 1)
+                                   if r["on_disk_after_stop"] else None)
     r["loadgen_cpu_s_per_M"] = (round(threads.lg_cpu / r["on_disk_after_stop"] * 1e6, 2)
                                 if threads.lg_cpu is not None and r["on_disk_after_stop"] else None)
     return r
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"round {rnd} {r['name']:14} c={c}: {r['events_per_s']:,} events/s, "
                           f"{r['cpu_s_per_M']} CPU s/M (event loop's thread "
                           f"{r['main_cpu_s_per_M']}, others {r['other_cpu_s_per_M']}; loadgen's senders "
-                          f"{r['loadgen_cpu_s_per_M']} s/M; page faults per M "
+                          f"{r['loadgen_cpu_s_per_M']} s/M; stored {r['stored_bytes_per_event']} bytes/event; page faults per M "
                           f"{r['faults_per_M'] or 0:,.0f}; the loop waited for a core "
                           f"{r['main_wait_s_per_M']} s/M), on disk {r['on_disk_after_stop']:,}/"
                           f"{r['sent']:,}, dups {r.get('duplicates')}", file=sys.stderr, flush=True)
@@ -292,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                     "main_wait_s_per_M": round(statistics.median(r["main_wait_s_per_M"] or 0
                                                                  for r in rs), 2),
                     "mean_event_bytes": rs[0]["mean_event_bytes"],
+                    "stored_bytes_per_event": rs[0]["stored_bytes_per_event"],
                     "lost": sum(r["lost"] for r in rs),
                     "duplicates": sum(r.get("duplicates") or 0 for r in rs),
                     "syslog_over_book": _median_ratio(rs, cell["book"], "events_per_s")
@@ -306,9 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                     if code is not codes[0] else None,
                 })
     print("| path | conns | events/s (median) | runs | CPU s per M (median) | runs | event loop's "
-          "thread's CPU s per M (median) | runs | other threads' CPU s per M (median) | loadgen's senders' CPU s per M (median) | page faults per M (median) | loop's wait for a core, s per M (median) | bytes/event | lost | dups | syslog/book "
+          "thread's CPU s per M (median) | runs | other threads' CPU s per M (median) | loadgen's senders' CPU s per M (median) | page faults per M (median) | loop's wait for a core, s per M (median) | bytes/event sent | stored | lost | dups | syslog/book "
           "events/s | CPU / first tree's | event loop's CPU / first tree's |")
-    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|--:|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in rows:
         print(f"| {r['path']} | {r['connections']} | {r['events_per_s']:,} | "
               f"{', '.join(f'{x:,}' for x in r['events_per_s_all'])} | {r['cpu_s_per_M']} | "
@@ -316,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(str(x) for x in r['main_cpu_s_per_M_all'])} | {r['other_cpu_s_per_M']} | "
               f"{r['loadgen_cpu_s_per_M']} | {r['faults_per_M']:,} | "
               f"{r['main_wait_s_per_M']} | "
-              f"{r['mean_event_bytes']} | {r['lost']} | {r['duplicates']} | "
+              f"{r['mean_event_bytes']} | {r['stored_bytes_per_event']} | {r['lost']} | {r['duplicates']} | "
               f"{'' if r['syslog_over_book'] is None else r['syslog_over_book']} | "
               f"{'' if r['cpu_over_first_tree'] is None else r['cpu_over_first_tree']} | "
               f"{'' if r['main_cpu_over_first_tree'] is None else r['main_cpu_over_first_tree']} |")

@@ -66,6 +66,7 @@ class IngestContext:
         self.connections_total = 0
         self.batches = 0
         writer.on_flush.append(self._resume_all)
+        writer.on_handover.append(self._resume_all)
 
     def _reason(self, kind: str, reason: str) -> Any:
         family, children = self._by_reason[kind]

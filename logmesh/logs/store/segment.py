@@ -161,6 +161,9 @@ class SegmentWriter:
         self._saved_highwater = -1
         self.on_seal: list[Callable[[Path, SegmentIndex], None]] = []  # e.g. compaction
         self.on_flush: list[Callable[[], None]] = []  # e.g. resume paused connections, wake tails
+        # A group handed to the I/O thread: the buffer is empty again (resume paused connections
+        # now, not once the group is written: the loop reads on while the writer writes)
+        self.on_handover: list[Callable[[], None]] = []
 
     # -- opening and recovery ------------------------------------------------
     def open(self) -> None:
@@ -360,6 +363,8 @@ class SegmentWriter:
             self._buf = []
             self._buf_bytes = 0
             self._pending_blocks = []
+            for hook in self.on_handover:
+                hook()
             try:
                 # In the writer's thread, one hop for the write and its fsync: the kernel copies
                 # the group (~0.5 us an event) and syncs it while the loop goes on reading
@@ -566,6 +571,8 @@ class SegmentWriter:
             self._buf = []
             self._buf_bytes = 0
             self._pending_blocks = []
+            for hook in self.on_handover:
+                hook()
         try:
             self._seal()
         except OSError as exc:  # the next start recovers the segment from its lines

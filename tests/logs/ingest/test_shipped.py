@@ -26,6 +26,7 @@ _encode_lines = msgspec.json.Encoder().encode_lines
 
 class _Writer:  # _batch never writes: data_received appends the lines it returns
     on_flush: list = []
+    on_handover: list = []
 
 
 def _protocol() -> LogIngestProtocol:
