@@ -195,7 +195,7 @@ def _json_ids(ids: list[str], size: int) -> list[str | None] | None | bool:
 def _json_resource(resource: Any) -> Resource:
     try:
         return Resource.of(_json_attrs(((resource or {}).get("attributes")) or []))
-    except (Rejected, AttributeError, TypeError) as exc:
+    except (Rejected, AttributeError, TypeError, ValueError) as exc:  # ValueError: intValue "x"
         raise BadRequest("bad_json", f"resource: {exc}") from None
 
 
@@ -208,11 +208,16 @@ def _parse_json_slow(body: bytes, received: int) -> Parsed:
         raise BadRequest("bad_json", "expected an ExportLogsServiceRequest object")
     out = Parsed()
     for rl in _list(req.get("resourceLogs")):
+        if not isinstance(rl, dict):
+            raise BadRequest("bad_json", "each of resourceLogs must be an object")
         res = _json_resource(rl.get("resource"))
         for sl in _list(rl.get("scopeLogs")):
-            logger = (sl.get("scope") or {}).get("name") if isinstance(sl, dict) else None
+            if not isinstance(sl, dict):
+                raise BadRequest("bad_json", "each of scopeLogs must be an object")
+            scope = sl.get("scope")  # as the fast path reads it: no object, no logger
+            logger = scope.get("name") if isinstance(scope, dict) else None
             _json_records(out, res, logger if isinstance(logger, str) else None, received,
-                          sl.get("logRecords") if isinstance(sl, dict) else None)
+                          sl.get("logRecords"))
     return out
 
 
