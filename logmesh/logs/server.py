@@ -395,7 +395,10 @@ class LogsServer(Serving):
             log.info("logs worker %d: %s", cfg.worker_id, ", ".join(
                 f"{name} {cfg.host}:{port}" for name, port in self.listeners.bound.items()))
         self.guard.start()
-        self.runner = web.AppRunner(self.app, access_log=None, **runner_kwargs(self.limits))
+        # bodies as sent: ingest/http_routes.read_whole undoes gzip and refuses one cut short,
+        # which aiohttp's own decoding let through (ingest/content_coding.py)
+        self.runner = web.AppRunner(self.app, access_log=None, auto_decompress=False,
+                                    **runner_kwargs(self.limits))
         await self.runner.setup()
         self.site = GuardedSite(self.runner, cfg.host, cfg.http_port, limits=self.limits,
                                 counters=self.http_counters, ssl_context=server_ssl,

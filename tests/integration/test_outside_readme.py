@@ -8,6 +8,7 @@ orjson reads, and found by the query API.
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -56,3 +57,55 @@ def test_nested_ecs_documents_are_stored_readable_and_found(procs, tmp_path):
         what="the three events found by the query API")
     assert sorted(e["message"] for e in found) == sorted(
         [f"deploy done {tag}", f"bulk {tag}", f"bulk {tag}"])
+
+
+def post_raw(http_port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    req = urllib.request.Request(f"http://{HOST}:{http_port}{path}", data=body, method="POST",
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_a_gzip_body_cut_short_or_not_gzip_is_refused_whole(procs, tmp_path):
+    """A body sent with ``Content-Encoding: gzip`` that is cut short (a proxy, a client killed
+    mid-send) was answered 200 with the lines before the cut stored and the rest never named;
+    one that was no gzip at all was a 500. Both are a 400 and store nothing; whole gzip
+    (one or several members) and deflate still work, and a coding nobody can undo is a 415."""
+    import gzip
+    import zlib
+
+    data = tmp_path / "data"
+    _, _, http_port = procs.logs(data)
+    tag = uuid.uuid4().hex[:8]
+    lines = b"".join(b'{"message": "cut %s %d"}\n' % (tag.encode(), i) for i in range(200))
+    for path, ctype, body in (
+            ("/api/v1/logs", "application/x-ndjson", lines),
+            ("/_bulk", "application/x-ndjson", b"".join(b'{"create":{}}\n' + line for line in lines.splitlines(True))),
+            ("/loki/api/v1/push", "application/json",
+             orjson.dumps({"streams": [{"stream": {"job": "cut"}, "values": [["0", f"cut {tag} {i}"] for i in range(200)]}]})),
+            ("/v1/logs", "application/json",
+             orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+                 {"body": {"stringValue": f"cut {tag} {i}"}} for i in range(200)]}]}]}))):
+        packed = gzip.compress(body)
+        for broken in (packed[:-12], packed[: len(packed) // 2], b"not gzip at all " + body[:40]):
+            status, answer = post_raw(http_port, path, broken, {"Content-Type": ctype, "Content-Encoding": "gzip"})
+            assert status == 400, (path, status, answer[:300])
+    assert search(http_port, f"cut and {tag}") == []
+
+    whole = b'{"message": "whole %s a"}\n' % tag.encode()
+    for body, coding in ((gzip.compress(whole), "gzip"),
+                         (gzip.compress(whole) + gzip.compress(whole.replace(b" a", b" b")), "gzip"),
+                         (zlib.compress(whole.replace(b" a", b" c")), "deflate"),
+                         (whole.replace(b" a", b" d"), "identity")):
+        status, answer = post_raw(http_port, "/api/v1/logs", body, {"Content-Encoding": coding})
+        assert status == 200, (coding, answer)
+    status, _ = post_raw(http_port, "/api/v1/logs", whole, {"Content-Encoding": "br"})
+    assert status == 415
+    found = wait_for(lambda: (lambda evs: evs if len(evs) == 5 else None)(search(http_port, f"whole and {tag}")),
+                     timeout=30, what="the whole bodies' events")
+    assert sorted(e["message"][-1] for e in found) == ["a", "a", "b", "c", "d"]
+    with urllib.request.urlopen(f"http://{HOST}:{http_port}/healthz", timeout=10) as resp:
+        assert resp.status == 200

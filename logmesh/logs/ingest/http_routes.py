@@ -1,6 +1,6 @@
 """The foreign HTTP ingest protocols on the logs service's HTTP port: OTLP, Elasticsearch, Loki.
 
-Each handler reads the body (gzip is undone by aiohttp, within
+Each handler reads the body (gzip or deflate undone by :func:`read_whole`, within
 ``--max-body-size``), hands it to its sans-I/O parser (``otlp.py``,
 ``es_bulk.py``, ``loki.py``), stores the good events as ``POST /api/v1/logs``
 does -- one block, answered only once durable by the ``--fsync`` policy,
@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ...security_http import BODY_TIMEOUT
 from ..event import Event
 from ..store.segment import SegmentWriter, StoreUnavailable
-from . import es_bulk, loki, otlp, otlp_json
+from . import content_coding, es_bulk, loki, otlp, otlp_json
 from .common import now_ms
 from .line_block import LineBlock
 
@@ -54,7 +54,9 @@ async def read_whole(request: web.Request) -> bytes:
     joins the pieces buffered, ``read`` extends a bytearray with them and then copies that
     into bytes, 8 MB each time for a bulk body (~3% of the server's CPU under
     bench/ingest_http.py). ``iter_chunks`` hands over the pieces as received, joined once
-    here. The same limit (``client_max_size``, answered 413) and the same larger buffer."""
+    here. The same limit (``client_max_size``, answered 413) and the same larger buffer.
+    Its ``Content-Encoding`` is undone here, whole or refused (content_coding.py: the server
+    runs aiohttp with ``auto_decompress=False``)."""
     limit = request.client_max_size
     content = request.content
     if limit:
@@ -66,7 +68,22 @@ async def read_whole(request: web.Request) -> bytes:
         if limit and size > limit:
             raise web.HTTPRequestEntityTooLarge(limit, size)
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    coding = request.headers.get(hdrs.CONTENT_ENCODING)
+    if not coding:
+        return body
+    try:
+        return content_coding.decode(body, coding, limit)
+    except content_coding.CodingError as exc:
+        raise _coding_error(exc) from None
+
+
+def _coding_error(exc: content_coding.CodingError) -> web.HTTPException:
+    if exc.status == 413:
+        return web.HTTPRequestEntityTooLarge(0, 0, text=str(exc))
+    if exc.status == 415:
+        return web.HTTPUnsupportedMediaType(text=str(exc))
+    return web.HTTPBadRequest(text=str(exc))
 
 
 class HttpSources:
