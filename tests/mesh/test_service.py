@@ -6,6 +6,7 @@ import asyncio
 
 from logmesh.mesh.service import HandlerError, Later, settle_group
 from tests.support.mesh import Peer
+from tests.support.waiting import wait_until
 
 
 def echo(params, packet):
@@ -14,6 +15,23 @@ def echo(params, packet):
 
 async def start(mesh, routes, **kwargs):
     return await mesh.start_service("svc", routes, register=False, **kwargs)
+
+
+async def held_posts(mesh, count: int, routes=None):
+    """A service whose ``POST /later`` returns a Later it holds, ``count`` of them sent by a
+    peer and taken: (service, peer, the Laters)."""
+    held: list[Later] = []
+
+    def later(params, packet):
+        held.append(Later())
+        return held[-1]
+
+    svc = await start(mesh, {"POST/later": later, **(routes or {})})
+    peer = await Peer.connect(svc.port)
+    for key in range(1, count + 1):
+        peer.send({"uri": "/later", "method": "POST", "params": {"key": key}})
+    await wait_until(lambda: len(held) == count, 30, "the service took every request")
+    return svc, peer, held
 
 
 async def test_dispatch_by_method_and_uri(mesh):
@@ -176,25 +194,12 @@ async def test_a_later_result_is_answered_in_the_call_that_settles_it(mesh):
     in ``settle``'s own call (a Future's result reached the reply a turn later, through
     call_soon); an error settles as a handler's failure; one settled before the service took it
     is answered at once."""
-    held: list[Later] = []
-
-    def later(params, packet):
-        held.append(Later())
-        return held[-1]
-
     def at_once(params, packet):
         done = Later()
         done.settle({"now": True})
         return done
 
-    svc = await start(mesh, {"POST/later": later, "GET/now": at_once})
-    peer = await Peer.connect(svc.port)
-    for key in (1, 2, 3):
-        peer.send({"uri": "/later", "method": "POST", "params": {"key": key}})
-    for _ in range(100):
-        if len(held) == 3:
-            break
-        await asyncio.sleep(0.01)
+    svc, peer, held = await held_posts(mesh, 3, {"GET/now": at_once})
     [conn] = svc.connections
     sent: list[bytes] = []
     write = conn.write
@@ -232,20 +237,7 @@ async def test_a_group_s_replies_leave_in_one_write_before_settle_group_returns(
     """A store's commit settles its group with settle_group: the group's replies reach the
     transport in that call, one write per connection, not at the end of the loop's next turn
     (a commit runs from call_soon; a write waits for the end of the turn it is made in)."""
-    held: list[Later] = []
-
-    def later(params, packet):
-        held.append(Later())
-        return held[-1]
-
-    svc = await start(mesh, {"POST/later": later})
-    peer = await Peer.connect(svc.port)
-    for key in (1, 2, 3, 4, 5):
-        peer.send({"uri": "/later", "method": "POST", "params": {"key": key}})
-    for _ in range(500):
-        if len(held) == 5:
-            break
-        await asyncio.sleep(0.01)
+    svc, peer, held = await held_posts(mesh, 5)
     [conn] = svc.connections
     recording = conn.transport = RecordingTransport(conn.transport)
     settle_group([(held[0], {"id": 1}), (held[1], {"id": 2}), (held[2], {"id": 3})])
