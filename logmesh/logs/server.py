@@ -177,6 +177,8 @@ class LogsServer(Serving):
             block_rows=config.block_rows, retention_ms=config.retention_ms, max_disk_bytes=config.max_disk_bytes,
             hold=unsent_by(config.data_dir, [s.kind for s in self.sinks]) if self.sinks else None,
             metrics=self.prom, worker=worker)
+        if self.query.compactor is not None:  # a sealed segment's damaged lines count as recovery's
+            self.query.compactor.on_damaged = self.writer.damaged_lines.inc
         # Health per instance (logs/health.py): every worker judges; worker 0 asks the store for
         # the gateway's timeouts and, in a mesh, stores the changes of state.
         first = config.worker_id == 0

@@ -327,6 +327,10 @@ class Compactor:
         # hold(seg) True: a forwarding sink still reads this NDJSON (sinks/cursor.py:unsent_by);
         # compact it, but delete it only on a later pass, once the sink has sent it.
         self.hold: Callable[[SegmentInfo], bool] | None = None
+        # on_damaged(n): n events of a sealed segment no reader could read (its index counted
+        # them; its readable rows compacted, the original set aside): counted as recovery counts
+        # a damaged line (server.py wires the writer's counter), not only logged
+        self.on_damaged: Callable[[int], None] | None = None
 
     @property
     def stats(self) -> dict[str, int | float]:
@@ -427,6 +431,9 @@ class Compactor:
                 log.error("compaction of %s failed (retrying in a minute): %s", seg.path.name, exc)
                 continue
             took = time.perf_counter() - t0
+            expected = (seg.index or {}).get("count")
+            if expected is not None and index["rows"] < expected and self.on_damaged is not None:
+                self.on_damaged(expected - index["rows"])
             self.cpu_seconds.inc(time.thread_time() - cpu0)
             self._failed.pop(seg.path.name, None)
             done += 1
