@@ -21,7 +21,8 @@ the same way; Fluent's ``log`` field (Fluent Bit's ``tail`` and Docker's
 logging driver) becomes ``message`` when there is no ``message``, a string
 ``service`` field ``service.name``, and the tag is ``service.name``
 otherwise. Bytes that are not msgpack end the connection (a stream cannot be
-read past them): counted as ``bad_msgpack``, the events before them stored.
+read past them): counted as ``bad_msgpack``, the events before them stored;
+so does a message with no good event (:class:`ForwardProtocol`).
 The shared-key handshake (HELO/PING/PONG) is not supported.
 """
 
@@ -143,7 +144,15 @@ class Message:
 
 
 class ForwardProtocol(IngestConnection):
-    """A forward connection; the shared-key handshake is not supported (no token)."""
+    """A forward connection; the shared-key handshake is not supported (no token).
+
+    A message that gives no event, only errors (not ``[tag, ...]``, no good entry), ends
+    the connection once the acks of what came before are written, as Fluentd's in_forward
+    closes a connection whose data it cannot take: otherwise connections sending one
+    such message a second held the port's every slot (--max-connections), and a real
+    sender was refused. Its errors are counted by reason; a message with some good
+    entries keeps the connection (its bad entries counted).
+    """
 
     def __init__(self, ctx: IngestContext, counters: ProtocolCounters) -> None:
         super().__init__(ctx)
@@ -160,17 +169,24 @@ class ForwardProtocol(IngestConnection):
         received = now_ms()
         messages: list[Message] = []
         broken = None
+        garbage = False
         try:
             self.fed += len(data)
             self.unpacker.feed(data)
             for obj in self.unpacker:
-                messages.append(Message(obj, received, ctx.max_frame_bytes))
+                msg = Message(obj, received, ctx.max_frame_bytes)
+                messages.append(msg)
+                if msg.errors and not msg.events:
+                    garbage = True  # nothing after it is read: see the class docstring
+                    break
         except msgpack.BufferFull:
             broken = ("too_large", f"a message over {ctx.max_frame_bytes} bytes")
         except (ValueError, msgpack.UnpackException) as exc:  # FormatError, StackError, ExtraData
             broken = ("bad_msgpack", str(exc) or type(exc).__name__)
-        held = 0 if broken else self.fed - self.unpacker.tell()
-        if not ctx.guard.track(self, held, bool(messages)):
+        held = 0 if broken or garbage else self.fed - self.unpacker.tell()
+        # Only a message that gave events identifies a sender to the guard: garbage must
+        # not make a connection one the port keeps when full.
+        if not ctx.guard.track(self, held, any(msg.events for msg in messages)):
             return
         events: list[Event] = []
         chunks: list[str] = []
@@ -186,8 +202,9 @@ class ForwardProtocol(IngestConnection):
         if events:
             ctx.events.inc(len(events))
             self.counters.events(PROTOCOL, len(events))
-        if broken is not None:  # the acks of what came before, then the end of the connection
-            self._bad(*broken)
+        if broken is not None or garbage:  # the acks of what came before, then the end
+            if broken is not None:
+                self._bad(*broken)
             self.broken = True
             if self.transport is not None:
                 self.transport.pause_reading()

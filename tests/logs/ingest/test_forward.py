@@ -14,6 +14,7 @@ import pytest
 from fluent import handler as fluent_handler
 from fluent import sender as fluent_sender
 
+from logmesh.security import Limits, ServerSecurity
 from tests.logs.ingest.sockets_support import ingest_errors, ingest_events, logmesh_query
 from tests.support.logs import HOST, RawClient, stored, wait_until
 
@@ -145,3 +146,34 @@ async def test_a_message_over_the_size_limit_is_refused(start_logs):
     await client.read_for(2)
     assert client.eof and stored(srv.config.data_dir) == []
     assert await ingest_errors(srv, "forward") == {"too_large": 1}
+
+
+async def test_garbage_messages_cannot_hold_the_port(start_logs):
+    """Complete but bad messages, one per connection, used to count as a client that had
+    spoken: the port filled with them and a real sender was refused. As Fluentd closes a
+    connection whose data it cannot take, the message is counted and the connection closed."""
+    cap = 8
+    srv = await start_logs(forward_port=0, security=ServerSecurity(limits=Limits(max_connections=cap)))
+    good = await RawClient.connect(port(srv))
+    await good.send(msgpack.packb(["t", entries(2, "early"), {"chunk": "early"}]))
+    assert await answer(good) == {"ack": "early"}
+    bad = [await RawClient.connect(port(srv)) for _ in range(cap - 1)]
+    garbage = [msgpack.packb({"not": "a message"}), msgpack.packb(["t", [[1, "no record"]]]),
+               msgpack.packb(["only a tag"]), msgpack.packb(42)]
+    for i, client in enumerate(bad):
+        await client.send(garbage[i % len(garbage)])
+    await asyncio.gather(*(c.read_for(10) for c in bad))  # returns at the server's close
+    assert all(c.eof for c in bad), "a connection that sent only garbage is closed"
+    errors = await ingest_errors(srv, "forward")
+    assert errors == {"bad_message": 5, "bad_entry": 2}, errors
+    # A newcomer connects, and the sender that was there all along is still served.
+    late = await RawClient.connect(port(srv))
+    await late.send(msgpack.packb(["t", entries(3, "late"), {"chunk": "late"}]))
+    assert await answer(late) == {"ack": "late"}
+    good.received.clear()
+    await good.send(msgpack.packb(["t", entries(1, "again"), {"chunk": "again"}]))
+    assert await answer(good) == {"ack": "again"}
+    assert not good.eof and not late.eof
+    assert len(stored(srv.config.data_dir)) == 6
+    await good.close()
+    await late.close()
