@@ -38,6 +38,9 @@ MAX_NAME = 200  # characters of a name
 MAX_COLUMNS = 50
 MAX_FIELD = 256  # characters of a column's or stack-by field name (as histogram's by)
 MAX_TIME = 200  # characters of from / to
+KEYS = ("name", "q", "from", "to", "columns", "by")  # what a POST sets
+# What GET lists besides: a listed search edited and posted back saves (they are not taken).
+LISTED = ("id", "created_at", "updated_at")
 
 
 class DamagedFile(Exception):
@@ -64,6 +67,11 @@ def checked(obj: Any, clock: Callable[[], float] = time.time) -> dict:
     if not isinstance(obj, dict):
         raise BadRequest('the body must be a JSON object, e.g. {"name": "errors", "q": "log.level:error", '
                          '"from": "now-1h", "to": "now", "columns": ["service.name", "message"]}')
+    unknown = [k for k in obj if k not in KEYS and k not in LISTED]
+    if unknown:  # ignored, a misspelt "query" or "range" saved a search of everything
+        raise BadRequest(f"unknown key{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(repr(k[:MAX_FIELD]) for k in unknown[:10])}; "
+                         f"the keys are {', '.join(KEYS)}")
     name = _text(obj, "name", MAX_NAME, required=True)
     q = _text(obj, "q", MAX_QUERY_CHARS)
     try:

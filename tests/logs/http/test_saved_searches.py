@@ -64,6 +64,10 @@ async def test_save_list_replace_delete_and_kept_on_disk(api):
     (b'{"name": "a", "columns": "message"}', "columns must be a list"),
     (b'{"name": "a", "columns": [""]}', "columns must be a list"),
     (b'{"name": "' + b"n" * 201 + b'"}', "at most 200"),
+    # Unknown keys were ignored: the search was saved with an empty query and range.
+    (b'{"name": "a", "query": "log.level:error"}', "unknown key 'query'; the keys are name, q, from"),
+    (b'{"name": "a", "q": "x", "range": "now-1h"}', "unknown key 'range'"),
+    (b'{"name": "a", "Q": "x", "cols": []}', "unknown keys 'Q', 'cols'"),
 ])
 async def test_bad_bodies_are_400_with_a_message_and_counted(api, body, says):
     server, s = api
@@ -72,6 +76,15 @@ async def test_bad_bodies_are_400_with_a_message_and_counted(api, body, says):
     assert says in r["error"], r
     assert server.api.counters["bad_requests"] == before + 1
     assert not (server.config.data_dir / SAVED_SEARCHES_FILE).exists()
+
+
+async def test_a_listed_search_posted_back_is_saved(api):
+    """What GET lists (id, created_at, updated_at with the rest) is no unknown key: a client
+    that edits a listed search and posts it back replaces it."""
+    _, s = api
+    first = (await call(s, "POST", URL, 201, json={"name": "e", "q": "log.level:error"}))["saved_search"]
+    again = (await call(s, "POST", URL, 200, json={**first, "q": "log.level:warn"}))["saved_search"]
+    assert again["id"] == first["id"] and again["q"] == "log.level:warn"
 
 
 async def test_a_body_over_64_kib_is_413(api):
