@@ -12,6 +12,11 @@ alternate the two (book first in even rounds, syslog first in odd ones) so
 that the load of a shared machine falls on both alike; the report gives each
 cell's median and the median of the per-round ratios syslog/book. Every
 event is counted on disk by its number (bench/ingest_peers.py's ``measure``).
+Beside the server's CPU (its event loop's thread apart from the others: the
+writer, the live table's DuckDB threads) each run gives the load generator's
+sending CPU, which shares the cores, and the bytes stored per event, which
+the writer must write (a worker's rate is bounded by them once the loop is
+fast enough: docs/benchmarks.md, "Syslog over TCP, fifth pass").
 
 ``--code`` runs the server from another checkout (``python -m logmesh`` with
 that tree as its working directory); given twice, every cell runs under both
