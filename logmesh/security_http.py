@@ -49,6 +49,9 @@ class HttpCounters:
                                "to make room (never sent a request, or idle keep-alive).")
         self.bad_requests = counter("logmesh_http_bad_requests_total", "HTTP requests the "
                                     "server could not parse (answered 400, logged rate-limited).")
+        self.client_disconnects = counter(
+            "logmesh_http_client_disconnects_total", "HTTP requests whose client went away "
+            "before the request was read or answered (e.g. in the middle of its body).")
 
     @property
     def stats(self) -> dict[str, int]:
@@ -63,14 +66,22 @@ class BadRequestLog:
     request with a full traceback (11 lines a request, no limit); here one line each, rate
     limited, and counted in ``bad_requests`` (a counter)."""
 
-    def __init__(self, logger: logging.Logger, bad_requests: Any) -> None:
+    def __init__(self, logger: logging.Logger, bad_requests: Any,
+                 client_disconnects: Any = None) -> None:
         self.logger, self.bad_requests = logger, bad_requests
+        self.client_disconnects = client_disconnects
         self.warn = RateLimitedLog(logger)
 
     def exception(self, msg: str, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
         if isinstance(exc_info, HttpProcessingError):
             self.bad_requests.inc()
             self.warn.warning(msg + ": %s", *args, _describe(exc_info))
+        elif isinstance(exc_info, ConnectionError) and self.client_disconnects is not None:
+            # A client that went away mid-body (the handler's read raised ConnectionResetError):
+            # not a fault of the server, so no traceback (about 20 lines each), one line.
+            self.client_disconnects.inc()
+            self.warn.warning(msg + ": the client went away before the request was read (%s)",
+                              *args, f"{type(exc_info).__name__}: {exc_info}"[:200])
         else:  # not the client's fault: keep the traceback, but not a flood of them
             self.warn.warning(msg, *args, exc_info=exc_info or True)
 
@@ -112,7 +123,8 @@ class GuardedSite(web.TCPSite):
         super().__init__(runner, host, port, backlog=LISTEN_BACKLOG, **kwargs)
         self.limits = limits or Limits()
         self.counters = counters or HttpCounters()
-        self.log = BadRequestLog(logging.getLogger("logmesh.http"), self.counters.bad_requests)
+        self.log = BadRequestLog(logging.getLogger("logmesh.http"), self.counters.bad_requests,
+                                 self.counters.client_disconnects)
         self._handlers: dict[Any, float] = {}  # every connection's handler: when accepted
 
     @property
