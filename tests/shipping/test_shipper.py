@@ -99,6 +99,20 @@ async def test_a_batch_keeps_every_text_as_shipped_pilcrows_and_bad_bytes_includ
         await shipper.close()
 
 
+async def test_a_shipper_with_no_linger_sends_at_once(tmp_path: Path) -> None:
+    """The linger ends on a tick of the wall clock (a multiple of it): with none, no tick to
+    wait for (and no division by zero in the sending task)."""
+    async with logs_starter(tmp_path) as start:
+        srv = await start()
+        shipper = await shipping(Shipper("goods", linger=0), srv.config.port)
+        for i in range(3):
+            shipper.ship(request(i))
+            await wait_until(lambda i=i: settled(shipper, i + 1), 10, "the event acked")
+        assert shipper.stats["acked"] == 3 and shipper._task is not None and not shipper._task.done()
+        assert len(stored(srv.config.data_dir)) == 3
+        await shipper.close()
+
+
 async def test_an_event_over_the_batch_limit_alone_is_rejected_here(tmp_path: Path, caplog) -> None:
     async with logs_starter(tmp_path) as start:
         srv = await start()
