@@ -44,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from logmesh.logs.event import derive_syslog_labels  # noqa: E402
 from logmesh.logs.sinks.cursor import deadletter_path  # noqa: E402
 from logmesh.logs.sinks.elasticsearch.config import DEFAULT_BATCH_EVENTS, ElasticsearchConfig  # noqa: E402
 from logmesh.logs.sinks.elasticsearch.sink import ElasticsearchSink  # noqa: E402
@@ -77,6 +78,87 @@ def book_event(i: int) -> dict:
     return {"@timestamp": now, "received_at": now, "source.address": "127.0.0.1", "source.port": 40000,
             "log.level": "info", "service.name": ("goods", "members", "purchases")[i % 3],
             "message": json.dumps(packet, separators=(",", ":"))}
+
+
+SYSLOG_LINES = (b"<%d>1 2026-11-25T17:00:%02d.000Z web-%d goods %d - [o@1 id=\"%d\"] an error %d",
+                b"<%d>1 2026-11-25T17:00:%02d.000Z web-%d goods - ID%d - all well %d %d",
+                b"<%d>Nov 25 17:00:%02d web-%d su[%d]: auth failed %d %d")
+
+
+def syslog_events(events: int) -> list[dict]:
+    """Syslog lines as ingest/syslog.py stores them: the priority alone in labels."""
+    import msgspec
+
+    from logmesh.logs.ingest.syslog import SyslogDecoder
+    decoder = SyslogDecoder()
+    return [msgspec.to_builtins(decoder.event(SYSLOG_LINES[i % 3] % (i % 192, i % 60, i % 9, i, i, i),
+                                              1_760_000_000_000 + i, ("10.0.0.1", 514)))
+            for i in range(events)]
+
+
+# in a fresh process in the tree under test (cwd and PYTHONPATH): the least of N passes of
+# encode_block over each file's stored lines, 64 kB at a time as encode_stepwise takes them
+ENCODE_CHILD = """
+import json, sys, time
+from logmesh.logs.sinks.elasticsearch.encode import STEP_BYTES, encode_block
+out = {}
+for name in sys.argv[2:]:
+    data = open(name, "rb").read()
+    cuts, at = [], 0
+    while at < len(data):
+        cut = data.find(b"\\n", at + STEP_BYTES) + 1 or len(data)
+        cuts.append(data[at:cut])
+        at = cut
+    n = data.count(b"\\n")
+    best = float("inf")
+    for _ in range(int(sys.argv[1])):
+        t = time.process_time()
+        for piece in cuts:
+            encode_block(piece)
+        best = min(best, time.process_time() - t)
+    out[name] = best / n * 1e6
+print(json.dumps(out))
+"""
+
+
+def encode_compare(ref: str | None, rounds: int, events: int, passes: int) -> dict:
+    """Encode CPU per event (in process, least of ``passes``) of http, book and syslog lines
+    (new-style, and stored with the four labels as before 17d4f60), this tree against ``ref``'s,
+    alternating by round."""
+    with tempfile.TemporaryDirectory(prefix="es-sink-encode-") as tmp_name:
+        tmp = Path(tmp_name)
+        syslog = syslog_events(events)
+        old_syslog = [{**e, "labels": derive_syslog_labels(e["labels"])} for e in syslog]
+        files = {}
+        for shape, evs in (("http", [event(i) for i in range(events)]),
+                           ("book", [book_event(i) for i in range(events)]),
+                           ("syslog", syslog), ("syslog_stored_labels", old_syslog)):
+            store = Store(tmp / shape)
+            store.write(evs)
+            files[shape] = str(next((tmp / shape / layout.SEGMENTS_DIR).glob("*.ndjson")))
+        trees = [("new", ROOT)]
+        if ref:
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True)
+            (tmp / "old").mkdir()
+            subprocess.run(["tar", "-x", "-C", str(tmp / "old")], input=archive.stdout, check=True)
+            trees.append(("old", tmp / "old"))
+        runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
+        for r in range(rounds):
+            for name, tree in (trees if r % 2 == 0 else trees[::-1]):
+                got = subprocess.run([sys.executable, "-c", ENCODE_CHILD, str(passes), *files.values()],
+                                     cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True,
+                                     capture_output=True, text=True)
+                by_file = json.loads(got.stdout)
+                runs[name].append({shape: by_file[f] for shape, f in files.items()})
+                print(f"round {r + 1}, {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in runs[name][-1].items())
+                      + " us/event", flush=True)
+    result = {name: {shape: statistics.median(x[shape] for x in rs) for shape in files}
+              for name, rs in runs.items()}
+    print(f"medians of {rounds} rounds, {events} events a shape, least of {passes} passes, us/event:")
+    for name, m in result.items():
+        print(f"  {name:4} " + ", ".join(f"{k} {v:.2f}" for k, v in m.items())
+              + f"; syslog/book {m['syslog'] / m['book']:.2f}x")
+    return result
 
 
 def write_store(data_dir: Path, events: int, shape: str, poison_every: int = 0) -> Store:
@@ -394,9 +476,13 @@ def main() -> None:
     ap.add_argument("--once", action="store_true", help="with --server: one run, not the paired rounds")
     ap.add_argument("--gc-freeze", action="store_true",
                     help="with --server: gc.freeze() once the server has started, as `logmesh logs` does")
+    ap.add_argument("--encode", type=int, default=0, metavar="PASSES",
+                    help="encode CPU per event only (http, book, syslog lines; with --baseline: paired)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
-    if args.server and args.once:
+    if args.encode:
+        result = encode_compare(args.baseline, args.rounds, args.events, args.encode)
+    elif args.server and args.once:
         result = asyncio.run(server_run(args.server, args.gc_freeze))
     elif args.server:
         result = server_compare(args.server, args.rounds)

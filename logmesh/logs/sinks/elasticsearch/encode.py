@@ -12,9 +12,13 @@ rest:
   takes only objects, so the rare line where a service logged a string or a
   list there is re-encoded with it wrapped as ``{"value": ...}``;
 * whether ``labels`` begin with a syslog priority stored without the
-  facility and severity labels it implies: those lines are re-encoded with
-  them put back (event.derive_syslog_labels), so that a document reads as
-  the query API reads the event.
+  facility and severity labels it implies: those get them put back (the rule
+  of event.derive_syslog_labels), so that a document reads as the query API
+  reads the event. In a block (no book packets in it) that is a bytes
+  insertion right after the priority from a table of 192 pre-encoded tails
+  (:func:`_syslog_doc`: 1.1 µs a line where decoding and re-encoding it took
+  ~5, docs/benchmarks.md "The sink's syslog lines"); anything unusual goes
+  through the per-line path, which applies the rule to the decoded line.
 
 :func:`encode_block` does this for a whole batch the way ingest builds
 stored lines (ingest/book_block.py): bytes operations in C over the whole
@@ -33,6 +37,7 @@ msgspec calls per block. The actions carry no ``_index``: the request goes to
 from __future__ import annotations
 
 import asyncio
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -41,7 +46,13 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...event import SYSLOG_PRIORITY, derive_request, derive_syslog_labels
+from ...event import (
+    SYSLOG_FACILITY_CODE,
+    SYSLOG_PRIORITY,
+    derive_request,
+    derive_syslog_labels,
+    syslog_pri_labels,
+)
 from .book_docs import BOOK_MESSAGE, book_docs
 
 FREE_FORM_FIELDS = ("params", "labels")  # mapped flattened / flat_object
@@ -54,6 +65,13 @@ FREE_FORM_KEYS = (b'"params":', b'"labels":')
 # Labels that may lack what their syslog priority implies (a false alarm: the per-line path).
 SYSLOG_HEAD = b'{"' + SYSLOG_PRIORITY.encode() + b'":'
 SYSLOG_LABELS = b'"labels":' + SYSLOG_HEAD
+# What goes right after a priority of 0-191 (its value and the "," or "}" after it): the four
+# labels as orjson writes them, so a document is the per-line path's bytes.
+SYSLOG_TAILS = [b"," + orjson.dumps(syslog_pri_labels(p))[1:-1] for p in range(192)]
+_SYSLOG_PRI = re.compile(rb"(0|[1-9][0-9]{0,2})[,}]")  # an integer as a JSON encoder writes it
+SYSLOG_STORED = b',"' + SYSLOG_FACILITY_CODE.encode() + b'":'  # a line stored with the labels
+# Any of the four anywhere else in a line: inserting them would make a duplicate key.
+SYSLOG_DERIVED = (b'"log.syslog.facility.', b'"log.syslog.severity.')
 # Bytes of stored lines encoded per step on the event loop (encode_stepwise): ~0.25 ms of
 # HTTP-shaped events, ~0.5 ms of book packets on the shared machine (bench/notes/es_sink.md).
 STEP_BYTES = 64 * 1024
@@ -81,6 +99,13 @@ class _Head(msgspec.Struct):
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
+
+
+class _Labels(msgspec.Struct):
+    labels: msgspec.Raw = msgspec.Raw(b"")
+
+
+_decode_labels = msgspec.json.Decoder(_Labels).decode
 
 
 @dataclass
@@ -168,8 +193,9 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
     n = len(lines)
     book = data.count(BOOK_MESSAGE)
     all_book = book == n  # then so is any prefix of the lines, and book_docs refuses free-form fields
+    syslog = SYSLOG_LABELS in data
     if not n or not data.startswith(SEQ_KEY) or data.count(b"\n" + SEQ_KEY) != n - 1 \
-            or not (all_book or _free_form_fit(data)) or SYSLOG_LABELS in data:
+            or not (all_book or _free_form_fit(data)) or (syslog and book):
         return _encode_lines(lines, limit)
     ids = [line[7:line.find(b",", 7)] for line in lines]  # the digits after {"seq":
     if not all(ids) or not b"".join(ids).isdigit():
@@ -191,6 +217,11 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
             body = encode_line(lines[i]).body
             if body is not lines[i]:
                 docs[i] = body
+    elif syslog:
+        found_syslog = _syslog_docs(lines, any(key in data for key in SYSLOG_DERIVED))
+        if found_syslog is None:
+            return _encode_lines(lines, limit)
+        docs = found_syslog
     # {"create":{"_id":"S"}}\n<document>\n for each, joined in one C call (as book_block.py does)
     parts: list[bytes] = [b""] * (4 * n)
     parts[0::4] = repeat(b'\n{"create":{"_id":"', n)  # each line's newline comes before the next action
@@ -206,6 +237,48 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
     parts.append(b"\n")
     return Block(seqs, lines, b"".join(parts), sum(map(len, lines)) + n, docs=docs,
                  received_ms=received_ms(lines[0]))
+
+
+def _syslog_docs(lines: list[bytes], derived: bool) -> dict[int, bytes] | None:
+    """index -> document for the lines whose syslog labels need the four put back (None: a
+    line this cannot decide, so the block goes line by line). ``derived``: some line of the
+    block holds one of the four labels' names (counted over the block in C)."""
+    docs: dict[int, bytes] = {}
+    find = SYSLOG_LABELS
+    for i, line in enumerate(lines):
+        at = line.find(find)
+        if at >= 0:
+            doc = _syslog_doc(line, at, derived)
+            if doc is None:
+                return None
+            if doc is not line:
+                docs[i] = doc
+    return docs
+
+
+def _syslog_doc(line: bytes, at: int, derived: bool = True) -> bytes | None:
+    """``line`` with the facility and severity labels inserted after its priority, found at
+    ``at``: event.derive_syslog_labels' rule in bytes. ``line`` itself where the rule changes
+    nothing; None where bytes cannot tell (the per-line path decides)."""
+    if line.find(SYSLOG_LABELS, at + 1) >= 0:
+        return None  # which one is the event's labels?
+    m = _SYSLOG_PRI.match(line, at + len(SYSLOG_LABELS))
+    if m is None:
+        return None  # not a plain integer (a float, a string, spaces): decoded, one by one
+    end = m.end(1)
+    if line.startswith(SYSLOG_STORED, end):
+        return line  # stored with the labels (before 17d4f60): as it is
+    pri = int(m[1])
+    if pri >= 192 or derived and any(key in line for key in SYSLOG_DERIVED):
+        return None
+    try:
+        labels = _decode_labels(line).labels
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    # the event's own labels, not an object of that name nested in another field
+    if not line.startswith(bytes(labels), at + len(b'"labels":')):
+        return None
+    return line[:end] + SYSLOG_TAILS[pri] + line[end:]
 
 
 async def encode_stepwise(data: bytes, limit: int | None = None,
