@@ -113,6 +113,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                          "derived in passes with Python per event, zlib's gzip), both shapes, paired.",
          [PY, "bench/es_sink.py", "--events", "50000" if quick else "200000", "--baseline", "173f4ca",
           "--baseline-batch", "5000", "--rounds", "1" if quick else "3", "--json", str(OUT / "es_sink_book.json")]),
+        ("es_sink_syslog", "The sink's encode CPU per event for HTTP-shaped events, book packets and syslog "
+                           "lines, in process, beside main before their labels went back as bytes (37e56a8).",
+         [PY, "bench/es_sink.py", "--encode", "7", "--events", "20000" if quick else "50000", "--baseline",
+          "37e56a8", "--rounds", "2" if quick else "4", "--json", str(OUT / "es_sink_syslog.json")]),
         ("es_sink_gc", "A logs server with the sink, book packets in and out: its full collections "
                        "with and without the gc.freeze() it does once started, alternating.",
          [PY, "bench/es_sink.py", "--server", "20000" if quick else "100000", "--rounds", "1" if quick else "3",
