@@ -16,6 +16,11 @@ the fake's CPU per event, and how late a 1 ms timer fires meanwhile::
 each in a fresh process, and prints the medians and their ratios: the machine
 may be shared, so only figures from the same run are compared.
 
+``--encode PASSES`` times encode_block alone, in a fresh process, over HTTP-shaped
+events, book packets and syslog lines (as stored now, and with the four facility/severity
+labels as stored before 17d4f60): the least of PASSES, per event; with ``--baseline REF``
+paired against REF's encode.py in alternating rounds.
+
 ``--exactly-once N`` is the fault run: N events (1 in 1000 refused by the
 mapping), a fake that answers 429 and 503, drops connections before and
 after storing, and rejects items with 429, and the sink in a child process
@@ -138,7 +143,9 @@ def encode_compare(ref: str | None, rounds: int, events: int, passes: int) -> di
             files[shape] = str(next((tmp / shape / layout.SEGMENTS_DIR).glob("*.ndjson")))
         trees = [("new", ROOT)]
         if ref:
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True)
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True)
+            if archive.returncode != 0:
+                raise SystemExit(f"--baseline {ref}: not in this clone ({archive.stderr.decode().strip()})")
             (tmp / "old").mkdir()
             subprocess.run(["tar", "-x", "-C", str(tmp / "old")], input=archive.stdout, check=True)
             trees.append(("old", tmp / "old"))
