@@ -128,7 +128,8 @@ print(json.dumps(out))
 
 def encode_compare(ref: str | None, rounds: int, events: int, passes: int) -> dict:
     """Encode CPU per event (in process, least of ``passes``) of http, book and syslog lines
-    (new-style, and stored with the four labels as before 17d4f60), this tree against ``ref``'s,
+    (new-style, and stored with the four labels as before 17d4f60; and one in two a book packet,
+    as a worker taking both stores them), this tree against ``ref``'s,
     alternating by round."""
     with tempfile.TemporaryDirectory(prefix="es-sink-encode-") as tmp_name:
         tmp = Path(tmp_name)
@@ -137,7 +138,8 @@ def encode_compare(ref: str | None, rounds: int, events: int, passes: int) -> di
         files = {}
         for shape, evs in (("http", [event(i) for i in range(events)]),
                            ("book", [book_event(i) for i in range(events)]),
-                           ("syslog", syslog), ("syslog_stored_labels", old_syslog)):
+                           ("syslog", syslog), ("syslog_stored_labels", old_syslog),
+                           ("book_syslog", [book_event(i) if i % 2 else e for i, e in enumerate(syslog)])):
             store = Store(tmp / shape)
             store.write(evs)
             files[shape] = str(next((tmp / shape / layout.SEGMENTS_DIR).glob("*.ndjson")))

@@ -65,7 +65,11 @@ EXTRA_KEYS = st.sampled_from(["host.name", "log.syslog.procid", "log.syslog.stru
 
 @st.composite
 def events(draw) -> dict:
-    kind = draw(st.sampled_from(["new", "new", "old", "odd", "plain", "nested"]))
+    kind = draw(st.sampled_from(["new", "new", "old", "odd", "plain", "nested", "book"]))
+    if kind == "book":  # a book packet stored unparsed, with or without syslog labels
+        labels = draw(st.sampled_from([None, {PRIORITY: 13}]))
+        uri = f"/g/{draw(st.integers(0, 9))}"
+        return {"message": orjson.dumps({"uri": uri, "method": "GET"}).decode(), "labels": labels}
     pri = draw(st.integers(0, 191)) if kind != "odd" else draw(ODD_PRIORITIES)
     extra = draw(st.dictionaries(EXTRA_KEYS, VALUES, max_size=3))
     ev: dict = {"message": draw(st.text(max_size=12)), "log.level": "info"}
@@ -101,3 +105,29 @@ def test_a_twin_of_the_labels_nested_before_them_goes_line_by_line():
     assert block is not None and block.body == line_by_line(data)
     doc = orjson.loads(block.docs[0])
     assert doc["params"] == {"labels": labels} and doc["labels"] == derive_syslog_labels(labels)
+
+
+def test_book_packets_and_syslog_lines_in_one_block_both_skip_the_per_line_path(monkeypatch):
+    from logmesh.logs.sinks.elasticsearch import encode
+
+    book = '{"uri":"/goods/%d","method":"GET","key":"k1","params":{"id":%d}}'
+    events = [e if i % 2 else {"message": book % (i, i), "service.name": "goods"}
+              for i, e in enumerate(syslog_lines(300))]
+    data = stored(events)
+    want = line_by_line(data)
+    monkeypatch.setattr(encode, "_encode_lines", None)
+    block = encode_block(data)
+    monkeypatch.undo()
+    assert block is not None and block.body == want and sorted(block.docs) == list(range(300))
+    assert orjson.loads(block.docs[10])["url.path"] == "/goods/10"
+    assert list(orjson.loads(block.docs[11])["labels"])[:2] == [PRIORITY, "log.syslog.facility.code"]
+
+
+def test_a_syslog_line_whose_message_looks_like_a_book_packet_goes_line_by_line():
+    events = [*syslog_lines(2), {"message": '{"uri":"/x","method":"GET"}', "labels": {PRIORITY: 13}},
+              {"message": '{"uri":"/y","method":"PUT"}'}]
+    data = stored(events)
+    block = encode_block(data)
+    assert block is not None and block.body == line_by_line(data)
+    doc = orjson.loads(block.docs[2])
+    assert doc["url.path"] == "/x" and doc["labels"] == derive_syslog_labels({PRIORITY: 13})

@@ -196,7 +196,7 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
     all_book = book == n  # then so is any prefix of the lines, and book_docs refuses free-form fields
     syslog = SYSLOG_LABELS in data
     if not n or not data.startswith(SEQ_KEY) or data.count(b"\n" + SEQ_KEY) != n - 1 \
-            or not (all_book or _free_form_fit(data)) or (syslog and book):
+            or not (all_book or _free_form_fit(data)) or (syslog and book and _syslog_book(lines)):
         return _encode_lines(lines, limit)
     ids = [line[7:line.find(b",", 7)] for line in lines]  # the digits after {"seq":
     if not all(ids) or not b"".join(ids).isdigit():
@@ -218,19 +218,19 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
             body = encode_line(lines[i]).body
             if body is not lines[i]:
                 docs[i] = body
-    elif syslog:
+    if syslog:  # lines apart from the book packets (_syslog_book)
         found_syslog = _syslog_docs(lines, any(key in data for key in SYSLOG_DERIVED))
         if found_syslog is None:
             return _encode_lines(lines, limit)
-        docs = found_syslog
+        docs.update(found_syslog)
     # {"create":{"_id":"S"}}\n<document>\n for each, joined in one C call (as book_block.py does)
     parts: list[bytes] = [b""] * (4 * n)
     parts[0::4] = repeat(b'\n{"create":{"_id":"', n)  # each line's newline comes before the next action
     parts[0] = b'{"create":{"_id":"'
     parts[1::4] = ids
     parts[2::4] = repeat(b'"}}\n', n)
-    if len(docs) == n and not redo:
-        parts[3::4] = docs.values()  # every line a book packet: their documents, in order
+    if len(docs) == n and not redo and not (book and syslog):
+        parts[3::4] = docs.values()  # every line a book packet, or a syslog line: in index order
     else:
         parts[3::4] = lines
         for i, doc in docs.items():
@@ -238,6 +238,12 @@ def encode_block(data: bytes, limit: int | None = None, max_events: int | None =
     parts.append(b"\n")
     return Block(seqs, lines, b"".join(parts), sum(map(len, lines)) + n, docs=docs,
                  received_ms=received_ms(lines[0]))
+
+
+def _syslog_book(lines: list[bytes]) -> bool:
+    """Some line has both syslog labels and a message like a book packet's: the per-line path
+    decides what its document is (book_docs would leave its labels as stored)."""
+    return any(BOOK_MESSAGE in line for line in lines if SYSLOG_LABELS in line)
 
 
 def _syslog_docs(lines: list[bytes], derived: bool) -> dict[int, bytes] | None:
