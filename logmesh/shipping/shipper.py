@@ -58,7 +58,7 @@ import orjson
 
 from ..guard import RateLimitedLog
 from ..mesh.client import ReconnectingClient
-from ..protocol import DELIMITER, Node, encode
+from ..protocol import Node, encode, escape_frame
 
 log = logging.getLogger("logmesh.shipper")
 
@@ -514,7 +514,7 @@ class Shipper:
             except orjson.JSONEncodeError as exc:  # a lone surrogate in a record's message
                 self._reject(1, f"cannot be encoded ({exc})")
         if parts:
-            client.write(DELIMITER.join(p.replace(DELIMITER, b"\\u00b6") for p in parts) + DELIMITER)
+            client.write(b"".join(map(escape_frame, parts)))
             self._last_write = time.monotonic()
             self.stats["sent"] += len(parts)
 
@@ -627,12 +627,8 @@ class Shipper:
 def _encode_batch(packet: dict) -> bytes:
     """``protocol.encode`` for a batch whose events are queued as they came: a request
     packet's bytes become its text in the encoder's own pass (``default``), not in a list
-    built per event first. The ``¶`` check looks for its second byte first, which memchr
-    finds at once in the common ASCII batch (``DELIMITER in`` scans with a two-byte needle)."""
-    data = orjson.dumps(packet, default=_bytes_text)
-    if b"\xb6" in data and DELIMITER in data:
-        data = data.replace(DELIMITER, b"\\u00b6")
-    return data + DELIMITER
+    built per event first."""
+    return escape_frame(orjson.dumps(packet, default=_bytes_text))
 
 
 def _bytes_text(obj: Any) -> str:
