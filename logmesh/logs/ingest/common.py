@@ -216,8 +216,6 @@ def json_text(value: Any) -> str | None:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-_text = json_text
-
 
 @dataclass
 class Routes:
@@ -274,16 +272,16 @@ def request_event(raw: str, *, ts: int, received_at: int, service: str | None,
     if source is not None:
         ev.source_address, ev.source_port = source
     if req is not None:
-        ev.method = _text(req.method)
-        ev.path = _text(req.uri)
+        ev.method = json_text(req.method)
+        ev.path = json_text(req.uri)
         if req.params:  # absent: an empty Raw, which would encode as `"params":}` (a torn line)
             try:
                 check_json(req.params)
                 ev.params = req.params
             except Rejected as exc:  # the request's text is kept whole in message; only the
                 extra = {**(extra or {}), PARAMS_ERROR_LABEL: exc.reason}  # parsed copy goes
-        ev.trace_id = _text(req.trace_id)
-        ev.key = _text(request_key(req))
+        ev.trace_id = json_text(req.trace_id)
+        ev.key = json_text(request_key(req))
         if service is None:
             ev.service_name = routes.service_for(req.method, req.uri)
     if extra:
@@ -364,7 +362,7 @@ def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
         elif attr == "status":
             ev.status = _status(value)
         elif attr == "message" or value is None or isinstance(value, (str, int, float)):
-            setattr(ev, attr, _text(value))
+            setattr(ev, attr, json_text(value))
         else:
             raise Rejected("bad_field", f"{name} must be a string, not {type(value).__name__}")
     ev.labels = labels
