@@ -77,6 +77,9 @@ class ReconnectingClient:
         self._queued_bytes = 0
         self.dropped = 0
         self.unmatched_replies = 0
+        # When a request last timed out with nothing heard from the peer since (loop time), or
+        # None: a frozen peer whose connection stays open; the gateway passes it over.
+        self.stalled_at: float | None = None
         # key -> (the reply's callback, its deadline on the loop's clock, its timeout)
         self._pending: dict[Any, tuple[OnReply, float, float]] = {}
         self._sweep: asyncio.TimerHandle | None = None
@@ -132,6 +135,7 @@ class ReconnectingClient:
             if self.token:
                 conn.write(encode(hello_packet(self.token)))  # first, before anything queued
             self.conn = conn
+            self.stalled_at = None
             self.connected.set()
             self._flush_queue()
             if self.on_connect is not None:
@@ -249,6 +253,8 @@ class ReconnectingClient:
         now = asyncio.get_running_loop().time()
         late = [(key, timeout) for key, (_, deadline, timeout) in self._pending.items()
                 if deadline <= now]
+        if late:
+            self.stalled_at = now
         for key, timeout in late:
             self._settle(key, None, RequestTimeout(f"no reply from {self.host}:{self.port} "
                                                    f"within {timeout}s"))
@@ -256,6 +262,7 @@ class ReconnectingClient:
 
     # -- receiving ------------------------------------------------------------
     def _on_packet(self, conn: FramedConnection, raw: bytes, packet: dict) -> None:
+        self.stalled_at = None  # it speaks: a late reply too
         key = packet.get("key")
         if key is not None and not isinstance(key, (dict, list)) and key in self._pending:
             self._settle(key, (packet, raw), None)

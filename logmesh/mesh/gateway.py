@@ -4,7 +4,9 @@ JSON or form bodies (and query strings) become ``params``; the correlation
 key goes into ``params.key`` as the book's gateway does (and at the top level
 for logmesh services); each request gets a ``trace.id`` (``X-Request-Id``, on
 every answer) so one request can be followed across services in the logs.
-Round-robin over the nodes that serve a route.
+Round-robin over the nodes that serve a route; one whose request timed out
+and that has said nothing since (frozen) is passed over while another
+answers, and tried again every ``stall_retry`` seconds.
 
 What the HTTP status says (README.md has the table):
 a service's reply is answered with the status its ``errorcode`` maps to (0 ->
@@ -28,6 +30,7 @@ needs ``Authorization: Bearer <token>``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import random
@@ -183,6 +186,7 @@ class Gateway(CountedPart, Serving):
         self.served: dict[str, str] = {}
         self.clients: dict[tuple[str, int], ReconnectingClient] = {}
         self._rr: dict[str, itertools.count] = {}
+        self.stall_retry = max(30.0, 3 * timeout)  # seconds between tries of a stalled instance
         self.registry = RegistryLink(*distributor, name=name, node_port=lambda: self.port,
                                      urls=lambda: [], token=token, ssl=self.client_ssl)
         self.registry.listeners.append(self._on_nodes)
@@ -339,6 +343,8 @@ class Gateway(CountedPart, Serving):
             client = self.clients.get(client_addr)
             if client is None or not client.is_connected:
                 continue
+            if client.stalled_at is not None and self._pass_over(client, addrs):
+                continue
             ex.upstream = self.names.get(client_addr) or self.served.get(ex.route, "?")
             ex.address = f"{client_addr[0]}:{client_addr[1]}"
             try:
@@ -352,6 +358,22 @@ class Gateway(CountedPart, Serving):
         self._counters["unreachable"].inc()
         return self._error(ex, 502, f"{method} {path}: the connection to {ex.upstream} was "
                            "lost before it answered")
+
+    def _pass_over(self, client: ReconnectingClient, addrs: list[tuple[str, int]]) -> bool:
+        """Whether to skip a stalled instance (a request to it timed out, nothing heard from it
+        since: frozen, its connection open): yes while another instance of the route is
+        connected and not stalled, except one request every ``stall_retry`` seconds, which
+        tries it again (as nginx's max_fails/fail_timeout). Any packet from it, a late reply
+        included, or a new connection ends the stall."""
+        clients = self.clients
+        if not any((other := clients.get(addr)) is not None and other is not client
+                   and other.is_connected and other.stalled_at is None for addr in addrs):
+            return False  # none better: it may answer yet
+        now = asyncio.get_running_loop().time()
+        if now - (client.stalled_at or now) < self.stall_retry:
+            return True
+        client.stalled_at = now  # this request tries it; the next ones pass it over again
+        return False
 
     def _replied(self, ex: Exchange, reply: tuple[dict, bytes] | None,
                  exc: Exception | None) -> None:
