@@ -113,11 +113,15 @@ class ResourceStore:
 
     def insert(self, params: Any, packet: dict) -> Later:
         params = params if isinstance(params, dict) else {}
-        missing = [f for f in self.resource.required if params.get(f) in (None, "")]
-        if missing:
-            raise HandlerError(f"missing field(s): {', '.join(missing)}", 400)
-        scalar = self._scalar
-        cur = self._write(self._insert_sql, [scalar(params.get(c)) for c in self._columns])
+        for field in self.resource.required:
+            if params.get(field) in (None, ""):
+                missing = [f for f in self.resource.required if params.get(f) in (None, "")]
+                raise HandlerError(f"missing field(s): {', '.join(missing)}", 400)
+        values = list(map(params.get, self._columns))  # no Python call per column
+        for value in values:
+            if isinstance(value, (dict, list)):
+                raise HandlerError("field values must be scalars", 400)
+        cur = self._write(self._insert_sql, values)
         return self._later({"id": cur.lastrowid})
 
     def select(self, params: Any, packet: dict) -> list[dict]:
@@ -146,12 +150,6 @@ class ResourceStore:
             raise HandlerError("DELETE needs an id", 400)
         cur = self._write(f"DELETE FROM {self.resource.name} WHERE id = ?", [params["id"]])
         return self._later({"deleted": cur.rowcount})
-
-    @staticmethod
-    def _scalar(value: Any) -> Any:
-        if isinstance(value, (dict, list)):
-            raise HandlerError("field values must be scalars", 400)
-        return value
 
 
 def make_service(name: str, data_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",

@@ -63,6 +63,7 @@ class ReconnectingClient:
         token: str | None = None,
     ) -> None:
         self.host, self.port, self.name = host, port, name
+        self.address = f"{host}:{port}"  # as the gateway's access log names it
         self.on_packet = on_packet
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
@@ -211,23 +212,26 @@ class ReconnectingClient:
             self._pending.pop(key, None)
 
     def call(self, uri: str, method: str, params: Any, on_reply: OnReply, *,
-             timeout: float = 10.0, extra: dict | None = None) -> int:
+             timeout: float = 10.0, extra: dict | None = None, own: bool = False) -> int:
         """Send a request; ``on_reply((reply, its frame's bytes), None)`` or ``on_reply(None,
         exc)`` (RequestTimeout, NotConnected, BadReply) is called once, from the loop, never
         from inside this call. No task, future or timer per request (the gateway's hot path):
         the reply's callback is called from the connection's read, a sweep fails what is past
-        its deadline. Answers the request's key; NotConnected is raised when not connected."""
+        its deadline. Answers the request's key; NotConnected is raised when not connected.
+        ``own``: ``params`` is a dict made for this request alone (the gateway's, from the body):
+        the key is set in it instead of in a copy."""
         conn = self.conn
         if conn is None or not conn.is_open:
             raise NotConnected(f"{self.name}: not connected to {self.host}:{self.port}")
         key = next(self._keys)
         if params is None:
             params = {}
-        if isinstance(params, dict):
+        if own:
+            params["key"] = key
+        elif isinstance(params, dict):
             params = {**params, "key": key}
-        packet = {"uri": uri, "method": method, "key": key, "params": params}
-        if extra:
-            packet.update(extra)
+        packet = ({"uri": uri, "method": method, "key": key, "params": params, **extra} if extra
+                  else {"uri": uri, "method": method, "key": key, "params": params})
         loop = conn.loop  # not asyncio.get_running_loop(): a getpid() syscall on CPython 3.11
         self._pending[key] = (on_reply, loop.time() + timeout, timeout)
         if self._sweep is None or timeout < 4 * self._sweep_every:

@@ -26,6 +26,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from orjson import JSONDecodeError
+from orjson import loads as _loads
+
 from ..guard import ConnectionGuard, Guarded
 from ..hello import HELLO_MAX_BYTES, Verdict, hello_token, is_hello, judge, refused
 from ..protocol import (
@@ -147,10 +150,19 @@ class FramedConnection(Guarded, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         # FrameDecoder.feed, unrolled: a frame that does not parse is kept for self.torn
-        decoder = self.decoder
+        decoder, torn = self.decoder, self.torn
         frames = decoder.splitter.feed(data)
         for raw in frames:
-            item = raw if isinstance(raw, BadFrame) else parse_frame(raw)
+            if raw.__class__ is BadFrame:
+                item = raw
+            else:  # parse_frame, its common case inline: two Python calls a packet less
+                try:
+                    item = _loads(raw)
+                except JSONDecodeError:
+                    item = parse_frame(raw)  # says why (or reads a lone surrogate as U+FFFD)
+                else:
+                    if item.__class__ is not dict:
+                        item = parse_frame(raw)
             if isinstance(item, BadFrame):
                 decoder.errors[item.reason] = decoder.errors.get(item.reason, 0) + 1
                 self.bad_frames += 1
@@ -166,7 +178,8 @@ class FramedConnection(Guarded, asyncio.Protocol):
                 else:
                     self.torn.reset()  # skipped bytes: what comes next is no continuation
                 continue
-            self.torn.reset()
+            if torn._pieces:  # a good frame: no piece held before it continues
+                torn.reset()
             packet = item
             if self._first:
                 self._first = False

@@ -74,7 +74,9 @@ class Answer:
     upstream: str | None = None
 
 
-_CONTENT_TYPE = (b"content-type", b"application/json")
+# An answer's own header lines, rendered in one format (http_protocol.Response.headers).
+_HEAD = b"content-type: application/json\r\nx-request-id: %s\r\n"
+_HEAD_UPSTREAM = b"content-type: application/json\r\nx-request-id: %s\r\nx-upstream: %s\r\n"
 
 
 def _json(data: Any, status: int = 200) -> Answer:
@@ -148,11 +150,17 @@ class BodyError(ValueError):
         self.status = status
 
 
-def _body_params(body: bytes, content_type: str) -> dict:
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+
+
+def _body_params(body: bytes, headers: dict[str, str]) -> dict:
+    """A body's params: JSON first, whatever its content type says; a form only when it is
+    not JSON and says it is one (the content type is looked at only then)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         text = body.decode("utf-8", "replace")
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "application/x-www-form-urlencoded" and "=" in text:
             return dict(parse_qsl(text, keep_blank_values=True))
         raise BodyError(400, f"body is neither JSON nor a form (name=value&...): {exc}") from None
@@ -208,6 +216,7 @@ class Gateway(CountedPart, Serving):
             "the service and the status of the outcome: its reply's errorcode, 502, 504.",
             ["upstream", "status"])
         self._timers: dict[tuple[str, str, int], Any] = {}  # (method, path, status) -> histogram
+        self._upstream_bytes: dict[str, bytes] = {}  # a service's name as its x-upstream value
 
     # -- nodes ----------------------------------------------------------------
     def _on_nodes(self, nodes: list[Node]) -> None:
@@ -273,9 +282,13 @@ class Gateway(CountedPart, Serving):
             self._account(request, answer.status, ex, seconds)
         except Exception:  # a bug in the bookkeeping must not cost the client its answer
             log.exception("gateway: accounting %s %s failed", request.method, request.path)
-        head = [_CONTENT_TYPE, (b"x-request-id", ex.trace_id.encode("latin-1"))]
-        if answer.upstream is not None:
-            head.append((b"x-upstream", answer.upstream.encode()))
+        trace = ex.trace_id.encode("latin-1")
+        upstream = answer.upstream
+        if upstream is None:
+            head = _HEAD % trace
+        else:
+            head = _HEAD_UPSTREAM % (trace, self._upstream_bytes.get(upstream)
+                                     or self._upstream_bytes.setdefault(upstream, upstream.encode()))
         ex.respond(Response(answer.status, answer.body, head))
 
     def _account(self, request: HttpRequest, status: int, ex: Exchange, seconds: float) -> None:
@@ -346,10 +359,10 @@ class Gateway(CountedPart, Serving):
             if client.stalled_at is not None and self._pass_over(client, addrs):
                 continue
             ex.upstream = self.names.get(client_addr) or self.served.get(ex.route, "?")
-            ex.address = f"{client_addr[0]}:{client_addr[1]}"
-            try:
+            ex.address = client.address
+            try:  # the params are this request's own (_params): the key goes into them
                 client.call(path, method, ex.params, ex.replied, timeout=self.timeout,
-                            extra={TRACE_FIELD: ex.trace_id})
+                            extra={TRACE_FIELD: ex.trace_id}, own=True)
             except NotConnected:
                 continue
             return None
@@ -409,8 +422,8 @@ class Gateway(CountedPart, Serving):
     def _reply(self, ex: Exchange, reply: dict, raw: bytes) -> Answer:
         """A service's reply, its bytes as they came (decoded once, never encoded again); its
         status from its errorcode (or 200, the book's)."""
-        ex.errorcode = reply.get("errorcode")
-        ex.outcome = status_for(ex.errorcode)
+        ex.errorcode = code = reply.get("errorcode")
+        ex.outcome = 200 if code.__class__ is int and code == 0 else status_for(code)
         return Answer(ex.outcome if self.status_from_errorcode else 200, raw, ex.upstream or "")
 
     def _params(self, request: HttpRequest) -> dict:
@@ -422,13 +435,14 @@ class Gateway(CountedPart, Serving):
         """
         if request.problem is not None:  # too big or too slow: not read (HttpSite)
             raise BodyError(*request.problem)
+        body = request.body if request.method in _BODY_METHODS else b""
+        if not request.query:
+            return _body_params(body, request.headers) if body and body.strip() else {}
         params: dict[str, Any] = {}
-        if request.query:
-            for name, value in parse_qsl(request.query.decode("latin-1"), keep_blank_values=True):
-                params.setdefault(name, value)  # the first of a repeated name, as aiohttp's
-        if request.method in ("POST", "PUT", "PATCH") and request.body.strip():
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            params.update(_body_params(request.body, content_type))
+        for name, value in parse_qsl(request.query.decode("latin-1"), keep_blank_values=True):
+            params.setdefault(name, value)  # the first of a repeated name, as aiohttp's
+        if body and body.strip():
+            params.update(_body_params(body, request.headers))
         return params
 
     # -- lifecycle ------------------------------------------------------------

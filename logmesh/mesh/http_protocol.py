@@ -38,8 +38,6 @@ MAX_LINE_BYTES = 8190  # the request line and each header, as aiohttp's server a
 MAX_HEADERS = 128
 MAX_PIPELINED = 32  # unanswered requests of one connection before it stops being read
 
-Header = tuple[bytes, bytes]
-
 
 @dataclass(slots=True)
 class HttpRequest:
@@ -55,17 +53,28 @@ class HttpRequest:
 
 @dataclass(slots=True)
 class Response:
-    """An answer: the protocol adds the status line, Date, Content-Length and Connection."""
+    """An answer: the protocol adds the status line, Date, Content-Length and Connection.
+    ``headers`` are the other header lines as they go out (``b"name: value\r\n"`` each):
+    the gateway renders its three with one format, not a list of pairs joined per answer."""
 
     status: int
     body: bytes
-    headers: list[Header]
+    headers: bytes = b""
 
 
 Respond = Callable[[Response], None]
 Handler = Callable[[HttpRequest, Respond], None]
 
 _STATUS_LINES: dict[int, bytes] = {}
+# status line, Date, the response's own headers, Content-Length, Connection, body
+_ANSWER = b"%s%s%scontent-length: %d\r\n%s\r\n%s"
+_CLOSE = b"connection: close\r\n"
+# header names as clients spell them -> the lower-case str the request's dict is keyed by: a
+# lookup instead of a decode and a lower() per header
+_NAMES = {spelt.encode(): spelt.lower() for name in (
+    "host", "content-type", "content-length", "user-agent", "accept", "accept-encoding",
+    "connection", "x-request-id", "expect", "authorization", "transfer-encoding")
+    for spelt in (name, name.title(), name.upper())}
 
 
 def _status_line(status: int) -> bytes:
@@ -210,7 +219,10 @@ class HttpProtocol(asyncio.Protocol):
         self._count += 1
         if self._count > MAX_HEADERS or len(name) + len(value) > MAX_LINE_BYTES:
             raise HeadTooLarge("too many or too long headers")
-        self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        key = _NAMES.get(name) or name.decode("latin-1").lower()
+        headers = self._headers
+        if key not in headers:  # the first of a repeated header
+            headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         if self.broken:  # the rest of a read after a 413: not requests of ours any more
@@ -219,8 +231,11 @@ class HttpProtocol(asyncio.Protocol):
         self.head_since = None
         self.requests += 1
         self._method = method = parser.get_method().decode("ascii")
-        keep = parser.should_keep_alive() and parser.get_http_version() != "1.0"
         headers = self._headers
+        # HTTP/1.0 is answered and closed: it keeps alive only with a Connection header, so
+        # the version (a string built per call) is asked only then
+        keep = parser.should_keep_alive() and (
+            "connection" not in headers or parser.get_http_version() != "1.0")
         slot = self._slot = _Slot(self, not keep or self.site.stopping, method == "HEAD",
                                   headers.get("expect", "").lower() == "100-continue")
         self.slots.append(slot)
@@ -274,13 +289,13 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserInvalidURLError:
             self.site.counters.bad_requests.inc()
             slot.close = True
-            slot.respond(Response(400, b"Invalid URL", [(b"content-type", b"text/plain")]))
+            slot.respond(Response(400, b"Invalid URL", b"content-type: text/plain\r\n"))
             return
         try:
             self.handler(request, slot.respond)
         except Exception:  # a bug of the handler's: this request's 500, the others go on
             log.exception("HTTP: the handler failed on %s %s", request.method, request.path)
-            slot.respond(Response(500, b"internal error", [(b"content-type", b"text/plain")]))
+            slot.respond(Response(500, b"internal error", b"content-type: text/plain\r\n"))
 
     def _refuse(self, status: int, message: str) -> None:
         """A body that will not be read (too big, too slow): the handler answers it with
@@ -308,20 +323,13 @@ class HttpProtocol(asyncio.Protocol):
         self.slots.append(slot)
         self._slot = None
         slot.respond(Response(400, message.encode("ascii", "replace"),
-                              [(b"content-type", b"text/plain; charset=utf-8")]))
+                              b"content-type: text/plain; charset=utf-8\r\n"))
 
     def render(self, response: Response, close: bool, head_only: bool) -> bytes:
+        """The answer's bytes in one format: no list of parts built and joined per answer."""
         body = response.body
-        parts = [_status_line(response.status), self.site.date_header]
-        for name, value in response.headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts.append(b"content-length: %d\r\n" % len(body))
-        if close:
-            parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        if not head_only:
-            parts.append(body)
-        return b"".join(parts)
+        return _ANSWER % (_status_line(response.status), self.site.date_header, response.headers,
+                          len(body), _CLOSE if close else b"", b"" if head_only else body)
 
     def flush(self) -> None:
         """Send the answers that are next in line, in one write; close after one that says so."""

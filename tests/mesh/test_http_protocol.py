@@ -29,11 +29,11 @@ class Echo:
         if "size" in query:
             body = b"x" * int(query["size"])
         elif request.problem is not None:
-            respond(Response(request.problem[0], request.problem[1].encode(), []))
+            respond(Response(request.problem[0], request.problem[1].encode()))
             return
         else:
             body = b"%s %s %s" % (request.method.encode(), request.path.encode(), request.body)
-        answer = Response(200, body, [(b"content-type", b"text/plain")])
+        answer = Response(200, body, b"content-type: text/plain\r\n")
         if "delay" in query:
             asyncio.get_running_loop().call_later(float(query["delay"]), respond, answer)
         else:
@@ -91,7 +91,7 @@ async def test_too_many_pipelined_requests_pause_reading_until_answered(serve):
     def handler(request, respond):
         held.append(respond)
         if release.is_set():
-            respond(Response(200, b"ok", []))
+            respond(Response(200, b"ok"))
 
     site = await serve(handler)
     reader, writer = await connect(site)
@@ -104,7 +104,7 @@ async def test_too_many_pipelined_requests_pause_reading_until_answered(serve):
     assert len(held) == MAX_PIPELINED + 1
     release.set()
     for respond in list(held):
-        respond(Response(200, b"ok", []))
+        respond(Response(200, b"ok"))
     for _ in range(MAX_PIPELINED + 20):
         assert (await read_answer(reader))[2] == b"ok"
     assert len(held) == MAX_PIPELINED + 20
@@ -307,7 +307,7 @@ async def test_a_handler_that_raises_costs_its_request_a_500_and_nothing_else(se
     def handler(request, respond):
         if request.path == "/bug":
             raise RuntimeError("a bug")
-        respond(Response(200, b"fine", []))
+        respond(Response(200, b"fine"))
 
     site = await serve(handler)
     reader, writer = await connect(site)

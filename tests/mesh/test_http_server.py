@@ -21,10 +21,10 @@ def app(release: asyncio.Event | None = None):
 
     def handler(request, respond):
         if release is None:
-            respond(Response(200, b"ok", []))
+            respond(Response(200, b"ok"))
         else:
             asyncio.get_running_loop().create_task(release.wait()).add_done_callback(
-                lambda _: respond(Response(200, b"ok", [])))
+                lambda _: respond(Response(200, b"ok")))
 
     return handler
 
