@@ -182,6 +182,25 @@ async def test_request_puts_the_key_in_params_and_at_the_top_level(clients):
         await peer.stop()
 
 
+async def test_call_sets_the_key_in_params_it_owns_and_copies_others(clients):
+    peer = FakePeer(lambda p, w: w.write(encode({"key": p["key"], "errorcode": 0})))
+    port = await peer.start()
+    try:
+        client = clients(port)
+        await connected(client)
+        replies = []
+        shared, owned = {"name": "pen"}, {"name": "ink"}
+        first = client.call("/goods", "POST", shared, lambda r, e: replies.append(r))
+        second = client.call("/goods", "POST", owned, lambda r, e: replies.append(r), own=True)
+        await wait_until(lambda: len(replies) == 2)
+        assert shared == {"name": "pen"}  # the caller's dict is not changed
+        assert owned == {"name": "ink", "key": second}  # the gateway's own: no copy
+        assert [p["params"] for p in peer.received] == [{"name": "pen", "key": first},
+                                                       {"name": "ink", "key": second}]
+    finally:
+        await peer.stop()
+
+
 async def test_pending_requests_fail_fast_when_the_connection_drops(clients):
     peer = FakePeer(lambda p, w: w.close())
     port = await peer.start()

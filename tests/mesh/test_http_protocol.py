@@ -210,11 +210,14 @@ async def test_the_path_is_unquoted_and_the_query_kept_raw(serve):
     echo = Echo()
     site = await serve(echo)
     reader, writer = await connect(site)
-    writer.write(b"GET /a%20b?x=1&y=%20 HTTP/1.1\r\nHost: x\r\nX-Twice: 1\r\nX-Twice: 2\r\n\r\n")
+    writer.write(b"GET /a%20b?x=1&y=%20 HTTP/1.1\r\nHost: x\r\nX-Twice: 1\r\nX-Twice: 2\r\n"
+                 b"X-Request-ID: a\r\nx-request-id: b\r\nACCEPT: c\r\n\r\n")
     await read_answer(reader)
     request = echo.requests[0]
     assert (request.path, request.query) == ("/a b", b"x=1&y=%20")
     assert request.headers["x-twice"] == "1" and request.headers["host"] == "x"
+    # names lower-cased however spelt (a table of common ones, decoded otherwise); the first wins
+    assert request.headers["x-request-id"] == "a" and request.headers["accept"] == "c"
     writer.close()
 
 
