@@ -65,6 +65,7 @@ def batch(service, instance, first):
 
 class Writer:  # _batch never writes: data_received appends what it returns
     on_flush: list = []
+    on_handover: list = []  # IngestContext resumes paused connections from it
 
 best = None
 for _ in range(3):

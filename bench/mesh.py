@@ -88,7 +88,7 @@ class Mesh:
 
 
 def _spawn(argv: list[str], **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("MESH_EXTRA_PATH"))))}
     return subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env, cwd=ROOT, **kw)
 
@@ -198,13 +198,26 @@ def _profile(mesh: Mesh, seconds: float, where: Path, name: str) -> list[subproc
             for part, proc in mesh.parts.items() if mesh.kind != "node" and part != "distributor"]
 
 
+def _perf(mesh: Mesh, seconds: float, where: Path, name: str) -> list[subprocess.Popen]:
+    """``perf record`` on each part (Node's too) for the middle of a cell: CPU-clock samples,
+    so a thread is sampled only while it runs (py-spy counts a preempted thread at its last
+    line); ``perf report -i <name>-<part>.data --sort dso,sym`` reads them."""
+    where.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen(["perf", "record", "-F", "499", "-q", "-p", str(proc.pid),
+                              "-o", str(where / f"{name}-{part}.data"), "--", "sleep",
+                              str(max(1, int(seconds) - 2))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for part, proc in mesh.parts.items() if part != "distributor"]
+
+
 def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str, Path],
-         profile: Path | None = None) -> dict:
+         profile: Path | None = None, perf: Path | None = None) -> dict:
     before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
     fsyncs = mesh.logs_fsyncs()
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
     argv += ["-s", str(scripts[method])]
     spies = _profile(mesh, seconds, profile, f"{mesh.kind}-{method}-{conns}") if profile else []
+    spies += _perf(mesh, seconds, perf, f"{mesh.kind}-{method}-{conns}") if perf else []
     out = subprocess.run([*argv, mesh.url], capture_output=True, text=True, check=True).stdout
     for spy in spies:
         spy.wait()
@@ -267,6 +280,8 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
                     help="py-spy each logmesh part during each cell (its CPU counts in the cell)")
+    ap.add_argument("--perf", type=Path, default=None, metavar="DIR",
+                    help="perf record each part during each cell (on-CPU samples only)")
     args = ap.parse_args()
     if shutil.which("wrk") is None or shutil.which("node") is None:
         print("needs wrk and node (make bench installs wrk)", file=sys.stderr)
@@ -288,7 +303,8 @@ def main() -> int:
                 try:
                     for method in methods:  # GET first: POST grows the table GET answers
                         for c in conns:
-                            r = cell(mesh, method, c, args.seconds, scripts, args.profile)
+                            r = cell(mesh, method, c, args.seconds, scripts, args.profile,
+                                     args.perf)
                             r["round"] = rnd
                             runs.append(r)
                             print(f"round {rnd} {kind:15} {method:4} {c:3} conns: {r['rps']:8.0f} "
