@@ -21,10 +21,22 @@ and the batch takes ``request_event`` per event, which handles, rejects and
 labels every case. Both ways store the same lines (tests/logs/ingest/test_shipped.py);
 the labels of an access log are in the gateway's order (``event.duration_ms``,
 ``errorcode``, ``upstream``, ``upstream.address``) whatever order they came in.
+
+A batch of request packets is stored as the book's packets are (ingest/book_block.py):
+the packet's text as ``message`` and nothing parsed from it beside it; readers derive
+the request's method, path, key, trace id and params from ``message`` where a line
+has neither method nor path (store/columns.py in DuckDB, event.derive_request in
+Python). That takes a packet whose fields read back as the parsed ones would be
+stored: :class:`PlainRequest`'s types (strings, a key that is a string or an integer
+of 64 bits), params any reader reads, its own key. Any other batch of packets is
+stored parsed, its fields beside ``message``, as before; both forms read alike
+(tests/logs/store/test_shipped_packets.py).
 """
 
 from __future__ import annotations
 
+import re
+from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -119,14 +131,50 @@ class ShippedLine(msgspec.Struct, omit_defaults=True, gc=False):
     labels: AccessLabels | None = None
 
 
+class PacketLine(msgspec.Struct, omit_defaults=True, gc=False):
+    """A request packet's stored line, unparsed: :class:`ShippedLine`'s fields that such a
+    line holds, in its order (so the same bytes as a ShippedLine with the rest None), ten
+    positional arguments a line instead of nineteen."""
+
+    seq: int
+    timestamp: int = msgspec.field(name="@timestamp")
+    received_at: int = 0
+    service_name: str | None = msgspec.field(default=None, name="service.name")
+    service_instance: str | None = msgspec.field(default=None, name="service.instance")
+    source_address: str | None = msgspec.field(default=None, name="source.address")
+    source_port: int | None = msgspec.field(default=None, name="source.port")
+    level: str | None = msgspec.field(default=None, name="log.level")
+    message: str | None = None
+    event_id: str | None = msgspec.field(default=None, name="event.id")
+    # read by the store's observer (gateway_counts: only the gateway's service name matters)
+    # and by tcp.py's error count (a packet: "info", no status)
+    labels = None
+    status = None
+
+
+class PlainRequest(msgspec.Struct, gc=False):
+    """A request packet whose fields readers derive from its text exactly as ingest would
+    store them parsed: any value of another type fails the decode (the packet is then
+    stored parsed). A packet without its own key is refused too: readers look inside params."""
+
+    uri: str | None = None
+    method: str | None = None
+    params: msgspec.Raw = EMPTY
+    key: str | Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)] | UnsetType = UNSET
+    trace_id: str | None = msgspec.field(default=None, name="trace.id")
+
+
+_plain_requests = msgspec.json.Decoder(PlainRequest).decode_lines
 _batch_decoder = msgspec.json.Decoder(ShippedBatch)
 # A key that is an int orjson can write is its decimal text: json_text's answer, without its call.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _requests = request_decoder.decode_lines
+_key, _params = attrgetter("key"), attrgetter("params")
+_NULL_PARAMS = re.compile(r'"params"\s*:\s*null')
 
 
 def shipped_lines(params: bytes | msgspec.Raw, received: int, source: tuple[str, int],
-                  routes: Routes) -> tuple[ShippedBatch, list[ShippedLine]] | None:
+                  routes: Routes) -> tuple[ShippedBatch, list[ShippedLine] | list[PacketLine]] | None:
     """The batch (``params`` of an acked envelope) and its stored lines, one per event in order,
     if it is a whole batch of one shape this path takes (its own instance's events, all access
     logs or all request packets); else None: the caller takes the per-event path."""
@@ -164,7 +212,7 @@ def _access_logs(batch: ShippedBatch, received: int,
 
 
 def _request_packets(batch: ShippedBatch, received: int, source: tuple[str, int],
-                     routes: Routes) -> list[ShippedLine] | None:
+                     routes: Routes) -> list[ShippedLine] | list[PacketLine] | None:
     events = batch.events
     raws = [ev.raw for ev in events if ev.extra is None]
     if len(raws) != len(events):
@@ -172,6 +220,36 @@ def _request_packets(batch: ShippedBatch, received: int, source: tuple[str, int]
     joined = "\n".join(raws)
     if joined.count("\n") != len(raws) - 1 or any(r[:1] != "{" for r in raws):
         return None  # a raw newline inside a packet, or text: one by one
+    if batch.service:
+        lines = _unparsed_packets(batch, joined, raws, received, source)
+        if lines is not None:
+            return lines
+    return _parsed_packets(batch, joined, raws, received, source, routes)
+
+
+def _unparsed_packets(batch: ShippedBatch, joined: str, raws: list[str], received: int,
+                      source: tuple[str, int]) -> list[PacketLine] | None:
+    """The packets as ``message`` alone (readers derive their fields), if every one is a
+    :class:`PlainRequest` whose params every reader reads back; else None."""
+    if _NULL_PARAMS.search(joined):
+        return None  # stored parsed as "params":null; readers derive no params from null
+    try:
+        reqs = _plain_requests(joined)
+        if len(reqs) != len(raws) or UNSET in map(_key, reqs):
+            return None
+        check_json_all([p for p in map(_params, reqs) if p])
+    except (msgspec.DecodeError, UnicodeError, RecursionError, Rejected):
+        return None
+    instance, service = batch.instance, batch.service
+    address, port = source
+    prefix = instance + ":"
+    return [PacketLine(0, ev.ts, received, service, instance, address, port, "info", ev.raw,
+                       prefix + str(ev.n)) for ev in batch.events]
+
+
+def _parsed_packets(batch: ShippedBatch, joined: str, raws: list[str], received: int,
+                    source: tuple[str, int], routes: Routes) -> list[ShippedLine] | None:
+    events = batch.events
     try:
         reqs = _requests(joined)
         check_json_all([req.params for req in reqs if req.params])
