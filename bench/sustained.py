@@ -9,7 +9,7 @@ One ``logmesh logs --workers 2 --fsync batch`` (compaction on, as deployed;
 over 16 connections (bench/loadgen.py's packets, a pool of them sent again
 and again) at ``--rate`` events/s for ``--seconds``, then left to drain. Every two seconds the server's /metrics
 give the events stored and compacted (summed over the workers), and the
-compacting thread's CPU time (``logmesh_compaction_cpu_seconds_total``); the
+compacting threads' CPU time (each worker's, for its own segments, summed) (``logmesh_compaction_cpu_seconds_total``); the
 process group's CPU comes from /proc. Printed: the rate on disk, the backlog
 (stored, not yet in Parquet) over time, CPU per million events for ingest (the
 group's CPU less compaction's) and for compaction, and how long an event
@@ -150,8 +150,9 @@ def report(r: dict, a: argparse.Namespace) -> dict:
         "drained_at_s": fin["t"] if fin["backlog"] <= 0 else None,
         "ingest_cpu_s_per_M": round(ingest_cpu / max(last["stored"], 1) * 1e6, 2),
         "compaction_cpu_s_per_M": round(fin["compaction_cpu_s"] / max(fin["compacted"], 1) * 1e6, 2),
-        # the compacting thread's share of the load's wall time spent in compactions (the rest it
-        # slept or waited for the next due segment), and the cores the load generator took
+        # the compacting threads' time in compactions over the load's wall time, summed over the
+        # workers (each compacts its own segments since branch compact6: up to 2.0 with two; the
+        # rest they slept or waited for the next due segment), and the cores the load generator took
         "compaction_busy_during_load": round(last.get("compaction_s", 0) / max(last["t"], 1e-9), 2),
         "loadgen_cores": round(last.get("loadgen_cpu_s", 0) / max(last["t"], 1e-9), 2),
         "arrival_to_index_s": {"median": sorted(lags)[len(lags) // 2] if lags else None,
@@ -168,8 +169,8 @@ def report(r: dict, a: argparse.Namespace) -> dict:
              f"not drained {a.drain:.0f}s after the load"))
     print(f"CPU per million events: ingest {out['ingest_cpu_s_per_M']} s, compaction "
           f"{out['compaction_cpu_s_per_M']} s (of the events compacted)")
-    print(f"during the load: the compacting thread compacted {out['compaction_busy_during_load']:.0%} of the "
-          f"time, the load generator took {out['loadgen_cores']} of a core")
+    print(f"during the load: the compacting threads compacted {out['compaction_busy_during_load']:.0%} of the "
+          f"time (summed over the workers), the load generator took {out['loadgen_cores']} of a core")
     lag = out["arrival_to_index_s"]
     print(f"arrival to block index: median {lag['median']} s, max {lag['max']} s "
           f"({lag['samples']} samples whose events were all compacted)")
@@ -199,12 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="logmesh-sustained-") as tmp:
                 outs.append((r + 1, code, report(run(a, Path(tmp), code), a)))
     if len(outs) > 1:
-        print("\nround  code                               events/s  backlog at end  ingest CPU s/M  "
-              "compaction CPU s/M  arrival to index (median, max)")
+        print("\nround  code                               events/s  backlog at half / end / max  ingest CPU s/M  "
+              "compaction CPU s/M  compacting  arrival to index (median, max)")
         for r, code, out in outs:
             lag = out["arrival_to_index_s"]
-            print(f"{r:5}  {str(code)[-32:]:32} {out['rate_during_load']:>10,} {out['backlog_at_end']:>15,} "
-                  f"{out['ingest_cpu_s_per_M']:>15} {out['compaction_cpu_s_per_M']:>19}  {lag['median']}, {lag['max']}")
+            backlog = f"{out['backlog_at_half']:,} / {out['backlog_at_end']:,} / {out['backlog_max']:,}"
+            print(f"{r:5}  {str(code)[-32:]:32} {out['rate_during_load']:>10,} {backlog:>28} "
+                  f"{out['ingest_cpu_s_per_M']:>15} {out['compaction_cpu_s_per_M']:>19} "
+                  f"{out['compaction_busy_during_load']:>10.0%}  {lag['median']}, {lag['max']}")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps([{"round": r, "code": str(c), **o} for r, c, o in outs]

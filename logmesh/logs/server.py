@@ -59,6 +59,7 @@ from .sinks.booklog import BookLog
 from .sinks.cursor import unsent_by
 from .sinks.report import sink_rows
 from .store import catalogue, layout
+from .store.compact import owned_by
 from .store.segment import SegmentWriter, StoreUnavailable
 from .store.streams import claim_worker
 from .web.routes import add_routes as add_web_routes
@@ -170,15 +171,19 @@ class LogsServer(Serving):
         self.site: GuardedSite | None = None
         self.registry: RegistryLink | None = None
         # The query side, given what it reads: the engine below ingest's CPU priority
-        # (http/query_api.py), one compactor per data directory (worker 0's), which keeps
-        # NDJSON until every sink sent it; and where they count.
+        # (http/query_api.py), a compactor per worker for its own segments (store/compact.py:
+        # owned_by; retention after worker 0's passes alone), which keeps NDJSON until every sink
+        # sent it; and where they count.
         self.query = QueryService(
-            config.data_dir, worker_nice=HEAVY_NICE, compact=config.worker_id == 0 and config.compact,
+            config.data_dir, worker_nice=HEAVY_NICE, compact=config.compact,
             block_rows=config.block_rows, retention_ms=config.retention_ms, max_disk_bytes=config.max_disk_bytes,
             hold=unsent_by(config.data_dir, [s.kind for s in self.sinks]) if self.sinks else None,
             metrics=self.prom, worker=worker)
         if self.query.compactor is not None:  # a sealed segment's damaged lines count as recovery's
             self.query.compactor.on_damaged = self.writer.damaged_lines.inc
+            self.query.compactor.owns = owned_by(config.worker_id, config.workers)
+            if config.worker_id:
+                self.query.compactor.after_pass = None  # retention: worker 0's, once for the store
         # Health per instance (logs/health.py): every worker judges; worker 0 asks the store for
         # the gateway's timeouts and, in a mesh, stores the changes of state.
         first = config.worker_id == 0

@@ -21,8 +21,13 @@ crash before 5 leaves the segment in charge, a crash after it leaves a segment
 that the next pass deletes. A segment is compacted only ``grace`` seconds after
 it was sealed, so live tails have read its last lines from the NDJSON first.
 
-Only worker 0 compacts (for every worker's segments), in a thread with its own
-single-threaded DuckDB: ingest keeps the other core and the event loop. It counts in
+Each worker compacts its own segments (``owns``; worker 0 also those of workers not running,
+e.g. a store written with more ``--workers``), in a thread with its own single-threaded
+DuckDB, woken by its own writer's seals. One compacting thread for both workers' segments
+was busy 89% of a 300k events/s load at ~0.93 of a core and the backlog still grew: one
+thread's CPU per event was the ceiling (docs/benchmarks.md, "Compaction, sixth cut"). Two
+processes use the core ingest leaves free, and a seal of worker 1 no longer waits for worker
+0's next look (up to ``interval``). Retention runs after worker 0's passes alone. It counts in
 prometheus-client counters of the server's registry (``logmesh_compacted_*``,
 ``logmesh_compaction_*``), which are thread-safe.
 Parquet v2 encodings (delta for integers) read 5-6x faster than v1 here:
@@ -280,10 +285,24 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     return index
 
 
+def owned_by(worker: int, workers: int) -> Callable[[int], bool]:
+    """Which workers' segments the compactor of ``worker`` (of ``workers`` running) takes:
+    its own; worker 0's also those of a worker that is not running (a store written with
+    more workers, or a name without one: -1), which no writer seals or compacts otherwise."""
+    if worker == 0:
+        return lambda w: w == 0 or not 0 <= w < workers
+    return lambda w: w == worker
+
+
 def remove_segment(seg: SegmentInfo) -> None:
     seg.path.unlink(missing_ok=True)
     seg.path.with_name(layout.index_name(seg.path.name)).unlink(missing_ok=True)
     fsync_path(seg.path.parent)
+
+
+def tmp_worker(name: str) -> int:
+    """The worker of a ``wNN-...`` file being written in the Parquet directory (-1: no worker's)."""
+    return int(name[1:3]) if len(name) > 3 and name[0] == "w" and name[1:3].isdigit() and name[3] == "-" else -1
 
 
 class Compactor:
@@ -327,6 +346,9 @@ class Compactor:
         # hold(seg) True: a forwarding sink still reads this NDJSON (sinks/cursor.py:unsent_by);
         # compact it, but delete it only on a later pass, once the sink has sent it.
         self.hold: Callable[[SegmentInfo], bool] | None = None
+        # owns(worker): does this compactor take that worker's segments (owned_by)? None: every
+        # worker's (one compactor for the store: tests, tools)
+        self.owns: Callable[[int], bool] | None = None
         # on_damaged(n): n events of a sealed segment no reader could read (its index counted
         # them; its readable rows compacted, the original set aside): counted as recovery counts
         # a damaged line (server.py wires the writer's counter), not only logged
@@ -367,7 +389,7 @@ class Compactor:
         done = catalogue.parquet_names(self.data_dir)
         out = []
         for seg in list_segments(self.data_dir):
-            if not seg.sealed:
+            if not seg.sealed or (self.owns is not None and not self.owns(seg.worker)):
                 continue
             if layout.parquet_name(seg.path.name) in done:
                 if self._same_events(seg):  # compacted before (a crash, or a sink held it)
@@ -406,8 +428,11 @@ class Compactor:
             remove_segment(seg)
 
     def clean_tmp(self) -> None:
+        """Remove the files a crash left half written: this compactor's own only, since another
+        worker's compactor may be writing its own ``.tmp`` right now."""
         for path in catalogue.tmp_files(self.data_dir, layout.PARQUET_DIR):
-            path.unlink(missing_ok=True)
+            if self.owns is None or self.owns(tmp_worker(path.name)):
+                path.unlink(missing_ok=True)
 
     def run_once(self) -> int:
         """Compact every pending segment; returns how many were compacted."""
