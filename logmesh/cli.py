@@ -306,7 +306,7 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
                     "CPU, scans ~2.5x more; docs/benchmarks.md, 'Rare word, fourth pass'). "
                     "Files already written keep theirs.")
 @click.option("--compact/--no-compact", default=True,
-              help="Worker 0 compacts sealed segments into Parquet files (fast queries; with their indexes "
+              help="Each worker compacts its sealed segments into Parquet files (fast queries; with their indexes "
                    "7-12% of the NDJSON size, docs/benchmarks.md).")
 @click.option("--elasticsearch", "es_urls", default=None, metavar="URL[,URL...]",
               envvar="LOGMESH_ELASTICSEARCH",

@@ -99,7 +99,7 @@ class LogsConfig:
     max_rows: int = 10_000
     retention_ms: int | None = None  # --retention: delete files whose newest event is older
     max_disk_bytes: int | None = None  # --max-disk: delete the oldest files past this size
-    compact: bool = True  # worker 0 compacts sealed segments to Parquet (store/compact.py)
+    compact: bool = True  # each worker compacts its sealed segments to Parquet (store/compact.py)
     block_rows: int = layout.PARQUET_ROW_GROUP_ROWS  # --block-rows: rows per row group and index block
     # The optional socket ports (ingest/sockets.py): None is off, 0 picks a free port.
     syslog_port: int | None = None
@@ -385,7 +385,7 @@ class LogsServer(Serving):
         if self.prom.multiprocess:  # the gauges of now: on the siblings' pages from the start
             self.publish()
             self._publisher = asyncio.ensure_future(self._publish_every(PUBLISH_SECONDS))
-        self.query.start(self.writer.on_seal)  # worker 0: compaction and retention in a thread
+        self.query.start(self.writer.on_seal)  # compaction (and worker 0's retention) in a thread
         for sink in self.sinks:  # they read what the writer wrote; ingest never waits for them
             self.writer.on_flush.append(sink.notify)
             sink.start()

@@ -1,5 +1,5 @@
-"""The engine of one logs process and, on worker 0, the store's compaction/retention
-thread; plus the engine's gauges for /metrics.
+"""The engine of one logs process and its compaction thread (retention too on worker 0:
+logs/server.py wires which segments each compacts); plus the engine's gauges for /metrics.
 
 Built by logs/server.py from what it hands in (the data directory and options, the
 sinks' ``hold``, its metrics registry, where the engine, compaction and retention
@@ -26,7 +26,7 @@ class QueryService:
                  hold: Callable[[SegmentInfo], bool] | None = None,
                  metrics: Metrics | None = None, worker: str = "0",
                  block_rows: int = layout.PARQUET_ROW_GROUP_ROWS) -> None:
-        """``compact``: run the compaction thread (one per data directory: worker 0's), which
+        """``compact``: run the compaction thread (one per worker, for its own segments), which
         writes row groups (= index blocks) of ``block_rows`` rows;
         ``hold(segment)``: keep a sealed segment's NDJSON while it is True (sinks/cursor.py);
         ``metrics``: the registry the parts count in, labelled ``worker``."""

@@ -306,7 +306,8 @@ def tmp_worker(name: str) -> int:
 
 
 class Compactor:
-    """Worker 0's background thread: compact sealed segments, then apply retention."""
+    """A worker's background thread: compact its sealed segments (``owns``), then (worker 0's)
+    apply retention."""
 
     def __init__(self, data_dir: Path, *, grace: float = COMPACT_GRACE_SECONDS,
                  interval: float = COMPACT_INTERVAL_SECONDS, clock: Callable[[], float] = time.time,

@@ -3,7 +3,7 @@ module would ``import duckdb``.
 
 Importing duckdb costs ~25 MB of resident memory (its shared library's pages), as much as
 the rest of a logs worker, and an idle worker never uses it: a sibling opens DuckDB at its
-first question, worker 0 when it compacts or the health monitor finds events to read
+first question or when it compacts or the health monitor finds events to read
 (issue 18: an idle worker under 60 MB; bench/idle_memory.py measures it). The proxy loads
 the real module at the first attribute read (``duckdb.connect``, ``except duckdb.Error``
 when an exception is matched) and from then on is the real module's namespace, so the

@@ -6,7 +6,8 @@ their indexes) take more than that, the file with the oldest newest event goes.
 The active segment of any worker (no ``.idx.json`` yet) is never touched, so
 the limit can be exceeded by the active segments alone; that is logged.
 
-Runs in worker 0's compaction thread after each pass. Every deletion is
+Runs in worker 0's compaction thread after each of its passes (the other workers' compactors
+run none: once for the store). Every deletion is
 logged with its reason and counted (``logmesh_retention_deleted_*`` in /metrics:
 prometheus-client counters of the server's registry).
 """
