@@ -59,7 +59,7 @@ from .sinks.booklog import BookLog
 from .sinks.cursor import unsent_by
 from .sinks.report import sink_rows
 from .store import catalogue, layout
-from .store.compact import owned_by
+from .store.catalogue import owned_by
 from .store.segment import SegmentWriter, StoreUnavailable
 from .store.streams import claim_worker
 from .web.routes import add_routes as add_web_routes
@@ -171,7 +171,7 @@ class LogsServer(Serving):
         self.site: GuardedSite | None = None
         self.registry: RegistryLink | None = None
         # The query side, given what it reads: the engine below ingest's CPU priority
-        # (http/query_api.py), a compactor per worker for its own segments (store/compact.py:
+        # (http/query_api.py), a compactor per worker for its own segments (store/catalogue.py:
         # owned_by; retention after worker 0's passes alone), which keeps NDJSON until every sink
         # sent it; and where they count.
         self.query = QueryService(

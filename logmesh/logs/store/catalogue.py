@@ -15,6 +15,7 @@ opened, and callers take FileNotFoundError as "moved on", never as damage.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,3 +196,17 @@ def set_aside(path: Path) -> Path:
     target = qdir / f"{path.name}@0{layout.QUARANTINE_SUFFIX}"
     os.replace(path, target)
     return target
+
+
+def owned_by(worker: int, workers: int) -> Callable[[int], bool]:
+    """Which workers' segments the compactor of ``worker`` (of ``workers`` running) takes:
+    its own; worker 0's also those of a worker that is not running (a store written with
+    more workers, or a name without one: -1), which no writer seals or compacts otherwise."""
+    if worker == 0:
+        return lambda w: w == 0 or not 0 <= w < workers
+    return lambda w: w == worker
+
+
+def tmp_worker(name: str) -> int:
+    """The worker of a ``wNN-...`` file being written in the Parquet directory (-1: no worker's)."""
+    return int(name[1:3]) if len(name) > 3 and name[0] == "w" and name[1:3].isdigit() and name[3] == "-" else -1

@@ -21,13 +21,11 @@ crash before 5 leaves the segment in charge, a crash after it leaves a segment
 that the next pass deletes. A segment is compacted only ``grace`` seconds after
 it was sealed, so live tails have read its last lines from the NDJSON first.
 
-Each worker compacts its own segments (``owns``; worker 0 also those of workers not running,
-e.g. a store written with more ``--workers``), in a thread with its own single-threaded
-DuckDB, woken by its own writer's seals. One compacting thread for both workers' segments
-was busy 89% of a 300k events/s load at ~0.93 of a core and the backlog still grew: one
-thread's CPU per event was the ceiling (docs/benchmarks.md, "Compaction, sixth cut"). Two
-processes use the core ingest leaves free, and a seal of worker 1 no longer waits for worker
-0's next look (up to ``interval``). Retention runs after worker 0's passes alone. It counts in
+Each worker compacts its own segments (``owns``: catalogue.owned_by; worker 0 also those of
+workers not running), in a thread with its own single-threaded DuckDB, woken by its own
+writer's seals. One thread for both workers' segments was busy 89% of a 300k events/s load
+and the backlog still grew: one thread was the ceiling (docs/benchmarks.md, "Compaction,
+sixth cut"). Retention runs after worker 0's passes alone. It counts in
 prometheus-client counters of the server's registry (``logmesh_compacted_*``,
 ``logmesh_compaction_*``), which are thread-safe.
 Parquet v2 encodings (delta for integers) read 5-6x faster than v1 here:
@@ -285,24 +283,10 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     return index
 
 
-def owned_by(worker: int, workers: int) -> Callable[[int], bool]:
-    """Which workers' segments the compactor of ``worker`` (of ``workers`` running) takes:
-    its own; worker 0's also those of a worker that is not running (a store written with
-    more workers, or a name without one: -1), which no writer seals or compacts otherwise."""
-    if worker == 0:
-        return lambda w: w == 0 or not 0 <= w < workers
-    return lambda w: w == worker
-
-
 def remove_segment(seg: SegmentInfo) -> None:
     seg.path.unlink(missing_ok=True)
     seg.path.with_name(layout.index_name(seg.path.name)).unlink(missing_ok=True)
     fsync_path(seg.path.parent)
-
-
-def tmp_worker(name: str) -> int:
-    """The worker of a ``wNN-...`` file being written in the Parquet directory (-1: no worker's)."""
-    return int(name[1:3]) if len(name) > 3 and name[0] == "w" and name[1:3].isdigit() and name[3] == "-" else -1
 
 
 class Compactor:
@@ -432,7 +416,7 @@ class Compactor:
         """Remove the files a crash left half written: this compactor's own only, since another
         worker's compactor may be writing its own ``.tmp`` right now."""
         for path in catalogue.tmp_files(self.data_dir, layout.PARQUET_DIR):
-            if self.owns is None or self.owns(tmp_worker(path.name)):
+            if self.owns is None or self.owns(catalogue.tmp_worker(path.name)):
                 path.unlink(missing_ok=True)
 
     def run_once(self) -> int:

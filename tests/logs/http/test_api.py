@@ -198,7 +198,7 @@ async def test_openapi_describes_every_api_route(api):
 async def test_two_workers_see_each_others_events_and_each_compacts_its_own(start_logs, tmp_path):
     w0 = await start_logs(workers=2, worker_id=0)
     w1 = await start_logs(workers=2, worker_id=1)
-    c0, c1 = w0.query.compactor, w1.query.compactor  # store/compact.py: owned_by
+    c0, c1 = w0.query.compactor, w1.query.compactor  # store/catalogue.py: owned_by
     assert c0 is not None and c1 is not None and c0.alive and c1.alive
     assert c1.owns is not None and c1.owns(1) and not c1.owns(0) and c1.after_pass is None
     b0, b1 = (f"http://{HOST}:{w.config.http_port}" for w in (w0, w1))

@@ -2,7 +2,7 @@
 
 One compacting thread (worker 0's) for every worker's segments was busy 89% of a 300k events/s
 load and the backlog still grew; a seal of worker 1 did not wake it either. Each worker's own
-thread now takes its own segments (store/compact.py: owned_by), woken by its own writer.
+thread now takes its own segments (store/catalogue.py: owned_by), woken by its own writer.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 from logmesh.logs.server import LogsConfig, LogsServer
 from logmesh.logs.store import layout
-from logmesh.logs.store.compact import Compactor, owned_by, tmp_worker
+from logmesh.logs.store.catalogue import owned_by, tmp_worker
+from logmesh.logs.store.compact import Compactor
 from logmesh.logs.store.reader import list_segments
 from tests.support.logs import HOST
 from tests.support.store import T0, event, write_store
