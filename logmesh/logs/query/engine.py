@@ -240,8 +240,9 @@ class Engine:
             params = params + [after[0], after[0], after[1]]
         snap = self.refresh(max_age=0.05)
         events: list[dict] = []
-        picked = rare.search(self.db, snap.parquet, need, where, params, start, end, desc, limit) \
-            if need is not None else None
+        check = token_need.word_check(node) if node is not None and extra is None else None
+        picked = rare.search(self.db, snap.parquet, need, where, params, start, end, desc, limit,
+                             check, after) if need is not None else None
         if picked is not None:  # a rare word's row groups, read by pyarrow (query/rare.py)
             events, rest = picked
             snap = dataclasses.replace(snap, parquet=tuple(rest))

@@ -1,36 +1,45 @@
-"""Newest (or oldest) N events for a word the token index finds in few blocks of small row groups.
+"""Newest (or oldest) N events for a word the token index finds in few blocks.
 
-The usual path (engine.search) hands DuckDB one statement of a ``read_parquet`` per
-file with the kept blocks as ``@timestamp`` ranges. DuckDB pays per file and per row
-group it opens (the footer's row groups checked, every column's reader set up) and
-decodes ``message`` of each kept row group to run the query's regex; for 16,384-row
-groups that is still the cheaper reader (it skips the other columns' vectors that hold
-no hit), but for small row groups its per-group cost dominates.
+The usual path (engine.search) hands DuckDB one statement of a ``read_parquet`` per file
+with the kept blocks as ``@timestamp`` ranges: it decodes every kept row group's
+``message`` and runs the query's regex over it, then the other columns of its hits, with
+a statement's and a file's fixed costs on top.
 
-Here the kept blocks of files whose blocks are their row groups and hold at most
-MAX_GROUP_ROWS rows (compacted with a smaller ``block_rows``: the logs service's
-``--block-rows``, bench/query.py
-``--block-rows``; files of the default size, old or hand-copied ones and files whose
-index does not line up take the usual path) are read by pyarrow, each row group whole
-(no reader here decodes less than a column chunk: docs/benchmarks.md, "Rare word,
-fourth pass"), in tasks run READ_THREADS at a time (pyarrow lets go of the GIL), footers
-read once per file. Each task's rows are cut at once to those whose ``message`` holds the
-query's required words as substrings in any case (a superset of the token match: the
-Bloom filters' own rule, per row), and DuckDB runs the query's full WHERE over what is
-left: a few rows.
+Here the kept blocks of files whose blocks are their row groups (every file compaction
+writes; old, hand-copied or larger-grouped files take the usual path) are read by pyarrow
+in two steps, tasks READ_THREADS at a time (pyarrow lets go of the GIL), footers read once
+per file:
 
-Groups are read newest first in waves (FIRST_WAVE_ROWS, then 4x each) and the search
+1. **scan**: each kept row group's ``@timestamp``, ``seq`` and ``message`` only. The rows
+   whose message bytes hold the query's required words with every byte's 0x20 bit set (so
+   ASCII letters in either case: a superset of the token match, which folds ASCII letters
+   only) are its *candidates*, found by ``bytes.find`` over the column's data buffer: a
+   tenth of the cost of ``match_substring`` on 16,384 rows. A group without a candidate
+   (a Bloom filter's false positive) costs nothing more.
+2. **fetch**: the other columns of the groups holding candidates, cut to those rows
+   (``take``). No reader here decodes less than a column chunk (docs/benchmarks.md, "Rare
+   word, fourth/fifth pass"), so a hit still costs its group's every column.
+
+When the query is words of ``message`` alone (token_need.word_check), the candidates are
+checked in Python against the tokens' reference (store/tokens.py) with the range and the
+cursor, sorted and cut to N before step 2, and the events are built from the Arrow rows:
+no DuckDB statement. Otherwise step 2 reads every candidate and DuckDB runs the query's
+full WHERE over those rows (a few).
+
+Groups are scanned newest first in waves (FIRST_WAVE_ROWS, then 4x each) and the search
 stops once the N-th event found is newer than every group not read yet.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..event import FIELD_TYPES
+from ..store import layout
 from ..store.blocks import ParquetFile
 from ..store.columns import COLUMNS, TS, ident
 from ..store.tokens import Need
@@ -39,19 +48,23 @@ from .execution import DuckDB, event_dict
 from .plan import block_mask
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 NAMES = [name for name, _ in COLUMNS]
-MAX_GROUP_ROWS = 8192  # files with larger row groups take the usual path: DuckDB decodes a hit's
-# 16,384-row group for less than pyarrow (it skips the other columns' vectors without a match)
+HEAD = ["@timestamp", "seq", "message"]  # step 1's columns
+REST = [n for n in NAMES if n not in HEAD]  # step 2's
+MAX_GROUP_ROWS = layout.PARQUET_ROW_GROUP_ROWS  # files of larger row groups take the usual path
 MAX_ROWS = 2_000_000  # kept rows past this: the usual path (it stops early for a frequent word)
 FIRST_WAVE_ROWS = 250_000  # as plan.FIRST_SLICE_ROWS: rows of the first wave, x4 each
 READ_THREADS = 2  # row groups decoded at once (the machine's cores; pyarrow releases the GIL)
 GROUPS_PER_TASK = 4  # row groups of one file read by one call
 SMALL_DICTIONARY = 4096  # compressed bytes of a column chunk's dictionary page read as a dictionary
+DENSE = 8  # a word found in more than 1/DENSE of a chunk's rows: match_substring, not a find loop
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,16 @@ class Group:
     min_ts: int
     max_ts: int
     rows: int
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """Step 1 of some row groups of one file: its candidates, in file order."""
+
+    pf: ParquetFile
+    group: list[int]  # per candidate, its row group
+    row: list[int]  # per candidate, its row in that group
+    head: pa.Table  # per candidate, HEAD
 
 
 def kept(db: DuckDB, files: tuple[ParquetFile, ...], start: int, end: int,
@@ -77,54 +100,101 @@ def kept(db: DuckDB, files: tuple[ParquetFile, ...], start: int, end: int,
         if pf.max_ts < start or pf.min_ts > end:
             continue
         if not 0 < pf.index.get("block_rows", 0) <= MAX_GROUP_ROWS:
-            rest.append(pf)  # large row groups (DuckDB decodes less of them), or an unknown size
+            rest.append(pf)  # an unknown or a larger size: DuckDB skips vectors a pyarrow read decodes
             continue
         mask = block_mask(pf, need)
         if mask is None:
             rest.append(pf)  # no usable filters
             continue
-        blocks = np.asarray(pf.blocks, dtype=np.int64).reshape(-1, 5)
-        sel = np.flatnonzero(mask & (blocks[:, 1] >= start) & (blocks[:, 0] <= end))
+        sel = np.flatnonzero(mask)
+        if not len(sel):
+            continue
         try:
-            if len(sel) and not lines_up(pf):
+            if not lines_up(pf):
                 rest.append(pf)
                 continue
         except (OSError, ValueError) as exc:
             raise file_error(db, pf, exc) from None
         for i in sel.tolist():
             lo, hi, n = pf.blocks[i][:3]
-            groups.append(Group(pf, i, lo, hi, n))
-            rows += n
+            if hi >= start and lo <= end:
+                groups.append(Group(pf, i, lo, hi, n))
+                rows += n
         if rows > MAX_ROWS:
             return None
     return groups, rest
 
 
-def required(need: Need, message: pa.Array) -> pa.Array:
-    """Per row: does ``message`` hold every word ``need`` requires, as a substring in any case
-    (prefix keys ``*abcd`` as ``abcd``)? A superset of the rows whose tokens match."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def candidates(need: Need, message: pa.ChunkedArray) -> np.ndarray:
+    """The rows of ``message`` (in order) that may hold what ``need`` requires: every required
+    key (a prefix key ``*abcd`` as ``abcd``) in the row's bytes, compared with each byte's
+    0x20 bit set on both sides. Keys are ASCII (tokens.indexed), and a match folds ASCII
+    letters only, so every matching row is among these."""
+    import numpy as np
 
-    def walk(n: Need) -> pa.Array | None:
+    def walk(n: Need) -> np.ndarray | None:
         if n.op == "keys":
             out = None
             for key in n.keys:
-                has = pc.match_substring(message, key.lstrip("*"), ignore_case=True)
-                out = has if out is None else pc.and_kleene(out, has)
+                rows = _rows_with(message, key.lstrip("*"))
+                out = rows if out is None else np.intersect1d(out, rows)
             return out
         parts = [p for p in (walk(c) for c in n.children) if p is not None]
+        if n.op == "or" and len(parts) < len(n.children):
+            return None
         if not parts:
             return None
         out = parts[0]
         for p in parts[1:]:
-            out = pc.and_kleene(out, p) if n.op == "and" else pc.or_kleene(out, p)
+            out = np.intersect1d(out, p) if n.op == "and" else np.union1d(out, p)
         return out
 
     got = walk(need)
-    if got is None:
-        return pa.array([True] * len(message))
-    return pc.fill_null(got, False)
+    return np.arange(len(message)) if got is None else got
+
+
+def _rows_with(message: pa.ChunkedArray, key: str) -> np.ndarray:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    needle = bytes(b | 0x20 for b in key.encode("ascii"))
+    out, base = [], 0
+    for chunk in message.chunks:
+        n = len(chunk)
+        if n == 0:
+            continue
+        wide = pa.types.is_large_string(chunk.type)
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if wide else np.int32)[
+            chunk.offset:chunk.offset + n + 1]
+        data, size = chunk.buffers()[2], int(offsets[-1] - offsets[0])
+        hay = _haystack(size)
+        if size:
+            np.bitwise_or(np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]], 0x20,
+                          out=np.frombuffer(hay, dtype=np.uint8, count=size))
+        at: list[int] = []
+        i = hay.find(needle, 0, size)
+        while i >= 0 and len(at) <= n // DENSE:
+            at.append(i)
+            i = hay.find(needle, i + 1, size)
+        if i >= 0:  # a frequent word: one vectorised pass instead (a superset too)
+            rows = np.flatnonzero(pc.fill_null(pc.match_substring(chunk, key, ignore_case=True), False))
+        else:
+            rows = np.unique(np.searchsorted(offsets - offsets[0], at, side="right") - 1)
+        out.append(rows + base)
+        base += n
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+_local = threading.local()
+
+
+def _haystack(size: int) -> bytearray:
+    """This thread's buffer of at least ``size`` bytes, kept between calls: a fresh one a
+    chunk cost more in page faults (~1 ms for 1.4 MB on a loaded machine) than the search."""
+    hay = getattr(_local, "hay", None)
+    if hay is None or len(hay) < size:
+        hay = _local.hay = bytearray(max(size, 1 << 20))
+    return hay
 
 
 def footer(pf: ParquetFile) -> Any:
@@ -152,22 +222,41 @@ def small_dictionaries(md: Any, indexes: list[int]) -> list[str]:
                and c.data_page_offset - c.dictionary_page_offset < SMALL_DICTIONARY
                and not any(e.startswith("DELTA") for e in c.encodings) for c in chunks):
             out.append(chunks[0].path_in_schema)
-    return [n for n in out if n in NAMES and n != "message"]  # message: matched as strings
+    return [n for n in out if n in REST]
 
 
-def read_groups(pf: ParquetFile, indexes: list[int], need: Need) -> pa.Table:
-    """These row groups of the file, every column, cut to the rows :func:`required` keeps."""
+def scan(pf: ParquetFile, indexes: list[int], need: Need) -> Scanned:
+    """Step 1: HEAD of these row groups (in file order), cut to the candidates."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    md = footer(pf)
+    table = pq.ParquetFile(pf.path, metadata=md, arrow_extensions_enabled=False).read_row_groups(
+        indexes, columns=HEAD, use_threads=False)
+    rows = candidates(need, table.column("message"))
+    starts = np.cumsum([0] + [md.row_group(g).num_rows for g in indexes])
+    at = np.searchsorted(starts, rows, side="right") - 1
+    return Scanned(pf, [indexes[k] for k in at.tolist()], (rows - starts[at]).tolist(),
+                   table.take(rows))
+
+
+def fetch(pf: ParquetFile, picks: list[tuple[int, int]]) -> pa.Table:
+    """Step 2: REST of these (row group, row) of the file, in the order given."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     md = footer(pf)
+    indexes = sorted({g for g, _ in picks})
+    starts, at = {}, 0
+    for g in indexes:
+        starts[g] = at
+        at += md.row_group(g).num_rows
     try:
         table = pq.ParquetFile(pf.path, metadata=md, arrow_extensions_enabled=False,
                                read_dictionary=small_dictionaries(md, indexes)).read_row_groups(
-            indexes, columns=NAMES, use_threads=False)
+            indexes, columns=REST, use_threads=False)
     except pa.ArrowNotImplementedError:  # a page pyarrow cannot keep as a dictionary after all
         table = pq.ParquetFile(pf.path, metadata=md, arrow_extensions_enabled=False).read_row_groups(
-            indexes, columns=NAMES, use_threads=False)
-    table = table.filter(required(need, table.column("message")))
+            indexes, columns=REST, use_threads=False)
+    table = table.take([starts[g] + r for g, r in picks])
     cols = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     return pa.table(cols, names=table.column_names)  # DuckDB reads each column as the store's type
 
@@ -196,22 +285,55 @@ def waves(groups: list[Group], desc: bool) -> list[list[Group]]:
     return out
 
 
-def read_wave(db: DuckDB, wave: list[Group], need: Need) -> list[pa.Table]:
-    """Each file's groups of the wave read in tasks of GROUPS_PER_TASK, READ_THREADS at once."""
+def on_files(db: DuckDB, tasks: Iterable[tuple[ParquetFile, Any]],
+             fn: Callable[[ParquetFile, Any], T]) -> list[T]:
+    """``fn(file, arg)`` of each task, READ_THREADS at once; a file's read error said as the
+    query's (file_error)."""
+    def run(task: tuple[ParquetFile, Any]) -> T:
+        pf, arg = task
+        try:
+            return fn(pf, arg)
+        except (OSError, ValueError) as exc:  # pyarrow's errors are OSErrors and ValueErrors
+            raise file_error(db, pf, exc) from None
+
+    return list(pool().map(run, list(tasks)))
+
+
+def scan_wave(db: DuckDB, wave: list[Group], need: Need) -> list[Scanned]:
+    """Step 1 of each file's groups of the wave, GROUPS_PER_TASK a call."""
     by_file: dict[int, tuple[ParquetFile, list[int]]] = {}
     for g in wave:
         by_file.setdefault(id(g.pf), (g.pf, []))[1].append(g.index)
     tasks = [(pf, sorted(ix)[i:i + GROUPS_PER_TASK]) for pf, ix in by_file.values()
              for i in range(0, len(ix), GROUPS_PER_TASK)]
+    return on_files(db, tasks, lambda pf, ix: scan(pf, ix, need))
 
-    def run(task: tuple[ParquetFile, list[int]]) -> pa.Table:
-        pf, ix = task
-        try:
-            return read_groups(pf, ix, need)
-        except (OSError, ValueError) as exc:  # pyarrow's errors are OSErrors and ValueErrors
-            raise file_error(db, pf, exc) from None
 
-    return list(pool().map(run, tasks))
+def rows_of(db: DuckDB, picks: list[tuple[Scanned, int]]) -> pa.Table:
+    """Every column (NAMES) of these candidates, in the order given: HEAD from their scans,
+    REST fetched (step 2), a call a file."""
+    import pyarrow as pa
+    scans: dict[int, tuple[Scanned, int]] = {}  # id -> (scan, its first row in the heads)
+    by_file: dict[int, tuple[ParquetFile, list[tuple[int, int]]]] = {}
+    head_at, rest_at, heads_rows = [], [], 0
+    for s, i in picks:
+        if id(s) not in scans:
+            scans[id(s)] = (s, heads_rows)
+            heads_rows += s.head.num_rows
+        head_at.append(scans[id(s)][1] + i)
+        wanted = by_file.setdefault(id(s.pf), (s.pf, []))[1]
+        rest_at.append((id(s.pf), len(wanted)))
+        wanted.append((s.group[i], s.row[i]))
+    fetched = on_files(db, by_file.values(), fetch)
+    base, at = {}, 0
+    for key, table in zip(by_file, fetched, strict=True):
+        base[key] = at
+        at += table.num_rows
+    heads = pa.concat_tables([s.head for s, _ in scans.values()], promote_options="permissive")
+    heads = heads.take(head_at)
+    rest = pa.concat_tables(fetched, promote_options="permissive").take([base[k] + j for k, j in rest_at])
+    cols = {n: heads.column(n) for n in HEAD} | {n: rest.column(n) for n in REST}
+    return pa.table([cols[n] for n in NAMES], names=NAMES)
 
 
 def file_error(db: DuckDB, pf: ParquetFile, exc: Exception) -> Exception:
@@ -225,31 +347,71 @@ def file_error(db: DuckDB, pf: ParquetFile, exc: Exception) -> Exception:
 
 
 def search(db: DuckDB, files: tuple[ParquetFile, ...], need: Need, where: str, params: list[Any],
-           start: int, end: int, desc: bool, limit: int) -> tuple[list[dict], list[ParquetFile]] | None:
+           start: int, end: int, desc: bool, limit: int,
+           check: Callable[[str | None], bool] | None = None,
+           after: tuple[int, int] | None = None) -> tuple[list[dict], list[ParquetFile]] | None:
     """(the first ``limit`` events matching ``where`` in the kept groups of the files this path
-    reads, the files left to the usual path); None: too many kept rows, all to the usual path."""
-    import pyarrow as pa
+    reads, the files left to the usual path); None: too many kept rows, all to the usual path.
+
+    ``check``: ``message`` -> does the query match (token_need.word_check), when that alone
+    decides; then ``after`` is the cursor's (@timestamp, seq) that ``where`` holds too."""
     picked = kept(db, files, start, end, need)
     if picked is None:
         return None
     groups, rest = picked
+    cuts = waves(groups, desc)
+    found: list[tuple[int, int, Scanned, int]] = []  # check's matches: (@timestamp, seq, scan, row)
+    tables: list[pa.Table] = []  # without check: every candidate's row so far
+    events: list[dict] = []
+    for n, wave in enumerate(cuts):
+        scanned = scan_wave(db, wave, need)
+        if check is not None:
+            found.extend(matches(scanned, check, start, end, desc, after))
+            found.sort(key=lambda f: (f[0], f[1]), reverse=desc)
+            del found[limit:]
+            last = found[-1][0] if len(found) >= limit else None
+        else:
+            wave_rows = [(s, i) for s in scanned for i in range(s.head.num_rows)]
+            if wave_rows:
+                tables.append(rows_of(db, wave_rows))
+            events = run_where(db, tables, where, params, start, end, desc, limit)
+            last = events[-1]["@timestamp"] if len(events) >= limit else None
+        if last is not None and n + 1 < len(cuts):
+            edge = cuts[n + 1][0].max_ts if desc else cuts[n + 1][0].min_ts
+            if (last > edge) if desc else (last < edge):
+                break  # every group not read yet lies past the last event kept
+    if check is not None and found:
+        table = rows_of(db, [(s, i) for _, _, s, i in found])
+        events = [event_dict(NAMES, row) for row in zip(*(c.to_pylist() for c in table.columns), strict=True)]
+    return events, rest
+
+
+def matches(scanned: list[Scanned], check: Callable[[str | None], bool], start: int, end: int,
+            desc: bool, after: tuple[int, int] | None) -> list[tuple[int, int, Scanned, int]]:
+    """The candidates ``check`` keeps inside [start, end] and past the cursor ``after``."""
+    out = []
+    for s in scanned:
+        cols = [s.head.column(n).to_pylist() for n in HEAD]
+        for i, (ts, seq, message) in enumerate(zip(*cols, strict=True)):
+            if ts is None or seq is None or not start <= ts <= end:
+                continue
+            if after is not None and not ((ts, seq) < after if desc else (ts, seq) > after):
+                continue
+            if check(message):
+                out.append((ts, seq, s, i))
+    return out
+
+
+def run_where(db: DuckDB, tables: list[pa.Table], where: str, params: list[Any],
+              start: int, end: int, desc: bool, limit: int) -> list[dict]:
+    """The query's full WHERE in DuckDB over every column of the candidates."""
+    import pyarrow as pa
+    if not tables:
+        return []
     direction = "DESC" if desc else "ASC"
     json = ", ".join(f"CAST({ident(n)} AS JSON) AS {ident(n)}" for n, t in FIELD_TYPES.items() if t == "object")
     sql = (f"SELECT * FROM (SELECT * REPLACE ({json}) FROM _rare_rows) WHERE {TS} BETWEEN ? AND ? "
            f"AND ({where}) ORDER BY {TS} {direction}, seq {direction} LIMIT {int(limit)}")
-    tables: list[pa.Table] = []
-    events: list[dict] = []
-    cuts = waves(groups, desc)
-    for n, wave in enumerate(cuts):
-        tables.extend(t for t in read_wave(db, wave, need) if t.num_rows)
-        if not tables:
-            continue
-        names, rows = db.run_on("_rare_rows", pa.concat_tables(tables, promote_options="permissive"),
-                                sql, [start, end, *params])
-        events = [event_dict(names, r) for r in rows]
-        if len(events) >= limit and n + 1 < len(cuts):
-            edge = cuts[n + 1][0].max_ts if desc else cuts[n + 1][0].min_ts
-            last = events[-1]["@timestamp"]
-            if (last > edge) if desc else (last < edge):
-                break  # every group not read yet lies past the last event kept
-    return events, rest
+    names, rows = db.run_on("_rare_rows", pa.concat_tables(tables, promote_options="permissive"),
+                            sql, [start, end, *params])
+    return [event_dict(names, r) for r in rows]

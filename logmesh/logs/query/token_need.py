@@ -7,6 +7,8 @@ language's, so it is here, and the store never sees a KQL tree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..store import tokens
 from ..store.tokens import Need
 from . import kql
@@ -40,3 +42,39 @@ def need(node: kql.Node, field: str | None = None) -> Need | None:
             return None
         return Need("or", children=kids)  # type: ignore[arg-type]
     return None  # not, ranges, exists, match-all: no constraint
+
+
+def word_check(node: kql.Node, field: str | None = None) -> Callable[[str | None], bool] | None:
+    """``message`` -> does it match ``node``, when ``node`` is words and phrases of ``message``
+    alone under and/or (as the SQL of kql.py reads them: whole tokens, one after the other,
+    tokens.tokens the reference); None for any other query (DuckDB answers it). The rare
+    path (rare.py) checks its few candidate rows with this instead of a DuckDB statement."""
+    if isinstance(node, kql.Match):
+        name = node.field if node.field is not None else field
+        if name not in (None, "message") or not isinstance(node.value, kql.Literal):
+            return None
+        words = tokens.tokens(node.value.text)
+        if not words:
+            return None  # no token: a substring (ILIKE), left to DuckDB
+        return _phrase(words)
+    if isinstance(node, kql.Group):
+        return word_check(node.inner, node.field)
+    if isinstance(node, kql.And | kql.Or):
+        kids = [word_check(c, field) for c in node.children]
+        if any(k is None for k in kids):
+            return None
+        every = all if isinstance(node, kql.And) else any
+        return lambda msg: every(k(msg) for k in kids)  # type: ignore[misc]
+    return None
+
+
+def _phrase(words: list[str]) -> Callable[[str | None], bool]:
+    n = len(words)
+
+    def has(message: str | None) -> bool:
+        if message is None:
+            return False
+        found = tokens.tokens(message)
+        return any(found[i:i + n] == words for i in range(len(found) - n + 1))
+
+    return has

@@ -16,7 +16,7 @@ import binascii
 import logging
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger("logmesh.logs.query")  # said while a query refreshes: the query's logger
+MAX_MASKS = 64  # keys whose block masks a file keeps (a few bytes each: one bool a block)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ParquetFile:
     index: dict
     _filters: tokens.Blooms | list[int] | bool | None = None  # False: none usable
     arrow_metadata: object = None  # its Parquet footer as pyarrow read it (query/rare.py)
+    _masks: dict = field(default_factory=dict)  # key_mask's answers, MAX_MASKS keys at most
 
     @property
     def min_ts(self) -> int:
@@ -88,11 +90,17 @@ class ParquetFile:
         filters = self._filters
         if not isinstance(filters, tokens.Blooms):
             return None
-        import numpy as np
-        bits = np.frombuffer(filters.raw, dtype=np.uint8).reshape(-1, filters.m // 8)
-        out = np.ones(len(bits), dtype=bool)
-        for p in tokens.positions(key, filters.m):
-            out &= (bits[:, p >> 3] >> (p & 7)) & 1 == 1
+        out = self._masks.get(key)
+        if out is None:  # kept: a search tests each file's blocks twice (slices, then source)
+            import numpy as np
+            bits = np.frombuffer(filters.raw, dtype=np.uint8).reshape(-1, filters.m // 8)
+            out = np.ones(len(bits), dtype=bool)
+            for p in tokens.positions(key, filters.m):
+                out &= (bits[:, p >> 3] >> (p & 7)) & 1 == 1
+            out.flags.writeable = False  # shared by every query that asks
+            if len(self._masks) >= MAX_MASKS:
+                self._masks.clear()
+            self._masks[key] = out
         return out
 
     def _load_filters(self) -> tokens.Blooms | list[int] | bool:

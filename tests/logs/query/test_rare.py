@@ -96,8 +96,8 @@ async def test_the_rare_path_reads_only_files_whose_blocks_are_row_groups(store,
     index["tokens"] = None
     blocks.write_bytes(orjson.dumps(index))
     read: list[str] = []
-    real = rare.read_groups
-    monkeypatch.setattr(rare, "read_groups", lambda pf, ix, need: read.append(pf.path.name) or real(pf, ix, need))
+    real = rare.scan
+    monkeypatch.setattr(rare, "scan", lambda pf, ix, need: read.append(pf.path.name) or real(pf, ix, need))
     engine.close()
     engine = Engine(store)
     assert answers(engine, "deadlock", "desc", 1000) == want
