@@ -28,7 +28,8 @@ START = 1_795_539_600_000  # bench/query.py's
 DAY = 24 * 3_600_000
 WORDS = ("segfault", "deadlock", "deadlock and service.name:goods")
 SCANS = ("histogram:http.response.status_code >= 500", "count:service.name:goods and log.level:error",
-         "top:service.name:members")  # bench/query.py's scans (--scans)
+         "top:service.name:members",  # bench/query.py's scans (--scans), and its questions the
+         "count:*", "histogram:*", "count:service.name:goods", "top:*")  # block index answers
 
 PROBE = r"""
 import json, statistics, sys, time
@@ -78,7 +79,8 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent)
     ap.add_argument("--dir", type=Path, required=True, help="this code's store's --dir")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--scans", action="store_true", help="also bench/query.py's three scans")
+    ap.add_argument("--scans", action="store_true", help="also bench/query.py's three scans and four questions "
+                    "the block index answers")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     base_store, store = args.base_dir / "store", args.dir / "store"

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import random
 
+import duckdb
 import orjson
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from logmesh.logs.query import kql, rare
+from logmesh.logs.query import kql, rare, token_need
 from logmesh.logs.query.engine import Engine
 from logmesh.logs.store import layout
 from logmesh.logs.store.catalogue import list_segments
 from logmesh.logs.store.compact import compact_segment, new_connection, remove_segment
 from tests.support.logs import stored
+from tests.logs.store.test_tokens import FORMS, TEXT, load, node_for, sql_hits
 from tests.support.store import HOUR, T0, event, write_store
 
 LO, HI = T0 - HOUR, T0 + 10 * HOUR
@@ -138,4 +143,70 @@ async def test_key_mask_is_the_blocks_own_test(store):
             mask = pf.key_mask(key)
             assert mask is not None and mask.tolist() == [pf.key_test(i)(key) for i in range(len(pf.blocks))], key
         assert any(pf.key_mask("deadlock")) and not all(pf.key_mask("deadlock")) or len(pf.blocks) < 7
+    engine.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=st.lists(TEXT, min_size=1, max_size=8), pick=st.integers(0, 7),
+       lo=st.integers(0, 30), size=st.integers(1, 12), form=st.sampled_from(FORMS),
+       upper=st.booleans(), second=st.sampled_from(["", "and", "or"]))
+def test_the_python_check_and_the_candidates_agree_with_the_sql(messages, pick, lo, size, form,
+                                                               upper, second):
+    """For random messages and words (a case rule's and a tokenizer's edge characters): the
+    rows the byte search keeps (rare.candidates, as Arrow chunks of the messages) hold every
+    row the query's SQL matches, and where token_need.word_check answers, it is the SQL."""
+    source = messages[pick % len(messages)]
+    word = source[lo:lo + size] or "lock"
+    node = node_for(form, word.upper() if upper else word)
+    if second:
+        other = kql.Match(None, kql.Literal(source[:6] or "x"))
+        node = (kql.And if second == "and" else kql.Or)((node, other))
+    con = duckdb.connect()
+    load(con, messages)
+    want = sql_hits(con, node)
+    need = token_need.need(node)
+    if need is not None:
+        half = len(messages) // 2  # two chunks, the second a slice: offsets not from 0
+        chunks = pa.chunked_array([pa.array(messages[:half], pa.string()),
+                                   pa.array(["pad", *messages[half:]], pa.string()).slice(1)])
+        dense = rare.DENSE
+        try:
+            for rare.DENSE in (dense, 1):  # match_substring past one hit a chunk, then never
+                kept = set(rare.candidates(need, chunks).tolist())
+                assert {i for i, hit in enumerate(want) if hit} <= kept, (messages, node)
+        finally:
+            rare.DENSE = dense
+    check = token_need.word_check(node)
+    if check is not None:
+        assert [check(m) for m in messages] == want, (messages, node)
+    con.close()
+
+
+def test_word_check_takes_only_what_it_can_decide():
+    """Words and phrases of message under and/or: checked in Python; any other field, a
+    pattern, a range, a not, or a value without a token: left to DuckDB."""
+    yes = ["deadlock", "message:deadlock", '"segfault at"', "deadlock or segfault",
+           "(deadlock and at) or segfault", "message:(deadlock or segfault)"]
+    no = ["dead*", "service.name:goods", "deadlock and service.name:goods", "not deadlock",
+          "deadlock and not segfault", "params:(deadlock)", "*", "http.response.status_code >= 500"]
+    for q in yes:
+        assert token_need.word_check(kql.parse(q)) is not None, q
+    for q in no:
+        assert token_need.word_check(kql.parse(q)) is None, q
+    check = token_need.word_check(kql.parse('"segfault at"'))
+    assert check("worker 2 SegFault at 0x7f") and not check("segfault, then at")
+    assert not check("segfaulted at") and not check(None)
+
+
+async def test_footers_kept_are_bounded(store, monkeypatch):
+    """At most MAX_FOOTERS files keep their footer between searches; the others read it again
+    when asked, and the answers do not change."""
+    engine = Engine(store)
+    with monkeypatch.context() as m:
+        m.setattr(rare, "MAX_ROWS", -1)  # every file to the usual path: no footer read
+        want = answers(engine, "deadlock or segfault", "desc", 7)
+    monkeypatch.setattr(rare, "MAX_FOOTERS", 1)
+    for _ in range(2):
+        assert answers(engine, "deadlock or segfault", "desc", 7) == want
+        assert sum(pf.arrow_metadata is not None for pf in engine.refresh().parquet) <= 1
     engine.close()
