@@ -249,8 +249,8 @@ def scan(pf: ParquetFile, indexes: list[int], need: Need) -> Scanned:
                    table.take(rows))
 
 
-def fetch(pf: ParquetFile, picks: list[tuple[int, int]]) -> pa.Table:
-    """Step 2: REST of these (row group, row) of the file, in the order given."""
+def fetch(pf: ParquetFile, picks: list[tuple[int, int]], columns: list[str]) -> pa.Table:
+    """Step 2: these columns (of REST) of these (row group, row) of the file, in the order given."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     md = footer(pf)
@@ -262,10 +262,10 @@ def fetch(pf: ParquetFile, picks: list[tuple[int, int]]) -> pa.Table:
     try:
         table = pq.ParquetFile(pf.path, metadata=md, arrow_extensions_enabled=False,
                                read_dictionary=small_dictionaries(md, indexes)).read_row_groups(
-            indexes, columns=REST, use_threads=False)
+            indexes, columns=columns, use_threads=False)
     except pa.ArrowNotImplementedError:  # a page pyarrow cannot keep as a dictionary after all
         table = pq.ParquetFile(pf.path, metadata=md, arrow_extensions_enabled=False).read_row_groups(
-            indexes, columns=REST, use_threads=False)
+            indexes, columns=columns, use_threads=False)
     table = table.take([starts[g] + r for g, r in picks])
     cols = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     return pa.table(cols, names=table.column_names)  # DuckDB reads each column as the store's type
@@ -319,9 +319,9 @@ def scan_wave(db: DuckDB, wave: list[Group], need: Need) -> list[Scanned]:
     return on_files(db, tasks, lambda pf, ix: scan(pf, ix, need))
 
 
-def rows_of(db: DuckDB, picks: list[tuple[Scanned, int]]) -> pa.Table:
-    """Every column (NAMES) of these candidates, in the order given: HEAD from their scans,
-    REST fetched (step 2), a call a row group (the threads kept even)."""
+def rows_of(db: DuckDB, picks: list[tuple[Scanned, int]], columns: list[str] = REST) -> pa.Table:
+    """HEAD and ``columns`` (of REST) of these candidates, in the order given (as in NAMES):
+    HEAD from their scans, the others fetched (step 2), a call a row group (threads even)."""
     import pyarrow as pa
     scans: dict[int, tuple[Scanned, int]] = {}  # id -> (scan, its first row in the heads)
     by_group: dict[tuple[int, int], tuple[ParquetFile, list[tuple[int, int]]]] = {}
@@ -335,16 +335,24 @@ def rows_of(db: DuckDB, picks: list[tuple[Scanned, int]]) -> pa.Table:
         wanted = by_group.setdefault(key, (s.pf, []))[1]
         rest_at.append((key, len(wanted)))
         wanted.append((s.group[i], s.row[i]))
-    fetched = on_files(db, by_group.values(), fetch)
-    base, at = {}, 0
-    for key, table in zip(by_group, fetched, strict=True):
-        base[key] = at
-        at += table.num_rows
     heads = pa.concat_tables([s.head for s, _ in scans.values()], promote_options="permissive")
-    heads = heads.take(head_at)
-    rest = pa.concat_tables(fetched, promote_options="permissive").take([base[k] + j for k, j in rest_at])
-    cols = {n: heads.column(n) for n in HEAD} | {n: rest.column(n) for n in REST}
-    return pa.table([cols[n] for n in NAMES], names=NAMES)
+    cols = {n: heads.column(n).take(head_at) for n in HEAD}
+    if columns:
+        fetched = on_files(db, by_group.values(), lambda pf, wanted: fetch(pf, wanted, columns))
+        base, at = {}, 0
+        for key, table in zip(by_group, fetched, strict=True):
+            base[key] = at
+            at += table.num_rows
+        rest = pa.concat_tables(fetched, promote_options="permissive").take([base[k] + j for k, j in rest_at])
+        cols |= {n: rest.column(n) for n in columns}
+    names = [n for n in NAMES if n in cols]
+    return pa.table([cols[n] for n in names], names=names)
+
+
+def events_of(table: pa.Table) -> list[dict]:
+    """The API's events of these rows (as DuckDB's answer gives them: event_dict)."""
+    names = table.column_names
+    return [event_dict(names, row) for row in zip(*(c.to_pylist() for c in table.columns), strict=True)]
 
 
 def file_error(db: DuckDB, pf: ParquetFile, exc: Exception) -> Exception:
@@ -372,29 +380,34 @@ def search(db: DuckDB, files: tuple[ParquetFile, ...], need: Need, where: str, p
     groups, rest = picked
     cuts = waves(groups, desc)
     found: list[tuple[int, int, Scanned, int]] = []  # check's matches: (@timestamp, seq, scan, row)
-    tables: list[pa.Table] = []  # without check: every candidate's row so far
-    events: list[dict] = []
+    tables: list[pa.Table] = []  # without check: the candidates' columns the WHERE reads
+    picks: list[tuple[Scanned, int]] = []  # ... and where they are
     for n, wave in enumerate(cuts):
         scanned = scan_wave(db, wave, need)
         if check is not None:
             found.extend(matches(scanned, check, start, end, desc, after))
-            found.sort(key=lambda f: (f[0], f[1]), reverse=desc)
-            del found[limit:]
-            last = found[-1][0] if len(found) >= limit else None
         else:
-            wave_rows = [(s, i) for s in scanned for i in range(s.head.num_rows)]
-            if wave_rows:
-                tables.append(rows_of(db, wave_rows))
-            events = run_where(db, tables, where, params, start, end, desc, limit)
-            last = events[-1]["@timestamp"] if len(events) >= limit else None
-        if last is not None and n + 1 < len(cuts):
+            wave_picks = [(s, i) for s in scanned for i in range(s.head.num_rows)]
+            if wave_picks:
+                tables.append(rows_of(db, wave_picks, read_by(where)))
+                picks.extend(wave_picks)
+            found = run_where(db, tables, picks, where, params, start, end, desc, limit)
+        found.sort(key=lambda f: (f[0], f[1]), reverse=desc)
+        del found[limit:]
+        if len(found) >= limit and n + 1 < len(cuts):
             edge = cuts[n + 1][0].max_ts if desc else cuts[n + 1][0].min_ts
+            last = found[-1][0]
             if (last > edge) if desc else (last < edge):
                 break  # every group not read yet lies past the last event kept
-    if check is not None and found:
-        table = rows_of(db, [(s, i) for _, _, s, i in found])
-        events = [event_dict(NAMES, row) for row in zip(*(c.to_pylist() for c in table.columns), strict=True)]
-    return events, rest
+    if not found:
+        return [], rest
+    return events_of(rows_of(db, [(s, i) for _, _, s, i in found])), rest
+
+
+def read_by(where: str) -> list[str]:
+    """The columns of REST that ``where`` reads: every column is written into SQL as its
+    ``ident`` (fields.py, the one place a name becomes SQL), so one not named is not read."""
+    return [n for n in REST if ident(n) in where]
 
 
 def matches(scanned: list[Scanned], check: Callable[[str | None], bool], start: int, end: int,
@@ -413,16 +426,21 @@ def matches(scanned: list[Scanned], check: Callable[[str | None], bool], start: 
     return out
 
 
-def run_where(db: DuckDB, tables: list[pa.Table], where: str, params: list[Any],
-              start: int, end: int, desc: bool, limit: int) -> list[dict]:
-    """The query's full WHERE in DuckDB over every column of the candidates."""
+def run_where(db: DuckDB, tables: list[pa.Table], picks: list[tuple[Scanned, int]], where: str,
+              params: list[Any], start: int, end: int, desc: bool,
+              limit: int) -> list[tuple[int, int, Scanned, int]]:
+    """The first ``limit`` of ``picks`` (whose columns ``tables`` hold, in order) that the
+    query's full WHERE keeps, as DuckDB orders them."""
     import pyarrow as pa
     if not tables:
         return []
+    table = pa.concat_tables(tables, promote_options="permissive")
+    table = table.append_column("_pick", pa.array(range(len(picks)), pa.int64()))
     direction = "DESC" if desc else "ASC"
-    json = ", ".join(f"CAST({ident(n)} AS JSON) AS {ident(n)}" for n, t in FIELD_TYPES.items() if t == "object")
-    sql = (f"SELECT * FROM (SELECT * REPLACE ({json}) FROM _rare_rows) WHERE {TS} BETWEEN ? AND ? "
+    json = ", ".join(f"CAST({ident(n)} AS JSON) AS {ident(n)}" for n, t in FIELD_TYPES.items()
+                     if t == "object" and n in table.column_names)
+    rows = f"SELECT * REPLACE ({json}) FROM _rare_rows" if json else "SELECT * FROM _rare_rows"
+    sql = (f"SELECT {TS}, seq, _pick FROM ({rows}) WHERE {TS} BETWEEN ? AND ? "
            f"AND ({where}) ORDER BY {TS} {direction}, seq {direction} LIMIT {int(limit)}")
-    names, rows = db.run_on("_rare_rows", pa.concat_tables(tables, promote_options="permissive"),
-                            sql, [start, end, *params])
-    return [event_dict(names, r) for r in rows]
+    _, got = db.run_on("_rare_rows", table, sql, [start, end, *params])
+    return [(ts, seq, *picks[i]) for ts, seq, i in got]

@@ -23,7 +23,10 @@ from tests.support.store import HOUR, T0, event, write_store
 LO, HI = T0 - HOUR, T0 + 10 * HOUR
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo"]
 QUERIES = ["deadlock", "segfault", "deadlock or segfault", "deadlock and service.name:goods",
-           "dead*", '"segfault at"', "alpha and deadlock", "nothinghere"]
+           "dead*", '"segfault at"', "alpha and deadlock", "nothinghere",
+           # DuckDB's WHERE over the candidates' columns it reads: JSON keys, a not, a range
+           "deadlock and params.id > 100", "deadlock and upstream:goods",
+           "dead* and not service.name:members", "segfault or (deadlock and seq < 100000)"]
 
 
 def batch(hour: int, n: int, seed: int) -> list:
