@@ -16,8 +16,8 @@ from logmesh.logs.query.engine import Engine
 from logmesh.logs.store import layout
 from logmesh.logs.store.catalogue import list_segments
 from logmesh.logs.store.compact import compact_segment, new_connection, remove_segment
-from tests.support.logs import stored
 from tests.logs.store.test_tokens import FORMS, TEXT, load, node_for, sql_hits
+from tests.support.logs import stored
 from tests.support.store import HOUR, T0, event, write_store
 
 LO, HI = T0 - HOUR, T0 + 10 * HOUR
