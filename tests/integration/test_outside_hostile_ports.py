@@ -58,3 +58,27 @@ def test_forward_times_out_of_range_are_refused_one_by_one(procs, tmp_path):
     assert rejected(http_port, "bad_timestamp") == len(bad_times)
     with urllib.request.urlopen(f"http://{HOST}:{http_port}/healthz", timeout=10) as resp:
         assert resp.status == 200
+
+
+def test_forward_map_keys_that_are_maps_or_arrays_are_counted_not_a_traceback(procs, tmp_path):
+    """A msgpack map whose key is a map or an array (found by a mutational fuzzer): the
+    unpacker raised TypeError (unhashable) out of ``data_received``, logged as a traceback,
+    counted nowhere. It is bytes no record can be made of: ``bad_msgpack``, the chunk
+    before it acked, the connection closed, the port still serving."""
+    data = tmp_path / "data"
+    proc, _, http_port = procs.logs(data, "--forward-port", "0")
+    forward = int(proc.wait_line(re.compile(r"forward [\d.]+:(\d+)"))[0].group(1))
+    for n, key in enumerate([{"a": 1}, [1, 2]]):
+        bad = b"\x81" + msgpack.packb(key) + msgpack.packb("v")  # {key: "v"}
+        good = msgpack.packb(["hostile", 1_700_000_000, {"message": f"before {n}"}, {"chunk": f"k{n}"}])
+        with socket.create_connection((HOST, forward), timeout=30) as sock:
+            sock.sendall(good + bad)
+            assert read_ack(sock) == {"ack": f"k{n}"}
+            sock.settimeout(30)
+            assert sock.recv(4096) == b"", "the connection is closed after the bad bytes"
+    wait_for(lambda: rejected(http_port, "bad_msgpack") == 2, 30, "both counted as bad_msgpack")
+    with socket.create_connection((HOST, forward), timeout=30) as sock:
+        sock.sendall(msgpack.packb(["hostile", 1_700_000_001, {"message": "after"}, {"chunk": "c9"}]))
+        assert read_ack(sock) == {"ack": "c9"}
+    assert sorted(e["message"] for e in store_events(data)) == ["after", "before 0", "before 1"]
+    assert "Traceback" not in proc.log_text()

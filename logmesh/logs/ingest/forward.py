@@ -181,7 +181,9 @@ class ForwardProtocol(IngestConnection):
                     break
         except msgpack.BufferFull:
             broken = ("too_large", f"a message over {ctx.max_frame_bytes} bytes")
-        except (ValueError, msgpack.UnpackException) as exc:  # FormatError, StackError, ExtraData
+        # FormatError, StackError, ExtraData; TypeError: a map whose key is a map or an array
+        # (unhashable: strict_map_key=False lets any key through to the dict it builds).
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
             broken = ("bad_msgpack", str(exc) or type(exc).__name__)
         held = 0 if broken or garbage else self.fed - self.unpacker.tell()
         # Only a message that gave events identifies a sender to the guard: garbage must
