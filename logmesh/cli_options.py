@@ -9,6 +9,7 @@ and the commands in ``cli.py`` only wire servers together.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +107,25 @@ metrics_port_option = click.option(
     "--metrics-port", type=int, default=None,
     help="Serve Prometheus /metrics (requests; the shipper's queued, spooled, sent, acked, "
          "dropped) on this HTTP port [default: none; logmesh up: the TCP port + 1].")
+
+
+def usable_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """The directory, made if missing and written to once: a file in its place or a directory
+    that cannot be written is a usage error now, not a traceback in every child (``up``
+    restarted them for ever)."""
+    try:
+        value.mkdir(parents=True, exist_ok=True)
+        probe = value / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot use {str(value)!r} ({exc.strerror or exc}): give a "
+                                 "directory this user can write (it is made if missing)") from None
+    return value
+
+
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"),
-                               help="Where databases and logs are kept.")
+                               callback=usable_dir, help="Where databases and logs are kept.")
 
 # -- security options (logmesh/security.py, docs/security.md) -------------------------------
 
