@@ -14,6 +14,8 @@ import { DEFAULTS, state } from "./state.js";
 
 const FIRST_WAIT_MS = 500; // before reconnecting; doubled per failure up to MAX_WAIT_MS
 const MAX_WAIT_MS = 5000;
+const RESUME_LAST = 500; // a stream after a broken one first sends the newest this many matches
+const RESUME_SLACK_MS = 2000; // of those, the ones that reached the service since the break (less this)
 const AWAY_PX = 40; // scrolled further from the top than this: paused
 const NEAR_END_PX = 400; // this close to the end of the rows: load older ones
 
@@ -47,13 +49,22 @@ export function initLive() {
 
 const setLiveStatus = (text) => { live.status = text; renderLiveBar(); };
 
+// A new stream starts at the events stored after it connects: what reached the service while
+// the page had no stream (a restart of the logs service, a network blip; its shippers deliver
+// what they held at once, the page reconnects after its backoff) is asked for again with
+// last=, and shown when it reached the service (received_at, the service's clock, read from the
+// stream's Date header) after the last stream broke; rows already shown are skipped by key.
 async function tail(signal, url) {
   const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
   let wait = FIRST_WAIT_MS;
+  let clock = null; // the service's time at the last stream's answer, and ours then
+  let since = null; // after a broken stream: show events received from then on
   while (!signal.aborted) {
+    let opened = false;
     setLiveStatus("connecting…");
     try {
-      const resp = await fetch(url, { signal, headers: authHeaders({ Accept: "text/event-stream" }) });
+      const asked = since == null ? url : `${url}&last=${RESUME_LAST}`;
+      const resp = await fetch(asked, { signal, headers: authHeaders({ Accept: "text/event-stream" }) });
       if (!resp.ok) {
         let body = null;
         try { body = await resp.json(); } catch { body = null; }
@@ -66,6 +77,10 @@ async function tail(signal, url) {
       }
       setLiveStatus("streaming new events");
       wait = FIRST_WAIT_MS;
+      const served = Date.parse(resp.headers.get("date") || "");
+      clock = Number.isNaN(served) ? null : { served, local: Date.now() };
+      const from = since;
+      opened = true;
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = "";
       for (;;) {
@@ -73,21 +88,23 @@ async function tail(signal, url) {
         if (done) break;
         const got = feed(buf, value);
         buf = got.rest;
-        for (const data of got.data) onTailData(data);
+        for (const data of got.data) onTailData(data, from);
       }
     } catch (e) {
       if (signal.aborted) return;
     }
+    if (opened && clock) since = clock.served + (Date.now() - clock.local) - RESUME_SLACK_MS;
     setLiveStatus("reconnecting…");
     await sleep(wait);
     wait = Math.min(wait * 2, MAX_WAIT_MS);
   }
 }
 
-function onTailData(text) {
+function onTailData(text, since) {
   let ev;
   try { ev = JSON.parse(text); } catch { return; }
   if (!ev || typeof ev !== "object" || Array.isArray(ev)) return;
+  if (since != null && !(Number(ev.received_at) >= since)) return; // from before the break
   if (live.paused) live.buffer.push(ev); else addLive([ev]);
   renderLiveBar();
 }
