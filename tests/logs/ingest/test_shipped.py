@@ -233,3 +233,14 @@ def test_a_request_field_over_64_bits_is_stored_as_its_digits() -> None:
         assert replies == [(2, [])]
         assert [(x.key, x.path, x.method, x.trace_id) for x in lines] == [
             (str(big), "/goods", "GET", None), (None, str(big), f"[{big}]", f"-{big}")]
+
+
+def test_a_packet_line_has_fields_of_an_event_in_its_order():
+    """PacketLine repeats the fields of Event an unparsed packet's line holds (positional, ten
+    arguments): the same stored names, in Event's order, so it encodes as an Event would."""
+    from logmesh.logs.event import Event
+    from logmesh.logs.ingest.shipped import PacketLine
+
+    event = [(f.name, f.encode_name) for f in msgspec.structs.fields(Event)]
+    packet = [(f.name, f.encode_name) for f in msgspec.structs.fields(PacketLine)]
+    assert [x for x in event if x in packet] == packet
