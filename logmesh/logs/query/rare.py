@@ -21,10 +21,10 @@ per file:
    word, fourth/fifth pass"), so a hit still costs its group's every column.
 
 When the query is words of ``message`` alone (token_need.word_check), the candidates are
-checked in Python against the tokens' reference (store/tokens.py) with the range and the
-cursor, sorted and cut to N before step 2, and the events are built from the Arrow rows:
-no DuckDB statement. Otherwise step 2 reads every candidate and DuckDB runs the query's
-full WHERE over those rows (a few).
+checked by pyarrow with the SQL's own RE2 regex, with the range and the cursor, sorted and
+cut to N before step 2, and the events are built from the Arrow rows: no DuckDB statement.
+Otherwise DuckDB runs the query's full WHERE over the candidates' columns it names
+(read_by), and step 2 reads every column of the first N only.
 
 Groups are scanned newest first in waves (FIRST_WAVE_ROWS, then 4x each) and the search
 stops once the N-th event found is newer than every group not read yet.
@@ -367,13 +367,14 @@ def file_error(db: DuckDB, pf: ParquetFile, exc: Exception) -> Exception:
 
 def search(db: DuckDB, files: tuple[ParquetFile, ...], need: Need, where: str, params: list[Any],
            start: int, end: int, desc: bool, limit: int,
-           check: Callable[[str | None], bool] | None = None,
+           check: Callable[[pa.Array], pa.Array] | None = None,
            after: tuple[int, int] | None = None) -> tuple[list[dict], list[ParquetFile]] | None:
     """(the first ``limit`` events matching ``where`` in the kept groups of the files this path
     reads, the files left to the usual path); None: too many kept rows, all to the usual path.
 
-    ``check``: ``message`` -> does the query match (token_need.word_check), when that alone
-    decides; then ``after`` is the cursor's (@timestamp, seq) that ``where`` holds too."""
+    ``check``: ``message`` column -> does the query match each row (token_need.word_check),
+    when that alone decides; then ``after`` is the cursor's (@timestamp, seq) that ``where``
+    holds too."""
     picked = kept(db, files, start, end, need)
     if picked is None:
         return None
@@ -385,7 +386,7 @@ def search(db: DuckDB, files: tuple[ParquetFile, ...], need: Need, where: str, p
     for n, wave in enumerate(cuts):
         scanned = scan_wave(db, wave, need)
         if check is not None:
-            found.extend(matches(scanned, check, start, end, desc, after))
+            found.extend(matches(scanned, check, start, end, desc, after, limit))
         else:
             wave_picks = [(s, i) for s in scanned for i in range(s.head.num_rows)]
             if wave_picks:
@@ -410,19 +411,30 @@ def read_by(where: str) -> list[str]:
     return [n for n in REST if ident(n) in where]
 
 
-def matches(scanned: list[Scanned], check: Callable[[str | None], bool], start: int, end: int,
-            desc: bool, after: tuple[int, int] | None) -> list[tuple[int, int, Scanned, int]]:
-    """The candidates ``check`` keeps inside [start, end] and past the cursor ``after``."""
+def matches(scanned: list[Scanned], check: Callable[[pa.Array], pa.Array], start: int, end: int,
+            desc: bool, after: tuple[int, int] | None, limit: int) -> list[tuple[int, int, Scanned, int]]:
+    """The first ``limit`` candidates of each scan that ``check`` keeps inside [start, end] and
+    past the cursor ``after`` (vectorised: a frequent word has thousands a row group)."""
+    import numpy as np
+    import pyarrow.compute as pc
     out = []
     for s in scanned:
-        cols = [s.head.column(n).to_pylist() for n in HEAD]
-        for i, (ts, seq, message) in enumerate(zip(*cols, strict=True)):
-            if ts is None or seq is None or not start <= ts <= end:
-                continue
-            if after is not None and not ((ts, seq) < after if desc else (ts, seq) > after):
-                continue
-            if check(message):
-                out.append((ts, seq, s, i))
+        if not s.head.num_rows:
+            continue
+        ts, seq = s.head.column("@timestamp"), s.head.column("seq")
+        keep = pc.and_(pc.greater_equal(ts, start), pc.less_equal(ts, end))
+        if after is not None:
+            op = pc.less if desc else pc.greater
+            keep = pc.and_(keep, pc.or_(op(ts, after[0]), pc.and_(pc.equal(ts, after[0]), op(seq, after[1]))))
+        keep = pc.and_(keep, pc.is_valid(seq))  # never null in the store: sorted as numbers below
+        rows = np.flatnonzero(pc.fill_null(pc.and_(keep, check(s.head.column("message"))), False))
+        if not len(rows):
+            continue
+        t, q = ts.take(rows).to_numpy(), seq.take(rows).to_numpy()
+        order = np.lexsort((q, t))
+        order = (order[::-1] if desc else order)[:limit]
+        out.extend(zip(t[order].tolist(), q[order].tolist(), [s] * len(order), rows[order].tolist(),
+                       strict=True))
     return out
 
 

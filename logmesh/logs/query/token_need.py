@@ -8,10 +8,14 @@ language's, so it is here, and the store never sees a KQL tree.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..store import tokens
 from ..store.tokens import Need
 from . import kql
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def _keys(value: object) -> list[str]:
@@ -44,11 +48,13 @@ def need(node: kql.Node, field: str | None = None) -> Need | None:
     return None  # not, ranges, exists, match-all: no constraint
 
 
-def word_check(node: kql.Node, field: str | None = None) -> Callable[[str | None], bool] | None:
-    """``message`` -> does it match ``node``, when ``node`` is words and phrases of ``message``
-    alone under and/or (as the SQL of kql.py reads them: whole tokens, one after the other,
-    tokens.tokens the reference); None for any other query (DuckDB answers it). The rare
-    path (rare.py) checks its few candidate rows with this instead of a DuckDB statement."""
+def word_check(node: kql.Node, field: str | None = None) -> Callable[[pa.Array], pa.Array] | None:
+    """``message`` column -> per row, does it match ``node`` (null: no), when ``node`` is words
+    and phrases of ``message`` alone under and/or; None for any other query (DuckDB answers
+    it). The same RE2 regex as kql.py's SQL (tokens.phrase_regex; pyarrow's RE2 runs it as
+    DuckDB's does), without the ILIKE before it: the regex alone decides (its words folded in
+    ASCII only, as ILIKE's are in any case). The rare path (rare.py) checks its candidate rows
+    with this instead of a DuckDB statement."""
     if isinstance(node, kql.Match):
         name = node.field if node.field is not None else field
         if name not in (None, "message") or not isinstance(node.value, kql.Literal):
@@ -56,25 +62,27 @@ def word_check(node: kql.Node, field: str | None = None) -> Callable[[str | None
         words = tokens.tokens(node.value.text)
         if not words:
             return None  # no token: a substring (ILIKE), left to DuckDB
-        return _phrase(words)
+        regex = tokens.phrase_regex(words)
+
+        def has(message: pa.Array) -> pa.Array:
+            import pyarrow.compute as pc
+            return pc.fill_null(pc.match_substring_regex(message, regex), False)
+
+        return has
     if isinstance(node, kql.Group):
         return word_check(node.inner, node.field)
     if isinstance(node, kql.And | kql.Or):
         kids = [word_check(c, field) for c in node.children]
         if any(k is None for k in kids):
             return None
-        every = all if isinstance(node, kql.And) else any
-        return lambda msg: every(k(msg) for k in kids)  # type: ignore[misc]
+
+        def every(message: pa.Array) -> pa.Array:
+            import pyarrow.compute as pc
+            join = pc.and_ if isinstance(node, kql.And) else pc.or_
+            out = kids[0](message)  # type: ignore[misc]
+            for k in kids[1:]:
+                out = join(out, k(message))  # type: ignore[misc]
+            return out
+
+        return every
     return None
-
-
-def _phrase(words: list[str]) -> Callable[[str | None], bool]:
-    n = len(words)
-
-    def has(message: str | None) -> bool:
-        if message is None:
-            return False
-        found = tokens.tokens(message)
-        return any(found[i:i + n] == words for i in range(len(found) - n + 1))
-
-    return has
