@@ -30,6 +30,8 @@ WORDS = ("segfault", "deadlock", "deadlock and service.name:goods")
 SCANS = ("histogram:http.response.status_code >= 500", "count:service.name:goods and log.level:error",
          "top:service.name:members",  # bench/query.py's scans (--scans), and its questions the
          "count:*", "histogram:*", "count:service.name:goods", "top:*")  # block index answers
+FREQUENT = ("hour:goods", "hour:failed", "GET")  # frequent words (--frequent), newest 100 over an
+# hour (a word in a third of the events) or the day (kept rows past rare.MAX_ROWS: DuckDB's path)
 
 PROBE = r"""
 import json, statistics, sys, time
@@ -40,8 +42,11 @@ store, runs, start, end = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
 words = json.loads(sys.argv[5])
 eng = Engine(store, threads=2)
 def ask(w):
-    kind, _, q = w.partition(":") if w.startswith(("count:", "histogram:", "top:")) else ("search", "", w)
+    kind, _, q = w.partition(":") if w.startswith(("count:", "histogram:", "top:", "hour:")) else ("search", "", w)
     node = kql.parse(q)
+    if kind == "hour":  # newest 100 over one hour: a frequent word the index cannot narrow
+        events, _ = eng.search(node, start + 5 * 3_600_000, start + 6 * 3_600_000, limit=100)
+        return len(events), [[e["@timestamp"], e["seq"]] for e in events]
     if kind == "count":
         return eng.count(node, start, end), []
     if kind == "histogram":
@@ -81,10 +86,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--scans", action="store_true", help="also bench/query.py's three scans and four questions "
                     "the block index answers")
+    ap.add_argument("--frequent", action="store_true", help="also frequent words, over an hour and the day")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     base_store, store = args.base_dir / "store", args.dir / "store"
-    words = WORDS + SCANS if args.scans else WORDS
+    words = WORDS + (SCANS if args.scans else ()) + (FREQUENT if args.frequent else ())
     sides = {"base": (args.base_code, base_store), "this": (args.code, store)}
     results: dict[str, list[dict]] = {"base": [], "this": []}
     print(f"{'round':<6}{'word':<34}{'base ms':>9}{'this ms':>9}{'base cpu':>10}{'this cpu':>10}"
