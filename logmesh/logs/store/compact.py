@@ -46,7 +46,7 @@ import orjson
 
 from ...fsio import fsync_path, write_atomic
 from ...metrics import Metrics, number, value
-from . import catalogue, layout, red_summary, tokens
+from . import catalogue, heap, layout, red_summary, tokens
 from .catalogue import SegmentInfo, list_segments
 from .columns import (
     COLUMNS,
@@ -226,6 +226,7 @@ def summaries(con: duckdb.DuckDBPyConnection, final: Path, empty: frozenset[str]
 def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_dir: Path,
                     block_rows: int = layout.PARQUET_ROW_GROUP_ROWS) -> dict:
     """Steps 1-5 of the module docstring for one segment; returns the block index written."""
+    heap.keep()  # freed buffers reused by the next segment, not faulted in anew (heap.py)
     parquet_dir.mkdir(parents=True, exist_ok=True)
     name = layout.parquet_name(seg.path.name)
     final = parquet_dir / name
@@ -480,6 +481,7 @@ class Compactor:
         after every wake, as before, left the thread idle ~5 s after each pass during a
         backlog, since some segment always sealed during the pass (bench/sustained.py:
         docs/benchmarks.md, "Compaction, fifth cut")."""
+        held = False  # buffers kept since the last release (heap.py)
         while not self._stop.is_set():
             done = 0
             try:
@@ -491,6 +493,10 @@ class Compactor:
                 log.exception("compaction pass failed")
                 self.failure = f"compaction pass failed: {exc!r}"
                 delay = self.interval
+            held = held or done > 0
+            if held and delay >= self.interval:  # nothing sealed waits its grace: buffers go back (heap.py)
+                heap.release()
+                held = False
             if delay > 0 or not done:  # a due segment that was not compacted: not in a spin
                 self._wake.wait(max(delay, 0.0 if done else 1.0))
             self._wake.clear()
