@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +134,36 @@ class StreamRecovery:
     torn_bytes: int = 0
 
 
+def _intact(path: Path, sealed: dict, result: StreamRecovery) -> bool:
+    """Whether a sealed segment is still the file its index describes (its size).
+
+    Bytes changed in place while the service was stopped are for compaction's reader to
+    find; a file cut short, emptied or replaced is found here, at start, where its lost
+    events can still be counted: its index says how many there were. A segment that is
+    no longer a file (a directory) goes to the quarantine, its index with it.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return True  # compacted meanwhile by another worker's compactor
+    if not stat.S_ISREG(st.st_mode):
+        count = sealed.get("count")
+        lost = count if isinstance(count, int) and count > 0 else 0
+        target = catalogue.set_aside(path)
+        idx_path = path.with_name(layout.index_name(path.name))
+        try:
+            catalogue.set_aside(idx_path)
+        except FileNotFoundError:
+            pass
+        fsync_path(target.parent)
+        log.error("%s is not a file: moved to %s/ with its index; its %d event(s) counted as "
+                  "damaged lines", path.name, layout.QUARANTINE_DIR, lost)
+        result.damaged_lines += lost
+        return False
+    size = sealed.get("bytes")
+    return not isinstance(size, int) or st.st_size >= size
+
+
 def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
     """Recover the unsealed segments a previous run of ``worker`` left, and find where its
     seqs go on.
@@ -150,17 +181,31 @@ def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
     for seg in catalogue.segment_files(data_dir, worker):
         path = seg.path
         idx_path = path.with_name(layout.index_name(path.name))
+        sealed: dict | None = None
         if idx_path.exists():
             try:
-                result.last_seq = max(result.last_seq, orjson.loads(idx_path.read_bytes())["last_seq"])
-                continue
+                sealed = orjson.loads(idx_path.read_bytes())
+                result.last_seq = max(result.last_seq, sealed["last_seq"])  # type: ignore[index]
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 log.error("%s: unreadable index; recovering the segment", idx_path.name)
-        # unsealed: the previous run ended here, maybe by a crash
+                sealed = None
+            else:
+                if _intact(path, sealed, result):
+                    continue
+                if not path.exists():  # not a file: set aside, its index's events counted
+                    continue
+        # unsealed: the previous run ended here, maybe by a crash (or sealed, then cut short)
         found = recover_segment(path)
         for key in ("damaged_lines", "damaged_bytes", "torn_bytes"):
             setattr(result, key, getattr(result, key) + getattr(found, key))
         index = found.index
+        if sealed is not None and isinstance(sealed.get("count"), int):
+            gone = sealed["count"] - index.count - found.damaged_lines
+            if gone > 0:
+                log.error("%s is shorter than its index says: %d event(s) of %d gone (damaged "
+                          "while the service was stopped); counted as damaged lines",
+                          path.name, gone, sealed["count"])
+                result.damaged_lines += gone
         if index.count == 0:
             path.unlink()
             idx_path.unlink(missing_ok=True)
