@@ -63,12 +63,16 @@ async def read_whole(request: web.Request) -> bytes:
         content.set_read_chunk_size(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk, _ in content.iter_chunks():
-        size += len(chunk)
-        if limit and size > limit:
-            raise web.HTTPRequestEntityTooLarge(limit, size)
-        chunks.append(chunk)
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    # A request without a body has aiohttp's one shared EmptyStreamReader, whose iter_chunks
+    # ends only the first time it is read (aiohttp issues 7616, 11397): the next bodiless
+    # request spun here for ever and the whole service stopped answering.
+    if request.body_exists:
+        async for chunk, _ in content.iter_chunks():
+            size += len(chunk)
+            if limit and size > limit:
+                raise web.HTTPRequestEntityTooLarge(limit, size)
+            chunks.append(chunk)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # none: b""
     coding = request.headers.get(hdrs.CONTENT_ENCODING)
     if not coding:
         return body
