@@ -134,6 +134,9 @@ class Shipper:
         self.logs_nodes: list[tuple[str, int]] = []
         self._fixed_addr = logs_addr
         self._wake: asyncio.Event | None = None
+        # The request path's wake-up set since the sending task last cleared it: ship and
+        # ship_record then skip asyncio.Event.set, a Python call, for every event of a linger.
+        self._woken = False
         self._task: asyncio.Task | None = None
         self._last_warn = 0.0
         self._warn_rejected = RateLimitedLog(log)
@@ -156,8 +159,8 @@ class Shipper:
         self.stats["shipped"] += 1
         if len(self.queue) > self.max_queue:
             self._overflow()
-        if self._wake is not None:
-            self._wake.set()
+        if not self._woken:
+            self._wake_request_path()
 
     def ship_record(self, message: str, extra: dict) -> None:
         """A log record (not a request packet): message plus ECS fields."""
@@ -165,8 +168,8 @@ class Shipper:
         self.stats["shipped"] += 1
         if len(self.queue) > self.max_queue:
             self._overflow()
-        if self._wake is not None:
-            self._wake.set()
+        if not self._woken:
+            self._wake_request_path()
 
     def _overflow(self) -> None:
         excess = len(self.queue) - self.max_queue
@@ -250,7 +253,7 @@ class Shipper:
         node = self._node_of() if callable(self._node_of) else self._node_of
         if node is not None:
             self._head["node"] = [str(node[0]), int(node[1])]
-        self._wake = asyncio.Event()
+        self._wake, self._woken = asyncio.Event(), False
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(), name="shipper")
         self._beat = loop.create_task(self._heartbeats(), name="shipper-heartbeat")
@@ -282,6 +285,7 @@ class Shipper:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._woken = False
             if len(self.queue) < self.batch_events:
                 # Let more requests arrive (fewer, bigger writes), until the next multiple of
                 # the linger on the wall clock: every shipper of a host sends at the same
@@ -340,7 +344,11 @@ class Shipper:
             self._commit_spool()  # a take whose events were all rejected here
             return
         while self.queue and len(self.inflight) < self.max_inflight:
-            batch = [self.queue.popleft() for _ in range(min(self.batch_events, len(self.queue)))]
+            if len(self.queue) <= self.batch_events:  # the usual linger's worth: one C call
+                batch = list(self.queue)
+                self.queue.clear()
+            else:
+                batch = [self.queue.popleft() for _ in range(self.batch_events)]
             self._send(client, batch)
         if self.queue and spool is not None and len(self.queue) > self.batch_events * self.max_inflight:
             self._spill()  # slower than the traffic: let the disk hold the backlog
@@ -396,6 +404,11 @@ class Shipper:
     def _wake_up(self) -> None:
         if self._wake is not None:
             self._wake.set()
+
+    def _wake_request_path(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+            self._woken = True
 
     def _ack_overdue(self, key: int) -> None:
         """No answer in ``ack_timeout``: drop the connection, so every batch in flight is resent

@@ -113,6 +113,24 @@ async def test_a_shipper_with_no_linger_sends_at_once(tmp_path: Path) -> None:
         await shipper.close()
 
 
+async def test_each_linger_is_woken_by_the_first_event_after_the_last_send(tmp_path: Path) -> None:
+    """ship skips the wake-up while one is pending (Shipper._woken): the sending task must
+    still be woken for every later linger, including the events that come during one."""
+    async with logs_starter(tmp_path) as start:
+        srv = await start()
+        shipper = await shipping(Shipper("goods", linger=0.02), srv.config.port)
+        total = 0
+        for burst in (1, 5, 2):
+            for _ in range(burst):
+                total += 1
+                shipper.ship(request(total))
+                await asyncio.sleep(0.007)  # some land in the linger that the first one began
+            await wait_until(lambda total=total: settled(shipper, total), 10, "the burst acked")
+        assert shipper.stats["acked"] == total == 8
+        assert len(stored(srv.config.data_dir)) == 8
+        await shipper.close()
+
+
 async def test_an_event_over_the_batch_limit_alone_is_rejected_here(tmp_path: Path, caplog) -> None:
     async with logs_starter(tmp_path) as start:
         srv = await start()
