@@ -51,7 +51,11 @@ def _die_with_parent() -> None:
 
     Without it a killed supervisor leaves its children running, holding the
     ports its replacement needs (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op).
+    The terminal's Ctrl-C (SIGINT to the whole group) is ignored until the child installs
+    its own handler: the supervisor stops its children itself, and a child still starting
+    printed a KeyboardInterrupt traceback, or "Fatal Python error" in the interpreter's.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
