@@ -34,7 +34,7 @@ from .cli_options import (
     supervise_option,
 )
 from .logs.store.layout import MAX_WORKERS
-from .supervisor import ChildSpec, Supervisor, busy_port, logmesh_argv
+from .supervisor import EXIT_NO_RESTART, ChildSpec, Supervisor, busy_port, logmesh_argv
 
 EXIT_STARTUP_FAILURE = 3
 CONTEXT = {"auto_envvar_prefix": "LOGMESH", "help_option_names": ["-h", "--help"],
@@ -355,6 +355,7 @@ def logs(standalone: bool, read_token: str | None, write_token: str | None, supe
                  for i in range(options["workers"])]
         sys.exit(Supervisor(specs).run())
     from .logs.server import LogsConfig, LogsServer
+    from .logs.store.streams import StreamInUse
 
     if standalone:
         options["distributor"] = None
@@ -364,6 +365,12 @@ def logs(standalone: bool, read_token: str | None, write_token: str | None, supe
         server = LogsServer(config)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    except StreamInUse as exc:  # another process's data directory: restarting cannot help
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_NO_RESTART)
+    except OSError as exc:  # a data directory that cannot be made or written: as a busy port
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_STARTUP_FAILURE)
     serve(server.serve_forever)
 
 

@@ -25,6 +25,9 @@ MAX_BACKOFF = 10.0  # a child that keeps dying young waits at most this long
 STABLE_AFTER = 5.0  # a child that lived this long resets its backoff
 SHUTDOWN_GRACE = 10.0  # seconds between SIGTERM and SIGKILL at shutdown
 POLL = 0.05
+# A child exiting with this will fail the same way again (EX_CONFIG: its data directory
+# is another process's): not restarted; the supervisor stops the others and exits so.
+EXIT_NO_RESTART = 78
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -112,6 +115,12 @@ class Supervisor:
                     code = child.proc.poll()
                     if code is None:
                         continue
+                    if code == EXIT_NO_RESTART:
+                        log.error("%s cannot start (exit %d); not restarting it, stopping",
+                                  child.spec.name, code)
+                        child.proc = None
+                        self.shutdown()
+                        return code
                     lived = now - child.started
                     young = lived < STABLE_AFTER and child.restarts > 0
                     child.delay = min(child.delay * 2, MAX_BACKOFF) if young else RESTART_DELAY

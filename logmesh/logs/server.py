@@ -109,6 +109,10 @@ class LogsConfig:
     extra: dict = field(default_factory=dict)  # options of later features (query, sinks)
 
 
+# A worker's stream held by another process at start: wait this long (a worker whose
+# supervisor was killed is still stopping), then refuse (store/streams.py StreamInUse).
+STREAM_WAIT = 10.0
+
 # Routes anyone may call even with tokens set: health, the UI's shell, the API's description.
 OPEN_PATHS = ("/healthz", "/", "/api/v1/openapi.json")
 
@@ -127,7 +131,8 @@ class LogsServer(Serving):
         reuse = config.workers > 1
         self.reuse_port = reuse
         # No --worker-id: take the lowest free stream, so instances can share a data directory.
-        config.worker_id, lock_fd = claim_worker(config.data_dir, config.worker_id)
+        config.worker_id, lock_fd = claim_worker(config.data_dir, config.worker_id,
+                                                 wait=STREAM_WAIT)
         self.prom = Metrics(config.data_dir / layout.METRICS_DIR if config.workers > 1 else None)
         worker = str(config.worker_id)
         self.guard = ConnectionGuard("logs ingest", self.limits, access.write, metrics=self.prom,

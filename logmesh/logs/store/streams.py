@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
 from pathlib import Path
 
 import orjson
@@ -24,27 +25,38 @@ from . import catalogue, layout
 log = logging.getLogger("logmesh.store")
 
 
-def claim_worker(data_dir: Path, wanted: int | None = None) -> tuple[int, int]:
+class StreamInUse(RuntimeError):
+    """The worker stream wanted is another live process's: this one must not start."""
+
+
+def claim_worker(data_dir: Path, wanted: int | None = None, wait: float = 0.0) -> tuple[int, int]:
     """Lock a worker's stream in ``data_dir``: ``wanted``, or the lowest free id.
 
     Returns ``(worker id, lock fd)``; the flock lives as long as the fd, so a
     crashed process frees its id. Several ``logmesh logs`` instances can so
-    share one data directory, each writing its own stream.
+    share one data directory, each writing its own stream. ``wait``: seconds to
+    wait for ``wanted`` (a worker whose supervisor was killed is still stopping when
+    its replacement starts) before StreamInUse.
     """
     seg_dir = Path(data_dir) / layout.SEGMENTS_DIR
     seg_dir.mkdir(parents=True, exist_ok=True)
-    for worker in ([wanted] if wanted is not None else range(layout.MAX_WORKERS)):
-        fd = os.open(seg_dir / f"w{worker:02d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return worker, fd
+    deadline = time.monotonic() + wait
+    while True:
+        for worker in ([wanted] if wanted is not None else range(layout.MAX_WORKERS)):
+            fd = os.open(seg_dir / f"w{worker:02d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return worker, fd
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     if wanted is not None:
-        raise RuntimeError(f"worker {wanted} of {seg_dir} is in use by another process; "
-                           "give each logs instance its own --worker-id or --data-dir")
-    raise RuntimeError(f"all {layout.MAX_WORKERS} worker streams of {seg_dir} are in use")
+        raise StreamInUse(f"worker {wanted} of {seg_dir} is in use by another process; "
+                          "give each logs instance its own --worker-id or --data-dir")
+    raise StreamInUse(f"all {layout.MAX_WORKERS} worker streams of {seg_dir} are in use")
 
 
 def save_highwater(data_dir: Path, worker: int, last_seq: int) -> None:
