@@ -209,6 +209,15 @@ def instance_verdict(seen: Seen, now: int) -> Verdict:
     return Verdict(UNREGISTERED, "ships logs; no node of the distributor's list is it")
 
 
+def same_host(host: str) -> str:
+    """``host`` as an IPv4 address when it is one mapped into IPv6 (``::ffff:127.0.0.1``): the
+    book's Node distributor lists a node by its socket's ``remoteAddress``, which is that form
+    when it listens on an IPv6 socket, while the node's shipper names ``127.0.0.1``."""
+    if host[:7].lower() == "::ffff:" and "." in host:
+        return host[7:]
+    return host
+
+
 def link(nodes: Iterable[Listed], seen: Iterable[Seen]) -> tuple[dict[tuple, list[Seen]], list[Seen]]:
     """Which shipping instances are which node: ``({node key: [instances]}, unlinked)``.
 
@@ -222,7 +231,7 @@ def link(nodes: Iterable[Listed], seen: Iterable[Seen]) -> tuple[dict[tuple, lis
     by_name_host: dict[tuple[str, str], list[Listed]] = {}
     for n in nodes:
         by_port.setdefault(n.port, []).append(n)
-        by_name_host.setdefault((n.name, n.host), []).append(n)
+        by_name_host.setdefault((n.name, same_host(n.host)), []).append(n)
     linked: dict[tuple, list[Seen]] = {}
     nameless: list[Seen] = []
     unlinked: list[Seen] = []
@@ -230,16 +239,16 @@ def link(nodes: Iterable[Listed], seen: Iterable[Seen]) -> tuple[dict[tuple, lis
         if s.node is None:
             nameless.append(s)
             continue
-        host, port = s.node
+        host, port = same_host(s.node[0]), s.node[1]
         fits = [n for n in by_port.get(port, ())
-                if n.host in (host, s.source) or host in WILDCARD_HOSTS]
+                if same_host(n.host) in (host, same_host(s.source)) or host in WILDCARD_HOSTS]
         if not fits:
             unlinked.append(s)
             continue
-        best = max(fits, key=lambda n: (n.host == host, n.name == s.service, n.listed))
+        best = max(fits, key=lambda n: (same_host(n.host) == host, n.name == s.service, n.listed))
         linked.setdefault(best.key, []).append(s)
     for s in nameless:
-        fits = by_name_host.get((s.service, s.source), [])
+        fits = by_name_host.get((s.service, same_host(s.source)), [])
         if len(fits) == 1 and not any(x.node is not None for x in linked.get(fits[0].key, ())):
             linked.setdefault(fits[0].key, []).append(s)
         else:
