@@ -112,9 +112,9 @@ def parse_json(body: bytes, received: int) -> Parsed:
     out = Parsed()
     slow = None  # the body read by orjson, once a scope needs it
     for i, rl in enumerate(req.resourceLogs):
-        res = _json_resource(orjson.loads(memoryview(rl.resource)))
+        res = _json_resource(_raw_json(rl.resource))
         for j, sl in enumerate(rl.scopeLogs):
-            scope = orjson.loads(memoryview(sl.scope))
+            scope = _raw_json(sl.scope)
             logger = scope.get("name") if isinstance(scope, dict) else None
             logger = logger if isinstance(logger, str) else None
             if not sl.logRecords or _json_run(out, res, logger, received, sl.logRecords):
@@ -126,6 +126,15 @@ def parse_json(body: bytes, received: int) -> Parsed:
                     raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
             _json_records(out, res, logger, received, slow["resourceLogs"][i]["scopeLogs"][j]["logRecords"])
     return out
+
+
+def _raw_json(raw: msgspec.Raw) -> Any:
+    """A resource or a scope kept raw by msgspec, which does not check its UTF-8: bad bytes
+    there refuse the body whole, as they do in a record (they were a 500)."""
+    try:
+        return orjson.loads(memoryview(raw))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
 
 
 def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, recs: list) -> bool:

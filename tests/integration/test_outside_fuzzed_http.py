@@ -1,4 +1,4 @@
-"""Requests with no body on the HTTP ingest routes, found by a mutational fuzzer.
+"""HTTP ingest bodies found by a mutational fuzzer: requests with no body, bad UTF-8 in OTLP JSON.
 
 aiohttp hands every request without a body one shared ``EmptyStreamReader``, whose
 ``iter_chunks`` ends only the first time it is read (aiohttp issues 7616 and 11397): the
@@ -39,3 +39,29 @@ def test_requests_without_a_body_are_answered_every_time(procs, tmp_path):
                                  method="POST")
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200
+
+
+def test_otlp_json_with_bad_utf8_in_a_resource_or_scope_is_a_400_counted(procs, tmp_path):
+    """Found by the same fuzzer: msgspec keeps a resource and a scope as raw JSON without
+    checking their UTF-8, and orjson's error on them escaped the handler as a 500."""
+    import re
+
+    proc, _, http_port = procs.logs(tmp_path / "data")
+    resource = b'{"attributes":[{"key":"service.\xf2ame","value":{"stringValue":"s"}}]}'
+    scope = b'{"name":"n\xff"}'
+    for res, sc in ((resource, b'{"name":"n"}'), (b'{}', scope)):
+        body = (b'{"resourceLogs":[{"resource":' + res + b',"scopeLogs":[{"scope":' + sc +
+                b',"logRecords":[{"timeUnixNano":"1700000000000000000","body":{"stringValue":"x"}}]}]}]}')
+        req = urllib.request.Request(f"http://{HOST}:{http_port}/v1/logs", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=30)
+            code = 200
+        except urllib.error.HTTPError as exc:
+            code = exc.code
+        assert code == 400
+    with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    pattern = r'^logmesh_ingest_rejected_total{protocol="otlp",reason="bad_json",worker="\d+"} (\S+)$'
+    assert sum(float(m.group(1)) for m in re.finditer(pattern, text, re.M)) >= 2
+    assert "Traceback" not in proc.log_text()
