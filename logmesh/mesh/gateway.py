@@ -298,7 +298,9 @@ class Gateway(CountedPart, Serving):
             self.upstream_errors.labels(ex.upstream, str(outcome)).inc()
         if self.shipper is None:
             return
-        took_ms = round(seconds * 1000, 3)
+        # ms to the µs, half up: round(ms, 3)'s value but at a float's exact tie, in a third
+        # of its time (round with digits is a correctly rounded decimal conversion, ~0.4 µs)
+        took_ms = int(seconds * 1_000_000 + 0.5) / 1000
         extra: dict[str, Any] = {
             "http.request.method": request.method, "url.path": request.path,
             "http.response.status_code": status, "trace.id": ex.trace_id,
@@ -308,7 +310,7 @@ class Gateway(CountedPart, Serving):
             extra["errorcode"] = _label_value(ex.errorcode)
         if ex.upstream is not None:
             extra["upstream"], extra["upstream.address"] = ex.upstream, ex.address
-        self.shipper.ship_record(f"{request.method} {request.path} {status} {took_ms}ms", extra)
+        self.shipper.ship_record(f"{request.method} {request.path} {status} {took_ms!r}ms", extra)
 
     @staticmethod
     def _error(ex: Exchange, status: int, message: str) -> Answer:

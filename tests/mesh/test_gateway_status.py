@@ -295,6 +295,10 @@ async def test_every_access_log_names_status_errorcode_duration_upstream_and_tra
     assert nope["trace.id"] == generated and "upstream" not in nope
     for extra in (ok, bad, late, nope):
         assert isinstance(extra["event.duration_ms"], float) and extra["event.duration_ms"] >= 0
+        took = extra["event.duration_ms"]  # ms to the µs: three decimals at most
+        assert round(took, 3) == took and repr(took) == repr(round(took * 1000) / 1000)
+    for message, extra in shipper.records:  # the line repeats the field's number as it is
+        assert message.endswith(f" {extra['event.duration_ms']!r}ms"), message
     messages = [m for m, _ in shipper.records]  # the chapter's line: its fields are labels
     assert any(re.fullmatch(r"GET /slow 504 [\d.]+ms", m) for m in messages), messages
 
