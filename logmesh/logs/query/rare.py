@@ -413,29 +413,31 @@ def read_by(where: str) -> list[str]:
 
 def matches(scanned: list[Scanned], check: Callable[[pa.Array], pa.Array], start: int, end: int,
             desc: bool, after: tuple[int, int] | None, limit: int) -> list[tuple[int, int, Scanned, int]]:
-    """The first ``limit`` candidates of each scan that ``check`` keeps inside [start, end] and
-    past the cursor ``after`` (vectorised: a frequent word has thousands a row group)."""
+    """The first ``limit`` candidates of these scans that ``check`` keeps inside [start, end]
+    and past the cursor ``after``: one vectorised pass over all of them (a frequent word has
+    thousands a row group; the regex is compiled once)."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
-    out = []
-    for s in scanned:
-        if not s.head.num_rows:
-            continue
-        ts, seq = s.head.column("@timestamp"), s.head.column("seq")
-        keep = pc.and_(pc.greater_equal(ts, start), pc.less_equal(ts, end))
-        if after is not None:
-            op = pc.less if desc else pc.greater
-            keep = pc.and_(keep, pc.or_(op(ts, after[0]), pc.and_(pc.equal(ts, after[0]), op(seq, after[1]))))
-        keep = pc.and_(keep, pc.is_valid(seq))  # never null in the store: sorted as numbers below
-        rows = np.flatnonzero(pc.fill_null(pc.and_(keep, check(s.head.column("message"))), False))
-        if not len(rows):
-            continue
-        t, q = ts.take(rows).to_numpy(), seq.take(rows).to_numpy()
-        order = np.lexsort((q, t))
-        order = (order[::-1] if desc else order)[:limit]
-        out.extend(zip(t[order].tolist(), q[order].tolist(), [s] * len(order), rows[order].tolist(),
-                       strict=True))
-    return out
+    scans = [s for s in scanned if s.head.num_rows]
+    if not scans:
+        return []
+    head = pa.concat_tables([s.head for s in scans], promote_options="permissive")
+    which = np.repeat(np.arange(len(scans)), [s.head.num_rows for s in scans])
+    first = np.cumsum([0] + [s.head.num_rows for s in scans])
+    ts, seq = head.column("@timestamp"), head.column("seq")
+    keep = pc.and_(pc.and_(pc.greater_equal(ts, start), pc.less_equal(ts, end)), pc.is_valid(seq))
+    if after is not None:  # seq is never null in the store: sorted as numbers below
+        op = pc.less if desc else pc.greater
+        keep = pc.and_(keep, pc.or_(op(ts, after[0]), pc.and_(pc.equal(ts, after[0]), op(seq, after[1]))))
+    rows = np.flatnonzero(pc.fill_null(pc.and_(keep, check(head.column("message"))), False))
+    t, q = ts.take(rows).to_numpy(), seq.take(rows).to_numpy()
+    order = np.lexsort((q, t))
+    order = (order[::-1] if desc else order)[:limit]
+    at = rows[order]
+    return [(a, b, scans[k], r) for a, b, k, r in
+            zip(t[order].tolist(), q[order].tolist(), which[at].tolist(), (at - first[which[at]]).tolist(),
+                strict=True)]
 
 
 def run_where(db: DuckDB, tables: list[pa.Table], picks: list[tuple[Scanned, int]], where: str,
