@@ -235,14 +235,18 @@ def small_dictionaries(md: Any, indexes: list[int]) -> list[str]:
     return [n for n in out if n in REST]
 
 
-def scan(pf: ParquetFile, indexes: list[int], need: Need) -> Scanned:
-    """Step 1: HEAD of these row groups (in file order), cut to the candidates."""
+def scan(pf: ParquetFile, indexes: list[int], need: Need,
+         check: Callable[[pa.Array], pa.Array] | None = None) -> Scanned:
+    """Step 1: HEAD of these row groups (in file order), cut to the candidates (and to the rows
+    ``check`` keeps: in the reading threads, as DuckDB's regex runs in its own)."""
     import numpy as np
     import pyarrow.parquet as pq
     md = footer(pf)
     table = pq.ParquetFile(pf.path, metadata=md, arrow_extensions_enabled=False).read_row_groups(
         indexes, columns=HEAD, use_threads=False)
     rows = candidates(need, table.column("message"))
+    if check is not None and len(rows):
+        rows = rows[np.asarray(check(table.column("message").take(rows)))]
     starts = np.cumsum([0] + [md.row_group(g).num_rows for g in indexes])
     at = np.searchsorted(starts, rows, side="right") - 1
     return Scanned(pf, [indexes[k] for k in at.tolist()], (rows - starts[at]).tolist(),
@@ -309,14 +313,15 @@ def on_files(db: DuckDB, tasks: Iterable[tuple[ParquetFile, Any]],
     return list(pool().map(run, list(tasks)))
 
 
-def scan_wave(db: DuckDB, wave: list[Group], need: Need) -> list[Scanned]:
+def scan_wave(db: DuckDB, wave: list[Group], need: Need,
+              check: Callable[[pa.Array], pa.Array] | None) -> list[Scanned]:
     """Step 1 of each file's groups of the wave, GROUPS_PER_TASK a call."""
     by_file: dict[int, tuple[ParquetFile, list[int]]] = {}
     for g in wave:
         by_file.setdefault(id(g.pf), (g.pf, []))[1].append(g.index)
     per = GROUPS_PER_TASK if len(wave) >= 4 * READ_THREADS * GROUPS_PER_TASK else 1  # few: even threads
     tasks = [(pf, sorted(ix)[i:i + per]) for pf, ix in by_file.values() for i in range(0, len(ix), per)]
-    return on_files(db, tasks, lambda pf, ix: scan(pf, ix, need))
+    return on_files(db, tasks, lambda pf, ix: scan(pf, ix, need, check))
 
 
 def rows_of(db: DuckDB, picks: list[tuple[Scanned, int]], columns: list[str] = REST) -> pa.Table:
@@ -384,9 +389,9 @@ def search(db: DuckDB, files: tuple[ParquetFile, ...], need: Need, where: str, p
     tables: list[pa.Table] = []  # without check: the candidates' columns the WHERE reads
     picks: list[tuple[Scanned, int]] = []  # ... and where they are
     for n, wave in enumerate(cuts):
-        scanned = scan_wave(db, wave, need)
+        scanned = scan_wave(db, wave, need, check)
         if check is not None:
-            found.extend(matches(scanned, check, start, end, desc, after, limit))
+            found.extend(matches(scanned, start, end, desc, after, limit))
         else:
             wave_picks = [(s, i) for s in scanned for i in range(s.head.num_rows)]
             if wave_picks:
@@ -411,11 +416,10 @@ def read_by(where: str) -> list[str]:
     return [n for n in REST if ident(n) in where]
 
 
-def matches(scanned: list[Scanned], check: Callable[[pa.Array], pa.Array], start: int, end: int,
-            desc: bool, after: tuple[int, int] | None, limit: int) -> list[tuple[int, int, Scanned, int]]:
-    """The first ``limit`` candidates of these scans that ``check`` keeps inside [start, end]
-    and past the cursor ``after``: one vectorised pass over all of them (a frequent word has
-    thousands a row group; the regex is compiled once)."""
+def matches(scanned: list[Scanned], start: int, end: int, desc: bool, after: tuple[int, int] | None,
+            limit: int) -> list[tuple[int, int, Scanned, int]]:
+    """The first ``limit`` rows of these scans (``check`` ran in scan) inside [start, end] and
+    past the cursor ``after``: one vectorised pass (a frequent word has thousands)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -430,7 +434,7 @@ def matches(scanned: list[Scanned], check: Callable[[pa.Array], pa.Array], start
     if after is not None:  # seq is never null in the store: sorted as numbers below
         op = pc.less if desc else pc.greater
         keep = pc.and_(keep, pc.or_(op(ts, after[0]), pc.and_(pc.equal(ts, after[0]), op(seq, after[1]))))
-    rows = np.flatnonzero(pc.fill_null(pc.and_(keep, check(head.column("message"))), False))
+    rows = np.flatnonzero(pc.fill_null(keep, False))
     t, q = ts.take(rows).to_numpy(), seq.take(rows).to_numpy()
     order = np.lexsort((q, t))
     order = (order[::-1] if desc else order)[:limit]

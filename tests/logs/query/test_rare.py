@@ -105,7 +105,7 @@ async def test_the_rare_path_reads_only_files_whose_blocks_are_row_groups(store,
     blocks.write_bytes(orjson.dumps(index))
     read: list[str] = []
     real = rare.scan
-    monkeypatch.setattr(rare, "scan", lambda pf, ix, need: read.append(pf.path.name) or real(pf, ix, need))
+    monkeypatch.setattr(rare, "scan", lambda pf, ix, *a: read.append(pf.path.name) or real(pf, ix, *a))
     engine.close()
     engine = Engine(store)
     assert answers(engine, "deadlock", "desc", 1000) == want
