@@ -275,9 +275,10 @@ class FramedConnection(Guarded, asyncio.Protocol):
         it: a service answering a read of many packets, or a gateway forwarding a burst of
         requests, makes one send instead of one per packet (a send to a local peer costs
         more than the packet's own work). Order is kept; nothing is sent once closing."""
-        if not self.is_open:
+        out = self._out
+        if not out and not self.is_open:  # (more for this turn's send: flush checks again)
             return
-        self._out.append(data)
+        out.append(data)
         self._out_bytes += len(data)
         if self._out_bytes >= COALESCE_BYTES:
             self.flush()
