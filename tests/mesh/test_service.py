@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from logmesh.mesh.service import HandlerError, Later, settle_group
+from logmesh.metrics import Exposition
 from tests.support.mesh import Peer
 from tests.support.waiting import wait_until
 
@@ -113,6 +115,12 @@ async def test_result_that_cannot_be_sent_gets_an_error_reply(mesh):
         reply = await peer.request({"uri": uri, "method": "GET", "params": {"key": key}})
         assert reply == {"key": key, "errorcode": 500, "errormessage": "internal error"}
     assert (await peer.request({"uri": "/echo", "method": "GET", "params": {"key": 3}}))["errorcode"] == 0
+    # each request timed once, by its route and its reply's errorcode (0: the result was sent)
+    ex = Exposition()
+    svc.collect_metrics(ex)
+    counts = dict(re.findall(r'^logmesh_request_duration_seconds_count\{route="([^"]+)",'
+                             r'service="svc",status="(\d+)"\} 1(?:\.0)?$', ex.render(), re.M))
+    assert counts == {"GET/set": "500", "GET/aset": "500", "GET/echo": "0"}
     await peer.close()
 
 
