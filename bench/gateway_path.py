@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/gateway_path.py [--requests 200000] [--connections 16] [--rounds 3]
     .venv/bin/python bench/gateway_path.py --code <another checkout>   # the same, its code
+    .venv/bin/python bench/gateway_path.py --no-ship   # no access log built (shipping's share)
 
 The mesh benchmark (bench/mesh.py) times whole processes on a shared 2-core machine, where
 CPU per request moves by 20-40% with the load of others (fewer requests per turn of the
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +68,7 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run(requests: int, connections: int, method: str) -> float:
+async def run(requests: int, connections: int, method: str, ship: bool = True) -> float:
     import orjson
 
     from logmesh.mesh.client import ReconnectingClient
@@ -78,8 +80,10 @@ async def run(requests: int, connections: int, method: str) -> float:
 
     loop = asyncio.get_running_loop()
     gw = Gateway(port=0)
-    gw.shipper = Shipper("gateway", mode="ack")  # its queue only: never started, never sent
-    queue = gw.shipper.queue
+    queue: Any = []
+    if ship:  # else no access log is built: the gateway's path without shipping's share
+        gw.shipper = Shipper("gateway", mode="ack")  # its queue only: never started, never sent
+        queue = gw.shipper.queue
     addr = ("127.0.0.1", 9010)
     gw.routes = {"GET/goods": [addr], "POST/goods": [addr]}
     gw.served = {"GET/goods": "goods", "POST/goods": "goods"}
@@ -145,12 +149,14 @@ def main() -> int:
     ap.add_argument("--code", type=Path, default=None, help="a checkout whose logmesh to run, "
                     "alternating by round with this one's")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-ship", action="store_true", help="no shipper attached: the path "
+                    "without building and queueing the access log")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child's single run
     args = ap.parse_args()
     if args.one:
         import uvloop
 
-        print(uvloop.run(run(args.requests, args.connections, args.one)))
+        print(uvloop.run(run(args.requests, args.connections, args.one, not args.no_ship)))
         return 0
     trees = [("this", ROOT)] + ([("other", args.code.resolve())] if args.code else [])
     results: dict[tuple[str, str], list[float]] = {}
@@ -159,7 +165,8 @@ def main() -> int:
             for method in args.methods.split(","):
                 env = {**os.environ, "PYTHONPATH": str(tree)}
                 out = subprocess.run([sys.executable, __file__, "--one", method, "--requests",
-                                      str(args.requests), "--connections", str(args.connections)],
+                                      str(args.requests), "--connections", str(args.connections),
+                                      *(["--no-ship"] if args.no_ship else [])],
                                      env=env, cwd=tree, capture_output=True, text=True, check=True)
                 us = float(out.stdout.split()[-1])
                 results.setdefault((name, method), []).append(us)
