@@ -342,7 +342,9 @@ class Gateway(CountedPart, Serving):
             ex.params = self._params(request)
         except ValueError as exc:
             return self._error(ex, exc.status if isinstance(exc, BodyError) else 400, str(exc))
-        counter = self._rr.setdefault(route, itertools.count())
+        counter = self._rr.get(route)  # (setdefault would make a count a request to drop it)
+        if counter is None:
+            counter = self._rr[route] = itertools.count()
         ex.route, ex.addrs, ex.start = route, addrs, next(counter)
         return self._forward(ex)
 
