@@ -232,11 +232,12 @@ class ReconnectingClient:
             params = {**params, "key": key}
         packet = ({"uri": uri, "method": method, "key": key, "params": params, **extra} if extra
                   else {"uri": uri, "method": method, "key": key, "params": params})
+        data = encode(packet)  # first: a packet that cannot be encoded raises, nothing waits
         loop = conn.loop  # not asyncio.get_running_loop(): a getpid() syscall on CPython 3.11
         self._pending[key] = (on_reply, loop.time() + timeout, timeout)
         if self._sweep is None or timeout < 4 * self._sweep_every:
             self._arm(loop, timeout)
-        conn.write(encode(packet))
+        conn.write(data)
         return key
 
     def _arm(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:

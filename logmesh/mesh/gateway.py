@@ -369,6 +369,9 @@ class Gateway(CountedPart, Serving):
                             extra={TRACE_FIELD: ex.trace_id}, own=True)
             except NotConnected:
                 continue
+            except orjson.JSONEncodeError as exc:  # orjson reads 1024 levels, writes 254
+                return self._error(ex, 400, f"{method} {path}: the body nests too deep to "
+                                   f"forward (at most 254 levels of objects and arrays): {exc}")
             return None
         if ex.upstream is None:  # every connection went between the check and the loop
             return self._no_instance(ex, method, path)
