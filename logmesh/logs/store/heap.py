@@ -10,8 +10,12 @@ process on bench/compact_cost.py's book segments: docs/benchmarks.md, "Compactio
 :func:`keep` (at a process's first compaction) raises ``M_MMAP_THRESHOLD`` to its maximum and
 ``M_TRIM_THRESHOLD`` so freed buffers stay in malloc's arenas and the next segment reuses them
 (30-80k faults per million); :func:`release` (``malloc_trim``) gives them back when the
-compactor goes idle, so a worker between backlogs holds no more than before. A process that
-never compacts is not touched. Elsewhere than glibc both do nothing.
+compactor goes idle, so a worker between backlogs holds no more than before. Those thresholds
+hold for malloc's main arena; a thread's own arena grows in heaps of 64 MB that are unmapped
+whole once empty, whatever the thresholds say (a compaction in a thread faulted as much with
+them as without). :func:`share_arena`, before the compacting thread starts, caps the arenas
+so that the thread is given one that exists (the main arena first) rather than a new one of
+its own. Elsewhere than glibc all three do nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import threading
 
 log = logging.getLogger("logmesh.logs.heap")
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's <malloc.h>
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's upper limit on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
 TRIM_THRESHOLD = 1024 * 1024 * 1024  # more than a compaction's peak: nothing trimmed mid-backlog
 
@@ -57,6 +61,16 @@ def keep() -> bool:
         if not _kept:
             log.warning("malloc kept its defaults (mallopt refused); compaction faults its buffers in anew")
         return _kept
+
+
+def share_arena() -> None:
+    """No more malloc arenas in this process (threads started from now on share those there
+    are, the main arena first): call before starting the compacting thread. glibc fixes its
+    arena limit at the first thread that asks once 8 arenas exist; before that, this sets it."""
+    with _lock:
+        libc = _glibc()
+        if libc is not None and not libc.mallopt(M_ARENA_MAX, 1):
+            log.warning("malloc kept its arena limit (mallopt refused)")
 
 
 def release() -> None:
