@@ -93,12 +93,30 @@ def event_dict(names: list[str], row: Iterable[Any]) -> dict:
         if value is None:
             continue
         if name in JSON_COLUMNS and isinstance(value, str):
-            try:
-                value = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                pass
+            value = _json_value(value)
         ev[name] = value
     return ev
+
+
+# orjson reads JSON nested 1024 levels deep but writes at most 254: a value read from an
+# event's text and then put in an answer (a search page nests it 3 levels further) must be
+# one it can write, or the answer fails (every search whose page held it answered 500).
+_BRACKETS_SAFE = 200  # fewer opening brackets than this cannot nest too deep
+
+
+def _json_value(text: str) -> Any:
+    """``text`` parsed, or ``text`` itself when it is not JSON or nests too deep to be
+    written back into an answer (then the stored text is what the event shows)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    if text.count("[") + text.count("{") >= _BRACKETS_SAFE:
+        try:
+            orjson.dumps([[[[value]]]])  # the answer's own levels around it, and one spare
+        except orjson.JSONEncodeError:
+            return text
+    return value
 
 
 def lower_priority(nice: int) -> None:
