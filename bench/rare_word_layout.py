@@ -5,8 +5,10 @@
     .venv/bin/python bench/query.py --dir B --recompact --block-rows 4096 --only newest
     .venv/bin/python bench/rare_word_layout.py --base-code <main checkout> --base-dir A \\
         --dir B [--rounds 5]
+    .venv/bin/python bench/rare_word_layout.py --baseline aa0708b --dir A --json out.json
 
-(The store B may be A itself, to pair two codes on one store.) Each round runs each side in
+(The store B may be A itself, to pair two codes on one store: --base-dir defaults to --dir;
+--baseline REV pairs this tree with commit REV's ``logmesh/``.) Each round runs each side in
 a fresh process (the order alternates), which opens the engine, answers every word once
 to warm up, then --runs times: the median wall time and the process's CPU per query
 (DuckDB's and pyarrow's threads included) are printed, with the answers' counts and
@@ -22,7 +24,12 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compact_cost import baseline_tree  # noqa: E402  (bench/compact_cost.py: a commit's logmesh/)
 
 START = 1_795_539_600_000  # bench/query.py's
 DAY = 24 * 3_600_000
@@ -79,8 +86,9 @@ def probe(code: Path, store: Path, runs: int, words: tuple[str, ...]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--base-code", type=Path, required=True, help="a checkout of the code to compare with")
-    ap.add_argument("--base-dir", type=Path, required=True, help="bench/query.py's --dir for it")
+    ap.add_argument("--base-code", type=Path, help="a checkout of the code to compare with")
+    ap.add_argument("--baseline", help="or a commit of this repository to compare with")
+    ap.add_argument("--base-dir", type=Path, help="bench/query.py's --dir for it (default: --dir)")
     ap.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent)
     ap.add_argument("--dir", type=Path, required=True, help="this code's store's --dir")
     ap.add_argument("--rounds", type=int, default=5)
@@ -88,8 +96,18 @@ def main() -> None:
                     "the block index answers")
     ap.add_argument("--frequent", action="store_true", help="also frequent words, over an hour and the day")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     args = ap.parse_args()
-    base_store, store = args.base_dir / "store", args.dir / "store"
+    if (args.base_code is None) == (args.baseline is None):
+        ap.error("give one of --base-code and --baseline")
+    with tempfile.TemporaryDirectory(prefix="rare-word-base-") as scratch:
+        if args.baseline:
+            args.base_code = baseline_tree(args.baseline, Path(scratch))
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    base_store, store = (args.base_dir or args.dir) / "store", args.dir / "store"
     words = WORDS + (SCANS if args.scans else ()) + (FREQUENT if args.frequent else ())
     sides = {"base": (args.base_code, base_store), "this": (args.code, store)}
     results: dict[str, list[dict]] = {"base": [], "this": []}
@@ -104,6 +122,7 @@ def main() -> None:
             b, t = got["base"][w], got["this"][w]
             print(f"{r + 1:<6}{w:<34}{b['ms']:>9.1f}{t['ms']:>9.1f}{b['cpu_ms']:>10.1f}{t['cpu_ms']:>10.1f}"
                   f"{b['ms'] / t['ms']:>6.1f}x  {t['hits']}, {b['keys'] == t['keys'] and b['hits'] == t['hits']}")
+    summary: dict[str, dict] = {}
     for w in words:
         ratios = [b[w]["ms"] / t[w]["ms"] for b, t in zip(results["base"], results["this"], strict=True)]
         med = {s: statistics.median(x[w]["ms"] for x in results[s]) for s in results}
@@ -111,9 +130,14 @@ def main() -> None:
         print(f"{w}: base median {med['base']:.1f} ms (CPU {cpu['base']:.1f}), this {med['this']:.1f} ms "
               f"(CPU {cpu['this']:.1f}); base/this per round {min(ratios):.1f}-{max(ratios):.1f}x "
               f"(median {statistics.median(ratios):.1f}x)")
+        summary[w] = {"base_ms": med["base"], "this_ms": med["this"], "base_cpu_ms": cpu["base"],
+                      "this_cpu_ms": cpu["this"], "base_over_this": sorted(ratios)}
     size = {s: sum(p.stat().st_size for p in (d / "parquet").iterdir() if p.is_file())
             for s, d in (("base", base_store), ("this", store))}
     print(f"store bytes: base {size['base']:,}, this {size['this']:,} ({size['this'] / size['base']:.4f}x)")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"rounds": args.rounds, "runs": args.runs, "baseline": args.baseline,
+                                         "words": summary, "store_bytes": size}, indent=2))
 
 
 if __name__ == "__main__":

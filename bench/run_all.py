@@ -84,6 +84,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("query", "Queries over a generated store beside grep over the same events as NDJSON.",
          [PY, "bench/query.py", *(["--events", "1000000", "--runs", "3"] if quick else []),
           "--json", str(OUT / "query.json")]),
+        ("rare_word", "Newest 100 matching a rare word over query's store: this tree against aa0708b "
+                      "(before the rare path's two reads) in alternating fresh processes, and the scans.",
+         [PY, "bench/rare_word_layout.py", "--baseline", "aa0708b", "--dir", "/tmp/logmesh-bench-query",
+          "--rounds", "1" if quick else "4", "--scans", "--frequent", "--json", str(OUT / "rare_word.json")]),
         ("red_cost", "What the RED summary adds to compaction: one of query's segments compacted "
                      "with and without it, alternating.",
          [PY, "bench/red_summary_cost.py", "--rounds", "1" if quick else "3", "--json", str(OUT / "red_cost.json")]),
