@@ -271,26 +271,24 @@ class HttpProtocol(asyncio.Protocol):
         self._deliver(slot, None, body[0] if len(body) == 1 else b"".join(body))  # type: ignore[arg-type]
 
     # -- requests and answers --------------------------------------------------
-    def _request(self, body: bytes, problem: tuple[int, str] | None) -> HttpRequest:
+    def _deliver(self, slot: _Slot, problem: tuple[int, str] | None, body: bytes = b"") -> None:
+        """The request to the handler: its path decoded (and unquoted), its query raw."""
         url = self._url
         if b"?" in url or b"#" in url or not url.startswith(b"/"):
-            parsed = httptools.parse_url(url)
+            try:
+                parsed = httptools.parse_url(url)
+            except httptools.HttpParserInvalidURLError:
+                self.site.counters.bad_requests.inc()
+                slot.close = True
+                slot.respond(Response(400, b"Invalid URL", b"content-type: text/plain\r\n"))
+                return
             raw, query = parsed.path or b"/", parsed.query or b""
         else:
             raw, query = url, b""
         path = raw.decode("latin-1")
         if "%" in path:
             path = unquote(path)
-        return HttpRequest(self._method, path, query, self._headers, body, problem)
-
-    def _deliver(self, slot: _Slot, problem: tuple[int, str] | None, body: bytes = b"") -> None:
-        try:
-            request = self._request(body, problem)
-        except httptools.HttpParserInvalidURLError:
-            self.site.counters.bad_requests.inc()
-            slot.close = True
-            slot.respond(Response(400, b"Invalid URL", b"content-type: text/plain\r\n"))
-            return
+        request = HttpRequest(self._method, path, query, self._headers, body, problem)
         try:
             self.handler(request, slot.respond)
         except Exception:  # a bug of the handler's: this request's 500, the others go on

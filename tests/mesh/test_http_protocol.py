@@ -281,6 +281,22 @@ async def test_bad_bytes_after_pipelined_requests_answer_them_then_400(serve):
     writer.close()
 
 
+async def test_a_url_that_cannot_be_parsed_is_a_counted_400_and_closes(serve):
+    """The request line's parser takes ``http://[``; the URL's parser does not: 400, counted,
+    the handler never called, the connection closed after the answers owed before it."""
+    echo = Echo()
+    site = await serve(echo)
+    reader, writer = await connect(site)
+    writer.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET http://[ HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_answer(reader))[2] == b"GET /first "
+    rest = await asyncio.wait_for(reader.read(), 5)
+    assert rest.startswith(b"HTTP/1.1 400 ") and rest.endswith(b"Invalid URL")
+    assert b"connection: close\r\n" in rest
+    assert [r.path for r in echo.requests] == ["/first"]
+    assert site.counters.stats["bad_requests"] == 1
+    writer.close()
+
+
 async def test_an_absolute_form_url_is_read_as_its_path_and_query(serve):
     echo = Echo()
     site = await serve(echo)
