@@ -1,7 +1,8 @@
 """Sealed segments emptied, cut short or replaced by a directory while the service is
 stopped, found by trying it from outside.
 
-A segment replaced by a directory stopped the service for good: the ledger's rebuild read
+A segment (or its index, or the stream's high-water file) replaced by a directory
+stopped the service for good: the ledger's rebuild read
 it at start (IsADirectoryError), the worker exited, the supervisor restarted it into the
 same error. A segment truncated (to 0 bytes, or to its first lines) lost its events with
 nothing said: its index still claimed them, ``damaged_lines`` stayed 0 and no log line
@@ -61,6 +62,12 @@ def test_sealed_segments_emptied_cut_or_made_a_directory_are_counted_and_the_ser
     assert len(lines) > 10
     cut.write_bytes(b"".join(lines[:10]))  # cut at a line's end: the rest is gone
     lost += len(lines) - 10
+    index = segments[3].with_name(segments[3].name.replace(".ndjson", ".idx.json"))
+    index.unlink()
+    index.mkdir()  # an index a directory: the segment is recovered without it, nothing lost
+    highwater = data / "segments" / "w00.seq"
+    highwater.unlink()
+    highwater.mkdir()
 
     _, _, http_port = procs.logs(data)  # compaction on, as a user restarts it
     found = wait_for(lambda: (lambda evs: evs if len(evs) == 320 - lost else None)(
@@ -69,7 +76,8 @@ def test_sealed_segments_emptied_cut_or_made_a_directory_are_counted_and_the_ser
     assert len({e["seq"] for e in found}) == len(found)
     assert get(http_port, "/api/v1/stats")["quarantine"]["damaged_lines"] == lost
     assert metric(http_port, "logmesh_recovered_damaged_lines_total") == lost
-    assert list((data / "quarantine").glob(made_dir.name + "*"))
+    for name in (made_dir.name, index.name, highwater.name):
+        assert list((data / "quarantine").glob(name + "@*")), name
     req = urllib.request.Request(f"http://{HOST}:{http_port}/api/v1/logs", method="POST",
                                  data=b'{"message": "seg %s after"}\n' % tag.encode())
     with urllib.request.urlopen(req, timeout=30) as resp:

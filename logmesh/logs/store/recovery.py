@@ -134,6 +134,22 @@ class StreamRecovery:
     torn_bytes: int = 0
 
 
+def _set_aside_if_no_file(path: Path) -> bool:
+    """Anything but a file (a directory) where the store keeps a file: moved to the
+    quarantine, for a human, so that the start can go on (True); nothing there or a file:
+    False. Such a thing stopped the service at every start (IsADirectoryError)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISREG(st.st_mode):
+        return False
+    target = catalogue.set_aside(path)
+    fsync_path(target.parent)
+    log.error("%s is not a file: moved to %s/", path.name, layout.QUARANTINE_DIR)
+    return True
+
+
 def _intact(path: Path, sealed: dict, result: StreamRecovery) -> bool:
     """Whether a sealed segment is still the file its index describes (its size).
 
@@ -142,26 +158,24 @@ def _intact(path: Path, sealed: dict, result: StreamRecovery) -> bool:
     events can still be counted: its index says how many there were. A segment that is
     no longer a file (a directory) goes to the quarantine, its index with it.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return True  # compacted meanwhile by another worker's compactor
-    if not stat.S_ISREG(st.st_mode):
+    if _set_aside_if_no_file(path):
         count = sealed.get("count")
         lost = count if isinstance(count, int) and count > 0 else 0
-        target = catalogue.set_aside(path)
         idx_path = path.with_name(layout.index_name(path.name))
         try:
             catalogue.set_aside(idx_path)
         except FileNotFoundError:
             pass
-        fsync_path(target.parent)
-        log.error("%s is not a file: moved to %s/ with its index; its %d event(s) counted as "
-                  "damaged lines", path.name, layout.QUARANTINE_DIR, lost)
+        log.error("%s: its index went to %s/ too; its %d event(s) counted as damaged lines",
+                  path.name, layout.QUARANTINE_DIR, lost)
         result.damaged_lines += lost
         return False
+    try:
+        size_now = path.stat().st_size
+    except FileNotFoundError:
+        return True  # compacted meanwhile by another worker's compactor
     size = sealed.get("bytes")
-    return not isinstance(size, int) or st.st_size >= size
+    return not isinstance(size, int) or size_now >= size
 
 
 def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
@@ -177,11 +191,13 @@ def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
     data_dir = Path(data_dir)
     for stray in catalogue.tmp_files(data_dir, layout.SEGMENTS_DIR, worker):
         stray.unlink()  # a write_atomic cut short by a crash; the file it replaces is intact
+    _set_aside_if_no_file(data_dir / layout.SEGMENTS_DIR / layout.highwater_name(worker))
     result = StreamRecovery(stored_highwater(data_dir, worker))
     for seg in catalogue.segment_files(data_dir, worker):
         path = seg.path
         idx_path = path.with_name(layout.index_name(path.name))
         sealed: dict | None = None
+        _set_aside_if_no_file(idx_path)  # then recovered as a segment without its index
         if idx_path.exists():
             try:
                 sealed = orjson.loads(idx_path.read_bytes())
