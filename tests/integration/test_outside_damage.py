@@ -9,26 +9,13 @@ counts a damaged line of the active segment, and every intact event still answer
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 import urllib.request
 import uuid
 
 import orjson
 
-from tests.support.procs import HOST, wait_for
-
-
-def get(http_port: int, path: str, **params: str) -> dict:
-    url = f"http://{HOST}:{http_port}{path}" + ("?" + urllib.parse.urlencode(params) if params else "")
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        return orjson.loads(resp.read())
-
-
-def metric(http_port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M))
+from tests.support.procs import HOST, metric_total, wait_for
+from tests.support.procs import http_json as get
 
 
 def test_a_damaged_line_in_a_sealed_segment_is_counted_and_the_rest_answers(procs, tmp_path):
@@ -61,4 +48,4 @@ def test_a_damaged_line_in_a_sealed_segment_is_counted_and_the_rest_answers(proc
         60, "every intact event answering")
     assert len({e["message"] for e in found}) == 399
     assert get(http_port, "/api/v1/stats")["quarantine"]["damaged_lines"] == 1
-    assert metric(http_port, "logmesh_recovered_damaged_lines_total") == 1
+    assert metric_total(http_port, "logmesh_recovered_damaged_lines_total") == 1

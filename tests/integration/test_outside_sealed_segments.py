@@ -13,26 +13,13 @@ by line, and the events its index counted that are gone are counted as damaged l
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 import urllib.request
 import uuid
 
 import orjson
 
-from tests.support.procs import HOST, wait_for
-
-
-def get(http_port: int, path: str, **params: str) -> dict:
-    url = f"http://{HOST}:{http_port}{path}" + ("?" + urllib.parse.urlencode(params) if params else "")
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        return orjson.loads(resp.read())
-
-
-def metric(http_port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M))
+from tests.support.procs import HOST, metric_total, wait_for
+from tests.support.procs import http_json as get
 
 
 def test_sealed_segments_emptied_cut_or_made_a_directory_are_counted_and_the_service_serves(
@@ -75,7 +62,7 @@ def test_sealed_segments_emptied_cut_or_made_a_directory_are_counted_and_the_ser
         60, f"the {320 - lost} events left answer")
     assert len({e["seq"] for e in found}) == len(found)
     assert get(http_port, "/api/v1/stats")["quarantine"]["damaged_lines"] == lost
-    assert metric(http_port, "logmesh_recovered_damaged_lines_total") == lost
+    assert metric_total(http_port, "logmesh_recovered_damaged_lines_total") == lost
     for name in (made_dir.name, index.name, highwater.name):
         assert list((data / "quarantine").glob(name + "@*")), name
     req = urllib.request.Request(f"http://{HOST}:{http_port}/api/v1/logs", method="POST",

@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -240,3 +242,17 @@ def _read_store(data_dir: Path, files: tuple[tuple[str, ...], tuple[str, ...]]) 
             out.append(ev)
         con.close()
     return out
+
+
+def http_json(http_port: int, path: str, **params: str) -> Any:
+    """GET a logs service's JSON API on 127.0.0.1."""
+    url = f"http://{HOST}:{http_port}{path}" + ("?" + urllib.parse.urlencode(params) if params else "")
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return orjson.loads(resp.read())
+
+
+def metric_total(http_port: int, name: str) -> float:
+    """The sum of a metric's labelled series on a logs service's /metrics."""
+    with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M))
