@@ -23,6 +23,7 @@ import click
 from . import __version__, cli_client
 from .cli_options import (
     DURATION,
+    PORT,
     SIZE,
     SecurityArgs,
     config_option,
@@ -133,7 +134,7 @@ def cli(verbose: bool) -> None:
 
 @cli.command()
 @host_option
-@click.option("--port", default=9000, help="TCP port (0 picks a free one).")
+@click.option("--port", default=9000, type=PORT, help="TCP port (0 picks a free one).")
 @security_options()
 @supervise_option
 def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> None:
@@ -155,7 +156,7 @@ ship_mode_option = click.option(
 
 @cli.command()
 @host_option
-@click.option("--port", default=8000, help="HTTP port.")
+@click.option("--port", default=8000, type=PORT, help="HTTP port.")
 @distributor_option
 @click.option("--timeout", default=10.0, help="Seconds to wait for a service's reply (then 504).")
 @click.option("--ship/--no-ship", default=True,
@@ -204,7 +205,7 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
 @cli.command()
 @click.argument("name", type=click.Choice(["goods", "members", "purchases"]))
 @host_option
-@click.option("--port", type=int, default=None, help="TCP port [default: goods 9010, members 9020, purchases 9030].")
+@click.option("--port", type=PORT, default=None, help="TCP port [default: goods 9010, members 9020, purchases 9030].")
 @distributor_option
 @data_dir_option
 @click.option("--ship/--no-ship", default=True, help="Ship every request to the logs service.")
@@ -264,8 +265,8 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 
 @cli.command()
 @host_option
-@click.option("--port", default=9040, help="TCP port for book log packets.")
-@click.option("--http-port", default=9041, help="HTTP port: ingest, query API, web UI, /metrics.")
+@click.option("--port", default=9040, type=PORT, help="TCP port for book log packets.")
+@click.option("--http-port", default=9041, type=PORT, help="HTTP port: ingest, query API, web UI, /metrics.")
 @data_dir_option
 @distributor_option
 @click.option("--standalone", is_flag=True, help="Do not register with a distributor.")
@@ -281,11 +282,11 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @click.option("--text-log", type=click.Path(path_type=Path), default=None,
               help="Also append the chapter's tab-separated line per packet to this file (rotated).")
 @click.option("--echo", is_flag=True, help="Print the chapter's line for every packet.")
-@click.option("--syslog-port", type=int, default=None,
+@click.option("--syslog-port", type=PORT, default=None,
               help="Take syslog (RFC 5424/3164) on this TCP and UDP port [default: off].")
-@click.option("--forward-port", type=int, default=None,
+@click.option("--forward-port", type=PORT, default=None,
               help="Take Fluent's forward protocol (Fluentd, Fluent Bit) on this port [default: off].")
-@click.option("--jsonl-port", type=int, default=None,
+@click.option("--jsonl-port", type=PORT, default=None,
               help="Take JSON lines over TCP (Vector, Logstash) on this port [default: off].")
 @click.option("--workers", default=1, type=click.IntRange(1, MAX_WORKERS),
               help="Ingest processes sharing the ports (SO_REUSEPORT; give fixed ports, not 0).")

@@ -26,7 +26,18 @@ EXIT_UNREACHABLE = 1
 EXIT_BAD_REQUEST = 2
 PAGE = 10_000  # the API's largest page
 
-url_option = click.option("--url", default=DEFAULT_URL, envvar="LOGMESH_URL",
+
+
+def _http_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An http(s) address with a host; anything else was a ValueError traceback at the first
+    request."""
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(f"{value!r} is no HTTP address; give one like {DEFAULT_URL}")
+    return value
+
+
+url_option = click.option("--url", default=DEFAULT_URL, envvar="LOGMESH_URL", callback=_http_url,
                           help="The logs service's HTTP address.")
 token_option = click.option("--token", default=None, envvar=["LOGMESH_READ_TOKEN", "LOGMESH_TOKEN"],
                             help="A read token, when the service has one (also LOGMESH_READ_TOKEN).")

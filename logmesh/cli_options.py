@@ -96,6 +96,23 @@ def parse_size(value: str) -> int:
         raise click.BadParameter(f"{value!r} is not a size; write e.g. 500MB, 10GB or 1GiB") from None
 
 
+class Port(click.ParamType):
+    """A TCP or UDP port, 0-65535 (0: any free one): a larger number was bound modulo 65536."""
+
+    name = "port"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a port (0-65535)", param, ctx)
+        if not 0 <= port <= 65535:
+            self.fail(f"{port} is not a port (0-65535)", param, ctx)
+        return port
+
+
+PORT = Port()
+
 host_option = click.option("--host", default="127.0.0.1",
                            help="Address to bind; anything but loopback exposes the mesh.")
 distributor_option = click.option("--distributor", "distributor", default="127.0.0.1:9000",
@@ -104,7 +121,7 @@ distributor_option = click.option("--distributor", "distributor", default="127.0
 supervise_option = click.option("--supervise/--no-supervise", default=True,
                                 help="Run under a supervisor that restarts the process when it dies.")
 metrics_port_option = click.option(
-    "--metrics-port", type=int, default=None,
+    "--metrics-port", type=PORT, default=None,
     help="Serve Prometheus /metrics (requests; the shipper's queued, spooled, sent, acked, "
          "dropped) on this HTTP port [default: none; logmesh up: the TCP port + 1].")
 

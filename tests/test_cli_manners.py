@@ -1,0 +1,55 @@
+"""The CLI's manners with values it cannot use, tried from outside with real processes.
+
+Found by hand: ``logmesh gateway --port 99999`` listened on port 34463 (99999 mod 65536) and
+said nothing of it; every port option took any integer. ``logmesh query --url notaurl``
+ended in a ValueError traceback. Each is now a usage error naming the option (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.procs import ROOT
+
+BOUND = 60.0  # a cold interpreter on a loaded machine; the old gateway never exited
+
+
+def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGMESH_")}
+    env["PYTHONPATH"] = str(ROOT)  # this tree's code, not the installed one
+    proc = subprocess.Popen([sys.executable, "-m", "logmesh", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env,
+                            start_new_session=True, text=True)
+    try:
+        out, err = proc.communicate(timeout=BOUND)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        out, err = proc.communicate()
+        raise AssertionError(f"still running after {BOUND:g}s:\n{err[-3000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("args, option", [
+    (["gateway", "--port", "99999"], "--port"),
+    (["gateway", "--port", "0", "--metrics-port", "70000"], "--metrics-port"),
+    (["distributor", "--port", "-1"], "--port"),
+    (["logs", "--standalone", "--port", "0", "--http-port", "65536"], "--http-port"),
+    (["logs", "--standalone", "--port", "0", "--http-port", "0", "--syslog-port", "100000"], "--syslog-port"),
+    (["service", "goods", "--port", "123456"], "--port"),
+])
+def test_a_port_out_of_range_is_a_usage_error(tmp_path, args, option):
+    done = run(tmp_path, *args, "--no-supervise", *(["--data-dir", str(tmp_path / "d")] if args[0] in ("logs", "service") else []))
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert option in done.stderr and "65535" in done.stderr, done.stderr
+    assert "listening" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["query", "stats", "tail"])
+def test_a_url_that_is_no_http_address_is_a_usage_error(tmp_path, command):
+    done = run(tmp_path, command, "--url", "notaurl")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "--url" in done.stderr, done.stderr
