@@ -8,6 +8,7 @@ to ``logmesh``.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
@@ -36,6 +37,16 @@ def _http_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(f"{value!r} is no HTTP address; give one like {DEFAULT_URL}")
     return value
 
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """15m, 1h, 7d, 1d-12h (units s m h d w): else the service's error named "now-VALUE"."""
+    if not _SINCE_RE.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is no duration; write e.g. 15m, 1h, 7d or 1d-12h "
+                                 "(units s m h d w)")
+    return value
+
+
+_SINCE_RE = re.compile(r"[0-9]{1,15}[smhdw](?:[+-][0-9]{1,15}[smhdw])*")
 
 url_option = click.option("--url", default=DEFAULT_URL, envvar="LOGMESH_URL", callback=_http_url,
                           help="The logs service's HTTP address.")
@@ -229,7 +240,8 @@ def _warn(answer: dict) -> None:
 
 @click.command()
 @click.argument("q", required=False, default="")
-@click.option("--since", default="15m", help="How far back: 15m, 1h, 7d (ignored with --from).")
+@click.option("--since", default="15m", callback=_duration,
+              help="How far back: 15m, 1h, 7d (ignored with --from).")
 @click.option("--from", "from_", default=None, help="Start: ISO-8601, epoch ms or now-1h.")
 @click.option("--to", default=None, help="End (default now).")
 @click.option("-n", "--limit", default=100, help="At most this many events (pages are followed).")

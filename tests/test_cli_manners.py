@@ -2,7 +2,8 @@
 
 Found by hand: ``logmesh gateway --port 99999`` listened on port 34463 (99999 mod 65536) and
 said nothing of it; every port option took any integer. ``logmesh query --url notaurl``
-ended in a ValueError traceback. Each is now a usage error naming the option (exit 2).
+ended in a ValueError traceback; ``--since banana`` was sent and the answer spoke of
+"now-banana". Each is now a usage error naming the option (exit 2).
 """
 
 from __future__ import annotations
@@ -53,3 +54,11 @@ def test_a_url_that_is_no_http_address_is_a_usage_error(tmp_path, command):
     done = run(tmp_path, command, "--url", "notaurl")
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "--url" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("since", ["banana", "15", "1h30"])
+def test_a_since_that_is_no_duration_is_a_usage_error_before_any_request(tmp_path, since):
+    # found by hand: the service's answer named "now-banana", which the user never wrote
+    done = run(tmp_path, "query", "x", "--since", since, "--url", "http://127.0.0.1:1")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "--since" in done.stderr and repr(since) in done.stderr, done.stderr
