@@ -114,6 +114,9 @@ def run(a: argparse.Namespace, workdir: Path, code: Path) -> dict:
                                            - m0.get("logmesh_compaction_cpu_seconds_total", 0), 2),
                  "compaction_s": round(m.get("logmesh_compaction_seconds_total", 0)
                                        - m0.get("logmesh_compaction_seconds_total", 0), 2),
+                 # the compacting threads' minor page faults (store/heap.py; absent before compact6)
+                 "compaction_faults": int(m.get("logmesh_compaction_page_faults_total", 0)
+                                          - m0.get("logmesh_compaction_page_faults_total", 0)),
                  "loadgen_cpu_s": round(time.process_time() - own0, 2)}
             samples.append(s)
             print(f"t={s['t']:6.1f}s stored {s['stored']:>11,} compacted {s['compacted']:>11,} "
@@ -150,6 +153,7 @@ def report(r: dict, a: argparse.Namespace) -> dict:
         "drained_at_s": fin["t"] if fin["backlog"] <= 0 else None,
         "ingest_cpu_s_per_M": round(ingest_cpu / max(last["stored"], 1) * 1e6, 2),
         "compaction_cpu_s_per_M": round(fin["compaction_cpu_s"] / max(fin["compacted"], 1) * 1e6, 2),
+        "compaction_faults_per_M": round(fin.get("compaction_faults", 0) / max(fin["compacted"], 1) * 1e6),
         # the compacting threads' time in compactions over the load's wall time, summed over the
         # workers (each compacts its own segments since branch compact6: up to 2.0 with two; the
         # rest they slept or waited for the next due segment), and the cores the load generator took
@@ -168,7 +172,8 @@ def report(r: dict, a: argparse.Namespace) -> dict:
           + (f"drained {out['drained_at_s']:.0f}s after the start" if out["drained_at_s"] else
              f"not drained {a.drain:.0f}s after the load"))
     print(f"CPU per million events: ingest {out['ingest_cpu_s_per_M']} s, compaction "
-          f"{out['compaction_cpu_s_per_M']} s (of the events compacted)")
+          f"{out['compaction_cpu_s_per_M']} s (of the events compacted; its threads' page faults "
+          f"{out['compaction_faults_per_M']:,} per million, 0 where not counted)")
     print(f"during the load: the compacting threads compacted {out['compaction_busy_during_load']:.0%} of the "
           f"time (summed over the workers), the load generator took {out['loadgen_cores']} of a core")
     lag = out["arrival_to_index_s"]
@@ -201,12 +206,13 @@ def main(argv: list[str] | None = None) -> int:
                 outs.append((r + 1, code, report(run(a, Path(tmp), code), a)))
     if len(outs) > 1:
         print("\nround  code                               events/s  backlog at half / end / max  ingest CPU s/M  "
-              "compaction CPU s/M  compacting  arrival to index (median, max)")
+              "compaction CPU s/M  faults/M  compacting  arrival to index (median, max)")
         for r, code, out in outs:
             lag = out["arrival_to_index_s"]
             backlog = f"{out['backlog_at_half']:,} / {out['backlog_at_end']:,} / {out['backlog_max']:,}"
             print(f"{r:5}  {str(code)[-32:]:32} {out['rate_during_load']:>10,} {backlog:>28} "
                   f"{out['ingest_cpu_s_per_M']:>15} {out['compaction_cpu_s_per_M']:>19} "
+                  f"{out['compaction_faults_per_M']:>9,} "
                   f"{out['compaction_busy_during_load']:>10.0%}  {lag['median']}, {lag['max']}")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -319,6 +319,8 @@ class Compactor:
         self.cpu_seconds = counter("logmesh_compaction_cpu_seconds_total",
                                    "CPU time of the compacting thread (its DuckDB runs in it).")
         self.errors = counter("logmesh_compaction_errors_total", "Failed compactions (retried).")
+        self.page_faults = counter("logmesh_compaction_page_faults_total",
+                                   "Minor page faults of the compacting thread (kernel CPU: store/heap.py).")
         self.parquet_bytes = 0  # bytes this compactor wrote and read (not metrics; in stats)
         self.ndjson_bytes = 0
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -428,7 +430,7 @@ class Compactor:
         for seg in self.pending():
             if self._stop.is_set():
                 break
-            t0, cpu0 = time.perf_counter(), time.thread_time()
+            t0, cpu0, faults0 = time.perf_counter(), time.thread_time(), heap.thread_faults()
             try:
                 size = seg.path.stat().st_size
                 index = compact_segment(self.connection(), seg, self.parquet_dir, self.block_rows)
@@ -446,6 +448,7 @@ class Compactor:
             if expected is not None and index["rows"] < expected and self.on_damaged is not None:
                 self.on_damaged(expected - index["rows"])
             self.cpu_seconds.inc(time.thread_time() - cpu0)
+            self.page_faults.inc(heap.thread_faults() - faults0)
             self._failed.pop(seg.path.name, None)
             done += 1
             self.segments.inc()

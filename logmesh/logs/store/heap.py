@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import platform
+import resource
 import threading
 
 log = logging.getLogger("logmesh.logs.heap")
@@ -71,6 +72,12 @@ def share_arena() -> None:
         libc = _glibc()
         if libc is not None and not libc.mallopt(M_ARENA_MAX, 1):
             log.warning("malloc kept its arena limit (mallopt refused)")
+
+
+def thread_faults() -> int:
+    """The calling thread's minor page faults so far (0 where the OS does not count them)."""
+    who = getattr(resource, "RUSAGE_THREAD", None)
+    return resource.getrusage(who).ru_minflt if who is not None else 0
 
 
 def release() -> None:

@@ -89,3 +89,13 @@ async def test_the_compactor_releases_the_buffers_once_nothing_sealed_waits(tmp_
         assert released == [2], "after both segments, not between them"
     finally:
         c.stop()
+
+
+def test_a_threads_page_faults_are_counted_where_the_os_counts_them() -> None:
+    """The compactor's logmesh_compaction_page_faults_total: what bench/sustained.py reads."""
+    if not hasattr(__import__("resource"), "RUSAGE_THREAD"):
+        pytest.skip("the OS counts no faults per thread")
+    before = heap.thread_faults()
+    buf = b"x" * (64 << 20)  # above any mmap threshold: pages the thread faults in
+    assert heap.thread_faults() > before
+    del buf
