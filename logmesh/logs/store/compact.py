@@ -470,7 +470,6 @@ class Compactor:
         self._wake.set()
 
     def start(self) -> None:
-        heap.share_arena()  # the thread's buffers in an arena that keeps them (heap.py)
         self._thread = threading.Thread(target=self._run, name="compactor", daemon=True)
         self._thread.start()
         self.started = True

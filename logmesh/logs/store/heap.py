@@ -10,12 +10,11 @@ process on bench/compact_cost.py's book segments: docs/benchmarks.md, "Compactio
 :func:`keep` (at a process's first compaction) raises ``M_MMAP_THRESHOLD`` to its maximum and
 ``M_TRIM_THRESHOLD`` so freed buffers stay in malloc's arenas and the next segment reuses them
 (30-80k faults per million); :func:`release` (``malloc_trim``) gives them back when the
-compactor goes idle, so a worker between backlogs holds no more than before. Those thresholds
-hold for malloc's main arena; a thread's own arena grows in heaps of 64 MB that are unmapped
-whole once empty, whatever the thresholds say (a compaction in a thread faulted as much with
-them as without). :func:`share_arena`, before the compacting thread starts, caps the arenas
-so that the thread is given one that exists (the main arena first) rather than a new one of
-its own. Elsewhere than glibc all three do nothing.
+compactor goes idle, so a worker between backlogs holds no more than before. The compacting
+thread allocates from an arena of its own, which grows in heaps of 64 MB that glibc unmaps
+whole once empty whatever the thresholds say (the server's compaction faulted 154k pages per
+million with them alone), unless the heap below has ``M_TOP_PAD`` free: so that is set to a
+heap's size too. Elsewhere than glibc both do nothing.
 """
 
 from __future__ import annotations
@@ -28,9 +27,12 @@ import threading
 
 log = logging.getLogger("logmesh.logs.heap")
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's <malloc.h>
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc's <malloc.h>
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's upper limit on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
 TRIM_THRESHOLD = 1024 * 1024 * 1024  # more than a compaction's peak: nothing trimmed mid-backlog
+# a thread arena's empty heap (64 MB each) is unmapped unless the heap below it has this much
+# free: at a heap's size, none is (glibc's heap_trim), and a thread's arena keeps its heaps
+TOP_PAD = 64 * 1024 * 1024
 
 _lock = threading.Lock()
 _libc: ctypes.CDLL | None = None
@@ -58,20 +60,11 @@ def keep() -> bool:
         libc = _glibc()
         if libc is None:
             return False
-        _kept = all([libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)])
+        _kept = all([libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+                     libc.mallopt(M_TOP_PAD, TOP_PAD)])
         if not _kept:
             log.warning("malloc kept its defaults (mallopt refused); compaction faults its buffers in anew")
         return _kept
-
-
-def share_arena() -> None:
-    """No more malloc arenas in this process (threads started from now on share those there
-    are, the main arena first): call before starting the compacting thread. glibc fixes its
-    arena limit at the first thread that asks once 8 arenas exist; before that, this sets it."""
-    with _lock:
-        libc = _glibc()
-        if libc is not None and not libc.mallopt(M_ARENA_MAX, 1):
-            log.warning("malloc kept its arena limit (mallopt refused)")
 
 
 def thread_faults() -> int:

@@ -18,9 +18,9 @@ from tests.support.waiting import wait_until
 ROOT = Path(__file__).resolve().parents[3]
 
 # A fresh process (mallopt is process-wide and cannot be undone), as a logs worker: threads
-# with arenas of their own already running, then the compacting thread, started after
-# share_arena(), holding 96 MB in buffers of 24 MB at once and freeing them (as a compaction does), its
-# page faults counted before and after keep().
+# with arenas of their own already running, then the compacting thread (an arena of its own,
+# in heaps of 64 MB), holding 96 MB in buffers of 24 MB at once and freeing them (as a
+# compaction does), its page faults counted before and after keep().
 FAULTS = textwrap.dedent("""
     import resource, threading
     from logmesh.logs.store import heap
@@ -39,7 +39,6 @@ FAULTS = textwrap.dedent("""
     others = [threading.Thread(target=other) for _ in range(3)]
     for t in others:
         t.start()
-    heap.share_arena()
     out = []
     def compacting():
         first = faults()
