@@ -114,7 +114,7 @@ def run(a: argparse.Namespace, workdir: Path, code: Path) -> dict:
                                            - m0.get("logmesh_compaction_cpu_seconds_total", 0), 2),
                  "compaction_s": round(m.get("logmesh_compaction_seconds_total", 0)
                                        - m0.get("logmesh_compaction_seconds_total", 0), 2),
-                 # the compacting threads' minor page faults (store/heap.py; absent before compact6)
+                 # the compacting threads' minor page faults (compact.thread_faults; absent before compact6)
                  "compaction_faults": int(m.get("logmesh_compaction_page_faults_total", 0)
                                           - m0.get("logmesh_compaction_page_faults_total", 0)),
                  "loadgen_cpu_s": round(time.process_time() - own0, 2)}

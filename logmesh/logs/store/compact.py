@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ import orjson
 
 from ...fsio import fsync_path, write_atomic
 from ...metrics import Metrics, number, value
-from . import catalogue, heap, layout, red_summary, tokens
+from . import catalogue, layout, red_summary, tokens
 from .catalogue import SegmentInfo, list_segments
 from .columns import (
     COLUMNS,
@@ -226,7 +227,6 @@ def summaries(con: duckdb.DuckDBPyConnection, final: Path, empty: frozenset[str]
 def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_dir: Path,
                     block_rows: int = layout.PARQUET_ROW_GROUP_ROWS) -> dict:
     """Steps 1-5 of the module docstring for one segment; returns the block index written."""
-    heap.keep()  # freed buffers reused by the next segment, not faulted in anew (heap.py)
     parquet_dir.mkdir(parents=True, exist_ok=True)
     name = layout.parquet_name(seg.path.name)
     final = parquet_dir / name
@@ -284,6 +284,14 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     return index
 
 
+def thread_faults() -> int:
+    """The calling thread's minor page faults so far (0 where the OS does not count them): a
+    compaction's buffers are mapped afresh a segment, ~150-200k faults per million events in
+    the server (docs/benchmarks.md, "Compaction, sixth cut")."""
+    who = getattr(resource, "RUSAGE_THREAD", None)
+    return resource.getrusage(who).ru_minflt if who is not None else 0
+
+
 def remove_segment(seg: SegmentInfo) -> None:
     seg.path.unlink(missing_ok=True)
     seg.path.with_name(layout.index_name(seg.path.name)).unlink(missing_ok=True)
@@ -320,7 +328,7 @@ class Compactor:
                                    "CPU time of the compacting thread (its DuckDB runs in it).")
         self.errors = counter("logmesh_compaction_errors_total", "Failed compactions (retried).")
         self.page_faults = counter("logmesh_compaction_page_faults_total",
-                                   "Minor page faults of the compacting thread (kernel CPU: store/heap.py).")
+                                   "Minor page faults of the compacting thread (its kernel CPU).")
         self.parquet_bytes = 0  # bytes this compactor wrote and read (not metrics; in stats)
         self.ndjson_bytes = 0
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -430,7 +438,7 @@ class Compactor:
         for seg in self.pending():
             if self._stop.is_set():
                 break
-            t0, cpu0, faults0 = time.perf_counter(), time.thread_time(), heap.thread_faults()
+            t0, cpu0, faults0 = time.perf_counter(), time.thread_time(), thread_faults()
             try:
                 size = seg.path.stat().st_size
                 index = compact_segment(self.connection(), seg, self.parquet_dir, self.block_rows)
@@ -448,7 +456,7 @@ class Compactor:
             if expected is not None and index["rows"] < expected and self.on_damaged is not None:
                 self.on_damaged(expected - index["rows"])
             self.cpu_seconds.inc(time.thread_time() - cpu0)
-            self.page_faults.inc(heap.thread_faults() - faults0)
+            self.page_faults.inc(thread_faults() - faults0)
             self._failed.pop(seg.path.name, None)
             done += 1
             self.segments.inc()
@@ -484,7 +492,6 @@ class Compactor:
         after every wake, as before, left the thread idle ~5 s after each pass during a
         backlog, since some segment always sealed during the pass (bench/sustained.py:
         docs/benchmarks.md, "Compaction, fifth cut")."""
-        held = False  # buffers kept since the last release (heap.py)
         while not self._stop.is_set():
             done = 0
             try:
@@ -496,10 +503,6 @@ class Compactor:
                 log.exception("compaction pass failed")
                 self.failure = f"compaction pass failed: {exc!r}"
                 delay = self.interval
-            held = held or done > 0
-            if held and delay >= self.interval:  # nothing sealed waits its grace: buffers go back (heap.py)
-                heap.release()
-                held = False
             if delay > 0 or not done:  # a due segment that was not compacted: not in a spin
                 self._wake.wait(max(delay, 0.0 if done else 1.0))
             self._wake.clear()
