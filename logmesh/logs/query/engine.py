@@ -241,8 +241,11 @@ class Engine:
         snap = self.refresh(max_age=0.05)
         events: list[dict] = []
         check = token_need.word_check(node) if node is not None and extra is None else None
-        picked = rare.search(self.db, snap.parquet, need, where, params, start, end, desc, limit,
-                             check, after) if need is not None else None
+        try:
+            picked = rare.search(self.db, snap.parquet, need, where, params, start, end, desc, limit,
+                                 check, after) if need is not None else None
+        except rare.UsualPath:
+            picked = None
         if picked is not None:  # a rare word's row groups, read by pyarrow (query/rare.py)
             events, rest = picked
             snap = dataclasses.replace(snap, parquet=tuple(rest))

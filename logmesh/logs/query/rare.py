@@ -44,7 +44,7 @@ from ..store import layout
 from ..store.blocks import ParquetFile
 from ..store.columns import COLUMNS, TS, ident
 from ..store.tokens import Need
-from .errors import DamagedFile, FileGone, QueryError
+from .errors import DamagedFile, FileGone
 from .execution import DuckDB, event_dict
 from .plan import block_mask
 
@@ -362,12 +362,18 @@ def events_of(table: pa.Table) -> list[dict]:
 
 def file_error(db: DuckDB, pf: ParquetFile, exc: Exception) -> Exception:
     """What a file pyarrow could not read means for the query: gone (compaction, retention),
-    damaged (the engine sets it aside and asks again), or this query's own error."""
+    damaged (the engine sets it aside and asks again), or the usual path to take (UsualPath)."""
     if isinstance(exc, FileNotFoundError):
         return FileGone(str(exc))
     if db.unreadable(pf.path):
         return DamagedFile(pf.path)
-    return QueryError(f"the query cannot be run on these events: {exc}")
+    return UsualPath(str(exc))
+
+
+class UsualPath(Exception):
+    """A file pyarrow cannot read that DuckDB reads whole (a damaged ``ARROW:schema`` in its
+    footer: DuckDB ignores that key), or an error of this path's own: the query goes the
+    usual way, whose DuckDB reads every file (and says what is wrong with the query)."""
 
 
 def search(db: DuckDB, files: tuple[ParquetFile, ...], need: Need, where: str, params: list[Any],
