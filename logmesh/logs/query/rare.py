@@ -59,10 +59,9 @@ MAX_GROUP_ROWS = layout.PARQUET_ROW_GROUP_ROWS  # files of larger row groups tak
 MAX_ROWS = 2_000_000  # kept rows past this: the usual path (it stops early for a frequent word)
 FIRST_WAVE_ROWS = 250_000  # as plan.FIRST_SLICE_ROWS: rows of the first wave, x4 each
 READ_THREADS = 2  # row groups decoded at once (the machine's cores; pyarrow releases the GIL)
-GROUPS_PER_TASK = 4  # row groups of one file read by one call
+GROUPS_PER_TASK = 4  # row groups of one file a scan reads, when a wave has many (else one)
 SMALL_DICTIONARY = 4096  # compressed bytes of a column chunk's dictionary page read as a dictionary
 DENSE = 8  # a word found in more than 1/DENSE of a chunk's rows: match_substring, not a find loop
-
 MAX_FOOTERS = 64  # files whose footers stay in memory (footer)
 
 _pool: ThreadPoolExecutor | None = None
@@ -84,7 +83,8 @@ class Group:
 
 @dataclass(frozen=True)
 class Scanned:
-    """Step 1 of some row groups of one file: its candidates, in file order."""
+    """Step 1 of some row groups of one file: its candidates (those ``check`` kept, if it
+    ran), in file order."""
 
     pf: ParquetFile
     group: list[int]  # per candidate, its row group
