@@ -118,7 +118,10 @@ def kept(db: DuckDB, files: tuple[ParquetFile, ...], start: int, end: int,
                 rest.append(pf)
                 continue
         except (OSError, ValueError) as exc:
-            raise file_error(db, pf, exc) from None
+            if isinstance(exc, FileNotFoundError) or db.unreadable(pf.path):
+                raise file_error(db, pf, exc) from None
+            rest.append(pf)  # a footer pyarrow refuses and DuckDB reads (its ARROW:schema damaged)
+            continue
         for i in sel.tolist():
             lo, hi, n = pf.blocks[i][:3]
             if hi >= start and lo <= end:

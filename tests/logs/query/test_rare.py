@@ -213,3 +213,21 @@ async def test_footers_kept_are_bounded(store, monkeypatch):
         assert answers(engine, "deadlock or segfault", "desc", 7) == want
         assert sum(pf.arrow_metadata is not None for pf in engine.refresh().parquet) <= 1
     engine.close()
+
+
+async def test_a_footer_only_pyarrow_refuses_leaves_the_file_to_duckdb(store):
+    """A damaged ARROW:schema (pyarrow's own key in the footer, base64) makes pyarrow refuse the
+    file while DuckDB reads every page of it: the file takes the usual path, the answers stay
+    whole and nothing is set aside (the durability machine found it: 'Invalid base64 input')."""
+    engine = Engine(store)
+    want = answers(engine, "deadlock", "desc", 7)
+    engine.close()
+    pq = sorted((store / layout.PARQUET_DIR).glob("*.parquet"))[-1]
+    data = bytearray(pq.read_bytes())
+    at = data.rfind(b"ARROW:schema") + len(b"ARROW:schema") + 30
+    data[at] = ord("!")
+    pq.write_bytes(bytes(data))
+    engine = Engine(store)
+    assert engine.with_deadline(None, answers, engine, "deadlock", "desc", 7) == want
+    assert engine.counters["damaged_files"] == 0 and pq.exists()
+    engine.close()
