@@ -188,15 +188,23 @@ def ratios(ingest: dict) -> list[str]:
 
 def merge_sections(page: str, fresh: list[str]) -> list[str]:
     """The page's sections with the fresh ones in their place: a section made by a step
-    (heading ``## <step>``) is replaced, a new one goes at the end, and every other section
-    stays: the steps not run this time (``--only``) and the analyses written by hand
-    (their headings say more than a step's name). It rewrote the whole page."""
+    (heading ``## <step>``) is replaced up to its first ``###`` subsection, a new one goes at
+    the end, and every other section stays: the steps not run this time (``--only``) and the
+    analyses written by hand (their headings say more than a step's name, or they are a
+    step's ``###`` subsections). It rewrote the whole page, then each step's analyses."""
     def heading(section: str) -> str:
         return section.split("\n", 1)[0].strip()
 
+    def replaced(section: str) -> str:
+        new = by_heading.pop(heading(section), None)
+        if new is None:
+            return section.rstrip()
+        _, sep, subsections = section.partition("\n### ")
+        return new.rstrip() + ("\n\n### " + subsections.rstrip() if sep else "")
+
     old = ["## " + part for part in ("\n" + page).split("\n## ")[1:]]
     by_heading = {heading(s): s for s in fresh}
-    out = [by_heading.pop(heading(s), s.rstrip()) for s in old]
+    out = [replaced(s) for s in old]
     return out + [s for s in fresh if heading(s) in by_heading]
 
 

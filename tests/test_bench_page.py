@@ -31,3 +31,16 @@ def test_every_section_of_the_real_page_survives_a_run_of_nothing():
     headings = [line for line in page.splitlines() if line.startswith("## ")]
     kept = run_all.merge_sections(page, [])
     assert [s.splitlines()[0] for s in kept] == headings
+
+
+def test_a_steps_subsections_written_by_hand_survive_its_run():
+    """A step's `## query` replaced whole took every `### ...` analysis written under it (six
+    rare-word passes, the token index) with it; the fresh text replaces only the step's own
+    part above its first subsection."""
+    page = ("## query\n\nold table\n\n### Token index (by hand)\n\nanalysis\n\n"
+            "### Rare word, pass 2\n\nmore\n\n## sustained\n\nold sustained\n")
+    fresh = ["## query\n\nnew table", "## sustained\n\nnew sustained"]
+    assert run_all.merge_sections(page, fresh) == [
+        "## query\n\nnew table\n\n### Token index (by hand)\n\nanalysis\n\n"
+        "### Rare word, pass 2\n\nmore",
+        "## sustained\n\nnew sustained"]
