@@ -48,7 +48,7 @@ __all__ = ["BY_VALUES", "MAX_BUCKETS", "NONE", "OTHER", "Engine", "QueryError", 
 log = logging.getLogger("logmesh.logs.query")
 
 REFRESH_WAIT_SECONDS = 0.5  # a query waits this long for another thread's refresh, then goes on
-MAX_DAMAGED_PER_QUERY = 3  # files set aside (or found gone) before a query gives up and says why
+MAX_DAMAGED_PER_QUERY = 3  # files found gone under a query before it gives up (damaged ones: each set aside)
 MAX_BUCKETS = 10_000  # histogram buckets per answer; a smaller interval is refused
 BY_VALUES = 10  # histogram `by`: the most frequent values; the rest are summed under OTHER
 OTHER = "(other)"
@@ -165,16 +165,24 @@ class Engine:
         self._local.no_load = not load_new
         try:
             with self.db.deadline(deadline):
-                for _ in range(MAX_DAMAGED_PER_QUERY):
+                set_aside: set[Path] = set()
+                gone = 0
+                while True:
                     try:
                         return fn(*args, **kwargs)
                     except DamagedFile as exc:  # set it aside, then ask again without it
+                        if exc.path in set_aside:  # every damaged file once: the loop ends
+                            raise QueryError(f"{exc.path.name} cannot be read and could not be "
+                                             "set aside") from None
+                        set_aside.add(exc.path)
                         self._quarantine(exc.path)
                     except FileGone:  # compacted or deleted by retention under the query
+                        gone += 1
+                        if gone > MAX_DAMAGED_PER_QUERY:
+                            raise
                         with self._lock:
                             self._refreshed = 0.0
                         self.refresh()
-                return fn(*args, **kwargs)
         finally:
             self._local.no_load = False
 
