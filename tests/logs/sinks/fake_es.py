@@ -74,6 +74,10 @@ class Faults:
     bulk_delay: float = 0.0  # seconds to wait (after storing) before answering a bulk
     max_content_length: int = 0  # when set, larger bulk bodies get 413 with no body, as ES does
     short_answer: float = 0.0  # an answer whose last item is missing (that document not stored)
+    # The answers of the first N bulks that store documents are lost as drop_after's are: a
+    # resend (409s) that does not hang on the chances, which a busy machine's few large bulks
+    # may never draw.
+    drop_first_answers: int = 0
 
 
 @dataclass
@@ -109,6 +113,7 @@ class FakeElasticsearch:
         self.docs = Docs()  # _id -> _source
         self.created: Counter[str] = Counter()  # _id -> successful creates (must stay 1)
         self.conflicts = 0
+        self.forced_drops = 0  # answers lost by Faults.drop_first_answers
         self.index_ops = 0  # `index` ops (would overwrite/duplicate): the sink must send none
         self.requests: list[Seen] = []
         self.bulk_requests = 0
@@ -317,8 +322,12 @@ class FakeElasticsearch:
         if ops and rnd.random() < f.short_answer:
             ops.pop()  # a broken proxy or server: no item for the last document
         spec = request.query.get("filter_path")
+        stored_before = len(self.docs)
         items = self._items(ops, item_fields(spec))
         if rnd.random() < f.drop_after:
+            return await self._drop(request)
+        if self.forced_drops < f.drop_first_answers and len(self.docs) > stored_before:
+            self.forced_drops += 1
             return await self._drop(request)
         delay = f.bulk_delay + self.delays.get(number, 0.0)
         if delay:  # cut short by stop(), so a test's cleanup does not wait for it

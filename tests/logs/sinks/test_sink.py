@@ -108,7 +108,8 @@ async def test_100k_events_with_faults_arrive_exactly_once(tmp_path):
         poisoned |= {s for s, e in zip(seqs, evs, strict=True) if "d" in e["params"]}
     all_seqs = {layout.make_seq(c, 0) for c in range(1, n + 1)}
     fake = await FakeElasticsearch(faults=Faults(request_503=0.05, request_429=0.03, drop_before=0.03,
-                                                 drop_after=0.05, item_429=0.02)).start()
+                                                 drop_after=0.05, item_429=0.02,
+                                                 drop_first_answers=1)).start()
     sink = make_sink(fake.url, tmp_path, store)
     t0 = time.perf_counter()
     sink.start()
