@@ -405,9 +405,14 @@ def traffic(gateway_url: str, rate: float, count: int, supervise: bool) -> None:
     """Send example requests to goods, members and purchases through the gateway."""
     if supervise:
         supervised("traffic")
-    from .examples.traffic import run_traffic
+    from .examples.traffic import Tally, run_traffic
 
-    serve(lambda: run_traffic(gateway_url, rate=rate, count=count))
+    tally = Tally()
+    serve(lambda: run_traffic(gateway_url, rate=rate, count=count, tally=tally))
+    if tally.sent and tally.failed == tally.sent:
+        click.echo(f"error: {tally.failed} of {tally.sent} requests failed: no gateway answered "
+                   f"at {gateway_url} (is the mesh up? see --gateway)", err=True)
+        sys.exit(EXIT_NO_RESTART)  # EX_CONFIG: a supervisor running it must not loop on it
 
 
 # Every port `logmesh up` binds, before --port-offset (the book's defaults; metrics: port + 1).

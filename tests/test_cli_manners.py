@@ -62,3 +62,16 @@ def test_a_since_that_is_no_duration_is_a_usage_error_before_any_request(tmp_pat
     done = run(tmp_path, "query", "x", "--since", since, "--url", "http://127.0.0.1:1")
     assert done.returncode == 2, done.stderr[-3000:]
     assert "--since" in done.stderr and repr(since) in done.stderr, done.stderr
+
+
+def test_traffic_that_reaches_no_gateway_says_so_and_fails(tmp_path):
+    """`logmesh traffic --gateway <nothing there> --count 3` exited 0 and printed nothing:
+    every request's connection error was logged at debug level only."""
+    from tests.support.procs import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    for supervise in ("--no-supervise", "--supervise"):  # supervised: not restarted for ever
+        proc = run(tmp_path, "traffic", "--gateway", url, "--count", "3", "--rate", "0",
+                   supervise)
+        assert proc.returncode != 0, proc.stderr
+        assert "3 of 3 requests failed" in proc.stderr and url in proc.stderr
