@@ -8,30 +8,18 @@ ended in a ValueError traceback; ``--since banana`` was sent and the answer spok
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
-from tests.support.procs import ROOT
+from tests.support.procs import run_logmesh
 
 BOUND = 60.0  # a cold interpreter on a loaded machine; the old gateway never exited
 
 
-def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGMESH_")}
-    env["PYTHONPATH"] = str(ROOT)  # this tree's code, not the installed one
-    proc = subprocess.Popen([sys.executable, "-m", "logmesh", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env,
-                            start_new_session=True, text=True)
-    try:
-        out, err = proc.communicate(timeout=BOUND)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        out, err = proc.communicate()
-        raise AssertionError(f"still running after {BOUND:g}s:\n{err[-3000:]}") from None
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_logmesh(tmp_path, *args, bound=BOUND)
 
 
 @pytest.mark.parametrize("args, option", [

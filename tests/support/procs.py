@@ -38,6 +38,24 @@ LISTENING = {
 }
 
 
+def run_logmesh(cwd: Path, *args: str, bound: float = 90.0) -> subprocess.CompletedProcess:
+    """``python -m logmesh ARGS`` of this tree run to its end, its output kept; killed (its
+    whole session) and failed after ``bound`` seconds: a command that should exit but hangs
+    is the defect such a test looks for."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGMESH_")}
+    env["PYTHONPATH"] = str(ROOT)  # this tree's code, not the installed one
+    proc = subprocess.Popen([sys.executable, "-m", "logmesh", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env,
+                            start_new_session=True, text=True)
+    try:
+        out, err = proc.communicate(timeout=bound)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"still running after {bound:g}s:\n{err[-3000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def free_port() -> int:
     """A port nobody listens on now (for a server that must come back on the same port)."""
     with socket.socket() as s:
