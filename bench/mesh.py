@@ -87,22 +87,25 @@ class Mesh:
                 proc.wait()
 
 
-def _spawn(argv: list[str], **kw) -> subprocess.Popen:
+def _spawn(argv: list[str], log: Path, **kw) -> subprocess.Popen:
+    """A part in its own session, its stderr kept in ``log`` (shown if the mesh fails to start)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("MESH_EXTRA_PATH"))))}
-    return subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env, cwd=ROOT, **kw)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as err:
+        return subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
+                                stderr=err, env=env, cwd=ROOT, **kw)
 
 
-def _logmesh(*args: str, supervise: bool = False) -> subprocess.Popen:
+def _logmesh(log: Path, *args: str, supervise: bool = False) -> subprocess.Popen:
     """``supervise``: under its own supervisor (--workers starts the workers there); the
     process group is the supervisor and its workers."""
     return _spawn([sys.executable, "-m", "logmesh", *args,
-                   "--supervise" if supervise else "--no-supervise"], stdout=subprocess.DEVNULL)
+                   "--supervise" if supervise else "--no-supervise"], log, stdout=subprocess.DEVNULL)
 
 
-def _node(script: str, *args: str) -> tuple[subprocess.Popen, int]:
+def _node(log: Path, script: str, *args: str) -> tuple[subprocess.Popen, int]:
     proc = _spawn([shutil.which("node") or "node", "-r", str(HERE / "node_quiet.js"),
-                   str(NODE_DIR / script), *args], stdout=subprocess.PIPE)
+                   str(NODE_DIR / script), *args], log, stdout=subprocess.PIPE)
     line = proc.stdout.readline()  # type: ignore[union-attr]
     return proc, int(json.loads(line)["data"]["port"])
 
@@ -121,27 +124,32 @@ def _http(method: str, url: str, body: str | None = None) -> int:
 def start_mesh(kind: str, tmp: Path) -> Mesh:
     d, lp, hp, gp, sp = (free_port() for _ in range(5))
     dist = f"127.0.0.1:{d}"
-    parts = {"distributor": _logmesh("distributor", "--port", str(d)),
-             "logs": _logmesh("logs", "--port", str(lp), "--http-port", str(hp),
+    logs = tmp / "stderr"
+    parts = {"distributor": _logmesh(logs / "distributor", "distributor", "--port", str(d)),
+             "logs": _logmesh(logs / "logs", "logs", "--port", str(lp), "--http-port", str(hp),
                               "--distributor", dist, "--data-dir", str(tmp / "logs"))}
     time.sleep(0.5)  # the logs node registered first, as in `logmesh up`
     if kind == "node":
-        parts["goods"], _ = _node("goods.js", str(d))
-        parts["gateway"], gp = _node("gate.js", str(d))
+        parts["goods"], _ = _node(logs / "goods", "goods.js", str(d))
+        parts["gateway"], gp = _node(logs / "gateway", "gate.js", str(d))
     else:
         ship = "--no-ship" if kind == "logmesh-noship" else "--ship"
         workers = kind == "logmesh-w2"  # the gateway's two workers, as `logmesh up` runs it
-        parts["goods"] = _logmesh("service", "goods", "--port", str(sp), "--distributor", dist,
-                                  "--data-dir", str(tmp / "goods"), ship)
-        parts["gateway"] = _logmesh("gateway", "--port", str(gp), "--distributor", dist, ship,
+        parts["goods"] = _logmesh(logs / "goods", "service", "goods", "--port", str(sp),
+                                  "--distributor", dist, "--data-dir", str(tmp / "goods"), ship)
+        parts["gateway"] = _logmesh(logs / "gateway", "gateway", "--port", str(gp),
+                                    "--distributor", dist, ship,
                                     *(["--workers", "2"] if workers else []), supervise=workers)
     mesh = Mesh(kind, f"http://127.0.0.1:{gp}/goods", parts,
                  logs_metrics=f"http://127.0.0.1:{hp}/metrics")
     deadline = time.monotonic() + 30
     while _http("GET", mesh.url) != 200:
         if time.monotonic() > deadline:
+            exits = {name: p.poll() for name, p in parts.items()}
             mesh.stop()
-            raise TimeoutError(f"{kind}: GET /goods not routed within 30 s")
+            tails = "".join(f"\n-- {name} (exit {exits[name]}):\n"
+                            + (logs / name).read_text(errors="replace")[-1500:] for name in parts)
+            raise TimeoutError(f"{kind}: GET /goods not routed within 30 s{tails}")
         time.sleep(0.2)
     time.sleep(1.0)  # every part has heard of every other (the logs node included)
     for _ in range(3):
@@ -299,7 +307,11 @@ def main() -> int:
         for rnd in range(args.rounds):
             order = meshes if rnd % 2 == 0 else list(reversed(meshes))
             for kind in order:
-                mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}")
+                try:
+                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}")
+                except TimeoutError as exc:  # once in ~50 starts on a quiet machine: say why, retry
+                    print(f"round {rnd} {kind}: {exc}\nstarting it again", file=sys.stderr)
+                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}-again")
                 try:
                     for method in methods:  # GET first: POST grows the table GET answers
                         for c in conns:
