@@ -9,7 +9,7 @@ directory for up to ``--steps`` steps, then a fresh one; every run's seed is pri
 steps, so a finding replays with ``--run-seed``. It ends with one line::
 
     torture: seed 1234, 600 s, 14 runs, 421 steps: acked 81234 / stored 81200 / damaged 34 /
-    expired 0 / lost 0 / duplicated 0, 0 problem(s)
+    lost 0 / duplicated 0, 0 problem(s)
 
 and exits 1 when anything was lost, duplicated or misbehaved::
 
@@ -77,7 +77,7 @@ def random_step(m: DurabilityMachine, rng: random.Random) -> None:
 
 class Totals:
     def __init__(self) -> None:
-        self.acked = self.stored = self.damaged = self.expired = 0
+        self.acked = self.stored = self.damaged = 0
         self.lost = self.duplicated = 0
         self.problems: list[str] = []
         self.runs = self.steps = 0
@@ -88,7 +88,6 @@ class Totals:
             self.acked += last.acked
             self.stored += last.stored
             self.damaged += last.damaged
-            self.expired += last.expired
         self.lost += lost
         self.duplicated += duplicated
 
@@ -176,7 +175,7 @@ def main() -> int:
         print(f"problem: {p[:500]}")
     print(f"torture: seed {seed}, {time.monotonic() - t0:.0f} s, {totals.runs} runs, {totals.steps} steps: "
           f"acked {totals.acked} / stored {totals.stored} / damaged {totals.damaged} / "
-          f"expired {totals.expired} / lost {totals.lost} / duplicated {totals.duplicated}, "
+          f"lost {totals.lost} / duplicated {totals.duplicated}, "
           f"{len(totals.problems)} problem(s)", flush=True)
     return 1 if totals.lost or totals.duplicated or totals.problems else 0
 

@@ -296,7 +296,9 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @click.option("--worker-id", default=None, type=int, hidden=True)
 @config_option("--retention", "retention_ms", type=DURATION, default=None, metavar="DURATION",
               help="Delete sealed segments and Parquet files whose newest event is older than "
-                   "this, e.g. 7d (units s m h d w). The active segment is never touched.")
+                   "this and that were written longer ago than this, e.g. 7d (units s m h d w): "
+                   "an event stays at least this long after it arrived, a backfill too. The "
+                   "active segment is never touched.")
 @config_option("--max-disk", "max_disk_bytes", type=SIZE, default=None, metavar="SIZE",
               help="Delete the oldest sealed segments and Parquet files while the store is "
                    "larger than this, e.g. 10GB.")

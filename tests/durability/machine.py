@@ -8,8 +8,9 @@ The model: each event carries a unique marker and is, once sent,
 
 * ``acked``   -- a 200 ``{"accepted": n}`` (its line not in ``errors``) or a TCP
   ``{"errorcode":0,"acked":N}``: it must be returned by search exactly once, and be on
-  disk exactly once; unless its own bytes were overwritten (``damaged``) or retention may
-  have deleted it (``expendable``: an old event with ``--retention`` on);
+  disk exactly once; unless its own bytes were overwritten (``damaged``). Retention keeps
+  an event a retention after it was stored, so an ``old`` one (stamped 30 days ago) stays
+  too under ``--retention 7d``;
 * ``maybe``   -- fire-and-forget book packets, and acked ingest that got no answer: at
   most once;
 * ``refused`` -- named as rejected, or its whole request refused: never stored.
@@ -89,7 +90,6 @@ class Sent:
     kind: str  # plain | old | huge | a hostile kind
     state: str  # acked | maybe | refused
     damaged: bool = False
-    expendable: bool = False
     lost: bool = False  # reported lost once (torture counts every loss once)
     duplicated: bool = False
 
@@ -99,7 +99,6 @@ class Report:
     acked: int = 0
     stored: int = 0  # acked and found exactly once (damaged ones found included)
     damaged: int = 0  # acked, own bytes overwritten, not found
-    expired: int = 0  # acked, old, deleted by retention
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -110,7 +109,7 @@ class Report:
 
     def summary(self) -> str:
         return (f"acked {self.acked} / stored {self.stored} / damaged {self.damaged} / "
-                f"expired {self.expired} / lost {len(self.lost)} / duplicated {len(self.duplicated)}")
+                f"lost {len(self.lost)} / duplicated {len(self.duplicated)}")
 
     def describe(self) -> str:
         lines = [self.summary()]
@@ -166,7 +165,7 @@ class DurabilityMachine:
     def mark(self, how: str, kind: str) -> str:
         self.count += 1
         m = f"dm{self.run}n{self.count}"
-        self.sent[m] = Sent(how, kind, "maybe", expendable=self.retention and kind == "old")
+        self.sent[m] = Sent(how, kind, "maybe")
         return m
 
     def settle(self, markers: list[str], state: str) -> None:
@@ -356,15 +355,13 @@ class DurabilityMachine:
                               f"{COMPACTION_TIMEOUT:.0f}s: {left[:5]}")
 
     def enable_retention(self) -> None:
-        """Restart with --retention: old events may go from now on (and stay expendable)."""
+        """Restart with --retention: old events (stamped 30 days ago) must stay, as they were
+        stored less than a retention ago (events stamped 1970 went within seconds once)."""
         self.step(f"enable_retention()  # restart with --retention {RETENTION}")
         self.stop()
         if not self.retention:
             self.retention = True
             self.svc.args += ["--retention", RETENTION]
-            for s in self.sent.values():
-                if s.kind == "old":
-                    s.expendable = True
         self.start()
 
     def damage_file(self, pick: float, where: float, length: int, fill: bytes) -> None:
@@ -475,13 +472,11 @@ class DurabilityMachine:
             n_search, n_disk = found[m], disk.markers[m]
             if s.state == "acked":
                 report.acked += 1
-                needed = not (s.damaged or s.expendable)
+                needed = not s.damaged
                 if n_search == 1 or (n_disk == 1 and s.kind in HOSTILE_ALL):
                     report.stored += 1
                 elif s.damaged:
                     report.damaged += 1
-                elif s.expendable:
-                    report.expired += 1
                 elif needed and not s.lost:
                     s.lost = True
                     report.lost.append(f"{m} ({s.how}, {s.kind}: search {n_search}, disk {n_disk})")

@@ -1,7 +1,11 @@
 """Retention: delete the oldest sealed segments and Parquet files by age or total size.
 
 ``--retention 7d``: a file goes once its newest event (``max_ts`` of its index)
-is older than that. ``--max-disk 10GB``: while segments + Parquet files (with
+is older than that and the file itself was written longer ago than that (its mtime), as
+Elasticsearch's ILM ages an index from its rollover: an acknowledged event stays at least
+the retention after it was stored, even one stamped years ago (a backfill; events stamped
+1970 and 1990 went within seconds of their ack). A store copied without its files' times
+keeps them a retention longer, never shorter. ``--max-disk 10GB``: while segments + Parquet files (with
 their indexes) take more than that, the file with the oldest newest event goes.
 The active segment of any worker (no ``.idx.json`` yet) is never touched, so
 the limit can be exceeded by the active segments alone; that is logged.
@@ -40,6 +44,14 @@ class Victim:
     max_ts: int
     events: int
     bytes: int
+    written_ms: int = 0  # the data file's mtime: an event is kept a retention after it
+
+
+def _written_ms(path: Path) -> int:
+    try:
+        return int(path.stat().st_mtime * 1000)
+    except FileNotFoundError:
+        return 0
 
 
 def _size(path: Path) -> int:
@@ -93,7 +105,8 @@ class Retention:
                 continue  # active (or not recovered yet, or its index unreadable): never touched
             idx = seg.path.with_name(layout.index_name(seg.path.name))
             victims.append(Victim("segment", [seg.path, idx], int(seg.index.get("max_ts", 0)),
-                                  int(seg.index.get("count", 0)), _size(seg.path) + _size(idx)))
+                                  int(seg.index.get("count", 0)), _size(seg.path) + _size(idx),
+                                  _written_ms(seg.path)))
         for pq in catalogue.parquet_files(self.data_dir):
             path = pq.path
             blocks = path.with_name(layout.blocks_name(path.name))
@@ -107,7 +120,7 @@ class Retention:
                     continue
             red = red_summary.red_path(path)
             victims.append(Victim("parquet", [path, blocks, red], max_ts, events,
-                                  _size(path) + _size(blocks) + _size(red)))
+                                  _size(path) + _size(blocks) + _size(red), _written_ms(path)))
         victims.sort(key=lambda v: (v.max_ts, v.paths[0].name))
         return victims, catalogue.usage(self.data_dir).bytes
 
@@ -120,8 +133,9 @@ class Retention:
         deleted: list[Victim] = []
         keep: list[Victim] = []
         for v in victims:
-            if self.max_age_ms and v.max_ts < now - self.max_age_ms:
-                self._delete(v, "age", f"newest event older than {self.max_age_ms // 1000}s")
+            if self.max_age_ms and max(v.max_ts, v.written_ms) < now - self.max_age_ms:
+                self._delete(v, "age", f"newest event and the file older than "
+                                       f"{self.max_age_ms // 1000}s")
                 deleted.append(v)
                 total -= v.bytes
             else:

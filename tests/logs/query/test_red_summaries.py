@@ -11,6 +11,7 @@ series' p95s within SERIES_ERROR_BOUND).
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -165,6 +166,8 @@ async def test_retention_deletes_a_files_summary_with_it(tmp_path):
     await asyncio.to_thread(build, tmp_path, hours, 16)
     pq = tmp_path / layout.PARQUET_DIR
     assert len(list(pq.glob(f"*{layout.RED_SUFFIX}"))) == 2
+    for p in pq.glob("*.parquet"):  # written at T0, as the fake clock has it
+        os.utime(p, (T0 / 1000, T0 / 1000))
     Retention(tmp_path, max_age_ms=1, clock=lambda: (T0 + 10 * HOUR) / 1000).run_once()
     assert list(pq.glob(f"*{layout.RED_SUFFIX}")) == [] and list(pq.glob("*.parquet")) == []
 

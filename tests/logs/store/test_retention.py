@@ -20,6 +20,17 @@ def names(d) -> set[str]:
     return out
 
 
+def data_files(d) -> list:
+    return [p for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR) if (d / sub).exists()
+            for p in (d / sub).iterdir() if p.name.endswith((".ndjson", ".parquet"))]
+
+
+def written_at(d, ms: int) -> None:
+    """Every data file's mtime set to the fake clock's time (files written at T0)."""
+    for p in data_files(d):
+        os.utime(p, (ms / 1000, ms / 1000))
+
+
 async def make(tmp_path, hours: int = 5):
     """One segment per hour (events stamped at that hour); the last stays active."""
     clock = FakeClock()
@@ -33,6 +44,7 @@ async def test_age_deletes_exactly_the_expired_files(tmp_path):
     Compactor(tmp_path, grace=0).run_once()  # hours 0, 1, 2, 3 -> Parquet; hour 4 active
     segs = sorted(p.name for p in (tmp_path / "segments").glob("*.ndjson"))
     assert len(segs) == 1 and len(list((tmp_path / "parquet").glob("*.parquet"))) == 4
+    written_at(tmp_path, T0)
     before = names(tmp_path)
     # Retention 1 day at T0 + 1h30m + 1 day: hours 0 and 1 have only older events; hour 2 does not.
     now = T0 + HOUR + HOUR // 2 + DAY
@@ -83,6 +95,7 @@ async def test_retention_and_compaction_run_in_the_worker0_thread(tmp_path):
     assert server.query.compactor is not None
     server.query.compactor.grace = 0
     server.query.compactor.run_once()
+    written_at(tmp_path, T0)
     server.query.retention.clock = lambda: (T0 + DAY) / 1000
     gone = server.query.retention.run_once()
     assert len(gone) == 3 and not list((tmp_path / "parquet").glob("*.parquet"))
@@ -90,3 +103,23 @@ async def test_retention_and_compaction_run_in_the_worker0_thread(tmp_path):
     assert 'logmesh_retention_deleted_files_total{reason="age",worker="0"} 3' in text
     assert 'logmesh_compacted_segments_total{worker="0"} 3' in text
     server.query.engine.close()
+
+
+async def test_age_keeps_an_old_event_for_the_retention_after_it_was_written(tmp_path):
+    """Backfill: events stamped 1970 and 1990, acked, then deleted by `--retention 1d` within
+    seconds (found from outside). A file goes by age once its newest event AND the file
+    itself are older than the retention (as Elasticsearch's ILM ages an index from its
+    rollover): an acked event stays at least that long after it was stored."""
+    old = [[event(0 + i, message=f"1970 e{i}") for i in range(20)],
+           [event(631_152_000_000 + i, message=f"1990 e{i}") for i in range(20)],
+           [event(T0 + i, message=f"now e{i}") for i in range(20)]]  # the active segment
+    clock = FakeClock()
+    writer = await write_store(tmp_path, old, clock=clock)
+    Compactor(tmp_path, grace=0).run_once()
+    written = {p: p.stat().st_mtime for p in data_files(tmp_path)}
+    now_s = max(written.values()) + 60  # a minute after they were written
+    ret = Retention(tmp_path, max_age_ms=DAY, clock=lambda: now_s)
+    assert ret.run_once() == [] and set(data_files(tmp_path)) == set(written)
+    later = Retention(tmp_path, max_age_ms=DAY, clock=lambda: now_s + DAY / 1000)
+    assert sorted(v.events for v in later.run_once()) == [20, 20]  # a day on, they go
+    await writer.close()
