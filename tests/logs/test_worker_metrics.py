@@ -21,7 +21,7 @@ from logmesh.guard import Guarded
 from logmesh.logs.server import LogsConfig, LogsServer
 from logmesh.security_http import BadRequestLog
 from tests.support.logs import HOST
-from tests.support.store import HOUR, T0, event, write_store
+from tests.support.store import HOUR, T0, event, write_store, written_at
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -54,6 +54,7 @@ async def test_a_workers_counts_are_on_its_siblings_page_at_once(tmp_path: Path)
         assert compactor is not None
         compactor.grace = 0
         assert compactor.run_once() == 3
+        written_at(data, T0)  # as the fake clock has it: retention ages the files too
         w0.query.retention.clock = lambda: (T0 + 100 * HOUR) / 1000
         assert len(w0.query.retention.run_once()) == 3
 

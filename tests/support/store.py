@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import msgspec
 import orjson
 
 from logmesh.logs.event import Event
+from logmesh.logs.store import layout
 from logmesh.logs.store.segment import SegmentWriter
 
 T0 = 1_795_626_000_000  # 2026-11-25T17:00:00Z
@@ -56,3 +58,16 @@ async def write_store(data_dir: Path, batches: list[list[Event]], *, worker: int
         await writer.durable(last)
     await asyncio.sleep(0)
     return writer
+
+
+def data_files(data_dir: Path) -> list[Path]:
+    """The store's segments and Parquet files (what retention deletes by their age)."""
+    return [p for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR) if (data_dir / sub).exists()
+            for p in (data_dir / sub).iterdir() if p.name.endswith((".ndjson", ".parquet"))]
+
+
+def written_at(data_dir: Path, ms: int) -> None:
+    """Every data file's mtime set to ``ms`` (the fake clock's time they were written at):
+    retention deletes a file by age only once the file, too, is older than the retention."""
+    for p in data_files(data_dir):
+        os.utime(p, (ms / 1000, ms / 1000))

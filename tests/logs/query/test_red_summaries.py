@@ -11,7 +11,6 @@ series' p95s within SERIES_ERROR_BOUND).
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -22,7 +21,7 @@ from logmesh.logs.query.engine import Engine
 from logmesh.logs.store import compact, layout, red_summary
 from logmesh.logs.store.compact import Compactor
 from logmesh.logs.store.retention import Retention
-from tests.support.store import HOUR, MIN, T0, event, write_store
+from tests.support.store import HOUR, MIN, T0, event, write_store, written_at
 
 ROUTES = [("GET", "/goods", "goods"), ("POST", "/members", "members"), ("GET", "/nope", None),
           ("DELETE", "/goods", "goods"), ("GET", "/goods", "members")]  # GET /goods: two upstreams
@@ -166,8 +165,7 @@ async def test_retention_deletes_a_files_summary_with_it(tmp_path):
     await asyncio.to_thread(build, tmp_path, hours, 16)
     pq = tmp_path / layout.PARQUET_DIR
     assert len(list(pq.glob(f"*{layout.RED_SUFFIX}"))) == 2
-    for p in pq.glob("*.parquet"):  # written at T0, as the fake clock has it
-        os.utime(p, (T0 / 1000, T0 / 1000))
+    written_at(tmp_path, T0)  # as the fake clock has it
     Retention(tmp_path, max_age_ms=1, clock=lambda: (T0 + 10 * HOUR) / 1000).run_once()
     assert list(pq.glob(f"*{layout.RED_SUFFIX}")) == [] and list(pq.glob("*.parquet")) == []
 

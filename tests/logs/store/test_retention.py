@@ -8,7 +8,7 @@ from logmesh.logs.query.engine import Engine
 from logmesh.logs.store import layout
 from logmesh.logs.store.compact import Compactor
 from logmesh.logs.store.retention import Retention
-from tests.support.store import DAY, HOUR, T0, FakeClock, event, write_store
+from tests.support.store import DAY, HOUR, T0, FakeClock, data_files, event, write_store, written_at
 
 
 def names(d) -> set[str]:
@@ -18,17 +18,6 @@ def names(d) -> set[str]:
         if p.exists():
             out |= {f"{sub}/{n}" for n in os.listdir(p) if n.endswith((".ndjson", ".parquet", ".json"))}
     return out
-
-
-def data_files(d) -> list:
-    return [p for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR) if (d / sub).exists()
-            for p in (d / sub).iterdir() if p.name.endswith((".ndjson", ".parquet"))]
-
-
-def written_at(d, ms: int) -> None:
-    """Every data file's mtime set to the fake clock's time (files written at T0)."""
-    for p in data_files(d):
-        os.utime(p, (ms / 1000, ms / 1000))
 
 
 async def make(tmp_path, hours: int = 5):
