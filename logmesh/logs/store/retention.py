@@ -19,6 +19,7 @@ prometheus-client counters of the server's registry).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,18 +48,20 @@ class Victim:
     written_ms: int = 0  # the data file's mtime: an event is kept a retention after it
 
 
-def _written_ms(path: Path) -> int:
+def _stat(path: Path) -> os.stat_result | None:
     try:
-        return int(path.stat().st_mtime * 1000)
+        return path.stat()
     except FileNotFoundError:
-        return 0
+        return None
 
 
 def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+    st = _stat(path)
+    return 0 if st is None else st.st_size
+
+
+def _written_ms(st: os.stat_result | None) -> int:
+    return 0 if st is None else int(st.st_mtime * 1000)
 
 
 class Retention:
@@ -104,23 +107,26 @@ class Retention:
             if seg.index is None:
                 continue  # active (or not recovered yet, or its index unreadable): never touched
             idx = seg.path.with_name(layout.index_name(seg.path.name))
+            st = _stat(seg.path)
             victims.append(Victim("segment", [seg.path, idx], int(seg.index.get("max_ts", 0)),
-                                  int(seg.index.get("count", 0)), _size(seg.path) + _size(idx),
-                                  _written_ms(seg.path)))
+                                  int(seg.index.get("count", 0)),
+                                  (0 if st is None else st.st_size) + _size(idx), _written_ms(st)))
         for pq in catalogue.parquet_files(self.data_dir):
             path = pq.path
             blocks = path.with_name(layout.blocks_name(path.name))
+            st = _stat(path)
             try:
                 info = orjson.loads(blocks.read_bytes())
                 max_ts, events = int(info["max_ts"]), int(info["rows"])
             except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                try:  # no index: the file's own time is a fair stand-in for its newest event
-                    max_ts, events = int(path.stat().st_mtime * 1000), 0
-                except FileNotFoundError:
+                if st is None:
                     continue
+                # no index: the file's own time is a fair stand-in for its newest event
+                max_ts, events = _written_ms(st), 0
             red = red_summary.red_path(path)
             victims.append(Victim("parquet", [path, blocks, red], max_ts, events,
-                                  _size(path) + _size(blocks) + _size(red), _written_ms(path)))
+                                  (0 if st is None else st.st_size) + _size(blocks) + _size(red),
+                                  _written_ms(st)))
         victims.sort(key=lambda v: (v.max_ts, v.paths[0].name))
         return victims, catalogue.usage(self.data_dir).bytes
 
