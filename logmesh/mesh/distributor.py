@@ -37,7 +37,20 @@ class Distributor(Serving):
         self.guard = ConnectionGuard("distributor", security.limits, security.guard_tokens)
 
     def nodes(self) -> list[dict]:
-        return [c.state["node"] for c in self.connections if "node" in c.state]
+        """One entry per instance (host:port), the latest connection's registration.
+
+        The same instance may be registered from two connections at once: restarted
+        quickly (its old connection not closed yet), or the book's Node service, whose
+        3 s timer connects again while its first connection is being made. The book's
+        distributor lists it twice (it keys by connection); a gateway would weigh it
+        twice. While either connection lasts, the instance is listed.
+        """
+        latest: dict[tuple[str, int], dict] = {}
+        for conn in self.connections:
+            node = conn.state.get("node")
+            if node is not None:
+                latest[(node["host"], node["port"])] = node
+        return list(latest.values())
 
     def _list_packet(self) -> dict:
         return {"uri": "/distributes", "method": "GET", "key": 0, "params": self.nodes()}
