@@ -47,6 +47,7 @@ from .ingest.balance import BalancedServer
 from .ingest.common import Routes
 from .ingest.context import IngestContext
 from .ingest.counting import ProtocolCounters
+from .ingest.field_limits import Folded
 from .ingest.http_ndjson import parse_body
 from .ingest.http_routes import HttpSources, es_root, read_whole
 from .ingest.ledger import ShipperLedger
@@ -325,6 +326,10 @@ class LogsServer(Serving):
                0 if self.writer.failure else 1, w)
         problems, _ = self.health()
         ex.add("logmesh_healthy", "gauge", "1 when /healthz answers 200.", 0 if problems else 1, w)
+        ex.add("logmesh_folded_events_total", "counter", "Events whose labels past the limits were "
+               "folded into logmesh.folded (ingest/field_limits.py).", Folded.events, w)
+        ex.add("logmesh_folded_fields_total", "counter", "Labels folded into logmesh.folded.",
+               Folded.fields, w)
         for sink in self.sinks:
             sink.add_metrics(ex, w)
         self.query.add_metrics(ex, w)

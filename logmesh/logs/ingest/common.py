@@ -19,6 +19,7 @@ import orjson
 from ...protocol import Node, loads, replace_lone_surrogates
 from ..event import Event, as_text
 from ..store import layout
+from .field_limits import fold
 
 
 class Rejected(ValueError):
@@ -345,7 +346,7 @@ def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
 
     A known field with a value of the wrong kind is refused (:class:`Rejected`),
     not stored as something else: ``service.name`` as an object would become
-    a name nobody searches for.
+    a name nobody searches for. Labels past field_limits' bounds are folded into one.
     """
     labels = ev.labels
     for name, value in extra.items():
@@ -365,7 +366,7 @@ def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
             setattr(ev, attr, json_text(value))
         else:
             raise Rejected("bad_field", f"{name} must be a string, not {type(value).__name__}")
-    ev.labels = labels
+    ev.labels = labels if labels is None else fold(labels)
 
 
 def _status(value: Any) -> int | None:

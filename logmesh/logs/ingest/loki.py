@@ -29,6 +29,7 @@ from google.protobuf.message import DecodeError
 
 from ..event import Event
 from .common import MAX_TIMESTAMP_MS, Rejected
+from .field_limits import fold
 from .line_block import LineBlock, json_strings
 
 _encode = msgspec.json.encode
@@ -137,7 +138,7 @@ def stream_of(labels: dict[str, Any]) -> Stream:
     name = next((k for k in SERVICE_LABELS if isinstance(labels.get(k), str)), None)
     service = None if name is None else labels.pop(name) if name == "service_name" else labels[name]
     level = next((labels.pop(k) for k in LEVEL_LABELS if isinstance(labels.get(k), str)), "info")
-    return Stream(service, level.lower(), labels or None)
+    return Stream(service, level.lower(), fold(labels) if labels else None)
 
 
 @dataclass
@@ -157,7 +158,7 @@ def _event(stream: Stream, ns: int, line: str, received: int, metadata: dict | N
         raise Rejected("bad_timestamp", f"timestamp {ns} ns is not between 1970 and 9999")
     labels = stream.labels
     if metadata:
-        labels = {**(labels or {}), **metadata}
+        labels = fold({**(labels or {}), **metadata})
     return Event(timestamp=ts, received_at=received, level=stream.level, message=line,
                  service_name=stream.service, labels=labels)
 

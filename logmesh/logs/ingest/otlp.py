@@ -37,6 +37,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from ..event import Event, as_text
 from . import otlp_columns
 from .common import MAX_DEPTH, MAX_TIMESTAMP_MS, Rejected, apply_extra, check_timestamp, depth
+from .field_limits import MAX_FIELDS
 from .line_block import LineBlock
 
 ExportLogsServiceRequest = logs_service_pb2.ExportLogsServiceRequest
@@ -144,6 +145,8 @@ def _attribute_labels(labels: dict[str, Any], keys: list[str], values: list[list
     renames them), its ``span.id``, made by ``map`` (C); None when a key would set a field
     (an ECS name: ``apply_extra`` is the rule, on the per-record path) or meets another."""
     names = [_RENAMED.get(key, key) for key in keys]
+    if len(labels) + len(names) >= MAX_FIELDS:  # apply_extra folds them, on the per-record path
+        return None
     ev = Event(timestamp=0)
     try:
         apply_extra(ev, dict.fromkeys(names, ""))

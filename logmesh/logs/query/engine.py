@@ -53,6 +53,8 @@ MAX_BUCKETS = 10_000  # histogram buckets per answer; a smaller interval is refu
 BY_VALUES = 10  # histogram `by`: the most frequent values; the rest are summed under OTHER
 OTHER = "(other)"
 NONE = "(none)"
+FIELD_NAMES = 1000  # /api/v1/fields: labels and params keys listed, each (the first by name)
+FIELD_KEYS_READ = 200_000  # /api/v1/fields: keys read of each, at most
 
 
 class Engine:
@@ -433,10 +435,14 @@ class Engine:
             return out
         sample = (f"SELECT labels, params FROM ({src.sql}) "
                   f"WHERE ({where}) AND (labels IS NOT NULL OR params IS NOT NULL) LIMIT 20000")
-        _, rows = self.db.run(
-            f"SELECT DISTINCT 'labels', unnest(json_keys(labels)) FROM ({sample}) WHERE json_type(labels) = 'OBJECT' "
-            f"UNION SELECT DISTINCT 'params', unnest(json_keys(params)) FROM ({sample}) "
-            "WHERE json_type(params) = 'OBJECT'", params + params)
+        # Bounded whatever was stored (an event of 200,000 labels, from before ingest folded
+        # them: field_limits.py): each column's keys read at most FIELD_KEYS_READ, and at most
+        # FIELD_NAMES of them listed, the first by name.
+        def keys(c: str) -> str:
+            return (f"(SELECT '{c}', k FROM (SELECT DISTINCT k FROM (SELECT unnest(json_keys({c})) AS k "
+                    f"FROM ({sample}) WHERE json_type({c}) = 'OBJECT' LIMIT {FIELD_KEYS_READ}) "
+                    f"ORDER BY k LIMIT {FIELD_NAMES}))")
+        _, rows = self.db.run(f"{keys('labels')} UNION ALL {keys('params')}", params + params)
         known = set(FIELD_TYPES)
         for column, key in sorted(rows, key=lambda r: (r[0], r[1])):
             name = f"{column}.{key}"
