@@ -219,7 +219,9 @@ class LogIngestProtocol(IngestConnection):
         try:
             env = decode(envelope_decoder, raw)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            reason = "bad_utf8" if replaced else _decode_error_reason(raw, exc)  # its first fault
+            # Replaced, its bytes are UTF-8: what is left is the fault it is dropped for (bad_json,
+            # too_deep); bad_utf8 alone would have been stored (the reason was once "bad_utf8")
+            reason = _decode_error_reason(raw, exc)
             if reason == "bad_utf8" and not replaced:
                 self._replace_bad_utf8(raw, received, events, acks)
                 return

@@ -76,7 +76,7 @@ async def test_escaped_delimiter_and_split_reads(start_logs):
 
 
 GARBAGE = [
-    (b"\xff\xfe\xfd not even text", "bad_utf8"),
+    (b"\xff\xfe\xfd not even text", "bad_json"),  # not JSON even with U+FFFD for its bytes
     (b'{"uri":"/logs","method":"POST","key":0,"params":', "bad_json"),
     (b"not json at all", "bad_json"),
     (b'["an array, not a packet"]', "bad_json"),
@@ -150,7 +150,7 @@ async def test_a_packet_whose_params_are_not_a_string_is_stored_as_the_logged_re
 
 async def test_bad_utf8_is_kept_replaced_and_marked(start_logs):
     """Bytes that are not UTF-8 become U+FFFD, as the fixed Node logs service (Buffer.toString)
-    keeps them; the event is labelled and counted. Not JSON even then: a bad frame, as before."""
+    keeps them; the event is labelled and counted. Not JSON even then: a bad frame, bad_json."""
     srv = await start_logs()
     client = await RawClient.connect(srv.config.port)
     await client.send(b"".join(f + "¶".encode() for f in [
@@ -174,7 +174,8 @@ async def test_bad_utf8_is_kept_replaced_and_marked(start_logs):
     [reply] = await client.replies(1)
     assert reply["key"] == 4 and reply["errorcode"] == 400
     samples = await metrics(srv.config.http_port)
-    assert bad_frames(samples, "bad_utf8") == 2  # that one, and the frame that is not JSON either
+    assert bad_frames(samples, "bad_utf8") == 1  # that one; the frame not JSON either is bad_json
+    assert bad_frames(samples, "bad_json") == 1
     assert srv.ingest.stats["replaced"] == {"bad_utf8": 4}
     ex = Exposition()
     srv.ingest.add_metrics(ex, {"worker": "0"})
