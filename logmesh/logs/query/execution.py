@@ -162,6 +162,7 @@ class DuckDB:
         self.data_dir = Path(data_dir)
         self.parquet_dir = self.data_dir / layout.PARQUET_DIR
         self.counters = counters
+        self.nice = nice  # DuckDB's worker threads', and rare.py's reading threads'
         self.con = connect_at_nice(config, nice)
         self.con.execute("SET parquet_metadata_cache = true")
         self._local = threading.local()

@@ -45,7 +45,7 @@ from ..store.blocks import ParquetFile
 from ..store.columns import COLUMNS, TS, ident
 from ..store.tokens import Need
 from .errors import DamagedFile, FileGone
-from .execution import DuckDB, event_dict
+from .execution import DuckDB, event_dict, lower_priority
 from .plan import block_mask
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ SMALL_DICTIONARY = 4096  # compressed bytes of a column chunk's dictionary page 
 DENSE = 8  # a word found in more than 1/DENSE of a chunk's rows: match_substring, not a find loop
 MAX_FOOTERS = 64  # files whose footers stay in memory (footer)
 
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[int, ThreadPoolExecutor] = {}  # nice -> its pool
 _footers: deque[ParquetFile] = deque()  # the files holding a footer, oldest first
 _pool_lock = threading.Lock()
 T = TypeVar("T")
@@ -90,6 +90,29 @@ class Scanned:
     group: list[int]  # per candidate, its row group
     row: list[int]  # per candidate, its row in that group
     head: pa.Table  # per candidate, HEAD
+    rest: pa.Table | None = None  # per candidate, REST, when its task fetched them (Eager)
+
+
+class Eager:
+    """Step 2 in step 1's task, for a query ``check`` decides alone: a task whose matches,
+    with every match claimed before them in the query, are at most ``limit`` fetches their
+    other columns at once, from the footer and file it holds, instead of after a barrier
+    that waits for every scan of the wave. A rare word's matches are all in the answer, so
+    nothing is read twice; a frequent word's tasks find more than ``limit`` and leave
+    step 2 to the first ``limit`` alone. At most ``limit`` matches are fetched this way
+    (some of them may end up past the first ``limit``: a bounded waste, most tasks run
+    newest first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.lock = threading.Lock()
+
+    def claim(self, n: int) -> bool:
+        with self.lock:
+            if not 0 < n <= self.left:
+                return False
+            self.left -= n
+            return True
 
 
 def kept(db: DuckDB, files: tuple[ParquetFile, ...], start: int, end: int,
@@ -164,6 +187,8 @@ def _rows_with(message: pa.ChunkedArray, key: str) -> np.ndarray:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from . import byte_search  # numpy and ctypes: imported at a worker's first rare word
     needle = bytes(b | 0x20 for b in key.encode("ascii"))
     out, base = [], 0
     for chunk in message.chunks:
@@ -173,35 +198,16 @@ def _rows_with(message: pa.ChunkedArray, key: str) -> np.ndarray:
         wide = pa.types.is_large_string(chunk.type)
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if wide else np.int32)[
             chunk.offset:chunk.offset + n + 1]
-        data, size = chunk.buffers()[2], int(offsets[-1] - offsets[0])
-        hay = _haystack(size)
-        if size:
-            np.bitwise_or(np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]], 0x20,
-                          out=np.frombuffer(hay, dtype=np.uint8, count=size))
-        at: list[int] = []
-        i = hay.find(needle, 0, size)
-        while i >= 0 and len(at) <= n // DENSE:
-            at.append(i)
-            i = hay.find(needle, i + 1, size)
-        if i >= 0:  # a frequent word: one vectorised pass instead (a superset too)
+        hay = byte_search.haystack(int(offsets[-1] - offsets[0]))
+        hay.fill_folded(chunk.buffers()[2], int(offsets[0]), int(offsets[-1]))
+        at = hay.find_all(needle, n // DENSE + 1)
+        if at is None:  # a frequent word: one vectorised pass instead (a superset too)
             rows = np.flatnonzero(pc.fill_null(pc.match_substring(chunk, key, ignore_case=True), False))
         else:
             rows = np.unique(np.searchsorted(offsets - offsets[0], at, side="right") - 1)
         out.append(rows + base)
         base += n
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-
-_local = threading.local()
-
-
-def _haystack(size: int) -> bytearray:
-    """This thread's buffer of at least ``size`` bytes, kept between calls: a fresh one a
-    chunk cost more in page faults (~1 ms for 1.4 MB on a loaded machine) than the search."""
-    hay = getattr(_local, "hay", None)
-    if hay is None or len(hay) < size:
-        hay = _local.hay = bytearray(max(size, 1 << 20))
-    return hay
 
 
 def footer(pf: ParquetFile) -> Any:
@@ -239,9 +245,10 @@ def small_dictionaries(md: Any, indexes: list[int]) -> list[str]:
 
 
 def scan(pf: ParquetFile, indexes: list[int], need: Need,
-         check: Callable[[pa.Array], pa.Array] | None = None) -> Scanned:
+         check: Callable[[pa.Array], pa.Array] | None = None, eager: Eager | None = None) -> Scanned:
     """Step 1: HEAD of these row groups (in file order), cut to the candidates (and to the rows
-    ``check`` keeps: in the reading threads, as DuckDB's regex runs in its own)."""
+    ``check`` keeps: in the reading threads, as DuckDB's regex runs in its own); with
+    ``eager``, step 2 of those rows too when it lets this task (Eager)."""
     import numpy as np
     import pyarrow.parquet as pq
     md = footer(pf)
@@ -252,8 +259,9 @@ def scan(pf: ParquetFile, indexes: list[int], need: Need,
         rows = rows[np.asarray(check(table.column("message").take(rows)))]
     starts = np.cumsum([0] + [md.row_group(g).num_rows for g in indexes])
     at = np.searchsorted(starts, rows, side="right") - 1
-    return Scanned(pf, [indexes[k] for k in at.tolist()], (rows - starts[at]).tolist(),
-                   table.take(rows))
+    group, row = [indexes[k] for k in at.tolist()], (rows - starts[at]).tolist()
+    rest = fetch(pf, list(zip(group, row, strict=True)), REST) if eager is not None and eager.claim(len(rows)) else None
+    return Scanned(pf, group, row, table.take(rows), rest)
 
 
 def fetch(pf: ParquetFile, picks: list[tuple[int, int]], columns: list[str]) -> pa.Table:
@@ -278,12 +286,15 @@ def fetch(pf: ParquetFile, picks: list[tuple[int, int]], columns: list[str]) -> 
     return pa.table(cols, names=table.column_names)  # DuckDB reads each column as the store's type
 
 
-def pool() -> ThreadPoolExecutor:
-    global _pool
+def pool(nice: int) -> ThreadPoolExecutor:
+    """The reading threads, at the nice level of DuckDB's own (the server's HEAVY_NICE): on
+    idle cores a rare word runs as fast, and under load it yields to ingest as the usual
+    path's DuckDB threads do (a query must not starve the writer); one pool per level."""
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="rare-read")
-        return _pool
+        if nice not in _pools:
+            _pools[nice] = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="rare-read",
+                                              initializer=lower_priority, initargs=(nice,))
+        return _pools[nice]
 
 
 def waves(groups: list[Group], desc: bool) -> list[list[Group]]:
@@ -313,18 +324,18 @@ def on_files(db: DuckDB, tasks: Iterable[tuple[ParquetFile, Any]],
         except (OSError, ValueError) as exc:  # pyarrow's errors are OSErrors and ValueErrors
             raise file_error(db, pf, exc) from None
 
-    return list(pool().map(run, list(tasks)))
+    return list(pool(db.nice).map(run, list(tasks)))
 
 
 def scan_wave(db: DuckDB, wave: list[Group], need: Need,
-              check: Callable[[pa.Array], pa.Array] | None) -> list[Scanned]:
+              check: Callable[[pa.Array], pa.Array] | None, eager: Eager | None = None) -> list[Scanned]:
     """Step 1 of each file's groups of the wave, GROUPS_PER_TASK a call."""
     by_file: dict[int, tuple[ParquetFile, list[int]]] = {}
     for g in wave:
         by_file.setdefault(id(g.pf), (g.pf, []))[1].append(g.index)
     per = GROUPS_PER_TASK if len(wave) >= 4 * READ_THREADS * GROUPS_PER_TASK else 1  # few: even threads
     tasks = [(pf, sorted(ix)[i:i + per]) for pf, ix in by_file.values() for i in range(0, len(ix), per)]
-    return on_files(db, tasks, lambda pf, ix: scan(pf, ix, need, check))
+    return on_files(db, tasks, lambda pf, ix: scan(pf, ix, need, check, eager))
 
 
 def rows_of(db: DuckDB, picks: list[tuple[Scanned, int]], columns: list[str] = REST) -> pa.Table:
@@ -333,12 +344,17 @@ def rows_of(db: DuckDB, picks: list[tuple[Scanned, int]], columns: list[str] = R
     import pyarrow as pa
     scans: dict[int, tuple[Scanned, int]] = {}  # id -> (scan, its first row in the heads)
     by_group: dict[tuple[int, int], tuple[ParquetFile, list[tuple[int, int]]]] = {}
+    fetched: dict[tuple[int, int], pa.Table] = {}  # (id of a scan, -1) -> its rest (Eager)
     head_at, rest_at, heads_rows = [], [], 0
     for s, i in picks:
         if id(s) not in scans:
             scans[id(s)] = (s, heads_rows)
             heads_rows += s.head.num_rows
         head_at.append(scans[id(s)][1] + i)
+        if s.rest is not None:
+            fetched[(id(s), -1)] = s.rest.select(columns)
+            rest_at.append(((id(s), -1), i))
+            continue
         key = (id(s.pf), s.group[i])
         wanted = by_group.setdefault(key, (s.pf, []))[1]
         rest_at.append((key, len(wanted)))
@@ -346,12 +362,14 @@ def rows_of(db: DuckDB, picks: list[tuple[Scanned, int]], columns: list[str] = R
     heads = pa.concat_tables([s.head for s, _ in scans.values()], promote_options="permissive")
     cols = {n: heads.column(n).take(head_at) for n in HEAD}
     if columns:
-        fetched = on_files(db, by_group.values(), lambda pf, wanted: fetch(pf, wanted, columns))
+        fetched |= zip(by_group, on_files(db, by_group.values(), lambda pf, wanted: fetch(pf, wanted, columns)),
+                       strict=True)
         base, at = {}, 0
-        for key, table in zip(by_group, fetched, strict=True):
+        for key, table in fetched.items():
             base[key] = at
             at += table.num_rows
-        rest = pa.concat_tables(fetched, promote_options="permissive").take([base[k] + j for k, j in rest_at])
+        rest = pa.concat_tables(list(fetched.values()), promote_options="permissive").take(
+            [base[k] + j for k, j in rest_at])
         cols |= {n: rest.column(n) for n in columns}
     names = [n for n in NAMES if n in cols]
     return pa.table([cols[n] for n in names], names=names)
@@ -397,8 +415,9 @@ def search(db: DuckDB, files: tuple[ParquetFile, ...], need: Need, where: str, p
     found: list[tuple[int, int, Scanned, int]] = []  # check's matches: (@timestamp, seq, scan, row)
     tables: list[pa.Table] = []  # without check: the candidates' columns the WHERE reads
     picks: list[tuple[Scanned, int]] = []  # ... and where they are
+    eager = Eager(limit) if check is not None else None
     for n, wave in enumerate(cuts):
-        scanned = scan_wave(db, wave, need, check)
+        scanned = scan_wave(db, wave, need, check, eager)
         if check is not None:
             found.extend(matches(scanned, start, end, desc, after, limit))
         else:
