@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
+import threading
 
 import duckdb
 import orjson
@@ -11,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logmesh.logs.query import kql, rare, token_need
+from logmesh.logs.query import byte_search, kql, rare, token_need
 from logmesh.logs.query.engine import Engine
 from logmesh.logs.store import layout
 from logmesh.logs.store.catalogue import list_segments
@@ -172,13 +175,14 @@ def test_the_python_check_and_the_candidates_agree_with_the_sql(messages, pick, 
         half = len(messages) // 2  # two chunks, the second a slice: offsets not from 0
         chunks = pa.chunked_array([pa.array(messages[:half], pa.string()),
                                    pa.array(["pad", *messages[half:]], pa.string()).slice(1)])
-        dense = rare.DENSE
+        dense, memmem = rare.DENSE, byte_search.MEMMEM
         try:
             for rare.DENSE in (dense, 1):  # match_substring past one hit a chunk, then never
-                kept = set(rare.candidates(need, chunks).tolist())
-                assert {i for i, hit in enumerate(want) if hit} <= kept, (messages, node)
+                for byte_search.MEMMEM in (memmem, None):  # libc's memmem, bytearray.find
+                    kept = set(rare.candidates(need, chunks).tolist())
+                    assert {i for i, hit in enumerate(want) if hit} <= kept, (messages, node)
         finally:
-            rare.DENSE = dense
+            rare.DENSE, byte_search.MEMMEM = dense, memmem
     check = token_need.word_check(node)
     if check is not None:
         assert check(pa.array(messages, pa.string())).to_pylist() == want, (messages, node)
@@ -230,4 +234,58 @@ async def test_a_footer_only_pyarrow_refuses_leaves_the_file_to_duckdb(store):
     engine = Engine(store)
     assert engine.with_deadline(None, answers, engine, "deadlock", "desc", 7) == want
     assert engine.counters["damaged_files"] == 0 and pq.exists()
+    engine.close()
+
+
+def test_the_byte_search_finds_every_place_of_a_word():
+    """libc's memmem and bytearray.find give the same offsets, the haystack's stale bytes past
+    what was filled never count, and past ``most`` places the answer is None."""
+    rng = random.Random(7)
+    for _ in range(200):
+        text = bytes(rng.choice(b"abAB xy") for _ in range(rng.randrange(0, 300)))
+        needle = bytes(rng.choice(b"ab") for _ in range(rng.randrange(1, 4)))
+        hay = byte_search.haystack(len(text))
+        hay.fill_folded(b"ABAB" * 100, 0, 400)  # stale bytes that would match
+        hay.fill_folded(b"--" + text + b"--", 2, 2 + len(text))
+        folded = bytes(b | 0x20 for b in text)
+        want = [i for i in range(len(folded)) if folded.startswith(needle, i)]
+        memmem = byte_search.MEMMEM
+        try:
+            for byte_search.MEMMEM in (memmem, None):
+                assert hay.find_all(needle, len(text)) == want
+                assert hay.find_all(needle, len(want)) == want
+                if want:
+                    assert hay.find_all(needle, len(want) - 1) is None
+        finally:
+            byte_search.MEMMEM = memmem
+
+
+async def test_a_rare_words_matches_are_fetched_in_their_scans_task(store, monkeypatch):
+    """Each match of a word the check decides is fetched once, in the task that scanned it
+    while the query's claims stay within its limit; past them, only the first ``limit`` are
+    fetched, after the wave. The answers are the usual path's (test above)."""
+    engine = Engine(store)
+    fetched: list[tuple[str, int]] = []
+    real = rare.fetch
+    monkeypatch.setattr(rare, "fetch", lambda pf, picks, columns: fetched.append(
+        (threading.current_thread().name, len(picks))) or real(pf, picks, columns))
+    hits = [s for s, e in answers(engine, "segfault", "desc", 1000) if e["@timestamp"] < T0 + 3 * HOUR]
+    assert hits and sum(n for _, n in fetched) == len(hits)  # (the fourth hour is live: DuckDB's)
+    assert all(name.startswith("rare-read") for name, _ in fetched)
+    for limit in (1, 7):
+        fetched.clear()
+        events, _ = engine.search(kql.parse("deadlock"), LO, HI, limit=limit)
+        assert len(events) == limit
+        assert sum(n for _, n in fetched) <= 2 * limit  # claimed at most limit, then the first limit
+    engine.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice is per thread on Linux only")
+async def test_the_reading_threads_run_at_the_engines_nice(store):
+    """The rare path's reading threads yield to ingest as DuckDB's worker threads do."""
+    engine = Engine(store, worker_nice=7)
+    assert answers(engine, "segfault", "desc", 1000)
+    readers = rare.pool(7)._threads  # the threads of the pool at this level, started by the search
+    assert readers and {os.getpriority(os.PRIO_PROCESS, t.native_id) for t in readers} == {
+        max(7, os.getpriority(os.PRIO_PROCESS, 0))}
     engine.close()
