@@ -318,6 +318,8 @@ class LogIngestProtocol(IngestConnection):
         rejected: list[list] = []  # [index in the batch, reason]
         ctx = self.ctx
         fast = shipped_lines(env.params, received, self.source, ctx.routes)
+        if fast is not None and min(map(_N, fast[0].events)) < 1:
+            fast = None  # a number the ledger would take for a resend: refused by name below
         if fast is not None:  # the mesh's usual batch: its lines built with few calls
             batch, made = fast
             ctx.batches += 1
@@ -395,6 +397,10 @@ class LogIngestProtocol(IngestConnection):
         built = []
         for i, ev in enumerate(batch.events):
             inst = ev.instance or instance
+            if inst and ev.n < 1:  # the ledger counts from 1: n <= 0 would be acked as a resend
+                rejected.append([i if where is None else where[i], "bad_event",  # and never stored
+                                 f"event number {ev.n}: numbers start at 1"])
+                continue
             try:
                 line = request_event(
                     ev.raw, ts=ev.ts, received_at=received, service=service, instance=inst or None,
