@@ -344,3 +344,30 @@ async def test_a_503_route_keeps_its_name_on_the_latency_histogram(mesh, http):
     assert sample(text, "logmesh_request_duration_seconds_count", route="GET /goods",
                   status="503") == 1
     assert sample(text, "logmesh_gateway_no_instance_total") == 1
+
+
+def test_an_access_logs_fields_are_the_same_whichever_way_they_are_built():
+    """A reply's int errorcode takes the one-display path (gateway._account); any other
+    errorcode, or no upstream, the general one: the same keys in the same order."""
+    from logmesh.mesh.gateway import Exchange
+    from logmesh.mesh.http_protocol import HttpRequest
+
+    gw = Gateway(port=0)
+    gw.shipper = shipper = CapturedShipper()
+    request = HttpRequest("GET", "/goods", b"", {})
+    for code, outcome in ((0, 200), (0.0, 200), (True, 500), ("E1", 500), (503, 503)):
+        ex = Exchange(gw, request, lambda response: None, "t", 0.0, errorcode=code,
+                      outcome=outcome, upstream="goods", address="127.0.0.1:9010")
+        gw._account(request, outcome, ex, 0.0012345)
+    no_upstream = Exchange(gw, request, lambda response: None, "t", 0.0, errorcode=404,
+                           outcome=404)
+    gw._account(request, 404, no_upstream, 0.0)
+    keys = ["http.request.method", "url.path", "http.response.status_code", "trace.id",
+            "log.level", "event.duration_ms", "errorcode", "upstream", "upstream.address"]
+    records = [extra for _, extra in shipper.records]
+    assert [list(extra) for extra in records] == [keys] * 5 + [keys[:7]]
+    assert [extra["errorcode"] for extra in records] == [0, 0.0, True, "E1", 503, 404]
+    assert [extra["log.level"] for extra in records] == ["info", "info", "error", "error",
+                                                         "error", "warning"]
+    assert records[0] == {**records[1], "errorcode": 0}
+    assert shipper.records[0][0] == "GET /goods 200 1.235ms"
