@@ -11,6 +11,9 @@ INSERT, its grouped COMMIT to a WAL file on disk with ``synchronous=NORMAL``, th
 encoding) is handed ``--group`` POST packets a turn of the loop, as goods reads them from the
 gateway, and each reply is encoded to a connection object in memory; the loop turns until every
 reply of the turn was written. ``--group 1`` is a commit per POST, the cost of a group apart.
+Each packet goes to a real Shipper's queue first, as in the mesh with shipping on (not sent:
+what the pump would have taken is dropped every 2,000 events); ``--no-ship`` leaves the shipper
+out, the path of ``logmesh service --no-ship`` (the difference is goods' shipping's share).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,13 +56,19 @@ class MemoryConnection:
         pass
 
 
-async def run(group: int, requests: int) -> float:
+async def run(group: int, requests: int, ship: bool = True) -> float:
     from logmesh.examples.resource import make_service
     from logmesh.protocol import encode
+    from logmesh.shipping.shipper import Shipper
 
     with tempfile.TemporaryDirectory() as data:
         svc = make_service("goods", Path(data), port=0, distributor=None)
         conn = MemoryConnection()
+        queue: Any = []
+        if ship:  # its queue only: never started, never sent
+            shipper = Shipper("goods", mode="ack")
+            svc.on_request = shipper.ship
+            queue = shipper.queue
         packets = [{"uri": "/goods", "method": "POST", "key": i, "trace.id": f"{i:016x}",
                     "params": {"name": f"pen {i}", "category": "office", "price": 1.5,
                                "description": "blue ink", "key": i}} for i in range(group)]
@@ -66,6 +76,8 @@ async def run(group: int, requests: int) -> float:
 
         async def turn() -> None:
             expected = conn.replies + group
+            if len(queue) >= 2_000:  # what the shipper would have sent by now (every 50 ms)
+                queue.clear()
             for raw, packet in frames:
                 svc._on_packet(conn, raw, packet)  # type: ignore[arg-type]
             while conn.replies < expected:
@@ -92,19 +104,22 @@ def main() -> int:
     ap.add_argument("--code", type=Path, default=None, help="a checkout whose logmesh to run, "
                     "alternating by round with this one's")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-ship", action="store_true", help="no shipper: the path without "
+                    "queueing each request packet")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child's single run
     args = ap.parse_args()
     if args.one:
         import uvloop
 
-        print(uvloop.run(run(args.group, args.requests)))
+        print(uvloop.run(run(args.group, args.requests, not args.no_ship)))
         return 0
     trees = [("this", ROOT)] + ([("other", args.code.resolve())] if args.code else [])
     spent: dict[str, list[float]] = {name: [] for name, _ in trees}
     for rnd in range(args.rounds):
         for name, tree in trees if rnd % 2 == 0 else trees[::-1]:
             out = subprocess.run([sys.executable, __file__, "--one", "--group", str(args.group),
-                                  "--requests", str(args.requests)],
+                                  "--requests", str(args.requests),
+                                  *(["--no-ship"] if args.no_ship else [])],
                                  env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
                                  capture_output=True, text=True, check=True)
             spent[name].append(float(out.stdout.split()[-1]))

@@ -96,10 +96,12 @@ def _spawn(argv: list[str], log: Path, **kw) -> subprocess.Popen:
                                 stderr=err, env=env, cwd=ROOT, **kw)
 
 
-def _logmesh(log: Path, *args: str, supervise: bool = False) -> subprocess.Popen:
+def _logmesh(log: Path, *args: str, supervise: bool = False,
+             nice: int | None = None) -> subprocess.Popen:
     """``supervise``: under its own supervisor (--workers starts the workers there); the
-    process group is the supervisor and its workers."""
-    return _spawn([sys.executable, "-m", "logmesh", *args,
+    process group is the supervisor and its workers. ``nice``: run at that niceness."""
+    return _spawn([*(["nice", "-n", str(nice)] if nice is not None else []),
+                   sys.executable, "-m", "logmesh", *args,
                    "--supervise" if supervise else "--no-supervise"], log, stdout=subprocess.DEVNULL)
 
 
@@ -121,13 +123,13 @@ def _http(method: str, url: str, body: str | None = None) -> int:
         return 0
 
 
-def start_mesh(kind: str, tmp: Path) -> Mesh:
+def start_mesh(kind: str, tmp: Path, logs_nice: int | None = None) -> Mesh:
     d, lp, hp, gp, sp = (free_port() for _ in range(5))
     dist = f"127.0.0.1:{d}"
     logs = tmp / "stderr"
     parts = {"distributor": _logmesh(logs / "distributor", "distributor", "--port", str(d)),
              "logs": _logmesh(logs / "logs", "logs", "--port", str(lp), "--http-port", str(hp),
-                              "--distributor", dist, "--data-dir", str(tmp / "logs"))}
+                              "--distributor", dist, "--data-dir", str(tmp / "logs"), nice=logs_nice)}
     time.sleep(0.5)  # the logs node registered first, as in `logmesh up`
     if kind == "node":
         parts["goods"], _ = _node(logs / "goods", "goods.js", str(d))
@@ -290,6 +292,9 @@ def main() -> int:
                     help="py-spy each logmesh part during each cell (its CPU counts in the cell)")
     ap.add_argument("--perf", type=Path, default=None, metavar="DIR",
                     help="perf record each part during each cell (on-CPU samples only)")
+    ap.add_argument("--logs-nice", type=int, default=None, metavar="N",
+                    help="run every mesh's logs service at niceness N (a diagnostic: how much of "
+                         "the tail with shipping on is the logs service's CPU on the same cores)")
     args = ap.parse_args()
     if shutil.which("wrk") is None or shutil.which("node") is None:
         print("needs wrk and node (make bench installs wrk)", file=sys.stderr)
@@ -308,10 +313,10 @@ def main() -> int:
             order = meshes if rnd % 2 == 0 else list(reversed(meshes))
             for kind in order:
                 try:
-                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}")
+                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}", args.logs_nice)
                 except TimeoutError as exc:  # once in ~50 starts on a quiet machine: say why, retry
                     print(f"round {rnd} {kind}: {exc}\nstarting it again", file=sys.stderr)
-                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}-again")
+                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}-again", args.logs_nice)
                 try:
                     for method in methods:  # GET first: POST grows the table GET answers
                         for c in conns:
