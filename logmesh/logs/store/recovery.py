@@ -226,7 +226,11 @@ def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
             path.unlink()
             idx_path.unlink(missing_ok=True)
             continue
-        write_atomic(idx_path, index.to_json())
+        try:
+            write_atomic(idx_path, index.to_json())
+        except OSError as exc:  # a full disk: the service still starts, reads and answers 507
+            log.error("%s: cannot write its index (%s); it stays unsealed (not compacted, not "
+                      "deleted) and is recovered again at the next start", path.name, exc)
         result.last_seq = max(result.last_seq, index.last_seq)
         log.info("recovered %s: %d events", path.name, index.count)
     result.last_seq = max(result.last_seq, parquet_highwater(data_dir, worker))

@@ -176,7 +176,10 @@ class SegmentWriter:
         self.damaged_bytes.inc(found.damaged_bytes)
         self.torn_bytes.inc(found.torn_bytes)
         last_seq = found.last_seq
-        self._save_highwater(last_seq)
+        try:
+            self._save_highwater(last_seq)
+        except OSError as exc:  # a full disk: found again from the segments; saved at the next seal
+            log.error("store: cannot save the high-water mark at start (%s)", exc)
         self._counter = layout.split_seq(last_seq)[0] + 1 if last_seq >= 0 else 1
         self.written_seq = self.durable_seq = last_seq
 
