@@ -89,6 +89,11 @@ PREFIXED_STRINGS = ("key",)  # counters and ids sharing their starts: DELTA_BYTE
 # gives it up, and the plain pages after it compress worse (book packets: 0.30 vs 0.23 CPU s
 # per million events, 3.31 vs 3.14 MB a segment)
 MESSAGE_SAMPLE = 4096
+# The read is fetched in record batches of this many rows, not DuckDB's default of a million
+# (a whole segment in one batch): each batch's buffers (~2-3 MB of messages) come from the heap
+# again and again, where a segment's ~40 MB buffers were mapped afresh each time, page faults
+# the compacting thread paid in the kernel (docs/benchmarks.md, "Compaction, seventh cut")
+FETCH_ROWS = 16384
 BLOCK = "_b"  # the block (row group) of a row, a column of the table the summaries are counted in
 
 
@@ -125,8 +130,8 @@ def read_sorted(con: duckdb.DuckDBPyConnection, relation: str, guess_in_order: b
     million events less than a temporary table (docs/benchmarks.md, "Compaction, third cut")."""
     order = f"ORDER BY {TS}, seq"
     if not guess_in_order:
-        return con.sql(f"SELECT {SELECT_LIST} FROM {relation} {order}").to_arrow_table()
-    table = con.sql(f"SELECT {SELECT_LIST} FROM {relation}").to_arrow_table()
+        return con.sql(f"SELECT {SELECT_LIST} FROM {relation} {order}").to_arrow_table(FETCH_ROWS)
+    table = con.sql(f"SELECT {SELECT_LIST} FROM {relation}").to_arrow_table(FETCH_ROWS)
     import numpy as np  # the compacting worker's, as tokens.py's
 
     ts, seq = table.column("@timestamp"), table.column("seq")
@@ -140,7 +145,7 @@ def read_sorted(con: duckdb.DuckDBPyConnection, relation: str, guess_in_order: b
         return table
     con.register("_unsorted", table)
     try:
-        return con.sql(f"SELECT * FROM _unsorted {order}").to_arrow_table()
+        return con.sql(f"SELECT * FROM _unsorted {order}").to_arrow_table(FETCH_ROWS)
     finally:
         con.unregister("_unsorted")
 

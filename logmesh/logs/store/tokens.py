@@ -274,20 +274,27 @@ def block_tokens(messages: Any, block_rows: int) -> Any:
 
     Why not SQL: DuckDB's ``regexp_extract_all`` + ``unnest`` + a hash aggregate over every
     token cost ~2.5 CPU s per million events. Here each block's text is one string
-    (:func:`block_texts`), its bytes are mapped by one ``bytes.translate`` (offsets unchanged:
-    one byte for one), and Arrow splits it at ASCII whitespace and keeps the distinct
-    tokens: ~1 s (docs/benchmarks.md, "Compaction cost"). pyarrow is imported here, not at
+    (:func:`block_texts`), its bytes are mapped by ``bytes.translate`` (one byte for one),
+    and Arrow splits it at ASCII whitespace and keeps the distinct tokens: ~1 s (docs/benchmarks.md, "Compaction cost"). pyarrow is imported here, not at
     start: only the worker that compacts pays for it."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     text = block_texts(messages, block_rows)
-    validity, offsets, data = text.buffers()
-    folded = pa.Array.from_buffers(text.type, len(text), [validity, offsets, pa.py_buffer(
-        (data.to_pybytes() if data is not None else b"").translate(_TOKEN_BYTES))],
-        text.null_count, text.offset)
+    _, offsets, data = text.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int32, count=len(text) + 1, offset=4 * text.offset)
+    whole = memoryview(data if data is not None else b"")
     parts, blks = [], []
-    for blk, words in enumerate(pc.ascii_split_whitespace(folded)):
+    for blk in range(len(text)):
+        # a block's bytes at a time (~2-3 MB), not the file's (~40 MB): below glibc's largest
+        # mmap threshold (32 MB), so the copy and its translation reuse the heap's pages instead
+        # of two fresh mappings a segment, ~20k page faults (~90k per million events: the
+        # kernel's share of compaction; docs/benchmarks.md, "Compaction, seventh cut")
+        folded = whole[ends[blk]:ends[blk + 1]].tobytes().translate(_TOKEN_BYTES)
+        one = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(
+            np.array([0, len(folded)], dtype=np.int32)), pa.py_buffer(folded)])
+        words = pc.ascii_split_whitespace(one)[0]
         if words.values is None:  # the block has no text
             continue
         toks = pc.unique(words.values)
