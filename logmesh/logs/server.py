@@ -61,6 +61,7 @@ from .sinks.cursor import unsent_by
 from .sinks.report import sink_rows
 from .store import catalogue, layout
 from .store.catalogue import owned_by
+from .store.pacing import CompactionPacing
 from .store.segment import SegmentWriter, StoreUnavailable
 from .store.streams import claim_worker
 from .web.routes import add_routes as add_web_routes
@@ -188,6 +189,9 @@ class LogsServer(Serving):
         if self.query.compactor is not None:  # a sealed segment's damaged lines count as recovery's
             self.query.compactor.on_damaged = self.writer.damaged_lines.inc
             self.query.compactor.owns = owned_by(config.worker_id, config.workers)
+            # its one due segment waits while this worker's ingest is busy (store/pacing.py)
+            self.query.compactor.defer = CompactionPacing(lambda: self.writer.appended_count,
+                                                          self.query.compactor.grace)
             if config.worker_id:
                 self.query.compactor.after_pass = None  # retention: worker 0's, once for the store
         # Health per instance (logs/health.py): every worker judges; worker 0 asks the store for

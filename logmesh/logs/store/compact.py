@@ -354,6 +354,9 @@ class Compactor:
         # them; its readable rows compacted, the original set aside): counted as recovery counts
         # a damaged line (server.py wires the writer's counter), not only logged
         self.on_damaged: Callable[[int], None] | None = None
+        # defer(due): True while the due segments may wait (ingest busy, one segment due:
+        # store/pacing.py, wired by server.py); None: each is compacted once due
+        self.defer: Callable[[list[SegmentInfo]], bool] | None = None
 
     @property
     def stats(self) -> dict[str, int | float]:
@@ -440,7 +443,10 @@ class Compactor:
         self.clean_tmp()
         done = 0
         failure = None
-        for seg in self.pending():
+        due = self.pending()
+        if due and self.defer is not None and self.defer(due):
+            return 0  # looked at again in a second (_run), or when a seal wakes the thread
+        for seg in due:
             if self._stop.is_set():
                 break
             t0, cpu0, faults0 = time.perf_counter(), time.thread_time(), thread_faults()

@@ -216,6 +216,11 @@ class SegmentWriter:
     def next_seq(self) -> int:
         return layout.make_seq(self._counter, self.worker)
 
+    @property
+    def appended_count(self) -> int:
+        """Events given seqs so far, from any thread: how busy ingest is (store/pacing.py)."""
+        return self._counter
+
     # -- appending -----------------------------------------------------------
     def reserve(self, n: int) -> range:
         """The next ``n`` sequence numbers; append their events before yielding to the loop."""
