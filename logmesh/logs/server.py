@@ -190,8 +190,9 @@ class LogsServer(Serving):
             self.query.compactor.on_damaged = self.writer.damaged_lines.inc
             self.query.compactor.owns = owned_by(config.worker_id, config.workers)
             # its one due segment waits while this worker's ingest is busy (store/pacing.py)
-            self.query.compactor.defer = CompactionPacing(lambda: self.writer.appended_count,
-                                                          self.query.compactor.grace)
+            self.query.compactor.defer = CompactionPacing(
+                lambda: self.writer.appended_count, lambda: self.writer.segments_sealed,
+                self.query.compactor.grace)
             if config.worker_id:
                 self.query.compactor.after_pass = None  # retention: worker 0's, once for the store
         # Health per instance (logs/health.py): every worker judges; worker 0 asks the store for

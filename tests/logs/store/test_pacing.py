@@ -38,9 +38,11 @@ async def sealed_segments(data: Path, n: int, sealed_at: float) -> list:
     return segs[:n]
 
 
-def pacing(appended: list[int], wall: Ticks, mono: Ticks) -> CompactionPacing:
-    return CompactionPacing(lambda: appended[0], grace=5.0, busy_rate=1_000, wait=30.0,
-                            clock=wall, monotonic=mono)
+def pacing(appended: list[int], wall: Ticks, mono: Ticks,
+           seals: list[int] | None = None) -> CompactionPacing:
+    seals = seals if seals is not None else [0]
+    return CompactionPacing(lambda: appended[0], lambda: seals[0], grace=5.0, busy_rate=1_000,
+                            wait=30.0, clock=wall, monotonic=mono)
 
 
 async def test_one_due_segment_waits_while_ingest_is_busy_and_at_most_the_wait(tmp_path: Path):
@@ -74,6 +76,21 @@ async def test_a_quiet_writer_or_a_second_due_segment_compacts_at_once(tmp_path:
     appended[0], mono.t = 100_900, 103.0  # nothing for a second: quiet
     assert pace(segs[:1]) is False
     assert pace([]) is False
+
+
+async def test_another_seal_since_the_segment_was_left_ends_the_wait(tmp_path: Path):
+    """At a high rate the next segment seals while the first waits: no longer a small backlog,
+    so it is compacted at once (with the next one), not after the whole wait."""
+    segs = await sealed_segments(tmp_path, 1, 1_000_000.0)
+    appended, wall, mono, seals = [0], Ticks(1_000_006.0), Ticks(100.0), [4]
+    pace = pacing(appended, wall, mono, seals)
+    appended[0], mono.t = 50_000, 101.0
+    assert pace(segs) is True
+    appended[0], mono.t = 100_000, 102.0
+    assert pace(segs) is True, "no seal since"
+    seals[0] = 5
+    appended[0], mono.t = 150_000, 103.0
+    assert pace(segs) is False
 
 
 async def test_a_segment_gone_meanwhile_is_not_waited_for(tmp_path: Path):
