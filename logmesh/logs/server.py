@@ -191,7 +191,7 @@ class LogsServer(Serving):
             self.query.compactor.owns = owned_by(config.worker_id, config.workers)
             # its one due segment waits while this worker's ingest is busy (store/pacing.py)
             self.query.compactor.defer = CompactionPacing(
-                lambda: self.writer.appended_count, lambda: self.writer.segments_sealed,
+                lambda: self.writer.appended_count, lambda: self.writer.last_sealed,
                 self.query.compactor.grace)
             if config.worker_id:
                 self.query.compactor.after_pass = None  # retention: worker 0's, once for the store

@@ -9,10 +9,10 @@ background for that reason and let a small backlog wait (VictoriaLogs' and Click
 parts, Loki's compactor on its own schedule); here a worker's compactor leaves its due
 segment while the worker's writer takes at least :data:`BUSY_EVENTS_PER_SECOND`, and only:
 
-* while that segment is the only one due and the writer has sealed no other since it was
-  first left (another sealed: the backlog is no longer small, and compaction goes on at once
-  as before; at issue 18's 300k events/s a segment seals well within the 5 s grace of the one
-  before, so nothing waits there), and
+* while that segment is the only one due and the last one the writer sealed (another sealed
+  after it: the backlog is no longer small, and compaction goes on at once as before; at
+  issue 18's 300k events/s a segment seals well within the 5 s grace of the one before, so
+  nothing waits there), and
 * for at most :data:`WAIT_SECONDS` after it became due (then it is compacted whatever the
   traffic: a mesh busy for longer pays compaction as before).
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from . import layout
 from .catalogue import SegmentInfo
@@ -38,17 +39,17 @@ class CompactionPacing:
     """The compactor's ``defer``: True while the due segments may wait (see above).
 
     ``appended``: how many events the writer has taken so far (``SegmentWriter.appended_count``),
-    ``sealed``: how many segments it has sealed (``segments_sealed``), both read from the
-    compactor's thread; ``grace``: the compactor's, after which a sealed segment is due.
+    ``newest``: the segment it sealed last (``last_sealed``), both read from the compactor's
+    thread; ``grace``: the compactor's, after which a sealed segment is due.
     """
 
-    def __init__(self, appended: Callable[[], int], sealed: Callable[[], int], grace: float, *,
+    def __init__(self, appended: Callable[[], int], newest: Callable[[], Path | None],
+                 grace: float, *,
                  busy_rate: float = BUSY_EVENTS_PER_SECOND, wait: float = WAIT_SECONDS,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.appended = appended
-        self.sealed = sealed
-        self._left: tuple[str, int] | None = None  # (segment left waiting, seals by then)
+        self.newest = newest
         self.grace = grace
         self.busy_rate = busy_rate
         self.wait = wait
@@ -62,11 +63,9 @@ class CompactionPacing:
         busy = self._busy()
         if len(due) != 1 or not busy:
             return False
-        seals = self.sealed()
-        if self._left is None or self._left[0] != due[0].path.name:
-            self._left = (due[0].path.name, seals)
-        elif seals > self._left[1]:
-            return False  # another segment sealed since: compacted with the next ones
+        newest = self.newest()
+        if newest is None or newest.name != due[0].path.name:
+            return False  # another segment sealed after it: compacted with the next ones
         try:  # sealed when its index was written: the compactor counts its grace from there
             sealed = due[0].path.with_name(layout.index_name(due[0].path.name)).stat().st_mtime
         except OSError:

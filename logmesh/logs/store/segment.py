@@ -157,6 +157,7 @@ class SegmentWriter:
         self.torn_bytes = counter("logmesh_recovered_torn_bytes_total",
                                   "Bytes of a last write a crash cut short (never acknowledged).")
         self.segments_sealed = 0  # not metrics; in stats
+        self.last_sealed: Path | None = None  # the segment sealed last (store/pacing.py)
         self.failures = 0
         self._saved_highwater = -1
         self.on_seal: list[Callable[[Path, SegmentIndex], None]] = []  # e.g. compaction
@@ -551,6 +552,7 @@ class SegmentWriter:
             write_atomic(self.path.with_name(layout.index_name(self.path.name)), self.index.to_json())
             self._save_highwater(self.index.last_seq)  # before compaction or retention can remove it
             self.segments_sealed += 1
+            self.last_sealed = self.path
             for hook in self.on_seal:
                 hook(self.path, self.index)
         else:

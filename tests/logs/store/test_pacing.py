@@ -38,10 +38,8 @@ async def sealed_segments(data: Path, n: int, sealed_at: float) -> list:
     return segs[:n]
 
 
-def pacing(appended: list[int], wall: Ticks, mono: Ticks,
-           seals: list[int] | None = None) -> CompactionPacing:
-    seals = seals if seals is not None else [0]
-    return CompactionPacing(lambda: appended[0], lambda: seals[0], grace=5.0, busy_rate=1_000,
+def pacing(appended: list[int], wall: Ticks, mono: Ticks, newest: list) -> CompactionPacing:
+    return CompactionPacing(lambda: appended[0], lambda: newest[0], grace=5.0, busy_rate=1_000,
                             wait=30.0, clock=wall, monotonic=mono)
 
 
@@ -49,7 +47,7 @@ async def test_one_due_segment_waits_while_ingest_is_busy_and_at_most_the_wait(t
     sealed_at = 1_000_000.0
     segs = await sealed_segments(tmp_path, 1, sealed_at)
     appended, wall, mono = [0], Ticks(sealed_at + 5), Ticks(100.0)
-    pace = pacing(appended, wall, mono)
+    pace = pacing(appended, wall, mono, [segs[0].path])
     appended[0], mono.t = 5_000, 101.0  # 5,000 events in the last second: busy
     assert pace(segs) is True and pace.rate == 5_000
     wall.t = sealed_at + 5 + 29.9
@@ -65,7 +63,7 @@ async def test_a_quiet_writer_or_a_second_due_segment_compacts_at_once(tmp_path:
     sealed_at = 1_000_000.0
     segs = await sealed_segments(tmp_path, 2, sealed_at)
     appended, wall, mono = [0], Ticks(sealed_at + 6), Ticks(100.0)
-    pace = pacing(appended, wall, mono)
+    pace = pacing(appended, wall, mono, [segs[0].path])
     appended[0], mono.t = 900, 101.0  # under the busy rate
     assert pace(segs[:1]) is False
     appended[0], mono.t = 100_900, 102.0  # busy
@@ -79,24 +77,27 @@ async def test_a_quiet_writer_or_a_second_due_segment_compacts_at_once(tmp_path:
 
 
 async def test_another_seal_since_the_segment_was_left_ends_the_wait(tmp_path: Path):
-    """At a high rate the next segment seals while the first waits: no longer a small backlog,
-    so it is compacted at once (with the next one), not after the whole wait."""
+    """At a high rate the next segment seals while the first waits (at 300k events/s, before the
+    first is even due): no longer a small backlog, so it is compacted at once (with the next
+    one), not after the whole wait."""
     segs = await sealed_segments(tmp_path, 1, 1_000_000.0)
-    appended, wall, mono, seals = [0], Ticks(1_000_006.0), Ticks(100.0), [4]
-    pace = pacing(appended, wall, mono, seals)
+    appended, wall, mono, newest = [0], Ticks(1_000_006.0), Ticks(100.0), [segs[0].path]
+    pace = pacing(appended, wall, mono, newest)
     appended[0], mono.t = 50_000, 101.0
     assert pace(segs) is True
     appended[0], mono.t = 100_000, 102.0
     assert pace(segs) is True, "no seal since"
-    seals[0] = 5
+    newest[0] = segs[0].path.with_name("w0-next.ndjson")
     appended[0], mono.t = 150_000, 103.0
+    assert pace(segs) is False
+    newest[0] = None  # nothing sealed by this writer (a segment a previous run left)
     assert pace(segs) is False
 
 
 async def test_a_segment_gone_meanwhile_is_not_waited_for(tmp_path: Path):
     segs = await sealed_segments(tmp_path, 1, 1_000_000.0)
     appended, wall, mono = [0], Ticks(1_000_010.0), Ticks(100.0)
-    pace = pacing(appended, wall, mono)
+    pace = pacing(appended, wall, mono, [segs[0].path])
     segs[0].path.with_name(layout.index_name(segs[0].path.name)).unlink()
     appended[0], mono.t = 50_000, 101.0
     assert pace(segs) is False
@@ -123,3 +124,4 @@ async def test_the_server_wires_its_writer_into_the_pacing(start_logs):
     before = compactor.defer.appended()
     server.writer.reserve(3)
     assert compactor.defer.appended() == before + 3
+    assert compactor.defer.newest() is None  # nothing sealed yet
