@@ -34,6 +34,7 @@ class Recovery:
     damaged_lines: int = 0  # lines no reader could use, moved to the quarantine directory
     damaged_bytes: int = 0
     torn_bytes: int = 0  # a last write the crash cut short (never acknowledged)
+    untouched: bool = False  # the disk refused the quarantine or the rewrite: left as it was
 
 
 def _record(line: bytes) -> tuple[int, int] | None:
@@ -87,8 +88,18 @@ def recover_segment(path: Path) -> Recovery:
         bad.append((end, data[end:]))
         result.torn_bytes = len(data) - end
     index.bytes = out
-    if bad:
-        quarantine(path, bad)
+    try:
+        if bad:
+            quarantine(path, bad)
+        if result.damaged_lines:
+            write_atomic(path, b"".join(keep))  # the intact lines, in order, nothing else
+    except OSError as exc:  # a full disk: the file is not changed, nothing counted; the service starts
+        log.error("%s: cannot set aside %d damaged line(s) and %d torn byte(s) (%s); the file "
+                  "is left as it is, unsealed, and recovered again at the next start", path.name,
+                  result.damaged_lines, result.torn_bytes, exc)
+        with open(path, "rb") as f:  # its whole lines may be in the page cache only
+            os.fsync(f.fileno())
+        return Recovery(index, untouched=True)  # index: its seqs, so none is used again
     if result.damaged_lines:
         log.error("%s: %d damaged line(s) (%d bytes) moved to %s/; %d intact event(s) kept",
                   path.name, result.damaged_lines, result.damaged_bytes, layout.QUARANTINE_DIR,
@@ -96,9 +107,7 @@ def recover_segment(path: Path) -> Recovery:
     if result.torn_bytes:
         log.warning("%s: cut %d torn byte(s) at the end (a write the crash interrupted, never "
                     "acknowledged; kept in %s/)", path.name, result.torn_bytes, layout.QUARANTINE_DIR)
-    if result.damaged_lines:
-        write_atomic(path, b"".join(keep))  # the intact lines, in order, nothing else
-    else:
+    if not result.damaged_lines:
         with open(path, "r+b") as f:
             if end != len(data):
                 f.truncate(end)
@@ -212,6 +221,9 @@ def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
                     continue
         # unsealed: the previous run ended here, maybe by a crash (or sealed, then cut short)
         found = recover_segment(path)
+        if found.untouched:
+            result.last_seq = max(result.last_seq, found.index.last_seq)
+            continue
         for key in ("damaged_lines", "damaged_bytes", "torn_bytes"):
             setattr(result, key, getattr(result, key) + getattr(found, key))
         index = found.index
