@@ -128,6 +128,16 @@ def cli(verbose: bool) -> None:
     """A microservice mesh whose log service keeps every request.
 
     Start everything with `logmesh up`, then open the printed URL.
+
+    \b
+    Exit codes:
+      0   done; a server stopped by SIGTERM or Ctrl-C; query, tail, stats whose
+          reader stopped early (`| head`)
+      1   query, tail, stats: the logs service could not be reached, or failed (5xx)
+      2   a usage error, or a request the logs service refused (4xx: a bad query)
+      3   a server could not start: its port is taken, its data directory unusable
+      78  restarting cannot help: the data directory is another process's, or
+          traffic reached no gateway (a supervisor does not restart it)
     """
     setup_logging(verbose)
 

@@ -8,6 +8,8 @@ to ``logmesh``.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import shutil
 import sys
@@ -15,9 +17,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import click
 import orjson
@@ -54,6 +56,35 @@ token_option = click.option("--token", default=None, envvar=["LOGMESH_READ_TOKEN
                             help="A read token, when the service has one (also LOGMESH_READ_TOKEN).")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="One JSON object per line instead of a table.")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reader_may_leave(command: F) -> F:
+    """A reader that stops early (``| head``) ends the command: exit 0, not a word.
+
+    It has read what it wanted; exit 1 would say the logs service could not be reached
+    (click's own handling of a closed pipe), and ``tail -f`` took the closed pipe for a
+    broken stream and followed on for ever, writing to nobody.
+    """
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BrokenPipeError:
+            _reader_gone()
+    return run  # type: ignore[return-value]
+
+
+def _reader_gone() -> NoReturn:
+    devnull = os.open(os.devnull, os.O_WRONLY)  # the interpreter's last flush must not fail again
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    sys.exit(0)
 
 
 class APIError(click.ClickException):
@@ -250,6 +281,7 @@ def _warn(answer: dict) -> None:
 @click.option("--table", "as_table", is_flag=True, help="Aligned columns (the default).")
 @url_option
 @token_option
+@reader_may_leave
 def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc: bool, as_json: bool,
           as_table: bool, url: str, token: str | None) -> None:
     """Search the logs: `logmesh query 'service.name:goods' --since 1h`.
@@ -295,6 +327,7 @@ def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc
 @json_option
 @url_option
 @token_option
+@reader_may_leave
 def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str | None) -> None:
     """Print the newest matching events; with -f, follow new ones like `tail -f`."""
     if not 0 <= lines <= 1000:
@@ -335,6 +368,8 @@ def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
             if exc.exit_code != EXIT_UNREACHABLE:
                 raise
             click.echo(f"{exc.message}; retrying in 1s", err=True)
+        except BrokenPipeError:
+            raise  # our reader left (| head), not the stream: done (reader_may_leave)
         except (OSError, ValueError) as exc:  # the stream broke: reconnect, like tail -F
             click.echo(f"stream ended ({exc}); reconnecting", err=True)
         time.sleep(1)
@@ -345,6 +380,7 @@ def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
 @json_option
 @url_option
 @token_option
+@reader_may_leave
 def stats(as_json: bool, url: str, token: str | None) -> None:
     """What the logs service holds: events, disk use, time span, per-service counts."""
     client = Client(url, token)
