@@ -164,3 +164,32 @@ async def test_the_servers_counts_see_what_a_shipper_stored(start_logs):
     stored = sorted(gateway_answers(server.query.engine, now))
     assert len(stored) == len(ADDRESSES) * len(ROUTES)
     assert sorted(counts.by_address(now)) == stored
+
+
+def test_the_median_by_bucket_is_the_median_of_every_duration():
+    """by_address merges only the buckets of the middle ranks (most of the minute's durations are
+    never sorted): its medians are those of all the durations, sorted, as quantile_cont takes
+    them, whether they are spread, repeated, 0, in one bucket, or damaged (negative or too long:
+    every duration merged then)."""
+    now = int(time.time() * 1000)
+    rng = random.Random(11)
+    shapes = {
+        "spread": lambda: round(rng.lognormvariate(2.3, 0.8), 3),
+        "repeated": lambda: rng.choice((0.5, 0.5, 1.25, 7.0)),
+        "zeros": lambda: rng.choice((0.0, 0.0, 0.0, 0.25)),
+        "one bucket": lambda: round(rng.uniform(10.0, 10.1), 3),
+        "damaged": lambda: rng.choice((round(rng.uniform(0.2, 40), 3), -3.0, 2e15)),
+    }
+    for name, draw in shapes.items():
+        for n in (1, 2, 3, 50, 2_001):
+            counts = GatewayCounts(SLOW_WINDOW_MS, NORM_WINDOW_MS)
+            stamps = sorted(rng.sample(range(now - SLOW_WINDOW_MS + 1_000, now - 1_000), n))
+            durations = [draw() for _ in stamps]
+            counts.add([event(ts, service="gateway", labels={"upstream.address": ADDRESSES[0],
+                                                               "event.duration_ms": ms})
+                        for ts, ms in zip(stamps, durations, strict=True)])
+            ordered = sorted(durations)
+            a, b = ordered[(n - 1) // 2], ordered[n // 2]
+            [answer] = counts.by_address(now)
+            assert answer.requests == n
+            assert answer.p50_ms == round(a + 0.5 * (b - a), 3), (name, n)
