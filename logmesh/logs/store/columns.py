@@ -34,17 +34,21 @@ def sql_str(text: str) -> str:
 SELECT_LIST = ", ".join(ident(n) for n, _ in COLUMNS)
 
 
-def read_ndjson_sql(path: str, trust_json: bool = False) -> str:
+MAX_OBJECT_BYTES = 16 * 1024 * 1024  # the longest line a read takes (DuckDB's buffers are as large)
+
+
+def read_ndjson_sql(path: str, trust_json: bool = False, max_object_bytes: int = MAX_OBJECT_BYTES) -> str:
     """A relation over one NDJSON file with the engine's column types.
 
     Lines whose values do not fit the types make DuckDB fail the whole read;
     callers then use :func:`read_ndjson_lenient_sql`, which never loses a line.
-    ``trust_json``: see :func:`with_request_fields`.
+    ``trust_json``: see :func:`with_request_fields`. A line longer than
+    ``max_object_bytes`` fails the read too (compact.py tries a smaller size first).
     """
     cols = "{" + ", ".join(f"{sql_str(n)}: {sql_str(t)}" for n, t in COLUMNS) + "}"
     return with_request_fields(with_syslog_labels(
         f"read_json({sql_str(path)}, columns={cols}, format='newline_delimited', "
-        "maximum_object_size=16777216)"), trust_json)
+        f"maximum_object_size={int(max_object_bytes)})"), trust_json)
 
 
 def read_ndjson_lenient_sql(path: str) -> str:
@@ -58,7 +62,7 @@ def read_ndjson_lenient_sql(path: str) -> str:
             exprs.append(f"TRY_CAST(json_extract_string(json, {path_arg}) AS {typ}) AS {ident(name)}")
     return with_request_fields(with_syslog_labels(
         f"(SELECT {', '.join(exprs)} FROM read_ndjson_objects({sql_str(path)}, "
-        "ignore_errors=true, maximum_object_size=16777216) WHERE json IS NOT NULL)"))
+        f"ignore_errors=true, maximum_object_size={MAX_OBJECT_BYTES}) WHERE json IS NOT NULL)"))
 
 
 # event.derive_syslog_labels in SQL: labels (as DuckDB writes JSON: compact) that begin with

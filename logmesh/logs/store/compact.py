@@ -94,6 +94,12 @@ MESSAGE_SAMPLE = 4096
 # again and again, where a segment's ~40 MB buffers were mapped afresh each time, page faults
 # the compacting thread paid in the kernel (docs/benchmarks.md, "Compaction, seventh cut")
 FETCH_ROWS = 16384
+# DuckDB's JSON reader sizes its buffers by maximum_object_size: buffers of 16 MB were mapped
+# afresh (faulted in) every segment, ~50k page faults per million events; of 2 MB, ~3k
+# (docs/benchmarks.md, "Compaction, seventh cut"). Twice the largest event ingest takes; a longer
+# line is read whole all the same (tests/logs/store/test_compact.py), and had DuckDB refused it,
+# the checked read of up to 16 MB a line would be taken, as for a message that is no JSON.
+READ_OBJECT_BYTES = 2 * layout.MAX_EVENT_BYTES
 BLOCK = "_b"  # the block (row group) of a row, a column of the table the summaries are counted in
 
 
@@ -240,8 +246,10 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     damaged = False
     guess = in_order(path)
     try:
-        try:  # messages taken for JSON unchecked; one that is not fails the read (columns.py)
-            table = read_sorted(con, read_ndjson_sql(path, trust_json=True), guess)
+        try:  # messages taken for JSON unchecked (buffers for lines of READ_OBJECT_BYTES); one
+            # that is no JSON fails the read, and the checked one is taken
+            table = read_sorted(con, read_ndjson_sql(path, trust_json=True, max_object_bytes=READ_OBJECT_BYTES),
+                                guess)
         except duckdb.Error:
             table = read_sorted(con, read_ndjson_sql(path), guess)
     except duckdb.Error as exc:

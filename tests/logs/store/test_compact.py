@@ -537,6 +537,28 @@ def test_messages_taken_for_json_unchecked_give_what_the_checked_read_gives(tmp_
     assert not (tmp_path / layout.QUARANTINE_DIR).exists()
 
 
+@pytest.mark.parametrize("long", ['{"uri":"/goods","method":"POST","params":{"description":"%s","key":7}}',
+                                  "plain text %s"], ids=["packet", "text"])
+def test_a_line_longer_than_the_first_reads_objects_is_compacted_whole(tmp_path, long):
+    """Compaction's read sizes DuckDB's buffers for lines of compact.READ_OBJECT_BYTES (fewer page
+    faults than 16 MB buffers); a longer line is still read whole, with the values the read of
+    16 MB lines gives (and, were it refused, the checked read would be taken, as for a message
+    that is no JSON): every row in the file, nothing set aside as damaged."""
+    text = long % ("x" * (compact.READ_OBJECT_BYTES + 1000))
+    texts = PACKETS[:3] + [text] + PACKETS[3:]
+    seg = packet_segment(tmp_path, texts)
+    con = duckdb.connect()
+    want = con.execute(f"SELECT {SELECT_LIST} FROM {read_ndjson_sql(str(seg.path))} ORDER BY seq").fetchall()
+    small = f"{read_ndjson_sql(str(seg.path), True, compact.READ_OBJECT_BYTES)}"
+    assert con.execute(f"SELECT {SELECT_LIST} FROM {small} ORDER BY seq").fetchall() == want
+    index = compact_segment(new_connection(), seg, tmp_path / layout.PARQUET_DIR)
+    final = tmp_path / layout.PARQUET_DIR / layout.parquet_name(seg.path.name)
+    assert index["rows"] == len(texts)
+    assert con.execute(f"SELECT * FROM read_parquet('{final}') ORDER BY seq").fetchall() == want
+    assert any(r[COLUMNS.index(("message", "VARCHAR"))] == text for r in want)
+    assert not (tmp_path / layout.QUARANTINE_DIR).exists()
+
+
 def test_bounded_pages_keep_every_value_and_add_a_page_index(big_segment, tmp_path):
     """write_parquet(page_rows=N), which bench/rare_word_pages.py measures a page reader on:
     the same values as the default write, and an offset index for every column chunk (the
