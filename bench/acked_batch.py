@@ -13,6 +13,11 @@ every checkout once, in turn, in a fresh process (``python`` in that checkout, s
 ``logmesh`` is imported); the figure is the best of three passes in a round, the report the
 median of the rounds.
 
+``--monitor`` measures the health monitor's question to the gateway counts every 5 s
+(``GatewayCounts.by_address``: requests, timeouts and the exact median per address and route)
+over a minute of access logs at ``--rate`` a second, durations spread as POSTs' (log-normal
+around 10 ms, to the µs) or GETs' (0.3-2 ms): it runs in the logs service's event loop.
+
 ``--whole`` measures instead what a pair of batches (gateway, goods) costs from the frame's bytes
 to its ack: ``data_received`` (framing, the envelope, ``_batch``), the store's writer and
 flusher (its I/O thread included: ``process_time`` counts every thread) and the ack, acks
@@ -146,6 +151,55 @@ print(json.dumps({f: asyncio.run(measure(f)) for f in ("off", "batch")}))
 """
 
 
+MONITOR = r"""
+import json, random, sys, time
+from logmesh.logs.event import Event
+from logmesh.logs.gateway_counts import GatewayCounts
+
+rate, shape = int(sys.argv[1]), sys.argv[2]
+rng = random.Random(1)
+now = int(time.time() * 1000)
+events = [Event(timestamp=now - 60_000 + s * 1000 + i * 1000 // rate, service_name="gateway",
+                method="POST", path="/goods", status=200,
+                labels={"upstream.address": "127.0.0.1:9010", "event.duration_ms":
+                        round(rng.lognormvariate(2.3, 0.8), 3) if shape == "post"
+                        else round(rng.uniform(0.3, 2.0), 3)})
+          for s in range(60) for i in range(rate)]
+counts = GatewayCounts(60_000, 3_600_000)
+for k in range(0, len(events), 1000):
+    counts.add(events[k:k + 1000])
+best = None
+for _ in range(5):
+    t0 = time.process_time()
+    counts.by_address(now)
+    spent = time.process_time() - t0
+    best = spent if best is None else min(best, spent)
+print(json.dumps({"by_address": best}))
+"""
+
+
+def monitor(codes: list[Path], rounds: int, rate: int) -> dict:
+    """``--monitor``: ms of CPU per by_address over a minute at ``rate``, per duration shape."""
+    per: dict[Path, list[dict]] = {c: [] for c in codes}
+    for rnd in range(rounds):
+        for code in codes if rnd % 2 == 0 else list(reversed(codes)):
+            r = {}
+            for shape in ("post", "get"):
+                out = subprocess.run([sys.executable, "-c", MONITOR, str(rate), shape], cwd=code,
+                                     capture_output=True, text=True, check=True).stdout
+                r[shape] = 1e3 * json.loads(out)["by_address"]
+            per[code].append(r)
+            print(f"round {rnd} {code}: by_address over a minute of {rate:,} access logs a "
+                  f"second: POST-like durations {r['post']:.1f} ms, GET-like {r['get']:.1f} ms",
+                  flush=True)
+    print()
+    for code, rs in per.items():
+        print(f"{code}: median ms per by_address: POST-like "
+              f"{statistics.median(r['post'] for r in rs):.1f}, GET-like "
+              f"{statistics.median(r['get'] for r in rs):.1f}")
+    return {str(c): rs for c, rs in per.items()}
+
+
 def run(code: Path, batches: int, events: int | None = None) -> dict:
     argv = [CHILD, str(batches)] if events is None else [WHOLE, str(batches), str(events)]
     out = subprocess.run([sys.executable, "-c", *argv], cwd=code,
@@ -180,8 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--whole", action="store_true",
                     help="from the frame's bytes to its ack, through the store (see above)")
     ap.add_argument("--events", type=int, default=175, help="events a batch, with --whole")
+    ap.add_argument("--monitor", action="store_true",
+                    help="the health monitor's by_address over a minute of access logs (see above)")
+    ap.add_argument("--rate", type=int, default=5000, help="access logs a second, with --monitor")
     args = ap.parse_args(argv)
     codes = args.code or [Path(__file__).resolve().parent.parent]
+    if args.monitor:
+        result = monitor(codes, args.rounds, args.rate)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+        return 0
     if args.whole:
         result = whole(codes, args.rounds, args.batches, args.events)
         if args.json:

@@ -81,6 +81,10 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                         "(fsync off and batch, 60 events a batch): the cost per batch and fsync.",
          [PY, "bench/acked_batch.py", "--whole", "--events", "60", "--batches", "50" if quick else "100",
           "--rounds", "1" if quick else "3", "--json", str(OUT / "acked_whole.json")]),
+        ("gateway_monitor", "The health monitor's question to the gateway counts every 5 s (in "
+                            "the logs service's loop): a minute of 5,000 access logs a second.",
+         [PY, "bench/acked_batch.py", "--monitor", "--rate", "5000", "--rounds", "1" if quick else "3",
+          "--json", str(OUT / "gateway_monitor.json")]),
         ("query", "Queries over a generated store beside grep over the same events as NDJSON.",
          [PY, "bench/query.py", *(["--events", "1000000", "--runs", "3"] if quick else []),
           "--json", str(OUT / "query.json")]),
