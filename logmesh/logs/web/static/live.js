@@ -2,7 +2,7 @@
 // reader scrolls away. Read with fetch, not EventSource, so it carries the bearer token and an
 // error answer (400 for a bad query) can be read; it reconnects by itself.
 
-import { setState } from "./actions.js";
+import { runner, setState } from "./actions.js";
 import { authHeaders } from "./api.js";
 import { $, h } from "./dom.js";
 import { askToken } from "./errors.js";
@@ -18,14 +18,20 @@ const RESUME_LAST = 500; // a stream after a broken one first sends the newest t
 const RESUME_SLACK_MS = 2000; // of those, the ones that reached the service since the break (less this)
 const AWAY_PX = 40; // scrolled further from the top than this: paused
 const NEAR_END_PX = 400; // this close to the end of the rows: load older ones
+// Events held while paused: the newest this many (up to twice as many between trims); held
+// back more, the return to the top searches again instead of drawing them (the table keeps
+// at most 3000 rows while live anyway). Unbounded, a tab left scrolled down under traffic
+// kept the whole stream in its heap.
+const MAX_HELD = 1000;
 
-const live = { ctl: null, q: null, paused: false, buffer: [], status: "" };
+// buffer: the events held while paused; came: how many arrived then, held or not
+const live = { ctl: null, q: null, paused: false, buffer: [], came: 0, status: "" };
 
 /** Stream when the state asks for it (and only its query), else stop. */
 export function startLive() {
   const want = state.live && state.view === "logs";
   if (live.ctl && (!want || live.q !== state.q)) stopLive();
-  if (!want) { live.buffer = []; renderLiveBar(); return; }
+  if (!want) { live.buffer = []; live.came = 0; renderLiveBar(); return; }
   if (live.ctl) return;
   live.q = state.q;
   live.ctl = new AbortController();
@@ -105,8 +111,14 @@ function onTailData(text, since) {
   try { ev = JSON.parse(text); } catch { return; }
   if (!ev || typeof ev !== "object" || Array.isArray(ev)) return;
   if (since != null && !(Number(ev.received_at) >= since)) return; // from before the break
-  if (live.paused) live.buffer.push(ev); else addLive([ev]);
+  if (live.paused) hold(ev); else addLive([ev]);
   renderLiveBar();
+}
+
+function hold(ev) {
+  live.came += 1;
+  live.buffer.push(ev);
+  if (live.buffer.length >= 2 * MAX_HELD) live.buffer = live.buffer.slice(-MAX_HELD);
 }
 
 function addLive(events) {
@@ -124,7 +136,7 @@ function renderLiveBar() {
   bar.hidden = false;
   bar.classList.toggle("paused", live.paused);
   if (live.paused) {
-    bar.replaceChildren(h("span", null, h("i", { class: "pulse off" }), `Live tail paused while you scroll · ${fmtNum(live.buffer.length)} new`),
+    bar.replaceChildren(h("span", null, h("i", { class: "pulse off" }), `Live tail paused while you scroll · ${fmtNum(live.came)} new`),
       h("button", { type: "button", onclick: () => { $("results").scrollTop = 0; } }, "Back to the newest"));
   } else {
     bar.replaceChildren(h("span", null, h("i", { class: "pulse" }), `Live tail: ${live.status}`));
@@ -137,6 +149,10 @@ function onScroll() {
   if (res.scrollHeight - res.scrollTop - res.clientHeight < NEAR_END_PX) loadMore();
   if (away === live.paused) return;
   live.paused = away;
-  if (!away && live.buffer.length) { const buf = live.buffer; live.buffer = []; addLive(buf); }
+  if (!away && live.came) {
+    const buf = live.buffer, all = buf.length === live.came;
+    live.buffer = []; live.came = 0;
+    if (all) addLive(buf); else runner.run(false); // more came than were held: the newest, searched
+  }
   renderLiveBar();
 }
