@@ -92,6 +92,9 @@ def steps(quick: bool) -> list[tuple[str, str, list[str]]]:
                       "(before the rare path's two reads) in alternating fresh processes, and the scans.",
          [PY, "bench/rare_word_layout.py", "--baseline", "aa0708b", "--dir", "/tmp/logmesh-bench-query",
           "--rounds", "1" if quick else "4", "--scans", "--frequent", "--json", str(OUT / "rare_word.json")]),
+        ("rare_word_profile", "A rare word's wall time against its CPU: the query's thread and the "
+                              "reading threads, cores busy (query's store).",
+         [PY, "bench/rare_word_profile.py", "--dir", "/tmp/logmesh-bench-query", "--runs", "5" if quick else "15"]),
         ("red_cost", "What the RED summary adds to compaction: one of query's segments compacted "
                      "with and without it, alternating.",
          [PY, "bench/red_summary_cost.py", "--rounds", "1" if quick else "3", "--json", str(OUT / "red_cost.json")]),
