@@ -6,7 +6,8 @@ set (numpy), then searched for the needle folded the same way. The search is lib
 ``memmem`` through ctypes where there is one: ~0.2 ms over a 16,384-row group's 1.4 MB of
 messages against ~0.55 for ``bytearray.find``, and ctypes lets go of the GIL during the
 call, so the other reading thread and the query's own run meanwhile
-(docs/benchmarks.md, "Rare word, seventh pass"). ``bytearray.find`` where there is none.
+(docs/benchmarks.md, "Rare word, seventh pass"). ``bytearray.find`` where there is none,
+and past a word's first MEMMEM_PLACES places.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def _memmem() -> Any:
 
 
 MEMMEM = _memmem()  # None: bytearray.find
+MEMMEM_PLACES = 8  # places found by memmem, then by bytearray.find: a ctypes call costs ~1-2 us,
+# more than find's between a frequent word's close places (newest 100 of 'goods' over an hour:
+# 1.15-1.3x the CPU with memmem for all of its up to 2,049 places a group)
 _local = threading.local()
 
 
@@ -58,7 +62,7 @@ class Haystack:
         at: list[int] = []
         i, size, n = 0, self.size, len(needle)
         while True:
-            if MEMMEM is not None:
+            if MEMMEM is not None and len(at) < MEMMEM_PLACES:
                 p = MEMMEM(self.base + i, size - i, needle, n) if size - i >= n else None
                 j = -1 if p is None else p - self.base
             else:

@@ -249,15 +249,16 @@ def test_the_byte_search_finds_every_place_of_a_word():
         hay.fill_folded(b"--" + text + b"--", 2, 2 + len(text))
         folded = bytes(b | 0x20 for b in text)
         want = [i for i in range(len(folded)) if folded.startswith(needle, i)]
-        memmem = byte_search.MEMMEM
+        memmem, places = byte_search.MEMMEM, byte_search.MEMMEM_PLACES
         try:
             for byte_search.MEMMEM in (memmem, None):
-                assert hay.find_all(needle, len(text)) == want
-                assert hay.find_all(needle, len(want)) == want
-                if want:
-                    assert hay.find_all(needle, len(want) - 1) is None
+                for byte_search.MEMMEM_PLACES in (places, 2):  # then bytearray.find
+                    assert hay.find_all(needle, len(text)) == want
+                    assert hay.find_all(needle, len(want)) == want
+                    if want:
+                        assert hay.find_all(needle, len(want) - 1) is None
         finally:
-            byte_search.MEMMEM = memmem
+            byte_search.MEMMEM, byte_search.MEMMEM_PLACES = memmem, places
 
 
 async def test_a_rare_words_matches_are_fetched_in_their_scans_task(store, monkeypatch):
