@@ -60,7 +60,10 @@ def measure(code: Path, data: Path, port: int, runs: int) -> dict:
             for i in range(runs + 1):
                 t0 = time.perf_counter()
                 con.request("GET", "/api/v1/search?" + query)
-                body = json.loads(con.getresponse().read())
+                resp = con.getresponse()
+                body = json.loads(resp.read())
+                if resp.status != 200:  # a query timeout (503) on a loaded machine, say
+                    raise SystemExit(f"{code}: {word!r} answered {resp.status}: {body}")
                 if i:  # the first warms up
                     wall.append((time.perf_counter() - t0) * 1000)
                     took.append(body["took_ms"])

@@ -329,12 +329,17 @@ def on_files(db: DuckDB, tasks: Iterable[tuple[ParquetFile, Any]],
 
 def scan_wave(db: DuckDB, wave: list[Group], need: Need,
               check: Callable[[pa.Array], pa.Array] | None, eager: Eager | None = None) -> list[Scanned]:
-    """Step 1 of each file's groups of the wave, GROUPS_PER_TASK a call."""
-    by_file: dict[int, tuple[ParquetFile, list[int]]] = {}
-    for g in wave:
-        by_file.setdefault(id(g.pf), (g.pf, []))[1].append(g.index)
-    per = GROUPS_PER_TASK if len(wave) >= 4 * READ_THREADS * GROUPS_PER_TASK else 1  # few: even threads
-    tasks = [(pf, sorted(ix)[i:i + per]) for pf, ix in by_file.values() for i in range(0, len(ix), per)]
+    """Step 1 of each file's groups of the wave, GROUPS_PER_TASK a call; one a call while
+    ``eager`` may fetch in the task (a scan and a fetch are ~6 ms a group: a wave's last
+    long task would keep one thread busy while the other waits), newest first."""
+    if eager is not None and eager.left > 0 or len(wave) < 4 * READ_THREADS * GROUPS_PER_TASK:
+        tasks = [(g.pf, [g.index]) for g in wave]  # few, or fetched too: even threads
+    else:
+        by_file: dict[int, tuple[ParquetFile, list[int]]] = {}
+        for g in wave:
+            by_file.setdefault(id(g.pf), (g.pf, []))[1].append(g.index)
+        per = GROUPS_PER_TASK
+        tasks = [(pf, sorted(ix)[i:i + per]) for pf, ix in by_file.values() for i in range(0, len(ix), per)]
     return on_files(db, tasks, lambda pf, ix: scan(pf, ix, need, check, eager))
 
 
