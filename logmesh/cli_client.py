@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -28,6 +29,7 @@ DEFAULT_URL = "http://127.0.0.1:9041"
 EXIT_UNREACHABLE = 1
 EXIT_BAD_REQUEST = 2
 PAGE = 10_000  # the API's largest page
+MAX_TAIL_LAST = 1_000  # the tail's largest `last`
 
 
 
@@ -130,9 +132,12 @@ class Client:
         with self._request(path, params) as resp:
             return orjson.loads(resp.read())
 
-    def stream(self, path: str, **params: Any) -> Iterator[dict]:
-        """The events of a Server-Sent Events stream, as they come."""
+    def stream(self, path: str, on_open: Callable[[Any], None] | None = None,
+               **params: Any) -> Iterator[dict]:
+        """The events of a Server-Sent Events stream, as they come (``on_open``: its answer)."""
         with self._request(path, params, accept="text/event-stream", timeout=3600) as resp:
+            if on_open is not None:
+                on_open(resp)
             data: list[bytes] = []
             for raw in resp:
                 line = raw.rstrip(b"\r\n")
@@ -344,13 +349,23 @@ def tail(q: str, follow: bool, lines: int, as_json: bool, url: str, token: str |
 
 
 def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
+    """A new stream starts at the events stored after it opens: after a broken one it also
+    asks for the newest (``last``) and prints those stored since the broken one opened (by the
+    service's clock, its Date header) that it has not printed; else what was stored while the
+    stream was down (a restart of the service) was never printed."""
     header = True
     last = lines
     seen: set[int] = set()
+    opened: list[int | None] = []  # the service's time (ms) when each stream opened
+    since: int | None = None
     while True:
         try:
             batch: list[dict] = []
-            for ev in client.stream("/api/v1/tail", q=q, last=last):
+            on_open = lambda resp: opened.append(_served_ms(resp.headers.get("Date")))  # noqa: E731
+            for ev in client.stream("/api/v1/tail", on_open, q=q, last=last):
+                if since is not None and not (isinstance(ev.get("received_at"), int)
+                                              and ev["received_at"] >= since):
+                    continue  # from before the broken stream opened
                 seq = ev.get("seq")
                 if isinstance(seq, int):
                     if seq in seen:
@@ -373,7 +388,17 @@ def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
         except (OSError, ValueError) as exc:  # the stream broke: reconnect, like tail -F
             click.echo(f"stream ended ({exc}); reconnecting", err=True)
         time.sleep(1)
-        last = 0
+        if opened:  # else the first stream never opened: ask again for the newest `lines`
+            since, last = opened[-1], MAX_TAIL_LAST
+            if since is None:  # no Date header: only what comes from now on
+                last = 0
+
+
+def _served_ms(date: str | None) -> int | None:
+    try:
+        return int(parsedate_to_datetime(date).timestamp() * 1000) if date else None
+    except (TypeError, ValueError):
+        return None
 
 
 @click.command()
