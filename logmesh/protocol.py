@@ -268,6 +268,9 @@ def parse_nodes(items: Any) -> list[Node]:
     It is whatever JSON the distributor relays (the book's Node distributor
     checks nothing), so an entry without a usable port is left out here rather
     than raising in each reader; a missing host is this machine, as in the book.
+    An instance listed twice (the book's distributor keys by connection: a quick
+    restart, a second registration) is one node, its later entry: the gateway
+    weighed it twice, the mesh view drew it twice.
     """
     nodes: list[Node] = []
     for item in items if isinstance(items, list) else []:
@@ -282,4 +285,5 @@ def parse_nodes(items: Any) -> list[Node]:
         nodes.append(Node(name=str(item.get("name") or ""), host=str(item.get("host") or "127.0.0.1"),
                           port=port, urls=tuple(u for u in urls if isinstance(u, str))
                           if isinstance(urls, list) else ()))
-    return nodes
+    latest = {(n.host, n.port): n for n in nodes}
+    return list(latest.values()) if len(latest) < len(nodes) else nodes

@@ -229,9 +229,7 @@ class Gateway(CountedPart, Serving):
             wanted.add(node.addr)
             names[node.addr] = node.name
             for url in node.urls:
-                addrs = routes.setdefault(url, [])
-                if node.addr not in addrs:  # listed twice (the book's distributor may): once
-                    addrs.append(node.addr)
+                routes.setdefault(url, []).append(node.addr)
                 self.served[url] = node.name
         for addr in wanted - self.clients.keys():
             client = ReconnectingClient(*addr, name=f"gateway->{addr[0]}:{addr[1]}",

@@ -102,3 +102,28 @@ def test_behind_the_book_distributor_a_twice_listed_instance_is_routed_to_once(p
     assert len(goods) == 3, f"the book's distributor lists A twice (as the book does): {goods}"
     assert to_a + to_b == ROUNDS
     assert abs(to_a - to_b) <= 2, f"A listed twice got {to_a} requests, B {to_b}"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="the book's distributor is Node.js")
+def test_the_mesh_view_shows_a_twice_listed_instance_once(procs, tmp_path):
+    dport = free_port()
+    book = procs.start_script("book-distributor", [shutil.which("node") or "node",
+                                                   str(DISTRIBUTOR_JS), str(dport)])
+    book.wait_line("distributor listening")
+    _, _, http_port = procs.logs(tmp_path / "logs", distributor=dport)
+    _, goods_port = procs.service("goods", dport, tmp_path / "svc", "--no-ship")
+    twice = register_again(dport, goods_port)
+    try:
+        def goods_nodes() -> list | None:
+            nodes = get_json(f"http://{HOST}:{http_port}/api/v1/mesh")["nodes"]
+            return [n for n in nodes if n["name"] == "goods"] or None
+
+        # the book's distributor lists goods twice; its second entry has reached the logs service once a later node is listed after it
+        procs.service("members", dport, tmp_path / "svc2", "--no-ship")
+        wait_for(lambda: any(n["name"] == "members" for n in
+                             get_json(f"http://{HOST}:{http_port}/api/v1/mesh")["nodes"]), 30,
+                 "members in the mesh view")
+        goods = goods_nodes()
+        assert goods is not None and len(goods) == 1, f"one row per instance: {goods}"
+    finally:
+        twice.close()
