@@ -346,9 +346,10 @@ async def test_a_503_route_keeps_its_name_on_the_latency_histogram(mesh, http):
     assert sample(text, "logmesh_gateway_no_instance_total") == 1
 
 
-def test_an_access_logs_fields_are_the_same_whichever_way_they_are_built():
-    """A reply's int errorcode takes the one-display path (gateway._account); any other
-    errorcode, or no upstream, the general one: the same keys in the same order."""
+def test_an_access_logs_fields_keep_their_order_and_levels_whatever_the_errorcode():
+    """The access log's fields in one order (what the logs service stores), whatever the
+    reply's errorcode (an int, a float, a bool, a string) or with no upstream; its level from
+    the outcome."""
     from logmesh.mesh.gateway import Exchange
     from logmesh.mesh.http_protocol import HttpRequest
 
