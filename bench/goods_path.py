@@ -14,6 +14,8 @@ reply of the turn was written. ``--group 1`` is a commit per POST, the cost of a
 Each packet goes to a real Shipper's queue first, as in the mesh with shipping on (not sent:
 what the pump would have taken is dropped every 2,000 events); ``--no-ship`` leaves the shipper
 out, the path of ``logmesh service --no-ship`` (the difference is goods' shipping's share).
+``--commit-times`` also times each group's commit (wall, its WAL checkpoint included when it
+runs one): what a commit stops goods' event loop for, and how often it stops it over 1 ms.
 """
 
 from __future__ import annotations
@@ -54,6 +56,29 @@ class MemoryConnection:
 
     def flush(self) -> None:
         pass
+
+
+def _time_commits() -> list[float]:
+    """Wrap the store's commit with a clock; the list fills with each commit's wall seconds."""
+    from logmesh.examples.resource import ResourceStore
+
+    took: list[float] = []
+    commit = ResourceStore._commit
+
+    def timed(self) -> None:
+        t0 = time.perf_counter()
+        commit(self)
+        took.append(time.perf_counter() - t0)
+
+    ResourceStore._commit = timed  # type: ignore[method-assign]
+    return took
+
+
+def commit_summary(took: list[float]) -> str:
+    s = sorted(took)
+    at = lambda q: s[min(len(s) - 1, int(len(s) * q))] * 1e3  # noqa: E731
+    return (f"{len(s)} commits: p50 {at(0.5):.3f} p99 {at(0.99):.3f} p99.9 {at(0.999):.2f} max "
+            f"{s[-1] * 1e3:.1f} ms, {sum(t > 1e-3 for t in s)} over 1 ms, {sum(s):.2f} s in all")
 
 
 async def run(group: int, requests: int, ship: bool = True) -> float:
@@ -106,12 +131,17 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-ship", action="store_true", help="no shipper: the path without "
                     "queueing each request packet")
+    ap.add_argument("--commit-times", action="store_true", help="time each commit too (wall)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child's single run
     args = ap.parse_args()
     if args.one:
         import uvloop
 
-        print(uvloop.run(run(args.group, args.requests, not args.no_ship)))
+        took = _time_commits() if args.commit_times else None
+        us = uvloop.run(run(args.group, args.requests, not args.no_ship))
+        if took is not None:
+            print(commit_summary(took))
+        print(us)
         return 0
     trees = [("this", ROOT)] + ([("other", args.code.resolve())] if args.code else [])
     spent: dict[str, list[float]] = {name: [] for name, _ in trees}
@@ -119,11 +149,13 @@ def main() -> int:
         for name, tree in trees if rnd % 2 == 0 else trees[::-1]:
             out = subprocess.run([sys.executable, __file__, "--one", "--group", str(args.group),
                                   "--requests", str(args.requests),
-                                  *(["--no-ship"] if args.no_ship else [])],
+                                  *(["--no-ship"] if args.no_ship else []),
+                                  *(["--commit-times"] if args.commit_times else [])],
                                  env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
                                  capture_output=True, text=True, check=True)
             spent[name].append(float(out.stdout.split()[-1]))
-            print(f"round {rnd} {name:5} {spent[name][-1]:6.2f} µs CPU a POST", flush=True)
+            commits = out.stdout.splitlines()[-2] if args.commit_times else ""
+            print(f"round {rnd} {name:5} {spent[name][-1]:6.2f} µs CPU a POST {commits}", flush=True)
     print(f"\n{args.requests} POSTs, {args.group} a commit, median of {args.rounds} round(s):")
     for name, v in spent.items():
         print(f"  {name:5} {statistics.median(v):6.2f} µs ({min(v):.2f}-{max(v):.2f})")
