@@ -9,6 +9,7 @@ to ``logmesh``.
 from __future__ import annotations
 
 import functools
+import http.client
 import os
 import re
 import shutil
@@ -129,8 +130,18 @@ class Client:
         return APIError(message, EXIT_BAD_REQUEST if 400 <= exc.code < 500 else EXIT_UNREACHABLE)
 
     def get(self, path: str, **params: Any) -> Any:
+        """The answer's JSON; an answer cut, hung or not the API's JSON is an APIError (it was a
+        traceback)."""
         with self._request(path, params) as resp:
-            return orjson.loads(resp.read())
+            try:
+                return orjson.loads(resp.read())
+            except (OSError, http.client.HTTPException) as exc:
+                raise APIError(f"the logs service at {self.url} stopped answering ({exc!r}); "
+                               "try again", EXIT_UNREACHABLE) from None
+            except orjson.JSONDecodeError:
+                raise APIError(f"{self.url} answered {resp.headers.get('Content-Type') or 'something'}"
+                               ", not the logs API's JSON: is --url the logs service's HTTP "
+                               "address?", EXIT_UNREACHABLE) from None
 
     def stream(self, path: str, on_open: Callable[[Any], None] | None = None,
                **params: Any) -> Iterator[dict]:
@@ -385,7 +396,7 @@ def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
             click.echo(f"{exc.message}; retrying in 1s", err=True)
         except BrokenPipeError:
             raise  # our reader left (| head), not the stream: done (reader_may_leave)
-        except (OSError, ValueError) as exc:  # the stream broke: reconnect, like tail -F
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # the stream broke: reconnect, like tail -F
             click.echo(f"stream ended ({exc}); reconnecting", err=True)
         time.sleep(1)
         if opened:  # else the first stream never opened: ask again for the newest `lines`

@@ -82,34 +82,38 @@ def spread(procs, tmp_path, dist_port: int, dist_host_seen: str) -> tuple[int, i
         twice.close()
 
 
-def test_an_instance_registered_twice_is_listed_once_and_routed_to_once(procs, tmp_path):
-    _, dist = procs.distributor()
-    to_a, to_b, listed = spread(procs, tmp_path, dist, HOST)
+NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None,
+                                reason="the book's distributor is Node.js")
+
+
+def book_distributor(procs) -> int:
+    """The book's Node distributor on a free port."""
+    port = free_port()
+    book = procs.start_script("book-distributor", [shutil.which("node") or "node",
+                                                   str(DISTRIBUTOR_JS), str(port)])
+    book.wait_line("distributor listening")
+    return port
+
+
+def ours(procs) -> int:
+    return procs.distributor()[1]
+
+
+@pytest.mark.parametrize("distributor, entries", [
+    (ours, 2),  # one entry per instance (host:port)
+    pytest.param(book_distributor, 3, marks=NEEDS_NODE),  # it lists A twice, as the book does
+], ids=["logmesh-distributor", "book-distributor"])
+def test_an_instance_registered_twice_is_routed_to_once(procs, tmp_path, distributor, entries):
+    to_a, to_b, listed = spread(procs, tmp_path, distributor(procs), HOST)
     goods = [n for n in listed if n["name"] == "goods"]
-    assert len(goods) == 2, f"one entry per instance (host:port): {goods}"
+    assert len(goods) == entries, goods
     assert to_a + to_b == ROUNDS
     assert abs(to_a - to_b) <= 2, f"A registered twice got {to_a} requests, B {to_b}"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="the book's distributor is Node.js")
-def test_behind_the_book_distributor_a_twice_listed_instance_is_routed_to_once(procs, tmp_path):
-    dport = free_port()
-    book = procs.start_script("book-distributor", [shutil.which("node") or "node",
-                                                   str(DISTRIBUTOR_JS), str(dport)])
-    book.wait_line("distributor listening")
-    to_a, to_b, listed = spread(procs, tmp_path, dport, HOST)
-    goods = [n for n in listed if n["name"] == "goods"]
-    assert len(goods) == 3, f"the book's distributor lists A twice (as the book does): {goods}"
-    assert to_a + to_b == ROUNDS
-    assert abs(to_a - to_b) <= 2, f"A listed twice got {to_a} requests, B {to_b}"
-
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="the book's distributor is Node.js")
+@NEEDS_NODE
 def test_the_mesh_view_shows_a_twice_listed_instance_once(procs, tmp_path):
-    dport = free_port()
-    book = procs.start_script("book-distributor", [shutil.which("node") or "node",
-                                                   str(DISTRIBUTOR_JS), str(dport)])
-    book.wait_line("distributor listening")
+    dport = book_distributor(procs)
     _, _, http_port = procs.logs(tmp_path / "logs", distributor=dport)
     _, goods_port = procs.service("goods", dport, tmp_path / "svc", "--no-ship")
     twice = register_again(dport, goods_port)

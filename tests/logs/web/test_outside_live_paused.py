@@ -13,12 +13,11 @@ not a time, so the machine's load does not change the outcome.
 
 from __future__ import annotations
 
-import json
 import urllib.parse
-import urllib.request
 import uuid
 
 from tests.logs.web.conftest import BROWSER, http
+from tests.logs.web.test_outside_live_restart import post
 from tests.support.procs import HOST, Procs, wait_for
 
 pytestmark = BROWSER
@@ -27,14 +26,6 @@ SEED = 150  # rows enough to scroll the table away from the top
 COMING = 12_000  # events that arrive while paused
 MESSAGE = 2_000  # characters each: ~24 MB of messages in all
 HELD_MB = 12  # the page's heap may grow this much while paused (it held them all: ~30 MB more)
-
-
-def post(ui: str, lines: list[dict]) -> None:
-    body = "\n".join(json.dumps(e) for e in lines).encode()
-    req = urllib.request.Request(f"{ui}/api/v1/logs", data=body, method="POST",
-                                 headers={"Content-Type": "application/x-ndjson"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        assert r.status == 200
 
 
 def stored(ui: str, q: str) -> int:

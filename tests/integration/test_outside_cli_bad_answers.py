@@ -1,0 +1,63 @@
+"""``logmesh query`` and ``stats`` against an HTTP server that answers badly, tried from outside.
+
+Found by hand: a logs service that hung after its answer's headers (60 s later), one that
+closed its connection in the middle of the body, and an ``--url`` that named some other
+HTTP server answering 200 with a page of HTML each ended in a Python traceback (TimeoutError,
+IncompleteRead, JSONDecodeError). Each is now a sentence naming the address, exit 1 (the
+logs service could not be read: ``logmesh --help``'s exit codes).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tests.support.procs import HOST
+
+pytestmark = pytest.mark.slow  # real processes
+
+ANSWERS = {
+    "cut": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+           b'{"events": [',
+    "html": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 27\r\n\r\n"
+            b"<html><body>hi</body></html>"[:27],
+}
+
+
+class BadServer:
+    """Answers every request with ``answer`` and closes the connection."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.server = socket.create_server((HOST, 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self.answer)
+
+
+@pytest.mark.parametrize("answer", sorted(ANSWERS))
+@pytest.mark.parametrize("command", [["query", "x"], ["stats"]], ids=["query", "stats"])
+def test_a_bad_answer_is_a_sentence_and_exit_1(answer, command):
+    server = BadServer(ANSWERS[answer])
+    try:
+        done = subprocess.run([sys.executable, "-m", "logmesh", *command, "--url",
+                               f"http://{HOST}:{server.port}"], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+    finally:
+        server.server.close()
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"{HOST}:{server.port}" in done.stderr, done.stderr
