@@ -21,6 +21,11 @@ from .metrics import Metrics, number, value
 from .security import DEFAULT_HTTP_IDLE_TIMEOUT, Access, Limits, bearer_token
 
 BODY_TIMEOUT = 60.0  # seconds a request body may take to arrive (slow bodies get 408)
+# ... and the rate it must keep up, as Apache's mod_reqtimeout (body=20,MinRate=500): BODY_GRACE
+# seconds, then one more per BODY_MIN_RATE bytes received. A body dribbled a byte a second held
+# its slot a minute, and a port full of them answered nobody else (found from outside).
+BODY_GRACE = 10.0
+BODY_MIN_RATE = 500  # bytes a second
 
 # -- HTTP -------------------------------------------------------------------------
 

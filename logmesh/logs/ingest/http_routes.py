@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from ...security_http import BODY_TIMEOUT
+from ...security_http import BODY_GRACE, BODY_MIN_RATE, BODY_TIMEOUT
 from ..event import Event
 from ..store.segment import SegmentWriter, StoreUnavailable
 from . import content_coding, es_bulk, loki, otlp, otlp_json
@@ -67,11 +67,16 @@ async def read_whole(request: web.Request) -> bytes:
     # ends only the first time it is read (aiohttp issues 7616, 11397): the next bodiless
     # request spun here for ever and the whole service stopped answering.
     if request.body_exists:
-        async for chunk, _ in content.iter_chunks():
-            size += len(chunk)
-            if limit and size > limit:
-                raise web.HTTPRequestEntityTooLarge(limit, size)
-            chunks.append(chunk)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        # A body keeps up BODY_MIN_RATE after BODY_GRACE, or TimeoutError (the callers' 408)
+        async with asyncio.timeout_at(start + BODY_GRACE) as slow:
+            async for chunk, _ in content.iter_chunks():
+                size += len(chunk)
+                if limit and size > limit:
+                    raise web.HTTPRequestEntityTooLarge(limit, size)
+                chunks.append(chunk)
+                slow.reschedule(start + BODY_GRACE + size / BODY_MIN_RATE)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # none: b""
     coding = request.headers.get(hdrs.CONTENT_ENCODING)
     if not coding:
