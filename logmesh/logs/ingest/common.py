@@ -19,7 +19,7 @@ import orjson
 from ...protocol import Node, loads, replace_lone_surrogates
 from ..event import Event, as_text
 from ..store import layout
-from .field_limits import fold
+from .field_limits import MAX_FIELD_NAME, MAX_FIELDS, fold
 
 
 class Rejected(ValueError):
@@ -349,11 +349,14 @@ def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
     a name nobody searches for. Labels past field_limits' bounds are folded into one.
     """
     labels = ev.labels
+    check = labels is not None  # whether fold must look: labels came from elsewhere, or a long name
     for name, value in extra.items():
         attr = _EXTRA_FIELDS.get(name)
         if attr is None:
             if labels is None:
                 labels = {}
+            if len(name) > MAX_FIELD_NAME or name == "labels":
+                check = True
             if isinstance(value, (dict, list)) and depth(value) >= MAX_DEPTH:
                 raise Rejected("too_deep", f"{name} is nested deeper than {MAX_DEPTH} levels")
             if name == "labels" and isinstance(value, dict):
@@ -366,7 +369,7 @@ def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
             setattr(ev, attr, json_text(value))
         else:
             raise Rejected("bad_field", f"{name} must be a string, not {type(value).__name__}")
-    ev.labels = labels if labels is None else fold(labels)
+    ev.labels = fold(labels) if labels is not None and (check or len(labels) > MAX_FIELDS) else labels
 
 
 def _status(value: Any) -> int | None:
