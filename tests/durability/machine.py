@@ -84,6 +84,27 @@ def tmpfs_unavailable() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: int) -> Any:
+    """A tmpfs of ``size`` bytes mounted at ``path`` (made) while inside, for a disk that
+    really fills; pytest.skip when it cannot be mounted here."""
+    import pytest
+
+    why = tmpfs_unavailable()
+    if why:
+        pytest.skip(f"a full disk needs a small tmpfs: {why}")
+    path.mkdir(exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                         capture_output=True, text=True)
+    if res.returncode:
+        pytest.skip(f"a full disk needs a small tmpfs: mount failed: {res.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
 @dataclass
 class Sent:
     how: str  # http | tcp | book

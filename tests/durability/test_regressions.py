@@ -34,8 +34,8 @@ from tests.durability.machine import (
     TMPFS_BYTES,
     fill_disk,
     hostile_book_frame,
+    small_tmpfs,
     tcp_packet,
-    tmpfs_unavailable,
 )
 from tests.support.waiting import wait_for
 
@@ -201,27 +201,11 @@ def test_3_media_damage_costs_only_the_damaged_lines(service):
 
 
 # -- 6 ------------------------------------------------------------------------------------------------
-NO_TMPFS = tmpfs_unavailable()
-
-
 @pytest.fixture
 def tmpfs(tmp_path):
     """A 32 MiB tmpfs as the data dir (needs root and mount)."""
-    import subprocess
-
-    if NO_TMPFS:
-        pytest.skip(f"a full disk needs a small tmpfs: {NO_TMPFS}")
-    path = tmp_path / "data"
-    path.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES // 2}", "tmpfs", str(path)],
-                         capture_output=True, text=True)
-    if res.returncode:
-        pytest.skip(f"a full disk needs a small tmpfs: mount failed: {res.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "data", TMPFS_BYTES // 2) as path:
         yield path
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def test_6_disk_full_writes_what_fits_answers_every_post_and_stops_on_sigterm(service, tmpfs: Path):

@@ -10,35 +10,21 @@ cut a write short, recovery's quarantine of the torn bytes failed the same way.
 
 from __future__ import annotations
 
-import subprocess
 import urllib.error
 import urllib.request
 
 import orjson
 import pytest
 
-from tests.durability.machine import fill_disk, tmpfs_unavailable
+from tests.durability.machine import fill_disk, small_tmpfs
 from tests.support.procs import HOST, http_json
 from tests.support.waiting import wait_for
-
-NO_TMPFS = tmpfs_unavailable()
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    if NO_TMPFS:
-        pytest.skip(f"a full disk needs a small tmpfs: {NO_TMPFS}")
-    path = tmp_path / "disk"
-    path.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(path)],
-                         capture_output=True, text=True)
-    if res.returncode:
-        pytest.skip(f"a full disk needs a small tmpfs: mount failed: {res.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", 16 * 1024 * 1024) as path:
         yield path
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def post(http_port: int, messages: list[str]) -> int:
