@@ -32,6 +32,7 @@ import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 EVENTS = r"""
@@ -180,24 +181,38 @@ print(json.dumps({"by_address": best}))
 
 def monitor(codes: list[Path], rounds: int, rate: int) -> dict:
     """``--monitor``: ms of CPU per by_address over a minute at ``rate``, per duration shape."""
+    def measure(code: Path) -> dict:
+        r = {}
+        for shape in ("post", "get"):
+            out = subprocess.run([sys.executable, "-c", MONITOR, str(rate), shape], cwd=code,
+                                 capture_output=True, text=True, check=True).stdout
+            r[shape] = 1e3 * json.loads(out)["by_address"]
+        return r
+
+    per = alternate(codes, rounds, measure, lambda r: (
+        f"by_address over a minute of {rate:,} access logs a second: POST-like durations "
+        f"{r['post']:.1f} ms, GET-like {r['get']:.1f} ms"))
+    print_medians(per, "ms per by_address", {"post": "POST-like", "get": "GET-like"}, 1)
+    return {str(c): rs for c, rs in per.items()}
+
+
+def alternate(codes: list[Path], rounds: int, measure: Callable[[Path], dict],
+              line: Callable[[dict], str]) -> dict[Path, list[dict]]:
+    """``measure`` each checkout once a round, the order reversed every other round."""
     per: dict[Path, list[dict]] = {c: [] for c in codes}
     for rnd in range(rounds):
         for code in codes if rnd % 2 == 0 else list(reversed(codes)):
-            r = {}
-            for shape in ("post", "get"):
-                out = subprocess.run([sys.executable, "-c", MONITOR, str(rate), shape], cwd=code,
-                                     capture_output=True, text=True, check=True).stdout
-                r[shape] = 1e3 * json.loads(out)["by_address"]
+            r = measure(code)
             per[code].append(r)
-            print(f"round {rnd} {code}: by_address over a minute of {rate:,} access logs a "
-                  f"second: POST-like durations {r['post']:.1f} ms, GET-like {r['get']:.1f} ms",
-                  flush=True)
+            print(f"round {rnd} {code}: {line(r)}", flush=True)
     print()
+    return per
+
+
+def print_medians(per: dict[Path, list[dict]], what: str, fields: dict[str, str], digits: int) -> None:
     for code, rs in per.items():
-        print(f"{code}: median ms per by_address: POST-like "
-              f"{statistics.median(r['post'] for r in rs):.1f}, GET-like "
-              f"{statistics.median(r['get'] for r in rs):.1f}")
-    return {str(c): rs for c, rs in per.items()}
+        print(f"{code}: median {what}: " + ", ".join(
+            f"{label} {statistics.median(r[key] for r in rs):.{digits}f}" for key, label in fields.items()))
 
 
 def run(code: Path, batches: int, events: int | None = None) -> dict:
@@ -209,18 +224,12 @@ def run(code: Path, batches: int, events: int | None = None) -> dict:
 
 def whole(codes: list[Path], rounds: int, batches: int, events: int) -> dict:
     """``--whole``: µs per request (a pair of events) from the frame to its ack, per fsync mode."""
-    per: dict[Path, list[dict]] = {c: [] for c in codes}
-    for rnd in range(rounds):
-        for code in codes if rnd % 2 == 0 else list(reversed(codes)):
-            r = {f: 1e6 * v / (batches * events) for f, v in run(code, batches, events).items()}
-            per[code].append(r)
-            print(f"round {rnd} {code}: µs per request, frame to ack, {events} events a batch: "
-                  f"fsync off {r['off']:.2f}, batch {r['batch']:.2f}", flush=True)
-    print()
-    for code, rs in per.items():
-        print(f"{code}: median µs per request: fsync off "
-              f"{statistics.median(r['off'] for r in rs):.2f}, batch "
-              f"{statistics.median(r['batch'] for r in rs):.2f}")
+    per = alternate(
+        codes, rounds,
+        lambda code: {f: 1e6 * v / (batches * events) for f, v in run(code, batches, events).items()},
+        lambda r: (f"µs per request, frame to ack, {events} events a batch: fsync off "
+                   f"{r['off']:.2f}, batch {r['batch']:.2f}"))
+    print_medians(per, "µs per request", {"off": "fsync off", "batch": "batch"}, 2)
     return {str(c): rs for c, rs in per.items()}
 
 
