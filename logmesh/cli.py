@@ -311,7 +311,8 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
                    "active segment is never touched.")
 @config_option("--max-disk", "max_disk_bytes", type=SIZE, default=None, metavar="SIZE",
               help="Delete the oldest sealed segments and Parquet files while the store is "
-                   "larger than this, e.g. 10GB.")
+                   "larger than this, e.g. 10GB. Segments waiting for compaction count at "
+                   "their compacted size, so a backlog does not push out compacted events.")
 @config_option("--block-rows", "block_rows", type=click.IntRange(1024, 65536), default=16384,
                show_default=True, metavar="N",
                help="Rows per Parquet row group and index block of compacted files. Smaller "

@@ -72,6 +72,39 @@ async def test_max_disk_deletes_oldest_first_and_never_the_active_segment(tmp_pa
     await writer.close()
 
 
+async def test_max_disk_counts_a_compaction_backlog_at_its_compacted_size(tmp_path):
+    """Segments sealed and waiting for compaction (a restart after a burst, a kill -9 under
+    load) count at what they will take compacted, not at their NDJSON size: found from
+    outside, a restart with --max-disk 150MB and a backlog deleted 652 Parquet files (12.7M
+    acked events) for a store that measured 6.4 MB once compaction caught up."""
+    writer, clock = await make(tmp_path, hours=4)
+    Compactor(tmp_path, grace=0).run_once()  # hours 0-2 -> Parquet; hour 3 active
+    parquet = sorted((tmp_path / "parquet").glob("*.parquet"))
+    assert len(parquet) == 3
+    wide = "x" * 2000
+    for h in range(4, 7):  # hours 3, 4, 5 sealed and waiting (no compaction); hour 6 active
+        clock.ms += HOUR
+        last = writer.append_events([event(T0 + h * HOUR + i, message=f"h{h} e{i} {wide}") for i in range(200)])
+        await writer.durable(last)
+    waiting = [p for p in (tmp_path / "segments").glob("*.ndjson")
+               if p.with_name(layout.index_name(p.name)).exists()]
+    assert len(waiting) == 3
+    pq_bytes = sum(p.stat().st_size + p.with_name(layout.blocks_name(p.name)).stat().st_size for p in parquet)
+    per_event = pq_bytes / 150
+    raw_waiting = sum(p.stat().st_size for p in waiting)
+    active = writer.active_path.stat().st_size
+    budget = int(pq_bytes + active + 2 * per_event * 450)  # the waiting events at twice the store's rate
+    assert pq_bytes + raw_waiting + active > budget + 200_000  # at their NDJSON size: far over
+    ret = Retention(tmp_path, max_bytes=budget, clock=clock)
+    assert ret.run_once() == []
+    assert all(p.exists() for p in parquet + waiting)
+    # Still a budget: below what the waiting segments take compacted, the oldest files go.
+    tight = Retention(tmp_path, max_bytes=int(active + per_event * 100), clock=clock)
+    gone = tight.run_once()
+    assert [v.paths[0] for v in gone][:3] == parquet and tight.counters["files_disk"] >= 3
+    await writer.close()
+
+
 async def test_retention_and_compaction_run_in_the_worker0_thread(tmp_path):
     """The server wires them: --retention removes expired files and /metrics counts them."""
     from logmesh.logs.server import LogsConfig, LogsServer
