@@ -18,13 +18,6 @@ whole table is answered from the rows it read last while SQLite's ``data_version
 connection (of this process or another worker's) committed since: a third of the cost of the
 query and the rows' dicts. ``data_version`` itself is asked once a turn of the loop, not per GET
 (a SQLite statement: ~10% of goods' samples on GET): the GETs of one turn read as of its start.
-
-The WAL is checkpointed every ``WAL_CHECKPOINT_PAGES`` pages, not SQLite's 1,000: a checkpoint
-runs inside the commit that crosses the mark, in goods' event loop (it copies the WAL's pages
-into the database file and syncs both), and at 16 connections (groups of a few POSTs, ~4 pages
-each) the default came ~10 times a second. Fewer, larger checkpoints copy each hot page (the
-table's last leaf, ``sqlite_sequence``) once per checkpoint instead of once per 1,000 pages.
-A checkpoint moves only what is committed already: what an answer promises is unchanged.
 """
 
 from __future__ import annotations
@@ -57,10 +50,6 @@ RESOURCES = {
 
 
 SYNC_MODES = ("normal", "full")
-# WAL pages between checkpoints (16 MB at 4 KB a page). In process, 50,000 commits of 4 POSTs
-# (bench/notes/mesh.md): commits over 1 ms 534 -> 277, p99 of a commit 1.3 -> 0.13 ms,
-# all commits' time -22%; 10,000 pages gave the same.
-WAL_CHECKPOINT_PAGES = 4000
 
 
 class ResourceStore:
@@ -72,7 +61,6 @@ class ResourceStore:
         self.writer = sqlite3.connect(path, isolation_level=None)
         self.writer.execute("PRAGMA journal_mode=WAL")
         self.writer.execute(f"PRAGMA synchronous={sync.upper()}")
-        self.writer.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cols = ", ".join(f"{c} {t}" for c, t in resource.fields.items())
         self.writer.execute(f"CREATE TABLE IF NOT EXISTS {resource.name} "
                             f"(id INTEGER PRIMARY KEY AUTOINCREMENT, {cols}, "

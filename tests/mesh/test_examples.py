@@ -164,26 +164,3 @@ async def test_an_answered_post_survives_the_service_being_killed(procs, tmp_pat
                                 "params": {"key": 1}}, 5.0))["results"]
     assert sorted(r["name"] for r in rows) == sorted(f"n{i}" for i in range(20))
     await peer.close()
-
-
-async def test_the_wal_is_checkpointed_every_few_thousand_pages_not_every_thousand(tmp_path):
-    """A checkpoint runs inside the commit that crosses the mark, in goods' loop: SQLite's
-    default (1,000 pages) came ~10 times a second at 16 connections. Checkpoints still come
-    (the WAL file stays bounded), past 1,000 pages."""
-    from logmesh.examples.resource import WAL_CHECKPOINT_PAGES
-
-    store = ResourceStore(RESOURCES["goods"], tmp_path / "goods.db")
-    wal = tmp_path / "goods.db-wal"
-    try:
-        page = store.writer.execute("PRAGMA page_size").fetchone()[0]
-        frame = 24 + page  # a WAL frame: its header and the page
-        largest = 0
-        for i in range(3000):  # a commit each: ~4 pages, so several checkpoints' worth
-            await store.insert({"name": f"pen {i}"}, {})
-            largest = max(largest, wal.stat().st_size)
-        assert store.commits == 3000
-        assert largest > 1100 * frame, "checkpointed at SQLite's default 1,000 pages"
-        assert largest <= 32 + (WAL_CHECKPOINT_PAGES + 50) * frame, "no checkpoint: WAL unbounded"
-        assert len(store.select({}, {})) == 3000
-    finally:
-        store.close()
