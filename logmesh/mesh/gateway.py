@@ -241,17 +241,15 @@ class Gateway(CountedPart, Serving):
         self.routes = routes
         self.names = names
 
-    def _timed(self, request: HttpRequest, status: int, seconds: float) -> None:
-        key = (request.method, request.path, status)
-        timer = self._timers.get(key)
-        if timer is None:
-            method, path = request.method, request.path
-            known = (method == "GET" and path == "/distributes") or f"{method}{path}" in self.served
-            timer = self.request_seconds.labels(f"{method} {path}" if known else "other",
-                                                str(status))
-            if known:  # a route once served stays known; any path may come as "other"
-                self._timers[key] = timer
-        timer.observe(seconds)
+    def _timer(self, request: HttpRequest, status: int) -> Any:
+        """The latency histogram of a (method, path, status) not timed before (_finish looks
+        in ``_timers`` first): a route once served stays known; any path may come as "other"."""
+        method, path = request.method, request.path
+        known = (method == "GET" and path == "/distributes") or f"{method}{path}" in self.served
+        timer = self.request_seconds.labels(f"{method} {path}" if known else "other", str(status))
+        if known:
+            self._timers[(method, path, status)] = timer
+        return timer
 
     def attach_shipper(self, shipper: Any) -> None:
         """Ship one access-log record per HTTP exchange (status, latency, upstream)."""
@@ -279,11 +277,8 @@ class Gateway(CountedPart, Serving):
         request = ex.request
         seconds = time.perf_counter() - ex.t0
         try:
-            timer = self._timers.get((request.method, request.path, status))
-            if timer is not None:  # a known route's: observed here, one call less
-                timer.observe(seconds)
-            else:
-                self._timed(request, status, seconds)
+            timer = self._timers.get((request.method, request.path, status)) or self._timer(request, status)
+            timer.observe(seconds)
             self._account(request, status, ex, seconds)
         except Exception:  # a bug in the bookkeeping must not cost the client its answer
             log.exception("gateway: accounting %s %s failed", request.method, request.path)
