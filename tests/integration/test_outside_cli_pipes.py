@@ -14,12 +14,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.request
 
-import orjson
 import pytest
 
-from tests.support.procs import HOST, free_port, http_json, wait_for
+from tests.support.procs import HOST, free_port, http_json, post_ndjson, wait_for
 
 pytestmark = pytest.mark.slow  # real processes
 
@@ -28,11 +26,7 @@ BOUND = 60.0
 
 
 def post(http_port: int, events: list[dict]) -> None:
-    body = b"".join(orjson.dumps(e) + b"\n" for e in events)
-    req = urllib.request.Request(f"http://{HOST}:{http_port}/api/v1/logs", data=body,
-                                 headers={"Content-Type": "application/x-ndjson"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert orjson.loads(r.read())["accepted"] == len(events)
+    assert post_ndjson(http_port, events)["accepted"] == len(events)
 
 
 @pytest.fixture

@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import urllib.request
 
 import orjson
 
 from logmesh.logs.ingest.field_limits import FOLDED_LABEL, MAX_FIELD_NAME, MAX_FIELDS
 from logmesh.logs.query.engine import FIELD_NAMES
 from logmesh.protocol import encode
-from tests.support.procs import HOST, http_json, metric_total
+from tests.support.procs import HOST, http_json, metric_total, post_ndjson
 from tests.support.store import T0, event, write_store
 from tests.support.waiting import wait_for
 
 WIDE = 3000  # labels of one event: three times the limit
 LONG = "n" * (MAX_FIELD_NAME + 1)
-
-
-def post_ndjson(http_port: int, docs: list[dict]) -> dict:
-    body = b"".join(orjson.dumps(d) + b"\n" for d in docs)
-    req = urllib.request.Request(f"http://{HOST}:{http_port}/api/v1/logs", data=body, method="POST",
-                                 headers={"Content-Type": "application/x-ndjson"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return orjson.loads(resp.read())
 
 
 def search(http_port: int, q: str, **extra: str) -> list[dict]:
@@ -50,7 +41,7 @@ def check_folded(labels: dict, names: list[str]) -> None:
 def test_an_event_with_thousands_of_labels_is_stored_with_the_rest_folded(procs, tmp_path):
     _, port, http_port = procs.logs(tmp_path / "data")
     doc = {"message": "wide http event", **{f"f{i}": i for i in range(WIDE)}, LONG: "long"}
-    assert post_ndjson(http_port, [doc])["accepted"] == 1
+    assert post_ndjson(http_port, [doc], timeout=60)["accepted"] == 1
 
     # an acked batch over TCP, its event's extra as wide
     extra = {f"g{i}": i for i in range(WIDE)} | {LONG: "long"}

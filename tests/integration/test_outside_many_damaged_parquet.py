@@ -7,13 +7,12 @@ A query sets aside every damaged file it meets (each one once) and answers with 
 
 from __future__ import annotations
 
-import urllib.request
 import uuid
 
 import orjson
 
-from tests.support.procs import HOST, wait_for
 from tests.support.procs import http_json as get
+from tests.support.procs import post_ndjson, wait_for
 
 
 def test_a_query_meeting_five_damaged_files_answers_with_the_rest(procs, tmp_path):
@@ -23,9 +22,7 @@ def test_a_query_meeting_five_damaged_files_answers_with_the_rest(procs, tmp_pat
     for r in range(9):
         body = b"".join(b'{"message": "many%s r%d n%d %s"}\n' % (tag.encode(), r, i, b"x" * 60)
                         for i in range(40))
-        req = urllib.request.Request(f"http://{HOST}:{http_port}/api/v1/logs", data=body, method="POST")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert orjson.loads(resp.read())["accepted"] == 40
+        assert post_ndjson(http_port, body)["accepted"] == 40
     files = wait_for(lambda: (lambda fs: fs if len(fs) >= 6 else None)(
         sorted((data / "parquet").glob("*.parquet"))), 60, "six Parquet files")
     logs.stop()

@@ -9,13 +9,10 @@ events readable. Such a query now goes the usual way (DuckDB) and finds them.
 
 from __future__ import annotations
 
-import urllib.request
 import uuid
 
-import orjson
-
-from tests.support.procs import HOST, wait_for
 from tests.support.procs import http_json as get
+from tests.support.procs import post_ndjson, wait_for
 
 
 def test_a_damaged_arrow_schema_in_a_footer_does_not_fail_word_queries(procs, tmp_path):
@@ -25,9 +22,7 @@ def test_a_damaged_arrow_schema_in_a_footer_does_not_fail_word_queries(procs, tm
     for r in range(3):
         body = b"".join(b'{"message": "arrow %s r%d n%d %s"}\n' % (tag.encode(), r, i, b"x" * 60)
                         for i in range(40))
-        req = urllib.request.Request(f"http://{HOST}:{http_port}/api/v1/logs", data=body, method="POST")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert orjson.loads(resp.read())["accepted"] == 40
+        assert post_ndjson(http_port, body)["accepted"] == 40
     files = wait_for(lambda: sorted((data / "parquet").glob("*.parquet")) or None, 60, "a Parquet file")
     logs.stop()
     damaged = files[0]

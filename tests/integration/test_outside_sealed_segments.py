@@ -18,7 +18,7 @@ import uuid
 
 import orjson
 
-from tests.support.procs import HOST, metric_total, wait_for
+from tests.support.procs import HOST, metric_total, post_ndjson, wait_for
 from tests.support.procs import http_json as get
 
 
@@ -30,9 +30,7 @@ def test_sealed_segments_emptied_cut_or_made_a_directory_are_counted_and_the_ser
     for r in range(8):  # several requests: segments seal between them
         body = b"".join(b'{"message": "seg %s r%d n%d %s"}\n' % (tag.encode(), r, i, b"x" * 60)
                         for i in range(40))
-        req = urllib.request.Request(f"http://{HOST}:{http_port}/api/v1/logs", data=body, method="POST")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert orjson.loads(resp.read())["accepted"] == 40
+        assert post_ndjson(http_port, body)["accepted"] == 40
     logs.stop()
     segments = sorted((data / "segments").glob("w00-*.ndjson"))
     assert len(segments) >= 4, segments

@@ -269,6 +269,17 @@ def http_json(http_port: int, path: str, **params: str) -> Any:
         return orjson.loads(resp.read())
 
 
+def post_ndjson(http_port: int, body: bytes | list[dict], timeout: float = 30) -> Any:
+    """POST NDJSON lines (or events, one line each) to a logs service's /api/v1/logs on
+    127.0.0.1; its JSON answer."""
+    if not isinstance(body, bytes):
+        body = b"".join(orjson.dumps(e) + b"\n" for e in body)
+    req = urllib.request.Request(f"http://{HOST}:{http_port}/api/v1/logs", data=body, method="POST",
+                                 headers={"Content-Type": "application/x-ndjson"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return orjson.loads(resp.read())
+
+
 def metric_total(http_port: int, name: str) -> float:
     """The sum of a metric's labelled series on a logs service's /metrics."""
     with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
