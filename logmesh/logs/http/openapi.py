@@ -38,7 +38,7 @@ BAD = {"description": "A bad parameter; `error` says what to send instead.",
 
 
 LIMIT_ROUTES = _q("limit", "Routes (the busiest) per answer; the rest are counted in "
-                  "`routes_left_off`.", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
+                  "`routes_left_off` and added up in `other`.", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
 
 
 def _ok(description: str, schema: dict) -> dict:
@@ -425,6 +425,7 @@ OPENAPI: dict[str, Any] = {
             "from": {"type": "integer"}, "to": {"type": "integer"}, "seconds": {"type": "number"},
             "routes": {"type": "array", "items": _ref("RouteRED")},
             "routes_left_off": {**_COUNT, "description": "Routes past `limit`, not listed."},
+            "other": _ref("OtherRoutes"),
             "services": {"type": "object", "additionalProperties": _ref("ServiceRED"),
                          "description": "By service: its requests from the gateway's view "
                                         "(labels.upstream) and `logged_requests`, from its own logs."},
@@ -438,12 +439,16 @@ OPENAPI: dict[str, Any] = {
                                       "description": "The service that answered most of its requests; "
                                                      "null when only the gateway answered (404, 503)."},
                          **_RED_PROPS}},
+        "OtherRoutes": {"type": "object", "required": ["routes", *_RED[:5]],
+                        "description": "The routes past `limit` added up (no percentiles).",
+                        "properties": {"routes": _COUNT, **{k: _RED_PROPS[k] for k in _RED[:5]}}},
         "ServiceRED": {"type": "object", "required": [*_RED, "logged_requests"],
                        "properties": {**_RED_PROPS, "logged_requests": _COUNT}},
         "RouteSeries": {"type": "object", "required": ["interval_ms", "from", "to", "buckets", "routes",
                                                        "routes_left_off"], "properties": {
             "interval_ms": {"type": "integer", "minimum": 1}, "from": {"type": "integer"},
             "to": {"type": "integer"}, "took_ms": {"type": "number"}, "routes_left_off": _COUNT,
+            "other": _ref("OtherRoutes"),
             "percentiles": _PERCENTILES, "buckets": {"type": "array", "items": {"type": "integer"},
                         "description": "Each bucket's start (epoch ms)."},
             "routes": {"type": "array", "items": {

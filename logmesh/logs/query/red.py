@@ -79,6 +79,49 @@ def _route_name(method: str | None, path: str | None) -> str:
     return f"{method or '-'} {path or '-'}"
 
 
+_ROUTE_NAME_SQL = "coalesce(m, '-') || ' ' || coalesce(p, '-')"  # _route_name's, in SQL
+
+
+class Rest(NamedTuple):
+    """The routes past an answer's ``limit``: how many, their requests and errors added up,
+    and whether a BAD duration is among them (then the exact pass answers)."""
+
+    routes: int
+    requests: int
+    errors: int
+    server_errors: int
+    bad: bool
+
+
+def _busiest(engine: Engine, sql: str, params: list[Any], cols: str, *, route: str, pair: str,
+             limit: int, bad: str = "false") -> tuple[list[tuple], Rest]:
+    """The rows of ``sql`` (columns named ``cols``; among them m, p, n, e4, e5) with the rows
+    of the ``route`` and ``pair`` predicates kept for the ``limit`` busiest routes only (by
+    their ``route`` rows' n summed; ties by name, as the answer sorts), other rows all; and
+    the rest added up. Why: a flood of distinct paths (60k routes) spent 5-9 s in Python
+    building rows the answer then left off (docs/benchmarks.md, "Routes, bounded")."""
+    route, pair = f"coalesce({route}, false)", f"coalesce({pair}, false)"
+    _, rows = engine.db.run(
+        f"WITH x AS MATERIALIZED (SELECT * FROM ({sql}) AS x({cols})), "
+        f"t AS (SELECT m AS tm, p AS tp, row_number() OVER (ORDER BY sum(n) DESC, {_ROUTE_NAME_SQL}) AS rk, "
+        f"sum(n) AS tn, sum(e4) AS te4, sum(e5) AS te5, bool_or({bad}) AS tbad FROM x WHERE {route} GROUP BY m, p) "
+        f"SELECT x.*, NULL::BIGINT AS rest_routes, NULL::HUGEINT AS rest_n, NULL::HUGEINT AS rest_e4, "
+        f"NULL::HUGEINT AS rest_e5, NULL::BOOLEAN AS rest_bad FROM x LEFT JOIN t ON ({route} OR {pair}) "
+        f"AND m IS NOT DISTINCT FROM tm AND p IS NOT DISTINCT FROM tp "
+        f"WHERE NOT ({route} OR {pair}) OR rk <= {int(limit)} "
+        f"UNION ALL BY NAME SELECT count(*) AS rest_routes, coalesce(sum(tn), 0) AS rest_n, "
+        f"coalesce(sum(te4), 0) AS rest_e4, coalesce(sum(te5), 0) AS rest_e5, "
+        f"coalesce(bool_or(tbad), false) AS rest_bad FROM t WHERE rk > {int(limit)}", params)
+    kept = [r[:-5] for r in rows if r[-5] is None]
+    routes_, n, e4, e5, is_bad = next(r[-5:] for r in rows if r[-5] is not None)
+    return kept, Rest(int(routes_), int(n), int(e4), int(e5), bool(is_bad))
+
+
+def _other(rest: Rest, seconds: float) -> dict[str, Any]:
+    """What an answer says of the routes it leaves off (``other``)."""
+    return {"routes": rest.routes, **_rates(rest.requests, rest.errors, rest.server_errors, seconds)}
+
+
 def _windows(pf: ParquetFile, i: int) -> range:
     lo, hi = pf.blocks[i][:2]
     return range(lo // red_summary.WINDOW_MS, hi // red_summary.WINDOW_MS + 1)
@@ -147,13 +190,14 @@ def _summary_rows(snap: plan.Snapshot, start: int, end: int,
 
 
 def _from_summaries(engine: Engine, snap: plan.Snapshot, start: int, end: int, k: str,
-                    qs: tuple[float, ...], params: list[Any], series: bool) -> list[tuple] | None:
+                    qs: tuple[float, ...], params: list[Any], series: bool,
+                    limit: int) -> tuple[list[tuple], Rest] | None:
     """Per route (tag 0: k, m, p), per upstream (tag 1: k, up; not for a ``series``) and
     per route and upstream (tag 2: requests only) from the summary rows, with ``k`` the
     time bucket's SQL over the window ``w``: rows of (tag, k, m, p, up, n, e4, e5, n with a
     duration, a BAD duration read, then per q two buckets; a series' SERIES_WIDTH wide).
     None: the exact pass must answer (nothing summarized, a duration no bucket holds, a
-    .red that cannot be read)."""
+    .red that cannot be read). Rows of the ``limit`` busiest routes only (:func:`_busiest`)."""
     found = _summary_rows(snap, start, end, series)
     if found is None:
         return None
@@ -172,14 +216,15 @@ def _from_summaries(engine: Engine, snap: plan.Snapshot, start: int, end: int, k
                f"SELECT 0, k, m, p, NULL, * EXCLUDE (k, m, p) FROM ({stats('r', 'k, m, p', qs)}) "
                f"UNION ALL SELECT 1, k, NULL, NULL, up, * EXCLUDE (k, up) FROM "
                f"({stats('(SELECT * FROM r WHERE up IS NOT NULL)', 'k, up', qs)}) UNION ALL {ups}")
+    cols = ", ".join(["tag", "k", "m", "p", "up", "n", "e4", "e5", "nd", "bad", *(f"q{i}" for i in range(nq))])
     try:
-        _, rows = engine.db.run(sql, params)
+        rows, rest = _busiest(engine, sql, params, cols, route="tag = 0", pair="tag = 2", limit=limit, bad="bad")
     except (QueryError, DamagedFile, duckdb.Error):  # plain duckdb.Error: a damaged footer
         _set_aside_unreadable(engine, files)
         return None
-    if any(r[9] for r in rows):
+    if rest.bad or any(r[9] for r in rows):
         return None
-    return rows
+    return rows, rest
 
 
 def _set_aside_unreadable(engine: Engine, files: list[ParquetFile]) -> None:
@@ -195,7 +240,7 @@ def _set_aside_unreadable(engine: Engine, files: list[ParquetFile]) -> None:
             pf.index.pop("red", None)
 
 
-def _how(summed: list[tuple] | None) -> str:
+def _how(summed: object) -> str:
     """What the answer's percentiles are: ``exact``, or ``estimated`` from summaries (within
     red_summary.ERROR_BOUND of the exact ones; docs/api.md)."""
     return "exact" if summed is None else "estimated"
@@ -226,11 +271,13 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
             s = services[name] = {**_rates(0, 0, 0, seconds), **_ms(None), "logged_requests": 0}
         return s
 
-    summed = _from_summaries(engine, snap, start, end, "0", _QS, [], False) if every and not exact else None
+    summed = _from_summaries(engine, snap, start, end, "0", _QS, [], False, limit) if every and not exact else None
     src = plan.source(snap, start, end)
     ups: dict[tuple, dict[str, int]] = {}
+    rest = Rest(0, 0, 0, 0, False)
     if summed is not None:
-        for tag, _, m, p, up, n, e4, e5, nd, _, *qb in summed:
+        rows, rest = summed
+        for tag, _, m, p, up, n, e4, e5, nd, _, *qb in rows:
             if tag == 2:
                 ups.setdefault((m, p), {})[up] = int(n)
                 continue
@@ -249,7 +296,7 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
         # are read here.
         logs = f"{_SVC} = '{GATEWAY}'" if every else f"{_SVC} = '{GATEWAY}' OR ({REQUEST_SQL})"
         sets = "(gw, m, p), (gw, m, p, up), (gw, up)" + ("" if every else ", (gw, svc)")
-        _, rows = engine.db.run(
+        rows, rest = _busiest(engine,
             f"SELECT GROUPING(m, p) = 0 AS by_route, GROUPING(up) = 0 AS by_upstream, gw, m, p, up, "
             f"{'NULL' if every else 'svc'}, "
             "count(*), count(*) FILTER (WHERE st >= 400), count(*) FILTER (WHERE st >= 500), "
@@ -257,7 +304,10 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
             f"FROM (SELECT svc, svc = '{GATEWAY}' AS gw, m, p, st, j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
             f"FROM (SELECT {_SVC} AS svc, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
             f"CASE WHEN {_SVC} = '{GATEWAY}' THEN {_LABELS} END AS j FROM ({src.sql}) "
-            f"WHERE ({where}) AND ({logs}))) GROUP BY GROUPING SETS ({sets})", params)
+            f"WHERE ({where}) AND ({logs}))) GROUP BY GROUPING SETS ({sets})", params,
+            "by_route, by_upstream, gw, m, p, up, svc, n, e4, e5, q",
+            route="by_route AND NOT by_upstream AND gw",
+            pair="by_route AND (by_upstream OR NOT gw)", limit=limit)  # services' own logs by route: dropped below
         for by_route, by_upstream, gw, m, p, up, svc, n, e4, e5, q in rows:
             if by_route and by_upstream and gw:
                 if up is not None:
@@ -276,8 +326,8 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
     for r in found:
         r["upstream"] = _pick_upstream(ups.get((r["method"], r["path"]), {}))
     found.sort(key=lambda r: (-r["requests"], r["route"]))
-    return {"from": start, "to": end, "seconds": round(seconds, 3), "routes": found[:limit],
-            "routes_left_off": max(0, len(found) - limit),
+    return {"from": start, "to": end, "seconds": round(seconds, 3), "routes": found,
+            "routes_left_off": rest.routes, "other": _other(rest, seconds),
             "services": dict(sorted(services.items())), "percentiles": _how(summed)}
 
 
@@ -320,10 +370,12 @@ def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
     summed = None
     if every and not exact and interval % red_summary.WINDOW_MS == 0:  # a window is in one bucket
         summed = _from_summaries(engine, snap, start, end, f"(w * {red_summary.WINDOW_MS} - ?) // ?", (0.95,),
-                                 [first, interval], True)
+                                 [first, interval], True, limit)
     rows: list[tuple] = []
+    rest = Rest(0, 0, 0, 0, False)
     if summed is not None:
-        for tag, k, m, p, up, n, e4, e5, nd, _, *qb in summed:
+        summary_rows, rest = summed
+        for tag, k, m, p, up, n, e4, e5, nd, _, *qb in summary_rows:
             if tag == 0:
                 p95 = red_summary.percentile(0.95, int(nd or 0), qb[0], qb[1], red_summary.SERIES_WIDTH)
                 rows.append((True, k, m, p, int(n), int(e4), int(e5), p95, None, None))
@@ -333,13 +385,15 @@ def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
         src = plan.source(snap, start, end)
         if src is not None and src.sql is not None:
             where, params = plan.where(node, now)
-            _, rows = engine.db.run(
+            rows, rest = _busiest(engine,
                 "SELECT GROUPING(k) = 0, k, m, p, count(*), count(*) FILTER (WHERE st >= 400), "
                 "count(*) FILTER (WHERE st >= 500), quantile_cont(ms, 0.95), up, count(up) "
                 f"FROM (SELECT ({TS} - ?) // ? AS k, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
                 "j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
                 f"FROM (SELECT *, {_LABELS} AS j FROM ({src.sql}) WHERE ({where}) AND {_SVC} = '{GATEWAY}')) "
-                "GROUP BY GROUPING SETS ((k, m, p), (m, p, up))", [first, interval] + params)
+                "GROUP BY GROUPING SETS ((k, m, p), (m, p, up))", [first, interval] + params,
+                "by_bucket, k, m, p, n, e4, e5, p95, up, n_up", route="by_bucket", pair="NOT by_bucket",
+                limit=limit)
     by_route: dict[tuple, dict[str, Any]] = {}
     ups: dict[tuple, dict[str, int]] = {}
     for by_bucket, k, m, p, n, e4, e5, p95, up, n_up in rows:
@@ -361,5 +415,5 @@ def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
         r["requests_total"] = r.pop("total")
     return {"interval_ms": interval, "from": start, "to": end,
             "buckets": [first + i * interval for i in range(nb)],
-            "routes": found[:limit], "routes_left_off": max(0, len(found) - limit),
-            "percentiles": _how(summed)}
+            "routes": found, "routes_left_off": rest.routes,
+            "other": _other(rest, max((end - start + 1) / 1000, 0.001)), "percentiles": _how(summed)}

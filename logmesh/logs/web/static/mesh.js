@@ -105,12 +105,19 @@ function routeSpark(series) {
   return svg;
 }
 
+/** The line under the route table: how many routes the answer left off, and their requests. */
+function leftOff(n, other) {
+  const more = `${fmtNum(n)} more route${n === 1 ? "" : "s"} not shown`;
+  if (!other || typeof other.requests !== "number") return `${more}.`;
+  return `${more}: ${fmtNum(other.requests)} requests (${fmtRate(other.rate_per_s)}), ${fmtPct(other.error_rate)} errors.`;
+}
+
 /** RED per route of the gateway over the range, busiest first. */
 function drawRoutes(rt, rs) {
   const body = $("route-rows");
   body.replaceChildren();
   const routes = ((rt && rt.routes) || []).filter((r) => r && typeof r === "object");
-  $("routes-left").textContent = rt && rt.routes_left_off > 0 ? `${fmtNum(rt.routes_left_off)} more routes not shown.` : "";
+  $("routes-left").textContent = rt && rt.routes_left_off > 0 ? leftOff(rt.routes_left_off, rt.other) : "";
   if (!routes.length) {
     body.append(h("tr", null, h("td", { colspan: "9", class: "muted" }, rt ? "No request went through the gateway over the range." : "The routes could not be read.")));
     return;
