@@ -176,11 +176,28 @@ def fmt_time(ms: Any) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
+# What a terminal would act on, shown instead as a sign of it: C0 controls as their control
+# pictures (ESC as ␛, CR as ␍), DEL as ␡, C1 controls (U+009B is a CSI to many terminals) and
+# the bidirectional overrides (they reorder what follows on the line) as \x9b, \u202e. Log
+# text comes from anyone who can send a request (a URL path, a header, an NDJSON line): raw,
+# an ESC sequence in it cleared the reader's screen, set its title or clipboard (OSC 52), and
+# a CR overwrote the row with other text. A newline is ⏎ and a tab a space, as before.
+_SHOWN = {c: chr(0x2400 + c) for c in range(0x20)} | {0x0A: "⏎", 0x09: " ", 0x7F: "\u2421"}
+_SHOWN |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}
+_SHOWN |= {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_SHOWN_TABLE = str.maketrans(_SHOWN)
+
+
+def shown(value: Any) -> str:
+    """``value`` as text a terminal prints and does nothing else with (see _SHOWN)."""
+    return str(value).translate(_SHOWN_TABLE)
+
+
 def _cells(ev: dict) -> list[str]:
     status = ev.get("http.response.status_code")
-    return [fmt_time(ev.get("@timestamp")), str(ev.get("service.name") or ""), str(ev.get("log.level") or ""),
-            str(ev.get("http.request.method") or ""), str(ev.get("url.path") or ""),
-            "" if status is None else str(status)]
+    return [fmt_time(ev.get("@timestamp")), shown(ev.get("service.name") or ""), shown(ev.get("log.level") or ""),
+            shown(ev.get("http.request.method") or ""), shown(ev.get("url.path") or ""),
+            "" if status is None else shown(status)]
 
 
 def _clip(text: str, width: int) -> str:
@@ -233,7 +250,7 @@ def format_table(events: list[dict], *, colour: bool, width: int | None, header:
                 parts.append(pad + _colour(ev, i, clipped, colour))
             else:
                 parts.append(_colour(ev, i, clipped, colour) + pad)
-        msg = str(ev.get("message") or "").replace("\n", "⏎")
+        msg = shown(ev.get("message") or "")
         parts.append(_clip(msg, msg_width) if msg_width else msg)
         out.append("  ".join(parts))
     return out
@@ -447,7 +464,7 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
                                 f"{q.get('damaged_parquet_events', 0):,} event(s) in unreadable Parquet)"))
     for k, v in rows:
         click.echo(f"{bold(k.ljust(10))}  {v}", color=colour)
-    services = r.get("services") or {}
+    services = {shown(name): n for name, n in (r.get("services") or {}).items()}
     if services:
         click.echo("", color=colour)
         w = max(len("SERVICE"), *(len(s) for s in services))
@@ -457,7 +474,7 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
     shippers = r.get("shippers") or []
     if shippers:
         click.echo("", color=colour)
-        w = max(len("INSTANCE"), *(len(str(s.get("instance"))) for s in shippers))
+        w = max(len("INSTANCE"), *(len(shown(s.get("instance"))) for s in shippers))
         click.echo(bold(f"{'INSTANCE'.ljust(w)}  {'RECEIVED':>10}  {'MISSING':>8}  {'DUPLICATES':>10}"),
                    color=colour)
         for s in shippers:
@@ -465,7 +482,7 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
             miss = f"{missing:>8,}"
             if colour and missing:
                 miss = click.style(miss, fg="red")
-            click.echo(f"{str(s.get('instance')).ljust(w)}  {s.get('received', 0):>10,}  {miss}  "
+            click.echo(f"{shown(s.get('instance')).ljust(w)}  {s.get('received', 0):>10,}  {miss}  "
                        f"{s.get('duplicates', 0):>10,}", color=colour)
     sinks = r.get("sinks") or []
     if sinks:  # how far each forwarding sink is behind the store (docs/elasticsearch.md)
@@ -505,10 +522,10 @@ def _age(now_ms: int, ms: Any) -> str:
 def format_instances(rows: list[dict], *, colour: bool, now_ms: int) -> list[str]:
     """``/api/v1/mesh``'s instances as aligned columns: a state, how long it has held and when
     the instance was last heard, as ages."""
-    cells = [[str(i.get("name") or ""), str(i.get("address") or "-"), str(i.get("state") or ""),
+    cells = [[shown(i.get("name") or ""), shown(i.get("address") or "-"), shown(i.get("state") or ""),
               _age(now_ms, i.get("since_ms")), _age(now_ms, i.get("last_seen_ms")),
               f"{i.get('restarts', 0):,}", f"{i.get('events', 0):,}", f"{i.get('errors', 0):,}",
-              f"{i.get('missing', 0):,}", str(i.get("instance") or "-")] for i in rows]
+              f"{i.get('missing', 0):,}", shown(i.get("instance") or "-")] for i in rows]
     widths = [max([len(h)] + [len(c[k]) for c in cells]) for k, h in enumerate(INSTANCE_COLUMNS)]
     right = {5, 6, 7, 8}
 
