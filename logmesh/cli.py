@@ -36,6 +36,7 @@ from .cli_options import (
 )
 from .logs.store.layout import MAX_WORKERS
 from .supervisor import EXIT_NO_RESTART, ChildSpec, Supervisor, busy_port, logmesh_argv
+from .terminal import SafeFormatter
 
 EXIT_STARTUP_FAILURE = 3
 CONTEXT = {"auto_envvar_prefix": "LOGMESH", "help_option_names": ["-h", "--help"],
@@ -43,8 +44,11 @@ CONTEXT = {"auto_envvar_prefix": "LOGMESH", "help_option_names": ["-h", "--help"
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Log lines on stderr; a peer's text in them (a node's name, a path) is shown, not obeyed
+    by the terminal (terminal.SafeFormatter)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
 
 
 def serve(make: Callable[[], Awaitable[object]], *, fast_loop: bool = False) -> None:

@@ -26,6 +26,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 import orjson
 
+from .terminal import shown
+
 DEFAULT_URL = "http://127.0.0.1:9041"
 EXIT_UNREACHABLE = 1
 EXIT_BAD_REQUEST = 2
@@ -174,23 +176,6 @@ def fmt_time(ms: Any) -> str:
     if not isinstance(ms, int):
         return ""
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-# What a terminal would act on, shown instead as a sign of it: C0 controls as their control
-# pictures (ESC as ␛, CR as ␍), DEL as ␡, C1 controls (U+009B is a CSI to many terminals) and
-# the bidirectional overrides (they reorder what follows on the line) as \x9b, \u202e. Log
-# text comes from anyone who can send a request (a URL path, a header, an NDJSON line): raw,
-# an ESC sequence in it cleared the reader's screen, set its title or clipboard (OSC 52), and
-# a CR overwrote the row with other text. A newline is ⏎ and a tab a space, as before.
-_SHOWN = {c: chr(0x2400 + c) for c in range(0x20)} | {0x0A: "⏎", 0x09: " ", 0x7F: "\u2421"}
-_SHOWN |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}
-_SHOWN |= {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-_SHOWN_TABLE = str.maketrans(_SHOWN)
-
-
-def shown(value: Any) -> str:
-    """``value`` as text a terminal prints and does nothing else with (see _SHOWN)."""
-    return str(value).translate(_SHOWN_TABLE)
 
 
 def _cells(ev: dict) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import socket
 import subprocess
 import sys
 import time
@@ -84,3 +85,19 @@ def test_control_sequences_in_log_text_reach_no_terminal(procs, tmp_path):
     lines = run_logmesh(tmp_path, "query", "termtag", "--since", "1h", "--json", "--url", url).stdout.splitlines()
     ev = json.loads(lines[0])
     assert (ev["message"], ev["service.name"], ev["url.path"]) == (MESSAGE, SERVICE, PATH)
+
+
+def test_a_peers_text_in_a_process_log_reaches_no_terminal(procs):
+    """A node registered with an ESC sequence and a newline in its name: the distributor logs the
+    name (``node registered: ...``) as signs, on one line; it was written raw, into the terminal
+    of whoever ran ``make run``."""
+    proc, port = procs.distributor()
+    name = "n\x1b]0;pwn\x07\x1b[2J\nFAKE 2026 logmesh.distributor INFO all fine"
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(json.dumps({"uri": "/distributes", "method": "POST", "key": 0,
+                                 "params": {"port": 9999, "name": name, "urls": []}}).encode() + "¶".encode())
+        proc.wait_line("node registered: n")
+    text = proc.log_text()
+    assert "node registered: n␛]0;pwn␇␛[2J⏎FAKE 2026" in text, text
+    for raw in ("\x1b", "\x07", "\nFAKE"):
+        assert raw not in text, (raw, text)
