@@ -109,9 +109,10 @@ class Distributor(Serving):
         method = packet.get("method")
         if method == "POST":
             params = packet.get("params")
-            if not isinstance(params, dict) or not isinstance(params.get("port"), int):
+            if not _registrable(params):  # no node could be reached at it: not broadcast to all
                 conn.send({"key": reply_key(packet), "errorcode": 400,
-                           "errormessage": "registration needs params {port, name, urls}"})
+                           "errormessage": "registration needs params {port, name, urls}: port a whole "
+                                           "number from 1 to 65535, urls a list of \"METHOD/path\""})
                 return
             node = {"port": params["port"], "name": str(params.get("name", "")),
                     "urls": [u for u in params.get("urls") or [] if isinstance(u, str)],
@@ -125,6 +126,16 @@ class Distributor(Serving):
         else:
             conn.send({"key": reply_key(packet), "errorcode": 405,
                        "errormessage": f"unsupported method {method!r}"})
+
+
+def _registrable(params: object) -> bool:
+    """A registration's params name a port a node can listen on and a list of urls (a port -5,
+    0, 70000 or ``true`` was listed and broadcast; urls ``"GET/x"`` became G, E, T, /, x)."""
+    if not isinstance(params, dict):
+        return False
+    port, urls = params.get("port"), params.get("urls", [])
+    return (isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535
+            and (urls is None or isinstance(urls, list)))
 
 
 class _DistributorConnection(FramedConnection):

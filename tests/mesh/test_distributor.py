@@ -114,3 +114,23 @@ async def test_registered_service_hears_the_list(mesh):
     assert node == {"port": two.port, "name": "two", "urls": ["GET/two"], "host": HOST}
     await two.stop()
     await wait_until(lambda: names(one.nodes) == ["one"], 3.0, "broadcast of two's departure")
+
+
+async def test_a_registration_no_node_can_be_reached_at_is_refused_and_not_broadcast(mesh):
+    """Found from outside: ports -5, 0, 70000, true and urls given as a string ("GET/x" became
+    the urls G, E, T, /, x) were registered and broadcast to every node; now each is a 400
+    that says what to send, and the list stays as it was."""
+    dist = await mesh.start_distributor()
+    peer = await Peer.connect(dist.port)
+    await peer.recv()
+    for key, params in enumerate([{"port": -5}, {"port": 0}, {"port": 70000}, {"port": True},
+                                  {"port": 9010.5}, {"port": 9010, "urls": "GET/x"}], start=10):
+        bad = await peer.request({"uri": "/distributes", "method": "POST", "key": key,
+                                  "params": {"name": "bad", "urls": [], **params}})
+        assert bad["key"] == key and bad["errorcode"] == 400, (params, bad)
+        assert "port" in bad["errormessage"] and "urls" in bad["errormessage"]
+    listed = await peer.request({"uri": "/distributes", "method": "GET", "key": 99})
+    assert listed["params"] == []
+    peer.send(registration("good", 65535, ["GET/x"]))
+    assert names((await peer.recv_until(is_list))["params"]) == ["good"]
+    await peer.close()
