@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -71,6 +72,7 @@ class MemoryTransport(asyncio.Transport):
 async def run(requests: int, connections: int, method: str, ship: bool = True) -> float:
     import orjson
 
+    from logmesh.lifecycle import freeze_startup_heap
     from logmesh.mesh.client import ReconnectingClient
     from logmesh.mesh.connection import FramedConnection
     from logmesh.mesh.gateway import Gateway
@@ -133,11 +135,30 @@ async def run(requests: int, connections: int, method: str, ship: bool = True) -
         left[0] -= 1
         loop.call_soon(protocol.data_received, head)
 
+    freeze_startup_heap()  # as the real process does once it listens (lifecycle.Serving),
+    young = getattr(gw, "young_collection_threshold", None)  # with the gateway's threshold
+    if young is not None:
+        gc.set_threshold(young, *gc.get_threshold()[1:])
+    pauses: list[float] = []
+    started = [0.0]
+
+    def collected(phase: str, info: dict) -> None:  # each collection's wall time
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(collected)
     t0 = time.process_time()
     for i in range(connections):
         connection(i)
     await done
-    return (time.process_time() - t0) / requests * 1e6
+    spent = time.process_time() - t0
+    gc.callbacks.remove(collected)
+    if pauses:
+        print(f"gc: {len(pauses)} collections, {sum(pauses) * 1e6 / requests:.2f} µs a request, "
+              f"longest {max(pauses) * 1e3:.2f} ms", file=sys.stderr)
+    return spent / requests * 1e6
 
 
 def main() -> int:
@@ -170,7 +191,9 @@ def main() -> int:
                                      env=env, cwd=tree, capture_output=True, text=True, check=True)
                 us = float(out.stdout.split()[-1])
                 results.setdefault((name, method), []).append(us)
-                print(f"round {rnd} {name:5} {method:4} {us:6.2f} µs CPU a request", flush=True)
+                gc_line = [line for line in out.stderr.splitlines() if line.startswith("gc: ")]
+                print(f"round {rnd} {name:5} {method:4} {us:6.2f} µs CPU a request"
+                      + (f" ({gc_line[-1]})" if gc_line else ""), flush=True)
     print(f"\n{args.requests} requests, {args.connections} connections, median of {args.rounds} "
           "round(s) (min-max):")
     for (name, method), v in sorted(results.items()):

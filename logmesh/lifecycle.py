@@ -23,8 +23,15 @@ class Serving:
 
     ``serve_forever`` returns only when cancelled (the CLI cancels it on
     SIGTERM/SIGINT), and always stops the server on the way out. It freezes the heap of
-    startup once the server has started (:func:`freeze_startup_heap`).
+    startup once the server has started (:func:`freeze_startup_heap`), then sets the young
+    generation's threshold to ``young_collection_threshold`` when a server names one.
     """
+
+    # Net allocations of tracked objects between young collections (CPython's default: 700);
+    # None keeps the default. A server whose live objects come and go in batches larger than
+    # 700 (the gateway's access logs, held until their batch is acknowledged) sets it above
+    # the batch, so that its young collections no longer walk them (mesh/gateway.py).
+    young_collection_threshold: int | None = None
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -35,6 +42,8 @@ class Serving:
     async def serve_forever(self) -> None:
         await self.start()
         freeze_startup_heap()
+        if self.young_collection_threshold is not None:
+            gc.set_threshold(self.young_collection_threshold, *gc.get_threshold()[1:])
         try:
             await asyncio.Event().wait()
         finally:

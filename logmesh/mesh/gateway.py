@@ -170,6 +170,14 @@ def _body_params(body: bytes, headers: dict[str, str]) -> dict:
 
 
 class Gateway(CountedPart, Serving):
+    # Every exchange leaves an access-log record (a tuple, tracked by the collector) alive in
+    # the shipper until its batch is acknowledged: ~1,000-2,000 of them, freed a batch at a
+    # time. At CPython's 700 a young collection came every ~480 requests, walked them and
+    # moved them on to older generations, whose collections walked them again; at 10,000 the
+    # batches come and go below the threshold (bench/gateway_path.py: 126 collections in
+    # 60,000 GETs at 700, none at 10,000; docs/benchmarks.md, "eighth part").
+    young_collection_threshold = 10_000
+
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
                  distributor: tuple[str, int] = ("127.0.0.1", 9000), timeout: float = 10.0,
                  name: str = "gateway", security: ServerSecurity = OPEN_MODE,
