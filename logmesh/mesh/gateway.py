@@ -175,7 +175,8 @@ class Gateway(CountedPart, Serving):
     # time. At CPython's 700 a young collection came every ~480 requests, walked them and
     # moved them on to older generations, whose collections walked them again; at 10,000 the
     # batches come and go below the threshold (bench/gateway_path.py: 126 collections in
-    # 60,000 GETs at 700, none at 10,000; docs/benchmarks.md, "eighth part").
+    # 60,000 GETs at 700, ~1 µs of GC a request, none at 10,000; the total CPU a request
+    # within the shared machine's noise: docs/benchmarks.md, "eighth part").
     young_collection_threshold = 10_000
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, *,
