@@ -143,6 +143,26 @@ def tmp_files(data_dir: Path, sub: str, worker: int | None = None) -> list[Path]
             if n.endswith(layout.TMP_SUFFIX) and n.startswith(prefixes)]
 
 
+def orphans(data_dir: Path) -> list[Path]:
+    """The ``.red`` summaries and ``.blocks.json`` indexes in ``parquet/`` beside no Parquet file.
+
+    Compaction writes both before the Parquet file's rename, its commit point: a compaction that
+    failed there (a full disk) or was killed left them, and once retention deleted the segment
+    no later compaction replaced them. No reader opens them, but ``usage`` counted them, so
+    ``--max-disk`` deleted acknowledged events for bytes it could never free (found from
+    outside). Only their compactor may remove them (one of its passes may be writing them).
+    """
+    directory = Path(data_dir) / layout.PARQUET_DIR
+    names = _names(directory)
+    stems = {n[: -len(layout.PARQUET_SUFFIX)] for n in names if n.endswith(layout.PARQUET_SUFFIX)}
+    out = []
+    for name in names:
+        for suffix in (layout.RED_SUFFIX, layout.BLOCKS_SUFFIX):
+            if name.endswith(suffix) and name[: -len(suffix)] not in stems:
+                out.append(directory / name)
+    return out
+
+
 def usage(data_dir: Path) -> Usage:
     """The segments' and Parquet files' count and bytes, with their indexes' bytes.
 

@@ -440,9 +440,10 @@ class Compactor:
             remove_segment(seg)
 
     def clean_tmp(self) -> None:
-        """Remove the files a crash left half written: this compactor's own only, since another
-        worker's compactor may be writing its own ``.tmp`` right now."""
-        for path in catalogue.tmp_files(self.data_dir, layout.PARQUET_DIR):
+        """Remove the files a crash left half written, and the summaries and block indexes of no
+        Parquet file (catalogue.orphans): this compactor's own only, since another worker's
+        compactor may be writing its own right now."""
+        for path in catalogue.tmp_files(self.data_dir, layout.PARQUET_DIR) + catalogue.orphans(self.data_dir):
             if self.owns is None or self.owns(catalogue.tmp_worker(path.name)):
                 path.unlink(missing_ok=True)
 

@@ -29,6 +29,7 @@ from logmesh.logs.store.compact import (
     Compactor,
     compact_segment,
     new_connection,
+    remove_segment,
 )
 from logmesh.logs.store.reader import SegmentInfo, list_segments
 from tests.support.store import DAY, MIN, T0, FakeClock, event, write_store
@@ -326,6 +327,50 @@ async def test_a_crash_before_the_rename_leaves_a_tmp_that_the_next_pass_removes
     assert not first.path.exists() and not second.path.exists()
     pq = data / layout.PARQUET_DIR / layout.parquet_name(first.path.name)
     assert [r["message"] for r in parquet_rows(pq)] == [f"first {i}" for i in range(3)]
+    restarted.stop()
+
+
+@pytest.mark.parametrize("how", ["full-disk", "kill"])
+async def test_summaries_and_indexes_a_failed_compaction_left_go_once_their_segment_is_gone(
+        three_segments, monkeypatch, how):
+    """A compaction that fails on a full disk (the Parquet file cannot be written) or is killed
+    before its commit point has written the .red summary, and (killed) the block index: once
+    retention deleted the segment, nothing replaced them, and --max-disk counted their bytes for
+    ever (found from outside). The next pass removes them; a Parquet file's own stay."""
+    import errno
+
+    data = three_segments
+    first, second = sealed(data)
+    real_write, real_replace = compact.write_parquet, os.replace
+
+    def no_room(table, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def killed(src, dst):
+        if str(src).endswith(layout.PARQUET_SUFFIX + layout.TMP_SUFFIX):
+            raise Crash
+        return real_replace(src, dst)
+
+    if how == "full-disk":
+        monkeypatch.setattr(compact, "write_parquet", no_room)
+        c = Compactor(data, grace=0)
+        assert c.run_once() == 0 and c.stats["errors"] == 2
+    else:
+        monkeypatch.setattr(os, "replace", killed)
+        with pytest.raises(Crash):
+            Compactor(data, grace=0).run_once()
+    monkeypatch.setattr(compact, "write_parquet", real_write)
+    monkeypatch.setattr(os, "replace", real_replace)
+    left = [n for n in parquet_files(data) if n.endswith((layout.RED_SUFFIX, layout.BLOCKS_SUFFIX))]
+    assert left, "the failed compaction wrote its summary before the Parquet file"
+    remove_segment(first)  # retention took the segment meanwhile (--max-disk, --retention)
+
+    restarted = Compactor(data, grace=0)
+    assert restarted.run_once() == 1
+    stems = {n[: -len(layout.PARQUET_SUFFIX)] for n in parquet_files(data) if n.endswith(layout.PARQUET_SUFFIX)}
+    assert stems == {layout.parquet_name(second.path.name)[: -len(layout.PARQUET_SUFFIX)]}
+    assert sorted(parquet_files(data)) == sorted(stem + suffix for stem in stems for suffix in (
+        layout.PARQUET_SUFFIX, layout.BLOCKS_SUFFIX, layout.RED_SUFFIX)), "no file of the first one is left"
     restarted.stop()
 
 
