@@ -33,6 +33,7 @@ from ..store import catalogue, layout, red_summary
 from ..store.blocks import ParquetFile
 from ..store.columns import MESH_SELECT, SELECT_LIST, TS, ident, read_ndjson_lenient_sql, sql_str
 from ..store.compact import MINUTE_MS, SUMMARY_FIELDS
+from ..store.long_lines import object_bytes
 from . import kql, plan, rare, token_need
 from .cursors import decode_cursor, encode_cursor
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
@@ -575,7 +576,8 @@ class Engine:
                 lo = info["min_ts"] if lo is None else min(lo, info["min_ts"])
                 hi = info["max_ts"] if hi is None else max(hi, info["max_ts"])
         if snap.cold:
-            src = " UNION ALL ".join(f"SELECT {ident('service.name')} FROM {read_ndjson_lenient_sql(str(seg.path))}"
+            src = " UNION ALL ".join(f"SELECT {ident('service.name')} FROM "
+                                     f"{read_ndjson_lenient_sql(str(seg.path), object_bytes((seg.index or {}).get('longest')))}"
                                      for seg in snap.cold)
             _, rows = self.db.run(f"SELECT {ident('service.name')}, count(*) FROM ({src}) "
                                 f"WHERE {ident('service.name')} IS NOT NULL GROUP BY ALL", [])

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..event import FIELD_TYPES
-from ..store import tokens
+from ..store import long_lines, tokens
 from ..store.blocks import ParquetFile
 from ..store.catalogue import SegmentInfo
 from ..store.columns import SELECT_LIST, TS, read_ndjson_lenient_sql, sql_str
@@ -291,7 +291,8 @@ def source(snap: Snapshot, start: int, end: int, need: tokens.Need | None = None
             continue
         if seq is not None and not seg.first_seq <= seq <= info.get("last_seq", seq):
             continue
-        parts.append(f"SELECT {SELECT_LIST} FROM {read_ndjson_lenient_sql(str(seg.path))} "
+        room = long_lines.object_bytes(info.get("longest"))  # its largest write: no line is longer
+        parts.append(f"SELECT {SELECT_LIST} FROM {read_ndjson_lenient_sql(str(seg.path), room)} "
                      f"WHERE {TS} BETWEEN {int(start)} AND {int(end)}")
         rows += int(info.get("count", 0))
     in_range = set(snap.live_ids(start, end))

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..store import catalogue, layout
+from ..store import catalogue, layout, long_lines
 from ..store.blocks import ParquetFile, open_parquet
 from ..store.catalogue import SegmentInfo
 from ..store.columns import (
@@ -203,11 +203,13 @@ class StoreView:
         tmp.write_bytes(data)
         try:
             head = f"INSERT INTO live SELECT {SELECT_LIST}, {live.id}, {gen} FROM "
-            try:
-                self.con.execute(head + read_ndjson_sql(str(tmp)))
+            try:  # a line too long for DuckDB's buffers is read again with room for it (long_lines.py)
+                long_lines.read_fitting(lambda size: self.con.execute(
+                    head + read_ndjson_sql(str(tmp), max_object_bytes=size)), tmp)
             except duckdb.Error as exc:
                 log.warning("%s: typed read failed (%s); reading value by value", live.path.name, exc)
-                self.con.execute(head + read_ndjson_lenient_sql(str(tmp)))
+                long_lines.read_fitting(lambda size: self.con.execute(
+                    head + read_ndjson_lenient_sql(str(tmp), size)), tmp)
         finally:
             tmp.unlink(missing_ok=True)
         rows = self.con.execute(

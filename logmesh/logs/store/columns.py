@@ -43,7 +43,8 @@ def read_ndjson_sql(path: str, trust_json: bool = False, max_object_bytes: int =
     Lines whose values do not fit the types make DuckDB fail the whole read;
     callers then use :func:`read_ndjson_lenient_sql`, which never loses a line.
     ``trust_json``: see :func:`with_request_fields`. A line longer than
-    ``max_object_bytes`` fails the read too (compact.py tries a smaller size first).
+    ``max_object_bytes`` fails the read too (compact.py tries a smaller size first;
+    store/long_lines.py gives more room).
     """
     cols = "{" + ", ".join(f"{sql_str(n)}: {sql_str(t)}" for n, t in COLUMNS) + "}"
     return with_request_fields(with_syslog_labels(
@@ -51,8 +52,9 @@ def read_ndjson_sql(path: str, trust_json: bool = False, max_object_bytes: int =
         f"maximum_object_size={int(max_object_bytes)})"), trust_json)
 
 
-def read_ndjson_lenient_sql(path: str) -> str:
-    """The same relation read value by value: a value of the wrong type becomes NULL."""
+def read_ndjson_lenient_sql(path: str, max_object_bytes: int = MAX_OBJECT_BYTES) -> str:
+    """The same relation read value by value: a value of the wrong type becomes NULL. A line
+    longer than ``max_object_bytes`` fails the read (store/long_lines.py gives more room)."""
     exprs = []
     for name, typ in COLUMNS:
         path_arg = sql_str('$."' + name.replace('"', '\\"') + '"')
@@ -62,7 +64,7 @@ def read_ndjson_lenient_sql(path: str) -> str:
             exprs.append(f"TRY_CAST(json_extract_string(json, {path_arg}) AS {typ}) AS {ident(name)}")
     return with_request_fields(with_syslog_labels(
         f"(SELECT {', '.join(exprs)} FROM read_ndjson_objects({sql_str(path)}, "
-        f"ignore_errors=true, maximum_object_size={MAX_OBJECT_BYTES}) WHERE json IS NOT NULL)"))
+        f"ignore_errors=true, maximum_object_size={int(max_object_bytes)}) WHERE json IS NOT NULL)"))
 
 
 # event.derive_syslog_labels in SQL: labels (as DuckDB writes JSON: compact) that begin with

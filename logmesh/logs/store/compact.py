@@ -47,10 +47,11 @@ import orjson
 
 from ...fsio import fsync_path, write_atomic
 from ...metrics import Metrics, number, value
-from . import catalogue, layout, red_summary, tokens
+from . import catalogue, layout, long_lines, red_summary, tokens
 from .catalogue import SegmentInfo, list_segments
 from .columns import (
     COLUMNS,
+    MAX_OBJECT_BYTES,
     MESH_SELECT,
     SELECT_LIST,
     TS,
@@ -97,8 +98,8 @@ FETCH_ROWS = 16384
 # DuckDB's JSON reader sizes its buffers by maximum_object_size: buffers of 16 MB were mapped
 # afresh (faulted in) every segment, ~50k page faults per million events; of 2 MB, ~3k
 # (docs/benchmarks.md, "Compaction, seventh cut"). Twice the largest event ingest takes; a longer
-# line is read whole all the same (tests/logs/store/test_compact.py), and had DuckDB refused it,
-# the checked read of up to 16 MB a line would be taken, as for a message that is no JSON.
+# line is read whole all the same (tests/logs/store/test_compact.py) up to ~32 MB, and one DuckDB
+# refuses is read again with room for it (store/long_lines.py).
 READ_OBJECT_BYTES = 2 * layout.MAX_EVENT_BYTES
 BLOCK = "_b"  # the block (row group) of a row, a column of the table the summaries are counted in
 
@@ -245,16 +246,24 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
     path = str(seg.path)
     damaged = False
     guess = in_order(path)
+    room = long_lines.object_bytes((seg.index or {}).get("longest"))  # MAX_OBJECT_BYTES unless longer
+
+    def typed(size: int) -> Any:
+        try:  # messages taken for JSON unchecked (buffers for lines of READ_OBJECT_BYTES unless
+            # the index says longer); one that is no JSON fails the read, and the checked one is taken
+            return read_sorted(con, read_ndjson_sql(path, trust_json=True, max_object_bytes=(
+                READ_OBJECT_BYTES if size <= MAX_OBJECT_BYTES else size)), guess)
+        except duckdb.Error as exc:
+            if long_lines.too_long(exc) and size <= MAX_OBJECT_BYTES:
+                raise  # read_fitting reads again with room for the longest line
+            return read_sorted(con, read_ndjson_sql(path, max_object_bytes=size), guess)
+
     try:
-        try:  # messages taken for JSON unchecked (buffers for lines of READ_OBJECT_BYTES); one
-            # that is no JSON fails the read, and the checked one is taken
-            table = read_sorted(con, read_ndjson_sql(path, trust_json=True, max_object_bytes=READ_OBJECT_BYTES),
-                                guess)
-        except duckdb.Error:
-            table = read_sorted(con, read_ndjson_sql(path), guess)
+        table = long_lines.read_fitting(typed, path, room)
     except duckdb.Error as exc:
         log.warning("%s: typed read failed (%s); reading value by value", seg.path.name, exc)
-        table = read_sorted(con, read_ndjson_lenient_sql(path), False)
+        table = long_lines.read_fitting(
+            lambda size: read_sorted(con, read_ndjson_lenient_sql(path, size), False), path, room)
         damaged = True
     rows = table.num_rows
     expected = (seg.index or {}).get("count")

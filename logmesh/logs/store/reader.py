@@ -19,14 +19,22 @@ from .catalogue import list_segments as list_segments
 
 
 def read_complete(path: Path, offset: int = 0, max_bytes: int = 8 * 1024 * 1024) -> tuple[bytes, int]:
-    """Bytes of whole lines from ``offset`` (at most ~max_bytes); returns (data, next offset)."""
+    """Bytes of whole lines from ``offset`` (at most ~max_bytes, but a whole line longer than
+    that, else a reader never gets past it); returns (data, next offset)."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read(max_bytes)
+            end = data.rfind(b"\n") + 1
+            while not end and len(data) >= max_bytes:  # no line ends within max_bytes: read on
+                more = f.read(max_bytes)
+                nl = more.find(b"\n")
+                end = len(data) + nl + 1 if nl >= 0 else 0
+                data += more
+                if not more:
+                    break
     except FileNotFoundError:
         return b"", offset
-    end = data.rfind(b"\n") + 1
     return data[:end], offset + end
 
 

@@ -80,7 +80,7 @@ def recover_segment(path: Path) -> Recovery:
             result.damaged_lines += 1
             result.damaged_bytes += len(line)
         else:
-            index.add(rec[0], rec[1], out)
+            index.add(rec[0], rec[1], out, len(line))
             keep.append(line)
             out += len(line)
         offset = nl + 1

@@ -520,7 +520,7 @@ class SegmentWriter:
         offset = self.index.bytes
         events = 0
         for nbytes, first, last, count, min_ts, max_ts, first_ts in blocks:
-            self.index.add_block(first, last, count, min_ts, max_ts, first_ts, offset)
+            self.index.add_block(first, last, count, min_ts, max_ts, first_ts, offset, nbytes)
             offset += nbytes
             events += count
         self.index.bytes = offset

@@ -22,14 +22,18 @@ class SegmentIndex:
     max_ts: int = 0
     bytes: int = 0
     sparse: list[list[int]] = field(default_factory=list)  # [seq, ts, offset] about every SPARSE_EVERY
+    longest: int = 0  # its largest write (or line): no line is longer (store/long_lines.py)
     next_sparse: int = 0  # event count at which the next sparse entry is due
 
-    def add(self, seq: int, ts: int, offset: int) -> None:
-        self.add_block(seq, seq, 1, ts, ts, ts, offset)
+    def add(self, seq: int, ts: int, offset: int, nbytes: int = 0) -> None:
+        self.add_block(seq, seq, 1, ts, ts, ts, offset, nbytes)
 
     def add_block(self, first: int, last: int, count: int, min_ts: int, max_ts: int,
-                  first_ts: int, offset: int) -> None:
-        """Account ``count`` events starting at byte ``offset``; sparse entries fall on block starts."""
+                  first_ts: int, offset: int, nbytes: int = 0) -> None:
+        """Account ``count`` events of ``nbytes`` starting at byte ``offset``; sparse entries fall
+        on block starts."""
+        if nbytes > self.longest:
+            self.longest = nbytes
         if self.count >= self.next_sparse:
             self.sparse.append([first, first_ts, offset])
             self.next_sparse = self.count + layout.SPARSE_EVERY
@@ -43,4 +47,5 @@ class SegmentIndex:
     def to_json(self) -> bytes:
         return orjson.dumps({"version": layout.SEGMENT_FORMAT_VERSION, "first_seq": self.first_seq,
                              "last_seq": self.last_seq, "count": self.count, "min_ts": self.min_ts,
-                             "max_ts": self.max_ts, "bytes": self.bytes, "sparse": self.sparse})
+                             "max_ts": self.max_ts, "bytes": self.bytes, "longest": self.longest,
+                             "sparse": self.sparse})

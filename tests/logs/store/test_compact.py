@@ -604,6 +604,22 @@ def test_a_line_longer_than_the_first_reads_objects_is_compacted_whole(tmp_path,
     assert not (tmp_path / layout.QUARANTINE_DIR).exists()
 
 
+def test_a_line_longer_than_duckdb_reads_at_16_mb_is_compacted_whole(tmp_path):
+    """DuckDB fails a read (the lenient one too) for a line past ~2x its maximum_object_size:
+    an OTLP body of control characters makes one within the default limits. Its segment's
+    compaction failed every minute for ever (found from outside); it is read again with room
+    for the longest line, found in the file when the index does not say (a segment sealed
+    before indexes kept ``longest``)."""
+    text = "long " + "x" * (40 * 1024 * 1024)
+    seg = packet_segment(tmp_path, PACKETS[:2] + [text] + PACKETS[2:4])
+    assert "longest" not in seg.index
+    index = compact_segment(new_connection(), seg, tmp_path / layout.PARQUET_DIR)
+    final = tmp_path / layout.PARQUET_DIR / layout.parquet_name(seg.path.name)
+    assert index["rows"] == 5
+    assert text in [r["message"] for r in parquet_rows(final)]
+    assert not (tmp_path / layout.QUARANTINE_DIR).exists()
+
+
 def test_bounded_pages_keep_every_value_and_add_a_page_index(big_segment, tmp_path):
     """write_parquet(page_rows=N), which bench/rare_word_pages.py measures a page reader on:
     the same values as the default write, and an offset index for every column chunk (the
