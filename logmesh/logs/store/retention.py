@@ -5,7 +5,9 @@ is older than that and the file itself was written longer ago than that (its mti
 Elasticsearch's ILM ages an index from its rollover: an acknowledged event stays at least
 the retention after it was stored, even one stamped years ago (a backfill; events stamped
 1970 and 1990 went within seconds of their ack). A store copied without its files' times
-keeps them a retention longer, never shorter. ``--max-disk 10GB``: while segments + Parquet files (with
+keeps them a retention longer, never shorter. A newest event stamped more than a day after its
+file was written counts as stamped then (FUTURE_SLACK_MS: its sender's clock is wrong), for the
+age and for --max-disk's order. ``--max-disk 10GB``: while segments + Parquet files (with
 their indexes) take more than that, the file with the oldest newest event goes. A sealed
 segment waiting for compaction counts at what its events will take compacted (the bytes a
 Parquet event takes in this store), not at its NDJSON size, which is ~10-15x that: a
@@ -39,6 +41,11 @@ from . import catalogue, layout, red_summary
 log = logging.getLogger("logmesh.logs.retention")
 
 REASONS = ("age", "disk")  # why a file went: --retention, --max-disk
+# A newest event stamped later than this after its file was written has a wrong clock (its
+# sender's): the file's own time stands for it. One event stamped 9999 kept its file, and every
+# event in it, for ever under --retention, and last under --max-disk, which deleted newer
+# events first (found from outside); a sender whose clock runs ahead pinned every file.
+FUTURE_SLACK_MS = 86_400_000
 
 
 @dataclass
@@ -72,6 +79,12 @@ def _size(path: Path) -> int:
 
 def _written_ms(st: os.stat_result | None) -> int:
     return 0 if st is None else int(st.st_mtime * 1000)
+
+
+def _newest(max_ts: int, written_ms: int) -> int:
+    """A file's newest event as retention ages and orders it: its stamp, unless that is more
+    than FUTURE_SLACK_MS after the file was written (a wrong clock)."""
+    return written_ms if written_ms and max_ts > written_ms + FUTURE_SLACK_MS else max_ts
 
 
 class Retention:
@@ -126,7 +139,7 @@ class Retention:
                 # no index: the file's own time is a fair stand-in for its newest event
                 max_ts, events = _written_ms(st), 0
             red = red_summary.red_path(path)
-            victims.append(Victim("parquet", [path, blocks, red], max_ts, events,
+            victims.append(Victim("parquet", [path, blocks, red], _newest(max_ts, _written_ms(st)), events,
                                   (0 if st is None else st.st_size) + _size(blocks) + _size(red),
                                   _written_ms(st)))
         counted = [v for v in victims if v.events]
@@ -142,8 +155,8 @@ class Retention:
             size = (0 if st is None else st.st_size) + _size(idx)
             estimate = size if per_event is None else min(size, int(events * per_event))
             backlog += size - estimate
-            victims.append(Victim("segment", [seg.path, idx], int(seg.index.get("max_ts", 0)),
-                                  events, size, _written_ms(st), estimate))
+            victims.append(Victim("segment", [seg.path, idx], _newest(int(seg.index.get("max_ts", 0)),
+                                  _written_ms(st)), events, size, _written_ms(st), estimate))
         victims.sort(key=lambda v: (v.max_ts, v.paths[0].name))
         return victims, catalogue.usage(self.data_dir).bytes - backlog
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from logmesh.logs.query.engine import Engine
-from logmesh.logs.store import layout
+from logmesh.logs.store import catalogue, layout
 from logmesh.logs.store.compact import Compactor
 from logmesh.logs.store.retention import Retention
 from tests.support.store import DAY, HOUR, T0, FakeClock, data_files, event, write_store, written_at
@@ -145,3 +145,28 @@ async def test_age_keeps_an_old_event_for_the_retention_after_it_was_written(tmp
     later = Retention(tmp_path, max_age_ms=DAY, clock=lambda: now_s + DAY / 1000)
     assert sorted(v.events for v in later.run_once()) == [20, 20]  # a day on, they go
     await writer.close()
+
+
+async def test_an_event_stamped_far_ahead_pins_no_file(tmp_path):
+    """One acked event stamped 9999-12-31 (a sender's clock, a unit mistake) kept its file and
+    every event in it for ever under --retention, and made it the newest for --max-disk, which
+    deleted newer events first (found from outside). A stamp more than a day after its file was
+    written counts as stamped then."""
+    batches = [[event(T0 + i, message=f"first {i}") for i in range(20)] + [event(layout.MAX_TIMESTAMP_MS)],
+               [event(T0 + HOUR + i, message=f"second {i}") for i in range(20)],
+               [event(T0 + 2 * HOUR, message="active")]]
+    writer = await write_store(tmp_path, batches)
+    Compactor(tmp_path, grace=0).run_once()
+    first, second = sorted(tmp_path.glob("parquet/*.parquet"))
+    for path, ms in ((first, T0 + HOUR), (second, T0 + 2 * HOUR)):  # written when their hour ended
+        os.utime(path, (ms / 1000, ms / 1000))
+
+    disk = Retention(tmp_path, max_bytes=catalogue.usage(tmp_path).bytes - 1, clock=lambda: (T0 + 3 * HOUR) / 1000)
+    assert [v.paths[0] for v in disk.run_once()] == [first], "the oldest written goes first"
+    writer2 = await write_store(tmp_path / "again", batches)
+    Compactor(tmp_path / "again", grace=0).run_once()
+    written_at(tmp_path / "again", T0 + 2 * HOUR)
+    age = Retention(tmp_path / "again", max_age_ms=DAY, clock=lambda: (T0 + 2 * HOUR + DAY + 1) / 1000)
+    assert sorted(v.events for v in age.run_once()) == [20, 21], "a day after they were written, both go"
+    await writer.close()
+    await writer2.close()
