@@ -456,6 +456,8 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
         click.echo(bold(f"{'SERVICE'.ljust(w)}  {'EVENTS':>12}"), color=colour)
         for name, n in services.items():
             click.echo(f"{name.ljust(w)}  {n:>12,}", color=colour)
+        if r.get("services_left_off"):
+            click.echo(f"(and {r['services_left_off']:,} less busy services)", color=colour)
     shippers = r.get("shippers") or []
     if shippers:
         click.echo("", color=colour)

@@ -180,6 +180,31 @@ async def test_mesh_counts_per_registered_service(api):
     server.registry = None
 
 
+async def test_a_flood_of_service_names_gives_the_busiest_and_how_many_more(api, monkeypatch):
+    """Distinct service names (a request id logged as the name) made /mesh and /stats list
+    every one: 200,000 of them a 13.7 MB /mesh answer in 4.8 s (found from outside). Each
+    keeps the busiest MAX_SERVICES, with every node's counts, and says how many are left off."""
+    from logmesh.logs.http import query_api
+
+    monkeypatch.setattr(query_api, "MAX_SERVICES", 5)
+    server, base, s = api
+
+    class Registry:
+        parsed = parse_nodes([{"name": "svc-7", "host": "127.0.0.1", "port": 9010, "urls": ["GET/q"]}])
+
+    server.registry = Registry()  # type: ignore[assignment]
+    await post(s, base, [{"service.name": f"svc-{i}", "http.request.method": "GET", "message": "m"}
+                         for i in range(40)] + [{"service.name": "busy", "message": "m"}] * 3)
+    mesh = await get(s, base, "/api/v1/mesh", **{"from": "now-1h"})
+    stats = await get(s, base, "/api/v1/stats")
+    server.registry = None
+    assert len(mesh["services"]) == 5 and mesh["services_left_off"] == 36
+    assert mesh["services"]["busy"]["events"] == 3
+    assert [n["requests"] for n in mesh["nodes"]] == [1], "a node left off the services keeps its counts"
+    assert list(stats["services"])[0] == "busy" and len(stats["services"]) == 5
+    assert stats["services_left_off"] == 36
+
+
 async def test_openapi_describes_every_api_route(api):
     server, base, s = api
     doc = await get(s, base, "/api/v1/openapi.json")
