@@ -311,7 +311,8 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @config_option("--retention", "retention_ms", type=DURATION, default=None, metavar="DURATION",
               help="Delete sealed segments and Parquet files whose newest event is older than "
                    "this and that were written longer ago than this, e.g. 7d (units s m h d w): "
-                   "an event stays at least this long after it arrived, a backfill too. The "
+                   "an event stays at least this long after it arrived, a backfill too (one "
+                   "stamped over a day after its file was written counts as stamped then). The "
                    "active segment is never touched.")
 @config_option("--max-disk", "max_disk_bytes", type=SIZE, default=None, metavar="SIZE",
               help="Delete the oldest sealed segments and Parquet files while the store is "
