@@ -5,8 +5,8 @@
 
 bench/mesh.py's logs figure (~17-23 µs per request) holds the sockets, the group commit, the
 store's flusher and the machine's noise; this runs only what an acked batch costs ingest in
-Python: ``LogIngestProtocol._batch`` (the batch's decode, ``request_event`` per event, the
-ledger's dedup by event.id) and the health monitor's ``GatewayCounts.add`` (the store's
+Python: ``LogIngestProtocol._packet`` on its frame (the decode, the lines, the ledger's dedup
+by event.id; the first figure, "_batch") and the health monitor's ``GatewayCounts.add`` (the store's
 observer), on batches shaped as the mesh ships them: the gateway's access logs (text and
 the gateway's ECS fields) and goods' request packets, 175 events a batch. Each round runs
 every checkout once, in turn, in a fresh process (``python`` in that checkout, so its
@@ -19,7 +19,7 @@ over a minute of access logs at ``--rate`` a second, durations spread as POSTs' 
 around 10 ms, to the µs) or GETs' (0.3-2 ms): it runs in the logs service's event loop.
 
 ``--whole`` measures instead what a pair of batches (gateway, goods) costs from the frame's bytes
-to its ack: ``data_received`` (framing, the envelope, ``_batch``), the store's writer and
+to its ack: ``data_received`` (framing, the decode, the lines), the store's writer and
 flusher (its I/O thread included: ``process_time`` counts every thread) and the ack, acks
 awaited per pair as the shippers wait, with ``--fsync off`` and ``batch``; ``--events`` per
 batch (the mesh's ~60-175) separates the cost per batch from the cost per event.
@@ -56,20 +56,20 @@ CHILD = EVENTS + r"""
 import json, sys, time
 import orjson
 from logmesh.logs.gateway_counts import GatewayCounts
-from logmesh.logs.ingest.common import envelope_decoder
 from logmesh.logs.ingest.context import IngestContext
 from logmesh.logs.ingest.tcp import LogIngestProtocol
 
 K, N = 175, int(sys.argv[1])
 ts = int(time.time() * 1000)
 
-def batch(service, instance, first):
-    return envelope_decoder.decode(orjson.dumps(
+def batch(service, instance, first):  # a frame, as the splitter hands it over
+    return orjson.dumps(
         {"uri": "/logs", "method": "POST", "key": first, "ack": True,
          "params": {"service": service, "instance": instance,
-                    "events": events(service, first, K, ts)}}))
+                    "events": events(service, first, K, ts)}})
 
-class Writer:  # _batch never writes: data_received appends what it returns
+class Writer:  # _packet never writes: data_received appends what it returns
+    failure = None
     on_flush: list = []
     on_handover: list = []  # IngestContext resumes paused connections from it
 
@@ -84,8 +84,8 @@ for _ in range(3):
     for gateway, goods in envs:
         lines = []
         t0 = time.process_time()
-        proto._batch(gateway, ts, lines)
-        proto._batch(goods, ts, lines)
+        proto._packet(gateway, ts, lines, [])
+        proto._packet(goods, ts, lines, [])
         t1 = time.process_time()
         counts.add(lines)
         spent[0] += t1 - t0

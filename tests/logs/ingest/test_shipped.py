@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from logmesh.logs.event import derive_request
 from logmesh.logs.gateway_counts import GatewayCounts
 from logmesh.logs.ingest import tcp
-from logmesh.logs.ingest.common import Routes, envelope_decoder
+from logmesh.logs.ingest.common import Routes
 from logmesh.logs.ingest.context import IngestContext
-from logmesh.logs.ingest.shipped import shipped_lines
+from logmesh.logs.ingest.shipped import batch_lines, packet_decoder
 from logmesh.logs.ingest.tcp import LogIngestProtocol
 
 NOW = int(time.time() * 1000)
@@ -29,7 +29,8 @@ SOURCE = ("127.0.0.1", 5000)
 _encode_lines = msgspec.json.Encoder().encode_lines
 
 
-class _Writer:  # _batch never writes: data_received appends the lines it returns
+class _Writer:  # _packet never writes: data_received appends the lines it returns
+    failure = None
     on_flush: list = []
     on_handover: list = []
 
@@ -40,23 +41,35 @@ def _protocol() -> LogIngestProtocol:
     return proto
 
 
-def _envelope(service: str, instance: str, events: list) -> Any:
-    return envelope_decoder.decode(orjson.dumps(
-        {"uri": "/logs", "method": "POST", "key": 7, "ack": True,
-         "params": {"service": service, "instance": instance, "events": events}}))
+def _envelope(service: str, instance: str, events: list) -> bytes:
+    """An acked batch's frame (without its delimiter), as a shipper sends it."""
+    return orjson.dumps({"uri": "/logs", "method": "POST", "key": 7, "ack": True,
+                         "params": {"service": service, "instance": instance, "events": events}})
+
+
+def _lines_of(frame: bytes) -> list | None:
+    """The fast path's lines of an acked batch's frame (None: it takes the per-event path)."""
+    try:
+        batch = packet_decoder.decode(frame).params
+    except msgspec.DecodeError:
+        return None
+    return None if batch is None else batch_lines(batch, NOW, SOURCE, Routes())
 
 
 def _store(envs: list, fast: bool = True) -> tuple[list, list, LogIngestProtocol]:
     """Each batch's reply and the stored lines (seqs given as the store's writer would), by
     the fast path where it applies, or (``fast`` False) by the per-event path alone."""
     proto = _protocol()
-    replies, lines = [], []
-    shipped, tcp.shipped_lines = tcp.shipped_lines, (tcp.shipped_lines if fast else lambda *a: None)
+    replies: list = []
+    lines: list = []
+    taken, tcp.batch_lines = tcp.batch_lines, (tcp.batch_lines if fast else lambda *a: None)
     try:
         for env in envs:
-            replies.append(proto._batch(env, NOW, lines))
+            acks: list = []
+            proto._packet(env, NOW, lines, acks)
+            replies.append(tuple(acks[0][1:]) if acks else None)
     finally:
-        tcp.shipped_lines = shipped
+        tcp.batch_lines = taken
     for i, line in enumerate(lines):
         line.seq = 1000 + i
     return replies, lines, proto
@@ -108,7 +121,7 @@ def test_the_mesh_batches_take_the_fast_path_and_store_the_same_bytes() -> None:
                                             for i, status in enumerate([200, 404, 502, 504] * 40)])
     goods = _envelope("goods", "goods-1", [_goods_event(1 + i, i) for i in range(160)])
     for env in (gateway, goods):
-        assert shipped_lines(env.params, NOW, SOURCE, Routes()) is not None
+        assert _lines_of(env) is not None
     replies, lines, proto = _store([gateway, goods])
     want_replies, want_lines, _ = _store([gateway, goods], fast=False)
     assert replies == want_replies == [(160, []), (160, [])]
@@ -147,7 +160,7 @@ def test_anything_else_takes_the_per_event_path() -> None:
     ]
     for events in cases:
         env = _envelope("svc", "i-1", events)
-        assert shipped_lines(env.params, NOW, SOURCE, Routes()) is None, events
+        assert _lines_of(env) is None, events
         _same_everywhere([env])
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,24 +30,21 @@ from tests.support.store import HOUR, T0, write_store
 
 LO, HI = T0 - HOUR, T0 + 10 * HOUR
 SOURCE = ("127.0.0.1", 5000)
-_encode_lines = shipped.msgspec.json.Encoder().encode_lines
+_encode_lines = msgspec.json.Encoder().encode_lines
 FIELDS = ["http.request.method", "url.path", "trace.id", "key", "params", "message"]
 
 
 def _batch(packets: list[str], first: int = 1, ts: int = T0) -> shipped.ShippedBatch:
-    return shipped._batch_decoder.decode(orjson.dumps(
+    return msgspec.json.decode(orjson.dumps(
         {"service": "goods", "instance": "goods-1",
-         "events": [[first + i, ts + i, p] for i, p in enumerate(packets)]}))
+         "events": [[first + i, ts + i, p] for i, p in enumerate(packets)]}), type=shipped.ShippedBatch)
 
 
 def _forms(packets: list[str], first: int = 1, ts: int = T0) -> tuple[list, list]:
-    """The packets' lines unparsed (as shipped_lines stores them now) and parsed (as before)."""
+    """The packets' lines unparsed (as batch_lines stores them now) and parsed (as before)."""
     batch = _batch(packets, first, ts)
-    got = shipped.shipped_lines(orjson.dumps(
-        {"service": "goods", "instance": "goods-1",
-         "events": [[first + i, ts + i, p] for i, p in enumerate(packets)]}), ts, SOURCE, None)
-    assert got is not None
-    new = got[1]
+    new = shipped.batch_lines(batch, ts, SOURCE, None)
+    assert new is not None
     assert all(isinstance(x, shipped.PacketLine) for x in new), packets
     raws = [ev.raw for ev in batch.events]
     old = shipped._parsed_packets(batch, "\n".join(raws), raws, ts, SOURCE, None)
@@ -82,9 +80,8 @@ def test_plain_packets_are_stored_unparsed_and_others_parsed():
         assert b'"url.path"' not in line and b'"params"' not in line and b'"key"' not in line
     assert len(_encode_lines(new)) < len(_encode_lines(old)) - 20 * 80
     for packet in PARSED:
-        got = shipped.shipped_lines(orjson.dumps(
-            {"service": "goods", "instance": "goods-1", "events": [[1, T0, packet]]}), T0, SOURCE, None)
-        assert got is None or isinstance(got[1][0], shipped.ShippedLine), packet
+        got = shipped.batch_lines(_batch([packet]), T0, SOURCE, None)
+        assert got is None or isinstance(got[0], shipped.ShippedLine), packet
 
 
 def _python(lines: list) -> list[dict]:
