@@ -154,6 +154,8 @@ class Transport(asyncio.Transport):  # takes the acks
         return ("127.0.0.1", 5000) if name == "peername" else default
     def close(self):
         pass
+    def get_write_buffer_size(self):  # the connection guard's sweep asks every second
+        return 0
 
 async def measure(fsync):
     writer = SegmentWriter(tempfile.mkdtemp(), fsync=fsync)
