@@ -222,7 +222,10 @@ async def test_a_normal_query_answers_within_a_second_while_8_heavy_ones_run(sta
 
 
 async def test_one_client_runs_two_queries_at_once_and_is_refused_past_eight(start_logs):
-    server = await start_logs(query_timeout=3.0)
+    # heavy queries time out at 6 s: a starved search would wait that long, one given a free
+    # thread answers in well under 4 s even at load ~15 (2.7 s seen there; a 3 s timeout and a
+    # 2 s bound failed then)
+    server = await start_logs(query_timeout=6.0)
     big_store(server.config.data_dir, 1_000_000, int(time.time() * 1000))
     base = f"http://{HOST}:{server.config.http_port}"
     async with client("127.0.0.3") as greedy, client("127.0.0.2") as other:
@@ -234,8 +237,8 @@ async def test_one_client_runs_two_queries_at_once_and_is_refused_past_eight(sta
         assert status == 429 and headers["Retry-After"] == "1", body
         assert "queries running or waiting" in body["error"]
         status, took, _, _ = await timed_get(other, base, "/api/v1/search", q="service.name:goods")
-        assert status == 200 and took < 2.0  # starved: the 3 s timeout (1.0 took 1.22 s under load)
-        answers = await asyncio.wait_for(asyncio.gather(*heavy), 10)
+        assert status == 200 and took < 4.0  # starved: the 6 s timeout
+        answers = await asyncio.wait_for(asyncio.gather(*heavy), 20)
         assert {a[0] for a in answers} <= {200, 503}
 
 
