@@ -11,6 +11,7 @@ the delimiter itself); a ``¶`` inside a string must travel escaped as
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -186,17 +187,64 @@ def replace_lone_surrogates(raw: bytes) -> bytes | None:
     return fixed if fixed != raw else None
 
 
-def loads(raw: bytes | str) -> Any:
-    """``orjson.loads``, reading a lone surrogate escape as U+FFFD (:func:`replace_lone_surrogates`)."""
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_WIDE = b"0" * 19  # -2**63 - 1 has 19 digits, 2**64 20: a shorter integer orjson keeps exactly
+_INT_MIN, _UINT_MAX = -(2 ** 63), 2 ** 64 - 1  # orjson's int range (i64 and u64)
+
+
+def wide_digits(raw: bytes | str) -> bool:
+    """Whether ``raw`` holds a run of 19 digits, as an integer past 64 bits needs.
+
+    One ``translate`` and one ``find`` (C, no parse); a digit run inside a string
+    also answers True, which only costs the exact (slower) read.
+    """
+    if isinstance(raw, str):
+        raw = raw.encode()
+    return _WIDE in bytes(raw).translate(_DIGITS)
+
+
+def _exact_int(digits: str) -> int | str:
+    value = int(digits)
+    return value if _INT_MIN <= value <= _UINT_MAX else digits
+
+
+def exact_read(raw: bytes | str) -> Any:
+    """``raw`` (JSON orjson has read) read again with every integer past 64 bits as its digits.
+
+    orjson reads such an integer as a float (123456789012345678901234567890 became
+    1.2345678901234568e+29: an acked value changed) and cannot write one back, so
+    the event keeps the exact digits as a string, as VictoriaLogs keeps every
+    value's text. Python's ``json`` parses here: slower, and only text that
+    :func:`wide_digits` flags comes here.
+    """
     try:
-        return orjson.loads(raw)
+        return json.loads(raw, parse_int=_exact_int)
+    except (ValueError, RecursionError) as exc:  # nothing orjson read; said as orjson says it
+        text = raw.decode(errors="replace") if isinstance(raw, bytes | bytearray | memoryview) else raw
+        raise orjson.JSONDecodeError(f"recursion limit or unreadable JSON: {exc}", str(text), 0) from None
+
+
+def loads_exact(raw: bytes | str) -> Any:
+    """``orjson.loads`` keeping an integer past 64 bits exact (as its digits, :func:`exact_read`).
+
+    Every ingest path reads a document with this (or screens a whole body with
+    :func:`wide_digits` once and calls :func:`exact_read` only when it answers True).
+    """
+    value = orjson.loads(raw)
+    return exact_read(raw) if wide_digits(raw) else value
+
+
+def loads(raw: bytes | str) -> Any:
+    """:func:`loads_exact`, reading a lone surrogate escape as U+FFFD (:func:`replace_lone_surrogates`)."""
+    try:
+        return loads_exact(raw)
     except orjson.JSONDecodeError as exc:
         if "surrogate" not in str(exc):
             raise
         fixed = replace_lone_surrogates(raw.encode() if isinstance(raw, str) else raw)
         if fixed is None:
             raise
-        return orjson.loads(fixed)
+        return loads_exact(fixed)
 
 
 def parse_frame(raw: bytes) -> dict | BadFrame:

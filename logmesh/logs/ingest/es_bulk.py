@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from ...protocol import loads_exact
 from ..event import Event
 from .common import MAX_DEPTH, Rejected
 from .http_ndjson import FlatEvent, ecs_events, flat_events, record_event
@@ -175,7 +176,7 @@ class _Refused(Exception):
 def _document(doc_line: bytes, received: int, index: str | None) -> Event:
     """One document -> its event (NDJSON's rules), or :class:`_Refused` saying why not."""
     try:
-        ev = record_event(orjson.loads(doc_line), received,
+        ev = record_event(loads_exact(doc_line), received,
                           deep=doc_line.count(b"{") + doc_line.count(b"[") >= MAX_DEPTH)
     except orjson.JSONDecodeError as exc:
         raise _Refused("bad_document", "document_parsing_exception",

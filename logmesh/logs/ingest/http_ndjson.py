@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from ...protocol import exact_read, loads_exact, wide_digits
 from ..event import Event
 from .common import (
     MAX_DEPTH,
@@ -236,9 +237,9 @@ def _label_members(parts: tuple[bytes, ...], extra: dict[str, Any] | None) -> by
     doc: dict[str, Any] = {"message": ""}
     for name, raw in (("host", host), ("agent", agent), ("ecs", ecs), ("input", input_)):
         if raw:
-            doc[name] = orjson.loads(raw)
+            doc[name] = loads_exact(raw)
     if file:
-        doc["log"] = {"file": orjson.loads(file)}
+        doc["log"] = {"file": loads_exact(file)}
     tags = record_event(doc, 0).labels or {}
     for name, value in (extra or {}).items():
         tags.setdefault(name, value)
@@ -314,17 +315,20 @@ def parse_body(body: bytes) -> tuple[list[Event | FlatEvent], list[dict]]:
     if stripped[:1] == b"[":
         try:
             items = orjson.loads(stripped)
+            if wide_digits(stripped):
+                items = exact_read(stripped)
         except orjson.JSONDecodeError as exc:
             return [], [{"line": 1, "error": f"cannot parse JSON array: {exc}", "reason": "bad_json"}]
         deep = stripped.count(b"[") + stripped.count(b"{") >= MAX_DEPTH  # else no object can be
         numbered: list[tuple[int, Any, bool]] = [(no, item, deep) for no, item in enumerate(items, 1)]
     else:
         numbered = []
+        read = loads_exact if wide_digits(body) else orjson.loads  # one screen for the body
         for no, line in enumerate(body.split(b"\n"), 1):
             if not line.strip():
                 continue
             try:  # a line with fewer brackets than MAX_DEPTH cannot nest that deep: no walk
-                numbered.append((no, orjson.loads(line),
+                numbered.append((no, read(line),
                                  line.count(b"[") + line.count(b"{") >= MAX_DEPTH))
             except orjson.JSONDecodeError as exc:
                 errors.append({"line": no, "error": f"cannot parse line: {exc}", "reason": "bad_json"})

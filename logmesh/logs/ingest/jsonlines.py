@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import orjson
 
+from ...protocol import loads_exact
 from ..event import Event
 from .common import Rejected
 from .http_ndjson import record_event
@@ -21,7 +22,7 @@ from .http_ndjson import record_event
 def line_event(line: bytes, received: int, source: tuple[str, int] | None) -> Event:
     """One line -> its event; :class:`Rejected` (reason ``bad_json``, ``not_object``, ...) if not."""
     try:
-        obj = orjson.loads(line)
+        obj = loads_exact(line)
     except orjson.JSONDecodeError as exc:
         raise Rejected("bad_json", str(exc)[:120]) from None
     if not isinstance(obj, dict):

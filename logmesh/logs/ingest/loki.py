@@ -27,6 +27,7 @@ import orjson
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from ...protocol import loads_exact
 from ..event import Event
 from .common import MAX_TIMESTAMP_MS, Rejected
 from .field_limits import fold
@@ -307,7 +308,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
             pass  # the per-entry path says what is wrong, entry by entry
         try:
-            doc = orjson.loads(memoryview(raw) if raw.__class__ is msgspec.Raw else msgspec.json.encode(raw))
+            doc = loads_exact(bytes(raw) if raw.__class__ is msgspec.Raw else msgspec.json.encode(raw))
         except orjson.JSONDecodeError as exc:  # e.g. a lone surrogate: the whole push is refused
             raise BadPush("bad_json", f"cannot parse JSON: {exc}") from None
         _json_stream_slow(out, doc, received)
@@ -316,7 +317,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
 
 def _parse_json_slow(body: bytes, received: int) -> Parsed:
     try:
-        req = orjson.loads(body)
+        req = loads_exact(body)
     except orjson.JSONDecodeError as exc:
         raise BadPush("bad_json", f"cannot parse JSON: {exc}") from None
     streams = req.get("streams") if isinstance(req, dict) else None

@@ -19,6 +19,7 @@ import msgspec
 import orjson
 from opentelemetry.proto.logs.v1 import logs_pb2
 
+from ...protocol import loads_exact
 from .common import Rejected
 from .line_block import json_strings
 from .otlp import BadRequest, Parsed, Resource, add_run, level_of, level_pieces, otlp_event
@@ -31,7 +32,7 @@ def _json_value(v: Any) -> Any:
         if kind == "stringValue" or kind == "boolValue" or kind == "doubleValue":
             return inner
         if kind == "intValue":
-            return int(inner)  # int64 is a string in OTLP JSON
+            return _int64(inner)
         if kind == "kvlistValue":
             return _json_attrs((inner or {}).get("values") or [])
         if kind == "arrayValue":
@@ -39,6 +40,15 @@ def _json_value(v: Any) -> Any:
         if kind == "bytesValue":
             return inner
     return None
+
+
+def _int64(inner: Any) -> int:
+    """An ``intValue`` (int64, a string in OTLP JSON) as an int; past int64 a ValueError, which
+    refuses the record (Python's int would keep it, orjson could not write it)."""
+    value = int(inner)
+    if not -(2 ** 63) <= value < 2 ** 63:
+        raise ValueError(f"intValue {str(inner)[:40]} is past int64")
+    return value
 
 
 def _json_attrs(kvs: Any) -> dict[str, Any]:
@@ -121,7 +131,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
                 continue
             if slow is None:
                 try:
-                    slow = orjson.loads(body)
+                    slow = loads_exact(body)
                 except orjson.JSONDecodeError as exc:  # bad UTF-8 in a body: refused whole
                     raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
             _json_records(out, res, logger, received, slow["resourceLogs"][i]["scopeLogs"][j]["logRecords"])
@@ -132,7 +142,7 @@ def _raw_json(raw: msgspec.Raw) -> Any:
     """A resource or a scope kept raw by msgspec, which does not check its UTF-8: bad bytes
     there refuse the body whole, as they do in a record (they were a 500)."""
     try:
-        return orjson.loads(memoryview(raw))
+        return loads_exact(bytes(raw))
     except orjson.JSONDecodeError as exc:
         raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
 
@@ -210,7 +220,7 @@ def _json_resource(resource: Any) -> Resource:
 
 def _parse_json_slow(body: bytes, received: int) -> Parsed:
     try:
-        req = orjson.loads(body)
+        req = loads_exact(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
     if not isinstance(req, dict):
