@@ -23,6 +23,13 @@ from ..protocol import encode, reply_key
 from ..security import OPEN_MODE, ServerSecurity
 from .connection import FramedConnection
 
+# A registration is broadcast to every node: its strings are bounded (a 100,000-character
+# name was). A name as long as a DNS name at most; urls as many as a service has routes and
+# each no longer than a URL browsers and proxies take.
+MAX_NAME_CHARS = 253
+MAX_URLS = 1_000
+MAX_URL_CHARS = 2_048
+
 log = logging.getLogger("logmesh.distributor")
 
 
@@ -112,7 +119,9 @@ class Distributor(Serving):
             if not _registrable(params):  # no node could be reached at it: not broadcast to all
                 conn.send({"key": reply_key(packet), "errorcode": 400,
                            "errormessage": "registration needs params {port, name, urls}: port a whole "
-                                           "number from 1 to 65535, urls a list of \"METHOD/path\""})
+                                           f"number from 1 to 65535, name at most {MAX_NAME_CHARS} "
+                                           f"characters, urls a list of at most {MAX_URLS} "
+                                           f"\"METHOD/path\" of at most {MAX_URL_CHARS} characters"})
                 return
             node = {"port": params["port"], "name": str(params.get("name", "")),
                     "urls": [u for u in params.get("urls") or [] if isinstance(u, str)],
@@ -130,12 +139,15 @@ class Distributor(Serving):
 
 def _registrable(params: object) -> bool:
     """A registration's params name a port a node can listen on and a list of urls (a port -5,
-    0, 70000 or ``true`` was listed and broadcast; urls ``"GET/x"`` became G, E, T, /, x)."""
+    0, 70000 or ``true`` was listed and broadcast; urls ``"GET/x"`` became G, E, T, /, x), and
+    its name and urls are bounded (MAX_NAME_CHARS, MAX_URLS, MAX_URL_CHARS)."""
     if not isinstance(params, dict):
         return False
     port, urls = params.get("port"), params.get("urls", [])
     return (isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535
-            and (urls is None or isinstance(urls, list)))
+            and len(str(params.get("name", ""))) <= MAX_NAME_CHARS
+            and (urls is None or (isinstance(urls, list) and len(urls) <= MAX_URLS
+                                  and all(len(u) <= MAX_URL_CHARS for u in urls if isinstance(u, str)))))
 
 
 class _DistributorConnection(FramedConnection):

@@ -124,7 +124,11 @@ async def test_a_registration_no_node_can_be_reached_at_is_refused_and_not_broad
     peer = await Peer.connect(dist.port)
     await peer.recv()
     for key, params in enumerate([{"port": -5}, {"port": 0}, {"port": 70000}, {"port": True},
-                                  {"port": 9010.5}, {"port": 9010, "urls": "GET/x"}], start=10):
+                                  {"port": 9010.5}, {"port": 9010, "urls": "GET/x"},
+                                  {"port": 9010, "name": "n" * 100_000},  # each of these three
+                                  {"port": 9010, "urls": ["GET/" + "x" * 100_000]},  # was broadcast
+                                  {"port": 9010, "urls": [f"GET/{i}" for i in range(1_001)]}],
+                                 start=10):
         bad = await peer.request({"uri": "/distributes", "method": "POST", "key": key,
                                   "params": {"name": "bad", "urls": [], **params}})
         assert bad["key"] == key and bad["errorcode"] == 400, (params, bad)
