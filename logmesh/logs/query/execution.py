@@ -35,6 +35,7 @@ import orjson
 
 from ... import metrics as prom
 from ...metrics import Metrics, number
+from ...protocol import loads_exact
 from ..store import catalogue, layout
 from ..store.columns import COLUMNS, SELECT_LIST, sql_str
 from ..store.duck import duckdb
@@ -106,9 +107,11 @@ _BRACKETS_SAFE = 200  # fewer opening brackets than this cannot nest too deep
 
 def _json_value(text: str) -> Any:
     """``text`` parsed, or ``text`` itself when it is not JSON or nests too deep to be
-    written back into an answer (then the stored text is what the event shows)."""
+    written back into an answer (then the stored text is what the event shows). An integer
+    past 64 bits (a book packet's params are stored as sent) answers as its digits, a string,
+    as ingest stores it (protocol.loads_exact), never as the float orjson makes of it."""
     try:
-        value = orjson.loads(text)
+        value = loads_exact(text)
     except orjson.JSONDecodeError:
         return text
     if text.count("[") + text.count("{") >= _BRACKETS_SAFE:

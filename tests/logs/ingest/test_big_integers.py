@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from logmesh.logs.ingest.jsonlines import line_event
-from logmesh.protocol import loads, loads_exact, parse_frame
-from tests.support.logs import HOST, stored
+from logmesh.protocol import encode, loads, loads_exact, parse_frame
+from tests.support.logs import HOST, RawClient, stored, wait_until
 
 BIG = "123456789012345678901234567890"
 
@@ -81,3 +81,20 @@ def test_an_otlp_int_value_past_int64_is_refused_not_kept_wider():
     assert _json_value({"intValue": "9223372036854775807"}) == 2 ** 63 - 1
     with pytest.raises(ValueError, match="past int64"):
         _json_value({"intValue": BIG})
+
+
+async def test_a_book_packets_params_are_stored_as_sent_and_answered_with_the_exact_digits(start_logs):
+    """The book's path stores a logged request's params as their text (the digits exact on
+    disk); a search answer read them with orjson, so it showed 1.2345678901234568e+29."""
+    srv = await start_logs()
+    client = await RawClient.connect(srv.config.port)
+    text = '{"uri":"/goods","method":"GET","key":1,"params":{"n":' + BIG + '}}'
+    await client.send(encode({"uri": "/logs", "method": "POST", "key": 0, "params": text}))
+    await wait_until(lambda: stored(srv.config.data_dir), what="the event stored")
+    await client.close()
+    async with aiohttp.ClientSession() as session:
+        url = f"http://{HOST}:{srv.config.http_port}/api/v1/search"
+        async with session.get(url, params={"from": "now-1h"}) as resp:
+            answer = await resp.json()
+    [event] = answer["events"]
+    assert event["params"] == {"n": BIG}

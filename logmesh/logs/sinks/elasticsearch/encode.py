@@ -47,6 +47,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from ....protocol import loads_exact
 from ...event import (
     SYSLOG_FACILITY_CODE,
     SYSLOG_PRIORITY,
@@ -416,8 +417,8 @@ def _encode_head(line: bytes, head: _Head) -> Encoded:
             if fields:
                 body = line[:-1] + b"," + _dumps(document(fields))[1:]
         else:
-            body = _dumps(document(derive_request(orjson.loads(line))))
+            body = _dumps(document(derive_request(loads_exact(line))))  # exact digits past 64 bits
     elif syslog or not (_fits(head.params) and _fits(head.labels)):
-        body = _dumps(document(orjson.loads(line)))
+        body = _dumps(document(loads_exact(line)))
     received = head.received_at if isinstance(head.received_at, int) else head.timestamp
     return Encoded(head.seq, received if isinstance(received, int) else None, body)
