@@ -106,21 +106,13 @@ def _median(counts: list[dict[int, dict[float, int]]]) -> float | None:
     second's durations took 268 ms of the loop every 5 s at 5,000 POSTs a second (300,000
     mostly distinct durations in the minute; docs/benchmarks.md, "Shipping's cost, the logs
     service's side"). A bucket holds a contiguous range of durations (``_bucket`` is monotonic
-    from ZERO up) except BAD's (negative, too long, not a number): with any of those, every
-    duration is merged, as before."""
+    from ZERO up); a duration no bucket holds (negative, too long, not a number) is not
+    counted (``_add``), as the exact pass leaves it out (red_summary.held_sql)."""
     sizes: dict[int, int] = {}
     for c in counts:
         for d, inner in c.items():
             sizes[d] = sizes.get(d, 0) + sum(inner.values())
-    if red_summary.BAD in sizes:
-        merged: dict[float, int] = {}
-        for c in counts:
-            for inner in c.values():
-                for ms, k in inner.items():
-                    merged[ms] = merged.get(ms, 0) + k
-        found = _at_median_ranks(merged)
-    else:
-        found = _at_ranks_by_bucket(counts, sizes)
+    found = _at_ranks_by_bucket(counts, sizes)
     if found is None:
         return None
     a, b = found
@@ -237,6 +229,8 @@ class GatewayCounts:
                 self._forget(int(time.time() * 1000))
             self._minute, self._per_route = minute, per_route
         d = None if ms is None else _bucket(ms)
+        if d == red_summary.BAD:  # negative, too long, not a number: no duration (red.held_sql)
+            d = None
         r = per_route.get(route)
         if r is None and len(per_route) >= MAX_KEYS:
             self.lost_norms_ms = int(time.time() * 1000)

@@ -170,7 +170,7 @@ def test_the_median_by_bucket_is_the_median_of_every_duration():
     """by_address merges only the buckets of the middle ranks (most of the minute's durations are
     never sorted): its medians are those of all the durations, sorted, as quantile_cont takes
     them, whether they are spread, repeated, 0, in one bucket, or damaged (negative or too long:
-    every duration merged then)."""
+    left out, as the exact pass leaves them out)."""
     now = int(time.time() * 1000)
     rng = random.Random(11)
     shapes = {
@@ -188,8 +188,11 @@ def test_the_median_by_bucket_is_the_median_of_every_duration():
             counts.add([event(ts, service="gateway", labels={"upstream.address": ADDRESSES[0],
                                                                "event.duration_ms": ms})
                         for ts, ms in zip(stamps, durations, strict=True)])
-            ordered = sorted(durations)
-            a, b = ordered[(n - 1) // 2], ordered[n // 2]
+            ordered = sorted(ms for ms in durations if 0 <= ms <= red_summary.MAX_MS)
             [answer] = counts.by_address(now)
             assert answer.requests == n
+            if not ordered:
+                assert answer.p50_ms is None, (name, n)
+                continue
+            a, b = ordered[(len(ordered) - 1) // 2], ordered[len(ordered) // 2]
             assert answer.p50_ms == round(a + 0.5 * (b - a), 3), (name, n)

@@ -430,7 +430,8 @@ OPENAPI: dict[str, Any] = {
                          "description": "By service: its requests from the gateway's view "
                                         "(labels.upstream) and `logged_requests`, from its own logs."},
             "percentiles": _PERCENTILES, "took_ms": {"type": "number"}}},
-        "RouteRED": {"type": "object", "required": ["route", "method", "path", "upstream", *_RED],
+        "RouteRED": {"type": "object", "required": ["route", "method", "path", "upstream", *_RED,
+                                                     "durations_ignored"],
                      "properties": {
                          "route": {"type": "string", "description": "METHOD /path"},
                          "method": {"type": "string", "nullable": True},
@@ -438,7 +439,10 @@ OPENAPI: dict[str, Any] = {
                          "upstream": {"type": "string", "nullable": True,
                                       "description": "The service that answered most of its requests; "
                                                      "null when only the gateway answered (404, 503)."},
-                         **_RED_PROPS}},
+                         **_RED_PROPS,
+                         "durations_ignored": {**_COUNT, "description": "Access logs whose duration no "
+                                               "bucket holds (negative, NaN, infinite, > 1e15 ms): left "
+                                               "out of the percentiles."}}},
         "OtherRoutes": {"type": "object", "required": ["routes", *_RED[:5]],
                         "description": "The routes past `limit` added up (no percentiles).",
                         "properties": {"routes": _COUNT, **{k: _RED_PROPS[k] for k in _RED[:5]}}},

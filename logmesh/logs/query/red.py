@@ -282,9 +282,9 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
                 ups.setdefault((m, p), {})[up] = int(n)
                 continue
             q = _ms_from(tuple(qb), int(nd or 0), _QS)
-            if tag == 0:
+            if tag == 0:  # a window holding a duration no bucket holds is never summarized: none
                 found.append({"route": _route_name(m, p), "method": m, "path": p,
-                              **_rates(int(n), int(e4), int(e5), seconds), **_ms(q)})
+                              **_rates(int(n), int(e4), int(e5), seconds), **_ms(q), "durations_ignored": 0})
             else:
                 service(up).update({**_rates(int(n), int(e4), int(e5), seconds), **_ms(q)})
     elif src is not None and src.sql is not None:
@@ -300,21 +300,22 @@ def routes(engine: Engine, node: kql.Node | None, start: int, end: int, *, limit
             f"SELECT GROUPING(m, p) = 0 AS by_route, GROUPING(up) = 0 AS by_upstream, gw, m, p, up, "
             f"{'NULL' if every else 'svc'}, "
             "count(*), count(*) FILTER (WHERE st >= 400), count(*) FILTER (WHERE st >= 500), "
-            "quantile_cont(ms, [0.5, 0.95, 0.99]) "
-            f"FROM (SELECT svc, svc = '{GATEWAY}' AS gw, m, p, st, j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
+            f"quantile_cont(ms, [0.5, 0.95, 0.99]), count(raw) - count(ms) "
+            f"FROM (SELECT *, {red_summary.held_sql('raw')} AS ms "
+            f"FROM (SELECT svc, svc = '{GATEWAY}' AS gw, m, p, st, j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS raw "
             f"FROM (SELECT {_SVC} AS svc, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
             f"CASE WHEN {_SVC} = '{GATEWAY}' THEN {_LABELS} END AS j FROM ({src.sql}) "
-            f"WHERE ({where}) AND ({logs}))) GROUP BY GROUPING SETS ({sets})", params,
-            "by_route, by_upstream, gw, m, p, up, svc, n, e4, e5, q",
+            f"WHERE ({where}) AND ({logs})))) GROUP BY GROUPING SETS ({sets})", params,
+            "by_route, by_upstream, gw, m, p, up, svc, n, e4, e5, q, ignored",
             route="by_route AND NOT by_upstream AND gw",
             pair="by_route AND (by_upstream OR NOT gw)", limit=limit)  # services' own logs by route: dropped below
-        for by_route, by_upstream, gw, m, p, up, svc, n, e4, e5, q in rows:
+        for by_route, by_upstream, gw, m, p, up, svc, n, e4, e5, q, ignored in rows:
             if by_route and by_upstream and gw:
                 if up is not None:
                     ups.setdefault((m, p), {})[up] = n
             elif by_route and gw:
                 found.append({"route": _route_name(m, p), "method": m, "path": p,
-                              **_rates(n, e4, e5, seconds), **_ms(q)})
+                              **_rates(n, e4, e5, seconds), **_ms(q), "durations_ignored": ignored})
             elif by_upstream and gw and up is not None:
                 service(up).update({**_rates(n, e4, e5, seconds), **_ms(q)})
             elif not by_route and not by_upstream and not gw and svc is not None:
@@ -351,7 +352,7 @@ def by_address(engine: Engine, start: int, end: int) -> list[AddressRoute]:
     if src is None or src.sql is None:
         return []
     _, rows = engine.db.run(
-        f"SELECT j[1], m, p, count(*), quantile_cont(TRY_CAST(j[2] AS DOUBLE), 0.5), "
+        f"SELECT j[1], m, p, count(*), quantile_cont({red_summary.held_sql('TRY_CAST(j[2] AS DOUBLE)')}, 0.5), "
         f"count(*) FILTER (WHERE st = 504), max(ts), arg_max(st, ts) "
         f"FROM (SELECT {TS} AS ts, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
         f"{_ADDRESS_LABELS} AS j FROM ({src.sql}) WHERE {_SVC} = '{GATEWAY}') "
@@ -389,7 +390,7 @@ def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,
                 "SELECT GROUPING(k) = 0, k, m, p, count(*), count(*) FILTER (WHERE st >= 400), "
                 "count(*) FILTER (WHERE st >= 500), quantile_cont(ms, 0.95), up, count(up) "
                 f"FROM (SELECT ({TS} - ?) // ? AS k, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
-                "j[1] AS up, TRY_CAST(j[2] AS DOUBLE) AS ms "
+                f"j[1] AS up, {red_summary.held_sql('TRY_CAST(j[2] AS DOUBLE)')} AS ms "
                 f"FROM (SELECT *, {_LABELS} AS j FROM ({src.sql}) WHERE ({where}) AND {_SVC} = '{GATEWAY}')) "
                 "GROUP BY GROUPING SETS ((k, m, p), (m, p, up))", [first, interval] + params,
                 "by_bucket, k, m, p, n, e4, e5, p95, up, n_up", route="by_bucket", pair="NOT by_bucket",

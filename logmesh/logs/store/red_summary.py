@@ -65,6 +65,19 @@ _SVC, _METHOD, _PATH, _STATUS = (ident(n) for n in ("service.name", "http.reques
                                                      "http.response.status_code"))
 # one JSON parse per access log for both labels (a list of paths: ~2x faster than two calls)
 LABELS = """json_extract_string(labels, ['$."upstream"', '$."event.duration_ms"'])"""
+
+
+def held_sql(raw: str) -> str:
+    """SQL of the duration ``raw`` (a DOUBLE) if a bucket holds it (0 up to MAX_MS), else NULL.
+
+    The exact pass takes its percentiles over these: one access log with a duration of
+    -1e308 (damage, or a forged log) made /routes' p50 -1e308. The others count in
+    ``durations_ignored`` (query/red.py), as the summaries' BAD windows go to that pass.
+    DuckDB orders NaN above every number, so ``<= MAX_MS`` refuses it and infinity.
+    """
+    return f"CASE WHEN {raw} >= 0 AND {raw} <= {MAX_MS} THEN {raw} END"
+
+
 _BUCKET = (f"CASE WHEN ms IS NULL THEN NULL WHEN ms = 0 THEN {ZERO} "
            f"WHEN ms > 0 AND ms <= {MAX_MS} THEN CAST(floor(ln(ms) / ln({GAMMA})) AS INTEGER) "
            f"ELSE {BAD} END")

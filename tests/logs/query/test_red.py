@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import aiohttp
 import pytest
@@ -234,3 +235,34 @@ async def test_the_api_answers_routes_and_series(start_logs):
                              ("/api/v1/routes/series", {"interval": "1s", "from": "now-7d"})):
             async with s.get(f"{base}{path}", params=params) as r:
                 assert r.status == 400, (path, params, await r.text())
+
+
+async def test_durations_no_bucket_holds_are_left_out_of_the_percentiles_and_counted(start_logs):
+    """An access log with ``event.duration_ms`` -1e308 made the exact pass's p50 -1e308 (found
+    from outside): negative, not-a-number, infinite and absurd (past red_summary.MAX_MS)
+    durations are left out of every percentile and counted per route in ``durations_ignored``."""
+    server = await start_logs()
+    base = f"http://{HOST}:{server.config.http_port}"
+    damaged = [-1e308, "NaN", "-inf", "1e400", 2e15, -1]
+    durations = [10, 12, 14, *damaged]
+    lines = [{"service.name": "gateway", "http.request.method": "GET", "url.path": "/goods",
+              "http.response.status_code": 200,
+              "labels": {"event.duration_ms": ms, "upstream": "goods", "upstream.address": "127.0.0.1:9010"}}
+             for ms in durations]
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/api/v1/logs", data="\n".join(map(json.dumps, lines))) as r:
+            assert (await r.json())["accepted"] == len(durations)
+        async with s.get(f"{base}/api/v1/routes", params={"from": "now-1h"}) as r:
+            body = await r.json()
+            assert r.status == 200, body
+        async with s.post(f"{base}/api/v1/routes/series", json={"from": "now-1h", "interval": "1m"}) as r:
+            series = await r.json()
+            assert r.status == 200, series
+    [route] = body["routes"]
+    assert route["requests"] == len(durations) and route["durations_ignored"] == len(damaged)
+    assert (route["p50_ms"], route["p95_ms"], route["p99_ms"]) == (12, 13.8, 13.96)
+    assert body["services"]["goods"]["p50_ms"] == 12
+    assert [p for p in series["routes"][0]["p95_ms"] if p is not None] == [13.8]
+    end = int(time.time() * 1000) + 1
+    [addr] = red.by_address(server.query.engine, end - HOUR, end)
+    assert addr.p50_ms == 12
