@@ -188,19 +188,23 @@ def replace_lone_surrogates(raw: bytes) -> bytes | None:
 
 
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
-_WIDE = b"0" * 19  # -2**63 - 1 has 19 digits, 2**64 20: a shorter integer orjson keeps exactly
+# 2**64 has 20 digits, -2**63 - 1 a minus and 19: orjson keeps every shorter integer exactly, and
+# a positive one of 19 digits (a timestamp in nanoseconds, a snowflake id) is below 2**64 - 1
+_WIDE, _WIDE_NEGATIVE = b"0" * 20, b"-" + b"0" * 19
 _INT_MIN, _UINT_MAX = -(2 ** 63), 2 ** 64 - 1  # orjson's int range (i64 and u64)
 
 
 def wide_digits(raw: bytes | str) -> bool:
-    """Whether ``raw`` holds a run of 19 digits, as an integer past 64 bits needs.
+    """Whether ``raw`` holds a run of 20 digits, or a minus and 19, as an integer past 64 bits needs.
 
-    One ``translate`` and one ``find`` (C, no parse); a digit run inside a string
-    also answers True, which only costs the exact (slower) read.
+    One ``translate`` and two ``find`` (C, no parse); a digit run inside a string
+    also answers True, which only costs the exact (slower) read. Nanosecond
+    timestamps (19 digits) do not: a body of them keeps orjson's speed.
     """
     if isinstance(raw, str):
         raw = raw.encode()
-    return _WIDE in bytes(raw).translate(_DIGITS)
+    shape = bytes(raw).translate(_DIGITS)
+    return _WIDE in shape or _WIDE_NEGATIVE in shape
 
 
 def _exact_int(digits: str) -> int | str:
