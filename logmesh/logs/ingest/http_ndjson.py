@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from ...protocol import exact_read, loads_exact, wide_digits
+from ...protocol import loads_exact, wide_digits
 from ..event import Event
 from .common import (
     MAX_DEPTH,
@@ -314,9 +314,7 @@ def parse_body(body: bytes) -> tuple[list[Event | FlatEvent], list[dict]]:
     errors: list[dict] = []
     if stripped[:1] == b"[":
         try:
-            items = orjson.loads(stripped)
-            if wide_digits(stripped):
-                items = exact_read(stripped)
+            items = loads_exact(stripped)
         except orjson.JSONDecodeError as exc:
             return [], [{"line": 1, "error": f"cannot parse JSON array: {exc}", "reason": "bad_json"}]
         deep = stripped.count(b"[") + stripped.count(b"{") >= MAX_DEPTH  # else no object can be
