@@ -101,17 +101,24 @@ def _busiest(engine: Engine, sql: str, params: list[Any], cols: str, *, route: s
     the rest added up. Why: a flood of distinct paths (60k routes) spent 5-9 s in Python
     building rows the answer then left off (docs/benchmarks.md, "Routes, bounded")."""
     route, pair = f"coalesce({route}, false)", f"coalesce({pair}, false)"
-    _, rows = engine.db.run(
-        f"WITH x AS MATERIALIZED (SELECT * FROM ({sql}) AS x({cols})), "
-        f"t AS (SELECT m AS tm, p AS tp, row_number() OVER (ORDER BY sum(n) DESC, {_ROUTE_NAME_SQL}) AS rk, "
-        f"sum(n) AS tn, sum(e4) AS te4, sum(e5) AS te5, bool_or({bad}) AS tbad FROM x WHERE {route} GROUP BY m, p) "
-        f"SELECT x.*, NULL::BIGINT AS rest_routes, NULL::HUGEINT AS rest_n, NULL::HUGEINT AS rest_e4, "
-        f"NULL::HUGEINT AS rest_e5, NULL::BOOLEAN AS rest_bad FROM x LEFT JOIN t ON ({route} OR {pair}) "
-        f"AND m IS NOT DISTINCT FROM tm AND p IS NOT DISTINCT FROM tp "
-        f"WHERE NOT ({route} OR {pair}) OR rk <= {int(limit)} "
-        f"UNION ALL BY NAME SELECT count(*) AS rest_routes, coalesce(sum(tn), 0) AS rest_n, "
-        f"coalesce(sum(te4), 0) AS rest_e4, coalesce(sum(te5), 0) AS rest_e5, "
-        f"coalesce(bool_or(tbad), false) AS rest_bad FROM t WHERE rk > {int(limit)}", params)
+    top = int(limit)
+    # x: the caller's rows, computed once (read by both parts below)
+    rows_cte = f"x AS MATERIALIZED (SELECT * FROM ({sql}) AS x({cols}))"
+    # t: one row a route (its ``route`` rows summed), ranked busiest first, ties by name
+    ranked = (f"t AS (SELECT m AS tm, p AS tp, "
+              f"row_number() OVER (ORDER BY sum(n) DESC, {_ROUTE_NAME_SQL}) AS rk, sum(n) AS tn, "
+              f"sum(e4) AS te4, sum(e5) AS te5, bool_or({bad}) AS tbad FROM x WHERE {route} GROUP BY m, p)")
+    # every row that is no route's or pair's, and those of the ``limit`` busiest routes;
+    # the rest_* columns NULL mark them as kept rows
+    kept_rows = (f"SELECT x.*, NULL::BIGINT AS rest_routes, NULL::HUGEINT AS rest_n, "
+                 f"NULL::HUGEINT AS rest_e4, NULL::HUGEINT AS rest_e5, NULL::BOOLEAN AS rest_bad "
+                 f"FROM x LEFT JOIN t ON ({route} OR {pair}) AND m IS NOT DISTINCT FROM tm "
+                 f"AND p IS NOT DISTINCT FROM tp WHERE NOT ({route} OR {pair}) OR rk <= {top}")
+    # one last row: the routes left off, added up (its rest_* never NULL)
+    rest_row = (f"SELECT count(*) AS rest_routes, coalesce(sum(tn), 0) AS rest_n, "
+                f"coalesce(sum(te4), 0) AS rest_e4, coalesce(sum(te5), 0) AS rest_e5, "
+                f"coalesce(bool_or(tbad), false) AS rest_bad FROM t WHERE rk > {top}")
+    _, rows = engine.db.run(f"WITH {rows_cte}, {ranked} {kept_rows} UNION ALL BY NAME {rest_row}", params)
     kept = [r[:-5] for r in rows if r[-5] is None]
     routes_, n, e4, e5, is_bad = next(r[-5:] for r in rows if r[-5] is not None)
     return kept, Rest(int(routes_), int(n), int(e4), int(e5), bool(is_bad))
