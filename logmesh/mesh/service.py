@@ -29,6 +29,7 @@ from ..lifecycle import Serving
 from ..metrics import Metrics
 from ..protocol import Node, encode, reply_key
 from ..security import OPEN_MODE, ServerSecurity
+from ..terminal import shown
 from .connection import FramedConnection
 from .metrics_http import CountedPart
 from .registry import RegistryLink
@@ -128,8 +129,10 @@ def settle_group(group: Iterable[tuple[Later, Any]], error: BaseException | None
 def print_request(raw: bytes, packet: dict, conn: FramedConnection) -> None:
     """The book's behaviour with no logs service known: print the packet (opt-in,
     ``logmesh service --no-ship --print-requests``: a write per request costs a busy service
-    more than its handler)."""
-    print(raw.decode("utf-8", "replace"), flush=True)
+    more than its handler). Valid JSON carries C1 controls and bidi overrides unescaped in
+    its strings: they are shown as signs of themselves (:func:`logmesh.terminal.shown`), as
+    in every other line logmesh prints, so a request cannot forge the reader's screen."""
+    print(shown(raw.decode("utf-8", "replace")), flush=True)
 
 
 class Service(CountedPart, Serving):

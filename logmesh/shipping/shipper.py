@@ -59,6 +59,7 @@ import orjson
 from ..guard import RateLimitedLog
 from ..mesh.client import ReconnectingClient
 from ..protocol import Node, encode, escape_frame
+from ..terminal import shown
 
 log = logging.getLogger("logmesh.shipper")
 
@@ -533,7 +534,8 @@ class Shipper:
 
     def _print_queue(self) -> None:
         while self.queue:
-            print(_text(self.queue.popleft()[2]), flush=True)  # the book: no logs service known
+            # the book: no logs service known; shown: a request cannot forge the terminal
+            print(shown(_text(self.queue.popleft()[2])), flush=True)
             self.stats["printed"] += 1
 
     def _on_reply(self, packet: dict) -> None:

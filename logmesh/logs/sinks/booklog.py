@@ -15,6 +15,8 @@ from typing import BinaryIO
 import msgspec
 import orjson
 
+from ...terminal import shown
+
 
 def book_date(t: time.struct_time) -> str:
     """``new Date().toLocaleDateString()`` in the en-US locale: 11/25/2026."""
@@ -59,8 +61,9 @@ class BookLog:
         if f is not None:
             f.write(data)
             f.flush()
-        if self.echo:
-            sys.stdout.buffer.write(data)
+        if self.echo:  # shown: a request's C1 controls and bidi overrides cannot forge the screen
+            lines = data.decode("utf-8", "replace").split("\n")[:-1]  # the book's tabs kept
+            sys.stdout.write("".join("\t".join(map(shown, line.split("\t"))) + "\n" for line in lines))
             sys.stdout.flush()
 
     def close(self) -> None:

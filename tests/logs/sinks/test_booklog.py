@@ -67,3 +67,17 @@ def test_text_log_files_rotate_by_the_hour(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log-2026112510.txt", "log-2026112511.txt"]
     assert (tmp_path / "log-2026112510.txt").read_text() == (
         '11/25/2026\t127.0.0.1\t5000\t{"uri":"/logs","method":"POST","key":0,"params":"one"}\n')
+
+
+def test_echo_cannot_forge_the_terminal(tmp_path, capfd):
+    """``--echo`` wrote the line's bytes to stdout: a logged request's C1 controls (U+009B, a
+    CSI to many terminals) and bidi overrides (U+202E) pass JSON encoding unescaped, so a
+    request could clear or reorder the reader's screen. Echoed, they are shown as signs of
+    themselves (logmesh.terminal), one line per packet still; the file keeps them as sent."""
+    sink = BookLog(tmp_path / "log.txt", echo=True)
+    sink.write(("127.0.0.1", 4000), ["a-\u009b2J-\u202etxt.exe-end", "second"])
+    sink.close()
+    out = capfd.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert LINE.match(out[0]).group(4).endswith('"params":"a-\\x9b2J-\\u202etxt.exe-end"}')
+    assert "\u202e" in text_lines(tmp_path)[0]
