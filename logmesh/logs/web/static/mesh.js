@@ -13,35 +13,66 @@ import { sparkPoints } from "./series.js";
 import { current, state } from "./state.js";
 import { rangeLabel } from "./time.js";
 
-/** The nodes (/api/v1/mesh) and their activity over time (/api/v1/histogram by service). */
-export async function loadMesh(signal) {
+/** The nodes (/api/v1/mesh) and their activity over time (/api/v1/histogram by service), the
+ *  routes (/api/v1/routes) and their sparklines (/api/v1/routes/series): four requests, each
+ *  part drawn as its own answer comes, with its own loading and error state. One slow answer
+ *  (a histogram over a long range) held back the instance table, where a hung service shows,
+ *  while the page waited for all four. */
+export function loadMesh(signal) {
   const mine = current.gen;
+  const live = () => mine === current.gen;
   const range = { from: state.from, to: state.to };
   $("mesh-range").textContent = rangeLabel(state.from, state.to).replace(/^Last/, "the last");
-  let m, hg = null, rt = null, rs = null;
-  const orNull = (e) => { if (e.name === "AbortError") throw e; return null; };
-  const routesFailed = [];
-  try {
-    [m, hg, rt, rs] = await Promise.all([
-      api("/api/v1/mesh", range, signal),
-      api("/api/v1/histogram", { ...range, by: "service.name" }, signal).catch(orNull),
-      api("/api/v1/routes", range, signal).catch((e) => { if (e.name === "AbortError") throw e; routesFailed.push(e); return null; }),
-      api("/api/v1/routes/series", range, signal).catch(orNull)]);
-  } catch (e) {
-    if (mine === current.gen) {
+  for (const [id, cols] of PARTS) loading(id, cols);
+  // each answer drawn when it comes (if this is still the page's run); an abort is no error
+  const part = (path, params, drawn, failed) => api(path, params, signal).then(
+    (body) => { if (live()) drawn(body); },
+    (e) => { if (e.name !== "AbortError" && live()) failed(e); });
+  let nodes = null, hg = null, rt, rs = null; // rt: undefined while asked, null when it failed
+  return Promise.all([
+    part("/api/v1/mesh", range, (m) => {
+      nodes = ((m && m.nodes) || []).filter((n) => n && n.name != null);
+      drawMeshGraph(nodes);
+      drawMeshTable(nodes, hg);
+      drawInstances(((m && m.instances) || []).filter((i) => i && typeof i === "object"), Date.now());
+      drawSinks(m && Array.isArray(m.sinks) ? m.sinks : []);
+    }, (e) => {
       handleError(e, "Mesh");
-      for (const id of ["mesh-graph", "mesh-rows", "inst-rows", "route-rows"]) $(id).replaceChildren();
-    }
-    return;
-  }
-  if (mine !== current.gen) return;
-  if (routesFailed.length) handleError(routesFailed[0], "Routes");
-  const nodes = (m.nodes || []).filter((n) => n && n.name != null);
-  drawMeshGraph(nodes);
-  drawMeshTable(nodes, hg);
-  drawInstances((m.instances || []).filter((i) => i && typeof i === "object"), Date.now());
-  drawSinks(Array.isArray(m.sinks) ? m.sinks : []);
-  drawRoutes(rt, rs);
+      $("mesh-graph").replaceChildren();
+      notice("mesh-rows", 7, "The services could not be read.");
+      notice("inst-rows", 10, "The instances could not be read.");
+    }),
+    part("/api/v1/histogram", { ...range, by: "service.name" }, (body) => {
+      hg = body;
+      if (nodes) drawMeshTable(nodes, hg);
+    }, () => {}), // the sparklines stay empty
+    part("/api/v1/routes", range, (body) => { rt = body; drawRoutes(rt, rs); }, (e) => {
+      handleError(e, "Routes");
+      rt = null;
+      drawRoutes(rt, rs);
+    }),
+    part("/api/v1/routes/series", range, (body) => {
+      rs = body;
+      if (rt) drawRoutes(rt, rs);
+    }, () => {})]);
+}
+
+/** The mesh view's tables and their widths, each marked busy while its answer is asked for. */
+const PARTS = [["mesh-rows", 7], ["inst-rows", 10], ["route-rows", 9]];
+
+/** A table whose answer is on its way: busy, and a "Loading" row when it shows nothing yet
+ *  (what a refresh had drawn stays until the new answer replaces it). */
+function loading(id, cols) {
+  const body = $(id);
+  body.setAttribute("aria-busy", "true");
+  if (!body.rows.length) notice(id, cols, "Loading…", true);
+}
+
+/** A table of one muted line: loading, nothing to show, or why it could not be read. */
+function notice(id, cols, text, busy = false) {
+  const body = $(id);
+  if (!busy) body.removeAttribute("aria-busy");
+  body.replaceChildren(h("tr", { class: "notice" }, h("td", { colspan: String(cols), class: "muted" }, text)));
 }
 
 /** How far each forwarding sink (Elasticsearch) is behind the store: a line under the heading. */
@@ -63,6 +94,7 @@ const td = (cls, ...kids) => h("td", cls ? { class: cls } : null, ...kids);
 /** One row per instance: its health now. */
 function drawInstances(list, now) {
   const body = $("inst-rows");
+  body.removeAttribute("aria-busy");
   body.replaceChildren();
   if (!list.length) {
     body.append(h("tr", null, h("td", { colspan: "10", class: "muted" }, "No instance is known yet.")));
@@ -115,6 +147,7 @@ function leftOff(n, other) {
 /** RED per route of the gateway over the range, busiest first. */
 function drawRoutes(rt, rs) {
   const body = $("route-rows");
+  body.removeAttribute("aria-busy");
   body.replaceChildren();
   const routes = ((rt && rt.routes) || []).filter((r) => r && typeof r === "object");
   $("routes-left").textContent = rt && rt.routes_left_off > 0 ? leftOff(rt.routes_left_off, rt.other) : "";
@@ -219,6 +252,7 @@ function sparkline(name, hg) {
 
 function drawMeshTable(nodes, hg) {
   const body = $("mesh-rows");
+  body.removeAttribute("aria-busy");
   body.replaceChildren();
   if (!nodes.length) {
     body.append(h("tr", null, h("td", { colspan: "7", class: "muted" }, "No service is registered at the distributor.")));

@@ -1,0 +1,55 @@
+"""The mesh view from outside, in a real browser: each of its four answers (the mesh, the
+services' histogram, the routes, the routes' series) drawn as it comes.
+
+Found from outside: the view waited for all four (``Promise.all``), so one slow answer (a
+histogram over a long range) held back the instance table, which is where a hung service
+shows. The answers are held by the test (Playwright's routing), so the order is the same on
+every run, whatever the load.
+"""
+
+from __future__ import annotations
+
+from tests.logs.web.conftest import BROWSER
+
+pytestmark = BROWSER
+
+
+def test_a_slow_histogram_holds_back_no_other_part_of_the_mesh_view(mesh, page):
+    from playwright.sync_api import expect
+
+    held = []
+    page.route("**/api/v1/histogram*", lambda route: held.append(route))
+    page.route("**/api/v1/routes/series*", lambda route: held.append(route))
+    page.goto(mesh.ui + "/?view=mesh")
+    expect(page.locator('#inst-rows tr.inst-row[data-name="goods"]')).to_be_visible()
+    expect(page.locator('#mesh-rows tr.node-row[data-name="goods"]')).to_be_visible()
+    expect(page.locator('#route-rows tr.route-row[data-route="GET /goods"]')).to_be_visible()
+    expect(page.locator("#mesh-graph svg g.node.svc").first).to_be_visible()
+    goods = page.locator('#mesh-rows tr.node-row[data-name="goods"] svg.spark polyline')
+    assert goods.count() == 0  # its sparkline waits for the histogram, the row does not
+    assert len(held) == 2
+    for route in held:
+        route.continue_()
+    expect(goods).to_have_count(1)
+    expect(page.locator('#route-rows tr.route-row[data-route="GET /goods"] svg.spark polyline')).to_have_count(1)
+
+
+def test_the_mesh_answer_late_or_failed_is_said_in_its_own_tables(mesh, page):
+    """The routes come while the mesh answer is held (its tables say Loading); when it fails,
+    its tables say so and the routes stay."""
+    from playwright.sync_api import expect
+
+    held = []
+    page.route("**/api/v1/mesh*", lambda route: held.append(route))
+    page.goto(mesh.ui + "/?view=mesh")
+    expect(page.locator('#route-rows tr.route-row[data-route="GET /goods"]')).to_be_visible()
+    expect(page.locator("#inst-rows")).to_have_text("Loading…")
+    expect(page.locator("#inst-rows")).to_have_attribute("aria-busy", "true")
+    expect(page.locator("#mesh-rows")).to_have_text("Loading…")
+    assert len(held) == 1
+    held[0].fulfill(status=500, content_type="application/json", body='{"error": "the store is gone"}')
+    expect(page.locator("#inst-rows")).to_have_text("The instances could not be read.")
+    expect(page.locator("#mesh-rows")).to_have_text("The services could not be read.")
+    expect(page.locator("#banner")).to_contain_text("Mesh: the store is gone")
+    expect(page.locator('#route-rows tr.route-row[data-route="GET /goods"]')).to_be_visible()
+
