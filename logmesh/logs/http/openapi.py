@@ -301,6 +301,10 @@ OPENAPI: dict[str, Any] = {
                  "schema": {"type": "integer", "minimum": 0, "maximum": 9223372036854775807}},
                 _q("context", "Events before and after from the same service.",
                    {"type": "integer", "minimum": 0, "maximum": 1000, "default": 10}),
+                _q("brief", "1: the before, after and trace events hold only seq, @timestamp, "
+                   "service.name, http.request.method, url.path, log.level, trace.id and "
+                   "message, each text cut to 300 characters (`cut`: the whole length of each "
+                   "text cut).", {"type": "integer", "minimum": 0, "maximum": 1, "default": 0}),
             ],
             "responses": {
                 "200": _ok("The event, context and trace (each in time order).", _ref("EventContext")),

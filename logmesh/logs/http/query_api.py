@@ -356,7 +356,8 @@ class QueryAPI:
         if not 0 <= seq < 2**63:
             raise BadRequest(f"seq must be from 0 to {2**63 - 1}")
         context = int_param(request, "context", 10, 0, MAX_CONTEXT)
-        result = await self.call(request, self.engine.event, seq, context)
+        brief = int_param(request, "brief", 0, 0, 1) == 1
+        result = await self.call(request, self.engine.event, seq, context, brief=brief)
         if result is None:
             return json_error(f"no event with seq {seq} (never stored, or removed by retention)", 404)
         return json_response(result)

@@ -37,7 +37,7 @@ from ..store.long_lines import object_bytes
 from . import kql, plan, rare, token_need
 from .cursors import decode_cursor, encode_cursor
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
-from .execution import DuckDB, QueryCounters, event_dict, lower_priority
+from .execution import DuckDB, QueryCounters, brief_event, event_dict, lower_priority
 from .fields import field_expr
 from .plan import Snapshot
 from .view import StoreView
@@ -452,8 +452,10 @@ class Engine:
                 out.append({"name": name, "type": "keyword"})
         return out
 
-    def event(self, seq: int, context: int = 10, trace_window_ms: int = 86_400_000) -> dict | None:
-        """One event by seq, with ``context`` events of its service before/after and its trace."""
+    def event(self, seq: int, context: int = 10, trace_window_ms: int = 86_400_000,
+              brief: bool = False) -> dict | None:
+        """One event by seq, with ``context`` events of its service before/after and its trace
+        (``brief``: those as the event view shows them, execution.brief_event)."""
         snap = self.refresh(max_age=0.05)
         worker = seq & (layout.MAX_WORKERS - 1)
         lo, hi = -(2**62), 2**62
@@ -479,6 +481,8 @@ class Engine:
         if tid is not None:
             trace, _ = self.search(None, ts - trace_window_ms, ts + trace_window_ms, limit=1000,
                                    order="asc", extra=(f"{ident('trace.id')} = ?", [tid]))
+        if brief:
+            before, after, trace = ([brief_event(e) for e in x] for x in (before, after, trace))
         return {"event": ev, "before": before[::-1], "after": after, "trace": trace}
 
     def tail(self, node: kql.Node | None, since_gen: int, now: int | None = None,

@@ -99,6 +99,30 @@ def event_dict(names: list[str], row: Iterable[Any]) -> dict:
     return ev
 
 
+# What the event view shows of the events around the open one (its context and trace): a row
+# each, of these fields, each text cut to BRIEF_CHARS. Those events came in full, so ten huge
+# neighbours made the view fetch 1.9 MB to show ten lines (found from outside); opening one
+# reads it in full.
+BRIEF_FIELDS = ("seq", "@timestamp", "service.name", "http.request.method", "url.path",
+                "log.level", "trace.id", "message")
+BRIEF_CHARS = 300
+
+
+def brief_event(ev: dict) -> dict:
+    """``ev`` with only :data:`BRIEF_FIELDS`, each text cut to :data:`BRIEF_CHARS`; ``cut``
+    names each text cut and its whole length in characters."""
+    out: dict[str, Any] = {}
+    for name in BRIEF_FIELDS:
+        value = ev.get(name)
+        if value is None:
+            continue
+        if isinstance(value, str) and len(value) > BRIEF_CHARS:
+            out.setdefault("cut", {})[name] = len(value)
+            value = value[:BRIEF_CHARS]
+        out[name] = value
+    return out
+
+
 # orjson reads JSON nested 1024 levels deep but writes at most 254: a value read from an
 # event's text and then put in an answer (a search page nests it 3 levels further) must be
 # one it can write, or the answer fails (every search whose page held it answered 500).

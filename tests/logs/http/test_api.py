@@ -97,6 +97,35 @@ async def test_event_context_and_trace(api):
     await get(s, base, "/api/v1/events/abc", 400)
 
 
+async def test_an_events_context_brief_is_what_the_event_view_shows(api):
+    """The event view fetched its ten neighbours and its trace in full: ten of 200 KB made it
+    read 2 MB to show ten lines (found from outside). ``brief=1``: those events with the
+    fields the view shows, each text cut to 300 characters and ``cut`` saying its length;
+    the event itself stays whole."""
+    server, base, s = api
+    big = "x" * 200_000
+    await post(s, base, [{"message": "here" if i == 5 else f"big{i} {big}", "service.name": "huge",
+                          "trace.id": "tr-huge", "labels": {"k": big}, "@timestamp": 1_795_626_000_000 + i}
+                         for i in range(11)])
+    all_ = (await get(s, base, "/api/v1/search", order="asc", q="service.name:huge", **{"from": "0"}))["events"]
+    async with s.get(f"{base}/api/v1/events/{all_[5]['seq']}", params={"brief": "1"}) as r:
+        assert r.status == 200
+        raw = await r.read()
+    assert len(raw) < 50_000 + 200_000  # the event's own labels whole, the rest brief
+    body = json.loads(raw)
+    assert body["event"]["labels"]["k"] == big
+    assert len(body["before"]) == len(body["after"]) == 5 and len(body["trace"]) == 11
+    first = body["before"][0]
+    assert set(first) == {"seq", "@timestamp", "service.name", "log.level", "trace.id", "message", "cut"}
+    assert first["message"] == f"big0 {big}"[:300]
+    assert first["cut"] == {"message": len(f"big0 {big}")}
+    here = next(e for e in body["trace"] if e["seq"] == all_[5]["seq"])
+    assert here["message"] == "here" and "cut" not in here
+    whole = await get(s, base, f"/api/v1/events/{all_[5]['seq']}", context="1")
+    assert whole["before"][0]["labels"]["k"] == big  # without brief: as before
+    await get(s, base, f"/api/v1/events/{all_[5]['seq']}", 400, brief="2")
+
+
 @pytest.mark.parametrize("path,params", [
     ("/api/v1/search", {"q": "a:("}),
     ("/api/v1/search", {"limit": "0"}),

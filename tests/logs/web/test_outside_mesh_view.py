@@ -53,3 +53,38 @@ def test_the_mesh_answer_late_or_failed_is_said_in_its_own_tables(mesh, page):
     expect(page.locator("#banner")).to_contain_text("Mesh: the store is gone")
     expect(page.locator('#route-rows tr.route-row[data-route="GET /goods"]')).to_be_visible()
 
+
+def test_the_event_view_fetches_its_neighbours_brief_and_one_whole_when_opened(mesh, page):
+    """The event view fetched its ten neighbours (and its trace) in full: ten of 200 KB, and
+    the page read 2 MB to show ten one-line rows. It asks for them brief (texts cut, the
+    fields its rows show); a cut row says how long its text is, and opening it reads it whole."""
+    import json as _json
+    import urllib.request
+    import uuid
+
+    from playwright.sync_api import expect
+
+    from tests.support.procs import wait_for
+
+    svc = f"huge{uuid.uuid4().hex[:6]}"
+    big = "y" * 200_000
+    lines = [{"message": f"{svc} here" if i == 5 else f"{svc} big{i} {big}", "service": {"name": svc}}
+             for i in range(11)]
+    req = urllib.request.Request(f"{mesh.ui}/api/v1/logs", method="POST",
+                                 data="\n".join(_json.dumps(e) for e in lines).encode())
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+    wait_for(lambda: len(mesh.search(f"service.name:{svc}")) == 11, 15, "the 11 events searchable")
+    here = next(e for e in mesh.search(f"service.name:{svc}") if e["message"].endswith("here"))
+
+    sizes: dict[str, int] = {}
+    page.on("response", lambda resp: "/api/v1/events/" in resp.url and sizes.setdefault(resp.url, len(resp.body())))
+    page.goto(f"{mesh.ui}/?q=service.name:{svc}&event={here['seq']}")
+    drawer = page.locator("#drawer")
+    rows = drawer.locator("table.mini").first.locator("tr")
+    expect(rows).to_have_count(11)
+    expect(rows.nth(0).locator(".cut")).to_have_text(f"[{len(lines[0]['message']):,} chars] ")
+    assert len(sizes) == 1 and next(iter(sizes.values())) < 50_000, sizes
+    rows.nth(0).click()  # a neighbour opened: read whole
+    expect(drawer.locator(".dhead strong")).not_to_have_text(f"Event {here['seq']}")
+    expect(drawer).to_contain_text(f"big0 {'y' * 1000}")

@@ -3,7 +3,7 @@
 import { addFilter, setState } from "./actions.js";
 import { api } from "./api.js";
 import { $, h, jsonView } from "./dom.js";
-import { color } from "./format.js";
+import { color, fmtNum } from "./format.js";
 import { kqlValue } from "./kql.js";
 import { shareLink, state, writeURL } from "./state.js";
 import { around, fmtTime } from "./time.js";
@@ -30,7 +30,8 @@ export async function openEvent(seq, push) {
   dr.replaceChildren(drawerHead(seq), h("p", { class: "muted pad" }, "Loading…"));
   let r;
   try {
-    r = await api(`/api/v1/events/${encodeURIComponent(seq)}`, { context: CONTEXT }, drawerCtl.signal);
+    // brief: the events around it as their rows show them (texts cut); one opens in full
+    r = await api(`/api/v1/events/${encodeURIComponent(seq)}`, { context: CONTEXT, brief: 1 }, drawerCtl.signal);
   } catch (e) {
     if (e.name === "AbortError") return;
     dr.replaceChildren(drawerHead(seq), h("p", { class: "pad error" }, e.status === 404 ? `No event ${seq} in the store.` : e.message));
@@ -69,6 +70,14 @@ function drawerHead(seq, ev) {
     h("button", { type: "button", class: "x", "aria-label": "Close", title: "Close (Esc)", onclick: () => closeDrawer() }, "×"));
 }
 
+/** "[1,900,000 chars]" before a text the API cut (brief; the cell's end is cut off by the
+ *  table anyway), null for a whole one. */
+function cutNote(e, field) {
+  const whole = e.cut && e.cut[field];
+  if (typeof whole !== "number") return null;
+  return h("span", { class: "muted cut", title: "Cut: open this event to read it all" }, `[${fmtNum(whole)} chars] `);
+}
+
 function miniTable(events, here, withService) {
   if (!events.length) return h("p", { class: "muted pad" }, "Nothing.");
   return h("table", { class: "mini" }, h("tbody", null, events.map((e) => {
@@ -78,7 +87,7 @@ function miniTable(events, here, withService) {
       withService ? h("td", { class: "svc" }, h("span", { class: "chip" }, h("i", { class: "dot" }), String(e["service.name"] ?? ""))) : null,
       h("td", { class: "m" }, String(e["http.request.method"] ?? "")),
       h("td", { class: "u" }, String(e["url.path"] ?? "")),
-      h("td", { class: "msg" }, String(e.message ?? "")));
+      h("td", { class: "msg" }, cutNote(e, "message"), String(e.message ?? "")));
     if (withService && e["service.name"] != null) tr.querySelector(".dot").style.setProperty("background", color(e["service.name"]));
     if (!isHere && e.seq != null) tr.addEventListener("click", () => openEvent(String(e.seq), true));
     return tr;
