@@ -114,19 +114,30 @@ class Client:
         try:
             return urllib.request.urlopen(req, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as exc:
-            raise self._http_error(exc, params) from None
+            raise self._http_error(exc, path, params) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise APIError(f"cannot reach the logs service at {self.url} ({reason}); start it with: "
                            "logmesh logs (or pass --url)", EXIT_UNREACHABLE) from None
 
-    def _http_error(self, exc: urllib.error.HTTPError, params: dict[str, Any]) -> APIError:
+    def _http_error(self, exc: urllib.error.HTTPError, path: str, params: dict[str, Any]) -> APIError:
+        """The logs API's error answer as its sentence (a bad query with a caret under where);
+        any other (``--url`` names another HTTP server: a 404 page) names the address and asks
+        whether it is the logs service's. Its text is shown (logmesh.terminal): it comes from
+        whatever answered."""
         try:
             body = orjson.loads(exc.read())
-            message = str(body.get("error") or exc.reason)
-        except (orjson.JSONDecodeError, AttributeError, OSError):
-            body, message = {}, f"HTTP {exc.code} {exc.reason}"
-        pos = body.get("position") if isinstance(body, dict) else None
+        except (orjson.JSONDecodeError, OSError):
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, str):
+            return APIError(f"{self.url} answered {exc.code} {shown(exc.reason)} to {path}, not "
+                            "the logs API: is --url the logs service's HTTP address (its "
+                            f"--http-port, {DEFAULT_URL} by default)?", EXIT_UNREACHABLE)
+        message = shown(error)
+        if exc.code >= 500:
+            message = f"the logs service at {self.url} answered {exc.code}: {message}"
+        pos = body.get("position")
         if isinstance(pos, int) and params.get("q"):
             message += f"\n  {params['q']}\n  {' ' * pos}^"
         return APIError(message, EXIT_BAD_REQUEST if 400 <= exc.code < 500 else EXIT_UNREACHABLE)

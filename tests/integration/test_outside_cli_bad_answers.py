@@ -5,6 +5,11 @@ closed its connection in the middle of the body, and an ``--url`` that named som
 HTTP server answering 200 with a page of HTML each ended in a Python traceback (TimeoutError,
 IncompleteRead, JSONDecodeError). Each is now a sentence naming the address, exit 1 (the
 logs service could not be read: ``logmesh --help``'s exit codes).
+
+Found from outside later: an ``--url`` naming another HTTP server that answers 404 (a
+static file server, the gateway) printed ``Error: HTTP 404 File not found``, exit 2 (a bad
+request), with no word of the address or what to do; and an error answer's text went to the
+terminal raw (an ESC sequence in it cleared the screen).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ ANSWERS = {
            b'{"events": [',
     "html": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 27\r\n\r\n"
             b"<html><body>hi</body></html>"[:27],
+    "not-found": b"HTTP/1.1 404 File not found\r\nContent-Type: text/html\r\nContent-Length: 9\r\n\r\n"
+                 b"not found",
+    "escapes": b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\nContent-Length: 34\r\n\r\n"
+               b'{"error": "\\u001b[2Jforged\\u009b"}',
 }
 
 
@@ -61,3 +70,6 @@ def test_a_bad_answer_is_a_sentence_and_exit_1(answer, command):
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert f"{HOST}:{server.port}" in done.stderr, done.stderr
+    assert "\x1b" not in done.stderr and "\x9b" not in done.stderr
+    if answer == "not-found":
+        assert "is --url the logs service's HTTP address" in done.stderr, done.stderr
