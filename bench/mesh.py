@@ -15,7 +15,8 @@ Per cell: requests/s, p50 and p99 (wrk --latency), p99.9 and the slowest (a wrk 
 ``done``), non-2xx answers and socket errors, CPU
 per request of the mesh's request path (utime+stime of gateway and goods, shipping included,
 from /proc; the gateway's share in the per-cell lines), the logs service's CPU per request
-beside it, and the peak RSS (VmHWM) of gateway
+beside it (in the per-cell lines also its main thread's, the event loop that ingests: the rest
+is its other threads, compaction, segment writes, queries), and the peak RSS (VmHWM) of gateway
 plus goods. The table gives the median over rounds and, for each logmesh mesh, the median
 (and range) of its ratio to the Node mesh taken within each round: the machine is shared,
 and a slow spell weighs on both sides of a ratio alike.
@@ -70,6 +71,21 @@ class Mesh:
 
     def cpu(self, *names: str) -> float:
         return sum(group_cpu_seconds(self.parts[n].pid) for n in names if n in self.parts)
+
+    def loop_cpu(self, name: str) -> float:
+        """CPU seconds of a part's main thread (its event loop: for the logs service, ingest),
+        as distinct from its other threads (the logs service's compaction, segment writes and
+        queries); 0 for a part not running."""
+        proc = self.parts.get(name)
+        if proc is None:
+            return 0.0
+        try:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return 0.0
+        fields = stat[stat.rfind(b")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def sample_rss(self) -> None:
         for name, proc in self.parts.items():
@@ -222,7 +238,8 @@ def _perf(mesh: Mesh, seconds: float, where: Path, name: str) -> list[subprocess
 
 def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str, Path],
          profile: Path | None = None, perf: Path | None = None) -> dict:
-    before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
+    before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"),
+              mesh.loop_cpu("logs"))
     fsyncs = mesh.logs_fsyncs()
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
     argv += ["-s", str(scripts[method])]
@@ -231,7 +248,8 @@ def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str,
     out = subprocess.run([*argv, mesh.url], capture_output=True, text=True, check=True).stdout
     for spy in spies:
         spy.wait()
-    after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"))
+    after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"),
+             mesh.loop_cpu("logs"))
     fsyncs = mesh.logs_fsyncs() - fsyncs
     mesh.sample_rss()
     r = parse_wrk(out)
@@ -240,6 +258,7 @@ def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str,
              cpu_us_per_req=(after[0] - before[0]) / n * 1e6,
              logs_cpu_us_per_req=(after[1] - before[1]) / n * 1e6,
              gateway_cpu_us_per_req=(after[2] - before[2]) / n * 1e6,
+             logs_loop_cpu_us_per_req=(after[3] - before[3]) / n * 1e6,
              logs_fsyncs_per_s=fsyncs / seconds)
     return r
 
@@ -329,7 +348,8 @@ def main() -> int:
                                   f"{r['p999_ms'] or 0:.2f} max {r['max_ms'] or 0:.1f} ms, "
                                   f"{r['cpu_us_per_req']:.0f} µs CPU/req (gateway "
                                   f"{r['gateway_cpu_us_per_req']:.0f}, logs "
-                                  f"{r['logs_cpu_us_per_req']:.0f}, its fsyncs/s "
+                                  f"{r['logs_cpu_us_per_req']:.0f} of which its loop "
+                                  f"{r['logs_loop_cpu_us_per_req']:.0f}, its fsyncs/s "
                                   f"{r['logs_fsyncs_per_s']:.0f}), non-2xx "
                                   f"{r['non_2xx']}, errors {r['socket_errors']}", flush=True)
                 finally:

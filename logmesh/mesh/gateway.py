@@ -108,6 +108,17 @@ def status_for(errorcode: Any) -> int:
     return 500
 
 
+# ".0", ".001", ..., ".01", ..., ".999": the fraction as repr writes a float k/1000, k < 1000.
+# The access log's message says the duration as repr(us / 1000); below _EXACT_US µs (12.7
+# days) that text is us // 1000 then this fraction: the doubles there are far closer than
+# 0.001 apart, so the shortest text that reads back as us / 1000 is that decimal itself,
+# trailing zeros dropped (tests/mesh/test_gateway_status.py). It saves the float's
+# shortest-repr conversion, ~1,000 instructions of the record's ~7,900 (docs/benchmarks.md,
+# "ninth part").
+_MS_FRACTIONS = tuple(repr(k / 1000)[1:] for k in range(1000))
+_EXACT_US = 2**40
+
+
 def _label_value(value: Any) -> Any:
     """An errorcode as a stored label: a number or string as it is, anything else as short text."""
     if value is None or isinstance(value, (bool, int, float)):
@@ -308,7 +319,8 @@ class Gateway(CountedPart, Serving):
             return
         # ms to the µs, half up: round(ms, 3)'s value but at a float's exact tie, in a third
         # of its time (round with digits is a correctly rounded decimal conversion, ~0.4 µs)
-        took_ms = int(seconds * 1_000_000 + 0.5) / 1000
+        took_us = int(seconds * 1_000_000 + 0.5)
+        took_ms = took_us / 1000
         extra: dict[str, Any] = {
             "http.request.method": request.method, "url.path": request.path,
             "http.response.status_code": status, "trace.id": ex.trace_id,
@@ -318,7 +330,9 @@ class Gateway(CountedPart, Serving):
             extra["errorcode"] = _label_value(ex.errorcode)
         if ex.upstream is not None:
             extra["upstream"], extra["upstream.address"] = ex.upstream, ex.address
-        self.shipper.ship_record(f"{request.method} {request.path} {status} {took_ms!r}ms", extra)
+        took_text = (f"{took_us // 1000}{_MS_FRACTIONS[took_us % 1000]}"
+                     if 0 <= took_us < _EXACT_US else repr(took_ms))  # repr(took_ms), see above
+        self.shipper.ship_record(f"{request.method} {request.path} {status} {took_text}ms", extra)
 
     @staticmethod
     def _error(ex: Exchange, status: int, message: str) -> Answer:

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from logmesh import cli as cli_module
-from logmesh.mesh.gateway import Gateway
+from logmesh.mesh.gateway import _EXACT_US, _MS_FRACTIONS, Gateway
 from logmesh.mesh.service import HandlerError
 from logmesh.metrics import Exposition
 from logmesh.protocol import FrameDecoder, encode
@@ -372,3 +372,13 @@ def test_an_access_logs_fields_keep_their_order_and_levels_whatever_the_errorcod
                                                          "error", "warning"]
     assert records[0] == {**records[1], "errorcode": 0}
     assert shipper.records[0][0] == "GET /goods 200 1.235ms"
+
+
+def test_duration_text_is_the_floats_repr() -> None:
+    """The access log's duration text (gateway._account) is repr(us / 1000) below _EXACT_US,
+    written without the float's repr: every µs of the first 2 s, a spread to the bound and
+    the 50,000 µs under it."""
+    spread = range(0, _EXACT_US, 9_973_541)  # a prime step: every last digit and many exponents
+    for us in (*range(2_000_000), *spread, *range(_EXACT_US - 50_000, _EXACT_US)):
+        assert f"{us // 1000}{_MS_FRACTIONS[us % 1000]}" == repr(us / 1000), us
+
