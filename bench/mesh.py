@@ -212,10 +212,14 @@ def parse_wrk(out: str) -> dict:
             "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0}
 
 
+def _py_spy() -> str:
+    return shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+
+
 def _profile(mesh: Mesh, seconds: float, where: Path, name: str) -> list[subprocess.Popen]:
     """py-spy on each Python part of ``mesh`` for the middle of a cell: one collapsed-stack
     file a part (``<name>-<part>.txt``; flamegraph.pl or speedscope read them)."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    spy = _py_spy()
     where.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([spy, "record", "-r", "250", "--nonblocking", "-f", "raw",
                               "-d", str(max(1, int(seconds) - 2)), "-p", str(proc.pid),
@@ -317,6 +321,12 @@ def main() -> int:
     args = ap.parse_args()
     if shutil.which("wrk") is None or shutil.which("node") is None:
         print("needs wrk and node (make bench installs wrk)", file=sys.stderr)
+        return 2
+    if args.profile and not Path(_py_spy()).exists():
+        print("--profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
+        return 2
+    if args.perf and shutil.which("perf") is None:
+        print("--perf needs perf: apt-get install linux-perf", file=sys.stderr)
         return 2
     meshes = args.meshes.split(",")
     conns = [int(c) for c in args.connections.split(",")]
