@@ -14,18 +14,23 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import ssl as ssl_module
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from ..hello import hello_packet
-from ..protocol import encode, reply_key
+from ..protocol import BadFrame, encode, reply_key
 from .connection import FramedConnection
 
 log = logging.getLogger("logmesh.mesh.client")
 
 DEFAULT_QUEUE_BYTES = 8 * 1024 * 1024
+# a reply's key as its first member, in the first bytes of a frame dropped for its size
+_FIRST_KEY = re.compile(rb'\A\s*\{\s*"key"\s*:\s*(-?\d+|"[^"\\]*")')
 SWEEP_SECONDS = 0.1  # how often requests past their deadline are failed (at most a quarter of
 # the shortest timeout asked): one timer for all of them, not a timer per request (uvloop's
 # call_later and cancel were ~3 µs of the gateway's request path)
@@ -119,7 +124,7 @@ class ReconnectingClient:
             try:
                 _, conn = await loop.create_connection(
                     lambda: FramedConnection(self._on_packet, name=self.name,
-                                             on_torn=self._on_torn),
+                                             on_torn=self._on_torn, on_oversized=self._on_oversized),
                     self.host, self.port, ssl=self.ssl,
                 )
             except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
@@ -289,6 +294,19 @@ class ReconnectingClient:
         if key is not None and not isinstance(key, (dict, list)) and key in self._pending:
             self._settle(key, None, BadReply(f"{self.host}:{self.port} sent a reply holding a "
                                              "raw ¶ (U+00B6), which split it into bad frames"))
+        else:
+            self.unmatched_replies += 1
+
+    def _on_oversized(self, conn: FramedConnection, bad: BadFrame) -> None:
+        """A reply over the packet limit, dropped unread: fail its request now (502 at the
+        gateway) rather than at its timeout (a 504 that also marked the instance stalled), when
+        its first bytes name its key, as a reply's first member (the book's and logmesh's)."""
+        m = _FIRST_KEY.match(bad.head)
+        key = orjson.loads(m.group(1)) if m is not None else None
+        if key is not None and key in self._pending:
+            self._settle(key, None, BadReply(
+                f"{self.host}:{self.port} sent a reply of {bad.nbytes:,} bytes, over the limit of "
+                f"{conn.decoder.splitter.max_frame_bytes:,} a packet"))
         else:
             self.unmatched_replies += 1
 

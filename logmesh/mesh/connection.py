@@ -98,7 +98,8 @@ class FramedConnection(Guarded, asyncio.Protocol):
 
     ``guard`` (server side): the listener's limits and tokens; ``on_ready`` runs
     once the peer may talk (at once in open mode, after a good hello otherwise);
-    ``on_torn`` gets each packet that arrived split by raw ``¶`` s (:class:`TornFrames`).
+    ``on_torn`` gets each packet that arrived split by raw ``¶`` s (:class:`TornFrames`);
+    ``on_oversized`` each frame dropped for its size (its :class:`BadFrame`, with its head).
     """
 
     def __init__(
@@ -111,10 +112,12 @@ class FramedConnection(Guarded, asyncio.Protocol):
         guard: ConnectionGuard | None = None,
         on_ready: Callable[[FramedConnection], None] | None = None,
         on_torn: TornHandler | None = None,
+        on_oversized: Callable[[FramedConnection, BadFrame], None] | None = None,
     ) -> None:
         self.on_packet = on_packet
         self.on_close = on_close
         self.on_torn = on_torn
+        self.on_oversized = on_oversized
         self.decoder = FrameDecoder(max_frame_bytes)
         self.torn = TornFrames(max_frame_bytes)
         self.torn_packets = 0
@@ -177,6 +180,8 @@ class FramedConnection(Guarded, asyncio.Protocol):
                     self._piece(raw, warn)
                 else:
                     self.torn.reset()  # skipped bytes: what comes next is no continuation
+                    if self.on_oversized is not None and item.reason == "too_large":
+                        self.on_oversized(self, item)
                 continue
             if torn._pieces:  # a good frame: no piece held before it continues
                 torn.reset()

@@ -14,8 +14,8 @@ a service's reply is answered with the status its ``errorcode`` maps to (0 ->
 keeps the chapter's 200 for every reply), its body the reply as it came. The
 gateway's own answers: 404 when no service ever served the route, 503 when
 services served it but no instance is up (none listed, or none connected),
-502 when the reply cannot be read (a book service's raw ``¶`` splits it) or
-the connection was lost before it came, 504 when it did not come in time.
+502 when the reply cannot be read (a book service's raw ``¶`` splits it, or it is over
+the packet limit) or the connection was lost before it came, 504 when it did not come in time.
 
 Each exchange is one access-log record (when a shipper is attached): status,
 the answer's ``errorcode``, duration, the upstream that answered or failed to

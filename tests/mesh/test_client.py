@@ -253,3 +253,29 @@ async def test_a_reply_split_by_a_raw_pilcrow_fails_its_request_at_once(clients)
         assert client.conn.decoder.errors == {"bad_json": 2}
     finally:
         await peer.stop()
+
+
+async def test_a_reply_over_the_packet_limit_fails_its_request_at_once(clients):
+    """A reply over the limit (a service answering 2 MB, its frame whole) was dropped unread
+    and its request waited for its timeout: the gateway answered 504 "did not answer" 10 s
+    later and marked the instance stalled (found from outside). Its key, the reply's first
+    member, fails it at once; the connection stays, and the next reply is read."""
+    def react(packet, writer):
+        key = packet["key"]
+        size = 2_000_000 if packet["uri"] == "/big" else 10
+        writer.write(f'{{"key":{key},"errorcode":0,"results":"{"x" * size}"}}¶'.encode())
+
+    peer = FakePeer(react)
+    port = await peer.start()
+    try:
+        client = clients(port)
+        await connected(client)
+        started = time.monotonic()
+        with pytest.raises(BadReply, match=r"reply of 2,000,0\d\d bytes, over the limit of 1,048,576"):
+            await client.request("/big", "GET", timeout=5.0)
+        assert time.monotonic() - started < 2.0
+        assert client._pending == {} and client.is_connected
+        reply = await client.request("/small", "GET", timeout=5.0)
+        assert reply["results"] == "x" * 10
+    finally:
+        await peer.stop()
