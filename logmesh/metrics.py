@@ -101,7 +101,8 @@ def number(x: float) -> int | float:
 _idents = itertools.count()
 
 
-def _alive(pid: int) -> bool:
+def pid_running(pid: int) -> bool:
+    """Is a process of this pid running (one we may not signal is)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -126,7 +127,7 @@ def clean_stale(directory: Path, own: str) -> list[Path]:
     for path in directory.glob("*.db"):
         owner = _owner(path)
         pid = owner.split("x", 1)[0]
-        if owner == own or not pid.isdigit() or not _alive(int(pid)):
+        if owner == own or not pid.isdigit() or not pid_running(int(pid)):
             try:
                 path.unlink()
                 gone.append(path)

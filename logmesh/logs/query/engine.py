@@ -34,6 +34,7 @@ from ..store.blocks import ParquetFile
 from ..store.columns import MESH_SELECT, SELECT_LIST, TS, ident, read_ndjson_lenient_sql, sql_str
 from ..store.compact import MINUTE_MS, SUMMARY_FIELDS
 from ..store.long_lines import object_bytes
+from ..store.scratch import Scratch
 from . import kql, plan, rare, token_need
 from .cursors import decode_cursor, encode_cursor
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
@@ -77,6 +78,7 @@ class Engine:
         self._config, self._nice = config, worker_nice
         self._db: DuckDB | None = None  # opened by the first question: an idle worker holds none
         self._view: StoreView | None = None
+        self._scratch: Scratch | None = None
         self._opening = threading.Lock()
         self._lock = threading.Lock()  # one refresh at a time; held while a file is set aside
         self._local = threading.local()
@@ -99,8 +101,12 @@ class Engine:
     def _open(self) -> None:
         with self._opening:
             if self._db is None:
-                db = DuckDB(self.data_dir, self._config, self._nice, self.query_counters)
-                self._view = StoreView(self.data_dir, db, self.query_counters)
+                # its temporary files, the live table's chunks and DuckDB's spill, in one
+                # directory a restart removes if this process is killed (store/scratch.py)
+                self._scratch = Scratch.open(self.data_dir, "query")
+                config = {**self._config, "temp_directory": str(self._scratch.path)}
+                db = DuckDB(self.data_dir, config, self._nice, self.query_counters)
+                self._view = StoreView(self.data_dir, db, self.query_counters, self._scratch.path)
                 self._db = db  # last: a thread that sees it sees the view too
 
     def close(self) -> None:
@@ -109,7 +115,7 @@ class Engine:
         try:
             self._db.close()
         finally:
-            self._view.close()  # type: ignore[union-attr]
+            self._scratch.close()  # type: ignore[union-attr]
 
     @property
     def counters(self) -> dict[str, int | float]:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -62,7 +60,9 @@ MAX_LAST_LINE = 64 * 1024  # of the last line loaded, this much is kept to check
 class StoreView:
     """What one engine has read of the store; :meth:`refresh` catches up with the files."""
 
-    def __init__(self, data_dir: Path, db: DuckDB, counters: QueryCounters) -> None:
+    def __init__(self, data_dir: Path, db: DuckDB, counters: QueryCounters, scratch: Path) -> None:
+        """``scratch``: where chunks of live segments are written for DuckDB to read (the
+        engine's store/scratch.py directory, removed by the engine)."""
         self.data_dir = Path(data_dir)
         self.parquet_dir = self.data_dir / layout.PARQUET_DIR
         self.db = db
@@ -73,16 +73,13 @@ class StoreView:
         self.counters = counters  # the engine's: bytes loaded into the live table
         cols = ", ".join(f"{ident(n)} {t}" for n, t in COLUMNS)
         self.con.execute(f"CREATE TABLE live ({cols}, _seg INTEGER, _gen BIGINT)")
-        self._tmp = Path(tempfile.mkdtemp(prefix="logmesh-live-"))
+        self._tmp = scratch
         self._parquet: dict[str, ParquetFile] = {}
         self._live: dict[str, LiveSegment] = {}
         self._gone: dict[int, float] = {}  # live segment id -> when its rows stopped being queried
         self._next_id = 1
         self._gen = 0
         self._snapshot = Snapshot((), (), 0)
-
-    def close(self) -> None:
-        shutil.rmtree(self._tmp, ignore_errors=True)
 
     @property
     def snapshot(self) -> Snapshot:

@@ -17,6 +17,8 @@ A data directory looks like::
       deadletter/<name>.ndjson            events a sink could not deliver, with the reason
       metrics/                            --workers N: the workers' prometheus-client files
       health/wNN.json                     --workers N: what each worker heard of the mesh
+      scratch/<kind>-<pid>-<random>/    a process's temporary files (store/scratch.py): removed
+                                          by the next start when the process is gone
       saved-searches.json                 the web UI's saved searches (http/saved_searches.py)
 
 Segment files are NDJSON so DuckDB, grep and jq read them as they are. A
@@ -38,6 +40,7 @@ QUARANTINE_DIR = "quarantine"
 METRICS_DIR = "metrics"  # logs/server.py: one registry's files per worker (multiprocess mode)
 HEALTH_DIR = "health"  # logs/health_monitor.py: what each worker heard, shared once a second
 BALANCE_DIR = "balance"  # logs/ingest/balance.py: each worker's open ingest connections (--workers)
+SCRATCH_DIR = "scratch"  # store/scratch.py: each process's temporary files, swept at start
 SAVED_SEARCHES_FILE = "saved-searches.json"  # http/saved_searches.py: replaced atomically, under a lock
 QUARANTINE_SUFFIX = ".damaged"
 SEGMENT_SUFFIX = ".ndjson"
