@@ -47,7 +47,7 @@ import orjson
 
 from ...fsio import fsync_path, write_atomic
 from ...metrics import Metrics, number, value
-from . import catalogue, layout, long_lines, red_summary, tokens
+from . import catalogue, claims, layout, long_lines, red_summary, tokens
 from .catalogue import SegmentInfo, list_segments
 from .columns import (
     COLUMNS,
@@ -469,9 +469,12 @@ class Compactor:
                 break
             t0, cpu0, faults0 = time.perf_counter(), time.thread_time(), thread_faults()
             try:
-                size = seg.path.stat().st_size
-                index = compact_segment(self.connection(), seg, self.parquet_dir, self.block_rows)
-                self._remove(seg)
+                with claims.claim(seg.path) as mine:  # not removed by retention meanwhile
+                    if not mine:
+                        continue  # retention is removing it, or did
+                    size = seg.path.stat().st_size
+                    index = compact_segment(self.connection(), seg, self.parquet_dir, self.block_rows)
+                    self._remove(seg)
             except FileNotFoundError:
                 continue  # removed meanwhile (retention)
             except (duckdb.Error, OSError, ValueError) as exc:

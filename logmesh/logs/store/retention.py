@@ -18,7 +18,8 @@ backlog's excess meanwhile; a disk that fills is refused (507), not emptied. The
 the limit can be exceeded by the active segments alone; that is logged.
 
 Runs in worker 0's compaction thread after each of its passes (the other workers' compactors
-run none: once for the store). Every deletion is
+run none: once for the store). A segment another worker is compacting right then is left to
+the next pass, as the Parquet file it becomes (claims.py). Every deletion is
 logged with its reason and counted (``logmesh_retention_deleted_*`` in /metrics:
 prometheus-client counters of the server's registry).
 """
@@ -36,7 +37,7 @@ from typing import Any
 import orjson
 
 from ...metrics import Metrics, number, value
-from . import catalogue, layout, red_summary
+from . import catalogue, claims, layout, red_summary
 
 log = logging.getLogger("logmesh.logs.retention")
 
@@ -170,17 +171,18 @@ class Retention:
         keep: list[Victim] = []
         for v in victims:
             if self.max_age_ms and max(v.max_ts, v.written_ms) < now - self.max_age_ms:
-                self._delete(v, "age", f"newest event and the file older than "
-                                       f"{self.max_age_ms // 1000}s")
-                deleted.append(v)
-                total -= v.counted
+                if self._delete(v, "age", f"newest event and the file older than "
+                                          f"{self.max_age_ms // 1000}s"):
+                    deleted.append(v)
+                    total -= v.counted
             else:
                 keep.append(v)
         if self.max_bytes:
             for v in keep:
                 if total <= self.max_bytes:
                     break
-                self._delete(v, "disk", f"store {total} bytes > --max-disk {self.max_bytes}")
+                if not self._delete(v, "disk", f"store {total} bytes > --max-disk {self.max_bytes}"):
+                    break  # being compacted: the oldest goes first, as a Parquet file next pass
                 deleted.append(v)
                 total -= v.counted
             if total > self.max_bytes and not self._warned:
@@ -191,11 +193,26 @@ class Retention:
                 self._warned = False
         return deleted
 
-    def _delete(self, v: Victim, reason: str, why: str) -> None:
-        for p in v.paths:
-            p.unlink(missing_ok=True)
+    def _delete(self, v: Victim, reason: str, why: str) -> bool:
+        """Delete and count ``v``; False when it is a segment another worker is compacting
+        (claims.py): its Parquet file, once written, goes by the same rules."""
+        if v.kind == "segment":
+            try:
+                with claims.claim(v.paths[0]) as mine:
+                    if not mine:
+                        log.info("retention: %s is being compacted; its Parquet file is looked at "
+                                 "next pass", v.paths[0].name)
+                        return False
+                    for p in v.paths:
+                        p.unlink(missing_ok=True)
+            except FileNotFoundError:
+                return False  # compacted and removed since the scan: its Parquet file is in charge
+        else:
+            for p in v.paths:
+                p.unlink(missing_ok=True)
         self.deleted_files[reason].inc()
         self.deleted_bytes.inc(v.bytes)
         self.deleted_events.inc(v.events)
         log.info("retention: deleted %s %s (%d events, %d bytes): %s", v.kind, v.paths[0].name,
                  v.events, v.bytes, why)
+        return True

@@ -170,3 +170,43 @@ async def test_an_event_stamped_far_ahead_pins_no_file(tmp_path):
     assert sorted(v.events for v in age.run_once()) == [20, 21], "a day after they were written, both go"
     await writer.close()
     await writer2.close()
+
+
+async def test_retention_leaves_a_segment_another_worker_is_compacting(tmp_path, monkeypatch):
+    """``--workers 2``: worker 0's retention deleted a segment while worker 1's compactor was
+    writing its Parquet file, which then appeared: its events counted deleted and still there
+    (and counted deleted again when the file went). A compacting segment is claimed
+    (store/claims.py); retention leaves it to the next pass, when its Parquet file is there."""
+    import threading
+
+    from logmesh.logs.store import compact
+    from logmesh.logs.store.catalogue import owned_by
+
+    writer = await write_store(tmp_path, [[event(T0 + i, message=f"w1 {i}") for i in range(40)]], worker=1)
+    await writer.close()
+    written_at(tmp_path, T0)
+    reading, go = threading.Event(), threading.Event()
+    write = compact.write_parquet
+
+    def slow_write(*args, **kwargs):
+        reading.set()  # the segment is read: its Parquet file is being written
+        assert go.wait(10)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(compact, "write_parquet", slow_write)
+    w1 = Compactor(tmp_path, grace=0)
+    w1.owns = owned_by(1, 2)
+    t = threading.Thread(target=w1.run_once)
+    t.start()
+    try:
+        assert reading.wait(10)
+        ret = Retention(tmp_path, max_age_ms=HOUR, clock=lambda: (T0 + DAY) / 1000)
+        ret.run_once()
+    finally:
+        go.set()
+        t.join(10)
+    written_at(tmp_path, T0)  # the Parquet file, too, written long ago
+    ret.run_once()  # the next pass: the segment is a Parquet file now
+    assert ret.counters["events"] == 40, ret.counters
+    assert names(tmp_path) == set(), "every file of the expired segment is gone, and counted once"
+    w1.stop()
