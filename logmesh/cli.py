@@ -31,6 +31,7 @@ from .cli_options import (
     distributor_option,
     host_option,
     metrics_port_option,
+    packet_size,
     security_options,
     supervise_option,
 )
@@ -292,7 +293,9 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @config_option("--max-segment-size", "max_segment_bytes", type=SIZE, default="256MB",
                help="Start a new segment past this size.")
 @config_option("--max-packet-size", "max_frame_bytes", type=SIZE, default="1MiB",
-               help="Larger packets are skipped and counted.")
+               callback=packet_size,
+               help="Larger packets are skipped and counted (TCP, syslog, JSON lines, forward); "
+                    "at most 10MiB.")
 @click.option("--text-log", type=click.Path(path_type=Path), default=None,
               help="Also append the chapter's tab-separated line per packet to this file (rotated).")
 @click.option("--echo", is_flag=True, help="Print the chapter's line for every packet.")

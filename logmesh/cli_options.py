@@ -70,6 +70,18 @@ class Address(click.ParamType):
 SIZE, DURATION = Size(), Duration()
 
 
+def packet_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """``logs --max-packet-size``: at most layout.MAX_PACKET_BYTES, the most whose stored line
+    fits in the store's longest (a byte can take 6 stored); a larger one failed every such
+    packet later, at ingest."""
+    from .logs.store.layout import MAX_PACKET_BYTES
+    if value > MAX_PACKET_BYTES:
+        raise click.BadParameter(f"{value} bytes: at most {MAX_PACKET_BYTES} ({MAX_PACKET_BYTES // 2**20}MiB), "
+                                 "since a packet can take 6 times its size once stored; send larger "
+                                 "events over HTTP (POST /api/v1/logs)")
+    return value
+
+
 def config_option(flag: str, field: str, **kwargs: Any) -> Callable[[Callable], Callable]:
     """An option that sets the server config's ``field``, keeping the environment variable
     of its flag (``LOGMESH_<COMMAND>_<OPTION>``, docs in the README) though its name differs."""

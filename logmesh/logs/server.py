@@ -44,7 +44,7 @@ from .health import NORM_WINDOW_MS, SLOW_WINDOW_MS
 from .health_monitor import HealthMonitor
 from .http.query_api import HEAVY_NICE, QueryAPI
 from .ingest.balance import BalancedServer
-from .ingest.common import Routes
+from .ingest.common import Routes, too_large_error
 from .ingest.context import IngestContext
 from .ingest.counting import ProtocolCounters
 from .ingest.field_limits import Folded
@@ -315,7 +315,17 @@ class LogsServer(Serving):
                               400, accepted=0, rejected=len(errors), errors=errors[:20])
         if self.writer.failure is not None:
             return self._store_unavailable(self.writer.failure)
-        last = self.writer.append_events(lines)
+        last, refused = self.writer.append_fitting(lines)
+        if refused:  # lines longer than the store takes (layout.MAX_LINE_BYTES): none appended
+            self.discarded.inc(len(refused))
+            self.http_sources.count("ndjson", {"too_large": len(refused)})
+            errors = sorted(errors + [too_large_error(i, size) for i, size in refused],
+                            key=lambda e: e.get("line", 0))
+            skip = {i for i, _ in refused}
+            lines = [ev for i, ev in enumerate(lines) if i not in skip]
+            if not lines:
+                return json_error(errors[0]["error"], 413, accepted=0, rejected=len(errors),
+                                  errors=errors[:20])
         try:  # answered once stored: a 200 means it is on disk
             await self.writer.durable(last, on_failure="withdraw", first=lines[0].seq)
         except StoreUnavailable as exc:

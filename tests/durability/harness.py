@@ -113,11 +113,12 @@ class LogsService:
 
     # -- HTTP --------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: bytes | None = None,
-                timeout: float = REPLY_TIMEOUT) -> tuple[int, Any]:
+                timeout: float = REPLY_TIMEOUT,
+                content_type: str = "application/x-ndjson") -> tuple[int, Any]:
         """(status, JSON or text); raises TimeoutError/OSError when there is no answer."""
         conn = http.client.HTTPConnection(HOST, self.http_port, timeout=timeout)
         try:
-            headers = {"Content-Type": "application/x-ndjson"} if body is not None else {}
+            headers = {"Content-Type": content_type} if body is not None else {}
             conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()

@@ -47,3 +47,54 @@ def test_kill9_leaves_no_scratch_behind_a_restart(service):
         f"left by the killed processes {pids}: {left}")
     svc.stop()
     assert scratch_dirs(svc.data_dir) == [], "a clean stop removes its own"
+
+
+def too_large_total(svc: LogsService, protocol: str) -> float:
+    text = svc.request("GET", "/metrics")[1]
+    m = re.search(rf'^logmesh_ingest_rejected_total{{protocol="{protocol}",reason="too_large"[^}}]*}} (\S+)$',
+                  text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def otlp_body(*bodies: str) -> bytes:
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    scope = req.resource_logs.add().scope_logs.add()
+    for body in bodies:
+        scope.log_records.add().body.string_value = body
+    return req.SerializeToString()
+
+
+def test_an_event_past_the_longest_stored_line_is_refused_counted_and_the_rest_stored(service):
+    """Nothing bounded a stored line: an OTLP record of 11 MiB of control characters, within
+    every default limit, was stored (and acknowledged) as a 66 MiB line, which every query and
+    compaction of its segment then read at ~2.5x in memory; a raised --max-body-size had no
+    bound at all. Past layout.MAX_LINE_BYTES (64 MiB) an event is refused before its ack and
+    counted: OTLP answers 413 for the request, NDJSON refuses that line and stores the others."""
+    svc = service("--max-body-size", "80MiB")
+    svc.start()
+    status, body = svc.request("POST", "/v1/logs", otlp_body("bigotlp " + "\x01" * (11 << 20)),
+                               content_type="application/x-protobuf")
+    assert status == 413, (status, body)
+    assert too_large_total(svc, "otlp") == 1
+    huge = orjson.dumps({"message": "bigndjson " + "x" * (65 << 20)})
+    status, body = svc.request("POST", "/api/v1/logs", huge + b"\n" + orjson.dumps({"message": "smallndjson"}))
+    assert status == 200 and (body["accepted"], body["rejected"]) == (1, 1), body
+    assert body["errors"][0]["reason"] == "too_large" and body["errors"][0]["event"] == 1, body
+    assert too_large_total(svc, "ndjson") == 1
+    query_once(svc, "afterwards")  # the service goes on
+    assert [e["message"] for e in svc.search_all("smallndjson")] == ["smallndjson"]
+    assert svc.search_all("bigotlp") == [] and svc.search_all("bigndjson") == []
+    longest = max((len(line) for seg in (svc.data_dir / "segments").glob("*.ndjson")
+                   for line in seg.read_bytes().split(b"\n")), default=0)
+    assert longest < 64 << 20
+
+
+def test_a_packet_size_whose_line_could_pass_the_longest_is_refused_at_start(tmp_path):
+    from tests.support.procs import run_logmesh
+
+    done = run_logmesh(tmp_path, "logs", "--standalone", "--no-supervise", "--port", "0",
+                       "--http-port", "0", "--data-dir", str(tmp_path / "data"),
+                       "--max-packet-size", "64MiB", bound=30)
+    assert done.returncode == 2 and "at most" in done.stderr and "--max-packet-size" in done.stderr, done.stderr

@@ -36,6 +36,14 @@ class Rejected(ValueError):
         self.detail = detail
 
 
+def too_large_error(index: int, size: int) -> dict[str, Any]:
+    """The reply's error for the ``index``-th event of a body (from 0) refused since its stored
+    line would take ``size`` bytes, more than layout.MAX_LINE_BYTES (store/segment.py: LineTooLong)."""
+    return {"event": index + 1, "reason": "too_large",
+            "error": f"event {index + 1} would be stored as {size} bytes, more than the "
+                     f"{layout.MAX_LINE_BYTES} a stored line may take; send it in parts"}
+
+
 # -- what may be stored ----------------------------------------------------------
 # One rule for every ingest source: a stored line must read back in every reader
 # (recovery and the sinks use orjson, DuckDB reads the segments and Parquet files).

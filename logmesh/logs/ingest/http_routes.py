@@ -21,7 +21,7 @@ from aiohttp import hdrs, web
 
 from ...security_http import BODY_GRACE, BODY_MIN_RATE, BODY_TIMEOUT
 from ..event import Event
-from ..store.segment import SegmentWriter, StoreUnavailable
+from ..store.segment import LineTooLong, SegmentWriter, StoreUnavailable
 from . import content_coding, es_bulk, loki, otlp, otlp_json
 from .common import now_ms
 from .line_block import LineBlock
@@ -145,7 +145,8 @@ class HttpSources:
             raise BodyTimeout(f"the body took more than {BODY_TIMEOUT:.0f}s to arrive") from None
 
     async def store(self, protocol: str, events: Sequence[Event]) -> str | None:
-        """Append ``events`` as one block and wait until durable; the reason it failed, or None."""
+        """Append ``events`` as one block and wait until durable; the reason it failed, or None.
+        Raises LineTooLong, storing none, when one would be a line longer than the store takes."""
         if not events:
             return None
         if self.writer.failure is not None:
@@ -202,7 +203,11 @@ class HttpSources:
             self.count("otlp", {exc.reason: 1})
             return error(400, 3, str(exc))  # 3: INVALID_ARGUMENT
         self.count("otlp", parsed.rejected)
-        failure = await self.store_block("otlp", parsed.block)
+        try:
+            failure = await self.store_block("otlp", parsed.block)
+        except LineTooLong as exc:
+            self.count("otlp", {"too_large": len(exc.lines)})
+            return error(413, 3, f"nothing stored: {exc}")
         if failure is not None:
             resp = error(503, 14, f"not stored, retry later: {failure}")  # 14: UNAVAILABLE
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -246,7 +251,11 @@ class HttpSources:
             self.count("elasticsearch", {"empty_body": 1})
             return error(400, "action_request_validation_exception",
                          "Validation Failed: 1: no requests added;")
-        failure = await self.store("elasticsearch", parsed.events)
+        try:
+            failure = await self.store("elasticsearch", parsed.events)
+        except LineTooLong as exc:
+            self.count("elasticsearch", {"too_large": len(exc.lines)})
+            return error(413, "illegal_argument_exception", f"nothing stored: {exc}")
         if failure is not None:
             resp = error(503, "unavailable_shards_exception", f"not stored, retry later: {failure}")
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -294,7 +303,11 @@ class HttpSources:
             self.count("loki", {exc.reason: 1})
             return error(413 if exc.reason == "too_large" else 400, str(exc))
         self.count("loki", parsed.rejected)
-        failure = await self.store_block("loki", parsed.block)
+        try:
+            failure = await self.store_block("loki", parsed.block)
+        except LineTooLong as exc:  # 400, as Loki answers an entry over its max_line_size
+            self.count("loki", {"too_large": len(exc.lines)})
+            return error(400, f"nothing stored: {exc}")
         if failure is not None:
             resp = error(503, f"not stored, retry later: {failure}")
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -64,7 +64,21 @@ MAX_SEGMENT_EVENTS = 1 << 32  # more than any segment holds (a seq step for a Pa
 SPARSE_EVERY = 4096  # one [seq, ts, offset] entry in the index per this many events
 
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: ISO-8601's, DuckDB's and ES's end
-MAX_EVENT_BYTES = 1024 * 1024  # events larger than this are rejected at ingest and counted
+MAX_EVENT_BYTES = 1024 * 1024  # the usual longest event (--max-packet-size's default): readers' buffers
+# The longest line the store takes (store/segment.py: LineTooLong). An event is refused at ingest,
+# before it is acknowledged, and counted (too_large) when its stored line would be longer. An event
+# grows when stored (a control character of a protobuf or syslog message is written \u0001: 6x), so
+# a body within --max-body-size (16 MiB) made a line of ~96 MB, and a raised one had no bound; DuckDB
+# takes ~2.5x a line in memory to read it (store/long_lines.py), in every query and compaction that
+# reads its segment: 64 MiB bounds that at ~160 MB. Refused, not cut: an acknowledged event is
+# stored as sent, and the sender is told (NDJSON: that event; OTLP, ES bulk, Loki: the request).
+# VictoriaLogs skips lines over -insert.maxLineSizeBytes (256 KiB) and Loki refuses entries over
+# max_line_size (256 KB): this bound is for memory, not a policy on what a log line should be.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+# --max-packet-size at most: a packet (a socket's line, frame or message) of it stores in at most
+# 6 x 10 MiB (a byte of it is at most 6 stored, \u00XX), within MAX_LINE_BYTES with room for the
+# fields logmesh adds (address, times, seq): the socket paths never meet LineTooLong
+MAX_PACKET_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_SEGMENT_BYTES = 256 * 1024 * 1024  # a segment is sealed past this size ...
 ROTATE_SECONDS = {"hour": 3600, "day": 86400}  # ... or when the hour (day) of the clock changes
 DEFAULT_FSYNC_INTERVAL = 0.05  # --fsync batch: events are on disk at most this long after arrival

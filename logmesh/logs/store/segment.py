@@ -49,6 +49,27 @@ class StoreUnavailable(Exception):
     """The store cannot write now (disk full or failing); the reason says which."""
 
 
+class LineTooLong(ValueError):
+    """A block holds lines longer than layout.MAX_LINE_BYTES; nothing of it was appended (and
+    its seqs were given back). ``lines``: their indexes in the block, ``sizes``: their bytes."""
+
+    def __init__(self, lines: list[int], sizes: list[int]) -> None:
+        super().__init__(f"{len(lines)} event(s) would be stored as lines of up to {max(sizes)} "
+                         f"bytes; a stored line may take at most {layout.MAX_LINE_BYTES}")
+        self.lines = lines
+        self.sizes = sizes
+
+
+def too_long(blob: bytes) -> tuple[list[int], list[int]]:
+    """(indexes, sizes) of the lines of ``blob`` longer than layout.MAX_LINE_BYTES, newline
+    included: nothing looked at for a blob no longer than that, as nearly every one is."""
+    if len(blob) <= layout.MAX_LINE_BYTES:
+        return [], []
+    sizes = [len(line) + 1 for line in blob.split(b"\n")[:-1]]
+    lines = [i for i, n in enumerate(sizes) if n > layout.MAX_LINE_BYTES]
+    return lines, [sizes[i] for i in lines]
+
+
 class _WriteFailed(Exception):
     def __init__(self, cause: OSError, pending_offset: int) -> None:
         super().__init__(str(cause))
@@ -256,17 +277,37 @@ class SegmentWriter:
         event its seq as it builds it, which saves a pass over the events.
         Nothing touches the disk here: the flusher writes blocks as one group.
         """
-        if self.observer is not None:
-            self.observer(events)
-        return self.append_encoded(_encode_lines(events), events[0].seq, events[-1].seq,
+        last = self.append_encoded(_encode_lines(events), events[0].seq, events[-1].seq,
                                    len(events), min_ts, max_ts, events[0].timestamp)
+        if self.observer is not None:
+            self.observer(events)  # after: not the events of a block refused (LineTooLong)
+        return last
+
+    def append_fitting(self, events: list) -> tuple[int, list[tuple[int, int]]]:
+        """:meth:`append_events` of the events whose stored line fits (layout.MAX_LINE_BYTES);
+        returns (the last seq, [(index in ``events``, bytes its line would take)] of the others)."""
+        try:
+            return self.append_events(events), []
+        except LineTooLong as exc:
+            refused = list(zip(exc.lines, exc.sizes, strict=True))
+            skip = set(exc.lines)
+            rest = [ev for i, ev in enumerate(events) if i not in skip]
+            return (self.append_events(rest) if rest else self.appended_seq), refused
 
     def append_encoded(self, blob: bytes, first: int, last: int, count: int, min_ts: int,
                        max_ts: int, first_ts: int) -> int:
         """Append ``count`` stored lines already encoded (seqs ``first``..``last`` from
-        :meth:`reserve`, timestamps in [min_ts, max_ts]); returns the last seq."""
+        :meth:`reserve`, timestamps in [min_ts, max_ts]); returns the last seq.
+
+        Raises LineTooLong, appending none of them, when a line is longer than
+        layout.MAX_LINE_BYTES: every ingest path refuses such events before acknowledging them."""
         if blob.__class__ is not bytes:
             blob = bytes(blob)  # kept until written: a caller's bytearray could change meanwhile
+        lines, sizes = too_long(blob)
+        if lines:
+            if last == layout.make_seq(self._counter - 1, self.worker):
+                self._counter = layout.split_seq(first)[0]  # the seqs go to the next events
+            raise LineTooLong(lines, sizes)
         self._buf.append(blob)
         self._buf_bytes += len(blob)
         self._pending_blocks.append((len(blob), first, last, count, min_ts, max_ts, first_ts))

@@ -629,3 +629,26 @@ async def test_a_line_with_a_timestamp_no_index_can_hold_is_quarantined_not_fata
         f.write(b'{"seq":99999,"@timestamp":100000000000000000000,"message":"x"}\n')
     w2 = open_writer()
     assert numbers(tmp_path) == [1, 2, 3] and w2.stats["damaged_lines"] == 1
+
+
+# -- the longest line -----------------------------------------------------------------------
+async def test_a_block_with_a_line_past_the_longest_is_refused_whole_and_its_seqs_given_back(
+        tmp_path, open_writer, monkeypatch):
+    """No ingest cap bounded a stored line (a body grows ~6x when stored): layout.MAX_LINE_BYTES
+    does, here made small. append_fitting stores the others, with the seqs the refused block had."""
+    monkeypatch.setattr(layout, "MAX_LINE_BYTES", 200)
+    w = open_writer()
+    batch = events(1, 3)
+    batch[1].message = "x" * 300
+    with pytest.raises(segment.LineTooLong) as refused:
+        w.append_events(batch)
+    first = layout.split_seq(batch[0].seq)[0]  # given back: the next events take it
+    assert refused.value.lines == [1] and refused.value.sizes[0] > 300
+    assert w.buffered_bytes == 0
+    last, too_long = w.append_fitting(events(1, 3)[:1] + [batch[1]] + events(3, 1))
+    assert [i for i, _ in too_long] == [1]
+    await asyncio.wait_for(w.durable(last), 5)
+    await w.close()
+    stored = lines(tmp_path)
+    assert [e["message"] for e in stored] == ["event 1", "event 3"]
+    assert [layout.split_seq(e["seq"])[0] for e in stored] == [first, first + 1], "no seq lost"
