@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from tests.durability.harness import LogsService
+from tests.durability.machine import TMPFS_BYTES, fill_disk, small_tmpfs
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.durability, pytest.mark.slow]
@@ -47,6 +48,22 @@ def test_kill9_leaves_no_scratch_behind_a_restart(service):
         f"left by the killed processes {pids}: {left}")
     svc.stop()
     assert scratch_dirs(svc.data_dir) == [], "a clean stop removes its own"
+
+
+def test_events_stored_before_the_disk_filled_are_searched_when_it_is_full(service, tmp_path):
+    """The query engine writes each new piece of a live segment to a scratch file for DuckDB;
+    with that scratch in the data directory (above), a full data disk failed every search (500,
+    ENOSPC) over events stored before it filled. A piece that cannot be written there is
+    written to the system's temp directory and removed at once."""
+    with small_tmpfs(tmp_path / "data", TMPFS_BYTES // 4) as data:
+        svc = service(data_dir=data)
+        svc.start()
+        query_once(svc, "beforefull")
+        status, body = svc.post([orjson.dumps({"message": f"storedthen {i}"}) for i in range(500)])
+        assert status == 200 and body["accepted"] == 500, body
+        fill_disk(data / "filler")
+        assert len(svc.search_all("storedthen")) == 500
+        svc.kill9()
 
 
 def too_large_total(svc: LogsService, protocol: str) -> float:

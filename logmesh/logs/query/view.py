@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -192,12 +193,27 @@ class StoreView:
         live.offset, live.rows, live.min_ts, live.max_ts, live.last_line = 0, 0, None, None, b""
         live.services.clear()
 
+    def _chunk_file(self, name: str, data: bytes) -> Path:
+        """``data`` in a file of the scratch directory for DuckDB to read; the caller removes it.
+        When the data directory's disk is full, a file of the system's temp directory: a full
+        disk failed every search (500) over events stored before it filled (found from outside)."""
+        path = self._tmp / name
+        try:
+            path.write_bytes(data)
+            return path
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            log.warning("cannot write %s (%s); writing it to %s", path, exc, tempfile.gettempdir())
+        fd, other = tempfile.mkstemp(prefix="logmesh-live-", suffix=".ndjson")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return Path(other)
+
     def _insert_live(self, live: LiveSegment, data: bytes, gen: int) -> None:
         """Append one chunk of whole lines; ``gen`` must be new, since the segment's counts
         are taken from the rows of (segment, gen): a generation shared by two chunks of one
         refresh counted the first chunk again with the second (issue 14, defect 8)."""
-        tmp = self._tmp / f"{live.id}-{gen}.ndjson"
-        tmp.write_bytes(data)
+        tmp = self._chunk_file(f"{live.id}-{gen}.ndjson", data)
         try:
             head = f"INSERT INTO live SELECT {SELECT_LIST}, {live.id}, {gen} FROM "
             try:  # a line too long for DuckDB's buffers is read again with room for it (long_lines.py)
