@@ -191,7 +191,8 @@ _DIGITS = bytes.maketrans(b"123456789", b"000000000")
 # 2**64 has 20 digits, -2**63 - 1 a minus and 19: orjson keeps every shorter integer exactly, and
 # a positive one of 19 digits (a timestamp in nanoseconds, a snowflake id) is below 2**64 - 1
 _WIDE, _WIDE_NEGATIVE = b"0" * 20, b"-" + b"0" * 19
-_INT_MIN, _UINT_MAX = -(2 ** 63), 2 ** 64 - 1  # orjson's int range (i64 and u64)
+# orjson's int range (i64 and u64): a wider integer is kept as its digits (ingest/shipped.py too)
+INT_MIN, UINT_MAX = -(2 ** 63), 2 ** 64 - 1
 
 
 def wide_digits(raw: bytes | str) -> bool:
@@ -209,7 +210,7 @@ def wide_digits(raw: bytes | str) -> bool:
 
 def _exact_int(digits: str) -> int | str:
     value = int(digits)
-    return value if _INT_MIN <= value <= _UINT_MAX else digits
+    return value if INT_MIN <= value <= UINT_MAX else digits
 
 
 def exact_read(raw: bytes | str) -> Any:

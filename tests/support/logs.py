@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 
 from logmesh.logs.event import derive_request, derive_syslog_labels
-from logmesh.protocol import encode
+from logmesh.protocol import encode, loads_exact
 from tests.support.waiting import wait_until  # noqa: F401  (re-exported for the tests here)
 
 HOST = "127.0.0.1"
@@ -32,7 +32,7 @@ def stored(data_dir: Path, worker: str = "*") -> list[dict]:
 
 
 def _as_read(line: bytes) -> dict:
-    ev = derive_request(orjson.loads(line))
+    ev = derive_request(loads_exact(line))  # as the store's readers: no integer read as a float
     if "labels" in ev:
         ev["labels"] = derive_syslog_labels(ev["labels"])
     return ev

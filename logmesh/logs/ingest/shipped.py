@@ -41,6 +41,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ...protocol import INT_MIN, UINT_MAX
 from .common import (
     _OBJECT_STARTS,
     MAX_TIMESTAMP_MS,
@@ -179,7 +180,6 @@ class PlainRequest(msgspec.Struct, gc=False):
 _plain_requests = msgspec.json.Decoder(PlainRequest).decode_lines
 packet_decoder = msgspec.json.Decoder(ShippedPacket)
 # A key that is an int orjson can write is its decimal text: json_text's answer, without its call.
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _requests = request_decoder.decode_lines
 _key, _params, _n = attrgetter("key"), attrgetter("params"), attrgetter("n")
 _NULL = msgspec.Raw(b"null")
@@ -279,7 +279,7 @@ def _parsed_packets(batch: ShippedBatch, joined: str, raws: list[str], received:
             uri if uri is None or uri.__class__ is str else json_text(uri),
             None,
             key if key is None or key.__class__ is str else str(key)
-            if key.__class__ is int and _INT_MIN <= key <= _INT_MAX else json_text(key),
+            if key.__class__ is int and INT_MIN <= key <= UINT_MAX else json_text(key),
             "info", None, ev.raw, req.params or EMPTY, None, prefix + str(ev.n),
             trace_id if trace_id is None or trace_id.__class__ is str else json_text(trace_id),
             None))
