@@ -43,12 +43,15 @@ class Scratch:
         """A new scratch directory for ``kind`` (a word: ``query``), after removing the ones
         crashed processes left."""
         root = Path(data_dir) / layout.SCRATCH_DIR
-        root.mkdir(parents=True, exist_ok=True)
-        sweep(root)
-        path = Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-", dir=root))
-        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new: nobody else holds it
-        return cls(path, fd)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            sweep(root)
+            return cls(*_locked(Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-", dir=root))))
+        except OSError as exc:  # a full disk (no room for a directory): reads must go on
+            path = Path(tempfile.mkdtemp(prefix=f"logmesh-{kind}-{os.getpid()}-"))
+            log.warning("cannot make a scratch directory in %s (%s); using %s, which a kill -9 "
+                        "would leave behind", root, exc, path)
+            return cls(*_locked(path))
 
     def close(self) -> None:
         if self._fd is None:
@@ -56,6 +59,17 @@ class Scratch:
         shutil.rmtree(self.path, ignore_errors=True)
         os.close(self._fd)  # after the removal: a sweep never sees it unlocked and half gone
         self._fd = None
+
+
+def _locked(path: Path) -> tuple[Path, int]:
+    """``path`` (new) with its lock held; removed if the lock cannot be made."""
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new: nobody else holds it
+    return path, fd
 
 
 def sweep(root: Path) -> list[Path]:

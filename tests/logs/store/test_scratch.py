@@ -53,3 +53,12 @@ def test_a_locked_directory_stays_even_if_its_pid_is_gone(tmp_path):
         holder.stdin.close()
         holder.wait()
     assert sweep(root) == [held]
+
+
+def test_no_room_in_the_data_directory_takes_the_systems_temp_directory(tmp_path):
+    """A full disk (here: a file where the directory goes) must not stop the queries."""
+    (tmp_path / layout.SCRATCH_DIR).write_bytes(b"")
+    s = Scratch.open(tmp_path, "query")
+    assert s.path.exists() and tmp_path not in s.path.parents
+    s.close()
+    assert not s.path.exists()
