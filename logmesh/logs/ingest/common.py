@@ -69,6 +69,10 @@ _LONG_NUMBER = b"0" * 300  # a run of digits this long may be a number past a do
 PARAMS_ERROR_LABEL = "logmesh.params_error"  # why a logged request's params were not stored parsed
 
 
+# an event stored with bad parts of it replaced says which here (bad_utf8, bad_timestamp)
+REPLACED_LABEL = "logmesh.replaced"
+
+
 def check_timestamp(ts: Any) -> int:
     """``ts`` as epoch ms if it is one every reader takes, else :class:`Rejected`."""
     if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= MAX_TIMESTAMP_MS:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ...security import check_exposure
 from ..event import Event
-from .common import Rejected, now_ms
+from .common import REPLACED_LABEL, Rejected, now_ms
 from .connection import IngestConnection
 from .context import PAUSE_BUFFER_BYTES, IngestContext
 from .counting import ProtocolCounters
@@ -122,11 +122,15 @@ def store(ctx: IngestContext, counters: ProtocolCounters, protocol: str, decode:
     append = events.append
     for line in lines:
         try:
-            append(decode(line, received, source))
+            ev = decode(line, received, source)
         except Rejected as exc:
             bad(exc.reason, exc.detail)
         except RecursionError:
             bad("too_deep", "nested too deep to decode")
+        else:
+            append(ev)
+            if ev.labels and REPLACED_LABEL in ev.labels:  # stored, with bad parts replaced
+                ctx.count_replaced(ev.labels[REPLACED_LABEL])
     if not events:
         return ctx.writer.appended_seq
     last = ctx.writer.append_events(events)

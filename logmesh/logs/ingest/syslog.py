@@ -31,13 +31,16 @@ from typing import Any
 import orjson
 
 from ..event import SYSLOG_PRIORITY, Event
-from .common import MAX_TIMESTAMP_MS, Rejected, check_timestamp
+from .common import MAX_TIMESTAMP_MS, REPLACED_LABEL, Rejected, check_timestamp
 
 # log.level: the names the rest of logmesh uses (error and warning count as errors, ledger.py).
 LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 NIL = "-"
 BOM = "\ufeff"
-REPLACED = "logmesh.replaced"
+# A timestamp that does not parse: the line is stored with the time received and this label
+# holds the text it sent (rsyslog and syslog-ng keep such a message too; syslog has no answer,
+# so a refused line would be lost without the sender ever knowing)
+BAD_TIMESTAMP = "log.syslog.timestamp_text"
 
 # One priority's labels, made once, copied per event: the priority alone, first (the facility
 # and severity labels are derived from it where lines are read: event.derive_syslog_labels).
@@ -124,7 +127,7 @@ class SyslogDecoder:
         if replaced:
             if ev.labels is None:
                 ev.labels = {}
-            ev.labels[REPLACED] = "bad_utf8"
+            ev.labels[REPLACED_LABEL] = "bad_utf8"
         return ev
 
     def _parse(self, text: str, received: int) -> Event:
@@ -144,7 +147,7 @@ class SyslogDecoder:
             raise Rejected("bad_syslog", "an RFC 5424 header with fewer than 6 fields")
         ts_text, host, app, procid, msgid = parts[:5]
         tail = parts[5] if len(parts) > 5 else ""
-        ts = received if ts_text == NIL else self.rfc3339_ms(ts_text)
+        ts = received if ts_text == NIL else self._time(ts_text, labels, received)
         _header_labels(labels, host, procid, msgid)
         if tail[:1] == "[":
             sd, after = _structured_data(tail)
@@ -164,7 +167,11 @@ class SyslogDecoder:
         m = _BSD_TIME.match(rest)
         iso = _RFC3339_HEAD.match(rest) if m is None else None
         if (m is not None and m.group(1) in _MONTHS) or iso is not None:
-            ts = _bsd_ms(m, received) if iso is None else self.rfc3339_ms(iso.group(0)[:-1])
+            when = (m or iso).group(0).strip()  # type: ignore[union-attr]
+            try:
+                ts = _bsd_ms(m, received) if iso is None else self.rfc3339_ms(iso.group(0)[:-1])
+            except Rejected:
+                ts = _replaced_time(labels, when, received)
             rest = rest[(m or iso).end():]  # type: ignore[union-attr]
             host, sep, after = rest.partition(" ")
             if sep and not host.endswith(":"):  # "host tag: msg"; "tag: msg" names no host
@@ -180,6 +187,12 @@ class SyslogDecoder:
             rest = rest[t.end():]
         return Event(timestamp=ts, received_at=received, message=rest, level=LEVELS[pri & 7],
                      service_name=app, labels=labels)
+
+    def _time(self, ts: str, labels: dict[str, Any], received: int) -> int:
+        try:
+            return self.rfc3339_ms(ts)
+        except Rejected:
+            return _replaced_time(labels, ts, received)
 
     def rfc3339_ms(self, ts: str) -> int:
         """``2003-10-11T22:14:15.003Z`` or ``...+02:00`` -> epoch ms.
@@ -393,6 +406,14 @@ def _header_labels(labels: dict[str, Any], host: str, procid: str, msgid: str) -
     if msgid != NIL:
         labels["log.syslog.msgid"] = msgid
     return labels
+
+
+def _replaced_time(labels: dict[str, Any], text: str, received: int) -> int:
+    """The time received for a line whose own does not parse; its text kept as a label and
+    the line marked (``logmesh.replaced: bad_timestamp``, counted where it is stored)."""
+    labels[BAD_TIMESTAMP] = text
+    labels[REPLACED_LABEL] = "bad_timestamp"
+    return received
 
 
 def _bsd_ms(m: re.Match[str], received: int) -> int:

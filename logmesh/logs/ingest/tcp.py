@@ -41,6 +41,7 @@ from ...protocol import BadFrame, FrameSplitter, encode
 from ..store.segment import StoreUnavailable
 from .book_block import BookBlock, block_head, encode_block, parse_block
 from .common import (
+    REPLACED_LABEL,
     Batch,
     BatchEvent,
     Rejected,
@@ -60,7 +61,6 @@ from .shipped import batch_lines, packet_decoder
 log = logging.getLogger("logmesh.logs.ingest")
 
 # Marks an event kept with U+FFFD for bytes that were not UTF-8 (logs/event.py's labels).
-REPLACED_LABEL = "logmesh.replaced"
 REPLACED_BAD_UTF8 = {REPLACED_LABEL: "bad_utf8"}
 
 # Seconds an acked batch waits before it asks the store for its fsync: the other batches that

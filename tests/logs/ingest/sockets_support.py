@@ -34,6 +34,16 @@ async def ingest_errors(server, protocol: str) -> dict[str, float]:
     return out
 
 
+async def replaced(server) -> dict[str, float]:
+    """``logmesh_replaced_events_total`` by reason (summed over workers), from /metrics."""
+    out: dict[str, float] = {}
+    for (name, labels), value in (await metrics(server.config.http_port)).items():
+        if name == "logmesh_replaced_events_total":
+            reason = dict(labels)["reason"]
+            out[reason] = out.get(reason, 0) + value
+    return out
+
+
 async def ingest_events(server, protocol: str) -> float:
     for (name, labels), value in (await metrics(server.config.http_port)).items():
         if name == "logmesh_ingest_events_total" and ("protocol", protocol) in labels:

@@ -10,6 +10,7 @@ import logging.handlers
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tests.logs.ingest.sockets_support import (
     ingest_errors,
     ingest_events,
     logmesh_query,
+    replaced,
     wait_listening,
 )
 from tests.support.logs import HOST, RawClient, stored, wait_until
@@ -136,29 +138,37 @@ async def test_interleaved_connections_keep_their_own_lines(syslog):
 
 async def test_a_read_of_many_lines_with_odd_ones_is_stored_in_order(syslog):
     """A write of 1,000 lines, one RFC 3164 (its read takes the per-line path) and one with a
-    bad timestamp (that line alone refused, counted): every other line stored once, in the
+    bad timestamp (stored with the time received, counted): every line stored once, in the
     order sent."""
     lines = [b"<14>1 2026-11-29T10:00:00.%03dZ h app - - - n %04d" % (k % 1000, k)
              for k in range(1000)]
     lines[300] = b"<14>Nov 29 10:00:00 h app: n 0300"  # RFC 3164: its read goes line by line
-    lines[700] = b"<14>1 2026-13-45T99:00:00Z h app - - - n 0700"  # refused
+    lines[700] = b"<14>1 2026-13-45T99:00:00Z h app - - - n 0700"  # kept, its time replaced
     client = await RawClient.connect(port(syslog))
     await client.send(b"\n".join(lines) + b"\n")  # ~50 KiB: most often one read
-    await wait_until(lambda: len(stored(syslog.config.data_dir)) == 999, what="999 lines")
+    await wait_until(lambda: len(stored(syslog.config.data_dir)) == 1000, what="1000 lines")
     events = sorted(stored(syslog.config.data_dir), key=lambda e: e["seq"])
-    assert [e["message"] for e in events] == [f"n {k:04d}" for k in range(1000) if k != 700]
-    assert [e["service.name"] for e in events] == ["app"] * 999
-    assert await ingest_errors(syslog, "syslog") == {"bad_timestamp": 1}
+    assert [e["message"] for e in events] == [f"n {k:04d}" for k in range(1000)]
+    assert [e["service.name"] for e in events] == ["app"] * 1000
+    assert await ingest_errors(syslog, "syslog") == {}
+    assert await replaced(syslog) == {"bad_timestamp": 1}
     await client.close()
 
 
-async def test_bad_timestamp_is_counted_and_its_neighbours_stored(syslog):
+async def test_bad_timestamp_is_stored_with_the_time_received_and_counted(syslog):
+    """Refused, the line was lost without its sender knowing (syslog has no answer; found
+    from outside): it is kept with the time it came, its own text in a label."""
     client = await RawClient.connect(port(syslog))
+    before = int(time.time() * 1000)
     await client.send(b"<14>1 2026-13-45T99:00:00Z h app - - - bad time\n"
                       b"<14>1 2026-11-29T10:00:00Z h app - - - good time\n")
-    await wait_until(lambda: stored(syslog.config.data_dir), what="the good line")
-    assert [e["message"] for e in stored(syslog.config.data_dir)] == ["good time"]
-    assert await ingest_errors(syslog, "syslog") == {"bad_timestamp": 1}
+    await wait_until(lambda: len(stored(syslog.config.data_dir)) == 2, what="both lines")
+    bad, good = sorted(stored(syslog.config.data_dir), key=lambda e: e["seq"])
+    assert (bad["message"], good["message"]) == ("bad time", "good time")
+    assert bad["@timestamp"] >= before and bad["labels"]["logmesh.replaced"] == "bad_timestamp"
+    assert bad["labels"]["log.syslog.timestamp_text"] == "2026-13-45T99:00:00Z"
+    assert await ingest_errors(syslog, "syslog") == {}
+    assert await replaced(syslog) == {"bad_timestamp": 1}
     await client.close()
 
 
