@@ -109,11 +109,24 @@ metrics_dir_option = click.option("--metrics-dir", type=click.Path(path_type=Pat
                                   hidden=True, help="Where the workers' metrics files meet.")
 
 
+def metrics_directory(name: str) -> Path:
+    """A new directory for ``name``'s workers' metrics files, after removing those whose
+    supervisor is gone: it removes its own only when it ends cleanly, so each kill -9 of a
+    ``--workers`` gateway or service left one in the temp directory for ever."""
+    from .metrics import pid_running
+
+    for old in Path(tempfile.gettempdir()).glob("logmesh-*-metrics-*-*"):
+        pid = old.name.split("-metrics-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and old.is_dir() and old.stat().st_uid == os.getuid() and not pid_running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"logmesh-{name}-metrics-{os.getpid()}-"))
+
+
 def run_workers(name: str, workers: int, metrics_dir: Path | None) -> None:
     """Re-run this command as ``workers`` supervised children sharing its ports, whose metrics
     meet in ``metrics_dir`` (a temporary directory, removed at the end, unless given)."""
     owned = metrics_dir is None
-    directory = Path(tempfile.mkdtemp(prefix=f"logmesh-{name}-metrics-")) if owned else metrics_dir
+    directory = metrics_directory(name) if owned else metrics_dir
     specs = [ChildSpec(f"{name}-w{i}", logmesh_argv(*sys.argv[1:], "--worker-id", str(i),
                                                     "--metrics-dir", str(directory),
                                                     "--no-supervise"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.request
 
@@ -93,3 +94,24 @@ def test_up_runs_a_gateway_worker_per_two_cores(monkeypatch, tmp_path, cores, wo
             assert argv[argv.index("--workers") + 1] == str(workers)
             assert argv[argv.index("--worker-id") + 1] == str(i)
             assert argv[argv.index("--metrics-dir") + 1] == str(tmp_path / "gateway-metrics")
+
+
+def test_a_killed_supervisors_metrics_directory_is_removed_by_the_next(tmp_path, monkeypatch):
+    """Each kill -9 of a --workers supervisor left its metrics directory in the temp directory
+    for ever (only a clean end removed it); the next one removes those whose pid is gone."""
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    dead = tmp_path / f"logmesh-gateway-metrics-{gone}-x1"
+    alive = tmp_path / f"logmesh-goods-metrics-{os.getpid()}-x2"
+    other = tmp_path / "logmesh-gateway-metrics-notapid"
+    for d in (dead, alive, other):
+        d.mkdir()
+        (d / "counter_1.db").write_bytes(b"x")
+    made = cli_module.metrics_directory("gateway")
+    assert made.is_dir() and made.parent == tmp_path and f"-{os.getpid()}-" in made.name
+    assert not dead.exists() and alive.exists() and other.exists()
