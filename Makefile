@@ -1,5 +1,5 @@
 # make run: the whole mesh on this machine.  make test: the test suite.
-# make check: lint.  make bench: every benchmark -> docs/benchmarks.md (installs rsyslog, a peer, and wrk).
+# make test T=tests/mesh: one folder or file.  make check: lint.  make bench: every benchmark -> docs/benchmarks.md (installs rsyslog, a peer, and wrk).
 # All create .venv and install logmesh into it on first use: run only what the mesh needs,
 # the others also the test, lint and Elasticsearch extras (.venv/.dev).
 PY ?= python3
@@ -21,10 +21,12 @@ $(VENV)/.dev: $(BIN)/logmesh
 run: $(BIN)/logmesh
 	$(BIN)/logmesh up
 
-# The web UI's pure modules first (node's own runner, no npm), then pytest.
+# The web UI's pure modules first (node's own runner, no npm), then pytest; with T=path only
+# pytest, on that folder or file.
+T ?=
 test: $(VENV)/.dev
-	node --test tests/logs/web/js/*.test.mjs
-	$(BIN)/python -m pytest -q
+	$(if $(T),,node --test tests/logs/web/js/*.test.mjs)
+	$(BIN)/python -m pytest -q $(T)
 
 check: $(VENV)/.dev
 	$(BIN)/ruff check logmesh tests bench

@@ -152,7 +152,8 @@ def cli(verbose: bool) -> None:
       0   done; a server stopped by SIGTERM or Ctrl-C; query, tail, stats whose
           reader stopped early (`| head`)
       1   query, tail, stats: the logs service could not be reached, or failed (5xx)
-      2   a usage error, or a request the logs service refused (4xx: a bad query)
+      2   a usage error (an option or its environment variable; a supervisor
+          does not restart it), or a request the logs service refused (4xx)
       3   a server could not start: its port is taken, its data directory unusable
       78  restarting cannot help: the data directory is another process's, or
           traffic reached no gateway (a supervisor does not restart it)
@@ -482,6 +483,11 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
     One --token (or LOGMESH_TOKEN) and one set of TLS options serve every part.
     Every port is checked first: when one is taken (another mesh running?) it
     says which and exits; --port-offset moves them all.
+
+    An option of a part that up does not set (its ports and --data-dir it
+    does) reaches it through its environment variable, e.g.
+    LOGMESH_LOGS_RETENTION=7d or LOGMESH_ELASTICSEARCH=URL logmesh up; a part
+    that refuses its options stops the mesh with its error.
     """
     sec.config("mesh", host)  # a refusal or a bad TLS combination fails here, not in six children
     port = {name: p + port_offset for name, p in UP_PORTS.items()}

@@ -25,9 +25,15 @@ MAX_BACKOFF = 10.0  # a child that keeps dying young waits at most this long
 STABLE_AFTER = 5.0  # a child that lived this long resets its backoff
 SHUTDOWN_GRACE = 10.0  # seconds between SIGTERM and SIGKILL at shutdown
 POLL = 0.05
-# A child exiting with this will fail the same way again (EX_CONFIG: its data directory
-# is another process's): not restarted; the supervisor stops the others and exits so.
+# A child exiting with one of these will fail the same way again: not restarted; the
+# supervisor stops the others and exits so. 78 (EX_CONFIG): its data directory is another
+# process's. 2: click refused its options (a bad value in the environment, such as
+# LOGMESH_LOGS_RETENTION=7, or --elasticsearch without the client libraries); its argv and
+# environment are the same at every restart, so it used to print the same error for ever
+# while `logmesh up` ran on without that part.
 EXIT_NO_RESTART = 78
+EXIT_USAGE = 2
+NO_RESTART = (EXIT_NO_RESTART, EXIT_USAGE)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -115,9 +121,9 @@ class Supervisor:
                     code = child.proc.poll()
                     if code is None:
                         continue
-                    if code == EXIT_NO_RESTART:
-                        log.error("%s cannot start (exit %d); not restarting it, stopping",
-                                  child.spec.name, code)
+                    if code in NO_RESTART:
+                        log.error("%s cannot start (exit %d, its error is above); not restarting "
+                                  "it, stopping", child.spec.name, code)
                         child.proc = None
                         self.shutdown()
                         return code

@@ -23,7 +23,8 @@ def render() -> str:
     runner = CliRunner()
     out = ["# `logmesh` command reference", "",
            "Generated from `--help` by `tests/test_docs.py --write`; every option also reads",
-           "`LOGMESH_<OPTION>` from the environment.", ""]
+           "`LOGMESH_<COMMAND>_<OPTION>` from the environment (`LOGMESH_LOGS_RETENTION=7d`),",
+           "the options shared by several commands the name `--help` shows (`LOGMESH_TOKEN`).", ""]
     help_text = runner.invoke(cli, ["--help"], prog_name="logmesh", terminal_width=100).output
     out += ["```", help_text.rstrip(), "```", ""]
     for name in sorted(cli.commands):

@@ -1,5 +1,7 @@
 """``logmesh up`` with real processes: a second one refuses ports the first holds, and
-``--port-offset`` moves every port of a mesh together (issue 15 item 9)."""
+``--port-offset`` moves every port of a mesh together (issue 15 item 9), and an option of a
+part that ``up`` does not take reaches it from the environment (the README's
+``LOGMESH_LOGS_RETENTION=7d make run``)."""
 
 from __future__ import annotations
 
@@ -43,9 +45,11 @@ def free_offset() -> int:
     raise AssertionError("no free block of ports found")
 
 
-def up(tmp_path: Path, name: str, *args: str) -> subprocess.Popen:
+def up(tmp_path: Path, name: str, *args: str, env_extra: dict[str, str] | None = None
+       ) -> subprocess.Popen:
     log = open(tmp_path / f"{name}.log", "wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGMESH_")}
+    env.update(env_extra or {})
     return subprocess.Popen([sys.executable, "-m", "logmesh", "up", "--no-traffic",
                              "--data-dir", str(tmp_path / name), *args],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -108,3 +112,27 @@ def test_a_second_up_exits_and_leaves_the_first_alone_and_an_offset_moves_every_
     assert "in use" in out and "--port-offset" in out and "logmesh is starting" not in out
     assert first.poll() is None and serves_goods(9010 + offset)
     assert registered() == expected  # nobody else registered
+
+
+def connects(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_an_option_of_the_logs_service_reaches_it_under_up_from_the_environment(tmp_path, procs):
+    offset = free_offset()
+    with socket.create_server((HOST, 0)) as s:
+        jsonl = s.getsockname()[1]  # a free port, closed again before the mesh starts
+    proc = up(tmp_path, "mesh", "--port-offset", str(offset),
+              env_extra={"LOGMESH_LOGS_JSONL_PORT": str(jsonl), "LOGMESH_LOGS_RETENTION": "7d"})
+    procs.append(proc)
+    try:
+        wait_for(lambda: connects(jsonl), STARTUP, "the logs service's JSON-lines port")
+    except AssertionError:
+        print((tmp_path / "mesh.log").read_text()[-4000:])
+        raise
+    assert proc.poll() is None

@@ -33,7 +33,8 @@ from .config import ElasticsearchConfig
 log = logging.getLogger("logmesh.sinks.elasticsearch")
 
 INSTALL_HINT = ("the Elasticsearch sink needs the client libraries; install them with: "
-                "pip install 'logmesh[elasticsearch]'")
+                "pip install 'logmesh[elasticsearch]' (in a checkout: "
+                ".venv/bin/pip install -e '.[elasticsearch]')")
 BULK_FILTER = "errors,items.*._id,items.*.status,items.*.error"  # what the sink reads of an answer
 
 
