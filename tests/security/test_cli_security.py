@@ -26,6 +26,8 @@ def test_up_gives_every_part_the_token_in_the_environment(monkeypatch, pki) -> N
             return 0
 
     monkeypatch.setattr(cli_module, "Supervisor", FakeSupervisor)
+    # no process starts, so no port is needed: not failing while a real mesh (make run) holds 8000
+    monkeypatch.setattr(cli_module, "busy_port", lambda host, ports: None)
     result = CliRunner().invoke(cli, ["up", "--token", TOKEN, "--tls-cert", str(pki.cert_file),
                                       "--tls-key", str(pki.key_file), "--tls-ca", str(pki.ca_file)])
     assert result.exit_code == 0, result.output
