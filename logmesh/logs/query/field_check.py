@@ -52,12 +52,22 @@ def named_fields(node: kql.Node | None) -> list[str]:
 
 def suggest(name: str, known: list[str]) -> str | None:
     """The known field most like ``name``: compared whole and by its dotted tails, so
-    ``status`` finds ``http.response.status_code`` and ``upstream`` ``labels.upstream``."""
+    ``status`` finds ``http.response.status_code`` and ``upstream`` ``labels.upstream``.
+
+    A name whose last part (three or more characters) begins a field's last part (``status`` of
+    ``status_code``) is taken as its abbreviation first: by letters alone ``labels.state``
+    (which every mesh's state events have) is nearer to ``status`` than ``status_code``."""
     aliases: dict[str, str] = {}
     for full in known:
         parts = full.split(".")
         for i in range(len(parts)):
             aliases.setdefault(".".join(parts[i:]), full)
+    last = name.split(".")[-1]
+    if len(last) >= 3:
+        begun = sorted((full for full in known if full != name
+                        and full.split(".")[-1].startswith(last)), key=len)
+        if begun:
+            return begun[0]
     for tail in (name, name.split(".")[-1]):
         best = difflib.get_close_matches(tail, list(aliases), n=1, cutoff=0.6)
         if best and aliases[best[0]] != name:
