@@ -330,11 +330,12 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
                    "this and that were written longer ago than this, e.g. 7d (units s m h d w): "
                    "an event stays at least this long after it arrived, a backfill too (one "
                    "stamped over a day after its file was written counts as stamped then). The "
-                   "active segment is never touched.")
+                   "active segment is never touched. [default: none, nothing is deleted by age]")
 @config_option("--max-disk", "max_disk_bytes", type=SIZE, default=None, metavar="SIZE",
               help="Delete the oldest sealed segments and Parquet files while the store is "
                    "larger than this, e.g. 10GB. Segments waiting for compaction count at "
-                   "their compacted size, so a backlog does not push out compacted events.")
+                   "their compacted size, so a backlog does not push out compacted events. "
+                   "[default: none: the store grows until the disk is full, docs/durability.md]")
 @config_option("--block-rows", "block_rows", type=click.IntRange(1024, 65536), default=16384,
                show_default=True, metavar="N",
                help="Rows per Parquet row group and index block of compacted files. Smaller "
