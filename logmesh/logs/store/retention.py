@@ -147,14 +147,20 @@ class Retention:
         rows = sum(v.events for v in counted)
         per_event = sum(v.bytes for v in counted) / rows if rows else None  # None: no Parquet yet
         backlog = 0  # bytes the waiting segments take beyond their compacted estimate
+        compacted = {v.paths[0].name for v in victims}
         for seg in catalogue.list_segments(self.data_dir):
             if seg.index is None:
                 continue  # active (or not recovered yet, or its index unreadable): never touched
             idx = seg.path.with_name(layout.index_name(seg.path.name))
             st = _stat(seg.path)
-            events = int(seg.index.get("count", 0))
             size = (0 if st is None else st.st_size) + _size(idx)
-            estimate = size if per_event is None else min(size, int(events * per_event))
+            if layout.parquet_name(seg.path.name) in compacted:
+                # a copy its Parquet file holds (a crash between compaction's commit and the
+                # segment's removal): deleting it deletes no event, and frees all its bytes
+                events, estimate = 0, size
+            else:
+                events = int(seg.index.get("count", 0))
+                estimate = size if per_event is None else min(size, int(events * per_event))
             backlog += size - estimate
             victims.append(Victim("segment", [seg.path, idx], _newest(int(seg.index.get("max_ts", 0)),
                                   _written_ms(st)), events, size, _written_ms(st), estimate))

@@ -210,3 +210,29 @@ async def test_retention_leaves_a_segment_another_worker_is_compacting(tmp_path,
     assert ret.counters["events"] == 40, ret.counters
     assert names(tmp_path) == set(), "every file of the expired segment is gone, and counted once"
     w1.stop()
+
+
+async def test_a_segment_whose_parquet_file_exists_is_deleted_as_a_copy(tmp_path):
+    """A sealed segment left beside its Parquet file (a crash between the compaction's commit
+    and the segment's removal) holds no event the Parquet file does not: deleting it deletes
+    none, and retention counted its events deleted as well as the Parquet file's (found from
+    outside: 150 deleted events counted for 100)."""
+    import shutil
+
+    writer, _ = await make(tmp_path, hours=2)
+    await writer.close()  # both hours sealed
+    sealed = sorted((tmp_path / layout.SEGMENTS_DIR).glob("*.ndjson"))[0]
+    index = sealed.with_name(layout.index_name(sealed.name))
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    shutil.copy2(sealed, kept / sealed.name)
+    shutil.copy2(index, kept / index.name)
+    Compactor(tmp_path, grace=0).run_once()
+    assert not sealed.exists()
+    shutil.copy2(kept / sealed.name, sealed)  # as a crash after the commit leaves it
+    shutil.copy2(kept / index.name, index)
+    written_at(tmp_path, T0)
+    ret = Retention(tmp_path, max_age_ms=HOUR, clock=lambda: (T0 + DAY) / 1000)
+    ret.run_once()
+    assert not sealed.exists() and not list((tmp_path / layout.PARQUET_DIR).glob("*.parquet"))
+    assert ret.counters["events"] == 100, ret.counters
