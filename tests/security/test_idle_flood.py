@@ -3,9 +3,10 @@
 2,000 connections that send nothing, on the TCP ingest port and on the HTTP
 port each (4,000 in all, from a flooder process). While they are held, a new
 shipper must connect and get its event acked, and a normal search must answer,
-each within 3 s (a newcomer locked out never gets in; 1 s, the first bound, failed in CI
-at 1.005 s on a loaded machine; a SYN dropped for a full backlog is tests/security/
-test_backlog.py's). Before the fix a burst passed --max-connections and the flood then
+each within 10 s (a newcomer locked out never gets in, so the bound tells the two apart
+without timing the server: 1 s, the first bound, failed in CI at 1.005 s on a loaded
+machine, and 3 s at 3.0016 s at load 5 with the reconnecting flood; a SYN dropped for a
+full backlog is tests/security/test_backlog.py's). Before the fix a burst passed --max-connections and the flood then
 locked every newcomer out.
 """
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 FLOOD = 2000
 ROUNDS = 5  # fresh shippers and queries, one after another, during the flood
-BOUND = 3.0  # seconds for each
+BOUND = 10.0  # seconds for each: locked out or not, not how fast
 
 
 async def _ship_one(port: int, i: int) -> float:
