@@ -1,6 +1,8 @@
 // The results table's columns: which fields, in which order, sorted how; a field's value in an
 // event (params.a.b and labels.k inside their objects) and a row's readable text. Pure.
 
+import { counted } from "./format.js";
+
 export const DEFAULT_COLS = ["@timestamp", "service.name", "http.request.method", "url.path", "log.level", "message"];
 // the cell classes app.css styles (and the tests find); other fields get "f"
 const CELL = { "@timestamp": "t", "service.name": "svc", "http.request.method": "m", "url.path": "u", "log.level": "lv", message: "msg" };
@@ -101,7 +103,10 @@ export function readableMessage(ev) {
     }
   }
   const lines = textLines(msg);
-  return lines.length > 1 ? `${lines[0]}  (+${lines.length - 1} lines)` : msg;
+  if (lines.length > 1) return `${lines[0]}  (+${lines.length - 1} lines)`;
+  // a Python log.exception (or an ECS logger) keeps the trace beside a one-line message
+  const trace = ev["error.stack_trace"] == null ? [] : textLines(ev["error.stack_trace"]);
+  return trace.length > 0 && trace[0] !== "" ? `${msg}  (+${counted(trace.length, "line")} of stack trace)` : msg;
 }
 
 /** A text's lines: real line breaks, or the literal \n of a trace that was escaped once too often. */

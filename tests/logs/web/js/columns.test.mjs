@@ -93,4 +93,11 @@ describe("readable rows", () => {
     assert.deepEqual(textLines("a\r\nb"), ["a", "b"]);
     assert.deepEqual(textLines("one"), ["one"]);
   });
+  test("a one-line message with a stack trace beside it (Python's log.exception) says how long the trace is", () => {
+    const trace = "Traceback (most recent call last):\n  File \"a.py\", line 1\nValueError: x";
+    assert.equal(readableMessage({ message: "failed", "error.stack_trace": trace }), "failed  (+3 lines of stack trace)");
+    assert.equal(readableMessage({ message: "failed", "error.stack_trace": "one" }), "failed  (+1 line of stack trace)");
+    assert.equal(readableMessage({ message: "failed", "error.stack_trace": "" }), "failed");
+    assert.equal(readableMessage({ message: "a\nb", "error.stack_trace": trace }), "a  (+1 lines)");
+  });
 });
