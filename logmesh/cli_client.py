@@ -42,6 +42,11 @@ def _http_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter(f"{value!r} is no HTTP address; give one like {DEFAULT_URL}")
+    try:
+        _ = parts.port  # ValueError: not digits, or past 65535
+    except ValueError:
+        raise click.BadParameter(f"{value!r} has no valid port (1-65535); give an address like "
+                                 f"{DEFAULT_URL}") from None
     return value
 
 

@@ -44,6 +44,14 @@ def test_a_url_that_is_no_http_address_is_a_usage_error(tmp_path, command):
     assert "Traceback" not in done.stderr and "--url" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9999999", "http://127.0.0.1:80x"])
+def test_a_url_whose_port_is_no_port_is_a_usage_error(tmp_path, url):
+    """It said "connection refused", as if a service could be started there (found from outside)."""
+    done = run(tmp_path, "query", "x", "--url", url)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "no valid port" in done.stderr and "refused" not in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("since", ["banana", "15", "1h30"])
 def test_a_since_that_is_no_duration_is_a_usage_error_before_any_request(tmp_path, since):
     # found by hand: the service's answer named "now-banana", which the user never wrote

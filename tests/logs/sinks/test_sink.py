@@ -48,6 +48,16 @@ def deadletters(data_dir: Path, name: str = "elasticsearch-w00") -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
+async def test_a_sink_that_sent_nothing_says_so_when_it_stops(tmp_path, caplog):
+    """Its stop line read "stopped at None@0" (found from outside: no cluster to reach)."""
+    sink = make_sink("http://127.0.0.1:9", tmp_path)
+    with caplog.at_level("INFO", logger="logmesh"):
+        sink.start()
+        await sink.close()
+    stops = [r.getMessage() for r in caplog.records if " stopped at " in r.getMessage()]
+    assert stops and "None" not in stops[-1] and "nothing sent yet" in stops[-1], stops
+
+
 async def test_installs_template_and_data_stream(tmp_path, fake_es):
     sink = make_sink(fake_es.url, tmp_path)
     sink.start()

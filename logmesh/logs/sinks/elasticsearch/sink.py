@@ -170,9 +170,10 @@ class ElasticsearchSink:
         if self._backend is not None:
             await self._backend.close()
             self._backend = None
-        log.info("%s stopped at %s@%d; %d sent, %d dead-lettered this run", self.name,
-                 self.state.position.segment, self.state.position.offset, value(self.sent),
-                 value(self.deadlettered))
+        pos = self.state.position
+        where = f"{pos.segment}@{pos.offset}" if pos.segment is not None else "the start (nothing sent yet)"
+        log.info("%s stopped at %s; %d sent, %d dead-lettered this run", self.name, where,
+                 value(self.sent), value(self.deadlettered))
 
     # -- the pipeline ------------------------------------------------------------
     async def _run(self) -> None:
