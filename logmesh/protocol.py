@@ -97,6 +97,19 @@ class FrameSplitter:
         """Bytes held for an unfinished frame (for flow control and limits)."""
         return len(self._buf)
 
+    def held(self) -> tuple[int, bytes]:
+        """The unfinished frame: its size so far and its first ``HEAD_BYTES`` (a client whose
+        request timed out asks whether its peer began the reply and never ended it)."""
+        if self._skipping:
+            return self._skipped + len(self._buf), self._head
+        return len(self._buf), bytes(self._buf[: self.HEAD_BYTES])
+
+    def drop_held(self) -> None:
+        """Forget the unfinished frame (its sender will never end it): the next bytes start a
+        new one, instead of being glued to it and lost with it."""
+        self._buf = bytearray()
+        self._skipping, self._skipped, self._head = False, 0, b""
+
     def feed(self, data: bytes) -> list[bytes | BadFrame]:
         if self._buf:
             scan_from = len(self._buf) - 1

@@ -36,11 +36,27 @@ SWEEP_SECONDS = 0.1  # how often requests past their deadline are failed (at mos
 # call_later and cancel were ~3 µs of the gateway's request path)
 
 
+def _key_of(head: bytes) -> Any:
+    """The key a frame's first bytes name as its first member (a reply's, the book's and
+    logmesh's), or None."""
+    m = _FIRST_KEY.match(head)
+    return orjson.loads(m.group(1)) if m is not None else None
+
+
 OnReply = Callable[[tuple[dict, bytes] | None, Exception | None], None]
 
 
 class RequestTimeout(Exception):
     """No reply with our key arrived in time."""
+
+
+class UnendedReply(RequestTimeout):
+    """The reply to our key began but no ``¶`` ended it in time (a service that forgot its
+    delimiter, or hung mid-reply): ``nbytes`` of it came, and were dropped."""
+
+    def __init__(self, message: str, nbytes: int) -> None:
+        super().__init__(message)
+        self.nbytes = nbytes
 
 
 class NotConnected(Exception):
@@ -266,9 +282,27 @@ class ReconnectingClient:
         if late:
             self.stalled_at = now
         for key, timeout in late:
-            self._settle(key, None, RequestTimeout(f"no reply from {self.host}:{self.port} "
-                                                   f"within {timeout}s"))
+            self._settle(key, None, self._timed_out(key, timeout))
         self._sweep = asyncio.get_running_loop().call_later(self._sweep_every, self._expire)
+
+    def _timed_out(self, key: Any, timeout: float) -> RequestTimeout:
+        """Why the request of ``key`` failed at its deadline: no reply, or one begun (its
+        first member names the key) that no ``¶`` ended. That one's bytes are dropped: the
+        peer's next reply starts a frame of its own instead of being glued to them and lost
+        (a second timeout, found from outside); a late end of it is a bad frame, counted."""
+        conn = self.conn
+        if conn is not None:
+            splitter = conn.decoder.splitter
+            nbytes, head = splitter.held()
+            if nbytes and _key_of(head) == key:
+                splitter.drop_held()
+                conn.torn.reset()
+                log.warning("%s: %s sent %s bytes of its reply to key %r and never ended it with "
+                            "¶ within %gs; dropped them: %r...", self.name, self.address,
+                            f"{nbytes:,}", key, timeout, head[:80].decode("utf-8", "replace"))
+                return UnendedReply(f"{self.address} sent {nbytes:,} bytes of its reply but "
+                                    f"never ended it with ¶ (U+00B6) within {timeout:g}s", nbytes)
+        return RequestTimeout(f"no reply from {self.host}:{self.port} within {timeout}s")
 
     # -- receiving ------------------------------------------------------------
     def _on_packet(self, conn: FramedConnection, raw: bytes, packet: dict) -> None:
@@ -301,8 +335,7 @@ class ReconnectingClient:
         """A reply over the packet limit, dropped unread: fail its request now (502 at the
         gateway) rather than at its timeout (a 504 that also marked the instance stalled), when
         its first bytes name its key, as a reply's first member (the book's and logmesh's)."""
-        m = _FIRST_KEY.match(bad.head)
-        key = orjson.loads(m.group(1)) if m is not None else None
+        key = _key_of(bad.head)
         if key is not None and key in self._pending:
             self._settle(key, None, BadReply(
                 f"{self.host}:{self.port} sent a reply of {bad.nbytes:,} bytes, over the limit of "
@@ -325,4 +358,5 @@ class ReconnectingClient:
                 self._settle(key, None, exc)
 
 
-__all__ = ["ReconnectingClient", "RequestTimeout", "NotConnected", "BadReply", "reply_key"]
+__all__ = ["ReconnectingClient", "RequestTimeout", "UnendedReply", "NotConnected", "BadReply",
+           "reply_key"]

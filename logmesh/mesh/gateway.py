@@ -47,7 +47,7 @@ from ..metrics import Metrics
 from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
 from ..security_http import BODY_TIMEOUT, HttpCounters
-from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout
+from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout, UnendedReply
 from .http_protocol import HttpRequest, Respond, Response
 from .http_server import HttpSite
 from .metrics_http import CountedPart
@@ -147,6 +147,7 @@ class Exchange:
     start: int = 0  # the round-robin's first of them
     tried: int = 0  # how many of them were tried
     params: dict | None = None
+    unended: int = 0  # bytes of a reply its service began and never ended (a 504)
 
     def replied(self, reply: tuple[dict, bytes] | None, exc: Exception | None) -> None:
         """The client's callback: the service's reply, or why there is none."""
@@ -330,6 +331,8 @@ class Gateway(CountedPart, Serving):
             extra["errorcode"] = _label_value(ex.errorcode)
         if ex.upstream is not None:
             extra["upstream"], extra["upstream.address"] = ex.upstream, ex.address
+        if ex.unended:  # rare: its batch takes ingest's general path (shipped.AccessFields)
+            extra["upstream.unended_bytes"] = ex.unended
         took_text = (f"{took_us // 1000}{_MS_FRACTIONS[took_us % 1000]}"
                      if 0 <= took_us < _EXACT_US else repr(took_ms))  # repr(took_ms), see above
         self.shipper.ship_record(f"{request.method} {request.path} {status} {took_text}ms", extra)
@@ -431,6 +434,13 @@ class Gateway(CountedPart, Serving):
         try:
             if isinstance(exc, NotConnected):  # lost while waiting: the next instance, if any
                 answer = self._forward(ex)
+            elif isinstance(exc, UnendedReply):  # a 504 still, as nginx's "upstream timed out
+                # while reading response": the mesh view's slow rule counts it
+                self._counters["timeouts"].inc()
+                ex.unended = exc.nbytes
+                answer = self._error(ex, 504, f"{method} {path} timed out: {ex.upstream} "
+                                     f"({ex.address}) sent {exc.nbytes:,} bytes of its reply but "
+                                     f"never ended it with ¶ within {self.timeout:g}s")
             elif isinstance(exc, RequestTimeout):
                 self._counters["timeouts"].inc()
                 answer = self._error(ex, 504, f"{method} {path} timed out: {ex.upstream} did "
