@@ -6,7 +6,8 @@ Each round starts every mesh afresh, one after the other (the order alternates b
 a logmesh distributor and logs service, then goods and a gateway, which are logmesh's
 (``logmesh service goods``, ``logmesh gateway``, shipping on; ``logmesh-w2``: the gateway with
 ``--workers 2``, as ``logmesh up`` runs it on two cores; ``logmesh-noship``: both with
-``--no-ship``) or the chapter's Node ``goods.js`` and ``gate.js`` from tests/interop/node with
+``--no-ship``; ``logmesh-base``: as ``logmesh``, its goods and gateway run from the checkout
+given by ``--base``, to pair a change with the code it started from in the same rounds) or the chapter's Node ``goods.js`` and ``gate.js`` from tests/interop/node with
 their console printing off (bench/node_quiet.js), whose goods ships its packets to the same
 logs service as the chapter's ``writeLog`` does. Three rows are posted, then wrk (Debian's)
 drives ``GET /goods`` and ``POST /goods`` at each connection count for --seconds each.
@@ -48,7 +49,7 @@ from ingest_peers import free_port, group_cpu_seconds, group_hwm_kb  # noqa: E40
 
 NODE_DIR = ROOT / "tests" / "interop" / "node"
 POST_BODY = '{"name":"pen","category":"office","price":1.5}'
-MESHES = ("logmesh", "logmesh-w2", "logmesh-noship", "node")
+MESHES = ("logmesh", "logmesh-w2", "logmesh-noship", "node")  # and logmesh-base with --base
 
 
 @dataclass
@@ -103,22 +104,24 @@ class Mesh:
                 proc.wait()
 
 
-def _spawn(argv: list[str], log: Path, **kw) -> subprocess.Popen:
-    """A part in its own session, its stderr kept in ``log`` (shown if the mesh fails to start)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("MESH_EXTRA_PATH"))))}
+def _spawn(argv: list[str], log: Path, root: Path = ROOT, **kw) -> subprocess.Popen:
+    """A part in its own session, its stderr kept in ``log`` (shown if the mesh fails to start);
+    ``root``: the checkout whose logmesh it runs."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(root), os.environ.get("MESH_EXTRA_PATH"))))}
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as err:
         return subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
-                                stderr=err, env=env, cwd=ROOT, **kw)
+                                stderr=err, env=env, cwd=root, **kw)
 
 
 def _logmesh(log: Path, *args: str, supervise: bool = False,
-             nice: int | None = None) -> subprocess.Popen:
+             nice: int | None = None, root: Path = ROOT) -> subprocess.Popen:
     """``supervise``: under its own supervisor (--workers starts the workers there); the
     process group is the supervisor and its workers. ``nice``: run at that niceness."""
     return _spawn([*(["nice", "-n", str(nice)] if nice is not None else []),
                    sys.executable, "-m", "logmesh", *args,
-                   "--supervise" if supervise else "--no-supervise"], log, stdout=subprocess.DEVNULL)
+                   "--supervise" if supervise else "--no-supervise"], log, root,
+                  stdout=subprocess.DEVNULL)
 
 
 def _node(log: Path, script: str, *args: str) -> tuple[subprocess.Popen, int]:
@@ -139,7 +142,8 @@ def _http(method: str, url: str, body: str | None = None) -> int:
         return 0
 
 
-def start_mesh(kind: str, tmp: Path, logs_nice: int | None = None) -> Mesh:
+def start_mesh(kind: str, tmp: Path, logs_nice: int | None = None,
+               base: Path | None = None) -> Mesh:
     d, lp, hp, gp, sp = (free_port() for _ in range(5))
     dist = f"127.0.0.1:{d}"
     logs = tmp / "stderr"
@@ -153,11 +157,14 @@ def start_mesh(kind: str, tmp: Path, logs_nice: int | None = None) -> Mesh:
     else:
         ship = "--no-ship" if kind == "logmesh-noship" else "--ship"
         workers = kind == "logmesh-w2"  # the gateway's two workers, as `logmesh up` runs it
+        root = base if kind == "logmesh-base" and base is not None else ROOT
         parts["goods"] = _logmesh(logs / "goods", "service", "goods", "--port", str(sp),
-                                  "--distributor", dist, "--data-dir", str(tmp / "goods"), ship)
+                                  "--distributor", dist, "--data-dir", str(tmp / "goods"), ship,
+                                  root=root)
         parts["gateway"] = _logmesh(logs / "gateway", "gateway", "--port", str(gp),
                                     "--distributor", dist, ship,
-                                    *(["--workers", "2"] if workers else []), supervise=workers)
+                                    *(["--workers", "2"] if workers else []), supervise=workers,
+                                    root=root)
     mesh = Mesh(kind, f"http://127.0.0.1:{gp}/goods", parts,
                  logs_metrics=f"http://127.0.0.1:{hp}/metrics")
     deadline = time.monotonic() + 30
@@ -318,6 +325,9 @@ def main() -> int:
     ap.add_argument("--logs-nice", type=int, default=None, metavar="N",
                     help="run every mesh's logs service at niceness N (a diagnostic: how much of "
                          "the tail with shipping on is the logs service's CPU on the same cores)")
+    ap.add_argument("--base", type=Path, default=None, metavar="DIR",
+                    help="a checkout (of the code a change started from) whose goods and "
+                         "gateway run as the mesh logmesh-base, added to --meshes")
     args = ap.parse_args()
     if shutil.which("wrk") is None or shutil.which("node") is None:
         print("needs wrk and node (make bench installs wrk)", file=sys.stderr)
@@ -329,6 +339,8 @@ def main() -> int:
         print("--perf needs perf: apt-get install linux-perf", file=sys.stderr)
         return 2
     meshes = args.meshes.split(",")
+    if args.base is not None and "logmesh-base" not in meshes:
+        meshes.insert(1, "logmesh-base")
     conns = [int(c) for c in args.connections.split(",")]
     methods = args.methods.split(",")
     runs: list[dict] = []
@@ -342,10 +354,12 @@ def main() -> int:
             order = meshes if rnd % 2 == 0 else list(reversed(meshes))
             for kind in order:
                 try:
-                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}", args.logs_nice)
+                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}", args.logs_nice,
+                                      args.base)
                 except TimeoutError as exc:  # once in ~50 starts on a quiet machine: say why, retry
                     print(f"round {rnd} {kind}: {exc}\nstarting it again", file=sys.stderr)
-                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}-again", args.logs_nice)
+                    mesh = start_mesh(kind, Path(tmp) / f"{kind}-{rnd}-again",
+                                      args.logs_nice, args.base)
                 try:
                     for method in methods:  # GET first: POST grows the table GET answers
                         for c in conns:

@@ -18,18 +18,27 @@ whole table is answered from the rows it read last while SQLite's ``data_version
 connection (of this process or another worker's) committed since: a third of the cost of the
 query and the rows' dicts. ``data_version`` itself is asked once a turn of the loop, not per GET
 (a SQLite statement: ~10% of goods' samples on GET): the GETs of one turn read as of its start.
+
+The WAL is checkpointed by a thread of its own (``checkpointer.Checkpointer``), never inside a
+commit in the loop: SQLite's own checkpoint there (every 1,000 pages, two syncs) stopped every
+request for 15-25 ms a few times a second under POSTs. When the WAL must start again from its
+beginning the thread asks the store to hold its writes for one short checkpoint: the writes that
+come meanwhile wait in ``_held``, unrun and unseen by any GET, and are run and committed (then
+answered) when it lets go. Durability is the commits': a checkpoint copies committed pages only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..mesh.service import HandlerError, Later, Service, settle_group
 from ..security import OPEN_MODE, ServerSecurity
+from .checkpointer import CHECKPOINT_COMMITS, CHECKPOINT_PERIOD, RESTART_FRAMES, Checkpointer
 
 
 @dataclass(frozen=True)
@@ -53,14 +62,19 @@ SYNC_MODES = ("normal", "full")
 
 
 class ResourceStore:
-    def __init__(self, resource: Resource, path: Path, *, sync: str = "normal") -> None:
+    def __init__(self, resource: Resource, path: Path, *, sync: str = "normal",
+                 checkpoint_period: float = CHECKPOINT_PERIOD,
+                 checkpoint_commits: int = CHECKPOINT_COMMITS,
+                 restart_frames: int = RESTART_FRAMES) -> None:
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}, not {sync!r}")
         self.resource = resource
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.sync = path, sync
         self.writer = sqlite3.connect(path, isolation_level=None)
         self.writer.execute("PRAGMA journal_mode=WAL")
         self.writer.execute(f"PRAGMA synchronous={sync.upper()}")
+        self.writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does it
         cols = ", ".join(f"{c} {t}" for c, t in resource.fields.items())
         self.writer.execute(f"CREATE TABLE IF NOT EXISTS {resource.name} "
                             f"(id INTEGER PRIMARY KEY AUTOINCREMENT, {cols}, "
@@ -74,17 +88,39 @@ class ResourceStore:
         self.commits = 0  # groups committed (a test reads how writes were grouped)
         self._all: tuple[int, list[dict]] | None = None  # (data_version, every row) of a GET
         self._version: int | None = None  # data_version as read in this turn of the loop
+        self._checkpoint_period, self._restart_frames = checkpoint_period, restart_frames
+        self._checkpoint_commits = checkpoint_commits
+        self.checkpointer: Checkpointer | None = None  # started by the first write, in the loop
+        self._held: list[tuple[str, list, Callable[[sqlite3.Cursor], Any], Later]] | None = None
+        self._closed = False
 
-    def _write(self, sql: str, args: list) -> sqlite3.Cursor:
-        """Run one write in this turn's transaction (opened by the first); its caller answers
-        once ``_commit`` ran."""
+    def _write(self, sql: str, args: list, result: Callable[[sqlite3.Cursor], Any]) -> Later:
+        """Run one write in this turn's transaction (opened by the first); answered with
+        ``result(cursor)`` once ``_commit`` ran. While the checkpointer holds the writes it
+        waits in ``_held``, run at the release (its error then answered through the Later)."""
+        if self._held is not None:
+            later = Later()
+            self._held.append((sql, args, result, later))
+            return later
         if not self.writer.in_transaction:
-            self.writer.execute("BEGIN")
-            asyncio.get_running_loop().call_soon(self._commit)
+            self._begin()
         try:
-            return self.writer.execute(sql, args)
+            cur = self.writer.execute(sql, args)
         except sqlite3.Error as exc:  # this statement is undone; the group goes on
             raise HandlerError(f"cannot store {self.resource.name}: {exc}", 400) from None
+        return self._later(result(cur))
+
+    def _begin(self, commit_soon: bool = True) -> None:
+        """BEGIN; the commit at the end of this turn (``commit_soon``: not when closing)."""
+        if self.checkpointer is None:
+            self.checkpointer = Checkpointer(
+                self.path, self.sync, asyncio.get_running_loop(), lambda: self.commits,
+                self._hold, self._release, period=self._checkpoint_period,
+                every=self._checkpoint_commits, restart_frames=self._restart_frames)
+            self.checkpointer.start()
+        self.writer.execute("BEGIN")
+        if commit_soon:
+            asyncio.get_running_loop().call_soon(self._commit)
 
     def _later(self, result: Any) -> Later:
         later = Later()
@@ -92,6 +128,8 @@ class ResourceStore:
         return later
 
     def _commit(self) -> None:
+        if self._closed:
+            return
         group, self._group = self._group, []
         try:
             self.writer.execute("COMMIT")
@@ -100,14 +138,44 @@ class ResourceStore:
                 self.writer.execute("ROLLBACK")
             # none of them was stored: each caller learns it
             settle_group(group, HandlerError(f"cannot store {self.resource.name}: {exc}", 500))
+        else:
+            self.commits += 1
+            self._version = None  # our own commit changed it
+            settle_group(group)  # answered now, the replies sent in the commit's turn
+        if self._held is not None and self.checkpointer is not None:
+            self.checkpointer.quiet()
+
+    def _hold(self) -> None:
+        """The checkpointer's ask (in the loop): write nothing until ``_release``."""
+        if self._closed or self._held is not None:
             return
-        self.commits += 1
-        self._version = None  # our own commit changed it
-        settle_group(group)  # answered now, the replies sent in the commit's turn
+        self._held = []
+        if not self.writer.in_transaction and self.checkpointer is not None:
+            self.checkpointer.quiet()  # else the commit due this turn says it
+
+    def _release(self, commit_soon: bool = True) -> None:
+        """Run the writes held since ``_hold`` as one group (the WAL restarts at the first)."""
+        held, self._held = self._held, None
+        if not held or self._closed:
+            return
+        if not self.writer.in_transaction:
+            self._begin(commit_soon)
+        for sql, args, result, later in held:
+            try:
+                cur = self.writer.execute(sql, args)
+            except sqlite3.Error as exc:
+                settle_group([(later, None)],
+                             HandlerError(f"cannot store {self.resource.name}: {exc}", 400))
+                continue
+            self._group.append((later, result(cur)))
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()  # its pass ends first: a held write is run below
+        self._release(commit_soon=False)
         if self.writer.in_transaction:
             self._commit()
+        self._closed = True
         self.writer.close()
         self.db.close()
 
@@ -121,8 +189,7 @@ class ResourceStore:
         for value in values:
             if isinstance(value, (dict, list)):
                 raise HandlerError("field values must be scalars", 400)
-        cur = self._write(self._insert_sql, values)
-        return self._later({"id": cur.lastrowid})
+        return self._write(self._insert_sql, values, _new_id)
 
     def select(self, params: Any, packet: dict) -> list[dict]:
         params = params if isinstance(params, dict) else {}
@@ -148,8 +215,16 @@ class ResourceStore:
         params = params if isinstance(params, dict) else {}
         if params.get("id") in (None, ""):
             raise HandlerError("DELETE needs an id", 400)
-        cur = self._write(f"DELETE FROM {self.resource.name} WHERE id = ?", [params["id"]])
-        return self._later({"deleted": cur.rowcount})
+        return self._write(f"DELETE FROM {self.resource.name} WHERE id = ?", [params["id"]],
+                           _deleted)
+
+
+def _new_id(cur: sqlite3.Cursor) -> dict:
+    return {"id": cur.lastrowid}
+
+
+def _deleted(cur: sqlite3.Cursor) -> dict:
+    return {"deleted": cur.rowcount}
 
 
 def make_service(name: str, data_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",

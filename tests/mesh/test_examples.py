@@ -137,7 +137,8 @@ async def test_a_bad_write_fails_alone_and_the_group_is_committed(tmp_path):
     try:
         good = store.insert({"name": "pen"}, {})
         with pytest.raises(HandlerError, match="cannot store goods"):
-            store._write("INSERT INTO goods (id, name) VALUES (1, 'clash')", [])  # id 1 is taken
+            store._write("INSERT INTO goods (id, name) VALUES (1, 'clash')", [],  # id 1 is taken
+                         lambda cur: None)
         later = store.insert({"name": "cup"}, {})
         assert [r["id"] for r in await asyncio.gather(good, later)] == [1, 2]
         assert [r["name"] for r in store.select({}, {})] == ["pen", "cup"]
