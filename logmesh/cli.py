@@ -299,6 +299,10 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @data_dir_option
 @distributor_option
 @click.option("--standalone", is_flag=True, help="Do not register with a distributor.")
+@click.option("--join-anyway", is_flag=True,
+              help="Register even when the distributor lists another logs service and this one "
+                   "has a data directory of its own (else refused: the mesh's shippers would move "
+                   "here whenever that one stops, and stay). Sharing its --data-dir joins anyway.")
 @click.option("--fsync", type=click.Choice(["always", "batch", "off"]), default="batch",
               help="always: fsync every group; batch: at most every --fsync-interval; off: leave it to the OS.")
 @click.option("--fsync-interval", default=0.05, help="Seconds between group commits with --fsync batch.")
@@ -379,13 +383,15 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
 @click.option("--max-rows", default=10_000, help="Most events one search page returns.")
 @security_options()
 @supervise_option
-def logs(standalone: bool, read_token: str | None, write_token: str | None, supervise: bool,
-         sec: SecurityArgs, **options: Any) -> None:
+def logs(standalone: bool, join_anyway: bool, read_token: str | None, write_token: str | None,
+         supervise: bool, sec: SecurityArgs, **options: Any) -> None:
     """Run the log-management service: stores every request of every service."""
     es = {name: options.pop(name) for name in list(options) if name.startswith("es_")}
     protection = sec.config("logs service", options["host"], read_token=read_token,
                             write_token=write_token)
     sinks = _sink_configs(es)  # check the options before starting any process
+    if not (standalone or join_anyway) and options["worker_id"] is None:
+        _refuse_a_second_store(options, protection)
     if supervise:
         argv = [a for a in sys.argv[1:]]
         specs = [ChildSpec(f"logs-w{i}", logmesh_argv(*argv, "--worker-id", str(i), "--no-supervise"))
@@ -409,6 +415,36 @@ def logs(standalone: bool, read_token: str | None, write_token: str | None, supe
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_STARTUP_FAILURE)
     serve(server.serve_forever)
+
+
+def _refuse_a_second_store(options: dict, protection: Any) -> None:
+    """Exit (78) when the distributor already lists a logs service elsewhere and this one's data
+    directory is no other live process's: registered beside it, this one would take the mesh's
+    logs whenever that one stops (a restart is enough) and keep them, in another store. Found
+    from outside: a ``logmesh logs`` started by hand to look at a data directory did that. A
+    logs service sharing the data directory (issue #8's failover) joins; so does one told to."""
+    import asyncio
+
+    from .logs.store.streams import held_by_others
+    from .mesh.registry import listed_nodes
+
+    if held_by_others(options["data_dir"]):
+        return
+    d_host, d_port = options["distributor"]
+    nodes = asyncio.run(listed_nodes(d_host, d_port, token=protection.token,
+                                     ssl=protection.tls.client_context()))
+    host = "127.0.0.1" if options["host"] in ("0.0.0.0", "::", "") else options["host"]
+    others = [n for n in nodes or () if n.name == "logs" and n.addr != (host, options["port"])]
+    if not others:
+        return
+    where = ", ".join(f"{n.host}:{n.port}" for n in others)
+    click.echo(f"error: the distributor at {d_host}:{d_port} already lists a logs service at "
+               f"{where}, with a data directory other than {options['data_dir']}. Registered "
+               "beside it, this one would get the mesh's logs whenever that one stops, and keep "
+               "them. To read or try this data directory, add --standalone; to run a second "
+               "logs service of this mesh on purpose, add --join-anyway (or share its "
+               "--data-dir: failover into one store).", err=True)
+    sys.exit(EXIT_NO_RESTART)
 
 
 def _sink_configs(es: dict) -> dict:
@@ -522,7 +558,8 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
                                             str(port["gateway metrics"]), *workers, *joined), env))
     specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),
                                                 "--port", str(port["logs"]), "--http-port",
-                                                str(port["logs HTTP, web UI"]), *joined), env))
+                                                str(port["logs HTTP, web UI"]), "--join-anyway",
+                                                *joined), env))
     for name in ("goods", "members", "purchases"):
         specs.append(ChildSpec(name, logmesh_argv("service", name, "--host", host,
                                                   "--data-dir", str(data_dir), "--port",

@@ -6,6 +6,7 @@ restarted distributor sees every node again within one backoff period.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -53,3 +54,31 @@ class RegistryLink:
                     listener(self.parsed)
                 except Exception:
                     log.exception("%s: node listener failed", self.name)
+
+
+async def listed_nodes(host: str, port: int, *, token: str | None = None, ssl: Any = None,
+                       timeout: float = 2.0) -> list[Node] | None:
+    """The distributor's list now, or None when none came within ``timeout`` (the distributor
+    is down, or not up yet: a caller goes on as if nothing were listed). A distributor sends
+    its list to every new connection, the book's too (which has no ``GET /distributes``)."""
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[list] = loop.create_future()
+
+    def on_packet(packet: dict) -> None:
+        if packet.get("uri") == "/distributes" and isinstance(packet.get("params"), list) \
+                and not got.done():
+            got.set_result(packet["params"])
+
+    client = ReconnectingClient(host, port, name="distributor-check", on_packet=on_packet,
+                                token=token, ssl=ssl, backoff_min=timeout, backoff_max=timeout)
+    client.start()
+    try:
+        deadline = loop.time() + timeout
+        while not got.done():  # one try: a refused connection says so at once
+            if loop.time() >= deadline or (client.last_error is not None
+                                           and not client.is_connected):
+                return None
+            await asyncio.wait([got], timeout=0.02)
+        return parse_nodes(got.result())
+    finally:
+        await client.close()

@@ -59,6 +59,26 @@ def claim_worker(data_dir: Path, wanted: int | None = None, wait: float = 0.0) -
     raise StreamInUse(f"all {layout.MAX_WORKERS} worker streams of {seg_dir} are in use")
 
 
+def held_by_others(data_dir: Path) -> list[int]:
+    """The worker streams of ``data_dir`` another live process holds now (a probe: each lock
+    taken and let go at once). Non-empty: this data directory is another logs service's too
+    (issue #8's failover), so joining its mesh beside it keeps one store."""
+    seg_dir = Path(data_dir) / layout.SEGMENTS_DIR
+    held = []
+    for lock in sorted(seg_dir.glob("w[0-9][0-9].lock")) if seg_dir.is_dir() else ():
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.append(int(lock.stem[1:]))
+        finally:
+            os.close(fd)  # closing lets go of a lock this probe took
+    return held
+
+
 def save_highwater(data_dir: Path, worker: int, last_seq: int) -> None:
     """Write ``last_seq`` as ``worker``'s high-water mark (atomically)."""
     write_atomic(Path(data_dir) / layout.SEGMENTS_DIR / layout.highwater_name(worker),
