@@ -276,7 +276,7 @@ def test_the_mesh_view_shows_every_instance_with_its_state_in_words(mesh, page):
     goods = next(i for i in body["instances"] if i["name"] == "goods")
     row = page.locator('#inst-rows tr.inst-row[data-name="goods"]')
     expect(row.locator("td").nth(6)).to_have_text(f"{goods['events']:,}" if goods["events"] else "0")
-    expect(row.locator("td").nth(9)).to_have_text(str(goods["instance"])[:8])
+    expect(row.locator("td").nth(9)).to_have_text(str(goods["instance"]))  # the whole id
 
 
 def test_an_unregistered_shipper_with_a_hostile_name_is_a_row_of_text(mesh, page):

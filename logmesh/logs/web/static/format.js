@@ -90,10 +90,3 @@ export function stateClass(st) {
   const v = String(st ?? "").toLowerCase();
   return `st-${STATES.includes(v) ? v : "unknown"}`;
 }
-
-/** The first 8 characters of an instance id (all of it when shorter); "–" when none. */
-export function shortId(id) {
-  if (id == null || id === "") return "–";
-  const v = String(id);
-  return v.length > 8 ? v.slice(0, 8) : v;
-}

@@ -89,7 +89,13 @@ function drawHistogram() {
   for (const t of tickTimes(t0, t1, step)) {
     const x = X(t);
     svg.append(s("line", { x1: x, x2: x, y1: T + ph, y2: T + ph + 4, class: "axis" }));
-    svg.append(s("text", { x, y: H - 6, class: "xlab", "text-anchor": "middle" }, tickLabel(t, step)));
+    const label = s("text", { x, y: H - 6, class: "xlab", "text-anchor": "middle" }, tickLabel(t, step));
+    svg.append(label);
+    // a tick near either end: its label moved in to fit (the box clips what sticks out: the last
+    // one at 1400 px, found from outside); the svg is in the page, so the label can be measured
+    const half = (label.getComputedTextLength?.() ?? 0) / 2;
+    const fit = Math.min(Math.max(x, half + 1), W - half - 1);
+    if (fit !== x) label.setAttribute("x", fit);
   }
   // stacked bars
   const bars = s("g", { class: "bars" });

@@ -7,7 +7,7 @@ import { addFilter, setState } from "./actions.js";
 import { api } from "./api.js";
 import { $, h, s } from "./dom.js";
 import { handleError } from "./errors.js";
-import { color, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, shortId, stateClass } from "./format.js";
+import { color, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, stateClass } from "./format.js";
 import { kqlValue } from "./kql.js";
 import { sparkPoints } from "./series.js";
 import { current, state } from "./state.js";
@@ -115,13 +115,15 @@ function drawInstances(list, now) {
       td(null, nameEl),
       td("mono", addr == null ? h("span", { class: "muted" }, "none") : String(addr)),
       td(null, stateEl),
-      h("td", { title: typeof i.since_ms === "number" ? new Date(i.since_ms).toISOString() : null }, fmtAgo(i.since_ms, now)),
-      h("td", { title: typeof i.last_seen_ms === "number" ? new Date(i.last_seen_ms).toISOString() : null }, fmtAgo(i.last_seen_ms, now)),
+      h("td", { class: "nowrap", title: typeof i.since_ms === "number" ? new Date(i.since_ms).toISOString() : null }, fmtAgo(i.since_ms, now)),
+      h("td", { class: "nowrap", title: typeof i.last_seen_ms === "number" ? new Date(i.last_seen_ms).toISOString() : null }, fmtAgo(i.last_seen_ms, now)),
       td("num", fmtNum(i.restarts)),
       td("num", fmtNum(i.events)),
       td(`num${i.errors > 0 ? " bad" : ""}`, fmtNum(i.errors)),
       td(`num${i.missing > 0 ? " bad" : ""}`, fmtNum(i.missing)),
-      h("td", { class: "mono", title: ids || (i.instance == null ? null : String(i.instance)) }, shortId(i.instance))));
+      // the whole id: its first 8 characters were the service's name ("gateway-"), and it is
+      // what a query names (service.instance:goods-bc7dc606baa5)
+      h("td", { class: "mono nowrap", title: ids || null }, i.instance == null || i.instance === "" ? "–" : String(i.instance))));
   }
 }
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { COLORS, color, counted, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, jsonTokens, levelClass, shortId, stateClass } from "../../../../logmesh/logs/web/static/format.js";
+import { COLORS, color, counted, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, jsonTokens, levelClass, stateClass } from "../../../../logmesh/logs/web/static/format.js";
 
 describe("numbers", () => {
   test("fmtNum: thousands separated, no number a dash", () => {
@@ -119,15 +119,10 @@ describe("fmtMs and fmtPct", () => {
   });
 });
 
-describe("stateClass and shortId", () => {
+describe("stateClass", () => {
   test("the five states, anything else unknown", () => {
     assert.deepEqual(["up", "slow", "silent", "down", "unregistered", "UP"].map(stateClass),
       ["st-up", "st-slow", "st-silent", "st-down", "st-unregistered", "st-up"]);
     for (const v of [null, "", "up x", "<b>", "__proto__"]) assert.equal(stateClass(v), "st-unknown");
-  });
-  test("an instance id's first 8 characters", () => {
-    assert.equal(shortId("0123456789abcdef"), "01234567");
-    assert.equal(shortId("abc"), "abc");
-    assert.equal(shortId(null), "–");
   });
 });
