@@ -8,8 +8,10 @@ any other address without a token (docs/security.md).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -89,8 +91,26 @@ def serve(make: Callable[[], Awaitable[object]], *, fast_loop: bool = False) -> 
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(main())
     except OSError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {bind_error(exc)}", err=True)
         sys.exit(EXIT_STARTUP_FAILURE)
+
+
+# asyncio's words for a failed bind: "error while attempting to bind on address ('h', p): ..."
+_BIND_ADDRESS = re.compile(r"bind on address \('?([^',]*)'?, (\d+)")
+
+
+def bind_error(exc: OSError) -> str:
+    """An OSError of a server's start as a line that says what to do: a port another process
+    holds (found from outside: Python's "[Errno 98] error while attempting to bind on address
+    ('127.0.0.1', 9000)", again at each restart) names the address, the likely holder and the
+    way out; anything else as it is."""
+    m = _BIND_ADDRESS.search(str(exc))
+    if exc.errno != errno.EADDRINUSE or m is None:
+        return str(exc)
+    return (f"cannot listen on {m.group(1)}:{m.group(2)}: the address is in use by another "
+            "process (this command already running, or a mesh under `logmesh up`?). Stop it, or "
+            "give this command another port: --port, or the option of that port (--help); 0 "
+            "picks a free one.")
 
 
 def supervised(name: str) -> None:

@@ -71,3 +71,18 @@ def test_traffic_that_reaches_no_gateway_says_so_and_fails(tmp_path):
                    supervise)
         assert proc.returncode != 0, proc.stderr
         assert "3 of 3 requests failed" in proc.stderr and url in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["distributor"], ["gateway"], ["service", "goods", "--no-ship"]])
+def test_a_port_another_process_holds_is_named_with_what_to_do(tmp_path, command):
+    """Found from outside: a part started by hand on a port that a running mesh holds printed
+    Python's "[Errno 98] error while attempting to bind on address ('127.0.0.1', 9000)",
+    restarted, and printed it again, saying nothing of what to do."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = run(tmp_path, *command, "--port", str(port), "--no-supervise")
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in done.stderr, done.stderr[-2000:]
+    assert "--port" in done.stderr and "Errno" not in done.stderr
