@@ -1,6 +1,6 @@
 // DOM helpers. Log content is untrusted: strings always become text nodes, never HTML.
 
-import { jsonTokens } from "./format.js";
+import { jsonTokens, visible } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -9,7 +9,7 @@ export const $ = (id) => document.getElementById(id);
 function put(el, kids) {
   for (const k of kids.flat(Infinity)) {
     if (k == null || k === false) continue;
-    el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+    el.append(k instanceof Node ? k : document.createTextNode(visible(String(k))));
   }
   return el;
 }
@@ -20,7 +20,7 @@ export function setProps(el, props) {
     if (v == null || v === false) continue;
     if (k === "class") el.setAttribute("class", v);
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : String(v));
+    else el.setAttribute(k, v === true ? "" : k === "title" ? visible(String(v)) : String(v));
   }
   return el;
 }

@@ -90,3 +90,13 @@ export function stateClass(st) {
   const v = String(st ?? "").toLowerCase();
   return `st-${STATES.includes(v) ? v : "unknown"}`;
 }
+
+// The bidirectional overrides and isolates (U+202A-202E, U+2066-2069) reorder what follows them:
+// "hello \u202eevil" read "hello live", and one in a message turned the rest of the stored line
+// around. dom.js shows each as its escape, as the CLI does (logmesh/terminal.py); copies keep it.
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+
+/** Text as the page shows it: the bidirectional controls as their escape ("\u202e"). */
+export function visible(text) {
+  return text.replace(BIDI, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}

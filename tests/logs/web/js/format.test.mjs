@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { COLORS, color, counted, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, jsonTokens, levelClass, stateClass } from "../../../../logmesh/logs/web/static/format.js";
+import { COLORS, color, counted, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, jsonTokens, levelClass, stateClass, visible } from "../../../../logmesh/logs/web/static/format.js";
 
 describe("numbers", () => {
   test("fmtNum: thousands separated, no number a dash", () => {
@@ -124,5 +124,14 @@ describe("stateClass", () => {
     assert.deepEqual(["up", "slow", "silent", "down", "unregistered", "UP"].map(stateClass),
       ["st-up", "st-slow", "st-silent", "st-down", "st-unregistered", "st-up"]);
     for (const v of [null, "", "up x", "<b>", "__proto__"]) assert.equal(stateClass(v), "st-unknown");
+  });
+});
+
+describe("visible", () => {
+  test("the bidirectional overrides and isolates as their escape, everything else as it is", () => {
+    assert.equal(visible("hello \u202eevil"), "hello \\u202eevil");
+    assert.equal(visible("\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069"),
+      "\\u202a\\u202b\\u202c\\u202d\\u2066\\u2067\\u2068\\u2069");
+    assert.equal(visible("שלום abc \u200f é"), "שלום abc \u200f é");
   });
 });
