@@ -98,9 +98,13 @@ def _reader_gone() -> NoReturn:
 
 
 class APIError(click.ClickException):
-    def __init__(self, message: str, exit_code: int) -> None:
+    """``wrong_address``: what answered is no logs service (a 404 page, HTML): following it
+    again cannot help, where a refused or broken connection (a restart) may."""
+
+    def __init__(self, message: str, exit_code: int, *, wrong_address: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.wrong_address = wrong_address
 
 
 class Client:
@@ -138,7 +142,8 @@ class Client:
         if not isinstance(error, str):
             return APIError(f"{self.url} answered {exc.code} {shown(exc.reason)} to {path}, not "
                             "the logs API: is --url the logs service's HTTP address (its "
-                            f"--http-port, {DEFAULT_URL} by default)?", EXIT_UNREACHABLE)
+                            f"--http-port, {DEFAULT_URL} by default)?", EXIT_UNREACHABLE,
+                            wrong_address=True)
         message = shown(error)
         if exc.code >= 500:
             message = f"the logs service at {self.url} answered {exc.code}: {message}"
@@ -157,14 +162,19 @@ class Client:
                 raise APIError(f"the logs service at {self.url} stopped answering ({exc!r}); "
                                "try again", EXIT_UNREACHABLE) from None
             except orjson.JSONDecodeError:
-                raise APIError(f"{self.url} answered {resp.headers.get('Content-Type') or 'something'}"
-                               ", not the logs API's JSON: is --url the logs service's HTTP "
-                               "address?", EXIT_UNREACHABLE) from None
+                raise self._not_the_api(resp, "JSON") from None
+
+    def _not_the_api(self, resp: Any, wanted: str) -> APIError:
+        return APIError(f"{self.url} answered {shown(resp.headers.get('Content-Type') or 'something')}"
+                        f", not the logs API's {wanted}: is --url the logs service's HTTP "
+                        "address?", EXIT_UNREACHABLE, wrong_address=True)
 
     def stream(self, path: str, on_open: Callable[[Any], None] | None = None,
                **params: Any) -> Iterator[dict]:
         """The events of a Server-Sent Events stream, as they come (``on_open``: its answer)."""
         with self._request(path, params, accept="text/event-stream", timeout=3600) as resp:
+            if not (resp.headers.get("Content-Type") or "").startswith("text/event-stream"):
+                raise self._not_the_api(resp, "event stream")
             if on_open is not None:
                 on_open(resp)
             data: list[bytes] = []
@@ -409,8 +419,8 @@ def _follow(client: Client, q: str, lines: int, as_json: bool) -> None:
                 sys.stdout.flush()
             last = 0
         except APIError as exc:
-            if exc.exit_code != EXIT_UNREACHABLE:
-                raise
+            if exc.exit_code != EXIT_UNREACHABLE or (exc.wrong_address and not opened):
+                raise  # (an address that never answered as the logs API will not start to)
             click.echo(f"{exc.message}; retrying in 1s", err=True)
         except BrokenPipeError:
             raise  # our reader left (| head), not the stream: done (reader_may_leave)

@@ -73,3 +73,21 @@ def test_a_bad_answer_is_a_sentence_and_exit_1(answer, command):
     assert "\x1b" not in done.stderr and "\x9b" not in done.stderr
     if answer == "not-found":
         assert "is --url the logs service's HTTP address" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("answer", ["not-found", "html"])
+def test_tail_f_at_an_address_that_is_no_logs_service_stops_at_once(answer):
+    """Found from outside: ``logmesh tail -f --url <the gateway>`` printed "answered 404 ...
+    is --url the logs service's HTTP address?; retrying in 1s" once a second for ever. An
+    address that never answered as the logs API is a wrong address, not a restart: exit 1.
+    (A stream that broke after it opened is still followed again, like tail -F.)"""
+    server = BadServer(ANSWERS[answer])
+    try:
+        done = subprocess.run([sys.executable, "-m", "logmesh", "tail", "-f", "--url",
+                               f"http://{HOST}:{server.port}"], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+    finally:
+        server.server.close()
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "is --url the logs service's HTTP address" in done.stderr, done.stderr
+    assert "retrying" not in done.stderr, done.stderr
