@@ -75,3 +75,20 @@ def test_the_instance_column_shows_whole_ids_and_the_tables_fit(mesh, page, widt
         page.screenshot(path=f"{SHOTS}/mesh-{width}.png", full_page=True)
         page.locator("table.instances").screenshot(path=f"{SHOTS}/instances-{width}.png")
     assert got == {"overflow": 0, "cut": []}, got
+
+
+def test_esc_leaves_the_search_box_so_j_moves_among_the_rows(mesh, page):
+    """Found from outside: "/" then Esc left the focus in the search box (Esc closed its
+    suggestions only), so j and k typed "jj" there and Enter searched for it. Esc closes the
+    suggestions first (Esc then Enter still searches); a second Esc leaves the box."""
+    from playwright.sync_api import expect
+
+    page.goto(mesh.ui + "/")
+    expect(page.locator("#rows tr.ev").first).to_be_visible()
+    page.keyboard.press("/")
+    expect(page.locator("#q")).to_be_focused()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")
+    expect(page.locator("#rows tr.ev").first).to_be_focused()
+    assert page.locator("#q").input_value() == ""

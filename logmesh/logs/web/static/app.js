@@ -105,6 +105,9 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); $("q").select(); }
   if ((e.key === "j" || e.key === "k") && !typing && !e.ctrlKey && !e.metaKey && !e.altKey && state.view === "logs") moveRow(e.key === "j" ? 1 : -1);
   if (e.key === "Escape") {
+    // the search box's own Esc closes its suggestions (assist.js); with none open, it leaves
+    // the box, so that j/k move among the rows instead of typing "jj" (found from outside)
+    if (e.target === $("q")) $("q").blur();
     for (const p of document.querySelectorAll(".tool .pop")) p.hidden = true;
     if (!$("range-pop").hidden) openRange(false); else if (!$("drawer").hidden) closeDrawer();
   }
