@@ -13,6 +13,7 @@ import http.client
 import os
 import re
 import shutil
+import ssl
 import sys
 import time
 import urllib.error
@@ -126,6 +127,11 @@ class Client:
             raise self._http_error(exc, path, params) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(reason):
+                plain = "http://" + self.url.split("://", 1)[1]
+                raise APIError(f"{self.url} does not speak TLS ({reason}): a logs service without "
+                               f"--tls-cert answers plain HTTP; try --url {plain}",
+                               EXIT_UNREACHABLE) from None
             raise APIError(f"cannot reach the logs service at {self.url} ({reason}); start it with: "
                            "logmesh logs (or pass --url)", EXIT_UNREACHABLE) from None
 

@@ -91,3 +91,19 @@ def test_tail_f_at_an_address_that_is_no_logs_service_stops_at_once(answer):
     assert done.returncode == 1, done.stderr[-3000:]
     assert "is --url the logs service's HTTP address" in done.stderr, done.stderr
     assert "retrying" not in done.stderr, done.stderr
+
+
+def test_an_https_url_at_a_plain_http_service_says_to_use_http():
+    """Found from outside: ``logmesh stats --url https://127.0.0.1:9041`` (a logs service
+    without TLS) said "cannot reach the logs service ... ([SSL: WRONG_VERSION_NUMBER] ...);
+    start it with: logmesh logs", though it was running."""
+    server = BadServer(ANSWERS["not-found"])
+    try:
+        done = subprocess.run([sys.executable, "-m", "logmesh", "stats", "--url",
+                               f"https://{HOST}:{server.port}"], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+    finally:
+        server.server.close()
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert f"http://{HOST}:{server.port}" in done.stderr, done.stderr
+    assert "start it with" not in done.stderr, done.stderr
