@@ -48,7 +48,7 @@ from .ingest.common import Routes, too_large_error
 from .ingest.context import IngestContext
 from .ingest.counting import ProtocolCounters
 from .ingest.field_limits import Folded
-from .ingest.http_ndjson import parse_body
+from .ingest.http_ndjson import event_lines, parse_body
 from .ingest.http_routes import HttpSources, es_root, read_whole
 from .ingest.ledger import ShipperLedger
 from .ingest.sockets import SocketListeners, SocketPorts
@@ -319,8 +319,10 @@ class LogsServer(Serving):
         if refused:  # lines longer than the store takes (layout.MAX_LINE_BYTES): none appended
             self.discarded.inc(len(refused))
             self.http_sources.count("ndjson", {"too_large": len(refused)})
-            errors = sorted(errors + [too_large_error(i, size) for i, size in refused],
-                            key=lambda e: e.get("line", 0))
+            numbers = event_lines(body, errors, [i for i, _ in refused])
+            errors = sorted(errors + [too_large_error(no, size) for no, (_, size) in zip(numbers, refused,
+                                                                                          strict=True)],
+                            key=lambda e: e["line"])
             skip = {i for i, _ in refused}
             lines = [ev for i, ev in enumerate(lines) if i not in skip]
             if not lines:

@@ -98,7 +98,7 @@ def test_an_event_past_the_longest_stored_line_is_refused_counted_and_the_rest_s
     huge = orjson.dumps({"message": "bigndjson " + "x" * (65 << 20)})
     status, body = svc.request("POST", "/api/v1/logs", huge + b"\n" + orjson.dumps({"message": "smallndjson"}))
     assert status == 200 and (body["accepted"], body["rejected"]) == (1, 1), body
-    assert body["errors"][0]["reason"] == "too_large" and body["errors"][0]["event"] == 1, body
+    assert body["errors"][0]["reason"] == "too_large" and body["errors"][0]["line"] == 1, body
     assert too_large_total(svc, "ndjson") == 1
     query_once(svc, "afterwards")  # the service goes on
     assert [e["message"] for e in svc.search_all("smallndjson")] == ["smallndjson"]

@@ -36,12 +36,28 @@ class Rejected(ValueError):
         self.detail = detail
 
 
-def too_large_error(index: int, size: int) -> dict[str, Any]:
-    """The reply's error for the ``index``-th event of a body (from 0) refused since its stored
-    line would take ``size`` bytes, more than layout.MAX_LINE_BYTES (store/segment.py: LineTooLong)."""
-    return {"event": index + 1, "reason": "too_large",
-            "error": f"event {index + 1} would be stored as {size} bytes, more than the "
+def too_large_error(line: int, size: int) -> dict[str, Any]:
+    """The reply's error for the event on the body's ``line`` (from 1; an array's item) refused
+    since its stored line would take ``size`` bytes, more than layout.MAX_LINE_BYTES
+    (store/segment.py: LineTooLong). The line, as every other error of the reply names it: the
+    event's place among the good ones (its first form) told the sender nothing it could find."""
+    return {"line": line, "reason": "too_large",
+            "error": f"the event of line {line} would be stored as {size} bytes, more than the "
                      f"{layout.MAX_LINE_BYTES} a stored line may take; send it in parts"}
+
+
+def not_json(raw: bytes, exc: ValueError, where: str) -> Rejected:
+    """Why orjson could not read ``raw`` (its ``exc``), for a sender: bytes that are not UTF-8
+    are named so, with the first bad byte's place in ``where`` ("line 3", "the body"), counted
+    from 1 (``bad_utf8``); orjson's words for them, "str is not valid UTF-8: surrogates not
+    allowed", sent senders looking for surrogates. Anything else in orjson's words (``bad_json``)."""
+    text = str(exc)
+    if "UTF-8" in text:
+        try:
+            raw.decode()
+        except UnicodeDecodeError as bad:
+            return Rejected("bad_utf8", f"invalid UTF-8 at byte {bad.start + 1} of {where}")
+    return Rejected("bad_json", text)
 
 
 # -- what may be stored ----------------------------------------------------------

@@ -25,7 +25,7 @@ import orjson
 
 from ...protocol import loads_exact
 from ..event import Event
-from .common import MAX_DEPTH, Rejected
+from .common import MAX_DEPTH, Rejected, not_json
 from .http_ndjson import FlatEvent, ecs_events, flat_events, record_event
 
 VERSION = "8.17.0"  # what GET / claims: the official clients and shippers accept 8.x
@@ -179,8 +179,9 @@ def _document(doc_line: bytes, received: int, index: str | None) -> Event:
         ev = record_event(loads_exact(doc_line), received,
                           deep=doc_line.count(b"{") + doc_line.count(b"[") >= MAX_DEPTH)
     except orjson.JSONDecodeError as exc:
-        raise _Refused("bad_document", "document_parsing_exception",
-                       f"cannot parse the document: {exc}") from None
+        why = not_json(doc_line, exc, "the document")
+        raise _Refused("bad_utf8" if why.reason == "bad_utf8" else "bad_document",
+                       "document_parsing_exception", f"cannot parse the document: {why.detail}") from None
     except Rejected as exc:
         raise _Refused(exc.reason, "document_parsing_exception", str(exc)) from None
     except (ValueError, KeyError, TypeError) as exc:

@@ -24,6 +24,7 @@ from .common import (
     check_timestamp,
     depth,
     flatten_ecs,
+    not_json,
     now_ms,
 )
 from .line_block import json_strings
@@ -316,7 +317,8 @@ def parse_body(body: bytes) -> tuple[list[Event | FlatEvent], list[dict]]:
         try:
             items = loads_exact(stripped)
         except orjson.JSONDecodeError as exc:
-            return [], [{"line": 1, "error": f"cannot parse JSON array: {exc}", "reason": "bad_json"}]
+            why = not_json(stripped, exc, "the body")
+            return [], [{"line": 1, "error": f"cannot parse JSON array: {why.detail}", "reason": why.reason}]
         deep = stripped.count(b"[") + stripped.count(b"{") >= MAX_DEPTH  # else no object can be
         numbered: list[tuple[int, Any, bool]] = [(no, item, deep) for no, item in enumerate(items, 1)]
     else:
@@ -329,7 +331,8 @@ def parse_body(body: bytes) -> tuple[list[Event | FlatEvent], list[dict]]:
                 numbered.append((no, read(line),
                                  line.count(b"[") + line.count(b"{") >= MAX_DEPTH))
             except orjson.JSONDecodeError as exc:
-                errors.append({"line": no, "error": f"cannot parse line: {exc}", "reason": "bad_json"})
+                why = not_json(line, exc, f"line {no}")
+                errors.append({"line": no, "error": f"cannot parse line: {why.detail}", "reason": why.reason})
     for no, obj, deep in numbered:
         try:
             lines.append(record_event(obj, received, deep=deep))
@@ -337,3 +340,18 @@ def parse_body(body: bytes) -> tuple[list[Event | FlatEvent], list[dict]]:
             errors.append({"line": no, "error": str(exc), "reason": getattr(exc, "reason", "bad_event")})
     errors.sort(key=lambda e: e["line"])  # parse errors and event errors were found in two passes
     return lines, errors
+
+
+def event_lines(body: bytes, errors: list[dict], indexes: list[int]) -> list[int]:
+    """The body's line (an array's item) of each of ``indexes``, places in the events
+    :func:`parse_body` made of ``body`` with these ``errors``: its events are the body's
+    non-blank lines (items) in order, less those the errors name. Read again only when an event
+    is refused after parsing (too_large), so parsing keeps no number per event."""
+    stripped = body.lstrip()
+    if stripped[:1] == b"[":
+        numbers = range(1, len(loads_exact(stripped)) + 1)
+    else:
+        numbers = [no for no, line in enumerate(body.split(b"\n"), 1) if line.strip()]
+    named = {e["line"] for e in errors}
+    kept = [no for no in numbers if no not in named]
+    return [kept[i] for i in indexes]

@@ -15,7 +15,7 @@ import orjson
 
 from ...protocol import loads_exact
 from ..event import Event
-from .common import Rejected
+from .common import Rejected, not_json
 from .http_ndjson import record_event
 
 
@@ -24,7 +24,8 @@ def line_event(line: bytes, received: int, source: tuple[str, int] | None) -> Ev
     try:
         obj = loads_exact(line)
     except orjson.JSONDecodeError as exc:
-        raise Rejected("bad_json", str(exc)[:120]) from None
+        why = not_json(line, exc, "the line")
+        raise Rejected(why.reason, why.detail[:120]) from None
     if not isinstance(obj, dict):
         raise Rejected("not_object", f"expected a JSON object, got {type(obj).__name__}")
     try:

@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError
 
 from ...protocol import loads_exact
 from ..event import Event
-from .common import MAX_TIMESTAMP_MS, Rejected
+from .common import MAX_TIMESTAMP_MS, Rejected, not_json
 from .field_limits import fold
 from .line_block import LineBlock, json_strings
 
@@ -307,10 +307,12 @@ def parse_json(body: bytes, received: int) -> Parsed:
                 continue
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
             pass  # the per-entry path says what is wrong, entry by entry
+        text = bytes(raw) if raw.__class__ is msgspec.Raw else msgspec.json.encode(raw)
         try:
-            doc = loads_exact(bytes(raw) if raw.__class__ is msgspec.Raw else msgspec.json.encode(raw))
+            doc = loads_exact(text)
         except orjson.JSONDecodeError as exc:  # e.g. a lone surrogate: the whole push is refused
-            raise BadPush("bad_json", f"cannot parse JSON: {exc}") from None
+            why = not_json(text, exc, "a stream")
+            raise BadPush(why.reason, f"cannot parse JSON: {why.detail}") from None
         _json_stream_slow(out, doc, received)
     return out
 
@@ -319,7 +321,8 @@ def _parse_json_slow(body: bytes, received: int) -> Parsed:
     try:
         req = loads_exact(body)
     except orjson.JSONDecodeError as exc:
-        raise BadPush("bad_json", f"cannot parse JSON: {exc}") from None
+        why = not_json(body, exc, "the body")
+        raise BadPush(why.reason, f"cannot parse JSON: {why.detail}") from None
     streams = req.get("streams") if isinstance(req, dict) else None
     if not isinstance(streams, list):
         raise BadPush("bad_json", 'expected {"streams": [...]}')

@@ -20,7 +20,7 @@ import orjson
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from ...protocol import loads_exact
-from .common import Rejected
+from .common import Rejected, not_json
 from .line_block import json_strings
 from .otlp import BadRequest, Parsed, Resource, add_run, level_of, level_pieces, otlp_event
 
@@ -133,7 +133,8 @@ def parse_json(body: bytes, received: int) -> Parsed:
                 try:
                     slow = loads_exact(body)
                 except orjson.JSONDecodeError as exc:  # bad UTF-8 in a body: refused whole
-                    raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
+                    why = not_json(body, exc, "the body")
+                    raise BadRequest(why.reason, f"cannot parse JSON: {why.detail}") from None
             _json_records(out, res, logger, received, slow["resourceLogs"][i]["scopeLogs"][j]["logRecords"])
     return out
 
@@ -144,7 +145,8 @@ def _raw_json(raw: msgspec.Raw) -> Any:
     try:
         return loads_exact(bytes(raw))
     except orjson.JSONDecodeError as exc:
-        raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
+        why = not_json(bytes(raw), exc, "a resource or scope")
+        raise BadRequest(why.reason, f"cannot parse JSON: {why.detail}") from None
 
 
 def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, recs: list) -> bool:
@@ -222,7 +224,8 @@ def _parse_json_slow(body: bytes, received: int) -> Parsed:
     try:
         req = loads_exact(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest("bad_json", f"cannot parse JSON: {exc}") from None
+        why = not_json(body, exc, "the body")
+        raise BadRequest(why.reason, f"cannot parse JSON: {why.detail}") from None
     if not isinstance(req, dict):
         raise BadRequest("bad_json", "expected an ExportLogsServiceRequest object")
     out = Parsed()
