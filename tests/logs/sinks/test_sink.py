@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import logging
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from logmesh.logs.sinks.cursor import Position, SinkState, cursor_path, deadlett
 from logmesh.logs.sinks.elasticsearch.config import ElasticsearchConfig
 from logmesh.logs.sinks.elasticsearch.sink import ElasticsearchSink
 from logmesh.logs.store import layout
+from logmesh.metrics import value
 from tests.logs.sinks.fake_es import FakeElasticsearch, Faults
 from tests.logs.sinks.helpers import Store, event, poison, wait_until
 from tests.support.waiting import wait_while_progressing
@@ -475,3 +477,40 @@ def test_the_cursor_follows_its_last_seq_when_recovery_rewrote_the_segment(tmp_p
     (seg_dir / name).write_bytes(b"".join(lines[:10] + lines[11:]))  # line 11 was damaged
     pos = SinkState(tmp_path, "elasticsearch-w00").open()
     assert pos.offset == sent_to - len(lines[10]), "the next line to send is the 51st event's"
+
+
+async def test_an_unreachable_cluster_is_one_warning_with_its_url_and_cause(tmp_path, caplog):
+    """The client's own pool logged a line on every retry ("Node <AiohttpHttpNode(...)> has
+    failed for 3 times in a row", "Resurrected node"), beside the sink's warning, which read
+    "setup: no response: ConnectionError: Connection error": no URL, no cause (found from
+    outside). Now the sink's line alone, rate-limited, says where and why."""
+    sink = make_sink("http://127.0.0.1:9", tmp_path)
+    with caplog.at_level(logging.DEBUG):
+        sink.start()
+        try:
+            await wait_until(lambda: value(sink.errors) >= 4, what="a few retries")
+        finally:
+            await sink.close()
+    noise = [r for r in caplog.records if r.name.startswith(("elastic_transport", "elasticsearch"))
+             and r.levelno >= logging.INFO]
+    assert noise == [], [r.getMessage() for r in noise]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "logmesh.sinks.elasticsearch" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "http://127.0.0.1:9" in warnings[0] and "Connect call failed" in warnings[0], warnings
+    assert "Connection error;" not in warnings[0]
+
+
+async def test_a_refusing_cluster_is_named_in_the_warning(tmp_path, fake_es, caplog):
+    fake_es.faults = Faults(request_429=1.0)
+    store = Store(tmp_path)
+    store.write([event(i) for i in range(3)])
+    sink = make_sink(fake_es.url, tmp_path, store)
+    with caplog.at_level(logging.WARNING):
+        sink.start()
+        try:
+            await wait_until(lambda: value(sink.errors) >= 3, what="a few 429s")
+        finally:
+            await sink.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "logmesh.sinks.elasticsearch"]
+    assert len(warnings) == 1 and fake_es.url in warnings[0] and "429" in warnings[0], warnings

@@ -68,12 +68,31 @@ def is_opensearch(info: Any) -> bool:
     return isinstance(version, dict) and version.get("distribution") == "opensearch"
 
 
+# The libraries' own loggers, and the level below which their lines are dropped: each request
+# is logged at INFO (one line per bulk would flood the service's log), and the pool of nodes
+# logs a failed node on every retry at WARNING ("Node <AiohttpHttpNode(...)> has failed for 3
+# times in a row, putting on 4 second timeout", "Resurrected node"), with neither the cause
+# nor anything the sink's own warning (the URL, the cause, at most once per 30 s) leaves out.
+_LIBRARY_LOGS = {"elastic_transport.transport": logging.WARNING,
+                 "elastic_transport.node_pool": logging.ERROR,
+                 "opensearch": logging.ERROR}
+
+
 def quiet_library_logs() -> None:
-    """The libraries log every request at INFO: one line per bulk would flood the service's log."""
-    for name in ("elastic_transport.transport", "opensearch"):
+    """The clients' own log lines off (:data:`_LIBRARY_LOGS`), unless a level was set for them."""
+    for name, level in _LIBRARY_LOGS.items():
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
-            logger.setLevel(logging.WARNING)
+            logger.setLevel(level)
+
+
+def transport_cause(exc: Exception) -> str:
+    """What went wrong on the way, in a line: elastic_transport's ``str()`` of a refused
+    connection is "Connection error", the cause ("Cannot connect to host 127.0.0.1:9 ssl:default
+    [Connect call failed ...]") is in its ``message``."""
+    message = getattr(exc, "message", None)
+    cause = str(message) if message else str(exc)
+    return f"{type(exc).__name__}: {cause}"
 
 
 class _Result(msgspec.Struct, gc=False):
@@ -264,7 +283,7 @@ class ElasticsearchBackend(_Backend):
         except ApiError as exc:
             raise RequestFailed(exc.meta.status, exc.body) from None
         except TransportError as exc:  # refused, reset, timed out, TLS, unreadable answer
-            raise RequestFailed(0, f"{type(exc).__name__}: {exc}") from None
+            raise RequestFailed(0, transport_cause(exc)) from None
 
     async def info(self) -> dict[str, Any]:
         return (await self._call(self.client.info())).body

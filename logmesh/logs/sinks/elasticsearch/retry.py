@@ -105,8 +105,9 @@ def classify_response(status: int, body: Any = None) -> Action:
         return Split("413 request too large" + (f": {reason}" if reason else ""))
     if status == 400:  # a request ES could not parse: find the one document that does it
         return Split(f"400 bad request: {reason}")
-    if status in _RETRY_REQUEST_STATUS:
-        return Retry(f"{_RETRY_REQUEST_STATUS[status]}" + (f": {reason}" if reason else ""))
+    if status in _RETRY_REQUEST_STATUS:  # the status too: an operator searches for "429"
+        return Retry((f"{status} " if status else "") + _RETRY_REQUEST_STATUS[status]
+                     + (f": {reason}" if reason else ""))
     if status >= 500:
         return Retry(f"{status}" + (f": {reason}" if reason else ""))
     if 200 <= status < 300:  # a 2xx that could not be read as a bulk answer

@@ -472,8 +472,8 @@ class ElasticsearchSink:
         now = time.monotonic()
         last_reason, last_at = self._last_warning
         if reason != last_reason or now - last_at > RETRY_LOG_EVERY:
-            log.warning("%s: %s; %sretrying in %.1fs (events are kept in the store)", self.name,
-                        reason, f"{n} event(s), " if n else "", delay)
+            log.warning("%s: %s: %s; %sretrying in %.1fs (events are kept in the store)", self.name,
+                        ",".join(self.config.urls), reason, f"{n} event(s), " if n else "", delay)
             self._last_warning = (reason, now)
         return delay
 
