@@ -327,13 +327,16 @@ def _warn(answer: dict) -> None:
 @click.option("--to", default=None, help="End (default now).")
 @click.option("-n", "--limit", default=100, help="At most this many events (pages are followed).")
 @click.option("--asc", is_flag=True, help="Oldest first (default: newest first).")
+@click.option("--brief", is_flag=True,
+              help="Texts past 300 characters cut, as the web UI's list shows them (with --json: "
+                   "`cut` says each one's whole length); default: events whole.")
 @json_option
 @click.option("--table", "as_table", is_flag=True, help="Aligned columns (the default).")
 @url_option
 @token_option
 @reader_may_leave
-def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc: bool, as_json: bool,
-          as_table: bool, url: str, token: str | None) -> None:
+def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc: bool, brief: bool,
+          as_json: bool, as_table: bool, url: str, token: str | None) -> None:
     """Search the logs: `logmesh query 'service.name:goods' --since 1h`.
 
     Q is KQL: a field's value (`http.request.method:POST`), bare words (searched in the
@@ -355,7 +358,7 @@ def query(q: str, since: str, from_: str | None, to: str | None, limit: int, asc
     sentence = ""
     while len(events) < limit:
         r = client.get("/api/v1/search", q=q, **{"from": start}, to=to, limit=min(PAGE, limit - len(events)),
-                       order=order, cursor=cursor)
+                       order=order, cursor=cursor, brief=1 if brief else None)
         if cursor is None:
             _warn(r)
         events.extend(r.get("events") or [])

@@ -55,6 +55,24 @@ async def test_query_table_and_json(url):
     assert len(rows) == 3 and all("seq" in e for e in rows)
 
 
+async def test_query_prints_events_whole_unless_asked_brief(served):
+    """The search answers brief when asked (the web UI's list); the CLI keeps the whole event
+    by default, as a pipe into jq expects, and ``--brief`` asks for the cut rows."""
+    server, base = served
+    long = "L" * 5000
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/api/v1/logs", data=json.dumps({"message": f"lengthy {long}"})) as r:
+            assert r.status == 200
+    r = await run("query", "lengthy", "--json", "--url", base)
+    assert r.exit_code == 0, r.output
+    [whole] = [json.loads(line) for line in r.stdout.splitlines()]
+    assert whole["message"] == f"lengthy {long}" and "cut" not in whole
+    r = await run("query", "lengthy", "--json", "--brief", "--url", base)
+    assert r.exit_code == 0, r.output
+    [brief] = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(brief["message"]) == 300 and brief["cut"] == {"message": len(whole["message"])}
+
+
 async def test_query_errors_say_what_to_do(url):
     r = await run("query", "service.name:(goods", "--url", url)
     assert r.exit_code == 2 and "expected" in r.output and "^" in r.output

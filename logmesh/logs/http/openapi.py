@@ -241,7 +241,13 @@ OPENAPI: dict[str, Any] = {
              _q("order", "desc: newest first; asc: oldest first.",
                 {"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
              _q("cursor", "next_cursor of the previous page (same q, from, to, order).",
-                {"type": "string", "maxLength": 1000})],
+                {"type": "string", "maxLength": 1000}),
+             _q("brief", "1: each event as the web UI's list shows it: every field, each text "
+                "longer than 300 characters cut to them (a member of params or labels too, an "
+                "object or array by its JSON text); `cut`: the whole length of each text cut, by "
+                "field name (labels.k); `cut_lines`: the lines of each of several. "
+                "GET /api/v1/events/{seq}?context=0 reads one whole.",
+                {"type": "integer", "minimum": 0, "maximum": 1, "default": 0})],
             _ok("A page of events.", _ref("SearchResult")), operation_id="search")),
         "/api/v1/histogram": _with_post(_get(
             "Counts of matching events per time interval, optionally stacked by a field.",

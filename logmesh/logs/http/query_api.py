@@ -37,6 +37,7 @@ from ...security import Access, bearer_token, token_matches
 from ...security_http import json_error, json_response
 from ..query import red
 from ..query.engine import NONE, OTHER, Engine, QueryError, QueryTimeout, lower_priority
+from ..query.execution import cut_event
 from ..query.field_check import FieldCheck
 from ..query.timerange import now_ms
 from ..store.catalogue import quarantined
@@ -274,10 +275,13 @@ class QueryAPI:
         limit = int_param(request, "limit", 100, 1, self.max_rows)
         order = order_param(request)
         cursor = parameters(request).get("cursor") or None
+        brief = int_param(request, "brief", 0, 0, 1) == 1
         now = now_ms(self.clock)
         (events, nxt), warnings = await self.call(
             request, self.checked, node, start, end, None, self.engine.search, node, start, end,
             limit=limit, order=order, cursor=cursor, now=now)
+        if brief:  # the list's rows: texts cut (execution.cut_event); a row opens whole
+            events = list(map(cut_event, events))
         return json_response({"events": events, "next_cursor": nxt,
                               "took_ms": round((time.perf_counter() - t0) * 1000, 1),
                               "query": describe(node), "warnings": warnings})

@@ -123,6 +123,58 @@ def brief_event(ev: dict) -> dict:
     return out
 
 
+# The search list's rows (GET /api/v1/search?brief=1): every field, as a row may show any of
+# them as a column, but no text past BRIEF_CHARS: one 10 MB message among the newest 100 made
+# a 10 MB answer to show one line of it (found from outside). The row opens the event whole.
+_CUT_MEMBERS = ("params", "labels")  # objects whose members are columns (labels.KEY) apart
+
+
+def cut_event(ev: dict) -> dict:
+    """``ev`` as the search list's row shows it: each text past :data:`BRIEF_CHARS` cut to it,
+    as is a member of ``params`` or ``labels`` (a nested one by its JSON text); ``cut`` names
+    each by its field name (``labels.k``) with its whole length in characters, and
+    ``cut_lines`` the lines of each of several (the row's "(+N lines)")."""
+    out: dict[str, Any] = {}
+    cut: dict[str, int] = {}
+    lines: dict[str, int] = {}
+    for name, value in ev.items():
+        if name in _CUT_MEMBERS and isinstance(value, dict):
+            out[name] = {key: _cut_value(f"{name}.{key}", v, cut, lines) for key, v in value.items()}
+        else:
+            out[name] = _cut_value(name, value, cut, lines)
+    if cut:
+        out["cut"] = cut
+    if lines:
+        out["cut_lines"] = lines
+    return out
+
+
+def _cut_value(name: str, value: Any, cut: dict[str, int], lines: dict[str, int]) -> Any:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (dict, list)) and value:
+        text = orjson.dumps(value).decode()
+    else:
+        return value
+    if len(text) <= BRIEF_CHARS:
+        return value
+    cut[name] = len(text)
+    n = text_lines(text)
+    if n > 1:
+        lines[name] = n
+    return text[:BRIEF_CHARS]
+
+
+def text_lines(text: str) -> int:
+    """How many lines the web UI's ``textLines`` (web/static/columns.js) reads in ``text``: real
+    line breaks, else a trace's literal ``\\n``; a last empty line is not counted."""
+    sep = "\n" if "\n" in text else "\\n" if "\\n" in text else None
+    if sep is None:
+        return 1
+    n = text.count(sep) + 1
+    return n - 1 if text.endswith(sep) else n
+
+
 # orjson reads JSON nested 1024 levels deep but writes at most 254: a value read from an
 # event's text and then put in an answer (a search page nests it 3 levels further) must be
 # one it can write, or the answer fails (every search whose page held it answered 500).

@@ -126,6 +126,42 @@ async def test_an_events_context_brief_is_what_the_event_view_shows(api):
     await get(s, base, f"/api/v1/events/{all_[5]['seq']}", 400, brief="2")
 
 
+async def test_a_search_brief_cuts_every_long_text_and_says_how_long(api):
+    """One 10 MB message among the newest 100 made a 10 MB search answer to show one line of it
+    (found from outside). ``brief=1`` (the web UI's list): every field, each text past 300
+    characters cut, ``cut`` its whole length by field name, ``cut_lines`` its lines; the full
+    form stays the default, and the event view reads one whole."""
+    server, base, s = api
+    huge = "start of it\n" + "z" * (10 << 20) + "\nend"
+    trace = "Traceback (most recent call last):\n" + "  File x\n" * 100
+    await post(s, base, [
+        {"message": huge, "service.name": "cut", "@timestamp": 1_795_626_000_000},
+        {"message": "short", "service.name": "cut", "error.stack_trace": trace, "user": "u" * 400,
+         "params": {"deep": {"list": list(range(200))}, "small": 1}, "@timestamp": 1_795_626_000_001},
+        {"message": "plain", "service.name": "cut", "team": "core", "@timestamp": 1_795_626_000_002},
+    ])
+    q = {"q": "service.name:cut", "from": "0", "order": "asc"}
+    async with s.get(f"{base}/api/v1/search", params={**q, "brief": "1"}) as r:
+        assert r.status == 200
+        raw = await r.read()
+    assert len(raw) < 20_000, len(raw)
+    big, traced, plain = json.loads(raw)["events"]
+    assert big["message"] == huge[:300] and big["cut"] == {"message": len(huge)}
+    assert big["cut_lines"] == {"message": 3}
+    assert traced["message"] == "short" and traced["error.stack_trace"] == trace[:300]
+    assert traced["cut"] == {"error.stack_trace": len(trace), "labels.user": 400,
+                             "params.deep": len(json.dumps({"list": list(range(200))}, separators=(",", ":")))}
+    assert traced["cut_lines"] == {"error.stack_trace": 101}
+    assert traced["labels"]["user"] == "u" * 300 and traced["params"]["small"] == 1
+    assert "cut" not in plain and plain["labels"] == {"team": "core"}
+    whole = (await get(s, base, "/api/v1/search", **q))["events"]
+    assert whole[0]["message"] == huge and "cut" not in whole[0]  # the default: as before
+    assert set(plain) == set(whole[2])
+    one = await get(s, base, f"/api/v1/events/{big['seq']}", context="0")
+    assert one["event"]["message"] == huge
+    await get(s, base, "/api/v1/search", 400, brief="2")
+
+
 @pytest.mark.parametrize("path,params", [
     ("/api/v1/search", {"q": "a:("}),
     ("/api/v1/search", {"limit": "0"}),

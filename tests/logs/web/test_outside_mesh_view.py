@@ -88,3 +88,35 @@ def test_the_event_view_fetches_its_neighbours_brief_and_one_whole_when_opened(m
     rows.nth(0).click()  # a neighbour opened: read whole
     expect(drawer.locator(".dhead strong")).not_to_have_text(f"Event {here['seq']}")
     expect(drawer).to_contain_text(f"big0 {'y' * 1000}")
+
+
+def test_the_search_list_reads_its_rows_brief_and_an_opened_row_whole(mesh, page):
+    """One 10 MB message among the newest 100 made the list's page 10 MB (found from outside).
+    The list asks for its rows brief (each text past 300 characters cut, GET /api/v1/search
+    ?brief=1); a cut message of many lines still says how many follow, and opening its row
+    reads the event whole."""
+    import json as _json
+    import urllib.request
+    import uuid
+
+    from playwright.sync_api import expect
+
+    from tests.support.procs import wait_for
+
+    svc = f"long{uuid.uuid4().hex[:6]}"
+    huge = f"{svc} first line\n" + ("z" * 1000 + "\n") * 5000  # ~5 MB, 5001 lines
+    lines = [{"message": huge, "service": {"name": svc}}, {"message": f"{svc} short", "service": {"name": svc}}]
+    req = urllib.request.Request(f"{mesh.ui}/api/v1/logs", method="POST",
+                                 data="\n".join(_json.dumps(e) for e in lines).encode())
+    with urllib.request.urlopen(req, timeout=20) as r:
+        assert r.status == 200
+    wait_for(lambda: len(mesh.search(f"service.name:{svc}")) == 2, 15, "the 2 events searchable")
+
+    with page.expect_response(lambda resp: "/api/v1/search" in resp.url) as answer:
+        page.goto(f"{mesh.ui}/?q=service.name:{svc}&cols=@timestamp,message")
+    assert "brief=1" in answer.value.url and len(answer.value.body()) < 50_000, answer.value.url
+    row = page.locator("#rows tr.ev", has_text=f"{svc} first line")
+    expect(row).to_contain_text("(+5000 lines)")
+    row.click()
+    detail = page.locator("#rows tr.detail")
+    expect(detail.locator('tr[data-field="message"] pre.lines div')).to_have_count(5001)

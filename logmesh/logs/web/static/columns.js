@@ -103,10 +103,18 @@ export function readableMessage(ev) {
     }
   }
   const lines = textLines(msg);
-  if (lines.length > 1) return `${lines[0]}  (+${lines.length - 1} lines)`;
+  const n = wholeLines(ev, "message", lines);
+  if (n > 1) return `${lines[0]}  (+${n - 1} lines)`;
   // a Python log.exception (or an ECS logger) keeps the trace beside a one-line message
   const trace = ev["error.stack_trace"] == null ? [] : textLines(ev["error.stack_trace"]);
-  return trace.length > 0 && trace[0] !== "" ? `${msg}  (+${counted(trace.length, "line")} of stack trace)` : msg;
+  return trace.length > 0 && trace[0] !== "" ? `${msg}  (+${counted(wholeLines(ev, "error.stack_trace", trace), "line")} of stack trace)` : msg;
+}
+
+/** How many lines a field's whole text has: those of `lines`, or, for a text the search cut
+ *  (GET /api/v1/search?brief=1: `cut`), the count the API sends in `cut_lines` (1 when absent). */
+function wholeLines(ev, field, lines) {
+  if (!(ev.cut && ev.cut[field])) return lines.length;
+  return (ev.cut_lines && ev.cut_lines[field]) || 1;
 }
 
 /** A text's lines: real line breaks, or the literal \n of a trace that was escaped once too often. */

@@ -20,6 +20,8 @@ const DATES = new Set(["@timestamp", "received_at"]); // epoch ms, shown as a ti
 /** The rows shown: the next page's cursor, the keys of the rows (no duplicates), whether live dropped some. */
 export const table = { cursor: null, loading: false, keys: new Set(), trimmed: false, withDate: false, error: false };
 const keyOf = (ev) => (ev.seq != null ? `s${ev.seq}` : ev["event.id"] ? `e${ev["event.id"]}` : null);
+// Pages come brief (texts past 300 characters cut, `cut` their lengths): one 10 MB message among
+// the newest 100 made a 10 MB page. A row opened reads its event whole (wholeEvent).
 const rangeParams = () => ({ from: state.from, to: state.to, order: state.sort === "@timestamp" ? "asc" : null });
 
 /** The first page of the search for state (newest first), replacing the rows. */
@@ -33,7 +35,7 @@ export async function loadSearch(signal) {
   $("took").textContent = "";
   renderMore("Loading…");
   try {
-    const r = await api("/api/v1/search", { q: state.q, ...rangeParams(), limit: PAGE }, signal);
+    const r = await api("/api/v1/search", { q: state.q, ...rangeParams(), limit: PAGE, brief: 1 }, signal);
     if (mine !== current.gen) return;
     const sentence = r.query && r.query.sentence;
     $("sentence").textContent = state.q && sentence ? `where ${sentence}` : "";
@@ -55,7 +57,7 @@ export async function loadMore() {
   table.loading = true;
   renderMore("Loading more…");
   try {
-    const r = await api("/api/v1/search", { q: state.q, ...rangeParams(), limit: PAGE, cursor: table.cursor }, current.ctl.signal);
+    const r = await api("/api/v1/search", { q: state.q, ...rangeParams(), limit: PAGE, brief: 1, cursor: table.cursor }, current.ctl.signal);
     if (mine !== current.gen) return;
     addRows(r.events || [], "end");
     table.cursor = r.next_cursor || null;
@@ -120,7 +122,8 @@ function cellFor(ev, c) {
   }
   if (c === "log.level" && v != null) return h("td", { class: cls }, h("span", { class: `level ${levelClass(v)}` }, String(v)));
   const text = c === "message" ? readableMessage(ev) : asText(v);
-  return h("td", { class: cls, title: c === "url.path" ? text : null }, text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text);
+  const cut = text.length > MAX_MESSAGE || Boolean(ev.cut && ev.cut[c]);
+  return h("td", { class: cls, title: c === "url.path" ? text : null }, cut ? `${text.slice(0, MAX_MESSAGE)}…` : text);
 }
 
 function eventRow(ev, fresh) {
@@ -180,6 +183,20 @@ export function toggleRow(tr) {
     return;
   }
   const ev = tr._ev;
+  if (ev.cut && ev.seq != null) {  // a text was cut in the page: the detail shows the event whole
+    const wait = h("tr", { class: "detail" }, h("td", { colspan: String(state.cols.length), class: "muted" }, "Loading the whole event…"));
+    tr.after(wait);
+    tr.setAttribute("aria-expanded", "true"); tr.classList.add("open");
+    wholeEvent(ev.seq).then((whole) => {
+      if (!wait.isConnected) return; // closed meanwhile
+      wait.remove();
+      tr._ev = whole;
+      toggleRow(tr);
+    }, (e) => {
+      if (wait.isConnected) wait.firstChild.textContent = `The whole event could not be read: ${e.message}`;
+    });
+    return;
+  }
   const actions = h("div", { class: "actions" });
   if (ev.seq != null) {
     actions.append(
@@ -193,6 +210,12 @@ export function toggleRow(tr) {
     h("div", { class: "rawhead muted" }, "Stored line"), h("pre", { class: "json raw" }, JSON.stringify(ev))));
   tr.after(detail);
   tr.setAttribute("aria-expanded", "true"); tr.classList.add("open");
+}
+
+/** One event whole, as stored (the search page's row had a text cut). */
+async function wholeEvent(seq) {
+  const r = await api(`/api/v1/events/${encodeURIComponent(seq)}`, { context: 0 }, current.ctl.signal);
+  return r.event;
 }
 
 async function copy(btn, text) {

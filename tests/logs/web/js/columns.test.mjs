@@ -100,4 +100,13 @@ describe("readable rows", () => {
     assert.equal(readableMessage({ message: "failed", "error.stack_trace": "" }), "failed");
     assert.equal(readableMessage({ message: "a\nb", "error.stack_trace": trace }), "a  (+1 lines)");
   });
+  test("a text the search cut (brief) counts the lines of the whole, which the API sends", () => {
+    // GET /api/v1/search?brief=1: a 10 MB message arrives as its first 300 characters
+    const cut = { message: "first\nsecond", cut: { message: 10485760 }, cut_lines: { message: 5000 } };
+    assert.equal(readableMessage(cut), "first  (+4999 lines)");
+    assert.equal(readableMessage({ message: "x".repeat(300), cut: { message: 400 } }), "x".repeat(300));
+    const traced = { message: "failed", "error.stack_trace": "Traceback\n  File", cut: { "error.stack_trace": 9000 },
+      cut_lines: { "error.stack_trace": 120 } };
+    assert.equal(readableMessage(traced), "failed  (+120 lines of stack trace)");
+  });
 });
