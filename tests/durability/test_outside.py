@@ -115,3 +115,28 @@ def test_a_packet_size_whose_line_could_pass_the_longest_is_refused_at_start(tmp
                        "--http-port", "0", "--data-dir", str(tmp_path / "data"),
                        "--max-packet-size", "64MiB", bound=30)
     assert done.returncode == 2 and "at most" in done.stderr and "--max-packet-size" in done.stderr, done.stderr
+
+
+def test_a_sink_cursor_damaged_into_other_json_stops_that_sink_not_the_service(service):
+    """A cursor damaged into JSON of another shape (``[1]``) raised AttributeError out of the
+    sink's start: the worker died at every start (under a supervisor, restarted for ever), so
+    nothing was ingested. Now that sink stops and says so in /healthz; the service runs."""
+    svc = service("--elasticsearch", "http://127.0.0.1:9")
+    cursor = svc.data_dir / "sinks" / "elasticsearch-w00.cursor"
+    cursor.parent.mkdir(parents=True)
+    cursor.write_bytes(b"[1]")
+    svc.proc, svc.tcp_port, svc.http_port = svc.procs.logs(svc.data_dir, *svc.args)
+
+    def health() -> dict | None:
+        try:
+            status, body = svc.request("GET", "/healthz", timeout=2.0)
+        except OSError:
+            return None
+        return body if status == 503 else None
+
+    body = wait_for(health, 30, "/healthz answering 503")
+    assert any("sink elasticsearch-w00 stopped" in p for p in body["problems"]), body
+    status, answer = svc.post([orjson.dumps({"message": "stored all the same"})])
+    assert status == 200 and answer["accepted"] == 1, answer
+    assert [e["message"] for e in svc.search_all("stored")] == ["stored all the same"]
+    assert svc.proc.popen.poll() is None

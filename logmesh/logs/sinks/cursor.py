@@ -58,18 +58,38 @@ def deadletter_path(data_dir: Path, name: str) -> Path:
     return Path(data_dir) / layout.DEADLETTER_DIR / f"{name}{DEADLETTER_SUFFIX}"
 
 
+# Each number of a cursor and the least it may be (Position's fields but the segment's name).
+_COUNTS = {"offset": 0, "last_seq": -1, "deadletter_bytes": 0, "sent": 0, "deadlettered": 0}
+
+
 def load_position(path: Path) -> Position:
+    """The cursor at ``path`` (none: the start); RuntimeError, saying what to do, when it is
+    damaged: not JSON, or JSON of another shape. Either is damage from outside (write_atomic
+    never leaves half a file), and the sink's start catches only that, so a cursor read as
+    ``[1]`` (AttributeError) or with a text offset (TypeError, later) stopped the whole
+    worker at every start; a segment named ``../..`` would have been read."""
+    def unreadable(why: str) -> RuntimeError:
+        return RuntimeError(f"sink cursor {path} is unreadable ({why}); fix or delete it "
+                            "(deleting resends everything, without duplicates)")
+
     try:
         raw = orjson.loads(path.read_bytes())
     except FileNotFoundError:
         return Position()
     except (OSError, orjson.JSONDecodeError) as exc:
-        # write_atomic never leaves half a file; this is damage from outside.
-        raise RuntimeError(f"sink cursor {path} is unreadable ({exc}); fix or delete it "
-                           "(deleting resends everything, without duplicates)") from None
+        raise unreadable(str(exc)) from None
+    if not isinstance(raw, dict):
+        raise unreadable(f"a JSON {type(raw).__name__}, not an object")
     if raw.get("version") != CURSOR_VERSION:
         raise RuntimeError(f"sink cursor {path} has version {raw.get('version')}, this logmesh "
                            f"reads {CURSOR_VERSION}; upgrade logmesh or delete the cursor")
+    segment = raw.get("segment")
+    if segment is not None and not (isinstance(segment, str) and layout.SEGMENT_RE.match(segment)):
+        raise unreadable(f"segment {str(segment)[:80]!r} is no segment's name")
+    for name, least in _COUNTS.items():
+        n = raw.get(name, least)
+        if n.__class__ is not int or n < least:  # bool is an int's subclass: refused too
+            raise unreadable(f"{name} {str(n)[:40]!r} is not a whole number of at least {least}")
     fields = Position.__dataclass_fields__
     return Position(**{k: v for k, v in raw.items() if k in fields})
 

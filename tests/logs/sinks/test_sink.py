@@ -514,3 +514,32 @@ async def test_a_refusing_cluster_is_named_in_the_warning(tmp_path, fake_es, cap
             await sink.close()
     warnings = [r.getMessage() for r in caplog.records if r.name == "logmesh.sinks.elasticsearch"]
     assert len(warnings) == 1 and fake_es.url in warnings[0] and "429" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("damage", [
+    b"[1]", b"null", b'"cursor"', b"7",                           # JSON, but no object
+    b'{"version": 1, "offset": "abc", "segment": "w00-0000000000000001.ndjson"}',
+    b'{"version": 1, "segment": 5}',
+    b'{"version": 1, "segment": "../../../etc/passwd"}',
+    b'{"version": 1, "segment": "w00-0000000000000001.ndjson", "offset": -5, "last_seq": 3}',
+    b'{"version": 1, "last_seq": true}',
+    b'{"version": 1, "deadletter_bytes": 1.5}',
+])
+async def test_a_cursor_damaged_into_other_json_stops_the_sink_alone(tmp_path, damage, caplog):
+    """Damage that left the cursor JSON of another shape was no RuntimeError: ``[1]`` raised
+    AttributeError out of the sink's start, and the logs worker died at every start, restarted
+    for ever by its supervisor: no ingest at all (found from outside, a real process). A text
+    offset raised TypeError the same way; a segment named ``../..`` was read. Now each is
+    "unreadable", as bytes that are not JSON were: that sink stops, says so, the rest runs."""
+    Store(tmp_path).write([event(i) for i in range(3)])
+    path = cursor_path(tmp_path, "elasticsearch-w00")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(damage)
+    sink = make_sink("http://127.0.0.1:9", tmp_path)
+    with caplog.at_level(logging.ERROR, "logmesh.sinks.elasticsearch"):
+        sink.start()
+    assert sink.status.startswith("stopped:") and "unreadable" in sink.status, sink.status
+    assert "delete it" in sink.status and sink.stopped, "/healthz says so"
+    assert any("not forwarding" in r.getMessage() for r in caplog.records)
+    await sink.close()
+    assert path.read_bytes() == damage, "left for the operator to look at"

@@ -124,18 +124,21 @@ class ElasticsearchSink:
         self._stop: asyncio.Event | None = None
         self._closing = False
         self._last_warning: tuple[str, float] = ("", 0.0)
+        self._unstarted = False  # start() found the cursor damaged: nothing is forwarded
 
     # -- lifecycle --------------------------------------------------------------
     @property
     def stopped(self) -> bool:
-        """The sink's task ended by itself (it runs until close): /healthz reports it."""
-        return self._task is not None and self._task.done()
+        """The sink's task ended by itself (it runs until close), or never started (its cursor
+        is damaged): /healthz reports it. The second was missed: /healthz said ok."""
+        return self._unstarted or (self._task is not None and self._task.done())
 
     def start(self) -> None:
         try:
             position = self.state.open()
         except (OSError, RuntimeError) as exc:  # a damaged cursor must not stop ingest
             self.status = f"stopped: {exc}"
+            self._unstarted = True
             log.error("%s: not forwarding: %s", self.name, exc)
             return
         self._read = (position.segment, position.offset)
