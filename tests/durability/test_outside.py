@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from logmesh.logs.store import layout
 from tests.durability.harness import LogsService
 from tests.durability.machine import TMPFS_BYTES, fill_disk, small_tmpfs
 from tests.support.waiting import wait_for
@@ -140,3 +141,37 @@ def test_a_sink_cursor_damaged_into_other_json_stops_that_sink_not_the_service(s
     assert status == 200 and answer["accepted"] == 1, answer
     assert [e["message"] for e in svc.search_all("stored")] == ["stored all the same"]
     assert svc.proc.popen.poll() is None
+
+
+PAST_THE_NAMES = 9_223_372_036_854_775_000  # a seq of 19 digits: a file's name holds 16
+
+
+@pytest.mark.parametrize("name,damage", [
+    # the sealed segment's index: its last_seq past what a name holds, or not an integer
+    (".idx.json", {"last_seq": PAST_THE_NAMES}),
+    (".idx.json", {"last_seq": 320.5}),
+    # the worker's high-water mark
+    ("w00.seq", {"last_seq": PAST_THE_NAMES}),
+])
+def test_a_damaged_last_seq_neither_hides_later_events_nor_stops_the_worker(service, name, damage):
+    """A sealed index or the high-water file whose last_seq was damaged to 19 digits: the next
+    seqs were as long, their segment's name (16 digits) matched no pattern, and every event
+    acked after it was invisible to search, compaction and recovery, for good (the high-water
+    file kept the number). One damaged to a float stopped the worker at every start
+    (TypeError). Such a number is now read as no number: the files say where seqs go on."""
+    svc = service("--no-compact")
+    svc.start()
+    status, body = svc.post([orjson.dumps({"message": f"before {i}"}) for i in range(5)])
+    assert status == 200 and body["accepted"] == 5, body
+    svc.stop()
+    segments = svc.data_dir / "segments"
+    [path] = [p for p in segments.iterdir() if p.name.endswith(name)]
+    path.write_bytes(orjson.dumps({**orjson.loads(path.read_bytes()), **damage}))
+    svc.start()
+    status, body = svc.post([orjson.dumps({"message": f"after {i}"}) for i in range(3)])
+    assert status == 200 and body["accepted"] == 3, body
+    assert len(svc.search_all("after")) == 3
+    svc.stop()
+    svc.start()
+    assert len(svc.search_all("after")) == 3 and len(svc.search_all("before")) == 5
+    assert all(layout.SEGMENT_RE.match(p.name) for p in segments.glob("*.ndjson")), sorted(segments.iterdir())

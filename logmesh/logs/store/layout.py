@@ -60,6 +60,9 @@ _STEM_RE = re.compile(r"^w(\d{2})-(\d{16})$")  # a segment's or Parquet file's n
 
 MAX_WORKERS = 64  # seq = (per-worker counter << WORKER_BITS) | worker: unique in the store
 WORKER_BITS = 6
+# The largest seq a file's name holds (segment_name: 16 digits). A number past it read from an
+# index or the high-water file is damage: seqs made from it named files no pattern matched.
+MAX_SEQ = 10**16 - 1
 MAX_SEGMENT_EVENTS = 1 << 32  # more than any segment holds (a seq step for a Parquet file without index)
 SPARSE_EVERY = 4096  # one [seq, ts, offset] entry in the index per this many events
 

@@ -14,6 +14,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -187,6 +188,18 @@ def _intact(path: Path, sealed: dict, result: StreamRecovery) -> bool:
     return not isinstance(size, int) or size_now >= size
 
 
+def sealed_last_seq(sealed: Any, first_seq: int) -> int:
+    """A sealed index's last seq; ValueError (or KeyError, TypeError) when it is not one this
+    segment can hold: an integer from its first seq, by at most MAX_SEGMENT_EVENTS events, and
+    within what a file's name holds. A float stopped the worker at every start; 19 digits made
+    the next seqs' files nameless to every reader, hiding each event acked after (outside16)."""
+    last = sealed["last_seq"]
+    most = min(layout.MAX_SEQ, first_seq + (layout.MAX_SEGMENT_EVENTS << layout.WORKER_BITS))
+    if last.__class__ is not int or not first_seq <= last <= most:
+        raise ValueError(f"last_seq {str(last)[:40]} is not a seq of this segment")
+    return last
+
+
 def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
     """Recover the unsealed segments a previous run of ``worker`` left, and find where its
     seqs go on.
@@ -210,8 +223,8 @@ def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
         if idx_path.exists():
             try:
                 sealed = orjson.loads(idx_path.read_bytes())
-                result.last_seq = max(result.last_seq, sealed["last_seq"])  # type: ignore[index]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+                result.last_seq = max(result.last_seq, sealed_last_seq(sealed, seg.first_seq))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 log.error("%s: unreadable index; recovering the segment", idx_path.name)
                 sealed = None
             else:

@@ -89,8 +89,10 @@ def stored_highwater(data_dir: Path, worker: int) -> int:
     """The last seq in ``worker``'s high-water file (-1: none, or unreadable)."""
     name = layout.highwater_name(worker)
     try:
-        return int(orjson.loads((Path(data_dir) / layout.SEGMENTS_DIR / name).read_bytes())
-                   ["last_seq"])
+        last = orjson.loads((Path(data_dir) / layout.SEGMENTS_DIR / name).read_bytes())["last_seq"]
+        if last.__class__ is not int or not -1 <= last <= layout.MAX_SEQ:
+            raise ValueError(f"last_seq {str(last)[:40]} is no seq")
+        return last
     except FileNotFoundError:
         return -1
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -103,8 +105,10 @@ def parquet_highwater(data_dir: Path, worker: int) -> int:
     last = -1
     for pq in catalogue.parquet_files(data_dir, worker):
         try:
-            last = max(last, int(orjson.loads(
-                pq.path.with_name(layout.blocks_name(pq.path.name)).read_bytes())["last_seq"]))
+            seq = orjson.loads(pq.path.with_name(layout.blocks_name(pq.path.name)).read_bytes())["last_seq"]
+            if seq.__class__ is not int or not 0 <= seq <= layout.MAX_SEQ:
+                raise ValueError(seq)
+            last = max(last, seq)
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             # No index: the file's name is its first seq; step past a whole segment's worth.
             last = max(last, pq.first_seq + (layout.MAX_SEGMENT_EVENTS << layout.WORKER_BITS))
