@@ -271,7 +271,7 @@ async def test_restart_resumes_from_the_cursor(tmp_path, fake_es):
 def test_uncommitted_dead_letters_are_cut_on_start(tmp_path):
     state = SinkState(tmp_path, "elasticsearch-w00")
     state.open()
-    state.commit(Position("w00-x.ndjson", 10, 64), [b'{"n":1}'])
+    state.commit(Position("w00-0000000000000064.ndjson", 10, 64), [b'{"n":1}'])
     committed = state.deadletter_file.stat().st_size
     with open(state.deadletter_file, "ab") as f:  # a batch wrote these, then kill -9
         f.write(b'{"n":2}\n{"n":3}\n')
