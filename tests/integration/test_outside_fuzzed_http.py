@@ -62,6 +62,7 @@ def test_otlp_json_with_bad_utf8_in_a_resource_or_scope_is_a_400_counted(procs, 
         assert code == 400
     with urllib.request.urlopen(f"http://{HOST}:{http_port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    pattern = r'^logmesh_ingest_rejected_total{protocol="otlp",reason="bad_json",worker="\d+"} (\S+)$'
+    # bad_utf8 (it was bad_json, in orjson's words "surrogates not allowed"): common.not_json
+    pattern = r'^logmesh_ingest_rejected_total{protocol="otlp",reason="bad_utf8",worker="\d+"} (\S+)$'
     assert sum(float(m.group(1)) for m in re.finditer(pattern, text, re.M)) >= 2
     assert "Traceback" not in proc.log_text()
