@@ -34,7 +34,7 @@ async def test_two_workers_each_forward_their_own_segments(tmp_path):
     try:
         url = await proc.start()
         await wait_until(lambda: len(re.findall(LOGS_LISTENING, proc.log_path.read_bytes())) == 2,
-                         what="both workers listening")
+                         timeout=60, what="both workers listening")  # two cold starts at load 16: over 5 s
         # a new connection per request, so SO_REUSEPORT spreads them over both workers
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
             for r in range(40):
@@ -42,7 +42,7 @@ async def test_two_workers_each_forward_their_own_segments(tmp_path):
                                   for i in range(100))
                 async with http.post(f"{url}/api/v1/logs", data=body) as resp:
                     assert resp.status == 200
-        await wait_until(lambda: len(fake.docs) == total, timeout=20, what="all events in ES")
+        await wait_until(lambda: len(fake.docs) == total, timeout=60, what="all events in ES")
         await asyncio.sleep(0.3)  # cursors land just after the answers
     finally:
         assert await proc.stop() == 0, proc.tail()
