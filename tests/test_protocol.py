@@ -19,6 +19,7 @@ from logmesh.protocol import (
     escape_frame,
     parse_frame,
     reply_key,
+    split_frames,
 )
 
 PILCROW = "¶"
@@ -203,6 +204,31 @@ def test_splitter_only_splits():
     assert s.buffered == 4
     assert s.feed(b"\xb6def\xc2\xb6") == [b"abc", b"def"]
     assert s.buffered == 0
+
+
+# Pieces of a stream whose frames are large (a shipper's batch) or not, with the delimiter's bytes
+# alone, in pairs that are no delimiter, and text holding b"\xb6" (Korean, "¶" escaped or not).
+BIG_PIECE = st.sampled_from([
+    b"a" * 2047, b"b" * 2048, b"c" * 5000, DELIMITER, DELIMITER * 2, b"\xb6", b"\xc2", b"\xb6\xc2",
+    b"\xc2\xc2", b"\xb6" * 20, "한국어 로그 ¶".encode(), "ö¶ö".encode(), b"\xc3\xb6" * 9, b"x",
+])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(BIG_PIECE, max_size=16), data=st.data())
+def test_large_frames_split_as_the_regex_splits_them_however_cut(pieces, data):
+    stream = b"".join(pieces)
+    want = stream.split(DELIMITER)
+    assert split_frames(stream) == want
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8), label="cuts")
+    s = FrameSplitter(max_frame_bytes=1 << 20)
+    got: list = []
+    prev = 0
+    for cut in [*sorted(set(cuts)), len(stream)]:
+        got += s.feed(stream[prev:cut])
+        prev = cut
+    assert got == [frame for frame in want[:-1] if frame]  # empty frames are nothing
+    assert s.buffered == len(want[-1])
 
 
 # -- reply_key ------------------------------------------------------------------------
