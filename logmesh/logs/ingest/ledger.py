@@ -14,6 +14,8 @@ when the last one closed, and how many of its events were errors.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +59,14 @@ def _event_ids(data: bytes) -> list[str]:
 def is_error(level: str | None, status: int | None) -> bool:
     """An event /mesh counts as an error."""
     return (level is not None and level.lower() in ERROR_LEVELS) or (status is not None and status >= 500)
+
+
+def count_errors(levels: Iterable[str | None], statuses: Iterable[int | None]) -> int:
+    """How many of the events whose levels and statuses these are :func:`is_error` says are
+    errors, with one Python call per distinct pair, not per event: a batch of the gateway's access
+    logs holds a few of them (~0.1 µs an event less; docs/benchmarks.md "tenth part")."""
+    return sum(n for (level, status), n in Counter(zip(levels, statuses, strict=True)).items()
+               if is_error(level, status))
 
 
 def node_address(value: object) -> tuple[str, int] | None:

@@ -223,9 +223,13 @@ def _request_packets(batch: ShippedBatch, received: int, source: tuple[str, int]
     raws = [ev.raw for ev in events if ev.extra is None]
     if len(raws) != len(events):
         return None
+    # No raw newline inside a packet, and each starts with "{": memchr over their text and one
+    # count, ~0.5k instructions a packet where a count of "\n" and a step a packet took ~1.4k
+    if "\n" in "".join(raws):
+        return None  # one by one
     joined = "\n".join(raws)
-    if joined.count("\n") != len(raws) - 1 or any(r[:1] != "{" for r in raws):
-        return None  # a raw newline inside a packet, or text: one by one
+    if joined[:1] != "{" or joined.count("\n{") != len(raws) - 1:
+        return None  # text, not a packet: one by one
     if batch.service:
         lines = _unparsed_packets(batch, joined, raws, received, source)
         if lines is not None:

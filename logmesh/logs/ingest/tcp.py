@@ -55,7 +55,7 @@ from .common import (
 )
 from .connection import IngestConnection
 from .context import IngestContext
-from .ledger import is_error
+from .ledger import count_errors, is_error
 from .shipped import batch_lines, packet_decoder
 
 log = logging.getLogger("logmesh.logs.ingest")
@@ -356,7 +356,7 @@ class LogIngestProtocol(IngestConnection):
                 lines += made  # all new, in a row: the ledger's one call, as _add_run's
                 # request packets are stored "info" with no status: none is an error
                 errors = 0 if evs[0].extra is None else \
-                    sum(map(is_error, map(_LEVEL, made), map(_STATUS, made)))
+                    count_errors(map(_LEVEL, made), map(_STATUS, made))
                 return self._heard(env, batch, received, errors, len(made), 0, rejected)
             built = list(zip(repeat(instance), evs, made))
         else:
