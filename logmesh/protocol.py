@@ -33,11 +33,12 @@ _MISSES = 16  # b"\xb6" found outside a delimiter this often (non-ASCII text): r
 
 def split_frames(data: bytes) -> list[bytes]:
     """``data`` split at each ``¶``, as ``_split`` splits it, for less: a shipper's batch is one
-    frame of ~100-500 KB, which ``_split`` and the ``DELIMITER in`` before it read byte by byte
-    (~0.6 µs of the logs service's ~6 an event, docs/benchmarks.md "tenth part"). Here memchr
-    finds each ``b"\xb6"``, and one preceded by ``b"\xc2"`` is a delimiter (a lead byte is never
-    a continuation byte, so the pair is ``¶`` wherever it lies); reads of many small frames, or
-    of text full of ``b"\xb6"``, go to ``_split`` (a Python step a frame would cost more)."""
+    frame of ~100-500 KB, which ``_split`` and the ``DELIMITER in`` before it read byte by
+    byte (~0.6 µs of the logs service's ~13 a request in process, docs/benchmarks.md "with
+    shipping on, tenth part"). Here memchr finds each ``b"\xb6"``, and one preceded by ``b"\xc2"`` is a delimiter
+    (a lead byte is never a continuation byte, so the pair is ``¶`` wherever it lies); reads of
+    many small frames, or of text full of ``b"\xb6"``, go to ``_split`` (a Python step a frame
+    would cost more)."""
     find = data.find
     i = find(_B6)
     if i < 0:

@@ -201,7 +201,8 @@ class GatewayCounts:
         """Count the gateway's access logs among ``events`` (a block the store took).
 
         One loop with every step inline, no call an event: the method, ``_duration`` and
-        ``_bucket`` calls were ~0.2 µs of ~1 an access log (docs/benchmarks.md "tenth part")."""
+        ``_bucket`` calls were ~1,300 of ~11,000 instructions an access log (docs/benchmarks.md
+        "with shipping on, tenth part")."""
         buckets = _BUCKETS
         for ev in events:
             if ev.service_name != GATEWAY:
