@@ -292,6 +292,9 @@ OPENAPI: dict[str, Any] = {
                    {"type": "integer", "minimum": 0, "maximum": 1000, "default": 0}),
                 _q("timeout", "End the stream after this many seconds (0: when the client leaves).",
                    {"type": "integer", "minimum": 0, "maximum": 86400, "default": 0}),
+                _q("brief", "1: each event as /api/v1/search?brief=1 sends it (texts past 300 "
+                   "characters cut; `cut`, `cut_lines`), as the web UI's live tail asks.",
+                   {"type": "integer", "minimum": 0, "maximum": 1, "default": 0}),
             ],
             "responses": {
                 "200": {"description": "An event stream.",

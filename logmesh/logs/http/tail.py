@@ -21,6 +21,7 @@ from aiohttp import web
 from ... import metrics as prom
 from ...metrics import Metrics
 from ..query.engine import Engine, QueryError, QueryTimeout
+from ..query.execution import cut_event
 from ..query.timerange import now_ms
 from ..store.duck import duckdb
 from .params import DEADLINE, int_param, query_param
@@ -65,6 +66,7 @@ class LiveTail:
         node = query_param(request)
         last = int_param(request, "last", 0, 0, MAX_TAIL_LAST)
         timeout = int_param(request, "timeout", 0, 0, 86_400)
+        brief = int_param(request, "brief", 0, 0, 1) == 1  # as search's: texts cut, a row opens whole
         snap = await self.call(request, self.engine.refresh)
         gen = snap.gen
         first: list[dict] = []
@@ -80,7 +82,7 @@ class LiveTail:
         deadline = time.monotonic() + timeout if timeout else None
         try:
             await resp.write(b"retry: 1000\n\n")
-            await self._send(resp, first[::-1])
+            await self._send(resp, first[::-1], brief)
             quiet = time.monotonic()
             while not self.closing.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
@@ -101,7 +103,7 @@ class LiveTail:
                     await resp.write(b"event: error\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n")
                     break
                 if events:
-                    await self._send(resp, events)
+                    await self._send(resp, events, brief)
                     quiet = time.monotonic()
                 elif time.monotonic() - quiet > TAIL_KEEPALIVE_SECONDS:
                     await resp.write(b": keepalive\n\n")
@@ -113,12 +115,12 @@ class LiveTail:
         return resp
 
     @staticmethod
-    async def _send(resp: web.StreamResponse, events: list[dict]) -> None:
+    async def _send(resp: web.StreamResponse, events: list[dict], brief: bool) -> None:
         if not events:
             return
         out = bytearray()
         for ev in events:
             out += b"id: %d\ndata: " % ev.get("seq", 0)
-            out += orjson.dumps(ev)
+            out += orjson.dumps(cut_event(ev) if brief else ev)
             out += b"\n\n"
         await resp.write(bytes(out))

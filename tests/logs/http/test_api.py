@@ -210,6 +210,36 @@ async def test_tail_streams_new_matching_events(api):
     assert [e["message"] for e in got] == ["old tailme", "new tailme 1", "new tailme 2"]
 
 
+async def test_a_brief_tail_cuts_long_texts_as_the_search_list_does(api):
+    """The live tail sent each new event whole: one 10 MB message arriving while the web UI's
+    list streamed loaded in full to show one line (found from outside, after search's brief).
+    ``brief=1`` sends each as ``/api/v1/search?brief=1`` does; without it, as before."""
+    server, base, s = api
+    big = "x" * 20_000 + "\nsecond line"
+    got: dict[str, list[dict]] = {"0": [], "1": []}
+
+    async def listen(brief: str):
+        async with s.get(f"{base}/api/v1/tail", params={"q": "tailbig", "timeout": "20",
+                                                        "brief": brief}) as r:
+            assert r.status == 200
+            async for line in r.content:
+                if line.startswith(b"data: "):
+                    got[brief].append(json.loads(line[6:]))
+                    return
+
+    tasks = [asyncio.create_task(listen(b)) for b in ("0", "1")]
+    await wait_until(lambda: server.api.tails == 2, 10, "both tails connected")
+    await post(s, base, [{"message": "tailbig " + big, "labels": {"k": big}}])
+    await asyncio.wait_for(asyncio.gather(*tasks), 20)
+    whole, cut = got["0"][0], got["1"][0]
+    assert whole["message"] == "tailbig " + big and "cut" not in whole
+    assert len(cut["message"]) == 300 and big.startswith(cut["message"][8:])
+    assert cut["cut"] == {"message": len(big) + 8, "labels.k": len(big)}
+    assert cut["cut_lines"] == {"message": 2, "labels.k": 2}
+    assert cut["seq"] == whole["seq"]
+    await get(s, base, "/api/v1/tail", 400, brief="2")
+
+
 async def test_tails_end_when_the_server_stops(start_logs):
     server = await start_logs()
     base = f"http://{HOST}:{server.config.http_port}"

@@ -122,3 +122,31 @@ def test_the_search_list_reads_its_rows_brief_and_an_opened_row_whole(mesh, page
     # 5 MB read and drawn as 5,001 lines: bounded by a wide poll, for a loaded machine
     expect(detail.locator('tr[data-field="message"] pre.lines div')).to_have_count(5001, timeout=60_000)
     expect(detail).not_to_contain_text("could not be read")
+
+
+def test_the_live_tail_streams_its_rows_brief_and_an_opened_row_whole(mesh, page):
+    """The list's pages came brief, but the live tail streamed each new event whole: a 5 MB
+    message arriving while Live was on loaded in full to show one line (found from outside,
+    after the list's brief). The tail asks for them as the list does (brief=1); the row still
+    says how many lines follow, and opening it reads the event whole."""
+    import json as _json
+    import urllib.request
+    import uuid
+
+    from playwright.sync_api import expect
+
+    svc = f"livelong{uuid.uuid4().hex[:6]}"
+    with page.expect_request(lambda req: "/api/v1/tail" in req.url) as asked:
+        page.goto(f"{mesh.ui}/?q=service.name:{svc}&live=1&cols=@timestamp,message")
+    assert "brief=1" in asked.value.url, asked.value.url
+    expect(page.locator("#livebar")).to_contain_text("streaming")
+    huge = f"{svc} first line\n" + ("z" * 1000 + "\n") * 5000  # ~5 MB, 5001 lines
+    req = urllib.request.Request(f"{mesh.ui}/api/v1/logs", method="POST",
+                                 data=_json.dumps({"message": huge, "service": {"name": svc}}).encode())
+    with urllib.request.urlopen(req, timeout=20) as r:
+        assert r.status == 200
+    row = page.locator("#rows tr.ev", has_text=f"{svc} first line")
+    expect(row).to_contain_text("(+5000 lines)", timeout=30_000)  # streamed, bounded for load
+    row.click()
+    detail = page.locator("#rows tr.detail")
+    expect(detail.locator('tr[data-field="message"] pre.lines div')).to_have_count(5001, timeout=60_000)

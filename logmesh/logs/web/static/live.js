@@ -35,7 +35,8 @@ export function startLive() {
   if (live.ctl) return;
   live.q = state.q;
   live.ctl = new AbortController();
-  tail(live.ctl.signal, `/api/v1/tail?${new URLSearchParams(state.q ? { q: state.q } : {})}`);
+  // brief, as the list's pages: a 10 MB message arriving shows one line; a row opens whole
+  tail(live.ctl.signal, `/api/v1/tail?${new URLSearchParams({ ...(state.q ? { q: state.q } : {}), brief: 1 })}`);
 }
 
 export function stopLive() {
