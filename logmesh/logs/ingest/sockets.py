@@ -69,6 +69,8 @@ class LineIngestProtocol(IngestConnection):
     """A TCP connection of lines (syslog, JSON lines): framed by lines.py, each line decoded
     alone, the read's good events appended as one block."""
 
+    drains_on_stop = True  # no answer ever goes back: connection.drain
+
     def __init__(self, ctx: IngestContext, counters: ProtocolCounters, protocol: str,
                  decode: Decode, *, octet_counting: bool, block: EncodeBlock | None = None) -> None:
         super().__init__(ctx)
