@@ -62,6 +62,27 @@ class LineSplitter:
             lines = self._newline(buf, errors)
         return lines, errors
 
+    def finish(self) -> tuple[list[bytes], list[FrameError]]:
+        """The connection ended cleanly (the sender's FIN): its last line needs no newline.
+
+        ``printf '%s' "$json" | nc`` and a program's last write before it closes end the
+        stream with the line unterminated; rsyslog, syslog-ng, Vector and Logstash take
+        it as a line, and it was dropped here without a count. A counted frame cut short
+        is a ``bad_frame``: its sender said how long it is.
+        """
+        buf, self._buf = self._buf, b""
+        if self._skip or self._discarding:  # the end of a line already reported too_large
+            self._skip, self._discarding = 0, False
+            return [], []
+        if self.counted:
+            rest = buf.strip(b" \r\n\0")
+            if not rest:
+                return [], []
+            return [], [FrameError("bad_frame", f"the connection ended inside a counted message: "
+                                                f"{rest[:16]!r}... ({len(rest)} bytes)")]
+        line = buf.replace(b"\0", b"").rstrip(b"\r")
+        return ([line] if line.strip() else []), []
+
     def _newline(self, buf: bytes, errors: list[FrameError]) -> list[bytes]:
         if b"\0" in buf:
             buf = buf.replace(b"\0", b"\n")

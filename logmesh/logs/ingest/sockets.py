@@ -29,7 +29,7 @@ from .context import PAUSE_BUFFER_BYTES, IngestContext
 from .counting import ProtocolCounters
 from .forward import ForwardProtocol
 from .jsonlines import line_event
-from .lines import LineSplitter
+from .lines import FrameError, LineSplitter
 from .syslog import SyslogDecoder
 
 log = logging.getLogger("logmesh.logs.ingest")
@@ -79,9 +79,16 @@ class LineIngestProtocol(IngestConnection):
         self.splitter = LineSplitter(ctx.max_frame_bytes, octet_counting=octet_counting)
 
     def data_received(self, data: bytes) -> None:
+        self.ctx.bytes.inc(len(data))
+        self._lines(*self.splitter.feed(data))
+
+    def eof_received(self) -> bool | None:
+        """The sender closed its side: its last line may have no newline (lines.finish)."""
+        self._lines(*self.splitter.finish())
+        return None  # close our side too
+
+    def _lines(self, lines: list[bytes], errors: list[FrameError]) -> None:
         ctx = self.ctx
-        ctx.bytes.inc(len(data))
-        lines, errors = self.splitter.feed(data)
         for err in errors:
             self._bad(err.reason, err.detail)
         if not ctx.guard.track(self, self.splitter.buffered, bool(lines)):

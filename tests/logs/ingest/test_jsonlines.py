@@ -49,3 +49,23 @@ async def test_bad_lines_are_counted_by_reason_and_the_connection_goes_on(start_
                                                  "too_large": 1}
     assert not client.eof
     await client.close()
+
+
+async def test_the_last_line_before_the_sender_closes_needs_no_newline(start_logs):
+    """`printf '%s' "$json" | nc -q1 host port` ends the stream without a newline; the line
+    was dropped without a count (found from outside). Syslog's port alike: `logger` and
+    rsyslog end every line, a program's last write may not."""
+    srv = await start_logs(jsonl_port=0, syslog_port=0)
+    for port, payload in ((srv.listeners.bound["jsonl"], b'{"message": "a"}\n{"message": "last"}'),
+                          (srv.listeners.bound["syslog"], b"<14>1 2026-11-29T10:00:00Z h cron - - - "
+                                                          b"first\n<14>1 2026-11-29T10:00:01Z h cron - "
+                                                          b"- - unterminated")):
+        client = await RawClient.connect(port)
+        await client.send(payload)
+        client.writer.write_eof()  # a half-close: what nc -q1 and a closing program send
+        assert await client.read_for(5) == b"" and client.eof  # the service closes its side too
+        await client.close()
+    await wait_until(lambda: len(stored(srv.config.data_dir)) == 4, what="4 events")
+    assert sorted(e["message"] for e in stored(srv.config.data_dir)) == [
+        "a", "first", "last", "unterminated"]
+    assert await ingest_errors(srv, "jsonl") == {} and await ingest_errors(srv, "syslog") == {}

@@ -72,3 +72,31 @@ def test_partial_line_is_held_and_reported():
     s = LineSplitter(100, octet_counting=False)
     assert s.feed(b'{"message": "x"')[0] == [] and s.buffered == 15
     assert s.feed(b"}\n")[0] == [b'{"message": "x"}'] and s.buffered == 0
+
+
+def test_the_last_line_without_a_newline_is_given_at_the_end_of_the_stream():
+    s = LineSplitter(1024, octet_counting=False)
+    assert s.feed(b"one\ntwo") == ([b"one"], [])
+    assert s.finish() == ([b"two"], [])
+    assert s.finish() == ([], [])  # nothing held twice
+    s = LineSplitter(1024, octet_counting=True)
+    assert s.feed(b"<14>no count, newline framed\r") == ([], [])
+    assert s.finish() == ([b"<14>no count, newline framed"], [])
+    assert LineSplitter(1024).finish() == ([], [])  # a connection that sent nothing
+
+
+def test_a_counted_frame_cut_by_the_end_of_the_stream_is_a_bad_frame():
+    s = LineSplitter(1024)
+    assert s.feed(b"5 hello12 cut sh") == ([b"hello"], [])
+    lines, errors = s.finish()
+    assert lines == [] and [e.reason for e in errors] == ["bad_frame"]
+    s = LineSplitter(1024)
+    assert s.feed(b"5 hello\n") == ([b"hello"], [])
+    assert s.finish() == ([], [])  # a separator after the last frame is no message
+
+
+def test_the_end_of_an_oversize_line_at_the_end_of_the_stream_is_not_a_line():
+    s = LineSplitter(8, octet_counting=False)
+    lines, errors = s.feed(b"a" * 20)
+    assert lines == [] and [e.reason for e in errors] == ["too_large"]
+    assert s.finish() == ([], [])
