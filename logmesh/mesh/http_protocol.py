@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
+import orjson
 
 log = logging.getLogger("logmesh.http")
 
@@ -60,6 +61,13 @@ class Response:
     status: int
     body: bytes
     headers: bytes = b""
+
+
+def error_response(status: int, message: str) -> Response:
+    """An answer of the protocol's own, in the gateway's (the book's) JSON error shape: every
+    answer a client of the gateway reads is JSON, a malformed request's too."""
+    return Response(status, orjson.dumps({"errorcode": status, "errormessage": message}),
+                    b"content-type: application/json\r\n")
 
 
 Respond = Callable[[Response], None]
@@ -280,7 +288,7 @@ class HttpProtocol(asyncio.Protocol):
             except httptools.HttpParserInvalidURLError:
                 self.site.counters.bad_requests.inc()
                 slot.close = True
-                slot.respond(Response(400, b"Invalid URL", b"content-type: text/plain\r\n"))
+                slot.respond(error_response(400, "Invalid URL"))
                 return
             raw, query = parsed.path or b"/", parsed.query or b""
         else:
@@ -293,7 +301,7 @@ class HttpProtocol(asyncio.Protocol):
             self.handler(request, slot.respond)
         except Exception:  # a bug of the handler's: this request's 500, the others go on
             log.exception("HTTP: the handler failed on %s %s", request.method, request.path)
-            slot.respond(Response(500, b"internal error", b"content-type: text/plain\r\n"))
+            slot.respond(error_response(500, "internal error"))
 
     def _refuse(self, status: int, message: str) -> None:
         """A body that will not be read (too big, too slow): the handler answers it with
@@ -320,8 +328,7 @@ class HttpProtocol(asyncio.Protocol):
         slot = _Slot(self, True, False, False)
         self.slots.append(slot)
         self._slot = None
-        slot.respond(Response(400, message.encode("ascii", "replace"),
-                              b"content-type: text/plain; charset=utf-8\r\n"))
+        slot.respond(error_response(400, message))
 
     def render(self, response: Response, close: bool, head_only: bool) -> bytes:
         """The answer's bytes in one format: no list of parts built and joined per answer."""

@@ -7,6 +7,7 @@ import asyncio
 import shutil
 
 import aiohttp
+import orjson
 import pytest
 
 from logmesh.mesh.http_protocol import MAX_PIPELINED, Response
@@ -290,7 +291,8 @@ async def test_a_url_that_cannot_be_parsed_is_a_counted_400_and_closes(serve):
     writer.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET http://[ HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await read_answer(reader))[2] == b"GET /first "
     rest = await asyncio.wait_for(reader.read(), 5)
-    assert rest.startswith(b"HTTP/1.1 400 ") and rest.endswith(b"Invalid URL")
+    assert rest.startswith(b"HTTP/1.1 400 ")
+    assert rest.endswith(b'{"errorcode":400,"errormessage":"Invalid URL"}')
     assert b"connection: close\r\n" in rest
     assert [r.path for r in echo.requests] == ["/first"]
     assert site.counters.stats["bad_requests"] == 1
@@ -333,4 +335,37 @@ async def test_a_handler_that_raises_costs_its_request_a_500_and_nothing_else(se
     writer.write(b"GET /bug HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await read_answer(reader))[0] == b"HTTP/1.1 500 Internal Server Error"
     assert (await read_answer(reader))[2] == b"fine"
+    writer.close()
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", b"Invalid HTTP request received."),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"y" * 70_000 + b"\r\n\r\n", b"head"),
+])
+async def test_the_protocols_own_answers_are_json_as_every_gateway_answer(serve, raw, message):
+    """A malformed request was answered in plain text ("Invalid HTTP request received."), while
+    the gateway says every answer is JSON in the book's error shape (found from outside): a
+    client that reads ``errormessage`` read nothing. Now the same shape, and still counted."""
+    site = await serve()
+    reader, writer = await connect(site)
+    writer.write(raw)
+    status, headers, body = await read_answer(reader)
+    assert status.startswith(b"HTTP/1.1 400 ")
+    assert headers[b"content-type"] == b"application/json"
+    answer = orjson.loads(body)
+    assert answer["errorcode"] == 400 and message.decode() in answer["errormessage"], answer
+    assert site.counters.stats["bad_requests"] == 1
+    writer.close()
+
+
+async def test_a_handler_that_fails_is_a_json_500(serve):
+    def broken(request, respond):
+        raise RuntimeError("a bug")
+
+    site = await serve(broken)
+    reader, writer = await connect(site)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = await read_answer(reader)
+    assert status.startswith(b"HTTP/1.1 500 ") and headers[b"content-type"] == b"application/json"
+    assert orjson.loads(body) == {"errorcode": 500, "errormessage": "internal error"}
     writer.close()
