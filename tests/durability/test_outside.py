@@ -175,3 +175,35 @@ def test_a_damaged_last_seq_neither_hides_later_events_nor_stops_the_worker(serv
     svc.start()
     assert len(svc.search_all("after")) == 3 and len(svc.search_all("before")) == 5
     assert all(layout.SEGMENT_RE.match(p.name) for p in segments.glob("*.ndjson")), sorted(segments.iterdir())
+
+
+@pytest.mark.parametrize("damage", [
+    [1], "text", None,  # the whole index another JSON value
+    {"count": "5"}, {"bytes": "many"}, {"longest": "x"}, {"longest": -1}, {"min_ts": "soon"},
+    {"max_ts": [1]}, {"sparse": 5}, {"sparse": [[1, "x"]]}, {"first_seq": "1"},
+    {"version": "x"},
+])
+def test_a_sealed_index_damaged_into_other_json_loses_no_event(service, damage):
+    """A sealed segment's ``.idx.json`` holding valid JSON of another shape (found from
+    outside for ``last_seq`` and the sink's cursor; here every other field and the whole
+    file): after a restart every event is searched, compacted and searched again, and the
+    service runs."""
+    svc = service("--no-compact")
+    svc.start()
+    status, body = svc.post([orjson.dumps({"message": f"kept {i}", "n": i}) for i in range(5)])
+    assert status == 200 and body["accepted"] == 5, body
+    svc.stop()
+    [path] = (svc.data_dir / "segments").glob("*.idx.json")
+    index = orjson.loads(path.read_bytes())
+    path.write_bytes(orjson.dumps({**index, **damage} if isinstance(damage, dict) else damage))
+    svc.start()
+    assert sorted(e["message"] for e in svc.search_all("kept")) == [f"kept {i}" for i in range(5)]
+    svc.stop()
+    svc.args = [a for a in svc.args if a != "--no-compact"]
+    svc.start()
+    wait_for(lambda: list((svc.data_dir / "parquet").glob("*.parquet")), 30, "compacted")
+    assert sorted(e["message"] for e in svc.search_all("kept")) == [f"kept {i}" for i in range(5)]
+    status, body = svc.post([orjson.dumps({"message": "kept after"})])
+    assert status == 200 and body["accepted"] == 1, body
+    wait_for(lambda: len(svc.search_all("kept")) == 6, 10, "the new event searched")
+    assert svc.proc.popen.poll() is None

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from . import layout
+from .segment_index import read_sealed
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,8 @@ def list_segments(data_dir: Path) -> list[SegmentInfo]:
         index = None
         if idx_name in present:
             try:
-                index = orjson.loads((seg_dir / idx_name).read_bytes())
-            except (OSError, orjson.JSONDecodeError):
+                index = read_sealed((seg_dir / idx_name).read_bytes())
+            except (OSError, ValueError):  # recovery rebuilds it at the next start
                 index = None
         out.append(SegmentInfo(f.path, f.worker, f.first_seq, index))
     return out

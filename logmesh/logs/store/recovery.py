@@ -21,7 +21,7 @@ import orjson
 from ...fsio import fsync_path, write_atomic
 from ...protocol import loads
 from . import catalogue, layout
-from .segment_index import SegmentIndex
+from .segment_index import SegmentIndex, read_sealed
 from .streams import parquet_highwater, stored_highwater
 
 log = logging.getLogger("logmesh.store")
@@ -222,7 +222,7 @@ def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
         _set_aside_if_no_file(idx_path)  # then recovered as a segment without its index
         if idx_path.exists():
             try:
-                sealed = orjson.loads(idx_path.read_bytes())
+                sealed = read_sealed(idx_path.read_bytes())
                 result.last_seq = max(result.last_seq, sealed_last_seq(sealed, seg.first_seq))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 log.error("%s: unreadable index; recovering the segment", idx_path.name)

@@ -5,10 +5,30 @@ the lines, and written beside the segment as ``.idx.json`` when it is sealed (la
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from . import layout
+
+# A sealed index's fields that readers take as integers: absent is allowed (older formats lack
+# some), another type is not (``bytes: "many"`` made every search 500 until compaction: the
+# live view summed it as a number; found from outside). ``sparse`` is not read at all.
+_INTEGERS = ("version", "first_seq", "last_seq", "count", "min_ts", "max_ts", "bytes", "longest")
+_COUNTS = ("count", "bytes", "longest")  # and not negative
+
+
+def read_sealed(raw: bytes) -> dict[str, Any]:
+    """A sealed ``.idx.json``'s content; ValueError when it is not JSON or not an index's
+    shape, so callers take it as unreadable (recovery rebuilds it from the lines)."""
+    index = orjson.loads(raw)
+    if index.__class__ is not dict:
+        raise ValueError(f"an index is a JSON object, not {type(index).__name__}")
+    for name in _INTEGERS:
+        value = index.get(name)
+        if value is not None and (value.__class__ is not int or name in _COUNTS and value < 0):
+            raise ValueError(f"{name} {str(value)[:40]} is not a count")
+    return index
 
 
 @dataclass
