@@ -104,11 +104,14 @@ class ResourceStore:
             return later
         if not self.writer.in_transaction:
             self._begin()
+        return self._later(result(self._execute(sql, args)))
+
+    def _execute(self, sql: str, args: list) -> sqlite3.Cursor:
+        """One write in the open transaction; a refused one is undone alone, a 400."""
         try:
-            cur = self.writer.execute(sql, args)
+            return self.writer.execute(sql, args)
         except sqlite3.Error as exc:  # this statement is undone; the group goes on
             raise HandlerError(f"cannot store {self.resource.name}: {exc}", 400) from None
-        return self._later(result(cur))
 
     def _begin(self, commit_soon: bool = True) -> None:
         """BEGIN; the commit at the end of this turn (``commit_soon``: not when closing)."""
@@ -162,10 +165,9 @@ class ResourceStore:
             self._begin(commit_soon)
         for sql, args, result, later in held:
             try:
-                cur = self.writer.execute(sql, args)
-            except sqlite3.Error as exc:
-                settle_group([(later, None)],
-                             HandlerError(f"cannot store {self.resource.name}: {exc}", 400))
+                cur = self._execute(sql, args)
+            except HandlerError as exc:
+                settle_group([(later, None)], exc)
                 continue
             self._group.append((later, result(cur)))
 
