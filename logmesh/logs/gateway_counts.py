@@ -8,7 +8,8 @@ live table, which was 30-40% of the logs service's CPU per request in a mesh und
 (issue 22, docs/benchmarks.md). Here the store's writer shows each block of events it takes
 to :meth:`GatewayCounts.add`, which keeps, for the gateway's access logs only:
 
-* per second of ``@timestamp``, per (address, route): requests, timeouts (504), the newest
+* per second of ``@timestamp``, per (address, route): requests, timeouts (504), of them the
+  replies begun and never ended (``labels.upstream.unended_bytes``), the newest
   answer's time and status, and a count per distinct duration (the gateway's are rounded to
   the microsecond: a few hundred values a second) for an exact median, as ``quantile_cont``
   gives it, without sorting every request's duration nor importing numpy (~0.15 s of CPU and
@@ -51,11 +52,12 @@ SKEW_MS = 60_000  # an event lost now may carry a @timestamp this far ahead of o
 class _Answers:
     """One second's answers charged to one (address, route)."""
 
-    __slots__ = ("requests", "timeouts", "newest_ms", "newest_status", "ms")
+    __slots__ = ("requests", "timeouts", "unended", "newest_ms", "newest_status", "ms")
 
     def __init__(self) -> None:
         self.requests = 0
         self.timeouts = 0
+        self.unended = 0  # of the timeouts, replies begun and never ended (client.UnendedReply)
         self.newest_ms = -1
         self.newest_status: int | None = None
         # duration bucket (_bucket's) -> duration -> requests that took it: a median merges
@@ -211,12 +213,16 @@ class GatewayCounts:
                 ts = ev.timestamp
                 route = f"{ev.method or '-'} {ev.path or '-'}"
                 labels = ev.labels or _EMPTY_LABELS
+                unended = False
                 if labels.__class__ is dict:
                     duration, address = labels.get("event.duration_ms"), labels.get("upstream.address")
+                    unended = labels.get("upstream.unended_bytes") is not None
                 elif labels.__class__ is msgspec.Raw:  # the HTTP bulk paths keep the labels' JSON
                     labels = orjson.loads(memoryview(labels))
                     duration, address = labels.get("event.duration_ms"), labels.get("upstream.address")
-                else:  # an acked batch's access log (ingest/shipped.py's AccessLabels): attributes
+                    unended = labels.get("upstream.unended_bytes") is not None
+                else:  # an acked batch's access log (ingest/shipped.py's AccessLabels): attributes;
+                    # never an unended reply's (its label takes ingest's general path)
                     duration, address = labels.duration, labels.address
                     if duration is UNSET:
                         duration = None
@@ -275,6 +281,8 @@ class GatewayCounts:
                 status = ev.status
                 if status == 504:
                     a.timeouts += 1
+                    if unended:
+                        a.unended += 1
                 if ts >= a.newest_ms:  # a tie: the one stored last
                     a.newest_ms, a.newest_status = ts, status
                 if d is not None:
@@ -315,15 +323,16 @@ class GatewayCounts:
             for key, a in per_key.items():
                 m = merged.get(key)
                 if m is None:
-                    m = merged[key] = [0, 0, -1, None, []]
+                    m = merged[key] = [0, 0, -1, None, [], 0]
                 m[0] += a.requests
                 m[1] += a.timeouts
                 if a.newest_ms >= m[2]:
                     m[2], m[3] = a.newest_ms, a.newest_status
                 if a.ms:
                     m[4].append(a.ms)
-        return [AddressRoute(address, route, n, _median(ms), t, newest, status)
-                for (address, route), (n, t, newest, status, ms) in merged.items()]
+                m[5] += a.unended
+        return [AddressRoute(address, route, n, _median(ms), t, newest, status, u)
+                for (address, route), (n, t, newest, status, ms, u) in merged.items()]
 
     def route_norms(self, now: int) -> dict[str, tuple[int, float | None]]:
         """health_monitor.route_norms over the whole minutes of the ``norm_ms`` before the

@@ -15,7 +15,8 @@ The rules (docs/api.md, "mesh"), worst first:
   ``SILENT_AFTER_MS`` (or three of its heartbeat intervals, if longer), its connection open:
   a process that is frozen (``kill -STOP``), or stuck;
 * ``slow``: the gateway's last answer charged to its address in the last minute was a
-  timeout (504), and there were some; or, over the last minute, its median latency on a
+  timeout (504), and there were some (the reason says how many of them were replies it began
+  and never ended with ``¶``: a broken service rather than a slow one); or, over the last minute, its median latency on a
   route is ``SLOW_FACTOR`` times that route's norm (its median over the hour before, all
   instances) and ``SLOW_MIN_EXTRA_MS`` above it, over ``SLOW_MIN_REQUESTS`` requests at
   least (:func:`latency_outliers`; both from the gateway's access log, read from the store);
@@ -179,10 +180,11 @@ def latency_outliers(recent: Mapping[str, Iterable[tuple[str, int, float | None]
 
 
 def node_verdict(node: Listed, current: Seen | None, timeouts: int, now: int,
-                 latency: str | None = None) -> Verdict:
+                 latency: str | None = None, unended: int = 0) -> Verdict:
     """The state of a (once) listed node whose newest shipping instance is ``current`` (None:
-    none known), charged ``timeouts`` gateway timeouts not answered since (0: none);
-    ``latency``: why its latency is far above its routes' norm (None: it is not)."""
+    none known), charged ``timeouts`` gateway timeouts not answered since (0: none), of which
+    ``unended`` were replies it began and never ended; ``latency``: why its latency is far
+    above its routes' norm (None: it is not)."""
     if not node.listed and now - node.left_ms >= DOWN_AFTER_MS:
         return Verdict(DOWN, f"left the distributor's list {_ago(now, node.left_ms)} ago")
     if current is not None:
@@ -192,8 +194,11 @@ def node_verdict(node: Listed, current: Seen | None, timeouts: int, now: int,
         if _silent(current, now):
             return Verdict(SILENT, f"no event and no heartbeat for {_ago(now, current.heard_ms)}")
     if timeouts > 0:
-        return Verdict(SLOW, f"{timeouts} gateway timeout(s) in the last minute, the last answer "
-                             "charged to it among them")
+        why = f"{timeouts} gateway timeout(s) in the last minute, the last answer charged to it " \
+              "among them"
+        if unended:
+            why = f"unended replies: {unended} (began and never ended with ¶); {why}"
+        return Verdict(SLOW, why)
     if latency:
         return Verdict(SLOW, latency)
     return Verdict(UP)
@@ -269,6 +274,7 @@ class Row:
     instances: list[Seen] = field(default_factory=list)  # oldest first
     first_listed_ms: int = 0
     timeouts: int = 0
+    unended: int = 0  # of the timeouts, replies begun and never ended
 
     @property
     def current(self) -> Seen | None:
@@ -291,24 +297,29 @@ class Row:
             "missing": sum(s.missing for s in self.instances),
             "heartbeat": bool(cur and cur.heartbeat_s),
             "timeouts": self.timeouts,
+            "unended": self.unended,
         }
 
 
 def rows(nodes: Iterable[Listed], seen: Iterable[Seen], timeouts: Mapping[str, int],
-         now: int, latency: Mapping[str, str] | None = None) -> list[Row]:
+         now: int, latency: Mapping[str, str] | None = None,
+         unended: Mapping[str, int] | None = None) -> list[Row]:
     """Every row and its state at ``now``. ``timeouts``: ``"host:port"`` -> gateway timeouts
     not answered since (:func:`logmesh.logs.health_monitor.gateway_timeouts`); ``latency``:
-    ``"host:port"`` -> why it is slow (:func:`latency_outliers`)."""
+    ``"host:port"`` -> why it is slow (:func:`latency_outliers`); ``unended``: ``"host:port"``
+    -> of its timeouts, replies begun and never ended (``gateway_unended``)."""
     latency = latency or {}
+    unended = unended or {}
     nodes = list(nodes)
     linked, unlinked = link(nodes, seen)
     out: list[Row] = []
     for n in nodes:
         mine = sorted(linked.get(n.key, ()), key=lambda s: (s.first_seen_ms, s.instance))
         t = timeouts.get(n.address, 0)
+        u = unended.get(n.address, 0) if t else 0
         out.append(Row(n.key, n.name, node_verdict(n, mine[-1] if mine else None, t, now,
-                                                   latency.get(n.address)),
-                       n.host, n.port, n.listed, mine, n.first_listed_ms, t))
+                                                   latency.get(n.address), u),
+                       n.host, n.port, n.listed, mine, n.first_listed_ms, t, u))
     for s in unlinked:
         if now - s.first_seen_ms < LINK_GRACE_MS and s.connections:
             continue  # its node may be in the distributor's next list
@@ -359,11 +370,12 @@ class HealthTracker:
                 del self.nodes[key]
 
     def update(self, seen: Iterable[Seen], timeouts: Mapping[str, int], now: int,
-               latency: Mapping[str, str] | None = None) -> list[Change]:
+               latency: Mapping[str, str] | None = None,
+               unended: Mapping[str, int] | None = None) -> list[Change]:
         changes: list[Change] = []
         table: list[dict[str, Any]] = []
         states: dict[tuple, tuple[str, int, str | None]] = {}
-        for row in rows(self.nodes.values(), seen, timeouts, now, latency):
+        for row in rows(self.nodes.values(), seen, timeouts, now, latency, unended):
             state = row.verdict.state
             cur = row.current.instance if row.current else None
             old = self._states.get(row.key)

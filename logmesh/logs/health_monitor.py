@@ -115,6 +115,17 @@ def gateway_timeouts(answers: list[red.AddressRoute]) -> dict[str, int]:
     return {a: n for a, n in count.items() if n and newest[a][1] == 504}
 
 
+def gateway_unended(answers: list[red.AddressRoute], timeouts: dict[str, int]) -> dict[str, int]:
+    """``"host:port"`` -> how many of its ``timeouts`` (:func:`gateway_timeouts`) were replies
+    it began and never ended with ``¶`` (the gateway's UnendedReply): a service that is not
+    slow but broken, which the mesh view names."""
+    count: dict[str, int] = {}
+    for r in answers:
+        if r.unended and r.address in timeouts:
+            count[r.address] = count.get(r.address, 0) + r.unended
+    return count
+
+
 def route_norms(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
                 norm_ms: int = NORM_WINDOW_MS,
                 deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> dict[str, tuple[int, float | None]]:
@@ -187,6 +198,7 @@ class HealthMonitor:
                             if counts is not None and engine is not None else None)
         self.tracker = HealthTracker()
         self.timeouts: dict[str, int] = {}
+        self.unended: dict[str, int] = {}  # address -> of its timeouts, replies never ended
         self.latency: dict[str, str] = {}  # address -> why its latency is far above the norm
         self._norms: dict[str, tuple[int, float | None]] = {}
         self._norms_at = float("-inf")  # time.monotonic() of the last route_norms
@@ -213,7 +225,7 @@ class HealthMonitor:
             self._share(mine, now)
             views += self._siblings(now)
         self.tracker.observe_nodes(self.nodes(), now)
-        changes = self.tracker.update(merge(views), self.timeouts, now, self.latency)
+        changes = self.tracker.update(merge(views), self.timeouts, now, self.latency, self.unended)
         if changes and self.writer is not None:
             self._store(changes, now)
         return changes
@@ -237,6 +249,7 @@ class HealthMonitor:
         body: dict[str, Any] = {"worker": self.worker, "written_ms": now, "instances": mine}
         if self.engine is not None:
             body["timeouts"] = self.timeouts
+            body["unended"] = self.unended
             body["latency"] = self.latency
         path = self.shared / f"w{self.worker:02d}.json"
         tmp = path.with_name(path.name + ".tmp")
@@ -252,6 +265,7 @@ class HealthMonitor:
         views = []
         timeouts: dict[str, int] = {}  # worker 0's, when its file is fresh
         latency: dict[str, str] = {}
+        unended: dict[str, int] = {}
         try:
             paths = sorted(self.shared.glob("w*.json"))
         except OSError:
@@ -270,9 +284,12 @@ class HealthMonitor:
                 timeouts = {str(k): int(v) for k, v in body["timeouts"].items()}
             if isinstance(body.get("latency"), dict):
                 latency = {str(k): str(v) for k, v in body["latency"].items()}
+            if isinstance(body.get("unended"), dict):
+                unended = {str(k): int(v) for k, v in body["unended"].items()}
         if self.engine is None:
             self.timeouts = timeouts
             self.latency = latency
+            self.unended = unended
         return views
 
     # -- the loops ------------------------------------------------------------------------------
@@ -315,6 +332,7 @@ class HealthMonitor:
         elif written_since(self.engine.data_dir, time.time() - QUIET_AFTER_SECONDS):
             answers = await asyncio.to_thread(gateway_answers, self.engine, now)
         self.timeouts = gateway_timeouts(answers)
+        self.unended = gateway_unended(answers, self.timeouts)
         if answers and time.monotonic() - self._norms_at >= NORMS_EVERY_SECONDS:
             if counted and self.counts.covers(now - SLOW_WINDOW_MS - NORM_WINDOW_MS, self.counts_from,
                                                   norms=True):

@@ -34,6 +34,8 @@ def access(ts: int, rng: random.Random) -> object:
         labels["upstream.address"] = rng.choice(ADDRESSES)
     if rng.random() < 0.95:
         labels["event.duration_ms"] = rng.choice((round(rng.uniform(0.2, 40), 3), 1, 0.0, "2.5"))
+    if status == 504 and rng.random() < 0.5:  # a reply begun and never ended (client.UnendedReply)
+        labels["upstream.unended_bytes"] = rng.randint(1, 5000)
     return event(ts, service="gateway", method=method, path=path, status=status, labels=labels)
 
 
@@ -63,7 +65,7 @@ async def test_the_counts_answer_what_the_store_answers(tmp_path: Path):
     finally:
         engine.close()
     assert len(stored) == len(ADDRESSES) * len(ROUTES)
-    assert sum(r.timeouts for r in stored) > 0
+    assert sum(r.timeouts for r in stored) > sum(r.unended for r in stored) > 0
     assert sorted(counts.by_address(now)) == stored
     mine = counts.route_norms(now)
     assert {r: n for r, (n, _) in mine.items()} == {r: n for r, (n, _) in norms.items()}

@@ -242,6 +242,27 @@ def test_slow_comes_from_the_gateways_timeouts_by_address():
     assert change.row["state"] == UP
 
 
+
+def test_replies_begun_and_never_ended_are_named_in_the_slow_row():
+    """A service that starts a reply and never ends it with ¶ showed as slow with N gateway
+    timeouts; the row says how many of them were unended replies (the gateway's 504 names
+    them), in ``unended`` and at the head of its reason."""
+    clock, tracker = Clock(), HealthTracker()
+    seen = replace(LIVE, first_seen_ms=T, heard_ms=T, last_seen_ms=T)
+    tracker.observe_nodes([_node()], clock.now)
+    tracker.update([seen], {}, clock.now)
+    clock += S
+    [change] = tracker.update([replace(seen, heard_ms=clock.now)], {"127.0.0.1:9010": 3}, clock.now,
+                              unended={"127.0.0.1:9010": 2, "127.0.0.1:9999": 5})
+    row = change.row
+    assert (row["state"], row["timeouts"], row["unended"]) == (SLOW, 3, 2)
+    assert row["reason"].startswith("unended replies: 2 "), row["reason"]
+    clock += S  # answered since: no timeouts, so no unended replies either
+    [change] = tracker.update([replace(seen, heard_ms=clock.now)], {}, clock.now,
+                              unended={"127.0.0.1:9010": 2})
+    assert (change.row["state"], change.row["unended"]) == (UP, 0)
+
+
 NORM = {"GET /goods": (600, 12.0), "POST /goods": (10, 15.0), "GET /members": (300, 0.4)}
 
 

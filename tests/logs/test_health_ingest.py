@@ -259,6 +259,7 @@ def test_workers_judge_every_instance_and_only_worker_0_stores_a_change(tmp_path
                        shared=shared)
     w1 = HealthMonitor(heard=ledger1.health, nodes=nodes, worker=1, shared=shared)
     w0.timeouts = {"127.0.0.1:9010": 2}  # what worker 0 read from the store
+    w0.unended = {"127.0.0.1:9010": 1}  # one of them a reply begun and never ended
     [change] = w1.tick(t)
     assert (change.row["instance"], change.row["state"]) == ("goods-1", "up")
     [change] = w0.tick(t)
@@ -266,7 +267,7 @@ def test_workers_judge_every_instance_and_only_worker_0_stores_a_change(tmp_path
     assert [ev.labels["state"] for ev in writer0.events] == ["slow"]
     w1.tick(t + 1000)
     [row] = w1.instances()
-    assert (row["instance"], row["state"], row["timeouts"]) == ("goods-1", "slow", 2), \
+    assert (row["instance"], row["state"], row["timeouts"], row["unended"]) == ("goods-1", "slow", 2, 1), \
         "worker 1 judges with worker 0's timeouts"
     # worker 1 stops writing (it died): its file goes stale and is no longer read
     assert w0.tick(t + 12_000) == []

@@ -174,9 +174,9 @@ class Procs:
         port = int(proc.wait_line(rf"{name} listening on [\d.]+:(\d+)")[0].group(1))
         return proc, port
 
-    def gateway(self, distributor: int) -> tuple[Proc, int]:
+    def gateway(self, distributor: int, *extra: str) -> tuple[Proc, int]:
         proc = self.start("gateway", "gateway", "--port", "0", "--distributor", f"{HOST}:{distributor}",
-                          "--no-supervise")
+                          "--no-supervise", *extra)
         port = int(proc.wait_line(LISTENING["gateway"])[0].group(1))
         return proc, port
 

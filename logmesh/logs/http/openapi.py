@@ -196,7 +196,7 @@ INSTANCE = {
     "type": "object",
     "required": ["name", "instance", "instances", "address", "host", "port", "registered", "state",
                  "reason", "since_ms", "last_seen_ms", "first_seen_ms", "restarts", "events",
-                 "errors", "missing", "heartbeat", "timeouts"],
+                 "errors", "missing", "heartbeat", "timeouts", "unended"],
     "properties": {
         "name": {"type": "string", "description": "The service's name (the node's, or the shipper's)."},
         "instance": {"type": "string", "nullable": True,
@@ -223,6 +223,9 @@ INSTANCE = {
                                                        "told silent."},
         "timeouts": {**_COUNT, "description": "Gateway timeouts (504) charged to its address in the "
                                               "last minute, none answered since."},
+        "unended": {**_COUNT, "description": "Of those timeouts, replies it began and never ended "
+                                             "with ¶ (the gateway answered 504 naming it): broken, "
+                                             "not slow."},
     },
 }
 

@@ -61,7 +61,8 @@ MAX_SERIES_BUCKETS = 1_000  # buckets of a series (sparklines need no more; x ro
 _SVC, _METHOD, _PATH, _STATUS = (ident(n) for n in ("service.name", "http.request.method", "url.path",
                                                      "http.response.status_code"))
 _LABELS = red_summary.LABELS
-_ADDRESS_LABELS = """json_extract_string(labels, ['$."upstream.address"', '$."event.duration_ms"'])"""
+_ADDRESS_LABELS = ("""json_extract_string(labels, ['$."upstream.address"', '$."event.duration_ms"', """
+                   """'$."upstream.unended_bytes"'])""")
 _QS = (0.5, 0.95, 0.99)
 
 
@@ -349,6 +350,8 @@ class AddressRoute(NamedTuple):
     timeouts: int  # answered 504: the upstream did not answer in time
     newest_ms: int  # the newest answer's time, and its status
     newest_status: int | None
+    unended: int = 0  # of the timeouts, replies the upstream began and never ended (the
+    # access log's ``upstream.unended_bytes``: mesh/client.py's UnendedReply)
 
 
 def by_address(engine: Engine, start: int, end: int) -> list[AddressRoute]:
@@ -360,12 +363,13 @@ def by_address(engine: Engine, start: int, end: int) -> list[AddressRoute]:
         return []
     _, rows = engine.db.run(
         f"SELECT j[1], m, p, count(*), quantile_cont({red_summary.held_sql('TRY_CAST(j[2] AS DOUBLE)')}, 0.5), "
-        f"count(*) FILTER (WHERE st = 504), max(ts), arg_max(st, ts) "
+        f"count(*) FILTER (WHERE st = 504), max(ts), arg_max(st, ts), "
+        f"count(*) FILTER (WHERE st = 504 AND j[3] IS NOT NULL) "
         f"FROM (SELECT {TS} AS ts, {_METHOD} AS m, {_PATH} AS p, {_STATUS} AS st, "
         f"{_ADDRESS_LABELS} AS j FROM ({src.sql}) WHERE {_SVC} = '{GATEWAY}') "
         f"WHERE j[1] IS NOT NULL GROUP BY ALL", [])
     return [AddressRoute(a, _route_name(m, p), int(n), None if q is None else round(q, 3),
-                         int(t), int(newest), st) for a, m, p, n, q, t, newest, st in rows]
+                         int(t), int(newest), st, int(u)) for a, m, p, n, q, t, newest, st, u in rows]
 
 
 def series(engine: Engine, node: kql.Node | None, start: int, end: int, *,

@@ -114,7 +114,9 @@ function drawInstances(list, now) {
     body.append(h("tr", { class: `inst-row ${stateClass(state)}`, "data-name": name, "data-state": state },
       td(null, nameEl),
       td("mono", addr == null ? h("span", { class: "muted" }, "none") : String(addr)),
-      td(null, stateEl),
+      // a reply begun and never ended (the gateway's 504 names it) is a broken service, not
+      // a slow one: said in the row, not only in the state's title
+      td(null, stateEl, i.unended > 0 ? h("span", { class: "unended bad", title: i.reason == null ? null : String(i.reason) }, ` unended replies: ${fmtNum(i.unended)}`) : null),
       h("td", { class: "nowrap", title: typeof i.since_ms === "number" ? new Date(i.since_ms).toISOString() : null }, fmtAgo(i.since_ms, now)),
       h("td", { class: "nowrap", title: typeof i.last_seen_ms === "number" ? new Date(i.last_seen_ms).toISOString() : null }, fmtAgo(i.last_seen_ms, now)),
       td("num", fmtNum(i.restarts)),
