@@ -10,7 +10,10 @@ instance), its instance ids oldest first (a new id on the same address is a rest
 The rules (docs/api.md, "mesh"), worst first:
 
 * ``down``: it left the distributor's list ``DOWN_AFTER_MS`` ago or more, or its shipper's
-  connection closed that long ago and nothing came back (a shipper reconnects within 3 s);
+  connection closed that long ago and nothing came back (a shipper reconnects within 3 s).
+  A node that left with a goodbye (a clean stop: the distributor's list names it in
+  ``left``) is no row at all, nor are the shipping instances that named it: it was stopped,
+  it did not fail; one that vanished without one (a crash, kill -9) is down until forgotten;
 * ``silent``: its shipper promised heartbeats and sent no event and no heartbeat for
   ``SILENT_AFTER_MS`` (or three of its heartbeat intervals, if longer), its connection open:
   a process that is frozen (``kill -STOP``), or stuck;
@@ -346,23 +349,37 @@ class HealthTracker:
 
     def __init__(self) -> None:
         self.nodes: dict[tuple[str, str, int], Listed] = {}
+        # (host, port) -> when the node there left with a goodbye: its shipping instances are
+        # no row either, until it is listed again or FORGET_AFTER_MS passed
+        self.goodbyes: dict[tuple[str, int], int] = {}
         self._states: dict[tuple, tuple[str, int, str | None]] = {}  # key -> state, since, instance
         self.table: list[dict[str, Any]] = []
 
-    def observe_nodes(self, nodes: Iterable[Any], now: int) -> None:
+    def observe_nodes(self, nodes: Iterable[Any], now: int,
+                      left: Iterable[tuple[str, int]] = ()) -> None:
         """The distributor's list (``protocol.Node``s) as known at ``now``: nodes not in it
-        are remembered as left."""
+        are remembered as left, unless ``left`` (the list's goodbyes: (host, port)) names
+        them: those are forgotten at once."""
         present = set()
+        goodbyes = self.goodbyes
+        for address in left:
+            goodbyes.setdefault((same_host(address[0]), address[1]), now)
         for n in nodes:
             key = (n.name, n.host, n.port)
             present.add(key)
+            goodbyes.pop((same_host(n.host), n.port), None)
             mem = self.nodes.get(key)
             if mem is None:
                 self.nodes[key] = Listed(n.name, n.host, n.port, tuple(n.urls), True, now)
             else:
                 mem.listed, mem.left_ms, mem.urls = True, 0, tuple(n.urls)
+        for address in [a for a, t in goodbyes.items() if now - t >= FORGET_AFTER_MS]:
+            del goodbyes[address]
         for key, mem in list(self.nodes.items()):
             if key in present:
+                continue
+            if (same_host(mem.host), mem.port) in goodbyes:
+                del self.nodes[key]  # stopped cleanly: not down, gone
                 continue
             if mem.listed:
                 mem.listed, mem.left_ms = False, now
@@ -375,6 +392,10 @@ class HealthTracker:
         changes: list[Change] = []
         table: list[dict[str, Any]] = []
         states: dict[tuple, tuple[str, int, str | None]] = {}
+        goodbyes = self.goodbyes
+        if goodbyes:  # the shipping instances of a node that said goodbye: no row either
+            seen = [s for s in seen
+                    if s.node is None or (same_host(s.node[0]), s.node[1]) not in goodbyes]
         for row in rows(self.nodes.values(), seen, timeouts, now, latency, unended):
             state = row.verdict.state
             cur = row.current.instance if row.current else None

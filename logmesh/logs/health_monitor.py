@@ -24,7 +24,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -183,11 +183,12 @@ class HealthMonitor:
     the gateway's answers counted as the store took them (one worker), None: DuckDB answers."""
 
     def __init__(self, *, heard: Callable[[], list[dict]], nodes: Callable[[], list[Any]],
-                 worker: int = 0, writer: Any = None, engine: Any = None,
+                 left: Callable[[], Iterable[tuple[str, int]]] = tuple, worker: int = 0, writer: Any = None, engine: Any = None,
                  shared: Path | None = None, clock: Callable[[], float] = time.time,
                  counts: GatewayCounts | None = None) -> None:
         self.heard = heard
         self.nodes = nodes
+        self.left = left  # the list's goodbyes (mesh/registry.py's RegistryLink.left)
         self.worker = worker
         self.writer = writer
         self.engine = engine
@@ -224,7 +225,7 @@ class HealthMonitor:
         if self.shared is not None:
             self._share(mine, now)
             views += self._siblings(now)
-        self.tracker.observe_nodes(self.nodes(), now)
+        self.tracker.observe_nodes(self.nodes(), now, self.left())
         changes = self.tracker.update(merge(views), self.timeouts, now, self.latency, self.unended)
         if changes and self.writer is not None:
             self._store(changes, now)

@@ -204,7 +204,8 @@ class LogsServer(Serving):
             counts = GatewayCounts(SLOW_WINDOW_MS, NORM_WINDOW_MS)
             self.writer.observer = counts.add
         self.instance_health = HealthMonitor(counts=counts,
-            heard=self.ledger.health, nodes=self.mesh_nodes, worker=config.worker_id,
+            heard=self.ledger.health, nodes=self.mesh_nodes, left=self.mesh_left,
+            worker=config.worker_id,
             writer=self.writer if first and config.distributor is not None else None,
             engine=self.query.engine if first else None,
             shared=config.data_dir / layout.HEALTH_DIR if config.workers > 1 else None)
@@ -225,6 +226,10 @@ class LogsServer(Serving):
     def mesh_nodes(self) -> list[Node]:
         """The nodes the distributor last announced (none before it answers)."""
         return self.registry.parsed if self.registry is not None else []
+
+    def mesh_left(self) -> set[tuple[str, int]]:
+        """The (host, port) of the nodes the distributor's last list says stopped cleanly."""
+        return self.registry.left if self.registry is not None else set()
 
     # -- HTTP -----------------------------------------------------------------
     def make_app(self) -> web.Application:

@@ -5,6 +5,13 @@ connection. Every new connection is sent the list; every registration and
 disconnect is broadcast to all registered nodes. ``GET /distributes``
 answers the asker alone.
 
+A node that stops cleanly says goodbye before it closes its connection (``DELETE
+/distributes``, logmesh's own packet: the book's distributor ignores it): it leaves the list
+at once, and every list sent for ``GOODBYE_KEEP_SECONDS`` after names it in ``left``, a key
+beside ``params`` that the book's nodes never read. The logs service's mesh view then drops it
+instead of showing it ``down`` (logs/health.py); a node that vanishes without a goodbye (a
+crash, kill -9) is still down there until forgotten.
+
 With a token, a connection hears nothing (not even the list) until it has
 sent the token: in a hello, or as ``params.token`` of its registration
 (convenient for a Node service written after the book). The token is never
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from ..guard import LISTEN_BACKLOG, ConnectionGuard
 from ..hello import packet_token
@@ -29,6 +37,8 @@ from .connection import FramedConnection
 MAX_NAME_CHARS = 253
 MAX_URLS = 1_000
 MAX_URL_CHARS = 2_048
+GOODBYE_KEEP_SECONDS = 60.0  # a goodbye is named in the lists sent this long after it
+MAX_GOODBYES = 1_000  # goodbyes kept at most (the oldest go first)
 
 log = logging.getLogger("logmesh.distributor")
 
@@ -42,6 +52,8 @@ class Distributor(Serving):
         self.server: asyncio.AbstractServer | None = None
         self.tls = security.tls
         self.guard = ConnectionGuard("distributor", security.limits, security.guard_tokens)
+        # (host, port) -> (name, loop time) of the nodes that said goodbye (DELETE /distributes)
+        self.goodbyes: dict[tuple[str, int], tuple[str, float]] = {}
 
     def nodes(self) -> list[dict]:
         """One entry per instance (host:port), the latest connection's registration.
@@ -59,8 +71,22 @@ class Distributor(Serving):
                 latest[(node["host"], node["port"])] = node
         return list(latest.values())
 
-    def _list_packet(self) -> dict:
-        return {"uri": "/distributes", "method": "GET", "key": 0, "params": self.nodes()}
+    def left(self, listed: list[dict]) -> list[dict]:
+        """The nodes that said goodbye in the last GOODBYE_KEEP_SECONDS and are not listed
+        again (a new registration of the address ends its goodbye)."""
+        now = asyncio.get_running_loop().time()
+        for key in [k for k, (_, t) in self.goodbyes.items() if now - t > GOODBYE_KEEP_SECONDS]:
+            del self.goodbyes[key]
+        present = {(n["host"], n["port"]) for n in listed}
+        return [{"name": name, "host": host, "port": port}
+                for (host, port), (name, _) in self.goodbyes.items() if (host, port) not in present]
+
+    def _list_packet(self, key: Any = 0) -> dict:
+        nodes = self.nodes()
+        packet = {"uri": "/distributes", "method": "GET", "key": key, "params": nodes}
+        if self.goodbyes:  # only then: a mesh that never saw one sends the book's packet as is
+            packet["left"] = self.left(nodes)
+        return packet
 
     def broadcast(self) -> None:
         data = encode(self._list_packet())
@@ -127,11 +153,20 @@ class Distributor(Serving):
                     "urls": [u for u in params.get("urls") or [] if isinstance(u, str)],
                     "host": conn.peer[0]}
             conn.state["node"] = node
+            self.goodbyes.pop((node["host"], node["port"]), None)
             log.info("node registered: %s %s:%s %s", node["name"], node["host"], node["port"], node["urls"])
             self.broadcast()
         elif method == "GET":
-            conn.send({"uri": "/distributes", "method": "GET", "key": reply_key(packet),
-                       "errorcode": 0, "params": self.nodes()})
+            conn.send({**self._list_packet(reply_key(packet)), "errorcode": 0})
+        elif method == "DELETE":  # a clean stop's goodbye: its own registration only
+            node = conn.state.pop("node", None)
+            if node is None:
+                return  # not registered on this connection: nothing to leave, nothing to say
+            self.goodbyes[(node["host"], node["port"])] = (node["name"], asyncio.get_running_loop().time())
+            while len(self.goodbyes) > MAX_GOODBYES:
+                del self.goodbyes[next(iter(self.goodbyes))]
+            log.info("node said goodbye: %s %s:%s", node["name"], node["host"], node["port"])
+            self.broadcast()
         else:
             conn.send({"key": reply_key(packet), "errorcode": 405,
                        "errormessage": f"unsupported method {method!r}"})

@@ -26,6 +26,9 @@ class RegistryLink:
         self._urls = urls
         self.nodes: list[dict] = []  # as the distributor sent them (GET /distributes relays them)
         self.parsed: list[Node] = []
+        # (host, port) of the nodes the distributor's last list says left with a goodbye (a
+        # clean stop): the mesh view drops them instead of showing them down
+        self.left: set[tuple[str, int]] = set()
         self.listeners: list[Callable[[list[Node]], None]] = []
         self.client = ReconnectingClient(host, port, name=f"{name}->distributor",
                                          on_connect=self._register, on_packet=self._on_packet,
@@ -35,7 +38,17 @@ class RegistryLink:
         self.client.start()
 
     async def close(self) -> None:
+        """Leave the mesh: a goodbye first (a clean stop unregisters; the distributor tells the
+        others so), then the connection. The book's distributor ignores the goodbye and sees
+        the connection close, as before; a logmesh distributor from before it answers 405 to
+        a node that is leaving anyway."""
+        if self.client.is_connected:
+            self.client.send(self.goodbye())
         await self.client.close()
+
+    def goodbye(self) -> dict:
+        return {"uri": "/distributes", "method": "DELETE", "key": 0,
+                "params": {"port": self._node_port(), "name": self.name}}
 
     def registration(self) -> dict:
         return {"uri": "/distributes", "method": "POST", "key": 0,
@@ -49,6 +62,7 @@ class RegistryLink:
         if packet.get("uri") == "/distributes" and isinstance(packet.get("params"), list):
             self.nodes = [n for n in packet["params"] if isinstance(n, dict)]
             self.parsed = parse_nodes(self.nodes)
+            self.left = {(n.host, n.port) for n in parse_nodes(packet.get("left"))}
             for listener in self.listeners:
                 try:
                     listener(self.parsed)

@@ -65,3 +65,26 @@ def test_each_process_behind_the_book_distributor_is_one_row_up(procs, tmp_path)
     by_name = {r["name"]: r for r in rows}
     assert by_name["goods"]["address"].endswith(f":{goods_port}")
     assert by_name["gateway"]["registered"] and by_name["goods"]["registered"]
+
+
+def test_a_goodbye_to_the_book_distributor_is_ignored_and_the_node_is_down_as_before(procs, tmp_path):
+    """A logmesh node stopping cleanly says goodbye (DELETE /distributes); the book's
+    distributor handles POST only: it goes on listing and broadcasting, and with no ``left``
+    in its lists the mesh view shows the stopped node down, as before the goodbye."""
+    dport = free_port()
+    book = procs.start_script("book-distributor", [shutil.which("node") or "node",
+                                                   str(DISTRIBUTOR_JS), str(dport)])
+    book.wait_line("distributor listening")
+    _, _, http = procs.logs(tmp_path / "logs", distributor=dport)
+    goods, goods_port = procs.service("goods", dport, tmp_path / "svc")
+
+    def state(name: str) -> str | None:
+        rows = get(f"http://{HOST}:{http}/api/v1/mesh")["instances"]
+        return next((r["state"] for r in rows if r["name"] == name), None)
+
+    wait_for(lambda: state("goods") == "up", 30, "goods up")
+    goods.stop()  # SIGTERM: a clean stop, its goodbye sent
+    wait_for(lambda: state("goods") == "down", 20, "goods down (the book's lists name no goodbye)")
+    procs.service("members", dport, tmp_path / "svc")
+    wait_for(lambda: state("members") == "up", 30, "members listed by the book's distributor after it")
+    assert book.popen.poll() is None, book.log_text()[-2000:]

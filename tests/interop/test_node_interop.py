@@ -93,13 +93,17 @@ async def test_node_service_registers_and_hears_the_list_and_broadcasts(mesh):
         listing = await node.event("noti", lambda d: names(d["params"]) == ["goods", "members"])
         assert listing["params"][1]["port"] == members.port
 
-        # and its departure
+        # and its departure: a clean stop says goodbye, and the list names it in "left", a
+        # key beside params that the book's node never reads
         await members.stop()
-        await node.event("noti", lambda d: names(d["params"]) == ["goods"])
+        listing = await node.event("noti", lambda d: names(d["params"]) == ["goods"])
+        assert listing["left"] == [{"name": "members", "host": HOST, "port": members.port}]
 
-        # the Python node sees the Node one in its own list too
+        # the Python node sees the Node one in its own list too, and the Node one goes on
+        # hearing the lists
         other = await mesh.start_service("other", {"GET/other": lambda p, pk: []})
         await wait_until(lambda: names(other.nodes) == ["goods", "other"], 3.0, "list in Python")
+        await node.event("noti", lambda d: names(d["params"]) == ["goods", "other"])
     finally:
         await node.stop()
     await wait_until(lambda: "goods" not in names(dist.nodes()), 3.0, "the Node service's departure")

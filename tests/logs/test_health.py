@@ -217,6 +217,32 @@ def test_a_killed_service_is_down_and_forgotten_after_a_while():
     assert [r["name"] for r in tracker.table] == ["members"]
 
 
+def test_a_node_that_said_goodbye_is_gone_at_once_with_its_shipping_instance():
+    """A clean stop unregisters (the distributor's list names it in ``left``): no down row for
+    10 minutes, neither the node's nor its shipper's closed connection's; listed again, it is
+    a row again; a node that left the same tick without a goodbye is still down."""
+    clock, tracker = Clock(), HealthTracker()
+    seen = replace(LIVE, first_seen_ms=T, heard_ms=T, last_seen_ms=T)
+    tracker.observe_nodes([_node(), _node("members", 9020)], clock.now)
+    tracker.update([seen], {}, clock.now)
+    clock += S  # goods stops cleanly, members is killed
+    gone = replace(seen, connections=0, dropped_ms=clock.now)
+    tracker.observe_nodes([], clock.now, left=[("127.0.0.1", 9010)])
+    tracker.update([gone], {}, clock.now)
+    assert [r["name"] for r in tracker.table] == ["members"]
+    clock += DOWN_AFTER_MS
+    tracker.observe_nodes([], clock.now)  # the goodbye is out of the distributor's lists now
+    [change] = tracker.update([gone], {}, clock.now)
+    assert (change.row["name"], change.row["state"]) == ("members", DOWN)
+    assert [r["name"] for r in tracker.table] == ["members"]
+    clock += S  # goods starts again on its address: a row again, up
+    tracker.observe_nodes([_node()], clock.now)
+    again = replace(LIVE, instance="goods-b", first_seen_ms=clock.now, heard_ms=clock.now)
+    tracker.update([gone, again], {}, clock.now)
+    assert {r["name"]: (r["state"], r["instance"]) for r in tracker.table} == \
+        {"goods": (UP, "goods-b"), "members": (DOWN, None)}
+
+
 def test_an_instance_naming_no_listed_node_waits_for_the_list_then_is_unregistered():
     clock, tracker = Clock(), HealthTracker()
     script = Seen("billing-1", "billing", None, "127.0.0.1", first_seen_ms=T, heard_ms=T,

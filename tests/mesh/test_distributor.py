@@ -138,3 +138,45 @@ async def test_a_registration_no_node_can_be_reached_at_is_refused_and_not_broad
     peer.send(registration("good", 65535, ["GET/x"]))
     assert names((await peer.recv_until(is_list))["params"]) == ["good"]
     await peer.close()
+
+
+async def test_a_clean_stop_says_goodbye_and_the_lists_name_it_left_until_it_registers_again(mesh):
+    """A RegistryLink closed cleanly sends DELETE /distributes before its connection closes:
+    the others hear a list without it that names it in ``left`` (the logs service's mesh view
+    then drops it instead of showing it down); a node that only disconnects is in no ``left``
+    (it may have crashed); a new registration of the address ends the goodbye."""
+    from logmesh.mesh.registry import RegistryLink
+
+    dist = await mesh.start_distributor()
+    watcher = await Peer.connect(dist.port)
+    await watcher.recv()
+    watcher.send(registration("watcher", 1001, ["GET/w"]))
+    await watcher.recv_until(is_list)
+    crashed = await Peer.connect(dist.port)
+    await crashed.recv()
+    crashed.send(registration("members", 1003, ["GET/members"]))
+    await watcher.recv_until(lambda p: is_list(p) and "members" in names(p["params"]))
+    await crashed.close()  # no goodbye: a crash as the others see it
+    listing = await watcher.recv_until(lambda p: is_list(p) and "members" not in names(p["params"]))
+    assert "left" not in listing, "the book's packet as is while nobody said goodbye"
+
+    link = RegistryLink(HOST, dist.port, name="goods", node_port=lambda: 1002, urls=lambda: ["GET/goods"])
+    link.start()
+    await watcher.recv_until(lambda p: is_list(p) and "goods" in names(p["params"]))
+    await wait_until(lambda: link.client.is_connected)
+    await link.close()
+    listing = await watcher.recv_until(lambda p: is_list(p) and "goods" not in names(p["params"]))
+    assert listing["left"] == [{"name": "goods", "host": HOST, "port": 1002}]
+    assert await watcher.silent_for(0.3) == [], "its connection's close is not broadcast again"
+    newcomer = await Peer.connect(dist.port)
+    assert (await newcomer.recv())["left"] == [{"name": "goods", "host": HOST, "port": 1002}]
+    # a goodbye from a connection that registered nothing: nothing to leave, nothing said
+    newcomer.send({"uri": "/distributes", "method": "DELETE", "key": 0, "params": {"port": 1001}})
+    assert await watcher.silent_for(0.3) == []
+    assert names(dist.nodes()) == ["watcher"]
+    # goods starts again on the same port: listed, and left no more
+    newcomer.send(registration("goods", 1002, ["GET/goods"]))
+    listing = await watcher.recv_until(lambda p: is_list(p) and "goods" in names(p["params"]))
+    assert listing.get("left", []) == []
+    await newcomer.close()
+    await watcher.close()
