@@ -40,11 +40,17 @@ def status(url: str) -> int:
         return exc.code
 
 
-def test_each_process_behind_the_book_distributor_is_one_row_up(procs, tmp_path):
+def book_distributor(procs):
+    """The book's Node distributor on a free port: (its process, the port)."""
     dport = free_port()
     book = procs.start_script("book-distributor", [shutil.which("node") or "node",
                                                    str(DISTRIBUTOR_JS), str(dport)])
     book.wait_line("distributor listening")
+    return book, dport
+
+
+def test_each_process_behind_the_book_distributor_is_one_row_up(procs, tmp_path):
+    book, dport = book_distributor(procs)
     _, _, http = procs.logs(tmp_path / "logs", distributor=dport)
     _, goods_port = procs.service("goods", dport, tmp_path / "svc")
     _, gw_port = procs.gateway(dport)
@@ -71,10 +77,7 @@ def test_a_goodbye_to_the_book_distributor_is_ignored_and_the_node_is_down_as_be
     """A logmesh node stopping cleanly says goodbye (DELETE /distributes); the book's
     distributor handles POST only: it goes on listing and broadcasting, and with no ``left``
     in its lists the mesh view shows the stopped node down, as before the goodbye."""
-    dport = free_port()
-    book = procs.start_script("book-distributor", [shutil.which("node") or "node",
-                                                   str(DISTRIBUTOR_JS), str(dport)])
-    book.wait_line("distributor listening")
+    book, dport = book_distributor(procs)
     _, _, http = procs.logs(tmp_path / "logs", distributor=dport)
     goods, goods_port = procs.service("goods", dport, tmp_path / "svc")
 

@@ -140,6 +140,15 @@ async def test_a_registration_no_node_can_be_reached_at_is_refused_and_not_broad
     await peer.close()
 
 
+async def registered(port: int, name: str, node_port: int) -> Peer:
+    """A bare peer registered as ``name`` at ``node_port``, its own broadcast read."""
+    peer = await Peer.connect(port)
+    await peer.recv()
+    peer.send(registration(name, node_port, [f"GET/{name}"]))
+    await peer.recv_until(lambda p: is_list(p) and name in names(p["params"]))
+    return peer
+
+
 async def test_a_clean_stop_says_goodbye_and_the_lists_name_it_left_until_it_registers_again(mesh):
     """A RegistryLink closed cleanly sends DELETE /distributes before its connection closes:
     the others hear a list without it that names it in ``left`` (the logs service's mesh view
@@ -148,14 +157,8 @@ async def test_a_clean_stop_says_goodbye_and_the_lists_name_it_left_until_it_reg
     from logmesh.mesh.registry import RegistryLink
 
     dist = await mesh.start_distributor()
-    watcher = await Peer.connect(dist.port)
-    await watcher.recv()
-    watcher.send(registration("watcher", 1001, ["GET/w"]))
-    await watcher.recv_until(is_list)
-    crashed = await Peer.connect(dist.port)
-    await crashed.recv()
-    crashed.send(registration("members", 1003, ["GET/members"]))
-    await watcher.recv_until(lambda p: is_list(p) and "members" in names(p["params"]))
+    watcher = await registered(dist.port, "watcher", 1001)
+    crashed = await registered(dist.port, "members", 1003)
     await crashed.close()  # no goodbye: a crash as the others see it
     listing = await watcher.recv_until(lambda p: is_list(p) and "members" not in names(p["params"]))
     assert "left" not in listing, "the book's packet as is while nobody said goodbye"
