@@ -479,13 +479,13 @@ class LogIngestProtocol(IngestConnection):
     async def _ack(self, key: Any, count: int, seq: int, rejected: list) -> None:
         if seq >= 0:
             writer = self.ctx.writer
-            if seq > writer.durable_seq and getattr(writer, "fsync_mode", None) == "batch":
-                # Asking at once would start a group, and an fsync, for this batch alone: the
-                # shippers of a host send on the same ticks of the wall clock (shipping/shipper.py),
-                # so the others' batches of this tick join the group if it waits a moment.
-                await asyncio.sleep(GROUP_WINDOW)
+            # Asking at once would start a group, and an fsync, for this batch alone: the
+            # shippers of a host send on the same ticks of the wall clock (shipping/shipper.py),
+            # so the others' batches of this tick join the group if it waits a moment (the
+            # store's one timer for the group, where a sleep a batch was a timer each).
+            group = {"within": GROUP_WINDOW} if getattr(writer, "fsync_mode", None) == "batch" else {}
             try:
-                await writer.durable(seq, on_failure="raise")
+                await writer.durable(seq, on_failure="raise", **group)
             except StoreUnavailable as exc:  # said at once; the events are written when it can,
                 self._reply(key, 507, f"not stored yet, resend: {exc}")  # the resend dropped
                 return

@@ -317,8 +317,13 @@ class SegmentWriter:
         self._kick()
         return last
 
-    async def durable(self, seq: int, *, on_failure: str = "wait", first: int | None = None) -> None:
+    async def durable(self, seq: int, *, on_failure: str = "wait", first: int | None = None,
+                      within: float = 0.0) -> None:
         """Return once ``seq`` is on disk per the fsync mode.
+
+        ``within``: the flush may wait that many seconds (at most) for other appends to join
+        its group, where a caller would sleep first: one timer for every waiter of a group,
+        where each sleep was a timer and maybe a wake-up of the loop of its own.
 
         While the store cannot write (a full disk), ``on_failure`` says what
         the caller would rather have than an indefinite wait:
@@ -337,7 +342,10 @@ class SegmentWriter:
         fut = asyncio.get_running_loop().create_future()
         self._waiters.append((seq, fut, first if on_failure == "withdraw" else None,
                               on_failure != "wait"))
-        self._kick(now=True)
+        if within > 0:
+            self._kick_within(within)
+        else:
+            self._kick(now=True)
         if self.failure is not None:
             self._answer_failed_waiters()
         await fut
@@ -365,6 +373,18 @@ class SegmentWriter:
             wakeup.set()
         elif self._timer is None and self._loop is not None:
             self._timer = self._loop.call_later(self.fsync_interval, wakeup.set)
+
+    def _kick_within(self, seconds: float) -> None:
+        """Flush within ``seconds``: the flusher's tick brought forward (never put off)."""
+        wakeup, loop = self._wakeup, self._loop
+        if wakeup is None or loop is None or wakeup.is_set():
+            return
+        when = loop.time() + seconds
+        if self._timer is not None:
+            if self._timer.when() <= when:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(when, wakeup.set)
 
     async def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         """Until a kick or the tick, which is armed only while something is buffered, waited

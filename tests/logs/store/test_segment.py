@@ -201,6 +201,26 @@ async def test_a_group_is_written_and_synced_in_one_hop_of_the_io_thread(tmp_pat
     assert numbers(tmp_path) == list(range(1, 10))
 
 
+
+async def test_waiters_within_a_window_share_one_group_and_one_timer(tmp_path, open_writer):
+    """An acked batch asks for its fsync within tcp.GROUP_WINDOW: the batches of that window
+    share one write and one fsync, on one timer brought forward, never put off."""
+    w = open_writer(fsync_interval=5.0)
+    first = w.append_events(events(1, 3))  # no waiter yet: the tick is armed 5 s out
+    assert w._timer is not None and w._timer.when() > w._loop.time() + 4
+    a = asyncio.ensure_future(w.durable(first, within=0.2))
+    await asyncio.sleep(0)
+    timer = w._timer
+    assert timer is not None and timer.when() < w._loop.time() + 0.3, "brought forward"
+    second = w.append_events(events(4, 3))
+    b = asyncio.ensure_future(w.durable(second, within=1.0))
+    await asyncio.sleep(0)
+    assert w._timer is timer, "a later window does not put the group off"
+    await asyncio.wait_for(asyncio.gather(a, b), 5)
+    assert w.stats["fsyncs"] == 1
+    assert numbers(tmp_path) == list(range(1, 7))
+
+
 async def test_a_failed_fsync_holds_the_ack_until_an_fsync_succeeds(tmp_path, open_writer,
                                                                     monkeypatch):
     real_fsync = os.fsync
