@@ -63,10 +63,6 @@ log = logging.getLogger("logmesh.logs.ingest")
 # Marks an event kept with U+FFFD for bytes that were not UTF-8 (logs/event.py's labels).
 REPLACED_BAD_UTF8 = {REPLACED_LABEL: "bad_utf8"}
 
-# Seconds an acked batch waits before it asks the store for its fsync: the other batches that
-# arrive meanwhile share the group (one write, one fsync). The ack still follows the fsync.
-GROUP_WINDOW = 0.005
-
 _N, _TS, _LEVEL, _STATUS = (attrgetter(name) for name in ("n", "ts", "level", "status"))
 
 
@@ -165,8 +161,9 @@ class LogIngestProtocol(IngestConnection):
             last = ctx.writer.append_events(events) if events else ctx.writer.appended_seq
             if events:
                 ctx.events.inc(len(events))
+            within = ctx.group_window(self) if acks else 0.0
             for key, count, rejected in acks:
-                asyncio.ensure_future(self._ack(key, count, last, rejected))
+                asyncio.ensure_future(self._ack(key, count, last, rejected, within))
             if ctx.book_lines is not None and events:
                 ctx.book_lines(self.source, [ev.message for ev in events])
         self.pause_if_behind()
@@ -476,16 +473,14 @@ class LogIngestProtocol(IngestConnection):
                 rejected.append([i, "bad_event" if reason == "bad_json" else reason, str(exc)])
         return Batch(raw.service, raw.instance, events, raw.node, raw.heartbeat), where
 
-    async def _ack(self, key: Any, count: int, seq: int, rejected: list) -> None:
+    async def _ack(self, key: Any, count: int, seq: int, rejected: list, within: float) -> None:
+        """Reply once ``seq`` is durable; ``within``: IngestContext.group_window's (asking at
+        once would start a group, and an fsync, for this batch alone)."""
         if seq >= 0:
             writer = self.ctx.writer
-            # Asking at once would start a group, and an fsync, for this batch alone: the
-            # shippers of a host send on the same ticks of the wall clock (shipping/shipper.py),
-            # so the others' batches of this tick join the group if it waits a moment (the
-            # store's one timer for the group, where a sleep a batch was a timer each).
-            group = {"within": GROUP_WINDOW} if getattr(writer, "fsync_mode", None) == "batch" else {}
             try:
-                await writer.durable(seq, on_failure="raise", **group)
+                await (writer.durable(seq, on_failure="raise", within=within) if within
+                       else writer.durable(seq, on_failure="raise"))
             except StoreUnavailable as exc:  # said at once; the events are written when it can,
                 self._reply(key, 507, f"not stored yet, resend: {exc}")  # the resend dropped
                 return
