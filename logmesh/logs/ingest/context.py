@@ -24,6 +24,9 @@ PAUSE_BUFFER_BYTES = 16 * 1024 * 1024
 # Seconds an acked batch may wait for its fsync: the other batches that arrive meanwhile share
 # the group (one write, one fsync). The ack still follows the fsync.
 GROUP_WINDOW = 0.005
+# A connection that sent an acked batch this recently is expected in each group (two of the
+# shippers' 50 ms ticks, shipping/shipper.py's linger): see IngestContext.group_window.
+GROUP_EXPECTS_SECONDS = 0.1
 
 
 
@@ -69,31 +72,37 @@ class IngestContext:
         self.worker = worker
         self.connections_total = 0
         self.batches = 0
-        # The connections whose acked batches wait in the store's open group, and those of the
-        # group handed to the disk last: see group_window.
+        # The connections whose acked batches wait in the store's open group, and when each
+        # connection sent its last acked batch: see group_window.
         self._group: set[Any] = set()
-        self._last_group: set[Any] = set()
+        self._recent: dict[Any, float] = {}
         writer.on_flush.append(self._resume_all)
         writer.on_handover.append(self._resume_all)
-        writer.on_handover.append(self._next_group)
+        writer.on_handover.append(self._group.clear)
 
-    def group_window(self, conn: Any) -> float:
+    def group_window(self, conn: Any, now: float | None = None) -> float:
         """Seconds an acked batch of ``conn`` may wait for others to join its fsync (``within``
-        of SegmentWriter.durable): GROUP_WINDOW, or 0 once every connection of the last group
-        has sent to this one. The shippers of a host send on the same ticks of the wall clock
-        (shipping/shipper.py), so a mesh's group is whole when its last batch arrives: the
-        window's timer and the loop's wake-up for it (0.3-0.8 ms of CPU a turn on the benches'
-        VM, docs/benchmarks.md "eleventh part") are not waited for. A shipper with nothing to
-        send in a tick makes one group wait for the window, and the next expects it no more."""
+        of SegmentWriter.durable): GROUP_WINDOW, or 0 once every connection that sent an acked
+        batch in the last GROUP_EXPECTS_SECONDS has sent to this group. The shippers of a host
+        send on the same ticks of the wall clock (shipping/shipper.py), so a mesh's group is
+        whole when its last batch arrives: the window's timer and the loop's wake-up for it
+        (0.3-0.8 ms of CPU a turn on the benches' VM, docs/benchmarks.md "eleventh part") are
+        not waited for. A batch that comes later than the window, or a shipper gone quiet,
+        costs what it did (the window); a group is never closed early on a part of the
+        connections, so it is never split where the window alone would have kept it whole."""
         if getattr(self.writer, "fsync_mode", None) != "batch":
             return 0.0
-        group = self._group
+        now = time.monotonic() if now is None else now
+        recent, group = self._recent, self._group
+        recent[conn] = now
         group.add(conn)
-        last = self._last_group
-        return 0.0 if last and len(group) >= len(last) and last <= group else GROUP_WINDOW
-
-    def _next_group(self) -> None:
-        self._last_group, self._group = self._group, set()
+        if len(group) < len(recent):
+            for other, sent in list(recent.items()):
+                if other not in group:
+                    if now - sent <= GROUP_EXPECTS_SECONDS:
+                        return GROUP_WINDOW
+                    del recent[other]  # quiet: expected no more
+        return 0.0
 
     def _reason(self, kind: str, reason: str) -> Any:
         family, children = self._by_reason[kind]

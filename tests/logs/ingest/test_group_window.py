@@ -1,5 +1,5 @@
 """An acked batch waits at most GROUP_WINDOW for the others of its group (one write, one
-fsync), and not at all once every connection of the last group has sent: the mesh's
+fsync), and not at all once every connection that sent lately has sent to it: the mesh's
 shippers send on the same ticks, so its group is whole when its last batch arrives."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from logmesh.logs.ingest import context
-from logmesh.logs.ingest.context import GROUP_WINDOW, IngestContext
+from logmesh.logs.ingest.context import GROUP_EXPECTS_SECONDS, GROUP_WINDOW, IngestContext
 from logmesh.logs.ingest.tcp import LogIngestProtocol
 from logmesh.logs.store.segment import SegmentWriter
 from logmesh.protocol import encode
@@ -30,20 +30,35 @@ class _Writer:
             hook()
 
 
-def test_the_window_ends_once_the_last_groups_connections_have_sent() -> None:
+def test_the_window_ends_once_every_recent_connection_has_sent() -> None:
     writer = _Writer()
     ctx = IngestContext(writer)  # type: ignore[arg-type]
     a, b, c = object(), object(), object()
-    assert [ctx.group_window(a), ctx.group_window(b)] == [GROUP_WINDOW] * 2  # no last group
+    tick = 0.05
+    assert ctx.group_window(a, 0.0) == 0.0  # the first batch of all: nobody else is expected
     writer.hand_over()
-    assert [ctx.group_window(b), ctx.group_window(a)] == [GROUP_WINDOW, 0.0]
+    assert ctx.group_window(b, 0.001) == GROUP_WINDOW  # a sent a moment ago
+    writer.hand_over()  # the window ended the group
+    assert ctx.group_window(a, tick) == GROUP_WINDOW  # b sent within the last two ticks
+    assert ctx.group_window(b, tick + 0.001) == 0.0  # whole: written at once
     writer.hand_over()
-    assert ctx.group_window(a) == GROUP_WINDOW  # b sent nothing this tick: the window ends it
+    # a late batch: b's comes after the window wrote a's, and waits for the window too (never
+    # closed on a part of the connections, so never split where the window would not split it)
+    assert ctx.group_window(a, 2 * tick) == GROUP_WINDOW
     writer.hand_over()
-    assert ctx.group_window(a) == 0.0  # the last group was a alone
-    assert ctx.group_window(c) == 0.0  # a newcomer joins whatever group is open
+    assert ctx.group_window(b, 2 * tick + 0.008) == GROUP_WINDOW
     writer.hand_over()
-    assert [ctx.group_window(a), ctx.group_window(c)] == [GROUP_WINDOW, 0.0]
+    assert ctx.group_window(a, 3 * tick) == GROUP_WINDOW
+    assert ctx.group_window(c, 3 * tick + 0.001) == GROUP_WINDOW  # a newcomer: b is expected
+    assert ctx.group_window(b, 3 * tick + 0.002) == 0.0
+    writer.hand_over()
+    # c goes quiet: it is expected for GROUP_EXPECTS_SECONDS, then no more
+    assert ctx.group_window(a, 4 * tick) == GROUP_WINDOW
+    assert ctx.group_window(b, 4 * tick + 0.001) == GROUP_WINDOW
+    writer.hand_over()
+    later = 3 * tick + 0.001 + GROUP_EXPECTS_SECONDS + 0.001
+    assert ctx.group_window(a, later) == GROUP_WINDOW  # b is expected
+    assert ctx.group_window(b, later + 0.001) == 0.0  # c is not any more
 
 
 def test_other_fsync_modes_have_no_window() -> None:
@@ -89,8 +104,9 @@ async def test_a_whole_group_is_written_at_once_and_each_ack_follows_its_fsync(t
             proto, transport = LogIngestProtocol(ctx), _Transport()
             proto.connection_made(transport)
             conns.append((service, proto, transport))
+        monkeypatch.setattr(context, "GROUP_EXPECTS_SECONDS", 3600.0)  # whatever the load
         monkeypatch.setattr(context, "GROUP_WINDOW", 0.05)
-        for service, proto, _ in conns:  # the first tick: no last group, the window ends it
+        for service, proto, _ in conns:  # the first tick, in one turn: one group
             proto.data_received(_frame(service, 1, 1))
         await wait_until(lambda: all(t.replies for _, _, t in conns), 10, "the first acks")
         assert writer.stats["fsyncs"] == 1
