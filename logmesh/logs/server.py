@@ -478,15 +478,16 @@ class LogsServer(Serving):
             self.tcp_server.close()
         if self.listeners is not None:
             self.listeners.close()
-            # 1b. syslog and JSON lines have no acks: read their senders to their end first
-            # (not while the disk refuses writes: the store's own close needs the time then)
-            if self.writer.failure is None:
-                drained, cut = await drain(self.guard.conns)
-                if drained or cut:
-                    log.info("logs worker %d: %d syslog/JSON-lines connection(s) read to their "
-                             "end, %d still sending cut (quiet %.1f s or %.0f s passed)",
-                             self.config.worker_id, drained, cut, DRAIN_QUIET_SECONDS,
-                             DRAIN_SECONDS)
+        # 1b. the book's packets, syslog and JSON lines have no acks: read their senders to
+        # their end first (not while the disk refuses writes: the store's own close needs the
+        # time then)
+        if self.writer.failure is None:
+            drained, cut = await drain(self.guard.conns)
+            if drained or cut:
+                log.info("logs worker %d: %d book/syslog/JSON-lines connection(s) read to "
+                         "their end, %d still sending cut (quiet %.1f s or %.0f s passed)",
+                         self.config.worker_id, drained, cut, DRAIN_QUIET_SECONDS,
+                         DRAIN_SECONDS)
         if self.registry is not None:
             await self.registry.close()
         await self.instance_health.close()
