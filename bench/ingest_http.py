@@ -53,7 +53,7 @@ from ingest_peers import (  # noqa: E402
 from loadgen import _request_frame  # noqa: E402
 
 PROTOCOLS = ("book-tcp", "ndjson", "es-bulk", "es-bulk-beats", "es-bulk-nested", "es-bulk-ids", "otlp-protobuf", "otlp-protobuf-sdk", "otlp-json", "loki-protobuf",
-             "loki-json")
+             "loki-json", "loki-protobuf-nolevel", "loki-json-nolevel", "loki-json-levelled")
 SERVICES = ("goods", "members", "purchases")
 
 
@@ -137,22 +137,30 @@ def body_otlp_json(evs: list) -> bytes:
         for svc, group in _otlp_groups(evs).items()]})
 
 
-def body_loki_protobuf(evs: list) -> bytes:
+def body_loki_protobuf(evs: list, level: bool = True) -> bytes:
     from logmesh.logs.ingest.loki import MESSAGES
 
     req = MESSAGES["PushRequest"]()
     for svc, group in _otlp_groups(evs).items():
-        stream = req.streams.add(labels=f'{{service_name="{svc}", level="info"}}')
+        stream = req.streams.add(labels=f'{{service_name="{svc}", level="info"}}' if level else
+                                 f'{{service_name="{svc}"}}')
         for ns, _, msg in group:
             entry = stream.entries.add(line=msg)
             entry.timestamp.seconds, entry.timestamp.nanos = divmod(ns, 1_000_000_000)
     return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
 
 
-def body_loki_json(evs: list) -> bytes:
+def body_loki_json(evs: list, level: bool = True, levelled: bool = False) -> bytes:
+    """``level``: the streams have a level label (with none, each line is searched for its own,
+    ingest/line_level.py); ``levelled``: each line is JSON with a ``level`` key, as
+    loki-logger-handler sends them (one in 8 an error)."""
+    def line(i: int, msg: str) -> str:
+        return orjson.dumps({"level": "error" if i % 8 == 0 else "info", "message": msg}).decode() \
+            if levelled else msg
+
     return orjson.dumps({"streams": [
-        {"stream": {"service_name": svc, "level": "info"},
-         "values": [[str(ns), msg] for ns, _, msg in group]}
+        {"stream": {"service_name": svc, "level": "info"} if level else {"service_name": svc},
+         "values": [[str(ns), line(i, msg)] for i, (ns, _, msg) in enumerate(group)]}
         for svc, group in _otlp_groups(evs).items()]})
 
 
@@ -195,6 +203,12 @@ HTTP = {
     "otlp-json": ("/v1/logs", "application/json", body_otlp_json, None),
     "loki-protobuf": ("/loki/api/v1/push", "application/x-protobuf", body_loki_protobuf, None),
     "loki-json": ("/loki/api/v1/push", "application/json", body_loki_json, None),
+    "loki-protobuf-nolevel": ("/loki/api/v1/push", "application/x-protobuf",
+                              partial(body_loki_protobuf, level=False), None),
+    "loki-json-nolevel": ("/loki/api/v1/push", "application/json", partial(body_loki_json, level=False),
+                          None),
+    "loki-json-levelled": ("/loki/api/v1/push", "application/json",
+                           partial(body_loki_json, level=False, levelled=True), None),
 }
 
 

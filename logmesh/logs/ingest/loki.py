@@ -11,7 +11,8 @@ Mapping (docs/ingest.md): the line is ``message``; the stream's labels and an
 entry's structured metadata are labels; ``service.name`` is taken from
 the first of ``service_name``, ``service``, ``app``, ``job`` (the names Loki
 and its agents use; all but ``service_name`` stay labels too), and ``log.level``
-from ``level`` (or ``detected_level``, ``severity``). A line whose timestamp is 0 is stamped when received.
+from ``level`` (or ``detected_level``, ``severity``), else, as Loki does, from the line's
+own ``level``/``lvl``/``severity`` when it is JSON or logfmt (line_level.py). A line whose timestamp is 0 is stamped when received.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..event import Event
 from .common import MAX_TIMESTAMP_MS, Rejected, not_json
 from .field_limits import fold
 from .line_block import LineBlock, json_strings
+from .line_level import levels_of, levels_of_literals, line_level
 
 _encode = msgspec.json.encode
 
@@ -130,6 +132,7 @@ class Stream:
     service: str | None
     level: str
     labels: dict[str, Any] | None
+    detect: bool = False  # no level label: each line's own level is read (line_level.py)
 
 
 def stream_of(labels: dict[str, Any]) -> Stream:
@@ -138,8 +141,9 @@ def stream_of(labels: dict[str, Any]) -> Stream:
     # also name other things and stay labels: Loki's users select streams by them (job:cron)
     name = next((k for k in SERVICE_LABELS if isinstance(labels.get(k), str)), None)
     service = None if name is None else labels.pop(name) if name == "service_name" else labels[name]
-    level = next((labels.pop(k) for k in LEVEL_LABELS if isinstance(labels.get(k), str)), "info")
-    return Stream(service, level.lower(), fold(labels) if labels else None)
+    level = next((labels.pop(k) for k in LEVEL_LABELS if isinstance(labels.get(k), str)), None)
+    return Stream(service, "info" if level is None else level.lower(),
+                  fold(labels) if labels else None, detect=level is None)
 
 
 @dataclass
@@ -160,17 +164,22 @@ def _event(stream: Stream, ns: int, line: str, received: int, metadata: dict | N
     labels = stream.labels
     if metadata:
         labels = fold({**(labels or {}), **metadata})
-    return Event(timestamp=ts, received_at=received, level=stream.level, message=line,
+    level = (line_level(line) or stream.level) if stream.detect else stream.level
+    return Event(timestamp=ts, received_at=received, level=level, message=line,
                  service_name=stream.service, labels=labels)
 
 
-def _run(out: Parsed, stream: Stream, received: int, stamps: list[int], messages: list) -> bool:
+def _run(out: Parsed, stream: Stream, received: int, stamps: list[int], messages: list,
+         literals: bool = False) -> bool:
     """A stream's entries as one run (line_block.py); False if a timestamp needs the
-    per-entry path."""
+    per-entry path. ``literals``: the messages are JSON string literals (the JSON push)."""
     if min(stamps) < 0 or max(stamps) > MAX_TIMESTAMP_MS:
         return False
+    level: str | list[str] = stream.level
+    if stream.detect:
+        level = (levels_of_literals if literals else levels_of)(messages, level)
     out.block.add_run(stamps, received_at=received, service_name=stream.service,
-                      level=stream.level, message=messages,
+                      level=level, message=messages,
                       labels=msgspec.Raw(_encode(stream.labels)) if stream.labels else None)
     return True
 
@@ -303,7 +312,8 @@ def parse_json(body: bytes, received: int) -> Parsed:
             stamps_ns = list(map(int, map(_first, s.values)))
             lines = list(map(_second, s.values))
             if 0 not in stamps_ns and json_strings(lines) and _run(
-                    out, stream_of(s.stream), received, [ns // 1_000_000 for ns in stamps_ns], lines):
+                    out, stream_of(s.stream), received, [ns // 1_000_000 for ns in stamps_ns], lines,
+                    literals=True):
                 continue
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
             pass  # the per-entry path says what is wrong, entry by entry

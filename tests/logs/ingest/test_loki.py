@@ -95,3 +95,56 @@ async def test_a_snappy_body_is_capped_by_its_declared_length_before_unpacking(s
     status, text = await push(srv, body, "application/x-protobuf")
     assert status == 413 and "--max-body-size" in text
     assert stored(srv.config.data_dir) == []
+
+
+# Lines as loki-logger-handler (JSON) and Grafana Alloy / Go services (logfmt) push them, in a
+# stream with no level label: Loki reads the level out of the line (discover_log_levels).
+LEVELLED = [
+    ('{"message": "db down", "level": "ERROR", "logger": "app"}', "error"),
+    ("ts=2026-11-30T10:00:00Z level=warn msg=\"disk 91%\"", "warning"),
+    ('{"msg": "slow", "lvl": "dbg"}', "debug"),
+    ('lvl="Info" caller=main.go:12', "info"),
+    ('{"severity": "critical", "x": 1}', "critical"),
+    ("SEVERITY=fatal something", "fatal"),
+    ('{"ctx": {"level": "error"}, "msg": "nested: not Loki\'s top-level key"}', "info"),
+    ("0 errors, level unknown", "info"),
+    ('{"level": "verbose"}', "info"),
+    ("plain text line", "info"),
+]
+
+
+async def test_a_line_carrying_its_level_is_stored_at_that_level_when_the_stream_has_none(start_logs):
+    srv = await start_logs()
+    lines = [line for line, _ in LEVELLED]
+    doc = {"streams": [{"stream": {"service_name": "api"},
+                        "values": [[str(NS + i), line] for i, line in enumerate(lines)]}]}
+    status, text = await push(srv, orjson.dumps(doc), "application/json")
+    assert status == 204, text
+    body = protobuf_push('{app="shop"}', *((NS + i, line, {}) for i, line in enumerate(lines)))
+    status, text = await push(srv, body, "application/x-protobuf")
+    assert status == 204, text
+    # per entry (structured metadata takes that path) as in a run
+    body = protobuf_push('{app="shop"}', *((NS + i, line, {"k": "v"}) for i, line in enumerate(lines)))
+    status, text = await push(srv, body, "application/x-protobuf")
+    assert status == 204, text
+    # a level label wins over the line's
+    doc = {"streams": [{"stream": {"service_name": "api", "level": "notice"},
+                        "values": [[str(NS), lines[0]]]}]}
+    status, text = await push(srv, orjson.dumps(doc), "application/json")
+    assert status == 204, text
+    events = stored(srv.config.data_dir)
+    want = [level for _, level in LEVELLED]
+    assert [e["log.level"] for e in events] == want * 3 + ["notice"]
+    assert [e["message"] for e in events[:len(lines)]] == lines
+
+
+def test_line_level_reads_what_loki_reads():
+    from logmesh.logs.ingest.line_level import levels_of, line_level
+
+    for line, level in LEVELLED:
+        assert (line_level(line) or "info") == level, line
+    assert levels_of(["a", "b"], "info") == "info"
+    assert levels_of(["level=error", "level=ERR"], "info") == "error"
+    assert levels_of(["level=error", "x"], "info") == ["error", "info"]
+    assert line_level("   {\"Level\": \"WRN\"}  ") == "warning"
+    assert line_level("{not json level}") is None
