@@ -18,6 +18,7 @@ class IngestConnection(Guarded, asyncio.Protocol):
     # A protocol that never answers its sender (syslog, JSON lines): at shutdown it is
     # half-closed and read to its end (drain below) instead of being cut.
     drains_on_stop = False
+    half_closed = False  # drain sent our FIN: nothing more can be written to this sender
 
     def __init__(self, ctx: IngestContext) -> None:
         self.ctx = ctx
@@ -37,6 +38,12 @@ class IngestConnection(Guarded, asyncio.Protocol):
         self.ctx.connections.dec()
         self.ctx.paused.discard(self)
         self.ctx.guard.closed(self)
+
+    def answerable(self) -> bool:
+        """Whether an answer can still be written: open, and not half-closed by drain (a
+        logmesh shipper's first batch may come after the FIN; asyncio refuses the write)."""
+        transport = self.transport
+        return transport is not None and not transport.is_closing() and not self.half_closed
 
     def pause_if_behind(self) -> None:
         """Stop reading while the store holds too much unwritten; IngestContext._resume_all
@@ -81,6 +88,7 @@ async def drain(conns: Iterable[object], seconds: float = DRAIN_SECONDS,
         transport = conn.transport
         if transport is None or transport.is_closing() or not transport.can_write_eof():
             continue
+        conn.half_closed = True
         transport.write_eof()
         conn.last_read = time.monotonic()
         draining.append(conn)

@@ -198,8 +198,9 @@ class LogIngestProtocol(IngestConnection):
 
     def _refuse(self, verdict: Verdict) -> None:
         self.ctx.guard.auth_failed(self, verdict.missing)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(verdict.reply)
+        if self.answerable():
+            self.transport.write(verdict.reply)  # type: ignore[union-attr]
+        if self.transport is not None:
             self.transport.close()
 
     def _book_service(self, block: BookBlock) -> str | None:
@@ -295,8 +296,9 @@ class LogIngestProtocol(IngestConnection):
             self._reply(key, code, message)
 
     def _reply(self, key: Any, code: int, message: str) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode({"key": key, "errorcode": code, "errormessage": message}))
+        if self.answerable():
+            self.transport.write(encode({"key": key, "errorcode": code,  # type: ignore[union-attr]
+                                         "errormessage": message}))
 
     def _book_packet(self, env: Any, frame: bytes, received: int, lines: list,
                      replaced: bool, acks: list) -> None:
@@ -494,7 +496,7 @@ class LogIngestProtocol(IngestConnection):
             except StoreUnavailable as exc:  # said at once; the events are written when it can,
                 self._reply(key, 507, f"not stored yet, resend: {exc}")  # the resend dropped
                 return
-        if self.transport is not None and not self.transport.is_closing():
+        if self.answerable():
             reply = {"key": key, "errorcode": 0, "acked": count}
             if rejected:
                 reply["rejected"] = rejected
