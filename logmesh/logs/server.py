@@ -48,6 +48,7 @@ from .ingest.common import Routes, too_large_error
 from .ingest.connection import DRAIN_QUIET_SECONDS, DRAIN_SECONDS, drain
 from .ingest.context import IngestContext
 from .ingest.counting import ProtocolCounters
+from .ingest.es_ids import BulkIds
 from .ingest.field_limits import Folded
 from .ingest.http_ndjson import event_lines, parse_body
 from .ingest.http_routes import HttpSources, es_root, read_whole
@@ -153,8 +154,9 @@ class LogsServer(Serving):
                                     routes=self.routes, ledger=self.ledger,
                                     book_lines=self.booklog.write if self.booklog else None,
                                     guard=self.guard, metrics=self.prom, worker=worker)
+        self.bulk_ids = BulkIds(config.data_dir)  # the bulk `_id` of every worker (opened at start)
         self.http_sources = HttpSources(self.writer, received=self.ingest.events, metrics=self.prom,
-                                        worker=worker)  # OTLP, Elasticsearch bulk, Loki push
+                                        worker=worker, bulk_ids=self.bulk_ids)  # OTLP, ES bulk, Loki
         self.socket_ports = SocketPorts(config.syslog_port, config.forward_port, config.jsonl_port)
         self.socket_ports.check_exposure(config.host, config.security.insecure)
         self.protocol_counters = ProtocolCounters(self.prom, worker, rejected=self.http_sources.count)
@@ -411,6 +413,7 @@ class LogsServer(Serving):
         cfg = self.config
         self.writer.open()
         known = self.ledger.rebuild(cfg.data_dir)
+        self.bulk_ids.open()  # after the writer's recovery: a claim left open is judged by the store
         if known:
             log.info("re-read %d event id(s) of %d shipper instance(s) for de-duplication",
                      known, len(self.ledger.instances))
@@ -495,6 +498,7 @@ class LogsServer(Serving):
         if self.runner is not None:
             await self.runner.cleanup()
         await self.writer.close()
+        self.bulk_ids.close()
         await self.query.stop()
         for sink in self.sinks:  # 4. sinks finish the bulk in flight; the rest goes next start
             await sink.close()

@@ -10,8 +10,14 @@ stored. ``update`` and ``delete`` are refused per item (the store keeps
 events, it does not edit them). A broken action line is an item of its own,
 and the line after it, its document, goes with it.
 
+An action's ``_id`` is kept with its event as the label ``es.id``; a document
+whose ``_id`` its index already stored is not stored again (es_ids.py: a ``create``
+is answered 409 ``version_conflict_engine_exception``, an ``index`` 200 ``updated``,
+as Elasticsearch answers a client's retry).
+
 The answer is Elasticsearch's bulk response: ``took``, ``errors`` and one item
-per action in order, with ``_id`` the stored event's ``seq``.
+per action in order, with ``_id`` the action's, or the stored event's ``seq``
+when it named none.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from .http_ndjson import FlatEvent, ecs_events, flat_events, record_event
 
 VERSION = "8.17.0"  # what GET / claims: the official clients and shippers accept 8.x
 INDEX_LABEL = "es.index"
+ID_LABEL = "es.id"  # the action's `_id`, kept with its event
+MAX_ID_BYTES = 512  # Elasticsearch's limit: a longer `_id` is refused per item
 ANSWER_INDEX = "logs"  # an item's `_index` when the request named none (ES never answers null)
 _DOC_ACTIONS = ("index", "create")
 _ALL_ACTIONS = ("index", "create", "update", "delete")
@@ -46,21 +54,47 @@ class BulkParse:
     # the events' seqs in order, when stored as one block (http_routes sets it): the answer's
     # numbers without reading them back from each event
     seqs: range | None = None
+    # the action's `_id` of each event, in order (None: it named none); None: no event has one
+    ids: list[str | None] | None = None
+    # position -> (status, seq of the copy stored before) of the events not stored again:
+    # their `_id` was stored (es_ids.py; set by http_routes)
+    outcome: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def refuse(self, action: str, index: str | None, reason: str, kind: str, detail: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         self.items.append((action, index, None, 400, {"type": kind, "reason": detail[:500]}))
 
     def document(self, action: str, index: str | None, doc_line: bytes, received: int,
-                 line_no: int) -> None:
+                 line_no: int, doc_id: str | None = None) -> None:
         """One document: its event and a 201 item, or the item's error."""
         try:
             ev = _document(doc_line, received, index)
         except _Refused as exc:
             self.refuse(action, index, exc.reason, exc.kind, f"line {line_no}: {exc}")
             return
+        if doc_id is not None or self.ids is not None:
+            ids = self.ids if self.ids is not None else [None] * len(self.events)
+            ids.append(doc_id)
+            self.ids = ids
+            if doc_id is not None:
+                labels = ev.labels if ev.labels is not None else {}
+                labels[ID_LABEL] = doc_id
+                ev.labels = labels
         self.items.append((action, index, len(self.events), 201, None))
         self.events.append(ev)
+
+    def with_ids(self) -> list[tuple[int, str, str, str]]:
+        """(position, action, index, _id) of each event whose action named an ``_id``; the
+        index is the one its answer names."""
+        ids = self.ids
+        if ids is None:
+            return []
+        if self.uniform is not None:
+            action, index = self.uniform
+            index = index or ANSWER_INDEX
+            return [(pos, action, index, doc_id) for pos, doc_id in enumerate(ids) if doc_id is not None]
+        return [(pos, action, named or ANSWER_INDEX, ids[pos])
+                for action, named, pos, _, _ in self.items if pos is not None and ids[pos] is not None]
 
 
 def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse | None:
@@ -85,6 +119,8 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
     if not isinstance(index, str | None):
         return None
     index = default_index if index is None else index  # a null `_index` too, as the loop reads it
+    if meta.get("_id") is not None:  # each event its own label: the lines are read below
+        return _paired(body, default_index, received)
     # No action line can decode as a document (an action has a key no document has), and
     # decode_lines skips blank lines: as many documents as actions is a well-formed body
     # (an action without its document and a document without its action, both, would pass).
@@ -99,6 +135,15 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
         events = ecs_events(docs, received, labels)
     if events is not None and len(events) == actions:
         return BulkParse(events=events, uniform=(action, index))
+    return _paired(body, default_index, received, action, index, actions)
+
+
+def _paired(body: bytes, default_index: str | None, received: int, action: str = "",
+            index: str | None = None, actions: int = -1) -> BulkParse | None:
+    """The body's lines paired by position, the action lines read in one pass when they
+    differ (by ``_id``) or name an ``_id``; ``actions``: how many the caller counted (-1:
+    it read only the first line, and ``action``/``index`` are unset). None: the general
+    loop's body."""
     if b"\n\n" in body:  # a blank line: lines cannot be paired by position
         return None
     lines = body.split(b"\n")  # paired by position (no rstrip: it copied the body)
@@ -111,14 +156,20 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
         same = _same_action(lines[0::2], default_index)
         if same is None:
             return None
-        action, index = same
+        action, index, ids = same
         docs = b"\n".join(lines[1::2])
         events = flat_events(docs, received, None if index is None else
                              msgspec.Raw(orjson.dumps({INDEX_LABEL: index})))
         if events is None:
             events = ecs_events(docs, received, None if index is None else {INDEX_LABEL: index})
         if events is not None and len(events) == pairs:
-            return BulkParse(events=events, uniform=same)
+            out = BulkParse(events=events, uniform=(action, index))
+            if ids is not None:
+                _label_ids(events, ids)
+                out.ids = ids
+            return out
+        if ids is not None:
+            return None  # the general loop reads each document with its `_id`
     out = BulkParse()  # documents of any shape, read one at a time, under the one action
     for i, doc_line in enumerate(lines[1::2]):
         out.document(action, index, doc_line, received, 2 * i + 2)
@@ -128,10 +179,11 @@ def _uniform(body: bytes, default_index: str | None, received: int) -> BulkParse
 
 
 class _Meta(msgspec.Struct, frozen=True, gc=False):
-    """An action's metadata as the general loop reads it: ``_index`` (null: the request's
-    index); ``_id``, ``routing``, ``pipeline`` and the rest skipped."""
+    """An action's metadata as the one-pass path reads it: ``_index`` (null: the request's
+    index), ``_id`` (a string); ``routing``, ``pipeline`` and the rest skipped."""
 
     index: str | None = msgspec.field(default=None, name="_index")
+    id: str | None = msgspec.field(default=None, name="_id")
 
 
 class _Action(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -141,14 +193,17 @@ class _Action(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _action_lines = msgspec.json.Decoder(_Action).decode_lines
 _index_of = attrgetter("index")
+_id_of = attrgetter("id")
 
 
-def _same_action(lines: list[bytes], default_index: str | None) -> tuple[str, str | None] | None:
-    """(action, index) when every one of ``lines`` is the same ``index`` or ``create`` action
-    on one index, whatever else each names: what the official clients' bulk helper sends for
-    documents with an ``_id``, and Fluent Bit (``Generate_ID``), Logstash (``document_id``)
-    and Vector (``id_key``). One C pass; the general loop read such a body a line at a time,
-    4-5x slower. None: anything else (that loop says what is wrong)."""
+def _same_action(lines: list[bytes], default_index: str | None
+                 ) -> tuple[str, str | None, list[str | None] | None] | None:
+    """(action, index, each line's ``_id`` or None when none names one) when every one of
+    ``lines`` is the same ``index`` or ``create`` action on one index, whatever else each
+    names: what the official clients' bulk helper sends for documents with an ``_id``, and
+    Fluent Bit (``Generate_ID``), Logstash (``document_id``) and Vector (``id_key``). One C
+    pass; the general loop read such a body a line at a time, 4-5x slower. None: anything
+    else (that loop says what is wrong), an ``_id`` too long among them too."""
     try:
         actions = _action_lines(b"\n".join(lines))
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
@@ -164,7 +219,23 @@ def _same_action(lines: list[bytes], default_index: str | None) -> tuple[str, st
     if len(indexes) != 1:
         return None
     [index] = indexes
-    return name, default_index if index is None else index
+    ids: list[str | None] | None = list(map(_id_of, metas))
+    if ids.count(None) == len(ids):  # type: ignore[union-attr]
+        ids = None
+    elif any(not i or len(i.encode()) > MAX_ID_BYTES for i in ids if i is not None):  # type: ignore[union-attr]
+        return None
+    return name, default_index if index is None else index, ids
+
+
+def _label_ids(events: list, ids: list[str | None]) -> None:
+    """Each event's ``_id`` into its labels (a FlatEvent's JSON text, shared by the body's
+    events until here: each one with an id gets its own)."""
+    for ev, doc_id in zip(events, ids, strict=True):
+        if doc_id is None:
+            continue
+        raw = bytes(ev.labels)
+        head = b'{"' + ID_LABEL.encode() + b'":' + orjson.dumps(doc_id)
+        ev.labels = msgspec.Raw(head + (b"," + raw[1:] if len(raw) > 2 else b"}"))
 
 
 class _Refused(Exception):
@@ -221,6 +292,16 @@ def _line_by_line(body: bytes, default_index: str | None, received: int) -> Bulk
         meta = meta if isinstance(meta, dict) else {}
         index = meta.get("_index", default_index)
         index = index if isinstance(index, str) else default_index
+        doc_id = meta.get("_id")
+        if doc_id is not None and action in _DOC_ACTIONS:
+            doc_id = doc_id if isinstance(doc_id, str) else \
+                str(doc_id) if isinstance(doc_id, int) and not isinstance(doc_id, bool) else None
+            size = len(doc_id.encode()) if doc_id is not None else 0
+            if doc_id is None or not 0 < size <= MAX_ID_BYTES:
+                out.refuse(action, index, "bad_id", "action_request_validation_exception",
+                           f"line {i + 1}: _id must be a string of 1 to {MAX_ID_BYTES} bytes")
+                i += 2
+                continue
         if action not in _ALL_ACTIONS:
             out.refuse(str(action)[:40], index, "bad_action", "illegal_argument_exception",
                        f"line {i + 1}: unknown action {str(action)[:40]!r}")
@@ -241,7 +322,7 @@ def _line_by_line(body: bytes, default_index: str | None, received: int) -> Bulk
             out.refuse(action, index, "unsupported_action", "illegal_argument_exception",
                        "logmesh stores events and does not update them")
             continue
-        out.document(action, index, doc_line, received, i)
+        out.document(action, index, doc_line, received, i, doc_id)
     return out
 
 
@@ -341,6 +422,8 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
     cut to ``filter_path``'s fields as Elasticsearch does (a few common forms of it)."""
     events = parsed.events
     top, keys = _item_keys(filter_path)
+    if parsed.ids is not None:  # an item each with its `_id` and its own status
+        return _items_with_ids(parsed, took_ms, top, keys)
     head_of = {"took": b'"took":%d' % took_ms,
                "errors": b'"errors":%s' % (b"false" if parsed.uniform is not None else
                                            orjson.dumps(any(p is None for _, _, p, _, _ in parsed.items)))}
@@ -382,6 +465,50 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
         else:
             item = {"_index": index, "_id": None, "status": status, "error": error}
         items.append({action: item if keys is None else {k: v for k, v in item.items() if k in keys}})
+    return b"".join([b"{", *(h + b"," for h in heads), b'"items":', orjson.dumps(items), b"}"])
+
+
+_SHARDS = {"total": 1, "successful": 1, "failed": 0}
+
+
+def _items_with_ids(parsed: BulkParse, took_ms: int, top: set[str], keys: set[str] | None) -> bytes:
+    """The answer to a body whose actions name ``_id``: each item its ``_id``; one whose
+    ``_id`` was stored before answered as Elasticsearch answers it (a ``create`` 409
+    ``version_conflict_engine_exception``, an ``index`` 200 ``updated``)."""
+    events, ids, outcome = parsed.events, parsed.ids or [], parsed.outcome
+    rows = parsed.items
+    if parsed.uniform is not None:
+        action, named = parsed.uniform
+        rows = [(action, named, pos, 201, None) for pos in range(len(events))]
+    items: list[dict[str, Any]] = []
+    errors = False
+    for action, named, pos, status, error in rows:
+        index = named or ANSWER_INDEX
+        if pos is None:
+            errors = True
+            item: dict[str, Any] = {"_index": index, "_id": None, "status": status, "error": error}
+        else:
+            doc_id = ids[pos]
+            again = outcome.get(pos)
+            seq = events[pos].seq if again is None else again[1]
+            shown = str(seq) if doc_id is None else doc_id
+            if again is not None and again[0] == 409:
+                errors = True
+                item = {"_index": index, "_id": shown, "status": 409, "error": {
+                    "type": "version_conflict_engine_exception",
+                    "reason": f"[{shown}]: version conflict, document already exists (current version [1])",
+                    "index_uuid": "logmesh", "shard": "0", "index": index}}
+            else:
+                updated = again is not None
+                item = {"_index": index, "_id": shown, "_version": 2 if updated else 1,
+                        "result": "updated" if updated else "created",
+                        "status": 200 if updated else 201, "_seq_no": seq, "_primary_term": 1,
+                        "_shards": _SHARDS}
+        items.append({action: item if keys is None else {k: v for k, v in item.items() if k in keys}})
+    head_of = {"took": b'"took":%d' % took_ms, "errors": b'"errors":%s' % orjson.dumps(errors)}
+    heads = [head_of[k] for k in ("took", "errors") if k in top]
+    if "items" not in top:
+        return b"{" + b",".join(heads) + b"}"
     return b"".join([b"{", *(h + b"," for h in heads), b'"items":', orjson.dumps(items), b"}"])
 
 

@@ -24,6 +24,7 @@ from ..event import Event
 from ..store.segment import LineTooLong, SegmentWriter, StoreUnavailable
 from . import content_coding, es_bulk, loki, otlp, otlp_json
 from .common import now_ms
+from .es_ids import BulkIds
 from .line_block import LineBlock
 
 RETRY_AFTER_SECONDS = 5
@@ -99,8 +100,12 @@ class HttpSources:
     """``POST /v1/logs``, ``POST /_bulk`` (+ ``/{index}/_bulk`` and the probes), ``POST
     /loki/api/v1/push``, storing through ``writer``; ``received`` counts the events stored."""
 
-    def __init__(self, writer: SegmentWriter, *, received: Any, metrics: Any, worker: str) -> None:
+    def __init__(self, writer: SegmentWriter, *, received: Any, metrics: Any, worker: str,
+                 bulk_ids: BulkIds | None = None) -> None:
+        """``bulk_ids``: the window of stored ``_id`` (es_ids.py, opened by the server); None:
+        a bulk ``_id`` is kept as a label and not looked up."""
         self.writer = writer
+        self.bulk_ids = bulk_ids
         self.received = received
         self.worker = worker
         self._rejected = metrics.counter(
@@ -144,15 +149,19 @@ class HttpSources:
         except TimeoutError:
             raise BodyTimeout(f"the body took more than {BODY_TIMEOUT:.0f}s to arrive") from None
 
-    async def store(self, protocol: str, events: Sequence[Event]) -> str | None:
+    async def store(self, protocol: str, events: Sequence[Event],
+                    appended: Callable[[], None] | None = None) -> str | None:
         """Append ``events`` as one block and wait until durable; the reason it failed, or None.
-        Raises LineTooLong, storing none, when one would be a line longer than the store takes."""
+        Raises LineTooLong, storing none, when one would be a line longer than the store takes.
+        ``appended``: called once they have seqs, before the store can write them."""
         if not events:
             return None
         if self.writer.failure is not None:
             return self.writer.failure
         events = list(events)
         last = self.writer.append_events(events)
+        if appended is not None:
+            appended()
         try:  # answered once stored: a success means it is on disk
             await self.writer.durable(last, on_failure="withdraw", first=events[0].seq)
         except StoreUnavailable as exc:
@@ -252,7 +261,10 @@ class HttpSources:
             return error(400, "action_request_validation_exception",
                          "Validation Failed: 1: no requests added;")
         try:
-            failure = await self.store("elasticsearch", parsed.events)
+            if parsed.ids is not None and self.bulk_ids is not None:
+                failure = await self.bulk_ids.run(lambda ids: self.store_once(parsed, ids))
+            else:
+                failure = await self.store("elasticsearch", parsed.events)
         except LineTooLong as exc:
             self.count("elasticsearch", {"too_large": len(exc.lines)})
             return error(413, "illegal_argument_exception", f"nothing stored: {exc}")
@@ -260,7 +272,7 @@ class HttpSources:
             resp = error(503, "unavailable_shards_exception", f"not stored, retry later: {failure}")
             resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return resp
-        if parsed.uniform is not None and parsed.events:  # one block: consecutive seqs of one reserve
+        if parsed.uniform is not None and parsed.events and parsed.ids is None:  # one block: one reserve
             first, last, n = parsed.events[0].seq, parsed.events[-1].seq, len(parsed.events)
             parsed.seqs = range(first, last + 1, (last - first) // (n - 1) if n > 1 else 1)
         took = int((time.perf_counter() - t0) * 1000)
@@ -268,6 +280,43 @@ class HttpSources:
         if len(answer) <= WRITE_PIECE:
             return web.Response(body=answer, content_type="application/json", headers=ES_HEADERS)
         return await self.write_in_pieces(request, answer)
+
+    async def store_once(self, parsed: es_bulk.BulkParse, ids: BulkIds) -> str | None:
+        """:meth:`store` for a body whose actions name ``_id``, holding ``ids``' lock: an event
+        whose ``_id`` its index stored before (or earlier in this body) is not stored again,
+        its item answered as Elasticsearch would (``parsed.outcome``)."""
+        events = parsed.events
+        outcome = parsed.outcome
+        first: dict[tuple[str, str], int] = {}  # (index, id) -> position stored in this body
+        again: list[tuple[int, int]] = []  # (position, position of its first copy in this body)
+        for pos, action, index, doc_id in parsed.with_ids():
+            status = 409 if action == "create" else 200
+            seq = ids.known(index, doc_id)
+            if seq is not None:
+                outcome[pos] = (status, seq)
+            elif (index, doc_id) in first:
+                outcome[pos] = (status, 0)
+                again.append((pos, first[(index, doc_id)]))
+            else:
+                first[(index, doc_id)] = pos
+        fresh = [ev for pos, ev in enumerate(events) if pos not in outcome] if outcome else events
+        if outcome:
+            self.count("elasticsearch", {"id_stored_before": len(outcome)})
+        claimed: list[tuple[str, str, int]] = []
+
+        def claim() -> None:  # seqs given, nothing written yet: the claim goes first
+            claimed.extend((index, doc_id, events[pos].seq) for (index, doc_id), pos in first.items())
+            ids.claim(claimed, now_ms())
+
+        failure = None
+        try:
+            failure = await self.store("elasticsearch", fresh, claim if first else None)
+        finally:
+            if claimed:
+                await ids.stored(claimed, failure is None)
+        for pos, at in again:
+            outcome[pos] = (outcome[pos][0], events[at].seq)
+        return failure
 
     async def write_in_pieces(self, request: web.Request, answer: bytes | bytearray) -> web.StreamResponse:
         """A large answer (an item per document: ~150 bytes each, MBs per body) written a

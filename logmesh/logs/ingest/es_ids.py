@@ -1,0 +1,276 @@
+"""Elasticsearch bulk ``_id``: a document whose ``_id`` is already stored in its index is not
+stored again, across retries, restarts and workers.
+
+A client that retries a ``_bulk`` after a timeout (the official clients' bulk helpers,
+Filebeat, Logstash, Vector) sends the same ``_id`` again; Elasticsearch answers a ``create``
+of a stored ``_id`` with the item's 409 ``version_conflict_engine_exception`` and an
+``index`` of one with 200 ``updated`` (it replaces the document: the retry's copy is the
+same), and those clients count either as done. Here the ids of the last ``WINDOW_MS``
+(at most ``MAX_IDS`` of them, the oldest forgotten first) are known per index, and the
+answer is Elasticsearch's while the first copy stays the only one.
+
+Where the ids live: one journal for the whole data directory (``es-ids/journal``), so a
+retry that lands on the other worker (``--workers 2``, SO_REUSEPORT) finds them, and one
+``flock`` (``es-ids/lock``) held by whichever worker is storing a body with ids, from
+before it looks its ids up until they are on disk:
+
+1. take the lock; read what the siblings appended since last time (the window in memory);
+2. judge each id; append the new events to the store (seqs given) and, before the store
+   writes a byte of them, the claim ``{"t": ms, "ids": [[index, id, seq], ...]}``;
+3. wait until the events are durable, fsync the journal, append ``{"done": 1}`` (or
+   ``{"undo": 1}`` when the store refused them) and let the lock go.
+
+A claim with neither after it is one whose writer died holding the lock (kill -9): the next
+holder looks its seqs up in the store (:func:`stored_seqs`) and keeps the ids of the events
+that are there, so an event is answered 409 exactly when it is stored. The journal is
+rewritten with the window alone when it grows past ``MAX_JOURNAL_BYTES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..store import catalogue, layout
+
+log = logging.getLogger("logmesh.logs.ingest")
+
+IDS_DIR = "es-ids"  # in the data directory: the journal and its lock
+JOURNAL_FILE = "journal"
+LOCK_FILE = "lock"
+WINDOW_MS = 3600 * 1000  # a retry is recognised this long after the first copy (the ledger's window)
+MAX_IDS = 500_000  # ids remembered at most (~200 bytes each in memory); the oldest go first
+MAX_JOURNAL_BYTES = 64 * 1024 * 1024  # past this the journal is rewritten with the window alone
+Key = tuple[str, str]  # (index, _id)
+
+
+def stored_seqs(data_dir: Path, seqs: list[int]) -> set[int]:
+    """Which of ``seqs`` are in the store (segments, else Parquet files), whoever wrote them:
+    the judge of a claim whose writer died before saying it was done."""
+    found: set[int] = set()
+    wanted = set(seqs)
+    by_worker: dict[int, list[int]] = {}
+    for seq in wanted:
+        by_worker.setdefault(layout.split_seq(seq)[1], []).append(seq)
+    for worker, mine in by_worker.items():
+        lo = min(mine)
+        files = [f for f in catalogue.segment_files(data_dir, worker)]
+        # the segment holding lo starts at or before it: that one and every later one
+        start = max((i for i, f in enumerate(files) if f.first_seq <= lo), default=0)
+        for f in files[start:]:
+            try:
+                data = f.path.read_bytes()
+            except FileNotFoundError:
+                continue  # compacted meanwhile: the Parquet file is read below
+            whole = data[:data.rfind(b"\n") + 1]
+            for line in whole.splitlines():
+                try:
+                    seq = orjson.loads(line).get("seq")
+                except (orjson.JSONDecodeError, AttributeError):
+                    continue
+                if seq in wanted:
+                    found.add(seq)
+        rest = [s for s in mine if s not in found]
+        parquet = [str(p.path) for p in catalogue.parquet_files(data_dir, worker)]
+        if rest and parquet:
+            import duckdb
+
+            try:
+                rows = duckdb.connect().execute(
+                    "SELECT seq FROM read_parquet(?) WHERE seq IN (SELECT unnest(?))",
+                    [parquet, rest]).fetchall()
+            except duckdb.Error:
+                rows = []
+            found.update(seq for (seq,) in rows)
+    return found
+
+
+class BulkIds:
+    """The window of recent ``_id`` per index, shared by the workers of ``data_dir``."""
+
+    def __init__(self, data_dir: Path, *, window_ms: int = WINDOW_MS, max_ids: int = MAX_IDS,
+                 max_journal_bytes: int = MAX_JOURNAL_BYTES) -> None:
+        self.dir = Path(data_dir) / IDS_DIR
+        self.data_dir = Path(data_dir)
+        self.window_ms = window_ms
+        self.max_ids = max_ids
+        self.max_journal_bytes = max_journal_bytes
+        self.seen: OrderedDict[Key, int] = OrderedDict()  # (index, id) -> the stored event's seq
+        self._batches: deque[tuple[int, int]] = deque()  # (ms, ids added until then): time eviction
+        self._added = 0
+        self._evicted = 0
+        self._fd = -1
+        self._ino = -1
+        self._offset = 0
+        self._lock_fd = -1
+        self._local = asyncio.Lock()  # one holder per process; the flock is per open file
+        self.resolved = 0  # claims of a writer that died, judged against the store
+
+    # -- the window ---------------------------------------------------------------
+    def _remember(self, entries: list[tuple[str, str, int]], ts: int) -> None:
+        seen = self.seen
+        for index, doc_id, seq in entries:
+            seen[(index, doc_id)] = seq
+        self._added += len(entries)
+        self._batches.append((ts, self._added))
+        self._evict(ts)
+
+    def _evict(self, now: int) -> None:
+        seen, batches = self.seen, self._batches
+        cutoff = now - self.window_ms
+        while batches and batches[0][0] < cutoff:
+            _, upto = batches.popleft()
+            while self._evicted < upto and seen:
+                seen.popitem(last=False)
+                self._evicted += 1
+        while len(seen) > self.max_ids:
+            seen.popitem(last=False)
+            self._evicted += 1
+
+    def _forget(self, entries: list[tuple[str, str, int]]) -> None:
+        for index, doc_id, seq in entries:
+            if self.seen.get((index, doc_id)) == seq:
+                del self.seen[(index, doc_id)]
+                self._evicted += 1  # counted as gone: the FIFO arithmetic holds
+
+    def known(self, index: str, doc_id: str) -> int | None:
+        """The seq of the stored event of ``doc_id`` in ``index``, if within the window."""
+        return self.seen.get((index, doc_id))
+
+    # -- the journal --------------------------------------------------------------
+    def open(self) -> None:
+        """Open (make) the journal and re-read it: at start, under the lock."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            self._catch_up()
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        for fd in (self._fd, self._lock_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._lock_fd = -1
+
+    def _reopen(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = os.open(self.dir / JOURNAL_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                           0o644)
+        self._ino = os.fstat(self._fd).st_ino
+        self._offset = 0
+        self.seen.clear()
+        self._batches.clear()
+        self._added = self._evicted = 0
+
+    def _catch_up(self) -> None:
+        """Read what was appended since last time (all of it after a rewrite); a claim left
+        open at the end is judged against the store. Called holding the lock."""
+        try:
+            ino = os.stat(self.dir / JOURNAL_FILE).st_ino
+        except FileNotFoundError:
+            ino = -2
+        if self._fd < 0 or ino != self._ino:
+            self._reopen()
+        size = os.fstat(self._fd).st_size
+        if size <= self._offset:
+            return
+        data = os.pread(self._fd, size - self._offset, self._offset)
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # a record torn by a kill: its writer stored nothing after it
+            os.ftruncate(self._fd, self._offset + end)
+            data = data[:end]
+        self._offset += end
+        now = int(time.time() * 1000)
+        pending: tuple[int, list] | None = None
+        for line in data.splitlines():
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.warning("es-ids journal: a line that is not JSON skipped")
+                continue
+            if "ids" in rec:
+                pending = (int(rec.get("t", now)), [tuple(e) for e in rec["ids"]])
+            elif pending is not None:
+                if rec.get("done"):
+                    ts, entries = pending
+                    if ts >= now - self.window_ms:
+                        self._remember(entries, ts)
+                pending = None
+        if pending is not None:
+            self._resolve(*pending)
+
+    def _resolve(self, ts: int, entries: list) -> None:
+        """A claim whose writer died: keep the ids of the events the store has."""
+        kept = stored_seqs(self.data_dir, [e[2] for e in entries]) if entries else set()
+        keep = [e for e in entries if e[2] in kept]
+        self.resolved += 1
+        log.info("es-ids: a claim of %d id(s) left by a writer that stopped: %d stored, kept",
+                 len(entries), len(keep))
+        self._append(b'{"undo":1}\n')
+        if keep:
+            self._append(orjson.dumps({"t": ts, "ids": keep}) + b"\n")
+            self._append(b'{"done":1}\n')
+            self._remember(keep, ts)
+
+    def _append(self, data: bytes) -> None:
+        os.write(self._fd, data)  # O_APPEND, one write: a kill leaves it whole or torn at its end
+        self._offset += len(data)
+
+    def claim(self, entries: list[tuple[str, str, int]], ts: int) -> None:
+        """Record ``entries`` (index, id, seq) as being stored; before the store writes them."""
+        self._append(orjson.dumps({"t": ts, "ids": entries}) + b"\n")
+        self._remember(entries, ts)
+
+    def _finish(self, entries: list[tuple[str, str, int]], stored: bool) -> None:
+        if stored:
+            self._append(b'{"done":1}\n')
+        else:
+            self._append(b'{"undo":1}\n')
+            self._forget(entries)
+        if self._offset > self.max_journal_bytes:
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        """The journal as the window alone, replaced atomically (siblings see a new inode)."""
+        from ...fsio import write_atomic
+
+        now = int(time.time() * 1000)
+        self._evict(now)
+        entries = [[i, d, s] for (i, d), s in self.seen.items()]
+        write_atomic(self.dir / JOURNAL_FILE,
+                     orjson.dumps({"t": now, "ids": entries}) + b'\n{"done":1}\n' if entries else b"")
+        self._reopen()
+        self._catch_up()
+
+    # -- one body ------------------------------------------------------------------
+    async def run(self, critical: Callable[[BulkIds], Awaitable[Any]]) -> Any:
+        """Run ``critical(self)`` holding the lock of every worker, caught up with the journal.
+        Shielded: a client that goes away does not leave a claim half done."""
+        return await asyncio.shield(asyncio.ensure_future(self._run(critical)))
+
+    async def _run(self, critical: Callable[[BulkIds], Awaitable[Any]]) -> Any:
+        async with self._local:
+            await asyncio.to_thread(fcntl.flock, self._lock_fd, fcntl.LOCK_EX)
+            try:
+                self._catch_up()
+                return await critical(self)
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    async def stored(self, entries: list[tuple[str, str, int]], ok: bool) -> None:
+        """The claim's end: ``ok`` when the store has its events on disk."""
+        if ok:  # the claim outlives a power cut as its events do
+            await asyncio.to_thread(os.fsync, self._fd)
+        self._finish(entries, ok)

@@ -1,0 +1,124 @@
+"""Elasticsearch bulk ``_id``: kept with the event, and a retry's copy not stored again (es_ids.py).
+
+A client that retries a ``_bulk`` after a timeout sends the same ``_id``; Elasticsearch answers
+a ``create`` of a stored ``_id`` with the item's 409 and an ``index`` of one with 200 ``updated``,
+and the clients count both as done. Before, logmesh stored every retry again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from logmesh.logs.ingest.es_ids import BulkIds
+from tests.logs.ingest.test_es_bulk import call, ndjson
+from tests.support.logs import stored
+
+
+def body(action: str, ids: list[str], index: str | None = "app", tag: str = "m") -> bytes:
+    meta = {} if index is None else {"_index": index}
+    return ndjson(*[x for i in ids for x in ({action: {**meta, "_id": i}}, {"message": f"{tag} {i}"})])
+
+
+def items(answer: dict) -> list[tuple[str, str, int]]:
+    return [(op, item["_id"], item["status"]) for row in answer["items"] for op, item in row.items()]
+
+
+async def test_a_retried_create_is_answered_409_and_stored_once(start_logs):
+    srv = await start_logs()
+    status, answer, _ = await call(srv, "POST", "/_bulk", body("create", ["a1", "a2"]))
+    assert status == 200 and answer["errors"] is False
+    assert items(answer) == [("create", "a1", 201), ("create", "a2", 201)]
+    status, answer, _ = await call(srv, "POST", "/_bulk", body("create", ["a1", "a2", "a3"]))
+    assert status == 200 and answer["errors"] is True
+    assert items(answer) == [("create", "a1", 409), ("create", "a2", 409), ("create", "a3", 201)]
+    conflict = answer["items"][0]["create"]["error"]
+    assert conflict["type"] == "version_conflict_engine_exception" and "[a1]" in conflict["reason"]
+    events = stored(srv.config.data_dir)
+    assert sorted(e["labels"]["es.id"] for e in events) == ["a1", "a2", "a3"]
+    assert all(e["labels"]["es.index"] == "app" for e in events)
+
+
+async def test_a_retried_index_is_answered_200_updated_and_stored_once(start_logs):
+    srv = await start_logs()
+    await call(srv, "POST", "/_bulk", body("index", ["x"]))
+    status, answer, _ = await call(srv, "POST", "/_bulk", body("index", ["x", "y"]))
+    assert answer["errors"] is False
+    first = answer["items"][0]["index"]
+    assert (first["status"], first["result"], first["_version"]) == (200, "updated", 2)
+    assert items(answer)[1] == ("index", "y", 201)
+    assert sorted(e["labels"]["es.id"] for e in stored(srv.config.data_dir)) == ["x", "y"]
+
+
+async def test_ids_are_per_index_and_within_a_body(start_logs):
+    srv = await start_logs()
+    await call(srv, "POST", "/_bulk", body("create", ["same"], index="one"))
+    _, answer, _ = await call(srv, "POST", "/_bulk", body("create", ["same", "same"], index="two"))
+    assert items(answer) == [("create", "same", 201), ("create", "same", 409)]
+    _, answer, _ = await call(srv, "POST", "/three/_bulk", body("create", ["same"], index=None))
+    assert items(answer) == [("create", "same", 201)]
+    assert len(stored(srv.config.data_dir)) == 3
+
+
+async def test_a_body_of_mixed_shapes_keeps_each_id(start_logs):
+    srv = await start_logs()
+    mixed = ndjson({"create": {"_index": "app", "_id": "k1"}}, {"message": "one"},
+                   {"index": {"_index": "app"}}, {"message": "no id"},
+                   {"create": {"_index": "app", "_id": "k2"}}, b'{"message": "torn',
+                   {"create": {"_index": "app", "_id": "k3"}}, {"message": "three", "extra": {"a": 1}})
+    _, answer, _ = await call(srv, "POST", "/_bulk", mixed)
+    assert [s for _, _, s in items(answer)] == [201, 201, 400, 201]
+    _, again, _ = await call(srv, "POST", "/_bulk", mixed)
+    assert [s for _, _, s in items(again)] == [409, 201, 400, 409]
+    ids = sorted(e["labels"].get("es.id", "-") for e in stored(srv.config.data_dir))
+    assert ids == ["-", "-", "k1", "k3"]
+
+
+async def test_an_id_too_long_or_empty_is_refused_per_item(start_logs):
+    srv = await start_logs()
+    _, answer, _ = await call(srv, "POST", "/_bulk", body("create", ["x" * 513, "", "ok"]))
+    assert [s for _, _, s in items(answer)] == [400, 400, 201]
+    assert [e["labels"]["es.id"] for e in stored(srv.config.data_dir)] == ["ok"]
+
+
+async def test_the_window_survives_a_restart(start_logs, tmp_path):
+    srv = await start_logs()
+    await call(srv, "POST", "/_bulk", body("create", ["r1", "r2"]))
+    await srv.stop()
+    srv = await start_logs()
+    _, answer, _ = await call(srv, "POST", "/_bulk", body("create", ["r1", "r2", "r3"]))
+    assert [s for _, _, s in items(answer)] == [409, 409, 201]
+    assert len(stored(srv.config.data_dir)) == 3
+
+
+def test_a_claim_left_open_keeps_only_what_the_store_has(tmp_path):
+    """A writer killed between its claim and its ``done``: the next holder asks the store."""
+    from logmesh.logs.store import layout
+
+    ids = BulkIds(tmp_path)
+    ids.open()
+    seg = tmp_path / layout.SEGMENTS_DIR
+    seg.mkdir()
+    kept, lost = layout.make_seq(5, 1), layout.make_seq(6, 1)
+    (seg / layout.segment_name(1, kept)).write_bytes(orjson.dumps({"seq": kept, "message": "m"}) + b"\n")
+    ids.claim([("app", "kept", kept), ("app", "lost", lost)], int(time.time() * 1000))
+    with open(tmp_path / "es-ids" / "journal", "ab") as f:
+        f.write(b'{"t":1,"ids":[["app","torn"')  # a second writer's record, torn by its kill
+    ids.close()
+    again = BulkIds(tmp_path)
+    again.open()
+    assert again.known("app", "kept") == kept and again.known("app", "lost") is None
+    assert again.resolved == 1
+    third = BulkIds(tmp_path)
+    third.open()  # the judgement was written down: nothing left open
+    assert third.resolved == 0 and set(third.seen) == {("app", "kept")}
+
+
+def test_the_window_is_bounded(tmp_path):
+    ids = BulkIds(tmp_path, max_ids=3, window_ms=1000)
+    ids.open()
+    ids.claim([("i", str(n), n << 6) for n in range(5)], 10_000)
+    assert list(ids.seen) == [("i", "2"), ("i", "3"), ("i", "4")]
+    ids.claim([("i", "5", 5 << 6)], 11_500)  # the first batch is past the window
+    assert list(ids.seen) == [("i", "5")]
