@@ -216,7 +216,7 @@ class BulkIds:
         kept = stored_seqs(self.data_dir, [e[2] for e in entries]) if entries else set()
         keep = [e for e in entries if e[2] in kept]
         self.resolved += 1
-        log.info("es-ids: a claim of %d id(s) left by a writer that stopped: %d stored, kept",
+        log.info("es-ids: a claim of %d id(s) left by a writer that stopped: %d of them stored, their ids kept",
                  len(entries), len(keep))
         self._append(b'{"undo":1}\n')
         if keep:

@@ -1,0 +1,111 @@
+"""ES bulk ``_id`` with real processes: a retry stores nothing twice across ``--workers 2`` and
+across a kill -9 and restart, and every acknowledged ``_id`` is stored exactly once (es_ids.py)."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import Counter
+
+import orjson
+import pytest
+
+from tests.support.procs import HOST, free_port, store_events, tagged_per_stream, wait_for
+
+pytestmark = pytest.mark.slow  # real processes
+
+
+def bulk_body(tag: str, first: int, n: int) -> bytes:
+    return b"".join(orjson.dumps({"create": {"_index": "app", "_id": f"{tag}-{i}"}}) + b"\n" +
+                    orjson.dumps({"message": f"{tag} {i}", "trace.id": f"{tag}-{i}"}) + b"\n"
+                    for i in range(first, first + n))
+
+
+def post_bulk(http_port: int, body: bytes, timeout: float = 10) -> dict:
+    """One request on a new connection (the kernel picks the worker); raises on anything but 200."""
+    conn = http.client.HTTPConnection(HOST, http_port, timeout=timeout)
+    try:
+        conn.request("POST", "/_bulk", body, {"Content-Type": "application/x-ndjson"})
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise OSError(f"status {resp.status}: {data[:200]!r}")
+        return orjson.loads(data)
+    finally:
+        conn.close()
+
+
+def statuses(answer: dict) -> Counter:
+    return Counter(item["create"]["status"] for item in answer["items"])
+
+
+def stored_ids(data_dir, tag: str) -> Counter:
+    return Counter(e["labels"]["es.id"] for e in store_events(data_dir)
+                   if e.get("labels", {}).get("es.id", "").startswith(tag + "-"))
+
+
+def test_a_retry_on_the_other_worker_is_not_stored_again(procs, tmp_path):
+    data = tmp_path / "data"
+    port, http_port = free_port(), free_port()
+    logs = procs.start("logs-workers", "logs", "--workers", "2", "--port", str(port),
+                       "--http-port", str(http_port), "--standalone", "--data-dir", str(data))
+    logs.wait_line(r"logs worker (\d+): TCP [\d.]+:(\d+)", count=2, timeout=30)
+    tag = "w2"
+    for k in range(12):
+        body = bulk_body(tag, k * 50, 50)
+        first = post_bulk(http_port, body)
+        assert statuses(first) == {201: 50}
+        for _ in range(4):  # the client's retries, each on a new connection: either worker
+            assert statuses(post_bulk(http_port, body)) == {409: 50}
+    ids = stored_ids(data, tag)
+    assert len(ids) == 600 and set(ids.values()) == {1}
+    per_stream = tagged_per_stream(data, tag)
+    assert per_stream.get("w00") and per_stream.get("w01"), per_stream  # both workers stored some
+    assert "Traceback" not in logs.log_text()
+
+
+def test_kill9_mid_stream_every_acked_id_stored_once(procs, tmp_path):
+    data = tmp_path / "data"
+    port, http_port = free_port(), free_port()
+    logs, _, _ = procs.logs(data, port=port, http_port=http_port)
+    tag, per_body, bodies = "k9", 200, 60
+    acked: list[str] = []
+    done = threading.Event()
+    errors: list[str] = []
+
+    def client() -> None:  # a bulk helper with retries: the same body until it is answered
+        try:
+            for k in range(bodies):
+                body = bulk_body(tag, k * per_body, per_body)
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        answer = post_bulk(http_port, body, timeout=5)
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.05)
+                if set(statuses(answer)) - {201, 409}:
+                    errors.append(f"body {k}: {statuses(answer)}")
+                acked.extend(item["create"]["_id"] for item in answer["items"])
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(repr(exc))
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    for kills in range(2):
+        wait_for(lambda kills=kills: len(acked) >= (kills + 1) * 2_000 or done.is_set(), 60,
+                 "acks before the kill")
+        logs.kill9()
+        time.sleep(0.2)
+        logs, _, _ = procs.logs(data, port=port, http_port=http_port)
+    thread.join(120)
+    assert done.is_set() and not errors, errors
+    assert len(acked) == per_body * bodies
+    ids = stored_ids(data, tag)
+    assert set(ids) == set(acked)
+    assert [i for i, n in ids.items() if n != 1] == []
