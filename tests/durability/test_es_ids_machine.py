@@ -1,0 +1,147 @@
+"""ES bulk ``_id``, a stateful property test over two real ``logmesh logs`` processes sharing one
+data directory (two workers' streams, as ``--workers 2``): bulk bodies with ``_id``
+(``create`` and ``index``), a client's retries of any earlier body to either process, kill -9
+of either (sometimes while a body is in flight), graceful restarts, sealing and compaction.
+
+Invariant after every step: every ``_id`` acknowledged (an item answered 201, 409 or 200) is
+stored exactly once, and no ``_id`` is stored twice. Bounded like test_store_machine.py:
+``DURABILITY_EXAMPLES`` (default 3) runs of ``DURABILITY_STEPS`` (default 12) steps (~3-6
+minutes on 2 busy cores: each step drives real processes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from tests.durability.harness import SMALL_SEGMENTS, LogsService, compacted, new_run_id
+from tests.support.procs import store_events
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.durability, pytest.mark.slow]
+
+ANSWERED = {201, 200, 409}  # stored now, or stored before: the clients count each as done
+
+
+def bulk_body(action: str, ids: list[str]) -> bytes:
+    return b"".join(orjson.dumps({action: {"_index": "app", "_id": i}}) + b"\n" +
+                    orjson.dumps({"message": f"event {i}"}) + b"\n" for i in ids)
+
+
+class IdsMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="logmesh-es-ids-"))
+        self.data = self.dir / "data"
+        self.run = new_run_id()
+        self.svcs = []
+        for k in range(2):  # a directory each for their logs: Procs names them by count
+            (self.dir / f"svc{k}").mkdir()
+            self.svcs.append(LogsService(self.dir / f"svc{k}", self.data, *SMALL_SEGMENTS))
+        for svc in self.svcs:
+            svc.start()
+        self.bodies: list[tuple[str, list[str]]] = []
+        self.acked: set[str] = set()
+        self.next_id = 0
+
+    def post(self, which: int, action: str, ids: list[str]) -> None:
+        status, answer = self.svcs[which].request("POST", "/_bulk", bulk_body(action, ids))
+        assert status == 200, (status, answer)
+        for item, doc_id in zip(answer["items"], ids, strict=True):
+            got = item[action]
+            assert got["_id"] == doc_id and got["status"] in ANSWERED, got
+            if action == "create":
+                assert got["status"] != 200, got
+            self.acked.add(doc_id)
+
+    @rule(which=st.integers(0, 1), action=st.sampled_from(["create", "index"]), n=st.integers(1, 60))
+    def bulk(self, which, action, n):
+        ids = [f"{self.run}-{self.next_id + i}" for i in range(n)]
+        self.next_id += n
+        self.bodies.append((action, ids))
+        self.post(which, action, ids)
+
+    @rule(which=st.integers(0, 1), pick=st.floats(0, 1))
+    def retry(self, which, pick):
+        if self.bodies:
+            action, ids = self.bodies[int(pick * (len(self.bodies) - 1))]
+            self.post(which, action, ids)
+
+    @rule(which=st.integers(0, 1), delay=st.floats(0, 0.08), n=st.integers(50, 400))
+    def kill9_in_flight(self, which, delay, n):
+        """A body sent and the process killed after ``delay`` s, answered or not: a later
+        ``retry`` of it must find what was stored."""
+        ids = [f"{self.run}-{self.next_id + i}" for i in range(n)]
+        self.next_id += n
+        self.bodies.append(("create", ids))
+        svc = self.svcs[which]
+        port = svc.http_port
+        sender = threading.Thread(target=self._send_quietly, args=(port, ids), daemon=True)
+        sender.start()
+        time.sleep(delay)
+        svc.kill9()
+        sender.join(15)
+        svc.start()
+
+    def _send_quietly(self, port: int, ids: list[str]) -> None:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", "/_bulk", bulk_body("create", ids), {"Content-Type": "application/x-ndjson"})
+            resp = conn.getresponse()
+            answer = orjson.loads(resp.read())
+            if resp.status == 200:
+                self.acked.update(i["create"]["_id"] for i in answer["items"]
+                                  if i["create"]["status"] in ANSWERED)
+        except (OSError, ValueError):
+            pass  # killed before it answered: the body is the client's to retry
+        finally:
+            conn.close()
+
+    @rule(which=st.integers(0, 1))
+    def restart(self, which):
+        self.svcs[which].restart()
+
+    @rule()
+    def compact(self):
+        for svc in self.svcs:  # a restart seals the active segments
+            svc.restart()
+        wait_for(lambda: compacted(self.data), 60, "compaction")
+
+    @invariant()
+    def every_acked_id_stored_once(self):
+        stored = Counter(e["labels"]["es.id"] for e in store_events(self.data)
+                         if e.get("labels", {}).get("es.id", "").startswith(self.run))
+        twice = sorted(i for i, n in stored.items() if n > 1)
+        assert not twice, f"stored more than once: {twice[:10]}"
+        missing = sorted(self.acked - set(stored))
+        assert not missing, f"acked, not stored: {missing[:10]}"
+
+    def teardown(self):
+        for svc in self.svcs:
+            svc.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+IdsMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("DURABILITY_EXAMPLES", "3")),
+    stateful_step_count=int(os.environ.get("DURABILITY_STEPS", "12")),
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate]
+    + ([Phase.shrink] if os.environ.get("DURABILITY_SHRINK") else []),
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
+TestIdsMachine = IdsMachine.TestCase
