@@ -86,7 +86,7 @@ def stored_seqs(data_dir: Path, seqs: list[int]) -> set[int]:
 
             try:
                 rows = duckdb.connect().execute(
-                    "SELECT seq FROM read_parquet(?) WHERE seq IN (SELECT unnest(?))",
+                    "SELECT seq FROM read_parquet(?, union_by_name=true) WHERE seq IN (SELECT unnest(?))",
                     [parquet, rest]).fetchall()
             except duckdb.Error:
                 rows = []

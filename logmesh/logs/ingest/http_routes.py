@@ -308,12 +308,13 @@ class HttpSources:
             claimed.extend((index, doc_id, events[pos].seq) for (index, doc_id), pos in first.items())
             ids.claim(claimed, now_ms())
 
-        failure = None
+        ok = False  # an exception: the claim withdrawn, as a refusal's
         try:
             failure = await self.store("elasticsearch", fresh, claim if first else None)
+            ok = failure is None
         finally:
             if claimed:
-                await ids.stored(claimed, failure is None)
+                await ids.stored(claimed, ok)
         for pos, at in again:
             outcome[pos] = (outcome[pos][0], events[at].seq)
         return failure

@@ -122,3 +122,21 @@ def test_the_window_is_bounded(tmp_path):
     assert list(ids.seen) == [("i", "2"), ("i", "3"), ("i", "4")]
     ids.claim([("i", "5", 5 << 6)], 11_500)  # the first batch is past the window
     assert list(ids.seen) == [("i", "5")]
+
+
+def test_the_store_is_asked_in_segments_and_parquet_files(tmp_path):
+    import duckdb
+
+    from logmesh.logs.ingest.es_ids import stored_seqs
+    from logmesh.logs.store import layout
+
+    in_seg, in_pq, nowhere = (layout.make_seq(n, 2) for n in (40, 7, 41))
+    seg = tmp_path / layout.SEGMENTS_DIR
+    seg.mkdir()
+    (seg / layout.segment_name(2, in_seg)).write_bytes(
+        orjson.dumps({"seq": in_seg}) + b"\n" + b'{"seq": 1, "torn')  # a torn last line: no event
+    pq = tmp_path / layout.PARQUET_DIR
+    pq.mkdir()
+    name = layout.parquet_name(layout.segment_name(2, in_pq))
+    duckdb.connect().execute(f"COPY (SELECT {in_pq}::BIGINT AS seq, 'm' AS message) TO '{pq / name}'")
+    assert stored_seqs(tmp_path, [in_seg, in_pq, nowhere]) == {in_seg, in_pq}
