@@ -23,7 +23,7 @@ when it named none.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -54,8 +54,9 @@ class BulkParse:
     # the events' seqs in order, when stored as one block (http_routes sets it): the answer's
     # numbers without reading them back from each event
     seqs: range | None = None
-    # the action's `_id` of each event, in order (None: it named none); None: no event has one
-    ids: list[str | None] | None = None
+    # the action's `_id` of each event as JSON text (orjson's: the same `_id`, the same bytes),
+    # in order (None: it named none); None: no event has one
+    ids: list[bytes | None] | None = None
     # position -> (status, seq of the copy stored before) of the events not stored again:
     # their `_id` was stored (es_ids.py; set by http_routes)
     outcome: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -74,7 +75,7 @@ class BulkParse:
             return
         if doc_id is not None or self.ids is not None:
             ids = self.ids if self.ids is not None else [None] * len(self.events)
-            ids.append(doc_id)
+            ids.append(None if doc_id is None else orjson.dumps(doc_id))
             self.ids = ids
             if doc_id is not None:
                 labels = ev.labels if ev.labels is not None else {}
@@ -83,9 +84,9 @@ class BulkParse:
         self.items.append((action, index, len(self.events), 201, None))
         self.events.append(ev)
 
-    def with_ids(self) -> list[tuple[int, str, str, str]]:
-        """(position, action, index, _id) of each event whose action named an ``_id``; the
-        index is the one its answer names."""
+    def with_ids(self) -> list[tuple[int, str, str, bytes]]:
+        """(position, action, index, ``_id`` as JSON text) of each event whose action named an
+        ``_id``; the index is the one its answer names."""
         ids = self.ids
         if ids is None:
             return []
@@ -178,12 +179,16 @@ def _paired(body: bytes, default_index: str | None, received: int, action: str =
     return out
 
 
+_NO_ID = msgspec.Raw(b"null")
+
+
 class _Meta(msgspec.Struct, frozen=True, gc=False):
     """An action's metadata as the one-pass path reads it: ``_index`` (null: the request's
     index), ``_id`` (a string); ``routing``, ``pipeline`` and the rest skipped."""
 
     index: str | None = msgspec.field(default=None, name="_index")
-    id: str | None = msgspec.field(default=None, name="_id")
+    # as it came: no str made and encoded again per document for the label and the answer
+    id: msgspec.Raw = msgspec.field(default=_NO_ID, name="_id")
 
 
 class _Action(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -194,6 +199,10 @@ class _Action(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 _action_lines = msgspec.json.Decoder(_Action).decode_lines
 _index_of = attrgetter("index")
 _id_of = attrgetter("id")
+_labels_of = attrgetter("labels")
+_first_byte = itemgetter(0)
+_QUOTE = ord('"')
+_ID_HEAD = b'{"' + ID_LABEL.encode() + b'":'
 
 
 def _same_action(lines: list[bytes], default_index: str | None
@@ -219,23 +228,50 @@ def _same_action(lines: list[bytes], default_index: str | None
     if len(indexes) != 1:
         return None
     [index] = indexes
-    ids: list[str | None] | None = list(map(_id_of, metas))
-    if ids.count(None) == len(ids):  # type: ignore[union-attr]
-        ids = None
-    elif any(not i or len(i.encode()) > MAX_ID_BYTES for i in ids if i is not None):  # type: ignore[union-attr]
+    raws = list(map(_id_of, metas))
+    if raws.count(_NO_ID) == len(raws):
+        return name, default_index if index is None else index, None
+    ids: list[bytes | None] = list(map(bytes, raws))
+    given = ids
+    if _NO_ID in raws:
+        ids = [None if r is _NO_ID else i for r, i in zip(raws, ids, strict=True)]
+        given = [i for i in ids if i is not None]
+    # A string without escapes, 1 to MAX_ID_BYTES bytes, is its own orjson text; any other
+    # (an escape, a number, null, empty, too long): the loop reads and judges it. Checked in C
+    # passes: a check per id in Python cost as much as the rest of the parse of its document.
+    lengths = list(map(len, given))
+    if set(map(_first_byte, given)) != {_QUOTE} or b"\\" in b"".join(given) or \
+            min(lengths) <= 2 or max(lengths) > MAX_ID_BYTES + 2:
         return None
     return name, default_index if index is None else index, ids
 
 
-def _label_ids(events: list, ids: list[str | None]) -> None:
+def _label_ids(events: list, ids: list[bytes | None]) -> None:
     """Each event's ``_id`` into its labels (a FlatEvent's JSON text, shared by the body's
-    events until here: each one with an id gets its own)."""
+    events until here: each one with an id gets its own, the shared text's tail cut once)."""
+    raw_of = msgspec.Raw
+    labels = list(map(_labels_of, events))
+    shared = labels[0] if labels else None
+    if shared is not None and labels.count(shared) == len(labels) and None not in ids:
+        # one labels text for all (a flat body's): one `%` per event, in C
+        text = _ID_HEAD + b"%s" + _labels_tail(bytes(shared))
+        for ev, made in zip(events, map(text.__mod__, ids), strict=True):
+            ev.labels = raw_of(made)
+        return
+    tails: dict[int, tuple[Any, bytes]] = {}  # id(shared labels) -> (them, kept alive; the tail)
     for ev, doc_id in zip(events, ids, strict=True):
         if doc_id is None:
             continue
-        raw = bytes(ev.labels)
-        head = b'{"' + ID_LABEL.encode() + b'":' + orjson.dumps(doc_id)
-        ev.labels = msgspec.Raw(head + (b"," + raw[1:] if len(raw) > 2 else b"}"))
+        labels_now = ev.labels
+        known = tails.get(id(labels_now))
+        if known is None:
+            known = tails[id(labels_now)] = (labels_now, _labels_tail(bytes(labels_now)))
+        ev.labels = raw_of(_ID_HEAD + doc_id + known[1])
+
+
+def _labels_tail(raw: bytes) -> bytes:
+    """What follows the ``es.id`` member in labels whose JSON text was ``raw`` (empty: none)."""
+    return b"," + raw[1:] if len(raw) > 2 else b"}"
 
 
 class _Refused(Exception):
@@ -422,8 +458,8 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
     cut to ``filter_path``'s fields as Elasticsearch does (a few common forms of it)."""
     events = parsed.events
     top, keys = _item_keys(filter_path)
-    if parsed.ids is not None:  # an item each with its `_id` and its own status
-        return _items_with_ids(parsed, took_ms, top, keys)
+    if parsed.ids is not None and (parsed.outcome or parsed.uniform is None):
+        return _items_with_ids(parsed, took_ms, top, keys)  # an item each with its own status
     head_of = {"took": b'"took":%d' % took_ms,
                "errors": b'"errors":%s' % (b"false" if parsed.uniform is not None else
                                            orjson.dumps(any(p is None for _, _, p, _, _ in parsed.items)))}
@@ -442,13 +478,18 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
                 (b'%d","_version":1,"result":"created","status":201,"_seq_no":%d,"_primary_term":1,'
                  b'"_shards":{"total":1,"successful":1,"failed":0}}}')
             seqs = parsed.seqs if parsed.seqs is not None else [ev.seq for ev in events]
-            if len(seqs) >= _NUMBERED_FROM:
+            if parsed.ids is not None:  # every one stored, each with its own `_id`: one `%` each
+                ids = [b'"%d"' % seq if i is None else i for i, seq in zip(parsed.ids, seqs, strict=True)]
+                item = item.replace(b'"%d","_version"', b'%s,"_version"')
+                parts = list(map(item.__mod__, zip(ids, seqs, strict=True))) or [b""]
+            elif len(seqs) >= _NUMBERED_FROM:
                 head = b"{" + b"".join(h + b"," for h in heads) + b'"items":['
                 try:
                     return numbered_rows(head, item.split(b"%d"), seqs, b",", b"]}")
                 except ValueError:  # seqs not ascending (not one block): one `%` per item
                     pass
-            parts = list(map(item.__mod__, zip(seqs, seqs, strict=True))) or [b""]  # in C
+            if parsed.ids is None:
+                parts = list(map(item.__mod__, zip(seqs, seqs, strict=True))) or [b""]  # in C
         # the answer is MBs: one join makes it, where concatenating the head and the tail
         # onto the joined items copied it five times more (fresh pages each, page faults)
         parts[0] = b"{" + b"".join(h + b"," for h in heads) + b'"items":[' + parts[0]
@@ -491,7 +532,7 @@ def _items_with_ids(parsed: BulkParse, took_ms: int, top: set[str], keys: set[st
             doc_id = ids[pos]
             again = outcome.get(pos)
             seq = events[pos].seq if again is None else again[1]
-            shown = str(seq) if doc_id is None else doc_id
+            shown = str(seq) if doc_id is None else orjson.loads(doc_id)
             if again is not None and again[0] == 409:
                 errors = True
                 item = {"_index": index, "_id": shown, "status": 409, "error": {

@@ -50,7 +50,8 @@ LOCK_FILE = "lock"
 WINDOW_MS = 3600 * 1000  # a retry is recognised this long after the first copy (the ledger's window)
 MAX_IDS = 500_000  # ids remembered at most (~200 bytes each in memory); the oldest go first
 MAX_JOURNAL_BYTES = 64 * 1024 * 1024  # past this the journal is rewritten with the window alone
-Key = tuple[str, str]  # (index, _id)
+Key = tuple[str, bytes]  # (index, the _id's JSON text as orjson writes it)
+Entry = tuple[str, bytes, int]  # (index, _id as JSON text, the seq of its event)
 
 
 def stored_seqs(data_dir: Path, seqs: list[int]) -> set[int]:
@@ -94,6 +95,18 @@ def stored_seqs(data_dir: Path, seqs: list[int]) -> set[int]:
     return found
 
 
+def _claim_record(entries: list[Entry], ts: int) -> bytes:
+    """``{"t": ts, "ids": [[index, id, seq], ...]}`` and its newline, the ids' JSON text as it is."""
+    names: dict[str, bytes] = {}
+    rows = []
+    for index, doc_id, seq in entries:
+        name = names.get(index)
+        if name is None:
+            name = names[index] = orjson.dumps(index)
+        rows.append(b"[%s,%s,%d]" % (name, doc_id, seq))
+    return b'{"t":%d,"ids":[%s]}\n' % (ts, b",".join(rows))
+
+
 class BulkIds:
     """The window of recent ``_id`` per index, shared by the workers of ``data_dir``."""
 
@@ -116,7 +129,7 @@ class BulkIds:
         self.resolved = 0  # claims of a writer that died, judged against the store
 
     # -- the window ---------------------------------------------------------------
-    def _remember(self, entries: list[tuple[str, str, int]], ts: int) -> None:
+    def _remember(self, entries: list[Entry], ts: int) -> None:
         seen = self.seen
         for index, doc_id, seq in entries:
             seen[(index, doc_id)] = seq
@@ -136,14 +149,14 @@ class BulkIds:
             seen.popitem(last=False)
             self._evicted += 1
 
-    def _forget(self, entries: list[tuple[str, str, int]]) -> None:
+    def _forget(self, entries: list[Entry]) -> None:
         for index, doc_id, seq in entries:
             if self.seen.get((index, doc_id)) == seq:
                 del self.seen[(index, doc_id)]
                 self._evicted += 1  # counted as gone: the FIFO arithmetic holds
 
-    def known(self, index: str, doc_id: str) -> int | None:
-        """The seq of the stored event of ``doc_id`` in ``index``, if within the window."""
+    def known(self, index: str, doc_id: bytes) -> int | None:
+        """The seq of the stored event of ``doc_id`` (JSON text) in ``index``, if within the window."""
         return self.seen.get((index, doc_id))
 
     # -- the journal --------------------------------------------------------------
@@ -201,7 +214,7 @@ class BulkIds:
                 log.warning("es-ids journal: a line that is not JSON skipped")
                 continue
             if "ids" in rec:
-                pending = (int(rec.get("t", now)), [tuple(e) for e in rec["ids"]])
+                pending = (int(rec.get("t", now)), [(i, orjson.dumps(d), q) for i, d, q in rec["ids"]])
             elif pending is not None:
                 if rec.get("done"):
                     ts, entries = pending
@@ -220,7 +233,7 @@ class BulkIds:
                  len(entries), len(keep))
         self._append(b'{"undo":1}\n')
         if keep:
-            self._append(orjson.dumps({"t": ts, "ids": keep}) + b"\n")
+            self._append(_claim_record(keep, ts))
             self._append(b'{"done":1}\n')
             self._remember(keep, ts)
 
@@ -228,12 +241,12 @@ class BulkIds:
         os.write(self._fd, data)  # O_APPEND, one write: a kill leaves it whole or torn at its end
         self._offset += len(data)
 
-    def claim(self, entries: list[tuple[str, str, int]], ts: int) -> None:
+    def claim(self, entries: list[Entry], ts: int) -> None:
         """Record ``entries`` (index, id, seq) as being stored; before the store writes them."""
-        self._append(orjson.dumps({"t": ts, "ids": entries}) + b"\n")
+        self._append(_claim_record(entries, ts))
         self._remember(entries, ts)
 
-    def _finish(self, entries: list[tuple[str, str, int]], stored: bool) -> None:
+    def _finish(self, entries: list[Entry], stored: bool) -> None:
         if stored:
             self._append(b'{"done":1}\n')
         else:
@@ -248,9 +261,9 @@ class BulkIds:
 
         now = int(time.time() * 1000)
         self._evict(now)
-        entries = [[i, d, s] for (i, d), s in self.seen.items()]
+        entries = [(i, d, s) for (i, d), s in self.seen.items()]
         write_atomic(self.dir / JOURNAL_FILE,
-                     orjson.dumps({"t": now, "ids": entries}) + b'\n{"done":1}\n' if entries else b"")
+                     _claim_record(entries, now) + b'{"done":1}\n' if entries else b"")
         self._reopen()
         self._catch_up()
 
@@ -269,7 +282,7 @@ class BulkIds:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    async def stored(self, entries: list[tuple[str, str, int]], ok: bool) -> None:
+    async def stored(self, entries: list[Entry], ok: bool) -> None:
         """The claim's end: ``ok`` when the store has its events on disk."""
         if ok:  # the claim outlives a power cut as its events do
             await asyncio.to_thread(os.fsync, self._fd)

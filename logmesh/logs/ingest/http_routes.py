@@ -287,7 +287,7 @@ class HttpSources:
         its item answered as Elasticsearch would (``parsed.outcome``)."""
         events = parsed.events
         outcome = parsed.outcome
-        first: dict[tuple[str, str], int] = {}  # (index, id) -> position stored in this body
+        first: dict[tuple[str, bytes], int] = {}  # (index, id) -> position stored in this body
         again: list[tuple[int, int]] = []  # (position, position of its first copy in this body)
         for pos, action, index, doc_id in parsed.with_ids():
             status = 409 if action == "create" else 200
@@ -302,7 +302,7 @@ class HttpSources:
         fresh = [ev for pos, ev in enumerate(events) if pos not in outcome] if outcome else events
         if outcome:
             self.count("elasticsearch", {"id_stored_before": len(outcome)})
-        claimed: list[tuple[str, str, int]] = []
+        claimed: list[tuple[str, bytes, int]] = []
 
         def claim() -> None:  # seqs given, nothing written yet: the claim goes first
             claimed.extend((index, doc_id, events[pos].seq) for (index, doc_id), pos in first.items())

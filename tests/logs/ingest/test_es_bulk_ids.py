@@ -102,26 +102,26 @@ def test_a_claim_left_open_keeps_only_what_the_store_has(tmp_path):
     seg.mkdir()
     kept, lost = layout.make_seq(5, 1), layout.make_seq(6, 1)
     (seg / layout.segment_name(1, kept)).write_bytes(orjson.dumps({"seq": kept, "message": "m"}) + b"\n")
-    ids.claim([("app", "kept", kept), ("app", "lost", lost)], int(time.time() * 1000))
+    ids.claim([("app", b'"kept"', kept), ("app", b'"lost"', lost)], int(time.time() * 1000))
     with open(tmp_path / "es-ids" / "journal", "ab") as f:
         f.write(b'{"t":1,"ids":[["app","torn"')  # a second writer's record, torn by its kill
     ids.close()
     again = BulkIds(tmp_path)
     again.open()
-    assert again.known("app", "kept") == kept and again.known("app", "lost") is None
+    assert again.known("app", b'"kept"') == kept and again.known("app", b'"lost"') is None
     assert again.resolved == 1
     third = BulkIds(tmp_path)
     third.open()  # the judgement was written down: nothing left open
-    assert third.resolved == 0 and set(third.seen) == {("app", "kept")}
+    assert third.resolved == 0 and set(third.seen) == {("app", b'"kept"')}
 
 
 def test_the_window_is_bounded(tmp_path):
     ids = BulkIds(tmp_path, max_ids=3, window_ms=1000)
     ids.open()
-    ids.claim([("i", str(n), n << 6) for n in range(5)], 10_000)
-    assert list(ids.seen) == [("i", "2"), ("i", "3"), ("i", "4")]
-    ids.claim([("i", "5", 5 << 6)], 11_500)  # the first batch is past the window
-    assert list(ids.seen) == [("i", "5")]
+    ids.claim([("i", b'"%d"' % n, n << 6) for n in range(5)], 10_000)
+    assert list(ids.seen) == [("i", b'"2"'), ("i", b'"3"'), ("i", b'"4"')]
+    ids.claim([("i", b'"5"', 5 << 6)], 11_500)  # the first batch is past the window
+    assert list(ids.seen) == [("i", b'"5"')]
 
 
 def test_the_store_is_asked_in_segments_and_parquet_files(tmp_path):
@@ -140,3 +140,23 @@ def test_the_store_is_asked_in_segments_and_parquet_files(tmp_path):
     name = layout.parquet_name(layout.segment_name(2, in_pq))
     duckdb.connect().execute(f"COPY (SELECT {in_pq}::BIGINT AS seq, 'm' AS message) TO '{pq / name}'")
     assert stored_seqs(tmp_path, [in_seg, in_pq, nowhere]) == {in_seg, in_pq}
+
+
+async def test_an_id_is_the_same_however_its_json_is_written(start_logs):
+    """One pass keeps the ids' JSON text as it came; an escape sends the body to the loop: the
+    same ``_id`` must be the same key either way."""
+    srv = await start_logs()
+    escaped = ndjson(b'{"create":{"_index":"app","_id":"caf\\u00e9 \\"q\\""}}', {"message": "a"})
+    _, answer, _ = await call(srv, "POST", "/_bulk", escaped)
+    assert items(answer) == [("create", 'café "q"', 201)]
+    plain = ndjson({"create": {"_index": "app", "_id": "café \"q\""}}, {"message": "a"},
+                   {"create": {"_index": "app", "_id": "other"}}, {"message": "b"})
+    _, answer, _ = await call(srv, "POST", "/_bulk", plain)
+    assert items(answer) == [("create", 'café "q"', 409), ("create", "other", 201)]
+    utf8 = ndjson({"create": {"_index": "app", "_id": "café"}}, {"message": "c"},
+                  {"create": {"_index": "app", "_id": "x2"}}, {"message": "d"})
+    _, answer, _ = await call(srv, "POST", "/_bulk", utf8)
+    _, again, _ = await call(srv, "POST", "/_bulk", utf8.replace("café".encode(), b"caf\\u00e9"))
+    assert [s for _, _, s in items(answer)] == [201, 201] and [s for _, _, s in items(again)] == [409, 409]
+    labels = sorted(e["labels"]["es.id"] for e in stored(srv.config.data_dir))
+    assert labels == sorted(['café "q"', "other", "café", "x2"])
