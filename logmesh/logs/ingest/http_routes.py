@@ -289,6 +289,9 @@ class HttpSources:
         outcome = parsed.outcome
         first: dict[tuple[str, bytes], int] = {}  # (index, id) -> position stored in this body
         again: list[tuple[int, int]] = []  # (position, position of its first copy in this body)
+        fresh_ids = ids.all_new(parsed)
+        if fresh_ids is not None:  # every event stored, each with its id: no check per event
+            return await self.store_claimed(events, fresh_ids, ids)
         for pos, action, index, doc_id in parsed.with_ids():
             status = 409 if action == "create" else 200
             seq = ids.known(index, doc_id)
@@ -317,6 +320,24 @@ class HttpSources:
                 await ids.stored(claimed, ok)
         for pos, at in again:
             outcome[pos] = (outcome[pos][0], events[at].seq)
+        return failure
+
+    async def store_claimed(self, events: list, keys: list[tuple[str, bytes]], ids: BulkIds) -> str | None:
+        """:meth:`store_once` for a body whose every event has a new ``_id`` (``keys``, in order)."""
+        ok = False
+        claimed = False
+
+        def claim() -> None:
+            nonlocal claimed
+            ids.claim_keys(keys, events, now_ms())
+            claimed = True
+
+        try:
+            failure = await self.store("elasticsearch", events, claim)
+            ok = failure is None
+        finally:
+            if claimed:
+                await ids.stored_keys(keys, events, ok)
         return failure
 
     async def write_in_pieces(self, request: web.Request, answer: bytes | bytearray) -> web.StreamResponse:
