@@ -19,11 +19,34 @@ class IngestConnection(Guarded, asyncio.Protocol):
     # half-closed and read to its end (drain below) instead of being cut.
     drains_on_stop = False
     half_closed = False  # drain sent our FIN: nothing more can be written to this sender
+    turn_data: bytes | None = None  # read past this turn's budget, handled next turn (turns.py)
 
     def __init__(self, ctx: IngestContext) -> None:
         self.ctx = ctx
         self.transport: asyncio.Transport | None = None
         self.source: tuple[str, int] = ("", 0)
+
+    def received(self, data: bytes) -> None:
+        """Handle a read (each protocol's own); called at most ``turns.TURN_BYTES`` a turn."""
+        raise NotImplementedError
+
+    def data_received(self, data: bytes) -> None:
+        if self.turn_data is not None:  # read again before its kept read was handled: keep order
+            self.turn_data += data
+            if self.transport is not None:
+                self.transport.pause_reading()
+        else:
+            self.ctx.turns.take(self, data)
+
+    def handle_kept(self) -> None:
+        """The read kept for the next turn, now: the connection is ending."""
+        data, self.turn_data = self.turn_data, None
+        if data is not None:
+            self.received(data)
+
+    def eof_received(self) -> bool | None:
+        self.handle_kept()
+        return None  # close our side too
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -35,6 +58,7 @@ class IngestConnection(Guarded, asyncio.Protocol):
         self.ctx.guard.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.handle_kept()  # read from the kernel: the sender counts it as delivered
         self.ctx.connections.dec()
         self.ctx.paused.discard(self)
         self.ctx.guard.closed(self)

@@ -14,6 +14,7 @@ from ...metrics import Metrics, number, value
 from ..store.segment import SegmentWriter
 from .common import Routes
 from .ledger import ShipperLedger
+from .turns import Turns
 
 log = logging.getLogger("logmesh.logs.ingest")
 
@@ -47,6 +48,7 @@ class IngestContext:
         self.ledger = ledger or ShipperLedger()
         self.book_lines = book_lines  # the chapter's log.txt / --echo output, when enabled
         self.paused: set[Any] = set()  # connection.IngestConnection, paused while behind
+        self.turns = Turns(self.paused)  # the ingest reads one turn of the event loop handles (turns.py)
         # The counts live in metrics (docs/metrics.md), counted per read or batch, never per
         # event; ``stats`` reads them back.
         self.metrics = m = metrics or Metrics()

@@ -161,7 +161,7 @@ class ForwardProtocol(IngestConnection):
         self.fed = 0  # bytes fed to the unpacker: minus its tell(), the partial message held
         self.broken = False  # bytes that are not msgpack came: nothing after them is read
 
-    def data_received(self, data: bytes) -> None:
+    def received(self, data: bytes) -> None:
         ctx = self.ctx
         ctx.bytes.inc(len(data))
         if self.broken:

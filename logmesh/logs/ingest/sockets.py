@@ -78,12 +78,13 @@ class LineIngestProtocol(IngestConnection):
         self.block = block  # the hot path, tried first on every read
         self.splitter = LineSplitter(ctx.max_frame_bytes, octet_counting=octet_counting)
 
-    def data_received(self, data: bytes) -> None:
+    def received(self, data: bytes) -> None:
         self.ctx.bytes.inc(len(data))
         self._lines(*self.splitter.feed(data))
 
     def eof_received(self) -> bool | None:
         """The sender closed its side: its last line may have no newline (lines.finish)."""
+        self.handle_kept()
         self._lines(*self.splitter.finish())
         return None  # close our side too
 

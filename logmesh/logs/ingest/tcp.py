@@ -118,13 +118,14 @@ class LogIngestProtocol(IngestConnection):
         return not self.shippers
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.handle_kept()  # before the ledger hears that its shippers left
         if self.shippers:
             dropped = now_ms()
             for instance in self.shippers:
                 self.ctx.ledger.closed(instance, dropped)
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
+    def received(self, data: bytes) -> None:
         ctx = self.ctx
         ctx.bytes.inc(len(data))
         if not self.authed:  # once per connection: the hot path below never checks tokens
