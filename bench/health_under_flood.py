@@ -39,7 +39,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
 from compact_cost import baseline_tree  # noqa: E402
-from socket_flood import cpu_seconds  # noqa: E402
+from socket_flood import cpu_seconds, wait_healthz  # noqa: E402
 
 from tests.support.procs import free_port  # noqa: E402
 
@@ -102,12 +102,7 @@ def one_run(tree: Path, binary: Path, a: argparse.Namespace) -> dict:
         env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=open(work / "logs.log", "wb"),
         start_new_session=True)
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthz(http_port, 600)
         time.sleep(1.0)  # every worker up
         cpu0 = tree_cpu(logs.pid)
         health = Prober(f"http://127.0.0.1:{http_port}/healthz", 0.5, 30)

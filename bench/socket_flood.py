@@ -41,6 +41,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_healthz(http_port: int, tries: int) -> None:
+    """Until the service on ``http_port`` answers /healthz (at most ``tries`` tenths of a second)."""
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def per_service(http_port: int, prefix: str) -> dict[str, int]:
     """Events per service.name from /api/v1/stats (the store's own counts: no query)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/api/v1/stats", timeout=300) as r:
@@ -59,12 +69,7 @@ def run(args: argparse.Namespace, binary: Path) -> None:
          str(max(1024, 4 * args.conns))], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
         stderr=open(work / "logs.log", "wb"), start_new_session=True)
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthz(http_port, 300)
         print(f"load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores, {args.conns} connections, "
               f"{args.seconds:g} s a port{', last line unterminated' if args.unterminated else ''}")
         for mode, port in (("syslog", syslog_port), ("jsonl", jsonl_port)):
