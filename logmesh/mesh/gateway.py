@@ -321,20 +321,28 @@ class Gateway(CountedPart, Serving):
         # ms to the µs, half up: round(ms, 3)'s value but at a float's exact tie, in a third
         # of its time (round with digits is a correctly rounded decimal conversion, ~0.4 µs)
         took_us = int(seconds * 1_000_000 + 0.5)
-        took_ms = took_us / 1000
-        extra: dict[str, Any] = {
-            "http.request.method": request.method, "url.path": request.path,
-            "http.response.status_code": status, "trace.id": ex.trace_id,
-            "log.level": "error" if outcome >= 500 else "warning" if outcome >= 400 else "info",
-            "event.duration_ms": took_ms}
-        if ex.errorcode is not None:
-            extra["errorcode"] = _label_value(ex.errorcode)
-        if ex.upstream is not None:
-            extra["upstream"], extra["upstream.address"] = ex.upstream, ex.address
-        if ex.unended:  # rare: its batch takes ingest's general path (shipped.AccessFields)
-            extra["upstream.unended_bytes"] = ex.unended
+        level = "error" if outcome >= 500 else "warning" if outcome >= 400 else "info"
+        code, upstream = ex.errorcode, ex.upstream
+        extra: dict[str, Any]
+        if upstream is not None and code.__class__ is int and not ex.unended:
+            # a service's reply, as nearly every exchange ends: the record in one literal
+            # (no insert after it, no _label_value call for an int errorcode)
+            extra = {"http.request.method": request.method, "url.path": request.path,
+                     "http.response.status_code": status, "trace.id": ex.trace_id,
+                     "log.level": level, "event.duration_ms": took_us / 1000,
+                     "errorcode": code, "upstream": upstream, "upstream.address": ex.address}
+        else:
+            extra = {"http.request.method": request.method, "url.path": request.path,
+                     "http.response.status_code": status, "trace.id": ex.trace_id,
+                     "log.level": level, "event.duration_ms": took_us / 1000}
+            if code is not None:
+                extra["errorcode"] = _label_value(code)
+            if upstream is not None:
+                extra["upstream"], extra["upstream.address"] = upstream, ex.address
+            if ex.unended:  # rare: its batch takes ingest's general path (shipped.AccessFields)
+                extra["upstream.unended_bytes"] = ex.unended
         took_text = (f"{took_us // 1000}{_MS_FRACTIONS[took_us % 1000]}"
-                     if 0 <= took_us < _EXACT_US else repr(took_ms))  # repr(took_ms), see above
+                     if 0 <= took_us < _EXACT_US else repr(took_us / 1000))  # see _MS_FRACTIONS
         self.shipper.ship_record(f"{request.method} {request.path} {status} {took_text}ms", extra)
 
     @staticmethod
