@@ -112,6 +112,31 @@ def _claim_record(entries: list[Entry], ts: int) -> bytes:
     return b'{"t":%d,"ids":[%s]}\n' % (ts, b",".join(rows))
 
 
+def _journal_record(line: bytes, now: int) -> tuple[int, list[Entry]] | dict | None:
+    """A journal line as a claim ``(ts, entries)`` or an end (its dict); None, with a warning,
+    for a line damaged on disk (not JSON, or JSON of another shape): a start must not die of it."""
+    try:
+        rec = orjson.loads(line)
+        if not isinstance(rec, dict):
+            raise ValueError("not an object")
+        if "ids" not in rec:
+            if rec != {"done": 1} and rec != {"undo": 1}:
+                raise ValueError("neither a claim nor its end")
+            return rec
+        ts = rec.get("t", now)
+        if not isinstance(ts, int):
+            raise ValueError("t is no integer")
+        entries = []
+        for index, doc_id, seq in rec["ids"]:
+            if not isinstance(index, str) or not isinstance(seq, int):
+                raise ValueError("an id is not [index, id, seq]")
+            entries.append((index, orjson.dumps(doc_id), seq))
+        return ts, entries
+    except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
+        log.warning("es-ids journal: a damaged line skipped (%s): %.80r", exc, line)
+        return None
+
+
 class BulkIds:
     """The window of recent ``_id`` per index, shared by the workers of ``data_dir``."""
 
@@ -243,13 +268,13 @@ class BulkIds:
         now = int(time.time() * 1000)
         pending: tuple[int, list] | None = None
         for line in data.splitlines():
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                log.warning("es-ids journal: a line that is not JSON skipped")
+            rec = _journal_record(line, now)
+            if rec is None:
                 continue
-            if "ids" in rec:
-                pending = (int(rec.get("t", now)), [(i, orjson.dumps(d), q) for i, d, q in rec["ids"]])
+            if isinstance(rec, tuple):
+                if pending is not None:  # its done/undo was damaged: judged as if left open
+                    self._resolve(*pending)
+                pending = rec
             elif pending is not None:
                 if rec.get("done"):
                     ts, entries = pending

@@ -160,3 +160,47 @@ async def test_an_id_is_the_same_however_its_json_is_written(start_logs):
     assert [s for _, _, s in items(answer)] == [201, 201] and [s for _, _, s in items(again)] == [409, 409]
     labels = sorted(e["labels"]["es.id"] for e in stored(srv.config.data_dir))
     assert labels == sorted(['café "q"', "other", "café", "x2"])
+
+
+def test_a_damaged_journal_record_is_skipped_and_the_service_starts(tmp_path, caplog):
+    """outside19: a journal record that is JSON but not a claim's shape (a bit flip, a bad disk)
+    raised in ``open()``, so the logs service died at every start. Now it is skipped with a
+    warning and the records around it count."""
+    ids = BulkIds(tmp_path)
+    ids.open()
+    ids.claim([("app", b'"before"', 64)], int(time.time() * 1000))
+    ids._finish([], True)
+    ids.close()
+    with open(tmp_path / "es-ids" / "journal", "ab") as f:
+        f.write(b'[1]\n7\n"x"\n{"ids":5}\n{"ids":[["app","two"]]}\n{"t":"zz","ids":[]}\n'
+                b'{"ids":[["app",{"a":1},"s"]]}\n{"done":1}\n')
+    again = BulkIds(tmp_path)
+    again.open()
+    again.claim([("app", b'"after"', 128)], int(time.time() * 1000))
+    again._finish([], True)
+    assert set(again.seen) == {("app", b'"before"'), ("app", b'"after"')}
+    assert "es-ids journal" in caplog.text
+    again.close()
+    third = BulkIds(tmp_path)
+    third.open()
+    assert set(third.seen) == {("app", b'"before"'), ("app", b'"after"')}
+
+
+def test_a_claim_whose_end_was_damaged_is_judged_by_the_store(tmp_path):
+    """A claim followed by another claim (its ``done`` damaged): judged against the store as a
+    claim left open, so a retry of its ids is still answered 409 and not stored twice."""
+    from logmesh.logs.store import layout
+
+    seg = tmp_path / layout.SEGMENTS_DIR
+    seg.mkdir()
+    kept = layout.make_seq(5, 1)
+    (seg / layout.segment_name(1, kept)).write_bytes(orjson.dumps({"seq": kept, "message": "m"}) + b"\n")
+    now = int(time.time() * 1000)
+    (tmp_path / "es-ids").mkdir()
+    (tmp_path / "es-ids" / "journal").write_bytes(
+        b'{"t":%d,"ids":[["app","kept",%d],["app","lost",%d]]}\n{"dXne":1}\n'
+        b'{"t":%d,"ids":[["app","next",%d]]}\n{"done":1}\n' % (now, kept, layout.make_seq(6, 1), now, 999))
+    ids = BulkIds(tmp_path)
+    ids.open()
+    assert ids.known("app", b'"kept"') == kept and ids.known("app", b'"lost"') is None
+    assert ids.known("app", b'"next"') == 999 and ids.resolved == 1
