@@ -30,6 +30,13 @@ HEAD_FILE = "head.json"
 TAKE_READ_BYTES = 4 * 1024 * 1024  # take() reads a file this much at a time
 
 
+def _is_record(rec: object) -> bool:
+    """``[instance, n, ts, raw, extra]`` as :meth:`Spool.put` writes it (the fields the shipper
+    reads by position)."""
+    return (type(rec) is list and len(rec) == 5 and type(rec[0]) is str and type(rec[1]) is int
+            and type(rec[3]) is str)
+
+
 class Spool:
     def __init__(self, directory: Path, max_bytes: int = 1024**3, *,
                  file_bytes: int = SPOOL_FILE_BYTES) -> None:
@@ -174,8 +181,12 @@ class Spool:
             pos = 0
             for line in data[:end].splitlines(keepends=True):
                 try:
-                    out.append(orjson.loads(line))
+                    rec = orjson.loads(line)
                 except orjson.JSONDecodeError:
+                    rec = None
+                if _is_record(rec):
+                    out.append(rec)
+                else:  # damaged on disk, though it may still parse: the shipper would raise on it
                     log.warning("spool: skipping a damaged record in %s", self._path(file_id).name)
                 pos += len(line)
                 if len(out) >= limit:

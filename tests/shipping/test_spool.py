@@ -176,6 +176,22 @@ def test_a_damaged_line_in_the_middle_is_skipped_and_the_rest_read(spool_dir):
     s2.close()
 
 
+def test_a_damaged_line_that_is_json_of_another_shape_is_skipped(spool_dir):
+    """outside19: a damaged line that still parses as JSON (``[1]``, ``{}``, ``7``) was handed to
+    the shipper, whose pump raised on it at every wake-up: the records taken with it were never
+    sent, and after a restart the same take raised again, so the spool never drained."""
+    s = Spool(spool_dir)
+    s.put(records(1, 2))
+    s.close()
+    (path,) = spool_dir.glob("spool-*.ndjson")
+    path.write_bytes(path.read_bytes() + b'[1]\n{}\n7\n["i",null,0,"m",null]\n' + orjson.dumps(records(3, 1)[0])
+                     + b"\n")
+    s2 = Spool(spool_dir)
+    got, pos = s2.take(10)
+    assert numbers(got) == [1, 2, 3] and pos[1] == path.stat().st_size
+    s2.close()
+
+
 def test_a_torn_tail_is_not_pending_once_everything_before_it_is_committed(spool_dir):
     s = Spool(spool_dir)
     s.put(records(1, 3))
