@@ -92,3 +92,34 @@ def test_esc_leaves_the_search_box_so_j_moves_among_the_rows(mesh, page):
     page.keyboard.press("j")
     expect(page.locator("#rows tr.ev").first).to_be_focused()
     assert page.locator("#q").input_value() == ""
+
+
+# every node of the mesh graph closer than 4 px to the inside of the graph's panel, and by how much
+NODES_AT_THE_BORDER = """() => {
+  const panel = document.getElementById('mesh-graph');
+  const box = panel.getBoundingClientRect();
+  return [...panel.querySelectorAll('svg g.node rect:first-child')].map((r) => {
+    const n = r.getBoundingClientRect();
+    return [r.parentElement.getAttribute('aria-label') || 'distributor',
+            Math.round(Math.min(n.left - box.left, box.right - n.right))];
+  }).filter(([, px]) => px < 4);
+}"""
+
+
+@pytest.mark.parametrize("width", (*WIDTHS, 600))
+def test_the_mesh_graph_keeps_its_nodes_inside_its_panel(mesh, page, width):
+    """Found from outside (outside19, known since earlier stops): at 800 px the logs node's
+    right edge touched the panel's border (1 px): the graph was drawn as wide as the panel's
+    clientWidth, its padding included, and so ran 12 px past its content box. At 600 px (the
+    graph's least width is 640) the panel scrolls instead of spilling over the page."""
+    page.set_viewport_size({"width": width, "height": 860})
+    page.goto(f"{mesh.ui}/?view=mesh")
+    page.locator("#mesh-graph svg g.node.logsn").wait_for()
+    if width < 700:
+        page.locator("#mesh-graph").evaluate("(el) => { el.scrollLeft = el.scrollWidth; }")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        nodes = page.locator("#mesh-graph svg g.node.logsn rect").first.bounding_box()
+        panel = page.locator("#mesh-graph").bounding_box()
+        assert nodes["x"] + nodes["width"] <= panel["x"] + panel["width"] - 4, (nodes, panel)
+        return
+    assert page.evaluate(NODES_AT_THE_BORDER) == []

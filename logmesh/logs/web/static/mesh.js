@@ -184,14 +184,17 @@ const showLogsOf = (n) => addFilter("service.name", n.name, false, true);
 
 function drawMeshGraph(nodes) {
   const box = $("mesh-graph");
-  const W = Math.max(box.clientWidth || 0, 640);
+  const pad = getComputedStyle(box);  // clientWidth counts the padding: the graph is drawn inside it
+  const inner = (box.clientWidth || 0) - parseFloat(pad.paddingLeft || 0) - parseFloat(pad.paddingRight || 0);
+  const W = Math.max(Math.floor(inner), 640);  // narrower: the panel scrolls (app.css)
   const gws = nodes.filter(isGateway), logs = nodes.filter(isLogs);
   const svcs = nodes.filter((n) => !isGateway(n) && !isLogs(n));
   const rows = Math.max(gws.length, svcs.length, logs.length, 1);
   const NW = 200, NH = 52, GAP = 18, TOPY = 78;
   const H = TOPY + rows * (NH + GAP) + 10;
   const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "meshsvg", role: "img", "aria-label": "Services and the flow of requests" });
-  const colX = [W * 0.14, W * 0.5, W * 0.86];
+  const M = 12 + NW / 2;  // a node's centre at least this far from the graph's sides
+  const colX = [Math.max(W * 0.14, M), W * 0.5, Math.min(W * 0.86, W - M)];
   const place = (list, col) => list.map((n, i) => {
     const y = TOPY + (rows - list.length) * (NH + GAP) / 2 + i * (NH + GAP);
     return { n, x: colX[col] - NW / 2, y, cx: colX[col], cy: y + NH / 2 };
