@@ -4,6 +4,7 @@
     .venv/bin/python bench/gateway_path.py [--requests 200000] [--connections 16] [--rounds 3]
     .venv/bin/python bench/gateway_path.py --code <another checkout>   # the same, its code
     .venv/bin/python bench/gateway_path.py --no-ship   # no access log built (shipping's share)
+    .venv/bin/python bench/gateway_path.py --pump 500  # the shipper's whole cycle, each 500
 
 The mesh benchmark (bench/mesh.py) times whole processes on a shared 2-core machine, where
 CPU per request moves by 20-40% with the load of others (fewer requests per turn of the
@@ -12,7 +13,9 @@ protocol (http_protocol.HttpProtocol on httptools' parser) is fed the bytes of
 ``GET /goods`` (or ``POST``) on ``--connections`` keep-alive connections whose transports are
 objects in memory; its real client (mesh/client.py) writes each request to a connection whose
 transport answers it on the next turn of the loop as goods would (its key, three rows), and
-the access log goes to a real Shipper's queue (not sent). Each answer read makes that
+the access log goes to a real Shipper's queue (not sent; with ``--pump N`` the shipper's real
+pump encodes each N queued records into a batch packet, written to memory, and each batch's ack
+frees it, as in the mesh, where a 50 ms linger holds ~250-500). Each answer read makes that
 connection send its next request. No syscall is on the path: what is measured is what the
 gateway's own code, its HTTP protocol's and the loop's cost per request, the part a change of the
 gateway's Python can move. As the real process does once it listens, the heap of the setup is
@@ -71,7 +74,17 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run(requests: int, connections: int, method: str, ship: bool = True) -> float:
+class _Sink:
+    """The shipper's client to the logs service: connected, every batch written to memory."""
+
+    is_connected, conn = True, None
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+async def run(requests: int, connections: int, method: str, ship: bool = True,
+              pump: int = 0) -> float:
     import orjson
 
     from logmesh.lifecycle import freeze_startup_heap
@@ -88,6 +101,9 @@ async def run(requests: int, connections: int, method: str, ship: bool = True) -
     if ship:  # else no access log is built: the gateway's path without shipping's share
         gw.shipper = Shipper("gateway", mode="ack")  # its queue only: never started, never sent
         queue = gw.shipper.queue
+    shipper = gw.shipper
+    if pump:
+        shipper.client, shipper.speaks = _Sink(), "ack"
     addr = ("127.0.0.1", 9010)
     gw.routes = {"GET/goods": [addr], "POST/goods": [addr]}
     gw.served = {"GET/goods": "goods", "POST/goods": "goods"}
@@ -125,7 +141,11 @@ async def run(requests: int, connections: int, method: str, ship: bool = True) -
 
         def answered(data: bytes) -> None:  # one answer a write (the site joins head and body)
             answers[0] += 1
-            if len(queue) >= 2_000:  # what the shipper would have sent by now (every 50 ms)
+            if pump and len(queue) >= pump:  # a linger's worth: encoded, sent, acked, freed
+                shipper._pump()
+                for key in list(shipper.inflight):
+                    shipper._on_reply({"key": key, "errorcode": 0})
+            elif len(queue) >= 2_000:  # what the shipper would have sent by now (every 50 ms)
                 queue.clear()
             if left[0] > 0:
                 left[0] -= 1
@@ -174,12 +194,16 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-ship", action="store_true", help="no shipper attached: the path "
                     "without building and queueing the access log")
+    ap.add_argument("--pump", type=int, default=0, metavar="N", help="the shipper's pump "
+                    "encodes each N queued access logs into a batch and its ack frees it (0: the "
+                    "queue is cleared unencoded every 2,000)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child's single run
     args = ap.parse_args()
     if args.one:
         import uvloop
 
-        print(uvloop.run(run(args.requests, args.connections, args.one, not args.no_ship)))
+        print(uvloop.run(run(args.requests, args.connections, args.one, not args.no_ship,
+                                 args.pump)))
         return 0
     trees = [("this", ROOT)] + ([("other", args.code.resolve())] if args.code else [])
     results: dict[tuple[str, str], list[float]] = {}
@@ -189,7 +213,8 @@ def main() -> int:
                 env = {**os.environ, "PYTHONPATH": str(tree)}
                 out = subprocess.run([sys.executable, __file__, "--one", method, "--requests",
                                       str(args.requests), "--connections", str(args.connections),
-                                      *(["--no-ship"] if args.no_ship else [])],
+                                      *(["--no-ship"] if args.no_ship else []),
+                                      "--pump", str(args.pump)],
                                      env=env, cwd=tree, capture_output=True, text=True, check=True)
                 us = float(out.stdout.split()[-1])
                 results.setdefault((name, method), []).append(us)
