@@ -7,7 +7,11 @@ a logmesh distributor and logs service, then goods and a gateway, which are logm
 (``logmesh service goods``, ``logmesh gateway``, shipping on; ``logmesh-w2``: the gateway with
 ``--workers 2``, as ``logmesh up`` runs it on two cores; ``logmesh-noship``: both with
 ``--no-ship``; ``logmesh-base``: as ``logmesh``, its goods and gateway run from the checkout
-given by ``--base``, to pair a change with the code it started from in the same rounds) or the chapter's Node ``goods.js`` and ``gate.js`` from tests/interop/node with
+given by ``--base``, to pair a change with the code it started from in the same rounds; three
+diagnostics split shipping's cost, named only when asked for: ``logmesh-gwship`` where only the
+gateway ships, ``logmesh-goodsship`` where only goods does, ``logmesh-acker`` where both ship to
+bench/ack_only_logs.py, a stand-in logs node that acks each batch at once and stores nothing)
+or the chapter's Node ``goods.js`` and ``gate.js`` from tests/interop/node with
 their console printing off (bench/node_quiet.js), whose goods ships its packets to the same
 logs service as the chapter's ``writeLog`` does. Three rows are posted, then wrk (Debian's)
 drives ``GET /goods`` and ``POST /goods`` at each connection count for --seconds each.
@@ -17,7 +21,8 @@ Per cell: requests/s, p50 and p99 (wrk --latency), p99.9 and the slowest (a wrk 
 per request of the mesh's request path (utime+stime of gateway and goods, shipping included,
 from /proc; the gateway's share in the per-cell lines), the logs service's CPU per request
 beside it (in the per-cell lines also its main thread's, the event loop that ingests: the rest
-is its other threads, compaction, segment writes, queries), and the peak RSS (VmHWM) of gateway
+is its other threads, compaction, segment writes, queries), the gateway's sleeps a thousand
+requests (its voluntary context switches: its loop waiting in epoll), and the peak RSS (VmHWM) of gateway
 plus goods. The table gives the median over rounds and, for each logmesh mesh, the median
 (and range) of its ratio to the Node mesh taken within each round: the machine is shared,
 and a slow spell weighs on both sides of a ratio alike.
@@ -50,6 +55,9 @@ from ingest_peers import free_port, group_cpu_seconds, group_hwm_kb  # noqa: E40
 NODE_DIR = ROOT / "tests" / "interop" / "node"
 POST_BODY = '{"name":"pen","category":"office","price":1.5}'
 MESHES = ("logmesh", "logmesh-w2", "logmesh-noship", "node")  # and logmesh-base with --base
+# which parts ship, by mesh kind (gateway, goods); any other logmesh kind: both
+SHIPS = {"logmesh-noship": (False, False), "logmesh-gwship": (True, False),
+         "logmesh-goodsship": (False, True)}
 
 
 @dataclass
@@ -87,6 +95,16 @@ class Mesh:
             return 0.0
         fields = stat[stat.rfind(b")") + 2:].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def sleeps(self, name: str) -> int:
+        """A part's main thread's voluntary context switches so far (its loop's waits)."""
+        proc = self.parts.get(name)
+        try:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/status") as f:  # type: ignore[union-attr]
+                return next(int(line.split()[1]) for line in f
+                            if line.startswith("voluntary_ctxt_switches"))
+        except (OSError, AttributeError, StopIteration):
+            return 0
 
     def sample_rss(self) -> None:
         for name, proc in self.parts.items():
@@ -149,20 +167,23 @@ def start_mesh(kind: str, tmp: Path, logs_nice: int | None = None,
     logs = tmp / "stderr"
     parts = {"distributor": _logmesh(logs / "distributor", "distributor", "--port", str(d)),
              "logs": _logmesh(logs / "logs", "logs", "--port", str(lp), "--http-port", str(hp),
-                              "--distributor", dist, "--data-dir", str(tmp / "logs"), nice=logs_nice)}
+                              "--distributor", dist, "--data-dir", str(tmp / "logs"), nice=logs_nice)
+             if kind != "logmesh-acker" else
+             _spawn([sys.executable, str(HERE / "ack_only_logs.py"), "--port", str(lp),
+                     "--distributor", dist], logs / "logs", stdout=subprocess.DEVNULL)}
     time.sleep(0.5)  # the logs node registered first, as in `logmesh up`
     if kind == "node":
         parts["goods"], _ = _node(logs / "goods", "goods.js", str(d))
         parts["gateway"], gp = _node(logs / "gateway", "gate.js", str(d))
     else:
-        ship = "--no-ship" if kind == "logmesh-noship" else "--ship"
+        gw_ship, goods_ship = ("--ship" if on else "--no-ship" for on in SHIPS.get(kind, (True, True)))
         workers = kind == "logmesh-w2"  # the gateway's two workers, as `logmesh up` runs it
         root = base if kind == "logmesh-base" and base is not None else ROOT
         parts["goods"] = _logmesh(logs / "goods", "service", "goods", "--port", str(sp),
-                                  "--distributor", dist, "--data-dir", str(tmp / "goods"), ship,
+                                  "--distributor", dist, "--data-dir", str(tmp / "goods"), goods_ship,
                                   root=root)
         parts["gateway"] = _logmesh(logs / "gateway", "gateway", "--port", str(gp),
-                                    "--distributor", dist, ship,
+                                    "--distributor", dist, gw_ship,
                                     *(["--workers", "2"] if workers else []), supervise=workers,
                                     root=root)
     mesh = Mesh(kind, f"http://127.0.0.1:{gp}/goods", parts,
@@ -250,7 +271,7 @@ def _perf(mesh: Mesh, seconds: float, where: Path, name: str) -> list[subprocess
 def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str, Path],
          profile: Path | None = None, perf: Path | None = None) -> dict:
     before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"),
-              mesh.loop_cpu("logs"))
+              mesh.loop_cpu("logs"), mesh.sleeps("gateway"))
     fsyncs = mesh.logs_fsyncs()
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
     argv += ["-s", str(scripts[method])]
@@ -260,7 +281,7 @@ def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str,
     for spy in spies:
         spy.wait()
     after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"),
-             mesh.loop_cpu("logs"))
+             mesh.loop_cpu("logs"), mesh.sleeps("gateway"))
     fsyncs = mesh.logs_fsyncs() - fsyncs
     mesh.sample_rss()
     r = parse_wrk(out)
@@ -270,7 +291,8 @@ def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str,
              logs_cpu_us_per_req=(after[1] - before[1]) / n * 1e6,
              gateway_cpu_us_per_req=(after[2] - before[2]) / n * 1e6,
              logs_loop_cpu_us_per_req=(after[3] - before[3]) / n * 1e6,
-             logs_fsyncs_per_s=fsyncs / seconds)
+             logs_fsyncs_per_s=fsyncs / seconds,
+             gateway_sleeps_per_kreq=(after[4] - before[4]) / n * 1000)
     return r
 
 
@@ -371,7 +393,8 @@ def main() -> int:
                                   f"req/s p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} p99.9 "
                                   f"{r['p999_ms'] or 0:.2f} max {r['max_ms'] or 0:.1f} ms, "
                                   f"{r['cpu_us_per_req']:.0f} µs CPU/req (gateway "
-                                  f"{r['gateway_cpu_us_per_req']:.0f}, logs "
+                                  f"{r['gateway_cpu_us_per_req']:.0f}, its sleeps/kreq "
+                                  f"{r['gateway_sleeps_per_kreq']:.0f}, logs "
                                   f"{r['logs_cpu_us_per_req']:.0f} of which its loop "
                                   f"{r['logs_loop_cpu_us_per_req']:.0f}, its fsyncs/s "
                                   f"{r['logs_fsyncs_per_s']:.0f}), non-2xx "
