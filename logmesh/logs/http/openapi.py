@@ -74,7 +74,7 @@ def _with_post(ops: dict) -> dict:
             schema = {"oneOf": [schema, {"type": "string", "maxLength": 40}]}
         props[p["name"]] = {**schema, "description": p["description"]}
     required = [p["name"] for p in get["parameters"] if p.get("required")]
-    body = {"type": "object", "properties": props, "additionalProperties": True}
+    body = {"type": "object", "properties": props, "additionalProperties": False}  # else a 400
     if required:
         body["required"] = required
     post = {"summary": get["summary"] + " (parameters in a JSON body, for long queries; a read: "
@@ -529,3 +529,10 @@ OPENAPI: dict[str, Any] = {
             "errors": {"type": "array", "items": {"type": "object"}}}},
     }},
 }
+
+
+def query_names(path: str, method: str) -> frozenset[str]:
+    """The query parameters ``method`` on ``path`` takes, as described above: the API refuses
+    any other (http/params.check_names), so this description and the handlers cannot drift."""
+    op = OPENAPI["paths"][path][method.lower()]
+    return frozenset(p["name"] for p in op.get("parameters", ()) if p["in"] == "query")

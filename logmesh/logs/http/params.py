@@ -47,6 +47,33 @@ def parameters(request: web.Request) -> Mapping[str, str]:
     return request.get(PARAMS, request.query)
 
 
+# Names clients send that the API does not take, and what to send instead. An unknown
+# parameter is a 400 naming the ones the route takes (as Elasticsearch's "contains
+# unrecognized parameter" and Loki's): ignored, since=1h answered the default last 15
+# minutes and fields=a,b whole events, with nothing to say the parameter was not read.
+INSTEAD = {
+    "since": "from=now-1h (a start relative to now)",
+    "start": "from=", "end": "to=", "until": "to=",
+    "query": "q=", "size": "limit=", "sort": "order=asc or order=desc",
+    "page": "cursor= (the next_cursor of the previous answer)", "offset": "cursor= (the next_cursor of the previous answer)",
+    "fields": "no field list: each event comes whole; GET /api/v1/export?format=csv&columns=a,b picks fields",
+    "_source": "no field list: each event comes whole; GET /api/v1/export?format=csv&columns=a,b picks fields",
+}
+
+
+def check_names(request: web.Request, path: str, accepted: frozenset[str]) -> None:
+    """Refuse (400) any parameter ``path`` does not take, naming the ones it does."""
+    unknown = sorted(set(parameters(request)) - accepted)
+    if not unknown:
+        return
+    takes = ", ".join(sorted(accepted)) if accepted else "no parameters"
+    named = ", ".join(repr(n[:40]) for n in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    hints = "; ".join(f"for {n} send {INSTEAD[n]}" for n in unknown if n in INSTEAD)
+    raise BadRequest(f"unknown parameter{'s' if len(unknown) > 1 else ''} {named}: {path} takes {takes}"
+                     + (f" ({hints})" if hints else ""),
+                     unknown=[n[:40] for n in unknown[:20]], accepted=sorted(accepted))
+
+
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = parameters(request).get(name)
     if raw is None or raw == "":

@@ -43,7 +43,7 @@ from ..query.timerange import now_ms
 from ..store.catalogue import quarantined
 from ..store.duck import duckdb
 from .export import Export
-from .openapi import OPENAPI
+from .openapi import OPENAPI, query_names
 from .params import (
     DEADLINE,
     HEAVY,
@@ -51,6 +51,7 @@ from .params import (
     PARAMS,
     BadRequest,
     PayloadTooLarge,
+    check_names,
     describe,
     int_param,
     interval_param,
@@ -135,21 +136,27 @@ class QueryAPI:
         for path, handler in (("/api/v1/search", self.search), ("/api/v1/histogram", self.histogram),
                               ("/api/v1/top", self.top), ("/api/v1/tail", self.live_tail.handle),
                               ("/api/v1/routes", self.routes), ("/api/v1/routes/series", self.route_series)):
-            r.add_get(path, self.wrap(handler))
-            r.add_post(path, self.wrap(handler, post=True))
-        r.add_get("/api/v1/fields", self.wrap(self.fields))
-        r.add_get("/api/v1/events/{seq}", self.wrap(self.event))
-        r.add_get("/api/v1/mesh", self.wrap(self.mesh))
-        r.add_get("/api/v1/stats", self.wrap(self.stats))
+            r.add_get(path, self.wrap(handler, path))
+            r.add_post(path, self.wrap(handler, path, post=True))
+        r.add_get("/api/v1/fields", self.wrap(self.fields, "/api/v1/fields"))
+        r.add_get("/api/v1/events/{seq}", self.wrap(self.event, "/api/v1/events/{seq}"))
+        r.add_get("/api/v1/mesh", self.wrap(self.mesh, "/api/v1/mesh"))
+        r.add_get("/api/v1/stats", self.wrap(self.stats, "/api/v1/stats"))
         r.add_get("/api/v1/openapi.json", self.openapi)
         # the web UI's saved searches (GET reads; POST and DELETE need a write token) and export
         saved = SavedSearchAPI(self.engine.data_dir, self.clock)
-        r.add_get("/api/v1/saved-searches", self.wrap(saved.list))
-        r.add_post("/api/v1/saved-searches", self.wrap(saved.save))
-        r.add_delete("/api/v1/saved-searches/{id}", self.wrap(saved.delete))
-        r.add_get("/api/v1/export", self.wrap(Export(self, self.clock).handle))
+        r.add_get("/api/v1/saved-searches", self.wrap(saved.list, "/api/v1/saved-searches"))
+        r.add_post("/api/v1/saved-searches", self.wrap(saved.save, "/api/v1/saved-searches", method="post"))
+        r.add_delete("/api/v1/saved-searches/{id}", self.wrap(saved.delete, "/api/v1/saved-searches/{id}",
+                                                              method="delete"))
+        r.add_get("/api/v1/export", self.wrap(Export(self, self.clock).handle, "/api/v1/export"))
 
-    def wrap(self, handler: Callable[[web.Request], Any], *, post: bool = False) -> Callable[[web.Request], Any]:
+    def wrap(self, handler: Callable[[web.Request], Any], path: str, *, post: bool = False,
+             method: str = "get") -> Callable[[web.Request], Any]:
+        """``handler`` with the API's answers to errors; ``path`` (as openapi.py names it) and
+        ``method`` say which parameters it takes (a POST of a read route: the GET's, in its body)."""
+        accepted = query_names(path, method)
+
         async def run(request: web.Request) -> web.StreamResponse:
             self.requests += 1
             try:
@@ -158,6 +165,7 @@ class QueryAPI:
                     if refused is not None:
                         return refused
                     request[PARAMS] = await read_post_params(request)
+                check_names(request, path, accepted)
                 return await handler(request)
             except BadRequest as exc:
                 self.bad_requests.inc()

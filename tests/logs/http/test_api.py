@@ -189,6 +189,42 @@ async def test_bad_parameters_are_400_with_a_message(api, path, params):
         assert r["position"] == 3
 
 
+@pytest.mark.parametrize("path,params,named,hint", [
+    ("/api/v1/search", {"since": "1h"}, "'since'", "from=now-1h"),
+    ("/api/v1/search", {"fields": "message,service.name"}, "'fields'", "columns="),
+    ("/api/v1/search", {"q": "x", "size": "5", "sort": "asc"}, "'size', 'sort'", "limit="),
+    ("/api/v1/histogram", {"limit": "5"}, "'limit'", None),
+    ("/api/v1/top", {"field": "url.path", "order": "asc"}, "'order'", None),
+    ("/api/v1/tail", {"from": "now-1h"}, "'from'", None),
+    ("/api/v1/fields", {"limit": "5"}, "'limit'", None),
+    ("/api/v1/events/1", {"q": "x"}, "'q'", None),
+    ("/api/v1/mesh", {"q": "x"}, "'q'", None),
+    ("/api/v1/stats", {"verbose": "1"}, "'verbose'", None),
+    ("/api/v1/export", {"fields": "a"}, "'fields'", "columns="),
+    ("/api/v1/saved-searches", {"name": "x"}, "'name'", None),
+    ("/api/v1/routes/series", {"by": "x"}, "'by'", None),
+])
+async def test_an_unknown_parameter_is_a_400_naming_what_the_route_takes(api, path, params, named, hint):
+    """Silently ignored, since=1h answered the last 15 minutes and fields=... whole events."""
+    server, base, s = api
+    before = server.api.counters["bad_requests"]
+    r = await get(s, base, path, 400, **params)
+    assert f"unknown parameter{'s' if ', ' in named else ''} {named}" in r["error"], r
+    assert f"{path.replace('/1', '/{seq}')} takes " in r["error"], r
+    assert hint is None or hint in r["error"], r
+    assert set(r["unknown"]) == {n for n in params if n not in r["accepted"]}
+    assert server.api.counters["bad_requests"] == before + 1
+
+
+async def test_a_posted_query_with_an_unknown_key_is_a_400_too(api):
+    server, base, s = api
+    async with s.post(f"{base}/api/v1/search", json={"q": "x", "since": "now-1h"}) as r:
+        body = await r.json()
+        assert r.status == 400 and "'since'" in body["error"] and "from=now-1h" in body["error"], body
+    async with s.post(f"{base}/api/v1/search", json={"q": "x", "from": "now-1h", "limit": 3}) as r:
+        assert r.status == 200, await r.text()
+
+
 async def test_tail_streams_new_matching_events(api):
     server, base, s = api
     await post(s, base, [{"message": "old tailme"}])
