@@ -103,6 +103,29 @@ def test_elasticsearch_bulk_helper(logs):
     assert {e["message"] for e in query(procs, http_port, "service.name:es-bad")} == {"good a", "good b"}
 
 
+def test_elasticsearch_client_one_document_at_a_time(logs):
+    """The official client's ``index()`` and ``create()`` (es_doc.py; they were 404): created,
+    updated on a retry with the same id, ConflictError on a second create, each stored once."""
+    from elasticsearch import ConflictError, Elasticsearch
+
+    procs, http_port = logs
+    es = Elasticsearch(f"http://{HOST}:{http_port}", basic_auth=("elastic", TOKEN))
+    r = es.index(index="one-doc", document={"message": "auto id", "service.name": "es-one"})
+    assert r["result"] == "created" and r.meta.status == 201 and r["_id"]
+    assert es.index(index="one-doc", id="k-1", document={"message": "with id", "service.name": "es-one"})[
+        "result"] == "created"
+    again = es.index(index="one-doc", id="k-1", document={"message": "with id", "service.name": "es-one"})
+    assert (again["result"], again.meta.status) == ("updated", 200)
+    assert es.create(index="one-doc", id="c-1", document={"message": "created", "service.name": "es-one"})[
+        "result"] == "created"
+    with pytest.raises(ConflictError):
+        es.create(index="one-doc", id="c-1", document={"message": "created", "service.name": "es-one"})
+    es.close()
+    found = query(procs, http_port, "service.name:es-one")
+    assert sorted(e["message"] for e in found) == ["auto id", "created", "with id"]
+    assert {e["labels"].get("es.id") for e in found} == {None, "k-1", "c-1"}
+
+
 def test_loki_logger_handler(logs):
     from loki_logger_handler.loki_logger_handler import LokiLoggerHandler
 

@@ -1,4 +1,5 @@
-"""The foreign HTTP ingest protocols on the logs service's HTTP port: OTLP, Elasticsearch, Loki.
+"""The foreign HTTP ingest protocols on the logs service's HTTP port: OTLP, Elasticsearch
+(bulk, and one document at a time: es_doc.py), Loki.
 
 Each handler reads the body (gzip or deflate undone by :func:`read_whole`, within
 ``--max-body-size``), hands it to its sans-I/O parser (``otlp.py``,
@@ -22,7 +23,7 @@ from aiohttp import hdrs, web
 from ...security_http import BODY_GRACE, BODY_MIN_RATE, BODY_TIMEOUT
 from ..event import Event
 from ..store.segment import LineTooLong, SegmentWriter, StoreUnavailable
-from . import content_coding, es_bulk, loki, otlp, otlp_json
+from . import content_coding, es_bulk, es_doc, loki, otlp, otlp_json
 from .common import now_ms
 from .es_ids import BulkIds
 from .line_block import LineBlock
@@ -124,6 +125,10 @@ class HttpSources:
         r.add_put("/_bulk", self.es_bulk)
         r.add_post("/{index}/_bulk", self.es_bulk)
         r.add_put("/{index}/_bulk", self.es_bulk)
+        r.add_post("/{index}/_doc", self.es_doc)  # one document at a time (es_doc.py)
+        for path in ("/{index}/_doc/{id}", "/{index}/_create/{id}"):
+            r.add_post(path, self.es_doc)
+            r.add_put(path, self.es_doc)
         r.add_get("/_license", self.es_static(es_bulk.license_body))
         r.add_get("/_xpack", self.es_static(lambda: {"features": {}, "license": es_bulk.license_body()["license"]}))
         r.add_get("/_nodes", self.es_static(es_bulk.nodes_body))
@@ -228,6 +233,11 @@ class HttpSources:
         return web.Response(body=es_bulk.orjson.dumps(obj), status=status,
                             content_type="application/json", headers=ES_HEADERS)
 
+    def es_error(self, status: int, kind: str, reason: str) -> web.Response:
+        """A request refused as a whole, in Elasticsearch's error shape."""
+        return web.Response(body=es_bulk.error_body(status, kind, reason), status=status,
+                            content_type="application/json", headers=ES_HEADERS)
+
     def es_static(self, make: Callable[[], Any]) -> Callable:
         async def handler(request: web.Request) -> web.Response:
             return self.es_json(make())
@@ -244,11 +254,7 @@ class HttpSources:
 
     async def es_bulk(self, request: web.Request) -> web.StreamResponse:
         t0 = time.perf_counter()
-
-        def error(status: int, kind: str, reason: str) -> web.Response:
-            return web.Response(body=es_bulk.error_body(status, kind, reason), status=status,
-                                content_type="application/json", headers=ES_HEADERS)
-
+        error = self.es_error
         try:
             body = await self.read_body(request)
         except BodyTimeout as exc:
@@ -260,18 +266,9 @@ class HttpSources:
             self.count("elasticsearch", {"empty_body": 1})
             return error(400, "action_request_validation_exception",
                          "Validation Failed: 1: no requests added;")
-        try:
-            if parsed.ids is not None and self.bulk_ids is not None:
-                failure = await self.bulk_ids.run(lambda ids: self.store_once(parsed, ids))
-            else:
-                failure = await self.store("elasticsearch", parsed.events)
-        except LineTooLong as exc:
-            self.count("elasticsearch", {"too_large": len(exc.lines)})
-            return error(413, "illegal_argument_exception", f"nothing stored: {exc}")
-        if failure is not None:
-            resp = error(503, "unavailable_shards_exception", f"not stored, retry later: {failure}")
-            resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            return resp
+        refused = await self.store_bulk(parsed)
+        if refused is not None:
+            return refused
         if parsed.uniform is not None and parsed.events and parsed.ids is None:  # one block: one reserve
             first, last, n = parsed.events[0].seq, parsed.events[-1].seq, len(parsed.events)
             parsed.seqs = range(first, last + 1, (last - first) // (n - 1) if n > 1 else 1)
@@ -280,6 +277,49 @@ class HttpSources:
         if len(answer) <= WRITE_PIECE:
             return web.Response(body=answer, content_type="application/json", headers=ES_HEADERS)
         return await self.write_in_pieces(request, answer)
+
+    async def store_bulk(self, parsed: es_bulk.BulkParse) -> web.Response | None:
+        """Store a parsed bulk body's events (once per ``_id`` within the window, es_ids.py);
+        the refusal to answer when nothing was stored, else None."""
+        try:
+            if parsed.ids is not None and self.bulk_ids is not None:
+                failure = await self.bulk_ids.run(lambda ids: self.store_once(parsed, ids))
+            else:
+                failure = await self.store("elasticsearch", parsed.events)
+        except LineTooLong as exc:
+            self.count("elasticsearch", {"too_large": len(exc.lines)})
+            return self.es_error(413, "illegal_argument_exception", f"nothing stored: {exc}")
+        if failure is not None:
+            resp = self.es_error(503, "unavailable_shards_exception", f"not stored, retry later: {failure}")
+            resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return resp
+        return None
+
+    async def es_doc(self, request: web.Request) -> web.Response:
+        """One document (es_doc.py): stored as a bulk body of one action, answered as
+        Elasticsearch answers ``index()`` and ``create()``."""
+        t0 = time.perf_counter()
+        try:
+            body = await self.read_body(request)
+        except BodyTimeout as exc:
+            self.count("elasticsearch", {"body_timeout": 1})
+            return self.es_error(408, "timeout_exception", str(exc))
+        index, doc_id = request.match_info["index"], request.match_info.get("id")
+        try:
+            action = es_doc.action_of("/_create/" in request.path, request.query.get("op_type"), doc_id)
+            bulk = es_doc.bulk_body(action, index, doc_id, body)
+        except es_doc.BadDocRequest as exc:
+            self.count("elasticsearch", {exc.counted: 1})
+            return self.es_error(exc.status, exc.kind, exc.reason)
+        parsed = es_bulk.parse_bulk(bulk, index, now_ms())
+        self.count("elasticsearch", parsed.rejected)
+        refused = await self.store_bulk(parsed)
+        if refused is not None:
+            return refused
+        took = int((time.perf_counter() - t0) * 1000)
+        status, answer = es_doc.answer(es_bulk.bulk_response(parsed, took), action)
+        return web.Response(body=answer, status=status, content_type="application/json",
+                            headers=ES_HEADERS)
 
     async def store_once(self, parsed: es_bulk.BulkParse, ids: BulkIds) -> str | None:
         """:meth:`store` for a body whose actions name ``_id``, holding ``ids``' lock: an event

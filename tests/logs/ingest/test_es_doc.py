@@ -1,0 +1,119 @@
+"""Elasticsearch's single-document API (es_doc.py): ``POST /{index}/_doc``, ``PUT|POST
+/{index}/_doc/{id}`` and ``PUT|POST /{index}/_create/{id}``, answered as Elasticsearch does
+and stored once per ``_id``, as a bulk action is (es_ids.py). They answered 404 before."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from logmesh.logs.ingest import es_doc
+from logmesh.security import ServerSecurity
+from tests.logs.ingest.test_es_bulk import call
+from tests.support.logs import metrics, stored
+
+
+def doc(**fields) -> bytes:
+    return orjson.dumps({"service.name": "one-doc", **fields})
+
+
+async def test_index_without_an_id_is_created_with_the_events_seq_as_its_id(start_logs):
+    srv = await start_logs()
+    status, answer, headers = await call(srv, "POST", "/shop/_doc", doc(message="first"))
+    assert status == 201 and headers["X-Elastic-Product"] == "Elasticsearch"
+    assert answer["result"] == "created" and answer["_index"] == "shop" and answer["_version"] == 1
+    assert "status" not in answer and answer["_shards"]["successful"] == 1
+    [ev] = stored(srv.config.data_dir)
+    assert answer["_id"] == str(ev["seq"]) and ev["message"] == "first"
+    assert ev["labels"] == {"es.index": "shop"}
+
+
+async def test_index_with_an_id_twice_is_created_then_updated_and_stored_once(start_logs):
+    srv = await start_logs()
+    for method in ("PUT", "POST"):  # both are Elasticsearch's index with an id
+        status, answer, _ = await call(srv, method, "/shop/_doc/order-7", doc(message="seven"))
+        first = method == "PUT"
+        assert status == (201 if first else 200), answer
+        assert (answer["_id"], answer["result"], answer["_version"]) == \
+            ("order-7", "created" if first else "updated", 1 if first else 2)
+    [ev] = stored(srv.config.data_dir)
+    assert ev["labels"] == {"es.id": "order-7", "es.index": "shop"}
+
+
+@pytest.mark.parametrize("method, path", [("PUT", "/shop/_create/c1"), ("POST", "/shop/_create/c1"),
+                                          ("PUT", "/shop/_doc/c1?op_type=create")])
+async def test_a_create_of_a_stored_id_is_a_409_and_not_stored_again(start_logs, method, path):
+    srv = await start_logs()
+    status, answer, _ = await call(srv, method, path, doc(message="once"))
+    assert (status, answer["result"], answer["_id"]) == (201, "created", "c1")
+    status, answer, _ = await call(srv, method, path, doc(message="twice"))
+    assert status == 409 and answer["status"] == 409
+    assert answer["error"]["type"] == "version_conflict_engine_exception"
+    assert answer["error"]["root_cause"][0]["type"] == "version_conflict_engine_exception"
+    assert "[c1]" in answer["error"]["reason"] and answer["error"]["index"] == "shop"
+    assert [e["message"] for e in stored(srv.config.data_dir)] == ["once"]
+    # another index, or an index action, is no conflict (as es11's bulk path)
+    assert (await call(srv, method, path.replace("/shop/", "/other/"), doc(message="o")))[0] == 201
+    assert (await call(srv, "PUT", "/shop/_doc/c1", doc(message="i")))[0] == 200
+    assert len(stored(srv.config.data_dir)) == 2
+
+
+async def test_a_pretty_printed_document_is_stored_as_sent(start_logs):
+    srv = await start_logs()
+    body = b'{\r\n  "message": "line one\\nline two",\n  "service.name": "pretty",\n  "n": 12345678901234567890\n}\n'
+    status, answer, _ = await call(srv, "POST", "/shop/_doc", body)
+    assert status == 201, answer
+    [ev] = stored(srv.config.data_dir)
+    assert ev["message"] == "line one\nline two" and ev["service.name"] == "pretty"
+
+
+@pytest.mark.parametrize("method, path, body, status, kind, reason", [
+    ("POST", "/shop/_doc", b"", 400, "parse_exception", "empty_body"),
+    ("POST", "/shop/_doc", b"  \n", 400, "parse_exception", "empty_body"),
+    ("POST", "/shop/_doc", b"[1, 2]", 400, "document_parsing_exception", "bad_document"),
+    ("POST", "/shop/_doc", b'{"message": "torn', 400, "document_parsing_exception", "bad_document"),
+    ("POST", "/shop/_doc", b'{"message": "x", "@timestamp": "yesterday"}', 400,
+     "document_parsing_exception", "bad_timestamp"),
+    ("PUT", "/shop/_doc/x?op_type=upsert", b'{"message": "x"}', 400, "illegal_argument_exception", "bad_action"),
+    ("POST", "/shop/_doc?op_type=create", b'{"message": "x"}', 400,
+     "action_request_validation_exception", "bad_action"),
+    ("PUT", "/shop/_doc/" + "x" * 513, b'{"message": "x"}', 400, None, "bad_id"),
+])
+async def test_a_bad_request_is_refused_in_elasticsearchs_shape_and_counted(start_logs, method, path, body,
+                                                                            status, kind, reason):
+    srv = await start_logs()
+    got, answer, _ = await call(srv, method, path, body)
+    assert got == status and answer["status"] == status, answer
+    assert kind is None or (answer["error"]["type"], answer["error"]["root_cause"][0]["type"]) == (kind, kind)
+    assert not answer["error"]["reason"].startswith("line "), answer  # the bulk body's line is no client's
+    assert stored(srv.config.data_dir) == []
+    samples = await metrics(srv.config.http_port)
+    by_reason = {dict(labels)["reason"]: v for (name, labels), v in samples.items()
+                 if name == "logmesh_ingest_rejected_total" and ("protocol", "elasticsearch") in labels}
+    assert by_reason == {reason: 1}
+    ok, answer, _ = await call(srv, "POST", "/shop/_doc", doc(message="after"))
+    assert ok == 201  # the service goes on
+
+
+async def test_put_without_an_id_is_405_as_in_elasticsearch(start_logs):
+    srv = await start_logs()
+    assert (await call(srv, "PUT", "/shop/_doc", doc(message="x")))[0] == 405
+    assert stored(srv.config.data_dir) == []
+
+
+async def test_the_write_token_is_needed_as_for_bulk(start_logs):
+    token, read = "w" * 24, "r" * 24
+    srv = await start_logs(security=ServerSecurity(write_token=token, read_token=read))
+    assert (await call(srv, "POST", "/shop/_doc", doc(message="x")))[0] == 401
+    assert (await call(srv, "PUT", "/shop/_create/a", doc(message="x"), Authorization=f"Bearer {read}"))[0] == 403
+    basic = base64.b64encode(f"elastic:{token}".encode()).decode()
+    assert (await call(srv, "PUT", "/shop/_create/a", doc(message="x"), Authorization=f"Basic {basic}"))[0] == 201
+    assert len(stored(srv.config.data_dir)) == 1
+
+
+def test_the_bulk_body_keeps_the_documents_bytes_on_one_line():
+    assert es_doc.bulk_body("index", "i", None, b' {"a":\n 1}\r\n') == b'{"index":{"_index":"i"}}\n{"a":  1}\n'
+    assert es_doc.bulk_body("create", "i", "x\ny", b'{"a":"b\\n"}') == \
+        b'{"create":{"_index":"i","_id":"x\\ny"}}\n{"a":"b\\n"}\n'
