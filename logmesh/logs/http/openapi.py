@@ -181,6 +181,36 @@ _ES_BULK = {  # POST /_bulk and /{index}/_bulk (ingest/es_bulk.py)
     },
 }
 
+_INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "string"},
+          "description": "The document's index (kept as the label es.index)."}
+_DOC_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 512},
+           "description": "The document's _id (kept as the label es.id)."}
+
+
+def _es_doc(summary: str, operation_id: str, params: list[dict]) -> dict:
+    """One of Elasticsearch's single-document operations (ingest/es_doc.py)."""
+    error = {"description": "Elasticsearch's error form.",
+             "content": {"application/json": {"schema": {"type": "object"}}}}
+    return {"summary": summary + " A write token, as for _bulk.", "operationId": operation_id,
+            "parameters": params, "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"type": "object"}}}},
+            "responses": {"201": _ok("Stored (on disk).", {"type": "object", "required": ["_id", "result"]}),
+                          "200": _ok("An index of an _id stored before: not stored again (result updated).",
+                                     {"type": "object"}),
+                          "400": error, "409": error, "413": error, "503": error}}
+
+
+_OP_TYPE = _q("op_type", "create: a 409 when the _id was stored before; index (default): a 200.",
+              {"type": "string", "enum": ["index", "create"]})
+_ES_DOC = {
+    "/{index}/_doc": {"post": _es_doc("Elasticsearch index() with no id: one document, its _id the "
+                                      "stored event's seq.", "esDoc", [_INDEX])},
+    "/{index}/_doc/{id}": {m: _es_doc("Elasticsearch index() with an id.", f"esDocId{m.title()}",
+                                      [_INDEX, _DOC_ID, _OP_TYPE]) for m in ("put", "post")},
+    "/{index}/_create/{id}": {m: _es_doc("Elasticsearch create(): a 409 when the _id was stored before.",
+                                         f"esCreate{m.title()}", [_INDEX, _DOC_ID]) for m in ("put", "post")},
+}
+
 EVENT = {
     "type": "object",
     "description": "An event: flat, ECS dotted names; times are epoch ms.",
@@ -373,6 +403,7 @@ OPENAPI: dict[str, Any] = {
         "/{index}/_bulk": {"post": {**_ES_BULK, "operationId": "esBulkIndex", "parameters": [
             {"name": "index", "in": "path", "required": True, "schema": {"type": "string"},
              "description": "The index of actions that name none (kept as the label es.index)."}]}},
+        **_ES_DOC,
         "/loki/api/v1/push": {"post": {
             "summary": "Loki push: snappy-compressed PushRequest protobuf, or its JSON form. "
                        "A write token.",
