@@ -149,6 +149,7 @@ def _at_ranks_by_bucket(counts: list[dict[int, dict[float, int]]],
 _EMPTY: dict[float, int] = {}
 _EMPTY_LABELS: dict[str, Any] = {}
 _BAD = red_summary.BAD
+_NOT = object()  # GatewayCounts.add's last method and path when they were not text
 
 
 def _value_at(counts: dict[float, int], rank: int) -> float:
@@ -204,14 +205,30 @@ class GatewayCounts:
 
         One loop with every step inline, no call an event: the method, ``_duration`` and
         ``_bucket`` calls were ~1,300 of ~11,000 instructions an access log (docs/benchmarks.md
-        "with shipping on, tenth part")."""
+        "with shipping on, tenth part"). A block's access logs mostly repeat the last one's
+        route, address and second: the route's text, its minute's counts and the second's
+        ``_Answers`` are kept from the last event while those are equal, not formatted and
+        looked up again (~N of ~M instructions an access log, docs/benchmarks.md "twelfth part:
+        the logs service's side")."""
         buckets = _BUCKETS
+        # the last event's: method and path (text only: _NOT for any other, which equals nothing),
+        # its route; the minute's dict and route counts; the second's dict, address and answers
+        method_was = path_was = _NOT
+        route = None
+        r_per_route = r = a_per_key = address_was = a_route = a = None
         for ev in events:
             if ev.service_name != GATEWAY:
                 continue
             try:
                 ts = ev.timestamp
-                route = f"{ev.method or '-'} {ev.path or '-'}"
+                method, path = ev.method, ev.path
+                if method != method_was or path != path_was:
+                    route = f"{method or '-'} {path or '-'}"
+                    if method.__class__ is str and path.__class__ is str:
+                        method_was, path_was = method, path
+                    else:
+                        method_was = _NOT
+                    r = None  # another route: its counts are looked up
                 labels = ev.labels or _EMPTY_LABELS
                 unended = False
                 if labels.__class__ is dict:
@@ -249,12 +266,14 @@ class GatewayCounts:
                         d = _bucket(ms)
                     if d == _BAD:  # negative, too long, not a number: no duration (red.held_sql)
                         d = None
-                r = per_route.get(route)
-                if r is None and len(per_route) >= MAX_KEYS:
+                if r is None or per_route is not r_per_route:
+                    r = per_route.get(route)
+                    if r is None and len(per_route) < MAX_KEYS:
+                        r = per_route[route] = [0, {}]
+                    r_per_route = per_route
+                if r is None:
                     self.lost_norms_ms = int(time.time() * 1000)
                 else:
-                    if r is None:
-                        r = per_route[route] = [0, {}]
                     r[0] += 1
                     if d is not None:
                         rd = r[1]
@@ -271,12 +290,15 @@ class GatewayCounts:
                     if per_key is None:
                         per_key = self.seconds[second] = {}
                     self._second, self._per_key = second, per_key
-                a = per_key.get((address, route))
-                if a is None:
-                    if len(per_key) >= MAX_KEYS:
-                        self.lost_answers_ms = int(time.time() * 1000)
-                        continue
-                    a = per_key[(address, route)] = _Answers()
+                if a is None or per_key is not a_per_key or address != address_was or \
+                        route is not a_route:
+                    a = per_key.get((address, route))
+                    if a is None:
+                        if len(per_key) >= MAX_KEYS:
+                            self.lost_answers_ms = int(time.time() * 1000)
+                            continue
+                        a = per_key[(address, route)] = _Answers()
+                    a_per_key, address_was, a_route = per_key, address, route
                 a.requests += 1
                 status = ev.status
                 if status == 504:

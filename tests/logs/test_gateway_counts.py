@@ -6,7 +6,13 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from msgspec import UNSET
+
+from logmesh.logs import gateway_counts
 from logmesh.logs.gateway_counts import MAX_KEYS, GatewayCounts
 from logmesh.logs.health import NORM_WINDOW_MS, SLOW_WINDOW_MS
 from logmesh.logs.health_monitor import (
@@ -15,6 +21,7 @@ from logmesh.logs.health_monitor import (
     gateway_answers,
     route_norms,
 )
+from logmesh.logs.ingest.shipped import AccessLabels, ShippedLine
 from logmesh.logs.query.engine import Engine
 from logmesh.logs.store import red_summary
 from logmesh.protocol import Node, encode
@@ -198,3 +205,57 @@ def test_the_median_by_bucket_is_the_median_of_every_duration():
                 continue
             a, b = ordered[(len(ordered) - 1) // 2], ordered[len(ordered) // 2]
             assert answer.p50_ms == round(a + 0.5 * (b - a), 3), (name, n)
+
+
+def _state(counts: GatewayCounts) -> tuple:
+    """Everything the counts hold, comparable (the lost times as whether any was lost)."""
+    seconds = {s: {k: (a.requests, a.timeouts, a.unended, a.newest_ms, a.newest_status, a.ms)
+                   for k, a in per_key.items()} for s, per_key in counts.seconds.items()}
+    return (seconds, counts.minutes, counts.lost_answers_ms is None, counts.lost_norms_ms is None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_a_block_leaves_the_counts_its_events_one_by_one_leave(data: st.DataObject):
+    """add keeps the last event's route, its minute's counts and its second's answers while the
+    next event repeats them: a block must leave what the same events added one at a time leave
+    (each add starts with nothing kept), whatever repeats or changes from one event to the next --
+    method, path (None, not text), address (not text, absent), second, minute, labels' kind --
+    and with the caps met."""
+    now = int(time.time() * 1000)
+    base = now - 45_000  # inside the window: nothing is forgotten between the two ways
+    methods = st.sampled_from(("GET", "POST", None, 7))
+    paths = st.sampled_from(("/goods", "/members", None))
+    addresses = st.sampled_from(("127.0.0.1:9010", "127.0.0.1:9011", None, 9010, True))
+    durations = st.sampled_from((0.5, 1.25, 3.0, 0, -1.0, "2.5", None))
+
+    @st.composite
+    def access_log(draw: st.DrawFn) -> object:
+        ts = base + draw(st.sampled_from((0, 1, 999, 1_000, 1_001, 2_500)))
+        service = draw(st.sampled_from(("gateway", "gateway", "goods")))
+        address, duration = draw(addresses), draw(durations)
+        status = draw(st.sampled_from((200, 404, 504, None)))
+        if draw(st.booleans()):  # an acked batch's access log: labels of attributes
+            labels: Any = AccessLabels(UNSET if duration is None else duration, UNSET, UNSET,
+                                       UNSET if address is None else address)
+            return ShippedLine(0, ts, ts, service, "gateway-1", "127.0.0.1", 5000,
+                               draw(methods), draw(paths), status, None, "info", None, "x",
+                               labels=labels)
+        labels = {k: v for k, v in (("upstream.address", address),
+                                    ("event.duration_ms", duration)) if v is not None}
+        if status == 504 and draw(st.booleans()):
+            labels["upstream.unended_bytes"] = 10
+        return event(ts, service=service, method=draw(methods), path=draw(paths), status=status,
+                     labels=labels or None)
+
+    events = data.draw(st.lists(access_log(), max_size=40))
+    block, one_by_one = (GatewayCounts(SLOW_WINDOW_MS, NORM_WINDOW_MS) for _ in range(2))
+    cap = data.draw(st.sampled_from((2, 3, MAX_KEYS)))
+    try:  # the caps met (a module constant: no monkeypatch fixture inside a hypothesis test)
+        gateway_counts.MAX_KEYS = cap
+        block.add(events)
+        for ev in events:
+            one_by_one.add([ev])
+    finally:
+        gateway_counts.MAX_KEYS = MAX_KEYS
+    assert _state(block) == _state(one_by_one)
