@@ -412,7 +412,7 @@ class LogsServer(Serving):
     async def start(self) -> None:
         cfg = self.config
         self.writer.open()
-        known = self.ledger.rebuild(cfg.data_dir)
+        known = self.ledger.rebuild(cfg.data_dir, worker=cfg.worker_id)
         self.bulk_ids.open()  # after the writer's recovery: a claim left open is judged by the store
         if known:
             log.info("re-read %d event id(s) of %d shipper instance(s) for de-duplication",

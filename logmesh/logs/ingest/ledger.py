@@ -13,6 +13,7 @@ when the last one closed, and how many of its events were errors.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -79,6 +80,21 @@ def node_address(value: object) -> tuple[str, int] | None:
     return None
 
 
+def _parquet_event_ids(paths: list[str]) -> list[str]:
+    """The ``event.id`` of every event of these Parquet files, in one query; file by file
+    when one cannot be read (gone since it was listed: retention), skipping that one."""
+    import duckdb
+
+    sql = 'SELECT "event.id" FROM read_parquet(?) WHERE "event.id" IS NOT NULL'
+    db = duckdb.connect()
+    try:
+        return [event_id for (event_id,) in db.execute(sql, [paths]).fetchall()]
+    except duckdb.Error:
+        if len(paths) == 1:
+            return []
+    return [event_id for path in paths for event_id in _parquet_event_ids([path])]
+
+
 def _mtime(path: Path) -> float:
     """When ``path`` was written; 0 for a file gone since it was listed (retention, a
     sibling's compaction): nothing to read in it."""
@@ -139,14 +155,22 @@ class ShipperLedger:
         self.instances: dict[str, InstanceLedger] = {}
         self.data_dir: Path | None = None  # set by rebuild(): where to look up unknown instances
         self.window_ms = DEDUPE_WINDOW_MS
+        self.worker: int | None = None  # this process's stream (rebuild()): its files need no re-read
+        # What of the store this ledger has read (_learn_store), so a look at what the sibling
+        # workers stored reads only what they wrote since: bytes read of each segment by name,
+        # and the names (without suffix) of the files read whole: a sealed segment read to its
+        # end, a Parquet file, or a file older than the window.
+        self._read_to: dict[str, int] = {}
+        self._done: set[str] = set()
 
     def add(self, instance: str, n: int, service: str = "", ts: int = 0) -> bool:
         led = self.instances.get(instance)
         if led is None or not led.received:  # unknown, or only heard (a heartbeat, a probe)
             if n > 1 and self.data_dir is not None:
                 # An instance whose numbers we never saw, not at its first event: it failed over
-                # from another logs process (sharing our data directory) or wrote before our start.
-                self._scan(self.data_dir, instance)
+                # from another logs process sharing our data directory (what we stored before
+                # our start, rebuild() read).
+                self._learn_store()
                 led = self.instances.get(instance)
             if led is None:
                 led = self.instances[instance] = InstanceLedger(service=service)
@@ -175,6 +199,16 @@ class ShipperLedger:
         if ts > led.last_seen_ms:
             led.last_seen_ms = ts
         return True
+
+    def joined(self, instance: str) -> None:
+        """``instance`` opened a connection to this process (called before its first batch on
+        it is counted). It may have shipped to a sibling worker before (its connection balanced
+        there, or this process restarted), and a batch that sibling stored but never acked (it
+        was killed) is resent here: learn what the siblings stored since we last looked, or the
+        resend is stored twice -- whether this process knew the instance or not, and from its
+        first event on. Reads only what they wrote since then."""
+        if self.data_dir is not None:
+            self._learn_store()
 
     def heard(self, instance: str, service: str, node: object, heartbeat: object, source: str,
               now_ms: int, *, errors: int = 0, opened: bool = False) -> None:
@@ -228,60 +262,94 @@ class ShipperLedger:
             return True
         return self.add(instance, int(n), service, ts)
 
-    def rebuild(self, data_dir: Path, window_ms: int = DEDUPE_WINDOW_MS) -> int:
+    def rebuild(self, data_dir: Path, window_ms: int = DEDUPE_WINDOW_MS,
+                worker: int | None = None) -> int:
         """Re-learn the numbers already stored, so resends after our restart are dropped.
 
         Reads what every worker stored in the last ``window_ms`` (segments and
-        Parquet files); a resend older than that is not recognised.
+        Parquet files); a resend older than that is not recognised. ``worker``: this
+        process's stream, whose files only it writes from now on (so the ledger knows them).
         """
         self.data_dir = Path(data_dir)
         self.window_ms = window_ms
-        seen = self._scan(self.data_dir, None)
+        self.worker = worker
+        self._read_to.clear()
+        self._done.clear()
+        seen = self._learn_store(own=True)
         for led in self.instances.values():
             led.duplicates = 0  # what we re-read is not a duplicate
         return seen
 
-    def _scan(self, data_dir: Path, only: str | None) -> int:
-        from ..store import catalogue
+    def _learn_store(self, own: bool = False) -> int:
+        """Learn the event ids of what the store holds that this ledger has not read yet: the
+        bytes appended to each segment since, and the Parquet files of segments not read to
+        their end (compaction took them meanwhile). Only the siblings' files unless ``own``:
+        what this process stores, :meth:`add` has recorded. Files stored before the window
+        (by when they were written, not event time: old events arrive late) are skipped."""
+        from ..store import catalogue, layout
 
+        assert self.data_dir is not None
         cutoff = time.time() - self.window_ms / 1000
-        ids: list[tuple[str, int]] = []
-        for seg in catalogue.list_segments(data_dir):
+        read_to, done = self._read_to, self._done
+        ids: list[str] = []
+        names = set()
+        for seg in catalogue.segment_files(self.data_dir):
+            stem = seg.path.name[:-len(layout.SEGMENT_SUFFIX)]
+            names.add(stem)
+            if stem in done or (seg.worker == self.worker and not own):
+                continue
+            sealed = seg.path.with_name(layout.index_name(seg.path.name)).exists()  # before the read
             try:
-                if seg.path.stat().st_mtime < cutoff:  # by when it was stored, not event time:
-                    continue  # old events arrive late (a drained spool, a clock behind)
-                data = seg.path.read_bytes()
+                with open(seg.path, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    start = read_to.get(stem, 0)
+                    if start > st.st_size:
+                        start = 0  # cut shorter (a torn end recovered): read again, all of it
+                    if st.st_mtime < cutoff:
+                        data = b""  # stored before the window
+                        start = st.st_size
+                    else:
+                        f.seek(start)
+                        data = f.read()
             except FileNotFoundError:
                 continue  # compacted meanwhile: its Parquet file is read below
-            for event_id in _event_ids(data):
-                inst, _, n = event_id.rpartition(":")
-                if n.isdigit() and (only is None or inst == only):
-                    ids.append((inst, int(n)))
-        parquet = [str(pq.path) for pq in catalogue.parquet_files(data_dir)
-                   if _mtime(pq.path) >= cutoff]
+            whole = data.rfind(b"\n") + 1  # a torn last line is no event yet: read it next time
+            read_to[stem] = start + whole
+            if sealed and whole == len(data):
+                done.add(stem)
+                read_to.pop(stem, None)
+            ids += _event_ids(data[:whole])
+        parquet = []
+        for pq in catalogue.parquet_files(self.data_dir):
+            stem = pq.path.name[:-len(layout.PARQUET_SUFFIX)]
+            names.add(stem)
+            if stem in done or (pq.worker == self.worker and not own):
+                continue
+            done.add(stem)
+            read_to.pop(stem, None)
+            if _mtime(pq.path) >= cutoff:
+                parquet.append(str(pq.path))
         if parquet:
-            import duckdb
-
-            sql = 'SELECT "event.id" FROM read_parquet(?) WHERE "event.id" IS NOT NULL'
-            args: list = [parquet]
-            if only is not None:
-                sql += ' AND starts_with("event.id", ?)'
-                args.append(only + ":")
-            try:
-                rows = duckdb.connect().execute(sql, args).fetchall()
-            except duckdb.Error:
-                rows = []  # a file compacted or removed meanwhile: best effort
-            for (event_id,) in rows:
-                inst, _, n = event_id.rpartition(":")
-                if n.isdigit():
-                    ids.append((inst, int(n)))
-        for instance, n in ids:
-            led = self.instances.get(instance)
-            if led is None:
-                led = self.instances[instance] = InstanceLedger()
-            if not led.add(n):
-                led.duplicates -= 1  # the same event seen twice while compaction moved it
+            ids += _parquet_event_ids(parquet)
+        for stem in done - names:  # removed (compaction, retention): forget its name
+            done.discard(stem)
+        for stem in read_to.keys() - names:
+            del read_to[stem]
+        self._learn(ids)
         return len(ids)
+
+    def _learn(self, event_ids: list[str]) -> None:
+        """Record stored ``event_ids`` (not counted as resends)."""
+        instances = self.instances
+        for event_id in event_ids:
+            instance, _, n = event_id.rpartition(":")
+            if not n.isdigit():
+                continue
+            led = instances.get(instance)
+            if led is None:
+                led = instances[instance] = InstanceLedger()
+            if not led.add(int(n)):
+                led.duplicates -= 1  # the same event seen twice while compaction moved it
 
     def summary(self) -> list[dict]:
         return [{"instance": inst, "service": led.service, "received": led.received,

@@ -361,6 +361,8 @@ class LogIngestProtocol(IngestConnection):
             batch, made = fast
             ctx.batches += 1
             instance = batch.instance
+            if instance not in self.shippers:
+                ctx.ledger.joined(instance)
             evs = batch.events
             if ctx.ledger.add_run(instance, list(map(_N, evs)), batch.service, max(map(_TS, evs))):
                 lines += made  # all new, in a row: the ledger's one call, as _add_run's
@@ -374,6 +376,8 @@ class LogIngestProtocol(IngestConnection):
             if batch is None:
                 return None
             instance = batch.instance
+            if instance and instance not in self.shippers:
+                ctx.ledger.joined(instance)
         # The ledger last: what it records as received is stored, so the resend of a rejected
         # event (or of a batch that failed half-way, answered 500) is no duplicate.
         before = len(lines)

@@ -192,7 +192,7 @@ async def test_rebuild_reads_parquet_files_and_a_segment_compacted_twice_counts_
     seg.path.with_name(layout.index_name(seg.path.name)).write_bytes(kept[1])
 
     ledger = ShipperLedger()
-    assert ledger.rebuild(tmp_path) == 8
+    assert ledger.rebuild(tmp_path) == 5, "the Parquet file of a segment read whole is not read"
     a = ledger.instances["a"]
     assert (a.received, a.watermark, a.duplicates) == (5, 5, 0)
     assert not ledger.add("a", 2) and ledger.instances["a"].duplicates == 1
@@ -287,3 +287,82 @@ def test_a_parquet_file_removed_while_the_ledger_is_rebuilt_is_skipped(tmp_path,
     gone = catalogue.DataFile(tmp_path / layout.PARQUET_DIR / "w00-0000000000000001.parquet", 0, 1)
     monkeypatch.setattr(catalogue, "parquet_files", lambda data_dir, worker=None: [gone])
     assert ShipperLedger().rebuild(tmp_path) == 0
+
+
+# -- a shipper back from a sibling worker ------------------------------------------------------
+
+
+async def test_a_known_instance_back_from_a_sibling_learns_what_the_sibling_stored(tmp_path):
+    """outside19: a worker rebuilt its ledger (it knew the instance up to 200); the shipper then
+    moved to the sibling, which stored 201..210 and was killed before acking them; the resend
+    came back here and was stored twice, because only an instance never received from was
+    looked up in the store."""
+    t = now_ms() - 60_000
+    mine = await write_store(tmp_path, [ids("moved", range(1, 201), t)], worker=0, clock=FakeClock(t))
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path, worker=0)
+    sibling = await write_store(tmp_path, [ids("moved", range(201, 211), t)], worker=1,
+                                clock=FakeClock(t))
+    try:
+        ledger.joined("moved")  # the resend's connection
+        assert not ledger.add("moved", 201), "stored by the sibling: a resend"
+        assert ledger.instances["moved"].watermark == 210
+        assert ledger.add("moved", 211)
+    finally:
+        await sibling.close()
+        await mine.close()
+
+
+async def test_a_look_at_the_siblings_reads_only_what_they_wrote_since(tmp_path, monkeypatch):
+    from logmesh.logs.ingest import ledger as ledger_module
+
+    read: list[int] = []
+    real = ledger_module._event_ids
+    monkeypatch.setattr(ledger_module, "_event_ids", lambda data: read.append(len(data)) or real(data))
+    t = now_ms() - 60_000
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path, worker=0)
+    sibling = await write_store(tmp_path, [ids("a", range(1, 51), t)], worker=1, clock=FakeClock(t),
+                                seal_each=False)
+    try:
+        ledger.add("a", 51)  # first heard past its first event: the siblings are read
+        first = sum(read)
+        assert first and ledger.instances["a"].watermark == 51
+        read.clear()
+        ledger.joined("a")
+        assert sum(read) == 0, "nothing new written by the sibling: nothing read again"
+        await sibling.durable(sibling.append_events(ids("a", [52, 53], t)))
+        ledger.joined("a")
+        assert 0 < sum(read) < first, "only the new lines are read"
+        assert not ledger.add("a", 52) and not ledger.add("a", 53)
+    finally:
+        await sibling.close()
+
+
+async def test_a_sibling_segment_compacted_before_it_was_read_is_read_from_its_parquet_file(tmp_path):
+    t = now_ms() - 60_000
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path, worker=0)
+    assert ledger.add("c", 1)
+    sibling = await write_store(tmp_path, [ids("c", range(2, 31), t)], worker=1, clock=FakeClock(t))
+    await sibling.close()
+    assert Compactor(tmp_path, grace=0).run_once() == 1
+    assert not list_segments(tmp_path)
+    ledger.joined("c")
+    assert not ledger.add("c", 30) and ledger.instances["c"].watermark == 30
+
+
+async def test_an_instance_new_here_learns_what_a_sibling_stored_from_its_first_event(tmp_path):
+    """The machine's find (tests/durability/test_ledger_machine.py): a shipper's first batch,
+    stored by the sibling and not acked, resent here from its event 1: an unknown instance was
+    looked up only past its first event."""
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path, worker=0)
+    t = now_ms() - 60_000
+    sibling = await write_store(tmp_path, [ids("first", range(1, 57), t)], worker=1, clock=FakeClock(t))
+    try:
+        ledger.joined("first")
+        assert not ledger.add("first", 1), "stored by the sibling: a resend"
+        assert ledger.instances["first"].watermark == 56
+    finally:
+        await sibling.close()

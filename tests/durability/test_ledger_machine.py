@@ -1,0 +1,136 @@
+"""Shipped batches, a stateful property test over two real ``logmesh logs`` processes sharing one
+data directory (two workers' streams, as ``--workers 2``): shippers' numbered batches sent to
+either process, resends of any earlier batch to either (a shipper resends what was not acked
+after it reconnects, wherever its new connection lands), kill -9 of either (sometimes while a
+batch is in flight), graceful restarts, sealing and compaction.
+
+Invariant after every step: every event acknowledged is stored exactly once, and no event is
+stored twice (the loss ledger's de-duplication by ``event.id``, logs/ingest/ledger.py, across
+processes: outside19 found a resend stored twice once the shipper had moved between them).
+Bounded like test_store_machine.py: ``DURABILITY_EXAMPLES`` (default 3) runs of
+``DURABILITY_STEPS`` (default 12) steps.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from tests.durability.harness import SMALL_SEGMENTS, LogsService, NoReply, compacted, new_run_id
+from tests.support.procs import store_events
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.durability, pytest.mark.slow]
+
+SHIPPERS = 1  # instances, each numbering its own events from 1 (one: its batches meet more often)
+RECENT = 4  # a resend is of one of the last batches (a shipper resends what is in flight)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="logmesh-ledger-"))
+        self.data = self.dir / "data"
+        self.run = new_run_id()
+        self.svcs = []
+        for k in range(2):  # a directory each for their logs: Procs names them by count
+            (self.dir / f"svc{k}").mkdir()
+            self.svcs.append(LogsService(self.dir / f"svc{k}", self.data, *SMALL_SEGMENTS))
+        for svc in self.svcs:
+            svc.start()
+        self.batches: list[tuple[str, list[list]]] = []
+        self.acked: set[str] = set()
+        self.next_n = [1] * SHIPPERS
+        self.key = 0
+
+    def new_batch(self, shipper: int, n: int) -> tuple[str, list[list]]:
+        instance = f"{self.run}-s{shipper}"
+        first = self.next_n[shipper]
+        self.next_n[shipper] += n
+        now = int(time.time() * 1000)
+        batch = (instance, [[k, now, f"shipped {instance} {k} " + "x" * 200] for k in range(first, first + n)])
+        self.batches.append(batch)
+        return batch
+
+    def send(self, which: int, batch: tuple[str, list[list]]) -> None:
+        instance, events = batch
+        self.key += 1
+        reply = self.svcs[which].tcp_batch(events, key=self.key, instance=instance)
+        assert reply.get("errorcode") == 0 and reply.get("acked") == len(events), reply
+        self.acked.update(f"{instance}:{e[0]}" for e in events)
+
+    @rule(which=st.integers(0, 1), shipper=st.integers(0, SHIPPERS - 1), n=st.integers(1, 80))
+    def ship(self, which, shipper, n):
+        self.send(which, self.new_batch(shipper, n))
+
+    @rule(which=st.integers(0, 1), pick=st.floats(0, 1))
+    def resend(self, which, pick):
+        if self.batches:
+            recent = self.batches[-RECENT:]
+            self.send(which, recent[int(pick * (len(recent) - 1))])
+
+    @rule(which=st.integers(0, 1), shipper=st.integers(0, SHIPPERS - 1), delay=st.floats(0, 0.08),
+          n=st.integers(50, 400))
+    def kill9_in_flight(self, which, shipper, delay, n):
+        """A batch sent and the process killed after ``delay`` s, answered or not: a later
+        ``resend`` of it must find what was stored."""
+        batch = self.new_batch(shipper, n)
+        svc = self.svcs[which]
+        sender = threading.Thread(target=self._send_quietly, args=(which, batch), daemon=True)
+        sender.start()
+        time.sleep(delay)
+        svc.kill9()
+        sender.join(15)
+        svc.start()
+
+    def _send_quietly(self, which: int, batch: tuple[str, list[list]]) -> None:
+        try:
+            self.send(which, batch)
+        except (OSError, NoReply, AssertionError):
+            pass  # killed before it answered: the batch is the shipper's to resend
+
+    @rule(which=st.integers(0, 1))
+    def restart(self, which):
+        self.svcs[which].restart()
+
+    @rule()
+    def compact(self):
+        for svc in self.svcs:  # a restart seals the active segments
+            svc.restart()
+        wait_for(lambda: compacted(self.data), 60, "compaction")
+
+    @invariant()
+    def every_acked_event_stored_once(self):
+        stored = Counter(e.get("event.id") for e in store_events(self.data))
+        mine = {k: n for k, n in stored.items() if k and k.startswith(self.run)}
+        twice = sorted(k for k, n in mine.items() if n > 1)
+        assert not twice, f"stored more than once: {twice[:10]}"
+        missing = sorted(self.acked - set(mine))
+        assert not missing, f"acked, not stored: {missing[:10]}"
+
+    def teardown(self):
+        for svc in self.svcs:
+            svc.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+LedgerMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("DURABILITY_EXAMPLES", "3")),
+    stateful_step_count=int(os.environ.get("DURABILITY_STEPS", "12")),
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate]
+    + ([Phase.shrink] if os.environ.get("DURABILITY_SHRINK") else []),
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
+TestLedgerMachine = LedgerMachine.TestCase
