@@ -28,8 +28,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
+from ..guard import RateLimitedLog
 from .event import Event
 from .gateway_counts import GatewayCounts
 from .health import (
@@ -175,6 +177,38 @@ def state_event(change: Change, now: int) -> Event:
                  labels=labels)
 
 
+class _Heard(msgspec.Struct):
+    """An instance as a sibling worker heard it (ShipperLedger.health()'s keys)."""
+
+    instance: str
+    service: str = ""
+    node: tuple[str, int] | None = None
+    source: str = ""
+    first_seen_ms: int = 0
+    heard_ms: int = 0
+    last_seen_ms: int = 0
+    heartbeat_s: float = 0.0
+    connections: int = 0
+    dropped_ms: int = 0
+    events: int = 0
+    errors: int = 0
+    missing: int = 0
+
+
+class _Shared(msgspec.Struct):
+    """A sibling worker's health file (HealthMonitor._share), typed: a damaged file, or one
+    of another version, is refused whole instead of failing every tick."""
+
+    written_ms: int = 0
+    instances: list[_Heard] = []
+    timeouts: dict[str, int] | None = None
+    latency: dict[str, str] | None = None
+    unended: dict[str, int] | None = None
+
+
+_shared_decoder = msgspec.json.Decoder(_Shared)
+
+
 class HealthMonitor:
     """One worker's loop. ``heard``: its ledger's ``health()``; ``nodes``: the distributor's
     list now; ``writer``: the store's writer (worker 0 only, else None: no events stored);
@@ -195,6 +229,7 @@ class HealthMonitor:
         self.shared = shared
         self.clock = clock
         self.counts = counts
+        self._bad_shared = RateLimitedLog(log, per_interval=1, interval=60.0)  # a damaged sibling file
         self.counts_from = (counts_from(engine.data_dir, counts.started_ms)
                             if counts is not None and engine is not None else None)
         self.tracker = HealthTracker()
@@ -275,18 +310,21 @@ class HealthMonitor:
             if path.name == f"w{self.worker:02d}.json":
                 continue
             try:
-                body = orjson.loads(path.read_bytes())
-            except (OSError, orjson.JSONDecodeError):
+                body = _shared_decoder.decode(path.read_bytes())
+            except OSError:
                 continue
-            if not isinstance(body, dict) or now - int(body.get("written_ms") or 0) > SHARED_STALE_MS:
+            except msgspec.DecodeError as exc:  # damaged, or written by another version
+                self._bad_shared.warning("health: skipped %s: %s", path.name, exc)
                 continue
-            views.append([d for d in body.get("instances") or () if isinstance(d, dict)])
-            if isinstance(body.get("timeouts"), dict):
-                timeouts = {str(k): int(v) for k, v in body["timeouts"].items()}
-            if isinstance(body.get("latency"), dict):
-                latency = {str(k): str(v) for k, v in body["latency"].items()}
-            if isinstance(body.get("unended"), dict):
-                unended = {str(k): int(v) for k, v in body["unended"].items()}
+            if now - body.written_ms > SHARED_STALE_MS:
+                continue
+            views.append(msgspec.to_builtins(body.instances))
+            if body.timeouts is not None:
+                timeouts = body.timeouts
+            if body.latency is not None:
+                latency = body.latency
+            if body.unended is not None:
+                unended = body.unended
         if self.engine is None:
             self.timeouts = timeouts
             self.latency = latency

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from logmesh.cli import cli
@@ -317,3 +318,24 @@ async def test_the_gateways_answers_are_read_only_when_a_listed_node_can_use_the
     assert engine._db is not None
     assert monitor.timeouts == {"127.0.0.1:9010": 1}
     engine.close()
+
+
+@pytest.mark.parametrize("damaged", [
+    b'{"written_ms": "zz", "instances": []}',
+    b'{"written_ms": 1000000000, "instances": [], "timeouts": {"a": "x"}}',
+    b'{"written_ms": 1000000000, "instances": [], "unended": {"a": [1]}}',
+    b'{"written_ms": [1], "instances": 5}',
+    b'{"written_ms": 1e400}',
+])
+def test_a_damaged_sibling_file_is_skipped_not_a_failed_tick_every_second(tmp_path: Path, damaged):
+    """outside19: a sibling's health/wNN.json with a value of another type made int() raise in
+    every tick ("health tick failed" each second until the file was rewritten)."""
+    t = 1_000_000_000
+    shared = tmp_path / "health"
+    nodes = Nodes(Node("goods", "127.0.0.1", 9010, ("GET/goods",)))
+    w0 = HealthMonitor(heard=ShipperLedger().health, nodes=nodes, worker=0, writer=Writer(),
+                       engine=object(), shared=shared)
+    w0.tick(t)
+    (shared / "w01.json").write_bytes(damaged)
+    w0.tick(t + 1000)  # no exception
+    assert w0.instances()[0]["instance"] is None
