@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -27,6 +28,8 @@ from . import content_coding, es_bulk, es_doc, loki, otlp, otlp_json
 from .common import now_ms
 from .es_ids import BulkIds
 from .line_block import LineBlock
+
+_seq_of = attrgetter("seq")
 
 RETRY_AFTER_SECONDS = 5
 WRITE_PIECE = 256 * 1024  # a large answer goes out in pieces of this size (write_in_pieces)
@@ -327,57 +330,41 @@ class HttpSources:
         its item answered as Elasticsearch would (``parsed.outcome``)."""
         events = parsed.events
         outcome = parsed.outcome
-        first: dict[tuple[str, bytes], int] = {}  # (index, id) -> position stored in this body
         again: list[tuple[int, int]] = []  # (position, position of its first copy in this body)
-        fresh_ids = ids.all_new(parsed)
-        if fresh_ids is not None:  # every event stored, each with its id: no check per event
-            return await self.store_claimed(events, fresh_ids, ids)
-        for pos, action, index, doc_id in parsed.with_ids():
-            status = 409 if action == "create" else 200
-            seq = ids.known(index, doc_id)
-            if seq is not None:
-                outcome[pos] = (status, seq)
-            elif (index, doc_id) in first:
-                outcome[pos] = (status, 0)
-                again.append((pos, first[(index, doc_id)]))
-            else:
-                first[(index, doc_id)] = pos
-        fresh = [ev for pos, ev in enumerate(events) if pos not in outcome] if outcome else events
-        if outcome:
-            self.count("elasticsearch", {"id_stored_before": len(outcome)})
-        claimed: list[tuple[str, bytes, int]] = []
+        keys = ids.all_new(parsed)  # every event stored, each with its id: no check per event
+        positions: list[int] | None = None  # of the events claimed, when not all of them
+        fresh = events
+        if keys is None:
+            first: dict[tuple[str, bytes], int] = {}  # (index, id) -> position stored in this body
+            for pos, action, index, doc_id in parsed.with_ids():
+                status = 409 if action == "create" else 200
+                seq = ids.known(index, doc_id)
+                if seq is not None:
+                    outcome[pos] = (status, seq)
+                elif (index, doc_id) in first:
+                    outcome[pos] = (status, 0)
+                    again.append((pos, first[(index, doc_id)]))
+                else:
+                    first[(index, doc_id)] = pos
+            if outcome:
+                fresh = [ev for pos, ev in enumerate(events) if pos not in outcome]
+                self.count("elasticsearch", {"id_stored_before": len(outcome)})
+            keys, positions = list(first), list(first.values())
+        seqs: list[int] = []
 
         def claim() -> None:  # seqs given, nothing written yet: the claim goes first
-            claimed.extend((index, doc_id, events[pos].seq) for (index, doc_id), pos in first.items())
-            ids.claim(claimed, now_ms())
+            seqs.extend(map(_seq_of, events) if positions is None else [events[pos].seq for pos in positions])
+            ids.claim(keys, seqs, now_ms())
 
         ok = False  # an exception: the claim withdrawn, as a refusal's
         try:
-            failure = await self.store("elasticsearch", fresh, claim if first else None)
+            failure = await self.store("elasticsearch", fresh, claim if keys else None)
             ok = failure is None
         finally:
-            if claimed:
-                await ids.stored(claimed, ok)
+            if seqs:
+                await ids.stored(keys, seqs, ok)
         for pos, at in again:
             outcome[pos] = (outcome[pos][0], events[at].seq)
-        return failure
-
-    async def store_claimed(self, events: list, keys: list[tuple[str, bytes]], ids: BulkIds) -> str | None:
-        """:meth:`store_once` for a body whose every event has a new ``_id`` (``keys``, in order)."""
-        ok = False
-        claimed = False
-
-        def claim() -> None:
-            nonlocal claimed
-            ids.claim_keys(keys, events, now_ms())
-            claimed = True
-
-        try:
-            failure = await self.store("elasticsearch", events, claim)
-            ok = failure is None
-        finally:
-            if claimed:
-                await ids.stored_keys(keys, events, ok)
         return failure
 
     async def write_in_pieces(self, request: web.Request, answer: bytes | bytearray) -> web.StreamResponse:

@@ -102,7 +102,7 @@ def test_a_claim_left_open_keeps_only_what_the_store_has(tmp_path):
     seg.mkdir()
     kept, lost = layout.make_seq(5, 1), layout.make_seq(6, 1)
     (seg / layout.segment_name(1, kept)).write_bytes(orjson.dumps({"seq": kept, "message": "m"}) + b"\n")
-    ids.claim([("app", b'"kept"', kept), ("app", b'"lost"', lost)], int(time.time() * 1000))
+    ids.claim([("app", b'"kept"'), ("app", b'"lost"')], [kept, lost], int(time.time() * 1000))
     with open(tmp_path / "es-ids" / "journal", "ab") as f:
         f.write(b'{"t":1,"ids":[["app","torn"')  # a second writer's record, torn by its kill
     ids.close()
@@ -118,9 +118,9 @@ def test_a_claim_left_open_keeps_only_what_the_store_has(tmp_path):
 def test_the_window_is_bounded(tmp_path):
     ids = BulkIds(tmp_path, max_ids=3, window_ms=1000)
     ids.open()
-    ids.claim([("i", b'"%d"' % n, n << 6) for n in range(5)], 10_000)
+    ids.claim([("i", b'"%d"' % n) for n in range(5)], [n << 6 for n in range(5)], 10_000)
     assert list(ids.seen) == [("i", b'"2"'), ("i", b'"3"'), ("i", b'"4"')]
-    ids.claim([("i", b'"5"', 5 << 6)], 11_500)  # the first batch is past the window
+    ids.claim([("i", b'"5"')], [5 << 6], 11_500)  # the first batch is past the window
     assert list(ids.seen) == [("i", b'"5"')]
 
 
@@ -168,16 +168,16 @@ def test_a_damaged_journal_record_is_skipped_and_the_service_starts(tmp_path, ca
     warning and the records around it count."""
     ids = BulkIds(tmp_path)
     ids.open()
-    ids.claim([("app", b'"before"', 64)], int(time.time() * 1000))
-    ids._finish([], True)
+    ids.claim([("app", b'"before"')], [64], int(time.time() * 1000))
+    ids._finish([], [], True)
     ids.close()
     with open(tmp_path / "es-ids" / "journal", "ab") as f:
         f.write(b'[1]\n7\n"x"\n{"ids":5}\n{"ids":[["app","two"]]}\n{"t":"zz","ids":[]}\n'
                 b'{"ids":[["app",{"a":1},"s"]]}\n{"done":1}\n')
     again = BulkIds(tmp_path)
     again.open()
-    again.claim([("app", b'"after"', 128)], int(time.time() * 1000))
-    again._finish([], True)
+    again.claim([("app", b'"after"')], [128], int(time.time() * 1000))
+    again._finish([], [], True)
     assert set(again.seen) == {("app", b'"before"'), ("app", b'"after"')}
     assert "es-ids journal" in caplog.text
     again.close()
