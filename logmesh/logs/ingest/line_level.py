@@ -49,6 +49,24 @@ class _LevelKeys(msgspec.Struct):
 
 _level_keys = msgspec.json.Decoder(_LevelKeys).decode
 _strings = msgspec.json.Decoder(list[str]).decode
+# every key of _KEYS holds one of these once lowered, and a JSON escape \uXXXX could spell one
+_PIECES = (b"level", b"lvl", b"severity", b"\\u")
+
+
+def _may_name_a_level(literals: bytes) -> bool:
+    """False when no line of ``literals`` (JSON string literals, joined) can name a level: no
+    key's letters, lowered, and no ``\\u`` escape that could spell them (JSON's other escapes
+    make no letter; a line's own ``\\u`` is ``\\\\u`` in its literal, which holds it too).
+    A few C passes over bytes, ~0.5 µs a 150-byte line, where decoding the literals and
+    reading each line for its keys took ~2 µs. Not for text: ``str.lower`` of a line with
+    one non-ASCII letter costs more than reading it."""
+    if b"level" in literals:  # the usual key: a levelled push found without a lowered copy
+        return True
+    lowered = literals.lower()
+    for piece in _PIECES:
+        if piece in lowered:
+            return True
+    return False
 
 
 def line_level(line: str) -> str | None:
@@ -89,5 +107,9 @@ def levels_of(lines: list[str], default: str) -> str | list[str]:
 
 def levels_of_literals(literals: list[Any], default: str) -> str | list[str]:
     """:func:`levels_of` for lines still as their JSON string literals (``msgspec.Raw``, the
-    JSON push's fast path), decoded to text in one call."""
-    return levels_of(_strings(b"[" + b",".join(literals) + b"]"), default)
+    JSON push's fast path), decoded to text in one call when one of them may name a level:
+    the messages are stored from the literals, so a push whose lines name none is not decoded."""
+    joined = b",".join(literals)
+    if not _may_name_a_level(joined):
+        return default
+    return levels_of(_strings(b"[" + joined + b"]"), default)
