@@ -458,25 +458,24 @@ class SegmentWriter:
             self._pending_blocks = []
             for hook in self.on_handover:
                 hook()
+            # In the writer's thread, one hop for the write and its fsync: the kernel copies
+            # the group (~0.5 us an event) and syncs it while the loop goes on reading
+            # sockets; appends meanwhile go to the fresh buffer.
+            write = loop.run_in_executor(self._io, self._write_and_sync, data, pending, last)
             try:
-                # In the writer's thread, one hop for the write and its fsync: the kernel copies
-                # the group (~0.5 us an event) and syncs it while the loop goes on reading
-                # sockets; appends meanwhile go to the fresh buffer.
-                took = await loop.run_in_executor(self._io, self._write_and_sync, data, pending,
-                                                  last)
+                took = await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # close() gave up waiting: the thread's write goes on with the segment's fd,
+                # so it ends before close() seals (fsyncs and closes that fd), and the blocks
+                # it did not write are held, not dropped; a write to a full disk fails at once
+                await asyncio.wait([write])
+                if isinstance(write.exception(), _WriteFailed):
+                    self._hold(data, pending, write.exception())
+                raise
             except _WriteFailed as exc:
                 # Disk full or failing: what was written stays (and is synced below); the rest
                 # stays buffered, unacknowledged, and is retried block by block.
-                self.write_errors.inc()
-                log.error("store write failed (%s); %d block(s) held, retrying in %.0fs",
-                          exc, len(pending) - exc.pending_offset, RETRY_SECONDS)
-                held = data[exc.pending_offset:]
-                self._buf[:0] = held
-                self._buf_bytes += sum(map(len, held))
-                self._pending_blocks[:0] = pending[exc.pending_offset:]
-                if exc.pending_offset:
-                    self.written_seq = pending[exc.pending_offset - 1][2]
-                self._fail(f"store write failed: {exc}")
+                self._hold(data, pending, exc)
                 try:
                     await self._sync(loop)
                 finally:
@@ -488,6 +487,20 @@ class SegmentWriter:
         else:  # nothing new: what a waiter asks for may be written and not yet synced
             await self._sync(loop)
         self.failure = None
+
+    def _hold(self, data: list[bytes], pending: list, exc: _WriteFailed) -> None:
+        """A group's write failed at ``exc.pending_offset``: the blocks before it are written,
+        the rest go back to the buffer's front, unacknowledged, to be retried."""
+        self.write_errors.inc()
+        log.error("store write failed (%s); %d block(s) held, retrying in %.0fs",
+                  exc, len(pending) - exc.pending_offset, RETRY_SECONDS)
+        held = data[exc.pending_offset:]
+        self._buf[:0] = held
+        self._buf_bytes += sum(map(len, held))
+        self._pending_blocks[:0] = pending[exc.pending_offset:]
+        if exc.pending_offset:
+            self.written_seq = pending[exc.pending_offset - 1][2]
+        self._fail(f"store write failed: {exc}")
 
     def _write_and_sync(self, data: list[bytes], pending: list, last: int) -> float | None:
         """In the I/O thread: write a group, then fsync it per the mode; the seconds the fsync
@@ -657,6 +670,10 @@ class SegmentWriter:
                 await asyncio.wait_for(asyncio.shield(self._flush_task), timeout)
             except TimeoutError:
                 self._flush_task.cancel()
+                # it ends once its write in the I/O thread does (_flush_once), and a no-op job
+                # waits for an fsync it left there: nothing uses the fd that _seal closes
+                await asyncio.wait([self._flush_task])
+                await asyncio.get_running_loop().run_in_executor(self._io, int)
                 log.error("store: closing with %d unwritten byte(s) (never acknowledged): %s",
                           self._buf_bytes, self.failure)
             self._flush_task = None

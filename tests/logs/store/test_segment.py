@@ -667,6 +667,41 @@ async def test_close_is_bounded_while_the_disk_stays_full(tmp_path, open_writer,
     assert w.buffered_bytes > 0, "given up, never written (nor acknowledged)"
 
 
+async def test_close_waits_for_the_write_in_the_io_thread_and_holds_what_it_did_not_write(
+        tmp_path, open_writer, disk, monkeypatch):
+    """close() gave up waiting while a retried write was in the I/O thread (the test above
+    failed one run in four at load ~17): it sealed beside the write, closing the fd the write
+    was using (a number the index's temporary file could take next), and the write's blocks
+    were neither held nor written. Now the write ends before the seal, and what it did not
+    write stays held, never acknowledged."""
+    w = open_writer()
+    disk.full.set()
+    seq = w.append_events(events(1, 3))
+    waiter = asyncio.ensure_future(w.durable(seq))
+    await wait_until(lambda: w.stats["write_errors"] >= 1, 5, "the first failed write")
+    entered, release = threading.Event(), threading.Event()
+    seen: list[str] = []
+    failing = os.writev  # the fixture's: ENOSPC
+
+    def held_write(fd, bufs):
+        entered.set()
+        release.wait(10)
+        try:
+            seen.append(fd_path(fd))
+        except OSError as exc:
+            seen.append(f"closed: {exc}")
+        return failing(fd, bufs)
+
+    monkeypatch.setattr(os, "writev", held_write)
+    await wait_until(entered.is_set, 5, "a retried write in the I/O thread")
+    threading.Timer(0.5, release.set).start()  # after close() gave up waiting (0.1 s)
+    await asyncio.wait_for(w.close(timeout=0.1), 15)
+    assert seen[0].endswith(".ndjson"), f"the write's fd was closed under it: {seen[0]}"
+    assert w.buffered_bytes > 0, "the write's blocks are held, not dropped"
+    assert not (waiter.done() and waiter.exception() is None), "nothing acknowledged"
+    assert numbers(tmp_path) == []
+
+
 async def test_a_line_with_a_timestamp_no_index_can_hold_is_quarantined_not_fatal(tmp_path, open_writer):
     """Defect 2's last step: a stored @timestamp past 64 bits made every later start fail."""
     w = open_writer()
