@@ -216,6 +216,7 @@ class GatewayCounts:
         method_was = path_was = _NOT
         route = None
         r_per_route = r = a_per_key = address_was = a_route = a = None
+        raw = msgspec.Raw
         for ev in events:
             if ev.service_name != GATEWAY:
                 continue
@@ -230,17 +231,15 @@ class GatewayCounts:
                         method_was = _NOT
                     r = None  # another route: its counts are looked up
                 labels = ev.labels or _EMPTY_LABELS
-                unended = False
-                if labels.__class__ is dict:
-                    duration, address = labels.get("event.duration_ms"), labels.get("upstream.address")
-                    unended = labels.get("upstream.unended_bytes") is not None
-                elif labels.__class__ is msgspec.Raw:  # the HTTP bulk paths keep the labels' JSON
+                if labels.__class__ is raw:  # the HTTP bulk paths keep the labels' JSON: read as a dict
                     labels = orjson.loads(memoryview(labels))
+                if labels.__class__ is dict:
                     duration, address = labels.get("event.duration_ms"), labels.get("upstream.address")
                     unended = labels.get("upstream.unended_bytes") is not None
                 else:  # an acked batch's access log (ingest/shipped.py's AccessLabels): attributes;
                     # never an unended reply's (its label takes ingest's general path)
                     duration, address = labels.duration, labels.address
+                    unended = False
                     if duration is UNSET:
                         duration = None
                     if address is UNSET:
