@@ -355,7 +355,7 @@ def main() -> int:
         print("needs wrk and node (make bench installs wrk)", file=sys.stderr)
         return 2
     if args.profile and not Path(_py_spy()).exists():
-        print("--profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
+        print("--profile needs py-spy (a dev dependency): make .venv/.dev", file=sys.stderr)
         return 2
     if args.perf and shutil.which("perf") is None:
         print("--perf needs perf: apt-get install linux-perf", file=sys.stderr)
