@@ -8,12 +8,11 @@ which needs several turns (accept, read the head, run the handler), waited for e
 orchestrator's health check with a 1-5 s timeout restarts such a worker, and its backlog
 waits through the restart.
 
-So a turn handles at most ``TURN_BYTES`` of reads: a read that does not fit in what is
-left is kept whole, as it came, and its connection paused (``pause_reading``: the kernel's
-buffer and then the sender wait, as they do for a store that is behind), and the next turn handles the kept reads first, in
+So a turn handles at most ``TURN_BYTES`` of reads: past that, a read is kept as it came
+and its connection paused (``pause_reading``: the kernel's buffer and then the sender wait,
+as they do for a store that is behind), and the next turn handles the kept reads first, in
 the order they came, then resumes those connections. A turn is then at most
-``TURN_BYTES`` (or its one read, when that is longer), and nothing read is dropped, cut or
-reordered.
+``TURN_BYTES`` plus one read, and nothing read is dropped or reordered.
 """
 
 from __future__ import annotations
@@ -59,35 +58,37 @@ class Turns:
         self._scheduled = False
 
     def take(self, conn: Held, data: bytes) -> None:
-        """Handle ``data`` now if it fits in what is left of this turn's bytes, else keep it,
-        whole, for a later turn.
+        """Handle what is left of this turn's bytes of ``data`` now, keep the rest for later.
 
-        A read is never cut: cutting one at the turn's end copied both halves (a slice is a
-        copy: ~0.7 of every byte read was copied again at 16 connections), and handed the
-        protocol two calls and a packet split across them instead of one
-        (docs/benchmarks.md, "Sustained ingest and the turn budget").
+        The protocols' decoders are exact under any chunking, so a read cut anywhere
+        gives the same events as the read whole.
         """
-        if self._fits(len(data)):
+        room = self._room(len(data))
+        if room >= len(data):
             self.spent += len(data)
             conn.received(data)
-        else:
-            self._keep(conn, data)
+            return
+        if room > 0:
+            self.spent += room
+            conn.received(data[:room])
+            data = data[room:]
+            transport = conn.transport
+            if transport is not None and transport.is_closing():  # closed by that part (a limit)
+                conn.received(data)  # the rest of the one read, as when reads were handled whole
+                return
+        self._keep(conn, data)
 
-    def _fits(self, nbytes: int) -> bool:
-        """Whether a read of ``nbytes`` is handled in this turn: it fits in the turn's bytes
-        left, or it is the turn's first (a read longer than the budget: kept reads a
-        connection was read again for)."""
-        spent = self.spent
-        if spent >= TURN_BYTES:
-            return False
+    def _room(self, nbytes: int) -> int:
+        if self.spent >= TURN_BYTES:
+            return 0
         if not self._scheduled:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # called outside a loop (a test): no turns to share
-                return True
+                return nbytes
             loop.call_soon(self._next_turn)  # runs at the start of the next turn
             self._scheduled = True
-        return spent == 0 or spent + nbytes <= TURN_BYTES
+        return TURN_BYTES - self.spent
 
     def _keep(self, conn: Held, data: bytes) -> None:
         """Hold ``conn``'s read for a later turn and stop reading it until then (``paused``:
@@ -101,31 +102,26 @@ class Turns:
     def _next_turn(self) -> None:
         self._scheduled = False
         self.spent = 0
-        waiting = self.waiting
-        while waiting:
-            conn = waiting[0]
+        while self.waiting and self.spent < TURN_BYTES:
+            conn = self.waiting.popleft()
             data = conn.turn_data
             if data is None:  # handled when its connection ended
-                waiting.popleft()
                 continue
-            if not self._fits(len(data)):  # the rest wait for the next turn, in their order
-                break
-            waiting.popleft()
             conn.turn_data = None
             conn.paused = conn in self.backpressure
             if conn.partial_since:
                 conn.partial_since = time.monotonic()  # the wait is not the sender's fault
             transport = conn.transport
-            self.spent += len(data)
             try:
-                conn.received(data)
+                self.take(conn, data)
             except Exception:  # as asyncio does for a data_received that raises
                 log.exception("an ingest connection failed on a read; closing it")
                 if transport is not None:
                     transport.abort()
                 continue
-            if not conn.paused and transport is not None and not transport.is_closing():
+            if conn.turn_data is None and not conn.paused and transport is not None \
+                    and not transport.is_closing():
                 transport.resume_reading()
-        if waiting and not self._scheduled:
+        if self.waiting and not self._scheduled:
             asyncio.get_running_loop().call_soon(self._next_turn)
             self._scheduled = True

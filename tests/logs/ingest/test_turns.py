@@ -73,35 +73,3 @@ async def test_a_turn_handles_at_most_turn_bytes_and_every_line_is_stored_once(s
         by_conn.setdefault(ev["service.name"], []).append(int(ev["message"].split()[1]))
     assert {k: v == list(range(LINES)) for k, v in by_conn.items()} == {
         f"flood-{i}": True for i in range(CONNS)}, json.dumps({k: len(v) for k, v in by_conn.items()})
-
-
-class _Conn:
-    """What Turns needs of a connection (turns.Held), recording the reads it was handed."""
-
-    def __init__(self) -> None:
-        self.transport = None
-        self.paused = False
-        self.partial_since = 0.0
-        self.turn_data: bytes | None = None
-        self.handed: list[bytes] = []
-
-    def received(self, data: bytes) -> None:
-        self.handed.append(data)
-
-
-async def test_a_read_is_handed_whole_never_cut_at_the_turns_end():
-    """A read that does not fit in what is left of the turn waits whole for the next turn:
-    cutting it copied both halves (a slice is a copy) and split its packets across two
-    calls (docs/benchmarks.md, "Sustained ingest and the turn budget")."""
-    from logmesh.logs.ingest.turns import TURN_BYTES as budget
-    from logmesh.logs.ingest.turns import Turns
-
-    turns = Turns()
-    a, b, c = _Conn(), _Conn(), _Conn()
-    reads = {a: b"a" * (budget * 3 // 4), b: b"b" * (budget // 2), c: b"c" * (budget // 8)}
-    for conn, data in reads.items():
-        turns.take(conn, data)
-    assert (len(a.handed), len(b.handed)) == (1, 0)  # b kept whole: it did not fit
-    assert c.handed == [reads[c]]  # c fits in what b left
-    await wait_until(lambda: bool(b.handed), timeout=5, what="the kept read handled")
-    assert [a.handed, b.handed, c.handed] == [[reads[a]], [reads[b]], [reads[c]]]
