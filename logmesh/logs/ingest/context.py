@@ -142,6 +142,8 @@ class IngestContext:
     def _resume_all(self) -> None:
         if self.paused and self.writer.buffered_bytes < PAUSE_BUFFER_BYTES // 2:
             for proto in self.paused:
+                if proto.turn_data is not None:  # a read kept for the next turn: turns.py
+                    continue  # resumes it once that is handled (read now, it grew past a turn)
                 proto.paused = False
                 if proto.partial_since:
                     proto.partial_since = time.monotonic()  # paused time is not the peer's fault

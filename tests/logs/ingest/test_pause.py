@@ -35,6 +35,7 @@ class _Paused:
         self.paused = True
         self.partial_since = 0.0
         self.transport = _Transport()
+        self.turn_data: bytes | None = None
 
 
 def _lines(writer: SegmentWriter, n: int, size: int) -> tuple[bytes, range]:
@@ -76,3 +77,19 @@ async def test_paused_connections_read_again_while_the_writer_writes(tmp_path):
     await writer.close()
     stored = b"".join(p.read_bytes() for p in sorted((tmp_path / "segments").glob("*.ndjson")))
     assert stored == blob
+
+
+def test_a_connection_holding_a_kept_read_is_left_for_the_turns_to_resume(tmp_path):
+    """ingest12: the store's resume read again a connection whose read was kept for the next
+    turn (ingest/turns.py): its new reads piled onto the kept one, and the next turn handled
+    more than its budget. turns.py resumes it once its kept read is handled."""
+    writer = SegmentWriter(tmp_path, 0, fsync="batch")
+    writer.open()
+    ctx = IngestContext(writer)
+    kept, plain = _Paused(), _Paused()
+    kept.turn_data = b"a kept read\n"
+    ctx.paused.update({kept, plain})
+    ctx._resume_all()
+    assert plain.transport.reading and not plain.paused
+    assert not kept.transport.reading and kept.paused
+    assert not ctx.paused, "no longer held for the store: the turn resumes it"
