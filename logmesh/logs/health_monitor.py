@@ -43,6 +43,7 @@ from .health import (
     UP,
     Change,
     HealthTracker,
+    Seen,
     latency_outliers,
     merge,
 )
@@ -177,30 +178,12 @@ def state_event(change: Change, now: int) -> Event:
                  labels=labels)
 
 
-class _Heard(msgspec.Struct):
-    """An instance as a sibling worker heard it (ShipperLedger.health()'s keys)."""
-
-    instance: str
-    service: str = ""
-    node: tuple[str, int] | None = None
-    source: str = ""
-    first_seen_ms: int = 0
-    heard_ms: int = 0
-    last_seen_ms: int = 0
-    heartbeat_s: float = 0.0
-    connections: int = 0
-    dropped_ms: int = 0
-    events: int = 0
-    errors: int = 0
-    missing: int = 0
-
-
 class _Shared(msgspec.Struct):
     """A sibling worker's health file (HealthMonitor._share), typed: a damaged file, or one
     of another version, is refused whole instead of failing every tick."""
 
     written_ms: int = 0
-    instances: list[_Heard] = []
+    instances: list[Seen] = []  # health.Seen: the instances as the sibling heard them
     timeouts: dict[str, int] | None = None
     latency: dict[str, str] | None = None
     unended: dict[str, int] | None = None

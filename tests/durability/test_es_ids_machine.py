@@ -11,23 +11,17 @@ minutes on 2 busy cores: each step drives real processes).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import invariant, rule
 
-from tests.durability.harness import SMALL_SEGMENTS, LogsService, compacted, new_run_id
+from tests.durability.machines import TwoProcesses, machine_settings
 from tests.support.procs import store_events
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.durability, pytest.mark.slow]
 
@@ -39,18 +33,9 @@ def bulk_body(action: str, ids: list[str]) -> bytes:
                     orjson.dumps({"message": f"event {i}"}) + b"\n" for i in ids)
 
 
-class IdsMachine(RuleBasedStateMachine):
+class IdsMachine(TwoProcesses):
     def __init__(self) -> None:
         super().__init__()
-        self.dir = Path(tempfile.mkdtemp(prefix="logmesh-es-ids-"))
-        self.data = self.dir / "data"
-        self.run = new_run_id()
-        self.svcs = []
-        for k in range(2):  # a directory each for their logs: Procs names them by count
-            (self.dir / f"svc{k}").mkdir()
-            self.svcs.append(LogsService(self.dir / f"svc{k}", self.data, *SMALL_SEGMENTS))
-        for svc in self.svcs:
-            svc.start()
         self.bodies: list[tuple[str, list[str]]] = []
         self.acked: set[str] = set()
         self.next_id = 0
@@ -110,16 +95,6 @@ class IdsMachine(RuleBasedStateMachine):
         finally:
             conn.close()
 
-    @rule(which=st.integers(0, 1))
-    def restart(self, which):
-        self.svcs[which].restart()
-
-    @rule()
-    def compact(self):
-        for svc in self.svcs:  # a restart seals the active segments
-            svc.restart()
-        wait_for(lambda: compacted(self.data), 60, "compaction")
-
     @invariant()
     def every_acked_id_stored_once(self):
         stored = Counter(e["labels"]["es.id"] for e in store_events(self.data)
@@ -129,19 +104,5 @@ class IdsMachine(RuleBasedStateMachine):
         missing = sorted(self.acked - set(stored))
         assert not missing, f"acked, not stored: {missing[:10]}"
 
-    def teardown(self):
-        for svc in self.svcs:
-            svc.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-IdsMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("DURABILITY_EXAMPLES", "3")),
-    stateful_step_count=int(os.environ.get("DURABILITY_STEPS", "12")),
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate]
-    + ([Phase.shrink] if os.environ.get("DURABILITY_SHRINK") else []),
-    suppress_health_check=list(HealthCheck),
-    print_blob=True,
-)
+IdsMachine.TestCase.settings = machine_settings(3, 12)
 TestIdsMachine = IdsMachine.TestCase

@@ -13,22 +13,17 @@ Bounded like test_store_machine.py: ``DURABILITY_EXAMPLES`` (default 3) runs of
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import invariant, rule
 
-from tests.durability.harness import SMALL_SEGMENTS, LogsService, NoReply, compacted, new_run_id
+from tests.durability.harness import NoReply
+from tests.durability.machines import TwoProcesses, machine_settings
 from tests.support.procs import store_events
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.durability, pytest.mark.slow]
 
@@ -36,18 +31,9 @@ SHIPPERS = 1  # instances, each numbering its own events from 1 (one: its batche
 RECENT = 4  # a resend is of one of the last batches (a shipper resends what is in flight)
 
 
-class LedgerMachine(RuleBasedStateMachine):
+class LedgerMachine(TwoProcesses):
     def __init__(self) -> None:
         super().__init__()
-        self.dir = Path(tempfile.mkdtemp(prefix="logmesh-ledger-"))
-        self.data = self.dir / "data"
-        self.run = new_run_id()
-        self.svcs = []
-        for k in range(2):  # a directory each for their logs: Procs names them by count
-            (self.dir / f"svc{k}").mkdir()
-            self.svcs.append(LogsService(self.dir / f"svc{k}", self.data, *SMALL_SEGMENTS))
-        for svc in self.svcs:
-            svc.start()
         self.batches: list[tuple[str, list[list]]] = []
         self.acked: set[str] = set()
         self.next_n = [1] * SHIPPERS
@@ -99,16 +85,6 @@ class LedgerMachine(RuleBasedStateMachine):
         except (OSError, NoReply, AssertionError):
             pass  # killed before it answered: the batch is the shipper's to resend
 
-    @rule(which=st.integers(0, 1))
-    def restart(self, which):
-        self.svcs[which].restart()
-
-    @rule()
-    def compact(self):
-        for svc in self.svcs:  # a restart seals the active segments
-            svc.restart()
-        wait_for(lambda: compacted(self.data), 60, "compaction")
-
     @invariant()
     def every_acked_event_stored_once(self):
         stored = Counter(e.get("event.id") for e in store_events(self.data))
@@ -118,19 +94,5 @@ class LedgerMachine(RuleBasedStateMachine):
         missing = sorted(self.acked - set(mine))
         assert not missing, f"acked, not stored: {missing[:10]}"
 
-    def teardown(self):
-        for svc in self.svcs:
-            svc.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-LedgerMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("DURABILITY_EXAMPLES", "3")),
-    stateful_step_count=int(os.environ.get("DURABILITY_STEPS", "12")),
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate]
-    + ([Phase.shrink] if os.environ.get("DURABILITY_SHRINK") else []),
-    suppress_health_check=list(HealthCheck),
-    print_blob=True,
-)
+LedgerMachine.TestCase.settings = machine_settings(3, 12)
 TestLedgerMachine = LedgerMachine.TestCase

@@ -18,13 +18,11 @@ Bounded for CI (about 1.5 minutes on 2 cores when nothing fails; at most ~3): ``
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -42,6 +40,7 @@ from tests.durability.machine import (
     DurabilityMachine,
     tmpfs_unavailable,
 )
+from tests.durability.machines import machine_settings
 
 pytestmark = [pytest.mark.durability, pytest.mark.slow]
 
@@ -112,15 +111,7 @@ class StoreMachine(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-SETTINGS = settings(
-    max_examples=int(os.environ.get("DURABILITY_EXAMPLES", "5")),
-    stateful_step_count=int(os.environ.get("DURABILITY_STEPS", "15")),
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate]
-    + ([Phase.shrink] if os.environ.get("DURABILITY_SHRINK") else []),
-    suppress_health_check=list(HealthCheck),
-    print_blob=True,
-)
+SETTINGS = machine_settings(5, 15)
 
 
 def test_store_machine():
