@@ -254,7 +254,7 @@ def _label_ids(events: list, ids: list[bytes | None]) -> None:
     shared = labels[0] if labels else None
     if shared is not None and labels.count(shared) == len(labels) and None not in ids:
         # one labels text for all (a flat body's): one `%` per event, in C
-        text = _ID_HEAD + b"%s" + _labels_tail(bytes(shared))
+        text = _ID_HEAD + b"%s" + _labels_tail(bytes(shared)).replace(b"%", b"%%")  # text, not a format
         for ev, made in zip(events, map(text.__mod__, ids), strict=True):
             ev.labels = raw_of(made)
         return
@@ -474,7 +474,8 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
                                                             ("result", "created")) if k in keys}})
             parts = [item] * len(events) or [b""]
         else:
-            item = b'{"%s":{"_index":%s,"_id":"' % (action.encode(), orjson.dumps(index)) + \
+            index_json = orjson.dumps(index)  # a `%` in it is text, not the template's: doubled
+            item = b'{"%s":{"_index":%s,"_id":"' % (action.encode(), index_json.replace(b"%", b"%%")) + \
                 (b'%d","_version":1,"result":"created","status":201,"_seq_no":%d,"_primary_term":1,'
                  b'"_shards":{"total":1,"successful":1,"failed":0}}}')
             seqs = parsed.seqs if parsed.seqs is not None else [ev.seq for ev in events]
@@ -482,7 +483,7 @@ def bulk_response(parsed: BulkParse, took_ms: int, filter_path: str | None = Non
                 ids = [b'"%d"' % seq if i is None else i for i, seq in zip(parsed.ids, seqs, strict=True)]
                 item = item.replace(b'"%d","_version"', b'%s,"_version"')
                 parts = list(map(item.__mod__, zip(ids, seqs, strict=True))) or [b""]
-            elif len(seqs) >= _NUMBERED_FROM:
+            elif len(seqs) >= _NUMBERED_FROM and b"%" not in index_json:  # its pieces are no format
                 head = b"{" + b"".join(h + b"," for h in heads) + b'"items":['
                 try:
                     return numbered_rows(head, item.split(b"%d"), seqs, b",", b"]}")

@@ -105,7 +105,7 @@ def _claim_record(keys: list[Key], seqs: list[int], ts: int) -> bytes:
     ``%`` a row from Python cost ~1 µs an id."""
     indexes = set(map(_first, keys))
     if len(indexes) <= 1:
-        index = orjson.dumps(indexes.pop()) if indexes else b'""'
+        index = orjson.dumps(indexes.pop()).replace(b"%", b"%%") if indexes else b'""'  # text, not a format
         rows = map((b"[" + index + b",%s,%d]").__mod__, zip(map(_second, keys), seqs, strict=True))
     else:
         names = {index: orjson.dumps(index) for index in indexes}

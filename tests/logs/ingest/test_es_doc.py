@@ -117,3 +117,30 @@ def test_the_bulk_body_keeps_the_documents_bytes_on_one_line():
     assert es_doc.bulk_body("index", "i", None, b' {"a":\n 1}\r\n') == b'{"index":{"_index":"i"}}\n{"a":  1}\n'
     assert es_doc.bulk_body("create", "i", "x\ny", b'{"a":"b\\n"}') == \
         b'{"create":{"_index":"i","_id":"x\\ny"}}\n{"a":"b\\n"}\n'
+
+
+async def test_a_percent_sign_in_an_index_or_a_label_is_text_not_a_format(start_logs):
+    """CI's schemathesis: an index named with `%` (`/a%25b/_doc/x`) was a 500. The journal's
+    claim, the bulk answer and the es.id labels are made from `%` templates, and a name or a
+    label with `%s` or `%d` in it was read as part of the template."""
+    srv = await start_logs()
+    for index, doc_id in (("a%b", "x"), ("p%s%d%%", "y%s"), ("q%d", None)):
+        path = f"/{index.replace('%', '%25')}/_doc" + (f"/{doc_id.replace('%', '%25')}" if doc_id else "")
+        status, answer, _ = await call(srv, "PUT" if doc_id else "POST", path,
+                                       doc(message=f"in {index}", **{"labels.tag": "50%s off %d"}))
+        assert status == 201, answer
+        assert answer["_index"] == index and (doc_id is None or answer["_id"] == doc_id)
+    body = b"".join(orjson.dumps({"create": {"_index": "b%s%d", "_id": f"id{i}%s"}}) + b"\n"
+                    + doc(message=f"bulk {i}", labels={"tag": "%s%d%"}) + b"\n" for i in range(3))
+    status, answer, _ = await call(srv, "POST", "/_bulk", body)
+    assert status == 200 and not answer["errors"], answer
+    assert [i["create"]["_index"] for i in answer["items"]] == ["b%s%d"] * 3
+    body = b"".join(orjson.dumps({"index": {"_index": "c%d"}}) + b"\n" + doc(message=f"plain {i}")
+                    + b"\n" for i in range(300))
+    status, answer, _ = await call(srv, "POST", "/_bulk", body)
+    assert status == 200 and [i["index"]["_index"] for i in answer["items"]] == ["c%d"] * 300  # past _NUMBERED_FROM
+    events = stored(srv.config.data_dir)
+    assert len(events) == 3 + 3 + 300
+    by_message = {e["message"]: e for e in events}
+    assert by_message["in p%s%d%%"]["labels"]["es.id"] == "y%s"
+    assert by_message["bulk 1"]["labels"] == {"es.id": "id1%s", "es.index": "b%s%d", "tag": "%s%d%"}
