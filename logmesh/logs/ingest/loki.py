@@ -160,7 +160,7 @@ class Parsed:
 def _event(stream: Stream, ns: int, line: str, received: int, metadata: dict | None) -> Event:
     ts = ns // 1_000_000 if ns else received
     if not 0 <= ts <= MAX_TIMESTAMP_MS:
-        raise Rejected("bad_timestamp", f"timestamp {ns} ns is not between 1970 and 9999")
+        raise Rejected("bad_timestamp", f"timestamp {str(ns)[:40]} ns is not between 1970 and 9999")
     labels = stream.labels
     if metadata:
         labels = fold({**(labels or {}), **metadata})

@@ -148,3 +148,13 @@ def test_line_level_reads_what_loki_reads():
     assert levels_of(["level=error", "x"], "info") == ["error", "info"]
     assert line_level("   {\"Level\": \"WRN\"}  ") == "warning"
     assert line_level("{not json level}") is None
+
+
+async def test_an_out_of_range_timestamp_is_named_briefly(start_logs):
+    """A 300-digit timestamp is refused with an answer that quotes its start, not every digit."""
+    srv = await start_logs()
+    doc = {"streams": [{"stream": {"app": "x"}, "values": [["1" + "0" * 300, "far"], [str(NS), "ok"]]}]}
+    status, text = await push(srv, orjson.dumps(doc), "application/json")
+    assert status == 400 and "not between 1970 and 9999" in text, text
+    assert "0" * 60 not in text and len(text) < 400, text
+    assert [e["message"] for e in stored(srv.config.data_dir)] == ["ok"]
