@@ -29,7 +29,15 @@ from aiohttp import web
 
 from ..event import FIELD_TYPES
 from ..query.timerange import now_ms
-from .params import BadRequest, int_param, order_param, parameters, query_param, range_param
+from .params import (
+    DEADLINE,
+    BadRequest,
+    int_param,
+    order_param,
+    parameters,
+    query_param,
+    range_param,
+)
 
 log = logging.getLogger("logmesh.logs.api")
 
@@ -135,6 +143,8 @@ class Export:
         engine = self.api.engine
 
         async def read(cursor: str | None, want: int) -> tuple[list[dict], str | None]:
+            if self.api.timeout:  # each page is a query of its own, with its own deadline
+                request[DEADLINE] = time.monotonic() + self.api.timeout
             return await self.api.call(request, engine.search, node, start, end, limit=want,
                                        order=order, cursor=cursor, now=now)
 
