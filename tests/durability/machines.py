@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
@@ -15,6 +16,15 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from tests.durability.harness import SMALL_SEGMENTS, LogsService, compacted, new_run_id
 from tests.support.waiting import wait_for
+
+
+def assert_stored_once(stored: Counter, acked: set) -> None:
+    """The cross-process machines' invariant: no key of this run stored twice, and every acked
+    key stored (``stored`` counts this run's keys in the store)."""
+    twice = sorted(k for k, n in stored.items() if n > 1)
+    assert not twice, f"stored more than once: {twice[:10]}"
+    missing = sorted(acked - set(stored))
+    assert not missing, f"acked, not stored: {missing[:10]}"
 
 
 def machine_settings(examples: int, steps: int) -> settings:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
-from tests.durability.machines import TwoProcesses, machine_settings
+from tests.durability.machines import TwoProcesses, assert_stored_once, machine_settings
 from tests.support.procs import store_events
 
 pytestmark = [pytest.mark.durability, pytest.mark.slow]
@@ -99,10 +99,7 @@ class IdsMachine(TwoProcesses):
     def every_acked_id_stored_once(self):
         stored = Counter(e["labels"]["es.id"] for e in store_events(self.data)
                          if e.get("labels", {}).get("es.id", "").startswith(self.run))
-        twice = sorted(i for i, n in stored.items() if n > 1)
-        assert not twice, f"stored more than once: {twice[:10]}"
-        missing = sorted(self.acked - set(stored))
-        assert not missing, f"acked, not stored: {missing[:10]}"
+        assert_stored_once(stored, self.acked)
 
 IdsMachine.TestCase.settings = machine_settings(3, 12)
 TestIdsMachine = IdsMachine.TestCase
