@@ -41,6 +41,12 @@ LIMIT_ROUTES = _q("limit", "Routes (the busiest) per answer; the rest are counte
                   "`routes_left_off` and added up in `other`.", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
 
 
+# Every GET of /api/v1/* takes `_` and ignores it: the cache-busting `_=<ms>` that clients and
+# proxies add (jQuery's cache: false). Any other name the route does not list is a 400.
+CACHE_BUST = _q("_", "Ignored: a cache-busting value (`_=<ms>`) a client or proxy may add.",
+                {"type": "string", "maxLength": 40})
+
+
 def _ok(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -59,7 +65,7 @@ BUSY = {
 def _get(summary: str, params: list[dict], ok: dict, *, extra: dict | None = None,
          operation_id: str) -> dict:
     responses = {"200": ok, "400": BAD, **BUSY, **(extra or {})}
-    return {"get": {"summary": summary, "operationId": operation_id, "parameters": params,
+    return {"get": {"summary": summary, "operationId": operation_id, "parameters": [*params, CACHE_BUST],
                     "responses": responses}}
 
 
@@ -121,7 +127,8 @@ _NEEDS_WRITE = {"401": {"description": "No token; a change needs a write token."
 SAVED_AND_EXPORT = {
     "/api/v1/saved-searches": {
         "get": {"summary": "The saved searches of this data directory (shared by everyone who uses "
-                           "the service), by name.", "operationId": "savedSearches", "parameters": [],
+                           "the service), by name.", "operationId": "savedSearches",
+                "parameters": [CACHE_BUST],
                 "responses": {"200": _ok("Saved searches.", {"type": "object", "required": ["saved_searches"],
                                          "properties": {"saved_searches": {"type": "array",
                                                                            "items": _ref("SavedSearch")}}})}},
@@ -155,7 +162,8 @@ SAVED_AND_EXPORT = {
                           "service.name, log.level, method, path, status, trace.id, message).",
                           {"type": "string", "maxLength": 10000}, example="@timestamp,service.name,message"),
                        _q("filename", "The download's name, kept to letters, digits and . - _.",
-                          {"type": "string", "maxLength": 200})],
+                          {"type": "string", "maxLength": 200}),
+                       CACHE_BUST],
         "responses": {"200": {"description": "The events, as an attachment.", "content": {
             "application/x-ndjson": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}}},
             "400": BAD, **BUSY}}},
@@ -328,6 +336,7 @@ OPENAPI: dict[str, Any] = {
                 _q("brief", "1: each event as /api/v1/search?brief=1 sends it (texts past 300 "
                    "characters cut; `cut`, `cut_lines`), as the web UI's live tail asks.",
                    {"type": "integer", "minimum": 0, "maximum": 1, "default": 0}),
+                CACHE_BUST,
             ],
             "responses": {
                 "200": {"description": "An event stream.",
@@ -347,6 +356,7 @@ OPENAPI: dict[str, Any] = {
                    "service.name, http.request.method, url.path, log.level, trace.id and "
                    "message, each text cut to 300 characters (`cut`: the whole length of each "
                    "text cut).", {"type": "integer", "minimum": 0, "maximum": 1, "default": 0}),
+                CACHE_BUST,
             ],
             "responses": {
                 "200": _ok("The event, context and trace (each in time order).", _ref("EventContext")),
@@ -362,7 +372,7 @@ OPENAPI: dict[str, Any] = {
             operation_id="mesh"),
         "/api/v1/stats": {"get": {
             "summary": "What the store holds: events, disk use, time span, per-service counts, shipper loss.",
-            "operationId": "stats", "parameters": [],
+            "operationId": "stats", "parameters": [CACHE_BUST],
             "responses": {"200": _ok("Store statistics.", _ref("Stats")), **BUSY},
         }},
         "/api/v1/logs": {"post": {
