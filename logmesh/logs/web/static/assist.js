@@ -11,7 +11,9 @@ import { applySuggestion, fieldSuggestions, remember, valueSuggestions, wordAt }
 
 const RECENT_KEY = "logmesh.recent";
 const values = new Map(); // field -> top values of the range (this search's)
-const box = { items: [], pick: -1, word: null, seq: 0 };
+// ran: Enter ran the search from the box; no suggestion opens again until the next keystroke
+// or focus (the search's field list, or a value list still coming, would reopen it)
+const box = { items: [], pick: -1, word: null, seq: 0, ran: false };
 
 export function recentQueries() {
   try { return JSON.parse(localStorage.getItem(RECENT_KEY)) || []; } catch { return []; }
@@ -24,6 +26,7 @@ export function noteQuery(q) {
 }
 
 function close() {
+  box.seq++; // a value list still being fetched is not shown
   $("suggest").hidden = true;
   box.items = []; box.pick = -1;
   $("q").setAttribute("aria-expanded", "false");
@@ -81,6 +84,7 @@ function take(i) {
   if (it.recent != null) {
     q.value = it.recent;
     close();
+    box.ran = true;
     $("search").requestSubmit();
     return;
   }
@@ -101,11 +105,12 @@ function mark(delta) {
 
 export function initAssist() {
   const q = $("q");
-  q.addEventListener("input", suggest);
-  q.addEventListener("focus", suggest);
+  q.addEventListener("input", () => { box.ran = false; suggest(); });
+  q.addEventListener("focus", () => { box.ran = false; suggest(); });
   q.addEventListener("blur", close);
-  document.addEventListener("fields", () => { if (document.activeElement === q) suggest(); }); // typed before they came
+  document.addEventListener("fields", () => { if (document.activeElement === q && !box.ran) suggest(); }); // typed before they came
   q.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && ($("suggest").hidden || box.pick < 0)) box.ran = true; // the search runs
     if ($("suggest").hidden) return;
     if (e.key === "ArrowDown" || e.key === "ArrowUp") { e.preventDefault(); mark(e.key === "ArrowDown" ? 1 : -1); }
     else if ((e.key === "Enter" || e.key === "Tab") && box.pick >= 0) { e.preventDefault(); take(box.pick); }
