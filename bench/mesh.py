@@ -7,10 +7,13 @@ a logmesh distributor and logs service, then goods and a gateway, which are logm
 (``logmesh service goods``, ``logmesh gateway``, shipping on; ``logmesh-w2``: the gateway with
 ``--workers 2``, as ``logmesh up`` runs it on two cores; ``logmesh-noship``: both with
 ``--no-ship``; ``logmesh-base``: as ``logmesh``, its goods and gateway run from the checkout
-given by ``--base``, to pair a change with the code it started from in the same rounds; three
+given by ``--base``, to pair a change with the code it started from in the same rounds; four
 diagnostics split shipping's cost, named only when asked for: ``logmesh-gwship`` where only the
 gateway ships, ``logmesh-goodsship`` where only goods does, ``logmesh-acker`` where both ship to
-bench/ack_only_logs.py, a stand-in logs node that acks each batch at once and stores nothing)
+bench/ack_only_logs.py, a stand-in logs node that acks each batch at once and stores nothing;
+``logmesh-busy``: as ``logmesh-noship`` beside a neighbour that shares nothing with the mesh, a
+Python busy loop at the acker's niceness, to tell the machine's share of a part's CPU a request
+from the code's)
 or the chapter's Node ``goods.js`` and ``gate.js`` from tests/interop/node with
 their console printing off (bench/node_quiet.js), whose goods ships its packets to the same
 logs service as the chapter's ``writeLog`` does. Three rows are posted, then wrk (Debian's)
@@ -56,8 +59,8 @@ NODE_DIR = ROOT / "tests" / "interop" / "node"
 POST_BODY = '{"name":"pen","category":"office","price":1.5}'
 MESHES = ("logmesh", "logmesh-w2", "logmesh-noship", "node")  # and logmesh-base with --base
 # which parts ship, by mesh kind (gateway, goods); any other logmesh kind: both
-SHIPS = {"logmesh-noship": (False, False), "logmesh-gwship": (True, False),
-         "logmesh-goodsship": (False, True)}
+SHIPS = {"logmesh-noship": (False, False), "logmesh-busy": (False, False),
+         "logmesh-gwship": (True, False), "logmesh-goodsship": (False, True)}
 
 
 @dataclass
@@ -171,6 +174,8 @@ def start_mesh(kind: str, tmp: Path, logs_nice: int | None = None,
              if kind != "logmesh-acker" else
              _spawn([sys.executable, str(HERE / "ack_only_logs.py"), "--port", str(lp),
                      "--distributor", dist], logs / "logs", stdout=subprocess.DEVNULL)}
+    if kind == "logmesh-busy":  # not counted in the mesh's CPU: parts are read by name
+        parts["neighbour"] = _spawn([sys.executable, "-c", "while True: pass"], logs / "neighbour")
     time.sleep(0.5)  # the logs node registered first, as in `logmesh up`
     if kind == "node":
         parts["goods"], _ = _node(logs / "goods", "goods.js", str(d))
