@@ -63,8 +63,15 @@ INSTEAD = {
 
 def check_names(request: web.Request, path: str, accepted: frozenset[str]) -> None:
     """Refuse (400) any parameter ``path`` does not take, naming the ones it does."""
-    unknown = sorted(set(parameters(request)) - accepted)
+    params = parameters(request)
+    unknown = sorted(set(params) - accepted)
     if not unknown:
+        if len(params) > len(set(params)):  # a URL's: q=a&q=b was answered for a, b unread
+            twice = sorted({n for n in params if n != "_" and len(request.query.getall(n)) > 1})
+            if twice:
+                raise BadRequest(f"parameter{'s' if len(twice) > 1 else ''} "
+                                 f"{', '.join(repr(n[:40]) for n in twice[:5])} given more than once: "
+                                 "send each once (one value is read)", repeated=twice[:20])
         return
     takes = ", ".join(sorted(accepted)) if accepted else "no parameters"
     named = ", ".join(repr(n[:40]) for n in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")

@@ -484,3 +484,23 @@ async def test_stats_say_what_recovery_set_aside(start_logs, tmp_path):
         st = await get(s, f"http://{HOST}:{server.config.http_port}", "/api/v1/stats")
     assert st["events"] == 2
     assert st["quarantine"]["files"] == 1 and st["quarantine"]["damaged_lines"] == 1
+
+
+@pytest.mark.parametrize("path,query,named", [
+    ("/api/v1/search", "q=a&q=b", "'q'"),
+    ("/api/v1/search", "q=a&from=now-1h&from=now-2h&limit=1&limit=2", "'from', 'limit'"),
+    ("/api/v1/top", "field=url.path&field=service.name", "'field'"),
+    ("/api/v1/export", "format=csv&format=ndjson", "'format'"),
+])
+async def test_a_parameter_given_twice_is_a_400(api, path, query, named):
+    """Found from outside (outside20): q=a&q=b answered the search for a, with nothing to
+    say b was not read. A repeated `_` (cache busting) stays harmless."""
+    server, base, s = api
+    before = server.api.counters["bad_requests"]
+    async with s.get(f"{base}{path}?{query}") as r:
+        body = await r.json()
+        assert r.status == 400, body
+    assert f"{named} given more than once" in body["error"], body
+    assert server.api.counters["bad_requests"] == before + 1
+    async with s.get(f"{base}/api/v1/search?q=a&_=1&_=2") as r:
+        assert r.status == 200, await r.text()
