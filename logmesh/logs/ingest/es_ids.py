@@ -99,11 +99,12 @@ def stored_seqs(data_dir: Path, seqs: list[int]) -> set[int]:
     return found
 
 
-def _claim_record(keys: list[Key], seqs: list[int], ts: int) -> bytes:
+def _claim_record(keys: list[Key], seqs: list[int], ts: int, index: str | None = None) -> bytes:
     """``{"t": ts, "ids": [[index, id, seq], ...]}`` and its newline, the ids' JSON text as it is.
     A body under one index (nearly all) is one ``%`` template mapped over its rows in C: a
-    ``%`` a row from Python cost ~1 µs an id."""
-    indexes = set(map(_first, keys))
+    ``%`` a row from Python cost ~1 µs an id. ``index``: every key's, when the caller knows it
+    (:meth:`BulkIds.all_new`'s keys): finding it cost ~150 instructions an id (callgrind)."""
+    indexes = {index} if index is not None else set(map(_first, keys))
     if len(indexes) <= 1:
         index = orjson.dumps(indexes.pop()).replace(b"%", b"%%") if indexes else b'""'  # text, not a format
         rows = map((b"[" + index + b",%s,%d]").__mod__, zip(map(_second, keys), seqs, strict=True))
@@ -284,11 +285,11 @@ class BulkIds:
         os.write(self._fd, data)  # O_APPEND, one write: a kill leaves it whole or torn at its end
         self._offset += len(data)
 
-    def claim(self, keys: list[Key], seqs: list[int], ts: int) -> None:
+    def claim(self, keys: list[Key], seqs: list[int], ts: int, index: str | None = None) -> None:
         """Record ``keys`` (index, id) as being stored as the events ``seqs``, before the store
-        writes them. The one claim of both ways a body is judged: :meth:`all_new`'s keys or
-        the per-event loop's (http_routes.store_once)."""
-        self._append(_claim_record(keys, seqs, ts))
+        writes them. The one claim of both ways a body is judged: :meth:`all_new`'s keys (all
+        under ``index``) or the per-event loop's (http_routes.store_once)."""
+        self._append(_claim_record(keys, seqs, ts, index))
         self._remember(keys, seqs, ts)
 
     def _finish(self, keys: list[Key], seqs: list[int], stored: bool) -> None:

@@ -354,7 +354,7 @@ class HttpSources:
 
         def claim() -> None:  # seqs given, nothing written yet: the claim goes first
             seqs.extend(map(_seq_of, events) if positions is None else [events[pos].seq for pos in positions])
-            ids.claim(keys, seqs, now_ms())
+            ids.claim(keys, seqs, now_ms(), keys[0][0] if positions is None else None)  # all_new's: one index
 
         ok = False  # an exception: the claim withdrawn, as a refusal's
         try:
