@@ -562,6 +562,9 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     common = ["--no-supervise"]
     joined = ["--distributor", f"{local}:{port['distributor']}", *common]
+    # Its logs node is logmesh's, which acknowledges: never the book's fire-and-forget packets,
+    # even when the node is too busy to answer a new connection's probe in time.
+    shipping = ["--ship-mode", "ack"]
     specs = [ChildSpec("distributor", logmesh_argv("distributor", "--host", host, "--port",
                                                    str(port["distributor"]), *common), env)]
     # A gateway worker per two cores (at most 4): every request of every service passes the
@@ -575,7 +578,8 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
         specs.append(ChildSpec(f"gateway-w{i}" if i else "gateway",
                                logmesh_argv("gateway", "--host", host, "--port",
                                             str(port["gateway"]), "--metrics-port",
-                                            str(port["gateway metrics"]), *workers, *joined), env))
+                                            str(port["gateway metrics"]), *workers, *shipping,
+                                            *joined), env))
     specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),
                                                 "--port", str(port["logs"]), "--http-port",
                                                 str(port["logs HTTP, web UI"]), "--join-anyway",
@@ -584,7 +588,8 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
         specs.append(ChildSpec(name, logmesh_argv("service", name, "--host", host,
                                                   "--data-dir", str(data_dir), "--port",
                                                   str(port[name]), "--metrics-port",
-                                                  str(port[f"{name} metrics"]), *joined), env))
+                                                  str(port[f"{name} metrics"]), *shipping,
+                                                  *joined), env))
     http = "https" if sec.tls_cert else "http"
     gateway_url = f"{http}://{local}:{port['gateway']}"
     if with_traffic:

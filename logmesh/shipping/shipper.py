@@ -113,6 +113,9 @@ class Shipper:
         self._probe_key: int | None = None  # the probe of this connection, until answered
         self._probe_timer: asyncio.TimerHandle | None = None
         self._told: set[tuple[str, int]] = set()  # logs nodes whose silence was logged
+        # Logs nodes that answered a probe: logmesh's, whose later silence is a busy node, not
+        # the book's, so auto waits for them (queue, then spool) and never fires and forgets.
+        self._answered: set[tuple[str, int]] = set()
         self.instance = f"{service}-{uuid.uuid4().hex[:12]}"  # new per boot: numbers restart at 1
         self.max_queue = max_queue
         self.batch_events = batch_events
@@ -474,8 +477,13 @@ class Shipper:
         self._probe_timer = None
         if client is not self.client or client.conn is not conn or not client.is_connected:
             return  # that connection is gone: the next one is probed again
-        self.speaks = "book"
         addr = (client.host, client.port)
+        if addr in self._answered:
+            log.warning("%s: logs node at %s:%d has not answered the probe in %.1f s; it "
+                        "acknowledged before, so events wait for its answer", self.service,
+                        *addr, self.probe_timeout)
+            return
+        self.speaks = "book"
         if addr not in self._told:
             self._told.add(addr)
             log.warning("%s: logs node at %s:%d does not acknowledge (the book's logs service?); "
@@ -488,6 +496,8 @@ class Shipper:
             self._probe_timer.cancel()
             self._probe_timer = None
         self._probe_key = None
+        if self.client is not None:
+            self._answered.add((self.client.host, self.client.port))
         if self.speaks == "book" and self.client is not None:
             log.warning("%s: logs node at %s:%d answered after all; shipping acknowledged "
                         "batches again", self.service, self.client.host, self.client.port)

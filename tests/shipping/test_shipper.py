@@ -350,6 +350,42 @@ async def test_a_late_answer_to_the_probe_turns_acked_batches_back_on() -> None:
     server.close()
 
 
+async def test_a_node_that_answered_once_is_waited_for_not_sent_book_packets() -> None:
+    """A logs node that acknowledged on an earlier connection is a logmesh logs service: a new
+    connection whose probe it answers late (busy, its first read waiting on the loss ledger's
+    look) must not get fire-and-forget packets, which a crash of the node then loses."""
+    got: list[tuple[int, dict]] = []
+    conns: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conns.append(writer)
+        n = len(conns)
+        splitter = FrameSplitter()
+        while data := await reader.read(65536):
+            for frame in splitter.feed(data):
+                packet = orjson.loads(frame)
+                got.append((n, packet))
+                if packet.get("ack"):
+                    if n > 1 and not packet["params"]["events"]:
+                        await asyncio.sleep(0.5)  # busy: the probe answered past its time
+                    writer.write(encode({"key": packet["key"], "errorcode": 0,
+                                         "acked": len(packet["params"]["events"])}))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    shipper = await shipping(Shipper("goods", probe_timeout=0.1),
+                             server.sockets[0].getsockname()[1])
+    await wait_until(lambda: shipper.speaks == "ack", 2, "the first connection's answer")
+    conns[0].close()  # the node restarts
+    await wait_until(lambda: len(conns) == 2, 5, "a new connection")
+    shipper.ship(request(1))
+    await asyncio.sleep(0.3)  # past the probe's time, before its answer
+    assert shipper.speaks != "book"
+    await wait_until(lambda: shipper.stats["acked"] == 1, 3, "request 1 acked")
+    assert [p["key"] for n, p in got if n == 2 and p.get("key") == 0] == [], "no book packet"
+    await shipper.close()
+    server.close()
+
+
 async def test_ack_mode_never_falls_back() -> None:
     node = SilentNode()
     port = await node.start()
