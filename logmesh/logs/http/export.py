@@ -44,6 +44,10 @@ log = logging.getLogger("logmesh.logs.api")
 DEFAULT_ROWS = 10_000
 MAX_ROWS = 1_000_000
 PAGE_ROWS = 5_000  # events per engine call (at most the service's max rows per page)
+# Each page's query reads its whole first time slice (plan.slices), 250k stored rows for a
+# search: a page of 5,000 then read 50x its rows, 73 µs an exported event of 200k in all
+# (docs/benchmarks.md, "Export of a big search"). A slice of a few pages' rows reads ~4x.
+SLICE_PAGES = 4
 MAX_COLUMNS = 100
 DEFAULT_COLUMNS = ("@timestamp", "service.name", "log.level", "http.request.method", "url.path",
                    "http.response.status_code", "trace.id", "message")
@@ -146,7 +150,8 @@ class Export:
             if self.api.timeout:  # each page is a query of its own, with its own deadline
                 request[DEADLINE] = time.monotonic() + self.api.timeout
             return await self.api.call(request, engine.search, node, start, end, limit=want,
-                                       order=order, cursor=cursor, now=now)
+                                       order=order, cursor=cursor, now=now,
+                                       slice_rows=SLICE_PAGES * page)
 
         events, cursor = await read(None, min(page, limit))  # a failure here is still a proper answer
         name = safe_filename(parameters(request).get("filename"), fmt, self.clock())

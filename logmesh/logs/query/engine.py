@@ -238,8 +238,12 @@ class Engine:
     # -- the API's questions ---------------------------------------------------------------------------
     def search(self, node: kql.Node | None, start: int, end: int, *, limit: int = 100,
                order: str = "desc", cursor: str | None = None, now: int | None = None,
-               extra: tuple[str, list[Any]] | None = None) -> tuple[list[dict], str | None]:
-        """The first ``limit`` events by (@timestamp, seq) in ``order``, after ``cursor``."""
+               extra: tuple[str, list[Any]] | None = None,
+               slice_rows: int = plan.FIRST_SLICE_ROWS) -> tuple[list[dict], str | None]:
+        """The first ``limit`` events by (@timestamp, seq) in ``order``, after ``cursor``.
+
+        ``slice_rows``: the stored rows of the first time slice read (plan.slices); an
+        export's page asks for fewer, as each page's query reads its whole first slice."""
         now = now if now is not None else int(self.clock() * 1000)
         where, params = plan.where(node, now)
         if extra is not None:
@@ -267,7 +271,7 @@ class Engine:
             events, rest = picked
             snap = dataclasses.replace(snap, parquet=tuple(rest))
         found = len(events)
-        for lo, hi in plan.slices(plan.units(snap, start, end, need), start, end, desc):
+        for lo, hi in plan.slices(plan.units(snap, start, end, need), start, end, desc, slice_rows):
             src = plan.source(snap, lo, hi, need)
             if src is None:
                 continue

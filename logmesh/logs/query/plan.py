@@ -330,15 +330,17 @@ def units(snap: Snapshot, start: int, end: int, need: tokens.Need | None) -> lis
     return out
 
 
-def slices(units: list[Unit], start: int, end: int, desc: bool) -> list[tuple[int, int]]:
-    """Cut [start, end] into time slices from the wanted end, each ~4x the rows of the last."""
+def slices(units: list[Unit], start: int, end: int, desc: bool,
+           first: int = FIRST_SLICE_ROWS) -> list[tuple[int, int]]:
+    """Cut [start, end] into time slices from the wanted end, the first of ~``first`` rows,
+    each next ~4x the rows of the last."""
     if not desc:  # oldest first is newest first on negated times: the same cuts, mirrored
         mirrored = [Unit(-u.max_ts, -u.min_ts, u.rows) for u in units]
-        return [(-hi, -lo) for lo, hi in slices(mirrored, -end, -start, True)]
+        return [(-hi, -lo) for lo, hi in slices(mirrored, -end, -start, True, first)]
     if not units:
         return []
     out = []
-    budget = FIRST_SLICE_ROWS
+    budget = first
     units = sorted(units, key=lambda u: -u.max_ts)
     hi = min(end, max(u.max_ts for u in units))
     while hi >= start:
