@@ -53,6 +53,32 @@ async def test_ndjson_is_every_matching_event_newest_first(api, monkeypatch):
     assert json.loads(body.splitlines()[0])["message"] == "line 0"
 
 
+async def test_small_slices_and_pages_give_the_bytes_of_one_page(api, monkeypatch):
+    """Each page reads a first time slice of SLICE_PAGES pages' rows: with pages of 2 and slices
+    of 2 rows (many slices a page, cursors inside equal timestamps) the file is byte for byte
+    the one a single page of a search's slices gives, on unicode, big ints, nested labels and
+    formula cells."""
+    server, s = api
+    hostile = [{"@timestamp": T0 + 50, "service.name": "goods", "message": "머그컵 \u2028 ☃ \"q\"",
+                "params": {"big": 123456789012345678901234567890, "neg": -(2 ** 70), "f": 1.5e300},
+                "labels": {"deep": {"a": [1, {"b": None}]}, "=x": "@y"}},
+               *({"@timestamp": T0 + 60, "service.name": "members", "message": f"=same ts {i}",
+                  "log.level": "-", "trace.id": "+1"} for i in range(5))]
+    async with s.post("/api/v1/logs", data="\n".join(json.dumps(e) for e in hostile)) as r:
+        assert r.status == 200 and (await r.json())["accepted"] == 6
+    for order in ("desc", "asc"):
+        for fmt in ("ndjson", "csv"):
+            params = {"order": order, "format": fmt, "columns": "@timestamp,message,params,labels.deep,log.level"}
+            monkeypatch.setattr(export, "PAGE_ROWS", 1000)
+            monkeypatch.setattr(export, "SLICE_PAGES", 250)
+            _, whole = await get(s, **params)
+            monkeypatch.setattr(export, "PAGE_ROWS", 2)
+            monkeypatch.setattr(export, "SLICE_PAGES", 1)
+            _, paged = await get(s, **params)
+            assert paged == whole and len(whole.splitlines()) == 37 + (fmt == "csv")
+    assert b"123456789012345678901234567890" in whole and "머그컵".encode() in whole
+
+
 async def test_csv_has_the_columns_and_defuses_formulas(api):
     _, s = api
     r, body = await get(s, format="csv", q="service.name:goods", limit="2",

@@ -177,6 +177,12 @@ def test_slices(units, end, desc, want):
     assert plan.slices(units, 0, end, desc) == want
 
 
+def test_a_smaller_first_slice_grows_4x_from_there():
+    """An export's page asks for a first slice of a few pages' rows (http/export.py)."""
+    assert plan.slices(TENTHS, 0, 999, True, 125_000) == [(900, 999), (500, 899), (0, 499)]
+    assert plan.slices(TENTHS, 0, 999, False, 125_000) == [(0, 99), (100, 499), (500, 999)]
+
+
 @pytest.mark.parametrize("ranges, cap, want", [
     ([(5, 6), (1, 2)], 10, [(1, 2), (5, 6)]),
     ([(1, 2), (3, 4), (4, 9)], 10, [(1, 9)]),  # adjacent and overlapping ranges join
