@@ -35,7 +35,8 @@ async def main():
     t0, c0 = time.perf_counter(), time.process_time()
     for k in range(events // block_events):
         seqs = w.reserve(block_events)
-        last = w.append_encoded(blocks[k % 4], seqs[0], seqs[-1], block_events, 0, 0, 0)
+        last = w.append_encoded(blocks[k % 4], seqs[0], seqs[-1], block_events, 0, 0, 0,
+                                services={})
         inflight.append(asyncio.ensure_future(w.durable(last)))
         if len(inflight) >= conns:
             await inflight.pop(0)

@@ -186,7 +186,8 @@ class HttpSources:
             return self.writer.failure
         seqs = self.writer.reserve(block.count)
         last = self.writer.append_encoded(block.encode(seqs), seqs[0], seqs[-1], block.count,
-                                          block.min_ts, block.max_ts, block.first_ts)
+                                          block.min_ts, block.max_ts, block.first_ts,
+                                          services=block.services())
         try:
             await self.writer.durable(last, on_failure="withdraw", first=seqs[0])
         except StoreUnavailable as exc:

@@ -19,6 +19,7 @@ good, so a refused body uses none.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import msgspec
 
 from ..event import Event
+from ..store.live_counts import service_counts
 
 _encode_lines = msgspec.json.Encoder().encode_lines
 
@@ -87,6 +89,7 @@ def utf8(text: bytes, piece: int = 4096) -> bool:
 
 COLUMNS = ("received_at", "service_name", "service_instance", "level", "logger", "message",
            "trace_id", "labels")  # Line's fields after seq and @timestamp
+_SERVICE_COLUMN = 1 + COLUMNS.index("service_name")  # in a _Run's columns, after @timestamp
 
 
 @dataclass(slots=True)
@@ -134,6 +137,22 @@ class LineBlock:
         self._stamps(min(stamps), max(stamps), stamps[0])
         self.parts.append(events)
         self.count += len(events)
+
+    def services(self) -> dict[str, int]:
+        """Events per ``service.name``, for the store's counts (store/live_counts.py): a run's
+        shared service counted at once, a column of them and an Event list in C."""
+        out: Counter[str] = Counter()
+        for part in self.parts:
+            if part.__class__ is _Run:
+                col = part.columns[_SERVICE_COLUMN]
+                if col.__class__ is list:
+                    out.update(col)
+                elif col is not None:
+                    out[col] += part.n
+            else:
+                out.update(service_counts(part))
+        out.pop(None, None)  # type: ignore[call-overload]
+        return out
 
     def encode(self, seqs: range) -> bytes:
         """The stored lines, given ``seqs`` (``count`` of them, from the writer's ``reserve``)."""

@@ -36,9 +36,9 @@ log = logging.getLogger("logmesh.logs.ingest")
 
 Decode = Callable[[bytes, int, "tuple[str, int] | None"], Event]
 # A read's lines encoded as stored lines at once, or None (syslog.SyslogDecoder.encode_block):
-# (lines, received, source, the writer's reserve) -> (blob, seqs, timestamps) | None.
+# (lines, received, source, the writer's reserve) -> (blob, seqs, timestamps, services) | None.
 EncodeBlock = Callable[[list[bytes], int, "tuple[str, int]", Callable[[int], range]],
-                       "tuple[bytes, range, list[int]] | None"]
+                       "tuple[bytes, range, list[int], dict[str, int]] | None"]
 # The server's way to open a TCP ingest port behind its guard (TLS, --workers balancing):
 # (protocol factory, port) -> a server with .sockets and .close().
 ServeTcp = Callable[[Callable[[], asyncio.BaseProtocol], int], Awaitable[Any]]
@@ -106,9 +106,9 @@ class LineIngestProtocol(IngestConnection):
         got = self.block(lines, now_ms(), self.source, writer.reserve)
         if got is None:
             return False
-        blob, seqs, stamps = got
+        blob, seqs, stamps, services = got
         writer.append_encoded(blob, seqs[0], seqs[-1], len(seqs), min(stamps), max(stamps),
-                              stamps[0])
+                              stamps[0], services=services)
         self.ctx.events.inc(len(seqs))
         self.counters.events(self.protocol, len(seqs))
         return True

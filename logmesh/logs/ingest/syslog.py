@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from operator import add, getitem, itemgetter, sub
@@ -94,7 +95,7 @@ _FRACTION_MS: dict[bytes | None, int] = {None: 0, **{
     b".%0*d" % (k, v): int((f"{v:0{k}d}" + "00")[:3]) for k in (1, 2, 3) for v in range(10 ** k)}}
 SEP = b"\x7f"  # joins a read's lines to trim their newlines in one replace (_escaped)
 _SAMPLE_SECOND = "1970-01-01T00:00:00"  # _tail reads what follows the second of a timestamp
-_HEAD, _ZONE_MS = map(itemgetter, range(2))  # a head's parts
+_HEAD, _ZONE_MS, _SERVICE = map(itemgetter, range(3))  # a head's parts
 
 
 class SyslogDecoder:
@@ -242,7 +243,8 @@ class SyslogDecoder:
 
     # -- the hot path: a read of plain RFC 5424 lines, encoded without event objects ----------
     def encode_block(self, lines: list[bytes], received: int, source: tuple[str, int],
-                     reserve: Callable[[int], range]) -> tuple[bytes, range, list[int]] | None:
+                     reserve: Callable[[int], range]
+                     ) -> tuple[bytes, range, list[int], dict[str, int]] | None:
         """The stored lines of a read whose every line is RFC 5424 with no structured data or
         plain structured data (see _PLAIN_SD), valid UTF-8 and a good timestamp (what rsyslog
         and syslog-ng forward, logger sends, and most libraries send);
@@ -257,7 +259,7 @@ class SyslogDecoder:
         and a join of 8 parts a line (1.42 vs 1.78 µs an event on the shared machine,
         ``bench/ingest_sockets.py --micro``; docs/benchmarks.md).
         ``reserve`` is called only once the read is known to fit; returns (blob, seqs,
-        timestamps).
+        timestamps, events per service: the store's counts, store/live_counts.py).
         """
         n = len(lines)
         escaped = _escaped(lines) if lines[0][-1:] != b"\n" else None
@@ -297,15 +299,17 @@ class SyslogDecoder:
         line = (b'{"seq":%d,"@timestamp":%d,"received_at":' + b"%d" % received +
                 b',"source.address":' + orjson.dumps(source[0]).replace(b"%", b"%%") +
                 b',"source.port":' + b"%d" % source[1] + b'%b"message":"%b"}\n')
-        return line * n % tuple(values), seqs, stamps
+        services = Counter(map(_SERVICE, heads))  # C, as service_counts
+        services.pop(None, None)
+        return line * n % tuple(values), seqs, stamps, services
 
-    def _heads_of(self, cols: list[Any]) -> list[tuple[bytes, int]]:
+    def _heads_of(self, cols: list[Any]) -> list[tuple[bytes, int, str | None]]:
         """Each line's head (KeyError for one not cached): by its PRI (which rides with its
         second), then by its zone and sender's fields."""
         return list(map(getitem, map(self._second_heads.__getitem__, cols[1::_STRIDE]),
                         cols[3::_STRIDE]))
 
-    def _learn(self, cols: list[Any]) -> list[tuple[bytes, int]]:
+    def _learn(self, cols: list[Any]) -> list[tuple[bytes, int, str | None]]:
         """Cache what a read holds that is not cached yet (Rejected for a value that is bad);
         returns its heads."""
         if len(self._second_ms) > CACHE_SIZE:
@@ -341,10 +345,10 @@ class SyslogDecoder:
             heads[zone_hdr] = self._head(key.partition(_PRI_END)[0], zone_hdr)
         return self._heads_of(cols)
 
-    def _head(self, pri_text: bytes, zone_hdr: bytes) -> tuple[bytes, int]:
+    def _head(self, pri_text: bytes, zone_hdr: bytes) -> tuple[bytes, int, str | None]:
         """What lines of one PRI, zone, HOSTNAME, APP-NAME, PROCID, MSGID and structured data
-        share: the fields between ``source.port`` and ``message`` (service, level, labels)
-        and the zone's offset in ms."""
+        share: the fields between ``source.port`` and ``message`` (service, level, labels),
+        the zone's offset in ms, and the service (counted by the store)."""
         pri = int(pri_text)
         if pri >= 192:
             raise Rejected("bad_syslog", "PRI over 191")  # the per-line path stores it whole
@@ -361,7 +365,7 @@ class SyslogDecoder:
         svc = b',"service.name":' + orjson.dumps(app) if app != NIL else b""
         return (svc + b',"log.level":"' + LEVELS[pri & 7].encode() + b'","labels":' +
                 orjson.dumps(labels) + b",",
-                self._tail(_SAMPLE_SECOND + zone)[1] * 1000)
+                self._tail(_SAMPLE_SECOND + zone)[1] * 1000, app if app != NIL else None)
 
 
 def _escaped(lines: list[bytes]) -> bytes | None:

@@ -206,9 +206,11 @@ class LogIngestProtocol(IngestConnection):
         if block is not None:  # the common case: plain book packets, stored without parsing them
             n = len(block.messages)
             seqs = ctx.writer.reserve(n)
-            head = block_head(received, self.source, block.service or self._book_service(block))
+            service = block.service or self._book_service(block)
+            head = block_head(received, self.source, service)
             ctx.writer.append_encoded(encode_block(block.messages, seqs, head), seqs[0], seqs[-1],
-                                      n, received, received, received)
+                                      n, received, received, received,
+                                      services={service: n} if service is not None else {})
             ctx.events.inc(n)
             if ctx.book_lines is not None:
                 ctx.book_lines(self.source, block.messages)

@@ -95,16 +95,7 @@ class StoreView:
         """Load what was appended since the last refresh; the caller holds the engine's lock."""
         # segments first, then Parquet files: see store/compact.py
         segments = catalogue.list_segments(self.data_dir)
-        parquet = catalogue.parquet_names(self.data_dir)
-        for n in list(self._parquet):
-            if n not in parquet:
-                del self._parquet[n]  # removed by retention
-        for n in sorted(parquet - set(self._parquet)):
-            pf = open_parquet(self.parquet_dir / n, self.db.cursor())
-            if pf is not None:
-                self._parquet[n] = pf
-            else:
-                self.unopened.append(self.parquet_dir / n)
+        parquet = self.refresh_parquet()
         seen = set()
         cold: list[SegmentInfo] = []
         wall = time.time()
@@ -112,7 +103,7 @@ class StoreView:
             name = seg.path.name
             if layout.parquet_name(name) in self._parquet:
                 continue  # compacted: the Parquet file is in charge
-            if seg.sealed and self._is_cold(seg, wall):
+            if seg.sealed and self.is_cold(seg, wall):
                 cold.append(seg)  # its rows, if loaded, go once the grace below has run
                 continue
             seen.add(name)
@@ -137,13 +128,34 @@ class StoreView:
                 self.con.execute("DELETE FROM live WHERE _seg = ?", [sid])
                 del self._gone[sid]
         self._snapshot = Snapshot(
-            tuple(sorted(self._parquet.values(), key=lambda p: (p.min_ts, p.path.name))),
+            self._sorted_parquet() if len(parquet) != len(self._parquet) else parquet,
             tuple(LiveSegment(s.id, s.path, s.worker, s.first_seq, s.offset, s.rows, s.min_ts,
                               s.max_ts, dict(s.services)) for s in self._live.values()),
             self._gen, tuple(cold))
         return self._snapshot
 
-    def _is_cold(self, seg: SegmentInfo, wall: float) -> bool:
+    def refresh_parquet(self) -> tuple[ParquetFile, ...]:
+        """Open the Parquet files that appeared, forget those retention removed; the files known
+        now, by time. The caller holds the engine's lock and listed the segments first (see
+        store/compact.py)."""
+        parquet = catalogue.parquet_names(self.data_dir)
+        for n in list(self._parquet):
+            if n not in parquet:
+                del self._parquet[n]  # removed by retention
+        for n in sorted(parquet - set(self._parquet)):
+            pf = open_parquet(self.parquet_dir / n, self.db.cursor())
+            if pf is not None:
+                self._parquet[n] = pf
+            else:
+                self.unopened.append(self.parquet_dir / n)
+        return self._sorted_parquet()
+
+    def _sorted_parquet(self) -> tuple[ParquetFile, ...]:
+        return tuple(sorted(self._parquet.values(), key=lambda p: (p.min_ts, p.path.name)))
+
+    def is_cold(self, seg: SegmentInfo, wall: float) -> bool:
+        """A sealed segment read from its file by each query, not held in memory (the
+        module's docstring); the caller holds the engine's lock."""
         try:
             sealed_at = seg.path.with_name(layout.index_name(seg.path.name)).stat().st_mtime
         except FileNotFoundError:

@@ -45,7 +45,11 @@ SAVED_SEARCHES_FILE = "saved-searches.json"  # http/saved_searches.py: replaced 
 QUARANTINE_SUFFIX = ".damaged"
 SEGMENT_SUFFIX = ".ndjson"
 HIGHWATER_SUFFIX = ".seq"  # {"last_seq": N}: outlives every segment and Parquet file of a worker
-INDEX_SUFFIX = ".idx.json"  # {"version", "first_seq", "last_seq", "count", "min_ts", "max_ts", "bytes", "longest", "sparse": [[seq, ts, offset], ...]}
+INDEX_SUFFIX = ".idx.json"  # {"version", "first_seq", "last_seq", "count", "min_ts", "max_ts", "bytes", "longest", "services": {name: n}, "sparse": [[seq, ts, offset], ...]}
+# beside the active segment: its index less "sparse", replaced (not fsynced) after each group the
+# writer writes; "bytes" is the offset it covers. Removed when the segment is sealed, and by
+# recovery (store/live_counts.py): /api/v1/stats reads it instead of the segment's lines
+COUNTS_SUFFIX = ".counts.json"
 PARQUET_SUFFIX = ".parquet"
 BLOCKS_SUFFIX = ".blocks.json"  # beside each .parquet: per row group time range + message token filter
 RED_SUFFIX = ".red"  # beside each .parquet: its access logs' RED summary (Parquet; red_summary.py)
@@ -97,6 +101,10 @@ def segment_name(worker: int, first_seq: int) -> str:
 
 def index_name(segment: str) -> str:
     return segment[: -len(SEGMENT_SUFFIX)] + INDEX_SUFFIX
+
+
+def counts_name(segment: str) -> str:
+    return segment[: -len(SEGMENT_SUFFIX)] + COUNTS_SUFFIX
 
 
 def parquet_name(segment: str) -> str:

@@ -38,21 +38,21 @@ class Recovery:
     untouched: bool = False  # the disk refused the quarantine or the rewrite: left as it was
 
 
-def _record(line: bytes) -> tuple[int, int] | None:
-    """(seq, @timestamp) of a stored line every reader can read, else None.
+def record(line: bytes) -> tuple[int, int, str | None] | None:
+    """(seq, @timestamp, service.name) of a stored line every reader can read, else None.
 
     Judged with the readers' parser (orjson, lone surrogates read as U+FFFD),
     so "damaged" means "no reader could use it", nothing stricter.
     """
     try:
         event = loads(line)
-        seq, ts = event["seq"], event["@timestamp"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        seq, ts, svc = event["seq"], event["@timestamp"], event.get("service.name")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
     if type(seq) is not int or type(ts) is not int or not 0 <= seq < 1 << 63 \
             or not 0 <= ts <= layout.MAX_TIMESTAMP_MS:  # no index could hold it (issue 14)
         return None
-    return seq, ts
+    return seq, ts, svc if svc.__class__ is str else None
 
 
 def recover_segment(path: Path) -> Recovery:
@@ -75,13 +75,13 @@ def recover_segment(path: Path) -> Recovery:
     while offset < end:
         nl = data.index(b"\n", offset)
         line = data[offset:nl + 1]
-        rec = _record(line)
+        rec = record(line)
         if rec is None:
             bad.append((offset, line))
             result.damaged_lines += 1
             result.damaged_bytes += len(line)
         else:
-            index.add(rec[0], rec[1], out, len(line))
+            index.add(rec[0], rec[1], out, len(line), rec[2])
             keep.append(line)
             out += len(line)
         offset = nl + 1
@@ -218,6 +218,10 @@ def recover_stream(data_dir: Path, worker: int) -> StreamRecovery:
     for seg in catalogue.segment_files(data_dir, worker):
         path = seg.path
         idx_path = path.with_name(layout.index_name(path.name))
+        live_counts_path = path.with_name(layout.counts_name(path.name))
+        # the writer's counts of a segment it did not seal (store/live_counts.py): the index
+        # below, rebuilt from the lines kept, holds them
+        live_counts_path.unlink(missing_ok=True)
         sealed: dict | None = None
         _set_aside_if_no_file(idx_path)  # then recovered as a segment without its index
         if idx_path.exists():

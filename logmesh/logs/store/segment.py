@@ -31,7 +31,8 @@ import msgspec
 
 from ...fsio import fsync_path, write_atomic
 from ...metrics import Metrics, number, value
-from . import layout
+from . import layout, live_counts
+from .live_counts import service_counts
 from .recovery import recover_stream
 from .segment_index import SegmentIndex
 from .streams import claim_worker, save_highwater
@@ -142,8 +143,9 @@ class SegmentWriter:
         self._buf: list[bytes] = []
         self._buf_bytes = 0
         self._buf_last_seq = -1
-        # what each block of _buf holds: (bytes, first_seq, last_seq, count, min_ts, max_ts, first_ts)
-        self._pending_blocks: list[tuple[int, int, int, int, int, int, int]] = []
+        # what each block of _buf holds: (bytes, first_seq, last_seq, count, min_ts, max_ts,
+        # first_ts, events per service)
+        self._pending_blocks: list[tuple[int, int, int, int, int, int, int, dict[str, int]]] = []
         self.written_seq = -1  # last seq handed to the kernel
         self.durable_seq = -1  # last seq known fsynced (or written, with fsync off)
         # (seq, future, first seq of a block to withdraw, answer on failure): see durable()
@@ -280,7 +282,8 @@ class SegmentWriter:
         Nothing touches the disk here: the flusher writes blocks as one group.
         """
         last = self.append_encoded(_encode_lines(events), events[0].seq, events[-1].seq,
-                                   len(events), min_ts, max_ts, events[0].timestamp)
+                                   len(events), min_ts, max_ts, events[0].timestamp,
+                                   services=service_counts(events))
         if self.observer is not None:
             self.observer(events)  # after: not the events of a block refused (LineTooLong)
         return last
@@ -297,9 +300,10 @@ class SegmentWriter:
             return (self.append_events(rest) if rest else self.appended_seq), refused
 
     def append_encoded(self, blob: bytes, first: int, last: int, count: int, min_ts: int,
-                       max_ts: int, first_ts: int) -> int:
+                       max_ts: int, first_ts: int, *, services: dict[str, int]) -> int:
         """Append ``count`` stored lines already encoded (seqs ``first``..``last`` from
-        :meth:`reserve`, timestamps in [min_ts, max_ts]); returns the last seq.
+        :meth:`reserve`, timestamps in [min_ts, max_ts], ``services``: how many have each
+        ``service.name``); returns the last seq.
 
         Raises LineTooLong, appending none of them, when a line is longer than
         layout.MAX_LINE_BYTES: every ingest path refuses such events before acknowledging them."""
@@ -312,7 +316,8 @@ class SegmentWriter:
             raise LineTooLong(lines, sizes)
         self._buf.append(blob)
         self._buf_bytes += len(blob)
-        self._pending_blocks.append((len(blob), first, last, count, min_ts, max_ts, first_ts))
+        self._pending_blocks.append((len(blob), first, last, count, min_ts, max_ts, first_ts,
+                                     services))
         self._buf_last_seq = last
         self._kick()
         return last
@@ -565,7 +570,7 @@ class SegmentWriter:
                 if first is None:
                     fut.set_exception(StoreUnavailable(reason))
 
-    def _write_group(self, data: list[bytes], pending: list[tuple[int, int, int, int, int, int, int]]) -> None:
+    def _write_group(self, data: list[bytes], pending: list) -> None:
         """Write one group of blocks, rotating first when the clock's hour (day) or size says so.
 
         Rotation follows the logs service's own clock, not the events'
@@ -598,6 +603,8 @@ class SegmentWriter:
                 self._write_blocks(data, pending, i, j)  # raises _WriteFailed
             self._account(pending[i:j], size)
             i = j
+        if data:
+            self._save_counts(data[-1])
 
     def _write_blocks(self, data: list[bytes], pending: list, i: int, j: int) -> None:
         """After a failed group write: write ``pending[i:j]`` one by one until one fails."""
@@ -616,13 +623,26 @@ class SegmentWriter:
         assert self.index is not None
         offset = self.index.bytes
         events = 0
-        for nbytes, first, last, count, min_ts, max_ts, first_ts in blocks:
+        for nbytes, first, last, count, min_ts, max_ts, first_ts, services in blocks:
             self.index.add_block(first, last, count, min_ts, max_ts, first_ts, offset, nbytes)
+            self.index.add_services(services)
             offset += nbytes
             events += count
         self.index.bytes = offset
         self.stored_events.inc(events)  # in the I/O thread: prometheus-client's values lock
         self.stored_bytes.inc(size)
+
+    def _save_counts(self, last_block: bytes) -> None:
+        """In the I/O thread, after a group: the active segment's counts as far as it is written
+        (store/live_counts.py), for /api/v1/stats; ``last_block``: the group's last, which ends
+        where they do. Not fsynced: a crash's recovery removes them and counts the lines; a
+        failure to write them costs stats a read of the lines."""
+        if self.path is None or self.index is None:
+            return
+        try:
+            live_counts.save(self.path, self.index, last_block)
+        except OSError as exc:
+            log.debug("store: cannot save the counts of %s (%s)", self.path.name, exc)
 
     def _rotate(self, first_seq: int, bucket: int) -> None:
         self._seal()
@@ -647,12 +667,14 @@ class SegmentWriter:
         self._fd = None
         if self.index.count:
             write_atomic(self.path.with_name(layout.index_name(self.path.name)), self.index.to_json())
+            live_counts.remove(self.path)  # the sealed index says it all now
             self._save_highwater(self.index.last_seq)  # before compaction or retention can remove it
             self.segments_sealed += 1
             self.last_sealed = self.path
             for hook in self.on_seal:
                 hook(self.path, self.index)
         else:
+            live_counts.remove(self.path)
             self.path.unlink(missing_ok=True)
         self.durable_seq = max(self.durable_seq, self.written_seq)
 

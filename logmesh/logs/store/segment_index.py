@@ -1,6 +1,7 @@
 """A segment's index: what a reader needs to skip a segment (its seq and time range, and a
-sparse [seq, ts, offset] list), kept by the writer as it appends, rebuilt by recovery from
-the lines, and written beside the segment as ``.idx.json`` when it is sealed (layout.py)."""
+sparse [seq, ts, offset] list) and to count it without reading it (events per service), kept
+by the writer as it appends, rebuilt by recovery from the lines, and written beside the
+segment as ``.idx.json`` when it is sealed (layout.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,15 @@ def read_sealed(raw: bytes) -> dict[str, Any]:
         value = index.get(name)
         if value is not None and (value.__class__ is not int or name in _COUNTS and value < 0):
             raise ValueError(f"{name} {str(value)[:40]} is not a count")
+    if not services_ok(index.get("services")):
+        index.pop("services", None)  # counted from the lines instead (older indexes have none either)
     return index
+
+
+def services_ok(services: Any) -> bool:
+    """``services`` is an index's events per service: {name: count >= 0}."""
+    return services.__class__ is dict and all(
+        n.__class__ is int and n >= 0 for n in services.values())
 
 
 @dataclass
@@ -44,9 +53,19 @@ class SegmentIndex:
     sparse: list[list[int]] = field(default_factory=list)  # [seq, ts, offset] about every SPARSE_EVERY
     longest: int = 0  # its largest write (or line): no line is longer (store/long_lines.py)
     next_sparse: int = 0  # event count at which the next sparse entry is due
+    # events per service.name (those without one are count - their sum): what /api/v1/stats
+    # reads instead of the lines (query/stats.py)
+    services: dict[str, int] = field(default_factory=dict)
 
-    def add(self, seq: int, ts: int, offset: int, nbytes: int = 0) -> None:
+    def add(self, seq: int, ts: int, offset: int, nbytes: int = 0, service: str | None = None) -> None:
         self.add_block(seq, seq, 1, ts, ts, ts, offset, nbytes)
+        if service is not None:
+            self.services[service] = self.services.get(service, 0) + 1
+
+    def add_services(self, services: dict[str, int]) -> None:
+        mine = self.services
+        for name, n in services.items():
+            mine[name] = mine.get(name, 0) + n
 
     def add_block(self, first: int, last: int, count: int, min_ts: int, max_ts: int,
                   first_ts: int, offset: int, nbytes: int = 0) -> None:
@@ -64,8 +83,12 @@ class SegmentIndex:
         self.last_seq = last
         self.count += count
 
-    def to_json(self) -> bytes:
-        return orjson.dumps({"version": layout.SEGMENT_FORMAT_VERSION, "first_seq": self.first_seq,
-                             "last_seq": self.last_seq, "count": self.count, "min_ts": self.min_ts,
-                             "max_ts": self.max_ts, "bytes": self.bytes, "longest": self.longest,
-                             "sparse": self.sparse})
+    def to_json(self, sparse: bool = True) -> bytes:
+        """The sealed index; ``sparse=False``: less the sparse list (the live counts)."""
+        out = {"version": layout.SEGMENT_FORMAT_VERSION, "first_seq": self.first_seq,
+               "last_seq": self.last_seq, "count": self.count, "min_ts": self.min_ts,
+               "max_ts": self.max_ts, "bytes": self.bytes, "longest": self.longest,
+               "services": self.services}
+        if sparse:
+            out["sparse"] = self.sparse
+        return orjson.dumps(out)

@@ -62,7 +62,7 @@ async def test_paused_connections_read_again_while_the_writer_writes(tmp_path):
     writer._write_and_sync = held
     try:
         blob, seqs = _lines(writer, 17_000, 1000)
-        writer.append_encoded(blob, seqs[0], seqs[-1], len(seqs), T0, T0, T0)
+        writer.append_encoded(blob, seqs[0], seqs[-1], len(seqs), T0, T0, T0, services={})
         assert writer.buffered_bytes > PAUSE_BUFFER_BYTES
         conn = _Paused()
         ctx.paused.add(conn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import datetime
 
 import pytest
@@ -198,7 +199,9 @@ def same_as_per_line(lines: list[bytes], decoder: SyslogDecoder | None = None) -
     got = block(lines, decoder)
     if got is None:
         return False
-    blob, seqs, stamps = got
+    blob, seqs, stamps, services = got
+    assert services == {s: n for s, n in Counter(e.get("service.name") for e in per_line(lines)).items()
+                        if s is not None}
     assert blob.endswith(b"}\n") and blob.count(b"\n") == len(lines)
     slow = per_line(lines)
     assert [orjson.loads(line) for line in blob.splitlines()] == slow
@@ -260,7 +263,7 @@ def test_encode_block_with_a_percent_in_the_source_address():
     # the read's lines are one bytes % template: a link-local address's "%eth0" is not a format
     import orjson
 
-    blob, _, _ = SyslogDecoder().encode_block(PLAIN[:2], NOW, ("fe80::1%eth0", 514),
+    blob, _, _, _ = SyslogDecoder().encode_block(PLAIN[:2], NOW, ("fe80::1%eth0", 514),
                                               lambda n: range(1, 1 + n))
     assert [orjson.loads(line)["source.address"] for line in blob.splitlines()] == ["fe80::1%eth0"] * 2
 

@@ -16,7 +16,8 @@ def names(d) -> set[str]:
     for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR):
         p = d / sub
         if p.exists():
-            out |= {f"{sub}/{n}" for n in os.listdir(p) if n.endswith((".ndjson", ".parquet", ".json"))}
+            out |= {f"{sub}/{n}" for n in os.listdir(p) if n.endswith((".ndjson", ".parquet", ".json"))
+                    and not n.endswith(layout.COUNTS_SUFFIX)}  # the active segment's (live_counts.py)
     return out
 
 
