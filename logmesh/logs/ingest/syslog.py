@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from operator import add, getitem, itemgetter, sub
@@ -32,6 +31,7 @@ from typing import Any
 import orjson
 
 from ..event import SYSLOG_PRIORITY, Event
+from ..store.live_counts import name_counts
 from .common import MAX_TIMESTAMP_MS, REPLACED_LABEL, Rejected, check_timestamp
 
 # log.level: the names the rest of logmesh uses (error and warning count as errors, ledger.py).
@@ -299,9 +299,7 @@ class SyslogDecoder:
         line = (b'{"seq":%d,"@timestamp":%d,"received_at":' + b"%d" % received +
                 b',"source.address":' + orjson.dumps(source[0]).replace(b"%", b"%%") +
                 b',"source.port":' + b"%d" % source[1] + b'%b"message":"%b"}\n')
-        services = Counter(map(_SERVICE, heads))  # C, as service_counts
-        services.pop(None, None)
-        return line * n % tuple(values), seqs, stamps, services
+        return line * n % tuple(values), seqs, stamps, name_counts(list(map(_SERVICE, heads)))
 
     def _heads_of(self, cols: list[Any]) -> list[tuple[bytes, int, str | None]]:
         """Each line's head (KeyError for one not cached): by its PRI (which rides with its
