@@ -6,6 +6,7 @@ A data directory looks like::
       segments/
         w00-0000000000000001.ndjson      events, one JSON object per line (append-only)
         w00-0000000000000001.idx.json    written when the segment is sealed
+        w00-0000000000000002.counts.json the active segment's counts so far (live_counts.py)
         w00.lock                          held (flock) by the worker writing w00-*
         w00.seq                           the highest seq w00 ever sealed: seqs never repeat
       parquet/
