@@ -11,6 +11,7 @@ import time
 import urllib.error
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -96,12 +97,17 @@ def test_stats_sums_both_workers_counts_across_a_kill_and_compactions(procs, tmp
     port, http, jsonl = free_port(), free_port(), free_port()
     args = ("logs", "--workers", "2", "--port", str(port), "--http-port", str(http), "--jsonl-port",
             str(jsonl), "--standalone", "--data-dir", str(data), "--max-segment-size", "64KB")
-    logs = procs.start("logs", *args)
-    logs.wait_line(r"logs worker (\d+): TCP", count=2, timeout=30)
+    def run(name: str, conns: int, lines: int, stop: threading.Event) -> tuple[Any, list]:
+        logs = procs.start(name, *args)
+        logs.wait_line(r"logs worker (\d+): TCP", count=2, timeout=30)
+        senders = [threading.Thread(target=jsonl_sender, args=(jsonl, k, lines, stop))
+                   for k in range(conns)]
+        for t in senders:
+            t.start()
+        return logs, senders
+
     stop = threading.Event()
-    senders = [threading.Thread(target=jsonl_sender, args=(jsonl, k, 4000, stop)) for k in range(8)]
-    for t in senders:
-        t.start()
+    logs, senders = run("logs", 8, 4000, stop)
     for _ in range(3):  # asked while ingest runs: answers, whatever it counts
         ask(http, "/api/v1/stats")
         time.sleep(0.3)
@@ -110,12 +116,7 @@ def test_stats_sums_both_workers_counts_across_a_kill_and_compactions(procs, tmp
     stop.set()
     for t in senders:
         t.join(30)
-    logs = procs.start("logs-again", *args)
-    logs.wait_line(r"logs worker (\d+): TCP", count=2, timeout=30)
-    stop2 = threading.Event()
-    senders = [threading.Thread(target=jsonl_sender, args=(jsonl, k, 1000, stop2)) for k in range(4)]
-    for t in senders:
-        t.start()
+    logs, senders = run("logs-again", 4, 1000, threading.Event())
     for _ in range(4):
         book_sender(port, 100)  # a book block: one service a connection (the route's, none here)
     for t in senders:
