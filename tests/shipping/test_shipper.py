@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -322,38 +323,9 @@ async def test_a_logmesh_logs_service_answers_the_probe_and_gets_acked_batches(t
         await shipper.close()
 
 
-async def test_a_late_answer_to_the_probe_turns_acked_batches_back_on() -> None:
-    """A logs service too busy to answer within the probe's time is no book service."""
-    got: list[dict] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        splitter = FrameSplitter()
-        while data := await reader.read(65536):
-            for frame in splitter.feed(data):
-                packet = orjson.loads(frame)
-                got.append(packet)
-                if packet.get("ack"):
-                    await asyncio.sleep(0.5 if not packet["params"]["events"] else 0)
-                    writer.write(encode({"key": packet["key"], "errorcode": 0,
-                                         "acked": len(packet["params"]["events"])}))
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    shipper = await shipping(Shipper("goods", probe_timeout=0.1),
-                             server.sockets[0].getsockname()[1])
-    await wait_until(lambda: shipper.speaks == "book", 2, "book packets after the probe's time")
-    shipper.ship(request(1))
-    await wait_until(lambda: shipper.speaks == "ack", 2, "the late answer")
-    shipper.ship(request(2))
-    await wait_until(lambda: shipper.stats["acked"] == 1, 2, "an acked batch")
-    assert [p["key"] == 0 for p in got[1:]] == [True, False]  # request 1 as a book packet
-    await shipper.close()
-    server.close()
-
-
-async def test_a_node_that_answered_once_is_waited_for_not_sent_book_packets() -> None:
-    """A logs node that acknowledged on an earlier connection is a logmesh logs service: a new
-    connection whose probe it answers late (busy, its first read waiting on the loss ledger's
-    look) must not get fire-and-forget packets, which a crash of the node then loses."""
+async def slow_prober(late: Callable[[int], bool]) -> tuple[asyncio.Server, list[tuple[int, dict]], list]:
+    """A logs node that acks every batch and answers a probe 0.5 s late on the connections
+    ``late(n)`` picks (n from 1): what it got, as (connection, packet), and its connections."""
     got: list[tuple[int, dict]] = []
     conns: list[asyncio.StreamWriter] = []
 
@@ -366,12 +338,34 @@ async def test_a_node_that_answered_once_is_waited_for_not_sent_book_packets() -
                 packet = orjson.loads(frame)
                 got.append((n, packet))
                 if packet.get("ack"):
-                    if n > 1 and not packet["params"]["events"]:
+                    if late(n) and not packet["params"]["events"]:
                         await asyncio.sleep(0.5)  # busy: the probe answered past its time
                     writer.write(encode({"key": packet["key"], "errorcode": 0,
                                          "acked": len(packet["params"]["events"])}))
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return await asyncio.start_server(serve, "127.0.0.1", 0), got, conns
+
+
+async def test_a_late_answer_to_the_probe_turns_acked_batches_back_on() -> None:
+    """A logs service too busy to answer within the probe's time is no book service."""
+    server, got, _ = await slow_prober(lambda n: True)
+    shipper = await shipping(Shipper("goods", probe_timeout=0.1),
+                             server.sockets[0].getsockname()[1])
+    await wait_until(lambda: shipper.speaks == "book", 2, "book packets after the probe's time")
+    shipper.ship(request(1))
+    await wait_until(lambda: shipper.speaks == "ack", 2, "the late answer")
+    shipper.ship(request(2))
+    await wait_until(lambda: shipper.stats["acked"] == 1, 2, "an acked batch")
+    assert [p["key"] == 0 for _, p in got[1:]] == [True, False]  # request 1 as a book packet
+    await shipper.close()
+    server.close()
+
+
+async def test_a_node_that_answered_once_is_waited_for_not_sent_book_packets() -> None:
+    """A logs node that acknowledged on an earlier connection is a logmesh logs service: a new
+    connection whose probe it answers late (busy, its first read waiting on the loss ledger's
+    look) must not get fire-and-forget packets, which a crash of the node then loses."""
+    server, got, conns = await slow_prober(lambda n: n > 1)
     shipper = await shipping(Shipper("goods", probe_timeout=0.1),
                              server.sockets[0].getsockname()[1])
     await wait_until(lambda: shipper.speaks == "ack", 2, "the first connection's answer")
