@@ -9,9 +9,7 @@ stores ``--mb`` MB of shipper events (``event.id`` of 8 instances, ~250 bytes a 
 book's access logs) in one active segment; the worker's next look (``joined``: a shipper's
 new connection) reads it all. Printed: that look's wall and CPU seconds (what it holds the
 event loop for, when run there), split into the read and decode (``_event_ids``) and the
-ledger's update (``_apply``), and what a second look (nothing new) costs. ``--thread``: the
-look as the logs service now runs it (``ShipperLedger.look``: the read and decode in a thread),
-with the longest the event loop waited meanwhile (a 1 ms timer's worst lateness).
+ledger's update (``_learn``), and what a second look (nothing new) costs.
 """
 
 from __future__ import annotations
@@ -59,33 +57,10 @@ def look(ledger: ShipperLedger) -> tuple[float, float]:
     return time.perf_counter() - w, time.process_time() - c
 
 
-async def look_in_thread(ledger: ShipperLedger) -> tuple[float, float]:
-    """(the look's wall seconds, the event loop's longest stall meanwhile)."""
-    stall = 0.0
-    done = False
-
-    async def tick() -> None:
-        nonlocal stall
-        while not done:
-            t = time.perf_counter()
-            await asyncio.sleep(0.001)
-            stall = max(stall, time.perf_counter() - t - 0.001)
-
-    ticker = asyncio.create_task(tick())
-    await asyncio.sleep(0.01)
-    w = time.perf_counter()
-    await ledger.look()
-    wall = time.perf_counter() - w
-    done = True
-    await ticker
-    return wall, stall
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--thread", action="store_true", help="ShipperLedger.look(), as the service runs it")
     a = ap.parse_args(argv)
     for r in range(a.repeat):
         tmp = Path(tempfile.mkdtemp(prefix="ledger-look-"))
@@ -94,13 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             ledger.rebuild(tmp, worker=0)
             events = asyncio.run(fill(tmp, a.mb))
             size = sum(p.stat().st_size for p in tmp.rglob("*.ndjson"))
-            if a.thread:
-                wall, stall = asyncio.run(look_in_thread(ledger))
-                print(f"round {r}: {size / 2**20:.1f} MB, {events:,} events: look() {wall * 1000:.0f} ms "
-                      f"wall, the loop's longest stall meanwhile {stall * 1000:.1f} ms", flush=True)
-                continue
-            parts = {"decode": 0.0, "apply": 0.0}
-            ids_of, learn = ledger_mod._event_ids, ShipperLedger._apply
+            parts = {"decode": 0.0, "learn": 0.0}
+            ids_of, learn = ledger_mod._event_ids, ShipperLedger._learn
 
             def timed_ids(data, _f=ids_of, parts=parts):
                 t = time.process_time()
@@ -109,22 +79,22 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     parts["decode"] += time.process_time() - t
 
-            def timed_apply(self, scan, _f=learn, parts=parts):
+            def timed_learn(self, ids, _f=learn, parts=parts):
                 t = time.process_time()
                 try:
-                    return _f(self, scan)
+                    return _f(self, ids)
                 finally:
-                    parts["apply"] += time.process_time() - t
+                    parts["learn"] += time.process_time() - t
 
-            ledger_mod._event_ids, ShipperLedger._apply = timed_ids, timed_apply
+            ledger_mod._event_ids, ShipperLedger._learn = timed_ids, timed_learn
             try:
                 wall, cpu = look(ledger)
                 again_wall, again_cpu = look(ledger)
             finally:
-                ledger_mod._event_ids, ShipperLedger._apply = ids_of, learn
+                ledger_mod._event_ids, ShipperLedger._learn = ids_of, learn
             print(f"round {r}: {size / 2**20:.1f} MB, {events:,} events: first look {wall * 1000:.0f} ms "
-                  f"wall, {cpu * 1000:.0f} ms CPU (decode {parts['decode'] * 1000:.0f}, apply "
-                  f"{parts['apply'] * 1000:.0f}); the next {again_wall * 1000:.1f} ms wall", flush=True)
+                  f"wall, {cpu * 1000:.0f} ms CPU (decode {parts['decode'] * 1000:.0f}, learn "
+                  f"{parts['learn'] * 1000:.0f}); the next {again_wall * 1000:.1f} ms wall", flush=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0

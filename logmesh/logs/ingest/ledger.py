@@ -13,7 +13,6 @@ when the last one closed, and how many of its events were errors.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections import Counter
@@ -28,9 +27,6 @@ MAX_HEARTBEAT_SECONDS = 3600.0  # a batch's heartbeat interval above this is not
 # What /mesh counts as an error (store/columns.py's ERROR_SQL): these levels, or a status >= 500.
 ERROR_LEVELS = frozenset({"error", "critical", "fatal", "alert", "emergency"})
 _HAS_EVENT_ID = b'"event.id":"'
-# A look reads a segment's new bytes in pieces of this size: each piece's decode holds the
-# GIL (msgspec, in C), so in look()'s thread a 64 MB read whole held the event loop ~0.4 s.
-READ_PIECE = 1 << 20
 
 
 class _IdOnly(msgspec.Struct):
@@ -59,21 +55,6 @@ def _event_ids(data: bytes) -> list[str]:
             except (msgspec.DecodeError, RecursionError):
                 continue
     return [e.event_id for e in events if e.event_id]
-
-
-def _piecewise_event_ids(data: bytes, whole: int) -> list[str]:
-    """:func:`_event_ids` of ``data[:whole]`` (whole lines), a ``READ_PIECE`` of lines at a time."""
-    if whole <= READ_PIECE:
-        return _event_ids(data[:whole])
-    ids: list[str] = []
-    pos = 0
-    while pos < whole:
-        end = data.rfind(b"\n", pos, pos + READ_PIECE) + 1 if pos + READ_PIECE < whole else whole
-        if end <= pos:  # a line longer than a piece: to its end
-            end = data.find(b"\n", pos + READ_PIECE, whole) + 1 or whole
-        ids += _event_ids(data[pos:end])
-        pos = end
-    return ids
 
 
 def is_error(level: str | None, status: int | None) -> bool:
@@ -167,32 +148,6 @@ class InstanceLedger:
         return True
 
 
-@dataclass
-class _Scan:
-    """What one look at the store found (:meth:`ShipperLedger._scan`, which may run in a
-    thread): the event numbers per instance (sorted, each once), how far each segment was
-    read, the files read whole, and the names of all the files listed."""
-
-    numbers: dict[str, list[int]]
-    read_to: dict[str, int]
-    done: set[str]
-    names: set[str]
-    ids: int
-
-
-def _numbers(event_ids: list[str]) -> dict[str, list[int]]:
-    """``event.id`` values (``instance:n``) as each instance's numbers, sorted, each once."""
-    numbers: dict[str, set[int]] = {}
-    for event_id in event_ids:
-        instance, _, n = event_id.rpartition(":")
-        if n.isdigit():
-            got = numbers.get(instance)
-            if got is None:
-                got = numbers[instance] = set()
-            got.add(int(n))
-    return {instance: sorted(ns) for instance, ns in numbers.items()}
-
-
 class ShipperLedger:
     """All instances seen by this process (re-read from the store at start)."""
 
@@ -207,16 +162,11 @@ class ShipperLedger:
         # end, a Parquet file, or a file older than the window.
         self._read_to: dict[str, int] = {}
         self._done: set[str] = set()
-        self._looking: asyncio.Lock | None = None  # one look() at a time (made in the loop)
-        # Set while a connection handles what it read before and during its look(): the
-        # siblings' writes it must know of were made before that connection, so the look at
-        # an instance's first batch (joined, add) would only re-read what they wrote since.
-        self.covered = False
 
     def add(self, instance: str, n: int, service: str = "", ts: int = 0) -> bool:
         led = self.instances.get(instance)
         if led is None or not led.received:  # unknown, or only heard (a heartbeat, a probe)
-            if n > 1 and self.data_dir is not None and not self.covered:
+            if n > 1 and self.data_dir is not None:
                 # An instance whose numbers we never saw, not at its first event: it failed over
                 # from another logs process sharing our data directory (what we stored before
                 # our start, rebuild() read).
@@ -257,23 +207,8 @@ class ShipperLedger:
         was killed) is resent here: learn what the siblings stored since we last looked, or the
         resend is stored twice -- whether this process knew the instance or not, and from its
         first event on. Reads only what they wrote since then."""
-        if self.data_dir is not None and not self.covered:
+        if self.data_dir is not None:
             self._learn_store()
-
-    async def look(self) -> None:
-        """:meth:`joined`'s look at what the siblings stored, with the reading and decoding in a
-        thread: the first look after a quiet spell may read a sibling's whole active segment
-        (64 MB: ~0.45 s of CPU, bench/ledger_look.py), which held the event loop (/healthz,
-        every other connection) as long. logs/ingest/tcp.py runs it when a connection first
-        reads, and handles that read (and what came meanwhile) once it is done, so the
-        connection's first batch is judged against what the siblings stored before it came."""
-        if self.data_dir is None:
-            return
-        if self._looking is None:
-            self._looking = asyncio.Lock()
-        async with self._looking:  # each look from where the last one left off
-            scan = await asyncio.to_thread(self._scan, dict(self._read_to), set(self._done), False)
-            self._apply(scan)
 
     def heard(self, instance: str, service: str, node: object, heartbeat: object, source: str,
               now_ms: int, *, errors: int = 0, opened: bool = False) -> None:
@@ -346,23 +281,16 @@ class ShipperLedger:
         return seen
 
     def _learn_store(self, own: bool = False) -> int:
-        """Learn the event ids of what the store holds that this ledger has not read yet (in
-        the loop: :meth:`look` does it in a thread); how many were read."""
-        scan = self._scan(dict(self._read_to), set(self._done), own)
-        self._apply(scan)
-        return scan.ids
-
-    def _scan(self, read_to: dict[str, int], done: set[str], own: bool) -> _Scan:
-        """The event numbers of what the store holds beyond ``read_to`` and ``done`` (copies of
-        the ledger's, updated here): the bytes appended to each segment since, and the Parquet
-        files of segments not read to their end (compaction took them meanwhile). Only the
-        siblings' files unless ``own``: what this process stores, :meth:`add` has recorded.
-        Files stored before the window (by when they were written, not event time: old events
-        arrive late) are skipped. Touches nothing of the ledger's: it may run in a thread."""
+        """Learn the event ids of what the store holds that this ledger has not read yet: the
+        bytes appended to each segment since, and the Parquet files of segments not read to
+        their end (compaction took them meanwhile). Only the siblings' files unless ``own``:
+        what this process stores, :meth:`add` has recorded. Files stored before the window
+        (by when they were written, not event time: old events arrive late) are skipped."""
         from ..store import catalogue, layout
 
         assert self.data_dir is not None
         cutoff = time.time() - self.window_ms / 1000
+        read_to, done = self._read_to, self._done
         ids: list[str] = []
         names = set()
         for seg in catalogue.segment_files(self.data_dir):
@@ -390,7 +318,7 @@ class ShipperLedger:
             if sealed and whole == len(data):
                 done.add(stem)
                 read_to.pop(stem, None)
-            ids += _piecewise_event_ids(data, whole)
+            ids += _event_ids(data[:whole])
         parquet = []
         for pq in catalogue.parquet_files(self.data_dir):
             stem = pq.path.name[:-len(layout.PARQUET_SUFFIX)]
@@ -403,40 +331,25 @@ class ShipperLedger:
                 parquet.append(str(pq.path))
         if parquet:
             ids += _parquet_event_ids(parquet)
-        return _Scan(_numbers(ids), read_to, done, names, len(ids))
+        for stem in done - names:  # removed (compaction, retention): forget its name
+            done.discard(stem)
+        for stem in read_to.keys() - names:
+            del read_to[stem]
+        self._learn(ids)
+        return len(ids)
 
-    def _apply(self, scan: _Scan) -> None:
-        """Take a :meth:`_scan`'s numbers and how far it read. A look in the loop (an unknown
-        instance's, :meth:`add`) may have read further meanwhile: both learned what they read,
-        so the further of the two stands, and a file either read whole is done."""
-        read_to, done = self._read_to, self._done
-        gone = (scan.done | scan.read_to.keys()) - scan.names  # removed: forget their names
-        done |= scan.done
-        done -= gone
-        for stem, end in scan.read_to.items():
-            if stem not in done and end > read_to.get(stem, -1):
-                read_to[stem] = end
-        for stem in gone | (read_to.keys() & done):
-            read_to.pop(stem, None)
-        self._learn_numbers(scan.numbers)
-
-    def _learn_numbers(self, numbers: dict[str, list[int]]) -> None:
-        """Record stored numbers (sorted, each once) per instance, not counted as resends: a
-        run that follows its watermark in one step (a sibling's segment holds runs), else
-        number by number (the same event seen twice while compaction moved it is no resend)."""
+    def _learn(self, event_ids: list[str]) -> None:
+        """Record stored ``event_ids`` (not counted as resends)."""
         instances = self.instances
-        for instance, ns in numbers.items():
+        for event_id in event_ids:
+            instance, _, n = event_id.rpartition(":")
+            if not n.isdigit():
+                continue
             led = instances.get(instance)
             if led is None:
                 led = instances[instance] = InstanceLedger()
-            if not led.above and ns[0] <= led.watermark + 1 and ns[-1] - ns[0] + 1 == len(ns):
-                if ns[-1] > led.watermark:
-                    led.received += ns[-1] - led.watermark
-                    led.watermark = ns[-1]
-                continue
-            for n in ns:
-                if not led.add(n):
-                    led.duplicates -= 1
+            if not led.add(int(n)):
+                led.duplicates -= 1  # the same event seen twice while compaction moved it
 
     def summary(self) -> list[dict]:
         return [{"instance": inst, "service": led.service, "received": led.received,

@@ -106,11 +106,6 @@ class LogIngestProtocol(IngestConnection):
         self._hello = FirstPacket()  # the first packet, while a token is awaited
         self.book_service: str | None = None  # see _book_service
         self.shippers: set[str] = set()  # the instances whose batches came over this connection
-        # The ledger's look at what the sibling workers stored, once, before the first read is
-        # handled (_look_first); the reads meanwhile, in order; whether the connection was lost
-        self._looked = ctx.ledger.data_dir is None
-        self._held: list[bytes] | None = None
-        self._lost = False
 
     @property
     def drains_on_stop(self) -> bool:  # type: ignore[override]
@@ -123,7 +118,6 @@ class LogIngestProtocol(IngestConnection):
         return not self.shippers
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
         self.handle_kept()  # before the ledger hears that its shippers left
         if self.shippers:
             dropped = now_ms()
@@ -131,51 +125,7 @@ class LogIngestProtocol(IngestConnection):
                 self.ctx.ledger.closed(instance, dropped)
         super().connection_lost(exc)
 
-    def _look_first(self, data: bytes) -> None:
-        """Hold the connection's first read, and what comes while it is held, until the
-        ledger has looked at what the sibling workers stored (ShipperLedger.look, its reading
-        in a thread). A shipper whose batch a sibling stored but never acked (it was killed)
-        resends it over a new connection, here: judged against the siblings' store, it is
-        stored once. The look ran in the event loop at the batch, and its first after a quiet
-        spell read a sibling's whole active segment: 64 MB held the loop ~0.45 s."""
-        if self._held is not None:
-            self._held.append(data)
-            return
-        self._held = [data]
-        if self.transport is not None:
-            self.transport.pause_reading()
-        asyncio.ensure_future(self.ctx.ledger.look()).add_done_callback(self._looked_first)
-
-    def _looked_first(self, look: asyncio.Future) -> None:
-        held, self._held = self._held or [], None
-        self._looked = True
-        ledger = self.ctx.ledger
-        failed = look.cancelled() or look.exception() is not None
-        if failed and not look.cancelled():
-            log.error("ingest %s:%s: the ledger's look at the store failed (%r); looked again "
-                      "at the first batch", *self.source, look.exception())
-        ledger.covered = not failed  # the siblings' writes before this connection are known
-        try:
-            self.received(b"".join(held))
-        except Exception:  # as asyncio does for a data_received that raises
-            log.exception("ingest %s:%s: cannot handle a read; closing", *self.source)
-            if self.transport is not None:
-                self.transport.abort()
-        finally:
-            ledger.covered = False
-        transport = self.transport
-        if self._lost:  # ended while held: its shippers left once their batches were heard
-            dropped = now_ms()
-            for instance in self.shippers:
-                ledger.closed(instance, dropped)
-        elif transport is not None and not transport.is_closing() and self.turn_data is None \
-                and not self.paused:
-            transport.resume_reading()
-
     def received(self, data: bytes) -> None:
-        if not self._looked:
-            self._look_first(data)
-            return
         ctx = self.ctx
         ctx.bytes.inc(len(data))
         if not self.authed:  # once per connection: the hot path below never checks tokens
