@@ -9,7 +9,7 @@ import { $, h, s } from "./dom.js";
 import { handleError } from "./errors.js";
 import { color, fmtAgo, fmtMs, fmtNum, fmtPct, fmtRate, stateClass } from "./format.js";
 import { kqlValue } from "./kql.js";
-import { sparkPoints } from "./series.js";
+import { countOf, sparkPoints } from "./series.js";
 import { current, state } from "./state.js";
 import { rangeLabel } from "./time.js";
 
@@ -252,7 +252,7 @@ function sparkline(name, hg) {
   const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "spark" });
   const b = (hg && hg.buckets) || [];
   if (!b.length) return svg;
-  const vals = b.map((x) => (x.by && x.by[name]) || 0);
+  const vals = b.map((x) => countOf(x.by, name) || 0);
   svg.append(s("polyline", { points: sparkPoints(vals, W, H), fill: "none", stroke: color(name), "stroke-width": 1.5 }));
   return svg;
 }

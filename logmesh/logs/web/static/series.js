@@ -14,10 +14,18 @@ export function stackTotals(buckets) {
   return { max, totals, order };
 }
 
+/**
+ * by[k] when by holds k itself, else 0: the values are stored data, and a service named
+ * "__proto__" or "constructor" is one (by["constructor"] of a bucket without it is Object).
+ */
+export function countOf(by, k) {
+  return by && Object.hasOwn(by, k) ? by[k] : 0;
+}
+
 /** One bucket's stack, bottom up, as [value, count]; [[null, count]] when it is not split. */
 export function bucketParts(bucket, order) {
   const by = bucket.by && Object.keys(bucket.by).length ? bucket.by : null;
-  return by ? order.filter((k) => by[k]).map((k) => [k, by[k]]) : [[null, bucket.count]];
+  return by ? order.filter((k) => countOf(by, k)).map((k) => [k, by[k]]) : [[null, bucket.count]];
 }
 
 /**

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { bucketParts, legendEntries, sparkPoints, stackTotals } from "../../../../logmesh/logs/web/static/series.js";
+import { bucketParts, countOf, legendEntries, sparkPoints, stackTotals } from "../../../../logmesh/logs/web/static/series.js";
 
 const SENTINELS = { none: "(none)", other: "(other)" }; // as /api/v1/histogram sends them today
 
@@ -32,6 +32,25 @@ describe("bucketParts", () => {
   test("a bucket that is not split is one part", () => {
     assert.deepEqual(bucketParts({ count: 7 }, ["a"]), [[null, 7]]);
     assert.deepEqual(bucketParts({ count: 7, by: {} }, ["a"]), [[null, 7]]);
+  });
+  test("a value named as a member of Object (__proto__, constructor) counts only where the bucket has it", () => {
+    // Found from outside: a service named __proto__ or constructor made every bucket without it
+    // a part of Object.prototype's size: NaN bars ("<rect> attribute y: NaN") in the histogram.
+    const order = ["__proto__", "constructor", "toString", "goods"];
+    assert.deepEqual(bucketParts({ count: 2, by: { goods: 2 } }, order), [["goods", 2]]);
+    const own = JSON.parse('{"count": 5, "by": {"__proto__": 3, "goods": 2}}'); // as the API's JSON reads
+    assert.deepEqual(bucketParts(own, order), [["__proto__", 3], ["goods", 2]]);
+  });
+});
+
+describe("countOf", () => {
+  test("a count of the object's own, else 0", () => {
+    assert.equal(countOf({ goods: 3 }, "goods"), 3);
+    assert.equal(countOf({ goods: 3 }, "constructor"), 0);
+    assert.equal(countOf({ goods: 3 }, "__proto__"), 0);
+    assert.equal(countOf(JSON.parse('{"__proto__": 4}'), "__proto__"), 4);
+    assert.equal(countOf(undefined, "goods"), 0);
+    assert.equal(countOf(null, "goods"), 0);
   });
 });
 
