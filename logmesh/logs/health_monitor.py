@@ -67,12 +67,20 @@ _LEVELS = {DOWN: "warning", SILENT: "warning", SLOW: "warning"}  # else info; ne
 # /mesh counts errors of requests, and a state change is none
 
 
+def _ask(engine: Any, deadline_s: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with its queries interrupted after ``deadline_s``, counted once
+    DuckDB is open: the first question of a worker opens it, over 5 s at load ~18, and a
+    deadline that timed the open too left the monitor without an answer that round (its
+    timeouts kept from before: a service that hung meanwhile was not flagged)."""
+    engine.open()
+    return engine.with_deadline(time.monotonic() + deadline_s, fn, *args, **kwargs)
+
+
 def gateway_answers(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
                     deadline_s: float = TIMEOUTS_DEADLINE_SECONDS) -> list[red.AddressRoute]:
     """The gateway's answers of the last ``window_ms`` per upstream address and route, in one
     pass, for both rules below. Runs DuckDB: call it in a thread."""
-    return engine.with_deadline(time.monotonic() + deadline_s, red.by_address, engine,
-                                now - window_ms, now)
+    return _ask(engine, deadline_s, red.by_address, engine, now - window_ms, now)
 
 
 def written_since(data_dir: Path, wall: float) -> bool:
@@ -136,8 +144,8 @@ def route_norms(engine: Any, now: int, window_ms: int = SLOW_WINDOW_MS,
     every instance: what :func:`gateway_latency` compares with. From the RED summaries where
     they answer (query/red.py); it changes slowly, so the monitor asks once a minute."""
     start = now - window_ms
-    base = engine.with_deadline(time.monotonic() + deadline_s, red.routes, engine, None,
-                                start - norm_ms, start - 1, limit=red.MAX_ROUTES, now=now)
+    base = _ask(engine, deadline_s, red.routes, engine, None, start - norm_ms, start - 1,
+                limit=red.MAX_ROUTES, now=now)
     return {r["route"]: (r["requests"], r["p50_ms"]) for r in base["routes"]}
 
 

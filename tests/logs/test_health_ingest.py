@@ -320,6 +320,37 @@ async def test_the_gateways_answers_are_read_only_when_a_listed_node_can_use_the
     engine.close()
 
 
+async def test_a_slow_first_open_of_duckdb_is_not_counted_against_the_monitors_deadline(
+        tmp_path: Path, monkeypatch):
+    """The monitor's first question opens DuckDB, over 5 s at load ~18: its deadline
+    (TIMEOUTS_DEADLINE_SECONDS) timed that too, so the monitor got a QueryTimeout instead of
+    the gateway's timeouts, and a hung service was not flagged that round. The open is made
+    slower than the deadline here; the question must still answer."""
+    from logmesh.logs.query.engine import Engine
+
+    now = int(time.time() * 1000)
+    access = event(now - 2_000, service="gateway", status=504,
+                   labels={"upstream": "goods", "upstream.address": "127.0.0.1:9010",
+                           "event.duration_ms": 5000.0})
+    writer = await write_store(tmp_path, [[access]], seal_each=False)
+    await writer.close()
+    deadline_s = 2.0
+    opened = Engine._open
+
+    def slow_open(engine: Engine) -> None:
+        time.sleep(deadline_s + 0.2)
+        opened(engine)
+
+    for ask in (gateway_answers, route_norms):
+        engine = Engine(tmp_path)
+        monkeypatch.setattr(engine, "_open", lambda engine=engine: slow_open(engine))
+        got = await asyncio.to_thread(ask, engine, now, deadline_s=deadline_s)
+        assert engine._db is not None
+        if ask is gateway_answers:
+            assert gateway_timeouts(got) == {"127.0.0.1:9010": 1}
+        engine.close()
+
+
 @pytest.mark.parametrize("damaged", [
     b'{"written_ms": "zz", "instances": []}',
     b'{"written_ms": 1000000000, "instances": [], "timeouts": {"a": "x"}}',
