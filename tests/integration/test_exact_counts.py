@@ -147,3 +147,26 @@ def test_stats_count_and_histogram_never_count_more_than_the_disk_holds(procs, t
     assert get(http, "/api/v1/top", field="service.name", **FAR)["total"] == sent
     acked = [json.loads((tmp_path / f"p{i}.json").read_text())["acked"] for i in range(SHIPPERS)]
     assert acked == [SHIPPED] * SHIPPERS
+
+
+def test_a_store_read_is_retried_for_a_file_gone_before_its_read_not_for_later_ones(tmp_path):
+    """read_store_still under a store that changes during every read (a loaded machine's reads
+    took longer than ingest and compaction left the store still: "the store kept changing
+    while being read" in a poller, 50 tries in a row): new segments after the listing do not
+    make it read again; a listed segment gone before it was read does."""
+    segments = tmp_path / "segments"
+    segments.mkdir()
+    (segments / "w00-1.ndjson").write_bytes(b"{}\n{}\n")
+    (segments / "w00-2.ndjson").write_bytes(b"{}\n")
+    reads = []
+
+    def read(data_dir: Path, files: tuple) -> int:
+        reads.append(files)
+        if len(reads) == 1:  # compacted between the listing and the read
+            (segments / "w00-2.ndjson").rename(segments / "moved")
+        lines = sum(data.count(b"\n") for data in uncompacted_lines(data_dir, files))
+        (segments / f"w00-{len(reads) + 2}.ndjson").write_bytes(b"{}\n")  # ingest goes on
+        return lines
+
+    assert read_store_still(tmp_path, read) == 2  # the second listing: w00-1 (w00-2 went away)
+    assert len(reads) == 2
