@@ -25,7 +25,7 @@ from typing import Any
 
 from ..guard import LISTEN_BACKLOG, RateLimitedLog, Refused, raise_nofile_limit
 from ..security import DEFAULT_HTTP_IDLE_TIMEOUT, Limits
-from ..security_http import BODY_TIMEOUT, HttpCounters
+from ..security_http import BODY_TIMEOUT, HttpCounters, oldest_victim
 from .http_protocol import Handler, HttpProtocol
 
 log = logging.getLogger("logmesh.http")
@@ -87,12 +87,10 @@ class HttpSite:
         one; False when every connection is inside a request."""
         now = time.monotonic()
         grace = self.limits.header_timeout + 1
-        self._protocols = {p: t for p, t in self._protocols.items()
-                           if not p.gone and (p.transport is not None or now - t < grace)}
+        victim = oldest_victim(self._protocols, now, grace, gone=lambda p: p.gone,
+                               silent=lambda p: p.idle and p.requests == 0, idle=lambda p: p.idle)
         if len(self._protocols) < self.limits.max_connections:
             return True
-        idle = [p for p in self._protocols if p.transport is not None and p.idle]
-        victim = next((p for p in idle if p.requests == 0), idle[0] if idle else None)
         if victim is None:
             return False
         self.counters.evicted.inc()
