@@ -297,6 +297,18 @@ def test_the_mesh_found_at_start_is_not_stored_but_a_node_that_comes_later_is():
     assert [(ev.service_name, ev.labels["state"]) for ev in writer.events] == [("members", UP)]
 
 
+async def a_gateway_timeout_stored(data_dir: Path) -> int:
+    """A store in ``data_dir`` holding the gateway's 504 for 127.0.0.1:9010 two seconds ago;
+    returns now (epoch ms)."""
+    now = int(time.time() * 1000)
+    access = event(now - 2_000, service="gateway", status=504,
+                   labels={"upstream": "goods", "upstream.address": "127.0.0.1:9010",
+                           "event.duration_ms": 5000.0})
+    writer = await write_store(data_dir, [[access]], seal_each=False)
+    await writer.close()
+    return now
+
+
 async def test_the_gateways_answers_are_read_only_when_a_listed_node_can_use_them(tmp_path: Path):
     """Reading the gateway's minute loads every new event into DuckDB: a logs service taking
     syslog or bulk posts with no mesh paid about as much CPU for it as for its ingest, to
@@ -304,12 +316,7 @@ async def test_the_gateways_answers_are_read_only_when_a_listed_node_can_use_the
     it is, and a gateway timeout in the store marks the node's address."""
     from logmesh.logs.query.engine import Engine
 
-    now = int(time.time() * 1000)
-    access = event(now - 2_000, service="gateway", status=504,
-                   labels={"upstream": "goods", "upstream.address": "127.0.0.1:9010",
-                           "event.duration_ms": 5000.0})
-    writer = await write_store(tmp_path, [[access]], seal_each=False)
-    await writer.close()
+    now = await a_gateway_timeout_stored(tmp_path)
     engine = Engine(tmp_path)
     nodes = Nodes()
     monitor = HealthMonitor(heard=lambda: [], nodes=nodes, engine=engine)
@@ -332,12 +339,7 @@ async def test_a_slow_first_open_of_duckdb_is_not_counted_against_the_monitors_d
     slower than the deadline here; the question must still answer."""
     from logmesh.logs.query.engine import Engine
 
-    now = int(time.time() * 1000)
-    access = event(now - 2_000, service="gateway", status=504,
-                   labels={"upstream": "goods", "upstream.address": "127.0.0.1:9010",
-                           "event.duration_ms": 5000.0})
-    writer = await write_store(tmp_path, [[access]], seal_each=False)
-    await writer.close()
+    now = await a_gateway_timeout_stored(tmp_path)
     deadline_s = 2.0
     opened = Engine._open
 
