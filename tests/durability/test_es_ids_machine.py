@@ -1,7 +1,8 @@
 """ES bulk ``_id``, a stateful property test over two real ``logmesh logs`` processes sharing one
 data directory (two workers' streams, as ``--workers 2``): bulk bodies with ``_id``
 (``create`` and ``index``), a client's retries of any earlier body to either process, kill -9
-of either (sometimes while a body is in flight), graceful restarts, sealing and compaction.
+of either (sometimes while a body is in flight), graceful restarts, sealing and compaction,
+and the ids' journal damaged on disk (emptied, cut, overwritten) between two starts.
 
 Invariant after every step: every ``_id`` acknowledged (an item answered 201, 409 or 200) is
 stored exactly once, and no ``_id`` is stored twice. Bounded like test_store_machine.py:
@@ -94,6 +95,22 @@ class IdsMachine(TwoProcesses):
             pass  # killed before it answered: the body is the client's to retry
         finally:
             conn.close()
+
+    @rule(how=st.sampled_from(["empty", "cut", "overwrite"]), at=st.floats(0, 1),
+          junk=st.binary(min_size=1, max_size=200))
+    def damage_journal(self, how, at, junk):
+        """Damage on disk, not a crash: both stopped, the journal emptied, cut at ``at`` or
+        overwritten there with ``junk``, both started. The store still has every id, and a
+        start must know them again (es_ids_store.py)."""
+        for svc in self.svcs:
+            svc.stop()
+        journal = self.data / "es-ids" / "journal"
+        text = journal.read_bytes() if journal.exists() else b""
+        cut = int(at * len(text))
+        journal.write_bytes({"empty": b"", "cut": text[:cut],
+                             "overwrite": text[:cut] + junk + text[cut + len(junk):]}[how])
+        for svc in self.svcs:
+            svc.start()
 
     @invariant()
     def every_acked_id_stored_once(self):

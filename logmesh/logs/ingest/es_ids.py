@@ -42,8 +42,8 @@ from typing import Any
 
 import orjson
 
-from ..store import catalogue, layout
 from .es_bulk import ANSWER_INDEX
+from .es_ids_store import Found, ids_since, stored_seqs
 
 log = logging.getLogger("logmesh.logs.ingest")
 
@@ -56,47 +56,6 @@ MAX_JOURNAL_BYTES = 64 * 1024 * 1024  # past this the journal is rewritten with 
 _first = itemgetter(0)
 _second = itemgetter(1)
 Key = tuple[str, bytes]  # (index, the _id's JSON text as orjson writes it)
-
-
-def stored_seqs(data_dir: Path, seqs: list[int]) -> set[int]:
-    """Which of ``seqs`` are in the store (segments, else Parquet files), whoever wrote them:
-    the judge of a claim whose writer died before saying it was done."""
-    found: set[int] = set()
-    wanted = set(seqs)
-    by_worker: dict[int, list[int]] = {}
-    for seq in wanted:
-        by_worker.setdefault(layout.split_seq(seq)[1], []).append(seq)
-    for worker, mine in by_worker.items():
-        lo = min(mine)
-        files = [f for f in catalogue.segment_files(data_dir, worker)]
-        # the segment holding lo starts at or before it: that one and every later one
-        start = max((i for i, f in enumerate(files) if f.first_seq <= lo), default=0)
-        for f in files[start:]:
-            try:
-                data = f.path.read_bytes()
-            except FileNotFoundError:
-                continue  # compacted meanwhile: the Parquet file is read below
-            whole = data[:data.rfind(b"\n") + 1]
-            for line in whole.splitlines():
-                try:
-                    seq = orjson.loads(line).get("seq")
-                except (orjson.JSONDecodeError, AttributeError):
-                    continue
-                if seq in wanted:
-                    found.add(seq)
-        rest = [s for s in mine if s not in found]
-        parquet = [str(p.path) for p in catalogue.parquet_files(data_dir, worker)]
-        if rest and parquet:
-            import duckdb
-
-            try:
-                rows = duckdb.connect().execute(
-                    "SELECT seq FROM read_parquet(?, union_by_name=true) WHERE seq IN (SELECT unnest(?))",
-                    [parquet, rest]).fetchall()
-            except duckdb.Error:
-                rows = []
-            found.update(seq for (seq,) in rows)
-    return found
 
 
 def _claim_record(keys: list[Key], seqs: list[int], ts: int, index: str | None = None) -> bytes:
@@ -160,6 +119,7 @@ class BulkIds:
         self._lock_fd = -1
         self._local = asyncio.Lock()  # one holder per process; the flock is per open file
         self.resolved = 0  # claims of a writer that died, judged against the store
+        self.relearned = 0  # ids the journal lacked and the store had, at start (_learn_store)
 
     # -- the window ---------------------------------------------------------------
     def _remember(self, keys: list[Key], seqs: list[int], ts: int) -> None:
@@ -210,8 +170,49 @@ class BulkIds:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             self._catch_up()
+            self._learn_store()
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _learn_store(self) -> None:
+        """Add to the window the ids the store's events of the window carry and the journal
+        lacks (es_ids_store.py): a journal damaged on disk forgot them, and a retry of one
+        must not be stored again. Called at start, under the lock: every sibling's claim is
+        then done (its events on disk) or judged."""
+        now = int(time.time() * 1000)
+        seen = self.seen
+        lacking = [f for f in ids_since(self.data_dir, now - self.window_ms) if f[1] not in seen]
+        if not lacking:
+            return
+        entries = sorted([*self._entries(), *lacking], key=_first)  # by time; stable
+        seen.clear()
+        self._batches.clear()
+        for ts, key, seq in entries:
+            if key not in seen:  # the first copy's seq (a store that holds two: the old bug's)
+                seen[key] = seq
+                if self._batches and self._batches[-1][0] == ts:
+                    self._batches[-1] = (ts, len(seen))
+                else:
+                    self._batches.append((ts, len(seen)))
+        self._added, self._evicted = len(seen), 0
+        self._evict(now)
+        kept = self.relearned = sum(1 for _, key, _ in lacking if key in seen)
+        if kept:
+            log.warning("es-ids: %d id(s) of the last %d s found in the store and not in the journal "
+                        "(damaged on disk?): known again", kept, self.window_ms // 1000)
+
+    def _entries(self) -> list[Found]:
+        """The window as (ms, key, seq), oldest first: each key's time is its batch's."""
+        out = []
+        batches = iter(self._batches)
+        ts, upto = next(batches, (0, 0))
+        added = self._evicted
+        for key, seq in self.seen.items():
+            added += 1
+            while added > upto:
+                ts, upto = next(batches, (ts, added))
+            out.append((ts, key, seq))
+        return out
 
     def close(self) -> None:
         for fd in (self._fd, self._lock_fd):
