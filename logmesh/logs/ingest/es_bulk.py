@@ -32,6 +32,7 @@ import orjson
 from ...protocol import loads_exact
 from ..event import Event
 from .common import MAX_DEPTH, Rejected, not_json
+from .es_names import invalid_index_reason
 from .http_ndjson import FlatEvent, ecs_events, flat_events, record_event
 
 VERSION = "8.17.0"  # what GET / claims: the official clients and shippers accept 8.x
@@ -303,7 +304,16 @@ def _document(doc_line: bytes, received: int, index: str | None) -> Event:
 def parse_bulk(body: bytes, default_index: str | None, received: int) -> BulkParse:
     """The bulk body's actions -> events and items (see the module's docstring)."""
     fast = _uniform(body, default_index, received)
-    return fast if fast is not None else _line_by_line(body, default_index, received)
+    if fast is not None and not any(map(invalid_index_reason, _indexes(fast))):
+        return fast
+    return _line_by_line(body, default_index, received)  # judges each action's index alone
+
+
+def _indexes(parsed: BulkParse) -> set[str]:
+    """The index names a parse stores under (one check each, not one per event)."""
+    if parsed.uniform is not None:
+        return {parsed.uniform[1]} - {None}
+    return {index for _, index, _, _, _ in parsed.items if index is not None}
 
 
 def _line_by_line(body: bytes, default_index: str | None, received: int) -> BulkParse:
@@ -338,6 +348,11 @@ def _line_by_line(body: bytes, default_index: str | None, received: int) -> Bulk
                            f"line {i + 1}: _id must be a string of 1 to {MAX_ID_BYTES} bytes")
                 i += 2
                 continue
+        bad_index = None if index is None else invalid_index_reason(index)
+        if bad_index is not None and action in _ALL_ACTIONS:  # as Elasticsearch: the item, 400
+            out.refuse(action, index, "bad_index", "invalid_index_name_exception", bad_index)
+            i += 1 if action == "delete" else 2
+            continue
         if action not in _ALL_ACTIONS:
             out.refuse(str(action)[:40], index, "bad_action", "illegal_argument_exception",
                        f"line {i + 1}: unknown action {str(action)[:40]!r}")

@@ -17,6 +17,8 @@ import re
 
 import orjson
 
+from .es_names import invalid_index_reason
+
 # What the single-document answer leaves out of a bulk item (Elasticsearch's own shape)
 _ITEM_ONLY = ("status", "error")
 _BODY_LINE = re.compile(r"line [12]: ")  # where the bulk parser says the action or document was
@@ -52,6 +54,9 @@ def bulk_body(action: str, index: str, doc_id: str | None, body: bytes) -> bytes
     JSON allows a raw CR or LF only between tokens (inside a string they are escaped), so
     that is exact and the document's bytes are otherwise kept as sent.
     """
+    bad_index = invalid_index_reason(index)
+    if bad_index is not None:
+        raise BadDocRequest(400, "invalid_index_name_exception", bad_index, "bad_index")
     doc = body.strip()
     if not doc:
         raise BadDocRequest(400, "parse_exception", "request body is required", "empty_body")

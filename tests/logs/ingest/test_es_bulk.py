@@ -255,3 +255,28 @@ async def test_documents_of_the_gateways_service_name_are_stored(start_logs):
     found = stored(srv.config.data_dir)
     assert [e["labels"]["es.index"] for e in found] == ["gw", "gw"]
     assert {e["service.name"] for e in found} == {"gateway"}
+
+
+async def test_an_index_name_elasticsearch_refuses_is_the_items_400_and_the_rest_stored(start_logs):
+    """An action's ``_index`` (or the URL's) that Elasticsearch refuses is that item's 400
+    ``invalid_index_name_exception``, counted ``bad_index``; its neighbours are stored."""
+    from tests.support.logs import metrics, stored
+
+    srv = await start_logs()
+    body = ndjson({"index": {"_index": "ok"}}, {"message": "a"},
+                  {"index": {"_index": ".."}}, {"message": "b"},
+                  {"create": {"_index": "Upper", "_id": "u"}}, {"message": "c"},
+                  {"index": {}}, {"message": "d"})
+    status, answer, _ = await call(srv, "POST", "/_bulk", body)
+    assert status == 200 and answer["errors"] is True
+    got = [(op, item["status"], item.get("error", {}).get("type")) for row in answer["items"]
+           for op, item in row.items()]
+    assert got == [("index", 201, None), ("index", 400, "invalid_index_name_exception"),
+                   ("create", 400, "invalid_index_name_exception"), ("index", 201, None)]
+    assert answer["items"][1]["index"]["error"]["reason"] == "Invalid index name [..], must not be '.' or '..'"
+    assert sorted(e["message"] for e in stored(srv.config.data_dir)) == ["a", "d"]
+    status, answer, _ = await call(srv, "POST", "/Logs/_bulk", ndjson({"index": {}}, {"message": "e"}) * 3)
+    assert status == 200 and [r["index"]["status"] for r in answer["items"]] == [400] * 3
+    samples = await metrics(srv.config.http_port)
+    assert {dict(labels)["reason"]: v for (name, labels), v in samples.items()
+            if name == "logmesh_ingest_rejected_total"} == {"bad_index": 5}

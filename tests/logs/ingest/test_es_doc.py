@@ -144,3 +144,45 @@ async def test_a_percent_sign_in_an_index_or_a_label_is_text_not_a_format(start_
     by_message = {e["message"]: e for e in events}
     assert by_message["in p%s%d%%"]["labels"]["es.id"] == "y%s"
     assert by_message["bulk 1"]["labels"] == {"es.id": "id1%s", "es.index": "b%s%d", "tag": "%s%d%"}
+
+
+def raw_put(port: int, path: str, body: bytes) -> tuple[int, dict]:
+    """A request whose path is sent as written (aiohttp's client folds ``/../`` away)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("PUT", path, body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, orjson.loads(resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path, name, why", [
+    ("/../_doc/x", "..", "must not be '.' or '..'"),
+    ("/./_doc/x", ".", "must not be '.' or '..'"),
+    ("/Shop/_doc/x", "Shop", "must be lowercase"),
+    ("/a%20b/_doc/x", "a b", "must not contain the following characters"),
+    ("/a%23b/_doc/x", "a#b", "must not contain '#'"),
+    ("/a%2Cb/_create/x", "a,b", "must not contain the following characters"),
+    ("/_x/_doc/x", "_x", "must not start with '_', '-', or '+'"),
+    ("/-x/_doc/x", "-x", "must not start with '_', '-', or '+'"),
+    ("/" + "a" * 256 + "/_doc/x", "a" * 256, "index name is too long, (256 > 255)"),
+])
+async def test_an_index_name_elasticsearch_refuses_is_a_400_and_counted(start_logs, path, name, why):
+    """``PUT /../_doc/x`` stored an event under the index ``..`` (outside20)."""
+    import asyncio
+
+    srv = await start_logs()
+    status, answer = await asyncio.to_thread(raw_put, srv.config.http_port, path, doc(message="m"))
+    assert status == 400 and answer["status"] == 400, answer
+    assert answer["error"]["type"] == "invalid_index_name_exception"
+    assert answer["error"]["reason"].startswith(f"Invalid index name [{name}], {why}"), answer
+    assert stored(srv.config.data_dir) == []
+    samples = await metrics(srv.config.http_port)
+    by_reason = {dict(labels)["reason"]: v for (name, labels), v in samples.items()
+                 if name == "logmesh_ingest_rejected_total" and ("protocol", "elasticsearch") in labels}
+    assert by_reason == {"bad_index": 1}
+    ok, _ = await asyncio.to_thread(raw_put, srv.config.http_port, "/.shop-2/_doc/x", doc(message="m"))
+    assert ok == 201  # a dot first is allowed (deprecated in Elasticsearch, not refused)
