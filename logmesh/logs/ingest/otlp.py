@@ -36,7 +36,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 from ..event import Event, as_text
 from . import otlp_columns
-from .common import MAX_DEPTH, MAX_TIMESTAMP_MS, Rejected, apply_extra, check_timestamp, depth
+from .common import MAX_DEPTH, MAX_TIMESTAMP_MS, Rejected, apply_extra, depth
 from .field_limits import MAX_FIELDS
 from .line_block import LineBlock
 
@@ -186,7 +186,10 @@ def otlp_event(received: int, res: Resource, logger: str | None, *, time_ns: int
            level: str | None, body: Any, attrs: dict[str, Any] | None, trace_id: str,
            span_id: str) -> Event:
     ns = time_ns or observed_ns
-    ts = check_timestamp(ns // 1_000_000) if ns else received
+    ts = ns // 1_000_000 if ns else received
+    if not 0 <= ts <= MAX_TIMESTAMP_MS:  # in the field and unit the client sent, not ours
+        raise Rejected("bad_timestamp", f"{'timeUnixNano' if time_ns else 'observedTimeUnixNano'} "
+                                        f"{str(ns)[:40]} is not epoch nanoseconds between 1970 and 9999")
     ev = Event(timestamp=ts, received_at=received, level=level or "info", logger=logger or None,
                message=body if body is None or isinstance(body, str) else as_text(body),
                service_name=res.service, service_instance=res.instance, trace_id=trace_id or None)

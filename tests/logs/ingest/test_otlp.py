@@ -139,3 +139,20 @@ async def test_a_gzip_body_is_capped_once_unpacked(start_logs):
     assert status == 413
     status, _, _ = await post(srv, request(record("x")).SerializeToString(), "application/x-protobuf")
     assert status == 200
+
+
+async def test_an_out_of_range_time_names_the_field_and_unit_the_client_sent(start_logs):
+    """It said "@timestamp 253402300800000 is not epoch milliseconds": a field and a unit the
+    OTLP client never sent (outside20)."""
+    srv = await start_logs()
+    far = str(10_000 * 365 * 86_400 * 10**9)  # year ~11970 in nanoseconds: JSON only (past a uint64)
+    records = [{"body": {"stringValue": "far"}, "timeUnixNano": far},
+               {"body": {"stringValue": "far observed"}, "observedTimeUnixNano": far},
+               {"body": {"stringValue": "good"}}]
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    status, body, _ = await post(srv, orjson.dumps(doc), "application/json")
+    answer = orjson.loads(body)["partialSuccess"]
+    assert status == 200 and answer["rejectedLogRecords"] == "2"
+    assert f"timeUnixNano {far} is not epoch nanoseconds between 1970 and 9999" in answer["errorMessage"]
+    assert "@timestamp" not in answer["errorMessage"] and "milli" not in answer["errorMessage"]
+    assert [e["message"] for e in stored(srv.config.data_dir)] == ["good"]
