@@ -66,12 +66,7 @@ def check_names(request: web.Request, path: str, accepted: frozenset[str]) -> No
     params = parameters(request)
     unknown = sorted(set(params) - accepted)
     if not unknown:
-        if len(params) > len(set(params)):  # a URL's: q=a&q=b was answered for a, b unread
-            twice = sorted({n for n in params if n != "_" and len(request.query.getall(n)) > 1})
-            if twice:
-                raise BadRequest(f"parameter{'s' if len(twice) > 1 else ''} "
-                                 f"{', '.join(repr(n[:40]) for n in twice[:5])} given more than once: "
-                                 "send each once (one value is read)", repeated=twice[:20])
+        refuse_repeated(request)
         return
     takes = ", ".join(sorted(accepted)) if accepted else "no parameters"
     named = ", ".join(repr(n[:40]) for n in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
@@ -79,6 +74,19 @@ def check_names(request: web.Request, path: str, accepted: frozenset[str]) -> No
     raise BadRequest(f"unknown parameter{'s' if len(unknown) > 1 else ''} {named}: {path} takes {takes}"
                      + (f" ({hints})" if hints else ""),
                      unknown=[n[:40] for n in unknown[:20]], accepted=sorted(accepted))
+
+
+def refuse_repeated(request: web.Request) -> None:
+    """Refuse (400) a URL that names a parameter twice: q=a&q=b was answered for a, b unread
+    (a GET's, and a POST's URL, whose parameters its JSON body's join). ``_`` (a cache
+    buster some clients add) may repeat."""
+    query = request.query
+    if len(query) > len(set(query)):
+        twice = sorted({n for n in query if n != "_" and len(query.getall(n)) > 1})
+        if twice:
+            raise BadRequest(f"parameter{'s' if len(twice) > 1 else ''} "
+                             f"{', '.join(repr(n[:40]) for n in twice[:5])} given more than once: "
+                             "send each once (one value is read)", repeated=twice[:20])
 
 
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -161,6 +169,7 @@ async def read_post_params(request: web.Request) -> dict[str, str]:
     The URL's own parameters are read too; the body's win. Numbers become their text,
     null and absent are the same; nested values are refused.
     """
+    refuse_repeated(request)  # dict() below would keep the first silently
     body = await read_small_body(request)
     params = dict(request.query)
     if not body.strip():

@@ -277,7 +277,7 @@ class HttpSources:
             first, last, n = parsed.events[0].seq, parsed.events[-1].seq, len(parsed.events)
             parsed.seqs = range(first, last + 1, (last - first) // (n - 1) if n > 1 else 1)
         took = int((time.perf_counter() - t0) * 1000)
-        answer = es_bulk.bulk_response(parsed, took, request.query.get("filter_path"))
+        answer = es_bulk.bulk_response(parsed, took, es_param(request, "filter_path"))
         if len(answer) <= WRITE_PIECE:
             return web.Response(body=answer, content_type="application/json", headers=ES_HEADERS)
         return await self.write_in_pieces(request, answer)
@@ -310,7 +310,7 @@ class HttpSources:
             return self.es_error(408, "timeout_exception", str(exc))
         index, doc_id = request.match_info["index"], request.match_info.get("id")
         try:
-            action = es_doc.action_of("/_create/" in request.path, request.query.get("op_type"), doc_id)
+            action = es_doc.action_of("/_create/" in request.path, es_param(request, "op_type"), doc_id)
             bulk = es_doc.bulk_body(action, index, doc_id, body)
         except es_doc.BadDocRequest as exc:
             self.count("elasticsearch", {exc.counted: 1})
@@ -416,6 +416,14 @@ class HttpSources:
             return error(400, f"{refused} entries refused, {parsed.block.count} stored; "
                               f"first: {parsed.first_error}")
         return web.Response(status=204)
+
+
+def es_param(request: web.Request, name: str) -> str | None:
+    """A URL parameter as Elasticsearch reads it: a repeated one (``?op_type=index&op_type=create``)
+    is its last value, silently (its RestUtils.decodeQueryString puts each into one map); the
+    first, which aiohttp's ``get`` gives, would mean another request than the server's."""
+    values = request.query.getall(name, ())
+    return values[-1] if values else None
 
 
 @web.middleware

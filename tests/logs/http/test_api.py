@@ -507,3 +507,15 @@ async def test_a_parameter_given_twice_is_a_400(api, path, query, named):
     assert server.api.counters["bad_requests"] == before + 1
     async with s.get(f"{base}/api/v1/search?q=a&_=1&_=2") as r:
         assert r.status == 200, await r.text()
+
+
+async def test_a_posts_url_parameter_given_twice_is_a_400_too(api):
+    """A POST's URL parameters join its JSON body's: ?limit=1&limit=2 kept the first silently
+    (outside20)."""
+    server, base, s = api
+    async with s.post(f"{base}/api/v1/search?limit=1&limit=2", json={"q": "a"}) as r:
+        body = await r.json()
+        assert r.status == 400, body
+    assert "'limit' given more than once" in body["error"], body
+    async with s.post(f"{base}/api/v1/search?limit=1", json={"q": "a"}) as r:
+        assert r.status == 200, await r.text()

@@ -186,3 +186,18 @@ async def test_an_index_name_elasticsearch_refuses_is_a_400_and_counted(start_lo
     assert by_reason == {"bad_index": 1}
     ok, _ = await asyncio.to_thread(raw_put, srv.config.http_port, "/.shop-2/_doc/x", doc(message="m"))
     assert ok == 201  # a dot first is allowed (deprecated in Elasticsearch, not refused)
+
+
+async def test_a_repeated_parameter_is_its_last_value_as_in_elasticsearch(start_logs):
+    """Elasticsearch 8 reads a repeated URL parameter as its last value, silently (RestUtils'
+    decodeQueryString puts each into one map); logmesh read the first: another request."""
+    srv = await start_logs()
+    status, answer, _ = await call(srv, "PUT", "/shop/_doc/r1?op_type=index&op_type=create", doc(message="a"))
+    assert (status, answer["result"]) == (201, "created")
+    status, answer, _ = await call(srv, "PUT", "/shop/_doc/r1?op_type=index&op_type=create", doc(message="a"))
+    assert status == 409, answer  # a create: the last value
+    status, answer, _ = await call(srv, "PUT", "/shop/_doc/r1?op_type=create&op_type=index", doc(message="a"))
+    assert (status, answer["result"]) == (200, "updated")  # an index
+    status, answer, _ = await call(srv, "POST", "/_bulk?filter_path=took&filter_path=errors",
+                                   b'{"index":{"_index":"shop"}}\n{"message":"b"}\n')
+    assert status == 200 and set(answer) == {"errors"}, answer
