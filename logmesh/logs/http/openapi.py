@@ -190,7 +190,9 @@ _ES_BULK = {  # POST /_bulk and /{index}/_bulk (ingest/es_bulk.py)
 }
 
 _INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "string"},
-          "description": "The document's index (kept as the label es.index)."}
+          "description": "The document's index (kept as the label es.index); a name Elasticsearch "
+                         "refuses (.., upper case, \\ / * ? \" < > | , # : or a space, _ - + first, "
+                         "over 255 bytes) is a 400 invalid_index_name_exception."}
 _DOC_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 512},
            "description": "The document's _id (kept as the label es.id)."}
 
