@@ -74,6 +74,7 @@ class IngestContext:
         self.worker = worker
         self.connections_total = 0
         self.batches = 0
+        self.held_bytes = 0  # of the batches waiting for the ledger's look (tcp.py HELD_BYTES)
         # The connections whose acked batches wait in the store's open group, and when each
         # connection sent its last acked batch: see group_window.
         self._group: set[Any] = set()

@@ -13,6 +13,7 @@ when the last one closed, and how many of its events were errors.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import Counter
@@ -27,6 +28,9 @@ MAX_HEARTBEAT_SECONDS = 3600.0  # a batch's heartbeat interval above this is not
 # What /mesh counts as an error (store/columns.py's ERROR_SQL): these levels, or a status >= 500.
 ERROR_LEVELS = frozenset({"error", "critical", "fatal", "alert", "emergency"})
 _HAS_EVENT_ID = b'"event.id":"'
+# A look reads a segment's new bytes in pieces of this size: each piece's decode holds the
+# GIL (msgspec, in C), so in look()'s thread a 64 MB read whole held the event loop ~0.4 s.
+READ_PIECE = 1 << 20
 
 
 class _IdOnly(msgspec.Struct):
@@ -55,6 +59,21 @@ def _event_ids(data: bytes) -> list[str]:
             except (msgspec.DecodeError, RecursionError):
                 continue
     return [e.event_id for e in events if e.event_id]
+
+
+def _piecewise_event_ids(data: bytes, whole: int) -> list[str]:
+    """:func:`_event_ids` of ``data[:whole]`` (whole lines), a ``READ_PIECE`` of lines at a time."""
+    if whole <= READ_PIECE:
+        return _event_ids(data[:whole])
+    ids: list[str] = []
+    pos = 0
+    while pos < whole:
+        end = data.rfind(b"\n", pos, pos + READ_PIECE) + 1 if pos + READ_PIECE < whole else whole
+        if end <= pos:  # a line longer than a piece: to its end
+            end = data.find(b"\n", pos + READ_PIECE, whole) + 1 or whole
+        ids += _event_ids(data[pos:end])
+        pos = end
+    return ids
 
 
 def is_error(level: str | None, status: int | None) -> bool:
@@ -148,6 +167,32 @@ class InstanceLedger:
         return True
 
 
+@dataclass
+class _Scan:
+    """What one look at the store found (:meth:`ShipperLedger._scan`, which may run in a
+    thread): the event numbers per instance (sorted, each once), how far each segment was
+    read, the files read whole, and the names of all the files listed."""
+
+    numbers: dict[str, list[int]]
+    read_to: dict[str, int]
+    done: set[str]
+    names: set[str]
+    ids: int
+
+
+def _numbers(event_ids: list[str]) -> dict[str, list[int]]:
+    """``event.id`` values (``instance:n``) as each instance's numbers, sorted, each once."""
+    numbers: dict[str, set[int]] = {}
+    for event_id in event_ids:
+        instance, _, n = event_id.rpartition(":")
+        if n.isdigit():
+            got = numbers.get(instance)
+            if got is None:
+                got = numbers[instance] = set()
+            got.add(int(n))
+    return {instance: sorted(ns) for instance, ns in numbers.items()}
+
+
 class ShipperLedger:
     """All instances seen by this process (re-read from the store at start)."""
 
@@ -162,11 +207,19 @@ class ShipperLedger:
         # end, a Parquet file, or a file older than the window.
         self._read_to: dict[str, int] = {}
         self._done: set[str] = set()
+        # look(): whether one runs in the thread, and the future of the next (its callers came
+        # while one ran, after it had begun reading: they wait for one begun after them).
+        self._looking = False
+        self._next: asyncio.Future | None = None
+        # Set while a connection handles batches that waited for a look() begun after they
+        # came (logs/ingest/tcp.py): what the siblings stored before them is learned, so the
+        # look at an instance's first batch (joined, add) is not needed.
+        self.covered = False
 
     def add(self, instance: str, n: int, service: str = "", ts: int = 0) -> bool:
         led = self.instances.get(instance)
         if led is None or not led.received:  # unknown, or only heard (a heartbeat, a probe)
-            if n > 1 and self.data_dir is not None:
+            if self.must_learn(instance, n):
                 # An instance whose numbers we never saw, not at its first event: it failed over
                 # from another logs process sharing our data directory (what we stored before
                 # our start, rebuild() read).
@@ -207,8 +260,64 @@ class ShipperLedger:
         was killed) is resent here: learn what the siblings stored since we last looked, or the
         resend is stored twice -- whether this process knew the instance or not, and from its
         first event on. Reads only what they wrote since then."""
+        if self.data_dir is not None and not self.covered:
+            self._learn_store()
+
+    def learn_now(self) -> None:
+        """The look in the loop, at once (when :meth:`look` failed: a batch is not stored
+        unjudged)."""
         if self.data_dir is not None:
             self._learn_store()
+
+    def must_learn(self, instance: str, n: int) -> bool:
+        """Whether :meth:`add` of number ``n`` would look at the store first: ``instance`` is
+        unknown (or only heard) and ``n`` is not its first event."""
+        if n <= 1 or self.data_dir is None or self.covered:
+            return False
+        led = self.instances.get(instance)
+        return led is None or not led.received
+
+    def look(self) -> asyncio.Future:
+        """A future done once a look at what the siblings stored, begun after this call, has
+        been learned (:meth:`joined`'s look, with the reading and decoding in a thread): the
+        first look after a quiet spell may read a sibling's whole active segment (64 MB:
+        ~0.45 s of CPU, bench/ledger_look.py), which held the event loop (/healthz, every
+        other connection) as long. One look runs at a time; the callers that come while it
+        runs share the next, so a flood of new connections costs two looks, not one each.
+        logs/ingest/tcp.py holds a shipper's batch that needs the look until this is done."""
+        loop = asyncio.get_running_loop()
+        if self.data_dir is None:
+            done = loop.create_future()
+            done.set_result(None)
+            return done
+        fut = self._next
+        if fut is None:
+            fut = self._next = loop.create_future()
+            if not self._looking:
+                self._start_look()
+        return fut
+
+    def _start_look(self) -> None:
+        fut, self._next = self._next, None
+        assert fut is not None
+        self._looking = True
+        task = asyncio.ensure_future(asyncio.to_thread(self._scan, dict(self._read_to),
+                                                       set(self._done), False))
+        task.add_done_callback(lambda t: self._looked(t, fut))
+
+    def _looked(self, task: asyncio.Future, fut: asyncio.Future) -> None:
+        """The thread's scan is back: learn it (in the loop), tell its callers, start the
+        next look if callers came meanwhile."""
+        self._looking = False
+        if task.cancelled():
+            fut.cancel()
+        elif task.exception() is not None:
+            fut.set_exception(task.exception())  # type: ignore[arg-type]
+        else:
+            self._apply(task.result())
+            fut.set_result(None)
+        if self._next is not None:
+            self._start_look()
 
     def heard(self, instance: str, service: str, node: object, heartbeat: object, source: str,
               now_ms: int, *, errors: int = 0, opened: bool = False) -> None:
@@ -281,16 +390,23 @@ class ShipperLedger:
         return seen
 
     def _learn_store(self, own: bool = False) -> int:
-        """Learn the event ids of what the store holds that this ledger has not read yet: the
-        bytes appended to each segment since, and the Parquet files of segments not read to
-        their end (compaction took them meanwhile). Only the siblings' files unless ``own``:
-        what this process stores, :meth:`add` has recorded. Files stored before the window
-        (by when they were written, not event time: old events arrive late) are skipped."""
+        """Learn the event ids of what the store holds that this ledger has not read yet (in
+        the loop: :meth:`look` does it in a thread); how many were read."""
+        scan = self._scan(dict(self._read_to), set(self._done), own)
+        self._apply(scan)
+        return scan.ids
+
+    def _scan(self, read_to: dict[str, int], done: set[str], own: bool) -> _Scan:
+        """The event numbers of what the store holds beyond ``read_to`` and ``done`` (copies of
+        the ledger's, updated here): the bytes appended to each segment since, and the Parquet
+        files of segments not read to their end (compaction took them meanwhile). Only the
+        siblings' files unless ``own``: what this process stores, :meth:`add` has recorded.
+        Files stored before the window (by when they were written, not event time: old events
+        arrive late) are skipped. Touches nothing of the ledger's: it may run in a thread."""
         from ..store import catalogue, layout
 
         assert self.data_dir is not None
         cutoff = time.time() - self.window_ms / 1000
-        read_to, done = self._read_to, self._done
         ids: list[str] = []
         names = set()
         for seg in catalogue.segment_files(self.data_dir):
@@ -318,7 +434,7 @@ class ShipperLedger:
             if sealed and whole == len(data):
                 done.add(stem)
                 read_to.pop(stem, None)
-            ids += _event_ids(data[:whole])
+            ids += _piecewise_event_ids(data, whole)
         parquet = []
         for pq in catalogue.parquet_files(self.data_dir):
             stem = pq.path.name[:-len(layout.PARQUET_SUFFIX)]
@@ -331,25 +447,40 @@ class ShipperLedger:
                 parquet.append(str(pq.path))
         if parquet:
             ids += _parquet_event_ids(parquet)
-        for stem in done - names:  # removed (compaction, retention): forget its name
-            done.discard(stem)
-        for stem in read_to.keys() - names:
-            del read_to[stem]
-        self._learn(ids)
-        return len(ids)
+        return _Scan(_numbers(ids), read_to, done, names, len(ids))
 
-    def _learn(self, event_ids: list[str]) -> None:
-        """Record stored ``event_ids`` (not counted as resends)."""
+    def _apply(self, scan: _Scan) -> None:
+        """Take a :meth:`_scan`'s numbers and how far it read. A look in the loop (an unknown
+        instance's, :meth:`add`) may have read further meanwhile: both learned what they read,
+        so the further of the two stands, and a file either read whole is done."""
+        read_to, done = self._read_to, self._done
+        gone = (scan.done | scan.read_to.keys()) - scan.names  # removed: forget their names
+        done |= scan.done
+        done -= gone
+        for stem, end in scan.read_to.items():
+            if stem not in done and end > read_to.get(stem, -1):
+                read_to[stem] = end
+        for stem in gone | (read_to.keys() & done):
+            read_to.pop(stem, None)
+        self._learn_numbers(scan.numbers)
+
+    def _learn_numbers(self, numbers: dict[str, list[int]]) -> None:
+        """Record stored numbers (sorted, each once) per instance, not counted as resends: a
+        run that follows its watermark in one step (a sibling's segment holds runs), else
+        number by number (the same event seen twice while compaction moved it is no resend)."""
         instances = self.instances
-        for event_id in event_ids:
-            instance, _, n = event_id.rpartition(":")
-            if not n.isdigit():
-                continue
+        for instance, ns in numbers.items():
             led = instances.get(instance)
             if led is None:
                 led = instances[instance] = InstanceLedger()
-            if not led.add(int(n)):
-                led.duplicates -= 1  # the same event seen twice while compaction moved it
+            if not led.above and ns[0] <= led.watermark + 1 and ns[-1] - ns[0] + 1 == len(ns):
+                if ns[-1] > led.watermark:
+                    led.received += ns[-1] - led.watermark
+                    led.watermark = ns[-1]
+                continue
+            for n in ns:
+                if not led.add(n):
+                    led.duplicates -= 1
 
     def summary(self) -> list[dict]:
         return [{"instance": inst, "service": led.service, "received": led.received,

@@ -8,6 +8,7 @@ dedupe window) are learned again, so a resend is still stored once.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -366,3 +367,85 @@ async def test_an_instance_new_here_learns_what_a_sibling_stored_from_its_first_
         assert ledger.instances["first"].watermark == 56
     finally:
         await sibling.close()
+
+
+# -- the look in a thread (ShipperLedger.look) ---------------------------------------------------
+
+
+async def test_a_look_in_a_thread_learns_what_the_siblings_stored_and_a_look_in_the_loop_meanwhile_loses_nothing(
+        tmp_path, monkeypatch):
+    """look() reads and decodes in a thread; an unknown instance's look in the loop (add) may run
+    meanwhile and read further: what each read is learned, each segment's further end kept."""
+    import threading
+
+    from logmesh.logs.ingest import ledger as ledger_module
+
+    t = now_ms() - 60_000
+    ledger = ShipperLedger()
+    ledger.rebuild(tmp_path, worker=0)
+    sibling = await write_store(tmp_path, [ids("a", range(1, 41), t)], worker=1, clock=FakeClock(t),
+                                seal_each=False)
+    go, scanning = threading.Event(), threading.Event()
+    real = ledger_module._event_ids
+
+    def slow(data):
+        if threading.current_thread() is not threading.main_thread():
+            scanning.set()
+            go.wait(10)
+        return real(data)
+
+    monkeypatch.setattr(ledger_module, "_event_ids", slow)
+    try:
+        look = asyncio.ensure_future(ledger.look())
+        while not scanning.is_set():
+            await asyncio.sleep(0.01)
+        await sibling.durable(sibling.append_events(ids("b", range(1, 11), t)))
+        assert not ledger.add("b", 5), "the loop's own look: stored by the sibling"
+        go.set()
+        await look
+        assert ledger.instances["a"].watermark == 40 and ledger.instances["b"].watermark == 10
+        assert ledger.instances["a"].duplicates == 0 and ledger.instances["b"].duplicates == 1
+        await sibling.durable(sibling.append_events(ids("a", [41], t)))
+        await ledger.look()
+        assert not ledger.add("a", 41) and ledger.add("a", 42)
+    finally:
+        go.set()
+        await sibling.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["i", "j:k", ""]), st.integers(1, 60), st.booleans()),
+                max_size=80), st.integers(40, 400))
+def test_a_segment_read_in_pieces_gives_the_ids_read_whole(events, piece):
+    """_piecewise_event_ids cuts at line ends, a READ_PIECE at a time (a line longer than a
+    piece read whole), so each piece's decode lets the event loop run."""
+    from logmesh.logs.ingest import ledger as ledger_module
+
+    lines = [(b'{"event.id":"%s:%d","message":"%s"}' % (inst.encode(), n, b"x" * (n * 7 if long else 1)))
+             for inst, n, long in events]
+    data = b"\n".join(lines) + (b"\n" if lines else b"") + b'{"event.id":"torn:1'
+    whole = data.rfind(b"\n") + 1
+    before = ledger_module.READ_PIECE
+    ledger_module.READ_PIECE = piece
+    try:
+        assert ledger_module._piecewise_event_ids(data, whole) == ledger_module._event_ids(data[:whole])
+    finally:
+        ledger_module.READ_PIECE = before
+
+
+def test_numbers_learned_as_runs_leave_the_ledger_learning_each_would():
+    """_learn_numbers takes a run after the watermark in one step: the same ledger as adding
+    each number (received, watermark, above, duplicates)."""
+    for known, stored in [([], [1, 2, 3]), ([1, 2], [2, 3, 4]), ([1, 5], [2, 3]), ([3], [1, 2, 3, 4]),
+                          ([1, 2, 3], [1, 2]), ([], [2, 3]), ([4], [1, 2])]:
+        fast, slow = ShipperLedger(), ShipperLedger()
+        for led in (fast, slow):
+            for n in known:
+                led.add("x", n)
+        fast._learn_numbers({"x": stored})
+        for n in stored:
+            if not slow.add("x", n):
+                slow.instances["x"].duplicates -= 1
+        a, b = fast.instances["x"], slow.instances["x"]
+        assert (a.received, a.watermark, a.above, a.duplicates) == \
+            (b.received, b.watermark, b.above, b.duplicates), (known, stored)
