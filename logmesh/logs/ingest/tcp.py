@@ -479,15 +479,16 @@ class LogIngestProtocol(IngestConnection):
             if instance not in self.shippers:
                 self._join(instance)
             evs = batch.events
-            if evs and ledger.must_learn(instance, evs[0].n):  # add() would look: its first event
-                raise _MustLook
-            ctx.batches += 1
-            if ctx.ledger.add_run(instance, list(map(_N, evs)), batch.service, max(map(_TS, evs))):
+            if ledger.add_run(instance, list(map(_N, evs)), batch.service, max(map(_TS, evs))):
+                ctx.batches += 1
                 lines += made  # all new, in a row: the ledger's one call, as _add_run's
                 # request packets are stored "info" with no status: none is an error
                 errors = 0 if evs[0].extra is None else \
                     count_errors(map(_LEVEL, made), map(_STATUS, made))
                 return self._heard(env, batch, received, errors, len(made), 0, rejected)
+            if evs and ledger.must_learn(instance, evs[0].n):  # add() would look: its first event
+                raise _MustLook  # (add_run took none of it: an instance it does not know)
+            ctx.batches += 1
             built = list(zip(repeat(instance), evs, made))
         else:
             batch, built = self._build(env, received, rejected)
