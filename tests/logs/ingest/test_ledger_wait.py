@@ -61,19 +61,32 @@ def ids_stored(data_dir) -> Counter:
     return Counter(e.get("event.id") for e in stored(data_dir))
 
 
+async def service_and_sibling(start_logs, instance: str = "other", last: int = 40):
+    """An in-process logs service (stream 0) and a sibling's writer (stream 1) on its data
+    directory, which stored ``instance``'s 1..``last`` after the service started."""
+    srv = await start_logs()
+    data = srv.config.data_dir
+    sibling = await write_store(data, [sibling_events(instance, range(1, last + 1))], worker=1,
+                                clock=FakeClock(int(time.time() * 1000)), seal_each=False)
+    return srv, data, sibling
+
+
+async def known_shipper(port: int, instance: str, last: int) -> RawClient:
+    """A connection whose shipper sent ``instance``'s 1..``last``, acked: it needs no look."""
+    client = await RawClient.connect(port)
+    await client.send(batch(1, instance, range(1, last + 1)))
+    assert (await client.replies(1))[0]["acked"] == last
+    return client
+
+
 async def test_a_connection_is_answered_while_another_ones_batch_waits_for_the_look(
         start_logs, monkeypatch):
     """Fails on the look in the loop: the other shipper's ack came only after the look."""
     gate = Gate(monkeypatch)
-    srv = await start_logs()
-    data = srv.config.data_dir
-    sibling = await write_store(data, [sibling_events("other", range(1, 41))], worker=1,
-                                clock=FakeClock(int(time.time() * 1000)), seal_each=False)
+    srv, data, sibling = await service_and_sibling(start_logs)
     a = b = None
     try:
-        a = await RawClient.connect(srv.config.port)
-        await a.send(batch(1, "a", range(1, 11)))
-        assert (await a.replies(1))[0]["acked"] == 10
+        a = await known_shipper(srv.config.port, "a", 10)
         # the sibling stored b's batch and was killed before its ack: b resends it here
         await sibling.durable(sibling.append_events(sibling_events("b", range(1, 11))))
         gate.armed = True
@@ -107,10 +120,7 @@ async def test_a_batch_whose_connection_closed_while_it_waited_is_stored_once_wi
     """Its connection paused, the close is seen once the batch is handled: stored, never acked,
     the shipper sends it again over a new connection, where it is a resend."""
     gate = Gate(monkeypatch)
-    srv = await start_logs()
-    data = srv.config.data_dir
-    sibling = await write_store(data, [sibling_events("other", range(1, 41))], worker=1,
-                                clock=FakeClock(int(time.time() * 1000)), seal_each=False)
+    srv, data, sibling = await service_and_sibling(start_logs)
     try:
         gate.armed = True
         b = await RawClient.connect(srv.config.port)
@@ -135,10 +145,7 @@ async def test_past_the_held_bytes_a_batch_is_judged_at_once(start_logs, monkeyp
     """The bytes held for looks are bounded: past HELD_BYTES the look runs in the loop, as
     before the thread, and the resend is still stored once."""
     monkeypatch.setattr(tcp, "HELD_BYTES", 100)
-    srv = await start_logs()
-    data = srv.config.data_dir
-    sibling = await write_store(data, [sibling_events("b", range(1, 11))], worker=1,
-                                clock=FakeClock(int(time.time() * 1000)), seal_each=False)
+    srv, data, sibling = await service_and_sibling(start_logs, "b", 10)
     try:
         b = await RawClient.connect(srv.config.port)
         await b.send(batch(1, "b", range(1, 16)))
@@ -156,14 +163,9 @@ async def test_frames_after_a_held_batch_and_reads_meanwhile_keep_their_order(st
     """A read with a known shipper's batch, then a new instance's (held), then more: the first
     is acked at once, the rest in the order they came, each stored once."""
     gate = Gate(monkeypatch)
-    srv = await start_logs()
-    data = srv.config.data_dir
-    sibling = await write_store(data, [sibling_events("other", range(1, 41))], worker=1,
-                                clock=FakeClock(int(time.time() * 1000)), seal_each=False)
+    srv, data, sibling = await service_and_sibling(start_logs)
     try:
-        c = await RawClient.connect(srv.config.port)
-        await c.send(batch(1, "x", range(1, 6)))
-        assert (await c.replies(1))[0]["acked"] == 5
+        c = await known_shipper(srv.config.port, "x", 5)
         await sibling.durable(sibling.append_events(sibling_events("y", range(1, 4))))
         gate.armed = True
         await c.send(batch(2, "x", range(6, 11)) + batch(3, "y", range(1, 6)) + batch(4, "x", range(11, 16)))
