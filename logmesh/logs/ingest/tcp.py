@@ -388,6 +388,7 @@ class LogIngestProtocol(IngestConnection):
         if batch is None or not packet.ack or self.ctx.writer.failure is not None:
             return False
         try:
+            self._must_wait(batch.instance, batch.events[:1])  # one instance: its first event
             made = batch_lines(batch, received, self.source, self.ctx.routes)
             if made is None:
                 return False
@@ -476,8 +477,6 @@ class LogIngestProtocol(IngestConnection):
         if fast is not None:  # the mesh's usual batch: its lines built with few calls
             batch, made = fast
             instance = batch.instance
-            if instance not in self.shippers:
-                self._join(instance)
             evs = batch.events
             if ledger.add_run(instance, list(map(_N, evs)), batch.service, max(map(_TS, evs))):
                 ctx.batches += 1
@@ -486,8 +485,6 @@ class LogIngestProtocol(IngestConnection):
                 errors = 0 if evs[0].extra is None else \
                     count_errors(map(_LEVEL, made), map(_STATUS, made))
                 return self._heard(env, batch, received, errors, len(made), 0, rejected)
-            if evs and ledger.must_learn(instance, evs[0].n):  # add() would look: its first event
-                raise _MustLook  # (add_run took none of it: an instance it does not know)
             ctx.batches += 1
             built = list(zip(repeat(instance), evs, made))
         else:
@@ -495,15 +492,6 @@ class LogIngestProtocol(IngestConnection):
             if batch is None:
                 return None
             instance = batch.instance
-            if instance and instance not in self.shippers:
-                self._join(instance)
-            if ledger.data_dir is not None and not ledger.covered:
-                firsts: set[str] = set()  # add() looks at an instance's first event only
-                for inst, ev, _ in built:
-                    if inst and inst not in firsts:
-                        firsts.add(inst)
-                        if ledger.must_learn(inst, ev.n):
-                            raise _MustLook
             ctx.batches += 1
         # The ledger last: what it records as received is stored, so the resend of a rejected
         # event (or of a batch that failed half-way, answered 500) is no duplicate.
@@ -524,13 +512,26 @@ class LogIngestProtocol(IngestConnection):
         return self._heard(env, batch, received, errors, len(built),
                            len(built) - (len(lines) - before), rejected)
 
-    def _join(self, instance: str) -> None:
-        """``instance``'s first batch on this connection: it may have shipped to a sibling
-        worker before (ShipperLedger.joined), so the batch waits for the ledger's look at what
-        the siblings stored, unless it already waited for one begun after it came."""
+    def _must_wait(self, instance: str, events: list) -> None:
+        """Raise _MustLook, before anything of the batch is built or counted (its events'
+        folded labels are), when the ledger must look at what the sibling workers stored first:
+        ``instance``'s first batch on this connection (ShipperLedger.joined: it may have
+        shipped to a sibling before), or an instance unknown to the ledger whose first event
+        here is not its first (ShipperLedger.must_learn) -- unless the batch already waited for
+        a look begun after it came (``covered``). An event that is refused later and so never
+        reaches the ledger may leave add() a look to do: it does it in the loop, as before."""
         ledger = self.ctx.ledger
-        if ledger.data_dir is not None and not ledger.covered:
+        if ledger.data_dir is None or ledger.covered:
+            return
+        if instance and instance not in self.shippers:
             raise _MustLook
+        firsts: set[str] = set()  # add() looks at an instance's first event only
+        for ev in events:
+            inst = ev.instance or instance
+            if inst and ev.n >= 1 and inst not in firsts:
+                firsts.add(inst)
+                if ledger.must_learn(inst, ev.n):
+                    raise _MustLook
 
     def _heard(self, env: Any, batch: Any, received: int, errors: int, taken: int,
                duplicates: int, rejected: list) -> tuple[int, list]:
@@ -565,6 +566,7 @@ class LogIngestProtocol(IngestConnection):
             batch, where = self._batch_by_event(env, rejected)
             if batch is None:
                 return None, []
+        self._must_wait(batch.instance, batch.events)
         ctx = self.ctx
         service = batch.service or None
         instance = batch.instance
