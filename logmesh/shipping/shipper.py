@@ -177,8 +177,7 @@ class Shipper:
 
     def _overflow(self) -> None:
         excess = len(self.queue) - self.max_queue
-        if self.spool is not None:
-            self._spill(excess)
+        if self.spool is not None and self._spill(excess):
             return
         for _ in range(excess):
             self.queue.popleft()
@@ -280,7 +279,12 @@ class Shipper:
             await self.client.close()
         if self.spool is not None:
             self._requeue_inflight()
-            self._spill()  # spool records carry their instance: the resend keeps its event.id
+            # spool records carry their instance: the resend keeps its event.id
+            if not self._spill():  # the disk is full: what is still queued ends with us
+                self.stats["dropped"] += len(self.queue)
+                log.error("%s: %d event(s) could not be spooled at exit (the disk is full): lost",
+                          self.service, len(self.queue))
+                self.queue.clear()
             self.spool.close()
 
     # -- the sending task -----------------------------------------------------------
@@ -302,19 +306,27 @@ class Shipper:
             except Exception:
                 log.exception("%s: shipper error", self.service)
 
-    def _spill(self, count: int | None = None) -> None:
-        """Move the oldest ``count`` (default: all) queued events to the disk spool."""
+    def _spill(self, count: int | None = None) -> bool:
+        """Move the oldest ``count`` (default: all) queued events to the disk spool; False when
+        the disk refused them (full): they stay queued, in front, as they were."""
         n = len(self.queue) if count is None else min(count, len(self.queue))
         if n and self.spool is not None:
             inst = self.instance
-            records = []
-            for _ in range(n):
-                e = self.queue.popleft()
-                records.append([inst, e[0], e[1], _text(e[2]), e[3] if len(e) > 3 else None])
+            taken = [self.queue.popleft() for _ in range(n)]
+            records = [[inst, e[0], e[1], _text(e[2]), e[3] if len(e) > 3 else None] for e in taken]
             try:
-                self.stats["spooled"] += self.spool.put(records)
-            except orjson.JSONEncodeError:  # the error path: spool all but what cannot be encoded
-                self.stats["spooled"] += self.spool.put([r for r in records if self._encodable(r)])
+                try:
+                    self.stats["spooled"] += self.spool.put(records)
+                except orjson.JSONEncodeError:  # the error path: spool all but what cannot be encoded
+                    self.stats["spooled"] += self.spool.put([r for r in records if self._encodable(r)])
+            except OSError as exc:
+                # Found from outside: on a full disk these events left the queue, were neither
+                # spooled nor counted dropped, and a traceback was logged at every pump.
+                self.queue.extendleft(reversed(taken))
+                self._warn_rejected.warning("%s: cannot spool %d event(s) (%s); they wait in "
+                                            "memory", self.service, n, exc)
+                return False
+        return True
 
     def _pump(self) -> None:
         client = self.client

@@ -15,6 +15,7 @@ directory would exceed ``max_bytes``, the oldest file is dropped, counted.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import orjson
 
 from ..fsio import write_atomic
+from ..guard import RateLimitedLog
 
 log = logging.getLogger("logmesh.spool")
 
@@ -45,6 +47,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.file_bytes = file_bytes
         self.dropped = 0
+        self._warn = RateLimitedLog(log)
         head = self._load_head()
         self._files = sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("spool-*.ndjson"))
         self._files = [f for f in self._files if f >= head[0]]
@@ -124,11 +127,32 @@ class Spool:
         if self._out is None or os.fstat(self._out).st_size >= self.file_bytes:
             self._roll()
         assert self._out is not None
-        os.write(self._out, data)
-        os.fsync(self._out)
+        start = os.lseek(self._out, 0, os.SEEK_END)
+        try:
+            # os.write returns short, without an error, when the disk fills in the middle: the
+            # records past that point were counted spooled and were not on disk (found from
+            # outside: 562 of 55,462 on a full tmpfs). All of them, or none of them and an error.
+            view = memoryview(data)
+            while view:
+                written = os.write(self._out, view)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, "the spool's disk took no more bytes")
+                view = view[written:]
+            os.fsync(self._out)
+        except OSError:
+            self._cut_back(start)
+            raise
         self.has_pending = True
         self._enforce_limit()
         return len(records)
+
+    def _cut_back(self, size: int) -> None:
+        """Cut the file being written back to ``size``: a record torn by a failed put would be
+        glued to the next put's first one, and both skipped as damaged."""
+        try:
+            os.ftruncate(self._out, size)  # type: ignore[arg-type]
+        except OSError as exc:  # the next start's _cut_torn_tails cuts it then
+            log.warning("spool: could not cut a failed write back (%s)", exc)
 
     def _roll(self) -> None:
         """Start a new file, numbered past every file and past the head."""
@@ -216,7 +240,14 @@ class Spool:
         if pos <= self.head:
             return
         self.head = pos
-        self._save_head()
+        try:
+            self._save_head()
+        except OSError as exc:
+            # A full disk (often full of this spool): the replay goes on, and deleting the files
+            # it finishes frees the space. Until the head is saved, a restart resends from the
+            # last saved one, and the logs service keeps one copy of each by event.id.
+            self._warn.warning("spool: could not save the head (%s); going on, a restart resends "
+                               "from the last saved one", exc)
         for f in list(self._files):
             if f == self._out_id or f > pos[0]:
                 continue
