@@ -26,8 +26,11 @@ class CodingError(Exception):
 def decode(body: bytes, coding: str, limit: int) -> bytes:
     """``body`` with ``coding`` (a Content-Encoding header's value) undone; at most ``limit``
     bytes (0: no limit) come out."""
-    coding = coding.strip().lower()
-    if coding in ("", "identity") or not body:
+    # A list ("identity, gzip", or the header given twice, which HTTP reads as that list):
+    # identity changes nothing; one coding left is undone, more than one refused below.
+    codings = [c for c in (p.strip().lower() for p in coding.split(",")) if c not in ("", "identity")]
+    coding = ", ".join(codings)
+    if not coding or not body:
         return body
     if coding in ("gzip", "x-gzip"):
         return _inflate(body, limit, gzip=True)

@@ -83,7 +83,9 @@ async def read_whole(request: web.Request) -> bytes:
                 chunks.append(chunk)
                 slow.reschedule(start + BODY_GRACE + size / BODY_MIN_RATE)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # none: b""
-    coding = request.headers.get(hdrs.CONTENT_ENCODING)
+    # Every Content-Encoding header, as one list: the first alone stored a gzip body sent with
+    # "Content-Encoding: identity" and "Content-Encoding: gzip" unread (found from outside).
+    coding = ", ".join(request.headers.getall(hdrs.CONTENT_ENCODING, ()))
     if not coding:
         return body
     try:

@@ -156,3 +156,30 @@ async def test_an_out_of_range_time_names_the_field_and_unit_the_client_sent(sta
     assert f"timeUnixNano {far} is not epoch nanoseconds between 1970 and 9999" in answer["errorMessage"]
     assert "@timestamp" not in answer["errorMessage"] and "milli" not in answer["errorMessage"]
     assert [e["message"] for e in stored(srv.config.data_dir)] == ["good"]
+
+
+async def test_content_encoding_given_twice_is_read_as_one_list(start_logs):
+    """HTTP reads a header given twice as the comma-joined list. Found from outside: only the
+    first was read, so ``identity`` + ``gzip`` took a gzip body as it came (400), and
+    ``identity`` + ``gzip`` over a plain body stored it as if no coding were named."""
+    from multidict import CIMultiDict
+
+    srv = await start_logs()
+
+    async def post_coded(body: bytes, *codings: str) -> tuple[int, bytes]:
+        headers = CIMultiDict([("Content-Type", "application/json"),
+                               *(("Content-Encoding", c) for c in codings)])
+        async with aiohttp.ClientSession() as s, s.post(
+                f"http://{HOST}:{srv.config.http_port}/v1/logs", data=body, headers=headers) as resp:
+            return resp.status, await resp.read()
+
+    doc = orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"body": {"stringValue": "twice"}}]}]}]})
+    status, _ = await post_coded(gzip.compress(doc), "identity", "gzip")
+    assert status == 200
+    assert [e["message"] for e in stored(srv.config.data_dir)] == ["twice"]
+    status, _ = await post_coded(doc, "identity", "gzip")  # says gzip, is not
+    assert status == 400
+    status, body = await post_coded(gzip.compress(doc), "gzip", "deflate")
+    assert status == 415 and b"gzip, deflate" in body
+    assert len(stored(srv.config.data_dir)) == 1
