@@ -585,28 +585,14 @@ class Engine:
         for path in unopened:
             if self.db.unreadable(path):
                 self._quarantine(path)
-        events = 0
-        services: dict[str, int] = {}
-        lo: int | None = None
-        hi: int | None = None
-        unknown: list[ParquetFile] = []
+        pq, live, cold = Counts(), Counts(), Counts()
+        unknown: list[ParquetFile] = []  # compacted before block indexes counted services
         for pf in parquet:
-            events += pf.rows
-            if pf.rows:
-                lo = pf.min_ts if lo is None else min(lo, pf.min_ts)
-                hi = pf.max_ts if hi is None else max(hi, pf.max_ts)
-            if pf.index.get("services") is None:
+            services = pf.index.get("services")
+            if services is None:
                 unknown.append(pf)
-            else:
-                for s, n in pf.index["services"].items():
-                    services[s] = services.get(s, 0) + n
-        if unknown:
-            _, rows = self.db.run(
-                f"SELECT {ident('service.name')}, count(*) FROM read_parquet([{', '.join(sql_str(str(p.path)) for p in unknown)}]) "
-                f"WHERE {ident('service.name')} IS NOT NULL GROUP BY ALL", [])
-            for s, n in rows:
-                services[s] = services.get(s, 0) + n
-        live, cold = Counts(), Counts()
+            if pf.rows:
+                pq.add(Counts(pf.rows, pf.min_ts, pf.max_ts, services or {}))
         n_live = n_cold = 0
         uncounted: list[SegmentInfo] = []  # sealed before indexes counted services
         for seg in segments:
@@ -614,7 +600,7 @@ class Engine:
                 got = Counts.of_index(seg.index)  # type: ignore[arg-type]
                 if got is None:
                     uncounted.append(seg)
-                    got = Counts.of_index({**seg.index, "services": {}})  # type: ignore[dict-item]
+                    got = Counts.totals(seg.index)  # type: ignore[arg-type]
                     if got is None:
                         continue
             else:
@@ -625,6 +611,16 @@ class Engine:
             else:
                 live.add(got)
                 n_live += 1
+        total = Counts()
+        for part in (pq, live, cold):
+            total.add(part)
+        services = total.services
+        if unknown:
+            _, rows = self.db.run(
+                f"SELECT {ident('service.name')}, count(*) FROM read_parquet([{', '.join(sql_str(str(p.path)) for p in unknown)}]) "
+                f"WHERE {ident('service.name')} IS NOT NULL GROUP BY ALL", [])
+            for s, n in rows:
+                services[s] = services.get(s, 0) + n
         if uncounted:
             src = " UNION ALL ".join(f"SELECT {ident('service.name')} FROM "
                                      f"{read_ndjson_lenient_sql(str(seg.path), object_bytes((seg.index or {}).get('longest')))}"
@@ -633,16 +629,10 @@ class Engine:
                                   f"WHERE {ident('service.name')} IS NOT NULL GROUP BY ALL", [])
             for name, n in rows:
                 services[name] = services.get(name, 0) + n
-        for part in (live, cold):
-            if part.min_ts is not None:
-                lo = part.min_ts if lo is None else min(lo, part.min_ts)
-                hi = part.max_ts if hi is None else max(hi, part.max_ts)  # type: ignore[type-var]
-            for name, n in part.services.items():
-                services[name] = services.get(name, 0) + n
         disk = catalogue.usage(self.data_dir)
-        return {"events": events + live.events + cold.events, "bytes": disk.bytes,
-                "segments": disk.files, "from": lo, "to": hi,
+        return {"events": total.events, "bytes": disk.bytes,
+                "segments": disk.files, "from": total.min_ts, "to": total.max_ts,
                 "services": dict(sorted(services.items(), key=lambda kv: -kv[1])),
-                "parquet_files": len(parquet), "parquet_events": events,
+                "parquet_files": len(parquet), "parquet_events": pq.events,
                 "live_segments": n_live, "live_events": live.events,
                 "cold_segments": n_cold, "cold_events": cold.events}

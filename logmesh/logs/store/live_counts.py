@@ -118,12 +118,23 @@ class Counts:
     def of_index(cls, index: dict[str, Any]) -> Counts | None:
         """A sealed index's (or the counts file's) counts; None without per-service counts."""
         services = index.get("services")
+        if not services_ok(services):
+            return None
+        out = cls.totals(index)
+        if out is not None and out.events:
+            out.services = dict(services)  # type: ignore[arg-type]
+        return out
+
+    @classmethod
+    def totals(cls, index: dict[str, Any]) -> Counts | None:
+        """An index's events and time range, no services: those of a segment sealed before
+        indexes counted them are counted from its lines. None when ``count`` is no number."""
         count = index.get("count")
-        if not services_ok(services) or count.__class__ is not int:
+        if count.__class__ is not int:
             return None
         if not count:
             return cls()
-        return cls(count, index["min_ts"], index["max_ts"], dict(services))  # type: ignore[arg-type]
+        return cls(count, index["min_ts"], index["max_ts"])
 
 
 def count_lines(data: bytes) -> Counts:

@@ -54,7 +54,7 @@ class SegmentIndex:
     longest: int = 0  # its largest write (or line): no line is longer (store/long_lines.py)
     next_sparse: int = 0  # event count at which the next sparse entry is due
     # events per service.name (those without one are count - their sum): what /api/v1/stats
-    # reads instead of the lines (query/stats.py)
+    # reads instead of the lines (Engine.stats, query/engine.py)
     services: dict[str, int] = field(default_factory=dict)
 
     def add(self, seq: int, ts: int, offset: int, nbytes: int = 0, service: str | None = None) -> None:
