@@ -64,7 +64,7 @@ class Usage:
 
     files: int  # segments and Parquet files
     data_bytes: int  # their bytes
-    index_bytes: int  # their .idx.json, .blocks.json and .red files' bytes
+    index_bytes: int  # their .idx.json, .counts.json, .blocks.json and .red files' bytes
 
     @property
     def bytes(self) -> int:
@@ -170,7 +170,10 @@ def usage(data_dir: Path) -> Usage:
     """
     files = data = index = 0
     for sub, is_data, index_suffix in (
-            (layout.SEGMENTS_DIR, lambda n: layout.parse_name(n) is not None, layout.INDEX_SUFFIX),
+            # an unsealed segment's counts (live_counts.py) too: a worker that no longer runs
+            # (--workers lowered after a crash) leaves its own until it runs again (recovery)
+            (layout.SEGMENTS_DIR, lambda n: layout.parse_name(n) is not None,
+             (layout.INDEX_SUFFIX, layout.COUNTS_SUFFIX)),
             (layout.PARQUET_DIR, lambda n: n.endswith(layout.PARQUET_SUFFIX),
              (layout.BLOCKS_SUFFIX, layout.RED_SUFFIX))):
         try:

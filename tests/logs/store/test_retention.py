@@ -237,3 +237,17 @@ async def test_a_segment_whose_parquet_file_exists_is_deleted_as_a_copy(tmp_path
     ret.run_once()
     assert not sealed.exists() and not list((tmp_path / layout.PARQUET_DIR).glob("*.parquet"))
     assert ret.counters["events"] == 100, ret.counters
+
+
+def test_max_disk_counts_the_counts_file_of_a_worker_that_no_longer_runs(tmp_path):
+    """--workers lowered after worker 1 was killed: its unsealed segment and that segment's
+    counts (store/live_counts.py) stay until worker 1 runs again and recovers them. Both take
+    disk, so --max-disk counts both (it counted the segment alone)."""
+    segments = tmp_path / layout.SEGMENTS_DIR
+    segments.mkdir()
+    active = segments / layout.segment_name(1, 1)
+    active.write_bytes(b'{"seq":1}\n' * 10)
+    segments.joinpath(layout.counts_name(active.name)).write_bytes(b"c" * 300)
+    retention = Retention(tmp_path, max_bytes=1)
+    assert retention.scan()[1] == catalogue.usage(tmp_path).bytes == 100 + 300
+    assert retention.run_once() == [] and active.exists()  # an active segment is never deleted
