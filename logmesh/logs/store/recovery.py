@@ -46,8 +46,16 @@ def record(line: bytes) -> tuple[int, int, str | None] | None:
     """
     try:
         event = loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return fields(event)
+
+
+def fields(event: Any) -> tuple[int, int, str | None] | None:
+    """:func:`record`'s judgement of a line already parsed."""
+    try:
         seq, ts, svc = event["seq"], event["@timestamp"], event.get("service.name")
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         return None
     if type(seq) is not int or type(ts) is not int or not 0 <= seq < 1 << 63 \
             or not 0 <= ts <= layout.MAX_TIMESTAMP_MS:  # no index could hold it (issue 14)
