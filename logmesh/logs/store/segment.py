@@ -45,11 +45,12 @@ RETRY_SECONDS = 1.0  # a failed write or fsync is retried this often
 CLOSE_TIMEOUT_SECONDS = 10.0  # close() gives a failing disk this long
 ROOM_BYTES = 1024 * 1024  # free space at which a store that failed for want of it tries again
 # The active segment's counts (store/live_counts.py) are saved this long after the first group
-# they do not cover, not after every group: a save (encode, stat, write, rename) after each
-# group cost socket ingest ~4% (0.52-0.54 against 0.39-0.40 CPU s a million in the other
-# threads, docs/benchmarks.md, review14). A reader counts the lines past them: at most this
-# long's writes, plus a group.
-COUNTS_SAVE_SECONDS = 0.1
+# they do not cover, not after every group: a save (encode, stat, write, rename: 0.3-0.45 ms
+# of CPU) after each group cost socket ingest ~4% (0.52-0.54 against 0.39-0.40 CPU s a million
+# in the other threads; docs/benchmarks.md, review14). At most 4 a second: ~23 ms a million
+# events at 60k events/s. A reader counts the lines past them in Python (~3 us a line): at
+# most this long's writes, ~60 ms of a call for a worker flooded at 80k lines/s.
+COUNTS_SAVE_SECONDS = 0.25
 
 
 class StoreUnavailable(Exception):
