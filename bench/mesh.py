@@ -13,7 +13,7 @@ gateway ships, ``logmesh-goodsship`` where only goods does, ``logmesh-acker`` wh
 bench/ack_only_logs.py, a stand-in logs node that acks each batch at once and stores nothing;
 ``logmesh-busy``: as ``logmesh-noship`` beside a neighbour that shares nothing with the mesh, a
 Python busy loop at the acker's niceness, to tell the machine's share of a part's CPU a request
-from the code's)
+from the code's; ``logmesh-shipbusy``: as ``logmesh`` beside the same neighbour)
 or the chapter's Node ``goods.js`` and ``gate.js`` from tests/interop/node with
 their console printing off (bench/node_quiet.js), whose goods ships its packets to the same
 logs service as the chapter's ``writeLog`` does. Three rows are posted, then wrk (Debian's)
@@ -25,8 +25,10 @@ per request of the mesh's request path (utime+stime of gateway and goods, shippi
 from /proc; the gateway's share in the per-cell lines), the logs service's CPU per request
 beside it (in the per-cell lines also its main thread's, the event loop that ingests: the rest
 is its other threads, compaction, segment writes, queries), the gateway's sleeps a thousand
-requests (its voluntary context switches: its loop waiting in epoll), and the peak RSS (VmHWM) of gateway
-plus goods. The table gives the median over rounds and, for each logmesh mesh, the median
+requests (its voluntary context switches: its loop waiting in epoll), the whole machine's
+rescheduling and function-call IPIs and idle CPU time a request (/proc/interrupts, /proc/stat: on
+a VM a vCPU that halts costs the host an exit and its wake-up an IPI), and the peak RSS (VmHWM) of
+gateway plus goods. The table gives the median over rounds and, for each logmesh mesh, the median
 (and range) of its ratio to the Node mesh taken within each round: the machine is shared,
 and a slow spell weighs on both sides of a ratio alike.
 """
@@ -174,7 +176,7 @@ def start_mesh(kind: str, tmp: Path, logs_nice: int | None = None,
              if kind != "logmesh-acker" else
              _spawn([sys.executable, str(HERE / "ack_only_logs.py"), "--port", str(lp),
                      "--distributor", dist], logs / "logs", stdout=subprocess.DEVNULL)}
-    if kind == "logmesh-busy":  # not counted in the mesh's CPU: parts are read by name
+    if kind in ("logmesh-busy", "logmesh-shipbusy"):  # not counted in the mesh's CPU: parts are read by name
         parts["neighbour"] = _spawn([sys.executable, "-c", "while True: pass"], logs / "neighbour")
     time.sleep(0.5)  # the logs node registered first, as in `logmesh up`
     if kind == "node":
@@ -273,11 +275,26 @@ def _perf(mesh: Mesh, seconds: float, where: Path, name: str) -> list[subprocess
             for part, proc in mesh.parts.items() if part != "distributor"]
 
 
+def machine_counts() -> dict[str, int]:
+    """The whole machine's rescheduling and function-call IPIs (/proc/interrupts, summed over
+    CPUs) and idle jiffies (/proc/stat): a wake-up sent to a halted vCPU is one RES, and on a VM
+    each halt and wake-up is a trip through the host."""
+    out: dict[str, int] = {}
+    for line in Path("/proc/interrupts").read_text().splitlines():
+        name, _, rest = line.strip().partition(":")
+        if name in ("RES", "CAL"):
+            out[name] = sum(int(x) for x in rest.split() if x.isdigit())
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    out["idle"] = int(cpu[4]) + int(cpu[5])
+    return out
+
+
 def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str, Path],
          profile: Path | None = None, perf: Path | None = None) -> dict:
     before = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"),
               mesh.loop_cpu("logs"), mesh.sleeps("gateway"))
     fsyncs = mesh.logs_fsyncs()
+    ipis = machine_counts()
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
     argv += ["-s", str(scripts[method])]
     spies = _profile(mesh, seconds, profile, f"{mesh.kind}-{method}-{conns}") if profile else []
@@ -288,6 +305,7 @@ def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str,
     after = (mesh.cpu("gateway", "goods"), mesh.cpu("logs"), mesh.cpu("gateway"),
              mesh.loop_cpu("logs"), mesh.sleeps("gateway"))
     fsyncs = mesh.logs_fsyncs() - fsyncs
+    ipis = {k: v - ipis[k] for k, v in machine_counts().items()}
     mesh.sample_rss()
     r = parse_wrk(out)
     n = max(r["requests"], 1)
@@ -297,7 +315,9 @@ def cell(mesh: Mesh, method: str, conns: int, seconds: float, scripts: dict[str,
              gateway_cpu_us_per_req=(after[2] - before[2]) / n * 1e6,
              logs_loop_cpu_us_per_req=(after[3] - before[3]) / n * 1e6,
              logs_fsyncs_per_s=fsyncs / seconds,
-             gateway_sleeps_per_kreq=(after[4] - before[4]) / n * 1000)
+             gateway_sleeps_per_kreq=(after[4] - before[4]) / n * 1000,
+             res_ipis_per_req=ipis["RES"] / n, cal_ipis_per_req=ipis["CAL"] / n,
+             idle_us_per_req=ipis["idle"] * 1e6 / os.sysconf("SC_CLK_TCK") / n)
     return r
 
 
@@ -402,7 +422,9 @@ def main() -> int:
                                   f"{r['gateway_sleeps_per_kreq']:.0f}, logs "
                                   f"{r['logs_cpu_us_per_req']:.0f} of which its loop "
                                   f"{r['logs_loop_cpu_us_per_req']:.0f}, its fsyncs/s "
-                                  f"{r['logs_fsyncs_per_s']:.0f}), non-2xx "
+                                  f"{r['logs_fsyncs_per_s']:.0f}), IPIs/req RES "
+                                  f"{r['res_ipis_per_req']:.2f} CAL {r['cal_ipis_per_req']:.2f}, "
+                                  f"idle {r['idle_us_per_req']:.0f} µs/req, non-2xx "
                                   f"{r['non_2xx']}, errors {r['socket_errors']}", flush=True)
                 finally:
                     mesh.sample_rss()
