@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from .. import access_log
 from ..lifecycle import Serving
 from ..metrics import Metrics
 from ..protocol import Node
@@ -106,17 +107,6 @@ def status_for(errorcode: Any) -> int:
     if type(errorcode) is int and 400 <= errorcode <= 599:
         return errorcode
     return 500
-
-
-# ".0", ".001", ..., ".01", ..., ".999": the fraction as repr writes a float k/1000, k < 1000.
-# The access log's message says the duration as repr(us / 1000); below _EXACT_US µs (12.7
-# days) that text is us // 1000 then this fraction: the doubles there are far closer than
-# 0.001 apart, so the shortest text that reads back as us / 1000 is that decimal itself,
-# trailing zeros dropped (tests/mesh/test_gateway_status.py). It saves the float's
-# shortest-repr conversion, ~1,000 instructions of the record's ~7,900 (docs/benchmarks.md,
-# "ninth part").
-_MS_FRACTIONS = tuple(repr(k / 1000)[1:] for k in range(1000))
-_EXACT_US = 2**40
 
 
 def _label_value(value: Any) -> Any:
@@ -323,27 +313,23 @@ class Gateway(CountedPart, Serving):
         took_us = int(seconds * 1_000_000 + 0.5)
         level = "error" if outcome >= 500 else "warning" if outcome >= 400 else "info"
         code, upstream = ex.errorcode, ex.upstream
-        extra: dict[str, Any]
         if upstream is not None and code.__class__ is int and not ex.unended:
-            # a service's reply, as nearly every exchange ends: the record in one literal
-            # (no insert after it, no _label_value call for an int errorcode)
-            extra = {"http.request.method": request.method, "url.path": request.path,
-                     "http.response.status_code": status, "trace.id": ex.trace_id,
-                     "log.level": level, "event.duration_ms": took_us / 1000,
-                     "errorcode": code, "upstream": upstream, "upstream.address": ex.address}
-        else:
-            extra = {"http.request.method": request.method, "url.path": request.path,
-                     "http.response.status_code": status, "trace.id": ex.trace_id,
-                     "log.level": level, "event.duration_ms": took_us / 1000}
-            if code is not None:
-                extra["errorcode"] = _label_value(code)
-            if upstream is not None:
-                extra["upstream"], extra["upstream.address"] = upstream, ex.address
-            if ex.unended:  # rare: its batch takes ingest's general path (shipped.AccessFields)
-                extra["upstream.unended_bytes"] = ex.unended
-        took_text = (f"{took_us // 1000}{_MS_FRACTIONS[took_us % 1000]}"
-                     if 0 <= took_us < _EXACT_US else repr(took_us / 1000))  # see _MS_FRACTIONS
-        self.shipper.ship_record(f"{request.method} {request.path} {status} {took_text}ms", extra)
+            # a service's reply, as nearly every exchange ends: one tuple (access_log.py)
+            self.shipper.ship_row((request.method, request.path, status, ex.trace_id, level,
+                                   took_us, code, upstream, ex.address))
+            return
+        extra: dict[str, Any] = {
+            "http.request.method": request.method, "url.path": request.path,
+            "http.response.status_code": status, "trace.id": ex.trace_id,
+            "log.level": level, "event.duration_ms": took_us / 1000}
+        if code is not None:
+            extra["errorcode"] = _label_value(code)
+        if upstream is not None:
+            extra["upstream"], extra["upstream.address"] = upstream, ex.address
+        if ex.unended:  # rare: its batch takes ingest's general path (shipped.AccessFields)
+            extra["upstream.unended_bytes"] = ex.unended
+        self.shipper.ship_record(access_log.message(request.method, request.path, status, took_us),
+                                 extra)
 
     @staticmethod
     def _error(ex: Exchange, status: int, message: str) -> Answer:

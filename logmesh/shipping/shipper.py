@@ -56,6 +56,7 @@ from typing import Any
 
 import orjson
 
+from .. import access_log
 from ..guard import RateLimitedLog
 from ..mesh.client import ReconnectingClient
 from ..protocol import Node, encode, escape_frame
@@ -126,8 +127,10 @@ class Shipper:
         self.linger = linger
         self.token = token
         self.ssl = ssl
-        # (n, ts_ms, raw bytes or text, extra?): a tuple, encoded as it is into its batch
+        # (n, ts_ms, raw bytes or text, extra?) or (n, ts_ms, access row): a tuple, encoded as
+        # it is into its batch (a row as its record to a node that has not said it reads rows)
         self.queue: deque[tuple | list] = deque()
+        self._rows = False  # this connection's logs node said it reads access rows
         self._n = itertools.count(1)
         self.inflight: dict[int, list[list]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}  # key -> its ack timeout
@@ -160,6 +163,16 @@ class Shipper:
     def ship(self, raw: bytes, packet: Any = None, conn: Any = None) -> None:
         """Hand one received request packet to the shipper (the service's hook)."""
         self.queue.append((next(self._n), time.time_ns() // 1_000_000, raw))
+        self.stats["shipped"] += 1
+        if len(self.queue) > self.max_queue:
+            self._overflow()
+        if not self._woken:
+            self._wake_request_path()
+
+    def ship_row(self, row: tuple) -> None:
+        """The gateway's access log as a row of its values (access_log.py says why): the
+        logs node builds its record, or the pump does for a node that does not say it can."""
+        self.queue.append((next(self._n), time.time_ns() // 1_000_000, row))
         self.stats["shipped"] += 1
         if len(self.queue) > self.max_queue:
             self._overflow()
@@ -313,7 +326,8 @@ class Shipper:
         if n and self.spool is not None:
             inst = self.instance
             taken = [self.queue.popleft() for _ in range(n)]
-            records = [[inst, e[0], e[1], _text(e[2]), e[3] if len(e) > 3 else None] for e in taken]
+            records = [[inst, e[0], e[1], _text(e[2]), e[3] if len(e) > 3 else None]
+                       for e in map(_as_record, taken)]
             try:
                 try:
                     self.stats["spooled"] += self.spool.put(records)
@@ -383,7 +397,8 @@ class Shipper:
             key = next(self._keys)
             try:
                 data = _encode_batch({"uri": "/logs", "method": "POST", "key": key, "ack": True,
-                                      "params": {**self._head, "events": part}})
+                                      "params": {**self._head, "events": part if self._rows
+                                                 else list(map(_as_record, part))}})
             except orjson.JSONEncodeError as exc:
                 data, why = None, f"cannot be encoded ({exc})"
             else:
@@ -562,6 +577,9 @@ class Shipper:
 
     def _on_reply(self, packet: dict) -> None:
         key = packet.get("key")
+        features = packet.get("features")  # in a logmesh node's acks (the probe's too)
+        if features is not None:
+            self._rows = isinstance(features, list) and access_log.FEATURE in features
         if key == self._probe_key and key is not None:
             self._probe_answered()
             return
@@ -629,6 +647,7 @@ class Shipper:
             self.spool.commit(pos)
 
     def _on_connect(self, client: ReconnectingClient) -> None:
+        self._rows = False  # until this node's first answer says so
         if self.mode == "auto":
             self._probe(client)
         if self._wake is not None:
@@ -674,5 +693,14 @@ def _bytes_text(obj: Any) -> str:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def _text(raw: bytes | str) -> str:
+def _text(raw: bytes | str | tuple) -> str:
+    """An event's text: a request packet's, a record's message, an access row's message."""
+    if isinstance(raw, tuple):
+        return access_log.record(raw)[0]
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def _as_record(event: tuple | list) -> tuple | list:
+    """A queued event as a node that reads no access rows takes it: a row as its record."""
+    raw = event[2]
+    return (event[0], event[1], *access_log.record(raw)) if raw.__class__ is tuple else event

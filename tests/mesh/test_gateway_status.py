@@ -19,8 +19,11 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
+from logmesh import access_log
 from logmesh import cli as cli_module
-from logmesh.mesh.gateway import _EXACT_US, _MS_FRACTIONS, Gateway
+from logmesh.access_log import EXACT_US as _EXACT_US
+from logmesh.access_log import MS_FRACTIONS as _MS_FRACTIONS
+from logmesh.mesh.gateway import Gateway
 from logmesh.mesh.service import HandlerError
 from logmesh.metrics import Exposition
 from logmesh.protocol import FrameDecoder, encode
@@ -35,6 +38,9 @@ class CapturedShipper:
 
     def ship_record(self, message: str, extra: dict) -> None:
         self.records.append((message, extra))
+
+    def ship_row(self, row: tuple) -> None:
+        self.records.append(access_log.record(row))
 
     def on_nodes(self, nodes: Any) -> None:
         pass

@@ -179,13 +179,14 @@ class Request(msgspec.Struct):
 class BatchEvent(msgspec.Struct, array_like=True):
     """One event of a logmesh shipper batch: ``[n, ts_ms, raw_packet, extra, instance]``.
 
-    ``instance`` is set for events replayed from a spool written by an earlier
-    boot of the shipper: they keep the ``event.id`` they were born with.
+    ``raw`` may be a list: the gateway's access log as a row (logmesh/access_log.py), stored
+    as the record it stands for. ``instance`` is set for events replayed from a spool written
+    by an earlier boot of the shipper: they keep the ``event.id`` they were born with.
     """
 
     n: int
     ts: int
-    raw: str
+    raw: str | list[Any]
     extra: dict[str, Any] | None = None
     instance: str | None = None
 

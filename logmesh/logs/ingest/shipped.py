@@ -41,6 +41,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ... import access_log
 from ...protocol import INT_MIN, UINT_MAX
 from .common import (
     _OBJECT_STARTS,
@@ -85,12 +86,28 @@ class AccessLabels(msgspec.Struct, gc=False):
 _NO_LABELS = AccessLabels()
 
 
+class AccessRow(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
+    """The gateway's access log as a row (logmesh/access_log.py), typed as its record's
+    fields are when the gateway sends a row (a service's reply: an int errorcode, an
+    upstream); a row of any other types fails the decode and takes the per-event path."""
+
+    method: str
+    path: str
+    status: Status
+    trace_id: str
+    level: str
+    took_us: Annotated[int, Meta(ge=0, lt=access_log.EXACT_US)]
+    errorcode: int
+    upstream: str
+    address: str | None
+
+
 class ShippedEvent(msgspec.Struct, array_like=True, gc=False):
     """``[n, ts_ms, raw, extra]`` of common.BatchEvent; an ``instance`` (a replayed event) fails."""
 
     n: int
     ts: Annotated[int, Meta(ge=0, le=MAX_TIMESTAMP_MS)]
-    raw: str
+    raw: str | AccessRow
     extra: AccessFields | None = None
     instance: None = None
 
@@ -193,7 +210,7 @@ def batch_lines(batch: ShippedBatch, received: int, source: tuple[str, int],
     events = batch.events
     if not events or not batch.instance or min(map(_n, events)) < 1:
         return None  # n < 1: a number the ledger would take for a resend, refused by name there
-    if events[0].extra is not None:
+    if events[0].extra is not None or events[0].raw.__class__ is AccessRow:
         return _access_logs(batch, received, source)
     return _request_packets(batch, received, source, routes)
 
@@ -204,9 +221,21 @@ def _access_logs(batch: ShippedBatch, received: int,
     address, port = source
     prefix = instance + ":"
     lines = []
+    message = access_log.message
     for ev in batch.events:
         x = ev.extra
         raw = ev.raw
+        if raw.__class__ is AccessRow:
+            if x is not None:
+                return None  # refused by the per-event path
+            took = raw.took_us
+            lines.append(ShippedLine(
+                0, ev.ts, received, service, instance, address, port, raw.method, raw.path,
+                raw.status, None, raw.level, None,
+                message(raw.method, raw.path, raw.status, took), EMPTY, None,
+                prefix + str(ev.n), raw.trace_id,
+                AccessLabels(took / 1000, raw.errorcode, raw.upstream, raw.address)))
+            continue
         if x is None or raw[:1] in _OBJECT_STARTS:  # a packet: request_event decodes it
             return None
         labels = AccessLabels(x.duration, x.errorcode, x.upstream, x.address)
@@ -220,7 +249,7 @@ def _access_logs(batch: ShippedBatch, received: int,
 def _request_packets(batch: ShippedBatch, received: int, source: tuple[str, int],
                      routes: Routes) -> list[ShippedLine] | list[PacketLine] | None:
     events = batch.events
-    raws = [ev.raw for ev in events if ev.extra is None]
+    raws = [raw for ev in events if ev.extra is None and (raw := ev.raw).__class__ is str]
     if len(raws) != len(events):
         return None
     # No raw newline inside a packet, and each starts with "{": memchr over their text and one

@@ -7,7 +7,9 @@ Two kinds of packet arrive here:
   book's Node services drop their log connection on any data received;
 * the logmesh extension ``{"uri":"/logs","method":"POST","key":K,"ack":true,
   "params":{"service":..,"instance":..,"events":[[n, ts, raw, extra], ...]}}``
-  -- answered ``{"key":K,"errorcode":0,"acked":N}`` once the events are durable.
+  -- answered ``{"key":K,"errorcode":0,"acked":N,"features":[...]}`` once the events are
+  durable. An event's ``raw`` may be the gateway's access log as a row of its values
+  (logmesh/access_log.py), which the features say this service reads.
 
 Every acked batch is answered, so a shipper never holds it in flight for
 ever: ``acked`` counts the events stored or already stored, and
@@ -37,6 +39,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from ... import access_log
 from ...hello import AUTH_URI, FirstPacket, OverLimit, Verdict, judge, refused
 from ...protocol import BadFrame, FrameSplitter, encode
 from ..store.segment import StoreUnavailable
@@ -84,6 +87,7 @@ class RawBatch(msgspec.Struct):
 
 raw_batch_decoder = msgspec.json.Decoder(RawBatch)
 event_decoder = msgspec.json.Decoder(BatchEvent)
+FEATURES = [access_log.FEATURE]  # what a shipper may send beside the records it always may
 
 # The shipper writes "key" and "ack" before "params"; string contents never match (their quotes
 # are escaped), and neither does anything inside params, which is cut off before the search.
@@ -578,11 +582,20 @@ class LogIngestProtocol(IngestConnection):
                 rejected.append([i if where is None else where[i], "bad_event",  # and never stored
                                  f"event number {ev.n}: numbers start at 1"])
                 continue
+            raw, extra = ev.raw, ev.extra
+            if raw.__class__ is list:  # the gateway's access log as a row
+                try:
+                    if extra is not None:
+                        raise ValueError("an access row takes no extra")
+                    raw, extra = access_log.record(raw)
+                except ValueError as exc:
+                    rejected.append([i if where is None else where[i], "bad_event", str(exc)])
+                    continue
             try:
                 line = request_event(
-                    ev.raw, ts=ev.ts, received_at=received, service=service, instance=inst or None,
+                    raw, ts=ev.ts, received_at=received, service=service, instance=inst or None,
                     event_id=f"{inst}:{ev.n}" if inst else None, source=self.source,
-                    routes=routes, extra=ev.extra)
+                    routes=routes, extra=extra)
             except (Rejected, RecursionError) as exc:
                 rejected.append([i if where is None else where[i], *_rejection(exc)])
                 continue
@@ -638,7 +651,7 @@ class LogIngestProtocol(IngestConnection):
                 self._reply(key, 507, f"not stored yet, resend: {exc}")  # the resend dropped
                 return
         if self.answerable():
-            reply = {"key": key, "errorcode": 0, "acked": count}
+            reply = {"key": key, "errorcode": 0, "acked": count, "features": FEATURES}
             if rejected:
                 reply["rejected"] = rejected
             self.transport.write(encode(reply))

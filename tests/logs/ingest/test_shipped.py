@@ -16,6 +16,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logmesh import access_log
 from logmesh.logs.event import derive_request
 from logmesh.logs.gateway_counts import GatewayCounts
 from logmesh.logs.ingest import tcp
@@ -190,6 +191,63 @@ _packet = st.builds(
     st.sampled_from(['"t1"', None, "5"]))
 
 
+_hostile = st.sampled_from(["", "/goods", "GET", "a\"b", "\\", "\u00b6", "\n", "%s", "\u202e", "\x00"]) \
+    | st.text(max_size=6)
+# a row as the gateway sends it (access_log.py), and rows of values it never sends: out of the
+# fast path's types or bounds, or no row at all
+_rows = st.tuples(_hostile, _hostile, st.integers(0, 999), _hostile,
+                  st.sampled_from(["info", "warning", "error"]),
+                  st.integers(0, 2 ** 40 - 1) | st.sampled_from([0, 999, 1000, 1_234_567]),
+                  st.integers(-(2 ** 63), 2 ** 63 - 1), _hostile, _hostile | st.none()).map(list)
+_odd_rows = _rows.flatmap(lambda row: st.sampled_from([
+    row[:5] + [-1] + row[6:], row[:5] + [2 ** 40] + row[6:], row[:5] + [1.5] + row[6:],
+    row[:2] + [1000] + row[3:], row[:2] + ["200"] + row[3:], row[:7] + [None] + row[8:],
+    row[:6] + ["E1"] + row[7:], row[:8], row + [1], []]))
+
+
+def _record_event(ev: list) -> list:
+    """An event whose raw is a row as the shipper sends it to a node that reads no rows."""
+    return [ev[0], ev[1], *access_log.record(ev[2])]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_rows, min_size=1, max_size=8), st.sampled_from(["gateway", ""]))
+def test_an_access_row_is_stored_as_the_record_it_stands_for(rows: list, service: str) -> None:
+    events = [[1 + i, NOW - i % 3, row] for i, row in enumerate(rows)]
+    as_rows = _envelope(service, "gw-1", events)
+    as_records = _envelope(service, "gw-1", list(map(_record_event, events)))
+    assert _lines_of(as_rows) is not None
+    want = _encoded(_store([as_records], fast=False)[1])
+    assert _encoded(_store([as_rows])[1]) == want  # byte for byte, the fast path
+    assert _encoded(_store([as_rows], fast=False)[1]) == want  # and the per-event one
+    assert _encoded(_store([as_records])[1]) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(_rows, _odd_rows)
+def test_a_row_of_other_values_is_stored_as_its_record_or_refused_by_name(row: list,
+                                                                          odd: list) -> None:
+    events = [[1, NOW, row], [2, NOW, odd]]
+    env = _envelope("gateway", "gw-1", events)
+    assert _lines_of(env) is None  # the per-event path: each row on its own
+    replies, lines, _ = _store([env])
+    if len(odd) == access_log.FIELDS and odd[5].__class__ is int:
+        want = _store([_envelope("gateway", "gw-1", list(map(_record_event, events)))], fast=False)
+        assert replies == want[0]
+        assert _encoded(lines) == _encoded(want[1])
+    else:  # no row: refused by its index, the other stored
+        assert replies == [(1, [[1, "bad_event"]])]
+        assert [line.event_id for line in lines] == ["gw-1:1"]
+
+
+def test_an_access_row_beside_an_extra_is_refused() -> None:
+    row = ["GET", "/goods", 200, "t", "info", 1200, 0, "goods", "127.0.0.1:1"]
+    replies, lines, _ = _store([_envelope("gateway", "gw-1", [[1, NOW, row, {"x": 1}],
+                                                              [2, NOW, row]])])
+    assert replies == [(1, [[0, "bad_event"]])]
+    assert [line.message for line in lines] == ["GET /goods 200 1.2ms"]
+
+
 @st.composite
 def _batches(draw: Any) -> list:
     """1-3 batches; about half of them of a shape the fast path takes (all access logs or all
@@ -203,7 +261,9 @@ def _batches(draw: Any) -> list:
         for i in range(draw(st.integers(1, 12))):
             ts = draw(st.sampled_from([NOW, NOW - i]) if usual else
                       st.sampled_from([NOW, 0]) | st.integers(-2, 2 ** 53))
-            if kind == "access" or (kind == "any" and draw(st.booleans())):
+            if kind == "access" and draw(st.booleans()):  # the gateway's row
+                ev = [first + i, ts, draw(_rows if usual else _rows | _odd_rows)]
+            elif kind == "access" or (kind == "any" and draw(st.booleans())):
                 ev = [first + i, ts, draw(_texts), draw(_usual_extras if usual else _extras)]
             else:
                 ev = [first + i, ts, draw(_packet if usual else _packet | _texts)]
