@@ -14,6 +14,7 @@ import pytest
 
 from logmesh.logs.ingest import tcp
 from logmesh.logs.ingest.common import Rejected
+from logmesh.logs.ingest.tcp import FEATURES
 from logmesh.protocol import DELIMITER, encode
 from tests.support.logs import (
     RawClient,
@@ -50,7 +51,7 @@ async def test_a_batch_over_the_packet_limit_is_refused_by_its_key(start_logs):
     r413, r8 = sorted(await client.replies(2), key=lambda r: r["key"])
     assert r413 == {"key": 7, "errorcode": 413,
                     "errormessage": f"batch of {len(big) - len(DELIMITER)} bytes over the limit of 4096"}
-    assert r8 == {"key": 8, "errorcode": 0, "acked": 1}
+    assert r8 == {"key": 8, "errorcode": 0, "acked": 1, "features": FEATURES}
     # the same over many reads, and a too-large plain book packet is still never answered
     for i in range(0, len(big), 1000):
         await client.send(big.replace(b'"key":7', b'"key":9')[i : i + 1000])
@@ -70,13 +71,13 @@ async def test_an_event_nested_too_deep_is_rejected_by_index_and_the_rest_stored
     deep = '{"uri":"/goods","method":"GET","params":' + DEEP + "}"
     await client.send(encode(batch(1, [event(1), event(2, deep), event(3)])))
     [reply] = await client.replies(1)
-    assert reply == {"key": 1, "errorcode": 0, "acked": 2, "rejected": [[1, "too_deep"]]}
+    assert reply == {"key": 1, "errorcode": 0, "acked": 2, "features": FEATURES, "rejected": [[1, "too_deep"]]}
     assert ids(srv.config.data_dir) == ["goods-x:1", "goods-x:3"]
     assert srv.ingest.stats["rejected"] == {"too_deep": 1}
     # its resend is rejected again, never taken for a duplicate of something stored
     await client.send(encode(batch(2, [event(2, deep), event(3)])))
     replies = await client.replies(2)
-    assert replies[1] == {"key": 2, "errorcode": 0, "acked": 1, "rejected": [[0, "too_deep"]]}
+    assert replies[1] == {"key": 2, "errorcode": 0, "acked": 1, "features": FEATURES, "rejected": [[0, "too_deep"]]}
     assert len(stored(srv.config.data_dir)) == 2
     await client.close()
 
@@ -90,7 +91,7 @@ async def test_events_of_the_wrong_shape_are_rejected_one_by_one(start_logs):
                               event(5, deep), event(6)]))
     await client.send(packet.replace(b"BAD-UTF8", b"caf\xe9"))
     [reply] = await client.replies(1)
-    assert reply == {"key": 3, "errorcode": 0, "acked": 3,
+    assert reply == {"key": 3, "errorcode": 0, "acked": 3, "features": FEATURES,
                      "rejected": [[1, "bad_event"], [3, "bad_utf8"], [4, "too_deep"]]}
     assert ids(srv.config.data_dir) == ["goods-x:1", "goods-x:3", "goods-x:6"]
     await client.close()
@@ -111,7 +112,7 @@ async def test_what_request_event_rejects_is_named_with_its_reason(start_logs, m
                       + book_frame("REFUSE") + encode({**orjson.loads(book_frame("ok")[:-2]),
                                                        "event.id": "b:1"}))
     [reply] = await client.replies(1)
-    assert reply == {"key": 4, "errorcode": 0, "acked": 1, "rejected": [[0, "bad_timestamp"]]}
+    assert reply == {"key": 4, "errorcode": 0, "acked": 1, "features": FEATURES, "rejected": [[0, "bad_timestamp"]]}
     await wait_until(lambda: len(stored(srv.config.data_dir)) == 2, what="the good events")
     assert ids(srv.config.data_dir) == ["goods-x:2", "b:1"]
     assert srv.ingest.stats["rejected"] == {"bad_timestamp": 1}
@@ -128,7 +129,7 @@ async def test_a_batch_too_deep_to_decode_at_all_is_refused(start_logs):
     await client.send(deep + encode(batch(7, [event(2)])))
     replies = sorted(await client.replies(2), key=lambda r: r["key"])
     assert replies[0]["key"] == 6 and replies[0]["errorcode"] == 400, replies
-    assert replies[1] == {"key": 7, "errorcode": 0, "acked": 1}
+    assert replies[1] == {"key": 7, "errorcode": 0, "acked": 1, "features": FEATURES}
     assert ids(srv.config.data_dir) == ["goods-x:2"]
     assert bad_frames(await metrics(srv.config.http_port), "too_deep") == 1
     await client.close()
@@ -168,7 +169,7 @@ async def test_a_batch_that_fails_half_way_is_answered_and_its_resend_stored(sta
     broken["on"] = False
     await client.send(packet.replace(b'"key":1', b'"key":2'))
     replies = await client.replies(2)
-    assert replies[1] == {"key": 2, "errorcode": 0, "acked": 3}
+    assert replies[1] == {"key": 2, "errorcode": 0, "acked": 3, "features": FEATURES}
     assert ids(srv.config.data_dir) == ["goods-x:1", "goods-x:2", "goods-x:3"]
     assert srv.ingest.stats["duplicates"] == 0
     await client.close()

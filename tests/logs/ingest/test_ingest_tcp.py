@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from logmesh.logs.ingest.tcp import FEATURES
 from logmesh.metrics import Exposition
 from logmesh.protocol import encode
 from tests.support.logs import (
@@ -189,7 +190,7 @@ async def test_acked_batch_is_answered_once_durable_and_stored_once(start_logs):
     client = await RawClient.connect(srv.config.port)
     await client.send(encode(batch_packet(1, "goods-abc", range(1, 101))))
     [reply] = await client.replies(1)
-    assert reply == {"key": 1, "errorcode": 0, "acked": 100}
+    assert reply == {"key": 1, "errorcode": 0, "acked": 100, "features": FEATURES}
     assert srv.writer.durable_seq >= 0
     events = stored(srv.config.data_dir)  # durable means written: visible right away
     assert [e["event.id"] for e in events] == [f"goods-abc:{n}" for n in range(1, 101)]
@@ -199,7 +200,7 @@ async def test_acked_batch_is_answered_once_durable_and_stored_once(start_logs):
     # a resend (after a lost ack) is acknowledged again but stored once
     await client.send(encode(batch_packet(2, "goods-abc", range(51, 151))))
     replies = await client.replies(2)
-    assert replies[1] == {"key": 2, "errorcode": 0, "acked": 100}
+    assert replies[1] == {"key": 2, "errorcode": 0, "acked": 100, "features": FEATURES}
     numbers = [int(e["event.id"].rpartition(":")[2]) for e in stored(srv.config.data_dir)]
     assert sorted(numbers) == list(range(1, 151))
     assert srv.ingest.stats["duplicates"] == 50
@@ -221,7 +222,7 @@ async def test_bad_batch_is_refused_with_an_error(start_logs):
     replies = await client.replies(3)
     assert [r["key"] for r in replies] == [5, 6, 7]
     assert [r["errorcode"] for r in replies] == [400, 400, 0], replies
-    assert replies[2] == {"key": 7, "errorcode": 0, "acked": 0, "rejected": [[0, "bad_event"]]}
+    assert replies[2] == {"key": 7, "errorcode": 0, "acked": 0, "features": FEATURES, "rejected": [[0, "bad_event"]]}
     assert stored(srv.config.data_dir) == []
     assert not client.eof
     await client.close()
@@ -259,7 +260,7 @@ async def test_resend_is_not_acked_before_the_first_copy_is_durable(start_logs, 
     assert await second.read_for(0.5) == b"", "acknowledged before the events were durable"
     blocked_fsync.set()
     [reply] = await second.replies(1)
-    assert reply == {"key": 1, "errorcode": 0, "acked": 10}
+    assert reply == {"key": 1, "errorcode": 0, "acked": 10, "features": FEATURES}
     assert len(stored(srv.config.data_dir)) == 10
     await second.close()
 
@@ -295,7 +296,7 @@ async def test_disk_full_answers_507_at_once_and_a_resend_is_acked_once_written(
     await wait_until(lambda: srv.writer.failure is None, what="the store writing again")
     await client.send(encode(batch_packet(2, "goods-full", range(1, 21))))  # the resend
     reply = (await client.replies(2, timeout=5))[-1]
-    assert reply == {"key": 2, "errorcode": 0, "acked": 20}
+    assert reply == {"key": 2, "errorcode": 0, "acked": 20, "features": FEATURES}
     assert [e["event.id"] for e in stored(srv.config.data_dir)] == [f"goods-full:{n}" for n in range(1, 21)]
     await client.close()
 
