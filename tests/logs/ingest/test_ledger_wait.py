@@ -96,10 +96,10 @@ async def test_a_connection_is_answered_while_another_ones_batch_waits_for_the_l
         await a.send(batch(2, "a", range(11, 21)))
         replies = await a.replies(2, timeout=15)
         assert not gate.ended.is_set(), "the other connection waited for the look"
-        assert replies[1] == {"key": 2, "errorcode": 0, "acked": 10}
+        assert replies[1] == {"key": 2, "errorcode": 0, "acked": 10, "features": tcp.FEATURES}
         assert b.received == b"", "b's batch is answered after the look"
         gate.go.set()
-        assert (await b.replies(1, timeout=15)) == [{"key": 1, "errorcode": 0, "acked": 10}]
+        assert (await b.replies(1, timeout=15)) == [{"key": 1, "errorcode": 0, "acked": 10, "features": tcp.FEATURES}]
         await b.send(batch(2, "b", range(11, 16)))
         assert (await b.replies(2))[1]["acked"] == 5
     finally:
