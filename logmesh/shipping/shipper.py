@@ -160,8 +160,10 @@ class Shipper:
                       "printed": 0, "spooled": 0, "rejected": 0}
 
     # -- the request path --------------------------------------------------------
-    def ship(self, raw: bytes, packet: Any = None, conn: Any = None) -> None:
-        """Hand one received request packet to the shipper (the service's hook)."""
+    def ship(self, raw: bytes | tuple, packet: Any = None, conn: Any = None) -> None:
+        """Hand one received request packet to the shipper (the service's hook), or, as
+        ``ship_row``, the gateway's access log as a row of its values (access_log.py says why:
+        the logs node builds its record, or the pump does for a node that does not say it can)."""
         self.queue.append((next(self._n), time.time_ns() // 1_000_000, raw))
         self.stats["shipped"] += 1
         if len(self.queue) > self.max_queue:
@@ -169,15 +171,7 @@ class Shipper:
         if not self._woken:
             self._wake_request_path()
 
-    def ship_row(self, row: tuple) -> None:
-        """The gateway's access log as a row of its values (access_log.py says why): the
-        logs node builds its record, or the pump does for a node that does not say it can."""
-        self.queue.append((next(self._n), time.time_ns() // 1_000_000, row))
-        self.stats["shipped"] += 1
-        if len(self.queue) > self.max_queue:
-            self._overflow()
-        if not self._woken:
-            self._wake_request_path()
+    ship_row = ship  # a row takes a packet's place in the queue: (n, ts_ms, row)
 
     def ship_record(self, message: str, extra: dict) -> None:
         """A log record (not a request packet): message plus ECS fields."""
