@@ -248,6 +248,11 @@ def main() -> None:
          f"{cat} | grep -o '\"@timestamp\":[0-9]*' | awk -F: '{{b[int($2/{(hi - lo) // 100})]++}} END {{for (k in b) n += b[k]; print n}}'"),
         ("service.name:goods count", lambda: engine.count(goods, lo, hi),
          f"{cat} | grep -c '\"service.name\":\"goods\"'"),
+        # a page of the usual path (DuckDB): its keys and sizes, then its rows (query/page_bytes.py)
+        ("newest 100 events", lambda: len(engine.search(None, lo, hi, limit=100)[0]),
+         f"cat {by_time} | tail -100 | wc -l"),
+        ("newest 1000 of service.name:goods", lambda: len(engine.search(goods, lo, hi, limit=1000)[0]),
+         f"cat {by_time} | grep '\"service.name\":\"goods\"' | tail -1000 | wc -l"),
         (f"newest 100 matching {RARER!r}", lambda: len(engine.search(rarer, lo, hi, limit=100)[0]),
          f"cat {by_time} | grep -i {RARER} | tail -100 | wc -l"),
         (f"newest 100 matching {RARE!r}", lambda: len(engine.search(rare, lo, hi, limit=100)[0]),

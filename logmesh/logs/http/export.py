@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from ..event import FIELD_TYPES
+from ..query.errors import QueryTimeout
 from ..query.timerange import now_ms
 from .params import (
     DEADLINE,
@@ -38,6 +39,7 @@ from .params import (
     query_param,
     range_param,
 )
+from .slots import Busy
 
 log = logging.getLogger("logmesh.logs.api")
 
@@ -172,6 +174,14 @@ class Export:
                 if cursor is None or sent >= limit:
                     break
                 events, cursor = await read(cursor, min(page, limit - sent))
+        except (QueryTimeout, Busy) as exc:  # a page past its deadline: said in one line, as
+            # a 503 of a search is (a traceback for it told an operator nothing more)
+            log.warning("export stopped after %d events: a page ran out of time (%s); each page "
+                        "has --query-timeout (%g s): export a narrower query or range, or raise "
+                        "--query-timeout", sent, getattr(exc, "message", exc), self.api.timeout or 0)
+            if request.transport is not None:
+                request.transport.close()
+            return resp
         except Exception:  # the status is sent: an unfinished chunked body tells the client
             log.warning("export stopped after %d events", sent, exc_info=True)
             if request.transport is not None:

@@ -42,6 +42,7 @@ from .cursors import decode_cursor, encode_cursor
 from .errors import DamagedFile, FileGone, QueryError, QueryTimeout
 from .execution import DuckDB, QueryCounters, brief_event, event_dict, lower_priority
 from .fields import field_expr
+from .page_bytes import PAGE_BYTES, ROW_BYTES_SQL, event_bytes, fitting
 from .plan import Snapshot
 from .view import StoreView
 
@@ -85,6 +86,7 @@ class Engine:
         self._lock = threading.Lock()  # one refresh at a time; held while a file is set aside
         self._local = threading.local()
         self._refreshed = 0.0
+        self.page_bytes = PAGE_BYTES  # a search page's events' bytes, at most (page_bytes.py)
 
     @property
     def db(self) -> DuckDB:
@@ -248,7 +250,8 @@ class Engine:
                order: str = "desc", cursor: str | None = None, now: int | None = None,
                extra: tuple[str, list[Any]] | None = None,
                slice_rows: int = plan.FIRST_SLICE_ROWS) -> tuple[list[dict], str | None]:
-        """The first ``limit`` events by (@timestamp, seq) in ``order``, after ``cursor``.
+        """The first ``limit`` events by (@timestamp, seq) in ``order``, after ``cursor``;
+        fewer when their bytes pass ``page_bytes`` (query/page_bytes.py), with a cursor then too.
 
         ``slice_rows``: the stored rows of the first time slice read (plan.slices); an
         export's page asks for fewer, as each page's query reads its whole first slice."""
@@ -279,23 +282,49 @@ class Engine:
             events, rest = picked
             snap = dataclasses.replace(snap, parquet=tuple(rest))
         found = len(events)
+        direction = "DESC" if desc else "ASC"
+        order_by = f"ORDER BY {TS} {direction}, seq {direction}"
+        used = 0  # bytes of the usual path's events (page_bytes.py)
+        cut: tuple[int, int] | None = None  # its last key read, when the budget ended it there
+        last_key: tuple[int, int] | None = None
         for lo, hi in plan.slices(plan.units(snap, start, end, need), start, end, desc, slice_rows):
             src = plan.source(snap, lo, hi, need)
             if src is None:
                 continue
             want = limit - (len(events) - found)
-            direction = "DESC" if desc else "ASC"
-            names, rows = self.db.run(
-                f"SELECT * FROM ({src.sql}) WHERE {where} "
-                f"ORDER BY {TS} {direction}, seq {direction} LIMIT {want}", params)
-            events.extend(event_dict(names, r) for r in rows)
+            # keys and sizes first, no text: the rows read whole are those the budget takes
+            _, keys = self.db.run(f"SELECT {TS}, seq, {ROW_BYTES_SQL} FROM ({src.sql}) WHERE {where} "
+                                  f"{order_by} LIMIT {want}", params)
+            n = fitting((k[2] for k in keys), used, self.page_bytes)
+            if n:
+                (a_ts, a_seq), (b_ts, b_seq) = sorted((keys[0][:2], keys[n - 1][:2]))
+                used += sum(k[2] for k in keys[:n])
+                names, rows = self.db.run(
+                    f"SELECT * FROM ({src.sql}) WHERE ({where}) AND {TS} BETWEEN ? AND ? "
+                    f"AND ({TS} > ? OR seq >= ?) AND ({TS} < ? OR seq <= ?) {order_by} LIMIT {n}",
+                    params + [a_ts, b_ts, a_ts, a_seq, b_ts, b_seq])
+                events.extend(event_dict(names, r) for r in rows)
+                last_key = keys[n - 1][:2]
+            if n < len(keys):
+                cut = last_key  # set: a page takes at least one event, so n == 0 comes after one
+                break
             if len(events) - found >= limit:
                 break
-        if found and len(events) > found:  # both paths answered: merged in order
-            events.sort(key=lambda e: (e["@timestamp"], e["seq"]), reverse=desc)
-            del events[limit:]
+        more = cut is not None
+        if found:  # the rare path's events (query/rare.py), read before the budget could cut them
+            if len(events) > found:  # both paths answered: merged in order
+                events.sort(key=lambda e: (e["@timestamp"], e["seq"]), reverse=desc)
+                if cut is not None:  # the usual path read nothing past its cut: neither may the page
+                    keep = cut
+                    events = [e for e in events if ((e["@timestamp"], e["seq"]) >= keep if desc
+                                                    else (e["@timestamp"], e["seq"]) <= keep)]
+                del events[limit:]
+            n = fitting(map(event_bytes, events), 0, self.page_bytes)
+            if n < len(events):
+                del events[n:]
+                more = True
         nxt = None
-        if len(events) >= limit and events:
+        if events and (more or len(events) >= limit):
             last = events[-1]
             nxt = encode_cursor(last["@timestamp"], last["seq"], order)
         return events, nxt
@@ -508,9 +537,11 @@ class Engine:
         """Events loaded after generation ``since_gen`` that match, in time order; and the
         generation they reach, where the next call goes on.
 
-        About ``limit`` at most: whole generations (one load of a segment's chunk, never
-        cut) while they fit, at least one. Cutting at ``limit`` and answering the newest
-        generation lost the rest to every tail (12,000 events between two polls, 10,000 shown).
+        About ``limit`` events and :data:`page_bytes` bytes at most: whole generations (one
+        load of a segment's chunk, never cut, view.LIVE_CHUNK_BYTES) while they fit, at least
+        one. Cutting at ``limit`` and answering the newest generation lost the rest to every
+        tail (12,000 events between two polls, 10,000 shown); a poll of any count of events
+        held them all (page_bytes.py).
         """
         snap = self.refresh(max_age=0.1)
         if snap.gen <= since_gen:
@@ -521,16 +552,19 @@ class Engine:
         now = now if now is not None else int(self.clock() * 1000)
         where, params = plan.where(node, now)
         match = f"_seg IN ({', '.join(map(str, ids))}) AND ({where})"
-        _, over = self.db.run(f"SELECT _gen FROM live WHERE _gen > ? AND _gen <= ? AND {match} "
-                              f"ORDER BY _gen LIMIT 1 OFFSET {limit}", [since_gen, snap.gen] + params)
-        upto = snap.gen if not over else over[0][0] - 1  # the generation past the limit: next time
-        while True:
-            names, rows = self.db.run(
-                f"SELECT {SELECT_LIST} FROM live WHERE _gen > ? AND _gen <= ? AND {match} "
-                f"ORDER BY {TS}, seq", [since_gen, upto] + params)
-            if rows or not over or upto >= over[0][0]:
-                return [event_dict(names, r) for r in rows], upto
-            upto = over[0][0]  # one generation holds more than the limit: it comes whole
+        _, gens = self.db.run(f"SELECT _gen, count(*), sum({ROW_BYTES_SQL}) FROM live WHERE _gen > ? "
+                              f"AND _gen <= ? AND {match} GROUP BY _gen ORDER BY _gen",
+                              [since_gen, snap.gen] + params)
+        upto, count, size = snap.gen, 0, 0
+        for gen, n, nbytes in gens:
+            if count and (count + n > limit or size + nbytes > self.page_bytes):
+                upto = gen - 1  # the generation past the bounds: next time
+                break
+            count, size = count + n, size + nbytes
+        names, rows = self.db.run(
+            f"SELECT {SELECT_LIST} FROM live WHERE _gen > ? AND _gen <= ? AND {match} "
+            f"ORDER BY {TS}, seq", [since_gen, upto] + params)
+        return [event_dict(names, r) for r in rows], upto
 
     def service_counts(self, start: int, end: int) -> dict[str, dict[str, int]]:
         """Per service over [start, end]: requests and errors (docs/api.md, /mesh)."""

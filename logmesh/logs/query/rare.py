@@ -46,6 +46,7 @@ from ..store.columns import COLUMNS, TS, ident
 from ..store.tokens import Need
 from .errors import DamagedFile, FileGone
 from .execution import DuckDB, event_dict, lower_priority
+from .page_bytes import PAGE_BYTES
 from .plan import block_mask
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ GROUPS_PER_TASK = 4  # row groups of one file a scan reads, when a wave has many
 SMALL_DICTIONARY = 4096  # compressed bytes of a column chunk's dictionary page read as a dictionary
 DENSE = 8  # a word found in more than 1/DENSE of a chunk's rows: match_substring, not a find loop
 MAX_FOOTERS = 64  # files whose footers stay in memory (footer)
+MAX_GROUP_BYTES = PAGE_BYTES  # a file with a kept row group of more data takes the usual path (big_groups)
 
 _pools: dict[int, ThreadPoolExecutor] = {}  # nice -> its pool
 _footers: deque[ParquetFile] = deque()  # the files holding a footer, oldest first
@@ -137,7 +139,7 @@ def kept(db: DuckDB, files: tuple[ParquetFile, ...], start: int, end: int,
         if not len(sel):
             continue
         try:
-            if not lines_up(pf):
+            if not lines_up(pf) or big_groups(pf, sel.tolist()):
                 rest.append(pf)
                 continue
         except (OSError, ValueError) as exc:
@@ -229,6 +231,15 @@ def lines_up(pf: ParquetFile) -> bool:
     md = footer(pf)
     return md.num_row_groups == len(pf.blocks) and all(
         md.row_group(i).num_rows == b[2] for i, b in enumerate(pf.blocks))
+
+
+def big_groups(pf: ParquetFile, indexes: list[int]) -> bool:
+    """Does a row group of these hold more than MAX_GROUP_BYTES of data? This path reads a
+    group's columns whole (a scan its messages, a fetch the rest), which the page's byte
+    budget cannot cut (query/page_bytes.py): 64 events of 4 MiB made one group of 256 MiB.
+    DuckDB's path reads their keys and sizes first."""
+    md = footer(pf)
+    return any(md.row_group(i).total_byte_size > MAX_GROUP_BYTES for i in indexes)
 
 
 def small_dictionaries(md: Any, indexes: list[int]) -> list[str]:

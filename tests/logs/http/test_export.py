@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
 
 import aiohttp
 import pytest
 
 from logmesh.logs.http import export
+from logmesh.logs.query.errors import QueryTimeout
 from tests.support.logs import HOST
 
 T0 = 1_795_626_000_000
@@ -135,3 +137,32 @@ async def test_a_long_export_is_not_cut_by_one_query_timeout(start_logs, monkeyp
         monkeypatch.setattr(engine, "search", slow_search)
         _, body = await get(s)
         assert [json.loads(x)["message"] for x in body.splitlines()] == [f"line {i}" for i in range(11, -1, -1)]
+
+
+async def test_an_export_cut_by_a_page_timeout_says_so_in_one_line(start_logs, monkeypatch, caplog):
+    """Found from outside: an export whose page ran past --query-timeout logged a whole
+    traceback for it. It is one warning line now, naming the option to change."""
+    server = await start_logs(query_timeout=5.0)
+    events = [{"@timestamp": T0 + i, "service.name": "goods", "message": f"line {i}"} for i in range(4)]
+    async with aiohttp.ClientSession(f"http://{HOST}:{server.config.http_port}") as s:
+        async with s.post("/api/v1/logs", data="\n".join(json.dumps(e) for e in events)) as r:
+            assert r.status == 200
+        monkeypatch.setattr(export, "PAGE_ROWS", 1)
+        engine = server.api.engine
+        search = engine.search
+        pages = []
+
+        def timing_out(*args, **kwargs):
+            pages.append(1)
+            if len(pages) == 3:
+                raise QueryTimeout("the query ran out of time")
+            return search(*args, **kwargs)
+
+        monkeypatch.setattr(engine, "search", timing_out)
+        caplog.set_level(logging.WARNING, "logmesh")
+        with pytest.raises(aiohttp.ClientPayloadError):  # the unfinished chunked body
+            await get(s)
+    said = [r for r in caplog.records if "export stopped" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
+    assert said[0].exc_info is None and "--query-timeout" in said[0].getMessage()
+    assert "after 2 events" in said[0].getMessage()
