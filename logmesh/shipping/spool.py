@@ -11,11 +11,21 @@ ended; ``commit`` (after the logs service acknowledged them) moves the durable
 head, written atomically to ``head.json``, and deletes files read to the end;
 ``rewind`` (after a lost connection) goes back to the durable head. When the
 directory would exceed ``max_bytes``, the oldest file is dropped, counted.
+
+One process writes a spool: two instances of a service on one host share its default
+directory (``DATA_DIR/spool/NAME``), and each deleted the files it had read past while the
+other still appended to them, so what the other spooled next went into a deleted file (found
+from outside). A spool is therefore held under ``flock`` (``spool.lock``); a process that
+finds the directory held uses a slot of its own inside it (``slot-1``, ``slot-2``, ...),
+preferring a free one with records left by a process that stopped, so they are sent. The
+lock is the process's until it exits: a second ``Spool`` of the directory in the same process
+(a reopen) is the same spool, as before.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -30,6 +40,82 @@ log = logging.getLogger("logmesh.spool")
 SPOOL_FILE_BYTES = 16 * 1024 * 1024  # a new spool file past this size (drops happen per file)
 HEAD_FILE = "head.json"
 TAKE_READ_BYTES = 4 * 1024 * 1024  # take() reads a file this much at a time
+LOCK_FILE = "spool.lock"  # flock'ed by the process whose spool this is
+SLOT_PREFIX = "slot-"  # a spool of another process in the same directory: slot-1, slot-2, ...
+MAX_SLOTS = 64
+# The slots this process holds: {directory: (pid, lock fd)}. The pid tells a forked child,
+# which inherits the dict (and the fd, whose flock it shares), that they are not its own.
+_held: dict[Path, tuple[int, int]] = {}
+
+
+def _lock(slot: Path) -> bool:
+    """Hold ``slot`` for this process (until it exits); False when another process holds it."""
+    key = slot.absolute()
+    held = _held.get(key)
+    if held is not None and held[0] == os.getpid():
+        return True
+    slot.mkdir(parents=True, exist_ok=True)
+    fd = os.open(slot / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _held[key] = (os.getpid(), fd)
+    return True
+
+
+def _unlock(slot: Path) -> None:
+    _, fd = _held.pop(slot.absolute())
+    os.close(fd)
+
+
+def _has_records(slot: Path) -> bool:
+    """Whether ``slot`` holds spooled records past its durable head."""
+    head = _read_head(slot)
+    for path in slot.glob("spool-*.ndjson"):
+        try:
+            file_id, size = int(path.stem.split("-")[1]), path.stat().st_size
+        except (ValueError, OSError):
+            continue
+        if size > 0 and (file_id, size) > head:
+            return True
+    return False
+
+
+def claim_slot(directory: Path) -> Path:
+    """The spool directory this process writes: ``directory`` itself, or when another live
+    process holds it, a slot inside it (a free one with records left in it first)."""
+    directory = Path(directory)
+    if _lock(directory):
+        return directory
+    first_free = None
+    for n in range(1, MAX_SLOTS):
+        slot = directory / f"{SLOT_PREFIX}{n}"
+        if slot.is_dir() and _lock(slot):
+            if _has_records(slot):
+                if first_free is not None:
+                    _unlock(first_free)
+                return slot
+            if first_free is None:
+                first_free = slot
+            else:
+                _unlock(slot)
+    if first_free is not None:
+        return first_free
+    for n in range(1, MAX_SLOTS):
+        slot = directory / f"{SLOT_PREFIX}{n}"
+        if _lock(slot):
+            return slot
+    raise RuntimeError(f"all {MAX_SLOTS} spools of {directory} are in use by other processes")
+
+
+def _read_head(directory: Path) -> tuple[int, int]:
+    try:
+        data = orjson.loads((directory / HEAD_FILE).read_bytes())
+        return int(data["file"]), int(data["offset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, 0
 
 
 def _is_record(rec: object) -> bool:
@@ -42,8 +128,10 @@ def _is_record(rec: object) -> bool:
 class Spool:
     def __init__(self, directory: Path, max_bytes: int = 1024**3, *,
                  file_bytes: int = SPOOL_FILE_BYTES) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = claim_slot(Path(directory))
+        if self.dir != Path(directory):
+            log.warning("spool: %s is another process's spool; this one spools in %s",
+                        directory, self.dir)
         self.max_bytes = max_bytes
         self.file_bytes = file_bytes
         self.dropped = 0
@@ -87,11 +175,7 @@ class Spool:
         return self.dir / f"spool-{file_id:012d}.ndjson"
 
     def _load_head(self) -> tuple[int, int]:
-        try:
-            data = orjson.loads((self.dir / HEAD_FILE).read_bytes())
-            return int(data["file"]), int(data["offset"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0, 0
+        return _read_head(self.dir)
 
     def _size(self) -> int:
         total = 0
