@@ -136,8 +136,13 @@ class Spool:
         self.file_bytes = file_bytes
         self.dropped = 0
         self._warn = RateLimitedLog(log)
-        head = self._load_head()
         self._files = sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("spool-*.ndjson"))
+        head = self._load_head()
+        if not self._sound(head):
+            log.warning("spool: %s says %s, where no record starts: damaged; resending every "
+                        "record of %s (the logs service stores each once, by event.id)",
+                        HEAD_FILE, head, self.dir)
+            head = (0, 0)
         self._files = [f for f in self._files if f >= head[0]]
         self.head = head  # durable: (file id, offset) of the first unacknowledged record
         self.read_pos = head  # next record to take
@@ -170,6 +175,30 @@ class Spool:
                     os.fsync(fh.fileno())
             except FileNotFoundError:
                 continue
+
+    def _sound(self, head: tuple[int, int]) -> bool:
+        """Whether ``head`` can be where commit() left it: the start of a record of a file
+        there, or past a file commit() deleted. A damaged digit once skipped the records it
+        jumped over (an offset inside a record or past its file's end), or every file (a file
+        number past them all); now the spool is read from its start instead, as for a head
+        file that does not parse."""
+        file_id, offset = head
+        if head == (0, 0) or not self._files:
+            return True
+        if file_id < 0 or offset < 0 or file_id > self._files[-1]:
+            return False
+        if file_id not in self._files:
+            return True  # a file commit() deleted once read to its end
+        try:
+            with open(self._path(file_id), "rb") as fh:
+                if offset > fh.seek(0, os.SEEK_END):
+                    return False
+                if offset == 0:
+                    return True
+                fh.seek(offset - 1)
+                return fh.read(1) == b"\n"
+        except OSError:
+            return True
 
     def _path(self, file_id: int) -> Path:
         return self.dir / f"spool-{file_id:012d}.ndjson"

@@ -142,6 +142,36 @@ def test_an_unreadable_head_file_starts_from_the_beginning(spool_dir):
     s2.close()
 
 
+@pytest.mark.parametrize("damage", ["inside_a_record", "past_the_file", "past_every_file"])
+def test_a_head_damaged_to_where_no_record_starts_resends_rather_than_skips(spool_dir, damage):
+    """A digit of head.json damaged (it parses): the records it jumped over were skipped for
+    good (inside a record: that one too, read as damaged; a file number past every file: all)."""
+    s = Spool(spool_dir, file_bytes=line_bytes(records(1, 3)))
+    s.put(records(1, 3))
+    s.put(records(4, 3))  # a second file
+    _, pos = s.take(1)
+    s.commit(pos)
+    s.close()
+    head = {"inside_a_record": [pos[0], pos[1] + 7], "past_the_file": [pos[0], 10**6],
+            "past_every_file": [pos[0] + 40, 0]}[damage]
+    (spool_dir / HEAD_FILE).write_bytes(orjson.dumps({"file": head[0], "offset": head[1]}))
+    s2 = Spool(spool_dir)
+    assert numbers(s2.take(10)[0]) == [1, 2, 3, 4, 5, 6], "resent rather than lost"
+    s2.close()
+
+
+def test_a_head_past_a_file_commit_deleted_is_sound(spool_dir):
+    s = Spool(spool_dir, file_bytes=line_bytes(records(1, 3)))
+    s.put(records(1, 3))
+    s.put(records(4, 3))
+    _, pos = s.take(3)
+    s.commit(pos)  # the first file read to its end: deleted
+    s.close()
+    s2 = Spool(spool_dir)
+    assert numbers(s2.take(10)[0]) == [4, 5, 6]
+    s2.close()
+
+
 def test_a_torn_last_record_is_skipped(spool_dir):
     s = Spool(spool_dir)
     s.put(records(1, 3))
