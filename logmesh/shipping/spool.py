@@ -18,8 +18,8 @@ other still appended to them, so what the other spooled next went into a deleted
 from outside). A spool is therefore held under ``flock`` (``spool.lock``); a process that
 finds the directory held uses a slot of its own inside it (``slot-1``, ``slot-2``, ...),
 preferring a free one with records left by a process that stopped, so they are sent. The
-lock is the process's until it exits: a second ``Spool`` of the directory in the same process
-(a reopen) is the same spool, as before.
+lock is the process's until its last ``Spool`` of the directory closes: a second one in the same
+process (a reopen) is the same spool, as before.
 """
 
 from __future__ import annotations
@@ -43,16 +43,18 @@ TAKE_READ_BYTES = 4 * 1024 * 1024  # take() reads a file this much at a time
 LOCK_FILE = "spool.lock"  # flock'ed by the process whose spool this is
 SLOT_PREFIX = "slot-"  # a spool of another process in the same directory: slot-1, slot-2, ...
 MAX_SLOTS = 64
-# The slots this process holds: {directory: (pid, lock fd)}. The pid tells a forked child,
-# which inherits the dict (and the fd, whose flock it shares), that they are not its own.
-_held: dict[Path, tuple[int, int]] = {}
+# The slots this process holds: {directory: [pid, lock fd, open Spools]}. The pid tells a forked
+# child, which inherits the dict (and the fd, whose flock it shares), that they are not its own.
+_held: dict[Path, list[int]] = {}
 
 
 def _lock(slot: Path) -> bool:
-    """Hold ``slot`` for this process (until it exits); False when another process holds it."""
+    """Hold ``slot`` for this process (until its last Spool of it closes, or it exits); False
+    when another process holds it."""
     key = slot.absolute()
     held = _held.get(key)
     if held is not None and held[0] == os.getpid():
+        held[2] += 1
         return True
     slot.mkdir(parents=True, exist_ok=True)
     fd = os.open(slot / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -61,13 +63,18 @@ def _lock(slot: Path) -> bool:
     except BlockingIOError:
         os.close(fd)
         return False
-    _held[key] = (os.getpid(), fd)
+    _held[key] = [os.getpid(), fd, 1]
     return True
 
 
 def _unlock(slot: Path) -> None:
-    _, fd = _held.pop(slot.absolute())
-    os.close(fd)
+    held = _held.get(slot.absolute())
+    if held is None:
+        return
+    held[2] -= 1
+    if held[2] <= 0:
+        del _held[slot.absolute()]
+        os.close(held[1])
 
 
 def _has_records(slot: Path) -> bool:
@@ -129,6 +136,7 @@ class Spool:
     def __init__(self, directory: Path, max_bytes: int = 1024**3, *,
                  file_bytes: int = SPOOL_FILE_BYTES) -> None:
         self.dir = claim_slot(Path(directory))
+        self._closed = False
         if self.dir != Path(directory):
             log.warning("spool: %s is another process's spool; this one spools in %s",
                         directory, self.dir)
@@ -381,3 +389,6 @@ class Spool:
         if self._out is not None:
             os.close(self._out)
             self._out = None
+        if not self._closed:
+            self._closed = True
+            _unlock(self.dir)

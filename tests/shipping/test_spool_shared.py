@@ -81,3 +81,15 @@ def test_a_second_process_uses_its_own_spool_and_a_later_start_sends_it(tmp_path
     assert again.stdout.splitlines()[-1] == "[1,2,3,4]"
     assert [r[1] for r in Spool(spool_dir).take(10)[0]] == [1, 2, 3], "a reopen here: the same spool"
     mine.close()
+
+
+def test_a_closed_spool_lets_another_process_have_the_directory(tmp_path: Path):
+    spool_dir = tmp_path / "spool"
+    mine = Spool(spool_dir)
+    mine.put(records("inst-a", 1, 3))
+    mine.close()
+    script = OTHER.replace("sys.stdin.readline()", "pass").replace("s.put(recs(1, 2))", "pass")
+    out = subprocess.run([sys.executable, "-c", script, str(spool_dir)], capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).parents[2], check=True)
+    assert out.stdout.splitlines()[-1] == "[1,2,3,3,4]", "this process's records, then its own"
+    assert not (spool_dir / "slot-1").exists()
