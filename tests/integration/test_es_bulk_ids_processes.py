@@ -160,3 +160,40 @@ def test_a_damaged_journal_still_knows_what_the_store_has(procs, tmp_path, how, 
     ids = stored_ids(data, tag)
     assert len(ids) == 301 and [i for i, n in ids.items() if n != (2 if i == f"{tag}-solo" else 1)] == []
     assert "Traceback" not in logs.log_text()
+
+
+def post(http_port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, http_port, timeout=10)
+    try:
+        conn.request("POST", path, body, {"Content-Type": "application/x-ndjson"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_a_documents_own_es_labels_are_not_taken_for_an_id_after_a_restart(procs, tmp_path):
+    """A document without an ``_id`` that carries ``labels.es.id`` itself (or ``es.index``) was
+    stored with it, and after the next start taken for one stored under that ``_id``: a real
+    ``PUT`` of that ``_id`` was then answered 200 and not stored (an acknowledged event lost).
+    Such a document is refused (400, reason ``reserved_label``), by the Elasticsearch routes
+    and by NDJSON's."""
+    data = tmp_path / "data"
+    logs, _, http_port = procs.logs(data)
+    forged = orjson.dumps({"index": {"_index": "app"}}) + b"\n" + \
+        orjson.dumps({"message": "mine", "labels": {"es.id": "fx-1"}}) + b"\n"
+    answer = post_bulk(http_port, forged)
+    ndjson, _ = post(http_port, "/v1/logs", orjson.dumps({"message": "m", "es.id": "fx-2", "es.index": "app"}))
+    other, _ = post(http_port, "/app/_doc", orjson.dumps({"message": "m", "es.index": "other"}))
+    logs.stop()
+    logs, _, http_port = procs.logs(data)
+    assert put_doc(http_port, "app", "fx-1") == 201  # was 200, and not stored
+    assert put_doc(http_port, "app", "fx-2") == 201
+    assert put_doc(http_port, "app", "fx-1") == 200  # the real one, now stored
+    logs.stop()
+    assert stored_ids(data, "fx") == {"fx-1": 1, "fx-2": 1}
+    assert answer["errors"] and answer["items"][0]["index"]["status"] == 400
+    assert "reserved_label" in answer["items"][0]["index"]["error"]["reason"]
+    assert ndjson >= 400 and other == 400
+    assert [e for e in store_events(data) if e.get("labels", {}).get("es.index") == "other"] == []
+    assert "Traceback" not in logs.log_text()

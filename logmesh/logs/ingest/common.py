@@ -21,6 +21,12 @@ from ..event import Event, as_text
 from ..store import layout
 from .field_limits import MAX_FIELD_NAME, MAX_FIELDS, fold
 
+# The labels the Elasticsearch routes make of an action's `_id` and `_index` (es_bulk.py), which
+# the `_id` window trusts at start (es_ids_store.py): a document's own is refused, so that
+# every stored one is the service's (one that forged them was taken for a stored `_id`).
+ID_LABEL = "es.id"
+INDEX_LABEL = "es.index"
+
 
 class Rejected(ValueError):
     """An event that some reader (recovery, DuckDB, compaction, a sink) could not read back.
@@ -370,6 +376,16 @@ def _flatten_into(flat: dict[str, Any], prefix: str, obj: dict[str, Any]) -> Non
             flat[f"{prefix}.{key}"] = value
 
 
+def refuse_es_labels(labels: dict[str, Any]) -> None:
+    """:class:`Rejected` (``reserved_label``) for labels a sender named :data:`ID_LABEL` or
+    :data:`INDEX_LABEL`: only the Elasticsearch routes set them, so the ``_id`` window read
+    back from the store at start holds the ids of ``_id``s alone (docs/ingest.md)."""
+    if ID_LABEL in labels or INDEX_LABEL in labels:
+        raise Rejected("reserved_label", f"the labels {ID_LABEL} and {INDEX_LABEL} are the logs service's "
+                       "own (an Elasticsearch action's _id and _index): send the _id as the action's, "
+                       "or name the field otherwise")
+
+
 def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
     """Known ECS names set their field; anything else goes to ``labels``.
 
@@ -398,6 +414,8 @@ def apply_extra(ev: Event, extra: dict[str, Any]) -> None:
             setattr(ev, attr, json_text(value))
         else:
             raise Rejected("bad_field", f"{name} must be a string, not {type(value).__name__}")
+    if labels is not None:
+        refuse_es_labels(labels)
     ev.labels = fold(labels) if labels is not None and (check or len(labels) > MAX_FIELDS) else labels
 
 

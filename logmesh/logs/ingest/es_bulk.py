@@ -31,13 +31,11 @@ import orjson
 
 from ...protocol import loads_exact
 from ..event import Event
-from .common import MAX_DEPTH, Rejected, not_json
+from .common import ID_LABEL, INDEX_LABEL, MAX_DEPTH, Rejected, not_json  # noqa: F401 (the labels: here's)
 from .es_names import invalid_index_reason
 from .http_ndjson import FlatEvent, ecs_events, flat_events, record_event
 
 VERSION = "8.17.0"  # what GET / claims: the official clients and shippers accept 8.x
-INDEX_LABEL = "es.index"
-ID_LABEL = "es.id"  # the action's `_id`, kept with its event
 MAX_ID_BYTES = 512  # Elasticsearch's limit: a longer `_id` is refused per item
 ANSWER_INDEX = "logs"  # an item's `_index` when the request named none (ES never answers null)
 _DOC_ACTIONS = ("index", "create")

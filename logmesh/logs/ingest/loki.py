@@ -30,7 +30,7 @@ from google.protobuf.message import DecodeError
 
 from ...protocol import loads_exact
 from ..event import Event
-from .common import MAX_TIMESTAMP_MS, Rejected, not_json
+from .common import MAX_TIMESTAMP_MS, Rejected, not_json, refuse_es_labels
 from .field_limits import fold
 from .line_block import LineBlock, json_strings
 from .line_level import levels_of, levels_of_literals, line_level
@@ -136,6 +136,10 @@ class Stream:
 
 
 def stream_of(labels: dict[str, Any]) -> Stream:
+    try:
+        refuse_es_labels(labels)
+    except Rejected as exc:
+        raise BadPush(exc.reason, exc.detail) from None
     labels = dict(labels)
     # `service_name` is Loki's own name for service.name and goes; `service`, `app` and `job`
     # also name other things and stay labels: Loki's users select streams by them (job:cron)
@@ -163,6 +167,7 @@ def _event(stream: Stream, ns: int, line: str, received: int, metadata: dict | N
         raise Rejected("bad_timestamp", f"timestamp {str(ns)[:40]} ns is not between 1970 and 9999")
     labels = stream.labels
     if metadata:
+        refuse_es_labels(metadata)
         labels = fold({**(labels or {}), **metadata})
     level = (line_level(line) or stream.level) if stream.detect else stream.level
     return Event(timestamp=ts, received_at=received, level=level, message=line,
