@@ -35,7 +35,7 @@ import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from itertools import repeat
+from itertools import groupby, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ MAX_IDS = 500_000  # ids remembered at most (~250 bytes each in memory); the old
 MAX_JOURNAL_BYTES = 64 * 1024 * 1024  # past this the journal is rewritten with the window alone
 _first = itemgetter(0)
 _second = itemgetter(1)
+_third = itemgetter(2)
 Key = tuple[str, bytes]  # (index, the _id's JSON text as orjson writes it)
 
 
@@ -303,14 +304,19 @@ class BulkIds:
             self._rewrite()
 
     def _rewrite(self) -> None:
-        """The journal as the window alone, replaced atomically (siblings see a new inode)."""
+        """The journal as the window alone, replaced atomically (siblings see a new inode);
+        a claim for each time the window holds, so that every id keeps its own (stamped
+        with the rewrite's, one stayed in the window up to an hour too long)."""
         from ...fsio import write_atomic
 
         now = int(time.time() * 1000)
         self._evict(now)
-        keys, seqs = list(self.seen.keys()), list(self.seen.values())
-        write_atomic(self.dir / JOURNAL_FILE,
-                     _claim_record(keys, seqs, now) + b'{"done":1}\n' if keys else b"")
+        records = []
+        for ts, group in groupby(self._entries(), key=_first):
+            entries = list(group)
+            records.append(_claim_record(list(map(_second, entries)), list(map(_third, entries)), ts))
+            records.append(b'{"done":1}\n')
+        write_atomic(self.dir / JOURNAL_FILE, b"".join(records))
         self._reopen()
         self._catch_up()
 

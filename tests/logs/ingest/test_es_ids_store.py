@@ -91,3 +91,23 @@ def test_a_whole_journal_needs_nothing_from_the_store(tmp_path):
     again = BulkIds(tmp_path)
     again.open()
     assert list(again.seen) == [("app", b'"a"')] and again.relearned == 0
+
+
+def test_a_rewritten_journal_keeps_each_ids_own_time(tmp_path):
+    """Past ``max_journal_bytes`` the journal is rewritten with the window alone: every id was
+    stamped with the rewrite's time, and stayed in the window up to an hour too long."""
+    t = now_ms()
+    ids = BulkIds(tmp_path, max_journal_bytes=1)  # every claim's end rewrites
+    ids.open()
+    for n, ago in enumerate((3_000_000, 2_000_000, 10)):
+        key, seq = [("app", f'"i{n}"'.encode())], [layout.make_seq(n, 0)]
+        ids.claim(key, seq, t - ago)
+        ids._finish(key, seq, True)
+    ids.close()
+    again = BulkIds(tmp_path)
+    again.open()
+    assert [(ts, key[1]) for ts, key, _ in again._entries()] == [
+        (t - 3_000_000, b'"i0"'), (t - 2_000_000, b'"i1"'), (t - 10, b'"i2"')]
+    shorter = BulkIds(tmp_path, window_ms=2_500_000)  # i0 is older than this window
+    shorter.open()
+    assert list(shorter.seen) == [("app", b'"i1"'), ("app", b'"i2"')]
