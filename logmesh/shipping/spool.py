@@ -16,8 +16,8 @@ One process writes a spool: two instances of a service on one host share its def
 directory (``DATA_DIR/spool/NAME``), and each deleted the files it had read past while the
 other still appended to them, so what the other spooled next went into a deleted file (found
 from outside). A spool is therefore held under ``flock`` (``spool.lock``); a process that
-finds the directory held uses a slot of its own inside it (``slot-1``, ``slot-2``, ...),
-preferring a free one with records left by a process that stopped, so they are sent. The
+finds the directory held uses a slot of its own inside it (``slot-1``, ``slot-2``, ...). A
+process takes first a free one with records left by a process that stopped, so they are sent. The
 lock is the process's until its last ``Spool`` of the directory closes: a second one in the same
 process (a reopen) is the same spool, as before.
 """
@@ -91,15 +91,19 @@ def _has_records(slot: Path) -> bool:
 
 
 def claim_slot(directory: Path) -> Path:
-    """The spool directory this process writes: ``directory`` itself, or when another live
-    process holds it, a slot inside it (a free one with records left in it first)."""
+    """The spool directory this process writes: the one of its own it already holds (a reopen),
+    else the first free one with records left in it (``directory`` itself, then its slots: so
+    a process that starts alone sends what a second instance left), else ``directory``, else
+    the first free slot inside it."""
     directory = Path(directory)
-    if _lock(directory):
-        return directory
+    slots = [directory, *(directory / f"{SLOT_PREFIX}{n}" for n in range(1, MAX_SLOTS))]
+    for slot in slots:
+        held = _held.get(slot.absolute())
+        if held is not None and held[0] == os.getpid() and _lock(slot):
+            return slot
     first_free = None
-    for n in range(1, MAX_SLOTS):
-        slot = directory / f"{SLOT_PREFIX}{n}"
-        if slot.is_dir() and _lock(slot):
+    for slot in slots:
+        if (slot is directory or slot.is_dir()) and _lock(slot):
             if _has_records(slot):
                 if first_free is not None:
                     _unlock(first_free)
@@ -110,8 +114,7 @@ def claim_slot(directory: Path) -> Path:
                 _unlock(slot)
     if first_free is not None:
         return first_free
-    for n in range(1, MAX_SLOTS):
-        slot = directory / f"{SLOT_PREFIX}{n}"
+    for slot in slots[1:]:
         if _lock(slot):
             return slot
     raise RuntimeError(f"all {MAX_SLOTS} spools of {directory} are in use by other processes")

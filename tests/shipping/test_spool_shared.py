@@ -93,3 +93,21 @@ def test_a_closed_spool_lets_another_process_have_the_directory(tmp_path: Path):
                          text=True, timeout=60, cwd=Path(__file__).parents[2], check=True)
     assert out.stdout.splitlines()[-1] == "[1,2,3,3,4]", "this process's records, then its own"
     assert not (spool_dir / "slot-1").exists()
+
+
+def test_a_process_that_starts_alone_sends_what_a_second_one_left(tmp_path: Path):
+    spool_dir = tmp_path / "spool"
+    mine = Spool(spool_dir)
+    mine.put(records("inst-a", 1, 3))
+    taken, pos = mine.take(10)
+    mine.commit(pos)  # all of this one's sent
+    script = OTHER.replace("sys.stdin.readline()", "pass")
+    out = subprocess.run([sys.executable, "-c", script, str(spool_dir)], capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).parents[2], check=True)
+    assert out.stdout.splitlines()[-1] == "[1,2,3,4]"  # in slot-1, taken, never acknowledged
+    mine.close()
+    alone = subprocess.run([sys.executable, "-c", script.replace("s.put(recs(1, 2))", "pass")
+                            .replace("s.put(recs(3, 2))", "pass"), str(spool_dir)],
+                           capture_output=True, text=True, timeout=60,
+                           cwd=Path(__file__).parents[2], check=True)
+    assert alone.stdout.splitlines()[-1] == "[1,2,3,4]", "the second instance's records are sent"
