@@ -211,15 +211,17 @@ class ShipperLedger:
         # while one ran, after it had begun reading: they wait for one begun after them).
         self._looking = False
         self._next: asyncio.Future | None = None
-        # Set while a connection handles batches that waited for a look() begun after they
-        # came (logs/ingest/tcp.py): what the siblings stored before them is learned, so the
-        # look at an instance's first batch (joined, add) is not needed.
-        self.covered = False
 
-    def add(self, instance: str, n: int, service: str = "", ts: int = 0) -> bool:
+    def add(self, instance: str, n: int, service: str = "", ts: int = 0,
+            covered: bool = False) -> bool:
+        """Record event ``n`` of ``instance``; False for a resend (already received).
+        ``covered``: the event waited for a :meth:`look` begun after it came (logs/ingest/tcp.py),
+        so what the siblings stored before it is learned and no look is needed here. An
+        argument, not state of the ledger: one connection's cover never lends itself to
+        another's batch."""
         led = self.instances.get(instance)
         if led is None or not led.received:  # unknown, or only heard (a heartbeat, a probe)
-            if self.must_learn(instance, n):
+            if self.must_learn(instance, n, covered):
                 # An instance whose numbers we never saw, not at its first event: it failed over
                 # from another logs process sharing our data directory (what we stored before
                 # our start, rebuild() read).
@@ -260,7 +262,7 @@ class ShipperLedger:
         was killed) is resent here: learn what the siblings stored since we last looked, or the
         resend is stored twice -- whether this process knew the instance or not, and from its
         first event on. Reads only what they wrote since then."""
-        if self.data_dir is not None and not self.covered:
+        if self.data_dir is not None:
             self._learn_store()
 
     def learn_now(self) -> None:
@@ -269,10 +271,10 @@ class ShipperLedger:
         if self.data_dir is not None:
             self._learn_store()
 
-    def must_learn(self, instance: str, n: int) -> bool:
+    def must_learn(self, instance: str, n: int, covered: bool = False) -> bool:
         """Whether :meth:`add` of number ``n`` would look at the store first: ``instance`` is
-        unknown (or only heard) and ``n`` is not its first event."""
-        if n <= 1 or self.data_dir is None or self.covered:
+        unknown (or only heard) and ``n`` is not its first event (``covered``: see add)."""
+        if n <= 1 or self.data_dir is None or covered:
             return False
         led = self.instances.get(instance)
         return led is None or not led.received
@@ -365,11 +367,12 @@ class ShipperLedger:
                  "events": led.received, "errors": led.errors, "missing": led.missing}
                 for inst, led in self.instances.items() if led.heard_ms]
 
-    def add_event_id(self, event_id: str, service: str = "", ts: int = 0) -> bool:
+    def add_event_id(self, event_id: str, service: str = "", ts: int = 0,
+                     covered: bool = False) -> bool:
         instance, _, n = event_id.rpartition(":")
         if not instance or not n.isdigit():
             return True
-        return self.add(instance, int(n), service, ts)
+        return self.add(instance, int(n), service, ts, covered)
 
     def rebuild(self, data_dir: Path, window_ms: int = DEDUPE_WINDOW_MS,
                 worker: int | None = None) -> int:

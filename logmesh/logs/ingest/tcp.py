@@ -204,25 +204,21 @@ class LogIngestProtocol(IngestConnection):
             self._frames(frames, received)
         self.pause_if_behind()
 
-    def _frames(self, frames: list, received: int) -> None:
+    def _frames(self, frames: list, received: int, covered: bool = False) -> None:
         """Store and answer the packets of ``frames`` (read at ``received``), up to a batch that
-        must wait for the ledger's look: it and the frames after it are held (:meth:`_hold`)."""
+        must wait for the ledger's look: it and the frames after it are held (:meth:`_hold`).
+        ``covered``: they waited for a look begun after they came (:meth:`_must_wait`)."""
         ctx = self.ctx
         acks: list[tuple[Any, int, list]] = []
         events: list = []
         for i, raw in enumerate(frames):
             try:
-                self._packet(raw, received, events, acks)
+                self._packet(raw, received, events, acks, covered=covered)
             except _MustLook:
                 if self._hold(frames[i:], received):
                     break
-                ledger = ctx.ledger  # over HELD_BYTES: the look in the loop, this batch judged now
-                ledger.learn_now()
-                ledger.covered = True
-                try:
-                    self._packet(raw, received, events, acks)
-                finally:
-                    ledger.covered = False
+                ctx.ledger.learn_now()  # over HELD_BYTES: the look in the loop, the batch judged now
+                self._packet(raw, received, events, acks, covered=True)
         # With no new events (e.g. a batch of resends only) the first copies may still be
         # buffered or waiting for fsync: the ack waits for everything appended so far.
         last = ctx.writer.append_events(events) if events else ctx.writer.appended_seq
@@ -275,11 +271,8 @@ class LogIngestProtocol(IngestConnection):
                 log.error("ingest %s:%s: the ledger's look at the store failed (%r); looked in "
                           "the event loop", *self.source, look.exception())
                 ledger.learn_now()
-            ledger.covered = True  # the siblings' writes before these frames are learned
-            try:
-                self._frames(held.frames, held.received)
-            finally:
-                ledger.covered = False
+            # the siblings' writes before these frames are learned
+            self._frames(held.frames, held.received, covered=True)
             self.pause_if_behind()
             if held.later:
                 self.received(b"".join(held.later))
@@ -336,13 +329,13 @@ class LogIngestProtocol(IngestConnection):
         return self.book_service
 
     def _packet(self, raw: bytes, received: int, events: list, acks: list,
-                replaced: bool = False) -> None:
+                replaced: bool = False, covered: bool = False) -> None:
         """One packet on its own: any shape, any error, counted and survived.
 
         ``replaced``: ``raw`` is a frame whose bytes were not all UTF-8, with U+FFFD
-        for them (:meth:`_replace_bad_utf8`).
+        for them (:meth:`_replace_bad_utf8`). ``covered``: see :meth:`_must_wait`.
         """
-        if not replaced and self._shipped(raw, received, events, acks):
+        if not replaced and self._shipped(raw, received, events, acks, covered):
             return
         try:
             env = decode(envelope_decoder, raw)
@@ -351,7 +344,7 @@ class LogIngestProtocol(IngestConnection):
             # too_deep); bad_utf8 alone would have been stored (the reason was once "bad_utf8")
             reason = _decode_error_reason(raw, exc)
             if reason == "bad_utf8" and not replaced:
-                self._replace_bad_utf8(raw, received, events, acks)
+                self._replace_bad_utf8(raw, received, events, acks, covered)
                 return
             self._bad(reason, str(exc))
             self._refuse_frame(raw[:FrameSplitter.HEAD_BYTES], 400, f"bad batch ({reason}): {exc}")
@@ -365,13 +358,13 @@ class LogIngestProtocol(IngestConnection):
                 # Told at once, nothing stored: the shipper keeps the batch and sends it again.
                 self._reply(env.key, 507, f"not stored, retry later: {self.ctx.writer.failure}")
             elif first == b"{" and env.ack:
-                answer = self._batch(env, received, events)
+                answer = self._batch(env, received, events, covered=covered)
                 if answer is not None:
                     acks.append((env.key, *answer))
             elif env.uri == AUTH_URI and first != b'"':
                 pass  # a hello to a service without a token: no log (it holds a token), no answer
             else:
-                self._book_packet(env, raw, received, events, replaced, acks)
+                self._book_packet(env, raw, received, events, replaced, acks, covered)
         except _MustLook:
             raise
         except Exception as exc:  # a packet we did not foresee must not end the connection
@@ -380,7 +373,8 @@ class LogIngestProtocol(IngestConnection):
             if first == b"{" and env.ack:  # none of it was stored: _batch adds its events last
                 self._reply(env.key, 500, f"internal error: {exc!r}")
 
-    def _shipped(self, raw: bytes, received: int, events: list, acks: list) -> bool:
+    def _shipped(self, raw: bytes, received: int, events: list, acks: list,
+                 covered: bool) -> bool:
         """The mesh's usual acked batch (ingest/shipped.py) in one decode of its frame, its
         lines built with few calls; True if it was taken here (stored, or answered 500), False
         for every other packet, which :meth:`_packet` reads as it may come."""
@@ -392,11 +386,11 @@ class LogIngestProtocol(IngestConnection):
         if batch is None or not packet.ack or self.ctx.writer.failure is not None:
             return False
         try:
-            self._must_wait(batch.instance, batch.events[:1])  # one instance: its first event
+            self._must_wait(batch.instance, batch.events[:1], covered)  # one instance: its first
             made = batch_lines(batch, received, self.source, self.ctx.routes)
             if made is None:
                 return False
-            acks.append((packet.key, *self._batch(packet, received, events, (batch, made))))
+            acks.append((packet.key, *self._batch(packet, received, events, (batch, made), covered)))
         except _MustLook:
             raise
         except Exception as exc:  # as in _packet: none of it was stored, _batch adds its events last
@@ -422,7 +416,7 @@ class LogIngestProtocol(IngestConnection):
                                          "errormessage": message}))
 
     def _book_packet(self, env: Any, frame: bytes, received: int, lines: list,
-                     replaced: bool, acks: list) -> None:
+                     replaced: bool, acks: list, covered: bool) -> None:
         """Store a fire-and-forget packet, as the book's service stores every packet.
 
         Its ``params`` is, as the chapter sends it, the logged request's text: that
@@ -440,7 +434,7 @@ class LogIngestProtocol(IngestConnection):
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             reason = _decode_error_reason(env.params, exc)
             if reason == "bad_utf8" and not replaced:
-                self._replace_bad_utf8(frame, received, lines, acks)
+                self._replace_bad_utf8(frame, received, lines, acks, covered)
                 return
             self._bad(reason, str(exc))
             return
@@ -455,22 +449,25 @@ class LogIngestProtocol(IngestConnection):
             self._bad(*_rejection(exc))
             return
         # After request_event: a rejected event is not in the ledger, so its resend is no duplicate.
-        if event_id is not None and not self.ctx.ledger.add_event_id(event_id, env.service or ""):
+        if event_id is not None and not self.ctx.ledger.add_event_id(event_id, env.service or "",
+                                                                  covered=covered):
             self.ctx.duplicates.inc()
             return
         lines.append(ev)
         if replaced:
             self.ctx.count_replaced("bad_utf8")
 
-    def _replace_bad_utf8(self, frame: bytes, received: int, lines: list, acks: list) -> None:
+    def _replace_bad_utf8(self, frame: bytes, received: int, lines: list, acks: list,
+                          covered: bool) -> None:
         """The error path of a frame that is not all UTF-8: keep it, as the fixed Node logs
         service does (``Buffer.toString``: U+FFFD for each maximal invalid sequence, the same
         rule as Python's ``"replace"``), labelled ``logmesh.replaced: "bad_utf8"``. An acked
         batch is refused instead: its sender is told, and its text is never changed."""
-        self._packet(frame.decode("utf-8", "replace").encode(), received, lines, acks, replaced=True)
+        self._packet(frame.decode("utf-8", "replace").encode(), received, lines, acks, replaced=True,
+                     covered=covered)
 
     def _batch(self, env: Any, received: int, lines: list,
-               fast: tuple[Any, list] | None = None) -> tuple[int, list] | None:
+               fast: tuple[Any, list] | None = None, covered: bool = False) -> tuple[int, list] | None:
         """Store a batch's good events; ``(acked, rejected)`` for its reply, None if refused.
 
         ``fast``: the batch and its lines, built by :meth:`_shipped`; else each event is built
@@ -492,7 +489,7 @@ class LogIngestProtocol(IngestConnection):
             ctx.batches += 1
             built = list(zip(repeat(instance), evs, made))
         else:
-            batch, built = self._build(env, received, rejected)
+            batch, built = self._build(env, received, rejected, covered)
             if batch is None:
                 return None
             instance = batch.instance
@@ -509,23 +506,25 @@ class LogIngestProtocol(IngestConnection):
         else:
             add = ctx.ledger.add
             for inst, ev, line in built:
-                if not inst or add(inst, ev.n, batch.service, ev.ts):
+                if not inst or add(inst, ev.n, batch.service, ev.ts, covered):
                     lines.append(line)
                     if inst == instance and is_error(line.level, line.status):
                         errors += 1
         return self._heard(env, batch, received, errors, len(built),
                            len(built) - (len(lines) - before), rejected)
 
-    def _must_wait(self, instance: str, events: list) -> None:
+    def _must_wait(self, instance: str, events: list, covered: bool) -> None:
         """Raise _MustLook, before anything of the batch is built or counted (its events'
         folded labels are), when the ledger must look at what the sibling workers stored first:
         ``instance``'s first batch on this connection (ShipperLedger.joined: it may have
         shipped to a sibling before), or an instance unknown to the ledger whose first event
         here is not its first (ShipperLedger.must_learn) -- unless the batch already waited for
-        a look begun after it came (``covered``). An event that is refused later and so never
+        a look begun after it came (``covered``: an argument, handed down from
+        :meth:`_looked`, so one connection's cover never lends itself to another's batch, even
+        if an ``await`` came between). An event that is refused later and so never
         reaches the ledger may leave add() a look to do: it does it in the loop, as before."""
         ledger = self.ctx.ledger
-        if ledger.data_dir is None or ledger.covered:
+        if ledger.data_dir is None or covered:
             return
         if instance and instance not in self.shippers:
             raise _MustLook
@@ -534,7 +533,7 @@ class LogIngestProtocol(IngestConnection):
             inst = ev.instance or instance
             if inst and ev.n >= 1 and inst not in firsts:
                 firsts.add(inst)
-                if ledger.must_learn(inst, ev.n):
+                if ledger.must_learn(inst, ev.n, covered):
                     raise _MustLook
 
     def _heard(self, env: Any, batch: Any, received: int, errors: int, taken: int,
@@ -559,7 +558,8 @@ class LogIngestProtocol(IngestConnection):
                                  *self.source, env.key, reason, detail[:160])
         return taken, [r[:2] for r in rejected]
 
-    def _build(self, env: Any, received: int, rejected: list) -> tuple[Batch | None, list]:
+    def _build(self, env: Any, received: int, rejected: list,
+               covered: bool) -> tuple[Batch | None, list]:
         """The per-event path: the batch decoded as it may come, each event built by
         ``request_event`` (which refuses, into ``rejected``, what no reader could read back);
         ``(batch, [(instance, event, line), ...])``, or None when it is refused whole."""
@@ -570,7 +570,7 @@ class LogIngestProtocol(IngestConnection):
             batch, where = self._batch_by_event(env, rejected)
             if batch is None:
                 return None, []
-        self._must_wait(batch.instance, batch.events)
+        self._must_wait(batch.instance, batch.events, covered)
         ctx = self.ctx
         service = batch.service or None
         instance = batch.instance
