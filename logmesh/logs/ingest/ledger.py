@@ -279,6 +279,12 @@ class ShipperLedger:
         led = self.instances.get(instance)
         return led is None or not led.received
 
+    def must_learn_event_id(self, event_id: str, covered: bool = False) -> bool:
+        """:meth:`must_learn` for a book packet's ``event.id`` (``instance:n``, as
+        :meth:`add_event_id` reads it): False for an id that is no shipper's."""
+        instance, _, n = event_id.rpartition(":")
+        return bool(instance) and n.isdigit() and self.must_learn(instance, int(n), covered)
+
     def look(self) -> asyncio.Future:
         """A future done once a look at what the siblings stored, begun after this call, has
         been learned (:meth:`joined`'s look, with the reading and decoding in a thread): the

@@ -109,8 +109,8 @@ def acked_key(head: bytes) -> Any:
 
 
 class _MustLook(Exception):
-    """A batch carries an instance whose first events here must be judged against what the
-    sibling workers stored: raised before anything of it is recorded, so it can wait for the
+    """A batch (or a book packet's ``event.id``) carries an instance whose first events here
+    must be judged against what the sibling workers stored: raised before anything of it is recorded, so it can wait for the
     ledger's look (:meth:`LogIngestProtocol._hold`) and be handled again, whole, after it."""
 
 
@@ -439,6 +439,8 @@ class LogIngestProtocol(IngestConnection):
             self._bad(reason, str(exc))
             return
         event_id = env.event_id if isinstance(env.event_id, str) else None
+        if event_id is not None and self.ctx.ledger.must_learn_event_id(event_id, covered):
+            raise _MustLook  # an unknown instance's event: judged after the look, off the loop
         ts = env.timestamp if isinstance(env.timestamp, int) else received
         service = env.service if isinstance(env.service, str) else None
         try:

@@ -184,3 +184,41 @@ async def test_frames_after_a_held_batch_and_reads_meanwhile_keep_their_order(st
     assert {f"x:{n}" for n in range(1, 16)} | {f"y:{n}" for n in range(1, 9)} <= set(got)
     assert srv.ingest.stats["duplicates"] == 3
 
+
+
+def book_with_id(text: str, event_id: str) -> bytes:
+    return encode({"uri": "/logs", "params": text, "event.id": event_id})
+
+
+async def test_a_book_packets_unknown_event_id_waits_for_the_look_off_the_loop(start_logs, monkeypatch):
+    """A fire-and-forget packet whose ``event.id`` names an instance unknown here, past its
+    first event, needs the same look as a shipper's batch. Fails on the look in the loop: the
+    other shipper's ack came only after it. The packet is stored once after the look, and its
+    copy (stored by the sibling) is a duplicate."""
+    gate = Gate(monkeypatch)
+    srv, data, sibling = await service_and_sibling(start_logs)
+    a = c = None
+    try:
+        a = await known_shipper(srv.config.port, "a", 10)
+        # the sibling stored u:1..3 (a book service's events, numbered by its shipper) since
+        await sibling.durable(sibling.append_events(sibling_events("u", range(1, 4))))
+        gate.armed = True
+        c = await RawClient.connect(srv.config.port)
+        await c.send(book_with_id("again", "u:3") + book_with_id("new", "u:4"))
+        await wait_until(gate.waiting.is_set, 15, "the look at the sibling's bytes")
+        await a.send(batch(2, "a", range(11, 21)))
+        replies = await a.replies(2, timeout=15)
+        assert not gate.ended.is_set(), "the other connection waited for the look"
+        assert replies[1] == {"key": 2, "errorcode": 0, "acked": 10, "features": tcp.FEATURES}
+        gate.go.set()
+        await wait_until(lambda: srv.ingest.held_bytes == 0, 15, "the look's end")
+        await wait_until(lambda: ids_stored(data)["u:4"] == 1, 15, "u:4 stored")
+    finally:
+        gate.go.set()
+        for client in (a, c):
+            if client is not None:
+                await client.close()
+        await sibling.close()
+    got = ids_stored(data)
+    assert [k for k, n in got.items() if n > 1] == [], "u:3, stored by the sibling, is stored once"
+    assert srv.ingest.stats["duplicates"] == 1
