@@ -21,6 +21,10 @@ run: the batch's ack wall, /healthz's longest wall and the count of asks meanwhi
 batch until 0.3 s after its ack), and the process's CPU seconds over that span (/proc).
 
     .venv/bin/python bench/ledger_look.py --service --code <main's checkout> --code . [--rounds 3]
+
+``--book`` (with ``--service``): instead of the batch, one fire-and-forget book packet whose
+``event.id`` names an unknown instance past its first event (the same look); nothing answers
+it, so the span is from its send until 2 s after, and "ack" is the send's.
 """
 
 from __future__ import annotations
@@ -120,7 +124,19 @@ def _ack(port: int, instance: str) -> float:
     return time.perf_counter() - t
 
 
-def service_run(code: Path, mb: int, workdir: Path) -> dict:
+def _book(port: int, instance: str) -> float:
+    """One book packet with ``instance``'s event 5 as its event.id (an unknown instance, past
+    its first event: the ledger looks at the siblings' store first); the send's seconds."""
+    packet = encode({"uri": "/logs", "params": "GET /bench/5 200", "event.id": f"{instance}:5"})
+    t = time.perf_counter()
+    with socket.create_connection((HOST, port), timeout=60) as s:
+        s.sendall(packet)
+        took = time.perf_counter() - t
+        time.sleep(2.0)  # the look runs meanwhile (its connection stays open: nothing dropped)
+    return took
+
+
+def service_run(code: Path, mb: int, workdir: Path, book: bool = False) -> dict:
     """One run against ``code``'s logs process (see the module's docstring)."""
     procs = Procs(workdir)
     procs.env["PYTHONPATH"] = str(code)
@@ -143,7 +159,7 @@ def service_run(code: Path, mb: int, workdir: Path) -> dict:
         poller.start()
         time.sleep(0.3)
         before, cpu0 = len(walls), _cpu(proc.pid)
-        ack = _ack(tcp_port, f"bench-{time.time_ns()}")
+        ack = (_book if book else _ack)(tcp_port, f"bench-{time.time_ns()}")
         time.sleep(0.3)
         cpu = _cpu(proc.pid) - cpu0
         stop.set()
@@ -155,12 +171,12 @@ def service_run(code: Path, mb: int, workdir: Path) -> dict:
         procs.close()
 
 
-def service_main(codes: list[Path], mb: int, rounds: int) -> int:
+def service_main(codes: list[Path], mb: int, rounds: int, book: bool = False) -> int:
     for r in range(rounds):
         for code in (codes if r % 2 == 0 else codes[::-1]):
             tmp = Path(tempfile.mkdtemp(prefix="ledger-look-svc-"))
             try:
-                got = service_run(code, mb, tmp)
+                got = service_run(code, mb, tmp, book)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             print(f"round {r} {code}: {got['events']:,} sibling events; ack {got['ack_s'] * 1000:.0f} ms, "
@@ -177,9 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--service", action="store_true", help="a real logs process, /healthz meanwhile")
     ap.add_argument("--code", type=Path, action="append", default=[], help="a checkout (--service)")
     ap.add_argument("--rounds", type=int, default=3, help="--service rounds")
+    ap.add_argument("--book", action="store_true", help="--service with a book packet's event.id")
     a = ap.parse_args(argv)
     if a.service:
-        return service_main([c.resolve() for c in a.code] or [HERE.parent], a.mb, a.rounds)
+        return service_main([c.resolve() for c in a.code] or [HERE.parent], a.mb, a.rounds, a.book)
     for r in range(a.repeat):
         tmp = Path(tempfile.mkdtemp(prefix="ledger-look-"))
         try:
