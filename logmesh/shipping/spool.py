@@ -28,6 +28,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 from pathlib import Path
 
 import orjson
@@ -40,6 +41,7 @@ log = logging.getLogger("logmesh.spool")
 SPOOL_FILE_BYTES = 16 * 1024 * 1024  # a new spool file past this size (drops happen per file)
 HEAD_FILE = "head.json"
 TAKE_READ_BYTES = 4 * 1024 * 1024  # take() reads a file this much at a time
+_FILE_RE = re.compile(r"spool-(\d{12,})\.ndjson")  # put()'s names (_file_name)
 LOCK_FILE = "spool.lock"  # flock'ed by the process whose spool this is
 SLOT_PREFIX = "slot-"  # a spool of another process in the same directory: slot-1, slot-2, ...
 MAX_SLOTS = 64
@@ -80,10 +82,10 @@ def _unlock(slot: Path) -> None:
 def _has_records(slot: Path) -> bool:
     """Whether ``slot`` holds spooled records past its durable head."""
     head = _read_head(slot)
-    for path in slot.glob("spool-*.ndjson"):
+    for file_id in _file_ids(slot):
         try:
-            file_id, size = int(path.stem.split("-")[1]), path.stat().st_size
-        except (ValueError, OSError):
+            size = (slot / _file_name(file_id)).stat().st_size
+        except OSError:
             continue
         if size > 0 and (file_id, size) > head:
             return True
@@ -120,6 +122,17 @@ def claim_slot(directory: Path) -> Path:
     raise RuntimeError(f"all {MAX_SLOTS} spools of {directory} are in use by other processes")
 
 
+def _file_name(file_id: int) -> str:
+    return f"spool-{file_id:012d}.ndjson"
+
+
+def _file_ids(directory: Path) -> list[int]:
+    """The numbers of ``directory``'s spool files, sorted; another file is left alone (a
+    stray name stopped the process at every start)."""
+    return sorted(int(m.group(1)) for p in directory.glob("spool-*.ndjson")
+                  if (m := _FILE_RE.fullmatch(p.name)))
+
+
 def _read_head(directory: Path) -> tuple[int, int]:
     try:
         data = orjson.loads((directory / HEAD_FILE).read_bytes())
@@ -147,7 +160,7 @@ class Spool:
         self.file_bytes = file_bytes
         self.dropped = 0
         self._warn = RateLimitedLog(log)
-        self._files = sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("spool-*.ndjson"))
+        self._files = _file_ids(self.dir)
         head = self._load_head()
         if not self._sound(head):
             log.warning("spool: %s says %s, where no record starts: damaged; resending every "
@@ -212,7 +225,7 @@ class Spool:
             return True
 
     def _path(self, file_id: int) -> Path:
-        return self.dir / f"spool-{file_id:012d}.ndjson"
+        return self.dir / _file_name(file_id)
 
     def _load_head(self) -> tuple[int, int]:
         return _read_head(self.dir)

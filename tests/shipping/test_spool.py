@@ -172,6 +172,20 @@ def test_a_head_past_a_file_commit_deleted_is_sound(spool_dir):
     s2.close()
 
 
+def test_a_stray_file_in_the_spool_is_left_alone(spool_dir):
+    """A file named like a spool file but not numbered as put() names them (a copy a human
+    made, an editor's backup) stopped the spool's process at every start (ValueError)."""
+    s = Spool(spool_dir)
+    s.put(records(1, 3))
+    s.close()
+    (spool_dir / "spool-000000000001 (copy).ndjson").write_bytes(b"kept\n")
+    (spool_dir / "spool-old.ndjson").write_bytes(b"kept\n")
+    s2 = Spool(spool_dir)
+    assert numbers(s2.take(10)[0]) == [1, 2, 3]
+    s2.close()
+    assert (spool_dir / "spool-old.ndjson").read_bytes() == b"kept\n"
+
+
 def test_a_torn_last_record_is_skipped(spool_dir):
     s = Spool(spool_dir)
     s.put(records(1, 3))
