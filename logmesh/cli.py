@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +28,7 @@ from .cli_options import (
     PORT,
     SIZE,
     SecurityArgs,
+    SpoolArgs,
     config_option,
     data_dir_option,
     distributor_option,
@@ -35,11 +36,16 @@ from .cli_options import (
     metrics_port_option,
     packet_size,
     security_options,
+    spool_options,
     supervise_option,
 )
 from .logs.store.layout import MAX_WORKERS
 from .supervisor import EXIT_NO_RESTART, ChildSpec, Supervisor, busy_port, logmesh_argv
 from .terminal import SafeFormatter
+
+if TYPE_CHECKING:
+    from .security import ServerSecurity
+    from .shipping.shipper import Shipper
 
 EXIT_STARTUP_FAILURE = 3
 CONTEXT = {"auto_envvar_prefix": "LOGMESH", "help_option_names": ["-h", "--help"],
@@ -196,6 +202,19 @@ def distributor(host: str, port: int, supervise: bool, sec: SecurityArgs) -> Non
     serve(lambda: Distributor(host, port, security=config).serve_forever(), fast_loop=True)
 
 
+def make_shipper(name: str, ship_mode: str, spool: SpoolArgs, data_dir: Path,
+                 worker_id: int | None, config: ServerSecurity) -> Shipper:
+    """The shipper of a service or the gateway: what its logs service has not acknowledged
+    waits in its disk spool (none in book mode: fire and forget), across its restarts."""
+    from .shipping.shipper import Shipper
+    from .shipping.spool import Spool
+
+    disk = Spool(spool.directory(data_dir, name, worker_id), spool.spool_max) \
+        if ship_mode != "book" else None
+    return Shipper(name, mode=ship_mode, spool=disk, max_queue=spool.log_queue,
+                   token=config.token, ssl=config.tls.client_context())
+
+
 ship_mode_option = click.option(
     "--ship-mode", type=click.Choice(["auto", "ack", "book"]), default="auto",
     help="auto: acknowledged batches, or the chapter's packets if the logs node never answers "
@@ -218,6 +237,8 @@ ship_mode_option = click.option(
               help="Answer a service's reply with the HTTP status its errorcode maps to (0: 200, "
                    "400-599: that status, any other: 500), or with 200 whatever it says, as the "
                    "chapter's gateway does.")
+@data_dir_option
+@spool_options
 @metrics_port_option
 @mesh_workers_option
 @worker_id_option
@@ -225,9 +246,9 @@ ship_mode_option = click.option(
 @security_options()
 @supervise_option
 def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, ship: bool,
-            ship_mode: str, max_body_size: int, status_from_errorcode: bool,
+            ship_mode: str, max_body_size: int, status_from_errorcode: bool, data_dir: Path,
             metrics_port: int | None, workers: int, worker_id: int, metrics_dir: Path | None,
-            supervise: bool, sec: SecurityArgs) -> None:
+            supervise: bool, spool: SpoolArgs, sec: SecurityArgs) -> None:
     """Run the HTTP gateway that routes requests to services."""
     config = sec.config("gateway", host)
     if supervise:
@@ -235,15 +256,14 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
             run_workers("gateway", workers, metrics_dir)
         supervised("gateway")
     from .mesh.gateway import Gateway
-    from .shipping.shipper import Shipper
 
     gw = Gateway(host, port, distributor=distributor, timeout=timeout,
                  security=config,
                  max_body_bytes=max_body_size, status_from_errorcode=status_from_errorcode,
                  reuse_port=workers > 1, metrics_dir=metrics_dir if workers > 1 else None)
     if ship:
-        gw.attach_shipper(Shipper("gateway", mode=ship_mode, token=config.token,
-                                  ssl=config.tls.client_context()))
+        gw.attach_shipper(make_shipper("gateway", ship_mode, spool, data_dir,
+                                       worker_id if workers > 1 else None, config))
     if metrics_port is not None:
         from .mesh.metrics_http import MetricsEndpoint
 
@@ -262,11 +282,7 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
               help="With --no-ship: print every request packet to stdout, as the book's service "
                    "does with no logs service.")
 @ship_mode_option
-@click.option("--spool-dir", type=click.Path(path_type=Path), default=None,
-              help="Spool undelivered logs here [default: DATA_DIR/spool/NAME].")
-@click.option("--spool-max", type=SIZE, default="1GB",
-              help="Spool size limit; past it the oldest are dropped.")
-@click.option("--log-queue", default=100_000, help="Log events held in memory before spooling.")
+@spool_options
 @click.option("--db-sync", type=click.Choice(["normal", "full"]), default="normal",
               help="SQLite's synchronous for the grouped commits: normal: a write is answered once "
                    "it is in the WAL file (it survives the service's crash, not a power cut); "
@@ -278,9 +294,9 @@ def gateway(host: str, port: int, distributor: tuple[str, int], timeout: float, 
 @security_options()
 @supervise_option
 def service(name: str, host: str, port: int | None, distributor: tuple[str, int], data_dir: Path,
-            ship: bool, print_requests: bool, ship_mode: str, spool_dir: Path | None,
-            spool_max: int, log_queue: int, db_sync: str, metrics_port: int | None, workers: int,
-            worker_id: int, metrics_dir: Path | None, supervise: bool, sec: SecurityArgs) -> None:
+            ship: bool, print_requests: bool, ship_mode: str, db_sync: str,
+            metrics_port: int | None, workers: int, worker_id: int, metrics_dir: Path | None,
+            supervise: bool, spool: SpoolArgs, sec: SecurityArgs) -> None:
     """Run one of the example services (goods, members, purchases)."""
     config = sec.config(f"{name} service", host)
     if supervise:
@@ -288,19 +304,13 @@ def service(name: str, host: str, port: int | None, distributor: tuple[str, int]
             run_workers(name, workers, metrics_dir)
         supervised(name)
     from .examples.resource import make_service
-    from .shipping.shipper import Shipper
-    from .shipping.spool import Spool
 
     svc = make_service(name, data_dir, port=port, host=host, distributor=distributor,
                        security=config, sync=db_sync, reuse_port=workers > 1,
                        metrics_dir=metrics_dir if workers > 1 else None)
     if ship:
-        spool_at = spool_dir or data_dir / "spool" / name
-        if workers > 1:
-            spool_at = spool_at / f"w{worker_id}"  # one spool per worker: each its own files
-        spool = Spool(spool_at, spool_max) if ship_mode != "book" else None
-        Shipper(name, mode=ship_mode, spool=spool, max_queue=log_queue, token=config.token,
-                ssl=config.tls.client_context()).attach(svc)
+        make_shipper(name, ship_mode, spool, data_dir, worker_id if workers > 1 else None,
+                     config).attach(svc)
     elif print_requests:
         from .mesh.service import print_request
 
@@ -577,7 +587,8 @@ def up(host: str, data_dir: Path, with_traffic: bool, rate: float, port_offset: 
                    str(data_dir / "gateway-metrics")] if gw_workers > 1 else []
         specs.append(ChildSpec(f"gateway-w{i}" if i else "gateway",
                                logmesh_argv("gateway", "--host", host, "--port",
-                                            str(port["gateway"]), "--metrics-port",
+                                            str(port["gateway"]), "--data-dir", str(data_dir),
+                                            "--metrics-port",
                                             str(port["gateway metrics"]), *workers, *shipping,
                                             *joined), env))
     specs.append(ChildSpec("logs", logmesh_argv("logs", "--host", host, "--data-dir", str(data_dir),

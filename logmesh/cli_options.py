@@ -156,6 +156,46 @@ def usable_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"),
                                callback=usable_dir, help="Where databases and logs are kept.")
 
+# -- a shipper's spool (a service's and the gateway's: the same options, the same defaults) -----
+
+
+@dataclass
+class SpoolArgs:
+    """Where a shipper keeps what its logs service has not acknowledged, as given."""
+
+    spool_dir: Path | None = None
+    spool_max: int = 10**9
+    log_queue: int = 100_000
+
+    def directory(self, data_dir: Path, name: str, worker_id: int | None) -> Path:
+        """``--spool-dir`` or DATA_DIR/spool/NAME, and in it ``w<id>`` for a worker of several:
+        one spool per process, each its own files."""
+        at = self.spool_dir or data_dir / "spool" / name
+        return at if worker_id is None else at / f"w{worker_id}"
+
+
+_SPOOL_OPTIONS = [
+    click.option("--spool-dir", type=click.Path(path_type=Path), default=None,
+                 help="Spool undelivered logs here [default: DATA_DIR/spool/NAME]."),
+    click.option("--spool-max", type=SIZE, default="1GB",
+                 help="Spool size limit; past it the oldest are dropped."),
+    click.option("--log-queue", default=100_000, help="Log events held in memory before spooling."),
+]
+
+
+def spool_options(f: Callable) -> Callable:
+    """Add --spool-dir, --spool-max and --log-queue; the command receives them as ``spool``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        spool = SpoolArgs(*(kwargs.pop(k) for k in ("spool_dir", "spool_max", "log_queue")))
+        return f(*args, spool=spool, **kwargs)
+
+    for option in reversed(_SPOOL_OPTIONS):
+        command = option(command)
+    return command
+
+
 # -- security options (logmesh/security.py, docs/security.md) -------------------------------
 
 _PEM = click.Path(dir_okay=False, path_type=Path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.procs import ROOT
 from tests.support.waiting import wait_for
 from tests.test_supervisor import distributor_nodes, serves_goods
 
@@ -49,6 +50,7 @@ def up(tmp_path: Path, name: str, *args: str, env_extra: dict[str, str] | None =
        ) -> subprocess.Popen:
     log = open(tmp_path / f"{name}.log", "wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGMESH_")}
+    env["PYTHONPATH"] = str(ROOT)  # this tree's code: "." ran the installed one from tmp_path
     env.update(env_extra or {})
     return subprocess.Popen([sys.executable, "-m", "logmesh", "up", "--no-traffic",
                              "--data-dir", str(tmp_path / name), *args],
@@ -100,6 +102,8 @@ def test_a_second_up_exits_and_leaves_the_first_alone_and_an_offset_moves_every_
     except AssertionError:
         print((tmp_path / "first.log").read_text()[-4000:])
         raise
+    gateway_spool = tmp_path / "first" / "spool" / "gateway"  # w<id> in it with workers
+    assert gateway_spool.is_dir(), "up gives the gateway's shipper a spool, as the services'"
     for port, path in ((8000, "/goods"), (8001, "/metrics"), (9011, "/metrics"),
                        (9041, "/healthz")):
         with urllib.request.urlopen(f"http://{HOST}:{port + offset}{path}", timeout=5) as r:
