@@ -59,6 +59,21 @@ class BadRequest(Exception):
         self.reason = reason
 
 
+# The deepest body or attribute value, in AnyValue levels ({"stringValue": "x"} is 1, an
+# array of it 2), in either encoding: a body with a deeper one is refused whole (400,
+# too_deep). The protobuf's parser (upb) stops at 100 nested messages, and an attribute's
+# key-value lists cost three a level (KeyValueList, KeyValue, AnyValue) below the six above
+# it, so 32 is the most it reads in every place a value goes; arrays in a body reached 49,
+# and the JSON encoding read 100 and more, refusing past that per record or by orjson's words.
+MAX_VALUE_DEPTH = 32
+
+
+def too_deep() -> BadRequest:
+    """The one refusal of a value nested past MAX_VALUE_DEPTH, whichever the encoding."""
+    return BadRequest("too_deep", f"a body or attribute value is nested deeper than "
+                                  f"{MAX_VALUE_DEPTH} levels (arrays and key-value lists)")
+
+
 @dataclass
 class Parsed:
     block: LineBlock = field(default_factory=LineBlock)  # the stored lines, seqs to be given
@@ -210,14 +225,16 @@ def otlp_event(received: int, res: Resource, logger: str | None, *, time_ns: int
 # -- protobuf -------------------------------------------------------------------
 
 
-def _pb_value(v: Any) -> Any:
+def _pb_value(v: Any, level: int = 1) -> Any:
+    if level > MAX_VALUE_DEPTH:
+        raise too_deep()
     kind = v.WhichOneof("value")
     if kind is None:
         return None
     if kind == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: _pb_value(kv.value, level + 1) for kv in v.kvlist_value.values}
     if kind == "array_value":
-        return [_pb_value(x) for x in v.array_value.values]
+        return [_pb_value(x, level + 1) for x in v.array_value.values]
     if kind == "bytes_value":
         return base64.b64encode(v.bytes_value).decode()
     return getattr(v, kind)
@@ -240,6 +257,8 @@ def parse_protobuf(body: bytes, received: int) -> Parsed:
     try:
         req.ParseFromString(body)
     except DecodeError as exc:
+        if "MaxDepth" in str(exc):  # upb: "Exceeded upb_DecodeOptions_MaxDepth"
+            raise too_deep() from None
         raise BadRequest("bad_protobuf", f"cannot parse ExportLogsServiceRequest: {exc}") from None
     out = Parsed()
     columns = views = None  # the column view and the others, parsed once a scope has records

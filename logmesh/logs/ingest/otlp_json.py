@@ -22,10 +22,22 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from ...protocol import loads_exact
 from .common import Rejected, not_json
 from .line_block import json_strings
-from .otlp import BadRequest, Parsed, Resource, add_run, level_of, level_pieces, otlp_event
+from .otlp import (
+    MAX_VALUE_DEPTH,
+    BadRequest,
+    Parsed,
+    Resource,
+    add_run,
+    level_of,
+    level_pieces,
+    otlp_event,
+    too_deep,
+)
 
 
-def _json_value(v: Any) -> Any:
+def _json_value(v: Any, level: int = 1) -> Any:
+    if level > MAX_VALUE_DEPTH:
+        raise too_deep()
     if not isinstance(v, dict):
         return v
     for kind, inner in v.items():
@@ -34,9 +46,9 @@ def _json_value(v: Any) -> Any:
         if kind == "intValue":
             return _int64(inner)
         if kind == "kvlistValue":
-            return _json_attrs((inner or {}).get("values") or [])
+            return _json_attrs((inner or {}).get("values") or [], level + 1)
         if kind == "arrayValue":
-            return [_json_value(x) for x in (inner or {}).get("values") or []]
+            return [_json_value(x, level + 1) for x in (inner or {}).get("values") or []]
         if kind == "bytesValue":
             return inner
     return None
@@ -51,10 +63,22 @@ def _int64(inner: Any) -> int:
     return value
 
 
-def _json_attrs(kvs: Any) -> dict[str, Any]:
+def _json_attrs(kvs: Any, level: int = 1) -> dict[str, Any]:
+    """Attributes (a kvlist's values at ``level``) as a dict."""
     if not isinstance(kvs, list):
         raise Rejected("bad_field", "attributes must be a list of {key, value}")
-    return {kv["key"]: _json_value(kv.get("value")) for kv in kvs if isinstance(kv, dict) and "key" in kv}
+    return {kv["key"]: _json_value(kv.get("value"), level) for kv in kvs
+            if isinstance(kv, dict) and "key" in kv}
+
+
+def _unreadable(raw: bytes, exc: ValueError, where: str) -> BadRequest:
+    """A body orjson cannot read, refused whole: nested past its limit (far past
+    MAX_VALUE_DEPTH) is the too_deep of any deep value, anything else in orjson's words."""
+    text = str(exc)
+    if "depth limit" in text or "ecursion" in text:
+        return too_deep()
+    why = not_json(raw, exc, where)
+    return BadRequest(why.reason, f"cannot parse JSON: {why.detail}")
 
 
 def _hex_id(value: Any, size: int, name: str) -> str:
@@ -133,8 +157,7 @@ def parse_json(body: bytes, received: int) -> Parsed:
                 try:
                     slow = loads_exact(body)
                 except orjson.JSONDecodeError as exc:  # bad UTF-8 in a body: refused whole
-                    why = not_json(body, exc, "the body")
-                    raise BadRequest(why.reason, f"cannot parse JSON: {why.detail}") from None
+                    raise _unreadable(body, exc, "the body") from None
             _json_records(out, res, logger, received, slow["resourceLogs"][i]["scopeLogs"][j]["logRecords"])
     return out
 
@@ -145,8 +168,7 @@ def _raw_json(raw: msgspec.Raw) -> Any:
     try:
         return loads_exact(bytes(raw))
     except orjson.JSONDecodeError as exc:
-        why = not_json(bytes(raw), exc, "a resource or scope")
-        raise BadRequest(why.reason, f"cannot parse JSON: {why.detail}") from None
+        raise _unreadable(bytes(raw), exc, "a resource or scope") from None
 
 
 def _json_run(out: Parsed, res: Resource, logger: str | None, received: int, recs: list) -> bool:
@@ -224,8 +246,7 @@ def _parse_json_slow(body: bytes, received: int) -> Parsed:
     try:
         req = loads_exact(body)
     except orjson.JSONDecodeError as exc:
-        why = not_json(body, exc, "the body")
-        raise BadRequest(why.reason, f"cannot parse JSON: {why.detail}") from None
+        raise _unreadable(body, exc, "the body") from None
     if not isinstance(req, dict):
         raise BadRequest("bad_json", "expected an ExportLogsServiceRequest object")
     out = Parsed()
