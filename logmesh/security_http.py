@@ -294,14 +294,26 @@ def _as_response(exc: web.HTTPException) -> web.Response:
     return web.Response(status=exc.status, body=exc.body, headers=exc.headers)
 
 
-def bearer_middleware(access: Access, *, open_paths: Callable[[str], bool]) -> Any:
-    """``Authorization: Bearer``: reads need a read token, anything else a write token."""
+def bearer_middleware(access: Access, *, open_paths: Callable[[str], bool],
+                      bad_requests: Any = None) -> Any:
+    """``Authorization: Bearer``: reads need a read token, anything else a write token.
+
+    ``Authorization`` given twice with different values is refused (400, counted in
+    ``bad_requests``), as Elasticsearch refuses a single-valued header given twice: which
+    one a proxy or a client meant cannot be told, and reading the first let a request
+    pass here that a proxy in front judged by the second. The same value repeated is one."""
 
     @web.middleware
     async def bearer(request: web.Request, handler: Callable) -> web.StreamResponse:
         if request.method == "OPTIONS" or open_paths(request.path):
             return await handler(request)
-        token = bearer_token(request.headers.get("Authorization"))
+        given = request.headers.getall("Authorization", ())
+        if len(given) > 1 and len(set(given)) > 1:
+            if bad_requests is not None:
+                bad_requests.inc()
+            return json_error(f"the Authorization header was given {len(given)} times with "
+                              "different values: send it once", 400)
+        token = bearer_token(given[0] if given else None)
         route_handler = request.match_info.route.handler
         # A read is GET/HEAD, or a route that says it only reads (a search sent by POST
         # because its query is longer than a request line).

@@ -235,9 +235,10 @@ class LogsServer(Serving):
 
     # -- HTTP -----------------------------------------------------------------
     def make_app(self) -> web.Application:
+        bearer = bearer_middleware(self.access, open_paths=open_path,
+                                   bad_requests=self.http_counters.bad_requests)
         app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[
-            self.timed, error_middleware(log), bearer_middleware(self.access, open_paths=open_path),
-            es_root])
+            self.timed, error_middleware(log), bearer, es_root])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/api/v1/logs", self.post_logs)

@@ -49,7 +49,7 @@ from ..protocol import Node
 from ..security import OPEN_MODE, ServerSecurity, bearer_token, token_matches
 from ..security_http import BODY_TIMEOUT, HttpCounters
 from .client import BadReply, NotConnected, ReconnectingClient, RequestTimeout, UnendedReply
-from .http_protocol import HttpRequest, Respond, Response
+from .http_protocol import AUTHORIZATION_TWICE, HttpRequest, Respond, Response
 from .http_server import HttpSite
 from .metrics_http import CountedPart
 from .registry import RegistryLink
@@ -343,6 +343,9 @@ class Gateway(CountedPart, Serving):
         self._counters["requests"].inc()
         method, path = request.method, request.path
         if method == "GET" and path == "/distributes":
+            if AUTHORIZATION_TWICE in request.headers:
+                return self._error(ex, 400, "the Authorization header was given twice with "
+                                   "different values: send it once")
             if self.token and not token_matches(bearer_token(request.headers.get("authorization")),
                                                 (self.token.encode(),)):
                 return self._error(ex, 401, "GET /distributes needs "

@@ -85,6 +85,11 @@ _NAMES = {spelt.encode(): spelt.lower() for name in (
     for spelt in (name, name.title(), name.upper())}
 
 
+# Set in a request's headers (a name no header can have: it holds a space) when Authorization
+# came twice with different values: a handler that reads it answers 400, never picks one.
+AUTHORIZATION_TWICE = "authorization twice"
+
+
 def _status_line(status: int) -> bytes:
     line = _STATUS_LINES.get(status)
     if line is None:
@@ -231,6 +236,8 @@ class HttpProtocol(asyncio.Protocol):
         headers = self._headers
         if key not in headers:  # the first of a repeated header
             headers[key] = value.decode("latin-1")
+        elif key == "authorization" and headers[key] != value.decode("latin-1"):
+            headers[AUTHORIZATION_TWICE] = "1"  # for a handler that reads it to refuse
 
     def on_headers_complete(self) -> None:
         if self.broken:  # the rest of a read after a 413: not requests of ours any more

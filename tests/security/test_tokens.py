@@ -14,6 +14,7 @@ import asyncio
 import aiohttp
 import orjson
 import pytest
+from multidict import CIMultiDict
 
 from logmesh.hello import hello_packet
 from logmesh.mesh.client import ReconnectingClient
@@ -150,6 +151,11 @@ async def test_the_mesh_works_with_one_token_and_not_with_another(mesh) -> None:
         async with http.get(f"http://{HOST}:{gw.port}/distributes",
                             headers={"Authorization": f"Bearer {TOKEN}"}) as r:
             assert r.status == 200 and {n["name"] for n in await r.json()} >= {"goods"}
+        twice = CIMultiDict([("Authorization", f"Bearer {TOKEN}"), ("Authorization", "Bearer x")])
+        async with http.get(f"http://{HOST}:{gw.port}/distributes", headers=twice) as r:
+            assert r.status == 400 and "given twice" in (await r.json())["errormessage"]
+        async with http.get(f"http://{HOST}:{gw.port}/goods", headers=twice) as r:
+            assert r.status == 200, "a route reads no Authorization: nothing to refuse"
     # A node with the wrong token never registers.
     intruder = await mesh.start_service("evil", {"GET/goods": lambda p, pk: ["pwned"]},
         security=ServerSecurity(token=WRONG))
