@@ -6,18 +6,28 @@ re-read alone (the code before es_ids_store.py) against it plus the store's ids
 start-up scan of the same store (ledger.py ``rebuild``), which every start pays already.
 
     .venv/bin/python bench/es_ids_start.py [--events 1000000] [--ids 100000] [--compact] [--repeat 3]
+    .venv/bin/python bench/es_ids_start.py --scan-only [--repo DIR] --events 5000000 --ids 0 --compact
 
 The store is written by the real SegmentWriter (64 MB segments; ``--compact``: every sealed
 one compacted to Parquet by the real Compactor, the state an hour after a burst) and the
 journal by BulkIds.claim. Printed: CPU and wall seconds of each, medians of ``--repeat``.
+
+``--scan-only``: the start's scan alone (``ids_since``), each run in a fresh process, with
+its peak RSS (``VmHWM``) beside the process's before the scan (imports), on the store as
+written (segments) and, with ``--compact``, again once it is all Parquet files. ``--repo``:
+the source trees whose ``ids_since`` the child runs, each on the same store (another
+checkout: the code before).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +59,7 @@ async def fill(data: Path, events: int, every: int) -> None:
         batch = []
         for i in range(start, min(start + 5000, events)):
             labels = {"es.index": "app"}
-            if i % every == 0:
+            if every and i % every == 0:
                 labels = {"es.id": f"doc-{i:012d}", "es.index": "app"}
             batch.append(Event(timestamp=now + i, received_at=now, service_name="goods", level="info",
                                trace_id=f"{i:032x}", message=f"GET /goods/{i % 97} 200 {i % 13} ms",
@@ -59,8 +69,9 @@ async def fill(data: Path, events: int, every: int) -> None:
         keyed = [(ev.labels["es.index"], orjson.dumps(ev.labels["es.id"]), ev.seq) for ev in batch
                  if "es.id" in ev.labels]
         keys, seqs = [(a, b) for a, b, _ in keyed], [s for _, _, s in keyed]
-        ids.claim(keys, seqs, now)
-        ids._finish(keys, seqs, True)
+        if keys:
+            ids.claim(keys, seqs, now)
+            ids._finish(keys, seqs, True)
     ids.close()
     await writer.close()
 
@@ -85,16 +96,66 @@ def new_open(data: Path) -> BulkIds:
     return ids
 
 
+CHILD = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from logmesh.logs.ingest.es_ids_store import ids_since
+import duckdb  # noqa: F401 (imported by the service before a start: not the scan's)
+
+def hwm():  # VmHWM, not ru_maxrss: Linux keeps the parent's peak in a child's ru_maxrss across exec
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) for x in f if x.startswith("VmHWM:"))
+
+before = hwm()
+w, c = time.perf_counter(), time.process_time()
+found = ids_since(Path(sys.argv[2]), int(time.time() * 1000) - 3600 * 1000)
+print(json.dumps({"cpu": time.process_time() - c, "wall": time.perf_counter() - w, "ids": len(found),
+                  "rss_before_mb": before / 1024,
+                  "rss_peak_mb": hwm() / 1024}), flush=True)
+"""
+
+
+def scan_in_child(repo: Path, data: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(repo), str(data)], check=True,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scan_only(tmp: Path, a: argparse.Namespace) -> None:
+    def report(state: str) -> None:
+        for repo in a.repo or [HERE.parent]:
+            runs = [scan_in_child(repo, tmp) for _ in range(a.repeat)]
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            print(f"ids_since, {state:24s} {repo.name:14s} CPU {med['cpu']:7.3f} s  wall {med['wall']:7.3f} s  "
+                  f"peak RSS {med['rss_peak_mb']:6.0f} MB (before the scan {med['rss_before_mb']:.0f} MB)  "
+                  f"{med['ids']:,.0f} ids", flush=True)
+
+    report("segments")
+    if a.compact:
+        Compactor(tmp, grace=0).run_once()
+        report("all Parquet (compacted)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--ids", type=int, default=100_000)
     ap.add_argument("--compact", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--scan-only", action="store_true")
+    ap.add_argument("--repo", type=Path, action="append", help="a source tree (repeatable; default: this one)")
     a = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="es-ids-start-"))
     try:
-        asyncio.run(fill(tmp, a.events, max(1, a.events // a.ids)))
+        w = time.perf_counter()
+        asyncio.run(fill(tmp, a.events, a.events // a.ids if a.ids else 0))
+        if a.scan_only:
+            size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+            print(f"store: {a.events:,} events, {a.ids:,} with an _id, {size / 2**20:.0f} MB "
+                  f"(written in {time.perf_counter() - w:.0f} s)", flush=True)
+            scan_only(tmp, a)
+            return 0
         if a.compact:
             Compactor(tmp, grace=0).run_once()
         segs = sorted(p.name for p in (tmp / "segments").glob("*.ndjson"))

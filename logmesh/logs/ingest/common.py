@@ -24,7 +24,7 @@ from .field_limits import MAX_FIELD_NAME, MAX_FIELDS, fold
 # The labels the Elasticsearch routes make of an action's `_id` and `_index` (es_bulk.py), which
 # the `_id` window trusts at start (es_ids_store.py): a document's own is refused, so that
 # every stored one is the service's (one that forged them was taken for a stored `_id`).
-ID_LABEL = "es.id"
+ID_LABEL = layout.ES_ID_LABEL
 INDEX_LABEL = "es.index"
 
 

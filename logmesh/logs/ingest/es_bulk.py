@@ -42,6 +42,13 @@ _DOC_ACTIONS = ("index", "create")
 _ALL_ACTIONS = ("index", "create", "update", "delete")
 
 
+def id_text(doc_id: Any) -> bytes:
+    """An ``_id``'s JSON text as the window keys it (orjson's: the same ``_id``, the same
+    bytes), in a bytes object of its own size: orjson's keeps the 4 KiB buffer it wrote into
+    (RSS 4,120 against 74 bytes an id, 100k of them), and the window holds up to 500,000."""
+    return bytes(memoryview(orjson.dumps(doc_id)))
+
+
 @dataclass
 class BulkParse:
     events: list[Event | FlatEvent] = field(default_factory=list)
@@ -74,7 +81,7 @@ class BulkParse:
             return
         if doc_id is not None or self.ids is not None:
             ids = self.ids if self.ids is not None else [None] * len(self.events)
-            ids.append(None if doc_id is None else orjson.dumps(doc_id))
+            ids.append(None if doc_id is None else id_text(doc_id))
             self.ids = ids
             if doc_id is not None:
                 labels = ev.labels if ev.labels is not None else {}

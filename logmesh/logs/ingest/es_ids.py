@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from .es_bulk import ANSWER_INDEX
+from .es_bulk import ANSWER_INDEX, id_text
 from .es_ids_store import Found, ids_since, stored_seqs
 
 log = logging.getLogger("logmesh.logs.ingest")
@@ -92,7 +92,7 @@ def _journal_record(line: bytes, now: int) -> tuple[int, list[Key], list[int]] |
         for index, doc_id, seq in rec["ids"]:
             if not isinstance(index, str) or not isinstance(seq, int):
                 raise ValueError("an id is not [index, id, seq]")
-            keys.append((index, orjson.dumps(doc_id)))
+            keys.append((index, id_text(doc_id)))
             seqs.append(seq)
         return ts, keys, seqs
     except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError

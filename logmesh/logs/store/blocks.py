@@ -3,7 +3,9 @@
 Compaction (compact.py) writes the index beside each file (``.blocks.json``):
 per block (= row group) its time and seq range, a Bloom filter of its message
 tokens (tokens.py; the first format kept message trigrams instead, still read:
-trigrams.py), per-minute counts and value counts. Queries prune and count with
+trigrams.py), per-minute counts and value counts; first, how many events carry an
+Elasticsearch ``_id`` (``es_ids``: a start's scan opens no file without one,
+ingest/es_ids_store.py). Queries prune and count with
 it without opening the file. A file whose index is missing or of a format
 version this one does not know (copied in by hand, or from another logmesh) is
 still read: its ranges are rebuilt from the Parquet footer's row-group

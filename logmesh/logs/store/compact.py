@@ -236,6 +236,20 @@ def summaries(con: duckdb.DuckDBPyConnection, final: Path, empty: frozenset[str]
     return blocks, values, minutes, services, red
 
 
+def es_id_rows(table: Any) -> int:
+    """How many of ``table``'s rows carry the label ``es.id`` (an Elasticsearch ``_id``): one
+    C pass over the labels' text, the test the start's scan makes (es_ids_store.py)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "labels" not in table.column_names:
+        return 0
+    labels = table.column("labels")
+    if not (pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type)):
+        labels = labels.cast(pa.string())
+    return pc.sum(pc.match_substring(labels, f'"{layout.ES_ID_LABEL}":')).as_py() or 0
+
+
 def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_dir: Path,
                     block_rows: int = layout.PARQUET_ROW_GROUP_ROWS) -> dict:
     """Steps 1-5 of the module docstring for one segment; returns the block index written."""
@@ -285,9 +299,12 @@ def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_di
         blooms = tokens.build_blooms(con, table.column("message"), block_rows, len(blocks))
     finally:
         con.unregister("c")
+    es_ids = es_id_rows(table)
     write_parquet(table, tmp, block_rows)
     del table
     index = {
+        # first: a start's `_id` scan reads this member alone (es_ids_store.py)
+        "es_ids": es_ids,
         "version": layout.PARQUET_FORMAT_VERSION, "segment": seg.path.name, "rows": rows,
         "min_ts": min((b[1] for b in blocks), default=0), "max_ts": max((b[2] for b in blocks), default=0),
         "first_seq": min((b[4] for b in blocks), default=0), "last_seq": max((b[5] for b in blocks), default=0),

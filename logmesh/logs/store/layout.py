@@ -55,6 +55,11 @@ PARQUET_SUFFIX = ".parquet"
 BLOCKS_SUFFIX = ".blocks.json"  # beside each .parquet: per row group time range + message token filter
 RED_SUFFIX = ".red"  # beside each .parquet: its access logs' RED summary (Parquet; red_summary.py)
 TMP_SUFFIX = ".tmp"  # files being written; never read, removed at the next compaction pass
+# The label an Elasticsearch action's `_id` is kept as (logs/ingest/es_bulk.py; no other
+# source may set it: ingest/common.refuse_es_labels). Compaction counts the events that carry
+# it into the block index's "es_ids", so a start's `_id` scan (ingest/es_ids_store.py)
+# opens no Parquet file without one.
+ES_ID_LABEL = "es.id"
 PARQUET_FORMAT_VERSION = 2  # bump when the Parquet columns or the .blocks.json layout change
 # Block indexes still read: 1 held message trigrams (store/trigrams.py), sound for whole-token
 # matches too, so its blocks are still pruned by them; 2 holds token Bloom filters (tokens.py).

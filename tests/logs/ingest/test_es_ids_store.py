@@ -4,13 +4,15 @@ disk forgot ids the store still has, and a retry of one was stored twice (outsid
 from __future__ import annotations
 
 import time
+import tracemalloc
 
 import duckdb
 import orjson
 
+from logmesh.logs.ingest import es_ids_store
 from logmesh.logs.ingest.es_ids import BulkIds
 from logmesh.logs.ingest.es_ids_store import ids_since
-from logmesh.logs.store import layout
+from logmesh.logs.store import catalogue, compact, layout
 
 
 def now_ms() -> int:
@@ -111,3 +113,72 @@ def test_a_rewritten_journal_keeps_each_ids_own_time(tmp_path):
     shorter = BulkIds(tmp_path, window_ms=2_500_000)  # i0 is older than this window
     shorter.open()
     assert list(shorter.seen) == [("app", b'"i1"'), ("app", b'"i2"')]
+
+
+def test_a_segment_is_read_a_chunk_at_a_time_with_lines_across_chunks(tmp_path, monkeypatch):
+    t = now_ms()
+    lines_ = [line(layout.make_seq(n, 0), t, {"es.id": f"id-{n}", "es.index": "app"} if n % 7 == 0 else {"x": n})
+              for n in range(1, 400)]
+    write_segment(tmp_path, 0, 1, [*lines_, b'{"seq": 9, "labels": {"es.id": "torn'])
+    whole = ids_since(tmp_path, t - 1000)
+    assert [f[1][1] for f in whole] == [f'"id-{n}"'.encode() for n in range(7, 400, 7)]
+    for chunk in (1, 13, 100, 4096):  # a line cut anywhere, a chunk within one line
+        monkeypatch.setattr(es_ids_store, "CHUNK", chunk)
+        assert ids_since(tmp_path, t - 1000) == whole
+
+
+def test_a_parquet_file_whose_index_counts_no_id_is_not_read(tmp_path, monkeypatch):
+    """Compaction counts the events with an ``_id`` into the block index's ``es_ids``; a start
+    reads only the Parquet files of the hour that have some, or whose index cannot say."""
+    t = now_ms()
+    for worker, labels in ((0, {"es.id": "kept", "es.index": "app"}), (1, {"other": 1})):
+        write_segment(tmp_path, worker, 1, [orjson.dumps({
+            "seq": layout.make_seq(n, worker), "@timestamp": t, "received_at": t, "message": "m",
+            "labels": labels if n == 2 else {"n": n}}) + b"\n" for n in range(1, 5)])
+        seg_dir = tmp_path / layout.SEGMENTS_DIR
+        [seg] = [s for s in catalogue.list_segments(tmp_path) if s.worker == worker]
+        compact.compact_segment(duckdb.connect(), seg, tmp_path / layout.PARQUET_DIR)
+        seg.path.unlink()
+    assert not list(seg_dir.glob("*.ndjson"))
+    asked: list[list[str]] = []
+    real = es_ids_store._parquet_ids
+    monkeypatch.setattr(es_ids_store, "_parquet_ids", lambda paths, since: asked.append(paths) or real(paths, since))
+    assert [f[1] for f in ids_since(tmp_path, t - 1000)] == [("app", b'"kept"')]
+    assert [[p.rsplit("/", 1)[1][:3] for p in paths] for paths in asked] == [["w00"]]
+    for blocks in (tmp_path / layout.PARQUET_DIR).glob("w01*" + layout.BLOCKS_SUFFIX):
+        index = orjson.loads(blocks.read_bytes())
+        assert index["es_ids"] == 0
+        del index["es_ids"]  # compacted before the count was kept: read
+        blocks.write_bytes(orjson.dumps(index))
+    asked.clear()
+    assert [f[1] for f in ids_since(tmp_path, t - 1000)] == [("app", b'"kept"')]
+    assert len(asked[0]) == 2
+
+
+def test_a_window_read_back_costs_bytes_an_id_not_kilobytes(tmp_path):
+    """orjson.dumps' bytes keep the 4 KiB buffer orjson wrote into: each id read back from the
+    journal or the store (or from a body read a document at a time) held 4 KiB, 2 GB a worker
+    at the window's cap of 500,000 (found by bench/es_ids_start.py's peak RSS)."""
+    t, n = now_ms(), 5000
+    keys = [("app", f'"doc-{k:08d}"'.encode()) for k in range(n)]
+    seqs = [layout.make_seq(k + 1, 0) for k in range(n)]
+    ids = BulkIds(tmp_path)
+    ids.open()
+    ids.claim(keys, seqs, t)
+    ids._finish(keys, seqs, True)
+    ids.close()
+    write_segment(tmp_path, 0, 1, [line(seq, t, {"es.id": key[1][1:-1].decode(), "es.index": "app"})
+                                   for key, seq in zip(keys, seqs, strict=True)])
+    for journal in ("whole", "emptied"):
+        if journal == "emptied":
+            (tmp_path / "es-ids" / "journal").write_bytes(b"")
+        tracemalloc.start()
+        try:
+            again = BulkIds(tmp_path)
+            again.open()
+            used = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        again.close()
+        assert list(again.seen) == keys, journal
+        assert used / n < 1000, (journal, used / n)
