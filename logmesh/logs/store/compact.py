@@ -236,18 +236,22 @@ def summaries(con: duckdb.DuckDBPyConnection, final: Path, empty: frozenset[str]
     return blocks, values, minutes, services, red
 
 
-def es_id_rows(table: Any) -> int:
+def es_id_rows(table: Any) -> int | None:
     """How many of ``table``'s rows carry the label ``es.id`` (an Elasticsearch ``_id``): one
-    C pass over the labels' text, the test the start's scan makes (es_ids_store.py)."""
+    C pass over the labels' text, the test the start's scan makes (es_ids_store.py); None
+    when the labels are not text (the scan then reads the file, as one compacted before)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if "labels" not in table.column_names:
         return 0
     labels = table.column("labels")
-    if not (pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type)):
-        labels = labels.cast(pa.string())
-    return pc.sum(pc.match_substring(labels, f'"{layout.ES_ID_LABEL}":')).as_py() or 0
+    try:
+        if not (pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type)):
+            labels = labels.cast(pa.string())
+        return pc.sum(pc.match_substring(labels, f'"{layout.ES_ID_LABEL}":')).as_py() or 0
+    except pa.ArrowException:
+        return None
 
 
 def compact_segment(con: duckdb.DuckDBPyConnection, seg: SegmentInfo, parquet_dir: Path,

@@ -145,6 +145,8 @@ def test_a_parquet_file_whose_index_counts_no_id_is_not_read(tmp_path, monkeypat
     monkeypatch.setattr(es_ids_store, "_parquet_ids", lambda paths, since: asked.append(paths) or real(paths, since))
     assert [f[1] for f in ids_since(tmp_path, t - 1000)] == [("app", b'"kept"')]
     assert [[p.rsplit("/", 1)[1][:3] for p in paths] for paths in asked] == [["w00"]]
+    assert {b.name[:3]: orjson.loads(b.read_bytes())["es_ids"]
+            for b in (tmp_path / layout.PARQUET_DIR).glob("*" + layout.BLOCKS_SUFFIX)} == {"w00": 1, "w01": 0}
     for blocks in (tmp_path / layout.PARQUET_DIR).glob("w01*" + layout.BLOCKS_SUFFIX):
         index = orjson.loads(blocks.read_bytes())
         assert index["es_ids"] == 0
