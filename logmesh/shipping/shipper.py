@@ -75,6 +75,13 @@ DEFAULT_PROBE_TIMEOUT = 2.0  # seconds a new connection waits for its probe's an
 # 15-35% off its CPU per request (bench/notes/mesh.md) for 40 ms more before an event is
 # searchable. Events waiting here are not acknowledged yet; close() still sends or spools them.
 DEFAULT_LINGER = 0.05
+# A linger ends early once this many events wait: the logs service handles a batch in one run
+# of its loop (~2.8 µs an event), and on 2 cores the request path waits behind that run. At
+# ~33k requests/s a 50 ms linger was ~850 events a shipper: runs of 4-6 ms, and the mesh's
+# p99 4.2 ms against 0.65 without shipping. 256 keeps a run under ~1 ms (GET 16's p99 1.5 ms)
+# for ~2 µs more of the logs service's CPU a request (150 µs a batch); below ~5k events/s a
+# shipper never reaches it and keeps the wall-clock tick (docs/benchmarks.md, "flush22").
+FLUSH_EVENTS = 256
 BOOK_BUFFER_BYTES = 4 * 1024 * 1024  # book packets written but not yet taken by the socket
 BOOK_RETRY_SECONDS = 0.05  # then the pump looks again this much later
 HEARTBEAT_SECONDS = 5.0  # quiet this long (nothing written), an acked shipper sends a heartbeat
@@ -144,6 +151,8 @@ class Shipper:
         # The request path's wake-up set since the sending task last cleared it: ship and
         # ship_record then skip asyncio.Event.set, a Python call, for every event of a linger.
         self._woken = False
+        self._lingering: asyncio.Future | None = None  # the sending task's linger
+        self._flush_events = min(FLUSH_EVENTS, batch_events)  # waiting, they end the linger
         self._task: asyncio.Task | None = None
         self._last_warn = 0.0
         self._warn_rejected = RateLimitedLog(log)
@@ -170,6 +179,8 @@ class Shipper:
             self._overflow()
         if not self._woken:
             self._wake_request_path()
+        elif len(self.queue) == self._flush_events:
+            self._flush_now()
 
     ship_row = ship  # a row takes a packet's place in the queue: (n, ts_ms, row)
 
@@ -181,6 +192,8 @@ class Shipper:
             self._overflow()
         if not self._woken:
             self._wake_request_path()
+        elif len(self.queue) == self._flush_events:
+            self._flush_now()
 
     def _overflow(self) -> None:
         excess = len(self.queue) - self.max_queue
@@ -301,13 +314,14 @@ class Shipper:
             await self._wake.wait()
             self._wake.clear()
             self._woken = False
-            if len(self.queue) < self.batch_events:
+            if len(self.queue) < self._flush_events:
                 # Let more requests arrive (fewer, bigger writes), until the next multiple of
                 # the linger on the wall clock: every shipper of a host sends at the same
                 # instants, so their batches reach the logs service together (one wake-up,
-                # often one group commit) instead of scattered over the linger.
+                # often one group commit) instead of scattered over the linger; or until
+                # FLUSH_EVENTS wait (_flush_now).
                 linger = self.linger
-                await asyncio.sleep(linger - time.time() % linger if linger > 0 else 0)
+                await self._linger_wait(linger - time.time() % linger if linger > 0 else 0)
             try:
                 self._pump()
             except Exception:
@@ -429,6 +443,22 @@ class Shipper:
     def _wake_up(self) -> None:
         if self._wake is not None:
             self._wake.set()
+
+    async def _linger_wait(self, seconds: float) -> None:
+        """``asyncio.sleep(seconds)`` that :meth:`_flush_now` ends early."""
+        loop = asyncio.get_running_loop()
+        self._lingering = done = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, done)
+        try:
+            await done
+        finally:
+            timer.cancel()
+            self._lingering = None
+
+    def _flush_now(self) -> None:
+        done = self._lingering
+        if done is not None:
+            _resolve(done)
 
     def _wake_request_path(self) -> None:
         if self._wake is not None:
@@ -672,6 +702,11 @@ class Shipper:
         for batch in reversed(batches):
             self.queue.extendleft(reversed(batch))
             self.stats["resent"] += len(batch)
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _encode_batch(packet: dict) -> bytes:
