@@ -16,7 +16,14 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .guard import LISTEN_BACKLOG, RateLimitedLog, Refused, raise_nofile_limit
+from .guard import (
+    ACCEPT_BATCH,
+    LISTEN_BACKLOG,
+    RateLimitedLog,
+    Refused,
+    deep_listen,
+    raise_nofile_limit,
+)
 from .metrics import Metrics, number, value
 from .security import DEFAULT_HTTP_IDLE_TIMEOUT, Access, Limits, bearer_token
 
@@ -221,9 +228,10 @@ class GuardedSite(web.TCPSite):
             return handler
 
         self._server = await loop.create_server(
-            factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            factory, self._host, self._port, ssl=self._ssl_context, backlog=ACCEPT_BATCH,
             reuse_address=self._reuse_address, reuse_port=self._reuse_port,
             ssl_handshake_timeout=self.limits.header_timeout if self._ssl_context else None)
+        deep_listen(self._server)  # self._backlog (LISTEN_BACKLOG) for the kernel's queue
         self._bound_port = self._server.sockets[0].getsockname()[1]
 
     @property

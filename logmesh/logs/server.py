@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..guard import LISTEN_BACKLOG, ConnectionGuard
+from ..guard import ACCEPT_BATCH, LISTEN_BACKLOG, ConnectionGuard, deep_listen
 from ..lifecycle import Serving, freeze_startup_heap
 from ..mesh.registry import RegistryLink
 from ..metrics import CONTENT_TYPE, Exposition, Metrics, number, value
@@ -406,9 +406,11 @@ class LogsServer(Serving):
                                     ssl_context=server_ssl, ssl_handshake_timeout=timeout)
             await server.start()
             return server
-        return await asyncio.get_running_loop().create_server(
+        server = await asyncio.get_running_loop().create_server(
             factory, cfg.host, port, reuse_port=self.reuse_port or None, ssl=server_ssl,
-            backlog=LISTEN_BACKLOG, ssl_handshake_timeout=timeout)
+            backlog=ACCEPT_BATCH, ssl_handshake_timeout=timeout)
+        deep_listen(server)
+        return server
 
     async def start(self) -> None:
         cfg = self.config
