@@ -36,10 +36,11 @@ SWEEP_INTERVAL = 1.0  # seconds between checks of every connection's timers and 
 # the SYNs past it, and a shipper's connect waited for its SYN to be sent again, 1 s later.
 # Accepted, a connection meets the guard, which makes room or closes it at once.
 LISTEN_BACKLOG = 4096
-# The connections asyncio accepts in one turn of the event loop (its create_server backlog is
+# The connections a server accepts in one turn of the event loop (asyncio's create_server backlog is
 # both listen()'s and the accept loop's count, see deep_listen). All of a backlog's in one turn,
 # a wave of 3,000 connects held /healthz 116-134 ms; 64 a turn, 29-39 ms, for the same CPU
-# (bench/accept_wave.py, docs/benchmarks.md).
+# (bench/accept_wave.py, docs/benchmarks.md). The workers' shared ingest port (ingest/balance.py)
+# accepts as many a wake-up.
 ACCEPT_BATCH = 64
 
 

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ...guard import ACCEPT_BATCH
 from ..store import layout
 
 log = logging.getLogger("logmesh.logs.ingest")
@@ -49,7 +50,6 @@ log = logging.getLogger("logmesh.logs.ingest")
 LOADS_FILE = "connections"  # a row of int64 slots per worker: its load, then what it took from each
 REFRESH_SECONDS = 0.1  # how often a worker publishes its load and re-reads its siblings'
 DEAD_SECONDS = 1.0  # a sibling whose queue was full is not offered another for this long
-ACCEPTS_PER_WAKEUP = 64
 
 
 class Loads:
@@ -202,7 +202,7 @@ class BalancedServer:
     # -- accepting --------------------------------------------------------------------------
     def _accept(self) -> None:
         sock = self.sockets[0]
-        for _ in range(ACCEPTS_PER_WAKEUP):
+        for _ in range(ACCEPT_BATCH):
             try:
                 conn, _ = sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -239,7 +239,7 @@ class BalancedServer:
 
     def _receive(self) -> None:
         assert self.handoff is not None
-        for _ in range(ACCEPTS_PER_WAKEUP):
+        for _ in range(ACCEPT_BATCH):
             try:
                 _, fds, _, addr = socket.recv_fds(self.handoff, 16, 8)
             except (BlockingIOError, InterruptedError):

@@ -31,7 +31,7 @@ import orjson
 
 from ...protocol import loads_exact
 from ..event import Event
-from .common import ID_LABEL, INDEX_LABEL, MAX_DEPTH, Rejected, not_json  # noqa: F401 (the labels: here's)
+from .common import ID_LABEL, INDEX_LABEL, MAX_DEPTH, Rejected, not_json
 from .es_names import invalid_index_reason
 from .http_ndjson import FlatEvent, ecs_events, flat_events, record_event
 

@@ -21,7 +21,8 @@ import msgspec
 import orjson
 
 from ..store import catalogue, layout
-from .es_bulk import ANSWER_INDEX, ID_LABEL, INDEX_LABEL, id_text
+from .common import ID_LABEL, INDEX_LABEL
+from .es_bulk import ANSWER_INDEX, id_text
 
 _HAS_ID = b'"' + ID_LABEL.encode() + b'":'
 # A segment with fewer than one line in SPARSE holding an id has those lines cut out before

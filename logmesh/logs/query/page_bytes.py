@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from ..store.columns import COLUMNS, ident
 
 PAGE_BYTES = 32 * 1024 * 1024  # text bytes of the events of one page (search, export's pages, tail's first)
@@ -47,7 +49,6 @@ def event_bytes(ev: dict[str, Any]) -> int:
     """An event's size as :data:`ROW_BYTES_SQL` counts it, for events read outside DuckDB
     (query/rare.py's): its texts' bytes, an object's as its JSON text (near enough: the
     budget is a bound on memory, not an exact count)."""
-    import orjson
     n = 0
     for value in ev.values():
         if isinstance(value, str):
