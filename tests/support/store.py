@@ -60,6 +60,24 @@ async def write_store(data_dir: Path, batches: list[list[Event]], *, worker: int
     return writer
 
 
+def compact_sealed(data_dir: Path,
+                   block_rows: tuple[int, ...] = (16, 64, layout.PARQUET_ROW_GROUP_ROWS)) -> None:
+    """Compact the sealed segments, oldest first, each with blocks (= row groups) of the next
+    of ``block_rows`` rows (small ones, and the default an older store's files have), and
+    remove them: the rare path, the usual path and the live table all answer."""
+    from logmesh.logs.store.catalogue import list_segments
+    from logmesh.logs.store.compact import compact_segment, new_connection, remove_segment
+
+    con = new_connection()
+    try:
+        for seg, rows in zip([s for s in list_segments(data_dir) if s.sealed], block_rows,
+                             strict=True):
+            compact_segment(con, seg, data_dir / layout.PARQUET_DIR, rows)
+            remove_segment(seg)
+    finally:
+        con.close()
+
+
 def data_files(data_dir: Path) -> list[Path]:
     """The store's segments and Parquet files (what retention deletes by their age)."""
     return [p for sub in (layout.SEGMENTS_DIR, layout.PARQUET_DIR) if (data_dir / sub).exists()

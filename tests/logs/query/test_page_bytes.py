@@ -16,11 +16,8 @@ import pytest
 from logmesh.logs.query import kql, rare
 from logmesh.logs.query.engine import Engine
 from logmesh.logs.query.page_bytes import PAGE_BYTES, event_bytes, fitting
-from logmesh.logs.store import layout
-from logmesh.logs.store.catalogue import list_segments
-from logmesh.logs.store.compact import compact_segment, new_connection, remove_segment
 from tests.support.logs import stored
-from tests.support.store import HOUR, MIN, T0, event, write_store
+from tests.support.store import HOUR, MIN, T0, compact_sealed, event, write_store
 
 LO, HI = T0 - HOUR, T0 + 10 * HOUR
 QUERIES = [None, "deadlock", "service.name:goods", "deadlock and params.id > 10", "dead*"]
@@ -47,12 +44,7 @@ async def store(tmp_path):
     fourth live: the rare path, the usual path and the live table all answer."""
     writer = await write_store(tmp_path, [batch(h, 150, h) for h in range(4)])
     EVERY[tmp_path] = {e["seq"]: e for e in stored(tmp_path)}
-    con = new_connection()
-    for seg, rows in zip([s for s in list_segments(tmp_path) if s.sealed], [16, 64, layout.PARQUET_ROW_GROUP_ROWS],
-                         strict=True):
-        compact_segment(con, seg, tmp_path / layout.PARQUET_DIR, rows)
-        remove_segment(seg)
-    con.close()
+    compact_sealed(tmp_path)
     yield tmp_path
     await writer.close()
     EVERY.pop(tmp_path)

@@ -17,11 +17,9 @@ from hypothesis import strategies as st
 from logmesh.logs.query import byte_search, kql, rare, token_need
 from logmesh.logs.query.engine import Engine
 from logmesh.logs.store import layout
-from logmesh.logs.store.catalogue import list_segments
-from logmesh.logs.store.compact import compact_segment, new_connection, remove_segment
 from tests.logs.store.test_tokens import FORMS, TEXT, load, node_for, sql_hits
 from tests.support.logs import stored
-from tests.support.store import HOUR, T0, event, write_store
+from tests.support.store import HOUR, T0, compact_sealed, event, write_store
 
 LO, HI = T0 - HOUR, T0 + 10 * HOUR
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo"]
@@ -50,12 +48,7 @@ async def store(tmp_path):
     the default 16,384 rows (an older store's files), the last one live."""
     writer = await write_store(tmp_path, [batch(h, 400, h) for h in range(4)])
     EVERY[tmp_path] = {e["seq"]: e for e in stored(tmp_path)}
-    con = new_connection()
-    for seg, rows in zip([s for s in list_segments(tmp_path) if s.sealed], [16, 64, layout.PARQUET_ROW_GROUP_ROWS],
-                         strict=True):
-        compact_segment(con, seg, tmp_path / layout.PARQUET_DIR, rows)
-        remove_segment(seg)
-    con.close()
+    compact_sealed(tmp_path)
     yield tmp_path
     await writer.close()
     EVERY.pop(tmp_path)
